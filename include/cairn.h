@@ -1,0 +1,116 @@
+/*
+ * cairn.h - the native C API of cairn.
+ *
+ * POSIX-shaped calls on a cairn volume, for programs that link cairn
+ * directly and skip the kernel.  Every call takes the mounted file system
+ * first, returns -1 (or NULL) and sets errno on failure, exactly as the POSIX
+ * call of the same name would.  Paths are absolute within the volume
+ * ("/dir/file").  All calls are thread-safe.
+ *
+ * Durability: in the default sync mode a mutating call is durable and ordered
+ * when it returns.  In batch mode it becomes durable at the next
+ * cairn_fsync()/cairn_sync() or within batch_ms milliseconds.  After a crash
+ * the volume holds exactly a prefix of the operations in issue order.
+ */
+#ifndef CAIRN_H
+#define CAIRN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cairn_fs cairn_fs;
+typedef struct cairn_dir cairn_dir;
+
+/* How a part of the volume persists its bytes. */
+enum cairn_media {
+	CAIRN_MEDIA_DEFAULT = 0, /* mkfs: file; mount: what the manifest says */
+	CAIRN_MEDIA_PMEM = 1,    /* DAX mapping, libpmem flushes */
+	CAIRN_MEDIA_FILE = 2,    /* ordinary file, fdatasync group commit */
+	CAIRN_MEDIA_EMUL = 3,    /* DRAM (/dev/shm) treated exactly like pmem */
+};
+
+struct cairn_mkfs_opts {
+	uint64_t log_size;    /* bytes of operation log; 0 = 256 MiB */
+	uint64_t fast_size;   /* bytes of fast tier; 0 = 1 GiB */
+	uint64_t inodes;      /* inode count; 0 = one per 4 KiB of fast tier */
+	enum cairn_media media;
+	const char *log_path;  /* where the log part lives; NULL = inside volume */
+	const char *fast_path; /* where the fast tier lives; NULL = inside volume */
+};
+
+struct cairn_mount_opts {
+	enum cairn_media media;  /* override the manifest (tests); 0 = keep */
+	int batch_ms;            /* 0 = sync mode; >0 = batch mode, group commit */
+	int no_digest_thread;    /* digest inline in the writer, deterministic */
+	int digest_threshold;    /* percent of log fill that starts digest; 0 = 50 */
+	int read_only;           /* recover in memory, never write the volume */
+	void *recorder;          /* internal: crash-state recorder (tests) */
+};
+
+/* Volume lifetime. */
+int cairn_mkfs(const char *volume_dir, const struct cairn_mkfs_opts *opts);
+cairn_fs *cairn_mount(const char *volume_dir, const struct cairn_mount_opts *opts);
+int cairn_unmount(cairn_fs *fs);
+
+/* Why the last cairn_mount() or cairn_mkfs() in this thread failed, as a
+ * sentence naming the part, the offset and what is wrong. */
+const char *cairn_last_error(void);
+
+/* Files. */
+int cairn_open(cairn_fs *fs, const char *path, int flags, ...);
+int cairn_close(cairn_fs *fs, int fd);
+ssize_t cairn_read(cairn_fs *fs, int fd, void *buf, size_t count);
+ssize_t cairn_write(cairn_fs *fs, int fd, const void *buf, size_t count);
+ssize_t cairn_pread(cairn_fs *fs, int fd, void *buf, size_t count, off_t off);
+ssize_t cairn_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, off_t off);
+off_t cairn_lseek(cairn_fs *fs, int fd, off_t off, int whence);
+int cairn_fsync(cairn_fs *fs, int fd);
+int cairn_sync(cairn_fs *fs);
+int cairn_ftruncate(cairn_fs *fs, int fd, off_t length);
+int cairn_truncate(cairn_fs *fs, const char *path, off_t length);
+int cairn_fstat(cairn_fs *fs, int fd, struct stat *st);
+int cairn_stat(cairn_fs *fs, const char *path, struct stat *st);
+int cairn_lstat(cairn_fs *fs, const char *path, struct stat *st);
+
+/* Names. */
+#define CAIRN_RENAME_NOREPLACE 1u /* same value as Linux RENAME_NOREPLACE */
+int cairn_unlink(cairn_fs *fs, const char *path);
+int cairn_rename(cairn_fs *fs, const char *from, const char *to, unsigned flags);
+int cairn_mkdir(cairn_fs *fs, const char *path, mode_t mode);
+int cairn_rmdir(cairn_fs *fs, const char *path);
+int cairn_link(cairn_fs *fs, const char *from, const char *to);
+int cairn_symlink(cairn_fs *fs, const char *target, const char *linkpath);
+ssize_t cairn_readlink(cairn_fs *fs, const char *path, char *buf, size_t size);
+
+/* Directories. */
+struct cairn_dirent {
+	uint64_t d_ino;
+	unsigned char d_type; /* DT_REG, DT_DIR, DT_LNK, ... */
+	char d_name[256];
+};
+cairn_dir *cairn_opendir(cairn_fs *fs, const char *path);
+struct cairn_dirent *cairn_readdir(cairn_dir *dir);
+int cairn_closedir(cairn_dir *dir);
+
+/* Attributes. */
+int cairn_chmod(cairn_fs *fs, const char *path, mode_t mode);
+int cairn_chown(cairn_fs *fs, const char *path, uid_t uid, gid_t gid);
+int cairn_utimens(cairn_fs *fs, const char *path, const struct timespec times[2]);
+int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv);
+
+/* Beyond POSIX: apply the whole log to the shared area now (returns when the
+ * shared area is durable and the log space is free). */
+int cairn_digest(cairn_fs *fs);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CAIRN_H */

@@ -1,0 +1,43 @@
+/*
+ * alloc.h - bitmap allocators: data/tree blocks of a tier, and inode numbers.
+ *
+ * Owns: the allocation bitmap region of the shared area (through the
+ * cache) and an in-memory copy of it for fast search.
+ * May call: the cache.
+ *
+ * One bitmap bit per unit (a block or an inode number).  Every change goes
+ * to both copies, and the bitmap block in the cache is marked dirty so the
+ * next checkpoint persists it.
+ */
+#ifndef CAIRN_FS_ALLOC_H
+#define CAIRN_FS_ALLOC_H
+
+#include <stdint.h>
+
+struct cache;
+struct alloc;
+
+/* Loads a bitmap of nunits bits that lives in bitmap_blocks blocks starting
+ * at block bitmap_start.  Units below first_unit are never handed out. */
+int alloc_open(struct alloc **out, struct cache *c, uint64_t bitmap_start,
+	       uint64_t bitmap_blocks, uint64_t nunits, uint64_t first_unit);
+void alloc_close(struct alloc *a);
+
+/* Allocates a run of at most want free units, preferring one that starts at
+ * or after hint; *got >= 1.  Returns 0 or -ENOSPC. */
+int alloc_run(struct alloc *a, uint64_t hint, uint64_t want, uint64_t *start, uint64_t *got);
+
+/* Allocates exactly unit (must be free).  Returns 0, -EEXIST if in use. */
+int alloc_take(struct alloc *a, uint64_t unit);
+
+void alloc_free(struct alloc *a, uint64_t start, uint64_t n);
+int alloc_is_used(const struct alloc *a, uint64_t unit);
+uint64_t alloc_free_count(const struct alloc *a);
+uint64_t alloc_total(const struct alloc *a);
+
+/* mkfs: writes an initial bitmap with units [0, used_below) in use straight
+ * into the cache (the caller checkpoints). */
+int alloc_format(struct cache *c, uint64_t bitmap_start, uint64_t bitmap_blocks,
+		 uint64_t nunits, uint64_t used_below);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * extent.h - the block map of a file: a B+tree of extents keyed by logical
+ * block, rooted in the inode (tree_root).
+ *
+ * Owns: extent-tree nodes of regular files and symlinks.
+ * May call: btree, cache, alloc.
+ *
+ * Functions update ino->tree_root and ino->blocks (data blocks and tree
+ * nodes, 4 KiB units); the caller marks the inode's block dirty.  Logical
+ * blocks go up to 2^40 (4 PiB files); holes are simply absent.
+ */
+#ifndef CAIRN_FS_EXTENT_H
+#define CAIRN_FS_EXTENT_H
+
+#include <stdint.h>
+
+struct fsctx;
+struct fs_inode;
+
+struct extent {
+	uint64_t lblk; /* first logical block */
+	uint64_t pblk; /* first physical block on the tier */
+	uint64_t len;  /* blocks */
+};
+
+/* Finds the mapping of lblk.  Returns 1 and the whole extent containing it,
+ * or 0 for a hole, with out->lblk = lblk and out->len = blocks until the next
+ * extent (UINT64_MAX - lblk if none), out->pblk = 0.  Or -errno. */
+int extent_lookup(struct fsctx *fx, const struct fs_inode *ino, uint64_t lblk, struct extent *out);
+
+/* Maps [lblk, lblk+len) (which must be a hole) to [pblk, pblk+len), merging
+ * with a physically contiguous neighbour.  Adds len to ino->blocks. */
+int extent_insert(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t pblk, uint64_t len);
+
+/* Unmaps every block at or after first_lblk and frees it (data blocks back
+ * to the allocator, empty tree nodes too).  first_lblk = 0 frees the whole
+ * tree and sets tree_root = 0. */
+int extent_truncate(struct fsctx *fx, struct fs_inode *ino, uint64_t first_lblk);
+
+/* Unmaps and frees [lblk, lblk+len) (a hole punch). */
+int extent_punch(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t len);
+
+/* Calls fn for each extent in logical order, starting with the one that
+ * contains or follows lblk; stops when fn returns non-zero (and returns it). */
+int extent_walk(struct fsctx *fx, const struct fs_inode *ino, uint64_t lblk,
+		int (*fn)(void *arg, const struct extent *e), void *arg);
+
+#endif

@@ -1,0 +1,115 @@
+/*
+ * format.h - the on-media structures of the shared area (the fast tier).
+ *
+ * Owns: the byte layout of the fast tier; docs/FORMAT.md describes it in
+ * prose and must change with this file.  All integers are little-endian
+ * (cairn runs on little-endian machines only; mkfs and mount check).
+ *
+ * Layout, in 4096-byte blocks:
+ *   0                 superblock (struct fs_super)
+ *   1, 2              checkpoint slots A and B (struct fs_checkpoint)
+ *   journal_start     redo journal: header block, descriptor blocks, images
+ *   ibitmap_start     inode allocation bitmap (bit i = inode i in use)
+ *   itable_start      inode table (struct fs_inode, 32 per block)
+ *   bbitmap_start     block allocation bitmap of the whole tier
+ *   data_start ...    extent-tree nodes, directory-tree nodes, file data
+ */
+#ifndef CAIRN_FS_FORMAT_H
+#define CAIRN_FS_FORMAT_H
+
+#include <stdint.h>
+
+#define FS_BLOCK_SIZE 4096u
+#define FS_BLOCK_SHIFT 12
+
+#define FS_SUPER_MAGIC 0x5346534e52494143ull /* "CAIRNSFS" */
+#define FS_CKPT_MAGIC 0x54504b434e524143ull  /* "CARNCKPT" */
+#define FS_JOURNAL_MAGIC 0x4c4e524a4e524143ull /* "CARNJRNL" */
+#define FS_FORMAT_VERSION 1u
+
+#define FS_ROOT_INO 1u  /* the root directory */
+#define FS_INODE_SIZE 128u
+#define FS_INODES_PER_BLOCK (FS_BLOCK_SIZE / FS_INODE_SIZE)
+
+/* Block 0.  Written once by mkfs; never changes. */
+struct fs_super {
+	uint64_t magic;         /* FS_SUPER_MAGIC */
+	uint32_t version;       /* FS_FORMAT_VERSION */
+	uint32_t block_size;    /* FS_BLOCK_SIZE */
+	uint8_t uuid[16];       /* the volume's UUID, same in every part */
+	uint64_t total_blocks;  /* size of the tier in blocks */
+	uint64_t inode_count;   /* inodes in the table, including 0 (unused) */
+	uint64_t journal_start, journal_blocks;
+	uint64_t ibitmap_start, ibitmap_blocks;
+	uint64_t itable_start, itable_blocks;
+	uint64_t bbitmap_start, bbitmap_blocks;
+	uint64_t data_start;
+	uint64_t created_ns;    /* mkfs time */
+	uint8_t reserved[3960];
+	uint64_t checksum;      /* XXH3-64 of the bytes before this field */
+};
+
+/*
+ * Blocks 1 and 2 hold one each, at offset 0.  The valid slot with the higher seq is current.  A
+ * checkpoint writes the slot that is not current, so a torn slot write
+ * leaves the other intact.
+ */
+struct fs_checkpoint {
+	uint64_t magic;         /* FS_CKPT_MAGIC */
+	uint64_t seq;           /* checkpoint number, 1 at mkfs */
+	uint64_t log_head_off;  /* byte offset in the log of the first undigested record */
+	uint64_t log_head_seq;  /* its sequence number */
+	uint64_t orphan_head;   /* first inode of the orphan list (unlinked, open) */
+	uint64_t free_blocks;   /* informational: free blocks at checkpoint */
+	uint64_t free_inodes;   /* informational: free inodes at checkpoint */
+	uint64_t ops_digested;  /* records digested over the volume's life */
+	uint8_t reserved[56];
+	uint64_t checksum;      /* XXH3-64 of the bytes before this field */
+};
+
+/*
+ * Journal header: first block of the journal region.  A checkpoint writes
+ * nblocks block images after ceil(nblocks / 512) descriptor blocks (arrays of
+ * uint64_t home block numbers), fences, then writes this header, fences,
+ * writes the images home, fences, writes the new checkpoint slot.  Recovery
+ * replays a valid header whose ckpt.seq is newer than the current slot.
+ */
+struct fs_journal_header {
+	uint64_t magic;         /* FS_JOURNAL_MAGIC */
+	uint64_t nblocks;       /* block images that follow the descriptors */
+	uint64_t body_checksum; /* XXH3-64 of descriptors and images */
+	uint64_t reserved0;
+	struct fs_checkpoint ckpt; /* the checkpoint this journal commits */
+	uint8_t reserved[3928];
+	uint64_t checksum;      /* XXH3-64 of the bytes before this field */
+};
+
+#define FS_JOURNAL_DESC_PER_BLOCK (FS_BLOCK_SIZE / 8)
+
+/* Inode flags. */
+#define FS_INODE_ORPHAN 1u /* on the orphan list */
+
+/* One inode, 128 bytes; inode i lives in itable block i / 32, slot i % 32. */
+struct fs_inode {
+	uint32_t mode;          /* S_IFMT type and permission bits; 0 = free */
+	uint32_t nlink;
+	uint32_t uid, gid;
+	uint64_t size;          /* bytes */
+	uint64_t blocks;        /* data + tree blocks allocated, in 4 KiB units */
+	int64_t atime_ns, mtime_ns, ctime_ns; /* ns since the epoch */
+	uint64_t tree_root;     /* block of the extent or directory tree root, 0 = empty */
+	uint64_t parent;        /* directories: inode of "..", others 0 */
+	uint64_t orphan_next;   /* next inode on the orphan list, 0 = end */
+	uint64_t rdev;          /* device number of device nodes */
+	uint32_t generation;    /* bumped each time the inode number is reused */
+	uint32_t flags;         /* FS_INODE_* */
+	uint64_t entries;       /* directories: number of entries (without . and ..) */
+	uint8_t reserved[16];
+};
+
+_Static_assert(sizeof(struct fs_super) == FS_BLOCK_SIZE, "fs_super is one block");
+_Static_assert(sizeof(struct fs_checkpoint) == 128, "fs_checkpoint is 128 bytes");
+_Static_assert(sizeof(struct fs_journal_header) == FS_BLOCK_SIZE, "journal header is one block");
+_Static_assert(sizeof(struct fs_inode) == FS_INODE_SIZE, "fs_inode is 128 bytes");
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * media.h - the media layer: the only code in cairn that persists bytes.
+ *
+ * Owns: the mapping or file descriptor of one part of a volume (log, fast
+ * tier), and the rules that make a store durable on that medium.
+ * May call: libpmem, the kernel, and the crash-state recorder.
+ *
+ * The model is persistent memory's: a write is a store that may sit in a
+ * volatile cache; media_flush() starts write-back of a range; media_fence()
+ * returns when every range flushed before it is durable.  The file backend
+ * maps this model onto pwrite() (store) and fdatasync() (fence), with group
+ * commit: threads that fence at once share one fdatasync().
+ */
+#ifndef CAIRN_MEDIA_H
+#define CAIRN_MEDIA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum media_kind {
+	MEDIA_PMEM = 1, /* DAX file or device, libpmem cache flushes */
+	MEDIA_FILE = 2, /* ordinary file: pwrite + fdatasync */
+	MEDIA_EMUL = 3, /* DRAM file (/dev/shm), treated exactly like pmem */
+};
+
+struct media;
+struct recorder;
+
+#define MEDIA_CREATE 1 /* create (or extend) the file to the given size */
+
+/* Opens path as a medium of the given kind.  With MEDIA_CREATE the file is
+ * created and sized; otherwise size must be 0 (take the file's size) or match.
+ * On failure returns -errno and writes a sentence into err. */
+int media_open(struct media **out, enum media_kind kind, const char *path,
+	       uint64_t size, int flags, char *err, size_t errlen);
+void media_close(struct media *m);
+
+enum media_kind media_kind(const struct media *m);
+uint64_t media_size(const struct media *m);
+const char *media_path(const struct media *m);
+
+/* Base of the mapping for byte-addressable kinds (pmem, emul), NULL for
+ * file.  Readers may load from it directly; writers must use media_write. */
+const void *media_direct(const struct media *m);
+
+/* Copies len bytes at off into buf.  Returns 0 or -errno (EIO, EINVAL). */
+int media_read(struct media *m, uint64_t off, void *buf, size_t len);
+
+/* Stores len bytes at off.  Not durable until flushed and fenced. */
+int media_write(struct media *m, uint64_t off, const void *buf, size_t len);
+
+/* Stores len zero bytes at off. */
+int media_zero(struct media *m, uint64_t off, size_t len);
+
+/* Starts write-back of [off, off+len). */
+void media_flush(struct media *m, uint64_t off, size_t len);
+
+/* Returns when everything flushed (pmem/emul) or written (file) before the
+ * call is durable.  Returns 0 or -errno. */
+int media_fence(struct media *m);
+
+/* write + flush, the common pair. */
+int media_store(struct media *m, uint64_t off, const void *buf, size_t len);
+
+/* Crash-state testing: every store, flush and fence on m is reported to r
+ * as events of the given part number.  NULL detaches. */
+void media_set_recorder(struct media *m, struct recorder *r, int part);
+
+#endif

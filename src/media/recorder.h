@@ -1,0 +1,58 @@
+/*
+ * recorder.h - records the stores, flushes and fences of a workload so that
+ * a checker can rebuild every state the media could be in after a crash.
+ *
+ * Owns: the event trace and the shadow images built from it.
+ * May call: nothing but libc.  The media layer calls in; tests read out.
+ *
+ * Semantics (persistent memory, per part, at 64-byte cache-line grain):
+ * a line written and then flushed becomes durable at the next fence of its
+ * part; a line written but not yet durable may or may not reach the media at
+ * a crash, each line independently (eviction can persist unflushed lines).
+ */
+#ifndef CAIRN_RECORDER_H
+#define CAIRN_RECORDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RECORDER_MAX_PARTS 4
+#define RECORDER_LINE 64
+
+struct recorder;
+
+/* A recorder for parts whose initial images are given (copied). */
+struct recorder *recorder_new(void);
+void recorder_free(struct recorder *r);
+
+/* Declares part p with its contents at the start of recording. */
+int recorder_add_part(struct recorder *r, int part, const void *image, uint64_t size);
+
+/* Called by the media layer. */
+void recorder_write(struct recorder *r, int part, uint64_t off, const void *data, size_t len);
+void recorder_flush(struct recorder *r, int part, uint64_t off, size_t len);
+void recorder_fence(struct recorder *r, int part);
+
+/* Number of events recorded so far: a position in the trace. */
+uint64_t recorder_position(const struct recorder *r);
+
+/* Pauses/resumes recording (e.g. while the checker reads back). */
+void recorder_pause(struct recorder *r, int paused);
+
+/*
+ * Crash states.  A crash point is a fence event: the state "just before
+ * fence k completes".  For each crash point the checker asks for images:
+ * variant 0 persists every pending line, variant 1 none, and variants >= 2
+ * a pseudo-random subset chosen from the variant number.
+ */
+uint64_t recorder_fence_count(const struct recorder *r);
+uint64_t recorder_fence_position(const struct recorder *r, uint64_t k);
+/* Number of lines that are uncertain at crash point k (0 = only one state). */
+uint64_t recorder_pending_lines(struct recorder *r, uint64_t k);
+/* Writes the image of part p at crash point k, variant v, into out
+ * (size of the part).  Returns 0 or -errno. */
+int recorder_crash_image(struct recorder *r, uint64_t k, unsigned v, int part, void *out);
+/* The image at the end of the trace with everything persisted. */
+int recorder_final_image(struct recorder *r, int part, void *out);
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * checksum.h - the one checksum of the on-media format: XXH3-64 (libxxhash).
+ * Fast enough to checksum every log record on the durable path (tens of
+ * GB/s), and the same function hashes directory names.
+ */
+#ifndef CAIRN_UTIL_CHECKSUM_H
+#define CAIRN_UTIL_CHECKSUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <xxhash.h>
+
+static inline uint64_t checksum64(const void *p, size_t len)
+{
+	return XXH3_64bits(p, len);
+}
+
+static inline uint64_t checksum64_seeded(const void *p, size_t len, uint64_t seed)
+{
+	return XXH3_64bits_withSeed(p, len, seed);
+}
+
+/* Checksum of a structure whose last 8 bytes hold the checksum itself. */
+static inline uint64_t checksum_struct(const void *p, size_t size)
+{
+	return XXH3_64bits(p, size - sizeof(uint64_t));
+}
+
+#endif
