@@ -66,4 +66,23 @@ void cache_snapshot_restore(struct cache *c, const struct cache_snapshot *s);
 /* Replaces the cached copy of blkno if present (journal replay at mount). */
 void cache_invalidate(struct cache *c, uint64_t blkno);
 
+/*
+ * The checkpoint of s has written every block home durably.  Until then
+ * (or until the next cache_snapshot_dirty, which implies the previous
+ * checkpoint ended) snapshotted buffers stay pinned in memory: their home
+ * copies on the media are stale, so evicting and re-reading them would
+ * return old bytes.  One checkpoint at a time.
+ */
+void cache_snapshot_commit(struct cache *c, const struct cache_snapshot *s);
+
+/* Counters for tests and `cairn stat`. */
+struct cache_stats {
+	size_t buffers;      /* in the table */
+	size_t clean_unused; /* on the LRU (evictable) */
+	size_t dirty;
+	size_t inflight;     /* snapshotted, not yet committed */
+	uint64_t hits, misses, evictions;
+};
+void cache_stats(struct cache *c, struct cache_stats *st);
+
 #endif

@@ -44,7 +44,12 @@ typedef int (*dir_walk_fn)(void *arg, const char *name, size_t namelen, uint64_t
 			   uint8_t type, uint64_t next);
 int dir_walk(struct fsctx *fx, const struct fs_inode *dir, uint64_t cookie, dir_walk_fn fn, void *arg);
 
-/* Frees every tree node of an empty directory; sets tree_root = 0. */
+/* Frees every tree node of an empty directory; sets tree_root = 0.
+ * Returns 0, or -ENOTEMPTY if dir->entries != 0. */
 int dir_destroy(struct fsctx *fx, struct fs_inode *dir);
+
+/* Tests only: replaces the name hash (NULL = XXH3), e.g. to force
+ * collisions.  Never set outside tests: the on-media keys depend on it. */
+extern uint64_t (*dir_hash_hook)(const char *name, size_t namelen);
 
 #endif

@@ -104,7 +104,7 @@ struct fs_inode {
 	uint32_t generation;    /* bumped each time the inode number is reused */
 	uint32_t flags;         /* FS_INODE_* */
 	uint64_t entries;       /* directories: number of entries (without . and ..) */
-	uint8_t reserved[16];
+	uint8_t reserved[24];
 };
 
 _Static_assert(sizeof(struct fs_super) == FS_BLOCK_SIZE, "fs_super is one block");

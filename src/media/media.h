@@ -66,4 +66,8 @@ int media_store(struct media *m, uint64_t off, const void *buf, size_t len);
  * as events of the given part number.  NULL detaches. */
 void media_set_recorder(struct media *m, struct recorder *r, int part);
 
+/* Number of fdatasync() calls the file kind has issued (pmem and emul
+ * issue none).  For tests and benchmarks: group commit shows up here. */
+uint64_t media_sync_count(const struct media *m);
+
 #endif

@@ -32,6 +32,8 @@ int recorder_add_part(struct recorder *r, int part, const void *image, uint64_t 
 void recorder_write(struct recorder *r, int part, uint64_t off, const void *data, size_t len);
 void recorder_flush(struct recorder *r, int part, uint64_t off, size_t len);
 void recorder_fence(struct recorder *r, int part);
+/* A write of len zero bytes, stored without copying zeros into the trace. */
+void recorder_zero(struct recorder *r, int part, uint64_t off, size_t len);
 
 /* Number of events recorded so far: a position in the trace. */
 uint64_t recorder_position(const struct recorder *r);
@@ -46,6 +48,9 @@ void recorder_pause(struct recorder *r, int paused);
  * a pseudo-random subset chosen from the variant number.
  */
 uint64_t recorder_fence_count(const struct recorder *r);
+/* Position (event index, as recorder_position() would have returned just
+ * before it) of fence k.  k == recorder_fence_count() is also a crash point,
+ * "the end of the trace"; its position is the end.  Larger k: UINT64_MAX. */
 uint64_t recorder_fence_position(const struct recorder *r, uint64_t k);
 /* Number of lines that are uncertain at crash point k (0 = only one state). */
 uint64_t recorder_pending_lines(struct recorder *r, uint64_t k);
@@ -54,5 +59,12 @@ uint64_t recorder_pending_lines(struct recorder *r, uint64_t k);
 int recorder_crash_image(struct recorder *r, uint64_t k, unsigned v, int part, void *out);
 /* The image at the end of the trace with everything persisted. */
 int recorder_final_image(struct recorder *r, int part, void *out);
+/* Like recorder_crash_image but torn at 8-byte grain (persistent memory's
+ * failure atomicity): each 8-byte word of an uncertain line is taken or not
+ * independently.  Variant 0 and 1 give the same images as the untorn ones. */
+int recorder_crash_image_torn(struct recorder *r, uint64_t k, unsigned v, int part, void *out);
+/* Sticky error of the recording (-ENOMEM, -EINVAL for an event outside a
+ * declared part), 0 if the trace is complete. */
+int recorder_error(const struct recorder *r);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 static inline uint64_t checksum64(const void *p, size_t len)

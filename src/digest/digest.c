@@ -1,0 +1,318 @@
+/*
+ * digest.c - checkpoints and the digest thread (see digest.h for the
+ * protocol and why it is crash-safe).
+ *
+ * Owns: the order of a checkpoint's steps, the digest thread, the batch
+ * commit thread.
+ * May call: libfs state (vnodes, dindex), fs (shared, extent, alloc, cache),
+ * log.
+ */
+#include "digest/digest.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fs/alloc.h"
+#include "fs/extent.h"
+#include "libfs/fs_internal.h"
+
+#define B FS_BLOCK_SIZE
+
+/* ---- step 2: undigested bytes into data blocks -------------------------- */
+
+/* One block being assembled from the pieces that cover it. */
+struct blockbuf {
+	uint64_t lblk;
+	int active;
+	int mapped;   /* already has a block in the shared area */
+	int has_data; /* a PIECE_LOG byte landed in it */
+	uint64_t pblk;
+	uint8_t data[B];
+};
+
+static int load_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *bb, uint64_t lblk,
+		      int whole)
+{
+	struct extent e;
+	int found = extent_lookup(&fs->sh.fx, i, lblk, &e);
+	if (found < 0)
+		return found;
+	bb->lblk = lblk;
+	bb->active = 1;
+	bb->has_data = 0;
+	bb->mapped = found;
+	bb->pblk = found ? e.pblk + (lblk - e.lblk) : 0;
+	if (found && !whole)
+		return shared_data_read(&fs->sh, bb->pblk, bb->data, 1);
+	memset(bb->data, 0, B);
+	return 0;
+}
+
+static int store_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *bb,
+		       uint64_t *hint)
+{
+	bb->active = 0;
+	if (!bb->mapped) {
+		if (!bb->has_data)
+			return 0; /* only zeros over a hole: it stays a hole */
+		uint64_t got;
+		int rc = alloc_run(fs->sh.balloc, *hint, 1, &bb->pblk, &got);
+		if (!rc)
+			rc = extent_insert(&fs->sh.fx, i, bb->lblk, bb->pblk, 1);
+		if (rc)
+			return rc;
+	}
+	*hint = bb->pblk + 1;
+	fs->stats.bytes_digested += B;
+	return shared_data_write(&fs->sh, bb->pblk, bb->data, 1);
+}
+
+static int copy_piece_bytes(struct cairn_fs *fs, const struct piece *p, uint64_t off, uint8_t *dst,
+			    uint64_t len)
+{
+	if (p->kind == PIECE_ZERO) {
+		memset(dst, 0, len);
+		return 0;
+	}
+	uint64_t src = p->src + (off - p->off);
+	const uint8_t *direct = log_direct(fs->log, src);
+	if (direct) {
+		memcpy(dst, direct, len);
+		return 0;
+	}
+	return log_read(fs->log, src, dst, len);
+}
+
+static int digest_piece(struct cairn_fs *fs, struct fs_inode *i, const struct piece *p,
+			struct blockbuf *bb, uint64_t *hint)
+{
+	uint64_t off = p->off, end = p->off + p->len;
+	uint64_t limit = (i->size + B - 1) / B * B;
+	if (end > limit)
+		end = limit; /* nothing past the block holding EOF is digested */
+	while (off < end) {
+		uint64_t lblk = off / B, in = off % B;
+		uint64_t n = B - in < end - off ? B - in : end - off;
+		int rc = 0;
+		if (bb->active && bb->lblk != lblk)
+			rc = store_block(fs, i, bb, hint);
+		if (!rc && !bb->active)
+			rc = load_block(fs, i, bb, lblk, n == B);
+		if (!rc)
+			rc = copy_piece_bytes(fs, p, off, bb->data + in, n);
+		if (rc)
+			return rc;
+		if (p->kind == PIECE_LOG)
+			bb->has_data = 1;
+		off += n;
+	}
+	return 0;
+}
+
+static int digest_vnode(struct cairn_fs *fs, struct vnode *vn, struct blockbuf *bb)
+{
+	if (dindex_empty(&vn->data))
+		return 0;
+	struct iref r;
+	int rc = inode_get(&fs->sh, vn->ino, &r);
+	if (rc)
+		return rc;
+	uint64_t hint = 0;
+	struct extent e;
+	if (extent_lookup(&fs->sh.fx, r.i, 0, &e) == 1)
+		hint = e.pblk;
+	bb->active = 0;
+	for (struct piece *p = dindex_min(&vn->data); p && !rc; p = dindex_next(&vn->data, p))
+		rc = digest_piece(fs, r.i, p, bb, &hint);
+	if (!rc && bb->active)
+		rc = store_block(fs, r.i, bb, &hint);
+	fs->reserved_blocks -= dindex_take_resv(&vn->data);
+	inode_dirty(&fs->sh, &r);
+	inode_put(&fs->sh, &r);
+	return rc;
+}
+
+static int digest_all_data(struct cairn_fs *fs)
+{
+	struct blockbuf *bb = malloc(sizeof(*bb));
+	if (!bb)
+		return -ENOMEM;
+	int rc = 0;
+	for (size_t s = 0; s < fs->vtab_size && !rc; s++)
+		for (struct vnode *v = fs->vtab[s]; v && !rc; v = v->hnext)
+			rc = digest_vnode(fs, v, bb);
+	free(bb);
+	return rc;
+}
+
+/* ---- step 5: forget what is now in the shared area ---------------------- */
+
+static void drop_digested(struct cairn_fs *fs, uint64_t seq)
+{
+	for (size_t s = 0; s < fs->vtab_size; s++) {
+		struct vnode *v = fs->vtab[s], *n;
+		for (; v; v = n) {
+			n = v->hnext;
+			dindex_remove_before(&v->data, seq);
+			vnode_maybe_free(fs, v);
+		}
+	}
+}
+
+static void fill_checkpoint(struct cairn_fs *fs, struct fs_checkpoint *ck, uint64_t head_off,
+			    uint64_t head_seq)
+{
+	memset(ck, 0, sizeof(*ck));
+	ck->log_head_off = head_off;
+	ck->log_head_seq = head_seq;
+	ck->orphan_head = fs->orphan_head;
+	ck->free_blocks = alloc_free_count(fs->sh.balloc);
+	ck->free_inodes = alloc_free_count(fs->sh.ialloc);
+	ck->ops_digested = fs->sh.ckpt.ops_digested + (head_seq - log_head_seq(fs->log));
+}
+
+static void announce(struct cairn_fs *fs, int rc)
+{
+	pthread_mutex_lock(&fs->dstate_lock);
+	fs->checkpoint_gen++;
+	fs->digest_error = rc;
+	pthread_cond_broadcast(&fs->dstate_cond);
+	pthread_mutex_unlock(&fs->dstate_lock);
+}
+
+int fs_checkpoint(struct cairn_fs *fs, int locked)
+{
+	pthread_mutex_lock(&fs->digest_lock);
+	if (!locked)
+		pthread_rwlock_wrlock(&fs->lock);
+	uint64_t head_off = log_tail_off(fs->log), head_seq = log_tail_seq(fs->log);
+	int rc = log_commit_all(fs->log);
+	if (!rc)
+		rc = digest_all_data(fs);
+	struct cache_snapshot snap = {0};
+	struct fs_checkpoint ck;
+	fill_checkpoint(fs, &ck, head_off, head_seq);
+	if (!rc)
+		rc = cache_snapshot_dirty(fs->sh.cache, &snap);
+	if (!locked)
+		pthread_rwlock_unlock(&fs->lock);
+
+	if (!rc)
+		rc = shared_commit(&fs->sh, &snap, &ck);
+
+	if (!locked)
+		pthread_rwlock_wrlock(&fs->lock);
+	if (rc) {
+		cache_snapshot_restore(fs->sh.cache, &snap);
+	} else {
+		drop_digested(fs, head_seq);
+		log_reclaim(fs->log, head_off, head_seq);
+		fs->stats.checkpoints++;
+	}
+	if (!locked)
+		pthread_rwlock_unlock(&fs->lock);
+	cache_snapshot_free(&snap);
+	pthread_mutex_unlock(&fs->digest_lock);
+	announce(fs, rc);
+	return rc;
+}
+
+/* ---- the digest thread -------------------------------------------------- */
+
+void fs_digest_kick(struct cairn_fs *fs)
+{
+	pthread_mutex_lock(&fs->dstate_lock);
+	fs->digest_requested = 1;
+	pthread_cond_broadcast(&fs->dstate_cond);
+	pthread_mutex_unlock(&fs->dstate_lock);
+}
+
+int fs_digest_wait(struct cairn_fs *fs)
+{
+	fs->stats.log_waits++;
+	if (!fs->digest_thread_running)
+		return fs_checkpoint(fs, 1);
+	pthread_mutex_lock(&fs->dstate_lock);
+	uint64_t gen = fs->checkpoint_gen;
+	fs->digest_requested = 1;
+	pthread_cond_broadcast(&fs->dstate_cond);
+	pthread_rwlock_unlock(&fs->lock);
+	while (fs->checkpoint_gen == gen && !fs->digest_stop)
+		pthread_cond_wait(&fs->dstate_cond, &fs->dstate_lock);
+	int rc = fs->digest_error;
+	pthread_mutex_unlock(&fs->dstate_lock);
+	pthread_rwlock_wrlock(&fs->lock);
+	return rc;
+}
+
+static void *digest_main(void *arg)
+{
+	struct cairn_fs *fs = arg;
+	pthread_mutex_lock(&fs->dstate_lock);
+	while (!fs->digest_stop) {
+		if (!fs->digest_requested) {
+			pthread_cond_wait(&fs->dstate_cond, &fs->dstate_lock);
+			continue;
+		}
+		fs->digest_requested = 0;
+		pthread_mutex_unlock(&fs->dstate_lock);
+		fs_checkpoint(fs, 0);
+		pthread_mutex_lock(&fs->dstate_lock);
+	}
+	pthread_mutex_unlock(&fs->dstate_lock);
+	return NULL;
+}
+
+/* Batch mode: records become durable at least every batch_ms. */
+static void *batch_main(void *arg)
+{
+	struct cairn_fs *fs = arg;
+	struct timespec period = {fs->opts.batch_ms / 1000, (fs->opts.batch_ms % 1000) * 1000000L};
+	pthread_mutex_lock(&fs->dstate_lock);
+	while (!fs->digest_stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += period.tv_sec;
+		until.tv_nsec += period.tv_nsec;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&fs->dstate_cond, &fs->dstate_lock, &until);
+		pthread_mutex_unlock(&fs->dstate_lock);
+		log_commit_all(fs->log);
+		pthread_mutex_lock(&fs->dstate_lock);
+	}
+	pthread_mutex_unlock(&fs->dstate_lock);
+	return NULL;
+}
+
+int digest_start(struct cairn_fs *fs)
+{
+	if (!fs->opts.no_digest_thread) {
+		if (pthread_create(&fs->digest_thread, NULL, digest_main, fs))
+			return -EAGAIN;
+		fs->digest_thread_running = 1;
+	}
+	if (fs->opts.batch_ms > 0) {
+		if (pthread_create(&fs->batch_thread, NULL, batch_main, fs))
+			return -EAGAIN;
+		fs->batch_thread_running = 1;
+	}
+	return 0;
+}
+
+void digest_stop(struct cairn_fs *fs)
+{
+	pthread_mutex_lock(&fs->dstate_lock);
+	fs->digest_stop = 1;
+	pthread_cond_broadcast(&fs->dstate_cond);
+	pthread_mutex_unlock(&fs->dstate_lock);
+	if (fs->digest_thread_running)
+		pthread_join(fs->digest_thread, NULL);
+	if (fs->batch_thread_running)
+		pthread_join(fs->batch_thread, NULL);
+	fs->digest_thread_running = fs->batch_thread_running = 0;
+}

@@ -1,0 +1,280 @@
+/*
+ * extent.c - the block map of a file: extents in the generic B+tree.
+ *
+ * Owns: extent-tree nodes of regular files and symlinks, and the record
+ * format {u64 lblk, u64 pblk, u64 len} (24 bytes, keyed by lblk).
+ * May call: btree, alloc (to free data blocks), cache.
+ *
+ * Invariants kept here: extents never overlap logically; len >= 1;
+ * lblk + len <= EXTENT_MAX_LBLK.  Adjacent extents that are also physically
+ * contiguous are merged on insert, so sequential appends stay one extent.
+ * ino->blocks counts data blocks (adjusted here) and tree nodes (adjusted
+ * by the btree through its blocks pointer).
+ */
+#include "fs/extent.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "fs/alloc.h"
+#include "fs/btree.h"
+#include "fs/format.h"
+#include "fs/fsctx.h"
+
+#define EXTENT_NODE_MAGIC 0x4e545843u /* "CXTN" */
+#define EXTENT_MAX_LBLK (1ull << 40)
+
+struct erec {
+	uint64_t lblk, pblk, len;
+};
+_Static_assert(sizeof(struct erec) == 24, "extent record is 24 bytes");
+
+static const struct btree_ops extent_ops = {
+	.magic = EXTENT_NODE_MAGIC,
+	.node_size = 0,
+	.min_rec = sizeof(struct erec),
+	.max_rec = sizeof(struct erec),
+};
+
+static int rec_valid(const struct erec *r)
+{
+	return r->len >= 1 && r->lblk < EXTENT_MAX_LBLK && r->len <= EXTENT_MAX_LBLK - r->lblk &&
+	       r->pblk != 0 && r->pblk + r->len > r->pblk;
+}
+
+static struct extent to_extent(const struct erec *r)
+{
+	return (struct extent){ r->lblk, r->pblk, r->len };
+}
+
+static void open_rw(struct btree *t, struct fsctx *fx, struct fs_inode *ino)
+{
+	/* extent_ops is valid by construction: init cannot fail. */
+	(void)btree_init(t, fx, &extent_ops, &ino->tree_root, &ino->blocks);
+}
+
+static void open_ro(struct btree *t, struct fsctx *fx, const struct fs_inode *ino)
+{
+	(void)btree_init_ro(t, fx, &extent_ops, &ino->tree_root);
+}
+
+/* 1 and the record, 0 if none, or -errno. */
+static int get_rec(int len, const struct erec *r)
+{
+	if (len <= 0)
+		return len;
+	if (len != (int)sizeof(*r) || !rec_valid(r))
+		return -EUCLEAN;
+	return 1;
+}
+
+static int get_le(struct btree *t, uint64_t lblk, struct erec *r)
+{
+	return get_rec(btree_get_le(t, lblk, r, sizeof(*r)), r);
+}
+
+static int get_ge(struct btree *t, uint64_t lblk, struct erec *r)
+{
+	return get_rec(btree_get_ge(t, lblk, r, sizeof(*r)), r);
+}
+
+static void free_data(struct fsctx *fx, struct fs_inode *ino, uint64_t pblk, uint64_t n)
+{
+	alloc_free(fx->balloc, pblk, n);
+	ino->blocks = ino->blocks >= n ? ino->blocks - n : 0;
+}
+
+int extent_lookup(struct fsctx *fx, const struct fs_inode *ino, uint64_t lblk, struct extent *out)
+{
+	struct btree t;
+	struct erec r;
+	open_ro(&t, fx, ino);
+	int err = get_le(&t, lblk, &r);
+	if (err < 0)
+		return err;
+	if (err == 1 && lblk - r.lblk < r.len) {
+		*out = to_extent(&r);
+		return 1;
+	}
+	err = get_ge(&t, lblk, &r);
+	if (err < 0)
+		return err;
+	out->lblk = lblk;
+	out->pblk = 0;
+	out->len = err == 1 ? r.lblk - lblk : UINT64_MAX - lblk;
+	return 0;
+}
+
+int extent_insert(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t pblk, uint64_t len)
+{
+	if (len == 0 || pblk == 0 || pblk + len < pblk)
+		return -EINVAL;
+	if (lblk >= EXTENT_MAX_LBLK || len > EXTENT_MAX_LBLK - lblk)
+		return -EFBIG;
+	struct btree t;
+	struct erec prev, next;
+	open_rw(&t, fx, ino);
+	int hp = get_le(&t, lblk, &prev);
+	if (hp < 0)
+		return hp;
+	if (hp && prev.lblk + prev.len > lblk)
+		return -EEXIST; /* not a hole */
+	int hn = get_ge(&t, lblk, &next);
+	if (hn < 0)
+		return hn;
+	if (hn && next.lblk < lblk + len)
+		return -EEXIST;
+
+	int mp = hp && prev.lblk + prev.len == lblk && prev.pblk + prev.len == pblk;
+	int mn = hn && lblk + len == next.lblk && pblk + len == next.pblk;
+	int err;
+	if (mp && mn) {
+		/* Bridge: delete the successor, grow the predecessor in place.
+		 * Neither step allocates, so neither can give -ENOSPC. */
+		err = btree_delete(&t, next.lblk);
+		if (!err) {
+			prev.len += len + next.len;
+			err = btree_update(&t, prev.lblk, &prev, sizeof(prev));
+		}
+	} else if (mp) {
+		prev.len += len;
+		err = btree_update(&t, prev.lblk, &prev, sizeof(prev));
+	} else if (mn) {
+		struct erec r = { lblk, pblk, len + next.len };
+		err = btree_update(&t, next.lblk, &r, sizeof(r));
+	} else {
+		struct erec r = { lblk, pblk, len };
+		err = btree_insert(&t, &r, sizeof(r));
+	}
+	if (!err)
+		ino->blocks += len;
+	return err;
+}
+
+/*
+ * Unmaps [start, end) and frees its data blocks.  On error the range may be
+ * partly unmapped; the tree stays valid and nothing is freed that is still
+ * mapped.  Only splitting one extent in two can need a new tree block.
+ */
+static int unmap_range(struct fsctx *fx, struct fs_inode *ino, uint64_t start, uint64_t end)
+{
+	struct btree t;
+	struct erec e;
+	open_rw(&t, fx, ino);
+	int r = get_le(&t, start, &e);
+	if (r < 0)
+		return r;
+	if (r == 1 && e.lblk < start && e.lblk + e.len > start) {
+		uint64_t e_end = e.lblk + e.len;
+		if (e_end > end) {
+			/* The hole is inside e: keep head and tail. */
+			struct erec tail = { end, e.pblk + (end - e.lblk), e_end - end };
+			int err = btree_insert(&t, &tail, sizeof(tail));
+			if (err)
+				return err;
+			e.len = start - e.lblk;
+			err = btree_update(&t, e.lblk, &e, sizeof(e));
+			if (err)
+				return err;
+			free_data(fx, ino, e.pblk + e.len, end - start);
+			return 0;
+		}
+		uint64_t cut = e_end - start;
+		e.len = start - e.lblk;
+		int err = btree_update(&t, e.lblk, &e, sizeof(e));
+		if (err)
+			return err;
+		free_data(fx, ino, e.pblk + e.len, cut);
+	}
+	for (;;) {
+		r = get_ge(&t, start, &e);
+		if (r <= 0)
+			return r;
+		if (e.lblk >= end)
+			return 0;
+		if (e.lblk + e.len <= end) {
+			int err = btree_delete(&t, e.lblk);
+			if (err)
+				return err;
+			free_data(fx, ino, e.pblk, e.len);
+			continue;
+		}
+		/* e starts inside the range and ends after it: keep its tail. */
+		uint64_t cut = end - e.lblk;
+		struct erec tail = { end, e.pblk + cut, e.len - cut };
+		int err = btree_update(&t, e.lblk, &tail, sizeof(tail));
+		if (err)
+			return err;
+		free_data(fx, ino, e.pblk, cut);
+		return 0;
+	}
+}
+
+struct destroy_ctx {
+	struct fsctx *fx;
+	struct fs_inode *ino;
+};
+
+static int destroy_rec(void *arg, const void *rec, size_t len)
+{
+	struct destroy_ctx *d = arg;
+	struct erec r;
+	memcpy(&r, rec, sizeof(r));
+	if (len == sizeof(r) && rec_valid(&r))
+		free_data(d->fx, d->ino, r.pblk, r.len);
+	return 0;
+}
+
+int extent_truncate(struct fsctx *fx, struct fs_inode *ino, uint64_t first_lblk)
+{
+	if (first_lblk >= EXTENT_MAX_LBLK)
+		return 0;
+	if (first_lblk > 0)
+		return unmap_range(fx, ino, first_lblk, EXTENT_MAX_LBLK);
+	/* Everything goes: one pass over the leaves, no per-record delete. */
+	struct btree t;
+	struct destroy_ctx d = { fx, ino };
+	open_rw(&t, fx, ino);
+	return btree_destroy(&t, destroy_rec, &d);
+}
+
+int extent_punch(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t len)
+{
+	if (len == 0 || lblk >= EXTENT_MAX_LBLK)
+		return 0;
+	uint64_t end = len > EXTENT_MAX_LBLK - lblk ? EXTENT_MAX_LBLK : lblk + len;
+	return unmap_range(fx, ino, lblk, end);
+}
+
+struct walk_ctx {
+	int (*fn)(void *arg, const struct extent *e);
+	void *arg;
+};
+
+static int walk_rec(void *arg, const void *rec, size_t len)
+{
+	struct walk_ctx *w = arg;
+	struct erec r;
+	if (len != sizeof(r))
+		return -EUCLEAN;
+	memcpy(&r, rec, sizeof(r));
+	if (!rec_valid(&r))
+		return -EUCLEAN;
+	struct extent e = to_extent(&r);
+	return w->fn(w->arg, &e);
+}
+
+int extent_walk(struct fsctx *fx, const struct fs_inode *ino, uint64_t lblk,
+		int (*fn)(void *arg, const struct extent *e), void *arg)
+{
+	struct btree t;
+	struct erec r;
+	open_ro(&t, fx, ino);
+	int err = get_le(&t, lblk, &r);
+	if (err < 0)
+		return err;
+	uint64_t from = (err == 1 && lblk - r.lblk < r.len) ? r.lblk : lblk;
+	struct walk_ctx w = { fn, arg };
+	/* Copying leaves lets fn do anything, even change this file. */
+	return btree_iter(&t, from, UINT64_MAX, BTREE_ITER_COPY, walk_rec, &w);
+}

@@ -1,0 +1,530 @@
+/*
+ * shared.c - superblock, checkpoint slots, redo journal and inode table of
+ * the shared area.
+ *
+ * Owns: struct shared; the fast-tier blocks 0..data_start (superblock,
+ * slots, journal, bitmaps via alloc, inode table via cache).
+ * May call: media, cache, alloc, util/checksum.
+ */
+#include "fs/shared.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/alloc.h"
+#include "media/media.h"
+#include "util/checksum.h"
+
+#define B FS_BLOCK_SIZE
+
+static uint64_t div_up(uint64_t a, uint64_t b)
+{
+	return (a + b - 1) / b;
+}
+
+/* ---- layout and format ------------------------------------------------- */
+
+static int layout(struct fs_super *sb, uint64_t total_blocks, uint64_t inodes)
+{
+	sb->total_blocks = total_blocks;
+	uint64_t j = total_blocks / 16;
+	sb->journal_blocks = j < 64 ? 64 : j > 32768 ? 32768 : j;
+	if (!inodes)
+		inodes = total_blocks; /* one per 4 KiB */
+	if (inodes < 64)
+		inodes = 64;
+	sb->inode_count = div_up(inodes, FS_INODES_PER_BLOCK) * FS_INODES_PER_BLOCK;
+	sb->journal_start = 3;
+	sb->ibitmap_start = sb->journal_start + sb->journal_blocks;
+	sb->ibitmap_blocks = div_up(sb->inode_count, 8 * B);
+	sb->itable_start = sb->ibitmap_start + sb->ibitmap_blocks;
+	sb->itable_blocks = sb->inode_count / FS_INODES_PER_BLOCK;
+	sb->bbitmap_start = sb->itable_start + sb->itable_blocks;
+	sb->bbitmap_blocks = div_up(total_blocks, 8 * B);
+	sb->data_start = sb->bbitmap_start + sb->bbitmap_blocks;
+	/* Leave room for at least a few hundred blocks of data and trees. */
+	return sb->data_start + 256 <= total_blocks ? 0 : -ENOSPC;
+}
+
+static void seal_checkpoint(struct fs_checkpoint *ck)
+{
+	ck->magic = FS_CKPT_MAGIC;
+	ck->checksum = checksum_struct(ck, sizeof(*ck));
+}
+
+static int write_slot(struct media *m, int slot, const struct fs_checkpoint *ck)
+{
+	int rc = media_store(m, (uint64_t)(1 + slot) * B, ck, sizeof(*ck));
+	return rc ? rc : media_fence(m);
+}
+
+/* Writes every dirty cached block home, directly (mkfs only: nothing to
+ * protect yet). */
+static int write_snapshot_home(struct media *m, const struct cache_snapshot *snap)
+{
+	for (size_t i = 0; i < snap->count; i++) {
+		int rc = media_store(m, snap->blknos[i] * B, snap->images + i * B, B);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int format_root(struct cache *c, const struct fs_super *sb, uint64_t now_ns)
+{
+	struct buf *b;
+	uint64_t blk = sb->itable_start + FS_ROOT_INO / FS_INODES_PER_BLOCK;
+	int rc = cache_get(c, blk, &b);
+	if (rc)
+		return rc;
+	struct fs_inode *root = (struct fs_inode *)b->data + FS_ROOT_INO % FS_INODES_PER_BLOCK;
+	memset(root, 0, sizeof(*root));
+	root->mode = S_IFDIR | 0755;
+	root->nlink = 2;
+	root->atime_ns = root->mtime_ns = root->ctime_ns = (int64_t)now_ns;
+	root->parent = FS_ROOT_INO;
+	root->generation = 1;
+	cache_mark_dirty(c, b);
+	cache_put(c, b);
+	return 0;
+}
+
+static int zero_region(struct media *m, uint64_t start, uint64_t blocks)
+{
+	int rc = media_zero(m, start * B, blocks * B);
+	if (!rc)
+		media_flush(m, start * B, blocks * B);
+	return rc;
+}
+
+static int format_metadata(struct media *m, const struct fs_super *sb, uint64_t now_ns)
+{
+	struct cache *c;
+	int rc = cache_create(&c, m, 0);
+	if (rc)
+		return rc;
+	rc = alloc_format(c, sb->ibitmap_start, sb->ibitmap_blocks, sb->inode_count, FS_ROOT_INO + 1);
+	if (!rc)
+		rc = alloc_format(c, sb->bbitmap_start, sb->bbitmap_blocks, sb->total_blocks,
+				  sb->data_start);
+	if (!rc)
+		rc = format_root(c, sb, now_ns);
+	struct cache_snapshot snap = {0};
+	if (!rc)
+		rc = cache_snapshot_dirty(c, &snap);
+	if (!rc)
+		rc = write_snapshot_home(m, &snap);
+	cache_snapshot_free(&snap);
+	cache_destroy(c);
+	return rc;
+}
+
+int shared_format(struct media *m, const uint8_t uuid[16], uint64_t inodes, uint64_t log_head_off,
+		  uint64_t now_ns, char *err, size_t errlen)
+{
+	struct fs_super *sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return -ENOMEM;
+	int rc = layout(sb, media_size(m) / B, inodes);
+	if (rc) {
+		snprintf(err, errlen, "fast part %s: %llu bytes is too small for %llu inodes",
+			 media_path(m), (unsigned long long)media_size(m),
+			 (unsigned long long)sb->inode_count);
+		free(sb);
+		return rc;
+	}
+	sb->magic = FS_SUPER_MAGIC;
+	sb->version = FS_FORMAT_VERSION;
+	sb->block_size = B;
+	memcpy(sb->uuid, uuid, 16);
+	sb->created_ns = now_ns;
+	sb->checksum = checksum_struct(sb, sizeof(*sb));
+	/* Metadata regions must read as zeros whatever the file held. */
+	rc = zero_region(m, 1, sb->data_start - 1);
+	if (!rc)
+		rc = format_metadata(m, sb, now_ns);
+	if (!rc)
+		rc = media_store(m, 0, sb, sizeof(*sb));
+	if (!rc)
+		rc = media_fence(m);
+	struct fs_checkpoint ck = {0};
+	ck.seq = 1;
+	ck.log_head_off = log_head_off;
+	ck.log_head_seq = 1;
+	ck.free_blocks = sb->total_blocks - sb->data_start;
+	ck.free_inodes = sb->inode_count - (FS_ROOT_INO + 1);
+	seal_checkpoint(&ck);
+	if (!rc)
+		rc = write_slot(m, 0, &ck);
+	if (rc)
+		snprintf(err, errlen, "fast part %s: cannot write: %s", media_path(m), strerror(-rc));
+	free(sb);
+	return rc;
+}
+
+/* ---- mount ------------------------------------------------------------- */
+
+static const char *check_super(const struct fs_super *sb, const uint8_t uuid[16], uint64_t size)
+{
+	if (sb->magic != FS_SUPER_MAGIC)
+		return "bad magic number at offset 0 (not a cairn shared area)";
+	if (sb->checksum != checksum_struct(sb, sizeof(*sb)))
+		return "superblock checksum mismatch at offset 0";
+	if (sb->version != FS_FORMAT_VERSION)
+		return "unsupported format version at offset 8";
+	if (sb->block_size != B)
+		return "unsupported block size at offset 12";
+	if (memcmp(sb->uuid, uuid, 16))
+		return "UUID at offset 16 belongs to another volume";
+	if (sb->total_blocks != size / B)
+		return "tier size differs from the block count at offset 32";
+	struct fs_super want = *sb;
+	if (layout(&want, sb->total_blocks, sb->inode_count) ||
+	    want.journal_start != sb->journal_start || want.data_start != sb->data_start ||
+	    want.itable_blocks != sb->itable_blocks || want.inode_count != sb->inode_count)
+		return "inconsistent layout fields in the superblock (offsets 40-120)";
+	return NULL;
+}
+
+static int read_slot(struct media *m, int slot, struct fs_checkpoint *ck)
+{
+	int rc = media_read(m, (uint64_t)(1 + slot) * B, ck, sizeof(*ck));
+	if (rc)
+		return rc;
+	if (ck->magic != FS_CKPT_MAGIC || ck->checksum != checksum_struct(ck, sizeof(*ck)))
+		return -EUCLEAN;
+	return 0;
+}
+
+static int load_checkpoint(struct shared *s, char *err, size_t errlen)
+{
+	struct fs_checkpoint a, b;
+	int oka = read_slot(s->m, 0, &a) == 0;
+	int okb = read_slot(s->m, 1, &b) == 0;
+	if (!oka && !okb) {
+		snprintf(err, errlen, "fast part %s: both checkpoint slots (offsets 4096, 8192) are damaged",
+			 media_path(s->m));
+		return -EUCLEAN;
+	}
+	s->ckpt_slot = (okb && (!oka || b.seq > a.seq)) ? 1 : 0;
+	s->ckpt = s->ckpt_slot ? b : a;
+	return 0;
+}
+
+/* ---- the journal ------------------------------------------------------- */
+
+uint64_t shared_journal_capacity(const struct shared *s)
+{
+	/* header + descriptors + images <= journal_blocks */
+	uint64_t room = s->sb.journal_blocks - 1;
+	return room * FS_JOURNAL_DESC_PER_BLOCK / (FS_JOURNAL_DESC_PER_BLOCK + 1);
+}
+
+static uint64_t journal_desc_blocks(uint64_t n)
+{
+	return div_up(n, FS_JOURNAL_DESC_PER_BLOCK);
+}
+
+/* Writes descriptors and images after the header; returns their checksum. */
+static int journal_write_body(struct shared *s, const struct cache_snapshot *snap, uint64_t *sum)
+{
+	uint64_t nd = journal_desc_blocks(snap->count);
+	uint64_t at = (s->sb.journal_start + 1) * B;
+	size_t dbytes = nd * B;
+	uint64_t *desc = calloc(1, dbytes ? dbytes : 1);
+	if (!desc)
+		return -ENOMEM;
+	memcpy(desc, snap->blknos, snap->count * sizeof(uint64_t));
+	XXH3_state_t st;
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, desc, dbytes);
+	XXH3_64bits_update(&st, snap->images, snap->count * B);
+	*sum = XXH3_64bits_digest(&st);
+	int rc = media_store(s->m, at, desc, dbytes);
+	free(desc);
+	if (!rc)
+		rc = media_store(s->m, at + dbytes, snap->images, snap->count * B);
+	return rc;
+}
+
+static int journal_write_header(struct shared *s, uint64_t n, uint64_t sum,
+				const struct fs_checkpoint *ck)
+{
+	struct fs_journal_header *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->magic = FS_JOURNAL_MAGIC;
+	h->nblocks = n;
+	h->body_checksum = sum;
+	h->ckpt = *ck;
+	h->checksum = checksum_struct(h, sizeof(*h));
+	int rc = media_store(s->m, s->sb.journal_start * B, h, sizeof(*h));
+	free(h);
+	return rc;
+}
+
+static int write_home(struct shared *s, const struct cache_snapshot *snap)
+{
+	for (size_t i = 0; i < snap->count; i++) {
+		uint64_t blk = snap->blknos[i];
+		if (blk < s->sb.ibitmap_start || blk >= s->sb.total_blocks)
+			return -EUCLEAN; /* never overwrite the superblock, slots or journal */
+		int rc = media_store(s->m, blk * B, snap->images + i * B, B);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int shared_commit(struct shared *s, const struct cache_snapshot *snap, struct fs_checkpoint *ck)
+{
+	if (snap->count > shared_journal_capacity(s))
+		return -ENOSPC;
+	ck->seq = s->ckpt.seq + 1;
+	seal_checkpoint(ck);
+	uint64_t sum;
+	int rc = journal_write_body(s, snap, &sum);
+	if (!rc)
+		rc = media_fence(s->m);
+	if (!rc)
+		rc = journal_write_header(s, snap->count, sum, ck);
+	if (!rc)
+		rc = media_fence(s->m); /* committed: recovery would finish it */
+	if (!rc)
+		rc = write_home(s, snap);
+	if (!rc)
+		rc = media_fence(s->m);
+	int slot = !s->ckpt_slot;
+	if (!rc)
+		rc = write_slot(s->m, slot, ck);
+	if (rc)
+		return rc;
+	s->ckpt = *ck;
+	s->ckpt_slot = slot;
+	return 0;
+}
+
+/* Reads a committed journal newer than the current checkpoint into a
+ * snapshot.  Returns 1 if there is one, 0 if not, or -errno. */
+static int journal_load(struct shared *s, struct cache_snapshot *snap, struct fs_checkpoint *ck)
+{
+	struct fs_journal_header *h = malloc(sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	int rc = media_read(s->m, s->sb.journal_start * B, h, sizeof(*h));
+	int valid = !rc && h->magic == FS_JOURNAL_MAGIC &&
+		    h->checksum == checksum_struct(h, sizeof(*h)) &&
+		    h->ckpt.magic == FS_CKPT_MAGIC &&
+		    h->ckpt.checksum == checksum_struct(&h->ckpt, sizeof(h->ckpt)) &&
+		    h->ckpt.seq > s->ckpt.seq;
+	uint64_t n = valid ? h->nblocks : 0;
+	if (valid && n > shared_journal_capacity(s))
+		valid = 0;
+	uint64_t sum = valid ? h->body_checksum : 0;
+	if (valid)
+		*ck = h->ckpt;
+	free(h);
+	if (rc)
+		return rc;
+	if (!valid)
+		return 0;
+	uint64_t nd = journal_desc_blocks(n);
+	uint64_t *desc = malloc(nd * B + 1);
+	snap->images = malloc(n * B + 1);
+	snap->blknos = malloc(n * sizeof(uint64_t) + 1);
+	snap->count = n;
+	if (!desc || !snap->images || !snap->blknos) {
+		free(desc);
+		return -ENOMEM;
+	}
+	uint64_t at = (s->sb.journal_start + 1) * B;
+	rc = media_read(s->m, at, desc, nd * B);
+	if (!rc)
+		rc = media_read(s->m, at + nd * B, snap->images, n * B);
+	if (!rc) {
+		XXH3_state_t st;
+		XXH3_64bits_reset(&st);
+		XXH3_64bits_update(&st, desc, nd * B);
+		XXH3_64bits_update(&st, snap->images, n * B);
+		/* A header only follows a fenced body, so a bad body means the
+		 * header belongs to an older, overwritten journal. */
+		if (XXH3_64bits_digest(&st) != sum)
+			rc = 1;
+	}
+	if (!rc)
+		memcpy(snap->blknos, desc, n * sizeof(uint64_t));
+	free(desc);
+	if (rc == 1) {
+		cache_snapshot_free(snap);
+		return 0;
+	}
+	return rc ? rc : 1;
+}
+
+/* Completes a checkpoint whose journal committed but whose slot was not
+ * written.  Read-only mounts apply it in the cache only. */
+static int journal_recover(struct shared *s, int read_only)
+{
+	struct cache_snapshot snap = {0};
+	struct fs_checkpoint ck;
+	int rc = journal_load(s, &snap, &ck);
+	if (rc <= 0)
+		return rc;
+	if (read_only) {
+		for (size_t i = 0; i < snap.count; i++) {
+			struct buf *b;
+			if (cache_get(s->cache, snap.blknos[i], &b) == 0) {
+				memcpy(b->data, snap.images + i * B, B);
+				cache_mark_dirty(s->cache, b); /* pinned: never reloaded */
+				cache_put(s->cache, b);
+			}
+		}
+		s->ckpt = ck;
+		cache_snapshot_free(&snap);
+		return 0;
+	}
+	rc = write_home(s, &snap);
+	if (!rc)
+		rc = media_fence(s->m);
+	int slot = !s->ckpt_slot;
+	if (!rc)
+		rc = write_slot(s->m, slot, &ck);
+	if (!rc) {
+		s->ckpt = ck;
+		s->ckpt_slot = slot;
+	}
+	cache_snapshot_free(&snap);
+	return rc;
+}
+
+int shared_open(struct shared *s, struct media *m, const uint8_t uuid[16], int read_only,
+		char *err, size_t errlen)
+{
+	memset(s, 0, sizeof(*s));
+	s->m = m;
+	int rc = media_read(m, 0, &s->sb, sizeof(s->sb));
+	const char *bad = rc ? "cannot read the superblock" : check_super(&s->sb, uuid, media_size(m));
+	if (bad) {
+		snprintf(err, errlen, "fast part %s: %s", media_path(m), bad);
+		return rc ? rc : -EUCLEAN;
+	}
+	rc = load_checkpoint(s, err, errlen);
+	if (!rc)
+		rc = cache_create(&s->cache, m, 0);
+	if (!rc) {
+		rc = journal_recover(s, read_only);
+		if (rc)
+			snprintf(err, errlen, "fast part %s: journal at block %llu: %s", media_path(m),
+				 (unsigned long long)s->sb.journal_start, strerror(-rc));
+	}
+	if (!rc)
+		rc = alloc_open(&s->ialloc, s->cache, s->sb.ibitmap_start, s->sb.ibitmap_blocks,
+				s->sb.inode_count, FS_ROOT_INO + 1);
+	if (!rc)
+		rc = alloc_open(&s->balloc, s->cache, s->sb.bbitmap_start, s->sb.bbitmap_blocks,
+				s->sb.total_blocks, s->sb.data_start);
+	if (rc) {
+		if (!err[0])
+			snprintf(err, errlen, "fast part %s: cannot load allocation bitmaps: %s",
+				 media_path(m), strerror(-rc));
+		shared_close(s);
+		return rc;
+	}
+	s->fx.cache = s->cache;
+	s->fx.balloc = s->balloc;
+	return 0;
+}
+
+void shared_close(struct shared *s)
+{
+	if (s->balloc)
+		alloc_close(s->balloc);
+	if (s->ialloc)
+		alloc_close(s->ialloc);
+	if (s->cache)
+		cache_destroy(s->cache);
+	s->balloc = s->ialloc = NULL;
+	s->cache = NULL;
+}
+
+/* ---- inodes ------------------------------------------------------------ */
+
+int inode_get(struct shared *s, uint64_t ino, struct iref *r)
+{
+	if (ino == 0 || ino >= s->sb.inode_count)
+		return -EUCLEAN;
+	struct buf *b;
+	int rc = cache_get(s->cache, s->sb.itable_start + ino / FS_INODES_PER_BLOCK, &b);
+	if (rc)
+		return rc;
+	r->b = b;
+	r->i = (struct fs_inode *)b->data + ino % FS_INODES_PER_BLOCK;
+	r->ino = ino;
+	return 0;
+}
+
+void inode_put(struct shared *s, struct iref *r)
+{
+	if (r->b)
+		cache_put(s->cache, r->b);
+	r->b = NULL;
+	r->i = NULL;
+}
+
+void inode_dirty(struct shared *s, struct iref *r)
+{
+	cache_mark_dirty(s->cache, r->b);
+}
+
+int inode_take(struct shared *s, uint64_t ino)
+{
+	if (ino <= FS_ROOT_INO || ino >= s->sb.inode_count)
+		return -EUCLEAN;
+	return alloc_take(s->ialloc, ino);
+}
+
+int inode_pick(struct shared *s, uint64_t hint, uint64_t *ino)
+{
+	uint64_t got;
+	return alloc_run(s->ialloc, hint, 1, ino, &got);
+}
+
+void inode_release(struct shared *s, uint64_t ino)
+{
+	alloc_free(s->ialloc, ino, 1);
+}
+
+int inode_in_use(struct shared *s, uint64_t ino)
+{
+	return ino < s->sb.inode_count && alloc_is_used(s->ialloc, ino);
+}
+
+/* ---- data blocks ------------------------------------------------------- */
+
+int shared_data_write(struct shared *s, uint64_t pblk, const void *buf, uint64_t nblocks)
+{
+	if (pblk < s->sb.data_start || pblk + nblocks > s->sb.total_blocks)
+		return -EUCLEAN;
+	return media_store(s->m, pblk * B, buf, nblocks * B);
+}
+
+int shared_data_read(struct shared *s, uint64_t pblk, void *buf, uint64_t nblocks)
+{
+	if (pblk < s->sb.data_start || pblk + nblocks > s->sb.total_blocks)
+		return -EUCLEAN;
+	return media_read(s->m, pblk * B, buf, nblocks * B);
+}
+
+const void *shared_data_direct(struct shared *s, uint64_t pblk)
+{
+	const uint8_t *base = media_direct(s->m);
+	return base ? base + pblk * B : NULL;
+}
+
+int shared_fence(struct shared *s)
+{
+	return media_fence(s->m);
+}

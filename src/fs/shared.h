@@ -1,0 +1,83 @@
+/*
+ * shared.h - the shared area of a volume: superblock, checkpoint slots,
+ * redo journal, inode table, allocators, and the data blocks of the tier.
+ *
+ * Owns: every byte of the fast-tier part.  Nothing else writes it.
+ * May call: media, cache, alloc (and through them the trees).
+ *
+ * Changes to metadata are made in the cache and reach the media only as a
+ * whole, through shared_commit(): a redo journal makes each checkpoint
+ * atomic, so the durable shared area always equals the state after some
+ * digested prefix of the log.
+ */
+#ifndef CAIRN_FS_SHARED_H
+#define CAIRN_FS_SHARED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fs/cache.h"
+#include "fs/format.h"
+#include "fs/fsctx.h"
+
+struct media;
+struct alloc;
+
+struct shared {
+	struct media *m;
+	struct fs_super sb;
+	struct fs_checkpoint ckpt; /* the current durable checkpoint */
+	int ckpt_slot;             /* 0 or 1: where ckpt lives */
+	struct cache *cache;
+	struct alloc *balloc; /* blocks of the tier */
+	struct alloc *ialloc; /* inode numbers */
+	struct fsctx fx;
+};
+
+/* mkfs: lays out the tier, writes the superblock, bitmaps, the root
+ * directory and checkpoint 1 (log head at log_head_off, seq 1). */
+int shared_format(struct media *m, const uint8_t uuid[16], uint64_t inodes, uint64_t log_head_off,
+		  uint64_t now_ns, char *err, size_t errlen);
+
+/* Mount: validates the superblock, replays a committed journal (unless
+ * read_only, in which case the replay is done in the cache only), loads the
+ * current checkpoint and the allocators. */
+int shared_open(struct shared *s, struct media *m, const uint8_t uuid[16], int read_only,
+		char *err, size_t errlen);
+void shared_close(struct shared *s);
+
+/* Inodes live in cache buffers; a reference pins the buffer. */
+struct iref {
+	struct fs_inode *i;
+	struct buf *b;
+	uint64_t ino;
+};
+int inode_get(struct shared *s, uint64_t ino, struct iref *r);
+void inode_put(struct shared *s, struct iref *r);
+void inode_dirty(struct shared *s, struct iref *r);
+
+/* Allocates the given inode number (it must be free) / a free one. */
+int inode_take(struct shared *s, uint64_t ino);
+int inode_pick(struct shared *s, uint64_t hint, uint64_t *ino);
+void inode_release(struct shared *s, uint64_t ino);
+int inode_in_use(struct shared *s, uint64_t ino);
+
+/* File data blocks (not cached): whole blocks, written then flushed. */
+int shared_data_write(struct shared *s, uint64_t pblk, const void *buf, uint64_t nblocks);
+int shared_data_read(struct shared *s, uint64_t pblk, void *buf, uint64_t nblocks);
+const void *shared_data_direct(struct shared *s, uint64_t pblk);
+int shared_fence(struct shared *s);
+
+/* Journal capacity in blocks of metadata per checkpoint. */
+uint64_t shared_journal_capacity(const struct shared *s);
+
+/*
+ * Makes the snapshot's blocks and the new checkpoint durable atomically:
+ * journal images, fence, journal header, fence, home locations, fence, the
+ * checkpoint slot that is not current, fence.  ck->seq is set here.
+ * Returns 0 or -errno (then nothing changed in the durable state, or the
+ * journal will complete it at the next mount).
+ */
+int shared_commit(struct shared *s, const struct cache_snapshot *snap, struct fs_checkpoint *ck);
+
+#endif

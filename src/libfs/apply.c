@@ -1,0 +1,498 @@
+/*
+ * apply.c - applies one operation record to the in-memory state of the
+ * volume: the metadata cache of the shared area and the undigested-data
+ * index.  The same code runs when a call is made and when the log is
+ * replayed at mount, which is what makes recovery exact.
+ *
+ * Owns: the meaning of each record type (oprec.h).
+ * May call: fs (shared, extent, dir), dindex, vnode.
+ *
+ * The caller has validated the operation; a record that does not fit the
+ * state (a name that exists, an inode in use) means damage and yields
+ * -EUCLEAN rather than a guess.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+
+#include "fs/alloc.h"
+#include "fs/dir.h"
+#include "fs/extent.h"
+#include "libfs/fs_internal.h"
+#include "libfs/oprec.h"
+#include "log/log_format.h"
+
+static uint8_t dtype_of(uint32_t mode)
+{
+	return (uint8_t)IFTODT(mode);
+}
+
+static void touch_dir(struct fs_inode *d, int64_t t)
+{
+	d->mtime_ns = d->ctime_ns = t;
+}
+
+/* Reads the inode and checks that it is in use. */
+static int get_live(struct cairn_fs *fs, uint64_t ino, struct iref *r)
+{
+	int rc = inode_get(&fs->sh, ino, r);
+	if (rc)
+		return rc;
+	if (r->i->mode == 0) {
+		inode_put(&fs->sh, r);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+static int get_dir(struct cairn_fs *fs, uint64_t ino, struct iref *r)
+{
+	int rc = get_live(fs, ino, r);
+	if (!rc && !S_ISDIR(r->i->mode)) {
+		inode_put(&fs->sh, r);
+		rc = -EUCLEAN;
+	}
+	return rc;
+}
+
+/* ---- orphans: unlinked inodes that are still open ---------------------- */
+
+int orphan_add(struct cairn_fs *fs, struct iref *r)
+{
+	if (r->i->flags & FS_INODE_ORPHAN)
+		return 0;
+	r->i->flags |= FS_INODE_ORPHAN;
+	r->i->orphan_next = fs->orphan_head;
+	fs->orphan_head = r->ino;
+	inode_dirty(&fs->sh, r);
+	return 0;
+}
+
+int orphan_remove(struct cairn_fs *fs, uint64_t ino)
+{
+	uint64_t *link = &fs->orphan_head;
+	struct iref prev = {0};
+	int rc = 0;
+	while (*link && *link != ino) {
+		uint64_t cur = *link;
+		inode_put(&fs->sh, &prev);
+		if ((rc = inode_get(&fs->sh, cur, &prev)))
+			return rc;
+		link = &prev.i->orphan_next;
+	}
+	if (*link == ino) {
+		struct iref r;
+		if ((rc = inode_get(&fs->sh, ino, &r)) == 0) {
+			*link = r.i->orphan_next;
+			r.i->orphan_next = 0;
+			r.i->flags &= ~FS_INODE_ORPHAN;
+			inode_dirty(&fs->sh, &r);
+			inode_put(&fs->sh, &r);
+			if (prev.b)
+				inode_dirty(&fs->sh, &prev);
+		}
+	}
+	inode_put(&fs->sh, &prev);
+	return rc;
+}
+
+int orphans_release_all(struct cairn_fs *fs)
+{
+	while (fs->orphan_head) {
+		uint64_t ino = fs->orphan_head;
+		int rc = orphan_remove(fs, ino);
+		if (!rc)
+			rc = apply_free_inode(fs, ino);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- freeing ----------------------------------------------------------- */
+
+int apply_free_inode(struct cairn_fs *fs, uint64_t ino)
+{
+	struct iref r;
+	int rc = inode_get(&fs->sh, ino, &r);
+	if (rc)
+		return rc;
+	if (S_ISDIR(r.i->mode))
+		rc = dir_destroy(&fs->sh.fx, r.i);
+	else
+		rc = extent_truncate(&fs->sh.fx, r.i, 0);
+	uint32_t gen = r.i->generation;
+	memset(r.i, 0, sizeof(*r.i));
+	r.i->generation = gen;
+	inode_dirty(&fs->sh, &r);
+	inode_put(&fs->sh, &r);
+	struct vnode *vn = vnode_find(fs, ino);
+	if (vn) {
+		fs->reserved_blocks -= vn->data.resv;
+		dindex_clear(&vn->data);
+		vnode_maybe_free(fs, vn);
+	}
+	inode_release(&fs->sh, ino);
+	return rc;
+}
+
+/* Drops one link of a non-directory, freeing it at zero unless open. */
+static int drop_link(struct cairn_fs *fs, struct iref *r, int64_t t)
+{
+	if (r->i->nlink == 0)
+		return -EUCLEAN;
+	r->i->nlink--;
+	r->i->ctime_ns = t;
+	inode_dirty(&fs->sh, r);
+	if (r->i->nlink > 0)
+		return 0;
+	if (vnode_is_open(fs, r->ino))
+		return orphan_add(fs, r);
+	uint64_t ino = r->ino;
+	inode_put(&fs->sh, r);
+	return apply_free_inode(fs, ino);
+}
+
+/* Removes a directory inode (already unlinked from its parent). */
+static int drop_dir(struct cairn_fs *fs, struct iref *victim, struct iref *parent, int64_t t)
+{
+	if (victim->i->entries != 0)
+		return -EUCLEAN;
+	parent->i->nlink--;
+	inode_dirty(&fs->sh, parent);
+	victim->i->nlink = 0;
+	victim->i->ctime_ns = t;
+	inode_dirty(&fs->sh, victim);
+	if (vnode_is_open(fs, victim->ino))
+		return orphan_add(fs, victim);
+	uint64_t ino = victim->ino;
+	inode_put(&fs->sh, victim);
+	return apply_free_inode(fs, ino);
+}
+
+/* Drops the inode a removed name pointed to. */
+static int drop_victim(struct cairn_fs *fs, uint64_t ino, struct iref *parent, int64_t t)
+{
+	struct iref v;
+	int rc = get_live(fs, ino, &v);
+	if (rc)
+		return rc;
+	rc = S_ISDIR(v.i->mode) ? drop_dir(fs, &v, parent, t) : drop_link(fs, &v, t);
+	inode_put(&fs->sh, &v);
+	return rc;
+}
+
+/* ---- records ----------------------------------------------------------- */
+
+static void init_inode(struct fs_inode *i, const struct op_mknod *p)
+{
+	uint32_t gen = i->generation + 1;
+	memset(i, 0, sizeof(*i));
+	i->generation = gen;
+	i->mode = p->mode;
+	i->uid = p->uid;
+	i->gid = p->gid;
+	i->rdev = p->rdev;
+	i->nlink = S_ISDIR(p->mode) ? 2 : 1;
+	i->atime_ns = i->mtime_ns = i->ctime_ns = p->time_ns;
+	if (S_ISDIR(p->mode))
+		i->parent = p->parent;
+	if (S_ISLNK(p->mode))
+		i->size = p->targetlen;
+}
+
+static int add_piece(struct cairn_fs *fs, uint64_t ino, uint64_t off, uint64_t len, uint64_t src,
+		     uint64_t seq, enum piece_kind kind)
+{
+	struct vnode *vn = vnode_get(fs, ino);
+	if (!vn)
+		return -ENOMEM;
+	uint64_t resv = kind == PIECE_LOG ? fs->apply_resv : 0, released;
+	fs->apply_resv = 0;
+	int rc = dindex_insert(&vn->data, off, len, src, seq, resv, kind, &released);
+	if (!rc)
+		fs->reserved_blocks += resv - released;
+	return rc;
+}
+
+static int apply_mknod(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl,
+		       uint64_t plo)
+{
+	struct op_mknod p;
+	if (h->payload_len < sizeof(p))
+		return -EUCLEAN;
+	memcpy(&p, pl, sizeof(p));
+	if (sizeof(p) + p.namelen + p.targetlen > h->payload_len || !p.namelen ||
+	    p.namelen > DIR_NAME_MAX)
+		return -EUCLEAN;
+	const char *name = (const char *)pl + sizeof(p);
+	struct iref dir, r;
+	int rc = get_dir(fs, p.parent, &dir);
+	if (rc)
+		return rc;
+	rc = inode_take(&fs->sh, p.ino);
+	if (!rc)
+		rc = inode_get(&fs->sh, p.ino, &r);
+	if (rc) {
+		inode_put(&fs->sh, &dir);
+		return rc == -EEXIST ? -EUCLEAN : rc;
+	}
+	init_inode(r.i, &p);
+	inode_dirty(&fs->sh, &r);
+	rc = dir_insert(&fs->sh.fx, dir.i, name, p.namelen, p.ino, dtype_of(p.mode));
+	if (!rc) {
+		if (S_ISDIR(p.mode))
+			dir.i->nlink++;
+		touch_dir(dir.i, p.time_ns);
+		inode_dirty(&fs->sh, &dir);
+	}
+	inode_put(&fs->sh, &r);
+	inode_put(&fs->sh, &dir);
+	if (!rc && S_ISLNK(p.mode) && p.targetlen)
+		rc = add_piece(fs, p.ino, 0, p.targetlen, plo + sizeof(p) + p.namelen, h->seq,
+			       PIECE_LOG);
+	return rc == -EEXIST ? -EUCLEAN : rc;
+}
+
+static int apply_link(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl)
+{
+	struct op_link p;
+	if (h->payload_len < sizeof(p))
+		return -EUCLEAN;
+	memcpy(&p, pl, sizeof(p));
+	if (sizeof(p) + p.namelen > h->payload_len || !p.namelen || p.namelen > DIR_NAME_MAX)
+		return -EUCLEAN;
+	struct iref dir, r;
+	int rc = get_dir(fs, p.parent, &dir);
+	if (rc)
+		return rc;
+	rc = get_live(fs, p.ino, &r);
+	if (rc) {
+		inode_put(&fs->sh, &dir);
+		return rc;
+	}
+	rc = dir_insert(&fs->sh.fx, dir.i, (const char *)pl + sizeof(p), p.namelen, p.ino,
+			dtype_of(r.i->mode));
+	if (!rc) {
+		r.i->nlink++;
+		r.i->ctime_ns = p.time_ns;
+		inode_dirty(&fs->sh, &r);
+		touch_dir(dir.i, p.time_ns);
+		inode_dirty(&fs->sh, &dir);
+	}
+	inode_put(&fs->sh, &r);
+	inode_put(&fs->sh, &dir);
+	return rc == -EEXIST ? -EUCLEAN : rc;
+}
+
+static int apply_unlink(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl)
+{
+	struct op_unlink p;
+	if (h->payload_len < sizeof(p))
+		return -EUCLEAN;
+	memcpy(&p, pl, sizeof(p));
+	if (sizeof(p) + p.namelen > h->payload_len || !p.namelen || p.namelen > DIR_NAME_MAX)
+		return -EUCLEAN;
+	const char *name = (const char *)pl + sizeof(p);
+	struct iref dir;
+	int rc = get_dir(fs, p.parent, &dir);
+	if (rc)
+		return rc;
+	uint64_t ino;
+	uint8_t type;
+	rc = dir_lookup(&fs->sh.fx, dir.i, name, p.namelen, &ino, &type);
+	if (!rc && ino != p.ino)
+		rc = -EUCLEAN;
+	if (!rc)
+		rc = dir_remove(&fs->sh.fx, dir.i, name, p.namelen);
+	if (!rc) {
+		touch_dir(dir.i, p.time_ns);
+		inode_dirty(&fs->sh, &dir);
+		rc = drop_victim(fs, p.ino, &dir, p.time_ns);
+	}
+	inode_put(&fs->sh, &dir);
+	return rc == -ENOENT ? -EUCLEAN : rc;
+}
+
+static int move_entry(struct cairn_fs *fs, const struct op_rename *p, struct iref *od,
+		      struct iref *nd, const char *oldname, const char *newname)
+{
+	struct iref r;
+	int rc = get_live(fs, p->ino, &r);
+	if (rc)
+		return rc;
+	rc = dir_remove(&fs->sh.fx, od->i, oldname, p->oldlen);
+	if (!rc)
+		rc = dir_insert(&fs->sh.fx, nd->i, newname, p->newlen, p->ino, dtype_of(r.i->mode));
+	if (!rc && S_ISDIR(r.i->mode) && od->ino != nd->ino) {
+		od->i->nlink--;
+		nd->i->nlink++;
+		r.i->parent = nd->ino;
+	}
+	if (!rc) {
+		r.i->ctime_ns = p->time_ns;
+		inode_dirty(&fs->sh, &r);
+		touch_dir(od->i, p->time_ns);
+		touch_dir(nd->i, p->time_ns);
+		inode_dirty(&fs->sh, od);
+		inode_dirty(&fs->sh, nd);
+	}
+	inode_put(&fs->sh, &r);
+	return rc;
+}
+
+static int apply_rename(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl)
+{
+	struct op_rename p;
+	if (h->payload_len < sizeof(p))
+		return -EUCLEAN;
+	memcpy(&p, pl, sizeof(p));
+	if (sizeof(p) + p.oldlen + p.newlen > h->payload_len || !p.oldlen || !p.newlen ||
+	    p.oldlen > DIR_NAME_MAX || p.newlen > DIR_NAME_MAX)
+		return -EUCLEAN;
+	const char *oldname = (const char *)pl + sizeof(p);
+	const char *newname = oldname + p.oldlen;
+	struct iref od, nd;
+	int rc = get_dir(fs, p.oldparent, &od);
+	if (rc)
+		return rc;
+	rc = get_dir(fs, p.newparent, &nd);
+	if (rc) {
+		inode_put(&fs->sh, &od);
+		return rc;
+	}
+	if (p.victim) {
+		rc = dir_remove(&fs->sh.fx, nd.i, newname, p.newlen);
+		if (!rc)
+			rc = drop_victim(fs, p.victim, &nd, p.time_ns);
+	}
+	if (!rc)
+		rc = move_entry(fs, &p, &od, &nd, oldname, newname);
+	inode_put(&fs->sh, &nd);
+	inode_put(&fs->sh, &od);
+	return (rc == -ENOENT || rc == -EEXIST) ? -EUCLEAN : rc;
+}
+
+static int apply_write(struct cairn_fs *fs, const struct log_rec_hdr *h, uint64_t plo)
+{
+	uint64_t ino = h->args[0], off = h->args[1];
+	struct iref r;
+	int rc = get_live(fs, ino, &r);
+	if (rc)
+		return rc;
+	if (!S_ISREG(r.i->mode)) {
+		inode_put(&fs->sh, &r);
+		return -EUCLEAN;
+	}
+	rc = add_piece(fs, ino, off, h->payload_len, plo, h->seq, PIECE_LOG);
+	if (!rc) {
+		if (off + h->payload_len > r.i->size)
+			r.i->size = off + h->payload_len;
+		r.i->mtime_ns = r.i->ctime_ns = (int64_t)h->args[2];
+		inode_dirty(&fs->sh, &r);
+	}
+	inode_put(&fs->sh, &r);
+	return rc;
+}
+
+static int shrink(struct cairn_fs *fs, struct iref *r, uint64_t size, uint64_t seq)
+{
+	struct vnode *vn = vnode_find(fs, r->ino);
+	if (vn) {
+		fs->reserved_blocks -= dindex_truncate(&vn->data, size);
+		vnode_maybe_free(fs, vn);
+	}
+	int rc = extent_truncate(&fs->sh.fx, r->i, (size + FS_BLOCK_SIZE - 1) / FS_BLOCK_SIZE);
+	uint64_t tail = size % FS_BLOCK_SIZE;
+	/* The shared area may hold old bytes after the new end of the last
+	 * block; they must read (and be digested) as zeros. */
+	if (!rc && tail)
+		rc = add_piece(fs, r->ino, size, FS_BLOCK_SIZE - tail, 0, seq, PIECE_ZERO);
+	return rc;
+}
+
+static int apply_truncate(struct cairn_fs *fs, const struct log_rec_hdr *h)
+{
+	uint64_t ino = h->args[0], size = h->args[1];
+	struct iref r;
+	int rc = get_live(fs, ino, &r);
+	if (rc)
+		return rc;
+	if (!S_ISREG(r.i->mode)) {
+		inode_put(&fs->sh, &r);
+		return -EUCLEAN;
+	}
+	if (size < r.i->size)
+		rc = shrink(fs, &r, size, h->seq);
+	r.i->size = size;
+	r.i->mtime_ns = r.i->ctime_ns = (int64_t)h->args[2];
+	inode_dirty(&fs->sh, &r);
+	inode_put(&fs->sh, &r);
+	return rc;
+}
+
+static int apply_setattr(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl)
+{
+	struct op_setattr p;
+	if (h->payload_len < sizeof(p))
+		return -EUCLEAN;
+	memcpy(&p, pl, sizeof(p));
+	struct iref r;
+	int rc = get_live(fs, p.ino, &r);
+	if (rc)
+		return rc;
+	if (p.valid & SETATTR_MODE)
+		r.i->mode = (r.i->mode & S_IFMT) | (p.mode & 07777);
+	if (p.valid & SETATTR_UID)
+		r.i->uid = p.uid;
+	if (p.valid & SETATTR_GID)
+		r.i->gid = p.gid;
+	if (p.valid & SETATTR_ATIME)
+		r.i->atime_ns = p.atime_ns;
+	if (p.valid & SETATTR_MTIME)
+		r.i->mtime_ns = p.mtime_ns;
+	r.i->ctime_ns = p.ctime_ns;
+	inode_dirty(&fs->sh, &r);
+	inode_put(&fs->sh, &r);
+	return 0;
+}
+
+static int apply_release(struct cairn_fs *fs, const struct log_rec_hdr *h)
+{
+	uint64_t ino = h->args[0];
+	struct iref r;
+	int rc = get_live(fs, ino, &r);
+	if (rc)
+		return rc;
+	uint32_t nlink = r.i->nlink;
+	inode_put(&fs->sh, &r);
+	if (nlink != 0)
+		return -EUCLEAN;
+	rc = orphan_remove(fs, ino);
+	return rc ? rc : apply_free_inode(fs, ino);
+}
+
+int apply_record(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *payload,
+		 uint64_t payload_off)
+{
+	const uint8_t *pl = payload;
+	switch (h->type) {
+	case OP_MKNOD:
+		return apply_mknod(fs, h, pl, payload_off);
+	case OP_LINK:
+		return apply_link(fs, h, pl);
+	case OP_UNLINK:
+		return apply_unlink(fs, h, pl);
+	case OP_RENAME:
+		return apply_rename(fs, h, pl);
+	case OP_WRITE:
+		return apply_write(fs, h, payload_off);
+	case OP_TRUNCATE:
+		return apply_truncate(fs, h);
+	case OP_SETATTR:
+		return apply_setattr(fs, h, pl);
+	case OP_RELEASE:
+		return apply_release(fs, h);
+	}
+	return -EUCLEAN;
+}

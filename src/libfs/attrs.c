@@ -1,0 +1,91 @@
+/*
+ * attrs.c - the calls that change attributes: chmod, chown, utimens.
+ *
+ * Owns: the SETATTR record's construction.
+ * May call: path, op_begin/op_log_apply/op_finish.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "libfs/fs_internal.h"
+#include "libfs/oprec.h"
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static int setattr_path(cairn_fs *fs, const char *path, struct op_setattr *p)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	uint64_t seq = 0;
+	int attempt = 0, rc;
+	pthread_rwlock_wrlock(&fs->lock);
+	while ((rc = op_begin(fs, sizeof(*p), 0, &attempt)) == -EAGAIN)
+		;
+	struct lookup lk;
+	if (!rc)
+		rc = path_lookup(fs, path, LOOKUP_FOLLOW, &lk);
+	if (!rc) {
+		p->ino = lk.ino;
+		p->ctime_ns = now_ns();
+		struct iovec iov = {p, sizeof(*p)};
+		rc = op_log_apply(fs, OP_SETATTR, NULL, &iov, 1, &seq);
+	}
+	pthread_rwlock_unlock(&fs->lock);
+	if (!rc)
+		rc = op_finish(fs, seq);
+	return rc ? fail(rc) : 0;
+}
+
+int cairn_chmod(cairn_fs *fs, const char *path, mode_t mode)
+{
+	struct op_setattr p;
+	memset(&p, 0, sizeof(p));
+	p.valid = SETATTR_MODE;
+	p.mode = mode & 07777;
+	return setattr_path(fs, path, &p);
+}
+
+int cairn_chown(cairn_fs *fs, const char *path, uid_t uid, gid_t gid)
+{
+	struct op_setattr p;
+	memset(&p, 0, sizeof(p));
+	if (uid != (uid_t)-1) {
+		p.valid |= SETATTR_UID;
+		p.uid = uid;
+	}
+	if (gid != (gid_t)-1) {
+		p.valid |= SETATTR_GID;
+		p.gid = gid;
+	}
+	return setattr_path(fs, path, &p);
+}
+
+static int valid_time(const struct timespec *t)
+{
+	return t->tv_nsec == UTIME_NOW || t->tv_nsec == UTIME_OMIT ||
+	       (t->tv_nsec >= 0 && t->tv_nsec < 1000000000);
+}
+
+int cairn_utimens(cairn_fs *fs, const char *path, const struct timespec times[2])
+{
+	struct op_setattr p;
+	memset(&p, 0, sizeof(p));
+	int64_t now = now_ns();
+	struct timespec both_now[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+	if (!times)
+		times = both_now;
+	if (!valid_time(&times[0]) || !valid_time(&times[1]))
+		return fail(-EINVAL);
+	const uint32_t bit[2] = {SETATTR_ATIME, SETATTR_MTIME};
+	int64_t *field[2] = {&p.atime_ns, &p.mtime_ns};
+	for (int k = 0; k < 2; k++) {
+		if (times[k].tv_nsec == UTIME_OMIT)
+			continue;
+		p.valid |= bit[k];
+		*field[k] = times[k].tv_nsec == UTIME_NOW ? now : ts_ns(&times[k]);
+	}
+	return setattr_path(fs, path, &p);
+}

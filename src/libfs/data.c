@@ -1,0 +1,118 @@
+/*
+ * data.c - reading file data: the shared area's extents overlaid with the
+ * undigested pieces of the log, so every read sees every acknowledged write.
+ *
+ * Owns: nothing persistent.  May call: shared (data blocks), extent, log
+ * (payload bytes), dindex.  Caller holds fs->lock (shared is enough).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "fs/extent.h"
+#include "libfs/fs_internal.h"
+
+#define B FS_BLOCK_SIZE
+
+/* Copies file bytes [off, off+len) from the shared area (holes are zeros). */
+static int read_shared(struct cairn_fs *fs, const struct fs_inode *i, uint8_t *buf, uint64_t off,
+		       uint64_t len)
+{
+	while (len > 0) {
+		uint64_t lblk = off / B, in = off % B;
+		struct extent e;
+		int found = extent_lookup(&fs->sh.fx, i, lblk, &e);
+		if (found < 0)
+			return found;
+		uint64_t avail = (e.lblk + e.len - lblk) * B - in; /* bytes left in extent/hole */
+		if (e.len > UINT64_MAX / 2)
+			avail = len;
+		uint64_t n = avail < len ? avail : len;
+		if (!found) {
+			memset(buf, 0, n);
+		} else {
+			uint64_t pblk = e.pblk + (lblk - e.lblk);
+			const uint8_t *direct = shared_data_direct(&fs->sh, pblk);
+			if (direct) {
+				memcpy(buf, direct + in, n);
+			} else {
+				int rc = media_read(fs->sh.m, pblk * B + in, buf, n);
+				if (rc)
+					return rc;
+			}
+		}
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int read_piece(struct cairn_fs *fs, const struct piece *p, uint8_t *buf, uint64_t off,
+		      uint64_t len)
+{
+	if (p->kind == PIECE_ZERO) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	uint64_t src = p->src + (off - p->off);
+	const uint8_t *direct = log_direct(fs->log, src);
+	if (direct) {
+		memcpy(buf, direct, len);
+		return 0;
+	}
+	return log_read(fs->log, src, buf, len);
+}
+
+ssize_t data_read(struct cairn_fs *fs, uint64_t ino, void *out, size_t count, uint64_t off)
+{
+	struct iref r;
+	int rc = inode_get(&fs->sh, ino, &r);
+	if (rc)
+		return rc;
+	uint64_t size = r.i->size;
+	if (off >= size || count == 0) {
+		inode_put(&fs->sh, &r);
+		return 0;
+	}
+	uint64_t len = size - off < count ? size - off : count;
+	uint8_t *buf = out;
+	uint64_t cur = off, end = off + len;
+	struct vnode *vn = vnode_find(fs, ino);
+	struct piece *p = vn ? dindex_first_after(&vn->data, off) : NULL;
+	for (; !rc && p && p->off < end; p = dindex_next(&vn->data, p)) {
+		if (p->off > cur)
+			rc = read_shared(fs, r.i, buf + (cur - off), cur, p->off - cur);
+		uint64_t s = p->off > cur ? p->off : cur;
+		uint64_t e = p->off + p->len < end ? p->off + p->len : end;
+		if (!rc)
+			rc = read_piece(fs, p, buf + (s - off), s, e - s);
+		cur = e;
+	}
+	if (!rc && cur < end)
+		rc = read_shared(fs, r.i, buf + (cur - off), cur, end - cur);
+	inode_put(&fs->sh, &r);
+	return rc ? rc : (ssize_t)len;
+}
+
+int data_blocks_needed(struct cairn_fs *fs, struct fs_inode *i, struct vnode *vn, uint64_t off,
+		       uint64_t len, uint64_t *need)
+{
+	(void)vn;
+	*need = 0;
+	if (len == 0)
+		return 0;
+	uint64_t first = off / B, last = (off + len - 1) / B;
+	for (uint64_t lblk = first; lblk <= last;) {
+		struct extent e;
+		int found = extent_lookup(&fs->sh.fx, i, lblk, &e);
+		if (found < 0)
+			return found;
+		uint64_t n = e.lblk + e.len - lblk;
+		if (e.len > UINT64_MAX / 2 || n > last - lblk + 1)
+			n = last - lblk + 1;
+		if (!found)
+			*need += n;
+		lblk += n;
+	}
+	return 0;
+}

@@ -1,0 +1,177 @@
+/*
+ * dindex.c - per-file index of undigested data (see dindex.h).
+ *
+ * Owns: struct piece allocations.  May call: libc.
+ */
+#include "libfs/dindex.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+static int piece_cmp(const struct piece *a, const struct piece *b)
+{
+	return a->off < b->off ? -1 : a->off > b->off;
+}
+
+RB_GENERATE_STATIC(piece_tree, piece, link, piece_cmp)
+
+void dindex_init(struct dindex *d)
+{
+	RB_INIT(&d->tree);
+	d->npieces = 0;
+	d->resv = 0;
+}
+
+static void drop(struct dindex *d, struct piece *p)
+{
+	RB_REMOVE(piece_tree, &d->tree, p);
+	d->npieces--;
+	d->resv -= p->resv;
+	free(p);
+}
+
+void dindex_clear(struct dindex *d)
+{
+	struct piece *p, *n;
+	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n)
+		drop(d, p);
+}
+
+int dindex_empty(const struct dindex *d)
+{
+	return RB_EMPTY(&d->tree);
+}
+
+struct piece *dindex_min(struct dindex *d)
+{
+	return RB_MIN(piece_tree, &d->tree);
+}
+
+struct piece *dindex_next(struct dindex *d, struct piece *p)
+{
+	(void)d;
+	return RB_NEXT(piece_tree, &d->tree, p);
+}
+
+struct piece *dindex_first_after(struct dindex *d, uint64_t off)
+{
+	struct piece key = {.off = off};
+	struct piece *p = RB_NFIND(piece_tree, &d->tree, &key);
+	struct piece *prev = p ? RB_PREV(piece_tree, &d->tree, p) : RB_MAX(piece_tree, &d->tree);
+	if (prev && prev->off + prev->len > off)
+		return prev;
+	return p;
+}
+
+static struct piece *new_piece(uint64_t off, uint64_t len, uint64_t src, uint64_t seq,
+			       uint64_t resv, uint8_t kind)
+{
+	struct piece *p = malloc(sizeof(*p));
+	if (!p)
+		return NULL;
+	p->off = off;
+	p->len = len;
+	p->src = src;
+	p->seq = seq;
+	p->resv = resv;
+	p->kind = kind;
+	return p;
+}
+
+static void add(struct dindex *d, struct piece *p)
+{
+	RB_INSERT(piece_tree, &d->tree, p);
+	d->npieces++;
+	d->resv += p->resv;
+}
+
+/* Removes [off, end) from the index, splitting a piece that straddles it. */
+static int cut(struct dindex *d, uint64_t off, uint64_t end, uint64_t *released)
+{
+	struct piece *p = dindex_first_after(d, off);
+	while (p && p->off < end) {
+		struct piece *next = RB_NEXT(piece_tree, &d->tree, p);
+		uint64_t pend = p->off + p->len;
+		if (p->off < off && pend > end) {
+			/* Split: keep the head in p, add the tail. */
+			uint64_t skip = end - p->off;
+			struct piece *t = new_piece(end, pend - end,
+						    p->kind == PIECE_LOG ? p->src + skip : 0, p->seq,
+						    0, p->kind);
+			if (!t)
+				return -ENOMEM;
+			p->len = off - p->off;
+			add(d, t);
+			return 0;
+		}
+		if (p->off < off) {
+			p->len = off - p->off; /* keep the head */
+		} else if (pend > end) {
+			uint64_t skip = end - p->off; /* keep the tail; the key grows but
+							 order is kept */
+			p->off = end;
+			p->len = pend - end;
+			if (p->kind == PIECE_LOG)
+				p->src += skip;
+		} else {
+			*released += p->resv;
+			drop(d, p);
+		}
+		p = next;
+	}
+	return 0;
+}
+
+int dindex_insert(struct dindex *d, uint64_t off, uint64_t len, uint64_t src, uint64_t seq,
+		  uint64_t resv, enum piece_kind kind, uint64_t *released)
+{
+	*released = 0;
+	if (len == 0)
+		return 0;
+	struct piece *p = new_piece(off, len, src, seq, resv, kind);
+	if (!p)
+		return -ENOMEM;
+	int rc = cut(d, off, off + len, released);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	/* A write that continues the previous one in the log extends it. */
+	struct piece *prev = dindex_first_after(d, off ? off - 1 : 0);
+	if (prev && prev->off + prev->len == off && prev->kind == kind && prev->seq == seq &&
+	    (kind == PIECE_ZERO || prev->src + prev->len == src)) {
+		prev->len += len;
+		prev->resv += resv;
+		d->resv += resv;
+		free(p);
+		return 0;
+	}
+	add(d, p);
+	return 0;
+}
+
+uint64_t dindex_truncate(struct dindex *d, uint64_t size)
+{
+	uint64_t released = 0;
+	cut(d, size, UINT64_MAX, &released); /* cannot split: no end inside */
+	return released;
+}
+
+void dindex_remove_before(struct dindex *d, uint64_t seq)
+{
+	struct piece *p, *n;
+	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n) {
+		if (p->seq < seq)
+			drop(d, p);
+	}
+}
+
+uint64_t dindex_take_resv(struct dindex *d)
+{
+	struct piece *p;
+	RB_FOREACH(p, piece_tree, &d->tree)
+		p->resv = 0;
+	uint64_t total = d->resv;
+	d->resv = 0;
+	return total;
+}

@@ -1,0 +1,65 @@
+/*
+ * dindex.h - the undigested-data index of one file: which byte ranges of
+ * the file live in the log (not yet in the shared area), and where.
+ *
+ * Owns: the pieces of one file's index (a red-black tree by offset, from
+ * libbsd's <sys/tree.h>).
+ * May call: libc only.  The caller holds the file-system lock.
+ *
+ * Pieces never overlap: a newer write cuts the older pieces it covers.
+ * A ZERO piece stands for bytes that must read as zeros although the shared
+ * area may still hold old data there (the tail block after a truncate).
+ */
+#ifndef CAIRN_LIBFS_DINDEX_H
+#define CAIRN_LIBFS_DINDEX_H
+
+#include <stdint.h>
+#ifndef __unused
+#define __unused __attribute__((unused)) /* used by the BSD tree macros */
+#endif
+#include <bsd/sys/tree.h> /* libbsd: the BSD red-black tree macros */
+
+enum piece_kind { PIECE_LOG = 0, PIECE_ZERO = 1 };
+
+struct piece {
+	RB_ENTRY(piece) link;
+	uint64_t off, len; /* file bytes [off, off+len) */
+	uint64_t src;      /* log offset of the first byte (PIECE_LOG) */
+	uint64_t seq;      /* the record that wrote it */
+	uint64_t resv;     /* blocks reserved for it in the shared area */
+	uint8_t kind;
+};
+
+RB_HEAD(piece_tree, piece);
+
+struct dindex {
+	struct piece_tree tree;
+	uint64_t npieces;
+	uint64_t resv; /* sum of pieces' resv */
+};
+
+void dindex_init(struct dindex *d);
+void dindex_clear(struct dindex *d);
+int dindex_empty(const struct dindex *d);
+
+/* Adds [off, off+len) -> src, cutting what it overlaps.  Returns 0 or -ENOMEM.
+ * *released gets the reservation of the pieces that disappeared. */
+int dindex_insert(struct dindex *d, uint64_t off, uint64_t len, uint64_t src, uint64_t seq,
+		  uint64_t resv, enum piece_kind kind, uint64_t *released);
+
+/* Drops everything at or after size.  Returns the reservation released. */
+uint64_t dindex_truncate(struct dindex *d, uint64_t size);
+
+/* The first piece that ends after off, or NULL. */
+struct piece *dindex_first_after(struct dindex *d, uint64_t off);
+struct piece *dindex_next(struct dindex *d, struct piece *p);
+struct piece *dindex_min(struct dindex *d);
+
+/* Forgets every piece's reservation (the digest allocated the blocks);
+ * returns the total. */
+uint64_t dindex_take_resv(struct dindex *d);
+
+/* Drops pieces written by records before seq (now in the shared area). */
+void dindex_remove_before(struct dindex *d, uint64_t seq);
+
+#endif

@@ -1,0 +1,617 @@
+/*
+ * files.c - the calls on open files: open, close, read, write, seek,
+ * truncate, sync, and stat.
+ *
+ * Owns: the open-file table.
+ * May call: path, data, apply (through op_log_apply), shared (inodes).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs/alloc.h"
+#include "libfs/fs_internal.h"
+#include "libfs/oprec.h"
+
+#define B FS_BLOCK_SIZE
+#define MAX_FILE_SIZE (1ull << 52) /* 4 PiB: logical blocks stay below 2^40 */
+
+/* ---- the open-file table ------------------------------------------------ */
+
+static int fd_alloc(struct cairn_fs *fs, struct vnode *vn, int flags)
+{
+	pthread_mutex_lock(&fs->fd_lock);
+	int fd = -1;
+	for (int i = 0; i < fs->nfiles; i++) {
+		if (!fs->files[i]->in_use) {
+			fd = i;
+			break;
+		}
+	}
+	if (fd < 0) {
+		struct open_file **nf = realloc(fs->files, (fs->nfiles + 1) * sizeof(*nf));
+		struct open_file *f = nf ? calloc(1, sizeof(*f)) : NULL;
+		if (nf)
+			fs->files = nf;
+		if (!f) {
+			pthread_mutex_unlock(&fs->fd_lock);
+			return -ENOMEM;
+		}
+		pthread_mutex_init(&f->pos_lock, NULL);
+		fd = fs->nfiles;
+		fs->files[fs->nfiles++] = f;
+	}
+	struct open_file *f = fs->files[fd];
+	f->vn = vn;
+	f->flags = flags & (O_ACCMODE | O_APPEND);
+	f->pos = 0;
+	f->in_use = 1;
+	pthread_mutex_unlock(&fs->fd_lock);
+	return fd;
+}
+
+static struct open_file *fd_get(struct cairn_fs *fs, int fd)
+{
+	struct open_file *f = NULL;
+	pthread_mutex_lock(&fs->fd_lock);
+	if (fd >= 0 && fd < fs->nfiles && fs->files[fd]->in_use)
+		f = fs->files[fd];
+	pthread_mutex_unlock(&fs->fd_lock);
+	return f;
+}
+
+static int can_read(const struct open_file *f)
+{
+	return (f->flags & O_ACCMODE) != O_WRONLY;
+}
+
+static int can_write(const struct open_file *f)
+{
+	return (f->flags & O_ACCMODE) != O_RDONLY;
+}
+
+/* ---- stat ---------------------------------------------------------------- */
+
+static void ns_to_ts(int64_t ns, struct timespec *ts)
+{
+	ts->tv_sec = ns / 1000000000;
+	ts->tv_nsec = ns % 1000000000;
+	if (ts->tv_nsec < 0) {
+		ts->tv_nsec += 1000000000;
+		ts->tv_sec--;
+	}
+}
+
+int fill_stat(struct cairn_fs *fs, uint64_t ino, struct stat *st)
+{
+	struct iref r;
+	int rc = inode_get(&fs->sh, ino, &r);
+	if (rc)
+		return rc;
+	if (r.i->mode == 0) {
+		inode_put(&fs->sh, &r);
+		return -ENOENT;
+	}
+	memset(st, 0, sizeof(*st));
+	uint64_t dev;
+	memcpy(&dev, fs->sh.sb.uuid, sizeof(dev));
+	st->st_dev = (dev_t)(dev & 0xffffffff);
+	st->st_ino = ino;
+	st->st_mode = r.i->mode;
+	st->st_nlink = r.i->nlink;
+	st->st_uid = r.i->uid;
+	st->st_gid = r.i->gid;
+	st->st_rdev = r.i->rdev;
+	st->st_size = (off_t)r.i->size;
+	st->st_blksize = B;
+	struct vnode *vn = vnode_find(fs, ino);
+	uint64_t blocks = r.i->blocks + (vn ? vn->data.resv : 0);
+	st->st_blocks = (blkcnt_t)(blocks * (B / 512));
+	ns_to_ts(r.i->atime_ns, &st->st_atim);
+	ns_to_ts(r.i->mtime_ns, &st->st_mtim);
+	ns_to_ts(r.i->ctime_ns, &st->st_ctim);
+	inode_put(&fs->sh, &r);
+	return 0;
+}
+
+static int stat_path(cairn_fs *fs, const char *path, struct stat *st, int flags)
+{
+	if (!fs || !st)
+		return fail(-EFAULT);
+	pthread_rwlock_rdlock(&fs->lock);
+	struct lookup lk;
+	int rc = path_lookup(fs, path, flags, &lk);
+	if (!rc)
+		rc = fill_stat(fs, lk.ino, st);
+	pthread_rwlock_unlock(&fs->lock);
+	return rc ? fail(rc) : 0;
+}
+
+int cairn_stat(cairn_fs *fs, const char *path, struct stat *st)
+{
+	return stat_path(fs, path, st, LOOKUP_FOLLOW);
+}
+
+int cairn_lstat(cairn_fs *fs, const char *path, struct stat *st)
+{
+	return stat_path(fs, path, st, 0);
+}
+
+int cairn_fstat(cairn_fs *fs, int fd, struct stat *st)
+{
+	if (!fs || !st)
+		return fail(-EFAULT);
+	struct open_file *f = fd_get(fs, fd);
+	if (!f)
+		return fail(-EBADF);
+	pthread_rwlock_rdlock(&fs->lock);
+	int rc = fill_stat(fs, f->vn->ino, st);
+	pthread_rwlock_unlock(&fs->lock);
+	return rc ? fail(rc) : 0;
+}
+
+/* ---- space --------------------------------------------------------------- */
+
+/* Blocks kept free for tree nodes, so that metadata changes already in the
+ * log can always be applied. */
+uint64_t space_margin(struct cairn_fs *fs)
+{
+	return 32 + alloc_total(fs->sh.balloc) / 256;
+}
+
+int space_check(struct cairn_fs *fs, uint64_t blocks)
+{
+	uint64_t free_blocks = alloc_free_count(fs->sh.balloc);
+	uint64_t want = blocks + fs->reserved_blocks + space_margin(fs);
+	return free_blocks >= want ? 0 : -ENOSPC;
+}
+
+/* ---- creating ------------------------------------------------------------ */
+
+int make_node(struct cairn_fs *fs, uint64_t parent, const char *name, size_t namelen,
+	      uint32_t mode, uint64_t rdev, const char *target, size_t targetlen, uint64_t *ino_out,
+	      uint64_t *seq)
+{
+	uint64_t ino;
+	int rc = inode_pick(&fs->sh, parent, &ino);
+	if (rc)
+		return -ENOSPC;
+	/* The pick only chose the number; the record's replay takes it. */
+	inode_release(&fs->sh, ino);
+	struct {
+		struct op_mknod p;
+		char names[256 + 4096];
+	} rec;
+	memset(&rec.p, 0, sizeof(rec.p));
+	rec.p.parent = parent;
+	rec.p.ino = ino;
+	rec.p.time_ns = now_ns();
+	rec.p.rdev = rdev;
+	rec.p.mode = mode;
+	rec.p.uid = (uint32_t)geteuid();
+	rec.p.gid = (uint32_t)getegid();
+	rec.p.namelen = (uint16_t)namelen;
+	rec.p.targetlen = (uint16_t)targetlen;
+	memcpy(rec.names, name, namelen);
+	if (targetlen)
+		memcpy(rec.names + namelen, target, targetlen);
+	struct iovec iov = {&rec, sizeof(rec.p) + namelen + targetlen};
+	fs->apply_resv = targetlen ? 1 : 0;
+	rc = op_log_apply(fs, OP_MKNOD, NULL, &iov, 1, seq);
+	if (!rc && ino_out)
+		*ino_out = ino;
+	return rc;
+}
+
+/* ---- open and close ------------------------------------------------------ */
+
+static int truncate_locked(struct cairn_fs *fs, uint64_t ino, uint64_t size, uint64_t *seq)
+{
+	uint64_t args[3] = {ino, size, (uint64_t)now_ns()};
+	return op_log_apply(fs, OP_TRUNCATE, args, NULL, 0, seq);
+}
+
+static int open_existing(struct cairn_fs *fs, struct lookup *lk, int flags, uint64_t *seq)
+{
+	if ((flags & O_CREAT) && (flags & O_EXCL))
+		return -EEXIST;
+	if (lk->type == DT_LNK)
+		return -ELOOP; /* O_NOFOLLOW on a symlink */
+	if ((flags & O_DIRECTORY) && lk->type != DT_DIR)
+		return -ENOTDIR;
+	if (lk->type == DT_DIR && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_CREAT)))
+		return -EISDIR;
+	if ((flags & O_TRUNC) && lk->type == DT_REG && (flags & O_ACCMODE) != O_RDONLY) {
+		struct stat st;
+		int rc = fill_stat(fs, lk->ino, &st);
+		if (!rc && st.st_size > 0)
+			rc = truncate_locked(fs, lk->ino, 0, seq);
+		return rc;
+	}
+	return 0;
+}
+
+static int open_locked(struct cairn_fs *fs, const char *path, int flags, mode_t mode,
+		       uint64_t *seq, int *attempt)
+{
+	int rc = 0;
+	if (flags & (O_CREAT | O_TRUNC))
+		rc = op_begin(fs, sizeof(struct op_mknod) + 256, 0, attempt);
+	if (rc == -EROFS && !(flags & O_CREAT) && (flags & O_ACCMODE) == O_RDONLY)
+		rc = 0;
+	if (rc)
+		return rc;
+	if ((flags & O_ACCMODE) == O_ACCMODE)
+		return -EINVAL;
+	int lflags = (flags & O_CREAT) ? LOOKUP_PARENT : 0;
+	if (!(flags & O_NOFOLLOW) && !((flags & O_CREAT) && (flags & O_EXCL)))
+		lflags |= LOOKUP_FOLLOW;
+	struct lookup lk;
+	rc = path_lookup(fs, path, lflags, &lk);
+	if (rc)
+		return rc;
+	if (fs->read_only && (flags & O_ACCMODE) != O_RDONLY)
+		return -EROFS;
+	uint64_t ino = lk.ino;
+	if (ino) {
+		rc = open_existing(fs, &lk, flags, seq);
+	} else {
+		if (lk.trailing_slash)
+			return -EISDIR;
+		if (fs->read_only)
+			return -EROFS;
+		rc = make_node(fs, lk.parent, lk.name, lk.namelen, S_IFREG | (mode & 07777), 0, NULL,
+			       0, &ino, seq);
+	}
+	if (rc)
+		return rc;
+	struct vnode *vn = vnode_get(fs, ino);
+	if (!vn)
+		return -ENOMEM;
+	int fd = fd_alloc(fs, vn, flags);
+	if (fd < 0) {
+		vnode_maybe_free(fs, vn);
+		return fd;
+	}
+	vn->open_count++;
+	return fd;
+}
+
+int cairn_open(cairn_fs *fs, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	if (flags & O_CREAT) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	if (!fs)
+		return fail(-EINVAL);
+	uint64_t seq = 0;
+	int attempt = 0, fd;
+	pthread_rwlock_wrlock(&fs->lock);
+	do
+		fd = open_locked(fs, path, flags, mode, &seq, &attempt);
+	while (fd == -EAGAIN);
+	pthread_rwlock_unlock(&fs->lock);
+	if (fd >= 0 && seq) {
+		int rc = op_finish(fs, seq);
+		if (rc) {
+			cairn_close(fs, fd);
+			return fail(rc);
+		}
+	}
+	return fd < 0 ? fail(fd) : fd;
+}
+
+/* Last close of an unlinked inode: the RELEASE record frees it. */
+static int release_orphan(struct cairn_fs *fs, struct vnode *vn, uint64_t *seq)
+{
+	struct iref r;
+	int rc = inode_get(&fs->sh, vn->ino, &r);
+	if (rc)
+		return rc;
+	uint32_t nlink = r.i->nlink, mode = r.i->mode;
+	inode_put(&fs->sh, &r);
+	if (nlink != 0 || mode == 0 || fs->read_only || fs->failed)
+		return 0;
+	int attempt = 0;
+	uint64_t ino = vn->ino;
+	while ((rc = op_begin(fs, 0, 0, &attempt)) == -EAGAIN) {
+		/* The lock was dropped: someone may have opened it again. */
+		vn = vnode_find(fs, ino);
+		if (vn && vn->open_count > 0)
+			return 0;
+	}
+	if (rc)
+		return rc;
+	uint64_t args[3] = {ino, 0, 0};
+	return op_log_apply(fs, OP_RELEASE, args, NULL, 0, seq);
+}
+
+int cairn_close(cairn_fs *fs, int fd)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	pthread_rwlock_wrlock(&fs->lock);
+	struct open_file *f = fd_get(fs, fd);
+	if (!f) {
+		pthread_rwlock_unlock(&fs->lock);
+		return fail(-EBADF);
+	}
+	struct vnode *vn = f->vn;
+	pthread_mutex_lock(&fs->fd_lock);
+	f->in_use = 0;
+	f->vn = NULL;
+	pthread_mutex_unlock(&fs->fd_lock);
+	uint64_t seq = 0;
+	int rc = 0;
+	uint64_t ino = vn->ino;
+	if (--vn->open_count == 0) {
+		rc = release_orphan(fs, vn, &seq);
+		/* op_begin may have dropped the lock: look the vnode up again. */
+		vnode_maybe_free(fs, vnode_find(fs, ino));
+	}
+	pthread_rwlock_unlock(&fs->lock);
+	if (!rc && seq)
+		rc = op_finish(fs, seq);
+	return rc ? fail(rc) : 0;
+}
+
+/* ---- read ---------------------------------------------------------------- */
+
+ssize_t cairn_pread(cairn_fs *fs, int fd, void *buf, size_t count, off_t off)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	struct open_file *f = fd_get(fs, fd);
+	if (!f || !can_read(f))
+		return fail(-EBADF);
+	if (off < 0)
+		return fail(-EINVAL);
+	pthread_rwlock_rdlock(&fs->lock);
+	struct iref r;
+	ssize_t n = inode_get(&fs->sh, f->vn->ino, &r);
+	if (!n) {
+		int isdir = S_ISDIR(r.i->mode);
+		inode_put(&fs->sh, &r);
+		n = isdir ? -EISDIR : data_read(fs, f->vn->ino, buf, count, (uint64_t)off);
+	}
+	pthread_rwlock_unlock(&fs->lock);
+	return n < 0 ? fail((int)n) : n;
+}
+
+ssize_t cairn_read(cairn_fs *fs, int fd, void *buf, size_t count)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	struct open_file *f = fd_get(fs, fd);
+	if (!f)
+		return fail(-EBADF);
+	pthread_mutex_lock(&f->pos_lock);
+	ssize_t n = cairn_pread(fs, fd, buf, count, (off_t)f->pos);
+	if (n > 0)
+		f->pos += (uint64_t)n;
+	pthread_mutex_unlock(&f->pos_lock);
+	return n;
+}
+
+/* ---- write --------------------------------------------------------------- */
+
+/* Appends one WRITE record of at most the log's largest payload; -EAGAIN
+ * means the lock was dropped to digest and the caller retries. */
+static ssize_t write_chunk(struct cairn_fs *fs, struct open_file *f, const void *buf, size_t count,
+			   uint64_t *off, int append, uint64_t *seq, int *attempt)
+{
+	size_t max = (size_t)log_max_payload(fs->log);
+	if (count > max)
+		count = max;
+	if (!f->in_use)
+		return -EBADF; /* closed while we waited for digest */
+	struct iref r;
+	int rc = inode_get(&fs->sh, f->vn->ino, &r);
+	if (rc)
+		return rc;
+	if (append)
+		*off = r.i->size;
+	uint64_t need = 0;
+	if (*off + count > MAX_FILE_SIZE)
+		rc = -EFBIG;
+	if (!rc)
+		rc = data_blocks_needed(fs, r.i, f->vn, *off, count, &need);
+	inode_put(&fs->sh, &r);
+	if (!rc)
+		rc = op_begin(fs, count, need, attempt);
+	if (rc)
+		return rc;
+	uint64_t args[3] = {f->vn->ino, *off, (uint64_t)now_ns()};
+	struct iovec iov = {(void *)buf, count};
+	fs->apply_resv = need;
+	rc = op_log_apply(fs, OP_WRITE, args, &iov, 1, seq);
+	return rc ? rc : (ssize_t)count;
+}
+
+static ssize_t do_write(struct cairn_fs *fs, struct open_file *f, const void *buf, size_t count,
+			uint64_t off, int append, uint64_t *end)
+{
+	size_t done = 0;
+	ssize_t rc = 0;
+	while (done < count) {
+		uint64_t seq = 0;
+		int attempt = 0;
+		pthread_rwlock_wrlock(&fs->lock);
+		do
+			rc = write_chunk(fs, f, (const uint8_t *)buf + done, count - done, &off,
+					 append, &seq, &attempt);
+		while (rc == -EAGAIN);
+		pthread_rwlock_unlock(&fs->lock);
+		if (rc < 0)
+			break;
+		int frc = op_finish(fs, seq);
+		done += (size_t)rc;
+		off += (uint64_t)rc;
+		if (frc) {
+			rc = frc;
+			break;
+		}
+	}
+	*end = off;
+	if (done > 0)
+		return (ssize_t)done; /* a short write, as POSIX allows */
+	return rc;
+}
+
+ssize_t cairn_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, off_t off)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	struct open_file *f = fd_get(fs, fd);
+	if (!f || !can_write(f))
+		return fail(-EBADF);
+	if (off < 0)
+		return fail(-EINVAL);
+	if (count == 0)
+		return 0;
+	uint64_t end;
+	/* Linux: pwrite on an O_APPEND file appends. */
+	ssize_t n = do_write(fs, f, buf, count, (uint64_t)off, (f->flags & O_APPEND) != 0, &end);
+	return n < 0 ? fail((int)n) : n;
+}
+
+ssize_t cairn_write(cairn_fs *fs, int fd, const void *buf, size_t count)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	struct open_file *f = fd_get(fs, fd);
+	if (!f || !can_write(f))
+		return fail(-EBADF);
+	if (count == 0)
+		return 0;
+	pthread_mutex_lock(&f->pos_lock);
+	uint64_t end;
+	ssize_t n = do_write(fs, f, buf, count, f->pos, (f->flags & O_APPEND) != 0, &end);
+	if (n > 0)
+		f->pos = end;
+	pthread_mutex_unlock(&f->pos_lock);
+	return n < 0 ? fail((int)n) : n;
+}
+
+/* ---- seek ---------------------------------------------------------------- */
+
+off_t cairn_lseek(cairn_fs *fs, int fd, off_t off, int whence)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	struct open_file *f = fd_get(fs, fd);
+	if (!f)
+		return fail(-EBADF);
+	struct stat st;
+	pthread_rwlock_rdlock(&fs->lock);
+	int rc = fill_stat(fs, f->vn->ino, &st);
+	pthread_rwlock_unlock(&fs->lock);
+	if (rc)
+		return fail(rc);
+	pthread_mutex_lock(&f->pos_lock);
+	int64_t base = 0, size = st.st_size;
+	switch (whence) {
+	case SEEK_SET:
+		break;
+	case SEEK_CUR:
+		base = (int64_t)f->pos;
+		break;
+	case SEEK_END:
+		base = size;
+		break;
+	case SEEK_DATA: /* the whole file counts as data: no hole search yet */
+	case SEEK_HOLE:
+		if (off < 0 || off >= size) {
+			pthread_mutex_unlock(&f->pos_lock);
+			return fail(off < 0 ? -EINVAL : -ENXIO);
+		}
+		if (whence == SEEK_HOLE)
+			off = (off_t)size;
+		break;
+	default:
+		pthread_mutex_unlock(&f->pos_lock);
+		return fail(-EINVAL);
+	}
+	int64_t pos = base + off;
+	if ((off > 0 && pos < base) || pos < 0) {
+		pthread_mutex_unlock(&f->pos_lock);
+		return fail(pos < 0 && off < 0 ? -EINVAL : -EOVERFLOW);
+	}
+	f->pos = (uint64_t)pos;
+	pthread_mutex_unlock(&f->pos_lock);
+	return (off_t)pos;
+}
+
+/* ---- truncate and sync --------------------------------------------------- */
+
+static int truncate_ino(struct cairn_fs *fs, uint64_t ino, off_t length)
+{
+	if (length < 0)
+		return -EINVAL;
+	if ((uint64_t)length > MAX_FILE_SIZE)
+		return -EFBIG;
+	uint64_t seq = 0;
+	int attempt = 0, rc;
+	pthread_rwlock_wrlock(&fs->lock);
+	while ((rc = op_begin(fs, 0, 0, &attempt)) == -EAGAIN)
+		;
+	struct stat st;
+	if (!rc)
+		rc = fill_stat(fs, ino, &st);
+	if (!rc && S_ISDIR(st.st_mode))
+		rc = -EISDIR;
+	else if (!rc && !S_ISREG(st.st_mode))
+		rc = -EINVAL;
+	if (!rc)
+		rc = truncate_locked(fs, ino, (uint64_t)length, &seq);
+	pthread_rwlock_unlock(&fs->lock);
+	if (!rc)
+		rc = op_finish(fs, seq);
+	return rc;
+}
+
+int cairn_ftruncate(cairn_fs *fs, int fd, off_t length)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	struct open_file *f = fd_get(fs, fd);
+	if (!f)
+		return fail(-EBADF);
+	if (!can_write(f))
+		return fail(-EINVAL); /* Linux: not open for writing */
+	int rc = truncate_ino(fs, f->vn->ino, length);
+	return rc ? fail(rc) : 0;
+}
+
+int cairn_truncate(cairn_fs *fs, const char *path, off_t length)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	pthread_rwlock_rdlock(&fs->lock);
+	struct lookup lk;
+	int rc = path_lookup(fs, path, LOOKUP_FOLLOW, &lk);
+	pthread_rwlock_unlock(&fs->lock);
+	if (!rc)
+		rc = truncate_ino(fs, lk.ino, length);
+	return rc ? fail(rc) : 0;
+}
+
+int cairn_fsync(cairn_fs *fs, int fd)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	if (!fd_get(fs, fd))
+		return fail(-EBADF);
+	/* Sync mode: already durable.  Batch mode: the log is the durability
+	 * point, so a commit of everything appended is all fsync needs. */
+	int rc = log_commit_all(fs->log);
+	return rc ? fail(rc) : 0;
+}

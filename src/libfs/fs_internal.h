@@ -1,0 +1,165 @@
+/*
+ * fs_internal.h - the state of a mounted volume, shared by the libfs files.
+ *
+ * Owns: struct cairn_fs, vnodes and open files.
+ * May call: everything below libfs (log, fs, digest, volume, media).
+ *
+ * Concurrency: one readers-writer lock, fs->lock, guards the in-memory
+ * state (the metadata cache's bytes, vnodes and their indexes, the log's
+ * tail).  Calls that change the volume take it exclusively for validate +
+ * append + apply, and wait for durability after releasing it, so that
+ * commits of concurrent threads share a fence (group commit).
+ */
+#ifndef CAIRN_LIBFS_FS_INTERNAL_H
+#define CAIRN_LIBFS_FS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "cairn.h"
+#include "fs/shared.h"
+#include "libfs/dindex.h"
+#include "log/log.h"
+#include "volume/volume.h"
+
+/* An inode that is open or has undigested data. */
+struct vnode {
+	uint64_t ino;
+	int open_count;
+	struct dindex data;
+	struct vnode *hnext;
+};
+
+struct open_file {
+	struct vnode *vn;
+	int flags; /* O_ACCMODE | O_APPEND */
+	int in_use;
+	pthread_mutex_t pos_lock;
+	uint64_t pos;
+};
+
+struct fs_stats {
+	uint64_t ops_logged;
+	uint64_t checkpoints;
+	uint64_t bytes_digested;
+	uint64_t log_waits;
+};
+
+struct cairn_fs {
+	struct volume vol;
+	struct log *log;
+	struct shared sh;
+	struct cairn_mount_opts opts;
+	int read_only;
+	int failed; /* an applied record failed: no more changes */
+
+	pthread_rwlock_t lock;
+
+	/* vnodes: hash table by inode number */
+	struct vnode **vtab;
+	size_t vtab_size, vcount;
+	uint64_t vnodes_with_data;
+
+	/* open files */
+	pthread_mutex_t fd_lock;
+	struct open_file **files;
+	int nfiles;
+
+	/* space the undigested writes will need in the shared area */
+	uint64_t reserved_blocks;
+	uint64_t apply_resv; /* reservation handed to the next applied write */
+	uint64_t orphan_head;
+	uint64_t ops_digested;
+
+	/* digest */
+	pthread_mutex_t digest_lock; /* one checkpoint at a time */
+	pthread_mutex_t dstate_lock;
+	pthread_cond_t dstate_cond;
+	int digest_requested, digest_stop;
+	uint64_t checkpoint_gen; /* bumped after each checkpoint */
+	int digest_error;
+	pthread_t digest_thread;
+	int digest_thread_running;
+	pthread_t batch_thread;
+	int batch_thread_running;
+
+	struct fs_stats stats;
+};
+
+/* ---- vnodes (vnode.c) ---- */
+struct vnode *vnode_find(struct cairn_fs *fs, uint64_t ino);
+struct vnode *vnode_get(struct cairn_fs *fs, uint64_t ino); /* creates */
+void vnode_maybe_free(struct cairn_fs *fs, struct vnode *vn);
+void vnode_destroy_all(struct cairn_fs *fs);
+int vnode_is_open(struct cairn_fs *fs, uint64_t ino);
+
+/* ---- apply (apply.c): one record to the in-memory state ---- */
+struct log_rec_hdr;
+int apply_record(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *payload,
+		 uint64_t payload_off);
+/* Frees an inode's blocks and number (nlink 0 and not open). */
+int apply_free_inode(struct cairn_fs *fs, uint64_t ino);
+int orphan_add(struct cairn_fs *fs, struct iref *r);
+int orphan_remove(struct cairn_fs *fs, uint64_t ino);
+int orphans_release_all(struct cairn_fs *fs);
+
+/* ---- log append for an operation (ops_common.c) ---- */
+/* Before appending a change: makes sure the log (and the journal) has room
+ * for a record of payload_len bytes and the shared area has `blocks` free
+ * beyond what is reserved.  If not, it waits for a digest - which drops and
+ * retakes the lock - and returns -EAGAIN: the caller starts over, validation
+ * included.  *attempt (0 at the start of the call) bounds the retries.
+ * Returns 0, -EAGAIN, -EROFS, -EIO or -ENOSPC. */
+int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, int *attempt);
+/* Appends, applies, and returns the record's seq.  Called with the lock held
+ * exclusively, after op_begin and validation. */
+int op_log_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
+		 const struct iovec *iov, int iovcnt, uint64_t *seq);
+/* After unlocking: wait for durability (sync mode) and maybe start digest. */
+int op_finish(struct cairn_fs *fs, uint64_t seq);
+int64_t now_ns(void);
+
+/* ---- path walk (path.c) ---- */
+struct lookup {
+	uint64_t parent;        /* directory holding the last component */
+	uint64_t ino;           /* 0 if the last component does not exist */
+	uint8_t type;           /* DT_* of ino */
+	char name[256];         /* last component */
+	size_t namelen;
+	int trailing_slash;
+};
+#define LOOKUP_FOLLOW 1 /* follow a symlink in the last component */
+#define LOOKUP_PARENT 2 /* the last component may be missing */
+int path_lookup(struct cairn_fs *fs, const char *path, int flags, struct lookup *out);
+int dir_lookup_name(struct cairn_fs *fs, uint64_t dir, const char *name, size_t len,
+		    uint64_t *ino, uint8_t *type);
+
+/* ---- reading file data (data.c) ---- */
+ssize_t data_read(struct cairn_fs *fs, uint64_t ino, void *buf, size_t count, uint64_t off);
+/* Blocks [off, off+len) will newly need in the shared area. */
+int data_blocks_needed(struct cairn_fs *fs, struct fs_inode *i, struct vnode *vn, uint64_t off,
+		       uint64_t len, uint64_t *need);
+
+/* ---- files.c: shared by the name calls ---- */
+int fill_stat(struct cairn_fs *fs, uint64_t ino, struct stat *st);
+int space_check(struct cairn_fs *fs, uint64_t blocks);
+/* Creates a node (file, dir, symlink, fifo...) named name in parent. */
+int make_node(struct cairn_fs *fs, uint64_t parent, const char *name, size_t namelen,
+	      uint32_t mode, uint64_t rdev, const char *target, size_t targetlen, uint64_t *ino,
+	      uint64_t *seq);
+
+/* ---- digest (digest/digest.h) is called through these ---- */
+int fs_checkpoint(struct cairn_fs *fs, int locked);
+void fs_digest_kick(struct cairn_fs *fs);
+int fs_digest_wait(struct cairn_fs *fs); /* called locked exclusively */
+
+/* errors as POSIX: set errno, return -1 */
+static inline int fail(int neg_errno)
+{
+	extern int *__errno_location(void);
+	*__errno_location() = -neg_errno;
+	return -1;
+}
+
+#endif

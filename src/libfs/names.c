@@ -1,0 +1,325 @@
+/*
+ * names.c - the calls that change names: mkdir, rmdir, unlink, link,
+ * symlink, rename, and readlink.
+ *
+ * Owns: the POSIX checks of each call (which errno, in which order).
+ * May call: path, make_node, op_begin/op_log_apply/op_finish, shared.
+ *
+ * Each call validates, appends one record and applies it under the lock,
+ * so a rename or an unlink is one atomic step in the log.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "libfs/fs_internal.h"
+#include "libfs/oprec.h"
+
+/* Runs fn(fs, arg, &seq, &attempt) under the lock until it stops asking to
+ * retry, then waits for durability. */
+typedef int (*change_fn)(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt);
+
+static int run_change(cairn_fs *fs, change_fn fn, const void *arg)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	uint64_t seq = 0;
+	int attempt = 0, rc;
+	pthread_rwlock_wrlock(&fs->lock);
+	do
+		rc = fn(fs, arg, &seq, &attempt);
+	while (rc == -EAGAIN);
+	pthread_rwlock_unlock(&fs->lock);
+	if (!rc && seq)
+		rc = op_finish(fs, seq);
+	return rc ? fail(rc) : 0;
+}
+
+static int is_dot(const struct lookup *lk)
+{
+	return (lk->namelen == 1 && lk->name[0] == '.') ||
+	       (lk->namelen == 2 && lk->name[0] == '.' && lk->name[1] == '.');
+}
+
+static uint32_t inode_nlink(struct cairn_fs *fs, uint64_t ino, uint64_t *entries)
+{
+	struct iref r;
+	if (inode_get(&fs->sh, ino, &r))
+		return 0;
+	uint32_t n = r.i->nlink;
+	if (entries)
+		*entries = r.i->entries;
+	inode_put(&fs->sh, &r);
+	return n;
+}
+
+/* ---- mkdir, mknod-like creation, symlink --------------------------------- */
+
+struct create_args {
+	const char *path;
+	uint32_t mode;
+	const char *target;
+	size_t targetlen;
+};
+
+static int do_create(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
+{
+	const struct create_args *a = arg;
+	int rc = op_begin(fs, sizeof(struct op_mknod) + 256 + a->targetlen, a->targetlen ? 1 : 0,
+			  attempt);
+	if (rc)
+		return rc;
+	struct lookup lk;
+	rc = path_lookup(fs, a->path, LOOKUP_PARENT, &lk);
+	if (rc)
+		return rc;
+	if (lk.ino)
+		return -EEXIST;
+	if (lk.trailing_slash && !S_ISDIR(a->mode))
+		return -ENOENT;
+	if (S_ISDIR(a->mode) && inode_nlink(fs, lk.parent, NULL) >= UINT32_MAX - 1)
+		return -EMLINK;
+	return make_node(fs, lk.parent, lk.name, lk.namelen, a->mode, 0, a->target, a->targetlen,
+			 NULL, seq);
+}
+
+int cairn_mkdir(cairn_fs *fs, const char *path, mode_t mode)
+{
+	struct create_args a = {path, S_IFDIR | (mode & 07777), NULL, 0};
+	return run_change(fs, do_create, &a);
+}
+
+int cairn_symlink(cairn_fs *fs, const char *target, const char *linkpath)
+{
+	if (!target)
+		return fail(-EFAULT);
+	size_t tlen = strnlen(target, PATH_MAX);
+	if (tlen == 0)
+		return fail(-ENOENT);
+	if (tlen >= PATH_MAX)
+		return fail(-ENAMETOOLONG);
+	struct create_args a = {linkpath, S_IFLNK | 0777, target, tlen};
+	return run_change(fs, do_create, &a);
+}
+
+ssize_t cairn_readlink(cairn_fs *fs, const char *path, char *buf, size_t size)
+{
+	if (!fs || !buf)
+		return fail(-EFAULT);
+	if (size == 0)
+		return fail(-EINVAL);
+	pthread_rwlock_rdlock(&fs->lock);
+	struct lookup lk;
+	ssize_t n = path_lookup(fs, path, 0, &lk);
+	if (!n)
+		n = lk.type != DT_LNK ? -EINVAL : data_read(fs, lk.ino, buf, size, 0);
+	pthread_rwlock_unlock(&fs->lock);
+	return n < 0 ? fail((int)n) : n;
+}
+
+/* ---- unlink and rmdir ---------------------------------------------------- */
+
+static int log_unlink(struct cairn_fs *fs, const struct lookup *lk, uint64_t *seq)
+{
+	struct {
+		struct op_unlink p;
+		char name[256];
+	} rec;
+	memset(&rec.p, 0, sizeof(rec.p));
+	rec.p.parent = lk->parent;
+	rec.p.ino = lk->ino;
+	rec.p.time_ns = now_ns();
+	rec.p.namelen = (uint16_t)lk->namelen;
+	memcpy(rec.name, lk->name, lk->namelen);
+	struct iovec iov = {&rec, sizeof(rec.p) + lk->namelen};
+	return op_log_apply(fs, OP_UNLINK, NULL, &iov, 1, seq);
+}
+
+static int do_unlink(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
+{
+	int rc = op_begin(fs, sizeof(struct op_unlink) + 256, 0, attempt);
+	if (rc)
+		return rc;
+	struct lookup lk;
+	rc = path_lookup(fs, arg, 0, &lk);
+	if (rc)
+		return rc;
+	if (lk.type == DT_DIR)
+		return -EISDIR;
+	return log_unlink(fs, &lk, seq);
+}
+
+int cairn_unlink(cairn_fs *fs, const char *path)
+{
+	return run_change(fs, do_unlink, path);
+}
+
+static int do_rmdir(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
+{
+	int rc = op_begin(fs, sizeof(struct op_unlink) + 256, 0, attempt);
+	if (rc)
+		return rc;
+	struct lookup lk;
+	rc = path_lookup(fs, arg, 0, &lk);
+	if (rc)
+		return rc;
+	if (lk.type != DT_DIR)
+		return -ENOTDIR;
+	if (lk.ino == FS_ROOT_INO)
+		return -EBUSY;
+	if (lk.namelen == 1 && lk.name[0] == '.')
+		return -EINVAL;
+	if (is_dot(&lk))
+		return -ENOTEMPTY;
+	uint64_t entries = 0;
+	inode_nlink(fs, lk.ino, &entries);
+	if (entries)
+		return -ENOTEMPTY;
+	return log_unlink(fs, &lk, seq);
+}
+
+int cairn_rmdir(cairn_fs *fs, const char *path)
+{
+	return run_change(fs, do_rmdir, path);
+}
+
+/* ---- link ---------------------------------------------------------------- */
+
+struct two_paths {
+	const char *from, *to;
+	unsigned flags;
+};
+
+static int do_link(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
+{
+	const struct two_paths *a = arg;
+	int rc = op_begin(fs, sizeof(struct op_link) + 256, 0, attempt);
+	if (rc)
+		return rc;
+	struct lookup from, to;
+	rc = path_lookup(fs, a->from, 0, &from);
+	if (rc)
+		return rc;
+	if (from.type == DT_DIR)
+		return -EPERM;
+	rc = path_lookup(fs, a->to, LOOKUP_PARENT, &to);
+	if (rc)
+		return rc;
+	if (to.ino)
+		return -EEXIST;
+	if (to.trailing_slash)
+		return -ENOENT;
+	if (inode_nlink(fs, from.ino, NULL) >= UINT32_MAX - 1)
+		return -EMLINK;
+	struct {
+		struct op_link p;
+		char name[256];
+	} rec;
+	memset(&rec.p, 0, sizeof(rec.p));
+	rec.p.ino = from.ino;
+	rec.p.parent = to.parent;
+	rec.p.time_ns = now_ns();
+	rec.p.namelen = (uint16_t)to.namelen;
+	memcpy(rec.name, to.name, to.namelen);
+	struct iovec iov = {&rec, sizeof(rec.p) + to.namelen};
+	return op_log_apply(fs, OP_LINK, NULL, &iov, 1, seq);
+}
+
+int cairn_link(cairn_fs *fs, const char *from, const char *to)
+{
+	struct two_paths a = {from, to, 0};
+	return run_change(fs, do_link, &a);
+}
+
+/* ---- rename -------------------------------------------------------------- */
+
+/* Whether dir `anc` is dir `ino` or one of its ancestors. */
+static int is_ancestor(struct cairn_fs *fs, uint64_t anc, uint64_t ino)
+{
+	for (int depth = 0; depth < 100000; depth++) {
+		if (ino == anc)
+			return 1;
+		if (ino == FS_ROOT_INO)
+			return 0;
+		struct iref r;
+		if (inode_get(&fs->sh, ino, &r))
+			return 0;
+		uint64_t parent = r.i->parent;
+		inode_put(&fs->sh, &r);
+		if (!parent || parent == ino)
+			return 0;
+		ino = parent;
+	}
+	return 1;
+}
+
+static int check_rename(struct cairn_fs *fs, const struct lookup *from, const struct lookup *to,
+			unsigned flags)
+{
+	if (from->ino == FS_ROOT_INO || is_dot(from))
+		return from->ino == FS_ROOT_INO ? -EBUSY : -EINVAL;
+	if (to->ino == FS_ROOT_INO || is_dot(to))
+		return to->ino == FS_ROOT_INO ? -EBUSY : -EINVAL;
+	if (from->type == DT_DIR && is_ancestor(fs, from->ino, to->parent))
+		return -EINVAL;
+	if (!to->ino)
+		return (to->trailing_slash && from->type != DT_DIR) ? -ENOTDIR : 0;
+	if (flags & CAIRN_RENAME_NOREPLACE)
+		return -EEXIST;
+	if (from->type == DT_DIR && to->type != DT_DIR)
+		return -ENOTDIR;
+	if (from->type != DT_DIR && to->type == DT_DIR)
+		return -EISDIR;
+	if (to->type == DT_DIR) {
+		uint64_t entries = 0;
+		inode_nlink(fs, to->ino, &entries);
+		if (entries)
+			return -ENOTEMPTY;
+	}
+	return 0;
+}
+
+static int do_rename(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
+{
+	const struct two_paths *a = arg;
+	int rc = op_begin(fs, sizeof(struct op_rename) + 512, 0, attempt);
+	if (rc)
+		return rc;
+	struct lookup from, to;
+	rc = path_lookup(fs, a->from, 0, &from);
+	if (!rc)
+		rc = path_lookup(fs, a->to, LOOKUP_PARENT, &to);
+	if (rc)
+		return rc;
+	if (to.ino && to.ino == from.ino)
+		return (a->flags & CAIRN_RENAME_NOREPLACE) ? -EEXIST : 0; /* same file: no-op */
+	rc = check_rename(fs, &from, &to, a->flags);
+	if (rc)
+		return rc;
+	struct {
+		struct op_rename p;
+		char names[512];
+	} rec;
+	memset(&rec.p, 0, sizeof(rec.p));
+	rec.p.oldparent = from.parent;
+	rec.p.newparent = to.parent;
+	rec.p.ino = from.ino;
+	rec.p.victim = to.ino;
+	rec.p.time_ns = now_ns();
+	rec.p.oldlen = (uint16_t)from.namelen;
+	rec.p.newlen = (uint16_t)to.namelen;
+	rec.p.flags = a->flags;
+	memcpy(rec.names, from.name, from.namelen);
+	memcpy(rec.names + from.namelen, to.name, to.namelen);
+	struct iovec iov = {&rec, sizeof(rec.p) + from.namelen + to.namelen};
+	return op_log_apply(fs, OP_RENAME, NULL, &iov, 1, seq);
+}
+
+int cairn_rename(cairn_fs *fs, const char *from, const char *to, unsigned flags)
+{
+	if (flags & ~CAIRN_RENAME_NOREPLACE)
+		return fail(-EINVAL);
+	struct two_paths a = {from, to, flags};
+	return run_change(fs, do_rename, &a);
+}

@@ -1,0 +1,83 @@
+/*
+ * oprec.h - the operation records libfs appends to the log.
+ *
+ * Owns: the meaning of record types >= 16, their inline arguments and
+ * payloads (documented byte by byte in docs/FORMAT.md).
+ *
+ * Every record carries everything its replay needs (inode numbers chosen,
+ * timestamps, the victim of an unlink), so applying it is deterministic:
+ * the same function applies it when the call is made and again when the
+ * log is replayed after a crash.
+ */
+#ifndef CAIRN_LIBFS_OPREC_H
+#define CAIRN_LIBFS_OPREC_H
+
+#include <stdint.h>
+
+enum op_type {
+	OP_MKNOD = 16,   /* create a file, directory, symlink, fifo, socket, device */
+	OP_LINK = 17,    /* add a name for an existing inode */
+	OP_UNLINK = 18,  /* remove a name (file or empty directory) */
+	OP_RENAME = 19,  /* move a name, replacing the target atomically */
+	OP_WRITE = 20,   /* args: ino, offset, time; payload: the bytes */
+	OP_TRUNCATE = 21,/* args: ino, size, time */
+	OP_SETATTR = 22, /* mode, owner, times */
+	OP_RELEASE = 23, /* args: ino: last close of an unlinked inode */
+};
+
+/* OP_MKNOD payload; name and (for symlinks) target follow. */
+struct op_mknod {
+	uint64_t parent;
+	uint64_t ino;
+	int64_t time_ns;
+	uint64_t rdev;
+	uint32_t mode; /* S_IFMT type and permissions */
+	uint32_t uid, gid;
+	uint16_t namelen;
+	uint16_t targetlen; /* symlinks */
+};
+
+/* OP_LINK payload; name follows. */
+struct op_link {
+	uint64_t ino;
+	uint64_t parent;
+	int64_t time_ns;
+	uint16_t namelen;
+	uint16_t pad[3];
+};
+
+/* OP_UNLINK payload; name follows. */
+struct op_unlink {
+	uint64_t parent;
+	uint64_t ino; /* the inode the name pointed to */
+	int64_t time_ns;
+	uint16_t namelen;
+	uint16_t pad[3];
+};
+
+/* OP_RENAME payload; old name then new name follow. */
+struct op_rename {
+	uint64_t oldparent, newparent;
+	uint64_t ino;    /* the inode moved */
+	uint64_t victim; /* the inode the new name pointed to, 0 if none */
+	int64_t time_ns;
+	uint16_t oldlen, newlen;
+	uint32_t flags;
+};
+
+#define SETATTR_MODE 1u
+#define SETATTR_UID 2u
+#define SETATTR_GID 4u
+#define SETATTR_ATIME 8u
+#define SETATTR_MTIME 16u
+
+/* OP_SETATTR payload. */
+struct op_setattr {
+	uint64_t ino;
+	uint32_t valid; /* SETATTR_* */
+	uint32_t mode;  /* permission bits only */
+	uint32_t uid, gid;
+	int64_t atime_ns, mtime_ns, ctime_ns;
+};
+
+#endif

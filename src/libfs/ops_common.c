@@ -1,0 +1,112 @@
+/*
+ * ops_common.c - the path every mutating call takes: make room in the log,
+ * append the record, apply it, and (after the lock is dropped) wait until
+ * it is durable.  Also decides when the digest must run.
+ *
+ * Owns: the begin/append/finish protocol.  May call: log, apply, digest.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "fs/cache.h"
+#include "libfs/fs_internal.h"
+#include "log/log_format.h"
+
+int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Metadata blocks the next checkpoint will write, estimated from above:
+ * the dirty blocks, plus an inode block, an extent path and a bitmap block
+ * for every file with undigested data. */
+static uint64_t checkpoint_cost(struct cairn_fs *fs)
+{
+	return cache_dirty_count(fs->sh.cache) + 4 * fs->vcount + 16;
+}
+
+static int digest_threshold_reached(struct cairn_fs *fs)
+{
+	int pct = fs->opts.digest_threshold ? fs->opts.digest_threshold : 50;
+	uint64_t cap = shared_journal_capacity(&fs->sh);
+	return log_used(fs->log) * 100 >= log_capacity(fs->log) * (uint64_t)pct ||
+	       checkpoint_cost(fs) * 2 >= cap;
+}
+
+int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, int *attempt)
+{
+	if (fs->read_only)
+		return -EROFS;
+	if (fs->failed)
+		return -EIO;
+	uint64_t cap = shared_journal_capacity(&fs->sh);
+	int room = log_room(fs->log, payload_len) && checkpoint_cost(fs) * 4 < cap * 3;
+	int space = space_check(fs, blocks) == 0;
+	if (room && space)
+		return 0;
+	/* A digest frees the log and turns reservations into exact
+	 * allocations; if space is still short after one, it is ENOSPC. */
+	if ((room && *attempt >= 1) || *attempt >= 4)
+		return -ENOSPC;
+	(*attempt)++;
+	int rc = fs_digest_wait(fs);
+	if (rc && rc != -ENOSPC)
+		return rc;
+	return -EAGAIN;
+}
+
+int op_log_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
+		 const struct iovec *iov, int iovcnt, uint64_t *seq)
+{
+	struct log_pos pos;
+	int rc = log_append(fs->log, type, args, iov, iovcnt, &pos);
+	if (rc)
+		return rc;
+	struct log_rec_hdr h;
+	memset(&h, 0, sizeof(h));
+	h.type = type;
+	h.seq = pos.seq;
+	h.payload_len = 0;
+	for (int i = 0; i < iovcnt; i++)
+		h.payload_len += (uint32_t)iov[i].iov_len;
+	if (args)
+		memcpy(h.args, args, sizeof(h.args));
+	rc = apply_record(fs, &h, iovcnt ? iov[0].iov_base : NULL, pos.payload_off);
+	fs->apply_resv = 0;
+	fs->stats.ops_logged++;
+	if (rc) {
+		/* The record is in the log but the state did not take it: stop
+		 * accepting changes; a remount replays and reports. */
+		fs->failed = 1;
+		return -EIO;
+	}
+	*seq = pos.seq;
+	return 0;
+}
+
+int op_finish(struct cairn_fs *fs, uint64_t seq)
+{
+	int rc = 0;
+	if (fs->opts.batch_ms == 0)
+		rc = log_commit(fs->log, seq);
+	pthread_rwlock_rdlock(&fs->lock);
+	int due = digest_threshold_reached(fs);
+	pthread_rwlock_unlock(&fs->lock);
+	if (due) {
+		if (fs->opts.no_digest_thread) {
+			pthread_rwlock_wrlock(&fs->lock);
+			if (digest_threshold_reached(fs)) {
+				int drc = fs_checkpoint(fs, 1);
+				if (drc && drc != -ENOSPC)
+					fs->failed = 1;
+			}
+			pthread_rwlock_unlock(&fs->lock);
+		} else {
+			fs_digest_kick(fs);
+		}
+	}
+	return rc;
+}

@@ -1,0 +1,94 @@
+/*
+ * log.h - the operation log: a ring of self-validating records on the
+ * fastest medium.
+ *
+ * Owns: the log part (its superblock, epoch slots and record area), the
+ * head/tail of the ring, sequence numbers, and the durability point.
+ * May call: the media layer, the checksum.
+ *
+ * The log knows records, not operations: the meaning of a record's type,
+ * inline arguments and payload belongs to libfs (src/libfs/oprec.h).
+ * Appends are serialized by the caller (the file-system lock); commits
+ * (waiting for durability) may run concurrently outside it, which is how
+ * group commit on the file backend shares one fdatasync among threads.
+ */
+#ifndef CAIRN_LOG_H
+#define CAIRN_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "log/log_format.h"
+
+struct media;
+struct log;
+
+/* mkfs: writes the log superblock and the first epoch slot, and makes
+ * them durable. */
+int log_format(struct media *m, const uint8_t uuid[16], char *err, size_t errlen);
+
+/* Validates the log superblock (magic, version, checksum, UUID, size).
+ * On failure returns -EUCLEAN/-EINVAL with a sentence in err. */
+int log_open(struct log **out, struct media *m, const uint8_t uuid[16], char *err, size_t errlen);
+void log_close(struct log *l);
+
+/* Called for each valid record found by log_recover, in order. */
+typedef int (*log_replay_fn)(void *arg, const struct log_rec_hdr *h, const void *payload,
+			     uint64_t off);
+
+/*
+ * Recovery: scans from the head recorded by the last checkpoint, calling fn
+ * for every valid record, and stops at the first record that is torn,
+ * stale or of an older epoch.  The tail is set after the last valid record.
+ * Unless read_only, a new epoch is made durable so that records written
+ * from now on can never be confused with stale ones after the tail.
+ * A non-zero return of fn stops the scan and is returned.
+ */
+int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_fn fn, void *arg,
+		int read_only);
+
+/* Where a record was put. */
+struct log_pos {
+	uint64_t seq;
+	uint64_t off;         /* of the header */
+	uint64_t payload_off; /* of the payload */
+	uint64_t next_off;    /* offset after the record */
+};
+
+/* Appends one record (header args + payload gathered from iov) and starts
+ * its write-back; not durable before log_commit.  Returns 0, or -ENOSPC
+ * when the ring has no room (the caller digests and retries), or -E2BIG
+ * when the record could never fit. */
+int log_append(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
+	       const struct iovec *iov, int iovcnt, struct log_pos *out);
+
+/* Whether a record with this payload fits in the ring now. */
+int log_room(const struct log *l, uint64_t payload_len);
+
+/* Returns when every record up to seq is durable. */
+int log_commit(struct log *l, uint64_t seq);
+
+/* Makes everything appended so far durable. */
+int log_commit_all(struct log *l);
+
+/* The digest made the shared area durable up to (but excluding) the record
+ * at head_off with head_seq: its space is free again. */
+void log_reclaim(struct log *l, uint64_t head_off, uint64_t head_seq);
+
+/* Reads payload bytes of a record (for the undigested-data index). */
+int log_read(struct log *l, uint64_t off, void *buf, size_t len);
+/* A direct pointer to log bytes on byte-addressable media, else NULL. */
+const void *log_direct(struct log *l, uint64_t off);
+
+uint64_t log_capacity(const struct log *l);   /* bytes of record area */
+uint64_t log_used(const struct log *l);       /* bytes between head and tail */
+uint64_t log_head_seq(const struct log *l);
+uint64_t log_head_off(const struct log *l);
+uint64_t log_tail_seq(const struct log *l);   /* seq the next record gets */
+uint64_t log_tail_off(const struct log *l);
+uint64_t log_epoch(const struct log *l);
+/* Largest record payload that always fits. */
+uint64_t log_max_payload(const struct log *l);
+
+#endif

@@ -1,0 +1,204 @@
+/*
+ * media.c - the media layer's public entry points (see media.h).
+ *
+ * Owns: opening and closing a medium, argument and range checks, dispatch
+ * to the kind (media_pmem.c, media_file.c), and the crash-state recorder
+ * hooks.  May call: the kind files, the recorder, libc.
+ *
+ * Every check that is the same for all kinds lives here, so a kind only
+ * implements the store, write-back and fence of its medium.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "media/media_internal.h"
+#include "media/recorder.h"
+
+void media_errf(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+	if (err == NULL || errlen == 0)
+		return;
+	int n = snprintf(err, errlen, "cairn: %s: ", path);
+	if (n < 0 || (size_t)n >= errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static const struct media_ops *ops_of(enum media_kind kind)
+{
+	switch (kind) {
+	case MEDIA_PMEM:
+		return &media_pmem_ops;
+	case MEDIA_EMUL:
+		return &media_emul_ops;
+	case MEDIA_FILE:
+		return &media_file_ops;
+	}
+	return NULL;
+}
+
+int media_open(struct media **out, enum media_kind kind, const char *path,
+	       uint64_t size, int flags, char *err, size_t errlen)
+{
+	*out = NULL;
+	const char *name = path ? path : "(null)";
+	const struct media_ops *ops = ops_of(kind);
+	if (ops == NULL) {
+		media_errf(err, errlen, name, "unknown media kind %d", (int)kind);
+		return -EINVAL;
+	}
+	if (path == NULL || path[0] == '\0') {
+		media_errf(err, errlen, name, "no path given for the medium");
+		return -EINVAL;
+	}
+	if ((flags & MEDIA_CREATE) && size == 0) {
+		media_errf(err, errlen, name, "cannot create a medium of size 0");
+		return -EINVAL;
+	}
+	if (size > (uint64_t)SIZE_MAX) {
+		media_errf(err, errlen, name, "size %llu does not fit in memory addresses",
+			   (unsigned long long)size);
+		return -EINVAL;
+	}
+	struct media *m = calloc(1, sizeof(*m));
+	if (m == NULL || (m->path = strdup(path)) == NULL) {
+		free(m);
+		media_errf(err, errlen, name, "out of memory");
+		return -ENOMEM;
+	}
+	m->ops = ops;
+	m->kind = kind;
+	m->fd = -1;
+	int rc = ops->open(m, size, flags, err, errlen);
+	if (rc < 0) {
+		free(m->path);
+		free(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
+void media_close(struct media *m)
+{
+	if (m == NULL)
+		return;
+	m->ops->close(m);
+	free(m->path);
+	free(m);
+}
+
+enum media_kind media_kind(const struct media *m)
+{
+	return m->kind;
+}
+
+uint64_t media_size(const struct media *m)
+{
+	return m->size;
+}
+
+const char *media_path(const struct media *m)
+{
+	return m->path;
+}
+
+const void *media_direct(const struct media *m)
+{
+	return m->base;
+}
+
+uint64_t media_sync_count(const struct media *m)
+{
+	return atomic_load_explicit(&m->syncs, memory_order_relaxed);
+}
+
+/* Written so that off + len cannot overflow. */
+static inline bool in_range(const struct media *m, uint64_t off, size_t len)
+{
+	return off <= m->size && (uint64_t)len <= m->size - off;
+}
+
+int media_read(struct media *m, uint64_t off, void *buf, size_t len)
+{
+	if (!in_range(m, off, len))
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	return m->ops->read(m, off, buf, len);
+}
+
+/* Out of line so that the fast path stays a single untaken branch. */
+static void report_write(struct media *m, uint64_t off, const void *buf, size_t len)
+{
+	if (buf != NULL)
+		recorder_write(m->rec, m->part, off, buf, len);
+	else
+		recorder_zero(m->rec, m->part, off, len);
+	if (m->ops->write_implies_flush)
+		recorder_flush(m->rec, m->part, off, len);
+}
+
+int media_write(struct media *m, uint64_t off, const void *buf, size_t len)
+{
+	if (!in_range(m, off, len))
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	int rc = m->ops->write(m, off, buf, len);
+	if (__builtin_expect(m->rec != NULL, 0) && rc == 0)
+		report_write(m, off, buf, len);
+	return rc;
+}
+
+int media_zero(struct media *m, uint64_t off, size_t len)
+{
+	if (!in_range(m, off, len))
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	int rc = m->ops->zero(m, off, len);
+	if (__builtin_expect(m->rec != NULL, 0) && rc == 0)
+		report_write(m, off, NULL, len);
+	return rc;
+}
+
+void media_flush(struct media *m, uint64_t off, size_t len)
+{
+	/* void: a range past the end is clipped rather than reported. */
+	if (off >= m->size || len == 0)
+		return;
+	if ((uint64_t)len > m->size - off)
+		len = (size_t)(m->size - off);
+	m->ops->flush(m, off, len);
+	if (__builtin_expect(m->rec != NULL, 0))
+		recorder_flush(m->rec, m->part, off, len);
+}
+
+int media_fence(struct media *m)
+{
+	int rc = m->ops->fence(m);
+	if (__builtin_expect(m->rec != NULL, 0) && rc == 0)
+		recorder_fence(m->rec, m->part);
+	return rc;
+}
+
+int media_store(struct media *m, uint64_t off, const void *buf, size_t len)
+{
+	int rc = media_write(m, off, buf, len);
+	if (rc == 0)
+		media_flush(m, off, len);
+	return rc;
+}
+
+void media_set_recorder(struct media *m, struct recorder *r, int part)
+{
+	m->rec = r;
+	m->part = part;
+}

@@ -1,0 +1,212 @@
+/*
+ * volume.c - the manifest and the parts of a volume.
+ *
+ * Owns: reading and writing cairn.volume; opening the parts.
+ * May call: the media layer, libc.
+ */
+#include "volume/volume.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *part_names[PART_COUNT] = {"log", "fast"};
+
+const char *volume_part_name(enum volume_part p)
+{
+	return part_names[p];
+}
+
+static const char *media_name(enum media_kind k)
+{
+	switch (k) {
+	case MEDIA_PMEM:
+		return "pmem";
+	case MEDIA_FILE:
+		return "file";
+	case MEDIA_EMUL:
+		return "emul";
+	}
+	return "?";
+}
+
+static int media_parse(const char *s, enum media_kind *k)
+{
+	if (!strcmp(s, "pmem"))
+		*k = MEDIA_PMEM;
+	else if (!strcmp(s, "file"))
+		*k = MEDIA_FILE;
+	else if (!strcmp(s, "emul"))
+		*k = MEDIA_EMUL;
+	else
+		return -1;
+	return 0;
+}
+
+int manifest_write(const char *dir, const struct manifest *mf, char *err, size_t errlen)
+{
+	char tmp[VOLUME_PATH_MAX + 32], final[VOLUME_PATH_MAX + 32];
+	snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, VOLUME_MANIFEST);
+	snprintf(final, sizeof(final), "%s/%s", dir, VOLUME_MANIFEST);
+	FILE *f = fopen(tmp, "w");
+	if (!f) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", tmp, strerror(e));
+		return -e;
+	}
+	fprintf(f, "# cairn volume manifest: do not edit while mounted\n");
+	fprintf(f, "format %u\nuuid ", mf->format);
+	for (int i = 0; i < 16; i++)
+		fprintf(f, "%02x", mf->uuid[i]);
+	fprintf(f, "\nmedia %s\n", media_name(mf->media));
+	for (int p = 0; p < PART_COUNT; p++)
+		fprintf(f, "part %s %llu %s\n", part_names[p], (unsigned long long)mf->size[p],
+			mf->path[p]);
+	int rc = fflush(f) ? -errno : 0;
+	if (!rc && fsync(fileno(f)))
+		rc = -errno;
+	if (fclose(f) && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, final))
+		rc = -errno;
+	if (!rc) {
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+	if (rc)
+		snprintf(err, errlen, "%s: %s", final, strerror(-rc));
+	return rc;
+}
+
+static int parse_uuid(const char *s, uint8_t uuid[16])
+{
+	if (strlen(s) != 32)
+		return -1;
+	for (int i = 0; i < 16; i++) {
+		unsigned v;
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -1;
+		uuid[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+/* Parses one manifest line into mf; returns a description of what is wrong
+ * or NULL. */
+static const char *parse_line(char *line, struct manifest *mf, unsigned *seen)
+{
+	char key[32], a[VOLUME_PATH_MAX], b[64], c[VOLUME_PATH_MAX];
+	if (line[0] == '#' || line[0] == '\n' || line[0] == 0)
+		return NULL;
+	if (sscanf(line, "%31s", key) != 1)
+		return NULL;
+	if (!strcmp(key, "format")) {
+		if (sscanf(line, "%*s %u", &mf->format) != 1)
+			return "bad format line";
+		*seen |= 1;
+	} else if (!strcmp(key, "uuid")) {
+		if (sscanf(line, "%*s %63s", b) != 1 || parse_uuid(b, mf->uuid))
+			return "bad uuid line";
+		*seen |= 2;
+	} else if (!strcmp(key, "media")) {
+		if (sscanf(line, "%*s %63s", b) != 1 || media_parse(b, &mf->media))
+			return "unknown media (expected pmem, file or emul)";
+		*seen |= 4;
+	} else if (!strcmp(key, "part")) {
+		unsigned long long size;
+		if (sscanf(line, "%*s %63s %llu %4095[^\n]", b, &size, c) != 3)
+			return "bad part line";
+		(void)a;
+		for (int p = 0; p < PART_COUNT; p++) {
+			if (!strcmp(b, part_names[p])) {
+				mf->size[p] = size;
+				snprintf(mf->path[p], VOLUME_PATH_MAX, "%s", c);
+				*seen |= 8u << p;
+				return NULL;
+			}
+		}
+		return "unknown part";
+	} else {
+		return "unknown key";
+	}
+	return NULL;
+}
+
+int manifest_read(const char *dir, struct manifest *mf, char *err, size_t errlen)
+{
+	char path[VOLUME_PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/%s", dir, VOLUME_MANIFEST);
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		int e = errno;
+		if (e == ENOENT)
+			snprintf(err, errlen, "%s: not a cairn volume (no %s)", dir, VOLUME_MANIFEST);
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(e));
+		return -e;
+	}
+	memset(mf, 0, sizeof(*mf));
+	char line[VOLUME_PATH_MAX + 128];
+	unsigned seen = 0, lineno = 0;
+	const char *bad = NULL;
+	while (!bad && fgets(line, sizeof(line), f)) {
+		lineno++;
+		bad = parse_line(line, mf, &seen);
+	}
+	fclose(f);
+	if (bad) {
+		snprintf(err, errlen, "%s: line %u: %s", path, lineno, bad);
+		return -EUCLEAN;
+	}
+	if (seen != 0x1f) {
+		snprintf(err, errlen, "%s: incomplete manifest (needs format, uuid, media, part log, part fast)",
+			 path);
+		return -EUCLEAN;
+	}
+	if (mf->format != 1) {
+		snprintf(err, errlen, "%s: unsupported manifest format %u (this cairn reads 1)", path,
+			 mf->format);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+int volume_open(struct volume *v, const char *dir, enum media_kind media, char *err, size_t errlen)
+{
+	memset(v, 0, sizeof(*v));
+	if (!realpath(dir, v->dir)) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", dir, strerror(e));
+		return -e;
+	}
+	int rc = manifest_read(v->dir, &v->mf, err, errlen);
+	if (rc)
+		return rc;
+	enum media_kind kind = media ? media : v->mf.media;
+	for (int p = 0; p < PART_COUNT; p++) {
+		char merr[512];
+		rc = media_open(&v->part[p], kind, v->mf.path[p], v->mf.size[p], 0, merr, sizeof(merr));
+		if (rc) {
+			snprintf(err, errlen, "%s part: %s", part_names[p], merr);
+			volume_close(v);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void volume_close(struct volume *v)
+{
+	for (int p = 0; p < PART_COUNT; p++) {
+		if (v->part[p])
+			media_close(v->part[p]);
+		v->part[p] = NULL;
+	}
+}

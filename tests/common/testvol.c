@@ -1,0 +1,836 @@
+/*
+ * testvol.c - scratch volumes, the canonical tree dump (the oracle of the
+ * crash tests) and whole-file helpers shared by the tests.  See testvol.h.
+ */
+#include "testvol.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+/* ---- scratch directories ------------------------------------------------ */
+
+/* Scratch roots not yet removed, removed at exit by the process that made
+ * them (never by a forked child). */
+struct tv_root {
+	char path[PATH_MAX];
+	pid_t owner;
+	struct tv_root *next;
+};
+static struct tv_root *tv_roots;
+static bool tv_atexit_set;
+
+static bool tv_keep(void)
+{
+	const char *k = getenv("CAIRN_TEST_KEEP");
+	return k && *k && strcmp(k, "0") != 0;
+}
+
+static int tv_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (remove(path) != 0 && errno != ENOENT)
+		fprintf(stderr, "testvol: cannot remove %s: %s\n", path, strerror(errno));
+	return 0;
+}
+
+int tv_rmtree(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -1;
+	return nftw(path, tv_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void tv_forget_root(const char *path)
+{
+	for (struct tv_root **p = &tv_roots; *p; p = &(*p)->next) {
+		if (strcmp((*p)->path, path) == 0) {
+			struct tv_root *r = *p;
+			*p = r->next;
+			free(r);
+			return;
+		}
+	}
+}
+
+static void tv_atexit(void)
+{
+	pid_t me = getpid();
+	struct tv_root *r = tv_roots;
+	while (r) {
+		struct tv_root *next = r->next;
+		if (r->owner == me && !tv_keep())
+			tv_rmtree(r->path);
+		free(r);
+		r = next;
+	}
+	tv_roots = NULL;
+}
+
+void tv_default_mkfs_opts(struct cairn_mkfs_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->log_size = 8 * TV_MiB;
+	o->fast_size = 64 * TV_MiB;
+	o->media = CAIRN_MEDIA_EMUL;
+}
+
+struct testvol *tv_scratch(const char *tag)
+{
+	const char *base = getenv("CAIRN_TEST_DIR");
+	if (!base || !*base)
+		base = "/dev/shm";
+	struct testvol *tv = calloc(1, sizeof(*tv));
+	if (!tv)
+		fail_msg("testvol: out of memory");
+	snprintf(tv->root, sizeof(tv->root), "%s/cairn-%s-%d-XXXXXX", base,
+		 tag ? tag : "test", (int)getpid());
+	if (!mkdtemp(tv->root)) {
+		int e = errno;
+		free(tv);
+		fail_msg("testvol: mkdtemp under %s: %s", base, strerror(e));
+	}
+	if (snprintf(tv->dir, sizeof(tv->dir), "%s/vol", tv->root) >= (int)sizeof(tv->dir))
+		fail_msg("testvol: scratch path too long: %s", tv->root);
+	tv_default_mkfs_opts(&tv->mkfs);
+	struct tv_root *r = calloc(1, sizeof(*r));
+	if (r) {
+		snprintf(r->path, sizeof(r->path), "%s", tv->root);
+		r->owner = getpid();
+		r->next = tv_roots;
+		tv_roots = r;
+	}
+	if (!tv_atexit_set) {
+		atexit(tv_atexit);
+		tv_atexit_set = true;
+	}
+	return tv;
+}
+
+int tv_mkfs(struct testvol *tv, const struct cairn_mkfs_opts *opts)
+{
+	if (opts)
+		tv->mkfs = *opts;
+	errno = 0;
+	int r = cairn_mkfs(tv->dir, &tv->mkfs);
+	if (r != 0 && errno == ENOENT) {
+		/* The engine may want the volume directory to exist already. */
+		if (mkdir(tv->dir, 0755) == 0) {
+			errno = 0;
+			r = cairn_mkfs(tv->dir, &tv->mkfs);
+		}
+	}
+	if (r != 0) {
+		int e = errno;
+		const char *msg = cairn_last_error();
+		print_error("testvol: cairn_mkfs(%s) failed: %s: %s\n", tv->dir, tv_errname(e),
+			    msg ? msg : "(no message)");
+		errno = e;
+	}
+	return r;
+}
+
+struct testvol *tv_create(const struct cairn_mkfs_opts *opts)
+{
+	umask(0);
+	struct testvol *tv = tv_scratch("vol");
+	if (tv_mkfs(tv, opts) != 0) {
+		tv_destroy(tv);
+		return NULL;
+	}
+	return tv;
+}
+
+cairn_fs *tv_mount(struct testvol *tv, const struct cairn_mount_opts *opts)
+{
+	errno = 0;
+	tv->fs = cairn_mount(tv->dir, opts);
+	if (!tv->fs) {
+		int e = errno;
+		const char *msg = cairn_last_error();
+		print_error("testvol: cairn_mount(%s) failed: %s: %s\n", tv->dir, tv_errname(e),
+			    msg ? msg : "(no message)");
+		errno = e;
+	}
+	return tv->fs;
+}
+
+int tv_unmount(struct testvol *tv)
+{
+	if (!tv->fs)
+		return 0;
+	cairn_fs *fs = tv->fs;
+	tv->fs = NULL;
+	errno = 0;
+	int r = cairn_unmount(fs);
+	if (r != 0)
+		print_error("testvol: cairn_unmount(%s) failed: %s\n", tv->dir, tv_errname(errno));
+	return r;
+}
+
+void tv_destroy(struct testvol *tv)
+{
+	if (!tv)
+		return;
+	tv_unmount(tv);
+	if (!tv_keep())
+		tv_rmtree(tv->root);
+	else
+		fprintf(stderr, "testvol: kept %s\n", tv->root);
+	tv_forget_root(tv->root);
+	free(tv);
+}
+
+int tv_setup(void **state)
+{
+	struct testvol *tv = tv_create(NULL);
+	if (!tv)
+		return -1;
+	if (!tv_mount(tv, NULL)) {
+		tv_destroy(tv);
+		return -1;
+	}
+	*state = tv;
+	return 0;
+}
+
+int tv_teardown(void **state)
+{
+	struct testvol *tv = *state;
+	int r = tv ? tv_unmount(tv) : 0;
+	tv_destroy(tv);
+	*state = NULL;
+	return r == 0 ? 0 : -1;
+}
+
+/* ---- the canonical dump ------------------------------------------------- */
+
+struct sbuf {
+	char *s;
+	size_t len, cap;
+};
+
+static void sb_grow(struct sbuf *b, size_t more)
+{
+	if (b->len + more + 1 <= b->cap)
+		return;
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap < b->len + more + 1)
+		cap *= 2;
+	char *s = realloc(b->s, cap);
+	if (!s) {
+		fprintf(stderr, "testvol: out of memory\n");
+		abort();
+	}
+	b->s = s;
+	b->cap = cap;
+}
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	sb_grow(b, (size_t)n);
+	va_start(ap, fmt);
+	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+static void sb_escaped(struct sbuf *b, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x21 || c > 0x7e || c == '\\')
+			sb_printf(b, "\\x%02x", c);
+		else
+			sb_printf(b, "%c", c);
+	}
+}
+
+struct dent {
+	char *path;
+	struct stat st;
+	bool st_ok;
+	size_t entries;        /* directories: names besides . and .. */
+	unsigned char d_type;  /* as readdir reported it (DT_UNKNOWN for "/") */
+	struct sbuf errors;    /* " ERROR(...)" notes */
+	const char *link_to;   /* first path of the same inode, if nlink > 1 */
+};
+
+struct dvec {
+	struct dent *v;
+	size_t n, cap;
+};
+
+static struct dent *dvec_add(struct dvec *d, const char *path)
+{
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 256;
+		d->v = realloc(d->v, d->cap * sizeof(*d->v));
+		if (!d->v) {
+			fprintf(stderr, "testvol: out of memory\n");
+			abort();
+		}
+	}
+	struct dent *e = &d->v[d->n++];
+	memset(e, 0, sizeof(*e));
+	e->path = strdup(path);
+	return e;
+}
+
+static void dent_error(struct dent *e, const char *call, int err)
+{
+	sb_printf(&e->errors, " ERROR(%s:%s)", call, tv_errname(err));
+}
+
+static void walk(cairn_fs *fs, struct dvec *d, size_t idx, int depth)
+{
+	/* idx rather than a pointer: the vector moves as it grows. */
+	char path[PATH_MAX + 256];
+	snprintf(path, sizeof(path), "%s", d->v[idx].path);
+	if (depth > 256) {
+		dent_error(&d->v[idx], "depth", ELOOP);
+		return;
+	}
+	errno = 0;
+	cairn_dir *dir = cairn_opendir(fs, path);
+	if (!dir) {
+		dent_error(&d->v[idx], "opendir", errno);
+		return;
+	}
+	size_t entries = 0;
+	bool dot = false, dotdot = false;
+	struct cairn_dirent *de;
+	for (;;) {
+		errno = 0;
+		de = cairn_readdir(dir);
+		if (!de)
+			break;
+		if (strcmp(de->d_name, ".") == 0) {
+			if (dot)
+				dent_error(&d->v[idx], "readdir-dup-.", EEXIST);
+			dot = true;
+			continue;
+		}
+		if (strcmp(de->d_name, "..") == 0) {
+			if (dotdot)
+				dent_error(&d->v[idx], "readdir-dup-..", EEXIST);
+			dotdot = true;
+			continue;
+		}
+		entries++;
+		char child[PATH_MAX + 256];
+		if (snprintf(child, sizeof(child), "%s%s%s", path, strcmp(path, "/") == 0 ? "" : "/",
+			     de->d_name) >= (int)sizeof(child)) {
+			dent_error(&d->v[idx], "path-too-long", ENAMETOOLONG);
+			continue;
+		}
+		struct dent *c = dvec_add(d, child);
+		c->d_type = de->d_type;
+		errno = 0;
+		if (cairn_lstat(fs, child, &c->st) == 0)
+			c->st_ok = true;
+		else
+			dent_error(c, "lstat", errno);
+	}
+	if (errno != 0)
+		dent_error(&d->v[idx], "readdir", errno);
+	if (!dot || !dotdot)
+		dent_error(&d->v[idx], !dot ? "readdir-no-." : "readdir-no-..", ENOENT);
+	errno = 0;
+	if (cairn_closedir(dir) != 0)
+		dent_error(&d->v[idx], "closedir", errno);
+	d->v[idx].entries = entries;
+	/* Recurse after closing, so that at most one stream per level is open. */
+	size_t first = d->n - entries, last = d->n;
+	for (size_t i = first; i < last; i++)
+		if (d->v[i].st_ok && S_ISDIR(d->v[i].st.st_mode))
+			walk(fs, d, i, depth + 1);
+}
+
+static int cmp_dent_path(const void *a, const void *b)
+{
+	return strcmp(((const struct dent *)a)->path, ((const struct dent *)b)->path);
+}
+
+static const struct dent *ino_sort_base;
+static int cmp_idx_ino(const void *a, const void *b)
+{
+	const struct dent *x = &ino_sort_base[*(const size_t *)a];
+	const struct dent *y = &ino_sort_base[*(const size_t *)b];
+	if (x->st.st_ino != y->st.st_ino)
+		return x->st.st_ino < y->st.st_ino ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+#define HASH_CHUNK (64 * 1024)
+#define FULL_READ_LIMIT (64 * TV_MiB)
+
+static const unsigned char tv_zero_chunk[HASH_CHUNK];
+
+/* Reads chunk k (bytes [k*CHUNK, min((k+1)*CHUNK, size))) into buf.
+ * Returns the number of bytes read, or -1 with errno. */
+static ssize_t read_chunk(cairn_fs *fs, int fd, uint64_t k, uint64_t size, unsigned char *buf)
+{
+	uint64_t start = k * HASH_CHUNK;
+	uint64_t end = start + HASH_CHUNK < size ? start + HASH_CHUNK : size;
+	size_t got = 0;
+	while (start + got < end) {
+		ssize_t n = cairn_pread(fs, fd, buf + got, end - start - got, (off_t)(start + got));
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+static void hash_chunk(XXH3_state_t *h, uint64_t k, const unsigned char *buf, size_t n)
+{
+	if (n == 0 || memcmp(buf, tv_zero_chunk, n) == 0)
+		return;
+	unsigned char le[8];
+	for (int i = 0; i < 8; i++)
+		le[i] = (unsigned char)(k >> (8 * i));
+	XXH3_64bits_update(h, le, sizeof(le));
+	XXH3_64bits_update(h, buf, n);
+}
+
+static void hash_file(cairn_fs *fs, struct dent *e, struct sbuf *out)
+{
+	uint64_t size = (uint64_t)e->st.st_size;
+	errno = 0;
+	int fd = cairn_open(fs, e->path, O_RDONLY | O_NOFOLLOW);
+	if (fd < 0) {
+		dent_error(e, "open", errno);
+		return;
+	}
+	unsigned char *buf = malloc(HASH_CHUNK);
+	XXH3_state_t *h = XXH3_createState();
+	if (!buf || !h) {
+		fprintf(stderr, "testvol: out of memory\n");
+		abort();
+	}
+	XXH3_64bits_reset(h);
+	uint64_t nchunks = (size + HASH_CHUNK - 1) / HASH_CHUNK;
+	bool done = false;
+	if (size > FULL_READ_LIMIT) {
+		/* Visit only chunks that touch data regions.  The hash is the same
+		 * as a full read as long as holes read as zeros. */
+		uint64_t next = 0; /* first chunk not yet hashed */
+		off_t pos = 0;
+		done = true;
+		while ((uint64_t)pos < size) {
+			errno = 0;
+			off_t d = cairn_lseek(fs, fd, pos, SEEK_DATA);
+			if (d < 0) {
+				if (errno != ENXIO) {
+					/* No SEEK_DATA: fall back to reading everything. */
+					done = false;
+					XXH3_64bits_reset(h);
+				}
+				break;
+			}
+			if (d < pos) {
+				sb_printf(&e->errors, " SEEK_DATA-BACKWARDS(%lld<%lld)", (long long)d,
+					  (long long)pos);
+				d = pos;
+			}
+			off_t hole = cairn_lseek(fs, fd, d, SEEK_HOLE);
+			if (hole < 0 || hole <= d)
+				hole = (off_t)size;
+			uint64_t k0 = (uint64_t)d / HASH_CHUNK;
+			uint64_t k1 = ((uint64_t)hole + HASH_CHUNK - 1) / HASH_CHUNK;
+			if (k0 < next)
+				k0 = next;
+			if (k1 <= k0)
+				k1 = k0 + 1;
+			for (uint64_t k = k0; k < k1 && k < nchunks; k++) {
+				ssize_t n = read_chunk(fs, fd, k, size, buf);
+				if (n < 0) {
+					dent_error(e, "pread", errno);
+					break;
+				}
+				hash_chunk(h, k, buf, (size_t)n);
+				uint64_t want = (k + 1) * HASH_CHUNK < size ? HASH_CHUNK : size - k * HASH_CHUNK;
+				if ((uint64_t)n != want)
+					sb_printf(&e->errors, " SHORT-READ(%" PRIu64 ")", k * HASH_CHUNK + (uint64_t)n);
+			}
+			if (k1 > next)
+				next = k1;
+			pos = (off_t)(next * HASH_CHUNK);
+		}
+	}
+	if (!done) {
+		for (uint64_t k = 0; k < nchunks; k++) {
+			ssize_t n = read_chunk(fs, fd, k, size, buf);
+			if (n < 0) {
+				dent_error(e, "pread", errno);
+				break;
+			}
+			hash_chunk(h, k, buf, (size_t)n);
+			uint64_t want = (k + 1) * HASH_CHUNK < size ? HASH_CHUNK : size - k * HASH_CHUNK;
+			if ((uint64_t)n != want) {
+				sb_printf(&e->errors, " SHORT-READ(%" PRIu64 ")", k * HASH_CHUNK + (uint64_t)n);
+				break;
+			}
+		}
+	}
+	/* Nothing may be readable past the size. */
+	ssize_t n = cairn_pread(fs, fd, buf, 1, (off_t)size);
+	if (n != 0)
+		sb_printf(&e->errors, " READ-PAST-EOF(%zd)", n);
+	sb_printf(out, " xxh3=%016llx", (unsigned long long)XXH3_64bits_digest(h));
+	XXH3_freeState(h);
+	free(buf);
+	errno = 0;
+	if (cairn_close(fs, fd) != 0)
+		dent_error(e, "close", errno);
+}
+
+static char type_char(mode_t m)
+{
+	switch (m & S_IFMT) {
+	case S_IFREG: return '-';
+	case S_IFDIR: return 'd';
+	case S_IFLNK: return 'l';
+	case S_IFIFO: return 'p';
+	case S_IFCHR: return 'c';
+	case S_IFBLK: return 'b';
+	case S_IFSOCK: return 's';
+	default: return '?';
+	}
+}
+
+static unsigned char dtype_of(mode_t m)
+{
+	switch (m & S_IFMT) {
+	case S_IFREG: return DT_REG;
+	case S_IFDIR: return DT_DIR;
+	case S_IFLNK: return DT_LNK;
+	case S_IFIFO: return DT_FIFO;
+	case S_IFCHR: return DT_CHR;
+	case S_IFBLK: return DT_BLK;
+	case S_IFSOCK: return DT_SOCK;
+	default: return DT_UNKNOWN;
+	}
+}
+
+char *tv_dump(cairn_fs *fs, unsigned flags)
+{
+	struct dvec d = {0};
+	struct dent *root = dvec_add(&d, "/");
+	root->d_type = DT_DIR;
+	errno = 0;
+	if (cairn_lstat(fs, "/", &root->st) == 0) {
+		root->st_ok = true;
+		walk(fs, &d, 0, 0);
+	} else {
+		dent_error(root, "lstat", errno);
+	}
+	qsort(d.v, d.n, sizeof(*d.v), cmp_dent_path);
+
+	/* Hard-link groups, named by their first path. */
+	size_t *idx = malloc((d.n ? d.n : 1) * sizeof(*idx));
+	size_t m = 0;
+	for (size_t i = 0; i < d.n; i++)
+		if (d.v[i].st_ok && !S_ISDIR(d.v[i].st.st_mode) && d.v[i].st.st_nlink > 1)
+			idx[m++] = i;
+	ino_sort_base = d.v;
+	qsort(idx, m, sizeof(*idx), cmp_idx_ino);
+	for (size_t i = 0; i < m;) {
+		size_t j = i;
+		while (j < m && d.v[idx[j]].st.st_ino == d.v[idx[i]].st.st_ino)
+			j++;
+		for (size_t k = i; k < j; k++)
+			d.v[idx[k]].link_to = d.v[idx[i]].path;
+		i = j;
+	}
+	free(idx);
+
+	struct sbuf out = {0};
+	sb_grow(&out, 0);
+	out.s[0] = '\0';
+	for (size_t i = 0; i < d.n; i++) {
+		struct dent *e = &d.v[i];
+		sb_escaped(&out, e->path, strlen(e->path));
+		if (!e->st_ok) {
+			sb_printf(&out, " ?%s\n", e->errors.s ? e->errors.s : "");
+			continue;
+		}
+		const struct stat *st = &e->st;
+		sb_printf(&out, " %c mode=%04o nlink=%lu uid=%lu gid=%lu", type_char(st->st_mode),
+			  (unsigned)(st->st_mode & 07777), (unsigned long)st->st_nlink,
+			  (unsigned long)st->st_uid, (unsigned long)st->st_gid);
+		if (e->d_type != DT_UNKNOWN && e->d_type != dtype_of(st->st_mode))
+			sb_printf(&out, " D_TYPE-MISMATCH(%u)", e->d_type);
+		if (S_ISDIR(st->st_mode)) {
+			sb_printf(&out, " entries=%zu", e->entries);
+			if (flags & TV_DUMP_DIRSIZE)
+				sb_printf(&out, " size=%lld", (long long)st->st_size);
+		} else if (S_ISREG(st->st_mode)) {
+			sb_printf(&out, " size=%lld", (long long)st->st_size);
+			hash_file(fs, e, &out);
+		} else if (S_ISLNK(st->st_mode)) {
+			sb_printf(&out, " size=%lld target=", (long long)st->st_size);
+			char target[PATH_MAX + 2];
+			errno = 0;
+			ssize_t n = cairn_readlink(fs, e->path, target, sizeof(target));
+			if (n < 0)
+				dent_error(e, "readlink", errno);
+			else
+				sb_escaped(&out, target, (size_t)n);
+		} else {
+			sb_printf(&out, " size=%lld rdev=%llu", (long long)st->st_size,
+				  (unsigned long long)st->st_rdev);
+		}
+		if (flags & TV_DUMP_MTIME)
+			sb_printf(&out, " mtime=%lld", (long long)tv_ts_ns(&st->st_mtim));
+		if (flags & TV_DUMP_CTIME)
+			sb_printf(&out, " ctime=%lld", (long long)tv_ts_ns(&st->st_ctim));
+		if (e->link_to) {
+			sb_printf(&out, " link=");
+			sb_escaped(&out, e->link_to, strlen(e->link_to));
+		}
+		if (e->errors.s)
+			sb_printf(&out, "%s", e->errors.s);
+		sb_printf(&out, "\n");
+	}
+	for (size_t i = 0; i < d.n; i++) {
+		free(d.v[i].path);
+		free(d.v[i].errors.s);
+	}
+	free(d.v);
+	return out.s;
+}
+
+static size_t line_len(const char *s)
+{
+	const char *nl = strchr(s, '\n');
+	return nl ? (size_t)(nl - s) : strlen(s);
+}
+
+int tv_dump_compare(const char *expected, const char *actual, const char *what)
+{
+	if (strcmp(expected, actual) == 0)
+		return 0;
+	const char *a = expected, *b = actual;
+	int line = 1;
+	for (;;) {
+		size_t la = line_len(a), lb = line_len(b);
+		if (la != lb || memcmp(a, b, la) != 0 || !*a || !*b)
+			break;
+		a += la + (a[la] == '\n');
+		b += lb + (b[lb] == '\n');
+		line++;
+	}
+	const char *eod = "<end of dump>";
+	size_t la = *a ? line_len(a) : strlen(eod), lb = *b ? line_len(b) : strlen(eod);
+	print_error("dump mismatch (%s) at line %d:\n  expected: %.*s\n  actual:   %.*s\n", what,
+		    line, (int)la, *a ? a : eod, (int)lb, *b ? b : eod);
+	const char *v = getenv("CAIRN_TEST_VERBOSE");
+	if (v && *v && strcmp(v, "0") != 0)
+		print_error("---- expected dump ----\n%s---- actual dump ----\n%s----\n", expected,
+			    actual);
+	return line;
+}
+
+/* ---- data and file helpers ---------------------------------------------- */
+
+uint64_t tv_splitmix(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+void tv_fill(void *buf, size_t len, uint64_t seed)
+{
+	unsigned char *p = buf;
+	uint64_t st = seed * 0x2545f4914f6cdd1dull + 1;
+	size_t i = 0;
+	while (i < len) {
+		uint64_t r = tv_splitmix(&st);
+		for (int k = 0; k < 8 && i < len; k++, i++)
+			p[i] = (unsigned char)(r >> (8 * k));
+	}
+}
+
+ssize_t tv_pwrite_full(cairn_fs *fs, int fd, const void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = cairn_pwrite(fs, fd, (const char *)buf + done, len - done, off + (off_t)done);
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t tv_write_full(cairn_fs *fs, int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = cairn_write(fs, fd, (const char *)buf + done, len - done);
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+void tv_put(cairn_fs *fs, const char *path, const void *buf, size_t len, mode_t mode)
+{
+	errno = 0;
+	int fd = cairn_open(fs, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+	if (fd < 0)
+		fail_msg("tv_put: open(%s): %s", path, tv_errname(errno));
+	if (len && tv_write_full(fs, fd, buf, len) != (ssize_t)len)
+		fail_msg("tv_put: write(%s, %zu): %s", path, len, tv_errname(errno));
+	if (cairn_close(fs, fd) != 0)
+		fail_msg("tv_put: close(%s): %s", path, tv_errname(errno));
+}
+
+void tv_put_str(cairn_fs *fs, const char *path, const char *s)
+{
+	tv_put(fs, path, s, strlen(s), 0644);
+}
+
+void tv_expect_at(cairn_fs *fs, int fd, off_t off, const void *buf, size_t len)
+{
+	unsigned char *got = malloc(len ? len : 1);
+	if (!got)
+		fail_msg("tv_expect_at: out of memory");
+	size_t done = 0;
+	while (done < len) {
+		errno = 0;
+		ssize_t n = cairn_pread(fs, fd, got + done, len - done, off + (off_t)done);
+		if (n < 0) {
+			free(got);
+			fail_msg("tv_expect_at: pread(fd %d, %zu, %lld): %s", fd, len - done,
+				 (long long)(off + (off_t)done), tv_errname(errno));
+		}
+		if (n == 0) {
+			free(got);
+			fail_msg("tv_expect_at: pread(fd %d) hit EOF at %lld, wanted %zu bytes from %lld",
+				 fd, (long long)(off + (off_t)done), len, (long long)off);
+		}
+		done += (size_t)n;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char want = buf ? ((const unsigned char *)buf)[i] : 0;
+		if (got[i] != want) {
+			unsigned char g = got[i];
+			free(got);
+			fail_msg("tv_expect_at: byte at offset %lld is 0x%02x, expected 0x%02x",
+				 (long long)(off + (off_t)i), g, want);
+		}
+	}
+	free(got);
+}
+
+void tv_expect(cairn_fs *fs, const char *path, const void *buf, size_t len)
+{
+	struct stat st;
+	errno = 0;
+	if (cairn_stat(fs, path, &st) != 0)
+		fail_msg("tv_expect: stat(%s): %s", path, tv_errname(errno));
+	if ((uint64_t)st.st_size != len)
+		fail_msg("tv_expect: %s has size %lld, expected %zu", path, (long long)st.st_size, len);
+	int fd = cairn_open(fs, path, O_RDONLY);
+	if (fd < 0)
+		fail_msg("tv_expect: open(%s): %s", path, tv_errname(errno));
+	tv_expect_at(fs, fd, 0, buf, len);
+	char c;
+	ssize_t n = cairn_pread(fs, fd, &c, 1, (off_t)len);
+	cairn_close(fs, fd);
+	if (n != 0)
+		fail_msg("tv_expect: %s: pread at EOF returned %zd, expected 0", path, n);
+}
+
+void tv_expect_str(cairn_fs *fs, const char *path, const char *s)
+{
+	tv_expect(fs, path, s, strlen(s));
+}
+
+bool tv_exists(cairn_fs *fs, const char *path)
+{
+	struct stat st;
+	return cairn_lstat(fs, path, &st) == 0;
+}
+
+struct stat tv_stat(cairn_fs *fs, const char *path)
+{
+	struct stat st;
+	errno = 0;
+	if (cairn_stat(fs, path, &st) != 0)
+		fail_msg("stat(%s): %s", path, tv_errname(errno));
+	return st;
+}
+
+struct stat tv_lstat(cairn_fs *fs, const char *path)
+{
+	struct stat st;
+	errno = 0;
+	if (cairn_lstat(fs, path, &st) != 0)
+		fail_msg("lstat(%s): %s", path, tv_errname(errno));
+	return st;
+}
+
+int64_t tv_ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+int64_t tv_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return tv_ts_ns(&ts);
+}
+
+void tv_sleep_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+const char *tv_errname(int e)
+{
+	if (e == 0)
+		return "0 (errno not set)";
+	const char *n = strerrorname_np(e);
+	if (n)
+		return n;
+	static __thread char buf[32];
+	snprintf(buf, sizeof(buf), "errno %d", e);
+	return buf;
+}
