@@ -106,6 +106,25 @@ int cairn_chown(cairn_fs *fs, const char *path, uid_t uid, gid_t gid);
 int cairn_utimens(cairn_fs *fs, const char *path, const struct timespec times[2]);
 int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv);
 
+/* Beyond POSIX: the state of the volume, for `cairn stat` and monitoring. */
+struct cairn_info {
+	uint64_t block_size;
+	uint64_t log_capacity;      /* bytes of log ring */
+	uint64_t log_used;          /* bytes of undigested records */
+	uint64_t undigested_records;
+	uint64_t fast_blocks;       /* blocks of the fast tier for data and trees */
+	uint64_t fast_free_blocks;
+	uint64_t reserved_blocks;   /* promised to undigested writes */
+	uint64_t inodes, free_inodes;
+	uint64_t checkpoints;       /* digests completed since mount */
+	uint64_t ops_logged;        /* records appended since mount */
+	uint64_t ops_digested;      /* records digested over the volume's life */
+	uint64_t log_waits;         /* times a writer waited for digest */
+	int batch_ms;               /* 0: sync mode */
+	char media[8];              /* "pmem", "file" or "emul" */
+};
+int cairn_info(cairn_fs *fs, struct cairn_info *out);
+
 /* Beyond POSIX: apply the whole log to the shared area now (returns when the
  * shared area is durable and the log space is free). */
 int cairn_digest(cairn_fs *fs);

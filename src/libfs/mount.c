@@ -360,3 +360,31 @@ int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv)
 	pthread_rwlock_unlock(&fs->lock);
 	return rc ? fail(rc) : 0;
 }
+
+int cairn_info(cairn_fs *fs, struct cairn_info *out)
+{
+	if (!fs || !out)
+		return fail(-EFAULT);
+	memset(out, 0, sizeof(*out));
+	pthread_rwlock_rdlock(&fs->lock);
+	const struct fs_super *sb = &fs->sh.sb;
+	out->block_size = FS_BLOCK_SIZE;
+	out->log_capacity = log_capacity(fs->log);
+	out->log_used = log_used(fs->log);
+	out->undigested_records = log_tail_seq(fs->log) - log_head_seq(fs->log);
+	out->fast_blocks = sb->total_blocks - sb->data_start;
+	out->fast_free_blocks = alloc_free_count(fs->sh.balloc);
+	out->reserved_blocks = fs->reserved_blocks;
+	out->inodes = sb->inode_count - 2;
+	out->free_inodes = alloc_free_count(fs->sh.ialloc);
+	out->checkpoints = fs->stats.checkpoints;
+	out->ops_logged = fs->stats.ops_logged;
+	out->ops_digested = fs->sh.ckpt.ops_digested;
+	out->log_waits = fs->stats.log_waits;
+	out->batch_ms = fs->opts.batch_ms;
+	static const char *names[] = {"?", "pmem", "file", "emul"};
+	enum media_kind k = media_kind(fs->vol.part[PART_LOG]);
+	snprintf(out->media, sizeof(out->media), "%s", names[k <= 3 ? k : 0]);
+	pthread_rwlock_unlock(&fs->lock);
+	return 0;
+}
