@@ -1,0 +1,122 @@
+/*
+ * append.c - latency of a durable 4 KiB append, one call at a time.
+ *
+ *   bench_append cairn VOLUME N [SIZE]   cairn_write on a cairn volume (sync mode:
+ *                                        durable when it returns)
+ *   bench_append fdatasync DIR N [SIZE]  write() + fdatasync() in DIR
+ *   bench_append write DIR N [SIZE]      write() alone (no durability: tmpfs bound)
+ *
+ * Prints one line: "<mode> n=N p50_us=.. p99_us=.. mean_us=..".  The file
+ * is created fresh, and N appends are timed after 200 untimed warm-up
+ * appends.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cairn.h"
+
+#define WARMUP 200
+
+static double now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void report(const char *mode, double *lat, int n)
+{
+	double sum = 0;
+	for (int i = 0; i < n; i++)
+		sum += lat[i];
+	qsort(lat, n, sizeof(*lat), cmp);
+	printf("%s n=%d p50_us=%.3f p99_us=%.3f mean_us=%.3f\n", mode, n, lat[n / 2],
+	       lat[(int)(n * 0.99)], sum / n);
+}
+
+static int run_cairn(const char *vol, int n, size_t size, double *lat)
+{
+	cairn_fs *fs = cairn_mount(vol, NULL);
+	if (!fs) {
+		fprintf(stderr, "bench_append: %s: %s\n", vol, cairn_last_error());
+		return 1;
+	}
+	int fd = cairn_open(fs, "/bench-append", O_CREAT | O_TRUNC | O_WRONLY | O_APPEND, 0644);
+	char *buf = malloc(size);
+	memset(buf, 'a', size);
+	for (int i = 0; i < WARMUP + n; i++) {
+		double t0 = now_us();
+		if (cairn_write(fs, fd, buf, size) != (ssize_t)size) {
+			perror("cairn_write");
+			return 1;
+		}
+		if (i >= WARMUP)
+			lat[i - WARMUP] = now_us() - t0;
+	}
+	cairn_close(fs, fd);
+	cairn_unlink(fs, "/bench-append");
+	cairn_unmount(fs);
+	free(buf);
+	return 0;
+}
+
+static int run_posix(const char *dir, int n, size_t size, int sync, double *lat)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/bench-append", dir);
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND, 0644);
+	if (fd < 0) {
+		perror(path);
+		return 1;
+	}
+	char *buf = malloc(size);
+	memset(buf, 'a', size);
+	for (int i = 0; i < WARMUP + n; i++) {
+		double t0 = now_us();
+		if (write(fd, buf, size) != (ssize_t)size || (sync && fdatasync(fd))) {
+			perror("write");
+			return 1;
+		}
+		if (i >= WARMUP)
+			lat[i - WARMUP] = now_us() - t0;
+	}
+	close(fd);
+	unlink(path);
+	free(buf);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 4) {
+		fprintf(stderr, "usage: bench_append cairn|fdatasync|write PATH N [SIZE]\n");
+		return 2;
+	}
+	int n = atoi(argv[3]);
+	size_t size = argc > 4 ? (size_t)atol(argv[4]) : 4096;
+	double *lat = calloc(n, sizeof(double));
+	int rc;
+	if (!strcmp(argv[1], "cairn"))
+		rc = run_cairn(argv[2], n, size, lat);
+	else if (!strcmp(argv[1], "fdatasync"))
+		rc = run_posix(argv[2], n, size, 1, lat);
+	else if (!strcmp(argv[1], "write"))
+		rc = run_posix(argv[2], n, size, 0, lat);
+	else
+		rc = 2;
+	if (!rc)
+		report(argv[1], lat, n);
+	free(lat);
+	return rc;
+}
