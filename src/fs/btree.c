@@ -554,7 +554,7 @@ int btree_get(struct btree *t, uint64_t key, void *rec, size_t cap)
 	if (*t->root_r == 0)
 		return -ENOENT;
 	struct path p;
-	unsigned pos, len;
+	unsigned pos, len = 0;
 	int err = descend(t, key, &p, false);
 	if (err)
 		return err;
@@ -574,7 +574,7 @@ int btree_get_le(struct btree *t, uint64_t key, void *rec, size_t cap)
 		if (*t->root_r == 0)
 			return 0;
 		struct path p;
-		unsigned pos, len;
+		unsigned pos, len = 0;
 		int err = descend(t, k, &p, false);
 		if (err)
 			return err;
@@ -952,7 +952,7 @@ int btree_update(struct btree *t, uint64_t oldkey, const void *rec, size_t len)
 		return -ENOENT;
 	uint64_t nk = ld64(rec);
 	struct path p;
-	unsigned pos, olen;
+	unsigned pos, olen = 0;
 	int err = descend(t, oldkey, &p, true);
 	if (err)
 		return err;

@@ -1,0 +1,812 @@
+/*
+ * test_crash_states.c - the crash-state checker.
+ *
+ * Method (see "How we know it is right" in DESIGN.md): a small emulated-pmem
+ * volume is made with cairn_mkfs and the initial images of its two parts are
+ * handed to a recorder.  The volume is mounted in sync mode with the
+ * recorder attached and inline digest, and a deterministic workload runs
+ * through the native API.  For every operation i the recorder position is
+ * noted before (start[i]) and after (end[i]) the call, and the canonical
+ * dump of the tree (tv_dump, with mtime and ctime) taken after it is the
+ * oracle state[i + 1] (state[0]: right after mount).  The final unmount is
+ * recorded too.
+ *
+ * Then, for every crash point k (just before fence k completes, and the end
+ * of the trace), several images of both parts are rebuilt: every pending
+ * line persisted (variant 0), none (variant 1), and pseudo-random subsets,
+ * some torn at 8-byte grain; more of them where many lines are uncertain.
+ * Each distinct pair of images is written over the part files, mounted
+ * without the recorder (this runs recovery), dumped and compared: the dump
+ * must equal state[j] for some acked <= j <= started, where acked counts the
+ * operations that had returned before the fence and started those that had
+ * begun.  Every ~20th recovered state is also used: a file is created,
+ * written, the volume remounted and the file read back.
+ *
+ * CAIRN_CRASH_STATES_SCALE=N multiplies the number of pseudo-random variants
+ * (default 1) for longer local runs.
+ */
+#include "testvol.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "media/recorder.h"
+#include "volume/volume.h"
+
+#define LOG_SIZE (256 * TV_KiB)
+#define FAST_SIZE (4 * TV_MiB)
+#define DUMP_FLAGS (TV_DUMP_MTIME | TV_DUMP_CTIME)
+#define MIN_TOTAL_STATES 10000
+#define USE_EVERY 20         /* check usability of every 20th recovered state */
+#define MAX_REPORTS 5        /* failures printed in detail per scenario */
+#define USABLE_PATH "/zz-crashkit-usable"
+
+/* ---- crash context for fatal signals -------------------------------------- */
+
+static char crash_context[512];
+
+static void on_fatal(int sig)
+{
+	static const char pre[] = "\ntest_crash_states: fatal signal while ";
+	ssize_t rc = write(2, pre, sizeof(pre) - 1);
+	rc = write(2, crash_context, strnlen(crash_context, sizeof(crash_context)));
+	rc = write(2, "\n", 1);
+	(void)rc;
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void install_fatal_handlers(void)
+{
+	static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], on_fatal);
+}
+
+/* ---- the recorded run ----------------------------------------------------- */
+
+struct op {
+	uint64_t start, end; /* recorder positions around the call */
+	char desc[96];
+};
+
+struct scen {
+	const char *name;
+	struct testvol *tv;
+	struct recorder *r;
+	struct manifest mf;
+	cairn_fs *fs; /* the recorded mount while the workload runs */
+	struct op *ops;
+	size_t nops, cap;
+	char **state; /* state[0..nops] */
+	unsigned dump_writes; /* dumps that moved the recorder (should be 0) */
+	/* results */
+	uint64_t checked, duplicates, used, failures;
+	double workload_s, check_s;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static unsigned scale(void)
+{
+	const char *s = getenv("CAIRN_CRASH_STATES_SCALE");
+	long v = s && *s ? strtol(s, NULL, 10) : 1;
+	return v < 1 ? 1 : v > 1000 ? 1000 : (unsigned)v;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n);
+	if (!p)
+		fail_msg("out of memory");
+	return p;
+}
+
+static void read_file(const char *path, void *buf, uint64_t size)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		fail_msg("open %s: %s", path, strerror(errno));
+	uint64_t done = 0;
+	while (done < size) {
+		ssize_t n = pread(fd, (char *)buf + done, size - done, (off_t)done);
+		if (n <= 0)
+			fail_msg("read %s: %s", path, n < 0 ? strerror(errno) : "short file");
+		done += (uint64_t)n;
+	}
+	close(fd);
+}
+
+static void write_file(const char *path, const void *buf, uint64_t size)
+{
+	int fd = open(path, O_WRONLY);
+	if (fd < 0)
+		fail_msg("open %s: %s", path, strerror(errno));
+	uint64_t done = 0;
+	while (done < size) {
+		ssize_t n = pwrite(fd, (const char *)buf + done, size - done, (off_t)done);
+		if (n <= 0)
+			fail_msg("write %s: %s", path, n < 0 ? strerror(errno) : "no progress");
+		done += (uint64_t)n;
+	}
+	close(fd);
+}
+
+/* mkfs, declare the initial images, mount with the recorder. */
+static void scen_begin(struct scen *s, const char *name)
+{
+	memset(s, 0, sizeof(*s));
+	s->name = name;
+	install_fatal_handlers(); /* here: cmocka installs its own per test */
+	struct cairn_mkfs_opts mo = {
+		.log_size = LOG_SIZE,
+		.fast_size = FAST_SIZE,
+		.media = CAIRN_MEDIA_EMUL,
+	};
+	s->tv = tv_create(&mo);
+	if (!s->tv)
+		fail_msg("%s: mkfs failed", name);
+	char err[1024] = "";
+	if (manifest_read(s->tv->dir, &s->mf, err, sizeof(err)) != 0)
+		fail_msg("%s: %s", name, err);
+	s->r = recorder_new();
+	if (!s->r)
+		fail_msg("out of memory");
+	for (int p = 0; p < PART_COUNT; p++) {
+		void *img = xrealloc(NULL, s->mf.size[p]);
+		read_file(s->mf.path[p], img, s->mf.size[p]);
+		TV_EQ(recorder_add_part(s->r, p, img, s->mf.size[p]), 0);
+		free(img);
+	}
+	snprintf(crash_context, sizeof(crash_context), "%s: recorded mount", name);
+	struct cairn_mount_opts o = {.recorder = s->r, .no_digest_thread = 1};
+	s->fs = tv_mount(s->tv, &o);
+	if (!s->fs)
+		fail_msg("%s: recorded mount failed: %s", name, cairn_last_error());
+	s->state = xrealloc(NULL, sizeof(char *));
+	s->state[0] = tv_dump(s->fs, DUMP_FLAGS);
+	s->workload_s = now_s();
+}
+
+static void op_start(struct scen *s, const char *desc)
+{
+	if (s->nops == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 256;
+		s->ops = xrealloc(s->ops, s->cap * sizeof(*s->ops));
+		s->state = xrealloc(s->state, (s->cap + 1) * sizeof(char *));
+	}
+	struct op *o = &s->ops[s->nops];
+	snprintf(o->desc, sizeof(o->desc), "%s", desc);
+	snprintf(crash_context, sizeof(crash_context), "%s: workload op %zu: %s", s->name, s->nops,
+		 desc);
+	o->start = recorder_position(s->r);
+}
+
+/* Ends the current op; dump = 0 for the unmount (state unchanged). */
+static void op_done(struct scen *s, int dump)
+{
+	struct op *o = &s->ops[s->nops];
+	o->end = recorder_position(s->r);
+	if (dump) {
+		s->state[s->nops + 1] = tv_dump(s->fs, DUMP_FLAGS);
+		/* Reading must not write; if it does the writes still belong
+		 * between op i and op i + 1, so the check stays sound. */
+		if (recorder_position(s->r) != o->end)
+			s->dump_writes++;
+	} else {
+		s->state[s->nops + 1] = strdup(s->state[s->nops]);
+	}
+	s->nops++;
+}
+
+/* OP: any call, recorded as one operation.  DO: the same, must succeed. */
+#define OP(s, expr)                                                                     \
+	__extension__({                                                                 \
+		op_start((s), #expr);                                                   \
+		__typeof__(expr) _op_r = (expr);                                        \
+		op_done((s), 1);                                                        \
+		_op_r;                                                                  \
+	})
+#define DO(s, expr) OP(s, TV_OK(expr))
+
+static void scen_unmount(struct scen *s)
+{
+	op_start(s, "cairn_unmount");
+	cairn_fs *fs = s->fs;
+	s->fs = NULL;
+	s->tv->fs = NULL;
+	TV_OK(cairn_unmount(fs));
+	op_done(s, 0);
+	s->workload_s = now_s() - s->workload_s;
+	if (recorder_error(s->r) != 0)
+		fail_msg("%s: recorder error %d", s->name, recorder_error(s->r));
+}
+
+/* ---- checking the crash states -------------------------------------------- */
+
+struct variant {
+	unsigned v;
+	int torn;
+};
+
+__attribute__((format(printf, 2, 3))) static void report(struct scen *s, const char *fmt, ...)
+{
+	s->failures++;
+	if (s->failures > MAX_REPORTS)
+		return;
+	char buf[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	print_error("CRASH-STATE FAILURE %s\n", buf);
+}
+
+/* Uses a recovered volume: create, write, remount, read back. */
+static void check_usable(struct scen *s, cairn_fs **fsp, const char *where)
+{
+	cairn_fs *fs = *fsp;
+	unsigned char buf[5000], got[5000];
+	tv_fill(buf, sizeof(buf), 77);
+	int fd = cairn_open(fs, USABLE_PATH, O_CREAT | O_EXCL | O_RDWR, 0600);
+	if (fd < 0) {
+		report(s, "%s: usable: create: %s", where, tv_errname(errno));
+		return;
+	}
+	if (tv_pwrite_full(fs, fd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf))
+		report(s, "%s: usable: write: %s", where, tv_errname(errno));
+	if (cairn_close(fs, fd) != 0)
+		report(s, "%s: usable: close: %s", where, tv_errname(errno));
+	*fsp = NULL;
+	if (cairn_unmount(fs) != 0) {
+		report(s, "%s: usable: unmount: %s", where, tv_errname(errno));
+		return;
+	}
+	struct cairn_mount_opts o = {.no_digest_thread = 1};
+	fs = cairn_mount(s->tv->dir, &o);
+	if (!fs) {
+		report(s, "%s: usable: remount failed: %s", where, cairn_last_error());
+		return;
+	}
+	*fsp = fs;
+	fd = cairn_open(fs, USABLE_PATH, O_RDONLY);
+	if (fd < 0) {
+		report(s, "%s: usable: after remount: open: %s", where, tv_errname(errno));
+		return;
+	}
+	memset(got, 0, sizeof(got));
+	ssize_t n = cairn_pread(fs, fd, got, sizeof(got), 0);
+	if (n != (ssize_t)sizeof(got) || memcmp(got, buf, sizeof(buf)) != 0)
+		report(s, "%s: usable: after remount: read back %zd bytes, content %s", where, n,
+		       n == (ssize_t)sizeof(got) && memcmp(got, buf, sizeof(buf)) ? "differs" : "-");
+	cairn_close(fs, fd);
+	s->used++;
+}
+
+/* Mounts the images now in the part files and checks the recovered state. */
+static void check_state(struct scen *s, uint64_t k, const struct variant *va, size_t acked,
+			size_t started, uint64_t pending)
+{
+	char where[256];
+	snprintf(where, sizeof(where),
+		 "scenario %s, crash point k=%" PRIu64 " (fence position %" PRIu64
+		 "), variant %u%s, %" PRIu64 " pending lines, acked..started = %zu..%zu",
+		 s->name, k, recorder_fence_position(s->r, k), va->v, va->torn ? " torn" : "",
+		 pending, acked, started);
+	snprintf(crash_context, sizeof(crash_context), "checking %s", where);
+	struct cairn_mount_opts o = {.no_digest_thread = 1};
+	errno = 0;
+	cairn_fs *fs = cairn_mount(s->tv->dir, &o);
+	if (!fs) {
+		report(s, "%s: mount failed: %s: %s", where, tv_errname(errno), cairn_last_error());
+		return;
+	}
+	char *dump = tv_dump(fs, DUMP_FLAGS);
+	size_t j;
+	for (j = acked; j <= started; j++)
+		if (strcmp(dump, s->state[j]) == 0)
+			break;
+	if (j > started) {
+		report(s, "%s: the recovered volume matches no state in %zu..%zu\n"
+			  "  last acked op: %s\n  next op: %s",
+		       where, acked, started, acked ? s->ops[acked - 1].desc : "(none: mount)",
+		       acked < s->nops ? s->ops[acked].desc : "(none)");
+		if (s->failures <= MAX_REPORTS) {
+			char what[64];
+			snprintf(what, sizeof(what), "state[%zu] vs recovered", acked);
+			tv_dump_compare(s->state[acked], dump, what);
+			if (started != acked) {
+				snprintf(what, sizeof(what), "state[%zu] vs recovered", started);
+				tv_dump_compare(s->state[started], dump, what);
+			}
+		}
+	} else if (s->checked % USE_EVERY == 0) {
+		check_usable(s, &fs, where);
+	}
+	free(dump);
+	s->checked++;
+	if (fs && cairn_unmount(fs) != 0)
+		report(s, "%s: unmount of the recovered volume failed: %s", where,
+		       tv_errname(errno));
+}
+
+static size_t variants_for(uint64_t pending, unsigned sc, struct variant *out, size_t max)
+{
+	size_t n = 0;
+	out[n++] = (struct variant){0, 0};
+	if (pending == 0)
+		return n; /* one state only */
+	out[n++] = (struct variant){1, 0};
+	uint64_t p = pending > 96 ? 96 : pending;
+	size_t nrand = (size_t)(2 + p / 6) * sc;   /* 2..18 per unit of scale */
+	size_t ntorn = (size_t)(1 + p / 24) * sc;  /* 1..5 */
+	for (size_t i = 0; i < nrand && n < max; i++)
+		out[n++] = (struct variant){(unsigned)(2 + i), 0};
+	for (size_t i = 0; i < ntorn && n < max; i++)
+		out[n++] = (struct variant){(unsigned)(2 + 3 * i + 1), 1};
+	return n;
+}
+
+static void scen_check(struct scen *s)
+{
+	double t0 = now_s();
+	unsigned sc = scale();
+	uint64_t nf = recorder_fence_count(s->r);
+	void *img[PART_COUNT];
+	for (int p = 0; p < PART_COUNT; p++)
+		img[p] = xrealloc(NULL, s->mf.size[p]);
+	size_t maxv = 32 * (size_t)sc;
+	struct variant *vars = xrealloc(NULL, maxv * sizeof(*vars));
+	uint64_t *seen = xrealloc(NULL, maxv * sizeof(*seen));
+	size_t acked = 0, started = 0;
+	for (uint64_t k = 0; k <= nf; k++) {
+		uint64_t pos = recorder_fence_position(s->r, k);
+		while (acked < s->nops && s->ops[acked].end <= pos)
+			acked++;
+		while (started < s->nops && s->ops[started].start < pos)
+			started++;
+		if (started < acked) /* ops that recorded nothing at all */
+			started = acked;
+		uint64_t pending = recorder_pending_lines(s->r, k);
+		size_t nv = variants_for(pending, sc, vars, maxv), nseen = 0;
+		for (size_t i = 0; i < nv; i++) {
+			XXH3_state_t *h = XXH3_createState();
+			XXH3_64bits_reset(h);
+			for (int p = 0; p < PART_COUNT; p++) {
+				int rc = vars[i].torn
+						 ? recorder_crash_image_torn(s->r, k, vars[i].v, p, img[p])
+						 : recorder_crash_image(s->r, k, vars[i].v, p, img[p]);
+				if (rc != 0)
+					fail_msg("%s: recorder_crash_image(k=%" PRIu64 ", v=%u, part %d): %s",
+						 s->name, k, vars[i].v, p, tv_errname(-rc));
+				XXH3_64bits_update(h, img[p], s->mf.size[p]);
+			}
+			uint64_t hash = XXH3_64bits_digest(h);
+			XXH3_freeState(h);
+			size_t d;
+			for (d = 0; d < nseen && seen[d] != hash; d++)
+				;
+			if (d < nseen) {
+				s->duplicates++;
+				continue;
+			}
+			seen[nseen++] = hash;
+			for (int p = 0; p < PART_COUNT; p++)
+				write_file(s->mf.path[p], img[p], s->mf.size[p]);
+			check_state(s, k, &vars[i], acked, started, pending);
+		}
+	}
+	for (int p = 0; p < PART_COUNT; p++)
+		free(img[p]);
+	free(vars);
+	free(seen);
+	s->check_s = now_s() - t0;
+	print_message("crash states: scenario %-8s %4zu ops, %5" PRIu64 " fences, %6" PRIu64
+		      " states checked (%" PRIu64 " duplicate images skipped, %" PRIu64
+		      " used), workload %.2fs, check %.2fs%s\n",
+		      s->name, s->nops, nf, s->checked, s->duplicates, s->used, s->workload_s,
+		      s->check_s, s->dump_writes ? " [dumps wrote to media]" : "");
+}
+
+/* ---- totals --------------------------------------------------------------- */
+
+static uint64_t total_states, total_failures;
+static double total_time;
+
+static void scen_end(struct scen *s)
+{
+	total_states += s->checked;
+	total_failures += s->failures;
+	total_time += s->workload_s + s->check_s;
+	uint64_t failures = s->failures;
+	char name[32];
+	snprintf(name, sizeof(name), "%s", s->name);
+	for (size_t i = 0; i <= s->nops; i++)
+		free(s->state[i]);
+	free(s->state);
+	free(s->ops);
+	recorder_free(s->r);
+	tv_destroy(s->tv);
+	memset(s, 0, sizeof(*s));
+	if (failures)
+		fail_msg("scenario %s: %" PRIu64 " crash states failed (first %d printed above)", name,
+			 failures, MAX_REPORTS);
+}
+
+/* ---- workloads ------------------------------------------------------------ */
+
+#define FS (s->fs)
+
+/* File data: create, small / multi-block / in-place / sparse / append
+ * writes, truncate shrink + grow, O_TRUNC, and writes enough to digest
+ * inline several times. */
+static void test_files(void **state)
+{
+	(void)state;
+	struct scen sc, *s = &sc;
+	scen_begin(s, "files");
+	static unsigned char buf[64 * 1024], rd[64 * 1024];
+
+	int fd = DO(s, cairn_open(FS, "/a", O_CREAT | O_RDWR, 0644));
+	DO(s, cairn_pwrite(FS, fd, "hello, cairn", 12, 0));
+	tv_fill(buf, 24 * 1024 + 100, 1);
+	DO(s, tv_pwrite_full(FS, fd, buf, 24 * 1024 + 100, 4096 + 100)); /* multi-block */
+	tv_fill(buf, 3000, 2);
+	DO(s, tv_pwrite_full(FS, fd, buf, 3000, 5000)); /* overwrite in place */
+	tv_fill(buf, 5000, 3);
+	DO(s, tv_pwrite_full(FS, fd, buf, 5000, 3 * (off_t)TV_MiB + 1234)); /* sparse, far */
+	int fa = DO(s, cairn_open(FS, "/a", O_WRONLY | O_APPEND));
+	tv_fill(buf, 777, 4);
+	DO(s, tv_write_full(FS, fa, buf, 777)); /* append */
+	DO(s, cairn_close(FS, fa));
+	DO(s, cairn_digest(FS));
+	DO(s, cairn_ftruncate(FS, fd, 10001)); /* shrink to an unaligned size */
+	DO(s, cairn_truncate(FS, "/a", 70000)); /* grow */
+	ssize_t n = DO(s, cairn_pread(FS, fd, rd, 60000, 10001)); /* to EOF: zeros */
+	TV_EQ(n, 59999);
+	for (size_t i = 0; i < 59999; i++)
+		if (rd[i] != 0)
+			fail_msg("files: byte %zu after truncate shrink+grow is %#x, not 0", 10001 + i,
+				 rd[i]);
+	tv_fill(buf, 40 * 1024, 5);
+	DO(s, tv_pwrite_full(FS, fd, buf, 40 * 1024, 8192)); /* across the old cut */
+	DO(s, cairn_close(FS, fd));
+
+	int fb = DO(s, cairn_open(FS, "/b", O_CREAT | O_EXCL | O_WRONLY, 0600));
+	tv_fill(buf, 16 * 1024, 6);
+	DO(s, tv_write_full(FS, fb, buf, 16 * 1024));
+	DO(s, cairn_fsync(FS, fb));
+	DO(s, cairn_close(FS, fb));
+	fb = DO(s, cairn_open(FS, "/b", O_WRONLY | O_TRUNC));
+	DO(s, cairn_pwrite(FS, fb, "x", 1, 4095));
+	DO(s, cairn_close(FS, fb));
+	DO(s, cairn_truncate(FS, "/b", 0));
+
+	/* Enough data through a 256 KiB log to digest inline several times. */
+	int fc = DO(s, cairn_open(FS, "/c", O_CREAT | O_RDWR, 0644));
+	for (int i = 0; i < 14; i++) {
+		size_t len = 16 * 1024 + (size_t)i * 1777;
+		tv_fill(buf, len, 100 + (uint64_t)i);
+		DO(s, tv_pwrite_full(FS, fc, buf, len, (off_t)i * 13000));
+		if (i == 6)
+			DO(s, cairn_ftruncate(FS, fc, 50000));
+	}
+	DO(s, cairn_ftruncate(FS, fc, 12345));
+	DO(s, cairn_close(FS, fc));
+	DO(s, cairn_digest(FS));
+	fd = DO(s, cairn_open(FS, "/a", O_RDWR));
+	tv_fill(buf, 2000, 7);
+	DO(s, tv_pwrite_full(FS, fd, buf, 2000, 69000)); /* across EOF */
+	DO(s, cairn_close(FS, fd));
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
+/* Names: mkdir, rmdir, unlink, link, symlink and every kind of rename. */
+static void test_names(void **state)
+{
+	(void)state;
+	struct scen sc, *s = &sc;
+	scen_begin(s, "names");
+	static unsigned char buf[32 * 1024];
+	char path[64];
+
+	DO(s, cairn_mkdir(FS, "/d1", 0755));
+	DO(s, cairn_mkdir(FS, "/d2", 0750));
+	DO(s, cairn_mkdir(FS, "/d1/sub", 0700));
+	int fd = DO(s, cairn_open(FS, "/d1/f", O_CREAT | O_WRONLY, 0644));
+	tv_fill(buf, 9000, 10);
+	DO(s, tv_write_full(FS, fd, buf, 9000));
+	DO(s, cairn_close(FS, fd));
+	DO(s, cairn_link(FS, "/d1/f", "/d2/g"));
+	DO(s, cairn_symlink(FS, "../d1/f", "/d2/s"));
+	DO(s, cairn_symlink(FS, "/a/rather/long/symlink/target/that/does/not/fit/in/sixty-four/bytes"
+				"/at/all/really", "/d1/longlink"));
+	DO(s, cairn_rename(FS, "/d1/f", "/d1/f2", 0));  /* plain */
+	DO(s, cairn_rename(FS, "/d1/f2", "/d2/f3", 0)); /* across directories */
+	fd = DO(s, cairn_open(FS, "/d2/victim", O_CREAT | O_WRONLY, 0644));
+	DO(s, cairn_pwrite(FS, fd, "victim", 6, 0));
+	DO(s, cairn_close(FS, fd));
+	DO(s, cairn_rename(FS, "/d2/f3", "/d2/victim", 0)); /* replaces a file */
+	DO(s, cairn_mkdir(FS, "/d2/emptydir", 0755));
+	DO(s, cairn_mkdir(FS, "/d1/dirmove", 0755));
+	DO(s, cairn_rename(FS, "/d1/dirmove", "/d2/emptydir", 0)); /* replaces an empty dir */
+	DO(s, cairn_rename(FS, "/d1/sub", "/d2/sub2", 0));         /* directory, across */
+	DO(s, cairn_rename(FS, "/d2/s", "/d1/s", CAIRN_RENAME_NOREPLACE));
+	DO(s, cairn_digest(FS));
+	DO(s, cairn_unlink(FS, "/d2/g"));
+	DO(s, cairn_unlink(FS, "/d1/s"));
+	DO(s, cairn_rmdir(FS, "/d2/sub2"));
+	/* A directory that outgrows a block, then shrinks and goes. */
+	DO(s, cairn_mkdir(FS, "/big", 0755));
+	for (int i = 0; i < 48; i++) {
+		snprintf(path, sizeof(path), "/big/entry-with-a-longish-name-%02d", i);
+		if (i % 3 == 0)
+			DO(s, cairn_mkdir(FS, path, 0755));
+		else
+			DO(s, cairn_close(FS, TV_OK(cairn_open(FS, path, O_CREAT | O_WRONLY, 0644))));
+	}
+	DO(s, cairn_rename(FS, "/big/entry-with-a-longish-name-01", "/d1/moved-from-big", 0));
+	DO(s, cairn_rename(FS, "/big/entry-with-a-longish-name-03", "/d2/dir-from-big", 0));
+	for (int i = 4; i < 48; i++) {
+		snprintf(path, sizeof(path), "/big/entry-with-a-longish-name-%02d", i);
+		if (i % 3 == 0)
+			DO(s, cairn_rmdir(FS, path));
+		else
+			DO(s, cairn_unlink(FS, path));
+		if (i == 25)
+			DO(s, cairn_digest(FS));
+	}
+	DO(s, cairn_unlink(FS, "/big/entry-with-a-longish-name-02"));
+	DO(s, cairn_rmdir(FS, "/big/entry-with-a-longish-name-00"));
+	DO(s, cairn_rmdir(FS, "/big"));
+	DO(s, cairn_rename(FS, "/d2", "/d3", 0)); /* directory rename at the root */
+	DO(s, cairn_rename(FS, "/d3/victim", "/d3/dir-from-big/victim", 0));
+	DO(s, cairn_link(FS, "/d3/dir-from-big/victim", "/d1/hard"));
+	DO(s, cairn_rename(FS, "/d1/hard", "/d3/dir-from-big/victim", 0)); /* same inode */
+	DO(s, cairn_unlink(FS, "/d1/longlink"));
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
+/* Attributes and orphans: chmod, chown, utimens on files, directories and
+ * symlinks; a file unlinked while open, written, then closed. */
+static void test_attrs_orphans(void **state)
+{
+	(void)state;
+	struct scen sc, *s = &sc;
+	scen_begin(s, "attrs");
+	static unsigned char buf[32 * 1024];
+
+	int fd = DO(s, cairn_open(FS, "/x", O_CREAT | O_WRONLY, 0644));
+	DO(s, cairn_pwrite(FS, fd, "data", 4, 0));
+	DO(s, cairn_close(FS, fd));
+	DO(s, cairn_mkdir(FS, "/y", 0755));
+	DO(s, cairn_symlink(FS, "x", "/z"));
+	DO(s, cairn_chmod(FS, "/x", 0600));
+	DO(s, cairn_chmod(FS, "/y", 01711));
+	DO(s, cairn_chown(FS, "/x", 1000, 1000));
+	DO(s, cairn_chown(FS, "/y", (uid_t)-1, 5));
+	struct timespec t1[2] = {{1000000000, 123456789}, {1500000000, 987654321}};
+	DO(s, cairn_utimens(FS, "/x", t1));
+	struct timespec t2[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+	DO(s, cairn_utimens(FS, "/y", t2));
+	struct timespec t3[2] = {{42, 0}, {0, UTIME_OMIT}};
+	DO(s, cairn_utimens(FS, "/z", t3)); /* follows the link to /x */
+	DO(s, cairn_chmod(FS, "/z", 0640));
+	DO(s, cairn_digest(FS));
+
+	/* An orphan: unlinked while open, written, released on close. */
+	int fo = DO(s, cairn_open(FS, "/o", O_CREAT | O_RDWR, 0644));
+	tv_fill(buf, 20 * 1024, 20);
+	DO(s, tv_write_full(FS, fo, buf, 20 * 1024));
+	DO(s, cairn_unlink(FS, "/o"));
+	tv_fill(buf, 8 * 1024, 21);
+	DO(s, tv_pwrite_full(FS, fo, buf, 8 * 1024, 40000));
+	DO(s, cairn_ftruncate(FS, fo, 30000));
+	DO(s, cairn_digest(FS)); /* the digest meets an open orphan */
+	DO(s, cairn_close(FS, fo));
+
+	/* Two orphans at once, one with two names, one released after a
+	 * digest and one before. */
+	int p1 = DO(s, cairn_open(FS, "/p1", O_CREAT | O_RDWR, 0644));
+	int p2 = DO(s, cairn_open(FS, "/y/p2", O_CREAT | O_RDWR, 0644));
+	tv_fill(buf, 12 * 1024, 22);
+	DO(s, tv_write_full(FS, p1, buf, 12 * 1024));
+	DO(s, tv_write_full(FS, p2, buf, 5000));
+	DO(s, cairn_link(FS, "/y/p2", "/p2link"));
+	DO(s, cairn_unlink(FS, "/p1"));
+	DO(s, cairn_unlink(FS, "/y/p2"));
+	DO(s, cairn_rename(FS, "/x", "/p2link", 0)); /* the last name of p2 goes */
+	DO(s, cairn_digest(FS));
+	DO(s, cairn_close(FS, p2));
+	DO(s, tv_write_full(FS, p1, buf, 3000));
+	DO(s, cairn_close(FS, p1));
+	DO(s, cairn_chmod(FS, "/p2link", 0444));
+	DO(s, cairn_chown(FS, "/p2link", 0, 0));
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
+/* A deterministic random mix of every operation over a small name space;
+ * calls may fail (ENOENT, ENOTEMPTY, ...): a failed call is an operation
+ * that must leave the state unchanged. */
+static void test_mixed(void **state)
+{
+	(void)state;
+	struct scen sc, *s = &sc;
+	scen_begin(s, "mixed");
+	static unsigned char buf[40 * 1024];
+	static const char *dirs[] = {"/", "/m1/", "/m2/", "/m1/m3/"};
+	static const char *dnames[] = {"/m1", "/m2", "/m1/m3"};
+	uint64_t rng = 12345;
+	int fds[4] = {-1, -1, -1, -1};
+	char p1[32], p2[32], desc[96];
+	for (int i = 0; i < 3; i++)
+		DO(s, cairn_mkdir(FS, dnames[i], 0755));
+	for (int step = 0; step < 320; step++) {
+		uint64_t x = tv_splitmix(&rng);
+		unsigned kind = (unsigned)(x % 20);
+		snprintf(p1, sizeof(p1), "%sf%u", dirs[(x >> 8) % 4], (unsigned)((x >> 12) % 5));
+		snprintf(p2, sizeof(p2), "%sf%u", dirs[(x >> 16) % 4], (unsigned)((x >> 20) % 5));
+		int slot = (int)((x >> 24) % 4);
+		size_t len = 1 + (size_t)((x >> 28) % (40 * 1024));
+		off_t off = (off_t)((x >> 44) % (96 * 1024));
+		tv_fill(buf, len, x);
+		snprintf(desc, sizeof(desc), "mixed step %d kind %u %s %s", step, kind, p1, p2);
+		switch (kind) {
+		case 0: case 1: case 2:
+			if (fds[slot] >= 0) {
+				op_start(s, desc);
+				cairn_pwrite(FS, fds[slot], buf, len, off);
+				op_done(s, 1);
+				break;
+			}
+			op_start(s, desc);
+			fds[slot] = cairn_open(FS, p1, O_CREAT | O_RDWR, 0644);
+			op_done(s, 1);
+			break;
+		case 3:
+			if (fds[slot] >= 0) {
+				op_start(s, desc);
+				cairn_close(FS, fds[slot]);
+				op_done(s, 1);
+				fds[slot] = -1;
+			}
+			break;
+		case 4:
+			op_start(s, desc);
+			cairn_truncate(FS, p1, (off_t)((x >> 32) % 70000));
+			op_done(s, 1);
+			break;
+		case 5:
+			op_start(s, desc);
+			cairn_unlink(FS, p1);
+			op_done(s, 1);
+			break;
+		case 6:
+			op_start(s, desc);
+			cairn_link(FS, p1, p2);
+			op_done(s, 1);
+			break;
+		case 7: case 8:
+			op_start(s, desc);
+			cairn_rename(FS, p1, p2, 0);
+			op_done(s, 1);
+			break;
+		case 9:
+			op_start(s, desc);
+			cairn_symlink(FS, p2, p1);
+			op_done(s, 1);
+			break;
+		case 10:
+			op_start(s, desc);
+			cairn_chmod(FS, p1, (mode_t)((x >> 32) & 0777));
+			op_done(s, 1);
+			break;
+		case 11:
+			op_start(s, desc);
+			cairn_chown(FS, p1, (uid_t)((x >> 32) % 3000), (gid_t)((x >> 40) % 3000));
+			op_done(s, 1);
+			break;
+		case 12: {
+			struct timespec t[2] = {{(time_t)((x >> 20) % 2000000000), 0},
+						{(time_t)((x >> 24) % 2000000000), (long)((x >> 33) % 1000000000)}};
+			op_start(s, desc);
+			cairn_utimens(FS, p1, t);
+			op_done(s, 1);
+			break;
+		}
+		case 13: {
+			int d = (int)((x >> 32) % 3);
+			snprintf(p2, sizeof(p2), "%s/d%u", dnames[d], (unsigned)((x >> 36) % 3));
+			op_start(s, desc);
+			if ((x >> 40) & 1)
+				cairn_mkdir(FS, p2, 0755);
+			else
+				cairn_rmdir(FS, p2);
+			op_done(s, 1);
+			break;
+		}
+		case 14: {
+			/* Directory renames between the fixed directories' subdirs. */
+			char a[64], b[64];
+			snprintf(a, sizeof(a), "%s/d%u", dnames[(x >> 32) % 3], (unsigned)((x >> 36) % 3));
+			snprintf(b, sizeof(b), "%s/d%u", dnames[(x >> 40) % 3], (unsigned)((x >> 44) % 3));
+			op_start(s, desc);
+			cairn_rename(FS, a, b, 0);
+			op_done(s, 1);
+			break;
+		}
+		case 15:
+			if (fds[slot] >= 0) {
+				op_start(s, desc);
+				cairn_ftruncate(FS, fds[slot], (off_t)((x >> 32) % 50000));
+				op_done(s, 1);
+			}
+			break;
+		case 16:
+			if (step % 4 == 0) {
+				op_start(s, desc);
+				cairn_digest(FS);
+				op_done(s, 1);
+			}
+			break;
+		default: /* 17..19: append-ish writes through a fresh descriptor */
+			op_start(s, desc);
+			{
+				int f = cairn_open(FS, p1, O_WRONLY | O_APPEND);
+				if (f >= 0) {
+					cairn_write(FS, f, buf, len % 9000 + 1);
+					cairn_close(FS, f);
+				}
+			}
+			op_done(s, 1);
+			break;
+		}
+	}
+	for (int i = 0; i < 4; i++)
+		if (fds[i] >= 0)
+			DO(s, cairn_close(FS, fds[i]));
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
+/* Runs last: the CI requirement on the number of states checked. */
+static void test_total(void **state)
+{
+	(void)state;
+	print_message("crash states: %" PRIu64 " checked in total (%.1fs), %" PRIu64
+		      " failed, scale %u\n",
+		      total_states, total_time, total_failures, scale());
+	if (total_states < MIN_TOTAL_STATES)
+		fail_msg("only %" PRIu64 " crash states checked, at least %d required", total_states,
+			 MIN_TOTAL_STATES);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_files),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_attrs_orphans),
+		cmocka_unit_test(test_mixed),
+		cmocka_unit_test(test_total),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
