@@ -239,21 +239,25 @@ static void populate_digested(cairn_fs *fs)
 	OK(cairn_digest(fs));
 }
 
-/* Returns an fd kept open across the crash copy (an orphan). */
+/*
+ * Operations left undigested in the log, one or more of every record type,
+ * touching few files: a small journal (64 blocks on a 2 MiB tier) makes the
+ * writer digest early when many files have undigested data.  Returns an fd
+ * kept open across the crash copy (an orphan).
+ */
 static int populate_undigested(cairn_fs *fs)
 {
+	OK(cairn_digest(fs));
 	OK(cairn_mkdir(fs, "/new", 0755));
-	put(fs, "/new/a", 5000, 0, 5);
-	OK(cairn_link(fs, "/new/a", "/new/a2"));
+	OK(cairn_symlink(fs, "../f_small", "/new/s"));
+	OK(cairn_link(fs, "/f_small", "/new/hl"));
 	OK(cairn_rename(fs, "/d1/f_big", "/new/big", 0));
-	OK(cairn_unlink(fs, "/many/entry-with-a-rather-long-name-005"));
-	OK(cairn_truncate(fs, "/d1/d2/sparse", 1000));
-	OK(cairn_symlink(fs, "a", "/new/s"));
-	OK(cairn_chmod(fs, "/new/a", 0600));
-	put(fs, "/f_small", 20, 50, 6);
-	put(fs, "/frag", 10, 8192 * 3 + 100, 7);
-	OK(cairn_rmdir(fs, "/d1/d2/d3"));
 	OK(cairn_rename(fs, "/many/entry-with-a-rather-long-name-003", "/d1/moved", 0));
+	OK(cairn_unlink(fs, "/many/entry-with-a-rather-long-name-005"));
+	OK(cairn_rmdir(fs, "/d1/d2/d3"));
+	OK(cairn_chmod(fs, "/new", 0700));
+	OK(cairn_truncate(fs, "/d1/d2/sparse", 1000));
+	put(fs, "/f_small", 20, 50, 6);
 	int fd = cairn_open(fs, "/new/orphan", O_CREAT | O_RDWR, 0644);
 	if (fd < 0 || cairn_write(fs, fd, "orphan data", 11) != 11)
 		die("/new/orphan");
@@ -383,6 +387,15 @@ static void setup(void)
 	unlink(seed_part[P_FAST]);
 	make_manifest();
 	scan_pristine();
+	/* CAIRN_FUZZ_DUMP=dir: the pristine images, for looking at a seed. */
+	const char *dump = getenv("CAIRN_FUZZ_DUMP");
+	if (dump) {
+		char p[4200];
+		snprintf(p, sizeof(p), "%s/log", dump);
+		write_file(p, G.pristine[P_LOG], G.size[P_LOG]);
+		snprintf(p, sizeof(p), "%s/fast", dump);
+		write_file(p, G.pristine[P_FAST], G.size[P_FAST]);
+	}
 }
 
 /* ---- mutations ------------------------------------------------------------ */
@@ -742,16 +755,19 @@ static size_t sanitize_manifest(const uint8_t *in, size_t len, char *out, size_t
 				if (!strcmp(c, allowed[k]))
 					keep = true;
 			if (!keep) {
+				/* Never a truncated path: stop before a line that does not fit. */
 				int n = snprintf(out + o, cap - o, "part %s %llu %s\n", b, size,
 						 allowed[(unsigned char)c[0] % 3]);
-				if (n > 0)
-					o += (size_t)n < cap - o ? (size_t)n : cap - o - 1;
+				if (n < 0 || (size_t)n >= cap - o)
+					break;
+				o += (size_t)n;
 			}
 		}
 		if (keep) {
-			size_t n = ll < cap - o - 1 ? ll : cap - o - 1;
-			memcpy(out + o, in + i, n);
-			o += n;
+			if (ll >= cap - o)
+				break;
+			memcpy(out + o, in + i, ll);
+			o += ll;
 		}
 		i += ll;
 	}
@@ -804,10 +820,17 @@ static void walk_dir(struct walk *w, const char *path, int depth)
 	if (!d)
 		return;
 	/* Names first, then recurse: never two directories open per level. */
-	char(*names)[256] = calloc(WALK_MAX_DIRENTS, 256);
-	unsigned n = 0;
+	char(*names)[256] = NULL;
+	unsigned n = 0, cap = 0;
 	struct cairn_dirent *e;
-	while (names && n < WALK_MAX_DIRENTS && (e = cairn_readdir(d))) {
+	while (n < WALK_MAX_DIRENTS && (e = cairn_readdir(d))) {
+		if (n == cap) {
+			cap = cap ? 2 * cap : 32;
+			void *nn = realloc(names, (size_t)cap * 256);
+			if (!nn)
+				break;
+			names = nn;
+		}
 		memcpy(names[n], e->d_name, 255);
 		names[n][255] = 0;
 		n++;
@@ -934,7 +957,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (reseal & 2)
 		reseal_records(G.work[P_LOG], G.work[P_FAST]);
 
-	char manifest[FZ_MANIFEST_MAX + 256], mpath[400];
+	static char manifest[64 * 1024];
+	char mpath[400];
 	size_t n = sanitize_manifest(mtext, mlen, manifest, sizeof(manifest));
 	snprintf(mpath, sizeof(mpath), "%s/cairn.volume", G.run_dir);
 	if (write_file(mpath, manifest, n) || write_file(G.run_part[P_LOG], G.work[P_LOG], G.size[P_LOG]) ||

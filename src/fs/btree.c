@@ -685,7 +685,7 @@ int btree_iter(struct btree *t, uint64_t first, uint64_t last, int flags, btree_
 static int insert_first(struct btree *t, const void *rec, unsigned len)
 {
 	struct buf *b;
-	int err = node_alloc(t, 0, &b);
+	int err = node_alloc(t, t->node_hint, &b);
 	if (err)
 		return err;
 	node_init(t, b->data, 0);

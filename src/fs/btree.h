@@ -42,6 +42,9 @@ struct btree {
 	const uint64_t *root_r; /* where the root block number is read */
 	uint64_t *root_w;       /* and written; NULL for a read-only handle */
 	uint64_t *blocks;       /* node count to adjust (inode blocks), or NULL */
+	uint64_t node_hint;     /* where to look for the first node of an empty
+				 * tree (0 = the allocator's cursor); later nodes
+				 * go near the leaf they split from */
 	unsigned nsz;           /* node size in bytes */
 	unsigned min, max;      /* record size bounds */
 };

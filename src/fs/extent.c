@@ -23,6 +23,10 @@
 
 #define EXTENT_NODE_MAGIC 0x4e545843u /* "CXTN" */
 #define EXTENT_MAX_LBLK (1ull << 40)
+/* The first tree node of a file goes this far past its first data, not
+ * right after it, so that appends (allocated with hint = end of the last
+ * extent) stay physically contiguous and merge into one extent. */
+#define EXTENT_NODE_GAP 1024
 
 struct erec {
 	uint64_t lblk, pblk, len;
@@ -114,6 +118,7 @@ int extent_insert(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_
 	struct btree t;
 	struct erec prev, next;
 	open_rw(&t, fx, ino);
+	t.node_hint = pblk + len + EXTENT_NODE_GAP;
 	int hp = get_le(&t, lblk, &prev);
 	if (hp < 0)
 		return hp;

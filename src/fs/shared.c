@@ -231,10 +231,13 @@ static uint64_t journal_desc_blocks(uint64_t n)
 /* Writes descriptors and images after the header; returns their checksum. */
 static int journal_write_body(struct shared *s, const struct cache_snapshot *snap, uint64_t *sum)
 {
+	*sum = checksum64(NULL, 0);
+	if (snap->count == 0)
+		return 0;
 	uint64_t nd = journal_desc_blocks(snap->count);
 	uint64_t at = (s->sb.journal_start + 1) * B;
 	size_t dbytes = nd * B;
-	uint64_t *desc = calloc(1, dbytes ? dbytes : 1);
+	uint64_t *desc = calloc(1, dbytes);
 	if (!desc)
 		return -ENOMEM;
 	memcpy(desc, snap->blknos, snap->count * sizeof(uint64_t));
@@ -331,6 +334,12 @@ static int journal_load(struct shared *s, struct cache_snapshot *snap, struct fs
 		return rc;
 	if (!valid)
 		return 0;
+	if (n == 0) {
+		snap->count = 0;
+		snap->blknos = NULL;
+		snap->images = NULL;
+		return sum == checksum64(NULL, 0) ? 1 : 0;
+	}
 	uint64_t nd = journal_desc_blocks(n);
 	uint64_t *desc = malloc(nd * B + 1);
 	snap->images = malloc(n * B + 1);

@@ -15,6 +15,21 @@ static int64_t ts_ns(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
+/* Linux drops set-user-ID (and set-group-ID when group-executable) of a
+ * non-directory whose owner changes. */
+static void kill_suid(struct cairn_fs *fs, uint64_t ino, struct op_setattr *p)
+{
+	struct stat st;
+	if (fill_stat(fs, ino, &st) || S_ISDIR(st.st_mode))
+		return;
+	uint32_t mode = st.st_mode & 07777;
+	uint32_t kill = S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0);
+	if (mode & kill) {
+		p->valid |= SETATTR_MODE;
+		p->mode = mode & ~kill;
+	}
+}
+
 static int setattr_path(cairn_fs *fs, const char *path, struct op_setattr *p)
 {
 	if (!fs)
@@ -27,12 +42,17 @@ static int setattr_path(cairn_fs *fs, const char *path, struct op_setattr *p)
 	struct lookup lk;
 	if (!rc)
 		rc = path_lookup(fs, path, LOOKUP_FOLLOW, &lk);
+	if (!rc && p->valid == 0)
+		goto out; /* nothing to change, not even ctime */
 	if (!rc) {
+		if (p->valid & (SETATTR_UID | SETATTR_GID))
+			kill_suid(fs, lk.ino, p);
 		p->ino = lk.ino;
 		p->ctime_ns = now_ns();
 		struct iovec iov = {p, sizeof(*p)};
 		rc = op_log_apply(fs, OP_SETATTR, NULL, &iov, 1, &seq);
 	}
+out:
 	pthread_rwlock_unlock(&fs->lock);
 	if (!rc)
 		rc = op_finish(fs, seq);

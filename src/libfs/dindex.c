@@ -15,17 +15,20 @@ static int piece_cmp(const struct piece *a, const struct piece *b)
 
 RB_GENERATE_STATIC(piece_tree, piece, link, piece_cmp)
 
-void dindex_init(struct dindex *d)
+void dindex_init(struct dindex *d, uint64_t *total)
 {
 	RB_INIT(&d->tree);
 	d->npieces = 0;
 	d->resv = 0;
+	d->total = total;
 }
 
 static void drop(struct dindex *d, struct piece *p)
 {
 	RB_REMOVE(piece_tree, &d->tree, p);
 	d->npieces--;
+	if (d->total)
+		(*d->total)--;
 	d->resv -= p->resv;
 	free(p);
 }
@@ -82,6 +85,8 @@ static void add(struct dindex *d, struct piece *p)
 {
 	RB_INSERT(piece_tree, &d->tree, p);
 	d->npieces++;
+	if (d->total)
+		(*d->total)++;
 	d->resv += p->resv;
 }
 

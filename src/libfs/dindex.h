@@ -35,10 +35,11 @@ RB_HEAD(piece_tree, piece);
 struct dindex {
 	struct piece_tree tree;
 	uint64_t npieces;
-	uint64_t resv; /* sum of pieces' resv */
+	uint64_t resv;   /* sum of pieces' resv */
+	uint64_t *total; /* a counter of pieces over many indexes, or NULL */
 };
 
-void dindex_init(struct dindex *d);
+void dindex_init(struct dindex *d, uint64_t *total);
 void dindex_clear(struct dindex *d);
 int dindex_empty(const struct dindex *d);
 

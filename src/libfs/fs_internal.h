@@ -59,7 +59,7 @@ struct cairn_fs {
 	/* vnodes: hash table by inode number */
 	struct vnode **vtab;
 	size_t vtab_size, vcount;
-	uint64_t vnodes_with_data;
+	uint64_t pieces_total; /* undigested pieces over all vnodes */
 
 	/* open files */
 	pthread_mutex_t fd_lock;

@@ -351,7 +351,7 @@ int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv)
 		sv->f_bsize = sv->f_frsize = FS_BLOCK_SIZE;
 		sv->f_blocks = sb->total_blocks - sb->data_start;
 		sv->f_bfree = sv->f_bavail = bfree;
-		sv->f_files = sb->inode_count - 2;
+		sv->f_files = sb->inode_count - 1; /* inode 0 is never used */
 		sv->f_ffree = sv->f_favail = alloc_free_count(fs->sh.ialloc);
 		memcpy(&sv->f_fsid, sb->uuid, sizeof(sv->f_fsid));
 		sv->f_namemax = 255;
@@ -375,7 +375,7 @@ int cairn_info(cairn_fs *fs, struct cairn_info *out)
 	out->fast_blocks = sb->total_blocks - sb->data_start;
 	out->fast_free_blocks = alloc_free_count(fs->sh.balloc);
 	out->reserved_blocks = fs->reserved_blocks;
-	out->inodes = sb->inode_count - 2;
+	out->inodes = sb->inode_count - 1;
 	out->free_inodes = alloc_free_count(fs->sh.ialloc);
 	out->checkpoints = fs->stats.checkpoints;
 	out->ops_logged = fs->stats.ops_logged;

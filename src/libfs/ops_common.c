@@ -22,10 +22,11 @@ int64_t now_ns(void)
 
 /* Metadata blocks the next checkpoint will write, estimated from above:
  * the dirty blocks, plus an inode block, an extent path and a bitmap block
- * for every file with undigested data. */
+ * for every file with undigested data, plus extent leaves for the pieces
+ * (a leaf holds about 170 extents, half that after a split). */
 static uint64_t checkpoint_cost(struct cairn_fs *fs)
 {
-	return cache_dirty_count(fs->sh.cache) + 4 * fs->vcount + 16;
+	return cache_dirty_count(fs->sh.cache) + 4 * fs->vcount + fs->pieces_total / 64 + 16;
 }
 
 static int digest_threshold_reached(struct cairn_fs *fs)

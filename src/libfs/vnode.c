@@ -58,7 +58,7 @@ struct vnode *vnode_get(struct cairn_fs *fs, uint64_t ino)
 	if (!v)
 		return NULL;
 	v->ino = ino;
-	dindex_init(&v->data);
+	dindex_init(&v->data, &fs->pieces_total);
 	size_t s = slot(fs, ino);
 	v->hnext = fs->vtab[s];
 	fs->vtab[s] = v;

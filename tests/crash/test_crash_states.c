@@ -88,6 +88,7 @@ struct scen {
 	unsigned dump_writes; /* dumps that moved the recorder (should be 0) */
 	/* results */
 	uint64_t checked, duplicates, used, failures;
+	uint64_t inflight_old, inflight_new; /* in-flight op recovered as before / after */
 	double workload_s, check_s;
 };
 
@@ -218,7 +219,13 @@ static void op_done(struct scen *s, int dump)
 		op_done((s), 1);                                                        \
 		_op_r;                                                                  \
 	})
-#define DO(s, expr) OP(s, TV_OK(expr))
+#define DO(s, expr)                                                                     \
+	__extension__({                                                                 \
+		op_start((s), #expr);                                                   \
+		__typeof__(expr) _op_r = TV_OK(expr);                                   \
+		op_done((s), 1);                                                        \
+		_op_r;                                                                  \
+	})
 
 static void scen_unmount(struct scen *s)
 {
@@ -251,6 +258,19 @@ __attribute__((format(printf, 2, 3))) static void report(struct scen *s, const c
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	print_error("CRASH-STATE FAILURE %s\n", buf);
+}
+
+/* Prints the operations around a failing crash point (for the first
+ * failures of a scenario only). */
+static void print_ops_near(const struct scen *s, size_t acked, size_t started)
+{
+	if (s->failures > MAX_REPORTS)
+		return;
+	size_t from = acked > 3 ? acked - 3 : 0, to = started + 1 < s->nops ? started + 1 : s->nops;
+	for (size_t i = from; i < to; i++)
+		print_error("    op %zu [%" PRIu64 "..%" PRIu64 ")%s: %s\n", i, s->ops[i].start,
+			    s->ops[i].end, i < acked ? " acked" : i < started ? " started" : "",
+			    s->ops[i].desc);
 }
 
 /* Uses a recovered volume: create, write, remount, read back. */
@@ -310,6 +330,7 @@ static void check_state(struct scen *s, uint64_t k, const struct variant *va, si
 	cairn_fs *fs = cairn_mount(s->tv->dir, &o);
 	if (!fs) {
 		report(s, "%s: mount failed: %s: %s", where, tv_errname(errno), cairn_last_error());
+		print_ops_near(s, acked, started);
 		return;
 	}
 	char *dump = tv_dump(fs, DUMP_FLAGS);
@@ -322,6 +343,7 @@ static void check_state(struct scen *s, uint64_t k, const struct variant *va, si
 			  "  last acked op: %s\n  next op: %s",
 		       where, acked, started, acked ? s->ops[acked - 1].desc : "(none: mount)",
 		       acked < s->nops ? s->ops[acked].desc : "(none)");
+		print_ops_near(s, acked, started);
 		if (s->failures <= MAX_REPORTS) {
 			char what[64];
 			snprintf(what, sizeof(what), "state[%zu] vs recovered", acked);
@@ -331,8 +353,15 @@ static void check_state(struct scen *s, uint64_t k, const struct variant *va, si
 				tv_dump_compare(s->state[started], dump, what);
 			}
 		}
-	} else if (s->checked % USE_EVERY == 0) {
-		check_usable(s, &fs, where);
+	} else {
+		if (started > acked) {
+			if (j == acked)
+				s->inflight_old++;
+			else
+				s->inflight_new++;
+		}
+		if (s->checked % USE_EVERY == 0)
+			check_usable(s, &fs, where);
 	}
 	free(dump);
 	s->checked++;
@@ -349,8 +378,8 @@ static size_t variants_for(uint64_t pending, unsigned sc, struct variant *out, s
 		return n; /* one state only */
 	out[n++] = (struct variant){1, 0};
 	uint64_t p = pending > 96 ? 96 : pending;
-	size_t nrand = (size_t)(2 + p / 6) * sc;   /* 2..18 per unit of scale */
-	size_t ntorn = (size_t)(1 + p / 24) * sc;  /* 1..5 */
+	size_t nrand = (size_t)(4 + p / 4) * sc;   /* 4..28 per unit of scale */
+	size_t ntorn = (size_t)(2 + p / 16) * sc;  /* 2..8 */
 	for (size_t i = 0; i < nrand && n < max; i++)
 		out[n++] = (struct variant){(unsigned)(2 + i), 0};
 	for (size_t i = 0; i < ntorn && n < max; i++)
@@ -358,15 +387,33 @@ static size_t variants_for(uint64_t pending, unsigned sc, struct variant *out, s
 	return n;
 }
 
+static bool verbose(void)
+{
+	const char *v = getenv("CAIRN_TEST_VERBOSE");
+	return v && *v && strcmp(v, "0") != 0;
+}
+
 static void scen_check(struct scen *s)
 {
+	if (verbose()) {
+		size_t f = 0;
+		uint64_t nf0 = recorder_fence_count(s->r);
+		for (size_t i = 0; i < s->nops; i++) {
+			size_t f0 = f;
+			while (f < nf0 && recorder_fence_position(s->r, f) < s->ops[i].end)
+				f++;
+			print_message("  %s op %zu [%" PRIu64 "..%" PRIu64 ") %zu fences: %s\n",
+				      s->name, i, s->ops[i].start, s->ops[i].end, f - f0,
+				      s->ops[i].desc);
+		}
+	}
 	double t0 = now_s();
 	unsigned sc = scale();
 	uint64_t nf = recorder_fence_count(s->r);
 	void *img[PART_COUNT];
 	for (int p = 0; p < PART_COUNT; p++)
 		img[p] = xrealloc(NULL, s->mf.size[p]);
-	size_t maxv = 32 * (size_t)sc;
+	size_t maxv = 40 * (size_t)sc;
 	struct variant *vars = xrealloc(NULL, maxv * sizeof(*vars));
 	uint64_t *seen = xrealloc(NULL, maxv * sizeof(*seen));
 	size_t acked = 0, started = 0;
@@ -414,9 +461,11 @@ static void scen_check(struct scen *s)
 	s->check_s = now_s() - t0;
 	print_message("crash states: scenario %-8s %4zu ops, %5" PRIu64 " fences, %6" PRIu64
 		      " states checked (%" PRIu64 " duplicate images skipped, %" PRIu64
-		      " used), workload %.2fs, check %.2fs%s\n",
-		      s->name, s->nops, nf, s->checked, s->duplicates, s->used, s->workload_s,
-		      s->check_s, s->dump_writes ? " [dumps wrote to media]" : "");
+		      " used; in-flight op lost %" PRIu64 ", kept %" PRIu64
+		      "), workload %.2fs, check %.2fs%s\n",
+		      s->name, s->nops, nf, s->checked, s->duplicates, s->used, s->inflight_old,
+		      s->inflight_new, s->workload_s, s->check_s,
+		      s->dump_writes ? " [dumps wrote to media]" : "");
 }
 
 /* ---- totals --------------------------------------------------------------- */
@@ -658,7 +707,7 @@ static void test_mixed(void **state)
 	char p1[32], p2[32], desc[96];
 	for (int i = 0; i < 3; i++)
 		DO(s, cairn_mkdir(FS, dnames[i], 0755));
-	for (int step = 0; step < 320; step++) {
+	for (int step = 0; step < 560; step++) {
 		uint64_t x = tv_splitmix(&rng);
 		unsigned kind = (unsigned)(x % 20);
 		snprintf(p1, sizeof(p1), "%sf%u", dirs[(x >> 8) % 4], (unsigned)((x >> 12) % 5));
