@@ -421,8 +421,12 @@ int shared_open(struct shared *s, struct media *m, const uint8_t uuid[16], int r
 		return rc ? rc : -EUCLEAN;
 	}
 	rc = load_checkpoint(s, err, errlen);
+	/* Keep up to 1/16 of the tier's blocks cached (4096..65536): enough for
+	 * the inner nodes and hot leaves of million-entry directories. */
+	uint64_t keep = s->sb.total_blocks / 16;
+	keep = keep < 4096 ? 4096 : keep > 65536 ? 65536 : keep;
 	if (!rc)
-		rc = cache_create(&s->cache, m, 0);
+		rc = cache_create(&s->cache, m, (size_t)keep);
 	if (!rc) {
 		rc = journal_recover(s, read_only);
 		if (rc)

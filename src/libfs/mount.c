@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
@@ -67,11 +69,18 @@ static int make_volume_dir(const char *dir)
 	return 0;
 }
 
+static int on_tmpfs(const char *dir)
+{
+	struct statfs sf;
+	return statfs(dir, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+}
+
 static void default_part_path(char *out, const char *dir, enum media_kind kind, const char *uuid,
 			      const char *name)
 {
-	/* Emulated persistent memory lives in DRAM: a file in /dev/shm. */
-	if (kind == MEDIA_EMUL)
+	/* Emulated persistent memory lives in DRAM: a file in /dev/shm, unless
+	 * the volume directory is already in memory. */
+	if (kind == MEDIA_EMUL && !on_tmpfs(dir))
 		snprintf(out, VOLUME_PATH_MAX, "/dev/shm/cairn-%s-%s", uuid, name);
 	else
 		snprintf(out, VOLUME_PATH_MAX, "%s/%s.part", dir, name);
@@ -86,10 +95,8 @@ static int absolute(char *out, const char *path)
 	char cwd[VOLUME_PATH_MAX];
 	if (!getcwd(cwd, sizeof(cwd)))
 		return -errno;
-	if (strlen(cwd) + strlen(path) + 2 > VOLUME_PATH_MAX)
-		return -ENAMETOOLONG;
-	snprintf(out, VOLUME_PATH_MAX, "%s/%s", cwd, path);
-	return 0;
+	int n = snprintf(out, VOLUME_PATH_MAX, "%s/%s", cwd, path);
+	return n >= VOLUME_PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
 static int plan_manifest(struct manifest *mf, const char *dir, const struct cairn_mkfs_opts *o)
