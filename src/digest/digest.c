@@ -207,6 +207,7 @@ int fs_checkpoint(struct cairn_fs *fs, int locked)
 	if (rc) {
 		cache_snapshot_restore(fs->sh.cache, &snap);
 	} else {
+		cache_snapshot_commit(fs->sh.cache, &snap); /* the blocks are home: unpin */
 		drop_digested(fs, head_seq);
 		log_reclaim(fs->log, head_off, head_seq);
 		fs->stats.checkpoints++;

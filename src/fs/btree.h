@@ -1,6 +1,6 @@
 /*
  * btree.h - the one generic B+tree of the shared area, used by extent maps
- * (extent.c) and directories (dir.c).  docs/FORMAT-trees.md gives the node
+ * (extent.c) and directories (dir.c).  docs/FORMAT.md ("Tree nodes") gives the node
  * format byte by byte.
  *
  * Owns: tree nodes (cache blocks allocated from the tier's allocator).
