@@ -1,7 +1,7 @@
 /*
  * btree.c - the generic B+tree behind extent maps and directories.
  *
- * Owns: the node format (docs/FORMAT-trees.md): a 32-byte header, then
+ * Owns: the node format (docs/FORMAT.md, "Tree nodes"): a 32-byte header, then
  *   leaf (level 0):  a slot array {u16 off, u16 len} sorted by key, growing
  *                    up; record bytes in a heap growing down from the end;
  *   internal:        an array of {u64 key, u64 child}; child i holds the
