@@ -136,8 +136,9 @@ int apply_free_inode(struct cairn_fs *fs, uint64_t ino)
 	return rc;
 }
 
-/* Drops one link of a non-directory, freeing it at zero unless open. */
-static int drop_link(struct cairn_fs *fs, struct iref *r, int64_t t)
+/* Drops one link of a non-directory, freeing it at zero unless it was open
+ * (orphan: the record says so). */
+static int drop_link(struct cairn_fs *fs, struct iref *r, int64_t t, int orphan)
 {
 	if (r->i->nlink == 0)
 		return -EUCLEAN;
@@ -146,7 +147,7 @@ static int drop_link(struct cairn_fs *fs, struct iref *r, int64_t t)
 	inode_dirty(&fs->sh, r);
 	if (r->i->nlink > 0)
 		return 0;
-	if (vnode_is_open(fs, r->ino))
+	if (orphan)
 		return orphan_add(fs, r);
 	uint64_t ino = r->ino;
 	inode_put(&fs->sh, r);
@@ -154,7 +155,8 @@ static int drop_link(struct cairn_fs *fs, struct iref *r, int64_t t)
 }
 
 /* Removes a directory inode (already unlinked from its parent). */
-static int drop_dir(struct cairn_fs *fs, struct iref *victim, struct iref *parent, int64_t t)
+static int drop_dir(struct cairn_fs *fs, struct iref *victim, struct iref *parent, int64_t t,
+		    int orphan)
 {
 	if (victim->i->entries != 0)
 		return -EUCLEAN;
@@ -163,7 +165,7 @@ static int drop_dir(struct cairn_fs *fs, struct iref *victim, struct iref *paren
 	victim->i->nlink = 0;
 	victim->i->ctime_ns = t;
 	inode_dirty(&fs->sh, victim);
-	if (vnode_is_open(fs, victim->ino))
+	if (orphan)
 		return orphan_add(fs, victim);
 	uint64_t ino = victim->ino;
 	inode_put(&fs->sh, victim);
@@ -171,13 +173,15 @@ static int drop_dir(struct cairn_fs *fs, struct iref *victim, struct iref *paren
 }
 
 /* Drops the inode a removed name pointed to. */
-static int drop_victim(struct cairn_fs *fs, uint64_t ino, struct iref *parent, int64_t t)
+static int drop_victim(struct cairn_fs *fs, uint64_t ino, struct iref *parent, int64_t t,
+		       int orphan)
 {
 	struct iref v;
 	int rc = get_live(fs, ino, &v);
 	if (rc)
 		return rc;
-	rc = S_ISDIR(v.i->mode) ? drop_dir(fs, &v, parent, t) : drop_link(fs, &v, t);
+	rc = S_ISDIR(v.i->mode) ? drop_dir(fs, &v, parent, t, orphan)
+				: drop_link(fs, &v, t, orphan);
 	inode_put(&fs->sh, &v);
 	return rc;
 }
@@ -308,7 +312,7 @@ static int apply_unlink(struct cairn_fs *fs, const struct log_rec_hdr *h, const 
 	if (!rc) {
 		touch_dir(dir.i, p.time_ns);
 		inode_dirty(&fs->sh, &dir);
-		rc = drop_victim(fs, p.ino, &dir, p.time_ns);
+		rc = drop_victim(fs, p.ino, &dir, p.time_ns, (p.flags & OPF_ORPHAN) != 0);
 	}
 	inode_put(&fs->sh, &dir);
 	return rc == -ENOENT ? -EUCLEAN : rc;
@@ -364,7 +368,8 @@ static int apply_rename(struct cairn_fs *fs, const struct log_rec_hdr *h, const 
 	if (p.victim) {
 		rc = dir_remove(&fs->sh.fx, nd.i, newname, p.newlen);
 		if (!rc)
-			rc = drop_victim(fs, p.victim, &nd, p.time_ns);
+			rc = drop_victim(fs, p.victim, &nd, p.time_ns,
+					 (p.flags & OP_RENAME_VICTIM_ORPHAN) != 0);
 	}
 	if (!rc)
 		rc = move_entry(fs, &p, &od, &nd, oldname, newname);

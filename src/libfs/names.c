@@ -131,6 +131,7 @@ static int log_unlink(struct cairn_fs *fs, const struct lookup *lk, uint64_t *se
 	rec.p.ino = lk->ino;
 	rec.p.time_ns = now_ns();
 	rec.p.namelen = (uint16_t)lk->namelen;
+	rec.p.flags = vnode_is_open(fs, lk->ino) ? OPF_ORPHAN : 0;
 	memcpy(rec.name, lk->name, lk->namelen);
 	struct iovec iov = {&rec, sizeof(rec.p) + lk->namelen};
 	return op_log_apply(fs, OP_UNLINK, NULL, &iov, 1, seq);
@@ -310,6 +311,8 @@ static int do_rename(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *a
 	rec.p.oldlen = (uint16_t)from.namelen;
 	rec.p.newlen = (uint16_t)to.namelen;
 	rec.p.flags = a->flags;
+	if (to.ino && vnode_is_open(fs, to.ino))
+		rec.p.flags |= OP_RENAME_VICTIM_ORPHAN;
 	memcpy(rec.names, from.name, from.namelen);
 	memcpy(rec.names + from.namelen, to.name, to.namelen);
 	struct iovec iov = {&rec, sizeof(rec.p) + from.namelen + to.namelen};

@@ -46,13 +46,20 @@ struct op_link {
 	uint16_t pad[3];
 };
 
+/* The inode losing its last name was open when the call was made: it
+ * goes on the orphan list instead of being freed (OP_RELEASE frees it).
+ * Recorded, not recomputed, so that replay - where nothing is open - does
+ * exactly what the call did. */
+#define OPF_ORPHAN 1u
+
 /* OP_UNLINK payload; name follows. */
 struct op_unlink {
 	uint64_t parent;
 	uint64_t ino; /* the inode the name pointed to */
 	int64_t time_ns;
 	uint16_t namelen;
-	uint16_t pad[3];
+	uint16_t flags; /* OPF_ORPHAN */
+	uint16_t pad[2];
 };
 
 /* OP_RENAME payload; old name then new name follow. */
@@ -62,8 +69,10 @@ struct op_rename {
 	uint64_t victim; /* the inode the new name pointed to, 0 if none */
 	int64_t time_ns;
 	uint16_t oldlen, newlen;
-	uint32_t flags;
+	uint32_t flags; /* CAIRN_RENAME_NOREPLACE; OPF_ORPHAN << 8 for the victim */
 };
+
+#define OP_RENAME_VICTIM_ORPHAN (OPF_ORPHAN << 8)
 
 #define SETATTR_MODE 1u
 #define SETATTR_UID 2u

@@ -664,17 +664,28 @@ static int list_parts(const char *dir, struct part *parts, int max, int n)
 	return n;
 }
 
-/* The part whose size is want (else the largest non-text file). */
-static const struct part *find_part(const struct part *parts, int n, off_t want, const struct part *not)
+/* The path of part `name` ("log", "fast"): as the manifest names it, else
+ * the non-text file of the expected size anywhere in the scratch root. */
+static void part_path(const struct testvol *tv, const char *name, uint64_t size, char *out)
 {
-	const struct part *best = NULL;
-	for (int i = 0; i < n; i++)
-		if (!parts[i].text && parts[i].size == want && &parts[i] != not)
-			return &parts[i];
-	for (int i = 0; i < n; i++)
-		if (!parts[i].text && &parts[i] != not && (!best || parts[i].size > best->size))
-			best = &parts[i];
-	return best;
+	static char names[8][32], paths[8][PATH_MAX];
+	int n = tv_manifest_parts(tv->dir, names, paths, NULL, 8);
+	for (int i = 0; i < n; i++) {
+		if (strcmp(names[i], name) == 0) {
+			snprintf(out, PATH_MAX, "%s", paths[i]);
+			return;
+		}
+	}
+	static struct part parts[64];
+	n = list_parts(tv->root, parts, 64, 0);
+	for (int i = 0; i < n; i++) {
+		if (!parts[i].text && (uint64_t)parts[i].size == size) {
+			snprintf(out, PATH_MAX, "%s", parts[i].path);
+			return;
+		}
+	}
+	fail_msg("cannot find the %s part of %s (no manifest line, no file of %llu bytes)", name,
+		 tv->dir, (unsigned long long)size);
 }
 
 static const struct part *find_manifest(const struct part *parts, int n)
@@ -798,24 +809,22 @@ static void test_mount_corrupt_superblock(void **state)
 {
 	(void)state;
 	struct testvol *tv = small_volume_with_file();
-	struct part parts[64];
-	int n = list_parts(tv->dir, parts, 64, 0);
-	const struct part *fast = find_part(parts, n, (off_t)tv->mkfs.fast_size, NULL);
-	assert_non_null(fast);
+	char fast[PATH_MAX];
+	part_path(tv, "fast", tv->mkfs.fast_size, fast);
 	/* Magic, version, geometry, reserved bytes and the checksum itself:
 	 * every byte of the superblock is covered by its checksum. */
 	static const off_t offs[] = {0, 8, 40, 80, 2000, 4000, 4095};
 	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
 		char why[96];
 		snprintf(why, sizeof(why), "superblock byte %lld flipped", (long long)offs[i]);
-		flip_byte(fast->path, offs[i]);
+		flip_byte(fast, offs[i]);
 		expect_mount_fails(tv->dir, why, NULL);
 		const char *msg = cairn_last_error();
-		if (!strstr(msg, base_name(fast->path)) && !strcasestr(msg, "fast") &&
+		if (!strstr(msg, base_name(fast)) && !strcasestr(msg, "fast") &&
 		    !strcasestr(msg, "superblock"))
 			fail_msg("message \"%s\" names neither %s nor the fast tier nor the superblock",
-				 msg, base_name(fast->path));
-		flip_byte(fast->path, offs[i]); /* restore */
+				 msg, base_name(fast));
+		flip_byte(fast, offs[i]); /* restore */
 		expect_mount_ok_with_canary(tv, "restoring the superblock");
 	}
 	tv_destroy(tv);
@@ -850,22 +859,18 @@ static void test_mount_truncated_part(void **state)
 {
 	(void)state;
 	struct testvol *tv = small_volume_with_file();
-	struct part parts[64];
-	int n = list_parts(tv->dir, parts, 64, 0);
-	const struct part *fast = find_part(parts, n, (off_t)tv->mkfs.fast_size, NULL);
-	const struct part *log = find_part(parts, n, (off_t)tv->mkfs.log_size, fast);
-	assert_non_null(fast);
-	assert_non_null(log);
-	const struct part *which[2] = {fast, log};
+	static char which[2][PATH_MAX];
+	part_path(tv, "fast", tv->mkfs.fast_size, which[0]);
+	part_path(tv, "log", tv->mkfs.log_size, which[1]);
 	for (int i = 0; i < 2; i++) {
 		size_t len;
-		unsigned char *orig = slurp(which[i]->path, &len);
-		assert_int_equal(truncate(which[i]->path, (off_t)len / 2), 0);
+		unsigned char *orig = slurp(which[i], &len);
+		assert_int_equal(truncate(which[i], (off_t)len / 2), 0);
 		expect_mount_fails(tv->dir, i ? "log part truncated" : "fast part truncated",
 				   NULL);
-		assert_int_equal(truncate(which[i]->path, 0), 0);
+		assert_int_equal(truncate(which[i], 0), 0);
 		expect_mount_fails(tv->dir, i ? "log part empty" : "fast part empty", NULL);
-		spill(which[i]->path, orig, len);
+		spill(which[i], orig, len);
 		free(orig);
 		expect_mount_ok_with_canary(tv, "restoring a truncated part");
 	}
@@ -876,20 +881,16 @@ static void test_mount_missing_part(void **state)
 {
 	(void)state;
 	struct testvol *tv = small_volume_with_file();
-	struct part parts[64];
-	int n = list_parts(tv->dir, parts, 64, 0);
-	const struct part *fast = find_part(parts, n, (off_t)tv->mkfs.fast_size, NULL);
-	const struct part *log = find_part(parts, n, (off_t)tv->mkfs.log_size, fast);
-	assert_non_null(fast);
-	assert_non_null(log);
-	const struct part *which[2] = {fast, log};
+	static char which[2][PATH_MAX];
+	part_path(tv, "fast", tv->mkfs.fast_size, which[0]);
+	part_path(tv, "log", tv->mkfs.log_size, which[1]);
 	for (int i = 0; i < 2; i++) {
 		char moved[PATH_MAX + 8];
-		snprintf(moved, sizeof(moved), "%s.away", which[i]->path);
-		assert_int_equal(rename(which[i]->path, moved), 0);
+		snprintf(moved, sizeof(moved), "%s.away", which[i]);
+		assert_int_equal(rename(which[i], moved), 0);
 		expect_mount_fails(tv->dir, i ? "log part missing" : "fast part missing",
-				   base_name(which[i]->path));
-		assert_int_equal(rename(moved, which[i]->path), 0);
+				   base_name(which[i]));
+		assert_int_equal(rename(moved, which[i]), 0);
 		expect_mount_ok_with_canary(tv, "putting a missing part back");
 	}
 	tv_destroy(tv);
@@ -902,20 +903,15 @@ static void test_mount_swapped_parts_of_two_volumes(void **state)
 	 * differ, so the volume must be refused, not mixed up. */
 	struct testvol *a = small_volume_with_file();
 	struct testvol *b = small_volume_with_file();
-	struct part pa[64], pb[64];
-	int na = list_parts(a->dir, pa, 64, 0), nb = list_parts(b->dir, pb, 64, 0);
-	const struct part *fa = find_part(pa, na, (off_t)a->mkfs.fast_size, NULL);
-	const struct part *la = find_part(pa, na, (off_t)a->mkfs.log_size, fa);
-	const struct part *fb = find_part(pb, nb, (off_t)b->mkfs.fast_size, NULL);
-	const struct part *lb = find_part(pb, nb, (off_t)b->mkfs.log_size, fb);
-	assert_non_null(la);
-	assert_non_null(lb);
+	static char la[PATH_MAX], lb[PATH_MAX];
+	part_path(a, "log", a->mkfs.log_size, la);
+	part_path(b, "log", b->mkfs.log_size, lb);
 	size_t len_a, len_b;
-	unsigned char *log_a = slurp(la->path, &len_a);
-	unsigned char *log_b = slurp(lb->path, &len_b);
-	spill(la->path, log_b, len_b);
+	unsigned char *log_a = slurp(la, &len_a);
+	unsigned char *log_b = slurp(lb, &len_b);
+	spill(la, log_b, len_b);
 	expect_mount_fails(a->dir, "log part of another volume", NULL);
-	spill(la->path, log_a, len_a);
+	spill(la, log_a, len_a);
 	expect_mount_ok_with_canary(a, "putting the right log back");
 	free(log_a);
 	free(log_b);
@@ -929,7 +925,11 @@ static void test_mkfs_existing_volume_eexist(void **state)
 	struct testvol *tv = small_volume_with_file();
 	struct cairn_mkfs_opts o;
 	tv_default_mkfs_opts(&o);
-	errno = 0;
+	char lp[PATH_MAX + 16], fp[PATH_MAX + 16];
+	snprintf(lp, sizeof(lp), "%s/second.log", tv->root);
+	snprintf(fp, sizeof(fp), "%s/second.fast", tv->root);
+	o.log_path = lp;
+	o.fast_path = fp;
 	TV_ERR(cairn_mkfs(tv->dir, &o), EEXIST);
 	const char *msg = cairn_last_error();
 	assert_true(msg && *msg);
@@ -945,6 +945,8 @@ static void test_mkfs_rejects_impossible_sizes(void **state)
 	struct cairn_mkfs_opts o;
 	tv_default_mkfs_opts(&o);
 	o.fast_size = 4096; /* not even room for the superblock and checkpoints */
+	o.log_path = tv->log_part;
+	o.fast_path = tv->fast_part;
 	errno = 0;
 	int r = cairn_mkfs(tv->dir, &o);
 	int e = errno;
@@ -960,14 +962,19 @@ static void test_mkfs_rejects_impossible_sizes(void **state)
 
 /* ---- read-only mount ----------------------------------------------------- */
 
-static uint64_t hash_tree_files(const char *dir)
+/* A hash of every file of the volume: the scratch root's files and the
+ * parts the manifest names (wherever they are). */
+static uint64_t hash_volume_files(const struct testvol *tv)
 {
-	struct part parts[64];
-	int n = list_parts(dir, parts, 64, 0);
+	static struct part parts[64];
+	int n = list_parts(tv->root, parts, 64, 0);
+	static char names[8][32], paths[8][PATH_MAX];
+	int m = tv_manifest_parts(tv->dir, names, paths, NULL, 8);
 	uint64_t h = 0;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n + m; i++) {
+		const char *path = i < n ? parts[i].path : paths[i - n];
 		size_t len;
-		unsigned char *b = slurp(parts[i].path, &len);
+		unsigned char *b = slurp(path, &len);
 		h ^= XXH3_64bits(b, len) + (uint64_t)i;
 		free(b);
 	}
@@ -983,7 +990,7 @@ static void test_read_only_mount_refuses_changes(void **state)
 	tv_put_str(tv->fs, "/logged", "only in the log");
 	TV_OK(cairn_mkdir(tv->fs, "/d", 0755));
 	TV_OK(tv_unmount(tv));
-	uint64_t before = hash_tree_files(tv->dir);
+	uint64_t before = hash_volume_files(tv);
 	struct cairn_mount_opts ro = {.read_only = 1};
 	cairn_fs *fs = tv_mount(tv, &ro);
 	assert_non_null(fs);
@@ -1005,7 +1012,7 @@ static void test_read_only_mount_refuses_changes(void **state)
 	int fd = TV_OK(cairn_open(fs, "/canary", O_RDONLY));
 	TV_OK(cairn_close(fs, fd));
 	TV_OK(tv_unmount(tv));
-	if (hash_tree_files(tv->dir) != before)
+	if (hash_volume_files(tv) != before)
 		fail_msg("a read-only mount changed the volume's files");
 	tv_destroy(tv);
 }

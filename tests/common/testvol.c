@@ -64,6 +64,55 @@ static void tv_forget_root(const char *path)
 	}
 }
 
+int tv_manifest_parts(const char *voldir, char names[][32], char paths[][PATH_MAX],
+		      uint64_t *sizes, int max)
+{
+	DIR *d = opendir(voldir);
+	if (!d)
+		return 0;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL && n < max) {
+		char p[PATH_MAX];
+		if (snprintf(p, sizeof(p), "%s/%s", voldir, de->d_name) >= (int)sizeof(p))
+			continue;
+		struct stat st;
+		if (stat(p, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 65536)
+			continue;
+		FILE *f = fopen(p, "r");
+		if (!f)
+			continue;
+		char line[PATH_MAX + 128];
+		while (fgets(line, sizeof(line), f) && n < max) {
+			char name[32], path[PATH_MAX];
+			unsigned long long size;
+			if (sscanf(line, "part %31s %llu %4095[^\n]", name, &size, path) == 3 &&
+			    path[0] == '/') {
+				snprintf(names[n], 32, "%s", name);
+				snprintf(paths[n], PATH_MAX, "%s", path);
+				if (sizes)
+					sizes[n] = size;
+				n++;
+			}
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Removes the parts named by the manifest in root/vol, then root. */
+static void tv_remove_all(const char *root)
+{
+	char voldir[PATH_MAX + 8];
+	snprintf(voldir, sizeof(voldir), "%s/vol", root);
+	static char names[8][32], paths[8][PATH_MAX];
+	int n = tv_manifest_parts(voldir, names, paths, NULL, 8);
+	for (int i = 0; i < n; i++)
+		unlink(paths[i]);
+	tv_rmtree(root);
+}
+
 static void tv_atexit(void)
 {
 	pid_t me = getpid();
@@ -71,7 +120,7 @@ static void tv_atexit(void)
 	while (r) {
 		struct tv_root *next = r->next;
 		if (r->owner == me && !tv_keep())
-			tv_rmtree(r->path);
+			tv_remove_all(r->path);
 		free(r);
 		r = next;
 	}
@@ -101,7 +150,11 @@ struct testvol *tv_scratch(const char *tag)
 		free(tv);
 		fail_msg("testvol: mkdtemp under %s: %s", base, strerror(e));
 	}
-	if (snprintf(tv->dir, sizeof(tv->dir), "%s/vol", tv->root) >= (int)sizeof(tv->dir))
+	if (snprintf(tv->dir, sizeof(tv->dir), "%s/vol", tv->root) >= (int)sizeof(tv->dir) ||
+	    snprintf(tv->log_part, sizeof(tv->log_part), "%s/log.part", tv->root) >=
+		    (int)sizeof(tv->log_part) ||
+	    snprintf(tv->fast_part, sizeof(tv->fast_part), "%s/fast.part", tv->root) >=
+		    (int)sizeof(tv->fast_part))
 		fail_msg("testvol: scratch path too long: %s", tv->root);
 	tv_default_mkfs_opts(&tv->mkfs);
 	struct tv_root *r = calloc(1, sizeof(*r));
@@ -122,6 +175,10 @@ int tv_mkfs(struct testvol *tv, const struct cairn_mkfs_opts *opts)
 {
 	if (opts)
 		tv->mkfs = *opts;
+	if (!tv->mkfs.log_path)
+		tv->mkfs.log_path = tv->log_part;
+	if (!tv->mkfs.fast_path)
+		tv->mkfs.fast_path = tv->fast_part;
 	errno = 0;
 	int r = cairn_mkfs(tv->dir, &tv->mkfs);
 	if (r != 0 && errno == ENOENT) {
@@ -185,7 +242,7 @@ void tv_destroy(struct testvol *tv)
 		return;
 	tv_unmount(tv);
 	if (!tv_keep())
-		tv_rmtree(tv->root);
+		tv_remove_all(tv->root);
 	else
 		fprintf(stderr, "testvol: kept %s\n", tv->root);
 	tv_forget_root(tv->root);

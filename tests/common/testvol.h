@@ -36,6 +36,10 @@ struct testvol {
 	char dir[PATH_MAX];
 	struct cairn_mkfs_opts mkfs;
 	cairn_fs *fs; /* mounted file system, or NULL */
+	/* Where tv_mkfs puts the parts when the options name no path: inside
+	 * root, so that removing root removes everything. */
+	char log_part[PATH_MAX];
+	char fast_part[PATH_MAX];
 };
 
 /* The defaults of the API tests: 8 MiB log, 64 MiB fast tier, emul media. */
@@ -44,8 +48,9 @@ void tv_default_mkfs_opts(struct cairn_mkfs_opts *o);
 /* A new unique scratch directory with no volume in it yet (dir is set but
  * not created).  Never NULL (aborts the test on failure). */
 struct testvol *tv_scratch(const char *tag);
-/* cairn_mkfs on tv->dir with opts (NULL = defaults); prints the reason on
- * failure.  Returns cairn_mkfs's result. */
+/* cairn_mkfs on tv->dir with opts (NULL = defaults); a NULL log_path or
+ * fast_path becomes tv->log_part / tv->fast_part (inside the scratch root).
+ * Prints the reason on failure.  Returns cairn_mkfs's result. */
 int tv_mkfs(struct testvol *tv, const struct cairn_mkfs_opts *opts);
 /* Scratch directory + mkfs.  NULL (with a message printed) on failure.
  * Sets the process umask to 0, so that the modes the tests pass to create
@@ -56,8 +61,14 @@ struct testvol *tv_create(const struct cairn_mkfs_opts *opts);
 cairn_fs *tv_mount(struct testvol *tv, const struct cairn_mount_opts *opts);
 /* Unmounts tv->fs if mounted.  Returns cairn_unmount's result. */
 int tv_unmount(struct testvol *tv);
-/* Unmounts, then removes the whole scratch directory tree. */
+/* Unmounts, then removes the whole scratch directory tree and every part
+ * file the volume's manifest names (wherever it is). */
 void tv_destroy(struct testvol *tv);
+/* The parts a volume's manifest names ("part <name> <size> <path>" lines of
+ * the text files in the volume directory).  Returns how many were found
+ * (at most max); names and paths are copied into the arrays. */
+int tv_manifest_parts(const char *voldir, char names[][32], char paths[][PATH_MAX],
+		      uint64_t *sizes, int max);
 /* Removes a directory tree (like rm -rf); 0 or -1. */
 int tv_rmtree(const char *path);
 

@@ -144,10 +144,12 @@ static void write_file(const char *path, const void *buf, uint64_t size)
 	close(fd);
 }
 
+static void scen_free(struct scen *s);
+
 /* mkfs, declare the initial images, mount with the recorder. */
 static void scen_begin(struct scen *s, const char *name)
 {
-	memset(s, 0, sizeof(*s));
+	scen_free(s);
 	s->name = name;
 	install_fatal_handlers(); /* here: cmocka installs its own per test */
 	struct cairn_mkfs_opts mo = {
@@ -211,14 +213,7 @@ static void op_done(struct scen *s, int dump)
 	s->nops++;
 }
 
-/* OP: any call, recorded as one operation.  DO: the same, must succeed. */
-#define OP(s, expr)                                                                     \
-	__extension__({                                                                 \
-		op_start((s), #expr);                                                   \
-		__typeof__(expr) _op_r = (expr);                                        \
-		op_done((s), 1);                                                        \
-		_op_r;                                                                  \
-	})
+/* DO: a call that must succeed, recorded as one operation. */
 #define DO(s, expr)                                                                     \
 	__extension__({                                                                 \
 		op_start((s), #expr);                                                   \
@@ -473,6 +468,29 @@ static void scen_check(struct scen *s)
 static uint64_t total_states, total_failures;
 static double total_time;
 
+/* Frees a scenario, also one a failure left half done (from the teardown). */
+static void scen_free(struct scen *s)
+{
+	if (s->state)
+		for (size_t i = 0; i <= s->nops; i++)
+			free(s->state[i]);
+	free(s->state);
+	free(s->ops);
+	if (s->r)
+		recorder_free(s->r);
+	if (s->tv) {
+		/* Emulated parts live in /dev/shm outside the scratch directory. */
+		const char *keep = getenv("CAIRN_TEST_KEEP");
+		tv_unmount(s->tv);
+		if (!(keep && *keep && strcmp(keep, "0") != 0))
+			for (int p = 0; p < PART_COUNT; p++)
+				if (s->mf.path[p][0])
+					unlink(s->mf.path[p]);
+		tv_destroy(s->tv);
+	}
+	memset(s, 0, sizeof(*s));
+}
+
 static void scen_end(struct scen *s)
 {
 	total_states += s->checked;
@@ -481,16 +499,21 @@ static void scen_end(struct scen *s)
 	uint64_t failures = s->failures;
 	char name[32];
 	snprintf(name, sizeof(name), "%s", s->name);
-	for (size_t i = 0; i <= s->nops; i++)
-		free(s->state[i]);
-	free(s->state);
-	free(s->ops);
-	recorder_free(s->r);
-	tv_destroy(s->tv);
-	memset(s, 0, sizeof(*s));
+	scen_free(s);
 	if (failures)
 		fail_msg("scenario %s: %" PRIu64 " crash states failed (first %d printed above)", name,
 			 failures, MAX_REPORTS);
+}
+
+/* The scenario of the running test: static, so that the teardown can free
+ * it after a failure jumped out of the test. */
+static struct scen current;
+
+static int scen_teardown(void **state)
+{
+	(void)state;
+	scen_free(&current);
+	return 0;
 }
 
 /* ---- workloads ------------------------------------------------------------ */
@@ -503,7 +526,7 @@ static void scen_end(struct scen *s)
 static void test_files(void **state)
 {
 	(void)state;
-	struct scen sc, *s = &sc;
+	struct scen *s = &current;
 	scen_begin(s, "files");
 	static unsigned char buf[64 * 1024], rd[64 * 1024];
 
@@ -567,7 +590,7 @@ static void test_files(void **state)
 static void test_names(void **state)
 {
 	(void)state;
-	struct scen sc, *s = &sc;
+	struct scen *s = &current;
 	scen_begin(s, "names");
 	static unsigned char buf[32 * 1024];
 	char path[64];
@@ -636,7 +659,7 @@ static void test_names(void **state)
 static void test_attrs_orphans(void **state)
 {
 	(void)state;
-	struct scen sc, *s = &sc;
+	struct scen *s = &current;
 	scen_begin(s, "attrs");
 	static unsigned char buf[32 * 1024];
 
@@ -697,7 +720,7 @@ static void test_attrs_orphans(void **state)
 static void test_mixed(void **state)
 {
 	(void)state;
-	struct scen sc, *s = &sc;
+	struct scen *s = &current;
 	scen_begin(s, "mixed");
 	static unsigned char buf[40 * 1024];
 	static const char *dirs[] = {"/", "/m1/", "/m2/", "/m1/m3/"};
@@ -851,10 +874,10 @@ static void test_total(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_files),
-		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_attrs_orphans),
-		cmocka_unit_test(test_mixed),
+		cmocka_unit_test_teardown(test_files, scen_teardown),
+		cmocka_unit_test_teardown(test_names, scen_teardown),
+		cmocka_unit_test_teardown(test_attrs_orphans, scen_teardown),
+		cmocka_unit_test_teardown(test_mixed, scen_teardown),
 		cmocka_unit_test(test_total),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

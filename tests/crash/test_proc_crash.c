@@ -34,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_OPS_PER_ROUND 3000
+#define MAX_OPS_PER_ROUND 100000 /* more than a fast engine does in 50 ms */
 #define MAX_WRITE (64 * 1024)
 #define MAX_APPEND (16 * 1024)
 #define MAX_OFFSET (128 * 1024)
@@ -87,15 +87,18 @@ struct result {
 /* Paths of depth 1..3 over four names: few enough that operations collide
  * (so renames replace, rmdirs find non-empty dirs, ...), and small files so
  * that the fast tier can never fill (ENOSPC would not be deterministic). */
-static void gen_path(uint64_t *rs, char *out, size_t len)
+static int gen_path(uint64_t *rs, char *out, size_t len, int max_depth)
 {
 	static const char *names[] = {"a", "b", "c", "d"};
 	uint64_t r = tv_splitmix(rs) % 10;
 	int depth = r < 4 ? 1 : r < 8 ? 2 : 3;
+	if (depth > max_depth)
+		depth = max_depth;
 	size_t n = 0;
 	out[0] = '\0';
 	for (int i = 0; i < depth; i++)
 		n += (size_t)snprintf(out + n, len - n, "/%s", names[tv_splitmix(rs) % 4]);
+	return depth;
 }
 
 static void gen_op(uint64_t seed, uint64_t idx, struct op *op)
@@ -109,8 +112,11 @@ static void gen_op(uint64_t seed, uint64_t idx, struct op *op)
 			break;
 		}
 	}
-	gen_path(&rs, op->path, sizeof(op->path));
-	gen_path(&rs, op->path2, sizeof(op->path2));
+	int depth = gen_path(&rs, op->path, sizeof(op->path), 3);
+	/* A rename never moves an entry deeper, so that the tree cannot grow
+	 * without bound through subtrees pushed out of reach of the
+	 * operations (only depths 1-3 are ever named). */
+	gen_path(&rs, op->path2, sizeof(op->path2), op->kind == OP_RENAME ? depth : 3);
 	op->data_seed = tv_splitmix(&rs);
 	uint64_t r = tv_splitmix(&rs);
 	switch (op->kind) {
@@ -538,13 +544,23 @@ static void test_proc_crash(void **state)
 	char *got = tv_dump(vol->fs, 0);
 	char *want = tv_dump(ref.fs, 0);
 	tv_assert_dump_eq(want, got, "final clean mount");
+	uint64_t entries = 0, bytes = 0;
+	for (const char *l = want; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l)) {
+		entries++;
+		const char *sz = strstr(l, " size=");
+		const char *nl = strchr(l, '\n');
+		if (sz && (!nl || sz < nl) && l[strcspn(l, " ") + 1] == '-')
+			bytes += strtoull(sz + 6, NULL, 10);
+	}
 	free(got);
 	free(want);
 	print_message("proc-crash: seed %" PRIu64 ": %" PRIu64 " rounds (%" PRIu64
 		      " killed during mount/recovery), %" PRIu64 " operations acknowledged, %" PRIu64
 		      " in the history, %" PRIu64 " states compared: %" PRIu64 " rounds recovered "
-		      "to A, %" PRIu64 " to A+1\n",
-		      seed, rounds, early_kills, total_acked, agreed, states_compared, at_a, at_a1);
+		      "to A, %" PRIu64 " to A+1; final tree %" PRIu64 " entries, %" PRIu64
+		      " bytes of file data\n",
+		      seed, rounds, early_kills, total_acked, agreed, states_compared, at_a, at_a1,
+		      entries, bytes);
 	tv_destroy(vol);
 	tv_destroy(refvol);
 	free(ref.results);
