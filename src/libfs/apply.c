@@ -188,6 +188,21 @@ static int drop_victim(struct cairn_fs *fs, uint64_t ino, struct iref *parent, i
 
 /* ---- records ----------------------------------------------------------- */
 
+/* Copies the fixed part of a payload and checks that `extra` more bytes
+ * (the names that follow) fit in the record. */
+static int payload(const struct log_rec_hdr *h, const uint8_t *pl, void *p, size_t size)
+{
+	if (!pl || h->payload_len < size)
+		return -EUCLEAN;
+	memcpy(p, pl, size);
+	return 0;
+}
+
+static int names_fit(const struct log_rec_hdr *h, size_t fixed, size_t a, size_t b)
+{
+	return a >= 1 && a <= DIR_NAME_MAX && fixed + a + b <= h->payload_len;
+}
+
 static void init_inode(struct fs_inode *i, const struct op_mknod *p)
 {
 	uint32_t gen = i->generation + 1;
@@ -223,11 +238,7 @@ static int apply_mknod(struct cairn_fs *fs, const struct log_rec_hdr *h, const u
 		       uint64_t plo)
 {
 	struct op_mknod p;
-	if (h->payload_len < sizeof(p))
-		return -EUCLEAN;
-	memcpy(&p, pl, sizeof(p));
-	if (sizeof(p) + p.namelen + p.targetlen > h->payload_len || !p.namelen ||
-	    p.namelen > DIR_NAME_MAX)
+	if (payload(h, pl, &p, sizeof(p)) || !names_fit(h, sizeof(p), p.namelen, p.targetlen))
 		return -EUCLEAN;
 	const char *name = (const char *)pl + sizeof(p);
 	struct iref dir, r;
@@ -261,10 +272,7 @@ static int apply_mknod(struct cairn_fs *fs, const struct log_rec_hdr *h, const u
 static int apply_link(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl)
 {
 	struct op_link p;
-	if (h->payload_len < sizeof(p))
-		return -EUCLEAN;
-	memcpy(&p, pl, sizeof(p));
-	if (sizeof(p) + p.namelen > h->payload_len || !p.namelen || p.namelen > DIR_NAME_MAX)
+	if (payload(h, pl, &p, sizeof(p)) || !names_fit(h, sizeof(p), p.namelen, 0))
 		return -EUCLEAN;
 	struct iref dir, r;
 	int rc = get_dir(fs, p.parent, &dir);
@@ -292,10 +300,7 @@ static int apply_link(struct cairn_fs *fs, const struct log_rec_hdr *h, const ui
 static int apply_unlink(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl)
 {
 	struct op_unlink p;
-	if (h->payload_len < sizeof(p))
-		return -EUCLEAN;
-	memcpy(&p, pl, sizeof(p));
-	if (sizeof(p) + p.namelen > h->payload_len || !p.namelen || p.namelen > DIR_NAME_MAX)
+	if (payload(h, pl, &p, sizeof(p)) || !names_fit(h, sizeof(p), p.namelen, 0))
 		return -EUCLEAN;
 	const char *name = (const char *)pl + sizeof(p);
 	struct iref dir;
@@ -348,11 +353,8 @@ static int move_entry(struct cairn_fs *fs, const struct op_rename *p, struct ire
 static int apply_rename(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl)
 {
 	struct op_rename p;
-	if (h->payload_len < sizeof(p))
-		return -EUCLEAN;
-	memcpy(&p, pl, sizeof(p));
-	if (sizeof(p) + p.oldlen + p.newlen > h->payload_len || !p.oldlen || !p.newlen ||
-	    p.oldlen > DIR_NAME_MAX || p.newlen > DIR_NAME_MAX)
+	if (payload(h, pl, &p, sizeof(p)) || !names_fit(h, sizeof(p), p.oldlen, p.newlen) ||
+	    !names_fit(h, sizeof(p), p.newlen, p.oldlen))
 		return -EUCLEAN;
 	const char *oldname = (const char *)pl + sizeof(p);
 	const char *newname = oldname + p.oldlen;
@@ -439,9 +441,8 @@ static int apply_truncate(struct cairn_fs *fs, const struct log_rec_hdr *h)
 static int apply_setattr(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl)
 {
 	struct op_setattr p;
-	if (h->payload_len < sizeof(p))
+	if (payload(h, pl, &p, sizeof(p)))
 		return -EUCLEAN;
-	memcpy(&p, pl, sizeof(p));
 	struct iref r;
 	int rc = get_live(fs, p.ino, &r);
 	if (rc)
