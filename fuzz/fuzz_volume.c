@@ -2,7 +2,8 @@
  * fuzz_volume.c - libFuzzer target: mount a damaged volume and use it.
  *
  * Once per process a small seed volume is made in /dev/shm (emul media,
- * 128 KiB log, 2 MiB fast tier), populated through the API with files,
+ * 128 KiB log, 8 MiB fast tier: the smallest whose 128-block journal lets a
+ * dozen operations stay undigested), populated through the API with files,
  * directories, symlinks, hard links, a fragmented file (multi-level extent
  * tree) and a large directory (multi-level directory tree), digested, then
  * given more operations that stay UNDIGESTED in the log; the part files are
@@ -29,6 +30,11 @@
  *            embedded checkpoint, body)
  *   then     mutations: [region|op<<4] [off0 off1 off2] [arg] [data...]
  *            (see apply_mutation for the regions and ops)
+ *
+ * Environment: CAIRN_FUZZ_VERBOSE=1 prints the seed, each mutation and the
+ * mount error; CAIRN_FUZZ_DUMP=dir saves the pristine images there;
+ * CAIRN_FUZZ_MEDIA=file|emul mounts every input with that medium (e.g. to
+ * look past a known bug of the direct-mapped read path).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -52,15 +58,16 @@
 #define FZ_EXTENT_NODE_MAGIC 0x4e545843u
 
 #define FZ_LOG_SIZE (128u * 1024)
-#define FZ_FAST_SIZE (2u * 1024 * 1024)
+#define FZ_FAST_SIZE (8u * 1024 * 1024)
 #define FZ_MANIFEST_MAX 1024
 
 /* Bounds of the walk. */
 #define WALK_MAX_DEPTH 12
 #define WALK_MAX_ENTRIES 2000
 #define WALK_MAX_DIRENTS 1000 /* per directory */
-#define WALK_MAX_FILE_BYTES (1u << 20)
-#define WALK_MAX_TOTAL_BYTES (4u << 20)
+#define WALK_MAX_FILE_BYTES (128u << 10) /* then probes spread over the size */
+#define WALK_MAX_TOTAL_BYTES (1u << 20)
+#define WALK_FULL_DIRENTS 24 /* entries per directory all looked at; then 1 in 8 */
 #define MAX_LIST 512
 
 enum part { P_LOG = 0, P_FAST = 1 };
@@ -86,6 +93,7 @@ static struct {
 	uint64_t used_ino[MAX_LIST];
 	size_t nused;
 	bool verbose;
+	enum cairn_media media; /* CAIRN_FUZZ_MEDIA: every mount uses it */
 } G;
 
 /* ---- helpers -------------------------------------------------------------- */
@@ -338,6 +346,11 @@ static void setup(void)
 {
 	owner_pid = getpid();
 	G.verbose = getenv("CAIRN_FUZZ_VERBOSE") != NULL;
+	const char *media = getenv("CAIRN_FUZZ_MEDIA");
+	if (media && !strcmp(media, "file"))
+		G.media = CAIRN_MEDIA_FILE;
+	else if (media && !strcmp(media, "emul"))
+		G.media = CAIRN_MEDIA_EMUL;
 	snprintf(G.base, sizeof(G.base), "/dev/shm/cairn-fuzz-%d", (int)getpid());
 	rm_tree(G.base);
 	if (mkdir(G.base, 0700))
@@ -553,6 +566,8 @@ static void apply_mutation(struct input *in, uint8_t *manifest, size_t *mlen)
 	uint8_t arg = in_u8(in);
 
 	if (region == 15) { /* the manifest text: overwrite, insert, delete */
+		if (G.verbose)
+			fprintf(stderr, "fuzz_volume: mutation: manifest op %u at %u\n", op, raw);
 		size_t at = *mlen ? raw % (*mlen + 1) : 0;
 		size_t n = (arg & 31) + 1;
 		if (op < 6) {
@@ -588,6 +603,9 @@ static void apply_mutation(struct input *in, uint8_t *manifest, size_t *mlen)
 	size_t size = G.size[part];
 	if (off >= size)
 		return;
+	if (G.verbose)
+		fprintf(stderr, "fuzz_volume: mutation: region %u op %u arg %u: %s part offset %llu\n",
+			region, op, arg, part == P_LOG ? "log" : "fast", (unsigned long long)off);
 	size_t room = size - off;
 	switch (op) {
 	case 0: case 1: case 2: case 3: case 4: case 5: { /* overwrite */
@@ -804,9 +822,13 @@ static void read_file_api(struct walk *w, const char *path)
 		got += (size_t)n;
 		w->bytes += (size_t)n;
 	}
-	/* The end, wherever the inode says it is, and far beyond. */
-	if (st.st_size > 0)
+	/* Probes over the whole size (deep extent-tree lookups), the end,
+	 * wherever the inode says it is, and far beyond. */
+	if (st.st_size > 0) {
+		for (int i = 1; i <= 16; i++)
+			cairn_pread(w->fs, fd, w->buf, 512, (off_t)((uint64_t)st.st_size / 16 * i - 1));
 		cairn_pread(w->fs, fd, w->buf, 4096, st.st_size - 1);
+	}
 	cairn_pread(w->fs, fd, w->buf, 4096, (off_t)1 << 40);
 	cairn_lseek(w->fs, fd, 0, SEEK_END);
 	cairn_close(w->fs, fd);
@@ -838,6 +860,8 @@ static void walk_dir(struct walk *w, const char *path, int depth)
 	cairn_closedir(d);
 	for (unsigned i = 0; i < n && w->entries < WALK_MAX_ENTRIES; i++) {
 		if (!strcmp(names[i], ".") || !strcmp(names[i], ".."))
+			continue;
+		if (i >= WALK_FULL_DIRENTS && i % 8 && i != n - 1)
 			continue;
 		w->entries++;
 		char sub[1024];
@@ -972,6 +996,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.media = (flags & 4) ? CAIRN_MEDIA_DEFAULT
 				     : (flags & 2) ? CAIRN_MEDIA_FILE : CAIRN_MEDIA_EMUL,
 	};
+	if (G.media)
+		opts.media = G.media;
 	cairn_fs *fs = cairn_mount(G.run_dir, &opts);
 	if (!fs) {
 		if (G.verbose)
