@@ -196,6 +196,8 @@ int fs_checkpoint(struct cairn_fs *fs, int locked)
 	fill_checkpoint(fs, &ck, head_off, head_seq);
 	if (!rc)
 		rc = cache_snapshot_dirty(fs->sh.cache, &snap);
+	if (!rc)
+		rc = alloc_seal(fs->sh.balloc); /* the frees this checkpoint makes durable */
 	if (!locked)
 		pthread_rwlock_unlock(&fs->lock);
 
@@ -208,6 +210,7 @@ int fs_checkpoint(struct cairn_fs *fs, int locked)
 		cache_snapshot_restore(fs->sh.cache, &snap);
 	} else {
 		cache_snapshot_commit(fs->sh.cache, &snap); /* the blocks are home: unpin */
+		alloc_release_sealed(fs->sh.balloc);
 		drop_digested(fs, head_seq);
 		log_reclaim(fs->log, head_off, head_seq);
 		fs->stats.checkpoints++;

@@ -36,6 +36,14 @@ struct alloc {
 	uint64_t nwords;
 	uint64_t nfree;  /* free units in [first, nunits) */
 	uint64_t cursor; /* next-fit position */
+	/* Quarantine (tier blocks): see alloc_set_quarantine. */
+	int quarantine;
+	struct qrun *fresh, *sealed; /* freed after / before the last seal */
+	size_t nfresh, nsealed, capfresh, capsealed;
+};
+
+struct qrun {
+	uint64_t start, n;
 };
 
 static inline bool bit_get(const uint64_t *bits, uint64_t u)
@@ -178,6 +186,8 @@ void alloc_close(struct alloc *a)
 	if (!a)
 		return;
 	free(a->bits);
+	free(a->fresh);
+	free(a->sealed);
 	free(a);
 }
 
@@ -228,6 +238,46 @@ int alloc_take(struct alloc *a, uint64_t unit)
 	return update_one_block(a, unit, 1, true);
 }
 
+static int qpush(struct qrun **v, size_t *n, size_t *cap, uint64_t start, uint64_t len)
+{
+	if (*n && (*v)[*n - 1].start + (*v)[*n - 1].n == start) {
+		(*v)[*n - 1].n += len; /* frees of a truncate come in order */
+		return 0;
+	}
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct qrun *nv = realloc(*v, ncap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = ncap;
+	}
+	(*v)[(*n)++] = (struct qrun){start, len};
+	return 0;
+}
+
+/* Quarantined free: the bitmap block (the next checkpoint's view) says
+ * free, the in-memory copy keeps the units in use until release. */
+static void quarantine_one_block(struct alloc *a, uint64_t start, uint64_t n)
+{
+	uint64_t blk = start / UNITS_PER_BLOCK;
+	struct buf *b;
+	if (cache_get(a->c, a->bstart + blk, &b))
+		return; /* stays in use: a leak fsck reclaims, never a double use */
+	uint64_t *w = (uint64_t *)b->data;
+	uint64_t base = blk * UNITS_PER_BLOCK;
+	for (uint64_t u = start; u < start + n; u++) {
+		uint64_t i = u - base;
+		if (!((w[i >> 6] >> (i & 63)) & 1))
+			continue; /* already free: a second free must not count */
+		if (qpush(&a->fresh, &a->nfresh, &a->capfresh, u, 1))
+			break;
+		w[i >> 6] &= ~(1ull << (i & 63));
+	}
+	cache_mark_dirty(a->c, b);
+	cache_put(a->c, b);
+}
+
 void alloc_free(struct alloc *a, uint64_t start, uint64_t n)
 {
 	/* Clamp to the allocatable range: freeing reserved units is a bug
@@ -242,9 +292,43 @@ void alloc_free(struct alloc *a, uint64_t start, uint64_t n)
 		uint64_t e = end < blk_end ? end : blk_end;
 		/* On failure both copies keep the units in use: a leak that
 		 * fsck reclaims, never a unit handed out twice. */
-		(void)update_one_block(a, start, e - start, false);
+		if (a->quarantine)
+			quarantine_one_block(a, start, e - start);
+		else
+			(void)update_one_block(a, start, e - start, false);
 		start = e;
 	}
+}
+
+void alloc_set_quarantine(struct alloc *a, int on)
+{
+	a->quarantine = on;
+}
+
+int alloc_seal(struct alloc *a)
+{
+	for (size_t i = 0; i < a->nfresh; i++)
+		if (qpush(&a->sealed, &a->nsealed, &a->capsealed, a->fresh[i].start, a->fresh[i].n))
+			return -ENOMEM; /* what is not moved waits for the next seal */
+	a->nfresh = 0;
+	return 0;
+}
+
+void alloc_release_sealed(struct alloc *a)
+{
+	for (size_t i = 0; i < a->nsealed; i++)
+		a->nfree += bits_apply(a->bits, a->sealed[i].start, a->sealed[i].n, false);
+	a->nsealed = 0;
+}
+
+uint64_t alloc_quarantined(const struct alloc *a)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < a->nfresh; i++)
+		n += a->fresh[i].n;
+	for (size_t i = 0; i < a->nsealed; i++)
+		n += a->sealed[i].n;
+	return n;
 }
 
 int alloc_is_used(const struct alloc *a, uint64_t unit)

@@ -31,6 +31,22 @@ int alloc_run(struct alloc *a, uint64_t hint, uint64_t want, uint64_t *start, ui
 int alloc_take(struct alloc *a, uint64_t unit);
 
 void alloc_free(struct alloc *a, uint64_t start, uint64_t n);
+/*
+ * Quarantine, for the blocks of a tier.  File data is written in place
+ * during a checkpoint, before its journal commits; it must never land in a
+ * block that the durable checkpoint still uses as a tree node.  So a freed
+ * block is not handed out again until the checkpoint that records it free
+ * is durable: alloc_free marks it free in the bitmap block (what the next
+ * checkpoint writes) but keeps it in use in memory; alloc_seal, called when
+ * a checkpoint snapshots the bitmap, closes the set of frees it covers;
+ * alloc_release_sealed, called once that checkpoint is durable, hands them
+ * out again.  Quarantined units do not count as free.
+ */
+void alloc_set_quarantine(struct alloc *a, int on);
+int alloc_seal(struct alloc *a);
+void alloc_release_sealed(struct alloc *a);
+uint64_t alloc_quarantined(const struct alloc *a);
+
 int alloc_is_used(const struct alloc *a, uint64_t unit);
 uint64_t alloc_free_count(const struct alloc *a);
 uint64_t alloc_total(const struct alloc *a);

@@ -439,6 +439,8 @@ int shared_open(struct shared *s, struct media *m, const uint8_t uuid[16], int r
 	if (!rc)
 		rc = alloc_open(&s->balloc, s->cache, s->sb.bbitmap_start, s->sb.bbitmap_blocks,
 				s->sb.total_blocks, s->sb.data_start);
+	if (!rc)
+		alloc_set_quarantine(s->balloc, 1);
 	if (rc) {
 		if (!err[0])
 			snprintf(err, errlen, "fast part %s: cannot load allocation bitmaps: %s",

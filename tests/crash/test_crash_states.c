@@ -654,6 +654,55 @@ static void test_names(void **state)
 	scen_end(s);
 }
 
+/* Block reuse: directory and extent-tree nodes freed, then file data
+ * written over the tier until the allocator wraps onto the freed blocks,
+ * with digests (and their crash points) in between.  Data is written in
+ * place before a checkpoint commits, so it must never land on a block that
+ * the durable checkpoint still uses as a tree node. */
+static void test_block_reuse(void **state)
+{
+	(void)state;
+	struct scen *s = &current;
+	scen_begin(s, "reuse");
+	static unsigned char buf[32 * 1024];
+	char path[64];
+	for (int round = 0; round < 3; round++) {
+		DO(s, cairn_mkdir(FS, "/dir", 0755));
+		for (int i = 0; i < 40; i++) {
+			snprintf(path, sizeof(path), "/dir/a-name-long-enough-to-fill-leaves-%02d", i);
+			DO(s, cairn_close(FS, TV_OK(cairn_open(FS, path, O_CREAT | O_WRONLY, 0644))));
+		}
+		int fd = DO(s, cairn_open(FS, "/sparse", O_CREAT | O_WRONLY, 0644));
+		for (int i = 0; i < 12; i++) { /* many extents: an extent-tree node */
+			tv_fill(buf, 4096, (uint64_t)(round * 100 + i));
+			DO(s, tv_pwrite_full(FS, fd, buf, 4096, (off_t)i * 3 * 4096));
+		}
+		DO(s, cairn_close(FS, fd));
+		DO(s, cairn_digest(FS));
+		for (int i = 0; i < 40; i++) {
+			snprintf(path, sizeof(path), "/dir/a-name-long-enough-to-fill-leaves-%02d", i);
+			DO(s, cairn_unlink(FS, path));
+		}
+		DO(s, cairn_rmdir(FS, "/dir"));
+		DO(s, cairn_unlink(FS, "/sparse"));
+		/* Enough data to make the next-fit allocator come round. */
+		snprintf(path, sizeof(path), "/fill-%d", round);
+		fd = DO(s, cairn_open(FS, path, O_CREAT | O_WRONLY, 0644));
+		for (int i = 0; i < 24; i++) {
+			tv_fill(buf, sizeof(buf), (uint64_t)(round * 1000 + i));
+			DO(s, tv_write_full(FS, fd, buf, sizeof(buf)));
+		}
+		DO(s, cairn_close(FS, fd));
+		if (round > 0) {
+			snprintf(path, sizeof(path), "/fill-%d", round - 1);
+			DO(s, cairn_unlink(FS, path));
+		}
+	}
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
 /* Attributes and orphans: chmod, chown, utimens on files, directories and
  * symlinks; a file unlinked while open, written, then closed. */
 static void test_attrs_orphans(void **state)
@@ -877,6 +926,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_files, scen_teardown),
 		cmocka_unit_test_teardown(test_names, scen_teardown),
 		cmocka_unit_test_teardown(test_attrs_orphans, scen_teardown),
+		cmocka_unit_test_teardown(test_block_reuse, scen_teardown),
 		cmocka_unit_test_teardown(test_mixed, scen_teardown),
 		cmocka_unit_test(test_total),
 	};

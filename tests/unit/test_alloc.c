@@ -178,6 +178,46 @@ static void test_enospc(void **state)
 	env_free(e);
 }
 
+/* Quarantine: a freed unit is free in the bitmap block (what the next
+ * checkpoint writes) at once, but is handed out again only after the
+ * checkpoint that covers the free is sealed and released. */
+static void test_quarantine(void **state)
+{
+	struct env *e = env_new();
+	struct alloc *a;
+	assert_int_equal(alloc_format(e->c, BMAP_START, 1, 200, 8), 0);
+	assert_int_equal(alloc_open(&a, e->c, BMAP_START, 1, 200, 8), 0);
+	alloc_set_quarantine(a, 1);
+	uint64_t s, g;
+	while (alloc_run(a, 0, 64, &s, &g) == 0)
+		;
+	alloc_free(a, 50, 3);
+	alloc_free(a, 50, 3); /* a double free counts once */
+	assert_int_equal(alloc_quarantined(a), 3);
+	assert_int_equal(alloc_free_count(a), 0);
+	assert_true(alloc_is_used(a, 50));
+	assert_int_equal(alloc_run(a, 0, 1, &s, &g), -ENOSPC);
+	/* The bitmap block already says free. */
+	struct buf *b;
+	assert_int_equal(cache_get(e->c, BMAP_START, &b), 0);
+	assert_int_equal((b->data[50 / 8] >> (50 % 8)) & 1, 0);
+	cache_put(e->c, b);
+	assert_int_equal(alloc_seal(a), 0);
+	alloc_free(a, 60, 1); /* after the seal: waits for the next one */
+	alloc_release_sealed(a);
+	assert_int_equal(alloc_free_count(a), 3);
+	assert_int_equal(alloc_run(a, 0, 7, &s, &g), 0);
+	assert_int_equal(s, 50);
+	assert_int_equal(g, 3);
+	assert_int_equal(alloc_run(a, 0, 1, &s, &g), -ENOSPC); /* 60 still held */
+	assert_int_equal(alloc_seal(a), 0);
+	alloc_release_sealed(a);
+	assert_int_equal(alloc_run(a, 0, 1, &s, &g), 0);
+	assert_int_equal(s, 60);
+	alloc_close(a);
+	env_free(e);
+}
+
 /* Units below first_unit stay unavailable even if their bits are clear. */
 static void test_first_unit(void **state)
 {
@@ -271,6 +311,7 @@ int main(void)
 		cmocka_unit_test(test_runs),
 		cmocka_unit_test(test_take_free),
 		cmocka_unit_test(test_enospc),
+		cmocka_unit_test(test_quarantine),
 		cmocka_unit_test(test_first_unit),
 		cmocka_unit_test(test_random_vs_model),
 	};
