@@ -30,32 +30,55 @@ static void kill_suid(struct cairn_fs *fs, uint64_t ino, struct op_setattr *p)
 	}
 }
 
-static int setattr_path(cairn_fs *fs, const char *path, struct op_setattr *p)
+/* Appends the SETATTR record under the lock; ino = 0 resolves path. */
+static int setattr_locked(struct cairn_fs *fs, uint64_t ino, const char *path,
+			  struct op_setattr *p, uint64_t *seq)
 {
-	if (!fs)
-		return fail(-EINVAL);
-	uint64_t seq = 0;
 	int attempt = 0, rc;
-	pthread_rwlock_wrlock(&fs->lock);
 	while ((rc = op_begin(fs, sizeof(*p), 0, &attempt)) == -EAGAIN)
 		;
-	struct lookup lk;
-	if (!rc)
+	if (rc)
+		return rc;
+	if (!ino) {
+		struct lookup lk;
 		rc = path_lookup(fs, path, LOOKUP_FOLLOW, &lk);
-	if (!rc && p->valid == 0)
-		goto out; /* nothing to change, not even ctime */
-	if (!rc) {
-		if (p->valid & (SETATTR_UID | SETATTR_GID))
-			kill_suid(fs, lk.ino, p);
-		p->ino = lk.ino;
-		p->ctime_ns = now_ns();
-		struct iovec iov = {p, sizeof(*p)};
-		rc = op_log_apply(fs, OP_SETATTR, NULL, &iov, 1, &seq);
+		if (rc)
+			return rc;
+		ino = lk.ino;
+	} else if (!inode_in_use(&fs->sh, ino)) {
+		return -ENOENT;
 	}
-out:
+	if (p->valid == 0)
+		return 0; /* nothing to change, not even ctime */
+	if (p->valid & (SETATTR_UID | SETATTR_GID))
+		kill_suid(fs, ino, p);
+	p->ino = ino;
+	p->ctime_ns = now_ns();
+	struct iovec iov = {p, sizeof(*p)};
+	return op_log_apply(fs, OP_SETATTR, NULL, &iov, 1, seq);
+}
+
+static int setattr_any(struct cairn_fs *fs, uint64_t ino, const char *path, struct op_setattr *p)
+{
+	if (!fs)
+		return -EINVAL;
+	uint64_t seq = 0;
+	pthread_rwlock_wrlock(&fs->lock);
+	int rc = setattr_locked(fs, ino, path, p, &seq);
 	pthread_rwlock_unlock(&fs->lock);
-	if (!rc)
+	if (!rc && seq)
 		rc = op_finish(fs, seq);
+	return rc;
+}
+
+int setattr_ino(struct cairn_fs *fs, uint64_t ino, struct op_setattr *p)
+{
+	return setattr_any(fs, ino, NULL, p);
+}
+
+static int setattr_path(cairn_fs *fs, const char *path, struct op_setattr *p)
+{
+	int rc = setattr_any(fs, 0, path, p);
 	return rc ? fail(rc) : 0;
 }
 

@@ -15,6 +15,7 @@
 
 #include "fs/alloc.h"
 #include "libfs/fs_internal.h"
+#include "libfs/icalls.h"
 #include "libfs/oprec.h"
 
 #define B FS_BLOCK_SIZE
@@ -172,9 +173,9 @@ int space_check(struct cairn_fs *fs, uint64_t blocks)
 
 /* ---- creating ------------------------------------------------------------ */
 
-int make_node(struct cairn_fs *fs, uint64_t parent, const char *name, size_t namelen,
-	      uint32_t mode, uint64_t rdev, const char *target, size_t targetlen, uint64_t *ino_out,
-	      uint64_t *seq)
+int make_node(struct cairn_fs *fs, const struct icaller *owner, uint64_t parent, const char *name,
+	      size_t namelen, uint32_t mode, uint64_t rdev, const char *target, size_t targetlen,
+	      uint64_t *ino_out, uint64_t *seq)
 {
 	uint64_t ino;
 	int rc = inode_pick(&fs->sh, parent, &ino);
@@ -192,8 +193,8 @@ int make_node(struct cairn_fs *fs, uint64_t parent, const char *name, size_t nam
 	rec.p.time_ns = now_ns();
 	rec.p.rdev = rdev;
 	rec.p.mode = mode;
-	rec.p.uid = (uint32_t)geteuid();
-	rec.p.gid = (uint32_t)getegid();
+	rec.p.uid = owner ? owner->uid : (uint32_t)geteuid();
+	rec.p.gid = owner ? owner->gid : (uint32_t)getegid();
 	rec.p.namelen = (uint16_t)namelen;
 	rec.p.targetlen = (uint16_t)targetlen;
 	memcpy(rec.names, name, namelen);
@@ -235,8 +236,8 @@ static int open_existing(struct cairn_fs *fs, struct lookup *lk, int flags, uint
 	return 0;
 }
 
-static int open_locked(struct cairn_fs *fs, const char *path, int flags, mode_t mode,
-		       uint64_t *seq, int *attempt)
+static int open_locked(struct cairn_fs *fs, const struct target *t, const struct icaller *owner,
+		       int flags, mode_t mode, uint64_t *ino_out, uint64_t *seq, int *attempt)
 {
 	int rc = 0;
 	if (flags & (O_CREAT | O_TRUNC))
@@ -251,7 +252,7 @@ static int open_locked(struct cairn_fs *fs, const char *path, int flags, mode_t 
 	if (!(flags & O_NOFOLLOW) && !((flags & O_CREAT) && (flags & O_EXCL)))
 		lflags |= LOOKUP_FOLLOW;
 	struct lookup lk;
-	rc = path_lookup(fs, path, lflags, &lk);
+	rc = target_lookup(fs, t, lflags, &lk);
 	if (rc)
 		return rc;
 	if (fs->read_only && (flags & O_ACCMODE) != O_RDONLY)
@@ -264,8 +265,8 @@ static int open_locked(struct cairn_fs *fs, const char *path, int flags, mode_t 
 			return -EISDIR;
 		if (fs->read_only)
 			return -EROFS;
-		rc = make_node(fs, lk.parent, lk.name, lk.namelen, S_IFREG | (mode & 07777), 0, NULL,
-			       0, &ino, seq);
+		rc = make_node(fs, owner, lk.parent, lk.name, lk.namelen, S_IFREG | (mode & 07777), 0,
+			       NULL, 0, &ino, seq);
 	}
 	if (rc)
 		return rc;
@@ -278,6 +279,28 @@ static int open_locked(struct cairn_fs *fs, const char *path, int flags, mode_t 
 		return fd;
 	}
 	vn->open_count++;
+	if (ino_out)
+		*ino_out = ino;
+	return fd;
+}
+
+int open_target(struct cairn_fs *fs, const struct target *t, const struct icaller *owner,
+		int flags, mode_t mode, uint64_t *ino)
+{
+	uint64_t seq = 0;
+	int attempt = 0, fd;
+	pthread_rwlock_wrlock(&fs->lock);
+	do
+		fd = open_locked(fs, t, owner, flags, mode, ino, &seq, &attempt);
+	while (fd == -EAGAIN);
+	pthread_rwlock_unlock(&fs->lock);
+	if (fd >= 0 && seq) {
+		int rc = op_finish(fs, seq);
+		if (rc) {
+			cairn_close(fs, fd);
+			return rc;
+		}
+	}
 	return fd;
 }
 
@@ -292,20 +315,8 @@ int cairn_open(cairn_fs *fs, const char *path, int flags, ...)
 	}
 	if (!fs)
 		return fail(-EINVAL);
-	uint64_t seq = 0;
-	int attempt = 0, fd;
-	pthread_rwlock_wrlock(&fs->lock);
-	do
-		fd = open_locked(fs, path, flags, mode, &seq, &attempt);
-	while (fd == -EAGAIN);
-	pthread_rwlock_unlock(&fs->lock);
-	if (fd >= 0 && seq) {
-		int rc = op_finish(fs, seq);
-		if (rc) {
-			cairn_close(fs, fd);
-			return fail(rc);
-		}
-	}
+	struct target t = {.path = path};
+	int fd = open_target(fs, &t, NULL, flags, mode, NULL);
 	return fd < 0 ? fail(fd) : fd;
 }
 
@@ -552,7 +563,7 @@ off_t cairn_lseek(cairn_fs *fs, int fd, off_t off, int whence)
 
 /* ---- truncate and sync --------------------------------------------------- */
 
-static int truncate_ino(struct cairn_fs *fs, uint64_t ino, off_t length)
+int truncate_ino(struct cairn_fs *fs, uint64_t ino, off_t length)
 {
 	if (length < 0)
 		return -EINVAL;

@@ -132,6 +132,22 @@ struct lookup {
 #define LOOKUP_FOLLOW 1 /* follow a symlink in the last component */
 #define LOOKUP_PARENT 2 /* the last component may be missing */
 int path_lookup(struct cairn_fs *fs, const char *path, int flags, struct lookup *out);
+/* The entry name in directory dir (no symlink is followed).  With
+ * LOOKUP_PARENT a missing entry gives ino 0 instead of -ENOENT. */
+int child_lookup(struct cairn_fs *fs, uint64_t dir, const char *name, int flags,
+		 struct lookup *out);
+/* The inode itself, as if found by name (for calls given an inode). */
+int ino_lookup(struct cairn_fs *fs, uint64_t ino, struct lookup *out);
+
+/* A file named by path (native API), by directory and name, or by inode
+ * number (icalls.h).  Exactly one of path, name or ino is set. */
+struct target {
+	const char *path;
+	uint64_t dir;
+	const char *name;
+	uint64_t ino;
+};
+int target_lookup(struct cairn_fs *fs, const struct target *t, int flags, struct lookup *out);
 int dir_lookup_name(struct cairn_fs *fs, uint64_t dir, const char *name, size_t len,
 		    uint64_t *ino, uint8_t *type);
 
@@ -145,9 +161,28 @@ int data_blocks_needed(struct cairn_fs *fs, struct fs_inode *i, struct vnode *vn
 int fill_stat(struct cairn_fs *fs, uint64_t ino, struct stat *st);
 int space_check(struct cairn_fs *fs, uint64_t blocks);
 /* Creates a node (file, dir, symlink, fifo...) named name in parent. */
-int make_node(struct cairn_fs *fs, uint64_t parent, const char *name, size_t namelen,
-	      uint32_t mode, uint64_t rdev, const char *target, size_t targetlen, uint64_t *ino,
-	      uint64_t *seq);
+struct icaller;
+/* owner: the caller's uid/gid, or NULL for the process's own. */
+int make_node(struct cairn_fs *fs, const struct icaller *owner, uint64_t parent, const char *name,
+	      size_t namelen, uint32_t mode, uint64_t rdev, const char *target, size_t targetlen,
+	      uint64_t *ino, uint64_t *seq);
+int truncate_ino(struct cairn_fs *fs, uint64_t ino, off_t length);
+/* Opens (creating with O_CREAT) the file t names; returns an fd or -errno. */
+int open_target(struct cairn_fs *fs, const struct target *t, const struct icaller *owner,
+		int flags, mode_t mode, uint64_t *ino);
+struct op_setattr;
+/* Appends a SETATTR record for ino (fills p->ino and the ctime) and waits
+ * for durability.  Takes the lock itself.  Returns 0 or -errno. */
+int setattr_ino(struct cairn_fs *fs, uint64_t ino, struct op_setattr *p);
+
+/* ---- names.c: the name-changing calls, by target; 0 or -errno ---- */
+int names_create(struct cairn_fs *fs, const struct target *t, const struct icaller *owner,
+		 uint32_t mode, uint64_t rdev, const char *symlink_target, uint64_t *ino);
+int names_unlink(struct cairn_fs *fs, const struct target *t);
+int names_rmdir(struct cairn_fs *fs, const struct target *t);
+int names_link(struct cairn_fs *fs, const struct target *from, const struct target *to);
+int names_rename(struct cairn_fs *fs, const struct target *from, const struct target *to,
+		 unsigned flags);
 
 /* ---- digest (digest/digest.h) is called through these ---- */
 int fs_checkpoint(struct cairn_fs *fs, int locked);

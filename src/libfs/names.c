@@ -17,13 +17,13 @@
 #include "libfs/oprec.h"
 
 /* Runs fn(fs, arg, &seq, &attempt) under the lock until it stops asking to
- * retry, then waits for durability. */
+ * retry, then waits for durability.  Returns 0 or -errno. */
 typedef int (*change_fn)(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt);
 
 static int run_change(cairn_fs *fs, change_fn fn, const void *arg)
 {
 	if (!fs)
-		return fail(-EINVAL);
+		return -EINVAL;
 	uint64_t seq = 0;
 	int attempt = 0, rc;
 	pthread_rwlock_wrlock(&fs->lock);
@@ -33,6 +33,12 @@ static int run_change(cairn_fs *fs, change_fn fn, const void *arg)
 	pthread_rwlock_unlock(&fs->lock);
 	if (!rc && seq)
 		rc = op_finish(fs, seq);
+	return rc;
+}
+
+/* The public calls: -1 and errno. */
+static int posix_result(int rc)
+{
 	return rc ? fail(rc) : 0;
 }
 
@@ -57,10 +63,13 @@ static uint32_t inode_nlink(struct cairn_fs *fs, uint64_t ino, uint64_t *entries
 /* ---- mkdir, mknod-like creation, symlink --------------------------------- */
 
 struct create_args {
-	const char *path;
+	struct target t;
+	const struct icaller *owner;
 	uint32_t mode;
+	uint64_t rdev;
 	const char *target;
 	size_t targetlen;
+	uint64_t *ino;
 };
 
 static int do_create(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
@@ -71,7 +80,7 @@ static int do_create(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *a
 	if (rc)
 		return rc;
 	struct lookup lk;
-	rc = path_lookup(fs, a->path, LOOKUP_PARENT, &lk);
+	rc = target_lookup(fs, &a->t, LOOKUP_PARENT, &lk);
 	if (rc)
 		return rc;
 	if (lk.ino)
@@ -80,27 +89,37 @@ static int do_create(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *a
 		return -ENOENT;
 	if (S_ISDIR(a->mode) && inode_nlink(fs, lk.parent, NULL) >= UINT32_MAX - 1)
 		return -EMLINK;
-	return make_node(fs, lk.parent, lk.name, lk.namelen, a->mode, 0, a->target, a->targetlen,
-			 NULL, seq);
+	return make_node(fs, a->owner, lk.parent, lk.name, lk.namelen, a->mode, a->rdev, a->target,
+			 a->targetlen, a->ino, seq);
+}
+
+int names_create(struct cairn_fs *fs, const struct target *t, const struct icaller *owner,
+		 uint32_t mode, uint64_t rdev, const char *target, uint64_t *ino)
+{
+	size_t tlen = 0;
+	if (S_ISLNK(mode)) {
+		if (!target)
+			return -EFAULT;
+		tlen = strnlen(target, PATH_MAX);
+		if (tlen == 0)
+			return -ENOENT;
+		if (tlen >= PATH_MAX)
+			return -ENAMETOOLONG;
+	}
+	struct create_args a = {*t, owner, mode, rdev, target, tlen, ino};
+	return run_change(fs, do_create, &a);
 }
 
 int cairn_mkdir(cairn_fs *fs, const char *path, mode_t mode)
 {
-	struct create_args a = {path, S_IFDIR | (mode & 07777), NULL, 0};
-	return run_change(fs, do_create, &a);
+	struct target t = {.path = path};
+	return posix_result(names_create(fs, &t, NULL, S_IFDIR | (mode & 07777), 0, NULL, NULL));
 }
 
 int cairn_symlink(cairn_fs *fs, const char *target, const char *linkpath)
 {
-	if (!target)
-		return fail(-EFAULT);
-	size_t tlen = strnlen(target, PATH_MAX);
-	if (tlen == 0)
-		return fail(-ENOENT);
-	if (tlen >= PATH_MAX)
-		return fail(-ENAMETOOLONG);
-	struct create_args a = {linkpath, S_IFLNK | 0777, target, tlen};
-	return run_change(fs, do_create, &a);
+	struct target t = {.path = linkpath};
+	return posix_result(names_create(fs, &t, NULL, S_IFLNK | 0777, 0, target, NULL));
 }
 
 ssize_t cairn_readlink(cairn_fs *fs, const char *path, char *buf, size_t size)
@@ -143,7 +162,7 @@ static int do_unlink(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *a
 	if (rc)
 		return rc;
 	struct lookup lk;
-	rc = path_lookup(fs, arg, 0, &lk);
+	rc = target_lookup(fs, arg, 0, &lk);
 	if (rc)
 		return rc;
 	if (lk.type == DT_DIR)
@@ -151,9 +170,15 @@ static int do_unlink(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *a
 	return log_unlink(fs, &lk, seq);
 }
 
+int names_unlink(struct cairn_fs *fs, const struct target *t)
+{
+	return run_change(fs, do_unlink, t);
+}
+
 int cairn_unlink(cairn_fs *fs, const char *path)
 {
-	return run_change(fs, do_unlink, path);
+	struct target t = {.path = path};
+	return posix_result(names_unlink(fs, &t));
 }
 
 static int do_rmdir(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
@@ -162,7 +187,7 @@ static int do_rmdir(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *at
 	if (rc)
 		return rc;
 	struct lookup lk;
-	rc = path_lookup(fs, arg, 0, &lk);
+	rc = target_lookup(fs, arg, 0, &lk);
 	if (rc)
 		return rc;
 	if (lk.type != DT_DIR)
@@ -180,31 +205,37 @@ static int do_rmdir(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *at
 	return log_unlink(fs, &lk, seq);
 }
 
+int names_rmdir(struct cairn_fs *fs, const struct target *t)
+{
+	return run_change(fs, do_rmdir, t);
+}
+
 int cairn_rmdir(cairn_fs *fs, const char *path)
 {
-	return run_change(fs, do_rmdir, path);
+	struct target t = {.path = path};
+	return posix_result(names_rmdir(fs, &t));
 }
 
 /* ---- link ---------------------------------------------------------------- */
 
-struct two_paths {
-	const char *from, *to;
+struct two_targets {
+	struct target from, to;
 	unsigned flags;
 };
 
 static int do_link(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
 {
-	const struct two_paths *a = arg;
+	const struct two_targets *a = arg;
 	int rc = op_begin(fs, sizeof(struct op_link) + 256, 0, attempt);
 	if (rc)
 		return rc;
 	struct lookup from, to;
-	rc = path_lookup(fs, a->from, 0, &from);
+	rc = target_lookup(fs, &a->from, 0, &from);
 	if (rc)
 		return rc;
 	if (from.type == DT_DIR)
 		return -EPERM;
-	rc = path_lookup(fs, a->to, LOOKUP_PARENT, &to);
+	rc = target_lookup(fs, &a->to, LOOKUP_PARENT, &to);
 	if (rc)
 		return rc;
 	if (to.ino)
@@ -227,10 +258,16 @@ static int do_link(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *att
 	return op_log_apply(fs, OP_LINK, NULL, &iov, 1, seq);
 }
 
+int names_link(struct cairn_fs *fs, const struct target *from, const struct target *to)
+{
+	struct two_targets a = {*from, *to, 0};
+	return run_change(fs, do_link, &a);
+}
+
 int cairn_link(cairn_fs *fs, const char *from, const char *to)
 {
-	struct two_paths a = {from, to, 0};
-	return run_change(fs, do_link, &a);
+	struct target f = {.path = from}, t = {.path = to};
+	return posix_result(names_link(fs, &f, &t));
 }
 
 /* ---- rename -------------------------------------------------------------- */
@@ -283,14 +320,14 @@ static int check_rename(struct cairn_fs *fs, const struct lookup *from, const st
 
 static int do_rename(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
 {
-	const struct two_paths *a = arg;
+	const struct two_targets *a = arg;
 	int rc = op_begin(fs, sizeof(struct op_rename) + 512, 0, attempt);
 	if (rc)
 		return rc;
 	struct lookup from, to;
-	rc = path_lookup(fs, a->from, 0, &from);
+	rc = target_lookup(fs, &a->from, 0, &from);
 	if (!rc)
-		rc = path_lookup(fs, a->to, LOOKUP_PARENT, &to);
+		rc = target_lookup(fs, &a->to, LOOKUP_PARENT, &to);
 	if (rc)
 		return rc;
 	if (to.ino && to.ino == from.ino)
@@ -319,10 +356,17 @@ static int do_rename(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *a
 	return op_log_apply(fs, OP_RENAME, NULL, &iov, 1, seq);
 }
 
-int cairn_rename(cairn_fs *fs, const char *from, const char *to, unsigned flags)
+int names_rename(struct cairn_fs *fs, const struct target *from, const struct target *to,
+		 unsigned flags)
 {
 	if (flags & ~CAIRN_RENAME_NOREPLACE)
-		return fail(-EINVAL);
-	struct two_paths a = {from, to, flags};
+		return -EINVAL;
+	struct two_targets a = {*from, *to, flags};
 	return run_change(fs, do_rename, &a);
+}
+
+int cairn_rename(cairn_fs *fs, const char *from, const char *to, unsigned flags)
+{
+	struct target f = {.path = from}, t = {.path = to};
+	return posix_result(names_rename(fs, &f, &t, flags));
 }

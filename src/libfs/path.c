@@ -65,7 +65,7 @@ struct walk {
 static int splice_link(struct cairn_fs *fs, struct walk *w, uint64_t ino)
 {
 	char target[PATH_MAX];
-	size_t tlen;
+	size_t tlen = 0;
 	if (++w->links > MAX_SYMLINKS)
 		return -ELOOP;
 	int rc = read_link(fs, ino, target, sizeof(target), &tlen);
@@ -196,4 +196,56 @@ int path_lookup(struct cairn_fs *fs, const char *path, int flags, struct lookup 
 	if (!rc && out->trailing_slash && out->ino && out->type != DT_DIR)
 		rc = -ENOTDIR;
 	return rc;
+}
+
+int child_lookup(struct cairn_fs *fs, uint64_t dir, const char *name, int flags,
+		 struct lookup *out)
+{
+	if (!name)
+		return -EFAULT;
+	size_t len = strnlen(name, DIR_NAME_MAX + 1);
+	if (len == 0 || memchr(name, '/', len))
+		return -EINVAL;
+	if (len > DIR_NAME_MAX)
+		return -ENAMETOOLONG;
+	memset(out, 0, sizeof(*out));
+	out->parent = dir;
+	memcpy(out->name, name, len);
+	out->name[len] = 0;
+	out->namelen = len;
+	int rc = dir_lookup_name(fs, dir, name, len, &out->ino, &out->type);
+	if (rc == -ENOENT && (flags & LOOKUP_PARENT)) {
+		out->ino = 0;
+		return 0;
+	}
+	if (!rc && out->type == DT_UNKNOWN)
+		out->type = type_of(fs, out->ino);
+	return rc;
+}
+
+int ino_lookup(struct cairn_fs *fs, uint64_t ino, struct lookup *out)
+{
+	struct iref r;
+	int rc = inode_get(&fs->sh, ino, &r);
+	if (rc)
+		return rc == -EUCLEAN ? -ENOENT : rc;
+	uint32_t mode = r.i->mode;
+	uint64_t parent = r.i->parent;
+	inode_put(&fs->sh, &r);
+	if (mode == 0)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	out->ino = ino;
+	out->parent = parent;
+	out->type = (uint8_t)IFTODT(mode);
+	return 0;
+}
+
+int target_lookup(struct cairn_fs *fs, const struct target *t, int flags, struct lookup *out)
+{
+	if (t->path)
+		return path_lookup(fs, t->path, flags, out);
+	if (t->name)
+		return child_lookup(fs, t->dir, t->name, flags, out);
+	return ino_lookup(fs, t->ino, out);
 }
