@@ -106,6 +106,15 @@ int cairn_chown(cairn_fs *fs, const char *path, uid_t uid, gid_t gid);
 int cairn_utimens(cairn_fs *fs, const char *path, const struct timespec times[2]);
 int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv);
 
+/* Extended attributes (names "user.*", "trusted.*", "security.*",
+ * "system.*"; values up to 1024 bytes).  Flags: 1 = XATTR_CREATE,
+ * 2 = XATTR_REPLACE.  Symlinks are followed, as by setxattr(2). */
+int cairn_setxattr(cairn_fs *fs, const char *path, const char *name, const void *value,
+		   size_t size, int flags);
+ssize_t cairn_getxattr(cairn_fs *fs, const char *path, const char *name, void *value, size_t size);
+ssize_t cairn_listxattr(cairn_fs *fs, const char *path, char *list, size_t size);
+int cairn_removexattr(cairn_fs *fs, const char *path, const char *name);
+
 /* Beyond POSIX: the state of the volume, for `cairn stat` and monitoring. */
 struct cairn_info {
 	uint64_t block_size;

@@ -104,7 +104,8 @@ struct fs_inode {
 	uint32_t generation;    /* bumped each time the inode number is reused */
 	uint32_t flags;         /* FS_INODE_* */
 	uint64_t entries;       /* directories: number of entries (without . and ..) */
-	uint8_t reserved[24];
+	uint64_t xattr_root;    /* block of the extended-attribute tree root, 0 = none */
+	uint8_t reserved[16];
 };
 
 _Static_assert(sizeof(struct fs_super) == FS_BLOCK_SIZE, "fs_super is one block");

@@ -18,6 +18,7 @@
 #include "fs/alloc.h"
 #include "fs/dir.h"
 #include "fs/extent.h"
+#include "fs/xattr.h"
 #include "libfs/fs_internal.h"
 #include "libfs/oprec.h"
 #include "log/log_format.h"
@@ -121,6 +122,8 @@ int apply_free_inode(struct cairn_fs *fs, uint64_t ino)
 		rc = dir_destroy(&fs->sh.fx, r.i);
 	else
 		rc = extent_truncate(&fs->sh.fx, r.i, 0);
+	int xrc = xattr_destroy(&fs->sh.fx, r.i);
+	rc = rc ? rc : xrc;
 	uint32_t gen = r.i->generation;
 	memset(r.i, 0, sizeof(*r.i));
 	r.i->generation = gen;
@@ -463,6 +466,30 @@ static int apply_setattr(struct cairn_fs *fs, const struct log_rec_hdr *h, const
 	return 0;
 }
 
+static int apply_xattr(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl)
+{
+	struct op_xattr p;
+	if (payload(h, pl, &p, sizeof(p)) || !p.namelen || p.namelen > XATTR_NAME_MAX ||
+	    sizeof(p) + p.namelen + p.valuelen > h->payload_len)
+		return -EUCLEAN;
+	const char *name = (const char *)pl + sizeof(p);
+	struct iref r;
+	int rc = get_live(fs, p.ino, &r);
+	if (rc)
+		return rc;
+	if (h->type == OP_SETXATTR)
+		rc = xattr_set(&fs->sh.fx, r.i, name, p.namelen, name + p.namelen, p.valuelen,
+			       (int)p.flags);
+	else
+		rc = xattr_remove(&fs->sh.fx, r.i, name, p.namelen);
+	if (!rc) {
+		r.i->ctime_ns = p.time_ns;
+		inode_dirty(&fs->sh, &r);
+	}
+	inode_put(&fs->sh, &r);
+	return (rc == -EEXIST || rc == -ENODATA) ? -EUCLEAN : rc;
+}
+
 static int apply_release(struct cairn_fs *fs, const struct log_rec_hdr *h)
 {
 	uint64_t ino = h->args[0];
@@ -499,6 +526,9 @@ int apply_record(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *p
 		return apply_setattr(fs, h, pl);
 	case OP_RELEASE:
 		return apply_release(fs, h);
+	case OP_SETXATTR:
+	case OP_REMOVEXATTR:
+		return apply_xattr(fs, h, pl);
 	}
 	return -EUCLEAN;
 }

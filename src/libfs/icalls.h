@@ -60,6 +60,13 @@ int ic_open(cairn_fs *fs, uint64_t ino, int flags);
 int ic_create(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *name,
 	      mode_t mode, int flags, int *fd, struct stat *st);
 
+/* Extended attributes (see cairn_setxattr). */
+int ic_setxattr(cairn_fs *fs, uint64_t ino, const char *name, const void *value, size_t size,
+		int flags);
+ssize_t ic_getxattr(cairn_fs *fs, uint64_t ino, const char *name, void *value, size_t size);
+ssize_t ic_listxattr(cairn_fs *fs, uint64_t ino, char *list, size_t size);
+int ic_removexattr(cairn_fs *fs, uint64_t ino, const char *name);
+
 /* Readdir by cookie: 0 starts (".", then "..", then entries); fn gets each
  * entry and the cookie that resumes after it; a non-zero return stops. */
 typedef int (*ic_dir_fn)(void *arg, const char *name, uint64_t ino, unsigned char type,

@@ -23,6 +23,8 @@ enum op_type {
 	OP_TRUNCATE = 21,/* args: ino, size, time */
 	OP_SETATTR = 22, /* mode, owner, times */
 	OP_RELEASE = 23, /* args: ino: last close of an unlinked inode */
+	OP_SETXATTR = 24,    /* set an extended attribute */
+	OP_REMOVEXATTR = 25, /* remove an extended attribute */
 };
 
 /* OP_MKNOD payload; name and (for symlinks) target follow. */
@@ -73,6 +75,15 @@ struct op_rename {
 };
 
 #define OP_RENAME_VICTIM_ORPHAN (OPF_ORPHAN << 8)
+
+/* OP_SETXATTR / OP_REMOVEXATTR payload; name then value follow. */
+struct op_xattr {
+	uint64_t ino;
+	int64_t time_ns;
+	uint16_t namelen;
+	uint16_t valuelen; /* 0 for OP_REMOVEXATTR */
+	uint32_t flags;    /* XATTR_SET_CREATE / XATTR_SET_REPLACE (fs/xattr.h) */
+};
 
 #define SETATTR_MODE 1u
 #define SETATTR_UID 2u

@@ -590,6 +590,39 @@ static unsigned char dtype_of(mode_t m)
 	}
 }
 
+static int cmp_cstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Extended attributes, sorted by name: " xattr=<name>:<xxh3 of value>". */
+static void dump_xattrs(cairn_fs *fs, struct dent *e, struct sbuf *out)
+{
+	char list[8192];
+	errno = 0;
+	ssize_t n = cairn_listxattr(fs, e->path, list, sizeof(list));
+	if (n < 0) {
+		dent_error(e, "listxattr", errno);
+		return;
+	}
+	char *names[512];
+	size_t count = 0;
+	for (ssize_t at = 0; at < n && count < 512; at += (ssize_t)strlen(list + at) + 1)
+		names[count++] = list + at;
+	qsort(names, count, sizeof(*names), cmp_cstr);
+	for (size_t i = 0; i < count; i++) {
+		char value[2048];
+		ssize_t v = cairn_getxattr(fs, e->path, names[i], value, sizeof(value));
+		if (v < 0) {
+			dent_error(e, "getxattr", errno);
+			continue;
+		}
+		sb_printf(out, " xattr=");
+		sb_escaped(out, names[i], strlen(names[i]));
+		sb_printf(out, ":%016llx", (unsigned long long)XXH3_64bits(value, (size_t)v));
+	}
+}
+
 char *tv_dump(cairn_fs *fs, unsigned flags)
 {
 	struct dvec d = {0};
@@ -662,6 +695,8 @@ char *tv_dump(cairn_fs *fs, unsigned flags)
 			sb_printf(&out, " mtime=%lld", (long long)tv_ts_ns(&st->st_mtim));
 		if (flags & TV_DUMP_CTIME)
 			sb_printf(&out, " ctime=%lld", (long long)tv_ts_ns(&st->st_ctim));
+		if (!S_ISLNK(st->st_mode))
+			dump_xattrs(fs, e, &out);
 		if (e->link_to) {
 			sb_printf(&out, " link=");
 			sb_escaped(&out, e->link_to, strlen(e->link_to));

@@ -727,6 +727,19 @@ static void test_attrs_orphans(void **state)
 	DO(s, cairn_utimens(FS, "/y", t2));
 	struct timespec t3[2] = {{42, 0}, {0, UTIME_OMIT}};
 	DO(s, cairn_utimens(FS, "/z", t3)); /* follows the link to /x */
+	/* Extended attributes: set, replace with another length, a value that
+	 * grows the tree past one leaf, remove; then the file goes with them. */
+	DO(s, cairn_setxattr(FS, "/x", "user.a", "first", 5, 0));
+	DO(s, cairn_setxattr(FS, "/x", "user.a", "second value", 12, 2));
+	DO(s, cairn_setxattr(FS, "/y", "user.b", "", 0, 1));
+	for (int i = 0; i < 6; i++) {
+		char name[32], value[900];
+		snprintf(name, sizeof(name), "user.big-%d", i);
+		memset(value, 'k' + i, sizeof(value));
+		DO(s, cairn_setxattr(FS, "/x", name, value, sizeof(value), 0));
+	}
+	DO(s, cairn_removexattr(FS, "/x", "user.big-2"));
+	DO(s, cairn_removexattr(FS, "/y", "user.b"));
 	DO(s, cairn_chmod(FS, "/z", 0640));
 	DO(s, cairn_digest(FS));
 

@@ -1,0 +1,32 @@
+/*
+ * cairn_fuse.h - the FUSE front end: serve a cairn volume at a mount point
+ * so that every unmodified program can use it.
+ *
+ * Owns: the FUSE session of one mount (src/fuse/).
+ * May call: the public API (include/cairn.h), the inode-number calls
+ * (src/libfs/icalls.h) and libfuse3.  Called by: src/cli.
+ */
+#ifndef CAIRN_FUSE_H
+#define CAIRN_FUSE_H
+
+struct cairn_fuse_opts {
+	int foreground;      /* stay in the foreground (else become a daemon) */
+	int batch_ms;        /* 0 = sync mode; >0 = batch mode (group commit) */
+	const char *options; /* extra comma-separated -o options for FUSE, or NULL */
+};
+
+/* Mounts the volume at mountpoint and serves it until the mount point is
+ * unmounted or a SIGINT/SIGTERM/SIGHUP arrives, then unmounts the volume.
+ * Returns the exit code of `cairn mount`: 0 on a clean exit, 1 if the
+ * volume or the mount failed (the reason is printed on stderr, as
+ * "cairn: mount: WHAT: reason").  Unless o->foreground, the calling process
+ * returns 0 as soon as the mount is up and a daemon serves it. */
+int cairn_fuse_main(const char *volume, const char *mountpoint, const struct cairn_fuse_opts *o);
+
+/* Unmounts a cairn FUSE mount and waits until the daemon that served it
+ * has unmounted its volume (so that the volume may be mounted again at
+ * once).  lazy detaches a busy mount.  Returns 0, or 1 with the reason on
+ * stderr as "cairn: umount: MOUNTPOINT: reason". */
+int cairn_fuse_umount(const char *mountpoint, int lazy);
+
+#endif
