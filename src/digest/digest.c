@@ -39,6 +39,8 @@ static int load_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *
 	int found = extent_lookup(&fs->sh.fx, i, lblk, &e);
 	if (found < 0)
 		return found;
+	if (found && !shared_blocks_ok(&fs->sh, e.pblk, e.len))
+		return -EUCLEAN;
 	bb->lblk = lblk;
 	bb->active = 1;
 	bb->has_data = 0;

@@ -348,6 +348,11 @@ uint64_t alloc_total(const struct alloc *a)
 	return a->nunits;
 }
 
+uint64_t alloc_first(const struct alloc *a)
+{
+	return a->first;
+}
+
 int alloc_format(struct cache *c, uint64_t bitmap_start, uint64_t bitmap_blocks,
 		 uint64_t nunits, uint64_t used_below)
 {

@@ -50,6 +50,7 @@ uint64_t alloc_quarantined(const struct alloc *a);
 int alloc_is_used(const struct alloc *a, uint64_t unit);
 uint64_t alloc_free_count(const struct alloc *a);
 uint64_t alloc_total(const struct alloc *a);
+uint64_t alloc_first(const struct alloc *a); /* units below are never handed out */
 
 /* mkfs: writes an initial bitmap with units [0, used_below) in use straight
  * into the cache (the caller checkpoints). */

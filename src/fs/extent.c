@@ -103,6 +103,8 @@ int extent_lookup(struct fsctx *fx, const struct fs_inode *ino, uint64_t lblk, s
 	err = get_ge(&t, lblk, &r);
 	if (err < 0)
 		return err;
+	if (err == 1 && r.lblk <= lblk)
+		return -EUCLEAN; /* le and ge disagree: the leaves are out of order */
 	out->lblk = lblk;
 	out->pblk = 0;
 	out->len = err == 1 ? r.lblk - lblk : UINT64_MAX - lblk;

@@ -9,6 +9,7 @@
 #include "fs/shared.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,11 +182,12 @@ static const char *check_super(const struct fs_super *sb, const uint8_t uuid[16]
 		return "UUID at offset 16 belongs to another volume";
 	if (sb->total_blocks != size / B)
 		return "tier size differs from the block count at offset 32";
+	/* The layout follows from the two counts: every field must agree. */
 	struct fs_super want = *sb;
 	if (layout(&want, sb->total_blocks, sb->inode_count) ||
-	    want.journal_start != sb->journal_start || want.data_start != sb->data_start ||
-	    want.itable_blocks != sb->itable_blocks || want.inode_count != sb->inode_count)
-		return "inconsistent layout fields in the superblock (offsets 40-120)";
+	    memcmp(&want.inode_count, &sb->inode_count,
+		   offsetof(struct fs_super, created_ns) - offsetof(struct fs_super, inode_count)))
+		return "inconsistent layout fields in the superblock (offsets 40-119)";
 	return NULL;
 }
 
@@ -519,16 +521,22 @@ int inode_in_use(struct shared *s, uint64_t ino)
 
 /* ---- data blocks ------------------------------------------------------- */
 
+int shared_blocks_ok(const struct shared *s, uint64_t pblk, uint64_t n)
+{
+	return pblk >= s->sb.data_start && pblk <= s->sb.total_blocks &&
+	       n <= s->sb.total_blocks - pblk;
+}
+
 int shared_data_write(struct shared *s, uint64_t pblk, const void *buf, uint64_t nblocks)
 {
-	if (pblk < s->sb.data_start || pblk + nblocks > s->sb.total_blocks)
+	if (!shared_blocks_ok(s, pblk, nblocks))
 		return -EUCLEAN;
 	return media_store(s->m, pblk * B, buf, nblocks * B);
 }
 
 int shared_data_read(struct shared *s, uint64_t pblk, void *buf, uint64_t nblocks)
 {
-	if (pblk < s->sb.data_start || pblk + nblocks > s->sb.total_blocks)
+	if (!shared_blocks_ok(s, pblk, nblocks))
 		return -EUCLEAN;
 	return media_read(s->m, pblk * B, buf, nblocks * B);
 }

@@ -62,6 +62,10 @@ int inode_pick(struct shared *s, uint64_t hint, uint64_t *ino);
 void inode_release(struct shared *s, uint64_t ino);
 int inode_in_use(struct shared *s, uint64_t ino);
 
+/* Whether [pblk, pblk+n) lies in the data area: an extent read from a
+ * damaged tree must not send a read or write anywhere else. */
+int shared_blocks_ok(const struct shared *s, uint64_t pblk, uint64_t n);
+
 /* File data blocks (not cached): whole blocks, written then flushed. */
 int shared_data_write(struct shared *s, uint64_t pblk, const void *buf, uint64_t nblocks);
 int shared_data_read(struct shared *s, uint64_t pblk, void *buf, uint64_t nblocks);

@@ -441,6 +441,37 @@ static int apply_truncate(struct cairn_fs *fs, const struct log_rec_hdr *h)
 	return rc;
 }
 
+/* A hole punched in [off, off+len): whole blocks leave the extent map, and
+ * a ZERO piece covers the range so that partial blocks (and anything still
+ * in the log) read as zeros. */
+static int apply_punch(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl)
+{
+	uint64_t ino = h->args[0], off = h->args[1], len = h->args[2];
+	int64_t t;
+	if (payload(h, pl, &t, sizeof(t)) || len == 0 || off + len < off)
+		return -EUCLEAN;
+	struct iref r;
+	int rc = get_live(fs, ino, &r);
+	if (rc)
+		return rc;
+	if (!S_ISREG(r.i->mode)) {
+		inode_put(&fs->sh, &r);
+		return -EUCLEAN;
+	}
+	uint64_t first = (off + FS_BLOCK_SIZE - 1) / FS_BLOCK_SIZE;
+	uint64_t end = (off + len) / FS_BLOCK_SIZE;
+	if (end > first)
+		rc = extent_punch(&fs->sh.fx, r.i, first, end - first);
+	if (!rc)
+		rc = add_piece(fs, ino, off, len, 0, h->seq, PIECE_ZERO);
+	if (!rc) {
+		r.i->mtime_ns = r.i->ctime_ns = t;
+		inode_dirty(&fs->sh, &r);
+	}
+	inode_put(&fs->sh, &r);
+	return rc;
+}
+
 static int apply_setattr(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl)
 {
 	struct op_setattr p;
@@ -529,6 +560,8 @@ int apply_record(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *p
 	case OP_SETXATTR:
 	case OP_REMOVEXATTR:
 		return apply_xattr(fs, h, pl);
+	case OP_PUNCH:
+		return apply_punch(fs, h, pl);
 	}
 	return -EUCLEAN;
 }

@@ -27,9 +27,13 @@ static int read_shared(struct cairn_fs *fs, const struct fs_inode *i, uint8_t *b
 		if (e.len > UINT64_MAX / 2)
 			avail = len;
 		uint64_t n = avail < len ? avail : len;
+		if (n == 0)
+			return -EUCLEAN; /* a map that does not advance: damage */
 		if (!found) {
 			memset(buf, 0, n);
 		} else {
+			if (!shared_blocks_ok(&fs->sh, e.pblk, e.len))
+				return -EUCLEAN;
 			uint64_t pblk = e.pblk + (lblk - e.lblk);
 			const uint8_t *direct = shared_data_direct(&fs->sh, pblk);
 			if (direct) {
@@ -110,6 +114,8 @@ int data_blocks_needed(struct cairn_fs *fs, struct fs_inode *i, struct vnode *vn
 		uint64_t n = e.lblk + e.len - lblk;
 		if (e.len > UINT64_MAX / 2 || n > last - lblk + 1)
 			n = last - lblk + 1;
+		if (n == 0)
+			return -EUCLEAN;
 		if (!found)
 			*need += n;
 		lblk += n;

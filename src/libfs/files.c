@@ -626,3 +626,91 @@ int cairn_fsync(cairn_fs *fs, int fd)
 	int rc = log_commit_all(fs->log);
 	return rc ? fail(rc) : 0;
 }
+
+/* ---- fallocate ----------------------------------------------------------- */
+
+#define FALLOC_KEEP_SIZE 1  /* FALLOC_FL_KEEP_SIZE */
+#define FALLOC_PUNCH_HOLE 2 /* FALLOC_FL_PUNCH_HOLE */
+
+static int punch_locked(struct cairn_fs *fs, uint64_t ino, uint64_t off, uint64_t len,
+			uint64_t *seq, int *attempt)
+{
+	int rc = op_begin(fs, sizeof(int64_t), 0, attempt);
+	if (rc)
+		return rc;
+	struct stat st;
+	rc = fill_stat(fs, ino, &st);
+	if (rc)
+		return rc;
+	if ((uint64_t)st.st_size <= off)
+		return 0; /* nothing there to punch */
+	if (off + len > (uint64_t)st.st_size)
+		len = (uint64_t)st.st_size - off; /* KEEP_SIZE: bytes past EOF are a hole */
+	int64_t t = now_ns();
+	uint64_t args[3] = {ino, off, len};
+	struct iovec iov = {&t, sizeof(t)};
+	return op_log_apply(fs, OP_PUNCH, args, &iov, 1, seq);
+}
+
+static int punch(struct cairn_fs *fs, uint64_t ino, uint64_t off, uint64_t len)
+{
+	uint64_t seq = 0;
+	int attempt = 0, rc;
+	pthread_rwlock_wrlock(&fs->lock);
+	do
+		rc = punch_locked(fs, ino, off, len, &seq, &attempt);
+	while (rc == -EAGAIN);
+	pthread_rwlock_unlock(&fs->lock);
+	if (!rc && seq)
+		rc = op_finish(fs, seq);
+	return rc;
+}
+
+/* Mode 0 and KEEP_SIZE: cairn allocates blocks when data is digested, so
+ * "allocating" checks that the space exists now and (mode 0) extends the
+ * size; it does not set blocks aside. */
+static int preallocate(struct cairn_fs *fs, uint64_t ino, int mode, uint64_t end)
+{
+	struct stat st;
+	pthread_rwlock_rdlock(&fs->lock);
+	int rc = fill_stat(fs, ino, &st);
+	uint64_t need = 0;
+	if (!rc && end > (uint64_t)st.st_size)
+		need = (end - (uint64_t)st.st_size + FS_BLOCK_SIZE - 1) / FS_BLOCK_SIZE;
+	if (!rc)
+		rc = space_check(fs, need);
+	pthread_rwlock_unlock(&fs->lock);
+	if (!rc && !(mode & FALLOC_KEEP_SIZE) && end > (uint64_t)st.st_size)
+		rc = truncate_ino(fs, ino, (off_t)end);
+	return rc;
+}
+
+int cairn_fallocate(cairn_fs *fs, int fd, int mode, off_t off, off_t len)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	struct open_file *f = fd_get(fs, fd);
+	if (!f)
+		return fail(-EBADF);
+	if (off < 0 || len <= 0)
+		return fail(-EINVAL);
+	if ((uint64_t)off + (uint64_t)len > MAX_FILE_SIZE)
+		return fail(-EFBIG);
+	if (!can_write(f))
+		return fail(-EBADF);
+	struct stat st;
+	int rc = cairn_fstat(fs, fd, &st) ? -errno : 0;
+	if (!rc && S_ISDIR(st.st_mode))
+		rc = -EISDIR;
+	else if (!rc && !S_ISREG(st.st_mode))
+		rc = -ENODEV;
+	if (rc)
+		return fail(rc);
+	if (mode == (FALLOC_PUNCH_HOLE | FALLOC_KEEP_SIZE))
+		rc = punch(fs, f->vn->ino, (uint64_t)off, (uint64_t)len);
+	else if (mode & ~FALLOC_KEEP_SIZE)
+		rc = -EOPNOTSUPP;
+	else
+		rc = preallocate(fs, f->vn->ino, mode, (uint64_t)off + (uint64_t)len);
+	return rc ? fail(rc) : 0;
+}

@@ -25,6 +25,7 @@ enum op_type {
 	OP_RELEASE = 23, /* args: ino: last close of an unlinked inode */
 	OP_SETXATTR = 24,    /* set an extended attribute */
 	OP_REMOVEXATTR = 25, /* remove an extended attribute */
+	OP_PUNCH = 26,       /* args: ino, offset, length; payload: i64 time */
 };
 
 /* OP_MKNOD payload; name and (for symlinks) target follow. */

@@ -19,6 +19,7 @@
 
 struct log {
 	struct media *m;
+	uint64_t salt;       /* XXH3 of the volume UUID: seeds record checksums */
 	uint64_t ring_end;   /* = media size, rounded down to LOG_ALIGN */
 	uint64_t head_off, head_seq;
 	uint64_t tail_off, tail_seq;
@@ -41,9 +42,17 @@ static uint64_t ring_capacity(const struct log *l)
 	return l->ring_end - LOG_RING_START;
 }
 
-static uint64_t record_checksum(const struct log_rec_hdr *h, const void *payload)
+/* The header's hash is seeded with the volume's salt, so that records left
+ * in a reused part by an earlier volume never pass as this volume's. */
+static uint64_t header_seed(const struct log *l, const struct log_rec_hdr *h)
 {
-	uint64_t seed = checksum64(h, offsetof(struct log_rec_hdr, checksum));
+	return checksum64_seeded(h, offsetof(struct log_rec_hdr, checksum), l->salt);
+}
+
+static uint64_t record_checksum(const struct log *l, const struct log_rec_hdr *h,
+				const void *payload)
+{
+	uint64_t seed = header_seed(l, h);
 	return checksum64_seeded(payload, h->payload_len, seed);
 }
 
@@ -162,6 +171,7 @@ int log_open(struct log **out, struct media *m, const uint8_t uuid[16], char *er
 	if (!l)
 		return -ENOMEM;
 	l->m = m;
+	l->salt = checksum64(uuid, 16);
 	l->ring_end = media_size(m) / LOG_ALIGN * LOG_ALIGN;
 	rc = load_epoch(l, err, errlen);
 	if (rc) {
@@ -214,7 +224,7 @@ static int read_record(struct log *l, uint64_t off, uint64_t seq, uint64_t min_e
 	}
 	if (media_read(l->m, off + sizeof(*h), *buf, h->payload_len))
 		return 0;
-	return record_checksum(h, *buf) == h->checksum;
+	return record_checksum(l, h, *buf) == h->checksum;
 }
 
 int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_fn fn, void *arg,
@@ -299,7 +309,7 @@ static int write_pad(struct log *l)
 	uint64_t left = l->ring_end - l->tail_off;
 	struct log_rec_hdr h;
 	fill_header(l, &h, LOG_REC_PAD, NULL, (uint32_t)left, 0);
-	h.checksum = record_checksum(&h, NULL);
+	h.checksum = record_checksum(l, &h, NULL);
 	int rc = media_store(l->m, l->tail_off, &h, sizeof(h));
 	if (rc)
 		return rc;
@@ -309,9 +319,10 @@ static int write_pad(struct log *l)
 	return 0;
 }
 
-static uint64_t checksum_iov(const struct log_rec_hdr *h, const struct iovec *iov, int iovcnt)
+static uint64_t checksum_iov(const struct log *l, const struct log_rec_hdr *h,
+			     const struct iovec *iov, int iovcnt)
 {
-	uint64_t seed = checksum64(h, offsetof(struct log_rec_hdr, checksum));
+	uint64_t seed = header_seed(l, h);
 	if (iovcnt == 0)
 		return checksum64_seeded(NULL, 0, seed);
 	if (iovcnt == 1)
@@ -387,7 +398,7 @@ int log_append(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
 	}
 	struct log_rec_hdr h;
 	fill_header(l, &h, type, args, (uint32_t)len, (uint32_t)plen);
-	h.checksum = checksum_iov(&h, iov, iovcnt);
+	h.checksum = checksum_iov(l, &h, iov, iovcnt);
 	int rc = write_record(l, &h, iov, iovcnt);
 	if (rc)
 		return rc;

@@ -581,6 +581,17 @@ static void test_files(void **state)
 	tv_fill(buf, 2000, 7);
 	DO(s, tv_pwrite_full(FS, fd, buf, 2000, 69000)); /* across EOF */
 	DO(s, cairn_close(FS, fd));
+		/* Holes punched: whole blocks, a partial block, in digested data. */
+	{
+		int pf = DO(s, cairn_open(FS, "/punched", O_CREAT | O_RDWR, 0644));
+		tv_fill(buf, 24 * 1024, 77);
+		DO(s, tv_pwrite_full(FS, pf, buf, 24 * 1024, 0));
+		DO(s, cairn_fallocate(FS, pf, 3, 3000, 9000)); /* PUNCH_HOLE | KEEP_SIZE */
+		DO(s, cairn_digest(FS));
+		DO(s, cairn_fallocate(FS, pf, 3, 12288, 8192));
+		DO(s, cairn_fallocate(FS, pf, 0, 0, 40000)); /* extends the size */
+		DO(s, cairn_close(FS, pf));
+	}
 	scen_unmount(s);
 	scen_check(s);
 	scen_end(s);

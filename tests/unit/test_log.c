@@ -33,6 +33,7 @@
 #include "log/log.h"
 #include "log/log_format.h"
 #include "media/media.h"
+#include "util/checksum.h"
 
 #define KIB 1024ull
 #define MIB (1024ull * 1024)
@@ -1102,6 +1103,104 @@ static void test_torn_file(void **state)
 	torn(MEDIA_FILE);
 }
 
+/* Records whose checksum is right but whose header is not: recovery must
+ * check the header fields itself (what a fuzzer or a stray copy of a record
+ * would produce).  The first case is well formed, to show that forging
+ * works at all. */
+enum forge { FORGE_OK, FORGE_MAGIC, FORGE_SEQ, FORGE_EPOCH_NEWER, FORGE_EPOCH_OLDER,
+	     FORGE_LEN_SHORT, FORGE_LEN_UNALIGNED, FORGE_LEN_PAST_END, FORGE_PLEN_PAST_LEN,
+	     FORGE_COUNT };
+
+/* The record checksum as docs/FORMAT.md defines it: XXH3-64 of the
+ * payload, seeded with the XXH3-64 of header bytes 0..55, itself seeded with
+ * the XXH3-64 of the volume UUID. */
+static uint64_t forge_checksum(const struct log_rec_hdr *h, const void *payload,
+			       const uint8_t uuid[16])
+{
+	uint64_t salt = checksum64(uuid, 16);
+	uint64_t seed = checksum64_seeded(h, offsetof(struct log_rec_hdr, checksum), salt);
+	return checksum64_seeded(payload, h->payload_len, seed);
+}
+
+static void test_forged_headers(void **state)
+{
+	(void)state;
+	static struct part p;
+	struct log *l = fresh_log(&p, MEDIA_EMUL, 256 * KIB);
+	static struct recs exp, got;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(append_one(l, 300, (uint64_t)i, &exp), 0);
+	assert_int_equal(log_commit_all(l), 0);
+	uint64_t at = log_tail_off(l), end = LOG_RING_START + log_capacity(l);
+	uint64_t epoch = log_epoch(l);
+	for (int f = 0; f < FORGE_COUNT; f++) {
+		struct {
+			struct log_rec_hdr h;
+			uint8_t payload[256];
+		} r;
+		memset(&r, 0, sizeof(r));
+		fill(r.payload, sizeof(r.payload), 77);
+		r.h.magic = LOG_REC_MAGIC;
+		r.h.type = 20;
+		r.h.len = 192;
+		r.h.payload_len = 100;
+		r.h.seq = 4;
+		r.h.epoch = epoch;
+		r.h.args[0] = 4;
+		switch ((enum forge)f) {
+		case FORGE_OK:
+			break;
+		case FORGE_MAGIC:
+			r.h.magic ^= 1;
+			break;
+		case FORGE_SEQ:
+			r.h.seq = 5;
+			break;
+		case FORGE_EPOCH_NEWER:
+			r.h.epoch = epoch + 1;
+			break;
+		case FORGE_EPOCH_OLDER: /* older than record 3 before it */
+			r.h.epoch = epoch - 1;
+			break;
+		case FORGE_LEN_SHORT:
+			r.h.len = 32;
+			r.h.payload_len = 0;
+			break;
+		case FORGE_LEN_UNALIGNED:
+			r.h.len = 200;
+			break;
+		case FORGE_LEN_PAST_END:
+			r.h.len = (uint32_t)(end - at + LOG_ALIGN);
+			break;
+		case FORGE_PLEN_PAST_LEN:
+			r.h.payload_len = 129; /* len 192 holds 128 */
+			break;
+		default:
+			break;
+		}
+		r.h.checksum = forge_checksum(&r.h, r.payload, UUID_A);
+		assert_int_equal(media_store(p.m, at, &r, sizeof(r)), 0);
+		assert_int_equal(media_fence(p.m), 0);
+		assert_int_equal(recover_into(l, LOG_RING_START, 1, &got, 1), 0);
+		size_t want = f == FORGE_OK ? 4 : 3;
+		if (got.n != want)
+			print_error("forged header %d: %zu records recovered%s\n", f, got.n,
+				    f == FORGE_OK ? " (is forge_checksum still what FORMAT.md says?)"
+						  : "");
+		assert_int_equal(got.n, want);
+		check_range(&got, 0, &exp, 0, 3);
+		assert_int_equal(log_tail_seq(l), want + 1);
+		if (f == FORGE_OK) {
+			assert_int_equal(got.v[3].plen, 100);
+			assert_memory_equal(got.v[3].payload, r.payload, 100);
+		}
+	}
+	close_log(l);
+	recs_free(&got);
+	recs_free(&exp);
+	part_destroy(&p);
+}
+
 /* Records 1..5, record 3 torn; recovery sets the tail at 3 and a new epoch;
  * a new record 3 of the same length is appended and the process dies.  Old
  * records 4 and 5 still sit right after it with the seqs that would come
@@ -1374,6 +1473,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_e2big_file, teardown),
 		cmocka_unit_test_teardown(test_torn_emul, teardown),
 		cmocka_unit_test_teardown(test_torn_file, teardown),
+		cmocka_unit_test_teardown(test_forged_headers, teardown),
 		cmocka_unit_test_teardown(test_stale_epoch, teardown),
 		cmocka_unit_test_teardown(test_reformat_stale, teardown),
 		cmocka_unit_test_teardown(test_commit_file_syncs, teardown),
