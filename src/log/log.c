@@ -27,7 +27,10 @@ struct log {
 	uint64_t epoch;
 	int epoch_slot;      /* slot holding the current epoch */
 	_Atomic uint64_t appended_seq; /* last seq appended */
-	_Atomic uint64_t durable_seq;  /* last seq known durable */
+	_Atomic uint64_t durable_seq;  /* last seq known durable (file media) */
+	_Atomic uint64_t appended_end; /* ring offset after the last appended record */
+	pthread_mutex_t commit_lock;   /* byte-addressable media: one commit_all at a time */
+	uint64_t committed_end;        /* ... and how far it has flushed */
 	uint8_t *staging;    /* file media: one contiguous record per write */
 	size_t staging_size;
 };
@@ -171,6 +174,7 @@ int log_open(struct log **out, struct media *m, const uint8_t uuid[16], char *er
 	if (!l)
 		return -ENOMEM;
 	l->m = m;
+	pthread_mutex_init(&l->commit_lock, NULL);
 	l->salt = checksum64(uuid, 16);
 	l->ring_end = media_size(m) / LOG_ALIGN * LOG_ALIGN;
 	rc = load_epoch(l, err, errlen);
@@ -194,6 +198,7 @@ void log_close(struct log *l)
 {
 	if (!l)
 		return;
+	pthread_mutex_destroy(&l->commit_lock);
 	free(l->staging);
 	free(l);
 }
@@ -259,6 +264,8 @@ int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_
 	free(buf);
 	atomic_store(&l->appended_seq, l->tail_seq - 1);
 	atomic_store(&l->durable_seq, l->tail_seq - 1);
+	atomic_store(&l->appended_end, l->tail_off);
+	l->committed_end = l->tail_off;
 	if (rc || read_only)
 		return rc;
 	int next = !l->epoch_slot;
@@ -415,12 +422,22 @@ int log_append(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
 		l->tail_off = LOG_RING_START;
 	}
 	l->tail_seq++;
+	atomic_store(&l->appended_end, l->tail_off);
 	atomic_store(&l->appended_seq, h.seq);
 	return 0;
 }
 
+/*
+ * Durability differs by medium.  On a file, fdatasync makes every completed
+ * pwrite durable, whoever wrote it, so one thread's sync serves all
+ * (group commit).  On persistent memory a fence only waits for the calling
+ * core's own cache-line write-backs: a thread must fence after its own
+ * flushes, and a commit on behalf of others must flush their lines itself.
+ */
 int log_commit(struct log *l, uint64_t seq)
 {
+	if (media_direct(l->m))
+		return media_fence(l->m); /* the appender flushed its record */
 	if (atomic_load(&l->durable_seq) >= seq)
 		return 0;
 	/* Whatever is appended now is covered by this fence. */
@@ -434,9 +451,31 @@ int log_commit(struct log *l, uint64_t seq)
 	return 0;
 }
 
+/* Flushes the ring from `from` to `to` (it may wrap) on this thread. */
+static void flush_ring(struct log *l, uint64_t from, uint64_t to)
+{
+	if (from == to)
+		return;
+	if (from < to) {
+		media_flush(l->m, from, to - from);
+		return;
+	}
+	media_flush(l->m, from, l->ring_end - from);
+	media_flush(l->m, LOG_RING_START, to - LOG_RING_START);
+}
+
 int log_commit_all(struct log *l)
 {
-	return log_commit(l, atomic_load(&l->appended_seq));
+	if (!media_direct(l->m))
+		return log_commit(l, atomic_load(&l->appended_seq));
+	pthread_mutex_lock(&l->commit_lock);
+	uint64_t end = atomic_load(&l->appended_end);
+	flush_ring(l, l->committed_end, end);
+	int rc = media_fence(l->m);
+	if (!rc)
+		l->committed_end = end;
+	pthread_mutex_unlock(&l->commit_lock);
+	return rc;
 }
 
 void log_reclaim(struct log *l, uint64_t head_off, uint64_t head_seq)

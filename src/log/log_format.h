@@ -55,8 +55,9 @@ struct log_rec_hdr {
 	uint64_t seq;         /* 1, 2, 3, ... over the volume's life */
 	uint64_t epoch;       /* the mount epoch it was written in */
 	uint64_t args[LOG_REC_ARGS]; /* operation arguments, meaning by type */
-	uint64_t checksum;    /* XXH3-64 seeded with the hash of the header
-				 bytes before this field, over the payload */
+	uint64_t checksum;    /* XXH3-64 of the payload, seeded with the hash
+				 of the header bytes before this field, itself
+				 seeded with the hash of the volume UUID */
 };
 
 _Static_assert(sizeof(struct log_super) == LOG_BLOCK, "log_super is one block");

@@ -7,9 +7,9 @@
  * (epoch bump, read-only), append/commit/reopen/recover round trips with
  * multi-piece payloads on emul (/dev/shm) and file (/tmp), wrap-around with
  * PAD records and reclaim, -ENOSPC and log_room, -E2BIG and
- * log_max_payload, torn records, stale records of an older epoch, stale
- * records of a previously formatted volume, the accessors, and log_commit
- * from concurrent threads.
+ * log_max_payload, torn records, records with a valid checksum but a bad
+ * header, stale records of an older epoch, stale records of a previously
+ * formatted volume, the accessors, and log_commit from concurrent threads.
  *
  * Every part is a unique file that is unlinked right after it is first
  * opened; the test keeps a descriptor on it and reopens it through
