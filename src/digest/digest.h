@@ -20,6 +20,12 @@
  * A crash before 4 completes leaves the old checkpoint, whose log head still
  * covers every record: recovery replays them (digest again).  A crash after
  * the journal commits is completed from the journal at mount.
+ *
+ * fs_checkpoint(fs, locked = 0) takes the digest mutex and then the volume
+ * lock (the digest thread, cairn_digest with a thread).  locked = 1 means
+ * the caller already holds the volume lock exclusively; it is used only
+ * when no digest thread runs (inline digests, mount, unmount), so the two
+ * orders never meet.
  */
 #ifndef CAIRN_DIGEST_H
 #define CAIRN_DIGEST_H

@@ -339,7 +339,17 @@ int cairn_digest(cairn_fs *fs)
 		return fail(-EINVAL);
 	if (fs->read_only)
 		return fail(-EROFS);
-	int rc = fs_checkpoint(fs, 0);
+	/* Lock order is the digest mutex, then the volume lock.  Without a
+	 * digest thread, writers checkpoint inline while holding the volume
+	 * lock; taking it first here keeps the same order. */
+	int rc;
+	if (fs->digest_thread_running) {
+		rc = fs_checkpoint(fs, 0);
+	} else {
+		pthread_rwlock_wrlock(&fs->lock);
+		rc = fs_checkpoint(fs, 1);
+		pthread_rwlock_unlock(&fs->lock);
+	}
 	return rc ? fail(rc) : 0;
 }
 
