@@ -2,12 +2,15 @@
  * cairn.c - the cairn command: make, inspect and try out volumes.
  *
  * Owns: argument parsing and human/JSON output.
- * May call: the public API (include/cairn.h) only.
+ * May call: the public API (include/cairn.h) and the FUSE front end
+ * (src/fuse/cairn_fuse.h) only.
  *
  *   cairn mkfs VOLUME [--log-size SIZE] [--fast-size SIZE] [--inodes N]
  *                     [--media pmem|file|emul] [--log PATH] [--fast PATH]
  *   cairn stat VOLUME [--json]
  *   cairn demo VOLUME
+ *   cairn mount VOLUME MOUNTPOINT [--foreground] [--batch MS] [-o OPTS]
+ *   cairn umount MOUNTPOINT [--lazy]
  *
  * Errors go to stderr as "cairn: CMD: VOLUME: reason"; the exit code is 0 on
  * success, 1 on failure, 2 on a usage error.
@@ -21,6 +24,7 @@
 #include <time.h>
 
 #include "cairn.h"
+#include "fuse/cairn_fuse.h"
 
 static const char *prog_cmd = "";
 
@@ -293,6 +297,108 @@ static int cmd_demo(int argc, char **argv)
 	return rc ? 1 : 0;
 }
 
+/* ---- mount and umount ------------------------------------------------------ */
+
+static const char mount_help[] =
+	"Usage: cairn mount VOLUME MOUNTPOINT [OPTIONS]\n"
+	"Serve the volume VOLUME at the directory MOUNTPOINT through FUSE, so that\n"
+	"every program can use it.  Runs as a daemon until 'cairn umount MOUNTPOINT'.\n\n"
+	"  -f, --foreground    stay in the foreground (Ctrl-C unmounts)\n"
+	"  --batch MS          batch mode: changes become durable on fsync or within\n"
+	"                      MS milliseconds (default: sync mode, every change is\n"
+	"                      durable when its call returns)\n"
+	"  -o OPTS             more FUSE mount options, comma-separated (e.g. ro,\n"
+	"                      debug); may be repeated\n";
+
+/* Joins repeated -o options with commas; NULL on no memory. */
+static char *add_options(char *all, const char *more)
+{
+	size_t n = all ? strlen(all) : 0;
+	char *r = realloc(all, n + strlen(more) + 2);
+	if (!r) {
+		free(all);
+		return NULL;
+	}
+	if (n)
+		r[n++] = ',';
+	strcpy(r + n, more);
+	return r;
+}
+
+static int cmd_mount(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"foreground", no_argument, 0, 'f'}, {"batch", required_argument, 0, 'b'},
+		{"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
+	struct cairn_fuse_opts o = {0};
+	char *options = NULL, *end;
+	int c, rc = 2;
+	while ((c = getopt_long(argc, argv, "fo:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			o.foreground = 1;
+			break;
+		case 'b':
+			o.batch_ms = (int)strtol(optarg, &end, 10);
+			if (*end || end == optarg || o.batch_ms <= 0 || o.batch_ms > 3600000) {
+				usage_error("invalid batch interval '%s' (milliseconds)", optarg);
+				goto out;
+			}
+			break;
+		case 'o':
+			if (!(options = add_options(options, optarg))) {
+				fprintf(stderr, "cairn: mount: out of memory\n");
+				return 1;
+			}
+			break;
+		case 'h':
+			fputs(mount_help, stdout);
+			rc = 0;
+			goto out;
+		default:
+			goto out;
+		}
+	}
+	if (optind != argc - 2) {
+		usage_error("%s", "expected a VOLUME and a MOUNTPOINT");
+		goto out;
+	}
+	o.options = options;
+	rc = cairn_fuse_main(argv[optind], argv[optind + 1], &o);
+out:
+	free(options);
+	return rc;
+}
+
+static const char umount_help[] =
+	"Usage: cairn umount MOUNTPOINT [--lazy]\n"
+	"Unmount a volume mounted with 'cairn mount', and wait until its daemon has\n"
+	"unmounted the volume (it may then be mounted again at once).\n\n"
+	"  -l, --lazy          detach the mount point now, even if files are open in\n"
+	"                      it; the daemon exits when the last one is closed\n";
+
+static int cmd_umount(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"lazy", no_argument, 0, 'l'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+	int c, lazy = 0;
+	while ((c = getopt_long(argc, argv, "lh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			lazy = 1;
+			break;
+		case 'h':
+			fputs(umount_help, stdout);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("%s", "expected one MOUNTPOINT");
+	return cairn_fuse_umount(argv[optind], lazy);
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 static const char main_help[] =
@@ -302,7 +408,9 @@ static const char main_help[] =
 	"Commands:\n"
 	"  mkfs VOLUME [OPTIONS]   create a volume\n"
 	"  stat VOLUME [--json]    show the use of the log and the tiers\n"
-	"  demo VOLUME             write, rename and read files; time durable appends\n\n"
+	"  demo VOLUME             write, rename and read files; time durable appends\n"
+	"  mount VOLUME MOUNTPOINT serve a volume through FUSE to every program\n"
+	"  umount MOUNTPOINT       unmount it\n\n"
 	"Run 'cairn COMMAND --help' for the options of a command.\n";
 
 int main(int argc, char **argv)
@@ -318,6 +426,10 @@ int main(int argc, char **argv)
 		return cmd_stat(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "demo"))
 		return cmd_demo(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "mount"))
+		return cmd_mount(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "umount"))
+		return cmd_umount(argc - 1, argv + 1);
 	fprintf(stderr, "cairn: unknown command '%s'\nTry 'cairn --help'.\n", argv[1]);
 	return 2;
 }

@@ -122,3 +122,66 @@ int data_blocks_needed(struct cairn_fs *fs, struct fs_inode *i, struct vnode *vn
 	}
 	return 0;
 }
+
+/* Whether file byte x is data: in an extent of the shared area or in an
+ * undigested piece.  *next gets the first byte after x where that may
+ * change. */
+static int is_data_at(struct cairn_fs *fs, const struct fs_inode *i, struct vnode *vn, uint64_t x,
+		      uint64_t *next)
+{
+	struct extent e;
+	int found = extent_lookup(&fs->sh.fx, i, x / B, &e);
+	if (found < 0)
+		return found;
+	uint64_t end_blk = e.lblk + e.len; /* a hole's len reaches at most UINT64_MAX */
+	uint64_t ext_end = end_blk > UINT64_MAX / B ? UINT64_MAX : end_blk * B;
+	struct piece *p = vn ? dindex_first_after(&vn->data, x) : NULL;
+	if (p && p->off <= x) {
+		*next = p->off + p->len;
+		return 1;
+	}
+	if (found) {
+		*next = ext_end;
+		return 1;
+	}
+	*next = ext_end; /* the hole ends where the next extent starts ... */
+	if (p && p->off < *next)
+		*next = p->off; /* ... or the next piece */
+	return 0;
+}
+
+int data_seek(struct cairn_fs *fs, uint64_t ino, uint64_t off, int want_data, uint64_t *out)
+{
+	struct iref r;
+	int rc = inode_get(&fs->sh, ino, &r);
+	if (rc)
+		return rc;
+	uint64_t size = r.i->size;
+	struct vnode *vn = vnode_find(fs, ino);
+	uint64_t x = off;
+	while (!rc && x < size) {
+		uint64_t next;
+		int d = is_data_at(fs, r.i, vn, x, &next);
+		if (d < 0) {
+			rc = d;
+			break;
+		}
+		if (d == want_data)
+			break;
+		if (next <= x) {
+			rc = -EUCLEAN;
+			break;
+		}
+		x = next;
+	}
+	inode_put(&fs->sh, &r);
+	if (rc)
+		return rc;
+	if (x >= size) {
+		if (want_data)
+			return -ENXIO;
+		x = size; /* the end of the file counts as a hole */
+	}
+	*out = x;
+	return 0;
+}

@@ -538,15 +538,23 @@ off_t cairn_lseek(cairn_fs *fs, int fd, off_t off, int whence)
 	case SEEK_END:
 		base = size;
 		break;
-	case SEEK_DATA: /* the whole file counts as data: no hole search yet */
-	case SEEK_HOLE:
+	case SEEK_DATA:
+	case SEEK_HOLE: {
 		if (off < 0 || off >= size) {
 			pthread_mutex_unlock(&f->pos_lock);
 			return fail(off < 0 ? -EINVAL : -ENXIO);
 		}
-		if (whence == SEEK_HOLE)
-			off = (off_t)size;
+		uint64_t at;
+		pthread_rwlock_rdlock(&fs->lock);
+		rc = data_seek(fs, f->vn->ino, (uint64_t)off, whence == SEEK_DATA, &at);
+		pthread_rwlock_unlock(&fs->lock);
+		if (rc) {
+			pthread_mutex_unlock(&f->pos_lock);
+			return fail(rc);
+		}
+		off = (off_t)at;
 		break;
+	}
 	default:
 		pthread_mutex_unlock(&f->pos_lock);
 		return fail(-EINVAL);

@@ -153,6 +153,8 @@ int dir_lookup_name(struct cairn_fs *fs, uint64_t dir, const char *name, size_t 
 
 /* ---- reading file data (data.c) ---- */
 ssize_t data_read(struct cairn_fs *fs, uint64_t ino, void *buf, size_t count, uint64_t off);
+/* SEEK_DATA (want_data) / SEEK_HOLE from off: 0 and *out, or -ENXIO. */
+int data_seek(struct cairn_fs *fs, uint64_t ino, uint64_t off, int want_data, uint64_t *out);
 /* Blocks [off, off+len) will newly need in the shared area. */
 int data_blocks_needed(struct cairn_fs *fs, struct fs_inode *i, struct vnode *vn, uint64_t off,
 		       uint64_t len, uint64_t *need);

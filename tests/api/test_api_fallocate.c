@@ -1,7 +1,8 @@
 /*
  * test_api_fallocate.c - cairn_fallocate: mode 0 extends the size,
  * KEEP_SIZE does not, PUNCH_HOLE|KEEP_SIZE frees whole blocks and zeroes
- * partial ones (digested or still in the log), and the errno cases.
+ * partial ones (digested or still in the log), the errno cases, and
+ * SEEK_DATA/SEEK_HOLE over the holes these leave.
  */
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -84,12 +85,39 @@ static void test_modes_and_errors(void **state)
 	TV_OK(cairn_close(fs, fd));
 }
 
+/* SEEK_DATA / SEEK_HOLE find the holes, in the log and after digest. */
+static void test_seek_data_hole(void **state)
+{
+	cairn_fs *fs = TV_FS(state);
+	static unsigned char buf[8192];
+	tv_fill(buf, sizeof(buf), 5);
+	int fd = TV_OK(cairn_open(fs, "/s", O_CREAT | O_RDWR, 0644));
+	const off_t mib = 1 << 20;
+	for (int pass = 0; pass < 2; pass++) {
+		TV_EQ(tv_pwrite_full(fs, fd, buf, 4096, 0), 4096);
+		TV_EQ(tv_pwrite_full(fs, fd, buf, 8192, mib), 8192);
+		TV_EQ(cairn_lseek(fs, fd, 0, SEEK_DATA), 0);
+		TV_EQ(cairn_lseek(fs, fd, 0, SEEK_HOLE), 4096);
+		TV_EQ(cairn_lseek(fs, fd, 4096, SEEK_DATA), mib);
+		TV_EQ(cairn_lseek(fs, fd, 5000, SEEK_HOLE), 5000);
+		TV_EQ(cairn_lseek(fs, fd, mib + 100, SEEK_HOLE), mib + 8192); /* EOF */
+		TV_ERR(cairn_lseek(fs, fd, mib + 8192, SEEK_DATA), ENXIO);
+		TV_OK(cairn_digest(fs)); /* the second pass sees the same in the shared area */
+	}
+	/* A punched hole is found too (the extent is gone). */
+	TV_OK(cairn_fallocate(fs, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, mib, 4096));
+	TV_OK(cairn_digest(fs));
+	TV_EQ(cairn_lseek(fs, fd, 4096, SEEK_DATA), mib + 4096);
+	TV_OK(cairn_close(fs, fd));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_punch_in_log, tv_setup, tv_teardown),
 		cmocka_unit_test_setup_teardown(test_punch_digested, tv_setup, tv_teardown),
 		cmocka_unit_test_setup_teardown(test_modes_and_errors, tv_setup, tv_teardown),
+		cmocka_unit_test_setup_teardown(test_seek_data_hole, tv_setup, tv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
