@@ -4,13 +4,13 @@
  * mount point unmounted, or SIGINT/SIGTERM/SIGHUP) unmount both; and
  * `cairn umount`.
  *
- * Owns: the FUSE session, the daemon, the volume lock of a mount.
+ * Owns: the FUSE session and the daemon.
  * May call: libfuse3, include/cairn.h, fuse_ops.c (through cfuse_ops), libc.
  *
- * The volume lock: the daemon holds an exclusive flock on the volume
- * directory from before cairn_mount until after cairn_unmount.  A second
- * `cairn mount` of the volume is refused, and `cairn umount` waits for the
- * lock, so that when it returns the volume is unmounted for real (its last
+ * The volume lock: cairn_mount holds an exclusive flock on the volume
+ * directory until cairn_unmount (src/volume), so a second mount of the
+ * volume is refused; `cairn umount` waits for that lock to be free, so
+ * that when it returns the volume is unmounted for real (its last
  * checkpoint written) and may be mounted again at once.
  */
 #include "fuse/cairn_fuse.h"
@@ -49,24 +49,6 @@ static void report(const char *cmd, const char *what, const char *fmt, ...)
 }
 
 /* ---- the volume lock ----------------------------------------------------- */
-
-static int volume_lock(const char *vol)
-{
-	int fd = open(vol, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		report("mount", vol, "%s", strerror(errno));
-		return -1;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		int e = errno;
-		report("mount", vol, "%s",
-		       e == EWOULDBLOCK ? "the volume is mounted by another cairn process"
-					: strerror(e));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
 
 /* Waits until no process holds the volume lock; 0, or -1 after timeout. */
 static int volume_wait_free(const char *vol, int timeout_ms)
@@ -120,7 +102,7 @@ static int build_args(struct fuse_args *args, const char *vol, const struct cair
 }
 
 /* Whether the user's -o options hold "ro": the volume is then mounted
- * read-only too, so that cairn writes nothing (no digest, no recovery). */
+ * read-only too, so that cairn writes nothing (recovery in memory only). */
 static int wants_read_only(const char *options)
 {
 	if (!options)
@@ -202,16 +184,12 @@ static int session_run(struct fuse_session *se)
  * foreground) hears when the mount is up. */
 static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *o, int ready_fd)
 {
-	int lock = volume_lock(vol);
-	if (lock < 0)
-		return 1;
 	struct cairn_mount_opts mo = {.batch_ms = o->batch_ms,
 				      .read_only = wants_read_only(o->options)};
 	struct cfuse cf = {.fs = cairn_mount(vol, &mo)};
 	if (!cf.fs) {
 		int e = errno;
 		report("mount", vol, "%s", cairn_last_error()[0] ? cairn_last_error() : strerror(e));
-		close(lock);
 		return 1;
 	}
 	struct fuse_session *se = session_start(&cf, vol, mp, o);
@@ -229,7 +207,6 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 		report("mount", vol, "unmount: %s", strerror(errno));
 		rc = 1;
 	}
-	close(lock);
 	return rc;
 }
 

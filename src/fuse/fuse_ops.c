@@ -321,23 +321,10 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
-	/* Blocks are allocated when written, so only the size matters; a
-	 * later write can still find the fast tier full (ENOSPC). */
-	if (mode & ~FALLOC_FL_KEEP_SIZE) {
-		fuse_reply_err(req, EOPNOTSUPP); /* PUNCH_HOLE, ZERO_RANGE, ... */
-		return;
-	}
-	if (mode & FALLOC_FL_KEEP_SIZE) {
-		fuse_reply_err(req, 0);
-		return;
-	}
-	struct stat st;
-	int rc = ic_getattr(fs_of(req), ino, &st);
-	if (!rc && off + len > st.st_size) {
-		st.st_size = off + len;
-		rc = ic_setattr(fs_of(req), ino, IC_SET_SIZE, &st, &st);
-	}
-	reply_rc(req, rc);
+	/* cairn_fallocate knows the modes: 0 and KEEP_SIZE reserve the space
+	 * (0 extends the size), PUNCH_HOLE|KEEP_SIZE frees; others EOPNOTSUPP. */
+	int rc = cairn_fallocate(fs_of(req), (int)fi->fh, mode, off, len);
+	fuse_reply_err(req, rc ? errno : 0);
 }
 
 /* ---- directories --------------------------------------------------------- */
@@ -477,34 +464,71 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	fuse_reply_err(req, ((unsigned)mask & ~bits & 7) ? EACCES : 0);
 }
 
-/* No extended attributes yet: every file lists none, and none can be read,
- * set or removed (EOPNOTSUPP, as a file system without xattr support says).
- * getxattr answers ENOSYS, which the kernel turns into EOPNOTSUPP and
- * remembers: it then stops asking for security.capability before every
- * write, a round trip that made 4 KiB writes 1.5x slower (ENODATA would
- * have made the kernel ask again each time). */
+/* POSIX ACLs are xattrs to libfs, but the kernel would not enforce them
+ * (no FUSE_CAP_POSIX_ACL: it checks the mode bits only), so an ACL set
+ * here would promise an access control that does not happen.  Refused, as
+ * by a file system without ACL support. */
+static int is_acl(const char *name)
+{
+	return !strncmp(name, "system.posix_acl_", 17);
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	fuse_reply_err(req, EOPNOTSUPP);
+	if (is_acl(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	/* XATTR_CREATE and XATTR_REPLACE have cairn's values (1 and 2). */
+	reply_rc(req, ic_setxattr(fs_of(req), ino, name, value ? value : "", size, flags));
+}
+
+/* getxattr and listxattr: with size 0 the caller asks how big the value
+ * is; otherwise the value, or ERANGE if it does not fit. */
+static void reply_xattr_value(fuse_req_t req, size_t size, ssize_t n, const char *buf)
+{
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	fuse_reply_err(req, ENOSYS);
+	if (is_acl(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	reply_xattr_value(req, size, ic_getxattr(fs_of(req), ino, name, buf, size), buf);
+	free(buf);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	if (size == 0)
-		fuse_reply_xattr(req, 0);
-	else
-		fuse_reply_buf(req, NULL, 0);
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	reply_xattr_value(req, size, ic_listxattr(fs_of(req), ino, buf, size), buf);
+	free(buf);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(req, EOPNOTSUPP);
+	if (is_acl(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	reply_rc(req, ic_removexattr(fs_of(req), ino, name));
 }
 
 const struct fuse_lowlevel_ops cfuse_ops = {

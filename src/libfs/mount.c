@@ -229,7 +229,7 @@ static void destroy_fs(struct cairn_fs *fs)
 
 static int open_parts(struct cairn_fs *fs, const char *dir, char *err, size_t el)
 {
-	int rc = volume_open(&fs->vol, dir, media_of(fs->opts.media, 0), err, el);
+	int rc = volume_open(&fs->vol, dir, media_of(fs->opts.media, 0), !fs->read_only, err, el);
 	if (rc)
 		return rc;
 	if (fs->opts.recorder) {

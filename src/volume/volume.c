@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 static const char *part_names[PART_COUNT] = {"log", "fast"};
@@ -178,15 +179,38 @@ int manifest_read(const char *dir, struct manifest *mf, char *err, size_t errlen
 	return 0;
 }
 
-int volume_open(struct volume *v, const char *dir, enum media_kind media, char *err, size_t errlen)
+static int lock_volume(struct volume *v, int exclusive, char *err, size_t errlen)
+{
+	v->lock_fd = open(v->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (v->lock_fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", v->dir, strerror(e));
+		return -e;
+	}
+	if (flock(v->lock_fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
+		return 0;
+	int e = errno;
+	snprintf(err, errlen, "%s: %s", v->dir,
+		 e == EWOULDBLOCK ? "the volume is in use by another process (mounted?)"
+				  : strerror(e));
+	close(v->lock_fd);
+	v->lock_fd = -1;
+	return e == EWOULDBLOCK ? -EBUSY : -e;
+}
+
+int volume_open(struct volume *v, const char *dir, enum media_kind media, int exclusive,
+		char *err, size_t errlen)
 {
 	memset(v, 0, sizeof(*v));
+	v->lock_fd = -1;
 	if (!realpath(dir, v->dir)) {
 		int e = errno;
 		snprintf(err, errlen, "%s: %s", dir, strerror(e));
 		return -e;
 	}
 	int rc = manifest_read(v->dir, &v->mf, err, errlen);
+	if (!rc)
+		rc = lock_volume(v, exclusive, err, errlen);
 	if (rc)
 		return rc;
 	enum media_kind kind = media ? media : v->mf.media;
@@ -209,4 +233,7 @@ void volume_close(struct volume *v)
 			media_close(v->part[p]);
 		v->part[p] = NULL;
 	}
+	if (v->lock_fd >= 0)
+		close(v->lock_fd); /* last: the parts are closed when others may enter */
+	v->lock_fd = -1;
 }

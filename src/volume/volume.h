@@ -33,6 +33,7 @@ struct volume {
 	char dir[VOLUME_PATH_MAX];
 	struct manifest mf;
 	struct media *part[PART_COUNT];
+	int lock_fd; /* the volume directory, flock'ed while open */
 };
 
 const char *volume_part_name(enum volume_part p);
@@ -44,8 +45,11 @@ int manifest_write(const char *dir, const struct manifest *mf, char *err, size_t
 int manifest_read(const char *dir, struct manifest *mf, char *err, size_t errlen);
 
 /* Opens every part with the manifest's medium, or `media` if non-zero,
- * checking that each exists and has the recorded size. */
-int volume_open(struct volume *v, const char *dir, enum media_kind media, char *err, size_t errlen);
+ * checking that each exists and has the recorded size.  Locks the volume
+ * directory (flock): exclusively to write, shared to only read, so that two
+ * processes never write one volume; -EBUSY when it is taken. */
+int volume_open(struct volume *v, const char *dir, enum media_kind media, int exclusive,
+		char *err, size_t errlen);
 void volume_close(struct volume *v);
 
 #endif

@@ -4,7 +4,8 @@
  * any program would make them.
  *
  * The tests run in order and share one volume:
- *   1. names, data, attributes, a directory of 1000 entries, statfs, a FIFO;
+ *   1. names, data, attributes, xattrs, fallocate, permissions, a directory
+ *      of 1000 entries, statfs, a FIFO;
  *   2. `cairn umount`, the daemon exits 0, a new mount shows it all again;
  *   3. kill -9 of the daemon in the middle of a write loop, lazy unmount of
  *      the dead mount, a new mount: every write and create acknowledged
@@ -31,6 +32,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -336,8 +338,37 @@ static void attributes(void)
 	CHECK(fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 65536));
 	CHECK(fstat(fd, &st));
 	assert_int_equal(st.st_size, 8192);
-	CHECK_ERRNO(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096), EOPNOTSUPP);
+	char blk[8192], zero[4096] = {0};
+	memset(blk, 'f', sizeof(blk));
+	assert_int_equal(pwrite(fd, blk, sizeof(blk), 0), (ssize_t)sizeof(blk));
+	CHECK(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096));
+	assert_int_equal(pread(fd, blk, sizeof(blk), 0), (ssize_t)sizeof(blk));
+	assert_memory_equal(blk, zero, 4096);
+	assert_int_equal(blk[4096], 'f');
+	CHECK_ERRNO(fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, 4096), EOPNOTSUPP);
 	CHECK(close(fd));
+}
+
+static void xattrs(void)
+{
+	const char *f = at("d/greeting");
+	CHECK(setxattr(f, "user.color", "blue", 4, XATTR_CREATE));
+	CHECK_ERRNO(setxattr(f, "user.color", "red", 3, XATTR_CREATE), EEXIST);
+	CHECK_ERRNO(setxattr(f, "user.none", "x", 1, XATTR_REPLACE), ENODATA);
+	CHECK(setxattr(f, "user.empty", "", 0, 0));
+	char buf[64];
+	assert_int_equal(getxattr(f, "user.color", NULL, 0), 4);
+	assert_int_equal(getxattr(f, "user.color", buf, sizeof(buf)), 4);
+	assert_memory_equal(buf, "blue", 4);
+	CHECK_ERRNO(getxattr(f, "user.color", buf, 2), ERANGE);
+	assert_int_equal(getxattr(f, "user.empty", buf, sizeof(buf)), 0);
+	CHECK_ERRNO(getxattr(f, "user.none", buf, sizeof(buf)), ENODATA);
+	ssize_t n = listxattr(f, buf, sizeof(buf));
+	assert_int_equal(n, (ssize_t)sizeof("user.color") + (ssize_t)sizeof("user.empty"));
+	CHECK(removexattr(f, "user.empty"));
+	CHECK_ERRNO(removexattr(f, "user.empty"), ENODATA);
+	/* ACLs would not be enforced (the kernel checks mode bits): refused. */
+	CHECK_ERRNO(setxattr(f, "system.posix_acl_access", "\x02\0\0\0", 4, 0), EOPNOTSUPP);
 }
 
 /* The kernel checks permissions (default_permissions): another user may
@@ -410,6 +441,7 @@ static void test_calls(void **state)
 	names();
 	stat_fields();
 	attributes();
+	xattrs();
 	permissions();
 	big_directory();
 	volume_and_fifo();
@@ -438,6 +470,8 @@ static void test_persist(void **state)
 	assert_int_equal(st.st_mtim.tv_sec, 1500000000);
 	CHECK(stat(at("d/big"), &st));
 	assert_int_equal(st.st_size, 5000);
+	assert_int_equal(getxattr(at("d/greeting"), "user.color", buf, sizeof(buf)), 4);
+	assert_memory_equal(buf, "blue", 4);
 	CHECK(stat(at("d/fifo"), &st));
 	assert_true(S_ISFIFO(st.st_mode));
 	CHECK_ERRNO(stat(at("d/victim"), &st), ENOENT);

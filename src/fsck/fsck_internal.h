@@ -1,0 +1,189 @@
+/*
+ * fsck_internal.h - what the files of src/fsck share: the state of one
+ * check (struct fsck_ctx), the problem codes, and the phases.
+ *
+ * Owns: nothing on the media.  fsck reads the volume through the same
+ * layers a mount uses (volume, log, shared area, cache, btree) and writes
+ * only in repair mode, through the cache and shared_commit.
+ *
+ * One check = fsck_open (phase 1: parts, slots) + fsck_scan_log (phase 2)
+ * + fsck_check_inodes (phase 3) + fsck_check_blocks (phase 4), then
+ * fsck_close.  A repair round is a check opened read-write followed by
+ * fsck_apply for each fixable problem and fsck_commit.
+ */
+#ifndef CAIRN_FSCK_INTERNAL_H
+#define CAIRN_FSCK_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "fs/btree.h"
+#include "fs/shared.h"
+#include "fsck/fsck.h"
+#include "log/log.h"
+#include "volume/volume.h"
+
+/* Problem codes; fsck_code_name() in fsck_report.c names each.  For the
+ * fixable ones, the item's a, b, c (and name) say what the fix needs. */
+enum fsck_code {
+	FC_NONE = 0,
+	FC_LOG_SUPER,       /* the log part is refused (log_open's sentence) */
+	FC_EPOCH_SLOT,      /* an epoch slot is damaged (fixed by a mount) */
+	FC_CKPT_SLOT,       /* a checkpoint slot is damaged (fixed by any commit) */
+	FC_LOG_HEAD,        /* the checkpoint names a log head outside the ring */
+	FC_IBIT_FREE,       /* a: inode in use but free in the inode bitmap (set) */
+	FC_IBIT_LEAK,       /* a: inode free but marked in use (clear) */
+	FC_INODE_RESERVED,  /* inode 0 is in use */
+	FC_MODE,            /* unknown file type */
+	FC_ROOT,            /* the root inode is free or not a directory */
+	FC_TREE,            /* a: inode, b: tree kind; fails btree_check.  Fixable
+			     * (emptied) only when the root node itself is
+			     * unreadable: nothing in the tree can be read anyway */
+	FC_EXTENT_BAD,      /* an extent record is invalid or overlaps another */
+	FC_EXTENT_OUTSIDE,  /* a: inode, b: lblk, c: len; maps blocks outside the
+			     * data area (the record is removed) */
+	FC_EXTENT_PAST_EOF, /* warning: an extent lies wholly beyond the size */
+	FC_SYMLINK_SIZE,    /* a symlink's size is 0 or over 4095 */
+	FC_SPECIAL_TREE,    /* a device, FIFO or socket has a block map */
+	FC_BLOCKS,          /* a: inode, b: blocks its trees claim */
+	FC_ENTRIES,         /* a: directory, b: records in its tree */
+	FC_DENT_BAD,        /* a malformed directory record or an invalid name */
+	FC_DENT_KEY,        /* an entry's key lies outside its name's bucket */
+	FC_DENT_DUP,        /* a name appears twice in one directory */
+	FC_DENT_FREE,       /* a: directory, b: key; names a free or invalid inode
+			     * (the entry is removed) */
+	FC_DENT_TYPE,       /* an entry's DT_ type disagrees with the inode */
+	FC_DIR_MULTI,       /* a directory is named by more than one entry */
+	FC_NLINK,           /* a: inode, b: the right link count */
+	FC_PARENT,          /* a: directory, b: the directory that names it */
+	FC_ORPHAN_LIST,     /* a: inode whose orphan_next is bad (0: the head in
+			     * the checkpoint); the list is cut there */
+	FC_ORPHAN_FLAG,     /* a: inode, b: 1 set / 0 clear FS_INODE_ORPHAN */
+	FC_ORPHAN_NAMED,    /* on the orphan list but named by entries */
+	FC_UNREACHABLE,     /* a: inode; unreachable from the root and not an
+			     * orphan.  Fixable (freed) when it holds nothing */
+	FC_BLOCK_META_FREE, /* a: start, b: count; metadata block marked free */
+	FC_BLOCK_LEAK,      /* a: start, b: count; used but claimed by nothing */
+	FC_BLOCK_FREE_USED, /* a: start, b: count; claimed but marked free */
+	FC_BLOCK_DUP,       /* a: start, b: count; claimed by two owners */
+	FC_IO,              /* a block could not be read */
+	FC_COUNT
+};
+
+/* Tree kinds, for FC_TREE's b. */
+enum { TREE_EXTENT = 0, TREE_DIR = 1, TREE_XATTR = 2 };
+
+/* What fsck remembers of each inode number. */
+struct iinfo {
+	uint32_t mode;
+	uint32_t nlink;
+	uint32_t names;   /* directory entries naming it */
+	uint32_t subdirs; /* directories: entries naming directories */
+	uint64_t namer;   /* the directory of the first entry found naming it */
+	uint64_t parent;  /* directories: the inode's parent field */
+	uint32_t flags;   /* II_* */
+};
+#define II_ORPHAN_FLAG 1u /* FS_INODE_ORPHAN is set in the inode */
+#define II_ON_LIST 2u     /* found on the orphan list */
+#define II_TREES_OK 4u    /* every tree of the inode was read whole */
+#define II_REACH 8u       /* reachable from the root */
+#define II_KNOWN 16u      /* reachability decided */
+#define II_EMPTY 32u      /* holds nothing (no data, names or attributes) */
+#define II_UNKNOWN 64u    /* unknown file type in its mode */
+
+/* A block claimed twice: one (block, owner) pair per claim, gathered by a
+ * second pass over the inodes once duplicates are known to exist. */
+struct dup_owner {
+	uint64_t blk, ino;
+};
+
+struct fsck_ctx {
+	const char *volume;
+	const struct fsck_opts *o;
+	int rw;                 /* opened to repair */
+	struct fsck_report *r;  /* counts and notes */
+	struct fsck_list *out;  /* problems of this check */
+	int refused;
+
+	struct volume vol;
+	int vol_open;
+	struct log *log;
+	struct shared sh;
+	int sh_open;
+	const struct fs_super *sb;
+	uint64_t orphan_head;   /* as the checkpoint (or a repair) says */
+
+	uint64_t *ibits, *bbits; /* the media bitmaps, as read */
+	uint64_t *claimed, *dup; /* blocks the trees claim; claimed twice */
+	uint64_t ndup;
+	struct iinfo *ii;
+	int names_complete;  /* every directory tree was read whole */
+	int claims_complete; /* every tree of every inode was read whole */
+	int root_ok;
+
+	/* the inode being checked */
+	uint64_t cur_ino;
+	uint64_t cur_claimed;   /* blocks its trees claim */
+	uint64_t cur_outside;   /* blocks of its extents outside the data area */
+
+	int rescan;             /* second pass: gather owners of duplicates */
+	struct dup_owner *dv;
+	size_t ndv, capdv;
+
+	int need_commit;        /* a repair without cache changes (slot) */
+	int progress_pct;
+	const char *progress_label;
+};
+
+/* ---- fsck_report.c ---- */
+/* Appends a problem to c->out (nothing during a rescan: a scratch item is
+ * returned so the caller may still fill it).  Severity FSCK_ERROR. */
+struct fsck_item *fsck_problem(struct fsck_ctx *c, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+struct fsck_item *fsck_list_add(struct fsck_list *l, int code, const char *fmt, va_list ap);
+struct fsck_item *fsck_list_addf(struct fsck_list *l, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void fsck_note(struct fsck_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fsck_list_free(struct fsck_list *l);
+size_t fsck_count(const struct fsck_list *l, int severity);
+void fsck_progress(struct fsck_ctx *c, const char *label, uint64_t done, uint64_t total);
+void fsck_progress_end(struct fsck_ctx *c);
+/* A name made printable for messages (bytes outside 0x20..0x7e as \xHH). */
+void fsck_quote(char *out, size_t outlen, const char *name, size_t len);
+
+/* ---- fsck_parts.c: phases 1 and 2 ---- */
+int fsck_open(struct fsck_ctx *c);   /* 0, or -1 when refused (c->r->refused says why) */
+void fsck_scan_log(struct fsck_ctx *c);
+void fsck_close(struct fsck_ctx *c);
+
+/* ---- fsck_inodes.c: phase 3 ---- */
+int fsck_check_inodes(struct fsck_ctx *c);
+/* The inode's trees again, claiming blocks only (for the rescan). */
+void fsck_claim_inode(struct fsck_ctx *c, uint64_t ino);
+/* Btree operations of the three tree kinds (docs/FORMAT.md, "Tree nodes"). */
+extern const struct btree_ops fsck_extent_ops, fsck_dir_ops, fsck_xattr_ops;
+
+/* ---- fsck_blocks.c: phase 4 ---- */
+int fsck_check_blocks(struct fsck_ctx *c);
+/* Marks [start, start+n) claimed by c->cur_ino (or records owners of
+ * duplicates during a rescan). */
+void fsck_claim(struct fsck_ctx *c, uint64_t start, uint64_t n);
+int fsck_data_range(const struct fsck_ctx *c, uint64_t start, uint64_t n);
+
+/* ---- fsck_repair.c ---- */
+/* Applies the fix of one fixable problem through the cache; appends a line
+ * to done.  Commits first when the journal would overflow.  0 or -errno. */
+int fsck_apply(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done);
+int fsck_commit(struct fsck_ctx *c);
+
+/* Bit helpers over little-endian u64 word arrays (bit u = word u/64, bit u%64). */
+static inline int bit_test(const uint64_t *w, uint64_t u)
+{
+	return (int)((w[u >> 6] >> (u & 63)) & 1);
+}
+static inline void bit_set(uint64_t *w, uint64_t u)
+{
+	w[u >> 6] |= 1ull << (u & 63);
+}
+
+#endif

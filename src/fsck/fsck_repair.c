@@ -1,0 +1,340 @@
+/*
+ * fsck_repair.c - the fixes fsck knows to be safe, applied through the
+ * shared area's metadata cache and made durable by shared_commit (the
+ * redo journal), so a crash during a repair leaves either the state
+ * before a commit or the state after it.
+ *
+ * Owns: the repair of one problem at a time, and the repair's commits.
+ * May call: shared (inodes, cache, commit), btree (delete on a read-write
+ * handle), cache.
+ *
+ * No fix allocates anything: fixes clear or set bitmap bits, set inode
+ * fields, zero freed inodes, and delete tree records (which only frees
+ * nodes).  So a block bitmap that is still wrong can never make a repair
+ * hand out a block that is in use.  Blocks and inodes a fix leaves
+ * unreferenced are reclaimed as leaks by the next round's check.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/cache.h"
+#include "fs/format.h"
+#include "fsck/fsck_internal.h"
+
+#define UNITS_PER_BLOCK ((uint64_t)FS_BLOCK_SIZE * 8)
+
+/* A line of the repairs list: the problem, then what was done. */
+static void done_line(struct fsck_list *done, const struct fsck_item *p, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void done_line(struct fsck_list *done, const struct fsck_item *p, const char *fmt, ...)
+{
+	char what[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	fsck_list_addf(done, p->code, "%s -> %s", p->msg, what);
+}
+
+/* ---- commits ---------------------------------------------------------------- */
+
+/* Free units of a bitmap in [first, nunits), from the cache's copy (the
+ * one about to be committed).  Informational fields of the checkpoint. */
+static uint64_t count_free(struct fsck_ctx *c, uint64_t start, uint64_t nunits, uint64_t first)
+{
+	uint64_t used = 0;
+	for (uint64_t k = 0; k * UNITS_PER_BLOCK < nunits; k++) {
+		struct buf *b;
+		if (cache_get(c->sh.cache, start + k, &b))
+			return 0;
+		const uint64_t *w = (const uint64_t *)b->data;
+		for (uint64_t u = k * UNITS_PER_BLOCK; u < nunits && u < (k + 1) * UNITS_PER_BLOCK; u++)
+			used += u >= first && bit_test(w, u - k * UNITS_PER_BLOCK);
+		cache_put(c->sh.cache, b);
+	}
+	return nunits - first - used;
+}
+
+int fsck_commit(struct fsck_ctx *c)
+{
+	if (!cache_dirty_count(c->sh.cache) && !c->need_commit &&
+	    c->orphan_head == c->sh.ckpt.orphan_head)
+		return 0;
+	const struct fs_super *sb = c->sb;
+	/* The same log head: the repair digests nothing, it only corrects. */
+	struct fs_checkpoint ck = c->sh.ckpt;
+	ck.orphan_head = c->orphan_head;
+	ck.free_blocks = count_free(c, sb->bbitmap_start, sb->total_blocks, sb->data_start);
+	ck.free_inodes = count_free(c, sb->ibitmap_start, sb->inode_count, FS_ROOT_INO + 1);
+	struct cache_snapshot snap = {0};
+	int rc = cache_snapshot_dirty(c->sh.cache, &snap);
+	if (!rc)
+		rc = shared_commit(&c->sh, &snap, &ck);
+	if (!rc)
+		cache_snapshot_commit(c->sh.cache, &snap);
+	else
+		cache_snapshot_restore(c->sh.cache, &snap);
+	cache_snapshot_free(&snap);
+	if (!rc)
+		c->need_commit = 0;
+	return rc;
+}
+
+/* One fix dirties at most a tree path, an inode block and a few bitmap
+ * blocks; commit before the journal could overflow. */
+static int maybe_commit(struct fsck_ctx *c)
+{
+	uint64_t cap = shared_journal_capacity(&c->sh);
+	uint64_t limit = cap > 64 ? cap - 32 : cap / 2;
+	return cache_dirty_count(c->sh.cache) >= limit ? fsck_commit(c) : 0;
+}
+
+/* ---- bitmaps ------------------------------------------------------------------ */
+
+static int bitmap_edit(struct fsck_ctx *c, uint64_t bitmap_start, uint64_t unit, uint64_t n, int set)
+{
+	while (n) {
+		int rc = maybe_commit(c);
+		uint64_t k = unit / UNITS_PER_BLOCK, off = unit % UNITS_PER_BLOCK;
+		uint64_t m = n < UNITS_PER_BLOCK - off ? n : UNITS_PER_BLOCK - off;
+		struct buf *b;
+		if (!rc)
+			rc = cache_get(c->sh.cache, bitmap_start + k, &b);
+		if (rc)
+			return rc;
+		uint64_t *w = (uint64_t *)b->data;
+		for (uint64_t i = off; i < off + m; i++) {
+			if (set)
+				bit_set(w, i);
+			else
+				w[i >> 6] &= ~(1ull << (i & 63));
+		}
+		cache_mark_dirty(c->sh.cache, b);
+		cache_put(c->sh.cache, b);
+		unit += m;
+		n -= m;
+	}
+	return 0;
+}
+
+static int fix_bits(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	const struct fs_super *sb = c->sb;
+	int inode = p->code == FC_IBIT_FREE || p->code == FC_IBIT_LEAK;
+	int set = p->code == FC_IBIT_FREE || p->code == FC_BLOCK_META_FREE ||
+		  p->code == FC_BLOCK_FREE_USED;
+	uint64_t n = inode ? 1 : p->b;
+	int rc = bitmap_edit(c, inode ? sb->ibitmap_start : sb->bbitmap_start, p->a, n, set);
+	if (!rc)
+		done_line(done, p, "marked %s", set ? "in use" : "free");
+	return rc;
+}
+
+/* ---- inodes ------------------------------------------------------------------ */
+
+/* The inode, if still in use (a fix found by the check may have been made
+ * moot by an earlier fix of the same round). */
+static int get_live(struct fsck_ctx *c, uint64_t ino, struct iref *r)
+{
+	int rc = inode_get(&c->sh, ino, r);
+	if (rc)
+		return rc;
+	if (r->i->mode == 0) {
+		inode_put(&c->sh, r);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int fix_field(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	struct iref r;
+	int rc = get_live(c, p->a, &r);
+	if (rc)
+		return rc;
+	const char *what = "";
+	switch (p->code) {
+	case FC_NLINK:
+		r.i->nlink = (uint32_t)p->b;
+		what = "nlink";
+		break;
+	case FC_ENTRIES:
+		r.i->entries = p->b;
+		what = "entries";
+		break;
+	case FC_BLOCKS:
+		r.i->blocks = p->b;
+		what = "blocks";
+		break;
+	case FC_PARENT:
+		r.i->parent = p->b;
+		what = "parent";
+		break;
+	}
+	inode_dirty(&c->sh, &r);
+	inode_put(&c->sh, &r);
+	done_line(done, p, "%s set to %llu", what, (unsigned long long)p->b);
+	return 0;
+}
+
+static int fix_orphan_flag(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	struct iref r;
+	int rc = get_live(c, p->a, &r);
+	if (rc)
+		return rc;
+	if (p->b) {
+		r.i->flags |= FS_INODE_ORPHAN;
+	} else {
+		r.i->flags &= ~FS_INODE_ORPHAN;
+		r.i->orphan_next = 0;
+	}
+	inode_dirty(&c->sh, &r);
+	inode_put(&c->sh, &r);
+	done_line(done, p, "orphan flag %s", p->b ? "set" : "cleared");
+	return 0;
+}
+
+/* Cuts the list at the bad link.  What followed is freed by a later
+ * round as lost orphans (no names, no links), as recovery would. */
+static int fix_orphan_list(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	if (p->a == 0) {
+		c->orphan_head = 0;
+	} else {
+		struct iref r;
+		int rc = get_live(c, p->a, &r);
+		if (rc)
+			return rc;
+		r.i->orphan_next = 0;
+		inode_dirty(&c->sh, &r);
+		inode_put(&c->sh, &r);
+	}
+	done_line(done, p, "list cut there");
+	return 0;
+}
+
+/* Frees an inode that nothing names and that holds nothing (or that was
+ * an unlinked orphan).  Its tree blocks, if any, are leaks afterwards and
+ * go back to the bitmap in the next round. */
+static int fix_free_inode(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	struct iref r;
+	int rc = get_live(c, p->a, &r);
+	if (rc)
+		return rc;
+	uint32_t gen = r.i->generation;
+	memset(r.i, 0, sizeof(*r.i));
+	r.i->generation = gen; /* a reuse of the number still bumps it */
+	inode_dirty(&c->sh, &r);
+	inode_put(&c->sh, &r);
+	rc = bitmap_edit(c, c->sb->ibitmap_start, p->a, 1, 0);
+	if (!rc)
+		done_line(done, p, "inode freed");
+	return rc;
+}
+
+/* ---- trees ------------------------------------------------------------------- */
+
+/* Deletes one record by key from a tree rooted in an inode: a directory
+ * entry naming a free inode, a malformed one, or an extent outside the
+ * data area.  btree_delete never allocates. */
+static int fix_delete_record(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	struct iref r;
+	int rc = get_live(c, p->a, &r);
+	if (rc)
+		return rc;
+	int ext = p->code == FC_EXTENT_OUTSIDE;
+	if (ext ? !(S_ISREG(r.i->mode) || S_ISLNK(r.i->mode)) : !S_ISDIR(r.i->mode)) {
+		inode_put(&c->sh, &r);
+		return -EINVAL;
+	}
+	struct btree t;
+	(void)btree_init(&t, &c->sh.fx, ext ? &fsck_extent_ops : &fsck_dir_ops, &r.i->tree_root,
+			 &r.i->blocks);
+	rc = btree_delete(&t, p->b);
+	if (!rc && ext)
+		r.i->blocks = r.i->blocks >= p->c ? r.i->blocks - p->c : 0;
+	else if (!rc && r.i->entries)
+		r.i->entries--;
+	inode_dirty(&c->sh, &r);
+	inode_put(&c->sh, &r);
+	if (!rc)
+		done_line(done, p, ext ? "extent removed (those blocks now read as zeros)"
+				       : "entry removed");
+	return rc;
+}
+
+/* A tree whose root node cannot be read loses nothing readable by being
+ * emptied.  A directory's former names leave their inodes unreachable:
+ * they are reported (and freed only if they hold nothing); a file keeps
+ * its size and reads as zeros; the nodes and blocks become leaks. */
+static int fix_clear_tree(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	struct iref r;
+	int rc = get_live(c, p->a, &r);
+	if (rc)
+		return rc;
+	const char *what;
+	if (p->b == TREE_XATTR) {
+		r.i->xattr_root = 0;
+		what = "extended attributes dropped (they could not be read)";
+	} else if (p->b == TREE_DIR && S_ISDIR(r.i->mode)) {
+		r.i->tree_root = 0;
+		r.i->entries = 0;
+		what = "directory emptied (its names could not be read)";
+	} else if (p->b == TREE_EXTENT && (S_ISREG(r.i->mode) || S_ISLNK(r.i->mode))) {
+		r.i->tree_root = 0;
+		what = "block map emptied (its data could not be found; it reads as zeros)";
+	} else {
+		inode_put(&c->sh, &r);
+		return -EINVAL;
+	}
+	inode_dirty(&c->sh, &r);
+	inode_put(&c->sh, &r);
+	done_line(done, p, "%s", what);
+	return 0;
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+int fsck_apply(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	int rc = maybe_commit(c);
+	if (rc)
+		return rc;
+	switch (p->code) {
+	case FC_IBIT_FREE:
+	case FC_IBIT_LEAK:
+	case FC_BLOCK_META_FREE:
+	case FC_BLOCK_LEAK:
+	case FC_BLOCK_FREE_USED:
+		return fix_bits(c, p, done);
+	case FC_NLINK:
+	case FC_ENTRIES:
+	case FC_BLOCKS:
+	case FC_PARENT:
+		return fix_field(c, p, done);
+	case FC_ORPHAN_FLAG:
+		return fix_orphan_flag(c, p, done);
+	case FC_ORPHAN_LIST:
+		return fix_orphan_list(c, p, done);
+	case FC_UNREACHABLE:
+		return fix_free_inode(c, p, done);
+	case FC_DENT_FREE:
+	case FC_DENT_BAD:
+	case FC_EXTENT_OUTSIDE:
+		return fix_delete_record(c, p, done);
+	case FC_TREE:
+		return fix_clear_tree(c, p, done);
+	case FC_CKPT_SLOT:
+		c->need_commit = 1; /* the commit writes the slot not in use */
+		done_line(done, p, "slot rewritten by the repair's checkpoint");
+		return 0;
+	}
+	return -EOPNOTSUPP; /* e.g. an epoch slot: only a mount rewrites it */
+}

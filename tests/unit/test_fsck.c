@@ -1,0 +1,674 @@
+/*
+ * test_fsck.c - cairn fsck (src/fsck) on real volumes in /dev/shm.
+ *
+ * Covers: a populated volume (directories, data, a sparse file, a
+ * symlink, a hard link, an xattr) is clean, and so is a copy of its parts
+ * taken while mounted (a simulated crash) holding an orphan (open and
+ * unlinked) and undigested log records; the text and JSON reports.
+ * Damage is injected without the API, by editing the part files at
+ * offsets computed from the superblock: a leaked bitmap bit, a wrong
+ * nlink, a zeroed directory node, an extent outside the tier, a used block
+ * marked free, an in-use inode free in the inode bitmap, a damaged
+ * checkpoint slot, blocks claimed twice, a bad superblock.  Each is found
+ * with its message; --repair fixes what it claims, a second check is
+ * clean, and the repaired volume mounts and reads back.  Damage in a
+ * crashed copy (undigested log) is repaired after a recovery mount.
+ */
+#include "testvol.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "fs/format.h"
+#include "fsck/fsck.h"
+#include "volume/volume.h"
+
+#define DATA_LEN (3 * 4096 + 100) /* 4 blocks */
+#define SPARSE_OFF (64 * TV_MiB)
+
+static const struct cairn_mkfs_opts small_opts = {
+	.log_size = 1 * TV_MiB,
+	.fast_size = 8 * TV_MiB,
+	.media = CAIRN_MEDIA_EMUL,
+};
+
+/* ---- the volume -------------------------------------------------------------- */
+
+static void data_pattern(unsigned char *buf)
+{
+	tv_fill(buf, DATA_LEN, 42);
+}
+
+/* Everything fsck must accept: data, a hole, names of every kind. */
+static void populate(cairn_fs *fs)
+{
+	static unsigned char buf[DATA_LEN];
+	data_pattern(buf);
+	TV_OK(cairn_mkdir(fs, "/a", 0755));
+	TV_OK(cairn_mkdir(fs, "/a/b", 0755));
+	tv_put(fs, "/a/data", buf, sizeof(buf), 0644);
+	tv_put_str(fs, "/a/b/small", "hello");
+	tv_put(fs, "/a/empty", "", 0, 0644);
+	TV_OK(cairn_link(fs, "/a/data", "/hard"));
+	TV_OK(cairn_symlink(fs, "/a/data", "/sym"));
+	int fd = TV_OK(cairn_open(fs, "/sparse", O_CREAT | O_WRONLY, 0644));
+	TV_EQ(cairn_pwrite(fs, fd, buf, 4096, SPARSE_OFF), 4096);
+	TV_OK(cairn_close(fs, fd));
+	TV_OK(cairn_setxattr(fs, "/a/b/small", "user.k", "value", 5, 0));
+	TV_OK(cairn_digest(fs));
+}
+
+/* zero_blocks: how many leading blocks of /a/data repair turned to zeros. */
+static void verify(cairn_fs *fs, uint64_t zero_blocks)
+{
+	static unsigned char buf[DATA_LEN];
+	data_pattern(buf);
+	memset(buf, 0, zero_blocks * 4096 < DATA_LEN ? zero_blocks * 4096 : DATA_LEN);
+	tv_expect(fs, "/a/data", buf, sizeof(buf));
+	tv_expect(fs, "/hard", buf, sizeof(buf));
+	tv_expect_str(fs, "/a/b/small", "hello");
+	char target[64] = "";
+	TV_EQ(cairn_readlink(fs, "/sym", target, sizeof(target)), 7);
+	assert_memory_equal(target, "/a/data", 7);
+	TV_EQ(tv_stat(fs, "/sparse").st_size, SPARSE_OFF + 4096);
+	TV_EQ(tv_stat(fs, "/a/data").st_nlink, 2);
+}
+
+static struct testvol *make_volume(void)
+{
+	struct testvol *tv = tv_create(&small_opts);
+	assert_non_null(tv);
+	assert_non_null(tv_mount(tv, NULL));
+	populate(tv->fs);
+	return tv;
+}
+
+static uint64_t ino_of(cairn_fs *fs, const char *path)
+{
+	return (uint64_t)tv_lstat(fs, path).st_ino;
+}
+
+/* ---- fsck ---------------------------------------------------------------------- */
+
+static void print_report(const char *dir, const struct fsck_report *r)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	fsck_print_text(f, dir, r);
+	fclose(f);
+	print_message("%s", text);
+	free(text);
+}
+
+static int run_fsck(struct testvol *tv, int repair, struct fsck_report *r)
+{
+	struct fsck_opts o = {.repair = repair};
+	return fsck_run(tv->dir, &o, r);
+}
+
+static const struct fsck_item *find_item(const struct fsck_list *l, const char *code,
+					 const char *text)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(fsck_code_name(l->v[i].code), code) && strstr(l->v[i].msg, text))
+			return &l->v[i];
+	return NULL;
+}
+
+static void expect_item(struct testvol *tv, const struct fsck_report *r, const struct fsck_list *l,
+			const char *code, const char *text)
+{
+	if (!find_item(l, code, text)) {
+		print_report(tv->dir, r);
+		fail_msg("no %s problem saying \"%s\"", code, text);
+	}
+}
+
+static void expect_result(struct testvol *tv, const struct fsck_report *r, int got, int want)
+{
+	if (got != want) {
+		print_report(tv->dir, r);
+		fail_msg("fsck returned %d, expected %d", got, want);
+	}
+}
+
+static void expect_clean(struct testvol *tv)
+{
+	struct fsck_report r;
+	expect_result(tv, &r, run_fsck(tv, 0, &r), FSCK_CLEAN);
+	TV_EQ(r.errors, 0);
+	fsck_report_free(&r);
+}
+
+/* fsck finds the damage with its message; --repair fixes it; a second
+ * check is clean. */
+static void expect_found_then_repaired(struct testvol *tv, const char *code, const char *text)
+{
+	struct fsck_report r;
+	expect_result(tv, &r, run_fsck(tv, 0, &r), FSCK_PROBLEMS);
+	expect_item(tv, &r, &r.found, code, text);
+	fsck_report_free(&r);
+	expect_result(tv, &r, run_fsck(tv, 1, &r), FSCK_REPAIRED);
+	expect_item(tv, &r, &r.found, code, text);
+	assert_true(r.repairs.n >= 1);
+	TV_EQ(r.errors_left, 0);
+	fsck_report_free(&r);
+	expect_clean(tv);
+}
+
+/* ---- editing the fast part ----------------------------------------------------- */
+
+struct fast {
+	int fd;
+	struct fs_super sb;
+};
+
+static void fast_open(struct testvol *tv, struct fast *f)
+{
+	f->fd = open(tv->fast_part, O_RDWR);
+	assert_true(f->fd >= 0);
+	TV_EQ(pread(f->fd, &f->sb, sizeof(f->sb), 0), sizeof(f->sb));
+	TV_EQ(f->sb.magic, FS_SUPER_MAGIC);
+}
+
+static void fast_close(struct fast *f)
+{
+	close(f->fd);
+}
+
+static void get_bytes(struct fast *f, uint64_t off, void *buf, size_t len)
+{
+	TV_EQ(pread(f->fd, buf, len, (off_t)off), len);
+}
+
+static void put_bytes(struct fast *f, uint64_t off, const void *buf, size_t len)
+{
+	TV_EQ(pwrite(f->fd, buf, len, (off_t)off), len);
+}
+
+static uint64_t inode_off(struct fast *f, uint64_t ino)
+{
+	return f->sb.itable_start * FS_BLOCK_SIZE + ino * FS_INODE_SIZE;
+}
+
+static void get_inode(struct fast *f, uint64_t ino, struct fs_inode *in)
+{
+	get_bytes(f, inode_off(f, ino), in, sizeof(*in));
+}
+
+static void put_inode(struct fast *f, uint64_t ino, const struct fs_inode *in)
+{
+	put_bytes(f, inode_off(f, ino), in, sizeof(*in));
+}
+
+static void change_bit(struct fast *f, uint64_t bitmap_start, uint64_t unit, int set)
+{
+	uint64_t off = bitmap_start * FS_BLOCK_SIZE + unit / 8;
+	uint8_t byte;
+	get_bytes(f, off, &byte, 1);
+	if (set)
+		byte |= (uint8_t)(1u << (unit % 8));
+	else
+		byte &= (uint8_t)~(1u << (unit % 8));
+	put_bytes(f, off, &byte, 1);
+}
+
+static int get_bit(struct fast *f, uint64_t bitmap_start, uint64_t unit)
+{
+	uint8_t byte;
+	get_bytes(f, bitmap_start * FS_BLOCK_SIZE + unit / 8, &byte, 1);
+	return (byte >> (unit % 8)) & 1;
+}
+
+/* Offset of the first record of a tree whose root is a leaf (FORMAT.md:
+ * the slot array at byte 32 holds {u16 offset, u16 length}). */
+static uint64_t first_record_off(struct fast *f, uint64_t root)
+{
+	uint16_t level, slot_off;
+	get_bytes(f, root * FS_BLOCK_SIZE + 4, &level, 2);
+	TV_EQ(level, 0);
+	get_bytes(f, root * FS_BLOCK_SIZE + 32, &slot_off, 2);
+	return root * FS_BLOCK_SIZE + slot_off;
+}
+
+/* The first extent of a file: {lblk, pblk, len} and where it lives. */
+static uint64_t first_extent(struct fast *f, uint64_t ino, uint64_t ext[3])
+{
+	struct fs_inode in;
+	get_inode(f, ino, &in);
+	assert_true(in.tree_root != 0);
+	uint64_t off = first_record_off(f, in.tree_root);
+	get_bytes(f, off, ext, 24);
+	return off;
+}
+
+/* ---- clean volumes ----------------------------------------------------------------- */
+
+static void test_fresh_volume_is_clean(void **state)
+{
+	struct testvol *tv = tv_create(&small_opts);
+	assert_non_null(tv);
+	struct fsck_report r;
+	expect_result(tv, &r, run_fsck(tv, 0, &r), FSCK_CLEAN);
+	TV_EQ(r.inodes, 1);
+	TV_EQ(r.directories, 1);
+	TV_EQ(r.blocks_in_use, 0);
+	fsck_report_free(&r);
+	tv_destroy(tv);
+}
+
+static void test_populated_volume_is_clean(void **state)
+{
+	struct testvol *tv = make_volume();
+	TV_OK(tv_unmount(tv));
+	struct fsck_report r;
+	expect_result(tv, &r, run_fsck(tv, 0, &r), FSCK_CLEAN);
+	TV_EQ(r.directories, 3);
+	TV_EQ(r.files, 4);
+	TV_EQ(r.symlinks, 1);
+	TV_EQ(r.inodes, 8);
+	TV_EQ(r.undigested_records, 0);
+	assert_true(r.blocks_in_use >= 8);
+
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	fsck_print_text(f, tv->dir, &r);
+	fclose(f);
+	char want[PATH_MAX + 128];
+	snprintf(want, sizeof(want), "fsck: %s: 8 inodes, 3 directories, %llu blocks in use: clean\n",
+		 tv->dir, (unsigned long long)r.blocks_in_use);
+	if (!strstr(text, want))
+		fail_msg("summary line missing: %s", text);
+	free(text);
+	f = open_memstream(&text, &len);
+	fsck_print_json(f, tv->dir, &r);
+	fclose(f);
+	assert_non_null(strstr(text, "\"result\": \"clean\""));
+	assert_non_null(strstr(text, "\"problems\": []"));
+	free(text);
+	fsck_report_free(&r);
+	tv_destroy(tv);
+}
+
+/* Copies a volume's parts (while it is mounted: a crash) into a new
+ * scratch volume with its own manifest. */
+static struct testvol *copy_volume(struct testvol *tv)
+{
+	struct testvol *cp = tv_scratch("copy");
+	assert_int_equal(mkdir(cp->dir, 0755), 0);
+	struct manifest mf;
+	char err[512];
+	assert_int_equal(manifest_read(tv->dir, &mf, err, sizeof(err)), 0);
+	const char *to[PART_COUNT] = {cp->log_part, cp->fast_part};
+	for (int p = 0; p < PART_COUNT; p++) {
+		int in = open(mf.path[p], O_RDONLY), out = open(to[p], O_CREAT | O_WRONLY, 0600);
+		assert_true(in >= 0 && out >= 0);
+		static char buf[1 << 16];
+		ssize_t n;
+		while ((n = read(in, buf, sizeof(buf))) > 0)
+			TV_EQ(write(out, buf, (size_t)n), n);
+		close(in);
+		close(out);
+		snprintf(mf.path[p], sizeof(mf.path[p]), "%s", to[p]);
+	}
+	assert_int_equal(manifest_write(cp->dir, &mf, err, sizeof(err)), 0);
+	return cp;
+}
+
+/* An open, unlinked file is an orphan; records after the last digest are
+ * undigested: both are normal after a crash. */
+static struct testvol *crashed_copy(struct testvol *tv, int *orphan_fd)
+{
+	cairn_fs *fs = tv->fs;
+	*orphan_fd = TV_OK(cairn_open(fs, "/orphan", O_CREAT | O_RDWR, 0644));
+	TV_EQ(cairn_write(fs, *orphan_fd, "still open", 10), 10);
+	TV_OK(cairn_unlink(fs, "/orphan"));
+	TV_OK(cairn_digest(fs)); /* the orphan list reaches the checkpoint */
+	tv_put_str(fs, "/after", "undigested");
+	TV_OK(cairn_mkdir(fs, "/after.d", 0755));
+	return copy_volume(tv);
+}
+
+static void test_crashed_copy_with_orphan_is_clean(void **state)
+{
+	struct testvol *tv = make_volume();
+	int fd;
+	struct testvol *cp = crashed_copy(tv, &fd);
+	TV_OK(cairn_close(tv->fs, fd));
+	TV_OK(tv_unmount(tv));
+	expect_clean(tv);
+
+	struct fsck_report r;
+	expect_result(cp, &r, run_fsck(cp, 0, &r), FSCK_CLEAN);
+	TV_EQ(r.orphans, 1);
+	assert_true(r.undigested_records >= 2);
+	assert_true(r.log_end_off > r.log_head_off);
+	assert_non_null(find_item(&r.notes, "none", "undigested records"));
+	fsck_report_free(&r);
+	/* Nothing to repair: --repair changes nothing and says clean. */
+	expect_result(cp, &r, run_fsck(cp, 1, &r), FSCK_CLEAN);
+	TV_EQ(r.repairs.n, 0);
+	fsck_report_free(&r);
+
+	assert_non_null(tv_mount(cp, NULL)); /* recovery frees the orphan */
+	verify(cp->fs, 0);
+	tv_expect_str(cp->fs, "/after", "undigested");
+	assert_false(tv_exists(cp->fs, "/orphan"));
+	TV_OK(tv_unmount(cp));
+	struct fsck_report r2;
+	expect_result(cp, &r2, run_fsck(cp, 0, &r2), FSCK_CLEAN);
+	TV_EQ(r2.orphans, 0);
+	TV_EQ(r2.undigested_records, 0);
+	fsck_report_free(&r2);
+	tv_destroy(cp);
+	tv_destroy(tv);
+}
+
+/* ---- damage ------------------------------------------------------------------------ */
+
+static void test_leaked_bitmap_bit(void **state)
+{
+	struct testvol *tv = make_volume();
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	uint64_t blk = f.sb.total_blocks - 1;
+	assert_false(get_bit(&f, f.sb.bbitmap_start, blk));
+	change_bit(&f, f.sb.bbitmap_start, blk, 1);
+	fast_close(&f);
+	char text[96];
+	snprintf(text, sizeof(text), "block %llu: marked used but belongs to nothing (leak)",
+		 (unsigned long long)blk);
+	expect_found_then_repaired(tv, "block-leak", text);
+	assert_non_null(tv_mount(tv, NULL));
+	verify(tv->fs, 0);
+	tv_destroy(tv);
+}
+
+static void test_wrong_nlink(void **state)
+{
+	struct testvol *tv = make_volume();
+	uint64_t ino = ino_of(tv->fs, "/a/b/small");
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	struct fs_inode in;
+	get_inode(&f, ino, &in);
+	TV_EQ(in.nlink, 1);
+	in.nlink = 5;
+	put_inode(&f, ino, &in);
+	fast_close(&f);
+	char text[96];
+	snprintf(text, sizeof(text), "inode %llu: nlink 5 but 1 directory entry names it",
+		 (unsigned long long)ino);
+	expect_found_then_repaired(tv, "nlink", text);
+	assert_non_null(tv_mount(tv, NULL));
+	verify(tv->fs, 0);
+	TV_EQ(tv_stat(tv->fs, "/a/b/small").st_nlink, 1);
+	tv_destroy(tv);
+}
+
+/* A directory whose only node is zeroed: nothing in it can be read, so
+ * repair empties it; what it named held nothing and is freed. */
+static void test_zeroed_directory_node(void **state)
+{
+	struct testvol *tv = make_volume();
+	TV_OK(cairn_mkdir(tv->fs, "/z", 0755));
+	TV_OK(cairn_mkdir(tv->fs, "/z/sub", 0755));
+	tv_put(tv->fs, "/z/empty", "", 0, 0644);
+	uint64_t ino = ino_of(tv->fs, "/z");
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	struct fs_inode in;
+	get_inode(&f, ino, &in);
+	static const uint8_t zero[FS_BLOCK_SIZE];
+	put_bytes(&f, in.tree_root * FS_BLOCK_SIZE, zero, sizeof(zero));
+	fast_close(&f);
+	char text[96];
+	snprintf(text, sizeof(text), "inode %llu: directory tree (root block %llu) is damaged",
+		 (unsigned long long)ino, (unsigned long long)in.tree_root);
+	expect_found_then_repaired(tv, "tree", text);
+	assert_non_null(tv_mount(tv, NULL));
+	verify(tv->fs, 0);
+	struct stat st = tv_stat(tv->fs, "/z");
+	TV_EQ(st.st_nlink, 2);
+	assert_false(tv_exists(tv->fs, "/z/empty"));
+	TV_OK(cairn_rmdir(tv->fs, "/z")); /* usable again */
+	tv_destroy(tv);
+}
+
+/* The same with a file that holds data: repair keeps it (reported as
+ * unreachable) rather than destroy data. */
+static void test_zeroed_directory_node_keeps_data(void **state)
+{
+	struct testvol *tv = make_volume();
+	TV_OK(cairn_mkdir(tv->fs, "/z", 0755));
+	tv_put_str(tv->fs, "/z/precious", "do not free me");
+	uint64_t zino = ino_of(tv->fs, "/z"), fino = ino_of(tv->fs, "/z/precious");
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	struct fs_inode in;
+	get_inode(&f, zino, &in);
+	static const uint8_t zero[FS_BLOCK_SIZE];
+	put_bytes(&f, in.tree_root * FS_BLOCK_SIZE, zero, sizeof(zero));
+	fast_close(&f);
+	struct fsck_report r;
+	expect_result(tv, &r, run_fsck(tv, 1, &r), FSCK_PROBLEMS);
+	char text[96];
+	snprintf(text, sizeof(text), "inode %llu: unreachable from the root", (unsigned long long)fino);
+	expect_item(tv, &r, &r.remaining, "unreachable", text);
+	TV_EQ(r.errors_left, 1);
+	fsck_report_free(&r);
+	assert_non_null(tv_mount(tv, NULL));
+	verify(tv->fs, 0);
+	tv_destroy(tv);
+}
+
+static void test_extent_outside_tier(void **state)
+{
+	struct testvol *tv = make_volume();
+	uint64_t ino = ino_of(tv->fs, "/a/data");
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	uint64_t ext[3];
+	uint64_t off = first_extent(&f, ino, ext);
+	TV_EQ(ext[0], 0);
+	ext[1] = f.sb.total_blocks + 10;
+	put_bytes(&f, off, ext, sizeof(ext));
+	fast_close(&f);
+	char text[160];
+	snprintf(text, sizeof(text), "inode %llu: extent at logical block 0 maps blocks %llu..%llu, "
+				     "outside the data area",
+		 (unsigned long long)ino, (unsigned long long)ext[1],
+		 (unsigned long long)(ext[1] + ext[2] - 1));
+	expect_found_then_repaired(tv, "extent-outside", text);
+	assert_non_null(tv_mount(tv, NULL));
+	verify(tv->fs, ext[2]); /* those blocks are gone: they read as zeros */
+	tv_destroy(tv);
+}
+
+static void test_used_block_marked_free(void **state)
+{
+	struct testvol *tv = make_volume();
+	uint64_t ino = ino_of(tv->fs, "/a/data");
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	uint64_t ext[3];
+	first_extent(&f, ino, ext);
+	assert_true(get_bit(&f, f.sb.bbitmap_start, ext[1] + 1));
+	change_bit(&f, f.sb.bbitmap_start, ext[1] + 1, 0);
+	fast_close(&f);
+	char text[96];
+	snprintf(text, sizeof(text), "block %llu: in use by a tree but marked free",
+		 (unsigned long long)ext[1] + 1);
+	expect_found_then_repaired(tv, "block-free-but-claimed", text);
+	assert_non_null(tv_mount(tv, NULL));
+	verify(tv->fs, 0);
+	tv_destroy(tv);
+}
+
+static void test_inode_free_in_bitmap(void **state)
+{
+	struct testvol *tv = make_volume();
+	uint64_t ino = ino_of(tv->fs, "/a/empty");
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	change_bit(&f, f.sb.ibitmap_start, ino, 0);
+	fast_close(&f);
+	char text[96];
+	snprintf(text, sizeof(text), "inode %llu: in use (mode 0100644) but free in the inode bitmap",
+		 (unsigned long long)ino);
+	expect_found_then_repaired(tv, "inode-bitmap-free", text);
+	assert_non_null(tv_mount(tv, NULL));
+	verify(tv->fs, 0);
+	assert_true(tv_exists(tv->fs, "/a/empty"));
+	tv_destroy(tv);
+}
+
+static void test_damaged_checkpoint_slot(void **state)
+{
+	struct testvol *tv = make_volume();
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	struct fs_checkpoint ck[2];
+	get_bytes(&f, FS_BLOCK_SIZE, &ck[0], sizeof(ck[0]));
+	get_bytes(&f, 2 * FS_BLOCK_SIZE, &ck[1], sizeof(ck[1]));
+	int old = ck[0].seq < ck[1].seq ? 0 : 1; /* the slot not in use */
+	ck[old].free_blocks ^= 1;
+	put_bytes(&f, (uint64_t)(1 + old) * FS_BLOCK_SIZE, &ck[old], sizeof(ck[old]));
+	fast_close(&f);
+	char text[PATH_MAX + 96];
+	snprintf(text, sizeof(text), "fast part %s: offset %d: checkpoint slot %c: checksum mismatch",
+		 tv->fast_part, (1 + old) * 4096, 'A' + old);
+	expect_found_then_repaired(tv, "checkpoint-slot", text);
+	assert_non_null(tv_mount(tv, NULL));
+	verify(tv->fs, 0);
+	tv_destroy(tv);
+}
+
+/* Two files mapping the same blocks: found with both owners; repair has
+ * no safe fix (it would have to copy data), so it leaves it. */
+static void test_blocks_claimed_twice(void **state)
+{
+	struct testvol *tv = make_volume();
+	static unsigned char buf[DATA_LEN];
+	tv_fill(buf, sizeof(buf), 7);
+	tv_put(tv->fs, "/twin", buf, sizeof(buf), 0644);
+	uint64_t a = ino_of(tv->fs, "/a/data"), b = ino_of(tv->fs, "/twin");
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	uint64_t ea[3], eb[3];
+	first_extent(&f, a, ea);
+	uint64_t off = first_extent(&f, b, eb);
+	TV_EQ(eb[2], ea[2]);
+	eb[1] = ea[1];
+	put_bytes(&f, off, eb, sizeof(eb));
+	fast_close(&f);
+	struct fsck_report r;
+	expect_result(tv, &r, run_fsck(tv, 1, &r), FSCK_PROBLEMS);
+	char text[128];
+	if (ea[2] == 1)
+		snprintf(text, sizeof(text), "block %llu: claimed by inodes %llu and %llu",
+			 (unsigned long long)ea[1], (unsigned long long)(a < b ? a : b),
+			 (unsigned long long)(a < b ? b : a));
+	else
+		snprintf(text, sizeof(text), "blocks %llu-%llu (%llu blocks): claimed by inodes %llu and %llu",
+			 (unsigned long long)ea[1], (unsigned long long)(ea[1] + ea[2] - 1),
+			 (unsigned long long)ea[2], (unsigned long long)(a < b ? a : b),
+			 (unsigned long long)(a < b ? b : a));
+	expect_item(tv, &r, &r.found, "block-duplicate", text);
+	expect_item(tv, &r, &r.remaining, "block-duplicate", text);
+	/* The twin's own blocks were leaked, and those are reclaimed. */
+	expect_item(tv, &r, &r.found, "block-leak", "to nothing (leak)");
+	assert_null(find_item(&r.remaining, "block-leak", ""));
+	fsck_report_free(&r);
+	tv_destroy(tv);
+}
+
+static void test_refused_volume(void **state)
+{
+	struct testvol *tv = make_volume();
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	uint64_t junk = 0x1234;
+	put_bytes(&f, 0, &junk, sizeof(junk));
+	fast_close(&f);
+	struct fsck_report r;
+	expect_result(tv, &r, run_fsck(tv, 1, &r), FSCK_REFUSED);
+	assert_non_null(strstr(r.refused, "bad magic number at offset 0"));
+	fsck_report_free(&r);
+
+	char notvol[PATH_MAX + 8];
+	snprintf(notvol, sizeof(notvol), "%s", tv->root);
+	struct fsck_opts o = {0};
+	TV_EQ(fsck_run(notvol, &o, &r), FSCK_REFUSED);
+	assert_non_null(strstr(r.refused, "not a cairn volume"));
+	fsck_report_free(&r);
+	tv_destroy(tv);
+}
+
+/* Damage in a crashed copy: repair mounts it first (recovery digests the
+ * log and frees the orphan), then repairs the shared area. */
+static void test_repair_after_crash(void **state)
+{
+	struct testvol *tv = make_volume();
+	uint64_t ino = ino_of(tv->fs, "/a/b/small");
+	int fd;
+	struct testvol *cp = crashed_copy(tv, &fd);
+	TV_OK(cairn_close(tv->fs, fd));
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(cp, &f);
+	struct fs_inode in;
+	get_inode(&f, ino, &in);
+	in.nlink = 3;
+	put_inode(&f, ino, &in);
+	fast_close(&f);
+
+	struct fsck_report r;
+	expect_result(cp, &r, run_fsck(cp, 1, &r), FSCK_REPAIRED);
+	expect_item(cp, &r, &r.found, "nlink", "nlink 3 but 1 directory entry names it");
+	expect_item(cp, &r, &r.notes, "none", "mounted and unmounted the volume");
+	TV_EQ(r.undigested_records, 0);
+	TV_EQ(r.orphans, 0);
+	fsck_report_free(&r);
+	expect_clean(cp);
+	assert_non_null(tv_mount(cp, NULL));
+	verify(cp->fs, 0);
+	tv_expect_str(cp->fs, "/after", "undigested");
+	tv_destroy(cp);
+	tv_destroy(tv);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fresh_volume_is_clean),
+		cmocka_unit_test(test_populated_volume_is_clean),
+		cmocka_unit_test(test_crashed_copy_with_orphan_is_clean),
+		cmocka_unit_test(test_leaked_bitmap_bit),
+		cmocka_unit_test(test_wrong_nlink),
+		cmocka_unit_test(test_zeroed_directory_node),
+		cmocka_unit_test(test_zeroed_directory_node_keeps_data),
+		cmocka_unit_test(test_extent_outside_tier),
+		cmocka_unit_test(test_used_block_marked_free),
+		cmocka_unit_test(test_inode_free_in_bitmap),
+		cmocka_unit_test(test_damaged_checkpoint_slot),
+		cmocka_unit_test(test_blocks_claimed_twice),
+		cmocka_unit_test(test_refused_volume),
+		cmocka_unit_test(test_repair_after_crash),
+	};
+	return cmocka_run_group_tests_name("fsck", tests, NULL, NULL);
+}
