@@ -65,14 +65,17 @@ static struct open_file *fd_get(struct cairn_fs *fs, int fd)
 	return f;
 }
 
+/* O_ACCMODE itself (3) opens for neither, as on Linux. */
 static int can_read(const struct open_file *f)
 {
-	return (f->flags & O_ACCMODE) != O_WRONLY;
+	int m = f->flags & O_ACCMODE;
+	return m == O_RDONLY || m == O_RDWR;
 }
 
 static int can_write(const struct open_file *f)
 {
-	return (f->flags & O_ACCMODE) != O_RDONLY;
+	int m = f->flags & O_ACCMODE;
+	return m == O_WRONLY || m == O_RDWR;
 }
 
 /* ---- stat ---------------------------------------------------------------- */
@@ -226,13 +229,11 @@ static int open_existing(struct cairn_fs *fs, struct lookup *lk, int flags, uint
 		return -ENOTDIR;
 	if (lk->type == DT_DIR && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_CREAT)))
 		return -EISDIR;
-	if ((flags & O_TRUNC) && lk->type == DT_REG && (flags & O_ACCMODE) != O_RDONLY) {
-		struct stat st;
-		int rc = fill_stat(fs, lk->ino, &st);
-		if (!rc && st.st_size > 0)
-			rc = truncate_locked(fs, lk->ino, 0, seq);
-		return rc;
-	}
+	/* Linux truncates on O_TRUNC whatever the access mode (the caller's
+	 * permission to write was checked by the kernel, or is the library
+	 * caller's own), and an empty file's times change too. */
+	if ((flags & O_TRUNC) && lk->type == DT_REG)
+		return fs->read_only ? -EROFS : truncate_locked(fs, lk->ino, 0, seq);
 	return 0;
 }
 
@@ -246,8 +247,6 @@ static int open_locked(struct cairn_fs *fs, const struct target *t, const struct
 		rc = 0;
 	if (rc)
 		return rc;
-	if ((flags & O_ACCMODE) == O_ACCMODE)
-		return -EINVAL;
 	int lflags = (flags & O_CREAT) ? LOOKUP_PARENT : 0;
 	if (!(flags & O_NOFOLLOW) && !((flags & O_CREAT) && (flags & O_EXCL)))
 		lflags |= LOOKUP_FOLLOW;
