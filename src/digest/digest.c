@@ -253,14 +253,36 @@ int fs_digest_wait(struct cairn_fs *fs)
 	return rc;
 }
 
+#define IDLE_DIGEST_S 5
+
+/* Every IDLE_DIGEST_S seconds without a request, records still in the log
+ * are digested: freed space and the last writes then reach the shared area
+ * without waiting for the log to fill. */
+static int idle_work(struct cairn_fs *fs)
+{
+	pthread_rwlock_rdlock(&fs->lock);
+	int work = log_used(fs->log) > 0;
+	pthread_rwlock_unlock(&fs->lock);
+	return work;
+}
+
 static void *digest_main(void *arg)
 {
 	struct cairn_fs *fs = arg;
 	pthread_mutex_lock(&fs->dstate_lock);
 	while (!fs->digest_stop) {
 		if (!fs->digest_requested) {
-			pthread_cond_wait(&fs->dstate_cond, &fs->dstate_lock);
-			continue;
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += IDLE_DIGEST_S;
+			int rc = pthread_cond_timedwait(&fs->dstate_cond, &fs->dstate_lock, &until);
+			if (rc != ETIMEDOUT || fs->digest_stop)
+				continue;
+			pthread_mutex_unlock(&fs->dstate_lock);
+			int work = idle_work(fs);
+			pthread_mutex_lock(&fs->dstate_lock);
+			if (!work)
+				continue;
 		}
 		fs->digest_requested = 0;
 		pthread_mutex_unlock(&fs->dstate_lock);

@@ -105,7 +105,8 @@ struct fs_inode {
 	uint32_t flags;         /* FS_INODE_* */
 	uint64_t entries;       /* directories: number of entries (without . and ..) */
 	uint64_t xattr_root;    /* block of the extended-attribute tree root, 0 = none */
-	uint8_t reserved[16];
+	uint64_t orphan_prev;   /* previous inode on the orphan list, 0 = the head */
+	uint8_t reserved[8];
 };
 
 _Static_assert(sizeof(struct fs_super) == FS_BLOCK_SIZE, "fs_super is one block");

@@ -90,6 +90,9 @@ static int repair_round(const char *volume, const struct fsck_opts *o, struct fs
 		made = -1;
 		fsck_close(&c);
 	} else {
+		/* Fixes that allocate wait until no unit in use is free in a
+		 * bitmap: the allocators read the bitmaps at open. */
+		c.alloc_safe = !has_code(&probs, FC_IBIT_FREE) && !has_code(&probs, FC_BLOCK_FREE_USED);
 		for (size_t i = 0; i < probs.n; i++) {
 			const struct fsck_item *p = &probs.v[i];
 			if (!p->fixable || p->severity != FSCK_ERROR || (only && p->code != only))
@@ -97,7 +100,7 @@ static int repair_round(const char *volume, const struct fsck_opts *o, struct fs
 			int rc = fsck_apply(&c, p, &r->repairs);
 			if (rc == 0)
 				made++;
-			else if (rc != -ENOENT && rc != -EOPNOTSUPP)
+			else if (rc != -ENOENT && rc != -EOPNOTSUPP && rc != -EAGAIN)
 				fsck_note(r, "could not repair \"%s\": %s", p->msg, strerror(-rc));
 		}
 		int rc = fsck_commit(&c);

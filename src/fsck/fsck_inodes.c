@@ -73,7 +73,7 @@ static const char *type_name(uint32_t mode)
 	case S_IFIFO: return "FIFO";
 	case S_IFSOCK: return "socket";
 	}
-	return "inode of unknown type";
+	return "thing of unknown type";
 }
 
 /* ---- loading ---------------------------------------------------------------- */
@@ -263,7 +263,8 @@ static int tree_ok(struct fsck_ctx *c, uint64_t ino, uint64_t root, int kind)
 					    (unsigned long long)root, why);
 	it->a = ino;
 	it->b = (uint64_t)kind;
-	it->fixable = unreadable;
+	it->fixable = unreadable || kind == TREE_DIR;
+	it->c = !unreadable; /* a directory's readable names are salvaged */
 	return 0;
 }
 
@@ -391,10 +392,24 @@ static void check_dup_name(struct dwalk *w, const char *name, uint8_t len, const
 }
 
 /* The entry's target, counted toward its links and reachability. */
+static int known_type(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR:
+	case S_IFBLK: case S_IFIFO: case S_IFSOCK:
+		return 1;
+	}
+	return 0;
+}
+
 static void count_name(struct fsck_ctx *c, uint64_t dir, uint64_t t, uint8_t type, const char *q)
 {
 	struct iinfo *x = &c->ii[t];
-	if (type != IFTODT(x->mode))
+	if (x->names == 0)
+		x->dtype = type;
+	else if (x->dtype != type)
+		x->flags |= II_DT_MIXED;
+	if (known_type(x->mode) && type != IFTODT(x->mode))
 		fsck_problem(c, FC_DENT_TYPE,
 			     "directory %llu: entry \"%s\" has type %u but inode %llu is a %s (type %u)",
 			     (unsigned long long)dir, q, type, (unsigned long long)t, type_name(x->mode),
@@ -519,9 +534,11 @@ static void check_ibit(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *
 	if (ino == 0) {
 		if (!used)
 			it = fsck_problem(c, FC_IBIT_FREE, "inode 0: reserved but free in the inode bitmap");
-		if (in->mode)
-			fsck_problem(c, FC_INODE_RESERVED, "inode 0: reserved but in use (mode 0%o)",
-				     in->mode);
+		if (in->mode) {
+			struct fsck_item *z = fsck_problem(c, FC_INODE_RESERVED,
+							   "inode 0: reserved but in use (mode 0%o)", in->mode);
+			z->fixable = 1;
+		}
 	} else if (ino == FS_ROOT_INO && !S_ISDIR(in->mode)) {
 		fsck_problem(c, FC_ROOT, "inode 1: the root directory is %s (mode 0%o)",
 			     in->mode ? "not a directory" : "free", in->mode);
@@ -574,11 +591,9 @@ static int check_type(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *i
 			     (unsigned long long)in->tree_root);
 		return 0;
 	}
-	/* Whether its pointers mean anything is decided once names are
-	 * counted (check_unknown): a named inode is a file with a damaged
-	 * mode; an unnamed one is garbage in a free slot. */
-	fsck_problem(c, FC_MODE, "inode %llu: unknown file type in mode 0%o", (unsigned long long)ino,
-		     in->mode);
+	/* Reported once names are counted (check_unknown): a named inode is
+	 * a file with a damaged mode; an unnamed one is garbage in a free
+	 * slot. */
 	c->ii[ino].flags |= II_UNKNOWN;
 	return 1;
 }
@@ -780,21 +795,25 @@ static void report_unreachable(struct fsck_ctx *c, uint64_t ino, const struct ii
 	int empty = (x->flags & II_EMPTY) != 0, garbage = (x->flags & II_UNKNOWN) != 0;
 	/* Only what no entry names is freed: an inode named from an
 	 * unreachable directory stays with that directory. */
-	int fixable = x->names == 0 &&
-		      (garbage || ((x->flags & II_TREES_OK) && (empty || lost_orphan)));
-	const char *verdict = garbage && fixable ? "its type is unknown (garbage): repair frees it"
-			      : fixable && empty ? "it holds nothing: repair frees it"
-			      : fixable ? "it has no links (a lost orphan): repair frees it, as recovery would"
-			      : x->names ? "repair leaves it with the unreachable directory that names it"
-					 : S_ISDIR(x->mode) ? "it holds names: repair leaves it"
-							    : "it holds data: repair leaves it";
+	int frees = x->names == 0 &&
+		    (garbage || ((x->flags & II_TREES_OK) && (empty || lost_orphan)));
+	const char *verdict = garbage && frees ? "its type is unknown (garbage): repair frees it"
+			      : frees && empty ? "it holds nothing: repair frees it"
+			      : frees ? "it has no links (a lost orphan): repair frees it, as recovery would"
+			      : x->names ? "it comes back with the unreachable directory that names it"
+					 : S_ISDIR(x->mode) ? "it holds names: repair links it into /lost+found"
+							    : "it holds data: repair links it into /lost+found";
 	struct fsck_item *it = fsck_problem(
 		c, FC_UNREACHABLE,
 		"inode %llu: unreachable from the root and not an orphan (leak): %s, %llu bytes, nlink "
 		"%u, named by %u %s; %s",
 		(unsigned long long)ino, type_name(x->mode), (unsigned long long)in.size, x->nlink,
 		x->names, x->names == 1 ? "entry" : "entries", verdict);
-	it->fixable = fixable;
+	/* What nothing names but holds something is never destroyed: it is
+	 * given a name instead (the top of a detached subtree brings the
+	 * rest back with it). */
+	it->fixable = x->names == 0;
+	it->c = !frees;
 	it->a = ino;
 }
 
@@ -830,8 +849,23 @@ static void check_unknown(struct fsck_ctx *c)
 {
 	for (uint64_t ino = 1; ino < c->sb->inode_count; ino++) {
 		const struct iinfo *x = &c->ii[ino];
-		if ((x->flags & II_UNKNOWN) && (x->names || !c->names_complete))
-			c->claims_complete = 0;
+		if (!(x->flags & II_UNKNOWN))
+			continue;
+		struct fsck_item *it = fsck_problem(c, FC_MODE, "inode %llu: unknown file type in mode 0%o",
+						    (unsigned long long)ino, x->mode);
+		if (!x->names && c->names_complete)
+			continue; /* garbage: freed as unreachable */
+		c->claims_complete = 0;
+		/* The entries naming it say what it is, if they agree. */
+		uint32_t mode = (x->mode & 07777) | DTTOIF(x->dtype);
+		if (c->names_complete && !(x->flags & II_DT_MIXED) && known_type(mode)) {
+			it->fixable = 1;
+			it->a = ino;
+			it->b = mode;
+			snprintf(it->msg + strlen(it->msg), sizeof(it->msg) - strlen(it->msg),
+				 "; its %u %s it a %s", x->names, x->names == 1 ? "entry makes" : "entries make",
+				 type_name(mode));
+		}
 	}
 }
 

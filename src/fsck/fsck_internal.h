@@ -33,12 +33,13 @@ enum fsck_code {
 	FC_LOG_HEAD,        /* the checkpoint names a log head outside the ring */
 	FC_IBIT_FREE,       /* a: inode in use but free in the inode bitmap (set) */
 	FC_IBIT_LEAK,       /* a: inode free but marked in use (clear) */
-	FC_INODE_RESERVED,  /* inode 0 is in use */
-	FC_MODE,            /* unknown file type */
+	FC_INODE_RESERVED,  /* inode 0 is in use (zeroed) */
+	FC_MODE,            /* a: inode, b: mode with the type its entries give */
 	FC_ROOT,            /* the root inode is free or not a directory */
-	FC_TREE,            /* a: inode, b: tree kind; fails btree_check.  Fixable
-			     * (emptied) only when the root node itself is
-			     * unreadable: nothing in the tree can be read anyway */
+	FC_TREE,            /* a: inode, b: tree kind, c: 1 = salvage; fails
+			     * btree_check.  A tree whose root node is unreadable
+			     * is emptied (nothing in it can be read anyway); a
+			     * directory is rebuilt from its readable records */
 	FC_EXTENT_BAD,      /* an extent record is invalid or overlaps another */
 	FC_EXTENT_OUTSIDE,  /* a: inode, b: lblk, c: len; maps blocks outside the
 			     * data area (the record is removed) */
@@ -60,8 +61,9 @@ enum fsck_code {
 			     * the checkpoint); the list is cut there */
 	FC_ORPHAN_FLAG,     /* a: inode, b: 1 set / 0 clear FS_INODE_ORPHAN */
 	FC_ORPHAN_NAMED,    /* on the orphan list but named by entries */
-	FC_UNREACHABLE,     /* a: inode; unreachable from the root and not an
-			     * orphan.  Fixable (freed) when it holds nothing */
+	FC_UNREACHABLE,     /* a: inode, c: 1 = link into /lost+found; unreachable
+			     * from the root and not an orphan.  Freed when it
+			     * holds nothing, else linked if nothing names it */
 	FC_BLOCK_META_FREE, /* a: start, b: count; metadata block marked free */
 	FC_BLOCK_LEAK,      /* a: start, b: count; used but claimed by nothing */
 	FC_BLOCK_FREE_USED, /* a: start, b: count; claimed but marked free */
@@ -82,6 +84,7 @@ struct iinfo {
 	uint64_t namer;   /* the directory of the first entry found naming it */
 	uint64_t parent;  /* directories: the inode's parent field */
 	uint32_t flags;   /* II_* */
+	uint8_t dtype;    /* the DT_ type of the entries naming it */
 };
 #define II_ORPHAN_FLAG 1u /* FS_INODE_ORPHAN is set in the inode */
 #define II_ON_LIST 2u     /* found on the orphan list */
@@ -90,6 +93,7 @@ struct iinfo {
 #define II_KNOWN 16u      /* reachability decided */
 #define II_EMPTY 32u      /* holds nothing (no data, names or attributes) */
 #define II_UNKNOWN 64u    /* unknown file type in its mode */
+#define II_DT_MIXED 128u  /* the entries naming it disagree on its type */
 
 /* A block claimed twice: one (block, owner) pair per claim, gathered by a
  * second pass over the inodes once duplicates are known to exist. */
@@ -131,6 +135,8 @@ struct fsck_ctx {
 	size_t ndv, capdv;
 
 	int need_commit;        /* a repair without cache changes (slot) */
+	int alloc_safe;         /* repairs may allocate (see fsck_relink.c) */
+	uint64_t lost_found;    /* inode of /lost+found once found or made */
 	int progress_pct;
 	const char *progress_label;
 };
@@ -175,6 +181,10 @@ int fsck_data_range(const struct fsck_ctx *c, uint64_t start, uint64_t n);
  * to done.  Commits first when the journal would overflow.  0 or -errno. */
 int fsck_apply(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done);
 int fsck_commit(struct fsck_ctx *c);
+
+/* ---- fsck_relink.c: the fixes that allocate (-EAGAIN unless alloc_safe) ---- */
+int fsck_salvage_dir(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done);
+int fsck_link_lost(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done);
 
 /* Bit helpers over little-endian u64 word arrays (bit u = word u/64, bit u%64). */
 static inline int bit_test(const uint64_t *w, uint64_t u)

@@ -173,6 +173,12 @@ static int fix_field(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_
 		r.i->parent = p->b;
 		what = "parent";
 		break;
+	case FC_MODE:
+		r.i->mode = (uint32_t)p->b;
+		done_line(done, p, "mode set to 0%o", (unsigned)p->b);
+		inode_dirty(&c->sh, &r);
+		inode_put(&c->sh, &r);
+		return 0;
 	}
 	inode_dirty(&c->sh, &r);
 	inode_put(&c->sh, &r);
@@ -235,6 +241,21 @@ static int fix_free_inode(struct fsck_ctx *c, const struct fsck_item *p, struct 
 	if (!rc)
 		done_line(done, p, "inode freed");
 	return rc;
+}
+
+/* Inode 0 is never handed out, and inode_get refuses it: its slot is
+ * zeroed in the inode table block directly (through the cache). */
+static int fix_inode_zero(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	struct buf *b;
+	int rc = cache_get(c->sh.cache, c->sb->itable_start, &b);
+	if (rc)
+		return rc;
+	memset(b->data, 0, FS_INODE_SIZE);
+	cache_mark_dirty(c->sh.cache, b);
+	cache_put(c->sh.cache, b);
+	done_line(done, p, "inode 0 zeroed");
+	return 0;
 }
 
 /* ---- trees ------------------------------------------------------------------- */
@@ -318,19 +339,22 @@ int fsck_apply(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *
 	case FC_ENTRIES:
 	case FC_BLOCKS:
 	case FC_PARENT:
+	case FC_MODE:
 		return fix_field(c, p, done);
 	case FC_ORPHAN_FLAG:
 		return fix_orphan_flag(c, p, done);
 	case FC_ORPHAN_LIST:
 		return fix_orphan_list(c, p, done);
 	case FC_UNREACHABLE:
-		return fix_free_inode(c, p, done);
+		return p->c ? fsck_link_lost(c, p, done) : fix_free_inode(c, p, done);
+	case FC_INODE_RESERVED:
+		return fix_inode_zero(c, p, done);
 	case FC_DENT_FREE:
 	case FC_DENT_BAD:
 	case FC_EXTENT_OUTSIDE:
 		return fix_delete_record(c, p, done);
 	case FC_TREE:
-		return fix_clear_tree(c, p, done);
+		return p->c ? fsck_salvage_dir(c, p, done) : fix_clear_tree(c, p, done);
 	case FC_CKPT_SLOT:
 		c->need_commit = 1; /* the commit writes the slot not in use */
 		done_line(done, p, "slot rewritten by the repair's checkpoint");

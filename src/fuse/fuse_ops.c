@@ -9,9 +9,12 @@
  * May call: libfuse3 (replies), src/libfs/icalls.h, include/cairn.h.
  *
  * FUSE inode numbers are cairn inode numbers: both name the root 1
- * (FUSE_ROOT_ID == CAIRN_ROOT_INO), so no table translates them, and
- * forget has nothing to do.  Permissions are checked by the kernel
- * (default_permissions); libfs checks none, like the native API.
+ * (FUSE_ROOT_ID == CAIRN_ROOT_INO), so no table translates them.  Every
+ * entry handed to the kernel pins its inode (ic_pin) until the kernel's
+ * forget: a number the kernel still knows is never reused, and a removed
+ * file or directory the kernel still holds (an open handle, a working
+ * directory) stays readable as an orphan.  Permissions are checked by the
+ * kernel (default_permissions); libfs checks none, like the native API.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,15 +51,20 @@ static void fill_entry(struct fuse_entry_param *e, const struct stat *st)
 	e->entry_timeout = CFUSE_TIMEOUT;
 }
 
+/* Pins the inode for the kernel's lookup count before the reply (so a
+ * forget can never come first); unpins if the reply did not arrive. */
 static void reply_entry(fuse_req_t req, int rc, const struct stat *st)
 {
+	if (rc == 0)
+		rc = ic_pin(fs_of(req), st->st_ino, 1);
 	if (rc < 0) {
 		reply_rc(req, rc);
 		return;
 	}
 	struct fuse_entry_param e;
 	fill_entry(&e, st);
-	fuse_reply_entry(req, &e);
+	if (fuse_reply_entry(req, &e))
+		ic_unpin(fs_of(req), st->st_ino, 1);
 }
 
 static void reply_attr(fuse_req_t req, int rc, const struct stat *st)
@@ -111,8 +119,16 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	/* Lookup counts need no tracking: inode numbers are cairn's own, and
-	 * libfs frees an inode on its last unlink or close. */
+	if (ino != FUSE_ROOT_ID)
+		ic_unpin(fs_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		if (forgets[i].ino != FUSE_ROOT_ID)
+			ic_unpin(fs_of(req), forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -157,8 +173,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 {
 	struct stat st;
 	unsigned valid = ic_valid(to_set);
-	int rc = valid ? ic_setattr(fs_of(req), ino, valid, attr, &st)
-		       : ic_getattr(fs_of(req), ino, &st);
+	/* An empty setattr is a change the kernel did not spell out, such as
+	 * chown(f, -1, -1): Linux still updates ctime. */
+	int rc = ic_setattr(fs_of(req), ino, valid ? valid : IC_SET_CTIME, attr, &st);
 	reply_attr(req, rc, &st);
 }
 
@@ -268,8 +285,15 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct fuse_entry_param e;
 	fill_entry(&e, &st);
 	set_open_flags(fi, fd);
-	if (fuse_reply_create(req, &e, fi))
+	if (ic_pin(fs_of(req), st.st_ino, 1) < 0) {
 		cairn_close(fs_of(req), fd);
+		reply_rc(req, -ENOENT);
+		return;
+	}
+	if (fuse_reply_create(req, &e, fi)) {
+		ic_unpin(fs_of(req), st.st_ino, 1);
+		cairn_close(fs_of(req), fd);
+	}
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -349,6 +373,14 @@ struct dirbuf {
  * (the kernel takes no lookup count for them), nor does an entry whose
  * name changed since the directory was read: ino 0 tells the kernel to
  * take only the name. */
+/* An entry without attributes: the kernel will look the name up itself. */
+static void bare_entry(struct fuse_entry_param *e, uint64_t ino, unsigned char type)
+{
+	memset(e, 0, sizeof(*e));
+	e->attr.st_ino = ino;
+	e->attr.st_mode = (mode_t)type << 12;
+}
+
 static void plus_entry(struct dirbuf *d, const char *name, uint64_t ino, unsigned char type,
 		       struct fuse_entry_param *e)
 {
@@ -358,9 +390,7 @@ static void plus_entry(struct dirbuf *d, const char *name, uint64_t ino, unsigne
 		fill_entry(e, &st);
 		return;
 	}
-	memset(e, 0, sizeof(*e));
-	e->attr.st_ino = ino;
-	e->attr.st_mode = (mode_t)type << 12;
+	bare_entry(e, ino, type);
 }
 
 /* ic_readdir's callback (called without the volume lock): adds one entry
@@ -376,7 +406,12 @@ static int add_entry(void *arg, const char *name, uint64_t ino, unsigned char ty
 			return 1;
 		struct fuse_entry_param e;
 		plus_entry(d, name, ino, type, &e);
+		/* A filled entry counts as a lookup: pin it like one. */
+		if (e.ino && ic_pin(d->fs, e.ino, 1) < 0)
+			bare_entry(&e, ino, type);
 		n = fuse_add_direntry_plus(d->req, at, room, name, &e, (off_t)next);
+		if (n > room && e.ino)
+			ic_unpin(d->fs, e.ino, 1);
 	} else {
 		struct stat st = {.st_ino = ino, .st_mode = (mode_t)type << 12};
 		n = fuse_add_direntry(d->req, at, room, name, &st, (off_t)next);
@@ -535,6 +570,7 @@ const struct fuse_lowlevel_ops cfuse_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
 	.forget = op_forget,
+	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
 	.setattr = op_setattr,
 	.readlink = op_readlink,

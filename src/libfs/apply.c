@@ -58,12 +58,36 @@ static int get_dir(struct cairn_fs *fs, uint64_t ino, struct iref *r)
 
 /* ---- orphans: unlinked inodes that are still open ---------------------- */
 
+/* The orphan list is doubly linked through the inodes, so that the last
+ * close (or forget) of any of thousands of orphans unlinks it in O(1). */
+static int set_orphan_link(struct cairn_fs *fs, uint64_t ino, int next, uint64_t value)
+{
+	struct iref r;
+	int rc = inode_get(&fs->sh, ino, &r);
+	if (rc)
+		return rc;
+	if (next)
+		r.i->orphan_next = value;
+	else
+		r.i->orphan_prev = value;
+	inode_dirty(&fs->sh, &r);
+	inode_put(&fs->sh, &r);
+	return 0;
+}
+
 int orphan_add(struct cairn_fs *fs, struct iref *r)
 {
 	if (r->i->flags & FS_INODE_ORPHAN)
 		return 0;
+	uint64_t head = fs->orphan_head;
+	if (head) {
+		int rc = set_orphan_link(fs, head, 0, r->ino);
+		if (rc)
+			return rc;
+	}
 	r->i->flags |= FS_INODE_ORPHAN;
-	r->i->orphan_next = fs->orphan_head;
+	r->i->orphan_next = head;
+	r->i->orphan_prev = 0;
 	fs->orphan_head = r->ino;
 	inode_dirty(&fs->sh, r);
 	return 0;
@@ -71,37 +95,35 @@ int orphan_add(struct cairn_fs *fs, struct iref *r)
 
 int orphan_remove(struct cairn_fs *fs, uint64_t ino)
 {
-	uint64_t *link = &fs->orphan_head;
-	struct iref prev = {0};
-	int rc = 0;
-	while (*link && *link != ino) {
-		uint64_t cur = *link;
-		inode_put(&fs->sh, &prev);
-		if ((rc = inode_get(&fs->sh, cur, &prev)))
-			return rc;
-		link = &prev.i->orphan_next;
+	struct iref r;
+	int rc = inode_get(&fs->sh, ino, &r);
+	if (rc)
+		return rc;
+	if (!(r.i->flags & FS_INODE_ORPHAN)) {
+		inode_put(&fs->sh, &r);
+		return 0;
 	}
-	if (*link == ino) {
-		struct iref r;
-		if ((rc = inode_get(&fs->sh, ino, &r)) == 0) {
-			*link = r.i->orphan_next;
-			r.i->orphan_next = 0;
-			r.i->flags &= ~FS_INODE_ORPHAN;
-			inode_dirty(&fs->sh, &r);
-			inode_put(&fs->sh, &r);
-			if (prev.b)
-				inode_dirty(&fs->sh, &prev);
-		}
-	}
-	inode_put(&fs->sh, &prev);
+	uint64_t prev = r.i->orphan_prev, next = r.i->orphan_next;
+	r.i->flags &= ~FS_INODE_ORPHAN;
+	r.i->orphan_prev = r.i->orphan_next = 0;
+	inode_dirty(&fs->sh, &r);
+	inode_put(&fs->sh, &r);
+	if (prev)
+		rc = set_orphan_link(fs, prev, 1, next);
+	else
+		fs->orphan_head = next;
+	if (!rc && next)
+		rc = set_orphan_link(fs, next, 0, prev);
 	return rc;
 }
 
 int orphans_release_all(struct cairn_fs *fs)
 {
-	while (fs->orphan_head) {
+	for (uint64_t n = 0; fs->orphan_head; n++) {
 		uint64_t ino = fs->orphan_head;
 		int rc = orphan_remove(fs, ino);
+		if (!rc && (fs->orphan_head == ino || n > fs->sh.sb.inode_count))
+			rc = -EUCLEAN; /* a damaged list: it does not advance, or loops */
 		if (!rc)
 			rc = apply_free_inode(fs, ino);
 		if (rc)

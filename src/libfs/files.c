@@ -176,10 +176,22 @@ int space_check(struct cairn_fs *fs, uint64_t blocks)
 
 /* ---- creating ------------------------------------------------------------ */
 
+int dir_is_linked(struct cairn_fs *fs, uint64_t dir)
+{
+	struct iref r;
+	if (inode_get(&fs->sh, dir, &r))
+		return 0;
+	int linked = r.i->nlink > 0;
+	inode_put(&fs->sh, &r);
+	return linked;
+}
+
 int make_node(struct cairn_fs *fs, const struct icaller *owner, uint64_t parent, const char *name,
 	      size_t namelen, uint32_t mode, uint64_t rdev, const char *target, size_t targetlen,
 	      uint64_t *ino_out, uint64_t *seq)
 {
+	if (!dir_is_linked(fs, parent))
+		return -ENOENT; /* a removed directory that is still open or a cwd */
 	uint64_t ino;
 	int rc = inode_pick(&fs->sh, parent, &ino);
 	if (rc)
@@ -344,6 +356,43 @@ static int release_orphan(struct cairn_fs *fs, struct vnode *vn, uint64_t *seq)
 	return op_log_apply(fs, OP_RELEASE, args, NULL, 0, seq);
 }
 
+/* Drops n references of a vnode; the last one releases an orphan.  Called
+ * with the lock held; *seq gets the RELEASE record's seq, if any. */
+static int vnode_unref(struct cairn_fs *fs, struct vnode *vn, int64_t n, uint64_t *seq)
+{
+	uint64_t ino = vn->ino;
+	vn->open_count -= n < vn->open_count ? n : vn->open_count;
+	int rc = 0;
+	if (vn->open_count == 0) {
+		rc = release_orphan(fs, vn, seq);
+		/* op_begin may have dropped the lock: look the vnode up again. */
+		vnode_maybe_free(fs, vnode_find(fs, ino));
+	}
+	return rc;
+}
+
+int ic_pin(cairn_fs *fs, uint64_t ino, uint64_t n)
+{
+	pthread_rwlock_wrlock(&fs->lock);
+	struct vnode *vn = inode_in_use(&fs->sh, ino) ? vnode_get(fs, ino) : NULL;
+	if (vn)
+		vn->open_count += (int64_t)n;
+	pthread_rwlock_unlock(&fs->lock);
+	return vn ? 0 : -ENOENT;
+}
+
+void ic_unpin(cairn_fs *fs, uint64_t ino, uint64_t n)
+{
+	uint64_t seq = 0;
+	pthread_rwlock_wrlock(&fs->lock);
+	struct vnode *vn = vnode_find(fs, ino);
+	if (vn)
+		vnode_unref(fs, vn, (int64_t)n, &seq);
+	pthread_rwlock_unlock(&fs->lock);
+	if (seq)
+		op_finish(fs, seq);
+}
+
 int cairn_close(cairn_fs *fs, int fd)
 {
 	if (!fs)
@@ -360,13 +409,7 @@ int cairn_close(cairn_fs *fs, int fd)
 	f->vn = NULL;
 	pthread_mutex_unlock(&fs->fd_lock);
 	uint64_t seq = 0;
-	int rc = 0;
-	uint64_t ino = vn->ino;
-	if (--vn->open_count == 0) {
-		rc = release_orphan(fs, vn, &seq);
-		/* op_begin may have dropped the lock: look the vnode up again. */
-		vnode_maybe_free(fs, vnode_find(fs, ino));
-	}
+	int rc = vnode_unref(fs, vn, 1, &seq);
 	pthread_rwlock_unlock(&fs->lock);
 	if (!rc && seq)
 		rc = op_finish(fs, seq);

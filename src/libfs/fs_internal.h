@@ -26,7 +26,7 @@
 /* An inode that is open or has undigested data. */
 struct vnode {
 	uint64_t ino;
-	int open_count;
+	int64_t open_count; /* open files, plus references a front end holds */
 	struct dindex data;
 	struct vnode *hnext;
 };
@@ -162,6 +162,9 @@ int data_blocks_needed(struct cairn_fs *fs, struct fs_inode *i, struct vnode *vn
 /* ---- files.c: shared by the name calls ---- */
 int fill_stat(struct cairn_fs *fs, uint64_t ino, struct stat *st);
 int space_check(struct cairn_fs *fs, uint64_t blocks);
+/* Whether a directory still has a name (a removed one stays an orphan while
+ * open, and takes no new entries). */
+int dir_is_linked(struct cairn_fs *fs, uint64_t dir);
 /* Creates a node (file, dir, symlink, fifo...) named name in parent. */
 struct icaller;
 /* owner: the caller's uid/gid, or NULL for the process's own. */

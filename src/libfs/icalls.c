@@ -81,7 +81,9 @@ int ic_setattr(cairn_fs *fs, uint64_t ino, unsigned valid, const struct stat *in
 		rc = truncate_ino(fs, ino, in->st_size);
 	struct op_setattr p;
 	setattr_from(valid, in, &p);
-	if (!rc && (p.valid || (valid & IC_SET_CTIME)))
+	if (valid & IC_SET_CTIME)
+		p.valid |= SETATTR_CTIME;
+	if (!rc && p.valid)
 		rc = setattr_ino(fs, ino, &p);
 	if (!rc)
 		rc = stat_ino(fs, ino, st);

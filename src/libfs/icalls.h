@@ -60,6 +60,13 @@ int ic_open(cairn_fs *fs, uint64_t ino, int flags);
 int ic_create(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *name,
 	      mode_t mode, int flags, int *fd, struct stat *st);
 
+/* References a front end holds on inodes (FUSE lookup counts): while any
+ * is held the inode number is not reused, and an inode that loses its last
+ * name stays readable (an orphan) until the last reference and the last
+ * open file are gone. */
+int ic_pin(cairn_fs *fs, uint64_t ino, uint64_t n);
+void ic_unpin(cairn_fs *fs, uint64_t ino, uint64_t n);
+
 /* Extended attributes (see cairn_setxattr). */
 int ic_setxattr(cairn_fs *fs, uint64_t ino, const char *name, const void *value, size_t size,
 		int flags);

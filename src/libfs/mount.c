@@ -363,7 +363,9 @@ int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv)
 	if (!rc) {
 		memset(sv, 0, sizeof(*sv));
 		const struct fs_super *sb = &fs->sh.sb;
-		uint64_t bfree = alloc_free_count(fs->sh.balloc);
+		/* Quarantined blocks are free as soon as the next checkpoint is
+		 * durable, and a writer short of space waits for one. */
+		uint64_t bfree = alloc_free_count(fs->sh.balloc) + alloc_quarantined(fs->sh.balloc);
 		bfree = bfree > fs->reserved_blocks ? bfree - fs->reserved_blocks : 0;
 		sv->f_bsize = sv->f_frsize = FS_BLOCK_SIZE;
 		sv->f_blocks = sb->total_blocks - sb->data_start;
@@ -390,7 +392,7 @@ int cairn_info(cairn_fs *fs, struct cairn_info *out)
 	out->log_used = log_used(fs->log);
 	out->undigested_records = log_tail_seq(fs->log) - log_head_seq(fs->log);
 	out->fast_blocks = sb->total_blocks - sb->data_start;
-	out->fast_free_blocks = alloc_free_count(fs->sh.balloc);
+	out->fast_free_blocks = alloc_free_count(fs->sh.balloc) + alloc_quarantined(fs->sh.balloc);
 	out->reserved_blocks = fs->reserved_blocks;
 	out->inodes = sb->inode_count - 1;
 	out->free_inodes = alloc_free_count(fs->sh.ialloc);

@@ -240,7 +240,7 @@ static int do_link(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *att
 		return rc;
 	if (to.ino)
 		return -EEXIST;
-	if (to.trailing_slash)
+	if (to.trailing_slash || !dir_is_linked(fs, to.parent))
 		return -ENOENT;
 	if (inode_nlink(fs, from.ino, NULL) >= UINT32_MAX - 1)
 		return -EMLINK;
@@ -333,6 +333,8 @@ static int do_rename(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *a
 	if (to.ino && to.ino == from.ino)
 		return (a->flags & CAIRN_RENAME_NOREPLACE) ? -EEXIST : 0; /* same file: no-op */
 	rc = check_rename(fs, &from, &to, a->flags);
+	if (!rc && !dir_is_linked(fs, to.parent))
+		rc = -ENOENT;
 	if (rc)
 		return rc;
 	struct {

@@ -91,6 +91,7 @@ struct op_xattr {
 #define SETATTR_GID 4u
 #define SETATTR_ATIME 8u
 #define SETATTR_MTIME 16u
+#define SETATTR_CTIME 32u /* nothing but ctime changes */
 
 /* OP_SETATTR payload. */
 struct op_setattr {

@@ -26,7 +26,10 @@ int64_t now_ns(void)
  * (a leaf holds about 170 extents, half that after a split). */
 static uint64_t checkpoint_cost(struct cairn_fs *fs)
 {
-	return cache_dirty_count(fs->sh.cache) + 4 * fs->vcount + fs->pieces_total / 64 + 16;
+	/* Files with data are at most the vnodes and at most the pieces
+	 * (vnodes also stand for open or pinned inodes without data). */
+	uint64_t files = fs->vcount < fs->pieces_total ? fs->vcount : fs->pieces_total;
+	return cache_dirty_count(fs->sh.cache) + 4 * files + fs->pieces_total / 64 + 16;
 }
 
 static int digest_threshold_reached(struct cairn_fs *fs)

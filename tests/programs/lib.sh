@@ -7,6 +7,7 @@
 # for a look.
 
 PROG=$(basename "$0" .sh)
+umask 022 # the modes the tests expect of new files
 
 # A command that fails outside a test (if, ||, &&) names itself and its line.
 set -E

@@ -54,7 +54,7 @@ cleanup() {
 	if [ -n "$CHILD" ] && kill -0 "$CHILD" 2>/dev/null; then
 		kill -TERM "$CHILD" 2>/dev/null
 		for ((i = 0; i < 100; i++)); do kill -0 "$CHILD" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$CHILD" 2>/dev/null
+		kill -KILL -- "-$CHILD" 2>/dev/null # timeout leads its own process group
 	fi
 	if mounted; then
 		timeout 20 "$CAIRN_BIN" umount "$MNT" >/dev/null 2>&1 || umount -l "$MNT" 2>/dev/null

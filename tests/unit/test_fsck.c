@@ -442,8 +442,8 @@ static void test_zeroed_directory_node(void **state)
 	tv_destroy(tv);
 }
 
-/* The same with a file that holds data: repair keeps it (reported as
- * unreachable) rather than destroy data. */
+/* The same with a file that holds data: repair never destroys it, it
+ * names it in /lost+found instead. */
 static void test_zeroed_directory_node_keeps_data(void **state)
 {
 	struct testvol *tv = make_volume();
@@ -459,14 +459,60 @@ static void test_zeroed_directory_node_keeps_data(void **state)
 	put_bytes(&f, in.tree_root * FS_BLOCK_SIZE, zero, sizeof(zero));
 	fast_close(&f);
 	struct fsck_report r;
-	expect_result(tv, &r, run_fsck(tv, 1, &r), FSCK_PROBLEMS);
+	expect_result(tv, &r, run_fsck(tv, 1, &r), FSCK_REPAIRED);
 	char text[96];
 	snprintf(text, sizeof(text), "inode %llu: unreachable from the root", (unsigned long long)fino);
-	expect_item(tv, &r, &r.remaining, "unreachable", text);
-	TV_EQ(r.errors_left, 1);
+	expect_item(tv, &r, &r.repairs, "unreachable", text);
+	expect_item(tv, &r, &r.repairs, "unreachable", "linked as /lost+found/#");
 	fsck_report_free(&r);
+	expect_clean(tv);
 	assert_non_null(tv_mount(tv, NULL));
 	verify(tv->fs, 0);
+	char path[64];
+	snprintf(path, sizeof(path), "/lost+found/#%llu", (unsigned long long)fino);
+	tv_expect_str(tv->fs, path, "do not free me");
+	TV_EQ(tv_stat(tv->fs, path).st_nlink, 1);
+	TV_EQ(tv_stat(tv->fs, "/lost+found").st_mode & 07777, 0700);
+	tv_destroy(tv);
+}
+
+/* A directory leaf with one bad slot: the readable names are salvaged
+ * into a new tree; the name that was lost comes back in /lost+found. */
+static void test_damaged_directory_leaf_salvaged(void **state)
+{
+	struct testvol *tv = make_volume();
+	TV_OK(cairn_mkdir(tv->fs, "/s", 0755));
+	tv_put_str(tv->fs, "/s/one", "1");
+	tv_put_str(tv->fs, "/s/two", "2");
+	tv_put_str(tv->fs, "/s/three", "3");
+	uint64_t sino = ino_of(tv->fs, "/s");
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	struct fs_inode in;
+	get_inode(&f, sino, &in);
+	uint16_t bad_len = 5; /* below the smallest record: the slot is refused */
+	put_bytes(&f, in.tree_root * FS_BLOCK_SIZE + 32 + 4 * 1 + 2, &bad_len, 2);
+	fast_close(&f);
+	char text[96];
+	snprintf(text, sizeof(text), "inode %llu: directory tree (root block %llu) is damaged",
+		 (unsigned long long)sino, (unsigned long long)in.tree_root);
+	expect_found_then_repaired(tv, "tree", text);
+	assert_non_null(tv_mount(tv, NULL));
+	verify(tv->fs, 0);
+	int found = 0;
+	const char *names[] = {"/s/one", "/s/two", "/s/three"};
+	for (int i = 0; i < 3; i++)
+		found += tv_exists(tv->fs, names[i]);
+	TV_EQ(found, 2);
+	cairn_dir *d = TV_NN(cairn_opendir(tv->fs, "/lost+found"));
+	struct cairn_dirent *de;
+	int lost = 0;
+	while ((de = cairn_readdir(d)))
+		lost += de->d_name[0] == '#';
+	TV_OK(cairn_closedir(d));
+	TV_EQ(lost, 1);
+	TV_EQ(tv_stat(tv->fs, "/s").st_nlink, 2);
 	tv_destroy(tv);
 }
 
@@ -662,6 +708,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_nlink),
 		cmocka_unit_test(test_zeroed_directory_node),
 		cmocka_unit_test(test_zeroed_directory_node_keeps_data),
+		cmocka_unit_test(test_damaged_directory_leaf_salvaged),
 		cmocka_unit_test(test_extent_outside_tier),
 		cmocka_unit_test(test_used_block_marked_free),
 		cmocka_unit_test(test_inode_free_in_bitmap),

@@ -1,0 +1,250 @@
+/*
+ * fsck_relink.c - the two repairs that allocate: rebuilding a damaged
+ * directory from the records still readable in it, and linking inodes
+ * that nothing names into /lost+found.
+ *
+ * Owns: the salvage walk over a damaged directory tree and the
+ * /lost+found directory's creation and names ("#INO").
+ * May call: shared (inodes, inode_pick), dir (dir_insert, dir_lookup),
+ * cache (reads of damaged nodes).
+ *
+ * Allocation in a repair is safe only when the allocators' in-memory
+ * copies (loaded from the bitmaps at open) never hand out a unit that is
+ * in use: that is, when the check found no inode in use but free in the
+ * inode bitmap and no block in use but free in the block bitmap.  The
+ * caller sets c->alloc_safe accordingly; otherwise these fixes wait for
+ * the next round, after those bits are fixed.  Nodes of the damaged tree
+ * are never handed out either: they stay marked used until a later round
+ * reclaims them as leaks.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "fs/dir.h"
+#include "fs/format.h"
+#include "fsck/fsck_internal.h"
+
+#define LOST_FOUND "lost+found"
+#define DREC_HDR 18
+#define MAX_CHILDREN ((FS_BLOCK_SIZE - BTREE_HDR_SIZE) / 16)
+
+/* ---- salvage --------------------------------------------------------------- */
+
+struct salvaged {
+	uint64_t ino;
+	uint8_t type, namelen;
+	char name[DIR_NAME_MAX];
+};
+
+struct salvage {
+	struct fsck_ctx *c;
+	struct salvaged *v;
+	size_t n, cap;
+	uint64_t visits; /* bounds a walk of a tree that points into itself */
+};
+
+static void salvage_rec(struct salvage *sv, const uint8_t *rec, unsigned len)
+{
+	uint8_t nl = rec[17];
+	if (len < DREC_HDR + 1 || nl == 0 || len != DREC_HDR + (unsigned)nl)
+		return;
+	const char *name = (const char *)rec + DREC_HDR;
+	if (memchr(name, '/', nl) || memchr(name, 0, nl))
+		return;
+	if (sv->n == sv->cap) {
+		size_t ncap = sv->cap ? sv->cap * 2 : 64;
+		struct salvaged *nv = realloc(sv->v, ncap * sizeof(*nv));
+		if (!nv)
+			return;
+		sv->v = nv;
+		sv->cap = ncap;
+	}
+	struct salvaged *s = &sv->v[sv->n++];
+	memcpy(&s->ino, rec + 8, 8);
+	s->type = rec[16];
+	s->namelen = nl;
+	memcpy(s->name, name, nl);
+}
+
+/* Every record that can still be read: nodes and slots that fail their
+ * checks are skipped, not trusted. */
+static void salvage_node(struct salvage *sv, uint64_t blk, int level)
+{
+	struct fsck_ctx *c = sv->c;
+	if (++sv->visits > c->sb->total_blocks || !fsck_data_range(c, blk, 1))
+		return;
+	struct buf *b;
+	if (cache_get(c->sh.cache, blk, &b))
+		return;
+	const uint8_t *n = b->data;
+	uint32_t magic;
+	uint16_t lv, count;
+	memcpy(&magic, n, 4);
+	memcpy(&lv, n + 4, 2);
+	memcpy(&count, n + 6, 2);
+	if (magic == fsck_dir_ops.magic && lv < BTREE_MAX_DEPTH && (level < 0 || lv == level)) {
+		for (unsigned i = 0; lv == 0 && i < count && BTREE_HDR_SIZE + 4 * (i + 1) <= FS_BLOCK_SIZE; i++) {
+			uint16_t off, len;
+			memcpy(&off, n + BTREE_HDR_SIZE + 4 * i, 2);
+			memcpy(&len, n + BTREE_HDR_SIZE + 4 * i + 2, 2);
+			if (off >= BTREE_HDR_SIZE && (unsigned)off + len <= FS_BLOCK_SIZE && len > DREC_HDR)
+				salvage_rec(sv, n + off, len);
+		}
+		for (unsigned i = 0; lv > 0 && i < count && i < MAX_CHILDREN; i++) {
+			uint64_t child;
+			memcpy(&child, n + BTREE_HDR_SIZE + 16 * i + 8, 8);
+			salvage_node(sv, child, lv - 1);
+		}
+	}
+	cache_put(c->sh.cache, b);
+}
+
+/* Rebuilds a directory from its readable records: the tree is replaced by
+ * a new one made by dir_insert (new keys, in their buckets).  The old
+ * nodes become leaks; names that cannot go back (a duplicate) are
+ * dropped, and what they named is then reported as unreachable. */
+int fsck_salvage_dir(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	if (!c->alloc_safe)
+		return -EAGAIN;
+	struct iref r;
+	int rc = inode_get(&c->sh, p->a, &r);
+	if (rc)
+		return rc;
+	if (!S_ISDIR(r.i->mode)) {
+		inode_put(&c->sh, &r);
+		return -EINVAL;
+	}
+	struct salvage sv = {.c = c};
+	if (r.i->tree_root)
+		salvage_node(&sv, r.i->tree_root, -1);
+	r.i->tree_root = 0;
+	r.i->entries = 0;
+	size_t kept = 0;
+	for (size_t i = 0; i < sv.n && !rc; i++) {
+		const struct salvaged *s = &sv.v[i];
+		rc = dir_insert(&c->sh.fx, r.i, s->name, s->namelen, s->ino, s->type);
+		if (rc == -EEXIST)
+			rc = 0;
+		else if (!rc)
+			kept++;
+	}
+	inode_dirty(&c->sh, &r);
+	inode_put(&c->sh, &r);
+	free(sv.v);
+	if (!rc)
+		fsck_list_addf(done, p->code, "%s -> directory rebuilt from its %zu readable names", p->msg,
+			       kept);
+	return rc;
+}
+
+/* ---- lost+found ------------------------------------------------------------- */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A new directory inode for /lost+found, as mkdir would make it. */
+static int make_dir_inode(struct fsck_ctx *c, uint64_t *ino)
+{
+	int rc = inode_pick(&c->sh, FS_ROOT_INO + 1, ino);
+	struct iref r;
+	if (!rc)
+		rc = inode_get(&c->sh, *ino, &r);
+	if (rc)
+		return rc;
+	if (r.i->mode != 0) { /* the bitmap lied: alloc_safe should have said so */
+		inode_put(&c->sh, &r);
+		return -EUCLEAN;
+	}
+	uint32_t gen = r.i->generation + 1;
+	memset(r.i, 0, sizeof(*r.i));
+	r.i->generation = gen;
+	r.i->mode = S_IFDIR | 0700;
+	r.i->nlink = 2;
+	r.i->parent = FS_ROOT_INO;
+	r.i->atime_ns = r.i->mtime_ns = r.i->ctime_ns = now_ns();
+	inode_dirty(&c->sh, &r);
+	inode_put(&c->sh, &r);
+	return 0;
+}
+
+/* The inode of /lost+found, made if missing. */
+static int lost_found(struct fsck_ctx *c, uint64_t *out)
+{
+	if (c->lost_found) {
+		*out = c->lost_found;
+		return 0;
+	}
+	struct iref root;
+	int rc = inode_get(&c->sh, FS_ROOT_INO, &root);
+	if (rc)
+		return rc;
+	uint8_t type;
+	rc = dir_lookup(&c->sh.fx, root.i, LOST_FOUND, strlen(LOST_FOUND), out, &type);
+	if (rc == 0 && type != DT_DIR)
+		rc = -EEXIST; /* a file took the name: leave it alone */
+	if (rc == -ENOENT) {
+		rc = make_dir_inode(c, out);
+		if (!rc)
+			rc = dir_insert(&c->sh.fx, root.i, LOST_FOUND, strlen(LOST_FOUND), *out, DT_DIR);
+		if (!rc) {
+			root.i->nlink++;
+			root.i->mtime_ns = root.i->ctime_ns = now_ns();
+			inode_dirty(&c->sh, &root);
+		}
+		/* A failed insert leaves the new inode unnamed: the next round
+		 * frees it as an empty unreachable directory. */
+	}
+	inode_put(&c->sh, &root);
+	if (!rc)
+		c->lost_found = *out;
+	return rc;
+}
+
+/* Names an unreachable inode "#INO" in /lost+found.  Link counts and the
+ * parent of a directory are made right; the next round checks them. */
+int fsck_link_lost(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	if (!c->alloc_safe)
+		return -EAGAIN;
+	uint64_t lf;
+	int rc = lost_found(c, &lf);
+	struct iref dir, r;
+	if (!rc)
+		rc = inode_get(&c->sh, lf, &dir);
+	if (rc)
+		return rc;
+	rc = inode_get(&c->sh, p->a, &r);
+	if (rc) {
+		inode_put(&c->sh, &dir);
+		return rc;
+	}
+	char name[32];
+	int len = snprintf(name, sizeof(name), "#%llu", (unsigned long long)p->a);
+	rc = r.i->mode ? dir_insert(&c->sh.fx, dir.i, name, (size_t)len, p->a, IFTODT(r.i->mode))
+		       : -ENOENT;
+	if (!rc && S_ISDIR(r.i->mode)) {
+		dir.i->nlink++;
+		r.i->parent = lf;
+	} else if (!rc && r.i->nlink == 0) {
+		r.i->nlink = 1;
+	}
+	if (!rc) {
+		inode_dirty(&c->sh, &r);
+		inode_dirty(&c->sh, &dir);
+	}
+	inode_put(&c->sh, &r);
+	inode_put(&c->sh, &dir);
+	if (!rc)
+		fsck_list_addf(done, p->code, "%s -> linked as /%s/%s", p->msg, LOST_FOUND, name);
+	return rc;
+}
