@@ -7,7 +7,7 @@
  *
  *   cairn mkfs VOLUME [--log-size SIZE] [--fast-size SIZE] [--inodes N]
  *                     [--media pmem|file|emul] [--log PATH] [--fast PATH]
- *   cairn stat VOLUME [--json]
+ *   cairn stat VOLUME|MOUNTPOINT [--json]
  *   cairn demo VOLUME
  *   cairn mount VOLUME MOUNTPOINT [--foreground] [--batch MS] [-o OPTS]
  *   cairn umount MOUNTPOINT [--lazy]
@@ -187,7 +187,7 @@ static int cmd_stat(int argc, char **argv)
 		if (!strcmp(argv[i], "--json"))
 			json = 1;
 		else if (!strcmp(argv[i], "--help")) {
-			puts("Usage: cairn stat VOLUME [--json]\nShow the use of the log and the fast tier.");
+			puts("Usage: cairn stat VOLUME|MOUNTPOINT [--json]\nShow the use of the log and the fast tier; a mounted volume is asked through its mount.");
 			return 0;
 		} else if (!vol)
 			vol = argv[i];
@@ -196,18 +196,21 @@ static int cmd_stat(int argc, char **argv)
 	}
 	if (!vol)
 		return usage_error("%s", "expected a VOLUME");
-	/* Read-only: recovery happens in memory and the volume is not touched. */
-	struct cairn_mount_opts mo = {.read_only = 1, .no_digest_thread = 1};
-	cairn_fs *fs = cairn_mount(vol, &mo);
-	if (!fs)
-		return api_error(vol);
 	struct cairn_info in;
-	cairn_info(fs, &in);
+	/* A mounted volume: ask its daemon.  Otherwise read the volume itself,
+	 * read-only: recovery happens in memory and the volume is not touched. */
+	if (cairn_fuse_info(vol, &in) != 0) {
+		struct cairn_mount_opts mo = {.read_only = 1, .no_digest_thread = 1};
+		cairn_fs *fs = cairn_mount(vol, &mo);
+		if (!fs)
+			return api_error(vol);
+		cairn_info(fs, &in);
+		cairn_unmount(fs);
+	}
 	if (json)
 		print_json(vol, &in);
 	else
 		print_human(vol, &in);
-	cairn_unmount(fs);
 	return 0;
 }
 
@@ -459,7 +462,8 @@ static const char main_help[] =
 	"durable when the call returns.\n\n"
 	"Commands:\n"
 	"  mkfs VOLUME [OPTIONS]   create a volume\n"
-	"  stat VOLUME [--json]    show the use of the log and the tiers\n"
+	"  stat VOLUME|MOUNTPOINT [--json]\n"
+	"                          show the use of the log and the tiers\n"
 	"  demo VOLUME             write, rename and read files; time durable appends\n"
 	"  mount VOLUME MOUNTPOINT serve a volume through FUSE to every program\n"
 	"  umount MOUNTPOINT       unmount it\n"

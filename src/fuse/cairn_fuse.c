@@ -26,6 +26,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -286,6 +287,41 @@ static int find_mount(const char *mp, char *vol, size_t len)
 	}
 	endmntent(f);
 	return found;
+}
+
+/* The mount point serving volume directory vol, from /proc/self/mounts. */
+static int find_volume_mount(const char *vol, char *mp, size_t len)
+{
+	char real[PATH_MAX];
+	if (!realpath(vol, real))
+		return -1;
+	FILE *f = setmntent("/proc/self/mounts", "r");
+	if (!f)
+		return -1;
+	int found = -1;
+	struct mntent *m;
+	while ((m = getmntent(f))) {
+		if (strcmp(m->mnt_type, "fuse.cairn") || strncmp(m->mnt_fsname, "cairn:", 6) ||
+		    strcmp(m->mnt_fsname + 6, real))
+			continue;
+		snprintf(mp, len, "%s", m->mnt_dir);
+		found = 0;
+	}
+	endmntent(f);
+	return found;
+}
+
+int cairn_fuse_info(const char *path, struct cairn_info *out)
+{
+	char real[PATH_MAX], vol[PATH_MAX], mp[PATH_MAX];
+	if (realpath(path, real) && find_mount(real, vol, sizeof(vol)) == 0)
+		snprintf(mp, sizeof(mp), "%s", real);
+	else if (find_volume_mount(path, mp, sizeof(mp)) != 0)
+		return -ENOENT;
+	ssize_t n = getxattr(mp, CFUSE_INFO_XATTR, out, sizeof(*out));
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)sizeof(*out) ? 0 : -EPROTO;
 }
 
 /* The absolute form of mp, even when it cannot be resolved: a mount whose

@@ -29,4 +29,14 @@ int cairn_fuse_main(const char *volume, const char *mountpoint, const struct cai
  * stderr as "cairn: umount: MOUNTPOINT: reason". */
 int cairn_fuse_umount(const char *mountpoint, int lazy);
 
+/* The mount daemon answers this extended attribute of the mount's root with
+ * its struct cairn_info (the same build's layout), for `cairn stat`. */
+#define CFUSE_INFO_XATTR "trusted.cairn.info"
+
+struct cairn_info;
+/* The state of a mounted volume, asked of its daemon: path is the mount
+ * point or the volume directory of a mounted volume.  0, or -ENOENT when
+ * no cairn mount serves it. */
+int cairn_fuse_info(const char *path, struct cairn_info *out);
+
 #endif

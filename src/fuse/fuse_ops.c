@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuse/cairn_fuse.h"
 #include "fuse/fuse_internal.h"
 #include "libfs/icalls.h"
 
@@ -531,10 +532,30 @@ static void reply_xattr_value(fuse_req_t req, size_t size, ssize_t n, const char
 		fuse_reply_buf(req, buf, (size_t)n);
 }
 
+/* `cairn stat MOUNTPOINT`: the daemon's view of the volume. */
+static void reply_info(fuse_req_t req, size_t size)
+{
+	struct cairn_info in;
+	if (cairn_info(fs_of(req), &in)) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, sizeof(in));
+	else if (size < sizeof(in))
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, (const char *)&in, sizeof(in));
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	if (is_acl(name)) {
 		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (ino == FUSE_ROOT_ID && !strcmp(name, CFUSE_INFO_XATTR)) {
+		reply_info(req, size);
 		return;
 	}
 	char *buf = size ? malloc(size) : NULL;
