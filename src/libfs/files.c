@@ -418,6 +418,42 @@ int cairn_close(cairn_fs *fs, int fd)
 
 /* ---- read ---------------------------------------------------------------- */
 
+#define DAY_NS (24LL * 3600 * 1000000000)
+
+/* relatime, as Linux mounts by default: a read updates atime only when it
+ * is not newer than mtime or ctime, or is a day old. */
+static int atime_stale(const struct fs_inode *i, int64_t now)
+{
+	return i->atime_ns <= i->mtime_ns || i->atime_ns <= i->ctime_ns ||
+	       now - i->atime_ns >= DAY_NS;
+}
+
+/* Logs the new atime without waiting for it to be durable: it rides on
+ * the next commit, and losing it in a crash loses nothing a program wrote. */
+static void touch_atime(struct cairn_fs *fs, uint64_t ino)
+{
+	struct op_setattr p;
+	memset(&p, 0, sizeof(p));
+	uint64_t seq = 0;
+	int attempt = 0;
+	pthread_rwlock_wrlock(&fs->lock);
+	int rc = op_begin(fs, sizeof(p), 0, &attempt);
+	struct iref r;
+	if (!rc && inode_get(&fs->sh, ino, &r) == 0) {
+		int64_t now = now_ns();
+		if (r.i->mode && atime_stale(r.i, now)) {
+			p.ino = ino;
+			p.valid = SETATTR_ATIME | SETATTR_KEEP_CTIME;
+			p.atime_ns = now;
+			p.ctime_ns = r.i->ctime_ns;
+			struct iovec iov = {&p, sizeof(p)};
+			op_log_apply(fs, OP_SETATTR, NULL, &iov, 1, &seq);
+		}
+		inode_put(&fs->sh, &r);
+	}
+	pthread_rwlock_unlock(&fs->lock);
+}
+
 ssize_t cairn_pread(cairn_fs *fs, int fd, void *buf, size_t count, off_t off)
 {
 	if (!fs)
@@ -429,13 +465,17 @@ ssize_t cairn_pread(cairn_fs *fs, int fd, void *buf, size_t count, off_t off)
 		return fail(-EINVAL);
 	pthread_rwlock_rdlock(&fs->lock);
 	struct iref r;
+	int stale = 0;
 	ssize_t n = inode_get(&fs->sh, f->vn->ino, &r);
 	if (!n) {
 		int isdir = S_ISDIR(r.i->mode);
+		stale = atime_stale(r.i, now_ns());
 		inode_put(&fs->sh, &r);
 		n = isdir ? -EISDIR : data_read(fs, f->vn->ino, buf, count, (uint64_t)off);
 	}
 	pthread_rwlock_unlock(&fs->lock);
+	if (n >= 0 && stale && !fs->read_only)
+		touch_atime(fs, f->vn->ino);
 	return n < 0 ? fail((int)n) : n;
 }
 

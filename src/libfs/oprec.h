@@ -92,6 +92,7 @@ struct op_xattr {
 #define SETATTR_ATIME 8u
 #define SETATTR_MTIME 16u
 #define SETATTR_CTIME 32u /* nothing but ctime changes */
+#define SETATTR_KEEP_CTIME 64u /* an atime update by a read: ctime_ns is the old ctime */
 
 /* OP_SETATTR payload. */
 struct op_setattr {

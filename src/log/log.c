@@ -361,13 +361,10 @@ static int write_record(struct log *l, const struct log_rec_hdr *h, const struct
 		rc = media_write(l->m, at, iov[i].iov_base, iov[i].iov_len);
 		at += iov[i].iov_len;
 	}
-	/* Header last: a crash mid-append leaves a record whose checksum
-	 * fails either way, but writing it last keeps the payload lines and
-	 * the header in one flush. */
+	/* No flush here: the commit flushes everything appended before it,
+	 * on its own thread (see log_commit). */
 	if (!rc)
 		rc = media_write(l->m, off, h, sizeof(*h));
-	if (!rc)
-		media_flush(l->m, off, h->len);
 	return rc;
 }
 
@@ -431,13 +428,15 @@ int log_append(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
  * Durability differs by medium.  On a file, fdatasync makes every completed
  * pwrite durable, whoever wrote it, so one thread's sync serves all
  * (group commit).  On persistent memory a fence only waits for the calling
- * core's own cache-line write-backs: a thread must fence after its own
- * flushes, and a commit on behalf of others must flush their lines itself.
+ * core's own cache-line write-backs, so a commit flushes, on its own
+ * thread, every line appended since the last commit - other threads'
+ * records included - and then fences.  That also keeps the prefix rule: a
+ * record is never durable while one before it may still be torn.
  */
 int log_commit(struct log *l, uint64_t seq)
 {
 	if (media_direct(l->m))
-		return media_fence(l->m); /* the appender flushed its record */
+		return log_commit_all(l);
 	if (atomic_load(&l->durable_seq) >= seq)
 		return 0;
 	/* Whatever is appended now is covered by this fence. */
