@@ -129,6 +129,7 @@ struct cairn_info {
 	uint64_t fast_free_blocks;
 	uint64_t reserved_blocks;   /* promised to undigested writes */
 	uint64_t inodes, free_inodes;
+	uint64_t directories;       /* in use, the root included */
 	uint64_t checkpoints;       /* digests completed since mount */
 	uint64_t ops_logged;        /* records appended since mount */
 	uint64_t ops_digested;      /* records digested over the volume's life */

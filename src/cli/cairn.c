@@ -160,8 +160,11 @@ static void print_human(const char *vol, const struct cairn_info *in)
 	printf("fast tier     %.1f MiB used of %.1f MiB (%.1f%%)\n", used * in->block_size / mib,
 	       in->fast_blocks * in->block_size / mib,
 	       in->fast_blocks ? 100.0 * used / in->fast_blocks : 0.0);
-	printf("inodes        %llu used of %llu\n",
-	       (unsigned long long)(in->inodes - in->free_inodes), (unsigned long long)in->inodes);
+	printf("inodes        %llu used of %llu (%llu directories)\n",
+	       (unsigned long long)(in->inodes - in->free_inodes), (unsigned long long)in->inodes,
+	       (unsigned long long)in->directories);
+	printf("digest lag    %llu records, %.1f MiB in the log\n",
+	       (unsigned long long)in->undigested_records, in->log_used / mib);
 	printf("operations    %llu digested over the volume's life\n",
 	       (unsigned long long)in->ops_digested);
 }
@@ -171,12 +174,15 @@ static void print_json(const char *vol, const struct cairn_info *in)
 	printf("{\"volume\": \"%s\", \"media\": \"%s\", \"mode\": \"%s\", "
 	       "\"block_size\": %llu, \"log_capacity\": %llu, \"log_used\": %llu, "
 	       "\"undigested_records\": %llu, \"fast_blocks\": %llu, \"fast_free_blocks\": %llu, "
-	       "\"inodes\": %llu, \"free_inodes\": %llu, \"ops_digested\": %llu}\n",
+	       "\"inodes\": %llu, \"free_inodes\": %llu, \"directories\": %llu, "
+	       "\"checkpoints\": %llu, \"ops_logged\": %llu, \"ops_digested\": %llu}\n",
 	       vol, in->media, in->batch_ms ? "batch" : "sync", (unsigned long long)in->block_size,
 	       (unsigned long long)in->log_capacity, (unsigned long long)in->log_used,
 	       (unsigned long long)in->undigested_records, (unsigned long long)in->fast_blocks,
 	       (unsigned long long)in->fast_free_blocks, (unsigned long long)in->inodes,
-	       (unsigned long long)in->free_inodes, (unsigned long long)in->ops_digested);
+	       (unsigned long long)in->free_inodes, (unsigned long long)in->directories,
+	       (unsigned long long)in->checkpoints, (unsigned long long)in->ops_logged,
+	       (unsigned long long)in->ops_digested);
 }
 
 static int cmd_stat(int argc, char **argv)

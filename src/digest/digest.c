@@ -173,6 +173,7 @@ static void fill_checkpoint(struct cairn_fs *fs, struct fs_checkpoint *ck, uint6
 	ck->free_blocks = alloc_free_count(fs->sh.balloc);
 	ck->free_inodes = alloc_free_count(fs->sh.ialloc);
 	ck->ops_digested = fs->sh.ckpt.ops_digested + (head_seq - log_head_seq(fs->log));
+	ck->directories = fs->directories;
 }
 
 static void announce(struct cairn_fs *fs, int rc)

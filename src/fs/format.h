@@ -63,7 +63,8 @@ struct fs_checkpoint {
 	uint64_t free_blocks;   /* informational: free blocks at checkpoint */
 	uint64_t free_inodes;   /* informational: free inodes at checkpoint */
 	uint64_t ops_digested;  /* records digested over the volume's life */
-	uint8_t reserved[56];
+	uint64_t directories;   /* directories in use, the root included */
+	uint8_t reserved[48];
 	uint64_t checksum;      /* XXH3-64 of the bytes before this field */
 };
 

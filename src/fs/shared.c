@@ -157,6 +157,7 @@ int shared_format(struct media *m, const uint8_t uuid[16], uint64_t inodes, uint
 	ck.log_head_seq = 1;
 	ck.free_blocks = sb->total_blocks - sb->data_start;
 	ck.free_inodes = sb->inode_count - (FS_ROOT_INO + 1);
+	ck.directories = 1;
 	seal_checkpoint(&ck);
 	if (!rc)
 		rc = write_slot(m, 0, &ck);

@@ -140,8 +140,10 @@ int apply_free_inode(struct cairn_fs *fs, uint64_t ino)
 	int rc = inode_get(&fs->sh, ino, &r);
 	if (rc)
 		return rc;
-	if (S_ISDIR(r.i->mode))
+	if (S_ISDIR(r.i->mode)) {
 		rc = dir_destroy(&fs->sh.fx, r.i);
+		fs->directories--;
+	}
 	else
 		rc = extent_truncate(&fs->sh.fx, r.i, 0);
 	int xrc = xattr_destroy(&fs->sh.fx, r.i);
@@ -281,8 +283,10 @@ static int apply_mknod(struct cairn_fs *fs, const struct log_rec_hdr *h, const u
 	inode_dirty(&fs->sh, &r);
 	rc = dir_insert(&fs->sh.fx, dir.i, name, p.namelen, p.ino, dtype_of(p.mode));
 	if (!rc) {
-		if (S_ISDIR(p.mode))
+		if (S_ISDIR(p.mode)) {
 			dir.i->nlink++;
+			fs->directories++;
+		}
 		touch_dir(dir.i, p.time_ns);
 		inode_dirty(&fs->sh, &dir);
 	}

@@ -71,6 +71,7 @@ struct cairn_fs {
 	uint64_t apply_resv; /* reservation handed to the next applied write */
 	uint64_t orphan_head;
 	uint64_t ops_digested;
+	uint64_t directories; /* in use, kept by apply and written by each checkpoint */
 
 	/* digest */
 	pthread_mutex_t digest_lock; /* one checkpoint at a time */

@@ -246,6 +246,7 @@ static int open_parts(struct cairn_fs *fs, const char *dir, char *err, size_t el
 static int recover(struct cairn_fs *fs, char *err, size_t el)
 {
 	fs->orphan_head = fs->sh.ckpt.orphan_head;
+	fs->directories = fs->sh.ckpt.directories;
 	struct replay rp = {.fs = fs};
 	int rc = log_recover(fs->log, fs->sh.ckpt.log_head_off, fs->sh.ckpt.log_head_seq, replay_one,
 			     &rp, fs->read_only);
@@ -395,6 +396,7 @@ int cairn_info(cairn_fs *fs, struct cairn_info *out)
 	out->fast_free_blocks = alloc_free_count(fs->sh.balloc) + alloc_quarantined(fs->sh.balloc);
 	out->reserved_blocks = fs->reserved_blocks;
 	out->inodes = sb->inode_count - 1;
+	out->directories = fs->directories;
 	out->free_inodes = alloc_free_count(fs->sh.ialloc);
 	out->checkpoints = fs->stats.checkpoints;
 	out->ops_logged = fs->stats.ops_logged;
