@@ -70,12 +70,13 @@ static int has_code(const struct fsck_list *l, int code)
 }
 
 /*
- * A read-write check and the fixes it found, committed.  only: apply just
- * that code (0 = every fixable error).  Returns the number of fixes made,
- * or -1 when repair must stop (the reason is in the notes).
+ * A read-write check and the fixes it found, committed.  only: a mask of
+ * (1 << code) to apply just those (0 = every fixable error).  Returns the
+ * number of fixes made, or -1 when repair must stop (the reason is in the
+ * notes).
  */
 static int repair_round(const char *volume, const struct fsck_opts *o, struct fsck_report *r,
-			int only)
+			uint64_t only)
 {
 	struct fsck_report scratch = {0};
 	struct fsck_list probs = {0};
@@ -91,11 +92,14 @@ static int repair_round(const char *volume, const struct fsck_opts *o, struct fs
 		fsck_close(&c);
 	} else {
 		/* Fixes that allocate wait until no unit in use is free in a
-		 * bitmap: the allocators read the bitmaps at open. */
-		c.alloc_safe = !has_code(&probs, FC_IBIT_FREE) && !has_code(&probs, FC_BLOCK_FREE_USED);
+		 * bitmap (the allocators read the bitmaps at open), and are
+		 * withheld while trees share blocks (an insert could change
+		 * two directories at once). */
+		c.alloc_safe = !has_code(&probs, FC_IBIT_FREE) && !has_code(&probs, FC_BLOCK_FREE_USED) &&
+			       !has_code(&probs, FC_BLOCK_DUP);
 		for (size_t i = 0; i < probs.n; i++) {
 			const struct fsck_item *p = &probs.v[i];
-			if (!p->fixable || p->severity != FSCK_ERROR || (only && p->code != only))
+			if (!p->fixable || p->severity != FSCK_ERROR || (only && !(only >> p->code & 1)))
 				continue;
 			int rc = fsck_apply(&c, p, &r->repairs);
 			if (rc == 0)
@@ -134,11 +138,18 @@ static int recover_by_mount(const char *volume, struct fsck_report *r)
 	return 0;
 }
 
+/* What must be fixed before a recovery mount: blocks in use but free in
+ * the bitmap (the digest would hand them out again) and a broken orphan
+ * list (recovery frees everything on it, linked files included).  Both
+ * fixes are valid with records still in the log: a checkpoint with the
+ * same log head and a truer shared area. */
+#define BEFORE_MOUNT ((1ull << FC_BLOCK_FREE_USED) | (1ull << FC_ORPHAN_LIST))
+
 static void repair(const char *volume, const struct fsck_opts *o, struct fsck_report *r)
 {
 	if (r->undigested_records || r->recovery_pending || has_code(&r->found, FC_EPOCH_SLOT)) {
-		if (has_code(&r->found, FC_BLOCK_FREE_USED) &&
-		    repair_round(volume, o, r, FC_BLOCK_FREE_USED) < 0)
+		if ((has_code(&r->found, FC_BLOCK_FREE_USED) || has_code(&r->found, FC_ORPHAN_LIST)) &&
+		    repair_round(volume, o, r, BEFORE_MOUNT) < 0)
 			return;
 		if (recover_by_mount(volume, r))
 			return;

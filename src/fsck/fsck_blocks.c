@@ -177,6 +177,8 @@ static void report_dup_run(struct fsck_ctx *c, uint64_t start, uint64_t n, const
  * one line. */
 static void report_dups(struct fsck_ctx *c)
 {
+	if (!c->ndv)
+		return;
 	qsort(c->dv, c->ndv, sizeof(*c->dv), cmp_owner);
 	size_t m = 0;
 	for (size_t i = 0; i < c->ndv; i++)
@@ -200,6 +202,34 @@ static void report_dups(struct fsck_ctx *c)
 	report_dup_run(c, start, n, cur);
 }
 
+static int owns_dup(const struct fsck_ctx *c, uint64_t ino)
+{
+	for (size_t i = 0; i < c->ndv; i++)
+		if (c->dv[i].ino == ino)
+			return 1;
+	return 0;
+}
+
+/* A fix that changes a tree whose blocks another inode also holds would
+ * change that inode too: such fixes are withheld until a person decides
+ * which owner is right. */
+static void withhold_shared_tree_fixes(struct fsck_ctx *c)
+{
+	for (size_t i = 0; i < c->out->n; i++) {
+		struct fsck_item *it = &c->out->v[i];
+		int tree_fix = it->code == FC_DENT_FREE || it->code == FC_DENT_BAD ||
+			       it->code == FC_DIR_MULTI || it->code == FC_EXTENT_OUTSIDE ||
+			       it->code == FC_EXTENT_BAD || it->code == FC_DENT_KEY || it->code == FC_TREE;
+		if (it->fixable && tree_fix && owns_dup(c, it->a)) {
+			it->fixable = 0;
+			size_t len = strlen(it->msg);
+			snprintf(it->msg + len, sizeof(it->msg) - len,
+				 " (not repaired: inode %llu shares blocks with another inode)",
+				 (unsigned long long)it->a);
+		}
+	}
+}
+
 /* Who owns each block claimed twice is learned by a second pass over the
  * inodes, only when there are such blocks: the first pass keeps one bit
  * per block, not an owner. */
@@ -211,6 +241,7 @@ static void find_dup_owners(struct fsck_ctx *c)
 			fsck_claim_inode(c, ino);
 	c->rescan = 0;
 	report_dups(c);
+	withhold_shared_tree_fixes(c);
 }
 
 int fsck_check_blocks(struct fsck_ctx *c)

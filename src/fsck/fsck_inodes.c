@@ -1,18 +1,19 @@
 /*
- * fsck_inodes.c - phase 3 of a check: every inode, its trees, the
- * directory entries, link counts, the orphan list and reachability.
+ * fsck_inodes.c - phase 3 of a check: every inode and its trees.
  *
- * Owns: the rules that tie inodes, trees and entries together.
+ * Owns: the rules for one inode (bitmap bit, type, tree shapes, extents,
+ * the blocks field) and the claims of its tree nodes and extents in the
+ * volume-wide claimed bitmap.  Directory records are fsck_dirs.c's; what
+ * needs every name counted (links, orphans, reachability) fsck_links.c's.
  * May call: shared (inodes, cache), btree (btree_check, btree_iter on
- * read-only handles), dir (the name hash hook), util/checksum.
+ * read-only handles).
  *
  * Order: the inode table is read once into struct iinfo (mode, nlink,
  * flags), so that a directory entry can be checked against its target
  * without another read; the orphan list is walked; then each inode's trees
- * are checked with btree_check and walked, claiming their blocks (tree
- * nodes and extents) in the volume-wide claimed bitmap and counting the
- * names of each target; last come the link counts, parents and
- * reachability, which need every name counted.
+ * are checked with btree_check and walked, claiming their blocks and
+ * counting the names of each target; last come the link counts, parents
+ * and reachability.
  *
  * What a damaged tree hides is unknown, so checks that need the whole
  * picture are gated: link counts and reachability need every directory
@@ -30,20 +31,15 @@
 #include "fs/dir.h"
 #include "fs/format.h"
 #include "fsck/fsck_internal.h"
-#include "util/checksum.h"
 
 /* The three tree kinds, as docs/FORMAT.md ("Tree nodes") defines them.
  * extent.c, dir.c and xattr.c keep theirs private; these must agree. */
 #define EXTENT_MAX_LBLK (1ull << 40)
-#define DREC_HDR 18
-#define DIR_HASH_SEED 0x6361697264697273ull
-#define DIR_BUCKET (1ull << 16)
-#define DIR_KEY_MASK (((1ull << 63) - 1) & ~(DIR_BUCKET - 1))
 #define SYMLINK_MAX 4095
 
 const struct btree_ops fsck_extent_ops = {.magic = 0x4e545843u, .min_rec = 24, .max_rec = 24};
-const struct btree_ops fsck_dir_ops = {.magic = 0x52494443u, .min_rec = DREC_HDR + 1,
-				       .max_rec = DREC_HDR + DIR_NAME_MAX};
+const struct btree_ops fsck_dir_ops = {.magic = 0x52494443u, .min_rec = FSCK_DREC_HDR + 1,
+				       .max_rec = FSCK_DREC_HDR + DIR_NAME_MAX};
 const struct btree_ops fsck_xattr_ops = {.magic = 0x54415843u, .min_rec = 12,
 					 .max_rec = 11 + 255 + 1024};
 
@@ -55,14 +51,7 @@ static const struct btree_ops *tree_ops(int kind)
 									 : &fsck_xattr_ops;
 }
 
-static uint64_t ld64(const void *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return v;
-}
-
-static const char *type_name(uint32_t mode)
+const char *fsck_type_name(uint32_t mode)
 {
 	switch (mode & S_IFMT) {
 	case S_IFREG: return "regular file";
@@ -74,6 +63,16 @@ static const char *type_name(uint32_t mode)
 	case S_IFSOCK: return "socket";
 	}
 	return "thing of unknown type";
+}
+
+int fsck_known_type(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR:
+	case S_IFBLK: case S_IFIFO: case S_IFSOCK:
+		return 1;
+	}
+	return 0;
 }
 
 /* ---- loading ---------------------------------------------------------------- */
@@ -99,7 +98,7 @@ static int load_bitmap(struct fsck_ctx *c, uint64_t start, uint64_t blocks, uint
 	return 0;
 }
 
-static int read_inode(struct fsck_ctx *c, uint64_t ino, struct fs_inode *out)
+int fsck_read_inode(struct fsck_ctx *c, uint64_t ino, struct fs_inode *out)
 {
 	struct iref r;
 	int rc = inode_get(&c->sh, ino, &r);
@@ -141,49 +140,6 @@ static int load_inodes(struct fsck_ctx *c)
 	return 0;
 }
 
-/* ---- the orphan list ------------------------------------------------------- */
-
-/* Recovery frees every inode on the list, so a link to an inode that is
- * free, linked, or already on it must not be followed: the list is cut
- * there.  What is cut off has no names and no links, and is freed as a
- * lost orphan (which is what recovery would have done). */
-static void walk_orphans(struct fsck_ctx *c)
-{
-	uint64_t prev = 0, cur = c->orphan_head, n = c->sb->inode_count;
-	while (cur) {
-		char why[96] = "";
-		if (cur <= FS_ROOT_INO || cur >= n)
-			snprintf(why, sizeof(why), "is not a valid inode number");
-		else if (c->ii[cur].mode == 0)
-			snprintf(why, sizeof(why), "is free");
-		else if (c->ii[cur].flags & II_ON_LIST)
-			snprintf(why, sizeof(why), "is already on the list (a cycle)");
-		else if (c->ii[cur].nlink != 0)
-			snprintf(why, sizeof(why), "still has %u links", c->ii[cur].nlink);
-		if (why[0]) {
-			char from[64];
-			if (prev)
-				snprintf(from, sizeof(from), "inode %llu's next link", (unsigned long long)prev);
-			else
-				snprintf(from, sizeof(from), "the checkpoint's head");
-			struct fsck_item *it = fsck_problem(c, FC_ORPHAN_LIST,
-							    "orphan list: %s names inode %llu, which %s",
-							    from, (unsigned long long)cur, why);
-			it->fixable = 1;
-			it->a = prev;
-			return;
-		}
-		c->ii[cur].flags |= II_ON_LIST;
-		if (!c->rescan)
-			c->r->orphans++;
-		struct fs_inode in;
-		if (read_inode(c, cur, &in))
-			return;
-		prev = cur;
-		cur = in.orphan_next;
-	}
-}
-
 /* ---- trees ----------------------------------------------------------------- */
 
 /* Claims every node of a tree that btree_check accepted.  Levels strictly
@@ -211,14 +167,16 @@ static int claim_nodes(struct fsck_ctx *c, uint64_t blk, uint32_t magic, int lev
 	}
 	fsck_claim(c, blk, 1);
 	for (unsigned i = 0; lv > 0 && i < count && !rc; i++)
-		rc = claim_nodes(c, ld64(n + BTREE_HDR_SIZE + 16 * i + 8), magic, lv - 1, bad);
+		rc = claim_nodes(c, fsck_ld64(n + BTREE_HDR_SIZE + 16 * i + 8), magic, lv - 1, bad);
 	cache_put(c->sh.cache, b);
 	return rc;
 }
 
-/* Whether a tree's root node itself is unreadable: then nothing in the
- * tree can be read, and emptying it loses nothing that could be. */
-static int root_unreadable(struct fsck_ctx *c, uint64_t root, uint32_t magic)
+/* What a tree's root node is: 0 readable, 1 unreadable (then nothing in
+ * the tree can be read, and emptying it loses nothing that could be), 2 a
+ * node of another kind of tree (then the inode's type or root pointer is
+ * wrong, and the tree may be whole: it must not be emptied). */
+static int root_state(struct fsck_ctx *c, uint64_t root, uint32_t magic)
 {
 	if (!fsck_data_range(c, root, 1))
 		return 1;
@@ -229,13 +187,15 @@ static int root_unreadable(struct fsck_ctx *c, uint64_t root, uint32_t magic)
 	uint16_t lv;
 	memcpy(&mg, b->data, 4);
 	memcpy(&lv, b->data + 4, 2);
-	int bad = mg != magic || lv >= BTREE_MAX_DEPTH;
 	cache_put(c->sh.cache, b);
-	return bad;
+	if (mg != magic && (mg == fsck_extent_ops.magic || mg == fsck_dir_ops.magic ||
+			    mg == fsck_xattr_ops.magic))
+		return 2;
+	return mg != magic || lv >= BTREE_MAX_DEPTH;
 }
 
 /* btree_check, then the node claims.  Returns 1 if the tree is whole. */
-static int tree_ok(struct fsck_ctx *c, uint64_t ino, uint64_t root, int kind)
+int fsck_tree_ok(struct fsck_ctx *c, uint64_t ino, uint64_t root, int kind)
 {
 	const struct btree_ops *ops = tree_ops(kind);
 	struct btree t;
@@ -248,13 +208,16 @@ static int tree_ok(struct fsck_ctx *c, uint64_t ino, uint64_t root, int kind)
 	if (!rc)
 		return 1;
 	char why[160];
-	int unreadable = root_unreadable(c, root, ops->magic);
+	int state = root_state(c, root, ops->magic), unreadable = state == 1;
 	if (bad)
 		snprintf(why, sizeof(why), "a node pointer names block %llu, outside the data area",
 			 (unsigned long long)bad);
+	else if (state == 2)
+		snprintf(why, sizeof(why), "its root node belongs to another kind of tree (the inode's "
+					   "type or root pointer is wrong)");
 	else if (unreadable)
-		snprintf(why, sizeof(why), "its root node is not a %s node (bad magic, level or block)",
-			 tree_names[kind]);
+		snprintf(why, sizeof(why), "its root node is not %s %s node (bad magic, level or block)",
+			 kind == TREE_DIR ? "a" : "an", tree_names[kind]);
 	else
 		snprintf(why, sizeof(why), "a node fails the checks (magic, level, counts, key order "
 					   "or bounds): %s", strerror(-rc));
@@ -263,8 +226,14 @@ static int tree_ok(struct fsck_ctx *c, uint64_t ino, uint64_t root, int kind)
 					    (unsigned long long)root, why);
 	it->a = ino;
 	it->b = (uint64_t)kind;
-	it->fixable = unreadable || kind == TREE_DIR;
+	it->fixable = unreadable || (kind != TREE_XATTR && state == 0);
 	it->c = !unreadable; /* a directory's readable names are salvaged */
+	if (state == 2 && kind != TREE_XATTR) {
+		/* Perhaps a directory whose mode says file (or the reverse):
+		 * decided with the names, as for an unknown type. */
+		c->ii[ino].flags |= II_UNKNOWN;
+		c->ii[ino].tree_root = root;
+	}
 	return 0;
 }
 
@@ -282,14 +251,20 @@ static int extent_rec(void *arg, const void *rec, size_t len)
 	struct ewalk *w = arg;
 	struct fsck_ctx *c = w->c;
 	unsigned long long ino = (unsigned long long)w->ino;
-	uint64_t lblk = ld64(rec), pblk = ld64((const uint8_t *)rec + 8);
-	uint64_t n = ld64((const uint8_t *)rec + 16);
+	uint64_t lblk = fsck_ld64(rec), pblk = fsck_ld64((const uint8_t *)rec + 8);
+	uint64_t n = fsck_ld64((const uint8_t *)rec + 16);
 	if (len != 24 || n == 0 || lblk >= EXTENT_MAX_LBLK || n > EXTENT_MAX_LBLK - lblk || pblk == 0 ||
 	    pblk + n < pblk) {
-		fsck_problem(c, FC_EXTENT_BAD,
-			     "inode %llu: extent at logical block %llu is invalid (block %llu, length %llu)",
-			     ino, (unsigned long long)lblk, (unsigned long long)pblk, (unsigned long long)n);
-		w->ok = 0;
+		struct fsck_item *it = fsck_problem(
+			c, FC_EXTENT_BAD,
+			"inode %llu: extent at logical block %llu is invalid (block %llu, length %llu)", ino,
+			(unsigned long long)lblk, (unsigned long long)pblk, (unsigned long long)n);
+		/* The tree is sound, the record is not: it goes (its blocks,
+		 * if any, are leaks afterwards). */
+		it->fixable = 1;
+		it->a = w->ino;
+		it->b = lblk;
+		c->claims_complete = 0; /* what it maps is unknown until then */
 		return 0;
 	}
 	if (lblk < w->prev_end) {
@@ -335,7 +310,7 @@ static int check_file(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *i
 			     (unsigned long long)ino, (unsigned long long)in->size, SYMLINK_MAX);
 	if (in->tree_root == 0)
 		return 1;
-	if (!tree_ok(c, ino, in->tree_root, TREE_EXTENT))
+	if (!fsck_tree_ok(c, ino, in->tree_root, TREE_EXTENT))
 		return 0;
 	struct btree t;
 	uint64_t root = in->tree_root;
@@ -348,181 +323,6 @@ static int check_file(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *i
 		return 0;
 	}
 	return w.ok;
-}
-
-/* ---- directories ----------------------------------------------------------- */
-
-#define BUCKET_NAMES 8
-
-struct dwalk {
-	struct fsck_ctx *c;
-	uint64_t dir, records;
-	/* the names seen in the current hash bucket, for duplicates */
-	uint64_t bucket;
-	unsigned nnames;
-	uint8_t lens[BUCKET_NAMES];
-	char names[BUCKET_NAMES][DIR_NAME_MAX];
-};
-
-static uint64_t bucket_of(const char *name, size_t len)
-{
-	uint64_t h = dir_hash_hook ? dir_hash_hook(name, len)
-				   : checksum64_seeded(name, len, DIR_HASH_SEED);
-	uint64_t base = h & DIR_KEY_MASK;
-	return base ? base : DIR_BUCKET;
-}
-
-static void check_dup_name(struct dwalk *w, const char *name, uint8_t len, const char *q)
-{
-	uint64_t base = bucket_of(name, len);
-	if (base != w->bucket) {
-		w->bucket = base;
-		w->nnames = 0;
-	}
-	for (unsigned i = 0; i < w->nnames; i++)
-		if (w->lens[i] == len && !memcmp(w->names[i], name, len)) {
-			fsck_problem(w->c, FC_DENT_DUP, "directory %llu: name \"%s\" appears twice",
-				     (unsigned long long)w->dir, q);
-			return;
-		}
-	if (w->nnames < BUCKET_NAMES) {
-		memcpy(w->names[w->nnames], name, len);
-		w->lens[w->nnames++] = len;
-	}
-}
-
-/* The entry's target, counted toward its links and reachability. */
-static int known_type(uint32_t mode)
-{
-	switch (mode & S_IFMT) {
-	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR:
-	case S_IFBLK: case S_IFIFO: case S_IFSOCK:
-		return 1;
-	}
-	return 0;
-}
-
-static void count_name(struct fsck_ctx *c, uint64_t dir, uint64_t t, uint8_t type, const char *q)
-{
-	struct iinfo *x = &c->ii[t];
-	if (x->names == 0)
-		x->dtype = type;
-	else if (x->dtype != type)
-		x->flags |= II_DT_MIXED;
-	if (known_type(x->mode) && type != IFTODT(x->mode))
-		fsck_problem(c, FC_DENT_TYPE,
-			     "directory %llu: entry \"%s\" has type %u but inode %llu is a %s (type %u)",
-			     (unsigned long long)dir, q, type, (unsigned long long)t, type_name(x->mode),
-			     (unsigned)IFTODT(x->mode));
-	if (x->names < UINT32_MAX)
-		x->names++;
-	if (S_ISDIR(x->mode)) {
-		c->ii[dir].subdirs++;
-		if (x->namer)
-			fsck_problem(c, FC_DIR_MULTI,
-				     "directory %llu is named by more than one entry (in directories %llu "
-				     "and %llu)",
-				     (unsigned long long)t, (unsigned long long)x->namer,
-				     (unsigned long long)dir);
-	}
-	if (!x->namer)
-		x->namer = dir;
-}
-
-static int dir_rec(void *arg, const void *rec, size_t len)
-{
-	struct dwalk *w = arg;
-	struct fsck_ctx *c = w->c;
-	const uint8_t *p = rec;
-	unsigned long long dir = (unsigned long long)w->dir, key = ld64(p);
-	w->records++;
-	if (len < DREC_HDR + 1 || p[17] == 0 || len != DREC_HDR + (size_t)p[17]) {
-		struct fsck_item *it = fsck_problem(
-			c, FC_DENT_BAD, "directory %llu: record with key %llu is malformed (%zu bytes)",
-			dir, key, len);
-		it->fixable = 1; /* its name and target cannot be known: drop it */
-		it->a = w->dir;
-		it->b = key;
-		c->names_complete = 0;
-		return 0;
-	}
-	uint64_t t = ld64(p + 8);
-	uint8_t nl = p[17];
-	const char *name = (const char *)p + DREC_HDR;
-	char q[4 * DIR_NAME_MAX + 1];
-	fsck_quote(q, sizeof(q), name, nl);
-	if (memchr(name, '/', nl) || memchr(name, 0, nl))
-		fsck_problem(c, FC_DENT_BAD,
-			     "directory %llu: entry \"%s\" has an invalid name (contains '/' or NUL)", dir,
-			     q);
-	uint64_t base = bucket_of(name, nl);
-	if (key < base || key >= base + DIR_BUCKET)
-		fsck_problem(c, FC_DENT_KEY,
-			     "directory %llu: entry \"%s\" has key %llu, outside its name's hash bucket "
-			     "(lookups cannot find it)",
-			     dir, q, key);
-	check_dup_name(w, name, nl, q);
-	const char *bad = NULL;
-	if (t == 0 || t >= c->sb->inode_count)
-		bad = "which is not a valid inode number";
-	else if (t == FS_ROOT_INO)
-		bad = "the root directory, which no entry may name";
-	else if (c->ii[t].mode == 0)
-		bad = "which is free";
-	if (bad) {
-		struct fsck_item *it = fsck_problem(c, FC_DENT_FREE,
-						    "directory %llu: entry \"%s\" names inode %llu, %s",
-						    dir, q, (unsigned long long)t, bad);
-		it->fixable = 1;
-		it->a = w->dir;
-		it->b = key;
-		return 0;
-	}
-	count_name(c, w->dir, t, p[16], q);
-	return 0;
-}
-
-static int check_dir(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *in)
-{
-	uint64_t records = 0;
-	if (in->tree_root) {
-		if (!tree_ok(c, ino, in->tree_root, TREE_DIR)) {
-			c->names_complete = 0;
-			return 0;
-		}
-		if (c->rescan)
-			return 1; /* names were counted by the first pass */
-		struct btree t;
-		uint64_t root = in->tree_root;
-		(void)btree_init_ro(&t, &c->sh.fx, &fsck_dir_ops, &root);
-		struct dwalk *w = calloc(1, sizeof(*w));
-		if (!w)
-			return 0;
-		w->c = c;
-		w->dir = ino;
-		int rc = btree_iter(&t, 0, UINT64_MAX, 0, dir_rec, w);
-		records = w->records;
-		free(w);
-		if (rc < 0) {
-			fsck_problem(c, FC_TREE,
-				     "inode %llu: directory tree (root block %llu) cannot be walked: %s",
-				     (unsigned long long)ino, (unsigned long long)root, strerror(-rc));
-			c->names_complete = 0;
-			return 0;
-		}
-	}
-	if (!c->rescan && in->entries != records) {
-		struct fsck_item *it = fsck_problem(
-			c, FC_ENTRIES, "directory %llu: entries field says %llu but its tree holds %llu names",
-			(unsigned long long)ino, (unsigned long long)in->entries,
-			(unsigned long long)records);
-		it->fixable = 1;
-		it->a = ino;
-		it->b = records;
-	}
-	if (records == 0)
-		c->ii[ino].flags |= II_EMPTY;
-	return 1;
 }
 
 /* ---- one inode ------------------------------------------------------------- */
@@ -540,8 +340,16 @@ static void check_ibit(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *
 			z->fixable = 1;
 		}
 	} else if (ino == FS_ROOT_INO && !S_ISDIR(in->mode)) {
-		fsck_problem(c, FC_ROOT, "inode 1: the root directory is %s (mode 0%o)",
-			     in->mode ? "not a directory" : "free", in->mode);
+		/* Its tree was not read as a directory: every name below it is
+		 * unknown, and so are its blocks. */
+		c->names_complete = c->claims_complete = 0;
+		struct fsck_item *rt = fsck_problem(c, FC_ROOT, "inode 1: the root directory is %s (mode 0%o)",
+						    in->mode ? "not a directory" : "free", in->mode);
+		if (in->mode) { /* the root is a directory by definition */
+			rt->fixable = 1;
+			rt->a = ino;
+			rt->b = S_IFDIR | (in->mode & 07777);
+		}
 		if (!used)
 			it = fsck_problem(c, FC_IBIT_FREE, "inode 1: reserved but free in the inode bitmap");
 	} else if (in->mode && !used) {
@@ -579,17 +387,18 @@ static int check_type(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *i
 	case S_IFLNK:
 		return check_file(c, ino, in);
 	case S_IFDIR:
-		return check_dir(c, ino, in);
+		return fsck_check_dir(c, ino, in);
 	case S_IFCHR:
 	case S_IFBLK:
 	case S_IFIFO:
 	case S_IFSOCK:
 		if (in->tree_root == 0)
 			return 1;
-		fsck_problem(c, FC_SPECIAL_TREE, "inode %llu: %s has a block map (root block %llu)",
-			     (unsigned long long)ino, type_name(in->mode),
-			     (unsigned long long)in->tree_root);
-		return 0;
+		/* Its mode or its tree root is wrong: decided with the names
+		 * (check_unknown), as for an unknown type. */
+		c->ii[ino].flags |= II_UNKNOWN;
+		c->ii[ino].tree_root = in->tree_root;
+		return 1;
 	}
 	/* Reported once names are counted (check_unknown): a named inode is
 	 * a file with a damaged mode; an unnamed one is garbage in a free
@@ -619,7 +428,7 @@ static void check_one(struct fsck_ctx *c, uint64_t ino)
 			check_ibit(c, ino, &in);
 		return;
 	}
-	if (read_inode(c, ino, &in))
+	if (fsck_read_inode(c, ino, &in))
 		return;
 	if (!c->rescan)
 		check_ibit(c, ino, &in);
@@ -633,7 +442,7 @@ static void check_one(struct fsck_ctx *c, uint64_t ino)
 	struct iinfo *x = &c->ii[ino];
 	if (x->flags & II_UNKNOWN)
 		return; /* nothing of it is claimed (see check_unknown) */
-	if (in.xattr_root && !tree_ok(c, ino, in.xattr_root, TREE_XATTR))
+	if (in.xattr_root && !fsck_tree_ok(c, ino, in.xattr_root, TREE_XATTR))
 		ok = 0;
 	if (!ok) {
 		c->claims_complete = 0;
@@ -662,231 +471,6 @@ void fsck_claim_inode(struct fsck_ctx *c, uint64_t ino)
 	check_one(c, ino);
 }
 
-/* ---- links, parents, orphans ------------------------------------------------- */
-
-static void check_orphan_flag(struct fsck_ctx *c, uint64_t ino, const struct iinfo *x)
-{
-	int on_list = (x->flags & II_ON_LIST) != 0, flagged = (x->flags & II_ORPHAN_FLAG) != 0;
-	struct fsck_item *it = NULL;
-	if (on_list && !flagged)
-		it = fsck_problem(c, FC_ORPHAN_FLAG,
-				  "inode %llu: on the orphan list but not flagged as an orphan",
-				  (unsigned long long)ino);
-	else if (!on_list && flagged && c->names_complete && x->names > 0)
-		it = fsck_problem(c, FC_ORPHAN_FLAG,
-				  "inode %llu: flagged as an orphan but not on the orphan list",
-				  (unsigned long long)ino);
-	if (it) {
-		it->fixable = 1;
-		it->a = ino;
-		it->b = on_list;
-	}
-}
-
-static void check_nlink(struct fsck_ctx *c, uint64_t ino, const struct iinfo *x)
-{
-	if (x->flags & II_ON_LIST) {
-		if (x->names)
-			fsck_problem(c, FC_ORPHAN_NAMED,
-				     "inode %llu: on the orphan list but %u directory entries name it",
-				     (unsigned long long)ino, x->names);
-		return;
-	}
-	/* Nothing names it: it is unreachable, reported as such; its link
-	 * count tells whether it was a lost orphan, so it stays. */
-	if (x->names == 0 && ino != FS_ROOT_INO)
-		return;
-	int dir = S_ISDIR(x->mode);
-	uint64_t want = dir ? 2ull + x->subdirs : x->names;
-	if (x->nlink == want)
-		return;
-	struct fsck_item *it;
-	if (dir)
-		it = fsck_problem(c, FC_NLINK, "directory %llu: nlink %u but it has %u subdirectories "
-					       "(2 + %u expected)",
-				  (unsigned long long)ino, x->nlink, x->subdirs, x->subdirs);
-	else
-		it = fsck_problem(c, FC_NLINK, "inode %llu: nlink %u but %u directory %s", (unsigned long long)ino,
-				  x->nlink, x->names, x->names == 1 ? "entry names it" : "entries name it");
-	if (want <= UINT32_MAX) {
-		it->fixable = 1;
-		it->a = ino;
-		it->b = want;
-	}
-}
-
-static void check_parent(struct fsck_ctx *c, uint64_t ino, const struct iinfo *x)
-{
-	if (!S_ISDIR(x->mode) || (x->flags & II_ON_LIST))
-		return;
-	uint64_t want = ino == FS_ROOT_INO ? FS_ROOT_INO : x->namer;
-	if (!want || x->parent == want)
-		return;
-	struct fsck_item *it = fsck_problem(
-		c, FC_PARENT, "directory %llu: parent field says %llu but it is named in directory %llu",
-		(unsigned long long)ino, (unsigned long long)x->parent, (unsigned long long)want);
-	it->fixable = 1;
-	it->a = ino;
-	it->b = want;
-}
-
-/* ---- reachability ------------------------------------------------------------ */
-
-/* A directory is reachable when the chain of directories naming it leads
- * to the root.  The verdict is found, then written along the chain, so
- * each directory is walked once; a chain longer than the inode count is a
- * cycle. */
-static int dir_reachable(struct fsck_ctx *c, uint64_t ino)
-{
-	uint64_t n = c->sb->inode_count, cur = ino, steps = 0;
-	int verdict = 0;
-	for (;;) {
-		struct iinfo *x = &c->ii[cur];
-		if (x->flags & II_KNOWN) {
-			verdict = (x->flags & II_REACH) != 0;
-			break;
-		}
-		if (!x->namer || ++steps > n)
-			break;
-		cur = x->namer;
-	}
-	cur = ino;
-	for (steps = 0; cur && steps <= n && !(c->ii[cur].flags & II_KNOWN); steps++) {
-		c->ii[cur].flags |= II_KNOWN | (verdict ? II_REACH : 0);
-		cur = c->ii[cur].namer;
-	}
-	return verdict;
-}
-
-static int mark_named(void *arg, const void *rec, size_t len)
-{
-	struct fsck_ctx *c = arg;
-	uint64_t t = ld64((const uint8_t *)rec + 8);
-	if (len >= DREC_HDR + 1 && t > 0 && t < c->sb->inode_count && c->ii[t].mode)
-		c->ii[t].flags |= II_REACH | II_KNOWN;
-	return 0;
-}
-
-/* A file with several names is reachable if any of its directories is:
- * only then are the reachable directories walked again. */
-static void mark_hard_links(struct fsck_ctx *c)
-{
-	uint64_t n = c->sb->inode_count;
-	for (uint64_t d = 1; d < n; d++) {
-		const struct iinfo *x = &c->ii[d];
-		if (!S_ISDIR(x->mode) || !(x->flags & II_REACH))
-			continue;
-		struct fs_inode in;
-		if (read_inode(c, d, &in) || !in.tree_root)
-			continue;
-		struct btree t;
-		(void)btree_init_ro(&t, &c->sh.fx, &fsck_dir_ops, &in.tree_root);
-		(void)btree_iter(&t, 0, UINT64_MAX, 0, mark_named, c);
-		fsck_progress(c, "hard links", d, n);
-	}
-}
-
-static void report_unreachable(struct fsck_ctx *c, uint64_t ino, const struct iinfo *x)
-{
-	struct fs_inode in;
-	if (read_inode(c, ino, &in))
-		return;
-	int lost_orphan = x->nlink == 0 && !S_ISDIR(x->mode);
-	int empty = (x->flags & II_EMPTY) != 0, garbage = (x->flags & II_UNKNOWN) != 0;
-	/* Only what no entry names is freed: an inode named from an
-	 * unreachable directory stays with that directory. */
-	int frees = x->names == 0 &&
-		    (garbage || ((x->flags & II_TREES_OK) && (empty || lost_orphan)));
-	const char *verdict = garbage && frees ? "its type is unknown (garbage): repair frees it"
-			      : frees && empty ? "it holds nothing: repair frees it"
-			      : frees ? "it has no links (a lost orphan): repair frees it, as recovery would"
-			      : x->names ? "it comes back with the unreachable directory that names it"
-					 : S_ISDIR(x->mode) ? "it holds names: repair links it into /lost+found"
-							    : "it holds data: repair links it into /lost+found";
-	struct fsck_item *it = fsck_problem(
-		c, FC_UNREACHABLE,
-		"inode %llu: unreachable from the root and not an orphan (leak): %s, %llu bytes, nlink "
-		"%u, named by %u %s; %s",
-		(unsigned long long)ino, type_name(x->mode), (unsigned long long)in.size, x->nlink,
-		x->names, x->names == 1 ? "entry" : "entries", verdict);
-	/* What nothing names but holds something is never destroyed: it is
-	 * given a name instead (the top of a detached subtree brings the
-	 * rest back with it). */
-	it->fixable = x->names == 0;
-	it->c = !frees;
-	it->a = ino;
-}
-
-static void check_reachability(struct fsck_ctx *c)
-{
-	uint64_t n = c->sb->inode_count, uncertain = 0;
-	c->ii[FS_ROOT_INO].flags |= II_KNOWN | II_REACH;
-	for (uint64_t ino = 2; ino < n; ino++) {
-		struct iinfo *x = &c->ii[ino];
-		if (!x->mode)
-			continue;
-		if (S_ISDIR(x->mode))
-			dir_reachable(c, ino);
-		else if (x->namer && dir_reachable(c, x->namer))
-			x->flags |= II_KNOWN | II_REACH;
-		else if (x->names > 1)
-			uncertain++;
-	}
-	if (uncertain)
-		mark_hard_links(c);
-	for (uint64_t ino = 2; ino < n; ino++) {
-		const struct iinfo *x = &c->ii[ino];
-		if (x->mode && !(x->flags & (II_REACH | II_ON_LIST)))
-			report_unreachable(c, ino, x);
-	}
-}
-
-/* An inode of unknown type claims nothing.  That is right for garbage in
- * a free slot (nothing names it: it is freed as unreachable), but a named
- * one may be a file whose mode alone is damaged, and its blocks must not
- * be taken for leaks. */
-static void check_unknown(struct fsck_ctx *c)
-{
-	for (uint64_t ino = 1; ino < c->sb->inode_count; ino++) {
-		const struct iinfo *x = &c->ii[ino];
-		if (!(x->flags & II_UNKNOWN))
-			continue;
-		struct fsck_item *it = fsck_problem(c, FC_MODE, "inode %llu: unknown file type in mode 0%o",
-						    (unsigned long long)ino, x->mode);
-		if (!x->names && c->names_complete)
-			continue; /* garbage: freed as unreachable */
-		c->claims_complete = 0;
-		/* The entries naming it say what it is, if they agree. */
-		uint32_t mode = (x->mode & 07777) | DTTOIF(x->dtype);
-		if (c->names_complete && !(x->flags & II_DT_MIXED) && known_type(mode)) {
-			it->fixable = 1;
-			it->a = ino;
-			it->b = mode;
-			snprintf(it->msg + strlen(it->msg), sizeof(it->msg) - strlen(it->msg),
-				 "; its %u %s it a %s", x->names, x->names == 1 ? "entry makes" : "entries make",
-				 type_name(mode));
-		}
-	}
-}
-
-static void check_links(struct fsck_ctx *c)
-{
-	uint64_t n = c->sb->inode_count;
-	check_unknown(c);
-	for (uint64_t ino = 1; ino < n; ino++) {
-		const struct iinfo *x = &c->ii[ino];
-		if (!x->mode)
-			continue;
-		check_orphan_flag(c, ino, x);
-		if (!c->names_complete)
-			continue;
-		check_nlink(c, ino, x);
-		check_parent(c, ino, x);
-	}
-	if (c->names_complete && c->root_ok)
-		check_reachability(c);
-}
-
 /* ---- phase 3 --------------------------------------------------------------- */
 
 int fsck_check_inodes(struct fsck_ctx *c)
@@ -904,11 +488,11 @@ int fsck_check_inodes(struct fsck_ctx *c)
 		return rc;
 	c->names_complete = c->claims_complete = 1;
 	c->root_ok = S_ISDIR(c->ii[FS_ROOT_INO].mode);
-	walk_orphans(c);
+	fsck_walk_orphans(c);
 	for (uint64_t ino = 0; ino < sb->inode_count; ino++) {
 		check_one(c, ino);
 		fsck_progress(c, "inodes", ino + 1, sb->inode_count);
 	}
-	check_links(c);
+	fsck_check_links(c);
 	return 0;
 }

@@ -16,6 +16,7 @@
 
 #include <stdarg.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "fs/btree.h"
 #include "fs/shared.h"
@@ -35,12 +36,15 @@ enum fsck_code {
 	FC_IBIT_LEAK,       /* a: inode free but marked in use (clear) */
 	FC_INODE_RESERVED,  /* inode 0 is in use (zeroed) */
 	FC_MODE,            /* a: inode, b: mode with the type its entries give */
-	FC_ROOT,            /* the root inode is free or not a directory */
+	FC_ROOT,            /* the root inode is free or not a directory (a: 1,
+			     * b: its mode made a directory's, when in use) */
 	FC_TREE,            /* a: inode, b: tree kind, c: 1 = salvage; fails
 			     * btree_check.  A tree whose root node is unreadable
 			     * is emptied (nothing in it can be read anyway); a
-			     * directory is rebuilt from its readable records */
-	FC_EXTENT_BAD,      /* an extent record is invalid or overlaps another */
+			     * directory or block map is rebuilt from its readable
+			     * records */
+	FC_EXTENT_BAD,      /* a: inode, b: lblk; an invalid extent record
+			     * (removed), or overlapping extents (left) */
 	FC_EXTENT_OUTSIDE,  /* a: inode, b: lblk, c: len; maps blocks outside the
 			     * data area (the record is removed) */
 	FC_EXTENT_PAST_EOF, /* warning: an extent lies wholly beyond the size */
@@ -49,12 +53,14 @@ enum fsck_code {
 	FC_BLOCKS,          /* a: inode, b: blocks its trees claim */
 	FC_ENTRIES,         /* a: directory, b: records in its tree */
 	FC_DENT_BAD,        /* a malformed directory record or an invalid name */
-	FC_DENT_KEY,        /* an entry's key lies outside its name's bucket */
+	FC_DENT_KEY,        /* a: directory, b: key; outside its name's bucket
+			     * (inserted again) */
 	FC_DENT_DUP,        /* a name appears twice in one directory */
 	FC_DENT_FREE,       /* a: directory, b: key; names a free or invalid inode
 			     * (the entry is removed) */
 	FC_DENT_TYPE,       /* an entry's DT_ type disagrees with the inode */
-	FC_DIR_MULTI,       /* a directory is named by more than one entry */
+	FC_DIR_MULTI,       /* a: directory, b: key of the entry that is not the
+			     * one the parent field names (removed) */
 	FC_NLINK,           /* a: inode, b: the right link count */
 	FC_PARENT,          /* a: directory, b: the directory that names it */
 	FC_ORPHAN_LIST,     /* a: inode whose orphan_next is bad (0: the head in
@@ -82,9 +88,11 @@ struct iinfo {
 	uint32_t names;   /* directory entries naming it */
 	uint32_t subdirs; /* directories: entries naming directories */
 	uint64_t namer;   /* the directory of the first entry found naming it */
+	uint64_t namer_key; /* and that entry's key */
 	uint64_t parent;  /* directories: the inode's parent field */
 	uint32_t flags;   /* II_* */
 	uint8_t dtype;    /* the DT_ type of the entries naming it */
+	uint64_t tree_root; /* kept only for inodes whose type is in doubt */
 };
 #define II_ORPHAN_FLAG 1u /* FS_INODE_ORPHAN is set in the inode */
 #define II_ON_LIST 2u     /* found on the orphan list */
@@ -92,7 +100,7 @@ struct iinfo {
 #define II_REACH 8u       /* reachable from the root */
 #define II_KNOWN 16u      /* reachability decided */
 #define II_EMPTY 32u      /* holds nothing (no data, names or attributes) */
-#define II_UNKNOWN 64u    /* unknown file type in its mode */
+#define II_UNKNOWN 64u    /* type in doubt: unknown, or special with a tree */
 #define II_DT_MIXED 128u  /* the entries naming it disagree on its type */
 
 /* A block claimed twice: one (block, owner) pair per claim, gathered by a
@@ -169,6 +177,23 @@ void fsck_claim_inode(struct fsck_ctx *c, uint64_t ino);
 /* Btree operations of the three tree kinds (docs/FORMAT.md, "Tree nodes"). */
 extern const struct btree_ops fsck_extent_ops, fsck_dir_ops, fsck_xattr_ops;
 
+/* Shared by the phase 3 files (fsck_inodes.c, fsck_dirs.c, fsck_links.c). */
+#define FSCK_DREC_HDR 18 /* directory record: key, ino, type, namelen */
+static inline uint64_t fsck_ld64(const void *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+const char *fsck_type_name(uint32_t mode);
+int fsck_known_type(uint32_t mode);
+int fsck_read_inode(struct fsck_ctx *c, uint64_t ino, struct fs_inode *out);
+/* btree_check, then the node claims; 1 if the tree is whole. */
+int fsck_tree_ok(struct fsck_ctx *c, uint64_t ino, uint64_t root, int kind);
+int fsck_check_dir(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *in); /* fsck_dirs.c */
+void fsck_walk_orphans(struct fsck_ctx *c); /* fsck_links.c */
+void fsck_check_links(struct fsck_ctx *c);  /* fsck_links.c */
+
 /* ---- fsck_blocks.c: phase 4 ---- */
 int fsck_check_blocks(struct fsck_ctx *c);
 /* Marks [start, start+n) claimed by c->cur_ino (or records owners of
@@ -185,6 +210,8 @@ int fsck_commit(struct fsck_ctx *c);
 /* ---- fsck_relink.c: the fixes that allocate (-EAGAIN unless alloc_safe) ---- */
 int fsck_salvage_dir(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done);
 int fsck_link_lost(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done);
+int fsck_salvage_extents(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done);
+int fsck_rekey_entry(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done);
 
 /* Bit helpers over little-endian u64 word arrays (bit u = word u/64, bit u%64). */
 static inline int bit_test(const uint64_t *w, uint64_t u)

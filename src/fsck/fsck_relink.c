@@ -1,12 +1,14 @@
 /*
- * fsck_relink.c - the two repairs that allocate: rebuilding a damaged
- * directory from the records still readable in it, and linking inodes
- * that nothing names into /lost+found.
+ * fsck_relink.c - the repairs that allocate: rebuilding a damaged
+ * directory or block map from the records still readable in it, putting
+ * an entry back in its name's bucket, and linking inodes that nothing
+ * names into /lost+found.
  *
- * Owns: the salvage walk over a damaged directory tree and the
- * /lost+found directory's creation and names ("#INO").
+ * Owns: the salvage walks over damaged trees and the /lost+found
+ * directory's creation and names ("#INO").
  * May call: shared (inodes, inode_pick), dir (dir_insert, dir_lookup),
- * cache (reads of damaged nodes).
+ * extent (extent_insert), btree (get, delete), cache (reads of damaged
+ * nodes).
  *
  * Allocation in a repair is safe only when the allocators' in-memory
  * copies (loaded from the bitmaps at open) never hand out a unit that is
@@ -26,11 +28,12 @@
 #include <time.h>
 
 #include "fs/dir.h"
+#include "fs/extent.h"
 #include "fs/format.h"
 #include "fsck/fsck_internal.h"
 
 #define LOST_FOUND "lost+found"
-#define DREC_HDR 18
+#define DREC_HDR FSCK_DREC_HDR
 #define MAX_CHILDREN ((FS_BLOCK_SIZE - BTREE_HDR_SIZE) / 16)
 
 /* ---- salvage --------------------------------------------------------------- */
@@ -246,5 +249,187 @@ int fsck_link_lost(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_li
 	inode_put(&c->sh, &dir);
 	if (!rc)
 		fsck_list_addf(done, p->code, "%s -> linked as /%s/%s", p->msg, LOST_FOUND, name);
+	return rc;
+}
+
+/* ---- extent salvage ------------------------------------------------------------ */
+
+#define EXTENT_MAX_LBLK (1ull << 40)
+
+struct xsalvage {
+	struct fsck_ctx *c;
+	struct extent_rec {
+		uint64_t lblk, pblk, len;
+	} *v;
+	size_t n, cap;
+	uint64_t visits;
+};
+
+/* An extent may come back only if its blocks are all in the data area,
+ * marked used (so no allocation of the rebuild can take them) and claimed
+ * by no other inode. */
+static int extent_usable(struct fsck_ctx *c, uint64_t pblk, uint64_t len)
+{
+	if (!fsck_data_range(c, pblk, len))
+		return 0;
+	for (uint64_t b = pblk; b < pblk + len; b++)
+		if (!bit_test(c->bbits, b) || bit_test(c->claimed, b))
+			return 0;
+	return 1;
+}
+
+static void xsalvage_rec(struct xsalvage *sv, const uint8_t *rec)
+{
+	struct extent_rec e;
+	memcpy(&e, rec, sizeof(e));
+	if (e.len == 0 || e.lblk >= EXTENT_MAX_LBLK || e.len > EXTENT_MAX_LBLK - e.lblk ||
+	    !extent_usable(sv->c, e.pblk, e.len))
+		return;
+	if (sv->n == sv->cap) {
+		size_t ncap = sv->cap ? sv->cap * 2 : 64;
+		struct extent_rec *nv = realloc(sv->v, ncap * sizeof(*nv));
+		if (!nv)
+			return;
+		sv->v = nv;
+		sv->cap = ncap;
+	}
+	sv->v[sv->n++] = e;
+}
+
+static void xsalvage_node(struct xsalvage *sv, uint64_t blk, int level)
+{
+	struct fsck_ctx *c = sv->c;
+	if (++sv->visits > c->sb->total_blocks || !fsck_data_range(c, blk, 1))
+		return;
+	struct buf *b;
+	if (cache_get(c->sh.cache, blk, &b))
+		return;
+	const uint8_t *n = b->data;
+	uint32_t magic;
+	uint16_t lv, count;
+	memcpy(&magic, n, 4);
+	memcpy(&lv, n + 4, 2);
+	memcpy(&count, n + 6, 2);
+	if (magic == fsck_extent_ops.magic && lv < BTREE_MAX_DEPTH && (level < 0 || lv == level)) {
+		for (unsigned i = 0; lv == 0 && i < count && BTREE_HDR_SIZE + 4 * (i + 1) <= FS_BLOCK_SIZE; i++) {
+			uint16_t off, len;
+			memcpy(&off, n + BTREE_HDR_SIZE + 4 * i, 2);
+			memcpy(&len, n + BTREE_HDR_SIZE + 4 * i + 2, 2);
+			if (len == 24 && off >= BTREE_HDR_SIZE && (unsigned)off + len <= FS_BLOCK_SIZE)
+				xsalvage_rec(sv, n + off);
+		}
+		for (unsigned i = 0; lv > 0 && i < count && i < MAX_CHILDREN; i++) {
+			uint64_t child;
+			memcpy(&child, n + BTREE_HDR_SIZE + 16 * i + 8, 8);
+			xsalvage_node(sv, child, lv - 1);
+		}
+	}
+	cache_put(c->sh.cache, b);
+}
+
+static int cmp_lblk(const void *a, const void *b)
+{
+	const struct extent_rec *x = a, *y = b;
+	return x->lblk < y->lblk ? -1 : x->lblk > y->lblk;
+}
+
+/* Keeps the first of overlapping extents (logically or physically): a
+ * block must belong to one place only. */
+static size_t drop_overlaps(struct extent_rec *v, size_t n, uint64_t *claimed_tmp)
+{
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_lblk);
+	size_t m = 0;
+	uint64_t end = 0;
+	for (size_t i = 0; i < n; i++) {
+		int clash = m && v[i].lblk < end;
+		for (uint64_t b = v[i].pblk; !clash && b < v[i].pblk + v[i].len; b++)
+			clash = bit_test(claimed_tmp, b);
+		if (clash)
+			continue;
+		for (uint64_t b = v[i].pblk; b < v[i].pblk + v[i].len; b++)
+			bit_set(claimed_tmp, b);
+		v[m++] = v[i];
+		end = v[i].lblk + v[i].len;
+	}
+	return m;
+}
+
+/* Rebuilds a file's block map from the extents still readable in its
+ * damaged tree.  What the unreadable nodes mapped reads as zeros; their
+ * blocks become leaks for the next round. */
+int fsck_salvage_extents(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	if (!c->alloc_safe)
+		return -EAGAIN;
+	struct iref r;
+	int rc = inode_get(&c->sh, p->a, &r);
+	if (rc)
+		return rc;
+	if (!S_ISREG(r.i->mode) && !S_ISLNK(r.i->mode)) {
+		inode_put(&c->sh, &r);
+		return -EINVAL;
+	}
+	struct xsalvage sv = {.c = c};
+	uint64_t *seen = calloc((c->sb->total_blocks + 63) / 64, 8);
+	if (!seen) {
+		inode_put(&c->sh, &r);
+		return -ENOMEM;
+	}
+	if (r.i->tree_root)
+		xsalvage_node(&sv, r.i->tree_root, -1);
+	size_t n = drop_overlaps(sv.v, sv.n, seen);
+	free(seen);
+	r.i->tree_root = 0;
+	r.i->blocks = 0; /* extent_insert counts again; the next round checks */
+	uint64_t kept = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		rc = extent_insert(&c->sh.fx, r.i, sv.v[i].lblk, sv.v[i].pblk, sv.v[i].len);
+		kept += rc ? 0 : sv.v[i].len;
+	}
+	inode_dirty(&c->sh, &r);
+	inode_put(&c->sh, &r);
+	free(sv.v);
+	if (!rc)
+		fsck_list_addf(done, p->code, "%s -> block map rebuilt from its %zu readable extents "
+					      "(%llu blocks); the rest reads as zeros",
+			       p->msg, n, (unsigned long long)kept);
+	return rc;
+}
+
+/* ---- re-keying a directory entry ----------------------------------------------- */
+
+/* An entry whose key left its name's bucket cannot be found by name: it is
+ * deleted and inserted again, which picks a key in the right bucket. */
+int fsck_rekey_entry(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	if (!c->alloc_safe)
+		return -EAGAIN;
+	struct iref r;
+	int rc = inode_get(&c->sh, p->a, &r);
+	if (rc)
+		return rc;
+	uint8_t rec[DREC_HDR + DIR_NAME_MAX];
+	struct btree t;
+	(void)btree_init(&t, &c->sh.fx, &fsck_dir_ops, &r.i->tree_root, &r.i->blocks);
+	int len = S_ISDIR(r.i->mode) ? btree_get(&t, p->b, rec, sizeof(rec)) : -EINVAL;
+	rc = len < 0 ? len : len != DREC_HDR + rec[17] ? -EUCLEAN : 0;
+	if (!rc)
+		rc = btree_delete(&t, p->b);
+	if (!rc) {
+		uint64_t ino;
+		memcpy(&ino, rec + 8, 8);
+		if (r.i->entries)
+			r.i->entries--;
+		/* On failure the name is lost and its inode comes back in
+		 * /lost+found next round. */
+		rc = dir_insert(&c->sh.fx, r.i, (const char *)rec + DREC_HDR, rec[17], ino, rec[16]);
+	}
+	inode_dirty(&c->sh, &r);
+	inode_put(&c->sh, &r);
+	if (!rc)
+		fsck_list_addf(done, p->code, "%s -> entry inserted again under a key of its bucket",
+			       p->msg);
 	return rc;
 }

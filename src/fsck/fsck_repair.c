@@ -174,6 +174,7 @@ static int fix_field(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_
 		what = "parent";
 		break;
 	case FC_MODE:
+	case FC_ROOT:
 		r.i->mode = (uint32_t)p->b;
 		done_line(done, p, "mode set to 0%o", (unsigned)p->b);
 		inode_dirty(&c->sh, &r);
@@ -269,7 +270,7 @@ static int fix_delete_record(struct fsck_ctx *c, const struct fsck_item *p, stru
 	int rc = get_live(c, p->a, &r);
 	if (rc)
 		return rc;
-	int ext = p->code == FC_EXTENT_OUTSIDE;
+	int ext = p->code == FC_EXTENT_OUTSIDE || p->code == FC_EXTENT_BAD;
 	if (ext ? !(S_ISREG(r.i->mode) || S_ISLNK(r.i->mode)) : !S_ISDIR(r.i->mode)) {
 		inode_put(&c->sh, &r);
 		return -EINVAL;
@@ -340,6 +341,7 @@ int fsck_apply(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *
 	case FC_BLOCKS:
 	case FC_PARENT:
 	case FC_MODE:
+	case FC_ROOT:
 		return fix_field(c, p, done);
 	case FC_ORPHAN_FLAG:
 		return fix_orphan_flag(c, p, done);
@@ -351,10 +353,16 @@ int fsck_apply(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *
 		return fix_inode_zero(c, p, done);
 	case FC_DENT_FREE:
 	case FC_DENT_BAD:
+	case FC_DIR_MULTI:
 	case FC_EXTENT_OUTSIDE:
+	case FC_EXTENT_BAD:
 		return fix_delete_record(c, p, done);
 	case FC_TREE:
-		return p->c ? fsck_salvage_dir(c, p, done) : fix_clear_tree(c, p, done);
+		if (!p->c)
+			return fix_clear_tree(c, p, done);
+		return p->b == TREE_DIR ? fsck_salvage_dir(c, p, done) : fsck_salvage_extents(c, p, done);
+	case FC_DENT_KEY:
+		return fsck_rekey_entry(c, p, done);
 	case FC_CKPT_SLOT:
 		c->need_commit = 1; /* the commit writes the slot not in use */
 		done_line(done, p, "slot rewritten by the repair's checkpoint");

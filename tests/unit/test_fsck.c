@@ -1,18 +1,22 @@
 /*
  * test_fsck.c - cairn fsck (src/fsck) on real volumes in /dev/shm.
  *
- * Covers: a populated volume (directories, data, a sparse file, a
- * symlink, a hard link, an xattr) is clean, and so is a copy of its parts
- * taken while mounted (a simulated crash) holding an orphan (open and
- * unlinked) and undigested log records; the text and JSON reports.
- * Damage is injected without the API, by editing the part files at
- * offsets computed from the superblock: a leaked bitmap bit, a wrong
- * nlink, a zeroed directory node, an extent outside the tier, a used block
- * marked free, an in-use inode free in the inode bitmap, a damaged
- * checkpoint slot, blocks claimed twice, a bad superblock.  Each is found
- * with its message; --repair fixes what it claims, a second check is
- * clean, and the repaired volume mounts and reads back.  Damage in a
- * crashed copy (undigested log) is repaired after a recovery mount.
+ * Covers: a fresh and a populated volume (directories, data, a sparse
+ * file, a symlink, a hard link, an xattr) are clean, and so is a copy of
+ * its parts taken while mounted (a simulated crash) holding an orphan
+ * (open and unlinked) and undigested log records; the text and JSON
+ * reports.  Damage is injected without the API, by editing the part files
+ * at offsets computed from the superblock: a leaked bitmap bit, a wrong
+ * nlink, a zeroed directory node (with and without data below it), a bad
+ * slot in a directory leaf, a directory named twice, a zeroed leaf of a
+ * two-level block map, an entry key outside its bucket, an extent outside
+ * the tier, a used block marked free, an in-use inode free in the inode
+ * bitmap, a damaged checkpoint slot, blocks claimed twice, a bad
+ * superblock.  Each is found with its message; --repair fixes what it
+ * claims, a second check is clean, and the repaired volume mounts and
+ * reads back (blocks claimed twice are left, by design).  In a crashed
+ * copy (undigested log), damage is repaired after a recovery mount, and an
+ * orphan list naming a linked file is cut before that mount.
  */
 #include "testvol.h"
 
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "fs/format.h"
 #include "fsck/fsck.h"
@@ -516,6 +521,127 @@ static void test_damaged_directory_leaf_salvaged(void **state)
 	tv_destroy(tv);
 }
 
+/* An entry whose inode number now names another directory: that
+ * directory is named twice, its parent field says which name is real,
+ * and the file that lost its name comes back in /lost+found. */
+static void test_directory_named_twice(void **state)
+{
+	struct testvol *tv = make_volume();
+	TV_OK(cairn_mkdir(tv->fs, "/q", 0755));
+	tv_put_str(tv->fs, "/q/f", "f's data");
+	uint64_t qino = ino_of(tv->fs, "/q"), bino = ino_of(tv->fs, "/a/b");
+	uint64_t fino = ino_of(tv->fs, "/q/f");
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	struct fs_inode in;
+	get_inode(&f, qino, &in);
+	uint64_t rec = first_record_off(&f, in.tree_root); /* /q's only entry, "f" */
+	uint8_t dt = 4; /* DT_DIR */
+	put_bytes(&f, rec + 8, &bino, 8);
+	put_bytes(&f, rec + 16, &dt, 1);
+	fast_close(&f);
+	char text[128];
+	snprintf(text, sizeof(text), "directory %llu is named by more than one entry",
+		 (unsigned long long)bino);
+	expect_found_then_repaired(tv, "dir-multiple-names", text);
+	assert_non_null(tv_mount(tv, NULL));
+	verify(tv->fs, 0);
+	assert_false(tv_exists(tv->fs, "/q/f"));
+	snprintf(text, sizeof(text), "/lost+found/#%llu", (unsigned long long)fino);
+	tv_expect_str(tv->fs, text, "f's data");
+	TV_EQ(tv_stat(tv->fs, "/q").st_nlink, 2);
+	tv_destroy(tv);
+}
+
+/* A file of 600 extents has a two-level block map; one leaf is zeroed.
+ * The readable extents are salvaged into a new map, and what the lost
+ * leaf mapped reads as zeros. */
+static void test_damaged_extent_leaf_salvaged(void **state)
+{
+	struct testvol *tv = make_volume();
+	unsigned char blk[4096], got[4096];
+	int fd = TV_OK(cairn_open(tv->fs, "/frag", O_CREAT | O_RDWR, 0644));
+	for (int i = 0; i < 600; i++) {
+		tv_fill(blk, sizeof(blk), 1000 + (uint64_t)i);
+		TV_EQ(cairn_pwrite(tv->fs, fd, blk, sizeof(blk), (off_t)i * 8192), sizeof(blk));
+	}
+	TV_OK(cairn_close(tv->fs, fd));
+	uint64_t ino = ino_of(tv->fs, "/frag");
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	struct fs_inode in;
+	get_inode(&f, ino, &in);
+	uint16_t level, count;
+	get_bytes(&f, in.tree_root * FS_BLOCK_SIZE + 4, &level, 2);
+	get_bytes(&f, in.tree_root * FS_BLOCK_SIZE + 6, &count, 2);
+	TV_EQ(level, 1);
+	assert_true(count >= 3);
+	uint64_t leaf, first_lost, next_key;
+	get_bytes(&f, in.tree_root * FS_BLOCK_SIZE + 32 + 16 * 1 + 8, &leaf, 8);
+	get_bytes(&f, in.tree_root * FS_BLOCK_SIZE + 32 + 16 * 1, &first_lost, 8);
+	get_bytes(&f, in.tree_root * FS_BLOCK_SIZE + 32 + 16 * 2, &next_key, 8);
+	static const uint8_t zero[FS_BLOCK_SIZE];
+	put_bytes(&f, leaf * FS_BLOCK_SIZE, zero, sizeof(zero));
+	fast_close(&f);
+	char text[96];
+	snprintf(text, sizeof(text), "inode %llu: extent tree (root block %llu) is damaged",
+		 (unsigned long long)ino, (unsigned long long)in.tree_root);
+	expect_found_then_repaired(tv, "tree", text);
+	assert_non_null(tv_mount(tv, NULL));
+	verify(tv->fs, 0);
+	fd = TV_OK(cairn_open(tv->fs, "/frag", O_RDONLY));
+	for (int i = 0; i < 600; i++) {
+		uint64_t lblk = (uint64_t)i * 2;
+		int lost = lblk >= first_lost && lblk < next_key;
+		if (lost)
+			memset(blk, 0, sizeof(blk));
+		else
+			tv_fill(blk, sizeof(blk), 1000 + (uint64_t)i);
+		TV_EQ(cairn_pread(tv->fs, fd, got, sizeof(got), (off_t)i * 8192), sizeof(got));
+		if (memcmp(blk, got, sizeof(got)))
+			fail_msg("block %d (lost: %d) reads wrong", i, lost);
+	}
+	TV_OK(cairn_close(tv->fs, fd));
+	tv_destroy(tv);
+}
+
+/* An entry whose key left its name's bucket cannot be looked up; repair
+ * inserts it again under a key of the right bucket. */
+static void test_entry_key_outside_bucket(void **state)
+{
+	struct testvol *tv = make_volume();
+	TV_OK(cairn_mkdir(tv->fs, "/r", 0755));
+	tv_put_str(tv->fs, "/r/x", "x");
+	tv_put_str(tv->fs, "/r/y", "y");
+	tv_put_str(tv->fs, "/r/z", "z");
+	uint64_t rino = ino_of(tv->fs, "/r");
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	struct fs_inode in;
+	get_inode(&f, rino, &in);
+	uint16_t count, off;
+	get_bytes(&f, in.tree_root * FS_BLOCK_SIZE + 6, &count, 2);
+	get_bytes(&f, in.tree_root * FS_BLOCK_SIZE + 32 + 4 * (count - 1), &off, 2);
+	uint64_t key; /* the highest key: moving it up one bucket keeps the order */
+	get_bytes(&f, in.tree_root * FS_BLOCK_SIZE + off, &key, 8);
+	key += 0x10000;
+	put_bytes(&f, in.tree_root * FS_BLOCK_SIZE + off, &key, 8);
+	fast_close(&f);
+	char text[96];
+	snprintf(text, sizeof(text), "has key %llu, outside its name's hash bucket",
+		 (unsigned long long)key);
+	expect_found_then_repaired(tv, "dirent-key", text);
+	assert_non_null(tv_mount(tv, NULL));
+	verify(tv->fs, 0);
+	tv_expect_str(tv->fs, "/r/x", "x");
+	tv_expect_str(tv->fs, "/r/y", "y");
+	tv_expect_str(tv->fs, "/r/z", "z");
+	tv_destroy(tv);
+}
+
 static void test_extent_outside_tier(void **state)
 {
 	struct testvol *tv = make_volume();
@@ -698,6 +824,44 @@ static void test_repair_after_crash(void **state)
 	tv_destroy(tv);
 }
 
+/* A crashed copy whose checkpoint names a linked file as the orphan
+ * list's head: recovery would free it.  Repair cuts the list before the
+ * recovery mount, so the file survives. */
+static void test_orphan_list_names_linked_file(void **state)
+{
+	struct testvol *tv = make_volume();
+	uint64_t ino = ino_of(tv->fs, "/a/b/small");
+	int fd;
+	struct testvol *cp = crashed_copy(tv, &fd);
+	TV_OK(cairn_close(tv->fs, fd));
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(cp, &f);
+	struct fs_checkpoint ck[2];
+	get_bytes(&f, FS_BLOCK_SIZE, &ck[0], sizeof(ck[0]));
+	get_bytes(&f, 2 * FS_BLOCK_SIZE, &ck[1], sizeof(ck[1]));
+	int cur = ck[0].seq > ck[1].seq ? 0 : 1;
+	assert_true(ck[cur].orphan_head != 0);
+	ck[cur].orphan_head = ino;
+	ck[cur].checksum = XXH3_64bits(&ck[cur], sizeof(ck[cur]) - 8);
+	put_bytes(&f, (uint64_t)(1 + cur) * FS_BLOCK_SIZE, &ck[cur], sizeof(ck[cur]));
+	fast_close(&f);
+	struct fsck_report r;
+	expect_result(cp, &r, run_fsck(cp, 1, &r), FSCK_REPAIRED);
+	char text[128];
+	snprintf(text, sizeof(text), "orphan list: the checkpoint's head names inode %llu, which still "
+				     "has 1 link", (unsigned long long)ino);
+	expect_item(cp, &r, &r.found, "orphan-list", text);
+	expect_item(cp, &r, &r.notes, "none", "mounted and unmounted the volume");
+	fsck_report_free(&r);
+	expect_clean(cp);
+	assert_non_null(tv_mount(cp, NULL));
+	verify(cp->fs, 0);
+	tv_expect_str(cp->fs, "/after", "undigested");
+	tv_destroy(cp);
+	tv_destroy(tv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -709,6 +873,9 @@ int main(void)
 		cmocka_unit_test(test_zeroed_directory_node),
 		cmocka_unit_test(test_zeroed_directory_node_keeps_data),
 		cmocka_unit_test(test_damaged_directory_leaf_salvaged),
+		cmocka_unit_test(test_directory_named_twice),
+		cmocka_unit_test(test_damaged_extent_leaf_salvaged),
+		cmocka_unit_test(test_entry_key_outside_bucket),
 		cmocka_unit_test(test_extent_outside_tier),
 		cmocka_unit_test(test_used_block_marked_free),
 		cmocka_unit_test(test_inode_free_in_bitmap),
@@ -716,6 +883,7 @@ int main(void)
 		cmocka_unit_test(test_blocks_claimed_twice),
 		cmocka_unit_test(test_refused_volume),
 		cmocka_unit_test(test_repair_after_crash),
+		cmocka_unit_test(test_orphan_list_names_linked_file),
 	};
 	return cmocka_run_group_tests_name("fsck", tests, NULL, NULL);
 }
