@@ -44,15 +44,75 @@ struct salvaged {
 	char name[DIR_NAME_MAX];
 };
 
+/* A salvage walk: every leaf record that can still be read under a tree
+ * root, handed to fn; nodes and slots that fail their checks are skipped,
+ * not trusted. */
+typedef void (*salvage_fn)(void *arg, const uint8_t *rec, unsigned len);
+
+struct walk {
+	struct fsck_ctx *c;
+	uint32_t magic;  /* the tree kind's node magic */
+	salvage_fn fn;
+	void *arg;
+	uint64_t visits; /* bounds a walk of a tree that points into itself */
+};
+
+static void walk_leaf(struct walk *w, const uint8_t *n, unsigned count)
+{
+	for (unsigned i = 0; i < count && BTREE_HDR_SIZE + 4 * (i + 1) <= FS_BLOCK_SIZE; i++) {
+		uint16_t off, len;
+		memcpy(&off, n + BTREE_HDR_SIZE + 4 * i, 2);
+		memcpy(&len, n + BTREE_HDR_SIZE + 4 * i + 2, 2);
+		if (off >= BTREE_HDR_SIZE && (unsigned)off + len <= FS_BLOCK_SIZE)
+			w->fn(w->arg, n + off, len);
+	}
+}
+
+static void walk_node(struct walk *w, uint64_t blk, int level)
+{
+	struct fsck_ctx *c = w->c;
+	if (++w->visits > c->sb->total_blocks || !fsck_data_range(c, blk, 1))
+		return;
+	struct buf *b;
+	if (cache_get(c->sh.cache, blk, &b))
+		return;
+	const uint8_t *n = b->data;
+	uint32_t magic;
+	uint16_t lv, count;
+	memcpy(&magic, n, 4);
+	memcpy(&lv, n + 4, 2);
+	memcpy(&count, n + 6, 2);
+	if (magic == w->magic && lv < BTREE_MAX_DEPTH && (level < 0 || lv == level)) {
+		if (lv == 0)
+			walk_leaf(w, n, count);
+		for (unsigned i = 0; lv > 0 && i < count && i < MAX_CHILDREN; i++) {
+			uint64_t child;
+			memcpy(&child, n + BTREE_HDR_SIZE + 16 * i + 8, 8);
+			walk_node(w, child, lv - 1);
+		}
+	}
+	cache_put(c->sh.cache, b);
+}
+
+static void salvage_walk(struct fsck_ctx *c, uint32_t magic, uint64_t root, salvage_fn fn,
+			 void *arg)
+{
+	struct walk w = {.c = c, .magic = magic, .fn = fn, .arg = arg};
+	if (root)
+		walk_node(&w, root, -1);
+}
+
 struct salvage {
 	struct fsck_ctx *c;
 	struct salvaged *v;
 	size_t n, cap;
-	uint64_t visits; /* bounds a walk of a tree that points into itself */
 };
 
-static void salvage_rec(struct salvage *sv, const uint8_t *rec, unsigned len)
+static void salvage_rec(void *arg, const uint8_t *rec, unsigned len)
 {
+	struct salvage *sv = arg;
+	if (len <= DREC_HDR)
+		return;
 	uint8_t nl = rec[17];
 	if (len < DREC_HDR + 1 || nl == 0 || len != DREC_HDR + (unsigned)nl)
 		return;
@@ -74,39 +134,6 @@ static void salvage_rec(struct salvage *sv, const uint8_t *rec, unsigned len)
 	memcpy(s->name, name, nl);
 }
 
-/* Every record that can still be read: nodes and slots that fail their
- * checks are skipped, not trusted. */
-static void salvage_node(struct salvage *sv, uint64_t blk, int level)
-{
-	struct fsck_ctx *c = sv->c;
-	if (++sv->visits > c->sb->total_blocks || !fsck_data_range(c, blk, 1))
-		return;
-	struct buf *b;
-	if (cache_get(c->sh.cache, blk, &b))
-		return;
-	const uint8_t *n = b->data;
-	uint32_t magic;
-	uint16_t lv, count;
-	memcpy(&magic, n, 4);
-	memcpy(&lv, n + 4, 2);
-	memcpy(&count, n + 6, 2);
-	if (magic == fsck_dir_ops.magic && lv < BTREE_MAX_DEPTH && (level < 0 || lv == level)) {
-		for (unsigned i = 0; lv == 0 && i < count && BTREE_HDR_SIZE + 4 * (i + 1) <= FS_BLOCK_SIZE; i++) {
-			uint16_t off, len;
-			memcpy(&off, n + BTREE_HDR_SIZE + 4 * i, 2);
-			memcpy(&len, n + BTREE_HDR_SIZE + 4 * i + 2, 2);
-			if (off >= BTREE_HDR_SIZE && (unsigned)off + len <= FS_BLOCK_SIZE && len > DREC_HDR)
-				salvage_rec(sv, n + off, len);
-		}
-		for (unsigned i = 0; lv > 0 && i < count && i < MAX_CHILDREN; i++) {
-			uint64_t child;
-			memcpy(&child, n + BTREE_HDR_SIZE + 16 * i + 8, 8);
-			salvage_node(sv, child, lv - 1);
-		}
-	}
-	cache_put(c->sh.cache, b);
-}
-
 /* Rebuilds a directory from its readable records: the tree is replaced by
  * a new one made by dir_insert (new keys, in their buckets).  The old
  * nodes become leaks; names that cannot go back (a duplicate) are
@@ -124,8 +151,7 @@ int fsck_salvage_dir(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_
 		return -EINVAL;
 	}
 	struct salvage sv = {.c = c};
-	if (r.i->tree_root)
-		salvage_node(&sv, r.i->tree_root, -1);
+	salvage_walk(c, fsck_dir_ops.magic, r.i->tree_root, salvage_rec, &sv);
 	r.i->tree_root = 0;
 	r.i->entries = 0;
 	size_t kept = 0;
@@ -262,7 +288,6 @@ struct xsalvage {
 		uint64_t lblk, pblk, len;
 	} *v;
 	size_t n, cap;
-	uint64_t visits;
 };
 
 /* An extent may come back only if its blocks are all in the data area,
@@ -278,9 +303,12 @@ static int extent_usable(struct fsck_ctx *c, uint64_t pblk, uint64_t len)
 	return 1;
 }
 
-static void xsalvage_rec(struct xsalvage *sv, const uint8_t *rec)
+static void xsalvage_rec(void *arg, const uint8_t *rec, unsigned len)
 {
+	struct xsalvage *sv = arg;
 	struct extent_rec e;
+	if (len != sizeof(e))
+		return;
 	memcpy(&e, rec, sizeof(e));
 	if (e.len == 0 || e.lblk >= EXTENT_MAX_LBLK || e.len > EXTENT_MAX_LBLK - e.lblk ||
 	    !extent_usable(sv->c, e.pblk, e.len))
@@ -294,37 +322,6 @@ static void xsalvage_rec(struct xsalvage *sv, const uint8_t *rec)
 		sv->cap = ncap;
 	}
 	sv->v[sv->n++] = e;
-}
-
-static void xsalvage_node(struct xsalvage *sv, uint64_t blk, int level)
-{
-	struct fsck_ctx *c = sv->c;
-	if (++sv->visits > c->sb->total_blocks || !fsck_data_range(c, blk, 1))
-		return;
-	struct buf *b;
-	if (cache_get(c->sh.cache, blk, &b))
-		return;
-	const uint8_t *n = b->data;
-	uint32_t magic;
-	uint16_t lv, count;
-	memcpy(&magic, n, 4);
-	memcpy(&lv, n + 4, 2);
-	memcpy(&count, n + 6, 2);
-	if (magic == fsck_extent_ops.magic && lv < BTREE_MAX_DEPTH && (level < 0 || lv == level)) {
-		for (unsigned i = 0; lv == 0 && i < count && BTREE_HDR_SIZE + 4 * (i + 1) <= FS_BLOCK_SIZE; i++) {
-			uint16_t off, len;
-			memcpy(&off, n + BTREE_HDR_SIZE + 4 * i, 2);
-			memcpy(&len, n + BTREE_HDR_SIZE + 4 * i + 2, 2);
-			if (len == 24 && off >= BTREE_HDR_SIZE && (unsigned)off + len <= FS_BLOCK_SIZE)
-				xsalvage_rec(sv, n + off);
-		}
-		for (unsigned i = 0; lv > 0 && i < count && i < MAX_CHILDREN; i++) {
-			uint64_t child;
-			memcpy(&child, n + BTREE_HDR_SIZE + 16 * i + 8, 8);
-			xsalvage_node(sv, child, lv - 1);
-		}
-	}
-	cache_put(c->sh.cache, b);
 }
 
 static int cmp_lblk(const void *a, const void *b)
@@ -377,8 +374,7 @@ int fsck_salvage_extents(struct fsck_ctx *c, const struct fsck_item *p, struct f
 		inode_put(&c->sh, &r);
 		return -ENOMEM;
 	}
-	if (r.i->tree_root)
-		xsalvage_node(&sv, r.i->tree_root, -1);
+	salvage_walk(c, fsck_extent_ops.magic, r.i->tree_root, xsalvage_rec, &sv);
 	size_t n = drop_overlaps(sv.v, sv.n, seen);
 	free(seen);
 	r.i->tree_root = 0;
