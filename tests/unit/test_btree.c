@@ -28,51 +28,22 @@
 #include "fs/format.h"
 #include "fs/fsctx.h"
 #include "media/media.h"
+#include "fsenv.h"
 
-#define BMAP_START 1
-#define FIRST_DATA 8
+#define BMAP_START FSENV_BMAP_START
+#define FIRST_DATA FSENV_FIRST_DATA
 
-struct env {
-	char path[128];
-	struct media *m;
-	struct cache *c;
-	struct alloc *a;
-	struct fsctx fx;
-	uint64_t nblocks;
-};
-
-static struct env *env_new(uint64_t nblocks)
+static struct fsenv *env_new(uint64_t nblocks)
 {
-	static unsigned seq;
-	struct env *e = calloc(1, sizeof(*e));
-	char err[256];
-	snprintf(e->path, sizeof(e->path), "/dev/shm/cairn-test-btree-%d-%u", (int)getpid(), seq++);
-	if (media_open(&e->m, MEDIA_EMUL, e->path, nblocks * FS_BLOCK_SIZE, MEDIA_CREATE, err,
-		       sizeof(err)))
-		fail_msg("media_open %s: %s", e->path, err);
-	/* Unlinked at once: the mapping lives on, and a failed test (cmocka
-	 * jumps past env_free) leaves nothing in /dev/shm. */
-	unlink(e->path);
-	assert_int_equal(cache_create(&e->c, e->m, 256), 0);
-	uint64_t bblocks = (nblocks + 32767) / 32768;
-	assert_true(BMAP_START + bblocks <= FIRST_DATA);
-	assert_int_equal(alloc_format(e->c, BMAP_START, bblocks, nblocks, FIRST_DATA), 0);
-	assert_int_equal(alloc_open(&e->a, e->c, BMAP_START, bblocks, nblocks, FIRST_DATA), 0);
-	e->fx.cache = e->c;
-	e->fx.balloc = e->a;
-	e->nblocks = nblocks;
-	return e;
+	return fsenv_new("btree", nblocks, 256);
 }
 
-static void env_free(struct env *e)
+static void env_free(struct fsenv *e)
 {
-	alloc_close(e->a);
-	cache_destroy(e->c);
-	media_close(e->m);
-	free(e);
+	fsenv_free(e);
 }
 
-static uint64_t nodes_allocated(struct env *e)
+static uint64_t nodes_allocated(struct fsenv *e)
 {
 	return (e->nblocks - FIRST_DATA) - alloc_free_count(e->a);
 }
@@ -136,7 +107,7 @@ static int iter_check_cb(void *arg, const void *rec, size_t len)
 	return 0;
 }
 
-static void verify(struct env *e, struct btree *t, const struct model *m, uint64_t *blocks,
+static void verify(struct fsenv *e, struct btree *t, const struct model *m, uint64_t *blocks,
 		   unsigned probes)
 {
 	struct btree_stats st;
@@ -224,7 +195,7 @@ static void test_init_rejects_bad_ops(void **state)
 static void random_workload(const struct btree_ops *ops, uint64_t nkeys, uint64_t stride, int ops_n,
 			    int batch, unsigned maxlen, unsigned seed, unsigned min_depth)
 {
-	struct env *e = env_new(16384);
+	struct fsenv *e = env_new(16384);
 	struct model m = { nkeys, stride, calloc(nkeys, 2), calloc(nkeys, 2), 0 };
 	uint64_t root = 0, blocks = 0;
 	struct btree t;
@@ -318,7 +289,7 @@ static void test_random_big_nodes(void **state)
 
 static void test_ascending_packs(void **state)
 {
-	struct env *e = env_new(4096);
+	struct fsenv *e = env_new(4096);
 	uint64_t root = 0, blocks = 0;
 	struct btree t;
 	assert_int_equal(btree_init(&t, &e->fx, &big_ops, &root, &blocks), 0);
@@ -364,7 +335,7 @@ static int delete_as_we_go(void *arg, const void *rec, size_t len)
 
 static void test_iter_with_deletes(void **state)
 {
-	struct env *e = env_new(8192);
+	struct fsenv *e = env_new(8192);
 	uint64_t root = 0, blocks = 0;
 	struct btree t;
 	assert_int_equal(btree_init(&t, &e->fx, &small_ops, &root, &blocks), 0);
@@ -409,7 +380,7 @@ static int stop_cb(void *arg, const void *rec, size_t len)
 /* Deleting most records must not leave a tree of near-empty leaves. */
 static void test_mass_delete_merges(void **state)
 {
-	struct env *e = env_new(4096);
+	struct fsenv *e = env_new(4096);
 	uint64_t root = 0, blocks = 0;
 	struct btree t;
 	assert_int_equal(btree_init(&t, &e->fx, &big_ops, &root, &blocks), 0);
@@ -440,7 +411,7 @@ static void test_mass_delete_merges(void **state)
 
 static void test_iter_range_and_stop(void **state)
 {
-	struct env *e = env_new(4096);
+	struct fsenv *e = env_new(4096);
 	uint64_t root = 0, blocks = 0;
 	struct btree t;
 	assert_int_equal(btree_init(&t, &e->fx, &small_ops, &root, &blocks), 0);
@@ -483,7 +454,7 @@ static void test_enospc(void **state)
 {
 	/* 40 blocks: 32 for nodes.  Records go in until a split finds no
 	 * block; the tree must stay valid and whole. */
-	struct env *e = env_new(40);
+	struct fsenv *e = env_new(40);
 	uint64_t root = 0, blocks = 0;
 	struct btree t;
 	assert_int_equal(btree_init(&t, &e->fx, &small_ops, &root, &blocks), 0);
@@ -522,7 +493,7 @@ static void test_enospc(void **state)
 
 static void test_destroy(void **state)
 {
-	struct env *e = env_new(8192);
+	struct fsenv *e = env_new(8192);
 	uint64_t root = 0, blocks = 0;
 	struct btree t;
 	assert_int_equal(btree_init(&t, &e->fx, &small_ops, &root, &blocks), 0);
@@ -543,7 +514,7 @@ static void test_destroy(void **state)
 /* ---- damage ---------------------------------------------------------------- */
 
 struct damage_env {
-	struct env *e;
+	struct fsenv *e;
 	struct btree t;
 	uint64_t root, blocks;
 };

@@ -30,52 +30,23 @@
 #include "fs/format.h"
 #include "fs/fsctx.h"
 #include "media/media.h"
+#include "fsenv.h"
 
-#define BMAP_START 1
-#define FIRST_DATA 8
+#define BMAP_START FSENV_BMAP_START
+#define FIRST_DATA FSENV_FIRST_DATA
 
-struct env {
-	char path[128];
-	struct media *m;
-	struct cache *c;
-	struct alloc *a;
-	struct fsctx fx;
-	uint64_t nblocks;
-};
-
-static struct env *env_new(uint64_t nblocks)
+static struct fsenv *env_new(uint64_t nblocks)
 {
-	static unsigned seq;
-	struct env *e = calloc(1, sizeof(*e));
-	char err[256];
-	snprintf(e->path, sizeof(e->path), "/dev/shm/cairn-test-dir-%d-%u", (int)getpid(), seq++);
-	if (media_open(&e->m, MEDIA_EMUL, e->path, nblocks * FS_BLOCK_SIZE, MEDIA_CREATE, err,
-		       sizeof(err)))
-		fail_msg("media_open %s: %s", e->path, err);
-	/* Unlinked at once: the mapping lives on, and a failed test (cmocka
-	 * jumps past env_free) leaves nothing in /dev/shm. */
-	unlink(e->path);
-	assert_int_equal(cache_create(&e->c, e->m, 0), 0);
-	uint64_t bblocks = (nblocks + 32767) / 32768;
-	assert_true(BMAP_START + bblocks <= FIRST_DATA);
-	assert_int_equal(alloc_format(e->c, BMAP_START, bblocks, nblocks, FIRST_DATA), 0);
-	assert_int_equal(alloc_open(&e->a, e->c, BMAP_START, bblocks, nblocks, FIRST_DATA), 0);
-	e->fx.cache = e->c;
-	e->fx.balloc = e->a;
-	e->nblocks = nblocks;
-	return e;
+	return fsenv_new("dir", nblocks, 0);
 }
 
-static void env_free(struct env *e)
+static void env_free(struct fsenv *e)
 {
 	dir_hash_hook = NULL;
-	alloc_close(e->a);
-	cache_destroy(e->c);
-	media_close(e->m);
-	free(e);
+	fsenv_free(e);
 }
 
-static uint64_t used_blocks(struct env *e)
+static uint64_t used_blocks(struct fsenv *e)
 {
 	return (e->nblocks - FIRST_DATA) - alloc_free_count(e->a);
 }
@@ -112,7 +83,7 @@ static double now(void)
 /* ---- walking ------------------------------------------------------------- */
 
 struct walk_state {
-	struct env *e;
+	struct fsenv *e;
 	struct fs_inode *dir;
 	uint32_t *seen;       /* per index */
 	uint8_t *removed;     /* removed ahead by the callback */
@@ -172,7 +143,7 @@ static void walk_resumed(struct walk_state *w)
 
 static void test_basic(void **state)
 {
-	struct env *e = env_new(1024);
+	struct fsenv *e = env_new(1024);
 	struct fs_inode dir = { 0 };
 	uint64_t ino;
 	uint8_t type;
@@ -207,7 +178,7 @@ static void test_basic(void **state)
 
 static void test_name_limits(void **state)
 {
-	struct env *e = env_new(1024);
+	struct fsenv *e = env_new(1024);
 	struct fs_inode dir = { 0 };
 	char longname[300];
 	uint64_t ino;
@@ -239,7 +210,7 @@ static void test_name_limits(void **state)
 static void test_many_names(void **state)
 {
 	const uint64_t n = names_wanted();
-	struct env *e = env_new(n / 20 + 4096);
+	struct fsenv *e = env_new(n / 20 + 4096);
 	struct fs_inode dir = { 0 };
 	char name[32];
 	double t0 = now();
@@ -325,7 +296,7 @@ static uint64_t hash_few(const char *name, size_t len)
 
 static void collisions_with(uint64_t (*hook)(const char *, size_t), uint64_t n)
 {
-	struct env *e = env_new(4096);
+	struct fsenv *e = env_new(4096);
 	struct fs_inode dir = { 0 };
 	char name[32];
 	uint64_t ino;
@@ -412,7 +383,7 @@ static int collect_cb(void *arg, const char *name, size_t namelen, uint64_t ino,
 
 static void cookie_stability(uint64_t (*hook)(const char *, size_t))
 {
-	struct env *e = env_new(4096);
+	struct fsenv *e = env_new(4096);
 	struct fs_inode dir = { 0 };
 	char name[32];
 	const uint64_t n = 3000;
@@ -460,7 +431,7 @@ static void test_cookie_stability(void **state)
  * and 2) starts at the beginning too. */
 static void test_cookie_small_values(void **state)
 {
-	struct env *e = env_new(1024);
+	struct fsenv *e = env_new(1024);
 	struct fs_inode dir = { 0 };
 	char name[32];
 	for (uint64_t i = 0; i < 100; i++)
@@ -481,7 +452,7 @@ static void test_cookie_small_values(void **state)
 
 static void test_enospc(void **state)
 {
-	struct env *e = env_new(16); /* 8 blocks for nodes */
+	struct fsenv *e = env_new(16); /* 8 blocks for nodes */
 	struct fs_inode dir = { 0 };
 	char name[32];
 	uint64_t i;

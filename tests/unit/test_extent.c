@@ -28,54 +28,26 @@
 #include "fs/format.h"
 #include "fs/fsctx.h"
 #include "media/media.h"
+#include "fsenv.h"
 
-#define BMAP_START 1
-#define FIRST_DATA 8
+#define BMAP_START FSENV_BMAP_START
+#define FIRST_DATA FSENV_FIRST_DATA
 /* Physical blocks beyond every test tier: mappable, never allocated (the
  * allocator ignores frees past its end).  Lets a test hold more extents
  * than a small tier has blocks. */
 #define FAR_PBLK (1ull << 32)
 
-struct env {
-	char path[128];
-	struct media *m;
-	struct cache *c;
-	struct alloc *a;
-	struct fsctx fx;
-	uint64_t nblocks;
-};
-
-static struct env *env_new(uint64_t nblocks)
+static struct fsenv *env_new(uint64_t nblocks)
 {
-	static unsigned seq;
-	struct env *e = calloc(1, sizeof(*e));
-	char err[256];
-	snprintf(e->path, sizeof(e->path), "/dev/shm/cairn-test-extent-%d-%u", (int)getpid(), seq++);
-	if (media_open(&e->m, MEDIA_EMUL, e->path, nblocks * FS_BLOCK_SIZE, MEDIA_CREATE, err,
-		       sizeof(err)))
-		fail_msg("media_open %s: %s", e->path, err);
-	/* Unlinked at once: the mapping lives on, and a failed test (cmocka
-	 * jumps past env_free) leaves nothing in /dev/shm. */
-	unlink(e->path);
-	assert_int_equal(cache_create(&e->c, e->m, 0), 0);
-	uint64_t bblocks = (nblocks + 32767) / 32768;
-	assert_int_equal(alloc_format(e->c, BMAP_START, bblocks, nblocks, FIRST_DATA), 0);
-	assert_int_equal(alloc_open(&e->a, e->c, BMAP_START, bblocks, nblocks, FIRST_DATA), 0);
-	e->fx.cache = e->c;
-	e->fx.balloc = e->a;
-	e->nblocks = nblocks;
-	return e;
+	return fsenv_new("extent", nblocks, 0);
 }
 
-static void env_free(struct env *e)
+static void env_free(struct fsenv *e)
 {
-	alloc_close(e->a);
-	cache_destroy(e->c);
-	media_close(e->m);
-	free(e);
+	fsenv_free(e);
 }
 
-static uint64_t used_blocks(struct env *e)
+static uint64_t used_blocks(struct fsenv *e)
 {
 	return (e->nblocks - FIRST_DATA) - alloc_free_count(e->a);
 }
@@ -97,7 +69,7 @@ static int collect_cb(void *arg, const struct extent *x)
 	return 0;
 }
 
-static struct collect walk_all(struct env *e, const struct fs_inode *ino, uint64_t from)
+static struct collect walk_all(struct fsenv *e, const struct fs_inode *ino, uint64_t from)
 {
 	struct collect c = { 0 };
 	assert_int_equal(extent_walk(&e->fx, ino, from, collect_cb, &c), 0);
@@ -115,7 +87,7 @@ static void assert_extent(const struct extent *x, uint64_t lblk, uint64_t pblk, 
 
 static void test_sequential_appends_merge(void **state)
 {
-	struct env *e = env_new(8192);
+	struct fsenv *e = env_new(8192);
 	struct fs_inode ino = { 0 };
 	uint64_t hint = 0;
 	/* As the digest would: each new block asked for right after the last. */
@@ -153,7 +125,7 @@ static void test_sequential_appends_merge(void **state)
 
 static void test_merge_successor_and_bridge(void **state)
 {
-	struct env *e = env_new(1024);
+	struct fsenv *e = env_new(1024);
 	struct fs_inode ino = { 0 };
 	assert_int_equal(extent_insert(&e->fx, &ino, 10, 100, 2), 0);
 	assert_int_equal(extent_insert(&e->fx, &ino, 14, 104, 2), 0);
@@ -192,7 +164,7 @@ static void test_merge_successor_and_bridge(void **state)
 
 static void test_sparse_1tib(void **state)
 {
-	struct env *e = env_new(1024);
+	struct fsenv *e = env_new(1024);
 	struct fs_inode ino = { 0 };
 	const uint64_t far = (1ull << 28) + 5; /* 1 TiB + 20 KiB */
 	assert_int_equal(extent_insert(&e->fx, &ino, 0, 100, 1), 0);
@@ -224,7 +196,7 @@ static void test_sparse_1tib(void **state)
 
 static void test_truncate(void **state)
 {
-	struct env *e = env_new(4096);
+	struct fsenv *e = env_new(4096);
 	struct fs_inode ino = { 0 };
 	uint64_t base = used_blocks(e);
 	uint64_t p, got;
@@ -261,7 +233,7 @@ static void test_truncate(void **state)
 
 static void test_punch(void **state)
 {
-	struct env *e = env_new(4096);
+	struct fsenv *e = env_new(4096);
 	struct fs_inode ino = { 0 };
 	uint64_t base = used_blocks(e);
 	uint64_t p, got;
@@ -303,7 +275,7 @@ static void test_punch(void **state)
 /* Random inserts, punches and truncates against a per-block model. */
 static void test_random_vs_model(void **state)
 {
-	struct env *e = env_new(16384);
+	struct fsenv *e = env_new(16384);
 	struct fs_inode ino = { 0 };
 	const uint64_t span = 6000;
 	uint64_t *model = calloc(span, sizeof(uint64_t)); /* lblk -> pblk, 0 = hole */
@@ -385,7 +357,7 @@ static double now(void)
 
 static void test_100k_extents(void **state)
 {
-	struct env *e = env_new(8192);
+	struct fsenv *e = env_new(8192);
 	struct fs_inode ino = { 0 };
 	const uint64_t n = 100000;
 	double t0 = now();
@@ -422,7 +394,7 @@ static void test_100k_extents(void **state)
 static void test_enospc_tiny_tier(void **state)
 {
 	/* 24 blocks, 16 allocatable, all for tree nodes (data is FAR). */
-	struct env *e = env_new(24);
+	struct fsenv *e = env_new(24);
 	struct fs_inode ino = { 0 };
 	uint64_t i, inserted = 0;
 	int err = 0;
