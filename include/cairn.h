@@ -37,6 +37,17 @@ enum cairn_media {
 	CAIRN_MEDIA_EMUL = 3,    /* DRAM (/dev/shm) treated exactly like pmem */
 };
 
+/* A capacity tier below the fast tier: file data only, reached with
+ * pread/pwrite and fdatasync (the file medium), whatever `media` says. */
+#define CAIRN_MAX_TIERS 6
+struct cairn_tier_opts {
+	const char *name; /* "ssd", "hdd", ...: 1 to 15 characters */
+	const char *path; /* a file (created if missing) or a block device */
+	uint64_t size;    /* bytes; 0 = the size of an existing file or device */
+	uint64_t unit;    /* allocation unit in bytes, a multiple of 4096; 0 = by
+			   * name: 1 MiB for "hdd", 4 KiB for any other */
+};
+
 struct cairn_mkfs_opts {
 	uint64_t log_size;    /* bytes of operation log; 0 = 256 MiB */
 	uint64_t fast_size;   /* bytes of fast tier; 0 = 1 GiB */
@@ -44,6 +55,8 @@ struct cairn_mkfs_opts {
 	enum cairn_media media;
 	const char *log_path;  /* where the log part lives; NULL = inside volume */
 	const char *fast_path; /* where the fast tier lives; NULL = inside volume */
+	unsigned ntiers;       /* capacity tiers, fastest first */
+	struct cairn_tier_opts tiers[CAIRN_MAX_TIERS];
 };
 
 struct cairn_mount_opts {
@@ -52,6 +65,11 @@ struct cairn_mount_opts {
 	int no_digest_thread;    /* digest inline in the writer, deterministic */
 	int digest_threshold;    /* percent of log fill that starts digest; 0 = 50 */
 	int read_only;           /* recover in memory, never write the volume */
+	/* Migration between tiers: when a tier's use passes high_watermark
+	 * percent, its coldest data moves down until use is below
+	 * low_watermark.  0 = 80 and 60. */
+	int high_watermark, low_watermark;
+	int no_promotion;        /* never move data read often back up */
 	void *recorder;          /* internal: crash-state recorder (tests) */
 };
 
@@ -136,12 +154,29 @@ struct cairn_info {
 	uint64_t log_waits;         /* times a writer waited for digest */
 	int batch_ms;               /* 0: sync mode */
 	char media[8];              /* "pmem", "file" or "emul" */
+	/* Tiers, fastest first: tiers[0] is the fast tier. */
+	unsigned tier_count;
+	struct cairn_tier_info {
+		char name[16];
+		uint64_t blocks, free_blocks; /* data blocks (fast: and tree nodes) */
+		uint64_t extents;             /* file extents with data on this tier */
+		uint64_t in_down, in_up;      /* blocks migrated in from above / below */
+		uint64_t out;                 /* blocks migrated out */
+	} tiers[1 + CAIRN_MAX_TIERS];
+	int high_watermark, low_watermark; /* percent of a tier */
+	int promotion;                     /* 1: hot data moves back up */
+	uint64_t migrations;               /* batches committed since mount */
+	uint64_t migrate_ns;               /* time they took */
 };
 int cairn_info(cairn_fs *fs, struct cairn_info *out);
 
 /* Beyond POSIX: apply the whole log to the shared area now (returns when the
  * shared area is durable and the log space is free). */
 int cairn_digest(cairn_fs *fs);
+
+/* Beyond POSIX: migrate between tiers now, as the watermarks and the
+ * promotion policy say (the digest thread also does so by itself). */
+int cairn_migrate(cairn_fs *fs);
 
 #ifdef __cplusplus
 }

@@ -56,10 +56,26 @@ static uint64_t parse_size(const char *s)
 		return 0;
 	int shift = 0;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
 	}
 	if (*end == 'i' || *end == 'B')
 		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
@@ -84,24 +100,58 @@ static int parse_media(const char *s, enum cairn_media *m)
 /* ---- mkfs ---------------------------------------------------------------- */
 
 static const char mkfs_help[] =
-	"Usage: cairn mkfs VOLUME [OPTIONS]\n"
-	"Create a cairn volume in the directory VOLUME (created if missing).\n\n"
-	"  --log-size SIZE     operation log size (default 256M); K, M, G, T suffixes\n"
-	"  --fast-size SIZE    fast tier size (default 1G)\n"
-	"  --inodes N          number of inodes (default: one per 4 KiB of fast tier)\n"
-	"  --media KIND        pmem (DAX), file (ordinary disk, default) or emul\n"
-	"                      (persistent memory emulated in DRAM under /dev/shm:\n"
-	"                      survives a process crash, not a power loss)\n"
-	"  --log PATH          put the log part at PATH (another medium)\n"
-	"  --fast PATH         put the fast tier part at PATH\n";
+    "Usage: cairn mkfs VOLUME [OPTIONS]\n"
+    "Create a cairn volume in the directory VOLUME (created if missing).\n\n"
+    "  --log-size SIZE     operation log size (default 256M); K, M, G, T suffixes\n"
+    "  --fast-size SIZE    fast tier size (default 1G)\n"
+    "  --inodes N          number of inodes (default: one per 4 KiB of fast tier)\n"
+    "  --media KIND        pmem (DAX), file (ordinary disk, default) or emul\n"
+    "                      (persistent memory emulated in DRAM under /dev/shm:\n"
+    "                      survives a process crash, not a power loss)\n"
+    "  --log PATH          put the log part at PATH (another medium)\n"
+    "  --fast PATH         put the fast tier part at PATH\n"
+    "  --tier NAME=PATH[:SIZE[:UNIT]]\n"
+    "                      add a capacity tier below the fast tier (repeat for\n"
+    "                      more, fastest first), on a file (created if missing,\n"
+    "                      SIZE required) or a block device (SIZE defaults to\n"
+    "                      the device's); UNIT is the allocation unit (default\n"
+    "                      1M for a tier named hdd, else 4K).  Cold data moves\n"
+    "                      down to it; e.g. --tier ssd=/mnt/ssd/t:64G\n";
+
+/* NAME=PATH[:SIZE[:UNIT]] into t (pointing into arg, which is modified). */
+static int parse_tier(char *arg, struct cairn_tier_opts *t)
+{
+	char *eq = strchr(arg, '=');
+	if (!eq || eq == arg || !eq[1])
+		return -1;
+	*eq = 0;
+	t->name = arg;
+	t->path = eq + 1;
+	char *colon = strchr(eq + 1, ':');
+	if (!colon)
+		return 0;
+	*colon = 0;
+	char *unit = strchr(colon + 1, ':');
+	if (unit)
+		*unit++ = 0;
+	if (!(t->size = parse_size(colon + 1)))
+		return -1;
+	if (unit && !(t->unit = parse_size(unit)))
+		return -1;
+	return 0;
+}
 
 static int cmd_mkfs(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"log-size", required_argument, 0, 'l'}, {"fast-size", required_argument, 0, 'f'},
-		{"inodes", required_argument, 0, 'i'},   {"media", required_argument, 0, 'm'},
-		{"log", required_argument, 0, 'L'},      {"fast", required_argument, 0, 'F'},
-		{"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+	static const struct option longopts[] = {{"log-size", required_argument, 0, 'l'},
+	                                         {"fast-size", required_argument, 0, 'f'},
+	                                         {"inodes", required_argument, 0, 'i'},
+	                                         {"media", required_argument, 0, 'm'},
+	                                         {"log", required_argument, 0, 'L'},
+	                                         {"fast", required_argument, 0, 'F'},
+	                                         {"tier", required_argument, 0, 'T'},
+	                                         {"help", no_argument, 0, 'h'},
+	                                         {0, 0, 0, 0}};
 	struct cairn_mkfs_opts o = {0};
 	int c;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -120,13 +170,21 @@ static int cmd_mkfs(int argc, char **argv)
 			break;
 		case 'm':
 			if (parse_media(optarg, &o.media))
-				return usage_error("unknown media '%s' (pmem, file or emul)", optarg);
+				return usage_error("unknown media '%s' (pmem, file or emul)",
+				                   optarg);
 			break;
 		case 'L':
 			o.log_path = optarg;
 			break;
 		case 'F':
 			o.fast_path = optarg;
+			break;
+		case 'T':
+			if (o.ntiers == CAIRN_MAX_TIERS)
+				return usage_error("at most %s capacity tiers", "6");
+			if (parse_tier(optarg, &o.tiers[o.ntiers++]))
+				return usage_error("invalid tier '%s' (NAME=PATH[:SIZE[:UNIT]])",
+				                   optarg);
 			break;
 		case 'h':
 			fputs(mkfs_help, stdout);
@@ -145,6 +203,35 @@ static int cmd_mkfs(int argc, char **argv)
 }
 
 /* ---- stat ---------------------------------------------------------------- */
+
+/* MiB/s of migration over the time its batches took. */
+static double migrate_rate(const struct cairn_info *in)
+{
+	uint64_t blocks = 0;
+	for (unsigned t = 0; t < in->tier_count; t++)
+		blocks += in->tiers[t].out;
+	return in->migrate_ns ? blocks * in->block_size / 1048576.0 / (in->migrate_ns / 1e9) : 0;
+}
+
+static void print_tiers(const struct cairn_info *in)
+{
+	double mib = 1024.0 * 1024.0;
+	printf("tiers         %-6s %11s %11s %6s %9s %11s %11s %11s\n", "name", "size MiB",
+	       "used MiB", "use", "extents", "in-down MiB", "in-up MiB", "out MiB");
+	for (unsigned t = 0; t < in->tier_count; t++) {
+		const struct cairn_tier_info *ti = &in->tiers[t];
+		uint64_t used = ti->blocks - ti->free_blocks;
+		printf("              %-6s %11.1f %11.1f %5.1f%% %9llu %11.1f %11.1f %11.1f\n",
+		       ti->name, ti->blocks * in->block_size / mib, used * in->block_size / mib,
+		       ti->blocks ? 100.0 * used / ti->blocks : 0.0,
+		       (unsigned long long)ti->extents, ti->in_down * in->block_size / mib,
+		       ti->in_up * in->block_size / mib, ti->out * in->block_size / mib);
+	}
+	printf("migration     watermarks %d%%/%d%% (high/low), promotion %s; %llu batches, "
+	       "%.1f MiB/s while moving\n",
+	       in->high_watermark, in->low_watermark, in->promotion ? "on" : "off",
+	       (unsigned long long)in->migrations, migrate_rate(in));
+}
 
 static void print_human(const char *vol, const struct cairn_info *in)
 {
@@ -167,7 +254,11 @@ static void print_human(const char *vol, const struct cairn_info *in)
 	       (unsigned long long)in->undigested_records, in->log_used / mib);
 	printf("operations    %llu digested over the volume's life\n",
 	       (unsigned long long)in->ops_digested);
+	if (in->tier_count > 1)
+		print_tiers(in);
 }
+
+static void print_json_tiers(const struct cairn_info *in);
 
 static void print_json(const char *vol, const struct cairn_info *in)
 {
@@ -175,7 +266,7 @@ static void print_json(const char *vol, const struct cairn_info *in)
 	       "\"block_size\": %llu, \"log_capacity\": %llu, \"log_used\": %llu, "
 	       "\"undigested_records\": %llu, \"fast_blocks\": %llu, \"fast_free_blocks\": %llu, "
 	       "\"inodes\": %llu, \"free_inodes\": %llu, \"directories\": %llu, "
-	       "\"checkpoints\": %llu, \"ops_logged\": %llu, \"ops_digested\": %llu}\n",
+	       "\"checkpoints\": %llu, \"ops_logged\": %llu, \"ops_digested\": %llu",
 	       vol, in->media, in->batch_ms ? "batch" : "sync", (unsigned long long)in->block_size,
 	       (unsigned long long)in->log_capacity, (unsigned long long)in->log_used,
 	       (unsigned long long)in->undigested_records, (unsigned long long)in->fast_blocks,
@@ -183,6 +274,27 @@ static void print_json(const char *vol, const struct cairn_info *in)
 	       (unsigned long long)in->free_inodes, (unsigned long long)in->directories,
 	       (unsigned long long)in->checkpoints, (unsigned long long)in->ops_logged,
 	       (unsigned long long)in->ops_digested);
+	print_json_tiers(in);
+	printf("}\n");
+}
+
+static void print_json_tiers(const struct cairn_info *in)
+{
+	printf(", \"high_watermark\": %d, \"low_watermark\": %d, \"promotion\": %s, "
+	       "\"migrations\": %llu, \"migrate_mib_per_s\": %.1f, \"tiers\": [",
+	       in->high_watermark, in->low_watermark, in->promotion ? "true" : "false",
+	       (unsigned long long)in->migrations, migrate_rate(in));
+	for (unsigned t = 0; t < in->tier_count; t++) {
+		const struct cairn_tier_info *ti = &in->tiers[t];
+		printf("%s{\"name\": \"%s\", \"blocks\": %llu, \"free_blocks\": %llu, "
+		       "\"extents\": %llu, \"in_down_blocks\": %llu, \"in_up_blocks\": %llu, "
+		       "\"out_blocks\": %llu}",
+		       t ? ", " : "", ti->name, (unsigned long long)ti->blocks,
+		       (unsigned long long)ti->free_blocks, (unsigned long long)ti->extents,
+		       (unsigned long long)ti->in_down, (unsigned long long)ti->in_up,
+		       (unsigned long long)ti->out);
+	}
+	printf("]");
 }
 
 static int cmd_stat(int argc, char **argv)
@@ -193,7 +305,8 @@ static int cmd_stat(int argc, char **argv)
 		if (!strcmp(argv[i], "--json"))
 			json = 1;
 		else if (!strcmp(argv[i], "--help")) {
-			puts("Usage: cairn stat VOLUME|MOUNTPOINT [--json]\nShow the use of the log and the fast tier; a mounted volume is asked through its mount.");
+			puts("Usage: cairn stat VOLUME|MOUNTPOINT [--json]\nShow the use of the "
+			     "log and the fast tier; a mounted volume is asked through its mount.");
 			return 0;
 		} else if (!vol)
 			vol = argv[i];
@@ -287,7 +400,8 @@ static int demo_steps(cairn_fs *fs)
 static int cmd_demo(int argc, char **argv)
 {
 	if (argc != 2 || !strcmp(argv[1], "--help")) {
-		puts("Usage: cairn demo VOLUME\nMount VOLUME through the native API and show what cairn does.");
+		puts("Usage: cairn demo VOLUME\nMount VOLUME through the native API and show what "
+		     "cairn does.");
 		return argc == 2 ? 0 : 2;
 	}
 	const char *vol = argv[1];
@@ -311,15 +425,15 @@ static int cmd_demo(int argc, char **argv)
 /* ---- mount and umount ------------------------------------------------------ */
 
 static const char mount_help[] =
-	"Usage: cairn mount VOLUME MOUNTPOINT [OPTIONS]\n"
-	"Serve the volume VOLUME at the directory MOUNTPOINT through FUSE, so that\n"
-	"every program can use it.  Runs as a daemon until 'cairn umount MOUNTPOINT'.\n\n"
-	"  -f, --foreground    stay in the foreground (Ctrl-C unmounts)\n"
-	"  --batch MS          batch mode: changes become durable on fsync or within\n"
-	"                      MS milliseconds (default: sync mode, every change is\n"
-	"                      durable when its call returns)\n"
-	"  -o OPTS             more FUSE mount options, comma-separated (e.g. ro,\n"
-	"                      debug); may be repeated\n";
+    "Usage: cairn mount VOLUME MOUNTPOINT [OPTIONS]\n"
+    "Serve the volume VOLUME at the directory MOUNTPOINT through FUSE, so that\n"
+    "every program can use it.  Runs as a daemon until 'cairn umount MOUNTPOINT'.\n\n"
+    "  -f, --foreground    stay in the foreground (Ctrl-C unmounts)\n"
+    "  --batch MS          batch mode: changes become durable on fsync or within\n"
+    "                      MS milliseconds (default: sync mode, every change is\n"
+    "                      durable when its call returns)\n"
+    "  -o OPTS             more FUSE mount options, comma-separated (e.g. ro,\n"
+    "                      debug); may be repeated\n";
 
 /* Joins repeated -o options with commas; NULL on no memory. */
 static char *add_options(char *all, const char *more)
@@ -338,9 +452,10 @@ static char *add_options(char *all, const char *more)
 
 static int cmd_mount(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"foreground", no_argument, 0, 'f'}, {"batch", required_argument, 0, 'b'},
-		{"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
+	static const struct option longopts[] = {{"foreground", no_argument, 0, 'f'},
+	                                         {"batch", required_argument, 0, 'b'},
+	                                         {"help", no_argument, 0, 'h'},
+	                                         {0, 0, 0, 0}};
 	struct cairn_fuse_opts o = {0};
 	char *options = NULL, *end;
 	int c, rc = 2;
@@ -382,16 +497,16 @@ out:
 }
 
 static const char umount_help[] =
-	"Usage: cairn umount MOUNTPOINT [--lazy]\n"
-	"Unmount a volume mounted with 'cairn mount', and wait until its daemon has\n"
-	"unmounted the volume (it may then be mounted again at once).\n\n"
-	"  -l, --lazy          detach the mount point now, even if files are open in\n"
-	"                      it; the daemon exits when the last one is closed\n";
+    "Usage: cairn umount MOUNTPOINT [--lazy]\n"
+    "Unmount a volume mounted with 'cairn mount', and wait until its daemon has\n"
+    "unmounted the volume (it may then be mounted again at once).\n\n"
+    "  -l, --lazy          detach the mount point now, even if files are open in\n"
+    "                      it; the daemon exits when the last one is closed\n";
 
 static int cmd_umount(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"lazy", no_argument, 0, 'l'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+	    {"lazy", no_argument, 0, 'l'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 	int c, lazy = 0;
 	while ((c = getopt_long(argc, argv, "lh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -413,21 +528,22 @@ static int cmd_umount(int argc, char **argv)
 /* ---- fsck ---------------------------------------------------------------- */
 
 static const char fsck_help[] =
-	"Usage: cairn fsck VOLUME [--repair] [--json]\n"
-	"Check every structure of an unmounted volume and report each problem with\n"
-	"its location.\n\n"
-	"  --repair            fix what is safe, through the journal (a volume whose\n"
-	"                      log holds undigested records is first mounted and\n"
-	"                      unmounted, which recovers and digests them)\n"
-	"  --json              print one JSON object instead of lines\n\n"
-	"Exit status: 0 clean, 1 problems found (and left), 2 usage error,\n"
-	"3 repaired (was damaged, now clean), 4 cannot check (volume refused).\n";
+    "Usage: cairn fsck VOLUME [--repair] [--json]\n"
+    "Check every structure of an unmounted volume and report each problem with\n"
+    "its location.\n\n"
+    "  --repair            fix what is safe, through the journal (a volume whose\n"
+    "                      log holds undigested records is first mounted and\n"
+    "                      unmounted, which recovers and digests them)\n"
+    "  --json              print one JSON object instead of lines\n\n"
+    "Exit status: 0 clean, 1 problems found (and left), 2 usage error,\n"
+    "3 repaired (was damaged, now clean), 4 cannot check (volume refused).\n";
 
 static int cmd_fsck(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"repair", no_argument, 0, 'r'}, {"json", no_argument, 0, 'j'},
-		{"help", no_argument, 0, 'h'},   {0, 0, 0, 0}};
+	static const struct option longopts[] = {{"repair", no_argument, 0, 'r'},
+	                                         {"json", no_argument, 0, 'j'},
+	                                         {"help", no_argument, 0, 'h'},
+	                                         {0, 0, 0, 0}};
 	struct fsck_opts o = {0};
 	int c, json = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -463,18 +579,18 @@ static int cmd_fsck(int argc, char **argv)
 /* ---- main ---------------------------------------------------------------- */
 
 static const char main_help[] =
-	"Usage: cairn COMMAND [ARGS]\n"
-	"cairn is a crash-consistent file system in user space: every change is\n"
-	"durable when the call returns.\n\n"
-	"Commands:\n"
-	"  mkfs VOLUME [OPTIONS]   create a volume\n"
-	"  stat VOLUME|MOUNTPOINT [--json]\n"
-	"                          show the use of the log and the tiers\n"
-	"  demo VOLUME             write, rename and read files; time durable appends\n"
-	"  mount VOLUME MOUNTPOINT serve a volume through FUSE to every program\n"
-	"  umount MOUNTPOINT       unmount it\n"
-	"  fsck VOLUME [--repair]  check (and repair) an unmounted volume\n\n"
-	"Run 'cairn COMMAND --help' for the options of a command.\n";
+    "Usage: cairn COMMAND [ARGS]\n"
+    "cairn is a crash-consistent file system in user space: every change is\n"
+    "durable when the call returns.\n\n"
+    "Commands:\n"
+    "  mkfs VOLUME [OPTIONS]   create a volume\n"
+    "  stat VOLUME|MOUNTPOINT [--json]\n"
+    "                          show the use of the log and the tiers\n"
+    "  demo VOLUME             write, rename and read files; time durable appends\n"
+    "  mount VOLUME MOUNTPOINT serve a volume through FUSE to every program\n"
+    "  umount MOUNTPOINT       unmount it\n"
+    "  fsck VOLUME [--repair]  check (and repair) an unmounted volume\n\n"
+    "Run 'cairn COMMAND --help' for the options of a command.\n";
 
 int main(int argc, char **argv)
 {

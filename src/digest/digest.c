@@ -33,7 +33,7 @@ struct blockbuf {
 };
 
 static int load_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *bb, uint64_t lblk,
-		      int whole)
+                      int whole)
 {
 	struct extent e;
 	int found = extent_lookup(&fs->sh.fx, i, lblk, &e);
@@ -52,15 +52,44 @@ static int load_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *
 	return 0;
 }
 
-static int store_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *bb,
-		       uint64_t *hint)
+/*
+ * Placement: new data goes to the fastest tier that is below its spill mark
+ * (SPILL_PERCENT full; on the fast tier, the tree-node margin counts as
+ * used).  The migrator normally keeps the fast tier near its watermarks, so
+ * this spills only when writes outrun migration - a large sequential write,
+ * say - and then the data goes straight to the capacity tier instead of
+ * waiting.  Failing that, any tier with a free block takes it.
+ */
+#define SPILL_PERCENT 95
+
+static uint64_t usable_free(struct cairn_fs *fs, unsigned t)
+{
+	uint64_t f = shared_tier_free(&fs->sh, t);
+	uint64_t keep = t == 0 ? space_margin(fs) : 0;
+	return f > keep ? f - keep : 0;
+}
+
+static int place_block(struct cairn_fs *fs, uint64_t hint, uint64_t *pblk)
+{
+	uint64_t got;
+	for (unsigned t = 0; t < fs->sh.ntiers; t++) {
+		uint64_t spare = shared_tier_blocks(&fs->sh, t) * (100 - SPILL_PERCENT) / 100;
+		if (usable_free(fs, t) > spare)
+			return shared_alloc_data(&fs->sh, t, hint, 1, pblk, &got);
+	}
+	for (unsigned t = 1; t < fs->sh.ntiers; t++)
+		if (usable_free(fs, t) > 0)
+			return shared_alloc_data(&fs->sh, t, hint, 1, pblk, &got);
+	return shared_alloc_data(&fs->sh, 0, hint, 1, pblk, &got);
+}
+
+static int store_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *bb, uint64_t *hint)
 {
 	bb->active = 0;
 	if (!bb->mapped) {
 		if (!bb->has_data)
 			return 0; /* only zeros over a hole: it stays a hole */
-		uint64_t got;
-		int rc = alloc_run(fs->sh.balloc, *hint, 1, &bb->pblk, &got);
+		int rc = place_block(fs, *hint, &bb->pblk);
 		if (!rc)
 			rc = extent_insert(&fs->sh.fx, i, bb->lblk, bb->pblk, 1);
 		if (rc)
@@ -72,7 +101,7 @@ static int store_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf 
 }
 
 static int copy_piece_bytes(struct cairn_fs *fs, const struct piece *p, uint64_t off, uint8_t *dst,
-			    uint64_t len)
+                            uint64_t len)
 {
 	if (p->kind == PIECE_ZERO) {
 		memset(dst, 0, len);
@@ -88,7 +117,7 @@ static int copy_piece_bytes(struct cairn_fs *fs, const struct piece *p, uint64_t
 }
 
 static int digest_piece(struct cairn_fs *fs, struct fs_inode *i, const struct piece *p,
-			struct blockbuf *bb, uint64_t *hint)
+                        struct blockbuf *bb, uint64_t *hint)
 {
 	uint64_t off = p->off, end = p->off + p->len;
 	uint64_t limit = (i->size + B - 1) / B * B;
@@ -164,13 +193,14 @@ static void drop_digested(struct cairn_fs *fs, uint64_t seq)
 }
 
 static void fill_checkpoint(struct cairn_fs *fs, struct fs_checkpoint *ck, uint64_t head_off,
-			    uint64_t head_seq)
+                            uint64_t head_seq)
 {
 	memset(ck, 0, sizeof(*ck));
 	ck->log_head_off = head_off;
 	ck->log_head_seq = head_seq;
 	ck->orphan_head = fs->orphan_head;
-	ck->free_blocks = alloc_free_count(fs->sh.balloc);
+	for (unsigned t = 0; t < fs->sh.ntiers; t++)
+		ck->free_blocks += shared_tier_free(&fs->sh, t);
 	ck->free_inodes = alloc_free_count(fs->sh.ialloc);
 	ck->ops_digested = fs->sh.ckpt.ops_digested + (head_seq - log_head_seq(fs->log));
 	ck->directories = fs->directories;
@@ -200,7 +230,7 @@ int fs_checkpoint(struct cairn_fs *fs, int locked)
 	if (!rc)
 		rc = cache_snapshot_dirty(fs->sh.cache, &snap);
 	if (!rc)
-		rc = alloc_seal(fs->sh.balloc); /* the frees this checkpoint makes durable */
+		rc = shared_seal_frees(&fs->sh); /* the frees this checkpoint makes durable */
 	if (!locked)
 		pthread_rwlock_unlock(&fs->lock);
 
@@ -213,7 +243,7 @@ int fs_checkpoint(struct cairn_fs *fs, int locked)
 		cache_snapshot_restore(fs->sh.cache, &snap);
 	} else {
 		cache_snapshot_commit(fs->sh.cache, &snap); /* the blocks are home: unpin */
-		alloc_release_sealed(fs->sh.balloc);
+		shared_release_frees(&fs->sh);
 		drop_digested(fs, head_seq);
 		log_reclaim(fs->log, head_off, head_seq);
 		fs->stats.checkpoints++;
@@ -267,12 +297,33 @@ static int idle_work(struct cairn_fs *fs)
 	return work;
 }
 
+void fs_migrate_kick(struct cairn_fs *fs)
+{
+	pthread_mutex_lock(&fs->dstate_lock);
+	fs->migrate_requested = 1;
+	pthread_cond_broadcast(&fs->dstate_cond);
+	pthread_mutex_unlock(&fs->dstate_lock);
+}
+
+/* After each checkpoint, and when asked (hot data to promote), the digest
+ * thread also migrates: a digest is what fills the fast tier. */
+static void migrate_if_needed(struct cairn_fs *fs, int asked)
+{
+	if (fs->sh.ntiers < 2)
+		return;
+	pthread_rwlock_rdlock(&fs->lock);
+	int needed = asked || migrate_needed(fs);
+	pthread_rwlock_unlock(&fs->lock);
+	if (needed)
+		migrate_run(fs, 0);
+}
+
 static void *digest_main(void *arg)
 {
 	struct cairn_fs *fs = arg;
 	pthread_mutex_lock(&fs->dstate_lock);
 	while (!fs->digest_stop) {
-		if (!fs->digest_requested) {
+		if (!fs->digest_requested && !fs->migrate_requested) {
 			struct timespec until;
 			clock_gettime(CLOCK_REALTIME, &until);
 			until.tv_sec += IDLE_DIGEST_S;
@@ -282,12 +333,20 @@ static void *digest_main(void *arg)
 			pthread_mutex_unlock(&fs->dstate_lock);
 			int work = idle_work(fs);
 			pthread_mutex_lock(&fs->dstate_lock);
-			if (!work)
+			if (!work) {
+				pthread_mutex_unlock(&fs->dstate_lock);
+				migrate_if_needed(fs, 0);
+				pthread_mutex_lock(&fs->dstate_lock);
 				continue;
+			}
+			fs->digest_requested = 1;
 		}
-		fs->digest_requested = 0;
+		int digest = fs->digest_requested, asked = fs->migrate_requested;
+		fs->digest_requested = fs->migrate_requested = 0;
 		pthread_mutex_unlock(&fs->dstate_lock);
-		fs_checkpoint(fs, 0);
+		if (digest)
+			fs_checkpoint(fs, 0);
+		migrate_if_needed(fs, asked);
 		pthread_mutex_lock(&fs->dstate_lock);
 	}
 	pthread_mutex_unlock(&fs->dstate_lock);

@@ -34,10 +34,10 @@ struct erec {
 _Static_assert(sizeof(struct erec) == 24, "extent record is 24 bytes");
 
 static const struct btree_ops extent_ops = {
-	.magic = EXTENT_NODE_MAGIC,
-	.node_size = 0,
-	.min_rec = sizeof(struct erec),
-	.max_rec = sizeof(struct erec),
+    .magic = EXTENT_NODE_MAGIC,
+    .node_size = 0,
+    .min_rec = sizeof(struct erec),
+    .max_rec = sizeof(struct erec),
 };
 
 static int rec_valid(const struct erec *r)
@@ -48,7 +48,7 @@ static int rec_valid(const struct erec *r)
 
 static struct extent to_extent(const struct erec *r)
 {
-	return (struct extent){ r->lblk, r->pblk, r->len };
+	return (struct extent){r->lblk, r->pblk, r->len};
 }
 
 static void open_rw(struct btree *t, struct fsctx *fx, struct fs_inode *ino)
@@ -82,9 +82,13 @@ static int get_ge(struct btree *t, uint64_t lblk, struct erec *r)
 	return get_rec(btree_get_ge(t, lblk, r, sizeof(*r)), r);
 }
 
+/* Data blocks go back to the allocator of the tier that holds them. */
 static void free_data(struct fsctx *fx, struct fs_inode *ino, uint64_t pblk, uint64_t n)
 {
-	alloc_free(fx->balloc, pblk, n);
+	unsigned tier = FS_PBLK_TIER(pblk);
+	struct alloc *a = tier == 0 ? fx->balloc : tier <= FS_MAX_TIERS ? fx->talloc[tier] : NULL;
+	if (a)
+		alloc_free(a, FS_PBLK_BLK(pblk), n);
 	ino->blocks = ino->blocks >= n ? ino->blocks - n : 0;
 }
 
@@ -111,7 +115,8 @@ int extent_lookup(struct fsctx *fx, const struct fs_inode *ino, uint64_t lblk, s
 	return 0;
 }
 
-int extent_insert(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t pblk, uint64_t len)
+int extent_insert(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t pblk,
+                  uint64_t len)
 {
 	if (len == 0 || pblk == 0 || pblk + len < pblk)
 		return -EINVAL;
@@ -120,7 +125,8 @@ int extent_insert(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_
 	struct btree t;
 	struct erec prev, next;
 	open_rw(&t, fx, ino);
-	t.node_hint = pblk + len + EXTENT_NODE_GAP;
+	/* Tree nodes live on the fast tier: a capacity-tier pblk is no hint. */
+	t.node_hint = FS_PBLK_TIER(pblk) ? 0 : pblk + len + EXTENT_NODE_GAP;
 	int hp = get_le(&t, lblk, &prev);
 	if (hp < 0)
 		return hp;
@@ -147,10 +153,10 @@ int extent_insert(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_
 		prev.len += len;
 		err = btree_update(&t, prev.lblk, &prev, sizeof(prev));
 	} else if (mn) {
-		struct erec r = { lblk, pblk, len + next.len };
+		struct erec r = {lblk, pblk, len + next.len};
 		err = btree_update(&t, next.lblk, &r, sizeof(r));
 	} else {
-		struct erec r = { lblk, pblk, len };
+		struct erec r = {lblk, pblk, len};
 		err = btree_insert(&t, &r, sizeof(r));
 	}
 	if (!err)
@@ -175,7 +181,7 @@ static int unmap_range(struct fsctx *fx, struct fs_inode *ino, uint64_t start, u
 		uint64_t e_end = e.lblk + e.len;
 		if (e_end > end) {
 			/* The hole is inside e: keep head and tail. */
-			struct erec tail = { end, e.pblk + (end - e.lblk), e_end - end };
+			struct erec tail = {end, e.pblk + (end - e.lblk), e_end - end};
 			int err = btree_insert(&t, &tail, sizeof(tail));
 			if (err)
 				return err;
@@ -208,7 +214,7 @@ static int unmap_range(struct fsctx *fx, struct fs_inode *ino, uint64_t start, u
 		}
 		/* e starts inside the range and ends after it: keep its tail. */
 		uint64_t cut = end - e.lblk;
-		struct erec tail = { end, e.pblk + cut, e.len - cut };
+		struct erec tail = {end, e.pblk + cut, e.len - cut};
 		int err = btree_update(&t, e.lblk, &tail, sizeof(tail));
 		if (err)
 			return err;
@@ -240,7 +246,7 @@ int extent_truncate(struct fsctx *fx, struct fs_inode *ino, uint64_t first_lblk)
 		return unmap_range(fx, ino, first_lblk, EXTENT_MAX_LBLK);
 	/* Everything goes: one pass over the leaves, no per-record delete. */
 	struct btree t;
-	struct destroy_ctx d = { fx, ino };
+	struct destroy_ctx d = {fx, ino};
 	open_rw(&t, fx, ino);
 	return btree_destroy(&t, destroy_rec, &d);
 }
@@ -251,6 +257,19 @@ int extent_punch(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t
 		return 0;
 	uint64_t end = len > EXTENT_MAX_LBLK - lblk ? EXTENT_MAX_LBLK : lblk + len;
 	return unmap_range(fx, ino, lblk, end);
+}
+
+int extent_move(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t len,
+                uint64_t old_pblk, uint64_t new_pblk)
+{
+	struct extent e;
+	int rc = extent_lookup(fx, ino, lblk, &e);
+	if (rc < 0)
+		return rc;
+	if (rc == 0 || lblk + len > e.lblk + e.len || e.pblk + (lblk - e.lblk) != old_pblk)
+		return -ESTALE; /* no longer one mapped run: the file changed */
+	rc = extent_punch(fx, ino, lblk, len);
+	return rc ? rc : extent_insert(fx, ino, lblk, new_pblk, len);
 }
 
 struct walk_ctx {
@@ -272,7 +291,7 @@ static int walk_rec(void *arg, const void *rec, size_t len)
 }
 
 int extent_walk(struct fsctx *fx, const struct fs_inode *ino, uint64_t lblk,
-		int (*fn)(void *arg, const struct extent *e), void *arg)
+                int (*fn)(void *arg, const struct extent *e), void *arg)
 {
 	struct btree t;
 	struct erec r;
@@ -281,7 +300,7 @@ int extent_walk(struct fsctx *fx, const struct fs_inode *ino, uint64_t lblk,
 	if (err < 0)
 		return err;
 	uint64_t from = (err == 1 && lblk - r.lblk < r.len) ? r.lblk : lblk;
-	struct walk_ctx w = { fn, arg };
+	struct walk_ctx w = {fn, arg};
 	/* Copying leaves lets fn do anything, even change this file. */
 	return btree_iter(&t, from, UINT64_MAX, BTREE_ITER_COPY, walk_rec, &w);
 }

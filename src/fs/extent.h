@@ -40,6 +40,15 @@ int extent_truncate(struct fsctx *fx, struct fs_inode *ino, uint64_t first_lblk)
 /* Unmaps and frees [lblk, lblk+len) (a hole punch). */
 int extent_punch(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t len);
 
+/* Migration: maps [lblk, lblk+len), which must lie inside one extent and
+ * start at old_pblk, to [new_pblk, new_pblk+len) (already allocated and
+ * holding the same bytes) and frees the old blocks.  -ESTALE if the range
+ * is no longer mapped that way.
+ * The change is in the cache only: the next checkpoint makes the switch
+ * atomic, and the old blocks stay quarantined until it is durable. */
+int extent_move(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t len,
+		uint64_t old_pblk, uint64_t new_pblk);
+
 /* Calls fn for each extent in logical order, starting with the one that
  * contains or follows lblk; stops when fn returns non-zero (and returns it). */
 int extent_walk(struct fsctx *fx, const struct fs_inode *ino, uint64_t lblk,

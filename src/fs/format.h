@@ -12,7 +12,15 @@
  *   ibitmap_start     inode allocation bitmap (bit i = inode i in use)
  *   itable_start      inode table (struct fs_inode, 32 per block)
  *   bbitmap_start     block allocation bitmap of the whole tier
+ *   tiers[k].bitmap_start   block allocation bitmap of capacity tier k+1
  *   data_start ...    extent-tree nodes, directory-tree nodes, file data
+ *
+ * Capacity tiers (parts of their own, numbered 1..tier_count fastest
+ * first) hold file data only: block 0 is a struct fs_tier_header, blocks
+ * 1.. are data.  All metadata, their bitmaps included, stays on the fast
+ * tier, so one journal makes every checkpoint atomic across all tiers.
+ * An extent's physical block carries its tier in the top 16 bits
+ * (FS_PBLK_*): tier 0 is the fast tier.
  */
 #ifndef CAIRN_FS_FORMAT_H
 #define CAIRN_FS_FORMAT_H
@@ -26,10 +34,30 @@
 #define FS_CKPT_MAGIC 0x54504b434e524143ull  /* "CARNCKPT" */
 #define FS_JOURNAL_MAGIC 0x4c4e524a4e524143ull /* "CARNJRNL" */
 #define FS_FORMAT_VERSION 1u
+#define FS_TIER_MAGIC 0x524549544e524143ull /* "CARNTIER" */
+
+/* Physical block numbers: tier in bits 48..63, block within it below. */
+#define FS_MAX_TIERS 6u /* capacity tiers, numbered 1..FS_MAX_TIERS */
+#define FS_PBLK_SHIFT 48
+#define FS_PBLK_MASK ((1ull << FS_PBLK_SHIFT) - 1)
+#define FS_PBLK(tier, blk) (((uint64_t)(tier) << FS_PBLK_SHIFT) | (blk))
+#define FS_PBLK_TIER(p) ((unsigned)((p) >> FS_PBLK_SHIFT))
+#define FS_PBLK_BLK(p) ((p) & FS_PBLK_MASK)
 
 #define FS_ROOT_INO 1u  /* the root directory */
 #define FS_INODE_SIZE 128u
 #define FS_INODES_PER_BLOCK (FS_BLOCK_SIZE / FS_INODE_SIZE)
+
+/* One capacity tier as the superblock describes it (64 bytes). */
+struct fs_tier_desc {
+	char name[16];          /* "ssd", "hdd", ...: NUL-padded */
+	uint64_t total_blocks;  /* size of the tier part in blocks, header included */
+	uint64_t bitmap_start;  /* its allocation bitmap, on the fast tier */
+	uint64_t bitmap_blocks;
+	uint32_t unit_blocks;   /* allocation alignment on the medium, in blocks */
+	uint32_t reserved0;
+	uint64_t reserved[2];
+};
 
 /* Block 0.  Written once by mkfs; never changes. */
 struct fs_super {
@@ -45,7 +73,25 @@ struct fs_super {
 	uint64_t bbitmap_start, bbitmap_blocks;
 	uint64_t data_start;
 	uint64_t created_ns;    /* mkfs time */
-	uint8_t reserved[3960];
+	uint32_t tier_count;    /* capacity tiers, 0..FS_MAX_TIERS */
+	uint32_t reserved0;
+	struct fs_tier_desc tiers[FS_MAX_TIERS]; /* tiers[k] is tier k + 1 */
+	uint8_t reserved[3568];
+	uint64_t checksum;      /* XXH3-64 of the bytes before this field */
+};
+
+/* Block 0 of a capacity tier part.  Written once by mkfs. */
+struct fs_tier_header {
+	uint64_t magic;         /* FS_TIER_MAGIC */
+	uint32_t version;       /* FS_FORMAT_VERSION */
+	uint32_t block_size;    /* FS_BLOCK_SIZE */
+	uint8_t uuid[16];       /* the volume's UUID */
+	uint32_t tier;          /* 1..tier_count */
+	uint32_t unit_blocks;   /* as in the superblock */
+	uint64_t total_blocks;  /* as in the superblock */
+	char name[16];          /* as in the superblock */
+	uint64_t created_ns;
+	uint8_t reserved[4016];
 	uint64_t checksum;      /* XXH3-64 of the bytes before this field */
 };
 
@@ -110,7 +156,9 @@ struct fs_inode {
 	uint8_t reserved[8];
 };
 
+_Static_assert(sizeof(struct fs_tier_desc) == 64, "fs_tier_desc is 64 bytes");
 _Static_assert(sizeof(struct fs_super) == FS_BLOCK_SIZE, "fs_super is one block");
+_Static_assert(sizeof(struct fs_tier_header) == FS_BLOCK_SIZE, "fs_tier_header is one block");
 _Static_assert(sizeof(struct fs_checkpoint) == 128, "fs_checkpoint is 128 bytes");
 _Static_assert(sizeof(struct fs_journal_header) == FS_BLOCK_SIZE, "journal header is one block");
 _Static_assert(sizeof(struct fs_inode) == FS_INODE_SIZE, "fs_inode is 128 bytes");

@@ -3,7 +3,9 @@
  * the shared area.
  *
  * Owns: struct shared; the fast-tier blocks 0..data_start (superblock,
- * slots, journal, bitmaps via alloc, inode table via cache).
+ * slots, journal, bitmaps via alloc, inode table via cache); block 0 of
+ * each capacity tier (its header); which tier a data block is read from or
+ * written to.
  * May call: media, cache, alloc, util/checksum.
  */
 #include "fs/shared.h"
@@ -45,7 +47,16 @@ static int layout(struct fs_super *sb, uint64_t total_blocks, uint64_t inodes)
 	sb->itable_blocks = sb->inode_count / FS_INODES_PER_BLOCK;
 	sb->bbitmap_start = sb->itable_start + sb->itable_blocks;
 	sb->bbitmap_blocks = div_up(total_blocks, 8 * B);
-	sb->data_start = sb->bbitmap_start + sb->bbitmap_blocks;
+	uint64_t next = sb->bbitmap_start + sb->bbitmap_blocks;
+	if (sb->tier_count > FS_MAX_TIERS)
+		return -EINVAL;
+	for (unsigned k = 0; k < sb->tier_count; k++) {
+		struct fs_tier_desc *t = &sb->tiers[k];
+		t->bitmap_start = next;
+		t->bitmap_blocks = div_up(t->total_blocks, 8 * B);
+		next += t->bitmap_blocks;
+	}
+	sb->data_start = next;
 	/* Leave room for at least a few hundred blocks of data and trees. */
 	return sb->data_start + 256 <= total_blocks ? 0 : -ENOSPC;
 }
@@ -107,10 +118,14 @@ static int format_metadata(struct media *m, const struct fs_super *sb, uint64_t 
 	int rc = cache_create(&c, m, 0);
 	if (rc)
 		return rc;
-	rc = alloc_format(c, sb->ibitmap_start, sb->ibitmap_blocks, sb->inode_count, FS_ROOT_INO + 1);
+	rc = alloc_format(c, sb->ibitmap_start, sb->ibitmap_blocks, sb->inode_count,
+	                  FS_ROOT_INO + 1);
 	if (!rc)
 		rc = alloc_format(c, sb->bbitmap_start, sb->bbitmap_blocks, sb->total_blocks,
-				  sb->data_start);
+		                  sb->data_start);
+	for (unsigned k = 0; k < sb->tier_count && !rc; k++) /* block 0 is the header */
+		rc = alloc_format(c, sb->tiers[k].bitmap_start, sb->tiers[k].bitmap_blocks,
+		                  sb->tiers[k].total_blocks, 1);
 	if (!rc)
 		rc = format_root(c, sb, now_ns);
 	struct cache_snapshot snap = {0};
@@ -123,17 +138,79 @@ static int format_metadata(struct media *m, const struct fs_super *sb, uint64_t 
 	return rc;
 }
 
-int shared_format(struct media *m, const uint8_t uuid[16], uint64_t inodes, uint64_t log_head_off,
-		  uint64_t now_ns, char *err, size_t errlen)
+static void tier_header_fill(struct fs_tier_header *h, const struct fs_super *sb, unsigned tier)
+{
+	const struct fs_tier_desc *d = &sb->tiers[tier - 1];
+	memset(h, 0, sizeof(*h));
+	h->magic = FS_TIER_MAGIC;
+	h->version = FS_FORMAT_VERSION;
+	h->block_size = B;
+	memcpy(h->uuid, sb->uuid, 16);
+	h->tier = tier;
+	h->unit_blocks = d->unit_blocks;
+	h->total_blocks = d->total_blocks;
+	memcpy(h->name, d->name, sizeof(h->name));
+	h->created_ns = sb->created_ns;
+	h->checksum = checksum_struct(h, sizeof(*h));
+}
+
+static int format_tier_headers(const struct fs_super *sb, const struct tier_spec *cap)
+{
+	struct fs_tier_header *h = malloc(sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	int rc = 0;
+	for (unsigned k = 0; k < sb->tier_count && !rc; k++) {
+		tier_header_fill(h, sb, k + 1);
+		rc = media_store(cap[k].m, 0, h, sizeof(*h));
+		if (!rc)
+			rc = media_fence(cap[k].m);
+	}
+	free(h);
+	return rc;
+}
+
+static int describe_tiers(struct fs_super *sb, const struct tier_spec *cap, unsigned ncap,
+                          char *err, size_t errlen)
+{
+	if (ncap > FS_MAX_TIERS) {
+		snprintf(err, errlen, "%u capacity tiers: at most %u are supported", ncap,
+		         FS_MAX_TIERS);
+		return -EINVAL;
+	}
+	sb->tier_count = ncap;
+	for (unsigned k = 0; k < ncap; k++) {
+		struct fs_tier_desc *d = &sb->tiers[k];
+		d->total_blocks = media_size(cap[k].m) / B;
+		d->unit_blocks = cap[k].unit_blocks ? cap[k].unit_blocks : 1;
+		snprintf(d->name, sizeof(d->name), "%s", cap[k].name);
+		if (d->total_blocks < 2 || d->total_blocks > FS_PBLK_MASK) {
+			snprintf(err, errlen, "tier %s part %s: %llu bytes is not a usable size",
+			         d->name, media_path(cap[k].m),
+			         (unsigned long long)media_size(cap[k].m));
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int shared_format(struct media *m, const struct tier_spec *cap, unsigned ncap,
+                  const uint8_t uuid[16], uint64_t inodes, uint64_t log_head_off, uint64_t now_ns,
+                  char *err, size_t errlen)
 {
 	struct fs_super *sb = calloc(1, sizeof(*sb));
 	if (!sb)
 		return -ENOMEM;
-	int rc = layout(sb, media_size(m) / B, inodes);
+	int rc = describe_tiers(sb, cap, ncap, err, errlen);
+	if (rc) {
+		free(sb);
+		return rc;
+	}
+	rc = layout(sb, media_size(m) / B, inodes);
 	if (rc) {
 		snprintf(err, errlen, "fast part %s: %llu bytes is too small for %llu inodes",
-			 media_path(m), (unsigned long long)media_size(m),
-			 (unsigned long long)sb->inode_count);
+		         media_path(m), (unsigned long long)media_size(m),
+		         (unsigned long long)sb->inode_count);
 		free(sb);
 		return rc;
 	}
@@ -147,6 +224,8 @@ int shared_format(struct media *m, const uint8_t uuid[16], uint64_t inodes, uint
 	rc = zero_region(m, 1, sb->data_start - 1);
 	if (!rc)
 		rc = format_metadata(m, sb, now_ns);
+	if (!rc)
+		rc = format_tier_headers(sb, cap);
 	if (!rc)
 		rc = media_store(m, 0, sb, sizeof(*sb));
 	if (!rc)
@@ -162,7 +241,8 @@ int shared_format(struct media *m, const uint8_t uuid[16], uint64_t inodes, uint
 	if (!rc)
 		rc = write_slot(m, 0, &ck);
 	if (rc)
-		snprintf(err, errlen, "fast part %s: cannot write: %s", media_path(m), strerror(-rc));
+		snprintf(err, errlen, "fast part %s: cannot write: %s", media_path(m),
+		         strerror(-rc));
 	free(sb);
 	return rc;
 }
@@ -187,8 +267,38 @@ static const char *check_super(const struct fs_super *sb, const uint8_t uuid[16]
 	struct fs_super want = *sb;
 	if (layout(&want, sb->total_blocks, sb->inode_count) ||
 	    memcmp(&want.inode_count, &sb->inode_count,
-		   offsetof(struct fs_super, created_ns) - offsetof(struct fs_super, inode_count)))
+	           offsetof(struct fs_super, created_ns) - offsetof(struct fs_super, inode_count)))
 		return "inconsistent layout fields in the superblock (offsets 40-119)";
+	if (memcmp(want.tiers, sb->tiers, sizeof(sb->tiers)))
+		return "inconsistent capacity tier fields in the superblock (offsets 136-519)";
+	return NULL;
+}
+
+/* Checks capacity tier t's header against the superblock; NULL if good. */
+static const char *check_tier(const struct fs_super *sb, unsigned t, struct media *m)
+{
+	static __thread char why[160];
+	const struct fs_tier_desc *d = &sb->tiers[t - 1];
+	if (media_size(m) / B < d->total_blocks) {
+		snprintf(
+		    why, sizeof(why), "%llu bytes, smaller than the %llu the volume was made with",
+		    (unsigned long long)media_size(m), (unsigned long long)(d->total_blocks * B));
+		return why;
+	}
+	struct fs_tier_header h, want;
+	if (media_read(m, 0, &h, sizeof(h)))
+		return "cannot read the tier header at offset 0";
+	if (h.magic != FS_TIER_MAGIC)
+		return "bad magic number at offset 0 (not a cairn capacity tier)";
+	if (h.checksum != checksum_struct(&h, sizeof(h)))
+		return "tier header checksum mismatch at offset 0";
+	if (memcmp(h.uuid, sb->uuid, 16))
+		return "UUID at offset 16 belongs to another volume";
+	tier_header_fill(&want, sb, t);
+	if (h.tier != t)
+		return "tier number at offset 32 differs from the manifest's order";
+	if (memcmp(&h, &want, offsetof(struct fs_tier_header, created_ns)))
+		return "tier header fields (offsets 36-71) differ from the superblock";
 	return NULL;
 }
 
@@ -208,8 +318,9 @@ static int load_checkpoint(struct shared *s, char *err, size_t errlen)
 	int oka = read_slot(s->m, 0, &a) == 0;
 	int okb = read_slot(s->m, 1, &b) == 0;
 	if (!oka && !okb) {
-		snprintf(err, errlen, "fast part %s: both checkpoint slots (offsets 4096, 8192) are damaged",
-			 media_path(s->m));
+		snprintf(err, errlen,
+		         "fast part %s: both checkpoint slots (offsets 4096, 8192) are damaged",
+		         media_path(s->m));
 		return -EUCLEAN;
 	}
 	s->ckpt_slot = (okb && (!oka || b.seq > a.seq)) ? 1 : 0;
@@ -257,7 +368,7 @@ static int journal_write_body(struct shared *s, const struct cache_snapshot *sna
 }
 
 static int journal_write_header(struct shared *s, uint64_t n, uint64_t sum,
-				const struct fs_checkpoint *ck)
+                                const struct fs_checkpoint *ck)
 {
 	struct fs_journal_header *h = calloc(1, sizeof(*h));
 	if (!h)
@@ -293,8 +404,8 @@ int shared_commit(struct shared *s, const struct cache_snapshot *snap, struct fs
 	seal_checkpoint(ck);
 	uint64_t sum;
 	int rc = journal_write_body(s, snap, &sum);
-	if (!rc)
-		rc = media_fence(s->m);
+	if (!rc) /* data on every tier is durable before the journal commits */
+		rc = shared_fence(s);
 	if (!rc)
 		rc = journal_write_header(s, snap->count, sum, ck);
 	if (!rc)
@@ -322,10 +433,10 @@ static int journal_load(struct shared *s, struct cache_snapshot *snap, struct fs
 		return -ENOMEM;
 	int rc = media_read(s->m, s->sb.journal_start * B, h, sizeof(*h));
 	int valid = !rc && h->magic == FS_JOURNAL_MAGIC &&
-		    h->checksum == checksum_struct(h, sizeof(*h)) &&
-		    h->ckpt.magic == FS_CKPT_MAGIC &&
-		    h->ckpt.checksum == checksum_struct(&h->ckpt, sizeof(h->ckpt)) &&
-		    h->ckpt.seq > s->ckpt.seq;
+	            h->checksum == checksum_struct(h, sizeof(*h)) &&
+	            h->ckpt.magic == FS_CKPT_MAGIC &&
+	            h->ckpt.checksum == checksum_struct(&h->ckpt, sizeof(h->ckpt)) &&
+	            h->ckpt.seq > s->ckpt.seq;
 	uint64_t n = valid ? h->nblocks : 0;
 	if (valid && n > shared_journal_capacity(s))
 		valid = 0;
@@ -412,13 +523,59 @@ static int journal_recover(struct shared *s, int read_only)
 	return rc;
 }
 
-int shared_open(struct shared *s, struct media *m, const uint8_t uuid[16], int read_only,
-		char *err, size_t errlen)
+static int open_tiers(struct shared *s, struct media *const *cap, unsigned ncap, char *err,
+                      size_t errlen)
+{
+	if (ncap != s->sb.tier_count) {
+		snprintf(err, errlen,
+		         "fast part %s: the superblock lists %u capacity tiers, the manifest %u",
+		         media_path(s->m), s->sb.tier_count, ncap);
+		return -EUCLEAN;
+	}
+	struct tier *f = &s->tier[0];
+	f->m = s->m;
+	f->a = s->balloc;
+	f->total_blocks = s->sb.total_blocks;
+	f->first_block = s->sb.data_start;
+	f->unit_blocks = 1;
+	snprintf(f->name, sizeof(f->name), "fast");
+	s->ntiers = 1 + ncap;
+	for (unsigned t = 1; t <= ncap; t++) {
+		const struct fs_tier_desc *d = &s->sb.tiers[t - 1];
+		struct tier *x = &s->tier[t];
+		const char *bad = check_tier(&s->sb, t, cap[t - 1]);
+		if (bad) {
+			snprintf(err, errlen, "tier %.16s part %s: %s", d->name,
+			         media_path(cap[t - 1]), bad);
+			return -EUCLEAN;
+		}
+		x->m = cap[t - 1];
+		x->total_blocks = d->total_blocks;
+		x->first_block = 1;
+		x->unit_blocks = d->unit_blocks ? d->unit_blocks : 1;
+		memcpy(x->name, d->name, sizeof(d->name));
+		x->name[sizeof(x->name) - 1] = 0;
+		int rc = alloc_open(&x->a, s->cache, d->bitmap_start, d->bitmap_blocks,
+		                    d->total_blocks, 1);
+		if (rc) {
+			snprintf(err, errlen, "tier %s: cannot load its allocation bitmap: %s",
+			         x->name, strerror(-rc));
+			return rc;
+		}
+		alloc_set_quarantine(x->a, 1);
+		s->fx.talloc[t] = x->a;
+	}
+	return 0;
+}
+
+int shared_open(struct shared *s, struct media *m, struct media *const *cap, unsigned ncap,
+                const uint8_t uuid[16], int read_only, char *err, size_t errlen)
 {
 	memset(s, 0, sizeof(*s));
 	s->m = m;
 	int rc = media_read(m, 0, &s->sb, sizeof(s->sb));
-	const char *bad = rc ? "cannot read the superblock" : check_super(&s->sb, uuid, media_size(m));
+	const char *bad =
+	    rc ? "cannot read the superblock" : check_super(&s->sb, uuid, media_size(m));
 	if (bad) {
 		snprintf(err, errlen, "fast part %s: %s", media_path(m), bad);
 		return rc ? rc : -EUCLEAN;
@@ -433,21 +590,24 @@ int shared_open(struct shared *s, struct media *m, const uint8_t uuid[16], int r
 	if (!rc) {
 		rc = journal_recover(s, read_only);
 		if (rc)
-			snprintf(err, errlen, "fast part %s: journal at block %llu: %s", media_path(m),
-				 (unsigned long long)s->sb.journal_start, strerror(-rc));
+			snprintf(err, errlen, "fast part %s: journal at block %llu: %s",
+			         media_path(m), (unsigned long long)s->sb.journal_start,
+			         strerror(-rc));
 	}
 	if (!rc)
 		rc = alloc_open(&s->ialloc, s->cache, s->sb.ibitmap_start, s->sb.ibitmap_blocks,
-				s->sb.inode_count, FS_ROOT_INO + 1);
+		                s->sb.inode_count, FS_ROOT_INO + 1);
 	if (!rc)
 		rc = alloc_open(&s->balloc, s->cache, s->sb.bbitmap_start, s->sb.bbitmap_blocks,
-				s->sb.total_blocks, s->sb.data_start);
+		                s->sb.total_blocks, s->sb.data_start);
 	if (!rc)
 		alloc_set_quarantine(s->balloc, 1);
+	if (!rc)
+		rc = open_tiers(s, cap, ncap, err, errlen);
 	if (rc) {
 		if (!err[0])
 			snprintf(err, errlen, "fast part %s: cannot load allocation bitmaps: %s",
-				 media_path(m), strerror(-rc));
+			         media_path(m), strerror(-rc));
 		shared_close(s);
 		return rc;
 	}
@@ -458,6 +618,12 @@ int shared_open(struct shared *s, struct media *m, const uint8_t uuid[16], int r
 
 void shared_close(struct shared *s)
 {
+	for (unsigned t = 1; t <= FS_MAX_TIERS; t++) {
+		if (s->tier[t].a)
+			alloc_close(s->tier[t].a);
+		s->tier[t].a = NULL;
+		s->fx.talloc[t] = NULL;
+	}
 	if (s->balloc)
 		alloc_close(s->balloc);
 	if (s->ialloc)
@@ -465,6 +631,7 @@ void shared_close(struct shared *s)
 	if (s->cache)
 		cache_destroy(s->cache);
 	s->balloc = s->ialloc = NULL;
+	s->tier[0].a = NULL;
 	s->cache = NULL;
 }
 
@@ -522,33 +689,101 @@ int inode_in_use(struct shared *s, uint64_t ino)
 
 /* ---- data blocks ------------------------------------------------------- */
 
+/* The tier pblk names, or NULL if there is no such tier. */
+static struct tier *tier_of(const struct shared *s, uint64_t pblk)
+{
+	unsigned t = FS_PBLK_TIER(pblk);
+	return t < s->ntiers ? (struct tier *)&s->tier[t] : NULL;
+}
+
 int shared_blocks_ok(const struct shared *s, uint64_t pblk, uint64_t n)
 {
-	return pblk >= s->sb.data_start && pblk <= s->sb.total_blocks &&
-	       n <= s->sb.total_blocks - pblk;
+	if (s->ntiers == 0) /* before open_tiers: the fast tier alone */
+		return pblk >= s->sb.data_start && pblk <= s->sb.total_blocks &&
+		       n <= s->sb.total_blocks - pblk;
+	const struct tier *t = tier_of(s, pblk);
+	uint64_t blk = FS_PBLK_BLK(pblk);
+	return t && blk >= t->first_block && blk <= t->total_blocks && n <= t->total_blocks - blk;
 }
 
 int shared_data_write(struct shared *s, uint64_t pblk, const void *buf, uint64_t nblocks)
 {
 	if (!shared_blocks_ok(s, pblk, nblocks))
 		return -EUCLEAN;
-	return media_store(s->m, pblk * B, buf, nblocks * B);
+	struct tier *t = tier_of(s, pblk);
+	t->dirty = 1;
+	return media_store(t->m, FS_PBLK_BLK(pblk) * B, buf, nblocks * B);
 }
 
 int shared_data_read(struct shared *s, uint64_t pblk, void *buf, uint64_t nblocks)
 {
-	if (!shared_blocks_ok(s, pblk, nblocks))
+	return shared_data_pread(s, pblk, 0, buf, nblocks * B);
+}
+
+int shared_data_pread(struct shared *s, uint64_t pblk, uint64_t in, void *buf, uint64_t len)
+{
+	if (!shared_blocks_ok(s, pblk, (in + len + B - 1) / B))
 		return -EUCLEAN;
-	return media_read(s->m, pblk * B, buf, nblocks * B);
+	struct tier *t = tier_of(s, pblk);
+	return media_read(t->m, FS_PBLK_BLK(pblk) * B + in, buf, len);
 }
 
 const void *shared_data_direct(struct shared *s, uint64_t pblk)
 {
+	if (FS_PBLK_TIER(pblk) != 0)
+		return NULL;
 	const uint8_t *base = media_direct(s->m);
 	return base ? base + pblk * B : NULL;
 }
 
 int shared_fence(struct shared *s)
 {
+	for (unsigned t = 1; t < s->ntiers; t++) {
+		if (!s->tier[t].dirty)
+			continue;
+		int rc = media_fence(s->tier[t].m);
+		if (rc)
+			return rc;
+		s->tier[t].dirty = 0;
+	}
 	return media_fence(s->m);
+}
+
+int shared_alloc_data(struct shared *s, unsigned t, uint64_t hint, uint64_t want, uint64_t *pblk,
+                      uint64_t *got)
+{
+	if (t >= s->ntiers)
+		return -ENOSPC;
+	uint64_t h = FS_PBLK_TIER(hint) == t ? FS_PBLK_BLK(hint) : 0;
+	uint64_t start;
+	int rc = alloc_run(s->tier[t].a, h, want, &start, got);
+	if (!rc)
+		*pblk = FS_PBLK(t, start);
+	return rc;
+}
+
+uint64_t shared_tier_free(const struct shared *s, unsigned t)
+{
+	return t < s->ntiers ? alloc_free_count(s->tier[t].a) : 0;
+}
+
+uint64_t shared_tier_blocks(const struct shared *s, unsigned t)
+{
+	return t < s->ntiers ? s->tier[t].total_blocks - s->tier[t].first_block : 0;
+}
+
+int shared_seal_frees(struct shared *s)
+{
+	for (unsigned t = 0; t < s->ntiers; t++) {
+		int rc = alloc_seal(s->tier[t].a);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+void shared_release_frees(struct shared *s)
+{
+	for (unsigned t = 0; t < s->ntiers; t++)
+		alloc_release_sealed(s->tier[t].a);
 }

@@ -23,6 +23,25 @@
 struct media;
 struct alloc;
 
+/* One tier of the shared area.  Tier 0 is the fast tier (the part that
+ * holds all metadata); tiers 1.. are capacity tiers, data only. */
+struct tier {
+	struct media *m;
+	struct alloc *a;       /* its blocks (tier 0: data and tree nodes) */
+	uint64_t total_blocks; /* size of the part in blocks */
+	uint64_t first_block;  /* first block that may hold data */
+	uint32_t unit_blocks;  /* allocation alignment suited to the medium */
+	char name[16];
+	int dirty;             /* stored to since its last fence */
+};
+
+/* What mkfs needs to know of each capacity tier. */
+struct tier_spec {
+	struct media *m;
+	const char *name;
+	uint32_t unit_blocks;
+};
+
 struct shared {
 	struct media *m;
 	struct fs_super sb;
@@ -31,19 +50,24 @@ struct shared {
 	struct cache *cache;
 	struct alloc *balloc; /* blocks of the tier */
 	struct alloc *ialloc; /* inode numbers */
+	unsigned ntiers;      /* tiers in use, the fast tier included */
+	struct tier tier[FS_MAX_TIERS + 1];
 	struct fsctx fx;
 };
 
-/* mkfs: lays out the tier, writes the superblock, bitmaps, the root
- * directory and checkpoint 1 (log head at log_head_off, seq 1). */
-int shared_format(struct media *m, const uint8_t uuid[16], uint64_t inodes, uint64_t log_head_off,
-		  uint64_t now_ns, char *err, size_t errlen);
+/* mkfs: lays out the fast tier m, writes the superblock, bitmaps, the root
+ * directory and checkpoint 1 (log head at log_head_off, seq 1), and the
+ * header of each of the ncap capacity tiers. */
+int shared_format(struct media *m, const struct tier_spec *cap, unsigned ncap,
+		  const uint8_t uuid[16], uint64_t inodes, uint64_t log_head_off, uint64_t now_ns,
+		  char *err, size_t errlen);
 
-/* Mount: validates the superblock, replays a committed journal (unless
- * read_only, in which case the replay is done in the cache only), loads the
- * current checkpoint and the allocators. */
-int shared_open(struct shared *s, struct media *m, const uint8_t uuid[16], int read_only,
-		char *err, size_t errlen);
+/* Mount: validates the superblock and every capacity tier's header,
+ * replays a committed journal (unless read_only, in which case the replay is
+ * done in the cache only), loads the current checkpoint and the allocators.
+ * cap[k] is capacity tier k + 1, in the manifest's order. */
+int shared_open(struct shared *s, struct media *m, struct media *const *cap, unsigned ncap,
+		const uint8_t uuid[16], int read_only, char *err, size_t errlen);
 void shared_close(struct shared *s);
 
 /* Inodes live in cache buffers; a reference pins the buffer. */
@@ -62,15 +86,33 @@ int inode_pick(struct shared *s, uint64_t hint, uint64_t *ino);
 void inode_release(struct shared *s, uint64_t ino);
 int inode_in_use(struct shared *s, uint64_t ino);
 
-/* Whether [pblk, pblk+n) lies in the data area: an extent read from a
- * damaged tree must not send a read or write anywhere else. */
+/* Whether [pblk, pblk+n) lies in the data area of one tier: an extent read
+ * from a damaged tree must not send a read or write anywhere else. */
 int shared_blocks_ok(const struct shared *s, uint64_t pblk, uint64_t n);
 
-/* File data blocks (not cached): whole blocks, written then flushed. */
+/* File data blocks (not cached), on whichever tier pblk names: whole
+ * blocks, written then flushed. */
 int shared_data_write(struct shared *s, uint64_t pblk, const void *buf, uint64_t nblocks);
 int shared_data_read(struct shared *s, uint64_t pblk, void *buf, uint64_t nblocks);
+/* len bytes from byte `in` of block pblk on (may run into later blocks). */
+int shared_data_pread(struct shared *s, uint64_t pblk, uint64_t in, void *buf, uint64_t len);
+/* A pointer to the block for byte-addressable fast tiers, else NULL. */
 const void *shared_data_direct(struct shared *s, uint64_t pblk);
+/* Makes every data store so far durable, on every tier written. */
 int shared_fence(struct shared *s);
+
+/* Allocates a run of at most want data blocks on tier t (near hint, a
+ * pblk of that tier, if given); *pblk is tier-tagged.  0 or -ENOSPC. */
+int shared_alloc_data(struct shared *s, unsigned t, uint64_t hint, uint64_t want, uint64_t *pblk,
+		      uint64_t *got);
+/* Free data blocks on tier t (quarantined ones not counted). */
+uint64_t shared_tier_free(const struct shared *s, unsigned t);
+/* Data blocks of tier t (the fast tier: all blocks after the metadata). */
+uint64_t shared_tier_blocks(const struct shared *s, unsigned t);
+
+/* Checkpoint hooks for the allocators of every tier (see alloc.h). */
+int shared_seal_frees(struct shared *s);
+void shared_release_frees(struct shared *s);
 
 /* Journal capacity in blocks of metadata per checkpoint. */
 uint64_t shared_journal_capacity(const struct shared *s);

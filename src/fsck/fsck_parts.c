@@ -154,8 +154,8 @@ static int open_shared(struct fsck_ctx *c)
 	char err[1024] = "";
 	/* Read-only, a committed journal is applied in the cache only: the
 	 * check sees the volume as the next mount will. */
-	int rc = shared_open(&c->sh, c->vol.part[PART_FAST], c->vol.mf.uuid, !c->rw, err,
-			     sizeof(err));
+	int rc = shared_open(&c->sh, c->vol.part[PART_FAST], c->vol.part + PART_TIER1,
+			     c->vol.mf.ntiers, c->vol.mf.uuid, !c->rw, err, sizeof(err));
 	if (rc) {
 		snprintf(c->r->refused, sizeof(c->r->refused), "%s", err[0] ? err : strerror(-rc));
 		return -1;

@@ -14,8 +14,8 @@
 #define B FS_BLOCK_SIZE
 
 /* Copies file bytes [off, off+len) from the shared area (holes are zeros). */
-static int read_shared(struct cairn_fs *fs, const struct fs_inode *i, uint8_t *buf, uint64_t off,
-		       uint64_t len)
+static int read_shared(struct cairn_fs *fs, uint64_t ino, const struct fs_inode *i, uint8_t *buf,
+		       uint64_t off, uint64_t len)
 {
 	while (len > 0) {
 		uint64_t lblk = off / B, in = off % B;
@@ -39,9 +39,11 @@ static int read_shared(struct cairn_fs *fs, const struct fs_inode *i, uint8_t *b
 			if (direct) {
 				memcpy(buf, direct + in, n);
 			} else {
-				int rc = media_read(fs->sh.m, pblk * B + in, buf, n);
+				int rc = shared_data_pread(&fs->sh, pblk, in, buf, n);
 				if (rc)
 					return rc;
+				if (FS_PBLK_TIER(pblk))
+					heat_note_capacity_read(fs, ino, &e, lblk);
 			}
 		}
 		buf += n;
@@ -79,13 +81,14 @@ ssize_t data_read(struct cairn_fs *fs, uint64_t ino, void *out, size_t count, ui
 		return 0;
 	}
 	uint64_t len = size - off < count ? size - off : count;
+	heat_touch(fs, ino);
 	uint8_t *buf = out;
 	uint64_t cur = off, end = off + len;
 	struct vnode *vn = vnode_find(fs, ino);
 	struct piece *p = vn ? dindex_first_after(&vn->data, off) : NULL;
 	for (; !rc && p && p->off < end; p = dindex_next(&vn->data, p)) {
 		if (p->off > cur)
-			rc = read_shared(fs, r.i, buf + (cur - off), cur, p->off - cur);
+			rc = read_shared(fs, ino, r.i, buf + (cur - off), cur, p->off - cur);
 		uint64_t s = p->off > cur ? p->off : cur;
 		uint64_t e = p->off + p->len < end ? p->off + p->len : end;
 		if (!rc)
@@ -93,7 +96,7 @@ ssize_t data_read(struct cairn_fs *fs, uint64_t ino, void *out, size_t count, ui
 		cur = e;
 	}
 	if (!rc && cur < end)
-		rc = read_shared(fs, r.i, buf + (cur - off), cur, end - cur);
+		rc = read_shared(fs, ino, r.i, buf + (cur - off), cur, end - cur);
 	inode_put(&fs->sh, &r);
 	return rc ? rc : (ssize_t)len;
 }

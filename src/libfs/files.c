@@ -167,11 +167,15 @@ uint64_t space_margin(struct cairn_fs *fs)
 	return 32 + alloc_total(fs->sh.balloc) / 256;
 }
 
+/* Data may land on any tier (the digest spills down when the fast tier is
+ * full), but the margin for tree nodes must stay free on the fast tier. */
 int space_check(struct cairn_fs *fs, uint64_t blocks)
 {
-	uint64_t free_blocks = alloc_free_count(fs->sh.balloc);
-	uint64_t want = blocks + fs->reserved_blocks + space_margin(fs);
-	return free_blocks >= want ? 0 : -ENOSPC;
+	uint64_t fast = alloc_free_count(fs->sh.balloc), margin = space_margin(fs);
+	uint64_t free_blocks = fast > margin ? fast - margin : 0;
+	for (unsigned t = 1; t < fs->sh.ntiers; t++)
+		free_blocks += shared_tier_free(&fs->sh, t);
+	return free_blocks >= blocks + fs->reserved_blocks ? 0 : -ENOSPC;
 }
 
 /* ---- creating ------------------------------------------------------------ */

@@ -44,6 +44,20 @@ struct fs_stats {
 	uint64_t checkpoints;
 	uint64_t bytes_digested;
 	uint64_t log_waits;
+	/* migration, per tier: blocks that arrived from above (demoted into
+	 * it) and from below (promoted into it), and that left it */
+	uint64_t tier_in_down[FS_MAX_TIERS + 1], tier_in_up[FS_MAX_TIERS + 1];
+	uint64_t tier_out[FS_MAX_TIERS + 1];
+	uint64_t migrations;        /* batches committed */
+	uint64_t migrate_ns;        /* time spent copying and switching */
+};
+
+/* A range of a file that was read from a capacity tier (heat.c). */
+#define PROMOTE_TABLE 64
+struct promote_entry {
+	uint64_t ino, lblk, len;
+	uint32_t hits;
+	uint64_t last; /* promote_clock at the last hit */
 };
 
 struct cairn_fs {
@@ -86,6 +100,14 @@ struct cairn_fs {
 	int batch_thread_running;
 
 	struct fs_stats stats;
+
+	/* tiers: coldness and promotion (heat.c), migration (digest) */
+	int64_t *heat; /* per inode: ns since the epoch of the last read */
+	uint64_t heat_count;
+	pthread_mutex_t promote_lock;
+	struct promote_entry promote[PROMOTE_TABLE];
+	uint64_t promote_clock;
+	int migrate_requested; /* under dstate_lock */
 };
 
 /* ---- vnodes (vnode.c) ---- */
@@ -190,10 +212,27 @@ int names_link(struct cairn_fs *fs, const struct target *from, const struct targ
 int names_rename(struct cairn_fs *fs, const struct target *from, const struct target *to,
 		 unsigned flags);
 
+/* ---- heat.c: what migration needs to know of use ---- */
+struct extent;
+int heat_init(struct cairn_fs *fs);
+void heat_destroy(struct cairn_fs *fs);
+int64_t heat_clock_ns(void);
+void heat_touch(struct cairn_fs *fs, uint64_t ino); /* a read */
+/* When the file was last read or written (ns since the epoch). */
+int64_t heat_of(struct cairn_fs *fs, uint64_t ino, const struct fs_inode *i);
+/* A read of block lblk, in extent e that lies on a capacity tier. */
+void heat_note_capacity_read(struct cairn_fs *fs, uint64_t ino, const struct extent *e,
+			     uint64_t lblk);
+/* Moves up to max ranges that are ready for promotion into out. */
+int heat_take_ready(struct cairn_fs *fs, struct promote_entry *out, int max);
+
 /* ---- digest (digest/digest.h) is called through these ---- */
 int fs_checkpoint(struct cairn_fs *fs, int locked);
 void fs_digest_kick(struct cairn_fs *fs);
 int fs_digest_wait(struct cairn_fs *fs); /* called locked exclusively */
+void fs_migrate_kick(struct cairn_fs *fs);
+/* Blocks of the fast tier kept for tree nodes (files.c). */
+uint64_t space_margin(struct cairn_fs *fs);
 
 /* errors as POSIX: set errno, return -1 */
 static inline int fail(int neg_errno)

@@ -19,6 +19,7 @@
 
 #include "digest/digest.h"
 #include "fs/alloc.h"
+#include "fs/extent.h"
 #include "libfs/fs_internal.h"
 #include "log/log_format.h"
 
@@ -76,7 +77,7 @@ static int on_tmpfs(const char *dir)
 }
 
 static void default_part_path(char *out, const char *dir, enum media_kind kind, const char *uuid,
-			      const char *name)
+                              const char *name)
 {
 	/* Emulated persistent memory lives in DRAM: a file in /dev/shm, unless
 	 * the volume directory is already in memory. */
@@ -99,6 +100,48 @@ static int absolute(char *out, const char *path)
 	return n >= VOLUME_PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
+/* A tier's allocation unit: what suits the medium its name suggests.  A
+ * disk pays a seek per discontiguous run, so runs are kept long there. */
+static uint32_t default_unit_blocks(const char *name)
+{
+	return strcmp(name, "hdd") == 0 ? 256 : 1;
+}
+
+static int plan_tiers(struct manifest *mf, const struct cairn_mkfs_opts *o)
+{
+	if (o->ntiers > VOLUME_MAX_TIERS) {
+		set_error("%u capacity tiers: at most %d are supported", o->ntiers,
+		          VOLUME_MAX_TIERS);
+		return -EINVAL;
+	}
+	mf->ntiers = o->ntiers;
+	for (unsigned k = 0; k < o->ntiers; k++) {
+		const struct cairn_tier_opts *t = &o->tiers[k];
+		size_t nl = t->name ? strlen(t->name) : 0;
+		if (nl == 0 || nl > VOLUME_TIER_NAME_MAX || strpbrk(t->name, " \t\n/") ||
+		    !t->path || !t->path[0] || t->unit % 4096 || t->unit / 4096 > UINT32_MAX) {
+			set_error(
+			    "tier %u: needs a name of 1-%d characters without spaces, a path, and "
+			    "a unit that is a multiple of 4096",
+			    k + 1, VOLUME_TIER_NAME_MAX);
+			return -EINVAL;
+		}
+		for (unsigned j = 0; j < k; j++)
+			if (!strcmp(o->tiers[j].name, t->name)) {
+				set_error("tier %s: named twice", t->name);
+				return -EINVAL;
+			}
+		snprintf(mf->tier_name[k], sizeof(mf->tier_name[k]), "%s", t->name);
+		mf->tier_unit[k] =
+		    t->unit ? (uint32_t)(t->unit / 4096) : default_unit_blocks(t->name);
+		mf->size[PART_TIER1 + k] = t->size / 4096 * 4096;
+		int rc = absolute(mf->path[PART_TIER1 + k], t->path);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 static int plan_manifest(struct manifest *mf, const char *dir, const struct cairn_mkfs_opts *o)
 {
 	memset(mf, 0, sizeof(*mf));
@@ -117,24 +160,64 @@ static int plan_manifest(struct manifest *mf, const char *dir, const struct cair
 			if (rc)
 				return rc;
 		} else {
-			default_part_path(mf->path[p], dir, mf->media, us, volume_part_name(p));
+			default_part_path(mf->path[p], dir, mf->media, us, volume_part_name(mf, p));
 		}
 	}
-	return 0;
+	return o ? plan_tiers(mf, o) : 0;
 }
 
-static int format_parts(struct manifest *mf, const struct cairn_mkfs_opts *o, char *err, size_t el)
+/* Opens a capacity tier for mkfs: an existing file or device of the given
+ * size (0 = as it is), or a new file. */
+static int open_new_tier(struct media **m, struct manifest *mf, int p, int *created, char *err,
+                         size_t el)
 {
-	struct media *m[PART_COUNT] = {0};
+	struct stat st;
+	int exists = stat(mf->path[p], &st) == 0;
+	*created = !exists;
+	uint64_t size = mf->size[p];
+	if (exists && (size == 0 || !S_ISREG(st.st_mode)))
+		size = 0; /* take what is there; the fs layer checks it is enough */
+	if (!exists && size == 0) {
+		snprintf(err, el, "tier %s: %s does not exist and no size was given",
+		         volume_part_name(mf, p), mf->path[p]);
+		return -EINVAL;
+	}
+	int rc = media_open(m, MEDIA_FILE, mf->path[p], size, size ? MEDIA_CREATE : 0, err, el);
+	if (!rc) {
+		uint64_t have = media_size(*m) / 4096 * 4096;
+		if (mf->size[p] && have < mf->size[p]) {
+			snprintf(err, el,
+			         "tier %s: %s holds %llu bytes, less than the %llu asked for",
+			         volume_part_name(mf, p), mf->path[p], (unsigned long long)have,
+			         (unsigned long long)mf->size[p]);
+			return -ENOSPC;
+		}
+		mf->size[p] = mf->size[p] ? mf->size[p] : have;
+	}
+	return rc;
+}
+
+static int format_parts(struct manifest *mf, const struct cairn_mkfs_opts *o, int *created,
+                        char *err, size_t el)
+{
+	struct media *m[VOLUME_MAX_PARTS] = {0};
 	int rc = 0;
-	for (int p = 0; p < PART_COUNT && !rc; p++)
+	for (int p = 0; p < PART_COUNT && !rc; p++) {
 		rc = media_open(&m[p], mf->media, mf->path[p], mf->size[p], MEDIA_CREATE, err, el);
+		created[p] = 1;
+	}
+	struct tier_spec cap[VOLUME_MAX_TIERS];
+	for (unsigned k = 0; k < mf->ntiers && !rc; k++) {
+		int p = PART_TIER1 + (int)k;
+		rc = open_new_tier(&m[p], mf, p, &created[p], err, el);
+		cap[k] = (struct tier_spec){m[p], mf->tier_name[k], mf->tier_unit[k]};
+	}
 	if (!rc)
 		rc = log_format(m[PART_LOG], mf->uuid, err, el);
 	if (!rc)
-		rc = shared_format(m[PART_FAST], mf->uuid, o ? o->inodes : 0, LOG_RING_START,
-				   (uint64_t)now_ns(), err, el);
-	for (int p = 0; p < PART_COUNT; p++)
+		rc = shared_format(m[PART_FAST], cap, mf->ntiers, mf->uuid, o ? o->inodes : 0,
+		                   LOG_RING_START, (uint64_t)now_ns(), err, el);
+	for (int p = 0; p < VOLUME_MAX_PARTS; p++)
 		if (m[p])
 			media_close(m[p]);
 	return rc;
@@ -148,7 +231,7 @@ int cairn_mkfs(const char *volume_dir, const struct cairn_mkfs_opts *opts)
 	int rc = make_volume_dir(volume_dir);
 	if (rc) {
 		set_error("%s: %s", volume_dir,
-			  rc == -EEXIST ? "a cairn volume already exists here" : strerror(-rc));
+		          rc == -EEXIST ? "a cairn volume already exists here" : strerror(-rc));
 		return fail(rc);
 	}
 	char dir[VOLUME_PATH_MAX];
@@ -160,15 +243,17 @@ int cairn_mkfs(const char *volume_dir, const struct cairn_mkfs_opts *opts)
 	struct manifest mf;
 	rc = plan_manifest(&mf, dir, opts);
 	char err[1024] = "";
+	int created[VOLUME_MAX_PARTS] = {0};
 	if (!rc)
-		rc = format_parts(&mf, opts, err, sizeof(err));
+		rc = format_parts(&mf, opts, created, err, sizeof(err));
 	/* The manifest comes last: a directory without one is not a volume. */
 	if (!rc)
 		rc = manifest_write(dir, &mf, err, sizeof(err));
 	if (rc) {
-		set_error("%s", err[0] ? err : strerror(-rc));
-		for (int p = 0; p < PART_COUNT; p++)
-			if (mf.path[p][0])
+		if (err[0] || !last_error[0])
+			set_error("%s", err[0] ? err : strerror(-rc));
+		for (int p = 0; p < VOLUME_MAX_PARTS; p++) /* only files mkfs made */
+			if (created[p] && mf.path[p][0])
 				unlink(mf.path[p]);
 		return fail(rc);
 	}
@@ -210,6 +295,7 @@ static void init_locks(struct cairn_fs *fs)
 static void destroy_fs(struct cairn_fs *fs)
 {
 	vnode_destroy_all(fs);
+	heat_destroy(fs);
 	for (int i = 0; i < fs->nfiles; i++) {
 		if (fs->files[i])
 			pthread_mutex_destroy(&fs->files[i]->pos_lock);
@@ -232,14 +318,15 @@ static int open_parts(struct cairn_fs *fs, const char *dir, char *err, size_t el
 	int rc = volume_open(&fs->vol, dir, media_of(fs->opts.media, 0), !fs->read_only, err, el);
 	if (rc)
 		return rc;
-	if (fs->opts.recorder) {
-		media_set_recorder(fs->vol.part[PART_LOG], fs->opts.recorder, PART_LOG);
-		media_set_recorder(fs->vol.part[PART_FAST], fs->opts.recorder, PART_FAST);
-	}
+	if (fs->opts.recorder)
+		for (int p = 0; p < manifest_parts(&fs->vol.mf); p++)
+			media_set_recorder(fs->vol.part[p], fs->opts.recorder, p);
 	rc = log_open(&fs->log, fs->vol.part[PART_LOG], fs->vol.mf.uuid, err, el);
 	if (!rc)
-		rc = shared_open(&fs->sh, fs->vol.part[PART_FAST], fs->vol.mf.uuid, fs->read_only,
-				 err, el);
+		rc = shared_open(&fs->sh, fs->vol.part[PART_FAST], fs->vol.part + PART_TIER1,
+		                 fs->vol.mf.ntiers, fs->vol.mf.uuid, fs->read_only, err, el);
+	if (!rc)
+		rc = heat_init(fs);
 	return rc;
 }
 
@@ -248,18 +335,19 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 	fs->orphan_head = fs->sh.ckpt.orphan_head;
 	fs->directories = fs->sh.ckpt.directories;
 	struct replay rp = {.fs = fs};
-	int rc = log_recover(fs->log, fs->sh.ckpt.log_head_off, fs->sh.ckpt.log_head_seq, replay_one,
-			     &rp, fs->read_only);
+	int rc = log_recover(fs->log, fs->sh.ckpt.log_head_off, fs->sh.ckpt.log_head_seq,
+	                     replay_one, &rp, fs->read_only);
 	if (rc && rp.bad_rc) {
 		snprintf(err, el,
-			 "log part %s: record %llu at offset %llu does not apply to the shared area (%s)",
-			 fs->vol.mf.path[PART_LOG], (unsigned long long)rp.bad_seq,
-			 (unsigned long long)rp.bad_off, strerror(-rp.bad_rc));
+		         "log part %s: record %llu at offset %llu does not apply to the shared "
+		         "area (%s)",
+		         fs->vol.mf.path[PART_LOG], (unsigned long long)rp.bad_seq,
+		         (unsigned long long)rp.bad_off, strerror(-rp.bad_rc));
 		return -EUCLEAN;
 	}
 	if (rc) {
 		snprintf(err, el, "log part %s: recovery failed: %s", fs->vol.mf.path[PART_LOG],
-			 strerror(-rc));
+		         strerror(-rc));
 		return rc;
 	}
 	if (fs->read_only)
@@ -271,8 +359,20 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 		rc = fs_checkpoint(fs, 1);
 	if (rc)
 		snprintf(err, el, "fast part %s: cannot digest the recovered log: %s",
-			 fs->vol.mf.path[PART_FAST], strerror(-rc));
+		         fs->vol.mf.path[PART_FAST], strerror(-rc));
 	return rc;
+}
+
+static int check_watermarks(const struct cairn_mount_opts *o, char *err, size_t el)
+{
+	int high = o->high_watermark ? o->high_watermark : 80;
+	int low = o->low_watermark ? o->low_watermark : 60;
+	if (low < 1 || high > 100 || low >= high) {
+		snprintf(err, el, "watermarks low %d%%, high %d%%: need 1 <= low < high <= 100",
+		         low, high);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 cairn_fs *cairn_mount(const char *volume_dir, const struct cairn_mount_opts *opts)
@@ -292,7 +392,9 @@ cairn_fs *cairn_mount(const char *volume_dir, const struct cairn_mount_opts *opt
 	fs->read_only = fs->opts.read_only;
 	init_locks(fs);
 	char err[1024] = "";
-	int rc = open_parts(fs, volume_dir, err, sizeof(err));
+	int rc = check_watermarks(&fs->opts, err, sizeof(err));
+	if (!rc)
+		rc = open_parts(fs, volume_dir, err, sizeof(err));
 	if (!rc)
 		rc = recover(fs, err, sizeof(err));
 	if (!rc)
@@ -354,6 +456,23 @@ int cairn_digest(cairn_fs *fs)
 	return rc ? fail(rc) : 0;
 }
 
+int cairn_migrate(cairn_fs *fs)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	if (fs->read_only)
+		return fail(-EROFS);
+	int rc;
+	if (fs->digest_thread_running) {
+		rc = migrate_run(fs, 0);
+	} else {
+		pthread_rwlock_wrlock(&fs->lock);
+		rc = migrate_run(fs, 1);
+		pthread_rwlock_unlock(&fs->lock);
+	}
+	return rc ? fail(rc) : 0;
+}
+
 int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv)
 {
 	if (!fs || !sv)
@@ -366,10 +485,14 @@ int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv)
 		const struct fs_super *sb = &fs->sh.sb;
 		/* Quarantined blocks are free as soon as the next checkpoint is
 		 * durable, and a writer short of space waits for one. */
-		uint64_t bfree = alloc_free_count(fs->sh.balloc) + alloc_quarantined(fs->sh.balloc);
+		uint64_t bfree = 0, blocks = 0;
+		for (unsigned t = 0; t < fs->sh.ntiers; t++) {
+			bfree += shared_tier_free(&fs->sh, t) + alloc_quarantined(fs->sh.tier[t].a);
+			blocks += shared_tier_blocks(&fs->sh, t);
+		}
 		bfree = bfree > fs->reserved_blocks ? bfree - fs->reserved_blocks : 0;
 		sv->f_bsize = sv->f_frsize = FS_BLOCK_SIZE;
-		sv->f_blocks = sb->total_blocks - sb->data_start;
+		sv->f_blocks = blocks;
 		sv->f_bfree = sv->f_bavail = bfree;
 		sv->f_files = sb->inode_count - 1; /* inode 0 is never used */
 		sv->f_ffree = sv->f_favail = alloc_free_count(fs->sh.ialloc);
@@ -379,6 +502,51 @@ int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv)
 	}
 	pthread_rwlock_unlock(&fs->lock);
 	return rc ? fail(rc) : 0;
+}
+
+static int count_extent(void *arg, const struct extent *e)
+{
+	uint64_t *per_tier = arg;
+	unsigned t = FS_PBLK_TIER(e->pblk);
+	if (t <= FS_MAX_TIERS)
+		per_tier[t]++;
+	return 0;
+}
+
+/* Extents per tier: a walk of every file's map (cairn stat is rare). */
+static void count_extents(struct cairn_fs *fs, uint64_t *per_tier)
+{
+	for (uint64_t ino = FS_ROOT_INO + 1; ino < fs->sh.sb.inode_count; ino++) {
+		struct iref r;
+		if (!inode_in_use(&fs->sh, ino) || inode_get(&fs->sh, ino, &r))
+			continue;
+		if (S_ISREG(r.i->mode) && r.i->tree_root)
+			extent_walk(&fs->sh.fx, r.i, 0, count_extent, per_tier);
+		inode_put(&fs->sh, &r);
+	}
+}
+
+static void fill_tier_info(struct cairn_fs *fs, struct cairn_info *out)
+{
+	uint64_t extents[FS_MAX_TIERS + 1] = {0};
+	count_extents(fs, extents);
+	out->tier_count = fs->sh.ntiers;
+	for (unsigned t = 0; t < fs->sh.ntiers; t++) {
+		struct cairn_tier_info *ti = &out->tiers[t];
+		snprintf(ti->name, sizeof(ti->name), "%s", fs->sh.tier[t].name);
+		ti->blocks = shared_tier_blocks(&fs->sh, t);
+		ti->free_blocks =
+		    shared_tier_free(&fs->sh, t) + alloc_quarantined(fs->sh.tier[t].a);
+		ti->extents = extents[t];
+		ti->in_down = fs->stats.tier_in_down[t];
+		ti->in_up = fs->stats.tier_in_up[t];
+		ti->out = fs->stats.tier_out[t];
+	}
+	out->high_watermark = fs->opts.high_watermark ? fs->opts.high_watermark : 80;
+	out->low_watermark = fs->opts.low_watermark ? fs->opts.low_watermark : 60;
+	out->promotion = !fs->opts.no_promotion;
+	out->migrations = fs->stats.migrations;
+	out->migrate_ns = fs->stats.migrate_ns;
 }
 
 int cairn_info(cairn_fs *fs, struct cairn_info *out)
@@ -406,6 +574,7 @@ int cairn_info(cairn_fs *fs, struct cairn_info *out)
 	static const char *names[] = {"?", "pmem", "file", "emul"};
 	enum media_kind k = media_kind(fs->vol.part[PART_LOG]);
 	snprintf(out->media, sizeof(out->media), "%s", names[k <= 3 ? k : 0]);
+	fill_tier_info(fs, out);
 	pthread_rwlock_unlock(&fs->lock);
 	return 0;
 }

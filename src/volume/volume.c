@@ -17,9 +17,9 @@
 
 static const char *part_names[PART_COUNT] = {"log", "fast"};
 
-const char *volume_part_name(enum volume_part p)
+const char *volume_part_name(const struct manifest *mf, int p)
 {
-	return part_names[p];
+	return p < PART_COUNT ? part_names[p] : mf->tier_name[p - PART_COUNT];
 }
 
 static const char *media_name(enum media_kind k)
@@ -66,7 +66,11 @@ int manifest_write(const char *dir, const struct manifest *mf, char *err, size_t
 	fprintf(f, "\nmedia %s\n", media_name(mf->media));
 	for (int p = 0; p < PART_COUNT; p++)
 		fprintf(f, "part %s %llu %s\n", part_names[p], (unsigned long long)mf->size[p],
-			mf->path[p]);
+		        mf->path[p]);
+	for (unsigned k = 0; k < mf->ntiers; k++)
+		fprintf(f, "tier %s %llu %u %s\n", mf->tier_name[k],
+		        (unsigned long long)mf->size[PART_TIER1 + k], mf->tier_unit[k],
+		        mf->path[PART_TIER1 + k]);
 	int rc = fflush(f) ? -errno : 0;
 	if (!rc && fsync(fileno(f)))
 		rc = -errno;
@@ -97,6 +101,25 @@ static int parse_uuid(const char *s, uint8_t uuid[16])
 		uuid[i] = (uint8_t)v;
 	}
 	return 0;
+}
+
+/* "tier NAME SIZE UNIT PATH": the next capacity tier. */
+static const char *parse_tier(const char *line, struct manifest *mf)
+{
+	char name[64], path[VOLUME_PATH_MAX];
+	unsigned long long size;
+	unsigned unit;
+	if (mf->ntiers >= VOLUME_MAX_TIERS)
+		return "too many tier lines";
+	if (sscanf(line, "%*s %63s %llu %u %4095[^\n]", name, &size, &unit, path) != 4 ||
+	    strlen(name) > VOLUME_TIER_NAME_MAX || unit == 0)
+		return "bad tier line (expected: tier NAME SIZE UNIT PATH)";
+	unsigned k = mf->ntiers++;
+	snprintf(mf->tier_name[k], sizeof(mf->tier_name[k]), "%s", name);
+	mf->tier_unit[k] = unit;
+	mf->size[PART_TIER1 + k] = size;
+	snprintf(mf->path[PART_TIER1 + k], VOLUME_PATH_MAX, "%s", path);
+	return NULL;
 }
 
 /* Parses one manifest line into mf; returns a description of what is wrong
@@ -134,6 +157,8 @@ static const char *parse_line(char *line, struct manifest *mf, unsigned *seen)
 			}
 		}
 		return "unknown part";
+	} else if (!strcmp(key, "tier")) {
+		return parse_tier(line, mf);
 	} else {
 		return "unknown key";
 	}
@@ -148,7 +173,8 @@ int manifest_read(const char *dir, struct manifest *mf, char *err, size_t errlen
 	if (!f) {
 		int e = errno;
 		if (e == ENOENT)
-			snprintf(err, errlen, "%s: not a cairn volume (no %s)", dir, VOLUME_MANIFEST);
+			snprintf(err, errlen, "%s: not a cairn volume (no %s)", dir,
+			         VOLUME_MANIFEST);
 		else
 			snprintf(err, errlen, "%s: %s", path, strerror(e));
 		return -e;
@@ -167,13 +193,14 @@ int manifest_read(const char *dir, struct manifest *mf, char *err, size_t errlen
 		return -EUCLEAN;
 	}
 	if (seen != 0x1f) {
-		snprintf(err, errlen, "%s: incomplete manifest (needs format, uuid, media, part log, part fast)",
-			 path);
+		snprintf(err, errlen,
+		         "%s: incomplete manifest (needs format, uuid, media, part log, part fast)",
+		         path);
 		return -EUCLEAN;
 	}
 	if (mf->format != 1) {
-		snprintf(err, errlen, "%s: unsupported manifest format %u (this cairn reads 1)", path,
-			 mf->format);
+		snprintf(err, errlen, "%s: unsupported manifest format %u (this cairn reads 1)",
+		         path, mf->format);
 		return -EUCLEAN;
 	}
 	return 0;
@@ -191,15 +218,15 @@ static int lock_volume(struct volume *v, int exclusive, char *err, size_t errlen
 		return 0;
 	int e = errno;
 	snprintf(err, errlen, "%s: %s", v->dir,
-		 e == EWOULDBLOCK ? "the volume is in use by another process (mounted?)"
-				  : strerror(e));
+	         e == EWOULDBLOCK ? "the volume is in use by another process (mounted?)"
+	                          : strerror(e));
 	close(v->lock_fd);
 	v->lock_fd = -1;
 	return e == EWOULDBLOCK ? -EBUSY : -e;
 }
 
-int volume_open(struct volume *v, const char *dir, enum media_kind media, int exclusive,
-		char *err, size_t errlen)
+int volume_open(struct volume *v, const char *dir, enum media_kind media, int exclusive, char *err,
+                size_t errlen)
 {
 	memset(v, 0, sizeof(*v));
 	v->lock_fd = -1;
@@ -214,11 +241,16 @@ int volume_open(struct volume *v, const char *dir, enum media_kind media, int ex
 	if (rc)
 		return rc;
 	enum media_kind kind = media ? media : v->mf.media;
-	for (int p = 0; p < PART_COUNT; p++) {
+	for (int p = 0; p < manifest_parts(&v->mf); p++) {
 		char merr[512];
-		rc = media_open(&v->part[p], kind, v->mf.path[p], v->mf.size[p], 0, merr, sizeof(merr));
+		/* A capacity tier is sized 0 here (take what is there): the fs
+		 * layer refuses one smaller than its superblock says, by name. */
+		int tier = p >= PART_TIER1;
+		rc = media_open(&v->part[p], tier ? MEDIA_FILE : kind, v->mf.path[p],
+		                tier ? 0 : v->mf.size[p], 0, merr, sizeof(merr));
 		if (rc) {
-			snprintf(err, errlen, "%s part: %s", part_names[p], merr);
+			snprintf(err, errlen, "%s%s part: %s", tier ? "tier " : "",
+			         volume_part_name(&v->mf, p), merr);
 			volume_close(v);
 			return rc;
 		}
@@ -228,7 +260,7 @@ int volume_open(struct volume *v, const char *dir, enum media_kind media, int ex
 
 void volume_close(struct volume *v)
 {
-	for (int p = 0; p < PART_COUNT; p++) {
+	for (int p = 0; p < VOLUME_MAX_PARTS; p++) {
 		if (v->part[p])
 			media_close(v->part[p]);
 		v->part[p] = NULL;

@@ -19,24 +19,39 @@
 #define VOLUME_MANIFEST "cairn.volume"
 #define VOLUME_PATH_MAX 4096
 
-enum volume_part { PART_LOG = 0, PART_FAST = 1, PART_COUNT = 2 };
+/* Every volume has a log and a fast tier; capacity tiers follow them as
+ * parts PART_TIER1, PART_TIER1 + 1, ... (fastest first). */
+enum volume_part { PART_LOG = 0, PART_FAST = 1, PART_COUNT = 2, PART_TIER1 = 2 };
+#define VOLUME_MAX_TIERS 6
+#define VOLUME_MAX_PARTS (PART_COUNT + VOLUME_MAX_TIERS)
+#define VOLUME_TIER_NAME_MAX 15
 
 struct manifest {
 	unsigned format;
 	uint8_t uuid[16];
-	enum media_kind media;
-	char path[PART_COUNT][VOLUME_PATH_MAX]; /* absolute */
-	uint64_t size[PART_COUNT];
+	enum media_kind media;  /* of the log and the fast tier */
+	unsigned ntiers;        /* capacity tiers: always the file medium */
+	char tier_name[VOLUME_MAX_TIERS][VOLUME_TIER_NAME_MAX + 1];
+	uint32_t tier_unit[VOLUME_MAX_TIERS]; /* allocation unit, in 4 KiB blocks */
+	char path[VOLUME_MAX_PARTS][VOLUME_PATH_MAX]; /* absolute */
+	uint64_t size[VOLUME_MAX_PARTS];
 };
 
 struct volume {
 	char dir[VOLUME_PATH_MAX];
 	struct manifest mf;
-	struct media *part[PART_COUNT];
+	struct media *part[VOLUME_MAX_PARTS];
 	int lock_fd; /* the volume directory, flock'ed while open */
 };
 
-const char *volume_part_name(enum volume_part p);
+/* Parts the manifest lists: PART_COUNT + its capacity tiers. */
+static inline int manifest_parts(const struct manifest *mf)
+{
+	return PART_COUNT + (int)mf->ntiers;
+}
+
+/* "log", "fast", or the capacity tier's name. */
+const char *volume_part_name(const struct manifest *mf, int p);
 
 /* Writes dir/cairn.volume atomically (temporary file, fsync, rename). */
 int manifest_write(const char *dir, const struct manifest *mf, char *err, size_t errlen);
@@ -44,8 +59,10 @@ int manifest_write(const char *dir, const struct manifest *mf, char *err, size_t
 /* Reads and checks dir/cairn.volume.  -ENOENT when there is none. */
 int manifest_read(const char *dir, struct manifest *mf, char *err, size_t errlen);
 
-/* Opens every part with the manifest's medium, or `media` if non-zero,
- * checking that each exists and has the recorded size.  Locks the volume
+/* Opens every part with the manifest's medium, or `media` if non-zero
+ * (capacity tiers always with the file medium), checking that each exists
+ * and has the recorded size (a capacity tier may be larger: a block device
+ * that grew).  Locks the volume
  * directory (flock): exclusively to write, shared to only read, so that two
  * processes never write one volume; -EBUSY when it is taken. */
 int volume_open(struct volume *v, const char *dir, enum media_kind media, int exclusive,
