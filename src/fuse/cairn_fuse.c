@@ -166,6 +166,14 @@ static struct fuse_session *session_start(struct cfuse *cf, const char *vol, con
 		fuse_session_destroy(se);
 		return NULL;
 	}
+	int rc = cfuse_wire_attach(se, cf);
+	if (rc < 0) {
+		report("mount", mp, "cannot attach to /dev/fuse: %s", strerror(-rc));
+		fuse_session_unmount(se);
+		fuse_remove_signal_handlers(se);
+		fuse_session_destroy(se);
+		return NULL;
+	}
 	return se;
 }
 
@@ -187,7 +195,7 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 {
 	struct cairn_mount_opts mo = {.batch_ms = o->batch_ms,
 				      .read_only = wants_read_only(o->options)};
-	struct cfuse cf = {.fs = cairn_mount(vol, &mo)};
+	struct cfuse cf = {.fs = cairn_mount(vol, &mo), .sync_mode = o->batch_ms <= 0};
 	if (!cf.fs) {
 		int e = errno;
 		report("mount", vol, "%s", cairn_last_error()[0] ? cairn_last_error() : strerror(e));

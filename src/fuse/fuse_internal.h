@@ -11,12 +11,37 @@
 /* 3.12: fuse_loop_cfg_*() and the session loop that takes them. */
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "cairn.h"
 
 struct cfuse {
 	cairn_fs *fs;
+	/* Sync mode: every change is durable when its request is answered,
+	 * so fsync has nothing to wait for. */
+	bool sync_mode;
+	/* The FUSE_HANDLE_KILLPRIV_V2 handshake (fuse_wire.c). */
+	uint64_t init_unique;           /* the INIT request's number */
+	bool kernel_offers_killpriv_v2; /* the kernel's INIT request has it */
+	atomic_bool killpriv_v2;        /* granted: cairn clears set-ID bits */
 };
+
+/* Whether this mount clears set-user-ID and set-group-ID bits itself (the
+ * kernel flags the requests that must) rather than the kernel. */
+static inline bool cfuse_killpriv_v2(struct cfuse *cf)
+{
+	return atomic_load_explicit(&cf->killpriv_v2, memory_order_acquire);
+}
+
+/* Puts fuse_wire.c between the session and /dev/fuse; after
+ * fuse_session_mount.  0 or a negative errno. */
+int cfuse_wire_attach(struct fuse_session *se, struct cfuse *cf);
+
+/* Whether the request this thread is handling carries the kernel's "kill
+ * set-user-ID and set-group-ID" flag (the caller lacks CAP_FSETID). */
+bool cfuse_request_kills_suidgid(void);
 
 /* Entry and attribute timeouts, in seconds.  Caching is safe because this
  * process is the only one that changes the volume, and every change goes

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h> /* RENAME_NOREPLACE */
 #include <stdlib.h>
 #include <string.h>
@@ -92,12 +93,81 @@ static void creator(fuse_req_t req, uint64_t parent, struct icaller *who, mode_t
 	}
 }
 
+/* ---- set-user-ID and set-group-ID ---------------------------------------- */
+
+/* Whether the caller of req is a member of group gid (its file-system gid
+ * or one of its supplementary groups). */
+static bool caller_in_group(fuse_req_t req, gid_t gid)
+{
+	if (fuse_req_ctx(req)->gid == gid)
+		return true;
+	gid_t groups[64];
+	int n = fuse_req_getgroups(req, 64, groups);
+	if (n > 64) {
+		gid_t *all = malloc((size_t)n * sizeof(gid_t));
+		int got = all ? fuse_req_getgroups(req, n, all) : -1;
+		bool in = false;
+		for (int i = 0; i < got && i < n; i++)
+			in |= all[i] == gid;
+		free(all);
+		return in;
+	}
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* The set-ID bits of a regular file that Linux clears on a change by a
+ * caller without CAP_FSETID (the kernel flags such requests: see
+ * fuse_wire.c): set-user-ID, and set-group-ID when group-execute is set or
+ * the caller is not in the file's group (setattr_should_drop_suidgid).
+ * A chown clears them whoever makes it, except that set-group-ID without
+ * group-execute stays for a caller in the group or privileged; its request
+ * is flagged whatever the caller's capabilities, so uid 0 stands for
+ * CAP_FSETID there. */
+static mode_t setid_to_clear(fuse_req_t req, const struct stat *st, bool chown)
+{
+	mode_t m = st->st_mode, clear = 0;
+	if (!S_ISREG(m))
+		return 0;
+	if (m & S_ISUID)
+		clear |= S_ISUID;
+	if ((m & S_ISGID) &&
+	    ((m & S_IXGRP) || !((chown && fuse_req_ctx(req)->uid == 0) ||
+				caller_in_group(req, st->st_gid))))
+		clear |= S_ISGID;
+	return clear;
+}
+
+/* Before a flagged write or O_TRUNC open (flagged is the request's flag),
+ * or a fallocate: clears what setid_to_clear says, as its own change
+ * (Linux too changes the mode before the data). */
+static int clear_setid(fuse_req_t req, fuse_ino_t ino, bool flagged)
+{
+	struct cfuse *cf = fuse_req_userdata(req);
+	if (!cfuse_killpriv_v2(cf) || !flagged)
+		return 0;
+	struct stat st;
+	int rc = ic_getattr(cf->fs, ino, &st);
+	if (rc < 0)
+		return rc;
+	mode_t clear = setid_to_clear(req, &st, false);
+	if (!clear)
+		return 0;
+	st.st_mode &= ~clear;
+	return ic_setattr(cf->fs, ino, IC_SET_MODE, &st, &st);
+}
+
 /* ---- names --------------------------------------------------------------- */
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	/* libfs does not clear set-user-ID bits on write, truncate or chown:
-	 * let the kernel do it (it sends the new mode through setattr). */
+	/* The first protocol to clear set-ID bits in the file system: the
+	 * kernel still asks getxattr("security.capability") before each
+	 * write.  cairn takes the second (fuse_wire.c) when the kernel
+	 * offers it, and otherwise leaves the clearing to the kernel, which
+	 * sends the new mode through setattr. */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	/* Writes must reach cairn when write() is called: that is when they
 	 * become durable.  A write-back cache would defer them. */
@@ -174,9 +244,27 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 {
 	struct stat st;
 	unsigned valid = ic_valid(to_set);
+	struct cfuse *cf = fuse_req_userdata(req);
+	/* A flagged truncate or chown (see setid_to_clear) clears set-ID bits
+	 * in the same record as the change. */
+	if (cfuse_killpriv_v2(cf) && cfuse_request_kills_suidgid() &&
+	    (valid & (IC_SET_SIZE | IC_SET_UID | IC_SET_GID))) {
+		int rc = ic_getattr(cf->fs, ino, &st);
+		if (rc < 0) {
+			reply_rc(req, rc);
+			return;
+		}
+		mode_t clear = setid_to_clear(req, &st, valid & (IC_SET_UID | IC_SET_GID));
+		if (clear) {
+			if (!(valid & IC_SET_MODE))
+				attr->st_mode = st.st_mode;
+			attr->st_mode &= ~clear;
+			valid |= IC_SET_MODE;
+		}
+	}
 	/* An empty setattr is a change the kernel did not spell out, such as
 	 * chown(f, -1, -1): Linux still updates ctime. */
-	int rc = ic_setattr(fs_of(req), ino, valid ? valid : IC_SET_CTIME, attr, &st);
+	int rc = ic_setattr(cf->fs, ino, valid ? valid : IC_SET_CTIME, attr, &st);
 	reply_attr(req, rc, &st);
 }
 
@@ -259,7 +347,10 @@ static void set_open_flags(struct fuse_file_info *fi, int fd)
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int fd = ic_open(fs_of(req), ino, fi->flags);
+	/* Only an O_TRUNC open is flagged. */
+	int fd = clear_setid(req, ino, cfuse_request_kills_suidgid());
+	if (fd == 0)
+		fd = ic_open(fs_of(req), ino, fi->flags);
 	if (fd < 0) {
 		reply_rc(req, fd);
 		return;
@@ -277,6 +368,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct icaller who;
 	struct stat st;
 	int fd;
+	/* The kernel flags an O_TRUNC create by a caller without CAP_FSETID
+	 * to clear set-ID bits, but it creates only names it found missing:
+	 * the file is new, and its bits are the ones the caller just chose. */
 	creator(req, parent, &who, &mode);
 	int rc = ic_create(fs_of(req), &who, parent, name, mode, fi->flags, &fd, &st);
 	if (rc < 0) {
@@ -316,6 +410,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
+	int rc = clear_setid(req, ino, cfuse_request_kills_suidgid());
+	if (rc < 0) {
+		reply_rc(req, rc);
+		return;
+	}
 	/* In sync mode the write is durable when cairn_pwrite returns, so the
 	 * reply (which lets write() return) must come after it. */
 	ssize_t n = cairn_pwrite(fs_of(req), (int)fi->fh, buf, size, off);
@@ -338,17 +437,37 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
+/* In sync mode every change is durable before its request is answered,
+ * so fsync and fsyncdir have nothing to wait for.  ENOSYS tells the kernel
+ * so: it then answers every later fsync (fsyncdir) of the mount itself,
+ * without a round trip to this process. */
+static bool fsync_is_free(fuse_req_t req)
+{
+	return ((struct cfuse *)fuse_req_userdata(req))->sync_mode;
+}
+
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	if (fsync_is_free(req)) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	fuse_reply_err(req, cairn_fsync(fs_of(req), (int)fi->fh) ? errno : 0);
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
+	/* Linux clears set-ID bits on fallocate as on write, but the kernel
+	 * flags no fallocate request: uid 0 stands for CAP_FSETID. */
+	int rc = clear_setid(req, ino, fuse_req_ctx(req)->uid != 0);
+	if (rc < 0) {
+		reply_rc(req, rc);
+		return;
+	}
 	/* cairn_fallocate knows the modes: 0 and KEEP_SIZE reserve the space
 	 * (0 extends the size), PUNCH_HOLE|KEEP_SIZE frees; others EOPNOTSUPP. */
-	int rc = cairn_fallocate(fs_of(req), (int)fi->fh, mode, off, len);
+	rc = cairn_fallocate(fs_of(req), (int)fi->fh, mode, off, len);
 	fuse_reply_err(req, rc ? errno : 0);
 }
 
@@ -460,8 +579,12 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	/* Names are durable with the call in sync mode; in batch mode this
-	 * makes every logged change durable, which covers the directory's. */
+	if (fsync_is_free(req)) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	/* Batch mode: this makes every logged change durable, which covers
+	 * the directory's. */
 	fuse_reply_err(req, cairn_sync(fs_of(req)) ? errno : 0);
 }
 
