@@ -43,8 +43,8 @@
 #define FAST_SIZE (4 * TV_MiB)
 #define DUMP_FLAGS (TV_DUMP_MTIME | TV_DUMP_CTIME)
 #define MIN_TOTAL_STATES 10000
-#define USE_EVERY 20         /* check usability of every 20th recovered state */
-#define MAX_REPORTS 5        /* failures printed in detail per scenario */
+#define USE_EVERY 20  /* check usability of every 20th recovered state */
+#define MAX_REPORTS 5 /* failures printed in detail per scenario */
 #define USABLE_PATH "/zz-crashkit-usable"
 
 /* ---- crash context for fatal signals -------------------------------------- */
@@ -84,7 +84,7 @@ struct scen {
 	cairn_fs *fs; /* the recorded mount while the workload runs */
 	struct op *ops;
 	size_t nops, cap;
-	char **state; /* state[0..nops] */
+	char **state;         /* state[0..nops] */
 	unsigned dump_writes; /* dumps that moved the recorder (should be 0) */
 	/* results */
 	uint64_t checked, duplicates, used, failures;
@@ -146,19 +146,29 @@ static void write_file(const char *path, const void *buf, uint64_t size)
 
 static void scen_free(struct scen *s);
 
-/* mkfs, declare the initial images, mount with the recorder. */
-static void scen_begin(struct scen *s, const char *name)
+/* mkfs (with capacity tiers "ssd" and "hdd" when tiered), declare the
+ * initial images of every part, mount with the recorder. */
+static void scen_begin_opts(struct scen *s, const char *name, int tiered,
+                            const struct cairn_mount_opts *extra)
 {
 	scen_free(s);
 	s->name = name;
 	install_fatal_handlers(); /* here: cmocka installs its own per test */
 	struct cairn_mkfs_opts mo = {
-		.log_size = LOG_SIZE,
-		.fast_size = FAST_SIZE,
-		.media = CAIRN_MEDIA_EMUL,
+	    .log_size = LOG_SIZE,
+	    .fast_size = FAST_SIZE,
+	    .media = CAIRN_MEDIA_EMUL,
 	};
-	s->tv = tv_create(&mo);
-	if (!s->tv)
+	s->tv = tv_scratch(name);
+	char tier_path[2][PATH_MAX];
+	if (tiered) {
+		mo.ntiers = 2;
+		snprintf(tier_path[0], PATH_MAX, "%s/ssd.tier", s->tv->root);
+		snprintf(tier_path[1], PATH_MAX, "%s/hdd.tier", s->tv->root);
+		mo.tiers[0] = (struct cairn_tier_opts){"ssd", tier_path[0], 2 * TV_MiB, 0};
+		mo.tiers[1] = (struct cairn_tier_opts){"hdd", tier_path[1], 4 * TV_MiB, 16 * 4096};
+	}
+	if (tv_mkfs(s->tv, &mo))
 		fail_msg("%s: mkfs failed", name);
 	char err[1024] = "";
 	if (manifest_read(s->tv->dir, &s->mf, err, sizeof(err)) != 0)
@@ -166,20 +176,28 @@ static void scen_begin(struct scen *s, const char *name)
 	s->r = recorder_new();
 	if (!s->r)
 		fail_msg("out of memory");
-	for (int p = 0; p < PART_COUNT; p++) {
+	for (int p = 0; p < manifest_parts(&s->mf); p++) {
 		void *img = xrealloc(NULL, s->mf.size[p]);
 		read_file(s->mf.path[p], img, s->mf.size[p]);
 		TV_EQ(recorder_add_part(s->r, p, img, s->mf.size[p]), 0);
 		free(img);
 	}
 	snprintf(crash_context, sizeof(crash_context), "%s: recorded mount", name);
-	struct cairn_mount_opts o = {.recorder = s->r, .no_digest_thread = 1};
+	struct cairn_mount_opts o = {.no_digest_thread = 1};
+	if (extra)
+		o = *extra;
+	o.recorder = s->r;
 	s->fs = tv_mount(s->tv, &o);
 	if (!s->fs)
 		fail_msg("%s: recorded mount failed: %s", name, cairn_last_error());
 	s->state = xrealloc(NULL, sizeof(char *));
 	s->state[0] = tv_dump(s->fs, DUMP_FLAGS);
 	s->workload_s = now_s();
+}
+
+static void scen_begin(struct scen *s, const char *name)
+{
+	scen_begin_opts(s, name, 0, NULL);
 }
 
 static void op_start(struct scen *s, const char *desc)
@@ -192,7 +210,7 @@ static void op_start(struct scen *s, const char *desc)
 	struct op *o = &s->ops[s->nops];
 	snprintf(o->desc, sizeof(o->desc), "%s", desc);
 	snprintf(crash_context, sizeof(crash_context), "%s: workload op %zu: %s", s->name, s->nops,
-		 desc);
+	         desc);
 	o->start = recorder_position(s->r);
 }
 
@@ -214,12 +232,12 @@ static void op_done(struct scen *s, int dump)
 }
 
 /* DO: a call that must succeed, recorded as one operation. */
-#define DO(s, expr)                                                                     \
-	__extension__({                                                                 \
-		op_start((s), #expr);                                                   \
-		__typeof__(expr) _op_r = TV_OK(expr);                                   \
-		op_done((s), 1);                                                        \
-		_op_r;                                                                  \
+#define DO(s, expr)                                                                                \
+	__extension__({                                                                            \
+		op_start((s), #expr);                                                              \
+		__typeof__(expr) _op_r = TV_OK(expr);                                              \
+		op_done((s), 1);                                                                   \
+		_op_r;                                                                             \
 	})
 
 static void scen_unmount(struct scen *s)
@@ -264,8 +282,11 @@ static void print_ops_near(const struct scen *s, size_t acked, size_t started)
 	size_t from = acked > 3 ? acked - 3 : 0, to = started + 1 < s->nops ? started + 1 : s->nops;
 	for (size_t i = from; i < to; i++)
 		print_error("    op %zu [%" PRIu64 "..%" PRIu64 ")%s: %s\n", i, s->ops[i].start,
-			    s->ops[i].end, i < acked ? " acked" : i < started ? " started" : "",
-			    s->ops[i].desc);
+		            s->ops[i].end,
+		            i < acked     ? " acked"
+		            : i < started ? " started"
+		                          : "",
+		            s->ops[i].desc);
 }
 
 /* Uses a recovered volume: create, write, remount, read back. */
@@ -304,21 +325,22 @@ static void check_usable(struct scen *s, cairn_fs **fsp, const char *where)
 	ssize_t n = cairn_pread(fs, fd, got, sizeof(got), 0);
 	if (n != (ssize_t)sizeof(got) || memcmp(got, buf, sizeof(buf)) != 0)
 		report(s, "%s: usable: after remount: read back %zd bytes, content %s", where, n,
-		       n == (ssize_t)sizeof(got) && memcmp(got, buf, sizeof(buf)) ? "differs" : "-");
+		       n == (ssize_t)sizeof(got) && memcmp(got, buf, sizeof(buf)) ? "differs"
+		                                                                  : "-");
 	cairn_close(fs, fd);
 	s->used++;
 }
 
 /* Mounts the images now in the part files and checks the recovered state. */
 static void check_state(struct scen *s, uint64_t k, const struct variant *va, size_t acked,
-			size_t started, uint64_t pending)
+                        size_t started, uint64_t pending)
 {
 	char where[256];
 	snprintf(where, sizeof(where),
-		 "scenario %s, crash point k=%" PRIu64 " (fence position %" PRIu64
-		 "), variant %u%s, %" PRIu64 " pending lines, acked..started = %zu..%zu",
-		 s->name, k, recorder_fence_position(s->r, k), va->v, va->torn ? " torn" : "",
-		 pending, acked, started);
+	         "scenario %s, crash point k=%" PRIu64 " (fence position %" PRIu64
+	         "), variant %u%s, %" PRIu64 " pending lines, acked..started = %zu..%zu",
+	         s->name, k, recorder_fence_position(s->r, k), va->v, va->torn ? " torn" : "",
+	         pending, acked, started);
 	snprintf(crash_context, sizeof(crash_context), "checking %s", where);
 	struct cairn_mount_opts o = {.no_digest_thread = 1};
 	errno = 0;
@@ -334,8 +356,9 @@ static void check_state(struct scen *s, uint64_t k, const struct variant *va, si
 		if (strcmp(dump, s->state[j]) == 0)
 			break;
 	if (j > started) {
-		report(s, "%s: the recovered volume matches no state in %zu..%zu\n"
-			  "  last acked op: %s\n  next op: %s",
+		report(s,
+		       "%s: the recovered volume matches no state in %zu..%zu\n"
+		       "  last acked op: %s\n  next op: %s",
 		       where, acked, started, acked ? s->ops[acked - 1].desc : "(none: mount)",
 		       acked < s->nops ? s->ops[acked].desc : "(none)");
 		print_ops_near(s, acked, started);
@@ -373,8 +396,8 @@ static size_t variants_for(uint64_t pending, unsigned sc, struct variant *out, s
 		return n; /* one state only */
 	out[n++] = (struct variant){1, 0};
 	uint64_t p = pending > 96 ? 96 : pending;
-	size_t nrand = (size_t)(4 + p / 4) * sc;   /* 4..28 per unit of scale */
-	size_t ntorn = (size_t)(2 + p / 16) * sc;  /* 2..8 */
+	size_t nrand = (size_t)(4 + p / 4) * sc;  /* 4..28 per unit of scale */
+	size_t ntorn = (size_t)(2 + p / 16) * sc; /* 2..8 */
 	for (size_t i = 0; i < nrand && n < max; i++)
 		out[n++] = (struct variant){(unsigned)(2 + i), 0};
 	for (size_t i = 0; i < ntorn && n < max; i++)
@@ -398,15 +421,16 @@ static void scen_check(struct scen *s)
 			while (f < nf0 && recorder_fence_position(s->r, f) < s->ops[i].end)
 				f++;
 			print_message("  %s op %zu [%" PRIu64 "..%" PRIu64 ") %zu fences: %s\n",
-				      s->name, i, s->ops[i].start, s->ops[i].end, f - f0,
-				      s->ops[i].desc);
+			              s->name, i, s->ops[i].start, s->ops[i].end, f - f0,
+			              s->ops[i].desc);
 		}
 	}
 	double t0 = now_s();
 	unsigned sc = scale();
 	uint64_t nf = recorder_fence_count(s->r);
-	void *img[PART_COUNT];
-	for (int p = 0; p < PART_COUNT; p++)
+	const int nparts = manifest_parts(&s->mf);
+	void *img[VOLUME_MAX_PARTS];
+	for (int p = 0; p < nparts; p++)
 		img[p] = xrealloc(NULL, s->mf.size[p]);
 	size_t maxv = 40 * (size_t)sc;
 	struct variant *vars = xrealloc(NULL, maxv * sizeof(*vars));
@@ -425,13 +449,15 @@ static void scen_check(struct scen *s)
 		for (size_t i = 0; i < nv; i++) {
 			XXH3_state_t *h = XXH3_createState();
 			XXH3_64bits_reset(h);
-			for (int p = 0; p < PART_COUNT; p++) {
-				int rc = vars[i].torn
-						 ? recorder_crash_image_torn(s->r, k, vars[i].v, p, img[p])
-						 : recorder_crash_image(s->r, k, vars[i].v, p, img[p]);
+			for (int p = 0; p < nparts; p++) {
+				int rc =
+				    vars[i].torn
+				        ? recorder_crash_image_torn(s->r, k, vars[i].v, p, img[p])
+				        : recorder_crash_image(s->r, k, vars[i].v, p, img[p]);
 				if (rc != 0)
-					fail_msg("%s: recorder_crash_image(k=%" PRIu64 ", v=%u, part %d): %s",
-						 s->name, k, vars[i].v, p, tv_errname(-rc));
+					fail_msg("%s: recorder_crash_image(k=%" PRIu64
+					         ", v=%u, part %d): %s",
+					         s->name, k, vars[i].v, p, tv_errname(-rc));
 				XXH3_64bits_update(h, img[p], s->mf.size[p]);
 			}
 			uint64_t hash = XXH3_64bits_digest(h);
@@ -444,23 +470,23 @@ static void scen_check(struct scen *s)
 				continue;
 			}
 			seen[nseen++] = hash;
-			for (int p = 0; p < PART_COUNT; p++)
+			for (int p = 0; p < nparts; p++)
 				write_file(s->mf.path[p], img[p], s->mf.size[p]);
 			check_state(s, k, &vars[i], acked, started, pending);
 		}
 	}
-	for (int p = 0; p < PART_COUNT; p++)
+	for (int p = 0; p < nparts; p++)
 		free(img[p]);
 	free(vars);
 	free(seen);
 	s->check_s = now_s() - t0;
 	print_message("crash states: scenario %-8s %4zu ops, %5" PRIu64 " fences, %6" PRIu64
-		      " states checked (%" PRIu64 " duplicate images skipped, %" PRIu64
-		      " used; in-flight op lost %" PRIu64 ", kept %" PRIu64
-		      "), workload %.2fs, check %.2fs%s\n",
-		      s->name, s->nops, nf, s->checked, s->duplicates, s->used, s->inflight_old,
-		      s->inflight_new, s->workload_s, s->check_s,
-		      s->dump_writes ? " [dumps wrote to media]" : "");
+	              " states checked (%" PRIu64 " duplicate images skipped, %" PRIu64
+	              " used; in-flight op lost %" PRIu64 ", kept %" PRIu64
+	              "), workload %.2fs, check %.2fs%s\n",
+	              s->name, s->nops, nf, s->checked, s->duplicates, s->used, s->inflight_old,
+	              s->inflight_new, s->workload_s, s->check_s,
+	              s->dump_writes ? " [dumps wrote to media]" : "");
 }
 
 /* ---- totals --------------------------------------------------------------- */
@@ -483,7 +509,7 @@ static void scen_free(struct scen *s)
 		const char *keep = getenv("CAIRN_TEST_KEEP");
 		tv_unmount(s->tv);
 		if (!(keep && *keep && strcmp(keep, "0") != 0))
-			for (int p = 0; p < PART_COUNT; p++)
+			for (int p = 0; p < manifest_parts(&s->mf); p++)
 				if (s->mf.path[p][0])
 					unlink(s->mf.path[p]);
 		tv_destroy(s->tv);
@@ -501,8 +527,8 @@ static void scen_end(struct scen *s)
 	snprintf(name, sizeof(name), "%s", s->name);
 	scen_free(s);
 	if (failures)
-		fail_msg("scenario %s: %" PRIu64 " crash states failed (first %d printed above)", name,
-			 failures, MAX_REPORTS);
+		fail_msg("scenario %s: %" PRIu64 " crash states failed (first %d printed above)",
+		         name, failures, MAX_REPORTS);
 }
 
 /* The scenario of the running test: static, so that the teardown can free
@@ -543,14 +569,14 @@ static void test_files(void **state)
 	DO(s, tv_write_full(FS, fa, buf, 777)); /* append */
 	DO(s, cairn_close(FS, fa));
 	DO(s, cairn_digest(FS));
-	DO(s, cairn_ftruncate(FS, fd, 10001)); /* shrink to an unaligned size */
-	DO(s, cairn_truncate(FS, "/a", 70000)); /* grow */
+	DO(s, cairn_ftruncate(FS, fd, 10001));                    /* shrink to an unaligned size */
+	DO(s, cairn_truncate(FS, "/a", 70000));                   /* grow */
 	ssize_t n = DO(s, cairn_pread(FS, fd, rd, 60000, 10001)); /* to EOF: zeros */
 	TV_EQ(n, 59999);
 	for (size_t i = 0; i < 59999; i++)
 		if (rd[i] != 0)
-			fail_msg("files: byte %zu after truncate shrink+grow is %#x, not 0", 10001 + i,
-				 rd[i]);
+			fail_msg("files: byte %zu after truncate shrink+grow is %#x, not 0",
+			         10001 + i, rd[i]);
 	tv_fill(buf, 40 * 1024, 5);
 	DO(s, tv_pwrite_full(FS, fd, buf, 40 * 1024, 8192)); /* across the old cut */
 	DO(s, cairn_close(FS, fd));
@@ -581,7 +607,7 @@ static void test_files(void **state)
 	tv_fill(buf, 2000, 7);
 	DO(s, tv_pwrite_full(FS, fd, buf, 2000, 69000)); /* across EOF */
 	DO(s, cairn_close(FS, fd));
-		/* Holes punched: whole blocks, a partial block, in digested data. */
+	/* Holes punched: whole blocks, a partial block, in digested data. */
 	{
 		int pf = DO(s, cairn_open(FS, "/punched", O_CREAT | O_RDWR, 0644));
 		tv_fill(buf, 24 * 1024, 77);
@@ -615,8 +641,10 @@ static void test_names(void **state)
 	DO(s, cairn_close(FS, fd));
 	DO(s, cairn_link(FS, "/d1/f", "/d2/g"));
 	DO(s, cairn_symlink(FS, "../d1/f", "/d2/s"));
-	DO(s, cairn_symlink(FS, "/a/rather/long/symlink/target/that/does/not/fit/in/sixty-four/bytes"
-				"/at/all/really", "/d1/longlink"));
+	DO(s, cairn_symlink(FS,
+	                    "/a/rather/long/symlink/target/that/does/not/fit/in/sixty-four/bytes"
+	                    "/at/all/really",
+	                    "/d1/longlink"));
 	DO(s, cairn_rename(FS, "/d1/f", "/d1/f2", 0));  /* plain */
 	DO(s, cairn_rename(FS, "/d1/f2", "/d2/f3", 0)); /* across directories */
 	fd = DO(s, cairn_open(FS, "/d2/victim", O_CREAT | O_WRONLY, 0644));
@@ -639,7 +667,8 @@ static void test_names(void **state)
 		if (i % 3 == 0)
 			DO(s, cairn_mkdir(FS, path, 0755));
 		else
-			DO(s, cairn_close(FS, TV_OK(cairn_open(FS, path, O_CREAT | O_WRONLY, 0644))));
+			DO(s,
+			   cairn_close(FS, TV_OK(cairn_open(FS, path, O_CREAT | O_WRONLY, 0644))));
 	}
 	DO(s, cairn_rename(FS, "/big/entry-with-a-longish-name-01", "/d1/moved-from-big", 0));
 	DO(s, cairn_rename(FS, "/big/entry-with-a-longish-name-03", "/d2/dir-from-big", 0));
@@ -680,8 +709,10 @@ static void test_block_reuse(void **state)
 	for (int round = 0; round < 3; round++) {
 		DO(s, cairn_mkdir(FS, "/dir", 0755));
 		for (int i = 0; i < 40; i++) {
-			snprintf(path, sizeof(path), "/dir/a-name-long-enough-to-fill-leaves-%02d", i);
-			DO(s, cairn_close(FS, TV_OK(cairn_open(FS, path, O_CREAT | O_WRONLY, 0644))));
+			snprintf(path, sizeof(path), "/dir/a-name-long-enough-to-fill-leaves-%02d",
+			         i);
+			DO(s,
+			   cairn_close(FS, TV_OK(cairn_open(FS, path, O_CREAT | O_WRONLY, 0644))));
 		}
 		int fd = DO(s, cairn_open(FS, "/sparse", O_CREAT | O_WRONLY, 0644));
 		for (int i = 0; i < 12; i++) { /* many extents: an extent-tree node */
@@ -691,7 +722,8 @@ static void test_block_reuse(void **state)
 		DO(s, cairn_close(FS, fd));
 		DO(s, cairn_digest(FS));
 		for (int i = 0; i < 40; i++) {
-			snprintf(path, sizeof(path), "/dir/a-name-long-enough-to-fill-leaves-%02d", i);
+			snprintf(path, sizeof(path), "/dir/a-name-long-enough-to-fill-leaves-%02d",
+			         i);
 			DO(s, cairn_unlink(FS, path));
 		}
 		DO(s, cairn_rmdir(FS, "/dir"));
@@ -709,6 +741,73 @@ static void test_block_reuse(void **state)
 			DO(s, cairn_unlink(FS, path));
 		}
 	}
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
+/* Migration between tiers: files demoted fast -> ssd -> hdd (watermarks
+ * 30%/10% of 4 MiB, 2 MiB and 4 MiB tiers), then overwritten in place on a
+ * capacity tier, read (the dumps read every file: promotion candidates),
+ * promoted, truncated, unlinked while migrated, and migrated again.  Every
+ * migration batch copies, fences, switches extents and commits: a crash at
+ * any fence must show each file whole, before or after the batch. */
+static void test_migration(void **state)
+{
+	(void)state;
+	struct scen *s = &current;
+	struct cairn_mount_opts mo = {
+	    .no_digest_thread = 1, .high_watermark = 30, .low_watermark = 10};
+	scen_begin_opts(s, "migrate", 1, &mo);
+	static unsigned char buf[32 * 1024]; /* one record per write */
+	char path[64];
+	for (int i = 0; i < 10; i++) {
+		snprintf(path, sizeof(path), "/m%d", i);
+		int fd = DO(s, cairn_open(FS, path, O_CREAT | O_WRONLY, 0644));
+		for (int j = 0; j < 4; j++) { /* 128 KiB, less a bit */
+			tv_fill(buf, sizeof(buf), (uint64_t)(i * 10 + j));
+			DO(s, tv_write_full(FS, fd, buf,
+			                    sizeof(buf) - (j == 3 ? (size_t)i * 1000 : 0)));
+		}
+		DO(s, cairn_close(FS, fd));
+		if (i % 3 == 2) {
+			DO(s, cairn_digest(FS));
+			DO(s, cairn_migrate(FS));
+		}
+	}
+	DO(s, cairn_digest(FS));
+	DO(s, cairn_migrate(FS));
+	/* In place on whichever tier holds it now, then moved again. */
+	int fd = DO(s, cairn_open(FS, "/m0", O_WRONLY));
+	tv_fill(buf, 8192, 99);
+	DO(s, tv_pwrite_full(FS, fd, buf, 8192, 4096 + 100));
+	DO(s, cairn_close(FS, fd));
+	DO(s, cairn_digest(FS));
+	DO(s, cairn_migrate(FS));
+	DO(s, cairn_truncate(FS, "/m1", 50000));
+	DO(s, cairn_unlink(FS, "/m2"));
+	DO(s, cairn_migrate(FS));
+	for (int i = 10; i < 14; i++) {
+		snprintf(path, sizeof(path), "/m%d", i);
+		fd = DO(s, cairn_open(FS, path, O_CREAT | O_WRONLY, 0644));
+		for (int j = 0; j < 2; j++) {
+			tv_fill(buf, sizeof(buf), (uint64_t)(i * 10 + j));
+			DO(s, tv_write_full(FS, fd, buf, sizeof(buf)));
+		}
+		DO(s, cairn_close(FS, fd));
+	}
+	DO(s, cairn_digest(FS));
+	DO(s, cairn_migrate(FS));
+	DO(s, cairn_unlink(FS, "/m3"));
+	DO(s, cairn_migrate(FS));
+	/* The workload did move data both ways and reached the last tier. */
+	struct cairn_info in;
+	TV_OK(cairn_info(FS, &in));
+	if (!in.tiers[1].in_down || !in.tiers[2].in_down || !in.tiers[0].in_up)
+		fail_msg(
+		    "migration moved too little: ssd in %llu, hdd in %llu, fast up %llu blocks",
+		    (unsigned long long)in.tiers[1].in_down,
+		    (unsigned long long)in.tiers[2].in_down, (unsigned long long)in.tiers[0].in_up);
 	scen_unmount(s);
 	scen_check(s);
 	scen_end(s);
@@ -814,7 +913,9 @@ static void test_mixed(void **state)
 		tv_fill(buf, len, x);
 		snprintf(desc, sizeof(desc), "mixed step %d kind %u %s %s", step, kind, p1, p2);
 		switch (kind) {
-		case 0: case 1: case 2:
+		case 0:
+		case 1:
+		case 2:
 			if (fds[slot] >= 0) {
 				op_start(s, desc);
 				cairn_pwrite(FS, fds[slot], buf, len, off);
@@ -848,7 +949,8 @@ static void test_mixed(void **state)
 			cairn_link(FS, p1, p2);
 			op_done(s, 1);
 			break;
-		case 7: case 8:
+		case 7:
+		case 8:
 			op_start(s, desc);
 			cairn_rename(FS, p1, p2, 0);
 			op_done(s, 1);
@@ -869,8 +971,9 @@ static void test_mixed(void **state)
 			op_done(s, 1);
 			break;
 		case 12: {
-			struct timespec t[2] = {{(time_t)((x >> 20) % 2000000000), 0},
-						{(time_t)((x >> 24) % 2000000000), (long)((x >> 33) % 1000000000)}};
+			struct timespec t[2] = {
+			    {(time_t)((x >> 20) % 2000000000), 0},
+			    {(time_t)((x >> 24) % 2000000000), (long)((x >> 33) % 1000000000)}};
 			op_start(s, desc);
 			cairn_utimens(FS, p1, t);
 			op_done(s, 1);
@@ -890,8 +993,10 @@ static void test_mixed(void **state)
 		case 14: {
 			/* Directory renames between the fixed directories' subdirs. */
 			char a[64], b[64];
-			snprintf(a, sizeof(a), "%s/d%u", dnames[(x >> 32) % 3], (unsigned)((x >> 36) % 3));
-			snprintf(b, sizeof(b), "%s/d%u", dnames[(x >> 40) % 3], (unsigned)((x >> 44) % 3));
+			snprintf(a, sizeof(a), "%s/d%u", dnames[(x >> 32) % 3],
+			         (unsigned)((x >> 36) % 3));
+			snprintf(b, sizeof(b), "%s/d%u", dnames[(x >> 40) % 3],
+			         (unsigned)((x >> 44) % 3));
 			op_start(s, desc);
 			cairn_rename(FS, a, b, 0);
 			op_done(s, 1);
@@ -937,22 +1042,23 @@ static void test_total(void **state)
 {
 	(void)state;
 	print_message("crash states: %" PRIu64 " checked in total (%.1fs), %" PRIu64
-		      " failed, scale %u\n",
-		      total_states, total_time, total_failures, scale());
+	              " failed, scale %u\n",
+	              total_states, total_time, total_failures, scale());
 	if (total_states < MIN_TOTAL_STATES)
-		fail_msg("only %" PRIu64 " crash states checked, at least %d required", total_states,
-			 MIN_TOTAL_STATES);
+		fail_msg("only %" PRIu64 " crash states checked, at least %d required",
+		         total_states, MIN_TOTAL_STATES);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_files, scen_teardown),
-		cmocka_unit_test_teardown(test_names, scen_teardown),
-		cmocka_unit_test_teardown(test_attrs_orphans, scen_teardown),
-		cmocka_unit_test_teardown(test_block_reuse, scen_teardown),
-		cmocka_unit_test_teardown(test_mixed, scen_teardown),
-		cmocka_unit_test(test_total),
+	    cmocka_unit_test_teardown(test_files, scen_teardown),
+	    cmocka_unit_test_teardown(test_names, scen_teardown),
+	    cmocka_unit_test_teardown(test_attrs_orphans, scen_teardown),
+	    cmocka_unit_test_teardown(test_block_reuse, scen_teardown),
+	    cmocka_unit_test_teardown(test_mixed, scen_teardown),
+	    cmocka_unit_test_teardown(test_migration, scen_teardown),
+	    cmocka_unit_test(test_total),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
