@@ -19,8 +19,13 @@
  * The results the child acknowledged must equal the reference's too.  Each
  * round continues from the recovered volume.
  *
+ * With CAIRN_PROC_CRASH_TIERED=1 the volumes get two capacity tiers under
+ * a 4 MiB fast tier and the child mounts with watermarks of 10%/2%, so
+ * that its digest thread migrates all the time: kills land inside
+ * migration batches too.
+ *
  * Environment: CAIRN_PROC_CRASH_ROUNDS (default 30), CAIRN_PROC_CRASH_SEED
- * (default 1).
+ * (default 1), CAIRN_PROC_CRASH_TIERED (default 0).
  */
 #include "testvol.h"
 
@@ -56,17 +61,17 @@ enum op_kind {
 	OP_CHMOD,
 };
 
-static const char *const op_names[] = {"create", "pwrite", "append", "truncate", "rename",
-				       "unlink", "mkdir",  "rmdir",  "link",     "symlink", "chmod"};
+static const char *const op_names[] = {"create", "pwrite", "append", "truncate", "rename", "unlink",
+                                       "mkdir",  "rmdir",  "link",   "symlink",  "chmod"};
 
 /* Cumulative weights out of 100. */
 static const struct {
 	enum op_kind kind;
 	int upto;
 } op_weights[] = {
-	{OP_CREATE, 14}, {OP_WRITE, 36}, {OP_APPEND, 46}, {OP_TRUNCATE, 54},
-	{OP_RENAME, 64}, {OP_UNLINK, 73}, {OP_MKDIR, 85},  {OP_RMDIR, 90},
-	{OP_LINK, 94},   {OP_SYMLINK, 97}, {OP_CHMOD, 100},
+    {OP_CREATE, 14}, {OP_WRITE, 36},   {OP_APPEND, 46}, {OP_TRUNCATE, 54},
+    {OP_RENAME, 64}, {OP_UNLINK, 73},  {OP_MKDIR, 85},  {OP_RMDIR, 90},
+    {OP_LINK, 94},   {OP_SYMLINK, 97}, {OP_CHMOD, 100},
 };
 
 struct op {
@@ -122,7 +127,8 @@ static void gen_op(uint64_t seed, uint64_t idx, struct op *op)
 	switch (op->kind) {
 	case OP_CREATE: {
 		static const mode_t modes[] = {0644, 0600, 0755};
-		op->flags = O_CREAT | O_WRONLY | (r % 4 == 0 ? O_EXCL : 0) | (r % 4 == 1 ? O_TRUNC : 0);
+		op->flags =
+		    O_CREAT | O_WRONLY | (r % 4 == 0 ? O_EXCL : 0) | (r % 4 == 1 ? O_TRUNC : 0);
 		op->mode = modes[(r >> 8) % 3];
 		break;
 	}
@@ -163,12 +169,12 @@ static void describe_op(uint64_t idx, const struct op *op, char *buf, size_t len
 	switch (op->kind) {
 	case OP_CREATE:
 		snprintf(buf, len, "#%" PRIu64 " create %s%s%s mode %04o", idx, op->path,
-			 op->flags & O_EXCL ? " O_EXCL" : "", op->flags & O_TRUNC ? " O_TRUNC" : "",
-			 op->mode);
+		         op->flags & O_EXCL ? " O_EXCL" : "", op->flags & O_TRUNC ? " O_TRUNC" : "",
+		         op->mode);
 		break;
 	case OP_WRITE:
 		snprintf(buf, len, "#%" PRIu64 " pwrite %s %u bytes at %" PRIu64, idx, op->path,
-			 op->len, op->off);
+		         op->len, op->off);
 		break;
 	case OP_APPEND:
 		snprintf(buf, len, "#%" PRIu64 " append %s %u bytes", idx, op->path, op->len);
@@ -178,7 +184,7 @@ static void describe_op(uint64_t idx, const struct op *op, char *buf, size_t len
 		break;
 	case OP_RENAME:
 		snprintf(buf, len, "#%" PRIu64 " rename %s -> %s%s", idx, op->path, op->path2,
-			 op->flags ? " NOREPLACE" : "");
+		         op->flags ? " NOREPLACE" : "");
 		break;
 	case OP_LINK:
 		snprintf(buf, len, "#%" PRIu64 " link %s -> %s", idx, op->path, op->path2);
@@ -216,15 +222,17 @@ static struct result apply_op(cairn_fs *fs, const struct op *op, unsigned char *
 	}
 	case OP_WRITE:
 	case OP_APPEND: {
-		int fd = cairn_open(fs, op->path, O_WRONLY | (op->kind == OP_APPEND ? O_APPEND : 0));
+		int fd =
+		    cairn_open(fs, op->path, O_WRONLY | (op->kind == OP_APPEND ? O_APPEND : 0));
 		if (fd < 0)
 			return res_of(-1);
 		tv_fill(buf, op->len, op->data_seed);
 		errno = 0;
-		ssize_t n = op->kind == OP_APPEND ? cairn_write(fs, fd, buf, op->len)
-						  : cairn_pwrite(fs, fd, buf, op->len, (off_t)op->off);
+		ssize_t n = op->kind == OP_APPEND
+		                ? cairn_write(fs, fd, buf, op->len)
+		                : cairn_pwrite(fs, fd, buf, op->len, (off_t)op->off);
 		struct result r = n < 0 ? (struct result){.ret = -2, .err = errno}
-					: (struct result){.ret = n, .err = 0};
+		                        : (struct result){.ret = n, .err = 0};
 		cairn_close(fs, fd);
 		return r;
 	}
@@ -267,6 +275,12 @@ static void write_ack(int fd, const struct ack *a)
 }
 
 /* argv: --crash-child DIR SEED START COUNT THRESHOLD PIPEFD */
+static bool tiered(void)
+{
+	const char *t = getenv("CAIRN_PROC_CRASH_TIERED");
+	return t && *t && strcmp(t, "0") != 0;
+}
+
 static int child_main(int argc, char **argv)
 {
 	if (argc != 8)
@@ -278,11 +292,15 @@ static int child_main(int argc, char **argv)
 	int threshold = atoi(argv[6]);
 	int pfd = atoi(argv[7]);
 	struct cairn_mount_opts mo = {.digest_threshold = threshold};
+	if (tiered()) {
+		mo.high_watermark = 10;
+		mo.low_watermark = 2;
+	}
 	errno = 0;
 	cairn_fs *fs = cairn_mount(dir, &mo);
 	if (!fs) {
 		fprintf(stderr, "crash child: mount %s failed: %s: %s\n", dir, tv_errname(errno),
-			cairn_last_error());
+		        cairn_last_error());
 		_exit(2);
 	}
 	struct ack a = {.idx = REC_MOUNTED};
@@ -304,8 +322,8 @@ static int child_main(int argc, char **argv)
 
 struct reference {
 	cairn_fs *fs;
-	uint64_t applied;          /* operations applied so far */
-	struct result *results;    /* result of each applied operation */
+	uint64_t applied;       /* operations applied so far */
+	struct result *results; /* result of each applied operation */
 	size_t cap;
 	unsigned char *buf;
 };
@@ -330,16 +348,16 @@ static int64_t mono_ms(void)
 }
 
 struct round_out {
-	uint64_t acked;    /* operations acknowledged this round */
-	struct ack *acks;  /* their records */
-	bool mounted;      /* the child reported its mount */
-	int status;        /* waitpid status */
+	uint64_t acked;   /* operations acknowledged this round */
+	struct ack *acks; /* their records */
+	bool mounted;     /* the child reported its mount */
+	int status;       /* waitpid status */
 };
 
 /* Reads records from fd until deadline_ms (or, if until_mounted, until the
  * mount record arrives); returns false on EOF. */
 static bool pump(int fd, struct round_out *out, size_t *cap, unsigned char *part, size_t *plen,
-		 int64_t deadline_ms, bool until_mounted)
+                 int64_t deadline_ms, bool until_mounted)
 {
 	for (;;) {
 		if (until_mounted && out->mounted)
@@ -380,7 +398,7 @@ static bool pump(int fd, struct round_out *out, size_t *cap, unsigned char *part
 }
 
 static void run_round(const char *dir, uint64_t seed, uint64_t start, int threshold, bool early,
-		      unsigned delay_ms, struct round_out *out)
+                      unsigned delay_ms, struct round_out *out)
 {
 	int p[2];
 	assert_int_equal(pipe(p), 0);
@@ -423,10 +441,11 @@ static void run_round(const char *dir, uint64_t seed, uint64_t start, int thresh
 		;
 	if (!WIFSIGNALED(out->status) || WTERMSIG(out->status) != SIGKILL) {
 		if (WIFEXITED(out->status))
-			fail_msg("crash child exited by itself with status %d (2: mount failed, 4: exec failed)",
-				 WEXITSTATUS(out->status));
+			fail_msg("crash child exited by itself with status %d (2: mount failed, 4: "
+			         "exec failed)",
+			         WEXITSTATUS(out->status));
 		fail_msg("crash child died of signal %d, not of our SIGKILL",
-			 WIFSIGNALED(out->status) ? WTERMSIG(out->status) : -1);
+		         WIFSIGNALED(out->status) ? WTERMSIG(out->status) : -1);
 	}
 }
 
@@ -438,6 +457,29 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
 	return strtoull(v, NULL, 0);
 }
 
+/* The volume of the test (and, alike, of the reference). */
+static struct testvol *make_volume(const char *tag)
+{
+	struct cairn_mkfs_opts o;
+	tv_default_mkfs_opts(&o);
+	o.log_size = 2 * TV_MiB; /* small: digest runs (and is killed) often */
+	o.fast_size = 128 * TV_MiB;
+	struct testvol *tv = tv_scratch(tag);
+	char ssd[PATH_MAX], hdd[PATH_MAX];
+	if (tiered()) {
+		o.fast_size = 4 * TV_MiB;
+		snprintf(ssd, sizeof(ssd), "%s/ssd.tier", tv->root);
+		snprintf(hdd, sizeof(hdd), "%s/hdd.tier", tv->root);
+		o.ntiers = 2;
+		o.tiers[0] = (struct cairn_tier_opts){"ssd", ssd, 16 * TV_MiB, 0};
+		o.tiers[1] = (struct cairn_tier_opts){"hdd", hdd, 256 * TV_MiB, 0};
+	}
+	umask(0);
+	if (tv_mkfs(tv, &o))
+		fail_msg("%s: mkfs failed: %s", tag, cairn_last_error());
+	return tv;
+}
+
 static void test_proc_crash(void **state)
 {
 	(void)state;
@@ -445,14 +487,8 @@ static void test_proc_crash(void **state)
 	const uint64_t seed = env_u64("CAIRN_PROC_CRASH_SEED", 1);
 	print_message("proc-crash: seed %" PRIu64 ", %" PRIu64 " rounds\n", seed, rounds);
 
-	struct cairn_mkfs_opts o;
-	tv_default_mkfs_opts(&o);
-	o.log_size = 2 * TV_MiB; /* small: digest runs (and is killed) often */
-	o.fast_size = 128 * TV_MiB;
-	struct testvol *vol = tv_create(&o);
-	assert_non_null(vol);
-	struct testvol *refvol = tv_create(&o);
-	assert_non_null(refvol);
+	struct testvol *vol = make_volume("proc-crash");
+	struct testvol *refvol = make_volume("proc-crash-ref");
 	/* The reference never forks a digest thread. */
 	struct cairn_mount_opts ref_opts = {.no_digest_thread = 1};
 	struct reference ref = {.fs = tv_mount(refvol, &ref_opts), .buf = malloc(MAX_WRITE)};
@@ -461,11 +497,12 @@ static void test_proc_crash(void **state)
 	uint64_t rs = seed ^ 0x5eed;
 	uint64_t agreed = 0; /* operations in the crashed volume's history */
 	uint64_t total_acked = 0, states_compared = 0, at_a = 0, at_a1 = 0, early_kills = 0;
+	uint64_t extents_below = 0; /* on capacity tiers, summed over the recoveries */
 	static const int thresholds[] = {0, 5, 50, 95};
 	for (uint64_t round = 0; round < rounds; round++) {
 		bool early = tv_splitmix(&rs) % 8 == 0;
 		unsigned delay = early ? 1 + (unsigned)(tv_splitmix(&rs) % 10)
-				       : 1 + (unsigned)(tv_splitmix(&rs) % 50);
+		                       : 1 + (unsigned)(tv_splitmix(&rs) % 50);
 		int threshold = thresholds[tv_splitmix(&rs) % 4];
 		struct round_out out;
 		run_round(vol->dir, seed, agreed, threshold, early, delay, &out);
@@ -474,8 +511,8 @@ static void test_proc_crash(void **state)
 		for (uint64_t k = 0; k < out.acked; k++)
 			if (out.acks[k].idx != agreed + k)
 				fail_msg("round %" PRIu64 ": acknowledgement %" PRIu64
-					 " is for operation %" PRIu64 ", expected %" PRIu64,
-					 round, k, out.acks[k].idx, agreed + k);
+				         " is for operation %" PRIu64 ", expected %" PRIu64,
+				         round, k, out.acks[k].idx, agreed + k);
 
 		/* The reference, up to A (= agreed + acked operations). */
 		uint64_t a = agreed + out.acked;
@@ -489,18 +526,24 @@ static void test_proc_crash(void **state)
 				char d[160];
 				gen_op(seed, i, &op);
 				describe_op(i, &op, d, sizeof(d));
-				fail_msg("round %" PRIu64 ": %s returned %" PRId64 " (%s) in the crashed "
-					 "volume but %" PRId64 " (%s) in the reference",
-					 round, d, out.acks[k].ret, out.acks[k].err ? tv_errname(out.acks[k].err) : "ok",
-					 r->ret, r->err ? tv_errname(r->err) : "ok");
+				fail_msg("round %" PRIu64 ": %s returned %" PRId64
+				         " (%s) in the crashed "
+				         "volume but %" PRId64 " (%s) in the reference",
+				         round, d, out.acks[k].ret,
+				         out.acks[k].err ? tv_errname(out.acks[k].err) : "ok",
+				         r->ret, r->err ? tv_errname(r->err) : "ok");
 			}
 		}
 
 		/* Recovery. */
 		if (!tv_mount(vol, NULL))
 			fail_msg("round %" PRIu64 ": the volume does not mount after the kill (%s)",
-				 round, cairn_last_error());
+			         round, cairn_last_error());
 		char *got = tv_dump(vol->fs, 0);
+		struct cairn_info in;
+		TV_OK(cairn_info(vol->fs, &in));
+		for (unsigned t = 1; t < in.tier_count; t++)
+			extents_below += in.tiers[t].extents;
 		if (tv_unmount(vol) != 0)
 			fail_msg("round %" PRIu64 ": unmount after recovery failed", round);
 
@@ -519,13 +562,18 @@ static void test_proc_crash(void **state)
 				char d[160];
 				gen_op(seed, a, &op);
 				describe_op(a, &op, d, sizeof(d));
-				print_error("round %" PRIu64 ": %" PRIu64 " operations acknowledged; "
-					    "in flight: %s\n", round, a, d);
+				print_error("round %" PRIu64 ": %" PRIu64
+				            " operations acknowledged; "
+				            "in flight: %s\n",
+				            round, a, d);
 				tv_dump_compare(want, got, "state after A operations vs recovered");
-				tv_dump_compare(want1, got, "state after A+1 operations vs recovered");
-				fail_msg("round %" PRIu64 " (seed %" PRIu64 "): the recovered volume is "
-					 "neither the state after %" PRIu64 " nor after %" PRIu64
-					 " operations", round, seed, a, a + 1);
+				tv_dump_compare(want1, got,
+				                "state after A+1 operations vs recovered");
+				fail_msg("round %" PRIu64 " (seed %" PRIu64
+				         "): the recovered volume is "
+				         "neither the state after %" PRIu64 " nor after %" PRIu64
+				         " operations",
+				         round, seed, a, a + 1);
 			}
 			agreed = a + 1;
 			at_a1++;
@@ -537,6 +585,13 @@ static void test_proc_crash(void **state)
 		free(want);
 		free(got);
 		free(out.acks);
+	}
+
+	if (tiered()) {
+		print_message("proc-crash: %" PRIu64
+		              " extents on capacity tiers over the recoveries\n",
+		              extents_below);
+		assert_true(extents_below > 0); /* the kills did meet migrated data */
 	}
 
 	/* A last clean mount agrees with the reference too. */
@@ -555,12 +610,13 @@ static void test_proc_crash(void **state)
 	free(got);
 	free(want);
 	print_message("proc-crash: seed %" PRIu64 ": %" PRIu64 " rounds (%" PRIu64
-		      " killed during mount/recovery), %" PRIu64 " operations acknowledged, %" PRIu64
-		      " in the history, %" PRIu64 " states compared: %" PRIu64 " rounds recovered "
-		      "to A, %" PRIu64 " to A+1; final tree %" PRIu64 " entries, %" PRIu64
-		      " bytes of file data\n",
-		      seed, rounds, early_kills, total_acked, agreed, states_compared, at_a, at_a1,
-		      entries, bytes);
+	              " killed during mount/recovery), %" PRIu64
+	              " operations acknowledged, %" PRIu64 " in the history, %" PRIu64
+	              " states compared: %" PRIu64 " rounds recovered "
+	              "to A, %" PRIu64 " to A+1; final tree %" PRIu64 " entries, %" PRIu64
+	              " bytes of file data\n",
+	              seed, rounds, early_kills, total_acked, agreed, states_compared, at_a, at_a1,
+	              entries, bytes);
 	tv_destroy(vol);
 	tv_destroy(refvol);
 	free(ref.results);
@@ -572,7 +628,7 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "--crash-child") == 0)
 		return child_main(argc, argv);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_proc_crash),
+	    cmocka_unit_test(test_proc_crash),
 	};
 	return cmocka_run_group_tests_name("proc_crash", tests, NULL, NULL);
 }
