@@ -31,7 +31,7 @@
 
 /* One check.  With keep, the context stays open (read-write) for fixes. */
 static int check(const char *volume, const struct fsck_opts *o, int rw, struct fsck_report *r,
-		 struct fsck_list *out, struct fsck_ctx *keep)
+                 struct fsck_list *out, struct fsck_ctx *keep)
 {
 	struct fsck_ctx local, *c = keep ? keep : &local;
 	memset(c, 0, sizeof(*c));
@@ -52,7 +52,7 @@ static int check(const char *volume, const struct fsck_opts *o, int rw, struct f
 	fsck_progress_end(c);
 	if (rc) {
 		snprintf(r->refused, sizeof(r->refused), "fast part %s: the check stopped: %s",
-			 c->vol.mf.path[PART_FAST], strerror(-rc));
+		         c->vol.mf.path[PART_FAST], strerror(-rc));
 		fsck_close(c);
 		return -1;
 	}
@@ -76,7 +76,7 @@ static int has_code(const struct fsck_list *l, int code)
  * notes).
  */
 static int repair_round(const char *volume, const struct fsck_opts *o, struct fsck_report *r,
-			uint64_t only)
+                        uint64_t only)
 {
 	struct fsck_report scratch = {0};
 	struct fsck_list probs = {0};
@@ -87,7 +87,7 @@ static int repair_round(const char *volume, const struct fsck_opts *o, struct fs
 		made = -1;
 	} else if (!only && scratch.undigested_records) {
 		fsck_note(r, "repair stopped: the log still holds %llu undigested records",
-			  (unsigned long long)scratch.undigested_records);
+		          (unsigned long long)scratch.undigested_records);
 		made = -1;
 		fsck_close(&c);
 	} else {
@@ -95,11 +95,13 @@ static int repair_round(const char *volume, const struct fsck_opts *o, struct fs
 		 * bitmap (the allocators read the bitmaps at open), and are
 		 * withheld while trees share blocks (an insert could change
 		 * two directories at once). */
-		c.alloc_safe = !has_code(&probs, FC_IBIT_FREE) && !has_code(&probs, FC_BLOCK_FREE_USED) &&
-			       !has_code(&probs, FC_BLOCK_DUP);
+		c.alloc_safe = !has_code(&probs, FC_IBIT_FREE) &&
+		               !has_code(&probs, FC_BLOCK_FREE_USED) &&
+		               !has_code(&probs, FC_BLOCK_DUP);
 		for (size_t i = 0; i < probs.n; i++) {
 			const struct fsck_item *p = &probs.v[i];
-			if (!p->fixable || p->severity != FSCK_ERROR || (only && !(only >> p->code & 1)))
+			if (!p->fixable || p->severity != FSCK_ERROR ||
+			    (only && !(only >> p->code & 1)))
 				continue;
 			int rc = fsck_apply(&c, p, &r->repairs);
 			if (rc == 0)
@@ -127,14 +129,14 @@ static int recover_by_mount(const char *volume, struct fsck_report *r)
 	if (!fs || cairn_unmount(fs)) {
 		int e = errno;
 		fsck_note(r, "repair stopped: mounting the volume to recover its log failed: %s",
-			  cairn_last_error()[0] ? cairn_last_error() : strerror(e));
+		          cairn_last_error()[0] ? cairn_last_error() : strerror(e));
 		return -1;
 	}
 	fsck_note(r,
-		  "the log held %llu undigested records%s: mounted and unmounted the volume to "
-		  "recover and digest them before repairing",
-		  (unsigned long long)r->undigested_records,
-		  r->recovery_pending ? " and a committed journal was pending" : "");
+	          "the log held %llu undigested records%s: mounted and unmounted the volume to "
+	          "recover and digest them before repairing",
+	          (unsigned long long)r->undigested_records,
+	          r->recovery_pending ? " and a committed journal was pending" : "");
 	return 0;
 }
 
@@ -148,7 +150,8 @@ static int recover_by_mount(const char *volume, struct fsck_report *r)
 static void repair(const char *volume, const struct fsck_opts *o, struct fsck_report *r)
 {
 	if (r->undigested_records || r->recovery_pending || has_code(&r->found, FC_EPOCH_SLOT)) {
-		if ((has_code(&r->found, FC_BLOCK_FREE_USED) || has_code(&r->found, FC_ORPHAN_LIST)) &&
+		if ((has_code(&r->found, FC_BLOCK_FREE_USED) ||
+		     has_code(&r->found, FC_ORPHAN_LIST)) &&
 		    repair_round(volume, o, r, BEFORE_MOUNT) < 0)
 			return;
 		if (recover_by_mount(volume, r))
@@ -168,6 +171,8 @@ static void copy_counts(struct fsck_report *to, const struct fsck_report *from)
 	to->others = from->others;
 	to->orphans = from->orphans;
 	to->blocks_in_use = from->blocks_in_use;
+	to->tier_count = from->tier_count;
+	memcpy(to->tiers, from->tiers, sizeof(to->tiers));
 	to->undigested_records = from->undigested_records;
 	to->log_head_off = from->log_head_off;
 	to->log_end_off = from->log_end_off;

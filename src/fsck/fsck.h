@@ -11,12 +11,13 @@
  * fsck_run checks, in order: the manifest and parts; the log superblock
  * and epoch slots; the fast tier's superblock and checkpoint slots (a
  * committed journal newer than the current slot is reported as pending
- * recovery, which is normal after a crash); the log from the checkpoint's
- * head (undigested records are normal); every inode and its trees; the
- * links, the orphan list and reachability from the root; the block bitmap
- * against the blocks the trees claim.  Nothing is written unless repair is
- * asked for, and then only through the shared area's cache and its
- * journalled commit (shared_commit), so a crash during repair is safe.
+ * recovery, which is normal after a crash) and each capacity tier's
+ * header; the log from the checkpoint's head (undigested records are
+ * normal); every inode and its trees; the links, the orphan list and
+ * reachability from the root; each tier's block bitmap against the blocks
+ * the trees claim on it.  Nothing is written unless repair is asked for,
+ * and then only through the shared area's cache and its journalled commit
+ * (shared_commit), so a crash during repair is safe.
  *
  * The volume must not be mounted while fsck runs (there is no lock yet).
  */
@@ -49,9 +50,9 @@ enum fsck_severity {
 /* One line of the report.  msg has no "fsck: " prefix, e.g.
  * "inode 17: nlink 2 but 1 directory entry names it". */
 struct fsck_item {
-	int code;        /* enum fsck_code (fsck_code_name gives a stable name) */
-	int severity;    /* enum fsck_severity */
-	int fixable;     /* repair knows a safe fix for it */
+	int code;         /* enum fsck_code (fsck_code_name gives a stable name) */
+	int severity;     /* enum fsck_severity */
+	int fixable;      /* repair knows a safe fix for it */
 	uint64_t a, b, c; /* what the fix needs; the meaning depends on the code */
 	char msg[512];
 };
@@ -61,15 +62,25 @@ struct fsck_list {
 	size_t n, cap;
 };
 
+/* One tier as the last check saw it. */
+#define FSCK_MAX_TIERS 7 /* the fast tier and up to 6 capacity tiers */
+struct fsck_tier_report {
+	char name[16];          /* "fast", or the capacity tier's */
+	uint64_t data_blocks;   /* blocks that may hold data (and, fast: tree nodes) */
+	uint64_t blocks_in_use; /* of those, blocks the trees claim */
+};
+
 struct fsck_report {
-	int result;           /* enum fsck_result, as returned by fsck_run */
-	char refused[1200];   /* why the volume could not be checked (FSCK_REFUSED) */
+	int result;         /* enum fsck_result, as returned by fsck_run */
+	char refused[1200]; /* why the volume could not be checked (FSCK_REFUSED) */
 	/* The volume as the last check saw it (the final one after a repair). */
 	uint64_t inodes, directories, files, symlinks, others, orphans;
-	uint64_t blocks_in_use; /* data and tree blocks the trees claim */
+	uint64_t blocks_in_use; /* data and tree blocks the trees claim, all tiers */
+	unsigned tier_count;    /* tiers[0] is the fast tier */
+	struct fsck_tier_report tiers[FSCK_MAX_TIERS];
 	uint64_t undigested_records;
 	uint64_t log_head_off, log_end_off; /* the valid log is [head, end) */
-	int recovery_pending; /* a committed journal waits for the next mount */
+	int recovery_pending;               /* a committed journal waits for the next mount */
 	/* The first check: problems (and warnings) as found. */
 	struct fsck_list found;
 	uint64_t errors, warnings;

@@ -38,29 +38,37 @@
 #define SYMLINK_MAX 4095
 
 const struct btree_ops fsck_extent_ops = {.magic = 0x4e545843u, .min_rec = 24, .max_rec = 24};
-const struct btree_ops fsck_dir_ops = {.magic = 0x52494443u, .min_rec = FSCK_DREC_HDR + 1,
-				       .max_rec = FSCK_DREC_HDR + DIR_NAME_MAX};
-const struct btree_ops fsck_xattr_ops = {.magic = 0x54415843u, .min_rec = 12,
-					 .max_rec = 11 + 255 + 1024};
+const struct btree_ops fsck_dir_ops = {
+    .magic = 0x52494443u, .min_rec = FSCK_DREC_HDR + 1, .max_rec = FSCK_DREC_HDR + DIR_NAME_MAX};
+const struct btree_ops fsck_xattr_ops = {
+    .magic = 0x54415843u, .min_rec = 12, .max_rec = 11 + 255 + 1024};
 
 static const char *const tree_names[] = {"extent tree", "directory tree", "xattr tree"};
 
 static const struct btree_ops *tree_ops(int kind)
 {
-	return kind == TREE_EXTENT ? &fsck_extent_ops : kind == TREE_DIR ? &fsck_dir_ops
-									 : &fsck_xattr_ops;
+	return kind == TREE_EXTENT ? &fsck_extent_ops
+	       : kind == TREE_DIR  ? &fsck_dir_ops
+	                           : &fsck_xattr_ops;
 }
 
 const char *fsck_type_name(uint32_t mode)
 {
 	switch (mode & S_IFMT) {
-	case S_IFREG: return "regular file";
-	case S_IFDIR: return "directory";
-	case S_IFLNK: return "symlink";
-	case S_IFCHR: return "character device";
-	case S_IFBLK: return "block device";
-	case S_IFIFO: return "FIFO";
-	case S_IFSOCK: return "socket";
+	case S_IFREG:
+		return "regular file";
+	case S_IFDIR:
+		return "directory";
+	case S_IFLNK:
+		return "symlink";
+	case S_IFCHR:
+		return "character device";
+	case S_IFBLK:
+		return "block device";
+	case S_IFIFO:
+		return "FIFO";
+	case S_IFSOCK:
+		return "socket";
 	}
 	return "thing of unknown type";
 }
@@ -68,8 +76,13 @@ const char *fsck_type_name(uint32_t mode)
 int fsck_known_type(uint32_t mode)
 {
 	switch (mode & S_IFMT) {
-	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR:
-	case S_IFBLK: case S_IFIFO: case S_IFSOCK:
+	case S_IFREG:
+	case S_IFDIR:
+	case S_IFLNK:
+	case S_IFCHR:
+	case S_IFBLK:
+	case S_IFIFO:
+	case S_IFSOCK:
 		return 1;
 	}
 	return 0;
@@ -77,24 +90,19 @@ int fsck_known_type(uint32_t mode)
 
 /* ---- loading ---------------------------------------------------------------- */
 
-static int load_bitmap(struct fsck_ctx *c, uint64_t start, uint64_t blocks, uint64_t **out)
+int fsck_read_bitmap(struct fsck_ctx *c, uint64_t start, uint64_t blocks, void *out)
 {
-	uint64_t *w = calloc(blocks, FS_BLOCK_SIZE);
-	if (!w)
-		return -ENOMEM;
 	for (uint64_t k = 0; k < blocks; k++) {
 		struct buf *b;
 		int rc = cache_get(c->sh.cache, start + k, &b);
 		if (rc) {
 			fsck_problem(c, FC_IO, "block %llu (bitmap): cannot be read: %s",
-				     (unsigned long long)(start + k), strerror(-rc));
-			free(w);
+			             (unsigned long long)(start + k), strerror(-rc));
 			return rc;
 		}
-		memcpy((uint8_t *)w + k * FS_BLOCK_SIZE, b->data, FS_BLOCK_SIZE);
+		memcpy((uint8_t *)out + k * FS_BLOCK_SIZE, b->data, FS_BLOCK_SIZE);
 		cache_put(c->sh.cache, b);
 	}
-	*out = w;
 	return 0;
 }
 
@@ -104,7 +112,7 @@ int fsck_read_inode(struct fsck_ctx *c, uint64_t ino, struct fs_inode *out)
 	int rc = inode_get(&c->sh, ino, &r);
 	if (rc) {
 		fsck_problem(c, FC_IO, "inode %llu: cannot be read: %s", (unsigned long long)ino,
-			     strerror(-rc));
+		             strerror(-rc));
 		return rc;
 	}
 	*out = *r.i;
@@ -123,7 +131,8 @@ static int load_inodes(struct fsck_ctx *c)
 		int rc = cache_get(c->sh.cache, c->sb->itable_start + blk, &b);
 		if (rc) {
 			fsck_problem(c, FC_IO, "block %llu (inode table): cannot be read: %s",
-				     (unsigned long long)(c->sb->itable_start + blk), strerror(-rc));
+			             (unsigned long long)(c->sb->itable_start + blk),
+			             strerror(-rc));
 			return rc;
 		}
 		const struct fs_inode *in = (const struct fs_inode *)b->data;
@@ -144,10 +153,9 @@ static int load_inodes(struct fsck_ctx *c)
 
 /* Claims every node of a tree that btree_check accepted.  Levels strictly
  * decrease, so the recursion is at most BTREE_MAX_DEPTH deep. */
-static int claim_nodes(struct fsck_ctx *c, uint64_t blk, uint32_t magic, int level,
-		       uint64_t *bad)
+static int claim_nodes(struct fsck_ctx *c, uint64_t blk, uint32_t magic, int level, uint64_t *bad)
 {
-	if (!fsck_data_range(c, blk, 1)) {
+	if (!fsck_node_block(c, blk)) {
 		*bad = blk;
 		return -EUCLEAN;
 	}
@@ -178,7 +186,7 @@ static int claim_nodes(struct fsck_ctx *c, uint64_t blk, uint32_t magic, int lev
  * wrong, and the tree may be whole: it must not be emptied). */
 static int root_state(struct fsck_ctx *c, uint64_t root, uint32_t magic)
 {
-	if (!fsck_data_range(c, root, 1))
+	if (!fsck_node_block(c, root))
 		return 1;
 	struct buf *b;
 	if (cache_get(c->sh.cache, root, &b))
@@ -188,8 +196,8 @@ static int root_state(struct fsck_ctx *c, uint64_t root, uint32_t magic)
 	memcpy(&mg, b->data, 4);
 	memcpy(&lv, b->data + 4, 2);
 	cache_put(c->sh.cache, b);
-	if (mg != magic && (mg == fsck_extent_ops.magic || mg == fsck_dir_ops.magic ||
-			    mg == fsck_xattr_ops.magic))
+	if (mg != magic &&
+	    (mg == fsck_extent_ops.magic || mg == fsck_dir_ops.magic || mg == fsck_xattr_ops.magic))
 		return 2;
 	return mg != magic || lv >= BTREE_MAX_DEPTH;
 }
@@ -209,21 +217,30 @@ int fsck_tree_ok(struct fsck_ctx *c, uint64_t ino, uint64_t root, int kind)
 		return 1;
 	char why[160];
 	int state = root_state(c, root, ops->magic), unreadable = state == 1;
-	if (bad)
+	if (bad && FS_PBLK_TIER(bad))
+		snprintf(why, sizeof(why),
+		         "a node pointer names block %llu of tier %u, but tree "
+		         "nodes live on the fast tier only",
+		         (unsigned long long)FS_PBLK_BLK(bad), FS_PBLK_TIER(bad));
+	else if (bad)
 		snprintf(why, sizeof(why), "a node pointer names block %llu, outside the data area",
-			 (unsigned long long)bad);
+		         (unsigned long long)bad);
 	else if (state == 2)
-		snprintf(why, sizeof(why), "its root node belongs to another kind of tree (the inode's "
-					   "type or root pointer is wrong)");
+		snprintf(why, sizeof(why),
+		         "its root node belongs to another kind of tree (the inode's "
+		         "type or root pointer is wrong)");
 	else if (unreadable)
-		snprintf(why, sizeof(why), "its root node is not %s %s node (bad magic, level or block)",
-			 kind == TREE_DIR ? "a" : "an", tree_names[kind]);
+		snprintf(why, sizeof(why),
+		         "its root node is not %s %s node (bad magic, level or block)",
+		         kind == TREE_DIR ? "a" : "an", tree_names[kind]);
 	else
-		snprintf(why, sizeof(why), "a node fails the checks (magic, level, counts, key order "
-					   "or bounds): %s", strerror(-rc));
-	struct fsck_item *it = fsck_problem(c, FC_TREE, "inode %llu: %s (root block %llu) is damaged: %s",
-					    (unsigned long long)ino, tree_names[kind],
-					    (unsigned long long)root, why);
+		snprintf(why, sizeof(why),
+		         "a node fails the checks (magic, level, counts, key order "
+		         "or bounds): %s",
+		         strerror(-rc));
+	struct fsck_item *it =
+	    fsck_problem(c, FC_TREE, "inode %llu: %s (root block %llu) is damaged: %s",
+	                 (unsigned long long)ino, tree_names[kind], (unsigned long long)root, why);
 	it->a = ino;
 	it->b = (uint64_t)kind;
 	it->fixable = unreadable || (kind != TREE_XATTR && state == 0);
@@ -246,6 +263,36 @@ struct ewalk {
 	int ok;
 };
 
+/* An extent that maps blocks no data area holds: past its tier's end, or
+ * on a tier the volume does not have. */
+static struct fsck_item *extent_outside(struct fsck_ctx *c, unsigned long long ino, uint64_t lblk,
+                                        uint64_t pblk, uint64_t n)
+{
+	unsigned t = FS_PBLK_TIER(pblk);
+	unsigned long long b = (unsigned long long)FS_PBLK_BLK(pblk), lb = (unsigned long long)lblk;
+	unsigned long long last = b + (unsigned long long)n - 1;
+	if (t >= c->sh.ntiers)
+		return fsck_problem(
+		    c, FC_EXTENT_OUTSIDE,
+		    "inode %llu: extent at logical block %llu maps blocks %llu..%llu of "
+		    "tier %u, which the volume does not have (it has %u capacity tiers)",
+		    ino, lb, b, last, t, c->sh.ntiers - 1);
+	const struct tier *x = &c->sh.tier[t];
+	if (t == 0)
+		return fsck_problem(
+		    c, FC_EXTENT_OUTSIDE,
+		    "inode %llu: extent at logical block %llu maps blocks %llu..%llu, "
+		    "outside the data area [%llu, %llu)",
+		    ino, lb, b, last, (unsigned long long)x->first_block,
+		    (unsigned long long)x->total_blocks);
+	return fsck_problem(
+	    c, FC_EXTENT_OUTSIDE,
+	    "inode %llu: extent at logical block %llu maps tier %s blocks %llu..%llu, "
+	    "outside its data area [%llu, %llu)",
+	    ino, lb, x->name, b, last, (unsigned long long)x->first_block,
+	    (unsigned long long)x->total_blocks);
+}
+
 static int extent_rec(void *arg, const void *rec, size_t len)
 {
 	struct ewalk *w = arg;
@@ -253,12 +300,12 @@ static int extent_rec(void *arg, const void *rec, size_t len)
 	unsigned long long ino = (unsigned long long)w->ino;
 	uint64_t lblk = fsck_ld64(rec), pblk = fsck_ld64((const uint8_t *)rec + 8);
 	uint64_t n = fsck_ld64((const uint8_t *)rec + 16);
-	if (len != 24 || n == 0 || lblk >= EXTENT_MAX_LBLK || n > EXTENT_MAX_LBLK - lblk || pblk == 0 ||
-	    pblk + n < pblk) {
+	if (len != 24 || n == 0 || lblk >= EXTENT_MAX_LBLK || n > EXTENT_MAX_LBLK - lblk ||
+	    pblk == 0 || pblk + n < pblk) {
 		struct fsck_item *it = fsck_problem(
-			c, FC_EXTENT_BAD,
-			"inode %llu: extent at logical block %llu is invalid (block %llu, length %llu)", ino,
-			(unsigned long long)lblk, (unsigned long long)pblk, (unsigned long long)n);
+		    c, FC_EXTENT_BAD,
+		    "inode %llu: extent at logical block %llu is invalid (block %llu, length %llu)",
+		    ino, (unsigned long long)lblk, (unsigned long long)pblk, (unsigned long long)n);
 		/* The tree is sound, the record is not: it goes (its blocks,
 		 * if any, are leaks afterwards). */
 		it->fixable = 1;
@@ -268,20 +315,14 @@ static int extent_rec(void *arg, const void *rec, size_t len)
 		return 0;
 	}
 	if (lblk < w->prev_end) {
-		fsck_problem(c, FC_EXTENT_BAD, "inode %llu: extents overlap at logical block %llu", ino,
-			     (unsigned long long)lblk);
+		fsck_problem(c, FC_EXTENT_BAD, "inode %llu: extents overlap at logical block %llu",
+		             ino, (unsigned long long)lblk);
 		w->ok = 0;
 		return 0;
 	}
 	w->prev_end = lblk + n;
 	if (!fsck_data_range(c, pblk, n)) {
-		struct fsck_item *it = fsck_problem(
-			c, FC_EXTENT_OUTSIDE,
-			"inode %llu: extent at logical block %llu maps blocks %llu..%llu, outside the "
-			"data area [%llu, %llu)",
-			ino, (unsigned long long)lblk, (unsigned long long)pblk,
-			(unsigned long long)(pblk + n - 1), (unsigned long long)c->sb->data_start,
-			(unsigned long long)c->sb->total_blocks);
+		struct fsck_item *it = extent_outside(c, ino, lblk, pblk, n);
 		it->fixable = 1; /* those blocks hold nothing of the file's anyway */
 		it->a = w->ino;
 		it->b = lblk;
@@ -293,11 +334,11 @@ static int extent_rec(void *arg, const void *rec, size_t len)
 	uint64_t eof = (w->in->size + FS_BLOCK_SIZE - 1) / FS_BLOCK_SIZE;
 	if (lblk >= eof) {
 		struct fsck_item *it = fsck_problem(
-			c, FC_EXTENT_PAST_EOF,
-			"inode %llu: extent at logical blocks %llu..%llu lies wholly beyond the size "
-			"(%llu bytes)",
-			ino, (unsigned long long)lblk, (unsigned long long)(lblk + n - 1),
-			(unsigned long long)w->in->size);
+		    c, FC_EXTENT_PAST_EOF,
+		    "inode %llu: extent at logical blocks %llu..%llu lies wholly beyond the size "
+		    "(%llu bytes)",
+		    ino, (unsigned long long)lblk, (unsigned long long)(lblk + n - 1),
+		    (unsigned long long)w->in->size);
 		it->severity = FSCK_WARNING;
 	}
 	return 0;
@@ -307,7 +348,7 @@ static int check_file(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *i
 {
 	if (S_ISLNK(in->mode) && (in->size == 0 || in->size > SYMLINK_MAX))
 		fsck_problem(c, FC_SYMLINK_SIZE, "inode %llu: symlink of size %llu (must be 1..%u)",
-			     (unsigned long long)ino, (unsigned long long)in->size, SYMLINK_MAX);
+		             (unsigned long long)ino, (unsigned long long)in->size, SYMLINK_MAX);
 	if (in->tree_root == 0)
 		return 1;
 	if (!fsck_tree_ok(c, ino, in->tree_root, TREE_EXTENT))
@@ -318,8 +359,9 @@ static int check_file(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *i
 	struct ewalk w = {c, in, ino, 0, 1};
 	int rc = btree_iter(&t, 0, UINT64_MAX, 0, extent_rec, &w);
 	if (rc < 0) {
-		fsck_problem(c, FC_TREE, "inode %llu: extent tree (root block %llu) cannot be walked: %s",
-			     (unsigned long long)ino, (unsigned long long)root, strerror(-rc));
+		fsck_problem(c, FC_TREE,
+		             "inode %llu: extent tree (root block %llu) cannot be walked: %s",
+		             (unsigned long long)ino, (unsigned long long)root, strerror(-rc));
 		return 0;
 	}
 	return w.ok;
@@ -333,32 +375,37 @@ static void check_ibit(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *
 	struct fsck_item *it = NULL;
 	if (ino == 0) {
 		if (!used)
-			it = fsck_problem(c, FC_IBIT_FREE, "inode 0: reserved but free in the inode bitmap");
+			it = fsck_problem(c, FC_IBIT_FREE,
+			                  "inode 0: reserved but free in the inode bitmap");
 		if (in->mode) {
-			struct fsck_item *z = fsck_problem(c, FC_INODE_RESERVED,
-							   "inode 0: reserved but in use (mode 0%o)", in->mode);
+			struct fsck_item *z =
+			    fsck_problem(c, FC_INODE_RESERVED,
+			                 "inode 0: reserved but in use (mode 0%o)", in->mode);
 			z->fixable = 1;
 		}
 	} else if (ino == FS_ROOT_INO && !S_ISDIR(in->mode)) {
 		/* Its tree was not read as a directory: every name below it is
 		 * unknown, and so are its blocks. */
 		c->names_complete = c->claims_complete = 0;
-		struct fsck_item *rt = fsck_problem(c, FC_ROOT, "inode 1: the root directory is %s (mode 0%o)",
-						    in->mode ? "not a directory" : "free", in->mode);
+		struct fsck_item *rt =
+		    fsck_problem(c, FC_ROOT, "inode 1: the root directory is %s (mode 0%o)",
+		                 in->mode ? "not a directory" : "free", in->mode);
 		if (in->mode) { /* the root is a directory by definition */
 			rt->fixable = 1;
 			rt->a = ino;
 			rt->b = S_IFDIR | (in->mode & 07777);
 		}
 		if (!used)
-			it = fsck_problem(c, FC_IBIT_FREE, "inode 1: reserved but free in the inode bitmap");
+			it = fsck_problem(c, FC_IBIT_FREE,
+			                  "inode 1: reserved but free in the inode bitmap");
 	} else if (in->mode && !used) {
-		it = fsck_problem(c, FC_IBIT_FREE, "inode %llu: in use (mode 0%o) but free in the inode bitmap",
-				  (unsigned long long)ino, in->mode);
+		it = fsck_problem(c, FC_IBIT_FREE,
+		                  "inode %llu: in use (mode 0%o) but free in the inode bitmap",
+		                  (unsigned long long)ino, in->mode);
 	} else if (!in->mode && used) {
 		it = fsck_problem(c, FC_IBIT_LEAK,
-				  "inode %llu: free but marked in use in the inode bitmap (leak)",
-				  (unsigned long long)ino);
+		                  "inode %llu: free but marked in use in the inode bitmap (leak)",
+		                  (unsigned long long)ino);
 	}
 	if (it) {
 		it->fixable = 1;
@@ -456,8 +503,10 @@ static void check_one(struct fsck_ctx *c, uint64_t ino)
 	uint64_t held = c->cur_claimed + c->cur_outside;
 	if (!c->rescan && in.blocks != held) {
 		struct fsck_item *it = fsck_problem(
-			c, FC_BLOCKS, "inode %llu: blocks field says %llu but its trees hold %llu blocks",
-			(unsigned long long)ino, (unsigned long long)in.blocks, (unsigned long long)held);
+		    c, FC_BLOCKS,
+		    "inode %llu: blocks field says %llu but its trees hold %llu blocks",
+		    (unsigned long long)ino, (unsigned long long)in.blocks,
+		    (unsigned long long)held);
 		it->fixable = 1;
 		/* Extents outside the data area are removed by their own fix,
 		 * applied before this one. */
@@ -476,14 +525,13 @@ void fsck_claim_inode(struct fsck_ctx *c, uint64_t ino)
 int fsck_check_inodes(struct fsck_ctx *c)
 {
 	const struct fs_super *sb = c->sb;
-	int rc = load_bitmap(c, sb->ibitmap_start, sb->ibitmap_blocks, &c->ibits);
+	c->ibits = calloc(sb->ibitmap_blocks, FS_BLOCK_SIZE);
+	int rc = c->ibits ? fsck_read_bitmap(c, sb->ibitmap_start, sb->ibitmap_blocks, c->ibits)
+	                  : -ENOMEM;
 	if (!rc)
-		rc = load_bitmap(c, sb->bbitmap_start, sb->bbitmap_blocks, &c->bbits);
+		rc = fsck_load_block_maps(c);
 	if (!rc)
 		rc = load_inodes(c);
-	c->claimed = calloc((sb->total_blocks + 63) / 64, 8);
-	if (!rc && !c->claimed)
-		rc = -ENOMEM;
 	if (rc)
 		return rc;
 	c->names_complete = c->claims_complete = 1;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "fs/btree.h"
+#include "fs/format.h"
 #include "fs/shared.h"
 #include "fsck/fsck.h"
 #include "log/log.h"
@@ -37,16 +38,17 @@ enum fsck_code {
 	FC_INODE_RESERVED,  /* inode 0 is in use (zeroed) */
 	FC_MODE,            /* a: inode, b: mode with the type its entries give */
 	FC_ROOT,            /* the root inode is free or not a directory (a: 1,
-			     * b: its mode made a directory's, when in use) */
+	                     * b: its mode made a directory's, when in use) */
 	FC_TREE,            /* a: inode, b: tree kind, c: 1 = salvage; fails
-			     * btree_check.  A tree whose root node is unreadable
-			     * is emptied (nothing in it can be read anyway); a
-			     * directory or block map is rebuilt from its readable
-			     * records */
+	                     * btree_check.  A tree whose root node is unreadable
+	                     * is emptied (nothing in it can be read anyway); a
+	                     * directory or block map is rebuilt from its readable
+	                     * records */
 	FC_EXTENT_BAD,      /* a: inode, b: lblk; an invalid extent record
-			     * (removed), or overlapping extents (left) */
+	                     * (removed), or overlapping extents (left) */
 	FC_EXTENT_OUTSIDE,  /* a: inode, b: lblk, c: len; maps blocks outside the
-			     * data area (the record is removed) */
+	                     * data area of its tier, or names no tier (the
+	                     * record is removed) */
 	FC_EXTENT_PAST_EOF, /* warning: an extent lies wholly beyond the size */
 	FC_SYMLINK_SIZE,    /* a symlink's size is 0 or over 4095 */
 	FC_SPECIAL_TREE,    /* a device, FIFO or socket has a block map */
@@ -54,22 +56,24 @@ enum fsck_code {
 	FC_ENTRIES,         /* a: directory, b: records in its tree */
 	FC_DENT_BAD,        /* a malformed directory record or an invalid name */
 	FC_DENT_KEY,        /* a: directory, b: key; outside its name's bucket
-			     * (inserted again) */
+	                     * (inserted again) */
 	FC_DENT_DUP,        /* a name appears twice in one directory */
 	FC_DENT_FREE,       /* a: directory, b: key; names a free or invalid inode
-			     * (the entry is removed) */
+	                     * (the entry is removed) */
 	FC_DENT_TYPE,       /* an entry's DT_ type disagrees with the inode */
 	FC_DIR_MULTI,       /* a: directory, b: key of the entry that is not the
-			     * one the parent field names (removed) */
+	                     * one the parent field names (removed) */
 	FC_NLINK,           /* a: inode, b: the right link count */
 	FC_PARENT,          /* a: directory, b: the directory that names it */
 	FC_ORPHAN_LIST,     /* a: inode whose orphan_next is bad (0: the head in
-			     * the checkpoint); the list is cut there */
+	                     * the checkpoint); the list is cut there */
 	FC_ORPHAN_FLAG,     /* a: inode, b: 1 set / 0 clear FS_INODE_ORPHAN */
 	FC_ORPHAN_NAMED,    /* on the orphan list but named by entries */
 	FC_UNREACHABLE,     /* a: inode, c: 1 = link into /lost+found; unreachable
-			     * from the root and not an orphan.  Freed when it
-			     * holds nothing, else linked if nothing names it */
+	                     * from the root and not an orphan.  Freed when it
+	                     * holds nothing, else linked if nothing names it */
+	/* The block codes' a is a tier-tagged block number (FS_PBLK): the
+	 * tier names the bitmap a fix changes.  A run never spans tiers. */
 	FC_BLOCK_META_FREE, /* a: start, b: count; metadata block marked free */
 	FC_BLOCK_LEAK,      /* a: start, b: count; used but claimed by nothing */
 	FC_BLOCK_FREE_USED, /* a: start, b: count; claimed but marked free */
@@ -85,13 +89,13 @@ enum { TREE_EXTENT = 0, TREE_DIR = 1, TREE_XATTR = 2 };
 struct iinfo {
 	uint32_t mode;
 	uint32_t nlink;
-	uint32_t names;   /* directory entries naming it */
-	uint32_t subdirs; /* directories: entries naming directories */
-	uint64_t namer;   /* the directory of the first entry found naming it */
+	uint32_t names;     /* directory entries naming it */
+	uint32_t subdirs;   /* directories: entries naming directories */
+	uint64_t namer;     /* the directory of the first entry found naming it */
 	uint64_t namer_key; /* and that entry's key */
-	uint64_t parent;  /* directories: the inode's parent field */
-	uint32_t flags;   /* II_* */
-	uint8_t dtype;    /* the DT_ type of the entries naming it */
+	uint64_t parent;    /* directories: the inode's parent field */
+	uint32_t flags;     /* II_* */
+	uint8_t dtype;      /* the DT_ type of the entries naming it */
 	uint64_t tree_root; /* kept only for inodes whose type is in doubt */
 };
 #define II_ORPHAN_FLAG 1u /* FS_INODE_ORPHAN is set in the inode */
@@ -103,8 +107,8 @@ struct iinfo {
 #define II_UNKNOWN 64u    /* type in doubt: unknown, or special with a tree */
 #define II_DT_MIXED 128u  /* the entries naming it disagree on its type */
 
-/* A block claimed twice: one (block, owner) pair per claim, gathered by a
- * second pass over the inodes once duplicates are known to exist. */
+/* A block claimed twice: one (flat block, owner) pair per claim, gathered
+ * by a second pass over the inodes once duplicates are known to exist. */
 struct dup_owner {
 	uint64_t blk, ino;
 };
@@ -112,9 +116,9 @@ struct dup_owner {
 struct fsck_ctx {
 	const char *volume;
 	const struct fsck_opts *o;
-	int rw;                 /* opened to repair */
-	struct fsck_report *r;  /* counts and notes */
-	struct fsck_list *out;  /* problems of this check */
+	int rw;                /* opened to repair */
+	struct fsck_report *r; /* counts and notes */
+	struct fsck_list *out; /* problems of this check */
 	int refused;
 
 	struct volume vol;
@@ -123,10 +127,14 @@ struct fsck_ctx {
 	struct shared sh;
 	int sh_open;
 	const struct fs_super *sb;
-	uint64_t orphan_head;   /* as the checkpoint (or a repair) says */
+	uint64_t orphan_head; /* as the checkpoint (or a repair) says */
 
-	uint64_t *ibits, *bbits; /* the media bitmaps, as read */
-	uint64_t *claimed, *dup; /* blocks the trees claim; claimed twice */
+	/* fsck's block bitmaps cover every tier end to end, in flat block
+	 * numbers: block b of tier t is flat base[t] + b (see fsck_flat).
+	 * base[ntiers] is the number of flat blocks. */
+	uint64_t base[FS_MAX_TIERS + 2];
+	uint64_t *ibits, *bbits; /* the media bitmaps, as read (bbits: flat) */
+	uint64_t *claimed, *dup; /* flat blocks the trees claim; claimed twice */
 	uint64_t ndup;
 	struct iinfo *ii;
 	int names_complete;  /* every directory tree was read whole */
@@ -135,16 +143,16 @@ struct fsck_ctx {
 
 	/* the inode being checked */
 	uint64_t cur_ino;
-	uint64_t cur_claimed;   /* blocks its trees claim */
-	uint64_t cur_outside;   /* blocks of its extents outside the data area */
+	uint64_t cur_claimed; /* blocks its trees claim */
+	uint64_t cur_outside; /* blocks of its extents outside any data area */
 
-	int rescan;             /* second pass: gather owners of duplicates */
+	int rescan; /* second pass: gather owners of duplicates */
 	struct dup_owner *dv;
 	size_t ndv, capdv;
 
-	int need_commit;        /* a repair without cache changes (slot) */
-	int alloc_safe;         /* repairs may allocate (see fsck_relink.c) */
-	uint64_t lost_found;    /* inode of /lost+found once found or made */
+	int need_commit;     /* a repair without cache changes (slot) */
+	int alloc_safe;      /* repairs may allocate (see fsck_relink.c) */
+	uint64_t lost_found; /* inode of /lost+found once found or made */
 	int progress_pct;
 	const char *progress_label;
 };
@@ -153,10 +161,10 @@ struct fsck_ctx {
 /* Appends a problem to c->out (nothing during a rescan: a scratch item is
  * returned so the caller may still fill it).  Severity FSCK_ERROR. */
 struct fsck_item *fsck_problem(struct fsck_ctx *c, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 struct fsck_item *fsck_list_add(struct fsck_list *l, int code, const char *fmt, va_list ap);
 struct fsck_item *fsck_list_addf(struct fsck_list *l, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void fsck_note(struct fsck_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void fsck_list_free(struct fsck_list *l);
 size_t fsck_count(const struct fsck_list *l, int severity);
@@ -166,12 +174,15 @@ void fsck_progress_end(struct fsck_ctx *c);
 void fsck_quote(char *out, size_t outlen, const char *name, size_t len);
 
 /* ---- fsck_parts.c: phases 1 and 2 ---- */
-int fsck_open(struct fsck_ctx *c);   /* 0, or -1 when refused (c->r->refused says why) */
+int fsck_open(struct fsck_ctx *c); /* 0, or -1 when refused (c->r->refused says why) */
 void fsck_scan_log(struct fsck_ctx *c);
 void fsck_close(struct fsck_ctx *c);
 
 /* ---- fsck_inodes.c: phase 3 ---- */
 int fsck_check_inodes(struct fsck_ctx *c);
+/* Copies nbytes of the bitmap at fast-tier blocks [start, start+blocks)
+ * into out (which holds at least blocks * FS_BLOCK_SIZE bytes). */
+int fsck_read_bitmap(struct fsck_ctx *c, uint64_t start, uint64_t blocks, void *out);
 /* The inode's trees again, claiming blocks only (for the rescan). */
 void fsck_claim_inode(struct fsck_ctx *c, uint64_t ino);
 /* Btree operations of the three tree kinds (docs/FORMAT.md, "Tree nodes"). */
@@ -191,15 +202,37 @@ int fsck_read_inode(struct fsck_ctx *c, uint64_t ino, struct fs_inode *out);
 /* btree_check, then the node claims; 1 if the tree is whole. */
 int fsck_tree_ok(struct fsck_ctx *c, uint64_t ino, uint64_t root, int kind);
 int fsck_check_dir(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *in); /* fsck_dirs.c */
-void fsck_walk_orphans(struct fsck_ctx *c); /* fsck_links.c */
-void fsck_check_links(struct fsck_ctx *c);  /* fsck_links.c */
+void fsck_walk_orphans(struct fsck_ctx *c);                                      /* fsck_links.c */
+void fsck_check_links(struct fsck_ctx *c);                                       /* fsck_links.c */
 
-/* ---- fsck_blocks.c: phase 4 ---- */
+/* ---- fsck_blocks.c: phase 4, and the block numbering of every tier ---- */
+/* Lays out the flat numbering, loads bbits from every tier's bitmap and
+ * makes the empty claimed bitmap (the start of phase 3). */
+int fsck_load_block_maps(struct fsck_ctx *c);
 int fsck_check_blocks(struct fsck_ctx *c);
-/* Marks [start, start+n) claimed by c->cur_ino (or records owners of
- * duplicates during a rescan). */
+/* Marks [start, start+n) (tier-tagged, inside a data area) claimed by
+ * c->cur_ino (or records owners of duplicates during a rescan). */
 void fsck_claim(struct fsck_ctx *c, uint64_t start, uint64_t n);
+/* Whether the tier-tagged [start, start+n) lies in the data area of a
+ * tier the volume has. */
 int fsck_data_range(const struct fsck_ctx *c, uint64_t start, uint64_t n);
+/* Whether blk may hold a tree node: the fast tier's data area only. */
+int fsck_node_block(const struct fsck_ctx *c, uint64_t blk);
+/* "block N" or "blocks A-B (n blocks)", after "tier NAME " on a capacity
+ * tier, for the tier-tagged run [start, start+n). */
+void fsck_blocks_text(const struct fsck_ctx *c, char *out, size_t len, uint64_t start, uint64_t n);
+
+/* Flat block numbers (fsck's bitmaps) from tier-tagged ones inside a data
+ * area, and back. */
+static inline uint64_t fsck_flat(const struct fsck_ctx *c, uint64_t pblk)
+{
+	return c->base[FS_PBLK_TIER(pblk)] + FS_PBLK_BLK(pblk);
+}
+static inline uint64_t fsck_flat_blocks(const struct fsck_ctx *c)
+{
+	return c->base[c->sh.ntiers];
+}
+uint64_t fsck_pblk(const struct fsck_ctx *c, uint64_t flat);
 
 /* ---- fsck_repair.c ---- */
 /* Applies the fix of one fixable problem through the cache; appends a line

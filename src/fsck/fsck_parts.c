@@ -1,8 +1,8 @@
 /*
  * fsck_parts.c - phases 1 and 2 of a check: the manifest and the parts,
  * the log's superblock and epoch slots, the fast tier's superblock,
- * checkpoint slots and journal; then the log, scanned from the
- * checkpoint's head.
+ * checkpoint slots and journal, each capacity tier's header; then the log,
+ * scanned from the checkpoint's head.
  *
  * Owns: opening and closing a volume for fsck.
  * May call: volume, log, shared, media (reads only), util/checksum.
@@ -12,6 +12,11 @@
  * A damaged slot is not always damage, though: a crash may tear the write
  * of the slot not in use, and the next mount rewrites it.  That case is a
  * warning.
+ *
+ * A capacity tier's header is checked by shared_open against the
+ * superblock (magic, checksum, UUID, number, size, name); one that is
+ * missing, smaller than the volume was made with, or another volume's
+ * refuses the check with a reason that names the tier, as a mount does.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -57,13 +62,14 @@ static void report_epoch_slot(struct fsck_ctx *c, int i, const char *st, uint64_
 	int unused = !strncmp(st, "never", 5) && cur == 1;
 	if (unused)
 		return;
-	struct fsck_item *it = fsck_problem(c, FC_EPOCH_SLOT, "log part %s: offset %u: epoch slot %c: %s",
-					    path, (1 + i) * LOG_BLOCK, 'A' + i, st);
+	struct fsck_item *it =
+	    fsck_problem(c, FC_EPOCH_SLOT, "log part %s: offset %u: epoch slot %c: %s", path,
+	                 (1 + i) * LOG_BLOCK, 'A' + i, st);
 	it->fixable = 1; /* a mount writes its new epoch into the slot not in use */
 	if (!strcmp(st, "checksum mismatch")) {
 		it->severity = FSCK_WARNING;
 		snprintf(it->msg + strlen(it->msg), sizeof(it->msg) - strlen(it->msg),
-			 " (a torn write of the slot not in use: the next mount rewrites it)");
+		         " (a torn write of the slot not in use: the next mount rewrites it)");
 	}
 }
 
@@ -115,11 +121,13 @@ static void read_ckpt_slots(struct fsck_ctx *c, struct raw_slots *rs)
 	struct media *m = c->vol.part[PART_FAST];
 	rs->cur_seq = 0;
 	for (int i = 0; i < 2; i++) {
-		if (media_read(m, (uint64_t)(1 + i) * FS_BLOCK_SIZE, &rs->ck[i], sizeof(rs->ck[i]))) {
+		if (media_read(m, (uint64_t)(1 + i) * FS_BLOCK_SIZE, &rs->ck[i],
+		               sizeof(rs->ck[i]))) {
 			rs->st[i] = "cannot be read";
 			continue;
 		}
-		rs->st[i] = slot_state(&rs->ck[i], sizeof(rs->ck[i]), rs->ck[i].magic, FS_CKPT_MAGIC);
+		rs->st[i] =
+		    slot_state(&rs->ck[i], sizeof(rs->ck[i]), rs->ck[i].magic, FS_CKPT_MAGIC);
 		if (!rs->st[i] && rs->ck[i].seq > rs->cur_seq)
 			rs->cur_seq = rs->ck[i].seq;
 	}
@@ -134,16 +142,33 @@ static void report_ckpt_slots(struct fsck_ctx *c, const struct raw_slots *rs, in
 		const char *st = rs->st[i];
 		if (!st || (!strncmp(st, "never", 5) && rs->cur_seq == 1 && !pending))
 			continue;
-		struct fsck_item *it = fsck_problem(c, FC_CKPT_SLOT,
-						    "fast part %s: offset %u: checkpoint slot %c: %s",
-						    c->vol.mf.path[PART_FAST], (1 + i) * FS_BLOCK_SIZE,
-						    'A' + i, st);
+		struct fsck_item *it =
+		    fsck_problem(c, FC_CKPT_SLOT, "fast part %s: offset %u: checkpoint slot %c: %s",
+		                 c->vol.mf.path[PART_FAST], (1 + i) * FS_BLOCK_SIZE, 'A' + i, st);
 		it->fixable = 1; /* any commit writes the slot not in use */
 		if (pending) {
 			it->severity = FSCK_WARNING;
 			snprintf(it->msg + strlen(it->msg), sizeof(it->msg) - strlen(it->msg),
-				 " (a torn checkpoint: the committed journal completes it)");
+			         " (a torn checkpoint: the committed journal completes it)");
 		}
+	}
+}
+
+/* The capacity tiers shared_open accepted: what each is, and a part that
+ * grew (a block device made larger) holding blocks the volume never uses. */
+static void note_tiers(struct fsck_ctx *c)
+{
+	for (unsigned t = 1; t < c->sh.ntiers; t++) {
+		const struct tier *x = &c->sh.tier[t];
+		uint64_t bytes = media_size(x->m), used = x->total_blocks * FS_BLOCK_SIZE;
+		char extra[96] = "";
+		if (bytes > used)
+			snprintf(extra, sizeof(extra), "; the %llu bytes past them are unused",
+			         (unsigned long long)(bytes - used));
+		fsck_note(c->r,
+		          "tier %s part %s: capacity tier %u of %u, header valid, %llu blocks%s",
+		          x->name, media_path(x->m), t, c->sh.ntiers - 1,
+		          (unsigned long long)x->total_blocks, extra);
 	}
 }
 
@@ -155,7 +180,7 @@ static int open_shared(struct fsck_ctx *c)
 	/* Read-only, a committed journal is applied in the cache only: the
 	 * check sees the volume as the next mount will. */
 	int rc = shared_open(&c->sh, c->vol.part[PART_FAST], c->vol.part + PART_TIER1,
-			     c->vol.mf.ntiers, c->vol.mf.uuid, !c->rw, err, sizeof(err));
+	                     c->vol.mf.ntiers, c->vol.mf.uuid, !c->rw, err, sizeof(err));
 	if (rc) {
 		snprintf(c->r->refused, sizeof(c->r->refused), "%s", err[0] ? err : strerror(-rc));
 		return -1;
@@ -166,15 +191,18 @@ static int open_shared(struct fsck_ctx *c)
 	int pending = c->sh.ckpt.seq > rs.cur_seq;
 	c->r->recovery_pending = pending && !c->rw;
 	if (pending)
-		fsck_note(c->r,
-			  "fast part %s: a committed journal (checkpoint %llu) is newer than the current "
-			  "slot (checkpoint %llu): %s",
-			  c->vol.mf.path[PART_FAST], (unsigned long long)c->sh.ckpt.seq,
-			  (unsigned long long)rs.cur_seq,
-			  c->rw ? "completed it" :
-				  "recovery is pending (the next mount completes it; checked as it will be)");
+		fsck_note(
+		    c->r,
+		    "fast part %s: a committed journal (checkpoint %llu) is newer than the current "
+		    "slot (checkpoint %llu): %s",
+		    c->vol.mf.path[PART_FAST], (unsigned long long)c->sh.ckpt.seq,
+		    (unsigned long long)rs.cur_seq,
+		    c->rw ? "completed it"
+		          : "recovery is pending (the next mount completes it; checked as it will "
+		            "be)");
 	if (!c->rw || !pending)
 		report_ckpt_slots(c, &rs, pending);
+	note_tiers(c);
 	return 0;
 }
 
@@ -213,29 +241,31 @@ void fsck_scan_log(struct fsck_ctx *c)
 	uint64_t n = 0;
 	/* read_only: no new epoch is written, nothing is applied. */
 	int rc = log_recover(c->log, c->sh.ckpt.log_head_off, c->sh.ckpt.log_head_seq, count_record,
-			     &n, 1);
+	                     &n, 1);
 	if (rc) {
-		fsck_problem(c, FC_LOG_HEAD,
-			     "fast part %s: offset %u: checkpoint slot %c names the log head at offset "
-			     "%llu, which is not a record boundary inside the log's ring (%s)",
-			     c->vol.mf.path[PART_FAST], (1 + c->sh.ckpt_slot) * FS_BLOCK_SIZE,
-			     'A' + c->sh.ckpt_slot, (unsigned long long)c->sh.ckpt.log_head_off,
-			     strerror(-rc));
+		fsck_problem(
+		    c, FC_LOG_HEAD,
+		    "fast part %s: offset %u: checkpoint slot %c names the log head at offset "
+		    "%llu, which is not a record boundary inside the log's ring (%s)",
+		    c->vol.mf.path[PART_FAST], (1 + c->sh.ckpt_slot) * FS_BLOCK_SIZE,
+		    'A' + c->sh.ckpt_slot, (unsigned long long)c->sh.ckpt.log_head_off,
+		    strerror(-rc));
 		return;
 	}
 	c->r->undigested_records = n;
 	c->r->log_end_off = log_tail_off(c->log);
 	const char *path = c->vol.mf.path[PART_LOG];
 	if (n == 0)
-		fsck_note(c->r, "log part %s: empty (everything is digested); head at offset %llu", path,
-			  (unsigned long long)c->r->log_head_off);
+		fsck_note(c->r, "log part %s: empty (everything is digested); head at offset %llu",
+		          path, (unsigned long long)c->r->log_head_off);
 	else
-		fsck_note(c->r,
-			  "log part %s: %llu undigested records (sequence %llu..%llu) from offset %llu; "
-			  "the valid log ends at offset %llu: the next mount replays them",
-			  path, (unsigned long long)n, (unsigned long long)c->sh.ckpt.log_head_seq,
-			  (unsigned long long)(log_tail_seq(c->log) - 1),
-			  (unsigned long long)c->r->log_head_off, (unsigned long long)c->r->log_end_off);
+		fsck_note(
+		    c->r,
+		    "log part %s: %llu undigested records (sequence %llu..%llu) from offset %llu; "
+		    "the valid log ends at offset %llu: the next mount replays them",
+		    path, (unsigned long long)n, (unsigned long long)c->sh.ckpt.log_head_seq,
+		    (unsigned long long)(log_tail_seq(c->log) - 1),
+		    (unsigned long long)c->r->log_head_off, (unsigned long long)c->r->log_end_off);
 }
 
 void fsck_close(struct fsck_ctx *c)

@@ -51,7 +51,7 @@ typedef void (*salvage_fn)(void *arg, const uint8_t *rec, unsigned len);
 
 struct walk {
 	struct fsck_ctx *c;
-	uint32_t magic;  /* the tree kind's node magic */
+	uint32_t magic; /* the tree kind's node magic */
 	salvage_fn fn;
 	void *arg;
 	uint64_t visits; /* bounds a walk of a tree that points into itself */
@@ -71,7 +71,7 @@ static void walk_leaf(struct walk *w, const uint8_t *n, unsigned count)
 static void walk_node(struct walk *w, uint64_t blk, int level)
 {
 	struct fsck_ctx *c = w->c;
-	if (++w->visits > c->sb->total_blocks || !fsck_data_range(c, blk, 1))
+	if (++w->visits > c->sb->total_blocks || !fsck_node_block(c, blk))
 		return;
 	struct buf *b;
 	if (cache_get(c->sh.cache, blk, &b))
@@ -95,7 +95,7 @@ static void walk_node(struct walk *w, uint64_t blk, int level)
 }
 
 static void salvage_walk(struct fsck_ctx *c, uint32_t magic, uint64_t root, salvage_fn fn,
-			 void *arg)
+                         void *arg)
 {
 	struct walk w = {.c = c, .magic = magic, .fn = fn, .arg = arg};
 	if (root)
@@ -167,8 +167,8 @@ int fsck_salvage_dir(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_
 	inode_put(&c->sh, &r);
 	free(sv.v);
 	if (!rc)
-		fsck_list_addf(done, p->code, "%s -> directory rebuilt from its %zu readable names", p->msg,
-			       kept);
+		fsck_list_addf(done, p->code, "%s -> directory rebuilt from its %zu readable names",
+		               p->msg, kept);
 	return rc;
 }
 
@@ -224,7 +224,8 @@ static int lost_found(struct fsck_ctx *c, uint64_t *out)
 	if (rc == -ENOENT) {
 		rc = make_dir_inode(c, out);
 		if (!rc)
-			rc = dir_insert(&c->sh.fx, root.i, LOST_FOUND, strlen(LOST_FOUND), *out, DT_DIR);
+			rc = dir_insert(&c->sh.fx, root.i, LOST_FOUND, strlen(LOST_FOUND), *out,
+			                DT_DIR);
 		if (!rc) {
 			root.i->nlink++;
 			root.i->mtime_ns = root.i->ctime_ns = now_ns();
@@ -260,7 +261,7 @@ int fsck_link_lost(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_li
 	char name[32];
 	int len = snprintf(name, sizeof(name), "#%llu", (unsigned long long)p->a);
 	rc = r.i->mode ? dir_insert(&c->sh.fx, dir.i, name, (size_t)len, p->a, IFTODT(r.i->mode))
-		       : -ENOENT;
+	               : -ENOENT;
 	if (!rc && S_ISDIR(r.i->mode)) {
 		dir.i->nlink++;
 		r.i->parent = lf;
@@ -286,18 +287,19 @@ struct xsalvage {
 	struct fsck_ctx *c;
 	struct extent_rec {
 		uint64_t lblk, pblk, len;
-	} *v;
+	} * v;
 	size_t n, cap;
 };
 
-/* An extent may come back only if its blocks are all in the data area,
- * marked used (so no allocation of the rebuild can take them) and claimed
- * by no other inode. */
+/* An extent may come back only if its blocks are all in the data area of
+ * their tier, marked used (so no allocation of the rebuild can take them)
+ * and claimed by no other inode. */
 static int extent_usable(struct fsck_ctx *c, uint64_t pblk, uint64_t len)
 {
 	if (!fsck_data_range(c, pblk, len))
 		return 0;
-	for (uint64_t b = pblk; b < pblk + len; b++)
+	uint64_t first = fsck_flat(c, pblk);
+	for (uint64_t b = first; b < first + len; b++)
 		if (!bit_test(c->bbits, b) || bit_test(c->claimed, b))
 			return 0;
 	return 1;
@@ -331,8 +333,9 @@ static int cmp_lblk(const void *a, const void *b)
 }
 
 /* Keeps the first of overlapping extents (logically or physically): a
- * block must belong to one place only. */
-static size_t drop_overlaps(struct extent_rec *v, size_t n, uint64_t *claimed_tmp)
+ * block must belong to one place only.  claimed_tmp is in flat blocks. */
+static size_t drop_overlaps(const struct fsck_ctx *c, struct extent_rec *v, size_t n,
+                            uint64_t *claimed_tmp)
 {
 	if (n == 0)
 		return 0;
@@ -340,12 +343,13 @@ static size_t drop_overlaps(struct extent_rec *v, size_t n, uint64_t *claimed_tm
 	size_t m = 0;
 	uint64_t end = 0;
 	for (size_t i = 0; i < n; i++) {
+		uint64_t first = fsck_flat(c, v[i].pblk);
 		int clash = m && v[i].lblk < end;
-		for (uint64_t b = v[i].pblk; !clash && b < v[i].pblk + v[i].len; b++)
+		for (uint64_t b = first; !clash && b < first + v[i].len; b++)
 			clash = bit_test(claimed_tmp, b);
 		if (clash)
 			continue;
-		for (uint64_t b = v[i].pblk; b < v[i].pblk + v[i].len; b++)
+		for (uint64_t b = first; b < first + v[i].len; b++)
 			bit_set(claimed_tmp, b);
 		v[m++] = v[i];
 		end = v[i].lblk + v[i].len;
@@ -369,13 +373,13 @@ int fsck_salvage_extents(struct fsck_ctx *c, const struct fsck_item *p, struct f
 		return -EINVAL;
 	}
 	struct xsalvage sv = {.c = c};
-	uint64_t *seen = calloc((c->sb->total_blocks + 63) / 64, 8);
+	uint64_t *seen = calloc(fsck_flat_blocks(c) / 64, 8);
 	if (!seen) {
 		inode_put(&c->sh, &r);
 		return -ENOMEM;
 	}
 	salvage_walk(c, fsck_extent_ops.magic, r.i->tree_root, xsalvage_rec, &sv);
-	size_t n = drop_overlaps(sv.v, sv.n, seen);
+	size_t n = drop_overlaps(c, sv.v, sv.n, seen);
 	free(seen);
 	r.i->tree_root = 0;
 	r.i->blocks = 0; /* extent_insert counts again; the next round checks */
@@ -388,9 +392,10 @@ int fsck_salvage_extents(struct fsck_ctx *c, const struct fsck_item *p, struct f
 	inode_put(&c->sh, &r);
 	free(sv.v);
 	if (!rc)
-		fsck_list_addf(done, p->code, "%s -> block map rebuilt from its %zu readable extents "
-					      "(%llu blocks); the rest reads as zeros",
-			       p->msg, n, (unsigned long long)kept);
+		fsck_list_addf(done, p->code,
+		               "%s -> block map rebuilt from its %zu readable extents "
+		               "(%llu blocks); the rest reads as zeros",
+		               p->msg, n, (unsigned long long)kept);
 	return rc;
 }
 
@@ -420,12 +425,13 @@ int fsck_rekey_entry(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_
 			r.i->entries--;
 		/* On failure the name is lost and its inode comes back in
 		 * /lost+found next round. */
-		rc = dir_insert(&c->sh.fx, r.i, (const char *)rec + DREC_HDR, rec[17], ino, rec[16]);
+		rc =
+		    dir_insert(&c->sh.fx, r.i, (const char *)rec + DREC_HDR, rec[17], ino, rec[16]);
 	}
 	inode_dirty(&c->sh, &r);
 	inode_put(&c->sh, &r);
 	if (!rc)
-		fsck_list_addf(done, p->code, "%s -> entry inserted again under a key of its bucket",
-			       p->msg);
+		fsck_list_addf(done, p->code,
+		               "%s -> entry inserted again under a key of its bucket", p->msg);
 	return rc;
 }

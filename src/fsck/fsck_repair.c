@@ -28,7 +28,7 @@
 
 /* A line of the repairs list: the problem, then what was done. */
 static void done_line(struct fsck_list *done, const struct fsck_item *p, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void done_line(struct fsck_list *done, const struct fsck_item *p, const char *fmt, ...)
 {
 	char what[200];
@@ -51,7 +51,8 @@ static uint64_t count_free(struct fsck_ctx *c, uint64_t start, uint64_t nunits, 
 		if (cache_get(c->sh.cache, start + k, &b))
 			return 0;
 		const uint64_t *w = (const uint64_t *)b->data;
-		for (uint64_t u = k * UNITS_PER_BLOCK; u < nunits && u < (k + 1) * UNITS_PER_BLOCK; u++)
+		for (uint64_t u = k * UNITS_PER_BLOCK; u < nunits && u < (k + 1) * UNITS_PER_BLOCK;
+		     u++)
 			used += u >= first && bit_test(w, u - k * UNITS_PER_BLOCK);
 		cache_put(c->sh.cache, b);
 	}
@@ -67,7 +68,12 @@ int fsck_commit(struct fsck_ctx *c)
 	/* The same log head: the repair digests nothing, it only corrects. */
 	struct fs_checkpoint ck = c->sh.ckpt;
 	ck.orphan_head = c->orphan_head;
+	/* As a digest counts it: the free data blocks of every tier. */
 	ck.free_blocks = count_free(c, sb->bbitmap_start, sb->total_blocks, sb->data_start);
+	for (unsigned k = 0; k < sb->tier_count; k++)
+		ck.free_blocks +=
+		    count_free(c, sb->tiers[k].bitmap_start, sb->tiers[k].total_blocks,
+		               c->sh.tier[k + 1].first_block);
 	ck.free_inodes = count_free(c, sb->ibitmap_start, sb->inode_count, FS_ROOT_INO + 1);
 	struct cache_snapshot snap = {0};
 	int rc = cache_snapshot_dirty(c->sh.cache, &snap);
@@ -94,7 +100,8 @@ static int maybe_commit(struct fsck_ctx *c)
 
 /* ---- bitmaps ------------------------------------------------------------------ */
 
-static int bitmap_edit(struct fsck_ctx *c, uint64_t bitmap_start, uint64_t unit, uint64_t n, int set)
+static int bitmap_edit(struct fsck_ctx *c, uint64_t bitmap_start, uint64_t unit, uint64_t n,
+                       int set)
 {
 	while (n) {
 		int rc = maybe_commit(c);
@@ -120,14 +127,25 @@ static int bitmap_edit(struct fsck_ctx *c, uint64_t bitmap_start, uint64_t unit,
 	return 0;
 }
 
+/* Inode bits, or a run of block bits in the bitmap of the tier p->a names
+ * (the capacity tiers' bitmaps are fast-tier metadata like the others, so
+ * the same cache and journal carry the fix). */
 static int fix_bits(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
 {
 	const struct fs_super *sb = c->sb;
 	int inode = p->code == FC_IBIT_FREE || p->code == FC_IBIT_LEAK;
 	int set = p->code == FC_IBIT_FREE || p->code == FC_BLOCK_META_FREE ||
-		  p->code == FC_BLOCK_FREE_USED;
-	uint64_t n = inode ? 1 : p->b;
-	int rc = bitmap_edit(c, inode ? sb->ibitmap_start : sb->bbitmap_start, p->a, n, set);
+	          p->code == FC_BLOCK_FREE_USED;
+	uint64_t start = sb->ibitmap_start, unit = p->a, n = 1;
+	if (!inode) {
+		unsigned t = FS_PBLK_TIER(p->a);
+		if (t > sb->tier_count)
+			return -EINVAL;
+		start = t ? sb->tiers[t - 1].bitmap_start : sb->bbitmap_start;
+		unit = FS_PBLK_BLK(p->a);
+		n = p->b;
+	}
+	int rc = bitmap_edit(c, start, unit, n, set);
 	if (!rc)
 		done_line(done, p, "marked %s", set ? "in use" : "free");
 	return rc;
@@ -277,7 +295,7 @@ static int fix_delete_record(struct fsck_ctx *c, const struct fsck_item *p, stru
 	}
 	struct btree t;
 	(void)btree_init(&t, &c->sh.fx, ext ? &fsck_extent_ops : &fsck_dir_ops, &r.i->tree_root,
-			 &r.i->blocks);
+	                 &r.i->blocks);
 	rc = btree_delete(&t, p->b);
 	if (!rc && ext)
 		r.i->blocks = r.i->blocks >= p->c ? r.i->blocks - p->c : 0;
@@ -286,8 +304,9 @@ static int fix_delete_record(struct fsck_ctx *c, const struct fsck_item *p, stru
 	inode_dirty(&c->sh, &r);
 	inode_put(&c->sh, &r);
 	if (!rc)
-		done_line(done, p, ext ? "extent removed (those blocks now read as zeros)"
-				       : "entry removed");
+		done_line(done, p,
+		          ext ? "extent removed (those blocks now read as zeros)"
+		              : "entry removed");
 	return rc;
 }
 
@@ -360,7 +379,8 @@ int fsck_apply(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *
 	case FC_TREE:
 		if (!p->c)
 			return fix_clear_tree(c, p, done);
-		return p->b == TREE_DIR ? fsck_salvage_dir(c, p, done) : fsck_salvage_extents(c, p, done);
+		return p->b == TREE_DIR ? fsck_salvage_dir(c, p, done)
+		                        : fsck_salvage_extents(c, p, done);
 	case FC_DENT_KEY:
 		return fsck_rekey_entry(c, p, done);
 	case FC_CKPT_SLOT:

@@ -14,41 +14,41 @@
 #include "fsck/fsck_internal.h"
 
 static const char *const code_names[FC_COUNT] = {
-	[FC_NONE] = "none",
-	[FC_LOG_SUPER] = "log-refused",
-	[FC_EPOCH_SLOT] = "epoch-slot",
-	[FC_CKPT_SLOT] = "checkpoint-slot",
-	[FC_LOG_HEAD] = "log-head",
-	[FC_IBIT_FREE] = "inode-bitmap-free",
-	[FC_IBIT_LEAK] = "inode-bitmap-leak",
-	[FC_INODE_RESERVED] = "inode-reserved",
-	[FC_MODE] = "mode",
-	[FC_ROOT] = "root",
-	[FC_TREE] = "tree",
-	[FC_EXTENT_BAD] = "extent-bad",
-	[FC_EXTENT_OUTSIDE] = "extent-outside",
-	[FC_EXTENT_PAST_EOF] = "extent-past-eof",
-	[FC_SYMLINK_SIZE] = "symlink-size",
-	[FC_SPECIAL_TREE] = "special-tree",
-	[FC_BLOCKS] = "blocks",
-	[FC_ENTRIES] = "entries",
-	[FC_DENT_BAD] = "dirent-bad",
-	[FC_DENT_KEY] = "dirent-key",
-	[FC_DENT_DUP] = "dirent-duplicate",
-	[FC_DENT_FREE] = "dirent-free-inode",
-	[FC_DENT_TYPE] = "dirent-type",
-	[FC_DIR_MULTI] = "dir-multiple-names",
-	[FC_NLINK] = "nlink",
-	[FC_PARENT] = "parent",
-	[FC_ORPHAN_LIST] = "orphan-list",
-	[FC_ORPHAN_FLAG] = "orphan-flag",
-	[FC_ORPHAN_NAMED] = "orphan-named",
-	[FC_UNREACHABLE] = "unreachable",
-	[FC_BLOCK_META_FREE] = "block-metadata-free",
-	[FC_BLOCK_LEAK] = "block-leak",
-	[FC_BLOCK_FREE_USED] = "block-free-but-claimed",
-	[FC_BLOCK_DUP] = "block-duplicate",
-	[FC_IO] = "io",
+    [FC_NONE] = "none",
+    [FC_LOG_SUPER] = "log-refused",
+    [FC_EPOCH_SLOT] = "epoch-slot",
+    [FC_CKPT_SLOT] = "checkpoint-slot",
+    [FC_LOG_HEAD] = "log-head",
+    [FC_IBIT_FREE] = "inode-bitmap-free",
+    [FC_IBIT_LEAK] = "inode-bitmap-leak",
+    [FC_INODE_RESERVED] = "inode-reserved",
+    [FC_MODE] = "mode",
+    [FC_ROOT] = "root",
+    [FC_TREE] = "tree",
+    [FC_EXTENT_BAD] = "extent-bad",
+    [FC_EXTENT_OUTSIDE] = "extent-outside",
+    [FC_EXTENT_PAST_EOF] = "extent-past-eof",
+    [FC_SYMLINK_SIZE] = "symlink-size",
+    [FC_SPECIAL_TREE] = "special-tree",
+    [FC_BLOCKS] = "blocks",
+    [FC_ENTRIES] = "entries",
+    [FC_DENT_BAD] = "dirent-bad",
+    [FC_DENT_KEY] = "dirent-key",
+    [FC_DENT_DUP] = "dirent-duplicate",
+    [FC_DENT_FREE] = "dirent-free-inode",
+    [FC_DENT_TYPE] = "dirent-type",
+    [FC_DIR_MULTI] = "dir-multiple-names",
+    [FC_NLINK] = "nlink",
+    [FC_PARENT] = "parent",
+    [FC_ORPHAN_LIST] = "orphan-list",
+    [FC_ORPHAN_FLAG] = "orphan-flag",
+    [FC_ORPHAN_NAMED] = "orphan-named",
+    [FC_UNREACHABLE] = "unreachable",
+    [FC_BLOCK_META_FREE] = "block-metadata-free",
+    [FC_BLOCK_LEAK] = "block-leak",
+    [FC_BLOCK_FREE_USED] = "block-free-but-claimed",
+    [FC_BLOCK_DUP] = "block-duplicate",
+    [FC_IO] = "io",
 };
 
 const char *fsck_code_name(int code)
@@ -186,7 +186,7 @@ static void print_items(FILE *f, const struct fsck_list *l, const char *prefix)
 	for (size_t i = 0; i < l->n; i++) {
 		const struct fsck_item *it = &l->v[i];
 		fprintf(f, "fsck: %s%s%s\n", prefix,
-			it->severity == FSCK_WARNING ? "warning: " : "", it->msg);
+		        it->severity == FSCK_WARNING ? "warning: " : "", it->msg);
 	}
 }
 
@@ -210,7 +210,7 @@ static void summary_state(char *out, size_t len, const struct fsck_report *r)
 		if (r->repairs.n || r->remaining.n) {
 			plural(p, sizeof(p), r->errors_left, "problem", "problems");
 			snprintf(out, len, "%llu found, %s left after repair",
-				 (unsigned long long)r->errors, p);
+			         (unsigned long long)r->errors, p);
 		} else {
 			plural(p, sizeof(p), r->errors, "problem", "problems");
 			snprintf(out, len, "%s", p);
@@ -230,11 +230,15 @@ void fsck_print_text(FILE *f, const char *volume, const struct fsck_report *r)
 	print_items(f, &r->repairs, "repaired: ");
 	if (r->repairs.n || r->errors_left)
 		print_items(f, &r->remaining, "left: ");
+	for (unsigned t = 0; r->tier_count > 1 && t < r->tier_count; t++)
+		fprintf(f, "fsck: %s: tier %s: %llu of %llu data blocks in use\n", volume,
+		        r->tiers[t].name, (unsigned long long)r->tiers[t].blocks_in_use,
+		        (unsigned long long)r->tiers[t].data_blocks);
 	char state[160];
 	summary_state(state, sizeof(state), r);
 	fprintf(f, "fsck: %s: %llu inodes, %llu directories, %llu blocks in use: %s\n", volume,
-		(unsigned long long)r->inodes, (unsigned long long)r->directories,
-		(unsigned long long)r->blocks_in_use, state);
+	        (unsigned long long)r->inodes, (unsigned long long)r->directories,
+	        (unsigned long long)r->blocks_in_use, state);
 }
 
 /* ---- JSON ----------------------------------------------------------------- */
@@ -264,9 +268,10 @@ static void json_items(FILE *f, const char *key, const struct fsck_list *l, int 
 			json_str(f, it->msg);
 			continue;
 		}
-		fprintf(f, "{\"code\": \"%s\", \"severity\": \"%s\", \"fixable\": %s, \"message\": ",
-			fsck_code_name(it->code), it->severity == FSCK_WARNING ? "warning" : "error",
-			it->fixable ? "true" : "false");
+		fprintf(
+		    f, "{\"code\": \"%s\", \"severity\": \"%s\", \"fixable\": %s, \"message\": ",
+		    fsck_code_name(it->code), it->severity == FSCK_WARNING ? "warning" : "error",
+		    it->fixable ? "true" : "false");
 		json_str(f, it->msg);
 		fputc('}', f);
 	}
@@ -279,23 +284,33 @@ void fsck_print_json(FILE *f, const char *volume, const struct fsck_report *r)
 	fputs("{\"volume\": ", f);
 	json_str(f, volume);
 	fprintf(f, ", \"result\": \"%s\", \"exit\": %d",
-		r->result >= 0 && r->result <= 4 ? names[r->result] : "?", r->result);
+	        r->result >= 0 && r->result <= 4 ? names[r->result] : "?", r->result);
 	if (r->result == FSCK_REFUSED) {
 		fputs(", \"refused\": ", f);
 		json_str(f, r->refused);
 	}
-	fprintf(f,
-		", \"inodes\": %llu, \"directories\": %llu, \"files\": %llu, \"symlinks\": %llu, "
-		"\"others\": %llu, \"orphans\": %llu, \"blocks_in_use\": %llu, "
-		"\"undigested_records\": %llu, \"log_head_offset\": %llu, \"log_end_offset\": %llu, "
-		"\"recovery_pending\": %s, \"errors\": %llu, \"warnings\": %llu, \"errors_left\": %llu",
-		(unsigned long long)r->inodes, (unsigned long long)r->directories,
-		(unsigned long long)r->files, (unsigned long long)r->symlinks,
-		(unsigned long long)r->others, (unsigned long long)r->orphans,
-		(unsigned long long)r->blocks_in_use, (unsigned long long)r->undigested_records,
-		(unsigned long long)r->log_head_off, (unsigned long long)r->log_end_off,
-		r->recovery_pending ? "true" : "false", (unsigned long long)r->errors,
-		(unsigned long long)r->warnings, (unsigned long long)r->errors_left);
+	fprintf(
+	    f,
+	    ", \"inodes\": %llu, \"directories\": %llu, \"files\": %llu, \"symlinks\": %llu, "
+	    "\"others\": %llu, \"orphans\": %llu, \"blocks_in_use\": %llu, "
+	    "\"undigested_records\": %llu, \"log_head_offset\": %llu, \"log_end_offset\": %llu, "
+	    "\"recovery_pending\": %s, \"errors\": %llu, \"warnings\": %llu, \"errors_left\": %llu",
+	    (unsigned long long)r->inodes, (unsigned long long)r->directories,
+	    (unsigned long long)r->files, (unsigned long long)r->symlinks,
+	    (unsigned long long)r->others, (unsigned long long)r->orphans,
+	    (unsigned long long)r->blocks_in_use, (unsigned long long)r->undigested_records,
+	    (unsigned long long)r->log_head_off, (unsigned long long)r->log_end_off,
+	    r->recovery_pending ? "true" : "false", (unsigned long long)r->errors,
+	    (unsigned long long)r->warnings, (unsigned long long)r->errors_left);
+	fputs(", \"tiers\": [", f);
+	for (unsigned t = 0; t < r->tier_count; t++) {
+		fputs(t ? ", {\"name\": " : "{\"name\": ", f);
+		json_str(f, r->tiers[t].name);
+		fprintf(f, ", \"data_blocks\": %llu, \"blocks_in_use\": %llu}",
+		        (unsigned long long)r->tiers[t].data_blocks,
+		        (unsigned long long)r->tiers[t].blocks_in_use);
+	}
+	fputc(']', f);
 	json_items(f, "problems", &r->found, 1);
 	json_items(f, "repairs", &r->repairs, 0);
 	json_items(f, "remaining", &r->remaining, 1);

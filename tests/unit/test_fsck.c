@@ -16,7 +16,12 @@
  * claims, a second check is clean, and the repaired volume mounts and
  * reads back (blocks claimed twice are left, by design).  In a crashed
  * copy (undigested log), damage is repaired after a recovery mount, and an
- * orphan list naming a linked file is cut before that mount.
+ * orphan list naming a linked file is cut before that mount.  A volume
+ * with "ssd" and "hdd" capacity tiers, data migrated down to them, is
+ * clean (with per-tier counts in the reports); on those tiers, a used
+ * block marked free, leaked bits, blocks claimed twice, an extent past a
+ * tier's end and one naming a missing tier are found and repaired as on
+ * the fast tier, and a damaged tier header refuses the check by name.
  */
 #include "testvol.h"
 
@@ -34,9 +39,9 @@
 #define SPARSE_OFF (64 * TV_MiB)
 
 static const struct cairn_mkfs_opts small_opts = {
-	.log_size = 1 * TV_MiB,
-	.fast_size = 8 * TV_MiB,
-	.media = CAIRN_MEDIA_EMUL,
+    .log_size = 1 * TV_MiB,
+    .fast_size = 8 * TV_MiB,
+    .media = CAIRN_MEDIA_EMUL,
 };
 
 /* ---- the volume -------------------------------------------------------------- */
@@ -115,7 +120,7 @@ static int run_fsck(struct testvol *tv, int repair, struct fsck_report *r)
 }
 
 static const struct fsck_item *find_item(const struct fsck_list *l, const char *code,
-					 const char *text)
+                                         const char *text)
 {
 	for (size_t i = 0; i < l->n; i++)
 		if (!strcmp(fsck_code_name(l->v[i].code), code) && strstr(l->v[i].msg, text))
@@ -124,7 +129,7 @@ static const struct fsck_item *find_item(const struct fsck_list *l, const char *
 }
 
 static void expect_item(struct testvol *tv, const struct fsck_report *r, const struct fsck_list *l,
-			const char *code, const char *text)
+                        const char *code, const char *text)
 {
 	if (!find_item(l, code, text)) {
 		print_report(tv->dir, r);
@@ -217,7 +222,7 @@ static void change_bit(struct fast *f, uint64_t bitmap_start, uint64_t unit, int
 	if (set)
 		byte |= (uint8_t)(1u << (unit % 8));
 	else
-		byte &= (uint8_t)~(1u << (unit % 8));
+		byte &= (uint8_t) ~(1u << (unit % 8));
 	put_bytes(f, off, &byte, 1);
 }
 
@@ -284,8 +289,9 @@ static void test_populated_volume_is_clean(void **state)
 	fsck_print_text(f, tv->dir, &r);
 	fclose(f);
 	char want[PATH_MAX + 128];
-	snprintf(want, sizeof(want), "fsck: %s: 8 inodes, 3 directories, %llu blocks in use: clean\n",
-		 tv->dir, (unsigned long long)r.blocks_in_use);
+	snprintf(want, sizeof(want),
+	         "fsck: %s: 8 inodes, 3 directories, %llu blocks in use: clean\n", tv->dir,
+	         (unsigned long long)r.blocks_in_use);
 	if (!strstr(text, want))
 		fail_msg("summary line missing: %s", text);
 	free(text);
@@ -387,7 +393,7 @@ static void test_leaked_bitmap_bit(void **state)
 	fast_close(&f);
 	char text[96];
 	snprintf(text, sizeof(text), "block %llu: marked used but belongs to nothing (leak)",
-		 (unsigned long long)blk);
+	         (unsigned long long)blk);
 	expect_found_then_repaired(tv, "block-leak", text);
 	assert_non_null(tv_mount(tv, NULL));
 	verify(tv->fs, 0);
@@ -409,7 +415,7 @@ static void test_wrong_nlink(void **state)
 	fast_close(&f);
 	char text[96];
 	snprintf(text, sizeof(text), "inode %llu: nlink 5 but 1 directory entry names it",
-		 (unsigned long long)ino);
+	         (unsigned long long)ino);
 	expect_found_then_repaired(tv, "nlink", text);
 	assert_non_null(tv_mount(tv, NULL));
 	verify(tv->fs, 0);
@@ -436,7 +442,7 @@ static void test_zeroed_directory_node(void **state)
 	fast_close(&f);
 	char text[96];
 	snprintf(text, sizeof(text), "inode %llu: directory tree (root block %llu) is damaged",
-		 (unsigned long long)ino, (unsigned long long)in.tree_root);
+	         (unsigned long long)ino, (unsigned long long)in.tree_root);
 	expect_found_then_repaired(tv, "tree", text);
 	assert_non_null(tv_mount(tv, NULL));
 	verify(tv->fs, 0);
@@ -466,7 +472,8 @@ static void test_zeroed_directory_node_keeps_data(void **state)
 	struct fsck_report r;
 	expect_result(tv, &r, run_fsck(tv, 1, &r), FSCK_REPAIRED);
 	char text[96];
-	snprintf(text, sizeof(text), "inode %llu: unreachable from the root", (unsigned long long)fino);
+	snprintf(text, sizeof(text), "inode %llu: unreachable from the root",
+	         (unsigned long long)fino);
 	expect_item(tv, &r, &r.repairs, "unreachable", text);
 	expect_item(tv, &r, &r.repairs, "unreachable", "linked as /lost+found/#");
 	fsck_report_free(&r);
@@ -501,7 +508,7 @@ static void test_damaged_directory_leaf_salvaged(void **state)
 	fast_close(&f);
 	char text[96];
 	snprintf(text, sizeof(text), "inode %llu: directory tree (root block %llu) is damaged",
-		 (unsigned long long)sino, (unsigned long long)in.tree_root);
+	         (unsigned long long)sino, (unsigned long long)in.tree_root);
 	expect_found_then_repaired(tv, "tree", text);
 	assert_non_null(tv_mount(tv, NULL));
 	verify(tv->fs, 0);
@@ -537,13 +544,13 @@ static void test_directory_named_twice(void **state)
 	struct fs_inode in;
 	get_inode(&f, qino, &in);
 	uint64_t rec = first_record_off(&f, in.tree_root); /* /q's only entry, "f" */
-	uint8_t dt = 4; /* DT_DIR */
+	uint8_t dt = 4;                                    /* DT_DIR */
 	put_bytes(&f, rec + 8, &bino, 8);
 	put_bytes(&f, rec + 16, &dt, 1);
 	fast_close(&f);
 	char text[128];
 	snprintf(text, sizeof(text), "directory %llu is named by more than one entry",
-		 (unsigned long long)bino);
+	         (unsigned long long)bino);
 	expect_found_then_repaired(tv, "dir-multiple-names", text);
 	assert_non_null(tv_mount(tv, NULL));
 	verify(tv->fs, 0);
@@ -587,7 +594,7 @@ static void test_damaged_extent_leaf_salvaged(void **state)
 	fast_close(&f);
 	char text[96];
 	snprintf(text, sizeof(text), "inode %llu: extent tree (root block %llu) is damaged",
-		 (unsigned long long)ino, (unsigned long long)in.tree_root);
+	         (unsigned long long)ino, (unsigned long long)in.tree_root);
 	expect_found_then_repaired(tv, "tree", text);
 	assert_non_null(tv_mount(tv, NULL));
 	verify(tv->fs, 0);
@@ -632,7 +639,7 @@ static void test_entry_key_outside_bucket(void **state)
 	fast_close(&f);
 	char text[96];
 	snprintf(text, sizeof(text), "has key %llu, outside its name's hash bucket",
-		 (unsigned long long)key);
+	         (unsigned long long)key);
 	expect_found_then_repaired(tv, "dirent-key", text);
 	assert_non_null(tv_mount(tv, NULL));
 	verify(tv->fs, 0);
@@ -656,10 +663,11 @@ static void test_extent_outside_tier(void **state)
 	put_bytes(&f, off, ext, sizeof(ext));
 	fast_close(&f);
 	char text[160];
-	snprintf(text, sizeof(text), "inode %llu: extent at logical block 0 maps blocks %llu..%llu, "
-				     "outside the data area",
-		 (unsigned long long)ino, (unsigned long long)ext[1],
-		 (unsigned long long)(ext[1] + ext[2] - 1));
+	snprintf(text, sizeof(text),
+	         "inode %llu: extent at logical block 0 maps blocks %llu..%llu, "
+	         "outside the data area",
+	         (unsigned long long)ino, (unsigned long long)ext[1],
+	         (unsigned long long)(ext[1] + ext[2] - 1));
 	expect_found_then_repaired(tv, "extent-outside", text);
 	assert_non_null(tv_mount(tv, NULL));
 	verify(tv->fs, ext[2]); /* those blocks are gone: they read as zeros */
@@ -680,7 +688,7 @@ static void test_used_block_marked_free(void **state)
 	fast_close(&f);
 	char text[96];
 	snprintf(text, sizeof(text), "block %llu: in use by a tree but marked free",
-		 (unsigned long long)ext[1] + 1);
+	         (unsigned long long)ext[1] + 1);
 	expect_found_then_repaired(tv, "block-free-but-claimed", text);
 	assert_non_null(tv_mount(tv, NULL));
 	verify(tv->fs, 0);
@@ -697,8 +705,9 @@ static void test_inode_free_in_bitmap(void **state)
 	change_bit(&f, f.sb.ibitmap_start, ino, 0);
 	fast_close(&f);
 	char text[96];
-	snprintf(text, sizeof(text), "inode %llu: in use (mode 0100644) but free in the inode bitmap",
-		 (unsigned long long)ino);
+	snprintf(text, sizeof(text),
+	         "inode %llu: in use (mode 0100644) but free in the inode bitmap",
+	         (unsigned long long)ino);
 	expect_found_then_repaired(tv, "inode-bitmap-free", text);
 	assert_non_null(tv_mount(tv, NULL));
 	verify(tv->fs, 0);
@@ -720,8 +729,9 @@ static void test_damaged_checkpoint_slot(void **state)
 	put_bytes(&f, (uint64_t)(1 + old) * FS_BLOCK_SIZE, &ck[old], sizeof(ck[old]));
 	fast_close(&f);
 	char text[PATH_MAX + 96];
-	snprintf(text, sizeof(text), "fast part %s: offset %d: checkpoint slot %c: checksum mismatch",
-		 tv->fast_part, (1 + old) * 4096, 'A' + old);
+	snprintf(text, sizeof(text),
+	         "fast part %s: offset %d: checkpoint slot %c: checksum mismatch", tv->fast_part,
+	         (1 + old) * 4096, 'A' + old);
 	expect_found_then_repaired(tv, "checkpoint-slot", text);
 	assert_non_null(tv_mount(tv, NULL));
 	verify(tv->fs, 0);
@@ -752,13 +762,14 @@ static void test_blocks_claimed_twice(void **state)
 	char text[128];
 	if (ea[2] == 1)
 		snprintf(text, sizeof(text), "block %llu: claimed by inodes %llu and %llu",
-			 (unsigned long long)ea[1], (unsigned long long)(a < b ? a : b),
-			 (unsigned long long)(a < b ? b : a));
+		         (unsigned long long)ea[1], (unsigned long long)(a < b ? a : b),
+		         (unsigned long long)(a < b ? b : a));
 	else
-		snprintf(text, sizeof(text), "blocks %llu-%llu (%llu blocks): claimed by inodes %llu and %llu",
-			 (unsigned long long)ea[1], (unsigned long long)(ea[1] + ea[2] - 1),
-			 (unsigned long long)ea[2], (unsigned long long)(a < b ? a : b),
-			 (unsigned long long)(a < b ? b : a));
+		snprintf(text, sizeof(text),
+		         "blocks %llu-%llu (%llu blocks): claimed by inodes %llu and %llu",
+		         (unsigned long long)ea[1], (unsigned long long)(ea[1] + ea[2] - 1),
+		         (unsigned long long)ea[2], (unsigned long long)(a < b ? a : b),
+		         (unsigned long long)(a < b ? b : a));
 	expect_item(tv, &r, &r.found, "block-duplicate", text);
 	expect_item(tv, &r, &r.remaining, "block-duplicate", text);
 	/* The twin's own blocks were leaked, and those are reclaimed. */
@@ -849,8 +860,10 @@ static void test_orphan_list_names_linked_file(void **state)
 	struct fsck_report r;
 	expect_result(cp, &r, run_fsck(cp, 1, &r), FSCK_REPAIRED);
 	char text[128];
-	snprintf(text, sizeof(text), "orphan list: the checkpoint's head names inode %llu, which still "
-				     "has 1 link", (unsigned long long)ino);
+	snprintf(text, sizeof(text),
+	         "orphan list: the checkpoint's head names inode %llu, which still "
+	         "has 1 link",
+	         (unsigned long long)ino);
 	expect_item(cp, &r, &r.found, "orphan-list", text);
 	expect_item(cp, &r, &r.notes, "none", "mounted and unmounted the volume");
 	fsck_report_free(&r);
@@ -862,28 +875,326 @@ static void test_orphan_list_names_linked_file(void **state)
 	tv_destroy(tv);
 }
 
+/* ---- capacity tiers ------------------------------------------------------------------ */
+
+#define TIER_FILES 6
+#define TIER_FILE_SIZE TV_MiB
+
+static uint64_t tier_ino[TIER_FILES];
+
+static void tier_file_path(char *p, size_t len, int k)
+{
+	snprintf(p, len, "/t%d", k);
+}
+
+/* An 8 MiB fast tier, an 8 MiB "ssd" and a 16 MiB "hdd" tier; six 1 MiB
+ * files, digested and migrated with low watermarks, so that the older
+ * ones lie on the capacity tiers.  Unmounted on return. */
+static struct testvol *tiered_volume(void)
+{
+	struct testvol *tv = tv_scratch("fsck-tiers");
+	char ssd[PATH_MAX], hdd[PATH_MAX];
+	snprintf(ssd, sizeof(ssd), "%s/ssd.tier", tv->root);
+	snprintf(hdd, sizeof(hdd), "%s/hdd.tier", tv->root);
+	struct cairn_mkfs_opts o = small_opts;
+	o.ntiers = 2;
+	o.tiers[0] = (struct cairn_tier_opts){"ssd", ssd, 8 * TV_MiB, 0};
+	o.tiers[1] = (struct cairn_tier_opts){"hdd", hdd, 16 * TV_MiB, 0};
+	if (tv_mkfs(tv, &o))
+		fail_msg("mkfs with tiers: %s", cairn_last_error());
+	struct cairn_mount_opts mo = {
+	    .no_digest_thread = 1, .high_watermark = 30, .low_watermark = 10};
+	cairn_fs *fs = tv_mount(tv, &mo);
+	assert_non_null(fs);
+	unsigned char *buf = malloc(TIER_FILE_SIZE);
+	for (int k = 0; k < TIER_FILES; k++) {
+		char p[16];
+		tier_file_path(p, sizeof(p), k);
+		tv_fill(buf, TIER_FILE_SIZE, 500 + (uint64_t)k);
+		tv_put(fs, p, buf, TIER_FILE_SIZE, 0644);
+		tier_ino[k] = ino_of(fs, p);
+	}
+	free(buf);
+	TV_OK(cairn_digest(fs));
+	TV_OK(cairn_migrate(fs));
+	TV_OK(tv_unmount(tv));
+	return tv;
+}
+
+/* Mounts the volume and reads every file back; the first zero_blocks[k]
+ * blocks of file k (none if zero_blocks is NULL) must read as zeros. */
+static void verify_tiered(struct testvol *tv, const uint64_t *zero_blocks)
+{
+	assert_non_null(tv_mount(tv, NULL));
+	unsigned char *buf = malloc(TIER_FILE_SIZE);
+	for (int k = 0; k < TIER_FILES; k++) {
+		char p[16];
+		tier_file_path(p, sizeof(p), k);
+		tv_fill(buf, TIER_FILE_SIZE, 500 + (uint64_t)k);
+		if (zero_blocks)
+			memset(buf, 0, zero_blocks[k] * FS_BLOCK_SIZE);
+		tv_expect(tv->fs, p, buf, TIER_FILE_SIZE);
+	}
+	free(buf);
+	TV_OK(tv_unmount(tv));
+}
+
+/* The index of the n-th file (from 0) whose first extent lies on a
+ * capacity tier; its extent in ext and the extent's offset in *off. */
+static int capacity_file(struct fast *f, int n, uint64_t ext[3], uint64_t *off)
+{
+	for (int k = 0; k < TIER_FILES; k++) {
+		uint64_t o = first_extent(f, tier_ino[k], ext);
+		if (FS_PBLK_TIER(ext[1]) != 0 && n-- == 0) {
+			if (off)
+				*off = o;
+			return k;
+		}
+	}
+	fail_msg("too few files with data on a capacity tier");
+	return -1;
+}
+
+static const char *tier_name(struct fast *f, uint64_t pblk)
+{
+	return f->sb.tiers[FS_PBLK_TIER(pblk) - 1].name;
+}
+
+static uint64_t tier_bitmap(struct fast *f, uint64_t pblk)
+{
+	return f->sb.tiers[FS_PBLK_TIER(pblk) - 1].bitmap_start;
+}
+
+static void test_tiered_volume_is_clean(void **state)
+{
+	struct testvol *tv = tiered_volume();
+	struct fsck_report r;
+	expect_result(tv, &r, run_fsck(tv, 0, &r), FSCK_CLEAN);
+	TV_EQ(r.files, TIER_FILES);
+	TV_EQ(r.tier_count, 3);
+	assert_string_equal(r.tiers[0].name, "fast");
+	assert_string_equal(r.tiers[1].name, "ssd");
+	assert_string_equal(r.tiers[2].name, "hdd");
+	assert_true(r.tiers[1].blocks_in_use + r.tiers[2].blocks_in_use > 0);
+	TV_EQ(r.tiers[0].blocks_in_use + r.tiers[1].blocks_in_use + r.tiers[2].blocks_in_use,
+	      r.blocks_in_use);
+	TV_EQ(r.tiers[1].data_blocks, 8 * TV_MiB / FS_BLOCK_SIZE - 1); /* block 0: the header */
+	expect_item(tv, &r, &r.notes, "none", "tier ssd part ");
+	expect_item(tv, &r, &r.notes, "none", "capacity tier 2 of 2, header valid, 4096 blocks");
+
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	fsck_print_text(f, tv->dir, &r);
+	fclose(f);
+	char want[64];
+	snprintf(want, sizeof(want), "tier hdd: %llu of 4095 data blocks in use\n",
+	         (unsigned long long)r.tiers[2].blocks_in_use);
+	if (!strstr(text, want))
+		fail_msg("per-tier line missing: %s", text);
+	free(text);
+	f = open_memstream(&text, &len);
+	fsck_print_json(f, tv->dir, &r);
+	fclose(f);
+	assert_non_null(strstr(text, "\"tiers\": [{\"name\": \"fast\", \"data_blocks\": "));
+	assert_non_null(strstr(text, "{\"name\": \"ssd\", \"data_blocks\": 2047, "));
+	free(text);
+	fsck_report_free(&r);
+	struct fast fa;
+	fast_open(tv, &fa);
+	uint64_t ext[3];
+	capacity_file(&fa, 1, ext, NULL); /* the damage tests need two such files */
+	fast_close(&fa);
+	verify_tiered(tv, NULL);
+	tv_destroy(tv);
+}
+
+static void test_tier_block_marked_free(void **state)
+{
+	struct testvol *tv = tiered_volume();
+	struct fast f;
+	fast_open(tv, &f);
+	uint64_t ext[3];
+	capacity_file(&f, 0, ext, NULL);
+	uint64_t blk = FS_PBLK_BLK(ext[1]) + ext[2] - 1; /* the extent's last block */
+	assert_true(get_bit(&f, tier_bitmap(&f, ext[1]), blk));
+	change_bit(&f, tier_bitmap(&f, ext[1]), blk, 0);
+	char text[128];
+	snprintf(text, sizeof(text), "tier %s block %llu: in use by a tree but marked free",
+	         tier_name(&f, ext[1]), (unsigned long long)blk);
+	fast_close(&f);
+	expect_found_then_repaired(tv, "block-free-but-claimed", text);
+	fast_open(tv, &f);
+	assert_true(get_bit(&f, tier_bitmap(&f, ext[1]), blk));
+	fast_close(&f);
+	verify_tiered(tv, NULL);
+	tv_destroy(tv);
+}
+
+static void test_tier_leaked_bits(void **state)
+{
+	struct testvol *tv = tiered_volume();
+	struct fast f;
+	fast_open(tv, &f);
+	uint64_t hdd_end = f.sb.tiers[1].total_blocks; /* hdd is tier 2 */
+	for (uint64_t b = hdd_end - 3; b < hdd_end; b++) {
+		assert_false(get_bit(&f, f.sb.tiers[1].bitmap_start, b));
+		change_bit(&f, f.sb.tiers[1].bitmap_start, b, 1);
+	}
+	fast_close(&f);
+	char text[128];
+	snprintf(text, sizeof(text),
+	         "tier hdd blocks %llu-%llu (3 blocks): marked used but belong to nothing (leak)",
+	         (unsigned long long)(hdd_end - 3), (unsigned long long)(hdd_end - 1));
+	expect_found_then_repaired(tv, "block-leak", text);
+	fast_open(tv, &f);
+	assert_false(get_bit(&f, f.sb.tiers[1].bitmap_start, hdd_end - 1));
+	fast_close(&f);
+	verify_tiered(tv, NULL);
+	tv_destroy(tv);
+}
+
+/* Two files mapping the same capacity-tier blocks: both owners named, the
+ * twin's own blocks reclaimed as leaks, the sharing left for a person. */
+static void test_tier_blocks_claimed_twice(void **state)
+{
+	struct testvol *tv = tiered_volume();
+	struct fast f;
+	fast_open(tv, &f);
+	uint64_t ea[3], eb[3], off_a, off_b;
+	int ka = capacity_file(&f, 0, ea, &off_a), kb = capacity_file(&f, 1, eb, &off_b);
+	if (eb[2] > ea[2]) { /* b's extent must fit inside a's */
+		uint64_t t[3];
+		memcpy(t, ea, sizeof(t));
+		memcpy(ea, eb, sizeof(t));
+		memcpy(eb, t, sizeof(t));
+		int k = ka;
+		ka = kb;
+		kb = k;
+		off_b = off_a;
+	}
+	eb[1] = ea[1];
+	put_bytes(&f, off_b, eb, sizeof(eb));
+	uint64_t a = tier_ino[ka], b = tier_ino[kb], blk = FS_PBLK_BLK(ea[1]);
+	char text[160], where[96];
+	if (eb[2] == 1)
+		snprintf(where, sizeof(where), "block %llu", (unsigned long long)blk);
+	else
+		snprintf(where, sizeof(where), "blocks %llu-%llu (%llu blocks)",
+		         (unsigned long long)blk, (unsigned long long)(blk + eb[2] - 1),
+		         (unsigned long long)eb[2]);
+	snprintf(text, sizeof(text), "tier %s %s: claimed by inodes %llu and %llu",
+	         tier_name(&f, ea[1]), where, (unsigned long long)(a < b ? a : b),
+	         (unsigned long long)(a < b ? b : a));
+	fast_close(&f);
+	struct fsck_report r;
+	expect_result(tv, &r, run_fsck(tv, 1, &r), FSCK_PROBLEMS);
+	expect_item(tv, &r, &r.found, "block-duplicate", text);
+	expect_item(tv, &r, &r.remaining, "block-duplicate", text);
+	expect_item(tv, &r, &r.found, "block-leak", "to nothing (leak)");
+	assert_null(find_item(&r.remaining, "block-leak", ""));
+	fsck_report_free(&r);
+	tv_destroy(tv);
+}
+
+/* One extent runs past its tier's end, another names a tier the volume
+ * does not have: both are removed, and what they mapped reads as zeros. */
+static void test_tier_extent_outside(void **state)
+{
+	struct testvol *tv = tiered_volume();
+	struct fast f;
+	fast_open(tv, &f);
+	uint64_t ea[3], eb[3], off_a, off_b;
+	int ka = capacity_file(&f, 0, ea, &off_a), kb = capacity_file(&f, 1, eb, &off_b);
+	unsigned t = FS_PBLK_TIER(ea[1]);
+	uint64_t end = f.sb.tiers[t - 1].total_blocks;
+	ea[1] = FS_PBLK(t, end - 1); /* its last block lies past the end if len > 1 */
+	if (ea[2] == 1)
+		ea[1] = FS_PBLK(t, end);
+	put_bytes(&f, off_a, ea, sizeof(ea));
+	eb[1] = FS_PBLK(5, 100);
+	put_bytes(&f, off_b, eb, sizeof(eb));
+	char text_a[200], text_b[200];
+	snprintf(
+	    text_a, sizeof(text_a),
+	    "inode %llu: extent at logical block 0 maps tier %s blocks %llu..%llu, outside its "
+	    "data area [1, %llu)",
+	    (unsigned long long)tier_ino[ka], tier_name(&f, ea[1]),
+	    (unsigned long long)FS_PBLK_BLK(ea[1]),
+	    (unsigned long long)(FS_PBLK_BLK(ea[1]) + ea[2] - 1), (unsigned long long)end);
+	snprintf(text_b, sizeof(text_b),
+	         "inode %llu: extent at logical block 0 maps blocks 100..%llu of tier 5, which the "
+	         "volume does not have (it has 2 capacity tiers)",
+	         (unsigned long long)tier_ino[kb], (unsigned long long)(100 + eb[2] - 1));
+	fast_close(&f);
+	struct fsck_report r;
+	expect_result(tv, &r, run_fsck(tv, 0, &r), FSCK_PROBLEMS);
+	expect_item(tv, &r, &r.found, "extent-outside", text_a);
+	expect_item(tv, &r, &r.found, "extent-outside", text_b);
+	fsck_report_free(&r);
+	expect_result(tv, &r, run_fsck(tv, 1, &r), FSCK_REPAIRED);
+	TV_EQ(r.errors_left, 0);
+	fsck_report_free(&r);
+	expect_clean(tv);
+	uint64_t zero[TIER_FILES] = {0};
+	zero[ka] = ea[2];
+	zero[kb] = eb[2];
+	verify_tiered(tv, zero);
+	tv_destroy(tv);
+}
+
+/* A capacity tier whose header is damaged cannot be checked: the refusal
+ * names the tier, as a mount's does. */
+static void test_tier_header_refused(void **state)
+{
+	struct testvol *tv = tiered_volume();
+	char hdd[PATH_MAX];
+	snprintf(hdd, sizeof(hdd), "%s/hdd.tier", tv->root);
+	int fd = open(hdd, O_RDWR);
+	assert_true(fd >= 0);
+	uint64_t magic, junk = 0x1234;
+	TV_EQ(pread(fd, &magic, 8, 0), 8);
+	TV_EQ(magic, FS_TIER_MAGIC);
+	TV_EQ(pwrite(fd, &junk, 8, 0), 8);
+	struct fsck_report r;
+	expect_result(tv, &r, run_fsck(tv, 1, &r), FSCK_REFUSED);
+	assert_non_null(strstr(r.refused, "tier hdd part "));
+	assert_non_null(strstr(r.refused, "bad magic number"));
+	fsck_report_free(&r);
+	TV_EQ(pwrite(fd, &magic, 8, 0), 8);
+	close(fd);
+	expect_clean(tv);
+	tv_destroy(tv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fresh_volume_is_clean),
-		cmocka_unit_test(test_populated_volume_is_clean),
-		cmocka_unit_test(test_crashed_copy_with_orphan_is_clean),
-		cmocka_unit_test(test_leaked_bitmap_bit),
-		cmocka_unit_test(test_wrong_nlink),
-		cmocka_unit_test(test_zeroed_directory_node),
-		cmocka_unit_test(test_zeroed_directory_node_keeps_data),
-		cmocka_unit_test(test_damaged_directory_leaf_salvaged),
-		cmocka_unit_test(test_directory_named_twice),
-		cmocka_unit_test(test_damaged_extent_leaf_salvaged),
-		cmocka_unit_test(test_entry_key_outside_bucket),
-		cmocka_unit_test(test_extent_outside_tier),
-		cmocka_unit_test(test_used_block_marked_free),
-		cmocka_unit_test(test_inode_free_in_bitmap),
-		cmocka_unit_test(test_damaged_checkpoint_slot),
-		cmocka_unit_test(test_blocks_claimed_twice),
-		cmocka_unit_test(test_refused_volume),
-		cmocka_unit_test(test_repair_after_crash),
-		cmocka_unit_test(test_orphan_list_names_linked_file),
+	    cmocka_unit_test(test_fresh_volume_is_clean),
+	    cmocka_unit_test(test_populated_volume_is_clean),
+	    cmocka_unit_test(test_crashed_copy_with_orphan_is_clean),
+	    cmocka_unit_test(test_leaked_bitmap_bit),
+	    cmocka_unit_test(test_wrong_nlink),
+	    cmocka_unit_test(test_zeroed_directory_node),
+	    cmocka_unit_test(test_zeroed_directory_node_keeps_data),
+	    cmocka_unit_test(test_damaged_directory_leaf_salvaged),
+	    cmocka_unit_test(test_directory_named_twice),
+	    cmocka_unit_test(test_damaged_extent_leaf_salvaged),
+	    cmocka_unit_test(test_entry_key_outside_bucket),
+	    cmocka_unit_test(test_extent_outside_tier),
+	    cmocka_unit_test(test_used_block_marked_free),
+	    cmocka_unit_test(test_inode_free_in_bitmap),
+	    cmocka_unit_test(test_damaged_checkpoint_slot),
+	    cmocka_unit_test(test_blocks_claimed_twice),
+	    cmocka_unit_test(test_refused_volume),
+	    cmocka_unit_test(test_repair_after_crash),
+	    cmocka_unit_test(test_orphan_list_names_linked_file),
+	    cmocka_unit_test(test_tiered_volume_is_clean),
+	    cmocka_unit_test(test_tier_block_marked_free),
+	    cmocka_unit_test(test_tier_leaked_bits),
+	    cmocka_unit_test(test_tier_blocks_claimed_twice),
+	    cmocka_unit_test(test_tier_extent_outside),
+	    cmocka_unit_test(test_tier_header_refused),
 	};
 	return cmocka_run_group_tests_name("fsck", tests, NULL, NULL);
 }
