@@ -433,7 +433,19 @@ static const char mount_help[] =
     "                      MS milliseconds (default: sync mode, every change is\n"
     "                      durable when its call returns)\n"
     "  -o OPTS             more FUSE mount options, comma-separated (e.g. ro,\n"
-    "                      debug); may be repeated\n";
+    "                      debug); may be repeated\n"
+    "  --high-watermark N  tiers: when a tier is more than N% full (default 80),\n"
+    "                      its coldest data moves to the tier below ...\n"
+    "  --low-watermark N   ... until it is at most N% full (default 60)\n"
+    "  --no-promote        never move data read often back to the fast tier\n";
+
+/* A percentage 1..100 for a watermark option; 0 when malformed. */
+static int parse_percent(const char *s)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	return (*end || end == s || v < 1 || v > 100) ? 0 : (int)v;
+}
 
 /* Joins repeated -o options with commas; NULL on no memory. */
 static char *add_options(char *all, const char *more)
@@ -470,6 +482,17 @@ static int cmd_mount(int argc, char **argv)
 				usage_error("invalid batch interval '%s' (milliseconds)", optarg);
 				goto out;
 			}
+			break;
+		case 'H':
+		case 'W':
+			if (!(*(c == 'H' ? &o.high_watermark : &o.low_watermark) =
+			          parse_percent(optarg))) {
+				usage_error("invalid watermark '%s' (a percentage, 1-100)", optarg);
+				goto out;
+			}
+			break;
+		case 'P':
+			o.no_promotion = 1;
 			break;
 		case 'o':
 			if (!(options = add_options(options, optarg))) {

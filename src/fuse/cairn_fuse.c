@@ -194,7 +194,10 @@ static int session_run(struct fuse_session *se)
 static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *o, int ready_fd)
 {
 	struct cairn_mount_opts mo = {.batch_ms = o->batch_ms,
-				      .read_only = wants_read_only(o->options)};
+				      .read_only = wants_read_only(o->options),
+				      .high_watermark = o->high_watermark,
+				      .low_watermark = o->low_watermark,
+				      .no_promotion = o->no_promotion};
 	struct cfuse cf = {.fs = cairn_mount(vol, &mo), .sync_mode = o->batch_ms <= 0};
 	if (!cf.fs) {
 		int e = errno;

@@ -13,6 +13,8 @@ struct cairn_fuse_opts {
 	int foreground;      /* stay in the foreground (else become a daemon) */
 	int batch_ms;        /* 0 = sync mode; >0 = batch mode (group commit) */
 	const char *options; /* extra comma-separated -o options for FUSE, or NULL */
+	int high_watermark, low_watermark; /* tiers; 0 = the defaults */
+	int no_promotion;
 };
 
 /* Mounts the volume at mountpoint and serves it until the mount point is
