@@ -76,8 +76,16 @@ static uint64_t mark_blocks(struct cairn_fs *fs, unsigned t, int percent)
 	return shared_tier_blocks(&fs->sh, t) * (uint64_t)percent / 100;
 }
 
+/* After a demotion pass that could move nothing (every tier below full,
+ * or nothing cold to move), passes wait this long: each one scans the
+ * inode table, and the digest thread would otherwise retry after every
+ * checkpoint. */
+#define STUCK_BACKOFF_NS (5ll * 1000000000)
+
 int migrate_needed(struct cairn_fs *fs)
 {
+	if (heat_clock_ns() < __atomic_load_n(&fs->migrate_stuck_until, __ATOMIC_RELAXED))
+		return 0;
 	for (unsigned t = 0; t + 1 < fs->sh.ntiers; t++)
 		if (tier_used(fs, t) > mark_blocks(fs, t, high_mark(fs)))
 			return 1;
@@ -371,8 +379,13 @@ static int demote_tier(struct cairn_fs *fs, unsigned t, int locked)
 			return 0;
 		uint64_t moved;
 		int rc = run_batch(fs, DEMOTE, t, used - low, locked, &moved);
-		if (rc || moved == 0)
-			return rc == -ENOSPC ? 0 : rc; /* nothing (more) can move */
+		if (rc || moved == 0) { /* nothing (more) can move */
+			if (moved == 0)
+				__atomic_store_n(&fs->migrate_stuck_until,
+				                 heat_clock_ns() + STUCK_BACKOFF_NS,
+				                 __ATOMIC_RELAXED);
+			return rc == -ENOSPC ? 0 : rc;
+		}
 	}
 }
 

@@ -181,7 +181,8 @@ static int describe_tiers(struct fs_super *sb, const struct tier_spec *cap, unsi
 	sb->tier_count = ncap;
 	for (unsigned k = 0; k < ncap; k++) {
 		struct fs_tier_desc *d = &sb->tiers[k];
-		d->total_blocks = media_size(cap[k].m) / B;
+		uint64_t size = cap[k].size ? cap[k].size : media_size(cap[k].m);
+		d->total_blocks = (size < media_size(cap[k].m) ? size : media_size(cap[k].m)) / B;
 		d->unit_blocks = cap[k].unit_blocks ? cap[k].unit_blocks : 1;
 		snprintf(d->name, sizeof(d->name), "%s", cap[k].name);
 		if (d->total_blocks < 2 || d->total_blocks > FS_PBLK_MASK) {

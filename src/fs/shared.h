@@ -40,6 +40,7 @@ struct tier_spec {
 	struct media *m;
 	const char *name;
 	uint32_t unit_blocks;
+	uint64_t size; /* bytes of the medium to use (a device may be larger) */
 };
 
 struct shared {

@@ -108,6 +108,7 @@ struct cairn_fs {
 	struct promote_entry promote[PROMOTE_TABLE];
 	uint64_t promote_clock;
 	int migrate_requested; /* under dstate_lock */
+	int64_t migrate_stuck_until; /* no automatic demotion before (ns) */
 };
 
 /* ---- vnodes (vnode.c) ---- */

@@ -182,7 +182,8 @@ static int open_new_tier(struct media **m, struct manifest *mf, int p, int *crea
 		         volume_part_name(mf, p), mf->path[p]);
 		return -EINVAL;
 	}
-	int rc = media_open(m, MEDIA_FILE, mf->path[p], size, size ? MEDIA_CREATE : 0, err, el);
+	int rc = media_open(m, MEDIA_FILE, mf->path[p], size,
+	                    size ? MEDIA_CREATE | MEDIA_SPARSE : 0, err, el);
 	if (!rc) {
 		uint64_t have = media_size(*m) / 4096 * 4096;
 		if (mf->size[p] && have < mf->size[p]) {
@@ -210,7 +211,7 @@ static int format_parts(struct manifest *mf, const struct cairn_mkfs_opts *o, in
 	for (unsigned k = 0; k < mf->ntiers && !rc; k++) {
 		int p = PART_TIER1 + (int)k;
 		rc = open_new_tier(&m[p], mf, p, &created[p], err, el);
-		cap[k] = (struct tier_spec){m[p], mf->tier_name[k], mf->tier_unit[k]};
+		cap[k] = (struct tier_spec){m[p], mf->tier_name[k], mf->tier_unit[k], mf->size[p]};
 	}
 	if (!rc)
 		rc = log_format(m[PART_LOG], mf->uuid, err, el);

@@ -27,6 +27,10 @@ struct media;
 struct recorder;
 
 #define MEDIA_CREATE 1 /* create (or extend) the file to the given size */
+/* With MEDIA_CREATE, for the file kind: reserve the space but do not write
+ * zeros over it.  For capacity tiers, whose blocks are always written
+ * before they are read, and which may be far too large to fill at mkfs. */
+#define MEDIA_SPARSE 2
 
 /* Opens path as a medium of the given kind.  With MEDIA_CREATE the file is
  * created and sized; otherwise size must be 0 (take the file's size) or match.

@@ -149,7 +149,7 @@ static int file_open(struct media *m, uint64_t size, int flags, char *err, size_
 	int fd = media_open_fd(m, size, flags, true, err, errlen);
 	if (fd < 0)
 		return fd;
-	if (flags & MEDIA_CREATE) {
+	if ((flags & MEDIA_CREATE) && !(flags & MEDIA_SPARSE)) {
 		int rc = zero_fill(fd, old_size < m->size ? old_size : m->size, m->size);
 		if (rc < 0) {
 			media_errf(err, errlen, m->path, "cannot initialize: %s", strerror(-rc));
