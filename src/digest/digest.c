@@ -8,6 +8,7 @@
  * log.
  */
 #include "digest/digest.h"
+#include "tier/migrate.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -35,11 +35,4 @@ struct cairn_fs;
 int digest_start(struct cairn_fs *fs);
 void digest_stop(struct cairn_fs *fs);
 
-/* migrate.c: whether some tier is past its high watermark; and a migration
- * pass (demotions until each such tier is below its low watermark, then
- * promotions), each batch committed by a checkpoint.  locked as for
- * fs_checkpoint. */
-int migrate_needed(struct cairn_fs *fs);
-int migrate_run(struct cairn_fs *fs, int locked);
-
 #endif

@@ -18,6 +18,7 @@
 #include <uuid/uuid.h>
 
 #include "digest/digest.h"
+#include "tier/migrate.h"
 #include "fs/alloc.h"
 #include "fs/extent.h"
 #include "libfs/fs_internal.h"

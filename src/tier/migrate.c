@@ -29,7 +29,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "digest/digest.h"
+#include "tier/migrate.h"
 #include "fs/alloc.h"
 #include "fs/extent.h"
 #include "libfs/fs_internal.h"

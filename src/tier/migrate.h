@@ -1,0 +1,25 @@
+/*
+ * migrate.h - migration of file data between the tiers of the shared area.
+ *
+ * Owns: the migration protocol (migrate.c).
+ * May call: libfs state (heat, inodes), fs (shared, extent), and the
+ * digest's checkpoint, which commits each batch.  Called by the digest
+ * thread (after checkpoints, when idle, when hot data waits) and by
+ * cairn_migrate().
+ */
+#ifndef CAIRN_TIER_MIGRATE_H
+#define CAIRN_TIER_MIGRATE_H
+
+struct cairn_fs;
+
+/* Whether some tier is past its high watermark (and migration is not
+ * backing off after a pass that could move nothing). */
+int migrate_needed(struct cairn_fs *fs);
+
+/* A migration pass: demotions until each tier past its high watermark is
+ * below its low one, then promotions of data read often; each batch is
+ * committed by a checkpoint.  locked: the caller holds the volume lock
+ * exclusively (no digest thread), as for fs_checkpoint. */
+int migrate_run(struct cairn_fs *fs, int locked);
+
+#endif
