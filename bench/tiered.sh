@@ -10,6 +10,8 @@
 #   bench/tiered.sh CAIRN_BIN RESULTS_DIR RAW_CSV ROUNDS QUICK
 # and appends "workload,contender,round,metric,unit,value" rows to RAW_CSV,
 # like every other workload of bench/run.
+# The arguments past the first are for run_tiered, once it is written.
+# shellcheck disable=SC2034
 set -euo pipefail
 cairn=${1:?usage: tiered.sh CAIRN_BIN RESULTS_DIR RAW_CSV ROUNDS QUICK}
 results=${2:?}
