@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <mntent.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,14 +178,37 @@ static struct fuse_session *session_start(struct cfuse *cf, const char *vol, con
 	return se;
 }
 
-/* Runs the session until unmount or a signal; 0 on a clean exit. */
-static int session_run(struct fuse_session *se)
+/* Whether every request can be served by one thread: no request of this
+ * volume waits for a device.  On byte-addressable media without capacity
+ * tiers, durability is a cache-line flush and the digest runs on its own
+ * thread, so a request takes microseconds, and one thread that serves
+ * them all stays warm and close to its callers: measured on 2 cores,
+ * varmail and SQLite inserts through the mount ran about twice as fast
+ * as with libfuse's pool, which hands successive requests to different
+ * threads.  Where a request can wait for a disk (the file medium's
+ * fdatasync, a capacity tier's reads), the pool lets other requests
+ * proceed meanwhile and concurrent writers share one fdatasync. */
+static bool one_thread_serves(cairn_fs *fs)
 {
-	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-	if (!cfg)
-		return -1;
-	int rc = fuse_session_loop_mt(se, cfg);
-	fuse_loop_cfg_destroy(cfg);
+	struct cairn_info in;
+	if (cairn_info(fs, &in))
+		return false;
+	return strcmp(in.media, "file") != 0 && in.tier_count <= 1;
+}
+
+/* Runs the session until unmount or a signal; 0 on a clean exit. */
+static int session_run(struct fuse_session *se, cairn_fs *fs)
+{
+	int rc;
+	if (one_thread_serves(fs)) {
+		rc = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+		if (!cfg)
+			return -1;
+		rc = fuse_session_loop_mt(se, cfg);
+		fuse_loop_cfg_destroy(cfg);
+	}
 	/* A positive value is the signal that ended the loop: a clean exit. */
 	return rc < 0 ? rc : 0;
 }
@@ -208,7 +232,7 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 	int rc = 1;
 	if (se) {
 		detach(ready_fd);
-		rc = session_run(se) ? 1 : 0;
+		rc = session_run(se, cf.fs) ? 1 : 0;
 		if (rc)
 			report("mount", mp, "the FUSE session failed");
 		fuse_session_unmount(se);

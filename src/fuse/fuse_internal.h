@@ -22,6 +22,8 @@ struct cfuse {
 	/* Sync mode: every change is durable when its request is answered,
 	 * so fsync has nothing to wait for. */
 	bool sync_mode;
+	/* The kernel opens and releases directories without asking. */
+	bool stateless_opendir;
 	/* The FUSE_HANDLE_KILLPRIV_V2 handshake (fuse_wire.c). */
 	uint64_t init_unique;           /* the INIT request's number */
 	bool kernel_offers_killpriv_v2; /* the kernel's INIT request has it */

@@ -172,6 +172,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Writes must reach cairn when write() is called: that is when they
 	 * become durable.  A write-back cache would defer them. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* Every change of a file's data goes through this kernel, so its
+	 * page cache is never stale: no need to drop a file's pages whenever
+	 * its mtime changes (which every write does). */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* Directory streams need no state (see op_opendir): the kernel may
+	 * open and release directories without asking. */
+	struct cfuse *cf = userdata;
+	cf->stateless_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -335,13 +343,15 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 /* ---- open files ---------------------------------------------------------- */
 
-/* keep_cache stays 0, so the kernel drops its cached pages of a file at
- * each open: cairn reuses inode numbers (with generation 0), and pages of
- * a freed file must never be taken for those of a new one. */
+/* keep_cache: the kernel keeps a file's cached pages across opens.  They
+ * are never stale (every change goes through the kernel), and never those
+ * of another file: cairn reuses an inode number only after the kernel has
+ * forgotten it (ic_pin), which it does when it evicts the inode and its
+ * pages. */
 static void set_open_flags(struct fuse_file_info *fi, int fd)
 {
 	fi->fh = (uint64_t)fd;
-	fi->keep_cache = 0;
+	fi->keep_cache = 1;
 	fi->noflush = 1; /* flush does nothing: spare the kernel the request */
 }
 
@@ -475,7 +485,13 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	/* Directory streams need no state: the FUSE offset is cairn's cookie. */
+	/* Directory streams need no state: the FUSE offset is cairn's cookie.
+	 * ENOSYS tells a kernel that can do without opendir and releasedir
+	 * requests to stop sending them. */
+	if (((struct cfuse *)fuse_req_userdata(req))->stateless_opendir) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	fi->fh = 0;
 	fuse_reply_open(req, fi);
 }

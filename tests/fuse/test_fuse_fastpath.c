@@ -11,7 +11,12 @@
  *      (now by cairn when the kernel hands that over): on write, O_TRUNC
  *      open, truncate, fallocate and chown, by a caller without privilege,
  *      with set-group-ID kept only for a member of the group when group
- *      execute is off.
+ *      execute is off;
+ *   4. the kernel keeps file pages across opens (and asks nothing to open
+ *      a directory): a file never shows the pages of the removed file
+ *      whose inode number it got, and a change through one descriptor is
+ *      seen through another at once;
+ *   5. several threads calling at once all get their writes in.
  * The requests the kernel sends are counted in libfuse's debug output
  * (`cairn mount --foreground -o debug`).  Skipped unless root with
  * /dev/fuse.  The cairn command is CAIRN_BIN (set by CMake).
@@ -20,7 +25,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <dirent.h>
 #include <mntent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -42,7 +49,10 @@
 
 #define WRITES 100
 #define NOBODY 65534
-#define KILLPRIV_V2 (1u << 28) /* FUSE_HANDLE_KILLPRIV_V2 in the INIT flags */
+#define KILLPRIV_V2 (1u << 28)     /* FUSE_HANDLE_KILLPRIV_V2 in the INIT flags */
+#define NO_OPENDIR (1u << 24)      /* FUSE_NO_OPENDIR_SUPPORT */
+#define REUSES 300                 /* files made, read and removed in turn */
+#define WRITERS 4
 
 static struct {
 	int usable;
@@ -67,10 +77,10 @@ static char *at(const char *rel)
 
 static int run_cairn(const char *arg, ...)
 {
-	char *argv[10] = {"cairn"};
+	char *argv[16] = {"cairn"};
 	va_list ap;
 	va_start(ap, arg);
-	for (int i = 1; arg && i < 9; i++, arg = va_arg(ap, const char *))
+	for (int i = 1; arg && i < 15; i++, arg = va_arg(ap, const char *))
 		argv[i] = (char *)arg;
 	va_end(ap);
 	pid_t pid = fork();
@@ -188,8 +198,9 @@ static int group_setup(void **state)
 	snprintf(g.log, sizeof(g.log), "%s/debug.log", g.root);
 	if (mkdir(g.mnt, 0755))
 		return -1;
+	/* Few inodes, so that the page-cache test gets numbers back soon. */
 	if (run_cairn("mkfs", g.vol, "--media", "emul", "--log-size", "16M", "--fast-size", "64M",
-		      NULL) != 0)
+		      "--inodes", "32", NULL) != 0)
 		return -1;
 	g.usable = 1;
 	return 0;
@@ -236,10 +247,24 @@ static void test_sync_mode(void **state)
 	}
 	CHECK(close(fd));
 	CHECK(close(dir));
+	/* Directory streams work without opendir requests. */
+	for (int i = 0; i < 3; i++) {
+		DIR *d = opendir(g.mnt);
+		assert_non_null(d);
+		int found = 0;
+		struct dirent *e;
+		while ((e = readdir(d)))
+			found |= !strcmp(e->d_name, "appends");
+		closedir(d);
+		assert_true(found);
+	}
 	mount_stop();
 
 	unsigned flags;
 	assert_int_equal(count_requests("WRITE", &flags), WRITES);
+	int opendirs = count_requests("OPENDIR", &flags);
+	if (flags & NO_OPENDIR)
+		assert_true(opendirs <= 1);
 	/* The first fsync (fsyncdir) is answered ENOSYS, then the kernel
 	 * answers them itself. */
 	assert_true(count_requests("FSYNC", &flags) <= 1);
@@ -383,12 +408,128 @@ static void test_setid(void **state)
 	mount_stop();
 }
 
+/* ---- 4. the page cache ---------------------------------------------------- */
+
+/* The kernel keeps a file's pages across opens: never those of a removed
+ * file whose inode number cairn gives to the next one. */
+static void test_page_cache(void **state)
+{
+	if (!g.usable)
+		skip();
+	mount_start(0, NULL);
+	char want[64], got[64];
+	static unsigned char seen[1024];
+	int reused = 0;
+	for (int i = 0; i < REUSES; i++) {
+		int n = snprintf(want, sizeof(want), "file number %d", i);
+		int fd = open(at("reuse"), O_CREAT | O_EXCL | O_WRONLY, 0644);
+		CHECK(fd);
+		assert_int_equal(write(fd, want, (size_t)n), n);
+		struct stat sb;
+		CHECK(fstat(fd, &sb));
+		CHECK(close(fd));
+		assert_true(sb.st_ino < sizeof(seen));
+		reused += seen[sb.st_ino]++ > 0;
+		for (int pass = 0; pass < 2; pass++) {
+			fd = open(at("reuse"), O_RDONLY);
+			CHECK(fd);
+			memset(got, 0, sizeof(got));
+			assert_int_equal(read(fd, got, sizeof(got)), n);
+			CHECK(close(fd));
+			assert_string_equal(got, want);
+		}
+		CHECK(unlink(at("reuse")));
+	}
+	assert_true(reused > 0); /* the case this is about did happen */
+	/* A change through one descriptor is seen through another at once,
+	 * cached or not: a write, a truncate, a punched hole. */
+	int w = open(at("shared"), O_CREAT | O_RDWR, 0644);
+	CHECK(w);
+	assert_int_equal(pwrite(w, "abcdefgh", 8, 0), 8);
+	int r = open(at("shared"), O_RDONLY);
+	CHECK(r);
+	assert_int_equal(pread(r, got, 8, 0), 8);
+	assert_memory_equal(got, "abcdefgh", 8);
+	assert_int_equal(pwrite(w, "XY", 2, 3), 2);
+	assert_int_equal(pread(r, got, 8, 0), 8);
+	assert_memory_equal(got, "abcXYfgh", 8);
+	CHECK(ftruncate(w, 4));
+	assert_int_equal(pread(r, got, 8, 0), 4);
+	CHECK(ftruncate(w, 8));
+	assert_int_equal(pread(r, got, 8, 0), 8);
+	assert_memory_equal(got, "abcX\0\0\0\0", 8);
+	CHECK(close(r));
+	CHECK(close(w));
+	mount_stop();
+}
+
+/* ---- 5. concurrent callers ------------------------------------------------- */
+
+struct writer {
+	int id, fd;
+};
+
+static void *writer_loop(void *arg)
+{
+	struct writer *w = arg;
+	char block[4096];
+	for (int i = 0; i < WRITES; i++) {
+		memset(block, 'A' + (w->id * 7 + i) % 26, sizeof(block));
+		if (write(w->fd, block, sizeof(block)) != (ssize_t)sizeof(block))
+			return (void *)1;
+		if (i % 10 == 0 && fsync(w->fd))
+			return (void *)1;
+	}
+	return NULL;
+}
+
+/* Several threads write and read at once through the mount (whatever the
+ * number of threads that serve it), and everything lands. */
+static void test_concurrent(void **state)
+{
+	if (!g.usable)
+		skip();
+	mount_start(0, NULL);
+	struct writer w[WRITERS];
+	pthread_t t[WRITERS];
+	char name[32];
+	for (int i = 0; i < WRITERS; i++) {
+		snprintf(name, sizeof(name), "w%d", i);
+		w[i] = (struct writer){.id = i, .fd = open(at(name), O_CREAT | O_WRONLY | O_APPEND, 0644)};
+		CHECK(w[i].fd);
+		assert_int_equal(pthread_create(&t[i], NULL, writer_loop, &w[i]), 0);
+	}
+	for (int i = 0; i < WRITERS; i++) {
+		void *rc;
+		assert_int_equal(pthread_join(t[i], &rc), 0);
+		assert_null(rc);
+		CHECK(close(w[i].fd));
+	}
+	mount_stop();
+	mount_start(0, NULL);
+	char block[4096];
+	for (int i = 0; i < WRITERS; i++) {
+		snprintf(name, sizeof(name), "w%d", i);
+		int fd = open(at(name), O_RDONLY);
+		CHECK(fd);
+		for (int k = 0; k < WRITES; k++) {
+			assert_int_equal(read(fd, block, sizeof(block)), (ssize_t)sizeof(block));
+			assert_int_equal(block[0], 'A' + (i * 7 + k) % 26);
+		}
+		assert_int_equal(read(fd, block, sizeof(block)), 0);
+		CHECK(close(fd));
+	}
+	mount_stop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sync_mode),
 		cmocka_unit_test(test_batch_mode),
 		cmocka_unit_test(test_setid),
+		cmocka_unit_test(test_page_cache),
+		cmocka_unit_test(test_concurrent),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
