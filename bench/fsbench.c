@@ -18,16 +18,18 @@
  * backend.
  *
  * Workloads (see usage()): micro, bigdir-populate, bigdir-stat, varmail,
- * sqlite.  Results go to stdout as "metric,unit,value" lines; notes (sample
+ * sqlite, tiered-load, tiered-mix.  Results go to stdout as "metric,unit,value" lines; notes (sample
  * counts, capped loops) go to stderr.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -270,6 +272,11 @@ static double opt_seconds = 10;  /* varmail duration */
 static const char *opt_journal = "delete";
 static long opt_entries = 1000000;
 static int opt_write_only;       /* micro: also 4 KiB appends without fdatasync */
+static long opt_file_kib = 1024; /* tiered: size of each file */
+static int opt_read_pct = 90;    /* tiered-mix: share of reads */
+static long opt_chunk = 65536;   /* tiered-mix: bytes per read or write */
+static double opt_theta = 0.99;  /* tiered-mix: zipfian skew over the files */
+static unsigned long long opt_seed; /* tiered-mix: varies the sequence per round */
 
 /* A loop of at most n iterations that stops once the time cap is reached
  * (after a minimum number of samples), so that a slow disk cannot stretch a
@@ -687,6 +694,191 @@ static void run_sqlite(void)
 }
 #endif
 
+
+/* ---- tiered ------------------------------------------------------------- */
+
+/* A data set of --files files of --file-kib KiB each in tiered/, sized by
+ * bench/tiered.sh to four times a cairn volume's fast tier so that most of
+ * it has to live on the capacity tier.  tiered-load writes it (1 MiB calls,
+ * each file made durable once it is whole); tiered-mix then reads and
+ * overwrites --chunk bytes at a time, picking the file with a zipfian
+ * distribution, so that a few files are hot and most are cold. */
+
+static void tiered_name(char *buf, size_t size, long i)
+{
+	snprintf(buf, size, "tiered/f%05ld", i);
+}
+
+static void run_tiered_load(void)
+{
+	const size_t io = 1 << 20;
+	char *buf = malloc(io);
+	char p[64];
+	fill(buf, io);
+	if (B->mkdir("tiered") && errno != EEXIST)
+		die("mkdir tiered");
+	long bytes = opt_file_kib * 1024;
+	double t0 = now();
+	for (long i = 0; i < opt_files; i++) {
+		tiered_name(p, sizeof(p), i);
+		int fd = B->open(p, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+		if (fd < 0)
+			die("create %s", p);
+		for (long off = 0; off < bytes; off += io) {
+			size_t n = bytes - off < (long)io ? (size_t)(bytes - off) : io;
+			/* Distinct contents per file, so nothing can share blocks. */
+			memcpy(buf, &i, sizeof(i));
+			if (B->pwrite(fd, buf, n, off) != (ssize_t)n)
+				die("write %s", p);
+		}
+		if (B->filesync(fd) || B->close(fd))
+			die("fsync %s", p);
+	}
+	if (B->dirsync("tiered"))
+		die("fsync tiered");
+	double el = now() - t0;
+	double mib = (double)opt_files * bytes / (1 << 20);
+	fprintf(stderr, "# tiered-load: %ld files of %ld KiB (%.0f MiB) in %.2f s\n", opt_files,
+		opt_file_kib, mib, el);
+	result("load", "MiB/s", mib / el);
+	result("load_time", "s", el);
+	free(buf);
+}
+
+/* The zipfian generator of YCSB (Gray et al., "Quickly generating
+ * billion-record synthetic databases"): rank 0 is the most popular. */
+struct zipf {
+	long n;
+	double theta, alpha, zetan, eta, half_pow_theta;
+};
+
+static void zipf_init(struct zipf *z, long n, double theta)
+{
+	double zeta2 = 1 + pow(0.5, theta);
+	z->n = n;
+	z->theta = theta;
+	z->zetan = 0;
+	for (long i = 1; i <= n; i++)
+		z->zetan += 1 / pow((double)i, theta);
+	z->alpha = 1 / (1 - theta);
+	z->eta = (1 - pow(2.0 / n, 1 - theta)) / (1 - zeta2 / z->zetan);
+	z->half_pow_theta = pow(0.5, theta);
+}
+
+static double uniform(void)
+{
+	return (double)(rnd() >> 11) * 0x1.0p-53;
+}
+
+static long zipf_next(const struct zipf *z)
+{
+	double u = uniform(), uz = u * z->zetan;
+	if (uz < 1)
+		return 0;
+	if (uz < 1 + z->half_pow_theta)
+		return 1 < z->n ? 1 : 0;
+	long r = (long)(z->n * pow(z->eta * u - z->eta + 1, z->alpha));
+	return r < z->n ? r : z->n - 1;
+}
+
+struct samples {
+	double *v;
+	long n, cap;
+};
+
+static void sample_add(struct samples *s, double x)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 4096;
+		s->v = realloc(s->v, s->cap * sizeof(double));
+		if (!s->v)
+			die("realloc");
+	}
+	s->v[s->n++] = x;
+}
+
+static void run_tiered_mix(void)
+{
+	char p[64], m[64];
+	long bytes = opt_file_kib * 1024;
+	if (opt_chunk < 4096 || opt_chunk % 4096 || opt_chunk > bytes) {
+		fprintf(stderr, "bench_fs: --chunk must be a multiple of 4096 within a file\n");
+		exit(2);
+	}
+	/* One descriptor per file, opened before the clock starts: the mix
+	 * times reads and writes, not opens. */
+	struct rlimit rl;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < (rlim_t)opt_files + 64) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	int *fds = malloc(opt_files * sizeof(int));
+	long *perm = malloc(opt_files * sizeof(long));
+	for (long i = 0; i < opt_files; i++) {
+		tiered_name(p, sizeof(p), i);
+		if ((fds[i] = B->open(p, O_RDWR, 0)) < 0)
+			die("open %s (run tiered-load first)", p);
+		perm[i] = i;
+	}
+	/* Popularity ranks map to files through a fixed shuffle (YCSB
+	 * scrambles its keys too), so that the hot files are not simply the
+	 * last ones written, which a tiering policy would find on the fast
+	 * tier anyway.  The shuffle is the same every round and contender. */
+	for (long i = opt_files - 1; i > 0; i--) {
+		long j = (long)(rnd() % (unsigned long long)(i + 1)), t = perm[i];
+		perm[i] = perm[j], perm[j] = t;
+	}
+	rng ^= opt_seed * 0x9e3779b97f4a7c15ull;
+	if (!rng)
+		rng = 88172645463325252ull;
+	struct zipf z;
+	zipf_init(&z, opt_files, opt_theta);
+	char *buf = malloc(opt_chunk);
+	fill(buf, opt_chunk);
+	long slots = (bytes - opt_chunk) / 4096 + 1, reads = 0, writes = 0;
+	struct samples rl_s = {0}, wl_s = {0};
+	double t0 = now(), el;
+	while ((el = now() - t0) < opt_seconds) {
+		int fd = fds[perm[zipf_next(&z)]];
+		off_t off = (off_t)(rnd() % (unsigned long long)slots) * 4096;
+		int is_read = (long)(rnd() % 100) < opt_read_pct;
+		double t = now();
+		if (is_read) {
+			if (B->pread(fd, buf, opt_chunk, off) != (ssize_t)opt_chunk)
+				die("read");
+			sample_add(&rl_s, now() - t);
+			reads++;
+		} else {
+			if (B->pwrite(fd, buf, opt_chunk, off) != (ssize_t)opt_chunk || B->datasync(fd))
+				die("write");
+			sample_add(&wl_s, now() - t);
+			writes++;
+		}
+	}
+	fprintf(stderr, "# tiered-mix %d/%d: %ld reads, %ld writes of %ld KiB over %ld files "
+		"(theta %.2f) in %.2f s\n", opt_read_pct, 100 - opt_read_pct, reads, writes,
+		opt_chunk / 1024, opt_files, opt_theta, el);
+	snprintf(m, sizeof(m), "mix%d", opt_read_pct);
+	result(m, "ops/s", (reads + writes) / el);
+	snprintf(m, sizeof(m), "mix%d_MiB", opt_read_pct);
+	result(m, "MiB/s", (reads + writes) * (double)opt_chunk / (1 << 20) / el);
+	if (reads) {
+		snprintf(m, sizeof(m), "mix%d_read", opt_read_pct);
+		report_lat(m, rl_s.v, reads);
+	}
+	if (writes) {
+		snprintf(m, sizeof(m), "mix%d_write", opt_read_pct);
+		report_lat(m, wl_s.v, writes);
+	}
+	for (long i = 0; i < opt_files; i++)
+		B->close(fds[i]);
+	free(rl_s.v);
+	free(wl_s.v);
+	free(buf);
+	free(perm);
+	free(fds);
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 static void usage(void)
@@ -702,6 +894,10 @@ static void usage(void)
 		"  bigdir-stat      stat random names in bigdir/\n"
 		"  varmail          Filebench-varmail-style mail server loop\n"
 		"  sqlite           single-row INSERT transactions, synchronous=FULL\n"
+		"  tiered-load      write --files files of --file-kib KiB in tiered/\n"
+		"  tiered-mix       zipfian (--theta) reads and durable overwrites of\n"
+		"                   --chunk bytes at 4 KiB-aligned offsets of those files,\n"
+		"                   --read-pct %% reads, for --seconds\n"
 		"options:\n"
 		"  --n N            latency samples / transactions (20000)\n"
 		"  --meta N         files for the namespace operations (5000)\n"
@@ -713,7 +909,12 @@ static void usage(void)
 		"  --journal MODE   sqlite journal mode: delete or wal (delete)\n"
 		"  --entries N      entries of bigdir/ (1000000)\n"
 		"  --write-only     micro: also time 4 KiB appends without the durability\n"
-		"                   step (append_4k_write_only)\n");
+		"                   step (append_4k_write_only)\n"
+		"  --file-kib N     tiered: size of each file in KiB (1024)\n"
+		"  --read-pct N     tiered-mix: percentage of reads (90)\n"
+		"  --chunk BYTES    tiered-mix: bytes per read or write (65536)\n"
+		"  --theta X        tiered-mix: zipfian skew, 0 < X < 1 (0.99)\n"
+		"  --seed N         tiered-mix: varies the operation sequence (0)\n");
 	exit(2);
 }
 
@@ -727,6 +928,9 @@ int main(int argc, char **argv)
 		{"cdf", required_argument, 0, 'D'},   {"files", required_argument, 0, 'f'},
 		{"seconds", required_argument, 0, 'S'}, {"journal", required_argument, 0, 'j'},
 		{"entries", required_argument, 0, 'e'}, {"write-only", no_argument, 0, 'w'},
+		{"file-kib", required_argument, 0, 'F'}, {"read-pct", required_argument, 0, 'R'},
+		{"chunk", required_argument, 0, 'K'},   {"theta", required_argument, 0, 'T'},
+		{"seed", required_argument, 0, 'E'},
 		{0, 0, 0, 0},
 	};
 	const char *volume = NULL;
@@ -751,11 +955,17 @@ int main(int argc, char **argv)
 		case 'j': opt_journal = optarg; break;
 		case 'e': opt_entries = atol(optarg); break;
 		case 'w': opt_write_only = 1; break;
+		case 'F': opt_file_kib = atol(optarg); break;
+		case 'R': opt_read_pct = atoi(optarg); break;
+		case 'K': opt_chunk = atol(optarg); break;
+		case 'T': opt_theta = atof(optarg); break;
+		case 'E': opt_seed = strtoull(optarg, NULL, 10); break;
 		default: usage();
 		}
 	}
 	if (optind != argc - 1 || !root == !volume || opt_n < 1 || opt_meta < 1 ||
-	    opt_seq_mib < 1 || opt_files < 1 || opt_entries < 1)
+	    opt_seq_mib < 1 || opt_files < 1 || opt_entries < 1 || opt_file_kib < 4 ||
+	    opt_read_pct < 0 || opt_read_pct > 100 || !(opt_theta > 0 && opt_theta < 1))
 		usage();
 	const char *w = argv[optind];
 	if (volume) {
@@ -777,6 +987,10 @@ int main(int argc, char **argv)
 		run_bigdir_stat();
 	else if (!strcmp(w, "varmail"))
 		run_varmail();
+	else if (!strcmp(w, "tiered-load"))
+		run_tiered_load();
+	else if (!strcmp(w, "tiered-mix"))
+		run_tiered_mix();
 #ifdef HAVE_SQLITE
 	else if (!strcmp(w, "sqlite") && !volume)
 		run_sqlite();
