@@ -10,9 +10,11 @@ contenders.tsv, meta.txt and lat/append_4k-*.txt, and writes:
   results.json  the same, with the run's metadata and the contenders'
                 durability semantics
   summary.md    the contenders, every median, the ratios of each cairn
-                contender to ext4-ram, ext4-disk and tmpfs, and the targets
-  *.png         gnuplot plots: CDF of the 4 KiB durable append latency, and
-                one bar chart per metric for latency and throughput
+                contender to ext4-ram, ext4-disk and tmpfs, the tiered
+                workload's ratios to ext4-disk and ext4-dmcache, the targets
+  *.png         gnuplot plots: CDF of the 4 KiB durable append latency,
+                one bar chart per metric for latency and throughput, and
+                tiered.png for the tiered workload
 and prints summary.md.  Standard library only; plots need gnuplot.
 """
 import csv
@@ -24,16 +26,23 @@ import subprocess
 import sys
 
 RIVALS = ["ext4-ram", "ext4-disk", "tmpfs"]
+# The tiered workload (bench/tiered.sh) has contenders of its own.
+TIERED_RIVALS = ["ext4-disk", "ext4-dmcache"]
 # Metrics only cairn has, and the rivals' metric they answer: a write on a
 # cairn mount in sync mode is as durable as a rival's write + fdatasync.
 RIVAL_METRIC = {"append_4k_write_only_p50": "append_4k_p50"}
-CAIRN = ["cairn-native-emul", "cairn-fuse-emul", "cairn-native-file", "cairn-fuse-file"]
-ORDER = CAIRN + RIVALS
-LOWER_BETTER_UNITS = {"us"}
+CAIRN = ["cairn-native-emul", "cairn-fuse-emul", "cairn-native-file", "cairn-fuse-file",
+         "cairn-tiered"]
+ORDER = CAIRN + RIVALS + ["ext4-dmcache"]
+LOWER_BETTER_UNITS = {"us", "s"}
+# Facts about a run rather than speeds (where cairn's data lies): no
+# direction, no ratio, no plot.
+INFO_METRICS = {"tier_fast_used", "tier_disk_used"}
 # Bar colours: cairn on emul, cairn on file, the RAM rivals, the disk rival.
 COLORS = {"cairn-native-emul": 0x1b7837, "cairn-fuse-emul": 0x5aae61,
           "cairn-native-file": 0x2166ac, "cairn-fuse-file": 0x67a9cf,
-          "ext4-ram": 0xd6604d, "ext4-disk": 0xb2182b, "tmpfs": 0x999999}
+          "ext4-ram": 0xd6604d, "ext4-disk": 0xb2182b, "tmpfs": 0x999999,
+          "cairn-tiered": 0x762a83, "ext4-dmcache": 0xf4a582}
 
 
 def median(xs):
@@ -87,7 +96,8 @@ def aggregate(samples):
         rows.append({
             "contender": c, "workload": w, "metric": m, "unit": unit,
             "median": median(vs), "p99": p99(vs), "runs": len(vs),
-            "better": "lower" if unit in LOWER_BETTER_UNITS else "higher",
+            "better": ("info" if m in INFO_METRICS else
+                       "lower" if unit in LOWER_BETTER_UNITS else "higher"),
         })
     rank = {c: i for i, c in enumerate(ORDER)}
     rows.sort(key=lambda r: (r["workload"], r["metric"], rank.get(r["contender"], 99)))
@@ -96,7 +106,8 @@ def aggregate(samples):
 
 def advantage(row, rival):
     """How many times better the row is than the rival (>1: row wins)."""
-    if rival is None or row is None or not row["median"] or not rival["median"]:
+    if (rival is None or row is None or not row["median"] or not rival["median"]
+            or row["better"] == "info"):
         return None
     if row["better"] == "lower":
         return rival["median"] / row["median"]
@@ -145,6 +156,36 @@ def targets(get):
     return [(t, r, need, (m if r is not None else None)) for t, r, need, m in out]
 
 
+def tiered_section(by, contenders):
+    """cairn-tiered against ext4 on the disk and on dm-cache, p99 included
+    (a tiered system is judged by its tail as much as by its median)."""
+    group = {"mix90": 0, "mix50": 1, "load": 2}
+    mine = sorted({m for (c, w, m) in by if w == "tiered" and c == "cairn-tiered"},
+                  key=lambda m: (group.get(m.split("_")[0], 3), m))
+    if not mine:
+        return []
+    rivals = TIERED_RIVALS  # a rival not measured shows as "-"
+    lines = ["", "## Tiered workload: cairn-tiered against ext4 (>1: cairn wins)", "",
+             "A data set four times the fast tier; for latencies rival/cairn, for the rest "
+             "cairn/rival, of the medians over the rounds.  ext4-dmcache: %s." % (
+                 "measured" if "ext4-dmcache" in contenders else
+                 "not measured here (see the notes)"), "",
+             "| metric | unit | cairn-tiered | " + " | ".join(rivals) + " | " +
+             " | ".join("vs " + rv for rv in rivals) + " |",
+             "|---|---|---|" + "---|" * (2 * len(rivals))]
+    for m in mine:
+        row = by[("cairn-tiered", "tiered", m)]
+        vals = [fmt(by[(rv, "tiered", m)]["median"]) if (rv, "tiered", m) in by else "-"
+                for rv in rivals]
+        ratios = []
+        for rv in rivals:
+            a = advantage(row, by.get((rv, "tiered", m)))
+            ratios.append("-" if a is None else "%.2fx" % a)
+        lines.append("| %s | %s | %s | %s |" % (m, row["unit"], fmt(row["median"]),
+                                                " | ".join(vals + ratios)))
+    return lines
+
+
 def summary(meta, contenders, rows, notes):
     by = {(r["contender"], r["workload"], r["metric"]): r for r in rows}
     present = [c for c in ORDER if c in contenders] + [c for c in contenders if c not in ORDER]
@@ -152,8 +193,10 @@ def summary(meta, contenders, rows, notes):
     lines.append("Mode: %s, %s rounds per measurement, %s.  Machine: %s.  Commit %s."
                  % (meta.get("mode"), meta.get("rounds"), meta.get("date"),
                     meta.get("machine"), meta.get("commit")))
-    lines.append("Sizes: %s." % meta.get("sizes"))
-    lines.append("stat_bigdir: directory of %s." % meta.get("bigdir_entries"))
+    if meta.get("sizes"):
+        lines.append("Sizes: %s." % meta.get("sizes"))
+    if meta.get("bigdir_entries"):
+        lines.append("stat_bigdir: directory of %s." % meta.get("bigdir_entries"))
     if meta.get("mode") == "quick":
         lines.append("Quick mode: counts are small and timed loops are capped, so these "
                      "numbers are indicative only.")
@@ -174,13 +217,10 @@ def summary(meta, contenders, rows, notes):
         vals = [fmt(by[(c, w, m)]["median"]) if (c, w, m) in by else "-" for c in present]
         lines.append("| %s | %s | %s | %s | %s |" % (w, m, unit, better, " | ".join(vals)))
 
-    lines += ["", "## Ratios: how many times better cairn is (>1: cairn wins)", "",
-              "For latencies rival/cairn, for throughputs cairn/rival, of the medians "
-              "(p50 latencies and throughputs; p99 tails are in the table above).", "",
-              "| workload | metric | cairn contender | median | vs ext4-ram | vs ext4-disk | vs tmpfs |",
-              "|---|---|---|---|---|---|---|"]
+    ratio_lines = []
     for w, m, unit, better in metrics:
-        if m.endswith("_p99"):  # tails are in the medians table and results.csv
+        # Tails are in the medians table and results.csv; tiered has its own.
+        if m.endswith("_p99") or w == "tiered":
             continue
         for c in CAIRN:
             row = by.get((c, w, m))
@@ -190,8 +230,15 @@ def summary(meta, contenders, rows, notes):
             for rv in RIVALS:
                 a = advantage(row, by.get((rv, w, RIVAL_METRIC.get(m, m))))
                 ratios.append("-" if a is None else "%.2fx" % a)
-            lines.append("| %s | %s | %s | %s %s | %s |"
-                         % (w, m, c, fmt(row["median"]), unit, " | ".join(ratios)))
+            ratio_lines.append("| %s | %s | %s | %s %s | %s |"
+                               % (w, m, c, fmt(row["median"]), unit, " | ".join(ratios)))
+    if ratio_lines:
+        lines += ["", "## Ratios: how many times better cairn is (>1: cairn wins)", "",
+                  "For latencies rival/cairn, for throughputs cairn/rival, of the medians "
+                  "(p50 latencies and throughputs; p99 tails are in the table above).", "",
+                  "| workload | metric | cairn contender | median | vs ext4-ram | vs ext4-disk | vs tmpfs |",
+                  "|---|---|---|---|---|---|---|"] + ratio_lines
+    lines += tiered_section(by, contenders)
 
     lines += ["", "## Targets", "", "| target | this run | needed | met |", "|---|---|---|---|"]
     get = lambda k: by[k]["median"] if k in by else None
@@ -338,16 +385,21 @@ def main():
     pngs = []
     if shutil.which("gnuplot"):
         pngs.append(plot_cdf(out, present))
-        lat = [(w, m, u) for (w, m, u, b) in
-               dict.fromkeys((r["workload"], r["metric"], r["unit"], r["better"]) for r in rows)
-               if b == "lower" and m.endswith("_p50")]
-        thr = [(w, m, u) for (w, m, u, b) in
-               dict.fromkeys((r["workload"], r["metric"], r["unit"], r["better"]) for r in rows)
-               if b == "higher"]
+        kinds = dict.fromkeys((r["workload"], r["metric"], r["unit"], r["better"]) for r in rows)
+        lat = [(w, m, u) for (w, m, u, b) in kinds
+               if b == "lower" and m.endswith("_p50") and w != "tiered"]
+        thr = [(w, m, u) for (w, m, u, b) in kinds if b == "higher" and w != "tiered"]
+        tiered = [("tiered", m, u) for (w, m, u, b) in kinds if w == "tiered" and
+                  (m in ("mix90", "mix50") or
+                   (m.startswith("mix") and (m.endswith("_p50") or m.endswith("_p99"))))]
+        tiered.sort(key=lambda k: (k[1].split("_")[0] != "mix90", k[1]))
         pngs.append(plot_bars(out, "latency", "Median latency per contender (lower is better)",
                               lat, by, present, "%g"))
         pngs.append(plot_bars(out, "throughput", "Throughput per contender (higher is better)",
                               thr, by, present, "%.0s%c"))
+        pngs.append(plot_bars(out, "tiered", "Tiered workload: data set 4x the fast tier "
+                              "(ops/s higher is better, latency lower is better)",
+                              tiered, by, present, "%g"))
         # Keep only the pictures; the plot inputs can be rebuilt from results.
         for name in os.listdir(out):
             if name.startswith("plot-") and (name.endswith(".dat") or name.endswith(".gp")):
