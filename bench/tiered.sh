@@ -196,8 +196,10 @@ else
 	note "ext4-disk and ext4-dmcache skipped: not root (no loop devices)"
 fi
 [ ${#contenders[@]} -gt 0 ] || { note "skipped: no contender could be set up"; exit 0; }
+# ext4-disk may be there already from the other workloads: one line each.
 for c in "${contenders[@]}"; do
-	printf '%s\tmount\t%s\n' "$c" "${semantics[$c]}" >>"$results/contenders.tsv"
+	cut -f1 "$results/contenders.tsv" 2>/dev/null | grep -qx -- "$c" ||
+		printf '%s\tmount\t%s\n' "$c" "${semantics[$c]}" >>"$results/contenders.tsv"
 done
 
 dropped=1
