@@ -185,7 +185,8 @@ static struct fuse_session *session_start(struct cfuse *cf, const char *vol, con
  * them all stays warm and close to its callers: measured on 2 cores,
  * varmail and SQLite inserts through the mount ran about twice as fast
  * as with libfuse's pool, which hands successive requests to different
- * threads.  Where a request can wait for a disk (the file medium's
+ * threads; that thread polls briefly for the next request before it
+ * sleeps (fuse_wire.c).  Where a request can wait for a disk (the file medium's
  * fdatasync, a capacity tier's reads), the pool lets other requests
  * proceed meanwhile and concurrent writers share one fdatasync. */
 static bool one_thread_serves(cairn_fs *fs)
@@ -197,10 +198,10 @@ static bool one_thread_serves(cairn_fs *fs)
 }
 
 /* Runs the session until unmount or a signal; 0 on a clean exit. */
-static int session_run(struct fuse_session *se, cairn_fs *fs)
+static int session_run(struct fuse_session *se, const struct cfuse *cf)
 {
 	int rc;
-	if (one_thread_serves(fs)) {
+	if (cf->spin) {
 		rc = fuse_session_loop(se);
 	} else {
 		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
@@ -228,11 +229,12 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 		report("mount", vol, "%s", cairn_last_error()[0] ? cairn_last_error() : strerror(e));
 		return 1;
 	}
+	cf.spin = one_thread_serves(cf.fs);
 	struct fuse_session *se = session_start(&cf, vol, mp, o);
 	int rc = 1;
 	if (se) {
 		detach(ready_fd);
-		rc = session_run(se, cf.fs) ? 1 : 0;
+		rc = session_run(se, &cf) ? 1 : 0;
 		if (rc)
 			report("mount", mp, "the FUSE session failed");
 		fuse_session_unmount(se);

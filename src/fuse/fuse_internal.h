@@ -24,6 +24,9 @@ struct cfuse {
 	bool sync_mode;
 	/* The kernel opens and releases directories without asking. */
 	bool stateless_opendir;
+	/* One thread serves every request and polls for the next one for
+	 * CFUSE_SPIN_NS before it sleeps (fuse_wire.c). */
+	bool spin;
 	/* The FUSE_HANDLE_KILLPRIV_V2 handshake (fuse_wire.c). */
 	uint64_t init_unique;           /* the INIT request's number */
 	bool kernel_offers_killpriv_v2; /* the kernel's INIT request has it */
@@ -49,6 +52,11 @@ bool cfuse_request_kills_suidgid(void);
  * process is the only one that changes the volume, and every change goes
  * through the kernel, which invalidates what a change makes stale. */
 #define CFUSE_TIMEOUT 1.0
+
+/* How long a lone serving thread polls for the next request before it
+ * sleeps: about the time a caller takes between two requests of one
+ * system call or of a tight loop of them. */
+#define CFUSE_SPIN_NS 30000u
 
 extern const struct fuse_lowlevel_ops cfuse_ops;
 
