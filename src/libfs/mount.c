@@ -438,41 +438,35 @@ int cairn_sync(cairn_fs *fs)
 	return rc ? fail(rc) : 0;
 }
 
-int cairn_digest(cairn_fs *fs)
+/* Runs a whole-volume step (a checkpoint, a migration pass) for the API.
+ * Lock order is the digest mutex, then the volume lock.  Without a digest
+ * thread, writers checkpoint inline while holding the volume lock; taking
+ * it first here keeps the same order. */
+static int whole_volume(cairn_fs *fs, int (*step)(struct cairn_fs *fs, int locked))
 {
 	if (!fs)
 		return fail(-EINVAL);
 	if (fs->read_only)
 		return fail(-EROFS);
-	/* Lock order is the digest mutex, then the volume lock.  Without a
-	 * digest thread, writers checkpoint inline while holding the volume
-	 * lock; taking it first here keeps the same order. */
 	int rc;
 	if (fs->digest_thread_running) {
-		rc = fs_checkpoint(fs, 0);
+		rc = step(fs, 0);
 	} else {
 		pthread_rwlock_wrlock(&fs->lock);
-		rc = fs_checkpoint(fs, 1);
+		rc = step(fs, 1);
 		pthread_rwlock_unlock(&fs->lock);
 	}
 	return rc ? fail(rc) : 0;
 }
 
+int cairn_digest(cairn_fs *fs)
+{
+	return whole_volume(fs, fs_checkpoint);
+}
+
 int cairn_migrate(cairn_fs *fs)
 {
-	if (!fs)
-		return fail(-EINVAL);
-	if (fs->read_only)
-		return fail(-EROFS);
-	int rc;
-	if (fs->digest_thread_running) {
-		rc = migrate_run(fs, 0);
-	} else {
-		pthread_rwlock_wrlock(&fs->lock);
-		rc = migrate_run(fs, 1);
-		pthread_rwlock_unlock(&fs->lock);
-	}
-	return rc ? fail(rc) : 0;
+	return whole_volume(fs, migrate_run);
 }
 
 int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv)

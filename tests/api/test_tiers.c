@@ -99,6 +99,22 @@ static struct per_tier file_tiers(cairn_fs *fs, int k)
 	return pt;
 }
 
+/* Unmounts, mounts again: the tree dumps the same and files /f00 ..
+ * /f(n-1) hold what put_file wrote. */
+static void remount_and_check(struct testvol *tv, const char *what, int n)
+{
+	char *before = tv_dump(tv->fs, TV_DUMP_ALL);
+	TV_OK(tv_unmount(tv));
+	cairn_fs *fs = tv_mount(tv, NULL);
+	assert_non_null(fs);
+	char *after = tv_dump(fs, TV_DUMP_ALL);
+	tv_assert_dump_eq(before, after, what);
+	for (int k = 0; k < n; k++)
+		expect_file(fs, k);
+	free(before);
+	free(after);
+}
+
 /* Writes NFILES files, the first NHOT read again and again in between. */
 static void fill_mixed(cairn_fs *fs)
 {
@@ -149,17 +165,7 @@ static void test_four_times_fast_tier(void **state)
 	assert_int_equal(file_tiers(fs, NHOT).blocks[2], FILE_SIZE / 4096);
 	for (int k = 0; k < NFILES; k++)
 		expect_file(fs, k);
-	char *before = tv_dump(fs, TV_DUMP_ALL);
-	TV_OK(tv_unmount(tv));
-
-	fs = tv_mount(tv, NULL);
-	assert_non_null(fs);
-	char *after = tv_dump(fs, TV_DUMP_ALL);
-	tv_assert_dump_eq(before, after, "remount after migration");
-	for (int k = 0; k < NFILES; k++)
-		expect_file(fs, k);
-	free(before);
-	free(after);
+	remount_and_check(tv, "remount after migration", NFILES);
 	tv_destroy(tv);
 }
 
@@ -245,16 +251,7 @@ static void test_full_volume(void **state)
 	free(buf);
 	assert_true(full);
 	assert_true(k > 20); /* about 30 MiB fit: more than the fast tier */
-	char *before = tv_dump(fs, TV_DUMP_ALL);
-	TV_OK(tv_unmount(tv));
-	fs = tv_mount(tv, NULL);
-	assert_non_null(fs);
-	char *after = tv_dump(fs, TV_DUMP_ALL);
-	tv_assert_dump_eq(before, after, "remount of a full tiered volume");
-	for (int j = 0; j < k - 1; j++)
-		expect_file(fs, j);
-	free(before);
-	free(after);
+	remount_and_check(tv, "remount of a full tiered volume", k - 1);
 	tv_destroy(tv);
 }
 
