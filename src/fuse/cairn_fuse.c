@@ -150,7 +150,7 @@ static struct fuse_session *session_start(struct cfuse *cf, const char *vol, con
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
 	if (build_args(&args, vol, o) == 0)
-		se = fuse_session_new(&args, &cfuse_ops, sizeof(cfuse_ops), cf);
+		se = cf->se = fuse_session_new(&args, &cfuse_ops, sizeof(cfuse_ops), cf);
 	fuse_opt_free_args(&args);
 	if (!se) {
 		report("mount", mp, "invalid FUSE options (see above)");

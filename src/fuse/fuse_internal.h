@@ -19,6 +19,7 @@
 
 struct cfuse {
 	cairn_fs *fs;
+	struct fuse_session *se;
 	/* Sync mode: every change is durable when its request is answered,
 	 * so fsync has nothing to wait for. */
 	bool sync_mode;

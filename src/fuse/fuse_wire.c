@@ -107,7 +107,7 @@ static uint64_t now_ns(void)
  * per request, and on a virtual machine whose idle processors halt, a
  * wake-up on another processor costs tens of microseconds: the caller's
  * next request usually comes sooner than that. */
-static ssize_t read_spinning(int fd, void *buf, size_t len)
+static ssize_t read_spinning(struct cfuse *cf, int fd, void *buf, size_t len)
 {
 	uint64_t until = now_ns() + CFUSE_SPIN_NS;
 	ssize_t n;
@@ -116,9 +116,16 @@ static ssize_t read_spinning(int fd, void *buf, size_t len)
 	while ((n = read(fd, buf, len)) < 0 && errno == EAGAIN && now_ns() < until)
 		sched_yield();
 	while (n < 0 && errno == EAGAIN) {
+		/* A signal that ended the session while this thread was not
+		 * in poll would not wake it: look before sleeping.  EINTR
+		 * sends libfuse to check. */
+		if (fuse_session_exited(cf->se)) {
+			errno = EINTR;
+			return -1;
+		}
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		if (poll(&p, 1, -1) < 0)
-			return -1; /* EINTR: libfuse checks for a signal */
+			return -1;
 		n = read(fd, buf, len);
 	}
 	return n;
@@ -127,7 +134,7 @@ static ssize_t read_spinning(int fd, void *buf, size_t len)
 static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 {
 	struct cfuse *cf = userdata;
-	ssize_t n = cf->spin ? read_spinning(fd, buf, len) : read(fd, buf, len);
+	ssize_t n = cf->spin ? read_spinning(cf, fd, buf, len) : read(fd, buf, len);
 	if (n > 0)
 		inspect(cf, buf, (size_t)n);
 	return n;

@@ -16,7 +16,8 @@
  *      a directory): a file never shows the pages of the removed file
  *      whose inode number it got, and a change through one descriptor is
  *      seen through another at once;
- *   5. several threads calling at once all get their writes in.
+ *   5. several threads calling at once all get their writes in;
+ *   6. SIGTERM ends the daemon cleanly, asleep or busy.
  * The requests the kernel sends are counted in libfuse's debug output
  * (`cairn mount --foreground -o debug`).  Skipped unless root with
  * /dev/fuse.  The cairn command is CAIRN_BIN (set by CMake).
@@ -522,6 +523,41 @@ static void test_concurrent(void **state)
 	mount_stop();
 }
 
+/* ---- 6. signals ------------------------------------------------------------ */
+
+/* SIGTERM ends the daemon cleanly (exit 0, mount gone) whether it comes
+ * while the daemon sleeps or just after a request, while it still polls
+ * for the next one. */
+static void test_sigterm(void **state)
+{
+	if (!g.usable)
+		skip();
+	for (int late = 0; late < 2; late++) {
+		mount_start(0, NULL);
+		int fd = open(at("sig"), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+		CHECK(fd);
+		assert_int_equal(write(fd, "x", 1), 1);
+		CHECK(close(fd));
+		if (late)
+			sleep_ms(200);
+		else
+			CHECK(access(at("sig"), F_OK));
+		assert_int_equal(kill(g.daemon, SIGTERM), 0);
+		int st = 0, done = 0;
+		for (int ms = 0; ms < 5000 && !done; ms += 5) {
+			done = waitpid(g.daemon, &st, WNOHANG) == g.daemon;
+			if (!done)
+				sleep_ms(5);
+		}
+		if (!done)
+			fail_msg("the daemon did not exit within 5 s of SIGTERM");
+		g.daemon = 0;
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+		assert_false(is_mounted());
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -530,6 +566,7 @@ int main(void)
 		cmocka_unit_test(test_setid),
 		cmocka_unit_test(test_page_cache),
 		cmocka_unit_test(test_concurrent),
+		cmocka_unit_test(test_sigterm),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
