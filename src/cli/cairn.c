@@ -466,6 +466,9 @@ static int cmd_mount(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"foreground", no_argument, 0, 'f'},
 	                                         {"batch", required_argument, 0, 'b'},
+	                                         {"high-watermark", required_argument, 0, 'H'},
+	                                         {"low-watermark", required_argument, 0, 'W'},
+	                                         {"no-promote", no_argument, 0, 'P'},
 	                                         {"help", no_argument, 0, 'h'},
 	                                         {0, 0, 0, 0}};
 	struct cairn_fuse_opts o = {0};
