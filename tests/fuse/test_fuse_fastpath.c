@@ -44,15 +44,17 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fusetest.h"
+
 #ifndef CAIRN_BIN
 #error "CAIRN_BIN must name the cairn command"
 #endif
 
 #define WRITES 100
 #define NOBODY 65534
-#define KILLPRIV_V2 (1u << 28)     /* FUSE_HANDLE_KILLPRIV_V2 in the INIT flags */
-#define NO_OPENDIR (1u << 24)      /* FUSE_NO_OPENDIR_SUPPORT */
-#define REUSES 300                 /* files made, read and removed in turn */
+#define KILLPRIV_V2 (1u << 28) /* FUSE_HANDLE_KILLPRIV_V2 in the INIT flags */
+#define NO_OPENDIR (1u << 24)  /* FUSE_NO_OPENDIR_SUPPORT */
+#define REUSES 300             /* files made, read and removed in turn */
 #define WRITERS 4
 
 static struct {
@@ -70,49 +72,11 @@ static char *at(const char *rel)
 	return b;
 }
 
-#define CHECK(call)                                                                     \
-	do {                                                                            \
-		if ((call) < 0)                                                         \
-			fail_msg("%s: %s", #call, strerror(errno));                    \
+#define CHECK(call)                                                                                \
+	do {                                                                                       \
+		if ((call) < 0)                                                                    \
+			fail_msg("%s: %s", #call, strerror(errno));                                \
 	} while (0)
-
-static int run_cairn(const char *arg, ...)
-{
-	char *argv[16] = {"cairn"};
-	va_list ap;
-	va_start(ap, arg);
-	for (int i = 1; arg && i < 15; i++, arg = va_arg(ap, const char *))
-		argv[i] = (char *)arg;
-	va_end(ap);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-		dup2(null, 1);
-		execv(CAIRN_BIN, argv);
-		_exit(127);
-	}
-	int st;
-	if (pid < 0 || waitpid(pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int is_mounted(void)
-{
-	FILE *f = setmntent("/proc/self/mounts", "r");
-	int found = 0;
-	struct mntent *m;
-	while (f && (m = getmntent(f)))
-		found |= !strcmp(m->mnt_dir, g.mnt);
-	if (f)
-		endmntent(f);
-	return found;
-}
-
-static void sleep_ms(int ms)
-{
-	nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
 
 /* `cairn mount --foreground`, with -o debug into g.log when debug, and
  * --batch batch_ms when batch_ms > 0. */
@@ -137,17 +101,7 @@ static void mount_start(int debug, const char *batch_ms)
 		_exit(127);
 	}
 	g.daemon = pid;
-	for (int ms = 0; ms < 10000; ms += 5) {
-		if (is_mounted())
-			return;
-		int st;
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			g.daemon = 0;
-			fail_msg("cairn mount exited (status %d) before mounting", st);
-		}
-		sleep_ms(5);
-	}
-	fail_msg("%s did not show up in /proc/self/mounts", g.mnt);
+	wait_for_mount(&g.daemon, g.mnt);
 }
 
 static void mount_stop(void)
@@ -201,7 +155,7 @@ static int group_setup(void **state)
 		return -1;
 	/* Few inodes, so that the page-cache test gets numbers back soon. */
 	if (run_cairn("mkfs", g.vol, "--media", "emul", "--log-size", "16M", "--fast-size", "64M",
-		      "--inodes", "32", NULL) != 0)
+	              "--inodes", "32", NULL) != 0)
 		return -1;
 	g.usable = 1;
 	return 0;
@@ -211,7 +165,7 @@ static int group_teardown(void **state)
 {
 	if (!g.root[0])
 		return 0;
-	if (is_mounted())
+	if (is_mounted_at(g.mnt))
 		umount2(g.mnt, MNT_DETACH);
 	if (g.daemon > 0) {
 		kill(g.daemon, SIGKILL);
@@ -277,7 +231,7 @@ static void test_sync_mode(void **state)
 		assert_true(getxattrs <= 2);
 	else
 		print_message("the kernel offers no FUSE_HANDLE_KILLPRIV_V2: %d getxattr\n",
-			      getxattrs);
+		              getxattrs);
 
 	mount_start(0, NULL);
 	fd = open(at("appends"), O_RDONLY);
@@ -325,7 +279,7 @@ enum change { WRITE, OPEN_TRUNC, TRUNCATE, FALLOCATE, PUNCH, CHOWN_SAME };
  * change as uid/gid (with no supplementary groups); returns the mode
  * after it. */
 static mode_t mode_after(const char *rel, mode_t mode, gid_t gid, uid_t uid, gid_t as_gid,
-			 enum change c)
+                         enum change c)
 {
 	const char *p = at(rel);
 	unlink(p);
@@ -360,7 +314,8 @@ static mode_t mode_after(const char *rel, mode_t mode, gid_t gid, uid_t uid, gid
 			break;
 		case PUNCH:
 			f = open(p, O_WRONLY);
-			rc = f < 0 || fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 2);
+			rc =
+			    f < 0 || fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 2);
 			break;
 		case CHOWN_SAME:
 			rc = chown(p, (uid_t)-1, gid);
@@ -496,7 +451,8 @@ static void test_concurrent(void **state)
 	char name[32];
 	for (int i = 0; i < WRITERS; i++) {
 		snprintf(name, sizeof(name), "w%d", i);
-		w[i] = (struct writer){.id = i, .fd = open(at(name), O_CREAT | O_WRONLY | O_APPEND, 0644)};
+		w[i] = (struct writer){.id = i,
+		                       .fd = open(at(name), O_CREAT | O_WRONLY | O_APPEND, 0644)};
 		CHECK(w[i].fd);
 		assert_int_equal(pthread_create(&t[i], NULL, writer_loop, &w[i]), 0);
 	}
@@ -554,19 +510,16 @@ static void test_sigterm(void **state)
 		g.daemon = 0;
 		assert_true(WIFEXITED(st));
 		assert_int_equal(WEXITSTATUS(st), 0);
-		assert_false(is_mounted());
+		assert_false(is_mounted_at(g.mnt));
 	}
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sync_mode),
-		cmocka_unit_test(test_batch_mode),
-		cmocka_unit_test(test_setid),
-		cmocka_unit_test(test_page_cache),
-		cmocka_unit_test(test_concurrent),
-		cmocka_unit_test(test_sigterm),
+	    cmocka_unit_test(test_sync_mode),  cmocka_unit_test(test_batch_mode),
+	    cmocka_unit_test(test_setid),      cmocka_unit_test(test_page_cache),
+	    cmocka_unit_test(test_concurrent), cmocka_unit_test(test_sigterm),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

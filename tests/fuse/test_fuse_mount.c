@@ -37,19 +37,21 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fusetest.h"
+
 #ifndef CAIRN_BIN
 #error "CAIRN_BIN must name the cairn command"
 #endif
 
 #define FUSE_SUPER_MAGIC 0x65735546
-#define MANY 1000       /* entries of the big directory */
-#define RING 1024       /* 4 KiB slots of the file the kill test overwrites */
+#define MANY 1000 /* entries of the big directory */
+#define RING 1024 /* 4 KiB slots of the file the kill test overwrites */
 #define KILL_AFTER_MS 300
 
 static struct {
-	int usable;    /* root and /dev/fuse: the tests can run */
+	int usable; /* root and /dev/fuse: the tests can run */
 	char root[PATH_MAX], vol[PATH_MAX], mnt[PATH_MAX];
-	pid_t daemon;  /* the `cairn mount --foreground` child, or 0 */
+	pid_t daemon; /* the `cairn mount --foreground` child, or 0 */
 } g;
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -63,60 +65,20 @@ static char *at(const char *rel)
 	return b;
 }
 
-#define CHECK(call)                                                                     \
-	do {                                                                            \
-		if ((call) < 0)                                                         \
-			fail_msg("%s: %s", #call, strerror(errno));                    \
+#define CHECK(call)                                                                                \
+	do {                                                                                       \
+		if ((call) < 0)                                                                    \
+			fail_msg("%s: %s", #call, strerror(errno));                                \
 	} while (0)
 
-#define CHECK_ERRNO(call, e)                                                            \
-	do {                                                                            \
-		errno = 0;                                                              \
-		long r_ = (long)(call);                                                 \
-		if (r_ != -1 || errno != (e))                                           \
-			fail_msg("%s: expected %s, got %ld (%s)", #call, strerror(e), r_,  \
-				 strerror(errno));                                      \
+#define CHECK_ERRNO(call, e)                                                                       \
+	do {                                                                                       \
+		errno = 0;                                                                         \
+		long r_ = (long)(call);                                                            \
+		if (r_ != -1 || errno != (e))                                                      \
+			fail_msg("%s: expected %s, got %ld (%s)", #call, strerror(e), r_,          \
+			         strerror(errno));                                                 \
 	} while (0)
-
-/* Runs CAIRN_BIN with the arguments (up to 8, NULL-terminated); returns
- * its exit status (or -1). */
-static int run_cairn(const char *arg, ...)
-{
-	char *argv[10] = {"cairn"};
-	va_list ap;
-	va_start(ap, arg);
-	for (int i = 1; arg && i < 9; i++, arg = va_arg(ap, const char *))
-		argv[i] = (char *)arg;
-	va_end(ap);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-		dup2(null, 1); /* mkfs's greeting */
-		execv(CAIRN_BIN, argv);
-		_exit(127);
-	}
-	int st;
-	if (pid < 0 || waitpid(pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int is_mounted(void)
-{
-	FILE *f = setmntent("/proc/self/mounts", "r");
-	int found = 0;
-	struct mntent *m;
-	while (f && (m = getmntent(f)))
-		found |= !strcmp(m->mnt_dir, g.mnt);
-	if (f)
-		endmntent(f);
-	return found;
-}
-
-static void sleep_ms(int ms)
-{
-	nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
-}
 
 /* Starts `cairn mount VOLUME MNT --foreground` and waits for the mount. */
 static void mount_start(void)
@@ -128,24 +90,14 @@ static void mount_start(void)
 		_exit(127);
 	}
 	g.daemon = pid;
-	for (int ms = 0; ms < 10000; ms += 5) {
-		if (is_mounted())
-			return;
-		int st;
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			g.daemon = 0;
-			fail_msg("cairn mount exited (status %d) before mounting", st);
-		}
-		sleep_ms(5);
-	}
-	fail_msg("%s did not show up in /proc/self/mounts", g.mnt);
+	wait_for_mount(&g.daemon, g.mnt);
 }
 
 /* `cairn umount`, then the daemon must exit 0. */
 static void mount_stop(void)
 {
 	assert_int_equal(run_cairn("umount", g.mnt, NULL), 0);
-	assert_false(is_mounted());
+	assert_false(is_mounted_at(g.mnt));
 	int st;
 	assert_int_equal(waitpid(g.daemon, &st, 0), g.daemon);
 	g.daemon = 0;
@@ -219,7 +171,7 @@ static int group_setup(void **state)
 		return -1;
 	/* A small log, so that the digest runs during the kill test. */
 	if (run_cairn("mkfs", g.vol, "--media", "emul", "--log-size", "16M", "--fast-size", "64M",
-		      NULL) != 0)
+	              NULL) != 0)
 		return -1;
 	g.usable = 1;
 	return 0;
@@ -230,7 +182,7 @@ static int group_teardown(void **state)
 	if (!g.root[0])
 		return 0;
 	/* Whatever failed, leave no mount and no daemon behind. */
-	if (is_mounted())
+	if (is_mounted_at(g.mnt))
 		umount2(g.mnt, MNT_DETACH);
 	if (g.daemon > 0) {
 		kill(g.daemon, SIGKILL);
@@ -253,9 +205,11 @@ static void names(void)
 	CHECK_ERRNO(open(at("d/hello"), O_RDONLY), ENOENT);
 	write_file("d/other", "other\n");
 	CHECK_ERRNO(syscall(SYS_renameat2, AT_FDCWD, at("d/other"), AT_FDCWD, at("d/greeting"),
-			    RENAME_NOREPLACE), EEXIST);
+	                    RENAME_NOREPLACE),
+	            EEXIST);
 	CHECK_ERRNO(syscall(SYS_renameat2, AT_FDCWD, at("d/other"), AT_FDCWD, at("d/greeting"),
-			    RENAME_EXCHANGE), EINVAL);
+	                    RENAME_EXCHANGE),
+	            EINVAL);
 	CHECK(rename(at("d/other"), at("d/replaced")));
 	write_file("d/victim", "victim\n");
 	CHECK(rename(at("d/replaced"), at("d/victim"))); /* over an existing name */
@@ -531,8 +485,8 @@ static void check_ring(uint64_t acked)
 		uint64_t last = acked > s ? s + (acked - 1 - s) / RING * RING : UINT64_MAX;
 		if (got != last && !(got == acked && acked % RING == s))
 			fail_msg("slot %llu holds write %llu, expected %llu (acked %llu)",
-				 (unsigned long long)s, (unsigned long long)got,
-				 (unsigned long long)last, (unsigned long long)acked);
+			         (unsigned long long)s, (unsigned long long)got,
+			         (unsigned long long)last, (unsigned long long)acked);
 		fill_slot(want, got);
 		assert_memory_equal(blk, want, sizeof(blk));
 	}
@@ -560,7 +514,7 @@ static void test_kill9(void **state)
 	assert_true(WIFSIGNALED(st));
 	uint64_t acked = w.acked_writes, creates = w.acked_creates;
 	print_message("kill -9 after %llu acknowledged writes, %llu creates\n",
-		      (unsigned long long)acked, (unsigned long long)creates);
+	              (unsigned long long)acked, (unsigned long long)creates);
 	assert_true(acked > 0);
 	assert_int_equal(umount2(g.mnt, MNT_DETACH), 0); /* umount -l */
 	mount_start();
@@ -578,9 +532,9 @@ static void test_kill9(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_calls),
-		cmocka_unit_test(test_persist),
-		cmocka_unit_test(test_kill9),
+	    cmocka_unit_test(test_calls),
+	    cmocka_unit_test(test_persist),
+	    cmocka_unit_test(test_kill9),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
