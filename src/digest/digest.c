@@ -63,23 +63,16 @@ static int load_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *
  */
 #define SPILL_PERCENT 95
 
-static uint64_t usable_free(struct cairn_fs *fs, unsigned t)
-{
-	uint64_t f = shared_tier_free(&fs->sh, t);
-	uint64_t keep = t == 0 ? space_margin(fs) : 0;
-	return f > keep ? f - keep : 0;
-}
-
 static int place_block(struct cairn_fs *fs, uint64_t hint, uint64_t *pblk)
 {
 	uint64_t got;
 	for (unsigned t = 0; t < fs->sh.ntiers; t++) {
 		uint64_t spare = shared_tier_blocks(&fs->sh, t) * (100 - SPILL_PERCENT) / 100;
-		if (usable_free(fs, t) > spare)
+		if (tier_data_free(fs, t) > spare)
 			return shared_alloc_data(&fs->sh, t, hint, 1, pblk, &got);
 	}
 	for (unsigned t = 1; t < fs->sh.ntiers; t++)
-		if (usable_free(fs, t) > 0)
+		if (tier_data_free(fs, t) > 0)
 			return shared_alloc_data(&fs->sh, t, hint, 1, pblk, &got);
 	return shared_alloc_data(&fs->sh, 0, hint, 1, pblk, &got);
 }

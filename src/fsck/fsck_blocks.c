@@ -85,12 +85,7 @@ uint64_t fsck_pblk(const struct fsck_ctx *c, uint64_t flat)
 
 int fsck_data_range(const struct fsck_ctx *c, uint64_t start, uint64_t n)
 {
-	unsigned t = FS_PBLK_TIER(start);
-	if (t >= c->sh.ntiers)
-		return 0;
-	const struct tier *x = &c->sh.tier[t];
-	uint64_t b = FS_PBLK_BLK(start);
-	return b >= x->first_block && b < x->total_blocks && n <= x->total_blocks - b;
+	return n > 0 && shared_blocks_ok(&c->sh, start, n);
 }
 
 int fsck_node_block(const struct fsck_ctx *c, uint64_t blk)

@@ -167,14 +167,35 @@ uint64_t space_margin(struct cairn_fs *fs)
 	return 32 + alloc_total(fs->sh.balloc) / 256;
 }
 
+int for_each_data_file(struct cairn_fs *fs,
+                       int (*fn)(void *arg, uint64_t ino, const struct fs_inode *i), void *arg)
+{
+	int rc = 0;
+	for (uint64_t ino = FS_ROOT_INO + 1; ino < fs->sh.sb.inode_count && !rc; ino++) {
+		struct iref r;
+		if (!inode_in_use(&fs->sh, ino) || inode_get(&fs->sh, ino, &r))
+			continue;
+		if (S_ISREG(r.i->mode) && r.i->tree_root)
+			rc = fn(arg, ino, r.i);
+		inode_put(&fs->sh, &r);
+	}
+	return rc;
+}
+
+uint64_t tier_data_free(struct cairn_fs *fs, unsigned t)
+{
+	uint64_t f = shared_tier_free(&fs->sh, t);
+	uint64_t keep = t == 0 ? space_margin(fs) : 0;
+	return f > keep ? f - keep : 0;
+}
+
 /* Data may land on any tier (the digest spills down when the fast tier is
  * full), but the margin for tree nodes must stay free on the fast tier. */
 int space_check(struct cairn_fs *fs, uint64_t blocks)
 {
-	uint64_t fast = alloc_free_count(fs->sh.balloc), margin = space_margin(fs);
-	uint64_t free_blocks = fast > margin ? fast - margin : 0;
-	for (unsigned t = 1; t < fs->sh.ntiers; t++)
-		free_blocks += shared_tier_free(&fs->sh, t);
+	uint64_t free_blocks = 0;
+	for (unsigned t = 0; t < fs->sh.ntiers; t++)
+		free_blocks += tier_data_free(fs, t);
 	return free_blocks >= blocks + fs->reserved_blocks ? 0 : -ENOSPC;
 }
 
@@ -191,8 +212,8 @@ int dir_is_linked(struct cairn_fs *fs, uint64_t dir)
 }
 
 int make_node(struct cairn_fs *fs, const struct icaller *owner, uint64_t parent, const char *name,
-	      size_t namelen, uint32_t mode, uint64_t rdev, const char *target, size_t targetlen,
-	      uint64_t *ino_out, uint64_t *seq)
+              size_t namelen, uint32_t mode, uint64_t rdev, const char *target, size_t targetlen,
+              uint64_t *ino_out, uint64_t *seq)
 {
 	if (!dir_is_linked(fs, parent))
 		return -ENOENT; /* a removed directory that is still open or a cwd */
@@ -254,7 +275,7 @@ static int open_existing(struct cairn_fs *fs, struct lookup *lk, int flags, uint
 }
 
 static int open_locked(struct cairn_fs *fs, const struct target *t, const struct icaller *owner,
-		       int flags, mode_t mode, uint64_t *ino_out, uint64_t *seq, int *attempt)
+                       int flags, mode_t mode, uint64_t *ino_out, uint64_t *seq, int *attempt)
 {
 	int rc = 0;
 	if (flags & (O_CREAT | O_TRUNC))
@@ -280,8 +301,8 @@ static int open_locked(struct cairn_fs *fs, const struct target *t, const struct
 			return -EISDIR;
 		if (fs->read_only)
 			return -EROFS;
-		rc = make_node(fs, owner, lk.parent, lk.name, lk.namelen, S_IFREG | (mode & 07777), 0,
-			       NULL, 0, &ino, seq);
+		rc = make_node(fs, owner, lk.parent, lk.name, lk.namelen, S_IFREG | (mode & 07777),
+		               0, NULL, 0, &ino, seq);
 	}
 	if (rc)
 		return rc;
@@ -299,8 +320,8 @@ static int open_locked(struct cairn_fs *fs, const struct target *t, const struct
 	return fd;
 }
 
-int open_target(struct cairn_fs *fs, const struct target *t, const struct icaller *owner,
-		int flags, mode_t mode, uint64_t *ino)
+int open_target(struct cairn_fs *fs, const struct target *t, const struct icaller *owner, int flags,
+                mode_t mode, uint64_t *ino)
 {
 	uint64_t seq = 0;
 	int attempt = 0, fd;
@@ -503,7 +524,7 @@ ssize_t cairn_read(cairn_fs *fs, int fd, void *buf, size_t count)
 /* Appends one WRITE record of at most the log's largest payload; -EAGAIN
  * means the lock was dropped to digest and the caller retries. */
 static ssize_t write_chunk(struct cairn_fs *fs, struct open_file *f, const void *buf, size_t count,
-			   uint64_t *off, int append, uint64_t *seq, int *attempt)
+                           uint64_t *off, int append, uint64_t *seq, int *attempt)
 {
 	size_t max = (size_t)log_max_payload(fs->log);
 	if (count > max)
@@ -534,7 +555,7 @@ static ssize_t write_chunk(struct cairn_fs *fs, struct open_file *f, const void 
 }
 
 static ssize_t do_write(struct cairn_fs *fs, struct open_file *f, const void *buf, size_t count,
-			uint64_t off, int append, uint64_t *end)
+                        uint64_t off, int append, uint64_t *end)
 {
 	size_t done = 0;
 	ssize_t rc = 0;
@@ -544,7 +565,7 @@ static ssize_t do_write(struct cairn_fs *fs, struct open_file *f, const void *bu
 		pthread_rwlock_wrlock(&fs->lock);
 		do
 			rc = write_chunk(fs, f, (const uint8_t *)buf + done, count - done, &off,
-					 append, &seq, &attempt);
+			                 append, &seq, &attempt);
 		while (rc == -EAGAIN);
 		pthread_rwlock_unlock(&fs->lock);
 		if (rc < 0)
@@ -727,7 +748,7 @@ int cairn_fsync(cairn_fs *fs, int fd)
 #define FALLOC_PUNCH_HOLE 2 /* FALLOC_FL_PUNCH_HOLE */
 
 static int punch_locked(struct cairn_fs *fs, uint64_t ino, uint64_t off, uint64_t len,
-			uint64_t *seq, int *attempt)
+                        uint64_t *seq, int *attempt)
 {
 	int rc = op_begin(fs, sizeof(int64_t), 0, attempt);
 	if (rc)

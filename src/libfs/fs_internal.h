@@ -48,8 +48,8 @@ struct fs_stats {
 	 * it) and from below (promoted into it), and that left it */
 	uint64_t tier_in_down[FS_MAX_TIERS + 1], tier_in_up[FS_MAX_TIERS + 1];
 	uint64_t tier_out[FS_MAX_TIERS + 1];
-	uint64_t migrations;        /* batches committed */
-	uint64_t migrate_ns;        /* time spent copying and switching */
+	uint64_t migrations; /* batches committed */
+	uint64_t migrate_ns; /* time spent copying and switching */
 };
 
 /* A range of a file that was read from a capacity tier (heat.c). */
@@ -107,7 +107,7 @@ struct cairn_fs {
 	pthread_mutex_t promote_lock;
 	struct promote_entry promote[PROMOTE_TABLE];
 	uint64_t promote_clock;
-	int migrate_requested; /* under dstate_lock */
+	int migrate_requested;       /* under dstate_lock */
 	int64_t migrate_stuck_until; /* no automatic demotion before (ns) */
 };
 
@@ -121,7 +121,7 @@ int vnode_is_open(struct cairn_fs *fs, uint64_t ino);
 /* ---- apply (apply.c): one record to the in-memory state ---- */
 struct log_rec_hdr;
 int apply_record(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *payload,
-		 uint64_t payload_off);
+                 uint64_t payload_off);
 /* Frees an inode's blocks and number (nlink 0 and not open). */
 int apply_free_inode(struct cairn_fs *fs, uint64_t ino);
 int orphan_add(struct cairn_fs *fs, struct iref *r);
@@ -139,17 +139,17 @@ int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, int *at
 /* Appends, applies, and returns the record's seq.  Called with the lock held
  * exclusively, after op_begin and validation. */
 int op_log_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
-		 const struct iovec *iov, int iovcnt, uint64_t *seq);
+                 const struct iovec *iov, int iovcnt, uint64_t *seq);
 /* After unlocking: wait for durability (sync mode) and maybe start digest. */
 int op_finish(struct cairn_fs *fs, uint64_t seq);
 int64_t now_ns(void);
 
 /* ---- path walk (path.c) ---- */
 struct lookup {
-	uint64_t parent;        /* directory holding the last component */
-	uint64_t ino;           /* 0 if the last component does not exist */
-	uint8_t type;           /* DT_* of ino */
-	char name[256];         /* last component */
+	uint64_t parent; /* directory holding the last component */
+	uint64_t ino;    /* 0 if the last component does not exist */
+	uint8_t type;    /* DT_* of ino */
+	char name[256];  /* last component */
 	size_t namelen;
 	int trailing_slash;
 };
@@ -159,7 +159,7 @@ int path_lookup(struct cairn_fs *fs, const char *path, int flags, struct lookup 
 /* The entry name in directory dir (no symlink is followed).  With
  * LOOKUP_PARENT a missing entry gives ino 0 instead of -ENOENT. */
 int child_lookup(struct cairn_fs *fs, uint64_t dir, const char *name, int flags,
-		 struct lookup *out);
+                 struct lookup *out);
 /* The inode itself, as if found by name (for calls given an inode). */
 int ino_lookup(struct cairn_fs *fs, uint64_t ino, struct lookup *out);
 
@@ -172,8 +172,8 @@ struct target {
 	uint64_t ino;
 };
 int target_lookup(struct cairn_fs *fs, const struct target *t, int flags, struct lookup *out);
-int dir_lookup_name(struct cairn_fs *fs, uint64_t dir, const char *name, size_t len,
-		    uint64_t *ino, uint8_t *type);
+int dir_lookup_name(struct cairn_fs *fs, uint64_t dir, const char *name, size_t len, uint64_t *ino,
+                    uint8_t *type);
 
 /* ---- reading file data (data.c) ---- */
 ssize_t data_read(struct cairn_fs *fs, uint64_t ino, void *buf, size_t count, uint64_t off);
@@ -181,7 +181,7 @@ ssize_t data_read(struct cairn_fs *fs, uint64_t ino, void *buf, size_t count, ui
 int data_seek(struct cairn_fs *fs, uint64_t ino, uint64_t off, int want_data, uint64_t *out);
 /* Blocks [off, off+len) will newly need in the shared area. */
 int data_blocks_needed(struct cairn_fs *fs, struct fs_inode *i, struct vnode *vn, uint64_t off,
-		       uint64_t len, uint64_t *need);
+                       uint64_t len, uint64_t *need);
 
 /* ---- files.c: shared by the name calls ---- */
 int fill_stat(struct cairn_fs *fs, uint64_t ino, struct stat *st);
@@ -193,12 +193,12 @@ int dir_is_linked(struct cairn_fs *fs, uint64_t dir);
 struct icaller;
 /* owner: the caller's uid/gid, or NULL for the process's own. */
 int make_node(struct cairn_fs *fs, const struct icaller *owner, uint64_t parent, const char *name,
-	      size_t namelen, uint32_t mode, uint64_t rdev, const char *target, size_t targetlen,
-	      uint64_t *ino, uint64_t *seq);
+              size_t namelen, uint32_t mode, uint64_t rdev, const char *target, size_t targetlen,
+              uint64_t *ino, uint64_t *seq);
 int truncate_ino(struct cairn_fs *fs, uint64_t ino, off_t length);
 /* Opens (creating with O_CREAT) the file t names; returns an fd or -errno. */
-int open_target(struct cairn_fs *fs, const struct target *t, const struct icaller *owner,
-		int flags, mode_t mode, uint64_t *ino);
+int open_target(struct cairn_fs *fs, const struct target *t, const struct icaller *owner, int flags,
+                mode_t mode, uint64_t *ino);
 struct op_setattr;
 /* Appends a SETATTR record for ino (fills p->ino and the ctime) and waits
  * for durability.  Takes the lock itself.  Returns 0 or -errno. */
@@ -206,12 +206,12 @@ int setattr_ino(struct cairn_fs *fs, uint64_t ino, struct op_setattr *p);
 
 /* ---- names.c: the name-changing calls, by target; 0 or -errno ---- */
 int names_create(struct cairn_fs *fs, const struct target *t, const struct icaller *owner,
-		 uint32_t mode, uint64_t rdev, const char *symlink_target, uint64_t *ino);
+                 uint32_t mode, uint64_t rdev, const char *symlink_target, uint64_t *ino);
 int names_unlink(struct cairn_fs *fs, const struct target *t);
 int names_rmdir(struct cairn_fs *fs, const struct target *t);
 int names_link(struct cairn_fs *fs, const struct target *from, const struct target *to);
 int names_rename(struct cairn_fs *fs, const struct target *from, const struct target *to,
-		 unsigned flags);
+                 unsigned flags);
 
 /* ---- heat.c: what migration needs to know of use ---- */
 struct extent;
@@ -223,7 +223,7 @@ void heat_touch(struct cairn_fs *fs, uint64_t ino); /* a read */
 int64_t heat_of(struct cairn_fs *fs, uint64_t ino, const struct fs_inode *i);
 /* A read of block lblk, in extent e that lies on a capacity tier. */
 void heat_note_capacity_read(struct cairn_fs *fs, uint64_t ino, const struct extent *e,
-			     uint64_t lblk);
+                             uint64_t lblk);
 /* Moves up to max ranges that are ready for promotion into out. */
 int heat_take_ready(struct cairn_fs *fs, struct promote_entry *out, int max);
 
@@ -234,6 +234,14 @@ int fs_digest_wait(struct cairn_fs *fs); /* called locked exclusively */
 void fs_migrate_kick(struct cairn_fs *fs);
 /* Blocks of the fast tier kept for tree nodes (files.c). */
 uint64_t space_margin(struct cairn_fs *fs);
+/* Calls fn for each regular file with data in the shared area, in inode
+ * order; stops at fn's first non-zero result and returns it (files.c).
+ * Migration and cairn stat scan the volume with it. */
+int for_each_data_file(struct cairn_fs *fs,
+                       int (*fn)(void *arg, uint64_t ino, const struct fs_inode *i), void *arg);
+/* Free blocks of tier t that file data may take: the fast tier's margin
+ * for tree nodes does not count (files.c). */
+uint64_t tier_data_free(struct cairn_fs *fs, unsigned t);
 
 /* errors as POSIX: set errno, return -1 */
 static inline int fail(int neg_errno)

@@ -365,10 +365,14 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 	return rc;
 }
 
-static int check_watermarks(const struct cairn_mount_opts *o, char *err, size_t el)
+/* Fills in the default watermarks (80% and 60%) and checks them. */
+static int check_watermarks(struct cairn_mount_opts *o, char *err, size_t el)
 {
-	int high = o->high_watermark ? o->high_watermark : 80;
-	int low = o->low_watermark ? o->low_watermark : 60;
+	if (!o->high_watermark)
+		o->high_watermark = 80;
+	if (!o->low_watermark)
+		o->low_watermark = 60;
+	int high = o->high_watermark, low = o->low_watermark;
 	if (low < 1 || high > 100 || low >= high) {
 		snprintf(err, el, "watermarks low %d%%, high %d%%: need 1 <= low < high <= 100",
 		         low, high);
@@ -509,17 +513,24 @@ static int count_extent(void *arg, const struct extent *e)
 	return 0;
 }
 
+struct extent_count {
+	struct cairn_fs *fs;
+	uint64_t *per_tier;
+};
+
+static int count_file_extents(void *arg, uint64_t ino, const struct fs_inode *i)
+{
+	(void)ino;
+	struct extent_count *c = arg;
+	extent_walk(&c->fs->sh.fx, i, 0, count_extent, c->per_tier);
+	return 0;
+}
+
 /* Extents per tier: a walk of every file's map (cairn stat is rare). */
 static void count_extents(struct cairn_fs *fs, uint64_t *per_tier)
 {
-	for (uint64_t ino = FS_ROOT_INO + 1; ino < fs->sh.sb.inode_count; ino++) {
-		struct iref r;
-		if (!inode_in_use(&fs->sh, ino) || inode_get(&fs->sh, ino, &r))
-			continue;
-		if (S_ISREG(r.i->mode) && r.i->tree_root)
-			extent_walk(&fs->sh.fx, r.i, 0, count_extent, per_tier);
-		inode_put(&fs->sh, &r);
-	}
+	struct extent_count c = {fs, per_tier};
+	for_each_data_file(fs, count_file_extents, &c);
 }
 
 static void fill_tier_info(struct cairn_fs *fs, struct cairn_info *out)
@@ -538,8 +549,8 @@ static void fill_tier_info(struct cairn_fs *fs, struct cairn_info *out)
 		ti->in_up = fs->stats.tier_in_up[t];
 		ti->out = fs->stats.tier_out[t];
 	}
-	out->high_watermark = fs->opts.high_watermark ? fs->opts.high_watermark : 80;
-	out->low_watermark = fs->opts.low_watermark ? fs->opts.low_watermark : 60;
+	out->high_watermark = fs->opts.high_watermark;
+	out->low_watermark = fs->opts.low_watermark;
 	out->promotion = !fs->opts.no_promotion;
 	out->migrations = fs->stats.migrations;
 	out->migrate_ns = fs->stats.migrate_ns;

@@ -54,16 +54,6 @@ struct batch {
 
 /* ---- watermarks ---------------------------------------------------------- */
 
-static int high_mark(const struct cairn_fs *fs)
-{
-	return fs->opts.high_watermark ? fs->opts.high_watermark : 80;
-}
-
-static int low_mark(const struct cairn_fs *fs)
-{
-	return fs->opts.low_watermark ? fs->opts.low_watermark : 60;
-}
-
 /* Blocks of tier t in use (quarantined ones count: they are not free yet). */
 static uint64_t tier_used(struct cairn_fs *fs, unsigned t)
 {
@@ -87,7 +77,7 @@ int migrate_needed(struct cairn_fs *fs)
 	if (heat_clock_ns() < __atomic_load_n(&fs->migrate_stuck_until, __ATOMIC_RELAXED))
 		return 0;
 	for (unsigned t = 0; t + 1 < fs->sh.ntiers; t++)
-		if (tier_used(fs, t) > mark_blocks(fs, t, high_mark(fs)))
+		if (tier_used(fs, t) > mark_blocks(fs, t, fs->opts.high_watermark))
 			return 1;
 	return 0;
 }
@@ -107,38 +97,39 @@ static int by_heat(const void *a, const void *b)
 	return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
+struct file_list {
+	struct cairn_fs *fs;
+	struct cold_file *v;
+	size_t n, cap;
+};
+
+static int add_file(void *arg, uint64_t ino, const struct fs_inode *i)
+{
+	struct file_list *l = arg;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 1024;
+		struct cold_file *w = realloc(l->v, cap * sizeof(*w));
+		if (!w)
+			return -ENOMEM;
+		l->v = w;
+		l->cap = cap;
+	}
+	l->v[l->n++] = (struct cold_file){ino, heat_of(l->fs, ino, i)};
+	return 0;
+}
+
 /* Regular files with data, coldest first. */
 static int list_files(struct cairn_fs *fs, struct cold_file **out, size_t *count)
 {
-	size_t n = 0, cap = 1024;
-	struct cold_file *v = malloc(cap * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	for (uint64_t ino = FS_ROOT_INO + 1; ino < fs->sh.sb.inode_count; ino++) {
-		if (!inode_in_use(&fs->sh, ino))
-			continue;
-		struct iref r;
-		if (inode_get(&fs->sh, ino, &r))
-			continue;
-		int has_data = S_ISREG(r.i->mode) && r.i->tree_root != 0;
-		int64_t heat = has_data ? heat_of(fs, ino, r.i) : 0;
-		inode_put(&fs->sh, &r);
-		if (!has_data)
-			continue;
-		if (n == cap) {
-			struct cold_file *w = realloc(v, 2 * cap * sizeof(*v));
-			if (!w) {
-				free(v);
-				return -ENOMEM;
-			}
-			v = w;
-			cap *= 2;
-		}
-		v[n++] = (struct cold_file){ino, heat};
+	struct file_list l = {fs, NULL, 0, 0};
+	int rc = for_each_data_file(fs, add_file, &l);
+	if (rc) {
+		free(l.v);
+		return rc;
 	}
-	qsort(v, n, sizeof(*v), by_heat);
-	*out = v;
-	*count = n;
+	qsort(l.v, l.n, sizeof(*l.v), by_heat);
+	*out = l.v;
+	*count = l.n;
 	return 0;
 }
 
@@ -232,7 +223,7 @@ static int pick_hot(struct cairn_fs *fs, struct batch *b)
 {
 	struct promote_entry ready[PROMOTE_TABLE];
 	int n = heat_take_ready(fs, ready, PROMOTE_TABLE);
-	uint64_t used = tier_used(fs, 0), high = mark_blocks(fs, 0, high_mark(fs));
+	uint64_t used = tier_used(fs, 0), high = mark_blocks(fs, 0, fs->opts.high_watermark);
 	uint64_t room = high > used ? high - used : 0;
 	b->dst_tier = 0;
 	b->hint = 0;
@@ -371,10 +362,10 @@ static int run_batch(struct cairn_fs *fs, enum batch_kind kind, unsigned t, uint
 /* Moves cold data of tier t down until it is below its low watermark. */
 static int demote_tier(struct cairn_fs *fs, unsigned t, int locked)
 {
-	if (tier_used(fs, t) <= mark_blocks(fs, t, high_mark(fs)))
+	if (tier_used(fs, t) <= mark_blocks(fs, t, fs->opts.high_watermark))
 		return 0;
 	for (;;) {
-		uint64_t used = tier_used(fs, t), low = mark_blocks(fs, t, low_mark(fs));
+		uint64_t used = tier_used(fs, t), low = mark_blocks(fs, t, fs->opts.low_watermark);
 		if (used <= low)
 			return 0;
 		uint64_t moved;
