@@ -269,6 +269,7 @@ struct replay {
 	uint64_t count;
 	uint64_t bad_seq, bad_off;
 	int bad_rc;
+	int ended; /* replay stopped at the bad record, which is dropped */
 };
 
 static int replay_one(void *arg, const struct log_rec_hdr *h, const void *payload, uint64_t off)
@@ -279,6 +280,16 @@ static int replay_one(void *arg, const struct log_rec_hdr *h, const void *payloa
 		rp->bad_seq = h->seq;
 		rp->bad_off = off;
 		rp->bad_rc = rc;
+		/* A call whose record could not be applied failed with EIO, and
+		 * the volume took no change after it: as the last record, it
+		 * is dropped.  (Volumes made before calls reserved their tree
+		 * nodes can hold such a record.)  A read-only mount shows the
+		 * prefix before any record that does not apply. */
+		int last = rc == -ENOSPC && !log_record_follows(rp->fs->log, off, h);
+		if (last || rp->fs->read_only) {
+			rp->ended = 1;
+			return LOG_REPLAY_END;
+		}
 		return rc;
 	}
 	rp->count++;
@@ -342,11 +353,19 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 	if (rc && rp.bad_rc) {
 		snprintf(err, el,
 		         "log part %s: record %llu at offset %llu does not apply to the shared "
-		         "area (%s)",
+		         "area (%s); a read-only mount shows the volume as it was before it",
 		         fs->vol.mf.path[PART_LOG], (unsigned long long)rp.bad_seq,
 		         (unsigned long long)rp.bad_off, strerror(-rp.bad_rc));
 		return -EUCLEAN;
 	}
+	if (rp.ended)
+		fprintf(stderr,
+		        "cairn: %s: log record %llu at offset %llu does not apply to the shared "
+		        "area (%s): %s\n",
+		        fs->vol.dir, (unsigned long long)rp.bad_seq, (unsigned long long)rp.bad_off,
+		        strerror(-rp.bad_rc),
+		        fs->read_only ? "the volume is shown as it was before it"
+		                      : "its call had failed with EIO, so it is dropped");
 	if (rc) {
 		snprintf(err, el, "log part %s: recovery failed: %s", fs->vol.mf.path[PART_LOG],
 		         strerror(-rc));
@@ -485,15 +504,23 @@ int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv)
 		const struct fs_super *sb = &fs->sh.sb;
 		/* Quarantined blocks are free as soon as the next checkpoint is
 		 * durable, and a writer short of space waits for one. */
-		uint64_t bfree = 0, blocks = 0;
+		uint64_t bfree = 0, blocks = 0, quarantined = 0;
 		for (unsigned t = 0; t < fs->sh.ntiers; t++) {
-			bfree += shared_tier_free(&fs->sh, t) + alloc_quarantined(fs->sh.tier[t].a);
+			bfree += shared_tier_free(&fs->sh, t);
+			quarantined += alloc_quarantined(fs->sh.tier[t].a);
 			blocks += shared_tier_blocks(&fs->sh, t);
 		}
-		bfree = bfree > fs->reserved_blocks ? bfree - fs->reserved_blocks : 0;
+		bfree = bfree + quarantined > fs->reserved_blocks
+		            ? bfree + quarantined - fs->reserved_blocks
+		            : 0;
 		sv->f_bsize = sv->f_frsize = FS_BLOCK_SIZE;
 		sv->f_blocks = blocks;
-		sv->f_bfree = sv->f_bavail = bfree;
+		/* Free counts the metadata reserve, as ext4's counts its
+		 * reserved blocks; available is what a write can still take. */
+		sv->f_bfree = bfree;
+		sv->f_bavail = space_available(fs) + quarantined;
+		if (sv->f_bavail > sv->f_bfree)
+			sv->f_bavail = sv->f_bfree;
 		sv->f_files = sb->inode_count - 1; /* inode 0 is never used */
 		sv->f_ffree = sv->f_favail = alloc_free_count(fs->sh.ialloc);
 		memcpy(&sv->f_fsid, sb->uuid, sizeof(sv->f_fsid));

@@ -249,6 +249,10 @@ int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_
 	       read_record(l, l->tail_off, l->tail_seq, min_epoch, &h, &buf, &bufsz)) {
 		if (h.type != LOG_REC_PAD) {
 			rc = fn(arg, &h, buf, l->tail_off);
+			if (rc == LOG_REPLAY_END) {
+				rc = 0; /* the log ends before this record */
+				break;
+			}
 			if (rc)
 				break;
 		}
@@ -275,6 +279,19 @@ int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_
 		l->epoch_slot = next;
 	}
 	return rc;
+}
+
+int log_record_follows(struct log *l, uint64_t off, const struct log_rec_hdr *h)
+{
+	uint64_t next = off + h->len;
+	if (h->type == LOG_REC_PAD || next + sizeof(*h) > l->ring_end)
+		next = LOG_RING_START;
+	struct log_rec_hdr nh;
+	uint8_t *buf = NULL;
+	size_t bufsz = 0;
+	int valid = read_record(l, next, h->seq + 1, h->epoch, &nh, &buf, &bufsz);
+	free(buf);
+	return valid;
 }
 
 /* ---- append and commit ------------------------------------------------- */

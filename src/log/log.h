@@ -43,10 +43,16 @@ typedef int (*log_replay_fn)(void *arg, const struct log_rec_hdr *h, const void 
  * stale or of an older epoch.  The tail is set after the last valid record.
  * Unless read_only, a new epoch is made durable so that records written
  * from now on can never be confused with stale ones after the tail.
- * A non-zero return of fn stops the scan and is returned.
+ * A non-zero return of fn stops the scan and is returned, except
+ * LOG_REPLAY_END: the log then ends before that record, which the next
+ * append overwrites.
  */
+#define LOG_REPLAY_END 1
 int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_fn fn, void *arg,
 		int read_only);
+/* Whether a valid record follows the record h found at off (its
+ * successor in sequence, in the same or a later epoch). */
+int log_record_follows(struct log *l, uint64_t off, const struct log_rec_hdr *h);
 
 /* Where a record was put. */
 struct log_pos {
