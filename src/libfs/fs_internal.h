@@ -52,12 +52,16 @@ struct fs_stats {
 	uint64_t migrate_ns; /* time spent copying and switching */
 };
 
-/* A range of a file that was read from a capacity tier (heat.c). */
+/* A range of a file that was read from a capacity tier (heat.c): at most
+ * one aligned window of PROMOTE_WINDOW blocks (1 MiB). */
 #define PROMOTE_TABLE 64
+#define PROMOTE_WINDOW 256u
 struct promote_entry {
 	uint64_t ino, lblk, len;
-	uint32_t hits;
-	uint64_t last; /* promote_clock at the last hit */
+	uint32_t hits; /* passes over the range: one per reader, not per read */
+	uint64_t last; /* promote_clock at the last read */
+	uint64_t next_off; /* file byte after the last read: where a scan goes on */
+	uint64_t seen[PROMOTE_WINDOW / 64]; /* blocks read in the current pass */
 };
 
 struct cairn_fs {
@@ -249,9 +253,10 @@ int64_t heat_clock_ns(void);
 void heat_touch(struct cairn_fs *fs, uint64_t ino); /* a read */
 /* When the file was last read or written (ns since the epoch). */
 int64_t heat_of(struct cairn_fs *fs, uint64_t ino, const struct fs_inode *i);
-/* A read of block lblk, in extent e that lies on a capacity tier. */
+/* A read of file bytes [off, off+len), all in extent e, which lies on a
+ * capacity tier. */
 void heat_note_capacity_read(struct cairn_fs *fs, uint64_t ino, const struct extent *e,
-                             uint64_t lblk);
+                             uint64_t off, uint64_t len);
 /* Moves up to max ranges that are ready for promotion into out. */
 int heat_take_ready(struct cairn_fs *fs, struct promote_entry *out, int max);
 
