@@ -83,7 +83,7 @@ static int check_no_volume(const char *dir, int force)
 	char path[VOLUME_PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/%s", dir, VOLUME_MANIFEST);
 	if (!force && access(path, F_OK) == 0) {
-		set_error("%s: a cairn volume already exists here (--force replaces it)", dir);
+		set_error("a cairn volume already exists here (--force replaces it)");
 		return -EEXIST;
 	}
 	return 0;
@@ -390,19 +390,20 @@ int cairn_mkfs(const char *volume_dir, const struct cairn_mkfs_opts *opts)
 	int made_dir;
 	rc = make_volume_dir(volume_dir, &made_dir);
 	if (rc) {
-		set_error("%s: %s", volume_dir, strerror(-rc));
+		set_error("%s", strerror(-rc));
 		return fail(rc);
 	}
 	char dir[VOLUME_PATH_MAX], err[1024] = "";
 	if (!realpath(volume_dir, dir)) {
 		rc = -errno;
-		set_error("%s: %s", volume_dir, strerror(-rc));
+		set_error("%s", strerror(-rc));
 		return fail(rc);
 	}
 	int lock = volume_lock_dir(dir, 1, err, sizeof(err));
 	if (lock < 0) {
-		set_error("%s: %s", volume_dir,
-		          lock == -EBUSY ? "in use (mounted, or another mkfs is making it)" : err);
+		set_error("%s", lock == -EBUSY ? "the volume directory is in use (mounted, or "
+		                                 "another mkfs is making it)"
+		                               : err);
 		return fail(lock);
 	}
 	rc = make_volume(dir, o, err, sizeof(err));
