@@ -758,22 +758,29 @@ static int punch(struct cairn_fs *fs, uint64_t ino, uint64_t off, uint64_t len)
 }
 
 /* Mode 0 and KEEP_SIZE: cairn allocates blocks when data is digested, so
- * "allocating" checks that the space exists now and (mode 0) extends the
- * size; it does not set blocks aside. */
-static int preallocate(struct cairn_fs *fs, uint64_t ino, int mode, uint64_t end)
+ * "allocating" checks that the space for every hole in the range exists
+ * now and (mode 0) extends the size; it does not set blocks aside.  Like
+ * ext4 (file_modified), a successful call changes mtime and ctime. */
+static int preallocate(struct cairn_fs *fs, struct vnode *vn, int mode, uint64_t off, uint64_t end)
 {
-	struct stat st;
+	struct iref r;
+	uint64_t need = 0, size = 0;
 	pthread_rwlock_rdlock(&fs->lock);
-	int rc = fill_stat(fs, ino, &st);
-	uint64_t need = 0;
-	if (!rc && end > (uint64_t)st.st_size)
-		need = (end - (uint64_t)st.st_size + FS_BLOCK_SIZE - 1) / FS_BLOCK_SIZE;
+	int rc = inode_get(&fs->sh, vn->ino, &r);
+	if (!rc) {
+		size = r.i->size;
+		rc = data_blocks_needed(fs, r.i, vn, off, end - off, &need);
+		inode_put(&fs->sh, &r);
+	}
 	if (!rc)
 		rc = space_check(fs, SPACE_DATA, need);
 	pthread_rwlock_unlock(&fs->lock);
-	if (!rc && !(mode & FALLOC_KEEP_SIZE) && end > (uint64_t)st.st_size)
-		rc = truncate_ino(fs, ino, (off_t)end);
-	return rc;
+	if (rc)
+		return rc;
+	if (!(mode & FALLOC_KEEP_SIZE) && end > size)
+		return truncate_ino(fs, vn->ino, (off_t)end); /* sets mtime and ctime */
+	struct op_setattr p = {.valid = SETATTR_MTIME, .mtime_ns = now_ns()};
+	return setattr_ino(fs, vn->ino, &p);
 }
 
 int cairn_fallocate(cairn_fs *fs, int fd, int mode, off_t off, off_t len)
@@ -802,6 +809,6 @@ int cairn_fallocate(cairn_fs *fs, int fd, int mode, off_t off, off_t len)
 	else if (mode & ~FALLOC_KEEP_SIZE)
 		rc = -EOPNOTSUPP;
 	else
-		rc = preallocate(fs, f->vn->ino, mode, (uint64_t)off + (uint64_t)len);
+		rc = preallocate(fs, f->vn, mode, (uint64_t)off, (uint64_t)off + (uint64_t)len);
 	return rc ? fail(rc) : 0;
 }

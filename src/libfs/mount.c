@@ -543,8 +543,13 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 }
 
 /* Fills in the default watermarks (80% and 60%) and checks them. */
-static int check_watermarks(struct cairn_mount_opts *o, char *err, size_t el)
+/* The options a mount is given: watermarks, and a known media kind. */
+static int check_mount_opts(struct cairn_mount_opts *o, char *err, size_t el)
 {
+	if ((unsigned)o->media > CAIRN_MEDIA_EMUL) {
+		snprintf(err, el, "media %d: not a media kind (pmem, file or emul)", (int)o->media);
+		return -EINVAL;
+	}
 	if (!o->high_watermark)
 		o->high_watermark = 80;
 	if (!o->low_watermark)
@@ -575,7 +580,7 @@ cairn_fs *cairn_mount(const char *volume_dir, const struct cairn_mount_opts *opt
 	fs->read_only = fs->opts.read_only;
 	init_locks(fs);
 	char err[1024] = "";
-	int rc = check_watermarks(&fs->opts, err, sizeof(err));
+	int rc = check_mount_opts(&fs->opts, err, sizeof(err));
 	if (!rc)
 		rc = open_parts(fs, volume_dir, err, sizeof(err));
 	if (!rc)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs/alloc.h"
@@ -296,6 +297,32 @@ static void test_statfs_available(void **state)
 	tv_destroy(tv);
 }
 
+/* fallocate inside a sparse file's holes checks the space of the holes:
+ * on a full volume it is refused, and mtime/ctime change when it works. */
+static void test_fallocate_holes(void **state)
+{
+	(void)state;
+	struct testvol *tv = small_volume(CAIRN_MEDIA_EMUL, 16 * TV_MiB, 2048);
+	cairn_fs *fs = tv_mount(tv, NULL);
+	assert_non_null(fs);
+	int fd = TV_OK(cairn_open(fs, "/sparse", O_CREAT | O_RDWR, 0644));
+	TV_OK(cairn_ftruncate(fs, fd, 10 * TV_MiB));
+	struct stat before, after;
+	TV_OK(cairn_fstat(fs, fd, &before));
+	struct timespec pause = {0, 2000000};
+	nanosleep(&pause, NULL);
+	TV_OK(cairn_fallocate(fs, fd, 0, 0, 64 * 1024));
+	TV_OK(cairn_fstat(fs, fd, &after));
+	assert_true(after.st_mtim.tv_sec * 1000000000ll + after.st_mtim.tv_nsec >
+	            before.st_mtim.tv_sec * 1000000000ll + before.st_mtim.tv_nsec);
+	assert_int_equal(after.st_size, 10 * TV_MiB);
+	fill_with_data(fs, "/data");
+	TV_ERR(cairn_fallocate(fs, fd, 0, 0, 5 * TV_MiB), ENOSPC);
+	TV_ERR(cairn_fallocate(fs, fd, 1 /* KEEP_SIZE */, 0, 5 * TV_MiB), ENOSPC);
+	TV_OK(cairn_close(fs, fd));
+	tv_destroy(tv);
+}
+
 /*
  * A record whose apply fails for want of space (as volumes made before
  * calls reserved their tree nodes can hold): the call fails with EIO and
@@ -363,6 +390,7 @@ int main(void)
 	    cmocka_unit_test(test_xattrs_fill),
 	    cmocka_unit_test(test_small_files_tiered),
 	    cmocka_unit_test(test_statfs_available),
+	    cmocka_unit_test(test_fallocate_holes),
 	    cmocka_unit_test(test_unappliable_last_record),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -336,6 +336,14 @@ static void test_bad_names_and_media(void **state)
 	mkfs_refused(tv->dir, &o, EINVAL, "99999999999999 inodes");
 	o.inodes = UINT64_MAX; /* would wrap in the layout's rounding */
 	mkfs_refused(tv->dir, &o, EINVAL, "inodes");
+	/* A mount given an unknown media kind is refused as well. */
+	small_opts(&o);
+	TV_OK(cairn_mkfs(tv->dir, &o));
+	struct cairn_mount_opts mo = {.media = (enum cairn_media)77};
+	errno = 0;
+	assert_null(cairn_mount(tv->dir, &mo));
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(cairn_last_error(), "media"));
 	tv_destroy(tv);
 }
 
