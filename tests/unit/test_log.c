@@ -39,9 +39,9 @@
 #define MIB (1024ull * 1024)
 
 static const uint8_t UUID_A[16] = {0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe,
-				   1,    2,    3,    4,    5,    6,    7,    8};
+                                   1,    2,    3,    4,    5,    6,    7,    8};
 static const uint8_t UUID_B[16] = {0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x00, 0x11,
-				   9,    10,   11,   12,   13,   14,   15,   16};
+                                   9,    10,   11,   12,   13,   14,   15,   16};
 
 /* ---- cleanup: what a failed assertion leaves open ----------------------
  * cmocka leaves a test by longjmp when an assertion fails; the objects a
@@ -89,8 +89,8 @@ static void close_log(struct log *l)
 
 struct part {
 	enum media_kind kind;
-	int fd;             /* keeps the unlinked file alive */
-	char proc[64];      /* /proc/self/fd/N: how it is reopened */
+	int fd;        /* keeps the unlinked file alive */
+	char proc[64]; /* /proc/self/fd/N: how it is reopened */
 	struct media *m;
 };
 
@@ -364,7 +364,7 @@ static int collect(void *arg, const struct log_rec_hdr *h, const void *payload, 
 
 /* got->v[at, at + (to - from)) must be exp->v[from, to). */
 static void check_range(const struct recs *got, size_t at, const struct recs *exp, size_t from,
-			size_t to)
+                        size_t to)
 {
 	assert_true(got->n >= at + (to - from));
 	for (size_t i = 0; i < to - from; i++) {
@@ -402,7 +402,7 @@ static int count_cb(void *arg, const struct log_rec_hdr *h, const void *payload,
 
 /* Recovers into got (emptied first). */
 static int recover_into(struct log *l, uint64_t head_off, uint64_t head_seq, struct recs *got,
-			int read_only)
+                        int read_only)
 {
 	int fail_at = got->fail_at;
 	recs_free(got);
@@ -434,7 +434,8 @@ static void test_format_open(void **state)
 	format_ok(p.m, UUID_A);
 	struct log *l = open_ok(p.m, UUID_A);
 	assert_int_equal(log_epoch(l), 1);
-	assert_int_equal(log_capacity(l), 1 * MIB - LOG_RING_START);
+	/* The ring ends where the backup superblock (the last block) starts. */
+	assert_int_equal(log_capacity(l), 1 * MIB - LOG_RING_START - LOG_BLOCK);
 	assert_true(log_max_payload(l) > 0);
 	assert_true(log_max_payload(l) <= log_capacity(l) / 4);
 	assert_int_equal(log_max_payload(l) % LOG_ALIGN, 0);
@@ -448,6 +449,10 @@ static void test_format_open(void **state)
 	assert_int_equal(s.block_size, LOG_BLOCK);
 	assert_memory_equal(s.uuid, UUID_A, 16);
 	assert_int_equal(s.size, 1 * MIB);
+	struct log_super b;
+	assert_int_equal(LOG_BACKUP_OFF(1 * MIB), 1 * MIB - LOG_BLOCK);
+	assert_int_equal(media_read(p.m, LOG_BACKUP_OFF(1 * MIB), &b, sizeof(b)), 0);
+	assert_memory_equal(&b, &s, sizeof(s)); /* the backup is the same bytes */
 	struct log_epoch e;
 	assert_int_equal(media_read(p.m, LOG_BLOCK, &e, sizeof(e)), 0);
 	assert_int_equal(e.magic, LOG_EPOCH_MAGIC);
@@ -492,29 +497,85 @@ static void test_open_wrong_uuid(void **state)
 	part_destroy(&p);
 }
 
+/* Opens with one damaged copy: 0, a warning naming it, and the copy
+ * log_super_damaged reports. */
+static struct log *open_warned(struct media *m, uint64_t bad_off, unsigned bad_mask)
+{
+	char err[512] = "", want[64];
+	struct log *l = NULL;
+	int rc = log_open(&l, m, UUID_A, err, sizeof(err));
+	if (rc)
+		print_error("log_open with one damaged copy: %d %s\n", rc, err);
+	assert_int_equal(rc, 0);
+	LIVE_ADD(live_logs, l);
+	snprintf(want, sizeof(want), "copy at offset %llu is damaged", (unsigned long long)bad_off);
+	if (!strstr(err, want))
+		fail_msg("warning \"%s\" does not say \"%s\"", err, want);
+	uint64_t off = 1;
+	const char *why = NULL;
+	assert_int_equal(log_super_damaged(l, &off, &why), bad_mask);
+	assert_int_equal(off, bad_off);
+	assert_non_null(why);
+	return l;
+}
+
+/* Every byte of a superblock copy is covered by its checksum; one damaged
+ * copy is worked around (and said), the pair is refused, and
+ * log_super_repair rewrites the damaged copy from the other. */
 static void test_open_flipped_super(void **state)
 {
 	(void)state;
 	static struct part p;
 	part_create(&p, MEDIA_EMUL, 256 * KIB);
 	format_ok(p.m, UUID_A);
+	const uint64_t back = LOG_BACKUP_OFF(256 * KIB);
 	/* magic, version, block size, uuid, size, reserved, checksum */
-	const uint64_t offs[] = {0, 7, 8, 12, 16, 31, 32, 39, 40, 2000, 4087, 4088, 4095};
+	const uint64_t offs[] = {0, 7, 8, 12, 16, 31, 32, 39, 40, 200, 2000, 4087, 4088, 4095};
 	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
 		flip_byte(p.m, offs[i]);
-		char err[256] = "";
+		close_log(open_warned(p.m, 0, 1));
+		flip_byte(p.m, back + offs[i]);
+		char err[512] = "";
 		struct log *l = NULL;
 		int rc = log_open(&l, p.m, UUID_A, err, sizeof(err));
 		if (rc == 0) {
-			print_error("flipped superblock byte %llu went unnoticed\n",
-				    (unsigned long long)offs[i]);
+			print_error("flipped byte %llu in both copies went unnoticed\n",
+			            (unsigned long long)offs[i]);
 			close_log(l);
 		}
-		assert_true(rc == -EUCLEAN || rc == -EINVAL);
-		assert_true(strlen(err) > 0);
-		flip_byte(p.m, offs[i]); /* back */
-		close_log(open_ok(p.m, UUID_A));
+		assert_int_equal(rc, -EUCLEAN);
+		assert_non_null(strstr(err, "both superblock copies are damaged"));
+		flip_byte(p.m, offs[i]); /* the first copy back: the backup is damaged */
+		l = open_warned(p.m, back, 2);
+		assert_int_equal(log_super_repair(l), 0);
+		close_log(l);
+		l = open_ok(p.m, UUID_A);
+		uint64_t off;
+		const char *why;
+		assert_int_equal(log_super_damaged(l, &off, &why), 0);
+		close_log(l);
 	}
+	part_destroy(&p);
+}
+
+/* A part made by the previous format (one superblock, version 1) is
+ * refused with a message that says so, not as damage. */
+static void test_open_version1(void **state)
+{
+	(void)state;
+	static struct part p;
+	part_create(&p, MEDIA_EMUL, 256 * KIB);
+	format_ok(p.m, UUID_A);
+	struct log_super s;
+	assert_int_equal(media_read(p.m, 0, &s, sizeof(s)), 0);
+	s.version = 1;
+	s.checksum = checksum_struct(&s, sizeof(s));
+	assert_int_equal(media_store(p.m, 0, &s, sizeof(s)), 0);
+	assert_int_equal(media_zero(p.m, LOG_BACKUP_OFF(256 * KIB), LOG_BLOCK), 0);
+	char err[512] = "";
+	struct log *l = NULL;
+	assert_int_equal(log_open(&l, p.m, UUID_A, err, sizeof(err)), -EUCLEAN);
+	assert_non_null(strstr(err, "format version 1"));
 	part_destroy(&p);
 }
 
@@ -527,9 +588,8 @@ static void test_open_wrong_size(void **state)
 	/* The part grew (e.g. the manifest and the file disagree). */
 	media_close(p.m);
 	char err[256] = "";
-	assert_int_equal(media_open(&p.m, MEDIA_EMUL, p.proc, 512 * KIB, MEDIA_CREATE, err,
-				    sizeof(err)),
-			 0);
+	assert_int_equal(
+	    media_open(&p.m, MEDIA_EMUL, p.proc, 512 * KIB, MEDIA_CREATE, err, sizeof(err)), 0);
 	err[0] = 0;
 	struct log *l = NULL;
 	int rc = log_open(&l, p.m, UUID_A, err, sizeof(err));
@@ -539,9 +599,8 @@ static void test_open_wrong_size(void **state)
 	assert_true(strlen(err) > 0);
 	/* And shrinks back: the same superblock is valid again. */
 	media_close(p.m);
-	assert_int_equal(media_open(&p.m, MEDIA_EMUL, p.proc, 256 * KIB, MEDIA_CREATE, err,
-				    sizeof(err)),
-			 0);
+	assert_int_equal(
+	    media_open(&p.m, MEDIA_EMUL, p.proc, 256 * KIB, MEDIA_CREATE, err, sizeof(err)), 0);
 	close_log(open_ok(p.m, UUID_A));
 	part_destroy(&p);
 }
@@ -696,7 +755,8 @@ static void roundtrip(enum media_kind kind)
 	assert_int_equal(recover_into(l, LOG_RING_START, 1, &got, 0), 0);
 	assert_int_equal(log_epoch(l), 4);
 	for (int i = 0; i < 20; i++)
-		assert_int_equal(append_one(l, (uint32_t)(rnd() % 3000), 5000 + (uint64_t)i, &exp), 0);
+		assert_int_equal(append_one(l, (uint32_t)(rnd() % 3000), 5000 + (uint64_t)i, &exp),
+		                 0);
 	assert_int_equal(log_commit_all(l), 0);
 	close_log(l);
 	part_reopen(&p);
@@ -821,8 +881,8 @@ static void test_wraparound(void **state)
 		int pad_seen = 0;
 		for (int i = 0; i < 40; i++) {
 			uint64_t seq_before = log_tail_seq(l);
-			assert_int_equal(append_one(l, 700 + 37 * (uint32_t)i, 100 + (uint64_t)i, &exp),
-					 0);
+			assert_int_equal(
+			    append_one(l, 700 + 37 * (uint32_t)i, 100 + (uint64_t)i, &exp), 0);
 			if (exp.v[exp.n - 1].seq != seq_before) {
 				pad_seen++;
 				assert_int_equal(exp.v[exp.n - 1].off, LOG_RING_START);
@@ -1034,8 +1094,19 @@ static void test_e2big_file(void **state)
 
 /* ---- torn and stale records -------------------------------------------- */
 
-enum tear { TEAR_PAYLOAD_FIRST, TEAR_PAYLOAD_LAST, TEAR_MAGIC, TEAR_TYPE, TEAR_LEN,
-	    TEAR_PLEN, TEAR_SEQ, TEAR_EPOCH, TEAR_ARG, TEAR_CHECKSUM, TEAR_COUNT };
+enum tear {
+	TEAR_PAYLOAD_FIRST,
+	TEAR_PAYLOAD_LAST,
+	TEAR_MAGIC,
+	TEAR_TYPE,
+	TEAR_LEN,
+	TEAR_PLEN,
+	TEAR_SEQ,
+	TEAR_EPOCH,
+	TEAR_ARG,
+	TEAR_CHECKSUM,
+	TEAR_COUNT
+};
 
 static uint64_t tear_offset(const struct rec *r, enum tear t)
 {
@@ -1070,7 +1141,8 @@ static void torn(enum media_kind kind)
 		struct log *l = fresh_log(&p, kind, 512 * KIB);
 		static struct recs exp, got;
 		for (int i = 0; i < 12; i++)
-			assert_int_equal(append_one(l, 300 + 50 * (uint32_t)i, (uint64_t)i, &exp), 0);
+			assert_int_equal(append_one(l, 300 + 50 * (uint32_t)i, (uint64_t)i, &exp),
+			                 0);
 		assert_int_equal(log_commit_all(l), 0);
 		close_log(l);
 		const size_t k = 6; /* records 1..6 valid, 7 torn */
@@ -1107,15 +1179,24 @@ static void test_torn_file(void **state)
  * check the header fields itself (what a fuzzer or a stray copy of a record
  * would produce).  The first case is well formed, to show that forging
  * works at all. */
-enum forge { FORGE_OK, FORGE_MAGIC, FORGE_SEQ, FORGE_EPOCH_NEWER, FORGE_EPOCH_OLDER,
-	     FORGE_LEN_SHORT, FORGE_LEN_UNALIGNED, FORGE_LEN_PAST_END, FORGE_PLEN_PAST_LEN,
-	     FORGE_COUNT };
+enum forge {
+	FORGE_OK,
+	FORGE_MAGIC,
+	FORGE_SEQ,
+	FORGE_EPOCH_NEWER,
+	FORGE_EPOCH_OLDER,
+	FORGE_LEN_SHORT,
+	FORGE_LEN_UNALIGNED,
+	FORGE_LEN_PAST_END,
+	FORGE_PLEN_PAST_LEN,
+	FORGE_COUNT
+};
 
 /* The record checksum as docs/FORMAT.md defines it: XXH3-64 of the
  * payload, seeded with the XXH3-64 of header bytes 0..55, itself seeded with
  * the XXH3-64 of the volume UUID. */
 static uint64_t forge_checksum(const struct log_rec_hdr *h, const void *payload,
-			       const uint8_t uuid[16])
+                               const uint8_t uuid[16])
 {
 	uint64_t salt = checksum64(uuid, 16);
 	uint64_t seed = checksum64_seeded(h, offsetof(struct log_rec_hdr, checksum), salt);
@@ -1184,9 +1265,9 @@ static void test_forged_headers(void **state)
 		assert_int_equal(recover_into(l, LOG_RING_START, 1, &got, 1), 0);
 		size_t want = f == FORGE_OK ? 4 : 3;
 		if (got.n != want)
-			print_error("forged header %d: %zu records recovered%s\n", f, got.n,
-				    f == FORGE_OK ? " (is forge_checksum still what FORMAT.md says?)"
-						  : "");
+			print_error(
+			    "forged header %d: %zu records recovered%s\n", f, got.n,
+			    f == FORGE_OK ? " (is forge_checksum still what FORMAT.md says?)" : "");
 		assert_int_equal(got.n, want);
 		check_range(&got, 0, &exp, 0, 3);
 		assert_int_equal(log_tail_seq(l), want + 1);
@@ -1246,7 +1327,7 @@ static void test_stale_epoch(void **state)
 	assert_int_equal(recover_into(l, LOG_RING_START, 1, &got, 0), 0);
 	if (got.n != 3)
 		print_error("recovered %zu records: old records 4, 5 of epoch %llu came back\n",
-			    got.n, (unsigned long long)old_epoch);
+		            got.n, (unsigned long long)old_epoch);
 	assert_int_equal(got.n, 3);
 	assert_int_equal(got.pads, 0);
 	check_range(&got, 0, &exp, 0, 2);
@@ -1292,8 +1373,8 @@ static void test_reformat_stale(void **state)
 	assert_int_equal(recover_into(l, LOG_RING_START, 1, &got, 0), 0);
 	if (got.n != exp.n)
 		print_error("recovered %zu records, the new volume wrote %zu: records of the "
-			    "old volume were taken for the new one's\n",
-			    got.n, exp.n);
+		            "old volume were taken for the new one's\n",
+		            got.n, exp.n);
 	check_recs(&got, &exp, 0, exp.n);
 	close_log(l);
 	recs_free(&got);
@@ -1370,7 +1451,7 @@ struct seen {
 };
 
 static int check_thread_rec(void *arg, const struct log_rec_hdr *h, const void *payload,
-			    uint64_t off)
+                            uint64_t off)
 {
 	(void)off;
 	struct seen *s = arg;
@@ -1455,30 +1536,31 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_format_open, teardown),
-		cmocka_unit_test_teardown(test_open_unformatted, teardown),
-		cmocka_unit_test_teardown(test_open_wrong_uuid, teardown),
-		cmocka_unit_test_teardown(test_open_flipped_super, teardown),
-		cmocka_unit_test_teardown(test_open_wrong_size, teardown),
-		cmocka_unit_test_teardown(test_epoch_slots, teardown),
-		cmocka_unit_test_teardown(test_recover_empty, teardown),
-		cmocka_unit_test_teardown(test_recover_bad_head, teardown),
-		cmocka_unit_test_teardown(test_roundtrip_emul, teardown),
-		cmocka_unit_test_teardown(test_roundtrip_file, teardown),
-		cmocka_unit_test_teardown(test_recover_callback_error, teardown),
-		cmocka_unit_test_teardown(test_wraparound, teardown),
-		cmocka_unit_test_teardown(test_exact_fit_at_end, teardown),
-		cmocka_unit_test_teardown(test_enospc_and_reclaim, teardown),
-		cmocka_unit_test_teardown(test_e2big_emul, teardown),
-		cmocka_unit_test_teardown(test_e2big_file, teardown),
-		cmocka_unit_test_teardown(test_torn_emul, teardown),
-		cmocka_unit_test_teardown(test_torn_file, teardown),
-		cmocka_unit_test_teardown(test_forged_headers, teardown),
-		cmocka_unit_test_teardown(test_stale_epoch, teardown),
-		cmocka_unit_test_teardown(test_reformat_stale, teardown),
-		cmocka_unit_test_teardown(test_commit_file_syncs, teardown),
-		cmocka_unit_test_teardown(test_concurrent_commit_emul, teardown),
-		cmocka_unit_test_teardown(test_concurrent_commit_file, teardown),
+	    cmocka_unit_test_teardown(test_format_open, teardown),
+	    cmocka_unit_test_teardown(test_open_unformatted, teardown),
+	    cmocka_unit_test_teardown(test_open_wrong_uuid, teardown),
+	    cmocka_unit_test_teardown(test_open_flipped_super, teardown),
+	    cmocka_unit_test_teardown(test_open_version1, teardown),
+	    cmocka_unit_test_teardown(test_open_wrong_size, teardown),
+	    cmocka_unit_test_teardown(test_epoch_slots, teardown),
+	    cmocka_unit_test_teardown(test_recover_empty, teardown),
+	    cmocka_unit_test_teardown(test_recover_bad_head, teardown),
+	    cmocka_unit_test_teardown(test_roundtrip_emul, teardown),
+	    cmocka_unit_test_teardown(test_roundtrip_file, teardown),
+	    cmocka_unit_test_teardown(test_recover_callback_error, teardown),
+	    cmocka_unit_test_teardown(test_wraparound, teardown),
+	    cmocka_unit_test_teardown(test_exact_fit_at_end, teardown),
+	    cmocka_unit_test_teardown(test_enospc_and_reclaim, teardown),
+	    cmocka_unit_test_teardown(test_e2big_emul, teardown),
+	    cmocka_unit_test_teardown(test_e2big_file, teardown),
+	    cmocka_unit_test_teardown(test_torn_emul, teardown),
+	    cmocka_unit_test_teardown(test_torn_file, teardown),
+	    cmocka_unit_test_teardown(test_forged_headers, teardown),
+	    cmocka_unit_test_teardown(test_stale_epoch, teardown),
+	    cmocka_unit_test_teardown(test_reformat_stale, teardown),
+	    cmocka_unit_test_teardown(test_commit_file_syncs, teardown),
+	    cmocka_unit_test_teardown(test_concurrent_commit_emul, teardown),
+	    cmocka_unit_test_teardown(test_concurrent_commit_file, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
