@@ -1175,6 +1175,250 @@ static void test_torn_file(void **state)
 	torn(MEDIA_FILE);
 }
 
+/* ---- damage past which valid records lie --------------------------------
+ * A record that had been durable (a later record was appended after its
+ * commit) and is now invalid is damage, not a torn tail: recovery must say
+ * so instead of silently dropping what follows. */
+
+static void append_committed(struct log *l, uint32_t plen, uint64_t tag, struct recs *exp)
+{
+	assert_int_equal(append_one(l, plen, tag, exp), 0);
+	assert_int_equal(log_commit_all(l), 0);
+}
+
+/* The damage recovery must report: record `bad` of exp, with every
+ * non-PAD record after it (up to exp's end) valid. */
+static void expect_damage(struct log *l, const struct recs *exp, size_t bad)
+{
+	struct log_damage d;
+	if (!log_damage(l, &d))
+		fail_msg("the damaged record %zu went unnoticed", bad);
+	assert_int_equal(d.off, exp->v[bad].off);
+	assert_int_equal(d.seq, exp->v[bad].seq);
+	assert_int_equal(d.lost, exp->n - bad - 1);
+	assert_int_equal(d.first_seq, exp->v[bad + 1].seq);
+	assert_int_equal(d.last_seq, exp->v[exp->n - 1].seq);
+	char msg[512];
+	log_damage_describe(l, msg, sizeof(msg));
+	char want[128];
+	snprintf(want, sizeof(want),
+	         "offset %llu (sequence %llu) is damaged, and %zu valid records",
+	         (unsigned long long)d.off, (unsigned long long)d.seq, exp->n - bad - 1);
+	if (!strstr(msg, want))
+		fail_msg("\"%s\" does not say \"%s\"", msg, want);
+}
+
+static void expect_no_damage(struct log *l)
+{
+	struct log_damage d;
+	if (log_damage(l, &d))
+		fail_msg("damage reported at offset %llu (%llu records) where there is none",
+		         (unsigned long long)d.off, (unsigned long long)d.lost);
+}
+
+/*
+ * Damages record `bad` of exp (already durable, records after it too) and
+ * checks: a read-write recovery refuses (-EUCLEAN, no new epoch) and names
+ * it; a read-only one recovers the prefix and names it; log_drop_damaged
+ * cuts the log there, after which a recovery is silent and appends go on
+ * from the damaged record's place.
+ */
+static void check_damage_refused(struct part *p, struct recs *exp, size_t bad, uint64_t hoff,
+                                 uint64_t hseq, size_t first, uint64_t flip_at)
+{
+	static struct recs got;
+	flip_byte(p->m, flip_at);
+	part_reopen(p);
+	struct log *l = open_ok(p->m, UUID_A);
+	uint64_t epoch = log_epoch(l);
+	assert_int_equal(recover_into(l, hoff, hseq, &got, 0), -EUCLEAN);
+	expect_damage(l, exp, bad);
+	check_recs(&got, exp, first, bad);
+	close_log(l);
+	l = open_ok(p->m, UUID_A);
+	assert_int_equal(log_epoch(l), epoch); /* nothing was written */
+	assert_int_equal(recover_into(l, hoff, hseq, &got, 1), 0);
+	check_recs(&got, exp, first, bad);
+	expect_damage(l, exp, bad);
+	assert_int_equal(log_drop_damaged(l), 0);
+	close_log(l);
+	part_reopen(p);
+	l = open_ok(p->m, UUID_A);
+	assert_int_equal(recover_into(l, hoff, hseq, &got, 0), 0);
+	check_recs(&got, exp, first, bad);
+	expect_no_damage(l);
+	assert_int_equal(log_epoch(l), epoch + 1);
+	assert_int_equal(log_tail_off(l), exp->v[bad].off);
+	static struct recs more;
+	assert_int_equal(append_one(l, 10, 77, &more), 0);
+	assert_int_equal(more.v[0].seq, exp->v[bad].seq);
+	close_log(l);
+	recs_free(&more);
+	recs_free(&got);
+}
+
+static void damage_early_record(enum media_kind kind)
+{
+	const enum tear tears[] = {TEAR_PAYLOAD_FIRST, TEAR_MAGIC, TEAR_LEN, TEAR_SEQ,
+	                           TEAR_CHECKSUM};
+	for (size_t t = 0; t < sizeof(tears) / sizeof(tears[0]); t++) {
+		static struct part p;
+		struct log *l = fresh_log(&p, kind, 512 * KIB);
+		static struct recs exp;
+		for (int i = 0; i < 12; i++)
+			append_committed(l, 300 + 50 * (uint32_t)i, (uint64_t)i, &exp);
+		close_log(l);
+		/* One byte a fifth of the way in: records 4..12 were acknowledged. */
+		check_damage_refused(&p, &exp, 2, LOG_RING_START, 1, 0,
+		                     tear_offset(&exp.v[2], tears[t]));
+		recs_free(&exp);
+		part_destroy(&p);
+	}
+}
+
+static void test_damage_emul(void **state)
+{
+	(void)state;
+	damage_early_record(MEDIA_EMUL);
+}
+
+static void test_damage_file(void **state)
+{
+	(void)state;
+	damage_early_record(MEDIA_FILE);
+}
+
+/* What a crash leaves stays silent: the last record torn, or a record torn
+ * among others appended with it before one commit (none of them was
+ * acknowledged before the next was written). */
+static void test_torn_tail_is_silent(void **state)
+{
+	(void)state;
+	static struct part p;
+	static struct recs exp, got;
+	struct log *l = fresh_log(&p, MEDIA_EMUL, 512 * KIB);
+	for (int i = 0; i < 12; i++)
+		append_committed(l, 200, (uint64_t)i, &exp);
+	close_log(l);
+	flip_byte(p.m, exp.v[11].off); /* the last one */
+	part_reopen(&p);
+	l = open_ok(p.m, UUID_A);
+	assert_int_equal(recover_into(l, LOG_RING_START, 1, &got, 0), 0);
+	check_recs(&got, &exp, 0, 11);
+	expect_no_damage(l);
+	close_log(l);
+	recs_free(&exp);
+	part_destroy(&p);
+
+	l = fresh_log(&p, MEDIA_EMUL, 512 * KIB);
+	for (int i = 0; i < 6; i++)
+		append_committed(l, 200, (uint64_t)i, &exp);
+	for (int i = 6; i < 12; i++) /* a batch: one commit for six records */
+		assert_int_equal(append_one(l, 200, (uint64_t)i, &exp), 0);
+	assert_int_equal(log_commit_all(l), 0);
+	close_log(l);
+	flip_byte(p.m, exp.v[7].payload_off);
+	part_reopen(&p);
+	l = open_ok(p.m, UUID_A);
+	assert_int_equal(recover_into(l, LOG_RING_START, 1, &got, 0), 0);
+	check_recs(&got, &exp, 0, 7);
+	expect_no_damage(l);
+	close_log(l);
+	recs_free(&got);
+	recs_free(&exp);
+	part_destroy(&p);
+}
+
+/* Laps of committed records, each digested at once, leave records of
+ * earlier laps (older sequence numbers) everywhere past the tail; then a
+ * run of committed records across the ring's end (a PAD, then the start).
+ * Returns the log closed; exp holds the run, hoff and hseq its head. */
+static void laps_then_run(struct part *p, struct recs *exp, uint64_t *hoff, uint64_t *hseq)
+{
+	struct log *l = fresh_log(p, MEDIA_EMUL, 128 * KIB);
+	uint64_t end = LOG_RING_START + log_capacity(l);
+	for (int i = 0; i < 300; i++) {
+		append_committed(l, (uint32_t)(rnd() % 2000), (uint64_t)i, NULL);
+		log_reclaim(l, log_tail_off(l), log_tail_seq(l));
+	}
+	while (log_tail_off(l) < end - 8 * KIB || log_tail_off(l) > end - 6 * KIB) {
+		append_committed(l, log_tail_off(l) > end - 6 * KIB ? 4000 : 100, 1, NULL);
+		log_reclaim(l, log_tail_off(l), log_tail_seq(l));
+	}
+	*hoff = log_tail_off(l);
+	*hseq = log_tail_seq(l);
+	for (int i = 0; i < 30; i++)
+		append_committed(l, 700 + 37 * (uint32_t)i, 100 + (uint64_t)i, exp);
+	assert_true(exp->v[exp->n - 1].off < *hoff); /* wrapped */
+	close_log(l);
+}
+
+static size_t first_after_wrap(const struct recs *exp)
+{
+	size_t k = 0;
+	while (exp->v[k].off != LOG_RING_START)
+		k++;
+	return k;
+}
+
+static void test_damage_across_wrap(void **state)
+{
+	(void)state;
+	static struct part p;
+	static struct recs exp, got;
+	uint64_t hoff, hseq;
+	/* The record before the PAD: the rest is found past the wrap. */
+	laps_then_run(&p, &exp, &hoff, &hseq);
+	size_t k = first_after_wrap(&exp);
+	check_damage_refused(&p, &exp, k - 1, hoff, hseq, 0, exp.v[k - 1].payload_off);
+	recs_free(&exp);
+	part_destroy(&p);
+
+	/* The PAD itself: its "payload" is stale space, records resume at the
+	 * ring's start. */
+	laps_then_run(&p, &exp, &hoff, &hseq);
+	k = first_after_wrap(&exp);
+	flip_byte(p.m, exp.v[k - 1].next_off); /* the PAD's magic */
+	part_reopen(&p);
+	struct log *l = open_ok(p.m, UUID_A);
+	assert_int_equal(recover_into(l, hoff, hseq, &got, 0), -EUCLEAN);
+	check_recs(&got, &exp, 0, k);
+	struct log_damage d;
+	assert_int_equal(log_damage(l, &d), 1);
+	assert_int_equal(d.off, exp.v[k - 1].next_off);
+	assert_int_equal(d.seq, exp.v[k - 1].seq + 1);
+	assert_int_equal(d.lost, exp.n - k);
+	close_log(l);
+	recs_free(&exp);
+	part_destroy(&p);
+
+	/* A record after the wrap, and the last one (a torn tail: stale
+	 * records of earlier laps lie right after it and are not counted). */
+	laps_then_run(&p, &exp, &hoff, &hseq);
+	k = first_after_wrap(&exp);
+	check_damage_refused(&p, &exp, k + 2, hoff, hseq, 0, exp.v[k + 2].off + 20);
+	recs_free(&exp);
+	part_destroy(&p);
+	laps_then_run(&p, &exp, &hoff, &hseq);
+	int stale = 0; /* the trap: stale records close after the tail */
+	for (uint64_t off = exp.v[exp.n - 1].next_off; off < hoff && !stale; off += LOG_ALIGN) {
+		struct log_rec_hdr h;
+		assert_int_equal(media_read(p.m, off, &h, sizeof(h)), 0);
+		stale = h.magic == LOG_REC_MAGIC && h.seq < hseq;
+	}
+	assert_true(stale);
+	flip_byte(p.m, exp.v[exp.n - 1].payload_off);
+	part_reopen(&p);
+	l = open_ok(p.m, UUID_A);
+	assert_int_equal(recover_into(l, hoff, hseq, &got, 0), 0);
+	check_recs(&got, &exp, 0, exp.n - 1);
+	expect_no_damage(l);
+	close_log(l);
+	recs_free(&got);
+	recs_free(&exp);
+	part_destroy(&p);
+}
+
 /* Records whose checksum is right but whose header is not: recovery must
  * check the header fields itself (what a fuzzer or a stray copy of a record
  * would produce).  The first case is well formed, to show that forging
@@ -1555,6 +1799,10 @@ int main(void)
 	    cmocka_unit_test_teardown(test_e2big_file, teardown),
 	    cmocka_unit_test_teardown(test_torn_emul, teardown),
 	    cmocka_unit_test_teardown(test_torn_file, teardown),
+	    cmocka_unit_test_teardown(test_damage_emul, teardown),
+	    cmocka_unit_test_teardown(test_damage_file, teardown),
+	    cmocka_unit_test_teardown(test_torn_tail_is_silent, teardown),
+	    cmocka_unit_test_teardown(test_damage_across_wrap, teardown),
 	    cmocka_unit_test_teardown(test_forged_headers, teardown),
 	    cmocka_unit_test_teardown(test_stale_epoch, teardown),
 	    cmocka_unit_test_teardown(test_reformat_stale, teardown),
