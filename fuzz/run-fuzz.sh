@@ -50,6 +50,11 @@ if [ -z "$(ls -A "$work/corpus")" ]; then
 	seed manifest '\x00\x00\x6f\x00\x00\x00\x08format 2\n'
 	# checkpoint slot A: log_head_off (offset 16) += 64, resealed
 	seed ckpt-head '\x00\x04\x85\x10\x00\x00\x03\x40'
+	# one byte of each copy of the log superblock (region 0, bit 23 of the
+	# offset: the backup), so the part is refused; then the fast
+	# superblock's backup alone, which the mount works around
+	seed log-supers '\x00\x00\x00\x28\x00\x00\x00\xff\x00\x28\x00\x80\x00\xff'
+	seed fast-backup '\x00\x00\x04\x30\x00\x80\x00\xff'
 fi
 
 # Scratch volumes of fuzzers that died without cleaning up.

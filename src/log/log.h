@@ -119,7 +119,8 @@ uint64_t log_head_off(const struct log *l);
 uint64_t log_tail_seq(const struct log *l); /* seq the next record gets */
 uint64_t log_tail_off(const struct log *l);
 uint64_t log_epoch(const struct log *l);
-/* Largest record payload that always fits. */
+/* Largest record payload that always fits: a quarter of the ring, at most
+ * 4 MiB (1 MiB on the file medium); larger writes take several records. */
 uint64_t log_max_payload(const struct log *l);
 
 #endif
