@@ -57,6 +57,11 @@ struct cairn_mkfs_opts {
 	const char *fast_path; /* where the fast tier lives; NULL = inside volume */
 	unsigned ntiers;       /* capacity tiers, fastest first */
 	struct cairn_tier_opts tiers[CAIRN_MAX_TIERS];
+	/* mkfs refuses (EEXIST) an existing volume, a part's file that is not
+	 * empty and a device that holds data; force replaces them.  Never
+	 * replaced, forced or not: a part of a mounted volume (EBUSY), a
+	 * symbolic link (ELOOP), one file named as two parts (EINVAL). */
+	int force;
 };
 
 struct cairn_mount_opts {

@@ -7,6 +7,7 @@
  *
  *   cairn mkfs VOLUME [--log-size SIZE] [--fast-size SIZE] [--inodes N]
  *                     [--media pmem|file|emul] [--log PATH] [--fast PATH]
+ *                     [--tier NAME=PATH[:SIZE[:UNIT]]]... [--force]
  *   cairn stat VOLUME|MOUNTPOINT [--json]
  *   cairn demo VOLUME
  *   cairn mount VOLUME MOUNTPOINT [--foreground] [--batch MS] [-o OPTS]
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +37,13 @@ static int usage_error(const char *fmt, const char *arg)
 	fprintf(stderr, "cairn: %s: ", prog_cmd);
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\nTry 'cairn %s --help'.\n", prog_cmd);
+	return 2;
+}
+
+/* After getopt's own message about a bad option. */
+static int option_error(void)
+{
+	fprintf(stderr, "Try 'cairn %s --help'.\n", prog_cmd);
 	return 2;
 }
 
@@ -116,43 +125,50 @@ static const char mkfs_help[] =
     "                      SIZE required) or a block device (SIZE defaults to\n"
     "                      the device's); UNIT is the allocation unit (default\n"
     "                      1M for a tier named hdd, else 4K).  Cold data moves\n"
-    "                      down to it; e.g. --tier ssd=/mnt/ssd/t:64G\n";
+    "                      down to it; e.g. --tier ssd=/mnt/ssd/t:64G\n"
+    "  --force             replace a volume already in VOLUME, and overwrite part\n"
+    "                      files that are not empty and devices that hold data\n\n"
+    "mkfs creates part files 0600 and never follows a symbolic link to one; it\n"
+    "refuses, even with --force, a part of a mounted volume and a file named as\n"
+    "two parts.\n";
 
-/* NAME=PATH[:SIZE[:UNIT]] into t (pointing into arg, which is modified). */
-static int parse_tier(char *arg, struct cairn_tier_opts *t)
+/* NAME=PATH[:SIZE[:UNIT]] into t (pointing into arg, which is modified);
+ * NULL, or what is wrong with it. */
+static const char *parse_tier(char *arg, struct cairn_tier_opts *t)
 {
 	char *eq = strchr(arg, '=');
 	if (!eq || eq == arg || !eq[1])
-		return -1;
+		return "expected NAME=PATH[:SIZE[:UNIT]]";
 	*eq = 0;
 	t->name = arg;
 	t->path = eq + 1;
 	char *colon = strchr(eq + 1, ':');
 	if (!colon)
-		return 0;
+		return NULL;
 	*colon = 0;
 	char *unit = strchr(colon + 1, ':');
 	if (unit)
 		*unit++ = 0;
 	if (!(t->size = parse_size(colon + 1)))
-		return -1;
+		return "invalid size (a number of bytes above 0, with K, M, G or T; leave it "
+		       "out to take the size of an existing file or device)";
 	if (unit && !(t->unit = parse_size(unit)))
-		return -1;
-	return 0;
+		return "invalid unit (a number of bytes, a multiple of 4K)";
+	return NULL;
 }
 
 static int cmd_mkfs(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"log-size", required_argument, 0, 'l'},
-	                                         {"fast-size", required_argument, 0, 'f'},
-	                                         {"inodes", required_argument, 0, 'i'},
-	                                         {"media", required_argument, 0, 'm'},
-	                                         {"log", required_argument, 0, 'L'},
-	                                         {"fast", required_argument, 0, 'F'},
-	                                         {"tier", required_argument, 0, 'T'},
-	                                         {"help", no_argument, 0, 'h'},
-	                                         {0, 0, 0, 0}};
+	static const struct option longopts[] = {
+	    {"log-size", required_argument, 0, 'l'}, {"fast-size", required_argument, 0, 'f'},
+	    {"inodes", required_argument, 0, 'i'},   {"media", required_argument, 0, 'm'},
+	    {"log", required_argument, 0, 'L'},      {"fast", required_argument, 0, 'F'},
+	    {"tier", required_argument, 0, 'T'},     {"force", no_argument, 0, 'x'},
+	    {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
+	};
 	struct cairn_mkfs_opts o = {0};
+	char shown[1024];
+	const char *bad;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -182,15 +198,20 @@ static int cmd_mkfs(int argc, char **argv)
 		case 'T':
 			if (o.ntiers == CAIRN_MAX_TIERS)
 				return usage_error("at most %s capacity tiers", "6");
-			if (parse_tier(optarg, &o.tiers[o.ntiers++]))
-				return usage_error("invalid tier '%s' (NAME=PATH[:SIZE[:UNIT]])",
-				                   optarg);
+			/* parse_tier cuts optarg up: messages show a copy. */
+			snprintf(shown, sizeof(shown), "tier '%s': ", optarg);
+			if ((bad = parse_tier(optarg, &o.tiers[o.ntiers++])))
+				return usage_error(
+				    "%s", strncat(shown, bad, sizeof(shown) - 1 - strlen(shown)));
+			break;
+		case 'x':
+			o.force = 1;
 			break;
 		case 'h':
 			fputs(mkfs_help, stdout);
 			return 0;
 		default:
-			return 2;
+			return option_error();
 		}
 	}
 	if (optind != argc - 1)
@@ -318,7 +339,17 @@ static int cmd_stat(int argc, char **argv)
 	struct cairn_info in;
 	/* A mounted volume: ask its daemon.  Otherwise read the volume itself,
 	 * read-only: recovery happens in memory and the volume is not touched. */
-	if (cairn_fuse_info(vol, &in) != 0) {
+	int rc = cairn_fuse_info(vol, &in);
+	/* The daemon answers through a trusted.* attribute, which the kernel
+	 * hides (ENODATA) from all but root. */
+	if (rc == -EPERM || rc == -EACCES || (rc == -ENODATA && geteuid() != 0)) {
+		fprintf(stderr,
+		        "cairn: stat: %s: %s (a mount's state is read through the %s attribute, "
+		        "which only root may read)\n",
+		        vol, strerror(EACCES), CFUSE_INFO_XATTR);
+		return 1;
+	}
+	if (rc != 0) {
 		struct cairn_mount_opts mo = {.read_only = 1, .no_digest_thread = 1};
 		cairn_fs *fs = cairn_mount(vol, &mo);
 		if (!fs)
@@ -462,6 +493,42 @@ static char *add_options(char *all, const char *more)
 	return r;
 }
 
+/* The -o option naming the mount that cairn sets itself, or NULL.  The
+ * mount's source "cairn:VOLUME" and type "fuse.cairn" are how `cairn
+ * umount` and `cairn stat` know a cairn mount and its volume, so a user's
+ * fsname= or subtype= (libfuse takes the last one given) is refused.
+ * Options are split as libfuse splits them: at commas not escaped by a
+ * backslash. */
+static const char *naming_option(const char *options)
+{
+	static const char *const names[] = {"fsname=", "subtype="};
+	for (const char *opt = options; opt && *opt;) {
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (!strncmp(opt, names[i], strlen(names[i])))
+				return names[i];
+		while (*opt && *opt != ',')
+			opt += (opt[0] == '\\' && opt[1]) ? 2 : 1;
+		opt += *opt == ',';
+	}
+	return NULL;
+}
+
+/* The mount point must be a directory: the kernel would mount the volume
+ * over a file too, and every access would then fail. */
+static int check_mountpoint(const char *mp)
+{
+	struct stat st;
+	if (stat(mp, &st)) {
+		fprintf(stderr, "cairn: mount: %s: %s\n", mp, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "cairn: mount: %s: %s\n", mp, strerror(ENOTDIR));
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_mount(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"foreground", no_argument, 0, 'f'},
@@ -508,6 +575,7 @@ static int cmd_mount(int argc, char **argv)
 			rc = 0;
 			goto out;
 		default:
+			option_error();
 			goto out;
 		}
 	}
@@ -515,6 +583,15 @@ static int cmd_mount(int argc, char **argv)
 		usage_error("%s", "expected a VOLUME and a MOUNTPOINT");
 		goto out;
 	}
+	const char *naming = naming_option(options);
+	if (naming) {
+		usage_error("-o %s: cairn names its mounts itself (fsname=cairn:VOLUME, "
+		            "subtype=cairn): that is how umount and stat find them",
+		            naming);
+		goto out;
+	}
+	if ((rc = check_mountpoint(argv[optind + 1])))
+		goto out;
 	o.options = options;
 	rc = cairn_fuse_main(argv[optind], argv[optind + 1], &o);
 out:
@@ -543,7 +620,7 @@ static int cmd_umount(int argc, char **argv)
 			fputs(umount_help, stdout);
 			return 0;
 		default:
-			return 2;
+			return option_error();
 		}
 	}
 	if (optind != argc - 1)
@@ -584,6 +661,7 @@ static int cmd_fsck(int argc, char **argv)
 			fputs(fsck_help, stdout);
 			return 0;
 		default:
+			option_error();
 			return FSCK_USAGE;
 		}
 	}
@@ -625,18 +703,23 @@ int main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	prog_cmd = argv[1];
-	if (!strcmp(argv[1], "mkfs"))
+	/* getopt names argv[0] in its messages ("option '--log-size' requires
+	 * an argument"): the command's, as "cairn: mkfs", like ours. */
+	static char shown[64];
+	snprintf(shown, sizeof(shown), "cairn: %s", prog_cmd);
+	argv[1] = shown;
+	if (!strcmp(prog_cmd, "mkfs"))
 		return cmd_mkfs(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "stat"))
+	if (!strcmp(prog_cmd, "stat"))
 		return cmd_stat(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "demo"))
+	if (!strcmp(prog_cmd, "demo"))
 		return cmd_demo(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "mount"))
+	if (!strcmp(prog_cmd, "mount"))
 		return cmd_mount(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "umount"))
+	if (!strcmp(prog_cmd, "umount"))
 		return cmd_umount(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "fsck"))
+	if (!strcmp(prog_cmd, "fsck"))
 		return cmd_fsck(argc - 1, argv + 1);
-	fprintf(stderr, "cairn: unknown command '%s'\nTry 'cairn --help'.\n", argv[1]);
+	fprintf(stderr, "cairn: unknown command '%s'\nTry 'cairn --help'.\n", prog_cmd);
 	return 2;
 }

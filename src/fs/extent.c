@@ -259,6 +259,38 @@ int extent_punch(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t
 	return unmap_range(fx, ino, lblk, end);
 }
 
+/* Joins extent r with its neighbours where they are contiguous both
+ * logically and physically, as an insert would have: moved runs stay
+ * whole.  Deletes and same-size updates never allocate. */
+static int merge_neighbours(struct btree *t, struct erec *r)
+{
+	struct erec o;
+	int h = r->lblk ? get_le(t, r->lblk - 1, &o) : 0;
+	if (h < 0)
+		return h;
+	if (h && o.lblk + o.len == r->lblk && o.pblk + o.len == r->pblk) {
+		int rc = btree_delete(t, r->lblk);
+		if (rc)
+			return rc;
+		o.len += r->len;
+		rc = btree_update(t, o.lblk, &o, sizeof(o));
+		if (rc)
+			return rc;
+		*r = o;
+	}
+	h = get_ge(t, r->lblk + r->len, &o);
+	if (h < 0)
+		return h;
+	if (h && r->lblk + r->len == o.lblk && r->pblk + r->len == o.pblk) {
+		int rc = btree_delete(t, o.lblk);
+		if (rc)
+			return rc;
+		r->len += o.len;
+		return btree_update(t, r->lblk, r, sizeof(*r));
+	}
+	return 0;
+}
+
 int extent_move(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t len,
                 uint64_t old_pblk, uint64_t new_pblk)
 {
@@ -268,6 +300,20 @@ int extent_move(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t 
 		return rc;
 	if (rc == 0 || lblk + len > e.lblk + e.len || e.pblk + (lblk - e.lblk) != old_pblk)
 		return -ESTALE; /* no longer one mapped run: the file changed */
+	if (e.lblk == lblk && e.len == len) {
+		/* The whole extent moves: rewrite its record where it is, so
+		 * that the move needs no tree node (a small file's only extent
+		 * would otherwise free its root and need a new one). */
+		struct btree t;
+		struct erec r = {lblk, new_pblk, len};
+		open_rw(&t, fx, ino);
+		rc = btree_update(&t, lblk, &r, sizeof(r));
+		if (rc)
+			return rc;
+		free_data(fx, ino, old_pblk, len);
+		ino->blocks += len;
+		return merge_neighbours(&t, &r);
+	}
 	rc = extent_punch(fx, ino, lblk, len);
 	return rc ? rc : extent_insert(fx, ino, lblk, new_pblk, len);
 }

@@ -289,9 +289,17 @@ static int apply_mknod(struct cairn_fs *fs, const struct log_rec_hdr *h, const u
 		}
 		touch_dir(dir.i, p.time_ns);
 		inode_dirty(&fs->sh, &dir);
+	} else {
+		/* Nothing names it: give the inode back, so a record that is
+		 * refused leaves no trace. */
+		r.i->mode = 0;
+		r.i->nlink = 0;
+		inode_dirty(&fs->sh, &r);
 	}
 	inode_put(&fs->sh, &r);
 	inode_put(&fs->sh, &dir);
+	if (rc)
+		inode_release(&fs->sh, p.ino);
 	if (!rc && S_ISLNK(p.mode) && p.targetlen)
 		rc = add_piece(fs, p.ino, 0, p.targetlen, plo + sizeof(p) + p.namelen, h->seq,
 			       PIECE_LOG);

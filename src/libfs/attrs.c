@@ -35,7 +35,7 @@ static int setattr_locked(struct cairn_fs *fs, uint64_t ino, const char *path,
 			  struct op_setattr *p, uint64_t *seq)
 {
 	int attempt = 0, rc;
-	while ((rc = op_begin(fs, sizeof(*p), 0, &attempt)) == -EAGAIN)
+	while ((rc = op_begin(fs, sizeof(*p), 0, SPACE_NONE, &attempt)) == -EAGAIN)
 		;
 	if (rc)
 		return rc;

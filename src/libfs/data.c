@@ -43,7 +43,7 @@ static int read_shared(struct cairn_fs *fs, uint64_t ino, const struct fs_inode 
 				if (rc)
 					return rc;
 				if (FS_PBLK_TIER(pblk))
-					heat_note_capacity_read(fs, ino, &e, lblk);
+					heat_note_capacity_read(fs, ino, &e, off, n);
 			}
 		}
 		buf += n;

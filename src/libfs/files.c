@@ -160,13 +160,6 @@ int cairn_fstat(cairn_fs *fs, int fd, struct stat *st)
 
 /* ---- space --------------------------------------------------------------- */
 
-/* Blocks kept free for tree nodes, so that metadata changes already in the
- * log can always be applied. */
-uint64_t space_margin(struct cairn_fs *fs)
-{
-	return 32 + alloc_total(fs->sh.balloc) / 256;
-}
-
 int for_each_data_file(struct cairn_fs *fs,
                        int (*fn)(void *arg, uint64_t ino, const struct fs_inode *i), void *arg)
 {
@@ -180,23 +173,6 @@ int for_each_data_file(struct cairn_fs *fs,
 		inode_put(&fs->sh, &r);
 	}
 	return rc;
-}
-
-uint64_t tier_data_free(struct cairn_fs *fs, unsigned t)
-{
-	uint64_t f = shared_tier_free(&fs->sh, t);
-	uint64_t keep = t == 0 ? space_margin(fs) : 0;
-	return f > keep ? f - keep : 0;
-}
-
-/* Data may land on any tier (the digest spills down when the fast tier is
- * full), but the margin for tree nodes must stay free on the fast tier. */
-int space_check(struct cairn_fs *fs, uint64_t blocks)
-{
-	uint64_t free_blocks = 0;
-	for (unsigned t = 0; t < fs->sh.ntiers; t++)
-		free_blocks += tier_data_free(fs, t);
-	return free_blocks >= blocks + fs->reserved_blocks ? 0 : -ENOSPC;
 }
 
 /* ---- creating ------------------------------------------------------------ */
@@ -279,7 +255,7 @@ static int open_locked(struct cairn_fs *fs, const struct target *t, const struct
 {
 	int rc = 0;
 	if (flags & (O_CREAT | O_TRUNC))
-		rc = op_begin(fs, sizeof(struct op_mknod) + 256, 0, attempt);
+		rc = op_begin(fs, sizeof(struct op_mknod) + 256, 0, SPACE_NAME, attempt);
 	if (rc == -EROFS && !(flags & O_CREAT) && (flags & O_ACCMODE) == O_RDONLY)
 		rc = 0;
 	if (rc)
@@ -369,7 +345,7 @@ static int release_orphan(struct cairn_fs *fs, struct vnode *vn, uint64_t *seq)
 		return 0;
 	int attempt = 0;
 	uint64_t ino = vn->ino;
-	while ((rc = op_begin(fs, 0, 0, &attempt)) == -EAGAIN) {
+	while ((rc = op_begin(fs, 0, 0, SPACE_NONE, &attempt)) == -EAGAIN) {
 		/* The lock was dropped: someone may have opened it again. */
 		vn = vnode_find(fs, ino);
 		if (vn && vn->open_count > 0)
@@ -462,7 +438,7 @@ static void touch_atime(struct cairn_fs *fs, uint64_t ino)
 	uint64_t seq = 0;
 	int attempt = 0;
 	pthread_rwlock_wrlock(&fs->lock);
-	int rc = op_begin(fs, sizeof(p), 0, &attempt);
+	int rc = op_begin(fs, sizeof(p), 0, SPACE_NONE, &attempt);
 	struct iref r;
 	if (!rc && inode_get(&fs->sh, ino, &r) == 0) {
 		int64_t now = now_ns();
@@ -544,7 +520,7 @@ static ssize_t write_chunk(struct cairn_fs *fs, struct open_file *f, const void 
 		rc = data_blocks_needed(fs, r.i, f->vn, *off, count, &need);
 	inode_put(&fs->sh, &r);
 	if (!rc)
-		rc = op_begin(fs, count, need, attempt);
+		rc = op_begin(fs, count, need, SPACE_DATA, attempt);
 	if (rc)
 		return rc;
 	uint64_t args[3] = {f->vn->ino, *off, (uint64_t)now_ns()};
@@ -687,7 +663,7 @@ int truncate_ino(struct cairn_fs *fs, uint64_t ino, off_t length)
 	uint64_t seq = 0;
 	int attempt = 0, rc;
 	pthread_rwlock_wrlock(&fs->lock);
-	while ((rc = op_begin(fs, 0, 0, &attempt)) == -EAGAIN)
+	while ((rc = op_begin(fs, 0, 0, SPACE_FREES, &attempt)) == -EAGAIN)
 		;
 	struct stat st;
 	if (!rc)
@@ -750,7 +726,7 @@ int cairn_fsync(cairn_fs *fs, int fd)
 static int punch_locked(struct cairn_fs *fs, uint64_t ino, uint64_t off, uint64_t len,
                         uint64_t *seq, int *attempt)
 {
-	int rc = op_begin(fs, sizeof(int64_t), 0, attempt);
+	int rc = op_begin(fs, sizeof(int64_t), 0, SPACE_FREES, attempt);
 	if (rc)
 		return rc;
 	struct stat st;
@@ -793,7 +769,7 @@ static int preallocate(struct cairn_fs *fs, uint64_t ino, int mode, uint64_t end
 	if (!rc && end > (uint64_t)st.st_size)
 		need = (end - (uint64_t)st.st_size + FS_BLOCK_SIZE - 1) / FS_BLOCK_SIZE;
 	if (!rc)
-		rc = space_check(fs, need);
+		rc = space_check(fs, SPACE_DATA, need);
 	pthread_rwlock_unlock(&fs->lock);
 	if (!rc && !(mode & FALLOC_KEEP_SIZE) && end > (uint64_t)st.st_size)
 		rc = truncate_ino(fs, ino, (off_t)end);

@@ -52,12 +52,16 @@ struct fs_stats {
 	uint64_t migrate_ns; /* time spent copying and switching */
 };
 
-/* A range of a file that was read from a capacity tier (heat.c). */
+/* A range of a file that was read from a capacity tier (heat.c): at most
+ * one aligned window of PROMOTE_WINDOW blocks (1 MiB). */
 #define PROMOTE_TABLE 64
+#define PROMOTE_WINDOW 256u
 struct promote_entry {
 	uint64_t ino, lblk, len;
-	uint32_t hits;
-	uint64_t last; /* promote_clock at the last hit */
+	uint32_t hits; /* passes over the range: one per reader, not per read */
+	uint64_t last; /* promote_clock at the last read */
+	uint64_t next_off; /* file byte after the last read: where a scan goes on */
+	uint64_t seen[PROMOTE_WINDOW / 64]; /* blocks read in the current pass */
 };
 
 struct cairn_fs {
@@ -128,18 +132,47 @@ int orphan_add(struct cairn_fs *fs, struct iref *r);
 int orphan_remove(struct cairn_fs *fs, uint64_t ino);
 int orphans_release_all(struct cairn_fs *fs);
 
+/* ---- space (space.c): checked before a record is logged ---- */
+/* What a call may take from the shared area. */
+enum space_class {
+	SPACE_NONE,  /* allocates nothing: chmod, utimens, atime, unlink, rmdir,
+	              * xattr removal, the last close of an unlinked file */
+	SPACE_FREES, /* gives space back but may insert once: rename, truncate,
+	              * hole punching; may use the reserve */
+	SPACE_NAME,  /* adds a name or an xattr (plus `blocks` of data: a symlink) */
+	SPACE_DATA,  /* writes `blocks` new data blocks (0 for an overwrite) */
+};
+/* 0 if a call of class cls needing `blocks` new data blocks fits, else
+ * -ENOSPC. */
+int space_check(struct cairn_fs *fs, enum space_class cls, uint64_t blocks);
+/* Fast-tier blocks only SPACE_FREES calls may use. */
+uint64_t space_reserve(struct cairn_fs *fs);
+/* Fast-tier blocks file data may not take: the reserve and the tree nodes
+ * the next digest may need. */
+uint64_t space_margin(struct cairn_fs *fs);
+/* Free blocks of tier t that file data may take. */
+uint64_t tier_data_free(struct cairn_fs *fs, unsigned t);
+/* Blocks a new write could still take (what statfs calls available). */
+uint64_t space_available(struct cairn_fs *fs);
+
 /* ---- log append for an operation (ops_common.c) ---- */
 /* Before appending a change: makes sure the log (and the journal) has room
- * for a record of payload_len bytes and the shared area has `blocks` free
- * beyond what is reserved.  If not, it waits for a digest - which drops and
- * retakes the lock - and returns -EAGAIN: the caller starts over, validation
- * included.  *attempt (0 at the start of the call) bounds the retries.
+ * for a record of payload_len bytes and the shared area has room for what
+ * a call of class cls that needs `blocks` new data blocks will take
+ * (space.c).  If not, it waits for a digest - which drops and retakes the
+ * lock - and returns -EAGAIN: the caller starts over, validation included.
+ * *attempt (0 at the start of the call) bounds the retries.
  * Returns 0, -EAGAIN, -EROFS, -EIO or -ENOSPC. */
-int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, int *attempt);
+enum space_class;
+int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, enum space_class cls,
+             int *attempt);
 /* Appends, applies, and returns the record's seq.  Called with the lock held
  * exclusively, after op_begin and validation. */
 int op_log_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
                  const struct iovec *iov, int iovcnt, uint64_t *seq);
+/* Metadata blocks the next checkpoint will write, estimated from above
+ * (it must fit in the journal). */
+uint64_t checkpoint_cost(struct cairn_fs *fs);
 /* After unlocking: wait for durability (sync mode) and maybe start digest. */
 int op_finish(struct cairn_fs *fs, uint64_t seq);
 int64_t now_ns(void);
@@ -185,7 +218,6 @@ int data_blocks_needed(struct cairn_fs *fs, struct fs_inode *i, struct vnode *vn
 
 /* ---- files.c: shared by the name calls ---- */
 int fill_stat(struct cairn_fs *fs, uint64_t ino, struct stat *st);
-int space_check(struct cairn_fs *fs, uint64_t blocks);
 /* Whether a directory still has a name (a removed one stays an orphan while
  * open, and takes no new entries). */
 int dir_is_linked(struct cairn_fs *fs, uint64_t dir);
@@ -221,9 +253,10 @@ int64_t heat_clock_ns(void);
 void heat_touch(struct cairn_fs *fs, uint64_t ino); /* a read */
 /* When the file was last read or written (ns since the epoch). */
 int64_t heat_of(struct cairn_fs *fs, uint64_t ino, const struct fs_inode *i);
-/* A read of block lblk, in extent e that lies on a capacity tier. */
+/* A read of file bytes [off, off+len), all in extent e, which lies on a
+ * capacity tier. */
 void heat_note_capacity_read(struct cairn_fs *fs, uint64_t ino, const struct extent *e,
-                             uint64_t lblk);
+                             uint64_t off, uint64_t len);
 /* Moves up to max ranges that are ready for promotion into out. */
 int heat_take_ready(struct cairn_fs *fs, struct promote_entry *out, int max);
 
@@ -232,16 +265,11 @@ int fs_checkpoint(struct cairn_fs *fs, int locked);
 void fs_digest_kick(struct cairn_fs *fs);
 int fs_digest_wait(struct cairn_fs *fs); /* called locked exclusively */
 void fs_migrate_kick(struct cairn_fs *fs);
-/* Blocks of the fast tier kept for tree nodes (files.c). */
-uint64_t space_margin(struct cairn_fs *fs);
 /* Calls fn for each regular file with data in the shared area, in inode
  * order; stops at fn's first non-zero result and returns it (files.c).
  * Migration and cairn stat scan the volume with it. */
 int for_each_data_file(struct cairn_fs *fs,
                        int (*fn)(void *arg, uint64_t ino, const struct fs_inode *i), void *arg);
-/* Free blocks of tier t that file data may take: the fast tier's margin
- * for tree nodes does not count (files.c). */
-uint64_t tier_data_free(struct cairn_fs *fs, unsigned t);
 
 /* errors as POSIX: set errno, return -1 */
 static inline int fail(int neg_errno)

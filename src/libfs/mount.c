@@ -5,6 +5,7 @@
  * Owns: creating and tearing down struct cairn_fs.
  * May call: volume, log, shared, apply (replay), digest.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -23,6 +24,7 @@
 #include "fs/extent.h"
 #include "libfs/fs_internal.h"
 #include "log/log_format.h"
+#include "volume/target.h"
 
 static __thread char last_error[1024];
 
@@ -55,19 +57,35 @@ static enum media_kind media_of(enum cairn_media m, enum media_kind dflt)
 
 /* ---- mkfs ---------------------------------------------------------------- */
 
-static int make_volume_dir(const char *dir)
+/* mkfs never destroys what it was not asked to: see src/volume/target.h for
+ * the rules on each part's file.  The volume directory is locked (the lock
+ * a mount takes) from before the manifest is looked for until it is
+ * written, so two mkfs of one directory, or a mkfs and a mount, exclude
+ * each other, and a failed mkfs removes only the files it created. */
+
+/* Makes the volume directory if missing; *made says whether it did. */
+static int make_volume_dir(const char *dir, int *made)
 {
-	if (mkdir(dir, 0755) == 0)
+	*made = mkdir(dir, 0755) == 0;
+	if (*made)
 		return 0;
 	if (errno != EEXIST)
 		return -errno;
-	char path[VOLUME_PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/%s", dir, VOLUME_MANIFEST);
-	if (access(path, F_OK) == 0)
-		return -EEXIST;
 	struct stat st;
 	if (stat(dir, &st) || !S_ISDIR(st.st_mode))
 		return -ENOTDIR;
+	return 0;
+}
+
+/* Under the volume lock: an existing volume is replaced only when forced. */
+static int check_no_volume(const char *dir, int force)
+{
+	char path[VOLUME_PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/%s", dir, VOLUME_MANIFEST);
+	if (!force && access(path, F_OK) == 0) {
+		set_error("a cairn volume already exists here (--force replaces it)");
+		return -EEXIST;
+	}
 	return 0;
 }
 
@@ -108,30 +126,68 @@ static uint32_t default_unit_blocks(const char *name)
 	return strcmp(name, "hdd") == 0 ? 256 : 1;
 }
 
-static int plan_tiers(struct manifest *mf, const struct cairn_mkfs_opts *o)
+/* A capacity tier's name and unit; its name must not be a part's. */
+static int check_tier(const struct cairn_mkfs_opts *o, unsigned k)
 {
+	const struct cairn_tier_opts *t = &o->tiers[k];
+	size_t nl = t->name ? strlen(t->name) : 0;
+	if (nl == 0 || nl > VOLUME_TIER_NAME_MAX || strpbrk(t->name, " \t\n/") || !t->path ||
+	    !t->path[0] || t->unit % 4096 || t->unit / 4096 > UINT32_MAX) {
+		set_error("tier %u: needs a name of 1-%d characters without spaces, a path, and "
+		          "a unit that is a multiple of 4096",
+		          k + 1, VOLUME_TIER_NAME_MAX);
+		return -EINVAL;
+	}
+	if (!strcmp(t->name, "log") || !strcmp(t->name, "fast")) {
+		set_error("tier %s: \"log\" and \"fast\" name the volume's own parts", t->name);
+		return -EINVAL;
+	}
+	for (unsigned j = 0; j < k; j++)
+		if (!strcmp(o->tiers[j].name, t->name)) {
+			set_error("tier %s: named twice", t->name);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+/* The options that need no file to be judged. */
+static int check_mkfs_opts(const struct cairn_mkfs_opts *o)
+{
+	if ((unsigned)o->media > CAIRN_MEDIA_EMUL) {
+		set_error("media %d: unknown (pmem, file or emul)", (int)o->media);
+		return -EINVAL;
+	}
+	if ((o->log_size && o->log_size < 4096) || (o->fast_size && o->fast_size < 4096)) {
+		set_error("%s size %llu bytes: less than one 4 KiB block",
+		          o->log_size && o->log_size < 4096 ? "log" : "fast tier",
+		          (unsigned long long)(o->log_size && o->log_size < 4096 ? o->log_size
+		                                                                 : o->fast_size));
+		return -EINVAL;
+	}
+	/* Every inode takes FS_INODE_SIZE bytes of the fast tier's table. */
+	uint64_t fast = o->fast_size ? o->fast_size : 1ull << 30;
+	if (o->inodes > fast / FS_INODE_SIZE) {
+		set_error("%llu inodes do not fit in a fast tier of %llu bytes (each takes %u "
+		          "bytes of it)",
+		          (unsigned long long)o->inodes, (unsigned long long)fast, FS_INODE_SIZE);
+		return -EINVAL;
+	}
 	if (o->ntiers > VOLUME_MAX_TIERS) {
 		set_error("%u capacity tiers: at most %d are supported", o->ntiers,
 		          VOLUME_MAX_TIERS);
 		return -EINVAL;
 	}
+	int rc = 0;
+	for (unsigned k = 0; k < o->ntiers && !rc; k++)
+		rc = check_tier(o, k);
+	return rc;
+}
+
+static int plan_tiers(struct manifest *mf, const struct cairn_mkfs_opts *o)
+{
 	mf->ntiers = o->ntiers;
 	for (unsigned k = 0; k < o->ntiers; k++) {
 		const struct cairn_tier_opts *t = &o->tiers[k];
-		size_t nl = t->name ? strlen(t->name) : 0;
-		if (nl == 0 || nl > VOLUME_TIER_NAME_MAX || strpbrk(t->name, " \t\n/") ||
-		    !t->path || !t->path[0] || t->unit % 4096 || t->unit / 4096 > UINT32_MAX) {
-			set_error(
-			    "tier %u: needs a name of 1-%d characters without spaces, a path, and "
-			    "a unit that is a multiple of 4096",
-			    k + 1, VOLUME_TIER_NAME_MAX);
-			return -EINVAL;
-		}
-		for (unsigned j = 0; j < k; j++)
-			if (!strcmp(o->tiers[j].name, t->name)) {
-				set_error("tier %s: named twice", t->name);
-				return -EINVAL;
-			}
 		snprintf(mf->tier_name[k], sizeof(mf->tier_name[k]), "%s", t->name);
 		mf->tier_unit[k] =
 		    t->unit ? (uint32_t)(t->unit / 4096) : default_unit_blocks(t->name);
@@ -150,10 +206,10 @@ static int plan_manifest(struct manifest *mf, const char *dir, const struct cair
 	uuid_generate(mf->uuid);
 	char us[40];
 	uuid_unparse_lower(mf->uuid, us);
-	mf->media = media_of(o ? o->media : 0, MEDIA_FILE);
-	mf->size[PART_LOG] = o && o->log_size ? o->log_size : 256ull << 20;
-	mf->size[PART_FAST] = o && o->fast_size ? o->fast_size : 1ull << 30;
-	const char *given[PART_COUNT] = {o ? o->log_path : NULL, o ? o->fast_path : NULL};
+	mf->media = media_of(o->media, MEDIA_FILE);
+	mf->size[PART_LOG] = o->log_size ? o->log_size : 256ull << 20;
+	mf->size[PART_FAST] = o->fast_size ? o->fast_size : 1ull << 30;
+	const char *given[PART_COUNT] = {o->log_path, o->fast_path};
 	for (int p = 0; p < PART_COUNT; p++) {
 		mf->size[p] = mf->size[p] / 4096 * 4096;
 		if (given[p]) {
@@ -164,27 +220,66 @@ static int plan_manifest(struct manifest *mf, const char *dir, const struct cair
 			default_part_path(mf->path[p], dir, mf->media, us, volume_part_name(mf, p));
 		}
 	}
-	return o ? plan_tiers(mf, o) : 0;
+	return plan_tiers(mf, o);
 }
 
-/* Opens a capacity tier for mkfs: an existing file or device of the given
- * size (0 = as it is), or a new file. */
-static int open_new_tier(struct media **m, struct manifest *mf, int p, int *created, char *err,
-                         size_t el)
+/* "the log part", "tier ssd": how messages name part p. */
+static void part_label(char *out, size_t len, const struct manifest *mf, int p)
 {
-	struct stat st;
-	int exists = stat(mf->path[p], &st) == 0;
-	*created = !exists;
-	uint64_t size = mf->size[p];
-	if (exists && (size == 0 || !S_ISREG(st.st_mode)))
-		size = 0; /* take what is there; the fs layer checks it is enough */
-	if (!exists && size == 0) {
-		snprintf(err, el, "tier %s: %s does not exist and no size was given",
+	snprintf(out, len, p < PART_TIER1 ? "%s part" : "tier %s", volume_part_name(mf, p));
+}
+
+/* Opens every part's file (target.h), refusing names a volume directory
+ * keeps for itself and any file named as two parts. */
+static int open_targets(const struct manifest *mf, const char *dir, int force,
+                        struct part_target *t, char (*label)[32], char *err, size_t el)
+{
+	static const char *own[PART_COUNT] = {"log.part", "fast.part"};
+	for (int p = 0; p < manifest_parts(mf); p++) {
+		part_label(label[p], sizeof(label[p]), mf, p);
+		t[p].path = mf->path[p];
+		t[p].what = label[p];
+		if (target_is_reserved(t[p].path, dir, p < PART_COUNT ? own[p] : NULL)) {
+			snprintf(err, el, "%s %s: the volume directory keeps that name for itself",
+			         label[p], t[p].path);
+			return -EINVAL;
+		}
+		int rc = target_open(&t[p], err, el);
+		if (rc)
+			return rc;
+		for (int q = 0; q < p; q++)
+			if (target_same(&t[q], &t[p])) {
+				snprintf(err, el,
+				         "%s and %s: both are %s (one file cannot be two parts)",
+				         label[q], label[p], t[p].path);
+				return -EINVAL;
+			}
+		rc = target_check(&t[p], dir, force, err, el);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* The path the media layer opens target t by. */
+static const char *opened(const struct part_target *t)
+{
+	return t->media_path[0] ? t->media_path : t->path;
+}
+
+/* Opens a capacity tier for mkfs: a file of the given size (0 = the size
+ * it had), or a device (0 = all of it). */
+static int open_new_tier(struct media **m, struct manifest *mf, int p, const struct part_target *t,
+                         char *err, size_t el)
+{
+	uint64_t size = t->device ? 0 : mf->size[p] ? mf->size[p] : t->size;
+	if (!t->device && size == 0) {
+		snprintf(err, el, "tier %s: %s is empty and no size was given",
 		         volume_part_name(mf, p), mf->path[p]);
 		return -EINVAL;
 	}
-	int rc = media_open(m, MEDIA_FILE, mf->path[p], size,
-	                    size ? MEDIA_CREATE | MEDIA_SPARSE : 0, err, el);
+	int rc = media_open(m, MEDIA_FILE, opened(t), size,
+	                    t->device ? 0 : MEDIA_CREATE | MEDIA_SPARSE, err, el);
 	if (!rc) {
 		uint64_t have = media_size(*m) / 4096 * 4096;
 		if (mf->size[p] && have < mf->size[p]) {
@@ -199,29 +294,86 @@ static int open_new_tier(struct media **m, struct manifest *mf, int p, int *crea
 	return rc;
 }
 
-static int format_parts(struct manifest *mf, const struct cairn_mkfs_opts *o, int *created,
-                        char *err, size_t el)
+static int format_parts(struct manifest *mf, const struct cairn_mkfs_opts *o,
+                        const struct part_target *t, char *err, size_t el)
 {
 	struct media *m[VOLUME_MAX_PARTS] = {0};
 	int rc = 0;
-	for (int p = 0; p < PART_COUNT && !rc; p++) {
-		rc = media_open(&m[p], mf->media, mf->path[p], mf->size[p], MEDIA_CREATE, err, el);
-		created[p] = 1;
-	}
+	for (int p = 0; p < PART_COUNT && !rc; p++)
+		rc =
+		    media_open(&m[p], mf->media, opened(&t[p]), mf->size[p], MEDIA_CREATE, err, el);
 	struct tier_spec cap[VOLUME_MAX_TIERS];
 	for (unsigned k = 0; k < mf->ntiers && !rc; k++) {
 		int p = PART_TIER1 + (int)k;
-		rc = open_new_tier(&m[p], mf, p, &created[p], err, el);
+		rc = open_new_tier(&m[p], mf, p, &t[p], err, el);
 		cap[k] = (struct tier_spec){m[p], mf->tier_name[k], mf->tier_unit[k], mf->size[p]};
 	}
 	if (!rc)
 		rc = log_format(m[PART_LOG], mf->uuid, err, el);
 	if (!rc)
-		rc = shared_format(m[PART_FAST], cap, mf->ntiers, mf->uuid, o ? o->inodes : 0,
+		rc = shared_format(m[PART_FAST], cap, mf->ntiers, mf->uuid, o->inodes,
 		                   LOG_RING_START, (uint64_t)now_ns(), err, el);
+	if (rc == -ENOSPC && o->inodes && strstr(err, " inodes"))
+		snprintf(err, el,
+		         "fast part %s: %llu bytes is too small for %llu inodes and the "
+		         "room a volume needs besides",
+		         mf->path[PART_FAST], (unsigned long long)mf->size[PART_FAST],
+		         (unsigned long long)o->inodes);
 	for (int p = 0; p < VOLUME_MAX_PARTS; p++)
 		if (m[p])
 			media_close(m[p]);
+	return rc;
+}
+
+/* A lower layer's message about a part, made the user's: the part's name
+ * for /proc/self/fd/N, and no "cairn: " of its own inside ours. */
+static void own_message(char *msg, size_t len, const struct part_target *t, int n)
+{
+	char out[1024];
+	const char *s = strncmp(msg, "cairn: ", 7) ? msg : msg + 7;
+	size_t o = 0;
+	while (*s && o + 1 < sizeof(out)) {
+		int hit = -1;
+		for (int i = 0; i < n && hit < 0; i++) {
+			size_t ml = strlen(t[i].media_path);
+			if (ml && !strncmp(s, t[i].media_path, ml) &&
+			    !isdigit((unsigned char)s[ml]))
+				hit = i;
+		}
+		if (hit < 0) {
+			out[o++] = *s++;
+			continue;
+		}
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s", t[hit].path);
+		o = o < sizeof(out) ? o : sizeof(out) - 1;
+		s += strlen(t[hit].media_path);
+	}
+	out[o] = 0;
+	snprintf(msg, len, "%s", out);
+}
+
+/* Everything after the lock: plan, open, format, and the manifest last,
+ * since a directory without one is not a volume. */
+static int make_volume(const char *dir, const struct cairn_mkfs_opts *o, char *err, size_t el)
+{
+	struct manifest mf;
+	struct part_target t[VOLUME_MAX_PARTS];
+	char label[VOLUME_MAX_PARTS][32];
+	for (int p = 0; p < VOLUME_MAX_PARTS; p++)
+		t[p] = (struct part_target){.fd = -1};
+	int rc = check_no_volume(dir, o->force);
+	if (!rc)
+		rc = plan_manifest(&mf, dir, o);
+	if (!rc)
+		rc = open_targets(&mf, dir, o->force, t, label, err, el);
+	if (!rc)
+		rc = format_parts(&mf, o, t, err, el);
+	if (!rc)
+		rc = manifest_write(dir, &mf, err, el);
+	if (err[0])
+		own_message(err, el, t, VOLUME_MAX_PARTS);
+	for (int p = 0; p < VOLUME_MAX_PARTS; p++)
+		target_close(&t[p], rc != 0);
 	return rc;
 }
 
@@ -230,33 +382,39 @@ int cairn_mkfs(const char *volume_dir, const struct cairn_mkfs_opts *opts)
 	last_error[0] = 0;
 	if (!volume_dir || !*volume_dir)
 		return fail(-EINVAL);
-	int rc = make_volume_dir(volume_dir);
+	static const struct cairn_mkfs_opts defaults;
+	const struct cairn_mkfs_opts *o = opts ? opts : &defaults;
+	int rc = check_mkfs_opts(o);
+	if (rc)
+		return fail(rc);
+	int made_dir;
+	rc = make_volume_dir(volume_dir, &made_dir);
 	if (rc) {
-		set_error("%s: %s", volume_dir,
-		          rc == -EEXIST ? "a cairn volume already exists here" : strerror(-rc));
+		set_error("%s", strerror(-rc));
 		return fail(rc);
 	}
-	char dir[VOLUME_PATH_MAX];
+	char dir[VOLUME_PATH_MAX], err[1024] = "";
 	if (!realpath(volume_dir, dir)) {
 		rc = -errno;
-		set_error("%s: %s", volume_dir, strerror(-rc));
+		set_error("%s", strerror(-rc));
 		return fail(rc);
 	}
-	struct manifest mf;
-	rc = plan_manifest(&mf, dir, opts);
-	char err[1024] = "";
-	int created[VOLUME_MAX_PARTS] = {0};
-	if (!rc)
-		rc = format_parts(&mf, opts, created, err, sizeof(err));
-	/* The manifest comes last: a directory without one is not a volume. */
-	if (!rc)
-		rc = manifest_write(dir, &mf, err, sizeof(err));
+	int lock = volume_lock_dir(dir, 1, err, sizeof(err));
+	if (lock < 0) {
+		set_error("%s", lock == -EBUSY ? "the volume directory is in use (mounted, or "
+		                                 "another mkfs is making it)"
+		                               : err);
+		return fail(lock);
+	}
+	rc = make_volume(dir, o, err, sizeof(err));
+	/* Under the lock, so no other mkfs has put files in it; the lock goes
+	 * last, when the volume is whole (or gone). */
+	if (rc && made_dir)
+		rmdir(dir);
+	close(lock);
 	if (rc) {
 		if (err[0] || !last_error[0])
 			set_error("%s", err[0] ? err : strerror(-rc));
-		for (int p = 0; p < VOLUME_MAX_PARTS; p++) /* only files mkfs made */
-			if (created[p] && mf.path[p][0])
-				unlink(mf.path[p]);
 		return fail(rc);
 	}
 	return 0;
@@ -269,6 +427,7 @@ struct replay {
 	uint64_t count;
 	uint64_t bad_seq, bad_off;
 	int bad_rc;
+	int ended; /* replay stopped at the bad record, which is dropped */
 };
 
 static int replay_one(void *arg, const struct log_rec_hdr *h, const void *payload, uint64_t off)
@@ -279,6 +438,16 @@ static int replay_one(void *arg, const struct log_rec_hdr *h, const void *payloa
 		rp->bad_seq = h->seq;
 		rp->bad_off = off;
 		rp->bad_rc = rc;
+		/* A call whose record could not be applied failed with EIO, and
+		 * the volume took no change after it: as the last record, it
+		 * is dropped.  (Volumes made before calls reserved their tree
+		 * nodes can hold such a record.)  A read-only mount shows the
+		 * prefix before any record that does not apply. */
+		int last = rc == -ENOSPC && !log_record_follows(rp->fs->log, off, h);
+		if (last || rp->fs->read_only) {
+			rp->ended = 1;
+			return LOG_REPLAY_END;
+		}
 		return rc;
 	}
 	rp->count++;
@@ -358,7 +527,7 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 	if (rc && rp.bad_rc) {
 		snprintf(err, el,
 		         "log part %s: record %llu at offset %llu does not apply to the shared "
-		         "area (%s)",
+		         "area (%s); a read-only mount shows the volume as it was before it",
 		         fs->vol.mf.path[PART_LOG], (unsigned long long)rp.bad_seq,
 		         (unsigned long long)rp.bad_off, strerror(-rp.bad_rc));
 		return -EUCLEAN;
@@ -376,6 +545,14 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 			return -EUCLEAN;
 		warn(err);
 	}
+	if (rp.ended)
+		fprintf(stderr,
+		        "cairn: %s: log record %llu at offset %llu does not apply to the shared "
+		        "area (%s): %s\n",
+		        fs->vol.dir, (unsigned long long)rp.bad_seq, (unsigned long long)rp.bad_off,
+		        strerror(-rp.bad_rc),
+		        fs->read_only ? "the volume is shown as it was before it"
+		                      : "its call had failed with EIO, so it is dropped");
 	if (rc) {
 		snprintf(err, el, "log part %s: recovery failed: %s", fs->vol.mf.path[PART_LOG],
 		         strerror(-rc));
@@ -514,15 +691,23 @@ int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv)
 		const struct fs_super *sb = &fs->sh.sb;
 		/* Quarantined blocks are free as soon as the next checkpoint is
 		 * durable, and a writer short of space waits for one. */
-		uint64_t bfree = 0, blocks = 0;
+		uint64_t bfree = 0, blocks = 0, quarantined = 0;
 		for (unsigned t = 0; t < fs->sh.ntiers; t++) {
-			bfree += shared_tier_free(&fs->sh, t) + alloc_quarantined(fs->sh.tier[t].a);
+			bfree += shared_tier_free(&fs->sh, t);
+			quarantined += alloc_quarantined(fs->sh.tier[t].a);
 			blocks += shared_tier_blocks(&fs->sh, t);
 		}
-		bfree = bfree > fs->reserved_blocks ? bfree - fs->reserved_blocks : 0;
+		bfree = bfree + quarantined > fs->reserved_blocks
+		            ? bfree + quarantined - fs->reserved_blocks
+		            : 0;
 		sv->f_bsize = sv->f_frsize = FS_BLOCK_SIZE;
 		sv->f_blocks = blocks;
-		sv->f_bfree = sv->f_bavail = bfree;
+		/* Free counts the metadata reserve, as ext4's counts its
+		 * reserved blocks; available is what a write can still take. */
+		sv->f_bfree = bfree;
+		sv->f_bavail = space_available(fs) + quarantined;
+		if (sv->f_bavail > sv->f_bfree)
+			sv->f_bavail = sv->f_bfree;
 		sv->f_files = sb->inode_count - 1; /* inode 0 is never used */
 		sv->f_ffree = sv->f_favail = alloc_free_count(fs->sh.ialloc);
 		memcpy(&sv->f_fsid, sb->uuid, sizeof(sv->f_fsid));

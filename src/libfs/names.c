@@ -75,7 +75,7 @@ struct create_args {
 static int do_create(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
 {
 	const struct create_args *a = arg;
-	int rc = op_begin(fs, sizeof(struct op_mknod) + 256 + a->targetlen, a->targetlen ? 1 : 0,
+	int rc = op_begin(fs, sizeof(struct op_mknod) + 256 + a->targetlen, a->targetlen ? 1 : 0, SPACE_NAME,
 			  attempt);
 	if (rc)
 		return rc;
@@ -158,7 +158,7 @@ static int log_unlink(struct cairn_fs *fs, const struct lookup *lk, uint64_t *se
 
 static int do_unlink(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
 {
-	int rc = op_begin(fs, sizeof(struct op_unlink) + 256, 0, attempt);
+	int rc = op_begin(fs, sizeof(struct op_unlink) + 256, 0, SPACE_NONE, attempt);
 	if (rc)
 		return rc;
 	struct lookup lk;
@@ -183,7 +183,7 @@ int cairn_unlink(cairn_fs *fs, const char *path)
 
 static int do_rmdir(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
 {
-	int rc = op_begin(fs, sizeof(struct op_unlink) + 256, 0, attempt);
+	int rc = op_begin(fs, sizeof(struct op_unlink) + 256, 0, SPACE_NONE, attempt);
 	if (rc)
 		return rc;
 	struct lookup lk;
@@ -226,7 +226,7 @@ struct two_targets {
 static int do_link(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
 {
 	const struct two_targets *a = arg;
-	int rc = op_begin(fs, sizeof(struct op_link) + 256, 0, attempt);
+	int rc = op_begin(fs, sizeof(struct op_link) + 256, 0, SPACE_NAME, attempt);
 	if (rc)
 		return rc;
 	struct lookup from, to;
@@ -321,7 +321,7 @@ static int check_rename(struct cairn_fs *fs, const struct lookup *from, const st
 static int do_rename(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
 {
 	const struct two_targets *a = arg;
-	int rc = op_begin(fs, sizeof(struct op_rename) + 512, 0, attempt);
+	int rc = op_begin(fs, sizeof(struct op_rename) + 512, 0, SPACE_FREES, attempt);
 	if (rc)
 		return rc;
 	struct lookup from, to;

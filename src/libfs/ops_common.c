@@ -24,7 +24,7 @@ int64_t now_ns(void)
  * the dirty blocks, plus an inode block, an extent path and a bitmap block
  * for every file with undigested data, plus extent leaves for the pieces
  * (a leaf holds about 170 extents, half that after a split). */
-static uint64_t checkpoint_cost(struct cairn_fs *fs)
+uint64_t checkpoint_cost(struct cairn_fs *fs)
 {
 	/* Files with data are at most the vnodes and at most the pieces
 	 * (vnodes also stand for open or pinned inodes without data). */
@@ -40,7 +40,8 @@ static int digest_threshold_reached(struct cairn_fs *fs)
 	       checkpoint_cost(fs) * 2 >= cap;
 }
 
-int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, int *attempt)
+int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, enum space_class cls,
+             int *attempt)
 {
 	if (fs->read_only)
 		return -EROFS;
@@ -48,7 +49,7 @@ int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, int *at
 		return -EIO;
 	uint64_t cap = shared_journal_capacity(&fs->sh);
 	int room = log_room(fs->log, payload_len) && checkpoint_cost(fs) * 4 < cap * 3;
-	int space = space_check(fs, blocks) == 0;
+	int space = space_check(fs, cls, blocks) == 0;
 	if (room && space)
 		return 0;
 	/* A digest frees the log and turns reservations into exact

@@ -36,7 +36,8 @@ static int xattr_change_locked(struct cairn_fs *fs, const struct target *t, cons
 			       size_t namelen, const void *value, size_t size, int flags,
 			       uint64_t *seq, int *attempt)
 {
-	int rc = op_begin(fs, sizeof(struct op_xattr) + namelen + size, 2, attempt);
+	int rc = op_begin(fs, sizeof(struct op_xattr) + namelen + size, 0,
+	              value ? SPACE_NAME : SPACE_NONE, attempt);
 	if (rc)
 		return rc;
 	struct lookup lk;

@@ -449,12 +449,17 @@ int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_
 	uint8_t *buf = NULL;
 	size_t bufsz = 0;
 	uint64_t min_epoch = 0;
-	int rc = 0;
+	int rc = 0, ended = 0;
 	struct log_rec_hdr h;
 	while (l->used < ring_capacity(l) &&
 	       read_record(l, l->tail_off, l->tail_seq, l->tail_seq, min_epoch, &h, &buf, &bufsz)) {
 		if (h.type != LOG_REC_PAD) {
 			rc = fn(arg, &h, buf, l->tail_off);
+			if (rc == LOG_REPLAY_END) {
+				rc = 0; /* the log ends before this record */
+				ended = 1;
+				break;
+			}
 			if (rc)
 				break;
 		}
@@ -464,7 +469,8 @@ int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_
 		l->tail_off = next;
 		l->tail_seq++;
 	}
-	if (!rc && l->used < ring_capacity(l))
+	/* A record the caller ended the log at is valid, not damaged. */
+	if (!rc && !ended && l->used < ring_capacity(l))
 		look_ahead(l, min_epoch, &buf, &bufsz);
 	free(buf);
 	atomic_store(&l->appended_seq, l->tail_seq - 1);
@@ -535,6 +541,19 @@ int log_drop_damaged(struct log *l)
 	if (!rc)
 		memset(d, 0, sizeof(*d));
 	return rc;
+}
+
+int log_record_follows(struct log *l, uint64_t off, const struct log_rec_hdr *h)
+{
+	uint64_t next = off + h->len;
+	if (h->type == LOG_REC_PAD || next + sizeof(*h) > l->ring_end)
+		next = LOG_RING_START;
+	struct log_rec_hdr nh;
+	uint8_t *buf = NULL;
+	size_t bufsz = 0;
+	int valid = read_record(l, next, h->seq + 1, h->seq + 1, h->epoch, &nh, &buf, &bufsz);
+	free(buf);
+	return valid;
 }
 
 /* ---- append and commit ------------------------------------------------- */

@@ -56,8 +56,11 @@ typedef int (*log_replay_fn)(void *arg, const struct log_rec_hdr *h, const void 
  * read_only, -EUCLEAN is returned with nothing written.  Otherwise, unless
  * read_only, a new epoch is made durable so that records written from now
  * on can never be confused with stale ones after the tail.
- * A non-zero return of fn stops the scan and is returned.
+ * A non-zero return of fn stops the scan and is returned, except
+ * LOG_REPLAY_END: the log then ends before that record, which the next
+ * append overwrites (and no damage is looked for past it).
  */
+#define LOG_REPLAY_END 1
 int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_fn fn, void *arg,
                 int read_only);
 
@@ -78,6 +81,9 @@ void log_damage_describe(const struct log *l, char *buf, size_t len);
  * the last record found after it, durably, so the log ends at the damage
  * and a recovery stops there silently.  Then log_recover again. */
 int log_drop_damaged(struct log *l);
+/* Whether a valid record follows the record h found at off (its
+ * successor in sequence, in the same or a later epoch). */
+int log_record_follows(struct log *l, uint64_t off, const struct log_rec_hdr *h);
 
 /* Where a record was put. */
 struct log_pos {

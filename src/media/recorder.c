@@ -83,6 +83,7 @@ struct recorder {
 	/* the cursor: every event before cur has been applied */
 	bool cursor_ready;
 	uint64_t cur;
+	uint64_t applied; /* events applied to the shadow images, ever: the work */
 };
 
 /* ---- small helpers ---- */
@@ -317,6 +318,11 @@ int recorder_error(const struct recorder *r)
 	return __atomic_load_n(&r->error, __ATOMIC_ACQUIRE);
 }
 
+uint64_t recorder_events_applied(const struct recorder *r)
+{
+	return r->applied;
+}
+
 uint64_t recorder_fence_count(const struct recorder *r)
 {
 	return __atomic_load_n(&r->nfences, __ATOMIC_ACQUIRE);
@@ -504,8 +510,10 @@ static int seek(struct recorder *r, uint64_t pos)
 		if (rc < 0)
 			return rc;
 	}
-	while (r->cur < pos && r->error == 0)
+	while (r->cur < pos && r->error == 0) {
 		apply(r, &r->ev[r->cur++]);
+		r->applied++;
+	}
 	/* An allocation failure while applying leaves the cursor unusable. */
 	if (r->error != 0)
 		r->cursor_ready = false;

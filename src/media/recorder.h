@@ -48,6 +48,9 @@ void recorder_pause(struct recorder *r, int paused);
  * a pseudo-random subset chosen from the variant number.
  */
 uint64_t recorder_fence_count(const struct recorder *r);
+/* Events applied to the shadow images so far, by every crash-state query:
+ * the work the queries cost (tests bound it). */
+uint64_t recorder_events_applied(const struct recorder *r);
 /* Position (event index, as recorder_position() would have returned just
  * before it) of fence k.  k == recorder_fence_count() is also a crash point,
  * "the end of the trace"; its position is the end.  Larger k: UINT64_MAX. */

@@ -38,6 +38,8 @@
 #define BATCH_MOVES 512     /* extents per checkpoint: bounds the journal */
 #define BATCH_BLOCKS 16384u /* 64 MiB per checkpoint */
 #define COPY_BLOCKS 256u    /* 1 MiB copied at a time */
+#define MOVE_NODES 12       /* tree nodes one extent move may need: two inserts */
+#define MOVE_JOURNAL 16     /* metadata blocks one move may dirty: inode, tree path, bitmaps */
 
 struct move {
 	uint64_t ino, lblk, len;
@@ -133,6 +135,11 @@ static int list_files(struct cairn_fs *fs, struct cold_file **out, size_t *count
 	return 0;
 }
 
+static int batch_full(const struct batch *b)
+{
+	return b->n == BATCH_MOVES || b->blocks >= BATCH_BLOCKS;
+}
+
 /* Adds moves for [lblk, lblk+len) at src to the batch, allocating the
  * destination in as few runs as the tier gives.  Returns 0, 1 when the
  * batch is full, or -ENOSPC when the destination tier is. */
@@ -140,7 +147,7 @@ static int add_moves(struct cairn_fs *fs, struct batch *b, uint64_t ino, uint64_
                      uint64_t len, uint64_t src)
 {
 	while (len > 0) {
-		if (b->n == BATCH_MOVES || b->blocks >= BATCH_BLOCKS)
+		if (batch_full(b))
 			return 1;
 		uint64_t want = len < BATCH_BLOCKS - b->blocks ? len : BATCH_BLOCKS - b->blocks;
 		uint64_t dst, got;
@@ -242,6 +249,8 @@ static int pick_hot(struct cairn_fs *fs, struct batch *b)
 				                     ready[k].lblk + ready[k].len,
 				                     &room};
 				rc = extent_walk(&fs->sh.fx, r.i, ready[k].lblk, pick_extent, &p);
+				if (rc == 1 && !batch_full(b))
+					rc = 0; /* the walk passed the window: go on */
 			}
 		inode_put(&fs->sh, &r);
 	}
@@ -278,6 +287,23 @@ static void free_dst(struct cairn_fs *fs, const struct move *m)
 	alloc_free(fs->sh.tier[t].a, FS_PBLK_BLK(m->dst), m->len);
 }
 
+/* A move that splits an extent takes up to two inserts; one that cannot
+ * be sure of their nodes is skipped (its copy is dropped), since a move
+ * half made would leave its range unmapped.  So is one whose metadata
+ * would not fit in the journal beside what the next checkpoint already
+ * writes: on a small volume a batch of many small files could not commit. */
+static int nodes_for_one_move(struct cairn_fs *fs)
+{
+	uint64_t pending = space_margin(fs) - space_reserve(fs);
+	return alloc_free_count(fs->sh.balloc) >= pending + MOVE_NODES;
+}
+
+static int room_for_one_move(struct cairn_fs *fs)
+{
+	return nodes_for_one_move(fs) &&
+	       checkpoint_cost(fs) + MOVE_JOURNAL <= shared_journal_capacity(&fs->sh);
+}
+
 static int switch_moves(struct cairn_fs *fs, const struct batch *b, int copy_rc)
 {
 	int rc = 0;
@@ -285,7 +311,7 @@ static int switch_moves(struct cairn_fs *fs, const struct batch *b, int copy_rc)
 		const struct move *m = &b->m[k];
 		struct iref r;
 		int moved = 0;
-		if (!copy_rc && !rc && inode_in_use(&fs->sh, m->ino) &&
+		if (!copy_rc && !rc && room_for_one_move(fs) && inode_in_use(&fs->sh, m->ino) &&
 		    inode_get(&fs->sh, m->ino, &r) == 0) {
 			int e = extent_move(&fs->sh.fx, r.i, m->lblk, m->len, m->src, m->dst);
 			if (e == 0) {
@@ -333,8 +359,10 @@ static int run_batch(struct cairn_fs *fs, enum batch_kind kind, unsigned t, uint
 	pthread_mutex_lock(&fs->digest_lock);
 	if (!locked)
 		pthread_rwlock_wrlock(&fs->lock);
-	/* The tree may need nodes for split extents: keep the margin. */
-	int rc = alloc_free_count(fs->sh.balloc) > space_margin(fs) / 2 ? 0 : -ENOSPC;
+	/* Switching extents may split them, and the new extents need tree
+	 * nodes.  Demotion gives the fast tier space back, so like unlink it
+	 * may use the reserve; it must leave the nodes the digest needs. */
+	int rc = nodes_for_one_move(fs) ? 0 : -ENOSPC;
 	if (!rc && !fs->failed)
 		rc = kind == DEMOTE ? pick_cold(fs, t, want, b) : pick_hot(fs, b);
 	if (!locked)

@@ -53,9 +53,16 @@ int manifest_write(const char *dir, const struct manifest *mf, char *err, size_t
 	char tmp[VOLUME_PATH_MAX + 32], final[VOLUME_PATH_MAX + 32];
 	snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, VOLUME_MANIFEST);
 	snprintf(final, sizeof(final), "%s/%s", dir, VOLUME_MANIFEST);
-	FILE *f = fopen(tmp, "w");
+	/* The caller holds the volume lock, so a temporary file left here is a
+	 * crashed writer's.  A new one is created, never opened through a
+	 * planted symbolic link. */
+	unlink(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f) {
 		int e = errno;
+		if (fd >= 0)
+			close(fd);
 		snprintf(err, errlen, "%s: %s", tmp, strerror(e));
 		return -e;
 	}
@@ -85,8 +92,10 @@ int manifest_write(const char *dir, const struct manifest *mf, char *err, size_t
 			close(dfd);
 		}
 	}
-	if (rc)
+	if (rc) {
+		unlink(tmp);
 		snprintf(err, errlen, "%s: %s", final, strerror(-rc));
+	}
 	return rc;
 }
 
@@ -206,23 +215,47 @@ int manifest_read(const char *dir, struct manifest *mf, char *err, size_t errlen
 	return 0;
 }
 
-static int lock_volume(struct volume *v, int exclusive, char *err, size_t errlen)
+int volume_lock_dir(const char *dir, int exclusive, char *err, size_t errlen)
 {
-	v->lock_fd = open(v->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (v->lock_fd < 0) {
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
 		int e = errno;
-		snprintf(err, errlen, "%s: %s", v->dir, strerror(e));
+		snprintf(err, errlen, "%s: %s", dir, strerror(e));
 		return -e;
 	}
-	if (flock(v->lock_fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
-		return 0;
+	if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
+		return fd;
 	int e = errno;
-	snprintf(err, errlen, "%s: %s", v->dir,
+	snprintf(err, errlen, "%s: %s", dir,
 	         e == EWOULDBLOCK ? "the volume is in use by another process (mounted?)"
 	                          : strerror(e));
-	close(v->lock_fd);
-	v->lock_fd = -1;
+	close(fd);
 	return e == EWOULDBLOCK ? -EBUSY : -e;
+}
+
+/* Locks part p's file as the directory is locked, so that mkfs (which
+ * locks every file it formats) never takes a part of a mounted volume
+ * kept outside its directory.  A file system without flock is no reason
+ * to refuse a mount: the directory lock still keeps two mounts apart. */
+static int lock_part(struct volume *v, int p, int exclusive, char *err, size_t errlen)
+{
+	v->part_lock[p] = open(v->mf.path[p], O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (v->part_lock[p] < 0 ||
+	    flock(v->part_lock[p], (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0 ||
+	    errno != EWOULDBLOCK)
+		return 0;
+	snprintf(err, errlen,
+	         "%s%s part %s: in use by another process (another volume "
+	         "mounted on it, or mkfs?)",
+	         p >= PART_TIER1 ? "tier " : "", volume_part_name(&v->mf, p), v->mf.path[p]);
+	return -EBUSY;
+}
+
+/* The media layer's messages start with "cairn: ", as if they were the
+ * command's own; inside another sentence that prefix would repeat. */
+static const char *media_message(const char *m)
+{
+	return strncmp(m, "cairn: ", 7) ? m : m + 7;
 }
 
 int volume_open(struct volume *v, const char *dir, enum media_kind media, int exclusive, char *err,
@@ -230,14 +263,18 @@ int volume_open(struct volume *v, const char *dir, enum media_kind media, int ex
 {
 	memset(v, 0, sizeof(*v));
 	v->lock_fd = -1;
+	for (int p = 0; p < VOLUME_MAX_PARTS; p++)
+		v->part_lock[p] = -1;
 	if (!realpath(dir, v->dir)) {
 		int e = errno;
 		snprintf(err, errlen, "%s: %s", dir, strerror(e));
 		return -e;
 	}
 	int rc = manifest_read(v->dir, &v->mf, err, errlen);
-	if (!rc)
-		rc = lock_volume(v, exclusive, err, errlen);
+	if (!rc) {
+		v->lock_fd = volume_lock_dir(v->dir, exclusive, err, errlen);
+		rc = v->lock_fd < 0 ? v->lock_fd : 0;
+	}
 	if (rc)
 		return rc;
 	enum media_kind kind = media ? media : v->mf.media;
@@ -246,11 +283,16 @@ int volume_open(struct volume *v, const char *dir, enum media_kind media, int ex
 		/* A capacity tier is sized 0 here (take what is there): the fs
 		 * layer refuses one smaller than its superblock says, by name. */
 		int tier = p >= PART_TIER1;
+		rc = lock_part(v, p, exclusive, err, errlen);
+		if (rc) {
+			volume_close(v);
+			return rc;
+		}
 		rc = media_open(&v->part[p], tier ? MEDIA_FILE : kind, v->mf.path[p],
 		                tier ? 0 : v->mf.size[p], 0, merr, sizeof(merr));
 		if (rc) {
 			snprintf(err, errlen, "%s%s part: %s", tier ? "tier " : "",
-			         volume_part_name(&v->mf, p), merr);
+			         volume_part_name(&v->mf, p), media_message(merr));
 			volume_close(v);
 			return rc;
 		}
@@ -260,12 +302,17 @@ int volume_open(struct volume *v, const char *dir, enum media_kind media, int ex
 
 void volume_close(struct volume *v)
 {
+	/* A volume never opened (all zeros) holds no descriptors, not fd 0. */
+	int opened = v->dir[0] != 0;
 	for (int p = 0; p < VOLUME_MAX_PARTS; p++) {
 		if (v->part[p])
 			media_close(v->part[p]);
 		v->part[p] = NULL;
+		if (opened && v->part_lock[p] >= 0)
+			close(v->part_lock[p]);
+		v->part_lock[p] = -1;
 	}
-	if (v->lock_fd >= 0)
+	if (opened && v->lock_fd >= 0)
 		close(v->lock_fd); /* last: the parts are closed when others may enter */
 	v->lock_fd = -1;
 }

@@ -29,10 +29,10 @@ enum volume_part { PART_LOG = 0, PART_FAST = 1, PART_COUNT = 2, PART_TIER1 = 2 }
 struct manifest {
 	unsigned format;
 	uint8_t uuid[16];
-	enum media_kind media;  /* of the log and the fast tier */
-	unsigned ntiers;        /* capacity tiers: always the file medium */
+	enum media_kind media; /* of the log and the fast tier */
+	unsigned ntiers;       /* capacity tiers: always the file medium */
 	char tier_name[VOLUME_MAX_TIERS][VOLUME_TIER_NAME_MAX + 1];
-	uint32_t tier_unit[VOLUME_MAX_TIERS]; /* allocation unit, in 4 KiB blocks */
+	uint32_t tier_unit[VOLUME_MAX_TIERS];         /* allocation unit, in 4 KiB blocks */
 	char path[VOLUME_MAX_PARTS][VOLUME_PATH_MAX]; /* absolute */
 	uint64_t size[VOLUME_MAX_PARTS];
 };
@@ -41,7 +41,8 @@ struct volume {
 	char dir[VOLUME_PATH_MAX];
 	struct manifest mf;
 	struct media *part[VOLUME_MAX_PARTS];
-	int lock_fd; /* the volume directory, flock'ed while open */
+	int lock_fd;                     /* the volume directory, flock'ed while open */
+	int part_lock[VOLUME_MAX_PARTS]; /* each part's file, flock'ed the same way */
 };
 
 /* Parts the manifest lists: PART_COUNT + its capacity tiers. */
@@ -53,20 +54,27 @@ static inline int manifest_parts(const struct manifest *mf)
 /* "log", "fast", or the capacity tier's name. */
 const char *volume_part_name(const struct manifest *mf, int p);
 
-/* Writes dir/cairn.volume atomically (temporary file, fsync, rename). */
+/* Writes dir/cairn.volume atomically (temporary file, fsync, rename); the
+ * caller holds the volume lock.  The file is mode 0600. */
 int manifest_write(const char *dir, const struct manifest *mf, char *err, size_t errlen);
 
 /* Reads and checks dir/cairn.volume.  -ENOENT when there is none. */
 int manifest_read(const char *dir, struct manifest *mf, char *err, size_t errlen);
+
+/* Opens and flocks the directory dir (exclusively or shared, without
+ * waiting): the lock a mount holds.  Returns the descriptor, or -EBUSY when
+ * another process holds the lock, or -errno; err says which. */
+int volume_lock_dir(const char *dir, int exclusive, char *err, size_t errlen);
 
 /* Opens every part with the manifest's medium, or `media` if non-zero
  * (capacity tiers always with the file medium), checking that each exists
  * and has the recorded size (a capacity tier may be larger: a block device
  * that grew).  Locks the volume
  * directory (flock): exclusively to write, shared to only read, so that two
- * processes never write one volume; -EBUSY when it is taken. */
-int volume_open(struct volume *v, const char *dir, enum media_kind media, int exclusive,
-		char *err, size_t errlen);
+ * processes never write one volume; -EBUSY when it is taken.  Each part's
+ * file is locked the same way (mkfs refuses a locked file). */
+int volume_open(struct volume *v, const char *dir, enum media_kind media, int exclusive, char *err,
+                size_t errlen);
 void volume_close(struct volume *v);
 
 #endif

@@ -169,8 +169,26 @@ static void test_four_times_fast_tier(void **state)
 	tv_destroy(tv);
 }
 
-/* Demotes /f00 to a capacity tier, then reads it twice. */
-static cairn_fs *demoted_then_read(struct testvol *tv, int no_promotion)
+/* Reads /fKK front to back in 128 KiB pieces, the largest FUSE READ: what
+ * one `cat` of the file through the mount does.  swap: each pair of pieces
+ * in the other order, as readahead may deliver them. */
+static void scan_file(cairn_fs *fs, int k, int swap)
+{
+	enum { PIECE = 128 * 1024 };
+	char p[64];
+	unsigned char *buf = malloc(PIECE);
+	snprintf(p, sizeof(p), "/f%02d", k);
+	int fd = TV_OK(cairn_open(fs, p, O_RDONLY));
+	for (int i = 0; i < (int)(FILE_SIZE / PIECE); i++) {
+		int piece = swap ? i ^ 1 : i;
+		TV_EQ(cairn_pread(fs, fd, buf, PIECE, (off_t)piece * PIECE), PIECE);
+	}
+	TV_OK(cairn_close(fs, fd));
+	free(buf);
+}
+
+/* Mounts with watermarks that send /f00 down to a capacity tier. */
+static cairn_fs *demoted(struct testvol *tv, int no_promotion)
 {
 	struct cairn_mount_opts mo = {.no_digest_thread = 1,
 	                              .no_promotion = no_promotion,
@@ -184,6 +202,13 @@ static cairn_fs *demoted_then_read(struct testvol *tv, int no_promotion)
 	TV_OK(cairn_migrate(fs));
 	struct per_tier pt = file_tiers(fs, 0);
 	assert_int_equal(pt.blocks[0], 0); /* the coldest went down */
+	return fs;
+}
+
+/* Demotes /f00 to a capacity tier, then reads it twice. */
+static cairn_fs *demoted_then_read(struct testvol *tv, int no_promotion)
+{
+	cairn_fs *fs = demoted(tv, no_promotion);
 	read_file(fs, 0);
 	read_file(fs, 0);
 	TV_OK(cairn_migrate(fs));
@@ -207,6 +232,40 @@ static void test_promotion(void **state)
 	TV_OK(tv_unmount(tv));
 	fs = tv_mount(tv, NULL);
 	expect_file(fs, 0);
+	tv_destroy(tv);
+}
+
+/* One sequential read of cold data is one pass, however many pieces it
+ * comes in: it must not count as data read often.  Each 128 KiB piece used
+ * to count as a read of its 1 MiB window, so one scan promoted everything
+ * it read. */
+static void test_one_scan_promotes_nothing(void **state)
+{
+	(void)state;
+	struct testvol *tv = tiered_volume(32 * TV_MiB, 64 * TV_MiB);
+	cairn_fs *fs = demoted(tv, 0);
+	assert_int_equal(file_tiers(fs, 1).blocks[0], 0);
+	scan_file(fs, 0, 0);
+	TV_OK(cairn_migrate(fs));
+	struct cairn_info in;
+	TV_OK(cairn_info(fs, &in));
+	assert_int_equal(file_tiers(fs, 0).blocks[0], 0);
+	assert_int_equal(in.tiers[0].in_up, 0);
+	/* The same with the pieces out of order. */
+	scan_file(fs, 1, 1);
+	TV_OK(cairn_migrate(fs));
+	TV_OK(cairn_info(fs, &in));
+	assert_int_equal(file_tiers(fs, 1).blocks[0], 0);
+	assert_int_equal(in.tiers[0].in_up, 0);
+	/* A second pass over /f00 is a second read: now it comes up, whole. */
+	scan_file(fs, 0, 0);
+	TV_OK(cairn_migrate(fs));
+	TV_OK(cairn_info(fs, &in));
+	assert_int_equal(file_tiers(fs, 0).blocks[0], FILE_SIZE / 4096);
+	assert_true(in.tiers[0].in_up > 0);
+	assert_int_equal(file_tiers(fs, 1).blocks[0], 0);
+	expect_file(fs, 0);
+	expect_file(fs, 1);
 	tv_destroy(tv);
 }
 
@@ -329,10 +388,15 @@ static void test_bad_mkfs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_four_times_fast_tier), cmocka_unit_test(test_promotion),
-	    cmocka_unit_test(test_promotion_off),        cmocka_unit_test(test_full_volume),
-	    cmocka_unit_test(test_missing_tier),         cmocka_unit_test(test_shrunken_tier),
-	    cmocka_unit_test(test_foreign_tier),         cmocka_unit_test(test_bad_mkfs),
+	    cmocka_unit_test(test_four_times_fast_tier),
+	    cmocka_unit_test(test_promotion),
+	    cmocka_unit_test(test_one_scan_promotes_nothing),
+	    cmocka_unit_test(test_promotion_off),
+	    cmocka_unit_test(test_full_volume),
+	    cmocka_unit_test(test_missing_tier),
+	    cmocka_unit_test(test_shrunken_tier),
+	    cmocka_unit_test(test_foreign_tier),
+	    cmocka_unit_test(test_bad_mkfs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

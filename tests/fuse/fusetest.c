@@ -9,11 +9,25 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+void fuse_tests_require(const char *prog)
+{
+	const char *why = NULL;
+	if (geteuid() != 0)
+		why = "not root (FUSE mounts need root here)";
+	else if (access("/dev/fuse", R_OK | W_OK))
+		why = "/dev/fuse is missing";
+	if (why) {
+		printf("SKIP: %s: %s; none of its tests ran\n", prog, why);
+		exit(77);
+	}
+}
 
 int run_cairn(const char *arg, ...)
 {

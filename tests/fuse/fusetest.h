@@ -7,6 +7,13 @@
 
 #include <sys/types.h>
 
+/* Exits 77 (CTest: skipped) with a line saying so when the FUSE tests
+ * cannot run here: not root, or no usable /dev/fuse.  Called first in
+ * main(), so that a machine without FUSE shows every test of prog as not
+ * run instead of passed; scripts/test.sh then fails unless told that
+ * skipping is fine. */
+void fuse_tests_require(const char *prog);
+
 /* Runs CAIRN_BIN with the arguments (NULL-terminated, at most 14), its
  * standard output to /dev/null; returns its exit status (or -1). */
 int run_cairn(const char *arg, ...);

@@ -26,7 +26,7 @@ for n in "${NAMES[@]}"; do
 done
 
 skip() {
-	echo "SKIP: $*"
+	echo "SKIP: program_${NAMES[*]}: $*"
 	exit 77
 }
 [ "$(id -u)" -eq 0 ] || skip "not root (FUSE mounts need root here)"

@@ -1,0 +1,105 @@
+/*
+ * space.c - how much of the shared area a call may take, decided before
+ * its record enters the log.
+ *
+ * A record in the log must always apply: if it did not, the volume could
+ * neither go on nor replay its log at the next mount.  So every call that
+ * can make a tree grow checks here, before it appends, that the blocks its
+ * record and the next digest will need exist.  The accounting:
+ *
+ *   - File data may go to any tier.  Data logged but not yet digested holds
+ *     a reservation (fs->reserved_blocks); data that will not fit on the
+ *     capacity tiers must land on the fast tier.
+ *   - Tree nodes (directories, extent maps, xattrs) live on the fast tier
+ *     only.  Calls that insert into a tree allocate their nodes when the
+ *     record is applied; the extent-map nodes for undigested data are
+ *     allocated by the digest, so they are counted here in advance
+ *     (pending_nodes).
+ *   - A reserve of the fast tier is kept for the calls that give space
+ *     back but may insert into a tree (rename, truncate, hole punching):
+ *     on a volume full of data or of names, those still work, as with
+ *     ext4's reserved blocks or btrfs's global reserve.  Calls that
+ *     allocate nothing (unlink, rmdir, xattr removal, chmod) are never
+ *     refused for space.
+ *
+ * Owns: the space rules.  May call: the shared area's free counts (fs/).
+ */
+#include <errno.h>
+
+#include "fs/alloc.h"
+#include "libfs/fs_internal.h"
+
+/* Tree nodes one insert may allocate: a leaf split through every level of
+ * a tree of realistic height, plus a new root.  A directory of ten million
+ * names is four levels deep. */
+#define NODES_PER_INSERT 6
+/* Tree nodes a data write may add to the next digest: a new extent-map
+ * root or a split of its path. */
+#define NODES_PER_DATA_WRITE (NODES_PER_INSERT - 1)
+
+/* The fast-tier blocks only space-freeing calls may use. */
+uint64_t space_reserve(struct cairn_fs *fs)
+{
+	return 32 + alloc_total(fs->sh.balloc) / 256;
+}
+
+/* Extent-map nodes the next digest may allocate for the data in the log:
+ * per file with undigested data a new root or one split path, and one leaf
+ * per 64 extents (a leaf holds about 170, half that after a split; a
+ * reserved block may become an extent of its own when free space is
+ * fragmented). */
+static uint64_t pending_nodes(struct cairn_fs *fs)
+{
+	uint64_t files = fs->vcount < fs->pieces_total ? fs->vcount : fs->pieces_total;
+	return NODES_PER_DATA_WRITE * files + fs->pieces_total / 64 + fs->reserved_blocks / 64;
+}
+
+uint64_t space_margin(struct cairn_fs *fs)
+{
+	return space_reserve(fs) + pending_nodes(fs);
+}
+
+uint64_t tier_data_free(struct cairn_fs *fs, unsigned t)
+{
+	uint64_t f = shared_tier_free(&fs->sh, t);
+	uint64_t keep = t == 0 ? space_margin(fs) : 0;
+	return f > keep ? f - keep : 0;
+}
+
+/* The one inequality behind every check: the fast tier must hold the
+ * nodes that are kept or asked for, plus whatever data (reserved, and
+ * `blocks` more) the capacity tiers cannot take. */
+static int fits(struct cairn_fs *fs, uint64_t blocks, uint64_t nodes, int use_reserve)
+{
+	uint64_t capacity_free = 0;
+	for (unsigned t = 1; t < fs->sh.ntiers; t++)
+		capacity_free += shared_tier_free(&fs->sh, t);
+	uint64_t data = fs->reserved_blocks + blocks;
+	uint64_t data_on_fast = data > capacity_free ? data - capacity_free : 0;
+	uint64_t keep = pending_nodes(fs) + nodes + (use_reserve ? 0 : space_reserve(fs));
+	return shared_tier_free(&fs->sh, 0) >= keep + data_on_fast;
+}
+
+int space_check(struct cairn_fs *fs, enum space_class cls, uint64_t blocks)
+{
+	if (cls == SPACE_NONE)
+		return 0;
+	uint64_t nodes =
+	    (cls == SPACE_DATA ? 0 : NODES_PER_INSERT) + (blocks ? NODES_PER_DATA_WRITE : 0);
+	return fits(fs, blocks, nodes, cls == SPACE_FREES) ? 0 : -ENOSPC;
+}
+
+/* The largest write that fits: its blocks, plus the extent-map nodes they
+ * add to the next digest (one per 64 blocks, and a new file's root). */
+uint64_t space_available(struct cairn_fs *fs)
+{
+	uint64_t room = shared_tier_free(&fs->sh, 0);
+	for (unsigned t = 1; t < fs->sh.ntiers; t++)
+		room += shared_tier_free(&fs->sh, t);
+	uint64_t taken =
+	    space_reserve(fs) + pending_nodes(fs) + fs->reserved_blocks + 2 * NODES_PER_DATA_WRITE;
+	if (room <= taken)
+		return 0;
+	room -= taken;
+	return room - room / 65 - 1;
+}
