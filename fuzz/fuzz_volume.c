@@ -25,8 +25,9 @@
  *   byte 0   flags: 1 read_only, 2 media override "file" (else emul),
  *            4 keep the manifest's media (no override), 8 skip the
  *            API mutations after mount, 16 second walk after them
- *   byte 1   reseal mask: 1 log superblock + epoch slots, 2 log records,
- *            4 fast superblock + checkpoint slots, 8 journal (header,
+ *   byte 1   reseal mask: 1 log superblock (copied to its backup) + epoch
+ *            slots, 2 log records, 4 fast superblock (copied to its
+ *            backup) + checkpoint slots, 8 journal (header,
  *            embedded checkpoint, body)
  *   then     mutations: [region|op<<4] [off0 off1 off2] [arg] [data...]
  *            (see apply_mutation for the regions and ops)
@@ -438,10 +439,12 @@ static bool locate(unsigned region, uint32_t raw, int *part, uint64_t *off)
 	const uint64_t B = FS_BLOCK_SIZE;
 	uint32_t x;
 	switch (region) {
-	case 0: /* log superblock: fields, then the checksum */
+	case 0: /* log superblock: fields, then the checksum (bit 23: the backup) */
 		*part = P_LOG;
 		x = raw % 56;
 		*off = x < 48 ? x : LOG_BLOCK - 8 + (x - 48);
+		if (raw & 0x800000)
+			*off += LOG_BACKUP_OFF(G.size[P_LOG]);
 		return true;
 	case 1: /* log epoch slots A and B */
 		*part = P_LOG;
@@ -461,10 +464,12 @@ static bool locate(unsigned region, uint32_t raw, int *part, uint64_t *off)
 		x = (raw >> 12) % (uint32_t)G.nrec;
 		*off = G.rec_off[x] + (raw & 0xfff) % G.rec_len[x];
 		return true;
-	case 4: /* fast superblock: fields, then the checksum */
+	case 4: /* fast superblock: fields, then the checksum (bit 23: the backup) */
 		*part = P_FAST;
 		x = raw % 136;
 		*off = x < 128 ? x : B - 8 + (x - 128);
+		if (raw & 0x800000)
+			*off += FS_BACKUP_BLOCK(G.size[P_FAST]) * B;
 		return true;
 	case 5: /* checkpoint slots A and B */
 		*part = P_FAST;
@@ -675,9 +680,12 @@ static void seal(uint8_t *p, size_t size)
 	st64(p + size - 8, checksum_struct(p, size));
 }
 
+/* A resealed superblock is copied to the backup as well, so that what the
+ * mutations did reaches the parser instead of the backup taking over. */
 static void reseal_log_meta(uint8_t *l)
 {
 	seal(l, LOG_BLOCK);
+	memcpy(l + LOG_BACKUP_OFF(G.size[P_LOG]), l, LOG_BLOCK);
 	seal(l + LOG_BLOCK, sizeof(struct log_epoch));
 	seal(l + 2 * LOG_BLOCK, sizeof(struct log_epoch));
 }
@@ -685,6 +693,7 @@ static void reseal_log_meta(uint8_t *l)
 static void reseal_fast_meta(uint8_t *f)
 {
 	seal(f, FS_BLOCK_SIZE);
+	memcpy(f + FS_BACKUP_BLOCK(G.size[P_FAST]) * FS_BLOCK_SIZE, f, FS_BLOCK_SIZE);
 	seal(f + FS_BLOCK_SIZE, sizeof(struct fs_checkpoint));
 	seal(f + 2 * FS_BLOCK_SIZE, sizeof(struct fs_checkpoint));
 }
@@ -716,7 +725,7 @@ static void reseal_journal(uint8_t *f)
  * ring as recovery does (but not stopping at a bad seq or epoch). */
 static void reseal_records(uint8_t *l, const uint8_t *f)
 {
-	const uint64_t ring_end = G.size[P_LOG] / LOG_ALIGN * LOG_ALIGN;
+	const uint64_t ring_end = LOG_BACKUP_OFF(G.size[P_LOG]);
 	struct fs_checkpoint a, b;
 	memcpy(&a, f + FS_BLOCK_SIZE, sizeof(a));
 	memcpy(&b, f + 2 * FS_BLOCK_SIZE, sizeof(b));

@@ -14,6 +14,8 @@
  *   bbitmap_start     block allocation bitmap of the whole tier
  *   tiers[k].bitmap_start   block allocation bitmap of capacity tier k+1
  *   data_start ...    extent-tree nodes, directory-tree nodes, file data
+ *   total_blocks      the last block of the part: a copy of the superblock
+ *                     (FS_BACKUP_BLOCK), outside the tier's blocks
  *
  * Capacity tiers (parts of their own, numbered 1..tier_count fastest
  * first) hold file data only: block 0 is a struct fs_tier_header, blocks
@@ -33,8 +35,13 @@
 #define FS_SUPER_MAGIC 0x5346534e52494143ull /* "CAIRNSFS" */
 #define FS_CKPT_MAGIC 0x54504b434e524143ull  /* "CARNCKPT" */
 #define FS_JOURNAL_MAGIC 0x4c4e524a4e524143ull /* "CARNJRNL" */
-#define FS_FORMAT_VERSION 1u
+#define FS_FORMAT_VERSION 2u /* 2: backup superblock in the last block */
 #define FS_TIER_MAGIC 0x524549544e524143ull /* "CARNTIER" */
+
+/* The backup superblock: the last whole block of a fast part of `size`
+ * bytes.  It depends on the size alone, so it is found when block 0 is
+ * damaged; the tier's blocks (total_blocks) end before it. */
+#define FS_BACKUP_BLOCK(size) ((uint64_t)(size) / FS_BLOCK_SIZE - 1)
 
 /* Physical block numbers: tier in bits 48..63, block within it below. */
 #define FS_MAX_TIERS 6u /* capacity tiers, numbered 1..FS_MAX_TIERS */
@@ -59,13 +66,14 @@ struct fs_tier_desc {
 	uint64_t reserved[2];
 };
 
-/* Block 0.  Written once by mkfs; never changes. */
+/* Block 0, and a copy in the last block.  Written once by mkfs; never
+ * changes. */
 struct fs_super {
 	uint64_t magic;         /* FS_SUPER_MAGIC */
 	uint32_t version;       /* FS_FORMAT_VERSION */
 	uint32_t block_size;    /* FS_BLOCK_SIZE */
 	uint8_t uuid[16];       /* the volume's UUID, same in every part */
-	uint64_t total_blocks;  /* size of the tier in blocks */
+	uint64_t total_blocks;  /* blocks of the tier: the part's, less the backup */
 	uint64_t inode_count;   /* inodes in the table, including 0 (unused) */
 	uint64_t journal_start, journal_blocks;
 	uint64_t ibitmap_start, ibitmap_blocks;

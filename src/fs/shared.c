@@ -207,7 +207,7 @@ int shared_format(struct media *m, const struct tier_spec *cap, unsigned ncap,
 		free(sb);
 		return rc;
 	}
-	rc = layout(sb, media_size(m) / B, inodes);
+	rc = media_size(m) < 2 * B ? -ENOSPC : layout(sb, FS_BACKUP_BLOCK(media_size(m)), inodes);
 	if (rc) {
 		snprintf(err, errlen, "fast part %s: %llu bytes is too small for %llu inodes",
 		         media_path(m), (unsigned long long)media_size(m),
@@ -230,6 +230,8 @@ int shared_format(struct media *m, const struct tier_spec *cap, unsigned ncap,
 	if (!rc)
 		rc = media_store(m, 0, sb, sizeof(*sb));
 	if (!rc)
+		rc = media_store(m, FS_BACKUP_BLOCK(media_size(m)) * B, sb, sizeof(*sb));
+	if (!rc)
 		rc = media_fence(m);
 	struct fs_checkpoint ck = {0};
 	ck.seq = 1;
@@ -250,29 +252,120 @@ int shared_format(struct media *m, const struct tier_spec *cap, unsigned ncap,
 
 /* ---- mount ------------------------------------------------------------- */
 
+/* What is wrong with one copy of the superblock, or NULL.  The manifest is
+ * the third witness: the UUID and the size must be the ones it records. */
 static const char *check_super(const struct fs_super *sb, const uint8_t uuid[16], uint64_t size)
 {
 	if (sb->magic != FS_SUPER_MAGIC)
-		return "bad magic number at offset 0 (not a cairn shared area)";
+		return "bad magic number (not a cairn shared area)";
 	if (sb->checksum != checksum_struct(sb, sizeof(*sb)))
-		return "superblock checksum mismatch at offset 0";
+		return "checksum mismatch";
+	if (sb->version == 1)
+		return "format version 1, made by an older cairn without a backup superblock: "
+		       "this cairn reads version 2 only";
 	if (sb->version != FS_FORMAT_VERSION)
-		return "unsupported format version at offset 8";
+		return "unsupported format version (offset 8)";
 	if (sb->block_size != B)
-		return "unsupported block size at offset 12";
+		return "unsupported block size (offset 12)";
 	if (memcmp(sb->uuid, uuid, 16))
-		return "UUID at offset 16 belongs to another volume";
-	if (sb->total_blocks != size / B)
+		return "UUID (offset 16) belongs to another volume";
+	if (size < 2 * B || sb->total_blocks != FS_BACKUP_BLOCK(size))
 		return "tier size differs from the block count at offset 32";
 	/* The layout follows from the two counts: every field must agree. */
 	struct fs_super want = *sb;
 	if (layout(&want, sb->total_blocks, sb->inode_count) ||
 	    memcmp(&want.inode_count, &sb->inode_count,
 	           offsetof(struct fs_super, created_ns) - offsetof(struct fs_super, inode_count)))
-		return "inconsistent layout fields in the superblock (offsets 40-119)";
+		return "inconsistent layout fields (offsets 40-119)";
 	if (memcmp(want.tiers, sb->tiers, sizeof(sb->tiers)))
-		return "inconsistent capacity tier fields in the superblock (offsets 136-519)";
+		return "inconsistent capacity tier fields (offsets 136-519)";
 	return NULL;
+}
+
+static uint64_t super_off(const struct media *m, int copy)
+{
+	return copy ? FS_BACKUP_BLOCK(media_size(m)) * B : 0;
+}
+
+/* Reads copy i (0: block 0, 1: the backup) into sb; what is wrong, or NULL. */
+static const char *read_super(struct media *m, int i, const uint8_t uuid[16], struct fs_super *sb)
+{
+	if (media_size(m) < 2 * B)
+		return "the part is too small to hold a shared area";
+	if (media_read(m, super_off(m, i), sb, sizeof(*sb)))
+		return "cannot be read";
+	return check_super(sb, uuid, media_size(m));
+}
+
+/*
+ * Loads a valid copy of the superblock into s->sb.  One is enough: the
+ * damaged one is remembered (a mount warns, fsck reports it,
+ * shared_super_repair rewrites it).
+ */
+static int load_super(struct shared *s, const uint8_t uuid[16], char *err, size_t errlen)
+{
+	struct fs_super *other = malloc(sizeof(*other));
+	if (!other)
+		return -ENOMEM;
+	const char *why[2];
+	why[0] = read_super(s->m, 0, uuid, &s->sb);
+	why[1] = read_super(s->m, 1, uuid, other);
+	if (why[0] && !why[1])
+		s->sb = *other;
+	free(other);
+	const char *path = media_path(s->m);
+	unsigned long long back = super_off(s->m, 1);
+	if (why[0] && why[1]) {
+		if (!strncmp(why[0], "format version 1", 16))
+			snprintf(err, errlen, "fast part %s: %s", path, why[0]);
+		else
+			snprintf(err, errlen,
+			         "fast part %s: both superblock copies are damaged: offset 0: %s; "
+			         "offset %llu: %s",
+			         path, why[0], back, why[1]);
+		return -EUCLEAN;
+	}
+	for (int i = 0; i < 2; i++)
+		if (why[i]) {
+			s->super_bad = 1u << i;
+			snprintf(s->super_why, sizeof(s->super_why), "%s", why[i]);
+		}
+	return 0;
+}
+
+/* The warning a successful open leaves in err when a copy is damaged. */
+static void warn_super(const struct shared *s, char *err, size_t errlen)
+{
+	if (!s->super_bad)
+		return;
+	unsigned long long bad = super_off(s->m, s->super_bad == 2u);
+	unsigned long long good = super_off(s->m, s->super_bad != 2u);
+	snprintf(err, errlen,
+	         "fast part %s: the superblock copy at offset %llu is damaged (%s); using the "
+	         "copy at offset %llu",
+	         media_path(s->m), bad, s->super_why, good);
+}
+
+unsigned shared_super_damaged(const struct shared *s, uint64_t *off, const char **why)
+{
+	if (s->super_bad) {
+		*off = super_off(s->m, s->super_bad == 2u);
+		*why = s->super_why;
+	}
+	return s->super_bad;
+}
+
+int shared_super_repair(struct shared *s)
+{
+	if (!s->super_bad)
+		return 0;
+	/* s->sb is the valid copy, checked against the manifest. */
+	int rc = media_store(s->m, super_off(s->m, s->super_bad == 2u), &s->sb, sizeof(s->sb));
+	if (!rc)
+		rc = media_fence(s->m);
+	if (!rc)
+		s->super_bad = 0;
+	return rc;
 }
 
 /* Checks capacity tier t's header against the superblock; NULL if good. */
@@ -574,14 +667,9 @@ int shared_open(struct shared *s, struct media *m, struct media *const *cap, uns
 {
 	memset(s, 0, sizeof(*s));
 	s->m = m;
-	int rc = media_read(m, 0, &s->sb, sizeof(s->sb));
-	const char *bad =
-	    rc ? "cannot read the superblock" : check_super(&s->sb, uuid, media_size(m));
-	if (bad) {
-		snprintf(err, errlen, "fast part %s: %s", media_path(m), bad);
-		return rc ? rc : -EUCLEAN;
-	}
-	rc = load_checkpoint(s, err, errlen);
+	int rc = load_super(s, uuid, err, errlen);
+	if (!rc)
+		rc = load_checkpoint(s, err, errlen);
 	/* Keep up to 1/16 of the tier's blocks cached (4096..65536): enough for
 	 * the inner nodes and hot leaves of million-entry directories. */
 	uint64_t keep = s->sb.total_blocks / 16;
@@ -614,6 +702,7 @@ int shared_open(struct shared *s, struct media *m, struct media *const *cap, uns
 	}
 	s->fx.cache = s->cache;
 	s->fx.balloc = s->balloc;
+	warn_super(s, err, errlen);
 	return 0;
 }
 

@@ -45,7 +45,9 @@ struct tier_spec {
 
 struct shared {
 	struct media *m;
-	struct fs_super sb;
+	struct fs_super sb;         /* a valid copy of the superblock */
+	unsigned super_bad;         /* damaged copy: 1 block 0, 2 the backup */
+	char super_why[160];
 	struct fs_checkpoint ckpt; /* the current durable checkpoint */
 	int ckpt_slot;             /* 0 or 1: where ckpt lives */
 	struct cache *cache;
@@ -63,13 +65,21 @@ int shared_format(struct media *m, const struct tier_spec *cap, unsigned ncap,
 		  const uint8_t uuid[16], uint64_t inodes, uint64_t log_head_off, uint64_t now_ns,
 		  char *err, size_t errlen);
 
-/* Mount: validates the superblock and every capacity tier's header,
+/* Mount: validates the superblock (a valid copy is enough: then err holds a
+ * warning naming the damaged one while 0 is returned) and every capacity tier's header,
  * replays a committed journal (unless read_only, in which case the replay is
  * done in the cache only), loads the current checkpoint and the allocators.
  * cap[k] is capacity tier k + 1, in the manifest's order. */
 int shared_open(struct shared *s, struct media *m, struct media *const *cap, unsigned ncap,
 		const uint8_t uuid[16], int read_only, char *err, size_t errlen);
 void shared_close(struct shared *s);
+
+/* Which superblock copy shared_open found damaged (1: block 0, 2: the
+ * backup in the part's last block; shared_open then warned in err and used
+ * the other); when one, *off and *why say where and what. */
+unsigned shared_super_damaged(const struct shared *s, uint64_t *off, const char **why);
+/* Rewrites the damaged copy from the valid one, and fences. */
+int shared_super_repair(struct shared *s);
 
 /* Inodes live in cache buffers; a reference pins the buffer. */
 struct iref {

@@ -11,7 +11,9 @@
  * the log holds records (or a journal is pending, or an epoch slot is
  * damaged) the volume is first mounted and unmounted, which recovers and
  * digests.  Before that mount, blocks that trees use but the bitmap calls
- * free are marked used, or the digest could hand them out a second time.
+ * free are marked used, or the digest could hand them out a second time,
+ * and a log damaged in the middle is cut at the damage, or the mount would
+ * refuse it.
  *
  * Then come rounds: a check opened read-write, every safe fix it found
  * applied through the cache, one journalled commit.  A fix can reveal
@@ -145,13 +147,16 @@ static int recover_by_mount(const char *volume, struct fsck_report *r)
  * list (recovery frees everything on it, linked files included).  Both
  * fixes are valid with records still in the log: a checkpoint with the
  * same log head and a truer shared area. */
-#define BEFORE_MOUNT ((1ull << FC_BLOCK_FREE_USED) | (1ull << FC_ORPHAN_LIST))
+#define BEFORE_MOUNT                                                                               \
+	((1ull << FC_BLOCK_FREE_USED) | (1ull << FC_ORPHAN_LIST) | (1ull << FC_LOG_LOST))
 
 static void repair(const char *volume, const struct fsck_opts *o, struct fsck_report *r)
 {
-	if (r->undigested_records || r->recovery_pending || has_code(&r->found, FC_EPOCH_SLOT)) {
+	int lost = has_code(&r->found, FC_LOG_LOST);
+	if (r->undigested_records || r->recovery_pending || has_code(&r->found, FC_EPOCH_SLOT) ||
+	    lost) {
 		if ((has_code(&r->found, FC_BLOCK_FREE_USED) ||
-		     has_code(&r->found, FC_ORPHAN_LIST)) &&
+		     has_code(&r->found, FC_ORPHAN_LIST) || lost) &&
 		    repair_round(volume, o, r, BEFORE_MOUNT) < 0)
 			return;
 		if (recover_by_mount(volume, r))

@@ -79,6 +79,13 @@ enum fsck_code {
 	FC_BLOCK_FREE_USED, /* a: start, b: count; claimed but marked free */
 	FC_BLOCK_DUP,       /* a: start, b: count; claimed by two owners */
 	FC_IO,              /* a block could not be read */
+	FC_LOG_SUPER_COPY,  /* one copy of the log superblock is damaged (the
+	                     * other is valid: it is rewritten from it) */
+	FC_FAST_SUPER_COPY, /* one copy of the fast tier's superblock is damaged
+	                     * (likewise) */
+	FC_LOG_LOST,        /* a: offset, b: sequence of a damaged record that had
+	                     * been durable, c: valid records after it (dropped:
+	                     * the log is cut at the damage) */
 	FC_COUNT
 };
 

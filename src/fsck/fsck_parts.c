@@ -105,6 +105,14 @@ static void open_log(struct fsck_ctx *c)
 		fsck_problem(c, FC_LOG_SUPER, "%s", err[0] ? err : strerror(-rc));
 		return;
 	}
+	uint64_t off;
+	const char *why;
+	if (log_super_damaged(c->log, &off, &why)) {
+		struct fsck_item *it = fsck_problem(
+		    c, FC_LOG_SUPER_COPY, "log part %s: offset %llu: superblock copy: %s",
+		    c->vol.mf.path[PART_LOG], (unsigned long long)off, why);
+		it->fixable = 1; /* from the other copy, which the manifest confirms */
+	}
 	check_epoch_slots(c);
 }
 
@@ -187,6 +195,14 @@ static int open_shared(struct fsck_ctx *c)
 	}
 	c->sh_open = 1;
 	c->sb = &c->sh.sb;
+	uint64_t off;
+	const char *why;
+	if (shared_super_damaged(&c->sh, &off, &why)) {
+		struct fsck_item *it = fsck_problem(
+		    c, FC_FAST_SUPER_COPY, "fast part %s: offset %llu: superblock copy: %s",
+		    c->vol.mf.path[PART_FAST], (unsigned long long)off, why);
+		it->fixable = 1; /* from the other copy, which the manifest confirms */
+	}
 	c->orphan_head = c->sh.ckpt.orphan_head;
 	int pending = c->sh.ckpt.seq > rs.cur_seq;
 	c->r->recovery_pending = pending && !c->rw;
@@ -233,6 +249,25 @@ static int count_record(void *arg, const struct log_rec_hdr *h, const void *payl
 	return 0;
 }
 
+/* Valid records past a damaged one that had been durable: a mount refuses
+ * the volume read-write until repair drops them. */
+static void report_lost_records(struct fsck_ctx *c)
+{
+	struct log_damage d;
+	if (!log_damage(c->log, &d))
+		return;
+	char what[1024];
+	log_damage_describe(c->log, what, sizeof(what));
+	struct fsck_item *it = fsck_problem(c, FC_LOG_LOST,
+	                                    "%s (a mount refuses it read-write; repair cuts the "
+	                                    "log at the damage and drops them)",
+	                                    what);
+	it->fixable = 1;
+	it->a = d.off;
+	it->b = d.seq;
+	it->c = d.lost;
+}
+
 void fsck_scan_log(struct fsck_ctx *c)
 {
 	c->r->log_head_off = c->sh.ckpt.log_head_off;
@@ -255,6 +290,7 @@ void fsck_scan_log(struct fsck_ctx *c)
 	c->r->undigested_records = n;
 	c->r->log_end_off = log_tail_off(c->log);
 	const char *path = c->vol.mf.path[PART_LOG];
+	report_lost_records(c);
 	if (n == 0)
 		fsck_note(c->r, "log part %s: empty (everything is digested); head at offset %llu",
 		          path, (unsigned long long)c->r->log_head_off);

@@ -343,6 +343,38 @@ static int fix_clear_tree(struct fsck_ctx *c, const struct fsck_item *p, struct 
 
 /* ---- dispatch ------------------------------------------------------------------ */
 
+/* ---- the log and the superblocks ---------------------------------------------- */
+
+/* A superblock copy is written once by mkfs and never changes: rewriting
+ * it from the valid copy (through the media layer, fenced) is the repair. */
+static int fix_super_copy(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done,
+                          int rc)
+{
+	(void)c;
+	if (!rc)
+		done_line(done, p, "rewritten from the valid copy");
+	return rc;
+}
+
+/* The loss is accepted explicitly: the log is cut at the damaged record
+ * (it and the records found after it are zeroed), so the recovery mount
+ * that follows replays and digests the records before it. */
+static int fix_lost_records(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	struct log_damage d;
+	if (!c->log || !log_damage(c->log, &d) || d.off != p->a)
+		return -EAGAIN;
+	int rc = log_drop_damaged(c->log);
+	if (!rc)
+		done_line(done, p,
+		          "dropped the damaged record (sequence %llu) and the %llu records after "
+		          "it (sequence %llu..%llu, offsets %llu..%llu)",
+		          (unsigned long long)d.seq, (unsigned long long)d.lost,
+		          (unsigned long long)d.first_seq, (unsigned long long)d.last_seq,
+		          (unsigned long long)d.off, (unsigned long long)d.end_off);
+	return rc;
+}
+
 int fsck_apply(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
 {
 	int rc = maybe_commit(c);
@@ -387,6 +419,12 @@ int fsck_apply(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *
 		c->need_commit = 1; /* the commit writes the slot not in use */
 		done_line(done, p, "slot rewritten by the repair's checkpoint");
 		return 0;
+	case FC_LOG_SUPER_COPY:
+		return fix_super_copy(c, p, done, log_super_repair(c->log));
+	case FC_FAST_SUPER_COPY:
+		return fix_super_copy(c, p, done, shared_super_repair(&c->sh));
+	case FC_LOG_LOST:
+		return fix_lost_records(c, p, done);
 	}
 	return -EOPNOTSUPP; /* e.g. an epoch slot: only a mount rewrites it */
 }

@@ -484,6 +484,18 @@ static void destroy_fs(struct cairn_fs *fs)
 	free(fs);
 }
 
+/* Damage a mount works around (a superblock copy, a read-only mount
+ * short of damaged log records) is said on stderr and kept as the last
+ * error. */
+static void warn(char *msg)
+{
+	if (!msg[0])
+		return;
+	fprintf(stderr, "cairn: warning: %s\n", msg);
+	set_error("%s", msg);
+	msg[0] = 0;
+}
+
 static int open_parts(struct cairn_fs *fs, const char *dir, char *err, size_t el)
 {
 	int rc = volume_open(&fs->vol, dir, media_of(fs->opts.media, 0), !fs->read_only, err, el);
@@ -493,11 +505,15 @@ static int open_parts(struct cairn_fs *fs, const char *dir, char *err, size_t el
 		for (int p = 0; p < manifest_parts(&fs->vol.mf); p++)
 			media_set_recorder(fs->vol.part[p], fs->opts.recorder, p);
 	rc = log_open(&fs->log, fs->vol.part[PART_LOG], fs->vol.mf.uuid, err, el);
-	if (!rc)
+	if (!rc) {
+		warn(err);
 		rc = shared_open(&fs->sh, fs->vol.part[PART_FAST], fs->vol.part + PART_TIER1,
 		                 fs->vol.mf.ntiers, fs->vol.mf.uuid, fs->read_only, err, el);
-	if (!rc)
+	}
+	if (!rc) {
+		warn(err);
 		rc = heat_init(fs);
+	}
 	return rc;
 }
 
@@ -515,6 +531,19 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 		         fs->vol.mf.path[PART_LOG], (unsigned long long)rp.bad_seq,
 		         (unsigned long long)rp.bad_off, strerror(-rp.bad_rc));
 		return -EUCLEAN;
+	}
+	struct log_damage dmg;
+	if (log_damage(fs->log, &dmg)) {
+		log_damage_describe(fs->log, err, el);
+		size_t n = strlen(err);
+		snprintf(err + n, el - n, "%s",
+		         fs->read_only ? ": mounted read-only as it was before that record"
+		                       : ": not mounted read-write (a read-only mount shows the "
+		                         "volume as it was before that record; `cairn fsck "
+		                         "--repair` drops them)");
+		if (!fs->read_only)
+			return -EUCLEAN;
+		warn(err);
 	}
 	if (rp.ended)
 		fprintf(stderr,

@@ -24,32 +24,63 @@
 struct media;
 struct log;
 
-/* mkfs: writes the log superblock and the first epoch slot, and makes
- * them durable. */
+/* mkfs: writes both copies of the log superblock and the first epoch
+ * slot, and makes them durable. */
 int log_format(struct media *m, const uint8_t uuid[16], char *err, size_t errlen);
 
-/* Validates the log superblock (magic, version, checksum, UUID, size).
- * On failure returns -EUCLEAN/-EINVAL with a sentence in err. */
+/* Validates the log superblock (magic, version, checksum, UUID, size), in
+ * either copy: one valid copy is enough, and then 0 is returned with a
+ * warning in err naming the damaged copy.  With neither valid, returns
+ * -EUCLEAN/-EINVAL with a sentence in err. */
 int log_open(struct log **out, struct media *m, const uint8_t uuid[16], char *err, size_t errlen);
 void log_close(struct log *l);
 
+/* Which superblock copies log_open found damaged (bit 0: the one at offset
+ * 0, bit 1: the backup at LOG_BACKUP_OFF); when any, *off and *why name
+ * one of them. */
+unsigned log_super_damaged(const struct log *l, uint64_t *off, const char **why);
+/* Rewrites the damaged copy from the valid one, and fences. */
+int log_super_repair(struct log *l);
+
 /* Called for each valid record found by log_recover, in order. */
 typedef int (*log_replay_fn)(void *arg, const struct log_rec_hdr *h, const void *payload,
-			     uint64_t off);
+                             uint64_t off);
 
 /*
  * Recovery: scans from the head recorded by the last checkpoint, calling fn
  * for every valid record, and stops at the first record that is torn,
  * stale or of an older epoch.  The tail is set after the last valid record.
- * Unless read_only, a new epoch is made durable so that records written
- * from now on can never be confused with stale ones after the tail.
+ * Then it looks past the tail for valid records that continue the sequence
+ * and were written after the record at the tail was durable: if there are
+ * any, that record was damaged, not torn (see log_damage), and unless
+ * read_only, -EUCLEAN is returned with nothing written.  Otherwise, unless
+ * read_only, a new epoch is made durable so that records written from now
+ * on can never be confused with stale ones after the tail.
  * A non-zero return of fn stops the scan and is returned, except
  * LOG_REPLAY_END: the log then ends before that record, which the next
- * append overwrites.
+ * append overwrites (and no damage is looked for past it).
  */
 #define LOG_REPLAY_END 1
 int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_fn fn, void *arg,
-		int read_only);
+                int read_only);
+
+/* Damage the last log_recover found: a record that had been durable is
+ * invalid, and valid records after it would be lost with it. */
+struct log_damage {
+	uint64_t off, seq;            /* the damaged record: its offset, its seq */
+	uint64_t lost;                /* valid records after it (PADs not counted) */
+	uint64_t first_seq, last_seq; /* their sequence numbers */
+	uint64_t end_off;             /* ring offset after the last of them */
+	int acknowledged;             /* a later record proves it was durable */
+};
+/* 1 and *d filled if the last recovery found such damage, else 0. */
+int log_damage(const struct log *l, struct log_damage *d);
+/* One sentence naming the part, the offset and what would be lost. */
+void log_damage_describe(const struct log *l, char *buf, size_t len);
+/* Accepts the loss: zeroes the log from the damaged record to the end of
+ * the last record found after it, durably, so the log ends at the damage
+ * and a recovery stops there silently.  Then log_recover again. */
+int log_drop_damaged(struct log *l);
 /* Whether a valid record follows the record h found at off (its
  * successor in sequence, in the same or a later epoch). */
 int log_record_follows(struct log *l, uint64_t off, const struct log_rec_hdr *h);
@@ -67,7 +98,7 @@ struct log_pos {
  * when the ring has no room (the caller digests and retries), or -E2BIG
  * when the record could never fit. */
 int log_append(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
-	       const struct iovec *iov, int iovcnt, struct log_pos *out);
+               const struct iovec *iov, int iovcnt, struct log_pos *out);
 
 /* Whether a record with this payload fits in the ring now. */
 int log_room(const struct log *l, uint64_t payload_len);
@@ -87,14 +118,15 @@ int log_read(struct log *l, uint64_t off, void *buf, size_t len);
 /* A direct pointer to log bytes on byte-addressable media, else NULL. */
 const void *log_direct(struct log *l, uint64_t off);
 
-uint64_t log_capacity(const struct log *l);   /* bytes of record area */
-uint64_t log_used(const struct log *l);       /* bytes between head and tail */
+uint64_t log_capacity(const struct log *l); /* bytes of record area */
+uint64_t log_used(const struct log *l);     /* bytes between head and tail */
 uint64_t log_head_seq(const struct log *l);
 uint64_t log_head_off(const struct log *l);
-uint64_t log_tail_seq(const struct log *l);   /* seq the next record gets */
+uint64_t log_tail_seq(const struct log *l); /* seq the next record gets */
 uint64_t log_tail_off(const struct log *l);
 uint64_t log_epoch(const struct log *l);
-/* Largest record payload that always fits. */
+/* Largest record payload that always fits: a quarter of the ring, at most
+ * 4 MiB (1 MiB on the file medium); larger writes take several records. */
 uint64_t log_max_payload(const struct log *l);
 
 #endif

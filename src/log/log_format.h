@@ -5,7 +5,8 @@
  *   block 0        struct log_super (written once by mkfs)
  *   blocks 1, 2    struct log_epoch slots A and B (the valid one with the
  *                  higher epoch is current; a mount writes the other)
- *   block 3 ...    the record ring, to the end of the part
+ *   block 3 ...    the record ring, up to the last block
+ *   last block     a second copy of struct log_super (LOG_BACKUP_OFF)
  *
  * A record is a 64-byte header followed by its payload, padded to a
  * multiple of 64 bytes (one cache line), so payloads start line-aligned.
@@ -20,11 +21,15 @@
 #define LOG_SUPER_MAGIC 0x474f4c4e52494143ull /* "CAIRNLOG" */
 #define LOG_EPOCH_MAGIC 0x4843504e52494143ull /* "CAIRNPCH" */
 #define LOG_REC_MAGIC 0x4345524eu             /* "NREC" */
-#define LOG_FORMAT_VERSION 1u
+#define LOG_FORMAT_VERSION 2u                 /* 2: backup superblock, durable lag */
 #define LOG_BLOCK 4096u
 #define LOG_RING_START (3 * LOG_BLOCK)
 #define LOG_ALIGN 64u
 #define LOG_REC_ARGS 3
+
+/* The backup superblock: the last whole block of a part of `size` bytes.
+ * It depends on the size alone, so it is found when block 0 is damaged. */
+#define LOG_BACKUP_OFF(size) ((uint64_t)(size) / LOG_BLOCK * LOG_BLOCK - LOG_BLOCK)
 
 struct log_super {
 	uint64_t magic;      /* LOG_SUPER_MAGIC */
@@ -37,8 +42,8 @@ struct log_super {
 };
 
 struct log_epoch {
-	uint64_t magic;    /* LOG_EPOCH_MAGIC */
-	uint64_t epoch;    /* bumped by every mount that may write */
+	uint64_t magic; /* LOG_EPOCH_MAGIC */
+	uint64_t epoch; /* bumped by every mount that may write */
 	uint8_t reserved[40];
 	uint64_t checksum; /* XXH3-64 of the bytes before this field */
 };
@@ -47,17 +52,18 @@ struct log_epoch {
 #define LOG_REC_PAD 1
 
 struct log_rec_hdr {
-	uint32_t magic;       /* LOG_REC_MAGIC */
-	uint16_t type;        /* LOG_REC_PAD or an operation (libfs/oprec.h) */
-	uint16_t flags;       /* 0 */
-	uint32_t len;         /* bytes of header + payload + padding */
-	uint32_t payload_len; /* bytes of payload */
-	uint64_t seq;         /* 1, 2, 3, ... over the volume's life */
-	uint64_t epoch;       /* the mount epoch it was written in */
+	uint32_t magic;              /* LOG_REC_MAGIC */
+	uint16_t type;               /* LOG_REC_PAD or an operation (libfs/oprec.h) */
+	uint16_t lag;                /* every record up to seq - lag was durable when
+	                                this one was appended; 0 = no such claim */
+	uint32_t len;                /* bytes of header + payload + padding */
+	uint32_t payload_len;        /* bytes of payload */
+	uint64_t seq;                /* 1, 2, 3, ... over the volume's life */
+	uint64_t epoch;              /* the mount epoch it was written in */
 	uint64_t args[LOG_REC_ARGS]; /* operation arguments, meaning by type */
-	uint64_t checksum;    /* XXH3-64 of the payload, seeded with the hash
-				 of the header bytes before this field, itself
-				 seeded with the hash of the volume UUID */
+	uint64_t checksum;           /* XXH3-64 of the payload, seeded with the hash
+	                                of the header bytes before this field, itself
+	                                seeded with the hash of the volume UUID */
 };
 
 _Static_assert(sizeof(struct log_super) == LOG_BLOCK, "log_super is one block");

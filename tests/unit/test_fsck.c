@@ -33,6 +33,7 @@
 
 #include "fs/format.h"
 #include "fsck/fsck.h"
+#include "log/log_format.h"
 #include "volume/volume.h"
 
 #define DATA_LEN (3 * 4096 + 100) /* 4 blocks */
@@ -787,10 +788,12 @@ static void test_refused_volume(void **state)
 	fast_open(tv, &f);
 	uint64_t junk = 0x1234;
 	put_bytes(&f, 0, &junk, sizeof(junk));
+	put_bytes(&f, FS_BACKUP_BLOCK(tv->mkfs.fast_size) * FS_BLOCK_SIZE, &junk, sizeof(junk));
 	fast_close(&f);
 	struct fsck_report r;
 	expect_result(tv, &r, run_fsck(tv, 1, &r), FSCK_REFUSED);
-	assert_non_null(strstr(r.refused, "bad magic number at offset 0"));
+	assert_non_null(
+	    strstr(r.refused, "both superblock copies are damaged: offset 0: bad magic"));
 	fsck_report_free(&r);
 
 	char notvol[PATH_MAX + 8];
@@ -800,6 +803,197 @@ static void test_refused_volume(void **state)
 	assert_non_null(strstr(r.refused, "not a cairn volume"));
 	fsck_report_free(&r);
 	tv_destroy(tv);
+}
+
+/* ---- superblock copies ----------------------------------------------------------- */
+
+static void flip_part_byte(const char *path, uint64_t off)
+{
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	unsigned char c;
+	TV_EQ(pread(fd, &c, 1, (off_t)off), 1);
+	c ^= 0x01; /* one bit */
+	TV_EQ(pwrite(fd, &c, 1, (off_t)off), 1);
+	close(fd);
+}
+
+/* One bit in one copy of a superblock: the volume mounts (saying which
+ * copy it did without), fsck reports the copy, --repair rewrites it, and
+ * the volume is clean again.  Before the backup copy existed, a bit in the
+ * zero padding made the volume unmountable for good. */
+static void one_copy_damaged(const char *part_name, uint64_t off, const char *code,
+                             const char *text)
+{
+	struct testvol *tv = make_volume();
+	TV_OK(tv_unmount(tv));
+	const char *part = !strcmp(part_name, "log") ? tv->log_part : tv->fast_part;
+	flip_part_byte(part, off);
+	assert_non_null(tv_mount(tv, NULL));
+	if (!strstr(cairn_last_error(), text))
+		fail_msg("the mount said \"%s\", not \"%s\"", cairn_last_error(), text);
+	verify(tv->fs, 0);
+	TV_OK(tv_unmount(tv));
+	expect_found_then_repaired(tv, code, text);
+	assert_non_null(tv_mount(tv, NULL));
+	assert_true(!strstr(cairn_last_error(), "damaged"));
+	TV_OK(tv_unmount(tv));
+	tv_destroy(tv);
+}
+
+static void test_log_superblock_copy(void **state)
+{
+	uint64_t back = LOG_BACKUP_OFF(small_opts.log_size);
+	one_copy_damaged("log", 200, "log-superblock-copy", "offset 0");
+	one_copy_damaged("log", 20, "log-superblock-copy", "offset 0"); /* the UUID */
+	char text[64];
+	snprintf(text, sizeof(text), "offset %llu", (unsigned long long)back);
+	one_copy_damaged("log", back + 200, "log-superblock-copy", text);
+}
+
+static void test_fast_superblock_copy(void **state)
+{
+	uint64_t back = FS_BACKUP_BLOCK(small_opts.fast_size) * FS_BLOCK_SIZE;
+	one_copy_damaged("fast", 2000, "fast-superblock-copy", "offset 0");
+	one_copy_damaged("fast", 40, "fast-superblock-copy", "offset 0"); /* inode count */
+	char text[64];
+	snprintf(text, sizeof(text), "offset %llu", (unsigned long long)back);
+	one_copy_damaged("fast", back + 2000, "fast-superblock-copy", text);
+}
+
+/* Both copies of the log superblock: the mount is refused, fsck reports
+ * it and cannot repair it. */
+static void test_log_superblock_both_copies(void **state)
+{
+	struct testvol *tv = make_volume();
+	TV_OK(tv_unmount(tv));
+	flip_part_byte(tv->log_part, 200);
+	flip_part_byte(tv->log_part, LOG_BACKUP_OFF(small_opts.log_size) + 200);
+	assert_null(cairn_mount(tv->dir, NULL));
+	assert_non_null(strstr(cairn_last_error(), "both superblock copies are damaged"));
+	struct fsck_report r;
+	expect_result(tv, &r, run_fsck(tv, 1, &r), FSCK_PROBLEMS);
+	expect_item(tv, &r, &r.found, "log-refused", "both superblock copies are damaged");
+	fsck_report_free(&r);
+	tv_destroy(tv);
+}
+
+/* ---- records lost past a damaged log record ---------------------------------------- */
+
+/* A volume whose log holds 60 acknowledged, undigested creates, as a
+ * crash leaves it: a copy of its parts taken while mounted. */
+static struct testvol *crashed_with_creates(void)
+{
+	/* A journal large enough that no checkpoint is due meanwhile. */
+	static const struct cairn_mkfs_opts opts = {
+	    .log_size = 4 * TV_MiB, .fast_size = 64 * TV_MiB, .media = CAIRN_MEDIA_EMUL};
+	struct testvol *tv = tv_create(&opts);
+	assert_non_null(tv);
+	struct cairn_mount_opts mo = {.no_digest_thread = 1, .digest_threshold = 90};
+	assert_non_null(tv_mount(tv, &mo));
+	for (int i = 0; i < 60; i++) {
+		char path[32];
+		snprintf(path, sizeof(path), "/f%d", i);
+		tv_put_str(tv->fs, path, "x");
+	}
+	struct testvol *cp = copy_volume(tv);
+	TV_OK(tv_unmount(tv));
+	tv_destroy(tv);
+	return cp;
+}
+
+/* The offsets of the records in [head, end) of a log part. */
+static int log_records(const char *path, uint64_t head, uint64_t end, uint64_t *offs, int max)
+{
+	int fd = open(path, O_RDONLY), n = 0;
+	assert_true(fd >= 0);
+	for (uint64_t off = head; off < end && n < max;) {
+		struct log_rec_hdr h;
+		TV_EQ(pread(fd, &h, sizeof(h), (off_t)off), sizeof(h));
+		TV_EQ(h.magic, LOG_REC_MAGIC);
+		offs[n++] = off;
+		off += h.len;
+	}
+	close(fd);
+	return n;
+}
+
+/* One byte flipped a tenth of the way into the live log: the records
+ * after it were acknowledged, so the mount must not drop them silently:
+ * it refuses read-write naming the offset and the count, mounts read-only
+ * with the prefix (saying so), fsck reports it, and --repair drops them
+ * explicitly, after which the volume mounts and is clean. */
+static void test_log_records_lost(void **state)
+{
+	struct testvol *cp = crashed_with_creates();
+	struct fsck_report r;
+	expect_result(cp, &r, run_fsck(cp, 0, &r), FSCK_CLEAN);
+	uint64_t head = r.log_head_off, end = r.log_end_off;
+	fsck_report_free(&r);
+	static uint64_t offs[512];
+	int n = log_records(cp->log_part, head, end, offs, 512);
+	if (n < 60)
+		fail_msg("%d records in the log", n);
+	uint64_t flip = head + (end - head) / 10;
+	int bad = 0;
+	while (bad + 1 < n && offs[bad + 1] <= flip)
+		bad++;
+	flip_part_byte(cp->log_part, flip);
+	char want[128];
+	snprintf(want, sizeof(want), "offset %llu (sequence %d) is damaged, and %d valid records",
+	         (unsigned long long)offs[bad], bad + 1, n - bad - 1);
+
+	expect_result(cp, &r, run_fsck(cp, 0, &r), FSCK_PROBLEMS);
+	expect_item(cp, &r, &r.found, "log-records-lost", want);
+	fsck_report_free(&r);
+
+	errno = 0;
+	assert_null(cairn_mount(cp->dir, NULL));
+	TV_EQ(errno, EUCLEAN);
+	if (!strstr(cairn_last_error(), want) || !strstr(cairn_last_error(), "not mounted"))
+		fail_msg("the mount said \"%s\"", cairn_last_error());
+
+	struct cairn_mount_opts ro = {.read_only = 1};
+	assert_non_null(tv_mount(cp, &ro));
+	if (!strstr(cairn_last_error(), want) || !strstr(cairn_last_error(), "read-only"))
+		fail_msg("the read-only mount said \"%s\"", cairn_last_error());
+	assert_true(tv_exists(cp->fs, "/f0"));
+	assert_false(tv_exists(cp->fs, "/f59"));
+	TV_OK(tv_unmount(cp));
+
+	expect_result(cp, &r, run_fsck(cp, 1, &r), FSCK_REPAIRED);
+	expect_item(cp, &r, &r.repairs, "log-records-lost", "dropped the damaged record");
+	fsck_report_free(&r);
+	expect_clean(cp);
+	assert_non_null(tv_mount(cp, NULL));
+	assert_true(tv_exists(cp->fs, "/f0"));
+	assert_false(tv_exists(cp->fs, "/f59"));
+	TV_OK(tv_unmount(cp));
+	expect_clean(cp);
+	tv_destroy(cp);
+}
+
+/* The last record torn, as a crash during its append leaves it: nothing
+ * valid lies past it, so fsck and the mount stay silent. */
+static void test_log_torn_tail_is_clean(void **state)
+{
+	struct testvol *cp = crashed_with_creates();
+	struct fsck_report r;
+	expect_result(cp, &r, run_fsck(cp, 0, &r), FSCK_CLEAN);
+	uint64_t head = r.log_head_off, end = r.log_end_off, records = r.undigested_records;
+	fsck_report_free(&r);
+	static uint64_t offs[512];
+	int n = log_records(cp->log_part, head, end, offs, 512);
+	flip_part_byte(cp->log_part, offs[n - 1] + 5);
+	expect_result(cp, &r, run_fsck(cp, 0, &r), FSCK_CLEAN);
+	TV_EQ(r.undigested_records, records - 1);
+	fsck_report_free(&r);
+	assert_non_null(tv_mount(cp, NULL));
+	TV_EQ(cairn_last_error()[0], 0);
+	assert_true(tv_exists(cp->fs, "/f58"));
+	TV_OK(tv_unmount(cp));
+	expect_clean(cp);
+	tv_destroy(cp);
 }
 
 /* Damage in a crashed copy: repair mounts it first (recovery digests the
@@ -1187,6 +1381,11 @@ int main(void)
 	    cmocka_unit_test(test_damaged_checkpoint_slot),
 	    cmocka_unit_test(test_blocks_claimed_twice),
 	    cmocka_unit_test(test_refused_volume),
+	    cmocka_unit_test(test_log_superblock_copy),
+	    cmocka_unit_test(test_fast_superblock_copy),
+	    cmocka_unit_test(test_log_superblock_both_copies),
+	    cmocka_unit_test(test_log_records_lost),
+	    cmocka_unit_test(test_log_torn_tail_is_clean),
 	    cmocka_unit_test(test_repair_after_crash),
 	    cmocka_unit_test(test_orphan_list_names_linked_file),
 	    cmocka_unit_test(test_tiered_volume_is_clean),

@@ -39,9 +39,9 @@
 #define MIB (1024ull * 1024)
 
 static const uint8_t UUID_A[16] = {0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe,
-				   1,    2,    3,    4,    5,    6,    7,    8};
+                                   1,    2,    3,    4,    5,    6,    7,    8};
 static const uint8_t UUID_B[16] = {0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x00, 0x11,
-				   9,    10,   11,   12,   13,   14,   15,   16};
+                                   9,    10,   11,   12,   13,   14,   15,   16};
 
 /* ---- cleanup: what a failed assertion leaves open ----------------------
  * cmocka leaves a test by longjmp when an assertion fails; the objects a
@@ -89,8 +89,8 @@ static void close_log(struct log *l)
 
 struct part {
 	enum media_kind kind;
-	int fd;             /* keeps the unlinked file alive */
-	char proc[64];      /* /proc/self/fd/N: how it is reopened */
+	int fd;        /* keeps the unlinked file alive */
+	char proc[64]; /* /proc/self/fd/N: how it is reopened */
 	struct media *m;
 };
 
@@ -364,7 +364,7 @@ static int collect(void *arg, const struct log_rec_hdr *h, const void *payload, 
 
 /* got->v[at, at + (to - from)) must be exp->v[from, to). */
 static void check_range(const struct recs *got, size_t at, const struct recs *exp, size_t from,
-			size_t to)
+                        size_t to)
 {
 	assert_true(got->n >= at + (to - from));
 	for (size_t i = 0; i < to - from; i++) {
@@ -402,7 +402,7 @@ static int count_cb(void *arg, const struct log_rec_hdr *h, const void *payload,
 
 /* Recovers into got (emptied first). */
 static int recover_into(struct log *l, uint64_t head_off, uint64_t head_seq, struct recs *got,
-			int read_only)
+                        int read_only)
 {
 	int fail_at = got->fail_at;
 	recs_free(got);
@@ -434,7 +434,8 @@ static void test_format_open(void **state)
 	format_ok(p.m, UUID_A);
 	struct log *l = open_ok(p.m, UUID_A);
 	assert_int_equal(log_epoch(l), 1);
-	assert_int_equal(log_capacity(l), 1 * MIB - LOG_RING_START);
+	/* The ring ends where the backup superblock (the last block) starts. */
+	assert_int_equal(log_capacity(l), 1 * MIB - LOG_RING_START - LOG_BLOCK);
 	assert_true(log_max_payload(l) > 0);
 	assert_true(log_max_payload(l) <= log_capacity(l) / 4);
 	assert_int_equal(log_max_payload(l) % LOG_ALIGN, 0);
@@ -448,6 +449,10 @@ static void test_format_open(void **state)
 	assert_int_equal(s.block_size, LOG_BLOCK);
 	assert_memory_equal(s.uuid, UUID_A, 16);
 	assert_int_equal(s.size, 1 * MIB);
+	struct log_super b;
+	assert_int_equal(LOG_BACKUP_OFF(1 * MIB), 1 * MIB - LOG_BLOCK);
+	assert_int_equal(media_read(p.m, LOG_BACKUP_OFF(1 * MIB), &b, sizeof(b)), 0);
+	assert_memory_equal(&b, &s, sizeof(s)); /* the backup is the same bytes */
 	struct log_epoch e;
 	assert_int_equal(media_read(p.m, LOG_BLOCK, &e, sizeof(e)), 0);
 	assert_int_equal(e.magic, LOG_EPOCH_MAGIC);
@@ -492,29 +497,85 @@ static void test_open_wrong_uuid(void **state)
 	part_destroy(&p);
 }
 
+/* Opens with one damaged copy: 0, a warning naming it, and the copy
+ * log_super_damaged reports. */
+static struct log *open_warned(struct media *m, uint64_t bad_off, unsigned bad_mask)
+{
+	char err[512] = "", want[64];
+	struct log *l = NULL;
+	int rc = log_open(&l, m, UUID_A, err, sizeof(err));
+	if (rc)
+		print_error("log_open with one damaged copy: %d %s\n", rc, err);
+	assert_int_equal(rc, 0);
+	LIVE_ADD(live_logs, l);
+	snprintf(want, sizeof(want), "copy at offset %llu is damaged", (unsigned long long)bad_off);
+	if (!strstr(err, want))
+		fail_msg("warning \"%s\" does not say \"%s\"", err, want);
+	uint64_t off = 1;
+	const char *why = NULL;
+	assert_int_equal(log_super_damaged(l, &off, &why), bad_mask);
+	assert_int_equal(off, bad_off);
+	assert_non_null(why);
+	return l;
+}
+
+/* Every byte of a superblock copy is covered by its checksum; one damaged
+ * copy is worked around (and said), the pair is refused, and
+ * log_super_repair rewrites the damaged copy from the other. */
 static void test_open_flipped_super(void **state)
 {
 	(void)state;
 	static struct part p;
 	part_create(&p, MEDIA_EMUL, 256 * KIB);
 	format_ok(p.m, UUID_A);
+	const uint64_t back = LOG_BACKUP_OFF(256 * KIB);
 	/* magic, version, block size, uuid, size, reserved, checksum */
-	const uint64_t offs[] = {0, 7, 8, 12, 16, 31, 32, 39, 40, 2000, 4087, 4088, 4095};
+	const uint64_t offs[] = {0, 7, 8, 12, 16, 31, 32, 39, 40, 200, 2000, 4087, 4088, 4095};
 	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
 		flip_byte(p.m, offs[i]);
-		char err[256] = "";
+		close_log(open_warned(p.m, 0, 1));
+		flip_byte(p.m, back + offs[i]);
+		char err[512] = "";
 		struct log *l = NULL;
 		int rc = log_open(&l, p.m, UUID_A, err, sizeof(err));
 		if (rc == 0) {
-			print_error("flipped superblock byte %llu went unnoticed\n",
-				    (unsigned long long)offs[i]);
+			print_error("flipped byte %llu in both copies went unnoticed\n",
+			            (unsigned long long)offs[i]);
 			close_log(l);
 		}
-		assert_true(rc == -EUCLEAN || rc == -EINVAL);
-		assert_true(strlen(err) > 0);
-		flip_byte(p.m, offs[i]); /* back */
-		close_log(open_ok(p.m, UUID_A));
+		assert_int_equal(rc, -EUCLEAN);
+		assert_non_null(strstr(err, "both superblock copies are damaged"));
+		flip_byte(p.m, offs[i]); /* the first copy back: the backup is damaged */
+		l = open_warned(p.m, back, 2);
+		assert_int_equal(log_super_repair(l), 0);
+		close_log(l);
+		l = open_ok(p.m, UUID_A);
+		uint64_t off;
+		const char *why;
+		assert_int_equal(log_super_damaged(l, &off, &why), 0);
+		close_log(l);
 	}
+	part_destroy(&p);
+}
+
+/* A part made by the previous format (one superblock, version 1) is
+ * refused with a message that says so, not as damage. */
+static void test_open_version1(void **state)
+{
+	(void)state;
+	static struct part p;
+	part_create(&p, MEDIA_EMUL, 256 * KIB);
+	format_ok(p.m, UUID_A);
+	struct log_super s;
+	assert_int_equal(media_read(p.m, 0, &s, sizeof(s)), 0);
+	s.version = 1;
+	s.checksum = checksum_struct(&s, sizeof(s));
+	assert_int_equal(media_store(p.m, 0, &s, sizeof(s)), 0);
+	assert_int_equal(media_zero(p.m, LOG_BACKUP_OFF(256 * KIB), LOG_BLOCK), 0);
+	char err[512] = "";
+	struct log *l = NULL;
+	assert_int_equal(log_open(&l, p.m, UUID_A, err, sizeof(err)), -EUCLEAN);
+	assert_non_null(strstr(err, "format version 1"));
 	part_destroy(&p);
 }
 
@@ -527,9 +588,8 @@ static void test_open_wrong_size(void **state)
 	/* The part grew (e.g. the manifest and the file disagree). */
 	media_close(p.m);
 	char err[256] = "";
-	assert_int_equal(media_open(&p.m, MEDIA_EMUL, p.proc, 512 * KIB, MEDIA_CREATE, err,
-				    sizeof(err)),
-			 0);
+	assert_int_equal(
+	    media_open(&p.m, MEDIA_EMUL, p.proc, 512 * KIB, MEDIA_CREATE, err, sizeof(err)), 0);
 	err[0] = 0;
 	struct log *l = NULL;
 	int rc = log_open(&l, p.m, UUID_A, err, sizeof(err));
@@ -539,9 +599,8 @@ static void test_open_wrong_size(void **state)
 	assert_true(strlen(err) > 0);
 	/* And shrinks back: the same superblock is valid again. */
 	media_close(p.m);
-	assert_int_equal(media_open(&p.m, MEDIA_EMUL, p.proc, 256 * KIB, MEDIA_CREATE, err,
-				    sizeof(err)),
-			 0);
+	assert_int_equal(
+	    media_open(&p.m, MEDIA_EMUL, p.proc, 256 * KIB, MEDIA_CREATE, err, sizeof(err)), 0);
 	close_log(open_ok(p.m, UUID_A));
 	part_destroy(&p);
 }
@@ -696,7 +755,8 @@ static void roundtrip(enum media_kind kind)
 	assert_int_equal(recover_into(l, LOG_RING_START, 1, &got, 0), 0);
 	assert_int_equal(log_epoch(l), 4);
 	for (int i = 0; i < 20; i++)
-		assert_int_equal(append_one(l, (uint32_t)(rnd() % 3000), 5000 + (uint64_t)i, &exp), 0);
+		assert_int_equal(append_one(l, (uint32_t)(rnd() % 3000), 5000 + (uint64_t)i, &exp),
+		                 0);
 	assert_int_equal(log_commit_all(l), 0);
 	close_log(l);
 	part_reopen(&p);
@@ -821,8 +881,8 @@ static void test_wraparound(void **state)
 		int pad_seen = 0;
 		for (int i = 0; i < 40; i++) {
 			uint64_t seq_before = log_tail_seq(l);
-			assert_int_equal(append_one(l, 700 + 37 * (uint32_t)i, 100 + (uint64_t)i, &exp),
-					 0);
+			assert_int_equal(
+			    append_one(l, 700 + 37 * (uint32_t)i, 100 + (uint64_t)i, &exp), 0);
 			if (exp.v[exp.n - 1].seq != seq_before) {
 				pad_seen++;
 				assert_int_equal(exp.v[exp.n - 1].off, LOG_RING_START);
@@ -1034,8 +1094,19 @@ static void test_e2big_file(void **state)
 
 /* ---- torn and stale records -------------------------------------------- */
 
-enum tear { TEAR_PAYLOAD_FIRST, TEAR_PAYLOAD_LAST, TEAR_MAGIC, TEAR_TYPE, TEAR_LEN,
-	    TEAR_PLEN, TEAR_SEQ, TEAR_EPOCH, TEAR_ARG, TEAR_CHECKSUM, TEAR_COUNT };
+enum tear {
+	TEAR_PAYLOAD_FIRST,
+	TEAR_PAYLOAD_LAST,
+	TEAR_MAGIC,
+	TEAR_TYPE,
+	TEAR_LEN,
+	TEAR_PLEN,
+	TEAR_SEQ,
+	TEAR_EPOCH,
+	TEAR_ARG,
+	TEAR_CHECKSUM,
+	TEAR_COUNT
+};
 
 static uint64_t tear_offset(const struct rec *r, enum tear t)
 {
@@ -1070,7 +1141,8 @@ static void torn(enum media_kind kind)
 		struct log *l = fresh_log(&p, kind, 512 * KIB);
 		static struct recs exp, got;
 		for (int i = 0; i < 12; i++)
-			assert_int_equal(append_one(l, 300 + 50 * (uint32_t)i, (uint64_t)i, &exp), 0);
+			assert_int_equal(append_one(l, 300 + 50 * (uint32_t)i, (uint64_t)i, &exp),
+			                 0);
 		assert_int_equal(log_commit_all(l), 0);
 		close_log(l);
 		const size_t k = 6; /* records 1..6 valid, 7 torn */
@@ -1103,19 +1175,272 @@ static void test_torn_file(void **state)
 	torn(MEDIA_FILE);
 }
 
+/* ---- damage past which valid records lie --------------------------------
+ * A record that had been durable (a later record was appended after its
+ * commit) and is now invalid is damage, not a torn tail: recovery must say
+ * so instead of silently dropping what follows. */
+
+static void append_committed(struct log *l, uint32_t plen, uint64_t tag, struct recs *exp)
+{
+	assert_int_equal(append_one(l, plen, tag, exp), 0);
+	assert_int_equal(log_commit_all(l), 0);
+}
+
+/* The damage recovery must report: record `bad` of exp, with every
+ * non-PAD record after it (up to exp's end) valid. */
+static void expect_damage(struct log *l, const struct recs *exp, size_t bad)
+{
+	struct log_damage d;
+	if (!log_damage(l, &d))
+		fail_msg("the damaged record %zu went unnoticed", bad);
+	assert_int_equal(d.off, exp->v[bad].off);
+	assert_int_equal(d.seq, exp->v[bad].seq);
+	assert_int_equal(d.lost, exp->n - bad - 1);
+	assert_int_equal(d.first_seq, exp->v[bad + 1].seq);
+	assert_int_equal(d.last_seq, exp->v[exp->n - 1].seq);
+	char msg[512];
+	log_damage_describe(l, msg, sizeof(msg));
+	char want[128];
+	snprintf(want, sizeof(want),
+	         "offset %llu (sequence %llu) is damaged, and %zu valid records",
+	         (unsigned long long)d.off, (unsigned long long)d.seq, exp->n - bad - 1);
+	if (!strstr(msg, want))
+		fail_msg("\"%s\" does not say \"%s\"", msg, want);
+}
+
+static void expect_no_damage(struct log *l)
+{
+	struct log_damage d;
+	if (log_damage(l, &d))
+		fail_msg("damage reported at offset %llu (%llu records) where there is none",
+		         (unsigned long long)d.off, (unsigned long long)d.lost);
+}
+
+/*
+ * Damages record `bad` of exp (already durable, records after it too) and
+ * checks: a read-write recovery refuses (-EUCLEAN, no new epoch) and names
+ * it; a read-only one recovers the prefix and names it; log_drop_damaged
+ * cuts the log there, after which a recovery is silent and appends go on
+ * from the damaged record's place.
+ */
+static void check_damage_refused(struct part *p, struct recs *exp, size_t bad, uint64_t hoff,
+                                 uint64_t hseq, size_t first, uint64_t flip_at)
+{
+	static struct recs got;
+	flip_byte(p->m, flip_at);
+	part_reopen(p);
+	struct log *l = open_ok(p->m, UUID_A);
+	uint64_t epoch = log_epoch(l);
+	assert_int_equal(recover_into(l, hoff, hseq, &got, 0), -EUCLEAN);
+	expect_damage(l, exp, bad);
+	check_recs(&got, exp, first, bad);
+	close_log(l);
+	l = open_ok(p->m, UUID_A);
+	assert_int_equal(log_epoch(l), epoch); /* nothing was written */
+	assert_int_equal(recover_into(l, hoff, hseq, &got, 1), 0);
+	check_recs(&got, exp, first, bad);
+	expect_damage(l, exp, bad);
+	assert_int_equal(log_drop_damaged(l), 0);
+	close_log(l);
+	part_reopen(p);
+	l = open_ok(p->m, UUID_A);
+	assert_int_equal(recover_into(l, hoff, hseq, &got, 0), 0);
+	check_recs(&got, exp, first, bad);
+	expect_no_damage(l);
+	assert_int_equal(log_epoch(l), epoch + 1);
+	assert_int_equal(log_tail_off(l), exp->v[bad].off);
+	static struct recs more;
+	assert_int_equal(append_one(l, 10, 77, &more), 0);
+	assert_int_equal(more.v[0].seq, exp->v[bad].seq);
+	close_log(l);
+	recs_free(&more);
+	recs_free(&got);
+}
+
+static void damage_early_record(enum media_kind kind)
+{
+	const enum tear tears[] = {TEAR_PAYLOAD_FIRST, TEAR_MAGIC, TEAR_LEN, TEAR_SEQ,
+	                           TEAR_CHECKSUM};
+	for (size_t t = 0; t < sizeof(tears) / sizeof(tears[0]); t++) {
+		static struct part p;
+		struct log *l = fresh_log(&p, kind, 512 * KIB);
+		static struct recs exp;
+		for (int i = 0; i < 12; i++)
+			append_committed(l, 300 + 50 * (uint32_t)i, (uint64_t)i, &exp);
+		close_log(l);
+		/* One byte a fifth of the way in: records 4..12 were acknowledged. */
+		check_damage_refused(&p, &exp, 2, LOG_RING_START, 1, 0,
+		                     tear_offset(&exp.v[2], tears[t]));
+		recs_free(&exp);
+		part_destroy(&p);
+	}
+}
+
+static void test_damage_emul(void **state)
+{
+	(void)state;
+	damage_early_record(MEDIA_EMUL);
+}
+
+static void test_damage_file(void **state)
+{
+	(void)state;
+	damage_early_record(MEDIA_FILE);
+}
+
+/* What a crash leaves stays silent: the last record torn, or a record torn
+ * among others appended with it before one commit (none of them was
+ * acknowledged before the next was written). */
+static void test_torn_tail_is_silent(void **state)
+{
+	(void)state;
+	static struct part p;
+	static struct recs exp, got;
+	struct log *l = fresh_log(&p, MEDIA_EMUL, 512 * KIB);
+	for (int i = 0; i < 12; i++)
+		append_committed(l, 200, (uint64_t)i, &exp);
+	close_log(l);
+	flip_byte(p.m, exp.v[11].off); /* the last one */
+	part_reopen(&p);
+	l = open_ok(p.m, UUID_A);
+	assert_int_equal(recover_into(l, LOG_RING_START, 1, &got, 0), 0);
+	check_recs(&got, &exp, 0, 11);
+	expect_no_damage(l);
+	close_log(l);
+	recs_free(&exp);
+	part_destroy(&p);
+
+	l = fresh_log(&p, MEDIA_EMUL, 512 * KIB);
+	for (int i = 0; i < 6; i++)
+		append_committed(l, 200, (uint64_t)i, &exp);
+	for (int i = 6; i < 12; i++) /* a batch: one commit for six records */
+		assert_int_equal(append_one(l, 200, (uint64_t)i, &exp), 0);
+	assert_int_equal(log_commit_all(l), 0);
+	close_log(l);
+	flip_byte(p.m, exp.v[7].payload_off);
+	part_reopen(&p);
+	l = open_ok(p.m, UUID_A);
+	assert_int_equal(recover_into(l, LOG_RING_START, 1, &got, 0), 0);
+	check_recs(&got, &exp, 0, 7);
+	expect_no_damage(l);
+	close_log(l);
+	recs_free(&got);
+	recs_free(&exp);
+	part_destroy(&p);
+}
+
+/* Laps of committed records, each digested at once, leave records of
+ * earlier laps (older sequence numbers) everywhere past the tail; then a
+ * run of committed records across the ring's end (a PAD, then the start).
+ * Returns the log closed; exp holds the run, hoff and hseq its head. */
+static void laps_then_run(struct part *p, struct recs *exp, uint64_t *hoff, uint64_t *hseq)
+{
+	struct log *l = fresh_log(p, MEDIA_EMUL, 128 * KIB);
+	uint64_t end = LOG_RING_START + log_capacity(l);
+	for (int i = 0; i < 300; i++) {
+		append_committed(l, (uint32_t)(rnd() % 2000), (uint64_t)i, NULL);
+		log_reclaim(l, log_tail_off(l), log_tail_seq(l));
+	}
+	while (log_tail_off(l) < end - 8 * KIB || log_tail_off(l) > end - 6 * KIB) {
+		append_committed(l, log_tail_off(l) > end - 6 * KIB ? 4000 : 100, 1, NULL);
+		log_reclaim(l, log_tail_off(l), log_tail_seq(l));
+	}
+	*hoff = log_tail_off(l);
+	*hseq = log_tail_seq(l);
+	for (int i = 0; i < 30; i++)
+		append_committed(l, 700 + 37 * (uint32_t)i, 100 + (uint64_t)i, exp);
+	assert_true(exp->v[exp->n - 1].off < *hoff); /* wrapped */
+	close_log(l);
+}
+
+static size_t first_after_wrap(const struct recs *exp)
+{
+	size_t k = 0;
+	while (exp->v[k].off != LOG_RING_START)
+		k++;
+	return k;
+}
+
+static void test_damage_across_wrap(void **state)
+{
+	(void)state;
+	static struct part p;
+	static struct recs exp, got;
+	uint64_t hoff, hseq;
+	/* The record before the PAD: the rest is found past the wrap. */
+	laps_then_run(&p, &exp, &hoff, &hseq);
+	size_t k = first_after_wrap(&exp);
+	check_damage_refused(&p, &exp, k - 1, hoff, hseq, 0, exp.v[k - 1].payload_off);
+	recs_free(&exp);
+	part_destroy(&p);
+
+	/* The PAD itself: its "payload" is stale space, records resume at the
+	 * ring's start. */
+	laps_then_run(&p, &exp, &hoff, &hseq);
+	k = first_after_wrap(&exp);
+	flip_byte(p.m, exp.v[k - 1].next_off); /* the PAD's magic */
+	part_reopen(&p);
+	struct log *l = open_ok(p.m, UUID_A);
+	assert_int_equal(recover_into(l, hoff, hseq, &got, 0), -EUCLEAN);
+	check_recs(&got, &exp, 0, k);
+	struct log_damage d;
+	assert_int_equal(log_damage(l, &d), 1);
+	assert_int_equal(d.off, exp.v[k - 1].next_off);
+	assert_int_equal(d.seq, exp.v[k - 1].seq + 1);
+	assert_int_equal(d.lost, exp.n - k);
+	close_log(l);
+	recs_free(&exp);
+	part_destroy(&p);
+
+	/* A record after the wrap, and the last one (a torn tail: stale
+	 * records of earlier laps lie right after it and are not counted). */
+	laps_then_run(&p, &exp, &hoff, &hseq);
+	k = first_after_wrap(&exp);
+	check_damage_refused(&p, &exp, k + 2, hoff, hseq, 0, exp.v[k + 2].off + 20);
+	recs_free(&exp);
+	part_destroy(&p);
+	laps_then_run(&p, &exp, &hoff, &hseq);
+	int stale = 0; /* the trap: stale records close after the tail */
+	for (uint64_t off = exp.v[exp.n - 1].next_off; off < hoff && !stale; off += LOG_ALIGN) {
+		struct log_rec_hdr h;
+		assert_int_equal(media_read(p.m, off, &h, sizeof(h)), 0);
+		stale = h.magic == LOG_REC_MAGIC && h.seq < hseq;
+	}
+	assert_true(stale);
+	flip_byte(p.m, exp.v[exp.n - 1].payload_off);
+	part_reopen(&p);
+	l = open_ok(p.m, UUID_A);
+	assert_int_equal(recover_into(l, hoff, hseq, &got, 0), 0);
+	check_recs(&got, &exp, 0, exp.n - 1);
+	expect_no_damage(l);
+	close_log(l);
+	recs_free(&got);
+	recs_free(&exp);
+	part_destroy(&p);
+}
+
 /* Records whose checksum is right but whose header is not: recovery must
  * check the header fields itself (what a fuzzer or a stray copy of a record
  * would produce).  The first case is well formed, to show that forging
  * works at all. */
-enum forge { FORGE_OK, FORGE_MAGIC, FORGE_SEQ, FORGE_EPOCH_NEWER, FORGE_EPOCH_OLDER,
-	     FORGE_LEN_SHORT, FORGE_LEN_UNALIGNED, FORGE_LEN_PAST_END, FORGE_PLEN_PAST_LEN,
-	     FORGE_COUNT };
+enum forge {
+	FORGE_OK,
+	FORGE_MAGIC,
+	FORGE_SEQ,
+	FORGE_EPOCH_NEWER,
+	FORGE_EPOCH_OLDER,
+	FORGE_LEN_SHORT,
+	FORGE_LEN_UNALIGNED,
+	FORGE_LEN_PAST_END,
+	FORGE_PLEN_PAST_LEN,
+	FORGE_COUNT
+};
 
 /* The record checksum as docs/FORMAT.md defines it: XXH3-64 of the
  * payload, seeded with the XXH3-64 of header bytes 0..55, itself seeded with
  * the XXH3-64 of the volume UUID. */
 static uint64_t forge_checksum(const struct log_rec_hdr *h, const void *payload,
-			       const uint8_t uuid[16])
+                               const uint8_t uuid[16])
 {
 	uint64_t salt = checksum64(uuid, 16);
 	uint64_t seed = checksum64_seeded(h, offsetof(struct log_rec_hdr, checksum), salt);
@@ -1184,9 +1509,9 @@ static void test_forged_headers(void **state)
 		assert_int_equal(recover_into(l, LOG_RING_START, 1, &got, 1), 0);
 		size_t want = f == FORGE_OK ? 4 : 3;
 		if (got.n != want)
-			print_error("forged header %d: %zu records recovered%s\n", f, got.n,
-				    f == FORGE_OK ? " (is forge_checksum still what FORMAT.md says?)"
-						  : "");
+			print_error(
+			    "forged header %d: %zu records recovered%s\n", f, got.n,
+			    f == FORGE_OK ? " (is forge_checksum still what FORMAT.md says?)" : "");
 		assert_int_equal(got.n, want);
 		check_range(&got, 0, &exp, 0, 3);
 		assert_int_equal(log_tail_seq(l), want + 1);
@@ -1246,7 +1571,7 @@ static void test_stale_epoch(void **state)
 	assert_int_equal(recover_into(l, LOG_RING_START, 1, &got, 0), 0);
 	if (got.n != 3)
 		print_error("recovered %zu records: old records 4, 5 of epoch %llu came back\n",
-			    got.n, (unsigned long long)old_epoch);
+		            got.n, (unsigned long long)old_epoch);
 	assert_int_equal(got.n, 3);
 	assert_int_equal(got.pads, 0);
 	check_range(&got, 0, &exp, 0, 2);
@@ -1292,8 +1617,8 @@ static void test_reformat_stale(void **state)
 	assert_int_equal(recover_into(l, LOG_RING_START, 1, &got, 0), 0);
 	if (got.n != exp.n)
 		print_error("recovered %zu records, the new volume wrote %zu: records of the "
-			    "old volume were taken for the new one's\n",
-			    got.n, exp.n);
+		            "old volume were taken for the new one's\n",
+		            got.n, exp.n);
 	check_recs(&got, &exp, 0, exp.n);
 	close_log(l);
 	recs_free(&got);
@@ -1370,7 +1695,7 @@ struct seen {
 };
 
 static int check_thread_rec(void *arg, const struct log_rec_hdr *h, const void *payload,
-			    uint64_t off)
+                            uint64_t off)
 {
 	(void)off;
 	struct seen *s = arg;
@@ -1455,30 +1780,35 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_format_open, teardown),
-		cmocka_unit_test_teardown(test_open_unformatted, teardown),
-		cmocka_unit_test_teardown(test_open_wrong_uuid, teardown),
-		cmocka_unit_test_teardown(test_open_flipped_super, teardown),
-		cmocka_unit_test_teardown(test_open_wrong_size, teardown),
-		cmocka_unit_test_teardown(test_epoch_slots, teardown),
-		cmocka_unit_test_teardown(test_recover_empty, teardown),
-		cmocka_unit_test_teardown(test_recover_bad_head, teardown),
-		cmocka_unit_test_teardown(test_roundtrip_emul, teardown),
-		cmocka_unit_test_teardown(test_roundtrip_file, teardown),
-		cmocka_unit_test_teardown(test_recover_callback_error, teardown),
-		cmocka_unit_test_teardown(test_wraparound, teardown),
-		cmocka_unit_test_teardown(test_exact_fit_at_end, teardown),
-		cmocka_unit_test_teardown(test_enospc_and_reclaim, teardown),
-		cmocka_unit_test_teardown(test_e2big_emul, teardown),
-		cmocka_unit_test_teardown(test_e2big_file, teardown),
-		cmocka_unit_test_teardown(test_torn_emul, teardown),
-		cmocka_unit_test_teardown(test_torn_file, teardown),
-		cmocka_unit_test_teardown(test_forged_headers, teardown),
-		cmocka_unit_test_teardown(test_stale_epoch, teardown),
-		cmocka_unit_test_teardown(test_reformat_stale, teardown),
-		cmocka_unit_test_teardown(test_commit_file_syncs, teardown),
-		cmocka_unit_test_teardown(test_concurrent_commit_emul, teardown),
-		cmocka_unit_test_teardown(test_concurrent_commit_file, teardown),
+	    cmocka_unit_test_teardown(test_format_open, teardown),
+	    cmocka_unit_test_teardown(test_open_unformatted, teardown),
+	    cmocka_unit_test_teardown(test_open_wrong_uuid, teardown),
+	    cmocka_unit_test_teardown(test_open_flipped_super, teardown),
+	    cmocka_unit_test_teardown(test_open_version1, teardown),
+	    cmocka_unit_test_teardown(test_open_wrong_size, teardown),
+	    cmocka_unit_test_teardown(test_epoch_slots, teardown),
+	    cmocka_unit_test_teardown(test_recover_empty, teardown),
+	    cmocka_unit_test_teardown(test_recover_bad_head, teardown),
+	    cmocka_unit_test_teardown(test_roundtrip_emul, teardown),
+	    cmocka_unit_test_teardown(test_roundtrip_file, teardown),
+	    cmocka_unit_test_teardown(test_recover_callback_error, teardown),
+	    cmocka_unit_test_teardown(test_wraparound, teardown),
+	    cmocka_unit_test_teardown(test_exact_fit_at_end, teardown),
+	    cmocka_unit_test_teardown(test_enospc_and_reclaim, teardown),
+	    cmocka_unit_test_teardown(test_e2big_emul, teardown),
+	    cmocka_unit_test_teardown(test_e2big_file, teardown),
+	    cmocka_unit_test_teardown(test_torn_emul, teardown),
+	    cmocka_unit_test_teardown(test_torn_file, teardown),
+	    cmocka_unit_test_teardown(test_damage_emul, teardown),
+	    cmocka_unit_test_teardown(test_damage_file, teardown),
+	    cmocka_unit_test_teardown(test_torn_tail_is_silent, teardown),
+	    cmocka_unit_test_teardown(test_damage_across_wrap, teardown),
+	    cmocka_unit_test_teardown(test_forged_headers, teardown),
+	    cmocka_unit_test_teardown(test_stale_epoch, teardown),
+	    cmocka_unit_test_teardown(test_reformat_stale, teardown),
+	    cmocka_unit_test_teardown(test_commit_file_syncs, teardown),
+	    cmocka_unit_test_teardown(test_concurrent_commit_emul, teardown),
+	    cmocka_unit_test_teardown(test_concurrent_commit_file, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
