@@ -10,6 +10,11 @@
  * contiguous are merged on insert, so sequential appends stay one extent.
  * ino->blocks counts data blocks (adjusted here) and tree nodes (adjusted
  * by the btree through its blocks pointer).
+ *
+ * A map of one extent lives in the inode (FS_INODE_INLINE_EXTENT) while it
+ * fits there (logical block and length below 2^32): most small files then
+ * need no tree node.  A change that needs a second extent first moves the
+ * inline one into a new tree ("spills"); the tree is never folded back.
  */
 #include "fs/extent.h"
 
@@ -62,6 +67,51 @@ static void open_ro(struct btree *t, struct fsctx *fx, const struct fs_inode *in
 	(void)btree_init_ro(t, fx, &extent_ops, &ino->tree_root);
 }
 
+/* ---- the inline extent ---------------------------------------------------- */
+
+static int inline_get(const struct fs_inode *ino, struct erec *r)
+{
+	if (!(ino->flags & FS_INODE_INLINE_EXTENT))
+		return 0;
+	*r = (struct erec){ino->inline_lblk, ino->rdev, ino->inline_len};
+	return rec_valid(r) ? 1 : -EUCLEAN;
+}
+
+static int inline_fits(const struct erec *r)
+{
+	return r->lblk <= UINT32_MAX && r->len <= UINT32_MAX;
+}
+
+static void inline_put(struct fs_inode *ino, const struct erec *r)
+{
+	ino->flags |= FS_INODE_INLINE_EXTENT;
+	ino->inline_lblk = (uint32_t)r->lblk;
+	ino->inline_len = (uint32_t)r->len;
+	ino->rdev = r->pblk;
+}
+
+static void inline_clear(struct fs_inode *ino)
+{
+	ino->flags &= ~FS_INODE_INLINE_EXTENT;
+	ino->inline_lblk = ino->inline_len = 0;
+	ino->rdev = 0;
+}
+
+/* Moves the inline extent into a new tree (one node), so the tree code
+ * can take the change.  On failure the inode is as it was. */
+static int spill(struct fsctx *fx, struct fs_inode *ino, const struct erec *r)
+{
+	struct btree t;
+	struct erec copy = *r;
+	inline_clear(ino);
+	open_rw(&t, fx, ino);
+	t.node_hint = FS_PBLK_TIER(copy.pblk) ? 0 : copy.pblk + copy.len + EXTENT_NODE_GAP;
+	int err = btree_insert(&t, &copy, sizeof(copy));
+	if (err)
+		inline_put(ino, &copy);
+	return err;
+}
+
 /* 1 and the record, 0 if none, or -errno. */
 static int get_rec(int len, const struct erec *r)
 {
@@ -92,10 +142,25 @@ static void free_data(struct fsctx *fx, struct fs_inode *ino, uint64_t pblk, uin
 	ino->blocks = ino->blocks >= n ? ino->blocks - n : 0;
 }
 
+static int inline_lookup(const struct erec *r, uint64_t lblk, struct extent *out)
+{
+	if (lblk - r->lblk < r->len) {
+		*out = to_extent(r);
+		return 1;
+	}
+	out->lblk = lblk;
+	out->pblk = 0;
+	out->len = lblk < r->lblk ? r->lblk - lblk : UINT64_MAX - lblk;
+	return 0;
+}
+
 int extent_lookup(struct fsctx *fx, const struct fs_inode *ino, uint64_t lblk, struct extent *out)
 {
 	struct btree t;
 	struct erec r;
+	int in = inline_get(ino, &r);
+	if (in)
+		return in < 0 ? in : inline_lookup(&r, lblk, out);
 	open_ro(&t, fx, ino);
 	int err = get_le(&t, lblk, &r);
 	if (err < 0)
@@ -115,6 +180,39 @@ int extent_lookup(struct fsctx *fx, const struct fs_inode *ino, uint64_t lblk, s
 	return 0;
 }
 
+/* Insert without a tree: the first extent goes inline, one that joins the
+ * inline extent grows it.  Returns 1 when the tree must take the insert
+ * (spilled if needed), else 0 or -errno. */
+static int inline_insert(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t pblk,
+                         uint64_t len)
+{
+	struct erec r, n = {lblk, pblk, len};
+	int in = inline_get(ino, &r);
+	if (in < 0)
+		return in;
+	if (!in) {
+		if (ino->tree_root || !inline_fits(&n))
+			return 1;
+		inline_put(ino, &n);
+		ino->blocks += len;
+		return 0;
+	}
+	if (lblk < r.lblk + r.len && r.lblk < lblk + len)
+		return -EEXIST; /* not a hole */
+	struct erec joined = r;
+	if (r.lblk + r.len == lblk && r.pblk + r.len == pblk)
+		joined.len += len;
+	else if (lblk + len == r.lblk && pblk + len == r.pblk)
+		joined = (struct erec){lblk, pblk, len + r.len};
+	if (joined.len != r.len && inline_fits(&joined)) {
+		inline_put(ino, &joined);
+		ino->blocks += len;
+		return 0;
+	}
+	int err = spill(fx, ino, &r);
+	return err ? err : 1;
+}
+
 int extent_insert(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t pblk,
                   uint64_t len)
 {
@@ -122,6 +220,9 @@ int extent_insert(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_
 		return -EINVAL;
 	if (lblk >= EXTENT_MAX_LBLK || len > EXTENT_MAX_LBLK - lblk)
 		return -EFBIG;
+	int err = inline_insert(fx, ino, lblk, pblk, len);
+	if (err != 1)
+		return err;
 	struct btree t;
 	struct erec prev, next;
 	open_rw(&t, fx, ino);
@@ -140,7 +241,6 @@ int extent_insert(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_
 
 	int mp = hp && prev.lblk + prev.len == lblk && prev.pblk + prev.len == pblk;
 	int mn = hn && lblk + len == next.lblk && pblk + len == next.pblk;
-	int err;
 	if (mp && mn) {
 		/* Bridge: delete the successor, grow the predecessor in place.
 		 * Neither step allocates, so neither can give -ENOSPC. */
@@ -169,10 +269,44 @@ int extent_insert(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_
  * partly unmapped; the tree stays valid and nothing is freed that is still
  * mapped.  Only splitting one extent in two can need a new tree block.
  */
+/* unmap_range for the inline extent: a cut at either end stays inline; a
+ * hole inside it needs two extents, so it spills (returns 1) first. */
+static int inline_unmap(struct fsctx *fx, struct fs_inode *ino, const struct erec *r,
+                        uint64_t start, uint64_t end)
+{
+	uint64_t r_end = r->lblk + r->len;
+	if (end <= r->lblk || start >= r_end)
+		return 0;
+	if (start > r->lblk && end < r_end) {
+		int err = spill(fx, ino, r);
+		return err ? err : 1;
+	}
+	if (start <= r->lblk && end >= r_end) {
+		inline_clear(ino);
+		free_data(fx, ino, r->pblk, r->len);
+		return 0;
+	}
+	struct erec kept = *r;
+	if (start <= r->lblk) { /* the head goes */
+		kept = (struct erec){end, r->pblk + (end - r->lblk), r_end - end};
+		free_data(fx, ino, r->pblk, end - r->lblk);
+	} else { /* the tail goes */
+		kept.len = start - r->lblk;
+		free_data(fx, ino, r->pblk + kept.len, r_end - start);
+	}
+	inline_put(ino, &kept);
+	return 0;
+}
+
 static int unmap_range(struct fsctx *fx, struct fs_inode *ino, uint64_t start, uint64_t end)
 {
 	struct btree t;
 	struct erec e;
+	int in = inline_get(ino, &e);
+	if (in > 0)
+		in = inline_unmap(fx, ino, &e, start, end);
+	if (in != 1 && (in || !ino->tree_root))
+		return in;
 	open_rw(&t, fx, ino);
 	int r = get_le(&t, start, &e);
 	if (r < 0)
@@ -242,7 +376,7 @@ int extent_truncate(struct fsctx *fx, struct fs_inode *ino, uint64_t first_lblk)
 {
 	if (first_lblk >= EXTENT_MAX_LBLK)
 		return 0;
-	if (first_lblk > 0)
+	if (first_lblk > 0 || (ino->flags & FS_INODE_INLINE_EXTENT))
 		return unmap_range(fx, ino, first_lblk, EXTENT_MAX_LBLK);
 	/* Everything goes: one pass over the leaves, no per-record delete. */
 	struct btree t;
@@ -300,10 +434,17 @@ int extent_move(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t 
 		return rc;
 	if (rc == 0 || lblk + len > e.lblk + e.len || e.pblk + (lblk - e.lblk) != old_pblk)
 		return -ESTALE; /* no longer one mapped run: the file changed */
+	struct erec in;
+	if (e.lblk == lblk && e.len == len && inline_get(ino, &in) == 1) {
+		in.pblk = new_pblk;
+		inline_put(ino, &in);
+		free_data(fx, ino, old_pblk, len);
+		ino->blocks += len;
+		return 0;
+	}
 	if (e.lblk == lblk && e.len == len) {
 		/* The whole extent moves: rewrite its record where it is, so
-		 * that the move needs no tree node (a small file's only extent
-		 * would otherwise free its root and need a new one). */
+		 * that the move needs no tree node. */
 		struct btree t;
 		struct erec r = {lblk, new_pblk, len};
 		open_rw(&t, fx, ino);
@@ -341,6 +482,13 @@ int extent_walk(struct fsctx *fx, const struct fs_inode *ino, uint64_t lblk,
 {
 	struct btree t;
 	struct erec r;
+	int in = inline_get(ino, &r);
+	if (in) {
+		if (in < 0 || r.lblk + r.len <= lblk)
+			return in < 0 ? in : 0;
+		struct extent e = to_extent(&r);
+		return fn(arg, &e);
+	}
 	open_ro(&t, fx, ino);
 	int err = get_le(&t, lblk, &r);
 	if (err < 0)
@@ -349,4 +497,9 @@ int extent_walk(struct fsctx *fx, const struct fs_inode *ino, uint64_t lblk,
 	struct walk_ctx w = {fn, arg};
 	/* Copying leaves lets fn do anything, even change this file. */
 	return btree_iter(&t, from, UINT64_MAX, BTREE_ITER_COPY, walk_rec, &w);
+}
+
+int extent_map_empty(const struct fs_inode *ino)
+{
+	return ino->tree_root == 0 && !(ino->flags & FS_INODE_INLINE_EXTENT);
 }

@@ -5,8 +5,10 @@
  * Owns: extent-tree nodes of regular files and symlinks.
  * May call: btree, cache, alloc.
  *
- * Functions update ino->tree_root and ino->blocks (data blocks and tree
- * nodes, 4 KiB units); the caller marks the inode's block dirty.  Logical
+ * Functions update ino->tree_root, the inline extent (a map of one extent
+ * is kept in the inode: FS_INODE_INLINE_EXTENT) and ino->blocks (data
+ * blocks and tree nodes, 4 KiB units); the caller marks the inode's block
+ * dirty.  Logical
  * blocks go up to 2^40 (4 PiB files); holes are simply absent.
  */
 #ifndef CAIRN_FS_EXTENT_H
@@ -48,6 +50,9 @@ int extent_punch(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t
  * atomic, and the old blocks stay quarantined until it is durable. */
 int extent_move(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t len,
 		uint64_t old_pblk, uint64_t new_pblk);
+
+/* Whether the file maps no block at all (no tree and no inline extent). */
+int extent_map_empty(const struct fs_inode *ino);
 
 /* Calls fn for each extent in logical order, starting with the one that
  * contains or follows lblk; stops when fn returns non-zero (and returns it). */

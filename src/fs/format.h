@@ -143,6 +143,11 @@ struct fs_journal_header {
 
 /* Inode flags. */
 #define FS_INODE_ORPHAN 1u /* on the orphan list */
+/* A regular file or symlink whose block map is one extent, held in the
+ * inode itself instead of an extent tree (tree_root = 0): physical block
+ * in `rdev`, logical block and length in inline_lblk / inline_len.  Small
+ * files then take no tree node on the fast tier. */
+#define FS_INODE_INLINE_EXTENT 2u
 
 /* One inode, 128 bytes; inode i lives in itable block i / 32, slot i % 32. */
 struct fs_inode {
@@ -155,13 +160,14 @@ struct fs_inode {
 	uint64_t tree_root;     /* block of the extent or directory tree root, 0 = empty */
 	uint64_t parent;        /* directories: inode of "..", others 0 */
 	uint64_t orphan_next;   /* next inode on the orphan list, 0 = end */
-	uint64_t rdev;          /* device number of device nodes */
+	uint64_t rdev;          /* device nodes: device number; files: inline extent's block */
 	uint32_t generation;    /* bumped each time the inode number is reused */
 	uint32_t flags;         /* FS_INODE_* */
 	uint64_t entries;       /* directories: number of entries (without . and ..) */
 	uint64_t xattr_root;    /* block of the extended-attribute tree root, 0 = none */
 	uint64_t orphan_prev;   /* previous inode on the orphan list, 0 = the head */
-	uint8_t reserved[8];
+	uint32_t inline_lblk;   /* FS_INODE_INLINE_EXTENT: the extent's first logical block */
+	uint32_t inline_len;    /* ... and its length in blocks */
 };
 
 _Static_assert(sizeof(struct fs_tier_desc) == 64, "fs_tier_desc is 64 bytes");

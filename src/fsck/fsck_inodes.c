@@ -344,11 +344,31 @@ static int extent_rec(void *arg, const void *rec, size_t len)
 	return 0;
 }
 
+/* A map of one extent kept in the inode: checked as a tree record would
+ * be.  A tree root beside it is damage (which map is right is unknown). */
+static int check_inline_extent(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *in)
+{
+	if (in->tree_root) {
+		fsck_problem(c, FC_TREE,
+		             "inode %llu: has an inline extent and an extent tree (root block %llu)",
+		             (unsigned long long)ino, (unsigned long long)in->tree_root);
+		return 0;
+	}
+	uint8_t rec[24];
+	uint64_t f[3] = {in->inline_lblk, in->rdev, in->inline_len};
+	memcpy(rec, f, sizeof(rec));
+	struct ewalk w = {c, in, ino, 0, 1};
+	extent_rec(&w, rec, sizeof(rec));
+	return w.ok;
+}
+
 static int check_file(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *in)
 {
 	if (S_ISLNK(in->mode) && (in->size == 0 || in->size > SYMLINK_MAX))
 		fsck_problem(c, FC_SYMLINK_SIZE, "inode %llu: symlink of size %llu (must be 1..%u)",
 		             (unsigned long long)ino, (unsigned long long)in->size, SYMLINK_MAX);
+	if (in->flags & FS_INODE_INLINE_EXTENT)
+		return check_inline_extent(c, ino, in);
 	if (in->tree_root == 0)
 		return 1;
 	if (!fsck_tree_ok(c, ino, in->tree_root, TREE_EXTENT))
@@ -461,7 +481,8 @@ static int is_empty(const struct fs_inode *in, const struct iinfo *x)
 	if (S_ISDIR(in->mode))
 		return (x->flags & II_EMPTY) != 0;
 	if (S_ISREG(in->mode))
-		return in->tree_root == 0 && in->size == 0;
+		return in->tree_root == 0 && !(in->flags & FS_INODE_INLINE_EXTENT) &&
+		       in->size == 0;
 	if (S_ISLNK(in->mode))
 		return 0; /* its target is data */
 	return 1;

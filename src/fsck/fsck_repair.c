@@ -296,7 +296,15 @@ static int fix_delete_record(struct fsck_ctx *c, const struct fsck_item *p, stru
 	struct btree t;
 	(void)btree_init(&t, &c->sh.fx, ext ? &fsck_extent_ops : &fsck_dir_ops, &r.i->tree_root,
 	                 &r.i->blocks);
-	rc = btree_delete(&t, p->b);
+	if (ext && (r.i->flags & FS_INODE_INLINE_EXTENT)) {
+		/* The extent kept in the inode: it goes the same way. */
+		r.i->flags &= ~FS_INODE_INLINE_EXTENT;
+		r.i->inline_lblk = r.i->inline_len = 0;
+		r.i->rdev = 0;
+		rc = 0;
+	} else {
+		rc = btree_delete(&t, p->b);
+	}
 	if (!rc && ext)
 		r.i->blocks = r.i->blocks >= p->c ? r.i->blocks - p->c : 0;
 	else if (!rc && r.i->entries)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fs/alloc.h"
+#include "fs/extent.h"
 #include "libfs/fs_internal.h"
 #include "libfs/icalls.h"
 #include "libfs/oprec.h"
@@ -109,7 +110,9 @@ int fill_stat(struct cairn_fs *fs, uint64_t ino, struct stat *st)
 	st->st_nlink = r.i->nlink;
 	st->st_uid = r.i->uid;
 	st->st_gid = r.i->gid;
-	st->st_rdev = r.i->rdev;
+	/* Only device nodes have a device number; files keep their
+	 * inline extent there. */
+	st->st_rdev = S_ISCHR(r.i->mode) || S_ISBLK(r.i->mode) ? r.i->rdev : 0;
 	st->st_size = (off_t)r.i->size;
 	st->st_blksize = B;
 	struct vnode *vn = vnode_find(fs, ino);
@@ -168,7 +171,7 @@ int for_each_data_file(struct cairn_fs *fs,
 		struct iref r;
 		if (!inode_in_use(&fs->sh, ino) || inode_get(&fs->sh, ino, &r))
 			continue;
-		if (S_ISREG(r.i->mode) && r.i->tree_root)
+		if (S_ISREG(r.i->mode) && !extent_map_empty(r.i))
 			rc = fn(arg, ino, r.i);
 		inode_put(&fs->sh, &r);
 	}

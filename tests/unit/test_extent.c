@@ -70,7 +70,7 @@ static int collect_cb(void *arg, const struct extent *x)
 
 static struct collect walk_all(struct fsenv *e, const struct fs_inode *ino, uint64_t from)
 {
-	struct collect c = { 0 };
+	struct collect c = {0};
 	assert_int_equal(extent_walk(&e->fx, ino, from, collect_cb, &c), 0);
 	return c;
 }
@@ -79,15 +79,15 @@ static void assert_extent(const struct extent *x, uint64_t lblk, uint64_t pblk, 
 {
 	if (x->lblk != lblk || x->pblk != pblk || x->len != len)
 		fail_msg("extent (%llu, %llu, %llu), want (%llu, %llu, %llu)",
-			 (unsigned long long)x->lblk, (unsigned long long)x->pblk,
-			 (unsigned long long)x->len, (unsigned long long)lblk,
-			 (unsigned long long)pblk, (unsigned long long)len);
+		         (unsigned long long)x->lblk, (unsigned long long)x->pblk,
+		         (unsigned long long)x->len, (unsigned long long)lblk,
+		         (unsigned long long)pblk, (unsigned long long)len);
 }
 
 static void test_sequential_appends_merge(void **state)
 {
 	struct fsenv *e = env_new(8192);
-	struct fs_inode ino = { 0 };
+	struct fs_inode ino = {0};
 	uint64_t hint = 0;
 	/* As the digest would: each new block asked for right after the last. */
 	for (uint64_t l = 0; l < 1000; l++) {
@@ -99,7 +99,9 @@ static void test_sequential_appends_merge(void **state)
 	struct collect c = walk_all(e, &ino, 0);
 	assert_int_equal(c.total, 1);
 	assert_extent(&c.v[0], 0, FIRST_DATA, 1000);
-	assert_int_equal(ino.blocks, 1000 + 1); /* data + one leaf */
+	assert_int_equal(ino.blocks, 1000); /* one extent: kept in the inode, no node */
+	assert_true(ino.flags & FS_INODE_INLINE_EXTENT);
+	assert_int_equal(ino.tree_root, 0);
 	assert_int_equal(ino.blocks, used_blocks(e));
 	struct extent x;
 	assert_int_equal(extent_lookup(&e->fx, &ino, 123, &x), 1);
@@ -108,7 +110,7 @@ static void test_sequential_appends_merge(void **state)
 	assert_int_equal(x.lblk, 1000);
 	assert_int_equal(x.pblk, 0);
 	assert_int_equal(x.len, UINT64_MAX - 1000);
-	/* Past the tree node's gap the run steps over the node: one break. */
+	/* No tree node lies in the run's way: it stays one extent. */
 	for (uint64_t l = 1000; l < 3000; l++) {
 		uint64_t p, got;
 		assert_int_equal(alloc_run(e->a, hint, 1, &p, &got), 0);
@@ -116,16 +118,67 @@ static void test_sequential_appends_merge(void **state)
 		assert_int_equal(extent_insert(&e->fx, &ino, l, p, 1), 0);
 	}
 	c = walk_all(e, &ino, 0);
-	assert_int_equal(c.total, 2);
-	assert_int_equal(ino.blocks, 3000 + 1);
+	assert_int_equal(c.total, 1);
+	assert_int_equal(ino.blocks, 3000);
 	assert_int_equal(ino.blocks, used_blocks(e));
+	env_free(e);
+}
+
+/* A map of one extent lives in the inode; a second extent, or a hole
+ * punched inside the one, moves it into a tree, which then holds both. */
+static void test_inline_extent(void **state)
+{
+	(void)state;
+	struct fsenv *e = env_new(1024);
+	struct fs_inode ino = {0};
+	assert_int_equal(extent_insert(&e->fx, &ino, 0, 100, 4), 0);
+	assert_int_equal(extent_insert(&e->fx, &ino, 4, 104, 2), 0); /* joins it */
+	assert_true(ino.flags & FS_INODE_INLINE_EXTENT);
+	assert_int_equal(ino.tree_root, 0);
+	assert_int_equal(ino.blocks, 6);
+	assert_int_equal(extent_insert(&e->fx, &ino, 2, 500, 1), -EEXIST);
+	struct extent x;
+	assert_int_equal(extent_lookup(&e->fx, &ino, 5, &x), 1);
+	assert_extent(&x, 0, 100, 6);
+	assert_int_equal(extent_lookup(&e->fx, &ino, 6, &x), 0);
+	assert_int_equal(x.len, UINT64_MAX - 6);
+	/* Cutting either end keeps it inline. */
+	assert_int_equal(extent_truncate(&e->fx, &ino, 5), 0);
+	assert_int_equal(extent_punch(&e->fx, &ino, 0, 1), 0);
+	assert_true(ino.flags & FS_INODE_INLINE_EXTENT);
+	assert_int_equal(extent_lookup(&e->fx, &ino, 1, &x), 1);
+	assert_extent(&x, 1, 101, 4);
+	assert_int_equal(ino.blocks, 4);
+	/* Moving it whole keeps it inline too. */
+	assert_int_equal(extent_move(&e->fx, &ino, 1, 4, 101, 300), 0);
+	assert_int_equal(extent_lookup(&e->fx, &ino, 1, &x), 1);
+	assert_extent(&x, 1, 300, 4);
+	/* A hole inside: two extents, in a tree of one node. */
+	assert_int_equal(extent_punch(&e->fx, &ino, 2, 1), 0);
+	assert_false(ino.flags & FS_INODE_INLINE_EXTENT);
+	assert_int_not_equal(ino.tree_root, 0);
+	struct collect c = walk_all(e, &ino, 0);
+	assert_int_equal(c.total, 2);
+	assert_extent(&c.v[0], 1, 300, 1);
+	assert_extent(&c.v[1], 3, 302, 2);
+	assert_int_equal(ino.blocks, 3 + 1);
+	/* Everything goes, the tree with it. */
+	assert_int_equal(extent_truncate(&e->fx, &ino, 0), 0);
+	assert_int_equal(ino.tree_root, 0);
+	assert_int_equal(ino.blocks, 0);
+	/* A distant second extent spills the first into a tree. */
+	assert_int_equal(extent_insert(&e->fx, &ino, 0, 100, 1), 0);
+	assert_int_equal(extent_insert(&e->fx, &ino, 50, 200, 1), 0);
+	assert_false(ino.flags & FS_INODE_INLINE_EXTENT);
+	assert_int_equal(walk_all(e, &ino, 0).total, 2);
+	assert_int_equal(ino.blocks, 2 + 1);
 	env_free(e);
 }
 
 static void test_merge_successor_and_bridge(void **state)
 {
 	struct fsenv *e = env_new(1024);
-	struct fs_inode ino = { 0 };
+	struct fs_inode ino = {0};
 	assert_int_equal(extent_insert(&e->fx, &ino, 10, 100, 2), 0);
 	assert_int_equal(extent_insert(&e->fx, &ino, 14, 104, 2), 0);
 	assert_int_equal(walk_all(e, &ino, 0).total, 2);
@@ -164,7 +217,7 @@ static void test_merge_successor_and_bridge(void **state)
 static void test_sparse_1tib(void **state)
 {
 	struct fsenv *e = env_new(1024);
-	struct fs_inode ino = { 0 };
+	struct fs_inode ino = {0};
 	const uint64_t far = (1ull << 28) + 5; /* 1 TiB + 20 KiB */
 	assert_int_equal(extent_insert(&e->fx, &ino, 0, 100, 1), 0);
 	assert_int_equal(extent_insert(&e->fx, &ino, far, 101, 1), 0);
@@ -196,7 +249,7 @@ static void test_sparse_1tib(void **state)
 static void test_truncate(void **state)
 {
 	struct fsenv *e = env_new(4096);
-	struct fs_inode ino = { 0 };
+	struct fs_inode ino = {0};
 	uint64_t base = used_blocks(e);
 	uint64_t p, got;
 	assert_int_equal(alloc_run(e->a, 0, 100, &p, &got), 0);
@@ -233,7 +286,7 @@ static void test_truncate(void **state)
 static void test_punch(void **state)
 {
 	struct fsenv *e = env_new(4096);
-	struct fs_inode ino = { 0 };
+	struct fs_inode ino = {0};
 	uint64_t base = used_blocks(e);
 	uint64_t p, got;
 	assert_int_equal(alloc_run(e->a, 0, 100, &p, &got), 0);
@@ -275,7 +328,7 @@ static void test_punch(void **state)
 static void test_random_vs_model(void **state)
 {
 	struct fsenv *e = env_new(16384);
-	struct fs_inode ino = { 0 };
+	struct fs_inode ino = {0};
 	const uint64_t span = 6000;
 	uint64_t *model = calloc(span, sizeof(uint64_t)); /* lblk -> pblk, 0 = hole */
 	srand(4242);
@@ -360,7 +413,7 @@ static uint64_t nodes_visited(struct fsenv *e)
 static void test_100k_extents(void **state)
 {
 	struct fsenv *e = env_new(8192);
-	struct fs_inode ino = { 0 };
+	struct fs_inode ino = {0};
 	const uint64_t n = 100000;
 	uint64_t v0 = nodes_visited(e);
 	/* Every other logical block: no two extents can merge. */
@@ -404,7 +457,7 @@ static void test_enospc_tiny_tier(void **state)
 {
 	/* 24 blocks, 16 allocatable, all for tree nodes (data is FAR). */
 	struct fsenv *e = env_new(24);
-	struct fs_inode ino = { 0 };
+	struct fs_inode ino = {0};
 	uint64_t i, inserted = 0;
 	int err = 0;
 	/* 3-block extents with 1-block holes between: nothing merges. */
@@ -457,14 +510,15 @@ static void test_enospc_tiny_tier(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sequential_appends_merge),
-		cmocka_unit_test(test_merge_successor_and_bridge),
-		cmocka_unit_test(test_sparse_1tib),
-		cmocka_unit_test(test_truncate),
-		cmocka_unit_test(test_punch),
-		cmocka_unit_test(test_random_vs_model),
-		cmocka_unit_test(test_100k_extents),
-		cmocka_unit_test(test_enospc_tiny_tier),
+	    cmocka_unit_test(test_sequential_appends_merge),
+	    cmocka_unit_test(test_inline_extent),
+	    cmocka_unit_test(test_merge_successor_and_bridge),
+	    cmocka_unit_test(test_sparse_1tib),
+	    cmocka_unit_test(test_truncate),
+	    cmocka_unit_test(test_punch),
+	    cmocka_unit_test(test_random_vs_model),
+	    cmocka_unit_test(test_100k_extents),
+	    cmocka_unit_test(test_enospc_tiny_tier),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -245,15 +245,40 @@ static uint64_t first_record_off(struct fast *f, uint64_t root)
 	return root * FS_BLOCK_SIZE + slot_off;
 }
 
+/* Where an extent lives: a byte offset of a tree record, or, with
+ * INLINE_AT set, the inode whose inline extent it is. */
+#define INLINE_AT (1ull << 63)
+
 /* The first extent of a file: {lblk, pblk, len} and where it lives. */
 static uint64_t first_extent(struct fast *f, uint64_t ino, uint64_t ext[3])
 {
 	struct fs_inode in;
 	get_inode(f, ino, &in);
+	if (in.flags & FS_INODE_INLINE_EXTENT) {
+		ext[0] = in.inline_lblk;
+		ext[1] = in.rdev;
+		ext[2] = in.inline_len;
+		return INLINE_AT | ino;
+	}
 	assert_true(in.tree_root != 0);
 	uint64_t off = first_record_off(f, in.tree_root);
 	get_bytes(f, off, ext, 24);
 	return off;
+}
+
+/* Writes an extent back where first_extent found it. */
+static void put_extent(struct fast *f, uint64_t where, const uint64_t ext[3])
+{
+	if (!(where & INLINE_AT)) {
+		put_bytes(f, where, ext, 24);
+		return;
+	}
+	struct fs_inode in;
+	get_inode(f, where & ~INLINE_AT, &in);
+	in.inline_lblk = (uint32_t)ext[0];
+	in.rdev = ext[1];
+	in.inline_len = (uint32_t)ext[2];
+	put_inode(f, where & ~INLINE_AT, &in);
 }
 
 /* ---- clean volumes ----------------------------------------------------------------- */
@@ -661,7 +686,7 @@ static void test_extent_outside_tier(void **state)
 	uint64_t off = first_extent(&f, ino, ext);
 	TV_EQ(ext[0], 0);
 	ext[1] = f.sb.total_blocks + 10;
-	put_bytes(&f, off, ext, sizeof(ext));
+	put_extent(&f, off, ext);
 	fast_close(&f);
 	char text[160];
 	snprintf(text, sizeof(text),
@@ -756,7 +781,7 @@ static void test_blocks_claimed_twice(void **state)
 	uint64_t off = first_extent(&f, b, eb);
 	TV_EQ(eb[2], ea[2]);
 	eb[1] = ea[1];
-	put_bytes(&f, off, eb, sizeof(eb));
+	put_extent(&f, off, eb);
 	fast_close(&f);
 	struct fsck_report r;
 	expect_result(tv, &r, run_fsck(tv, 1, &r), FSCK_PROBLEMS);
@@ -1268,7 +1293,7 @@ static void test_tier_blocks_claimed_twice(void **state)
 		off_b = off_a;
 	}
 	eb[1] = ea[1];
-	put_bytes(&f, off_b, eb, sizeof(eb));
+	put_extent(&f, off_b, eb);
 	uint64_t a = tier_ino[ka], b = tier_ino[kb], blk = FS_PBLK_BLK(ea[1]);
 	char text[160], where[96];
 	if (eb[2] == 1)
@@ -1305,9 +1330,9 @@ static void test_tier_extent_outside(void **state)
 	ea[1] = FS_PBLK(t, end - 1); /* its last block lies past the end if len > 1 */
 	if (ea[2] == 1)
 		ea[1] = FS_PBLK(t, end);
-	put_bytes(&f, off_a, ea, sizeof(ea));
+	put_extent(&f, off_a, ea);
 	eb[1] = FS_PBLK(5, 100);
-	put_bytes(&f, off_b, eb, sizeof(eb));
+	put_extent(&f, off_b, eb);
 	char text_a[200], text_b[200];
 	snprintf(
 	    text_a, sizeof(text_a),
