@@ -424,6 +424,8 @@ int cairn_open(cairn_fs *fs, const char *path, int flags, ...)
 	}
 	if (!fs)
 		return fail(-EINVAL);
+	if (!path)
+		return fail(-EFAULT); /* a target with no path would name inode 0 */
 	struct target t = {.path = path};
 	int fd = open_target(fs, &t, NULL, flags, mode, NULL);
 	return fd < 0 ? fail(fd) : fd;
