@@ -20,21 +20,32 @@
 
 /* ---- close racing calls on the same fd ----------------------------------- */
 
-#define RACE_ROUNDS 1500 /* close/reopen cycles */
-#define RACE_WORKERS 3
+#define RACE_ROUNDS 1000 /* open/close cycles */
+#define RACE_WORKERS 2
+#define RACE_CALLS 2000 /* calls per worker and round, at most */
 
+/*
+ * Each round the main thread opens a file, publishes its fd and waits until
+ * every worker has begun calling on it; then it closes the fd under them.
+ * The workers yield between calls so that the close lands among them even
+ * on a loaded machine, and stop a few calls after it.
+ */
 struct race {
 	cairn_fs *fs;
-	atomic_int fd; /* the fd the workers use; -1 between rounds */
+	atomic_int fd;      /* this round's fd */
+	atomic_int round;   /* 1, 2, ...: set after fd */
+	atomic_int started; /* workers that have begun this round */
 	atomic_int stop;
-	atomic_long calls, ok, ebadf;
-	atomic_int bad_errno; /* first unexpected errno, 0 if none */
-	atomic_int round;
+	atomic_long closes;                   /* rounds closed */
+	atomic_long calls, ok, ebadf, across; /* across: a close happened meanwhile */
+	atomic_int bad_errno;                 /* first unexpected errno, 0 if none */
 };
 
-static void note(struct race *r, long rc)
+static void note(struct race *r, long closes, long rc)
 {
 	atomic_fetch_add(&r->calls, 1);
+	if (atomic_load(&r->closes) != closes)
+		atomic_fetch_add(&r->across, 1);
 	if (rc >= 0) {
 		atomic_fetch_add(&r->ok, 1);
 		return;
@@ -47,54 +58,67 @@ static void note(struct race *r, long rc)
 	atomic_compare_exchange_strong(&r->bad_errno, &zero, errno);
 }
 
-/* Hammers whatever fd is current with every call that takes an fd. */
-static void *race_worker(void *arg)
+/* One call of every kind that takes an fd, in turn. */
+static void race_call(struct race *r, int fd, unsigned k)
 {
-	struct race *r = arg;
 	cairn_fs *fs = r->fs;
 	char buf[512];
 	struct stat st;
-	unsigned k = 0;
+	long closes = atomic_load(&r->closes);
 	memset(buf, 'w', sizeof(buf));
+	switch (k % 8) {
+	case 0:
+		note(r, closes, cairn_pread(fs, fd, buf, sizeof(buf), 0));
+		break;
+	case 1:
+		note(r, closes, cairn_pwrite(fs, fd, buf, sizeof(buf), 4096));
+		break;
+	case 2:
+		note(r, closes, cairn_lseek(fs, fd, 100, SEEK_CUR));
+		break;
+	case 3:
+		note(r, closes, cairn_read(fs, fd, buf, sizeof(buf)));
+		break;
+	case 4:
+		note(r, closes, cairn_write(fs, fd, buf, 100));
+		break;
+	case 5:
+		note(r, closes, cairn_fstat(fs, fd, &st));
+		break;
+	case 6:
+		note(r, closes, cairn_ftruncate(fs, fd, 8192));
+		break;
+	case 7:
+		note(r, closes, cairn_fsync(fs, fd));
+		break;
+	}
+}
+
+static void *race_worker(void *arg)
+{
+	struct race *r = arg;
+	unsigned k = 0;
+	int round = 0, fd = -1, calls = RACE_CALLS, after = 0;
 	while (!atomic_load(&r->stop)) {
-		int fd = atomic_load(&r->fd);
-		if (fd < 0) {
+		if (atomic_load(&r->round) != round) {
+			round = atomic_load(&r->round);
+			fd = atomic_load(&r->fd);
+			calls = after = 0;
+			atomic_fetch_add(&r->started, 1);
+		}
+		if (calls >= RACE_CALLS || after > 2) {
 			sched_yield();
 			continue;
 		}
-		switch (k++ % 8) {
-		case 0:
-			note(r, cairn_pread(fs, fd, buf, sizeof(buf), 0));
-			break;
-		case 1:
-			note(r, cairn_pwrite(fs, fd, buf, sizeof(buf), 4096));
-			break;
-		case 2:
-			note(r, cairn_lseek(fs, fd, 100, SEEK_CUR));
-			break;
-		case 3:
-			note(r, cairn_read(fs, fd, buf, sizeof(buf)));
-			break;
-		case 4:
-			note(r, cairn_write(fs, fd, buf, 100));
-			break;
-		case 5:
-			note(r, cairn_fstat(fs, fd, &st));
-			break;
-		case 6:
-			note(r, cairn_ftruncate(fs, fd, 8192));
-			break;
-		case 7:
-			note(r, cairn_fsync(fs, fd));
-			break;
-		}
+		after += atomic_load(&r->closes) >= round; /* this round's fd is closed */
+		calls++;
+		race_call(r, fd, k++);
 	}
 	return NULL;
 }
 
-/* Each round opens a file, unlinks it every other round (so the last
- * reference, wherever it is dropped, releases an orphan), lets the workers
- * at it, and closes it under them. */
+/* Every other round unlinks the file while it is open, so that the last
+ * reference, wherever it is dropped, releases an orphan. */
 static void race_round(struct race *r, int i)
 {
 	cairn_fs *fs = r->fs;
@@ -103,13 +127,14 @@ static void race_round(struct race *r, int i)
 	int fd = TV_OK(cairn_open(fs, path, O_CREAT | O_RDWR, 0644));
 	if (i % 2)
 		TV_OK(cairn_unlink(fs, path));
+	atomic_store(&r->started, 0);
 	atomic_store(&r->fd, fd);
-	long seen = atomic_load(&r->calls);
-	while (atomic_load(&r->calls) < seen + RACE_WORKERS) /* let some calls run */
+	atomic_store(&r->round, i + 1);
+	while (atomic_load(&r->started) < RACE_WORKERS)
 		sched_yield();
 	TV_OK(cairn_close(fs, fd));
+	atomic_fetch_add(&r->closes, 1);
 	TV_ERR(cairn_close(fs, fd), EBADF);
-	atomic_store(&r->fd, -1);
 }
 
 static void test_close_races_calls_on_the_same_fd(void **state)
@@ -130,8 +155,8 @@ static void test_close_races_calls_on_the_same_fd(void **state)
 	if (atomic_load(&r.bad_errno))
 		fail_msg("a call racing close failed with %s (expected success or EBADF)",
 		         tv_errname(atomic_load(&r.bad_errno)));
-	print_message("%ld calls: %ld succeeded, %ld EBADF\n", (long)r.calls, (long)r.ok,
-	              (long)r.ebadf);
+	print_message("%ld calls: %ld succeeded, %ld EBADF, %ld overlapped a close\n",
+	              (long)r.calls, (long)r.ok, (long)r.ebadf, (long)r.across);
 	assert_true(r.ok > 0);
 	/* Every unlinked file was released by its last reference: the inodes
 	 * in use are the names left. */
