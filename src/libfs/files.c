@@ -37,19 +37,19 @@
 
 static int vnode_unref(struct cairn_fs *fs, struct vnode *vn, int64_t n, uint64_t *seq);
 
-/* The lowest free fd, growing the table if none is free; -1 if full.
- * Called with fd_lock held. */
+/* The lowest free fd, growing the table if none is free; -EMFILE or
+ * -ENOMEM.  Called with fd_lock held. */
 static int fd_slot(struct cairn_fs *fs)
 {
 	for (int i = 0; i < fs->nfiles; i++)
 		if (!fs->files[i])
 			return i;
 	if (fs->nfiles >= FD_MAX)
-		return -1;
+		return -EMFILE;
 	int n = fs->nfiles ? fs->nfiles * 2 : 16;
 	struct open_file **nf = realloc(fs->files, (size_t)n * sizeof(*nf));
 	if (!nf)
-		return -1;
+		return -ENOMEM;
 	memset(nf + fs->nfiles, 0, (size_t)(n - fs->nfiles) * sizeof(*nf));
 	fs->files = nf;
 	int fd = fs->nfiles;
@@ -76,7 +76,6 @@ static int fd_alloc(struct cairn_fs *fs, struct vnode *vn, int flags)
 	if (fd < 0) {
 		pthread_mutex_destroy(&f->pos_lock);
 		free(f);
-		return fs->nfiles >= FD_MAX ? -EMFILE : -ENOMEM;
 	}
 	return fd;
 }
