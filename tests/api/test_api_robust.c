@@ -27,8 +27,10 @@
 /*
  * Each round the main thread opens a file, publishes its fd and waits until
  * every worker has begun calling on it; then it closes the fd under them.
- * The workers yield between calls so that the close lands among them even
- * on a loaded machine, and stop a few calls after it.
+ * The workers call without pause, so the close lands among calls in flight,
+ * and stop a few calls after it (or after RACE_CALLS calls in the round).
+ * The old fd number then gives EBADF, or the next round's file once the
+ * number is reused: both are correct answers.
  */
 struct race {
 	cairn_fs *fs;
