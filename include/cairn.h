@@ -7,6 +7,18 @@
  * call of the same name would.  Paths are absolute within the volume
  * ("/dir/file").  All calls are thread-safe.
  *
+ * Bad arguments: a NULL fs is EINVAL (it is a handle, not memory the call
+ * reads); a NULL path, name, or
+ * result pointer is EFAULT, as the kernel answers (cairn_mkfs and
+ * cairn_mount: EINVAL); a NULL buffer is EFAULT when the call has bytes to
+ * move through it, and valid when the size is 0 (a write of nothing, a
+ * getxattr or listxattr size query, a setxattr of an empty value).
+ *
+ * File descriptors: closing an fd while another thread uses it is safe.
+ * The racing call either completes on the file or fails with EBADF; the
+ * file is closed for good when the last such call returns.  As on Linux, a
+ * closed fd number may be reused by the next open at once.
+ *
  * Durability: in the default sync mode a mutating call is durable and ordered
  * when it returns.  In batch mode it becomes durable at the next
  * cairn_fsync()/cairn_sync() or within batch_ms milliseconds.  After a crash
@@ -87,7 +99,10 @@ int cairn_unmount(cairn_fs *fs);
  * sentence naming the part, the offset and what is wrong. */
 const char *cairn_last_error(void);
 
-/* Files. */
+/* Files.  read, write, pread and pwrite refuse a count above SSIZE_MAX
+ * (EINVAL) and move at most 0x7ffff000 bytes a call (a short count beyond
+ * that, as Linux).  lseek past the largest off_t is EOVERFLOW, before 0
+ * EINVAL; a failed lseek leaves the offset where it was. */
 int cairn_open(cairn_fs *fs, const char *path, int flags, ...);
 int cairn_close(cairn_fs *fs, int fd);
 ssize_t cairn_read(cairn_fs *fs, int fd, void *buf, size_t count);

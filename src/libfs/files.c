@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,46 +25,107 @@
 
 /* ---- the open-file table ------------------------------------------------ */
 
-static int fd_alloc(struct cairn_fs *fs, struct vnode *vn, int flags)
+/*
+ * fs->files[fd] holds one reference to its open file; each call on an fd
+ * takes another for as long as it runs (fd_get ... fd_put).  cairn_close
+ * takes the fd out of the table and drops the table's reference, so a call
+ * racing a close either finds the fd gone (EBADF) or completes on the file
+ * as it was; the last reference closes the file for good.  The hot path
+ * costs one short critical section on fd_lock and two atomic operations.
+ */
+
+#define FD_MAX (1 << 20) /* open files per mount, as a generous RLIMIT_NOFILE */
+
+static int vnode_unref(struct cairn_fs *fs, struct vnode *vn, int64_t n, uint64_t *seq);
+
+/* The lowest free fd, growing the table if none is free; -EMFILE or
+ * -ENOMEM.  Called with fd_lock held. */
+static int fd_slot(struct cairn_fs *fs)
 {
-	pthread_mutex_lock(&fs->fd_lock);
-	int fd = -1;
-	for (int i = 0; i < fs->nfiles; i++) {
-		if (!fs->files[i]->in_use) {
-			fd = i;
-			break;
-		}
-	}
-	if (fd < 0) {
-		struct open_file **nf = realloc(fs->files, (fs->nfiles + 1) * sizeof(*nf));
-		struct open_file *f = nf ? calloc(1, sizeof(*f)) : NULL;
-		if (nf)
-			fs->files = nf;
-		if (!f) {
-			pthread_mutex_unlock(&fs->fd_lock);
-			return -ENOMEM;
-		}
-		pthread_mutex_init(&f->pos_lock, NULL);
-		fd = fs->nfiles;
-		fs->files[fs->nfiles++] = f;
-	}
-	struct open_file *f = fs->files[fd];
-	f->vn = vn;
-	f->flags = flags & (O_ACCMODE | O_APPEND);
-	f->pos = 0;
-	f->in_use = 1;
-	pthread_mutex_unlock(&fs->fd_lock);
+	for (int i = 0; i < fs->nfiles; i++)
+		if (!fs->files[i])
+			return i;
+	if (fs->nfiles >= FD_MAX)
+		return -EMFILE;
+	int n = fs->nfiles ? fs->nfiles * 2 : 16;
+	struct open_file **nf = realloc(fs->files, (size_t)n * sizeof(*nf));
+	if (!nf)
+		return -ENOMEM;
+	memset(nf + fs->nfiles, 0, (size_t)(n - fs->nfiles) * sizeof(*nf));
+	fs->files = nf;
+	int fd = fs->nfiles;
+	fs->nfiles = n;
 	return fd;
 }
 
+/* Publishes a new open file of vn at the lowest free fd.  The caller has
+ * already counted the open in vn->open_count; the file owns that count. */
+static int fd_alloc(struct cairn_fs *fs, struct vnode *vn, int flags)
+{
+	struct open_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->vn = vn;
+	f->flags = flags & (O_ACCMODE | O_APPEND);
+	atomic_init(&f->refs, 1); /* the table's */
+	pthread_mutex_init(&f->pos_lock, NULL);
+	pthread_mutex_lock(&fs->fd_lock);
+	int fd = fd_slot(fs);
+	if (fd >= 0)
+		fs->files[fd] = f;
+	pthread_mutex_unlock(&fs->fd_lock);
+	if (fd < 0) {
+		pthread_mutex_destroy(&f->pos_lock);
+		free(f);
+	}
+	return fd;
+}
+
+/* The open file of fd, with a reference the caller drops with fd_put; NULL
+ * if fd is not open. */
 static struct open_file *fd_get(struct cairn_fs *fs, int fd)
 {
 	struct open_file *f = NULL;
 	pthread_mutex_lock(&fs->fd_lock);
-	if (fd >= 0 && fd < fs->nfiles && fs->files[fd]->in_use)
+	if (fd >= 0 && fd < fs->nfiles)
 		f = fs->files[fd];
+	if (f)
+		atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&fs->fd_lock);
 	return f;
+}
+
+/* Takes fd out of the table; the table's reference passes to the caller. */
+static struct open_file *fd_take(struct cairn_fs *fs, int fd)
+{
+	struct open_file *f = NULL;
+	pthread_mutex_lock(&fs->fd_lock);
+	if (fd >= 0 && fd < fs->nfiles) {
+		f = fs->files[fd];
+		fs->files[fd] = NULL;
+	}
+	pthread_mutex_unlock(&fs->fd_lock);
+	return f;
+}
+
+/* Drops a reference.  The last one gives the vnode's open count back (the
+ * last close of an unlinked file releases it) and frees the file.  Never
+ * called with fs->lock held.  Returns 0, or the release's -errno: a close
+ * that is not the last reference leaves that error to the call finishing
+ * last, which has no way to report it (as a Linux close racing a read). */
+static int fd_put(struct cairn_fs *fs, struct open_file *f)
+{
+	if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+		return 0;
+	uint64_t seq = 0;
+	pthread_rwlock_wrlock(&fs->lock);
+	int rc = vnode_unref(fs, f->vn, 1, &seq);
+	pthread_rwlock_unlock(&fs->lock);
+	if (!rc && seq)
+		rc = op_finish(fs, seq);
+	pthread_mutex_destroy(&f->pos_lock);
+	free(f);
+	return rc;
 }
 
 /* O_ACCMODE itself (3) opens for neither, as on Linux. */
@@ -127,7 +189,9 @@ int fill_stat(struct cairn_fs *fs, uint64_t ino, struct stat *st)
 
 static int stat_path(cairn_fs *fs, const char *path, struct stat *st, int flags)
 {
-	if (!fs || !st)
+	if (!fs)
+		return fail(-EINVAL);
+	if (!st)
 		return fail(-EFAULT);
 	pthread_rwlock_rdlock(&fs->lock);
 	struct lookup lk;
@@ -148,16 +212,23 @@ int cairn_lstat(cairn_fs *fs, const char *path, struct stat *st)
 	return stat_path(fs, path, st, 0);
 }
 
-int cairn_fstat(cairn_fs *fs, int fd, struct stat *st)
+static int file_stat(struct cairn_fs *fs, struct open_file *f, struct stat *st)
 {
-	if (!fs || !st)
-		return fail(-EFAULT);
-	struct open_file *f = fd_get(fs, fd);
-	if (!f)
-		return fail(-EBADF);
 	pthread_rwlock_rdlock(&fs->lock);
 	int rc = fill_stat(fs, f->vn->ino, st);
 	pthread_rwlock_unlock(&fs->lock);
+	return rc;
+}
+
+int cairn_fstat(cairn_fs *fs, int fd, struct stat *st)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	struct open_file *f = fd_get(fs, fd);
+	if (!f)
+		return fail(-EBADF);
+	int rc = st ? file_stat(fs, f, st) : -EFAULT;
+	fd_put(fs, f);
 	return rc ? fail(rc) : 0;
 }
 
@@ -288,12 +359,13 @@ static int open_locked(struct cairn_fs *fs, const struct target *t, const struct
 	struct vnode *vn = vnode_get(fs, ino);
 	if (!vn)
 		return -ENOMEM;
+	vn->open_count++; /* before the fd is visible: a racing close drops it */
 	int fd = fd_alloc(fs, vn, flags);
 	if (fd < 0) {
+		vn->open_count--;
 		vnode_maybe_free(fs, vn);
 		return fd;
 	}
-	vn->open_count++;
 	if (ino_out)
 		*ino_out = ino;
 	return fd;
@@ -330,6 +402,8 @@ int cairn_open(cairn_fs *fs, const char *path, int flags, ...)
 	}
 	if (!fs)
 		return fail(-EINVAL);
+	if (!path)
+		return fail(-EFAULT); /* a target with no path would name inode 0 */
 	struct target t = {.path = path};
 	int fd = open_target(fs, &t, NULL, flags, mode, NULL);
 	return fd < 0 ? fail(fd) : fd;
@@ -397,26 +471,16 @@ void ic_unpin(cairn_fs *fs, uint64_t ino, uint64_t n)
 		op_finish(fs, seq);
 }
 
+/* The fd is free when this returns; the file itself stays until the calls
+ * still using it finish. */
 int cairn_close(cairn_fs *fs, int fd)
 {
 	if (!fs)
 		return fail(-EINVAL);
-	pthread_rwlock_wrlock(&fs->lock);
-	struct open_file *f = fd_get(fs, fd);
-	if (!f) {
-		pthread_rwlock_unlock(&fs->lock);
+	struct open_file *f = fd_take(fs, fd);
+	if (!f)
 		return fail(-EBADF);
-	}
-	struct vnode *vn = f->vn;
-	pthread_mutex_lock(&fs->fd_lock);
-	f->in_use = 0;
-	f->vn = NULL;
-	pthread_mutex_unlock(&fs->fd_lock);
-	uint64_t seq = 0;
-	int rc = vnode_unref(fs, vn, 1, &seq);
-	pthread_rwlock_unlock(&fs->lock);
-	if (!rc && seq)
-		rc = op_finish(fs, seq);
+	int rc = fd_put(fs, f);
 	return rc ? fail(rc) : 0;
 }
 
@@ -458,15 +522,32 @@ static void touch_atime(struct cairn_fs *fs, uint64_t ino)
 	pthread_rwlock_unlock(&fs->lock);
 }
 
-ssize_t cairn_pread(cairn_fs *fs, int fd, void *buf, size_t count, off_t off)
+/* Checks a read or write of count bytes at buf, as Linux does: a count
+ * above SSIZE_MAX is EINVAL (its result could not be told from an error),
+ * one call moves at most MAX_RW_COUNT bytes (a short count, which POSIX
+ * allows), and a NULL buffer with bytes to move is EFAULT.  A NULL buffer
+ * with a count of 0 is a valid call that moves nothing. */
+#define MAX_RW_COUNT ((size_t)INT_MAX & ~(size_t)(B - 1))
+
+static int check_io(const void *buf, size_t *count)
 {
-	if (!fs)
-		return fail(-EINVAL);
-	struct open_file *f = fd_get(fs, fd);
-	if (!f || !can_read(f))
-		return fail(-EBADF);
+	if (*count > SSIZE_MAX)
+		return -EINVAL;
+	if (*count > MAX_RW_COUNT)
+		*count = MAX_RW_COUNT;
+	return !buf && *count ? -EFAULT : 0;
+}
+
+static ssize_t file_pread(struct cairn_fs *fs, struct open_file *f, void *buf, size_t count,
+                          off_t off)
+{
+	if (!can_read(f))
+		return -EBADF;
 	if (off < 0)
-		return fail(-EINVAL);
+		return -EINVAL;
+	int bad = check_io(buf, &count);
+	if (bad)
+		return bad;
 	pthread_rwlock_rdlock(&fs->lock);
 	struct iref r;
 	int stale = 0;
@@ -480,6 +561,18 @@ ssize_t cairn_pread(cairn_fs *fs, int fd, void *buf, size_t count, off_t off)
 	pthread_rwlock_unlock(&fs->lock);
 	if (n >= 0 && stale && !fs->read_only)
 		touch_atime(fs, f->vn->ino);
+	return n;
+}
+
+ssize_t cairn_pread(cairn_fs *fs, int fd, void *buf, size_t count, off_t off)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	struct open_file *f = fd_get(fs, fd);
+	if (!f)
+		return fail(-EBADF);
+	ssize_t n = file_pread(fs, f, buf, count, off);
+	fd_put(fs, f);
 	return n < 0 ? fail((int)n) : n;
 }
 
@@ -491,11 +584,12 @@ ssize_t cairn_read(cairn_fs *fs, int fd, void *buf, size_t count)
 	if (!f)
 		return fail(-EBADF);
 	pthread_mutex_lock(&f->pos_lock);
-	ssize_t n = cairn_pread(fs, fd, buf, count, (off_t)f->pos);
+	ssize_t n = file_pread(fs, f, buf, count, (off_t)f->pos);
 	if (n > 0)
 		f->pos += (uint64_t)n;
 	pthread_mutex_unlock(&f->pos_lock);
-	return n;
+	fd_put(fs, f);
+	return n < 0 ? fail((int)n) : n;
 }
 
 /* ---- write --------------------------------------------------------------- */
@@ -508,8 +602,6 @@ static ssize_t write_chunk(struct cairn_fs *fs, struct open_file *f, const void 
 	size_t max = (size_t)log_max_payload(fs->log);
 	if (count > max)
 		count = max;
-	if (!f->in_use)
-		return -EBADF; /* closed while we waited for digest */
 	struct iref r;
 	int rc = inode_get(&fs->sh, f->vn->ino, &r);
 	if (rc)
@@ -563,20 +655,34 @@ static ssize_t do_write(struct cairn_fs *fs, struct open_file *f, const void *bu
 	return rc;
 }
 
+/* Writes at off (at the end for O_APPEND: Linux appends on pwrite too);
+ * *end gets the offset after the last byte written. */
+static ssize_t file_pwrite(struct cairn_fs *fs, struct open_file *f, const void *buf, size_t count,
+                           off_t off, uint64_t *end)
+{
+	*end = (uint64_t)off;
+	if (!can_write(f))
+		return -EBADF;
+	if (off < 0)
+		return -EINVAL;
+	int bad = check_io(buf, &count);
+	if (bad)
+		return bad;
+	if (count == 0)
+		return 0;
+	return do_write(fs, f, buf, count, (uint64_t)off, (f->flags & O_APPEND) != 0, end);
+}
+
 ssize_t cairn_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, off_t off)
 {
 	if (!fs)
 		return fail(-EINVAL);
 	struct open_file *f = fd_get(fs, fd);
-	if (!f || !can_write(f))
+	if (!f)
 		return fail(-EBADF);
-	if (off < 0)
-		return fail(-EINVAL);
-	if (count == 0)
-		return 0;
 	uint64_t end;
-	/* Linux: pwrite on an O_APPEND file appends. */
-	ssize_t n = do_write(fs, f, buf, count, (uint64_t)off, (f->flags & O_APPEND) != 0, &end);
+	ssize_t n = file_pwrite(fs, f, buf, count, off, &end);
+	fd_put(fs, f);
 	return n < 0 ? fail((int)n) : n;
 }
 
@@ -585,20 +691,74 @@ ssize_t cairn_write(cairn_fs *fs, int fd, const void *buf, size_t count)
 	if (!fs)
 		return fail(-EINVAL);
 	struct open_file *f = fd_get(fs, fd);
-	if (!f || !can_write(f))
+	if (!f)
 		return fail(-EBADF);
-	if (count == 0)
-		return 0;
 	pthread_mutex_lock(&f->pos_lock);
 	uint64_t end;
-	ssize_t n = do_write(fs, f, buf, count, f->pos, (f->flags & O_APPEND) != 0, &end);
+	ssize_t n = file_pwrite(fs, f, buf, count, (off_t)f->pos, &end);
 	if (n > 0)
 		f->pos = end;
 	pthread_mutex_unlock(&f->pos_lock);
+	fd_put(fs, f);
 	return n < 0 ? fail((int)n) : n;
 }
 
 /* ---- seek ---------------------------------------------------------------- */
+
+/* The offset a seek counts from.  SEEK_DATA and SEEK_HOLE find it from
+ * *off, which then adds nothing.  Called with f->pos_lock held. */
+static int seek_base(struct cairn_fs *fs, struct open_file *f, off_t *off, int whence,
+                     int64_t *base)
+{
+	struct stat st;
+	int rc = file_stat(fs, f, &st);
+	if (rc)
+		return rc;
+	switch (whence) {
+	case SEEK_SET:
+		*base = 0;
+		return 0;
+	case SEEK_CUR:
+		*base = (int64_t)f->pos;
+		return 0;
+	case SEEK_END:
+		*base = st.st_size;
+		return 0;
+	case SEEK_DATA:
+	case SEEK_HOLE:
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*off < 0)
+		return -EINVAL;
+	if (*off >= st.st_size)
+		return -ENXIO;
+	uint64_t at;
+	pthread_rwlock_rdlock(&fs->lock);
+	rc = data_seek(fs, f->vn->ino, (uint64_t)*off, whence == SEEK_DATA, &at);
+	pthread_rwlock_unlock(&fs->lock);
+	*base = (int64_t)at;
+	*off = 0;
+	return rc;
+}
+
+static off_t file_lseek(struct cairn_fs *fs, struct open_file *f, off_t off, int whence)
+{
+	pthread_mutex_lock(&f->pos_lock);
+	int64_t base = 0, pos = 0;
+	int rc = seek_base(fs, f, &off, whence, &base);
+	/* The sum is checked without computing an overflowed one: past the
+	 * largest off_t is EOVERFLOW (POSIX), before the start EINVAL. */
+	if (!rc && __builtin_add_overflow(base, (int64_t)off, &pos))
+		rc = off > 0 ? -EOVERFLOW : -EINVAL;
+	else if (!rc && pos < 0)
+		rc = -EINVAL;
+	if (!rc)
+		f->pos = (uint64_t)pos;
+	pthread_mutex_unlock(&f->pos_lock);
+	return rc ? rc : (off_t)pos;
+}
 
 off_t cairn_lseek(cairn_fs *fs, int fd, off_t off, int whence)
 {
@@ -607,52 +767,9 @@ off_t cairn_lseek(cairn_fs *fs, int fd, off_t off, int whence)
 	struct open_file *f = fd_get(fs, fd);
 	if (!f)
 		return fail(-EBADF);
-	struct stat st;
-	pthread_rwlock_rdlock(&fs->lock);
-	int rc = fill_stat(fs, f->vn->ino, &st);
-	pthread_rwlock_unlock(&fs->lock);
-	if (rc)
-		return fail(rc);
-	pthread_mutex_lock(&f->pos_lock);
-	int64_t base = 0, size = st.st_size;
-	switch (whence) {
-	case SEEK_SET:
-		break;
-	case SEEK_CUR:
-		base = (int64_t)f->pos;
-		break;
-	case SEEK_END:
-		base = size;
-		break;
-	case SEEK_DATA:
-	case SEEK_HOLE: {
-		if (off < 0 || off >= size) {
-			pthread_mutex_unlock(&f->pos_lock);
-			return fail(off < 0 ? -EINVAL : -ENXIO);
-		}
-		uint64_t at;
-		pthread_rwlock_rdlock(&fs->lock);
-		rc = data_seek(fs, f->vn->ino, (uint64_t)off, whence == SEEK_DATA, &at);
-		pthread_rwlock_unlock(&fs->lock);
-		if (rc) {
-			pthread_mutex_unlock(&f->pos_lock);
-			return fail(rc);
-		}
-		off = (off_t)at;
-		break;
-	}
-	default:
-		pthread_mutex_unlock(&f->pos_lock);
-		return fail(-EINVAL);
-	}
-	int64_t pos = base + off;
-	if ((off > 0 && pos < base) || pos < 0) {
-		pthread_mutex_unlock(&f->pos_lock);
-		return fail(pos < 0 && off < 0 ? -EINVAL : -EOVERFLOW);
-	}
-	f->pos = (uint64_t)pos;
-	pthread_mutex_unlock(&f->pos_lock);
-	return (off_t)pos;
+	off_t pos = file_lseek(fs, f, off, whence);
+	fd_put(fs, f);
+	return pos < 0 ? fail((int)pos) : pos;
 }
 
 /* ---- truncate and sync --------------------------------------------------- */
@@ -690,9 +807,9 @@ int cairn_ftruncate(cairn_fs *fs, int fd, off_t length)
 	struct open_file *f = fd_get(fs, fd);
 	if (!f)
 		return fail(-EBADF);
-	if (!can_write(f))
-		return fail(-EINVAL); /* Linux: not open for writing */
-	int rc = truncate_ino(fs, f->vn->ino, length);
+	/* Linux: EINVAL when not open for writing */
+	int rc = can_write(f) ? truncate_ino(fs, f->vn->ino, length) : -EINVAL;
+	fd_put(fs, f);
 	return rc ? fail(rc) : 0;
 }
 
@@ -713,11 +830,13 @@ int cairn_fsync(cairn_fs *fs, int fd)
 {
 	if (!fs)
 		return fail(-EINVAL);
-	if (!fd_get(fs, fd))
+	struct open_file *f = fd_get(fs, fd);
+	if (!f)
 		return fail(-EBADF);
 	/* Sync mode: already durable.  Batch mode: the log is the durability
 	 * point, so a commit of everything appended is all fsync needs. */
 	int rc = log_commit_all(fs->log);
+	fd_put(fs, f);
 	return rc ? fail(rc) : 0;
 }
 
@@ -786,6 +905,29 @@ static int preallocate(struct cairn_fs *fs, struct vnode *vn, int mode, uint64_t
 	return setattr_ino(fs, vn->ino, &p);
 }
 
+static int file_fallocate(struct cairn_fs *fs, struct open_file *f, int mode, off_t off, off_t len)
+{
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	if ((uint64_t)off + (uint64_t)len > MAX_FILE_SIZE)
+		return -EFBIG;
+	if (!can_write(f))
+		return -EBADF;
+	struct stat st;
+	int rc = file_stat(fs, f, &st);
+	if (rc)
+		return rc;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (!S_ISREG(st.st_mode))
+		return -ENODEV;
+	if (mode == (FALLOC_PUNCH_HOLE | FALLOC_KEEP_SIZE))
+		return punch(fs, f->vn->ino, (uint64_t)off, (uint64_t)len);
+	if (mode & ~FALLOC_KEEP_SIZE)
+		return -EOPNOTSUPP;
+	return preallocate(fs, f->vn, mode, (uint64_t)off, (uint64_t)off + (uint64_t)len);
+}
+
 int cairn_fallocate(cairn_fs *fs, int fd, int mode, off_t off, off_t len)
 {
 	if (!fs)
@@ -793,25 +935,7 @@ int cairn_fallocate(cairn_fs *fs, int fd, int mode, off_t off, off_t len)
 	struct open_file *f = fd_get(fs, fd);
 	if (!f)
 		return fail(-EBADF);
-	if (off < 0 || len <= 0)
-		return fail(-EINVAL);
-	if ((uint64_t)off + (uint64_t)len > MAX_FILE_SIZE)
-		return fail(-EFBIG);
-	if (!can_write(f))
-		return fail(-EBADF);
-	struct stat st;
-	int rc = cairn_fstat(fs, fd, &st) ? -errno : 0;
-	if (!rc && S_ISDIR(st.st_mode))
-		rc = -EISDIR;
-	else if (!rc && !S_ISREG(st.st_mode))
-		rc = -ENODEV;
-	if (rc)
-		return fail(rc);
-	if (mode == (FALLOC_PUNCH_HOLE | FALLOC_KEEP_SIZE))
-		rc = punch(fs, f->vn->ino, (uint64_t)off, (uint64_t)len);
-	else if (mode & ~FALLOC_KEEP_SIZE)
-		rc = -EOPNOTSUPP;
-	else
-		rc = preallocate(fs, f->vn, mode, (uint64_t)off, (uint64_t)off + (uint64_t)len);
+	int rc = file_fallocate(fs, f, mode, off, len);
+	fd_put(fs, f);
 	return rc ? fail(rc) : 0;
 }

@@ -14,6 +14,7 @@
 #define CAIRN_LIBFS_FS_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -31,10 +32,14 @@ struct vnode {
 	struct vnode *hnext;
 };
 
+/* An open file description.  fs->files[fd] holds one reference and every
+ * call using the fd holds another while it runs, so a close racing a read
+ * only takes the fd number away: the file, and the vnode open_count it
+ * holds, go when the last reference is dropped (files.c). */
 struct open_file {
-	struct vnode *vn;
-	int flags; /* O_ACCMODE | O_APPEND */
-	int in_use;
+	struct vnode *vn; /* fixed for the file's life */
+	int flags;        /* O_ACCMODE | O_APPEND */
+	atomic_int refs;
 	pthread_mutex_t pos_lock;
 	uint64_t pos;
 };
@@ -79,7 +84,8 @@ struct cairn_fs {
 	size_t vtab_size, vcount;
 	uint64_t pieces_total; /* undigested pieces over all vnodes */
 
-	/* open files */
+	/* open files: files[fd] is NULL when fd is free.  fd_lock guards the
+	 * array and is innermost: no other lock is taken while it is held. */
 	pthread_mutex_t fd_lock;
 	struct open_file **files;
 	int nfiles;

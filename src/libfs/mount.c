@@ -686,7 +686,9 @@ int cairn_migrate(cairn_fs *fs)
 
 int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv)
 {
-	if (!fs || !sv)
+	if (!fs)
+		return fail(-EINVAL);
+	if (!sv || !path)
 		return fail(-EFAULT);
 	pthread_rwlock_rdlock(&fs->lock);
 	struct lookup lk;
@@ -777,7 +779,9 @@ static void fill_tier_info(struct cairn_fs *fs, struct cairn_info *out)
 
 int cairn_info(cairn_fs *fs, struct cairn_info *out)
 {
-	if (!fs || !out)
+	if (!fs)
+		return fail(-EINVAL);
+	if (!out)
 		return fail(-EFAULT);
 	memset(out, 0, sizeof(*out));
 	pthread_rwlock_rdlock(&fs->lock);

@@ -42,6 +42,14 @@ static int posix_result(int rc)
 	return rc ? fail(rc) : 0;
 }
 
+/* The native API names files by path; a target with no path would name
+ * inode 0.  A NULL path is EFAULT, as the kernel answers, after the EINVAL
+ * of a NULL fs.  Returns 0 or -errno. */
+static int api_paths(cairn_fs *fs, const char *a, const char *b)
+{
+	return !fs ? -EINVAL : !a || !b ? -EFAULT : 0;
+}
+
 static int is_dot(const struct lookup *lk)
 {
 	return (lk->namelen == 1 && lk->name[0] == '.') ||
@@ -75,8 +83,8 @@ struct create_args {
 static int do_create(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
 {
 	const struct create_args *a = arg;
-	int rc = op_begin(fs, sizeof(struct op_mknod) + 256 + a->targetlen, a->targetlen ? 1 : 0, SPACE_NAME,
-			  attempt);
+	int rc = op_begin(fs, sizeof(struct op_mknod) + 256 + a->targetlen, a->targetlen ? 1 : 0,
+	                  SPACE_NAME, attempt);
 	if (rc)
 		return rc;
 	struct lookup lk;
@@ -90,11 +98,11 @@ static int do_create(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *a
 	if (S_ISDIR(a->mode) && inode_nlink(fs, lk.parent, NULL) >= UINT32_MAX - 1)
 		return -EMLINK;
 	return make_node(fs, a->owner, lk.parent, lk.name, lk.namelen, a->mode, a->rdev, a->target,
-			 a->targetlen, a->ino, seq);
+	                 a->targetlen, a->ino, seq);
 }
 
 int names_create(struct cairn_fs *fs, const struct target *t, const struct icaller *owner,
-		 uint32_t mode, uint64_t rdev, const char *target, uint64_t *ino)
+                 uint32_t mode, uint64_t rdev, const char *target, uint64_t *ino)
 {
 	size_t tlen = 0;
 	if (S_ISLNK(mode)) {
@@ -113,19 +121,23 @@ int names_create(struct cairn_fs *fs, const struct target *t, const struct icall
 int cairn_mkdir(cairn_fs *fs, const char *path, mode_t mode)
 {
 	struct target t = {.path = path};
-	return posix_result(names_create(fs, &t, NULL, S_IFDIR | (mode & 07777), 0, NULL, NULL));
+	int rc = api_paths(fs, path, path);
+	return posix_result(
+	    rc ? rc : names_create(fs, &t, NULL, S_IFDIR | (mode & 07777), 0, NULL, NULL));
 }
 
 int cairn_symlink(cairn_fs *fs, const char *target, const char *linkpath)
 {
 	struct target t = {.path = linkpath};
-	return posix_result(names_create(fs, &t, NULL, S_IFLNK | 0777, 0, target, NULL));
+	int rc = api_paths(fs, target, linkpath);
+	return posix_result(rc ? rc : names_create(fs, &t, NULL, S_IFLNK | 0777, 0, target, NULL));
 }
 
 ssize_t cairn_readlink(cairn_fs *fs, const char *path, char *buf, size_t size)
 {
-	if (!fs || !buf)
-		return fail(-EFAULT);
+	int bad = api_paths(fs, path, buf);
+	if (bad)
+		return fail(bad);
 	if (size == 0)
 		return fail(-EINVAL);
 	pthread_rwlock_rdlock(&fs->lock);
@@ -178,7 +190,8 @@ int names_unlink(struct cairn_fs *fs, const struct target *t)
 int cairn_unlink(cairn_fs *fs, const char *path)
 {
 	struct target t = {.path = path};
-	return posix_result(names_unlink(fs, &t));
+	int rc = api_paths(fs, path, path);
+	return posix_result(rc ? rc : names_unlink(fs, &t));
 }
 
 static int do_rmdir(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *attempt)
@@ -213,7 +226,8 @@ int names_rmdir(struct cairn_fs *fs, const struct target *t)
 int cairn_rmdir(cairn_fs *fs, const char *path)
 {
 	struct target t = {.path = path};
-	return posix_result(names_rmdir(fs, &t));
+	int rc = api_paths(fs, path, path);
+	return posix_result(rc ? rc : names_rmdir(fs, &t));
 }
 
 /* ---- link ---------------------------------------------------------------- */
@@ -267,7 +281,8 @@ int names_link(struct cairn_fs *fs, const struct target *from, const struct targ
 int cairn_link(cairn_fs *fs, const char *from, const char *to)
 {
 	struct target f = {.path = from}, t = {.path = to};
-	return posix_result(names_link(fs, &f, &t));
+	int rc = api_paths(fs, from, to);
+	return posix_result(rc ? rc : names_link(fs, &f, &t));
 }
 
 /* ---- rename -------------------------------------------------------------- */
@@ -293,7 +308,7 @@ static int is_ancestor(struct cairn_fs *fs, uint64_t anc, uint64_t ino)
 }
 
 static int check_rename(struct cairn_fs *fs, const struct lookup *from, const struct lookup *to,
-			unsigned flags)
+                        unsigned flags)
 {
 	if (from->ino == FS_ROOT_INO || is_dot(from))
 		return from->ino == FS_ROOT_INO ? -EBUSY : -EINVAL;
@@ -359,7 +374,7 @@ static int do_rename(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *a
 }
 
 int names_rename(struct cairn_fs *fs, const struct target *from, const struct target *to,
-		 unsigned flags)
+                 unsigned flags)
 {
 	if (flags & ~CAIRN_RENAME_NOREPLACE)
 		return -EINVAL;
@@ -370,5 +385,6 @@ int names_rename(struct cairn_fs *fs, const struct target *from, const struct ta
 int cairn_rename(cairn_fs *fs, const char *from, const char *to, unsigned flags)
 {
 	struct target f = {.path = from}, t = {.path = to};
-	return posix_result(names_rename(fs, &f, &t, flags));
+	int rc = api_paths(fs, from, to);
+	return posix_result(rc ? rc : names_rename(fs, &f, &t, flags));
 }

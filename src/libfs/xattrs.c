@@ -30,11 +30,25 @@ static int check_name(const char *name, size_t *len)
 	return -EOPNOTSUPP;
 }
 
+/* setxattr(2) reads no value when size is 0, so NULL is an empty value
+ * then; with bytes to read it is EFAULT.  *value stays NULL only for
+ * removexattr, which xattr_change tells apart by it. */
+static int check_value(const void **value, size_t size)
+{
+	static const char empty[1];
+	if (*value)
+		return 0;
+	if (size)
+		return -EFAULT;
+	*value = empty;
+	return 0;
+}
+
 /* Appends a SETXATTR (value != NULL) or REMOVEXATTR record under the lock,
  * after checking what the record's replay will expect. */
 static int xattr_change_locked(struct cairn_fs *fs, const struct target *t, const char *name,
-			       size_t namelen, const void *value, size_t size, int flags,
-			       uint64_t *seq, int *attempt)
+                               size_t namelen, const void *value, size_t size, int flags,
+                               uint64_t *seq, int *attempt)
 {
 	int rc = op_begin(fs, sizeof(struct op_xattr) + namelen + size, 0,
 	              value ? SPACE_NAME : SPACE_NONE, attempt);
@@ -77,7 +91,7 @@ static int xattr_change_locked(struct cairn_fs *fs, const struct target *t, cons
 }
 
 static int xattr_change(struct cairn_fs *fs, const struct target *t, const char *name,
-			const void *value, size_t size, int flags)
+                        const void *value, size_t size, int flags)
 {
 	if (!fs)
 		return -EINVAL;
@@ -101,12 +115,15 @@ static int xattr_change(struct cairn_fs *fs, const struct target *t, const char 
 	return rc;
 }
 
-/* get (name != NULL) or list under the shared lock. */
-static ssize_t xattr_read(struct cairn_fs *fs, const struct target *t, const char *name,
-			  void *buf, size_t size)
+/* get (name != NULL) or list under the shared lock.  size 0 asks for the
+ * size alone and buf is not touched; a NULL buf with a size is EFAULT. */
+static ssize_t xattr_read(struct cairn_fs *fs, const struct target *t, const char *name, void *buf,
+                          size_t size)
 {
 	if (!fs)
 		return -EINVAL;
+	if (!buf && size)
+		return -EFAULT;
 	size_t namelen = 0;
 	if (name) {
 		int rc = check_name(name, &namelen);
@@ -121,7 +138,7 @@ static ssize_t xattr_read(struct cairn_fs *fs, const struct target *t, const cha
 		n = inode_get(&fs->sh, lk.ino, &r);
 	if (!n) {
 		n = name ? xattr_get(&fs->sh.fx, r.i, name, namelen, buf, size)
-			 : xattr_list(&fs->sh.fx, r.i, buf, size);
+		         : xattr_list(&fs->sh.fx, r.i, buf, size);
 		inode_put(&fs->sh, &r);
 	}
 	pthread_rwlock_unlock(&fs->lock);
@@ -130,48 +147,68 @@ static ssize_t xattr_read(struct cairn_fs *fs, const struct target *t, const cha
 
 /* ---- the native API: -1 and errno ---- */
 
-int cairn_setxattr(cairn_fs *fs, const char *path, const char *name, const void *value,
-		   size_t size, int flags)
+/* A target with no path names inode 0: a NULL path is EFAULT, as the
+ * kernel answers, after the EINVAL of a NULL fs. */
+static int api_path(cairn_fs *fs, const char *path)
+{
+	return !fs ? -EINVAL : !path ? -EFAULT : 0;
+}
+
+int cairn_setxattr(cairn_fs *fs, const char *path, const char *name, const void *value, size_t size,
+                   int flags)
 {
 	struct target t = {.path = path};
-	int rc = value ? xattr_change(fs, &t, name, value, size, flags) : -EFAULT;
+	int rc = api_path(fs, path);
+	if (!rc)
+		rc = check_value(&value, size);
+	if (!rc)
+		rc = xattr_change(fs, &t, name, value, size, flags);
 	return rc ? fail(rc) : 0;
 }
 
 ssize_t cairn_getxattr(cairn_fs *fs, const char *path, const char *name, void *value, size_t size)
 {
 	struct target t = {.path = path};
-	ssize_t n = xattr_read(fs, &t, name, value, size);
+	ssize_t n = api_path(fs, path);
+	if (!n && !name)
+		n = -EFAULT; /* xattr_read would list */
+	if (!n)
+		n = xattr_read(fs, &t, name, value, size);
 	return n < 0 ? fail((int)n) : n;
 }
 
 ssize_t cairn_listxattr(cairn_fs *fs, const char *path, char *list, size_t size)
 {
 	struct target t = {.path = path};
-	ssize_t n = xattr_read(fs, &t, NULL, list, size);
+	ssize_t n = api_path(fs, path);
+	if (!n)
+		n = xattr_read(fs, &t, NULL, list, size);
 	return n < 0 ? fail((int)n) : n;
 }
 
 int cairn_removexattr(cairn_fs *fs, const char *path, const char *name)
 {
 	struct target t = {.path = path};
-	int rc = xattr_change(fs, &t, name, NULL, 0, 0);
+	int rc = api_path(fs, path);
+	if (!rc)
+		rc = xattr_change(fs, &t, name, NULL, 0, 0);
 	return rc ? fail(rc) : 0;
 }
 
 /* ---- by inode: 0 or -errno ---- */
 
 int ic_setxattr(cairn_fs *fs, uint64_t ino, const char *name, const void *value, size_t size,
-		int flags)
+                int flags)
 {
 	struct target t = {.ino = ino};
-	return value ? xattr_change(fs, &t, name, value, size, flags) : -EFAULT;
+	int rc = check_value(&value, size);
+	return rc ? rc : xattr_change(fs, &t, name, value, size, flags);
 }
 
 ssize_t ic_getxattr(cairn_fs *fs, uint64_t ino, const char *name, void *value, size_t size)
 {
 	struct target t = {.ino = ino};
-	return xattr_read(fs, &t, name, value, size);
+	return name ? xattr_read(fs, &t, name, value, size) : -EFAULT; /* NULL would list */
 }
 
 ssize_t ic_listxattr(cairn_fs *fs, uint64_t ino, char *list, size_t size)
