@@ -51,7 +51,9 @@ static void test_punch_digested(void **state)
 	punch_and_check(fs, fd, buf, 100, 10);     /* inside one block */
 	TV_OK(cairn_digest(fs));
 	tv_expect_at(fs, fd, 0, buf, SZ);
-	assert_true(tv_stat(fs, "/f").st_blocks <= before - 8 * 8);
+	/* Eight blocks fewer, less the tree node the map may have gained:
+	 * the hole splits what was the file's one (inline) extent. */
+	assert_true(tv_stat(fs, "/f").st_blocks <= before - 8 * 8 + 8);
 	/* A write into the hole comes back. */
 	TV_EQ(cairn_pwrite(fs, fd, "back", 4, 10000), 4);
 	memcpy(buf + 10000, "back", 4);
