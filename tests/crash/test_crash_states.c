@@ -1400,7 +1400,7 @@ static void run_wrap(const char *name, int file_media, int fail)
 	wrap = (struct wrap_ctx){.s = s};
 	wrap.fd = DO(s, cairn_open(FS, "/w", O_CREAT | O_RDWR, 0644));
 	recorder_set_fence_hook(s->r, wrap_hook, &wrap);
-	for (int round = 0; round < 3; round++) {
+	for (int round = 0; round < 2; round++) {
 		/* Move the head to the middle of the ring, fill behind it. */
 		while (log_used(f->log) < log_capacity(f->log) / 2) {
 			tv_fill(buf, sizeof(buf), 100 * (uint64_t)round + wrap.seed++);
