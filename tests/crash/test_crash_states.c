@@ -19,8 +19,16 @@
  * without the recorder (this runs recovery), dumped and compared: the dump
  * must equal state[j] for some acked <= j <= started, where acked counts the
  * operations that had returned before the fence and started those that had
- * begun.  Every ~20th recovered state is also used: a file is created,
- * written, the volume remounted and the file read back.
+ * begun (in batch mode, acked counts the operations before the last
+ * cairn_sync or cairn_fsync that had returned).  Every ~20th recovered state
+ * is also used: a file is created, written, the volume remounted and the
+ * file read back; every 8th recovered volume is checked by fsck after its
+ * unmount.  Besides all/none/random subsets of the pending lines, every
+ * crash point gets "every journal line of the fast part persisted, no other
+ * line", with the log's lines all persisted or none.
+ *
+ * Volumes on the file medium are recorded at the kernel interface (kio
+ * below): what pwrite and fdatasync the engine really issued.
  *
  * CAIRN_CRASH_STATES_SCALE=N multiplies the number of pseudo-random variants
  * (default 1) for longer local runs.
