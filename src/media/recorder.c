@@ -60,12 +60,12 @@ struct part {
 	uint8_t *initial;
 	/* cursor */
 	uint8_t *d, *v;
-	uint8_t *state;         /* enum line_state per line */
-	uint32_t *upos;         /* index in uncertain, or NO_INDEX */
-	uint32_t *slot;         /* DIRTY_FLUSHED: snapshot index in snaps */
+	uint8_t *state; /* enum line_state per line */
+	uint32_t *upos; /* index in uncertain, or NO_INDEX */
+	uint32_t *slot; /* DIRTY_FLUSHED: snapshot index in snaps */
 	struct u32vec uncertain;
-	struct u32vec flushed;  /* lines FLUSHED or DIRTY_FLUSHED */
-	uint8_t *snaps;         /* flushed snapshots, emptied at each fence */
+	struct u32vec flushed; /* lines FLUSHED or DIRTY_FLUSHED */
+	uint8_t *snaps;        /* flushed snapshots, emptied at each fence */
 	size_t nsnaps, snapcap;
 };
 
@@ -84,6 +84,8 @@ struct recorder {
 	bool cursor_ready;
 	uint64_t cur;
 	uint64_t applied; /* events applied to the shadow images, ever: the work */
+	void (*fence_hook)(void *arg, int part);
+	void *fence_hook_arg;
 };
 
 /* ---- small helpers ---- */
@@ -153,8 +155,8 @@ static void free_cursor(struct part *p)
 	free(p->snaps);
 	p->d = p->v = p->state = p->snaps = NULL;
 	p->upos = p->slot = NULL;
-	p->uncertain = (struct u32vec){ 0 };
-	p->flushed = (struct u32vec){ 0 };
+	p->uncertain = (struct u32vec){0};
+	p->flushed = (struct u32vec){0};
 	p->nsnaps = p->snapcap = 0;
 }
 
@@ -217,23 +219,22 @@ static bool event_ok(struct recorder *r, int part, uint64_t off, size_t len)
 	return true;
 }
 
-static struct event *append(struct recorder *r, enum ev_type type, int part,
-			    uint64_t off, uint32_t len)
+static struct event *append(struct recorder *r, enum ev_type type, int part, uint64_t off,
+                            uint32_t len)
 {
 	if (grow(&r->ev, &r->evcap, r->nev + 1, sizeof(struct event)) < 0) {
 		fail(r, -ENOMEM);
 		return NULL;
 	}
 	struct event *e = &r->ev[r->nev];
-	*e = (struct event){ .off = off, .len = len, .type = (uint8_t)type,
-			     .part = (uint8_t)part };
+	*e = (struct event){.off = off, .len = len, .type = (uint8_t)type, .part = (uint8_t)part};
 	/* Atomic so that recorder_position() may be read without the lock. */
 	__atomic_store_n(&r->nev, r->nev + 1, __ATOMIC_RELEASE);
 	return e;
 }
 
 static void append_write(struct recorder *r, int part, uint64_t off, const uint8_t *data,
-			 uint32_t len)
+                         uint32_t len)
 {
 	if (grow(&r->arena, &r->arenacap, r->arenalen + len, 1) < 0) {
 		fail(r, -ENOMEM);
@@ -249,7 +250,7 @@ static void append_write(struct recorder *r, int part, uint64_t off, const uint8
 
 /* Records a ranged event (data == NULL: zero or flush), split to fit. */
 static void record_range(struct recorder *r, enum ev_type type, int part, uint64_t off,
-			 const void *data, size_t len)
+                         const void *data, size_t len)
 {
 	pthread_mutex_lock(&r->lock);
 	if (!r->paused && len > 0 && event_ok(r, part, off, len)) {
@@ -298,6 +299,18 @@ void recorder_fence(struct recorder *r, int part)
 			}
 		}
 	}
+	void (*hook)(void *, int) = r->paused ? NULL : r->fence_hook;
+	void *arg = r->fence_hook_arg;
+	pthread_mutex_unlock(&r->lock);
+	if (hook != NULL)
+		hook(arg, part);
+}
+
+void recorder_set_fence_hook(struct recorder *r, void (*fn)(void *arg, int part), void *arg)
+{
+	pthread_mutex_lock(&r->lock);
+	r->fence_hook = fn;
+	r->fence_hook_arg = arg;
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -544,8 +557,8 @@ static bool take(uint64_t k, unsigned v, int part, uint64_t unit)
 	return (h & 7) < density;
 }
 
-static void copy_line(const struct part *p, uint8_t *out, uint32_t line, uint64_t k,
-		      unsigned v, int part, bool torn)
+static void copy_line(const struct part *p, uint8_t *out, uint32_t line, uint64_t k, unsigned v,
+                      int part, bool torn)
 {
 	uint64_t off = (uint64_t)line * LINE;
 	size_t n = line_len(p, line);
@@ -576,6 +589,27 @@ static int image(struct recorder *r, uint64_t k, unsigned v, int part, void *out
 		memcpy(out, p->d, (size_t)p->size);
 		for (size_t i = 0; i < p->uncertain.n; i++)
 			copy_line(p, out, p->uncertain.v[i], k, v, part, torn);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int recorder_crash_image_range(struct recorder *r, uint64_t k, int part, uint64_t lo, uint64_t hi,
+                               void *out)
+{
+	if (part < 0 || part >= RECORDER_MAX_PARTS || out == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	struct part *p = &r->parts[part];
+	int rc = p->declared ? seek_crash_point(r, k) : -EINVAL;
+	if (rc == 0) {
+		memcpy(out, p->d, (size_t)p->size);
+		for (size_t i = 0; i < p->uncertain.n; i++) {
+			uint64_t off = (uint64_t)p->uncertain.v[i] * LINE;
+			if (off >= lo && off < hi)
+				memcpy((uint8_t *)out + off, p->v + off,
+				       line_len(p, p->uncertain.v[i]));
+		}
 	}
 	pthread_mutex_unlock(&r->lock);
 	return rc;

@@ -66,6 +66,18 @@ int recorder_final_image(struct recorder *r, int part, void *out);
  * failure atomicity): each 8-byte word of an uncertain line is taken or not
  * independently.  Variant 0 and 1 give the same images as the untorn ones. */
 int recorder_crash_image_torn(struct recorder *r, uint64_t k, unsigned v, int part, void *out);
+/* Like recorder_crash_image, but the uncertain lines that lie inside
+ * [lo, hi) of the part are all persisted and the others none: a targeted
+ * variant ("the journal reached the media, the data did not") that random
+ * subsets find only rarely. */
+int recorder_crash_image_range(struct recorder *r, uint64_t k, int part, uint64_t lo, uint64_t hi,
+                               void *out);
+
+/* Test hook: fn(arg, part) runs after every recorded fence, on the thread
+ * that fenced and outside the recorder's lock (so it may make the workload
+ * do more, which is recorded).  NULL removes it. */
+void recorder_set_fence_hook(struct recorder *r, void (*fn)(void *arg, int part), void *arg);
+
 /* Sticky error of the recording (-ENOMEM, -EINVAL for an event outside a
  * declared part), 0 if the trace is complete. */
 int recorder_error(const struct recorder *r);
