@@ -25,6 +25,10 @@
  * acknowledged or the one in flight; the append file holds whole records,
  * all acknowledged ones and at most the one in flight.
  *
+ * A second test checks that those write-only descriptors, which write
+ * around the page cache, stay coherent with pages that other descriptors
+ * cached, mapped or dirtied through a shared mapping.
+ *
  * Bounded by rounds, not time.  Skipped unless root with /dev/fuse.  The
  * cairn command is CAIRN_BIN (set by CMake).
  */
@@ -331,6 +335,76 @@ static void test_no_torn_write(void **state)
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* ---- the page cache -------------------------------------------------------- */
+
+static void expect_bytes(const char *what, const char *got, size_t off, size_t len, char c)
+{
+	for (size_t i = off; i < off + len; i++)
+		if (got[i] != c)
+			fail_msg("%s: byte %zu is '%c', expected '%c'", what, i, got[i], c);
+}
+
+/* A write-only descriptor writes around the page cache: pages that other
+ * descriptors cached, or mapped and dirtied, must not hide its data, nor
+ * it theirs. */
+static void test_cache_coherent(void **state)
+{
+	(void)state;
+	mount_start();
+	enum { SIZE = 3 * 4096 };
+	char buf[SIZE];
+	memset(buf, 'a', SIZE);
+	int w = open(at("coherent"), O_CREAT | O_TRUNC | O_WRONLY, 0644);
+	assert_true(w >= 0);
+	assert_int_equal(write(w, buf, SIZE), SIZE);
+	int r = open(at("coherent"), O_RDONLY), rw = open(at("coherent"), O_RDWR);
+	assert_true(r >= 0 && rw >= 0);
+	assert_int_equal(pread(r, buf, SIZE, 0), SIZE); /* now cached */
+	char *map = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0);
+	assert_true(map != MAP_FAILED);
+	expect_bytes("mapping before", map, 0, SIZE, 'a');
+
+	/* Over cached and mapped clean pages. */
+	char b[5000];
+	memset(b, 'b', sizeof(b));
+	assert_int_equal(pwrite(w, b, sizeof(b), 1000), (ssize_t)sizeof(b));
+	assert_int_equal(pread(r, buf, SIZE, 0), SIZE);
+	expect_bytes("read after the write", buf, 1000, sizeof(b), 'b');
+	expect_bytes("read after the write", buf, 6000, SIZE - 6000, 'a');
+	expect_bytes("mapping after the write", map, 1000, sizeof(b), 'b');
+
+	/* Over a page dirtied through the mapping: both changes stay. */
+	map[9000] = 'c';
+	assert_int_equal(pwrite(w, "dddd", 4, 8192), 4);
+	assert_int_equal(msync(map, SIZE, MS_SYNC), 0);
+	assert_int_equal(pread(r, buf, SIZE, 0), SIZE);
+	expect_bytes("the direct write", buf, 8192, 4, 'd');
+	expect_bytes("the store through the mapping", buf, 9000, 1, 'c');
+	expect_bytes("the rest of the page", buf, 8196, 9000 - 8196, 'a');
+	expect_bytes("mapping after both", map, 8192, 4, 'd');
+
+	/* And after a remount, from the volume. */
+	munmap(map, SIZE);
+	close(w);
+	close(r);
+	close(rw);
+	assert_int_equal(run_cairn("umount", g.mnt, NULL), 0);
+	waitpid(g.daemon, NULL, 0);
+	g.daemon = 0;
+	mount_start();
+	r = open(at("coherent"), O_RDONLY);
+	assert_true(r >= 0);
+	assert_int_equal(pread(r, buf, SIZE, 0), SIZE);
+	close(r);
+	expect_bytes("remounted", buf, 0, 1000, 'a');
+	expect_bytes("remounted", buf, 1000, sizeof(b), 'b');
+	expect_bytes("remounted", buf, 8192, 4, 'd');
+	expect_bytes("remounted", buf, 9000, 1, 'c');
+	assert_int_equal(run_cairn("umount", g.mnt, NULL), 0);
+	waitpid(g.daemon, NULL, 0);
+	g.daemon = 0;
+}
+
 /* ---- fixtures --------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -380,6 +454,7 @@ int main(void)
 	fuse_tests_require("test_fuse_torn");
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_no_torn_write),
+	    cmocka_unit_test(test_cache_coherent),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
