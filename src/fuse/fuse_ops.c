@@ -176,6 +176,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * page cache is never stale: no need to drop a file's pages whenever
 	 * its mtime changes (which every write does). */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* One write() of up to 1 MiB is one WRITE request, so one record
+	 * (set_open_flags): libfuse 3.14's default, the most its buffer
+	 * holds, and the kernel's default limit of 256 pages.  libfuse
+	 * derives max_pages from it. */
+	conn->max_write = 1u << 20;
 	/* Directory streams need no state (see op_opendir): the kernel may
 	 * open and release directories without asking. */
 	struct cfuse *cf = userdata;
