@@ -176,6 +176,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * page cache is never stale: no need to drop a file's pages whenever
 	 * its mtime changes (which every write does). */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* One write() of up to 1 MiB is one WRITE request, so one record
+	 * (set_open_flags): libfuse 3.14's default, the most its buffer
+	 * holds, and the kernel's default limit of 256 pages.  libfuse
+	 * derives max_pages from it. */
+	conn->max_write = 1u << 20;
 	/* Directory streams need no state (see op_opendir): the kernel may
 	 * open and release directories without asking. */
 	struct cfuse *cf = userdata;
@@ -347,12 +352,25 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
  * are never stale (every change goes through the kernel), and never those
  * of another file: cairn reuses an inode number only after the kernel has
  * forgotten it (ic_pin), which it does when it evicts the inode and its
- * pages. */
+ * pages.
+ *
+ * direct_io, for descriptors opened write-only: one write() must arrive
+ * as one WRITE request, because each request becomes one record, atomic
+ * after a crash.  Through the page cache the kernel ends a request after
+ * a partly written page that is not cached (a write at offset 3507 of a
+ * file not read since it was opened arrives as 589 bytes, then the rest),
+ * and a crash between the two requests would leave half the write.  With
+ * direct_io the kernel sends the caller's buffer itself, in requests of
+ * max_write bytes (1 MiB) and at most max_pages pages of the buffer, and
+ * drops the cached pages the write covers.  Reads through such a
+ * descriptor would bypass the page cache too, each one a request: a
+ * write-only descriptor cannot read, so it alone pays nothing for it. */
 static void set_open_flags(struct fuse_file_info *fi, int fd)
 {
 	fi->fh = (uint64_t)fd;
 	fi->keep_cache = 1;
 	fi->noflush = 1; /* flush does nothing: spare the kernel the request */
+	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
