@@ -252,7 +252,7 @@ static int read_epoch(struct media *m, int slot, uint64_t *epoch)
 	return 0;
 }
 
-/* A slot that holds only zeros: never written (mkfs writes slot A). */
+/* A slot that holds only zeros (mkfs writes slot A only). */
 static int epoch_slot_blank(struct media *m, int slot)
 {
 	uint8_t b[sizeof(struct log_epoch)];
@@ -281,9 +281,11 @@ static int load_epoch(struct log *l, char *err, size_t errlen)
 	 * (current + 1), with records of that epoch in the ring: damage to
 	 * the slot must not drop them.  A slot torn while a mount wrote it
 	 * has no records of its epoch, so accepting one more changes nothing
-	 * then.  A slot never written (zeros) held nothing. */
+	 * then.  Slot B is never written (zeros) only while the epoch is
+	 * still mkfs's, 1; zeros beside a later epoch are damage. */
 	l->epoch_max = l->epoch;
-	if ((!ok0 && !epoch_slot_blank(l->m, 0)) || (!ok1 && !epoch_slot_blank(l->m, 1)))
+	int never_written = l->epoch == 1 && epoch_slot_blank(l->m, !l->epoch_slot);
+	if ((!ok0 || !ok1) && !never_written)
 		l->epoch_max = l->epoch + 1;
 	return 0;
 }

@@ -869,6 +869,10 @@ static const struct damage regressions[] = {
      * was before them, and fsck called the damage a torn write. */
     {.tmpl = T_LOG, .area = A_LOG_EPOCH, .part = P_LOG, .kind = K_FLIP, .off = 4152, .bit = 0},
     {.tmpl = T_LOG, .area = A_LOG_EPOCH, .part = P_LOG, .kind = K_FLIP, .off = 4106, .bit = 3},
+    /* Seed 1, trial 29: zeros over the log superblock's end and the
+     * whole current epoch slot: zeros were taken for a slot never
+     * written, and the records of its epoch were dropped. */
+    {.tmpl = T_LOG, .area = A_LOG_SUPER, .part = P_LOG, .kind = K_ZERO, .off = 1432, .len = 3365},
 };
 
 static void test_regressions(void **state)
