@@ -30,6 +30,7 @@ struct log {
 	uint64_t used; /* bytes between head and tail, pads included */
 	uint64_t epoch;
 	uint64_t epoch_max;            /* the newest epoch a record may carry (see load_epoch) */
+	uint64_t epoch_next;           /* the epoch the next mount writes, at least */
 	int epoch_slot;                /* slot holding the current epoch */
 	_Atomic uint64_t appended_seq; /* last seq appended */
 	_Atomic uint64_t durable_seq;  /* last seq known durable (file media) */
@@ -277,16 +278,20 @@ static int load_epoch(struct log *l, char *err, size_t errlen)
 	}
 	l->epoch_slot = (ok1 && (!ok0 || e1 > e0)) ? 1 : 0;
 	l->epoch = l->epoch_slot ? e1 : e0;
-	/* A damaged slot beside the valid one may have held the newest epoch
-	 * (current + 1), with records of that epoch in the ring: damage to
-	 * the slot must not drop them.  A slot torn while a mount wrote it
-	 * has no records of its epoch, so accepting one more changes nothing
-	 * then.  Slot B is never written (zeros) only while the epoch is
-	 * still mkfs's, 1; zeros beside a later epoch are damage. */
+	/* A slot that is not valid may have held the newest epoch (current
+	 * + 1), with records of that epoch in the ring: its damage must not
+	 * drop them, so they are accepted.  When it never held that epoch
+	 * (torn while a mount wrote it, or the zeros mkfs leaves in slot B),
+	 * no record of it exists and accepting it changes nothing.  The next
+	 * mount's epoch must be newer than any record the ring may hold, so
+	 * it skips current + 1 unless the slot is mkfs's zeros. */
 	l->epoch_max = l->epoch;
-	int never_written = l->epoch == 1 && epoch_slot_blank(l->m, !l->epoch_slot);
-	if ((!ok0 || !ok1) && !never_written)
+	l->epoch_next = l->epoch + 1;
+	if (!ok0 || !ok1) {
 		l->epoch_max = l->epoch + 1;
+		if (!(l->epoch == 1 && epoch_slot_blank(l->m, !l->epoch_slot)))
+			l->epoch_next = l->epoch + 2;
+	}
 	return 0;
 }
 
@@ -512,10 +517,11 @@ int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_
 	/* Newer than any record the ring may hold, so that a record left by
 	 * an earlier mount never continues this one's. */
 	int next = !l->epoch_slot;
-	rc = write_epoch(l->m, next, l->epoch_max + 1);
+	uint64_t epoch = l->epoch_next > min_epoch ? l->epoch_next : min_epoch + 1;
+	rc = write_epoch(l->m, next, epoch);
 	if (!rc) {
-		l->epoch = l->epoch_max + 1;
-		l->epoch_max = l->epoch;
+		l->epoch = l->epoch_max = epoch;
+		l->epoch_next = epoch + 1;
 		l->epoch_slot = next;
 	}
 	return rc;
