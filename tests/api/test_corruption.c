@@ -873,6 +873,9 @@ static const struct damage regressions[] = {
      * whole current epoch slot: zeros were taken for a slot never
      * written, and the records of its epoch were dropped. */
     {.tmpl = T_LOG, .area = A_LOG_SUPER, .part = P_LOG, .kind = K_ZERO, .off = 1432, .len = 3365},
+    /* Seed 1, trial 79: zeros over the start of a name in a directory
+     * leaf: fsck reported the name invalid and repair left it. */
+    {.tmpl = T_LOG, .area = A_TREE, .part = P_FAST, .kind = K_ZERO, .off = 817888, .len = 11},
 };
 
 static void test_regressions(void **state)
