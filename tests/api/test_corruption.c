@@ -13,7 +13,8 @@
  * in a child process bounded by a timeout:
  *
  *   1. fsck checks the damaged volume;
- *   2. a mount either refuses with a message, or serves the template's
+ *   2. a mount either refuses with a message (and then fsck must have
+ *      reported the damage), or serves the template's
  *      tree (the canonical dump plus extended attributes): "identical",
  *      or something else: "fsck-detected" when step 1 reported damage,
  *      "undetected" otherwise;
@@ -744,6 +745,8 @@ static void run_trial(const struct damage *d, struct result *res)
 		if (!msg || !msg[0])
 			fail_with(res, "the mount refused (%s) without a message",
 			          tv_errname(errno));
+		else if (res->fsck_check == FSCK_CLEAN)
+			fail_with(res, "the mount refuses a volume fsck finds clean: %s", msg);
 		else if (!res->note[0])
 			snprintf(res->note, sizeof(res->note), "mount: %s", msg);
 	} else {
