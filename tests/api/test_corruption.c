@@ -21,12 +21,15 @@
  *   3. where fsck reported damage, `fsck --repair` on a fresh damaged copy
  *      must leave a volume that mounts and that fsck then finds clean.
  *
- * Undetected wrong reads are allowed only for file data blocks (no data
- * checksums yet).  A crash, a hang (the timeout), a sanitizer report, a
- * refusal without a message or a failed repair fails the test, printing
- * the seed and the damage; CAIRN_CORRUPT_SEED and CAIRN_CORRUPT_ONLY
- * replay one trial.  At the end the test prints how each area's trials
- * ended.
+ * Undetected wrong reads are allowed only where the format cannot notice
+ * them yet (known_limit): file data blocks (no data checksums), an
+ * inode's unconfirmed fields (permission bits, uid, gid, size, times,
+ * generation: inodes carry no checksum) and the last records of the log
+ * (a torn tail).  A repair stopped because a log record does not apply to
+ * the damaged shared area is counted apart ("blocked").  A crash, a hang (the timeout), a sanitizer
+ * report, a refusal without a message or a failed repair fails the test, printing the seed and the
+ * damage; CAIRN_CORRUPT_SEED and CAIRN_CORRUPT_ONLY replay one trial.  At the end the test prints
+ * how each area's trials ended.
  *
  * Environment: CAIRN_CORRUPT_TRIALS (default 300; 60 under the
  * sanitizers), CAIRN_CORRUPT_SEED (default 1), CAIRN_CORRUPT_ONLY=N (run
