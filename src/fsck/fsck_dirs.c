@@ -95,12 +95,21 @@ static void count_name(struct fsck_ctx *c, uint64_t dir, uint64_t key, uint64_t 
 		x->dtype = type;
 	else if (x->dtype != type)
 		x->flags |= II_DT_MIXED;
-	if (fsck_known_type(x->mode) && type != IFTODT(x->mode))
-		fsck_problem(
+	if (fsck_known_type(x->mode) && type != IFTODT(x->mode)) {
+		struct fsck_item *it = fsck_problem(
 		    c, FC_DENT_TYPE,
 		    "directory %llu: entry \"%s\" has type %u but inode %llu is a %s (type %u)",
 		    (unsigned long long)dir, q, type, (unsigned long long)t,
 		    fsck_type_name(x->mode), (unsigned)IFTODT(x->mode));
+		/* As e2fsck does: the inode's valid mode decides, and the
+		 * entry's type is rewritten to match it.  Not when a directory
+		 * is involved or the inode's tree disagrees with its mode:
+		 * then the names decide what the inode is (II_UNKNOWN). */
+		it->fixable = !S_ISDIR(x->mode) && type != DT_DIR && !(x->flags & II_UNKNOWN);
+		it->a = dir;
+		it->b = key;
+		it->c = IFTODT(x->mode);
+	}
 	if (x->names < UINT32_MAX)
 		x->names++;
 	if (S_ISDIR(x->mode)) {

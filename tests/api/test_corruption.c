@@ -914,6 +914,9 @@ static const struct damage regressions[] = {
     /* Seed 2, trial 246: one byte of an xattr tree node: fsck reported
      * the tree damaged and repair left it. */
     {.tmpl = T_CLEAN, .area = A_TREE, .part = P_FAST, .kind = K_ZERO, .off = 835616, .len = 1},
+    /* Seed 6, trial 372: a bit of a file's mode makes it a socket: fsck
+     * reported the entry's type as disagreeing and repair left it. */
+    {.tmpl = T_CLEAN, .area = A_INODES, .part = P_FAST, .kind = K_FLIP, .off = 547457, .bit = 6},
 };
 
 static void test_regressions(void **state)
