@@ -38,8 +38,8 @@ struct dwalk {
 
 static uint64_t bucket_of(const char *name, size_t len)
 {
-	uint64_t h = dir_hash_hook ? dir_hash_hook(name, len)
-				   : checksum64_seeded(name, len, DIR_HASH_SEED);
+	uint64_t h =
+	    dir_hash_hook ? dir_hash_hook(name, len) : checksum64_seeded(name, len, DIR_HASH_SEED);
 	uint64_t base = h & DIR_KEY_MASK;
 	return base ? base : DIR_BUCKET;
 }
@@ -54,7 +54,7 @@ static void check_dup_name(struct dwalk *w, const char *name, uint8_t len, const
 	for (unsigned i = 0; i < w->nnames; i++)
 		if (w->lens[i] == len && !memcmp(w->names[i], name, len)) {
 			fsck_problem(w->c, FC_DENT_DUP, "directory %llu: name \"%s\" appears twice",
-				     (unsigned long long)w->dir, q);
+			             (unsigned long long)w->dir, q);
 			return;
 		}
 	if (w->nnames < BUCKET_NAMES) {
@@ -70,11 +70,11 @@ static void report_multi(struct fsck_ctx *c, uint64_t dir, uint64_t key, uint64_
 {
 	struct iinfo *x = &c->ii[t];
 	struct fsck_item *it = fsck_problem(
-		c, FC_DIR_MULTI,
-		"directory %llu is named by more than one entry (in directories %llu and %llu, as "
-		"\"%s\"); its parent field says %llu",
-		(unsigned long long)t, (unsigned long long)x->namer, (unsigned long long)dir, q,
-		(unsigned long long)x->parent);
+	    c, FC_DIR_MULTI,
+	    "directory %llu is named by more than one entry (in directories %llu and %llu, as "
+	    "\"%s\"); its parent field says %llu",
+	    (unsigned long long)t, (unsigned long long)x->namer, (unsigned long long)dir, q,
+	    (unsigned long long)x->parent);
 	int first_right = x->parent == x->namer, this_right = x->parent == dir;
 	if (first_right == this_right)
 		return; /* neither or both (a directory naming itself twice) */
@@ -88,18 +88,28 @@ static void report_multi(struct fsck_ctx *c, uint64_t dir, uint64_t key, uint64_
 }
 
 static void count_name(struct fsck_ctx *c, uint64_t dir, uint64_t key, uint64_t t, uint8_t type,
-		       const char *q)
+                       const char *q)
 {
 	struct iinfo *x = &c->ii[t];
 	if (x->names == 0)
 		x->dtype = type;
 	else if (x->dtype != type)
 		x->flags |= II_DT_MIXED;
-	if (fsck_known_type(x->mode) && type != IFTODT(x->mode))
-		fsck_problem(c, FC_DENT_TYPE,
-			     "directory %llu: entry \"%s\" has type %u but inode %llu is a %s (type %u)",
-			     (unsigned long long)dir, q, type, (unsigned long long)t, fsck_type_name(x->mode),
-			     (unsigned)IFTODT(x->mode));
+	if (fsck_known_type(x->mode) && type != IFTODT(x->mode)) {
+		struct fsck_item *it = fsck_problem(
+		    c, FC_DENT_TYPE,
+		    "directory %llu: entry \"%s\" has type %u but inode %llu is a %s (type %u)",
+		    (unsigned long long)dir, q, type, (unsigned long long)t,
+		    fsck_type_name(x->mode), (unsigned)IFTODT(x->mode));
+		/* As e2fsck does: the inode's valid mode decides, and the
+		 * entry's type is rewritten to match it.  Not when a directory
+		 * is involved or the inode's tree disagrees with its mode:
+		 * then the names decide what the inode is (II_UNKNOWN). */
+		it->fixable = !S_ISDIR(x->mode) && type != DT_DIR && !(x->flags & II_UNKNOWN);
+		it->a = dir;
+		it->b = key;
+		it->c = IFTODT(x->mode);
+	}
 	if (x->names < UINT32_MAX)
 		x->names++;
 	if (S_ISDIR(x->mode)) {
@@ -122,8 +132,8 @@ static int dir_rec(void *arg, const void *rec, size_t len)
 	w->records++;
 	if (len < DREC_HDR + 1 || p[17] == 0 || len != DREC_HDR + (size_t)p[17]) {
 		struct fsck_item *it = fsck_problem(
-			c, FC_DENT_BAD, "directory %llu: record with key %llu is malformed (%zu bytes)",
-			dir, key, len);
+		    c, FC_DENT_BAD, "directory %llu: record with key %llu is malformed (%zu bytes)",
+		    dir, key, len);
 		it->fixable = 1; /* its name and target cannot be known: drop it */
 		it->a = w->dir;
 		it->b = key;
@@ -135,17 +145,24 @@ static int dir_rec(void *arg, const void *rec, size_t len)
 	const char *name = (const char *)p + DREC_HDR;
 	char q[4 * DIR_NAME_MAX + 1];
 	fsck_quote(q, sizeof(q), name, nl);
-	if (memchr(name, '/', nl) || memchr(name, 0, nl))
-		fsck_problem(c, FC_DENT_BAD,
-			     "directory %llu: entry \"%s\" has an invalid name (contains '/' or NUL)", dir,
-			     q);
+	if (memchr(name, '/', nl) || memchr(name, 0, nl)) {
+		struct fsck_item *it = fsck_problem(
+		    c, FC_DENT_BAD,
+		    "directory %llu: entry \"%s\" has an invalid name (contains '/' or NUL)", dir,
+		    q);
+		/* No path can name it: repair drops the entry, and the inode, if
+		 * no other name is left, goes to lost+found. */
+		it->fixable = 1;
+		it->a = w->dir;
+		it->b = key;
+	}
 	uint64_t base = bucket_of(name, nl);
 	if (key < base || key >= base + DIR_BUCKET) {
 		struct fsck_item *it = fsck_problem(
-			c, FC_DENT_KEY,
-			"directory %llu: entry \"%s\" has key %llu, outside its name's hash bucket "
-			"(lookups cannot find it)",
-			dir, q, key);
+		    c, FC_DENT_KEY,
+		    "directory %llu: entry \"%s\" has key %llu, outside its name's hash bucket "
+		    "(lookups cannot find it)",
+		    dir, q, key);
 		it->fixable = 1;
 		it->a = w->dir;
 		it->b = key;
@@ -159,9 +176,9 @@ static int dir_rec(void *arg, const void *rec, size_t len)
 	else if (c->ii[t].mode == 0)
 		bad = "which is free";
 	if (bad) {
-		struct fsck_item *it = fsck_problem(c, FC_DENT_FREE,
-						    "directory %llu: entry \"%s\" names inode %llu, %s",
-						    dir, q, (unsigned long long)t, bad);
+		struct fsck_item *it = fsck_problem(
+		    c, FC_DENT_FREE, "directory %llu: entry \"%s\" names inode %llu, %s", dir, q,
+		    (unsigned long long)t, bad);
 		it->fixable = 1;
 		it->a = w->dir;
 		it->b = key;
@@ -193,18 +210,20 @@ int fsck_check_dir(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *in)
 		records = w->records;
 		free(w);
 		if (rc < 0) {
-			fsck_problem(c, FC_TREE,
-				     "inode %llu: directory tree (root block %llu) cannot be walked: %s",
-				     (unsigned long long)ino, (unsigned long long)root, strerror(-rc));
+			fsck_problem(
+			    c, FC_TREE,
+			    "inode %llu: directory tree (root block %llu) cannot be walked: %s",
+			    (unsigned long long)ino, (unsigned long long)root, strerror(-rc));
 			c->names_complete = 0;
 			return 0;
 		}
 	}
 	if (!c->rescan && in->entries != records) {
 		struct fsck_item *it = fsck_problem(
-			c, FC_ENTRIES, "directory %llu: entries field says %llu but its tree holds %llu names",
-			(unsigned long long)ino, (unsigned long long)in->entries,
-			(unsigned long long)records);
+		    c, FC_ENTRIES,
+		    "directory %llu: entries field says %llu but its tree holds %llu names",
+		    (unsigned long long)ino, (unsigned long long)in->entries,
+		    (unsigned long long)records);
 		it->fixable = 1;
 		it->a = ino;
 		it->b = records;

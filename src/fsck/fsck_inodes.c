@@ -243,8 +243,11 @@ int fsck_tree_ok(struct fsck_ctx *c, uint64_t ino, uint64_t root, int kind)
 	                 (unsigned long long)ino, tree_names[kind], (unsigned long long)root, why);
 	it->a = ino;
 	it->b = (uint64_t)kind;
-	it->fixable = unreadable || (kind != TREE_XATTR && state == 0);
-	it->c = !unreadable; /* a directory's readable names are salvaged */
+	/* A directory's readable names and a file's readable extents are
+	 * salvaged; a damaged xattr tree is dropped whole (its attributes
+	 * lost, and said so), since nothing else on the volume depends on it. */
+	it->fixable = unreadable || kind == TREE_XATTR || state == 0;
+	it->c = !unreadable && kind != TREE_XATTR;
 	if (state == 2 && kind != TREE_XATTR) {
 		/* Perhaps a directory whose mode says file (or the reverse):
 		 * decided with the names, as for an unknown type. */
@@ -349,9 +352,10 @@ static int extent_rec(void *arg, const void *rec, size_t len)
 static int check_inline_extent(struct fsck_ctx *c, uint64_t ino, const struct fs_inode *in)
 {
 	if (in->tree_root) {
-		fsck_problem(c, FC_TREE,
-		             "inode %llu: has an inline extent and an extent tree (root block %llu)",
-		             (unsigned long long)ino, (unsigned long long)in->tree_root);
+		fsck_problem(
+		    c, FC_TREE,
+		    "inode %llu: has an inline extent and an extent tree (root block %llu)",
+		    (unsigned long long)ino, (unsigned long long)in->tree_root);
 		return 0;
 	}
 	uint8_t rec[24];
@@ -481,8 +485,7 @@ static int is_empty(const struct fs_inode *in, const struct iinfo *x)
 	if (S_ISDIR(in->mode))
 		return (x->flags & II_EMPTY) != 0;
 	if (S_ISREG(in->mode))
-		return in->tree_root == 0 && !(in->flags & FS_INODE_INLINE_EXTENT) &&
-		       in->size == 0;
+		return in->tree_root == 0 && !(in->flags & FS_INODE_INLINE_EXTENT) && in->size == 0;
 	if (S_ISLNK(in->mode))
 		return 0; /* its target is data */
 	return 1;

@@ -252,6 +252,8 @@ int fsck_salvage_dir(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_
 int fsck_link_lost(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done);
 int fsck_salvage_extents(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done);
 int fsck_rekey_entry(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done);
+/* Rewrites an entry's type to p->c (its inode's, from a valid mode). */
+int fsck_retype_entry(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done);
 
 /* Bit helpers over little-endian u64 word arrays (bit u = word u/64, bit u%64). */
 static inline int bit_test(const uint64_t *w, uint64_t u)

@@ -403,7 +403,10 @@ int fsck_salvage_extents(struct fsck_ctx *c, const struct fsck_item *p, struct f
 
 /* An entry whose key left its name's bucket cannot be found by name: it is
  * deleted and inserted again, which picks a key in the right bucket. */
-int fsck_rekey_entry(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+/* Deletes directory p->a's entry p->b and inserts it again, with type
+ * `type` (-1: the one it has), under the lowest free key of its name's
+ * bucket. */
+static int reinsert_entry(struct fsck_ctx *c, const struct fsck_item *p, int type)
 {
 	if (!c->alloc_safe)
 		return -EAGAIN;
@@ -425,13 +428,28 @@ int fsck_rekey_entry(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_
 			r.i->entries--;
 		/* On failure the name is lost and its inode comes back in
 		 * /lost+found next round. */
-		rc =
-		    dir_insert(&c->sh.fx, r.i, (const char *)rec + DREC_HDR, rec[17], ino, rec[16]);
+		rc = dir_insert(&c->sh.fx, r.i, (const char *)rec + DREC_HDR, rec[17], ino,
+		                type < 0 ? rec[16] : (uint8_t)type);
 	}
 	inode_dirty(&c->sh, &r);
 	inode_put(&c->sh, &r);
+	return rc;
+}
+
+int fsck_rekey_entry(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	int rc = reinsert_entry(c, p, -1);
 	if (!rc)
 		fsck_list_addf(done, p->code,
 		               "%s -> entry inserted again under a key of its bucket", p->msg);
+	return rc;
+}
+
+int fsck_retype_entry(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	int rc = reinsert_entry(c, p, (int)p->c);
+	if (!rc)
+		fsck_list_addf(done, p->code, "%s -> entry's type set to %u, the inode's", p->msg,
+		               (unsigned)p->c);
 	return rc;
 }

@@ -423,6 +423,8 @@ int fsck_apply(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *
 		                        : fsck_salvage_extents(c, p, done);
 	case FC_DENT_KEY:
 		return fsck_rekey_entry(c, p, done);
+	case FC_DENT_TYPE:
+		return fsck_retype_entry(c, p, done);
 	case FC_CKPT_SLOT:
 		c->need_commit = 1; /* the commit writes the slot not in use */
 		done_line(done, p, "slot rewritten by the repair's checkpoint");

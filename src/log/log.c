@@ -29,6 +29,8 @@ struct log {
 	uint64_t tail_off, tail_seq;
 	uint64_t used; /* bytes between head and tail, pads included */
 	uint64_t epoch;
+	uint64_t epoch_max;            /* the newest epoch a record may carry (see load_epoch) */
+	uint64_t epoch_next;           /* the epoch the next mount writes, at least */
 	int epoch_slot;                /* slot holding the current epoch */
 	_Atomic uint64_t appended_seq; /* last seq appended */
 	_Atomic uint64_t durable_seq;  /* last seq known durable (file media) */
@@ -251,6 +253,18 @@ static int read_epoch(struct media *m, int slot, uint64_t *epoch)
 	return 0;
 }
 
+/* A slot that holds only zeros (mkfs writes slot A only). */
+static int epoch_slot_blank(struct media *m, int slot)
+{
+	uint8_t b[sizeof(struct log_epoch)];
+	if (media_read(m, (uint64_t)(1 + slot) * LOG_BLOCK, b, sizeof(b)))
+		return 0;
+	for (size_t i = 0; i < sizeof(b); i++)
+		if (b[i])
+			return 0;
+	return 1;
+}
+
 static int load_epoch(struct log *l, char *err, size_t errlen)
 {
 	uint64_t e0 = 0, e1 = 0;
@@ -264,6 +278,20 @@ static int load_epoch(struct log *l, char *err, size_t errlen)
 	}
 	l->epoch_slot = (ok1 && (!ok0 || e1 > e0)) ? 1 : 0;
 	l->epoch = l->epoch_slot ? e1 : e0;
+	/* A slot that is not valid may have held the newest epoch (current
+	 * + 1), with records of that epoch in the ring: its damage must not
+	 * drop them, so they are accepted.  When it never held that epoch
+	 * (torn while a mount wrote it, or the zeros mkfs leaves in slot B),
+	 * no record of it exists and accepting it changes nothing.  The next
+	 * mount's epoch must be newer than any record the ring may hold, so
+	 * it skips current + 1 unless the slot is mkfs's zeros. */
+	l->epoch_max = l->epoch;
+	l->epoch_next = l->epoch + 1;
+	if (!ok0 || !ok1) {
+		l->epoch_max = l->epoch + 1;
+		if (!(l->epoch == 1 && epoch_slot_blank(l->m, !l->epoch_slot)))
+			l->epoch_next = l->epoch + 2;
+	}
 	return 0;
 }
 
@@ -323,7 +351,7 @@ static int read_record(struct log *l, uint64_t off, uint64_t min_seq, uint64_t m
 		return 0;
 	if (h->magic != LOG_REC_MAGIC || h->seq < min_seq || h->seq > max_seq)
 		return 0;
-	if (h->epoch < min_epoch || h->epoch > l->epoch)
+	if (h->epoch < min_epoch || h->epoch > l->epoch_max)
 		return 0;
 	if (h->len < sizeof(*h) || h->len % LOG_ALIGN || h->len > l->ring_end - off)
 		return 0;
@@ -486,10 +514,14 @@ int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_
 	 * (the epoch's fence below covers this flush). */
 	if (media_direct(l->m))
 		flush_ring(l, l->head_off, l->tail_off);
+	/* Newer than any record the ring may hold, so that a record left by
+	 * an earlier mount never continues this one's. */
 	int next = !l->epoch_slot;
-	rc = write_epoch(l->m, next, l->epoch + 1);
+	uint64_t epoch = l->epoch_next > min_epoch ? l->epoch_next : min_epoch + 1;
+	rc = write_epoch(l->m, next, epoch);
 	if (!rc) {
-		l->epoch++;
+		l->epoch = l->epoch_max = epoch;
+		l->epoch_next = epoch + 1;
 		l->epoch_slot = next;
 	}
 	return rc;
