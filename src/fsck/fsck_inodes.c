@@ -31,6 +31,7 @@
 #include "fs/dir.h"
 #include "fs/format.h"
 #include "fsck/fsck_internal.h"
+#include "util/checksum.h"
 
 /* The three tree kinds, as docs/FORMAT.md ("Tree nodes") defines them.
  * extent.c, dir.c and xattr.c keep theirs private; these must agree. */
@@ -254,6 +255,71 @@ int fsck_tree_ok(struct fsck_ctx *c, uint64_t ino, uint64_t root, int kind)
 		c->ii[ino].flags |= II_UNKNOWN;
 		c->ii[ino].tree_root = root;
 	}
+	return 0;
+}
+
+/* ---- extended attributes: records ------------------------------------------- */
+
+/* xattr.c's record format and keys ({u64 key, u8 namelen, u16 valuelen,
+ * name, value}; a name's hash picks a bucket of 2^16 keys), kept private
+ * there: these must agree. */
+#define XATTR_HASH_SEED 0x78617474722d6b79ull
+#define XATTR_BUCKET (1ull << 16)
+#define XATTR_KEY_MASK (((1ull << 63) - 1) & ~(XATTR_BUCKET - 1))
+#define XREC_HDR 11
+
+struct xwalk {
+	uint64_t bad_key;
+	const char *why;
+};
+
+static int xattr_rec(void *arg, const void *rec, size_t len)
+{
+	struct xwalk *w = arg;
+	const uint8_t *p = rec;
+	uint64_t key;
+	uint16_t vlen;
+	memcpy(&key, p, 8);
+	memcpy(&vlen, p + 9, 2);
+	size_t namelen = p[8];
+	if (namelen == 0 || len != XREC_HDR + namelen + vlen)
+		w->why = "its lengths disagree with the record's size";
+	else if (memchr(p + XREC_HDR, 0, namelen))
+		w->why = "its name holds a NUL byte";
+	if (!w->why) {
+		uint64_t base = checksum64_seeded(p + XREC_HDR, namelen, XATTR_HASH_SEED) &
+		                XATTR_KEY_MASK;
+		if (!base)
+			base = XATTR_BUCKET;
+		if (key < base || key >= base + XATTR_BUCKET)
+			w->why = "its key lies outside its name's hash bucket";
+	}
+	if (!w->why)
+		return 0;
+	w->bad_key = key;
+	return 1;
+}
+
+/* Every record of a sound xattr tree must decode and sit in its name's
+ * bucket, or reads of the attributes fail.  A bad one is reported as a
+ * damaged tree, which repair drops whole (as for a damaged node). */
+static int xattr_records_ok(struct fsck_ctx *c, uint64_t ino, uint64_t root)
+{
+	struct btree t;
+	uint64_t rootv = root;
+	(void)btree_init_ro(&t, &c->sh.fx, &fsck_xattr_ops, &rootv);
+	struct xwalk w = {0, NULL};
+	int rc = btree_iter(&t, 0, UINT64_MAX, 0, xattr_rec, &w);
+	if (rc == 0 && !w.why)
+		return 1;
+	struct fsck_item *it = fsck_problem(
+	    c, FC_TREE, "inode %llu: xattr tree (root block %llu) is damaged: the record at key %llu: %s",
+	    (unsigned long long)ino, (unsigned long long)root, (unsigned long long)w.bad_key,
+	    w.why ? w.why : strerror(-rc));
+	it->a = ino;
+	it->b = (uint64_t)TREE_XATTR;
+	it->fixable = 1;
+	it->c = 0;
 	return 0;
 }
 
@@ -513,7 +579,8 @@ static void check_one(struct fsck_ctx *c, uint64_t ino)
 	struct iinfo *x = &c->ii[ino];
 	if (x->flags & II_UNKNOWN)
 		return; /* nothing of it is claimed (see check_unknown) */
-	if (in.xattr_root && !fsck_tree_ok(c, ino, in.xattr_root, TREE_XATTR))
+	if (in.xattr_root && (!fsck_tree_ok(c, ino, in.xattr_root, TREE_XATTR) ||
+	                      !xattr_records_ok(c, ino, in.xattr_root)))
 		ok = 0;
 	if (!ok) {
 		c->claims_complete = 0;
