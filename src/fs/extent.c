@@ -90,7 +90,7 @@ static void inline_put(struct fs_inode *ino, const struct erec *r)
 	ino->rdev = r->pblk;
 }
 
-static void inline_clear(struct fs_inode *ino)
+void extent_clear_inline(struct fs_inode *ino)
 {
 	ino->flags &= ~FS_INODE_INLINE_EXTENT;
 	ino->inline_lblk = ino->inline_len = 0;
@@ -103,7 +103,7 @@ static int spill(struct fsctx *fx, struct fs_inode *ino, const struct erec *r)
 {
 	struct btree t;
 	struct erec copy = *r;
-	inline_clear(ino);
+	extent_clear_inline(ino);
 	open_rw(&t, fx, ino);
 	t.node_hint = FS_PBLK_TIER(copy.pblk) ? 0 : copy.pblk + copy.len + EXTENT_NODE_GAP;
 	int err = btree_insert(&t, &copy, sizeof(copy));
@@ -282,7 +282,7 @@ static int inline_unmap(struct fsctx *fx, struct fs_inode *ino, const struct ere
 		return err ? err : 1;
 	}
 	if (start <= r->lblk && end >= r_end) {
-		inline_clear(ino);
+		extent_clear_inline(ino);
 		free_data(fx, ino, r->pblk, r->len);
 		return 0;
 	}

@@ -51,6 +51,10 @@ int extent_punch(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t
 int extent_move(struct fsctx *fx, struct fs_inode *ino, uint64_t lblk, uint64_t len,
 		uint64_t old_pblk, uint64_t new_pblk);
 
+/* Forgets the inline extent (its blocks are not freed: fsck's repair of a
+ * damaged one, whose blocks are then leaks to reclaim). */
+void extent_clear_inline(struct fs_inode *ino);
+
 /* Whether the file maps no block at all (no tree and no inline extent). */
 int extent_map_empty(const struct fs_inode *ino);
 

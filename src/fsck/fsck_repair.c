@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "fs/cache.h"
+#include "fs/extent.h"
 #include "fs/format.h"
 #include "fsck/fsck_internal.h"
 
@@ -298,9 +299,7 @@ static int fix_delete_record(struct fsck_ctx *c, const struct fsck_item *p, stru
 	                 &r.i->blocks);
 	if (ext && (r.i->flags & FS_INODE_INLINE_EXTENT)) {
 		/* The extent kept in the inode: it goes the same way. */
-		r.i->flags &= ~FS_INODE_INLINE_EXTENT;
-		r.i->inline_lblk = r.i->inline_len = 0;
-		r.i->rdev = 0;
+		extent_clear_inline(r.i);
 		rc = 0;
 	} else {
 		rc = btree_delete(&t, p->b);

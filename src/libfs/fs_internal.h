@@ -151,11 +151,9 @@ enum space_class {
 /* 0 if a call of class cls needing `blocks` new data blocks fits, else
  * -ENOSPC. */
 int space_check(struct cairn_fs *fs, enum space_class cls, uint64_t blocks);
-/* Fast-tier blocks only SPACE_FREES calls may use. */
-uint64_t space_reserve(struct cairn_fs *fs);
-/* Fast-tier blocks file data may not take: the reserve and the tree nodes
- * the next digest may need. */
-uint64_t space_margin(struct cairn_fs *fs);
+/* Whether `nodes` more tree nodes fit beside what the log already needs,
+ * the reserve included (migration, which gives the fast tier space back). */
+int space_nodes_fit(struct cairn_fs *fs, uint64_t nodes);
 /* Free blocks of tier t that file data may take. */
 uint64_t tier_data_free(struct cairn_fs *fs, unsigned t);
 /* Blocks a new write could still take (what statfs calls available). */

@@ -545,14 +545,16 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 			return -EUCLEAN;
 		warn(err);
 	}
-	if (rp.ended)
-		fprintf(stderr,
-		        "cairn: %s: log record %llu at offset %llu does not apply to the shared "
-		        "area (%s): %s\n",
-		        fs->vol.dir, (unsigned long long)rp.bad_seq, (unsigned long long)rp.bad_off,
-		        strerror(-rp.bad_rc),
-		        fs->read_only ? "the volume is shown as it was before it"
-		                      : "its call had failed with EIO, so it is dropped");
+	if (rp.ended) {
+		snprintf(err, el,
+		         "log part %s: record %llu at offset %llu does not apply to the shared "
+		         "area (%s): %s",
+		         fs->vol.mf.path[PART_LOG], (unsigned long long)rp.bad_seq,
+		         (unsigned long long)rp.bad_off, strerror(-rp.bad_rc),
+		         fs->read_only ? "the volume is shown as it was before it"
+		                       : "its call had failed with EIO, so it is dropped");
+		warn(err);
+	}
 	if (rc) {
 		snprintf(err, el, "log part %s: recovery failed: %s", fs->vol.mf.path[PART_LOG],
 		         strerror(-rc));
@@ -571,8 +573,8 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 	return rc;
 }
 
-/* Fills in the default watermarks (80% and 60%) and checks them. */
-/* The options a mount is given: watermarks, and a known media kind. */
+/* Checks the options a mount is given: a known media kind, and the
+ * watermarks (filled in with the defaults, 80% and 60%). */
 static int check_mount_opts(struct cairn_mount_opts *o, char *err, size_t el)
 {
 	if ((unsigned)o->media > CAIRN_MEDIA_EMUL) {

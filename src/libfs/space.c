@@ -38,7 +38,7 @@
 #define NODES_PER_DATA_WRITE (NODES_PER_INSERT - 1)
 
 /* The fast-tier blocks only space-freeing calls may use. */
-uint64_t space_reserve(struct cairn_fs *fs)
+static uint64_t space_reserve(struct cairn_fs *fs)
 {
 	return 32 + alloc_total(fs->sh.balloc) / 256;
 }
@@ -54,15 +54,12 @@ static uint64_t pending_nodes(struct cairn_fs *fs)
 	return NODES_PER_DATA_WRITE * files + fs->pieces_total / 64 + fs->reserved_blocks / 64;
 }
 
-uint64_t space_margin(struct cairn_fs *fs)
-{
-	return space_reserve(fs) + pending_nodes(fs);
-}
-
 uint64_t tier_data_free(struct cairn_fs *fs, unsigned t)
 {
 	uint64_t f = shared_tier_free(&fs->sh, t);
-	uint64_t keep = t == 0 ? space_margin(fs) : 0;
+	/* On the fast tier, file data may not take the reserve nor the tree
+	 * nodes the next digest may need. */
+	uint64_t keep = t == 0 ? space_reserve(fs) + pending_nodes(fs) : 0;
 	return f > keep ? f - keep : 0;
 }
 
@@ -78,6 +75,11 @@ static int fits(struct cairn_fs *fs, uint64_t blocks, uint64_t nodes, int use_re
 	uint64_t data_on_fast = data > capacity_free ? data - capacity_free : 0;
 	uint64_t keep = pending_nodes(fs) + nodes + (use_reserve ? 0 : space_reserve(fs));
 	return shared_tier_free(&fs->sh, 0) >= keep + data_on_fast;
+}
+
+int space_nodes_fit(struct cairn_fs *fs, uint64_t nodes)
+{
+	return fits(fs, 0, nodes, 1);
 }
 
 int space_check(struct cairn_fs *fs, enum space_class cls, uint64_t blocks)

@@ -577,9 +577,7 @@ int log_drop_damaged(struct log *l)
 
 int log_record_follows(struct log *l, uint64_t off, const struct log_rec_hdr *h)
 {
-	uint64_t next = off + h->len;
-	if (h->type == LOG_REC_PAD || next + sizeof(*h) > l->ring_end)
-		next = LOG_RING_START;
+	uint64_t next = next_off(l, off, h->len, h->type == LOG_REC_PAD);
 	struct log_rec_hdr nh;
 	uint8_t *buf = NULL;
 	size_t bufsz = 0;

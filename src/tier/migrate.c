@@ -292,15 +292,9 @@ static void free_dst(struct cairn_fs *fs, const struct move *m)
  * half made would leave its range unmapped.  So is one whose metadata
  * would not fit in the journal beside what the next checkpoint already
  * writes: on a small volume a batch of many small files could not commit. */
-static int nodes_for_one_move(struct cairn_fs *fs)
-{
-	uint64_t pending = space_margin(fs) - space_reserve(fs);
-	return alloc_free_count(fs->sh.balloc) >= pending + MOVE_NODES;
-}
-
 static int room_for_one_move(struct cairn_fs *fs)
 {
-	return nodes_for_one_move(fs) &&
+	return space_nodes_fit(fs, MOVE_NODES) &&
 	       checkpoint_cost(fs) + MOVE_JOURNAL <= shared_journal_capacity(&fs->sh);
 }
 
@@ -362,7 +356,7 @@ static int run_batch(struct cairn_fs *fs, enum batch_kind kind, unsigned t, uint
 	/* Switching extents may split them, and the new extents need tree
 	 * nodes.  Demotion gives the fast tier space back, so like unlink it
 	 * may use the reserve; it must leave the nodes the digest needs. */
-	int rc = nodes_for_one_move(fs) ? 0 : -ENOSPC;
+	int rc = space_nodes_fit(fs, MOVE_NODES) ? 0 : -ENOSPC;
 	if (!rc && !fs->failed)
 		rc = kind == DEMOTE ? pick_cold(fs, t, want, b) : pick_hot(fs, b);
 	if (!locked)
