@@ -27,9 +27,15 @@
 struct blockbuf {
 	uint64_t lblk;
 	int active;
-	int mapped;   /* already has a block in the shared area */
-	int has_data; /* a PIECE_LOG byte landed in it */
+	int mapped;    /* already has a block in the shared area */
+	int unwritten; /* ... set aside by fallocate: its old bytes are not the file's */
+	int has_data;  /* a PIECE_LOG byte landed in it */
 	uint64_t pblk;
+	struct extent ext; /* the extent that maps it */
+	/* Blocks stored into one unwritten extent (run_ext), still to be
+	 * marked written: [run_lblk, run_lblk + run_len). */
+	uint64_t run_lblk, run_len;
+	struct extent run_ext;
 	uint8_t data[B];
 };
 
@@ -46,40 +52,95 @@ static int load_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *
 	bb->active = 1;
 	bb->has_data = 0;
 	bb->mapped = found;
+	bb->unwritten = found && e.unwritten; /* starts from zeros, not from the block */
+	bb->ext = e;
 	bb->pblk = found ? e.pblk + (lblk - e.lblk) : 0;
-	if (found && !whole)
+	if (found && !whole && !bb->unwritten)
 		return shared_data_read(&fs->sh, bb->pblk, bb->data, 1);
 	memset(bb->data, 0, B);
 	return 0;
 }
 
-/*
- * Placement: new data goes to the fastest tier that is below its spill mark
- * (SPILL_PERCENT full; on the fast tier, the tree-node margin counts as
- * used).  The migrator normally keeps the fast tier near its watermarks, so
- * this spills only when writes outrun migration - a large sequential write,
- * say - and then the data goes straight to the capacity tier instead of
- * waiting.  Failing that, any tier with a free block takes it.
- */
-#define SPILL_PERCENT 95
-
+/* The tier a new block goes to is the space rules' choice (space.c). */
 static int place_block(struct cairn_fs *fs, uint64_t hint, uint64_t *pblk)
 {
 	uint64_t got;
-	for (unsigned t = 0; t < fs->sh.ntiers; t++) {
-		uint64_t spare = shared_tier_blocks(&fs->sh, t) * (100 - SPILL_PERCENT) / 100;
-		if (tier_data_free(fs, t) > spare)
-			return shared_alloc_data(&fs->sh, t, hint, 1, pblk, &got);
+	return space_place_data(fs, hint, 1, pblk, &got);
+}
+
+/* ---- blocks written into unwritten extents ------------------------------ */
+
+static const uint8_t zeros[16 * B];
+
+static int write_zeros(struct cairn_fs *fs, uint64_t pblk, uint64_t n)
+{
+	for (uint64_t done = 0; done < n;) {
+		uint64_t k = n - done < 16 ? n - done : 16;
+		int rc = shared_data_write(&fs->sh, pblk + done, zeros, k);
+		if (rc)
+			return rc;
+		done += k;
 	}
-	for (unsigned t = 1; t < fs->sh.ntiers; t++)
-		if (tier_data_free(fs, t) > 0)
-			return shared_alloc_data(&fs->sh, t, hint, 1, pblk, &got);
-	return shared_alloc_data(&fs->sh, 0, hint, 1, pblk, &got);
+	return 0;
+}
+
+/* Tree nodes marking part of an extent written may take: two inserts. */
+#define SPLIT_NODES 12
+
+/*
+ * The run of blocks just stored into an unwritten extent becomes written.
+ * Marking part of the extent splits it, which may need tree nodes: the
+ * digest takes them only when they are spare beside what the log's other
+ * data and the reserve need (space.c).  Otherwise it writes zeros over the
+ * rest of the extent (reading it gives zeros either way, and its blocks
+ * are the file's already) and marks the whole extent, which needs no node:
+ * as ext4 does when it cannot split one.  The zeros are bounded by the
+ * longest unwritten extent (FS_EXTENT_UNWRITTEN_MAX).
+ */
+static int mark_run_written(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *bb)
+{
+	const struct extent *x = &bb->run_ext;
+	uint64_t lblk = bb->run_lblk, n = bb->run_len;
+	bb->run_len = 0;
+	int rc = -ENOSPC;
+	if (n == x->len || space_nodes_spare(fs, SPLIT_NODES))
+		rc = extent_mark_written(&fs->sh.fx, i, lblk, n);
+	if (rc != -ENOSPC)
+		return rc;
+	uint64_t head = lblk - x->lblk, tail = x->len - head - n;
+	rc = write_zeros(fs, x->pblk, head);
+	if (!rc)
+		rc = write_zeros(fs, x->pblk + head + n, tail);
+	return rc ? rc : extent_mark_written(&fs->sh.fx, i, x->lblk, x->len);
+}
+
+/* Before block lblk is loaded: a run it does not continue (in the same
+ * extent) is marked written, so the block's extent is looked up after. */
+static int end_run_before(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *bb,
+                          uint64_t lblk)
+{
+	uint64_t next = bb->run_lblk + bb->run_len;
+	if (bb->run_len && (lblk != next || next == bb->run_ext.lblk + bb->run_ext.len))
+		return mark_run_written(fs, i, bb);
+	return 0;
+}
+
+static void add_to_run(struct blockbuf *bb)
+{
+	if (bb->run_len++ == 0) {
+		bb->run_lblk = bb->lblk;
+		bb->run_ext = bb->ext;
+	}
 }
 
 static int store_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *bb, uint64_t *hint)
 {
 	bb->active = 0;
+	if (bb->unwritten) {
+		if (!bb->has_data)
+			return 0; /* only zeros over a preallocated block: it stays unwritten */
+		add_to_run(bb);
+	}
 	if (!bb->mapped) {
 		if (!bb->has_data)
 			return 0; /* only zeros over a hole: it stays a hole */
@@ -124,6 +185,8 @@ static int digest_piece(struct cairn_fs *fs, struct fs_inode *i, const struct pi
 		if (bb->active && bb->lblk != lblk)
 			rc = store_block(fs, i, bb, hint);
 		if (!rc && !bb->active)
+			rc = end_run_before(fs, i, bb, lblk);
+		if (!rc && !bb->active)
 			rc = load_block(fs, i, bb, lblk, n == B);
 		if (!rc)
 			rc = copy_piece_bytes(fs, p, off, bb->data + in, n);
@@ -149,10 +212,13 @@ static int digest_vnode(struct cairn_fs *fs, struct vnode *vn, struct blockbuf *
 	if (extent_lookup(&fs->sh.fx, r.i, 0, &e) == 1)
 		hint = e.pblk;
 	bb->active = 0;
+	bb->run_len = 0;
 	for (struct piece *p = dindex_min(&vn->data); p && !rc; p = dindex_next(&vn->data, p))
 		rc = digest_piece(fs, r.i, p, bb, &hint);
 	if (!rc && bb->active)
 		rc = store_block(fs, r.i, bb, &hint);
+	if (!rc && bb->run_len)
+		rc = mark_run_written(fs, r.i, bb);
 	fs->reserved_blocks -= dindex_take_resv(&vn->data);
 	inode_dirty(&fs->sh, &r);
 	inode_put(&fs->sh, &r);

@@ -19,7 +19,11 @@
  *  5. retakes the lock, drops the index pieces before P and frees the log.
  * A crash before 4 completes leaves the old checkpoint, whose log head still
  * covers every record: recovery replays them (digest again).  A crash after
- * the journal commits is completed from the journal at mount.
+ * the journal commits is completed from the journal at mount.  Blocks
+ * written in 2 are free in the durable state, or hold bytes its records
+ * rewrite, or are set aside as unwritten there: those read as zeros
+ * whatever they hold until a commit marks them written (2 writes data, or
+ * zeros, into them before it marks them in the cache).
  *
  * fs_checkpoint(fs, locked = 0) takes the digest mutex and then the volume
  * lock (the digest thread, cairn_digest with a thread).  locked = 1 means

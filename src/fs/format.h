@@ -148,6 +148,26 @@ struct fs_journal_header {
  * in `rdev`, logical block and length in inline_lblk / inline_len.  Small
  * files then take no tree node on the fast tier. */
 #define FS_INODE_INLINE_EXTENT 2u
+/* The inline extent is unwritten (see FS_EXTENT_UNWRITTEN): bits 8..15 of
+ * flags hold this pattern, or 0 for a written extent.  A pattern rather
+ * than one bit, so that a flipped bit makes the inode invalid instead of
+ * silently turning data into zeros (inodes carry no checksum). */
+#define FS_INODE_INLINE_UNWRITTEN 0xa500u
+#define FS_INODE_INLINE_STATE 0xff00u /* the bits that hold it */
+
+/*
+ * Extent records ({u64 lblk, u64 pblk, u64 len}, docs/FORMAT.md) keep the
+ * extent's state in the top byte of len: 0 = written, 0xa5 = unwritten.
+ * An unwritten extent holds blocks set aside by fallocate whose contents
+ * are not the file's: it reads as zeros until data is written into it.
+ * As for the inode's flag, one flipped bit never turns one valid state
+ * into the other (tree nodes carry no checksum).  Unwritten extents are
+ * at most FS_EXTENT_UNWRITTEN_MAX blocks long (128 MiB), which bounds the
+ * zeros the digest writes when it cannot split one.
+ */
+#define FS_EXTENT_UNWRITTEN (0xa5ull << 56)
+#define FS_EXTENT_STATE (0xffull << 56)
+#define FS_EXTENT_UNWRITTEN_MAX 32768u
 
 /* One inode, 128 bytes; inode i lives in itable block i / 32, slot i % 32. */
 struct fs_inode {

@@ -362,19 +362,36 @@ static struct fsck_item *extent_outside(struct fsck_ctx *c, unsigned long long i
 	    (unsigned long long)x->total_blocks);
 }
 
+/* Why an extent's state (the top byte of its length word) is not valid
+ * for this inode, or NULL: written or unwritten, and unwritten only in a
+ * regular file and up to FS_EXTENT_UNWRITTEN_MAX blocks. */
+static const char *bad_state(const struct fs_inode *in, uint64_t word)
+{
+	uint64_t state = word & FS_EXTENT_STATE;
+	if (state != 0 && state != FS_EXTENT_UNWRITTEN)
+		return ", an unknown state";
+	if (state && !S_ISREG(in->mode))
+		return ", unwritten outside a regular file";
+	if (state && (word & ~FS_EXTENT_STATE) > FS_EXTENT_UNWRITTEN_MAX)
+		return ", unwritten and longer than allowed";
+	return NULL;
+}
+
 static int extent_rec(void *arg, const void *rec, size_t len)
 {
 	struct ewalk *w = arg;
 	struct fsck_ctx *c = w->c;
 	unsigned long long ino = (unsigned long long)w->ino;
 	uint64_t lblk = fsck_ld64(rec), pblk = fsck_ld64((const uint8_t *)rec + 8);
-	uint64_t n = fsck_ld64((const uint8_t *)rec + 16);
-	if (len != 24 || n == 0 || lblk >= EXTENT_MAX_LBLK || n > EXTENT_MAX_LBLK - lblk ||
+	uint64_t word = fsck_ld64((const uint8_t *)rec + 16), n = word & ~FS_EXTENT_STATE;
+	const char *why = bad_state(w->in, word);
+	if (len != 24 || why || n == 0 || lblk >= EXTENT_MAX_LBLK || n > EXTENT_MAX_LBLK - lblk ||
 	    pblk == 0 || pblk + n < pblk) {
 		struct fsck_item *it = fsck_problem(
 		    c, FC_EXTENT_BAD,
-		    "inode %llu: extent at logical block %llu is invalid (block %llu, length %llu)",
-		    ino, (unsigned long long)lblk, (unsigned long long)pblk, (unsigned long long)n);
+		    "inode %llu: extent at logical block %llu is invalid (block %llu, length %llu%s)",
+		    ino, (unsigned long long)lblk, (unsigned long long)pblk, (unsigned long long)n,
+		    why ? why : "");
 		/* The tree is sound, the record is not: it goes (its blocks,
 		 * if any, are leaks afterwards). */
 		it->fixable = 1;
@@ -401,7 +418,9 @@ static int extent_rec(void *arg, const void *rec, size_t len)
 	}
 	fsck_claim(c, pblk, n);
 	uint64_t eof = (w->in->size + FS_BLOCK_SIZE - 1) / FS_BLOCK_SIZE;
-	if (lblk >= eof) {
+	/* Unwritten extents past the end are what fallocate's KEEP_SIZE
+	 * leaves: normal, as on ext4. */
+	if (lblk >= eof && !(word & FS_EXTENT_STATE)) {
 		struct fsck_item *it = fsck_problem(
 		    c, FC_EXTENT_PAST_EOF,
 		    "inode %llu: extent at logical blocks %llu..%llu lies wholly beyond the size "
@@ -425,7 +444,10 @@ static int check_inline_extent(struct fsck_ctx *c, uint64_t ino, const struct fs
 		return 0;
 	}
 	uint8_t rec[24];
-	uint64_t f[3] = {in->inline_lblk, in->rdev, in->inline_len};
+	/* The inode's state bits (FS_INODE_INLINE_STATE) are the record's
+	 * state byte: 0xa5 in either place means unwritten. */
+	uint64_t state = (uint64_t)((in->flags & FS_INODE_INLINE_STATE) >> 8) << 56;
+	uint64_t f[3] = {in->inline_lblk, in->rdev, in->inline_len | state};
 	memcpy(rec, f, sizeof(rec));
 	struct ewalk w = {c, in, ino, 0, 1};
 	extent_rec(&w, rec, sizeof(rec));

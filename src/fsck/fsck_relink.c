@@ -287,8 +287,10 @@ struct xsalvage {
 	struct fsck_ctx *c;
 	struct extent_rec {
 		uint64_t lblk, pblk, len;
+		int unwritten;
 	} * v;
 	size_t n, cap;
+	int regular; /* unwritten extents belong to regular files only */
 };
 
 /* An extent may come back only if its blocks are all in the data area of
@@ -308,11 +310,14 @@ static int extent_usable(struct fsck_ctx *c, uint64_t pblk, uint64_t len)
 static void xsalvage_rec(void *arg, const uint8_t *rec, unsigned len)
 {
 	struct xsalvage *sv = arg;
-	struct extent_rec e;
-	if (len != sizeof(e))
+	if (len != 24)
 		return;
-	memcpy(&e, rec, sizeof(e));
-	if (e.len == 0 || e.lblk >= EXTENT_MAX_LBLK || e.len > EXTENT_MAX_LBLK - e.lblk ||
+	uint64_t word = fsck_ld64(rec + 16), state = word & FS_EXTENT_STATE;
+	struct extent_rec e = {fsck_ld64(rec), fsck_ld64(rec + 8), word & ~FS_EXTENT_STATE,
+	                       state == FS_EXTENT_UNWRITTEN};
+	if ((state && !e.unwritten) ||
+	    (e.unwritten && (!sv->regular || e.len > FS_EXTENT_UNWRITTEN_MAX)) || e.len == 0 ||
+	    e.lblk >= EXTENT_MAX_LBLK || e.len > EXTENT_MAX_LBLK - e.lblk ||
 	    !extent_usable(sv->c, e.pblk, e.len))
 		return;
 	if (sv->n == sv->cap) {
@@ -372,7 +377,7 @@ int fsck_salvage_extents(struct fsck_ctx *c, const struct fsck_item *p, struct f
 		inode_put(&c->sh, &r);
 		return -EINVAL;
 	}
-	struct xsalvage sv = {.c = c};
+	struct xsalvage sv = {.c = c, .regular = S_ISREG(r.i->mode)};
 	uint64_t *seen = calloc(fsck_flat_blocks(c) / 64, 8);
 	if (!seen) {
 		inode_put(&c->sh, &r);
@@ -385,7 +390,9 @@ int fsck_salvage_extents(struct fsck_ctx *c, const struct fsck_item *p, struct f
 	r.i->blocks = 0; /* extent_insert counts again; the next round checks */
 	uint64_t kept = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
-		rc = extent_insert(&c->sh.fx, r.i, sv.v[i].lblk, sv.v[i].pblk, sv.v[i].len);
+		const struct extent_rec *x = &sv.v[i];
+		rc = x->unwritten ? extent_insert_unwritten(&c->sh.fx, r.i, x->lblk, x->pblk, x->len)
+		                  : extent_insert(&c->sh.fx, r.i, x->lblk, x->pblk, x->len);
 		kept += rc ? 0 : sv.v[i].len;
 	}
 	inode_dirty(&c->sh, &r);

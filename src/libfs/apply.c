@@ -5,7 +5,8 @@
  * replayed at mount, which is what makes recovery exact.
  *
  * Owns: the meaning of each record type (oprec.h).
- * May call: fs (shared, extent, dir), dindex, vnode.
+ * May call: fs (shared, extent, dir), dindex, vnode, space (where
+ * preallocated blocks go).
  *
  * The caller has validated the operation; a record that does not fit the
  * state (a name that exists, an inode in use) means damage and yields
@@ -468,6 +469,10 @@ static int apply_truncate(struct cairn_fs *fs, const struct log_rec_hdr *h)
 	}
 	if (size < r.i->size)
 		rc = shrink(fs, &r, size, h->seq);
+	else if (size == r.i->size)
+		/* As on ext4, a truncate that keeps the size drops the blocks
+		 * fallocate set aside past the end. */
+		rc = extent_truncate(&fs->sh.fx, r.i, (size + FS_BLOCK_SIZE - 1) / FS_BLOCK_SIZE);
 	r.i->size = size;
 	r.i->mtime_ns = r.i->ctime_ns = (int64_t)h->args[2];
 	inode_dirty(&fs->sh, &r);
@@ -502,6 +507,71 @@ static int apply_punch(struct cairn_fs *fs, const struct log_rec_hdr *h, const u
 		r.i->mtime_ns = r.i->ctime_ns = t;
 		inode_dirty(&fs->sh, &r);
 	}
+	inode_put(&fs->sh, &r);
+	return rc;
+}
+
+/* Blocks for every hole of logical blocks [lblk, end), mapped as unwritten
+ * extents: allocated here, so that no later write into them needs one.
+ * The call checked that they and their extent-map nodes exist. */
+static int prealloc_holes(struct cairn_fs *fs, struct fs_inode *i, uint64_t lblk, uint64_t end)
+{
+	struct extent e;
+	uint64_t hint = 0;
+	if (lblk > 0 && extent_lookup(&fs->sh.fx, i, lblk - 1, &e) == 1)
+		hint = e.pblk + (lblk - e.lblk); /* right after the block before */
+	while (lblk < end) {
+		int rc = extent_lookup(&fs->sh.fx, i, lblk, &e);
+		if (rc < 0)
+			return rc;
+		uint64_t n = e.lblk + e.len - lblk; /* a hole's len stops at UINT64_MAX */
+		if (n > end - lblk)
+			n = end - lblk;
+		if (rc == 0) {
+			uint64_t pblk, want = n < FS_EXTENT_UNWRITTEN_MAX ? n : FS_EXTENT_UNWRITTEN_MAX;
+			rc = space_place_data(fs, hint, want, &pblk, &n);
+			if (rc)
+				return rc;
+			rc = extent_insert_unwritten(&fs->sh.fx, i, lblk, pblk, n);
+			if (rc) {
+				alloc_free(fs->sh.tier[FS_PBLK_TIER(pblk)].a, FS_PBLK_BLK(pblk), n);
+				return rc;
+			}
+			hint = pblk + n;
+		} else {
+			hint = e.pblk + (lblk - e.lblk) + n;
+		}
+		lblk += n;
+	}
+	return 0;
+}
+
+/* fallocate (modes 0 and KEEP_SIZE): the holes of the range get blocks,
+ * as unwritten extents; mode 0 extends the size; mtime and ctime change,
+ * as on ext4. */
+static int apply_falloc(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl)
+{
+	uint64_t ino = h->args[0], off = h->args[1], len = h->args[2];
+	struct op_falloc p;
+	if (payload(h, pl, &p, sizeof(p)) || len == 0 || off + len < off ||
+	    off + len > UINT64_MAX - FS_BLOCK_SIZE || (p.flags & ~OP_FALLOC_KEEP_SIZE))
+		return -EUCLEAN;
+	struct iref r;
+	int rc = get_live(fs, ino, &r);
+	if (rc)
+		return rc;
+	if (!S_ISREG(r.i->mode)) {
+		inode_put(&fs->sh, &r);
+		return -EUCLEAN;
+	}
+	rc = prealloc_holes(fs, r.i, off / FS_BLOCK_SIZE,
+	                    (off + len + FS_BLOCK_SIZE - 1) / FS_BLOCK_SIZE);
+	if (!rc) {
+		if (!(p.flags & OP_FALLOC_KEEP_SIZE) && off + len > r.i->size)
+			r.i->size = off + len;
+		r.i->mtime_ns = r.i->ctime_ns = p.time_ns;
+	}
+	inode_dirty(&fs->sh, &r); /* its block map changed, even on failure */
 	inode_put(&fs->sh, &r);
 	return rc;
 }
@@ -596,6 +666,8 @@ int apply_record(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *p
 		return apply_xattr(fs, h, pl);
 	case OP_PUNCH:
 		return apply_punch(fs, h, pl);
+	case OP_FALLOC:
+		return apply_falloc(fs, h, pl);
 	}
 	return -EUCLEAN;
 }

@@ -13,7 +13,9 @@
 
 #define B FS_BLOCK_SIZE
 
-/* Copies file bytes [off, off+len) from the shared area (holes are zeros). */
+/* Copies file bytes [off, off+len) from the shared area (holes and
+ * unwritten extents are zeros: the blocks fallocate set aside hold
+ * nothing of the file's until data is digested into them). */
 static int read_shared(struct cairn_fs *fs, uint64_t ino, const struct fs_inode *i, uint8_t *buf,
 		       uint64_t off, uint64_t len)
 {
@@ -29,7 +31,7 @@ static int read_shared(struct cairn_fs *fs, uint64_t ino, const struct fs_inode 
 		uint64_t n = avail < len ? avail : len;
 		if (n == 0)
 			return -EUCLEAN; /* a map that does not advance: damage */
-		if (!found) {
+		if (!found || e.unwritten) {
 			memset(buf, 0, n);
 		} else {
 			if (!shared_blocks_ok(&fs->sh, e.pblk, e.len))
@@ -120,15 +122,16 @@ int data_blocks_needed(struct cairn_fs *fs, struct fs_inode *i, struct vnode *vn
 		if (n == 0)
 			return -EUCLEAN;
 		if (!found)
-			*need += n;
+			*need += n; /* unwritten blocks are set aside already */
 		lblk += n;
 	}
 	return 0;
 }
 
-/* Whether file byte x is data: in an extent of the shared area or in an
- * undigested piece.  *next gets the first byte after x where that may
- * change. */
+/* Whether file byte x is data: in a written extent of the shared area or
+ * in an undigested piece.  Unwritten extents count as holes, as on ext4
+ * (nothing was written there).  *next gets the first byte after x where
+ * that may change. */
 static int is_data_at(struct cairn_fs *fs, const struct fs_inode *i, struct vnode *vn, uint64_t x,
 		      uint64_t *next)
 {
@@ -143,7 +146,7 @@ static int is_data_at(struct cairn_fs *fs, const struct fs_inode *i, struct vnod
 		*next = p->off + p->len;
 		return 1;
 	}
-	if (found) {
+	if (found && !e.unwritten) {
 		*next = ext_end;
 		return 1;
 	}

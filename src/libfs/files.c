@@ -879,30 +879,114 @@ static int punch(struct cairn_fs *fs, uint64_t ino, uint64_t off, uint64_t len)
 	return rc;
 }
 
-/* Mode 0 and KEEP_SIZE: cairn allocates blocks when data is digested, so
- * "allocating" checks that the space for every hole in the range exists
- * now and (mode 0) extends the size; it does not set blocks aside.  Like
- * ext4 (file_modified), a successful call changes mtime and ctime. */
-static int preallocate(struct cairn_fs *fs, struct vnode *vn, int mode, uint64_t off, uint64_t end)
+/*
+ * Modes 0 and KEEP_SIZE set blocks aside for the holes of the range: each
+ * OP_FALLOC record allocates them when it is applied, as unwritten
+ * extents (reads give zeros until data is written there), so a later
+ * write into the range needs no block and never gets ENOSPC.  Mode 0
+ * also extends the size.  Like ext4 (file_modified), a successful call
+ * changes mtime and ctime.
+ *
+ * One record sets aside at most falloc_chunk blocks, so that the metadata
+ * it dirties (bitmap blocks, extent-map leaves) stays a small part of
+ * what a checkpoint commits; a larger range takes several records, each
+ * atomic, as a large write does.  The whole range is checked first, so a
+ * call that cannot fit is refused before it sets anything aside.
+ */
+static uint64_t falloc_chunk(struct cairn_fs *fs)
+{
+	uint64_t cap = shared_journal_capacity(&fs->sh) * 8;
+	return cap < FS_EXTENT_UNWRITTEN_MAX ? cap : FS_EXTENT_UNWRITTEN_MAX;
+}
+
+/* From byte pos towards end: *span_end gets where the range whose holes
+ * come to at most max blocks ends, and *holes those blocks. */
+static int falloc_span(struct cairn_fs *fs, const struct fs_inode *i, uint64_t pos, uint64_t end,
+                       uint64_t max, uint64_t *span_end, uint64_t *holes)
+{
+	*holes = 0;
+	*span_end = end;
+	for (uint64_t lblk = pos / B, last = (end + B - 1) / B; lblk < last;) {
+		struct extent e;
+		int found = extent_lookup(&fs->sh.fx, i, lblk, &e);
+		if (found < 0)
+			return found;
+		uint64_t n = e.lblk + e.len - lblk; /* a hole's len stops at UINT64_MAX */
+		if (n > last - lblk)
+			n = last - lblk;
+		if (!found && *holes + n > max) {
+			*span_end = (lblk + (max - *holes)) * B;
+			*holes = max;
+			return 0;
+		}
+		if (!found)
+			*holes += n;
+		lblk += n;
+	}
+	return 0;
+}
+
+/* Appends one OP_FALLOC record for [pos, ...); *next gets where it ended.
+ * -EAGAIN: the lock was dropped to digest, and the caller retries. */
+static int prealloc_locked(struct cairn_fs *fs, uint64_t ino, int mode, uint64_t pos, uint64_t end,
+                           uint64_t *next, uint64_t *seq, int *attempt)
 {
 	struct iref r;
-	uint64_t need = 0, size = 0;
-	pthread_rwlock_rdlock(&fs->lock);
-	int rc = inode_get(&fs->sh, vn->ino, &r);
-	if (!rc) {
-		size = r.i->size;
-		rc = data_blocks_needed(fs, r.i, vn, off, end - off, &need);
-		inode_put(&fs->sh, &r);
-	}
-	if (!rc)
-		rc = space_check(fs, SPACE_DATA, need);
-	pthread_rwlock_unlock(&fs->lock);
+	uint64_t span_end = end, holes = 0;
+	int rc = inode_get(&fs->sh, ino, &r);
 	if (rc)
 		return rc;
-	if (!(mode & FALLOC_KEEP_SIZE) && end > size)
-		return truncate_ino(fs, vn->ino, (off_t)end); /* sets mtime and ctime */
-	struct op_setattr p = {.valid = SETATTR_MTIME, .mtime_ns = now_ns()};
-	return setattr_ino(fs, vn->ino, &p);
+	rc = falloc_span(fs, r.i, pos, end, falloc_chunk(fs), &span_end, &holes);
+	inode_put(&fs->sh, &r);
+	if (!rc)
+		rc = op_begin(fs, sizeof(struct op_falloc), holes, SPACE_PREALLOC, attempt);
+	if (rc)
+		return rc;
+	struct op_falloc p = {.time_ns = now_ns(),
+	                      .flags = (mode & FALLOC_KEEP_SIZE) ? OP_FALLOC_KEEP_SIZE : 0};
+	uint64_t args[3] = {ino, pos, span_end - pos};
+	struct iovec iov = {&p, sizeof(p)};
+	rc = op_log_apply(fs, OP_FALLOC, args, &iov, 1, seq);
+	if (!rc)
+		*next = span_end;
+	return rc;
+}
+
+/* Whether the whole range's holes fit, after a digest if need be. */
+static int prealloc_fits(struct cairn_fs *fs, uint64_t ino, uint64_t off, uint64_t end)
+{
+	int attempt = 0, rc;
+	pthread_rwlock_wrlock(&fs->lock);
+	do {
+		struct iref r;
+		uint64_t need = 0;
+		rc = inode_get(&fs->sh, ino, &r);
+		if (rc)
+			break;
+		rc = data_blocks_needed(fs, r.i, NULL, off, end - off, &need);
+		inode_put(&fs->sh, &r);
+		if (!rc)
+			rc = op_begin(fs, 0, need, SPACE_PREALLOC, &attempt);
+	} while (rc == -EAGAIN);
+	pthread_rwlock_unlock(&fs->lock);
+	return rc;
+}
+
+static int preallocate(struct cairn_fs *fs, struct vnode *vn, int mode, uint64_t off, uint64_t end)
+{
+	int rc = prealloc_fits(fs, vn->ino, off, end);
+	for (uint64_t pos = off; !rc && pos < end;) {
+		uint64_t seq = 0;
+		int attempt = 0;
+		pthread_rwlock_wrlock(&fs->lock);
+		do
+			rc = prealloc_locked(fs, vn->ino, mode, pos, end, &pos, &seq, &attempt);
+		while (rc == -EAGAIN);
+		pthread_rwlock_unlock(&fs->lock);
+		if (!rc)
+			rc = op_finish(fs, seq);
+	}
+	return rc;
 }
 
 static int file_fallocate(struct cairn_fs *fs, struct open_file *f, int mode, off_t off, off_t len)

@@ -147,6 +147,8 @@ enum space_class {
 	              * hole punching; may use the reserve */
 	SPACE_NAME,  /* adds a name or an xattr (plus `blocks` of data: a symlink) */
 	SPACE_DATA,  /* writes `blocks` new data blocks (0 for an overwrite) */
+	SPACE_PREALLOC, /* fallocate: takes `blocks` data blocks and their
+	                 * extent-map nodes when its record is applied */
 };
 /* 0 if a call of class cls needing `blocks` new data blocks fits, else
  * -ENOSPC. */
@@ -154,6 +156,13 @@ int space_check(struct cairn_fs *fs, enum space_class cls, uint64_t blocks);
 /* Whether `nodes` more tree nodes fit beside what the log already needs,
  * the reserve included (migration, which gives the fast tier space back). */
 int space_nodes_fit(struct cairn_fs *fs, uint64_t nodes);
+/* The same, leaving the reserve alone (the digest splitting an unwritten
+ * extent, which has another way: writing zeros). */
+int space_nodes_spare(struct cairn_fs *fs, uint64_t nodes);
+/* Allocates a run of at most `want` blocks for new file data (near hint)
+ * on the tier the placement rule picks; 0 or -ENOSPC. */
+int space_place_data(struct cairn_fs *fs, uint64_t hint, uint64_t want, uint64_t *pblk,
+                     uint64_t *got);
 /* Free blocks of tier t that file data may take. */
 uint64_t tier_data_free(struct cairn_fs *fs, unsigned t);
 /* Blocks a new write could still take (what statfs calls available). */

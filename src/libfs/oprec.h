@@ -26,6 +26,7 @@ enum op_type {
 	OP_SETXATTR = 24,    /* set an extended attribute */
 	OP_REMOVEXATTR = 25, /* remove an extended attribute */
 	OP_PUNCH = 26,       /* args: ino, offset, length; payload: i64 time */
+	OP_FALLOC = 27,      /* args: ino, offset, length; payload: struct op_falloc */
 };
 
 /* OP_MKNOD payload; name and (for symlinks) target follow. */
@@ -85,6 +86,17 @@ struct op_xattr {
 	uint16_t valuelen; /* 0 for OP_REMOVEXATTR */
 	uint32_t flags;    /* XATTR_SET_CREATE / XATTR_SET_REPLACE (fs/xattr.h) */
 };
+
+/* OP_FALLOC payload.  The record sets blocks aside for every hole of the
+ * blocks [offset / 4096, (offset + length + 4095) / 4096): they are
+ * allocated when it is applied, as unwritten extents. */
+struct op_falloc {
+	int64_t time_ns; /* mtime and ctime */
+	uint32_t flags;  /* OP_FALLOC_KEEP_SIZE */
+	uint32_t pad;
+};
+
+#define OP_FALLOC_KEEP_SIZE 1u /* the size stays (else it grows to offset + length) */
 
 #define SETATTR_MODE 1u
 #define SETATTR_UID 2u

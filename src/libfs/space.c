@@ -15,6 +15,12 @@
  *     record is applied; the extent-map nodes for undigested data are
  *     allocated by the digest, so they are counted here in advance
  *     (pending_nodes).
+ *   - fallocate takes its blocks when its record is applied (unwritten
+ *     extents), with the extent-map nodes they need: a later write into
+ *     them needs no data block.  The digest's marking them written may
+ *     split an extent; it does so only with nodes to spare beside
+ *     everything above, and otherwise writes zeros over the rest of the
+ *     extent, which needs none (space_nodes_spare).
  *   - A reserve of the fast tier is kept for the calls that give space
  *     back but may insert into a tree (rename, truncate, hole punching):
  *     on a volume full of data or of names, those still work, as with
@@ -22,7 +28,8 @@
  *     allocate nothing (unlink, rmdir, xattr removal, chmod) are never
  *     refused for space.
  *
- * Owns: the space rules.  May call: the shared area's free counts (fs/).
+ * Owns: the space rules, and where new file data goes (space_place_data).
+ * May call: the shared area's free counts and allocators (fs/).
  */
 #include <errno.h>
 
@@ -82,13 +89,63 @@ int space_nodes_fit(struct cairn_fs *fs, uint64_t nodes)
 	return fits(fs, 0, nodes, 1);
 }
 
+int space_nodes_spare(struct cairn_fs *fs, uint64_t nodes)
+{
+	return fits(fs, 0, nodes, 0);
+}
+
+/* Extent-map nodes that preallocating `blocks` may add at once: an
+ * insert's worst split, and a leaf per 64 extents (free space may give
+ * the blocks in runs as short as one). */
+static uint64_t prealloc_nodes(uint64_t blocks)
+{
+	return NODES_PER_INSERT + blocks / 64 + 1;
+}
+
 int space_check(struct cairn_fs *fs, enum space_class cls, uint64_t blocks)
 {
 	if (cls == SPACE_NONE)
 		return 0;
-	uint64_t nodes =
-	    (cls == SPACE_DATA ? 0 : NODES_PER_INSERT) + (blocks ? NODES_PER_DATA_WRITE : 0);
+	uint64_t nodes;
+	if (cls == SPACE_PREALLOC)
+		nodes = prealloc_nodes(blocks);
+	else
+		nodes = (cls == SPACE_DATA ? 0 : NODES_PER_INSERT) +
+		        (blocks ? NODES_PER_DATA_WRITE : 0);
 	return fits(fs, blocks, nodes, cls == SPACE_FREES) ? 0 : -ENOSPC;
+}
+
+/*
+ * Placement: new data goes to the fastest tier that is below its spill mark
+ * (SPILL_PERCENT full; on the fast tier, the tree-node margin counts as
+ * used).  The migrator normally keeps the fast tier near its watermarks, so
+ * this spills only when writes outrun migration - a large sequential write,
+ * say - and then the data goes straight to the capacity tier instead of
+ * waiting.  Failing that, any tier with a free block takes it.
+ */
+#define SPILL_PERCENT 95
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+int space_place_data(struct cairn_fs *fs, uint64_t hint, uint64_t want, uint64_t *pblk,
+                     uint64_t *got)
+{
+	for (unsigned t = 0; t < fs->sh.ntiers; t++) {
+		uint64_t spare = shared_tier_blocks(&fs->sh, t) * (100 - SPILL_PERCENT) / 100;
+		uint64_t avail = tier_data_free(fs, t);
+		if (avail > spare)
+			return shared_alloc_data(&fs->sh, t, hint, min_u64(want, avail - spare),
+			                         pblk, got);
+	}
+	for (unsigned t = 1; t < fs->sh.ntiers; t++) {
+		uint64_t avail = tier_data_free(fs, t);
+		if (avail > 0)
+			return shared_alloc_data(&fs->sh, t, hint, min_u64(want, avail), pblk, got);
+	}
+	return shared_alloc_data(&fs->sh, 0, hint, want, pblk, got);
 }
 
 /* The largest write that fits: its blocks, plus the extent-map nodes they

@@ -23,6 +23,11 @@
  * crash after 4 leaves the tree pointing at destination blocks that were
  * durable before the journal committed.  In every state each byte is
  * readable exactly once.
+ *
+ * Unwritten extents (blocks fallocate set aside) move down like any
+ * other, without a copy: their bytes are not the file's, and the moved
+ * extent stays unwritten.  They are never promoted: nothing in them is
+ * read.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -44,6 +49,7 @@
 struct move {
 	uint64_t ino, lblk, len;
 	uint64_t src, dst; /* tier-tagged */
+	int unwritten;     /* nothing to copy */
 };
 
 struct batch {
@@ -144,7 +150,7 @@ static int batch_full(const struct batch *b)
  * destination in as few runs as the tier gives.  Returns 0, 1 when the
  * batch is full, or -ENOSPC when the destination tier is. */
 static int add_moves(struct cairn_fs *fs, struct batch *b, uint64_t ino, uint64_t lblk,
-                     uint64_t len, uint64_t src)
+                     uint64_t len, uint64_t src, int unwritten)
 {
 	while (len > 0) {
 		if (batch_full(b))
@@ -154,7 +160,7 @@ static int add_moves(struct cairn_fs *fs, struct batch *b, uint64_t ino, uint64_
 		int rc = shared_alloc_data(&fs->sh, b->dst_tier, b->hint, want, &dst, &got);
 		if (rc)
 			return rc;
-		b->m[b->n++] = (struct move){ino, lblk, got, src, dst};
+		b->m[b->n++] = (struct move){ino, lblk, got, src, dst, unwritten};
 		b->blocks += got;
 		b->hint = dst + got;
 		lblk += got;
@@ -178,13 +184,13 @@ static int pick_extent(void *arg, const struct extent *e)
 	struct pick_ctx *p = arg;
 	if (e->lblk >= p->hi || *p->budget == 0)
 		return 1;
-	if (FS_PBLK_TIER(e->pblk) != p->src_tier)
+	if (FS_PBLK_TIER(e->pblk) != p->src_tier || (e->unwritten && p->b->dst_tier < p->src_tier))
 		return 0;
 	uint64_t from = e->lblk > p->lo ? e->lblk : p->lo;
 	uint64_t to = e->lblk + e->len < p->hi ? e->lblk + e->len : p->hi;
 	uint64_t len = to - from < *p->budget ? to - from : *p->budget;
 	uint64_t before = p->b->blocks;
-	int rc = add_moves(p->fs, p->b, p->ino, from, len, e->pblk + (from - e->lblk));
+	int rc = add_moves(p->fs, p->b, p->ino, from, len, e->pblk + (from - e->lblk), e->unwritten);
 	uint64_t added = p->b->blocks - before;
 	*p->budget = *p->budget > added ? *p->budget - added : 0;
 	return rc;
@@ -267,7 +273,7 @@ static int copy_moves(struct cairn_fs *fs, const struct batch *b)
 	int rc = 0;
 	for (int k = 0; k < b->n && !rc; k++) {
 		const struct move *m = &b->m[k];
-		for (uint64_t done = 0; done < m->len && !rc;) {
+		for (uint64_t done = 0; done < m->len && !rc && !m->unwritten;) {
 			uint64_t n = m->len - done < COPY_BLOCKS ? m->len - done : COPY_BLOCKS;
 			rc = shared_data_read(&fs->sh, m->src + done, buf, n);
 			if (!rc)
@@ -298,6 +304,15 @@ static int room_for_one_move(struct cairn_fs *fs)
 	       checkpoint_cost(fs) + MOVE_JOURNAL <= shared_journal_capacity(&fs->sh);
 }
 
+/* Whether the move's range is still mapped in the state it was picked in
+ * (only the digest marks blocks written, and it waits for the batch; this
+ * keeps a copy from being skipped even so). */
+static int same_state(struct cairn_fs *fs, const struct fs_inode *i, const struct move *m)
+{
+	struct extent e;
+	return extent_lookup(&fs->sh.fx, i, m->lblk, &e) == 1 && e.unwritten == m->unwritten;
+}
+
 static int switch_moves(struct cairn_fs *fs, const struct batch *b, int copy_rc)
 {
 	int rc = 0;
@@ -307,7 +322,9 @@ static int switch_moves(struct cairn_fs *fs, const struct batch *b, int copy_rc)
 		int moved = 0;
 		if (!copy_rc && !rc && room_for_one_move(fs) && inode_in_use(&fs->sh, m->ino) &&
 		    inode_get(&fs->sh, m->ino, &r) == 0) {
-			int e = extent_move(&fs->sh.fx, r.i, m->lblk, m->len, m->src, m->dst);
+			int e = same_state(fs, r.i, m)
+			            ? extent_move(&fs->sh.fx, r.i, m->lblk, m->len, m->src, m->dst)
+			            : -ESTALE;
 			if (e == 0) {
 				moved = 1;
 				inode_dirty(&fs->sh, &r);
