@@ -6,10 +6,14 @@
  * space back; the volume remounts with the same contents and fsck finds
  * it clean.  A volume whose last record cannot be applied (written before
  * calls reserved their tree nodes) mounts, dropping that record.
+ * fallocate sets its blocks aside: every byte of a preallocated range can
+ * be written on a volume filled since, across a remount and a crash.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -323,6 +327,170 @@ static void test_fallocate_holes(void **state)
 	tv_destroy(tv);
 }
 
+/* ---- fallocate sets blocks aside --------------------------------------------- */
+
+#define PRE_LEN (2 * TV_MiB + 5000) /* the preallocated range: ends inside a block */
+
+/* Writes `len` bytes to path in 1 MiB calls; 0 or -1 (errno set): usable
+ * in a child process too. */
+static int put_bytes(cairn_fs *fs, const char *path, uint64_t len)
+{
+	static char buf[TV_MiB];
+	memset(buf, 'b', sizeof(buf));
+	int fd = cairn_open(fs, path, O_CREAT | O_WRONLY, 0644);
+	if (fd < 0)
+		return -1;
+	for (uint64_t done = 0; done < len;) {
+		size_t n = len - done < sizeof(buf) ? (size_t)(len - done) : sizeof(buf);
+		ssize_t w = cairn_write(fs, fd, buf, n);
+		if (w <= 0)
+			return -1;
+		done += (uint64_t)w;
+	}
+	return cairn_close(fs, fd);
+}
+
+/* Fills the volume to the last block a write can take: 64 KiB writes, then
+ * 4 KiB ones, until ENOSPC. */
+static void fill_tight(cairn_fs *fs, const char *path)
+{
+	assert_true(fill_with_data(fs, path) > 0);
+	static char block[4096];
+	int fd = TV_OK(cairn_open(fs, path, O_WRONLY | O_APPEND));
+	while (cairn_write(fs, fd, block, sizeof(block)) == (ssize_t)sizeof(block))
+		;
+	assert_int_equal(errno, ENOSPC);
+	TV_OK(cairn_close(fs, fd));
+}
+
+/* Fills all of the volume but about `keep` bytes with /base. */
+static int fill_all_but(cairn_fs *fs, uint64_t keep)
+{
+	struct statvfs sv;
+	if (cairn_statvfs(fs, "/", &sv) != 0 || sv.f_bavail * 4096 < keep + 4 * TV_MiB)
+		return -1;
+	return put_bytes(fs, "/base", sv.f_bavail * 4096 - keep);
+}
+
+/* Writes exp[from, to) at the same offsets in unaligned calls of every
+ * size (1 byte, then one crossing a block boundary, then 60001-byte
+ * pieces).  0, or -1 with the failing write reported on stderr. */
+static int write_range(cairn_fs *fs, int fd, const char *exp, size_t from, size_t to)
+{
+	static const size_t steps[] = {1, 4094, 100, 60001};
+	for (size_t off = from, k = 0; off < to; k++) {
+		size_t n = steps[k < 3 ? k : 3];
+		if (n > to - off)
+			n = to - off;
+		ssize_t w = cairn_pwrite(fs, fd, exp + off, n, (off_t)off);
+		if (w != (ssize_t)n) {
+			fprintf(stderr, "write of %zu bytes at %zu into the preallocated range: %s\n",
+			        n, off, w < 0 ? strerror(errno) : "short");
+			return -1;
+		}
+		off += n;
+	}
+	return 0;
+}
+
+/* The range is set aside: size, st_blocks covering it, contents. */
+static void expect_prealloc(cairn_fs *fs, int fd, const char *exp, size_t written)
+{
+	struct stat st;
+	TV_OK(cairn_fstat(fs, fd, &st));
+	assert_int_equal(st.st_size, PRE_LEN);
+	if ((uint64_t)st.st_blocks * 512 < (PRE_LEN + 4095) / 4096 * 4096)
+		fail_msg("st_blocks %lld does not cover the %d preallocated bytes",
+		         (long long)st.st_blocks, PRE_LEN);
+	tv_expect_at(fs, fd, 0, exp, written);
+	tv_expect_at(fs, fd, (off_t)written, NULL, PRE_LEN - written);
+}
+
+/* On a nearly full volume a range is preallocated; another file fills the
+ * rest until ENOSPC; every byte of the range can still be written.  Reads
+ * give zeros before and the data after, st_blocks covers the range from
+ * the call on, and all of it holds across a remount and fsck. */
+static void test_fallocate_reserves(void **state)
+{
+	(void)state;
+	struct testvol *tv = small_volume(CAIRN_MEDIA_EMUL, 16 * TV_MiB, 2048);
+	cairn_fs *fs = tv_mount(tv, NULL);
+	assert_non_null(fs);
+	char *exp = malloc(PRE_LEN);
+	assert_non_null(exp);
+	tv_fill(exp, PRE_LEN, 77);
+	TV_OK(fill_all_but(fs, 3 * TV_MiB));
+	int fd = TV_OK(cairn_open(fs, "/pre", O_CREAT | O_RDWR, 0644));
+	TV_OK(cairn_fallocate(fs, fd, 0, 0, PRE_LEN));
+	expect_prealloc(fs, fd, exp, 0);
+	fill_tight(fs, "/data");
+	TV_ERR(cairn_fallocate(fs, fd, 1 /* KEEP_SIZE */, PRE_LEN, TV_MiB), ENOSPC);
+	if (write_range(fs, fd, exp, 0, PRE_LEN))
+		fail_msg("a write into the preallocated range was refused");
+	expect_prealloc(fs, fd, exp, PRE_LEN);
+	TV_OK(cairn_digest(fs));
+	expect_prealloc(fs, fd, exp, PRE_LEN);
+	TV_OK(cairn_close(fs, fd));
+	remount_same(tv);
+	fd = TV_OK(cairn_open(tv->fs, "/pre", O_RDONLY));
+	expect_prealloc(tv->fs, fd, exp, PRE_LEN);
+	TV_OK(cairn_close(tv->fs, fd));
+	free(exp);
+	tv_destroy(tv);
+}
+
+/* The child of the crash test: preallocates with its record left in the
+ * log, writes the first half of the range, and dies without unmounting.
+ * Exits non-zero when something fails before the kill. */
+static void crash_child(struct testvol *tv, const char *exp)
+{
+	struct cairn_mount_opts mo = {.no_digest_thread = 1, .digest_threshold = 90};
+	cairn_fs *fs = cairn_mount(tv->dir, &mo);
+	if (!fs || fill_all_but(fs, 3 * TV_MiB) || cairn_digest(fs))
+		_exit(2);
+	int fd = cairn_open(fs, "/pre", O_CREAT | O_RDWR, 0644);
+	if (fd < 0 || cairn_fallocate(fs, fd, 0, 0, PRE_LEN) ||
+	    write_range(fs, fd, exp, 0, PRE_LEN / 2))
+		_exit(3);
+	raise(SIGKILL); /* every call returned: all of it is durable (sync mode) */
+	_exit(4);
+}
+
+/* The same across a crash: the next mount replays the preallocation from
+ * the log, and the range keeps its blocks against a volume filled after. */
+static void test_fallocate_reserves_crash(void **state)
+{
+	(void)state;
+	struct testvol *tv = small_volume(CAIRN_MEDIA_EMUL, 16 * TV_MiB, 2048);
+	char *exp = malloc(PRE_LEN);
+	assert_non_null(exp);
+	tv_fill(exp, PRE_LEN, 78);
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		crash_child(tv, exp);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		fail_msg("the child did not get as far as its kill (status %#x)", status);
+	cairn_fs *fs = tv_mount(tv, NULL);
+	assert_non_null(fs);
+	int fd = TV_OK(cairn_open(fs, "/pre", O_RDWR));
+	expect_prealloc(fs, fd, exp, PRE_LEN / 2);
+	fill_tight(fs, "/data");
+	if (write_range(fs, fd, exp, PRE_LEN / 2, PRE_LEN))
+		fail_msg("a write into the range preallocated before the crash was refused");
+	expect_prealloc(fs, fd, exp, PRE_LEN);
+	TV_OK(cairn_close(fs, fd));
+	remount_same(tv);
+	fd = TV_OK(cairn_open(tv->fs, "/pre", O_RDONLY));
+	expect_prealloc(tv->fs, fd, exp, PRE_LEN);
+	TV_OK(cairn_close(tv->fs, fd));
+	free(exp);
+	tv_destroy(tv);
+}
+
 /*
  * A record whose apply fails for want of space (as volumes made before
  * calls reserved their tree nodes can hold): the call fails with EIO and
@@ -391,6 +559,8 @@ int main(void)
 	    cmocka_unit_test(test_small_files_tiered),
 	    cmocka_unit_test(test_statfs_available),
 	    cmocka_unit_test(test_fallocate_holes),
+	    cmocka_unit_test(test_fallocate_reserves),
+	    cmocka_unit_test(test_fallocate_reserves_crash),
 	    cmocka_unit_test(test_unappliable_last_record),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
