@@ -22,6 +22,7 @@
 #include "fsck/fsck.h"
 #include "libfs/fs_internal.h"
 #include "testvol.h"
+#include "tvsoil.h"
 
 #define LONG_NAME "a-rather-long-file-name-that-fills-directory-leaves-quickly-"
 
@@ -408,8 +409,10 @@ static void expect_prealloc(cairn_fs *fs, int fd, const char *exp, size_t writte
 
 /* On a nearly full volume a range is preallocated; another file fills the
  * rest until ENOSPC; every byte of the range can still be written.  Reads
- * give zeros before and the data after, st_blocks covers the range from
- * the call on, and all of it holds across a remount and fsck. */
+ * give zeros before and the data after (whatever the blocks held), and
+ * st_blocks covers the range from the call on.  A digest in between finds
+ * no tree node to split the extent with: it writes zeros over the rest.
+ * All of it holds across a remount and fsck. */
 static void test_fallocate_reserves(void **state)
 {
 	(void)state;
@@ -422,10 +425,16 @@ static void test_fallocate_reserves(void **state)
 	TV_OK(fill_all_but(fs, 3 * TV_MiB));
 	int fd = TV_OK(cairn_open(fs, "/pre", O_CREAT | O_RDWR, 0644));
 	TV_OK(cairn_fallocate(fs, fd, 0, 0, PRE_LEN));
+	assert_int_equal(tv_soil_unwritten(fs, "/pre"), (PRE_LEN + 4095) / 4096);
 	expect_prealloc(fs, fd, exp, 0);
 	fill_tight(fs, "/data");
 	TV_ERR(cairn_fallocate(fs, fd, 1 /* KEEP_SIZE */, PRE_LEN, TV_MiB), ENOSPC);
-	if (write_range(fs, fd, exp, 0, PRE_LEN))
+	const size_t part = 1 + 4094 + 100; /* the first three writes */
+	if (write_range(fs, fd, exp, 0, part))
+		fail_msg("a write into the preallocated range was refused");
+	TV_OK(cairn_digest(fs));
+	expect_prealloc(fs, fd, exp, part);
+	if (write_range(fs, fd, exp, part, PRE_LEN))
 		fail_msg("a write into the preallocated range was refused");
 	expect_prealloc(fs, fd, exp, PRE_LEN);
 	TV_OK(cairn_digest(fs));
@@ -477,6 +486,7 @@ static void test_fallocate_reserves_crash(void **state)
 	cairn_fs *fs = tv_mount(tv, NULL);
 	assert_non_null(fs);
 	int fd = TV_OK(cairn_open(fs, "/pre", O_RDWR));
+	assert_true(tv_soil_unwritten(fs, "/pre") >= PRE_LEN / 2 / 4096);
 	expect_prealloc(fs, fd, exp, PRE_LEN / 2);
 	fill_tight(fs, "/data");
 	if (write_range(fs, fd, exp, PRE_LEN / 2, PRE_LEN))
