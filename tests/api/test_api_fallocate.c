@@ -2,14 +2,22 @@
  * test_api_fallocate.c - cairn_fallocate: mode 0 extends the size,
  * KEEP_SIZE does not, PUNCH_HOLE|KEEP_SIZE frees whole blocks and zeroes
  * partial ones (digested or still in the log), the errno cases, and
- * SEEK_DATA/SEEK_HOLE over the holes these leave.
+ * SEEK_DATA/SEEK_HOLE over the holes these leave.  Preallocation: the
+ * blocks are set aside (st_blocks), read as zeros whatever they held and
+ * count as holes for SEEK_DATA until written; partial writes into them
+ * read back with zeros around them, in the log, after a digest and after a
+ * remount; KEEP_SIZE past the end, then truncate to the same size and
+ * punch give the blocks back; a range larger than a record's share takes
+ * several, and one larger than the volume sets nothing aside.
  */
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsck/fsck.h"
 #include "testvol.h"
+#include "tvsoil.h"
 
 #define SZ (64 * 1024)
 
@@ -113,6 +121,137 @@ static void test_seek_data_hole(void **state)
 	TV_OK(cairn_close(fs, fd));
 }
 
+static int64_t blocks_of(cairn_fs *fs, const char *path)
+{
+	return (int64_t)tv_stat(fs, path).st_blocks * 512 / 4096;
+}
+
+/* Unmount, fsck (clean), mount again. */
+static cairn_fs *remount(void **state)
+{
+	struct testvol *tv = *state;
+	TV_OK(tv_unmount(tv));
+	struct fsck_opts o = {0};
+	struct fsck_report r;
+	int rc = fsck_run(tv->dir, &o, &r);
+	if (rc != FSCK_CLEAN)
+		fsck_print_text(stderr, tv->dir, &r);
+	assert_int_equal(rc, FSCK_CLEAN);
+	fsck_report_free(&r);
+	assert_non_null(tv_mount(tv, NULL));
+	return tv->fs;
+}
+
+#define PB 64 /* blocks preallocated */
+
+static void test_prealloc_contents(void **state)
+{
+	cairn_fs *fs = TV_FS(state);
+	static unsigned char exp[PB * 4096];
+	memset(exp, 0, sizeof(exp));
+	int fd = TV_OK(cairn_open(fs, "/p", O_CREAT | O_RDWR, 0644));
+	TV_OK(cairn_fallocate(fs, fd, 0, 0, sizeof(exp)));
+	TV_EQ(tv_stat(fs, "/p").st_size, sizeof(exp));
+	assert_true(blocks_of(fs, "/p") >= PB);
+	int64_t blocks = blocks_of(fs, "/p");
+	TV_EQ(tv_soil_unwritten(fs, "/p"), PB);
+	tv_expect_at(fs, fd, 0, exp, sizeof(exp));
+	/* Nothing written yet: all of it is a hole to SEEK_DATA, as on ext4. */
+	TV_ERR(cairn_lseek(fs, fd, 0, SEEK_DATA), ENXIO);
+	TV_EQ(cairn_lseek(fs, fd, 100, SEEK_HOLE), 100);
+	/* Partial writes: inside a block, across a boundary, a whole block. */
+	static const struct {
+		off_t off;
+		size_t len;
+	} w[] = {{4096 + 100, 50}, {3 * 4096 - 10, 30}, {10 * 4096, 4096}, {PB * 4096 - 1, 1}};
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		tv_fill(exp + w[i].off, w[i].len, 300 + i);
+		TV_EQ(cairn_pwrite(fs, fd, exp + w[i].off, w[i].len, w[i].off), w[i].len);
+	}
+	tv_expect_at(fs, fd, 0, exp, sizeof(exp));
+	TV_OK(cairn_digest(fs));
+	tv_expect_at(fs, fd, 0, exp, sizeof(exp));
+	/* The written blocks are data now; the others are still holes. */
+	TV_EQ(cairn_lseek(fs, fd, 0, SEEK_DATA), 4096);
+	TV_EQ(cairn_lseek(fs, fd, 4096, SEEK_HOLE), 4 * 4096);
+	TV_EQ(cairn_lseek(fs, fd, 4 * 4096, SEEK_DATA), 10 * 4096);
+	TV_EQ(cairn_lseek(fs, fd, 10 * 4096, SEEK_HOLE), 11 * 4096);
+	TV_EQ(cairn_lseek(fs, fd, 11 * 4096, SEEK_DATA), (PB - 1) * 4096);
+	/* No data block more: at most the tree node the map split into. */
+	assert_true(blocks_of(fs, "/p") <= blocks + 1);
+	TV_OK(cairn_close(fs, fd));
+	fs = remount(state);
+	fd = TV_OK(cairn_open(fs, "/p", O_RDONLY));
+	tv_expect_at(fs, fd, 0, exp, sizeof(exp));
+	assert_true(blocks_of(fs, "/p") <= blocks + 1);
+	TV_OK(cairn_close(fs, fd));
+}
+
+/* KEEP_SIZE past the end sets blocks aside without changing the size; a
+ * write there lands in them; a truncate to the size then gives back what
+ * lies past it (as ext4 does), and a punch what it covers. */
+static void test_prealloc_keep_size(void **state)
+{
+	cairn_fs *fs = TV_FS(state);
+	static unsigned char exp[256 * 1024];
+	memset(exp, 0, sizeof(exp));
+	tv_fill(exp, 10000, 9);
+	int fd = TV_OK(cairn_open(fs, "/k", O_CREAT | O_RDWR, 0644));
+	TV_EQ(tv_pwrite_full(fs, fd, exp, 10000, 0), 10000);
+	TV_OK(cairn_fallocate(fs, fd, FALLOC_FL_KEEP_SIZE, 0, sizeof(exp)));
+	TV_EQ(tv_stat(fs, "/k").st_size, 10000);
+	assert_true(blocks_of(fs, "/k") >= 64);
+	tv_soil_unwritten(fs, "/k");
+	char c;
+	TV_EQ(cairn_pread(fs, fd, &c, 1, 10000), 0); /* the end is still the end */
+	tv_expect_at(fs, fd, 0, exp, 10000);
+	TV_OK(cairn_digest(fs));
+	tv_soil_unwritten(fs, "/k");
+	tv_fill(exp + 100000, 5000, 10);
+	TV_EQ(tv_pwrite_full(fs, fd, exp + 100000, 5000, 100000), 5000);
+	tv_expect_at(fs, fd, 0, exp, 105000);
+	TV_OK(cairn_digest(fs));
+	tv_expect_at(fs, fd, 0, exp, 105000);
+	int64_t before = blocks_of(fs, "/k");
+	TV_OK(cairn_ftruncate(fs, fd, 105000)); /* the same size */
+	int64_t after = blocks_of(fs, "/k");
+	assert_true(after <= before - (64 - 26)); /* blocks 26..63 went */
+	tv_expect_at(fs, fd, 0, exp, 105000);
+	TV_OK(cairn_fallocate(fs, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4 * 4096,
+	                      16 * 4096));
+	memset(exp + 4 * 4096, 0, 16 * 4096);
+	assert_true(blocks_of(fs, "/k") <= after - 16 + 1);
+	tv_expect_at(fs, fd, 0, exp, 105000);
+	TV_OK(cairn_close(fs, fd));
+	fs = remount(state);
+	fd = TV_OK(cairn_open(fs, "/k", O_RDONLY));
+	tv_expect_at(fs, fd, 0, exp, 105000);
+	TV_OK(cairn_close(fs, fd));
+}
+
+/* On the 64 MiB test volume a record sets aside at most 32 MiB: 40 MiB
+ * take two records.  A range the volume cannot hold is refused before
+ * anything is set aside. */
+static void test_prealloc_large(void **state)
+{
+	cairn_fs *fs = TV_FS(state);
+	int fd = TV_OK(cairn_open(fs, "/l", O_CREAT | O_RDWR, 0644));
+	/* Its first records would fit, all of them not. */
+	TV_ERR(cairn_fallocate(fs, fd, 0, 0, 100 * TV_MiB), ENOSPC);
+	TV_EQ(tv_stat(fs, "/l").st_size, 0);
+	TV_EQ(blocks_of(fs, "/l"), 0);
+	struct cairn_info a, b;
+	TV_OK(cairn_info(fs, &a));
+	TV_OK(cairn_fallocate(fs, fd, 0, 0, 40 * TV_MiB));
+	TV_OK(cairn_info(fs, &b));
+	assert_true(b.ops_logged - a.ops_logged >= 2);
+	TV_EQ(tv_stat(fs, "/l").st_size, 40 * TV_MiB);
+	assert_true(blocks_of(fs, "/l") >= 40 * 256);
+	TV_OK(cairn_ftruncate(fs, fd, 0));
+	TV_EQ(blocks_of(fs, "/l"), 0);
+	TV_OK(cairn_close(fs, fd));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -120,6 +259,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_punch_digested, tv_setup, tv_teardown),
 		cmocka_unit_test_setup_teardown(test_modes_and_errors, tv_setup, tv_teardown),
 		cmocka_unit_test_setup_teardown(test_seek_data_hole, tv_setup, tv_teardown),
+		cmocka_unit_test_setup_teardown(test_prealloc_contents, tv_setup, tv_teardown),
+		cmocka_unit_test_setup_teardown(test_prealloc_keep_size, tv_setup, tv_teardown),
+		cmocka_unit_test_setup_teardown(test_prealloc_large, tv_setup, tv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
