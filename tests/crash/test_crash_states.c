@@ -876,6 +876,67 @@ static void test_files(void **state)
 	scen_end(s);
 }
 
+/* Preallocation: fallocate (mode 0, KEEP_SIZE past the end) sets blocks
+ * aside; writes land in them, partial blocks included, in the log and
+ * digested (the extent split, then marked written); a hole is punched in
+ * the range; a truncate to the same size drops what lies past the end, a
+ * shrink cuts into the range.  Then one file preallocates nearly all that
+ * is left (in calls of at most one record), so that the allocator comes round onto blocks another file
+ * freed, and writes into it are digested on a full volume: with no tree
+ * node to spare, the digest writes zeros over the rest of each extent. */
+static void test_falloc(void **state)
+{
+	(void)state;
+	struct scen *s = &current;
+	scen_begin(s, "falloc");
+	static unsigned char buf[48 * 1024];
+
+	int fd = DO(s, cairn_open(FS, "/old", O_CREAT | O_WRONLY, 0644));
+	tv_fill(buf, sizeof(buf), 1);
+	DO(s, tv_pwrite_full(FS, fd, buf, sizeof(buf), 0));
+	DO(s, cairn_close(FS, fd));
+	DO(s, cairn_digest(FS));
+	DO(s, cairn_unlink(FS, "/old"));
+	DO(s, cairn_digest(FS));
+	DO(s, cairn_digest(FS)); /* its blocks are out of quarantine */
+
+	int pf = DO(s, cairn_open(FS, "/pre", O_CREAT | O_RDWR, 0644));
+	DO(s, cairn_fallocate(FS, pf, 0, 0, 64 * 1024)); /* mode 0: the size grows */
+	DO(s, cairn_pwrite(FS, pf, "abc", 3, 5000));     /* part of a block */
+	DO(s, cairn_digest(FS));                          /* the extent splits */
+	tv_fill(buf, 9000, 2);
+	DO(s, tv_pwrite_full(FS, pf, buf, 9000, 12000)); /* across blocks, in the log */
+	DO(s, cairn_fallocate(FS, pf, 1, 64 * 1024, 32 * 1024)); /* KEEP_SIZE, past the end */
+	DO(s, cairn_fallocate(FS, pf, 3, 20480, 8192));          /* PUNCH_HOLE | KEEP_SIZE */
+	DO(s, cairn_digest(FS));
+	tv_fill(buf, 3000, 3);
+	DO(s, tv_pwrite_full(FS, pf, buf, 3000, 70000)); /* past the end, into the blocks */
+	DO(s, cairn_ftruncate(FS, pf, 73000));           /* the same size: the rest goes */
+	DO(s, cairn_ftruncate(FS, pf, 30000));           /* into the range */
+	DO(s, cairn_digest(FS));
+
+	struct statvfs sv;
+	TV_OK(cairn_statvfs(FS, "/", &sv));
+	assert_true(sv.f_bavail > 64);
+	off_t big = (off_t)(sv.f_bavail - 32) * 4096;
+	int bf = DO(s, cairn_open(FS, "/big", O_CREAT | O_RDWR, 0644));
+	/* In calls of 1 MiB: a larger one may take several records (each
+	 * atomic, the call not), and the oracle has one state per call. */
+	const off_t mib = (off_t)TV_MiB;
+	for (off_t off = 0; off < big; off += mib)
+		DO(s, cairn_fallocate(FS, bf, 0, off, big - off < mib ? big - off : mib));
+	for (off_t off = 4096 + 7; off < big; off += big / 5)
+		DO(s, cairn_pwrite(FS, bf, "xyz", 3, off));
+	DO(s, cairn_digest(FS)); /* no node to spare: zeros over the rest */
+	DO(s, cairn_pwrite(FS, bf, "after", 5, big / 2));
+	DO(s, cairn_close(FS, bf));
+	DO(s, cairn_unlink(FS, "/big"));
+	DO(s, cairn_close(FS, pf));
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
 /* Names: mkdir, rmdir, unlink, link, symlink and every kind of rename. */
 static void test_names(void **state)
 {
@@ -1002,7 +1063,9 @@ static void test_block_reuse(void **state)
 /* Migration between tiers: files demoted fast -> ssd -> hdd (watermarks
  * 30%/10% of 4 MiB, 2 MiB and 4 MiB tiers), then overwritten in place on a
  * capacity tier, read (the dumps read every file: promotion candidates),
- * promoted, truncated, unlinked while migrated, and migrated again.  Every
+ * promoted, truncated, unlinked while migrated, and migrated again.  A
+ * preallocated file is demoted too (its unwritten extents move without a
+ * copy) and then written on the capacity tier.  Every
  * migration batch copies, fences, switches extents and commits: a crash at
  * any fence must show each file whole, before or after the batch. */
 static void test_migration(void **state)
@@ -1014,6 +1077,9 @@ static void test_migration(void **state)
 	scen_begin_opts(s, "migrate", 1, &mo);
 	static unsigned char buf[32 * 1024]; /* one record per write */
 	char path[64];
+	int pm = DO(s, cairn_open(FS, "/alloc", O_CREAT | O_RDWR, 0644));
+	DO(s, cairn_fallocate(FS, pm, 0, 0, 192 * 1024));
+	DO(s, cairn_pwrite(FS, pm, "early", 5, 70000));
 	for (int i = 0; i < 10; i++) {
 		snprintf(path, sizeof(path), "/m%d", i);
 		int fd = DO(s, cairn_open(FS, path, O_CREAT | O_WRONLY, 0644));
@@ -1037,6 +1103,9 @@ static void test_migration(void **state)
 	DO(s, cairn_close(FS, fd));
 	DO(s, cairn_digest(FS));
 	DO(s, cairn_migrate(FS));
+	DO(s, cairn_pwrite(FS, pm, "late", 4, 150000)); /* wherever it went */
+	DO(s, cairn_close(FS, pm));
+	DO(s, cairn_digest(FS));
 	DO(s, cairn_truncate(FS, "/m1", 50000));
 	DO(s, cairn_unlink(FS, "/m2"));
 	DO(s, cairn_migrate(FS));
@@ -1551,6 +1620,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_files, scen_teardown),
+	    cmocka_unit_test_teardown(test_falloc, scen_teardown),
 	    cmocka_unit_test_teardown(test_names, scen_teardown),
 	    cmocka_unit_test_teardown(test_attrs_orphans, scen_teardown),
 	    cmocka_unit_test_teardown(test_block_reuse, scen_teardown),
