@@ -115,9 +115,15 @@ int cairn_sync(cairn_fs *fs);
 int cairn_ftruncate(cairn_fs *fs, int fd, off_t length);
 int cairn_truncate(cairn_fs *fs, const char *path, off_t length);
 int cairn_fstat(cairn_fs *fs, int fd, struct stat *st);
-/* Modes: 0 and FALLOC_FL_KEEP_SIZE check that the space exists now (and 0
- * extends the size); FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE frees the
- * range, which then reads as zeros.  Others: EOPNOTSUPP. */
+/* Modes: 0 and FALLOC_FL_KEEP_SIZE allocate every hole of the range (and
+ * 0 extends the size): the blocks are set aside, so a later write into
+ * the range never gets ENOSPC; they read as zeros until written and count
+ * in st_blocks.  A range that does not fit gets ENOSPC with nothing set
+ * aside.  A large one (over 128 MiB of holes, less on a small volume) is
+ * set aside in several atomic steps, so a crash may leave part of it, as
+ * with a large write.  FALLOC_FL_PUNCH_HOLE |
+ * FALLOC_FL_KEEP_SIZE frees the range, which then reads as zeros.
+ * Others: EOPNOTSUPP. */
 int cairn_fallocate(cairn_fs *fs, int fd, int mode, off_t offset, off_t len);
 int cairn_stat(cairn_fs *fs, const char *path, struct stat *st);
 int cairn_lstat(cairn_fs *fs, const char *path, struct stat *st);

@@ -493,7 +493,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		reply_rc(req, rc);
 		return;
 	}
-	/* cairn_fallocate knows the modes: 0 and KEEP_SIZE reserve the space
+	/* cairn_fallocate knows the modes: 0 and KEEP_SIZE set blocks aside
 	 * (0 extends the size), PUNCH_HOLE|KEEP_SIZE frees; others EOPNOTSUPP. */
 	rc = cairn_fallocate(fs_of(req), (int)fi->fh, mode, off, len);
 	fuse_reply_err(req, rc ? errno : 0);
