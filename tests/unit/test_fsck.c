@@ -22,6 +22,9 @@
  * block marked free, leaked bits, blocks claimed twice, an extent past a
  * tier's end and one naming a missing tier are found and repaired as on
  * the fast tier, and a damaged tier header refuses the check by name.
+ * Preallocated files (unwritten extents, inline and in a tree, past the
+ * end too) are clean; an extent whose state is neither written nor
+ * unwritten, and an unwritten one in a symlink, are found and repaired.
  */
 #include "testvol.h"
 
@@ -697,6 +700,97 @@ static void test_extent_outside_tier(void **state)
 	expect_found_then_repaired(tv, "extent-outside", text);
 	assert_non_null(tv_mount(tv, NULL));
 	verify(tv->fs, ext[2]); /* those blocks are gone: they read as zeros */
+	tv_destroy(tv);
+}
+
+/* /pre: 8 blocks preallocated, the middle one written (a tree of three
+ * extents: unwritten, written, unwritten), and 4 more set aside past the
+ * end; /pre1: one unwritten extent, inline; /pre2: empty, with blocks
+ * set aside wholly past its end (no warning: that is what KEEP_SIZE
+ * does). */
+static void preallocate(cairn_fs *fs)
+{
+	int fd = TV_OK(cairn_open(fs, "/pre", O_CREAT | O_RDWR, 0644));
+	TV_OK(cairn_fallocate(fs, fd, 0, 0, 8 * 4096));
+	TV_EQ(cairn_pwrite(fs, fd, "mid", 3, 4 * 4096), 3);
+	TV_OK(cairn_fallocate(fs, fd, 1 /* KEEP_SIZE */, 8 * 4096, 4 * 4096));
+	TV_OK(cairn_close(fs, fd));
+	fd = TV_OK(cairn_open(fs, "/pre1", O_CREAT | O_RDWR, 0644));
+	TV_OK(cairn_fallocate(fs, fd, 0, 0, 3 * 4096));
+	TV_OK(cairn_close(fs, fd));
+	fd = TV_OK(cairn_open(fs, "/pre2", O_CREAT | O_RDWR, 0644));
+	TV_OK(cairn_fallocate(fs, fd, 1 /* KEEP_SIZE */, 4 * 4096, 2 * 4096));
+	TV_OK(cairn_close(fs, fd));
+	TV_OK(cairn_digest(fs));
+}
+
+static void verify_preallocated(cairn_fs *fs)
+{
+	static unsigned char exp[8 * 4096];
+	memset(exp, 0, sizeof(exp));
+	memcpy(exp + 4 * 4096, "mid", 3);
+	tv_expect(fs, "/pre", exp, sizeof(exp));
+	tv_expect(fs, "/pre1", NULL, 3 * 4096);
+	assert_true(tv_stat(fs, "/pre1").st_blocks >= 3 * 8);
+}
+
+static void test_preallocated_is_clean(void **state)
+{
+	struct testvol *tv = make_volume();
+	preallocate(tv->fs);
+	assert_true(tv_stat(tv->fs, "/pre").st_blocks >= 12 * 8);
+	TV_OK(tv_unmount(tv));
+	struct fsck_report r;
+	expect_result(tv, &r, run_fsck(tv, 0, &r), FSCK_CLEAN);
+	if (r.errors || r.warnings) {
+		print_report(tv->dir, &r);
+		fail_msg("a volume with preallocated files is not clean");
+	}
+	fsck_report_free(&r);
+	assert_non_null(tv_mount(tv, NULL));
+	verify_preallocated(tv->fs);
+	tv_destroy(tv);
+}
+
+/* The state byte of an extent record (the top byte of its length word)
+ * damaged, and an unwritten inline extent in a symlink: found, and the
+ * extents removed (the first read as zeros either way). */
+static void test_bad_extent_state(void **state)
+{
+	struct testvol *tv = make_volume();
+	preallocate(tv->fs);
+	TV_OK(cairn_symlink(tv->fs, "/a/data", "/sym2"));
+	uint64_t ino = ino_of(tv->fs, "/pre"), sino = ino_of(tv->fs, "/sym2");
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	uint64_t ext[3];
+	uint64_t off = first_extent(&f, ino, ext);
+	assert_false(off & INLINE_AT);
+	TV_EQ(ext[2] >> 56, 0xa5);
+	ext[2] ^= 1ull << 56; /* one bit of the pattern */
+	put_extent(&f, off, ext);
+	fast_close(&f);
+	char text[160];
+	snprintf(text, sizeof(text),
+	         "inode %llu: extent at logical block 0 is invalid (block %llu, length 4, an "
+	         "unknown state)",
+	         (unsigned long long)ino, (unsigned long long)ext[1]);
+	expect_found_then_repaired(tv, "extent-bad", text);
+	fast_open(tv, &f);
+	struct fs_inode in;
+	get_inode(&f, sino, &in);
+	assert_true(in.flags & FS_INODE_INLINE_EXTENT);
+	in.flags |= FS_INODE_INLINE_UNWRITTEN;
+	put_inode(&f, sino, &in);
+	fast_close(&f);
+	snprintf(text, sizeof(text), "inode %llu: extent at logical block 0 is invalid (block %llu, "
+	                             "length 1, unwritten outside a regular file)",
+	         (unsigned long long)sino, (unsigned long long)in.rdev);
+	expect_found_then_repaired(tv, "extent-bad", text);
+	assert_non_null(tv_mount(tv, NULL));
+	verify(tv->fs, 0);
+	verify_preallocated(tv->fs);
 	tv_destroy(tv);
 }
 
@@ -1401,6 +1495,8 @@ int main(void)
 	    cmocka_unit_test(test_damaged_extent_leaf_salvaged),
 	    cmocka_unit_test(test_entry_key_outside_bucket),
 	    cmocka_unit_test(test_extent_outside_tier),
+	    cmocka_unit_test(test_preallocated_is_clean),
+	    cmocka_unit_test(test_bad_extent_state),
 	    cmocka_unit_test(test_used_block_marked_free),
 	    cmocka_unit_test(test_inode_free_in_bitmap),
 	    cmocka_unit_test(test_damaged_checkpoint_slot),
