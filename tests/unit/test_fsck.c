@@ -24,9 +24,11 @@
  * the fast tier, and a damaged tier header refuses the check by name.
  * Preallocated files (unwritten extents, inline and in a tree, past the
  * end too) are clean; an extent whose state is neither written nor
- * unwritten, and an unwritten one in a symlink, are found and repaired.
+ * unwritten, and an unwritten one in a symlink, are found and repaired;
+ * unwritten extents salvaged from a damaged map stay unwritten.
  */
 #include "testvol.h"
+#include "tvsoil.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -640,6 +642,44 @@ static void test_damaged_extent_leaf_salvaged(void **state)
 			fail_msg("block %d (lost: %d) reads wrong", i, lost);
 	}
 	TV_OK(cairn_close(tv->fs, fd));
+	tv_destroy(tv);
+}
+
+/* A block map of unwritten extents whose blocks hold junk, with a leaf
+ * zeroed: the extents salvaged stay unwritten, so the file reads as zeros
+ * everywhere (where the lost leaf mapped blocks too). */
+static void test_damaged_unwritten_leaf_salvaged(void **state)
+{
+	struct testvol *tv = make_volume();
+	int fd = TV_OK(cairn_open(tv->fs, "/frag", O_CREAT | O_RDWR, 0644));
+	for (int i = 0; i < 600; i++)
+		TV_OK(cairn_fallocate(tv->fs, fd, 1 /* KEEP_SIZE */, (off_t)i * 8192, 4096));
+	TV_OK(cairn_ftruncate(tv->fs, fd, 600 * 8192));
+	TV_OK(cairn_close(tv->fs, fd));
+	TV_OK(cairn_digest(tv->fs));
+	TV_EQ(tv_soil_unwritten(tv->fs, "/frag"), 600);
+	uint64_t ino = ino_of(tv->fs, "/frag");
+	TV_OK(tv_unmount(tv));
+	struct fast f;
+	fast_open(tv, &f);
+	struct fs_inode in;
+	get_inode(&f, ino, &in);
+	uint16_t level;
+	get_bytes(&f, in.tree_root * FS_BLOCK_SIZE + 4, &level, 2);
+	TV_EQ(level, 1);
+	uint64_t leaf;
+	get_bytes(&f, in.tree_root * FS_BLOCK_SIZE + 32 + 16 * 1 + 8, &leaf, 8);
+	static const uint8_t zero[FS_BLOCK_SIZE];
+	put_bytes(&f, leaf * FS_BLOCK_SIZE, zero, sizeof(zero));
+	fast_close(&f);
+	char text[96];
+	snprintf(text, sizeof(text), "inode %llu: extent tree (root block %llu) is damaged",
+	         (unsigned long long)ino, (unsigned long long)in.tree_root);
+	expect_found_then_repaired(tv, "tree", text);
+	assert_non_null(tv_mount(tv, NULL));
+	verify(tv->fs, 0);
+	assert_true(tv_stat(tv->fs, "/frag").st_blocks >= 300 * 8); /* most came back */
+	tv_expect(tv->fs, "/frag", NULL, 600 * 8192);
 	tv_destroy(tv);
 }
 
@@ -1493,6 +1533,7 @@ int main(void)
 	    cmocka_unit_test(test_damaged_directory_leaf_salvaged),
 	    cmocka_unit_test(test_directory_named_twice),
 	    cmocka_unit_test(test_damaged_extent_leaf_salvaged),
+	    cmocka_unit_test(test_damaged_unwritten_leaf_salvaged),
 	    cmocka_unit_test(test_entry_key_outside_bucket),
 	    cmocka_unit_test(test_extent_outside_tier),
 	    cmocka_unit_test(test_preallocated_is_clean),
