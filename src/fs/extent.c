@@ -368,7 +368,8 @@ static int unmap_range(struct fsctx *fx, struct fs_inode *ino, uint64_t start, u
 		uint64_t e_end = e.lblk + e.len;
 		if (e_end > end) {
 			/* The hole is inside e: keep head and tail. */
-			struct extent tail = {end, e.pblk + (end - e.lblk), e_end - end, e.unwritten};
+			struct extent tail = {end, e.pblk + (end - e.lblk), e_end - end,
+			                      e.unwritten};
 			int err = tree_insert(&t, &tail);
 			if (err)
 				return err;

@@ -391,8 +391,9 @@ int fsck_salvage_extents(struct fsck_ctx *c, const struct fsck_item *p, struct f
 	uint64_t kept = 0;
 	for (size_t i = 0; i < n && !rc; i++) {
 		const struct extent_rec *x = &sv.v[i];
-		rc = x->unwritten ? extent_insert_unwritten(&c->sh.fx, r.i, x->lblk, x->pblk, x->len)
-		                  : extent_insert(&c->sh.fx, r.i, x->lblk, x->pblk, x->len);
+		rc = x->unwritten
+		         ? extent_insert_unwritten(&c->sh.fx, r.i, x->lblk, x->pblk, x->len)
+		         : extent_insert(&c->sh.fx, r.i, x->lblk, x->pblk, x->len);
 		kept += rc ? 0 : sv.v[i].len;
 	}
 	inode_dirty(&c->sh, &r);

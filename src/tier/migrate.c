@@ -190,7 +190,8 @@ static int pick_extent(void *arg, const struct extent *e)
 	uint64_t to = e->lblk + e->len < p->hi ? e->lblk + e->len : p->hi;
 	uint64_t len = to - from < *p->budget ? to - from : *p->budget;
 	uint64_t before = p->b->blocks;
-	int rc = add_moves(p->fs, p->b, p->ino, from, len, e->pblk + (from - e->lblk), e->unwritten);
+	int rc =
+	    add_moves(p->fs, p->b, p->ino, from, len, e->pblk + (from - e->lblk), e->unwritten);
 	uint64_t added = p->b->blocks - before;
 	*p->budget = *p->budget > added ? *p->budget - added : 0;
 	return rc;

@@ -385,8 +385,9 @@ static int write_range(cairn_fs *fs, int fd, const char *exp, size_t from, size_
 			n = to - off;
 		ssize_t w = cairn_pwrite(fs, fd, exp + off, n, (off_t)off);
 		if (w != (ssize_t)n) {
-			fprintf(stderr, "write of %zu bytes at %zu into the preallocated range: %s\n",
-			        n, off, w < 0 ? strerror(errno) : "short");
+			fprintf(stderr,
+			        "write of %zu bytes at %zu into the preallocated range: %s\n", n,
+			        off, w < 0 ? strerror(errno) : "short");
 			return -1;
 		}
 		off += n;

@@ -881,9 +881,10 @@ static void test_files(void **state)
  * digested (the extent split, then marked written); a hole is punched in
  * the range; a truncate to the same size drops what lies past the end, a
  * shrink cuts into the range.  Then one file preallocates nearly all that
- * is left (in calls of at most one record), so that the allocator comes round onto blocks another file
- * freed, and writes into it are digested on a full volume: with no tree
- * node to spare, the digest writes zeros over the rest of each extent. */
+ * is left (in calls of at most one record), so that the allocator comes
+ * round onto blocks another file freed, and writes into it are digested on
+ * a full volume: with no tree node to spare, the digest writes zeros over
+ * the rest of each extent. */
 static void test_falloc(void **state)
 {
 	(void)state;
@@ -903,9 +904,9 @@ static void test_falloc(void **state)
 	int pf = DO(s, cairn_open(FS, "/pre", O_CREAT | O_RDWR, 0644));
 	DO(s, cairn_fallocate(FS, pf, 0, 0, 64 * 1024)); /* mode 0: the size grows */
 	DO(s, cairn_pwrite(FS, pf, "abc", 3, 5000));     /* part of a block */
-	DO(s, cairn_digest(FS));                          /* the extent splits */
+	DO(s, cairn_digest(FS));                         /* the extent splits */
 	tv_fill(buf, 9000, 2);
-	DO(s, tv_pwrite_full(FS, pf, buf, 9000, 12000)); /* across blocks, in the log */
+	DO(s, tv_pwrite_full(FS, pf, buf, 9000, 12000));         /* across blocks, in the log */
 	DO(s, cairn_fallocate(FS, pf, 1, 64 * 1024, 32 * 1024)); /* KEEP_SIZE, past the end */
 	DO(s, cairn_fallocate(FS, pf, 3, 20480, 8192));          /* PUNCH_HOLE | KEEP_SIZE */
 	DO(s, cairn_digest(FS));

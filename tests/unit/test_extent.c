@@ -458,15 +458,15 @@ static void test_100k_extents(void **state)
 }
 
 static void assert_state(struct fsenv *e, const struct fs_inode *ino, uint64_t lblk,
-                         uint64_t want_lblk, uint64_t want_pblk, uint64_t want_len,
-                         int unwritten)
+                         uint64_t want_lblk, uint64_t want_pblk, uint64_t want_len, int unwritten)
 {
 	struct extent x;
 	assert_int_equal(extent_lookup(&e->fx, ino, lblk, &x), 1);
 	assert_extent(&x, want_lblk, want_pblk, want_len);
 	if (x.unwritten != unwritten)
 		fail_msg("extent at %llu is %s, want %s", (unsigned long long)x.lblk,
-		         x.unwritten ? "unwritten" : "written", unwritten ? "unwritten" : "written");
+		         x.unwritten ? "unwritten" : "written",
+		         unwritten ? "unwritten" : "written");
 }
 
 static void test_unwritten(void **state)
@@ -498,8 +498,8 @@ static void test_unwritten(void **state)
 	assert_state(e, &ino, 9, 2, 202, 8, 0);
 	assert_int_equal(walk_all(e, &ino, 0).total, 2);
 	/* Only a range inside one unwritten extent can be marked. */
-	assert_int_equal(extent_mark_written(&e->fx, &ino, 2, 1), -EINVAL); /* written */
-	assert_int_equal(extent_mark_written(&e->fx, &ino, 1, 2), -EINVAL); /* across */
+	assert_int_equal(extent_mark_written(&e->fx, &ino, 2, 1), -EINVAL);  /* written */
+	assert_int_equal(extent_mark_written(&e->fx, &ino, 1, 2), -EINVAL);  /* across */
 	assert_int_equal(extent_mark_written(&e->fx, &ino, 20, 1), -EINVAL); /* a hole */
 	assert_int_equal(extent_mark_written(&e->fx, &ino, 0, 2), 0);
 	assert_int_equal(walk_all(e, &ino, 0).total, 1);

@@ -824,8 +824,9 @@ static void test_bad_extent_state(void **state)
 	in.flags |= FS_INODE_INLINE_UNWRITTEN;
 	put_inode(&f, sino, &in);
 	fast_close(&f);
-	snprintf(text, sizeof(text), "inode %llu: extent at logical block 0 is invalid (block %llu, "
-	                             "length 1, unwritten outside a regular file)",
+	snprintf(text, sizeof(text),
+	         "inode %llu: extent at logical block 0 is invalid (block %llu, "
+	         "length 1, unwritten outside a regular file)",
 	         (unsigned long long)sino, (unsigned long long)in.rdev);
 	expect_found_then_repaired(tv, "extent-bad", text);
 	assert_non_null(tv_mount(tv, NULL));
