@@ -108,7 +108,7 @@ int space_check(struct cairn_fs *fs, enum space_class cls, uint64_t blocks)
 		return 0;
 	uint64_t nodes;
 	if (cls == SPACE_PREALLOC)
-		nodes = prealloc_nodes(blocks);
+		nodes = blocks ? prealloc_nodes(blocks) : 0; /* nothing to set aside */
 	else
 		nodes = (cls == SPACE_DATA ? 0 : NODES_PER_INSERT) +
 		        (blocks ? NODES_PER_DATA_WRITE : 0);
