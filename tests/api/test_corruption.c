@@ -334,7 +334,7 @@ static void mark_tree(const uint8_t *img, uint64_t nblocks, uint64_t root, int e
 		if (!extents)
 			continue;
 		const uint8_t *rec = node + rd16(node + 32 + 4 * i);
-		uint64_t pblk = rd64(rec + 8), len = rd64(rec + 16);
+		uint64_t pblk = rd64(rec + 8), len = rd64(rec + 16) & ~FS_EXTENT_STATE;
 		for (uint64_t b = 0; FS_PBLK_TIER(pblk) == 0 && b < len && pblk + b < nblocks; b++)
 			map[pblk + b] = A_DATA;
 	}
