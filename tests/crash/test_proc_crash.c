@@ -6,7 +6,8 @@
  * program re-executed with --crash-child, so that it inherits no engine
  * state) that mounts the volume and runs a deterministic pseudo-random
  * sequence of operations (create, pwrite, append, truncate, rename, unlink,
- * mkdir, rmdir, link, symlink, chmod); after each call returns, the child
+ * mkdir, rmdir, link, symlink, chmod, fallocate: mode 0 or KEEP_SIZE);
+ * after each call returns, the child
  * writes the operation's index and result to a pipe.  After a random delay
  * (1-50 ms after the child mounted; in one round of eight, 1-10 ms after it
  * started, so that some kills land in recovery) the parent sends SIGKILL,
@@ -59,10 +60,12 @@ enum op_kind {
 	OP_LINK,
 	OP_SYMLINK,
 	OP_CHMOD,
+	OP_FALLOC,
 };
 
-static const char *const op_names[] = {"create", "pwrite", "append", "truncate", "rename", "unlink",
-                                       "mkdir",  "rmdir",  "link",   "symlink",  "chmod"};
+static const char *const op_names[] = {"create", "pwrite", "append",  "truncate",
+                                       "rename", "unlink", "mkdir",   "rmdir",
+                                       "link",   "symlink", "chmod",  "fallocate"};
 
 /* Cumulative weights out of 100. */
 static const struct {
@@ -70,8 +73,8 @@ static const struct {
 	int upto;
 } op_weights[] = {
     {OP_CREATE, 14}, {OP_WRITE, 36},   {OP_APPEND, 46}, {OP_TRUNCATE, 54},
-    {OP_RENAME, 64}, {OP_UNLINK, 73},  {OP_MKDIR, 85},  {OP_RMDIR, 90},
-    {OP_LINK, 94},   {OP_SYMLINK, 97}, {OP_CHMOD, 100},
+    {OP_RENAME, 64}, {OP_UNLINK, 73},  {OP_MKDIR, 84},  {OP_RMDIR, 89},
+    {OP_LINK, 92},   {OP_SYMLINK, 95}, {OP_CHMOD, 97},  {OP_FALLOC, 100},
 };
 
 struct op {
@@ -144,6 +147,11 @@ static void gen_op(uint64_t seed, uint64_t idx, struct op *op)
 	case OP_TRUNCATE:
 		op->off = r % 3 == 0 ? 0 : tv_splitmix(&rs) % MAX_TRUNC;
 		break;
+	case OP_FALLOC:
+		op->flags = r % 2 ? 1 /* FALLOC_FL_KEEP_SIZE */ : 0;
+		op->len = 1 + (uint32_t)(tv_splitmix(&rs) % MAX_WRITE);
+		op->off = tv_splitmix(&rs) % MAX_OFFSET;
+		break;
 	case OP_RENAME:
 		op->flags = r % 5 == 0 ? (int)CAIRN_RENAME_NOREPLACE : 0;
 		break;
@@ -181,6 +189,10 @@ static void describe_op(uint64_t idx, const struct op *op, char *buf, size_t len
 		break;
 	case OP_TRUNCATE:
 		snprintf(buf, len, "#%" PRIu64 " truncate %s to %" PRIu64, idx, op->path, op->off);
+		break;
+	case OP_FALLOC:
+		snprintf(buf, len, "#%" PRIu64 " fallocate %s%s %u bytes at %" PRIu64, idx,
+		         op->path, op->flags ? " KEEP_SIZE" : "", op->len, op->off);
 		break;
 	case OP_RENAME:
 		snprintf(buf, len, "#%" PRIu64 " rename %s -> %s%s", idx, op->path, op->path2,
@@ -238,6 +250,15 @@ static struct result apply_op(cairn_fs *fs, const struct op *op, unsigned char *
 	}
 	case OP_TRUNCATE:
 		return res_of(cairn_truncate(fs, op->path, (off_t)op->off));
+	case OP_FALLOC: {
+		int fd = cairn_open(fs, op->path, O_WRONLY);
+		if (fd < 0)
+			return res_of(-1);
+		struct result r =
+		    res_of(cairn_fallocate(fs, fd, op->flags, (off_t)op->off, (off_t)op->len));
+		cairn_close(fs, fd);
+		return r;
+	}
 	case OP_RENAME:
 		return res_of(cairn_rename(fs, op->path, op->path2, (unsigned)op->flags));
 	case OP_UNLINK:
