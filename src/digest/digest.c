@@ -29,12 +29,21 @@ struct blockbuf {
 	int active;
 	int mapped;   /* already has a block in the shared area */
 	int has_data; /* a PIECE_LOG byte landed in it */
+	int damaged;  /* its old contents failed their checksum */
 	uint64_t pblk;
 	uint8_t data[B];
 };
 
-static int load_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *bb, uint64_t lblk,
-                      int whole)
+/*
+ * A block only partly overwritten is read first, and verified.  When its
+ * old bytes fail their checksum the new bytes are merged all the same (the
+ * record is durable and must apply), but the block is stored with a
+ * checksum that does not match: the damage in the bytes the record did not
+ * cover stays visible (EIO to readers) until the block is written whole,
+ * instead of being sealed under a fresh checksum.
+ */
+static int load_block(struct cairn_fs *fs, uint64_t ino, struct fs_inode *i, struct blockbuf *bb,
+                      uint64_t lblk, int whole)
 {
 	struct extent e;
 	int found = extent_lookup(&fs->sh.fx, i, lblk, &e);
@@ -45,10 +54,18 @@ static int load_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *
 	bb->lblk = lblk;
 	bb->active = 1;
 	bb->has_data = 0;
+	bb->damaged = 0;
 	bb->mapped = found;
 	bb->pblk = found ? e.pblk + (lblk - e.lblk) : 0;
-	if (found && !whole)
-		return shared_data_read(&fs->sh, bb->pblk, bb->data, 1);
+	if (found && !whole) {
+		int rc = shared_data_read(&fs->sh, bb->pblk, bb->data, 1, NULL);
+		if (rc == -SHARED_EBADSUM) {
+			data_report_damage(fs, ino, lblk, bb->pblk, "digest");
+			bb->damaged = 1;
+			rc = 0;
+		}
+		return rc;
+	}
 	memset(bb->data, 0, B);
 	return 0;
 }
@@ -91,6 +108,8 @@ static int store_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf 
 	}
 	*hint = bb->pblk + 1;
 	fs->stats.bytes_digested += B;
+	if (bb->damaged)
+		return shared_data_write_damaged(&fs->sh, bb->pblk, bb->data);
 	return shared_data_write(&fs->sh, bb->pblk, bb->data, 1);
 }
 
@@ -110,8 +129,8 @@ static int copy_piece_bytes(struct cairn_fs *fs, const struct piece *p, uint64_t
 	return log_read(fs->log, src, dst, len);
 }
 
-static int digest_piece(struct cairn_fs *fs, struct fs_inode *i, const struct piece *p,
-                        struct blockbuf *bb, uint64_t *hint)
+static int digest_piece(struct cairn_fs *fs, uint64_t ino, struct fs_inode *i,
+                        const struct piece *p, struct blockbuf *bb, uint64_t *hint)
 {
 	uint64_t off = p->off, end = p->off + p->len;
 	uint64_t limit = (i->size + B - 1) / B * B;
@@ -124,7 +143,7 @@ static int digest_piece(struct cairn_fs *fs, struct fs_inode *i, const struct pi
 		if (bb->active && bb->lblk != lblk)
 			rc = store_block(fs, i, bb, hint);
 		if (!rc && !bb->active)
-			rc = load_block(fs, i, bb, lblk, n == B);
+			rc = load_block(fs, ino, i, bb, lblk, n == B);
 		if (!rc)
 			rc = copy_piece_bytes(fs, p, off, bb->data + in, n);
 		if (rc)
@@ -150,7 +169,7 @@ static int digest_vnode(struct cairn_fs *fs, struct vnode *vn, struct blockbuf *
 		hint = e.pblk;
 	bb->active = 0;
 	for (struct piece *p = dindex_min(&vn->data); p && !rc; p = dindex_next(&vn->data, p))
-		rc = digest_piece(fs, r.i, p, bb, &hint);
+		rc = digest_piece(fs, vn->ino, r.i, p, bb, &hint);
 	if (!rc && bb->active)
 		rc = store_block(fs, r.i, bb, &hint);
 	fs->reserved_blocks -= dindex_take_resv(&vn->data);

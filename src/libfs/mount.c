@@ -777,6 +777,7 @@ static void fill_tier_info(struct cairn_fs *fs, struct cairn_info *out)
 	out->promotion = !fs->opts.no_promotion;
 	out->migrations = fs->stats.migrations;
 	out->migrate_ns = fs->stats.migrate_ns;
+	out->data_errors = __atomic_load_n(&fs->stats.data_errors, __ATOMIC_RELAXED);
 }
 
 int cairn_info(cairn_fs *fs, struct cairn_info *out)
