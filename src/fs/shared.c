@@ -845,10 +845,11 @@ int shared_data_write_damaged(struct shared *s, uint64_t pblk, const void *buf)
 }
 
 /* Checks n whole blocks at pblk held in buf. */
-static int verify(struct shared *s, uint64_t pblk, const void *buf, uint64_t n, uint64_t *bad)
+static int verify(struct shared *s, uint64_t pblk, const void *buf, uint64_t n, uint64_t *bad,
+                  int always)
 {
 	struct tier *t = tier_of(s, pblk);
-	uint64_t good = sums_verify(&t->sums, pblk, FS_PBLK_BLK(pblk), buf, n);
+	uint64_t good = sums_verify(&t->sums, pblk, FS_PBLK_BLK(pblk), buf, n, always);
 	if (good == n)
 		return 0;
 	if (bad)
@@ -862,7 +863,7 @@ int shared_data_read(struct shared *s, uint64_t pblk, void *buf, uint64_t nblock
 		return -EUCLEAN;
 	struct tier *t = tier_of(s, pblk);
 	int rc = media_read(t->m, FS_PBLK_BLK(pblk) * B, buf, nblocks * B);
-	return rc ? rc : verify(s, pblk, buf, nblocks, bad);
+	return rc ? rc : verify(s, pblk, buf, nblocks, bad, 0);
 }
 
 /* The part of one block at pblk from byte `in`, through a bounce buffer:
@@ -912,20 +913,27 @@ const void *shared_data_direct(struct shared *s, uint64_t pblk)
 	return base ? base + pblk * B : NULL;
 }
 
-int shared_data_verify(struct shared *s, uint64_t pblk, uint64_t n, uint64_t *bad)
+int shared_data_verify(struct shared *s, uint64_t pblk, uint64_t n, uint64_t *bad, int always)
 {
 	if (!shared_blocks_ok(s, pblk, n))
 		return -EUCLEAN;
 	const uint8_t *direct = shared_data_direct(s, pblk);
 	if (direct)
-		return verify(s, pblk, direct, n, bad);
+		return verify(s, pblk, direct, n, bad, always);
+	struct tier *t = tier_of(s, pblk);
+	if (!always && sums_known_good(&t->sums, FS_PBLK_BLK(pblk), n))
+		return 0;
 	enum { CHUNK = 64 };
 	uint8_t *buf = malloc((size_t)CHUNK * B);
 	if (!buf)
 		return -ENOMEM;
 	int rc = 0;
-	for (uint64_t done = 0; done < n && !rc; done += CHUNK)
-		rc = shared_data_read(s, pblk + done, buf, n - done < CHUNK ? n - done : CHUNK, bad);
+	for (uint64_t done = 0; done < n && !rc; done += CHUNK) {
+		uint64_t k = n - done < CHUNK ? n - done : CHUNK;
+		rc = media_read(t->m, FS_PBLK_BLK(pblk + done) * B, buf, k * B);
+		if (!rc)
+			rc = verify(s, pblk + done, buf, k, bad, always);
+	}
 	free(buf);
 	return rc;
 }

@@ -124,8 +124,10 @@ int shared_data_pread(struct shared *s, uint64_t pblk, uint64_t in, void *buf, u
 /* A pointer to the block for byte-addressable fast tiers, else NULL.  The
  * caller verifies what it reads with shared_data_verify. */
 const void *shared_data_direct(struct shared *s, uint64_t pblk);
-/* Verifies n blocks from pblk in place (direct) or by reading them. */
-int shared_data_verify(struct shared *s, uint64_t pblk, uint64_t n, uint64_t *bad);
+/* Verifies n blocks from pblk in place (direct) or by reading them.  A
+ * block that verified since it was last written is not hashed again
+ * (see fs/sums.h) unless always: scrub and fsck ask for always. */
+int shared_data_verify(struct shared *s, uint64_t pblk, uint64_t n, uint64_t *bad, int always);
 /* Makes every data store so far durable, on every tier written. */
 int shared_fence(struct shared *s);
 

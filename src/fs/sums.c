@@ -35,6 +35,9 @@ int sums_open(struct sums *t, struct media *m, uint64_t start, uint64_t nblocks)
 	t->off = start * B;
 	t->nblocks = nblocks;
 	pthread_mutex_init(&t->lock, NULL);
+	t->verified = calloc((nblocks + 63) / 64, sizeof(uint64_t));
+	if (!t->verified)
+		return -ENOMEM;
 	const uint8_t *base = media_direct(m);
 	if (base) {
 		t->v = (const uint32_t *)(base + t->off);
@@ -60,6 +63,7 @@ void sums_close(struct sums *t)
 		return;
 	free(t->copy);
 	free(t->dirty);
+	free(t->verified);
 	pthread_mutex_destroy(&t->lock);
 	memset(t, 0, sizeof(*t));
 }
@@ -88,6 +92,8 @@ int sums_set(struct sums *t, uint64_t pblk, uint64_t blk, const void *data, uint
 	const uint8_t *p = data;
 	if (blk + n > t->nblocks || blk + n < blk)
 		return -EUCLEAN;
+	for (uint64_t b = blk; b < blk + n; b++)
+		__atomic_and_fetch(&t->verified[b / 64], ~(1ull << (b % 64)), __ATOMIC_RELAXED);
 	for (uint64_t done = 0; done < n;) {
 		uint64_t k = n - done < CHUNK ? n - done : CHUNK;
 		for (uint64_t i = 0; i < k; i++) {
@@ -103,16 +109,40 @@ int sums_set(struct sums *t, uint64_t pblk, uint64_t blk, const void *data, uint
 	return 0;
 }
 
-uint64_t sums_verify(const struct sums *t, uint64_t pblk, uint64_t blk, const void *data,
-                     uint64_t n)
+static int is_verified(const struct sums *t, uint64_t b)
+{
+	return (__atomic_load_n(&t->verified[b / 64], __ATOMIC_RELAXED) >> (b % 64)) & 1;
+}
+
+uint64_t sums_verify(struct sums *t, uint64_t pblk, uint64_t blk, const void *data, uint64_t n,
+                     int always)
 {
 	const uint8_t *p = data;
 	if (blk + n > t->nblocks || blk + n < blk)
 		return 0;
-	for (uint64_t i = 0; i < n; i++)
-		if (sums_of(p + i * B, pblk + i) != __atomic_load_n(&t->v[blk + i], __ATOMIC_RELAXED))
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t b = blk + i;
+		if (!always && is_verified(t, b))
+			continue;
+		if (sums_of(p + i * B, pblk + i) != __atomic_load_n(&t->v[b], __ATOMIC_RELAXED)) {
+			/* Found bad (by a scrub, say): readers must hash it again. */
+			__atomic_and_fetch(&t->verified[b / 64], ~(1ull << (b % 64)),
+			                   __ATOMIC_RELAXED);
 			return i;
+		}
+		__atomic_or_fetch(&t->verified[b / 64], 1ull << (b % 64), __ATOMIC_RELAXED);
+	}
 	return n;
+}
+
+int sums_known_good(const struct sums *t, uint64_t blk, uint64_t n)
+{
+	if (blk + n > t->nblocks || blk + n < blk)
+		return 0;
+	for (uint64_t b = blk; b < blk + n; b++)
+		if (!is_verified(t, b))
+			return 0;
+	return 1;
 }
 
 int sums_flush(struct sums *t)

@@ -374,7 +374,7 @@ static void check_data_sums(struct fsck_ctx *c, uint64_t ino, uint64_t lblk, uin
 	uint64_t first = 0, damaged = 0;
 	for (uint64_t at = 0; at < n;) {
 		uint64_t bad = 0;
-		int rc = shared_data_verify(&c->sh, pblk + at, n - at, &bad);
+		int rc = shared_data_verify(&c->sh, pblk + at, n - at, &bad, 1);
 		if (rc != -SHARED_EBADSUM)
 			break; /* verified to the end (or unreadable: the bitmap phase says) */
 		if (!damaged++)

@@ -40,7 +40,7 @@ static int read_shared(struct cairn_fs *fs, uint64_t ino, const struct fs_inode 
 			const uint8_t *direct = shared_data_direct(&fs->sh, pblk);
 			int rc;
 			if (direct) {
-				rc = shared_data_verify(&fs->sh, pblk, (in + n + B - 1) / B, &bad);
+				rc = shared_data_verify(&fs->sh, pblk, (in + n + B - 1) / B, &bad, 0);
 				if (!rc)
 					memcpy(buf, direct + in, n);
 			} else {

@@ -74,7 +74,7 @@ static int scrub_chunk(struct cairn_fs *fs, struct cairn_scrub *s, uint64_t ino,
 		uint64_t n = e.lblk + e.len - *lblk, bad = 0;
 		n = n < SCRUB_CHUNK ? n : SCRUB_CHUNK;
 		uint64_t pblk = e.pblk + (*lblk - e.lblk);
-		rc = shared_data_verify(&fs->sh, pblk, n, &bad);
+		rc = shared_data_verify(&fs->sh, pblk, n, &bad, 1);
 		if (rc == -SHARED_EBADSUM) {
 			note_damage(fs, s, ino, *lblk + (bad - pblk), bad);
 			n = bad - pblk + 1; /* go on after the damaged block */

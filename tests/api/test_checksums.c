@@ -2,7 +2,7 @@
  * test_checksums.c - data checksums end to end: a block damaged on the
  * fast tier, on a capacity tier, or written to the wrong place is EIO to
  * the reader (never the wrong bytes) and an event naming the file and the
- * offset; scrub lists it; fsck reports it; a partial write into it keeps
+ * offset; scrub lists it (even once a reader trusts it); fsck reports it; a partial write into it keeps
  * it unreadable, a whole write heals it; migration does not copy it; the
  * checksums survive a remount on the file medium.
  *
@@ -381,6 +381,28 @@ static void test_capacity_tier(void **state)
 	tv_destroy(tv);
 }
 
+/* A block read once is trusted by later reads until it is written again
+ * (fs/sums.h says why); scrub hashes every block all the same, and what it
+ * finds is EIO to readers from then on. */
+static void test_scrub_rehashes_verified_blocks(void **state)
+{
+	(void)state;
+	struct testvol *tv = volume(CAIRN_MEDIA_EMUL);
+	cairn_fs *fs = tv_mount(tv, NULL);
+	assert_non_null(fs);
+	put(fs, "/c", 3);
+	TV_OK(cairn_digest(fs));
+	expect(fs, "/c", 3);
+	events_reset();
+	flip(tv, fs, block_of(fs, "/c", 5), 9);
+	struct cairn_scrub s = scrub(fs);
+	TV_EQ(s.damaged_blocks, 1);
+	TV_EQ(s.damaged[0].offset, 5 * 4096);
+	expect_eio(fs, "/c", 4096, 5 * 4096);
+	cairn_set_event_handler(NULL);
+	tv_destroy(tv);
+}
+
 /* A scrub beside writers: every file is visited, nothing is reported on
  * a healthy volume, and cancel stops it with ECANCELED. */
 static void test_scrub_clean_and_cancel(void **state)
@@ -420,6 +442,7 @@ int main(void)
 	    cmocka_unit_test(test_misdirected_write),
 	    cmocka_unit_test(test_file_medium_remount),
 	    cmocka_unit_test(test_capacity_tier),
+	    cmocka_unit_test(test_scrub_rehashes_verified_blocks),
 	    cmocka_unit_test(test_scrub_clean_and_cancel),
 	};
 	return cmocka_run_group_tests(tests, tv_setup, tv_teardown);
