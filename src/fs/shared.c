@@ -820,6 +820,8 @@ int shared_blocks_ok(const struct shared *s, uint64_t pblk, uint64_t n)
 	return t && blk >= t->first_block && blk <= t->total_blocks && n <= t->total_blocks - blk;
 }
 
+const void *shared_data_direct(struct shared *s, uint64_t pblk);
+
 static int data_store(struct shared *s, uint64_t pblk, const void *buf, uint64_t nblocks,
                       int damaged)
 {
@@ -878,6 +880,34 @@ static int pread_partial(struct shared *s, uint64_t pblk, uint64_t in, uint8_t *
 	return rc;
 }
 
+/* A byte-addressable tier: each whole block is copied, then the copy is
+ * verified while it is in the cache (one pass over the medium instead of
+ * two); a part of a block is verified in place first. */
+static int pread_direct(struct shared *s, const uint8_t *direct, uint64_t pblk, uint64_t in,
+                        uint8_t *out, uint64_t len, uint64_t *bad)
+{
+	while (len > 0) {
+		uint64_t n = B - in < len ? B - in : len;
+		int rc = 0;
+		if (n == B) {
+			memcpy(out, direct, B);
+			rc = verify(s, pblk, out, 1, bad, 0);
+		} else {
+			rc = verify(s, pblk, direct, 1, bad, 0);
+			if (!rc)
+				memcpy(out, direct + in, n);
+		}
+		if (rc)
+			return rc;
+		direct += B;
+		pblk++;
+		out += n;
+		len -= n;
+		in = 0;
+	}
+	return 0;
+}
+
 int shared_data_pread(struct shared *s, uint64_t pblk, uint64_t in, void *buf, uint64_t len,
                       uint64_t *bad)
 {
@@ -886,6 +916,9 @@ int shared_data_pread(struct shared *s, uint64_t pblk, uint64_t in, void *buf, u
 	in %= B;
 	if (!shared_blocks_ok(s, pblk, (in + len + B - 1) / B))
 		return -EUCLEAN;
+	const uint8_t *direct = shared_data_direct(s, pblk);
+	if (direct)
+		return pread_direct(s, direct, pblk, in, out, len, bad);
 	int rc = 0;
 	if (in || len < B) { /* a head that is not a whole block */
 		uint64_t n = B - in < len ? B - in : len;

@@ -118,7 +118,8 @@ int shared_data_write(struct shared *s, uint64_t pblk, const void *buf, uint64_t
 int shared_data_write_damaged(struct shared *s, uint64_t pblk, const void *buf);
 int shared_data_read(struct shared *s, uint64_t pblk, void *buf, uint64_t nblocks, uint64_t *bad);
 /* len bytes from byte `in` of block pblk on (may run into later blocks);
- * every block the range touches is read whole and verified. */
+ * every block the range touches is verified whole (on a byte-addressable
+ * tier, a whole block is verified in the caller's copy). */
 int shared_data_pread(struct shared *s, uint64_t pblk, uint64_t in, void *buf, uint64_t len,
                       uint64_t *bad);
 /* A pointer to the block for byte-addressable fast tiers, else NULL.  The

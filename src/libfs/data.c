@@ -37,17 +37,9 @@ static int read_shared(struct cairn_fs *fs, uint64_t ino, const struct fs_inode 
 			if (!shared_blocks_ok(&fs->sh, e.pblk, e.len))
 				return -EUCLEAN;
 			uint64_t pblk = e.pblk + (lblk - e.lblk), bad = pblk;
-			const uint8_t *direct = shared_data_direct(&fs->sh, pblk);
-			int rc;
-			if (direct) {
-				rc = shared_data_verify(&fs->sh, pblk, (in + n + B - 1) / B, &bad, 0);
-				if (!rc)
-					memcpy(buf, direct + in, n);
-			} else {
-				rc = shared_data_pread(&fs->sh, pblk, in, buf, n, &bad);
-				if (!rc && FS_PBLK_TIER(pblk))
-					heat_note_capacity_read(fs, ino, &e, off, n);
-			}
+			int rc = shared_data_pread(&fs->sh, pblk, in, buf, n, &bad);
+			if (!rc && FS_PBLK_TIER(pblk))
+				heat_note_capacity_read(fs, ino, &e, off, n);
 			if (rc == -SHARED_EBADSUM) {
 				data_report_damage(fs, ino, lblk + (bad - pblk), bad, "read");
 				return -EIO;
