@@ -246,13 +246,15 @@ int cmd_scrub(int argc, char **argv)
 	if (rc == 0)
 		return scrub_mounted(path);
 	if (rc == -EPERM || rc == -EACCES || (rc == -ENODATA && geteuid() != 0)) {
-		fprintf(stderr, "cairn: scrub: %s: %s (a mount is scrubbed through the %s attribute, "
-		                "which only root may set)\n",
+		fprintf(stderr,
+		        "cairn: scrub: %s: %s (a mount is scrubbed through the %s attribute, "
+		        "which only root may set)\n",
 		        path, strerror(EACCES), CFUSE_SCRUB_XATTR);
 		return SCRUB_FAILED;
 	}
 	if (rc == -EBUSY) {
-		fprintf(stderr, "cairn: scrub: %s: a scrub of this mount is already running\n", path);
+		fprintf(stderr, "cairn: scrub: %s: a scrub of this mount is already running\n",
+		        path);
 		return SCRUB_FAILED;
 	}
 	if (rc != -ENOENT) {

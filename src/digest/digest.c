@@ -40,10 +40,14 @@ struct blockbuf {
  * record is durable and must apply), but the block is stored with a
  * checksum that does not match: the damage in the bytes the record did not
  * cover stays visible (EIO to readers) until the block is written whole,
- * instead of being sealed under a fresh checksum.
+ * instead of being sealed under a fresh checksum.  The exception is a
+ * block that a record replayed at mount writes: a digest cut short by the
+ * crash may have stored the block and not its checksum, or the reverse,
+ * and the mismatch is then no damage; the replay's merge is what the block
+ * must hold, and it gets a fresh checksum.
  */
 static int load_block(struct cairn_fs *fs, uint64_t ino, struct fs_inode *i, struct blockbuf *bb,
-                      uint64_t lblk, int whole)
+                      uint64_t lblk, int whole, uint64_t seq)
 {
 	struct extent e;
 	int found = extent_lookup(&fs->sh.fx, i, lblk, &e);
@@ -59,7 +63,9 @@ static int load_block(struct cairn_fs *fs, uint64_t ino, struct fs_inode *i, str
 	bb->pblk = found ? e.pblk + (lblk - e.lblk) : 0;
 	if (found && !whole) {
 		int rc = shared_data_read(&fs->sh, bb->pblk, bb->data, 1, NULL);
-		if (rc == -SHARED_EBADSUM) {
+		if (rc == -SHARED_EBADSUM && seq < fs->recovered_until) {
+			rc = 0; /* in the crash's window: see above */
+		} else if (rc == -SHARED_EBADSUM) {
 			data_report_damage(fs, ino, lblk, bb->pblk, "digest");
 			bb->damaged = 1;
 			rc = 0;
@@ -143,7 +149,7 @@ static int digest_piece(struct cairn_fs *fs, uint64_t ino, struct fs_inode *i,
 		if (bb->active && bb->lblk != lblk)
 			rc = store_block(fs, i, bb, hint);
 		if (!rc && !bb->active)
-			rc = load_block(fs, ino, i, bb, lblk, n == B);
+			rc = load_block(fs, ino, i, bb, lblk, n == B, p->seq);
 		if (!rc)
 			rc = copy_piece_bytes(fs, p, off, bb->data + in, n);
 		if (rc)

@@ -84,8 +84,7 @@ static int set_copy(struct sums *t, uint64_t blk, const uint32_t *vals, uint64_t
 	return 0;
 }
 
-int sums_set(struct sums *t, uint64_t pblk, uint64_t blk, const void *data, uint64_t n,
-             int damaged)
+int sums_set(struct sums *t, uint64_t pblk, uint64_t blk, const void *data, uint64_t n, int damaged)
 {
 	enum { CHUNK = 256 };
 	uint32_t vals[CHUNK];
@@ -101,7 +100,8 @@ int sums_set(struct sums *t, uint64_t pblk, uint64_t blk, const void *data, uint
 			if (damaged)
 				vals[i] = ~vals[i];
 		}
-		int rc = t->copy ? set_copy(t, blk + done, vals, k) : set_direct(t, blk + done, vals, k);
+		int rc =
+		    t->copy ? set_copy(t, blk + done, vals, k) : set_direct(t, blk + done, vals, k);
 		if (rc)
 			return rc;
 		done += k;
@@ -155,7 +155,8 @@ int sums_flush(struct sums *t)
 	for (uint64_t w = 0; w < (tblocks + 63) / 64 && !rc; w++) {
 		while (t->dirty[w] && !rc) {
 			uint64_t tb = w * 64 + (uint64_t)__builtin_ctzll(t->dirty[w]);
-			rc = media_store(t->m, t->off + tb * B, (const uint8_t *)t->copy + tb * B, B);
+			rc = media_store(t->m, t->off + tb * B, (const uint8_t *)t->copy + tb * B,
+			                 B);
 			if (!rc)
 				t->dirty[w] &= t->dirty[w] - 1; /* clear the lowest bit */
 		}

@@ -28,13 +28,13 @@
 struct media;
 
 struct sums {
-	struct media *m;   /* the fast tier, which holds every table */
-	uint64_t off;      /* byte offset of the table in m */
-	uint64_t nblocks;  /* entries: blocks of the tier */
-	const uint32_t *v; /* the entries: m's mapping, or copy */
-	uint32_t *copy;    /* the file medium: the table in memory */
-	uint64_t *dirty;   /* copy: table blocks changed since sums_flush */
-	uint64_t *verified; /* blocks read and found good since last written */
+	struct media *m;      /* the fast tier, which holds every table */
+	uint64_t off;         /* byte offset of the table in m */
+	uint64_t nblocks;     /* entries: blocks of the tier */
+	const uint32_t *v;    /* the entries: m's mapping, or copy */
+	uint32_t *copy;       /* the file medium: the table in memory */
+	uint64_t *dirty;      /* copy: table blocks changed since sums_flush */
+	uint64_t *verified;   /* blocks read and found good since last written */
 	pthread_mutex_t lock; /* copy and dirty, between writers */
 };
 

@@ -111,6 +111,10 @@ struct cairn_fs {
 	int batch_thread_running;
 
 	struct fs_stats stats;
+	/* Records before this sequence number were replayed at mount: a digest
+	 * before the crash may have rewritten their blocks in place without
+	 * the checksums, or the reverse (docs/FORMAT.md, "Data checksums"). */
+	uint64_t recovered_until;
 
 	/* tiers: coldness and promotion (heat.c), migration (digest) */
 	int64_t *heat; /* per inode: ns since the epoch of the last read */

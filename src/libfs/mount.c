@@ -524,6 +524,7 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 	struct replay rp = {.fs = fs};
 	int rc = log_recover(fs->log, fs->sh.ckpt.log_head_off, fs->sh.ckpt.log_head_seq,
 	                     replay_one, &rp, fs->read_only);
+	fs->recovered_until = log_tail_seq(fs->log);
 	if (rc && rp.bad_rc) {
 		snprintf(err, el,
 		         "log part %s: record %llu at offset %llu does not apply to the shared "

@@ -36,8 +36,8 @@ static int scrubbed_kind(uint32_t mode)
 	return S_ISREG(mode) || S_ISLNK(mode);
 }
 
-static void note_damage(struct cairn_fs *fs, struct cairn_scrub *s, uint64_t ino,
-                        uint64_t lblk, uint64_t pblk)
+static void note_damage(struct cairn_fs *fs, struct cairn_scrub *s, uint64_t ino, uint64_t lblk,
+                        uint64_t pblk)
 {
 	data_report_damage(fs, ino, lblk, pblk, "scrub");
 	add(&s->damaged_blocks, 1);

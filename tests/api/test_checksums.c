@@ -2,9 +2,9 @@
  * test_checksums.c - data checksums end to end: a block damaged on the
  * fast tier, on a capacity tier, or written to the wrong place is EIO to
  * the reader (never the wrong bytes) and an event naming the file and the
- * offset; scrub lists it (even once a reader trusts it); fsck reports it; a partial write into it keeps
- * it unreadable, a whole write heals it; migration does not copy it; the
- * checksums survive a remount on the file medium.
+ * offset; scrub lists it (even once a reader trusts it); fsck reports it; a partial write into it
+ * keeps it unreadable, a whole write heals it; migration does not copy it; the checksums survive a
+ * remount on the file medium.
  *
  * The damage is done the way a medium does it: bytes of the part files
  * changed behind cairn's back, at the block the file's extent map names.
@@ -203,8 +203,8 @@ static void damaged_block(enum cairn_media media)
 	expect(fs, "/b", 2);
 	assert_true(events >= 1);
 	char needle[128];
-	snprintf(needle, sizeof(needle), "inode %llu, file offset %u", (unsigned long long)st.st_ino,
-	         3 * 4096);
+	snprintf(needle, sizeof(needle), "inode %llu, file offset %u",
+	         (unsigned long long)st.st_ino, 3 * 4096);
 	if (!strstr(last_event, needle))
 		fail_msg("event '%s' does not name '%s'", last_event, needle);
 	struct cairn_info in;
