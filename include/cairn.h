@@ -193,8 +193,42 @@ struct cairn_info {
 	int promotion;                     /* 1: hot data moves back up */
 	uint64_t migrations;               /* batches committed since mount */
 	uint64_t migrate_ns;               /* time they took */
+	uint64_t data_errors;              /* blocks found damaged since mount */
 };
 int cairn_info(cairn_fs *fs, struct cairn_info *out);
+
+/* Beyond POSIX: every data block carries a checksum, verified on each
+ * read; a block that fails is EIO to the reader, never wrong bytes, and is
+ * reported as an event: one line naming the inode, the file offset, the
+ * tier and the block.  Events go to handler (process-wide; NULL restores
+ * the default, a line "cairn: ..." on stderr). */
+void cairn_set_event_handler(void (*handler)(const char *msg));
+
+/* Beyond POSIX: scrub.  Reads every data block of every file and symlink,
+ * on every tier, and verifies it against its checksum, beside the calls of
+ * other threads (a file is checked a chunk at a time under the read lock).
+ * The fields are progress, updated as it goes (read them with atomic
+ * loads from other threads); set cancel to stop it early.  Each damaged
+ * block is counted, reported as an event, and the first CAIRN_SCRUB_LIST
+ * are listed.  cairn has no second copy of a block to repair it from: the
+ * file named must be restored from a backup (writing the damaged blocks
+ * whole makes them good again).  Returns 0 when it ran to the end
+ * (damage or not), -1 with errno ECANCELED when cancelled, or another
+ * errno if it could not go on. */
+#define CAIRN_SCRUB_LIST 32
+struct cairn_scrub {
+	uint64_t files_total, files_done;
+	uint64_t bytes_total, bytes_done; /* of data blocks, tree nodes excluded */
+	uint64_t damaged_blocks;
+	unsigned listed; /* entries of damaged[] filled */
+	struct cairn_scrub_damage {
+		uint64_t ino, offset; /* the file and the byte offset of the block */
+		uint64_t block;       /* the block on its tier */
+		char tier[16];
+	} damaged[CAIRN_SCRUB_LIST];
+	int cancel;
+};
+int cairn_scrub(cairn_fs *fs, struct cairn_scrub *s);
 
 /* Beyond POSIX: apply the whole log to the shared area now (returns when the
  * shared area is durable and the log space is free). */

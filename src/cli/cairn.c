@@ -12,6 +12,8 @@
  *   cairn demo VOLUME
  *   cairn mount VOLUME MOUNTPOINT [--foreground] [--batch MS] [-o OPTS]
  *   cairn umount MOUNTPOINT [--lazy]
+ *   cairn fsck VOLUME [--repair]
+ *   cairn scrub VOLUME|MOUNTPOINT           (scrub.c)
  *
  * Errors go to stderr as "cairn: CMD: VOLUME: reason"; the exit code is 0 on
  * success, 1 on failure, 2 on a usage error.
@@ -28,11 +30,12 @@
 
 #include "cairn.h"
 #include "fsck/fsck.h"
+#include "cli/cli.h"
 #include "fuse/cairn_fuse.h"
 
-static const char *prog_cmd = "";
+const char *prog_cmd = "";
 
-static int usage_error(const char *fmt, const char *arg)
+int usage_error(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "cairn: %s: ", prog_cmd);
 	fprintf(stderr, fmt, arg);
@@ -47,7 +50,7 @@ static int option_error(void)
 	return 2;
 }
 
-static int api_error(const char *what)
+int api_error(const char *what)
 {
 	int e = errno;
 	const char *why = cairn_last_error()[0] ? cairn_last_error() : strerror(e);
@@ -693,7 +696,8 @@ static const char main_help[] =
     "  demo VOLUME             write, rename and read files; time durable appends\n"
     "  mount VOLUME MOUNTPOINT serve a volume through FUSE to every program\n"
     "  umount MOUNTPOINT       unmount it\n"
-    "  fsck VOLUME [--repair]  check (and repair) an unmounted volume\n\n"
+    "  fsck VOLUME [--repair]  check (and repair) an unmounted volume\n"
+    "  scrub VOLUME|MOUNTPOINT verify every data block against its checksum\n\n"
     "Run 'cairn COMMAND --help' for the options of a command.\n";
 
 int main(int argc, char **argv)
@@ -720,6 +724,8 @@ int main(int argc, char **argv)
 		return cmd_umount(argc - 1, argv + 1);
 	if (!strcmp(prog_cmd, "fsck"))
 		return cmd_fsck(argc - 1, argv + 1);
+	if (!strcmp(prog_cmd, "scrub"))
+		return cmd_scrub(argc - 1, argv + 1);
 	fprintf(stderr, "cairn: unknown command '%s'\nTry 'cairn --help'.\n", prog_cmd);
 	return 2;
 }

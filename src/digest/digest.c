@@ -30,6 +30,7 @@ struct blockbuf {
 	int mapped;    /* already has a block in the shared area */
 	int unwritten; /* ... set aside by fallocate: its old bytes are not the file's */
 	int has_data;  /* a PIECE_LOG byte landed in it */
+	int damaged;   /* its old contents failed their checksum */
 	uint64_t pblk;
 	struct extent ext; /* the extent that maps it */
 	/* Blocks stored into one unwritten extent (run_ext), still to be
@@ -39,8 +40,20 @@ struct blockbuf {
 	uint8_t data[B];
 };
 
-static int load_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *bb, uint64_t lblk,
-                      int whole)
+/*
+ * A block only partly overwritten is read first, and verified.  When its
+ * old bytes fail their checksum the new bytes are merged all the same (the
+ * record is durable and must apply), but the block is stored with a
+ * checksum that does not match: the damage in the bytes the record did not
+ * cover stays visible (EIO to readers) until the block is written whole,
+ * instead of being sealed under a fresh checksum.  The exception is a
+ * block that a record replayed at mount writes: a digest cut short by the
+ * crash may have stored the block and not its checksum, or the reverse,
+ * and the mismatch is then no damage; the replay's merge is what the block
+ * must hold, and it gets a fresh checksum.
+ */
+static int load_block(struct cairn_fs *fs, uint64_t ino, struct fs_inode *i, struct blockbuf *bb,
+                      uint64_t lblk, int whole, uint64_t seq)
 {
 	struct extent e;
 	int found = extent_lookup(&fs->sh.fx, i, lblk, &e);
@@ -51,12 +64,22 @@ static int load_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *
 	bb->lblk = lblk;
 	bb->active = 1;
 	bb->has_data = 0;
+	bb->damaged = 0;
 	bb->mapped = found;
 	bb->unwritten = found && e.unwritten; /* starts from zeros, not from the block */
 	bb->ext = e;
 	bb->pblk = found ? e.pblk + (lblk - e.lblk) : 0;
-	if (found && !whole && !bb->unwritten)
-		return shared_data_read(&fs->sh, bb->pblk, bb->data, 1);
+	if (found && !whole && !bb->unwritten) {
+		int rc = shared_data_read(&fs->sh, bb->pblk, bb->data, 1, NULL);
+		if (rc == -SHARED_EBADSUM && seq < fs->recovered_until) {
+			rc = 0; /* in the crash's window: see above */
+		} else if (rc == -SHARED_EBADSUM) {
+			data_report_damage(fs, ino, lblk, bb->pblk, "digest");
+			bb->damaged = 1;
+			rc = 0;
+		}
+		return rc;
+	}
 	memset(bb->data, 0, B);
 	return 0;
 }
@@ -152,6 +175,8 @@ static int store_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf 
 	}
 	*hint = bb->pblk + 1;
 	fs->stats.bytes_digested += B;
+	if (bb->damaged)
+		return shared_data_write_damaged(&fs->sh, bb->pblk, bb->data);
 	return shared_data_write(&fs->sh, bb->pblk, bb->data, 1);
 }
 
@@ -171,8 +196,8 @@ static int copy_piece_bytes(struct cairn_fs *fs, const struct piece *p, uint64_t
 	return log_read(fs->log, src, dst, len);
 }
 
-static int digest_piece(struct cairn_fs *fs, struct fs_inode *i, const struct piece *p,
-                        struct blockbuf *bb, uint64_t *hint)
+static int digest_piece(struct cairn_fs *fs, uint64_t ino, struct fs_inode *i,
+                        const struct piece *p, struct blockbuf *bb, uint64_t *hint)
 {
 	uint64_t off = p->off, end = p->off + p->len;
 	uint64_t limit = (i->size + B - 1) / B * B;
@@ -187,7 +212,7 @@ static int digest_piece(struct cairn_fs *fs, struct fs_inode *i, const struct pi
 		if (!rc && !bb->active)
 			rc = end_run_before(fs, i, bb, lblk);
 		if (!rc && !bb->active)
-			rc = load_block(fs, i, bb, lblk, n == B);
+			rc = load_block(fs, ino, i, bb, lblk, n == B, p->seq);
 		if (!rc)
 			rc = copy_piece_bytes(fs, p, off, bb->data + in, n);
 		if (rc)
@@ -214,7 +239,7 @@ static int digest_vnode(struct cairn_fs *fs, struct vnode *vn, struct blockbuf *
 	bb->active = 0;
 	bb->run_len = 0;
 	for (struct piece *p = dindex_min(&vn->data); p && !rc; p = dindex_next(&vn->data, p))
-		rc = digest_piece(fs, r.i, p, bb, &hint);
+		rc = digest_piece(fs, vn->ino, r.i, p, bb, &hint);
 	if (!rc && bb->active)
 		rc = store_block(fs, r.i, bb, &hint);
 	if (!rc && bb->run_len)

@@ -13,6 +13,9 @@
  *   itable_start      inode table (struct fs_inode, 32 per block)
  *   bbitmap_start     block allocation bitmap of the whole tier
  *   tiers[k].bitmap_start   block allocation bitmap of capacity tier k+1
+ *   sums_start        data checksums of the fast tier, one
+ *                     uint32_t per block of the tier
+ *   tiers[k].sums_start     data checksums of capacity tier k+1
  *   data_start ...    extent-tree nodes, directory-tree nodes, file data
  *   total_blocks      the last block of the part: a copy of the superblock
  *                     (FS_BACKUP_BLOCK), outside the tier's blocks
@@ -27,6 +30,7 @@
 #ifndef CAIRN_FS_FORMAT_H
 #define CAIRN_FS_FORMAT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define FS_BLOCK_SIZE 4096u
@@ -35,7 +39,7 @@
 #define FS_SUPER_MAGIC 0x5346534e52494143ull /* "CAIRNSFS" */
 #define FS_CKPT_MAGIC 0x54504b434e524143ull  /* "CARNCKPT" */
 #define FS_JOURNAL_MAGIC 0x4c4e524a4e524143ull /* "CARNJRNL" */
-#define FS_FORMAT_VERSION 2u /* 2: backup superblock in the last block */
+#define FS_FORMAT_VERSION 3u /* 2: backup superblock; 3: data checksums */
 #define FS_TIER_MAGIC 0x524549544e524143ull /* "CARNTIER" */
 
 /* The backup superblock: the last whole block of a fast part of `size`
@@ -63,7 +67,8 @@ struct fs_tier_desc {
 	uint64_t bitmap_blocks;
 	uint32_t unit_blocks;   /* allocation alignment on the medium, in blocks */
 	uint32_t reserved0;
-	uint64_t reserved[2];
+	uint64_t sums_start;    /* its data checksums, on the fast tier */
+	uint64_t sums_blocks;
 };
 
 /* Block 0, and a copy in the last block.  Written once by mkfs; never
@@ -84,7 +89,8 @@ struct fs_super {
 	uint32_t tier_count;    /* capacity tiers, 0..FS_MAX_TIERS */
 	uint32_t reserved0;
 	struct fs_tier_desc tiers[FS_MAX_TIERS]; /* tiers[k] is tier k + 1 */
-	uint8_t reserved[3568];
+	uint64_t sums_start, sums_blocks; /* the fast tier's data checksums */
+	uint8_t reserved[3552];
 	uint64_t checksum;      /* XXH3-64 of the bytes before this field */
 };
 
@@ -141,6 +147,18 @@ struct fs_journal_header {
 
 #define FS_JOURNAL_DESC_PER_BLOCK (FS_BLOCK_SIZE / 8)
 
+/*
+ * Data checksums: entry b of a tier's table is the low 32 bits of the
+ * XXH3-64 of the 4096 bytes of its block b, seeded with the block's
+ * tier-tagged pblk (sums_of in fs/sums.h), so a block written to the
+ * wrong place does not verify either.  Entries are written in place, not through the journal,
+ * whenever the digest or a migration writes the block: a crash between
+ * the block and its entry is repaired by the log replay, which writes
+ * both again (see docs/FORMAT.md, "Data checksums").  An entry is
+ * meaningful only for a block that a written extent maps.
+ */
+#define FS_SUMS_PER_BLOCK (FS_BLOCK_SIZE / 4)
+
 /* Inode flags. */
 #define FS_INODE_ORPHAN 1u /* on the orphan list */
 /* A regular file or symlink whose block map is one extent, held in the
@@ -192,6 +210,7 @@ struct fs_inode {
 
 _Static_assert(sizeof(struct fs_tier_desc) == 64, "fs_tier_desc is 64 bytes");
 _Static_assert(sizeof(struct fs_super) == FS_BLOCK_SIZE, "fs_super is one block");
+_Static_assert(offsetof(struct fs_super, sums_start) == 520, "fs_super layout");
 _Static_assert(sizeof(struct fs_tier_header) == FS_BLOCK_SIZE, "fs_tier_header is one block");
 _Static_assert(sizeof(struct fs_checkpoint) == 128, "fs_checkpoint is 128 bytes");
 _Static_assert(sizeof(struct fs_journal_header) == FS_BLOCK_SIZE, "journal header is one block");

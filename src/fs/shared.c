@@ -56,6 +56,15 @@ static int layout(struct fs_super *sb, uint64_t total_blocks, uint64_t inodes)
 		t->bitmap_blocks = div_up(t->total_blocks, 8 * B);
 		next += t->bitmap_blocks;
 	}
+	sb->sums_start = next;
+	sb->sums_blocks = div_up(total_blocks, FS_SUMS_PER_BLOCK);
+	next += sb->sums_blocks;
+	for (unsigned k = 0; k < sb->tier_count; k++) {
+		struct fs_tier_desc *t = &sb->tiers[k];
+		t->sums_start = next;
+		t->sums_blocks = div_up(t->total_blocks, FS_SUMS_PER_BLOCK);
+		next += t->sums_blocks;
+	}
 	sb->data_start = next;
 	/* Leave room for at least a few hundred blocks of data and trees. */
 	return sb->data_start + 256 <= total_blocks ? 0 : -ENOSPC;
@@ -262,7 +271,10 @@ static const char *check_super(const struct fs_super *sb, const uint8_t uuid[16]
 		return "checksum mismatch";
 	if (sb->version == 1)
 		return "format version 1, made by an older cairn without a backup superblock: "
-		       "this cairn reads version 2 only";
+		       "this cairn reads version 3 only";
+	if (sb->version == 2)
+		return "format version 2, made by an older cairn without data checksums: "
+		       "this cairn reads version 3 only";
 	if (sb->version != FS_FORMAT_VERSION)
 		return "unsupported format version (offset 8)";
 	if (sb->block_size != B)
@@ -279,6 +291,8 @@ static const char *check_super(const struct fs_super *sb, const uint8_t uuid[16]
 		return "inconsistent layout fields (offsets 40-119)";
 	if (memcmp(want.tiers, sb->tiers, sizeof(sb->tiers)))
 		return "inconsistent capacity tier fields (offsets 136-519)";
+	if (want.sums_start != sb->sums_start || want.sums_blocks != sb->sums_blocks)
+		return "inconsistent data checksum fields (offsets 520-535)";
 	return NULL;
 }
 
@@ -633,6 +647,12 @@ static int open_tiers(struct shared *s, struct media *const *cap, unsigned ncap,
 	f->first_block = s->sb.data_start;
 	f->unit_blocks = 1;
 	snprintf(f->name, sizeof(f->name), "fast");
+	int rc = sums_open(&f->sums, s->m, s->sb.sums_start, s->sb.total_blocks);
+	if (rc) {
+		snprintf(err, errlen, "fast part %s: cannot load the data checksums: %s",
+		         media_path(s->m), strerror(-rc));
+		return rc;
+	}
 	s->ntiers = 1 + ncap;
 	for (unsigned t = 1; t <= ncap; t++) {
 		const struct fs_tier_desc *d = &s->sb.tiers[t - 1];
@@ -649,10 +669,12 @@ static int open_tiers(struct shared *s, struct media *const *cap, unsigned ncap,
 		x->unit_blocks = d->unit_blocks ? d->unit_blocks : 1;
 		memcpy(x->name, d->name, sizeof(d->name));
 		x->name[sizeof(x->name) - 1] = 0;
-		int rc = alloc_open(&x->a, s->cache, d->bitmap_start, d->bitmap_blocks,
-		                    d->total_blocks, 1);
+		rc = alloc_open(&x->a, s->cache, d->bitmap_start, d->bitmap_blocks,
+		                d->total_blocks, 1);
+		if (!rc)
+			rc = sums_open(&x->sums, s->m, d->sums_start, d->total_blocks);
 		if (rc) {
-			snprintf(err, errlen, "tier %s: cannot load its allocation bitmap: %s",
+			snprintf(err, errlen, "tier %s: cannot load its bitmap and checksums: %s",
 			         x->name, strerror(-rc));
 			return rc;
 		}
@@ -708,6 +730,8 @@ int shared_open(struct shared *s, struct media *m, struct media *const *cap, uns
 
 void shared_close(struct shared *s)
 {
+	for (unsigned t = 0; t <= FS_MAX_TIERS; t++)
+		sums_close(&s->tier[t].sums);
 	for (unsigned t = 1; t <= FS_MAX_TIERS; t++) {
 		if (s->tier[t].a)
 			alloc_close(s->tier[t].a);
@@ -796,26 +820,122 @@ int shared_blocks_ok(const struct shared *s, uint64_t pblk, uint64_t n)
 	return t && blk >= t->first_block && blk <= t->total_blocks && n <= t->total_blocks - blk;
 }
 
-int shared_data_write(struct shared *s, uint64_t pblk, const void *buf, uint64_t nblocks)
+const void *shared_data_direct(struct shared *s, uint64_t pblk);
+
+static int data_store(struct shared *s, uint64_t pblk, const void *buf, uint64_t nblocks,
+                      int damaged)
 {
 	if (!shared_blocks_ok(s, pblk, nblocks))
 		return -EUCLEAN;
 	struct tier *t = tier_of(s, pblk);
 	t->dirty = 1;
-	return media_store(t->m, FS_PBLK_BLK(pblk) * B, buf, nblocks * B);
+	/* The entry first: a reader that sees the new entry before the new
+	 * block is impossible anyway (readers of a mapped block exclude its
+	 * writer), and a crash between the two is repaired by replay. */
+	int rc = sums_set(&t->sums, pblk, FS_PBLK_BLK(pblk), buf, nblocks, damaged);
+	return rc ? rc : media_store(t->m, FS_PBLK_BLK(pblk) * B, buf, nblocks * B);
 }
 
-int shared_data_read(struct shared *s, uint64_t pblk, void *buf, uint64_t nblocks)
+int shared_data_write(struct shared *s, uint64_t pblk, const void *buf, uint64_t nblocks)
 {
-	return shared_data_pread(s, pblk, 0, buf, nblocks * B);
+	return data_store(s, pblk, buf, nblocks, 0);
 }
 
-int shared_data_pread(struct shared *s, uint64_t pblk, uint64_t in, void *buf, uint64_t len)
+int shared_data_write_damaged(struct shared *s, uint64_t pblk, const void *buf)
 {
-	if (!shared_blocks_ok(s, pblk, (in + len + B - 1) / B))
+	return data_store(s, pblk, buf, 1, 1);
+}
+
+/* Checks n whole blocks at pblk held in buf. */
+static int verify(struct shared *s, uint64_t pblk, const void *buf, uint64_t n, uint64_t *bad,
+                  int always)
+{
+	struct tier *t = tier_of(s, pblk);
+	uint64_t good = sums_verify(&t->sums, pblk, FS_PBLK_BLK(pblk), buf, n, always);
+	if (good == n)
+		return 0;
+	if (bad)
+		*bad = pblk + good;
+	return -SHARED_EBADSUM;
+}
+
+int shared_data_read(struct shared *s, uint64_t pblk, void *buf, uint64_t nblocks, uint64_t *bad)
+{
+	if (!shared_blocks_ok(s, pblk, nblocks))
 		return -EUCLEAN;
 	struct tier *t = tier_of(s, pblk);
-	return media_read(t->m, FS_PBLK_BLK(pblk) * B + in, buf, len);
+	int rc = media_read(t->m, FS_PBLK_BLK(pblk) * B, buf, nblocks * B);
+	return rc ? rc : verify(s, pblk, buf, nblocks, bad, 0);
+}
+
+/* The part of one block at pblk from byte `in`, through a bounce buffer:
+ * the block is verified whole. */
+static int pread_partial(struct shared *s, uint64_t pblk, uint64_t in, uint8_t *out, uint64_t len,
+                         uint64_t *bad)
+{
+	uint8_t block[B];
+	int rc = shared_data_read(s, pblk, block, 1, bad);
+	if (!rc)
+		memcpy(out, block + in, len);
+	return rc;
+}
+
+/* A byte-addressable tier: each whole block is copied, then the copy is
+ * verified while it is in the cache (one pass over the medium instead of
+ * two); a part of a block is verified in place first. */
+static int pread_direct(struct shared *s, const uint8_t *direct, uint64_t pblk, uint64_t in,
+                        uint8_t *out, uint64_t len, uint64_t *bad)
+{
+	while (len > 0) {
+		uint64_t n = B - in < len ? B - in : len;
+		int rc = 0;
+		if (n == B) {
+			memcpy(out, direct, B);
+			rc = verify(s, pblk, out, 1, bad, 0);
+		} else {
+			rc = verify(s, pblk, direct, 1, bad, 0);
+			if (!rc)
+				memcpy(out, direct + in, n);
+		}
+		if (rc)
+			return rc;
+		direct += B;
+		pblk++;
+		out += n;
+		len -= n;
+		in = 0;
+	}
+	return 0;
+}
+
+int shared_data_pread(struct shared *s, uint64_t pblk, uint64_t in, void *buf, uint64_t len,
+                      uint64_t *bad)
+{
+	uint8_t *out = buf;
+	pblk += in / B;
+	in %= B;
+	if (!shared_blocks_ok(s, pblk, (in + len + B - 1) / B))
+		return -EUCLEAN;
+	const uint8_t *direct = shared_data_direct(s, pblk);
+	if (direct)
+		return pread_direct(s, direct, pblk, in, out, len, bad);
+	int rc = 0;
+	if (in || len < B) { /* a head that is not a whole block */
+		uint64_t n = B - in < len ? B - in : len;
+		rc = pread_partial(s, pblk++, in, out, n, bad);
+		out += n;
+		len -= n;
+	}
+	if (!rc && len >= B) { /* whole blocks, straight into the caller's buffer */
+		uint64_t n = len / B;
+		rc = shared_data_read(s, pblk, out, n, bad);
+		pblk += n;
+		out += n * B;
+		len -= n * B;
+	}
+	if (!rc && len) /* a tail */
+		rc = pread_partial(s, pblk, 0, out, len, bad);
+	return rc;
 }
 
 const void *shared_data_direct(struct shared *s, uint64_t pblk)
@@ -826,12 +946,51 @@ const void *shared_data_direct(struct shared *s, uint64_t pblk)
 	return base ? base + pblk * B : NULL;
 }
 
+int shared_data_verify(struct shared *s, uint64_t pblk, uint64_t n, uint64_t *bad, int always)
+{
+	if (!shared_blocks_ok(s, pblk, n))
+		return -EUCLEAN;
+	const uint8_t *direct = shared_data_direct(s, pblk);
+	if (direct)
+		return verify(s, pblk, direct, n, bad, always);
+	struct tier *t = tier_of(s, pblk);
+	if (!always && sums_known_good(&t->sums, FS_PBLK_BLK(pblk), n))
+		return 0;
+	enum { CHUNK = 64 };
+	uint8_t *buf = malloc((size_t)CHUNK * B);
+	if (!buf)
+		return -ENOMEM;
+	int rc = 0;
+	for (uint64_t done = 0; done < n && !rc; done += CHUNK) {
+		uint64_t k = n - done < CHUNK ? n - done : CHUNK;
+		rc = media_read(t->m, FS_PBLK_BLK(pblk + done) * B, buf, k * B);
+		if (!rc)
+			rc = verify(s, pblk + done, buf, k, bad, always);
+	}
+	free(buf);
+	return rc;
+}
+
+/* Stores the checksum entries that sit in memory only (file medium). */
+static int flush_sums(struct shared *s)
+{
+	for (unsigned t = 0; t < s->ntiers; t++) {
+		int rc = sums_flush(&s->tier[t].sums);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 int shared_fence(struct shared *s)
 {
+	int rc = flush_sums(s);
+	if (rc)
+		return rc;
 	for (unsigned t = 1; t < s->ntiers; t++) {
 		if (!s->tier[t].dirty)
 			continue;
-		int rc = media_fence(s->tier[t].m);
+		rc = media_fence(s->tier[t].m);
 		if (rc)
 			return rc;
 		s->tier[t].dirty = 0;

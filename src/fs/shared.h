@@ -13,12 +13,14 @@
 #ifndef CAIRN_FS_SHARED_H
 #define CAIRN_FS_SHARED_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "fs/cache.h"
 #include "fs/format.h"
 #include "fs/fsctx.h"
+#include "fs/sums.h"
 
 struct media;
 struct alloc;
@@ -33,6 +35,7 @@ struct tier {
 	uint32_t unit_blocks;  /* allocation alignment suited to the medium */
 	char name[16];
 	int dirty;             /* stored to since its last fence */
+	struct sums sums;      /* a checksum per block (on the fast tier) */
 };
 
 /* What mkfs needs to know of each capacity tier. */
@@ -101,14 +104,31 @@ int inode_in_use(struct shared *s, uint64_t ino);
  * from a damaged tree must not send a read or write anywhere else. */
 int shared_blocks_ok(const struct shared *s, uint64_t pblk, uint64_t n);
 
-/* File data blocks (not cached), on whichever tier pblk names: whole
- * blocks, written then flushed. */
+/*
+ * File data blocks (not cached), on whichever tier pblk names: whole
+ * blocks, written then flushed, each with its checksum.  Every read is
+ * verified against the checksums: a block that does not match fails the
+ * read with SHARED_EBADSUM (EBADMSG) and *bad, when given, names it.
+ */
+#define SHARED_EBADSUM EBADMSG
 int shared_data_write(struct shared *s, uint64_t pblk, const void *buf, uint64_t nblocks);
-int shared_data_read(struct shared *s, uint64_t pblk, void *buf, uint64_t nblocks);
-/* len bytes from byte `in` of block pblk on (may run into later blocks). */
-int shared_data_pread(struct shared *s, uint64_t pblk, uint64_t in, void *buf, uint64_t len);
-/* A pointer to the block for byte-addressable fast tiers, else NULL. */
+/* Writes one block whose old contents failed verification and were
+ * merged into buf: its checksum is stored so as not to match, so the
+ * damage stays visible until the block is written whole. */
+int shared_data_write_damaged(struct shared *s, uint64_t pblk, const void *buf);
+int shared_data_read(struct shared *s, uint64_t pblk, void *buf, uint64_t nblocks, uint64_t *bad);
+/* len bytes from byte `in` of block pblk on (may run into later blocks);
+ * every block the range touches is verified whole (on a byte-addressable
+ * tier, a whole block is verified in the caller's copy). */
+int shared_data_pread(struct shared *s, uint64_t pblk, uint64_t in, void *buf, uint64_t len,
+                      uint64_t *bad);
+/* A pointer to the block for byte-addressable fast tiers, else NULL.  The
+ * caller verifies what it reads with shared_data_verify. */
 const void *shared_data_direct(struct shared *s, uint64_t pblk);
+/* Verifies n blocks from pblk in place (direct) or by reading them.  A
+ * block that verified since it was last written is not hashed again
+ * (see fs/sums.h) unless always: scrub and fsck ask for always. */
+int shared_data_verify(struct shared *s, uint64_t pblk, uint64_t n, uint64_t *bad, int always);
 /* Makes every data store so far durable, on every tier written. */
 int shared_fence(struct shared *s);
 

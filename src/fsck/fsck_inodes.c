@@ -362,6 +362,43 @@ static struct fsck_item *extent_outside(struct fsck_ctx *c, unsigned long long i
 	    (unsigned long long)x->total_blocks);
 }
 
+/* Reads the extent's blocks and checks them against their checksums: one
+ * problem per extent, naming the first damaged block and how many are.
+ * Files that undigested records write are left to the next mount (see
+ * fsck_ctx.written). */
+static void check_data_sums(struct fsck_ctx *c, uint64_t ino, uint64_t lblk, uint64_t pblk,
+                            uint64_t n)
+{
+	if (fsck_written_by_log(c, ino))
+		return;
+	uint64_t first = 0, damaged = 0;
+	for (uint64_t at = 0; at < n;) {
+		uint64_t bad = 0;
+		int rc = shared_data_verify(&c->sh, pblk + at, n - at, &bad, 1);
+		if (rc != -SHARED_EBADSUM)
+			break; /* verified to the end (or unreadable: the bitmap phase says) */
+		if (!damaged++)
+			first = bad;
+		at = bad - pblk + 1;
+	}
+	if (!damaged)
+		return;
+	c->data_damaged += damaged;
+	const struct tier *t = &c->sh.tier[FS_PBLK_TIER(first)];
+	struct fsck_item *it = fsck_problem(
+	    c, FC_DATA_CHECKSUM,
+	    "inode %llu: %llu data block%s of the extent at file offset %llu do%s not match "
+	    "%s checksum%s, the first at file offset %llu (tier %s block %llu): those bytes are "
+	    "damaged; restore the file (writing the blocks whole makes them good)",
+	    (unsigned long long)ino, (unsigned long long)damaged, damaged > 1 ? "s" : "",
+	    (unsigned long long)(lblk * FS_BLOCK_SIZE), damaged > 1 ? "" : "es",
+	    damaged > 1 ? "their" : "its", damaged > 1 ? "s" : "",
+	    (unsigned long long)((lblk + (first - pblk)) * FS_BLOCK_SIZE), t->name,
+	    (unsigned long long)FS_PBLK_BLK(first));
+	it->a = ino;
+	it->b = lblk + (first - pblk);
+}
+
 /* Why an extent's state (the top byte of its length word) is not valid
  * for this inode, or NULL: written or unwritten, and unwritten only in a
  * regular file and up to FS_EXTENT_UNWRITTEN_MAX blocks. */
@@ -417,6 +454,8 @@ static int extent_rec(void *arg, const void *rec, size_t len)
 		return 0;
 	}
 	fsck_claim(c, pblk, n);
+	if (!(word & FS_EXTENT_STATE))
+		check_data_sums(c, w->ino, lblk, pblk, n); /* unwritten blocks hold nothing to check */
 	uint64_t eof = (w->in->size + FS_BLOCK_SIZE - 1) / FS_BLOCK_SIZE;
 	/* Unwritten extents past the end are what fallocate's KEEP_SIZE
 	 * leaves: normal, as on ext4. */

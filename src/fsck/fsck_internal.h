@@ -86,6 +86,8 @@ enum fsck_code {
 	FC_LOG_LOST,        /* a: offset, b: sequence of a damaged record that had
 	                     * been durable, c: valid records after it (dropped:
 	                     * the log is cut at the damage) */
+	FC_DATA_CHECKSUM,   /* a: inode, b: lblk; a data block does not match its
+	                     * checksum (not fixable: the bytes are lost) */
 	FC_COUNT
 };
 
@@ -161,6 +163,14 @@ struct fsck_ctx {
 	int alloc_safe;      /* repairs may allocate (see fsck_relink.c) */
 	uint64_t lost_found; /* inode of /lost+found once found or made */
 	int progress_pct;
+
+	/* inodes that undigested log records write: their blocks may have been
+	 * rewritten in place by a digest that did not reach its checkpoint,
+	 * so their checksums are checked only after a mount has replayed the
+	 * records (sorted, for bsearch) */
+	uint64_t *written;
+	size_t nwritten, capwritten;
+	uint64_t data_damaged; /* blocks found not to match their checksums */
 	const char *progress_label;
 };
 
@@ -183,6 +193,8 @@ void fsck_quote(char *out, size_t outlen, const char *name, size_t len);
 /* ---- fsck_parts.c: phases 1 and 2 ---- */
 int fsck_open(struct fsck_ctx *c); /* 0, or -1 when refused (c->r->refused says why) */
 void fsck_scan_log(struct fsck_ctx *c);
+/* Whether an undigested record writes data of inode ino (fsck_scan_log). */
+int fsck_written_by_log(const struct fsck_ctx *c, uint64_t ino);
 void fsck_close(struct fsck_ctx *c);
 
 /* ---- fsck_inodes.c: phase 3 ---- */

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "fsck/fsck_internal.h"
+#include "libfs/oprec.h"
 #include "log/log_format.h"
 #include "media/media.h"
 #include "util/checksum.h"
@@ -243,10 +244,42 @@ int fsck_open(struct fsck_ctx *c)
 
 /* ---- phase 2: the log ----------------------------------------------------- */
 
+struct log_scan {
+	struct fsck_ctx *c;
+	uint64_t n;
+};
+
+/* Counts a record, and notes the inode an undigested write names. */
 static int count_record(void *arg, const struct log_rec_hdr *h, const void *payload, uint64_t off)
 {
-	(*(uint64_t *)arg)++;
+	struct log_scan *ls = arg;
+	struct fsck_ctx *c = ls->c;
+	ls->n++;
+	if (h->type != OP_WRITE)
+		return 0;
+	if (c->nwritten && c->written[c->nwritten - 1] == h->args[0])
+		return 0; /* the common run of writes to one file */
+	if (c->nwritten == c->capwritten) {
+		size_t cap = c->capwritten ? 2 * c->capwritten : 64;
+		uint64_t *w = realloc(c->written, cap * sizeof(*w));
+		if (!w)
+			return -ENOMEM;
+		c->written = w;
+		c->capwritten = cap;
+	}
+	c->written[c->nwritten++] = h->args[0];
 	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int fsck_written_by_log(const struct fsck_ctx *c, uint64_t ino)
+{
+	return c->nwritten && bsearch(&ino, c->written, c->nwritten, sizeof(ino), cmp_u64);
 }
 
 /* Valid records past a damaged one that had been durable: a mount refuses
@@ -273,10 +306,13 @@ void fsck_scan_log(struct fsck_ctx *c)
 	c->r->log_head_off = c->sh.ckpt.log_head_off;
 	if (!c->log)
 		return;
-	uint64_t n = 0;
+	struct log_scan ls = {c, 0};
 	/* read_only: no new epoch is written, nothing is applied. */
 	int rc = log_recover(c->log, c->sh.ckpt.log_head_off, c->sh.ckpt.log_head_seq, count_record,
-	                     &n, 1);
+	                     &ls, 1);
+	uint64_t n = ls.n;
+	if (c->nwritten)
+		qsort(c->written, c->nwritten, sizeof(*c->written), cmp_u64);
 	if (rc) {
 		fsck_problem(
 		    c, FC_LOG_HEAD,
@@ -306,6 +342,9 @@ void fsck_scan_log(struct fsck_ctx *c)
 
 void fsck_close(struct fsck_ctx *c)
 {
+	free(c->written);
+	c->written = NULL;
+	c->nwritten = c->capwritten = 0;
 	free(c->ibits);
 	free(c->bbits);
 	free(c->claimed);

@@ -49,6 +49,7 @@ static const char *const code_names[FC_COUNT] = {
     [FC_BLOCK_FREE_USED] = "block-free-but-claimed",
     [FC_BLOCK_DUP] = "block-duplicate",
     [FC_IO] = "io",
+    [FC_DATA_CHECKSUM] = "data-checksum",
     [FC_LOG_SUPER_COPY] = "log-superblock-copy",
     [FC_FAST_SUPER_COPY] = "fast-superblock-copy",
     [FC_LOG_LOST] = "log-records-lost",

@@ -50,6 +50,15 @@ static void report(const char *cmd, const char *what, const char *fmt, ...)
 		syslog(LOG_ERR, "%s: %s: %s", cmd, what, msg);
 }
 
+/* Damage the volume finds while serving (a data block that fails its
+ * checksum) is said where the daemon's errors go. */
+static void event_to_log(const char *msg)
+{
+	fprintf(stderr, "cairn: %s\n", msg);
+	if (daemonized)
+		syslog(LOG_ERR, "%s", msg);
+}
+
 /* ---- the volume lock ----------------------------------------------------- */
 
 /* Waits until no process holds the volume lock; 0, or -1 after timeout. */
@@ -230,6 +239,8 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 		return 1;
 	}
 	cf.spin = one_thread_serves(cf.fs);
+	cfuse_scrub_init(&cf);
+	cairn_set_event_handler(event_to_log);
 	struct fuse_session *se = session_start(&cf, vol, mp, o);
 	int rc = 1;
 	if (se) {
@@ -241,6 +252,7 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 		fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
+	cfuse_scrub_stop(&cf);
 	if (cairn_unmount(cf.fs)) {
 		report("mount", vol, "unmount: %s", strerror(errno));
 		rc = 1;
@@ -348,14 +360,37 @@ static int find_volume_mount(const char *vol, char *mp, size_t len)
 	return found;
 }
 
+/* The mount point serving path (a mount point or a mounted volume). */
+static int mount_of(const char *path, char *mp, size_t len)
+{
+	char real[PATH_MAX], vol[PATH_MAX];
+	if (realpath(path, real) && find_mount(real, vol, sizeof(vol)) == 0) {
+		snprintf(mp, len, "%s", real);
+		return 0;
+	}
+	return find_volume_mount(path, mp, len) ? -ENOENT : 0;
+}
+
 int cairn_fuse_info(const char *path, struct cairn_info *out)
 {
-	char real[PATH_MAX], vol[PATH_MAX], mp[PATH_MAX];
-	if (realpath(path, real) && find_mount(real, vol, sizeof(vol)) == 0)
-		snprintf(mp, sizeof(mp), "%s", real);
-	else if (find_volume_mount(path, mp, sizeof(mp)) != 0)
+	char mp[PATH_MAX];
+	if (mount_of(path, mp, sizeof(mp)))
 		return -ENOENT;
 	ssize_t n = getxattr(mp, CFUSE_INFO_XATTR, out, sizeof(*out));
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)sizeof(*out) ? 0 : -EPROTO;
+}
+
+int cairn_fuse_scrub(const char *path, const char *cmd, struct cfuse_scrub_status *out,
+                     char *mp, size_t mplen)
+{
+	int rc = mount_of(path, mp, mplen);
+	if (rc)
+		return rc;
+	if (cmd && setxattr(mp, CFUSE_SCRUB_XATTR, cmd, strlen(cmd), 0))
+		return -errno;
+	ssize_t n = getxattr(mp, CFUSE_SCRUB_XATTR, out, sizeof(*out));
 	if (n < 0)
 		return -errno;
 	return n == (ssize_t)sizeof(*out) ? 0 : -EPROTO;

@@ -673,6 +673,11 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
+	if (ino == FUSE_ROOT_ID && !strcmp(name, CFUSE_SCRUB_XATTR)) {
+		struct cfuse *cf = fuse_req_userdata(req);
+		reply_rc(req, cfuse_scrub_control(cf, value ? value : "", size));
+		return;
+	}
 	/* XATTR_CREATE and XATTR_REPLACE have cairn's values (1 and 2). */
 	reply_rc(req, ic_setxattr(fs_of(req), ino, name, value ? value : "", size, flags));
 }
@@ -705,6 +710,19 @@ static void reply_info(fuse_req_t req, size_t size)
 		fuse_reply_buf(req, (const char *)&in, sizeof(in));
 }
 
+/* `cairn scrub MOUNTPOINT`: the state of the daemon's scrub. */
+static void reply_scrub(fuse_req_t req, size_t size)
+{
+	struct cfuse_scrub_status st;
+	cfuse_scrub_status(fuse_req_userdata(req), &st);
+	if (size == 0)
+		fuse_reply_xattr(req, sizeof(st));
+	else if (size < sizeof(st))
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, (const char *)&st, sizeof(st));
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	if (is_acl(name)) {
@@ -713,6 +731,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	}
 	if (ino == FUSE_ROOT_ID && !strcmp(name, CFUSE_INFO_XATTR)) {
 		reply_info(req, size);
+		return;
+	}
+	if (ino == FUSE_ROOT_ID && !strcmp(name, CFUSE_SCRUB_XATTR)) {
+		reply_scrub(req, size);
 		return;
 	}
 	char *buf = size ? malloc(size) : NULL;

@@ -2,10 +2,12 @@
  * data.c - reading file data: the shared area's extents overlaid with the
  * undigested pieces of the log, so every read sees every acknowledged write.
  *
- * Owns: nothing persistent.  May call: shared (data blocks), extent, log
- * (payload bytes), dindex.  Caller holds fs->lock (shared is enough).
+ * Owns: nothing persistent; the report of a data block that fails its
+ * checksum (an event, a counter, EIO to the reader, never the bytes).
+ * May call: shared (data blocks), extent, log (payload bytes), dindex.  Caller holds fs->lock (shared is enough).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fs/extent.h"
@@ -36,23 +38,47 @@ static int read_shared(struct cairn_fs *fs, uint64_t ino, const struct fs_inode 
 		} else {
 			if (!shared_blocks_ok(&fs->sh, e.pblk, e.len))
 				return -EUCLEAN;
-			uint64_t pblk = e.pblk + (lblk - e.lblk);
-			const uint8_t *direct = shared_data_direct(&fs->sh, pblk);
-			if (direct) {
-				memcpy(buf, direct + in, n);
-			} else {
-				int rc = shared_data_pread(&fs->sh, pblk, in, buf, n);
-				if (rc)
-					return rc;
-				if (FS_PBLK_TIER(pblk))
-					heat_note_capacity_read(fs, ino, &e, off, n);
+			uint64_t pblk = e.pblk + (lblk - e.lblk), bad = pblk;
+			int rc = shared_data_pread(&fs->sh, pblk, in, buf, n, &bad);
+			if (!rc && FS_PBLK_TIER(pblk))
+				heat_note_capacity_read(fs, ino, &e, off, n);
+			if (rc == -SHARED_EBADSUM) {
+				data_report_damage(fs, ino, lblk + (bad - pblk), bad, "read");
+				return -EIO;
 			}
+			if (rc)
+				return rc;
 		}
 		buf += n;
 		off += n;
 		len -= n;
 	}
 	return 0;
+}
+
+static void (*event_handler)(const char *msg);
+
+void cairn_set_event_handler(void (*handler)(const char *msg))
+{
+	__atomic_store_n(&event_handler, handler, __ATOMIC_RELEASE);
+}
+
+void data_report_damage(struct cairn_fs *fs, uint64_t ino, uint64_t lblk, uint64_t pblk,
+                        const char *during)
+{
+	char msg[256];
+	unsigned t = FS_PBLK_TIER(pblk);
+	snprintf(msg, sizeof(msg),
+	         "data checksum mismatch (%s): inode %llu, file offset %llu, tier %s block %llu",
+	         during, (unsigned long long)ino, (unsigned long long)(lblk * B),
+	         t < fs->sh.ntiers ? fs->sh.tier[t].name : "?",
+	         (unsigned long long)FS_PBLK_BLK(pblk));
+	__atomic_add_fetch(&fs->stats.data_errors, 1, __ATOMIC_RELAXED);
+	void (*h)(const char *) = __atomic_load_n(&event_handler, __ATOMIC_ACQUIRE);
+	if (h)
+		h(msg);
+	else
+		fprintf(stderr, "cairn: %s\n", msg);
 }
 
 static int read_piece(struct cairn_fs *fs, const struct piece *p, uint8_t *buf, uint64_t off,

@@ -55,6 +55,7 @@ struct fs_stats {
 	uint64_t tier_out[FS_MAX_TIERS + 1];
 	uint64_t migrations; /* batches committed */
 	uint64_t migrate_ns; /* time spent copying and switching */
+	uint64_t data_errors; /* blocks found not to match their checksums */
 };
 
 /* A range of a file that was read from a capacity tier (heat.c): at most
@@ -110,6 +111,10 @@ struct cairn_fs {
 	int batch_thread_running;
 
 	struct fs_stats stats;
+	/* Records before this sequence number were replayed at mount: a digest
+	 * before the crash may have rewritten their blocks in place without
+	 * the checksums, or the reverse (docs/FORMAT.md, "Data checksums"). */
+	uint64_t recovered_until;
 
 	/* tiers: coldness and promotion (heat.c), migration (digest) */
 	int64_t *heat; /* per inode: ns since the epoch of the last read */
@@ -120,6 +125,12 @@ struct cairn_fs {
 	int migrate_requested;       /* under dstate_lock */
 	int64_t migrate_stuck_until; /* no automatic demotion before (ns) */
 };
+
+/* ---- data damage (data.c) ---- */
+/* Reports a block that failed its checksum: lblk of inode ino, at pblk,
+ * found while `during` ("read", "digest", "migration", "scrub"). */
+void data_report_damage(struct cairn_fs *fs, uint64_t ino, uint64_t lblk, uint64_t pblk,
+                        const char *during);
 
 /* ---- vnodes (vnode.c) ---- */
 struct vnode *vnode_find(struct cairn_fs *fs, uint64_t ino);

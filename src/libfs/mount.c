@@ -524,6 +524,7 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 	struct replay rp = {.fs = fs};
 	int rc = log_recover(fs->log, fs->sh.ckpt.log_head_off, fs->sh.ckpt.log_head_seq,
 	                     replay_one, &rp, fs->read_only);
+	fs->recovered_until = log_tail_seq(fs->log);
 	if (rc && rp.bad_rc) {
 		snprintf(err, el,
 		         "log part %s: record %llu at offset %llu does not apply to the shared "
@@ -777,6 +778,7 @@ static void fill_tier_info(struct cairn_fs *fs, struct cairn_info *out)
 	out->promotion = !fs->opts.no_promotion;
 	out->migrations = fs->stats.migrations;
 	out->migrate_ns = fs->stats.migrate_ns;
+	out->data_errors = __atomic_load_n(&fs->stats.data_errors, __ATOMIC_RELAXED);
 }
 
 int cairn_info(cairn_fs *fs, struct cairn_info *out)

@@ -50,6 +50,7 @@ struct move {
 	uint64_t ino, lblk, len;
 	uint64_t src, dst; /* tier-tagged */
 	int unwritten;     /* nothing to copy */
+	int damaged;       /* a source block failed its checksum: not moved */
 };
 
 struct batch {
@@ -160,7 +161,7 @@ static int add_moves(struct cairn_fs *fs, struct batch *b, uint64_t ino, uint64_
 		int rc = shared_alloc_data(&fs->sh, b->dst_tier, b->hint, want, &dst, &got);
 		if (rc)
 			return rc;
-		b->m[b->n++] = (struct move){ino, lblk, got, src, dst, unwritten};
+		b->m[b->n++] = (struct move){ino, lblk, got, src, dst, unwritten, 0};
 		b->blocks += got;
 		b->hint = dst + got;
 		lblk += got;
@@ -266,18 +267,27 @@ static int pick_hot(struct cairn_fs *fs, struct batch *b)
 
 /* ---- step 2: copying ------------------------------------------------------- */
 
-static int copy_moves(struct cairn_fs *fs, const struct batch *b)
+/* A move whose source does not verify is dropped, not copied: copying
+ * would give the damaged bytes a fresh checksum on the new tier.  The
+ * extent stays where it is, and readers keep getting EIO for it. */
+static int copy_moves(struct cairn_fs *fs, struct batch *b)
 {
 	uint8_t *buf = malloc((size_t)COPY_BLOCKS * B);
 	if (!buf)
 		return -ENOMEM;
 	int rc = 0;
 	for (int k = 0; k < b->n && !rc; k++) {
-		const struct move *m = &b->m[k];
-		for (uint64_t done = 0; done < m->len && !rc && !m->unwritten;) {
-			uint64_t n = m->len - done < COPY_BLOCKS ? m->len - done : COPY_BLOCKS;
-			rc = shared_data_read(&fs->sh, m->src + done, buf, n);
-			if (!rc)
+		struct move *m = &b->m[k];
+		for (uint64_t done = 0; done < m->len && !rc && !m->damaged && !m->unwritten;) {
+			uint64_t n = m->len - done < COPY_BLOCKS ? m->len - done : COPY_BLOCKS, bad;
+			rc = shared_data_read(&fs->sh, m->src + done, buf, n, &bad);
+			if (rc == -SHARED_EBADSUM) {
+				data_report_damage(fs, m->ino, m->lblk + (bad - m->src), bad,
+				                   "migration");
+				m->damaged = 1;
+				rc = 0;
+			}
+			if (!rc && !m->damaged)
 				rc = shared_data_write(&fs->sh, m->dst + done, buf, n);
 			done += n;
 		}
@@ -321,7 +331,8 @@ static int switch_moves(struct cairn_fs *fs, const struct batch *b, int copy_rc)
 		const struct move *m = &b->m[k];
 		struct iref r;
 		int moved = 0;
-		if (!copy_rc && !rc && room_for_one_move(fs) && inode_in_use(&fs->sh, m->ino) &&
+		if (!copy_rc && !rc && !m->damaged && room_for_one_move(fs) &&
+		    inode_in_use(&fs->sh, m->ino) &&
 		    inode_get(&fs->sh, m->ino, &r) == 0) {
 			int e = same_state(fs, r.i, m)
 			            ? extent_move(&fs->sh.fx, r.i, m->lblk, m->len, m->src, m->dst)

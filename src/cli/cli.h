@@ -1,0 +1,18 @@
+/*
+ * cli.h - what the files of the cairn command share.
+ *
+ * Owns: nothing.  The commands live in cairn.c, but for scrub (scrub.c).
+ */
+#ifndef CAIRN_CLI_H
+#define CAIRN_CLI_H
+
+extern const char *prog_cmd; /* the command being run: "mkfs", ... */
+
+/* "cairn: CMD: <fmt with arg>" and a hint; returns 2, the usage exit code. */
+int usage_error(const char *fmt, const char *arg);
+/* "cairn: CMD: WHAT: <the API's last error>"; returns 1. */
+int api_error(const char *what);
+
+int cmd_scrub(int argc, char **argv);
+
+#endif
