@@ -890,8 +890,9 @@ static int punch(struct cairn_fs *fs, uint64_t ino, uint64_t off, uint64_t len)
  * One record sets aside at most falloc_chunk blocks, so that the metadata
  * it dirties (bitmap blocks, extent-map leaves) stays a small part of
  * what a checkpoint commits; a larger range takes several records, each
- * atomic, as a large write does.  The whole range is checked first, so a
- * call that cannot fit is refused before it sets anything aside.
+ * atomic, as a large write does.  The whole range is checked first (its
+ * blocks, and the nodes of its first record), so a call that cannot fit
+ * is refused before it sets anything aside.
  */
 static uint64_t falloc_chunk(struct cairn_fs *fs)
 {

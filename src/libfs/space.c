@@ -94,12 +94,17 @@ int space_nodes_spare(struct cairn_fs *fs, uint64_t nodes)
 	return fits(fs, 0, nodes, 0);
 }
 
-/* Extent-map nodes that preallocating `blocks` may add at once: an
+/* Extent-map nodes that one record preallocating `blocks` may add: an
  * insert's worst split, and a leaf per 64 extents (free space may give
- * the blocks in runs as short as one). */
+ * the blocks in runs as short as one).  A record sets aside at most
+ * FS_EXTENT_UNWRITTEN_MAX blocks; for a larger range (the check of a
+ * whole call) this counts the first record's nodes, and each record
+ * checks its own: a leaf per 64 blocks of a whole 100 GiB range would
+ * refuse what takes a few nodes in practice. */
 static uint64_t prealloc_nodes(uint64_t blocks)
 {
-	return NODES_PER_INSERT + blocks / 64 + 1;
+	uint64_t one = blocks < FS_EXTENT_UNWRITTEN_MAX ? blocks : FS_EXTENT_UNWRITTEN_MAX;
+	return NODES_PER_INSERT + one / 64 + 1;
 }
 
 int space_check(struct cairn_fs *fs, enum space_class cls, uint64_t blocks)

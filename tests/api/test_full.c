@@ -431,7 +431,7 @@ static void test_fallocate_reserves(void **state)
 	fill_tight(fs, "/data");
 	TV_ERR(cairn_fallocate(fs, fd, 1 /* KEEP_SIZE */, PRE_LEN, TV_MiB), ENOSPC);
 	TV_OK(cairn_fallocate(fs, fd, 0, 0, PRE_LEN)); /* nothing more to set aside */
-	const size_t part = 1 + 4094 + 100; /* the first three writes */
+	const size_t part = 1 + 4094 + 100;            /* the first three writes */
 	if (write_range(fs, fd, exp, 0, part))
 		fail_msg("a write into the preallocated range was refused");
 	TV_OK(cairn_digest(fs));
@@ -500,6 +500,45 @@ static void test_fallocate_reserves_crash(void **state)
 	expect_prealloc(tv->fs, fd, exp, PRE_LEN);
 	TV_OK(cairn_close(tv->fs, fd));
 	free(exp);
+	tv_destroy(tv);
+}
+
+/* A range much larger than the fast tier, on a tiered volume: its blocks
+ * go to the capacity tier, and only the extent-map nodes it really needs
+ * (a few: free space comes in long runs) are taken from the fast tier, not
+ * a leaf per 64 blocks of the whole range. */
+static void test_fallocate_tiered(void **state)
+{
+	(void)state;
+	struct cairn_mkfs_opts o;
+	tv_default_mkfs_opts(&o);
+	o.log_size = 4 * TV_MiB;
+	o.fast_size = 4 * TV_MiB;
+	o.ntiers = 1;
+	o.tiers[0].name = "ssd";
+	o.tiers[0].size = 512 * TV_MiB;
+	struct testvol *tv = tv_scratch("full-prealloc");
+	char tier[PATH_MAX];
+	snprintf(tier, sizeof(tier), "%s/ssd.img", tv->root);
+	o.tiers[0].path = tier;
+	TV_OK(tv_mkfs(tv, &o));
+	cairn_fs *fs = tv_mount(tv, NULL);
+	assert_non_null(fs);
+	const off_t len = 400 * TV_MiB;
+	int fd = TV_OK(cairn_open(fs, "/big", O_CREAT | O_RDWR, 0644));
+	TV_OK(cairn_fallocate(fs, fd, 0, 0, len));
+	struct stat st;
+	TV_OK(cairn_fstat(fs, fd, &st));
+	assert_true(st.st_blocks * 512 >= len);
+	TV_EQ(cairn_pwrite(fs, fd, "middle", 6, len / 2), 6);
+	TV_EQ(cairn_pwrite(fs, fd, "end", 3, len - 3), 3);
+	TV_OK(cairn_digest(fs));
+	char got[6];
+	TV_EQ(cairn_pread(fs, fd, got, 6, len / 2), 6);
+	assert_memory_equal(got, "middle", 6);
+	tv_expect_at(fs, fd, len / 2 - 4096, NULL, 4096);
+	TV_OK(cairn_close(fs, fd));
+	remount_same(tv);
 	tv_destroy(tv);
 }
 
@@ -573,6 +612,7 @@ int main(void)
 	    cmocka_unit_test(test_fallocate_holes),
 	    cmocka_unit_test(test_fallocate_reserves),
 	    cmocka_unit_test(test_fallocate_reserves_crash),
+	    cmocka_unit_test(test_fallocate_tiered),
 	    cmocka_unit_test(test_unappliable_last_record),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
