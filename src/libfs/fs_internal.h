@@ -108,6 +108,9 @@ struct cairn_fs {
 	int digest_thread_running;
 	pthread_t batch_thread;
 	int batch_thread_running;
+	/* Crash tests: runs between a sync-mode call's append (the lock
+	 * already dropped) and its commit, where the digest thread may run. */
+	void (*before_commit)(struct cairn_fs *fs);
 
 	struct fs_stats stats;
 
