@@ -71,7 +71,6 @@
 #define USE_EVERY 20  /* check usability of every 20th recovered state */
 #define MAX_REPORTS 5 /* failures printed in detail per scenario */
 #define USABLE_PATH "/zz-crashkit-usable"
-#define FSCK_EVERY 8 /* fsck every 8th recovered state (and every range variant) */
 
 /* ---- the file medium as the kernel sees it --------------------------------
  *
@@ -571,6 +570,14 @@ static void check_fsck(struct scen *s, const char *where)
 	fsck_report_free(&rep);
 }
 
+/* fsck every Nth recovered state (and every range variant). */
+static unsigned fsck_every(void)
+{
+	const char *s = getenv("CAIRN_CRASH_FSCK_EVERY");
+	long v = s && *s ? strtol(s, NULL, 10) : 8;
+	return v < 1 ? 1 : (unsigned)v;
+}
+
 /* Mounts the images now in the part files and checks the recovered state. */
 static void check_state(struct scen *s, uint64_t k, const struct variant *va, size_t acked,
                         size_t started, uint64_t pending)
@@ -626,7 +633,7 @@ static void check_state(struct scen *s, uint64_t k, const struct variant *va, si
 			check_usable(s, &fs, where);
 	}
 	free(dump);
-	bool want_fsck = s->checked % FSCK_EVERY == 0 || va->range != 0;
+	bool want_fsck = s->checked % fsck_every() == 0 || va->range != 0;
 	s->checked++;
 	if (fs && cairn_unmount(fs) != 0) {
 		report(s, "%s: unmount of the recovered volume failed: %s", where,
