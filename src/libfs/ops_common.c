@@ -99,6 +99,7 @@ int op_finish(struct cairn_fs *fs, uint64_t seq)
 		if (fs->before_commit)
 			fs->before_commit(fs);
 		rc = log_commit(fs->log, seq);
+		fs_note_failure(fs, rc);
 	}
 	pthread_rwlock_rdlock(&fs->lock);
 	int due = digest_threshold_reached(fs);
