@@ -638,7 +638,6 @@ int cairn_unmount(cairn_fs *fs)
 {
 	if (!fs)
 		return fail(-EINVAL);
-	last_error[0] = 0;
 	digest_stop(fs);
 	int rc = 0;
 	char failure[512];
@@ -678,7 +677,6 @@ static int whole_volume(cairn_fs *fs, int (*step)(struct cairn_fs *fs, int locke
 		return fail(-EINVAL);
 	if (fs->read_only)
 		return fail(-EROFS);
-	last_error[0] = 0;
 	int rc;
 	if (fs->digest_thread_running) {
 		rc = step(fs, 0);
