@@ -666,6 +666,11 @@ static void test_proc_crash(void **state)
 		fail_msg("model directory %s: %s", ref.m.dir, strerror(errno));
 	ref.m.root = open(ref.m.dir, O_PATH | O_DIRECTORY);
 	assert_true(ref.m.root >= 0);
+	int probe = model_open(&ref.m, "/", O_PATH | O_DIRECTORY, 0);
+	if (probe < 0)
+		fail_msg("the model needs openat2 with RESOLVE_IN_ROOT (Linux 5.6): %s",
+		         strerror(errno));
+	close(probe);
 	char *empty = tv_dump_dir(ref.m.dir, 0);
 	assert_non_null(tv_mount(vol, NULL));
 	char *fresh = tv_dump(vol->fs, 0);
