@@ -57,7 +57,8 @@ static void report(const char *cmd, const char *what, const char *fmt, ...)
 void cfuse_note_eio(struct cfuse *cf)
 {
 	char msg[512];
-	if (!daemonized || atomic_load(&cf->failure_said) || !ic_failure(cf->fs, msg, sizeof(msg)))
+	if (!daemonized || atomic_load(&cf->failure_said) ||
+	    !ic_failure(cf->fs, msg, sizeof(msg)))
 		return;
 	if (!atomic_exchange(&cf->failure_said, true))
 		syslog(LOG_ERR, "mount: %s: %s (changes fail with EIO)", cf->vol, msg);
@@ -236,7 +237,8 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 				      .high_watermark = o->high_watermark,
 				      .low_watermark = o->low_watermark,
 				      .no_promotion = o->no_promotion};
-	struct cfuse cf = {.fs = cairn_mount(vol, &mo), .sync_mode = o->batch_ms <= 0, .vol = vol};
+	struct cfuse cf = {
+	    .fs = cairn_mount(vol, &mo), .sync_mode = o->batch_ms <= 0, .vol = vol};
 	if (!cf.fs) {
 		int e = errno;
 		report("mount", vol, "%s", cairn_last_error()[0] ? cairn_last_error() : strerror(e));
@@ -256,7 +258,8 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 	}
 	if (cairn_unmount(cf.fs)) {
 		int e = errno;
-		report("mount", vol, "unmount: %s", cairn_last_error()[0] ? cairn_last_error() : strerror(e));
+		report("mount", vol, "unmount: %s",
+		       cairn_last_error()[0] ? cairn_last_error() : strerror(e));
 		rc = 1;
 	}
 	return rc;
