@@ -5,12 +5,13 @@
  * Owns: the order of a checkpoint's steps, the digest thread, the batch
  * commit thread.
  * May call: libfs state (vnodes, dindex), fs (shared, extent, alloc, cache),
- * log.
+ * log, volume (to name a part whose medium failed).
  */
 #include "digest/digest.h"
 #include "tier/migrate.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -293,11 +294,41 @@ static void fill_checkpoint(struct cairn_fs *fs, struct fs_checkpoint *ck, uint6
 
 static void announce(struct cairn_fs *fs, int rc)
 {
+	fs_note_failure(fs, rc);
 	pthread_mutex_lock(&fs->dstate_lock);
 	fs->checkpoint_gen++;
 	fs->digest_error = rc;
 	pthread_cond_broadcast(&fs->dstate_cond);
 	pthread_mutex_unlock(&fs->dstate_lock);
+}
+
+/* A medium that fails is not a full volume: writers waiting for this
+ * checkpoint get EIO, and the sentence naming the part and the offset goes
+ * to stderr (once: a failing medium fails every retry) and to whoever
+ * asks: unmount, the FUSE daemon's log. */
+void fs_note_failure(struct cairn_fs *fs, int rc)
+{
+	char msg[sizeof(fs->failure)];
+	if (rc != -EIO || !volume_failure(&fs->vol, msg, sizeof(msg)))
+		return;
+	pthread_mutex_lock(&fs->dstate_lock);
+	memcpy(fs->failure, msg, sizeof(msg));
+	int said = fs->failure_said;
+	fs->failure_said = 1;
+	pthread_mutex_unlock(&fs->dstate_lock);
+	if (!said)
+		fprintf(stderr, "cairn: %s: %s (calls that wait for a digest fail with EIO)\n",
+		        fs->vol.dir, msg);
+}
+
+int fs_failure(struct cairn_fs *fs, char *buf, size_t len)
+{
+	pthread_mutex_lock(&fs->dstate_lock);
+	int any = fs->failure[0] != 0;
+	if (any)
+		snprintf(buf, len, "%s", fs->failure);
+	pthread_mutex_unlock(&fs->dstate_lock);
+	return any;
 }
 
 int fs_checkpoint(struct cairn_fs *fs, int locked)
@@ -400,7 +431,7 @@ static void migrate_if_needed(struct cairn_fs *fs, int asked)
 	int needed = asked || migrate_needed(fs);
 	pthread_rwlock_unlock(&fs->lock);
 	if (needed)
-		migrate_run(fs, 0);
+		fs_note_failure(fs, migrate_run(fs, 0));
 }
 
 static void *digest_main(void *arg)

@@ -5,7 +5,8 @@
  * `cairn umount`.
  *
  * Owns: the FUSE session and the daemon.
- * May call: libfuse3, include/cairn.h, fuse_ops.c (through cfuse_ops), libc.
+ * May call: libfuse3, include/cairn.h, fuse_ops.c (through cfuse_ops),
+ * src/libfs/icalls.h (what failed), libc.
  *
  * The volume lock: cairn_mount holds an exclusive flock on the volume
  * directory until cairn_unmount (src/volume), so a second mount of the
@@ -33,6 +34,7 @@
 #include <unistd.h>
 
 #include "fuse/fuse_internal.h"
+#include "libfs/icalls.h"
 
 #define UMOUNT_WAIT_MS 60000 /* the longest `cairn umount` waits for the daemon */
 
@@ -57,6 +59,18 @@ static void event_to_log(const char *msg)
 	fprintf(stderr, "cairn: %s\n", msg);
 	if (daemonized)
 		syslog(LOG_ERR, "%s", msg);
+}
+
+/* The library says a medium failure on stderr itself; a daemon's stderr
+ * is /dev/null, so it goes to syslog here. */
+void cfuse_note_eio(struct cfuse *cf)
+{
+	char msg[512];
+	if (!daemonized || atomic_load(&cf->failure_said) ||
+	    !ic_failure(cf->fs, msg, sizeof(msg)))
+		return;
+	if (!atomic_exchange(&cf->failure_said, true))
+		syslog(LOG_ERR, "mount: %s: %s (changes fail with EIO)", cf->vol, msg);
 }
 
 /* ---- the volume lock ----------------------------------------------------- */
@@ -232,7 +246,8 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 				      .high_watermark = o->high_watermark,
 				      .low_watermark = o->low_watermark,
 				      .no_promotion = o->no_promotion};
-	struct cfuse cf = {.fs = cairn_mount(vol, &mo), .sync_mode = o->batch_ms <= 0};
+	struct cfuse cf = {
+	    .fs = cairn_mount(vol, &mo), .sync_mode = o->batch_ms <= 0, .vol = vol};
 	if (!cf.fs) {
 		int e = errno;
 		report("mount", vol, "%s", cairn_last_error()[0] ? cairn_last_error() : strerror(e));
@@ -254,7 +269,9 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 	}
 	cfuse_scrub_stop(&cf);
 	if (cairn_unmount(cf.fs)) {
-		report("mount", vol, "unmount: %s", strerror(errno));
+		int e = errno;
+		report("mount", vol, "unmount: %s",
+		       cairn_last_error()[0] ? cairn_last_error() : strerror(e));
 		rc = 1;
 	}
 	return rc;

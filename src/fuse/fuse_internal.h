@@ -45,7 +45,13 @@ struct cfuse {
 	uint64_t init_unique;           /* the INIT request's number */
 	bool kernel_offers_killpriv_v2; /* the kernel's INIT request has it */
 	atomic_bool killpriv_v2;        /* granted: cairn clears set-ID bits */
+	const char *vol;                /* the volume directory, for messages */
+	atomic_bool failure_said;       /* a medium failure was reported */
 };
+
+/* A request failed with EIO: the first time a medium failure is behind it,
+ * a daemon says in syslog which part failed, and where. */
+void cfuse_note_eio(struct cfuse *cf);
 
 /* Whether this mount clears set-user-ID and set-group-ID bits itself (the
  * kernel flags the requests that must) rather than the kernel. */

@@ -41,6 +41,8 @@ static cairn_fs *fs_of(fuse_req_t req)
  * and 0 is the reply of success for the calls that return no data. */
 static void reply_rc(fuse_req_t req, int rc)
 {
+	if (rc == -EIO)
+		cfuse_note_eio(fuse_req_userdata(req));
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
 }
 
@@ -447,7 +449,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	 * reply (which lets write() return) must come after it. */
 	ssize_t n = cairn_pwrite(fs_of(req), (int)fi->fh, buf, size, off);
 	if (n < 0)
-		fuse_reply_err(req, errno);
+		reply_rc(req, -errno);
 	else
 		fuse_reply_write(req, (size_t)n);
 }

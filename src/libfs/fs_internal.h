@@ -109,6 +109,14 @@ struct cairn_fs {
 	int digest_thread_running;
 	pthread_t batch_thread;
 	int batch_thread_running;
+	/* Crash tests: runs between a sync-mode call's append (the lock
+	 * already dropped) and its commit, where the digest thread may run. */
+	void (*before_commit)(struct cairn_fs *fs);
+	/* The latest medium failure that stopped a checkpoint or a migration
+	 * (volume_failure's sentence), under dstate_lock; said on stderr the
+	 * first time. */
+	char failure[512];
+	int failure_said;
 
 	struct fs_stats stats;
 	/* Records before this sequence number were replayed at mount: a digest
@@ -289,6 +297,11 @@ int fs_checkpoint(struct cairn_fs *fs, int locked);
 void fs_digest_kick(struct cairn_fs *fs);
 int fs_digest_wait(struct cairn_fs *fs); /* called locked exclusively */
 void fs_migrate_kick(struct cairn_fs *fs);
+/* A checkpoint or a migration returned rc: when it is EIO because a medium
+ * failed, keep what failed (fs->failure) and say it the first time. */
+void fs_note_failure(struct cairn_fs *fs, int rc);
+/* Copies fs->failure into buf; 0 when no medium failure was met. */
+int fs_failure(struct cairn_fs *fs, char *buf, size_t len);
 /* Calls fn for each regular file with data in the shared area, in inode
  * order; stops at fn's first non-zero result and returns it (files.c).
  * Migration and cairn stat scan the volume with it. */

@@ -257,3 +257,8 @@ int ic_readdir(cairn_fs *fs, uint64_t dir, uint64_t cookie, ic_dir_fn fn, void *
 	free(b);
 	return rc;
 }
+
+int ic_failure(cairn_fs *fs, char *buf, size_t len)
+{
+	return fs_failure(fs, buf, len);
+}

@@ -80,4 +80,8 @@ typedef int (*ic_dir_fn)(void *arg, const char *name, uint64_t ino, unsigned cha
 			 uint64_t next);
 int ic_readdir(cairn_fs *fs, uint64_t dir, uint64_t cookie, ic_dir_fn fn, void *arg);
 
+/* Why changes fail with EIO when a medium failed: the part and the offset
+ * it failed at, copied into buf.  0 when no medium failure was met. */
+int ic_failure(cairn_fs *fs, char *buf, size_t len);
+
 #endif

@@ -568,7 +568,10 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 	/* Digest everything replayed, so the volume starts from a clean log. */
 	if (!rc)
 		rc = fs_checkpoint(fs, 1);
-	if (rc)
+	char failure[512];
+	if (rc == -EIO && fs_failure(fs, failure, sizeof(failure)))
+		snprintf(err, el, "cannot digest the recovered log: %s", failure);
+	else if (rc)
 		snprintf(err, el, "fast part %s: cannot digest the recovered log: %s",
 		         fs->vol.mf.path[PART_FAST], strerror(-rc));
 	return rc;
@@ -612,11 +615,14 @@ cairn_fs *cairn_mount(const char *volume_dir, const struct cairn_mount_opts *opt
 	fs->read_only = fs->opts.read_only;
 	init_locks(fs);
 	char err[1024] = "";
+	/* A medium failure during recovery is said by the refusal itself. */
+	fs->failure_said = 1;
 	int rc = check_mount_opts(&fs->opts, err, sizeof(err));
 	if (!rc)
 		rc = open_parts(fs, volume_dir, err, sizeof(err));
 	if (!rc)
 		rc = recover(fs, err, sizeof(err));
+	fs->failure_said = 0;
 	if (!rc)
 		rc = digest_start(fs);
 	if (rc) {
@@ -635,13 +641,19 @@ int cairn_unmount(cairn_fs *fs)
 		return fail(-EINVAL);
 	digest_stop(fs);
 	int rc = 0;
+	char failure[512];
 	if (!fs->read_only && !fs->failed) {
 		pthread_rwlock_wrlock(&fs->lock);
 		rc = fs_checkpoint(fs, 1);
 		pthread_rwlock_unlock(&fs->lock);
+	} else if (fs->failed && fs_failure(fs, failure, sizeof(failure))) {
+		rc = -EIO; /* a medium stopped the volume: its log is not digested */
 	}
 	if (!rc && fs->read_only == 0)
 		rc = log_commit_all(fs->log);
+	/* What failed, by name: the last digest's error is only an errno. */
+	if (rc == -EIO && volume_failure(&fs->vol, failure, sizeof(failure)))
+		set_error("%s", failure);
 	destroy_fs(fs);
 	return rc ? fail(rc) : 0;
 }
@@ -674,6 +686,9 @@ static int whole_volume(cairn_fs *fs, int (*step)(struct cairn_fs *fs, int locke
 		rc = step(fs, 1);
 		pthread_rwlock_unlock(&fs->lock);
 	}
+	char failure[512];
+	if (rc == -EIO && volume_failure(&fs->vol, failure, sizeof(failure)))
+		set_error("%s", failure);
 	return rc ? fail(rc) : 0;
 }
 

@@ -247,8 +247,6 @@ static int do_link(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *att
 	rc = target_lookup(fs, &a->from, 0, &from);
 	if (rc)
 		return rc;
-	if (from.type == DT_DIR)
-		return -EPERM;
 	rc = target_lookup(fs, &a->to, LOOKUP_PARENT, &to);
 	if (rc)
 		return rc;
@@ -256,6 +254,10 @@ static int do_link(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *att
 		return -EEXIST;
 	if (to.trailing_slash || !dir_is_linked(fs, to.parent))
 		return -ENOENT;
+	/* After the new name's checks, as Linux orders them: a directory
+	 * linked onto an existing name is EEXIST. */
+	if (from.type == DT_DIR)
+		return -EPERM;
 	if (inode_nlink(fs, from.ino, NULL) >= UINT32_MAX - 1)
 		return -EMLINK;
 	struct {
@@ -314,12 +316,18 @@ static int check_rename(struct cairn_fs *fs, const struct lookup *from, const st
 		return from->ino == FS_ROOT_INO ? -EBUSY : -EINVAL;
 	if (to->ino == FS_ROOT_INO || is_dot(to))
 		return to->ino == FS_ROOT_INO ? -EBUSY : -EINVAL;
+	/* In Linux's order: an existing target under NOREPLACE, then a
+	 * source that is an ancestor of the target (EINVAL), then a target
+	 * that is an ancestor of the source (ENOTEMPTY, whatever the types),
+	 * then the types. */
+	if (to->ino && (flags & CAIRN_RENAME_NOREPLACE))
+		return -EEXIST;
 	if (from->type == DT_DIR && is_ancestor(fs, from->ino, to->parent))
 		return -EINVAL;
 	if (!to->ino)
 		return (to->trailing_slash && from->type != DT_DIR) ? -ENOTDIR : 0;
-	if (flags & CAIRN_RENAME_NOREPLACE)
-		return -EEXIST;
+	if (to->type == DT_DIR && is_ancestor(fs, to->ino, from->parent))
+		return -ENOTEMPTY;
 	if (from->type == DT_DIR && to->type != DT_DIR)
 		return -ENOTDIR;
 	if (from->type != DT_DIR && to->type == DT_DIR)
@@ -339,10 +347,14 @@ static int do_rename(struct cairn_fs *fs, const void *arg, uint64_t *seq, int *a
 	int rc = op_begin(fs, sizeof(struct op_rename) + 512, 0, SPACE_FREES, attempt);
 	if (rc)
 		return rc;
+	/* Both parents first, then the source's entry, as Linux resolves
+	 * them: a bad new path outranks a missing source. */
 	struct lookup from, to;
-	rc = target_lookup(fs, &a->from, 0, &from);
+	rc = target_lookup(fs, &a->from, LOOKUP_PARENT, &from);
 	if (!rc)
 		rc = target_lookup(fs, &a->to, LOOKUP_PARENT, &to);
+	if (!rc && !from.ino)
+		rc = -ENOENT;
 	if (rc)
 		return rc;
 	if (to.ino && to.ino == from.ino)

@@ -95,8 +95,12 @@ int op_log_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
 int op_finish(struct cairn_fs *fs, uint64_t seq)
 {
 	int rc = 0;
-	if (fs->opts.batch_ms == 0)
+	if (fs->opts.batch_ms == 0) {
+		if (fs->before_commit)
+			fs->before_commit(fs);
 		rc = log_commit(fs->log, seq);
+		fs_note_failure(fs, rc);
+	}
 	pthread_rwlock_rdlock(&fs->lock);
 	int due = digest_threshold_reached(fs);
 	pthread_rwlock_unlock(&fs->lock);

@@ -75,8 +75,10 @@ int media_open(struct media **out, enum media_kind kind, const char *path,
 	m->ops = ops;
 	m->kind = kind;
 	m->fd = -1;
+	pthread_mutex_init(&m->failure_lock, NULL);
 	int rc = ops->open(m, size, flags, err, errlen);
 	if (rc < 0) {
+		pthread_mutex_destroy(&m->failure_lock);
 		free(m->path);
 		free(m);
 		return rc;
@@ -90,6 +92,7 @@ void media_close(struct media *m)
 	if (m == NULL)
 		return;
 	m->ops->close(m);
+	pthread_mutex_destroy(&m->failure_lock);
 	free(m->path);
 	free(m);
 }
@@ -145,6 +148,36 @@ static void report_write(struct media *m, uint64_t off, const void *buf, size_t 
 		recorder_flush(m->rec, m->part, off, len);
 }
 
+static _Atomic uint64_t failures; /* numbers media failures, over all media */
+
+/* The kind's write or fence failed with rc: kept for media_failure, and EIO
+ * for the caller (see media.h). */
+static int failed(struct media *m, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int failed(struct media *m, int rc, const char *fmt, ...)
+{
+	pthread_mutex_lock(&m->failure_lock);
+	m->failure_no = atomic_fetch_add(&failures, 1) + 1;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(m->failure, sizeof(m->failure), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(m->failure))
+		snprintf(m->failure + n, sizeof(m->failure) - (size_t)n, ": %s", strerror(-rc));
+	pthread_mutex_unlock(&m->failure_lock);
+	return -EIO;
+}
+
+uint64_t media_failure(struct media *m, char *buf, size_t len)
+{
+	pthread_mutex_lock(&m->failure_lock);
+	uint64_t no = m->failure_no;
+	if (no && len)
+		snprintf(buf, len, "%s", m->failure);
+	pthread_mutex_unlock(&m->failure_lock);
+	return no;
+}
+
 int media_write(struct media *m, uint64_t off, const void *buf, size_t len)
 {
 	if (!in_range(m, off, len))
@@ -152,9 +185,12 @@ int media_write(struct media *m, uint64_t off, const void *buf, size_t len)
 	if (len == 0)
 		return 0;
 	int rc = m->ops->write(m, off, buf, len);
-	if (__builtin_expect(m->rec != NULL, 0) && rc == 0)
+	if (__builtin_expect(rc != 0, 0))
+		return failed(m, rc, "write of %zu bytes at offset %llu failed", len,
+			      (unsigned long long)off);
+	if (__builtin_expect(m->rec != NULL, 0))
 		report_write(m, off, buf, len);
-	return rc;
+	return 0;
 }
 
 int media_zero(struct media *m, uint64_t off, size_t len)
@@ -164,9 +200,12 @@ int media_zero(struct media *m, uint64_t off, size_t len)
 	if (len == 0)
 		return 0;
 	int rc = m->ops->zero(m, off, len);
-	if (__builtin_expect(m->rec != NULL, 0) && rc == 0)
+	if (__builtin_expect(rc != 0, 0))
+		return failed(m, rc, "write of %zu zero bytes at offset %llu failed", len,
+			      (unsigned long long)off);
+	if (__builtin_expect(m->rec != NULL, 0))
 		report_write(m, off, NULL, len);
-	return rc;
+	return 0;
 }
 
 void media_flush(struct media *m, uint64_t off, size_t len)
@@ -184,9 +223,11 @@ void media_flush(struct media *m, uint64_t off, size_t len)
 int media_fence(struct media *m)
 {
 	int rc = m->ops->fence(m);
-	if (__builtin_expect(m->rec != NULL, 0) && rc == 0)
+	if (__builtin_expect(rc != 0, 0))
+		return failed(m, rc, "sync failed");
+	if (__builtin_expect(m->rec != NULL, 0))
 		recorder_fence(m->rec, m->part);
-	return rc;
+	return 0;
 }
 
 int media_store(struct media *m, uint64_t off, const void *buf, size_t len)

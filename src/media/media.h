@@ -66,6 +66,19 @@ int media_fence(struct media *m);
 /* write + flush, the common pair. */
 int media_store(struct media *m, uint64_t off, const void *buf, size_t len);
 
+/*
+ * A medium that fails a write, a zero or a fence (the kernel's pwrite or
+ * fdatasync answering ENOSPC, EIO, EROFS, ...) makes the call return -EIO:
+ * every part is allocated whole when it is made, so whatever the kernel
+ * calls it, the medium broke a promise, and it must not look like a full
+ * volume.  media_failure() copies the description of the medium's last
+ * failure, "write of N bytes at offset X failed: <the kernel's reason>",
+ * into buf for the caller to name the part, and returns its number:
+ * failures are numbered in order over all media, so the largest is the
+ * latest.  0 (buf untouched) while the medium has not failed.
+ */
+uint64_t media_failure(struct media *m, char *buf, size_t len);
+
 /* Crash-state testing: every store, flush and fence on m is reported to r
  * as events of the given part number.  NULL detaches. */
 void media_set_recorder(struct media *m, struct recorder *r, int part);

@@ -64,6 +64,10 @@ struct media {
 	int fd;
 	struct media_group group;
 	_Atomic uint64_t syncs; /* fdatasync calls issued (file only) */
+	/* The last failed write or fence (media_failure) and its number. */
+	pthread_mutex_t failure_lock;
+	uint64_t failure_no;
+	char failure[160];
 };
 
 /* Opens (with MEDIA_CREATE: creates and sizes) m->path as a regular file, or

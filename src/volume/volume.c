@@ -316,3 +316,24 @@ void volume_close(struct volume *v)
 		close(v->lock_fd); /* last: the parts are closed when others may enter */
 	v->lock_fd = -1;
 }
+
+int volume_failure(struct volume *v, char *buf, size_t len)
+{
+	uint64_t latest = 0;
+	int part = -1;
+	char what[192];
+	for (int p = 0; p < manifest_parts(&v->mf); p++) {
+		char m[sizeof(what)];
+		uint64_t no = v->part[p] ? media_failure(v->part[p], m, sizeof(m)) : 0;
+		if (no > latest) {
+			latest = no;
+			part = p;
+			memcpy(what, m, sizeof(what));
+		}
+	}
+	if (part < 0)
+		return 0;
+	snprintf(buf, len, "%s%s part %s: %s", part >= PART_TIER1 ? "tier " : "",
+	         volume_part_name(&v->mf, part), v->mf.path[part], what);
+	return 1;
+}

@@ -77,4 +77,9 @@ int volume_open(struct volume *v, const char *dir, enum media_kind media, int ex
                 size_t errlen);
 void volume_close(struct volume *v);
 
+/* The latest failure of any part's medium (see media_failure), with the
+ * part named: "tier ssd part PATH: write of N bytes at offset X failed:
+ * REASON".  Returns 0 (buf untouched) when no part has failed. */
+int volume_failure(struct volume *v, char *buf, size_t len);
+
 #endif

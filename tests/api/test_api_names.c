@@ -173,7 +173,25 @@ static void test_rename_dir_into_own_subtree_einval(void **state)
 	TV_ERR(cairn_rename(fs, "/a/b", "/a/b/c/d", 0), EINVAL);
 	/* Onto an existing (empty) descendant: still EINVAL, not ENOTEMPTY. */
 	TV_ERR(cairn_rename(fs, "/a", "/a/b/c", 0), EINVAL);
+	/* ... unless NOREPLACE: Linux checks the existing target first. */
+	TV_ERR(cairn_rename(fs, "/a", "/a/b/c", CAIRN_RENAME_NOREPLACE), EEXIST);
 	assert_true(tv_exists(fs, "/a/b/c"));
+}
+
+/* Onto one of its own ancestors: Linux answers ENOTEMPTY before it looks
+ * at the types (a file renamed onto its directory is not EISDIR). */
+static void test_rename_onto_ancestor_enotempty(void **state)
+{
+	cairn_fs *fs = TV_FS(state);
+	TV_OK(cairn_mkdir(fs, "/d", 0755));
+	TV_OK(cairn_mkdir(fs, "/d/e", 0755));
+	tv_put_str(fs, "/d/f", "x");
+	tv_put_str(fs, "/d/e/g", "y");
+	TV_ERR(cairn_rename(fs, "/d/f", "/d", 0), ENOTEMPTY);
+	TV_ERR(cairn_rename(fs, "/d/e/g", "/d", 0), ENOTEMPTY);
+	TV_ERR(cairn_rename(fs, "/d/e", "/d", 0), ENOTEMPTY);
+	tv_expect_str(fs, "/d/f", "x");
+	tv_expect_str(fs, "/d/e/g", "y");
 }
 
 static void test_rename_to_itself_is_noop(void **state)
@@ -238,6 +256,9 @@ static void test_rename_errors(void **state)
 	TV_ERR(cairn_rename(fs, "/f/x", "/y", 0), ENOTDIR);
 	TV_ERR(cairn_rename(fs, "", "/y", 0), ENOENT);
 	TV_ERR(cairn_rename(fs, "/f", "", 0), ENOENT);
+	/* Both parents are resolved before the source's name: a new path
+	 * through a file outranks a missing source. */
+	TV_ERR(cairn_rename(fs, "/missing", "/f/x", 0), ENOTDIR);
 	tv_expect_str(fs, "/f", "x");
 }
 
@@ -387,6 +408,12 @@ static void test_link_errors(void **state)
 	tv_put_str(fs, "/f", "x");
 	tv_put_str(fs, "/g", "y");
 	TV_ERR(cairn_link(fs, "/d", "/d2"), EPERM);
+	/* The new name is checked before the source's type, as Linux does. */
+	TV_ERR(cairn_link(fs, "/d", "/f"), EEXIST);
+	TV_ERR(cairn_link(fs, "/d", "/d"), EEXIST);
+	TV_ERR(cairn_link(fs, "/d", "/f/h"), ENOTDIR);
+	/* But the source is resolved whole first. */
+	TV_ERR(cairn_link(fs, "/missing", "/f/h"), ENOENT);
 	TV_ERR(cairn_link(fs, "/f", "/g"), EEXIST);
 	TV_ERR(cairn_link(fs, "/f", "/d"), EEXIST);
 	TV_ERR(cairn_link(fs, "/missing", "/h"), ENOENT);
@@ -747,6 +774,7 @@ int main(void)
 		T(test_rename_file_over_dir_eisdir),
 		T(test_rename_dir_over_file_enotdir),
 		T(test_rename_dir_into_own_subtree_einval),
+		T(test_rename_onto_ancestor_enotempty),
 		T(test_rename_to_itself_is_noop),
 		T(test_rename_between_hard_links_is_noop),
 		T(test_rename_noreplace),

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -356,7 +357,124 @@ static void dent_error(struct dent *e, const char *call, int err)
 	sb_printf(&e->errors, " ERROR(%s:%s)", call, tv_errname(err));
 }
 
-static void walk(cairn_fs *fs, struct dvec *d, size_t idx, int depth)
+/*
+ * What a dump reads: a mounted volume, or a directory of the host (the
+ * independent model a crash test compares with).  Paths are the volume's
+ * ("/" and "/a/b"); on the host they are taken relative to the directory,
+ * which no path leaves (the walk follows no symlink).
+ */
+struct tree {
+	cairn_fs *fs;	      /* the volume, or NULL for the host directory: */
+	int root;	      /* its descriptor */
+	const char *rootpath; /* and its path (for the xattr calls) */
+};
+
+struct tree_dir {
+	cairn_dir *cd;
+	DIR *hd;
+};
+
+static const char *host_rel(const char *path)
+{
+	return path[1] ? path + 1 : ".";
+}
+
+static int t_lstat(const struct tree *t, const char *path, struct stat *st)
+{
+	if (t->fs)
+		return cairn_lstat(t->fs, path, st);
+	return fstatat(t->root, host_rel(path), st, AT_SYMLINK_NOFOLLOW);
+}
+
+static int t_opendir(const struct tree *t, const char *path, struct tree_dir *d)
+{
+	memset(d, 0, sizeof(*d));
+	if (t->fs) {
+		d->cd = cairn_opendir(t->fs, path);
+		return d->cd ? 0 : -1;
+	}
+	int fd = openat(t->root, host_rel(path), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+	if (fd < 0)
+		return -1;
+	d->hd = fdopendir(fd);
+	if (!d->hd) {
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+/* The next entry, or NULL at the end (errno set on error). */
+static const char *t_readdir(struct tree_dir *d, unsigned char *type)
+{
+	if (d->cd) {
+		struct cairn_dirent *de = cairn_readdir(d->cd);
+		if (!de)
+			return NULL;
+		*type = de->d_type;
+		return de->d_name;
+	}
+	struct dirent *de = readdir(d->hd);
+	if (!de)
+		return NULL;
+	*type = de->d_type;
+	return de->d_name;
+}
+
+static int t_closedir(struct tree_dir *d)
+{
+	return d->cd ? cairn_closedir(d->cd) : closedir(d->hd);
+}
+
+static int t_open(const struct tree *t, const char *path)
+{
+	if (t->fs)
+		return cairn_open(t->fs, path, O_RDONLY | O_NOFOLLOW);
+	return openat(t->root, host_rel(path), O_RDONLY | O_NOFOLLOW);
+}
+
+static ssize_t t_pread(const struct tree *t, int fd, void *buf, size_t len, off_t off)
+{
+	return t->fs ? cairn_pread(t->fs, fd, buf, len, off) : pread(fd, buf, len, off);
+}
+
+static off_t t_lseek(const struct tree *t, int fd, off_t off, int whence)
+{
+	return t->fs ? cairn_lseek(t->fs, fd, off, whence) : lseek(fd, off, whence);
+}
+
+static int t_close(const struct tree *t, int fd)
+{
+	return t->fs ? cairn_close(t->fs, fd) : close(fd);
+}
+
+static ssize_t t_readlink(const struct tree *t, const char *path, char *buf, size_t len)
+{
+	if (t->fs)
+		return cairn_readlink(t->fs, path, buf, len);
+	return readlinkat(t->root, host_rel(path), buf, len);
+}
+
+static ssize_t t_listxattr(const struct tree *t, const char *path, char *list, size_t len)
+{
+	if (t->fs)
+		return cairn_listxattr(t->fs, path, list, len);
+	char full[PATH_MAX * 2];
+	snprintf(full, sizeof(full), "%s%s", t->rootpath, path);
+	return llistxattr(full, list, len);
+}
+
+static ssize_t t_getxattr(const struct tree *t, const char *path, const char *name, void *value,
+			  size_t len)
+{
+	if (t->fs)
+		return cairn_getxattr(t->fs, path, name, value, len);
+	char full[PATH_MAX * 2];
+	snprintf(full, sizeof(full), "%s%s", t->rootpath, path);
+	return lgetxattr(full, name, value, len);
+}
+
+static void walk(const struct tree *t, struct dvec *d, size_t idx, int depth)
 {
 	/* idx rather than a pointer: the vector moves as it grows. */
 	char path[PATH_MAX + 256];
@@ -366,26 +484,27 @@ static void walk(cairn_fs *fs, struct dvec *d, size_t idx, int depth)
 		return;
 	}
 	errno = 0;
-	cairn_dir *dir = cairn_opendir(fs, path);
-	if (!dir) {
+	struct tree_dir dir;
+	if (t_opendir(t, path, &dir) != 0) {
 		dent_error(&d->v[idx], "opendir", errno);
 		return;
 	}
 	size_t entries = 0;
 	bool dot = false, dotdot = false;
-	struct cairn_dirent *de;
+	const char *name;
+	unsigned char type;
 	for (;;) {
 		errno = 0;
-		de = cairn_readdir(dir);
-		if (!de)
+		name = t_readdir(&dir, &type);
+		if (!name)
 			break;
-		if (strcmp(de->d_name, ".") == 0) {
+		if (strcmp(name, ".") == 0) {
 			if (dot)
 				dent_error(&d->v[idx], "readdir-dup-.", EEXIST);
 			dot = true;
 			continue;
 		}
-		if (strcmp(de->d_name, "..") == 0) {
+		if (strcmp(name, "..") == 0) {
 			if (dotdot)
 				dent_error(&d->v[idx], "readdir-dup-..", EEXIST);
 			dotdot = true;
@@ -394,14 +513,14 @@ static void walk(cairn_fs *fs, struct dvec *d, size_t idx, int depth)
 		entries++;
 		char child[PATH_MAX + 256];
 		if (snprintf(child, sizeof(child), "%s%s%s", path, strcmp(path, "/") == 0 ? "" : "/",
-			     de->d_name) >= (int)sizeof(child)) {
+			     name) >= (int)sizeof(child)) {
 			dent_error(&d->v[idx], "path-too-long", ENAMETOOLONG);
 			continue;
 		}
 		struct dent *c = dvec_add(d, child);
-		c->d_type = de->d_type;
+		c->d_type = type;
 		errno = 0;
-		if (cairn_lstat(fs, child, &c->st) == 0)
+		if (t_lstat(t, child, &c->st) == 0)
 			c->st_ok = true;
 		else
 			dent_error(c, "lstat", errno);
@@ -411,14 +530,14 @@ static void walk(cairn_fs *fs, struct dvec *d, size_t idx, int depth)
 	if (!dot || !dotdot)
 		dent_error(&d->v[idx], !dot ? "readdir-no-." : "readdir-no-..", ENOENT);
 	errno = 0;
-	if (cairn_closedir(dir) != 0)
+	if (t_closedir(&dir) != 0)
 		dent_error(&d->v[idx], "closedir", errno);
 	d->v[idx].entries = entries;
 	/* Recurse after closing, so that at most one stream per level is open. */
 	size_t first = d->n - entries, last = d->n;
 	for (size_t i = first; i < last; i++)
 		if (d->v[i].st_ok && S_ISDIR(d->v[i].st.st_mode))
-			walk(fs, d, i, depth + 1);
+			walk(t, d, i, depth + 1);
 }
 
 static int cmp_dent_path(const void *a, const void *b)
@@ -443,13 +562,14 @@ static const unsigned char tv_zero_chunk[HASH_CHUNK];
 
 /* Reads chunk k (bytes [k*CHUNK, min((k+1)*CHUNK, size))) into buf.
  * Returns the number of bytes read, or -1 with errno. */
-static ssize_t read_chunk(cairn_fs *fs, int fd, uint64_t k, uint64_t size, unsigned char *buf)
+static ssize_t read_chunk(const struct tree *t, int fd, uint64_t k, uint64_t size,
+			  unsigned char *buf)
 {
 	uint64_t start = k * HASH_CHUNK;
 	uint64_t end = start + HASH_CHUNK < size ? start + HASH_CHUNK : size;
 	size_t got = 0;
 	while (start + got < end) {
-		ssize_t n = cairn_pread(fs, fd, buf + got, end - start - got, (off_t)(start + got));
+		ssize_t n = t_pread(t, fd, buf + got, end - start - got, (off_t)(start + got));
 		if (n < 0)
 			return -1;
 		if (n == 0)
@@ -470,11 +590,11 @@ static void hash_chunk(XXH3_state_t *h, uint64_t k, const unsigned char *buf, si
 	XXH3_64bits_update(h, buf, n);
 }
 
-static void hash_file(cairn_fs *fs, struct dent *e, struct sbuf *out)
+static void hash_file(const struct tree *t, struct dent *e, struct sbuf *out)
 {
 	uint64_t size = (uint64_t)e->st.st_size;
 	errno = 0;
-	int fd = cairn_open(fs, e->path, O_RDONLY | O_NOFOLLOW);
+	int fd = t_open(t, e->path);
 	if (fd < 0) {
 		dent_error(e, "open", errno);
 		return;
@@ -496,7 +616,7 @@ static void hash_file(cairn_fs *fs, struct dent *e, struct sbuf *out)
 		done = true;
 		while ((uint64_t)pos < size) {
 			errno = 0;
-			off_t d = cairn_lseek(fs, fd, pos, SEEK_DATA);
+			off_t d = t_lseek(t, fd, pos, SEEK_DATA);
 			if (d < 0) {
 				if (errno != ENXIO) {
 					/* No SEEK_DATA: fall back to reading everything. */
@@ -510,7 +630,7 @@ static void hash_file(cairn_fs *fs, struct dent *e, struct sbuf *out)
 					  (long long)pos);
 				d = pos;
 			}
-			off_t hole = cairn_lseek(fs, fd, d, SEEK_HOLE);
+			off_t hole = t_lseek(t, fd, d, SEEK_HOLE);
 			if (hole < 0 || hole <= d)
 				hole = (off_t)size;
 			uint64_t k0 = (uint64_t)d / HASH_CHUNK;
@@ -520,7 +640,7 @@ static void hash_file(cairn_fs *fs, struct dent *e, struct sbuf *out)
 			if (k1 <= k0)
 				k1 = k0 + 1;
 			for (uint64_t k = k0; k < k1 && k < nchunks; k++) {
-				ssize_t n = read_chunk(fs, fd, k, size, buf);
+				ssize_t n = read_chunk(t, fd, k, size, buf);
 				if (n < 0) {
 					dent_error(e, "pread", errno);
 					break;
@@ -537,7 +657,7 @@ static void hash_file(cairn_fs *fs, struct dent *e, struct sbuf *out)
 	}
 	if (!done) {
 		for (uint64_t k = 0; k < nchunks; k++) {
-			ssize_t n = read_chunk(fs, fd, k, size, buf);
+			ssize_t n = read_chunk(t, fd, k, size, buf);
 			if (n < 0) {
 				dent_error(e, "pread", errno);
 				break;
@@ -551,14 +671,14 @@ static void hash_file(cairn_fs *fs, struct dent *e, struct sbuf *out)
 		}
 	}
 	/* Nothing may be readable past the size. */
-	ssize_t n = cairn_pread(fs, fd, buf, 1, (off_t)size);
+	ssize_t n = t_pread(t, fd, buf, 1, (off_t)size);
 	if (n != 0)
 		sb_printf(&e->errors, " READ-PAST-EOF(%zd)", n);
 	sb_printf(out, " xxh3=%016llx", (unsigned long long)XXH3_64bits_digest(h));
 	XXH3_freeState(h);
 	free(buf);
 	errno = 0;
-	if (cairn_close(fs, fd) != 0)
+	if (t_close(t, fd) != 0)
 		dent_error(e, "close", errno);
 }
 
@@ -595,12 +715,14 @@ static int cmp_cstr(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Extended attributes, sorted by name: " xattr=<name>:<xxh3 of value>". */
-static void dump_xattrs(cairn_fs *fs, struct dent *e, struct sbuf *out)
+/* Extended attributes, sorted by name: " xattr=<name>:<xxh3 of value>".
+ * On the host only the user namespace counts (the host may add its own,
+ * security.* say, where a volume has none). */
+static void dump_xattrs(const struct tree *t, struct dent *e, struct sbuf *out)
 {
 	char list[8192];
 	errno = 0;
-	ssize_t n = cairn_listxattr(fs, e->path, list, sizeof(list));
+	ssize_t n = t_listxattr(t, e->path, list, sizeof(list));
 	if (n < 0) {
 		dent_error(e, "listxattr", errno);
 		return;
@@ -608,11 +730,12 @@ static void dump_xattrs(cairn_fs *fs, struct dent *e, struct sbuf *out)
 	char *names[512];
 	size_t count = 0;
 	for (ssize_t at = 0; at < n && count < 512; at += (ssize_t)strlen(list + at) + 1)
-		names[count++] = list + at;
+		if (t->fs || strncmp(list + at, "user.", 5) == 0)
+			names[count++] = list + at;
 	qsort(names, count, sizeof(*names), cmp_cstr);
 	for (size_t i = 0; i < count; i++) {
 		char value[2048];
-		ssize_t v = cairn_getxattr(fs, e->path, names[i], value, sizeof(value));
+		ssize_t v = t_getxattr(t, e->path, names[i], value, sizeof(value));
 		if (v < 0) {
 			dent_error(e, "getxattr", errno);
 			continue;
@@ -623,15 +746,15 @@ static void dump_xattrs(cairn_fs *fs, struct dent *e, struct sbuf *out)
 	}
 }
 
-char *tv_dump(cairn_fs *fs, unsigned flags)
+static char *dump_tree(const struct tree *t, unsigned flags)
 {
 	struct dvec d = {0};
 	struct dent *root = dvec_add(&d, "/");
 	root->d_type = DT_DIR;
 	errno = 0;
-	if (cairn_lstat(fs, "/", &root->st) == 0) {
+	if (t_lstat(t, "/", &root->st) == 0) {
 		root->st_ok = true;
-		walk(fs, &d, 0, 0);
+		walk(t, &d, 0, 0);
 	} else {
 		dent_error(root, "lstat", errno);
 	}
@@ -677,12 +800,12 @@ char *tv_dump(cairn_fs *fs, unsigned flags)
 				sb_printf(&out, " size=%lld", (long long)st->st_size);
 		} else if (S_ISREG(st->st_mode)) {
 			sb_printf(&out, " size=%lld", (long long)st->st_size);
-			hash_file(fs, e, &out);
+			hash_file(t, e, &out);
 		} else if (S_ISLNK(st->st_mode)) {
 			sb_printf(&out, " size=%lld target=", (long long)st->st_size);
 			char target[PATH_MAX + 2];
 			errno = 0;
-			ssize_t n = cairn_readlink(fs, e->path, target, sizeof(target));
+			ssize_t n = t_readlink(t, e->path, target, sizeof(target));
 			if (n < 0)
 				dent_error(e, "readlink", errno);
 			else
@@ -696,7 +819,7 @@ char *tv_dump(cairn_fs *fs, unsigned flags)
 		if (flags & TV_DUMP_CTIME)
 			sb_printf(&out, " ctime=%lld", (long long)tv_ts_ns(&st->st_ctim));
 		if (!S_ISLNK(st->st_mode))
-			dump_xattrs(fs, e, &out);
+			dump_xattrs(t, e, &out);
 		if (e->link_to) {
 			sb_printf(&out, " link=");
 			sb_escaped(&out, e->link_to, strlen(e->link_to));
@@ -711,6 +834,27 @@ char *tv_dump(cairn_fs *fs, unsigned flags)
 	}
 	free(d.v);
 	return out.s;
+}
+
+char *tv_dump(cairn_fs *fs, unsigned flags)
+{
+	struct tree t = {.fs = fs, .root = -1};
+	return dump_tree(&t, flags);
+}
+
+char *tv_dump_dir(const char *dir, unsigned flags)
+{
+	struct tree t = {.root = open(dir, O_RDONLY | O_DIRECTORY), .rootpath = dir};
+	if (t.root < 0) {
+		struct sbuf out = {0};
+		sb_grow(&out, 0);
+		out.s[0] = '\0';
+		sb_printf(&out, "/ ? ERROR(open:%s)\n", tv_errname(errno));
+		return out.s;
+	}
+	char *s = dump_tree(&t, flags);
+	close(t.root);
+	return s;
 }
 
 static size_t line_len(const char *s)

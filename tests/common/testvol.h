@@ -103,6 +103,10 @@ enum {
 };
 /* Returns a malloc'd string (never NULL; a failure shows inside). */
 char *tv_dump(cairn_fs *fs, unsigned flags);
+/* The same dump of a directory tree of the host, dir standing for "/"
+ * (an independent model to compare a volume with); only user.* extended
+ * attributes are listed. */
+char *tv_dump_dir(const char *dir, unsigned flags);
 /* 0 if equal; otherwise prints what and the first differing line of each
  * (to stderr, via cmocka's print_error) and returns the 1-based line number. */
 int tv_dump_compare(const char *expected, const char *actual, const char *what);

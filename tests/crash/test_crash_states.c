@@ -22,16 +22,25 @@
  * begun (in batch mode, acked counts the operations before the last
  * cairn_sync or cairn_fsync that had returned).  Every ~20th recovered state
  * is also used: a file is created, written, the volume remounted and the
- * file read back; every 8th recovered volume is checked by fsck after its
- * unmount.  Besides all/none/random subsets of the pending lines, every
+ * file read back; every recovered volume is checked by fsck after its
+ * unmount (leaks and hidden damage do not show in a dump).  Besides
+ * all/none/random subsets of the pending lines, every
  * crash point gets "every journal line of the fast part persisted, no other
  * line", with the log's lines all persisted or none.
  *
  * Volumes on the file medium are recorded at the kernel interface (kio
  * below): what pwrite and fdatasync the engine really issued.
  *
+ * Most scenarios run one thread with inline digest.  Those that do not:
+ * wrap (a writer fills the log ring while a checkpoint commits without the
+ * lock), groupcommit (a record appended while another thread's sync is in
+ * the kernel) and syncrace (the digest thread, or cairn_digest on another
+ * thread, checkpoints while a sync-mode writer is stopped between its
+ * append and its commit).
+ *
  * CAIRN_CRASH_STATES_SCALE=N multiplies the number of pseudo-random variants
- * (default 1) for longer local runs.
+ * (default 1) for longer local runs; CAIRN_CRASH_FSCK_EVERY=N checks only
+ * every Nth recovered volume with fsck (default 1: all), for quicker ones.
  */
 /* The engine's internals first: cmocka (in testvol.h) defines fail(). */
 #include "libfs/fs_internal.h"
@@ -64,7 +73,6 @@
 #define USE_EVERY 20  /* check usability of every 20th recovered state */
 #define MAX_REPORTS 5 /* failures printed in detail per scenario */
 #define USABLE_PATH "/zz-crashkit-usable"
-#define FSCK_EVERY 8 /* fsck every 8th recovered state (and every range variant) */
 
 /* ---- the file medium as the kernel sees it --------------------------------
  *
@@ -564,6 +572,14 @@ static void check_fsck(struct scen *s, const char *where)
 	fsck_report_free(&rep);
 }
 
+/* fsck every Nth recovered state (and every range variant). */
+static unsigned fsck_every(void)
+{
+	const char *s = getenv("CAIRN_CRASH_FSCK_EVERY");
+	long v = s && *s ? strtol(s, NULL, 10) : 1;
+	return v < 1 ? 1 : (unsigned)v;
+}
+
 /* Mounts the images now in the part files and checks the recovered state. */
 static void check_state(struct scen *s, uint64_t k, const struct variant *va, size_t acked,
                         size_t started, uint64_t pending)
@@ -619,7 +635,7 @@ static void check_state(struct scen *s, uint64_t k, const struct variant *va, si
 			check_usable(s, &fs, where);
 	}
 	free(dump);
-	bool want_fsck = s->checked % FSCK_EVERY == 0 || va->range != 0;
+	bool want_fsck = s->checked % fsck_every() == 0 || va->range != 0;
 	s->checked++;
 	if (fs && cairn_unmount(fs) != 0) {
 		report(s, "%s: unmount of the recovered volume failed: %s", where,
@@ -1605,6 +1621,153 @@ static void test_file_group_commit(void **state)
 	scen_end(s);
 }
 
+/* Sync mode with a checkpoint racing a writer: the writer's record is
+ * appended and applied, the volume lock dropped, and the writer stopped
+ * just before its commit (the before_commit hook: nothing of the record is
+ * durable yet).  Meanwhile a checkpoint runs on another thread: the digest
+ * thread itself in odd rounds, cairn_digest (the same unlocked checkpoint)
+ * in even ones.  A checkpoint that digests records before making them
+ * durable puts the write's bytes in place and moves the log head past a
+ * record that a crash may still lose: the volume then holds the write's
+ * data without its size and times, or a head past what recovery finds. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t writer; /* only this thread stops */
+	int armed, paused, released;
+} race = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void race_before_commit(struct cairn_fs *fs)
+{
+	(void)fs;
+	pthread_mutex_lock(&race.lock);
+	if (race.armed && pthread_equal(race.writer, pthread_self())) {
+		race.armed = 0;
+		race.paused = 1;
+		pthread_cond_broadcast(&race.cond);
+		while (!race.released)
+			pthread_cond_wait(&race.cond, &race.lock);
+	}
+	pthread_mutex_unlock(&race.lock);
+}
+
+struct race_ctx {
+	struct scen *s;
+	int fd;
+	int round;
+};
+
+static void *race_writer(void *arg)
+{
+	struct race_ctx *w = arg;
+	struct scen *s = w->s;
+	static unsigned char buf[9000];
+	switch (w->round % 4) {
+	case 0: /* in place, over digested blocks */
+		tv_fill(buf, 6000, 300 + (uint64_t)w->round);
+		DO(s, tv_pwrite_full(FS, w->fd, buf, 6000, (off_t)w->round * 700));
+		break;
+	case 1: /* past EOF: new blocks, a new size */
+		tv_fill(buf, sizeof(buf), 300 + (uint64_t)w->round);
+		DO(s,
+		   tv_pwrite_full(FS, w->fd, buf, sizeof(buf), 24 * 1024 + (off_t)w->round * 4096));
+		break;
+	case 2:
+		DO(s, cairn_ftruncate(FS, w->fd, 30000 - (off_t)w->round * 1000));
+		break;
+	default:
+		DO(s, cairn_mkdir(FS, w->round % 8 == 3 ? "/rd" : "/rd/sub", 0755));
+		break;
+	}
+	return NULL;
+}
+
+static bool log_all_digested(struct cairn_fs *f)
+{
+	pthread_rwlock_rdlock(&f->lock);
+	bool all = log_head_seq(f->log) == log_tail_seq(f->log);
+	pthread_rwlock_unlock(&f->lock);
+	return all;
+}
+
+/* Asks the digest thread for checkpoints until one has digested every
+ * record appended so far. */
+static void digest_thread_checkpoint(struct cairn_fs *f)
+{
+	for (int tries = 0; tries < 100 && !log_all_digested(f); tries++) {
+		pthread_mutex_lock(&f->dstate_lock);
+		uint64_t gen = f->checkpoint_gen;
+		f->digest_requested = 1;
+		pthread_cond_broadcast(&f->dstate_cond);
+		while (f->checkpoint_gen == gen)
+			pthread_cond_wait(&f->dstate_cond, &f->dstate_lock);
+		int rc = f->digest_error;
+		pthread_mutex_unlock(&f->dstate_lock);
+		if (rc)
+			fail_msg("the digest thread's checkpoint failed: %s", tv_errname(-rc));
+	}
+}
+
+static void run_sync_race(const char *name, int file_media)
+{
+	struct scen *s = &current;
+	/* The digest thread runs; writers never ask it for a digest (threshold
+	 * 100%): it digests when asked here, or after seconds of idleness. */
+	struct cairn_mount_opts mo = {.digest_threshold = 100};
+	struct scen_cfg cfg = {.file_media = file_media, .mount = &mo};
+	scen_begin_cfg(s, name, &cfg);
+	struct cairn_fs *f = FS;
+	if (!f->digest_thread_running)
+		fail_msg("%s: no digest thread", name);
+	static unsigned char buf[24 * 1024];
+	struct race_ctx w = {.s = s};
+	w.fd = DO(s, cairn_open(FS, "/r", O_CREAT | O_RDWR, 0644));
+	tv_fill(buf, sizeof(buf), 1);
+	DO(s, tv_pwrite_full(FS, w.fd, buf, sizeof(buf), 0));
+	DO(s, cairn_digest(FS)); /* the blocks exist: later writes go in place */
+	f->before_commit = race_before_commit;
+	for (w.round = 0; w.round < 8; w.round++) {
+		pthread_mutex_lock(&race.lock);
+		race.paused = race.released = 0;
+		race.armed = 1;
+		if (pthread_create(&race.writer, NULL, race_writer, &w) != 0)
+			fail_msg("pthread_create");
+		while (!race.paused)
+			pthread_cond_wait(&race.cond, &race.lock);
+		pthread_mutex_unlock(&race.lock);
+		if (w.round % 2)
+			digest_thread_checkpoint(f);
+		else
+			TV_OK(cairn_digest(FS));
+		if (!log_all_digested(f))
+			fail_msg("%s: round %d: the checkpoint left the log undigested", name,
+			         w.round);
+		pthread_mutex_lock(&race.lock);
+		race.released = 1;
+		pthread_cond_broadcast(&race.cond);
+		pthread_mutex_unlock(&race.lock);
+		pthread_join(race.writer, NULL);
+	}
+	f->before_commit = NULL;
+	DO(s, cairn_close(FS, w.fd));
+	DO(s, cairn_digest(FS));
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
+static void test_sync_race(void **state)
+{
+	(void)state;
+	run_sync_race("syncrace", 0);
+}
+
+static void test_file_sync_race(void **state)
+{
+	(void)state;
+	run_sync_race("filerace", 1);
+}
+
 /* Runs last: the CI requirement on the number of states checked. */
 static void test_total(void **state)
 {
@@ -1632,6 +1795,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_file_wrap_fail, scen_teardown),
 	    cmocka_unit_test_teardown(test_file_medium, scen_teardown),
 	    cmocka_unit_test_teardown(test_file_group_commit, scen_teardown),
+	    cmocka_unit_test_teardown(test_sync_race, scen_teardown),
+	    cmocka_unit_test_teardown(test_file_sync_race, scen_teardown),
 	    cmocka_unit_test(test_total),
 	};
 	/* CAIRN_CRASH_ONLY=PATTERN runs only the matching tests (local runs). */
