@@ -427,6 +427,15 @@ static struct result model_apply_op(const struct model *m, const struct op *op, 
 		close(fd);
 		return r;
 	}
+	case OP_FALLOC: {
+		int fd = model_open(m, op->path, O_WRONLY, 0);
+		if (fd < 0)
+			return res_of(-1);
+		struct result r = res_of(fallocate(fd, (int)op->flags, (off_t)op->off,
+		                                   (off_t)op->len));
+		close(fd);
+		return r;
+	}
 	case OP_TRUNCATE:
 	case OP_CHMOD:
 		return model_follow(m, op);
