@@ -820,8 +820,6 @@ int shared_blocks_ok(const struct shared *s, uint64_t pblk, uint64_t n)
 	return t && blk >= t->first_block && blk <= t->total_blocks && n <= t->total_blocks - blk;
 }
 
-const void *shared_data_direct(struct shared *s, uint64_t pblk);
-
 static int data_store(struct shared *s, uint64_t pblk, const void *buf, uint64_t nblocks,
                       int damaged)
 {
@@ -956,7 +954,7 @@ int shared_data_verify(struct shared *s, uint64_t pblk, uint64_t n, uint64_t *ba
 	struct tier *t = tier_of(s, pblk);
 	if (!always && sums_known_good(&t->sums, FS_PBLK_BLK(pblk), n))
 		return 0;
-	enum { CHUNK = 64 };
+	enum { CHUNK = 16 }; /* 64 KiB: below malloc's mmap threshold, reused */
 	uint8_t *buf = malloc((size_t)CHUNK * B);
 	if (!buf)
 		return -ENOMEM;

@@ -704,12 +704,8 @@ static void reply_info(fuse_req_t req, size_t size)
 		fuse_reply_err(req, EIO);
 		return;
 	}
-	if (size == 0)
-		fuse_reply_xattr(req, sizeof(in));
-	else if (size < sizeof(in))
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, (const char *)&in, sizeof(in));
+	reply_xattr_value(req, size, size && size < sizeof(in) ? -ERANGE : (ssize_t)sizeof(in),
+	                  (const char *)&in);
 }
 
 /* `cairn scrub MOUNTPOINT`: the state of the daemon's scrub. */
@@ -717,12 +713,8 @@ static void reply_scrub(fuse_req_t req, size_t size)
 {
 	struct cfuse_scrub_status st;
 	cfuse_scrub_status(fuse_req_userdata(req), &st);
-	if (size == 0)
-		fuse_reply_xattr(req, sizeof(st));
-	else if (size < sizeof(st))
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, (const char *)&st, sizeof(st));
+	reply_xattr_value(req, size, size && size < sizeof(st) ? -ERANGE : (ssize_t)sizeof(st),
+	                  (const char *)&st);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)

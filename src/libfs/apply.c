@@ -47,14 +47,26 @@ static int get_live(struct cairn_fs *fs, uint64_t ino, struct iref *r)
 	return 0;
 }
 
-static int get_dir(struct cairn_fs *fs, uint64_t ino, struct iref *r)
+/* An inode in use of the given type (S_IFDIR, S_IFREG): a record that
+ * names another kind is damage. */
+static int get_typed(struct cairn_fs *fs, uint64_t ino, struct iref *r, uint32_t type)
 {
 	int rc = get_live(fs, ino, r);
-	if (!rc && !S_ISDIR(r->i->mode)) {
+	if (!rc && (r->i->mode & S_IFMT) != type) {
 		inode_put(&fs->sh, r);
 		rc = -EUCLEAN;
 	}
 	return rc;
+}
+
+static int get_dir(struct cairn_fs *fs, uint64_t ino, struct iref *r)
+{
+	return get_typed(fs, ino, r, S_IFDIR);
+}
+
+static int get_file(struct cairn_fs *fs, uint64_t ino, struct iref *r)
+{
+	return get_typed(fs, ino, r, S_IFREG);
 }
 
 /* ---- orphans: unlinked inodes that are still open ---------------------- */
@@ -422,13 +434,9 @@ static int apply_write(struct cairn_fs *fs, const struct log_rec_hdr *h, uint64_
 {
 	uint64_t ino = h->args[0], off = h->args[1];
 	struct iref r;
-	int rc = get_live(fs, ino, &r);
+	int rc = get_file(fs, ino, &r);
 	if (rc)
 		return rc;
-	if (!S_ISREG(r.i->mode)) {
-		inode_put(&fs->sh, &r);
-		return -EUCLEAN;
-	}
 	rc = add_piece(fs, ino, off, h->payload_len, plo, h->seq, PIECE_LOG);
 	if (!rc) {
 		if (off + h->payload_len > r.i->size)
@@ -460,13 +468,9 @@ static int apply_truncate(struct cairn_fs *fs, const struct log_rec_hdr *h)
 {
 	uint64_t ino = h->args[0], size = h->args[1];
 	struct iref r;
-	int rc = get_live(fs, ino, &r);
+	int rc = get_file(fs, ino, &r);
 	if (rc)
 		return rc;
-	if (!S_ISREG(r.i->mode)) {
-		inode_put(&fs->sh, &r);
-		return -EUCLEAN;
-	}
 	if (size < r.i->size)
 		rc = shrink(fs, &r, size, h->seq);
 	else if (size == r.i->size)
@@ -490,13 +494,9 @@ static int apply_punch(struct cairn_fs *fs, const struct log_rec_hdr *h, const u
 	if (payload(h, pl, &t, sizeof(t)) || len == 0 || off + len < off)
 		return -EUCLEAN;
 	struct iref r;
-	int rc = get_live(fs, ino, &r);
+	int rc = get_file(fs, ino, &r);
 	if (rc)
 		return rc;
-	if (!S_ISREG(r.i->mode)) {
-		inode_put(&fs->sh, &r);
-		return -EUCLEAN;
-	}
 	uint64_t first = (off + FS_BLOCK_SIZE - 1) / FS_BLOCK_SIZE;
 	uint64_t end = (off + len) / FS_BLOCK_SIZE;
 	if (end > first)
@@ -557,13 +557,9 @@ static int apply_falloc(struct cairn_fs *fs, const struct log_rec_hdr *h, const 
 	    off + len > UINT64_MAX - FS_BLOCK_SIZE || (p.flags & ~OP_FALLOC_KEEP_SIZE))
 		return -EUCLEAN;
 	struct iref r;
-	int rc = get_live(fs, ino, &r);
+	int rc = get_file(fs, ino, &r);
 	if (rc)
 		return rc;
-	if (!S_ISREG(r.i->mode)) {
-		inode_put(&fs->sh, &r);
-		return -EUCLEAN;
-	}
 	rc = prealloc_holes(fs, r.i, off / FS_BLOCK_SIZE,
 	                    (off + len + FS_BLOCK_SIZE - 1) / FS_BLOCK_SIZE);
 	if (!rc) {

@@ -132,13 +132,7 @@ static cairn_fs *remount(void **state)
 {
 	struct testvol *tv = *state;
 	TV_OK(tv_unmount(tv));
-	struct fsck_opts o = {0};
-	struct fsck_report r;
-	int rc = fsck_run(tv->dir, &o, &r);
-	if (rc != FSCK_CLEAN)
-		fsck_print_text(stderr, tv->dir, &r);
-	assert_int_equal(rc, FSCK_CLEAN);
-	fsck_report_free(&r);
+	tv_expect_fsck_clean(tv->dir);
 	assert_non_null(tv_mount(tv, NULL));
 	return tv->fs;
 }

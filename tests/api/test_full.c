@@ -39,23 +39,12 @@ static struct testvol *small_volume(enum cairn_media media, uint64_t fast, uint6
 	return tv;
 }
 
-static void expect_fsck_clean(struct testvol *tv)
-{
-	struct fsck_opts o = {0};
-	struct fsck_report r;
-	int rc = fsck_run(tv->dir, &o, &r);
-	if (rc != FSCK_CLEAN)
-		fsck_print_text(stderr, tv->dir, &r);
-	assert_int_equal(rc, FSCK_CLEAN);
-	fsck_report_free(&r);
-}
-
 /* Unmount, fsck, mount again: the dump must not change. */
 static void remount_same(struct testvol *tv)
 {
 	char *before = tv_dump(tv->fs, TV_DUMP_ALL);
 	TV_OK(tv_unmount(tv));
-	expect_fsck_clean(tv);
+	tv_expect_fsck_clean(tv->dir);
 	assert_non_null(tv_mount(tv, NULL));
 	char *after = tv_dump(tv->fs, TV_DUMP_ALL);
 	tv_assert_dump_eq(before, after, "after a remount of the full volume");
@@ -220,24 +209,31 @@ static void test_xattrs_fill(void **state)
 	tv_destroy(tv);
 }
 
+/* A 4 MiB fast tier (and log) over an "ssd" tier of ssd_size bytes. */
+static struct testvol *tiered_volume(const char *tag, uint64_t ssd_size, uint64_t inodes)
+{
+	struct cairn_mkfs_opts o;
+	tv_default_mkfs_opts(&o);
+	o.log_size = 4 * TV_MiB;
+	o.fast_size = 4 * TV_MiB;
+	o.inodes = inodes;
+	o.ntiers = 1;
+	o.tiers[0].name = "ssd";
+	o.tiers[0].size = ssd_size;
+	struct testvol *tv = tv_scratch(tag);
+	static char tier[PATH_MAX]; /* tv->mkfs keeps the pointer */
+	snprintf(tier, sizeof(tier), "%s/ssd.img", tv->root);
+	o.tiers[0].path = tier;
+	TV_OK(tv_mkfs(tv, &o));
+	return tv;
+}
+
 /* Small files on a tiered volume: every file's data may go to a capacity
  * tier, but its extent map lives on the fast tier. */
 static void test_small_files_tiered(void **state)
 {
 	(void)state;
-	struct cairn_mkfs_opts o;
-	tv_default_mkfs_opts(&o);
-	o.log_size = 4 * TV_MiB;
-	o.fast_size = 4 * TV_MiB;
-	o.inodes = 8192;
-	o.ntiers = 1;
-	o.tiers[0].name = "ssd";
-	o.tiers[0].size = 64 * TV_MiB;
-	struct testvol *tv = tv_scratch("full-tiered");
-	char tier[PATH_MAX];
-	snprintf(tier, sizeof(tier), "%s/ssd.img", tv->root);
-	o.tiers[0].path = tier;
-	TV_OK(tv_mkfs(tv, &o));
+	struct testvol *tv = tiered_volume("full-tiered", 64 * TV_MiB, 8192);
 	cairn_fs *fs = tv_mount(tv, NULL);
 	assert_non_null(fs);
 	int k;
@@ -510,18 +506,7 @@ static void test_fallocate_reserves_crash(void **state)
 static void test_fallocate_tiered(void **state)
 {
 	(void)state;
-	struct cairn_mkfs_opts o;
-	tv_default_mkfs_opts(&o);
-	o.log_size = 4 * TV_MiB;
-	o.fast_size = 4 * TV_MiB;
-	o.ntiers = 1;
-	o.tiers[0].name = "ssd";
-	o.tiers[0].size = 512 * TV_MiB;
-	struct testvol *tv = tv_scratch("full-prealloc");
-	char tier[PATH_MAX];
-	snprintf(tier, sizeof(tier), "%s/ssd.img", tv->root);
-	o.tiers[0].path = tier;
-	TV_OK(tv_mkfs(tv, &o));
+	struct testvol *tv = tiered_volume("full-prealloc", 512 * TV_MiB, 0);
 	cairn_fs *fs = tv_mount(tv, NULL);
 	assert_non_null(fs);
 	const off_t len = 400 * TV_MiB;
@@ -594,7 +579,7 @@ static void test_unappliable_last_record(void **state)
 	TV_OK(cairn_unlink(tv->fs, "/data"));
 	TV_OK(cairn_mkdir(tv->fs, "/more", 0755));
 	TV_OK(tv_unmount(tv));
-	expect_fsck_clean(tv);
+	tv_expect_fsck_clean(tv->dir);
 	free(expected);
 	free(after);
 	tv_destroy(tv);

@@ -120,16 +120,6 @@ static void expect_tier_named(const char *what, const char *msg, bool sync)
 		         what, msg);
 }
 
-static void expect_fsck_clean(struct testvol *tv)
-{
-	struct fsck_opts fo = {0};
-	struct fsck_report rep;
-	memset(&rep, 0, sizeof(rep));
-	int rc = fsck_run(tv->dir, &fo, &rep);
-	fsck_report_free(&rep);
-	TV_EQ(rc, FSCK_CLEAN);
-}
-
 /* Writing past what the fast tier holds: the digest spills onto the tier,
  * whose medium answers ENOSPC. */
 static void test_spill_onto_failing_tier(void **state)
@@ -184,7 +174,7 @@ static void test_spill_onto_failing_tier(void **state)
 	}
 	TV_OK(cairn_close(fs, fd));
 	TV_OK(tv_unmount(tv));
-	expect_fsck_clean(tv);
+	tv_expect_fsck_clean(tv->dir);
 	tv_destroy(tv);
 }
 
@@ -238,7 +228,7 @@ static void run_migration_failure(int write_errno, int sync_errno)
 	TV_OK(cairn_info(fs, &in));
 	assert_true(in.tiers[1].in_down > 0); /* it moved once the medium worked */
 	TV_OK(tv_unmount(tv));
-	expect_fsck_clean(tv);
+	tv_expect_fsck_clean(tv->dir);
 	tv_destroy(tv);
 }
 

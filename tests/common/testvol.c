@@ -4,6 +4,8 @@
  */
 #include "testvol.h"
 
+#include "fsck/fsck.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1069,4 +1071,15 @@ const char *tv_errname(int e)
 	static __thread char buf[32];
 	snprintf(buf, sizeof(buf), "errno %d", e);
 	return buf;
+}
+
+void tv_expect_fsck_clean(const char *dir)
+{
+	struct fsck_opts o = {0};
+	struct fsck_report r;
+	int rc = fsck_run(dir, &o, &r);
+	if (rc != FSCK_CLEAN)
+		fsck_print_text(stderr, dir, &r);
+	fsck_report_free(&r);
+	assert_int_equal(rc, FSCK_CLEAN);
 }

@@ -71,6 +71,9 @@ int tv_manifest_parts(const char *voldir, char names[][32], char paths[][PATH_MA
 		      uint64_t *sizes, int max);
 /* Removes a directory tree (like rm -rf); 0 or -1. */
 int tv_rmtree(const char *path);
+/* fsck of the unmounted volume in dir must find it clean (the report is
+ * printed when it does not). */
+void tv_expect_fsck_clean(const char *dir);
 
 /* cmocka fixtures: *state becomes a mounted default volume. */
 int tv_setup(void **state);
