@@ -735,7 +735,12 @@ static void test_proc_crash(void **state)
 	uint64_t total_acked = 0, states_compared = 0, at_a = 0, at_a1 = 0, early_kills = 0;
 	uint64_t extents_below = 0; /* on capacity tiers, summed over the recoveries */
 	static const int thresholds[] = {0, 5, 50, 95};
-	for (uint64_t round = 0; round < rounds; round++) {
+	/* The tiered variant must meet migrated data: on a loaded machine the
+	 * first rounds may end before any migration, so it runs more rounds
+	 * (up to four times as many) until one has. */
+	uint64_t max_rounds = tiered() ? rounds * 4 : rounds;
+	for (uint64_t round = 0;
+	     round < rounds || (round < max_rounds && extents_below == 0); round++) {
 		bool early = tv_splitmix(&rs) % 8 == 0;
 		unsigned delay = early ? 1 + (unsigned)(tv_splitmix(&rs) % 10)
 		                       : 1 + (unsigned)(tv_splitmix(&rs) % 50);
