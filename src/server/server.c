@@ -39,6 +39,8 @@ struct ctl_server {
 	int admit_all;
 	uid_t owner;
 	void (*say)(const char *msg);
+	struct ctl_watch watch;
+	int watched;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	pthread_t acceptor;
 	pthread_mutex_t lock; /* the list and the count below */
@@ -256,6 +258,7 @@ static void start_session(struct ctl_server *srv, int sock)
 	s->srv = srv;
 	s->fs = srv->fs;
 	s->sock = sock;
+	s->watch = srv->watched ? &srv->watch : NULL;
 	pthread_mutex_lock(&srv->lock);
 	s->next = srv->sessions;
 	if (s->next)
@@ -334,7 +337,8 @@ static int listen_on(struct ctl_server *srv, const char *volume_dir)
 }
 
 int ctl_server_start(cairn_fs *fs, const char *volume_dir, int admit_all,
-                     void (*sayfn)(const char *msg), struct ctl_server **out)
+                     void (*sayfn)(const char *msg), const struct ctl_watch *watch,
+                     struct ctl_server **out)
 {
 	struct ctl_server *srv = calloc(1, sizeof(*srv));
 	if (!srv)
@@ -343,6 +347,10 @@ int ctl_server_start(cairn_fs *fs, const char *volume_dir, int admit_all,
 	srv->admit_all = admit_all;
 	srv->owner = geteuid();
 	srv->say = sayfn;
+	if (watch) {
+		srv->watch = *watch;
+		srv->watched = 1;
+	}
 	srv->listen_fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->idle, NULL);

@@ -10,6 +10,7 @@
 
 #include "proto/ctl.h"
 #include "server/access.h"
+#include "server/server.h"
 
 /* One attached client: its socket, credentials, and what it holds open.
  * Only the session's own thread touches it after it is set up. */
@@ -18,9 +19,15 @@ struct session {
 	cairn_fs *fs;
 	int sock;
 	struct cred cred;
-	int *fds; /* the client's descriptor n is the volume's fds[n] (-1: free) */
+	/* The client's descriptor n is the volume's descriptor fds[n].vfd
+	 * (-1: free), open on inode fds[n].ino. */
+	struct client_fd {
+		int vfd;
+		uint64_t ino;
+	} * fds;
 	int nfds;
-	uint64_t *dirs; /* directory handle n reads inode dirs[n] (0: free) */
+	const struct ctl_watch *watch; /* or NULL */
+	uint64_t *dirs;                /* directory handle n reads inode dirs[n] (0: free) */
 	int ndirs;
 	struct session *prev, *next; /* the server's list, under its lock */
 };
