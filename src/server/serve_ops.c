@@ -705,8 +705,12 @@ static int64_t volume_call(struct session *s, int op, uint8_t *out, uint32_t *ou
 	}
 }
 
-int64_t serve_request(struct session *s, const struct request *rq, uint8_t *out, uint32_t *outlen)
+int64_t serve_request(struct session *s, const struct request *rq, uint32_t *outlen)
 {
+	if ((rq->h->op == CTL_READ || rq->h->op == CTL_PREAD) && rq->h->a[1] > 0 &&
+	    rq->h->a[1] <= CTL_MAX_DATA && session_out(s, (size_t)rq->h->a[1]))
+		return -ENOMEM;
+	uint8_t *out = s->out;
 	int op = rq->h->op;
 	const int64_t *a = rq->h->a;
 	const char *p = rq->str[0];

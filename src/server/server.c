@@ -185,7 +185,28 @@ static int hello(struct session *s)
 }
 
 /* Serves requests until the client goes or sends something malformed. */
-static void serve_loop(struct session *s, uint8_t *in, uint8_t *out)
+#define BUF_START 65536
+#define MAX_SESSIONS 1024
+
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = need < BUF_START ? BUF_START : need;
+	uint8_t *b = realloc(*buf, n);
+	if (!b)
+		return -ENOMEM;
+	*buf = b;
+	*cap = n;
+	return 0;
+}
+
+int session_out(struct session *s, size_t need)
+{
+	return grow(&s->out, &s->outcap, need);
+}
+
+static void serve_loop(struct session *s)
 {
 	for (;;) {
 		struct ctl_req h;
@@ -196,12 +217,14 @@ static void serve_loop(struct session *s, uint8_t *in, uint8_t *out)
 		const char *why = NULL;
 		if (h.magic != CTL_MAGIC || h.len > CTL_MAX_PAYLOAD)
 			why = "a bad header";
-		else if (read_full(s->sock, in, h.len))
+		else if (grow(&s->in, &s->incap, h.len))
 			return;
-		else if (parse(&h, in, &rq))
+		else if (read_full(s->sock, s->in, h.len))
+			return;
+		else if (parse(&h, s->in, &rq))
 			why = "bad strings";
 		uint32_t outlen = 0;
-		int64_t r = why ? SERVE_END : serve_request(s, &rq, out, &outlen);
+		int64_t r = why ? SERVE_END : serve_request(s, &rq, &outlen);
 		if (r == SERVE_END) {
 			say(s->srv,
 			    "client pid %d uid %u: malformed request (%s, op %u); session ended",
@@ -211,7 +234,7 @@ static void serve_loop(struct session *s, uint8_t *in, uint8_t *out)
 		struct ctl_rep rp = {.err = r < 0 ? (int32_t)-r : 0,
 		                     .len = r < 0 ? 0 : outlen,
 		                     .ret = r < 0 ? -1 : r};
-		if (send_reply(s->sock, &rp, out))
+		if (send_reply(s->sock, &rp, s->out))
 			return;
 	}
 }
@@ -222,6 +245,8 @@ static void session_end(struct session *s)
 	serve_release(s);
 	close(s->sock);
 	free(s->cred.groups);
+	free(s->in);
+	free(s->out);
 	pthread_mutex_lock(&srv->lock);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -238,11 +263,8 @@ static void session_end(struct session *s)
 static void *session_main(void *arg)
 {
 	struct session *s = arg;
-	uint8_t *in = malloc(CTL_MAX_PAYLOAD), *out = malloc(CTL_MAX_PAYLOAD);
-	if (in && out && !hello(s))
-		serve_loop(s, in, out);
-	free(in);
-	free(out);
+	if (!session_out(s, BUF_START) && !hello(s))
+		serve_loop(s);
 	session_end(s);
 	return NULL;
 }
@@ -253,6 +275,17 @@ static void start_session(struct ctl_server *srv, int sock)
 {
 	struct session *s = calloc(1, sizeof(*s));
 	if (!s || learn_cred(sock, &s->cred)) {
+		free(s);
+		close(sock);
+		return;
+	}
+	pthread_mutex_lock(&srv->lock);
+	int full = srv->live >= MAX_SESSIONS;
+	pthread_mutex_unlock(&srv->lock);
+	if (full) {
+		say(srv, "client pid %d uid %u refused: %d clients attached already", s->cred.pid,
+		    s->cred.uid, MAX_SESSIONS);
+		free(s->cred.groups);
 		free(s);
 		close(sock);
 		return;

@@ -30,7 +30,15 @@ struct session {
 	uint64_t *dirs;                /* directory handle n reads inode dirs[n] (0: free) */
 	int ndirs;
 	struct session *prev, *next; /* the server's list, under its lock */
+	/* The request's payload and the reply's, grown to what a request
+	 * needs (a 1 MiB read) and kept: most sessions never need more than
+	 * the first 64 KiB, so a thousand idle clients cost little. */
+	uint8_t *in, *out;
+	size_t incap, outcap;
 };
+
+/* Makes s->out hold at least need bytes; 0 or -ENOMEM. */
+int session_out(struct session *s, size_t need);
 
 /* One request, checked: its strings and its raw data. */
 struct request {
@@ -41,11 +49,10 @@ struct request {
 };
 
 /* Serves one request; returns what the reply says (ret >= 0, or -errno)
- * and puts at most CTL_MAX_PAYLOAD bytes of reply payload at out
- * (*outlen).  A return of SERVE_END ends the session: the request was
- * malformed. */
+ * and puts its reply payload in s->out (*outlen bytes).  A return of SERVE_END ends the session:
+ * the request was malformed. */
 #define SERVE_END INT64_MIN
-int64_t serve_request(struct session *s, const struct request *rq, uint8_t *out, uint32_t *outlen);
+int64_t serve_request(struct session *s, const struct request *rq, uint32_t *outlen);
 
 /* Closes whatever the session's client left open. */
 void serve_release(struct session *s);
