@@ -32,7 +32,7 @@ static int64_t neg(int64_t r)
 
 /* ---- the session's tables ------------------------------------------------ */
 
-static int fd_add(struct session *s, int vfd, uint64_t ino)
+static int fd_add(struct session *s, int vfd, uint64_t ino, mode_t mode)
 {
 	int slot = 0;
 	while (slot < s->nfds && s->fds[slot].vfd >= 0)
@@ -49,7 +49,7 @@ static int fd_add(struct session *s, int vfd, uint64_t ino)
 		s->fds = fds;
 		s->nfds = n;
 	}
-	s->fds[slot] = (struct client_fd){vfd, ino};
+	s->fds[slot] = (struct client_fd){vfd, ino, mode};
 	return slot;
 }
 
@@ -179,7 +179,7 @@ static int open_existing(struct session *s, const struct walked *w, int flags)
  * process created since the walk must be opened with its permissions
  * checked, so -EEXIST sends the caller back to the walk. */
 static int create_new(struct session *s, const struct walked *w, int flags, mode_t mode,
-                      uint64_t *ino)
+                      struct stat *st)
 {
 	if (w->must_dir)
 		return -EISDIR;
@@ -188,12 +188,10 @@ static int create_new(struct session *s, const struct walked *w, int flags, mode
 		return rc;
 	mode_t m = S_IFREG | (mode & 07777);
 	struct icaller who = owner_in(s, w, &m);
-	struct stat st;
 	int vfd;
-	rc = ic_create(s->fs, &who, w->dir, w->name, m & 07777, flags | O_EXCL, &vfd, &st);
+	rc = ic_create(s->fs, &who, w->dir, w->name, m & 07777, flags | O_EXCL, &vfd, st);
 	if (rc)
 		return rc;
-	*ino = (uint64_t)st.st_ino;
 	note_entry(s, w->dir, w->name);
 	return vfd;
 }
@@ -203,27 +201,27 @@ static int64_t do_open(struct session *s, const char *path, int flags, mode_t mo
 	int excl = (flags & O_CREAT) && (flags & O_EXCL);
 	int follow = (flags & O_NOFOLLOW) || excl ? 0 : WALK_FOLLOW;
 	int vfd = -EEXIST;
-	uint64_t ino = 0;
+	struct stat st = {0};
 	for (int tries = 0; vfd == -EEXIST && tries < 8; tries++) {
 		struct walked w;
 		int rc = walk_path(s->fs, &s->cred, path, follow, &w);
 		if (rc)
 			return rc;
 		if (w.exists) {
-			ino = (uint64_t)w.st.st_ino;
+			st = w.st;
 			vfd = open_existing(s, &w, flags);
 			if (vfd >= 0 && (flags & O_TRUNC))
-				note_inode(s, ino, 0, 0);
+				note_inode(s, (uint64_t)st.st_ino, 0, 0);
 			break;
 		}
 		if (!(flags & O_CREAT))
 			return -ENOENT;
-		else if ((vfd = create_new(s, &w, flags, mode, &ino)) == -EEXIST && excl)
+		else if ((vfd = create_new(s, &w, flags, mode, &st)) == -EEXIST && excl)
 			return -EEXIST;
 	}
 	if (vfd < 0)
 		return vfd;
-	int slot = fd_add(s, vfd, ino);
+	int slot = fd_add(s, vfd, (uint64_t)st.st_ino, st.st_mode);
 	if (slot < 0)
 		cairn_close(s->fs, vfd);
 	return slot;
@@ -236,6 +234,24 @@ static int64_t do_close(struct session *s, int64_t fd)
 		return vfd;
 	s->fds[fd].vfd = -1;
 	return neg(cairn_close(s->fs, vfd));
+}
+
+/* The mode without the bits a change of owner or a write by anyone but
+ * root clears, as Linux does: set-user-ID, and set-group-ID when the
+ * group may execute (otherwise it marks mandatory locking). */
+static mode_t without_setid(mode_t mode)
+{
+	mode_t kill = S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0);
+	return mode & ~kill;
+}
+
+/* A write by anyone but root: the file loses its set-ID bits, as the
+ * kernel makes every file system do. */
+static void clear_setid(struct session *s, struct client_fd *f)
+{
+	struct stat in = {.st_mode = without_setid(f->mode) & 07777}, st;
+	if (ic_setattr(s->fs, f->ino, IC_SET_MODE, &in, &st) == 0)
+		f->mode = st.st_mode;
 }
 
 static int64_t do_io(struct session *s, const struct request *rq, uint8_t *out, uint32_t *outlen)
@@ -259,9 +275,14 @@ static int64_t do_io(struct session *s, const struct request *rq, uint8_t *out, 
 	int64_t off = op == CTL_WRITE ? -1 : a[1];
 	ssize_t n = op == CTL_WRITE ? cairn_write(s->fs, vfd, rq->data, rq->dlen)
 	                            : cairn_pwrite(s->fs, vfd, rq->data, rq->dlen, off);
+	if (n < 0)
+		return -errno;
+	struct client_fd *f = &s->fds[a[0]];
+	if (n > 0 && s->cred.uid != 0 && without_setid(f->mode) != f->mode)
+		clear_setid(s, f);
 	if (n > 0) /* where write() put it is not known here: all of it */
-		note_inode(s, s->fds[a[0]].ino, off < 0 ? 0 : off, off < 0 ? 0 : n);
-	return neg(n);
+		note_inode(s, f->ino, off < 0 ? 0 : off, off < 0 ? 0 : n);
+	return n;
 }
 
 static int64_t do_fdcall(struct session *s, const struct request *rq, uint8_t *out,
@@ -491,6 +512,11 @@ static int64_t do_chown(struct session *s, const char *path, int64_t uid, int64_
 	}
 	if (!valid && s->cred.uid != 0 && s->cred.uid != w.st.st_uid && (uid != -1 || gid != -1))
 		return -EPERM;
+	mode_t kept = without_setid(w.st.st_mode);
+	if (valid && S_ISREG(w.st.st_mode) && kept != w.st.st_mode) {
+		valid |= IC_SET_MODE; /* a file given away loses its set-ID bits */
+		in.st_mode = kept & 07777;
+	}
 	return inode_changed(
 	    s, ic_setattr(s->fs, (uint64_t)w.st.st_ino, valid | IC_SET_CTIME, &in, &st),
 	    (uint64_t)w.st.st_ino, -1);
@@ -576,6 +602,8 @@ static int may_xattr(const struct session *s, const struct stat *st, const char 
 			return write ? -EPERM : -ENODATA;
 		return may_access(&s->cred, st, write ? MAY_WRITE : MAY_READ);
 	}
+	if (is_prefix(name, "system."))
+		return !write || is_owner(&s->cred, st) ? 0 : -EPERM;
 	return 0; /* other namespaces: the volume answers (EOPNOTSUPP) */
 }
 

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "proto/ctl.h"
 #include "server/access.h"
@@ -24,6 +25,7 @@ struct session {
 	struct client_fd {
 		int vfd;
 		uint64_t ino;
+		mode_t mode; /* as of the open: the set-ID bits a write clears */
 	} * fds;
 	int nfds;
 	const struct ctl_watch *watch; /* or NULL */
