@@ -936,6 +936,20 @@ int shared_data_pread(struct shared *s, uint64_t pblk, uint64_t in, void *buf, u
 	return rc;
 }
 
+int shared_data_note_damage(struct shared *s, uint64_t pblk)
+{
+	if (!shared_blocks_ok(s, pblk, 1))
+		return 1;
+	return sums_note_damage(&tier_of(s, pblk)->sums, FS_PBLK_BLK(pblk));
+}
+
+int shared_data_known_damaged(struct shared *s, uint64_t pblk, uint64_t n)
+{
+	if (!shared_blocks_ok(s, pblk, n))
+		return 0;
+	return sums_known_damaged(&tier_of(s, pblk)->sums, FS_PBLK_BLK(pblk), n);
+}
+
 int shared_data_pread_unverified(struct shared *s, uint64_t pblk, uint64_t in, void *buf,
                                  uint64_t len)
 {

@@ -127,6 +127,12 @@ int shared_data_pread(struct shared *s, uint64_t pblk, uint64_t in, void *buf, u
  * (a read-only mount's replayed records, see src/libfs/data.c). */
 int shared_data_pread_unverified(struct shared *s, uint64_t pblk, uint64_t in, void *buf,
                                  uint64_t len);
+/* Damage found: marks the block at pblk as found damaged, so that it is
+ * said once; 1 the first time since it was last written, else 0. */
+int shared_data_note_damage(struct shared *s, uint64_t pblk);
+/* Whether a block of the n at pblk was found damaged since it was last
+ * written (migration leaves such extents where they are). */
+int shared_data_known_damaged(struct shared *s, uint64_t pblk, uint64_t n);
 /* A pointer to the block for byte-addressable fast tiers, else NULL.  The
  * caller verifies what it reads with shared_data_verify. */
 const void *shared_data_direct(struct shared *s, uint64_t pblk);

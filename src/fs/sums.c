@@ -36,8 +36,11 @@ int sums_open(struct sums *t, struct media *m, uint64_t start, uint64_t nblocks)
 	t->nblocks = nblocks;
 	pthread_mutex_init(&t->lock, NULL);
 	t->verified = calloc((nblocks + 63) / 64, sizeof(uint64_t));
-	if (!t->verified)
+	t->reported = calloc((nblocks + 63) / 64, sizeof(uint64_t));
+	if (!t->verified || !t->reported) {
+		sums_close(t);
 		return -ENOMEM;
+	}
 	const uint8_t *base = media_direct(m);
 	if (base) {
 		t->v = (const uint32_t *)(base + t->off);
@@ -64,6 +67,7 @@ void sums_close(struct sums *t)
 	free(t->copy);
 	free(t->dirty);
 	free(t->verified);
+	free(t->reported);
 	pthread_mutex_destroy(&t->lock);
 	memset(t, 0, sizeof(*t));
 }
@@ -91,8 +95,12 @@ int sums_set(struct sums *t, uint64_t pblk, uint64_t blk, const void *data, uint
 	const uint8_t *p = data;
 	if (blk + n > t->nblocks || blk + n < blk)
 		return -EUCLEAN;
-	for (uint64_t b = blk; b < blk + n; b++)
+	for (uint64_t b = blk; b < blk + n; b++) {
 		__atomic_and_fetch(&t->verified[b / 64], ~(1ull << (b % 64)), __ATOMIC_RELAXED);
+		if (!damaged)
+			__atomic_and_fetch(&t->reported[b / 64], ~(1ull << (b % 64)),
+			                   __ATOMIC_RELAXED);
+	}
 	for (uint64_t done = 0; done < n;) {
 		uint64_t k = n - done < CHUNK ? n - done : CHUNK;
 		for (uint64_t i = 0; i < k; i++) {
@@ -143,6 +151,22 @@ int sums_known_good(const struct sums *t, uint64_t blk, uint64_t n)
 		if (!is_verified(t, b))
 			return 0;
 	return 1;
+}
+
+int sums_note_damage(struct sums *t, uint64_t blk)
+{
+	if (blk >= t->nblocks)
+		return 0;
+	uint64_t bit = 1ull << (blk % 64);
+	return !(__atomic_fetch_or(&t->reported[blk / 64], bit, __ATOMIC_RELAXED) & bit);
+}
+
+int sums_known_damaged(const struct sums *t, uint64_t blk, uint64_t n)
+{
+	for (uint64_t b = blk; b < blk + n && b < t->nblocks; b++)
+		if ((__atomic_load_n(&t->reported[b / 64], __ATOMIC_RELAXED) >> (b % 64)) & 1)
+			return 1;
+	return 0;
 }
 
 int sums_flush(struct sums *t)

@@ -35,6 +35,7 @@ struct sums {
 	uint32_t *copy;       /* the file medium: the table in memory */
 	uint64_t *dirty;      /* copy: table blocks changed since sums_flush */
 	uint64_t *verified;   /* blocks read and found good since last written */
+	uint64_t *reported;   /* blocks found damaged and said so, since last written */
 	pthread_mutex_t lock; /* copy and dirty, between writers */
 };
 
@@ -59,6 +60,12 @@ uint64_t sums_verify(struct sums *t, uint64_t pblk, uint64_t blk, const void *da
                      int always);
 /* Whether every block of [blk, blk+n) verified since it was last written. */
 int sums_known_good(const struct sums *t, uint64_t blk, uint64_t n);
+
+/* Marks block blk as found damaged and reported; 1 the first time since
+ * it was last written, 0 after (and for a block beyond the table). */
+int sums_note_damage(struct sums *t, uint64_t blk);
+/* Whether a block of [blk, blk+n) was found damaged since last written. */
+int sums_known_damaged(const struct sums *t, uint64_t blk, uint64_t n);
 
 /* Stores and flushes the entries sums_set changed (a no-op in place). */
 int sums_flush(struct sums *t);

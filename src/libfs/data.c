@@ -110,6 +110,11 @@ void cairn_set_event_handler(void (*handler)(const char *msg))
 void data_report_damage(struct cairn_fs *fs, uint64_t ino, uint64_t lblk, uint64_t pblk,
                         const char *during)
 {
+	/* Said once per block until it is written again: a damaged cold
+	 * extent would otherwise be reported by every migration pass, and a
+	 * program retrying a read would fill the log. */
+	if (!shared_data_note_damage(&fs->sh, pblk))
+		return;
 	char msg[256];
 	unsigned t = FS_PBLK_TIER(pblk);
 	snprintf(msg, sizeof(msg),

@@ -190,6 +190,9 @@ static int pick_extent(void *arg, const struct extent *e)
 	uint64_t from = e->lblk > p->lo ? e->lblk : p->lo;
 	uint64_t to = e->lblk + e->len < p->hi ? e->lblk + e->len : p->hi;
 	uint64_t len = to - from < *p->budget ? to - from : *p->budget;
+	uint64_t src = e->pblk + (from - e->lblk);
+	if (!e->unwritten && shared_data_known_damaged(&p->fs->sh, src, len))
+		return 0; /* it stays where it is (copy_moves); spend the budget elsewhere */
 	uint64_t before = p->b->blocks;
 	int rc =
 	    add_moves(p->fs, p->b, p->ino, from, len, e->pblk + (from - e->lblk), e->unwritten);
@@ -332,8 +335,7 @@ static int switch_moves(struct cairn_fs *fs, const struct batch *b, int copy_rc)
 		struct iref r;
 		int moved = 0;
 		if (!copy_rc && !rc && !m->damaged && room_for_one_move(fs) &&
-		    inode_in_use(&fs->sh, m->ino) &&
-		    inode_get(&fs->sh, m->ino, &r) == 0) {
+		    inode_in_use(&fs->sh, m->ino) && inode_get(&fs->sh, m->ino, &r) == 0) {
 			int e = same_state(fs, r.i, m)
 			            ? extent_move(&fs->sh.fx, r.i, m->lblk, m->len, m->src, m->dst)
 			            : -ESTALE;
