@@ -1,0 +1,310 @@
+/*
+ * test_multi_garbage.c - the volume daemon's socket faces any local
+ * process: what such a process sends must never take the daemon down or
+ * stop it serving the others, and a client facing something that is not
+ * a cairn daemon must fail, not hang.
+ *
+ *   1. raw connections to VOLUME/cairn.sock that send random bytes, a
+ *      header claiming a 4 GiB payload, a few bytes and then nothing, or
+ *      nothing at all; many at once; meanwhile and afterwards a well-
+ *      behaved client writes and reads as usual, and at the end the daemon
+ *      exits 0 on SIGTERM and fsck finds the volume clean;
+ *   2. cairn_attach on a socket whose server closes at once or answers
+ *      random bytes fails (NULL) within seconds.
+ * The wire format is not assumed beyond "random bytes are not a valid
+ * request" (the 4 GiB header uses src/proto/ctl.h where it exists).
+ * Skipped unless root with /dev/fuse.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "multitest.h"
+
+#if defined(__has_include)
+#if __has_include("proto/ctl.h")
+#include "proto/ctl.h"
+#define HAVE_CTL_H 1
+#endif
+#endif
+
+#define HOLD 64 /* connections held open at once */
+
+static struct {
+	char root[PATH_MAX], vol[PATH_MAX], sock[PATH_MAX];
+	pid_t daemon;
+	cairn_fs *fs; /* the well-behaved client */
+} g;
+
+static int group_setup(void **state)
+{
+	umask(0);
+	signal(SIGPIPE, SIG_IGN); /* writes to a connection the daemon dropped */
+	if (scratch_volume("mgarbage", g.root, g.vol))
+		return -1;
+	snprintf(g.sock, sizeof(g.sock), "%s/cairn.sock", g.vol);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	alarm(0);
+	kill_reap(&g.daemon);
+	scratch_remove(g.root);
+	return 0;
+}
+
+static int raw_connect(const char *path)
+{
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s >= 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (connect(s, (struct sockaddr *)&a, sizeof(a)))
+		fail_msg("connect %s: %s", path, strerror(errno));
+	return s;
+}
+
+/* Sends what it can of buf (the daemon may drop us half way). */
+static void send_some(int s, const void *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = send(s, (const char *)buf + done, len - done, MSG_NOSIGNAL);
+		if (n <= 0)
+			return;
+		done += (size_t)n;
+	}
+}
+
+/* Reads whatever the daemon answers for up to ms, or until it closes. */
+static void drain(int s, int ms)
+{
+	char buf[4096];
+	struct pollfd p = {.fd = s, .events = POLLIN};
+	while (poll(&p, 1, ms) > 0 && read(s, buf, sizeof(buf)) > 0)
+		;
+}
+
+/* The well-behaved client: a write and a read back, with a new file each
+ * time; the daemon must be alive. */
+static void still_serves(const char *why)
+{
+	static int round;
+	char path[64], text[64], buf[64];
+	snprintf(path, sizeof(path), "/ok-%d", round);
+	snprintf(text, sizeof(text), "round %d: %s", round, why);
+	round++;
+	int fd = cairn_open(g.fs, path, O_CREAT | O_EXCL | O_RDWR, 0644);
+	if (fd < 0)
+		fail_msg("after %s: open: %s", why, strerror(errno));
+	assert_int_equal(cairn_write(g.fs, fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(cairn_pread(g.fs, fd, buf, sizeof(buf), 0), (ssize_t)strlen(text));
+	assert_memory_equal(buf, text, strlen(text));
+	CHECK(cairn_close(g.fs, fd));
+	int st;
+	if (waitpid(g.daemon, &st, WNOHANG) == g.daemon) {
+		g.daemon = 0;
+		fail_msg("after %s: the daemon ended (status %#x)", why, st);
+	}
+}
+
+static void random_bytes(char *buf, size_t len, unsigned *seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)(rand_r(seed) >> 7);
+}
+
+static void test_garbage(void **state)
+{
+	watchdog(60, "test_garbage");
+	g.daemon = serve_and_attach(g.vol, &g.fs);
+	still_serves("start");
+	static char buf[256 * 1024];
+	unsigned seed = 12345;
+
+	/* Random bytes, of many lengths, on new connections. */
+	for (int i = 0; i < 40; i++) {
+		size_t len = 1 + (size_t)rand_r(&seed) % (i < 30 ? 300 : sizeof(buf));
+		random_bytes(buf, len, &seed);
+		int s = raw_connect(g.sock);
+		send_some(s, buf, len);
+		drain(s, i < 5 ? 200 : 0);
+		close(s);
+	}
+	still_serves("random bytes");
+
+	/* A header claiming a 4 GiB payload, then some of it, then silence
+	 * with the connection open, then a close. */
+	memset(buf, 0xff, 64);
+#ifdef HAVE_CTL_H
+	struct ctl_req *q = (struct ctl_req *)buf;
+	memset(q, 0, sizeof(*q));
+	q->magic = CTL_MAGIC;
+	q->op = CTL_WRITE;
+	q->len = UINT32_MAX;
+	q->a[0] = 0;
+	size_t hdr = sizeof(*q);
+#else
+	size_t hdr = 64; /* every length field says 0xffffffff */
+#endif
+	int s = raw_connect(g.sock);
+	send_some(s, buf, hdr);
+	random_bytes(buf + hdr, 65536, &seed);
+	send_some(s, buf + hdr, 65536);
+	still_serves("a 4 GiB header with the connection open");
+	close(s);
+#ifdef HAVE_CTL_H
+	/* The same as the first request of a connection, and as a hello. */
+	q = (struct ctl_req *)buf;
+	memset(q, 0, sizeof(*q));
+	q->magic = CTL_MAGIC;
+	q->op = CTL_HELLO;
+	q->len = UINT32_MAX;
+	s = raw_connect(g.sock);
+	send_some(s, buf, sizeof(*q));
+	drain(s, 200);
+	close(s);
+	/* A valid magic with nonsense everywhere else. */
+	for (int i = 0; i < 20; i++) {
+		random_bytes(buf, 4096, &seed);
+		q->magic = CTL_MAGIC;
+		if (i % 2)
+			q->len = (uint32_t)rand_r(&seed) % 4096;
+		s = raw_connect(g.sock);
+		send_some(s, buf, sizeof(*q) + (size_t)(rand_r(&seed) % 4096));
+		drain(s, 20);
+		close(s);
+	}
+	still_serves("forged headers");
+#endif
+
+	/* Connect and close at once; connect and send half a header and
+	 * stay: neither may hold up the well-behaved client. */
+	for (int i = 0; i < 20; i++)
+		close(raw_connect(g.sock));
+	still_serves("connections closed at once");
+	int held[HOLD];
+	for (int i = 0; i < HOLD; i++) {
+		held[i] = raw_connect(g.sock);
+		if (i % 2)
+			send_some(held[i], "\x43\x4e", 2);
+	}
+	still_serves("connections held open");
+	/* The client attaches anew while they are held, too. */
+	cairn_fs *other = attach_wait(g.vol, &g.daemon);
+	struct stat st;
+	CHECK(cairn_stat(other, "/ok-0", &st));
+	CHECK(cairn_unmount(other));
+	for (int i = 0; i < HOLD; i++)
+		close(held[i]);
+	still_serves("connections closed");
+
+	/* Garbage in the middle of a stream: a connection whose owner dies
+	 * with a request half sent. */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int c = raw_connect(g.sock);
+		send_some(c, buf, 10);
+		kill(getpid(), SIGKILL);
+	}
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	still_serves("a peer killed mid-request");
+
+	CHECK(cairn_unmount(g.fs));
+	g.fs = NULL;
+	daemon_stop(&g.daemon);
+	alarm(0);
+	assert_int_equal(run_cairn("fsck", g.vol, NULL), 0);
+}
+
+/* ---- 2. a client facing something else ------------------------------------ */
+
+struct fake {
+	int listener;
+	int mode; /* 0: close at once; 1: random bytes, then close */
+};
+
+static void *fake_daemon(void *arg)
+{
+	struct fake *f = arg;
+	int c = accept(f->listener, NULL, NULL);
+	if (c < 0)
+		return NULL;
+	if (f->mode == 1) {
+		char junk[4096];
+		unsigned seed = 99;
+		drain(c, 100); /* whatever it says first */
+		random_bytes(junk, sizeof(junk), &seed);
+		send_some(c, junk, sizeof(junk));
+		drain(c, 2000);
+	}
+	close(c);
+	return NULL;
+}
+
+static void test_not_a_daemon(void **state)
+{
+	char dir[PATH_MAX], sock[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/fake", g.root);
+	CHECK(mkdir(dir, 0755));
+	snprintf(sock, sizeof(sock), "%s/cairn.sock", dir);
+	for (int mode = 0; mode < 2; mode++) {
+		watchdog(15, mode ? "cairn_attach to a server of random bytes"
+		                  : "cairn_attach to a server that closes at once");
+		unlink(sock);
+		int l = socket(AF_UNIX, SOCK_STREAM, 0);
+		assert_true(l >= 0);
+		struct sockaddr_un a = {.sun_family = AF_UNIX};
+		snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+		CHECK(bind(l, (struct sockaddr *)&a, sizeof(a)));
+		CHECK(listen(l, 4));
+		struct fake f = {.listener = l, .mode = mode};
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, fake_daemon, &f), 0);
+		errno = 0;
+		cairn_fs *fs = cairn_attach(dir);
+		int e = errno;
+		pthread_join(t, NULL);
+		close(l);
+		if (fs)
+			fail_msg("cairn_attach accepted a server that %s",
+			         mode ? "answered random bytes" : "closed at once");
+		print_message("cairn_attach to a server that %s: %s\n",
+		              mode ? "answers random bytes" : "closes at once", strerror(e));
+		assert_true(e != 0);
+		if (mode == 1)
+			assert_int_equal(e, EPROTO);
+		alarm(0);
+	}
+	/* A socket nobody listens on any more: no daemon. */
+	CHECK_PTR_ERRNO(cairn_attach(dir), ENOENT);
+}
+
+int main(int argc, char **argv)
+{
+	fuse_tests_require(argv[0]);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_not_a_daemon),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
