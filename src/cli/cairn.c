@@ -2,8 +2,8 @@
  * cairn.c - the cairn command: make, inspect and try out volumes.
  *
  * Owns: argument parsing and human/JSON output.
- * May call: the public API (include/cairn.h) and the FUSE front end
- * (src/fuse/cairn_fuse.h) only.
+ * May call: the public API (include/cairn.h), the FUSE front end
+ * (src/fuse/cairn_fuse.h) and the control plane (src/server/server.h) only.
  *
  *   cairn mkfs VOLUME [--log-size SIZE] [--fast-size SIZE] [--inodes N]
  *                     [--media pmem|file|emul] [--log PATH] [--fast PATH]
@@ -14,6 +14,7 @@
  *   cairn umount MOUNTPOINT [--lazy]
  *   cairn fsck VOLUME [--repair]
  *   cairn scrub VOLUME|MOUNTPOINT           (scrub.c)
+ *   cairn serve VOLUME [--batch MS]         (serve.c)
  *
  * Errors go to stderr as "cairn: CMD: VOLUME: reason"; the exit code is 0 on
  * success, 1 on failure, 2 on a usage error.
@@ -697,7 +698,8 @@ static const char main_help[] =
     "  mount VOLUME MOUNTPOINT serve a volume through FUSE to every program\n"
     "  umount MOUNTPOINT       unmount it\n"
     "  fsck VOLUME [--repair]  check (and repair) an unmounted volume\n"
-    "  scrub VOLUME|MOUNTPOINT verify every data block against its checksum\n\n"
+    "  scrub VOLUME|MOUNTPOINT verify every data block against its checksum\n"
+    "  serve VOLUME            serve the volume to client processes, no mount\n\n"
     "Run 'cairn COMMAND --help' for the options of a command.\n";
 
 int main(int argc, char **argv)
@@ -726,6 +728,8 @@ int main(int argc, char **argv)
 		return cmd_fsck(argc - 1, argv + 1);
 	if (!strcmp(prog_cmd, "scrub"))
 		return cmd_scrub(argc - 1, argv + 1);
+	if (!strcmp(prog_cmd, "serve"))
+		return cmd_serve(argc - 1, argv + 1);
 	fprintf(stderr, "cairn: unknown command '%s'\nTry 'cairn --help'.\n", prog_cmd);
 	return 2;
 }

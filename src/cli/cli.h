@@ -1,7 +1,8 @@
 /*
  * cli.h - what the files of the cairn command share.
  *
- * Owns: nothing.  The commands live in cairn.c, but for scrub (scrub.c).
+ * Owns: nothing.  The commands live in cairn.c, but for scrub (scrub.c)
+ * and serve (serve.c).
  */
 #ifndef CAIRN_CLI_H
 #define CAIRN_CLI_H
@@ -14,5 +15,6 @@ int usage_error(const char *fmt, const char *arg);
 int api_error(const char *what);
 
 int cmd_scrub(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

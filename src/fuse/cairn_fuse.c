@@ -6,7 +6,7 @@
  *
  * Owns: the FUSE session and the daemon.
  * May call: libfuse3, include/cairn.h, fuse_ops.c (through cfuse_ops),
- * src/libfs/icalls.h (what failed), libc.
+ * src/libfs/icalls.h (what failed), src/server (client processes), libc.
  *
  * The volume lock: cairn_mount holds an exclusive flock on the volume
  * directory until cairn_unmount (src/volume), so a second mount of the
@@ -35,6 +35,7 @@
 
 #include "fuse/fuse_internal.h"
 #include "libfs/icalls.h"
+#include "server/server.h"
 
 #define UMOUNT_WAIT_MS 60000 /* the longest `cairn umount` waits for the daemon */
 
@@ -256,7 +257,13 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 	cf.spin = one_thread_serves(cf.fs);
 	cfuse_scrub_init(&cf);
 	cairn_set_event_handler(event_to_log);
-	struct fuse_session *se = session_start(&cf, vol, mp, o);
+	/* Client processes attach beside the mount; the daemon admits the
+	 * users its mount admits (allow_other when run by root). */
+	struct ctl_server *srv = NULL;
+	int src = ctl_server_start(cf.fs, vol, geteuid() == 0, event_to_log, &srv);
+	if (src)
+		report("mount", vol, "cannot listen for client processes: %s", strerror(-src));
+	struct fuse_session *se = src ? NULL : session_start(&cf, vol, mp, o);
 	int rc = 1;
 	if (se) {
 		detach(ready_fd);
@@ -267,6 +274,7 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 		fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
 	}
+	ctl_server_stop(srv);
 	cfuse_scrub_stop(&cf);
 	if (cairn_unmount(cf.fs)) {
 		int e = errno;

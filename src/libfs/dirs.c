@@ -20,7 +20,7 @@
 
 struct cairn_dir {
 	cairn_fs *fs;
-	uint64_t ino;
+	uint64_t ino;   /* or, for an attached handle, the daemon's handle */
 	uint64_t cookie; /* 0: ".", 1: "..", then the tree's cookies (>= 3) */
 	int done;
 	int count, next;
@@ -34,18 +34,27 @@ cairn_dir *cairn_opendir(cairn_fs *fs, const char *path)
 		errno = EINVAL;
 		return NULL;
 	}
-	pthread_rwlock_rdlock(&fs->lock);
 	struct lookup lk;
-	int rc = path_lookup(fs, path, LOOKUP_FOLLOW, &lk);
-	if (!rc && lk.type != DT_DIR)
-		rc = -ENOTDIR;
-	pthread_rwlock_unlock(&fs->lock);
-	if (rc) {
-		errno = -rc;
-		return NULL;
+	if (fs->client) {
+		int h = client_opendir(fs->client, path);
+		if (h < 0)
+			return NULL;
+		lk.ino = (uint64_t)h;
+	} else {
+		pthread_rwlock_rdlock(&fs->lock);
+		int rc = path_lookup(fs, path, LOOKUP_FOLLOW, &lk);
+		if (!rc && lk.type != DT_DIR)
+			rc = -ENOTDIR;
+		pthread_rwlock_unlock(&fs->lock);
+		if (rc) {
+			errno = -rc;
+			return NULL;
+		}
 	}
 	cairn_dir *d = calloc(1, sizeof(*d));
 	if (!d) {
+		if (fs->client)
+			client_closedir(fs->client, (int)lk.ino);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -73,11 +82,27 @@ static int collect(void *arg, const char *name, size_t namelen, uint64_t ino, ui
 	return d->count == BATCH;
 }
 
+/* An attached handle's batch, from the daemon. */
+static int refill_client(cairn_dir *d)
+{
+	struct ctl_dirent e[CTL_DIR_BATCH];
+	int n = client_readdir(d->fs->client, (int)d->ino, d->cookie, e);
+	if (n < 0)
+		return -errno;
+	for (int i = 0; i < n && i < BATCH; i++)
+		put_entry(d, e[i].name, e[i].namelen, e[i].ino,
+		          e[i].type, e[i].next);
+	d->done = n == 0;
+	return 0;
+}
+
 /* Fills the buffer with the entries after d->cookie. */
 static int refill(cairn_dir *d)
 {
 	d->count = d->next = 0;
 	struct cairn_fs *fs = d->fs;
+	if (fs->client)
+		return refill_client(d);
 	pthread_rwlock_rdlock(&fs->lock);
 	struct iref r;
 	int rc = inode_get(&fs->sh, d->ino, &r);
@@ -130,6 +155,7 @@ int cairn_closedir(cairn_dir *d)
 {
 	if (!d)
 		return fail(-EBADF);
+	int rc = d->fs->client ? client_closedir(d->fs->client, (int)d->ino) : 0;
 	free(d);
-	return 0;
+	return rc;
 }

@@ -204,11 +204,15 @@ static int stat_path(cairn_fs *fs, const char *path, struct stat *st, int flags)
 
 int cairn_stat(cairn_fs *fs, const char *path, struct stat *st)
 {
+	if (fs && fs->client)
+		return client_stat(fs->client, path, st, 1);
 	return stat_path(fs, path, st, LOOKUP_FOLLOW);
 }
 
 int cairn_lstat(cairn_fs *fs, const char *path, struct stat *st)
 {
+	if (fs && fs->client)
+		return client_stat(fs->client, path, st, 0);
 	return stat_path(fs, path, st, 0);
 }
 
@@ -222,6 +226,8 @@ static int file_stat(struct cairn_fs *fs, struct open_file *f, struct stat *st)
 
 int cairn_fstat(cairn_fs *fs, int fd, struct stat *st)
 {
+	if (fs && fs->client)
+		return client_fstat(fs->client, fd, st);
 	if (!fs)
 		return fail(-EINVAL);
 	struct open_file *f = fd_get(fs, fd);
@@ -404,6 +410,8 @@ int cairn_open(cairn_fs *fs, const char *path, int flags, ...)
 		return fail(-EINVAL);
 	if (!path)
 		return fail(-EFAULT); /* a target with no path would name inode 0 */
+	if (fs->client)
+		return client_open(fs->client, path, flags, mode);
 	struct target t = {.path = path};
 	int fd = open_target(fs, &t, NULL, flags, mode, NULL);
 	return fd < 0 ? fail(fd) : fd;
@@ -475,6 +483,8 @@ void ic_unpin(cairn_fs *fs, uint64_t ino, uint64_t n)
  * still using it finish. */
 int cairn_close(cairn_fs *fs, int fd)
 {
+	if (fs && fs->client)
+		return client_close(fs->client, fd);
 	if (!fs)
 		return fail(-EINVAL);
 	struct open_file *f = fd_take(fs, fd);
@@ -566,6 +576,8 @@ static ssize_t file_pread(struct cairn_fs *fs, struct open_file *f, void *buf, s
 
 ssize_t cairn_pread(cairn_fs *fs, int fd, void *buf, size_t count, off_t off)
 {
+	if (fs && fs->client)
+		return client_pread(fs->client, fd, buf, count, off);
 	if (!fs)
 		return fail(-EINVAL);
 	struct open_file *f = fd_get(fs, fd);
@@ -578,6 +590,8 @@ ssize_t cairn_pread(cairn_fs *fs, int fd, void *buf, size_t count, off_t off)
 
 ssize_t cairn_read(cairn_fs *fs, int fd, void *buf, size_t count)
 {
+	if (fs && fs->client)
+		return client_read(fs->client, fd, buf, count);
 	if (!fs)
 		return fail(-EINVAL);
 	struct open_file *f = fd_get(fs, fd);
@@ -675,6 +689,8 @@ static ssize_t file_pwrite(struct cairn_fs *fs, struct open_file *f, const void 
 
 ssize_t cairn_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, off_t off)
 {
+	if (fs && fs->client)
+		return client_pwrite(fs->client, fd, buf, count, off);
 	if (!fs)
 		return fail(-EINVAL);
 	struct open_file *f = fd_get(fs, fd);
@@ -688,6 +704,8 @@ ssize_t cairn_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, off_t 
 
 ssize_t cairn_write(cairn_fs *fs, int fd, const void *buf, size_t count)
 {
+	if (fs && fs->client)
+		return client_write(fs->client, fd, buf, count);
 	if (!fs)
 		return fail(-EINVAL);
 	struct open_file *f = fd_get(fs, fd);
@@ -762,6 +780,8 @@ static off_t file_lseek(struct cairn_fs *fs, struct open_file *f, off_t off, int
 
 off_t cairn_lseek(cairn_fs *fs, int fd, off_t off, int whence)
 {
+	if (fs && fs->client)
+		return client_lseek(fs->client, fd, off, whence);
 	if (!fs)
 		return fail(-EINVAL);
 	struct open_file *f = fd_get(fs, fd);
@@ -802,6 +822,8 @@ int truncate_ino(struct cairn_fs *fs, uint64_t ino, off_t length)
 
 int cairn_ftruncate(cairn_fs *fs, int fd, off_t length)
 {
+	if (fs && fs->client)
+		return client_fdcall(fs->client, CTL_FTRUNCATE, fd, length, 0, 0);
 	if (!fs)
 		return fail(-EINVAL);
 	struct open_file *f = fd_get(fs, fd);
@@ -815,6 +837,8 @@ int cairn_ftruncate(cairn_fs *fs, int fd, off_t length)
 
 int cairn_truncate(cairn_fs *fs, const char *path, off_t length)
 {
+	if (fs && fs->client)
+		return client_path(fs->client, CTL_TRUNCATE, path, NULL, length, 0);
 	if (!fs)
 		return fail(-EINVAL);
 	pthread_rwlock_rdlock(&fs->lock);
@@ -828,6 +852,8 @@ int cairn_truncate(cairn_fs *fs, const char *path, off_t length)
 
 int cairn_fsync(cairn_fs *fs, int fd)
 {
+	if (fs && fs->client)
+		return client_fdcall(fs->client, CTL_FSYNC, fd, 0, 0, 0);
 	if (!fs)
 		return fail(-EINVAL);
 	struct open_file *f = fd_get(fs, fd);
@@ -1015,6 +1041,8 @@ static int file_fallocate(struct cairn_fs *fs, struct open_file *f, int mode, of
 
 int cairn_fallocate(cairn_fs *fs, int fd, int mode, off_t off, off_t len)
 {
+	if (fs && fs->client)
+		return client_fdcall(fs->client, CTL_FALLOCATE, fd, mode, off, len);
 	if (!fs)
 		return fail(-EINVAL);
 	struct open_file *f = fd_get(fs, fd);

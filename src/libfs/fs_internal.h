@@ -19,9 +19,11 @@
 #include <sys/stat.h>
 
 #include "cairn.h"
+#include "client/client.h"
 #include "fs/shared.h"
 #include "libfs/dindex.h"
 #include "log/log.h"
+#include "proto/ctl.h"
 #include "volume/volume.h"
 
 /* An inode that is open or has undigested data. */
@@ -71,6 +73,9 @@ struct promote_entry {
 };
 
 struct cairn_fs {
+	/* A handle made by cairn_attach: every call goes to the daemon
+	 * through this, and nothing below is used. */
+	struct client *client;
 	struct volume vol;
 	struct log *log;
 	struct shared sh;

@@ -635,10 +635,38 @@ cairn_fs *cairn_mount(const char *volume_dir, const struct cairn_mount_opts *opt
 	return fs;
 }
 
+cairn_fs *cairn_attach(const char *path)
+{
+	set_error("%s", "");
+	if (!path) {
+		set_error("no path given");
+		errno = EFAULT;
+		return NULL;
+	}
+	cairn_fs *fs = calloc(1, sizeof(*fs));
+	if (!fs) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	fs->client = client_attach(path, last_error, sizeof(last_error));
+	if (!fs->client) {
+		int e = errno;
+		free(fs);
+		errno = e;
+		return NULL;
+	}
+	return fs;
+}
+
 int cairn_unmount(cairn_fs *fs)
 {
 	if (!fs)
 		return fail(-EINVAL);
+	if (fs->client) {
+		client_detach(fs->client);
+		free(fs);
+		return 0;
+	}
 	digest_stop(fs);
 	int rc = 0;
 	char failure[512];
@@ -662,6 +690,8 @@ int cairn_unmount(cairn_fs *fs)
 
 int cairn_sync(cairn_fs *fs)
 {
+	if (fs && fs->client)
+		return client_volume_call(fs->client, CTL_SYNC);
 	if (!fs)
 		return fail(-EINVAL);
 	int rc = log_commit_all(fs->log);
@@ -694,16 +724,22 @@ static int whole_volume(cairn_fs *fs, int (*step)(struct cairn_fs *fs, int locke
 
 int cairn_digest(cairn_fs *fs)
 {
+	if (fs && fs->client)
+		return client_volume_call(fs->client, CTL_DIGEST);
 	return whole_volume(fs, fs_checkpoint);
 }
 
 int cairn_migrate(cairn_fs *fs)
 {
+	if (fs && fs->client)
+		return client_volume_call(fs->client, CTL_MIGRATE);
 	return whole_volume(fs, migrate_run);
 }
 
 int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv)
 {
+	if (fs && fs->client)
+		return client_statvfs(fs->client, path, sv);
 	if (!fs)
 		return fail(-EINVAL);
 	if (!sv || !path)
@@ -798,6 +834,8 @@ static void fill_tier_info(struct cairn_fs *fs, struct cairn_info *out)
 
 int cairn_info(cairn_fs *fs, struct cairn_info *out)
 {
+	if (fs && fs->client)
+		return client_info(fs->client, out);
 	if (!fs)
 		return fail(-EINVAL);
 	if (!out)

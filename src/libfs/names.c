@@ -120,6 +120,8 @@ int names_create(struct cairn_fs *fs, const struct target *t, const struct icall
 
 int cairn_mkdir(cairn_fs *fs, const char *path, mode_t mode)
 {
+	if (fs && fs->client)
+		return client_path(fs->client, CTL_MKDIR, path, NULL, mode, 0);
 	struct target t = {.path = path};
 	int rc = api_paths(fs, path, path);
 	return posix_result(
@@ -128,6 +130,8 @@ int cairn_mkdir(cairn_fs *fs, const char *path, mode_t mode)
 
 int cairn_symlink(cairn_fs *fs, const char *target, const char *linkpath)
 {
+	if (fs && fs->client)
+		return client_path(fs->client, CTL_SYMLINK, target, linkpath, 0, 0);
 	struct target t = {.path = linkpath};
 	int rc = api_paths(fs, target, linkpath);
 	return posix_result(rc ? rc : names_create(fs, &t, NULL, S_IFLNK | 0777, 0, target, NULL));
@@ -135,6 +139,8 @@ int cairn_symlink(cairn_fs *fs, const char *target, const char *linkpath)
 
 ssize_t cairn_readlink(cairn_fs *fs, const char *path, char *buf, size_t size)
 {
+	if (fs && fs->client)
+		return client_readlink(fs->client, path, buf, size);
 	int bad = api_paths(fs, path, buf);
 	if (bad)
 		return fail(bad);
@@ -189,6 +195,8 @@ int names_unlink(struct cairn_fs *fs, const struct target *t)
 
 int cairn_unlink(cairn_fs *fs, const char *path)
 {
+	if (fs && fs->client)
+		return client_path(fs->client, CTL_UNLINK, path, NULL, 0, 0);
 	struct target t = {.path = path};
 	int rc = api_paths(fs, path, path);
 	return posix_result(rc ? rc : names_unlink(fs, &t));
@@ -225,6 +233,8 @@ int names_rmdir(struct cairn_fs *fs, const struct target *t)
 
 int cairn_rmdir(cairn_fs *fs, const char *path)
 {
+	if (fs && fs->client)
+		return client_path(fs->client, CTL_RMDIR, path, NULL, 0, 0);
 	struct target t = {.path = path};
 	int rc = api_paths(fs, path, path);
 	return posix_result(rc ? rc : names_rmdir(fs, &t));
@@ -282,6 +292,8 @@ int names_link(struct cairn_fs *fs, const struct target *from, const struct targ
 
 int cairn_link(cairn_fs *fs, const char *from, const char *to)
 {
+	if (fs && fs->client)
+		return client_path(fs->client, CTL_LINK, from, to, 0, 0);
 	struct target f = {.path = from}, t = {.path = to};
 	int rc = api_paths(fs, from, to);
 	return posix_result(rc ? rc : names_link(fs, &f, &t));
@@ -396,6 +408,8 @@ int names_rename(struct cairn_fs *fs, const struct target *from, const struct ta
 
 int cairn_rename(cairn_fs *fs, const char *from, const char *to, unsigned flags)
 {
+	if (fs && fs->client)
+		return client_path(fs->client, CTL_RENAME, from, to, flags, 0);
 	struct target f = {.path = from}, t = {.path = to};
 	int rc = api_paths(fs, from, to);
 	return posix_result(rc ? rc : names_rename(fs, &f, &t, flags));

@@ -1,0 +1,420 @@
+/*
+ * client.c - cairn_attach's connection to the daemon (see client.h).
+ *
+ * Owns: struct client.  May call: src/proto/ctl.h, libc.
+ *
+ * A request is written whole and its reply read whole under the client's
+ * lock, so threads that share a handle take turns.  Any failure of the
+ * socket means the daemon is gone (or misbehaved): the client is marked
+ * dead and this and every later call fail with EIO at once, never
+ * blocking, as a file system whose device went away.
+ */
+#include "client/client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <mntent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "proto/ctl.h"
+
+struct client {
+	int sock;
+	int dead;
+	pthread_mutex_t lock;
+};
+
+static int fail_errno(int e)
+{
+	errno = e;
+	return -1;
+}
+
+/* ---- finding and greeting the daemon ------------------------------------- */
+
+/* The volume directory behind a cairn mount point, from the mount's
+ * source ("cairn:VOLUME"); 0 or -1. */
+static int volume_of_mount(const char *mp, char *vol, size_t len)
+{
+	FILE *f = setmntent("/proc/self/mounts", "r");
+	if (!f)
+		return -1;
+	int rc = -1;
+	struct mntent *m;
+	while ((m = getmntent(f)))
+		if (!strcmp(m->mnt_dir, mp) && !strncmp(m->mnt_fsname, "cairn:", 6) &&
+		    strlen(m->mnt_fsname + 6) < len) {
+			strcpy(vol, m->mnt_fsname + 6);
+			rc = 0; /* the last mount at mp is the one seen there */
+		}
+	endmntent(f);
+	return rc;
+}
+
+static int socket_path(const char *path, struct sockaddr_un *a, char *err, size_t errlen)
+{
+	char real[PATH_MAX], vol[PATH_MAX];
+	if (!realpath(path, real)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (volume_of_mount(real, vol, sizeof(vol)))
+		strcpy(vol, real);
+	int n = snprintf(a->sun_path, sizeof(a->sun_path), "%s/%s", vol, CTL_SOCKET_NAME);
+	if (n < 0 || (size_t)n >= sizeof(a->sun_path)) {
+		snprintf(err, errlen, "%s: the path of its socket is too long", vol);
+		return -ENAMETOOLONG;
+	}
+	if (access(a->sun_path, F_OK)) {
+		snprintf(err, errlen, "%s: no daemon serves this volume (no %s)", path,
+		         CTL_SOCKET_NAME);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int call(struct client *c, const struct ctl_req *h, const void *payload, struct ctl_rep *rp,
+                void *out, size_t outlen);
+
+struct client *client_attach(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int rc = socket_path(path, &a, err, errlen);
+	if (rc)
+		return errno = -rc, NULL;
+	struct client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return errno = ENOMEM, NULL;
+	pthread_mutex_init(&c->lock, NULL);
+	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&a, sizeof(a))) {
+		rc = errno == ECONNREFUSED ? ENOENT : errno;
+		snprintf(err, errlen, "%s: %s", a.sun_path,
+		         rc == ENOENT ? "no daemon serves this volume" : strerror(rc));
+		goto fail;
+	}
+	struct ctl_req h = {.magic = CTL_MAGIC,
+	                    .op = CTL_HELLO,
+	                    .a = {CTL_VERSION, sizeof(struct stat), sizeof(struct cairn_info),
+	                          sizeof(struct ctl_dirent)}};
+	struct ctl_rep rp;
+	if (call(c, &h, NULL, &rp, NULL, 0) < 0 || rp.err) {
+		rc = c->dead ? EIO : rp.err;
+		snprintf(err, errlen, "%s: %s", a.sun_path,
+		         rc == EACCES   ? "the daemon does not admit this user"
+		         : rc == EPROTO ? "the daemon is of another cairn build"
+		                        : "the daemon closed the connection");
+		goto fail;
+	}
+	return c;
+fail:
+	if (c->sock >= 0)
+		close(c->sock);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return errno = rc, NULL;
+}
+
+void client_detach(struct client *c)
+{
+	if (!c)
+		return;
+	close(c->sock); /* the daemon closes what this client left open */
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* ---- one request --------------------------------------------------------- */
+
+static int send_all(int fd, struct iovec *iov, int cnt)
+{
+	struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+	for (;;) {
+		ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		while (m.msg_iovlen && (size_t)n >= m.msg_iov[0].iov_len) {
+			n -= (ssize_t)m.msg_iov[0].iov_len;
+			m.msg_iov++;
+			m.msg_iovlen--;
+		}
+		if (!m.msg_iovlen)
+			return 0;
+		m.msg_iov[0].iov_base = (uint8_t *)m.msg_iov[0].iov_base + n;
+		m.msg_iov[0].iov_len -= (size_t)n;
+	}
+}
+
+static int recv_all(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = recv(fd, p, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Sends h and its payload, reads the reply into *rp and at most outlen
+ * bytes into out.  0, or -1 (errno EIO) when the daemon is gone. */
+static int call(struct client *c, const struct ctl_req *h, const void *payload, struct ctl_rep *rp,
+                void *out, size_t outlen)
+{
+	pthread_mutex_lock(&c->lock);
+	int ok = !c->dead;
+	struct iovec iov[2] = {{(void *)h, sizeof(*h)}, {(void *)payload, h->len}};
+	if (ok && send_all(c->sock, iov, h->len ? 2 : 1))
+		ok = 0;
+	if (ok && (recv_all(c->sock, rp, sizeof(*rp)) || rp->len > outlen))
+		ok = 0;
+	if (ok && rp->len && recv_all(c->sock, out, rp->len))
+		ok = 0;
+	if (!ok && !c->dead) {
+		c->dead = 1;
+		shutdown(c->sock, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ok ? 0 : fail_errno(EIO);
+}
+
+/* A request with up to three strings and some data; the reply's result,
+ * or -1 with errno. */
+static int64_t request(struct client *c, int op, const int64_t a[4], const char *const *strs,
+                       int nstr, const void *data, size_t dlen, void *out, size_t outlen)
+{
+	struct ctl_req h = {.magic = CTL_MAGIC, .op = (uint16_t)op, .nstr = (uint16_t)nstr};
+	if (a)
+		memcpy(h.a, a, sizeof(h.a));
+	size_t lens[3], total = dlen;
+	for (int i = 0; i < nstr; i++) {
+		if (!strs[i])
+			return fail_errno(EFAULT);
+		lens[i] = strnlen(strs[i], PATH_MAX) + 1;
+		if (lens[i] > PATH_MAX)
+			return fail_errno(ENAMETOOLONG);
+		total += lens[i];
+	}
+	if (total > CTL_MAX_PAYLOAD)
+		return fail_errno(EINVAL);
+	uint8_t *payload = total ? malloc(total) : NULL;
+	if (total && !payload)
+		return fail_errno(ENOMEM);
+	size_t at = 0;
+	for (int i = 0; i < nstr; i++) {
+		memcpy(payload + at, strs[i], lens[i]);
+		at += lens[i];
+	}
+	if (dlen)
+		memcpy(payload + at, data, dlen);
+	h.len = (uint32_t)total;
+	struct ctl_rep rp;
+	int rc = call(c, &h, payload, &rp, out, outlen);
+	free(payload);
+	if (rc)
+		return -1;
+	return rp.err ? fail_errno(rp.err) : rp.ret;
+}
+
+#define ARGS(...) ((const int64_t[4]){__VA_ARGS__})
+
+/* ---- the calls ----------------------------------------------------------- */
+
+int client_open(struct client *c, const char *path, int flags, mode_t mode)
+{
+	return (int)request(c, CTL_OPEN, ARGS(flags, mode), &path, 1, NULL, 0, NULL, 0);
+}
+
+int client_close(struct client *c, int fd)
+{
+	return (int)request(c, CTL_CLOSE, ARGS(fd), NULL, 0, NULL, 0, NULL, 0);
+}
+
+/* Reads in pieces of at most CTL_MAX_DATA; a short piece is the end. */
+static ssize_t read_pieces(struct client *c, int op, int fd, uint8_t *buf, size_t count, off_t off)
+{
+	if (!buf && count)
+		return fail_errno(EFAULT);
+	if (count > SSIZE_MAX)
+		return fail_errno(EINVAL);
+	size_t done = 0;
+	while (done < count || count == 0) {
+		size_t n = count - done < CTL_MAX_DATA ? count - done : CTL_MAX_DATA;
+		int64_t r = request(c, op, ARGS(fd, (int64_t)n, off + (off_t)done), NULL, 0, NULL,
+		                    0, buf + done, n);
+		if (r < 0)
+			return done ? (ssize_t)done : -1;
+		done += (size_t)r;
+		if ((size_t)r < n || count == 0)
+			break;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t client_read(struct client *c, int fd, void *buf, size_t count)
+{
+	return read_pieces(c, CTL_READ, fd, buf, count, 0);
+}
+
+ssize_t client_pread(struct client *c, int fd, void *buf, size_t count, off_t off)
+{
+	return read_pieces(c, CTL_PREAD, fd, buf, count, off);
+}
+
+static ssize_t write_pieces(struct client *c, int op, int fd, const uint8_t *buf, size_t count,
+                            off_t off)
+{
+	if (!buf && count)
+		return fail_errno(EFAULT);
+	if (count > SSIZE_MAX)
+		return fail_errno(EINVAL);
+	size_t done = 0;
+	do {
+		size_t n = count - done < CTL_MAX_DATA ? count - done : CTL_MAX_DATA;
+		int64_t r =
+		    request(c, op, ARGS(fd, off + (off_t)done), NULL, 0, buf + done, n, NULL, 0);
+		if (r < 0)
+			return done ? (ssize_t)done : -1;
+		done += (size_t)r;
+		if ((size_t)r < n)
+			break;
+	} while (done < count);
+	return (ssize_t)done;
+}
+
+ssize_t client_write(struct client *c, int fd, const void *buf, size_t count)
+{
+	return write_pieces(c, CTL_WRITE, fd, buf, count, 0);
+}
+
+ssize_t client_pwrite(struct client *c, int fd, const void *buf, size_t count, off_t off)
+{
+	return write_pieces(c, CTL_PWRITE, fd, buf, count, off);
+}
+
+off_t client_lseek(struct client *c, int fd, off_t off, int whence)
+{
+	return (off_t)request(c, CTL_LSEEK, ARGS(fd, off, whence), NULL, 0, NULL, 0, NULL, 0);
+}
+
+int client_fdcall(struct client *c, int op, int fd, int64_t a1, int64_t a2, int64_t a3)
+{
+	return (int)request(c, op, ARGS(fd, a1, a2, a3), NULL, 0, NULL, 0, NULL, 0);
+}
+
+int client_fstat(struct client *c, int fd, struct stat *st)
+{
+	if (!st)
+		return fail_errno(EFAULT);
+	return (int)request(c, CTL_FSTAT, ARGS(fd), NULL, 0, NULL, 0, st, sizeof(*st));
+}
+
+int client_stat(struct client *c, const char *path, struct stat *st, int follow)
+{
+	if (!st)
+		return fail_errno(EFAULT);
+	return (int)request(c, follow ? CTL_STAT : CTL_LSTAT, NULL, &path, 1, NULL, 0, st,
+	                    sizeof(*st));
+}
+
+int client_path(struct client *c, int op, const char *p1, const char *p2, int64_t a0, int64_t a1)
+{
+	int two = op == CTL_RENAME || op == CTL_LINK || op == CTL_SYMLINK;
+	const char *strs[2] = {p1, p2};
+	return (int)request(c, op, ARGS(a0, a1), strs, two ? 2 : 1, NULL, 0, NULL, 0);
+}
+
+ssize_t client_readlink(struct client *c, const char *path, char *buf, size_t size)
+{
+	if (!buf)
+		return fail_errno(EFAULT);
+	if (size > PATH_MAX)
+		size = PATH_MAX;
+	return request(c, CTL_READLINK, ARGS((int64_t)size), &path, 1, NULL, 0, buf, size);
+}
+
+int client_utimens(struct client *c, const char *path, const struct timespec times[2])
+{
+	return (int)request(c, CTL_UTIMENS, NULL, &path, 1, times, times ? 2 * sizeof(times[0]) : 0,
+	                    NULL, 0);
+}
+
+int client_statvfs(struct client *c, const char *path, struct statvfs *sv)
+{
+	if (!sv)
+		return fail_errno(EFAULT);
+	return (int)request(c, CTL_STATVFS, NULL, &path, 1, NULL, 0, sv, sizeof(*sv));
+}
+
+int client_setxattr(struct client *c, const char *path, const char *name, const void *value,
+                    size_t size, int flags)
+{
+	if (!value && size)
+		return fail_errno(EFAULT);
+	if (size > 65536)
+		return fail_errno(E2BIG);
+	const char *strs[2] = {path, name};
+	return (int)request(c, CTL_SETXATTR, ARGS(flags), strs, 2, value, size, NULL, 0);
+}
+
+ssize_t client_getxattr(struct client *c, const char *path, const char *name, void *value,
+                        size_t size)
+{
+	if (!value && size)
+		return fail_errno(EFAULT);
+	const char *strs[2] = {path, name};
+	if (size > 65536)
+		size = 65536;
+	return request(c, CTL_GETXATTR, ARGS((int64_t)size), strs, 2, NULL, 0, value, size);
+}
+
+ssize_t client_listxattr(struct client *c, const char *path, char *list, size_t size)
+{
+	if (!list && size)
+		return fail_errno(EFAULT);
+	if (size > 65536)
+		size = 65536;
+	return request(c, CTL_LISTXATTR, ARGS((int64_t)size), &path, 1, NULL, 0, list, size);
+}
+
+int client_opendir(struct client *c, const char *path)
+{
+	return (int)request(c, CTL_OPENDIR, NULL, &path, 1, NULL, 0, NULL, 0);
+}
+
+int client_readdir(struct client *c, int h, uint64_t cookie, struct ctl_dirent *e)
+{
+	return (int)request(c, CTL_READDIR, ARGS(h, (int64_t)cookie), NULL, 0, NULL, 0, e,
+	                    CTL_DIR_BATCH * sizeof(*e));
+}
+
+int client_closedir(struct client *c, int h)
+{
+	return (int)request(c, CTL_CLOSEDIR, ARGS(h), NULL, 0, NULL, 0, NULL, 0);
+}
+
+int client_info(struct client *c, struct cairn_info *out)
+{
+	if (!out)
+		return fail_errno(EFAULT);
+	return (int)request(c, CTL_INFO, NULL, NULL, 0, NULL, 0, out, sizeof(*out));
+}
+
+int client_volume_call(struct client *c, int op)
+{
+	return (int)request(c, op, NULL, NULL, 0, NULL, 0, NULL, 0);
+}

@@ -1,0 +1,61 @@
+/*
+ * client.h - the process side of cairn_attach: a connection to the daemon
+ * that serves a volume, and each call of include/cairn.h as one request
+ * over it.
+ *
+ * Owns: struct client (the socket, and whether the daemon is still there).
+ * May call: src/proto/ctl.h, libc.  Called by: src/libfs, whose public
+ * calls hand a handle made by cairn_attach over to these.
+ *
+ * Every function returns as the public call does: a result, or -1 with
+ * errno set.  Threads may share a client: requests are sent one at a time.
+ */
+#ifndef CAIRN_CLIENT_H
+#define CAIRN_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "cairn.h"
+
+struct client;
+struct ctl_dirent;
+
+/* Connects to the daemon serving path (a volume directory or a cairn
+ * mount point).  NULL with errno, and a sentence in err. */
+struct client *client_attach(const char *path, char *err, size_t errlen);
+void client_detach(struct client *c);
+
+int client_open(struct client *c, const char *path, int flags, mode_t mode);
+int client_close(struct client *c, int fd);
+ssize_t client_read(struct client *c, int fd, void *buf, size_t count);
+ssize_t client_write(struct client *c, int fd, const void *buf, size_t count);
+ssize_t client_pread(struct client *c, int fd, void *buf, size_t count, off_t off);
+ssize_t client_pwrite(struct client *c, int fd, const void *buf, size_t count, off_t off);
+off_t client_lseek(struct client *c, int fd, off_t off, int whence);
+int client_fdcall(struct client *c, int op, int fd, int64_t a1, int64_t a2, int64_t a3);
+int client_fstat(struct client *c, int fd, struct stat *st);
+int client_stat(struct client *c, const char *path, struct stat *st, int follow);
+int client_path(struct client *c, int op, const char *p1, const char *p2, int64_t a0, int64_t a1);
+ssize_t client_readlink(struct client *c, const char *path, char *buf, size_t size);
+int client_utimens(struct client *c, const char *path, const struct timespec times[2]);
+int client_statvfs(struct client *c, const char *path, struct statvfs *sv);
+int client_setxattr(struct client *c, const char *path, const char *name, const void *value,
+                    size_t size, int flags);
+ssize_t client_getxattr(struct client *c, const char *path, const char *name, void *value,
+                        size_t size);
+ssize_t client_listxattr(struct client *c, const char *path, char *list, size_t size);
+int client_opendir(struct client *c, const char *path);
+/* Up to CTL_DIR_BATCH entries of handle h after cookie, into e; their
+ * number (0 at the end), or -1 with errno. */
+int client_readdir(struct client *c, int h, uint64_t cookie, struct ctl_dirent *e);
+int client_closedir(struct client *c, int h);
+int client_info(struct client *c, struct cairn_info *out);
+/* A request with no arguments beyond its op (sync, digest, migrate). */
+int client_volume_call(struct client *c, int op);
+
+#endif

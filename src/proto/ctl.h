@@ -1,0 +1,105 @@
+/*
+ * ctl.h - the control protocol: how a client process (cairn_attach) talks
+ * to the daemon that serves a volume, over the Unix stream socket
+ * VOLUME/cairn.sock.
+ *
+ * Owns: the wire format, nothing else.  Included by src/server (the
+ * daemon's side) and src/client (the process's side); calls nothing.
+ *
+ * One request at a time per connection, one reply to each:
+ *
+ *   request  = struct ctl_req, then `len` bytes of payload: `nstr`
+ *              NUL-terminated strings (paths, names), then raw bytes (the
+ *              data of a write, the value of an xattr);
+ *   reply    = struct ctl_rep, then `len` bytes (the data of a read, a
+ *              struct stat, directory entries ...).
+ *
+ * Both ends run on one machine from one build: integers are native, and
+ * the hello exchange refuses a peer of another protocol version or with
+ * another layout of the structures sent raw (struct stat, statvfs,
+ * cairn_info).  The daemon trusts nothing in a request: every length,
+ * string, descriptor and number is checked, and a malformed request ends
+ * the session.
+ */
+#ifndef CAIRN_PROTO_CTL_H
+#define CAIRN_PROTO_CTL_H
+
+#include <stdint.h>
+
+#define CTL_SOCKET_NAME "cairn.sock"
+#define CTL_MAGIC 0x4c544e43u /* "CNTL" */
+#define CTL_VERSION 1
+
+/* The most file data one request moves; larger reads and writes are split
+ * by the client.  The payload may add the strings of two paths and an
+ * xattr value. */
+#define CTL_MAX_DATA (1u << 20)
+#define CTL_MAX_PAYLOAD (CTL_MAX_DATA + 3 * 4096 + 65536)
+
+enum ctl_op {
+	CTL_HELLO = 1, /* a[0] = version, a[1..3] = layout sizes; ret: 0 */
+	CTL_OPEN,      /* s: path; a: flags, mode; ret: descriptor */
+	CTL_CLOSE,     /* a: fd */
+	CTL_READ,      /* a: fd, count; reply: the bytes */
+	CTL_WRITE,     /* a: fd; data; ret: count */
+	CTL_PREAD,     /* a: fd, count, offset */
+	CTL_PWRITE,    /* a: fd, offset; data */
+	CTL_LSEEK,     /* a: fd, offset, whence; ret: new offset */
+	CTL_FSYNC,     /* a: fd */
+	CTL_SYNC,
+	CTL_FTRUNCATE,   /* a: fd, length */
+	CTL_TRUNCATE,    /* s: path; a: length */
+	CTL_FSTAT,       /* a: fd; reply: struct stat */
+	CTL_STAT,        /* s: path; reply: struct stat */
+	CTL_LSTAT,       /* s: path; reply: struct stat */
+	CTL_FALLOCATE,   /* a: fd, mode, offset, length */
+	CTL_UNLINK,      /* s: path */
+	CTL_RENAME,      /* s: from, to; a: flags */
+	CTL_MKDIR,       /* s: path; a: mode */
+	CTL_RMDIR,       /* s: path */
+	CTL_LINK,        /* s: from, to */
+	CTL_SYMLINK,     /* s: target, linkpath */
+	CTL_READLINK,    /* s: path; a: size; reply: the target */
+	CTL_CHMOD,       /* s: path; a: mode */
+	CTL_CHOWN,       /* s: path; a: uid, gid (-1: unchanged) */
+	CTL_UTIMENS,     /* s: path; data: struct timespec[2], or none for now */
+	CTL_STATVFS,     /* s: path; reply: struct statvfs */
+	CTL_SETXATTR,    /* s: path, name; a: flags; data: value */
+	CTL_GETXATTR,    /* s: path, name; a: size; reply: value (ret: its size) */
+	CTL_LISTXATTR,   /* s: path; a: size; reply: names */
+	CTL_REMOVEXATTR, /* s: path, name */
+	CTL_OPENDIR,     /* s: path; ret: directory handle */
+	CTL_READDIR,     /* a: handle, cookie; reply: struct ctl_dirent[] */
+	CTL_CLOSEDIR,    /* a: handle */
+	CTL_INFO,        /* reply: struct cairn_info */
+	CTL_DIGEST,
+	CTL_MIGRATE,
+	CTL_OP_END
+};
+
+struct ctl_req {
+	uint32_t magic;
+	uint16_t op;   /* enum ctl_op */
+	uint16_t nstr; /* strings at the start of the payload */
+	uint32_t len;  /* payload bytes, at most CTL_MAX_PAYLOAD */
+	uint32_t pad;
+	int64_t a[4]; /* integer arguments */
+};
+
+struct ctl_rep {
+	int32_t err;  /* 0, or a positive errno */
+	uint32_t len; /* payload bytes */
+	int64_t ret;  /* the call's result when err is 0 */
+};
+
+/* One directory entry of a CTL_READDIR reply. */
+struct ctl_dirent {
+	uint64_t ino;
+	uint64_t next; /* the cookie that resumes after this entry */
+	uint8_t type;
+	uint8_t namelen;
+	char name[256];
+};
+#define CTL_DIR_BATCH 64
+
+#endif

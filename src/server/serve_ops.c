@@ -1,0 +1,698 @@
+/*
+ * serve_ops.c - one client request served: the permission checks POSIX
+ * asks for (access.c), then the same call the FUSE mount makes.
+ *
+ * Owns: the session's tables of descriptors and directory handles.
+ * May call: access.c, include/cairn.h (calls on the volume's own
+ * descriptors), src/libfs/icalls.h (calls by inode), libc.
+ *
+ * Names and paths go through walk_path, so that every directory searched
+ * is checked; what is done to the last component is checked here, by the
+ * rules of the kernel's VFS for the same system call.  Descriptors a
+ * client names are indices into its own session's table: it cannot reach
+ * a file another client (or the mount) opened.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+
+#include "libfs/icalls.h"
+#include "server/server_internal.h"
+
+#define MAX_HANDLES 65536 /* descriptors (and directory handles) per client */
+
+static int64_t neg(int64_t r)
+{
+	return r < 0 ? -errno : r;
+}
+
+/* ---- the session's tables ------------------------------------------------ */
+
+static int fd_add(struct session *s, int vfd)
+{
+	for (int i = 0; i < s->nfds; i++)
+		if (s->fds[i] < 0) {
+			s->fds[i] = vfd;
+			return i;
+		}
+	if (s->nfds >= MAX_HANDLES)
+		return -EMFILE;
+	int n = s->nfds ? s->nfds * 2 : 16;
+	int *fds = realloc(s->fds, (size_t)n * sizeof(*fds));
+	if (!fds)
+		return -ENOMEM;
+	for (int i = s->nfds; i < n; i++)
+		fds[i] = -1;
+	s->fds = fds;
+	int slot = s->nfds;
+	s->nfds = n;
+	s->fds[slot] = vfd;
+	return slot;
+}
+
+/* The volume's descriptor behind the client's fd, or -EBADF. */
+static int fd_of(const struct session *s, int64_t fd)
+{
+	if (fd < 0 || fd >= s->nfds || s->fds[fd] < 0)
+		return -EBADF;
+	return s->fds[fd];
+}
+
+static int dir_add(struct session *s, uint64_t ino)
+{
+	for (int i = 0; i < s->ndirs; i++)
+		if (!s->dirs[i]) {
+			s->dirs[i] = ino;
+			return i;
+		}
+	if (s->ndirs >= MAX_HANDLES)
+		return -EMFILE;
+	int n = s->ndirs ? s->ndirs * 2 : 8;
+	uint64_t *d = realloc(s->dirs, (size_t)n * sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	memset(d + s->ndirs, 0, (size_t)(n - s->ndirs) * sizeof(*d));
+	s->dirs = d;
+	int slot = s->ndirs;
+	s->ndirs = n;
+	s->dirs[slot] = ino;
+	return slot;
+}
+
+void serve_release(struct session *s)
+{
+	for (int i = 0; i < s->nfds; i++)
+		if (s->fds[i] >= 0)
+			cairn_close(s->fs, s->fds[i]);
+	free(s->fds);
+	free(s->dirs);
+	s->fds = NULL;
+	s->dirs = NULL;
+	s->nfds = s->ndirs = 0;
+}
+
+/* ---- what a new inode gets ----------------------------------------------- */
+
+/* The owner of a new inode: the caller, with the directory's group when
+ * the directory is set-group-ID (which a new directory inherits). */
+static struct icaller owner_in(const struct session *s, const struct walked *w, mode_t *mode)
+{
+	struct icaller who = {s->cred.uid, s->cred.gid};
+	if (w->dir_st.st_mode & S_ISGID) {
+		who.gid = w->dir_st.st_gid;
+		if (S_ISDIR(*mode))
+			*mode |= S_ISGID;
+	}
+	return who;
+}
+
+/* A name to be created: it must not exist, and the directory must let the
+ * caller write. */
+static int may_create(const struct session *s, const struct walked *w)
+{
+	if (w->exists)
+		return -EEXIST;
+	return may_access(&s->cred, &w->dir_st, MAY_WRITE | MAY_EXEC);
+}
+
+/* ---- files --------------------------------------------------------------- */
+
+static int open_mask(int flags)
+{
+	int acc = flags & O_ACCMODE, mask = 0;
+	if (acc == O_RDONLY || acc == O_RDWR)
+		mask |= MAY_READ;
+	if (acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC))
+		mask |= MAY_WRITE;
+	return mask;
+}
+
+static int open_existing(struct session *s, const struct walked *w, int flags)
+{
+	if ((flags & O_CREAT) && (flags & O_EXCL))
+		return -EEXIST;
+	if (S_ISLNK(w->st.st_mode))
+		return -ELOOP; /* O_NOFOLLOW */
+	if ((flags & O_DIRECTORY) && !S_ISDIR(w->st.st_mode))
+		return -ENOTDIR;
+	if (S_ISDIR(w->st.st_mode) && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
+		return -EISDIR;
+	int rc = may_access(&s->cred, &w->st, open_mask(flags));
+	return rc ? rc : ic_open(s->fs, (uint64_t)w->st.st_ino, flags);
+}
+
+static int64_t do_open(struct session *s, const char *path, int flags, mode_t mode)
+{
+	struct walked w;
+	int follow =
+	    (flags & O_NOFOLLOW) || ((flags & O_CREAT) && (flags & O_EXCL)) ? 0 : WALK_FOLLOW;
+	int rc = walk_path(s->fs, &s->cred, path, follow, &w);
+	if (rc)
+		return rc;
+	int vfd;
+	if (w.exists) {
+		vfd = open_existing(s, &w, flags);
+	} else {
+		if (!(flags & O_CREAT))
+			return -ENOENT;
+		if (w.must_dir)
+			return -EISDIR;
+		if ((rc = may_create(s, &w)))
+			return rc;
+		mode_t m = S_IFREG | (mode & 07777);
+		struct icaller who = owner_in(s, &w, &m);
+		struct stat st;
+		rc = ic_create(s->fs, &who, w.dir, w.name, m & 07777, flags, &vfd, &st);
+		if (rc)
+			return rc;
+	}
+	if (vfd < 0)
+		return vfd;
+	int slot = fd_add(s, vfd);
+	if (slot < 0)
+		cairn_close(s->fs, vfd);
+	return slot;
+}
+
+static int64_t do_close(struct session *s, int64_t fd)
+{
+	int vfd = fd_of(s, fd);
+	if (vfd < 0)
+		return vfd;
+	s->fds[fd] = -1;
+	return neg(cairn_close(s->fs, vfd));
+}
+
+static int64_t do_io(struct session *s, const struct request *rq, uint8_t *out, uint32_t *outlen)
+{
+	const int64_t *a = rq->h->a;
+	int vfd = fd_of(s, a[0]);
+	if (vfd < 0)
+		return vfd;
+	int op = rq->h->op;
+	if (op == CTL_READ || op == CTL_PREAD) {
+		if (a[1] < 0 || a[1] > CTL_MAX_DATA)
+			return SERVE_END;
+		ssize_t n = op == CTL_READ ? cairn_read(s->fs, vfd, out, (size_t)a[1])
+		                           : cairn_pread(s->fs, vfd, out, (size_t)a[1], a[2]);
+		if (n > 0)
+			*outlen = (uint32_t)n;
+		return neg(n);
+	}
+	if (rq->dlen > CTL_MAX_DATA)
+		return SERVE_END;
+	return op == CTL_WRITE ? neg(cairn_write(s->fs, vfd, rq->data, rq->dlen))
+	                       : neg(cairn_pwrite(s->fs, vfd, rq->data, rq->dlen, a[1]));
+}
+
+static int64_t do_fdcall(struct session *s, const struct request *rq, uint8_t *out,
+                         uint32_t *outlen)
+{
+	const int64_t *a = rq->h->a;
+	int vfd = fd_of(s, a[0]);
+	if (vfd < 0)
+		return vfd;
+	switch (rq->h->op) {
+	case CTL_LSEEK:
+		return neg(cairn_lseek(s->fs, vfd, a[1], (int)a[2]));
+	case CTL_FSYNC:
+		return neg(cairn_fsync(s->fs, vfd));
+	case CTL_FTRUNCATE:
+		return neg(cairn_ftruncate(s->fs, vfd, a[1]));
+	case CTL_FALLOCATE:
+		return neg(cairn_fallocate(s->fs, vfd, (int)a[1], a[2], a[3]));
+	case CTL_FSTAT:
+		*outlen = sizeof(struct stat);
+		return neg(cairn_fstat(s->fs, vfd, (struct stat *)out));
+	}
+	return SERVE_END;
+}
+
+/* ---- names --------------------------------------------------------------- */
+
+static int64_t do_stat(struct session *s, const char *path, int follow, uint8_t *out,
+                       uint32_t *outlen)
+{
+	struct walked w;
+	int rc = walk_path(s->fs, &s->cred, path, follow, &w);
+	if (rc)
+		return rc;
+	if (!w.exists)
+		return -ENOENT;
+	memcpy(out, &w.st, sizeof(w.st));
+	*outlen = sizeof(w.st);
+	return 0;
+}
+
+static int64_t do_unlink(struct session *s, const char *path, int dir)
+{
+	struct walked w;
+	int rc = walk_path(s->fs, &s->cred, path, 0, &w);
+	if (rc)
+		return rc;
+	if (!w.exists)
+		return -ENOENT;
+	if (w.dot) {
+		if (!dir)
+			return -EISDIR;
+		if (w.name[0] == 0 || w.st.st_ino == CAIRN_ROOT_INO)
+			return -EBUSY;
+		return w.name[1] == '.' ? -ENOTEMPTY : -EINVAL;
+	}
+	if (dir && !S_ISDIR(w.st.st_mode))
+		return -ENOTDIR;
+	if (!dir && S_ISDIR(w.st.st_mode))
+		return -EISDIR;
+	if ((rc = may_delete(&s->cred, &w.dir_st, &w.st)))
+		return rc;
+	return dir ? ic_rmdir(s->fs, w.dir, w.name) : ic_unlink(s->fs, w.dir, w.name);
+}
+
+static int64_t do_mkdir(struct session *s, const char *path, mode_t mode)
+{
+	struct walked w;
+	int rc = walk_path(s->fs, &s->cred, path, 0, &w);
+	if (!rc && w.dot)
+		rc = -EEXIST;
+	if (!rc)
+		rc = may_create(s, &w);
+	if (rc)
+		return rc;
+	mode_t m = S_IFDIR | (mode & 07777);
+	struct icaller who = owner_in(s, &w, &m);
+	struct stat st;
+	return ic_mknod(s->fs, &who, w.dir, w.name, m, 0, &st);
+}
+
+static int64_t do_symlink(struct session *s, const char *target, const char *path)
+{
+	struct walked w;
+	int rc = walk_path(s->fs, &s->cred, path, 0, &w);
+	if (!rc && (w.dot || w.must_dir))
+		rc = w.dot ? -EEXIST : -ENOENT;
+	if (!rc)
+		rc = may_create(s, &w);
+	if (rc)
+		return rc;
+	mode_t m = S_IFLNK | 0777;
+	struct icaller who = owner_in(s, &w, &m);
+	struct stat st;
+	return ic_symlink(s->fs, &who, w.dir, w.name, target, &st);
+}
+
+static int64_t do_link(struct session *s, const char *from, const char *to)
+{
+	struct walked f, t;
+	int rc = walk_path(s->fs, &s->cred, from, 0, &f);
+	if (!rc && !f.exists)
+		rc = -ENOENT;
+	if (!rc && S_ISDIR(f.st.st_mode))
+		rc = -EPERM;
+	if (!rc)
+		rc = walk_path(s->fs, &s->cred, to, 0, &t);
+	if (!rc && t.dot)
+		rc = -EEXIST;
+	if (!rc)
+		rc = may_create(s, &t);
+	if (rc)
+		return rc;
+	struct stat st;
+	return ic_link(s->fs, (uint64_t)f.st.st_ino, t.dir, t.name, &st);
+}
+
+static int64_t do_rename(struct session *s, const char *from, const char *to, unsigned flags)
+{
+	struct walked f, t;
+	int rc = walk_path(s->fs, &s->cred, from, 0, &f);
+	if (!rc && !f.exists)
+		rc = -ENOENT;
+	if (!rc)
+		rc = walk_path(s->fs, &s->cred, to, 0, &t);
+	if (rc)
+		return rc;
+	if (f.dot || t.dot)
+		return f.st.st_ino == CAIRN_ROOT_INO || t.st.st_ino == CAIRN_ROOT_INO ? -EBUSY
+		                                                                      : -EINVAL;
+	if ((rc = may_delete(&s->cred, &f.dir_st, &f.st)))
+		return rc;
+	if (t.exists)
+		rc = may_delete(&s->cred, &t.dir_st, &t.st);
+	else
+		rc = may_access(&s->cred, &t.dir_st, MAY_WRITE | MAY_EXEC);
+	if (rc)
+		return rc;
+	/* A directory moved to another parent has its ".." rewritten. */
+	if (S_ISDIR(f.st.st_mode) && f.dir != t.dir &&
+	    (rc = may_access(&s->cred, &f.st, MAY_WRITE)))
+		return rc;
+	return ic_rename(s->fs, f.dir, f.name, t.dir, t.name, flags);
+}
+
+static int64_t do_readlink(struct session *s, const char *path, int64_t size, uint8_t *out,
+                           uint32_t *outlen)
+{
+	if (size < 0 || size > PATH_MAX)
+		return SERVE_END;
+	struct walked w;
+	int rc = walk_path(s->fs, &s->cred, path, 0, &w);
+	if (rc)
+		return rc;
+	if (!w.exists)
+		return -ENOENT;
+	if (!S_ISLNK(w.st.st_mode))
+		return -EINVAL;
+	ssize_t n = ic_readlink(s->fs, (uint64_t)w.st.st_ino, (char *)out, (size_t)size);
+	if (n > 0)
+		*outlen = (uint32_t)n;
+	return n;
+}
+
+/* ---- attributes ---------------------------------------------------------- */
+
+/* The path's inode, walked with symlinks followed, as chmod and friends. */
+static int walk_existing(struct session *s, const char *path, struct walked *w)
+{
+	int rc = walk_path(s->fs, &s->cred, path, WALK_FOLLOW, w);
+	return rc ? rc : w->exists ? 0 : -ENOENT;
+}
+
+static int64_t do_chmod(struct session *s, const char *path, mode_t mode)
+{
+	struct walked w;
+	int rc = walk_existing(s, path, &w);
+	if (rc)
+		return rc;
+	if (!is_owner(&s->cred, &w.st))
+		return -EPERM;
+	/* As Linux: a caller outside the file's group cannot set its
+	 * set-group-ID bit. */
+	if (s->cred.uid != 0 && !cred_in_group(&s->cred, w.st.st_gid))
+		mode &= ~(mode_t)S_ISGID;
+	struct stat in = {.st_mode = mode & 07777}, st;
+	return ic_setattr(s->fs, (uint64_t)w.st.st_ino, IC_SET_MODE, &in, &st);
+}
+
+static int64_t do_chown(struct session *s, const char *path, int64_t uid, int64_t gid)
+{
+	struct walked w;
+	int rc = walk_existing(s, path, &w);
+	if (rc)
+		return rc;
+	unsigned valid = 0;
+	struct stat in = {0}, st;
+	if (uid != -1 && (uint32_t)uid != w.st.st_uid) {
+		if (s->cred.uid != 0)
+			return -EPERM;
+		valid |= IC_SET_UID;
+		in.st_uid = (uid_t)uid;
+	}
+	if (gid != -1 && (uint32_t)gid != w.st.st_gid) {
+		if (s->cred.uid != 0 &&
+		    (s->cred.uid != w.st.st_uid || !cred_in_group(&s->cred, (uint32_t)gid)))
+			return -EPERM;
+		valid |= IC_SET_GID;
+		in.st_gid = (gid_t)gid;
+	}
+	if (!valid && s->cred.uid != 0 && s->cred.uid != w.st.st_uid && (uid != -1 || gid != -1))
+		return -EPERM;
+	return ic_setattr(s->fs, (uint64_t)w.st.st_ino, valid | IC_SET_CTIME, &in, &st);
+}
+
+/* Times: "now" needs ownership or write permission; any other time,
+ * ownership (utimensat(2)). */
+static int64_t do_utimens(struct session *s, const char *path, const struct request *rq)
+{
+	struct timespec now[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+	const struct timespec *ts = now;
+	if (rq->dlen == sizeof(now))
+		ts = (const struct timespec *)rq->data;
+	else if (rq->dlen)
+		return SERVE_END;
+	struct walked w;
+	int rc = walk_existing(s, path, &w);
+	if (rc)
+		return rc;
+	int explicit_time = 0;
+	unsigned valid = 0;
+	struct stat in = {0}, st;
+	for (int i = 0; i < 2; i++) {
+		if (ts[i].tv_nsec == UTIME_OMIT)
+			continue;
+		if (ts[i].tv_nsec == UTIME_NOW) {
+			valid |= i ? IC_SET_MTIME_NOW : IC_SET_ATIME_NOW;
+			continue;
+		}
+		if (ts[i].tv_nsec < 0 || ts[i].tv_nsec > 999999999)
+			return -EINVAL;
+		explicit_time = 1;
+		valid |= i ? IC_SET_MTIME : IC_SET_ATIME;
+		if (i)
+			in.st_mtim = ts[i];
+		else
+			in.st_atim = ts[i];
+	}
+	if (!is_owner(&s->cred, &w.st)) {
+		if (explicit_time)
+			return -EPERM;
+		if ((rc = may_access(&s->cred, &w.st, MAY_WRITE)))
+			return rc;
+	}
+	return ic_setattr(s->fs, (uint64_t)w.st.st_ino, valid | IC_SET_CTIME, &in, &st);
+}
+
+static int64_t do_truncate(struct session *s, const char *path, int64_t length)
+{
+	struct walked w;
+	int rc = walk_existing(s, path, &w);
+	if (rc)
+		return rc;
+	if (S_ISDIR(w.st.st_mode))
+		return -EISDIR;
+	if (length < 0)
+		return -EINVAL;
+	if ((rc = may_access(&s->cred, &w.st, MAY_WRITE)))
+		return rc;
+	struct stat in = {.st_size = length}, st;
+	return ic_setattr(s->fs, (uint64_t)w.st.st_ino, IC_SET_SIZE, &in, &st);
+}
+
+/* ---- extended attributes ------------------------------------------------- */
+
+static int is_prefix(const char *name, const char *prefix)
+{
+	return strncmp(name, prefix, strlen(prefix)) == 0;
+}
+
+/* May the caller set (write) or read an attribute called name of st? */
+static int may_xattr(const struct session *s, const struct stat *st, const char *name, int write)
+{
+	if (is_prefix(name, "trusted."))
+		return s->cred.uid == 0 ? 0 : write ? -EPERM : -ENODATA;
+	if (is_prefix(name, "security."))
+		return !write || s->cred.uid == 0 ? 0 : -EPERM;
+	if (is_prefix(name, "user.")) {
+		if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode))
+			return write ? -EPERM : -ENODATA;
+		return may_access(&s->cred, st, write ? MAY_WRITE : MAY_READ);
+	}
+	return 0; /* other namespaces: the volume answers (EOPNOTSUPP) */
+}
+
+static int64_t do_xattr(struct session *s, const struct request *rq, uint8_t *out, uint32_t *outlen)
+{
+	const int64_t *a = rq->h->a;
+	int op = rq->h->op;
+	struct walked w;
+	int rc = walk_existing(s, rq->str[0], &w);
+	if (rc)
+		return rc;
+	uint64_t ino = (uint64_t)w.st.st_ino;
+	const char *name = rq->str[1];
+	if (op == CTL_LISTXATTR) {
+		if (a[0] < 0 || a[0] > 65536)
+			return SERVE_END;
+		ssize_t n = ic_listxattr(s->fs, ino, (char *)out, (size_t)a[0]);
+		if (n > 0 && a[0] > 0 && s->cred.uid != 0) { /* trusted.* is root's */
+			size_t kept = 0;
+			for (size_t i = 0; i < (size_t)n; i += strlen((char *)out + i) + 1) {
+				size_t len = strlen((char *)out + i) + 1;
+				if (!is_prefix((char *)out + i, "trusted."))
+					memmove(out + kept, out + i, len), kept += len;
+			}
+			n = (ssize_t)kept;
+		}
+		if (n > 0 && a[0] > 0)
+			*outlen = (uint32_t)n;
+		return n;
+	}
+	if ((rc = may_xattr(s, &w.st, name, op != CTL_GETXATTR)))
+		return rc;
+	switch (op) {
+	case CTL_SETXATTR:
+		return ic_setxattr(s->fs, ino, name, rq->data, rq->dlen, (int)a[0]);
+	case CTL_REMOVEXATTR:
+		return ic_removexattr(s->fs, ino, name);
+	default: { /* CTL_GETXATTR */
+		if (a[0] < 0 || a[0] > 65536)
+			return SERVE_END;
+		ssize_t n = ic_getxattr(s->fs, ino, name, out, (size_t)a[0]);
+		if (n > 0 && a[0] > 0)
+			*outlen = (uint32_t)n;
+		return n;
+	}
+	}
+}
+
+/* ---- directories --------------------------------------------------------- */
+
+static int64_t do_opendir(struct session *s, const char *path)
+{
+	struct walked w;
+	int rc = walk_existing(s, path, &w);
+	if (rc)
+		return rc;
+	if (!S_ISDIR(w.st.st_mode))
+		return -ENOTDIR;
+	if ((rc = may_access(&s->cred, &w.st, MAY_READ)))
+		return rc;
+	return dir_add(s, (uint64_t)w.st.st_ino);
+}
+
+struct dir_batch {
+	struct ctl_dirent *e;
+	int n;
+};
+
+static int collect(void *arg, const char *name, uint64_t ino, unsigned char type, uint64_t next)
+{
+	struct dir_batch *b = arg;
+	struct ctl_dirent *e = &b->e[b->n++];
+	memset(e, 0, sizeof(*e));
+	e->ino = ino;
+	e->next = next;
+	e->type = type;
+	size_t len = strlen(name);
+	e->namelen = (uint8_t)len;
+	memcpy(e->name, name, len);
+	return b->n == CTL_DIR_BATCH;
+}
+
+static int64_t do_readdir(struct session *s, const int64_t *a, uint8_t *out, uint32_t *outlen)
+{
+	if (a[0] < 0 || a[0] >= s->ndirs || !s->dirs[a[0]])
+		return -EBADF;
+	struct dir_batch b = {(struct ctl_dirent *)out, 0};
+	int rc = ic_readdir(s->fs, s->dirs[a[0]], (uint64_t)a[1], collect, &b);
+	if (rc < 0)
+		return rc;
+	*outlen = (uint32_t)((size_t)b.n * sizeof(struct ctl_dirent));
+	return b.n;
+}
+
+static int64_t do_closedir(struct session *s, int64_t h)
+{
+	if (h < 0 || h >= s->ndirs || !s->dirs[h])
+		return -EBADF;
+	s->dirs[h] = 0;
+	return 0;
+}
+
+/* ---- the table ----------------------------------------------------------- */
+
+/* Strings each request carries. */
+static const uint8_t strings_of[CTL_OP_END] = {
+    [CTL_OPEN] = 1,     [CTL_TRUNCATE] = 1,  [CTL_STAT] = 1,        [CTL_LSTAT] = 1,
+    [CTL_UNLINK] = 1,   [CTL_RENAME] = 2,    [CTL_MKDIR] = 1,       [CTL_RMDIR] = 1,
+    [CTL_LINK] = 2,     [CTL_SYMLINK] = 2,   [CTL_READLINK] = 1,    [CTL_CHMOD] = 1,
+    [CTL_CHOWN] = 1,    [CTL_UTIMENS] = 1,   [CTL_STATVFS] = 1,     [CTL_SETXATTR] = 2,
+    [CTL_GETXATTR] = 2, [CTL_LISTXATTR] = 1, [CTL_REMOVEXATTR] = 2, [CTL_OPENDIR] = 1,
+};
+
+static int64_t volume_call(struct session *s, int op, uint8_t *out, uint32_t *outlen)
+{
+	switch (op) {
+	case CTL_SYNC:
+		return neg(cairn_sync(s->fs));
+	case CTL_INFO:
+		*outlen = sizeof(struct cairn_info);
+		return neg(cairn_info(s->fs, (struct cairn_info *)out));
+	case CTL_DIGEST:
+		return neg(cairn_digest(s->fs));
+	default: /* CTL_MIGRATE */
+		return neg(cairn_migrate(s->fs));
+	}
+}
+
+int64_t serve_request(struct session *s, const struct request *rq, uint8_t *out, uint32_t *outlen)
+{
+	int op = rq->h->op;
+	const int64_t *a = rq->h->a;
+	const char *p = rq->str[0];
+	*outlen = 0;
+	if (op <= CTL_HELLO || op >= CTL_OP_END || rq->h->nstr != strings_of[op])
+		return SERVE_END;
+	switch (op) {
+	case CTL_OPEN:
+		return do_open(s, p, (int)a[0], (mode_t)a[1]);
+	case CTL_CLOSE:
+		return do_close(s, a[0]);
+	case CTL_READ:
+	case CTL_WRITE:
+	case CTL_PREAD:
+	case CTL_PWRITE:
+		return do_io(s, rq, out, outlen);
+	case CTL_LSEEK:
+	case CTL_FSYNC:
+	case CTL_FTRUNCATE:
+	case CTL_FALLOCATE:
+	case CTL_FSTAT:
+		return do_fdcall(s, rq, out, outlen);
+	case CTL_TRUNCATE:
+		return do_truncate(s, p, a[0]);
+	case CTL_STAT:
+	case CTL_LSTAT:
+		return do_stat(s, p, op == CTL_STAT ? WALK_FOLLOW : 0, out, outlen);
+	case CTL_UNLINK:
+	case CTL_RMDIR:
+		return do_unlink(s, p, op == CTL_RMDIR);
+	case CTL_RENAME:
+		return do_rename(s, p, rq->str[1], (unsigned)a[0]);
+	case CTL_MKDIR:
+		return do_mkdir(s, p, (mode_t)a[0]);
+	case CTL_LINK:
+		return do_link(s, p, rq->str[1]);
+	case CTL_SYMLINK:
+		return do_symlink(s, p, rq->str[1]);
+	case CTL_READLINK:
+		return do_readlink(s, p, a[0], out, outlen);
+	case CTL_CHMOD:
+		return do_chmod(s, p, (mode_t)a[0]);
+	case CTL_CHOWN:
+		return do_chown(s, p, a[0], a[1]);
+	case CTL_UTIMENS:
+		return do_utimens(s, p, rq);
+	case CTL_STATVFS: {
+		struct walked w;
+		int rc = walk_existing(s, p, &w);
+		*outlen = rc ? 0 : sizeof(struct statvfs);
+		return rc ? rc : neg(cairn_statvfs(s->fs, "/", (struct statvfs *)out));
+	}
+	case CTL_SETXATTR:
+	case CTL_GETXATTR:
+	case CTL_LISTXATTR:
+	case CTL_REMOVEXATTR:
+		return do_xattr(s, rq, out, outlen);
+	case CTL_OPENDIR:
+		return do_opendir(s, p);
+	case CTL_READDIR:
+		return do_readdir(s, a, out, outlen);
+	case CTL_CLOSEDIR:
+		return do_closedir(s, a[0]);
+	default:
+		return volume_call(s, op, out, outlen);
+	}
+}

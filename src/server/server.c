@@ -1,0 +1,389 @@
+/*
+ * server.c - the daemon's socket: accepting clients, learning who they are
+ * from the kernel, one thread per client reading its requests and writing
+ * the replies, and the end of a session when the client exits, dies or
+ * misbehaves.
+ *
+ * Owns: struct ctl_server, the socket file, the list of sessions.
+ * May call: serve_ops.c (serve_request), access.h, libc.
+ *
+ * A client's death is seen at once: the kernel closes its end of the
+ * socket, the session's read returns end-of-file, and what the client
+ * held open is closed.  Everything it was told succeeded is already in
+ * the volume's log (the call returned after the daemon's own call did),
+ * so nothing acknowledged depends on the client still being there.
+ */
+#include "server/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "server/server_internal.h"
+
+struct ctl_server {
+	cairn_fs *fs;
+	int listen_fd;
+	int stop_pipe[2]; /* written once to stop the accepting thread */
+	int admit_all;
+	uid_t owner;
+	void (*say)(const char *msg);
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	pthread_t acceptor;
+	pthread_mutex_t lock; /* the list and the count below */
+	pthread_cond_t idle;
+	struct session *sessions;
+	int live;
+	int stopping;
+};
+
+static void say(struct ctl_server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct ctl_server *srv, const char *fmt, ...)
+{
+	if (!srv->say)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	srv->say(msg);
+}
+
+/* ---- bytes on the socket ------------------------------------------------- */
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = recv(fd, p, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int send_reply(int fd, const struct ctl_rep *rp, const void *data)
+{
+	struct iovec iov[2] = {{(void *)rp, sizeof(*rp)}, {(void *)data, rp->len}};
+	struct msghdr m = {.msg_iov = iov, .msg_iovlen = rp->len ? 2 : 1};
+	size_t left = sizeof(*rp) + rp->len;
+	while (left > 0) {
+		ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		left -= (size_t)n;
+		while (m.msg_iovlen && (size_t)n >= m.msg_iov[0].iov_len) {
+			n -= (ssize_t)m.msg_iov[0].iov_len;
+			m.msg_iov++;
+			m.msg_iovlen--;
+		}
+		if (m.msg_iovlen) {
+			m.msg_iov[0].iov_base = (uint8_t *)m.msg_iov[0].iov_base + n;
+			m.msg_iov[0].iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+/* Splits a payload into its strings and data; -1 when it is malformed. */
+static int parse(const struct ctl_req *h, const uint8_t *payload, struct request *rq)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->h = h;
+	if (h->nstr > 3)
+		return -1;
+	size_t at = 0;
+	for (int i = 0; i < h->nstr; i++) {
+		const uint8_t *nul = memchr(payload + at, 0, h->len - at);
+		if (!nul || (size_t)(nul - (payload + at)) >= PATH_MAX)
+			return -1;
+		rq->str[i] = (const char *)payload + at;
+		at = (size_t)(nul - payload) + 1;
+	}
+	rq->data = payload + at;
+	rq->dlen = h->len - at;
+	return 0;
+}
+
+/* ---- one session --------------------------------------------------------- */
+
+/* Learns the client's uid, gid and groups from the kernel. */
+static int learn_cred(int sock, struct cred *c)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &uc, &len))
+		return -errno;
+	c->uid = uc.uid;
+	c->gid = uc.gid;
+	c->pid = uc.pid;
+	gid_t groups[256];
+	len = sizeof(groups);
+	gid_t *g = groups;
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, g, &len)) {
+		if (errno != ERANGE)
+			return -errno;
+		g = malloc(len);
+		if (!g || getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, g, &len)) {
+			free(g);
+			return -ENOMEM;
+		}
+	}
+	c->ngroups = (int)(len / sizeof(gid_t));
+	c->groups = malloc((size_t)(c->ngroups ? c->ngroups : 1) * sizeof(uint32_t));
+	if (c->groups)
+		for (int i = 0; i < c->ngroups; i++)
+			c->groups[i] = g[i];
+	if (g != groups)
+		free(g);
+	return c->groups ? 0 : -ENOMEM;
+}
+
+/* The first request must be a hello of this build's protocol. */
+static int hello(struct session *s)
+{
+	struct ctl_req h;
+	if (read_full(s->sock, &h, sizeof(h)))
+		return -1;
+	struct ctl_rep rp = {0};
+	if (h.magic != CTL_MAGIC || h.op != CTL_HELLO || h.len != 0)
+		return -1;
+	if (h.a[0] != CTL_VERSION || h.a[1] != (int64_t)sizeof(struct stat) ||
+	    h.a[2] != (int64_t)sizeof(struct cairn_info) ||
+	    h.a[3] != (int64_t)sizeof(struct ctl_dirent))
+		rp.err = EPROTO;
+	else if (!s->srv->admit_all && s->cred.uid != 0 && s->cred.uid != s->srv->owner)
+		rp.err = EACCES;
+	if (send_reply(s->sock, &rp, NULL) || rp.err) {
+		say(s->srv, "client pid %d uid %u refused: %s", s->cred.pid, s->cred.uid,
+		    rp.err == EACCES ? "this daemon admits only its own user and root"
+		                     : "a client of another protocol version");
+		return -1;
+	}
+	return 0;
+}
+
+/* Serves requests until the client goes or sends something malformed. */
+static void serve_loop(struct session *s, uint8_t *in, uint8_t *out)
+{
+	for (;;) {
+		struct ctl_req h;
+		if (read_full(s->sock, &h, sizeof(h)))
+			return; /* the client closed, exited or died */
+		struct request rq;
+		const char *why = NULL;
+		if (h.magic != CTL_MAGIC || h.len > CTL_MAX_PAYLOAD)
+			why = "a bad header";
+		else if (read_full(s->sock, in, h.len))
+			return;
+		else if (parse(&h, in, &rq))
+			why = "bad strings";
+		uint32_t outlen = 0;
+		int64_t r = why ? SERVE_END : serve_request(s, &rq, out, &outlen);
+		if (r == SERVE_END) {
+			say(s->srv,
+			    "client pid %d uid %u: malformed request (%s, op %u); session ended",
+			    s->cred.pid, s->cred.uid, why ? why : "bad arguments", h.op);
+			return;
+		}
+		struct ctl_rep rp = {.err = r < 0 ? (int32_t)-r : 0,
+		                     .len = r < 0 ? 0 : outlen,
+		                     .ret = r < 0 ? -1 : r};
+		if (send_reply(s->sock, &rp, out))
+			return;
+	}
+}
+
+static void session_end(struct session *s)
+{
+	struct ctl_server *srv = s->srv;
+	serve_release(s);
+	close(s->sock);
+	free(s->cred.groups);
+	pthread_mutex_lock(&srv->lock);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	if (--srv->live == 0)
+		pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);
+	free(s);
+}
+
+static void *session_main(void *arg)
+{
+	struct session *s = arg;
+	uint8_t *in = malloc(CTL_MAX_PAYLOAD), *out = malloc(CTL_MAX_PAYLOAD);
+	if (in && out && !hello(s))
+		serve_loop(s, in, out);
+	free(in);
+	free(out);
+	session_end(s);
+	return NULL;
+}
+
+/* ---- accepting ----------------------------------------------------------- */
+
+static void start_session(struct ctl_server *srv, int sock)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	if (!s || learn_cred(sock, &s->cred)) {
+		free(s);
+		close(sock);
+		return;
+	}
+	s->srv = srv;
+	s->fs = srv->fs;
+	s->sock = sock;
+	pthread_mutex_lock(&srv->lock);
+	s->next = srv->sessions;
+	if (s->next)
+		s->next->prev = s;
+	srv->sessions = s;
+	srv->live++;
+	pthread_mutex_unlock(&srv->lock);
+	pthread_attr_t attr;
+	pthread_t t;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, session_main, s)) {
+		say(srv, "client pid %d: cannot start a thread for it", s->cred.pid);
+		session_end(s);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+static void *accept_main(void *arg)
+{
+	struct ctl_server *srv = arg;
+	struct pollfd p[2] = {{srv->listen_fd, POLLIN, 0}, {srv->stop_pipe[0], POLLIN, 0}};
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		int sock = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (sock >= 0)
+			start_session(srv, sock);
+		else if (errno == EMFILE || errno == ENFILE)
+			poll(NULL, 0, 100); /* let sessions end before trying again */
+	}
+	return NULL;
+}
+
+static int listen_on(struct ctl_server *srv, const char *volume_dir)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int n = snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s", volume_dir, CTL_SOCKET_NAME);
+	if (n < 0 || (size_t)n >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(srv->path, a.sun_path, sizeof(srv->path));
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* Only a socket may be replaced: it is a dead daemon's, since the
+	 * caller holds the volume lock. */
+	struct stat st;
+	if (!lstat(a.sun_path, &st)) {
+		if (!S_ISSOCK(st.st_mode)) {
+			close(fd);
+			return -EEXIST;
+		}
+		unlink(a.sun_path);
+	}
+	/* The socket is made with the mode it keeps: no moment where a user
+	 * the daemon would refuse can connect is needed, and none exists. */
+	mode_t old = umask(srv->admit_all ? 0 : 077);
+	int rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
+	umask(old);
+	if (!rc && srv->admit_all)
+		rc = chmod(a.sun_path, 0666);
+	if (!rc)
+		rc = listen(fd, 64);
+	if (rc) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	srv->listen_fd = fd;
+	return 0;
+}
+
+int ctl_server_start(cairn_fs *fs, const char *volume_dir, int admit_all,
+                     void (*sayfn)(const char *msg), struct ctl_server **out)
+{
+	struct ctl_server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return -ENOMEM;
+	srv->fs = fs;
+	srv->admit_all = admit_all;
+	srv->owner = geteuid();
+	srv->say = sayfn;
+	srv->listen_fd = -1;
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->idle, NULL);
+	int rc = pipe2(srv->stop_pipe, O_CLOEXEC) ? -errno : listen_on(srv, volume_dir);
+	if (!rc && pthread_create(&srv->acceptor, NULL, accept_main, srv)) {
+		rc = -EAGAIN;
+		unlink(srv->path);
+		close(srv->listen_fd);
+	}
+	if (rc) {
+		if (srv->stop_pipe[0] > 0) {
+			close(srv->stop_pipe[0]);
+			close(srv->stop_pipe[1]);
+		}
+		free(srv);
+		return rc;
+	}
+	*out = srv;
+	return 0;
+}
+
+void ctl_server_stop(struct ctl_server *srv)
+{
+	if (!srv)
+		return;
+	char b = 1;
+	if (write(srv->stop_pipe[1], &b, 1) != 1) {
+		/* a pipe of one byte does not fill: cannot happen */
+	}
+	pthread_join(srv->acceptor, NULL);
+	unlink(srv->path);
+	close(srv->listen_fd);
+	pthread_mutex_lock(&srv->lock);
+	for (struct session *s = srv->sessions; s; s = s->next)
+		shutdown(s->sock, SHUT_RDWR); /* its thread reads end-of-file */
+	while (srv->live > 0)
+		pthread_cond_wait(&srv->idle, &srv->lock);
+	pthread_mutex_unlock(&srv->lock);
+	close(srv->stop_pipe[0]);
+	close(srv->stop_pipe[1]);
+	pthread_mutex_destroy(&srv->lock);
+	pthread_cond_destroy(&srv->idle);
+	free(srv);
+}
