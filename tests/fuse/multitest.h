@@ -31,7 +31,6 @@
 
 #define CHECK(call)                                                                                \
 	do {                                                                                       \
-		errno = 0;                                                                         \
 		if ((long)(call) < 0)                                                              \
 			fail_msg("%s: %s", #call, strerror(errno));                                \
 	} while (0)

@@ -290,9 +290,10 @@ static void test_not_a_daemon(void **state)
 			         mode ? "answered random bytes" : "closed at once");
 		print_message("cairn_attach to a server that %s: %s\n",
 		              mode ? "answers random bytes" : "closes at once", strerror(e));
-		assert_true(e != 0);
-		if (mode == 1)
-			assert_int_equal(e, EPROTO);
+		/* Not a daemon of this build, or one that went away: EPROTO
+		 * or EIO, and never a hang or a crash. */
+		if (e != EPROTO && e != EIO)
+			fail_msg("cairn_attach: %s, expected EPROTO or EIO", strerror(e));
 		alarm(0);
 	}
 	/* A socket nobody listens on any more: no daemon. */
