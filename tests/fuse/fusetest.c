@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,9 +96,15 @@ pid_t spawn_cairn(uid_t uid, const char *arg, ...)
 	for (int i = 1; arg && i < 15; i++, arg = va_arg(ap, const char *))
 		argv[i] = (char *)arg;
 	va_end(ap);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
 		if (uid != 0 && (setgroups(0, NULL) || setgid(uid) || setuid(uid)))
+			_exit(126);
+		/* A daemon must not outlive a test that crashed: it would hold
+		 * the volume and the output pipe of whoever runs the tests.
+		 * (After setuid, which clears this.) */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
 			_exit(126);
 		execv(CAIRN_BIN, argv);
 		_exit(127);

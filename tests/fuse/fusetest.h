@@ -30,7 +30,8 @@ void wait_for_mount(pid_t *daemon, const char *mnt);
 
 /* Forks CAIRN_BIN with the arguments (NULL-terminated, at most 14) and
  * returns its pid at once.  With uid != 0 the child first drops to
- * uid/gid (no supplementary groups).  Its output goes where ours does. */
+ * uid/gid (no supplementary groups).  Its output goes where ours does;
+ * it is killed if this process dies. */
 pid_t spawn_cairn(uid_t uid, const char *arg, ...);
 
 /* waitpid that gives up after ms: the pid on exit (status in *st), 0 on

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -98,8 +99,12 @@ static inline void child_ok(pid_t pid, int ms, const char *what)
 }
 
 /* A call that hangs must fail the test: SIGALRM prints what was running
- * and ends the process (a child: with status 99). */
+ * and ends the process (a child: with status 99).  In the process that
+ * called watchdog_cleanup, it first kills the daemon and detaches the
+ * mount named there, which a teardown would otherwise do. */
 static const char *watchdog_what = "";
+static pid_t watchdog_owner, *watchdog_daemon;
+static const char *watchdog_mnt;
 static inline void watchdog_fired(int sig)
 {
 	(void)sig;
@@ -107,6 +112,12 @@ static inline void watchdog_fired(int sig)
 	(void)!write(2, a, strlen(a));
 	(void)!write(2, watchdog_what, strlen(watchdog_what));
 	(void)!write(2, "\n", 1);
+	if (watchdog_owner == getpid()) {
+		if (watchdog_daemon && *watchdog_daemon > 0)
+			kill(*watchdog_daemon, SIGKILL);
+		if (watchdog_mnt)
+			umount2(watchdog_mnt, MNT_DETACH);
+	}
 	_exit(99);
 }
 static inline void watchdog(unsigned seconds, const char *what)
@@ -114,6 +125,12 @@ static inline void watchdog(unsigned seconds, const char *what)
 	watchdog_what = what;
 	signal(SIGALRM, watchdog_fired);
 	alarm(seconds);
+}
+static inline void watchdog_cleanup(pid_t *daemon, const char *mnt)
+{
+	watchdog_owner = getpid();
+	watchdog_daemon = daemon;
+	watchdog_mnt = mnt;
 }
 
 /* Attaches to path, retrying while no daemon answers yet (ENOENT) for up
@@ -139,13 +156,15 @@ static inline cairn_fs *attach_wait(const char *path, pid_t *daemon)
 	return NULL;
 }
 
-/* Starts `cairn serve VOL` and waits until it answers. */
-static inline pid_t serve_and_attach(const char *vol, cairn_fs **fs)
+/* Starts `cairn serve VOL` as *daemon and waits until it answers; first
+ * kills a daemon that a failed test left in *daemon, which would answer
+ * in its place. */
+static inline void serve_and_attach(const char *vol, pid_t *daemon, cairn_fs **fs)
 {
-	pid_t pid = spawn_cairn(0, "serve", vol, NULL);
-	assert_true(pid > 0);
-	*fs = attach_wait(vol, &pid);
-	return pid;
+	kill_reap(daemon);
+	*daemon = spawn_cairn(0, "serve", vol, NULL);
+	assert_true(*daemon > 0);
+	*fs = attach_wait(vol, daemon);
 }
 
 /* Block `index` of writer `who`: its first 16 bytes say who and which, the

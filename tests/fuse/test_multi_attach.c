@@ -55,6 +55,7 @@ static struct {
 static int group_setup(void **state)
 {
 	umask(0); /* modes given to create calls are exact */
+	watchdog_cleanup(&g.daemon, g.mnt);
 	if (scratch_volume("mattach", g.root, g.vol))
 		return -1;
 	snprintf(g.mnt, sizeof(g.mnt), "%s/mnt", g.root);
@@ -766,7 +767,7 @@ static void read_mnt(const char *rel, char *buf, size_t size)
 static void test_fuse_coherence(void **state)
 {
 	if (g.daemon)
-		daemon_stop(&g.daemon); /* left by a test that failed */
+		daemon_stop(&g.daemon); /* `cairn serve`, done */
 	g.daemon = spawn_cairn(0, "mount", g.vol, g.mnt, "--foreground", NULL);
 	assert_true(g.daemon > 0);
 	wait_for_mount(&g.daemon, g.mnt);

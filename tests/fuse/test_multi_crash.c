@@ -51,6 +51,7 @@ static struct {
 static int group_setup(void **state)
 {
 	umask(0);
+	watchdog_cleanup(&g.daemon, NULL);
 	return scratch_volume("mcrash", g.root, g.vol);
 }
 
@@ -199,7 +200,7 @@ static void test_client_killed(void **state)
 {
 	watchdog(60, "test_client_killed");
 	cairn_fs *fs;
-	g.daemon = serve_and_attach(g.vol, &fs);
+	serve_and_attach(g.vol, &g.daemon, &fs);
 	CHECK(cairn_mkdir(fs, "/c1", 0755));
 	int ack[2];
 	CHECK(pipe(ack));
@@ -244,9 +245,9 @@ static void test_client_killed(void **state)
 /* ---- 2. a dead client's open files are closed ------------------------------ */
 
 /* Creates `path`, fills it with ORPHAN bytes, unlinks it while open,
- * says so on `ready`, then dies as `how` says (0: exits without closing
- * or detaching; 1: waits to be killed). */
-static void orphan_holder(const char *path, int ready, int how)
+ * says so on `ready`, then waits for a byte on `go` and exits without
+ * closing or detaching (unless it is killed first). */
+static void orphan_holder(const char *path, int ready, int go)
 {
 	watchdog(30, "the orphan holder");
 	cairn_fs *fs = cairn_attach(g.vol);
@@ -262,15 +263,17 @@ static void orphan_holder(const char *path, int ready, int how)
 	/* Unlinked, it is still there for its holder. */
 	C_TRUE(cairn_pread(fs, fd, buf, 1, ORPHAN - 1) == 1 && buf[0] == 'o');
 	C_TRUE(write(ready, "r", 1) == 1);
-	if (how == 0)
-		_exit(0);
-	for (;;)
-		pause();
+	char c;
+	C_TRUE(read(go, &c, 1) == 1);
+	_exit(0);
 }
 
+/* Free blocks of the shared area, once the log is digested into it (the
+ * count leaves out what the log holds). */
 static uint64_t free_blocks(cairn_fs *fs)
 {
 	struct statvfs sv;
+	CHECK(cairn_digest(fs));
 	CHECK(cairn_statvfs(fs, "/", &sv));
 	return (uint64_t)sv.f_bfree * sv.f_frsize / 4096;
 }
@@ -279,32 +282,41 @@ static void test_dead_client_closes(void **state)
 {
 	watchdog(60, "test_dead_client_closes");
 	cairn_fs *fs;
-	g.daemon = serve_and_attach(g.vol, &fs);
+	serve_and_attach(g.vol, &g.daemon, &fs);
 	for (int how = 0; how < 2; how++) {
-		int ready[2];
+		int ready[2], go[2];
 		CHECK(pipe(ready));
+		CHECK(pipe(go));
 		uint64_t before = free_blocks(fs);
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
 			close(ready[0]);
-			orphan_holder(how ? "/orphan-killed" : "/orphan-exited", ready[1], how);
+			close(go[1]);
+			orphan_holder(how ? "/orphan-killed" : "/orphan-exited", ready[1], go[0]);
 		}
 		close(ready[1]);
+		close(go[0]);
 		char c;
 		if (read(ready[0], &c, 1) != 1)
 			fail_msg("the orphan holder failed before unlinking");
 		close(ready[0]);
 		uint64_t held = free_blocks(fs);
-		assert_true(held + ORPHAN / 4096 <= before);
+		if (held + ORPHAN / 4096 > before)
+			fail_msg("%llu blocks free before the file, %llu with it open and unlinked",
+			         (unsigned long long)before, (unsigned long long)held);
 		if (how)
 			assert_int_equal(kill(pid, SIGKILL), 0);
+		else
+			assert_int_equal(write(go[1], "g", 1), 1);
+		close(go[1]);
 		int st;
 		assert_int_equal(wait_bounded(pid, &st, 10000), pid);
+		if (how ? !WIFSIGNALED(st) : !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			fail_msg("the orphan holder ended with status %#x", st);
 		/* Its descriptor goes with it, and so does the file's space. */
 		uint64_t now = 0;
 		for (int ms = 0; ms < 10000; ms += 20) {
-			CHECK(cairn_digest(fs));
 			now = free_blocks(fs);
 			if (now >= held + ORPHAN / 4096)
 				break;
@@ -328,7 +340,7 @@ static void test_daemon_killed(void **state)
 {
 	watchdog(90, "test_daemon_killed");
 	cairn_fs *fs, *idle;
-	g.daemon = serve_and_attach(g.vol, &fs);
+	serve_and_attach(g.vol, &g.daemon, &fs);
 	CHECK(cairn_mkdir(fs, "/c3", 0755));
 	idle = attach_wait(g.vol, &g.daemon);
 	int ifd = cairn_open(idle, "/c3", O_RDONLY | O_DIRECTORY);
@@ -376,7 +388,7 @@ static void test_daemon_killed(void **state)
 	CHECK(cairn_unmount(fs));
 	/* ... and so does a new daemon, which takes over the dead one's
 	 * socket name. */
-	g.daemon = serve_and_attach(g.vol, &fs);
+	serve_and_attach(g.vol, &g.daemon, &fs);
 	verify_appends(fs, 3, "/c3/app", "/c3", acked);
 	int fd = cairn_open(fs, "/c3/after", O_CREAT | O_WRONLY, 0644);
 	CHECK(fd);

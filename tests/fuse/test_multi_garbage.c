@@ -56,6 +56,7 @@ static struct {
 static int group_setup(void **state)
 {
 	umask(0);
+	watchdog_cleanup(&g.daemon, NULL);
 	signal(SIGPIPE, SIG_IGN); /* writes to a connection the daemon dropped */
 	if (scratch_volume("mgarbage", g.root, g.vol))
 		return -1;
@@ -135,7 +136,7 @@ static void random_bytes(char *buf, size_t len, unsigned *seed)
 static void test_garbage(void **state)
 {
 	watchdog(60, "test_garbage");
-	g.daemon = serve_and_attach(g.vol, &g.fs);
+	serve_and_attach(g.vol, &g.daemon, &g.fs);
 	still_serves("start");
 	static char buf[256 * 1024];
 	unsigned seed = 12345;

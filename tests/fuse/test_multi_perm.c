@@ -46,6 +46,7 @@ static struct {
 static int group_setup(void **state)
 {
 	umask(0);
+	watchdog_cleanup(&g.daemon, NULL);
 	return scratch_volume("mperm", g.root, g.vol);
 }
 
@@ -255,7 +256,7 @@ static void test_other_user(void **state)
 {
 	watchdog(60, "test_other_user");
 	cairn_fs *fs;
-	g.daemon = serve_and_attach(g.vol, &fs);
+	serve_and_attach(g.vol, &g.daemon, &fs);
 	make_tree(fs);
 	/* Root's own descriptors, open while the other user looks for them. */
 	int fds[4];
@@ -330,6 +331,7 @@ static void test_daemon_user(void **state)
 	char cmd[PATH_MAX + 64];
 	snprintf(cmd, sizeof(cmd), "chown -R %d:%d '%s'", NOBODY, NOBODY, g.vol);
 	assert_int_equal(system(cmd), 0);
+	kill_reap(&g.daemon); /* left by a failed test: it would answer */
 	g.daemon = spawn_cairn(NOBODY, "serve", g.vol, NULL);
 	assert_true(g.daemon > 0);
 	cairn_fs *fs = attach_wait(g.vol, &g.daemon); /* root: admitted */
