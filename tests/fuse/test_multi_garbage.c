@@ -12,7 +12,11 @@
  *   2. cairn_attach on a socket whose server closes at once or answers
  *      random bytes fails (NULL) within seconds.
  * The wire format is not assumed beyond "random bytes are not a valid
- * request" (the 4 GiB header uses src/proto/ctl.h where it exists).
+ * request": to get past the greeting, the test records what a real
+ * client sends (through a relay it puts between the two) and replays it
+ * with the requests after the greeting damaged: bytes flipped, each
+ * 32-bit word of the first request's first 64 bytes set to 0xffffffff
+ * (one of them is a length) and followed by 2 MiB, cut short.
  * Skipped unless root with /dev/fuse.
  */
 #include <errno.h>
@@ -37,13 +41,6 @@
 #include <cmocka.h>
 
 #include "multitest.h"
-
-#if defined(__has_include)
-#if __has_include("proto/ctl.h")
-#include "proto/ctl.h"
-#define HAVE_CTL_H 1
-#endif
-#endif
 
 #define HOLD 64 /* connections held open at once */
 
@@ -133,6 +130,152 @@ static void random_bytes(char *buf, size_t len, unsigned *seed)
 		buf[i] = (char)(rand_r(seed) >> 7);
 }
 
+/* ---- a recorded session, replayed damaged ------------------------------ */
+
+#define MAXREQ 64
+static struct {
+	uint8_t buf[1 << 16]; /* what the client sent */
+	size_t len;
+	size_t cut[MAXREQ]; /* where each request starts: the client sends the
+	                       next one only once the reply to the last came */
+	int n;
+	int listener;
+} rec;
+
+static int connect_quiet(const char *path)
+{
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (s >= 0 && connect(s, (struct sockaddr *)&a, sizeof(a))) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+/* Relays one connection to the daemon, recording the client's side. */
+static void *relay(void *arg)
+{
+	int c = accept(rec.listener, NULL, NULL), d = connect_quiet(g.sock);
+	struct pollfd p[2] = {{c, POLLIN, 0}, {d, POLLIN, 0}};
+	int replied = 1;
+	char tmp[65536];
+	while (c >= 0 && d >= 0 && poll(p, 2, 5000) > 0) {
+		if (p[0].revents) {
+			ssize_t n = read(c, tmp, sizeof(tmp));
+			if (n <= 0)
+				break;
+			if (replied && rec.n < MAXREQ)
+				rec.cut[rec.n++] = rec.len;
+			replied = 0;
+			if (rec.len + (size_t)n <= sizeof(rec.buf)) {
+				memcpy(rec.buf + rec.len, tmp, (size_t)n);
+				rec.len += (size_t)n;
+			}
+			send_some(d, tmp, (size_t)n);
+		}
+		if (p[1].revents) {
+			ssize_t n = read(d, tmp, sizeof(tmp));
+			if (n <= 0)
+				break;
+			replied = 1;
+			send_some(c, tmp, (size_t)n);
+		}
+	}
+	if (c >= 0)
+		close(c);
+	if (d >= 0)
+		close(d);
+	return NULL;
+}
+
+/* A client attached through the relay (to a directory whose cairn.sock is
+ * the relay's) makes a few calls. */
+static void record_session(void)
+{
+	char dir[PATH_MAX], sock[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/relay", g.root);
+	CHECK(mkdir(dir, 0755));
+	snprintf(sock, sizeof(sock), "%s/cairn.sock", dir);
+	rec.listener = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(rec.listener >= 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+	CHECK(bind(rec.listener, (struct sockaddr *)&a, sizeof(a)));
+	CHECK(listen(rec.listener, 1));
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, relay, NULL), 0);
+	cairn_fs *fs = cairn_attach(dir);
+	if (!fs)
+		fail_msg("cairn_attach through the relay: %s", strerror(errno));
+	int fd = cairn_open(fs, "/rec", O_CREAT | O_RDWR, 0644);
+	CHECK(fd);
+	assert_int_equal(cairn_pwrite(fs, fd, "recorded", 8, 0), 8);
+	char b[8];
+	assert_int_equal(cairn_pread(fs, fd, b, 8, 0), 8);
+	struct stat st;
+	CHECK(cairn_fstat(fs, fd, &st));
+	CHECK(cairn_stat(fs, "/rec", &st));
+	CHECK(cairn_mkdir(fs, "/recdir", 0755));
+	CHECK(cairn_setxattr(fs, "/rec", "user.r", "v", 1, 0));
+	CHECK(cairn_close(fs, fd));
+	CHECK(cairn_unmount(fs));
+	pthread_join(t, NULL);
+	close(rec.listener);
+	print_message("recorded %zu bytes in %d requests\n", rec.len, rec.n);
+	assert_true(rec.n >= 8); /* the greeting and the calls above */
+}
+
+/* Replays the greeting exactly, then the rest damaged in one of several
+ * ways, on new connections. */
+static void fuzz_session(unsigned *seed)
+{
+	static uint8_t dmg[(1 << 16) + (2 << 20)];
+	size_t hello = rec.cut[1], rest = rec.len - hello;
+	size_t first = rec.cut[2] - rec.cut[1]; /* the first request after it */
+	for (int t = 0; t < 90; t++) {
+		int s = connect_quiet(g.sock);
+		assert_true(s >= 0);
+		send_some(s, rec.buf, hello);
+		struct pollfd p = {.fd = s, .events = POLLIN};
+		char r[4096];
+		if (poll(&p, 1, 2000) <= 0 || read(s, r, sizeof(r)) <= 0) {
+			int st;
+			if (waitpid(g.daemon, &st, WNOHANG) == g.daemon) {
+				g.daemon = 0;
+				fail_msg("the daemon died (status %#x) of damaged request %d", st,
+				         t - 1);
+			}
+			fail_msg("the daemon did not answer a recorded greeting");
+		}
+		memcpy(dmg, rec.buf + hello, rest);
+		size_t len = rest;
+		switch (t % 3) {
+		case 0: /* a few bytes flipped */
+			for (int k = 0, n = 1 + rand_r(seed) % 8; k < n; k++)
+				dmg[(size_t)rand_r(seed) % rest] ^=
+				    (uint8_t)(1 + rand_r(seed) % 255);
+			break;
+		case 1: { /* a 32-bit word at the start set to all ones, 2 MiB after */
+			size_t w = (size_t)(t / 3 % 16) * 4;
+			if (w + 4 <= first)
+				memset(dmg + w, 0xff, 4);
+			random_bytes((char *)dmg + first, 2 << 20, seed);
+			len = first + (2 << 20);
+			break;
+		}
+		default: /* cut short, or garbage after a prefix */
+			len = (size_t)rand_r(seed) % rest;
+			if (t % 2)
+				random_bytes((char *)dmg + len, 100, seed), len += 100;
+		}
+		send_some(s, dmg, len);
+		drain(s, 5);
+		close(s);
+	}
+}
+
 static void test_garbage(void **state)
 {
 	watchdog(60, "test_garbage");
@@ -152,50 +295,23 @@ static void test_garbage(void **state)
 	}
 	still_serves("random bytes");
 
-	/* A header claiming a 4 GiB payload, then some of it, then silence
-	 * with the connection open, then a close. */
+	/* A header claiming a 4 GiB payload: every length field of a header
+	 * says 0xffffffff; then some of it, then silence with the connection
+	 * open, then a close. */
 	memset(buf, 0xff, 64);
-#ifdef HAVE_CTL_H
-	struct ctl_req *q = (struct ctl_req *)buf;
-	memset(q, 0, sizeof(*q));
-	q->magic = CTL_MAGIC;
-	q->op = CTL_WRITE;
-	q->len = UINT32_MAX;
-	q->a[0] = 0;
-	size_t hdr = sizeof(*q);
-#else
-	size_t hdr = 64; /* every length field says 0xffffffff */
-#endif
 	int s = raw_connect(g.sock);
-	send_some(s, buf, hdr);
-	random_bytes(buf + hdr, 65536, &seed);
-	send_some(s, buf + hdr, 65536);
+	send_some(s, buf, 64);
+	random_bytes(buf + 64, 65536, &seed);
+	send_some(s, buf + 64, 65536);
 	still_serves("a 4 GiB header with the connection open");
 	close(s);
-#ifdef HAVE_CTL_H
-	/* The same as the first request of a connection, and as a hello. */
-	q = (struct ctl_req *)buf;
-	memset(q, 0, sizeof(*q));
-	q->magic = CTL_MAGIC;
-	q->op = CTL_HELLO;
-	q->len = UINT32_MAX;
-	s = raw_connect(g.sock);
-	send_some(s, buf, sizeof(*q));
-	drain(s, 200);
-	close(s);
-	/* A valid magic with nonsense everywhere else. */
-	for (int i = 0; i < 20; i++) {
-		random_bytes(buf, 4096, &seed);
-		q->magic = CTL_MAGIC;
-		if (i % 2)
-			q->len = (uint32_t)rand_r(&seed) % 4096;
-		s = raw_connect(g.sock);
-		send_some(s, buf, sizeof(*q) + (size_t)(rand_r(&seed) % 4096));
-		drain(s, 20);
-		close(s);
-	}
-	still_serves("forged headers");
-#endif
+
+	/* Past the greeting: a real client's session, recorded, replayed
+	 * with its requests damaged. */
+	record_session();
+	still_serves("the recorded session");
+	fuzz_session(&seed);
+	still_serves("damaged requests after a valid greeting");
 
 	/* Connect and close at once; connect and send half a header and
 	 * stay: neither may hold up the well-behaved client. */

@@ -339,7 +339,14 @@ static void test_daemon_user(void **state)
 	CHECK(cairn_stat(fs, "/ro", &st));
 	child_ok(try_attach_as(NOBODY, 0), 15000, "the daemon's own user");
 	child_ok(try_attach_as(NOBODY - 1, EACCES), 15000, "another user");
-	child_ok(try_attach_as(1000, EACCES), 15000, "a third user");
+	/* The daemon refuses them itself, whatever the socket's mode lets
+	 * through. */
+	char sock[PATH_MAX];
+	snprintf(sock, sizeof(sock), "%s/cairn.sock", g.vol);
+	CHECK(chmod(sock, 0666));
+	child_ok(try_attach_as(NOBODY - 1, EACCES), 15000, "another user, through a 0666 socket");
+	child_ok(try_attach_as(1000, EACCES), 15000, "a third user, through a 0666 socket");
+	child_ok(try_attach_as(NOBODY, 0), 15000, "the daemon's own user, again");
 	CHECK(cairn_stat(fs, "/ro", &st)); /* refusing them harmed nothing */
 	CHECK(cairn_unmount(fs));
 	daemon_stop(&g.daemon);
