@@ -3,6 +3,9 @@
  *
  *   bench_append cairn VOLUME N [SIZE]   cairn_write on a cairn volume (sync mode:
  *                                        durable when it returns)
+ *   bench_append attach PATH N [SIZE]    the same through cairn_attach, on the
+ *                                        daemon serving PATH (volume or mount
+ *                                        point); the file is named after the pid
  *   bench_append fdatasync DIR N [SIZE]  write() + fdatasync() in DIR
  *   bench_append write DIR N [SIZE]      write() alone (no durability: tmpfs bound)
  *
@@ -45,14 +48,16 @@ static void report(const char *mode, double *lat, int n)
 	       lat[(int)(n * 0.99)], sum / n);
 }
 
-static int run_cairn(const char *vol, int n, size_t size, double *lat)
+static int run_cairn(const char *vol, int attach, int n, size_t size, double *lat)
 {
-	cairn_fs *fs = cairn_mount(vol, NULL);
+	cairn_fs *fs = attach ? cairn_attach(vol) : cairn_mount(vol, NULL);
 	if (!fs) {
 		fprintf(stderr, "bench_append: %s: %s\n", vol, cairn_last_error());
 		return 1;
 	}
-	int fd = cairn_open(fs, "/bench-append", O_CREAT | O_TRUNC | O_WRONLY | O_APPEND, 0644);
+	char name[64];
+	snprintf(name, sizeof(name), "/bench-append-%d", (int)getpid());
+	int fd = cairn_open(fs, name, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND, 0644);
 	char *buf = malloc(size);
 	memset(buf, 'a', size);
 	for (int i = 0; i < WARMUP + n; i++) {
@@ -65,7 +70,7 @@ static int run_cairn(const char *vol, int n, size_t size, double *lat)
 			lat[i - WARMUP] = now_us() - t0;
 	}
 	cairn_close(fs, fd);
-	cairn_unlink(fs, "/bench-append");
+	cairn_unlink(fs, name);
 	cairn_unmount(fs);
 	free(buf);
 	return 0;
@@ -74,7 +79,7 @@ static int run_cairn(const char *vol, int n, size_t size, double *lat)
 static int run_posix(const char *dir, int n, size_t size, int sync, double *lat)
 {
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/bench-append", dir);
+	snprintf(path, sizeof(path), "%s/bench-append-%d", dir, (int)getpid());
 	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND, 0644);
 	if (fd < 0) {
 		perror(path);
@@ -100,15 +105,15 @@ static int run_posix(const char *dir, int n, size_t size, int sync, double *lat)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: bench_append cairn|fdatasync|write PATH N [SIZE]\n");
+		fprintf(stderr, "usage: bench_append cairn|attach|fdatasync|write PATH N [SIZE]\n");
 		return 2;
 	}
 	int n = atoi(argv[3]);
 	size_t size = argc > 4 ? (size_t)atol(argv[4]) : 4096;
 	double *lat = calloc(n, sizeof(double));
 	int rc;
-	if (!strcmp(argv[1], "cairn"))
-		rc = run_cairn(argv[2], n, size, lat);
+	if (!strcmp(argv[1], "cairn") || !strcmp(argv[1], "attach"))
+		rc = run_cairn(argv[2], !strcmp(argv[1], "attach"), n, size, lat);
 	else if (!strcmp(argv[1], "fdatasync"))
 		rc = run_posix(argv[2], n, size, 1, lat);
 	else if (!strcmp(argv[1], "write"))

@@ -48,7 +48,7 @@ static int serve_until_signal(const char *vol, int batch_ms)
 		return api_error(vol);
 	cairn_set_event_handler(say);
 	struct ctl_server *srv = NULL;
-	int rc = ctl_server_start(fs, vol, geteuid() == 0, say, &srv);
+	int rc = ctl_server_start(fs, vol, geteuid() == 0, say, NULL, &srv);
 	if (rc) {
 		fprintf(stderr, "cairn: serve: %s: cannot listen on its socket: %s\n", vol,
 		        strerror(-rc));

@@ -29,6 +29,7 @@
 struct client {
 	int sock;
 	int dead;
+	uint64_t spin_ns; /* how long to poll for a reply: the daemon says */
 	pthread_mutex_t lock;
 };
 
@@ -114,6 +115,7 @@ struct client *client_attach(const char *path, char *err, size_t errlen)
 		                        : "the daemon closed the connection");
 		goto fail;
 	}
+	c->spin_ns = rp.ret > 0 && rp.ret <= 1000000 ? (uint64_t)rp.ret : 0;
 	return c;
 fail:
 	if (c->sock >= 0)
@@ -180,6 +182,8 @@ static int call(struct client *c, const struct ctl_req *h, const void *payload, 
 	struct iovec iov[2] = {{(void *)h, sizeof(*h)}, {(void *)payload, h->len}};
 	if (ok && send_all(c->sock, iov, h->len ? 2 : 1))
 		ok = 0;
+	if (ok)
+		ctl_spin_readable(c->sock, c->spin_ns);
 	if (ok && (recv_all(c->sock, rp, sizeof(*rp)) || rp->len > outlen))
 		ok = 0;
 	if (ok && rp->len && recv_all(c->sock, out, rp->len))

@@ -67,8 +67,7 @@ static void event_to_log(const char *msg)
 void cfuse_note_eio(struct cfuse *cf)
 {
 	char msg[512];
-	if (!daemonized || atomic_load(&cf->failure_said) ||
-	    !ic_failure(cf->fs, msg, sizeof(msg)))
+	if (!daemonized || atomic_load(&cf->failure_said) || !ic_failure(cf->fs, msg, sizeof(msg)))
 		return;
 	if (!atomic_exchange(&cf->failure_said, true))
 		syslog(LOG_ERR, "mount: %s: %s (changes fail with EIO)", cf->vol, msg);
@@ -141,6 +140,29 @@ static int wants_read_only(const char *options)
 	return ro;
 }
 
+/* ---- client processes ---------------------------------------------------- */
+
+/* The kernel keeps pages, attributes and names of this mount, trusting
+ * that every change passes through it (fuse_ops.c); a change a client
+ * process makes through the daemon's socket does not, so the kernel is
+ * told to forget what went stale before the client's call returns.  The
+ * calls come from the clients' threads, never from a FUSE request, so the
+ * kernel may wait for requests in flight without waiting for us.  ENOENT:
+ * the kernel holds nothing of it. */
+static void forget_inode(void *arg, uint64_t ino, int64_t off, int64_t len)
+{
+	struct cfuse *cf = arg;
+	if (cf->se)
+		fuse_lowlevel_notify_inval_inode(cf->se, ino, off, len);
+}
+
+static void forget_entry(void *arg, uint64_t dir, const char *name)
+{
+	struct cfuse *cf = arg;
+	if (cf->se)
+		fuse_lowlevel_notify_inval_entry(cf->se, dir, name, strlen(name));
+}
+
 /* ---- serving ------------------------------------------------------------- */
 
 /* Tells the waiting parent the mount is up, and cuts the daemon loose
@@ -169,7 +191,7 @@ static void detach(int ready_fd)
 }
 
 static struct fuse_session *session_start(struct cfuse *cf, const char *vol, const char *mp,
-					  const struct cairn_fuse_opts *o)
+                                          const struct cairn_fuse_opts *o)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
@@ -243,15 +265,15 @@ static int session_run(struct fuse_session *se, const struct cfuse *cf)
 static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *o, int ready_fd)
 {
 	struct cairn_mount_opts mo = {.batch_ms = o->batch_ms,
-				      .read_only = wants_read_only(o->options),
-				      .high_watermark = o->high_watermark,
-				      .low_watermark = o->low_watermark,
-				      .no_promotion = o->no_promotion};
-	struct cfuse cf = {
-	    .fs = cairn_mount(vol, &mo), .sync_mode = o->batch_ms <= 0, .vol = vol};
+	                              .read_only = wants_read_only(o->options),
+	                              .high_watermark = o->high_watermark,
+	                              .low_watermark = o->low_watermark,
+	                              .no_promotion = o->no_promotion};
+	struct cfuse cf = {.fs = cairn_mount(vol, &mo), .sync_mode = o->batch_ms <= 0, .vol = vol};
 	if (!cf.fs) {
 		int e = errno;
-		report("mount", vol, "%s", cairn_last_error()[0] ? cairn_last_error() : strerror(e));
+		report("mount", vol, "%s",
+		       cairn_last_error()[0] ? cairn_last_error() : strerror(e));
 		return 1;
 	}
 	cf.spin = one_thread_serves(cf.fs);
@@ -260,7 +282,8 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 	/* Client processes attach beside the mount; the daemon admits the
 	 * users its mount admits (allow_other when run by root). */
 	struct ctl_server *srv = NULL;
-	int src = ctl_server_start(cf.fs, vol, geteuid() == 0, event_to_log, &srv);
+	struct ctl_watch watch = {&cf, forget_inode, forget_entry};
+	int src = ctl_server_start(cf.fs, vol, geteuid() == 0, event_to_log, &watch, &srv);
 	if (src)
 		report("mount", vol, "cannot listen for client processes: %s", strerror(-src));
 	struct fuse_session *se = src ? NULL : session_start(&cf, vol, mp, o);
@@ -270,6 +293,11 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 		rc = session_run(se, &cf) ? 1 : 0;
 		if (rc)
 			report("mount", mp, "the FUSE session failed");
+		/* The clients' threads tell the session of changes: they end
+		 * before it does. */
+		ctl_server_stop(srv);
+		srv = NULL;
+		cf.se = NULL;
 		fuse_session_unmount(se);
 		fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);
@@ -407,8 +435,8 @@ int cairn_fuse_info(const char *path, struct cairn_info *out)
 	return n == (ssize_t)sizeof(*out) ? 0 : -EPROTO;
 }
 
-int cairn_fuse_scrub(const char *path, const char *cmd, struct cfuse_scrub_status *out,
-                     char *mp, size_t mplen)
+int cairn_fuse_scrub(const char *path, const char *cmd, struct cfuse_scrub_status *out, char *mp,
+                     size_t mplen)
 {
 	int rc = mount_of(path, mp, mplen);
 	if (rc)

@@ -20,7 +20,7 @@
 
 struct cairn_dir {
 	cairn_fs *fs;
-	uint64_t ino;   /* or, for an attached handle, the daemon's handle */
+	uint64_t ino;    /* or, for an attached handle, the daemon's handle */
 	uint64_t cookie; /* 0: ".", 1: "..", then the tree's cookies (>= 3) */
 	int done;
 	int count, next;
@@ -64,7 +64,7 @@ cairn_dir *cairn_opendir(cairn_fs *fs, const char *path)
 }
 
 static void put_entry(cairn_dir *d, const char *name, size_t len, uint64_t ino, uint8_t type,
-		      uint64_t after)
+                      uint64_t after)
 {
 	struct cairn_dirent *e = &d->ent[d->count];
 	e->d_ino = ino;
@@ -75,7 +75,7 @@ static void put_entry(cairn_dir *d, const char *name, size_t len, uint64_t ino, 
 }
 
 static int collect(void *arg, const char *name, size_t namelen, uint64_t ino, uint8_t type,
-		   uint64_t next)
+                   uint64_t next)
 {
 	cairn_dir *d = arg;
 	put_entry(d, name, namelen, ino, type, next);
@@ -90,8 +90,7 @@ static int refill_client(cairn_dir *d)
 	if (n < 0)
 		return -errno;
 	for (int i = 0; i < n && i < BATCH; i++)
-		put_entry(d, e[i].name, e[i].namelen, e[i].ino,
-		          e[i].type, e[i].next);
+		put_entry(d, e[i].name, e[i].namelen, e[i].ino, e[i].type, e[i].next);
 	d->done = n == 0;
 	return 0;
 }

@@ -32,34 +32,64 @@ static int64_t neg(int64_t r)
 
 /* ---- the session's tables ------------------------------------------------ */
 
-static int fd_add(struct session *s, int vfd)
+static int fd_add(struct session *s, int vfd, uint64_t ino, mode_t mode)
 {
-	for (int i = 0; i < s->nfds; i++)
-		if (s->fds[i] < 0) {
-			s->fds[i] = vfd;
-			return i;
-		}
-	if (s->nfds >= MAX_HANDLES)
-		return -EMFILE;
-	int n = s->nfds ? s->nfds * 2 : 16;
-	int *fds = realloc(s->fds, (size_t)n * sizeof(*fds));
-	if (!fds)
-		return -ENOMEM;
-	for (int i = s->nfds; i < n; i++)
-		fds[i] = -1;
-	s->fds = fds;
-	int slot = s->nfds;
-	s->nfds = n;
-	s->fds[slot] = vfd;
+	int slot = 0;
+	while (slot < s->nfds && s->fds[slot].vfd >= 0)
+		slot++;
+	if (slot == s->nfds) {
+		if (s->nfds >= MAX_HANDLES)
+			return -EMFILE;
+		int n = s->nfds ? s->nfds * 2 : 16;
+		struct client_fd *fds = realloc(s->fds, (size_t)n * sizeof(*fds));
+		if (!fds)
+			return -ENOMEM;
+		for (int i = s->nfds; i < n; i++)
+			fds[i].vfd = -1;
+		s->fds = fds;
+		s->nfds = n;
+	}
+	s->fds[slot] = (struct client_fd){vfd, ino, mode};
 	return slot;
 }
 
 /* The volume's descriptor behind the client's fd, or -EBADF. */
 static int fd_of(const struct session *s, int64_t fd)
 {
-	if (fd < 0 || fd >= s->nfds || s->fds[fd] < 0)
+	if (fd < 0 || fd >= s->nfds || s->fds[fd].vfd < 0)
 		return -EBADF;
-	return s->fds[fd];
+	return s->fds[fd].vfd;
+}
+
+/* ---- telling a caching front end ----------------------------------------- */
+
+static void note_inode(const struct session *s, uint64_t ino, int64_t off, int64_t len)
+{
+	if (s->watch && s->watch->inode)
+		s->watch->inode(s->watch->arg, ino, off, len);
+}
+
+/* After a call that changed ino's attributes (rc 0): tell, pass rc on. */
+static int inode_changed(const struct session *s, int rc, uint64_t ino, int64_t off)
+{
+	if (rc == 0)
+		note_inode(s, ino, off, 0);
+	return rc;
+}
+
+/* A name in dir changed: the directory's own attributes did too. */
+static void note_entry(const struct session *s, uint64_t dir, const char *name)
+{
+	if (s->watch && s->watch->entry)
+		s->watch->entry(s->watch->arg, dir, name);
+	note_inode(s, dir, -1, 0);
+}
+
+static int entry_changed(const struct session *s, int rc, uint64_t dir, const char *name)
+{
+	if (rc == 0)
+		note_entry(s, dir, name);
+	return rc;
 }
 
 static int dir_add(struct session *s, uint64_t ino)
@@ -86,8 +116,8 @@ static int dir_add(struct session *s, uint64_t ino)
 void serve_release(struct session *s)
 {
 	for (int i = 0; i < s->nfds; i++)
-		if (s->fds[i] >= 0)
-			cairn_close(s->fs, s->fds[i]);
+		if (s->fds[i].vfd >= 0)
+			cairn_close(s->fs, s->fds[i].vfd);
 	free(s->fds);
 	free(s->dirs);
 	s->fds = NULL;
@@ -145,34 +175,53 @@ static int open_existing(struct session *s, const struct walked *w, int flags)
 	return rc ? rc : ic_open(s->fs, (uint64_t)w->st.st_ino, flags);
 }
 
-static int64_t do_open(struct session *s, const char *path, int flags, mode_t mode)
+/* Creates the name w found missing.  Always exclusive: a file another
+ * process created since the walk must be opened with its permissions
+ * checked, so -EEXIST sends the caller back to the walk. */
+static int create_new(struct session *s, const struct walked *w, int flags, mode_t mode,
+                      struct stat *st)
 {
-	struct walked w;
-	int follow =
-	    (flags & O_NOFOLLOW) || ((flags & O_CREAT) && (flags & O_EXCL)) ? 0 : WALK_FOLLOW;
-	int rc = walk_path(s->fs, &s->cred, path, follow, &w);
+	if (w->must_dir)
+		return -EISDIR;
+	int rc = may_create(s, w);
 	if (rc)
 		return rc;
+	mode_t m = S_IFREG | (mode & 07777);
+	struct icaller who = owner_in(s, w, &m);
 	int vfd;
-	if (w.exists) {
-		vfd = open_existing(s, &w, flags);
-	} else {
-		if (!(flags & O_CREAT))
-			return -ENOENT;
-		if (w.must_dir)
-			return -EISDIR;
-		if ((rc = may_create(s, &w)))
-			return rc;
-		mode_t m = S_IFREG | (mode & 07777);
-		struct icaller who = owner_in(s, &w, &m);
-		struct stat st;
-		rc = ic_create(s->fs, &who, w.dir, w.name, m & 07777, flags, &vfd, &st);
+	rc = ic_create(s->fs, &who, w->dir, w->name, m & 07777, flags | O_EXCL, &vfd, st);
+	if (rc)
+		return rc;
+	note_entry(s, w->dir, w->name);
+	return vfd;
+}
+
+static int64_t do_open(struct session *s, const char *path, int flags, mode_t mode)
+{
+	int excl = (flags & O_CREAT) && (flags & O_EXCL);
+	int follow = (flags & O_NOFOLLOW) || excl ? 0 : WALK_FOLLOW;
+	int vfd = -EEXIST;
+	struct stat st = {0};
+	for (int tries = 0; vfd == -EEXIST && tries < 8; tries++) {
+		struct walked w;
+		int rc = walk_path(s->fs, &s->cred, path, follow, &w);
 		if (rc)
 			return rc;
+		if (w.exists) {
+			st = w.st;
+			vfd = open_existing(s, &w, flags);
+			if (vfd >= 0 && (flags & O_TRUNC))
+				note_inode(s, (uint64_t)st.st_ino, 0, 0);
+			break;
+		}
+		if (!(flags & O_CREAT))
+			return -ENOENT;
+		else if ((vfd = create_new(s, &w, flags, mode, &st)) == -EEXIST && excl)
+			return -EEXIST;
 	}
 	if (vfd < 0)
 		return vfd;
-	int slot = fd_add(s, vfd);
+	int slot = fd_add(s, vfd, (uint64_t)st.st_ino, st.st_mode);
 	if (slot < 0)
 		cairn_close(s->fs, vfd);
 	return slot;
@@ -183,8 +232,26 @@ static int64_t do_close(struct session *s, int64_t fd)
 	int vfd = fd_of(s, fd);
 	if (vfd < 0)
 		return vfd;
-	s->fds[fd] = -1;
+	s->fds[fd].vfd = -1;
 	return neg(cairn_close(s->fs, vfd));
+}
+
+/* The mode without the bits a change of owner or a write by anyone but
+ * root clears, as Linux does: set-user-ID, and set-group-ID when the
+ * group may execute (otherwise it marks mandatory locking). */
+static mode_t without_setid(mode_t mode)
+{
+	mode_t kill = S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0);
+	return mode & ~kill;
+}
+
+/* A write by anyone but root: the file loses its set-ID bits, as the
+ * kernel makes every file system do. */
+static void clear_setid(struct session *s, struct client_fd *f)
+{
+	struct stat in = {.st_mode = without_setid(f->mode) & 07777}, st;
+	if (ic_setattr(s->fs, f->ino, IC_SET_MODE, &in, &st) == 0)
+		f->mode = st.st_mode;
 }
 
 static int64_t do_io(struct session *s, const struct request *rq, uint8_t *out, uint32_t *outlen)
@@ -205,8 +272,17 @@ static int64_t do_io(struct session *s, const struct request *rq, uint8_t *out, 
 	}
 	if (rq->dlen > CTL_MAX_DATA)
 		return SERVE_END;
-	return op == CTL_WRITE ? neg(cairn_write(s->fs, vfd, rq->data, rq->dlen))
-	                       : neg(cairn_pwrite(s->fs, vfd, rq->data, rq->dlen, a[1]));
+	int64_t off = op == CTL_WRITE ? -1 : a[1];
+	ssize_t n = op == CTL_WRITE ? cairn_write(s->fs, vfd, rq->data, rq->dlen)
+	                            : cairn_pwrite(s->fs, vfd, rq->data, rq->dlen, off);
+	if (n < 0)
+		return -errno;
+	struct client_fd *f = &s->fds[a[0]];
+	if (n > 0 && s->cred.uid != 0 && without_setid(f->mode) != f->mode)
+		clear_setid(s, f);
+	if (n > 0) /* where write() put it is not known here: all of it */
+		note_inode(s, f->ino, off < 0 ? 0 : off, off < 0 ? 0 : n);
+	return n;
 }
 
 static int64_t do_fdcall(struct session *s, const struct request *rq, uint8_t *out,
@@ -216,20 +292,27 @@ static int64_t do_fdcall(struct session *s, const struct request *rq, uint8_t *o
 	int vfd = fd_of(s, a[0]);
 	if (vfd < 0)
 		return vfd;
+	int64_t r;
 	switch (rq->h->op) {
 	case CTL_LSEEK:
 		return neg(cairn_lseek(s->fs, vfd, a[1], (int)a[2]));
 	case CTL_FSYNC:
 		return neg(cairn_fsync(s->fs, vfd));
 	case CTL_FTRUNCATE:
-		return neg(cairn_ftruncate(s->fs, vfd, a[1]));
+		r = neg(cairn_ftruncate(s->fs, vfd, a[1]));
+		break;
 	case CTL_FALLOCATE:
-		return neg(cairn_fallocate(s->fs, vfd, (int)a[1], a[2], a[3]));
+		r = neg(cairn_fallocate(s->fs, vfd, (int)a[1], a[2], a[3]));
+		break;
 	case CTL_FSTAT:
 		*outlen = sizeof(struct stat);
 		return neg(cairn_fstat(s->fs, vfd, (struct stat *)out));
+	default:
+		return SERVE_END;
 	}
-	return SERVE_END;
+	if (r == 0)
+		note_inode(s, s->fds[a[0]].ino, 0, 0);
+	return r;
 }
 
 /* ---- names --------------------------------------------------------------- */
@@ -269,7 +352,9 @@ static int64_t do_unlink(struct session *s, const char *path, int dir)
 		return -EISDIR;
 	if ((rc = may_delete(&s->cred, &w.dir_st, &w.st)))
 		return rc;
-	return dir ? ic_rmdir(s->fs, w.dir, w.name) : ic_unlink(s->fs, w.dir, w.name);
+	rc = dir ? ic_rmdir(s->fs, w.dir, w.name) : ic_unlink(s->fs, w.dir, w.name);
+	inode_changed(s, rc, (uint64_t)w.st.st_ino, -1); /* its link count */
+	return entry_changed(s, rc, w.dir, w.name);
 }
 
 static int64_t do_mkdir(struct session *s, const char *path, mode_t mode)
@@ -285,7 +370,7 @@ static int64_t do_mkdir(struct session *s, const char *path, mode_t mode)
 	mode_t m = S_IFDIR | (mode & 07777);
 	struct icaller who = owner_in(s, &w, &m);
 	struct stat st;
-	return ic_mknod(s->fs, &who, w.dir, w.name, m, 0, &st);
+	return entry_changed(s, ic_mknod(s->fs, &who, w.dir, w.name, m, 0, &st), w.dir, w.name);
 }
 
 static int64_t do_symlink(struct session *s, const char *target, const char *path)
@@ -301,7 +386,7 @@ static int64_t do_symlink(struct session *s, const char *target, const char *pat
 	mode_t m = S_IFLNK | 0777;
 	struct icaller who = owner_in(s, &w, &m);
 	struct stat st;
-	return ic_symlink(s->fs, &who, w.dir, w.name, target, &st);
+	return entry_changed(s, ic_symlink(s->fs, &who, w.dir, w.name, target, &st), w.dir, w.name);
 }
 
 static int64_t do_link(struct session *s, const char *from, const char *to)
@@ -321,7 +406,9 @@ static int64_t do_link(struct session *s, const char *from, const char *to)
 	if (rc)
 		return rc;
 	struct stat st;
-	return ic_link(s->fs, (uint64_t)f.st.st_ino, t.dir, t.name, &st);
+	rc = ic_link(s->fs, (uint64_t)f.st.st_ino, t.dir, t.name, &st);
+	inode_changed(s, rc, (uint64_t)f.st.st_ino, -1);
+	return entry_changed(s, rc, t.dir, t.name);
 }
 
 static int64_t do_rename(struct session *s, const char *from, const char *to, unsigned flags)
@@ -349,7 +436,12 @@ static int64_t do_rename(struct session *s, const char *from, const char *to, un
 	if (S_ISDIR(f.st.st_mode) && f.dir != t.dir &&
 	    (rc = may_access(&s->cred, &f.st, MAY_WRITE)))
 		return rc;
-	return ic_rename(s->fs, f.dir, f.name, t.dir, t.name, flags);
+	rc = ic_rename(s->fs, f.dir, f.name, t.dir, t.name, flags);
+	inode_changed(s, rc, (uint64_t)f.st.st_ino, -1);
+	if (t.exists)
+		inode_changed(s, rc, (uint64_t)t.st.st_ino, -1);
+	entry_changed(s, rc, f.dir, f.name);
+	return entry_changed(s, rc, t.dir, t.name);
 }
 
 static int64_t do_readlink(struct session *s, const char *path, int64_t size, uint8_t *out,
@@ -393,7 +485,8 @@ static int64_t do_chmod(struct session *s, const char *path, mode_t mode)
 	if (s->cred.uid != 0 && !cred_in_group(&s->cred, w.st.st_gid))
 		mode &= ~(mode_t)S_ISGID;
 	struct stat in = {.st_mode = mode & 07777}, st;
-	return ic_setattr(s->fs, (uint64_t)w.st.st_ino, IC_SET_MODE, &in, &st);
+	return inode_changed(s, ic_setattr(s->fs, (uint64_t)w.st.st_ino, IC_SET_MODE, &in, &st),
+	                     (uint64_t)w.st.st_ino, -1);
 }
 
 static int64_t do_chown(struct session *s, const char *path, int64_t uid, int64_t gid)
@@ -419,7 +512,14 @@ static int64_t do_chown(struct session *s, const char *path, int64_t uid, int64_
 	}
 	if (!valid && s->cred.uid != 0 && s->cred.uid != w.st.st_uid && (uid != -1 || gid != -1))
 		return -EPERM;
-	return ic_setattr(s->fs, (uint64_t)w.st.st_ino, valid | IC_SET_CTIME, &in, &st);
+	mode_t kept = without_setid(w.st.st_mode);
+	if (valid && S_ISREG(w.st.st_mode) && kept != w.st.st_mode) {
+		valid |= IC_SET_MODE; /* a file given away loses its set-ID bits */
+		in.st_mode = kept & 07777;
+	}
+	return inode_changed(
+	    s, ic_setattr(s->fs, (uint64_t)w.st.st_ino, valid | IC_SET_CTIME, &in, &st),
+	    (uint64_t)w.st.st_ino, -1);
 }
 
 /* Times: "now" needs ownership or write permission; any other time,
@@ -461,7 +561,9 @@ static int64_t do_utimens(struct session *s, const char *path, const struct requ
 		if ((rc = may_access(&s->cred, &w.st, MAY_WRITE)))
 			return rc;
 	}
-	return ic_setattr(s->fs, (uint64_t)w.st.st_ino, valid | IC_SET_CTIME, &in, &st);
+	return inode_changed(
+	    s, ic_setattr(s->fs, (uint64_t)w.st.st_ino, valid | IC_SET_CTIME, &in, &st),
+	    (uint64_t)w.st.st_ino, -1);
 }
 
 static int64_t do_truncate(struct session *s, const char *path, int64_t length)
@@ -477,7 +579,8 @@ static int64_t do_truncate(struct session *s, const char *path, int64_t length)
 	if ((rc = may_access(&s->cred, &w.st, MAY_WRITE)))
 		return rc;
 	struct stat in = {.st_size = length}, st;
-	return ic_setattr(s->fs, (uint64_t)w.st.st_ino, IC_SET_SIZE, &in, &st);
+	return inode_changed(s, ic_setattr(s->fs, (uint64_t)w.st.st_ino, IC_SET_SIZE, &in, &st),
+	                     (uint64_t)w.st.st_ino, 0);
 }
 
 /* ---- extended attributes ------------------------------------------------- */
@@ -499,6 +602,8 @@ static int may_xattr(const struct session *s, const struct stat *st, const char 
 			return write ? -EPERM : -ENODATA;
 		return may_access(&s->cred, st, write ? MAY_WRITE : MAY_READ);
 	}
+	if (is_prefix(name, "system."))
+		return !write || is_owner(&s->cred, st) ? 0 : -EPERM;
 	return 0; /* other namespaces: the volume answers (EOPNOTSUPP) */
 }
 
@@ -533,9 +638,10 @@ static int64_t do_xattr(struct session *s, const struct request *rq, uint8_t *ou
 		return rc;
 	switch (op) {
 	case CTL_SETXATTR:
-		return ic_setxattr(s->fs, ino, name, rq->data, rq->dlen, (int)a[0]);
+		return inode_changed(
+		    s, ic_setxattr(s->fs, ino, name, rq->data, rq->dlen, (int)a[0]), ino, -1);
 	case CTL_REMOVEXATTR:
-		return ic_removexattr(s->fs, ino, name);
+		return inode_changed(s, ic_removexattr(s->fs, ino, name), ino, -1);
 	default: { /* CTL_GETXATTR */
 		if (a[0] < 0 || a[0] > 65536)
 			return SERVE_END;
@@ -627,8 +733,12 @@ static int64_t volume_call(struct session *s, int op, uint8_t *out, uint32_t *ou
 	}
 }
 
-int64_t serve_request(struct session *s, const struct request *rq, uint8_t *out, uint32_t *outlen)
+int64_t serve_request(struct session *s, const struct request *rq, uint32_t *outlen)
 {
+	if ((rq->h->op == CTL_READ || rq->h->op == CTL_PREAD) && rq->h->a[1] > 0 &&
+	    rq->h->a[1] <= CTL_MAX_DATA && session_out(s, (size_t)rq->h->a[1]))
+		return -ENOMEM;
+	uint8_t *out = s->out;
 	int op = rq->h->op;
 	const int64_t *a = rq->h->a;
 	const char *p = rq->str[0];

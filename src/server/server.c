@@ -39,6 +39,9 @@ struct ctl_server {
 	int admit_all;
 	uid_t owner;
 	void (*say)(const char *msg);
+	struct ctl_watch watch;
+	int watched;
+	uint64_t spin_ns; /* both ends poll this long before sleeping */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	pthread_t acceptor;
 	pthread_mutex_t lock; /* the list and the count below */
@@ -163,7 +166,7 @@ static int hello(struct session *s)
 	struct ctl_req h;
 	if (read_full(s->sock, &h, sizeof(h)))
 		return -1;
-	struct ctl_rep rp = {0};
+	struct ctl_rep rp = {.ret = (int64_t)s->srv->spin_ns};
 	if (h.magic != CTL_MAGIC || h.op != CTL_HELLO || h.len != 0)
 		return -1;
 	if (h.a[0] != CTL_VERSION || h.a[1] != (int64_t)sizeof(struct stat) ||
@@ -182,22 +185,46 @@ static int hello(struct session *s)
 }
 
 /* Serves requests until the client goes or sends something malformed. */
-static void serve_loop(struct session *s, uint8_t *in, uint8_t *out)
+#define BUF_START 65536
+#define MAX_SESSIONS 1024
+
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = need < BUF_START ? BUF_START : need;
+	uint8_t *b = realloc(*buf, n);
+	if (!b)
+		return -ENOMEM;
+	*buf = b;
+	*cap = n;
+	return 0;
+}
+
+int session_out(struct session *s, size_t need)
+{
+	return grow(&s->out, &s->outcap, need);
+}
+
+static void serve_loop(struct session *s)
 {
 	for (;;) {
 		struct ctl_req h;
+		ctl_spin_readable(s->sock, s->srv->spin_ns);
 		if (read_full(s->sock, &h, sizeof(h)))
 			return; /* the client closed, exited or died */
 		struct request rq;
 		const char *why = NULL;
 		if (h.magic != CTL_MAGIC || h.len > CTL_MAX_PAYLOAD)
 			why = "a bad header";
-		else if (read_full(s->sock, in, h.len))
+		else if (grow(&s->in, &s->incap, h.len))
 			return;
-		else if (parse(&h, in, &rq))
+		else if (read_full(s->sock, s->in, h.len))
+			return;
+		else if (parse(&h, s->in, &rq))
 			why = "bad strings";
 		uint32_t outlen = 0;
-		int64_t r = why ? SERVE_END : serve_request(s, &rq, out, &outlen);
+		int64_t r = why ? SERVE_END : serve_request(s, &rq, &outlen);
 		if (r == SERVE_END) {
 			say(s->srv,
 			    "client pid %d uid %u: malformed request (%s, op %u); session ended",
@@ -207,7 +234,7 @@ static void serve_loop(struct session *s, uint8_t *in, uint8_t *out)
 		struct ctl_rep rp = {.err = r < 0 ? (int32_t)-r : 0,
 		                     .len = r < 0 ? 0 : outlen,
 		                     .ret = r < 0 ? -1 : r};
-		if (send_reply(s->sock, &rp, out))
+		if (send_reply(s->sock, &rp, s->out))
 			return;
 	}
 }
@@ -218,6 +245,8 @@ static void session_end(struct session *s)
 	serve_release(s);
 	close(s->sock);
 	free(s->cred.groups);
+	free(s->in);
+	free(s->out);
 	pthread_mutex_lock(&srv->lock);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -234,11 +263,8 @@ static void session_end(struct session *s)
 static void *session_main(void *arg)
 {
 	struct session *s = arg;
-	uint8_t *in = malloc(CTL_MAX_PAYLOAD), *out = malloc(CTL_MAX_PAYLOAD);
-	if (in && out && !hello(s))
-		serve_loop(s, in, out);
-	free(in);
-	free(out);
+	if (!session_out(s, BUF_START) && !hello(s))
+		serve_loop(s);
 	session_end(s);
 	return NULL;
 }
@@ -253,9 +279,21 @@ static void start_session(struct ctl_server *srv, int sock)
 		close(sock);
 		return;
 	}
+	pthread_mutex_lock(&srv->lock);
+	int full = srv->live >= MAX_SESSIONS;
+	pthread_mutex_unlock(&srv->lock);
+	if (full) {
+		say(srv, "client pid %d uid %u refused: %d clients attached already", s->cred.pid,
+		    s->cred.uid, MAX_SESSIONS);
+		free(s->cred.groups);
+		free(s);
+		close(sock);
+		return;
+	}
 	s->srv = srv;
 	s->fs = srv->fs;
 	s->sock = sock;
+	s->watch = srv->watched ? &srv->watch : NULL;
 	pthread_mutex_lock(&srv->lock);
 	s->next = srv->sessions;
 	if (s->next)
@@ -293,6 +331,16 @@ static void *accept_main(void *arg)
 			poll(NULL, 0, 100); /* let sessions end before trying again */
 	}
 	return NULL;
+}
+
+/* Whether no call of this volume waits for a device (byte-addressable
+ * media, no capacity tier): then polling beats sleeping. */
+static int calls_are_quick(cairn_fs *fs)
+{
+	struct cairn_info in;
+	if (cairn_info(fs, &in))
+		return 0;
+	return strcmp(in.media, "file") != 0 && in.tier_count <= 1;
 }
 
 static int listen_on(struct ctl_server *srv, const char *volume_dir)
@@ -334,7 +382,8 @@ static int listen_on(struct ctl_server *srv, const char *volume_dir)
 }
 
 int ctl_server_start(cairn_fs *fs, const char *volume_dir, int admit_all,
-                     void (*sayfn)(const char *msg), struct ctl_server **out)
+                     void (*sayfn)(const char *msg), const struct ctl_watch *watch,
+                     struct ctl_server **out)
 {
 	struct ctl_server *srv = calloc(1, sizeof(*srv));
 	if (!srv)
@@ -343,7 +392,12 @@ int ctl_server_start(cairn_fs *fs, const char *volume_dir, int admit_all,
 	srv->admit_all = admit_all;
 	srv->owner = geteuid();
 	srv->say = sayfn;
+	if (watch) {
+		srv->watch = *watch;
+		srv->watched = 1;
+	}
 	srv->listen_fd = -1;
+	srv->spin_ns = calls_are_quick(fs) ? CTL_SPIN_NS : 0;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->idle, NULL);
 	int rc = pipe2(srv->stop_pipe, O_CLOEXEC) ? -errno : listen_on(srv, volume_dir);

@@ -7,9 +7,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "proto/ctl.h"
 #include "server/access.h"
+#include "server/server.h"
 
 /* One attached client: its socket, credentials, and what it holds open.
  * Only the session's own thread touches it after it is set up. */
@@ -18,12 +20,27 @@ struct session {
 	cairn_fs *fs;
 	int sock;
 	struct cred cred;
-	int *fds; /* the client's descriptor n is the volume's fds[n] (-1: free) */
+	/* The client's descriptor n is the volume's descriptor fds[n].vfd
+	 * (-1: free), open on inode fds[n].ino. */
+	struct client_fd {
+		int vfd;
+		uint64_t ino;
+		mode_t mode; /* as of the open: the set-ID bits a write clears */
+	} * fds;
 	int nfds;
-	uint64_t *dirs; /* directory handle n reads inode dirs[n] (0: free) */
+	const struct ctl_watch *watch; /* or NULL */
+	uint64_t *dirs;                /* directory handle n reads inode dirs[n] (0: free) */
 	int ndirs;
 	struct session *prev, *next; /* the server's list, under its lock */
+	/* The request's payload and the reply's, grown to what a request
+	 * needs (a 1 MiB read) and kept: most sessions never need more than
+	 * the first 64 KiB, so a thousand idle clients cost little. */
+	uint8_t *in, *out;
+	size_t incap, outcap;
 };
+
+/* Makes s->out hold at least need bytes; 0 or -ENOMEM. */
+int session_out(struct session *s, size_t need);
 
 /* One request, checked: its strings and its raw data. */
 struct request {
@@ -34,11 +51,10 @@ struct request {
 };
 
 /* Serves one request; returns what the reply says (ret >= 0, or -errno)
- * and puts at most CTL_MAX_PAYLOAD bytes of reply payload at out
- * (*outlen).  A return of SERVE_END ends the session: the request was
- * malformed. */
+ * and puts its reply payload in s->out (*outlen bytes).  A return of SERVE_END ends the session:
+ * the request was malformed. */
 #define SERVE_END INT64_MIN
-int64_t serve_request(struct session *s, const struct request *rq, uint8_t *out, uint32_t *outlen);
+int64_t serve_request(struct session *s, const struct request *rq, uint32_t *outlen);
 
 /* Closes whatever the session's client left open. */
 void serve_release(struct session *s);

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Many processes on one volume, side by side in one run (root required):
+#   latency of one durable 4 KiB append, p50 over N appends:
+#     native        cairn_write in a process that mounts the volume itself
+#     attach        cairn_write through cairn_attach, the volume served by
+#                   `cairn mount` (so the FUSE mount is up beside it)
+#     fuse          write() on that FUSE mount (sync mode: durable on return)
+#     ext4-ram      write() + fdatasync() on ext4 on a loop device in /dev/shm
+#   aggregate throughput of P processes (1, 2, 4), each appending N times to
+#   its own file: attach, fuse, ext4-ram (write + fdatasync), tmpfs (write)
+# All cairn volumes are emul (DRAM emulating pmem), sync mode.
+# Usage: bench/attach.sh [N] [ROUNDS]   (defaults 20000 appends, 3 rounds)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-20000}
+rounds=${2:-3}
+bin=build/bench/bench_append
+[ -x "$bin" ] || scripts/build.sh >/dev/null
+work=$(mktemp -d /tmp/cairn-bench.XXXXXX)
+img=/dev/shm/cairn-bench-ext4.img
+vol=/dev/shm/cairn-bench-vol
+cleanup() {
+	build/cairn umount "$work/mnt" 2>/dev/null || true
+	umount "$work/ext4" 2>/dev/null || true
+	umount "$work/tmpfs" 2>/dev/null || true
+	[ -n "${loop:-}" ] && losetup -d "$loop" 2>/dev/null || true
+	rm -f "$img"
+	rm -rf "$vol" "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/ext4" "$work/tmpfs" "$work/mnt"
+truncate -s 2G "$img"
+loop=$(losetup -f --show "$img")
+mkfs.ext4 -q -F "$loop"
+mount "$loop" "$work/ext4"
+mount -t tmpfs -o size=2G tmpfs "$work/tmpfs"
+build/cairn mkfs "$vol" --media emul --log-size 256M --fast-size 1G >/dev/null
+
+# P processes of bench_append MODE PATH at once; prints aggregate ops/s.
+parallel() {
+	local p=$1 mode=$2 path=$3 t0 t1
+	t0=$(date +%s.%N)
+	for i in $(seq 1 "$p"); do "$bin" "$mode" "$path" "$n" >/dev/null & done
+	wait
+	t1=$(date +%s.%N)
+	awk -v p="$p" -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", p * (n + 200) / (b - a) }'
+}
+
+echo "# $(date -u +%F) $(nproc) cores; n=$n appends x $rounds rounds"
+for r in $(seq 1 "$rounds"); do
+	"$bin" cairn "$vol" "$n" | sed "s/^cairn/native/; s/^/round=$r /"
+	build/cairn mount "$vol" "$work/mnt"
+	"$bin" attach "$work/mnt" "$n" | sed "s/^/round=$r /"
+	"$bin" write "$work/mnt" "$n" | sed "s/^write/fuse/; s/^/round=$r /"
+	"$bin" fdatasync "$work/ext4" "$n" | sed "s/^fdatasync/ext4-ram/; s/^/round=$r /"
+	for p in 1 2 4; do
+		echo "round=$r procs-$p attach ops_s=$(parallel "$p" attach "$work/mnt")"
+		echo "round=$r procs-$p fuse ops_s=$(parallel "$p" write "$work/mnt")"
+		echo "round=$r procs-$p ext4-ram ops_s=$(parallel "$p" fdatasync "$work/ext4")"
+		echo "round=$r procs-$p tmpfs ops_s=$(parallel "$p" write "$work/tmpfs")"
+	done
+	build/cairn umount "$work/mnt"
+done | tee "$work/results.txt"
+echo "# medians over the rounds"
+awk '{ key = $2; if ($2 ~ /^procs-/) key = $2 " " $3
+       for (i = 3; i <= NF; i++) { split($i, kv, "=")
+         if (kv[1] == "p50_us" || kv[1] == "ops_s") v[key] = v[key] " " kv[2] } }
+     END { for (k in v) { n = split(v[k], x, " ")
+             for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+             printf "%-22s %s\n", k, x[int((n + 1) / 2)] } }' "$work/results.txt" | sort
