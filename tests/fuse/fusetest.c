@@ -124,12 +124,17 @@ pid_t wait_bounded(pid_t pid, int *st, int ms)
 
 void daemon_stop(pid_t *pid)
 {
+	daemon_stop_with(pid, SIGTERM);
+}
+
+void daemon_stop_with(pid_t *pid, int sig)
+{
 	int st = 0;
 	assert_true(*pid > 0);
-	assert_int_equal(kill(*pid, SIGTERM), 0);
+	assert_int_equal(kill(*pid, sig), 0);
 	if (wait_bounded(*pid, &st, 20000) != *pid) {
 		kill_reap(pid);
-		fail_msg("the daemon did not exit within 20 s of SIGTERM");
+		fail_msg("the daemon did not exit within 20 s of signal %d", sig);
 	}
 	*pid = 0;
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)

@@ -42,6 +42,8 @@ pid_t wait_bounded(pid_t pid, int *st, int ms);
  * unless it exits with status 0 (SIGKILLs it after the timeout).  *pid = 0
  * afterwards. */
 void daemon_stop(pid_t *pid);
+/* The same with another signal (SIGINT, SIGHUP). */
+void daemon_stop_with(pid_t *pid, int sig);
 
 /* Kills (SIGKILL) and reaps *pid if it is > 0, for teardowns. */
 void kill_reap(pid_t *pid);

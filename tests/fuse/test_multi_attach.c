@@ -8,6 +8,9 @@
  *      handle, with the results and errors POSIX gives;
  *   3. two handles in one process: each change is seen by the other at
  *      once, and descriptors belong to the handle that opened them;
+ *      threads that share one handle; `cairn serve --batch`, whose data
+ *      survives kill -9 of the daemon; SIGTERM and SIGINT end the daemon (exit 0) while processes
+ *      are attached, whose calls then fail with EIO;
  *   4. four processes write their own files, create names in one shared
  *      directory, race for the same names and append to one file at once;
  *      a fresh attach sees every byte and name, and so does a local mount
@@ -23,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -521,6 +525,200 @@ static void test_two_handles(void **state)
 	alarm(0);
 }
 
+/* ---- threads that share a handle ---------------------------------------- */
+
+#define NTHREAD 4
+#define TBLOCKS 64
+
+struct worker {
+	cairn_fs *fs;
+	int id;
+	char err[160]; /* empty when all went well */
+};
+
+/* Writes its own file a block at a time, reading each back at once, with
+ * stats and a directory read between; every thread on one handle. */
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	char path[32], blk[4096], back[4096];
+	snprintf(path, sizeof(path), "/threads/t%d", w->id);
+	int fd = cairn_open(w->fs, path, O_CREAT | O_EXCL | O_RDWR, 0644);
+	if (fd < 0) {
+		snprintf(w->err, sizeof(w->err), "open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	for (int i = 0; i < TBLOCKS; i++) {
+		stamp(blk, sizeof(blk), (uint64_t)w->id, (uint64_t)i);
+		struct stat st;
+		if (cairn_pwrite(w->fs, fd, blk, sizeof(blk), (off_t)i * 4096) != 4096 ||
+		    cairn_pread(w->fs, fd, back, sizeof(back), (off_t)i * 4096) != 4096 ||
+		    memcmp(blk, back, sizeof(blk)) || cairn_fstat(w->fs, fd, &st) ||
+		    st.st_size != (off_t)(i + 1) * 4096) {
+			snprintf(w->err, sizeof(w->err), "%s block %d: %s", path, i,
+			         strerror(errno));
+			return NULL;
+		}
+		if (i % 16 == 0) {
+			cairn_dir *d = cairn_opendir(w->fs, "/threads");
+			if (!d || !cairn_readdir(d) || cairn_closedir(d)) {
+				snprintf(w->err, sizeof(w->err), "readdir: %s", strerror(errno));
+				return NULL;
+			}
+		}
+	}
+	if (cairn_close(w->fs, fd))
+		snprintf(w->err, sizeof(w->err), "close: %s", strerror(errno));
+	return NULL;
+}
+
+static void test_threads_share_handle(void **state)
+{
+	watchdog(60, "test_threads_share_handle");
+	cairn_fs *fs = served();
+	CHECK(cairn_mkdir(fs, "/threads", 0755));
+	struct worker w[NTHREAD];
+	pthread_t t[NTHREAD];
+	for (int i = 0; i < NTHREAD; i++) {
+		w[i] = (struct worker){.fs = fs, .id = i};
+		assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+	}
+	for (int i = 0; i < NTHREAD; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < NTHREAD; i++)
+		if (w[i].err[0])
+			fail_msg("thread %d: %s", i, w[i].err);
+	/* Read back through another handle. */
+	cairn_fs *other = attach_wait(g.vol, &g.daemon);
+	char path[32], blk[4096];
+	for (int i = 0; i < NTHREAD; i++) {
+		snprintf(path, sizeof(path), "/threads/t%d", i);
+		int fd = cairn_open(other, path, O_RDONLY);
+		CHECK(fd);
+		for (int b = 0; b < TBLOCKS; b++) {
+			assert_int_equal(cairn_pread(other, fd, blk, sizeof(blk), (off_t)b * 4096),
+			                 4096);
+			if (!stamped(blk, sizeof(blk), (uint64_t)i, (uint64_t)b))
+				fail_msg("%s block %d is not what was written", path, b);
+		}
+		CHECK(cairn_close(other, fd));
+	}
+	CHECK(cairn_unmount(other));
+	CHECK(cairn_unmount(fs));
+	alarm(0);
+}
+
+/* ---- batch mode ----------------------------------------------------------- */
+
+/* `cairn serve --batch`: the handle reports the daemon's mode, and what
+ * cairn_fsync and cairn_sync returned from is on the volume when the
+ * daemon is killed right after.  (A process crash cannot tell whether
+ * they committed: the records are in the shared memory of the emul
+ * medium either way, and recovery replays every whole record.  What
+ * batch mode leaves to fsync shows only after a power loss, which the
+ * crash tests of the engine simulate.) */
+static void test_batch_mode(void **state)
+{
+	watchdog(60, "test_batch_mode");
+	if (g.daemon)
+		daemon_stop(&g.daemon);
+	g.daemon = spawn_cairn(0, "serve", g.vol, "--batch", "20", NULL);
+	assert_true(g.daemon > 0);
+	cairn_fs *fs = attach_wait(g.vol, &g.daemon);
+	struct cairn_info info;
+	CHECK(cairn_info(fs, &info));
+	assert_int_equal(info.batch_ms, 20);
+	char blk[4096];
+	int fd = cairn_open(fs, "/batch-fsync", O_CREAT | O_WRONLY, 0644);
+	CHECK(fd);
+	for (int i = 0; i < 8; i++) {
+		stamp(blk, sizeof(blk), 77, (uint64_t)i);
+		assert_int_equal(cairn_write(fs, fd, blk, sizeof(blk)), 4096);
+	}
+	CHECK(cairn_fsync(fs, fd));
+	CHECK(cairn_close(fs, fd));
+	CHECK(cairn_mkdir(fs, "/batch-dir", 0755));
+	fd = cairn_open(fs, "/batch-dir/synced", O_CREAT | O_WRONLY, 0644);
+	CHECK(fd);
+	assert_int_equal(cairn_write(fs, fd, "synced", 6), 6);
+	CHECK(cairn_close(fs, fd));
+	CHECK(cairn_sync(fs));
+	/* Killed at once: no later commit can have saved them. */
+	assert_int_equal(kill(g.daemon, SIGKILL), 0);
+	assert_int_equal(waitpid(g.daemon, NULL, 0), g.daemon);
+	g.daemon = 0;
+	CHECK_ERRNO(cairn_stat(fs, "/", &(struct stat){0}), EIO);
+	cairn_unmount(fs);
+	alarm(0);
+	fs = cairn_mount(g.vol, &(struct cairn_mount_opts){0});
+	if (!fs)
+		fail_msg("cairn_mount: %s", cairn_last_error());
+	fd = cairn_open(fs, "/batch-fsync", O_RDONLY);
+	CHECK(fd);
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(pread_full(fs, fd, blk, sizeof(blk), (off_t)i * 4096), 4096);
+		if (!stamped(blk, sizeof(blk), 77, (uint64_t)i))
+			fail_msg("block %d written before cairn_fsync is lost", i);
+	}
+	CHECK(cairn_close(fs, fd));
+	assert_text(fs, "/batch-dir/synced", "synced");
+	CHECK(cairn_unmount(fs));
+}
+
+/* ---- stopping with clients attached ------------------------------------- */
+
+/* SIGTERM and SIGINT end the daemon (exit 0) while processes are
+ * attached with files and directory streams open; their calls then fail
+ * with EIO. */
+static void test_stop_with_clients(void **state)
+{
+	watchdog(60, "test_stop_with_clients");
+	int sigs[2] = {SIGTERM, SIGINT};
+	for (int k = 0; k < 2; k++) {
+		cairn_fs *fs = served();
+		int fd = cairn_open(fs, "/d/c", O_RDONLY);
+		CHECK(fd);
+		cairn_dir *d = cairn_opendir(fs, "/");
+		assert_non_null(d);
+		int go[2], ready[2];
+		CHECK(pipe(go));
+		CHECK(pipe(ready));
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			watchdog(20, "an attached process when the daemon stopped");
+			cairn_fs *mine = cairn_attach(g.vol);
+			if (!mine)
+				C_FAIL("cairn_attach: %s", strerror(errno));
+			int f;
+			C_OK(f = cairn_open(mine, "/d/c", O_RDONLY));
+			C_TRUE(write(ready[1], "r", 1) == 1);
+			char c;
+			C_TRUE(read(go[0], &c, 1) == 1);
+			C_ERR(cairn_fstat(mine, f, &(struct stat){0}), EIO);
+			C_ERR(cairn_stat(mine, "/", &(struct stat){0}), EIO);
+			cairn_unmount(mine);
+			_exit(0);
+		}
+		char c;
+		assert_int_equal(read(ready[0], &c, 1), 1);
+		daemon_stop_with(&g.daemon, sigs[k]);
+		assert_int_equal(write(go[1], "g", 1), 1);
+		child_ok(pid, 20000, "the attached process");
+		close(go[0]);
+		close(go[1]);
+		close(ready[0]);
+		close(ready[1]);
+		CHECK_ERRNO(cairn_fstat(fs, fd, &(struct stat){0}), EIO);
+		assert_null(cairn_readdir(d));
+		cairn_closedir(d);
+		cairn_unmount(fs);
+		CHECK_PTR_ERRNO(cairn_attach(g.vol), ENOENT);
+	}
+	alarm(0);
+	assert_int_equal(run_cairn("fsck", g.vol, NULL), 0);
+}
+
 /* ---- 4. several processes at once ---------------------------------------- */
 
 /* The bytes of child c's file k: a length that varies from 1 byte to
@@ -887,8 +1085,9 @@ int main(int argc, char **argv)
 	fuse_tests_require(argv[0]);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_no_daemon),      cmocka_unit_test(test_calls),
-	    cmocka_unit_test(test_two_handles),    cmocka_unit_test(test_many_processes),
-	    cmocka_unit_test(test_fuse_coherence),
+	    cmocka_unit_test(test_two_handles),    cmocka_unit_test(test_threads_share_handle),
+	    cmocka_unit_test(test_batch_mode),     cmocka_unit_test(test_stop_with_clients),
+	    cmocka_unit_test(test_many_processes), cmocka_unit_test(test_fuse_coherence),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
