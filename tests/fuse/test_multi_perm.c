@@ -8,8 +8,9 @@
  *      permission on directories, the sticky bit, read and write
  *      permission to open and truncate, ownership for chmod and explicit
  *      times, root for chown and trusted.* attributes, group permission
- *      through a supplementary group, setgid directories; what it creates
- *      is its own.  It cannot read the volume's parts directly either;
+ *      through a supplementary group, setgid directories, set-ID bits
+ *      cleared by its writes and chowns; what it creates is its own.  It cannot read the volume's
+ * parts directly either;
  *   2. a daemon run by uid 65534 admits that uid and root, and refuses
  *      every other user (EACCES).
  * Afterwards the daemon exits 0 on SIGTERM and fsck finds the volume
@@ -81,6 +82,9 @@ static void make_tree(cairn_fs *fs)
 	make_file(fs, "/secret", 0600, "secret");
 	make_file(fs, "/ro", 0644, "readable");
 	make_file(fs, "/rw", 0666, "writable");
+	make_file(fs, "/open-suid", 06777, "set-ID");
+	make_file(fs, "/open-sgid-noexec", 02666, "locking");
+	make_file(fs, "/open-later", 0666, "set-ID later");
 	CHECK(cairn_setxattr(fs, "/ro", "user.note", "root's", 6, 0));
 	CHECK(cairn_setxattr(fs, "/secret", "user.note", "hidden", 6, 0));
 	CHECK(cairn_mkdir(fs, "/rootdir", 0755));
@@ -225,6 +229,26 @@ static void other_user(const char *vol)
 	C_OK(cairn_unlink(fs, "/sticky/mine2"));
 	C_OK(cairn_stat(fs, "/sticky/rootfile", &st));
 
+	/* A write by anyone but root clears set-user-ID, and set-group-ID
+	 * when the group may execute (else it marks mandatory locking). */
+	C_OK(fd = cairn_open(fs, "/open-suid", O_WRONLY));
+	C_TRUE(cairn_write(fs, fd, "w", 1) == 1);
+	C_OK(cairn_close(fs, fd));
+	C_OK(cairn_stat(fs, "/open-suid", &st));
+	C_TRUE((st.st_mode & 07777) == 0777);
+	C_OK(fd = cairn_open(fs, "/open-sgid-noexec", O_WRONLY));
+	C_TRUE(cairn_pwrite(fs, fd, "w", 1, 0) == 1);
+	C_OK(cairn_close(fs, fd));
+	C_OK(cairn_stat(fs, "/open-sgid-noexec", &st));
+	C_TRUE((st.st_mode & 07777) == 02666);
+	/* Its owner giving a file to another group clears set-user-ID. */
+	C_OK(fd = cairn_open(fs, "/open/mine-suid", O_CREAT | O_WRONLY, 0755));
+	C_OK(cairn_close(fs, fd));
+	C_OK(cairn_chmod(fs, "/open/mine-suid", 04755));
+	C_OK(cairn_chown(fs, "/open/mine-suid", (uid_t)-1, GROUP));
+	C_OK(cairn_stat(fs, "/open/mine-suid", &st));
+	C_TRUE((st.st_mode & 07777) == 0755);
+
 	/* Group permission through a supplementary group. */
 	C_OK(fd = cairn_open(fs, "/grp", O_RDONLY));
 	C_TRUE(cairn_read(fs, fd, buf, sizeof(buf)) == 5);
@@ -252,6 +276,48 @@ static void other_user(const char *vol)
 	_exit(0);
 }
 
+/* The set-user-ID bit given after the other user opened the file is
+ * cleared by its next write all the same: what counts is the mode when
+ * it writes. */
+static void setid_after_open(cairn_fs *fs)
+{
+	int opened[2], go[2];
+	CHECK(pipe(opened));
+	CHECK(pipe(go));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		become(NOBODY, NULL, 0);
+		watchdog(20, "the writer of /open-later");
+		cairn_fs *mine = cairn_attach(g.vol);
+		if (!mine)
+			C_FAIL("cairn_attach: %s", strerror(errno));
+		int fd;
+		C_OK(fd = cairn_open(mine, "/open-later", O_WRONLY));
+		C_TRUE(write(opened[1], "o", 1) == 1);
+		char c;
+		C_TRUE(read(go[0], &c, 1) == 1);
+		C_TRUE(cairn_pwrite(mine, fd, "w", 1, 0) == 1);
+		C_OK(cairn_close(mine, fd));
+		C_OK(cairn_unmount(mine));
+		_exit(0);
+	}
+	char c;
+	assert_int_equal(read(opened[0], &c, 1), 1);
+	CHECK(cairn_chmod(fs, "/open-later", 04666));
+	assert_int_equal(write(go[1], "g", 1), 1);
+	child_ok(pid, 20000, "the writer of /open-later");
+	struct stat st;
+	CHECK(cairn_stat(fs, "/open-later", &st));
+	if ((st.st_mode & 07777) != 0666)
+		fail_msg("/open-later is %o after another user's write: set-user-ID kept",
+		         (unsigned)(st.st_mode & 07777));
+	close(opened[0]);
+	close(opened[1]);
+	close(go[0]);
+	close(go[1]);
+}
+
 static void test_other_user(void **state)
 {
 	watchdog(60, "test_other_user");
@@ -272,6 +338,7 @@ static void test_other_user(void **state)
 	if (pid == 0)
 		other_user(g.vol);
 	child_ok(pid, 30000, "the other user");
+	setid_after_open(fs);
 
 	/* Root sees what it did, and reads past every mode. */
 	CHECK(cairn_stat(fs, "/open/mine", &st));
