@@ -245,6 +245,8 @@ static void other_user(const char *vol)
 	C_OK(fd = cairn_open(fs, "/open/mine-suid", O_CREAT | O_WRONLY, 0755));
 	C_OK(cairn_close(fs, fd));
 	C_OK(cairn_chmod(fs, "/open/mine-suid", 04755));
+	C_OK(cairn_stat(fs, "/open/mine-suid", &st));
+	C_TRUE((st.st_mode & 07777) == 04755);
 	C_OK(cairn_chown(fs, "/open/mine-suid", (uid_t)-1, GROUP));
 	C_OK(cairn_stat(fs, "/open/mine-suid", &st));
 	C_TRUE((st.st_mode & 07777) == 0755);
