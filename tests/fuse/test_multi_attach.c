@@ -8,7 +8,8 @@
  *      handle, with the results and errors POSIX gives;
  *   3. two handles in one process: each change is seen by the other at
  *      once, and descriptors belong to the handle that opened them;
- *      threads that share one handle; `cairn serve --batch`, whose data
+ *      a second daemon for the volume fails and leaves the first its
+ *      socket; threads that share one handle; `cairn serve --batch`, whose data
  *      survives kill -9 of the daemon; SIGTERM and SIGINT end the daemon (exit 0) while processes
  *      are attached, whose calls then fail with EIO;
  *   4. four processes write their own files, create names in one shared
@@ -522,6 +523,39 @@ static void test_two_handles(void **state)
 	CHECK(cairn_close(a, fa2));
 	CHECK(cairn_close(a, fa));
 	CHECK(cairn_unmount(a));
+	alarm(0);
+}
+
+/* ---- one daemon per volume ------------------------------------------------ */
+
+/* A second `cairn serve` (or `cairn mount`) of a served volume fails at
+ * once and leaves the first daemon's socket to it. */
+static void test_second_daemon(void **state)
+{
+	watchdog(60, "test_second_daemon");
+	cairn_fs *fs = served();
+	pid_t second = spawn_cairn(0, "serve", g.vol, NULL);
+	int st;
+	if (wait_bounded(second, &st, 10000) != second) {
+		kill_reap(&second);
+		fail_msg("a second cairn serve of a served volume was still running after 10 s");
+	}
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+	second = spawn_cairn(0, "mount", g.vol, g.mnt, "--foreground", NULL);
+	if (wait_bounded(second, &st, 10000) != second) {
+		kill_reap(&second);
+		umount2(g.mnt, MNT_DETACH);
+		fail_msg("cairn mount of a served volume was still running after 10 s");
+	}
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+	assert_false(is_mounted_at(g.mnt));
+	/* The first still serves, old handles and new. */
+	struct stat sb;
+	CHECK(cairn_stat(fs, "/d", &sb));
+	cairn_fs *fresh = attach_wait(g.vol, &g.daemon);
+	CHECK(cairn_stat(fresh, "/d", &sb));
+	CHECK(cairn_unmount(fresh));
+	CHECK(cairn_unmount(fs));
 	alarm(0);
 }
 
@@ -1084,10 +1118,15 @@ int main(int argc, char **argv)
 {
 	fuse_tests_require(argv[0]);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_no_daemon),      cmocka_unit_test(test_calls),
-	    cmocka_unit_test(test_two_handles),    cmocka_unit_test(test_threads_share_handle),
-	    cmocka_unit_test(test_batch_mode),     cmocka_unit_test(test_stop_with_clients),
-	    cmocka_unit_test(test_many_processes), cmocka_unit_test(test_fuse_coherence),
+	    cmocka_unit_test(test_no_daemon),
+	    cmocka_unit_test(test_calls),
+	    cmocka_unit_test(test_two_handles),
+	    cmocka_unit_test(test_second_daemon),
+	    cmocka_unit_test(test_threads_share_handle),
+	    cmocka_unit_test(test_batch_mode),
+	    cmocka_unit_test(test_stop_with_clients),
+	    cmocka_unit_test(test_many_processes),
+	    cmocka_unit_test(test_fuse_coherence),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
