@@ -9,7 +9,8 @@
  *   3. two handles in one process: each change is seen by the other at
  *      once, and descriptors belong to the handle that opened them;
  *      a second daemon for the volume fails and leaves the first its
- *      socket; threads that share one handle; `cairn serve --batch`, whose data
+ *      socket; threads that share one handle; a handle inherited across
+ *      fork never answers one process with the other's result; `cairn serve --batch`, whose data
  *      survives kill -9 of the daemon; SIGTERM and SIGINT end the daemon (exit 0) while processes
  *      are attached, whose calls then fail with EIO;
  *   4. four processes write their own files, create names in one shared
@@ -642,6 +643,60 @@ static void test_threads_share_handle(void **state)
 	alarm(0);
 }
 
+/* ---- a handle inherited across fork ---------------------------------------- */
+
+#define FORK_ROUNDS 3000
+
+/* Reads its own file through fs FORK_ROUNDS times; how many reads
+ * returned another file's bytes (failures may be fine: the handle was
+ * opened by another process; a wrong answer never is). */
+static long wrong_reads(cairn_fs *fs, int fd, char want)
+{
+	long wrong = 0;
+	char buf[4096];
+	for (int i = 0; i < FORK_ROUNDS; i++) {
+		ssize_t n = cairn_pread(fs, fd, buf, sizeof(buf), 0);
+		if (n >= 0 && (n != 4096 || buf[0] != want || buf[4095] != want))
+			wrong++;
+	}
+	return wrong;
+}
+
+/* A process that forks after attaching: parent and child calling through
+ * the one handle at once must each get their own call's answer, or an
+ * error; never the other's. */
+static void test_fork_shared_handle(void **state)
+{
+	watchdog(60, "test_fork_shared_handle");
+	cairn_fs *fs = served();
+	char blk[4096];
+	int fds[2];
+	for (int k = 0; k < 2; k++) {
+		fds[k] = cairn_open(fs, k ? "/fork-child" : "/fork-parent", O_CREAT | O_RDWR, 0644);
+		CHECK(fds[k]);
+		memset(blk, k ? 'C' : 'P', sizeof(blk));
+		assert_int_equal(cairn_pwrite(fs, fds[k], blk, sizeof(blk), 0), 4096);
+	}
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		watchdog(30, "the child's calls through its parent's handle");
+		long wrong = wrong_reads(fs, fds[1], 'C');
+		if (wrong)
+			C_FAIL("%ld of %d reads through the inherited handle returned the "
+			       "parent's file",
+			       wrong, FORK_ROUNDS);
+		_exit(0);
+	}
+	long wrong = wrong_reads(fs, fds[0], 'P');
+	child_ok(pid, 30000, "the child using the inherited handle");
+	if (wrong)
+		fail_msg("%ld of %d reads in the parent returned the child's file", wrong,
+		         FORK_ROUNDS);
+	cairn_unmount(fs);
+	alarm(0);
+}
+
 /* ---- batch mode ----------------------------------------------------------- */
 
 /* `cairn serve --batch`: the handle reports the daemon's mode, and what
@@ -1123,6 +1178,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_two_handles),
 	    cmocka_unit_test(test_second_daemon),
 	    cmocka_unit_test(test_threads_share_handle),
+	    cmocka_unit_test(test_fork_shared_handle),
 	    cmocka_unit_test(test_batch_mode),
 	    cmocka_unit_test(test_stop_with_clients),
 	    cmocka_unit_test(test_many_processes),
