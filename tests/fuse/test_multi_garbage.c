@@ -9,7 +9,10 @@
  *      nothing at all; many at once; meanwhile and afterwards a well-
  *      behaved client writes and reads as usual, and at the end the daemon
  *      exits 0 on SIGTERM and fsck finds the volume clean;
- *   2. cairn_attach on a socket whose server closes at once or answers
+ *   2. cairn_attach to a daemon that refuses its greeting as of another
+ *      build (the recorded greeting, one byte altered on the way) fails
+ *      with EPROTO;
+ *   3. cairn_attach on a socket whose server closes at once or answers
  *      random bytes fails (NULL) within seconds.
  * The wire format is not assumed beyond "random bytes are not a valid
  * request": to get past the greeting, the test records what a real
@@ -155,21 +158,28 @@ static int connect_quiet(const char *path)
 }
 
 /* Relays one connection to the daemon, recording the client's side. */
+/* With arg NULL; with arg pointing to an offset, it records nothing and
+ * instead alters the client's byte at that offset of its stream. */
 static void *relay(void *arg)
 {
 	int c = accept(rec.listener, NULL, NULL), d = connect_quiet(g.sock);
 	struct pollfd p[2] = {{c, POLLIN, 0}, {d, POLLIN, 0}};
 	int replied = 1;
+	const size_t *mutate = arg;
+	size_t sent = 0;
 	char tmp[65536];
 	while (c >= 0 && d >= 0 && poll(p, 2, 5000) > 0) {
 		if (p[0].revents) {
 			ssize_t n = read(c, tmp, sizeof(tmp));
 			if (n <= 0)
 				break;
-			if (replied && rec.n < MAXREQ)
+			if (mutate && *mutate >= sent && *mutate < sent + (size_t)n)
+				tmp[*mutate - sent] ^= 0x10;
+			sent += (size_t)n;
+			if (replied && rec.n < MAXREQ && !mutate)
 				rec.cut[rec.n++] = rec.len;
 			replied = 0;
-			if (rec.len + (size_t)n <= sizeof(rec.buf)) {
+			if (!mutate && rec.len + (size_t)n <= sizeof(rec.buf)) {
 				memcpy(rec.buf + rec.len, tmp, (size_t)n);
 				rec.len += (size_t)n;
 			}
@@ -353,6 +363,81 @@ static void test_garbage(void **state)
 	assert_int_equal(run_cairn("fsck", g.vol, NULL), 0);
 }
 
+/* ---- a daemon of another build ---------------------------------------- */
+
+/* What the daemon answers to a greeting: the bytes of its reply, or 0
+ * when it closes without one. */
+static size_t greet(const uint8_t *hello, size_t len, char *reply, size_t size)
+{
+	int s = connect_quiet(g.sock);
+	assert_true(s >= 0);
+	send_some(s, hello, len);
+	struct pollfd p = {.fd = s, .events = POLLIN};
+	ssize_t n = poll(&p, 1, 2000) > 0 ? read(s, reply, size) : 0;
+	close(s);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* A client whose greeting a daemon of another build would send: found as
+ * the first byte of the recorded greeting that, altered, gets an answer
+ * other than the usual one rather than a closed connection (a version or
+ * a layout the daemon does not speak).  cairn_attach through a relay that
+ * alters that byte must fail with EPROTO. */
+static void test_other_build(void **state)
+{
+	watchdog(60, "test_other_build");
+	cairn_fs *fs;
+	serve_and_attach(g.vol, &g.daemon, &fs);
+	if (rec.n < 2)
+		record_session();
+	size_t hello = rec.cut[1];
+	char good[4096], other[4096];
+	size_t glen = greet(rec.buf, hello, good, sizeof(good));
+	assert_true(glen > 0);
+	size_t at = hello;
+	static uint8_t h[4096];
+	assert_true(hello <= sizeof(h));
+	for (size_t i = 0; i < hello && at == hello; i++) {
+		memcpy(h, rec.buf, hello);
+		h[i] ^= 0x10;
+		size_t olen = greet(h, hello, other, sizeof(other));
+		if (olen && (olen != glen || memcmp(good, other, glen)))
+			at = i;
+	}
+	if (at == hello)
+		fail_msg("no altered byte of the %zu-byte greeting got a refusal", hello);
+	print_message("byte %zu of the greeting makes another build\n", at);
+
+	char dir[PATH_MAX], sock[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/other-build", g.root);
+	CHECK(mkdir(dir, 0755));
+	snprintf(sock, sizeof(sock), "%s/cairn.sock", dir);
+	rec.listener = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(rec.listener >= 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
+	CHECK(bind(rec.listener, (struct sockaddr *)&a, sizeof(a)));
+	CHECK(listen(rec.listener, 1));
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, relay, &at), 0);
+	errno = 0;
+	cairn_fs *bad = cairn_attach(dir);
+	int e = errno;
+	pthread_join(t, NULL);
+	close(rec.listener);
+	if (bad)
+		fail_msg("cairn_attach accepted a daemon that refused its greeting");
+	if (e != EPROTO)
+		fail_msg("cairn_attach to a daemon of another build: %s, expected EPROTO",
+		         strerror(e));
+	/* The real daemon, untouched, serves on. */
+	struct stat st;
+	CHECK(cairn_stat(fs, "/", &st));
+	CHECK(cairn_unmount(fs));
+	daemon_stop(&g.daemon);
+	alarm(0);
+}
+
 /* ---- 2. a client facing something else ------------------------------------ */
 
 struct fake {
@@ -422,6 +507,7 @@ int main(int argc, char **argv)
 	fuse_tests_require(argv[0]);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_other_build),
 	    cmocka_unit_test(test_not_a_daemon),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
