@@ -669,8 +669,8 @@ static int open_tiers(struct shared *s, struct media *const *cap, unsigned ncap,
 		x->unit_blocks = d->unit_blocks ? d->unit_blocks : 1;
 		memcpy(x->name, d->name, sizeof(d->name));
 		x->name[sizeof(x->name) - 1] = 0;
-		rc = alloc_open(&x->a, s->cache, d->bitmap_start, d->bitmap_blocks,
-		                d->total_blocks, 1);
+		rc = alloc_open(&x->a, s->cache, d->bitmap_start, d->bitmap_blocks, d->total_blocks,
+		                1);
 		if (!rc)
 			rc = sums_open(&x->sums, s->m, d->sums_start, d->total_blocks);
 		if (rc) {
@@ -934,6 +934,15 @@ int shared_data_pread(struct shared *s, uint64_t pblk, uint64_t in, void *buf, u
 	if (!rc && len) /* a tail */
 		rc = pread_partial(s, pblk, 0, out, len, bad);
 	return rc;
+}
+
+int shared_data_pread_unverified(struct shared *s, uint64_t pblk, uint64_t in, void *buf,
+                                 uint64_t len)
+{
+	if (in + len > B || !shared_blocks_ok(s, pblk, 1))
+		return -EUCLEAN;
+	struct tier *t = tier_of(s, pblk);
+	return media_read(t->m, FS_PBLK_BLK(pblk) * B + in, buf, len);
 }
 
 const void *shared_data_direct(struct shared *s, uint64_t pblk)

@@ -122,6 +122,11 @@ int shared_data_read(struct shared *s, uint64_t pblk, void *buf, uint64_t nblock
  * tier, a whole block is verified in the caller's copy). */
 int shared_data_pread(struct shared *s, uint64_t pblk, uint64_t in, void *buf, uint64_t len,
                       uint64_t *bad);
+/* len bytes from byte `in` of block pblk, within that block, with no
+ * checksum check: for a block whose checksum a crash may have left stale
+ * (a read-only mount's replayed records, see src/libfs/data.c). */
+int shared_data_pread_unverified(struct shared *s, uint64_t pblk, uint64_t in, void *buf,
+                                 uint64_t len);
 /* A pointer to the block for byte-addressable fast tiers, else NULL.  The
  * caller verifies what it reads with shared_data_verify. */
 const void *shared_data_direct(struct shared *s, uint64_t pblk);
