@@ -337,7 +337,7 @@ int client_stat(struct client *c, const char *path, struct stat *st, int follow)
 
 int client_path(struct client *c, int op, const char *p1, const char *p2, int64_t a0, int64_t a1)
 {
-	int two = op == CTL_RENAME || op == CTL_LINK || op == CTL_SYMLINK;
+	int two = op == CTL_RENAME || op == CTL_LINK || op == CTL_SYMLINK || op == CTL_REMOVEXATTR;
 	const char *strs[2] = {p1, p2};
 	return (int)request(c, op, ARGS(a0, a1), strs, two ? 2 : 1, NULL, 0, NULL, 0);
 }

@@ -527,9 +527,10 @@ static int64_t do_chown(struct session *s, const char *path, int64_t uid, int64_
 static int64_t do_utimens(struct session *s, const char *path, const struct request *rq)
 {
 	struct timespec now[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+	struct timespec given[2]; /* the data follows the path: not aligned */
 	const struct timespec *ts = now;
-	if (rq->dlen == sizeof(now))
-		ts = (const struct timespec *)rq->data;
+	if (rq->dlen == sizeof(given))
+		ts = memcpy(given, rq->data, sizeof(given));
 	else if (rq->dlen)
 		return SERVE_END;
 	struct walked w;
