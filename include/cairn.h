@@ -100,16 +100,18 @@ int cairn_unmount(cairn_fs *fs);
  * FUSE mount.  path is the volume directory or the mount point.  The
  * handle takes every call of this header (cairn_scrub excepted:
  * EOPNOTSUPP); each is one request to the daemon over the volume's socket
- * (VOLUME/cairn.sock), which serves it with this process's credentials
- * as the kernel gives them to it (uid, gid, supplementary groups) and
- * checks them as POSIX says: search permission on every directory of a
- * path, write permission on a directory to change its names, the sticky
- * bit, read and write permission to open, ownership to chmod or set
- * times, root to chown.  A change is durable when the call returns, as
- * the daemon's mount mode promises (sync mode: at once).  File
- * descriptors and directory streams belong to this handle; the daemon
- * closes them when the process exits or dies.  If the daemon goes away,
- * every later call fails with EIO and never blocks.  cairn_unmount
+ * (VOLUME/cairn.sock), which serves it with this process's credentials as
+ * the kernel gives them to it (uid, gid, supplementary groups) and checks
+ * them as POSIX says: search permission on every directory of a path,
+ * write permission on a directory to change its names, the sticky bit,
+ * read and write permission to open, ownership to chmod or set times, root
+ * to chown.  A change is durable when the call returns, as the daemon's
+ * mount mode promises (sync mode: at once).  File descriptors and
+ * directory streams belong to this handle; the daemon closes them when the
+ * process exits or dies.  A handle is the process's that attached: in a
+ * child of fork() its calls fail with EIO (attach again there;
+ * cairn_unmount of the inherited handle frees it).  If the daemon goes
+ * away, every later call fails with EIO and never blocks.  cairn_unmount
  * detaches.  NULL with errno on failure: ENOENT (no daemon serves path),
  * EACCES (the daemon does not admit this user), EPROTO (a daemon of
  * another build); cairn_last_error() says which. */

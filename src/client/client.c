@@ -30,6 +30,7 @@ struct client {
 	int sock;
 	int dead;
 	uint64_t spin_ns; /* how long to poll for a reply: the daemon says */
+	pid_t pid;        /* the process that attached: a child shares the socket */
 	pthread_mutex_t lock;
 };
 
@@ -95,6 +96,7 @@ struct client *client_attach(const char *path, char *err, size_t errlen)
 	if (!c)
 		return errno = ENOMEM, NULL;
 	pthread_mutex_init(&c->lock, NULL);
+	c->pid = getpid();
 	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&a, sizeof(a))) {
 		rc = errno == ECONNREFUSED ? ENOENT : errno;
@@ -177,6 +179,11 @@ static int recv_all(int fd, void *buf, size_t len)
 static int call(struct client *c, const struct ctl_req *h, const void *payload, struct ctl_rep *rp,
                 void *out, size_t outlen)
 {
+	/* A child of fork() holds the same socket: its requests and its
+	 * parent's would interleave and each could read the other's reply.
+	 * The handle is the attaching process's; a child attaches anew. */
+	if (c->pid != getpid())
+		return fail_errno(EIO);
 	pthread_mutex_lock(&c->lock);
 	int ok = !c->dead;
 	struct iovec iov[2] = {{(void *)h, sizeof(*h)}, {(void *)payload, h->len}};

@@ -32,7 +32,7 @@ static int64_t neg(int64_t r)
 
 /* ---- the session's tables ------------------------------------------------ */
 
-static int fd_add(struct session *s, int vfd, uint64_t ino, mode_t mode)
+static int fd_add(struct session *s, int vfd, uint64_t ino)
 {
 	int slot = 0;
 	while (slot < s->nfds && s->fds[slot].vfd >= 0)
@@ -49,7 +49,7 @@ static int fd_add(struct session *s, int vfd, uint64_t ino, mode_t mode)
 		s->fds = fds;
 		s->nfds = n;
 	}
-	s->fds[slot] = (struct client_fd){vfd, ino, mode};
+	s->fds[slot] = (struct client_fd){vfd, ino};
 	return slot;
 }
 
@@ -151,6 +151,30 @@ static int may_create(const struct session *s, const struct walked *w)
 
 /* ---- files --------------------------------------------------------------- */
 
+/* The mode without the bits a change of owner or a write by anyone but
+ * root clears, as Linux does: set-user-ID, and set-group-ID when the
+ * group may execute (otherwise it marks mandatory locking). */
+static mode_t without_setid(mode_t mode)
+{
+	mode_t kill = S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0);
+	return mode & ~kill;
+}
+
+/* Before a write, a truncate or an fallocate by anyone but root: the file
+ * loses its set-ID bits first, as the kernel makes every file system do
+ * (judged on the mode as it is now, not as it was at the open). */
+static int clear_setid(struct session *s, uint64_t ino)
+{
+	if (s->cred.uid == 0)
+		return 0;
+	struct stat st;
+	int rc = ic_getattr(s->fs, ino, &st);
+	if (rc || !S_ISREG(st.st_mode) || without_setid(st.st_mode) == st.st_mode)
+		return rc;
+	st.st_mode = without_setid(st.st_mode) & 07777;
+	return inode_changed(s, ic_setattr(s->fs, ino, IC_SET_MODE, &st, &st), ino, -1);
+}
+
 static int open_mask(int flags)
 {
 	int acc = flags & O_ACCMODE, mask = 0;
@@ -172,6 +196,8 @@ static int open_existing(struct session *s, const struct walked *w, int flags)
 	if (S_ISDIR(w->st.st_mode) && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
 		return -EISDIR;
 	int rc = may_access(&s->cred, &w->st, open_mask(flags));
+	if (!rc && (flags & O_TRUNC))
+		rc = clear_setid(s, (uint64_t)w->st.st_ino);
 	return rc ? rc : ic_open(s->fs, (uint64_t)w->st.st_ino, flags);
 }
 
@@ -221,7 +247,7 @@ static int64_t do_open(struct session *s, const char *path, int flags, mode_t mo
 	}
 	if (vfd < 0)
 		return vfd;
-	int slot = fd_add(s, vfd, (uint64_t)st.st_ino, st.st_mode);
+	int slot = fd_add(s, vfd, (uint64_t)st.st_ino);
 	if (slot < 0)
 		cairn_close(s->fs, vfd);
 	return slot;
@@ -234,24 +260,6 @@ static int64_t do_close(struct session *s, int64_t fd)
 		return vfd;
 	s->fds[fd].vfd = -1;
 	return neg(cairn_close(s->fs, vfd));
-}
-
-/* The mode without the bits a change of owner or a write by anyone but
- * root clears, as Linux does: set-user-ID, and set-group-ID when the
- * group may execute (otherwise it marks mandatory locking). */
-static mode_t without_setid(mode_t mode)
-{
-	mode_t kill = S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0);
-	return mode & ~kill;
-}
-
-/* A write by anyone but root: the file loses its set-ID bits, as the
- * kernel makes every file system do. */
-static void clear_setid(struct session *s, struct client_fd *f)
-{
-	struct stat in = {.st_mode = without_setid(f->mode) & 07777}, st;
-	if (ic_setattr(s->fs, f->ino, IC_SET_MODE, &in, &st) == 0)
-		f->mode = st.st_mode;
 }
 
 static int64_t do_io(struct session *s, const struct request *rq, uint8_t *out, uint32_t *outlen)
@@ -273,15 +281,16 @@ static int64_t do_io(struct session *s, const struct request *rq, uint8_t *out, 
 	if (rq->dlen > CTL_MAX_DATA)
 		return SERVE_END;
 	int64_t off = op == CTL_WRITE ? -1 : a[1];
+	uint64_t ino = s->fds[a[0]].ino;
+	int rc = rq->dlen ? clear_setid(s, ino) : 0;
+	if (rc)
+		return rc;
 	ssize_t n = op == CTL_WRITE ? cairn_write(s->fs, vfd, rq->data, rq->dlen)
 	                            : cairn_pwrite(s->fs, vfd, rq->data, rq->dlen, off);
 	if (n < 0)
 		return -errno;
-	struct client_fd *f = &s->fds[a[0]];
-	if (n > 0 && s->cred.uid != 0 && without_setid(f->mode) != f->mode)
-		clear_setid(s, f);
 	if (n > 0) /* where write() put it is not known here: all of it */
-		note_inode(s, f->ino, off < 0 ? 0 : off, off < 0 ? 0 : n);
+		note_inode(s, ino, off < 0 ? 0 : off, off < 0 ? 0 : n);
 	return n;
 }
 
@@ -299,10 +308,14 @@ static int64_t do_fdcall(struct session *s, const struct request *rq, uint8_t *o
 	case CTL_FSYNC:
 		return neg(cairn_fsync(s->fs, vfd));
 	case CTL_FTRUNCATE:
-		r = neg(cairn_ftruncate(s->fs, vfd, a[1]));
+		r = clear_setid(s, s->fds[a[0]].ino);
+		if (!r)
+			r = neg(cairn_ftruncate(s->fs, vfd, a[1]));
 		break;
 	case CTL_FALLOCATE:
-		r = neg(cairn_fallocate(s->fs, vfd, (int)a[1], a[2], a[3]));
+		r = clear_setid(s, s->fds[a[0]].ino);
+		if (!r)
+			r = neg(cairn_fallocate(s->fs, vfd, (int)a[1], a[2], a[3]));
 		break;
 	case CTL_FSTAT:
 		*outlen = sizeof(struct stat);
@@ -577,7 +590,8 @@ static int64_t do_truncate(struct session *s, const char *path, int64_t length)
 		return -EISDIR;
 	if (length < 0)
 		return -EINVAL;
-	if ((rc = may_access(&s->cred, &w.st, MAY_WRITE)))
+	if ((rc = may_access(&s->cred, &w.st, MAY_WRITE)) ||
+	    (rc = clear_setid(s, (uint64_t)w.st.st_ino)))
 		return rc;
 	struct stat in = {.st_size = length}, st;
 	return inode_changed(s, ic_setattr(s->fs, (uint64_t)w.st.st_ino, IC_SET_SIZE, &in, &st),

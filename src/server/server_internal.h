@@ -25,7 +25,6 @@ struct session {
 	struct client_fd {
 		int vfd;
 		uint64_t ino;
-		mode_t mode; /* as of the open: the set-ID bits a write clears */
 	} * fds;
 	int nfds;
 	const struct ctl_watch *watch; /* or NULL */
