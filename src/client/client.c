@@ -138,42 +138,6 @@ void client_detach(struct client *c)
 
 /* ---- one request --------------------------------------------------------- */
 
-static int send_all(int fd, struct iovec *iov, int cnt)
-{
-	struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
-	for (;;) {
-		ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		while (m.msg_iovlen && (size_t)n >= m.msg_iov[0].iov_len) {
-			n -= (ssize_t)m.msg_iov[0].iov_len;
-			m.msg_iov++;
-			m.msg_iovlen--;
-		}
-		if (!m.msg_iovlen)
-			return 0;
-		m.msg_iov[0].iov_base = (uint8_t *)m.msg_iov[0].iov_base + n;
-		m.msg_iov[0].iov_len -= (size_t)n;
-	}
-}
-
-static int recv_all(int fd, void *buf, size_t len)
-{
-	uint8_t *p = buf;
-	while (len > 0) {
-		ssize_t n = recv(fd, p, len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Sends h and its payload, reads the reply into *rp and at most outlen
  * bytes into out.  0, or -1 (errno EIO) when the daemon is gone. */
 static int call(struct client *c, const struct ctl_req *h, const void *payload, struct ctl_rep *rp,
@@ -187,13 +151,13 @@ static int call(struct client *c, const struct ctl_req *h, const void *payload, 
 	pthread_mutex_lock(&c->lock);
 	int ok = !c->dead;
 	struct iovec iov[2] = {{(void *)h, sizeof(*h)}, {(void *)payload, h->len}};
-	if (ok && send_all(c->sock, iov, h->len ? 2 : 1))
+	if (ok && ctl_send_all(c->sock, iov, h->len ? 2 : 1))
 		ok = 0;
 	if (ok)
 		ctl_spin_readable(c->sock, c->spin_ns);
-	if (ok && (recv_all(c->sock, rp, sizeof(*rp)) || rp->len > outlen))
+	if (ok && (ctl_recv_all(c->sock, rp, sizeof(*rp)) || rp->len > outlen))
 		ok = 0;
-	if (ok && rp->len && recv_all(c->sock, out, rp->len))
+	if (ok && rp->len && ctl_recv_all(c->sock, out, rp->len))
 		ok = 0;
 	if (!ok && !c->dead) {
 		c->dead = 1;

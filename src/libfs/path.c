@@ -15,13 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/pathname.h"
+
 #include "fs/dir.h"
 #include "libfs/fs_internal.h"
 
 #define MAX_SYMLINKS 40
 
-int dir_lookup_name(struct cairn_fs *fs, uint64_t dir, const char *name, size_t len,
-		    uint64_t *ino, uint8_t *type)
+int dir_lookup_name(struct cairn_fs *fs, uint64_t dir, const char *name, size_t len, uint64_t *ino,
+                    uint8_t *type)
 {
 	struct iref d;
 	int rc = inode_get(&fs->sh, dir, &d);
@@ -99,18 +101,7 @@ static uint8_t type_of(struct cairn_fs *fs, uint64_t ino)
 /* Takes the next component; returns its length (0 at the end). */
 static size_t next_component(struct walk *w, const char **name, int *more)
 {
-	while (w->pos < w->end && w->buf[w->pos] == '/')
-		w->pos++;
-	size_t start = w->pos;
-	while (w->pos < w->end && w->buf[w->pos] != '/')
-		w->pos++;
-	*name = w->buf + start;
-	size_t len = w->pos - start;
-	size_t p = w->pos;
-	while (p < w->end && w->buf[p] == '/')
-		p++;
-	*more = p < w->end;
-	return len;
+	return path_next_component(w->buf, &w->pos, w->end, name, more);
 }
 
 static int check_path(const char *path, size_t *len)
@@ -198,8 +189,7 @@ int path_lookup(struct cairn_fs *fs, const char *path, int flags, struct lookup 
 	return rc;
 }
 
-int child_lookup(struct cairn_fs *fs, uint64_t dir, const char *name, int flags,
-		 struct lookup *out)
+int child_lookup(struct cairn_fs *fs, uint64_t dir, const char *name, int flags, struct lookup *out)
 {
 	if (!name)
 		return -EFAULT;

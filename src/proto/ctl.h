@@ -3,8 +3,9 @@
  * to the daemon that serves a volume, over the Unix stream socket
  * VOLUME/cairn.sock.
  *
- * Owns: the wire format, nothing else.  Included by src/server (the
- * daemon's side) and src/client (the process's side); calls nothing.
+ * Owns: the wire format, and whole messages on the socket (ctl_io.c).
+ * Used by src/server (the daemon's side) and src/client (the process's
+ * side); calls libc only.
  *
  * One request at a time per connection, one reply to each:
  *
@@ -105,6 +106,12 @@ struct ctl_dirent {
 	char name[256];
 };
 #define CTL_DIR_BATCH 64
+
+struct iovec;
+/* Sends the iovecs whole (their array is consumed); 0, or -1 with errno. */
+int ctl_send_all(int fd, struct iovec *iov, int cnt);
+/* Reads exactly len bytes; 0, or -1 when the peer is gone or failed. */
+int ctl_recv_all(int fd, void *buf, size_t len);
 
 /* How long each end polls for the other's next message before it sleeps
  * in recv: a wake-up on another processor costs tens of microseconds on a

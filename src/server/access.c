@@ -19,6 +19,8 @@
 #include <limits.h>
 #include <string.h>
 
+#include "util/pathname.h"
+
 #include "libfs/icalls.h"
 
 #define MAX_SYMLINKS 40
@@ -74,21 +76,10 @@ struct walk_state {
 	int links;
 };
 
-/* Takes the next component; its length (0 at the end); *more when
- * another component follows. */
+/* Takes the next component; returns its length (0 at the end). */
 static size_t next_component(struct walk_state *w, const char **name, int *more)
 {
-	while (w->pos < w->end && w->buf[w->pos] == '/')
-		w->pos++;
-	size_t start = w->pos;
-	while (w->pos < w->end && w->buf[w->pos] != '/')
-		w->pos++;
-	*name = w->buf + start;
-	size_t p = w->pos;
-	while (p < w->end && w->buf[p] == '/')
-		p++;
-	*more = p < w->end;
-	return w->pos - start;
+	return path_next_component(w->buf, &w->pos, w->end, name, more);
 }
 
 /* Puts the target of the symlink ino in front of what is left. */

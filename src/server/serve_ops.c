@@ -330,15 +330,21 @@ static int64_t do_fdcall(struct session *s, const struct request *rq, uint8_t *o
 
 /* ---- names --------------------------------------------------------------- */
 
+/* The path's inode, which must exist (ENOENT otherwise); flags as
+ * walk_path's. */
+static int walk_existing(struct session *s, const char *path, int flags, struct walked *w)
+{
+	int rc = walk_path(s->fs, &s->cred, path, flags, w);
+	return rc ? rc : w->exists ? 0 : -ENOENT;
+}
+
 static int64_t do_stat(struct session *s, const char *path, int follow, uint8_t *out,
                        uint32_t *outlen)
 {
 	struct walked w;
-	int rc = walk_path(s->fs, &s->cred, path, follow, &w);
+	int rc = walk_existing(s, path, follow, &w);
 	if (rc)
 		return rc;
-	if (!w.exists)
-		return -ENOENT;
 	memcpy(out, &w.st, sizeof(w.st));
 	*outlen = sizeof(w.st);
 	return 0;
@@ -347,11 +353,9 @@ static int64_t do_stat(struct session *s, const char *path, int follow, uint8_t 
 static int64_t do_unlink(struct session *s, const char *path, int dir)
 {
 	struct walked w;
-	int rc = walk_path(s->fs, &s->cred, path, 0, &w);
+	int rc = walk_existing(s, path, 0, &w);
 	if (rc)
 		return rc;
-	if (!w.exists)
-		return -ENOENT;
 	if (w.dot) {
 		if (!dir)
 			return -EISDIR;
@@ -463,11 +467,9 @@ static int64_t do_readlink(struct session *s, const char *path, int64_t size, ui
 	if (size < 0 || size > PATH_MAX)
 		return SERVE_END;
 	struct walked w;
-	int rc = walk_path(s->fs, &s->cred, path, 0, &w);
+	int rc = walk_existing(s, path, 0, &w);
 	if (rc)
 		return rc;
-	if (!w.exists)
-		return -ENOENT;
 	if (!S_ISLNK(w.st.st_mode))
 		return -EINVAL;
 	ssize_t n = ic_readlink(s->fs, (uint64_t)w.st.st_ino, (char *)out, (size_t)size);
@@ -478,17 +480,10 @@ static int64_t do_readlink(struct session *s, const char *path, int64_t size, ui
 
 /* ---- attributes ---------------------------------------------------------- */
 
-/* The path's inode, walked with symlinks followed, as chmod and friends. */
-static int walk_existing(struct session *s, const char *path, struct walked *w)
-{
-	int rc = walk_path(s->fs, &s->cred, path, WALK_FOLLOW, w);
-	return rc ? rc : w->exists ? 0 : -ENOENT;
-}
-
 static int64_t do_chmod(struct session *s, const char *path, mode_t mode)
 {
 	struct walked w;
-	int rc = walk_existing(s, path, &w);
+	int rc = walk_existing(s, path, WALK_FOLLOW, &w);
 	if (rc)
 		return rc;
 	if (!is_owner(&s->cred, &w.st))
@@ -505,7 +500,7 @@ static int64_t do_chmod(struct session *s, const char *path, mode_t mode)
 static int64_t do_chown(struct session *s, const char *path, int64_t uid, int64_t gid)
 {
 	struct walked w;
-	int rc = walk_existing(s, path, &w);
+	int rc = walk_existing(s, path, WALK_FOLLOW, &w);
 	if (rc)
 		return rc;
 	unsigned valid = 0;
@@ -547,7 +542,7 @@ static int64_t do_utimens(struct session *s, const char *path, const struct requ
 	else if (rq->dlen)
 		return SERVE_END;
 	struct walked w;
-	int rc = walk_existing(s, path, &w);
+	int rc = walk_existing(s, path, WALK_FOLLOW, &w);
 	if (rc)
 		return rc;
 	int explicit_time = 0;
@@ -583,7 +578,7 @@ static int64_t do_utimens(struct session *s, const char *path, const struct requ
 static int64_t do_truncate(struct session *s, const char *path, int64_t length)
 {
 	struct walked w;
-	int rc = walk_existing(s, path, &w);
+	int rc = walk_existing(s, path, WALK_FOLLOW, &w);
 	if (rc)
 		return rc;
 	if (S_ISDIR(w.st.st_mode))
@@ -627,7 +622,7 @@ static int64_t do_xattr(struct session *s, const struct request *rq, uint8_t *ou
 	const int64_t *a = rq->h->a;
 	int op = rq->h->op;
 	struct walked w;
-	int rc = walk_existing(s, rq->str[0], &w);
+	int rc = walk_existing(s, rq->str[0], WALK_FOLLOW, &w);
 	if (rc)
 		return rc;
 	uint64_t ino = (uint64_t)w.st.st_ino;
@@ -673,7 +668,7 @@ static int64_t do_xattr(struct session *s, const struct request *rq, uint8_t *ou
 static int64_t do_opendir(struct session *s, const char *path)
 {
 	struct walked w;
-	int rc = walk_existing(s, path, &w);
+	int rc = walk_existing(s, path, WALK_FOLLOW, &w);
 	if (rc)
 		return rc;
 	if (!S_ISDIR(w.st.st_mode))
@@ -802,7 +797,7 @@ int64_t serve_request(struct session *s, const struct request *rq, uint32_t *out
 		return do_utimens(s, p, rq);
 	case CTL_STATVFS: {
 		struct walked w;
-		int rc = walk_existing(s, p, &w);
+		int rc = walk_existing(s, p, WALK_FOLLOW, &w);
 		*outlen = rc ? 0 : sizeof(struct statvfs);
 		return rc ? rc : neg(cairn_statvfs(s->fs, "/", (struct statvfs *)out));
 	}

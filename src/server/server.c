@@ -66,44 +66,10 @@ static void say(struct ctl_server *srv, const char *fmt, ...)
 
 /* ---- bytes on the socket ------------------------------------------------- */
 
-static int read_full(int fd, void *buf, size_t len)
-{
-	uint8_t *p = buf;
-	while (len > 0) {
-		ssize_t n = recv(fd, p, len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int send_reply(int fd, const struct ctl_rep *rp, const void *data)
 {
 	struct iovec iov[2] = {{(void *)rp, sizeof(*rp)}, {(void *)data, rp->len}};
-	struct msghdr m = {.msg_iov = iov, .msg_iovlen = rp->len ? 2 : 1};
-	size_t left = sizeof(*rp) + rp->len;
-	while (left > 0) {
-		ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		left -= (size_t)n;
-		while (m.msg_iovlen && (size_t)n >= m.msg_iov[0].iov_len) {
-			n -= (ssize_t)m.msg_iov[0].iov_len;
-			m.msg_iov++;
-			m.msg_iovlen--;
-		}
-		if (m.msg_iovlen) {
-			m.msg_iov[0].iov_base = (uint8_t *)m.msg_iov[0].iov_base + n;
-			m.msg_iov[0].iov_len -= (size_t)n;
-		}
-	}
-	return 0;
+	return ctl_send_all(fd, iov, rp->len ? 2 : 1);
 }
 
 /* Splits a payload into its strings and data; -1 when it is malformed. */
@@ -164,7 +130,7 @@ static int learn_cred(int sock, struct cred *c)
 static int hello(struct session *s)
 {
 	struct ctl_req h;
-	if (read_full(s->sock, &h, sizeof(h)))
+	if (ctl_recv_all(s->sock, &h, sizeof(h)))
 		return -1;
 	struct ctl_rep rp = {.ret = (int64_t)s->srv->spin_ns};
 	if (h.magic != CTL_MAGIC || h.op != CTL_HELLO || h.len != 0)
@@ -211,7 +177,7 @@ static void serve_loop(struct session *s)
 	for (;;) {
 		struct ctl_req h;
 		ctl_spin_readable(s->sock, s->srv->spin_ns);
-		if (read_full(s->sock, &h, sizeof(h)))
+		if (ctl_recv_all(s->sock, &h, sizeof(h)))
 			return; /* the client closed, exited or died */
 		struct request rq;
 		const char *why = NULL;
@@ -219,7 +185,7 @@ static void serve_loop(struct session *s)
 			why = "a bad header";
 		else if (grow(&s->in, &s->incap, h.len))
 			return;
-		else if (read_full(s->sock, s->in, h.len))
+		else if (ctl_recv_all(s->sock, s->in, h.len))
 			return;
 		else if (parse(&h, s->in, &rq))
 			why = "bad strings";

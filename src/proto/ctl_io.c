@@ -1,0 +1,52 @@
+/*
+ * ctl_io.c - whole messages on the control socket: both ends write a
+ * header and its payload with one sendmsg where they can, and read exact
+ * lengths, whatever pieces the stream delivers them in.
+ *
+ * Owns: nothing.  May call: libc.  Called by: src/client, src/server.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "proto/ctl.h"
+
+int ctl_send_all(int fd, struct iovec *iov, int cnt)
+{
+	struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+	/* No SIGPIPE: a peer that went away is an error to return, not a
+	 * reason for this process to die. */
+	while (m.msg_iovlen) {
+		ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		while (m.msg_iovlen && (size_t)n >= m.msg_iov[0].iov_len) {
+			n -= (ssize_t)m.msg_iov[0].iov_len;
+			m.msg_iov++;
+			m.msg_iovlen--;
+		}
+		if (m.msg_iovlen) {
+			m.msg_iov[0].iov_base = (uint8_t *)m.msg_iov[0].iov_base + n;
+			m.msg_iov[0].iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+int ctl_recv_all(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = recv(fd, p, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1; /* 0: the peer closed, exited or died */
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
