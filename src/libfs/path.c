@@ -75,14 +75,9 @@ static int splice_link(struct cairn_fs *fs, struct walk *w, uint64_t ino)
 		return rc;
 	if (tlen == 0)
 		return -ENOENT;
-	size_t rest = w->end - w->pos;
-	if (tlen + 1 + rest >= sizeof(w->buf))
-		return -ENAMETOOLONG;
-	memmove(w->buf + tlen + 1, w->buf + w->pos, rest);
-	memcpy(w->buf, target, tlen);
-	w->buf[tlen] = '/';
-	w->pos = 0;
-	w->end = tlen + 1 + rest;
+	rc = path_splice(w->buf, sizeof(w->buf), &w->pos, &w->end, target, tlen);
+	if (rc)
+		return rc;
 	if (target[0] == '/')
 		w->cur = FS_ROOT_INO;
 	return 0;

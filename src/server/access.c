@@ -93,14 +93,9 @@ static int splice_link(cairn_fs *fs, struct walk_state *w, uint64_t ino)
 		return (int)n;
 	if (n == 0)
 		return -ENOENT;
-	size_t tlen = (size_t)n, rest = w->end - w->pos;
-	if (tlen + 1 + rest >= sizeof(w->buf))
-		return -ENAMETOOLONG;
-	memmove(w->buf + tlen + 1, w->buf + w->pos, rest);
-	memcpy(w->buf, target, tlen);
-	w->buf[tlen] = '/';
-	w->pos = 0;
-	w->end = tlen + 1 + rest;
+	int rc = path_splice(w->buf, sizeof(w->buf), &w->pos, &w->end, target, (size_t)n);
+	if (rc)
+		return rc;
 	if (target[0] == '/') {
 		w->cur = CAIRN_ROOT_INO;
 		return ic_getattr(fs, w->cur, &w->cur_st);
