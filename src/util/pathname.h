@@ -1,7 +1,8 @@
 /*
- * pathname.h - taking a path apart one component at a time, the way both
- * path walks do it (the volume's own, src/libfs/path.c, and the one that
- * checks a client's permissions, src/server/access.c).
+ * pathname.h - taking a path apart one component at a time, and putting
+ * a symlink's target in front of what is left, the way both path walks do
+ * it (the volume's own, src/libfs/path.c, and the one that checks a
+ * client's permissions, src/server/access.c).
  */
 #ifndef CAIRN_UTIL_PATHNAME_H
 #define CAIRN_UTIL_PATHNAME_H
