@@ -341,9 +341,20 @@ static int cmd_stat(int argc, char **argv)
 	if (!vol)
 		return usage_error("%s", "expected a VOLUME");
 	struct cairn_info in;
-	/* A mounted volume: ask its daemon.  Otherwise read the volume itself,
-	 * read-only: recovery happens in memory and the volume is not touched. */
-	int rc = cairn_fuse_info(vol, &in);
+	/* A served volume (mounted or `cairn serve`): ask its daemon, as a
+	 * client, which any user it admits may be. */
+	cairn_fs *served = cairn_attach(vol);
+	int rc = served ? cairn_info(served, &in) : -ENOENT;
+	if (served) {
+		cairn_unmount(served);
+		if (rc)
+			return api_error(vol);
+	}
+	/* Else a mounted volume of an older daemon: ask it through its mount.
+	 * Otherwise read the volume itself, read-only: recovery happens in
+	 * memory and the volume is not touched. */
+	if (rc)
+		rc = cairn_fuse_info(vol, &in);
 	/* The daemon answers through a trusted.* attribute, which the kernel
 	 * hides (ENODATA) from all but root. */
 	if (rc == -EPERM || rc == -EACCES || (rc == -ENODATA && geteuid() != 0)) {
@@ -440,10 +451,19 @@ static int cmd_demo(int argc, char **argv)
 		return argc == 2 ? 0 : 2;
 	}
 	const char *vol = argv[1];
-	cairn_fs *fs = cairn_mount(vol, NULL);
+	/* A volume its daemon serves is used as a client of the daemon. */
+	cairn_fs *fs = cairn_attach(vol);
+	int attached = fs != NULL;
+	if (!fs)
+		fs = cairn_mount(vol, NULL);
 	if (!fs)
 		return api_error(vol);
-	printf("cairn: mounted %s (recovery done: the log was replayed and digested)\n", vol);
+	if (attached)
+		printf("cairn: attached to the daemon serving %s (each call a request to it)\n",
+		       vol);
+	else
+		printf("cairn: mounted %s (recovery done: the log was replayed and digested)\n",
+		       vol);
 	int rc = demo_steps(fs);
 	if (rc)
 		api_error("demo");
@@ -453,7 +473,7 @@ static int cmd_demo(int argc, char **argv)
 	       (unsigned long long)in.undigested_records, (unsigned long long)in.checkpoints);
 	if (cairn_unmount(fs))
 		return api_error(vol);
-	printf("cairn: unmounted %s\n", vol);
+	printf("cairn: %s %s\n", attached ? "detached from" : "unmounted", vol);
 	return rc ? 1 : 0;
 }
 
