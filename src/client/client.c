@@ -76,9 +76,13 @@ static int socket_path(const char *path, struct sockaddr_un *a, char *err, size_
 		return -ENAMETOOLONG;
 	}
 	if (access(a->sun_path, F_OK)) {
-		snprintf(err, errlen, "%s: no daemon serves this volume (no %s)", path,
-		         CTL_SOCKET_NAME);
-		return -ENOENT;
+		int e = errno;
+		if (e == ENOENT)
+			snprintf(err, errlen, "%s: no daemon serves this volume (no %s)", path,
+			         CTL_SOCKET_NAME);
+		else
+			snprintf(err, errlen, "%s: %s", a->sun_path, strerror(e));
+		return -e;
 	}
 	return 0;
 }
