@@ -4,21 +4,21 @@
  * terminal and a list of the damaged files at the end.
  *
  * Owns: the scrub command's output and exit codes.
- * May call: the public API and the FUSE front end's scrub channel.
+ * May call: the public API.
  *
- * A mounted volume is scrubbed by its daemon (online: the mount goes on
- * serving), asked through the mount; a volume that is not mounted is
- * mounted here for the scrub, which recovers its log first as any mount
- * does.  Exit codes: 0 every block verified, 1 damage found, 2 usage
+ * A volume that a daemon serves (mounted, or `cairn serve`) is scrubbed by
+ * the daemon, online, asked as a client (cairn_attach; root only); a
+ * volume no daemon serves is mounted here for the scrub, which recovers
+ * its log first as any mount does.  Exit codes: 0 every block verified, 1 damage found, 2 usage
  * error, 3 the scrub could not run or was cancelled.
  */
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -26,7 +26,6 @@
 
 #include "cairn.h"
 #include "cli/cli.h"
-#include "fuse/cairn_fuse.h"
 
 enum { SCRUB_CLEAN = 0, SCRUB_DAMAGE = 1, SCRUB_FAILED = 3 };
 
@@ -66,14 +65,6 @@ static void note_path(uint64_t ino, const char *path)
 			snprintf(found[k], sizeof(found[k]), "%s", path);
 }
 
-static int mount_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)type;
-	(void)ftw;
-	note_path(st->st_ino, path);
-	return 0;
-}
-
 static void volume_walk(cairn_fs *fs, char *path, size_t len, int depth)
 {
 	cairn_dir *d = cairn_opendir(fs, len ? path : "/");
@@ -97,7 +88,9 @@ static void volume_walk(cairn_fs *fs, char *path, size_t len, int depth)
 	cairn_closedir(d);
 }
 
-static int report(const char *what, const struct cairn_scrub *s, const char *mp, cairn_fs *fs)
+/* prefix: the mount point when the volume was named by it, so that the
+ * damaged files are named as the user sees them. */
+static int report(const char *what, const struct cairn_scrub *s, const char *prefix, cairn_fs *fs)
 {
 	if (isatty(STDERR_FILENO))
 		fputc('\n', stderr);
@@ -110,15 +103,12 @@ static int report(const char *what, const struct cairn_scrub *s, const char *mp,
 	printf("%llu damaged blocks\n", (unsigned long long)s->damaged_blocks);
 	want = s;
 	memset(found, 0, sizeof(found));
-	if (mp) {
-		nftw(mp, mount_entry, 32, FTW_PHYS | FTW_MOUNT);
-	} else {
-		char path[PATH_MAX] = "";
-		volume_walk(fs, path, 0, 0);
-	}
+	char path[PATH_MAX] = "";
+	volume_walk(fs, path, 0, 0);
 	for (unsigned k = 0; k < s->listed; k++) {
 		const struct cairn_scrub_damage *d = &s->damaged[k];
-		printf("  %s: offset %llu (inode %llu, tier %s block %llu)\n",
+		printf("  %s%s: offset %llu (inode %llu, tier %s block %llu)\n",
+		       found[k][0] ? prefix : "",
 		       found[k][0] ? found[k] : "(no name: an open unlinked file)",
 		       (unsigned long long)d->offset, (unsigned long long)d->ino, d->tier,
 		       (unsigned long long)d->block);
@@ -129,38 +119,6 @@ static int report(const char *what, const struct cairn_scrub *s, const char *mp,
 	printf("Those bytes are lost: restore the files from a backup (writing the blocks whole "
 	       "makes them good again).\n");
 	return SCRUB_DAMAGE;
-}
-
-/* ---- online: the daemon scrubs --------------------------------------------- */
-
-static int scrub_mounted(const char *path)
-{
-	struct cfuse_scrub_status st;
-	char mp[PATH_MAX];
-	int tty = isatty(STDERR_FILENO), cancelled = 0;
-	for (;;) {
-		sleep_ms(200);
-		if (interrupted && !cancelled) {
-			cairn_fuse_scrub(path, "cancel", &st, mp, sizeof(mp));
-			cancelled = 1;
-		}
-		int rc = cairn_fuse_scrub(path, NULL, &st, mp, sizeof(mp));
-		if (rc) {
-			fprintf(stderr, "cairn: scrub: %s: the mount stopped answering: %s\n", path,
-			        strerror(-rc));
-			return SCRUB_FAILED;
-		}
-		if (st.state != CFUSE_SCRUB_RUNNING)
-			break;
-		if (tty)
-			show_progress(&st.s);
-	}
-	if (st.state == CFUSE_SCRUB_FAILED) {
-		fprintf(stderr, "\ncairn: scrub: %s: %s\n", path,
-		        st.error == ECANCELED ? "cancelled" : strerror(st.error));
-		return SCRUB_FAILED;
-	}
-	return report(mp, &st.s, mp, NULL);
 }
 
 /* ---- offline: a mount of our own ------------------------------------------ */
@@ -180,20 +138,17 @@ static void *offline_thread(void *arg)
 	return NULL;
 }
 
-static int scrub_volume(const char *vol)
+/* Runs the scrub of fs (a volume mounted here, or a handle on the daemon
+ * that serves it, which then scrubs while it goes on serving) on a thread,
+ * drawing its progress meanwhile. */
+static int scrub_fs(const char *what, const char *prefix, cairn_fs *fs)
 {
-	struct cairn_mount_opts mo = {.no_digest_thread = 1};
 	static struct offline o;
-	o.fs = cairn_mount(vol, &mo);
-	if (!o.fs) {
-		api_error(vol);
-		return SCRUB_FAILED;
-	}
+	memset(&o, 0, sizeof(o));
+	o.fs = fs;
 	pthread_t t;
-	if (pthread_create(&t, NULL, offline_thread, &o)) {
-		cairn_unmount(o.fs);
+	if (pthread_create(&t, NULL, offline_thread, &o))
 		return SCRUB_FAILED;
-	}
 	int tty = isatty(STDERR_FILENO);
 	while (!__atomic_load_n(&o.done, __ATOMIC_ACQUIRE)) {
 		sleep_ms(200);
@@ -203,15 +158,33 @@ static int scrub_volume(const char *vol)
 			show_progress(&o.s);
 	}
 	pthread_join(t, NULL);
-	int rc;
-	if (o.rc) {
-		fprintf(stderr, "\ncairn: scrub: %s: %s\n", vol,
+	if (!o.rc)
+		return report(what, &o.s, prefix, o.fs);
+	if (o.err == EPERM)
+		fprintf(stderr,
+		        "\ncairn: scrub: %s: %s (only root may scrub a volume its daemon "
+		        "serves)\n",
+		        what, strerror(EPERM));
+	else if (o.err == EBUSY)
+		fprintf(stderr, "\ncairn: scrub: %s: a scrub of this volume is already running\n",
+		        what);
+	else
+		fprintf(stderr, "\ncairn: scrub: %s: %s\n", what,
 		        o.err == ECANCELED ? "cancelled" : strerror(o.err));
-		rc = SCRUB_FAILED;
-	} else {
-		rc = report(vol, &o.s, NULL, o.fs);
+	return SCRUB_FAILED;
+}
+
+/* A volume no daemon serves: mounted here for the scrub. */
+static int scrub_volume(const char *vol)
+{
+	struct cairn_mount_opts mo = {.no_digest_thread = 1};
+	cairn_fs *fs = cairn_mount(vol, &mo);
+	if (!fs) {
+		api_error(vol);
+		return SCRUB_FAILED;
 	}
-	if (cairn_unmount(o.fs)) {
+	int rc = scrub_fs(vol, "", fs);
+	if (cairn_unmount(fs)) {
 		api_error(vol);
 		rc = SCRUB_FAILED;
 	}
@@ -240,25 +213,22 @@ int cmd_scrub(int argc, char **argv)
 		return usage_error("%s", "expected a VOLUME or a MOUNTPOINT");
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	struct cfuse_scrub_status st;
-	char mp[PATH_MAX];
-	int rc = cairn_fuse_scrub(path, "start", &st, mp, sizeof(mp));
-	if (rc == 0)
-		return scrub_mounted(path);
-	if (rc == -EPERM || rc == -EACCES || (rc == -ENODATA && geteuid() != 0)) {
-		fprintf(stderr,
-		        "cairn: scrub: %s: %s (a mount is scrubbed through the %s attribute, "
-		        "which only root may set)\n",
-		        path, strerror(EACCES), CFUSE_SCRUB_XATTR);
-		return SCRUB_FAILED;
+	/* A volume its daemon serves (a mount's or `cairn serve`): the daemon
+	 * scrubs it online. */
+	cairn_fs *served = cairn_attach(path);
+	if (served) {
+		/* Named by its mount point (not the volume, which holds the
+		 * manifest): the files are named under it. */
+		char manifest[PATH_MAX], mp[PATH_MAX] = "";
+		snprintf(manifest, sizeof(manifest), "%s/cairn.volume", path);
+		if (access(manifest, F_OK) && !realpath(path, mp))
+			mp[0] = 0;
+		int rc = scrub_fs(path, mp, served);
+		cairn_unmount(served);
+		return rc;
 	}
-	if (rc == -EBUSY) {
-		fprintf(stderr, "cairn: scrub: %s: a scrub of this mount is already running\n",
-		        path);
-		return SCRUB_FAILED;
-	}
-	if (rc != -ENOENT) {
-		fprintf(stderr, "cairn: scrub: %s: %s\n", path, strerror(-rc));
+	if (errno != ENOENT) {
+		api_error(path);
 		return SCRUB_FAILED;
 	}
 	return scrub_volume(path);

@@ -397,3 +397,40 @@ int client_volume_call(struct client *c, int op)
 {
 	return (int)request(c, op, NULL, NULL, 0, NULL, 0, NULL, 0);
 }
+
+/* A scrub run by the daemon (root only), watched until it ends; the
+ * caller's struct gets the progress as it goes, and its cancel flag is
+ * passed on. */
+int client_scrub(struct client *c, struct cairn_scrub *s)
+{
+	if (!s)
+		return fail_errno(EFAULT);
+	struct ctl_scrub_status st;
+	int cancelled = 0;
+	int64_t rc =
+	    request(c, CTL_SCRUB, ARGS(CTL_SCRUB_START_CMD), NULL, 0, NULL, 0, &st, sizeof(st));
+	while (rc >= 0) {
+		if (__atomic_load_n(&s->cancel, __ATOMIC_RELAXED) && !cancelled) {
+			cancelled = 1;
+			rc = request(c, CTL_SCRUB, ARGS(CTL_SCRUB_CANCEL_CMD), NULL, 0, NULL, 0,
+			             &st, sizeof(st));
+			continue;
+		}
+		__atomic_store_n(&s->files_total, st.s.files_total, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->files_done, st.s.files_done, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->bytes_total, st.s.bytes_total, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->bytes_done, st.s.bytes_done, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->damaged_blocks, st.s.damaged_blocks, __ATOMIC_RELAXED);
+		unsigned listed = st.s.listed <= CAIRN_SCRUB_LIST ? st.s.listed : CAIRN_SCRUB_LIST;
+		memcpy(s->damaged, st.s.damaged, listed * sizeof(s->damaged[0]));
+		__atomic_store_n(&s->listed, listed, __ATOMIC_RELEASE);
+		if (st.state != CTL_SCRUB_RUNNING)
+			break;
+		nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+		rc = request(c, CTL_SCRUB, ARGS(CTL_SCRUB_STATUS_CMD), NULL, 0, NULL, 0, &st,
+		             sizeof(st));
+	}
+	if (rc < 0)
+		return -1;
+	return st.state == CTL_SCRUB_FAILED ? fail_errno(st.error ? st.error : EIO) : 0;
+}

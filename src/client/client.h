@@ -55,6 +55,8 @@ int client_opendir(struct client *c, const char *path);
 int client_readdir(struct client *c, int h, uint64_t cookie, struct ctl_dirent *e);
 int client_closedir(struct client *c, int h);
 int client_info(struct client *c, struct cairn_info *out);
+/* cairn_scrub, run by the daemon. */
+int client_scrub(struct client *c, struct cairn_scrub *s);
 /* A request with no arguments beyond its op (sync, digest, migrate). */
 int client_volume_call(struct client *c, int op);
 

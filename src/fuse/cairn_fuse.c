@@ -277,7 +277,6 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 		return 1;
 	}
 	cf.spin = one_thread_serves(cf.fs);
-	cfuse_scrub_init(&cf);
 	cairn_set_event_handler(event_to_log);
 	/* Client processes attach beside the mount; the daemon admits the
 	 * users its mount admits (allow_other when run by root). */
@@ -303,7 +302,6 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 		fuse_session_destroy(se);
 	}
 	ctl_server_stop(srv);
-	cfuse_scrub_stop(&cf);
 	if (cairn_unmount(cf.fs)) {
 		int e = errno;
 		report("mount", vol, "unmount: %s",
@@ -430,20 +428,6 @@ int cairn_fuse_info(const char *path, struct cairn_info *out)
 	if (mount_of(path, mp, sizeof(mp)))
 		return -ENOENT;
 	ssize_t n = getxattr(mp, CFUSE_INFO_XATTR, out, sizeof(*out));
-	if (n < 0)
-		return -errno;
-	return n == (ssize_t)sizeof(*out) ? 0 : -EPROTO;
-}
-
-int cairn_fuse_scrub(const char *path, const char *cmd, struct cfuse_scrub_status *out, char *mp,
-                     size_t mplen)
-{
-	int rc = mount_of(path, mp, mplen);
-	if (rc)
-		return rc;
-	if (cmd && setxattr(mp, CFUSE_SCRUB_XATTR, cmd, strlen(cmd), 0))
-		return -errno;
-	ssize_t n = getxattr(mp, CFUSE_SCRUB_XATTR, out, sizeof(*out));
 	if (n < 0)
 		return -errno;
 	return n == (ssize_t)sizeof(*out) ? 0 : -EPROTO;

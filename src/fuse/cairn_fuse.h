@@ -14,9 +14,9 @@
 #include "cairn.h"
 
 struct cairn_fuse_opts {
-	int foreground;      /* stay in the foreground (else become a daemon) */
-	int batch_ms;        /* 0 = sync mode; >0 = batch mode (group commit) */
-	const char *options; /* extra comma-separated -o options for FUSE, or NULL */
+	int foreground;                    /* stay in the foreground (else become a daemon) */
+	int batch_ms;                      /* 0 = sync mode; >0 = batch mode (group commit) */
+	const char *options;               /* extra comma-separated -o options for FUSE, or NULL */
 	int high_watermark, low_watermark; /* tiers; 0 = the defaults */
 	int no_promotion;
 };
@@ -44,23 +44,5 @@ struct cairn_info;
  * point or the volume directory of a mounted volume.  0, or -ENOENT when
  * no cairn mount serves it. */
 int cairn_fuse_info(const char *path, struct cairn_info *out);
-
-/* Scrub of a mounted volume, run by its daemon: setting this attribute of
- * the mount's root to "start" starts one (EBUSY if one runs), "cancel"
- * stops it; reading it gives struct cfuse_scrub_status.  trusted.*: root
- * only, as the kernel enforces. */
-#define CFUSE_SCRUB_XATTR "trusted.cairn.scrub"
-enum { CFUSE_SCRUB_IDLE, CFUSE_SCRUB_RUNNING, CFUSE_SCRUB_DONE, CFUSE_SCRUB_FAILED };
-struct cfuse_scrub_status {
-	int state; /* CFUSE_SCRUB_* */
-	int error; /* FAILED: the errno */
-	struct cairn_scrub s;
-};
-/* Sends "start" or "cancel" (cmd) to the daemon serving path (mount
- * point or volume); with cmd NULL only reads the status.  On success
- * fills mp with the mount point.  0, -ENOENT when no cairn mount serves
- * path, or -errno. */
-int cairn_fuse_scrub(const char *path, const char *cmd, struct cfuse_scrub_status *out,
-                     char *mp, size_t mplen);
 
 #endif

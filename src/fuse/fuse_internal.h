@@ -19,19 +19,8 @@
 #include "cairn.h"
 #include "fuse/cairn_fuse.h"
 
-/* The mount's scrub, run by a thread of the daemon (fuse_scrub.c). */
-struct cfuse_scrub {
-	pthread_mutex_t lock;
-	pthread_t thread;
-	bool started;          /* thread to join */
-	int state;             /* CFUSE_SCRUB_* */
-	int error;             /* errno of a scrub that failed */
-	struct cairn_scrub s;  /* its progress */
-};
-
 struct cfuse {
 	cairn_fs *fs;
-	struct cfuse_scrub scrub;
 	struct fuse_session *se;
 	/* Sync mode: every change is durable when its request is answered,
 	 * so fsync has nothing to wait for. */
@@ -79,14 +68,5 @@ bool cfuse_request_kills_suidgid(void);
 #define CFUSE_SPIN_NS 30000u
 
 extern const struct fuse_lowlevel_ops cfuse_ops;
-
-/* ---- scrub (fuse_scrub.c) ---- */
-/* `cairn scrub MOUNTPOINT`: setting CFUSE_SCRUB_XATTR on the root to
- * "start" or "cancel"; reading it gives struct cfuse_scrub_status. */
-void cfuse_scrub_init(struct cfuse *cf);
-int cfuse_scrub_control(struct cfuse *cf, const char *value, size_t size);
-void cfuse_scrub_status(struct cfuse *cf, struct cfuse_scrub_status *out);
-/* Cancels a running scrub and waits for it: before the volume unmounts. */
-void cfuse_scrub_stop(struct cfuse *cf);
 
 #endif

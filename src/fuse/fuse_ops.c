@@ -135,9 +135,8 @@ static mode_t setid_to_clear(fuse_req_t req, const struct stat *st, bool chown)
 		return 0;
 	if (m & S_ISUID)
 		clear |= S_ISUID;
-	if ((m & S_ISGID) &&
-	    ((m & S_IXGRP) || !((chown && fuse_req_ctx(req)->uid == 0) ||
-				caller_in_group(req, st->st_gid))))
+	if ((m & S_ISGID) && ((m & S_IXGRP) || !((chown && fuse_req_ctx(req)->uid == 0) ||
+	                                         caller_in_group(req, st->st_gid))))
 		clear |= S_ISGID;
 	return clear;
 }
@@ -232,10 +231,10 @@ static unsigned ic_valid(int to_set)
 		int fuse;
 		unsigned ic;
 	} map[] = {
-		{FUSE_SET_ATTR_MODE, IC_SET_MODE},
-		{FUSE_SET_ATTR_UID, IC_SET_UID},
-		{FUSE_SET_ATTR_GID, IC_SET_GID},
-		{FUSE_SET_ATTR_SIZE, IC_SET_SIZE},
+	    {FUSE_SET_ATTR_MODE, IC_SET_MODE},
+	    {FUSE_SET_ATTR_UID, IC_SET_UID},
+	    {FUSE_SET_ATTR_GID, IC_SET_GID},
+	    {FUSE_SET_ATTR_SIZE, IC_SET_SIZE},
 	};
 	unsigned v = 0;
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
@@ -255,7 +254,7 @@ static unsigned ic_valid(int to_set)
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-		       struct fuse_file_info *fi)
+                       struct fuse_file_info *fi)
 {
 	struct stat st;
 	unsigned valid = ic_valid(to_set);
@@ -295,8 +294,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, buf);
 }
 
-static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		     dev_t rdev)
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	struct icaller who;
 	struct stat st;
@@ -336,7 +334,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-		      const char *newname, unsigned int flags)
+                      const char *newname, unsigned int flags)
 {
 	/* RENAME_EXCHANGE (and any flag but NOREPLACE) is not supported:
 	 * EINVAL is what Linux file systems answer for a flag they lack. */
@@ -393,7 +391,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		      struct fuse_file_info *fi)
+                      struct fuse_file_info *fi)
 {
 	struct icaller who;
 	struct stat st;
@@ -422,7 +420,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+                    struct fuse_file_info *fi)
 {
 	char *buf = malloc(size ? size : 1);
 	if (!buf) {
@@ -438,7 +436,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+                     struct fuse_file_info *fi)
 {
 	int rc = clear_setid(req, ino, cfuse_request_kills_suidgid());
 	if (rc < 0) {
@@ -486,7 +484,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
-			 struct fuse_file_info *fi)
+                         struct fuse_file_info *fi)
 {
 	/* Linux clears set-ID bits on fallocate as on write, but the kernel
 	 * flags no fallocate request: uid 0 stands for CAP_FSETID. */
@@ -538,7 +536,7 @@ static void bare_entry(struct fuse_entry_param *e, uint64_t ino, unsigned char t
 }
 
 static void plus_entry(struct dirbuf *d, const char *name, uint64_t ino, unsigned char type,
-		       struct fuse_entry_param *e)
+                       struct fuse_entry_param *e)
 {
 	struct stat st;
 	int dot = !strcmp(name, ".") || !strcmp(name, "..");
@@ -597,13 +595,13 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+                       struct fuse_file_info *fi)
 {
 	do_readdir(req, ino, size, off, 0);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			   struct fuse_file_info *fi)
+                           struct fuse_file_info *fi)
 {
 	do_readdir(req, ino, size, off, 1);
 }
@@ -669,15 +667,10 @@ static int is_acl(const char *name)
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-			size_t size, int flags)
+                        size_t size, int flags)
 {
 	if (is_acl(name)) {
 		fuse_reply_err(req, EOPNOTSUPP);
-		return;
-	}
-	if (ino == FUSE_ROOT_ID && !strcmp(name, CFUSE_SCRUB_XATTR)) {
-		struct cfuse *cf = fuse_req_userdata(req);
-		reply_rc(req, cfuse_scrub_control(cf, value ? value : "", size));
 		return;
 	}
 	/* XATTR_CREATE and XATTR_REPLACE have cairn's values (1 and 2). */
@@ -708,15 +701,6 @@ static void reply_info(fuse_req_t req, size_t size)
 	                  (const char *)&in);
 }
 
-/* `cairn scrub MOUNTPOINT`: the state of the daemon's scrub. */
-static void reply_scrub(fuse_req_t req, size_t size)
-{
-	struct cfuse_scrub_status st;
-	cfuse_scrub_status(fuse_req_userdata(req), &st);
-	reply_xattr_value(req, size, size && size < sizeof(st) ? -ERANGE : (ssize_t)sizeof(st),
-	                  (const char *)&st);
-}
-
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	if (is_acl(name)) {
@@ -725,10 +709,6 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	}
 	if (ino == FUSE_ROOT_ID && !strcmp(name, CFUSE_INFO_XATTR)) {
 		reply_info(req, size);
-		return;
-	}
-	if (ino == FUSE_ROOT_ID && !strcmp(name, CFUSE_SCRUB_XATTR)) {
-		reply_scrub(req, size);
 		return;
 	}
 	char *buf = size ? malloc(size) : NULL;
@@ -761,37 +741,37 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 }
 
 const struct fuse_lowlevel_ops cfuse_ops = {
-	.init = op_init,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.setattr = op_setattr,
-	.readlink = op_readlink,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.symlink = op_symlink,
-	.rename = op_rename,
-	.link = op_link,
-	.open = op_open,
-	.read = op_read,
-	.write = op_write,
-	.flush = op_flush,
-	.release = op_release,
-	.fsync = op_fsync,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
-	.releasedir = op_releasedir,
-	.fsyncdir = op_fsyncdir,
-	.statfs = op_statfs,
-	.access = op_access,
-	.create = op_create,
-	.fallocate = op_fallocate,
-	.setxattr = op_setxattr,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.removexattr = op_removexattr,
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .fsyncdir = op_fsyncdir,
+    .statfs = op_statfs,
+    .access = op_access,
+    .create = op_create,
+    .fallocate = op_fallocate,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
 };

@@ -87,7 +87,8 @@ static void inspect(struct cfuse *cf, const void *buf, size_t len)
 	case FUSE_INIT:
 		/* The first 16 bytes (major, minor, max_readahead, flags) are
 		 * in every version of the request. */
-		if ((in = arg_of(buf, len, offsetof(struct fuse_init_in, flags) + sizeof(in->flags)))) {
+		if ((in = arg_of(buf, len,
+		                 offsetof(struct fuse_init_in, flags) + sizeof(in->flags)))) {
 			cf->init_unique = h->unique;
 			cf->kernel_offers_killpriv_v2 = in->flags & FUSE_HANDLE_KILLPRIV_V2;
 		}

@@ -145,7 +145,7 @@ static void count_files(struct cairn_fs *fs, struct cairn_scrub *s)
 int cairn_scrub(cairn_fs *fs, struct cairn_scrub *s)
 {
 	if (fs && fs->client)
-		return (errno = EOPNOTSUPP, -1);
+		return client_scrub(fs->client, s);
 	if (!fs || !s)
 		return fail(-EINVAL);
 	int cancel = s->cancel;

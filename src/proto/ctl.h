@@ -31,6 +31,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "cairn.h"
+
 #define CTL_SOCKET_NAME "cairn.sock"
 #define CTL_MAGIC 0x4c544e43u /* "CNTL" */
 #define CTL_VERSION 1
@@ -79,6 +81,7 @@ enum ctl_op {
 	CTL_INFO,        /* reply: struct cairn_info */
 	CTL_DIGEST,
 	CTL_MIGRATE,
+	CTL_SCRUB, /* a: CTL_SCRUB_*_CMD; reply: struct ctl_scrub_status; root only */
 	CTL_OP_END
 };
 
@@ -95,6 +98,16 @@ struct ctl_rep {
 	int32_t err;  /* 0, or a positive errno */
 	uint32_t len; /* payload bytes */
 	int64_t ret;  /* the call's result when err is 0 */
+};
+
+/* The volume's scrub, run by a thread of the daemon (src/server/scrub_job.c):
+ * started, cancelled and watched by CTL_SCRUB requests. */
+enum { CTL_SCRUB_STATUS_CMD, CTL_SCRUB_START_CMD, CTL_SCRUB_CANCEL_CMD };
+enum { CTL_SCRUB_IDLE, CTL_SCRUB_RUNNING, CTL_SCRUB_DONE, CTL_SCRUB_FAILED };
+struct ctl_scrub_status {
+	int32_t state; /* CTL_SCRUB_* */
+	int32_t error; /* FAILED: the errno (ECANCELED: cancelled) */
+	struct cairn_scrub s;
 };
 
 /* One directory entry of a CTL_READDIR reply. */

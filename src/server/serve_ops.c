@@ -738,9 +738,24 @@ static int64_t volume_call(struct session *s, int op, uint8_t *out, uint32_t *ou
 		return neg(cairn_info(s->fs, (struct cairn_info *)out));
 	case CTL_DIGEST:
 		return neg(cairn_digest(s->fs));
-	default: /* CTL_MIGRATE */
+	case CTL_MIGRATE:
 		return neg(cairn_migrate(s->fs));
+	default: /* CTL_SCRUB */
+		return SERVE_END;
 	}
+}
+
+/* Root's alone: a scrub reads every block of the volume. */
+static int64_t do_scrub(struct session *s, int64_t cmd, uint8_t *out, uint32_t *outlen)
+{
+	if (cmd < CTL_SCRUB_STATUS_CMD || cmd > CTL_SCRUB_CANCEL_CMD)
+		return SERVE_END;
+	if (s->cred.uid != 0)
+		return -EPERM;
+	int rc = ctl_server_scrub(s->srv, (int)cmd, (struct ctl_scrub_status *)out);
+	if (!rc)
+		*outlen = sizeof(struct ctl_scrub_status);
+	return rc;
 }
 
 int64_t serve_request(struct session *s, const struct request *rq, uint32_t *outlen)
@@ -812,6 +827,8 @@ int64_t serve_request(struct session *s, const struct request *rq, uint32_t *out
 		return do_readdir(s, a, out, outlen);
 	case CTL_CLOSEDIR:
 		return do_closedir(s, a[0]);
+	case CTL_SCRUB:
+		return do_scrub(s, a[0], out, outlen);
 	default:
 		return volume_call(s, op, out, outlen);
 	}

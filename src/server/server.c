@@ -49,7 +49,21 @@ struct ctl_server {
 	struct session *sessions;
 	int live;
 	int stopping;
+	struct scrub_job scrub;
 };
+
+struct scrub_job *server_scrub_job(struct ctl_server *srv)
+{
+	return &srv->scrub;
+}
+
+int ctl_server_scrub(struct ctl_server *srv, int cmd, struct ctl_scrub_status *out)
+{
+	int rc = scrub_job_control(&srv->scrub, cmd);
+	if (!rc && out)
+		scrub_job_status(&srv->scrub, out);
+	return rc;
+}
 
 static void say(struct ctl_server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(struct ctl_server *srv, const char *fmt, ...)
@@ -366,6 +380,7 @@ int ctl_server_start(cairn_fs *fs, const char *volume_dir, int admit_all,
 	srv->spin_ns = calls_are_quick(fs) ? CTL_SPIN_NS : 0;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->idle, NULL);
+	scrub_job_init(&srv->scrub, fs);
 	int rc = pipe2(srv->stop_pipe, O_CLOEXEC) ? -errno : listen_on(srv, volume_dir);
 	if (!rc && pthread_create(&srv->acceptor, NULL, accept_main, srv)) {
 		rc = -EAGAIN;
@@ -377,6 +392,7 @@ int ctl_server_start(cairn_fs *fs, const char *volume_dir, int admit_all,
 			close(srv->stop_pipe[0]);
 			close(srv->stop_pipe[1]);
 		}
+		scrub_job_stop(&srv->scrub);
 		free(srv);
 		return rc;
 	}
@@ -403,6 +419,7 @@ void ctl_server_stop(struct ctl_server *srv)
 	pthread_mutex_unlock(&srv->lock);
 	close(srv->stop_pipe[0]);
 	close(srv->stop_pipe[1]);
+	scrub_job_stop(&srv->scrub);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->idle);
 	free(srv);

@@ -38,6 +38,13 @@ int ctl_server_start(cairn_fs *fs, const char *volume_dir, int admit_all,
                      void (*say)(const char *msg), const struct ctl_watch *watch,
                      struct ctl_server **out);
 
+struct ctl_scrub_status;
+/* The volume's online scrub, for a front end with a channel of its own
+ * (the FUSE mount's root attribute): cmd is CTL_SCRUB_*_CMD
+ * (src/proto/ctl.h); fills *out (if not NULL) after it.  0, -EBUSY (one
+ * runs already), or -errno. */
+int ctl_server_scrub(struct ctl_server *srv, int cmd, struct ctl_scrub_status *out);
+
 /* Stops accepting, ends every session (closing what its client left
  * open), waits for them, and removes the socket.  NULL is a no-op. */
 void ctl_server_stop(struct ctl_server *s);

@@ -6,6 +6,7 @@
 #define CAIRN_SERVER_INTERNAL_H
 
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -37,6 +38,25 @@ struct session {
 	uint8_t *in, *out;
 	size_t incap, outcap;
 };
+
+/* The volume's online scrub (scrub_job.c): one per daemon. */
+struct scrub_job {
+	cairn_fs *fs;
+	pthread_mutex_t lock;
+	pthread_t thread;
+	int started;          /* a thread to join */
+	int state;            /* CTL_SCRUB_* */
+	int error;            /* errno of a scrub that failed */
+	struct cairn_scrub s; /* its progress */
+};
+void scrub_job_init(struct scrub_job *j, cairn_fs *fs);
+/* CTL_SCRUB_START_CMD (-EBUSY while one runs), _CANCEL_CMD, _STATUS_CMD. */
+int scrub_job_control(struct scrub_job *j, int cmd);
+void scrub_job_status(struct scrub_job *j, struct ctl_scrub_status *out);
+/* Cancels a running scrub and waits for it: before the volume unmounts. */
+void scrub_job_stop(struct scrub_job *j);
+/* The server's job, for serve_ops.c. */
+struct scrub_job *server_scrub_job(struct ctl_server *srv);
 
 /* Makes s->out hold at least need bytes; 0 or -ENOMEM. */
 int session_out(struct session *s, size_t need);

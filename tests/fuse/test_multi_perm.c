@@ -213,6 +213,10 @@ static void other_user(const char *vol)
 	C_TRUE(st.st_uid == NOBODY && st.st_gid == GROUP);
 	C_OK(cairn_setxattr(fs, "/open/mine", "user.mine", "yes", 3, 0));
 	C_ERR(cairn_setxattr(fs, "/open/mine", "trusted.x", "no", 2, 0), EPERM);
+	/* A scrub reads every block of the volume: root's alone. */
+	struct cairn_scrub sc;
+	memset(&sc, 0, sizeof(sc));
+	C_ERR(cairn_scrub(fs, &sc), EPERM);
 	/* Without the sticky bit, anyone who may write the directory removes
 	 * and renames names in it, root's too. */
 	C_OK(cairn_rename(fs, "/open/rootfile", "/open/renamed", 0));

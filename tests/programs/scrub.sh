@@ -85,4 +85,20 @@ cat "$MNT/d/victim" >/dev/null || die "the rewritten file still fails"
 "$CAIRN" umount "$MNT"
 "$CAIRN" scrub "$VOL" >"$SCRATCH/out" || { cat "$SCRATCH/out"; die "scrub after the rewrite"; }
 "$CAIRN" fsck "$VOL" >"$SCRATCH/out" || { cat "$SCRATCH/out"; die "fsck after the rewrite"; }
-note "ok: EIO, online and offline scrub, fsck, healed by a whole write"
+
+# A volume served without a mount (`cairn serve`) is scrubbed online by
+# that daemon too, and not by a user other than root.
+"$CAIRN" serve "$VOL" 2>"$SCRATCH/serve.err" &
+serve=$!
+for _ in $(seq 100); do [ -S "$VOL/cairn.sock" ] && break; sleep 0.05; done
+"$CAIRN" scrub "$VOL" >"$SCRATCH/out" 2>&1 || { cat "$SCRATCH/out"; kill $serve; die "scrub of a served volume"; }
+grep -q "no damage" "$SCRATCH/out" || { kill $serve; die "scrub of a served volume: $(cat "$SCRATCH/out")"; }
+chmod 0755 "$SCRATCH" "$VOL" # the socket within reach: the daemon itself refuses
+set +e
+su nobody -s /bin/sh -c "\"$CAIRN\" scrub \"$VOL\"" >"$SCRATCH/out" 2>&1
+rc=$?
+set -e
+kill -TERM $serve
+wait $serve || die "cairn serve exited $?: $(cat "$SCRATCH/serve.err")"
+[ "$rc" -eq 3 ] && grep -q "only root" "$SCRATCH/out" || die "scrub by another user: exit $rc: $(cat "$SCRATCH/out")"
+note "ok: EIO, online (mount and serve) and offline scrub, fsck, healed by a whole write"
