@@ -8,6 +8,10 @@
  *                                        point); the file is named after the pid
  *   bench_append fdatasync DIR N [SIZE]  write() + fdatasync() in DIR
  *   bench_append write DIR N [SIZE]      write() alone (no durability: tmpfs bound)
+ *   bench_append seen MOUNTPOINT N [SIZE] a client's cairn_pwrite (cairn_attach)
+ *                                        then a pread() of the same bytes
+ *                                        through the FUSE mount, which must
+ *                                        see them: the pair's latency
  *
  * Prints one line: "<mode> n=N p50_us=.. p99_us=.. mean_us=..".  The file
  * is created fresh, and N appends are timed after 200 untimed warm-up
@@ -102,10 +106,57 @@ static int run_posix(const char *dir, int n, size_t size, int sync, double *lat)
 	return 0;
 }
 
+/* The cost of coherence: each round writes new bytes through the daemon
+ * and reads them back through the kernel's page cache of the mount,
+ * which the daemon must have told to forget them. */
+static int run_seen(const char *mnt, int n, size_t size, double *lat)
+{
+	cairn_fs *fs = cairn_attach(mnt);
+	if (!fs) {
+		fprintf(stderr, "bench_append: %s: %s\n", mnt, cairn_last_error());
+		return 1;
+	}
+	char name[64], path[4096];
+	snprintf(name, sizeof(name), "/bench-seen-%d", (int)getpid());
+	snprintf(path, sizeof(path), "%s%s", mnt, name);
+	int cfd = cairn_open(fs, name, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+	char *buf = malloc(size), *got = malloc(size);
+	memset(buf, 0, size);
+	int kfd = -1;
+	if (cfd < 0 || cairn_pwrite(fs, cfd, buf, size, 0) != (ssize_t)size ||
+	    (kfd = open(path, O_RDONLY)) < 0) {
+		perror("bench_append seen");
+		return 1;
+	}
+	for (int i = 0; i < WARMUP + n; i++) {
+		memset(buf, 'a' + i % 26, size);
+		double t0 = now_us();
+		if (cairn_pwrite(fs, cfd, buf, size, 0) != (ssize_t)size ||
+		    pread(kfd, got, size, 0) != (ssize_t)size) {
+			perror("bench_append seen");
+			return 1;
+		}
+		if (i >= WARMUP)
+			lat[i - WARMUP] = now_us() - t0;
+		if (memcmp(buf, got, size)) {
+			fprintf(stderr, "bench_append: the mount did not see write %d\n", i);
+			return 1;
+		}
+	}
+	close(kfd);
+	cairn_close(fs, cfd);
+	cairn_unlink(fs, name);
+	cairn_unmount(fs);
+	free(buf);
+	free(got);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: bench_append cairn|attach|fdatasync|write PATH N [SIZE]\n");
+		fprintf(stderr,
+		        "usage: bench_append cairn|attach|fdatasync|write|seen PATH N [SIZE]\n");
 		return 2;
 	}
 	int n = atoi(argv[3]);
@@ -118,6 +169,8 @@ int main(int argc, char **argv)
 		rc = run_posix(argv[2], n, size, 1, lat);
 	else if (!strcmp(argv[1], "write"))
 		rc = run_posix(argv[2], n, size, 0, lat);
+	else if (!strcmp(argv[1], "seen"))
+		rc = run_seen(argv[2], n, size, lat);
 	else
 		rc = 2;
 	if (!rc)

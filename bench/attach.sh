@@ -6,6 +6,9 @@
 #                   `cairn mount` (so the FUSE mount is up beside it)
 #     fuse          write() on that FUSE mount (sync mode: durable on return)
 #     ext4-ram      write() + fdatasync() on ext4 on a loop device in /dev/shm
+#     seen          a client's 4 KiB pwrite, then a pread() of it through the
+#                   mount's page cache (the daemon makes the kernel forget
+#                   the stale page): the price of coherence, per pair
 #   aggregate throughput of P processes (1, 2, 4), each appending N times to
 #   its own file: attach, fuse, ext4-ram (write + fdatasync), tmpfs (write)
 # All cairn volumes are emul (DRAM emulating pmem), sync mode.
@@ -52,6 +55,7 @@ for r in $(seq 1 "$rounds"); do
 	build/cairn mount "$vol" "$work/mnt"
 	"$bin" attach "$work/mnt" "$n" | sed "s/^/round=$r /"
 	"$bin" write "$work/mnt" "$n" | sed "s/^write/fuse/; s/^/round=$r /"
+	"$bin" seen "$work/mnt" "$n" | sed "s/^/round=$r /"
 	"$bin" fdatasync "$work/ext4" "$n" | sed "s/^fdatasync/ext4-ram/; s/^/round=$r /"
 	for p in 1 2 4; do
 		echo "round=$r procs-$p attach ops_s=$(parallel "$p" attach "$work/mnt")"
