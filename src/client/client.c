@@ -159,9 +159,11 @@ static int call(struct client *c, const struct ctl_req *h, const void *payload, 
 		ok = 0;
 	if (ok)
 		ctl_spin_readable(c->sock, c->spin_ns);
-	if (ok && (ctl_recv_all(c->sock, rp, sizeof(*rp)) || rp->len > outlen))
+	size_t have = 0;
+	if (ok && (ctl_recv_head(c->sock, rp, sizeof(*rp), out, outlen, &have) ||
+	           rp->len > outlen || have > rp->len))
 		ok = 0;
-	if (ok && rp->len && ctl_recv_all(c->sock, out, rp->len))
+	if (ok && rp->len > have && ctl_recv_all(c->sock, (uint8_t *)out + have, rp->len - have))
 		ok = 0;
 	if (!ok && !c->dead) {
 		c->dead = 1;

@@ -126,6 +126,13 @@ int ctl_send_all(int fd, struct iovec *iov, int cnt);
 /* Reads exactly len bytes; 0, or -1 when the peer is gone or failed. */
 int ctl_recv_all(int fd, void *buf, size_t len);
 
+/* A message's header, whole (hlen bytes), and as much of its body as came
+ * with it, up to cap bytes at body (*have): one system call when the peer
+ * sent the message at once.  The caller reads the rest of the body; a
+ * peer that sent more than one message without waiting shows as *have
+ * beyond the body's length.  0, or -1 when the peer is gone or failed. */
+int ctl_recv_head(int fd, void *head, size_t hlen, void *body, size_t cap, size_t *have);
+
 /* How long each end polls for the other's next message before it sleeps
  * in recv: a wake-up on another processor costs tens of microseconds on a
  * virtual machine whose idle processors halt, more than a whole call on

@@ -50,3 +50,18 @@ int ctl_recv_all(int fd, void *buf, size_t len)
 	}
 	return 0;
 }
+
+int ctl_recv_head(int fd, void *head, size_t hlen, void *body, size_t cap, size_t *have)
+{
+	struct iovec iov[2] = {{head, hlen}, {body, cap}};
+	struct msghdr m = {.msg_iov = iov, .msg_iovlen = cap ? 2 : 1};
+	ssize_t n;
+	do
+		n = recvmsg(fd, &m, 0);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	size_t got = (size_t)n;
+	*have = got > hlen ? got - hlen : 0;
+	return got < hlen ? ctl_recv_all(fd, (uint8_t *)head + got, hlen - got) : 0;
+}

@@ -190,16 +190,19 @@ static void serve_loop(struct session *s)
 {
 	for (;;) {
 		struct ctl_req h;
+		size_t have;
 		ctl_spin_readable(s->sock, s->srv->spin_ns);
-		if (ctl_recv_all(s->sock, &h, sizeof(h)))
+		if (ctl_recv_head(s->sock, &h, sizeof(h), s->in, s->incap, &have))
 			return; /* the client closed, exited or died */
 		struct request rq;
 		const char *why = NULL;
 		if (h.magic != CTL_MAGIC || h.len > CTL_MAX_PAYLOAD)
 			why = "a bad header";
+		else if (have > h.len)
+			why = "a request sent before the reply to the last one";
 		else if (grow(&s->in, &s->incap, h.len))
 			return;
-		else if (ctl_recv_all(s->sock, s->in, h.len))
+		else if (ctl_recv_all(s->sock, s->in + have, h.len - have))
 			return;
 		else if (parse(&h, s->in, &rq))
 			why = "bad strings";
