@@ -32,4 +32,7 @@ echo "+ every call below is durable when it returns (no fsync):"
 	df -h "$mnt"
 )
 build/cairn stat "$mnt"
+echo "+ another process uses the same volume at once, through the daemon (cairn_attach):"
+build/cairn demo "$mnt"
+ls "$mnt/demo"
 echo "cairn: unmount with: build/cairn umount $mnt"
