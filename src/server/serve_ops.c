@@ -408,18 +408,18 @@ static int64_t do_symlink(struct session *s, const char *target, const char *pat
 
 static int64_t do_link(struct session *s, const char *from, const char *to)
 {
+	/* In the order Linux finds the errors: the source, the new name's
+	 * directory, the new name, then what may not have another name. */
 	struct walked f, t;
-	int rc = walk_path(s->fs, &s->cred, from, 0, &f);
-	if (!rc && !f.exists)
-		rc = -ENOENT;
-	if (!rc && S_ISDIR(f.st.st_mode))
-		rc = -EPERM;
+	int rc = walk_existing(s, from, 0, &f);
 	if (!rc)
 		rc = walk_path(s->fs, &s->cred, to, 0, &t);
 	if (!rc && t.dot)
 		rc = -EEXIST;
 	if (!rc)
 		rc = may_create(s, &t);
+	if (!rc && S_ISDIR(f.st.st_mode))
+		rc = -EPERM;
 	if (rc)
 		return rc;
 	struct stat st;
@@ -430,17 +430,18 @@ static int64_t do_link(struct session *s, const char *from, const char *to)
 
 static int64_t do_rename(struct session *s, const char *from, const char *to, unsigned flags)
 {
+	/* In the order Linux finds the errors: both directories, then "." or
+	 * ".." as a name, then a missing source. */
 	struct walked f, t;
 	int rc = walk_path(s->fs, &s->cred, from, 0, &f);
-	if (!rc && !f.exists)
-		rc = -ENOENT;
 	if (!rc)
 		rc = walk_path(s->fs, &s->cred, to, 0, &t);
 	if (rc)
 		return rc;
 	if (f.dot || t.dot)
-		return f.st.st_ino == CAIRN_ROOT_INO || t.st.st_ino == CAIRN_ROOT_INO ? -EBUSY
-		                                                                      : -EINVAL;
+		return -EBUSY;
+	if (!f.exists)
+		return -ENOENT;
 	if ((rc = may_delete(&s->cred, &f.dir_st, &f.st)))
 		return rc;
 	if (t.exists)

@@ -28,15 +28,26 @@
  * that its digest thread migrates all the time: kills land inside
  * migration batches too.
  *
+ * With CAIRN_PROC_CRASH_DAEMON=1 the child is a daemon (the volume
+ * mounted, its control socket served) and forks a client that attaches
+ * and runs the operations through cairn_attach: a round kills the daemon
+ * and the client at once, mid-call (the client stops at the first EIO,
+ * unacknowledged), or, one round in two once the client runs, the client
+ * alone, after which the daemon unmounts cleanly.  Every call a client was
+ * told succeeded must survive either way, with Linux's errno for each.
+ *
  * Environment: CAIRN_PROC_CRASH_ROUNDS (default 30), CAIRN_PROC_CRASH_SEED
- * (default 1), CAIRN_PROC_CRASH_TIERED (default 0).
+ * (default 1), CAIRN_PROC_CRASH_TIERED (default 0), CAIRN_PROC_CRASH_DAEMON
+ * (default 0).
  */
+#include "server/server.h"
 #include "testvol.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/openat2.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,8 +79,8 @@ enum op_kind {
 	OP_FALLOC,
 };
 
-static const char *const op_names[] = {"create", "pwrite", "append",  "truncate",
-                                       "rename", "unlink", "mkdir",   "rmdir",
+static const char *const op_names[] = {"create", "pwrite",  "append", "truncate",
+                                       "rename", "unlink",  "mkdir",  "rmdir",
                                        "link",   "symlink", "chmod",  "fallocate"};
 
 /* Cumulative weights out of 100. */
@@ -302,7 +313,13 @@ static int model_open(const struct model *m, const char *path, int flags, mode_t
 	struct open_how how = {.flags = (uint64_t)flags,
 	                       .mode = mode,
 	                       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-	return (int)syscall(SYS_openat2, m->root, path, &how, sizeof(how));
+	/* EAGAIN: a rename anywhere on the machine raced the walk (openat2(2)
+	 * says to try again); never an answer of the model's own. */
+	int fd;
+	do
+		fd = (int)syscall(SYS_openat2, m->root, path, &how, sizeof(how));
+	while (fd < 0 && errno == EAGAIN);
+	return fd;
 }
 
 /* The parent directory of path's last component (an O_PATH descriptor),
@@ -431,8 +448,8 @@ static struct result model_apply_op(const struct model *m, const struct op *op, 
 		int fd = model_open(m, op->path, O_WRONLY, 0);
 		if (fd < 0)
 			return res_of(-1);
-		struct result r = res_of(fallocate(fd, (int)op->flags, (off_t)op->off,
-		                                   (off_t)op->len));
+		struct result r =
+		    res_of(fallocate(fd, (int)op->flags, (off_t)op->off, (off_t)op->len));
 		close(fd);
 		return r;
 	}
@@ -464,6 +481,69 @@ static void write_ack(int fd, const struct ack *a)
 		;
 }
 
+/* CAIRN_PROC_CRASH_DAEMON: the operations are a client's (cairn_attach)
+ * of a daemon (cairn_mount + the control socket) in another process; a
+ * round kills both at once (the daemon dies mid-call) or, one round in
+ * two, the client alone, after which the daemon stops cleanly. */
+static bool daemon_mode(void)
+{
+	const char *t = getenv("CAIRN_PROC_CRASH_DAEMON");
+	return t && *t && strcmp(t, "0") != 0;
+}
+
+/* Applies operations start.. and acknowledges each on pfd.  Through a
+ * client's handle, EIO means the daemon is gone: no acknowledgement. */
+static void run_ops(cairn_fs *fs, uint64_t seed, uint64_t start, uint64_t count, int pfd)
+{
+	struct ack a = {.idx = REC_MOUNTED};
+	write_ack(pfd, &a);
+	unsigned char *buf = malloc(MAX_WRITE);
+	for (uint64_t i = start; i < start + count; i++) {
+		struct op op;
+		gen_op(seed, i, &op);
+		struct result r = apply_op(fs, &op, buf);
+		if (daemon_mode() && r.err == EIO)
+			_exit(0);
+		a = (struct ack){.idx = i, .ret = r.ret, .err = r.err};
+		write_ack(pfd, &a);
+	}
+}
+
+/* The daemon: serves the volume on its socket while a forked client runs
+ * the operations.  SIGUSR1 from the parent: kill the client, then stop
+ * serving and unmount cleanly (exit 0). */
+static int serve_and_run(cairn_fs *fs, const char *dir, uint64_t seed, uint64_t start,
+                         uint64_t count, int pfd)
+{
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+	struct ctl_server *srv = NULL;
+	if (ctl_server_start(fs, dir, 0, NULL, NULL, &srv))
+		_exit(2);
+	pid_t client = fork();
+	if (client == 0) {
+		cairn_fs *h = NULL;
+		for (int i = 0; i < 1000 && !h; i++)
+			if (!(h = cairn_attach(dir)))
+				usleep(10000);
+		if (!h)
+			_exit(2);
+		run_ops(h, seed, start, count, pfd);
+		for (;;)
+			pause();
+	}
+	close(pfd); /* the parent's EOF comes when the client is gone */
+	int sig;
+	while (sigwait(&usr1, &sig))
+		;
+	kill(client, SIGKILL);
+	waitpid(client, NULL, 0);
+	ctl_server_stop(srv);
+	_exit(cairn_unmount(fs) ? 5 : 0);
+}
+
 /* argv: --crash-child DIR SEED START COUNT THRESHOLD PIPEFD */
 static bool tiered(void)
 {
@@ -493,16 +573,9 @@ static int child_main(int argc, char **argv)
 		        cairn_last_error());
 		_exit(2);
 	}
-	struct ack a = {.idx = REC_MOUNTED};
-	write_ack(pfd, &a);
-	unsigned char *buf = malloc(MAX_WRITE);
-	for (uint64_t i = start; i < start + count; i++) {
-		struct op op;
-		gen_op(seed, i, &op);
-		struct result r = apply_op(fs, &op, buf);
-		a = (struct ack){.idx = i, .ret = r.ret, .err = r.err};
-		write_ack(pfd, &a);
-	}
+	if (daemon_mode())
+		return serve_and_run(fs, dir, seed, start, count, pfd);
+	run_ops(fs, seed, start, count, pfd);
 	/* Everything done: wait for the kill, never unmount cleanly. */
 	for (;;)
 		pause();
@@ -623,11 +696,13 @@ static void run_round(const char *dir, uint64_t seed, uint64_t start, int thresh
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(p[0]);
+		setpgid(0, 0); /* a daemon and its client die together */
 		execl("/proc/self/exe", "test_proc_crash", "--crash-child", dir, a_seed, a_start,
 		      a_count, a_thr, a_fd, (char *)NULL);
 		_exit(4);
 	}
 	close(p[1]);
+	setpgid(pid, pid); /* as the child does: whichever runs first */
 	memset(out, 0, sizeof(*out));
 	size_t cap = 0, plen = 0;
 	unsigned char part[sizeof(struct ack)];
@@ -643,12 +718,25 @@ static void run_round(const char *dir, uint64_t seed, uint64_t start, int thresh
 	}
 	if (alive)
 		alive = pump(p[0], out, &cap, part, &plen, mono_ms() + delay_ms, false);
-	kill(pid, SIGKILL);
+	/* The client alone, one round in two once it runs: the daemon kills
+	 * it and stops cleanly. */
+	bool client_only = daemon_mode() && out->mounted && (start + delay_ms) % 2;
+	if (client_only)
+		kill(pid, SIGUSR1);
+	else
+		kill(-pid, SIGKILL);
 	/* Drain what the child wrote before it died. */
 	pump(p[0], out, &cap, part, &plen, -1, false);
 	close(p[0]);
 	while (waitpid(pid, &out->status, 0) < 0 && errno == EINTR)
 		;
+	if (client_only) {
+		if (!WIFEXITED(out->status) || WEXITSTATUS(out->status) != 0)
+			fail_msg("the daemon did not stop cleanly after its client was killed "
+			         "(status 0x%x)",
+			         out->status);
+		return;
+	}
 	if (!WIFSIGNALED(out->status) || WTERMSIG(out->status) != SIGKILL) {
 		if (WIFEXITED(out->status))
 			fail_msg("crash child exited by itself with status %d (2: mount failed, 4: "
@@ -739,8 +827,8 @@ static void test_proc_crash(void **state)
 	 * first rounds may end before any migration, so it runs more rounds
 	 * (up to four times as many) until one has. */
 	uint64_t max_rounds = tiered() ? rounds * 4 : rounds;
-	for (uint64_t round = 0;
-	     round < rounds || (round < max_rounds && extents_below == 0); round++) {
+	for (uint64_t round = 0; round < rounds || (round < max_rounds && extents_below == 0);
+	     round++) {
 		bool early = tv_splitmix(&rs) % 8 == 0;
 		unsigned delay = early ? 1 + (unsigned)(tv_splitmix(&rs) % 10)
 		                       : 1 + (unsigned)(tv_splitmix(&rs) % 50);
