@@ -77,12 +77,16 @@ static int inode_changed(const struct session *s, int rc, uint64_t ino, int64_t 
 	return rc;
 }
 
-/* A name in dir changed: the directory's own attributes did too. */
+/* A name in dir changed: the directory's own attributes did too, and so
+ * did its listing, which a kernel may keep in the directory's pages (a
+ * FUSE mount whose directories need no opendir caches their entries and
+ * checks them only against changes it made itself, or an mtime it will
+ * not fetch again): offset 0 drops those pages. */
 static void note_entry(const struct session *s, uint64_t dir, const char *name)
 {
 	if (s->watch && s->watch->entry)
 		s->watch->entry(s->watch->arg, dir, name);
-	note_inode(s, dir, -1, 0);
+	note_inode(s, dir, 0, 0);
 }
 
 static int entry_changed(const struct session *s, int rc, uint64_t dir, const char *name)
