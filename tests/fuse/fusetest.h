@@ -6,7 +6,26 @@
 #ifndef CAIRN_FUSETEST_H
 #define CAIRN_FUSETEST_H
 
+#include <errno.h>
+#include <string.h>
 #include <sys/types.h>
+
+/* Assertions that name the call and errno: CHECK for a call that must not
+ * fail (a negative result), CHECK_ERRNO for one that must fail with e. */
+#define CHECK(call)                                                                                \
+	do {                                                                                       \
+		if ((long)(call) < 0)                                                              \
+			fail_msg("%s: %s", #call, strerror(errno));                                \
+	} while (0)
+
+#define CHECK_ERRNO(call, e)                                                                       \
+	do {                                                                                       \
+		errno = 0;                                                                         \
+		long r_ = (long)(call);                                                            \
+		if (r_ != -1 || errno != (e))                                                      \
+			fail_msg("%s: expected %s, got %ld (%s)", #call, strerror(e), r_,          \
+			         strerror(errno));                                                 \
+	} while (0)
 
 /* Exits 77 (CTest: skipped) with a line saying so when the FUSE tests
  * cannot run here: not root, or no usable /dev/fuse.  Called first in

@@ -11,6 +11,7 @@
 #define CAIRN_MULTITEST_H
 
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -29,21 +31,6 @@
 #ifndef CAIRN_BIN
 #error "CAIRN_BIN must name the cairn command"
 #endif
-
-#define CHECK(call)                                                                                \
-	do {                                                                                       \
-		if ((long)(call) < 0)                                                              \
-			fail_msg("%s: %s", #call, strerror(errno));                                \
-	} while (0)
-
-#define CHECK_ERRNO(call, e)                                                                       \
-	do {                                                                                       \
-		errno = 0;                                                                         \
-		long r_ = (long)(call);                                                            \
-		if (r_ != -1 || errno != (e))                                                      \
-			fail_msg("%s: expected %s, got %ld (%s)", #call, strerror(e), r_,          \
-			         strerror(errno));                                                 \
-	} while (0)
 
 /* The same for calls that return a pointer (NULL on failure). */
 #define CHECK_PTR_ERRNO(call, e)                                                                   \
@@ -202,6 +189,28 @@ static inline ssize_t pread_full(cairn_fs *fs, int fd, void *buf, size_t len, of
 		got += (size_t)n;
 	}
 	return (ssize_t)got;
+}
+
+/* The scratch volume and the daemon of a test program, made and removed
+ * by its group setup and teardown. */
+struct multi_scratch {
+	char root[PATH_MAX], vol[PATH_MAX];
+	pid_t daemon;
+};
+
+static inline int multi_setup(struct multi_scratch *m, const char *tag)
+{
+	umask(0);
+	watchdog_cleanup(&m->daemon, NULL);
+	return scratch_volume(tag, m->root, m->vol);
+}
+
+static inline int multi_teardown(struct multi_scratch *m)
+{
+	alarm(0);
+	kill_reap(&m->daemon);
+	scratch_remove(m->root);
+	return 0;
 }
 
 #endif

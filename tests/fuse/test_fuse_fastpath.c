@@ -71,12 +71,6 @@ static char *at(const char *rel)
 	return b;
 }
 
-#define CHECK(call)                                                                                \
-	do {                                                                                       \
-		if ((call) < 0)                                                                    \
-			fail_msg("%s: %s", #call, strerror(errno));                                \
-	} while (0)
-
 /* `cairn mount --foreground`, with -o debug into g.log when debug, and
  * --batch batch_ms when batch_ms > 0. */
 static void mount_start(int debug, const char *batch_ms)

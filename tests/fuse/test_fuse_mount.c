@@ -64,21 +64,6 @@ static char *at(const char *rel)
 	return b;
 }
 
-#define CHECK(call)                                                                                \
-	do {                                                                                       \
-		if ((call) < 0)                                                                    \
-			fail_msg("%s: %s", #call, strerror(errno));                                \
-	} while (0)
-
-#define CHECK_ERRNO(call, e)                                                                       \
-	do {                                                                                       \
-		errno = 0;                                                                         \
-		long r_ = (long)(call);                                                            \
-		if (r_ != -1 || errno != (e))                                                      \
-			fail_msg("%s: expected %s, got %ld (%s)", #call, strerror(e), r_,          \
-			         strerror(errno));                                                 \
-	} while (0)
-
 /* Starts `cairn mount VOLUME MNT --foreground` and waits for the mount. */
 static void mount_start(void)
 {

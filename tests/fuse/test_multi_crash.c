@@ -43,24 +43,16 @@
 #define NAME_EVERY 16     /* a writer creates a name every so many appends */
 #define ORPHAN (8u << 20) /* bytes of the unlinked open file */
 
-static struct {
-	char root[PATH_MAX], vol[PATH_MAX];
-	pid_t daemon;
-} g;
+static struct multi_scratch g;
 
 static int group_setup(void **state)
 {
-	umask(0);
-	watchdog_cleanup(&g.daemon, NULL);
-	return scratch_volume("mcrash", g.root, g.vol);
+	return multi_setup(&g, "mcrash");
 }
 
 static int group_teardown(void **state)
 {
-	alarm(0);
-	kill_reap(&g.daemon);
-	scratch_remove(g.root);
-	return 0;
+	return multi_teardown(&g);
 }
 
 static int64_t now_ms(void)

@@ -39,24 +39,16 @@
 #define GROUP 4242 /* the child's supplementary group */
 #define NOTGROUP 4243
 
-static struct {
-	char root[PATH_MAX], vol[PATH_MAX];
-	pid_t daemon;
-} g;
+static struct multi_scratch g;
 
 static int group_setup(void **state)
 {
-	umask(0);
-	watchdog_cleanup(&g.daemon, NULL);
-	return scratch_volume("mperm", g.root, g.vol);
+	return multi_setup(&g, "mperm");
 }
 
 static int group_teardown(void **state)
 {
-	alarm(0);
-	kill_reap(&g.daemon);
-	scratch_remove(g.root);
-	return 0;
+	return multi_teardown(&g);
 }
 
 /* Becomes uid/gid `uid` with the given supplementary groups. */
