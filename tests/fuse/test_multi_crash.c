@@ -12,7 +12,12 @@
  *   3. kill -9 of the daemon while a client loops on writes: the client's
  *      call in flight and every later one fail with EIO within seconds,
  *      as do those of an idle handle; a local mount and then a new daemon
- *      (over the dead one's socket) both show every reported write.
+ *      (over the dead one's socket) both show every reported write;
+ *   4. one client creates files and another writes into each as soon as it
+ *      is told of it; the daemon is killed: every write the second client
+ *      was told had succeeded is there, in the first client's file, with
+ *      the first client's bytes (a write never survives without the
+ *      create it depended on, whichever client made each).
  * fsck finds the volume clean after each.  Skipped unless root with
  * /dev/fuse.
  */
@@ -396,6 +401,113 @@ static void test_daemon_killed(void **state)
 	CHECK(cairn_unmount(fs));
 }
 
+/* ---- 4. a client's write into another client's file ----------------------- */
+
+/* Client A creates files and passes each number to client B, which writes
+ * into that file: B's write depends on A's create.  Whatever the daemon's
+ * death keeps, it never keeps B's write without A's file and A's bytes. */
+static void dep_creator(int to_b)
+{
+	cairn_fs *fs = cairn_attach(g.vol);
+	if (!fs)
+		C_FAIL("cairn_attach: %s", strerror(errno));
+	char path[64], text[16];
+	for (uint64_t k = 0;; k++) {
+		snprintf(path, sizeof(path), "/c4/f%llu", (unsigned long long)k);
+		snprintf(text, sizeof(text), "A%07llu", (unsigned long long)k);
+		int fd = cairn_open(fs, path, O_CREAT | O_EXCL | O_WRONLY, 0644);
+		if (fd < 0 || cairn_write(fs, fd, text, 8) != 8 || cairn_close(fs, fd))
+			break;
+		if (write(to_b, &k, sizeof(k)) != sizeof(k))
+			C_FAIL("pipe to B: %s", strerror(errno));
+	}
+	if (errno != EIO)
+		C_FAIL("A: %s, expected EIO once the daemon died", strerror(errno));
+	_exit(0);
+}
+
+static void dep_writer(int from_a, int ack)
+{
+	cairn_fs *fs = cairn_attach(g.vol);
+	if (!fs)
+		C_FAIL("cairn_attach: %s", strerror(errno));
+	char path[64];
+	uint64_t k;
+	while (read(from_a, &k, sizeof(k)) == sizeof(k)) {
+		snprintf(path, sizeof(path), "/c4/f%llu", (unsigned long long)k);
+		int fd = cairn_open(fs, path, O_WRONLY);
+		if (fd < 0 || cairn_pwrite(fs, fd, "B", 1, 8) != 1 || cairn_close(fs, fd))
+			break;
+		if (write(ack, &k, sizeof(k)) != sizeof(k))
+			C_FAIL("ack: %s", strerror(errno));
+	}
+	if (errno != EIO)
+		C_FAIL("B: %s, expected EIO once the daemon died", strerror(errno));
+	_exit(0);
+}
+
+static void test_dependent_writes(void **state)
+{
+	watchdog(90, "test_dependent_writes");
+	cairn_fs *fs;
+	serve_and_attach(g.vol, &g.daemon, &fs);
+	CHECK(cairn_mkdir(fs, "/c4", 0755));
+	CHECK(cairn_unmount(fs));
+	int a2b[2], ack[2];
+	CHECK(pipe(a2b));
+	CHECK(pipe(ack));
+	pid_t a = fork();
+	assert_true(a >= 0);
+	if (a == 0) {
+		close(a2b[0]);
+		close(ack[0]);
+		close(ack[1]);
+		watchdog(30, "client A");
+		dep_creator(a2b[1]);
+	}
+	pid_t b = fork();
+	assert_true(b >= 0);
+	if (b == 0) {
+		close(a2b[1]);
+		close(ack[0]);
+		watchdog(30, "client B");
+		dep_writer(a2b[0], ack[1]);
+	}
+	close(a2b[0]);
+	close(a2b[1]);
+	close(ack[1]);
+	uint64_t seen = await_acks(ack[0], b);
+	assert_int_equal(kill(g.daemon, SIGKILL), 0);
+	int st;
+	assert_int_equal(wait_bounded(g.daemon, &st, 10000), g.daemon);
+	g.daemon = 0;
+	child_ok(a, 20000, "client A when the daemon died");
+	child_ok(b, 20000, "client B when the daemon died");
+	uint64_t acked = drain_acks(ack[0], seen);
+	print_message("daemon killed after %llu acknowledged dependent writes\n",
+	              (unsigned long long)acked);
+	assert_true(acked > 0);
+
+	fs = mount_local();
+	char path[64], want[16], got[16];
+	for (uint64_t k = 0; k < acked; k++) {
+		snprintf(path, sizeof(path), "/c4/f%llu", (unsigned long long)k);
+		snprintf(want, sizeof(want), "A%07lluB", (unsigned long long)k);
+		int fd = cairn_open(fs, path, O_RDONLY);
+		if (fd < 0)
+			fail_msg("%s: %s, though B's write into it was acknowledged", path,
+			         strerror(errno));
+		memset(got, 0, sizeof(got));
+		assert_int_equal(pread_full(fs, fd, got, 9, 0), 9);
+		if (memcmp(got, want, 9))
+			fail_msg("%s holds \"%.9s\", expected \"%.9s\"", path, got, want);
+		CHECK(cairn_close(fs, fd));
+	}
+	CHECK(cairn_unmount(fs));
+	alarm(0);
+	assert_int_equal(run_cairn("fsck", g.vol, NULL), 0);
+}
+
 int main(int argc, char **argv)
 {
 	fuse_tests_require(argv[0]);
@@ -406,6 +518,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_client_killed),
 	    cmocka_unit_test(test_dead_client_closes),
 	    cmocka_unit_test(test_daemon_killed),
+	    cmocka_unit_test(test_dependent_writes),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
