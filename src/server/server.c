@@ -167,6 +167,7 @@ static int hello(struct session *s)
 /* Serves requests until the client goes or sends something malformed. */
 #define BUF_START 65536
 #define MAX_SESSIONS 1024
+#define MAX_SESSIONS_PER_USER 256
 
 static int grow(uint8_t **buf, size_t *cap, size_t need)
 {
@@ -263,11 +264,18 @@ static void start_session(struct ctl_server *srv, int sock)
 		return;
 	}
 	pthread_mutex_lock(&srv->lock);
-	int full = srv->live >= MAX_SESSIONS;
+	int live = srv->live, full = live >= MAX_SESSIONS;
+	int mine = 0;
+	for (struct session *o = srv->sessions; o; o = o->next)
+		mine += o->cred.uid == s->cred.uid;
 	pthread_mutex_unlock(&srv->lock);
+	/* One user may not take every place: root's and the others' stay. */
+	if (s->cred.uid != 0 && mine >= MAX_SESSIONS_PER_USER)
+		full = 1;
 	if (full) {
-		say(srv, "client pid %d uid %u refused: %d clients attached already", s->cred.pid,
-		    s->cred.uid, MAX_SESSIONS);
+		say(srv,
+		    "client pid %d uid %u refused: %d clients attached already (%d of this user)",
+		    s->cred.pid, s->cred.uid, live, mine);
 		free(s->cred.groups);
 		free(s);
 		close(sock);

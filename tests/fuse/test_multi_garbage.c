@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -502,6 +503,69 @@ static void test_not_a_daemon(void **state)
 	CHECK_PTR_ERRNO(cairn_attach(dir), ENOENT);
 }
 
+/* One user opens more connections than its share (256): the rest are
+ * closed at once, with a log line, and root still attaches and is served. */
+#define SHARE 256
+#define OVER 300
+
+static int closed_by_peer(int s)
+{
+	struct pollfd p = {.fd = s, .events = POLLIN};
+	char b;
+	return poll(&p, 1, 0) == 1 && recv(s, &b, 1, MSG_DONTWAIT) == 0;
+}
+
+static void test_one_user_share(void **state)
+{
+	watchdog(60, "test_one_user_share");
+	assert_int_equal(chmod(g.root, 0755), 0);
+	assert_int_equal(chmod(g.vol, 0755), 0);
+	serve_and_attach(g.vol, &g.daemon, &g.fs);
+	int go[2], done[2];
+	CHECK(pipe(go));
+	CHECK(pipe(done));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(go[1]);
+		close(done[0]);
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(2);
+		static int held[OVER];
+		for (int i = 0; i < OVER; i++)
+			held[i] = raw_connect(g.sock);
+		usleep(500 * 1000); /* the daemon accepts them all meanwhile */
+		int closed = 0;
+		for (int i = 0; i < OVER; i++)
+			closed += closed_by_peer(held[i]);
+		if (write(done[1], &closed, sizeof(closed)) != sizeof(closed))
+			_exit(3);
+		char b;
+		if (read(go[0], &b, 1) < 0) /* hold them until the parent looked */
+			_exit(4);
+		_exit(0);
+	}
+	close(go[0]);
+	close(done[1]);
+	int closed = -1;
+	assert_int_equal(read(done[0], &closed, sizeof(closed)), sizeof(closed));
+	/* While they are held: root attaches and is served. */
+	cairn_fs *other = attach_wait(g.vol, &g.daemon);
+	struct stat st;
+	CHECK(cairn_stat(other, "/", &st));
+	CHECK(cairn_unmount(other));
+	still_serves("one user holding its whole share");
+	assert_int_equal(write(go[1], "x", 1), 1);
+	close(go[1]);
+	child_ok(pid, 10000, "the user holding connections");
+	if (closed != OVER - SHARE)
+		fail_msg("%d of %d connections of one user were refused, expected %d", closed, OVER,
+		         OVER - SHARE);
+	CHECK(cairn_unmount(g.fs));
+	g.fs = NULL;
+	daemon_stop(&g.daemon);
+}
+
 int main(int argc, char **argv)
 {
 	fuse_tests_require(argv[0]);
@@ -509,6 +573,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_garbage),
 	    cmocka_unit_test(test_other_build),
 	    cmocka_unit_test(test_not_a_daemon),
+	    cmocka_unit_test(test_one_user_share),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
