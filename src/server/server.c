@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server/server_internal.h"
@@ -50,6 +51,7 @@ struct ctl_server {
 	int live;
 	int stopping;
 	struct scrub_job scrub;
+	time_t last_refusal_said; /* the acceptor's alone */
 };
 
 struct scrub_job *server_scrub_job(struct ctl_server *srv)
@@ -273,9 +275,16 @@ static void start_session(struct ctl_server *srv, int sock)
 	if (s->cred.uid != 0 && mine >= MAX_SESSIONS_PER_USER)
 		full = 1;
 	if (full) {
-		say(srv,
-		    "client pid %d uid %u refused: %d clients attached already (%d of this user)",
-		    s->cred.pid, s->cred.uid, live, mine);
+		/* A user knocking on and on gets one line a second, not one
+		 * per connection: the log is not for it to fill. */
+		time_t now = time(NULL);
+		if (now != srv->last_refusal_said) {
+			srv->last_refusal_said = now;
+			say(srv,
+			    "client pid %d uid %u refused: %d clients attached already (%d of "
+			    "this user)",
+			    s->cred.pid, s->cred.uid, live, mine);
+		}
 		free(s->cred.groups);
 		free(s);
 		close(sock);
