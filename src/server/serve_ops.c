@@ -32,7 +32,7 @@ static int64_t neg(int64_t r)
 
 /* ---- the session's tables ------------------------------------------------ */
 
-static int fd_add(struct session *s, int vfd, uint64_t ino)
+static int fd_add(struct session *s, int vfd, uint64_t ino, int flags)
 {
 	int slot = 0;
 	while (slot < s->nfds && s->fds[slot].vfd >= 0)
@@ -49,7 +49,7 @@ static int fd_add(struct session *s, int vfd, uint64_t ino)
 		s->fds = fds;
 		s->nfds = n;
 	}
-	s->fds[slot] = (struct client_fd){vfd, ino};
+	s->fds[slot] = (struct client_fd){vfd, ino, flags};
 	return slot;
 }
 
@@ -59,6 +59,47 @@ static int fd_of(const struct session *s, int64_t fd)
 	if (fd < 0 || fd >= s->nfds || s->fds[fd].vfd < 0)
 		return -EBADF;
 	return s->fds[fd].vfd;
+}
+
+/* ---- holding what a walk found ------------------------------------------- */
+
+/* A walk returns inode numbers and holds nothing, and the volume gives a
+ * freed number to the next file it makes: between the walk and the call,
+ * the file judged could be deleted and the number given to another user's
+ * file, which the call would then change.  So before a call changes (or
+ * opens) what a walk found, each inode concerned is pinned, which keeps
+ * its number from being freed (as the FUSE mount's lookups do), and is
+ * checked to have still the type, mode and owners the walk judged; if not,
+ * the request is walked again.  (What a call only reads - stat, readlink -
+ * is not pinned: a name replaced meanwhile is read as it is then.) */
+#define PIN_LOST (-100000) /* not an errno: serve_request walks again */
+#define PIN_TRIES 8
+
+static int pin(struct session *s, const struct stat *st)
+{
+	uint64_t ino = (uint64_t)st->st_ino;
+	if (s->npins == (int)(sizeof(s->pins) / sizeof(s->pins[0])) || ic_pin(s->fs, ino, 1))
+		return PIN_LOST;
+	s->pins[s->npins++] = ino;
+	struct stat now;
+	if (ic_getattr(s->fs, ino, &now) || now.st_mode != st->st_mode ||
+	    now.st_uid != st->st_uid || now.st_gid != st->st_gid)
+		return PIN_LOST;
+	return 0;
+}
+
+static void unpin_all(struct session *s)
+{
+	while (s->npins > 0)
+		ic_unpin(s->fs, s->pins[--s->npins], 1);
+}
+
+/* Whether the client's fd was opened for writing: set-ID bits are cleared
+ * only for a change the call may make. */
+static int fd_writable(const struct session *s, int64_t fd)
+{
+	return (s->fds[fd].flags & O_ACCMODE) == O_WRONLY ||
+	       (s->fds[fd].flags & O_ACCMODE) == O_RDWR;
 }
 
 /* ---- telling a caching front end ----------------------------------------- */
@@ -119,9 +160,13 @@ static int dir_add(struct session *s, uint64_t ino)
 
 void serve_release(struct session *s)
 {
+	unpin_all(s);
 	for (int i = 0; i < s->nfds; i++)
 		if (s->fds[i].vfd >= 0)
 			cairn_close(s->fs, s->fds[i].vfd);
+	for (int i = 0; i < s->ndirs; i++)
+		if (s->dirs[i])
+			ic_unpin(s->fs, s->dirs[i], 1);
 	free(s->fds);
 	free(s->dirs);
 	s->fds = NULL;
@@ -181,10 +226,12 @@ static int clear_setid(struct session *s, uint64_t ino)
 
 static int open_mask(int flags)
 {
+	/* Access mode 3 (Linux's "ioctl only") asks for both, as the kernel
+	 * does. */
 	int acc = flags & O_ACCMODE, mask = 0;
-	if (acc == O_RDONLY || acc == O_RDWR)
+	if (acc != O_WRONLY)
 		mask |= MAY_READ;
-	if (acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC))
+	if (acc != O_RDONLY || (flags & O_TRUNC))
 		mask |= MAY_WRITE;
 	return mask;
 }
@@ -200,6 +247,8 @@ static int open_existing(struct session *s, const struct walked *w, int flags)
 	if (S_ISDIR(w->st.st_mode) && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
 		return -EISDIR;
 	int rc = may_access(&s->cred, &w->st, open_mask(flags));
+	if (!rc)
+		rc = pin(s, &w->st);
 	if (!rc && (flags & O_TRUNC))
 		rc = clear_setid(s, (uint64_t)w->st.st_ino);
 	return rc ? rc : ic_open(s->fs, (uint64_t)w->st.st_ino, flags);
@@ -214,10 +263,16 @@ static int create_new(struct session *s, const struct walked *w, int flags, mode
 	if (w->must_dir)
 		return -EISDIR;
 	int rc = may_create(s, w);
+	if (!rc)
+		rc = pin(s, &w->dir_st);
 	if (rc)
 		return rc;
 	mode_t m = S_IFREG | (mode & 07777);
 	struct icaller who = owner_in(s, w, &m);
+	/* As the kernel (mode_strip_sgid): no set-group-ID file in a group
+	 * the caller is not in. */
+	if (s->cred.uid != 0 && !cred_in_group(&s->cred, who.gid))
+		m &= ~(mode_t)S_ISGID;
 	int vfd;
 	rc = ic_create(s->fs, &who, w->dir, w->name, m & 07777, flags | O_EXCL, &vfd, st);
 	if (rc)
@@ -233,6 +288,7 @@ static int64_t do_open(struct session *s, const char *path, int flags, mode_t mo
 	int vfd = -EEXIST;
 	struct stat st = {0};
 	for (int tries = 0; vfd == -EEXIST && tries < 8; tries++) {
+		unpin_all(s);
 		struct walked w;
 		int rc = walk_path(s->fs, &s->cred, path, follow, &w);
 		if (rc)
@@ -251,7 +307,7 @@ static int64_t do_open(struct session *s, const char *path, int flags, mode_t mo
 	}
 	if (vfd < 0)
 		return vfd;
-	int slot = fd_add(s, vfd, (uint64_t)st.st_ino);
+	int slot = fd_add(s, vfd, (uint64_t)st.st_ino, flags);
 	if (slot < 0)
 		cairn_close(s->fs, vfd);
 	return slot;
@@ -276,6 +332,9 @@ static int64_t do_io(struct session *s, const struct request *rq, uint8_t *out, 
 	if (op == CTL_READ || op == CTL_PREAD) {
 		if (a[1] < 0 || a[1] > CTL_MAX_DATA)
 			return SERVE_END;
+		if (session_out(s, (size_t)a[1]))
+			return -ENOMEM;
+		out = s->out;
 		ssize_t n = op == CTL_READ ? cairn_read(s->fs, vfd, out, (size_t)a[1])
 		                           : cairn_pread(s->fs, vfd, out, (size_t)a[1], a[2]);
 		if (n > 0)
@@ -286,7 +345,7 @@ static int64_t do_io(struct session *s, const struct request *rq, uint8_t *out, 
 		return SERVE_END;
 	int64_t off = op == CTL_WRITE ? -1 : a[1];
 	uint64_t ino = s->fds[a[0]].ino;
-	int rc = rq->dlen ? clear_setid(s, ino) : 0;
+	int rc = rq->dlen && fd_writable(s, a[0]) ? clear_setid(s, ino) : 0;
 	if (rc)
 		return rc;
 	ssize_t n = op == CTL_WRITE ? cairn_write(s->fs, vfd, rq->data, rq->dlen)
@@ -312,12 +371,12 @@ static int64_t do_fdcall(struct session *s, const struct request *rq, uint8_t *o
 	case CTL_FSYNC:
 		return neg(cairn_fsync(s->fs, vfd));
 	case CTL_FTRUNCATE:
-		r = clear_setid(s, s->fds[a[0]].ino);
+		r = fd_writable(s, a[0]) ? clear_setid(s, s->fds[a[0]].ino) : 0;
 		if (!r)
 			r = neg(cairn_ftruncate(s->fs, vfd, a[1]));
 		break;
 	case CTL_FALLOCATE:
-		r = clear_setid(s, s->fds[a[0]].ino);
+		r = fd_writable(s, a[0]) ? clear_setid(s, s->fds[a[0]].ino) : 0;
 		if (!r)
 			r = neg(cairn_fallocate(s->fs, vfd, (int)a[1], a[2], a[3]));
 		break;
@@ -340,6 +399,13 @@ static int walk_existing(struct session *s, const char *path, int flags, struct 
 {
 	int rc = walk_path(s->fs, &s->cred, path, flags, w);
 	return rc ? rc : w->exists ? 0 : -ENOENT;
+}
+
+/* The same, for a call that changes what it finds: pinned (see pin). */
+static int walk_pinned(struct session *s, const char *path, int flags, struct walked *w)
+{
+	int rc = walk_existing(s, path, flags, w);
+	return rc ? rc : pin(s, &w->st);
 }
 
 static int64_t do_stat(struct session *s, const char *path, int follow, uint8_t *out,
@@ -371,7 +437,8 @@ static int64_t do_unlink(struct session *s, const char *path, int dir)
 		return -ENOTDIR;
 	if (!dir && S_ISDIR(w.st.st_mode))
 		return -EISDIR;
-	if ((rc = may_delete(&s->cred, &w.dir_st, &w.st)))
+	if ((rc = may_delete(&s->cred, &w.dir_st, &w.st)) || (rc = pin(s, &w.dir_st)) ||
+	    (rc = pin(s, &w.st)))
 		return rc;
 	rc = dir ? ic_rmdir(s->fs, w.dir, w.name) : ic_unlink(s->fs, w.dir, w.name);
 	inode_changed(s, rc, (uint64_t)w.st.st_ino, -1); /* its link count */
@@ -386,9 +453,13 @@ static int64_t do_mkdir(struct session *s, const char *path, mode_t mode)
 		rc = -EEXIST;
 	if (!rc)
 		rc = may_create(s, &w);
+	if (!rc)
+		rc = pin(s, &w.dir_st);
 	if (rc)
 		return rc;
-	mode_t m = S_IFDIR | (mode & 07777);
+	/* As the kernel: permission bits and the sticky bit from the caller,
+	 * set-group-ID only from the directory (owner_in). */
+	mode_t m = S_IFDIR | (mode & (S_IRWXU | S_IRWXG | S_IRWXO | S_ISVTX));
 	struct icaller who = owner_in(s, &w, &m);
 	struct stat st;
 	return entry_changed(s, ic_mknod(s->fs, &who, w.dir, w.name, m, 0, &st), w.dir, w.name);
@@ -402,6 +473,8 @@ static int64_t do_symlink(struct session *s, const char *target, const char *pat
 		rc = w.dot ? -EEXIST : -ENOENT;
 	if (!rc)
 		rc = may_create(s, &w);
+	if (!rc)
+		rc = pin(s, &w.dir_st);
 	if (rc)
 		return rc;
 	mode_t m = S_IFLNK | 0777;
@@ -424,6 +497,10 @@ static int64_t do_link(struct session *s, const char *from, const char *to)
 		rc = may_create(s, &t);
 	if (!rc && S_ISDIR(f.st.st_mode))
 		rc = -EPERM;
+	if (!rc && (f.must_dir || t.must_dir))
+		rc = -ENOTDIR; /* a file named with a trailing slash */
+	if (!rc && !(rc = pin(s, &f.st)))
+		rc = pin(s, &t.dir_st);
 	if (rc)
 		return rc;
 	struct stat st;
@@ -458,6 +535,11 @@ static int64_t do_rename(struct session *s, const char *from, const char *to, un
 	if (S_ISDIR(f.st.st_mode) && f.dir != t.dir &&
 	    (rc = may_access(&s->cred, &f.st, MAY_WRITE)))
 		return rc;
+	if (!S_ISDIR(f.st.st_mode) && (f.must_dir || t.must_dir))
+		return -ENOTDIR; /* a file named with a trailing slash */
+	if ((rc = pin(s, &f.dir_st)) || (rc = pin(s, &f.st)) || (rc = pin(s, &t.dir_st)) ||
+	    (t.exists && (rc = pin(s, &t.st))))
+		return rc;
 	rc = ic_rename(s->fs, f.dir, f.name, t.dir, t.name, flags);
 	inode_changed(s, rc, (uint64_t)f.st.st_ino, -1);
 	if (t.exists)
@@ -471,6 +553,8 @@ static int64_t do_readlink(struct session *s, const char *path, int64_t size, ui
 {
 	if (size < 0 || size > PATH_MAX)
 		return SERVE_END;
+	if (size == 0)
+		return -EINVAL; /* as readlink(2) */
 	struct walked w;
 	int rc = walk_existing(s, path, 0, &w);
 	if (rc)
@@ -488,7 +572,7 @@ static int64_t do_readlink(struct session *s, const char *path, int64_t size, ui
 static int64_t do_chmod(struct session *s, const char *path, mode_t mode)
 {
 	struct walked w;
-	int rc = walk_existing(s, path, WALK_FOLLOW, &w);
+	int rc = walk_pinned(s, path, WALK_FOLLOW, &w);
 	if (rc)
 		return rc;
 	if (!is_owner(&s->cred, &w.st))
@@ -505,11 +589,13 @@ static int64_t do_chmod(struct session *s, const char *path, mode_t mode)
 static int64_t do_chown(struct session *s, const char *path, int64_t uid, int64_t gid)
 {
 	struct walked w;
-	int rc = walk_existing(s, path, WALK_FOLLOW, &w);
+	int rc = walk_pinned(s, path, WALK_FOLLOW, &w);
 	if (rc)
 		return rc;
 	unsigned valid = 0;
 	struct stat in = {0}, st;
+	if (uid < -1 || uid > UINT32_MAX - 1 || gid < -1 || gid > UINT32_MAX - 1)
+		return -EINVAL;
 	if (uid != -1 && (uint32_t)uid != w.st.st_uid) {
 		if (s->cred.uid != 0)
 			return -EPERM;
@@ -547,7 +633,7 @@ static int64_t do_utimens(struct session *s, const char *path, const struct requ
 	else if (rq->dlen)
 		return SERVE_END;
 	struct walked w;
-	int rc = walk_existing(s, path, WALK_FOLLOW, &w);
+	int rc = walk_pinned(s, path, WALK_FOLLOW, &w);
 	if (rc)
 		return rc;
 	int explicit_time = 0;
@@ -569,6 +655,8 @@ static int64_t do_utimens(struct session *s, const char *path, const struct requ
 		else
 			in.st_atim = ts[i];
 	}
+	if (!valid)
+		return 0; /* both UTIME_OMIT: nothing to change, nothing to check */
 	if (!is_owner(&s->cred, &w.st)) {
 		if (explicit_time)
 			return -EPERM;
@@ -583,7 +671,7 @@ static int64_t do_utimens(struct session *s, const char *path, const struct requ
 static int64_t do_truncate(struct session *s, const char *path, int64_t length)
 {
 	struct walked w;
-	int rc = walk_existing(s, path, WALK_FOLLOW, &w);
+	int rc = walk_pinned(s, path, WALK_FOLLOW, &w);
 	if (rc)
 		return rc;
 	if (S_ISDIR(w.st.st_mode))
@@ -617,6 +705,8 @@ static int may_xattr(const struct session *s, const struct stat *st, const char 
 			return write ? -EPERM : -ENODATA;
 		return may_access(&s->cred, st, write ? MAY_WRITE : MAY_READ);
 	}
+	if (is_prefix(name, "system.posix_acl_"))
+		return -EOPNOTSUPP; /* ACLs are not enforced: not stored either, as on the mount */
 	if (is_prefix(name, "system."))
 		return !write || is_owner(&s->cred, st) ? 0 : -EPERM;
 	return 0; /* other namespaces: the volume answers (EOPNOTSUPP) */
@@ -627,7 +717,7 @@ static int64_t do_xattr(struct session *s, const struct request *rq, uint8_t *ou
 	const int64_t *a = rq->h->a;
 	int op = rq->h->op;
 	struct walked w;
-	int rc = walk_existing(s, rq->str[0], WALK_FOLLOW, &w);
+	int rc = walk_pinned(s, rq->str[0], WALK_FOLLOW, &w);
 	if (rc)
 		return rc;
 	uint64_t ino = (uint64_t)w.st.st_ino;
@@ -678,9 +768,14 @@ static int64_t do_opendir(struct session *s, const char *path)
 		return rc;
 	if (!S_ISDIR(w.st.st_mode))
 		return -ENOTDIR;
-	if ((rc = may_access(&s->cred, &w.st, MAY_READ)))
+	if ((rc = may_access(&s->cred, &w.st, MAY_READ)) || (rc = pin(s, &w.st)))
 		return rc;
-	return dir_add(s, (uint64_t)w.st.st_ino);
+	/* The handle keeps the pin, so that its number never names another
+	 * directory, until closedir (or the client's end). */
+	int h = dir_add(s, (uint64_t)w.st.st_ino);
+	if (h >= 0)
+		s->npins--;
+	return h;
 }
 
 struct dir_batch {
@@ -718,6 +813,7 @@ static int64_t do_closedir(struct session *s, int64_t h)
 {
 	if (h < 0 || h >= s->ndirs || !s->dirs[h])
 		return -EBADF;
+	ic_unpin(s->fs, s->dirs[h], 1);
 	s->dirs[h] = 0;
 	return 0;
 }
@@ -763,11 +859,8 @@ static int64_t do_scrub(struct session *s, int64_t cmd, uint8_t *out, uint32_t *
 	return rc;
 }
 
-int64_t serve_request(struct session *s, const struct request *rq, uint32_t *outlen)
+static int64_t dispatch(struct session *s, const struct request *rq, uint32_t *outlen)
 {
-	if ((rq->h->op == CTL_READ || rq->h->op == CTL_PREAD) && rq->h->a[1] > 0 &&
-	    rq->h->a[1] <= CTL_MAX_DATA && session_out(s, (size_t)rq->h->a[1]))
-		return -ENOMEM;
 	uint8_t *out = s->out;
 	int op = rq->h->op;
 	const int64_t *a = rq->h->a;
@@ -837,4 +930,15 @@ int64_t serve_request(struct session *s, const struct request *rq, uint32_t *out
 	default:
 		return volume_call(s, op, out, outlen);
 	}
+}
+
+int64_t serve_request(struct session *s, const struct request *rq, uint32_t *outlen)
+{
+	int64_t r = PIN_LOST;
+	for (int tries = 0; r == PIN_LOST && tries < PIN_TRIES; tries++) {
+		r = dispatch(s, rq, outlen);
+		unpin_all(s);
+	}
+	/* A name that another process keeps replacing under the walk. */
+	return r == PIN_LOST ? -EAGAIN : r;
 }

@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,6 +98,8 @@ static int parse(const struct ctl_req *h, const uint8_t *payload, struct request
 		return -1;
 	size_t at = 0;
 	for (int i = 0; i < h->nstr; i++) {
+		if (at >= h->len)
+			return -1;
 		const uint8_t *nul = memchr(payload + at, 0, h->len - at);
 		if (!nul || (size_t)(nul - (payload + at)) >= PATH_MAX)
 			return -1;
@@ -143,10 +146,21 @@ static int learn_cred(int sock, struct cred *c)
 }
 
 /* The first request must be a hello of this build's protocol. */
+#define HELLO_SECONDS 5
+
+static int set_recv_timeout(int sock, int seconds)
+{
+	struct timeval tv = {.tv_sec = seconds};
+	return setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+/* A connection that says nothing holds a place: it has HELLO_SECONDS to
+ * greet, then it is closed. */
 static int hello(struct session *s)
 {
 	struct ctl_req h;
-	if (ctl_recv_all(s->sock, &h, sizeof(h)))
+	if (set_recv_timeout(s->sock, HELLO_SECONDS) || ctl_recv_all(s->sock, &h, sizeof(h)) ||
+	    set_recv_timeout(s->sock, 0))
 		return -1;
 	struct ctl_rep rp = {.ret = (int64_t)s->srv->spin_ns};
 	if (h.magic != CTL_MAGIC || h.op != CTL_HELLO || h.len != 0)
@@ -189,6 +203,24 @@ int session_out(struct session *s, size_t need)
 	return grow(&s->out, &s->outcap, need);
 }
 
+/* After a large request the buffers go back to their first size: an idle
+ * client may not keep megabytes of the daemon's memory. */
+static void shrink(struct session *s)
+{
+	if (s->incap > BUF_START) {
+		free(s->in);
+		s->in = NULL;
+		s->incap = 0;
+	}
+	if (s->outcap > BUF_START) {
+		uint8_t *o = realloc(s->out, BUF_START);
+		if (o) {
+			s->out = o;
+			s->outcap = BUF_START;
+		}
+	}
+}
+
 static void serve_loop(struct session *s)
 {
 	for (;;) {
@@ -222,17 +254,15 @@ static void serve_loop(struct session *s)
 		                     .ret = r < 0 ? -1 : r};
 		if (send_reply(s->sock, &rp, s->out))
 			return;
+		shrink(s);
 	}
 }
 
 static void session_end(struct session *s)
 {
 	struct ctl_server *srv = s->srv;
-	serve_release(s);
-	close(s->sock);
-	free(s->cred.groups);
-	free(s->in);
-	free(s->out);
+	/* Off the list before its socket closes: ctl_server_stop shuts
+	 * down the sockets of the list, and the number may be reused. */
 	pthread_mutex_lock(&srv->lock);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -240,10 +270,17 @@ static void session_end(struct session *s)
 		srv->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	pthread_mutex_unlock(&srv->lock);
+	serve_release(s);
+	close(s->sock);
+	free(s->cred.groups);
+	free(s->in);
+	free(s->out);
+	free(s);
+	pthread_mutex_lock(&srv->lock);
 	if (--srv->live == 0)
 		pthread_cond_broadcast(&srv->idle);
 	pthread_mutex_unlock(&srv->lock);
-	free(s);
 }
 
 static void *session_main(void *arg)

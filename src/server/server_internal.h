@@ -26,11 +26,15 @@ struct session {
 	struct client_fd {
 		int vfd;
 		uint64_t ino;
+		int flags; /* of the open */
 	} * fds;
 	int nfds;
 	const struct ctl_watch *watch; /* or NULL */
 	uint64_t *dirs;                /* directory handle n reads inode dirs[n] (0: free) */
 	int ndirs;
+	/* Inodes pinned for the request being served (serve_ops.c, pin). */
+	uint64_t pins[4];
+	int npins;
 	struct session *prev, *next; /* the server's list, under its lock */
 	/* The request's payload and the reply's, grown to what a request
 	 * needs (a 1 MiB read) and kept: most sessions never need more than

@@ -97,6 +97,10 @@ static void make_tree(cairn_fs *fs)
 	CHECK(cairn_chown(fs, "/grp-no", 0, NOTGROUP));
 	make_file(fs, "/grp-w", 0660, "group writable");
 	CHECK(cairn_chown(fs, "/grp-w", 0, GROUP));
+	make_file(fs, "/suid-ro", 04755, "set-ID, readable");
+	CHECK(cairn_mkdir(fs, "/sgid-other", 0777));
+	CHECK(cairn_chown(fs, "/sgid-other", 0, NOTGROUP));
+	CHECK(cairn_chmod(fs, "/sgid-other", 02777));
 	CHECK(cairn_mkdir(fs, "/sgid", 0777));
 	CHECK(cairn_chown(fs, "/sgid", 0, GROUP));
 	CHECK(cairn_chmod(fs, "/sgid", 02777));
@@ -265,6 +269,46 @@ static void other_user(const char *vol)
 	C_OK(cairn_mkdir(fs, "/sgid/d", 0755));
 	C_OK(cairn_stat(fs, "/sgid/d", &st));
 	C_TRUE(st.st_gid == GROUP && (st.st_mode & S_ISGID));
+
+	/* Set-ID bits go only with a change the descriptor may make: a
+	 * read-only descriptor's ftruncate fails and leaves them. */
+	C_OK(fd = cairn_open(fs, "/suid-ro", O_RDONLY));
+	C_TRUE(cairn_ftruncate(fs, fd, 0) == -1);
+	C_TRUE(cairn_write(fs, fd, "w", 1) == -1);
+	C_OK(cairn_close(fs, fd));
+	C_OK(cairn_stat(fs, "/suid-ro", &st));
+	C_TRUE((st.st_mode & 07777) == 04755 && st.st_size == 16);
+	/* Access mode 3 asks for read and write permission, as Linux. */
+	C_ERR(cairn_open(fs, "/secret", 3), EACCES);
+	C_ERR(cairn_open(fs, "/ro", 3), EACCES);
+	/* No set-group-ID file in a group the caller is not in. */
+	C_OK(fd = cairn_open(fs, "/sgid-other/x", O_CREAT | O_WRONLY, 02755));
+	C_OK(cairn_close(fs, fd));
+	C_OK(cairn_stat(fs, "/sgid-other/x", &st));
+	C_TRUE(st.st_gid == NOTGROUP && (st.st_mode & 07777) == 0755);
+	/* A directory handle keeps its directory: removed, its number is
+	 * not given to the next directory, whose names it never lists. */
+	C_OK(cairn_mkdir(fs, "/open/dh", 0755));
+	cairn_dir *dh = cairn_opendir(fs, "/open/dh");
+	C_TRUE(dh != NULL);
+	C_OK(cairn_rmdir(fs, "/open/dh"));
+	C_OK(cairn_mkdir(fs, "/open/dh2", 0755));
+	C_OK(fd = cairn_open(fs, "/open/dh2/inside", O_CREAT | O_WRONLY, 0644));
+	C_OK(cairn_close(fs, fd));
+	for (struct cairn_dirent *e; (e = cairn_readdir(dh));)
+		C_TRUE(strcmp(e->d_name, "inside") != 0);
+	C_OK(cairn_closedir(dh));
+	/* Names as Linux takes them: a file named with a trailing slash, an
+	 * empty buffer for readlink, times both left alone, ACLs. */
+	C_OK(fd = cairn_open(fs, "/open/nf", O_CREAT | O_WRONLY, 0644));
+	C_OK(cairn_close(fs, fd));
+	C_ERR(cairn_rename(fs, "/open/nf", "/open/nf2/", 0), ENOTDIR);
+	C_ERR(cairn_link(fs, "/open/nf", "/open/nf3/"), ENOTDIR);
+	C_OK(cairn_symlink(fs, "/open/nf", "/open/lnk"));
+	C_ERR(cairn_readlink(fs, "/open/lnk", buf, 0), EINVAL);
+	struct timespec omit[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+	C_OK(cairn_utimens(fs, "/ro", omit));
+	C_ERR(cairn_setxattr(fs, "/open/nf", "system.posix_acl_access", "x", 1, 0), EOPNOTSUPP);
 
 	/* Asking for another's descriptors gets nothing: numbers are per
 	 * handle (root's handle has some open now). */
