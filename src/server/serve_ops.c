@@ -23,7 +23,7 @@
 #include "libfs/icalls.h"
 #include "server/server_internal.h"
 
-#define MAX_HANDLES 4096 /* descriptors (and directory handles) per client: EMFILE beyond */
+#define MAX_HANDLES 1024 /* descriptors (and directory handles) per client: EMFILE beyond */
 
 static int64_t neg(int64_t r)
 {
