@@ -464,6 +464,32 @@ static void volume_calls(cairn_fs *fs)
 	assert_int_equal(sc.damaged_blocks, 0);
 }
 
+/* A client holds at most 1024 descriptors (EMFILE beyond, as the usual
+ * ulimit): one user cannot fill the volume's open-file table.  Closing
+ * one makes room again; a new handle has its own 1024. */
+static void test_descriptor_limit(void **state)
+{
+	watchdog(60, "test_descriptor_limit");
+	cairn_fs *fs = served();
+	int fd = cairn_open(fs, "/limit", O_CREAT | O_WRONLY, 0644);
+	CHECK(fd);
+	int n = 1;
+	while (n < 1024) {
+		CHECK(cairn_open(fs, "/limit", O_RDONLY));
+		n++;
+	}
+	CHECK_ERRNO(cairn_open(fs, "/limit", O_RDONLY), EMFILE);
+	CHECK(cairn_close(fs, fd));
+	CHECK(fd = cairn_open(fs, "/limit", O_RDONLY));
+	CHECK_ERRNO(cairn_open(fs, "/limit", O_RDONLY), EMFILE);
+	cairn_fs *other = attach_wait(g.vol, &g.daemon);
+	CHECK(fd = cairn_open(other, "/limit", O_RDONLY));
+	CHECK(cairn_close(other, fd));
+	CHECK(cairn_unmount(other));
+	CHECK(cairn_unmount(fs)); /* closes the 1024 */
+	alarm(0);
+}
+
 static void test_calls(void **state)
 {
 	watchdog(60, "test_calls");
@@ -1179,15 +1205,11 @@ int main(int argc, char **argv)
 {
 	fuse_tests_require(argv[0]);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_no_daemon),
-	    cmocka_unit_test(test_calls),
-	    cmocka_unit_test(test_two_handles),
-	    cmocka_unit_test(test_second_daemon),
-	    cmocka_unit_test(test_threads_share_handle),
-	    cmocka_unit_test(test_fork_shared_handle),
-	    cmocka_unit_test(test_batch_mode),
-	    cmocka_unit_test(test_stop_with_clients),
-	    cmocka_unit_test(test_many_processes),
+	    cmocka_unit_test(test_no_daemon),          cmocka_unit_test(test_calls),
+	    cmocka_unit_test(test_descriptor_limit),   cmocka_unit_test(test_two_handles),
+	    cmocka_unit_test(test_second_daemon),      cmocka_unit_test(test_threads_share_handle),
+	    cmocka_unit_test(test_fork_shared_handle), cmocka_unit_test(test_batch_mode),
+	    cmocka_unit_test(test_stop_with_clients),  cmocka_unit_test(test_many_processes),
 	    cmocka_unit_test(test_fuse_coherence),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
