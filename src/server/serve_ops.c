@@ -445,16 +445,22 @@ static int64_t do_unlink(struct session *s, const char *path, int dir)
 	return entry_changed(s, rc, w.dir, w.name);
 }
 
+/* The walk to a name to be made: it must not exist, its directory must
+ * let the caller write, and the directory is pinned (see pin). */
+static int walk_to_new(struct session *s, const char *path, struct walked *w)
+{
+	int rc = walk_path(s->fs, &s->cred, path, 0, w);
+	if (!rc && w->dot)
+		rc = -EEXIST;
+	if (!rc)
+		rc = may_create(s, w);
+	return rc ? rc : pin(s, &w->dir_st);
+}
+
 static int64_t do_mkdir(struct session *s, const char *path, mode_t mode)
 {
 	struct walked w;
-	int rc = walk_path(s->fs, &s->cred, path, 0, &w);
-	if (!rc && w.dot)
-		rc = -EEXIST;
-	if (!rc)
-		rc = may_create(s, &w);
-	if (!rc)
-		rc = pin(s, &w.dir_st);
+	int rc = walk_to_new(s, path, &w);
 	if (rc)
 		return rc;
 	/* As the kernel: permission bits and the sticky bit from the caller,
@@ -468,13 +474,9 @@ static int64_t do_mkdir(struct session *s, const char *path, mode_t mode)
 static int64_t do_symlink(struct session *s, const char *target, const char *path)
 {
 	struct walked w;
-	int rc = walk_path(s->fs, &s->cred, path, 0, &w);
-	if (!rc && (w.dot || w.must_dir))
-		rc = w.dot ? -EEXIST : -ENOENT;
-	if (!rc)
-		rc = may_create(s, &w);
-	if (!rc)
-		rc = pin(s, &w.dir_st);
+	int rc = walk_to_new(s, path, &w);
+	if (!rc && w.must_dir)
+		rc = -ENOENT; /* a symlink named with a trailing slash */
 	if (rc)
 		return rc;
 	mode_t m = S_IFLNK | 0777;
