@@ -87,8 +87,8 @@ static int socket_path(const char *path, struct sockaddr_un *a, char *err, size_
 	return 0;
 }
 
-static int call(struct client *c, const struct ctl_req *h, const void *payload, struct ctl_rep *rp,
-                void *out, size_t outlen);
+static int call(struct client *c, struct iovec *iov, int cnt, struct ctl_rep *rp, void *out,
+                size_t outlen);
 
 struct client *client_attach(const char *path, char *err, size_t errlen)
 {
@@ -113,7 +113,8 @@ struct client *client_attach(const char *path, char *err, size_t errlen)
 	                    .a = {CTL_VERSION, sizeof(struct stat), sizeof(struct cairn_info),
 	                          sizeof(struct ctl_dirent)}};
 	struct ctl_rep rp;
-	if (call(c, &h, NULL, &rp, NULL, 0) < 0 || rp.err) {
+	struct iovec iov = {&h, sizeof(h)};
+	if (call(c, &iov, 1, &rp, NULL, 0) < 0 || rp.err) {
 		rc = c->dead ? EIO : rp.err;
 		snprintf(err, errlen, "%s: %s", a.sun_path,
 		         rc == EACCES   ? "the daemon does not admit this user"
@@ -142,10 +143,11 @@ void client_detach(struct client *c)
 
 /* ---- one request --------------------------------------------------------- */
 
-/* Sends h and its payload, reads the reply into *rp and at most outlen
+/* Sends a request (iov[0] its header, the rest its payload, in place: no
+ * copy of the caller's data), reads the reply into *rp and at most outlen
  * bytes into out.  0, or -1 (errno EIO) when the daemon is gone. */
-static int call(struct client *c, const struct ctl_req *h, const void *payload, struct ctl_rep *rp,
-                void *out, size_t outlen)
+static int call(struct client *c, struct iovec *iov, int cnt, struct ctl_rep *rp, void *out,
+                size_t outlen)
 {
 	/* A child of fork() holds the same socket: its requests and its
 	 * parent's would interleave and each could read the other's reply.
@@ -154,8 +156,7 @@ static int call(struct client *c, const struct ctl_req *h, const void *payload, 
 		return fail_errno(EIO);
 	pthread_mutex_lock(&c->lock);
 	int ok = !c->dead;
-	struct iovec iov[2] = {{(void *)h, sizeof(*h)}, {(void *)payload, h->len}};
-	if (ok && ctl_send_all(c->sock, iov, h->len ? 2 : 1))
+	if (ok && ctl_send_all(c->sock, iov, cnt))
 		ok = 0;
 	if (ok)
 		ctl_spin_readable(c->sock, c->spin_ns);
@@ -181,32 +182,25 @@ static int64_t request(struct client *c, int op, const int64_t a[4], const char 
 	struct ctl_req h = {.magic = CTL_MAGIC, .op = (uint16_t)op, .nstr = (uint16_t)nstr};
 	if (a)
 		memcpy(h.a, a, sizeof(h.a));
-	size_t lens[3], total = dlen;
+	struct iovec iov[5] = {{&h, sizeof(h)}};
+	int cnt = 1;
+	size_t total = dlen;
 	for (int i = 0; i < nstr; i++) {
 		if (!strs[i])
 			return fail_errno(EFAULT);
-		lens[i] = strnlen(strs[i], PATH_MAX) + 1;
-		if (lens[i] > PATH_MAX)
+		size_t len = strnlen(strs[i], PATH_MAX) + 1;
+		if (len > PATH_MAX)
 			return fail_errno(ENAMETOOLONG);
-		total += lens[i];
+		iov[cnt++] = (struct iovec){(void *)strs[i], len};
+		total += len;
 	}
 	if (total > CTL_MAX_PAYLOAD)
 		return fail_errno(EINVAL);
-	uint8_t *payload = total ? malloc(total) : NULL;
-	if (total && !payload)
-		return fail_errno(ENOMEM);
-	size_t at = 0;
-	for (int i = 0; i < nstr; i++) {
-		memcpy(payload + at, strs[i], lens[i]);
-		at += lens[i];
-	}
 	if (dlen)
-		memcpy(payload + at, data, dlen);
+		iov[cnt++] = (struct iovec){(void *)data, dlen};
 	h.len = (uint32_t)total;
 	struct ctl_rep rp;
-	int rc = call(c, &h, payload, &rp, out, outlen);
-	free(payload);
-	if (rc)
+	if (call(c, iov, cnt, &rp, out, outlen))
 		return -1;
 	return rp.err ? fail_errno(rp.err) : rp.ret;
 }
@@ -418,14 +412,7 @@ int client_scrub(struct client *c, struct cairn_scrub *s)
 			             &st, sizeof(st));
 			continue;
 		}
-		__atomic_store_n(&s->files_total, st.s.files_total, __ATOMIC_RELAXED);
-		__atomic_store_n(&s->files_done, st.s.files_done, __ATOMIC_RELAXED);
-		__atomic_store_n(&s->bytes_total, st.s.bytes_total, __ATOMIC_RELAXED);
-		__atomic_store_n(&s->bytes_done, st.s.bytes_done, __ATOMIC_RELAXED);
-		__atomic_store_n(&s->damaged_blocks, st.s.damaged_blocks, __ATOMIC_RELAXED);
-		unsigned listed = st.s.listed <= CAIRN_SCRUB_LIST ? st.s.listed : CAIRN_SCRUB_LIST;
-		memcpy(s->damaged, st.s.damaged, listed * sizeof(s->damaged[0]));
-		__atomic_store_n(&s->listed, listed, __ATOMIC_RELEASE);
+		ctl_scrub_copy(s, &st.s); /* the caller may be watching it */
 		if (st.state != CTL_SCRUB_RUNNING)
 			break;
 		nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);

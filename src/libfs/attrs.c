@@ -31,8 +31,8 @@ static void kill_suid(struct cairn_fs *fs, uint64_t ino, struct op_setattr *p)
 }
 
 /* Appends the SETATTR record under the lock; ino = 0 resolves path. */
-static int setattr_locked(struct cairn_fs *fs, uint64_t ino, const char *path,
-			  struct op_setattr *p, uint64_t *seq)
+static int setattr_locked(struct cairn_fs *fs, uint64_t ino, const char *path, struct op_setattr *p,
+                          uint64_t *seq)
 {
 	int attempt = 0, rc;
 	while ((rc = op_begin(fs, sizeof(*p), 0, SPACE_NONE, &attempt)) == -EAGAIN)
@@ -96,7 +96,9 @@ int cairn_chmod(cairn_fs *fs, const char *path, mode_t mode)
 int cairn_chown(cairn_fs *fs, const char *path, uid_t uid, gid_t gid)
 {
 	if (fs && fs->client)
-		return client_path(fs->client, CTL_CHOWN, path, NULL, uid == (uid_t)-1 ? -1 : (int64_t)uid, gid == (gid_t)-1 ? -1 : (int64_t)gid);
+		return client_path(fs->client, CTL_CHOWN, path, NULL,
+		                   uid == (uid_t)-1 ? -1 : (int64_t)uid,
+		                   gid == (gid_t)-1 ? -1 : (int64_t)gid);
 	struct op_setattr p;
 	memset(&p, 0, sizeof(p));
 	if (uid != (uid_t)-1) {

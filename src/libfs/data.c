@@ -42,8 +42,8 @@ static int pread_blockwise(struct cairn_fs *fs, uint64_t ino, uint64_t lblk, uin
                            uint64_t in, uint8_t *buf, uint64_t n)
 {
 	while (n > 0) {
-		uint64_t k = B - in < n ? B - in : n, bad = pblk;
-		int rc = shared_data_pread(&fs->sh, pblk, in, buf, k, &bad);
+		uint64_t k = B - in < n ? B - in : n;
+		int rc = shared_data_pread(&fs->sh, pblk, in, buf, k, NULL);
 		if (rc == -SHARED_EBADSUM && replayed_into(fs, ino, lblk))
 			rc = shared_data_pread_unverified(&fs->sh, pblk, in, buf, k);
 		else if (rc == -SHARED_EBADSUM) {
@@ -84,9 +84,9 @@ static int read_shared(struct cairn_fs *fs, uint64_t ino, const struct fs_inode 
 		} else {
 			if (!shared_blocks_ok(&fs->sh, e.pblk, e.len))
 				return -EUCLEAN;
-			uint64_t pblk = e.pblk + (lblk - e.lblk), bad = pblk;
-			int rc = shared_data_pread(&fs->sh, pblk, in, buf, n, &bad);
-			if (rc == -SHARED_EBADSUM)
+			uint64_t pblk = e.pblk + (lblk - e.lblk);
+			int rc = shared_data_pread(&fs->sh, pblk, in, buf, n, NULL);
+			if (rc == -SHARED_EBADSUM) /* block by block: the crash's or damage */
 				rc = pread_blockwise(fs, ino, lblk, pblk, in, buf, n);
 			if (rc)
 				return rc;

@@ -110,6 +110,10 @@ struct ctl_scrub_status {
 	struct cairn_scrub s;
 };
 
+/* Copies a scrub's progress while another thread updates src or reads
+ * dst: counters one by one, the list of damage up to the count published. */
+void ctl_scrub_copy(struct cairn_scrub *dst, const struct cairn_scrub *src);
+
 /* One directory entry of a CTL_READDIR reply. */
 struct ctl_dirent {
 	uint64_t ino;

@@ -3,10 +3,14 @@
  * header and its payload with one sendmsg where they can, and read exact
  * lengths, whatever pieces the stream delivers them in.
  *
+ * Also the copy of a scrub's progress between the thread that runs it and
+ * whoever watches it, on either side of the socket.
+ *
  * Owns: nothing.  May call: libc.  Called by: src/client, src/server.
  */
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -64,4 +68,24 @@ int ctl_recv_head(int fd, void *head, size_t hlen, void *body, size_t cap, size_
 	size_t got = (size_t)n;
 	*have = got > hlen ? got - hlen : 0;
 	return got < hlen ? ctl_recv_all(fd, (uint8_t *)head + got, hlen - got) : 0;
+}
+
+void ctl_scrub_copy(struct cairn_scrub *dst, const struct cairn_scrub *src)
+{
+	__atomic_store_n(&dst->files_total, __atomic_load_n(&src->files_total, __ATOMIC_RELAXED),
+	                 __ATOMIC_RELAXED);
+	__atomic_store_n(&dst->files_done, __atomic_load_n(&src->files_done, __ATOMIC_RELAXED),
+	                 __ATOMIC_RELAXED);
+	__atomic_store_n(&dst->bytes_total, __atomic_load_n(&src->bytes_total, __ATOMIC_RELAXED),
+	                 __ATOMIC_RELAXED);
+	__atomic_store_n(&dst->bytes_done, __atomic_load_n(&src->bytes_done, __ATOMIC_RELAXED),
+	                 __ATOMIC_RELAXED);
+	__atomic_store_n(&dst->damaged_blocks,
+	                 __atomic_load_n(&src->damaged_blocks, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+	/* The list up to the count published, and the count after it. */
+	unsigned listed = __atomic_load_n(&src->listed, __ATOMIC_ACQUIRE);
+	if (listed > CAIRN_SCRUB_LIST)
+		listed = CAIRN_SCRUB_LIST;
+	memcpy(dst->damaged, src->damaged, listed * sizeof(src->damaged[0]));
+	__atomic_store_n(&dst->listed, listed, __ATOMIC_RELEASE);
 }

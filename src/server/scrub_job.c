@@ -70,20 +70,11 @@ int scrub_job_control(struct scrub_job *j, int cmd)
 
 void scrub_job_status(struct scrub_job *j, struct ctl_scrub_status *out)
 {
-	const struct cairn_scrub *s = &j->s;
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&j->lock);
 	out->state = j->state;
 	out->error = j->error;
-	/* The thread updates the counters as it goes: atomic loads, and the
-	 * list up to the count it published. */
-	out->s.files_total = __atomic_load_n(&s->files_total, __ATOMIC_RELAXED);
-	out->s.files_done = __atomic_load_n(&s->files_done, __ATOMIC_RELAXED);
-	out->s.bytes_total = __atomic_load_n(&s->bytes_total, __ATOMIC_RELAXED);
-	out->s.bytes_done = __atomic_load_n(&s->bytes_done, __ATOMIC_RELAXED);
-	out->s.damaged_blocks = __atomic_load_n(&s->damaged_blocks, __ATOMIC_RELAXED);
-	out->s.listed = __atomic_load_n(&s->listed, __ATOMIC_ACQUIRE);
-	memcpy(out->s.damaged, s->damaged, out->s.listed * sizeof(s->damaged[0]));
+	ctl_scrub_copy(&out->s, &j->s); /* the thread updates it as it goes */
 	pthread_mutex_unlock(&j->lock);
 }
 

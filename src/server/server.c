@@ -145,7 +145,6 @@ static int learn_cred(int sock, struct cred *c)
 	return c->groups ? 0 : -ENOMEM;
 }
 
-/* The first request must be a hello of this build's protocol. */
 #define HELLO_SECONDS 5
 
 static int set_recv_timeout(int sock, int seconds)
@@ -154,7 +153,8 @@ static int set_recv_timeout(int sock, int seconds)
 	return setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-/* A connection that says nothing holds a place: it has HELLO_SECONDS to
+/* The first request must be a hello of this build's protocol.  A
+ * connection that says nothing holds a place: it has HELLO_SECONDS to
  * greet, then it is closed. */
 static int hello(struct session *s)
 {
@@ -180,7 +180,6 @@ static int hello(struct session *s)
 	return 0;
 }
 
-/* Serves requests until the client goes or sends something malformed. */
 #define BUF_START 65536
 #define MAX_SESSIONS 1024
 #define MAX_SESSIONS_PER_USER 256
@@ -203,24 +202,18 @@ int session_out(struct session *s, size_t need)
 	return grow(&s->out, &s->outcap, need);
 }
 
-/* After a large request the buffers go back to their first size: an idle
+/* After a large request a buffer goes back to its first size: an idle
  * client may not keep megabytes of the daemon's memory. */
-static void shrink(struct session *s)
+static void shrink(uint8_t **buf, size_t *cap)
 {
-	if (s->incap > BUF_START) {
-		free(s->in);
-		s->in = NULL;
-		s->incap = 0;
-	}
-	if (s->outcap > BUF_START) {
-		uint8_t *o = realloc(s->out, BUF_START);
-		if (o) {
-			s->out = o;
-			s->outcap = BUF_START;
-		}
+	uint8_t *b = *cap > BUF_START ? realloc(*buf, BUF_START) : NULL;
+	if (b) {
+		*buf = b;
+		*cap = BUF_START;
 	}
 }
 
+/* Serves requests until the client goes or sends something malformed. */
 static void serve_loop(struct session *s)
 {
 	for (;;) {
@@ -254,7 +247,8 @@ static void serve_loop(struct session *s)
 		                     .ret = r < 0 ? -1 : r};
 		if (send_reply(s->sock, &rp, s->out))
 			return;
-		shrink(s);
+		shrink(&s->in, &s->incap);
+		shrink(&s->out, &s->outcap);
 	}
 }
 

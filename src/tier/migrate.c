@@ -194,8 +194,7 @@ static int pick_extent(void *arg, const struct extent *e)
 	if (!e->unwritten && shared_data_known_damaged(&p->fs->sh, src, len))
 		return 0; /* it stays where it is (copy_moves); spend the budget elsewhere */
 	uint64_t before = p->b->blocks;
-	int rc =
-	    add_moves(p->fs, p->b, p->ino, from, len, e->pblk + (from - e->lblk), e->unwritten);
+	int rc = add_moves(p->fs, p->b, p->ino, from, len, src, e->unwritten);
 	uint64_t added = p->b->blocks - before;
 	*p->budget = *p->budget > added ? *p->budget - added : 0;
 	return rc;
