@@ -18,6 +18,7 @@
 
 #include "fs/alloc.h"
 #include "fs/extent.h"
+#include "libfs/clients.h"
 #include "libfs/fs_internal.h"
 
 #define B FS_BLOCK_SIZE
@@ -338,6 +339,10 @@ int fs_checkpoint(struct cairn_fs *fs, int locked)
 		pthread_rwlock_wrlock(&fs->lock);
 	uint64_t head_off = log_tail_off(fs->log), head_seq = log_tail_seq(fs->log);
 	int rc = log_commit_all(fs->log);
+	/* The clients' progress covers the OP_CWRITE copies this checkpoint
+	 * digests: it must be durable before their records leave the log. */
+	if (!rc)
+		rc = clients_persist_progress(fs);
 	if (!rc)
 		rc = digest_all_data(fs);
 	struct cache_snapshot snap = {0};

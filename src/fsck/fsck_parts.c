@@ -255,7 +255,7 @@ static int count_record(void *arg, const struct log_rec_hdr *h, const void *payl
 	struct log_scan *ls = arg;
 	struct fsck_ctx *c = ls->c;
 	ls->n++;
-	if (h->type != OP_WRITE)
+	if (h->type != OP_WRITE && h->type != OP_CWRITE)
 		return 0;
 	if (c->nwritten && c->written[c->nwritten - 1] == h->args[0])
 		return 0; /* the common run of writes to one file */

@@ -20,6 +20,7 @@
 #include "fs/dir.h"
 #include "fs/extent.h"
 #include "fs/xattr.h"
+#include "libfs/clients.h"
 #include "libfs/fs_internal.h"
 #include "libfs/oprec.h"
 #include "log/log_format.h"
@@ -448,6 +449,22 @@ static int apply_write(struct cairn_fs *fs, const struct log_rec_hdr *h, uint64_
 	return rc;
 }
 
+/* A client's write, copied from its log: the bytes follow the header. */
+static int apply_cwrite(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *pl,
+                        uint64_t plo)
+{
+	struct op_cwrite cw;
+	if (h->payload_len <= sizeof(cw))
+		return -EUCLEAN;
+	memcpy(&cw, pl, sizeof(cw));
+	struct log_rec_hdr data = *h;
+	data.payload_len -= (uint32_t)sizeof(cw);
+	int rc = apply_write(fs, &data, plo + sizeof(cw));
+	if (!rc)
+		clients_note_ingested(fs, cw.slot, cw.log_id, cw.seq, cw.next_off);
+	return rc;
+}
+
 static int shrink(struct cairn_fs *fs, struct iref *r, uint64_t size, uint64_t seq)
 {
 	struct vnode *vn = vnode_find(fs, r->ino);
@@ -651,6 +668,8 @@ int apply_record(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *p
 		return apply_rename(fs, h, pl);
 	case OP_WRITE:
 		return apply_write(fs, h, payload_off);
+	case OP_CWRITE:
+		return apply_cwrite(fs, h, pl, payload_off);
 	case OP_TRUNCATE:
 		return apply_truncate(fs, h);
 	case OP_SETATTR:

@@ -21,7 +21,6 @@
 #include "libfs/oprec.h"
 
 #define B FS_BLOCK_SIZE
-#define MAX_FILE_SIZE (1ull << 52) /* 4 PiB: logical blocks stay below 2^40 */
 
 /* ---- the open-file table ------------------------------------------------ */
 

@@ -26,6 +26,8 @@
 #include "proto/ctl.h"
 #include "volume/volume.h"
 
+#define MAX_FILE_SIZE (1ull << 52) /* 4 PiB: logical blocks stay below 2^40 */
+
 /* An inode that is open or has undigested data. */
 struct vnode {
 	uint64_t ino;
@@ -76,6 +78,8 @@ struct cairn_fs {
 	/* A handle made by cairn_attach: every call goes to the daemon
 	 * through this, and nothing below is used. */
 	struct client *client;
+	/* Private logs of the clients this daemon serves (clients.c). */
+	struct clients *clients;
 	struct volume vol;
 	struct log *log;
 	struct shared sh;

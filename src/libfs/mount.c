@@ -22,6 +22,7 @@
 #include "tier/migrate.h"
 #include "fs/alloc.h"
 #include "fs/extent.h"
+#include "libfs/clients.h"
 #include "libfs/fs_internal.h"
 #include "log/log_format.h"
 #include "volume/target.h"
@@ -465,6 +466,7 @@ static void init_locks(struct cairn_fs *fs)
 
 static void destroy_fs(struct cairn_fs *fs)
 {
+	clients_destroy(fs);
 	vnode_destroy_all(fs);
 	heat_destroy(fs);
 	for (int i = 0; i < fs->nfiles; i++) {
@@ -521,8 +523,13 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 {
 	fs->orphan_head = fs->sh.ckpt.orphan_head;
 	fs->directories = fs->sh.ckpt.directories;
+	/* Client logs first: replaying OP_CWRITE copies advances their
+	 * progress. */
+	int rc = clients_load(fs, err, el);
+	if (rc)
+		return rc;
 	struct replay rp = {.fs = fs};
-	int rc = log_recover(fs->log, fs->sh.ckpt.log_head_off, fs->sh.ckpt.log_head_seq,
+	rc = log_recover(fs->log, fs->sh.ckpt.log_head_off, fs->sh.ckpt.log_head_seq,
 	                     replay_one, &rp, fs->read_only);
 	fs->recovered_until = log_tail_seq(fs->log);
 	if (rc && rp.bad_rc) {
@@ -561,13 +568,19 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 		         strerror(-rc));
 		return rc;
 	}
-	if (fs->read_only)
-		return 0;
+	/* Then what the clients wrote and the volume's log has no copy of:
+	 * before the orphans go, since a client may have written into one. */
+	rc = clients_recover(fs, err, el);
+	if (rc || fs->read_only) {
+		clients_forget_recovered(fs, 0);
+		return rc;
+	}
 	/* Nothing is open yet: unlinked inodes that were open at the crash go. */
 	rc = orphans_release_all(fs);
 	/* Digest everything replayed, so the volume starts from a clean log. */
 	if (!rc)
 		rc = fs_checkpoint(fs, 1);
+	clients_forget_recovered(fs, rc == 0);
 	char failure[512];
 	if (rc == -EIO && fs_failure(fs, failure, sizeof(failure)))
 		snprintf(err, el, "cannot digest the recovered log: %s", failure);

@@ -27,7 +27,22 @@ enum op_type {
 	OP_REMOVEXATTR = 25, /* remove an extended attribute */
 	OP_PUNCH = 26,       /* args: ino, offset, length; payload: i64 time */
 	OP_FALLOC = 27,      /* args: ino, offset, length; payload: struct op_falloc */
+	OP_CWRITE = 28,      /* OP_WRITE's args; payload: struct op_cwrite, the bytes */
 };
+
+/* OP_CWRITE: a write a client made in its own log (log/clog_format.h),
+ * copied into the volume's log by the daemon.  Applying it also records
+ * that the client's log is ingested up to (seq + 1, next_off), so that a
+ * recovery applies each client record exactly once. */
+struct op_cwrite {
+	uint8_t log_id[16]; /* the client log's id */
+	uint64_t seq;       /* the client record's sequence number */
+	uint64_t next_off;  /* where the client log's next record starts */
+	uint32_t slot;      /* the client log's slot */
+	uint32_t pad;
+	uint64_t reserved[3];
+};
+_Static_assert(sizeof(struct op_cwrite) == 64, "the bytes after it stay line-aligned");
 
 /* OP_MKNOD payload; name and (for symlinks) target follow. */
 struct op_mknod {

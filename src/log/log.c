@@ -527,6 +527,27 @@ int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_
 	return rc;
 }
 
+int log_peek(struct log *l, uint64_t off, uint64_t seq, struct log_rec_hdr *h, uint8_t **buf,
+             size_t *bufsz, uint64_t *next)
+{
+	if (off < LOG_RING_START || off >= l->ring_end || off % LOG_ALIGN)
+		return 0;
+	if (!read_record(l, off, seq, seq, 0, h, buf, bufsz))
+		return 0;
+	*next = next_off(l, off, h->len, h->type == LOG_REC_PAD);
+	return 1;
+}
+
+int log_may_hold(struct log *l, uint64_t off, uint64_t seq)
+{
+	struct log_rec_hdr h;
+	if (off < LOG_RING_START || off + sizeof(h) > l->ring_end || off % LOG_ALIGN)
+		return 0;
+	if (media_read(l->m, off, &h, sizeof(h)))
+		return 0;
+	return h.magic == LOG_REC_MAGIC && h.seq == seq;
+}
+
 int log_damage(const struct log *l, struct log_damage *d)
 {
 	if (!l->damage.acknowledged)

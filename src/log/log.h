@@ -64,6 +64,18 @@ typedef int (*log_replay_fn)(void *arg, const struct log_rec_hdr *h, const void 
 int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_fn fn, void *arg,
                 int read_only);
 
+/*
+ * Reading a log that another process appends to (a client's log, read by
+ * the daemon): the record at off if it is valid and has sequence number
+ * seq (a PAD included), copied into *buf (grown as needed), with the
+ * offset of the record after it in *next.  1, or 0 when there is none
+ * yet (or it is torn, or of another log).  Changes nothing.
+ */
+int log_peek(struct log *l, uint64_t off, uint64_t seq, struct log_rec_hdr *h, uint8_t **buf,
+             size_t *bufsz, uint64_t *next);
+/* A cheap first look for log_peek: whether a header with seq is at off. */
+int log_may_hold(struct log *l, uint64_t off, uint64_t seq);
+
 /* Damage the last log_recover found: a record that had been durable is
  * invalid, and valid records after it would be lost with it. */
 struct log_damage {

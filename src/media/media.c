@@ -43,8 +43,8 @@ static const struct media_ops *ops_of(enum media_kind kind)
 	return NULL;
 }
 
-int media_open(struct media **out, enum media_kind kind, const char *path,
-	       uint64_t size, int flags, char *err, size_t errlen)
+static int open_medium(struct media **out, enum media_kind kind, const char *path, int given_fd,
+		       uint64_t size, int flags, char *err, size_t errlen)
 {
 	*out = NULL;
 	const char *name = path ? path : "(null)";
@@ -75,6 +75,7 @@ int media_open(struct media **out, enum media_kind kind, const char *path,
 	m->ops = ops;
 	m->kind = kind;
 	m->fd = -1;
+	m->given_fd = given_fd;
 	pthread_mutex_init(&m->failure_lock, NULL);
 	int rc = ops->open(m, size, flags, err, errlen);
 	if (rc < 0) {
@@ -85,6 +86,22 @@ int media_open(struct media **out, enum media_kind kind, const char *path,
 	}
 	*out = m;
 	return 0;
+}
+
+int media_open(struct media **out, enum media_kind kind, const char *path, uint64_t size,
+	       int flags, char *err, size_t errlen)
+{
+	return open_medium(out, kind, path, -1, size, flags, err, errlen);
+}
+
+int media_open_given(struct media **out, enum media_kind kind, int fd, const char *name,
+		     char *err, size_t errlen)
+{
+	if (fd < 0) {
+		media_errf(err, errlen, name ? name : "(null)", "no descriptor given");
+		return -EBADF;
+	}
+	return open_medium(out, kind, name, fd, 0, 0, err, errlen);
 }
 
 void media_close(struct media *m)

@@ -37,6 +37,12 @@ struct recorder;
  * On failure returns -errno and writes a sentence into err. */
 int media_open(struct media **out, enum media_kind kind, const char *path,
 	       uint64_t size, int flags, char *err, size_t errlen);
+/* Opens, as a medium of the given kind and of the file's size, the file
+ * behind a descriptor another process passed (SCM_RIGHTS): a client's own
+ * log, which it may not open by name.  name is for messages.  fd stays the
+ * caller's. */
+int media_open_given(struct media **out, enum media_kind kind, int fd, const char *name,
+		     char *err, size_t errlen);
 void media_close(struct media *m);
 
 enum media_kind media_kind(const struct media *m);

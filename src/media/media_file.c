@@ -88,7 +88,9 @@ int media_open_fd(struct media *m, uint64_t size, int flags, bool allow_blockdev
 		  char *err, size_t errlen)
 {
 	int oflags = O_RDWR | O_CLOEXEC | ((flags & MEDIA_CREATE) ? O_CREAT : 0);
-	int fd = open(m->path, oflags, 0600);
+	/* A descriptor passed by another process (a client's log, which it
+	 * may not open by name) is used through a copy of its own. */
+	int fd = m->given_fd >= 0 ? fcntl(m->given_fd, F_DUPFD_CLOEXEC, 0) : open(m->path, oflags, 0600);
 	if (fd < 0) {
 		int e = errno;
 		media_errf(err, errlen, m->path, "cannot open: %s", strerror(e));
@@ -145,7 +147,8 @@ static int zero_fill(int fd, uint64_t from, uint64_t size)
 static int file_open(struct media *m, uint64_t size, int flags, char *err, size_t errlen)
 {
 	struct stat before;
-	uint64_t old_size = stat(m->path, &before) == 0 ? (uint64_t)before.st_size : 0;
+	uint64_t old_size =
+	    m->given_fd < 0 && stat(m->path, &before) == 0 ? (uint64_t)before.st_size : 0;
 	int fd = media_open_fd(m, size, flags, true, err, errlen);
 	if (fd < 0)
 		return fd;

@@ -53,6 +53,7 @@ struct media {
 	enum media_kind kind;
 	char *path;
 	uint64_t size;
+	int given_fd; /* media_open_given's descriptor (not owned), else -1 */
 	/* Crash-state recording: NULL on the fast path. */
 	struct recorder *rec;
 	int part;

@@ -22,8 +22,15 @@
 
 #include "media/media_internal.h"
 
+static int emul_open(struct media *m, uint64_t size, int flags, char *err, size_t errlen);
+
 static int pmem_open(struct media *m, uint64_t size, int flags, char *err, size_t errlen)
 {
+	/* A given descriptor cannot go through pmem_map_file, which opens by
+	 * name: it is mapped like emul's, and flushed with the same
+	 * instructions. */
+	if (m->given_fd >= 0)
+		return emul_open(m, size, flags, err, errlen);
 	struct stat st;
 	bool exists = stat(m->path, &st) == 0;
 	/* Device DAX cannot be created or resized: map it whole and let the

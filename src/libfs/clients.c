@@ -1,0 +1,834 @@
+/*
+ * clients.c - private client logs on the daemon's side: making a slot,
+ * grants and their revocation, ingestion into the volume's log, progress,
+ * and recovery of the logs a dead daemon left.
+ *
+ * Owns: struct clients (fs->clients), struct clog, and the bytes of the
+ * state files.  The client logs' bytes are the clients' (src/client); the
+ * daemon only reads them, through the log module.
+ * May call: libfs internals (op_log_apply, space), the log, the media layer.
+ *
+ * Locks: clients->lock (slots, grants, ingestion) is taken before
+ * fs->lock, never after it.  The checkpoint, which holds fs->lock, reads
+ * each slot's progress without clients->lock: every field it reads is
+ * written with both held.
+ */
+#include "libfs/clients.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "libfs/fs_internal.h"
+#include "libfs/oprec.h"
+#include "log/clog_format.h"
+#include "log/log_format.h"
+#include "media/media.h"
+#include "util/checksum.h"
+
+/* Blocks of credit a client starts with and is topped up to: 64 MiB of
+ * new data before it asks again. */
+#define CLOG_CREDIT 16384u
+/* Records written as their grant was revoked, remembered until their
+ * writers ask (at most one per thread of the client in flight). */
+#define CLOG_SKIPPED 256
+
+struct clog {
+	int slot;
+	uint8_t log_id[16];
+	struct media *lm, *sm; /* the log, the state file */
+	struct log *log;
+	uint64_t next_off, next_seq; /* the first record not yet ingested */
+	uint64_t credit;             /* blocks reserved for the client's records */
+	uint64_t next_epoch;
+	uint64_t progress_gen;
+	struct clog_grant grants[CLOG_GRANTS]; /* as the state file holds them */
+	uint32_t refs[CLOG_GRANTS];            /* descriptors using each grant */
+	int sock;                              /* the session's, shut down on forgery */
+	int recovered;                         /* left by a dead daemon */
+	char forged[256];                      /* why the log was refused, or "" */
+	uint64_t skipped[CLOG_SKIPPED];        /* the last records skipped (revoked) */
+	unsigned nskipped;
+	uint8_t *buf;
+	size_t bufsz;
+};
+
+struct front_open {
+	uint64_t ino;
+	int64_t count;
+};
+
+struct clients {
+	pthread_mutex_t lock;
+	struct clog *slot[CLOG_SLOTS];
+	atomic_int active; /* slots in use */
+	struct front_open *fopen;
+	size_t nfopen, capfopen;
+};
+
+/* ---- files --------------------------------------------------------------- */
+
+static void slot_paths(struct cairn_fs *fs, int slot, char *logp, char *statep, size_t len)
+{
+	snprintf(logp, len, "%s.client%d", fs->vol.mf.path[PART_LOG], slot);
+	snprintf(statep, len, "%s.client%d.state", fs->vol.mf.path[PART_LOG], slot);
+}
+
+#define PATH_LEN (VOLUME_PATH_MAX + 32)
+
+static void remove_files(struct cairn_fs *fs, int slot)
+{
+	char logp[PATH_LEN], statep[PATH_LEN];
+	slot_paths(fs, slot, logp, statep, sizeof(logp));
+	unlink(statep);
+	unlink(logp);
+}
+
+static void clog_free(struct clog *c)
+{
+	if (!c)
+		return;
+	log_close(c->log);
+	media_close(c->lm);
+	media_close(c->sm);
+	free(c->buf);
+	free(c);
+}
+
+static int state_store(struct clog *c, uint64_t off, const void *p, size_t len)
+{
+	int rc = media_store(c->sm, off, p, len);
+	return rc ? rc : media_fence(c->sm);
+}
+
+static uint64_t grant_off(uint32_t i)
+{
+	return CLOG_GRANTS_OFF + (uint64_t)i * sizeof(struct clog_grant);
+}
+
+/* One field of grant i, stored, flushed and fenced. */
+static int grant_set(struct clog *c, uint32_t i, size_t field, uint64_t v)
+{
+	uint64_t *p = (uint64_t *)((uint8_t *)&c->grants[i] + field);
+	*p = v;
+	return state_store(c, grant_off(i) + field, p, sizeof(v));
+}
+
+#define G_INO offsetof(struct clog_grant, ino)
+#define G_EPOCH offsetof(struct clog_grant, epoch)
+#define G_LIVE offsetof(struct clog_grant, live)
+
+static int write_progress(struct clog *c)
+{
+	struct clog_progress p;
+	memset(&p, 0, sizeof(p));
+	p.magic = CLOG_PROGRESS_MAGIC;
+	p.gen = ++c->progress_gen;
+	p.seq = c->next_seq;
+	p.off = c->next_off;
+	memcpy(p.log_id, c->log_id, 16);
+	p.checksum = checksum64(&p, offsetof(struct clog_progress, checksum));
+	/* The copy not holding the current progress: a torn write leaves the
+	 * other one. */
+	uint64_t off = CLOG_PROGRESS_OFF + (p.gen & 1) * sizeof(p);
+	return state_store(c, off, &p, sizeof(p));
+}
+
+static int write_header(struct cairn_fs *fs, struct clog *c)
+{
+	struct clog_header h;
+	memset(&h, 0, sizeof(h));
+	h.magic = CLOG_STATE_MAGIC;
+	h.version = CLOG_VERSION;
+	h.slot = (uint32_t)c->slot;
+	memcpy(h.volume_uuid, fs->vol.mf.uuid, 16);
+	memcpy(h.log_id, c->log_id, 16);
+	h.log_size = CLOG_LOG_SIZE;
+	h.checksum = checksum64(&h, offsetof(struct clog_header, checksum));
+	int rc = media_zero(c->sm, 0, CLOG_STATE_SIZE);
+	if (!rc)
+		media_flush(c->sm, 0, CLOG_STATE_SIZE);
+	if (!rc)
+		rc = media_store(c->sm, 0, &h, sizeof(h));
+	return rc ? rc : write_progress(c);
+}
+
+static enum media_kind log_kind(struct cairn_fs *fs)
+{
+	return media_kind(fs->vol.part[PART_LOG]);
+}
+
+/* Makes slot's two files: the log formatted with a fresh id, then the
+ * state file.  A crash between them leaves a log without a state file,
+ * which the next mount removes. */
+static int make_files(struct cairn_fs *fs, struct clog *c)
+{
+	char logp[PATH_LEN], statep[PATH_LEN], err[512];
+	slot_paths(fs, c->slot, logp, statep, sizeof(logp));
+	uuid_generate(c->log_id);
+	enum media_kind kind = log_kind(fs);
+	unlink(statep);
+	int rc = media_open(&c->lm, kind, logp, CLOG_LOG_SIZE, MEDIA_CREATE, err, sizeof(err));
+	if (!rc)
+		rc = log_format(c->lm, c->log_id, err, sizeof(err));
+	if (!rc)
+		rc = log_open(&c->log, c->lm, c->log_id, err, sizeof(err));
+	if (!rc)
+		rc = media_open(&c->sm, kind, statep, CLOG_STATE_SIZE, MEDIA_CREATE, err,
+		                sizeof(err));
+	c->next_seq = 1;
+	c->next_off = LOG_RING_START;
+	c->next_epoch = 1;
+	if (!rc)
+		rc = write_header(fs, c);
+	if (rc) {
+		fprintf(stderr, "cairn: client log %d: %s\n", c->slot,
+		        err[0] ? err : strerror(-rc));
+		remove_files(fs, c->slot);
+	}
+	return rc;
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+static struct clients *table(struct cairn_fs *fs)
+{
+	return fs->clients;
+}
+
+static int table_init(struct cairn_fs *fs)
+{
+	if (fs->clients)
+		return 0;
+	struct clients *cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return -ENOMEM;
+	pthread_mutex_init(&cl->lock, NULL);
+	fs->clients = cl;
+	return 0;
+}
+
+static void slot_put(struct clients *cl, int i, struct clog *c)
+{
+	if (c && !cl->slot[i])
+		atomic_fetch_add(&cl->active, 1);
+	else if (!c && cl->slot[i])
+		atomic_fetch_sub(&cl->active, 1);
+	cl->slot[i] = c;
+}
+
+/* ---- ingestion ------------------------------------------------------------ */
+
+/* The grant a record names: its index, or -1. */
+static int find_grant(const struct clog *c, uint64_t ino, uint64_t epoch)
+{
+	if (!epoch)
+		return -1;
+	for (int i = 0; i < CLOG_GRANTS; i++)
+		if (c->grants[i].epoch == epoch && c->grants[i].ino == ino)
+			return i;
+	return -1;
+}
+
+static void forged(struct clog *c, const char *why, uint64_t seq)
+{
+	snprintf(c->forged, sizeof(c->forged), "client log %d: record %llu refused: %s", c->slot,
+	         (unsigned long long)seq, why);
+	if (c->sock >= 0)
+		shutdown(c->sock, SHUT_RDWR);
+}
+
+/* What is wrong with a record under a grant, or NULL. */
+static const char *record_problem(const struct clog *c, const struct log_rec_hdr *h, uint64_t cost)
+{
+	if (h->type != CLOG_REC_WRITE)
+		return "not a write";
+	if (h->payload_len == 0)
+		return "an empty write";
+	if (h->args[1] > MAX_FILE_SIZE || h->payload_len > MAX_FILE_SIZE - h->args[1])
+		return "past the largest file size";
+	if (!c->recovered && cost > c->credit)
+		return "more blocks than its credit";
+	return NULL;
+}
+
+/* Copies one record into the volume's log as OP_CWRITE and applies it.
+ * -EAGAIN: the lock was dropped to digest; look at the record again. */
+static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct log_rec_hdr *h,
+                               uint64_t next, uint64_t cost, int *attempt)
+{
+	uint64_t ino = h->args[0], off = h->args[1], len = h->payload_len;
+	if (fs->failed)
+		return -EIO;
+	uint64_t capj = shared_journal_capacity(&fs->sh);
+	if (!log_room(fs->log, len + sizeof(struct op_cwrite)) ||
+	    checkpoint_cost(fs) * 4 >= capj * 3) {
+		if (++*attempt > 4)
+			return -ENOSPC;
+		int rc = fs_digest_wait(fs);
+		return rc && rc != -ENOSPC ? rc : -EAGAIN;
+	}
+	struct iref r;
+	int rc = inode_get(&fs->sh, ino, &r);
+	if (rc)
+		return rc;
+	uint64_t need = 0;
+	rc = data_blocks_needed(fs, r.i, NULL, off, len, &need);
+	inode_put(&fs->sh, &r);
+	if (rc)
+		return rc;
+	/* The credit held the record's blocks; they pass to its piece. */
+	if (!c->recovered) {
+		c->credit -= cost;
+		fs->reserved_blocks -= cost;
+	}
+	fs->apply_resv = need;
+	struct op_cwrite cw;
+	memset(&cw, 0, sizeof(cw));
+	memcpy(cw.log_id, c->log_id, 16);
+	cw.seq = h->seq;
+	cw.next_off = next;
+	cw.slot = (uint32_t)c->slot;
+	uint64_t args[3] = {ino, off, (uint64_t)now_ns()};
+	struct iovec iov[2] = {{&cw, sizeof(cw)}, {c->buf, len}};
+	uint64_t seq;
+	return op_log_apply(fs, OP_CWRITE, args, iov, 2, &seq);
+}
+
+/* Applies c's records from its progress on, with fs->lock held
+ * exclusively.  Stops at the first record not there yet; a forged one
+ * stops the log for good. */
+static int ingest_locked(struct cairn_fs *fs, struct clog *c)
+{
+	int attempt = 0;
+	while (!c->forged[0]) {
+		struct log_rec_hdr h;
+		uint64_t next;
+		if (!log_peek(c->log, c->next_off, c->next_seq, &h, &c->buf, &c->bufsz, &next))
+			return 0;
+		int skip = h.type == LOG_REC_PAD;
+		if (!skip && find_grant(c, h.args[0], h.args[2]) < 0) {
+			/* Written as its grant was revoked: the client writes it
+			 * again through the daemon.  An epoch never given is
+			 * forged. */
+			if (!c->recovered && (h.args[2] == 0 || h.args[2] >= c->next_epoch)) {
+				forged(c, "no such grant", h.seq);
+				return 0;
+			}
+			skip = 1;
+			c->skipped[c->nskipped++ % CLOG_SKIPPED] = h.seq;
+		}
+		if (!skip) {
+			uint64_t cost = clog_record_cost(h.args[1], h.payload_len);
+			const char *why = record_problem(c, &h, cost);
+			if (why) {
+				forged(c, why, h.seq);
+				return 0;
+			}
+			int rc = apply_client_record(fs, c, &h, next, cost, &attempt);
+			if (rc == -EAGAIN)
+				continue;
+			if (rc)
+				return rc;
+		}
+		c->next_off = next;
+		c->next_seq = h.seq + 1;
+	}
+	return 0;
+}
+
+static int ingest_all_locked(struct cairn_fs *fs, struct clients *cl)
+{
+	int rc = 0;
+	for (int i = 0; i < CLOG_SLOTS && !rc; i++)
+		if (cl->slot[i])
+			rc = ingest_locked(fs, cl->slot[i]);
+	return rc;
+}
+
+static int has_new(struct clog *c)
+{
+	return !c->forged[0] && log_may_hold(c->log, c->next_off, c->next_seq);
+}
+
+int clients_ingest(cairn_fs *fs)
+{
+	struct clients *cl = table(fs);
+	if (!cl || atomic_load(&cl->active) == 0)
+		return 0;
+	pthread_mutex_lock(&cl->lock);
+	int any = 0;
+	for (int i = 0; i < CLOG_SLOTS && !any; i++)
+		any = cl->slot[i] && has_new(cl->slot[i]);
+	int rc = 0;
+	if (any) {
+		pthread_rwlock_wrlock(&fs->lock);
+		rc = ingest_all_locked(fs, cl);
+		pthread_rwlock_unlock(&fs->lock);
+	}
+	pthread_mutex_unlock(&cl->lock);
+	return rc;
+}
+
+/* Ingests c and makes what it applied durable, with its progress:
+ * before a grant's epoch may go from the state file (see revoke_grant). */
+static int ingest_durably(struct cairn_fs *fs, struct clog *c)
+{
+	pthread_rwlock_wrlock(&fs->lock);
+	int rc = ingest_locked(fs, c);
+	if (!rc)
+		rc = log_commit_all(fs->log);
+	if (!rc)
+		rc = write_progress(c);
+	pthread_rwlock_unlock(&fs->lock);
+	return rc;
+}
+
+/* ---- slots ---------------------------------------------------------------- */
+
+static uint64_t take_credit(struct cairn_fs *fs, uint64_t want)
+{
+	pthread_rwlock_wrlock(&fs->lock);
+	uint64_t got = 0;
+	if (want && !fs->read_only && !fs->failed && space_check(fs, SPACE_DATA, want) == 0) {
+		fs->reserved_blocks += want;
+		got = want;
+	}
+	pthread_rwlock_unlock(&fs->lock);
+	return got;
+}
+
+static int open_for_client(const char *path, int flags)
+{
+	int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW);
+	return fd < 0 ? -errno : fd;
+}
+
+int clog_start(cairn_fs *fs, int sock, struct clog **out, struct clog_start *st)
+{
+	struct clients *cl = table(fs);
+	if (!cl || fs->read_only)
+		return -EROFS;
+	pthread_mutex_lock(&cl->lock);
+	int slot = -1;
+	for (int i = 0; i < CLOG_SLOTS && slot < 0; i++)
+		if (!cl->slot[i])
+			slot = i;
+	int rc = slot < 0 ? -EBUSY : 0;
+	struct clog *c = NULL;
+	if (!rc && !(c = calloc(1, sizeof(*c))))
+		rc = -ENOMEM;
+	if (!rc) {
+		c->slot = slot;
+		c->sock = sock;
+		rc = make_files(fs, c);
+	}
+	st->log_fd = st->state_fd = -1;
+	if (!rc) {
+		char logp[PATH_LEN], statep[PATH_LEN];
+		slot_paths(fs, slot, logp, statep, sizeof(logp));
+		st->log_fd = rc = open_for_client(logp, O_RDWR);
+		if (rc >= 0)
+			st->state_fd = rc = open_for_client(statep, O_RDONLY);
+		rc = rc < 0 ? rc : 0;
+	}
+	if (rc) {
+		if (st->log_fd >= 0)
+			close(st->log_fd);
+		if (c && c->log)
+			remove_files(fs, slot);
+		clog_free(c);
+		pthread_mutex_unlock(&cl->lock);
+		return rc;
+	}
+	c->credit = take_credit(fs, CLOG_CREDIT);
+	memcpy(st->log_id, c->log_id, 16);
+	st->media_kind = (int)log_kind(fs);
+	st->credit = c->credit;
+	pthread_rwlock_wrlock(&fs->lock); /* the checkpoint reads the table */
+	slot_put(cl, slot, c);
+	pthread_rwlock_unlock(&fs->lock);
+	pthread_mutex_unlock(&cl->lock);
+	*out = c;
+	return 0;
+}
+
+void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len)
+{
+	struct clients *cl = table(fs);
+	pthread_mutex_lock(&cl->lock);
+	pthread_rwlock_wrlock(&fs->lock);
+	int rc = ingest_locked(fs, c);
+	/* The copies must be durable before the log they came from goes. */
+	if (!rc)
+		rc = log_commit_all(fs->log);
+	fs->reserved_blocks -= c->credit;
+	c->credit = 0;
+	slot_put(cl, c->slot, NULL);
+	pthread_rwlock_unlock(&fs->lock);
+	snprintf(why, len, "%s", c->forged);
+	if (rc) {
+		/* The records stay in the client's files: the next mount
+		 * applies them. */
+		fprintf(stderr,
+		        "cairn: client log %d: cannot ingest (%s); kept for the next mount\n",
+		        c->slot, strerror(-rc));
+		c->recovered = 1;
+	} else {
+		remove_files(fs, c->slot);
+	}
+	clog_free(c);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+/* ---- grants --------------------------------------------------------------- */
+
+static int64_t front_count(struct clients *cl, uint64_t ino)
+{
+	for (size_t i = 0; i < cl->nfopen; i++)
+		if (cl->fopen[i].ino == ino)
+			return cl->fopen[i].count;
+	return 0;
+}
+
+int clog_grant(cairn_fs *fs, struct clog *c, uint64_t ino, uint32_t *index, uint64_t *epoch)
+{
+	struct clients *cl = table(fs);
+	pthread_mutex_lock(&cl->lock);
+	int rc = front_count(cl, ino) > 0 || c->forged[0] ? -EBUSY : 0;
+	int slot = -1;
+	for (int i = 0; i < CLOG_GRANTS && !rc && slot < 0; i++)
+		if (c->grants[i].ino == ino && c->grants[i].live)
+			slot = i;
+	if (!rc && slot >= 0) {
+		c->refs[slot]++;
+	} else if (!rc) {
+		for (int i = 0; i < CLOG_GRANTS && slot < 0; i++)
+			if (!c->grants[i].ino && !c->refs[i])
+				slot = i;
+		if (slot < 0)
+			rc = -EBUSY;
+		/* Durable before the client may use it: the inode, then the
+		 * epoch, then (for the client's checks) the live epoch. */
+		uint64_t e = c->next_epoch;
+		if (!rc)
+			rc = grant_set(c, (uint32_t)slot, G_INO, ino);
+		if (!rc)
+			rc = grant_set(c, (uint32_t)slot, G_EPOCH, e);
+		if (!rc)
+			rc = grant_set(c, (uint32_t)slot, G_LIVE, e);
+		if (!rc) {
+			c->next_epoch++;
+			c->refs[slot] = 1;
+		}
+	}
+	if (!rc) {
+		*index = (uint32_t)slot;
+		*epoch = c->grants[slot].epoch;
+	}
+	pthread_mutex_unlock(&cl->lock);
+	return rc;
+}
+
+/*
+ * Revocation without the client's help.  The client checks the live epoch
+ * after its record is durable (and a full fence); the daemon stores 0
+ * there, fences, and then ingests: whichever comes second sees the other.
+ * A record the client saw still granted is therefore ingested here; one
+ * it saw revoked it asks about, and writes through the daemon if it was
+ * not.  Only once what was ingested is durable, with the progress that
+ * says so, does the grant's epoch leave the state file: a record past that
+ * progress and without its grant is one the client wrote again.
+ */
+static int revoke_grant(struct cairn_fs *fs, struct clog *c, uint32_t i)
+{
+	if (!c->grants[i].live)
+		return 0;
+	int rc = grant_set(c, i, G_LIVE, 0);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!rc)
+		rc = ingest_durably(fs, c);
+	if (!rc)
+		rc = grant_set(c, i, G_EPOCH, 0);
+	return rc;
+}
+
+void clog_ungrant(cairn_fs *fs, struct clog *c, uint64_t ino)
+{
+	struct clients *cl = table(fs);
+	pthread_mutex_lock(&cl->lock);
+	for (uint32_t i = 0; i < CLOG_GRANTS; i++) {
+		if (c->grants[i].ino != ino || !c->refs[i])
+			continue;
+		if (--c->refs[i] == 0 && revoke_grant(fs, c, i) == 0)
+			grant_set(c, i, G_INO, 0);
+		break;
+	}
+	pthread_mutex_unlock(&cl->lock);
+}
+
+void clients_front_open(cairn_fs *fs, uint64_t ino, int delta)
+{
+	struct clients *cl = table(fs);
+	if (!cl)
+		return;
+	pthread_mutex_lock(&cl->lock);
+	size_t i = 0;
+	while (i < cl->nfopen && cl->fopen[i].ino != ino)
+		i++;
+	if (i == cl->nfopen && delta > 0) {
+		if (cl->nfopen == cl->capfopen) {
+			size_t cap = cl->capfopen ? 2 * cl->capfopen : 16;
+			struct front_open *n = realloc(cl->fopen, cap * sizeof(*n));
+			if (n) {
+				cl->fopen = n;
+				cl->capfopen = cap;
+			}
+		}
+		if (cl->nfopen < cl->capfopen)
+			cl->fopen[cl->nfopen++] = (struct front_open){ino, 0};
+	}
+	if (i < cl->nfopen) {
+		cl->fopen[i].count += delta;
+		if (cl->fopen[i].count <= 0)
+			cl->fopen[i] = cl->fopen[--cl->nfopen];
+	}
+	if (delta > 0)
+		for (int s = 0; s < CLOG_SLOTS; s++)
+			for (uint32_t g = 0; cl->slot[s] && g < CLOG_GRANTS; g++)
+				if (cl->slot[s]->grants[g].ino == ino)
+					revoke_grant(fs, cl->slot[s], g);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+int clients_granted(cairn_fs *fs, uint64_t ino)
+{
+	struct clients *cl = table(fs);
+	if (!cl || atomic_load(&cl->active) == 0)
+		return 0;
+	pthread_mutex_lock(&cl->lock);
+	int found = 0;
+	for (int s = 0; s < CLOG_SLOTS && !found; s++)
+		for (uint32_t g = 0; cl->slot[s] && g < CLOG_GRANTS && !found; g++)
+			found = cl->slot[s]->grants[g].ino == ino && cl->slot[s]->grants[g].live;
+	pthread_mutex_unlock(&cl->lock);
+	return found;
+}
+
+static int was_skipped(const struct clog *c, uint64_t seq)
+{
+	for (int i = 0; i < CLOG_SKIPPED; i++)
+		if (c->skipped[i] == seq)
+			return 1;
+	return 0;
+}
+
+int clog_sync(cairn_fs *fs, struct clog *c, uint64_t seq, uint64_t want, uint64_t *credit,
+              uint64_t *head_off, uint64_t *head_seq, int *ingested)
+{
+	struct clients *cl = table(fs);
+	pthread_mutex_lock(&cl->lock);
+	pthread_rwlock_wrlock(&fs->lock);
+	int rc = ingest_locked(fs, c);
+	pthread_rwlock_unlock(&fs->lock);
+	*ingested = seq && seq < c->next_seq && !was_skipped(c, seq);
+	if (!rc && want > c->credit)
+		c->credit += take_credit(fs, want - c->credit);
+	*credit = c->credit;
+	*head_off = c->next_off;
+	*head_seq = c->next_seq;
+	pthread_mutex_unlock(&cl->lock);
+	return rc ? rc : c->forged[0] ? -EPROTO : 0;
+}
+
+/* ---- the engine's side ---------------------------------------------------- */
+
+void clients_note_ingested(struct cairn_fs *fs, uint32_t slot, const uint8_t log_id[16],
+                           uint64_t seq, uint64_t next_off)
+{
+	struct clients *cl = table(fs);
+	if (!cl || slot >= CLOG_SLOTS || !cl->slot[slot])
+		return;
+	struct clog *c = cl->slot[slot];
+	/* Copies made for an earlier client of the slot are not this one's. */
+	if (memcmp(c->log_id, log_id, 16) || seq < c->next_seq)
+		return;
+	c->next_seq = seq + 1;
+	c->next_off = next_off;
+}
+
+int clients_persist_progress(struct cairn_fs *fs)
+{
+	struct clients *cl = table(fs);
+	int rc = 0;
+	for (int i = 0; cl && i < CLOG_SLOTS && !rc; i++)
+		if (cl->slot[i])
+			rc = write_progress(cl->slot[i]);
+	return rc;
+}
+
+/* The valid progress copy with the higher gen, if any. */
+static void read_progress(struct clog *c)
+{
+	for (int k = 0; k < 2; k++) {
+		struct clog_progress p;
+		if (media_read(c->sm, CLOG_PROGRESS_OFF + (uint64_t)k * sizeof(p), &p, sizeof(p)))
+			continue;
+		if (p.magic != CLOG_PROGRESS_MAGIC || memcmp(p.log_id, c->log_id, 16) ||
+		    p.checksum != checksum64(&p, offsetof(struct clog_progress, checksum)))
+			continue;
+		if (p.gen > c->progress_gen) {
+			c->progress_gen = p.gen;
+			c->next_seq = p.seq;
+			c->next_off = p.off;
+		}
+	}
+}
+
+/* What is wrong with a state file's header, or NULL. */
+static const char *header_problem(struct cairn_fs *fs, const struct clog_header *h, int slot)
+{
+	if (h->magic != CLOG_STATE_MAGIC)
+		return "bad magic number";
+	if (h->checksum != checksum64(h, offsetof(struct clog_header, checksum)))
+		return "checksum mismatch";
+	if (h->version != CLOG_VERSION)
+		return "unsupported version";
+	if (h->slot != (uint32_t)slot)
+		return "made for another slot";
+	if (memcmp(h->volume_uuid, fs->vol.mf.uuid, 16))
+		return "belongs to another volume";
+	return NULL;
+}
+
+/* Opens what a dead daemon left in slot: 1 with *out, 0 when there is
+ * nothing (or nothing usable: said on stderr), or -errno. */
+static int load_slot(struct cairn_fs *fs, int slot, struct clog **out)
+{
+	char logp[PATH_LEN], statep[PATH_LEN], err[512] = "";
+	slot_paths(fs, slot, logp, statep, sizeof(logp));
+	if (access(statep, F_OK)) {
+		if (!fs->read_only)
+			unlink(logp); /* made by a start the crash cut short */
+		return 0;
+	}
+	struct clog *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->slot = slot;
+	c->sock = -1;
+	c->recovered = 1;
+	enum media_kind kind = log_kind(fs);
+	struct clog_header h;
+	const char *why = NULL;
+	int rc = media_open(&c->sm, kind, statep, 0, 0, err, sizeof(err));
+	if (!rc && media_size(c->sm) < CLOG_STATE_SIZE)
+		why = "too small";
+	if (!rc && !why && media_read(c->sm, 0, &h, sizeof(h)) == 0)
+		why = header_problem(fs, &h, slot);
+	if (!rc && !why) {
+		memcpy(c->log_id, h.log_id, 16);
+		rc = media_open(&c->lm, kind, logp, 0, 0, err, sizeof(err));
+		if (!rc)
+			rc = log_open(&c->log, c->lm, c->log_id, err, sizeof(err));
+	}
+	if (!rc && !why) {
+		read_progress(c);
+		rc = media_read(c->sm, CLOG_GRANTS_OFF, c->grants, sizeof(c->grants));
+	}
+	if (rc || why) {
+		fprintf(stderr,
+		        "cairn: warning: client log %d (%s): %s: its records are not applied\n",
+		        slot, statep,
+		        why      ? why
+		        : err[0] ? err
+		                 : strerror(-rc));
+		clog_free(c);
+		if (!fs->read_only)
+			remove_files(fs, slot);
+		return 0;
+	}
+	*out = c;
+	return 1;
+}
+
+int clients_load(struct cairn_fs *fs, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	int rc = table_init(fs);
+	struct clients *cl = table(fs);
+	for (int i = 0; i < CLOG_SLOTS && !rc; i++) {
+		struct clog *c = NULL;
+		rc = load_slot(fs, i, &c);
+		if (rc == 1) {
+			slot_put(cl, i, c);
+			rc = 0;
+		}
+	}
+	return rc;
+}
+
+int clients_recover(struct cairn_fs *fs, char *err, size_t errlen)
+{
+	struct clients *cl = table(fs);
+	uint64_t applied = 0;
+	for (int i = 0; cl && i < CLOG_SLOTS; i++) {
+		struct clog *c = cl->slot[i];
+		if (!c)
+			continue;
+		uint64_t before = fs->stats.ops_logged;
+		int rc = fs->read_only ? 0 : ingest_locked(fs, c);
+		if (rc) {
+			snprintf(err, errlen, "client log %d: cannot apply its records: %s", i,
+			         strerror(-rc));
+			return rc;
+		}
+		applied += fs->stats.ops_logged - before;
+		if (c->forged[0])
+			fprintf(stderr,
+			        "cairn: warning: %s; the records after it are not applied\n",
+			        c->forged);
+		else if (fs->read_only && has_new(c))
+			fprintf(stderr,
+			        "cairn: warning: client log %d holds writes a read-only mount does "
+			        "not show; a read-write mount applies them\n",
+			        i);
+	}
+	(void)applied;
+	return 0;
+}
+
+void clients_forget_recovered(struct cairn_fs *fs, int remove)
+{
+	struct clients *cl = table(fs);
+	for (int i = 0; cl && i < CLOG_SLOTS; i++) {
+		struct clog *c = cl->slot[i];
+		if (!c || !c->recovered)
+			continue;
+		slot_put(cl, i, NULL);
+		if (remove && !fs->read_only)
+			remove_files(fs, i);
+		clog_free(c);
+	}
+}
+
+void clients_destroy(struct cairn_fs *fs)
+{
+	struct clients *cl = table(fs);
+	if (!cl)
+		return;
+	for (int i = 0; i < CLOG_SLOTS; i++)
+		clog_free(cl->slot[i]); /* a session not ended keeps its files */
+	pthread_mutex_destroy(&cl->lock);
+	free(cl->fopen);
+	free(cl);
+	fs->clients = NULL;
+}

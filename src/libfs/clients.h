@@ -1,0 +1,106 @@
+/*
+ * clients.h - private client logs: a client process writes file data into
+ * a log of its own, with no message to the daemon, and the daemon ingests
+ * those records into the volume's log (docs/ARCHITECTURE.md, "Client
+ * logs"; the files' layout is log/clog_format.h).
+ *
+ * Owns: the slots of client logs, their state files (grants, progress),
+ * ingestion, and their recovery at mount.
+ * May call: libfs internals, the log, the media layer.
+ * Called by: src/server (sessions), src/fuse (its requests), and the
+ * engine's own mount, apply and checkpoint.
+ *
+ * The rules that make it safe:
+ *   - A client writes only its own log; the state file is the daemon's.
+ *   - A record applies only under a grant (inode, epoch) the daemon wrote
+ *     durably into the state file before the client could use it.
+ *   - Ingest before serve: every request of every client and of the FUSE
+ *     mount is served after the records that were durable when it started
+ *     are applied, so a read that starts after a write returned sees it.
+ *   - Each record is applied once: its OP_CWRITE copy in the volume's log
+ *     records its sequence number, checkpoints persist that progress in
+ *     the state file before the volume's log is reclaimed, and recovery
+ *     applies only the records past it.
+ */
+#ifndef CAIRN_LIBFS_CLIENTS_H
+#define CAIRN_LIBFS_CLIENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cairn.h"
+
+struct clog;
+
+/* What a client gets to write its log: the two descriptors (the log read
+ * and write, the state file read-only; the caller sends and closes them),
+ * the log's id, the medium kind, and its first credit in blocks. */
+struct clog_start {
+	int log_fd, state_fd;
+	uint8_t log_id[16];
+	int media_kind;
+	uint64_t credit;
+};
+
+/* A new log for the client on socket sock (shut down if the client
+ * forges a record).  -EBUSY when every slot is taken, -EROFS, or -errno. */
+int clog_start(cairn_fs *fs, int sock, struct clog **out, struct clog_start *st);
+
+/* The client is gone: everything valid in its log is ingested, its credit
+ * returned, its files removed.  If a record was forged, *why (len bytes)
+ * says so, else it is left empty. */
+void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len);
+
+/* Grants the client local writes of regular file ino, which it has open
+ * for writing; a second grant of one inode shares the first.  *index and
+ * *epoch locate it in the state file.  -EBUSY when the FUSE mount has the
+ * inode open or the client holds CLOG_GRANTS inodes. */
+int clog_grant(cairn_fs *fs, struct clog *c, uint64_t ino, uint32_t *index, uint64_t *epoch);
+/* One grant of ino less (the client closed a descriptor): its records are
+ * ingested first.  The last one removes it from the state file. */
+void clog_ungrant(cairn_fs *fs, struct clog *c, uint64_t ino);
+
+/* The client's request to catch up: everything is ingested, the credit is
+ * topped up towards `want` blocks (if the volume has room), and *head_off,
+ * *head_seq say where its log now starts.  *ingested says whether its
+ * record seq was applied (a record written as its grant was revoked may
+ * have been skipped: the client then writes through the daemon). */
+int clog_sync(cairn_fs *fs, struct clog *c, uint64_t seq, uint64_t want, uint64_t *credit,
+              uint64_t *head_off, uint64_t *head_seq, int *ingested);
+
+/* Ingest before serve: applies every client's new records.  Cheap when
+ * there are none (one header looked at per client log). */
+int clients_ingest(cairn_fs *fs);
+
+/* The FUSE mount opens ino (delta 1) or releases it (-1).  An open
+ * revokes every client's grant of ino first (and ingests their records),
+ * because the kernel would serve the mount's reads from pages it keeps. */
+void clients_front_open(cairn_fs *fs, uint64_t ino, int delta);
+/* Whether some client may write ino locally: the FUSE mount then caches
+ * no attributes of it. */
+int clients_granted(cairn_fs *fs, uint64_t ino);
+
+/* ---- the engine's side (mount.c, apply.c, digest.c) ---- */
+struct cairn_fs;
+/* Before the volume's log is replayed: reads the state files left by the
+ * last daemon. */
+int clients_load(struct cairn_fs *fs, char *err, size_t errlen);
+/* Applying an OP_CWRITE: the client log of slot with log_id is ingested
+ * up to (seq + 1, next_off). */
+void clients_note_ingested(struct cairn_fs *fs, uint32_t slot, const uint8_t log_id[16],
+                           uint64_t seq, uint64_t next_off);
+/* After the replay: the records left in the client logs, past their
+ * progress and under their grants, are applied (as OP_CWRITE records).
+ * Called with the lock held, or before anyone else can take it. */
+int clients_recover(struct cairn_fs *fs, char *err, size_t errlen);
+/* After recovery: the recovered logs are closed; with remove (after the
+ * mount's first checkpoint made their records the volume's) their files
+ * go too. */
+void clients_forget_recovered(struct cairn_fs *fs, int remove);
+/* In a checkpoint, with the lock held and the volume's log durable: each
+ * client's progress, into its state file, before the checkpoint lets the
+ * volume's log be reclaimed. */
+int clients_persist_progress(struct cairn_fs *fs);
+void clients_destroy(struct cairn_fs *fs);
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * clog_format.h - on-media layout of a client's private log and of the
+ * state file beside it.  docs/FORMAT.md ("Client logs") describes them in
+ * prose.
+ *
+ * A client process attached to a daemon may write file data without a
+ * message to the daemon: it appends a record to a log of its own, which
+ * the daemon later copies into the volume's log (ingests).  Both files sit
+ * beside the volume's log part, on its medium:
+ *
+ *   LOGPART.clientN        the client's log: a log part (log_format.h) whose
+ *                          superblock UUID is the log's own random id, so
+ *                          that records of an earlier client in the slot
+ *                          never pass as this one's
+ *   LOGPART.clientN.state  written by the daemon only, read-only to the
+ *                          client:
+ *     offset 0      struct clog_header (written once when the slot is made)
+ *     offset 4096   struct clog_progress copies A and B (at 4096, 4160):
+ *                   the valid copy with the higher gen says up to which
+ *                   record the daemon's checkpoints hold the client's log
+ *     offset 8192   struct clog_grant[CLOG_GRANTS]: the inodes the client
+ *                   may write locally, each with the epoch of its grant
+ */
+#ifndef CAIRN_CLOG_FORMAT_H
+#define CAIRN_CLOG_FORMAT_H
+
+#include <stdint.h>
+
+#define CLOG_STATE_MAGIC 0x4554415453474c43ull    /* "CLGSTATE" */
+#define CLOG_PROGRESS_MAGIC 0x5347525053474c43ull /* "CLGSPRGS" */
+#define CLOG_VERSION 1u
+#define CLOG_SLOTS 64              /* clients with a log at once */
+#define CLOG_LOG_SIZE (4ull << 20) /* bytes of each client log */
+#define CLOG_GRANTS 256            /* inodes one client may hold */
+#define CLOG_PROGRESS_OFF 4096u
+#define CLOG_GRANTS_OFF 8192u
+#define CLOG_STATE_SIZE (CLOG_GRANTS_OFF + CLOG_GRANTS * 32u)
+
+/* The one record type of a client log.  args: inode, file offset, epoch of
+ * the grant it is written under; payload: the bytes. */
+#define CLOG_REC_WRITE 40
+
+struct clog_header {
+	uint64_t magic;   /* CLOG_STATE_MAGIC */
+	uint32_t version; /* CLOG_VERSION */
+	uint32_t slot;    /* N of the file names */
+	uint8_t volume_uuid[16];
+	uint8_t log_id[16]; /* the UUID in the client log's superblock */
+	uint64_t log_size;
+	uint64_t checksum; /* XXH3-64 of the bytes before this field */
+};
+
+/* Every record of the client log before (seq, off) is in the volume: in
+ * the shared area, or in the volume's log as an OP_CWRITE copy. */
+struct clog_progress {
+	uint64_t magic; /* CLOG_PROGRESS_MAGIC */
+	uint64_t gen;   /* the higher valid copy is current */
+	uint64_t seq;   /* the first record not yet ingested */
+	uint64_t off;   /* and where it starts */
+	uint8_t log_id[16];
+	uint64_t checksum; /* XXH3-64 of the bytes before this field */
+	uint64_t pad;
+};
+
+/* A grant.  ino and epoch are what recovery trusts: a record is valid
+ * only under a grant with its inode and epoch.  They change only in the
+ * order epoch 0, ino, epoch (each stored, flushed and fenced), so that a
+ * torn change never pairs one grant's epoch with another's inode.  live
+ * is what the client looks at before and after each record: the epoch
+ * while the grant holds, 0 from the moment its revocation starts. */
+struct clog_grant {
+	uint64_t ino;   /* 0: free */
+	uint64_t epoch; /* 0: revoked; else unique within the log's life */
+	uint64_t live;  /* epoch, or 0 */
+	uint64_t pad;
+};
+
+/* The credit, in blocks, one record of len bytes at off spends: the
+ * blocks it spans. */
+static inline uint64_t clog_record_cost(uint64_t off, uint64_t len)
+{
+	return len ? (off + len + 4095) / 4096 - off / 4096 : 0;
+}
+
+_Static_assert(sizeof(struct clog_header) <= CLOG_PROGRESS_OFF, "header fits its block");
+_Static_assert(sizeof(struct clog_progress) == 64, "progress is one line");
+_Static_assert(sizeof(struct clog_grant) == 32, "grant is 32 bytes");
+
+#endif
