@@ -10,6 +10,7 @@
  * blocking, as a file system whose device went away.
  */
 #include "client/client.h"
+#include "client/client_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,12 +27,30 @@
 
 #include "proto/ctl.h"
 
+/* What the client knows of one of its descriptors beyond its number. */
+struct client_fd {
+	struct client_grant g; /* local writes, if granted */
+	uint64_t ino;
+	/* A granted descriptor keeps its file position here (the daemon's
+	 * never moves): write() and read() become pwrite() and pread(). */
+	int local_pos;
+	uint64_t pos;
+};
+
+#define CLIENT_FDS 1024 /* the daemon's limit per client */
+
 struct client {
 	int sock;
 	int dead;
 	uint64_t spin_ns; /* how long to poll for a reply: the daemon says */
 	pid_t pid;        /* the process that attached: a child shares the socket */
 	pthread_mutex_t lock;
+	/* The private log (client_log.c): NULL until the first open for
+	 * writing asks for it, or when refused (log_state -1). */
+	struct client_log *log;
+	int log_state;
+	struct client_fd *fds;   /* CLIENT_FDS of them, once a log exists */
+	pthread_mutex_t pos_lock; /* the local positions */
 };
 
 static int fail_errno(int e)
@@ -100,6 +119,7 @@ struct client *client_attach(const char *path, char *err, size_t errlen)
 	if (!c)
 		return errno = ENOMEM, NULL;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->pos_lock, NULL);
 	c->pid = getpid();
 	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&a, sizeof(a))) {
@@ -128,6 +148,7 @@ fail:
 	if (c->sock >= 0)
 		close(c->sock);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->pos_lock);
 	free(c);
 	return errno = rc, NULL;
 }
@@ -136,8 +157,13 @@ void client_detach(struct client *c)
 {
 	if (!c)
 		return;
-	close(c->sock); /* the daemon closes what this client left open */
+	/* The daemon closes what this client left open, and applies what its
+	 * log holds. */
+	close(c->sock);
+	client_log_close(c->log);
+	free(c->fds);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->pos_lock);
 	free(c);
 }
 
@@ -209,14 +235,103 @@ static int64_t request(struct client *c, int op, const int64_t a[4], const char 
 
 /* ---- the calls ----------------------------------------------------------- */
 
+/* ---- the private log ------------------------------------------------------ */
+
+/* CTL_CLOG_START: its reply carries the two descriptors. */
+static int start_log(struct client *c)
+{
+	struct ctl_req h = {.magic = CTL_MAGIC, .op = CTL_CLOG_START};
+	struct iovec iov = {&h, sizeof(h)};
+	struct ctl_rep rp;
+	struct ctl_clog info;
+	int fds[2], nfds = 0;
+	if (c->pid != getpid())
+		return fail_errno(EIO);
+	pthread_mutex_lock(&c->lock);
+	int ok = !c->dead && !ctl_send_all(c->sock, &iov, 1);
+	if (ok)
+		ctl_spin_readable(c->sock, c->spin_ns);
+	ok = ok && !ctl_recv_fds(c->sock, &rp, sizeof(rp), fds, 2, &nfds);
+	ok = ok && (rp.err || rp.len == sizeof(info));
+	if (ok && rp.len)
+		ok = !ctl_recv_all(c->sock, &info, sizeof(info));
+	if (!ok && !c->dead) {
+		c->dead = 1;
+		shutdown(c->sock, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (ok && !rp.err && nfds == 2) {
+		c->fds = calloc(CLIENT_FDS, sizeof(*c->fds));
+		if (c->fds)
+			c->log = client_log_open(fds[0], fds[1], &info);
+	}
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]); /* the log keeps its own copy, the state its mapping */
+	if (!c->log) {
+		free(c->fds);
+		c->fds = NULL;
+	}
+	c->log_state = c->log ? 1 : -1;
+	return ok ? 0 : fail_errno(EIO);
+}
+
+int client_sync(struct client *c, uint64_t seq, uint64_t want, struct ctl_clog_sync *out)
+{
+	int64_t r = request(c, CTL_CLOG_SYNC, ARGS((int64_t)seq, (int64_t)want), NULL, 0, NULL, 0,
+	                    out, sizeof(*out));
+	return r < 0 ? -1 : 0;
+}
+
+/* Whether a client may write in a log of its own: not when the
+ * environment says CAIRN_CLIENT_LOG=0. */
+static int log_wanted(void)
+{
+	const char *e = getenv("CAIRN_CLIENT_LOG");
+	return !e || strcmp(e, "0") != 0;
+}
+
+static struct client_fd *granted_fd(struct client *c, int fd)
+{
+	if (!c->log || fd < 0 || fd >= CLIENT_FDS)
+		return NULL;
+	return c->fds[fd].local_pos ? &c->fds[fd] : NULL;
+}
+
 int client_open(struct client *c, const char *path, int flags, mode_t mode)
 {
-	return (int)request(c, CTL_OPEN, ARGS(flags, mode), &path, 1, NULL, 0, NULL, 0);
+	int acc = flags & O_ACCMODE;
+	int want = acc != O_RDONLY && !(flags & O_APPEND);
+	/* One thread starts the log; another racing it writes through the
+	 * daemon until it is there. */
+	if (want && c->log_state == 0 && log_wanted()) {
+		pthread_mutex_lock(&c->pos_lock);
+		if (c->log_state == 0)
+			start_log(c);
+		pthread_mutex_unlock(&c->pos_lock);
+	}
+	want = want && c->log;
+	struct ctl_grant g = {0};
+	int fd = (int)request(c, CTL_OPEN, ARGS(flags, mode, want ? CTL_OPEN_GRANT : 0), &path, 1,
+	                      NULL, 0, &g, sizeof(g));
+	if (fd >= 0 && c->log && fd < CLIENT_FDS) {
+		struct client_fd *f = &c->fds[fd];
+		pthread_mutex_lock(&c->pos_lock);
+		*f = (struct client_fd){.g = {g.index, g.epoch}, .ino = g.ino, .local_pos = g.epoch != 0};
+		pthread_mutex_unlock(&c->pos_lock);
+	}
+	return fd;
 }
 
 int client_close(struct client *c, int fd)
 {
-	return (int)request(c, CTL_CLOSE, ARGS(fd), NULL, 0, NULL, 0, NULL, 0);
+	int rc = (int)request(c, CTL_CLOSE, ARGS(fd), NULL, 0, NULL, 0, NULL, 0);
+	struct client_fd *f = granted_fd(c, fd);
+	if (f && rc == 0) {
+		pthread_mutex_lock(&c->pos_lock);
+		memset(f, 0, sizeof(*f));
+		pthread_mutex_unlock(&c->pos_lock);
+	}
+	return rc;
 }
 
 /* Reads in pieces of at most CTL_MAX_DATA; a short piece is the end. */
@@ -240,8 +355,25 @@ static ssize_t read_pieces(struct client *c, int op, int fd, uint8_t *buf, size_
 	return (ssize_t)done;
 }
 
+/* read() and write() on a descriptor with a local position. */
+static ssize_t at_position(struct client *c, struct client_fd *f, int fd, int write, void *buf,
+                           size_t count)
+{
+	pthread_mutex_lock(&c->pos_lock);
+	off_t pos = (off_t)f->pos;
+	ssize_t n = write ? client_pwrite(c, fd, buf, count, pos)
+	                  : read_pieces(c, CTL_PREAD, fd, buf, count, pos);
+	if (n > 0)
+		f->pos += (uint64_t)n;
+	pthread_mutex_unlock(&c->pos_lock);
+	return n;
+}
+
 ssize_t client_read(struct client *c, int fd, void *buf, size_t count)
 {
+	struct client_fd *f = granted_fd(c, fd);
+	if (f)
+		return at_position(c, f, fd, 0, buf, count);
 	return read_pieces(c, CTL_READ, fd, buf, count, 0);
 }
 
@@ -273,17 +405,49 @@ static ssize_t write_pieces(struct client *c, int op, int fd, const uint8_t *buf
 
 ssize_t client_write(struct client *c, int fd, const void *buf, size_t count)
 {
+	struct client_fd *f = granted_fd(c, fd);
+	if (f)
+		return at_position(c, f, fd, 1, (void *)buf, count);
 	return write_pieces(c, CTL_WRITE, fd, buf, count, 0);
 }
 
 ssize_t client_pwrite(struct client *c, int fd, const void *buf, size_t count, off_t off)
 {
+	struct client_fd *f = granted_fd(c, fd);
+	if (f && off >= 0 && buf) {
+		/* The fork() and dead-daemon checks of call(), without a
+		 * system call. */
+		if (c->pid != getpid() || c->dead)
+			return fail_errno(EIO);
+		int r = client_log_write(c, c->log, &f->g, f->ino, buf, count, (uint64_t)off);
+		if (r != 0)
+			return r < 0 ? -1 : (ssize_t)count;
+	}
 	return write_pieces(c, CTL_PWRITE, fd, buf, count, off);
 }
 
 off_t client_lseek(struct client *c, int fd, off_t off, int whence)
 {
-	return (off_t)request(c, CTL_LSEEK, ARGS(fd, off, whence), NULL, 0, NULL, 0, NULL, 0);
+	struct client_fd *f = granted_fd(c, fd);
+	if (!f)
+		return (off_t)request(c, CTL_LSEEK, ARGS(fd, off, whence), NULL, 0, NULL, 0, NULL,
+		                      0);
+	pthread_mutex_lock(&c->pos_lock);
+	off_t base = whence == SEEK_CUR ? (off_t)f->pos : 0, r;
+	if (whence == SEEK_SET || whence == SEEK_CUR) {
+		if ((off > 0 && base > INT64_MAX - off) || base + off < 0)
+			r = fail_errno(off > 0 ? EOVERFLOW : EINVAL);
+		else
+			r = base + off;
+	} else {
+		/* The end, data and holes are the daemon's to know; it
+		 * ingests the log first. */
+		r = (off_t)request(c, CTL_LSEEK, ARGS(fd, off, whence), NULL, 0, NULL, 0, NULL, 0);
+	}
+	if (r >= 0)
+		f->pos = (uint64_t)r;
+	pthread_mutex_unlock(&c->pos_lock);
+	return r;
 }
 
 int client_fdcall(struct client *c, int op, int fd, int64_t a1, int64_t a2, int64_t a3)

@@ -28,6 +28,7 @@
 
 #include "fuse/cairn_fuse.h"
 #include "fuse/fuse_internal.h"
+#include "libfs/clients.h"
 #include "libfs/icalls.h"
 
 _Static_assert(FUSE_ROOT_ID == CAIRN_ROOT_INO, "FUSE and cairn must name the root alike");
@@ -46,12 +47,20 @@ static void reply_rc(fuse_req_t req, int rc)
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
 }
 
-static void fill_entry(struct fuse_entry_param *e, const struct stat *st)
+/* How long the kernel may keep an inode's attributes: not at all while a
+ * client may change it in its own log, where the kernel hears of nothing
+ * (src/libfs/clients.h). */
+static double attr_timeout(cairn_fs *fs, uint64_t ino)
+{
+	return clients_granted(fs, ino) ? 0.0 : CFUSE_TIMEOUT;
+}
+
+static void fill_entry(cairn_fs *fs, struct fuse_entry_param *e, const struct stat *st)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = st->st_ino;
 	e->attr = *st;
-	e->attr_timeout = CFUSE_TIMEOUT;
+	e->attr_timeout = attr_timeout(fs, st->st_ino);
 	e->entry_timeout = CFUSE_TIMEOUT;
 }
 
@@ -66,7 +75,7 @@ static void reply_entry(fuse_req_t req, int rc, const struct stat *st)
 		return;
 	}
 	struct fuse_entry_param e;
-	fill_entry(&e, st);
+	fill_entry(fs_of(req), &e, st);
 	if (fuse_reply_entry(req, &e))
 		ic_unpin(fs_of(req), st->st_ino, 1);
 }
@@ -76,7 +85,7 @@ static void reply_attr(fuse_req_t req, int rc, const struct stat *st)
 	if (rc < 0)
 		reply_rc(req, rc);
 	else
-		fuse_reply_attr(req, st, CFUSE_TIMEOUT);
+		fuse_reply_attr(req, st, attr_timeout(fs_of(req), st->st_ino));
 }
 
 /* The creator of a new node: the caller, except that a directory with the
@@ -373,13 +382,24 @@ static void set_open_flags(struct fuse_file_info *fi, int fd)
 	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY;
 }
 
+/* An open through the mount ends every client's local writes of the
+ * inode (their records applied first), until the last such open is
+ * released: the kernel serves the mount's reads from pages it keeps. */
+static void front_close(fuse_req_t req, uint64_t ino, int fd)
+{
+	cairn_close(fs_of(req), fd);
+	clients_front_open(fs_of(req), ino, -1);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	clients_front_open(fs_of(req), ino, 1);
 	/* Only an O_TRUNC open is flagged. */
 	int fd = clear_setid(req, ino, cfuse_request_kills_suidgid());
 	if (fd == 0)
 		fd = ic_open(fs_of(req), ino, fi->flags);
 	if (fd < 0) {
+		clients_front_open(fs_of(req), ino, -1);
 		reply_rc(req, fd);
 		return;
 	}
@@ -387,7 +407,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* A reply that fails means the request was interrupted: the kernel
 	 * will send no release for this open, so close it here. */
 	if (fuse_reply_open(req, fi))
-		cairn_close(fs_of(req), fd);
+		front_close(req, ino, fd);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -405,17 +425,18 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		reply_rc(req, rc);
 		return;
 	}
+	clients_front_open(fs_of(req), st.st_ino, 1);
 	struct fuse_entry_param e;
-	fill_entry(&e, &st);
+	fill_entry(fs_of(req), &e, &st);
 	set_open_flags(fi, fd);
 	if (ic_pin(fs_of(req), st.st_ino, 1) < 0) {
-		cairn_close(fs_of(req), fd);
+		front_close(req, st.st_ino, fd);
 		reply_rc(req, -ENOENT);
 		return;
 	}
 	if (fuse_reply_create(req, &e, fi)) {
 		ic_unpin(fs_of(req), st.st_ino, 1);
-		cairn_close(fs_of(req), fd);
+		front_close(req, st.st_ino, fd);
 	}
 }
 
@@ -461,7 +482,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	/* The kernel ignores the result of release. */
-	cairn_close(fs_of(req), (int)fi->fh);
+	front_close(req, ino, (int)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -541,7 +562,7 @@ static void plus_entry(struct dirbuf *d, const char *name, uint64_t ino, unsigne
 	struct stat st;
 	int dot = !strcmp(name, ".") || !strcmp(name, "..");
 	if (!dot && ic_lookup(d->fs, d->dir, name, &st) == 0 && (uint64_t)st.st_ino == ino) {
-		fill_entry(e, &st);
+		fill_entry(d->fs, e, &st);
 		return;
 	}
 	bare_entry(e, ino, type);

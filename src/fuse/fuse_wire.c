@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "fuse/fuse_internal.h"
+#include "libfs/clients.h"
 
 static _Thread_local bool request_kills_suidgid;
 
@@ -138,6 +139,10 @@ static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 	ssize_t n = cf->spin ? read_spinning(cf, fd, buf, len) : read(fd, buf, len);
 	if (n > 0)
 		inspect(cf, buf, (size_t)n);
+	/* Ingest before serve: a request the kernel sends after a client's
+	 * local write returned must see it (src/libfs/clients.h). */
+	if (n > 0 && cf->fs)
+		clients_ingest(cf->fs);
 	return n;
 }
 

@@ -743,6 +743,13 @@ static int load_slot(struct cairn_fs *fs, int slot, struct clog **out)
 		read_progress(c);
 		rc = media_read(c->sm, CLOG_GRANTS_OFF, c->grants, sizeof(c->grants));
 	}
+	/* The client may outlive its daemon, and still be writing: revoked
+	 * before the scan (see revoke_grant), its next write asks the dead
+	 * daemon and fails, and every record it saw granted is found. */
+	for (uint32_t g = 0; !rc && !why && !fs->read_only && g < CLOG_GRANTS; g++)
+		if (c->grants[g].live)
+			rc = grant_set(c, g, G_LIVE, 0);
+	atomic_thread_fence(memory_order_seq_cst);
 	if (rc || why) {
 		fprintf(stderr,
 		        "cairn: warning: client log %d (%s): %s: its records are not applied\n",

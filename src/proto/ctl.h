@@ -35,7 +35,7 @@
 
 #define CTL_SOCKET_NAME "cairn.sock"
 #define CTL_MAGIC 0x4c544e43u /* "CNTL" */
-#define CTL_VERSION 1
+#define CTL_VERSION 2
 
 /* The most file data one request moves; larger reads and writes are split
  * by the client.  The payload may add the strings of two paths and an
@@ -45,7 +45,8 @@
 
 enum ctl_op {
 	CTL_HELLO = 1, /* a[0] = version, a[1..3] = layout sizes; ret: 0 */
-	CTL_OPEN,      /* s: path; a: flags, mode; ret: descriptor */
+	CTL_OPEN,      /* s: path; a: flags, mode, CTL_OPEN_*; ret: descriptor;
+	                  reply: struct ctl_grant when granted */
 	CTL_CLOSE,     /* a: fd */
 	CTL_READ,      /* a: fd, count; reply: the bytes */
 	CTL_WRITE,     /* a: fd; data; ret: count */
@@ -82,7 +83,36 @@ enum ctl_op {
 	CTL_DIGEST,
 	CTL_MIGRATE,
 	CTL_SCRUB, /* a: CTL_SCRUB_*_CMD; reply: struct ctl_scrub_status; root only */
+	CTL_CLOG_START, /* reply: struct ctl_clog, with the log's and the state
+	                   file's descriptors (SCM_RIGHTS) */
+	CTL_CLOG_SYNC,  /* a: seq asked about (0: none), credit wanted;
+	                   reply: struct ctl_clog_sync */
 	CTL_OP_END
+};
+
+/* A private log (src/libfs/clients.h): the client writes file data it
+ * holds a grant for into a log of its own, with no message.  CTL_OPEN with
+ * CTL_OPEN_GRANT asks for a grant of the file opened. */
+#define CTL_OPEN_GRANT 1
+
+struct ctl_clog {
+	uint8_t log_id[16]; /* the UUID in the log's superblock */
+	int32_t media_kind; /* enum media_kind of both files */
+	uint32_t pad;
+	uint64_t credit; /* blocks the client's records may take */
+};
+
+struct ctl_grant {
+	uint64_t epoch; /* what each record carries, and live must equal */
+	uint64_t ino;   /* the inode each record names */
+	uint32_t index; /* of the grant in the state file */
+	uint32_t pad;
+};
+
+struct ctl_clog_sync {
+	uint64_t credit;             /* blocks the client may now spend */
+	uint64_t head_off, head_seq; /* the log is ingested up to here */
+	int64_t ingested;            /* the record asked about was applied */
 };
 
 struct ctl_req {
@@ -127,6 +157,11 @@ struct ctl_dirent {
 struct iovec;
 /* Sends the iovecs whole (their array is consumed); 0, or -1 with errno. */
 int ctl_send_all(int fd, struct iovec *iov, int cnt);
+/* ctl_send_all, with descriptors passed along (SCM_RIGHTS). */
+int ctl_send_fds(int fd, struct iovec *iov, int cnt, const int *fds, int nfds);
+/* Reads exactly len bytes, and the descriptors that came with them (at
+ * most max; *nfds says how many, each close-on-exec). */
+int ctl_recv_fds(int fd, void *buf, size_t len, int *fds, int max, int *nfds);
 /* Reads exactly len bytes; 0, or -1 when the peer is gone or failed. */
 int ctl_recv_all(int fd, void *buf, size_t len);
 

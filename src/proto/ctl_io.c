@@ -13,12 +13,38 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "proto/ctl.h"
 
 int ctl_send_all(int fd, struct iovec *iov, int cnt)
 {
+	return ctl_send_fds(fd, iov, cnt, NULL, 0);
+}
+
+#define CTL_MAX_FDS 2
+
+int ctl_send_fds(int fd, struct iovec *iov, int cnt, const int *fds, int nfds)
+{
 	struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(CTL_MAX_FDS * sizeof(int))];
+	} ctl;
+	if (nfds > CTL_MAX_FDS) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (nfds > 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		m.msg_control = ctl.b;
+		m.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
 	/* No SIGPIPE: a peer that went away is an error to return, not a
 	 * reason for this process to die. */
 	while (m.msg_iovlen) {
@@ -27,6 +53,8 @@ int ctl_send_all(int fd, struct iovec *iov, int cnt)
 			continue;
 		if (n < 0)
 			return -1;
+		m.msg_control = NULL; /* the descriptors went with the first bytes */
+		m.msg_controllen = 0;
 		while (m.msg_iovlen && (size_t)n >= m.msg_iov[0].iov_len) {
 			n -= (ssize_t)m.msg_iov[0].iov_len;
 			m.msg_iov++;
@@ -38,6 +66,38 @@ int ctl_send_all(int fd, struct iovec *iov, int cnt)
 		}
 	}
 	return 0;
+}
+
+int ctl_recv_fds(int fd, void *buf, size_t len, int *fds, int max, int *nfds)
+{
+	*nfds = 0;
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(CTL_MAX_FDS * sizeof(int))];
+	} ctl;
+	struct iovec iov = {buf, len};
+	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+	                   .msg_controllen = sizeof(ctl.b)};
+	ssize_t n;
+	do
+		n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (int i = 0; i < k; i++) {
+			int got;
+			memcpy(&got, CMSG_DATA(c) + (size_t)i * sizeof(int), sizeof(int));
+			if (*nfds < max)
+				fds[(*nfds)++] = got;
+			else
+				close(got);
+		}
+	}
+	return ctl_recv_all(fd, (uint8_t *)buf + n, len - (size_t)n);
 }
 
 int ctl_recv_all(int fd, void *buf, size_t len)

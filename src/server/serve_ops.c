@@ -21,6 +21,7 @@
 #include <sys/xattr.h>
 
 #include "libfs/icalls.h"
+#include "libfs/clients.h"
 #include "server/server_internal.h"
 
 #define MAX_HANDLES 1024 /* descriptors (and directory handles) per client: EMFILE beyond */
@@ -49,7 +50,7 @@ static int fd_add(struct session *s, int vfd, uint64_t ino, int flags)
 		s->fds = fds;
 		s->nfds = n;
 	}
-	s->fds[slot] = (struct client_fd){vfd, ino, flags};
+	s->fds[slot] = (struct client_fd){vfd, ino, flags, 0};
 	return slot;
 }
 
@@ -281,7 +282,8 @@ static int create_new(struct session *s, const struct walked *w, int flags, mode
 	return vfd;
 }
 
-static int64_t do_open(struct session *s, const char *path, int flags, mode_t mode)
+static int64_t do_open(struct session *s, const char *path, int flags, mode_t mode, int64_t want,
+                       uint32_t *outlen)
 {
 	int excl = (flags & O_CREAT) && (flags & O_EXCL);
 	int follow = (flags & O_NOFOLLOW) || excl ? 0 : WALK_FOLLOW;
@@ -310,6 +312,8 @@ static int64_t do_open(struct session *s, const char *path, int flags, mode_t mo
 	int slot = fd_add(s, vfd, (uint64_t)st.st_ino, flags);
 	if (slot < 0)
 		cairn_close(s->fs, vfd);
+	else
+		serve_grant(s, slot, want, st.st_mode, outlen);
 	return slot;
 }
 
@@ -318,6 +322,7 @@ static int64_t do_close(struct session *s, int64_t fd)
 	int vfd = fd_of(s, fd);
 	if (vfd < 0)
 		return vfd;
+	serve_ungrant(s, (int)fd);
 	s->fds[fd].vfd = -1;
 	return neg(cairn_close(s->fs, vfd));
 }
@@ -872,7 +877,10 @@ static int64_t dispatch(struct session *s, const struct request *rq, uint32_t *o
 		return SERVE_END;
 	switch (op) {
 	case CTL_OPEN:
-		return do_open(s, p, (int)a[0], (mode_t)a[1]);
+		return do_open(s, p, (int)a[0], (mode_t)a[1], a[2], outlen);
+	case CTL_CLOG_START:
+	case CTL_CLOG_SYNC:
+		return serve_clog(s, rq, outlen);
 	case CTL_CLOSE:
 		return do_close(s, a[0]);
 	case CTL_READ:
@@ -936,6 +944,11 @@ static int64_t dispatch(struct session *s, const struct request *rq, uint32_t *o
 
 int64_t serve_request(struct session *s, const struct request *rq, uint32_t *outlen)
 {
+	/* Whatever a client wrote in its own log before this request began
+	 * is applied first (src/libfs/clients.h). */
+	int rc = clients_ingest(s->fs);
+	if (rc)
+		return rc;
 	int64_t r = PIN_LOST;
 	for (int tries = 0; r == PIN_LOST && tries < PIN_TRIES; tries++) {
 		r = dispatch(s, rq, outlen);

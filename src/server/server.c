@@ -81,12 +81,23 @@ static void say(struct ctl_server *srv, const char *fmt, ...)
 	srv->say(msg);
 }
 
+static void say_line(void *arg, const char *msg)
+{
+	say(arg, "%s; session ended", msg);
+}
+
 /* ---- bytes on the socket ------------------------------------------------- */
 
-static int send_reply(int fd, const struct ctl_rep *rp, const void *data)
+/* The reply, with the descriptors the request passes to the client (which
+ * are closed here: the client has its own copies). */
+static int send_reply(struct session *s, const struct ctl_rep *rp)
 {
-	struct iovec iov[2] = {{(void *)rp, sizeof(*rp)}, {(void *)data, rp->len}};
-	return ctl_send_all(fd, iov, rp->len ? 2 : 1);
+	struct iovec iov[2] = {{(void *)rp, sizeof(*rp)}, {s->out, rp->len}};
+	int rc = ctl_send_fds(s->sock, iov, rp->len ? 2 : 1, s->pass_fds, rp->err ? 0 : s->npass);
+	for (int i = 0; i < s->npass; i++)
+		close(s->pass_fds[i]);
+	s->npass = 0;
+	return rc;
 }
 
 /* Splits a payload into its strings and data; -1 when it is malformed. */
@@ -171,7 +182,7 @@ static int hello(struct session *s)
 		rp.err = EPROTO;
 	else if (!s->srv->admit_all && s->cred.uid != 0 && s->cred.uid != s->srv->owner)
 		rp.err = EACCES;
-	if (send_reply(s->sock, &rp, NULL) || rp.err) {
+	if (send_reply(s, &rp) || rp.err) {
 		say(s->srv, "client pid %d uid %u refused: %s", s->cred.pid, s->cred.uid,
 		    rp.err == EACCES ? "this daemon admits only its own user and root"
 		                     : "a client of another protocol version");
@@ -245,7 +256,7 @@ static void serve_loop(struct session *s)
 		struct ctl_rep rp = {.err = r < 0 ? (int32_t)-r : 0,
 		                     .len = r < 0 ? 0 : outlen,
 		                     .ret = r < 0 ? -1 : r};
-		if (send_reply(s->sock, &rp, s->out))
+		if (send_reply(s, &rp))
 			return;
 		shrink(&s->in, &s->incap);
 		shrink(&s->out, &s->outcap);
@@ -265,6 +276,9 @@ static void session_end(struct session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	pthread_mutex_unlock(&srv->lock);
+	/* The client's own log first: its records apply to files it held
+	 * open. */
+	serve_clog_end(s, say_line, srv);
 	serve_release(s);
 	close(s->sock);
 	free(s->cred.groups);

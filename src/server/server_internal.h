@@ -26,7 +26,8 @@ struct session {
 	struct client_fd {
 		int vfd;
 		uint64_t ino;
-		int flags; /* of the open */
+		int flags;   /* of the open */
+		int granted; /* the client may write it in its own log */
 	} * fds;
 	int nfds;
 	const struct ctl_watch *watch; /* or NULL */
@@ -36,6 +37,11 @@ struct session {
 	uint64_t pins[4];
 	int npins;
 	struct session *prev, *next; /* the server's list, under its lock */
+	/* The client's private log (serve_clog.c), or NULL; and descriptors
+	 * the reply being sent passes to the client. */
+	struct clog *clog;
+	int pass_fds[2];
+	int npass;
 	/* The request's payload and the reply's, grown to what a request
 	 * needs (a 1 MiB read) and kept: most sessions never need more than
 	 * the first 64 KiB, so a thousand idle clients cost little. */
@@ -81,5 +87,18 @@ int64_t serve_request(struct session *s, const struct request *rq, uint32_t *out
 
 /* Closes whatever the session's client left open. */
 void serve_release(struct session *s);
+
+/* ---- the client's private log (serve_clog.c) ---- */
+/* CTL_CLOG_START and CTL_CLOG_SYNC. */
+int64_t serve_clog(struct session *s, const struct request *rq, uint32_t *outlen);
+/* After descriptor slot was opened with flags on a regular file: grants
+ * local writes if the client asked (CTL_OPEN_GRANT) and may have them, and
+ * puts the grant in the reply. */
+void serve_grant(struct session *s, int slot, int64_t want, mode_t mode, uint32_t *outlen);
+/* Before descriptor slot closes: its grant goes, its records applied. */
+void serve_ungrant(struct session *s, int slot);
+/* The session ends: its log is ingested and removed.  Says it if the
+ * client forged a record. */
+void serve_clog_end(struct session *s, void (*say)(void *arg, const char *msg), void *arg);
 
 #endif

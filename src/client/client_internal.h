@@ -1,0 +1,37 @@
+/*
+ * client_internal.h - what client.c and client_log.c share: a descriptor's
+ * grant, the private log, and the round trip that catches the daemon up.
+ */
+#ifndef CAIRN_CLIENT_INTERNAL_H
+#define CAIRN_CLIENT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client/client.h"
+#include "proto/ctl.h"
+
+/* A descriptor's grant of local writes: where its live epoch is in the
+ * state file, and the epoch its records carry.  index CLOG_GRANTS (or
+ * more): none, or revoked. */
+struct client_grant {
+	uint32_t index;
+	uint64_t epoch;
+};
+
+struct client_log;
+/* Maps the log and the state file the daemon passed; NULL on failure
+ * (the client then writes through the daemon). */
+struct client_log *client_log_open(int log_fd, int state_fd, const struct ctl_clog *info);
+void client_log_close(struct client_log *l);
+
+/* Writes count bytes at off of inode ino under grant g into the log,
+ * durably: 1 when done, 0 when the caller must send the write to the
+ * daemon instead (and g may have been dropped), -1 with errno. */
+int client_log_write(struct client *c, struct client_log *l, struct client_grant *g, uint64_t ino,
+                     const void *buf, size_t count, uint64_t off);
+
+/* CTL_CLOG_SYNC: 0 and *out, or -1 with errno. */
+int client_sync(struct client *c, uint64_t seq, uint64_t want, struct ctl_clog_sync *out);
+
+#endif

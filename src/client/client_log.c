@@ -1,0 +1,182 @@
+/*
+ * client_log.c - a client's private log: the data of its writes to files
+ * it holds a grant for goes into a log of its own, with no message to the
+ * daemon, durable when the call returns (src/libfs/clients.h has the
+ * daemon's side and the rules).
+ *
+ * Owns: struct client_log (the mapping of the log, the read-only mapping
+ * of the state file, the credit).  May call: the log and media layers,
+ * and client_sync (client.c) for the rare round trip.
+ *
+ * One write: check the grant's live epoch, append the record, make it
+ * durable, a full fence, check the live epoch again.  If it is still the
+ * grant's, the daemon's next look at the log sees the record, whatever
+ * happens next.  If it changed, the grant was being revoked: the client
+ * asks whether the record was applied and, if not, writes through the
+ * daemon.
+ */
+#include "client/client_internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log/clog_format.h"
+#include "log/log.h"
+#include "log/log_format.h"
+#include "media/media.h"
+
+/* Credit asked for when it runs out, in blocks. */
+#define WANT_CREDIT 16384u
+
+struct client_log {
+	pthread_mutex_t lock; /* appends, and the round trips that change credit */
+	struct media *m;
+	struct log *log;
+	const struct clog_grant *grants; /* the state file, mapped read-only */
+	void *state_map;
+	uint64_t credit;
+};
+
+static int no_replay(void *arg, const struct log_rec_hdr *h, const void *p, uint64_t off)
+{
+	(void)arg;
+	(void)h;
+	(void)p;
+	(void)off;
+	return 0;
+}
+
+struct client_log *client_log_open(int log_fd, int state_fd, const struct ctl_clog *info)
+{
+	struct client_log *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	char err[512];
+	int rc = media_open_given(&l->m, (enum media_kind)info->media_kind, log_fd, "client log",
+	                          err, sizeof(err));
+	if (!rc)
+		rc = log_open(&l->log, l->m, info->log_id, err, sizeof(err));
+	/* Empty and new: the scan only finds where appends start.  Read-only,
+	 * so no epoch is written: the daemon reads the records with the
+	 * epoch it found at their log's making. */
+	if (!rc)
+		rc = log_recover(l->log, LOG_RING_START, 1, no_replay, NULL, 1);
+	if (!rc) {
+		l->state_map = mmap(NULL, CLOG_STATE_SIZE, PROT_READ, MAP_SHARED, state_fd, 0);
+		if (l->state_map == MAP_FAILED)
+			rc = -errno;
+	}
+	if (rc) {
+		log_close(l->log);
+		media_close(l->m);
+		free(l);
+		return NULL;
+	}
+	l->grants = (const struct clog_grant *)((const uint8_t *)l->state_map + CLOG_GRANTS_OFF);
+	l->credit = info->credit;
+	pthread_mutex_init(&l->lock, NULL);
+	return l;
+}
+
+void client_log_close(struct client_log *l)
+{
+	if (!l)
+		return;
+	munmap(l->state_map, CLOG_STATE_SIZE);
+	log_close(l->log);
+	media_close(l->m);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+}
+
+static int live(const struct client_log *l, const struct client_grant *g)
+{
+	uint32_t i = __atomic_load_n(&g->index, __ATOMIC_RELAXED);
+	if (i >= CLOG_GRANTS)
+		return 0;
+	return __atomic_load_n(&l->grants[i].live, __ATOMIC_ACQUIRE) == g->epoch;
+}
+
+static void drop_grant(struct client_grant *g)
+{
+	__atomic_store_n(&g->index, CLOG_GRANTS, __ATOMIC_RELAXED);
+}
+
+/* A round trip with l->lock held: everything is ingested, the log's space
+ * reclaimed and the credit topped up.  Whether record seq was applied in
+ * *ingested. */
+static int sync_locked(struct client *c, struct client_log *l, uint64_t seq, int *ingested)
+{
+	struct ctl_clog_sync r;
+	if (client_sync(c, seq, WANT_CREDIT, &r))
+		return -1;
+	log_reclaim(l->log, r.head_off, r.head_seq);
+	l->credit = r.credit;
+	if (ingested)
+		*ingested = r.ingested != 0;
+	return 0;
+}
+
+/* Appends under l->lock: 1 and *seq, or 0 when it must go through the
+ * daemon (grant gone, no credit, too large), or -1 with errno. */
+static int append(struct client *c, struct client_log *l, struct client_grant *g, uint64_t ino,
+                  const void *buf, size_t count, uint64_t off, uint64_t *seq)
+{
+	if (!live(l, g))
+		return 0;
+	uint64_t cost = clog_record_cost(off, count);
+	if (l->credit < cost && sync_locked(c, l, 0, NULL))
+		return -1;
+	if (l->credit < cost)
+		return 0; /* the volume is (nearly) full: the daemon says ENOSPC */
+	uint64_t args[LOG_REC_ARGS] = {ino, off, g->epoch};
+	struct iovec iov = {(void *)buf, count};
+	struct log_pos pos;
+	int rc = log_append(l->log, CLOG_REC_WRITE, args, &iov, 1, &pos);
+	if (rc == -ENOSPC) {
+		if (sync_locked(c, l, 0, NULL))
+			return -1;
+		rc = log_append(l->log, CLOG_REC_WRITE, args, &iov, 1, &pos);
+	}
+	if (rc)
+		return 0;
+	l->credit -= cost;
+	*seq = pos.seq;
+	return 1;
+}
+
+int client_log_write(struct client *c, struct client_log *l, struct client_grant *g, uint64_t ino,
+                     const void *buf, size_t count, uint64_t off)
+{
+	if (count == 0 || count > log_max_payload(l->log))
+		return 0;
+	uint64_t seq = 0;
+	pthread_mutex_lock(&l->lock);
+	int rc = append(c, l, g, ino, buf, count, off, &seq);
+	pthread_mutex_unlock(&l->lock);
+	if (rc <= 0) {
+		if (rc == 0 && !live(l, g))
+			drop_grant(g); /* revoked: through the daemon from now on */
+		return rc;
+	}
+	if (log_commit(l->log, seq))
+		return errno = EIO, -1;
+	atomic_thread_fence(memory_order_seq_cst);
+	if (live(l, g))
+		return 1;
+	/* Revoked while the record was being written: applied or skipped? */
+	drop_grant(g);
+	int ingested = 0;
+	pthread_mutex_lock(&l->lock);
+	int s = sync_locked(c, l, seq, &ingested);
+	pthread_mutex_unlock(&l->lock);
+	if (s)
+		return -1;
+	return ingested ? 1 : 0;
+}

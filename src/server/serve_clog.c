@@ -1,0 +1,93 @@
+/*
+ * serve_clog.c - a session's private log: starting it (the two descriptors
+ * passed to the client), grants on the files it opens for writing, the
+ * client's requests to catch up, and the end of it.
+ *
+ * Owns: nothing of its own; the log and its state are src/libfs/clients.c's.
+ * May call: src/libfs/clients.h, src/proto/ctl.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "libfs/clients.h"
+#include "server/server_internal.h"
+
+static int64_t clog_start_reply(struct session *s, uint32_t *outlen)
+{
+	if (s->clog)
+		return SERVE_END; /* one log per session */
+	struct clog_start st;
+	int rc = clog_start(s->fs, s->sock, &s->clog, &st);
+	if (rc)
+		return rc;
+	struct ctl_clog *r = (struct ctl_clog *)s->out;
+	memset(r, 0, sizeof(*r));
+	memcpy(r->log_id, st.log_id, 16);
+	r->media_kind = st.media_kind;
+	r->credit = st.credit;
+	*outlen = sizeof(*r);
+	s->pass_fds[0] = st.log_fd;
+	s->pass_fds[1] = st.state_fd;
+	s->npass = 2;
+	return 0;
+}
+
+int64_t serve_clog(struct session *s, const struct request *rq, uint32_t *outlen)
+{
+	if (rq->h->op == CTL_CLOG_START)
+		return clog_start_reply(s, outlen);
+	if (!s->clog)
+		return SERVE_END;
+	const int64_t *a = rq->h->a;
+	if (a[0] < 0 || a[1] < 0)
+		return SERVE_END;
+	struct ctl_clog_sync *r = (struct ctl_clog_sync *)s->out;
+	memset(r, 0, sizeof(*r));
+	int ingested = 0;
+	int rc = clog_sync(s->fs, s->clog, (uint64_t)a[0], (uint64_t)a[1], &r->credit, &r->head_off,
+	                   &r->head_seq, &ingested);
+	r->ingested = ingested;
+	*outlen = sizeof(*r);
+	return rc;
+}
+
+void serve_grant(struct session *s, int slot, int64_t want, mode_t mode, uint32_t *outlen)
+{
+	struct client_fd *f = &s->fds[slot];
+	int acc = f->flags & O_ACCMODE;
+	if (!(want & CTL_OPEN_GRANT) || !s->clog || !S_ISREG(mode) || acc == O_RDONLY ||
+	    (f->flags & O_APPEND))
+		return;
+	struct ctl_grant *g = (struct ctl_grant *)s->out;
+	memset(g, 0, sizeof(*g));
+	if (clog_grant(s->fs, s->clog, f->ino, &g->index, &g->epoch))
+		return; /* the client writes through the daemon */
+	f->granted = 1;
+	g->ino = f->ino;
+	*outlen = sizeof(*g);
+	/* The mount's kernel must not keep what the client will change. */
+	if (s->watch)
+		s->watch->inode(s->watch->arg, f->ino, 0, 0);
+}
+
+void serve_ungrant(struct session *s, int slot)
+{
+	struct client_fd *f = &s->fds[slot];
+	if (f->granted)
+		clog_ungrant(s->fs, s->clog, f->ino);
+	f->granted = 0;
+}
+
+void serve_clog_end(struct session *s, void (*say)(void *arg, const char *msg), void *arg)
+{
+	if (!s->clog)
+		return;
+	char why[300];
+	clog_end(s->fs, s->clog, why, sizeof(why));
+	s->clog = NULL;
+	if (why[0])
+		say(arg, why);
+}
