@@ -25,6 +25,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "log/clog_format.h"
 #include "proto/ctl.h"
 
 /* What the client knows of one of its descriptors beyond its number. */
@@ -35,6 +36,9 @@ struct client_fd {
 	 * never moves): write() and read() become pwrite() and pread(). */
 	int local_pos;
 	uint64_t pos;
+	/* O_APPEND: every write goes at the end, which only the daemon
+	 * knows; after one, the position is that end until asked. */
+	int append, pos_at_end;
 };
 
 #define CLIENT_FDS 1024 /* the daemon's limit per client */
@@ -299,8 +303,7 @@ static struct client_fd *granted_fd(struct client *c, int fd)
 
 int client_open(struct client *c, const char *path, int flags, mode_t mode)
 {
-	int acc = flags & O_ACCMODE;
-	int want = acc != O_RDONLY && !(flags & O_APPEND);
+	int want = (flags & O_ACCMODE) != O_RDONLY;
 	/* One thread starts the log; another racing it writes through the
 	 * daemon until it is there. */
 	if (want && c->log_state == 0 && log_wanted()) {
@@ -316,7 +319,10 @@ int client_open(struct client *c, const char *path, int flags, mode_t mode)
 	if (fd >= 0 && c->log && fd < CLIENT_FDS) {
 		struct client_fd *f = &c->fds[fd];
 		pthread_mutex_lock(&c->pos_lock);
-		*f = (struct client_fd){.g = {g.index, g.epoch}, .ino = g.ino, .local_pos = g.epoch != 0};
+		*f = (struct client_fd){.g = {g.index, g.epoch},
+		                        .ino = g.ino,
+		                        .local_pos = g.epoch != 0,
+		                        .append = (flags & O_APPEND) != 0};
 		pthread_mutex_unlock(&c->pos_lock);
 	}
 	return fd;
@@ -355,16 +361,37 @@ static ssize_t read_pieces(struct client *c, int op, int fd, uint8_t *buf, size_
 	return (ssize_t)done;
 }
 
+/* An O_APPEND descriptor's position after its writes: the end of the
+ * file, asked of the daemon (which applies the log first).  With
+ * pos_lock held. */
+static int resolve_end(struct client *c, struct client_fd *f, int fd)
+{
+	if (!f->pos_at_end)
+		return 0;
+	off_t r = (off_t)request(c, CTL_LSEEK, ARGS(fd, 0, SEEK_END), NULL, 0, NULL, 0, NULL, 0);
+	if (r < 0)
+		return -1;
+	f->pos = (uint64_t)r;
+	f->pos_at_end = 0;
+	return 0;
+}
+
 /* read() and write() on a descriptor with a local position. */
 static ssize_t at_position(struct client *c, struct client_fd *f, int fd, int write, void *buf,
                            size_t count)
 {
 	pthread_mutex_lock(&c->pos_lock);
-	off_t pos = (off_t)f->pos;
-	ssize_t n = write ? client_pwrite(c, fd, buf, count, pos)
-	                  : read_pieces(c, CTL_PREAD, fd, buf, count, pos);
-	if (n > 0)
-		f->pos += (uint64_t)n;
+	ssize_t n = -1;
+	if (write && f->append) {
+		n = client_pwrite(c, fd, buf, count, 0); /* at the end, as pwrite() */
+		f->pos_at_end |= n > 0;
+	} else if (resolve_end(c, f, fd) == 0) {
+		off_t pos = (off_t)f->pos;
+		n = write ? client_pwrite(c, fd, buf, count, pos)
+		          : read_pieces(c, CTL_PREAD, fd, buf, count, pos);
+		if (n > 0)
+			f->pos += (uint64_t)n;
+	}
 	pthread_mutex_unlock(&c->pos_lock);
 	return n;
 }
@@ -419,7 +446,9 @@ ssize_t client_pwrite(struct client *c, int fd, const void *buf, size_t count, o
 		 * system call. */
 		if (c->pid != getpid() || c->dead)
 			return fail_errno(EIO);
-		int r = client_log_write(c, c->log, &f->g, f->ino, buf, count, (uint64_t)off);
+		/* Linux appends on pwrite() to an O_APPEND descriptor too. */
+		uint64_t at = f->append ? CLOG_AT_END : (uint64_t)off;
+		int r = client_log_write(c, c->log, &f->g, f->ino, buf, count, at);
 		if (r != 0)
 			return r < 0 ? -1 : (ssize_t)count;
 	}
@@ -433,8 +462,13 @@ off_t client_lseek(struct client *c, int fd, off_t off, int whence)
 		return (off_t)request(c, CTL_LSEEK, ARGS(fd, off, whence), NULL, 0, NULL, 0, NULL,
 		                      0);
 	pthread_mutex_lock(&c->pos_lock);
-	off_t base = whence == SEEK_CUR ? (off_t)f->pos : 0, r;
-	if (whence == SEEK_SET || whence == SEEK_CUR) {
+	off_t r = 0;
+	if (whence == SEEK_CUR)
+		r = resolve_end(c, f, fd);
+	off_t base = whence == SEEK_CUR ? (off_t)f->pos : 0;
+	if (r < 0) {
+		/* the daemon is gone: errno says so */
+	} else if (whence == SEEK_SET || whence == SEEK_CUR) {
 		if ((off > 0 && base > INT64_MAX - off) || base + off < 0)
 			r = fail_errno(off > 0 ? EOVERFLOW : EINVAL);
 		else
@@ -444,8 +478,10 @@ off_t client_lseek(struct client *c, int fd, off_t off, int whence)
 		 * ingests the log first. */
 		r = (off_t)request(c, CTL_LSEEK, ARGS(fd, off, whence), NULL, 0, NULL, 0, NULL, 0);
 	}
-	if (r >= 0)
+	if (r >= 0) {
 		f->pos = (uint64_t)r;
+		f->pos_at_end = 0;
+	}
 	pthread_mutex_unlock(&c->pos_lock);
 	return r;
 }

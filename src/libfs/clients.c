@@ -252,7 +252,8 @@ static const char *record_problem(const struct clog *c, const struct log_rec_hdr
 		return "not a write";
 	if (h->payload_len == 0)
 		return "an empty write";
-	if (h->args[1] > MAX_FILE_SIZE || h->payload_len > MAX_FILE_SIZE - h->args[1])
+	uint64_t off = h->args[1];
+	if (off != CLOG_AT_END && (off > MAX_FILE_SIZE || h->payload_len > MAX_FILE_SIZE - off))
 		return "past the largest file size";
 	if (!c->recovered && cost > c->credit)
 		return "more blocks than its credit";
@@ -279,8 +280,13 @@ static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct
 	int rc = inode_get(&fs->sh, ino, &r);
 	if (rc)
 		return rc;
+	if (off == CLOG_AT_END)
+		off = r.i->size;
 	uint64_t need = 0;
-	rc = data_blocks_needed(fs, r.i, NULL, off, len, &need);
+	if (off > MAX_FILE_SIZE || len > MAX_FILE_SIZE - off)
+		rc = -EFBIG;
+	if (!rc)
+		rc = data_blocks_needed(fs, r.i, NULL, off, len, &need);
 	inode_put(&fs->sh, &r);
 	if (rc)
 		return rc;
@@ -335,6 +341,10 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c)
 			int rc = apply_client_record(fs, c, &h, next, cost, &attempt);
 			if (rc == -EAGAIN)
 				continue;
+			if (rc == -EFBIG) {
+				forged(c, "past the largest file size", h.seq);
+				return 0;
+			}
 			if (rc)
 				return rc;
 		}

@@ -36,9 +36,13 @@
 #define CLOG_GRANTS_OFF 8192u
 #define CLOG_STATE_SIZE (CLOG_GRANTS_OFF + CLOG_GRANTS * 32u)
 
-/* The one record type of a client log.  args: inode, file offset, epoch of
- * the grant it is written under; payload: the bytes. */
+/* The one record type of a client log.  args: inode, file offset (or
+ * CLOG_AT_END), epoch of the grant it is written under; payload: the
+ * bytes. */
 #define CLOG_REC_WRITE 40
+/* The offset of an O_APPEND write: the end of the file when the daemon
+ * applies the record, which it then records in its OP_CWRITE copy. */
+#define CLOG_AT_END UINT64_MAX
 
 struct clog_header {
 	uint64_t magic;   /* CLOG_STATE_MAGIC */
@@ -76,9 +80,11 @@ struct clog_grant {
 };
 
 /* The credit, in blocks, one record of len bytes at off spends: the
- * blocks it spans. */
+ * blocks it spans (at the end of the file: the most it may span). */
 static inline uint64_t clog_record_cost(uint64_t off, uint64_t len)
 {
+	if (off == CLOG_AT_END)
+		off = 4095;
 	return len ? (off + len + 4095) / 4096 - off / 4096 : 0;
 }
 

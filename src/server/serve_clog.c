@@ -58,8 +58,7 @@ void serve_grant(struct session *s, int slot, int64_t want, mode_t mode, uint32_
 {
 	struct client_fd *f = &s->fds[slot];
 	int acc = f->flags & O_ACCMODE;
-	if (!(want & CTL_OPEN_GRANT) || !s->clog || !S_ISREG(mode) || acc == O_RDONLY ||
-	    (f->flags & O_APPEND))
+	if (!(want & CTL_OPEN_GRANT) || !s->clog || !S_ISREG(mode) || acc == O_RDONLY)
 		return;
 	struct ctl_grant *g = (struct ctl_grant *)s->out;
 	memset(g, 0, sizeof(*g));
