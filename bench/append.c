@@ -13,11 +13,18 @@
  *                                        through the FUSE mount, which must
  *                                        see them: the pair's latency
  *
- * Prints one line: "<mode> n=N p50_us=.. p99_us=.. mean_us=..".  The file
- * is created fresh, and N appends are timed after 200 untimed warm-up
+ *   bench_append threads-MODE PATH N T   T threads of one process, each
+ *                                        appending N times to a file of its
+ *                                        own; MODE is cairn, attach,
+ *                                        fdatasync or write as above
+ *
+ * Prints one line: "<mode> n=N p50_us=.. p99_us=.. mean_us=.." (threads:
+ * "<mode> threads=T ops_s=.." of all threads together).  The file is
+ * created fresh, and N appends are timed after 200 untimed warm-up
  * appends.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,8 +159,86 @@ static int run_seen(const char *mnt, int n, size_t size, double *lat)
 	return 0;
 }
 
+/* ---- threads of one process ---- */
+
+struct writer {
+	const char *mode, *path;
+	cairn_fs *fs; /* cairn and attach: shared by the threads */
+	int n, id;
+	size_t size;
+	int failed;
+};
+
+static void *write_thread(void *arg)
+{
+	struct writer *w = arg;
+	char name[4200];
+	int posix = w->fs == NULL;
+	snprintf(name, sizeof(name), "%s/bench-threads-%d-%d", posix ? w->path : "", (int)getpid(),
+	         w->id);
+	int flags = O_CREAT | O_TRUNC | O_WRONLY | O_APPEND;
+	int fd = posix ? open(name, flags, 0644) : cairn_open(w->fs, name, flags, 0644);
+	char *buf = malloc(w->size);
+	memset(buf, 'a', w->size);
+	for (int i = 0; i < WARMUP + w->n && fd >= 0; i++) {
+		ssize_t r = posix ? write(fd, buf, w->size) : cairn_write(w->fs, fd, buf, w->size);
+		if (r != (ssize_t)w->size ||
+		    (posix && !strcmp(w->mode, "fdatasync") && fdatasync(fd))) {
+			w->failed = 1;
+			break;
+		}
+	}
+	w->failed |= fd < 0;
+	if (posix) {
+		close(fd);
+		unlink(name);
+	} else {
+		cairn_close(w->fs, fd);
+		cairn_unlink(w->fs, name);
+	}
+	free(buf);
+	return NULL;
+}
+
+static int run_threads(const char *mode, const char *path, int n, int t, size_t size)
+{
+	cairn_fs *fs = NULL;
+	if (!strcmp(mode, "cairn") || !strcmp(mode, "attach")) {
+		fs = !strcmp(mode, "attach") ? cairn_attach(path) : cairn_mount(path, NULL);
+		if (!fs) {
+			fprintf(stderr, "bench_append: %s: %s\n", path, cairn_last_error());
+			return 1;
+		}
+	}
+	struct writer w[64];
+	pthread_t th[64];
+	if (t < 1 || t > 64)
+		return 2;
+	double t0 = now_us();
+	for (int i = 0; i < t; i++) {
+		w[i] = (struct writer){mode, path, fs, n, i, size, 0};
+		pthread_create(&th[i], NULL, write_thread, &w[i]);
+	}
+	int failed = 0;
+	for (int i = 0; i < t; i++) {
+		pthread_join(th[i], NULL);
+		failed |= w[i].failed;
+	}
+	double secs = (now_us() - t0) / 1e6;
+	if (fs)
+		cairn_unmount(fs);
+	if (failed) {
+		fprintf(stderr, "bench_append: a writer failed\n");
+		return 1;
+	}
+	printf("threads-%s threads=%d ops_s=%.0f\n", mode, t, (double)t * (n + WARMUP) / secs);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 5 && !strncmp(argv[1], "threads-", 8))
+		return run_threads(argv[1] + 8, argv[2], atoi(argv[3]), atoi(argv[4]), 4096);
 	if (argc < 4) {
 		fprintf(stderr,
 		        "usage: bench_append cairn|attach|fdatasync|write|seen PATH N [SIZE]\n");

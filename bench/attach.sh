@@ -11,6 +11,9 @@
 #                   the stale page): the price of coherence, per pair
 #   aggregate throughput of P processes (1, 2, 4), each appending N times to
 #   its own file: attach, fuse, ext4-ram (write + fdatasync), tmpfs (write)
+#   aggregate throughput of T threads (1, 2, 4) of one process, each
+#   appending N times to its own file: native (the process mounts the
+#   volume), attach, ext4-ram, tmpfs
 # All cairn volumes are emul (DRAM emulating pmem), sync mode.
 # Usage: bench/attach.sh [N] [ROUNDS]   (defaults 20000 appends, 3 rounds)
 set -euo pipefail
@@ -52,6 +55,10 @@ parallel() {
 echo "# $(date -u +%F) $(nproc) cores; n=$n appends x $rounds rounds"
 for r in $(seq 1 "$rounds"); do
 	"$bin" cairn "$vol" "$n" | sed "s/^cairn/native/; s/^/round=$r /"
+	for t in 1 2 4; do
+		"$bin" threads-cairn "$vol" "$n" "$t" |
+			sed "s/^threads-cairn threads=\([0-9]*\)/threads-\1 native/; s/^/round=$r /"
+	done
 	build/cairn mount "$vol" "$work/mnt"
 	"$bin" attach "$work/mnt" "$n" | sed "s/^/round=$r /"
 	"$bin" write "$work/mnt" "$n" | sed "s/^write/fuse/; s/^/round=$r /"
@@ -63,10 +70,16 @@ for r in $(seq 1 "$rounds"); do
 		echo "round=$r procs-$p ext4-ram ops_s=$(parallel "$p" fdatasync "$work/ext4")"
 		echo "round=$r procs-$p tmpfs ops_s=$(parallel "$p" write "$work/tmpfs")"
 	done
+	for t in 1 2 4; do
+		for m in attach:"$work/mnt" fdatasync:"$work/ext4" write:"$work/tmpfs"; do
+			"$bin" "threads-${m%%:*}" "${m#*:}" "$n" "$t" |
+				sed "s/^threads-\([a-z]*\) threads=\([0-9]*\)/threads-\2 \1/; s/ fdatasync / ext4-ram /; s/ write / tmpfs /; s/^/round=$r /"
+		done
+	done
 	build/cairn umount "$work/mnt"
 done | tee "$work/results.txt"
 echo "# medians over the rounds"
-awk '{ key = $2; if ($2 ~ /^procs-/) key = $2 " " $3
+awk '{ key = $2; if ($2 ~ /^(procs|threads)-/) key = $2 " " $3
        for (i = 3; i <= NF; i++) { split($i, kv, "=")
          if (kv[1] == "p50_us" || kv[1] == "ops_s") v[key] = v[key] " " kv[2] } }
      END { for (k in v) { n = split(v[k], x, " ")

@@ -39,6 +39,7 @@ struct client_fd {
 	/* O_APPEND: every write goes at the end, which only the daemon
 	 * knows; after one, the position is that end until asked. */
 	int append, pos_at_end;
+	pthread_mutex_t lock; /* the fields above; made once, never reset */
 };
 
 #define CLIENT_FDS 1024 /* the daemon's limit per client */
@@ -53,8 +54,8 @@ struct client {
 	 * writing asks for it, or when refused (log_state -1). */
 	struct client_log *log;
 	int log_state;
-	struct client_fd *fds;   /* CLIENT_FDS of them, once a log exists */
-	pthread_mutex_t pos_lock; /* the local positions */
+	struct client_fd *fds;    /* CLIENT_FDS of them, once a log exists */
+	pthread_mutex_t pos_lock; /* starting the log */
 };
 
 static int fail_errno(int e)
@@ -165,6 +166,8 @@ void client_detach(struct client *c)
 	 * log holds. */
 	close(c->sock);
 	client_log_close(c->log);
+	for (int i = 0; c->fds && i < CLIENT_FDS; i++)
+		pthread_mutex_destroy(&c->fds[i].lock);
 	free(c->fds);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->pos_lock);
@@ -266,6 +269,8 @@ static int start_log(struct client *c)
 	pthread_mutex_unlock(&c->lock);
 	if (ok && !rp.err && nfds == 2) {
 		c->fds = calloc(CLIENT_FDS, sizeof(*c->fds));
+		for (int i = 0; c->fds && i < CLIENT_FDS; i++)
+			pthread_mutex_init(&c->fds[i].lock, NULL);
 		if (c->fds)
 			c->log = client_log_open(fds[0], fds[1], &info);
 	}
@@ -298,7 +303,7 @@ static struct client_fd *granted_fd(struct client *c, int fd)
 {
 	if (!c->log || fd < 0 || fd >= CLIENT_FDS)
 		return NULL;
-	return c->fds[fd].local_pos ? &c->fds[fd] : NULL;
+	return __atomic_load_n(&c->fds[fd].local_pos, __ATOMIC_ACQUIRE) ? &c->fds[fd] : NULL;
 }
 
 int client_open(struct client *c, const char *path, int flags, mode_t mode)
@@ -318,12 +323,15 @@ int client_open(struct client *c, const char *path, int flags, mode_t mode)
 	                      NULL, 0, &g, sizeof(g));
 	if (fd >= 0 && c->log && fd < CLIENT_FDS) {
 		struct client_fd *f = &c->fds[fd];
-		pthread_mutex_lock(&c->pos_lock);
-		*f = (struct client_fd){.g = {g.index, g.epoch},
-		                        .ino = g.ino,
-		                        .local_pos = g.epoch != 0,
-		                        .append = (flags & O_APPEND) != 0};
-		pthread_mutex_unlock(&c->pos_lock);
+		pthread_mutex_lock(&f->lock);
+		f->g = (struct client_grant){g.index, g.epoch};
+		f->ino = g.ino;
+		f->pos = 0;
+		f->append = (flags & O_APPEND) != 0;
+		f->pos_at_end = 0;
+		/* Last: granted_fd looks at it without the lock. */
+		__atomic_store_n(&f->local_pos, g.epoch != 0, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&f->lock);
 	}
 	return fd;
 }
@@ -333,9 +341,9 @@ int client_close(struct client *c, int fd)
 	int rc = (int)request(c, CTL_CLOSE, ARGS(fd), NULL, 0, NULL, 0, NULL, 0);
 	struct client_fd *f = granted_fd(c, fd);
 	if (f && rc == 0) {
-		pthread_mutex_lock(&c->pos_lock);
-		memset(f, 0, sizeof(*f));
-		pthread_mutex_unlock(&c->pos_lock);
+		pthread_mutex_lock(&f->lock);
+		__atomic_store_n(&f->local_pos, 0, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&f->lock);
 	}
 	return rc;
 }
@@ -363,7 +371,7 @@ static ssize_t read_pieces(struct client *c, int op, int fd, uint8_t *buf, size_
 
 /* An O_APPEND descriptor's position after its writes: the end of the
  * file, asked of the daemon (which applies the log first).  With
- * pos_lock held. */
+ * f->lock held. */
 static int resolve_end(struct client *c, struct client_fd *f, int fd)
 {
 	if (!f->pos_at_end)
@@ -380,7 +388,7 @@ static int resolve_end(struct client *c, struct client_fd *f, int fd)
 static ssize_t at_position(struct client *c, struct client_fd *f, int fd, int write, void *buf,
                            size_t count)
 {
-	pthread_mutex_lock(&c->pos_lock);
+	pthread_mutex_lock(&f->lock);
 	ssize_t n = -1;
 	if (write && f->append) {
 		n = client_pwrite(c, fd, buf, count, 0); /* at the end, as pwrite() */
@@ -392,7 +400,7 @@ static ssize_t at_position(struct client *c, struct client_fd *f, int fd, int wr
 		if (n > 0)
 			f->pos += (uint64_t)n;
 	}
-	pthread_mutex_unlock(&c->pos_lock);
+	pthread_mutex_unlock(&f->lock);
 	return n;
 }
 
@@ -461,7 +469,7 @@ off_t client_lseek(struct client *c, int fd, off_t off, int whence)
 	if (!f)
 		return (off_t)request(c, CTL_LSEEK, ARGS(fd, off, whence), NULL, 0, NULL, 0, NULL,
 		                      0);
-	pthread_mutex_lock(&c->pos_lock);
+	pthread_mutex_lock(&f->lock);
 	off_t r = 0;
 	if (whence == SEEK_CUR)
 		r = resolve_end(c, f, fd);
@@ -482,7 +490,7 @@ off_t client_lseek(struct client *c, int fd, off_t off, int whence)
 		f->pos = (uint64_t)r;
 		f->pos_at_end = 0;
 	}
-	pthread_mutex_unlock(&c->pos_lock);
+	pthread_mutex_unlock(&f->lock);
 	return r;
 }
 

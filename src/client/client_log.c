@@ -39,6 +39,7 @@ struct client_log {
 	struct media *m;
 	struct log *log;
 	const struct clog_grant *grants; /* the state file, mapped read-only */
+	const uint64_t *head;            /* its head word */
 	void *state_map;
 	uint64_t credit;
 };
@@ -79,6 +80,7 @@ struct client_log *client_log_open(int log_fd, int state_fd, const struct ctl_cl
 		return NULL;
 	}
 	l->grants = (const struct clog_grant *)((const uint8_t *)l->state_map + CLOG_GRANTS_OFF);
+	l->head = (const uint64_t *)((const uint8_t *)l->state_map + CLOG_HEAD_OFF);
 	l->credit = info->credit;
 	pthread_mutex_init(&l->lock, NULL);
 	return l;
@@ -123,6 +125,19 @@ static int sync_locked(struct client *c, struct client_log *l, uint64_t seq, int
 	return 0;
 }
 
+/* Reuses the space the daemon says it has durably copied (the head word,
+ * kept up to date by a thread of the daemon): no round trip.  1 if the
+ * head moved. */
+static int reclaim_published(struct client_log *l)
+{
+	uint64_t w = __atomic_load_n(l->head, __ATOMIC_ACQUIRE);
+	uint64_t seq = CLOG_HEAD_SEQ(w), off = CLOG_HEAD_POS(w);
+	if (seq <= log_head_seq(l->log) || seq > log_tail_seq(l->log))
+		return 0;
+	log_reclaim(l->log, off, seq);
+	return 1;
+}
+
 /* Appends under l->lock: 1 and *seq, or 0 when it must go through the
  * daemon (grant gone, no credit, too large), or -1 with errno. */
 static int append(struct client *c, struct client_log *l, struct client_grant *g, uint64_t ino,
@@ -139,6 +154,8 @@ static int append(struct client *c, struct client_log *l, struct client_grant *g
 	struct iovec iov = {(void *)buf, count};
 	struct log_pos pos;
 	int rc = log_append(l->log, CLOG_REC_WRITE, args, &iov, 1, &pos);
+	if (rc == -ENOSPC && reclaim_published(l))
+		rc = log_append(l->log, CLOG_REC_WRITE, args, &iov, 1, &pos);
 	if (rc == -ENOSPC) {
 		if (sync_locked(c, l, 0, NULL))
 			return -1;

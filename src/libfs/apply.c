@@ -157,8 +157,7 @@ int apply_free_inode(struct cairn_fs *fs, uint64_t ino)
 	if (S_ISDIR(r.i->mode)) {
 		rc = dir_destroy(&fs->sh.fx, r.i);
 		fs->directories--;
-	}
-	else
+	} else
 		rc = extent_truncate(&fs->sh.fx, r.i, 0);
 	int xrc = xattr_destroy(&fs->sh.fx, r.i);
 	rc = rc ? rc : xrc;
@@ -197,7 +196,7 @@ static int drop_link(struct cairn_fs *fs, struct iref *r, int64_t t, int orphan)
 
 /* Removes a directory inode (already unlinked from its parent). */
 static int drop_dir(struct cairn_fs *fs, struct iref *victim, struct iref *parent, int64_t t,
-		    int orphan)
+                    int orphan)
 {
 	if (victim->i->entries != 0)
 		return -EUCLEAN;
@@ -215,14 +214,14 @@ static int drop_dir(struct cairn_fs *fs, struct iref *victim, struct iref *paren
 
 /* Drops the inode a removed name pointed to. */
 static int drop_victim(struct cairn_fs *fs, uint64_t ino, struct iref *parent, int64_t t,
-		       int orphan)
+                       int orphan)
 {
 	struct iref v;
 	int rc = get_live(fs, ino, &v);
 	if (rc)
 		return rc;
-	rc = S_ISDIR(v.i->mode) ? drop_dir(fs, &v, parent, t, orphan)
-				: drop_link(fs, &v, t, orphan);
+	rc =
+	    S_ISDIR(v.i->mode) ? drop_dir(fs, &v, parent, t, orphan) : drop_link(fs, &v, t, orphan);
 	inode_put(&fs->sh, &v);
 	return rc;
 }
@@ -262,7 +261,7 @@ static void init_inode(struct fs_inode *i, const struct op_mknod *p)
 }
 
 static int add_piece(struct cairn_fs *fs, uint64_t ino, uint64_t off, uint64_t len, uint64_t src,
-		     uint64_t seq, enum piece_kind kind)
+                     uint64_t seq, enum piece_kind kind)
 {
 	struct vnode *vn = vnode_get(fs, ino);
 	if (!vn)
@@ -276,7 +275,7 @@ static int add_piece(struct cairn_fs *fs, uint64_t ino, uint64_t off, uint64_t l
 }
 
 static int apply_mknod(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl,
-		       uint64_t plo)
+                       uint64_t plo)
 {
 	struct op_mknod p;
 	if (payload(h, pl, &p, sizeof(p)) || !names_fit(h, sizeof(p), p.namelen, p.targetlen))
@@ -316,7 +315,7 @@ static int apply_mknod(struct cairn_fs *fs, const struct log_rec_hdr *h, const u
 		inode_release(&fs->sh, p.ino);
 	if (!rc && S_ISLNK(p.mode) && p.targetlen)
 		rc = add_piece(fs, p.ino, 0, p.targetlen, plo + sizeof(p) + p.namelen, h->seq,
-			       PIECE_LOG);
+		               PIECE_LOG);
 	return rc == -EEXIST ? -EUCLEAN : rc;
 }
 
@@ -335,7 +334,7 @@ static int apply_link(struct cairn_fs *fs, const struct log_rec_hdr *h, const ui
 		return rc;
 	}
 	rc = dir_insert(&fs->sh.fx, dir.i, (const char *)pl + sizeof(p), p.namelen, p.ino,
-			dtype_of(r.i->mode));
+	                dtype_of(r.i->mode));
 	if (!rc) {
 		r.i->nlink++;
 		r.i->ctime_ns = p.time_ns;
@@ -375,7 +374,7 @@ static int apply_unlink(struct cairn_fs *fs, const struct log_rec_hdr *h, const 
 }
 
 static int move_entry(struct cairn_fs *fs, const struct op_rename *p, struct iref *od,
-		      struct iref *nd, const char *oldname, const char *newname)
+                      struct iref *nd, const char *oldname, const char *newname)
 {
 	struct iref r;
 	int rc = get_live(fs, p->ino, &r);
@@ -422,7 +421,7 @@ static int apply_rename(struct cairn_fs *fs, const struct log_rec_hdr *h, const 
 		rc = dir_remove(&fs->sh.fx, nd.i, newname, p.newlen);
 		if (!rc)
 			rc = drop_victim(fs, p.victim, &nd, p.time_ns,
-					 (p.flags & OP_RENAME_VICTIM_ORPHAN) != 0);
+			                 (p.flags & OP_RENAME_VICTIM_ORPHAN) != 0);
 	}
 	if (!rc)
 		rc = move_entry(fs, &p, &od, &nd, oldname, newname);
@@ -545,7 +544,8 @@ static int prealloc_holes(struct cairn_fs *fs, struct fs_inode *i, uint64_t lblk
 		if (n > end - lblk)
 			n = end - lblk;
 		if (rc == 0) {
-			uint64_t pblk, want = n < FS_EXTENT_UNWRITTEN_MAX ? n : FS_EXTENT_UNWRITTEN_MAX;
+			uint64_t pblk,
+			    want = n < FS_EXTENT_UNWRITTEN_MAX ? n : FS_EXTENT_UNWRITTEN_MAX;
 			rc = space_place_data(fs, hint, want, &pblk, &n);
 			if (rc)
 				return rc;
@@ -627,7 +627,7 @@ static int apply_xattr(struct cairn_fs *fs, const struct log_rec_hdr *h, const u
 		return rc;
 	if (h->type == OP_SETXATTR)
 		rc = xattr_set(&fs->sh.fx, r.i, name, p.namelen, name + p.namelen, p.valuelen,
-			       (int)p.flags);
+		               (int)p.flags);
 	else
 		rc = xattr_remove(&fs->sh.fx, r.i, name, p.namelen);
 	if (!rc) {
@@ -654,7 +654,7 @@ static int apply_release(struct cairn_fs *fs, const struct log_rec_hdr *h)
 }
 
 int apply_record(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *payload,
-		 uint64_t payload_off)
+                 uint64_t payload_off)
 {
 	const uint8_t *pl = payload;
 	switch (h->type) {

@@ -49,6 +49,7 @@ struct clog {
 	uint64_t credit;             /* blocks reserved for the client's records */
 	uint64_t next_epoch;
 	uint64_t progress_gen;
+	uint64_t published;                    /* the head word last written */
 	struct clog_grant grants[CLOG_GRANTS]; /* as the state file holds them */
 	uint32_t refs[CLOG_GRANTS];            /* descriptors using each grant */
 	int sock;                              /* the session's, shut down on forgery */
@@ -387,6 +388,40 @@ int clients_ingest(cairn_fs *fs)
 	return rc;
 }
 
+/* Tells the client how far its log is durably in the volume: it may write
+ * over what lies before.  Only after log_commit_all: a record overwritten
+ * in the client's log must have its copy durable in the volume's log. */
+static void publish_head(struct clog *c)
+{
+	uint64_t w = CLOG_HEAD_WORD(c->next_seq, c->next_off);
+	if (w != c->published && media_write(c->sm, CLOG_HEAD_OFF, &w, sizeof(w)) == 0)
+		c->published = w;
+}
+
+int clients_catch_up(cairn_fs *fs)
+{
+	struct clients *cl = table(fs);
+	if (!cl || atomic_load(&cl->active) == 0)
+		return 0;
+	pthread_mutex_lock(&cl->lock);
+	int any = 0;
+	for (int i = 0; i < CLOG_SLOTS && !any; i++)
+		any = cl->slot[i] && has_new(cl->slot[i]);
+	int rc = 0;
+	if (any) {
+		pthread_rwlock_wrlock(&fs->lock);
+		rc = ingest_all_locked(fs, cl);
+		if (!rc)
+			rc = log_commit_all(fs->log);
+		for (int i = 0; i < CLOG_SLOTS && !rc; i++)
+			if (cl->slot[i])
+				publish_head(cl->slot[i]);
+		pthread_rwlock_unlock(&fs->lock);
+	}
+	pthread_mutex_unlock(&cl->lock);
+	return rc;
+}
+
 /* Ingests c and makes what it applied durable, with its progress:
  * before a grant's epoch may go from the state file (see revoke_grant). */
 static int ingest_durably(struct cairn_fs *fs, struct clog *c)
@@ -647,6 +682,11 @@ int clog_sync(cairn_fs *fs, struct clog *c, uint64_t seq, uint64_t want, uint64_
 	pthread_mutex_lock(&cl->lock);
 	pthread_rwlock_wrlock(&fs->lock);
 	int rc = ingest_locked(fs, c);
+	/* The client may reuse its log up to the head it is told. */
+	if (!rc)
+		rc = log_commit_all(fs->log);
+	if (!rc)
+		publish_head(c);
 	pthread_rwlock_unlock(&fs->lock);
 	*ingested = seq && seq < c->next_seq && !was_skipped(c, seq);
 	if (!rc && want > c->credit)

@@ -18,6 +18,9 @@
  *     offset 4096   struct clog_progress copies A and B (at 4096, 4160):
  *                   the valid copy with the higher gen says up to which
  *                   record the daemon's checkpoints hold the client's log
+ *     offset 4224   the head word: where the client's log now starts, for
+ *                   the client to reuse the space before it (not durable:
+ *                   recovery never reads it)
  *     offset 8192   struct clog_grant[CLOG_GRANTS]: the inodes the client
  *                   may write locally, each with the epoch of its grant
  */
@@ -33,6 +36,7 @@
 #define CLOG_LOG_SIZE (4ull << 20) /* bytes of each client log */
 #define CLOG_GRANTS 256            /* inodes one client may hold */
 #define CLOG_PROGRESS_OFF 4096u
+#define CLOG_HEAD_OFF 4224u
 #define CLOG_GRANTS_OFF 8192u
 #define CLOG_STATE_SIZE (CLOG_GRANTS_OFF + CLOG_GRANTS * 32u)
 
@@ -87,6 +91,15 @@ static inline uint64_t clog_record_cost(uint64_t off, uint64_t len)
 		off = 4095;
 	return len ? (off + len + 4095) / 4096 - off / 4096 : 0;
 }
+
+/* The head word: every record before (seq, off) is durably in the volume
+ * (its OP_CWRITE copy, or the shared area), so the client may overwrite
+ * it.  One 64-bit store, so that the client never reads half of it:
+ * seq << 24 | off / 64. */
+#define CLOG_HEAD_WORD(seq, off) ((uint64_t)(seq) << 24 | (uint64_t)(off) / 64)
+#define CLOG_HEAD_SEQ(w) ((w) >> 24)
+#define CLOG_HEAD_POS(w) (((w)&0xffffffu) * 64)
+_Static_assert(CLOG_LOG_SIZE / 64 < (1u << 24), "a ring offset fits the head word");
 
 _Static_assert(sizeof(struct clog_header) <= CLOG_PROGRESS_OFF, "header fits its block");
 _Static_assert(sizeof(struct clog_progress) == 64, "progress is one line");

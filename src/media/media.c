@@ -44,7 +44,7 @@ static const struct media_ops *ops_of(enum media_kind kind)
 }
 
 static int open_medium(struct media **out, enum media_kind kind, const char *path, int given_fd,
-		       uint64_t size, int flags, char *err, size_t errlen)
+                       uint64_t size, int flags, char *err, size_t errlen)
 {
 	*out = NULL;
 	const char *name = path ? path : "(null)";
@@ -63,7 +63,7 @@ static int open_medium(struct media **out, enum media_kind kind, const char *pat
 	}
 	if (size > (uint64_t)SIZE_MAX) {
 		media_errf(err, errlen, name, "size %llu does not fit in memory addresses",
-			   (unsigned long long)size);
+		           (unsigned long long)size);
 		return -EINVAL;
 	}
 	struct media *m = calloc(1, sizeof(*m));
@@ -88,14 +88,14 @@ static int open_medium(struct media **out, enum media_kind kind, const char *pat
 	return 0;
 }
 
-int media_open(struct media **out, enum media_kind kind, const char *path, uint64_t size,
-	       int flags, char *err, size_t errlen)
+int media_open(struct media **out, enum media_kind kind, const char *path, uint64_t size, int flags,
+               char *err, size_t errlen)
 {
 	return open_medium(out, kind, path, -1, size, flags, err, errlen);
 }
 
-int media_open_given(struct media **out, enum media_kind kind, int fd, const char *name,
-		     char *err, size_t errlen)
+int media_open_given(struct media **out, enum media_kind kind, int fd, const char *name, char *err,
+                     size_t errlen)
 {
 	if (fd < 0) {
 		media_errf(err, errlen, name ? name : "(null)", "no descriptor given");
@@ -170,7 +170,7 @@ static _Atomic uint64_t failures; /* numbers media failures, over all media */
 /* The kind's write or fence failed with rc: kept for media_failure, and EIO
  * for the caller (see media.h). */
 static int failed(struct media *m, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int failed(struct media *m, int rc, const char *fmt, ...)
 {
 	pthread_mutex_lock(&m->failure_lock);
@@ -204,7 +204,7 @@ int media_write(struct media *m, uint64_t off, const void *buf, size_t len)
 	int rc = m->ops->write(m, off, buf, len);
 	if (__builtin_expect(rc != 0, 0))
 		return failed(m, rc, "write of %zu bytes at offset %llu failed", len,
-			      (unsigned long long)off);
+		              (unsigned long long)off);
 	if (__builtin_expect(m->rec != NULL, 0))
 		report_write(m, off, buf, len);
 	return 0;
@@ -219,7 +219,7 @@ int media_zero(struct media *m, uint64_t off, size_t len)
 	int rc = m->ops->zero(m, off, len);
 	if (__builtin_expect(rc != 0, 0))
 		return failed(m, rc, "write of %zu zero bytes at offset %llu failed", len,
-			      (unsigned long long)off);
+		              (unsigned long long)off);
 	if (__builtin_expect(m->rec != NULL, 0))
 		report_write(m, off, NULL, len);
 	return 0;

@@ -52,8 +52,8 @@ static int size_regular_file(int fd, uint64_t cur, uint64_t size)
 	return 0;
 }
 
-static int check_size(struct media *m, int fd, const struct stat *st, uint64_t size,
-		      int flags, char *err, size_t errlen)
+static int check_size(struct media *m, int fd, const struct stat *st, uint64_t size, int flags,
+                      char *err, size_t errlen)
 {
 	uint64_t have;
 	int rc = device_size(fd, st, &have);
@@ -65,7 +65,7 @@ static int check_size(struct media *m, int fd, const struct stat *st, uint64_t s
 		rc = size_regular_file(fd, have, size);
 		if (rc < 0) {
 			media_errf(err, errlen, m->path, "cannot size the file to %llu bytes: %s",
-				   (unsigned long long)size, strerror(-rc));
+			           (unsigned long long)size, strerror(-rc));
 			return rc;
 		}
 		have = size;
@@ -77,20 +77,21 @@ static int check_size(struct media *m, int fd, const struct stat *st, uint64_t s
 	/* A tier smaller (or larger) than the manifest says is not this tier. */
 	if (size != 0 && have != size) {
 		media_errf(err, errlen, m->path, "size %llu does not match the manifest's %llu",
-			   (unsigned long long)have, (unsigned long long)size);
+		           (unsigned long long)have, (unsigned long long)size);
 		return -EINVAL;
 	}
 	m->size = have;
 	return 0;
 }
 
-int media_open_fd(struct media *m, uint64_t size, int flags, bool allow_blockdev,
-		  char *err, size_t errlen)
+int media_open_fd(struct media *m, uint64_t size, int flags, bool allow_blockdev, char *err,
+                  size_t errlen)
 {
 	int oflags = O_RDWR | O_CLOEXEC | ((flags & MEDIA_CREATE) ? O_CREAT : 0);
 	/* A descriptor passed by another process (a client's log, which it
 	 * may not open by name) is used through a copy of its own. */
-	int fd = m->given_fd >= 0 ? fcntl(m->given_fd, F_DUPFD_CLOEXEC, 0) : open(m->path, oflags, 0600);
+	int fd =
+	    m->given_fd >= 0 ? fcntl(m->given_fd, F_DUPFD_CLOEXEC, 0) : open(m->path, oflags, 0600);
 	if (fd < 0) {
 		int e = errno;
 		media_errf(err, errlen, m->path, "cannot open: %s", strerror(e));
@@ -104,7 +105,7 @@ int media_open_fd(struct media *m, uint64_t size, int flags, bool allow_blockdev
 	} else if (!S_ISREG(st.st_mode) && !(allow_blockdev && S_ISBLK(st.st_mode))) {
 		rc = -EINVAL;
 		media_errf(err, errlen, m->path, "not a regular file%s",
-			   allow_blockdev ? " or block device" : "");
+		           allow_blockdev ? " or block device" : "");
 	} else {
 		rc = check_size(m, fd, &st, size, flags, err, errlen);
 	}
@@ -301,12 +302,12 @@ static int file_fence(struct media *m)
 }
 
 const struct media_ops media_file_ops = {
-	.open = file_open,
-	.close = file_close,
-	.read = file_read,
-	.write = file_write,
-	.zero = file_zero,
-	.flush = file_flush,
-	.fence = file_fence,
-	.write_implies_flush = true,
+    .open = file_open,
+    .close = file_close,
+    .read = file_read,
+    .write = file_write,
+    .zero = file_zero,
+    .flush = file_flush,
+    .fence = file_fence,
+    .write_implies_flush = true,
 };

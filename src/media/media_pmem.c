@@ -39,19 +39,20 @@ static int pmem_open(struct media *m, uint64_t size, int flags, char *err, size_
 	size_t mapped = 0;
 	int is_pmem = 0;
 	void *base = pmem_map_file(m->path, create ? (size_t)size : 0,
-				   create ? PMEM_FILE_CREATE : 0, 0600, &mapped, &is_pmem);
+	                           create ? PMEM_FILE_CREATE : 0, 0600, &mapped, &is_pmem);
 	if (base == NULL) {
 		int e = errno ? errno : EIO;
 		media_errf(err, errlen, m->path, "cannot map as persistent memory: %s",
-			   pmem_errormsg());
+		           pmem_errormsg());
 		return -e;
 	}
 	if (mapped == 0 || (size != 0 && (uint64_t)mapped != size)) {
 		if (mapped == 0)
 			media_errf(err, errlen, m->path, "the medium is empty (size 0)");
 		else
-			media_errf(err, errlen, m->path, "size %llu does not match the manifest's %llu",
-				   (unsigned long long)mapped, (unsigned long long)size);
+			media_errf(err, errlen, m->path,
+			           "size %llu does not match the manifest's %llu",
+			           (unsigned long long)mapped, (unsigned long long)size);
 		pmem_unmap(base, mapped);
 		return -EINVAL;
 	}
@@ -76,13 +77,13 @@ static int emul_open(struct media *m, uint64_t size, int flags, char *err, size_
 		return fd;
 	/* MAP_POPULATE: take the page faults now, at mount, rather than one
 	 * per 4 KiB on the durable path (they cost more than the store). */
-	void *base = mmap(NULL, (size_t)m->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-			  fd, 0);
+	void *base =
+	    mmap(NULL, (size_t)m->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
 	int e = errno;
 	close(fd); /* the mapping keeps the file */
 	if (base == MAP_FAILED) {
 		media_errf(err, errlen, m->path, "cannot map %llu bytes: %s",
-			   (unsigned long long)m->size, strerror(e));
+		           (unsigned long long)m->size, strerror(e));
 		return -e;
 	}
 	m->base = base;
@@ -125,23 +126,23 @@ static int map_fence(struct media *m)
 }
 
 const struct media_ops media_pmem_ops = {
-	.open = pmem_open,
-	.close = pmem_close,
-	.read = map_read,
-	.write = map_write,
-	.zero = map_zero,
-	.flush = map_flush,
-	.fence = map_fence,
-	.write_implies_flush = false,
+    .open = pmem_open,
+    .close = pmem_close,
+    .read = map_read,
+    .write = map_write,
+    .zero = map_zero,
+    .flush = map_flush,
+    .fence = map_fence,
+    .write_implies_flush = false,
 };
 
 const struct media_ops media_emul_ops = {
-	.open = emul_open,
-	.close = emul_close,
-	.read = map_read,
-	.write = map_write,
-	.zero = map_zero,
-	.flush = map_flush,
-	.fence = map_fence,
-	.write_implies_flush = false,
+    .open = emul_open,
+    .close = emul_close,
+    .read = map_read,
+    .write = map_write,
+    .zero = map_zero,
+    .flush = map_flush,
+    .fence = map_fence,
+    .write_implies_flush = false,
 };

@@ -76,7 +76,9 @@ int ctl_recv_fds(int fd, void *buf, size_t len, int *fds, int max, int *nfds)
 		char b[CMSG_SPACE(CTL_MAX_FDS * sizeof(int))];
 	} ctl;
 	struct iovec iov = {buf, len};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+	struct msghdr m = {.msg_iov = &iov,
+	                   .msg_iovlen = 1,
+	                   .msg_control = ctl.b,
 	                   .msg_controllen = sizeof(ctl.b)};
 	ssize_t n;
 	do

@@ -29,9 +29,11 @@
 #include <sys/statvfs.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "libfs/clients.h"
 #include "server/server_internal.h"
 
 struct ctl_server {
@@ -53,6 +55,8 @@ struct ctl_server {
 	int stopping;
 	struct scrub_job scrub;
 	time_t last_refusal_said; /* the acceptor's alone */
+	pthread_t catcher;        /* copies the clients' logs into the volume's */
+	atomic_int catching;
 };
 
 struct scrub_job *server_scrub_job(struct ctl_server *srv)
@@ -426,6 +430,22 @@ static int listen_on(struct ctl_server *srv, const char *volume_dir)
 	return 0;
 }
 
+/* While clients have private logs, their records are copied into the
+ * volume's log every millisecond, and each is told how much of its log it
+ * may reuse: without this, a client would learn it only by asking, when
+ * its log is full.  (Requests do not wait for it: each ingests first.) */
+#define CATCH_UP_NS 1000000
+
+static void *catch_up_main(void *arg)
+{
+	struct ctl_server *srv = arg;
+	while (atomic_load(&srv->catching)) {
+		nanosleep(&(struct timespec){0, CATCH_UP_NS}, NULL);
+		clients_catch_up(srv->fs);
+	}
+	return NULL;
+}
+
 int ctl_server_start(cairn_fs *fs, const char *volume_dir, int admit_all,
                      void (*sayfn)(const char *msg), const struct ctl_watch *watch,
                      struct ctl_server **out)
@@ -447,8 +467,15 @@ int ctl_server_start(cairn_fs *fs, const char *volume_dir, int admit_all,
 	pthread_cond_init(&srv->idle, NULL);
 	scrub_job_init(&srv->scrub, fs);
 	int rc = pipe2(srv->stop_pipe, O_CLOEXEC) ? -errno : listen_on(srv, volume_dir);
+	atomic_store(&srv->catching, 1);
+	if (!rc && pthread_create(&srv->catcher, NULL, catch_up_main, srv))
+		rc = -EAGAIN;
 	if (!rc && pthread_create(&srv->acceptor, NULL, accept_main, srv)) {
 		rc = -EAGAIN;
+		atomic_store(&srv->catching, 0);
+		pthread_join(srv->catcher, NULL);
+	}
+	if (rc && srv->listen_fd >= 0) {
 		unlink(srv->path);
 		close(srv->listen_fd);
 	}
@@ -482,6 +509,8 @@ void ctl_server_stop(struct ctl_server *srv)
 	while (srv->live > 0)
 		pthread_cond_wait(&srv->idle, &srv->lock);
 	pthread_mutex_unlock(&srv->lock);
+	atomic_store(&srv->catching, 0);
+	pthread_join(srv->catcher, NULL);
 	close(srv->stop_pipe[0]);
 	close(srv->stop_pipe[1]);
 	scrub_job_stop(&srv->scrub);
