@@ -264,7 +264,7 @@ static const char *record_problem(const struct clog *c, const struct log_rec_hdr
 /* Copies one record into the volume's log as OP_CWRITE and applies it.
  * -EAGAIN: the lock was dropped to digest; look at the record again. */
 static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct log_rec_hdr *h,
-                               uint64_t next, uint64_t cost, int *attempt)
+                               const void *data, uint64_t next, uint64_t cost, int *attempt)
 {
 	uint64_t ino = h->args[0], off = h->args[1], len = h->payload_len;
 	if (fs->failed)
@@ -304,7 +304,7 @@ static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct
 	cw.next_off = next;
 	cw.slot = (uint32_t)c->slot;
 	uint64_t args[3] = {ino, off, (uint64_t)now_ns()};
-	struct iovec iov[2] = {{&cw, sizeof(cw)}, {c->buf, len}};
+	struct iovec iov[2] = {{&cw, sizeof(cw)}, {(void *)data, len}};
 	uint64_t seq;
 	return op_log_apply(fs, OP_CWRITE, args, iov, 2, &seq);
 }
@@ -317,8 +317,10 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c)
 	int attempt = 0;
 	while (!c->forged[0]) {
 		struct log_rec_hdr h;
+		const void *data;
 		uint64_t next;
-		if (!log_peek(c->log, c->next_off, c->next_seq, &h, &c->buf, &c->bufsz, &next))
+		if (!log_peek(c->log, c->next_off, c->next_seq, &h, &data, &c->buf, &c->bufsz,
+		              &next))
 			return 0;
 		int skip = h.type == LOG_REC_PAD;
 		if (!skip && find_grant(c, h.args[0], h.args[2]) < 0) {
@@ -339,7 +341,7 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c)
 				forged(c, why, h.seq);
 				return 0;
 			}
-			int rc = apply_client_record(fs, c, &h, next, cost, &attempt);
+			int rc = apply_client_record(fs, c, &h, data, next, cost, &attempt);
 			if (rc == -EAGAIN)
 				continue;
 			if (rc == -EFBIG) {
@@ -438,10 +440,17 @@ static int ingest_durably(struct cairn_fs *fs, struct clog *c)
 
 /* ---- slots ---------------------------------------------------------------- */
 
+/* A client's credit is at most this share of the blocks still available:
+ * unspent credit is space nobody else may use, so that clients that write
+ * little cannot make a volume full for the others. */
+#define CREDIT_SHARE 256
+
 static uint64_t take_credit(struct cairn_fs *fs, uint64_t want)
 {
 	pthread_rwlock_wrlock(&fs->lock);
-	uint64_t got = 0;
+	uint64_t got = 0, share = space_available(fs) / CREDIT_SHARE;
+	if (want > share)
+		want = share;
 	if (want && !fs->read_only && !fs->failed && space_check(fs, SPACE_DATA, want) == 0) {
 		fs->reserved_blocks += want;
 		got = want;

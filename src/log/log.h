@@ -67,12 +67,15 @@ int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_
 /*
  * Reading a log that another process appends to (a client's log, read by
  * the daemon): the record at off if it is valid and has sequence number
- * seq (a PAD included), copied into *buf (grown as needed), with the
- * offset of the record after it in *next.  1, or 0 when there is none
- * yet (or it is torn, or of another log).  Changes nothing.
+ * seq (a PAD included), with the offset of the record after it in *next.
+ * The header is copied into *h; *payload points at the payload: in the
+ * mapping on byte-addressable media (where the writer could still change
+ * it: the caller must not rely on it beyond taking a copy), else in *buf
+ * (grown as needed).  1, or 0 when there is none yet (or it is torn, or
+ * of another log).  Changes nothing.
  */
-int log_peek(struct log *l, uint64_t off, uint64_t seq, struct log_rec_hdr *h, uint8_t **buf,
-             size_t *bufsz, uint64_t *next);
+int log_peek(struct log *l, uint64_t off, uint64_t seq, struct log_rec_hdr *h,
+             const void **payload, uint8_t **buf, size_t *bufsz, uint64_t *next);
 /* A cheap first look for log_peek: whether a header with seq is at off. */
 int log_may_hold(struct log *l, uint64_t off, uint64_t seq);
 
