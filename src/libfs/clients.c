@@ -552,11 +552,30 @@ static int64_t front_count(struct clients *cl, uint64_t ino)
 	return 0;
 }
 
+static int revoke_grant(struct cairn_fs *fs, struct clog *c, uint32_t i);
+
+/* Revokes every live grant of ino but those of client keep (NULL: all). */
+static void revoke_others(struct cairn_fs *fs, struct clients *cl, struct clog *keep, uint64_t ino)
+{
+	for (int s = 0; s < CLOG_SLOTS; s++) {
+		struct clog *o = cl->slot[s];
+		for (uint32_t g = 0; o && o != keep && g < CLOG_GRANTS; g++)
+			if (o->grants[g].ino == ino && o->grants[g].live)
+				revoke_grant(fs, o, g);
+	}
+}
+
 int clog_grant(cairn_fs *fs, struct clog *c, uint64_t ino, uint32_t *index, uint64_t *epoch)
 {
 	struct clients *cl = table(fs);
 	pthread_mutex_lock(&cl->lock);
 	int rc = front_count(cl, ino) > 0 || c->forged[0] ? -EBUSY : 0;
+	/* One client at a time writes an inode in its log: records of two
+	 * logs would be ingested in the order of their slots, not of their
+	 * writes.  The grant moves; the one who had it writes through the
+	 * daemon, which ingests the new holder's log before each write. */
+	if (!rc)
+		revoke_others(fs, cl, c, ino);
 	int slot = -1;
 	for (int i = 0; i < CLOG_GRANTS && !rc && slot < 0; i++)
 		if (c->grants[i].ino == ino && c->grants[i].live)
@@ -614,17 +633,13 @@ static int revoke_grant(struct cairn_fs *fs, struct clog *c, uint32_t i)
 	return rc;
 }
 
-void clog_ungrant(cairn_fs *fs, struct clog *c, uint64_t ino)
+void clog_ungrant(cairn_fs *fs, struct clog *c, uint32_t index)
 {
 	struct clients *cl = table(fs);
 	pthread_mutex_lock(&cl->lock);
-	for (uint32_t i = 0; i < CLOG_GRANTS; i++) {
-		if (c->grants[i].ino != ino || !c->refs[i])
-			continue;
-		if (--c->refs[i] == 0 && revoke_grant(fs, c, i) == 0)
-			grant_set(c, i, G_INO, 0);
-		break;
-	}
+	if (index < CLOG_GRANTS && c->refs[index] && --c->refs[index] == 0 &&
+	    revoke_grant(fs, c, index) == 0)
+		grant_set(c, index, G_INO, 0);
 	pthread_mutex_unlock(&cl->lock);
 }
 
@@ -655,10 +670,7 @@ void clients_front_open(cairn_fs *fs, uint64_t ino, int delta)
 			cl->fopen[i] = cl->fopen[--cl->nfopen];
 	}
 	if (delta > 0)
-		for (int s = 0; s < CLOG_SLOTS; s++)
-			for (uint32_t g = 0; cl->slot[s] && g < CLOG_GRANTS; g++)
-				if (cl->slot[s]->grants[g].ino == ino)
-					revoke_grant(fs, cl->slot[s], g);
+		revoke_others(fs, cl, NULL, ino);
 	pthread_mutex_unlock(&cl->lock);
 }
 

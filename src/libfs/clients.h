@@ -53,12 +53,14 @@ void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len);
 
 /* Grants the client local writes of regular file ino, which it has open
  * for writing; a second grant of one inode shares the first.  *index and
- * *epoch locate it in the state file.  -EBUSY when the FUSE mount has the
- * inode open or the client holds CLOG_GRANTS inodes. */
+ * *epoch locate it in the state file.  Another client's grant of ino is
+ * revoked first: one client at a time holds an inode.  -EBUSY when the
+ * FUSE mount has the inode open or the client holds CLOG_GRANTS inodes. */
 int clog_grant(cairn_fs *fs, struct clog *c, uint64_t ino, uint32_t *index, uint64_t *epoch);
-/* One grant of ino less (the client closed a descriptor): its records are
- * ingested first.  The last one removes it from the state file. */
-void clog_ungrant(cairn_fs *fs, struct clog *c, uint64_t ino);
+/* One use of grant index less (the client closed a descriptor): its
+ * records are ingested first.  The last one removes it from the state
+ * file. */
+void clog_ungrant(cairn_fs *fs, struct clog *c, uint32_t index);
 
 /* The client's request to catch up: everything is ingested, the credit is
  * topped up towards `want` blocks (if the volume has room), and *head_off,

@@ -64,7 +64,7 @@ void serve_grant(struct session *s, int slot, int64_t want, mode_t mode, uint32_
 	memset(g, 0, sizeof(*g));
 	if (clog_grant(s->fs, s->clog, f->ino, &g->index, &g->epoch))
 		return; /* the client writes through the daemon */
-	f->granted = 1;
+	f->grant = (int)g->index + 1;
 	g->ino = f->ino;
 	*outlen = sizeof(*g);
 	/* The mount's kernel must not keep what the client will change. */
@@ -75,9 +75,9 @@ void serve_grant(struct session *s, int slot, int64_t want, mode_t mode, uint32_
 void serve_ungrant(struct session *s, int slot)
 {
 	struct client_fd *f = &s->fds[slot];
-	if (f->granted)
-		clog_ungrant(s->fs, s->clog, f->ino);
-	f->granted = 0;
+	if (f->grant)
+		clog_ungrant(s->fs, s->clog, (uint32_t)(f->grant - 1));
+	f->grant = 0;
 }
 
 void serve_clog_end(struct session *s, void (*say)(void *arg, const char *msg), void *arg)

@@ -26,8 +26,8 @@ struct session {
 	struct client_fd {
 		int vfd;
 		uint64_t ino;
-		int flags;   /* of the open */
-		int granted; /* the client may write it in its own log */
+		int flags; /* of the open */
+		int grant; /* 1 + the index of its grant of local writes, or 0 */
 	} * fds;
 	int nfds;
 	const struct ctl_watch *watch; /* or NULL */
