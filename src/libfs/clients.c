@@ -523,22 +523,26 @@ void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len)
 	/* The copies must be durable before the log they came from goes. */
 	if (!rc)
 		rc = log_commit_all(fs->log);
-	fs->reserved_blocks -= c->credit;
-	c->credit = 0;
-	slot_put(cl, c->slot, NULL);
+	if (!rc) {
+		fs->reserved_blocks -= c->credit;
+		c->credit = 0;
+		slot_put(cl, c->slot, NULL);
+	} else {
+		/* The slot stays taken, with the credit its records need:
+		 * later ingestion may still apply them, and otherwise the
+		 * next mount does, from the files kept. */
+		c->sock = -1;
+		c->recovered = 1;
+	}
 	pthread_rwlock_unlock(&fs->lock);
 	snprintf(why, len, "%s", c->forged);
 	if (rc) {
-		/* The records stay in the client's files: the next mount
-		 * applies them. */
-		fprintf(stderr,
-		        "cairn: client log %d: cannot ingest (%s); kept for the next mount\n",
+		fprintf(stderr, "cairn: client log %d: cannot ingest (%s); kept for the next mount\n",
 		        c->slot, strerror(-rc));
-		c->recovered = 1;
 	} else {
 		remove_files(fs, c->slot);
+		clog_free(c);
 	}
-	clog_free(c);
 	pthread_mutex_unlock(&cl->lock);
 }
 
