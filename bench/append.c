@@ -13,6 +13,16 @@
  *                                        through the FUSE mount, which must
  *                                        see them: the pair's latency
  *
+ *   bench_append seen-stat MOUNTPOINT N  a client's O_APPEND write in its own
+ *                                        log, then a stat() of the file
+ *                                        through the mount, which must see
+ *                                        the new size: the pair's latency
+ *   bench_append handoff-holder PATH N   two processes write one file in
+ *                                        turns: the one holding its grant
+ *                                        (reported as handoff-holder) and
+ *                                        the other (handoff-other), whose
+ *                                        write makes the daemon apply the
+ *                                        holder's log first
  *   bench_append threads-MODE PATH N T   T threads of one process, each
  *                                        appending N times to a file of its
  *                                        own; MODE is cairn, attach,
@@ -30,6 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cairn.h"
@@ -159,6 +171,112 @@ static int run_seen(const char *mnt, int n, size_t size, double *lat)
 	return 0;
 }
 
+/* The size of a file a client keeps writing in its own log, seen by
+ * stat() through the mount (which has not opened it): each round is a
+ * client's 4 KiB append and the mount's stat of the new size. */
+static int run_seen_stat(const char *mnt, int n, size_t size, double *lat)
+{
+	cairn_fs *fs = cairn_attach(mnt);
+	if (!fs) {
+		fprintf(stderr, "bench_append: %s: %s\n", mnt, cairn_last_error());
+		return 1;
+	}
+	char name[64], path[4096];
+	snprintf(name, sizeof(name), "/bench-seen-stat-%d", (int)getpid());
+	snprintf(path, sizeof(path), "%s%s", mnt, name);
+	int cfd = cairn_open(fs, name, O_CREAT | O_TRUNC | O_WRONLY | O_APPEND, 0644);
+	char *buf = malloc(size);
+	memset(buf, 'a', size);
+	for (int i = 0; i < WARMUP + n; i++) {
+		struct stat st;
+		double t0 = now_us();
+		if (cfd < 0 || cairn_write(fs, cfd, buf, size) != (ssize_t)size ||
+		    stat(path, &st)) {
+			perror("bench_append seen-stat");
+			return 1;
+		}
+		if (i >= WARMUP)
+			lat[i - WARMUP] = now_us() - t0;
+		if ((size_t)st.st_size != (size_t)(i + 1) * size) {
+			fprintf(stderr, "bench_append: the mount did not see append %d\n", i);
+			return 1;
+		}
+	}
+	cairn_close(fs, cfd);
+	cairn_unlink(fs, name);
+	cairn_unmount(fs);
+	free(buf);
+	return 0;
+}
+
+/* Two processes take turns writing one file (each waits for the other's
+ * write through a pipe): the one that opened it last holds its grant and
+ * writes in its own log; the other writes through the daemon, which first
+ * applies the holder's log.  lat gets the holder's latencies, other's the
+ * other's. */
+static int handoff_side(const char *path, int n, size_t size, int first, int in, int out,
+                        double *lat, int ready)
+{
+	cairn_fs *fs = cairn_attach(path);
+	if (!fs)
+		return 1;
+	if (!first) {
+		char c;
+		if (read(ready, &c, 1) != 1) /* the other opened first */
+			return 1;
+	}
+	int fd = cairn_open(fs, "/bench-handoff", O_CREAT | O_WRONLY, 0644);
+	if (first && (fd < 0 || write(ready, "r", 1) != 1))
+		return 1;
+	char *buf = malloc(size);
+	memset(buf, first ? 'f' : 's', size);
+	for (int i = 0; i < 2 * (WARMUP + n); i++) {
+		char c;
+		if ((i % 2 == 0) == first) {
+			double t0 = now_us();
+			if (cairn_pwrite(fs, fd, buf, size, 0) != (ssize_t)size)
+				return 1;
+			if (i / 2 >= WARMUP)
+				lat[i / 2 - WARMUP] = now_us() - t0;
+			if (write(out, "x", 1) != 1)
+				return 1;
+		} else if (read(in, &c, 1) != 1) {
+			return 1;
+		}
+	}
+	cairn_close(fs, fd);
+	cairn_unmount(fs);
+	free(buf);
+	return 0;
+}
+
+static int run_handoff(const char *path, int n, size_t size, double *lat)
+{
+	int ab[2], ba[2], ready[2];
+	if (pipe(ab) || pipe(ba) || pipe(ready))
+		return 1;
+	pid_t child = fork();
+	if (child == 0) {
+		double *mine = calloc(n, sizeof(double));
+		int rc = handoff_side(path, n, size, 1, ba[0], ab[1], mine, ready[1]);
+		if (!rc)
+			report("handoff-other", mine, n);
+		fflush(stdout);
+		_exit(rc);
+	}
+	int rc = handoff_side(path, n, size, 0, ab[0], ba[1], lat, ready[0]);
+	int st = 0;
+	waitpid(child, &st, 0);
+	if (!rc && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+		rc = 1;
+	cairn_fs *fs = cairn_attach(path);
+	if (fs) {
+		cairn_unlink(fs, "/bench-handoff");
+		cairn_unmount(fs);
+	}
+	return rc;
+}
+
 /* ---- threads of one process ---- */
 
 struct writer {
@@ -256,6 +374,10 @@ int main(int argc, char **argv)
 		rc = run_posix(argv[2], n, size, 0, lat);
 	else if (!strcmp(argv[1], "seen"))
 		rc = run_seen(argv[2], n, size, lat);
+	else if (!strcmp(argv[1], "seen-stat"))
+		rc = run_seen_stat(argv[2], n, size, lat);
+	else if (!strcmp(argv[1], "handoff-holder"))
+		rc = run_handoff(argv[2], n, size, lat);
 	else
 		rc = 2;
 	if (!rc)

@@ -8,7 +8,14 @@
 #     ext4-ram      write() + fdatasync() on ext4 on a loop device in /dev/shm
 #     seen          a client's 4 KiB pwrite, then a pread() of it through the
 #                   mount's page cache (the daemon makes the kernel forget
-#                   the stale page): the price of coherence, per pair
+#                   the stale page): the price of coherence, per pair (the
+#                   mount has the file open, so the client holds no grant
+#                   and writes through the daemon)
+#     seen-stat     a client's 4 KiB O_APPEND write in its own log, then a
+#                   stat() through the mount that must show the new size
+#     handoff-*     two processes writing one file in turns: the holder of
+#                   its grant (local writes) and the other (through the
+#                   daemon, which applies the holder's log first)
 #   aggregate throughput of P processes (1, 2, 4), each appending N times to
 #   its own file: attach, fuse, ext4-ram (write + fdatasync), tmpfs (write)
 #   aggregate throughput of T threads (1, 2, 4) of one process, each
@@ -63,6 +70,8 @@ for r in $(seq 1 "$rounds"); do
 	"$bin" attach "$work/mnt" "$n" | sed "s/^/round=$r /"
 	"$bin" write "$work/mnt" "$n" | sed "s/^write/fuse/; s/^/round=$r /"
 	"$bin" seen "$work/mnt" "$n" | sed "s/^/round=$r /"
+	"$bin" seen-stat "$work/mnt" "$n" | sed "s/^/round=$r /"
+	"$bin" handoff-holder "$work/mnt" "$n" | sed "s/^/round=$r /"
 	"$bin" fdatasync "$work/ext4" "$n" | sed "s/^fdatasync/ext4-ram/; s/^/round=$r /"
 	for p in 1 2 4; do
 		echo "round=$r procs-$p attach ops_s=$(parallel "$p" attach "$work/mnt")"
