@@ -285,6 +285,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			valid |= IC_SET_MODE;
 		}
 	}
+	/* A client writing the file in its own log would not clear new
+	 * set-ID bits: its writes go through the daemon from now on. */
+	mode_t m = attr->st_mode;
+	if ((valid & IC_SET_MODE) &&
+	    ((m & S_ISUID) || (m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)))
+		clients_revoke(cf->fs, ino);
 	/* An empty setattr is a change the kernel did not spell out, such as
 	 * chown(f, -1, -1): Linux still updates ctime. */
 	int rc = ic_setattr(cf->fs, ino, valid ? valid : IC_SET_CTIME, attr, &st);

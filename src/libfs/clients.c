@@ -537,7 +537,8 @@ void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len)
 	pthread_rwlock_unlock(&fs->lock);
 	snprintf(why, len, "%s", c->forged);
 	if (rc) {
-		fprintf(stderr, "cairn: client log %d: cannot ingest (%s); kept for the next mount\n",
+		fprintf(stderr,
+		        "cairn: client log %d: cannot ingest (%s); kept for the next mount\n",
 		        c->slot, strerror(-rc));
 	} else {
 		remove_files(fs, c->slot);
@@ -675,6 +676,16 @@ void clients_front_open(cairn_fs *fs, uint64_t ino, int delta)
 	}
 	if (delta > 0)
 		revoke_others(fs, cl, NULL, ino);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+void clients_revoke(cairn_fs *fs, uint64_t ino)
+{
+	struct clients *cl = table(fs);
+	if (!cl || atomic_load(&cl->active) == 0)
+		return;
+	pthread_mutex_lock(&cl->lock);
+	revoke_others(fs, cl, NULL, ino);
 	pthread_mutex_unlock(&cl->lock);
 }
 

@@ -83,6 +83,10 @@ int clients_catch_up(cairn_fs *fs);
  * revokes every client's grant of ino first (and ingests their records),
  * because the kernel would serve the mount's reads from pages it keeps. */
 void clients_front_open(cairn_fs *fs, uint64_t ino, int delta);
+/* Ends every client's local writes of ino (their records applied first):
+ * before a change that a local write would not honour, such as set-ID
+ * bits a write must clear. */
+void clients_revoke(cairn_fs *fs, uint64_t ino);
 /* Whether some client may write ino locally: the FUSE mount then caches
  * no attributes of it. */
 int clients_granted(cairn_fs *fs, uint64_t ino);

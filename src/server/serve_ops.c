@@ -201,15 +201,6 @@ static int may_create(const struct session *s, const struct walked *w)
 
 /* ---- files --------------------------------------------------------------- */
 
-/* The mode without the bits a change of owner or a write by anyone but
- * root clears, as Linux does: set-user-ID, and set-group-ID when the
- * group may execute (otherwise it marks mandatory locking). */
-static mode_t without_setid(mode_t mode)
-{
-	mode_t kill = S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0);
-	return mode & ~kill;
-}
-
 /* Before a write, a truncate or an fallocate by anyone but root: the file
  * loses its set-ID bits first, as the kernel makes every file system do
  * (judged on the mode as it is now, not as it was at the open). */
@@ -589,6 +580,10 @@ static int64_t do_chmod(struct session *s, const char *path, mode_t mode)
 	if (s->cred.uid != 0 && !cred_in_group(&s->cred, w.st.st_gid))
 		mode &= ~(mode_t)S_ISGID;
 	struct stat in = {.st_mode = mode & 07777}, st;
+	/* A client writing the file in its own log would not clear the new
+	 * bits: its writes go through the daemon from now on. */
+	if (without_setid(mode) != mode)
+		clients_revoke(s->fs, (uint64_t)w.st.st_ino);
 	return inode_changed(s, ic_setattr(s->fs, (uint64_t)w.st.st_ino, IC_SET_MODE, &in, &st),
 	                     (uint64_t)w.st.st_ino, -1);
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "proto/ctl.h"
@@ -70,6 +71,15 @@ struct scrub_job *server_scrub_job(struct ctl_server *srv);
 
 /* Makes s->out hold at least need bytes; 0 or -ENOMEM. */
 int session_out(struct session *s, size_t need);
+
+/* The mode without the bits a change of owner or a write by anyone but
+ * root clears, as Linux does: set-user-ID, and set-group-ID when the
+ * group may execute (otherwise it marks mandatory locking). */
+static inline mode_t without_setid(mode_t mode)
+{
+	mode_t kill = S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0);
+	return mode & ~kill;
+}
 
 /* One request, checked: its strings and its raw data. */
 struct request {

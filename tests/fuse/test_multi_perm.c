@@ -241,6 +241,15 @@ static void other_user(const char *vol)
 	C_OK(cairn_close(fs, fd));
 	C_OK(cairn_stat(fs, "/open-sgid-noexec", &st));
 	C_TRUE((st.st_mode & 07777) == 02666);
+	/* The same when the bit comes while the file is open for writing
+	 * (its writes went into the client's own log until then). */
+	C_OK(fd = cairn_open(fs, "/open/later-suid", O_CREAT | O_WRONLY, 0755));
+	C_TRUE(cairn_write(fs, fd, "a", 1) == 1);
+	C_OK(cairn_chmod(fs, "/open/later-suid", 04755));
+	C_TRUE(cairn_write(fs, fd, "b", 1) == 1);
+	C_OK(cairn_stat(fs, "/open/later-suid", &st));
+	C_TRUE((st.st_mode & 07777) == 0755 && st.st_size == 2);
+	C_OK(cairn_close(fs, fd));
 	/* Its owner giving a file to another group clears set-user-ID. */
 	C_OK(fd = cairn_open(fs, "/open/mine-suid", O_CREAT | O_WRONLY, 0755));
 	C_OK(cairn_close(fs, fd));
