@@ -173,6 +173,8 @@ int client_log_write(struct client *c, struct client_log *l, struct client_grant
 {
 	if (count == 0 || count > log_max_payload(l->log))
 		return 0;
+	if (off != CLOG_AT_END && (off > CLOG_MAX_END || count > CLOG_MAX_END - off))
+		return 0; /* the daemon says EFBIG */
 	uint64_t seq = 0;
 	pthread_mutex_lock(&l->lock);
 	int rc = append(c, l, g, ino, buf, count, off, &seq);

@@ -33,6 +33,8 @@
 #include "media/media.h"
 #include "util/checksum.h"
 
+_Static_assert(CLOG_MAX_END == MAX_FILE_SIZE, "clients know the largest file size");
+
 /* Blocks of credit a client starts with and is topped up to: 64 MiB of
  * new data before it asks again. */
 #define CLOG_CREDIT 16384u

@@ -44,6 +44,9 @@
  * CLOG_AT_END), epoch of the grant it is written under; payload: the
  * bytes. */
 #define CLOG_REC_WRITE 40
+/* The largest file size (the engine's MAX_FILE_SIZE): a write past it is
+ * sent to the daemon, which answers EFBIG; a record past it is forged. */
+#define CLOG_MAX_END (1ull << 52)
 /* The offset of an O_APPEND write: the end of the file when the daemon
  * applies the record, which it then records in its OP_CWRITE copy. */
 #define CLOG_AT_END UINT64_MAX
