@@ -22,9 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fsck/fsck_internal.h"
 #include "libfs/oprec.h"
+#include "log/clog_format.h"
 #include "log/log_format.h"
 #include "media/media.h"
 #include "util/checksum.h"
@@ -301,6 +303,22 @@ static void report_lost_records(struct fsck_ctx *c)
 	it->c = d.lost;
 }
 
+/* Client logs a daemon left (docs/FORMAT.md, "Client logs"): what they
+ * hold is not the shared area's yet, and fsck does not read them. */
+static void note_client_logs(struct fsck_ctx *c, const char *path)
+{
+	for (int i = 0; i < CLOG_SLOTS; i++) {
+		char p[VOLUME_PATH_MAX + 32];
+		snprintf(p, sizeof(p), CLOG_STATE_NAME, path, i);
+		if (access(p, F_OK) == 0)
+			fsck_note(
+			    c->r,
+			    "client log %d (%s): left by a daemon that did not end its client's "
+			    "session; the next read-write mount applies what it holds",
+			    i, p);
+	}
+}
+
 void fsck_scan_log(struct fsck_ctx *c)
 {
 	c->r->log_head_off = c->sh.ckpt.log_head_off;
@@ -338,6 +356,7 @@ void fsck_scan_log(struct fsck_ctx *c)
 		    path, (unsigned long long)n, (unsigned long long)c->sh.ckpt.log_head_seq,
 		    (unsigned long long)(log_tail_seq(c->log) - 1),
 		    (unsigned long long)c->r->log_head_off, (unsigned long long)c->r->log_end_off);
+	note_client_logs(c, path);
 }
 
 void fsck_close(struct fsck_ctx *c)

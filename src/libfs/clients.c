@@ -80,8 +80,8 @@ struct clients {
 
 static void slot_paths(struct cairn_fs *fs, int slot, char *logp, char *statep, size_t len)
 {
-	snprintf(logp, len, "%s.client%d", fs->vol.mf.path[PART_LOG], slot);
-	snprintf(statep, len, "%s.client%d.state", fs->vol.mf.path[PART_LOG], slot);
+	snprintf(logp, len, CLOG_LOG_NAME, fs->vol.mf.path[PART_LOG], slot);
+	snprintf(statep, len, CLOG_STATE_NAME, fs->vol.mf.path[PART_LOG], slot);
 }
 
 #define PATH_LEN (VOLUME_PATH_MAX + 32)

@@ -29,6 +29,11 @@
 
 #include <stdint.h>
 
+/* The files of slot N, from the log part's path (printf formats taking
+ * the path and N). */
+#define CLOG_LOG_NAME "%s.client%d"
+#define CLOG_STATE_NAME "%s.client%d.state"
+
 #define CLOG_STATE_MAGIC 0x4554415453474c43ull    /* "CLGSTATE" */
 #define CLOG_PROGRESS_MAGIC 0x5347525053474c43ull /* "CLGSPRGS" */
 #define CLOG_VERSION 1u
