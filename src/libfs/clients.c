@@ -647,6 +647,11 @@ int clog_sync(cairn_fs *fs, struct clog *c, uint64_t seq, uint64_t want, uint64_
 	pthread_mutex_lock(&cl->lock);
 	pthread_rwlock_wrlock(&fs->lock);
 	int rc = ingest_locked(fs, c);
+	/* The client will write over the records it is told are ingested:
+	 * their copies (this call's and earlier ingests') must be durable
+	 * first, or a crash would find them nowhere. */
+	if (!rc)
+		rc = log_commit_all(fs->log);
 	pthread_rwlock_unlock(&fs->lock);
 	*ingested = seq && seq < c->next_seq && !was_skipped(c, seq);
 	if (!rc && want > c->credit)
