@@ -60,6 +60,10 @@ void serve_grant(struct session *s, int slot, int64_t want, mode_t mode, uint32_
 	int acc = f->flags & O_ACCMODE;
 	if (!(want & CTL_OPEN_GRANT) || !s->clog || !S_ISREG(mode) || acc == O_RDONLY)
 		return;
+	/* A write by anyone but root clears set-ID bits, which only the
+	 * daemon does: such a file is written through it. */
+	if (s->cred.uid != 0 && (mode & (S_ISUID | S_ISGID)))
+		return;
 	struct ctl_grant *g = (struct ctl_grant *)s->out;
 	memset(g, 0, sizeof(*g));
 	if (clog_grant(s->fs, s->clog, f->ino, &g->index, &g->epoch))

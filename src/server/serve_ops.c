@@ -589,8 +589,16 @@ static int64_t do_chmod(struct session *s, const char *path, mode_t mode)
 	if (s->cred.uid != 0 && !cred_in_group(&s->cred, w.st.st_gid))
 		mode &= ~(mode_t)S_ISGID;
 	struct stat in = {.st_mode = mode & 07777}, st;
-	return inode_changed(s, ic_setattr(s->fs, (uint64_t)w.st.st_ino, IC_SET_MODE, &in, &st),
-	                     (uint64_t)w.st.st_ino, -1);
+	uint64_t ino = (uint64_t)w.st.st_ino;
+	rc = inode_changed(s, ic_setattr(s->fs, ino, IC_SET_MODE, &in, &st), ino, -1);
+	/* Set-ID bits on a file clients may write in their own logs: their
+	 * grants end (serve_grant gives no new one), so that their writes go
+	 * through the daemon, which clears the bits. */
+	if (!rc && (in.st_mode & (S_ISUID | S_ISGID)) && clients_granted(s->fs, ino)) {
+		clients_front_open(s->fs, ino, 1);
+		clients_front_open(s->fs, ino, -1);
+	}
+	return rc;
 }
 
 static int64_t do_chown(struct session *s, const char *path, int64_t uid, int64_t gid)

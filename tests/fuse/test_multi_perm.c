@@ -250,6 +250,15 @@ static void other_user(const char *vol)
 	C_OK(cairn_chown(fs, "/open/mine-suid", (uid_t)-1, GROUP));
 	C_OK(cairn_stat(fs, "/open/mine-suid", &st));
 	C_TRUE((st.st_mode & 07777) == 0755);
+	/* Set-user-ID given to a file open for writing: the next write
+	 * clears it (a client's own log does not take that write). */
+	C_OK(fd = cairn_open(fs, "/open/mine-w", O_CREAT | O_WRONLY, 0755));
+	C_TRUE(cairn_write(fs, fd, "a", 1) == 1);
+	C_OK(cairn_chmod(fs, "/open/mine-w", 04755));
+	C_TRUE(cairn_write(fs, fd, "b", 1) == 1);
+	C_OK(cairn_close(fs, fd));
+	C_OK(cairn_stat(fs, "/open/mine-w", &st));
+	C_TRUE((st.st_mode & 07777) == 0755 && st.st_size == 2);
 
 	/* Group permission through a supplementary group. */
 	C_OK(fd = cairn_open(fs, "/grp", O_RDONLY));
