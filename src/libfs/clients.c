@@ -36,6 +36,8 @@
 /* Blocks of credit a client starts with and is topped up to: 64 MiB of
  * new data before it asks again. */
 #define CLOG_CREDIT 16384u
+/* The least credit asked for when the volume has not room for that much. */
+#define CLOG_MIN_CREDIT 16u
 /* Records written as their grant was revoked, remembered until their
  * writers ask (at most one per thread of the client in flight). */
 #define CLOG_SKIPPED 256
@@ -403,14 +405,19 @@ static int ingest_durably(struct cairn_fs *fs, struct clog *c)
 
 /* ---- slots ---------------------------------------------------------------- */
 
+/* Credit for a client, reserved: up to want blocks, but no more than a
+ * quarter of the room the volume has, halving the ask down to
+ * CLOG_MIN_CREDIT.  A client of a small or nearly full volume still writes
+ * locally (asking again sooner), and leaves room to the others. */
 static uint64_t take_credit(struct cairn_fs *fs, uint64_t want)
 {
 	pthread_rwlock_wrlock(&fs->lock);
 	uint64_t got = 0;
-	if (want && !fs->read_only && !fs->failed && space_check(fs, SPACE_DATA, want) == 0) {
-		fs->reserved_blocks += want;
-		got = want;
-	}
+	for (uint64_t w = want; w && !got && !fs->read_only && !fs->failed;
+	     w = w > CLOG_MIN_CREDIT ? w / 2 : 0)
+		if (space_check(fs, SPACE_DATA, 4 * w) == 0)
+			got = w;
+	fs->reserved_blocks += got;
 	pthread_rwlock_unlock(&fs->lock);
 	return got;
 }
