@@ -31,6 +31,7 @@
 #include "log/clog_format.h"
 #include "log/log_format.h"
 #include "media/media.h"
+#include "media/recorder.h"
 #include "util/checksum.h"
 
 /* Blocks of credit a client starts with and is topped up to: 64 MiB of
@@ -85,12 +86,39 @@ static void slot_paths(struct cairn_fs *fs, int slot, char *logp, char *statep, 
 
 #define PATH_LEN (VOLUME_PATH_MAX + 32)
 
+int clog_recorder_part(int slot)
+{
+	return VOLUME_MAX_PARTS + 2 * slot;
+}
+
+/* Reports medium m, just made as part `part`, to the recorder of a
+ * recorded mount, with what the file holds now. */
+static void record_made(struct cairn_fs *fs, struct media *m, int part)
+{
+	struct recorder *r = fs->opts.recorder;
+	if (r && part < RECORDER_MAX_PARTS &&
+	    recorder_add_part(r, part, media_direct(m), media_size(m)) == 0)
+		media_set_recorder(m, r, part);
+}
+
+/* The recorder of a recorded mount learns that slot's files are gone. */
+static void record_removed(struct cairn_fs *fs, int slot)
+{
+	struct recorder *r = fs->opts.recorder;
+	for (int p = clog_recorder_part(slot); r && p <= clog_recorder_part(slot) + 1; p++) {
+		uint64_t size, born, gone;
+		if (recorder_part_span(r, p, &size, &born, &gone) == 0 && gone == UINT64_MAX)
+			recorder_part_gone(r, p);
+	}
+}
+
 static void remove_files(struct cairn_fs *fs, int slot)
 {
 	char logp[PATH_LEN], statep[PATH_LEN];
 	slot_paths(fs, slot, logp, statep, sizeof(logp));
 	unlink(statep);
 	unlink(logp);
+	record_removed(fs, slot);
 }
 
 static void clog_free(struct clog *c)
@@ -152,7 +180,7 @@ static int write_header(struct cairn_fs *fs, struct clog *c)
 	h.slot = (uint32_t)c->slot;
 	memcpy(h.volume_uuid, fs->vol.mf.uuid, 16);
 	memcpy(h.log_id, c->log_id, 16);
-	h.log_size = CLOG_LOG_SIZE;
+	h.log_size = media_size(c->lm);
 	h.checksum = checksum64(&h, offsetof(struct clog_header, checksum));
 	int rc = media_zero(c->sm, 0, CLOG_STATE_SIZE);
 	if (!rc)
@@ -177,7 +205,10 @@ static int make_files(struct cairn_fs *fs, struct clog *c)
 	uuid_generate(c->log_id);
 	enum media_kind kind = log_kind(fs);
 	unlink(statep);
-	int rc = media_open(&c->lm, kind, logp, CLOG_LOG_SIZE, MEDIA_CREATE, err, sizeof(err));
+	uint64_t size = fs->opts.clog_size ? fs->opts.clog_size : CLOG_LOG_SIZE;
+	int rc = media_open(&c->lm, kind, logp, size, MEDIA_CREATE, err, sizeof(err));
+	if (!rc)
+		record_made(fs, c->lm, clog_recorder_part(c->slot));
 	if (!rc)
 		rc = log_format(c->lm, c->log_id, err, sizeof(err));
 	if (!rc)
@@ -185,6 +216,8 @@ static int make_files(struct cairn_fs *fs, struct clog *c)
 	if (!rc)
 		rc = media_open(&c->sm, kind, statep, CLOG_STATE_SIZE, MEDIA_CREATE, err,
 		                sizeof(err));
+	if (!rc)
+		record_made(fs, c->sm, clog_recorder_part(c->slot) + 1);
 	c->next_seq = 1;
 	c->next_off = LOG_RING_START;
 	c->next_epoch = 1;
