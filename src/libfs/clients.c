@@ -121,6 +121,16 @@ static void remove_files(struct cairn_fs *fs, int slot)
 	record_removed(fs, slot);
 }
 
+/* Whether slot's files are there though no client uses it: kept by
+ * clog_end for the next mount, which applies their records.  Making the
+ * slot anew would remove them. */
+static int files_kept(struct cairn_fs *fs, int slot)
+{
+	char logp[PATH_LEN], statep[PATH_LEN];
+	slot_paths(fs, slot, logp, statep, sizeof(logp));
+	return access(statep, F_OK) == 0;
+}
+
 static void clog_free(struct clog *c)
 {
 	if (!c)
@@ -469,7 +479,7 @@ int clog_start(cairn_fs *fs, int sock, struct clog **out, struct clog_start *st)
 	pthread_mutex_lock(&cl->lock);
 	int slot = -1;
 	for (int i = 0; i < CLOG_SLOTS && slot < 0; i++)
-		if (!cl->slot[i])
+		if (!cl->slot[i] && !files_kept(fs, i))
 			slot = i;
 	int rc = slot < 0 ? -EBUSY : 0;
 	struct clog *c = NULL;
