@@ -216,6 +216,12 @@ static int make_files(struct cairn_fs *fs, struct clog *c)
 	enum media_kind kind = log_kind(fs);
 	unlink(statep);
 	uint64_t size = fs->opts.clog_size ? fs->opts.clog_size : CLOG_LOG_SIZE;
+	/* Each record must fit in one record of the volume's log with its
+	 * OP_CWRITE header: a client log a block smaller than the volume's
+	 * has records (a quarter of its ring at most) that do. */
+	uint64_t vsize = media_size(fs->vol.part[PART_LOG]);
+	if (size > vsize - LOG_BLOCK)
+		size = vsize - LOG_BLOCK;
 	int rc = media_open(&c->lm, kind, logp, size, MEDIA_CREATE, err, sizeof(err));
 	if (!rc)
 		record_made(fs, c->lm, clog_recorder_part(c->slot));
@@ -223,6 +229,10 @@ static int make_files(struct cairn_fs *fs, struct clog *c)
 		rc = log_format(c->lm, c->log_id, err, sizeof(err));
 	if (!rc)
 		rc = log_open(&c->log, c->lm, c->log_id, err, sizeof(err));
+	if (!rc && log_max_payload(c->log) + sizeof(struct op_cwrite) > log_max_payload(fs->log)) {
+		snprintf(err, sizeof(err), "its records would not fit in the volume's log");
+		rc = -EINVAL;
+	}
 	if (!rc)
 		rc = media_open(&c->sm, kind, statep, CLOG_STATE_SIZE, MEDIA_CREATE, err,
 		                sizeof(err));

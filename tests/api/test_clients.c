@@ -3,10 +3,12 @@
  * where the crash-state checker does not reach: a client log whose records
  * could not be ingested when its client ended is kept for the next mount,
  * and a client that starts before then gets another slot, so that the
- * kept records are applied by that mount and not lost.
+ * kept records are applied by that mount and not lost; on a volume with a
+ * small log, the largest record a client may write is ingested.
  */
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -125,10 +127,67 @@ static void test_kept_log_not_reused(void **state)
 	tv_destroy(tv);
 }
 
+/* On a volume whose log is small, the largest record a client may write
+ * (a quarter of its own log's ring) is ingested: its copy fits in one
+ * record of the volume's log. */
+static void test_largest_record_ingested(void **state)
+{
+	(void)state;
+	struct cairn_mkfs_opts o;
+	tv_default_mkfs_opts(&o);
+	o.log_size = 256 * TV_KiB;
+	struct testvol *tv = tv_create(&o);
+	assert_non_null(tv);
+	struct cairn_mount_opts mo = {.no_digest_thread = 1};
+	cairn_fs *fs = tv_mount(tv, &mo);
+	assert_non_null(fs);
+	int fd = TV_OK(cairn_open(fs, "/big", O_CREAT | O_RDWR, 0644));
+	struct stat sb;
+	TV_OK(cairn_fstat(fs, fd, &sb));
+	struct clog *c = NULL;
+	struct clog_start st;
+	TV_EQ(clog_start(fs, -1, &c, &st), 0);
+	uint32_t index;
+	uint64_t epoch;
+	TV_EQ(clog_grant(fs, c, sb.st_ino, &index, &epoch), 0);
+
+	char err[512] = "";
+	struct media *m = NULL;
+	struct log *l = NULL;
+	TV_EQ(media_open_given(&m, (enum media_kind)st.media_kind, st.log_fd, "client log", err,
+	                       sizeof(err)),
+	      0);
+	TV_EQ(log_open(&l, m, st.log_id, err, sizeof(err)), 0);
+	TV_EQ(log_recover(l, LOG_RING_START, 1, no_replay, NULL, 1), 0);
+	size_t len = (size_t)log_max_payload(l);
+	char *buf = malloc(len);
+	assert_non_null(buf);
+	tv_fill(buf, len, 9);
+	uint64_t args[LOG_REC_ARGS] = {sb.st_ino, 0, epoch};
+	struct iovec iov = {buf, len};
+	struct log_pos pos;
+	TV_EQ(log_append(l, CLOG_REC_WRITE, args, &iov, 1, &pos), 0);
+	TV_EQ(log_commit(l, pos.seq), 0);
+	log_close(l);
+	media_close(m);
+	close(st.log_fd);
+	close(st.state_fd);
+
+	TV_EQ(clients_ingest(fs), 0);
+	tv_expect_at(fs, fd, 0, buf, len);
+	char why[300];
+	clog_end(fs, c, why, sizeof(why));
+	TV_EQ(why[0], 0);
+	TV_OK(cairn_close(fs, fd));
+	free(buf);
+	tv_destroy(tv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_kept_log_not_reused),
+	    cmocka_unit_test(test_largest_record_ingested),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
