@@ -88,6 +88,7 @@ struct cairn_mount_opts {
 	int high_watermark, low_watermark;
 	int no_promotion;        /* never move data read often back up */
 	void *recorder;          /* internal: crash-state recorder (tests) */
+	uint64_t clog_size;      /* internal: bytes of a client's log (tests); 0 = 4 MiB */
 };
 
 /* Volume lifetime. */

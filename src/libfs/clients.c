@@ -31,6 +31,7 @@
 #include "log/clog_format.h"
 #include "log/log_format.h"
 #include "media/media.h"
+#include "media/recorder.h"
 #include "util/checksum.h"
 
 _Static_assert(CLOG_MAX_END == MAX_FILE_SIZE, "clients know the largest file size");
@@ -38,6 +39,8 @@ _Static_assert(CLOG_MAX_END == MAX_FILE_SIZE, "clients know the largest file siz
 /* Blocks of credit a client starts with and is topped up to: 64 MiB of
  * new data before it asks again. */
 #define CLOG_CREDIT 16384u
+/* The least credit asked for when the volume has not room for that much. */
+#define CLOG_MIN_CREDIT 16u
 /* Records written as their grant was revoked, remembered until their
  * writers ask (at most one per thread of the client in flight). */
 #define CLOG_SKIPPED 256
@@ -86,12 +89,49 @@ static void slot_paths(struct cairn_fs *fs, int slot, char *logp, char *statep, 
 
 #define PATH_LEN (VOLUME_PATH_MAX + 32)
 
+int clog_recorder_part(int slot)
+{
+	return VOLUME_MAX_PARTS + 2 * slot;
+}
+
+/* Reports medium m, just made as part `part`, to the recorder of a
+ * recorded mount, with what the file holds now. */
+static void record_made(struct cairn_fs *fs, struct media *m, int part)
+{
+	struct recorder *r = fs->opts.recorder;
+	if (r && part < RECORDER_MAX_PARTS &&
+	    recorder_add_part(r, part, media_direct(m), media_size(m)) == 0)
+		media_set_recorder(m, r, part);
+}
+
+/* The recorder of a recorded mount learns that slot's files are gone. */
+static void record_removed(struct cairn_fs *fs, int slot)
+{
+	struct recorder *r = fs->opts.recorder;
+	for (int p = clog_recorder_part(slot); r && p <= clog_recorder_part(slot) + 1; p++) {
+		uint64_t size, born, gone;
+		if (recorder_part_span(r, p, &size, &born, &gone) == 0 && gone == UINT64_MAX)
+			recorder_part_gone(r, p);
+	}
+}
+
 static void remove_files(struct cairn_fs *fs, int slot)
 {
 	char logp[PATH_LEN], statep[PATH_LEN];
 	slot_paths(fs, slot, logp, statep, sizeof(logp));
 	unlink(statep);
 	unlink(logp);
+	record_removed(fs, slot);
+}
+
+/* Whether slot's files are there though no client uses it: kept by
+ * clog_end for the next mount, which applies their records.  Making the
+ * slot anew would remove them. */
+static int files_kept(struct cairn_fs *fs, int slot)
+{
+	char logp[PATH_LEN], statep[PATH_LEN];
+	slot_paths(fs, slot, logp, statep, sizeof(logp));
+	return access(statep, F_OK) == 0;
 }
 
 static void clog_free(struct clog *c)
@@ -153,7 +193,7 @@ static int write_header(struct cairn_fs *fs, struct clog *c)
 	h.slot = (uint32_t)c->slot;
 	memcpy(h.volume_uuid, fs->vol.mf.uuid, 16);
 	memcpy(h.log_id, c->log_id, 16);
-	h.log_size = CLOG_LOG_SIZE;
+	h.log_size = media_size(c->lm);
 	h.checksum = checksum64(&h, offsetof(struct clog_header, checksum));
 	int rc = media_zero(c->sm, 0, CLOG_STATE_SIZE);
 	if (!rc)
@@ -178,14 +218,29 @@ static int make_files(struct cairn_fs *fs, struct clog *c)
 	uuid_generate(c->log_id);
 	enum media_kind kind = log_kind(fs);
 	unlink(statep);
-	int rc = media_open(&c->lm, kind, logp, CLOG_LOG_SIZE, MEDIA_CREATE, err, sizeof(err));
+	uint64_t size = fs->opts.clog_size ? fs->opts.clog_size : CLOG_LOG_SIZE;
+	/* Each record must fit in one record of the volume's log with its
+	 * OP_CWRITE header: a client log a block smaller than the volume's
+	 * has records (a quarter of its ring at most) that do. */
+	uint64_t vsize = media_size(fs->vol.part[PART_LOG]);
+	if (size > vsize - LOG_BLOCK)
+		size = vsize - LOG_BLOCK;
+	int rc = media_open(&c->lm, kind, logp, size, MEDIA_CREATE, err, sizeof(err));
+	if (!rc)
+		record_made(fs, c->lm, clog_recorder_part(c->slot));
 	if (!rc)
 		rc = log_format(c->lm, c->log_id, err, sizeof(err));
 	if (!rc)
 		rc = log_open(&c->log, c->lm, c->log_id, err, sizeof(err));
+	if (!rc && log_max_payload(c->log) + sizeof(struct op_cwrite) > log_max_payload(fs->log)) {
+		snprintf(err, sizeof(err), "its records would not fit in the volume's log");
+		rc = -EINVAL;
+	}
 	if (!rc)
 		rc = media_open(&c->sm, kind, statep, CLOG_STATE_SIZE, MEDIA_CREATE, err,
 		                sizeof(err));
+	if (!rc)
+		record_made(fs, c->sm, clog_recorder_part(c->slot) + 1);
 	c->next_seq = 1;
 	c->next_off = LOG_RING_START;
 	c->next_epoch = 1;
@@ -447,16 +502,21 @@ static int ingest_durably(struct cairn_fs *fs, struct clog *c)
  * little cannot make a volume full for the others. */
 #define CREDIT_SHARE 256
 
+/* Credit for a client, reserved: up to want blocks, no more than its share
+ * of the room (at least CLOG_MIN_CREDIT), halving the ask while it does not
+ * fit.  A client of a small or nearly full volume still writes locally,
+ * asking again sooner. */
 static uint64_t take_credit(struct cairn_fs *fs, uint64_t want)
 {
 	pthread_rwlock_wrlock(&fs->lock);
 	uint64_t got = 0, share = space_available(fs) / CREDIT_SHARE;
 	if (want > share)
-		want = share;
-	if (want && !fs->read_only && !fs->failed && space_check(fs, SPACE_DATA, want) == 0) {
-		fs->reserved_blocks += want;
-		got = want;
-	}
+		want = share > CLOG_MIN_CREDIT ? share : CLOG_MIN_CREDIT;
+	for (uint64_t w = want; w && !got && !fs->read_only && !fs->failed;
+	     w = w > CLOG_MIN_CREDIT ? w / 2 : 0)
+		if (space_check(fs, SPACE_DATA, w) == 0)
+			got = w;
+	fs->reserved_blocks += got;
 	pthread_rwlock_unlock(&fs->lock);
 	return got;
 }
@@ -475,7 +535,7 @@ int clog_start(cairn_fs *fs, int sock, struct clog **out, struct clog_start *st)
 	pthread_mutex_lock(&cl->lock);
 	int slot = -1;
 	for (int i = 0; i < CLOG_SLOTS && slot < 0; i++)
-		if (!cl->slot[i])
+		if (!cl->slot[i] && !files_kept(fs, i))
 			slot = i;
 	int rc = slot < 0 ? -EBUSY : 0;
 	struct clog *c = NULL;
@@ -720,7 +780,9 @@ int clog_sync(cairn_fs *fs, struct clog *c, uint64_t seq, uint64_t want, uint64_
 	pthread_mutex_lock(&cl->lock);
 	pthread_rwlock_wrlock(&fs->lock);
 	int rc = ingest_locked(fs, c);
-	/* The client may reuse its log up to the head it is told. */
+	/* The client will write over the records it is told are ingested:
+	 * their copies (this call's and earlier ingests') must be durable
+	 * first, or a crash would find them nowhere. */
 	if (!rc)
 		rc = log_commit_all(fs->log);
 	if (!rc)

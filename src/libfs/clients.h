@@ -114,4 +114,13 @@ void clients_forget_recovered(struct cairn_fs *fs, int remove);
 int clients_persist_progress(struct cairn_fs *fs);
 void clients_destroy(struct cairn_fs *fs);
 
+/* Crash-state testing: with a recorder (fs->opts.recorder), the files of
+ * slot N are recorded from their making to their removal, the log as
+ * part clog_recorder_part(N) and the state file as the part after it.
+ * The rule puts them after every part a volume may have
+ * (VOLUME_MAX_PARTS), whatever its tiers; slots whose parts do not fit in
+ * the recorder (RECORDER_MAX_PARTS) are not recorded, nor is a slot made
+ * a second time in one recording. */
+int clog_recorder_part(int slot);
+
 #endif

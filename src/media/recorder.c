@@ -55,6 +55,7 @@ struct u32vec {
 /* One part: its initial image and the cursor's view of it. */
 struct part {
 	bool declared;
+	uint64_t born, gone; /* trace positions between which the file exists */
 	uint64_t size;
 	uint64_t nlines;
 	uint8_t *initial;
@@ -193,6 +194,8 @@ int recorder_add_part(struct recorder *r, int part, const void *image, uint64_t 
 		else
 			memset(p->initial, 0, (size_t)size);
 		p->declared = true;
+		p->born = r->nev;
+		p->gone = UINT64_MAX;
 		p->size = size;
 		p->nlines = (size + LINE - 1) / LINE;
 		/* No event touches this part yet, so its initial image holds
@@ -203,11 +206,42 @@ int recorder_add_part(struct recorder *r, int part, const void *image, uint64_t 
 	return rc;
 }
 
+void recorder_part_gone(struct recorder *r, int part)
+{
+	if (part < 0 || part >= RECORDER_MAX_PARTS)
+		return;
+	pthread_mutex_lock(&r->lock);
+	struct part *p = &r->parts[part];
+	if (!p->declared || p->gone != UINT64_MAX)
+		fail(r, -EINVAL);
+	else
+		p->gone = r->nev;
+	pthread_mutex_unlock(&r->lock);
+}
+
+int recorder_part_span(struct recorder *r, int part, uint64_t *size, uint64_t *born, uint64_t *gone)
+{
+	if (part < 0 || part >= RECORDER_MAX_PARTS)
+		return -ENOENT;
+	pthread_mutex_lock(&r->lock);
+	struct part *p = &r->parts[part];
+	int rc = p->declared ? 0 : -ENOENT;
+	if (!rc) {
+		*size = p->size;
+		*born = p->born;
+		*gone = p->gone;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
 /* ---- recording (called by the media layer) ---- */
 
 static bool event_ok(struct recorder *r, int part, uint64_t off, size_t len)
 {
-	if (part < 0 || part >= RECORDER_MAX_PARTS || !r->parts[part].declared) {
+	/* A removed part's file is no more: an event naming it is a bug. */
+	if (part < 0 || part >= RECORDER_MAX_PARTS || !r->parts[part].declared ||
+	    r->parts[part].gone != UINT64_MAX) {
 		fail(r, -EINVAL);
 		return false;
 	}

@@ -16,7 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RECORDER_MAX_PARTS 4
+/* A volume's parts (at most VOLUME_MAX_PARTS, 8) and the files of a few
+ * client logs after them (src/libfs/clients.h, clog_recorder_part). */
+#define RECORDER_MAX_PARTS 16
 #define RECORDER_LINE 64
 
 struct recorder;
@@ -25,8 +27,20 @@ struct recorder;
 struct recorder *recorder_new(void);
 void recorder_free(struct recorder *r);
 
-/* Declares part p with its contents at the start of recording. */
+/* Declares part p with its contents at the start of recording.  A part
+ * may also be declared while recording, when its file is made: image is
+ * then its contents at that moment (NULL: zeros), and the file exists
+ * from that position of the trace on (recorder_part_span). */
 int recorder_add_part(struct recorder *r, int part, const void *image, uint64_t size);
+/* The file of part p was removed: it exists no more from this position
+ * on, and no event may name the part after it. */
+void recorder_part_gone(struct recorder *r, int part);
+/* Part p's size and the positions between which its file exists: from
+ * *born (0 for a part declared before recording) up to *gone (UINT64_MAX
+ * while it is not removed).  A crash point at position pos has the file
+ * iff born <= pos < gone.  0, or -ENOENT for a part never declared. */
+int recorder_part_span(struct recorder *r, int part, uint64_t *size, uint64_t *born,
+                       uint64_t *gone);
 
 /* Called by the media layer. */
 void recorder_write(struct recorder *r, int part, uint64_t off, const void *data, size_t len);

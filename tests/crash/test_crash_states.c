@@ -31,6 +31,12 @@
  * Volumes on the file medium are recorded at the kernel interface (kio
  * below): what pwrite and fdatasync the engine really issued.
  *
+ * Client logs (src/libfs/clients.h) are checked too: the engine records
+ * each client log and its state file as parts of their own, from their
+ * making to their removal, and the checker puts back at each crash point
+ * the files that existed then.  Scenarios clog and clogwrap play a client
+ * process in this one (see "client logs" below).
+ *
  * Most scenarios run one thread with inline digest.  Those that do not:
  * wrap (a writer fills the log ring while a checkpoint commits without the
  * lock), groupcommit (a record appended while another thread's sync is in
@@ -61,8 +67,13 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "client/client_internal.h"
 #include "fsck/fsck.h"
 #include "fs/format.h"
+#include "libfs/clients.h"
+#include "log/clog_format.h"
+#include "log/log_format.h"
+#include "media/media.h"
 #include "media/recorder.h"
 #include "volume/volume.h"
 
@@ -241,6 +252,10 @@ struct scen {
 	size_t nops, cap;
 	char **state;         /* state[0..nops] */
 	unsigned dump_writes; /* dumps that moved the recorder (should be 0) */
+	/* The state after an op and of a recovered volume (NULL: tv_dump). */
+	char *(*oracle)(struct scen *s);
+	char *(*recovered)(cairn_fs *fs);
+	int no_read_only; /* no read-only mount of the crash states */
 	/* results */
 	uint64_t checked, duplicates, used, failures, fscked;
 	uint64_t inflight_old, inflight_new; /* in-flight op recovered as before / after */
@@ -286,7 +301,7 @@ static void read_file(const char *path, void *buf, uint64_t size)
 
 static void write_file(const char *path, const void *buf, uint64_t size)
 {
-	int fd = open(path, O_WRONLY);
+	int fd = open(path, O_WRONLY | O_CREAT, 0600);
 	if (fd < 0)
 		fail_msg("open %s: %s", path, strerror(errno));
 	uint64_t done = 0;
@@ -308,6 +323,9 @@ struct scen_cfg {
 	int file_media;
 	uint64_t log_size; /* 0: LOG_SIZE */
 	const struct cairn_mount_opts *mount;
+	char *(*oracle)(struct scen *s); /* see struct scen */
+	char *(*recovered)(cairn_fs *fs);
+	int no_read_only;
 };
 
 /* Reads where the journal lies from the fast part's superblock. */
@@ -389,8 +407,11 @@ static void scen_begin_cfg(struct scen *s, const char *name, const struct scen_c
 	s->fs = tv_mount(s->tv, &o);
 	if (!s->fs)
 		fail_msg("%s: recorded mount failed: %s", name, cairn_last_error());
+	s->oracle = cfg->oracle;
+	s->recovered = cfg->recovered;
+	s->no_read_only = cfg->no_read_only;
 	s->state = xrealloc(NULL, sizeof(char *));
-	s->state[0] = tv_dump(s->fs, DUMP_FLAGS);
+	s->state[0] = s->oracle ? s->oracle(s) : tv_dump(s->fs, DUMP_FLAGS);
 	s->workload_s = now_s();
 }
 
@@ -429,7 +450,7 @@ static void op_done(struct scen *s, int dump)
 	 * what a cairn_sync (op_synced) or the unmount acknowledged. */
 	o->acks = !s->batch || !dump ? s->nops + 1 : s->nops ? s->ops[s->nops - 1].acks : 0;
 	if (dump) {
-		s->state[s->nops + 1] = tv_dump(s->fs, DUMP_FLAGS);
+		s->state[s->nops + 1] = s->oracle ? s->oracle(s) : tv_dump(s->fs, DUMP_FLAGS);
 		/* Reading must not write; if it does the writes still belong
 		 * between op i and op i + 1, so the check stays sound. */
 		if (recorder_position(s->r) != o->end)
@@ -627,7 +648,7 @@ static void check_state(struct scen *s, uint64_t k, const struct variant *va, si
 	                          : "",
 	         pending, acked, started);
 	snprintf(crash_context, sizeof(crash_context), "checking %s", where);
-	if (s->checked % RO_EVERY == 0)
+	if (s->checked % RO_EVERY == 0 && !s->no_read_only)
 		check_read_only(s, where, acked, started);
 	struct cairn_mount_opts o = {.no_digest_thread = 1};
 	errno = 0;
@@ -637,7 +658,7 @@ static void check_state(struct scen *s, uint64_t k, const struct variant *va, si
 		print_ops_near(s, acked, started);
 		return;
 	}
-	char *dump = tv_dump(fs, DUMP_FLAGS);
+	char *dump = s->recovered ? s->recovered(fs) : tv_dump(fs, DUMP_FLAGS);
 	size_t j;
 	for (j = acked; j <= started; j++)
 		if (strcmp(dump, s->state[j]) == 0)
@@ -715,6 +736,46 @@ static int crash_image(struct scen *s, uint64_t k, const struct variant *va, int
 	                : recorder_crash_image(s->r, k, va->v, p, out);
 }
 
+/* A part of a crash state: the volume's, or a file the engine made while
+ * recording (a client log), which exists between born and gone. */
+struct cpart {
+	int p; /* recorder part number */
+	uint64_t size, born, gone;
+	char path[PATH_MAX];
+	void *img;
+};
+
+/* The file of recorder part p: a part of the volume, or one of a client
+ * log's files, numbered by clog_recorder_part. */
+static void part_path(const struct scen *s, int p, char *buf, size_t len)
+{
+	int c = p - clog_recorder_part(0);
+	if (p < manifest_parts(&s->mf))
+		snprintf(buf, len, "%s", s->mf.path[p]);
+	else
+		snprintf(buf, len, "%s.client%d%s", s->mf.path[PART_LOG], c / 2,
+		         c % 2 ? ".state" : "");
+}
+
+/* Every part the recorder knows, in parts; returns how many. */
+static int crash_parts(struct scen *s, struct cpart *parts)
+{
+	int n = 0;
+	for (int p = 0; p < RECORDER_MAX_PARTS; p++) {
+		struct cpart *cp = &parts[n];
+		if (recorder_part_span(s->r, p, &cp->size, &cp->born, &cp->gone) != 0)
+			continue;
+		if (p >= manifest_parts(&s->mf) && p < clog_recorder_part(0))
+			fail_msg("%s: part %d is neither the volume's nor a client log's", s->name,
+			         p);
+		cp->p = p;
+		part_path(s, p, cp->path, sizeof(cp->path));
+		cp->img = xrealloc(NULL, cp->size);
+		n++;
+	}
+	return n;
+}
+
 static void scen_check(struct scen *s)
 {
 	if (verbose()) {
@@ -732,10 +793,8 @@ static void scen_check(struct scen *s)
 	double t0 = now_s();
 	unsigned sc = scale();
 	uint64_t nf = recorder_fence_count(s->r);
-	const int nparts = manifest_parts(&s->mf);
-	void *img[VOLUME_MAX_PARTS];
-	for (int p = 0; p < nparts; p++)
-		img[p] = xrealloc(NULL, s->mf.size[p]);
+	struct cpart parts[RECORDER_MAX_PARTS];
+	const int nparts = crash_parts(s, parts);
 	size_t maxv = 40 * (size_t)sc + 2;
 	struct variant *vars = xrealloc(NULL, maxv * sizeof(*vars));
 	uint64_t *seen = xrealloc(NULL, maxv * sizeof(*seen));
@@ -754,13 +813,20 @@ static void scen_check(struct scen *s)
 		for (size_t i = 0; i < nv; i++) {
 			XXH3_state_t *h = XXH3_createState();
 			XXH3_64bits_reset(h);
-			for (int p = 0; p < nparts; p++) {
-				int rc = crash_image(s, k, &vars[i], p, img[p]);
+			for (int q = 0; q < nparts; q++) {
+				struct cpart *cp = &parts[q];
+				/* A part made or removed while recording: its file
+				 * exists only in between. */
+				unsigned char there = cp->born <= pos && pos < cp->gone;
+				XXH3_64bits_update(h, &there, 1);
+				if (!there)
+					continue;
+				int rc = crash_image(s, k, &vars[i], cp->p, cp->img);
 				if (rc != 0)
 					fail_msg("%s: recorder_crash_image(k=%" PRIu64
 					         ", v=%u, part %d): %s",
-					         s->name, k, vars[i].v, p, tv_errname(-rc));
-				XXH3_64bits_update(h, img[p], s->mf.size[p]);
+					         s->name, k, vars[i].v, cp->p, tv_errname(-rc));
+				XXH3_64bits_update(h, cp->img, cp->size);
 			}
 			uint64_t hash = XXH3_64bits_digest(h);
 			XXH3_freeState(h);
@@ -772,13 +838,18 @@ static void scen_check(struct scen *s)
 				continue;
 			}
 			seen[nseen++] = hash;
-			for (int p = 0; p < nparts; p++)
-				write_file(s->mf.path[p], img[p], s->mf.size[p]);
+			for (int q = 0; q < nparts; q++) {
+				struct cpart *cp = &parts[q];
+				if (cp->born <= pos && pos < cp->gone)
+					write_file(cp->path, cp->img, cp->size);
+				else
+					unlink(cp->path);
+			}
 			check_state(s, k, &vars[i], acked, started, pending);
 		}
 	}
-	for (int p = 0; p < nparts; p++)
-		free(img[p]);
+	for (int q = 0; q < nparts; q++)
+		free(parts[q].img);
 	free(vars);
 	free(seen);
 	s->check_s = now_s() - t0;
@@ -805,18 +876,28 @@ static void scen_free(struct scen *s)
 	free(s->state);
 	free(s->ops);
 	kio_detach();
-	if (s->r)
-		recorder_free(s->r);
 	if (s->tv) {
 		/* Emulated parts live in /dev/shm outside the scratch directory. */
 		const char *keep = getenv("CAIRN_TEST_KEEP");
 		tv_unmount(s->tv);
-		if (!(keep && *keep && strcmp(keep, "0") != 0))
+		if (!(keep && *keep && strcmp(keep, "0") != 0)) {
 			for (int p = 0; p < manifest_parts(&s->mf); p++)
 				if (s->mf.path[p][0])
 					unlink(s->mf.path[p]);
+			/* Client logs' files, left by the last recovery. */
+			for (int p = clog_recorder_part(0);
+			     s->mf.path[0][0] && p < RECORDER_MAX_PARTS; p++) {
+				char path[PATH_MAX];
+				part_path(s, p, path, sizeof(path));
+				unlink(path);
+			}
+		}
 		tv_destroy(s->tv);
 	}
+	/* After the unmount: a workload that failed leaves its volume mounted
+	 * with the recorder attached to its media. */
+	if (s->r)
+		recorder_free(s->r);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -1802,6 +1883,557 @@ static void test_file_sync_race(void **state)
 	run_sync_race("filerace", 1);
 }
 
+/* ---- client logs ------------------------------------------------------------
+ *
+ * A client process writes file data into a log of its own and the daemon
+ * ingests its records into the volume's log (src/libfs/clients.h).  The
+ * claims checked at every fence: a client record that was durable when its
+ * write returned survives a crash of the daemon, once, in order, whole;
+ * a record the daemon skipped (written as its grant was revoked, then
+ * written again through the daemon) or refused (forged) is never applied;
+ * nothing a checkpoint digested is applied again from a client log.
+ *
+ * Both sides run in this process.  The daemon is the recorded mount, driven
+ * through clients.h as the server drives it: clog_start with no socket,
+ * grants, ingest before each of its own writes, revocation by an open of
+ * the FUSE mount (clients_front_open), clog_end.  The client is the real
+ * client code (client_log.c) on the descriptors clog_start gave.  The link
+ * wraps two of its calls (tests/CMakeLists.txt): media_open_given, so that
+ * the client's stores to its log are recorded as its slot's part
+ * (clog_recorder_part), and client_sync, its round trip to the daemon,
+ * which here calls clog_sync and may then revoke the grant, as an open
+ * through the mount racing the client would.
+ *
+ * The oracle is a model of the files' bytes: a client's write changes it
+ * when client_log_write returns, whether or not the daemon has ingested
+ * the record yet (the client was told it is durable).  Modification times
+ * are left out: a record applied by recovery gets the recovery's time.
+ * A read-only mount does not apply client logs (it says so), so the crash
+ * states get no read-only mount here.
+ */
+#define CK_MAX (64 * 1024) /* bytes a model file may hold */
+
+struct ck_file {
+	const char *path;
+	int exists;
+	int fd;       /* the daemon's descriptor */
+	uint64_t ino; /* what grants and records name */
+	uint64_t size;
+	uint8_t data[CK_MAX];
+};
+
+/* A client process: its log and the daemon's side of it. */
+struct ck_client {
+	int n; /* for messages */
+	int slot;
+	uint8_t log_id[16];
+	struct clog *c;
+	struct client_log *l;
+	struct client_grant g;
+	struct ck_file *f;  /* the file its grant is of */
+	int revoke_in_sync; /* the next round trip is followed by a revocation of f */
+};
+
+static struct {
+	struct ck_file file[2];
+	/* The next fence of part arm_part revokes the grants of arm_file. */
+	int arm_part;
+	struct ck_file *arm_file;
+	cairn_fs *fs;
+	struct recorder *r;
+} ck;
+
+/* The slot of a client log from the name of its file, "<log>.client<N>". */
+static int ck_fd_slot(int fd)
+{
+	char link[64], target[PATH_MAX];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	target[n > 0 ? n : 0] = 0;
+	const char *dot = strrchr(target, '.');
+	int slot = -1;
+	if (!dot || sscanf(dot, ".client%d", &slot) != 1)
+		fail_msg("clog: %s is not a client log", target);
+	return slot;
+}
+
+/* The client's media: recorded as the part of its slot's log. */
+int __real_media_open_given(struct media **out, enum media_kind kind, int fd, const char *name,
+                            char *err, size_t errlen);
+int __wrap_media_open_given(struct media **out, enum media_kind kind, int fd, const char *name,
+                            char *err, size_t errlen);
+int __wrap_media_open_given(struct media **out, enum media_kind kind, int fd, const char *name,
+                            char *err, size_t errlen)
+{
+	int rc = __real_media_open_given(out, kind, fd, name, err, errlen);
+	if (rc == 0 && ck.r)
+		media_set_recorder(*out, ck.r, clog_recorder_part(ck_fd_slot(fd)));
+	return rc;
+}
+
+/* The client's round trip (CTL_CLOG_SYNC), answered as serve_clog does. */
+int __wrap_client_sync(struct client *cp, uint64_t seq, uint64_t want, struct ctl_clog_sync *out);
+int __wrap_client_sync(struct client *cp, uint64_t seq, uint64_t want, struct ctl_clog_sync *out)
+{
+	struct ck_client *cc = (struct ck_client *)cp;
+	memset(out, 0, sizeof(*out));
+	int ingested = 0;
+	int rc = clog_sync(ck.fs, cc->c, seq, want, &out->credit, &out->head_off, &out->head_seq,
+	                   &ingested);
+	out->ingested = ingested;
+	if (cc->revoke_in_sync) {
+		/* The mount opens the file while the client is between its
+		 * look at the grant and its append. */
+		cc->revoke_in_sync = 0;
+		clients_front_open(ck.fs, cc->f->ino, 1);
+	}
+	if (rc) {
+		errno = -rc;
+		return -1;
+	}
+	return 0;
+}
+
+/* The mount opens the file while the client's record is being made
+ * durable: after the fence of its commit, before the client looks at its
+ * grant again. */
+static void ck_fence_hook(void *arg, int part)
+{
+	(void)arg;
+	if (part != ck.arm_part)
+		return;
+	ck.arm_part = -1;
+	clients_front_open(ck.fs, ck.arm_file->ino, 1);
+}
+
+static void ck_line(char *buf, size_t len, size_t *n, const char *path, int exists, uint64_t size,
+                    const void *data)
+{
+	if (*n >= len)
+		return;
+	if (exists)
+		*n += (size_t)snprintf(buf + *n, len - *n,
+		                       "%s size=%" PRIu64 " xxh3=%016" PRIx64 "\n", path, size,
+		                       (uint64_t)XXH3_64bits(data, size));
+	else
+		*n += (size_t)snprintf(buf + *n, len - *n, "%s -\n", path);
+}
+
+static char *ck_oracle(struct scen *s)
+{
+	(void)s;
+	char buf[512];
+	size_t n = 0;
+	for (int i = 0; i < 2; i++)
+		ck_line(buf, sizeof(buf), &n, ck.file[i].path, ck.file[i].exists, ck.file[i].size,
+		        ck.file[i].data);
+	return strdup(buf);
+}
+
+/* The files as the volume holds them: the same lines as ck_oracle. */
+static char *ck_read(cairn_fs *fs, int i, uint8_t *data, uint64_t *size, char *err, size_t len)
+{
+	struct stat st;
+	err[0] = 0;
+	if (cairn_stat(fs, ck.file[i].path, &st) != 0) {
+		if (errno != ENOENT)
+			snprintf(err, len, "%s ERROR(stat:%s)\n", ck.file[i].path,
+			         tv_errname(errno));
+		return NULL;
+	}
+	if ((uint64_t)st.st_size > CK_MAX) {
+		snprintf(err, len, "%s size=%lld (too large)\n", ck.file[i].path,
+		         (long long)st.st_size);
+		return err;
+	}
+	int fd = cairn_open(fs, ck.file[i].path, O_RDONLY);
+	ssize_t got = fd < 0 ? -1 : cairn_pread(fs, fd, data, (size_t)st.st_size, 0);
+	if (got != (ssize_t)st.st_size)
+		snprintf(err, len, "%s ERROR(read:%s)\n", ck.file[i].path, tv_errname(errno));
+	if (fd >= 0)
+		cairn_close(fs, fd);
+	*size = (uint64_t)st.st_size;
+	return err[0] ? err : (char *)data;
+}
+
+static char *ck_recovered(cairn_fs *fs)
+{
+	static uint8_t data[CK_MAX];
+	char buf[512], err[256];
+	size_t n = 0;
+	for (int i = 0; i < 2; i++) {
+		uint64_t size = 0;
+		char *r = ck_read(fs, i, data, &size, err, sizeof(err));
+		if (r == err && n < sizeof(buf))
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s", err);
+		else if (n < sizeof(buf))
+			ck_line(buf, sizeof(buf), &n, ck.file[i].path, r != NULL, size, data);
+	}
+	return strdup(buf);
+}
+
+/* With every acknowledged record ingested, the daemon reads the model. */
+static void ck_verify(struct scen *s, const char *after)
+{
+	static uint8_t data[CK_MAX];
+	char err[256];
+	for (int i = 0; i < 2; i++) {
+		struct ck_file *f = &ck.file[i];
+		uint64_t size = 0;
+		char *r = ck_read(s->fs, i, data, &size, err, sizeof(err));
+		if (!f->exists && !r)
+			continue;
+		if (!f->exists || r == err || !r || size != f->size ||
+		    memcmp(data, f->data, size) != 0)
+			report(s,
+			       "clog: after %s the daemon reads %s (%" PRIu64
+			       " bytes, model %" PRIu64 ") %s, not what was written",
+			       after, f->path, size, f->size,
+			       r == err          ? err
+			       : !r              ? "missing"
+			       : size != f->size ? "of another size"
+			                         : "with other bytes");
+	}
+}
+
+static void ck_model(struct ck_file *f, const uint8_t *buf, size_t len, uint64_t off)
+{
+	if (off == CLOG_AT_END)
+		off = f->size;
+	if (off + len > CK_MAX)
+		fail_msg("clog: a write past the model's %d bytes", CK_MAX);
+	memcpy(f->data + off, buf, len);
+	if (off + len > f->size)
+		f->size = off + len;
+}
+
+/* A write through the daemon: it ingests first, as before any request. */
+static void ck_daemon_pwrite(struct scen *s, struct ck_file *f, const uint8_t *buf, size_t len,
+                             uint64_t off)
+{
+	int rc = clients_ingest(s->fs);
+	if (rc)
+		fail_msg("clog: clients_ingest: %s", tv_errname(-rc));
+	if (off == CLOG_AT_END) {
+		struct stat st;
+		TV_OK(cairn_fstat(s->fs, f->fd, &st));
+		off = (uint64_t)st.st_size;
+	}
+	TV_OK(tv_pwrite_full(s->fs, f->fd, buf, len, (off_t)off));
+}
+
+static void ck_daemon_write(struct scen *s, struct ck_file *f, uint64_t seed, size_t len,
+                            uint64_t off)
+{
+	static uint8_t buf[CK_MAX];
+	tv_fill(buf, len, seed);
+	char desc[96];
+	snprintf(desc, sizeof(desc), "daemon: ingest, pwrite %zu bytes at %" PRIu64 " of %s", len,
+	         off, f->path);
+	op_start(s, desc);
+	ck_daemon_pwrite(s, f, buf, len, off);
+	ck_model(f, buf, len, off);
+	op_done(s, 1);
+	ck_verify(s, desc);
+}
+
+/* A write by client cc under its grant (off may be CLOG_AT_END).  expect:
+ * what client_log_write should return (1: in the log, 0: the client had
+ * to write through the daemon), or -1 for either. */
+static void ck_client_write(struct scen *s, struct ck_client *cc, uint64_t seed, size_t len,
+                            uint64_t off, int expect)
+{
+	static uint8_t buf[CK_MAX];
+	tv_fill(buf, len, seed);
+	char desc[96], at[32];
+	if (off == CLOG_AT_END)
+		snprintf(at, sizeof(at), "the end");
+	else
+		snprintf(at, sizeof(at), "%" PRIu64, off);
+	snprintf(desc, sizeof(desc), "client %d: write %zu bytes at %s of %s", cc->n, len, at,
+	         cc->f->path);
+	op_start(s, desc);
+	int rc = client_log_write((struct client *)cc, cc->l, &cc->g, cc->f->ino, buf, len, off);
+	if (rc < 0)
+		fail_msg("clog: %s: %s", desc, tv_errname(errno));
+	if (rc == 0)
+		ck_daemon_pwrite(s, cc->f, buf, len, off); /* as the client does then */
+	ck_model(cc->f, buf, len, off);
+	op_done(s, 1);
+	if (expect >= 0 && rc != expect)
+		report(s, "clog: %s: client_log_write returned %d, not %d", desc, rc, expect);
+}
+
+static void ck_ingest(struct scen *s)
+{
+	op_start(s, "clients_ingest");
+	int rc = clients_ingest(s->fs);
+	op_done(s, 1);
+	if (rc)
+		fail_msg("clog: clients_ingest: %s", tv_errname(-rc));
+	ck_verify(s, "clients_ingest");
+}
+
+static void ck_create(struct scen *s, struct ck_file *f, const char *path)
+{
+	f->path = path;
+	op_start(s, path);
+	f->fd = TV_OK(cairn_open(s->fs, path, O_CREAT | O_EXCL | O_RDWR, 0644));
+	f->exists = 1;
+	op_done(s, 1);
+	struct stat st;
+	TV_OK(cairn_fstat(s->fs, f->fd, &st));
+	f->ino = st.st_ino;
+}
+
+/* A client attaches: the daemon makes its log, the client maps it.
+ * no_credit: the client starts with none (the daemon had no room then),
+ * so that its first write asks for some. */
+static void ck_start(struct scen *s, struct ck_client *cc, int n, int no_credit)
+{
+	cc->n = n;
+	op_start(s, "clog_start");
+	struct clog_start st;
+	int rc = clog_start(s->fs, -1, &cc->c, &st);
+	if (rc)
+		fail_msg("clog: clog_start: %s", tv_errname(-rc));
+	cc->slot = ck_fd_slot(st.log_fd);
+	/* Recorded only if new to this recording (clients.h). */
+	uint64_t size, born, gone;
+	if (recorder_part_span(s->r, clog_recorder_part(cc->slot) + 1, &size, &born, &gone) ||
+	    born < s->ops[s->nops].start || gone != UINT64_MAX)
+		fail_msg("clog: slot %d is not recorded", cc->slot);
+	memcpy(cc->log_id, st.log_id, 16);
+	struct ctl_clog info;
+	memset(&info, 0, sizeof(info));
+	memcpy(info.log_id, st.log_id, 16);
+	info.media_kind = st.media_kind;
+	info.credit = no_credit ? 0 : st.credit;
+	cc->l = client_log_open(st.log_fd, st.state_fd, &info);
+	close(st.log_fd);
+	close(st.state_fd);
+	op_done(s, 1);
+	if (!cc->l)
+		fail_msg("clog: client_log_open failed");
+	if (!no_credit && st.credit == 0)
+		fail_msg("clog: the client got no credit");
+}
+
+static void ck_grant(struct scen *s, struct ck_client *cc, struct ck_file *f)
+{
+	op_start(s, "clog_grant");
+	uint32_t index = 0;
+	uint64_t epoch = 0;
+	int rc = clog_grant(s->fs, cc->c, f->ino, &index, &epoch);
+	op_done(s, 1);
+	if (rc)
+		fail_msg("clog: clog_grant of %s to client %d: %s", f->path, cc->n,
+		         tv_errname(-rc));
+	cc->g.index = index;
+	cc->g.epoch = epoch;
+	cc->f = f;
+}
+
+/* The client closes its descriptor of the file it holds a grant of. */
+static void ck_ungrant(struct scen *s, struct ck_client *cc)
+{
+	op_start(s, "clog_ungrant");
+	clog_ungrant(s->fs, cc->c, cc->f->ino);
+	op_done(s, 1);
+	cc->g.index = CLOG_GRANTS;
+}
+
+/* An open (delta 1) or a release (-1) of f through the FUSE mount. */
+static void ck_front(struct scen *s, struct ck_file *f, int delta)
+{
+	op_start(s, delta > 0 ? "clients_front_open +1" : "clients_front_open -1");
+	clients_front_open(s->fs, f->ino, delta);
+	op_done(s, 1);
+}
+
+static int ck_no_replay(void *arg, const struct log_rec_hdr *h, const void *p, uint64_t off)
+{
+	(void)arg;
+	(void)h;
+	(void)p;
+	(void)off;
+	return 0;
+}
+
+/* A forged record in cc's log: an epoch never granted, over bytes of f.
+ * Written through a log of its own on the file, after cc's last record
+ * (cc writes no more). */
+static void ck_forge(struct scen *s, struct ck_client *cc, struct ck_file *f, uint64_t off,
+                     size_t len)
+{
+	static uint8_t buf[CK_MAX];
+	tv_fill(buf, len, 666);
+	char path[PATH_MAX], err[512];
+	part_path(s, clog_recorder_part(cc->slot), path, sizeof(path));
+	op_start(s, "a forged record in client 2's log");
+	struct media *m = NULL;
+	struct log *lg = NULL;
+	int rc = media_open(&m, MEDIA_EMUL, path, 0, 0, err, sizeof(err));
+	if (!rc) {
+		media_set_recorder(m, s->r, clog_recorder_part(cc->slot));
+		rc = log_open(&lg, m, cc->log_id, err, sizeof(err));
+	}
+	if (!rc)
+		rc = log_recover(lg, LOG_RING_START, 1, ck_no_replay, NULL, 1);
+	uint64_t args[LOG_REC_ARGS] = {f->ino, off, 999};
+	struct iovec iov = {buf, len};
+	struct log_pos pos;
+	if (!rc)
+		rc = log_append(lg, CLOG_REC_WRITE, args, &iov, 1, &pos);
+	if (!rc)
+		rc = log_commit(lg, pos.seq);
+	log_close(lg);
+	media_close(m);
+	op_done(s, 1);
+	if (rc)
+		fail_msg("clog: forging a record: %s %s", tv_errname(-rc), err);
+}
+
+static void test_clog(void **state)
+{
+	(void)state;
+	struct scen *s = &current;
+	memset(&ck, 0, sizeof(ck));
+	ck.arm_part = -1;
+	struct scen_cfg cfg = {.oracle = ck_oracle, .recovered = ck_recovered, .no_read_only = 1};
+	ck.file[0].path = "/f";
+	ck.file[1].path = "/g";
+	scen_begin_cfg(s, "clog", &cfg);
+	ck.fs = s->fs;
+	ck.r = s->r;
+	recorder_set_fence_hook(s->r, ck_fence_hook, NULL);
+	struct ck_file *f = &ck.file[0], *g = &ck.file[1];
+	static struct ck_client c1, c2;
+	memset(&c1, 0, sizeof(c1));
+	memset(&c2, 0, sizeof(c2));
+
+	ck_create(s, f, "/f");
+	ck_create(s, g, "/g");
+	ck_start(s, &c1, 1, 0);
+	ck_grant(s, &c1, f);
+	ck_client_write(s, &c1, 1, 6000, 0, 1);
+	ck_client_write(s, &c1, 2, 3000, 9000, 1);
+	ck_ingest(s);
+	ck_client_write(s, &c1, 3, 5000, 2000, 1); /* over the first */
+	ck_daemon_write(s, f, 4, 2500, 4000);      /* over the third, after it */
+	ck_client_write(s, &c1, 5, 1234, CLOG_AT_END, 1);
+	ck_client_write(s, &c1, 6, 777, CLOG_AT_END, 1);
+	/* A checkpoint with records still in the client's log only, then one
+	 * that digests their copies. */
+	DO(s, cairn_digest(s->fs));
+	ck_ingest(s);
+	DO(s, cairn_digest(s->fs));
+	ck_client_write(s, &c1, 7, 3000, 0, 1);
+	ck_daemon_write(s, f, 8, 1000, 1000); /* over the copy of the last */
+	ck_client_write(s, &c1, 9, 2000, 12000, 1);
+	/* Revoked by an open through the mount while the record is made
+	 * durable: the revocation ingests it (and the one before), the
+	 * client sees its grant gone and asks. */
+	ck.arm_part = clog_recorder_part(c1.slot);
+	ck.arm_file = f;
+	ck_client_write(s, &c1, 10, 4000, 20000, 1);
+	if (ck.arm_part != -1)
+		fail_msg("clog: the client's write did not fence its log");
+	ck_verify(s, "the revocation");
+	ck_daemon_write(s, f, 11, 3000, 21000); /* over it */
+	ck_ungrant(s, &c1);
+	ck_front(s, f, -1);
+	ck_grant(s, &c1, f); /* a new epoch */
+	ck_client_write(s, &c1, 12, 1500, CLOG_AT_END, 1);
+	ck_client_write(s, &c1, 13, 2000, 100, 1);
+
+	/* A second client, with no credit: its first write asks for some,
+	 * and the mount opens the file then, before its append: the record
+	 * goes to its log under a revoked grant and is skipped, and the
+	 * client writes through the daemon. */
+	ck_start(s, &c2, 2, 1);
+	ck_grant(s, &c2, g);
+	c2.revoke_in_sync = 1;
+	ck_client_write(s, &c2, 14, 5000, 0, 0);
+	ck_daemon_write(s, g, 15, 2000, 1000); /* over it */
+	ck_client_write(s, &c1, 16, 3000, 30000, 1);
+	DO(s, cairn_digest(s->fs));
+	ck_ungrant(s, &c2);
+	ck_front(s, g, -1);
+	ck_grant(s, &c2, g);
+	ck_client_write(s, &c2, 17, 2500, CLOG_AT_END, 1);
+	ck_client_write(s, &c1, 18, 1000, 40000, 1);
+	/* A forged record: never applied, and the log it is in stops. */
+	ck_forge(s, &c2, g, 0, 3000);
+	ck_ingest(s);
+	{
+		char why[300];
+		op_start(s, "clog_end of client 2");
+		clog_end(s->fs, c2.c, why, sizeof(why));
+		op_done(s, 1);
+		if (!strstr(why, "refused"))
+			report(s, "clog: the forged record was not refused (\"%s\")", why);
+		client_log_close(c2.l);
+	}
+	/* Left in the client's log at the unmount: the next mount applies it. */
+	ck_client_write(s, &c1, 19, 1200, CLOG_AT_END, 1);
+	client_log_close(c1.l);
+	DO(s, cairn_close(s->fs, f->fd));
+	DO(s, cairn_close(s->fs, g->fd));
+	recorder_set_fence_hook(s->r, NULL, NULL);
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
+/* A client's log wraps.  Its credit covers more than its ring holds, so
+ * it fills the ring with no round trip, then asks the daemon to ingest
+ * (CTL_CLOG_SYNC) and writes over the records at the ring's start.  Their
+ * copies in the volume's log must be durable by then: the crash states
+ * after the client's next record have no other copy of them.  A small
+ * client log (clog_size) makes the wrap take some twenty records, and a
+ * volume log smaller still makes the ingests checkpoint midway (the
+ * progress then persisted lies between two records of one ingest). */
+static void test_clog_wrap(void **state)
+{
+	(void)state;
+	struct scen *s = &current;
+	memset(&ck, 0, sizeof(ck));
+	ck.arm_part = -1;
+	struct cairn_mount_opts mo = {.no_digest_thread = 1, .clog_size = 96 * 1024};
+	struct scen_cfg cfg = {.log_size = 96 * 1024,
+	                       .mount = &mo,
+	                       .oracle = ck_oracle,
+	                       .recovered = ck_recovered,
+	                       .no_read_only = 1};
+	ck.file[0].path = "/w";
+	ck.file[1].path = "/unused";
+	scen_begin_cfg(s, "clogwrap", &cfg);
+	ck.fs = s->fs;
+	ck.r = s->r;
+	struct ck_file *w = &ck.file[0];
+	static struct ck_client c;
+	memset(&c, 0, sizeof(c));
+	ck_create(s, w, "/w");
+	ck_start(s, &c, 1, 0);
+	ck_grant(s, &c, w);
+	/* The first wrap with the volume's log empty: the copies of the whole
+	 * ring fit, and nothing else commits them.  The second with the
+	 * first's copies still there: ingesting the ring checkpoints in
+	 * between. */
+	DO(s, cairn_digest(s->fs));
+	for (int i = 0; i < 48; i++)
+		ck_client_write(s, &c, 100 + (uint64_t)i, 4000, (uint64_t)(i % 12) * 4096, 1);
+	ck_daemon_write(s, w, 50, 20000, 0);
+	ck_client_write(s, &c, 200, 3000, 50000, 1);
+	ck_ingest(s);
+	client_log_close(c.l);
+	DO(s, cairn_close(s->fs, w->fd));
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
 /* Runs last: the CI requirement on the number of states checked. */
 static void test_total(void **state)
 {
@@ -1831,6 +2463,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_file_group_commit, scen_teardown),
 	    cmocka_unit_test_teardown(test_sync_race, scen_teardown),
 	    cmocka_unit_test_teardown(test_file_sync_race, scen_teardown),
+	    cmocka_unit_test_teardown(test_clog, scen_teardown),
+	    cmocka_unit_test_teardown(test_clog_wrap, scen_teardown),
 	    cmocka_unit_test(test_total),
 	};
 	/* CAIRN_CRASH_ONLY=PATTERN runs only the matching tests (local runs). */

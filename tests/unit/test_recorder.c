@@ -353,6 +353,46 @@ static void test_late_part(void **state)
 	recorder_free(r);
 }
 
+/* A part made and removed while recording (a client log's file): its
+ * span says between which positions it exists, and an event naming it
+ * after its removal spoils the trace. */
+static void test_part_span(void **state)
+{
+	struct recorder *r = new_rec(1, 0);
+	uint64_t size, born, gone;
+	assert_int_equal(recorder_part_span(r, 0, &size, &born, &gone), 0);
+	assert_int_equal(size, PART);
+	assert_int_equal(born, 0);
+	assert_true(gone == UINT64_MAX);
+	assert_int_equal(recorder_part_span(r, 9, &size, &born, &gone), -ENOENT);
+	write_byte(r, 0, 0, 8, 1);
+	recorder_flush(r, 0, 0, 8);
+	recorder_fence(r, 0);
+	assert_int_equal(recorder_add_part(r, 9, NULL, 200), 0); /* zeros */
+	assert_int_equal(recorder_part_span(r, 9, &size, &born, &gone), 0);
+	assert_int_equal(size, 200);
+	assert_int_equal(born, 3);
+	write_byte(r, 9, 0, 8, 5);
+	recorder_flush(r, 9, 0, 8);
+	recorder_fence(r, 9);
+	recorder_part_gone(r, 9);
+	assert_int_equal(recorder_part_span(r, 9, &size, &born, &gone), 0);
+	assert_int_equal(gone, 6);
+	static uint8_t img[PART];
+	assert_int_equal(recorder_crash_image(r, 2, 0, 9, img), 0);
+	assert_int_equal(img[0], 5);
+	assert_int_equal(img[8], 0);
+	assert_int_equal(recorder_error(r), 0);
+	recorder_fence(r, 9); /* after its removal */
+	assert_int_equal(recorder_error(r), -EINVAL);
+	recorder_free(r);
+
+	r = new_rec(1, 0);
+	recorder_part_gone(r, 1); /* never declared */
+	assert_int_equal(recorder_error(r), -EINVAL);
+	recorder_free(r);
+}
+
 /* ---- randomized comparison with a naive model ---- */
 
 #define RPART 1024 /* 16 lines: collisions are common */
@@ -574,6 +614,7 @@ int main(void)
 		cmocka_unit_test(test_pause),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_late_part),
+		cmocka_unit_test(test_part_span),
 		cmocka_unit_test(test_against_model),
 		cmocka_unit_test(test_incremental_cost),
 	};
