@@ -295,6 +295,15 @@ static int find_grant(const struct clog *c, uint64_t ino, uint64_t epoch)
 	return -1;
 }
 
+/* Whether a grant holds epoch, whatever its inode. */
+static int epoch_granted(const struct clog *c, uint64_t epoch)
+{
+	for (int i = 0; i < CLOG_GRANTS; i++)
+		if (c->grants[i].epoch == epoch)
+			return 1;
+	return 0;
+}
+
 static void forged(struct clog *c, const char *why, uint64_t seq)
 {
 	snprintf(c->forged, sizeof(c->forged), "client log %d: record %llu refused: %s", c->slot,
@@ -383,9 +392,14 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c)
 		if (!skip && find_grant(c, h.args[0], h.args[2]) < 0) {
 			/* Written as its grant was revoked: the client writes it
 			 * again through the daemon.  An epoch never given is
-			 * forged. */
+			 * forged, and so is a granted one with another inode: an
+			 * epoch names one inode for the log's life. */
 			if (!c->recovered && (h.args[2] == 0 || h.args[2] >= c->next_epoch)) {
 				forged(c, "no such grant", h.seq);
+				return 0;
+			}
+			if (!c->recovered && epoch_granted(c, h.args[2])) {
+				forged(c, "an inode its grant does not name", h.seq);
 				return 0;
 			}
 			skip = 1;
