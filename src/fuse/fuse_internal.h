@@ -56,6 +56,8 @@ int cfuse_wire_attach(struct fuse_session *se, struct cfuse *cf);
 /* Whether the request this thread is handling carries the kernel's "kill
  * set-user-ID and set-group-ID" flag (the caller lacks CAP_FSETID). */
 bool cfuse_request_kills_suidgid(void);
+/* clients_changes() when the request this thread serves was read. */
+uint64_t cfuse_grant_changes_seen(void);
 
 /* Entry and attribute timeouts, in seconds.  Caching is safe because this
  * process is the only one that changes the volume, and every change goes

@@ -49,10 +49,15 @@ static void reply_rc(fuse_req_t req, int rc)
 
 /* How long the kernel may keep an inode's attributes: not at all while a
  * client may change it in its own log, where the kernel hears of nothing
- * (src/libfs/clients.h). */
+ * (src/libfs/clients.h), nor when a grant went while the request was
+ * served: its last records, applied as it went, may be newer than the
+ * attributes read (a size the kernel would take for the end of the file
+ * until the timeout). */
 static double attr_timeout(cairn_fs *fs, uint64_t ino)
 {
-	return clients_granted(fs, ino) ? 0.0 : CFUSE_TIMEOUT;
+	return clients_granted(fs, ino) || clients_changes(fs) != cfuse_grant_changes_seen()
+	           ? 0.0
+	           : CFUSE_TIMEOUT;
 }
 
 static void fill_entry(cairn_fs *fs, struct fuse_entry_param *e, const struct stat *st)

@@ -42,10 +42,16 @@
 #include "libfs/clients.h"
 
 static _Thread_local bool request_kills_suidgid;
+static _Thread_local uint64_t grant_changes; /* when the request was read */
 
 bool cfuse_request_kills_suidgid(void)
 {
 	return request_kills_suidgid;
+}
+
+uint64_t cfuse_grant_changes_seen(void)
+{
+	return grant_changes;
 }
 
 /* The request's argument, if the buffer holds at least `size` bytes of it. */
@@ -141,8 +147,10 @@ static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 		inspect(cf, buf, (size_t)n);
 	/* Ingest before serve: a request the kernel sends after a client's
 	 * local write returned must see it (src/libfs/clients.h). */
-	if (n > 0 && cf->fs)
+	if (n > 0 && cf->fs) {
+		grant_changes = clients_changes(cf->fs);
 		clients_ingest(cf->fs);
+	}
 	return n;
 }
 

@@ -74,7 +74,8 @@ struct front_open {
 struct clients {
 	pthread_mutex_t lock;
 	struct clog *slot[CLOG_SLOTS];
-	atomic_int active; /* slots in use */
+	atomic_int active;        /* slots in use */
+	_Atomic uint64_t changes; /* see clients_changes */
 	struct front_open *fopen;
 	size_t nfopen, capfopen;
 };
@@ -620,6 +621,7 @@ void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len)
 		remove_files(fs, c->slot);
 		clog_free(c);
 	}
+	atomic_fetch_add(&cl->changes, 1);
 	pthread_mutex_unlock(&cl->lock);
 }
 
@@ -711,6 +713,7 @@ static int revoke_grant(struct cairn_fs *fs, struct clog *c, uint32_t i)
 		rc = ingest_durably(fs, c);
 	if (!rc)
 		rc = grant_set(c, i, G_EPOCH, 0);
+	atomic_fetch_add(&table(fs)->changes, 1);
 	return rc;
 }
 
@@ -777,6 +780,12 @@ int clients_granted(cairn_fs *fs, uint64_t ino)
 			found = cl->slot[s]->grants[g].ino == ino && cl->slot[s]->grants[g].live;
 	pthread_mutex_unlock(&cl->lock);
 	return found;
+}
+
+uint64_t clients_changes(cairn_fs *fs)
+{
+	struct clients *cl = table(fs);
+	return cl ? atomic_load(&cl->changes) : 0;
 }
 
 static int was_skipped(const struct clog *c, uint64_t seq)

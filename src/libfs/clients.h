@@ -90,6 +90,11 @@ void clients_revoke(cairn_fs *fs, uint64_t ino);
 /* Whether some client may write ino locally: the FUSE mount then caches
  * no attributes of it. */
 int clients_granted(cairn_fs *fs, uint64_t ino);
+/* A count that moves on each time a grant is taken away or a client's log
+ * goes, once the records it held are applied: attributes read while it
+ * moved may predate them, so the FUSE mount gives those a timeout of 0
+ * (it reads the count when a request arrives and again when it replies). */
+uint64_t clients_changes(cairn_fs *fs);
 
 /* ---- the engine's side (mount.c, apply.c, digest.c) ---- */
 struct cairn_fs;
