@@ -38,7 +38,7 @@
 #define CLOG_PROGRESS_MAGIC 0x5347525053474c43ull /* "CLGSPRGS" */
 #define CLOG_VERSION 1u
 #define CLOG_SLOTS 64              /* clients with a log at once */
-#define CLOG_LOG_SIZE (4ull << 20) /* bytes of each client log */
+#define CLOG_LOG_SIZE ((4ull << 20) + 4 * 4096) /* a 4 MiB ring: records of 1 MiB */
 #define CLOG_GRANTS 256            /* inodes one client may hold */
 #define CLOG_PROGRESS_OFF 4096u
 #define CLOG_HEAD_OFF 4224u
