@@ -443,25 +443,6 @@ static int has_new(struct clog *c)
 	return !c->forged[0] && log_may_hold(c->log, c->next_off, c->next_seq);
 }
 
-int clients_ingest(cairn_fs *fs)
-{
-	struct clients *cl = table(fs);
-	if (!cl || atomic_load(&cl->active) == 0)
-		return 0;
-	pthread_mutex_lock(&cl->lock);
-	int any = 0;
-	for (int i = 0; i < CLOG_SLOTS && !any; i++)
-		any = cl->slot[i] && has_new(cl->slot[i]);
-	int rc = 0;
-	if (any) {
-		pthread_rwlock_wrlock(&fs->lock);
-		rc = ingest_all_locked(fs, cl);
-		pthread_rwlock_unlock(&fs->lock);
-	}
-	pthread_mutex_unlock(&cl->lock);
-	return rc;
-}
-
 /* Tells the client how far its log is durably in the volume: it may write
  * over what lies before.  Only after log_commit_all: a record overwritten
  * in the client's log must have its copy durable in the volume's log. */
@@ -472,7 +453,9 @@ static void publish_head(struct clog *c)
 		c->published = w;
 }
 
-int clients_catch_up(cairn_fs *fs)
+/* Applies every client's new records; with durably, also makes them
+ * durable and tells each client where its log now starts. */
+static int ingest_all(struct cairn_fs *fs, int durably)
 {
 	struct clients *cl = table(fs);
 	if (!cl || atomic_load(&cl->active) == 0)
@@ -485,15 +468,25 @@ int clients_catch_up(cairn_fs *fs)
 	if (any) {
 		pthread_rwlock_wrlock(&fs->lock);
 		rc = ingest_all_locked(fs, cl);
-		if (!rc)
+		if (!rc && durably)
 			rc = log_commit_all(fs->log);
-		for (int i = 0; i < CLOG_SLOTS && !rc; i++)
+		for (int i = 0; i < CLOG_SLOTS && !rc && durably; i++)
 			if (cl->slot[i])
 				publish_head(cl->slot[i]);
 		pthread_rwlock_unlock(&fs->lock);
 	}
 	pthread_mutex_unlock(&cl->lock);
 	return rc;
+}
+
+int clients_ingest(cairn_fs *fs)
+{
+	return ingest_all(fs, 0);
+}
+
+int clients_catch_up(cairn_fs *fs)
+{
+	return ingest_all(fs, 1);
 }
 
 /* Ingests c and makes what it applied durable, with its progress:
