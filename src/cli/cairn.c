@@ -459,7 +459,8 @@ static int cmd_demo(int argc, char **argv)
 	if (!fs)
 		return api_error(vol);
 	if (attached)
-		printf("cairn: attached to the daemon serving %s (each call a request to it)\n",
+		printf("cairn: attached to the daemon serving %s (writes go into this process's "
+		       "own log, other calls are requests to the daemon)\n",
 		       vol);
 	else
 		printf("cairn: mounted %s (recovery done: the log was replayed and digested)\n",
