@@ -4,7 +4,11 @@
  * could not be ingested when its client ended is kept for the next mount,
  * and a client that starts before then gets another slot, so that the
  * kept records are applied by that mount and not lost; on a volume with a
- * small log, the largest record a client may write is ingested.
+ * small log, the largest record a client may write is ingested; and the
+ * daemon trusts nothing in a client's log: records of any shape a client
+ * could write, with valid checksums, and raw garbage, are applied only when
+ * they are writes under the client's grant, and a forged one ends the log
+ * with nothing after it applied, the volume consistent.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -183,11 +187,173 @@ static void test_largest_record_ingested(void **state)
 	tv_destroy(tv);
 }
 
+/* ---- records of any shape --------------------------------------------- */
+
+#define SPAN (256 * 1024) /* the granted file's bytes the writes land in */
+#define ROUNDS 40
+#define RECORDS 60
+
+struct rclient {
+	cairn_fs *fs;
+	struct clog *c;
+	struct clog_start st;
+	struct media *m;
+	struct log *l;
+	uint64_t credit, epoch;
+};
+
+static void rclient_open(struct rclient *r, cairn_fs *fs, uint64_t ino)
+{
+	char err[512] = "";
+	uint32_t index;
+	r->fs = fs;
+	TV_EQ(clog_start(fs, -1, &r->c, &r->st), 0);
+	TV_EQ(clog_grant(fs, r->c, ino, &index, &r->epoch), 0);
+	r->credit = r->st.credit;
+	TV_EQ(media_open_given(&r->m, (enum media_kind)r->st.media_kind, r->st.log_fd, "client log",
+	                       err, sizeof(err)),
+	      0);
+	TV_EQ(log_open(&r->l, r->m, r->st.log_id, err, sizeof(err)), 0);
+	TV_EQ(log_recover(r->l, LOG_RING_START, 1, no_replay, NULL, 1), 0);
+}
+
+/* What an honest client does when its credit or its ring runs out. */
+static void rclient_sync(struct rclient *r)
+{
+	uint64_t off, seq;
+	int ingested;
+	TV_EQ(clog_sync(r->fs, r->c, 0, 16384, &r->credit, &off, &seq, &ingested), 0);
+	if (seq > log_head_seq(r->l))
+		log_reclaim(r->l, off, seq);
+}
+
+static void rclient_close(struct rclient *r, char *why, size_t len)
+{
+	log_close(r->l);
+	media_close(r->m);
+	close(r->st.log_fd);
+	close(r->st.state_fd);
+	clog_end(r->fs, r->c, why, len);
+}
+
+/* Appends one record; 1 if it was a write the daemon must apply. */
+static int random_record(struct rclient *r, uint64_t ino, uint64_t other, uint64_t *rng,
+                         uint8_t *data, uint64_t *off, size_t *len)
+{
+	uint64_t k = tv_splitmix(rng) % 12;
+	*len = 1 + tv_splitmix(rng) % 8192;
+	*off = tv_splitmix(rng) % (SPAN - *len);
+	tv_fill(data, *len, tv_splitmix(rng));
+	uint16_t type = CLOG_REC_WRITE;
+	uint64_t args[LOG_REC_ARGS] = {ino, *off, r->epoch};
+	int honest = k < 7;
+	if (k == 7)
+		args[0] = other; /* an inode it holds no grant for */
+	else if (k == 8)
+		args[2] = r->epoch + 1 + tv_splitmix(rng) % 1000; /* never given */
+	else if (k == 9)
+		type = (uint16_t)(2 + tv_splitmix(rng) % 100); /* not a write (never 40 here) */
+	else if (k == 10)
+		args[1] = CLOG_MAX_END - *len / 2; /* across the largest file */
+	if (type == CLOG_REC_WRITE && k == 9)
+		type = 41;
+	if (k == 11) {
+		/* Raw bytes where the next record goes: not a record at all,
+		 * until an append writes over them. */
+		uint8_t junk[256];
+		tv_fill(junk, sizeof(junk), tv_splitmix(rng));
+		TV_EQ(media_write(r->m, log_tail_off(r->l), junk, sizeof(junk)), 0);
+		return -1;
+	}
+	uint64_t cost = clog_record_cost(*off, *len);
+	if (honest && r->credit < cost)
+		rclient_sync(r);
+	struct iovec iov = {data, *len};
+	struct log_pos pos;
+	int rc = log_append(r->l, type, args, &iov, 1, &pos);
+	if (rc == -ENOSPC) {
+		rclient_sync(r);
+		rc = log_append(r->l, type, args, &iov, 1, &pos);
+	}
+	TV_EQ(rc, 0);
+	TV_EQ(log_commit(r->l, pos.seq), 0);
+	if (honest)
+		r->credit -= cost;
+	return honest;
+}
+
+static void test_records_of_any_shape(void **state)
+{
+	(void)state;
+	struct testvol *tv = tv_create(NULL);
+	assert_non_null(tv);
+	struct cairn_mount_opts mo = {.no_digest_thread = 1};
+	cairn_fs *fs = tv_mount(tv, &mo);
+	assert_non_null(fs);
+	int fd = TV_OK(cairn_open(fs, "/granted", O_CREAT | O_RDWR, 0644));
+	int ofd = TV_OK(cairn_open(fs, "/other", O_CREAT | O_RDWR, 0644));
+	struct stat sb, so;
+	TV_OK(cairn_fstat(fs, fd, &sb));
+	TV_OK(cairn_fstat(fs, ofd, &so));
+	uint8_t *model = calloc(1, SPAN), *got = malloc(SPAN), *data = malloc(8192);
+	assert_true(model && got && data);
+	uint64_t size = 0, rng = 20261202, forged_rounds = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		struct rclient r;
+		rclient_open(&r, fs, sb.st_ino);
+		int forged = 0;
+		for (int i = 0; i < RECORDS && !forged; i++) {
+			uint64_t off;
+			size_t len;
+			int honest =
+			    random_record(&r, sb.st_ino, so.st_ino, &rng, data, &off, &len);
+			if (honest == 0)
+				forged = 1; /* nothing from it on may apply */
+			else if (honest == 1) {
+				memcpy(model + off, data, len);
+				if (off + len > size)
+					size = off + len;
+			}
+			if (tv_splitmix(&rng) % 4 == 0)
+				TV_EQ(clients_ingest(fs), 0);
+		}
+		TV_EQ(clients_ingest(fs), 0);
+		char why[300] = "";
+		rclient_close(&r, why, sizeof(why));
+		if (forged != (why[0] != 0))
+			fail_msg("round %d: forged %d but the daemon said \"%s\"", round, forged,
+			         why);
+		forged_rounds += (uint64_t)forged;
+		assert_false(fs->failed);
+		struct stat now;
+		TV_OK(cairn_fstat(fs, fd, &now));
+		TV_EQ((uint64_t)now.st_size, size);
+		TV_EQ(cairn_pread(fs, fd, got, SPAN, 0), (ssize_t)size);
+		if (memcmp(got, model, size))
+			fail_msg("round %d: the file is not the honest records' bytes", round);
+		TV_OK(cairn_fstat(fs, ofd, &now));
+		TV_EQ(now.st_size, 0);
+	}
+	assert_true(forged_rounds > ROUNDS / 4); /* the forgeries were tried */
+	TV_OK(cairn_close(fs, fd));
+	TV_OK(cairn_close(fs, ofd));
+	TV_OK(tv_unmount(tv));
+	tv_expect_fsck_clean(tv->dir);
+	fs = tv_mount(tv, &mo);
+	assert_non_null(fs);
+	tv_expect(fs, "/granted", model, size);
+	free(model);
+	free(got);
+	free(data);
+	tv_destroy(tv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_kept_log_not_reused),
 	    cmocka_unit_test(test_largest_record_ingested),
+	    cmocka_unit_test(test_records_of_any_shape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
