@@ -113,6 +113,8 @@ static int socket_path(const char *path, struct sockaddr_un *a, char *err, size_
 
 static int call(struct client *c, struct iovec *iov, int cnt, struct ctl_rep *rp, void *out,
                 size_t outlen);
+static int call_fds(struct client *c, struct iovec *iov, int cnt, struct ctl_rep *rp, void *out,
+                    size_t outlen, int *fds, int *nfds);
 
 struct client *client_attach(const char *path, char *err, size_t errlen)
 {
@@ -182,6 +184,14 @@ void client_detach(struct client *c)
 static int call(struct client *c, struct iovec *iov, int cnt, struct ctl_rep *rp, void *out,
                 size_t outlen)
 {
+	return call_fds(c, iov, cnt, rp, out, outlen, NULL, NULL);
+}
+
+/* call(), also taking the descriptors that come with the reply (at most
+ * 2, their number in *nfds) when fds is not NULL. */
+static int call_fds(struct client *c, struct iovec *iov, int cnt, struct ctl_rep *rp, void *out,
+                    size_t outlen, int *fds, int *nfds)
+{
 	/* A child of fork() holds the same socket: its requests and its
 	 * parent's would interleave and each could read the other's reply.
 	 * The handle is the attaching process's; a child attaches anew. */
@@ -194,8 +204,10 @@ static int call(struct client *c, struct iovec *iov, int cnt, struct ctl_rep *rp
 	if (ok)
 		ctl_spin_readable(c->sock, c->spin_ns);
 	size_t have = 0;
-	if (ok && (ctl_recv_head(c->sock, rp, sizeof(*rp), out, outlen, &have) ||
-	           rp->len > outlen || have > rp->len))
+	if (ok && fds)
+		ok = !ctl_recv_fds(c->sock, rp, sizeof(*rp), fds, 2, nfds) && rp->len <= outlen;
+	else if (ok && (ctl_recv_head(c->sock, rp, sizeof(*rp), out, outlen, &have) ||
+	                rp->len > outlen || have > rp->len))
 		ok = 0;
 	if (ok && rp->len > have && ctl_recv_all(c->sock, (uint8_t *)out + have, rp->len - have))
 		ok = 0;
@@ -252,22 +264,8 @@ static int start_log(struct client *c)
 	struct ctl_rep rp;
 	struct ctl_clog info;
 	int fds[2], nfds = 0;
-	if (c->pid != getpid())
-		return fail_errno(EIO);
-	pthread_mutex_lock(&c->lock);
-	int ok = !c->dead && !ctl_send_all(c->sock, &iov, 1);
-	if (ok)
-		ctl_spin_readable(c->sock, c->spin_ns);
-	ok = ok && !ctl_recv_fds(c->sock, &rp, sizeof(rp), fds, 2, &nfds);
-	ok = ok && (rp.err || rp.len == sizeof(info));
-	if (ok && rp.len)
-		ok = !ctl_recv_all(c->sock, &info, sizeof(info));
-	if (!ok && !c->dead) {
-		c->dead = 1;
-		shutdown(c->sock, SHUT_RDWR);
-	}
-	pthread_mutex_unlock(&c->lock);
-	if (ok && !rp.err && nfds == 2) {
+	int ok = call_fds(c, &iov, 1, &rp, &info, sizeof(info), fds, &nfds) == 0;
+	if (ok && !rp.err && rp.len == sizeof(info) && nfds == 2) {
 		c->fds = calloc(CLIENT_FDS, sizeof(*c->fds));
 		for (int i = 0; c->fds && i < CLIENT_FDS; i++)
 			pthread_mutex_init(&c->fds[i].lock, NULL);

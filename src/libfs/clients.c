@@ -489,14 +489,21 @@ int clients_catch_up(cairn_fs *fs)
 	return ingest_all(fs, 1);
 }
 
+/* ingest_locked, then the copies made durable in the volume's log: before
+ * anything may rely on them being safe there (the client's log going, or
+ * being written over). */
+static int ingest_committed(struct cairn_fs *fs, struct clog *c)
+{
+	int rc = ingest_locked(fs, c);
+	return rc ? rc : log_commit_all(fs->log);
+}
+
 /* Ingests c and makes what it applied durable, with its progress:
  * before a grant's epoch may go from the state file (see revoke_grant). */
 static int ingest_durably(struct cairn_fs *fs, struct clog *c)
 {
 	pthread_rwlock_wrlock(&fs->lock);
-	int rc = ingest_locked(fs, c);
-	if (!rc)
-		rc = log_commit_all(fs->log);
+	int rc = ingest_committed(fs, c);
 	if (!rc)
 		rc = write_progress(c);
 	pthread_rwlock_unlock(&fs->lock);
@@ -589,10 +596,8 @@ void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len)
 	struct clients *cl = table(fs);
 	pthread_mutex_lock(&cl->lock);
 	pthread_rwlock_wrlock(&fs->lock);
-	int rc = ingest_locked(fs, c);
 	/* The copies must be durable before the log they came from goes. */
-	if (!rc)
-		rc = log_commit_all(fs->log);
+	int rc = ingest_committed(fs, c);
 	if (!rc) {
 		fs->reserved_blocks -= c->credit;
 		c->credit = 0;
@@ -795,12 +800,10 @@ int clog_sync(cairn_fs *fs, struct clog *c, uint64_t seq, uint64_t want, uint64_
 	struct clients *cl = table(fs);
 	pthread_mutex_lock(&cl->lock);
 	pthread_rwlock_wrlock(&fs->lock);
-	int rc = ingest_locked(fs, c);
 	/* The client will write over the records it is told are ingested:
 	 * their copies (this call's and earlier ingests') must be durable
 	 * first, or a crash would find them nowhere. */
-	if (!rc)
-		rc = log_commit_all(fs->log);
+	int rc = ingest_committed(fs, c);
 	if (!rc)
 		publish_head(c);
 	pthread_rwlock_unlock(&fs->lock);
