@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <mntent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +48,8 @@ struct client_fd {
 struct client {
 	int sock;
 	int dead;
-	uint64_t spin_ns; /* how long to poll for a reply: the daemon says */
-	pid_t pid;        /* the process that attached: a child shares the socket */
+	uint64_t spin_ns;  /* how long to poll for a reply: the daemon says */
+	unsigned fork_gen; /* fork_gen when attached: a child shares the socket */
 	pthread_mutex_t lock;
 	/* The private log (client_log.c): NULL until the first open for
 	 * writing asks for it, or when refused (log_state -1). */
@@ -113,6 +114,27 @@ static int socket_path(const char *path, struct sockaddr_un *a, char *err, size_
 
 static int call(struct client *c, struct iovec *iov, int cnt, struct ctl_rep *rp, void *out,
                 size_t outlen);
+
+/* Whether this process is a child of the one that attached c: counted by
+ * a fork handler rather than asked of the kernel (getpid is a system
+ * call, and a local write makes none). */
+static atomic_uint fork_gen;
+static pthread_once_t fork_watch = PTHREAD_ONCE_INIT;
+
+static void child_forked(void)
+{
+	atomic_fetch_add(&fork_gen, 1);
+}
+
+static void watch_forks(void)
+{
+	pthread_atfork(NULL, NULL, child_forked);
+}
+
+static int forked(const struct client *c)
+{
+	return atomic_load_explicit(&fork_gen, memory_order_relaxed) != c->fork_gen;
+}
 static int call_fds(struct client *c, struct iovec *iov, int cnt, struct ctl_rep *rp, void *out,
                     size_t outlen, int *fds, int *nfds);
 
@@ -127,7 +149,8 @@ struct client *client_attach(const char *path, char *err, size_t errlen)
 		return errno = ENOMEM, NULL;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->pos_lock, NULL);
-	c->pid = getpid();
+	pthread_once(&fork_watch, watch_forks);
+	c->fork_gen = atomic_load(&fork_gen);
 	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&a, sizeof(a))) {
 		rc = errno == ECONNREFUSED ? ENOENT : errno;
@@ -195,7 +218,7 @@ static int call_fds(struct client *c, struct iovec *iov, int cnt, struct ctl_rep
 	/* A child of fork() holds the same socket: its requests and its
 	 * parent's would interleave and each could read the other's reply.
 	 * The handle is the attaching process's; a child attaches anew. */
-	if (c->pid != getpid())
+	if (forked(c))
 		return fail_errno(EIO);
 	pthread_mutex_lock(&c->lock);
 	int ok = !c->dead;
@@ -450,7 +473,7 @@ ssize_t client_pwrite(struct client *c, int fd, const void *buf, size_t count, o
 	if (f && off >= 0 && buf) {
 		/* The fork() and dead-daemon checks of call(), without a
 		 * system call. */
-		if (c->pid != getpid() || c->dead)
+		if (forked(c) || c->dead)
 			return fail_errno(EIO);
 		/* Linux appends on pwrite() to an O_APPEND descriptor too. */
 		uint64_t at = f->append ? CLOG_AT_END : (uint64_t)off;
