@@ -25,6 +25,10 @@
  * whatever they hold until a commit marks them written (2 writes data, or
  * zeros, into them before it marks them in the cache).
  *
+ * The digest thread does most of step 2 before step 1, in short passes
+ * that let writers in between (digest.c, digest_ahead): the lock is then
+ * held through steps 1-3 only for what arrived during the last pass.
+ *
  * fs_checkpoint(fs, locked = 0) takes the digest mutex and then the volume
  * lock (the digest thread, cairn_digest with a thread).  locked = 1 means
  * the caller already holds the volume lock exclusively; it is used only

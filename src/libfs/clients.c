@@ -476,6 +476,8 @@ static int ingest_all(struct cairn_fs *fs, int durably)
 		pthread_rwlock_unlock(&fs->lock);
 	}
 	pthread_mutex_unlock(&cl->lock);
+	if (any && !rc)
+		fs_digest_if_due(fs);
 	return rc;
 }
 

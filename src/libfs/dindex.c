@@ -37,7 +37,7 @@ void dindex_clear(struct dindex *d)
 {
 	struct piece *p, *n;
 	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n)
-		drop(d, p);
+	drop(d, p);
 }
 
 int dindex_empty(const struct dindex *d)
@@ -67,7 +67,7 @@ struct piece *dindex_first_after(struct dindex *d, uint64_t off)
 }
 
 static struct piece *new_piece(uint64_t off, uint64_t len, uint64_t src, uint64_t seq,
-			       uint64_t resv, uint8_t kind)
+                               uint64_t resv, uint8_t kind)
 {
 	struct piece *p = malloc(sizeof(*p));
 	if (!p)
@@ -77,6 +77,7 @@ static struct piece *new_piece(uint64_t off, uint64_t len, uint64_t src, uint64_
 	p->src = src;
 	p->seq = seq;
 	p->resv = resv;
+	p->stored = 0;
 	p->kind = kind;
 	return p;
 }
@@ -100,11 +101,12 @@ static int cut(struct dindex *d, uint64_t off, uint64_t end, uint64_t *released)
 		if (p->off < off && pend > end) {
 			/* Split: keep the head in p, add the tail. */
 			uint64_t skip = end - p->off;
-			struct piece *t = new_piece(end, pend - end,
-						    p->kind == PIECE_LOG ? p->src + skip : 0, p->seq,
-						    0, p->kind);
+			struct piece *t =
+			    new_piece(end, pend - end, p->kind == PIECE_LOG ? p->src + skip : 0,
+			              p->seq, 0, p->kind);
 			if (!t)
 				return -ENOMEM;
+			t->stored = p->stored;
 			p->len = off - p->off;
 			add(d, t);
 			return 0;
@@ -113,7 +115,7 @@ static int cut(struct dindex *d, uint64_t off, uint64_t end, uint64_t *released)
 			p->len = off - p->off; /* keep the head */
 		} else if (pend > end) {
 			uint64_t skip = end - p->off; /* keep the tail; the key grows but
-							 order is kept */
+			                                 order is kept */
 			p->off = end;
 			p->len = pend - end;
 			if (p->kind == PIECE_LOG)
@@ -128,7 +130,7 @@ static int cut(struct dindex *d, uint64_t off, uint64_t end, uint64_t *released)
 }
 
 int dindex_insert(struct dindex *d, uint64_t off, uint64_t len, uint64_t src, uint64_t seq,
-		  uint64_t resv, enum piece_kind kind, uint64_t *released)
+                  uint64_t resv, enum piece_kind kind, uint64_t *released)
 {
 	*released = 0;
 	if (len == 0)
@@ -165,17 +167,27 @@ uint64_t dindex_truncate(struct dindex *d, uint64_t size)
 void dindex_remove_before(struct dindex *d, uint64_t seq)
 {
 	struct piece *p, *n;
-	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n) {
+	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n)
+	{
 		if (p->seq < seq)
 			drop(d, p);
 	}
+}
+
+uint64_t dindex_mark_stored(struct dindex *d, struct piece *p, uint64_t gen)
+{
+	uint64_t r = p->resv;
+	p->stored = gen;
+	p->resv = 0;
+	d->resv -= r;
+	return r;
 }
 
 uint64_t dindex_take_resv(struct dindex *d)
 {
 	struct piece *p;
 	RB_FOREACH(p, piece_tree, &d->tree)
-		p->resv = 0;
+	p->resv = 0;
 	uint64_t total = d->resv;
 	d->resv = 0;
 	return total;

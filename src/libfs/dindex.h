@@ -27,6 +27,7 @@ struct piece {
 	uint64_t src;      /* log offset of the first byte (PIECE_LOG) */
 	uint64_t seq;      /* the record that wrote it */
 	uint64_t resv;     /* blocks reserved for it in the shared area */
+	uint64_t stored;   /* the digest generation that stored it (0: none) */
 	uint8_t kind;
 };
 
@@ -46,7 +47,7 @@ int dindex_empty(const struct dindex *d);
 /* Adds [off, off+len) -> src, cutting what it overlaps.  Returns 0 or -ENOMEM.
  * *released gets the reservation of the pieces that disappeared. */
 int dindex_insert(struct dindex *d, uint64_t off, uint64_t len, uint64_t src, uint64_t seq,
-		  uint64_t resv, enum piece_kind kind, uint64_t *released);
+                  uint64_t resv, enum piece_kind kind, uint64_t *released);
 
 /* Drops everything at or after size.  Returns the reservation released. */
 uint64_t dindex_truncate(struct dindex *d, uint64_t size);
@@ -55,6 +56,11 @@ uint64_t dindex_truncate(struct dindex *d, uint64_t size);
 struct piece *dindex_first_after(struct dindex *d, uint64_t off);
 struct piece *dindex_next(struct dindex *d, struct piece *p);
 struct piece *dindex_min(struct dindex *d);
+
+/* Notes that the digest of generation gen stored p in the shared area
+ * (it stays in the index until its checkpoint commits); returns the
+ * reservation it held. */
+uint64_t dindex_mark_stored(struct dindex *d, struct piece *p, uint64_t gen);
 
 /* Forgets every piece's reservation (the digest allocated the blocks);
  * returns the total. */

@@ -57,8 +57,8 @@ struct fs_stats {
 	 * it) and from below (promoted into it), and that left it */
 	uint64_t tier_in_down[FS_MAX_TIERS + 1], tier_in_up[FS_MAX_TIERS + 1];
 	uint64_t tier_out[FS_MAX_TIERS + 1];
-	uint64_t migrations; /* batches committed */
-	uint64_t migrate_ns; /* time spent copying and switching */
+	uint64_t migrations;  /* batches committed */
+	uint64_t migrate_ns;  /* time spent copying and switching */
 	uint64_t data_errors; /* blocks found not to match their checksums */
 };
 
@@ -68,8 +68,8 @@ struct fs_stats {
 #define PROMOTE_WINDOW 256u
 struct promote_entry {
 	uint64_t ino, lblk, len;
-	uint32_t hits; /* passes over the range: one per reader, not per read */
-	uint64_t last; /* promote_clock at the last read */
+	uint32_t hits;     /* passes over the range: one per reader, not per read */
+	uint64_t last;     /* promote_clock at the last read */
 	uint64_t next_off; /* file byte after the last read: where a scan goes on */
 	uint64_t seen[PROMOTE_WINDOW / 64]; /* blocks read in the current pass */
 };
@@ -113,6 +113,7 @@ struct cairn_fs {
 	pthread_cond_t dstate_cond;
 	int digest_requested, digest_stop;
 	uint64_t checkpoint_gen; /* bumped after each checkpoint */
+	uint64_t digest_gen;     /* bumped as each checkpoint starts (piece.stored) */
 	int digest_error;
 	pthread_t digest_thread;
 	int digest_thread_running;
@@ -121,6 +122,10 @@ struct cairn_fs {
 	/* Crash tests: runs between a sync-mode call's append (the lock
 	 * already dropped) and its commit, where the digest thread may run. */
 	void (*before_commit)(struct cairn_fs *fs);
+	/* Tests: blocks per pass of the digest ahead of a checkpoint (0: the
+	 * default), and a call between two passes (the lock not held). */
+	unsigned digest_pass_blocks;
+	void (*between_passes)(struct cairn_fs *fs);
 	/* The latest medium failure that stopped a checkpoint or a migration
 	 * (volume_failure's sentence), under dstate_lock; said on stderr the
 	 * first time. */
@@ -169,12 +174,12 @@ int orphans_release_all(struct cairn_fs *fs);
 /* ---- space (space.c): checked before a record is logged ---- */
 /* What a call may take from the shared area. */
 enum space_class {
-	SPACE_NONE,  /* allocates nothing: chmod, utimens, atime, unlink, rmdir,
-	              * xattr removal, the last close of an unlinked file */
-	SPACE_FREES, /* gives space back but may insert once: rename, truncate,
-	              * hole punching; may use the reserve */
-	SPACE_NAME,  /* adds a name or an xattr (plus `blocks` of data: a symlink) */
-	SPACE_DATA,  /* writes `blocks` new data blocks (0 for an overwrite) */
+	SPACE_NONE,     /* allocates nothing: chmod, utimens, atime, unlink, rmdir,
+	                 * xattr removal, the last close of an unlinked file */
+	SPACE_FREES,    /* gives space back but may insert once: rename, truncate,
+	                 * hole punching; may use the reserve */
+	SPACE_NAME,     /* adds a name or an xattr (plus `blocks` of data: a symlink) */
+	SPACE_DATA,     /* writes `blocks` new data blocks (0 for an overwrite) */
 	SPACE_PREALLOC, /* fallocate: takes `blocks` data blocks and their
 	                 * extent-map nodes when its record is applied */
 };
@@ -303,6 +308,9 @@ int heat_take_ready(struct cairn_fs *fs, struct promote_entry *out, int max);
 
 /* ---- digest (digest/digest.h) is called through these ---- */
 int fs_checkpoint(struct cairn_fs *fs, int locked);
+/* Starts a digest once the log has filled to its threshold: after each
+ * call that logged, and after the clients' records are ingested. */
+void fs_digest_if_due(struct cairn_fs *fs);
 void fs_digest_kick(struct cairn_fs *fs);
 int fs_digest_wait(struct cairn_fs *fs); /* called locked exclusively */
 void fs_migrate_kick(struct cairn_fs *fs);

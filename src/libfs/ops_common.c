@@ -64,7 +64,7 @@ int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, enum sp
 }
 
 int op_log_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
-		 const struct iovec *iov, int iovcnt, uint64_t *seq)
+                 const struct iovec *iov, int iovcnt, uint64_t *seq)
 {
 	struct log_pos pos;
 	int rc = log_append(fs->log, type, args, iov, iovcnt, &pos);
@@ -101,6 +101,12 @@ int op_finish(struct cairn_fs *fs, uint64_t seq)
 		rc = log_commit(fs->log, seq);
 		fs_note_failure(fs, rc);
 	}
+	fs_digest_if_due(fs);
+	return rc;
+}
+
+void fs_digest_if_due(struct cairn_fs *fs)
+{
 	pthread_rwlock_rdlock(&fs->lock);
 	int due = digest_threshold_reached(fs);
 	pthread_rwlock_unlock(&fs->lock);
@@ -117,5 +123,4 @@ int op_finish(struct cairn_fs *fs, uint64_t seq)
 			fs_digest_kick(fs);
 		}
 	}
-	return rc;
 }

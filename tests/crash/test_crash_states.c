@@ -42,7 +42,7 @@
  * lock), groupcommit (a record appended while another thread's sync is in
  * the kernel) and syncrace (the digest thread, or cairn_digest on another
  * thread, checkpoints while a sync-mode writer is stopped between its
- * append and its commit).
+ * append and its commit) and ahead (ops between the passes of a digest).
  *
  * CAIRN_CRASH_STATES_SCALE=N multiplies the number of pseudo-random variants
  * (default 1) for longer local runs; CAIRN_CRASH_FSCK_EVERY=N checks only
@@ -1883,6 +1883,114 @@ static void test_file_sync_race(void **state)
 	run_sync_race("filerace", 1);
 }
 
+/* ---- the digest ahead of a checkpoint ---------------------------------------
+ *
+ * The digest thread (and cairn_digest with it) stores most of the log's
+ * data in passes, letting writers in between (digest.c, digest_ahead).
+ * Here each pass stores one block, and between passes the workload goes
+ * on: it overwrites bytes a pass stored and bytes still to store, shrinks
+ * and grows files being digested, unlinks one whose pieces are not stored
+ * yet, renames, creates.  Every fence of the passes, and of the ops in
+ * between, is a crash point checked against the model.
+ */
+
+static struct {
+	struct scen *s;
+	int step, fa, fb;
+} ahead;
+
+static void ahead_step(struct cairn_fs *f)
+{
+	(void)f;
+	struct scen *s = ahead.s;
+	static unsigned char blk[12 * 1024];
+	tv_fill(blk, sizeof(blk), 100 + (unsigned)ahead.step);
+	switch (ahead.step++) {
+	case 0: /* over stored and unstored bytes of one file */
+		DO(s, tv_pwrite_full(FS, ahead.fa, blk, 6000, 1000));
+		break;
+	case 1: /* a file being digested shrinks ... */
+		DO(s, cairn_ftruncate(FS, ahead.fb, 5000));
+		break;
+	case 2: /* ... and is written past its end: a hole between */
+		DO(s, tv_pwrite_full(FS, ahead.fb, blk, 3000, 9000));
+		break;
+	case 3:
+		DO(s, cairn_unlink(FS, "/c"));
+		break;
+	case 4:
+		DO(s, cairn_rename(FS, "/a", "/a2", 0));
+		break;
+	case 5: {
+		int fd = DO(s, cairn_open(FS, "/d", O_CREAT | O_RDWR, 0644));
+		DO(s, tv_pwrite_full(FS, fd, blk, 8192, 4096));
+		DO(s, cairn_close(FS, fd));
+		break;
+	}
+	case 6:
+		DO(s, cairn_ftruncate(FS, ahead.fa, 40000));
+		break;
+	case 7:
+		DO(s, tv_pwrite_full(FS, ahead.fa, blk, 4096, 36864));
+		break;
+	default:
+		break;
+	}
+}
+
+static void run_digest_ahead(const char *name, int file_media)
+{
+	struct scen *s = &current;
+	/* Writers never ask for a digest (threshold 100%): only cairn_digest. */
+	struct cairn_mount_opts mo = {.digest_threshold = 100};
+	struct scen_cfg cfg = {.file_media = file_media, .mount = &mo};
+	scen_begin_cfg(s, name, &cfg);
+	struct cairn_fs *f = FS;
+	if (!f->digest_thread_running)
+		fail_msg("%s: no digest thread", name);
+	static unsigned char buf[32 * 1024];
+	tv_fill(buf, sizeof(buf), 3);
+	ahead.s = s;
+	ahead.step = 0;
+	ahead.fa = DO(s, cairn_open(FS, "/a", O_CREAT | O_RDWR, 0644));
+	ahead.fb = DO(s, cairn_open(FS, "/b", O_CREAT | O_RDWR, 0644));
+	int fc = DO(s, cairn_open(FS, "/c", O_CREAT | O_RDWR, 0644));
+	DO(s, tv_pwrite_full(FS, ahead.fa, buf, 20000, 0));
+	DO(s, tv_pwrite_full(FS, ahead.fb, buf + 7, 30000, 100));
+	DO(s, tv_pwrite_full(FS, fc, buf, 16384, 0));
+	DO(s, cairn_close(FS, fc));
+	DO(s, tv_pwrite_full(FS, ahead.fa, buf + 3, 8192, 12288));
+	f->digest_pass_blocks = 1;
+	f->between_passes = ahead_step;
+	TV_OK(cairn_digest(FS));
+	f->between_passes = NULL;
+	if (ahead.step < 8)
+		fail_msg("%s: %d steps ran between passes, not 8", name, ahead.step);
+	if (!log_all_digested(f))
+		fail_msg("%s: the checkpoint left the log undigested", name);
+	DO(s, tv_pwrite_full(FS, ahead.fb, buf, 4096, 0));
+	DO(s, cairn_close(FS, ahead.fa));
+	DO(s, cairn_close(FS, ahead.fb));
+	TV_OK(cairn_digest(FS));
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
+static void test_digest_ahead(void **state)
+{
+	(void)state;
+	run_digest_ahead("ahead", 0);
+}
+
+/* On the file medium the log is not mapped: blocks are copied, not stored
+ * from the log in place. */
+static void test_file_digest_ahead(void **state)
+{
+	(void)state;
+	run_digest_ahead("fileahead", 1);
+}
+
 /* ---- client logs ------------------------------------------------------------
  *
  * A client process writes file data into a log of its own and the daemon
@@ -2463,6 +2571,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_file_group_commit, scen_teardown),
 	    cmocka_unit_test_teardown(test_sync_race, scen_teardown),
 	    cmocka_unit_test_teardown(test_file_sync_race, scen_teardown),
+	    cmocka_unit_test_teardown(test_digest_ahead, scen_teardown),
+	    cmocka_unit_test_teardown(test_file_digest_ahead, scen_teardown),
 	    cmocka_unit_test_teardown(test_clog, scen_teardown),
 	    cmocka_unit_test_teardown(test_clog_wrap, scen_teardown),
 	    cmocka_unit_test(test_total),
