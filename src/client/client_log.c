@@ -8,8 +8,10 @@
  * of the state file, the credit).  May call: the log and media layers,
  * and client_sync (client.c) for the rare round trip.
  *
- * One write: check the grant's live epoch, append the record, make it
- * durable, a full fence, check the live epoch again.  If it is still the
+ * One write: check the grant's live epoch, reserve the record's place
+ * (under the log's mutex), fill it (outside: threads copy at once), make
+ * it and every record before it durable, a full fence, check the live
+ * epoch again.  If it is still the
  * grant's, the daemon's next look at the log sees the record, whatever
  * happens next.  If it changed, the grant was being revoked: the client
  * asks whether the record was applied and, if not, writes through the
@@ -138,10 +140,11 @@ static int reclaim_published(struct client_log *l)
 	return 1;
 }
 
-/* Appends under l->lock: 1 and *seq, or 0 when it must go through the
- * daemon (grant gone, no credit, too large), or -1 with errno. */
+/* Reserves the record's place under l->lock: 1 and *seq, or 0 when it
+ * must go through the daemon (grant gone, no credit, too large), or -1
+ * with errno.  The caller fills it after letting go of the lock. */
 static int append(struct client *c, struct client_log *l, struct client_grant *g, uint64_t ino,
-                  const void *buf, size_t count, uint64_t off, uint64_t *seq)
+                  const void *buf, size_t count, uint64_t off, uint64_t *seq, struct log_fill *fill)
 {
 	if (!live(l, g))
 		return 0;
@@ -153,13 +156,13 @@ static int append(struct client *c, struct client_log *l, struct client_grant *g
 	uint64_t args[LOG_REC_ARGS] = {ino, off, g->epoch};
 	struct iovec iov = {(void *)buf, count};
 	struct log_pos pos;
-	int rc = log_append(l->log, CLOG_REC_WRITE, args, &iov, 1, &pos);
+	int rc = log_reserve(l->log, CLOG_REC_WRITE, args, &iov, 1, &pos, fill);
 	if (rc == -ENOSPC && reclaim_published(l))
-		rc = log_append(l->log, CLOG_REC_WRITE, args, &iov, 1, &pos);
+		rc = log_reserve(l->log, CLOG_REC_WRITE, args, &iov, 1, &pos, fill);
 	if (rc == -ENOSPC) {
 		if (sync_locked(c, l, 0, NULL))
 			return -1;
-		rc = log_append(l->log, CLOG_REC_WRITE, args, &iov, 1, &pos);
+		rc = log_reserve(l->log, CLOG_REC_WRITE, args, &iov, 1, &pos, fill);
 	}
 	if (rc)
 		return 0;
@@ -176,15 +179,19 @@ int client_log_write(struct client *c, struct client_log *l, struct client_grant
 	if (off != CLOG_AT_END && (off > CLOG_MAX_END || count > CLOG_MAX_END - off))
 		return 0; /* the daemon says EFBIG */
 	uint64_t seq = 0;
+	struct log_fill fill = {.pending = 0};
 	pthread_mutex_lock(&l->lock);
-	int rc = append(c, l, g, ino, buf, count, off, &seq);
+	int rc = append(c, l, g, ino, buf, count, off, &seq, &fill);
 	pthread_mutex_unlock(&l->lock);
+	/* The copy and its checksum run here, beside the client's other
+	 * threads; the commit waits for the records before this one. */
+	int frc = log_fill(l->log, &fill);
 	if (rc <= 0) {
 		if (rc == 0 && !live(l, g))
 			drop_grant(g); /* revoked: through the daemon from now on */
 		return rc;
 	}
-	if (log_commit(l->log, seq))
+	if (frc || log_commit(l->log, seq))
 		return errno = EIO, -1;
 	atomic_thread_fence(memory_order_seq_cst);
 	if (live(l, g))

@@ -137,6 +137,10 @@ static int read_piece(struct cairn_fs *fs, const struct piece *p, uint8_t *buf, 
 		memset(buf, 0, len);
 		return 0;
 	}
+	/* A write may still be copying its bytes in (log_fill). */
+	int rc = log_await(fs->log, p->seq);
+	if (rc)
+		return rc;
 	uint64_t src = p->src + (off - p->off);
 	const uint8_t *direct = log_direct(fs->log, src);
 	if (direct) {

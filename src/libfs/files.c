@@ -610,7 +610,8 @@ ssize_t cairn_read(cairn_fs *fs, int fd, void *buf, size_t count)
 /* Appends one WRITE record of at most the log's largest payload; -EAGAIN
  * means the lock was dropped to digest and the caller retries. */
 static ssize_t write_chunk(struct cairn_fs *fs, struct open_file *f, const void *buf, size_t count,
-                           uint64_t *off, int append, uint64_t *seq, int *attempt)
+                           uint64_t *off, int append, uint64_t *seq, int *attempt,
+                           struct log_fill *fill)
 {
 	size_t max = (size_t)log_max_payload(fs->log);
 	if (count > max)
@@ -634,7 +635,7 @@ static ssize_t write_chunk(struct cairn_fs *fs, struct open_file *f, const void 
 	uint64_t args[3] = {f->vn->ino, *off, (uint64_t)now_ns()};
 	struct iovec iov = {(void *)buf, count};
 	fs->apply_resv = need;
-	rc = op_log_apply(fs, OP_WRITE, args, &iov, 1, seq);
+	rc = op_log_reserve_apply(fs, OP_WRITE, args, &iov, 1, seq, fill);
 	return rc ? rc : (ssize_t)count;
 }
 
@@ -646,15 +647,21 @@ static ssize_t do_write(struct cairn_fs *fs, struct open_file *f, const void *bu
 	while (done < count) {
 		uint64_t seq = 0;
 		int attempt = 0;
+		struct log_fill fill = {.pending = 0};
 		pthread_rwlock_wrlock(&fs->lock);
 		do
 			rc = write_chunk(fs, f, (const uint8_t *)buf + done, count - done, &off,
-			                 append, &seq, &attempt);
+			                 append, &seq, &attempt, &fill);
 		while (rc == -EAGAIN);
 		pthread_rwlock_unlock(&fs->lock);
+		/* The data is copied into the log here, beside other writers. */
+		if (fs->before_fill)
+			fs->before_fill(fs);
+		int frc = log_fill(fs->log, &fill);
 		if (rc < 0)
 			break;
-		int frc = op_finish(fs, seq);
+		if (!frc)
+			frc = op_finish(fs, seq);
 		done += (size_t)rc;
 		off += (uint64_t)rc;
 		if (frc) {

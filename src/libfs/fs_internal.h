@@ -122,6 +122,9 @@ struct cairn_fs {
 	/* Crash tests: runs between a sync-mode call's append (the lock
 	 * already dropped) and its commit, where the digest thread may run. */
 	void (*before_commit)(struct cairn_fs *fs);
+	/* ... and between a write's reservation in the log (applied, the lock
+	 * dropped) and the copy of its bytes (log_fill). */
+	void (*before_fill)(struct cairn_fs *fs);
 	/* Tests: blocks per pass of the digest ahead of a checkpoint (0: the
 	 * default), and a call between two passes (the lock not held). */
 	unsigned digest_pass_blocks;
@@ -216,6 +219,12 @@ int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, enum sp
  * exclusively, after op_begin and validation. */
 int op_log_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
                  const struct iovec *iov, int iovcnt, uint64_t *seq);
+/* op_log_apply for a record whose payload the caller writes after it
+ * lets go of the lock, with log_fill (the copy and its checksum then run
+ * beside other threads' calls).  The record is applied at once: readers of
+ * its bytes wait for the fill (log_await). */
+int op_log_reserve_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
+                         const struct iovec *iov, int iovcnt, uint64_t *seq, struct log_fill *fill);
 /* Metadata blocks the next checkpoint will write, estimated from above
  * (it must fit in the journal). */
 uint64_t checkpoint_cost(struct cairn_fs *fs);

@@ -63,23 +63,41 @@ int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, enum sp
 	return -EAGAIN;
 }
 
+static int apply_logged(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
+                        const struct iovec *iov, int iovcnt, const struct log_pos *pos,
+                        uint64_t *seq);
+
 int op_log_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
                  const struct iovec *iov, int iovcnt, uint64_t *seq)
 {
 	struct log_pos pos;
 	int rc = log_append(fs->log, type, args, iov, iovcnt, &pos);
-	if (rc)
-		return rc;
+	return rc ? rc : apply_logged(fs, type, args, iov, iovcnt, &pos, seq);
+}
+
+int op_log_reserve_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
+                         const struct iovec *iov, int iovcnt, uint64_t *seq, struct log_fill *fill)
+{
+	struct log_pos pos;
+	int rc = log_reserve(fs->log, type, args, iov, iovcnt, &pos, fill);
+	return rc ? rc : apply_logged(fs, type, args, iov, iovcnt, &pos, seq);
+}
+
+static int apply_logged(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
+                        const struct iovec *iov, int iovcnt, const struct log_pos *pos,
+                        uint64_t *seq)
+{
+	int rc;
 	struct log_rec_hdr h;
 	memset(&h, 0, sizeof(h));
 	h.type = type;
-	h.seq = pos.seq;
+	h.seq = pos->seq;
 	h.payload_len = 0;
 	for (int i = 0; i < iovcnt; i++)
 		h.payload_len += (uint32_t)iov[i].iov_len;
 	if (args)
 		memcpy(h.args, args, sizeof(h.args));
-	rc = apply_record(fs, &h, iovcnt ? iov[0].iov_base : NULL, pos.payload_off);
+	rc = apply_record(fs, &h, iovcnt ? iov[0].iov_base : NULL, pos->payload_off);
 	fs->apply_resv = 0;
 	fs->stats.ops_logged++;
 	if (rc) {
@@ -88,7 +106,7 @@ int op_log_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
 		fs->failed = 1;
 		return -EIO;
 	}
-	*seq = pos.seq;
+	*seq = pos->seq;
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,10 @@
 
 #include "media/media.h"
 #include "util/checksum.h"
+
+/* Records reserved and not yet filled, at most: a reservation beyond
+ * waits for the fills before it. */
+#define LOG_FILLS 64
 
 struct log {
 	struct media *m;
@@ -39,6 +44,13 @@ struct log {
 	uint64_t committed_end;        /* ... and how far it has flushed */
 	uint8_t *staging;              /* file media: one contiguous record per write */
 	size_t staging_size;
+	/* Reserved records not yet counted as appended (log_reserve): for seq
+	 * s, fill_end[s % LOG_FILLS] is the ring offset after it once it is
+	 * filled, 0 before.  appended_seq/end move over the filled prefix. */
+	_Atomic uint64_t reserved_seq; /* last seq reserved */
+	pthread_mutex_t fill_lock;
+	uint64_t fill_end[LOG_FILLS];
+	atomic_int broken; /* a fill failed */
 };
 
 #define LOG_MAX_PAYLOAD (4ull << 20)
@@ -315,6 +327,7 @@ int log_open(struct log **out, struct media *m, const uint8_t uuid[16], char *er
 		return rc;
 	}
 	pthread_mutex_init(&l->commit_lock, NULL);
+	pthread_mutex_init(&l->fill_lock, NULL);
 	if (!media_direct(m)) {
 		l->staging_size = 1 << 20;
 		l->staging = malloc(l->staging_size);
@@ -333,6 +346,7 @@ void log_close(struct log *l)
 	if (!l)
 		return;
 	pthread_mutex_destroy(&l->commit_lock);
+	pthread_mutex_destroy(&l->fill_lock);
 	free(l->staging);
 	free(l);
 }
@@ -509,6 +523,7 @@ int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_
 		look_ahead(l, min_epoch, &buf, &bufsz);
 	free(buf);
 	atomic_store(&l->appended_seq, l->tail_seq - 1);
+	atomic_store(&l->reserved_seq, l->tail_seq - 1);
 	atomic_store(&l->durable_seq, l->tail_seq - 1);
 	atomic_store(&l->appended_end, l->tail_off);
 	l->committed_end = l->tail_off;
@@ -667,6 +682,36 @@ static void fill_header(struct log *l, struct log_rec_hdr *h, uint16_t type,
 		memcpy(h->args, args, sizeof(h->args));
 }
 
+/* Record seq is written whole and ends at end: the appended prefix grows
+ * over it and over the filled records after it. */
+static void filled(struct log *l, uint64_t seq, uint64_t end)
+{
+	pthread_mutex_lock(&l->fill_lock);
+	l->fill_end[seq % LOG_FILLS] = end;
+	uint64_t s = atomic_load(&l->appended_seq) + 1, last_end = 0;
+	while (s <= atomic_load(&l->reserved_seq) && l->fill_end[s % LOG_FILLS]) {
+		last_end = l->fill_end[s % LOG_FILLS];
+		l->fill_end[s % LOG_FILLS] = 0;
+		s++;
+	}
+	if (last_end) {
+		/* The end first: a committer reads the seq, then the end. */
+		atomic_store(&l->appended_end, last_end);
+		atomic_store(&l->appended_seq, s - 1);
+	}
+	pthread_mutex_unlock(&l->fill_lock);
+}
+
+int log_await(struct log *l, uint64_t seq)
+{
+	while (atomic_load(&l->appended_seq) < seq) {
+		if (atomic_load(&l->broken))
+			return -EIO;
+		sched_yield();
+	}
+	return 0;
+}
+
 /* Pads the rest of the ring so the next record starts at the beginning. */
 static int write_pad(struct log *l)
 {
@@ -680,6 +725,8 @@ static int write_pad(struct log *l)
 	l->used += left;
 	l->tail_off = LOG_RING_START;
 	l->tail_seq++;
+	atomic_store(&l->reserved_seq, h.seq);
+	filled(l, h.seq, LOG_RING_START);
 	return 0;
 }
 
@@ -698,10 +745,9 @@ static uint64_t checksum_iov(const struct log *l, const struct log_rec_hdr *h,
 	return XXH3_64bits_digest(&st);
 }
 
-static int write_record(struct log *l, const struct log_rec_hdr *h, const struct iovec *iov,
-                        int iovcnt)
+static int write_record(struct log *l, uint64_t off, const struct log_rec_hdr *h,
+                        const struct iovec *iov, int iovcnt)
 {
-	uint64_t off = l->tail_off;
 	if (l->staging) {
 		/* File media: one pwrite per record. */
 		memcpy(l->staging, h, sizeof(*h));
@@ -738,9 +784,12 @@ int log_room(const struct log *l, uint64_t payload_len)
 	return l->used + space_needed(l, payload_len) + LOG_ALIGN <= ring_capacity(l);
 }
 
-int log_append(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
-               const struct iovec *iov, int iovcnt, struct log_pos *out)
+static int fill_now(struct log *l, struct log_fill *fill, const struct iovec *iov, int iovcnt);
+
+int log_reserve(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
+                const struct iovec *iov, int iovcnt, struct log_pos *out, struct log_fill *fill)
 {
+	fill->pending = 0;
 	size_t plen = iov_total(iov, iovcnt);
 	if (plen > log_max_payload(l))
 		return -E2BIG;
@@ -752,33 +801,63 @@ int log_append(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
 	/* Keep one line free so a full ring never looks empty. */
 	if (l->used + need + LOG_ALIGN > ring_capacity(l))
 		return -ENOSPC;
-	if (wrap) {
-		int rc = write_pad(l);
-		if (rc)
-			return rc;
-	}
-	struct log_rec_hdr h;
-	fill_header(l, &h, type, args, (uint32_t)len, (uint32_t)plen);
-	h.checksum = checksum_iov(l, &h, iov, iovcnt);
-	int rc = write_record(l, &h, iov, iovcnt);
+	/* The pad and this record must find free entries in fill_end. */
+	int rc = log_await(l, l->tail_seq + 1 >= LOG_FILLS ? l->tail_seq + 1 - LOG_FILLS : 0);
+	if (!rc && wrap)
+		rc = write_pad(l);
 	if (rc)
 		return rc;
+	fill_header(l, &fill->h, type, args, (uint32_t)len, (uint32_t)plen);
+	fill->off = l->tail_off;
+	fill->iovcnt = iovcnt <= LOG_FILL_IOV ? iovcnt : 0;
+	for (int i = 0; i < fill->iovcnt; i++)
+		fill->iov[i] = iov[i];
 	if (out) {
-		out->seq = h.seq;
+		out->seq = fill->h.seq;
 		out->off = l->tail_off;
-		out->payload_off = l->tail_off + sizeof(h);
+		out->payload_off = l->tail_off + sizeof(fill->h);
 		out->next_off = l->tail_off + len;
 	}
 	l->used += len;
 	l->tail_off += len;
-	if (l->tail_off + sizeof(h) > l->ring_end) {
+	if (l->tail_off + sizeof(fill->h) > l->ring_end) {
 		l->used += l->ring_end - l->tail_off;
 		l->tail_off = LOG_RING_START;
 	}
 	l->tail_seq++;
-	atomic_store(&l->appended_end, l->tail_off);
-	atomic_store(&l->appended_seq, h.seq);
+	fill->end = l->tail_off;
+	fill->pending = 1;
+	atomic_store(&l->reserved_seq, fill->h.seq);
+	/* File media: the staging buffer is the caller's lock's. */
+	if (l->staging || iovcnt > LOG_FILL_IOV)
+		return fill_now(l, fill, iov, iovcnt);
 	return 0;
+}
+
+static int fill_now(struct log *l, struct log_fill *fill, const struct iovec *iov, int iovcnt)
+{
+	fill->pending = 0;
+	fill->h.checksum = checksum_iov(l, &fill->h, iov, iovcnt);
+	int rc = write_record(l, fill->off, &fill->h, iov, iovcnt);
+	if (rc) {
+		atomic_store(&l->broken, 1);
+		return rc;
+	}
+	filled(l, fill->h.seq, fill->end);
+	return 0;
+}
+
+int log_fill(struct log *l, struct log_fill *fill)
+{
+	return fill->pending ? fill_now(l, fill, fill->iov, fill->iovcnt) : 0;
+}
+
+int log_append(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
+               const struct iovec *iov, int iovcnt, struct log_pos *out)
+{
+	struct log_fill fill;
+	int rc = log_reserve(l, type, args, iov, iovcnt, out, &fill);
+	return rc ? rc : log_fill(l, &fill);
 }
 
 /*
@@ -790,15 +869,20 @@ int log_append(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
  * records included - and then fences.  That also keeps the prefix rule: a
  * record is never durable while one before it may still be torn.
  */
+static int commit_appended(struct log *l);
+
 int log_commit(struct log *l, uint64_t seq)
 {
+	int rc = log_await(l, seq);
+	if (rc)
+		return rc;
 	if (media_direct(l->m))
-		return log_commit_all(l);
+		return commit_appended(l);
 	if (atomic_load(&l->durable_seq) >= seq)
 		return 0;
 	/* Whatever is appended now is covered by this fence. */
 	uint64_t upto = atomic_load(&l->appended_seq);
-	int rc = media_fence(l->m);
+	rc = media_fence(l->m);
 	if (rc)
 		return rc;
 	uint64_t cur = atomic_load(&l->durable_seq);
@@ -822,8 +906,17 @@ static void flush_ring(struct log *l, uint64_t from, uint64_t to)
 
 int log_commit_all(struct log *l)
 {
+	uint64_t upto = atomic_load(&l->reserved_seq);
 	if (!media_direct(l->m))
-		return log_commit(l, atomic_load(&l->appended_seq));
+		return log_commit(l, upto);
+	int rc = log_await(l, upto);
+	return rc ? rc : commit_appended(l);
+}
+
+/* Byte-addressable media: flushes what was appended since the last
+ * commit, on this thread, and fences. */
+static int commit_appended(struct log *l)
+{
 	pthread_mutex_lock(&l->commit_lock);
 	/* The seq first: its record's end was published before it. */
 	uint64_t upto = atomic_load(&l->appended_seq);

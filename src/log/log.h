@@ -8,9 +8,10 @@
  *
  * The log knows records, not operations: the meaning of a record's type,
  * inline arguments and payload belongs to libfs (src/libfs/oprec.h).
- * Appends are serialized by the caller (the file-system lock); commits
- * (waiting for durability) may run concurrently outside it, which is how
- * group commit on the file backend shares one fdatasync among threads.
+ * Appends and reservations are serialized by the caller (the file-system
+ * lock); fills and commits (waiting for durability) may run concurrently
+ * outside it, which is how group commit on the file backend shares one
+ * fdatasync among threads, and how threads copy payloads at once.
  */
 #ifndef CAIRN_LOG_H
 #define CAIRN_LOG_H
@@ -74,8 +75,8 @@ int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_
  * (grown as needed).  1, or 0 when there is none yet (or it is torn, or
  * of another log).  Changes nothing.
  */
-int log_peek(struct log *l, uint64_t off, uint64_t seq, struct log_rec_hdr *h,
-             const void **payload, uint8_t **buf, size_t *bufsz, uint64_t *next);
+int log_peek(struct log *l, uint64_t off, uint64_t seq, struct log_rec_hdr *h, const void **payload,
+             uint8_t **buf, size_t *bufsz, uint64_t *next);
 /* A cheap first look for log_peek: whether a header with seq is at off. */
 int log_may_hold(struct log *l, uint64_t off, uint64_t seq);
 
@@ -115,13 +116,44 @@ struct log_pos {
 int log_append(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
                const struct iovec *iov, int iovcnt, struct log_pos *out);
 
+/*
+ * An append in two steps, so that the copy of a large payload and its
+ * checksum need not run under the caller's lock: log_reserve (serialized
+ * like log_append) gives the record its place and sequence number;
+ * log_fill (any thread, no lock) writes it there.  Records may be filled in
+ * any order, but a record counts as appended only once every record before
+ * it is filled: log_commit(seq) waits for that, log_commit_all waits for
+ * every record reserved before it was called, and a reader of a record's
+ * payload calls log_await(seq) first.  On media that are not
+ * byte-addressable, log_reserve writes the record at once (log_fill then
+ * does nothing), and so it does for a payload of more than LOG_FILL_IOV
+ * pieces.  The bytes the iov points at must stay until the fill.  Every
+ * reservation must be filled, even when the caller gives up on the
+ * operation: the records after it wait for it.
+ */
+#define LOG_FILL_IOV 2
+struct log_fill {
+	struct log_rec_hdr h;
+	uint64_t off, end;
+	struct iovec iov[LOG_FILL_IOV]; /* more pieces are written at once */
+	int iovcnt;
+	int pending;
+};
+int log_reserve(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
+                const struct iovec *iov, int iovcnt, struct log_pos *out, struct log_fill *fill);
+/* 0, or the media error (every later commit then fails with EIO). */
+int log_fill(struct log *l, struct log_fill *fill);
+/* Returns when the record seq and every one before it are filled (0), or
+ * -EIO when a fill failed. */
+int log_await(struct log *l, uint64_t seq);
+
 /* Whether a record with this payload fits in the ring now. */
 int log_room(const struct log *l, uint64_t payload_len);
 
 /* Returns when every record up to seq is durable. */
 int log_commit(struct log *l, uint64_t seq);
 
-/* Makes everything appended so far durable. */
+/* Makes everything appended (or reserved) so far durable. */
 int log_commit_all(struct log *l);
 
 /* The digest made the shared area durable up to (but excluding) the record

@@ -42,7 +42,9 @@
  * lock), groupcommit (a record appended while another thread's sync is in
  * the kernel) and syncrace (the digest thread, or cairn_digest on another
  * thread, checkpoints while a sync-mode writer is stopped between its
- * append and its commit) and ahead (ops between the passes of a digest).
+ * append and its commit), fillrace (a checkpoint while a writer's record is
+ * reserved and its bytes not yet copied) and ahead (ops between the
+ * passes of a digest).
  *
  * CAIRN_CRASH_STATES_SCALE=N multiplies the number of pseudo-random variants
  * (default 1) for longer local runs; CAIRN_CRASH_FSCK_EVERY=N checks only
@@ -1871,6 +1873,79 @@ static void run_sync_race(const char *name, int file_media)
 	scen_end(s);
 }
 
+struct digester {
+	struct cairn_fs *fs;
+	int rc, done;
+};
+
+static void *digester_main(void *arg)
+{
+	struct digester *d = arg;
+	d->rc = cairn_digest(d->fs);
+	__atomic_store_n(&d->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* A sync-mode writer stopped after its record is reserved and applied,
+ * before its bytes are in the log (log_fill): a checkpoint started on
+ * another thread must wait for the bytes, not digest what the log held
+ * there before. */
+static void run_fill_race(const char *name)
+{
+	struct scen *s = &current;
+	struct cairn_mount_opts mo = {.digest_threshold = 100};
+	struct scen_cfg cfg = {.mount = &mo};
+	scen_begin_cfg(s, name, &cfg);
+	struct cairn_fs *f = FS;
+	static unsigned char buf[24 * 1024];
+	struct race_ctx w = {.s = s};
+	w.fd = DO(s, cairn_open(FS, "/r", O_CREAT | O_RDWR, 0644));
+	tv_fill(buf, sizeof(buf), 1);
+	DO(s, tv_pwrite_full(FS, w.fd, buf, sizeof(buf), 0));
+	DO(s, cairn_digest(FS));
+	f->before_fill = race_before_commit;
+	static const int rounds[] = {0, 1, 4, 5}; /* the writes of race_writer */
+	for (size_t k = 0; k < sizeof(rounds) / sizeof(rounds[0]); k++) {
+		w.round = rounds[k];
+		pthread_mutex_lock(&race.lock);
+		race.paused = race.released = 0;
+		race.armed = 1;
+		if (pthread_create(&race.writer, NULL, race_writer, &w) != 0)
+			fail_msg("pthread_create");
+		while (!race.paused)
+			pthread_cond_wait(&race.cond, &race.lock);
+		pthread_mutex_unlock(&race.lock);
+		struct digester d = {.fs = f};
+		pthread_t dt;
+		if (pthread_create(&dt, NULL, digester_main, &d) != 0)
+			fail_msg("pthread_create");
+		usleep(30000);
+		if (__atomic_load_n(&d.done, __ATOMIC_ACQUIRE))
+			fail_msg("%s: round %d: the checkpoint did not wait for a write's bytes",
+			         name, w.round);
+		pthread_mutex_lock(&race.lock);
+		race.released = 1;
+		pthread_cond_broadcast(&race.cond);
+		pthread_mutex_unlock(&race.lock);
+		pthread_join(race.writer, NULL);
+		pthread_join(dt, NULL);
+		if (d.rc)
+			fail_msg("%s: round %d: cairn_digest failed", name, w.round);
+	}
+	f->before_fill = NULL;
+	DO(s, cairn_close(FS, w.fd));
+	DO(s, cairn_digest(FS));
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
+static void test_fill_race(void **state)
+{
+	(void)state;
+	run_fill_race("fillrace");
+}
+
 static void test_sync_race(void **state)
 {
 	(void)state;
@@ -2571,6 +2646,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_file_group_commit, scen_teardown),
 	    cmocka_unit_test_teardown(test_sync_race, scen_teardown),
 	    cmocka_unit_test_teardown(test_file_sync_race, scen_teardown),
+	    cmocka_unit_test_teardown(test_fill_race, scen_teardown),
 	    cmocka_unit_test_teardown(test_digest_ahead, scen_teardown),
 	    cmocka_unit_test_teardown(test_file_digest_ahead, scen_teardown),
 	    cmocka_unit_test_teardown(test_clog, scen_teardown),

@@ -127,6 +127,20 @@ static void part_reopen(struct part *p)
 	assert_int_equal(rc, 0);
 }
 
+/* A new part holding what p holds now: the image a crash would leave. */
+static void part_copy(struct part *p, struct part *copy)
+{
+	uint64_t size = media_size(p->m);
+	part_create(copy, p->kind, size);
+	uint8_t *buf = malloc(size);
+	assert_non_null(buf);
+	assert_int_equal(media_read(p->m, 0, buf, size), 0);
+	assert_int_equal(media_write(copy->m, 0, buf, size), 0);
+	media_flush(copy->m, 0, size);
+	assert_int_equal(media_fence(copy->m), 0);
+	free(buf);
+}
+
 static void part_destroy(struct part *p)
 {
 	LIVE_DEL(live_parts, p);
@@ -1663,6 +1677,7 @@ struct writer {
 	struct log *l;
 	pthread_mutex_t *lock;
 	int id, count;
+	int reserve;   /* reserve under the lock, fill outside it */
 	int rc;        /* first failure */
 	uint64_t last; /* last seq it committed */
 };
@@ -1677,9 +1692,13 @@ static void *writer_main(void *arg)
 		struct iovec iov[2] = {{buf, plen / 2}, {buf + plen / 2, plen - plen / 2}};
 		uint64_t args[LOG_REC_ARGS] = {(uint64_t)w->id, (uint64_t)i, plen};
 		struct log_pos pos;
+		struct log_fill f;
 		pthread_mutex_lock(w->lock);
-		int rc = log_append(w->l, 16, args, iov, 2, &pos);
+		int rc = w->reserve ? log_reserve(w->l, 16, args, iov, 2, &pos, &f)
+		                    : log_append(w->l, 16, args, iov, 2, &pos);
 		pthread_mutex_unlock(w->lock);
+		if (!rc && w->reserve)
+			rc = log_fill(w->l, &f);
 		if (!rc)
 			rc = log_commit(w->l, pos.seq);
 		if (rc)
@@ -1714,7 +1733,7 @@ static int check_thread_rec(void *arg, const struct log_rec_hdr *h, const void *
 	return 0;
 }
 
-static void concurrent(enum media_kind kind, int per_thread)
+static void concurrent(enum media_kind kind, int per_thread, int reserve)
 {
 	static struct part p;
 	struct log *l = fresh_log(&p, kind, 8 * MIB);
@@ -1722,7 +1741,8 @@ static void concurrent(enum media_kind kind, int per_thread)
 	struct writer w[THREADS];
 	pthread_t th[THREADS];
 	for (int i = 0; i < THREADS; i++) {
-		w[i] = (struct writer){.l = l, .lock = &lock, .id = i, .count = per_thread};
+		w[i] = (struct writer){
+		    .l = l, .lock = &lock, .id = i, .count = per_thread, .reserve = reserve};
 		assert_int_equal(pthread_create(&th[i], NULL, writer_main, &w[i]), 0);
 	}
 	for (int i = 0; i < THREADS; i++) {
@@ -1750,13 +1770,94 @@ static void concurrent(enum media_kind kind, int per_thread)
 static void test_concurrent_commit_emul(void **state)
 {
 	(void)state;
-	concurrent(MEDIA_EMUL, 2000);
+	concurrent(MEDIA_EMUL, 2000, 0);
 }
 
 static void test_concurrent_commit_file(void **state)
 {
 	(void)state;
-	concurrent(MEDIA_FILE, 150);
+	concurrent(MEDIA_FILE, 150, 0);
+}
+
+/* Records filled outside the lock, in whatever order the threads get to
+ * them: every one is found, in order, whole. */
+static void test_concurrent_fill_emul(void **state)
+{
+	(void)state;
+	concurrent(MEDIA_EMUL, 2000, 1);
+}
+
+static void test_concurrent_fill_file(void **state)
+{
+	(void)state;
+	concurrent(MEDIA_FILE, 150, 1);
+}
+
+struct committer {
+	struct log *l;
+	uint64_t seq;
+	int rc, done;
+};
+
+static void *commit_main(void *arg)
+{
+	struct committer *c = arg;
+	c->rc = log_commit(c->l, c->seq);
+	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* A record filled before the one reserved ahead of it is not appended
+ * yet: its commit waits for the earlier fill, and a crash before that
+ * fill recovers neither (the earlier one is torn, the later one is not
+ * taken for damage). */
+static void test_fill_out_of_order(void **state)
+{
+	(void)state;
+	static struct part p;
+	struct log *l = fresh_log(&p, MEDIA_EMUL, 256 * KIB);
+	uint8_t a[3000], b[2000];
+	fill(a, sizeof(a), 1);
+	fill(b, sizeof(b), 2);
+	struct iovec ia = {a, sizeof(a)}, ib = {b, sizeof(b)};
+	uint64_t args[LOG_REC_ARGS] = {0};
+	struct log_pos pa, pb;
+	struct log_fill fa, fb;
+	assert_int_equal(log_append(l, 16, args, &ia, 1, &pa), 0); /* seq 1, whole */
+	assert_int_equal(log_commit(l, pa.seq), 0);
+	assert_int_equal(log_reserve(l, 16, args, &ia, 1, &pa, &fa), 0); /* seq 2 */
+	assert_int_equal(log_reserve(l, 16, args, &ib, 1, &pb, &fb), 0); /* seq 3 */
+	assert_int_equal(log_fill(l, &fb), 0);
+	struct committer c = {.l = l, .seq = pb.seq};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, commit_main, &c), 0);
+	usleep(20000);
+	assert_int_equal(__atomic_load_n(&c.done, __ATOMIC_ACQUIRE), 0);
+
+	/* The crash, here: seq 3 whole in the medium, seq 2 not written. */
+	struct part copy;
+	part_copy(&p, &copy);
+	struct log *lc = open_ok(copy.m, UUID_A);
+	struct recs got = {0};
+	assert_int_equal(recover_into(lc, LOG_RING_START, 1, &got, 0), 0);
+	assert_int_equal(got.n, 1);
+	assert_int_equal(log_tail_seq(lc), 2);
+	close_log(lc);
+	recs_free(&got);
+	part_destroy(&copy);
+
+	assert_int_equal(log_fill(l, &fa), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(c.rc, 0);
+	close_log(l);
+	part_reopen(&p);
+	l = open_ok(p.m, UUID_A);
+	assert_int_equal(recover_into(l, LOG_RING_START, 1, &got, 0), 0);
+	assert_int_equal(got.n, 3);
+	assert_int_equal(log_tail_seq(l), 4);
+	close_log(l);
+	recs_free(&got);
+	part_destroy(&p);
 }
 
 static int teardown(void **state)
@@ -1810,6 +1911,9 @@ int main(void)
 	    cmocka_unit_test_teardown(test_commit_file_syncs, teardown),
 	    cmocka_unit_test_teardown(test_concurrent_commit_emul, teardown),
 	    cmocka_unit_test_teardown(test_concurrent_commit_file, teardown),
+	    cmocka_unit_test_teardown(test_concurrent_fill_emul, teardown),
+	    cmocka_unit_test_teardown(test_concurrent_fill_file, teardown),
+	    cmocka_unit_test_teardown(test_fill_out_of_order, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
