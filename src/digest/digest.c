@@ -504,6 +504,9 @@ int fs_checkpoint(struct cairn_fs *fs, int locked)
 		log_reclaim(fs->log, head_off, head_seq);
 		fs->stats.checkpoints++;
 	}
+	/* The next record looks at the threshold again (a failed checkpoint
+	 * is asked for again then). */
+	atomic_store(&fs->digest_due, DIGEST_NOT_DUE);
 	if (!locked)
 		pthread_rwlock_unlock(&fs->lock);
 	cache_snapshot_free(&snap);

@@ -114,6 +114,7 @@ struct cairn_fs {
 	int digest_requested, digest_stop;
 	uint64_t checkpoint_gen; /* bumped after each checkpoint */
 	uint64_t digest_gen;     /* bumped as each checkpoint starts (piece.stored) */
+	atomic_int digest_due;   /* DIGEST_*: fs_digest_if_due reads it unlocked */
 	int digest_error;
 	pthread_t digest_thread;
 	int digest_thread_running;
@@ -317,6 +318,7 @@ int heat_take_ready(struct cairn_fs *fs, struct promote_entry *out, int max);
 
 /* ---- digest (digest/digest.h) is called through these ---- */
 int fs_checkpoint(struct cairn_fs *fs, int locked);
+enum { DIGEST_NOT_DUE, DIGEST_DUE, DIGEST_ASKED };
 /* Starts a digest once the log has filled to its threshold: after each
  * call that logged, and after the clients' records are ingested. */
 void fs_digest_if_due(struct cairn_fs *fs);

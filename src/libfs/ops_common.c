@@ -40,6 +40,8 @@ static int digest_threshold_reached(struct cairn_fs *fs)
 	       checkpoint_cost(fs) * 2 >= cap;
 }
 
+static void note_digest_due(struct cairn_fs *fs);
+
 int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, enum space_class cls,
              int *attempt)
 {
@@ -100,6 +102,7 @@ static int apply_logged(struct cairn_fs *fs, uint16_t type, const uint64_t args[
 	rc = apply_record(fs, &h, iovcnt ? iov[0].iov_base : NULL, pos->payload_off);
 	fs->apply_resv = 0;
 	fs->stats.ops_logged++;
+	note_digest_due(fs);
 	if (rc) {
 		/* The record is in the log but the state did not take it: stop
 		 * accepting changes; a remount replays and reports. */
@@ -123,22 +126,37 @@ int op_finish(struct cairn_fs *fs, uint64_t seq)
 	return rc;
 }
 
+/* After each record applied, under the lock: whether the log has reached
+ * the threshold (DIGEST_DUE), unless a digest was already asked for. */
+static void note_digest_due(struct cairn_fs *fs)
+{
+	if (!digest_threshold_reached(fs)) {
+		atomic_store(&fs->digest_due, DIGEST_NOT_DUE);
+		return;
+	}
+	int expect = DIGEST_NOT_DUE;
+	atomic_compare_exchange_strong(&fs->digest_due, &expect, DIGEST_DUE);
+}
+
+/* Reads the state the records left rather than the log under the lock:
+ * this runs after every call that logs, and a lock taken here by every
+ * writer made writers of different files queue for each other.  One
+ * caller asks (DIGEST_ASKED), the checkpoint clears it. */
 void fs_digest_if_due(struct cairn_fs *fs)
 {
-	pthread_rwlock_rdlock(&fs->lock);
-	int due = digest_threshold_reached(fs);
-	pthread_rwlock_unlock(&fs->lock);
-	if (due) {
-		if (fs->opts.no_digest_thread) {
-			pthread_rwlock_wrlock(&fs->lock);
-			if (digest_threshold_reached(fs)) {
-				int drc = fs_checkpoint(fs, 1);
-				if (drc && drc != -ENOSPC)
-					fs->failed = 1;
-			}
-			pthread_rwlock_unlock(&fs->lock);
-		} else {
-			fs_digest_kick(fs);
-		}
+	int expect = DIGEST_DUE;
+	if (!atomic_compare_exchange_strong(&fs->digest_due, &expect, DIGEST_ASKED))
+		return;
+	if (!fs->opts.no_digest_thread) {
+		fs_digest_kick(fs);
+		return;
 	}
+	pthread_rwlock_wrlock(&fs->lock);
+	if (digest_threshold_reached(fs)) {
+		int drc = fs_checkpoint(fs, 1);
+		if (drc && drc != -ENOSPC)
+			fs->failed = 1;
+	}
+	atomic_store(&fs->digest_due, DIGEST_NOT_DUE);
+	pthread_rwlock_unlock(&fs->lock);
 }

@@ -48,7 +48,7 @@ struct log {
 	 * s, fill_end[s % LOG_FILLS] is the ring offset after it once it is
 	 * filled, 0 before.  appended_seq/end move over the filled prefix. */
 	_Atomic uint64_t reserved_seq; /* last seq reserved */
-	pthread_mutex_t fill_lock;
+	pthread_spinlock_t fill_lock;  /* held for a few loads and stores */
 	uint64_t fill_end[LOG_FILLS];
 	atomic_int broken; /* a fill failed */
 };
@@ -327,7 +327,7 @@ int log_open(struct log **out, struct media *m, const uint8_t uuid[16], char *er
 		return rc;
 	}
 	pthread_mutex_init(&l->commit_lock, NULL);
-	pthread_mutex_init(&l->fill_lock, NULL);
+	pthread_spin_init(&l->fill_lock, PTHREAD_PROCESS_PRIVATE);
 	if (!media_direct(m)) {
 		l->staging_size = 1 << 20;
 		l->staging = malloc(l->staging_size);
@@ -346,7 +346,7 @@ void log_close(struct log *l)
 	if (!l)
 		return;
 	pthread_mutex_destroy(&l->commit_lock);
-	pthread_mutex_destroy(&l->fill_lock);
+	pthread_spin_destroy(&l->fill_lock);
 	free(l->staging);
 	free(l);
 }
@@ -686,7 +686,7 @@ static void fill_header(struct log *l, struct log_rec_hdr *h, uint16_t type,
  * over it and over the filled records after it. */
 static void filled(struct log *l, uint64_t seq, uint64_t end)
 {
-	pthread_mutex_lock(&l->fill_lock);
+	pthread_spin_lock(&l->fill_lock);
 	l->fill_end[seq % LOG_FILLS] = end;
 	uint64_t s = atomic_load(&l->appended_seq) + 1, last_end = 0;
 	while (s <= atomic_load(&l->reserved_seq) && l->fill_end[s % LOG_FILLS]) {
@@ -699,7 +699,7 @@ static void filled(struct log *l, uint64_t seq, uint64_t end)
 		atomic_store(&l->appended_end, last_end);
 		atomic_store(&l->appended_seq, s - 1);
 	}
-	pthread_mutex_unlock(&l->fill_lock);
+	pthread_spin_unlock(&l->fill_lock);
 }
 
 int log_await(struct log *l, uint64_t seq)
@@ -869,7 +869,7 @@ int log_append(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
  * records included - and then fences.  That also keeps the prefix rule: a
  * record is never durable while one before it may still be torn.
  */
-static int commit_appended(struct log *l);
+static int commit_appended(struct log *l, uint64_t seq);
 
 int log_commit(struct log *l, uint64_t seq)
 {
@@ -877,7 +877,7 @@ int log_commit(struct log *l, uint64_t seq)
 	if (rc)
 		return rc;
 	if (media_direct(l->m))
-		return commit_appended(l);
+		return commit_appended(l, seq);
 	if (atomic_load(&l->durable_seq) >= seq)
 		return 0;
 	/* Whatever is appended now is covered by this fence. */
@@ -910,14 +910,24 @@ int log_commit_all(struct log *l)
 	if (!media_direct(l->m))
 		return log_commit(l, upto);
 	int rc = log_await(l, upto);
-	return rc ? rc : commit_appended(l);
+	return rc ? rc : commit_appended(l, upto);
 }
 
 /* Byte-addressable media: flushes what was appended since the last
  * commit, on this thread, and fences. */
-static int commit_appended(struct log *l)
+static int commit_appended(struct log *l, uint64_t seq)
 {
-	pthread_mutex_lock(&l->commit_lock);
+	/* A commit running on another thread may cover seq: wait for it
+	 * instead of sleeping on the mutex behind it. */
+	while (pthread_mutex_trylock(&l->commit_lock) != 0) {
+		if (atomic_load(&l->durable_seq) >= seq)
+			return 0;
+		sched_yield();
+	}
+	if (atomic_load(&l->durable_seq) >= seq) {
+		pthread_mutex_unlock(&l->commit_lock);
+		return 0;
+	}
 	/* The seq first: its record's end was published before it. */
 	uint64_t upto = atomic_load(&l->appended_seq);
 	uint64_t end = atomic_load(&l->appended_end);
