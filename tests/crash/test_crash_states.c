@@ -323,7 +323,8 @@ static void scen_free(struct scen *s);
 struct scen_cfg {
 	int tiered;
 	int file_media;
-	uint64_t log_size; /* 0: LOG_SIZE */
+	uint64_t log_size;  /* 0: LOG_SIZE */
+	uint64_t fast_size; /* 0: FAST_SIZE */
 	const struct cairn_mount_opts *mount;
 	char *(*oracle)(struct scen *s); /* see struct scen */
 	char *(*recovered)(cairn_fs *fs);
@@ -367,7 +368,7 @@ static void scen_begin_cfg(struct scen *s, const char *name, const struct scen_c
 	install_fatal_handlers(); /* here: cmocka installs its own per test */
 	struct cairn_mkfs_opts mo = {
 	    .log_size = cfg->log_size ? cfg->log_size : LOG_SIZE,
-	    .fast_size = FAST_SIZE,
+	    .fast_size = cfg->fast_size ? cfg->fast_size : FAST_SIZE,
 	    .media = cfg->file_media ? CAIRN_MEDIA_FILE : CAIRN_MEDIA_EMUL,
 	};
 	int tiered = cfg->tiered;
@@ -2016,9 +2017,12 @@ static void ahead_step(struct cairn_fs *f)
 static void run_digest_ahead(const char *name, int file_media)
 {
 	struct scen *s = &current;
-	/* Writers never ask for a digest (threshold 100%): only cairn_digest. */
+	/* Writers never ask for a digest: not by the log's fill (threshold
+	 * 100%), nor by the metadata a checkpoint would write against the
+	 * journal's capacity (a fast part twice the usual size has a journal
+	 * twice as large).  Only cairn_digest digests. */
 	struct cairn_mount_opts mo = {.digest_threshold = 100};
-	struct scen_cfg cfg = {.file_media = file_media, .mount = &mo};
+	struct scen_cfg cfg = {.file_media = file_media, .fast_size = 2 * FAST_SIZE, .mount = &mo};
 	scen_begin_cfg(s, name, &cfg);
 	struct cairn_fs *f = FS;
 	if (!f->digest_thread_running)
