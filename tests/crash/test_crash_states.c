@@ -1800,6 +1800,29 @@ static void *race_writer(void *arg)
 	return NULL;
 }
 
+/* Starts race_writer on w and returns when it stands in the hook. */
+static void race_start(struct race_ctx *w)
+{
+	pthread_mutex_lock(&race.lock);
+	race.paused = race.released = 0;
+	race.armed = 1;
+	if (pthread_create(&race.writer, NULL, race_writer, w) != 0)
+		fail_msg("pthread_create");
+	while (!race.paused)
+		pthread_cond_wait(&race.cond, &race.lock);
+	pthread_mutex_unlock(&race.lock);
+}
+
+/* Lets the writer go on, and waits for its op to end. */
+static void race_finish(void)
+{
+	pthread_mutex_lock(&race.lock);
+	race.released = 1;
+	pthread_cond_broadcast(&race.cond);
+	pthread_mutex_unlock(&race.lock);
+	pthread_join(race.writer, NULL);
+}
+
 static bool log_all_digested(struct cairn_fs *f)
 {
 	pthread_rwlock_rdlock(&f->lock);
@@ -1845,14 +1868,7 @@ static void run_sync_race(const char *name, int file_media)
 	DO(s, cairn_digest(FS)); /* the blocks exist: later writes go in place */
 	f->before_commit = race_before_commit;
 	for (w.round = 0; w.round < 8; w.round++) {
-		pthread_mutex_lock(&race.lock);
-		race.paused = race.released = 0;
-		race.armed = 1;
-		if (pthread_create(&race.writer, NULL, race_writer, &w) != 0)
-			fail_msg("pthread_create");
-		while (!race.paused)
-			pthread_cond_wait(&race.cond, &race.lock);
-		pthread_mutex_unlock(&race.lock);
+		race_start(&w);
 		if (w.round % 2)
 			digest_thread_checkpoint(f);
 		else
@@ -1860,11 +1876,7 @@ static void run_sync_race(const char *name, int file_media)
 		if (!log_all_digested(f))
 			fail_msg("%s: round %d: the checkpoint left the log undigested", name,
 			         w.round);
-		pthread_mutex_lock(&race.lock);
-		race.released = 1;
-		pthread_cond_broadcast(&race.cond);
-		pthread_mutex_unlock(&race.lock);
-		pthread_join(race.writer, NULL);
+		race_finish();
 	}
 	f->before_commit = NULL;
 	DO(s, cairn_close(FS, w.fd));
@@ -1908,14 +1920,7 @@ static void run_fill_race(const char *name)
 	static const int rounds[] = {0, 1, 4, 5}; /* the writes of race_writer */
 	for (size_t k = 0; k < sizeof(rounds) / sizeof(rounds[0]); k++) {
 		w.round = rounds[k];
-		pthread_mutex_lock(&race.lock);
-		race.paused = race.released = 0;
-		race.armed = 1;
-		if (pthread_create(&race.writer, NULL, race_writer, &w) != 0)
-			fail_msg("pthread_create");
-		while (!race.paused)
-			pthread_cond_wait(&race.cond, &race.lock);
-		pthread_mutex_unlock(&race.lock);
+		race_start(&w);
 		struct digester d = {.fs = f};
 		pthread_t dt;
 		if (pthread_create(&dt, NULL, digester_main, &d) != 0)
@@ -1924,11 +1929,7 @@ static void run_fill_race(const char *name)
 		if (__atomic_load_n(&d.done, __ATOMIC_ACQUIRE))
 			fail_msg("%s: round %d: the checkpoint did not wait for a write's bytes",
 			         name, w.round);
-		pthread_mutex_lock(&race.lock);
-		race.released = 1;
-		pthread_cond_broadcast(&race.cond);
-		pthread_mutex_unlock(&race.lock);
-		pthread_join(race.writer, NULL);
+		race_finish();
 		pthread_join(dt, NULL);
 		if (d.rc)
 			fail_msg("%s: round %d: cairn_digest failed", name, w.round);
