@@ -75,8 +75,11 @@ static int volume_of_mount(const char *mp, char *vol, size_t len)
 	if (!f)
 		return -1;
 	int rc = -1;
-	struct mntent *m;
-	while ((m = getmntent(f)))
+	/* getmntent_r: threads of one process attach at once, and
+	 * getmntent's entry is one static buffer for them all. */
+	struct mntent ent, *m;
+	char buf[3 * PATH_MAX];
+	while ((m = getmntent_r(f, &ent, buf, sizeof(buf))))
 		if (!strcmp(m->mnt_dir, mp) && !strncmp(m->mnt_fsname, "cairn:", 6) &&
 		    strlen(m->mnt_fsname + 6) < len) {
 			strcpy(vol, m->mnt_fsname + 6);

@@ -377,8 +377,9 @@ static int find_mount(const char *mp, char *vol, size_t len)
 	if (!f)
 		return -1;
 	int found = -1;
-	struct mntent *m;
-	while ((m = getmntent(f))) {
+	struct mntent ent, *m;
+	char buf[3 * PATH_MAX]; /* getmntent_r: getmntent's buffer is one for all threads */
+	while ((m = getmntent_r(f, &ent, buf, sizeof(buf)))) {
 		if (strcmp(m->mnt_dir, mp) || strcmp(m->mnt_type, "fuse.cairn"))
 			continue;
 		const char *src = m->mnt_fsname;
@@ -399,8 +400,9 @@ static int find_volume_mount(const char *vol, char *mp, size_t len)
 	if (!f)
 		return -1;
 	int found = -1;
-	struct mntent *m;
-	while ((m = getmntent(f))) {
+	struct mntent ent, *m;
+	char buf[3 * PATH_MAX]; /* getmntent_r: getmntent's buffer is one for all threads */
+	while ((m = getmntent_r(f, &ent, buf, sizeof(buf)))) {
 		if (strcmp(m->mnt_type, "fuse.cairn") || strncmp(m->mnt_fsname, "cairn:", 6) ||
 		    strcmp(m->mnt_fsname + 6, real))
 			continue;

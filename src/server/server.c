@@ -186,13 +186,12 @@ static int hello(struct session *s)
 		rp.err = EPROTO;
 	else if (!s->srv->admit_all && s->cred.uid != 0 && s->cred.uid != s->srv->owner)
 		rp.err = EACCES;
-	if (send_reply(s, &rp) || rp.err) {
+	int sent = send_reply(s, &rp) == 0;
+	if (rp.err)
 		say(s->srv, "client pid %d uid %u refused: %s", s->cred.pid, s->cred.uid,
 		    rp.err == EACCES ? "this daemon admits only its own user and root"
 		                     : "a client of another protocol version");
-		return -1;
-	}
-	return 0;
+	return sent && !rp.err ? 0 : -1;
 }
 
 #define BUF_START 65536
