@@ -1083,6 +1083,38 @@ static void read_mnt(const char *rel, char *buf, size_t size)
 	close(fd);
 }
 
+#define ATTACHERS 16
+#define ATTACHES 20
+
+static void *attach_through_mount(void *arg)
+{
+	int *failed = arg;
+	for (int i = 0; i < ATTACHES; i++) {
+		cairn_fs *fs = cairn_attach(g.mnt);
+		if (!fs) {
+			__atomic_add_fetch(failed, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		cairn_unmount(fs);
+	}
+	return NULL;
+}
+
+/* Threads of one process attaching through the mount point at once: each
+ * finds the volume behind it in the mount table. */
+static void attach_from_threads(void)
+{
+	pthread_t th[ATTACHERS];
+	int failed = 0;
+	for (int i = 0; i < ATTACHERS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, attach_through_mount, &failed), 0);
+	for (int i = 0; i < ATTACHERS; i++)
+		pthread_join(th[i], NULL);
+	if (failed)
+		fail_msg("%d of %d attaches from %d threads failed", failed, ATTACHERS * ATTACHES,
+		         ATTACHERS);
+}
+
 static void test_fuse_coherence(void **state)
 {
 	if (g.daemon)
@@ -1095,6 +1127,7 @@ static void test_fuse_coherence(void **state)
 	cairn_fs *fs = attach_wait(g.mnt, &g.daemon);
 	cairn_fs *byvol = attach_wait(g.vol, &g.daemon);
 	CHECK(cairn_unmount(byvol));
+	attach_from_threads();
 
 	struct stat st;
 	char buf[256];
