@@ -388,7 +388,7 @@ static void digest_ahead(struct cairn_fs *fs)
 			pthread_rwlock_unlock(&fs->lock);
 			if (fs->between_passes)
 				fs->between_passes(fs);
-			else
+			else if (!done)
 				nanosleep(&(struct timespec){0, PASS_PAUSE_NS}, NULL);
 		}
 		if (rc || stored < per)

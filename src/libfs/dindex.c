@@ -37,7 +37,7 @@ void dindex_clear(struct dindex *d)
 {
 	struct piece *p, *n;
 	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n)
-	drop(d, p);
+		drop(d, p);
 }
 
 int dindex_empty(const struct dindex *d)
@@ -67,7 +67,7 @@ struct piece *dindex_first_after(struct dindex *d, uint64_t off)
 }
 
 static struct piece *new_piece(uint64_t off, uint64_t len, uint64_t src, uint64_t seq,
-                               uint64_t resv, uint8_t kind)
+			       uint64_t resv, uint8_t kind)
 {
 	struct piece *p = malloc(sizeof(*p));
 	if (!p)
@@ -101,9 +101,9 @@ static int cut(struct dindex *d, uint64_t off, uint64_t end, uint64_t *released)
 		if (p->off < off && pend > end) {
 			/* Split: keep the head in p, add the tail. */
 			uint64_t skip = end - p->off;
-			struct piece *t =
-			    new_piece(end, pend - end, p->kind == PIECE_LOG ? p->src + skip : 0,
-			              p->seq, 0, p->kind);
+			struct piece *t = new_piece(end, pend - end,
+						    p->kind == PIECE_LOG ? p->src + skip : 0, p->seq,
+						    0, p->kind);
 			if (!t)
 				return -ENOMEM;
 			t->stored = p->stored;
@@ -115,7 +115,7 @@ static int cut(struct dindex *d, uint64_t off, uint64_t end, uint64_t *released)
 			p->len = off - p->off; /* keep the head */
 		} else if (pend > end) {
 			uint64_t skip = end - p->off; /* keep the tail; the key grows but
-			                                 order is kept */
+							 order is kept */
 			p->off = end;
 			p->len = pend - end;
 			if (p->kind == PIECE_LOG)
@@ -130,7 +130,7 @@ static int cut(struct dindex *d, uint64_t off, uint64_t end, uint64_t *released)
 }
 
 int dindex_insert(struct dindex *d, uint64_t off, uint64_t len, uint64_t src, uint64_t seq,
-                  uint64_t resv, enum piece_kind kind, uint64_t *released)
+		  uint64_t resv, enum piece_kind kind, uint64_t *released)
 {
 	*released = 0;
 	if (len == 0)
@@ -167,8 +167,7 @@ uint64_t dindex_truncate(struct dindex *d, uint64_t size)
 void dindex_remove_before(struct dindex *d, uint64_t seq)
 {
 	struct piece *p, *n;
-	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n)
-	{
+	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n) {
 		if (p->seq < seq)
 			drop(d, p);
 	}
@@ -187,7 +186,7 @@ uint64_t dindex_take_resv(struct dindex *d)
 {
 	struct piece *p;
 	RB_FOREACH(p, piece_tree, &d->tree)
-	p->resv = 0;
+		p->resv = 0;
 	uint64_t total = d->resv;
 	d->resv = 0;
 	return total;

@@ -47,7 +47,7 @@ int dindex_empty(const struct dindex *d);
 /* Adds [off, off+len) -> src, cutting what it overlaps.  Returns 0 or -ENOMEM.
  * *released gets the reservation of the pieces that disappeared. */
 int dindex_insert(struct dindex *d, uint64_t off, uint64_t len, uint64_t src, uint64_t seq,
-                  uint64_t resv, enum piece_kind kind, uint64_t *released);
+		  uint64_t resv, enum piece_kind kind, uint64_t *released);
 
 /* Drops everything at or after size.  Returns the reservation released. */
 uint64_t dindex_truncate(struct dindex *d, uint64_t size);

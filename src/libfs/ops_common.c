@@ -40,7 +40,17 @@ static int digest_threshold_reached(struct cairn_fs *fs)
 	       checkpoint_cost(fs) * 2 >= cap;
 }
 
-static void note_digest_due(struct cairn_fs *fs);
+/* After each record applied, under the lock: whether the log has reached
+ * the threshold (DIGEST_DUE), unless a digest was already asked for. */
+static void note_digest_due(struct cairn_fs *fs)
+{
+	if (!digest_threshold_reached(fs)) {
+		atomic_store(&fs->digest_due, DIGEST_NOT_DUE);
+		return;
+	}
+	int expect = DIGEST_NOT_DUE;
+	atomic_compare_exchange_strong(&fs->digest_due, &expect, DIGEST_DUE);
+}
 
 int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, enum space_class cls,
              int *attempt)
@@ -65,12 +75,36 @@ int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, enum sp
 	return -EAGAIN;
 }
 
+/* Applies the record just logged at pos; see op_log_apply. */
 static int apply_logged(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
                         const struct iovec *iov, int iovcnt, const struct log_pos *pos,
-                        uint64_t *seq);
+                        uint64_t *seq)
+{
+	struct log_rec_hdr h;
+	memset(&h, 0, sizeof(h));
+	h.type = type;
+	h.seq = pos->seq;
+	h.payload_len = 0;
+	for (int i = 0; i < iovcnt; i++)
+		h.payload_len += (uint32_t)iov[i].iov_len;
+	if (args)
+		memcpy(h.args, args, sizeof(h.args));
+	int rc = apply_record(fs, &h, iovcnt ? iov[0].iov_base : NULL, pos->payload_off);
+	fs->apply_resv = 0;
+	fs->stats.ops_logged++;
+	note_digest_due(fs);
+	if (rc) {
+		/* The record is in the log but the state did not take it: stop
+		 * accepting changes; a remount replays and reports. */
+		fs->failed = 1;
+		return -EIO;
+	}
+	*seq = pos->seq;
+	return 0;
+}
 
 int op_log_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
-                 const struct iovec *iov, int iovcnt, uint64_t *seq)
+		 const struct iovec *iov, int iovcnt, uint64_t *seq)
 {
 	struct log_pos pos;
 	int rc = log_append(fs->log, type, args, iov, iovcnt, &pos);
@@ -85,34 +119,6 @@ int op_log_reserve_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args
 	return rc ? rc : apply_logged(fs, type, args, iov, iovcnt, &pos, seq);
 }
 
-static int apply_logged(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
-                        const struct iovec *iov, int iovcnt, const struct log_pos *pos,
-                        uint64_t *seq)
-{
-	int rc;
-	struct log_rec_hdr h;
-	memset(&h, 0, sizeof(h));
-	h.type = type;
-	h.seq = pos->seq;
-	h.payload_len = 0;
-	for (int i = 0; i < iovcnt; i++)
-		h.payload_len += (uint32_t)iov[i].iov_len;
-	if (args)
-		memcpy(h.args, args, sizeof(h.args));
-	rc = apply_record(fs, &h, iovcnt ? iov[0].iov_base : NULL, pos->payload_off);
-	fs->apply_resv = 0;
-	fs->stats.ops_logged++;
-	note_digest_due(fs);
-	if (rc) {
-		/* The record is in the log but the state did not take it: stop
-		 * accepting changes; a remount replays and reports. */
-		fs->failed = 1;
-		return -EIO;
-	}
-	*seq = pos->seq;
-	return 0;
-}
-
 int op_finish(struct cairn_fs *fs, uint64_t seq)
 {
 	int rc = 0;
@@ -124,18 +130,6 @@ int op_finish(struct cairn_fs *fs, uint64_t seq)
 	}
 	fs_digest_if_due(fs);
 	return rc;
-}
-
-/* After each record applied, under the lock: whether the log has reached
- * the threshold (DIGEST_DUE), unless a digest was already asked for. */
-static void note_digest_due(struct cairn_fs *fs)
-{
-	if (!digest_threshold_reached(fs)) {
-		atomic_store(&fs->digest_due, DIGEST_NOT_DUE);
-		return;
-	}
-	int expect = DIGEST_NOT_DUE;
-	atomic_compare_exchange_strong(&fs->digest_due, &expect, DIGEST_DUE);
 }
 
 /* Reads the state the records left rather than the log under the lock:

@@ -784,7 +784,19 @@ int log_room(const struct log *l, uint64_t payload_len)
 	return l->used + space_needed(l, payload_len) + LOG_ALIGN <= ring_capacity(l);
 }
 
-static int fill_now(struct log *l, struct log_fill *fill, const struct iovec *iov, int iovcnt);
+/* Writes the reserved record from iov and counts it as filled. */
+static int fill_now(struct log *l, struct log_fill *fill, const struct iovec *iov, int iovcnt)
+{
+	fill->pending = 0;
+	fill->h.checksum = checksum_iov(l, &fill->h, iov, iovcnt);
+	int rc = write_record(l, fill->off, &fill->h, iov, iovcnt);
+	if (rc) {
+		atomic_store(&l->broken, 1);
+		return rc;
+	}
+	filled(l, fill->h.seq, fill->end);
+	return 0;
+}
 
 int log_reserve(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
                 const struct iovec *iov, int iovcnt, struct log_pos *out, struct log_fill *fill)
@@ -831,19 +843,6 @@ int log_reserve(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
 	/* File media: the staging buffer is the caller's lock's. */
 	if (l->staging || iovcnt > LOG_FILL_IOV)
 		return fill_now(l, fill, iov, iovcnt);
-	return 0;
-}
-
-static int fill_now(struct log *l, struct log_fill *fill, const struct iovec *iov, int iovcnt)
-{
-	fill->pending = 0;
-	fill->h.checksum = checksum_iov(l, &fill->h, iov, iovcnt);
-	int rc = write_record(l, fill->off, &fill->h, iov, iovcnt);
-	if (rc) {
-		atomic_store(&l->broken, 1);
-		return rc;
-	}
-	filled(l, fill->h.seq, fill->end);
 	return 0;
 }
 
