@@ -720,7 +720,9 @@ static const char main_help[] =
     "  umount MOUNTPOINT       unmount it\n"
     "  fsck VOLUME [--repair]  check (and repair) an unmounted volume\n"
     "  scrub VOLUME|MOUNTPOINT verify every data block against its checksum\n"
-    "  serve VOLUME            serve the volume to client processes, no mount\n\n"
+    "  serve VOLUME            serve the volume to client processes, no mount\n"
+    "  run [--mount MP] -- PROGRAM [ARGS]\n"
+    "                          run a program on the native path (preload shim)\n\n"
     "Run 'cairn COMMAND --help' for the options of a command.\n";
 
 int main(int argc, char **argv)
@@ -751,6 +753,8 @@ int main(int argc, char **argv)
 		return cmd_scrub(argc - 1, argv + 1);
 	if (!strcmp(prog_cmd, "serve"))
 		return cmd_serve(argc - 1, argv + 1);
+	if (!strcmp(prog_cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
 	fprintf(stderr, "cairn: unknown command '%s'\nTry 'cairn --help'.\n", prog_cmd);
 	return 2;
 }

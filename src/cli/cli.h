@@ -1,8 +1,8 @@
 /*
  * cli.h - what the files of the cairn command share.
  *
- * Owns: nothing.  The commands live in cairn.c, but for scrub (scrub.c)
- * and serve (serve.c).
+ * Owns: nothing.  The commands live in cairn.c, but for scrub (scrub.c),
+ * serve (serve.c) and run (run.c).
  */
 #ifndef CAIRN_CLI_H
 #define CAIRN_CLI_H
@@ -16,5 +16,6 @@ int api_error(const char *what);
 
 int cmd_scrub(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

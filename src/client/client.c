@@ -330,34 +330,82 @@ static struct client_fd *granted_fd(struct client *c, int fd)
 	return __atomic_load_n(&c->fds[fd].local_pos, __ATOMIC_ACQUIRE) ? &c->fds[fd] : NULL;
 }
 
-int client_open(struct client *c, const char *path, int flags, mode_t mode)
+/* One thread starts the log; another racing it writes through the daemon
+ * until it is there. */
+static void want_log(struct client *c)
 {
-	int want = (flags & O_ACCMODE) != O_RDONLY;
-	/* One thread starts the log; another racing it writes through the
-	 * daemon until it is there. */
-	if (want && c->log_state == 0 && log_wanted()) {
+	if (c->log_state == 0 && log_wanted()) {
 		pthread_mutex_lock(&c->pos_lock);
 		if (c->log_state == 0)
 			start_log(c);
 		pthread_mutex_unlock(&c->pos_lock);
 	}
+}
+
+/* Descriptor fd of the daemon's reply comes with grant g (epoch 0: none). */
+static void note_grant(struct client *c, int fd, const struct ctl_grant *g, int flags)
+{
+	if (fd < 0 || !c->log || fd >= CLIENT_FDS)
+		return;
+	struct client_fd *f = &c->fds[fd];
+	pthread_mutex_lock(&f->lock);
+	f->g = (struct client_grant){g->index, g->epoch};
+	f->ino = g->ino;
+	f->pos = 0;
+	f->append = (flags & O_APPEND) != 0;
+	f->pos_at_end = 0;
+	/* Last: granted_fd looks at it without the lock. */
+	__atomic_store_n(&f->local_pos, g->epoch != 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&f->lock);
+}
+
+int client_open(struct client *c, const char *path, int flags, mode_t mode)
+{
+	int want = (flags & O_ACCMODE) != O_RDONLY;
+	if (want)
+		want_log(c);
 	want = want && c->log;
 	struct ctl_grant g = {0};
 	int fd = (int)request(c, CTL_OPEN, ARGS(flags, mode, want ? CTL_OPEN_GRANT : 0), &path, 1,
 	                      NULL, 0, &g, sizeof(g));
-	if (fd >= 0 && c->log && fd < CLIENT_FDS) {
-		struct client_fd *f = &c->fds[fd];
-		pthread_mutex_lock(&f->lock);
-		f->g = (struct client_grant){g.index, g.epoch};
-		f->ino = g.ino;
-		f->pos = 0;
-		f->append = (flags & O_APPEND) != 0;
-		f->pos_at_end = 0;
-		/* Last: granted_fd looks at it without the lock. */
-		__atomic_store_n(&f->local_pos, g.epoch != 0, __ATOMIC_RELEASE);
-		pthread_mutex_unlock(&f->lock);
-	}
+	note_grant(c, fd, &g, flags);
 	return fd;
+}
+
+int client_own_opens(struct client *c, int on)
+{
+	want_log(c);
+	if (!c->log)
+		return fail_errno(EOPNOTSUPP);
+	return (int)request(c, CTL_OWN_OPENS, ARGS(on ? 1 : 0), NULL, 0, NULL, 0, NULL, 0);
+}
+
+int client_adopt(struct client *c, uint64_t ino, int flags, int *granted)
+{
+	*granted = 0;
+	if (!c->log)
+		return fail_errno(EOPNOTSUPP);
+	flags &= O_ACCMODE | O_APPEND;
+	struct ctl_grant g = {0};
+	int fd = (int)request(c, CTL_ADOPT, ARGS((int64_t)ino, flags), NULL, 0, NULL, 0, &g,
+	                      sizeof(g));
+	note_grant(c, fd, &g, flags);
+	*granted = fd >= 0 && g.epoch != 0 && fd < CLIENT_FDS;
+	return fd;
+}
+
+int client_local_pwrite(struct client *c, int fd, const void *buf, size_t count, off_t off)
+{
+	struct client_fd *f = granted_fd(c, fd);
+	if (!f || off < 0 || (!buf && count))
+		return 0;
+	/* The fork() and dead-daemon checks of call(), without a system
+	 * call. */
+	if (forked(c) || c->dead)
+		return fail_errno(EIO);
+	/* Linux appends on pwrite() to an O_APPEND descriptor too. */
+	uint64_t at = f->append ? CLOG_AT_END : (uint64_t)off;
+	return client_log_write(c, c->log, &f->g, f->ino, buf, count, at);
 }
 
 int client_close(struct client *c, int fd)
@@ -472,18 +520,9 @@ ssize_t client_write(struct client *c, int fd, const void *buf, size_t count)
 
 ssize_t client_pwrite(struct client *c, int fd, const void *buf, size_t count, off_t off)
 {
-	struct client_fd *f = granted_fd(c, fd);
-	if (f && off >= 0 && buf) {
-		/* The fork() and dead-daemon checks of call(), without a
-		 * system call. */
-		if (forked(c) || c->dead)
-			return fail_errno(EIO);
-		/* Linux appends on pwrite() to an O_APPEND descriptor too. */
-		uint64_t at = f->append ? CLOG_AT_END : (uint64_t)off;
-		int r = client_log_write(c, c->log, &f->g, f->ino, buf, count, at);
-		if (r != 0)
-			return r < 0 ? -1 : (ssize_t)count;
-	}
+	int r = client_local_pwrite(c, fd, buf, count, off);
+	if (r != 0)
+		return r < 0 ? -1 : (ssize_t)count;
 	return write_pieces(c, CTL_PWRITE, fd, buf, count, off);
 }
 

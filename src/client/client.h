@@ -32,6 +32,19 @@ void client_detach(struct client *c);
 
 int client_open(struct client *c, const char *path, int flags, mode_t mode);
 int client_close(struct client *c, int fd);
+
+/* ---- for the preload shim (src/shim): files opened through the mount ---- */
+/* The process's opens for writing through the mount become this client's
+ * own (on) or no longer (src/libfs/clients.h); starts the private log. */
+int client_own_opens(struct client *c, int on);
+/* A descriptor for inode ino, which the process has open through the
+ * mount for writing with flags (O_ACCMODE and O_APPEND count); *granted
+ * says whether the client may write it in its log. */
+int client_adopt(struct client *c, uint64_t ino, int flags, int *granted);
+/* Writes count bytes at off (at the end for O_APPEND) into the log,
+ * durably: 1 when done, 0 when the descriptor has no grant (any longer)
+ * and the caller must write another way, -1 with errno. */
+int client_local_pwrite(struct client *c, int fd, const void *buf, size_t count, off_t off);
 ssize_t client_read(struct client *c, int fd, void *buf, size_t count);
 ssize_t client_write(struct client *c, int fd, const void *buf, size_t count);
 ssize_t client_pread(struct client *c, int fd, void *buf, size_t count, off_t off);

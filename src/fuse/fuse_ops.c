@@ -385,40 +385,52 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
  * drops the cached pages the write covers.  Reads through such a
  * descriptor would bypass the page cache too, each one a request: a
  * write-only descriptor cannot read, so it alone pays nothing for it. */
-static void set_open_flags(struct fuse_file_info *fi, int fd)
+static void set_open_flags(struct fuse_file_info *fi, int fd, uint64_t owner)
 {
-	fi->fh = (uint64_t)fd;
+	fi->fh = (uint64_t)(uint32_t)fd | owner << 32;
 	fi->keep_cache = 1;
 	fi->noflush = 1; /* flush does nothing: spare the kernel the request */
-	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY;
+	/* An open a client owns (a preloaded program's) sees the client's
+	 * local writes only through the daemon: no pages of it may be kept. */
+	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY || owner != 0;
 }
 
-/* An open through the mount ends every client's local writes of the
- * inode (their records applied first), until the last such open is
- * released: the kernel serves the mount's reads from pages it keeps. */
-static void front_close(fuse_req_t req, uint64_t ino, int fd)
+/* The volume's descriptor behind an open, and the client that owns it
+ * (clients_front_open_by), both kept in the handle. */
+static int vfd_of(const struct fuse_file_info *fi)
 {
-	cairn_close(fs_of(req), fd);
-	clients_front_open(fs_of(req), ino, -1);
+	return (int)(uint32_t)fi->fh;
+}
+
+static void front_close(fuse_req_t req, uint64_t ino, uint64_t fh)
+{
+	cairn_close(fs_of(req), (int)(uint32_t)fh);
+	clients_front_close_by(fs_of(req), ino, fh >> 32);
+}
+
+static uint64_t front_open(fuse_req_t req, uint64_t ino, int flags)
+{
+	return clients_front_open_by(fs_of(req), ino, (flags & O_ACCMODE) != O_RDONLY,
+	                             (int)fuse_req_ctx(req)->pid);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	clients_front_open(fs_of(req), ino, 1);
+	uint64_t owner = front_open(req, ino, fi->flags);
 	/* Only an O_TRUNC open is flagged. */
 	int fd = clear_setid(req, ino, cfuse_request_kills_suidgid());
 	if (fd == 0)
 		fd = ic_open(fs_of(req), ino, fi->flags);
 	if (fd < 0) {
-		clients_front_open(fs_of(req), ino, -1);
+		clients_front_close_by(fs_of(req), ino, owner);
 		reply_rc(req, fd);
 		return;
 	}
-	set_open_flags(fi, fd);
+	set_open_flags(fi, fd, owner);
 	/* A reply that fails means the request was interrupted: the kernel
 	 * will send no release for this open, so close it here. */
 	if (fuse_reply_open(req, fi))
-		front_close(req, ino, fd);
+		front_close(req, ino, fi->fh);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -436,18 +448,18 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		reply_rc(req, rc);
 		return;
 	}
-	clients_front_open(fs_of(req), st.st_ino, 1);
+	uint64_t owner = front_open(req, st.st_ino, fi->flags);
 	struct fuse_entry_param e;
 	fill_entry(fs_of(req), &e, &st);
-	set_open_flags(fi, fd);
+	set_open_flags(fi, fd, owner);
 	if (ic_pin(fs_of(req), st.st_ino, 1) < 0) {
-		front_close(req, st.st_ino, fd);
+		front_close(req, st.st_ino, fi->fh);
 		reply_rc(req, -ENOENT);
 		return;
 	}
 	if (fuse_reply_create(req, &e, fi)) {
 		ic_unpin(fs_of(req), st.st_ino, 1);
-		front_close(req, st.st_ino, fd);
+		front_close(req, st.st_ino, fi->fh);
 	}
 }
 
@@ -459,7 +471,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ssize_t n = cairn_pread(fs_of(req), (int)fi->fh, buf, size, off);
+	ssize_t n = cairn_pread(fs_of(req), vfd_of(fi), buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, errno);
 	else
@@ -477,7 +489,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	}
 	/* In sync mode the write is durable when cairn_pwrite returns, so the
 	 * reply (which lets write() return) must come after it. */
-	ssize_t n = cairn_pwrite(fs_of(req), (int)fi->fh, buf, size, off);
+	ssize_t n = cairn_pwrite(fs_of(req), vfd_of(fi), buf, size, off);
 	if (n < 0)
 		reply_rc(req, -errno);
 	else
@@ -493,7 +505,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	/* The kernel ignores the result of release. */
-	front_close(req, ino, (int)fi->fh);
+	front_close(req, ino, fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -512,7 +524,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	fuse_reply_err(req, cairn_fsync(fs_of(req), (int)fi->fh) ? errno : 0);
+	fuse_reply_err(req, cairn_fsync(fs_of(req), vfd_of(fi)) ? errno : 0);
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
@@ -527,7 +539,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	}
 	/* cairn_fallocate knows the modes: 0 and KEEP_SIZE set blocks aside
 	 * (0 extends the size), PUNCH_HOLE|KEEP_SIZE frees; others EOPNOTSUPP. */
-	rc = cairn_fallocate(fs_of(req), (int)fi->fh, mode, off, len);
+	rc = cairn_fallocate(fs_of(req), vfd_of(fi), mode, off, len);
 	fuse_reply_err(req, rc ? errno : 0);
 }
 

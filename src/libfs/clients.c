@@ -64,10 +64,18 @@ struct clog {
 	unsigned nskipped;
 	uint8_t *buf;
 	size_t bufsz;
+	/* Opens through the mount that are this client's own (a preloaded
+	 * program's: clients_front_open_by): its owner token, never reused,
+	 * and the process whose opens they are (0: none). */
+	uint64_t owner;
+	int owner_pid;
 };
 
+/* The FUSE mount's opens of one inode by one owner (0: a process that is
+ * no client, or a client that did not ask to own its opens). */
 struct front_open {
 	uint64_t ino;
+	uint64_t owner;
 	int64_t count;
 };
 
@@ -78,6 +86,8 @@ struct clients {
 	_Atomic uint64_t changes; /* see clients_changes */
 	struct front_open *fopen;
 	size_t nfopen, capfopen;
+	uint64_t next_owner; /* the owner token the next client gets */
+	atomic_int owning;   /* clients that own their opens */
 };
 
 /* ---- files --------------------------------------------------------------- */
@@ -582,6 +592,7 @@ int clog_start(cairn_fs *fs, int sock, struct clog **out, struct clog_start *st)
 		return rc;
 	}
 	c->credit = take_credit(fs, CLOG_CREDIT);
+	c->owner = ++cl->next_owner;
 	memcpy(st->log_id, c->log_id, 16);
 	st->media_kind = (int)log_kind(fs);
 	st->credit = c->credit;
@@ -597,6 +608,11 @@ void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len)
 {
 	struct clients *cl = table(fs);
 	pthread_mutex_lock(&cl->lock);
+	/* Its opens through the mount outlive it (a child inherits them):
+	 * from now on they are anyone's, and bar every grant of their inode. */
+	if (c->owner_pid)
+		atomic_fetch_sub(&cl->owning, 1);
+	c->owner_pid = 0;
 	pthread_rwlock_wrlock(&fs->lock);
 	/* The copies must be durable before the log they came from goes. */
 	int rc = ingest_committed(fs, c);
@@ -627,12 +643,14 @@ void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len)
 
 /* ---- grants --------------------------------------------------------------- */
 
-static int64_t front_count(struct clients *cl, uint64_t ino)
+/* The mount's opens of ino that are not client c's own. */
+static int64_t front_count(struct clients *cl, const struct clog *c, uint64_t ino)
 {
+	int64_t n = 0;
 	for (size_t i = 0; i < cl->nfopen; i++)
-		if (cl->fopen[i].ino == ino)
-			return cl->fopen[i].count;
-	return 0;
+		if (cl->fopen[i].ino == ino && cl->fopen[i].owner != c->owner)
+			n += cl->fopen[i].count;
+	return n;
 }
 
 static int revoke_grant(struct cairn_fs *fs, struct clog *c, uint32_t i);
@@ -652,7 +670,7 @@ int clog_grant(cairn_fs *fs, struct clog *c, uint64_t ino, uint32_t *index, uint
 {
 	struct clients *cl = table(fs);
 	pthread_mutex_lock(&cl->lock);
-	int rc = front_count(cl, ino) > 0 || c->forged[0] ? -EBUSY : 0;
+	int rc = front_count(cl, c, ino) > 0 || c->forged[0] ? -EBUSY : 0;
 	/* One client at a time writes an inode in its log: records of two
 	 * logs would be ingested in the order of their slots, not of their
 	 * writes.  The grant moves; the one who had it writes through the
@@ -727,35 +745,126 @@ void clog_ungrant(cairn_fs *fs, struct clog *c, uint32_t index)
 	pthread_mutex_unlock(&cl->lock);
 }
 
+/* The entry of (ino, owner), made if make; NULL if there is none (or no
+ * memory for it). */
+static struct front_open *front_entry(struct clients *cl, uint64_t ino, uint64_t owner, int make)
+{
+	for (size_t i = 0; i < cl->nfopen; i++)
+		if (cl->fopen[i].ino == ino && cl->fopen[i].owner == owner)
+			return &cl->fopen[i];
+	if (!make)
+		return NULL;
+	if (cl->nfopen == cl->capfopen) {
+		size_t cap = cl->capfopen ? 2 * cl->capfopen : 16;
+		struct front_open *n = realloc(cl->fopen, cap * sizeof(*n));
+		if (!n)
+			return NULL;
+		cl->fopen = n;
+		cl->capfopen = cap;
+	}
+	cl->fopen[cl->nfopen] = (struct front_open){ino, owner, 0};
+	return &cl->fopen[cl->nfopen++];
+}
+
+static void front_add(cairn_fs *fs, struct clients *cl, uint64_t ino, uint64_t owner,
+                      struct clog *keep, int delta)
+{
+	struct front_open *f = front_entry(cl, ino, owner, delta > 0);
+	if (f) {
+		f->count += delta;
+		if (f->count <= 0)
+			*f = cl->fopen[--cl->nfopen];
+	}
+	if (delta > 0)
+		revoke_others(fs, cl, keep, ino);
+}
+
 void clients_front_open(cairn_fs *fs, uint64_t ino, int delta)
 {
 	struct clients *cl = table(fs);
 	if (!cl)
 		return;
 	pthread_mutex_lock(&cl->lock);
-	size_t i = 0;
-	while (i < cl->nfopen && cl->fopen[i].ino != ino)
-		i++;
-	if (i == cl->nfopen && delta > 0) {
-		if (cl->nfopen == cl->capfopen) {
-			size_t cap = cl->capfopen ? 2 * cl->capfopen : 16;
-			struct front_open *n = realloc(cl->fopen, cap * sizeof(*n));
-			if (n) {
-				cl->fopen = n;
-				cl->capfopen = cap;
-			}
-		}
-		if (cl->nfopen < cl->capfopen)
-			cl->fopen[cl->nfopen++] = (struct front_open){ino, 0};
-	}
-	if (i < cl->nfopen) {
-		cl->fopen[i].count += delta;
-		if (cl->fopen[i].count <= 0)
-			cl->fopen[i] = cl->fopen[--cl->nfopen];
-	}
-	if (delta > 0)
-		revoke_others(fs, cl, NULL, ino);
+	front_add(fs, cl, ino, 0, NULL, delta);
 	pthread_mutex_unlock(&cl->lock);
+}
+
+/* The process (thread group) that thread tid belongs to, from /proc: FUSE
+ * names the calling thread, SO_PEERCRED the process.  -1 if it is gone. */
+static int thread_group(int tid)
+{
+	char path[64], line[128];
+	snprintf(path, sizeof(path), "/proc/%d/status", tid);
+	FILE *f = fopen(path, "re");
+	int tgid = -1;
+	while (f && tgid < 0 && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) != 1)
+			tgid = -1;
+	if (f)
+		fclose(f);
+	return tgid;
+}
+
+/* The client that owns the opens of process pid, with cl->lock held. */
+static struct clog *owner_of(struct clients *cl, int pid)
+{
+	for (int s = 0; s < CLOG_SLOTS && pid > 0; s++)
+		if (cl->slot[s] && cl->slot[s]->owner_pid == pid)
+			return cl->slot[s];
+	return NULL;
+}
+
+uint64_t clients_front_open_by(cairn_fs *fs, uint64_t ino, int write, int tid)
+{
+	struct clients *cl = table(fs);
+	if (!cl)
+		return 0;
+	/* /proc is read only while some client owns its opens, and only for
+	 * a thread that is not a process's first. */
+	int pid = tid;
+	if (write && atomic_load(&cl->owning) > 0) {
+		pthread_mutex_lock(&cl->lock);
+		int direct = owner_of(cl, tid) != NULL;
+		pthread_mutex_unlock(&cl->lock);
+		if (!direct)
+			pid = thread_group(tid);
+	}
+	pthread_mutex_lock(&cl->lock);
+	struct clog *c = write && atomic_load(&cl->owning) > 0 ? owner_of(cl, pid) : NULL;
+	uint64_t owner = c ? c->owner : 0;
+	front_add(fs, cl, ino, owner, c, 1);
+	pthread_mutex_unlock(&cl->lock);
+	return owner;
+}
+
+void clients_front_close_by(cairn_fs *fs, uint64_t ino, uint64_t owner)
+{
+	struct clients *cl = table(fs);
+	if (!cl)
+		return;
+	pthread_mutex_lock(&cl->lock);
+	front_add(fs, cl, ino, owner, NULL, -1);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+void clog_own_opens(cairn_fs *fs, struct clog *c, int pid)
+{
+	struct clients *cl = table(fs);
+	pthread_mutex_lock(&cl->lock);
+	if (!c->owner_pid != !pid)
+		atomic_fetch_add(&cl->owning, pid ? 1 : -1);
+	c->owner_pid = pid;
+	pthread_mutex_unlock(&cl->lock);
+}
+
+int clog_owns_open(cairn_fs *fs, struct clog *c, uint64_t ino)
+{
+	struct clients *cl = table(fs);
+	pthread_mutex_lock(&cl->lock);
+	struct front_open *f = front_entry(cl, ino, c->owner, 0);
+	int owns = f && f->count > 0;
+	pthread_mutex_unlock(&cl->lock);
+	return owns;
 }
 
 void clients_revoke(cairn_fs *fs, uint64_t ino)

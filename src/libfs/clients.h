@@ -83,6 +83,21 @@ int clients_catch_up(cairn_fs *fs);
  * revokes every client's grant of ino first (and ingests their records),
  * because the kernel would serve the mount's reads from pages it keeps. */
 void clients_front_open(cairn_fs *fs, uint64_t ino, int delta);
+/* Opens through the mount by a client's own process (a program run with
+ * the preload shim, which opens its files through the kernel so that its
+ * descriptors are real ones).  A client that asked (clog_own_opens) owns
+ * the mount's opens for writing by its process: such an open does not bar
+ * the client's own grant of the inode, only everyone else's, and the
+ * mount must serve it without the page cache (direct_io), since the pages
+ * would miss the client's local writes.  tid is the thread FUSE names.
+ * Returns the owner to pass back at the release (0: an ordinary open). */
+uint64_t clients_front_open_by(cairn_fs *fs, uint64_t ino, int write, int tid);
+void clients_front_close_by(cairn_fs *fs, uint64_t ino, uint64_t owner);
+/* Client c owns the opens of process pid from now on (0: no longer). */
+void clog_own_opens(cairn_fs *fs, struct clog *c, int pid);
+/* Whether c owns an open of ino through the mount: what a grant by inode
+ * (CTL_ADOPT) requires, since the kernel checked that open's permissions. */
+int clog_owns_open(cairn_fs *fs, struct clog *c, uint64_t ino);
 /* Ends every client's local writes of ino (their records applied first):
  * before a change that a local write would not honour, such as set-ID
  * bits a write must clear. */

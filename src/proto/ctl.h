@@ -35,7 +35,7 @@
 
 #define CTL_SOCKET_NAME "cairn.sock"
 #define CTL_MAGIC 0x4c544e43u /* "CNTL" */
-#define CTL_VERSION 2
+#define CTL_VERSION 3
 
 /* The most file data one request moves; larger reads and writes are split
  * by the client.  The payload may add the strings of two paths and an
@@ -87,6 +87,10 @@ enum ctl_op {
 	                   file's descriptors (SCM_RIGHTS) */
 	CTL_CLOG_SYNC,  /* a: seq asked about (0: none), credit wanted;
 	                   reply: struct ctl_clog_sync */
+	CTL_OWN_OPENS,  /* a: 1 or 0; the client's process's opens through the
+	                   mount for writing are its own (clients.h) */
+	CTL_ADOPT,      /* a: inode, flags of an open the client owns; ret:
+	                   descriptor; reply: struct ctl_grant (if granted) */
 	CTL_OP_END
 };
 

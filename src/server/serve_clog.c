@@ -42,6 +42,10 @@ int64_t serve_clog(struct session *s, const struct request *rq, uint32_t *outlen
 	if (!s->clog)
 		return SERVE_END;
 	const int64_t *a = rq->h->a;
+	if (rq->h->op == CTL_OWN_OPENS) {
+		clog_own_opens(s->fs, s->clog, a[0] ? s->cred.pid : 0);
+		return 0;
+	}
 	if (a[0] < 0 || a[1] < 0)
 		return SERVE_END;
 	struct ctl_clog_sync *r = (struct ctl_clog_sync *)s->out;

@@ -1,0 +1,79 @@
+/*
+ * shim.h - what the two halves of libcairn-preload.so share.
+ *
+ * The shim makes an unmodified program a client of the daemon that serves
+ * the cairn mounts it uses (docs/ARCHITECTURE.md, "The preload shim").
+ * Every descriptor the program sees is a real one, opened through the
+ * kernel on the FUSE mount: the kernel keeps doing what it does for
+ * descriptors (dup, fork, exec, poll, locks, /proc), and every call the
+ * shim does not take over goes to the kernel unchanged.  The shim takes
+ * over the writes to files the program has open for writing, which go
+ * into the client's private log with no system call but two lseeks; the
+ * daemon keeps the mount coherent with them (src/libfs/clients.h).
+ *
+ * shim_files.c owns the table of descriptors the shim writes itself and
+ * the mounts with their clients; shim_calls.c holds the functions the
+ * program calls instead of libc's.  May call: src/client/client.h, libc.
+ */
+#ifndef CAIRN_SHIM_H
+#define CAIRN_SHIM_H
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct client;
+
+/* One open file description the shim writes natively: shared by the
+ * descriptors that dup() made of it. */
+struct shim_file {
+	atomic_int refs;
+	struct client *client; /* the mount's */
+	int cfd;               /* the client's descriptor (client_adopt) */
+	int append;            /* O_APPEND: writes go at the end */
+	/* After a native append, the kernel's file position is not yet the
+	 * end the write moved it to; it is set before the kernel uses it. */
+	atomic_int pos_stale;
+	/* write() reads the kernel's position, writes, and moves it on: one
+	 * thread at a time, so that two writes never take one position. */
+	pthread_mutex_t pos_lock;
+};
+
+/* libc's own function of that name, found once (dlsym RTLD_NEXT) and
+ * kept in a variable of the calling site's. */
+#define REAL(name, type)                                                                   \
+	({                                                                                 \
+		static void *_Atomic real_;                                                \
+		void *fn_ = atomic_load_explicit(&real_, memory_order_relaxed);             \
+		if (!fn_) {                                                                \
+			fn_ = dlsym(RTLD_NEXT, #name);                                     \
+			atomic_store_explicit(&real_, fn_, memory_order_relaxed);          \
+		}                                                                          \
+		(type) fn_;                                                                \
+	})
+
+/* The file behind descriptor fd with a reference taken, or NULL when the
+ * shim does not write fd itself. */
+struct shim_file *shim_get(int fd);
+void shim_put(struct shim_file *f);
+/* fd no longer refers to what it did (close, dup2 over it). */
+void shim_forget(int fd);
+/* Descriptors first..last are closing. */
+void shim_forget_range(unsigned first, unsigned last);
+/* fd2 is now a duplicate of fd (dup, dup2, F_DUPFD). */
+void shim_dup(int fd, int fd2);
+/* fd was just opened with flags: the shim takes its writes over if it is
+ * a regular file on a cairn mount open for writing.  Never fails: a file
+ * it cannot take stays the kernel's. */
+void shim_opened(int fd, int flags);
+/* A shared mapping of fd was refused (the mount serves the shim's own
+ * opens without the page cache): fd is opened again as an ordinary open
+ * of the mount, in place.  0 if it was, -1 if mmap should just fail. */
+int shim_reopen_for_mmap(int fd);
+/* The kernel's position of f's descriptor fd, if a native append left it
+ * stale, set to the end of the file. */
+void shim_settle_pos(struct shim_file *f, int fd);
+
+#endif
