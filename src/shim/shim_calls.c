@@ -248,6 +248,10 @@ static off_t real_lseek(int fd, off_t off, int whence)
 static ssize_t native_write(struct shim_file *f, int fd, const void *buf, size_t n, off_t at)
 {
 	if (f->append || at >= 0) {
+		/* pwrite appends too, but leaves the position where the last
+		 * write() put it: settled first, it stays there. */
+		if (f->append && at >= 0)
+			shim_settle_pos(f, fd);
 		int r = client_local_pwrite(f->client, f->cfd, buf, n, f->append ? 0 : at);
 		if (r == 1 && f->append && at < 0)
 			atomic_store(&f->pos_stale, 1);

@@ -236,6 +236,28 @@ static struct shim_mount *mount_of_fd(int fd, uint64_t *ino)
 	return mount_of_dev(makedev(sx.stx_dev_major, sx.stx_dev_minor));
 }
 
+/* The client's descriptor for ino with a grant, or -1.  After a reopen
+ * in place, the kernel's release of the open replaced is still on its way
+ * to the daemon (releases are sent in the background), and until it
+ * arrives that open bars the grant: a few tries, a fraction of a
+ * millisecond apart. */
+static int adopt(struct client *c, uint64_t ino, int flags, int fresh)
+{
+	for (int tries = fresh ? 40 : 1; tries > 0; tries--) {
+		int granted;
+		int cfd = client_adopt(c, ino, flags & (O_ACCMODE | O_APPEND), &granted);
+		if (cfd >= 0 && granted)
+			return cfd;
+		if (cfd >= 0)
+			client_close(c, cfd);
+		else if (errno != EBUSY)
+			return -1;
+		if (tries > 1)
+			usleep(100);
+	}
+	return -1;
+}
+
 void shim_opened(int fd, int flags)
 {
 	int acc = flags & O_ACCMODE;
@@ -250,9 +272,8 @@ void shim_opened(int fd, int flags)
 	/* The open that made the client was not its own yet. */
 	if (c && fresh && reopen_in_place(fd))
 		c = NULL;
-	int granted = 0;
-	int cfd = c ? client_adopt(c, ino, flags & (O_ACCMODE | O_APPEND), &granted) : -1;
-	struct shim_file *f = granted ? calloc(1, sizeof(*f)) : NULL;
+	int cfd = c ? adopt(c, ino, flags, fresh) : -1;
+	struct shim_file *f = cfd >= 0 ? calloc(1, sizeof(*f)) : NULL;
 	if (f) {
 		atomic_init(&f->refs, 1);
 		f->client = c;

@@ -1,0 +1,297 @@
+/*
+ * shim_prog.c - an ordinary program that test_shim.c runs under
+ * `cairn run` (libcairn-preload.so).  It knows nothing of cairn: it makes
+ * plain libc calls and checks what POSIX promises of them, printing what
+ * went wrong and exiting 1.  Its one nod to the shim is /proc/self/io,
+ * whose count of write system calls shows whether its writes went to
+ * the kernel.
+ *
+ *   shim_prog files DIR native|kernel
+ *                          writes, positions, dup, O_APPEND, fork, mmap,
+ *                          ftruncate, a reader in another process; the
+ *                          writes made natively or by the kernel
+ *   shim_prog ack FILE N   N records of 512 bytes, each acknowledged on
+ *                          stdout (4 bytes: its number) once written
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *where = "";
+static int expect_native; /* the writes must make no write system call */
+
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "shim_prog: %s: ", where);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, " (errno %s)\n", strerror(errno));
+	va_end(ap);
+	exit(1);
+}
+
+#define MUST(cond)                                                                                 \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			fail("%s", #cond);                                                         \
+	} while (0)
+
+/* Write system calls this process has made (/proc/self/io, syscw). */
+static long write_syscalls(void)
+{
+	FILE *f = fopen("/proc/self/io", "r");
+	char line[128];
+	long n = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "syscw: %ld", &n) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* The file's whole content must be model[0..len). */
+static void same_as(const char *path, const uint8_t *model, size_t len)
+{
+	int fd = open(path, O_RDONLY);
+	MUST(fd >= 0);
+	uint8_t *got = malloc(len + 1);
+	ssize_t n = pread(fd, got, len + 1, 0);
+	if (n != (ssize_t)len)
+		fail("%s holds %zd bytes, not %zu", path, n, len);
+	for (size_t i = 0; i < len; i++)
+		if (got[i] != model[i])
+			fail("%s: byte %zu is %d, not %d", path, i, got[i], model[i]);
+	free(got);
+	close(fd);
+}
+
+static void fill(uint8_t *p, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(seed * 31 + i * 7 + (i >> 9));
+}
+
+#define MODEL (1 << 20)
+static uint8_t model[MODEL];
+
+/* Writes of every kind into one file, natively (no write system call),
+ * and read back through the kernel. */
+static void writes(const char *dir)
+{
+	where = "writes";
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/writes", dir);
+	int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0644);
+	MUST(fd >= 0);
+	long before = write_syscalls();
+	for (int i = 0; i < 64; i++) {
+		fill(model + i * 4096, 4096, (unsigned)i);
+		MUST(write(fd, model + i * 4096, 4096) == 4096);
+	}
+	fill(model + 1000, 3000, 99);
+	MUST(pwrite(fd, model + 1000, 3000, 1000) == 3000);
+	fill(model + 70000, 500, 98);
+	fill(model + 70500, 700, 97);
+	struct iovec iov[2] = {{model + 70000, 500}, {model + 70500, 700}};
+	MUST(pwritev(fd, iov, 2, 70000) == 1200);
+	MUST(lseek(fd, 64 * 4096, SEEK_SET) == 64 * 4096);
+	fill(model + 64 * 4096, 1500, 96);
+	fill(model + 64 * 4096 + 1500, 2500, 95);
+	struct iovec v2[2] = {{model + 64 * 4096, 1500}, {model + 64 * 4096 + 1500, 2500}};
+	MUST(writev(fd, v2, 2) == 4000);
+	long after = write_syscalls();
+	if (expect_native && after - before > 2)
+		fail("%ld write system calls for 67 writes: not the native path", after - before);
+	if (!expect_native && after - before < 67)
+		fail("%ld write system calls for 67 writes: not the kernel's", after - before);
+	size_t len = 64 * 4096 + 4000;
+	MUST(lseek(fd, 0, SEEK_CUR) == (off_t)len);
+	struct stat st;
+	MUST(fstat(fd, &st) == 0 && st.st_size == (off_t)len);
+	/* A read through the same descriptor, at its position. */
+	uint8_t b[100];
+	MUST(lseek(fd, 500, SEEK_SET) == 500);
+	MUST(read(fd, b, 100) == 100 && !memcmp(b, model + 500, 100));
+	same_as(path, model, len);
+
+	/* dup shares the position. */
+	int fd2 = dup(fd);
+	MUST(fd2 >= 0);
+	MUST(lseek(fd2, 0, SEEK_END) == (off_t)len);
+	fill(model + len, 100, 94);
+	MUST(write(fd2, model + len, 100) == 100);
+	len += 100;
+	MUST(lseek(fd, 0, SEEK_CUR) == (off_t)len);
+	MUST(close(fd2) == 0);
+	fill(model + len, 100, 93);
+	MUST(write(fd, model + len, 100) == 100);
+	len += 100;
+	same_as(path, model, len);
+
+	/* A shorter file, then a write past its end: a hole of zeros. */
+	MUST(ftruncate(fd, 5000) == 0);
+	len = 5000;
+	MUST(fstat(fd, &st) == 0 && st.st_size == 5000);
+	fill(model + 8000, 100, 92);
+	memset(model + 5000, 0, 3000);
+	MUST(pwrite(fd, model + 8000, 100, 8000) == 100);
+	len = 8100;
+	same_as(path, model, len);
+	MUST(close(fd) == 0);
+}
+
+static void appends(const char *dir)
+{
+	where = "appends";
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/appends", dir);
+	int fd = open(path, O_CREAT | O_WRONLY | O_APPEND | O_TRUNC, 0644);
+	MUST(fd >= 0);
+	for (int i = 0; i < 10; i++) {
+		fill(model + i * 100, 100, (unsigned)i + 10);
+		MUST(write(fd, model + i * 100, 100) == 100);
+	}
+	/* Linux appends a pwrite on an O_APPEND descriptor, and leaves the
+	 * position where the last write() put it. */
+	fill(model + 1000, 100, 20);
+	MUST(pwrite(fd, model + 1000, 100, 0) == 100);
+	MUST(lseek(fd, 0, SEEK_CUR) == 1000);
+	same_as(path, model, 1100);
+	MUST(close(fd) == 0);
+
+	/* Read and append: after a write the position is the end. */
+	fd = open(path, O_RDWR | O_APPEND);
+	MUST(fd >= 0);
+	fill(model + 1100, 50, 21);
+	MUST(write(fd, model + 1100, 50) == 50);
+	uint8_t b[64];
+	MUST(read(fd, b, sizeof(b)) == 0);
+	MUST(pread(fd, b, 50, 1100) == 50 && !memcmp(b, model + 1100, 50));
+	MUST(close(fd) == 0);
+	same_as(path, model, 1150);
+}
+
+/* Another process opens the file while this one writes it: its open
+ * takes the grant away, and what both see stays right. */
+static void reader_elsewhere(const char *dir)
+{
+	where = "reader elsewhere";
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/shared", dir);
+	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	MUST(fd >= 0);
+	fill(model, 8192, 30);
+	MUST(write(fd, model, 8192) == 8192);
+	pid_t p = fork();
+	MUST(p >= 0);
+	if (p == 0) {
+		same_as(path, model, 8192);
+		_exit(0);
+	}
+	int st;
+	MUST(waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	fill(model + 8192, 4096, 31);
+	MUST(write(fd, model + 8192, 4096) == 4096);
+	same_as(path, model, 12288);
+	MUST(close(fd) == 0);
+}
+
+/* A child writes through the descriptor it inherited (the kernel's):
+ * the position is shared, the data is where both expect. */
+static void forked_writer(const char *dir)
+{
+	where = "forked writer";
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/forked", dir);
+	int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0644);
+	MUST(fd >= 0);
+	fill(model, 4096, 40);
+	MUST(write(fd, model, 4096) == 4096);
+	fill(model + 4096, 4096, 41);
+	pid_t p = fork();
+	MUST(p >= 0);
+	if (p == 0) {
+		if (write(fd, model + 4096, 4096) != 4096)
+			_exit(1);
+		/* And a file of its own, as a client of its own. */
+		char mine[4200];
+		snprintf(mine, sizeof(mine), "%s/child", dir);
+		int c = open(mine, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+		_exit(c >= 0 && write(c, model, 4096) == 4096 && close(c) == 0 ? 0 : 2);
+	}
+	int st;
+	MUST(waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	MUST(lseek(fd, 0, SEEK_CUR) == 8192);
+	fill(model + 8192, 4096, 42);
+	MUST(write(fd, model + 8192, 4096) == 4096);
+	same_as(path, model, 12288);
+	MUST(close(fd) == 0);
+	snprintf(path, sizeof(path), "%s/child", dir);
+	same_as(path, model, 4096);
+}
+
+/* A shared writable mapping of a file the shim writes. */
+static void mapped(const char *dir)
+{
+	where = "mapped";
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/mapped", dir);
+	int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0644);
+	MUST(fd >= 0);
+	fill(model, 8192, 50);
+	MUST(write(fd, model, 8192) == 8192);
+	uint8_t *p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	MUST(p != MAP_FAILED);
+	MUST(!memcmp(p, model, 8192));
+	MUST(lseek(fd, 0, SEEK_CUR) == 8192);
+	memset(p + 100, 'm', 100);
+	memset(model + 100, 'm', 100);
+	MUST(msync(p, 8192, MS_SYNC) == 0);
+	fill(model + 8192, 4096, 51);
+	MUST(write(fd, model + 8192, 4096) == 4096);
+	same_as(path, model, 12288);
+	MUST(munmap(p, 8192) == 0);
+	MUST(close(fd) == 0);
+}
+
+static int ack(const char *path, int n)
+{
+	where = "ack";
+	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	MUST(fd >= 0);
+	uint8_t rec[512];
+	for (int i = 0; i < n; i++) {
+		fill(rec, sizeof(rec), (unsigned)i);
+		MUST(pwrite(fd, rec, sizeof(rec), (off_t)i * 512) == 512);
+		MUST(write(1, &i, sizeof(i)) == sizeof(i));
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "files")) {
+		expect_native = !strcmp(argv[3], "native");
+		writes(argv[2]);
+		appends(argv[2]);
+		reader_elsewhere(argv[2]);
+		forked_writer(argv[2]);
+		mapped(argv[2]);
+		return 0;
+	}
+	if (argc == 4 && !strcmp(argv[1], "ack"))
+		return ack(argv[2], atoi(argv[3]));
+	fprintf(stderr, "usage: shim_prog files DIR native|kernel | ack FILE N\n");
+	return 2;
+}
