@@ -58,20 +58,30 @@ struct shim_file {
  * shim does not write fd itself. */
 struct shim_file *shim_get(int fd);
 void shim_put(struct shim_file *f);
-/* fd no longer refers to what it did (close, dup2 over it). */
+/* The shim no longer writes fd itself (the kernel does). */
 void shim_forget(int fd);
-/* Descriptors first..last are closing. */
-void shim_forget_range(unsigned first, unsigned last);
+/* fd is closing (close, dup2 over it): the shim forgets it, and closes the
+ * descriptor it opened to map it, if any. */
+void shim_closing(int fd);
+void shim_closing_range(unsigned first, unsigned last);
 /* fd2 is now a duplicate of fd (dup, dup2, F_DUPFD). */
 void shim_dup(int fd, int fd2);
+/* An open for writing of path (relative to dirfd) is about to be made:
+ * if the path is on a cairn mount whose daemon the process is not a
+ * client of yet, it becomes one now, so that the open is its own. */
+void shim_before_open(int dirfd, const char *path, int flags);
 /* fd was just opened with flags: the shim takes its writes over if it is
  * a regular file on a cairn mount open for writing.  Never fails: a file
  * it cannot take stays the kernel's. */
 void shim_opened(int fd, int flags);
-/* A shared mapping of fd was refused (the mount serves the shim's own
- * opens without the page cache): fd is opened again as an ordinary open
- * of the mount, in place.  0 if it was, -1 if mmap should just fail. */
-int shim_reopen_for_mmap(int fd);
+/* A shared mapping of fd was refused: the mount serves the client's own
+ * opens without the page cache.  The shim opens the file again as an
+ * ordinary open, its shadow, which is mapped instead; from then on every
+ * read and write of fd goes through the shadow too, so that they and the
+ * mapping share the kernel's pages.  The shadow, or -1. */
+int shim_make_shadow(int fd);
+/* fd's shadow, or -1. */
+int shim_shadow(int fd);
 /* The kernel's position of f's descriptor fd, if a native append left it
  * stale, set to the end of the file. */
 void shim_settle_pos(struct shim_file *f, int fd);

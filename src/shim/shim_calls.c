@@ -36,6 +36,9 @@
 
 /* Writes gathered from more bytes than this go to the kernel. */
 #define GATHER_MAX (1u << 20)
+/* A write no larger than this fits a record of every client log (their
+ * rings take records of 1 MiB): if the log refuses it, the grant went. */
+#define FITS_A_RECORD (512u << 10)
 
 /* ---- descriptors made -------------------------------------------------------- */
 
@@ -62,6 +65,7 @@ EXPORT int open(const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
+	shim_before_open(AT_FDCWD, path, flags);
 	return opened(REAL(open, int (*)(const char *, int, ...))(path, flags, mode), flags);
 }
 
@@ -71,6 +75,7 @@ EXPORT int open64(const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
+	shim_before_open(AT_FDCWD, path, flags);
 	return opened(REAL(open64, int (*)(const char *, int, ...))(path, flags, mode), flags);
 }
 
@@ -80,6 +85,7 @@ EXPORT int openat(int dirfd, const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
+	shim_before_open(dirfd, path, flags);
 	return opened(REAL(openat, int (*)(int, const char *, int, ...))(dirfd, path, flags, mode),
 	              flags);
 }
@@ -90,6 +96,7 @@ EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
+	shim_before_open(dirfd, path, flags);
 	return opened(
 	    REAL(openat64, int (*)(int, const char *, int, ...))(dirfd, path, flags, mode), flags);
 }
@@ -97,6 +104,7 @@ EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 EXPORT int creat(const char *path, mode_t mode)
 {
 	int flags = O_CREAT | O_WRONLY | O_TRUNC;
+	shim_before_open(AT_FDCWD, path, flags);
 	return opened(REAL(open, int (*)(const char *, int, ...))(path, flags, mode), flags);
 }
 
@@ -108,21 +116,25 @@ EXPORT int creat64(const char *path, mode_t mode)
 /* _FORTIFY_SOURCE's forms: they only check that O_CREAT has its mode. */
 EXPORT int __open_2(const char *path, int flags)
 {
+	shim_before_open(AT_FDCWD, path, flags);
 	return opened(REAL(__open_2, int (*)(const char *, int))(path, flags), flags);
 }
 
 EXPORT int __open64_2(const char *path, int flags)
 {
+	shim_before_open(AT_FDCWD, path, flags);
 	return opened(REAL(__open64_2, int (*)(const char *, int))(path, flags), flags);
 }
 
 EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
+	shim_before_open(dirfd, path, flags);
 	return opened(REAL(__openat_2, int (*)(int, const char *, int))(dirfd, path, flags), flags);
 }
 
 EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 {
+	shim_before_open(dirfd, path, flags);
 	return opened(REAL(__openat64_2, int (*)(int, const char *, int))(dirfd, path, flags),
 	              flags);
 }
@@ -139,6 +151,8 @@ EXPORT int dup(int fd)
 
 EXPORT int dup2(int fd, int fd2)
 {
+	if (fd != fd2 && fcntl(fd, F_GETFD) >= 0)
+		shim_closing(fd2);
 	int r = REAL(dup2, int (*)(int, int))(fd, fd2);
 	if (r >= 0 && fd != fd2)
 		shim_dup(fd, fd2);
@@ -147,6 +161,8 @@ EXPORT int dup2(int fd, int fd2)
 
 EXPORT int dup3(int fd, int fd2, int flags)
 {
+	if (fd != fd2 && fcntl(fd, F_GETFD) >= 0)
+		shim_closing(fd2);
 	int r = REAL(dup3, int (*)(int, int, int))(fd, fd2, flags);
 	if (r >= 0)
 		shim_dup(fd, fd2);
@@ -195,21 +211,21 @@ EXPORT int fcntl64(int fd, int cmd, ...)
  * number could already be another file's, opened on another thread. */
 EXPORT int close(int fd)
 {
-	shim_forget(fd);
+	shim_closing(fd);
 	return REAL(close, int (*)(int))(fd);
 }
 
 EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
 	if (!(flags & CLOSE_RANGE_CLOEXEC) && first <= last)
-		shim_forget_range(first, last);
+		shim_closing_range(first, last);
 	return REAL(close_range, int (*)(unsigned, unsigned, int))(first, last, flags);
 }
 
 EXPORT void closefrom(int lowfd)
 {
 	if (lowfd >= 0)
-		shim_forget_range((unsigned)lowfd, UINT_MAX);
+		shim_closing_range((unsigned)lowfd, UINT_MAX);
 	REAL(closefrom, void (*)(int))(lowfd);
 }
 
@@ -217,30 +233,60 @@ EXPORT void closefrom(int lowfd)
 EXPORT int fclose(FILE *stream)
 {
 	if (stream)
-		shim_forget(fileno(stream));
+		shim_closing(fileno(stream));
 	return REAL(fclose, int (*)(FILE *))(stream);
 }
 
 EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
 {
 	if (stream)
-		shim_forget(fileno(stream));
+		shim_closing(fileno(stream));
 	return REAL(freopen, FILE * (*)(const char *, const char *, FILE *))(path, mode, stream);
 }
 
 EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
 {
 	if (stream)
-		shim_forget(fileno(stream));
+		shim_closing(fileno(stream));
 	return REAL(freopen64, FILE * (*)(const char *, const char *, FILE *))(path, mode, stream);
 }
 
-/* ---- writes -------------------------------------------------------------------- */
+/* ---- reads and writes through a shadow ---------------------------------------- */
 
 static off_t real_lseek(int fd, off_t off, int whence)
 {
 	return REAL(lseek, off_t (*)(int, off_t, int))(fd, off, whence);
 }
+
+/* Reads or writes iov on fd's shadow s: at `at`, or (at < 0) at fd's
+ * position, which moves on as it would have. */
+static ssize_t shadow_io(int fd, int s, int write, const struct iovec *iov, int cnt, off_t at)
+{
+	ssize_t (*pv)(int, const struct iovec *, int, off_t) =
+	    write ? REAL(pwritev, ssize_t (*)(int, const struct iovec *, int, off_t))
+	          : REAL(preadv, ssize_t (*)(int, const struct iovec *, int, off_t));
+	if (at >= 0)
+		return pv(s, iov, cnt, at);
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -1;
+	if (write && (fl & O_APPEND)) {
+		/* The shadow has O_APPEND too: the kernel appends. */
+		ssize_t r = REAL(writev, ssize_t (*)(int, const struct iovec *, int))(s, iov, cnt);
+		if (r > 0)
+			real_lseek(fd, 0, SEEK_END);
+		return r;
+	}
+	off_t pos = real_lseek(fd, 0, SEEK_CUR);
+	if (pos < 0)
+		return -1;
+	ssize_t r = pv(s, iov, cnt, pos);
+	if (r > 0)
+		real_lseek(fd, pos + r, SEEK_SET);
+	return r;
+}
+
+/* ---- native writes ---------------------------------------------------------- */
 
 /* Writes n bytes of buf to f natively: at `at`, or (at < 0) at the
  * descriptor's position, which moves on.  n, 0 when the kernel must write
@@ -268,17 +314,37 @@ static ssize_t native_write(struct shim_file *f, int fd, const void *buf, size_t
 	return r == 1 ? (ssize_t)n : r;
 }
 
-/* The shim's write, or 0 (and the descriptor the kernel's) if not. */
-static ssize_t try_native(int fd, const void *buf, size_t n, off_t at, int *done)
+/* The shim's write of iov (gathered into one record: atomic, as the
+ * kernel's), or *done = 0 when the kernel must make it. */
+static ssize_t try_native(int fd, const struct iovec *iov, int cnt, off_t at, int *done)
 {
 	*done = 0;
-	if (n == 0 || n > SSIZE_MAX)
-		return 0;
 	struct shim_file *f = shim_get(fd);
 	if (!f)
 		return 0;
-	ssize_t r = native_write(f, fd, buf, n, at);
-	if (r == 0) {
+	size_t total = 0;
+	int fits = 1;
+	for (int i = 0; i < cnt && fits; i++) {
+		fits = iov[i].iov_len <= (size_t)SSIZE_MAX - total;
+		total += fits ? iov[i].iov_len : 0;
+	}
+	const void *buf = cnt == 1 ? iov[0].iov_base : NULL;
+	uint8_t *gathered = NULL;
+	if (fits && cnt > 1 && total > 0 && total <= GATHER_MAX && (gathered = malloc(total))) {
+		size_t off = 0;
+		for (int i = 0; i < cnt; i++) {
+			memcpy(gathered + off, iov[i].iov_base, iov[i].iov_len);
+			off += iov[i].iov_len;
+		}
+		buf = gathered;
+	}
+	ssize_t r = 0;
+	if (fits && buf && total > 0)
+		r = native_write(f, fd, buf, total, at);
+	free(gathered);
+	if (r == 0 && fits && buf && total > 0 && total <= FITS_A_RECORD) {
+		/* The grant went (a write this small fits any client log's
+		 * record): the kernel writes fd from now on. */
 		shim_settle_pos(f, fd);
 		shim_forget(fd);
 	}
@@ -287,17 +353,34 @@ static ssize_t try_native(int fd, const void *buf, size_t n, off_t at, int *done
 	return r;
 }
 
+/* Every write: through the shadow if fd has one, natively if the shim
+ * holds fd, else the kernel's own (real, called with at < 0 meaning no
+ * offset was given). */
+static ssize_t any_write(int fd, const struct iovec *iov, int cnt, off_t at, int *done)
+{
+	int s = shim_shadow(fd);
+	if (s >= 0 && cnt >= 0) {
+		*done = 1;
+		return shadow_io(fd, s, 1, iov, cnt, at);
+	}
+	if (cnt <= 0)
+		return *done = 0;
+	return try_native(fd, iov, cnt, at, done);
+}
+
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
+	struct iovec v = {(void *)buf, n};
 	int done;
-	ssize_t r = try_native(fd, buf, n, -1, &done);
+	ssize_t r = n ? any_write(fd, &v, 1, -1, &done) : (done = 0);
 	return done ? r : REAL(write, ssize_t (*)(int, const void *, size_t))(fd, buf, n);
 }
 
 EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	int done;
-	ssize_t r = off >= 0 ? try_native(fd, buf, n, off, &done) : (done = 0);
+	struct iovec v = {(void *)buf, n};
+	int done = 0;
+	ssize_t r = n && off >= 0 ? any_write(fd, &v, 1, off, &done) : 0;
 	return done ? r : REAL(pwrite, ssize_t (*)(int, const void *, size_t, off_t))(fd, buf, n, off);
 }
 
@@ -306,47 +389,17 @@ EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 	return pwrite(fd, buf, n, off);
 }
 
-/* A vectored write as one record (atomic, as the kernel's is): gathered
- * into one buffer first, unless it is one piece already. */
-static ssize_t try_native_vec(int fd, const struct iovec *iov, int cnt, off_t at, int *done)
-{
-	*done = 0;
-	if (cnt == 1)
-		return try_native(fd, iov[0].iov_base, iov[0].iov_len, at, done);
-	size_t total = 0;
-	for (int i = 0; i < cnt; i++) {
-		if (iov[i].iov_len > GATHER_MAX - total)
-			return 0;
-		total += iov[i].iov_len;
-	}
-	if (cnt <= 0 || total == 0)
-		return 0;
-	struct shim_file *f = shim_get(fd);
-	uint8_t *buf = f ? malloc(total) : NULL;
-	shim_put(f);
-	if (!buf)
-		return 0;
-	size_t off = 0;
-	for (int i = 0; i < cnt; i++) {
-		memcpy(buf + off, iov[i].iov_base, iov[i].iov_len);
-		off += iov[i].iov_len;
-	}
-	ssize_t r = try_native(fd, buf, total, at, done);
-	free(buf);
-	return r;
-}
-
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
 	int done;
-	ssize_t r = try_native_vec(fd, iov, cnt, -1, &done);
+	ssize_t r = any_write(fd, iov, cnt, -1, &done);
 	return done ? r : REAL(writev, ssize_t (*)(int, const struct iovec *, int))(fd, iov, cnt);
 }
 
 EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	int done = 0;
-	ssize_t r = off >= 0 ? try_native_vec(fd, iov, cnt, off, &done) : 0;
+	ssize_t r = off >= 0 ? any_write(fd, iov, cnt, off, &done) : 0;
 	return done ? r
 	            : REAL(pwritev, ssize_t (*)(int, const struct iovec *, int, off_t))(fd, iov, cnt,
 	                                                                                 off);
@@ -361,7 +414,7 @@ EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
 EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
 	int done = 0;
-	ssize_t r = flags == 0 && off >= -1 ? try_native_vec(fd, iov, cnt, off, &done) : 0;
+	ssize_t r = flags == 0 && off >= -1 ? any_write(fd, iov, cnt, off, &done) : 0;
 	return done ? r
 	            : REAL(pwritev2, ssize_t (*)(int, const struct iovec *, int, off_t, int))(
 	                  fd, iov, cnt, off, flags);
@@ -372,8 +425,10 @@ EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, 
 	return pwritev2(fd, iov, cnt, off, flags);
 }
 
-/* ---- the kernel's position -------------------------------------------------- */
+/* ---- reads, and the kernel's position ----------------------------------------- */
 
+/* Before the kernel uses fd's position: set, if a native append left it
+ * behind. */
 static void settle(int fd)
 {
 	struct shim_file *f = shim_get(fd);
@@ -382,16 +437,77 @@ static void settle(int fd)
 	shim_put(f);
 }
 
+/* A read through fd's shadow (*done), if it has one. */
+static ssize_t shadow_read(int fd, const struct iovec *iov, int cnt, off_t at, int *done)
+{
+	int s = shim_shadow(fd);
+	*done = s >= 0 && cnt >= 0;
+	return *done ? shadow_io(fd, s, 0, iov, cnt, at) : 0;
+}
+
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
+	struct iovec v = {buf, n};
+	int done;
+	ssize_t r = shadow_read(fd, &v, 1, -1, &done);
+	if (done)
+		return r;
 	settle(fd);
 	return REAL(read, ssize_t (*)(int, void *, size_t))(fd, buf, n);
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
+	int done;
+	ssize_t r = shadow_read(fd, iov, cnt, -1, &done);
+	if (done)
+		return r;
 	settle(fd);
 	return REAL(readv, ssize_t (*)(int, const struct iovec *, int))(fd, iov, cnt);
+}
+
+EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+	struct iovec v = {buf, n};
+	int done = 0;
+	ssize_t r = off >= 0 ? shadow_read(fd, &v, 1, off, &done) : 0;
+	return done ? r : REAL(pread, ssize_t (*)(int, void *, size_t, off_t))(fd, buf, n, off);
+}
+
+EXPORT ssize_t pread64(int fd, void *buf, size_t n, off_t off)
+{
+	return pread(fd, buf, n, off);
+}
+
+EXPORT ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	int done = 0;
+	ssize_t r = off >= 0 ? shadow_read(fd, iov, cnt, off, &done) : 0;
+	return done ? r
+	            : REAL(preadv, ssize_t (*)(int, const struct iovec *, int, off_t))(fd, iov, cnt,
+	                                                                                off);
+}
+
+EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+	return preadv(fd, iov, cnt, off);
+}
+
+EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+	int done = 0;
+	ssize_t r = flags == 0 && off >= -1 ? shadow_read(fd, iov, cnt, off, &done) : 0;
+	if (done)
+		return r;
+	if (off == -1)
+		settle(fd);
+	return REAL(preadv2, ssize_t (*)(int, const struct iovec *, int, off_t, int))(fd, iov, cnt,
+	                                                                             off, flags);
+}
+
+EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+	return preadv2(fd, iov, cnt, off, flags);
 }
 
 EXPORT off_t lseek(int fd, off_t off, int whence)
@@ -407,18 +523,22 @@ EXPORT off_t lseek64(int fd, off_t off, int whence)
 
 /* ---- mappings ------------------------------------------------------------------ */
 
+/* The mount refuses a shared mapping of the client's own opens (served
+ * without the page cache): the file's shadow is mapped instead. */
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	void *(*real)(void *, size_t, int, int, int, off_t) =
 	    REAL(mmap, void *(*)(void *, size_t, int, int, int, off_t));
-	void *p = real(addr, len, prot, flags, fd, off);
-	if (p != MAP_FAILED || errno != ENODEV || fd < 0 || !(flags & MAP_SHARED))
+	int s = (flags & MAP_SHARED) ? shim_shadow(fd) : -1;
+	void *p = real(addr, len, prot, flags, s >= 0 ? s : fd, off);
+	if (p != MAP_FAILED || errno != ENODEV || fd < 0 || !(flags & MAP_SHARED) || s >= 0)
 		return p;
-	if (shim_reopen_for_mmap(fd)) {
+	s = shim_make_shadow(fd);
+	if (s < 0) {
 		errno = ENODEV;
 		return MAP_FAILED;
 	}
-	return real(addr, len, prot, flags, fd, off);
+	return real(addr, len, prot, flags, s, off);
 }
 
 EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)

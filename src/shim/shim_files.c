@@ -96,12 +96,59 @@ static struct client *client_of(struct shim_mount *m, int *fresh)
 			client_detach(m->client);
 			m->client = NULL;
 		}
-		m->state = m->client ? 1 : -1;
+		__atomic_store_n(&m->state, m->client ? 1 : -1, __ATOMIC_RELEASE);
 		*fresh = m->client != NULL;
 	}
 	struct client *c = m->state == 1 ? m->client : NULL;
 	pthread_mutex_unlock(&attach_lock);
 	return c;
+}
+
+/* Whether path (absolute, as written) is at or under mount point mnt. */
+static int under(const char *path, const char *mnt)
+{
+	size_t n = strlen(mnt);
+	return !strncmp(path, mnt, n) && (path[n] == '/' || path[n] == '\0');
+}
+
+void shim_before_open(int dirfd, const char *path, int flags)
+{
+	int acc = flags & O_ACCMODE;
+	if (!path || acc == O_RDONLY || (flags & O_PATH))
+		return;
+	pthread_once(&mounts_once, find_mounts);
+	struct shim_mount *todo = NULL;
+	for (int i = 0; i < nmounts && !todo; i++)
+		if (__atomic_load_n(&mounts[i].state, __ATOMIC_ACQUIRE) == 0)
+			todo = &mounts[i];
+	if (!todo)
+		return; /* every client attached (or refused): nothing to learn */
+	int saved = errno;
+	char base[PATH_MAX], full[2 * PATH_MAX + 2];
+	if (path[0] == '/') {
+		snprintf(full, sizeof(full), "%s", path);
+	} else {
+		char link[64];
+		ssize_t n = -1;
+		if (dirfd == AT_FDCWD) {
+			n = getcwd(base, sizeof(base)) ? (ssize_t)strlen(base) : -1;
+		} else {
+			snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+			n = readlink(link, base, sizeof(base) - 1);
+		}
+		if (n < 0) {
+			errno = saved;
+			return;
+		}
+		base[n] = '\0';
+		snprintf(full, sizeof(full), "%s/%s", base, path);
+	}
+	for (int i = 0; i < nmounts; i++) {
+		int fresh;
+		if (mounts[i].state == 0 && under(full, mounts[i].path))
+			client_of(&mounts[i], &fresh);
+	}
+	errno = saved;
 }
 
 /* A child of fork() is not the client its parent attached (the socket and
@@ -184,10 +231,10 @@ void shim_forget(int fd)
 		table_set(fd, NULL);
 }
 
-void shim_forget_range(unsigned first, unsigned last)
+void shim_closing_range(unsigned first, unsigned last)
 {
-	for (unsigned fd = first; fd <= last && fd < SHIM_FDS && atomic_load(&in_table); fd++)
-		shim_forget((int)fd);
+	for (unsigned fd = first; fd <= last && fd < SHIM_FDS; fd++)
+		shim_closing((int)fd);
 }
 
 void shim_dup(int fd, int fd2)
@@ -201,29 +248,6 @@ void shim_dup(int fd, int fd2)
 
 /* ---- taking a file over ---------------------------------------------------- */
 
-/* Opens fd's file again through the mount, in place of fd: same flags,
- * same position, same close-on-exec. */
-static int reopen_in_place(int fd)
-{
-	int flags = fcntl(fd, F_GETFL);
-	int fdflags = fcntl(fd, F_GETFD);
-	off_t pos = REAL(lseek, off_t (*)(int, off_t, int))(fd, 0, SEEK_CUR);
-	if (flags < 0 || fdflags < 0 || pos < 0)
-		return -1;
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	int nfd = REAL(open, int (*)(const char *, int, ...))(
-	    path, (flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)) | O_CLOEXEC);
-	if (nfd < 0)
-		return -1;
-	int rc = REAL(lseek, off_t (*)(int, off_t, int))(nfd, pos, SEEK_SET) < 0
-	             ? -1
-	             : REAL(dup3, int (*)(int, int, int))(nfd, fd,
-	                                                  (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
-	REAL(close, int (*)(int))(nfd);
-	return rc < 0 ? -1 : 0;
-}
-
 /* The cairn mount fd is on, and its inode number, without asking the
  * daemon (the kernel's cached attributes: an inode number never changes). */
 static struct shim_mount *mount_of_fd(int fd, uint64_t *ino)
@@ -236,26 +260,17 @@ static struct shim_mount *mount_of_fd(int fd, uint64_t *ino)
 	return mount_of_dev(makedev(sx.stx_dev_major, sx.stx_dev_minor));
 }
 
-/* The client's descriptor for ino with a grant, or -1.  After a reopen
- * in place, the kernel's release of the open replaced is still on its way
- * to the daemon (releases are sent in the background), and until it
- * arrives that open bars the grant: a few tries, a fraction of a
- * millisecond apart. */
-static int adopt(struct client *c, uint64_t ino, int flags, int fresh)
+/* The client's descriptor for ino with a grant, or -1 (the file is
+ * open elsewhere, or the client's table of grants is full). */
+static int adopt(struct client *c, uint64_t ino, int flags)
 {
-	for (int tries = fresh ? 40 : 1; tries > 0; tries--) {
-		int granted;
-		int cfd = client_adopt(c, ino, flags & (O_ACCMODE | O_APPEND), &granted);
-		if (cfd >= 0 && granted)
-			return cfd;
-		if (cfd >= 0)
-			client_close(c, cfd);
-		else if (errno != EBUSY)
-			return -1;
-		if (tries > 1)
-			usleep(100);
+	int granted;
+	int cfd = client_adopt(c, ino, flags & (O_ACCMODE | O_APPEND), &granted);
+	if (cfd >= 0 && !granted) {
+		client_close(c, cfd);
+		cfd = -1;
 	}
-	return -1;
+	return cfd;
 }
 
 void shim_opened(int fd, int flags)
@@ -269,10 +284,11 @@ void shim_opened(int fd, int flags)
 	int fresh = 0;
 	struct client *c = m ? client_of(m, &fresh) : NULL;
 	pthread_once(&fork_once, watch_forks);
-	/* The open that made the client was not its own yet. */
-	if (c && fresh && reopen_in_place(fd))
-		c = NULL;
-	int cfd = c ? adopt(c, ino, flags, fresh) : -1;
+	/* The open that made the client was not its own yet (its path did not
+	 * show the mount: a symbolic link into it).  Opening the file again
+	 * in its place would close a descriptor of it, which drops the
+	 * process's record locks on it: the kernel keeps this one. */
+	int cfd = c && !fresh ? adopt(c, ino, flags) : -1;
 	struct shim_file *f = cfd >= 0 ? calloc(1, sizeof(*f)) : NULL;
 	if (f) {
 		atomic_init(&f->refs, 1);
@@ -289,28 +305,85 @@ void shim_opened(int fd, int flags)
 	errno = saved;
 }
 
-int shim_reopen_for_mmap(int fd)
+/* ---- mappings -------------------------------------------------------------- */
+
+/* A descriptor the shim opened so that a file can be mapped: shadow_of[fd]
+ * is it plus 1 (0: none), and shadowing[it] is fd plus 1.  Kept until fd
+ * closes: closing any descriptor of a file drops the process's record
+ * locks on it (POSIX), which SQLite's WAL index relies on. */
+static int shadow_of[SHIM_FDS], shadowing[SHIM_FDS];
+
+int shim_shadow(int fd)
 {
-	uint64_t ino;
-	struct shim_mount *m = mount_of_fd(fd, &ino);
-	if (!m)
+	if (fd < 0 || fd >= SHIM_FDS)
 		return -1;
-	struct shim_file *f = shim_get(fd);
-	if (f)
-		shim_settle_pos(f, fd);
-	shim_put(f);
-	shim_forget(fd);
+	return __atomic_load_n(&shadow_of[fd], __ATOMIC_ACQUIRE) - 1;
+}
+
+/* Opens fd's file again through the mount as an ordinary open (pages
+ * kept, mappings allowed), not the client's own; -1 if it cannot. */
+static int open_ordinary(struct shim_mount *m, int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+	if (flags < 0)
+		return -1;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	/* While the client disowns its opens, another thread's open is an
 	 * ordinary one too: slower for that file, never wrong. */
 	pthread_mutex_lock(&attach_lock);
 	struct client *c = m->state == 1 ? m->client : NULL;
-	int rc = c ? client_own_opens(c, 0) : 0;
-	if (!rc)
-		rc = reopen_in_place(fd);
+	int s = c && client_own_opens(c, 0) ? -1 : 0;
+	if (s == 0)
+		s = REAL(open, int (*)(const char *, int, ...))(
+		    path, (flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_NOFOLLOW)) | O_CLOEXEC);
 	if (c)
 		client_own_opens(c, 1);
 	pthread_mutex_unlock(&attach_lock);
-	return rc;
+	return s;
+}
+
+int shim_make_shadow(int fd)
+{
+	uint64_t ino;
+	struct shim_mount *m = fd >= 0 && fd < SHIM_FDS ? mount_of_fd(fd, &ino) : NULL;
+	if (!m)
+		return -1;
+	int s = shim_shadow(fd);
+	if (s >= 0)
+		return s;
+	struct shim_file *f = shim_get(fd);
+	if (f)
+		shim_settle_pos(f, fd);
+	shim_put(f);
+	/* Its open takes the grant away: the kernel writes fd from now on. */
+	shim_forget(fd);
+	s = open_ordinary(m, fd);
+	if (s < 0 || s >= SHIM_FDS) {
+		if (s >= 0)
+			REAL(close, int (*)(int))(s);
+		return -1;
+	}
+	__atomic_store_n(&shadowing[s], fd + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&shadow_of[fd], s + 1, __ATOMIC_RELEASE);
+	return s;
+}
+
+void shim_closing(int fd)
+{
+	if (fd < 0 || fd >= SHIM_FDS)
+		return;
+	shim_forget(fd);
+	int s = __atomic_exchange_n(&shadow_of[fd], 0, __ATOMIC_ACQ_REL) - 1;
+	if (s >= 0) {
+		__atomic_store_n(&shadowing[s], 0, __ATOMIC_RELEASE);
+		REAL(close, int (*)(int))(s);
+	}
+	/* The program closes a number the shim opened (a range, a dup2
+	 * over it): the shim forgets it, the mapping made of it stays. */
+	int o = __atomic_exchange_n(&shadowing[fd], 0, __ATOMIC_ACQ_REL) - 1;
+	if (o >= 0)
+		__atomic_store_n(&shadow_of[o], 0, __ATOMIC_RELEASE);
 }
 
 void shim_settle_pos(struct shim_file *f, int fd)

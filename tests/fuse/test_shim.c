@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -63,6 +64,8 @@ static int group_teardown(void **state)
 	if (g.daemon > 0 && is_mounted_at(g.mnt))
 		run_cairn("umount", g.mnt, NULL);
 	kill_reap(&g.daemon);
+	if (is_mounted_at(g.mnt))
+		umount2(g.mnt, MNT_DETACH); /* a daemon killed: never leave the mount */
 	scratch_remove(g.root);
 	return 0;
 }

@@ -12,6 +12,8 @@
 # when interrupted: a stuck mount is detached with umount -l first.
 #   PROGRAMS_TIMEOUT  seconds each script may take (default 540; million
 #                     1140), so that the cleanup runs before CTest's timeout
+#   PROGRAMS_SHIM=1   runs each script under `CAIRN_BIN run --mount MNT`:
+#                     every program it starts has the preload shim
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ALL=(sqlite git tar make million)
@@ -138,7 +140,9 @@ for n in "${NAMES[@]}"; do
 	t=$(now)
 	rc=0
 	# In the background, so that a signal to run.sh runs its cleanup at once.
-	timeout -k 10 "$limit" bash "$HERE/$n.sh" "$MNT" &
+	RUNNER=()
+	[ "${PROGRAMS_SHIM:-0}" = 1 ] && RUNNER=("$CAIRN_BIN" run --mount "$MNT" --)
+	timeout -k 10 "$limit" "${RUNNER[@]}" bash "$HERE/$n.sh" "$MNT" &
 	CHILD=$!
 	wait "$CHILD" || rc=$?
 	CHILD=""
