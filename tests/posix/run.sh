@@ -18,7 +18,8 @@
 # `mount` command.  The suite also runs on tmpfs, as a check of the suite
 # itself (reported, not fatal).
 #
-# Environment: CAIRN_POSIX_OUT=DIR keeps the transcripts and the daemon's
+# Environment: CAIRN_POSIX_SHIM=1 runs the suite on the cairn mount under
+# `CAIRN_BIN run` (the preload shim); CAIRN_POSIX_OUT=DIR keeps the transcripts and the daemon's
 # log in DIR; CAIRN_POSIX_FILTER=SUBSTRING runs only the matching cases.
 # When ext4 on a loop device cannot be set up the test fails, unless
 # CAIRN_ALLOW_SKIP=1: then tmpfs is the oracle, and the run says so.
@@ -156,13 +157,14 @@ echo "cairn: $VOL mounted at $CAIRN_MNT (emul media, daemon pid $DAEMON)"
 
 # ---- the runs ---------------------------------------------------------------------
 
-run_suite() { # NAME DIR
-	local t0=$SECONDS rc
-	timeout -k 10 400 "$SUITE" "$2" ${FILTER:+"$FILTER"} >"$WORK/$1.txt" 2>"$WORK/$1.err"
+run_suite() { # NAME DIR [RUNNER...]
+	local t0=$SECONDS rc name=$1 dir=$2
+	shift 2
+	timeout -k 10 400 "$@" "$SUITE" "$dir" ${FILTER:+"$FILTER"} >"$WORK/$name.txt" 2>"$WORK/$name.err"
 	rc=$?
-	echo "$1: $(wc -l <"$WORK/$1.txt") cases in $((SECONDS - t0)) s (exit $rc)"
+	echo "$name: $(wc -l <"$WORK/$name.txt") cases in $((SECONDS - t0)) s (exit $rc)"
 	if [ "$rc" != 0 ]; then
-		sed 's/^/  /' "$WORK/$1.err" | tail -5
+		sed 's/^/  /' "$WORK/$name.err" | tail -5
 	fi
 	return "$rc"
 }
@@ -170,7 +172,9 @@ run_suite() { # NAME DIR
 FAIL=0
 run_suite "$ORACLE" "$ORACLE_MNT" || FAIL=1
 [ -n "$TMPFS_MNT" ] && { run_suite tmpfs "$TMPFS_MNT" || FAIL=1; }
-run_suite cairn "$CAIRN_MNT" || FAIL=1
+RUNNER=()
+[ "${CAIRN_POSIX_SHIM:-0}" = 1 ] && RUNNER=("$CAIRN" run --mount "$CAIRN_MNT" --)
+run_suite cairn "$CAIRN_MNT" "${RUNNER[@]}" || FAIL=1
 
 # The daemon must still be there, unmount cleanly and exit with status 0:
 # a crash, a leak or a sanitizer report at shutdown fails the test.
