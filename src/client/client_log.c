@@ -117,6 +117,14 @@ static void drop_grant(struct client_grant *g)
  * *ingested. */
 static int sync_locked(struct client *c, struct client_log *l, uint64_t seq, int *ingested)
 {
+	/* Records other threads reserved (their cost taken from l->credit)
+	 * but have not filled yet would not be ingested by this round trip,
+	 * yet the credit it returns does not count them: the client would
+	 * spend their blocks twice, and the daemon refuse the log as forged.
+	 * So every reserved record is filled and durable first (no thread
+	 * reserves meanwhile: l->lock is held). */
+	if (log_commit_all(l->log))
+		return errno = EIO, -1;
 	struct ctl_clog_sync r;
 	if (client_sync(c, seq, WANT_CREDIT, &r))
 		return -1;

@@ -8,7 +8,8 @@
  *
  *   shim_prog files DIR native|kernel
  *                          writes, positions, dup, O_APPEND, fork, mmap,
- *                          ftruncate, a reader in another process; the
+ *                          ftruncate, a reader in another process, record
+ *                          locks, threads; the
  *                          writes made natively or by the kernel
  *   shim_prog ack FILE N   N records of 512 bytes, each acknowledged on
  *                          stdout (4 bytes: its number) once written
@@ -265,6 +266,104 @@ static void mapped(const char *dir)
 	MUST(close(fd) == 0);
 }
 
+/* Whether another process sees a write lock on byte 0 of path. */
+static int locked_elsewhere(const char *path)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		int fd = open(path, O_RDONLY);
+		struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+		_exit(fd >= 0 && fcntl(fd, F_GETLK, &l) == 0 && l.l_type != F_UNLCK ? 0 : 1);
+	}
+	int st;
+	return p > 0 && waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* Record locks survive what the shim does behind the program's back:
+ * taking a file over at its open, and mapping it. */
+static void locks(const char *dir)
+{
+	where = "locks";
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/locked", dir);
+	int rd = open(path, O_CREAT | O_RDONLY, 0644);
+	MUST(rd >= 0);
+	struct flock l = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+	MUST(fcntl(rd, F_SETLK, &l) == 0);
+	int fd = open(path, O_RDWR);
+	MUST(fd >= 0);
+	l.l_type = F_WRLCK;
+	MUST(fcntl(fd, F_SETLK, &l) == 0);
+	fill(model, 8192, 60);
+	MUST(write(fd, model, 8192) == 8192);
+	MUST(locked_elsewhere(path));
+	uint8_t *p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	MUST(p != MAP_FAILED);
+	MUST(!memcmp(p, model, 8192));
+	if (!locked_elsewhere(path))
+		fail("mapping the file dropped the lock on it");
+	/* What the mapping stores, read() sees, and the other way round. */
+	p[5] = 'x';
+	model[5] = 'x';
+	uint8_t b[8];
+	MUST(pread(fd, b, 8, 0) == 8 && !memcmp(b, model, 8));
+	MUST(pwrite(fd, "yy", 2, 10) == 2);
+	MUST(p[10] == 'y' && p[11] == 'y');
+	memcpy(model + 10, "yy", 2);
+	MUST(munmap(p, 8192) == 0);
+	MUST(close(fd) == 0);
+	MUST(!locked_elsewhere(path)); /* closing a descriptor drops them all */
+	MUST(close(rd) == 0);
+	same_as(path, model, 8192);
+}
+
+/* Threads of one process write files of their own at once. */
+#include <pthread.h>
+struct writer {
+	char path[4200];
+	int ok, err, at; /* what failed: errno, and the write's number */
+};
+
+static void *thread_writes(void *arg)
+{
+	struct writer *w = arg;
+	int fd = open(w->path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	uint8_t buf[1000];
+	w->ok = fd >= 0;
+	w->err = errno;
+	w->at = -1;
+	for (int i = 0; i < 2000 && w->ok; i++) {
+		memset(buf, (int)(i & 0xff), sizeof(buf));
+		w->ok = write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf);
+		w->err = errno;
+		w->at = i;
+	}
+	w->ok = w->ok && close(fd) == 0;
+	return NULL;
+}
+
+static void threads(const char *dir)
+{
+	where = "threads";
+	struct writer w[4];
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++) {
+		snprintf(w[i].path, sizeof(w[i].path), "%s/thread%d", dir, i);
+		MUST(pthread_create(&t[i], NULL, thread_writes, &w[i]) == 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		MUST(pthread_join(t[i], NULL) == 0);
+		errno = w[i].err;
+		if (!w[i].ok)
+			fail("thread %d failed at write %d", i, w[i].at);
+	}
+	static uint8_t want[2000 * 1000];
+	for (int i = 0; i < 2000; i++)
+		memset(want + i * 1000, i & 0xff, 1000);
+	for (int i = 0; i < 4; i++)
+		same_as(w[i].path, want, sizeof(want));
+}
+
 static int ack(const char *path, int n)
 {
 	where = "ack";
@@ -288,6 +387,8 @@ int main(int argc, char **argv)
 		reader_elsewhere(argv[2]);
 		forked_writer(argv[2]);
 		mapped(argv[2]);
+		locks(argv[2]);
+		threads(argv[2]);
 		return 0;
 	}
 	if (argc == 4 && !strcmp(argv[1], "ack"))
