@@ -390,9 +390,10 @@ static void set_open_flags(struct fuse_file_info *fi, int fd, uint64_t owner)
 	fi->fh = (uint64_t)(uint32_t)fd | owner << 32;
 	fi->keep_cache = 1;
 	fi->noflush = 1; /* flush does nothing: spare the kernel the request */
-	/* An open a client owns (a preloaded program's) sees the client's
-	 * local writes only through the daemon: no pages of it may be kept. */
-	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY || owner != 0;
+	/* An open a client owns (a preloaded program's) keeps the page cache:
+	 * the client drops the pages each of its local writes covers
+	 * (src/shim/shim.h) before the write returns. */
+	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY;
 }
 
 /* The volume's descriptor behind an open, and the client that owns it

@@ -87,9 +87,9 @@ void clients_front_open(cairn_fs *fs, uint64_t ino, int delta);
  * the preload shim, which opens its files through the kernel so that its
  * descriptors are real ones).  A client that asked (clog_own_opens) owns
  * the mount's opens for writing by its process: such an open does not bar
- * the client's own grant of the inode, only everyone else's, and the
- * mount must serve it without the page cache (direct_io), since the pages
- * would miss the client's local writes.  tid is the thread FUSE names.
+ * the client's own grant of the inode, only everyone else's.  The pages
+ * the kernel keeps of the inode are then the client's to drop after each
+ * local write (the shim does).  tid is the thread FUSE names.
  * Returns the owner to pass back at the release (0: an ordinary open). */
 uint64_t clients_front_open_by(cairn_fs *fs, uint64_t ino, int write, int tid);
 void clients_front_close_by(cairn_fs *fs, uint64_t ino, uint64_t owner);

@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct client;
@@ -31,6 +32,7 @@ struct client;
 struct shim_file {
 	atomic_int refs;
 	struct client *client; /* the mount's */
+	uint64_t ino;
 	int cfd;               /* the client's descriptor (client_adopt) */
 	int append;            /* O_APPEND: writes go at the end */
 	/* After a native append, the kernel's file position is not yet the
@@ -39,6 +41,11 @@ struct shim_file {
 	/* write() reads the kernel's position, writes, and moves it on: one
 	 * thread at a time, so that two writes never take one position. */
 	pthread_mutex_t pos_lock;
+	/* A native write holds it alone while it writes and drops the pages
+	 * it covers; the process's reads of the file hold it shared, so that
+	 * none can bring a page of the file from before the write back into
+	 * the cache after it was dropped. */
+	pthread_rwlock_t io_lock;
 };
 
 /* libc's own function of that name, found once (dlsym RTLD_NEXT) and
@@ -58,12 +65,10 @@ struct shim_file {
  * shim does not write fd itself. */
 struct shim_file *shim_get(int fd);
 void shim_put(struct shim_file *f);
-/* The shim no longer writes fd itself (the kernel does). */
+/* The shim no longer writes fd itself: it closes, a dup2 goes over it,
+ * or the kernel writes it from now on. */
 void shim_forget(int fd);
-/* fd is closing (close, dup2 over it): the shim forgets it, and closes the
- * descriptor it opened to map it, if any. */
-void shim_closing(int fd);
-void shim_closing_range(unsigned first, unsigned last);
+void shim_forget_range(unsigned first, unsigned last);
 /* fd2 is now a duplicate of fd (dup, dup2, F_DUPFD). */
 void shim_dup(int fd, int fd2);
 /* An open for writing of path (relative to dirfd) is about to be made:
@@ -74,14 +79,10 @@ void shim_before_open(int dirfd, const char *path, int flags);
  * a regular file on a cairn mount open for writing.  Never fails: a file
  * it cannot take stays the kernel's. */
 void shim_opened(int fd, int flags);
-/* A shared mapping of fd was refused: the mount serves the client's own
- * opens without the page cache.  The shim opens the file again as an
- * ordinary open, its shadow, which is mapped instead; from then on every
- * read and write of fd goes through the shadow too, so that they and the
- * mapping share the kernel's pages.  The shadow, or -1. */
-int shim_make_shadow(int fd);
-/* fd's shadow, or -1. */
-int shim_shadow(int fd);
+/* fd is about to be mapped: the pages of its inode are the kernel's from
+ * now on, so none of the process's descriptors of it is written natively
+ * any more, nor will be. */
+void shim_mapping(int fd);
 /* The kernel's position of f's descriptor fd, if a native append left it
  * stale, set to the end of the file. */
 void shim_settle_pos(struct shim_file *f, int fd);

@@ -11,9 +11,10 @@
  *   - the writes: on a file the shim took over, the bytes go into the
  *     client's log, durable on return, at the position the kernel keeps
  *     for the descriptor (read with lseek, moved on after);
- *   - the few calls that use the kernel's position after a native append
- *     (read, readv, lseek), which set it first; and mmap, which the
- *     mount refuses on the shim's own opens.
+ *   - the reads of those files, which wait for a native write in progress
+ *     (it drops the kernel's pages it covers) and set the kernel's
+ *     position first if a native append left it behind; lseek too; and
+ *     mmap, after which the kernel writes the file.
  * Everything else reaches the kernel untouched: the mount's daemon
  * applies the client's log before it serves any request of the mount.
  */
@@ -152,7 +153,7 @@ EXPORT int dup(int fd)
 EXPORT int dup2(int fd, int fd2)
 {
 	if (fd != fd2 && fcntl(fd, F_GETFD) >= 0)
-		shim_closing(fd2);
+		shim_forget(fd2);
 	int r = REAL(dup2, int (*)(int, int))(fd, fd2);
 	if (r >= 0 && fd != fd2)
 		shim_dup(fd, fd2);
@@ -162,7 +163,7 @@ EXPORT int dup2(int fd, int fd2)
 EXPORT int dup3(int fd, int fd2, int flags)
 {
 	if (fd != fd2 && fcntl(fd, F_GETFD) >= 0)
-		shim_closing(fd2);
+		shim_forget(fd2);
 	int r = REAL(dup3, int (*)(int, int, int))(fd, fd2, flags);
 	if (r >= 0)
 		shim_dup(fd, fd2);
@@ -211,21 +212,21 @@ EXPORT int fcntl64(int fd, int cmd, ...)
  * number could already be another file's, opened on another thread. */
 EXPORT int close(int fd)
 {
-	shim_closing(fd);
+	shim_forget(fd);
 	return REAL(close, int (*)(int))(fd);
 }
 
 EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
 	if (!(flags & CLOSE_RANGE_CLOEXEC) && first <= last)
-		shim_closing_range(first, last);
+		shim_forget_range(first, last);
 	return REAL(close_range, int (*)(unsigned, unsigned, int))(first, last, flags);
 }
 
 EXPORT void closefrom(int lowfd)
 {
 	if (lowfd >= 0)
-		shim_closing_range((unsigned)lowfd, UINT_MAX);
+		shim_forget_range((unsigned)lowfd, UINT_MAX);
 	REAL(closefrom, void (*)(int))(lowfd);
 }
 
@@ -233,65 +234,51 @@ EXPORT void closefrom(int lowfd)
 EXPORT int fclose(FILE *stream)
 {
 	if (stream)
-		shim_closing(fileno(stream));
+		shim_forget(fileno(stream));
 	return REAL(fclose, int (*)(FILE *))(stream);
 }
 
 EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
 {
 	if (stream)
-		shim_closing(fileno(stream));
+		shim_forget(fileno(stream));
 	return REAL(freopen, FILE * (*)(const char *, const char *, FILE *))(path, mode, stream);
 }
 
 EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
 {
 	if (stream)
-		shim_closing(fileno(stream));
+		shim_forget(fileno(stream));
 	return REAL(freopen64, FILE * (*)(const char *, const char *, FILE *))(path, mode, stream);
 }
 
-/* ---- reads and writes through a shadow ---------------------------------------- */
+/* ---- native writes ---------------------------------------------------------- */
 
 static off_t real_lseek(int fd, off_t off, int whence)
 {
 	return REAL(lseek, off_t (*)(int, off_t, int))(fd, off, whence);
 }
 
-/* Reads or writes iov on fd's shadow s: at `at`, or (at < 0) at fd's
- * position, which moves on as it would have. */
-static ssize_t shadow_io(int fd, int s, int write, const struct iovec *iov, int cnt, off_t at)
+/* The record is in the log, not in the kernel's pages of the file: those
+ * it covers go (for an append, which lands past the end the kernel may
+ * know, all of them), so that a read after the write asks the daemon,
+ * which ingests the log first. */
+static void drop_pages(int fd, off_t at, size_t n, int append)
 {
-	ssize_t (*pv)(int, const struct iovec *, int, off_t) =
-	    write ? REAL(pwritev, ssize_t (*)(int, const struct iovec *, int, off_t))
-	          : REAL(preadv, ssize_t (*)(int, const struct iovec *, int, off_t));
-	if (at >= 0)
-		return pv(s, iov, cnt, at);
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0)
-		return -1;
-	if (write && (fl & O_APPEND)) {
-		/* The shadow has O_APPEND too: the kernel appends. */
-		ssize_t r = REAL(writev, ssize_t (*)(int, const struct iovec *, int))(s, iov, cnt);
-		if (r > 0)
-			real_lseek(fd, 0, SEEK_END);
-		return r;
-	}
-	off_t pos = real_lseek(fd, 0, SEEK_CUR);
-	if (pos < 0)
-		return -1;
-	ssize_t r = pv(s, iov, cnt, pos);
-	if (r > 0)
-		real_lseek(fd, pos + r, SEEK_SET);
-	return r;
+	/* The kernel drops only the pages the range covers whole: it is
+	 * widened to page boundaries. */
+	static off_t page;
+	if (!page)
+		page = sysconf(_SC_PAGESIZE) > 0 ? (off_t)sysconf(_SC_PAGESIZE) : 4096;
+	off_t from = append ? 0 : at / page * page;
+	off_t to = append ? 0 : (at + (off_t)n + page - 1) / page * page;
+	posix_fadvise(fd, from, to - from, POSIX_FADV_DONTNEED);
 }
-
-/* ---- native writes ---------------------------------------------------------- */
 
 /* Writes n bytes of buf to f natively: at `at`, or (at < 0) at the
  * descriptor's position, which moves on.  n, 0 when the kernel must write
- * them (the grant went), or -1 with errno. */
-static ssize_t native_write(struct shim_file *f, int fd, const void *buf, size_t n, off_t at)
+ * them (the grant went), or -1 with errno.  With f->io_lock held alone. */
+static ssize_t native_write_locked(struct shim_file *f, int fd, const void *buf, size_t n, off_t at)
 {
 	if (f->append || at >= 0) {
 		/* pwrite appends too, but leaves the position where the last
@@ -299,8 +286,11 @@ static ssize_t native_write(struct shim_file *f, int fd, const void *buf, size_t
 		if (f->append && at >= 0)
 			shim_settle_pos(f, fd);
 		int r = client_local_pwrite(f->client, f->cfd, buf, n, f->append ? 0 : at);
-		if (r == 1 && f->append && at < 0)
-			atomic_store(&f->pos_stale, 1);
+		if (r == 1) {
+			drop_pages(fd, at, n, f->append);
+			if (f->append && at < 0)
+				atomic_store(&f->pos_stale, 1);
+		}
 		return r == 1 ? (ssize_t)n : r;
 	}
 	pthread_mutex_lock(&f->pos_lock);
@@ -308,10 +298,20 @@ static ssize_t native_write(struct shim_file *f, int fd, const void *buf, size_t
 	int r = 0;
 	if (pos >= 0 && n <= (size_t)(INT64_MAX - pos))
 		r = client_local_pwrite(f->client, f->cfd, buf, n, pos);
-	if (r == 1)
+	if (r == 1) {
+		drop_pages(fd, pos, n, 0);
 		real_lseek(fd, pos + (off_t)n, SEEK_SET);
+	}
 	pthread_mutex_unlock(&f->pos_lock);
 	return r == 1 ? (ssize_t)n : r;
+}
+
+static ssize_t native_write(struct shim_file *f, int fd, const void *buf, size_t n, off_t at)
+{
+	pthread_rwlock_wrlock(&f->io_lock);
+	ssize_t r = native_write_locked(f, fd, buf, n, at);
+	pthread_rwlock_unlock(&f->io_lock);
+	return r;
 }
 
 /* The shim's write of iov (gathered into one record: atomic, as the
@@ -319,7 +319,7 @@ static ssize_t native_write(struct shim_file *f, int fd, const void *buf, size_t
 static ssize_t try_native(int fd, const struct iovec *iov, int cnt, off_t at, int *done)
 {
 	*done = 0;
-	struct shim_file *f = shim_get(fd);
+	struct shim_file *f = cnt > 0 ? shim_get(fd) : NULL;
 	if (!f)
 		return 0;
 	size_t total = 0;
@@ -353,26 +353,11 @@ static ssize_t try_native(int fd, const struct iovec *iov, int cnt, off_t at, in
 	return r;
 }
 
-/* Every write: through the shadow if fd has one, natively if the shim
- * holds fd, else the kernel's own (real, called with at < 0 meaning no
- * offset was given). */
-static ssize_t any_write(int fd, const struct iovec *iov, int cnt, off_t at, int *done)
-{
-	int s = shim_shadow(fd);
-	if (s >= 0 && cnt >= 0) {
-		*done = 1;
-		return shadow_io(fd, s, 1, iov, cnt, at);
-	}
-	if (cnt <= 0)
-		return *done = 0;
-	return try_native(fd, iov, cnt, at, done);
-}
-
 EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
 	struct iovec v = {(void *)buf, n};
 	int done;
-	ssize_t r = n ? any_write(fd, &v, 1, -1, &done) : (done = 0);
+	ssize_t r = try_native(fd, &v, n ? 1 : 0, -1, &done);
 	return done ? r : REAL(write, ssize_t (*)(int, const void *, size_t))(fd, buf, n);
 }
 
@@ -380,7 +365,7 @@ EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	struct iovec v = {(void *)buf, n};
 	int done = 0;
-	ssize_t r = n && off >= 0 ? any_write(fd, &v, 1, off, &done) : 0;
+	ssize_t r = off >= 0 ? try_native(fd, &v, n ? 1 : 0, off, &done) : 0;
 	return done ? r : REAL(pwrite, ssize_t (*)(int, const void *, size_t, off_t))(fd, buf, n, off);
 }
 
@@ -392,14 +377,14 @@ EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
 	int done;
-	ssize_t r = any_write(fd, iov, cnt, -1, &done);
+	ssize_t r = try_native(fd, iov, cnt, -1, &done);
 	return done ? r : REAL(writev, ssize_t (*)(int, const struct iovec *, int))(fd, iov, cnt);
 }
 
 EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	int done = 0;
-	ssize_t r = off >= 0 ? any_write(fd, iov, cnt, off, &done) : 0;
+	ssize_t r = off >= 0 ? try_native(fd, iov, cnt, off, &done) : 0;
 	return done ? r
 	            : REAL(pwritev, ssize_t (*)(int, const struct iovec *, int, off_t))(fd, iov, cnt,
 	                                                                                 off);
@@ -414,7 +399,7 @@ EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
 EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
 	int done = 0;
-	ssize_t r = flags == 0 && off >= -1 ? any_write(fd, iov, cnt, off, &done) : 0;
+	ssize_t r = flags == 0 && off >= -1 ? try_native(fd, iov, cnt, off, &done) : 0;
 	return done ? r
 	            : REAL(pwritev2, ssize_t (*)(int, const struct iovec *, int, off_t, int))(
 	                  fd, iov, cnt, off, flags);
@@ -427,51 +412,56 @@ EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, 
 
 /* ---- reads, and the kernel's position ----------------------------------------- */
 
-/* Before the kernel uses fd's position: set, if a native append left it
- * behind. */
-static void settle(int fd)
+/* Before the kernel uses fd's position (at < 0): set, if a native append
+ * left it behind.  A read of a file the shim writes holds its io_lock
+ * shared until it is done (*held, to give to read_done). */
+static struct shim_file *read_start(int fd, int positional)
 {
 	struct shim_file *f = shim_get(fd);
-	if (f)
+	if (!f)
+		return NULL;
+	pthread_rwlock_rdlock(&f->io_lock);
+	if (!positional)
 		shim_settle_pos(f, fd);
-	shim_put(f);
+	return f;
 }
 
-/* A read through fd's shadow (*done), if it has one. */
-static ssize_t shadow_read(int fd, const struct iovec *iov, int cnt, off_t at, int *done)
+static void read_done(struct shim_file *f)
 {
-	int s = shim_shadow(fd);
-	*done = s >= 0 && cnt >= 0;
-	return *done ? shadow_io(fd, s, 0, iov, cnt, at) : 0;
+	if (!f)
+		return;
+	pthread_rwlock_unlock(&f->io_lock);
+	shim_put(f);
 }
 
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	struct iovec v = {buf, n};
-	int done;
-	ssize_t r = shadow_read(fd, &v, 1, -1, &done);
-	if (done)
-		return r;
-	settle(fd);
-	return REAL(read, ssize_t (*)(int, void *, size_t))(fd, buf, n);
+	struct shim_file *f = read_start(fd, 0);
+	ssize_t r = REAL(read, ssize_t (*)(int, void *, size_t))(fd, buf, n);
+	int e = errno;
+	read_done(f);
+	errno = e;
+	return r;
 }
 
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
-	int done;
-	ssize_t r = shadow_read(fd, iov, cnt, -1, &done);
-	if (done)
-		return r;
-	settle(fd);
-	return REAL(readv, ssize_t (*)(int, const struct iovec *, int))(fd, iov, cnt);
+	struct shim_file *f = read_start(fd, 0);
+	ssize_t r = REAL(readv, ssize_t (*)(int, const struct iovec *, int))(fd, iov, cnt);
+	int e = errno;
+	read_done(f);
+	errno = e;
+	return r;
 }
 
 EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
-	struct iovec v = {buf, n};
-	int done = 0;
-	ssize_t r = off >= 0 ? shadow_read(fd, &v, 1, off, &done) : 0;
-	return done ? r : REAL(pread, ssize_t (*)(int, void *, size_t, off_t))(fd, buf, n, off);
+	struct shim_file *f = read_start(fd, 1);
+	ssize_t r = REAL(pread, ssize_t (*)(int, void *, size_t, off_t))(fd, buf, n, off);
+	int e = errno;
+	read_done(f);
+	errno = e;
+	return r;
 }
 
 EXPORT ssize_t pread64(int fd, void *buf, size_t n, off_t off)
@@ -481,11 +471,13 @@ EXPORT ssize_t pread64(int fd, void *buf, size_t n, off_t off)
 
 EXPORT ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
 {
-	int done = 0;
-	ssize_t r = off >= 0 ? shadow_read(fd, iov, cnt, off, &done) : 0;
-	return done ? r
-	            : REAL(preadv, ssize_t (*)(int, const struct iovec *, int, off_t))(fd, iov, cnt,
-	                                                                                off);
+	struct shim_file *f = read_start(fd, 1);
+	ssize_t r =
+	    REAL(preadv, ssize_t (*)(int, const struct iovec *, int, off_t))(fd, iov, cnt, off);
+	int e = errno;
+	read_done(f);
+	errno = e;
+	return r;
 }
 
 EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t off)
@@ -495,14 +487,13 @@ EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t off)
 
 EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
-	int done = 0;
-	ssize_t r = flags == 0 && off >= -1 ? shadow_read(fd, iov, cnt, off, &done) : 0;
-	if (done)
-		return r;
-	if (off == -1)
-		settle(fd);
-	return REAL(preadv2, ssize_t (*)(int, const struct iovec *, int, off_t, int))(fd, iov, cnt,
-	                                                                             off, flags);
+	struct shim_file *f = read_start(fd, off != -1);
+	ssize_t r = REAL(preadv2, ssize_t (*)(int, const struct iovec *, int, off_t, int))(
+	    fd, iov, cnt, off, flags);
+	int e = errno;
+	read_done(f);
+	errno = e;
+	return r;
 }
 
 EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
@@ -512,7 +503,10 @@ EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off_t off, i
 
 EXPORT off_t lseek(int fd, off_t off, int whence)
 {
-	settle(fd);
+	struct shim_file *f = shim_get(fd);
+	if (f)
+		shim_settle_pos(f, fd);
+	shim_put(f);
 	return real_lseek(fd, off, whence);
 }
 
@@ -523,22 +517,14 @@ EXPORT off_t lseek64(int fd, off_t off, int whence)
 
 /* ---- mappings ------------------------------------------------------------------ */
 
-/* The mount refuses a shared mapping of the client's own opens (served
- * without the page cache): the file's shadow is mapped instead. */
+/* A mapping shares the kernel's pages of the file: the shim stops writing
+ * the file natively first (and the kernel learns its size). */
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	void *(*real)(void *, size_t, int, int, int, off_t) =
-	    REAL(mmap, void *(*)(void *, size_t, int, int, int, off_t));
-	int s = (flags & MAP_SHARED) ? shim_shadow(fd) : -1;
-	void *p = real(addr, len, prot, flags, s >= 0 ? s : fd, off);
-	if (p != MAP_FAILED || errno != ENODEV || fd < 0 || !(flags & MAP_SHARED) || s >= 0)
-		return p;
-	s = shim_make_shadow(fd);
-	if (s < 0) {
-		errno = ENODEV;
-		return MAP_FAILED;
-	}
-	return real(addr, len, prot, flags, s, off);
+	if (fd >= 0 && !(flags & MAP_ANONYMOUS))
+		shim_mapping(fd);
+	return REAL(mmap, void *(*)(void *, size_t, int, int, int, off_t))(addr, len, prot, flags,
+	                                                                   fd, off);
 }
 
 EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)

@@ -45,6 +45,7 @@ static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct shim_file *table[SHIM_FDS];
 static atomic_int in_table; /* descriptors in the table: 0 spares the lock */
+static atomic_int top_fd;   /* no descriptor above it was ever in the table */
 static pthread_rwlock_t table_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 /* ---- the mounts ------------------------------------------------------------ */
@@ -206,6 +207,7 @@ void shim_put(struct shim_file *f)
 	int saved = errno;
 	client_close(f->client, f->cfd);
 	pthread_mutex_destroy(&f->pos_lock);
+	pthread_rwlock_destroy(&f->io_lock);
 	free(f);
 	errno = saved;
 }
@@ -220,6 +222,8 @@ static void table_set(int fd, struct shim_file *f)
 	pthread_rwlock_wrlock(&table_lock);
 	struct shim_file *old = table[fd];
 	table[fd] = f;
+	if (f && fd > atomic_load(&top_fd))
+		atomic_store(&top_fd, fd);
 	atomic_fetch_add(&in_table, (f != NULL) - (old != NULL));
 	pthread_rwlock_unlock(&table_lock);
 	shim_put(old);
@@ -231,10 +235,11 @@ void shim_forget(int fd)
 		table_set(fd, NULL);
 }
 
-void shim_closing_range(unsigned first, unsigned last)
+void shim_forget_range(unsigned first, unsigned last)
 {
-	for (unsigned fd = first; fd <= last && fd < SHIM_FDS; fd++)
-		shim_closing((int)fd);
+	int top = atomic_load(&top_fd);
+	for (unsigned fd = first; fd <= last && fd <= (unsigned)top && atomic_load(&in_table); fd++)
+		shim_forget((int)fd);
 }
 
 void shim_dup(int fd, int fd2)
@@ -258,6 +263,24 @@ static struct shim_mount *mount_of_fd(int fd, uint64_t *ino)
 		return NULL;
 	*ino = sx.stx_ino;
 	return mount_of_dev(makedev(sx.stx_dev_major, sx.stx_dev_minor));
+}
+
+/* Inodes the process has mapped: their pages must stay the kernel's, so
+ * the shim writes them natively no more (a mapping outlives descriptors;
+ * the set only grows). */
+#define SHIM_MAPPED 256
+static uint64_t mapped_inos[SHIM_MAPPED];
+static atomic_int nmapped; /* > SHIM_MAPPED: too many, none taken over */
+
+static int is_mapped(uint64_t ino)
+{
+	int n = atomic_load(&nmapped);
+	if (n > SHIM_MAPPED)
+		return 1;
+	for (int i = 0; i < n; i++)
+		if (__atomic_load_n(&mapped_inos[i], __ATOMIC_ACQUIRE) == ino)
+			return 1;
+	return 0;
 }
 
 /* The client's descriptor for ino with a grant, or -1 (the file is
@@ -288,12 +311,14 @@ void shim_opened(int fd, int flags)
 	 * show the mount: a symbolic link into it).  Opening the file again
 	 * in its place would close a descriptor of it, which drops the
 	 * process's record locks on it: the kernel keeps this one. */
-	int cfd = c && !fresh ? adopt(c, ino, flags) : -1;
+	int cfd = c && !fresh && !is_mapped(ino) ? adopt(c, ino, flags) : -1;
 	struct shim_file *f = cfd >= 0 ? calloc(1, sizeof(*f)) : NULL;
 	if (f) {
 		atomic_init(&f->refs, 1);
 		f->client = c;
 		f->cfd = cfd;
+		f->ino = ino;
+		pthread_rwlock_init(&f->io_lock, NULL);
 		f->append = (flags & O_APPEND) != 0;
 		pthread_mutex_init(&f->pos_lock, NULL);
 		table_set(fd, f);
@@ -307,83 +332,32 @@ void shim_opened(int fd, int flags)
 
 /* ---- mappings -------------------------------------------------------------- */
 
-/* A descriptor the shim opened so that a file can be mapped: shadow_of[fd]
- * is it plus 1 (0: none), and shadowing[it] is fd plus 1.  Kept until fd
- * closes: closing any descriptor of a file drops the process's record
- * locks on it (POSIX), which SQLite's WAL index relies on. */
-static int shadow_of[SHIM_FDS], shadowing[SHIM_FDS];
-
-int shim_shadow(int fd)
-{
-	if (fd < 0 || fd >= SHIM_FDS)
-		return -1;
-	return __atomic_load_n(&shadow_of[fd], __ATOMIC_ACQUIRE) - 1;
-}
-
-/* Opens fd's file again through the mount as an ordinary open (pages
- * kept, mappings allowed), not the client's own; -1 if it cannot. */
-static int open_ordinary(struct shim_mount *m, int fd)
-{
-	int flags = fcntl(fd, F_GETFL);
-	if (flags < 0)
-		return -1;
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	/* While the client disowns its opens, another thread's open is an
-	 * ordinary one too: slower for that file, never wrong. */
-	pthread_mutex_lock(&attach_lock);
-	struct client *c = m->state == 1 ? m->client : NULL;
-	int s = c && client_own_opens(c, 0) ? -1 : 0;
-	if (s == 0)
-		s = REAL(open, int (*)(const char *, int, ...))(
-		    path, (flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_NOFOLLOW)) | O_CLOEXEC);
-	if (c)
-		client_own_opens(c, 1);
-	pthread_mutex_unlock(&attach_lock);
-	return s;
-}
-
-int shim_make_shadow(int fd)
+void shim_mapping(int fd)
 {
 	uint64_t ino;
-	struct shim_mount *m = fd >= 0 && fd < SHIM_FDS ? mount_of_fd(fd, &ino) : NULL;
-	if (!m)
-		return -1;
-	int s = shim_shadow(fd);
-	if (s >= 0)
-		return s;
-	struct shim_file *f = shim_get(fd);
-	if (f)
-		shim_settle_pos(f, fd);
-	shim_put(f);
-	/* Its open takes the grant away: the kernel writes fd from now on. */
-	shim_forget(fd);
-	s = open_ordinary(m, fd);
-	if (s < 0 || s >= SHIM_FDS) {
-		if (s >= 0)
-			REAL(close, int (*)(int))(s);
-		return -1;
-	}
-	__atomic_store_n(&shadowing[s], fd + 1, __ATOMIC_RELEASE);
-	__atomic_store_n(&shadow_of[fd], s + 1, __ATOMIC_RELEASE);
-	return s;
-}
-
-void shim_closing(int fd)
-{
-	if (fd < 0 || fd >= SHIM_FDS)
+	if (fd < 0 || fd >= SHIM_FDS || !mount_of_fd(fd, &ino))
 		return;
-	shim_forget(fd);
-	int s = __atomic_exchange_n(&shadow_of[fd], 0, __ATOMIC_ACQ_REL) - 1;
-	if (s >= 0) {
-		__atomic_store_n(&shadowing[s], 0, __ATOMIC_RELEASE);
-		REAL(close, int (*)(int))(s);
+	pthread_mutex_lock(&attach_lock);
+	if (!is_mapped(ino)) {
+		int i = atomic_load(&nmapped);
+		if (i < SHIM_MAPPED)
+			__atomic_store_n(&mapped_inos[i], ino, __ATOMIC_RELEASE);
+		atomic_store(&nmapped, i + 1);
 	}
-	/* The program closes a number the shim opened (a range, a dup2
-	 * over it): the shim forgets it, the mapping made of it stays. */
-	int o = __atomic_exchange_n(&shadowing[fd], 0, __ATOMIC_ACQ_REL) - 1;
-	if (o >= 0)
-		__atomic_store_n(&shadow_of[o], 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&attach_lock);
+	/* Every descriptor of the inode goes back to the kernel. */
+	for (int d = 0; d <= atomic_load(&top_fd) && atomic_load(&in_table); d++) {
+		struct shim_file *f = shim_get(d);
+		if (f && f->ino == ino) {
+			shim_settle_pos(f, d);
+			shim_forget(d);
+		}
+		shim_put(f);
+	}
+	/* The kernel's size of the file may predate the native writes: a
+	 * mapping past it would fault.  fstat asks the daemon. */
+	struct stat st;
+	fstat(fd, &st);
 }
 
 void shim_settle_pos(struct shim_file *f, int fd)
