@@ -70,14 +70,14 @@ EXPORT int open(const char *path, int flags, ...)
 	return opened(REAL(open, int (*)(const char *, int, ...))(path, flags, mode), flags);
 }
 
+/* On 64-bit Linux the 64 forms are the same calls (O_LARGEFILE is implied). */
 EXPORT int open64(const char *path, int flags, ...)
 {
 	va_list ap;
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
-	shim_before_open(AT_FDCWD, path, flags);
-	return opened(REAL(open64, int (*)(const char *, int, ...))(path, flags, mode), flags);
+	return open(path, flags, mode);
 }
 
 EXPORT int openat(int dirfd, const char *path, int flags, ...)
@@ -97,9 +97,7 @@ EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
-	shim_before_open(dirfd, path, flags);
-	return opened(
-	    REAL(openat64, int (*)(int, const char *, int, ...))(dirfd, path, flags, mode), flags);
+	return openat(dirfd, path, flags, mode);
 }
 
 EXPORT int creat(const char *path, mode_t mode)
@@ -123,8 +121,7 @@ EXPORT int __open_2(const char *path, int flags)
 
 EXPORT int __open64_2(const char *path, int flags)
 {
-	shim_before_open(AT_FDCWD, path, flags);
-	return opened(REAL(__open64_2, int (*)(const char *, int))(path, flags), flags);
+	return __open_2(path, flags);
 }
 
 EXPORT int __openat_2(int dirfd, const char *path, int flags)
@@ -135,9 +132,7 @@ EXPORT int __openat_2(int dirfd, const char *path, int flags)
 
 EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 {
-	shim_before_open(dirfd, path, flags);
-	return opened(REAL(__openat64_2, int (*)(int, const char *, int))(dirfd, path, flags),
-	              flags);
+	return __openat_2(dirfd, path, flags);
 }
 
 /* ---- descriptors copied and ended ----------------------------------------------- */

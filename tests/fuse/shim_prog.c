@@ -203,17 +203,26 @@ static void appends(const char *dir)
 	same_as(path, model, 1150);
 }
 
+/* A new file DIR/name opened with flags, holding model[0..len) filled
+ * with seed, written through the descriptor returned; its path in path. */
+static int new_file(const char *dir, const char *name, int flags, char *path, unsigned seed,
+                    size_t len)
+{
+	snprintf(path, 4096, "%s/%s", dir, name);
+	int fd = open(path, O_CREAT | O_TRUNC | flags, 0644);
+	MUST(fd >= 0);
+	fill(model, len, seed);
+	MUST(write(fd, model, len) == (ssize_t)len);
+	return fd;
+}
+
 /* Another process opens the file while this one writes it: its open
  * takes the grant away, and what both see stays right. */
 static void reader_elsewhere(const char *dir)
 {
 	where = "reader elsewhere";
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/shared", dir);
-	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
-	MUST(fd >= 0);
-	fill(model, 8192, 30);
-	MUST(write(fd, model, 8192) == 8192);
+	int fd = new_file(dir, "shared", O_WRONLY, path, 30, 8192);
 	pid_t p = fork();
 	MUST(p >= 0);
 	if (p == 0) {
@@ -234,11 +243,7 @@ static void forked_writer(const char *dir)
 {
 	where = "forked writer";
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/forked", dir);
-	int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0644);
-	MUST(fd >= 0);
-	fill(model, 4096, 40);
-	MUST(write(fd, model, 4096) == 4096);
+	int fd = new_file(dir, "forked", O_RDWR, path, 40, 4096);
 	fill(model + 4096, 4096, 41);
 	pid_t p = fork();
 	MUST(p >= 0);
@@ -267,11 +272,7 @@ static void mapped(const char *dir)
 {
 	where = "mapped";
 	char path[4096];
-	snprintf(path, sizeof(path), "%s/mapped", dir);
-	int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0644);
-	MUST(fd >= 0);
-	fill(model, 8192, 50);
-	MUST(write(fd, model, 8192) == 8192);
+	int fd = new_file(dir, "mapped", O_RDWR, path, 50, 8192);
 	uint8_t *p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	MUST(p != MAP_FAILED);
 	MUST(!memcmp(p, model, 8192));
