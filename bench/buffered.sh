@@ -6,6 +6,9 @@
 #   leveldb    LevelDB's fillseq (bench/leveldb_fill.c), N puts of 116 bytes,
 #              each one write() of its log record (sync=false, the default)
 #   leveldb-s  the same with sync=true (an fdatasync per put), N/20 puts
+#   redis      redis-server with appendfsync always (each SET written and
+#              fdatasync'd before its answer), redis-benchmark -t set, 4
+#              clients, N/5 requests: microseconds per SET (1e6 / rate)
 # Contenders: ext4-ram (ext4 on a loop device in /dev/shm), tmpfs,
 # cairn-fuse (the FUSE mount of an emul volume) and cairn-shim (the same
 # programs under `cairn run` on that mount).  Microseconds per operation,
@@ -16,9 +19,9 @@ cd "$(dirname "$0")/.."
 n=${1:-100000}
 rounds=${2:-5}
 [ "$(id -u)" -eq 0 ] || { echo "bench/buffered.sh: needs root (loop device, FUSE)" >&2; exit 1; }
-if [ ! -e /usr/include/leveldb/c.h ]; then
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libleveldb-dev >/dev/null 2>&1 ||
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libleveldb-dev >/dev/null; }
+if [ ! -e /usr/include/leveldb/c.h ] || ! command -v redis-benchmark >/dev/null; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libleveldb-dev redis-server >/dev/null 2>&1 ||
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libleveldb-dev redis-server >/dev/null; }
 fi
 if [ ! -x build/bench/bench_leveldb_fill ] || [ ! -x build/libcairn-preload.so ]; then
 	scripts/build.sh >/dev/null
@@ -51,6 +54,24 @@ run_as() { # contender cmd...
 	shift
 	if [ "$c" = cairn-shim ]; then "$cairn" run -- "$@"; else "$@"; fi
 }
+# redis_set CONTENDER DIR: microseconds per SET of redis-benchmark.
+redis_set() {
+	local c=$1 d=$2 port=$((20000 + RANDOM % 20000)) pid rps
+	mkdir -p "$d"
+	run_as "$c" redis-server --port "$port" --bind 127.0.0.1 --dir "$d" --appendonly yes \
+		--appendfsync always --save "" --logfile "$d/log" &
+	pid=$!
+	for ((i = 0; i < 200; i++)); do
+		[ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break
+		sleep 0.05
+	done
+	rps=$(redis-benchmark -p "$port" -t set -n $((n / 5)) -c 4 -q 2>/dev/null |
+		tr '\r' '\n' | awk '/^SET:/ { v = $2 } END { print v + 0 }')
+	redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	awk -v r="$rps" 'BEGIN { printf "%.3f\n", r > 0 ? 1e6 / r : 0 }'
+}
+
 # one CONTENDER WORKLOAD ROUND: microseconds per operation.
 one() {
 	local c=$1 w=$2 r=$3 d t0 t1 count
@@ -67,13 +88,14 @@ one() {
 		t1=$EPOCHREALTIME ;;
 	leveldb) run_as "$c" "$fill" "$d" "$n" 0 | sed 's/.*us_per_op=//'; rm -rf "$d"; return ;;
 	leveldb-s) run_as "$c" "$fill" "$d" $((n / 20)) 1 | sed 's/.*us_per_op=//'; rm -rf "$d"; return ;;
+	redis) redis_set "$c" "$d"; rm -rf "$d"; return ;;
 	esac
 	rm -f "$d"
 	awk -v a="$t0" -v b="$t1" -v k="$count" 'BEGIN { printf "%.3f\n", (b - a) * 1e6 / k }'
 }
 
 contenders=(ext4-ram tmpfs cairn-fuse cairn-shim)
-workloads=(dd-4k dd-128 leveldb leveldb-s)
+workloads=(dd-4k dd-128 leveldb leveldb-s redis)
 declare -A got m
 echo "# $(date -u +%F) $(nproc) cores, $(uname -r); n=$n, $rounds rounds; commit $(git rev-parse --short HEAD)"
 for r in $(seq 1 "$rounds"); do
