@@ -9,7 +9,8 @@
  *   shim_prog files DIR native|kernel
  *                          writes, positions, dup, O_APPEND, fork, mmap,
  *                          ftruncate, a reader in another process, record
- *                          locks, threads; the
+ *                          locks, threads, exec with and without the shim;
+ *                          the
  *                          writes made natively or by the kernel
  *   shim_prog ack FILE N   N records of 512 bytes, each acknowledged on
  *                          stdout (4 bytes: its number) once written
@@ -385,6 +386,35 @@ static void threads(const char *dir)
 		same_as(w[i].path, want, sizeof(want));
 }
 
+/* A descriptor the shim writes natively, inherited by an exec'ed program
+ * with the shim and by one without it: both write through it, at the
+ * position they share. */
+static void exec_inherits(const char *dir, const char *self)
+{
+	where = "exec";
+	char path[4096];
+	int fd = new_file(dir, "inherited", O_WRONLY, path, 70, 4096);
+	for (int shim = 1; shim >= 0; shim--) {
+		pid_t p = fork();
+		MUST(p >= 0);
+		if (p == 0) {
+			char fdarg[16];
+			snprintf(fdarg, sizeof(fdarg), "%d", fd);
+			if (!shim)
+				unsetenv("LD_PRELOAD");
+			execl(self, self, "write-fd", fdarg, shim ? "with" : "without", (char *)NULL);
+			_exit(127);
+		}
+		int st;
+		MUST(waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	memcpy(model + 4096, "with", 4);
+	memcpy(model + 4100, "without", 7);
+	MUST(lseek(fd, 0, SEEK_CUR) == 4107);
+	MUST(close(fd) == 0);
+	same_as(path, model, 4107);
+}
+
 static int ack(const char *path, int n)
 {
 	where = "ack";
@@ -410,7 +440,12 @@ int main(int argc, char **argv)
 		mapped(argv[2]);
 		locks(argv[2]);
 		threads(argv[2]);
+		exec_inherits(argv[2], argv[0]);
 		return 0;
+	}
+	if (argc == 4 && !strcmp(argv[1], "write-fd")) {
+		size_t n = strlen(argv[3]);
+		return write(atoi(argv[2]), argv[3], n) == (ssize_t)n ? 0 : 1;
 	}
 	if (argc == 4 && !strcmp(argv[1], "ack"))
 		return ack(argv[2], atoi(argv[3]));
