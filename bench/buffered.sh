@@ -67,9 +67,9 @@ redis_set() {
 	done
 	rps=$(redis-benchmark -p "$port" -t set -n $((n / 5)) -c 4 -q 2>/dev/null |
 		tr '\r' '\n' | awk '/^SET:/ { v = $2 } END { print v + 0 }')
-	redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || kill "$pid"
+	redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
-	awk -v r="$rps" 'BEGIN { printf "%.3f\n", r > 0 ? 1e6 / r : 0 }'
+	awk -v r="$rps" 'BEGIN { printf "%.3f\n", (r > 0 ? 1e6 / r : 0) }'
 }
 
 # one CONTENDER WORKLOAD ROUND: microseconds per operation.
@@ -95,7 +95,7 @@ one() {
 }
 
 contenders=(ext4-ram tmpfs cairn-fuse cairn-shim)
-workloads=(dd-4k dd-128 leveldb leveldb-s redis)
+workloads=(${BUFFERED_WORKLOADS:-dd-4k dd-128 leveldb leveldb-s redis})
 declare -A got m
 echo "# $(date -u +%F) $(nproc) cores, $(uname -r); n=$n, $rounds rounds; commit $(git rev-parse --short HEAD)"
 for r in $(seq 1 "$rounds"); do

@@ -32,7 +32,7 @@ TIERED_RIVALS = ["ext4-disk", "ext4-dmcache"]
 # cairn mount in sync mode is as durable as a rival's write + fdatasync.
 RIVAL_METRIC = {"append_4k_write_only_p50": "append_4k_p50"}
 CAIRN = ["cairn-native-emul", "cairn-fuse-emul", "cairn-native-file", "cairn-fuse-file",
-         "cairn-tiered"]
+         "cairn-shim-emul", "cairn-shim-file", "cairn-tiered"]
 ORDER = CAIRN + RIVALS + ["ext4-dmcache"]
 LOWER_BETTER_UNITS = {"us", "s"}
 # Facts about a run rather than speeds (where cairn's data lies): no
@@ -41,6 +41,7 @@ INFO_METRICS = {"tier_fast_used", "tier_disk_used"}
 # Bar colours: cairn on emul, cairn on file, the RAM rivals, the disk rival.
 COLORS = {"cairn-native-emul": 0x1b7837, "cairn-fuse-emul": 0x5aae61,
           "cairn-native-file": 0x2166ac, "cairn-fuse-file": 0x67a9cf,
+          "cairn-shim-emul": 0x01665e, "cairn-shim-file": 0x35978f,
           "ext4-ram": 0xd6604d, "ext4-disk": 0xb2182b, "tmpfs": 0x999999,
           "cairn-tiered": 0x762a83, "ext4-dmcache": 0xf4a582}
 
@@ -153,6 +154,17 @@ def targets(get):
                      ("ext4-disk", "micro", "append_4k_p50"))
     out.append(("4 KiB durable append, native file backend: median latency vs ext4-disk+fdatasync",
                 fb, ">= 1.5x lower", fb is not None and fb >= 1.5))
+    # The preload shim's targets (cairn run).
+    ss = ratio_higher(("cairn-shim-emul", "sqlite", "sqlite_delete"),
+                      ("ext4-ram", "sqlite", "sqlite_delete"))
+    out.append(("SQLite synchronous=FULL inserts/s (rollback journal), shim emul vs ext4-ram",
+                ss, ">= 5x", ss is not None and ss >= 5))
+    sv = ratio_higher(("cairn-shim-emul", "varmail", "varmail"), ("ext4-ram", "varmail", "varmail"))
+    out.append(("varmail ops/s, shim emul vs ext4-ram", sv, ">= 5x", sv is not None and sv >= 5))
+    fl = ratio_lower(("cairn-shim-emul", "fio", "fio_clat_p50"),
+                     ("cairn-native-emul", "micro", "append_4k_p50"))
+    out.append(("fio 4 KiB fsync'd write latency, shim emul vs the native API's durable append "
+                "(native/shim)", fl, ">= 1/3x", fl is not None and fl >= 1 / 3))
     return [(t, r, need, (m if r is not None else None)) for t, r, need, m in out]
 
 
