@@ -387,8 +387,8 @@ int client_adopt(struct client *c, uint64_t ino, int flags, int *granted)
 		return fail_errno(EOPNOTSUPP);
 	flags &= O_ACCMODE | O_APPEND;
 	struct ctl_grant g = {0};
-	int fd = (int)request(c, CTL_ADOPT, ARGS((int64_t)ino, flags), NULL, 0, NULL, 0, &g,
-	                      sizeof(g));
+	int fd =
+	    (int)request(c, CTL_ADOPT, ARGS((int64_t)ino, flags), NULL, 0, NULL, 0, &g, sizeof(g));
 	note_grant(c, fd, &g, flags);
 	*granted = fd >= 0 && g.epoch != 0 && fd < CLIENT_FDS;
 	return fd;

@@ -33,8 +33,8 @@ struct shim_file {
 	atomic_int refs;
 	struct client *client; /* the mount's */
 	uint64_t ino;
-	int cfd;               /* the client's descriptor (client_adopt) */
-	int append;            /* O_APPEND: writes go at the end */
+	int cfd;    /* the client's descriptor (client_adopt) */
+	int append; /* O_APPEND: writes go at the end */
 	/* After a native append, the kernel's file position is not yet the
 	 * end the write moved it to; it is set before the kernel uses it. */
 	atomic_int pos_stale;
@@ -50,15 +50,15 @@ struct shim_file {
 
 /* libc's own function of that name, found once (dlsym RTLD_NEXT) and
  * kept in a variable of the calling site's. */
-#define REAL(name, type)                                                                   \
-	({                                                                                 \
-		static void *_Atomic real_;                                                \
-		void *fn_ = atomic_load_explicit(&real_, memory_order_relaxed);             \
-		if (!fn_) {                                                                \
-			fn_ = dlsym(RTLD_NEXT, #name);                                     \
-			atomic_store_explicit(&real_, fn_, memory_order_relaxed);          \
-		}                                                                          \
-		(type) fn_;                                                                \
+#define REAL(name, type)                                                                           \
+	({                                                                                         \
+		static void *_Atomic real_;                                                        \
+		void *fn_ = atomic_load_explicit(&real_, memory_order_relaxed);                    \
+		if (!fn_) {                                                                        \
+			fn_ = dlsym(RTLD_NEXT, #name);                                             \
+			atomic_store_explicit(&real_, fn_, memory_order_relaxed);                  \
+		}                                                                                  \
+		(type) fn_;                                                                        \
 	})
 
 /* The file behind descriptor fd with a reference taken, or NULL when the

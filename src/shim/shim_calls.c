@@ -251,7 +251,7 @@ EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
 
 static off_t real_lseek(int fd, off_t off, int whence)
 {
-	return REAL(lseek, off_t (*)(int, off_t, int))(fd, off, whence);
+	return REAL(lseek, off_t(*)(int, off_t, int))(fd, off, whence);
 }
 
 /* The record is in the log, not in the kernel's pages of the file: those
@@ -353,7 +353,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t n)
 	struct iovec v = {(void *)buf, n};
 	int done;
 	ssize_t r = try_native(fd, &v, n ? 1 : 0, -1, &done);
-	return done ? r : REAL(write, ssize_t (*)(int, const void *, size_t))(fd, buf, n);
+	return done ? r : REAL(write, ssize_t(*)(int, const void *, size_t))(fd, buf, n);
 }
 
 EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
@@ -361,7 +361,8 @@ EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 	struct iovec v = {(void *)buf, n};
 	int done = 0;
 	ssize_t r = off >= 0 ? try_native(fd, &v, n ? 1 : 0, off, &done) : 0;
-	return done ? r : REAL(pwrite, ssize_t (*)(int, const void *, size_t, off_t))(fd, buf, n, off);
+	return done ? r
+	            : REAL(pwrite, ssize_t(*)(int, const void *, size_t, off_t))(fd, buf, n, off);
 }
 
 EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
@@ -373,7 +374,7 @@ EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
 	int done;
 	ssize_t r = try_native(fd, iov, cnt, -1, &done);
-	return done ? r : REAL(writev, ssize_t (*)(int, const struct iovec *, int))(fd, iov, cnt);
+	return done ? r : REAL(writev, ssize_t(*)(int, const struct iovec *, int))(fd, iov, cnt);
 }
 
 EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
@@ -381,8 +382,8 @@ EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 	int done = 0;
 	ssize_t r = off >= 0 ? try_native(fd, iov, cnt, off, &done) : 0;
 	return done ? r
-	            : REAL(pwritev, ssize_t (*)(int, const struct iovec *, int, off_t))(fd, iov, cnt,
-	                                                                                 off);
+	            : REAL(pwritev, ssize_t(*)(int, const struct iovec *, int, off_t))(fd, iov, cnt,
+	                                                                               off);
 }
 
 EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
@@ -396,7 +397,7 @@ EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int
 	int done = 0;
 	ssize_t r = flags == 0 && off >= -1 ? try_native(fd, iov, cnt, off, &done) : 0;
 	return done ? r
-	            : REAL(pwritev2, ssize_t (*)(int, const struct iovec *, int, off_t, int))(
+	            : REAL(pwritev2, ssize_t(*)(int, const struct iovec *, int, off_t, int))(
 	                  fd, iov, cnt, off, flags);
 }
 
@@ -432,7 +433,7 @@ static void read_done(struct shim_file *f)
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	struct shim_file *f = read_start(fd, 0);
-	ssize_t r = REAL(read, ssize_t (*)(int, void *, size_t))(fd, buf, n);
+	ssize_t r = REAL(read, ssize_t(*)(int, void *, size_t))(fd, buf, n);
 	int e = errno;
 	read_done(f);
 	errno = e;
@@ -442,7 +443,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
 	struct shim_file *f = read_start(fd, 0);
-	ssize_t r = REAL(readv, ssize_t (*)(int, const struct iovec *, int))(fd, iov, cnt);
+	ssize_t r = REAL(readv, ssize_t(*)(int, const struct iovec *, int))(fd, iov, cnt);
 	int e = errno;
 	read_done(f);
 	errno = e;
@@ -452,7 +453,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
 	struct shim_file *f = read_start(fd, 1);
-	ssize_t r = REAL(pread, ssize_t (*)(int, void *, size_t, off_t))(fd, buf, n, off);
+	ssize_t r = REAL(pread, ssize_t(*)(int, void *, size_t, off_t))(fd, buf, n, off);
 	int e = errno;
 	read_done(f);
 	errno = e;
@@ -468,7 +469,7 @@ EXPORT ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
 {
 	struct shim_file *f = read_start(fd, 1);
 	ssize_t r =
-	    REAL(preadv, ssize_t (*)(int, const struct iovec *, int, off_t))(fd, iov, cnt, off);
+	    REAL(preadv, ssize_t(*)(int, const struct iovec *, int, off_t))(fd, iov, cnt, off);
 	int e = errno;
 	read_done(f);
 	errno = e;
@@ -483,7 +484,7 @@ EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t off)
 EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
 	struct shim_file *f = read_start(fd, off != -1);
-	ssize_t r = REAL(preadv2, ssize_t (*)(int, const struct iovec *, int, off_t, int))(
+	ssize_t r = REAL(preadv2, ssize_t(*)(int, const struct iovec *, int, off_t, int))(
 	    fd, iov, cnt, off, flags);
 	int e = errno;
 	read_done(f);

@@ -367,7 +367,7 @@ void shim_settle_pos(struct shim_file *f, int fd)
 	pthread_mutex_lock(&f->pos_lock);
 	/* The mount asks the daemon for the size, which ingests first. */
 	if (atomic_load(&f->pos_stale) &&
-	    REAL(lseek, off_t (*)(int, off_t, int))(fd, 0, SEEK_END) >= 0)
+	    REAL(lseek, off_t(*)(int, off_t, int))(fd, 0, SEEK_END) >= 0)
 		atomic_store(&f->pos_stale, 0);
 	pthread_mutex_unlock(&f->pos_lock);
 }

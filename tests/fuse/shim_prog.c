@@ -45,7 +45,7 @@ static void fail(const char *fmt, ...)
 #define MUST(cond)                                                                                 \
 	do {                                                                                       \
 		if (!(cond))                                                                       \
-			fail("line %d: %s", __LINE__, #cond);                                                         \
+			fail("line %d: %s", __LINE__, #cond);                                      \
 	} while (0)
 
 /* Write system calls this process has made (/proc/self/io, syscw). */
@@ -294,7 +294,8 @@ static int locked_elsewhere(const char *path)
 	pid_t p = fork();
 	if (p == 0) {
 		int fd = open(path, O_RDONLY);
-		struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+		struct flock l = {
+		    .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
 		_exit(fd >= 0 && fcntl(fd, F_GETLK, &l) == 0 && l.l_type != F_UNLCK ? 0 : 1);
 	}
 	int st;
@@ -402,7 +403,8 @@ static void exec_inherits(const char *dir, const char *self)
 			snprintf(fdarg, sizeof(fdarg), "%d", fd);
 			if (!shim)
 				unsetenv("LD_PRELOAD");
-			execl(self, self, "write-fd", fdarg, shim ? "with" : "without", (char *)NULL);
+			execl(self, self, "write-fd", fdarg, shim ? "with" : "without",
+			      (char *)NULL);
 			_exit(127);
 		}
 		int st;

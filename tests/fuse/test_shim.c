@@ -139,7 +139,8 @@ static pid_t start_acks(const char *path, int *rd)
 		dup2(p[1], 1);
 		close(p[0]);
 		close(p[1]);
-		execl(CAIRN_BIN, CAIRN_BIN, "run", "--", SHIM_PROG, "ack", path, "1000000", (char *)NULL);
+		execl(CAIRN_BIN, CAIRN_BIN, "run", "--", SHIM_PROG, "ack", path, "1000000",
+		      (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);
