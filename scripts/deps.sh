@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libpmem-dev libxxhash-dev libbsd-dev uuid-dev libcmocka-dev
       libfuse3-dev fuse3 liburing-dev e2fsprogs util-linux
-      sqlite3 git tar make gcc attr redis-server)
+      sqlite3 git tar make gcc attr redis-server postgresql postgresql-contrib)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,7 +4,7 @@
 # Makes a scratch emul volume in /dev/shm, mounts it with
 # `CAIRN_BIN mount VOL MNT --foreground`, writes a canary file, runs the
 # test scripts NAME.sh of this directory (default: all of them: sqlite git
-# tar make redis million) each with the mount point as its argument, unmounts
+# tar make redis postgres million) each with the mount point as its argument, unmounts
 # with `CAIRN_BIN umount MNT`, mounts the volume again and checks the
 # canary file survived.  Prints "N passed, M failed" and exits non-zero
 # when any failed.  Exits 77 (skipped) unless root with /dev/fuse and a
@@ -16,7 +16,7 @@
 #                     every program it starts has the preload shim
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ALL=(sqlite git tar make redis million)
+ALL=(sqlite git tar make redis postgres million)
 
 CAIRN_BIN=${1:-}
 [ -n "$CAIRN_BIN" ] || { echo "usage: $0 CAIRN_BIN [${ALL[*]}]" >&2; exit 2; }
@@ -37,6 +37,7 @@ skip() {
 "$CAIRN_BIN" mount --help 2>&1 | grep -qi 'usage:.* mount ' || skip "$CAIRN_BIN has no mount command"
 
 ROOT=$(mktemp -d /dev/shm/cairn-programs.XXXXXX)
+chmod 755 "$ROOT" # postgres.sh runs the server as the user postgres, below it
 VOL=$ROOT/vol
 MNT=$ROOT/mnt
 LOG=$ROOT/daemon.log
