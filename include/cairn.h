@@ -217,6 +217,10 @@ struct cairn_info {
 	uint64_t migrations;               /* batches committed since mount */
 	uint64_t migrate_ns;               /* time they took */
 	uint64_t data_errors;              /* blocks found damaged since mount */
+	/* Client processes (cairn_attach, cairn run) with logs of their own,
+	 * and their local writes applied since mount. */
+	uint64_t client_logs;
+	uint64_t client_records;
 };
 int cairn_info(cairn_fs *fs, struct cairn_info *out);
 

@@ -279,6 +279,8 @@ static void print_human(const char *vol, const struct cairn_info *in)
 	       (unsigned long long)in->undigested_records, in->log_used / mib);
 	printf("operations    %llu digested over the volume's life\n",
 	       (unsigned long long)in->ops_digested);
+	printf("clients       %llu with logs of their own; %llu local writes applied since mount\n",
+	       (unsigned long long)in->client_logs, (unsigned long long)in->client_records);
 	if (in->tier_count > 1)
 		print_tiers(in);
 }
@@ -299,6 +301,8 @@ static void print_json(const char *vol, const struct cairn_info *in)
 	       (unsigned long long)in->free_inodes, (unsigned long long)in->directories,
 	       (unsigned long long)in->checkpoints, (unsigned long long)in->ops_logged,
 	       (unsigned long long)in->ops_digested);
+	printf(", \"client_logs\": %llu, \"client_records\": %llu",
+	       (unsigned long long)in->client_logs, (unsigned long long)in->client_records);
 	print_json_tiers(in);
 	printf("}\n");
 }

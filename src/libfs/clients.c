@@ -383,7 +383,10 @@ static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct
 	uint64_t args[3] = {ino, off, (uint64_t)now_ns()};
 	struct iovec iov[2] = {{&cw, sizeof(cw)}, {(void *)data, len}};
 	uint64_t seq;
-	return op_log_apply(fs, OP_CWRITE, args, iov, 2, &seq);
+	rc = op_log_apply(fs, OP_CWRITE, args, iov, 2, &seq);
+	if (!rc)
+		fs->stats.client_records++;
+	return rc;
 }
 
 /* Applies c's records from its progress on, with fs->lock held
@@ -889,6 +892,12 @@ int clients_granted(cairn_fs *fs, uint64_t ino)
 			found = cl->slot[s]->grants[g].ino == ino && cl->slot[s]->grants[g].live;
 	pthread_mutex_unlock(&cl->lock);
 	return found;
+}
+
+uint64_t clients_active(cairn_fs *fs)
+{
+	struct clients *cl = table(fs);
+	return cl ? (uint64_t)atomic_load(&cl->active) : 0;
 }
 
 uint64_t clients_changes(cairn_fs *fs)

@@ -110,6 +110,8 @@ int clients_granted(cairn_fs *fs, uint64_t ino);
  * moved may predate them, so the FUSE mount gives those a timeout of 0
  * (it reads the count when a request arrives and again when it replies). */
 uint64_t clients_changes(cairn_fs *fs);
+/* Client logs in use. */
+uint64_t clients_active(cairn_fs *fs);
 
 /* ---- the engine's side (mount.c, apply.c, digest.c) ---- */
 struct cairn_fs;

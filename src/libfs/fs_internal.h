@@ -50,6 +50,7 @@ struct open_file {
 
 struct fs_stats {
 	uint64_t ops_logged;
+	uint64_t client_records; /* clients' local writes applied (clients.c) */
 	uint64_t checkpoints;
 	uint64_t bytes_digested;
 	uint64_t log_waits;

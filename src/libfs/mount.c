@@ -870,6 +870,8 @@ int cairn_info(cairn_fs *fs, struct cairn_info *out)
 	out->ops_logged = fs->stats.ops_logged;
 	out->ops_digested = fs->sh.ckpt.ops_digested;
 	out->log_waits = fs->stats.log_waits;
+	out->client_records = fs->stats.client_records;
+	out->client_logs = clients_active(fs);
 	out->batch_ms = fs->opts.batch_ms;
 	static const char *names[] = {"?", "pmem", "file", "emul"};
 	enum media_kind k = media_kind(fs->vol.part[PART_LOG]);

@@ -13,7 +13,10 @@
 #   PROGRAMS_TIMEOUT  seconds each script may take (default 540; million
 #                     1140), so that the cleanup runs before CTest's timeout
 #   PROGRAMS_SHIM=1   runs each script under `CAIRN_BIN run --mount MNT`:
-#                     every program it starts has the preload shim
+#                     every program it starts has the preload shim, and a
+#                     script whose programs write with write() (all but
+#                     make's, whose compilers write through stdio) fails
+#                     unless `cairn stat` counts local writes it made
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ALL=(sqlite git tar make redis postgres million)
@@ -109,6 +112,11 @@ stop_mount() {
 	[ "$st" -eq 0 ] || { echo "FAIL: the mount daemon exited $st after cairn umount; its output:" >&2; cat "$LOG" >&2; return 1; }
 }
 
+# The local writes of client processes the daemon applied since the mount.
+local_writes() {
+	"$CAIRN_BIN" stat "$MNT" --json 2>/dev/null | sed -n 's/.*"client_records": \([0-9]*\).*/\1/p'
+}
+
 passed=0
 failed=0
 failures=()
@@ -143,10 +151,19 @@ for n in "${NAMES[@]}"; do
 	# In the background, so that a signal to run.sh runs its cleanup at once.
 	RUNNER=()
 	[ "${PROGRAMS_SHIM:-0}" = 1 ] && RUNNER=("$CAIRN_BIN" run --mount "$MNT" --)
+	local_before=$(local_writes)
 	timeout -k 10 "$limit" "${RUNNER[@]}" bash "$HERE/$n.sh" "$MNT" &
 	CHILD=$!
 	wait "$CHILD" || rc=$?
 	CHILD=""
+	if [ "$rc" -eq 0 ] && [ ${#RUNNER[@]} -gt 0 ]; then
+		made=$(($(local_writes) - local_before))
+		echo "== $n: $made writes made in the programs' own logs"
+		[ "$made" -gt 0 ] || [ "$n" = make ] || {
+			echo "== $n: FAIL: the shim made none of the writes natively"
+			rc=1
+		}
+	fi
 	if [ "$rc" -eq 0 ]; then
 		echo "== $n: PASS ($(since "$t")s)"
 	elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
