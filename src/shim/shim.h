@@ -79,6 +79,10 @@ void shim_before_open(int dirfd, const char *path, int flags);
  * a regular file on a cairn mount open for writing.  Never fails: a file
  * it cannot take stays the kernel's. */
 void shim_opened(int fd, int flags);
+/* A program is about to be started (posix_spawn, system, popen) with the
+ * descriptors that do not close on exec: those the shim writes go back to
+ * the kernel, as after a fork (shim_files.c says why). */
+void shim_before_spawn(void);
 /* fd is about to be mapped: the pages of its inode are the kernel's from
  * now on, so none of the process's descriptors of it is written natively
  * any more, nor will be. */

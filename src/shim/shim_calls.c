@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -509,6 +510,40 @@ EXPORT off_t lseek(int fd, off_t off, int whence)
 EXPORT off_t lseek64(int fd, off_t off, int whence)
 {
 	return lseek(fd, off, whence);
+}
+
+/* ---- programs started ------------------------------------------------------------ */
+
+/* fork itself is watched by pthread_atfork (shim_files.c); these start a
+ * program without it, sharing the descriptors that do not close on exec. */
+EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                       const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	shim_before_spawn();
+	return REAL(posix_spawn, int (*)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+	                                 const posix_spawnattr_t *, char *const[],
+	                                 char *const[]))(pid, path, fa, attr, argv, envp);
+}
+
+EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	shim_before_spawn();
+	return REAL(posix_spawnp, int (*)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+	                                  const posix_spawnattr_t *, char *const[],
+	                                  char *const[]))(pid, file, fa, attr, argv, envp);
+}
+
+EXPORT int system(const char *command)
+{
+	shim_before_spawn();
+	return REAL(system, int (*)(const char *))(command);
+}
+
+EXPORT FILE *popen(const char *command, const char *type)
+{
+	shim_before_spawn();
+	return REAL(popen, FILE * (*)(const char *, const char *))(command, type);
 }
 
 /* ---- mappings ------------------------------------------------------------------ */

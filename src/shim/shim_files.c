@@ -177,11 +177,47 @@ static void forget_after_fork(void)
 	pthread_mutex_init(&attach_lock, NULL);
 }
 
+/* Before a fork: positions a native append left behind are set, so that
+ * the child inherits the right ones. */
+static void settle_before_fork(void)
+{
+	for (int fd = 0; fd <= atomic_load(&top_fd) && atomic_load(&in_table); fd++) {
+		struct shim_file *f = shim_get(fd);
+		if (f)
+			shim_settle_pos(f, fd);
+		shim_put(f);
+	}
+}
+
+/* After it, in the parent: the child shares every descriptor and may read
+ * the files through the kernel while this process writes them.  A read
+ * in flight in another process is not held off by this process's lock of
+ * the file, and could put back a page from before a native write; so the
+ * files go back to the kernel.  The files opened from now on are taken
+ * over again. */
+static void give_back_after_fork(void)
+{
+	shim_forget_range(0, (unsigned)atomic_load(&top_fd));
+}
+
+void shim_before_spawn(void)
+{
+	for (int fd = 0; fd <= atomic_load(&top_fd) && atomic_load(&in_table); fd++) {
+		struct shim_file *f = shim_get(fd);
+		int flags = f ? fcntl(fd, F_GETFD) : -1;
+		if (f && flags >= 0 && !(flags & FD_CLOEXEC)) {
+			shim_settle_pos(f, fd);
+			shim_forget(fd);
+		}
+		shim_put(f);
+	}
+}
+
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
 static void watch_forks(void)
 {
-	pthread_atfork(NULL, NULL, forget_after_fork);
+	pthread_atfork(settle_before_fork, give_back_after_fork, forget_after_fork);
 }
 
 /* ---- the table ------------------------------------------------------------- */

@@ -9,7 +9,8 @@
  *   shim_prog files DIR native|kernel
  *                          writes, positions, dup, O_APPEND, fork, mmap,
  *                          ftruncate, a reader in another process, record
- *                          locks, threads, exec with and without the shim;
+ *                          locks, threads, exec with and without the shim,
+ *                          system();
  *                          the
  *                          writes made natively or by the kernel
  *   shim_prog ack FILE N   N records of 512 bytes, each acknowledged on
@@ -260,8 +261,13 @@ static void forked_writer(const char *dir)
 	int st;
 	MUST(waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	MUST(lseek(fd, 0, SEEK_CUR) == 8192);
+	/* The child shares the file: the parent's writes of it are the
+	 * kernel's from the fork on. */
 	fill(model + 8192, 4096, 42);
+	long before = write_syscalls();
 	MUST(write(fd, model + 8192, 4096) == 4096);
+	if (write_syscalls() == before)
+		fail("a write after fork() of a file the child shares was not the kernel's");
 	same_as(path, model, 12288);
 	MUST(close(fd) == 0);
 	snprintf(path, sizeof(path), "%s/child", dir);
@@ -417,6 +423,27 @@ static void exec_inherits(const char *dir, const char *self)
 	same_as(path, model, 4107);
 }
 
+/* system() starts a program with the descriptors that do not close on
+ * exec: those go back to the kernel; one that closes on exec stays the
+ * shim's. */
+static void spawned(const char *dir)
+{
+	where = "spawned";
+	char path[4096], path2[4096];
+	int shared = new_file(dir, "spawn-shared", O_WRONLY, path, 80, 4096);
+	int own = new_file(dir, "spawn-own", O_WRONLY | O_CLOEXEC, path2, 81, 4096);
+	MUST(system("true") == 0);
+	long before = write_syscalls();
+	MUST(write(own, model, 100) == 100);
+	if (expect_native && write_syscalls() != before)
+		fail("a close-on-exec file was given back to the kernel at system()");
+	before = write_syscalls();
+	MUST(write(shared, model, 100) == 100);
+	if (write_syscalls() == before)
+		fail("a file system()'s program shares was still written natively");
+	MUST(close(shared) == 0 && close(own) == 0);
+}
+
 static int ack(const char *path, int n)
 {
 	where = "ack";
@@ -443,6 +470,7 @@ int main(int argc, char **argv)
 		locks(argv[2]);
 		threads(argv[2]);
 		exec_inherits(argv[2], argv[0]);
+		spawned(argv[2]);
 		return 0;
 	}
 	if (argc == 4 && !strcmp(argv[1], "write-fd")) {
