@@ -65,6 +65,9 @@ struct shim_file {
  * shim does not write fd itself. */
 struct shim_file *shim_get(int fd);
 void shim_put(struct shim_file *f);
+/* The kernel writes fd (of file f) from now on, at the position it should
+ * have: set first if a native append left it behind. */
+void shim_give_back(int fd, struct shim_file *f);
 /* The shim no longer writes fd itself: it closes, a dup2 goes over it,
  * or the kernel writes it from now on. */
 void shim_forget(int fd);

@@ -146,9 +146,11 @@ EXPORT int dup(int fd)
 	return r;
 }
 
+/* fd2 is forgotten first, so that no thread writes the file it held as
+ * the new one (if the call fails, the kernel just writes fd2 from now on). */
 EXPORT int dup2(int fd, int fd2)
 {
-	if (fd != fd2 && fcntl(fd, F_GETFD) >= 0)
+	if (fd != fd2)
 		shim_forget(fd2);
 	int r = REAL(dup2, int (*)(int, int))(fd, fd2);
 	if (r >= 0 && fd != fd2)
@@ -158,7 +160,7 @@ EXPORT int dup2(int fd, int fd2)
 
 EXPORT int dup3(int fd, int fd2, int flags)
 {
-	if (fd != fd2 && fcntl(fd, F_GETFD) >= 0)
+	if (fd != fd2)
 		shim_forget(fd2);
 	int r = REAL(dup3, int (*)(int, int, int))(fd, fd2, flags);
 	if (r >= 0)
@@ -341,8 +343,7 @@ static ssize_t try_native(int fd, const struct iovec *iov, int cnt, off_t at, in
 	if (r == 0 && fits && buf && total > 0 && total <= FITS_A_RECORD) {
 		/* The grant went (a write this small fits any client log's
 		 * record): the kernel writes fd from now on. */
-		shim_settle_pos(f, fd);
-		shim_forget(fd);
+		shim_give_back(fd, f);
 	}
 	shim_put(f);
 	*done = r != 0;
@@ -409,9 +410,9 @@ EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, 
 
 /* ---- reads, and the kernel's position ----------------------------------------- */
 
-/* Before the kernel uses fd's position (at < 0): set, if a native append
- * left it behind.  A read of a file the shim writes holds its io_lock
- * shared until it is done (*held, to give to read_done). */
+/* Before a read at the kernel's position (not positional): the position
+ * is set, if a native append left it behind.  A read of a file the shim writes holds its io_lock
+ * shared until it is done (read_done lets go of it). */
 static struct shim_file *read_start(int fd, int positional)
 {
 	struct shim_file *f = shim_get(fd);

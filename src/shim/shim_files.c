@@ -5,7 +5,7 @@
  * shim writes natively (see shim.h).
  *
  * Owns: the mounts, the table.  May call: src/client/client.h, libc
- * (through shim_real where the shim interposes the function itself).
+ * (through REAL() where the shim interposes the function itself).
  *
  * The table is read on every write(): a read lock and a reference, so
  * that a close() on another thread cannot free a file in use.  A file is
@@ -177,16 +177,34 @@ static void forget_after_fork(void)
 	pthread_mutex_init(&attach_lock, NULL);
 }
 
-/* Before a fork: positions a native append left behind are set, so that
- * the child inherits the right ones. */
-static void settle_before_fork(void)
+/* Calls fn for each file in the table, with a reference held. */
+static void each_file(void (*fn)(int fd, struct shim_file *f, const void *arg), const void *arg)
 {
 	for (int fd = 0; fd <= atomic_load(&top_fd) && atomic_load(&in_table); fd++) {
 		struct shim_file *f = shim_get(fd);
 		if (f)
-			shim_settle_pos(f, fd);
+			fn(fd, f, arg);
 		shim_put(f);
 	}
+}
+
+void shim_give_back(int fd, struct shim_file *f)
+{
+	shim_settle_pos(f, fd);
+	shim_forget(fd);
+}
+
+static void settle_one(int fd, struct shim_file *f, const void *arg)
+{
+	(void)arg;
+	shim_settle_pos(f, fd);
+}
+
+/* Before a fork: positions a native append left behind are set, so that
+ * the child inherits the right ones. */
+static void settle_before_fork(void)
+{
+	each_file(settle_one, NULL);
 }
 
 /* After it, in the parent: the child shares every descriptor and may read
@@ -200,17 +218,17 @@ static void give_back_after_fork(void)
 	shim_forget_range(0, (unsigned)atomic_load(&top_fd));
 }
 
+static void give_back_if_inherited(int fd, struct shim_file *f, const void *arg)
+{
+	(void)arg;
+	int flags = fcntl(fd, F_GETFD);
+	if (flags >= 0 && !(flags & FD_CLOEXEC))
+		shim_give_back(fd, f);
+}
+
 void shim_before_spawn(void)
 {
-	for (int fd = 0; fd <= atomic_load(&top_fd) && atomic_load(&in_table); fd++) {
-		struct shim_file *f = shim_get(fd);
-		int flags = f ? fcntl(fd, F_GETFD) : -1;
-		if (f && flags >= 0 && !(flags & FD_CLOEXEC)) {
-			shim_settle_pos(f, fd);
-			shim_forget(fd);
-		}
-		shim_put(f);
-	}
+	each_file(give_back_if_inherited, NULL);
 }
 
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
@@ -368,6 +386,12 @@ void shim_opened(int fd, int flags)
 
 /* ---- mappings -------------------------------------------------------------- */
 
+static void give_back_if_ino(int fd, struct shim_file *f, const void *arg)
+{
+	if (f->ino == *(const uint64_t *)arg)
+		shim_give_back(fd, f);
+}
+
 void shim_mapping(int fd)
 {
 	uint64_t ino;
@@ -382,14 +406,7 @@ void shim_mapping(int fd)
 	}
 	pthread_mutex_unlock(&attach_lock);
 	/* Every descriptor of the inode goes back to the kernel. */
-	for (int d = 0; d <= atomic_load(&top_fd) && atomic_load(&in_table); d++) {
-		struct shim_file *f = shim_get(d);
-		if (f && f->ino == ino) {
-			shim_settle_pos(f, d);
-			shim_forget(d);
-		}
-		shim_put(f);
-	}
+	each_file(give_back_if_ino, &ino);
 	/* The kernel's size of the file may predate the native writes: a
 	 * mapping past it would fault.  fstat asks the daemon. */
 	struct stat st;
