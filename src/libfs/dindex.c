@@ -2,6 +2,12 @@
  * dindex.c - per-file index of undigested data (see dindex.h).
  *
  * Owns: struct piece allocations.  May call: libc.
+ *
+ * Most writes append: each lands after every piece the file has.  The
+ * index keeps its last piece at hand so that an append neither searches
+ * the tree nor walks down it to insert; with hundreds of thousands of
+ * small appends waiting for the digest, those walks were most of what
+ * applying a record cost.
  */
 #include "libfs/dindex.h"
 
@@ -21,10 +27,13 @@ void dindex_init(struct dindex *d, uint64_t *total)
 	d->npieces = 0;
 	d->resv = 0;
 	d->total = total;
+	d->last = NULL;
 }
 
 static void drop(struct dindex *d, struct piece *p)
 {
+	if (p == d->last)
+		d->last = RB_PREV(piece_tree, &d->tree, p);
 	RB_REMOVE(piece_tree, &d->tree, p);
 	d->npieces--;
 	if (d->total)
@@ -37,7 +46,7 @@ void dindex_clear(struct dindex *d)
 {
 	struct piece *p, *n;
 	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n)
-		drop(d, p);
+	drop(d, p);
 }
 
 int dindex_empty(const struct dindex *d)
@@ -58,6 +67,8 @@ struct piece *dindex_next(struct dindex *d, struct piece *p)
 
 struct piece *dindex_first_after(struct dindex *d, uint64_t off)
 {
+	if (d->last && off >= d->last->off) /* at or after the last piece's start */
+		return off < d->last->off + d->last->len ? d->last : NULL;
 	struct piece key = {.off = off};
 	struct piece *p = RB_NFIND(piece_tree, &d->tree, &key);
 	struct piece *prev = p ? RB_PREV(piece_tree, &d->tree, p) : RB_MAX(piece_tree, &d->tree);
@@ -67,7 +78,7 @@ struct piece *dindex_first_after(struct dindex *d, uint64_t off)
 }
 
 static struct piece *new_piece(uint64_t off, uint64_t len, uint64_t src, uint64_t seq,
-			       uint64_t resv, uint8_t kind)
+                               uint64_t resv, uint8_t kind)
 {
 	struct piece *p = malloc(sizeof(*p));
 	if (!p)
@@ -82,9 +93,20 @@ static struct piece *new_piece(uint64_t off, uint64_t len, uint64_t src, uint64_
 	return p;
 }
 
+/* A piece after the last one becomes the right child of the last (which
+ * has none: it is the maximum), as RB_INSERT would place it after its
+ * walk down; the tree is then rebalanced as RB_INSERT does. */
 static void add(struct dindex *d, struct piece *p)
 {
-	RB_INSERT(piece_tree, &d->tree, p);
+	if (d->last && p->off > d->last->off) {
+		RB_SET(p, d->last, link);
+		RB_RIGHT(d->last, link) = p;
+		piece_tree_RB_INSERT_COLOR(&d->tree, p);
+	} else {
+		RB_INSERT(piece_tree, &d->tree, p);
+	}
+	if (!d->last || p->off > d->last->off)
+		d->last = p;
 	d->npieces++;
 	if (d->total)
 		(*d->total)++;
@@ -101,9 +123,9 @@ static int cut(struct dindex *d, uint64_t off, uint64_t end, uint64_t *released)
 		if (p->off < off && pend > end) {
 			/* Split: keep the head in p, add the tail. */
 			uint64_t skip = end - p->off;
-			struct piece *t = new_piece(end, pend - end,
-						    p->kind == PIECE_LOG ? p->src + skip : 0, p->seq,
-						    0, p->kind);
+			struct piece *t =
+			    new_piece(end, pend - end, p->kind == PIECE_LOG ? p->src + skip : 0,
+			              p->seq, 0, p->kind);
 			if (!t)
 				return -ENOMEM;
 			t->stored = p->stored;
@@ -115,7 +137,7 @@ static int cut(struct dindex *d, uint64_t off, uint64_t end, uint64_t *released)
 			p->len = off - p->off; /* keep the head */
 		} else if (pend > end) {
 			uint64_t skip = end - p->off; /* keep the tail; the key grows but
-							 order is kept */
+			                                 order is kept */
 			p->off = end;
 			p->len = pend - end;
 			if (p->kind == PIECE_LOG)
@@ -130,7 +152,7 @@ static int cut(struct dindex *d, uint64_t off, uint64_t end, uint64_t *released)
 }
 
 int dindex_insert(struct dindex *d, uint64_t off, uint64_t len, uint64_t src, uint64_t seq,
-		  uint64_t resv, enum piece_kind kind, uint64_t *released)
+                  uint64_t resv, enum piece_kind kind, uint64_t *released)
 {
 	*released = 0;
 	if (len == 0)
@@ -167,7 +189,8 @@ uint64_t dindex_truncate(struct dindex *d, uint64_t size)
 void dindex_remove_before(struct dindex *d, uint64_t seq)
 {
 	struct piece *p, *n;
-	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n) {
+	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n)
+	{
 		if (p->seq < seq)
 			drop(d, p);
 	}
@@ -186,7 +209,7 @@ uint64_t dindex_take_resv(struct dindex *d)
 {
 	struct piece *p;
 	RB_FOREACH(p, piece_tree, &d->tree)
-		p->resv = 0;
+	p->resv = 0;
 	uint64_t total = d->resv;
 	d->resv = 0;
 	return total;

@@ -36,8 +36,9 @@ RB_HEAD(piece_tree, piece);
 struct dindex {
 	struct piece_tree tree;
 	uint64_t npieces;
-	uint64_t resv;   /* sum of pieces' resv */
-	uint64_t *total; /* a counter of pieces over many indexes, or NULL */
+	uint64_t resv;      /* sum of pieces' resv */
+	uint64_t *total;    /* a counter of pieces over many indexes, or NULL */
+	struct piece *last; /* the piece with the highest offset, or NULL */
 };
 
 void dindex_init(struct dindex *d, uint64_t *total);
@@ -47,7 +48,7 @@ int dindex_empty(const struct dindex *d);
 /* Adds [off, off+len) -> src, cutting what it overlaps.  Returns 0 or -ENOMEM.
  * *released gets the reservation of the pieces that disappeared. */
 int dindex_insert(struct dindex *d, uint64_t off, uint64_t len, uint64_t src, uint64_t seq,
-		  uint64_t resv, enum piece_kind kind, uint64_t *released);
+                  uint64_t resv, enum piece_kind kind, uint64_t *released);
 
 /* Drops everything at or after size.  Returns the reservation released. */
 uint64_t dindex_truncate(struct dindex *d, uint64_t size);

@@ -291,14 +291,19 @@ static ssize_t native_write_locked(struct shim_file *f, int fd, const void *buf,
 		}
 		return r == 1 ? (ssize_t)n : r;
 	}
+	/* One lseek both reads the position and moves it past the bytes, as
+	 * the kernel's write() would; if the log does not take them, the
+	 * position goes back for the kernel's write or the error. */
 	pthread_mutex_lock(&f->pos_lock);
-	off_t pos = real_lseek(fd, 0, SEEK_CUR);
+	off_t end = real_lseek(fd, (off_t)n, SEEK_CUR);
+	off_t pos = end - (off_t)n;
 	int r = 0;
-	if (pos >= 0 && n <= (size_t)(INT64_MAX - pos))
+	if (end >= 0) {
 		r = client_local_pwrite(f->client, f->cfd, buf, n, pos);
-	if (r == 1) {
-		drop_pages(fd, pos, n, 0);
-		real_lseek(fd, pos + (off_t)n, SEEK_SET);
+		if (r == 1)
+			drop_pages(fd, pos, n, 0);
+		else
+			real_lseek(fd, pos, SEEK_SET);
 	}
 	pthread_mutex_unlock(&f->pos_lock);
 	return r == 1 ? (ssize_t)n : r;

@@ -39,7 +39,7 @@ static void expect_pieces(struct dindex *d, const struct want *w, size_t n)
 	for (struct piece *p = dindex_min(d); p; p = dindex_next(d, p), i++) {
 		if (i >= n) {
 			print_error("extra piece [%llu, +%llu)\n", (unsigned long long)p->off,
-				    (unsigned long long)p->len);
+			            (unsigned long long)p->len);
 			fail();
 		}
 		assert_int_equal(p->off, w[i].off);
@@ -58,7 +58,7 @@ static void expect_pieces(struct dindex *d, const struct want *w, size_t n)
 }
 
 static void ins(struct dindex *d, uint64_t off, uint64_t len, uint64_t src, uint64_t seq,
-		uint64_t resv, enum piece_kind kind, uint64_t want_released)
+                uint64_t resv, enum piece_kind kind, uint64_t want_released)
 {
 	uint64_t released = 12345;
 	assert_int_equal(dindex_insert(d, off, len, src, seq, resv, kind, &released), 0);
@@ -114,11 +114,11 @@ static void test_insert_find(void **state)
 	ins(&d, 200, 100, 9000, 4, 0, PIECE_LOG, 0); /* adjacent on both sides */
 	ins(&d, 1ull << 40, 4096, 7000, 5, 1, PIECE_LOG, 0);
 	const struct want w[] = {
-		{0, 50, ANY, 3, 0, PIECE_ZERO},
-		{100, 100, 1000, 1, 2, PIECE_LOG},
-		{200, 100, 9000, 4, 0, PIECE_LOG},
-		{300, 100, 2000, 2, 1, PIECE_LOG},
-		{1ull << 40, 4096, 7000, 5, 1, PIECE_LOG},
+	    {0, 50, ANY, 3, 0, PIECE_ZERO},
+	    {100, 100, 1000, 1, 2, PIECE_LOG},
+	    {200, 100, 9000, 4, 0, PIECE_LOG},
+	    {300, 100, 2000, 2, 1, PIECE_LOG},
+	    {1ull << 40, 4096, 7000, 5, 1, PIECE_LOG},
 	};
 	expect_pieces(&d, w, 5);
 	assert_int_equal(total, 5);
@@ -165,8 +165,8 @@ static void test_cut_head_kept(void **state)
 	ins(&d, 100, 100, 1000, 1, 3, PIECE_LOG, 0);
 	ins(&d, 150, 100, 5000, 2, 1, PIECE_LOG, 0);
 	const struct want w[] = {
-		{100, 50, 1000, 1, 3, PIECE_LOG},
-		{150, 100, 5000, 2, 1, PIECE_LOG},
+	    {100, 50, 1000, 1, 3, PIECE_LOG},
+	    {150, 100, 5000, 2, 1, PIECE_LOG},
 	};
 	expect_pieces(&d, w, 2);
 	expect_found(&d, 149, 100);
@@ -182,8 +182,8 @@ static void test_cut_tail_kept(void **state)
 	ins(&d, 100, 100, 1000, 1, 3, PIECE_LOG, 0);
 	ins(&d, 50, 100, 5000, 2, 1, PIECE_LOG, 0);
 	const struct want w[] = {
-		{50, 100, 5000, 2, 1, PIECE_LOG},
-		{150, 50, 1050, 1, 3, PIECE_LOG}, /* src moved with the start */
+	    {50, 100, 5000, 2, 1, PIECE_LOG},
+	    {150, 50, 1050, 1, 3, PIECE_LOG}, /* src moved with the start */
 	};
 	expect_pieces(&d, w, 2);
 	expect_found(&d, 149, 50);
@@ -191,9 +191,9 @@ static void test_cut_tail_kept(void **state)
 	/* Same start, shorter: the tail is kept. */
 	ins(&d, 150, 10, 8000, 3, 0, PIECE_LOG, 0);
 	const struct want w2[] = {
-		{50, 100, 5000, 2, 1, PIECE_LOG},
-		{150, 10, 8000, 3, 0, PIECE_LOG},
-		{160, 40, 1060, 1, 3, PIECE_LOG},
+	    {50, 100, 5000, 2, 1, PIECE_LOG},
+	    {150, 10, 8000, 3, 0, PIECE_LOG},
+	    {160, 40, 1060, 1, 3, PIECE_LOG},
 	};
 	expect_pieces(&d, w2, 3);
 	dindex_clear(&d);
@@ -208,9 +208,9 @@ static void test_cut_split(void **state)
 	ins(&d, 100, 100, 1000, 1, 4, PIECE_LOG, 0);
 	ins(&d, 120, 10, 7000, 2, 1, PIECE_LOG, 0);
 	const struct want w[] = {
-		{100, 20, 1000, 1, 4, PIECE_LOG}, /* the head keeps the reservation */
-		{120, 10, 7000, 2, 1, PIECE_LOG},
-		{130, 70, 1030, 1, 0, PIECE_LOG},
+	    {100, 20, 1000, 1, 4, PIECE_LOG}, /* the head keeps the reservation */
+	    {120, 10, 7000, 2, 1, PIECE_LOG},
+	    {130, 70, 1030, 1, 0, PIECE_LOG},
 	};
 	expect_pieces(&d, w, 3);
 	assert_int_equal(total, 3);
@@ -218,12 +218,9 @@ static void test_cut_split(void **state)
 	ins(&d, 1000, 100, 0, 3, 2, PIECE_ZERO, 0);
 	ins(&d, 1040, 20, 9000, 4, 0, PIECE_LOG, 0);
 	const struct want w2[] = {
-		{100, 20, 1000, 1, 4, PIECE_LOG},
-		{120, 10, 7000, 2, 1, PIECE_LOG},
-		{130, 70, 1030, 1, 0, PIECE_LOG},
-		{1000, 40, ANY, 3, 2, PIECE_ZERO},
-		{1040, 20, 9000, 4, 0, PIECE_LOG},
-		{1060, 40, ANY, 3, 0, PIECE_ZERO},
+	    {100, 20, 1000, 1, 4, PIECE_LOG},  {120, 10, 7000, 2, 1, PIECE_LOG},
+	    {130, 70, 1030, 1, 0, PIECE_LOG},  {1000, 40, ANY, 3, 2, PIECE_ZERO},
+	    {1040, 20, 9000, 4, 0, PIECE_LOG}, {1060, 40, ANY, 3, 0, PIECE_ZERO},
 	};
 	expect_pieces(&d, w2, 6);
 	assert_int_equal(total, 6);
@@ -271,13 +268,10 @@ static void test_cut_many(void **state)
 		ins(&d, i * 100, 100, 10000 * (i + 1), i + 1, 1, PIECE_LOG, 0);
 	ins(&d, 250, 500, 777, 20, 5, PIECE_LOG, 4); /* drops 300..699 */
 	const struct want w[] = {
-		{0, 100, 10000, 1, 1, PIECE_LOG},
-		{100, 100, 20000, 2, 1, PIECE_LOG},
-		{200, 50, 30000, 3, 1, PIECE_LOG},
-		{250, 500, 777, 20, 5, PIECE_LOG},
-		{750, 50, 80050, 8, 1, PIECE_LOG},
-		{800, 100, 90000, 9, 1, PIECE_LOG},
-		{900, 100, 100000, 10, 1, PIECE_LOG},
+	    {0, 100, 10000, 1, 1, PIECE_LOG},     {100, 100, 20000, 2, 1, PIECE_LOG},
+	    {200, 50, 30000, 3, 1, PIECE_LOG},    {250, 500, 777, 20, 5, PIECE_LOG},
+	    {750, 50, 80050, 8, 1, PIECE_LOG},    {800, 100, 90000, 9, 1, PIECE_LOG},
+	    {900, 100, 100000, 10, 1, PIECE_LOG},
 	};
 	expect_pieces(&d, w, 7);
 	dindex_clear(&d);
@@ -302,10 +296,10 @@ static void test_merge(void **state)
 	ins(&d, 170, 10, 5020, 2, 0, PIECE_ZERO, 0);
 	ins(&d, 180, 10, 0, 2, 1, PIECE_ZERO, 0); /* ZERO after ZERO: merges */
 	const struct want w2[] = {
-		{0, 150, 1000, 1, 3, PIECE_LOG},
-		{150, 10, 5000, 1, 0, PIECE_LOG},
-		{160, 10, 5010, 2, 0, PIECE_LOG},
-		{170, 20, ANY, 2, 1, PIECE_ZERO},
+	    {0, 150, 1000, 1, 3, PIECE_LOG},
+	    {150, 10, 5000, 1, 0, PIECE_LOG},
+	    {160, 10, 5010, 2, 0, PIECE_LOG},
+	    {170, 20, ANY, 2, 1, PIECE_ZERO},
 	};
 	expect_pieces(&d, w2, 4);
 	assert_int_equal(total, 4);
@@ -338,9 +332,9 @@ static void test_truncate(void **state)
 	assert_int_equal(d.npieces, 4);
 	assert_int_equal(dindex_truncate(&d, 450), 8); /* inside a piece */
 	const struct want w[] = {
-		{0, 100, 1000, 1, 1, PIECE_LOG},
-		{200, 100, 2000, 2, 2, PIECE_LOG},
-		{400, 50, ANY, 3, 4, PIECE_ZERO},
+	    {0, 100, 1000, 1, 1, PIECE_LOG},
+	    {200, 100, 2000, 2, 2, PIECE_LOG},
+	    {400, 50, ANY, 3, 4, PIECE_ZERO},
 	};
 	expect_pieces(&d, w, 3);
 	assert_int_equal(total, 3);
@@ -503,26 +497,32 @@ struct books {
 };
 
 static void check_model(struct dindex *d, uint64_t total, const struct books *b, int step,
-			int all_lookups)
+                        int all_lookups)
 {
 	uint64_t prev_end = 0, covered = 0, n = 0, resv = 0;
+	struct piece *max = NULL;
 	for (struct piece *p = dindex_min(d); p; p = dindex_next(d, p), n++) {
+		max = p;
 		assert_true(p->len > 0);
+		/* A search from the root finds it: appends inserted without a
+		 * walk down left the tree a search tree. */
+		assert_ptr_equal(dindex_first_after(d, p->off), p);
 		if (p->off < prev_end)
 			print_error("step %d: piece at %llu overlaps the previous one\n", step,
-				    (unsigned long long)p->off);
+			            (unsigned long long)p->off);
 		assert_true(p->off >= prev_end);
 		assert_true(p->off + p->len <= FSZ);
 		for (uint64_t x = p->off; x < p->off + p->len; x++) {
 			const struct byte_model *m = &model[x];
 			if (m->kind != p->kind || m->seq != p->seq ||
 			    (p->kind == PIECE_LOG && m->src != p->src + (x - p->off))) {
-				print_error("step %d: byte %llu: index says kind %d seq %llu src %llu, "
-					    "model kind %d seq %llu src %llu\n",
-					    step, (unsigned long long)x, p->kind,
-					    (unsigned long long)p->seq,
-					    (unsigned long long)(p->src + (x - p->off)), m->kind,
-					    (unsigned long long)m->seq, (unsigned long long)m->src);
+				print_error(
+				    "step %d: byte %llu: index says kind %d seq %llu src %llu, "
+				    "model kind %d seq %llu src %llu\n",
+				    step, (unsigned long long)x, p->kind,
+				    (unsigned long long)p->seq,
+				    (unsigned long long)(p->src + (x - p->off)), m->kind,
+				    (unsigned long long)m->seq, (unsigned long long)m->src);
 				fail();
 			}
 		}
@@ -535,8 +535,9 @@ static void check_model(struct dindex *d, uint64_t total, const struct books *b,
 		mapped += model[x].kind != NONE;
 	if (covered != mapped)
 		print_error("step %d: index covers %llu bytes, model %llu\n", step,
-			    (unsigned long long)covered, (unsigned long long)mapped);
+		            (unsigned long long)covered, (unsigned long long)mapped);
 	assert_int_equal(covered, mapped);
+	assert_ptr_equal(d->last, max);
 	assert_int_equal(d->npieces, n);
 	assert_int_equal(total, n);
 	assert_int_equal(d->resv, resv);
@@ -564,9 +565,10 @@ static void check_model(struct dindex *d, uint64_t total, const struct books *b,
 		}
 		assert_non_null(p);
 		if (!(p->off <= y && y < p->off + p->len))
-			print_error("step %d: first_after(%llu) gave [%llu, +%llu), first byte %llu\n",
-				    step, (unsigned long long)x, (unsigned long long)p->off,
-				    (unsigned long long)p->len, (unsigned long long)y);
+			print_error(
+			    "step %d: first_after(%llu) gave [%llu, +%llu), first byte %llu\n",
+			    step, (unsigned long long)x, (unsigned long long)p->off,
+			    (unsigned long long)p->len, (unsigned long long)y);
 		assert_true(p->off <= y && y < p->off + p->len);
 	}
 	assert_null(dindex_first_after(d, FSZ + 1000));
@@ -615,10 +617,19 @@ static void test_random_model(void **state)
 				s = last_seq;
 				kind = last_kind;
 				len = 1 + rnd() % 512;
+			} else if (op < 50 && d.last && d.last->off + d.last->len < FSZ - 64) {
+				/* A new record appends after the last piece, or
+				 * just beyond it (a hole). */
+				off = d.last->off + d.last->len + rnd() % 3;
+				len = 1 + rnd() % 64;
+				src = src_next;
+				s = ++seq;
 			} else {
 				off = rnd() % FSZ;
 				unsigned size_class = (unsigned)(rnd() % 10);
-				len = 1 + rnd() % (size_class < 6 ? 64 : size_class < 9 ? 4096 : FSZ);
+				len = 1 + rnd() % (size_class < 6   ? 64
+				                   : size_class < 9 ? 4096
+				                                    : FSZ);
 				src = src_next;
 				s = ++seq;
 			}
@@ -627,8 +638,8 @@ static void test_random_model(void **state)
 			src_next += len + rnd() % 3;
 			uint64_t released = 99;
 			assert_int_equal(dindex_insert(&d, off, len, src, s, resv,
-						       (enum piece_kind)kind, &released),
-					 0);
+			                               (enum piece_kind)kind, &released),
+			                 0);
 			b.inserted += resv;
 			b.released += released;
 			for (uint64_t x = off; x < off + len; x++) {
@@ -654,20 +665,13 @@ static void test_random_model(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_empty),
-		cmocka_unit_test(test_insert_find),
-		cmocka_unit_test(test_cut_head_kept),
-		cmocka_unit_test(test_cut_tail_kept),
-		cmocka_unit_test(test_cut_split),
-		cmocka_unit_test(test_cut_full_cover),
-		cmocka_unit_test(test_cut_many),
-		cmocka_unit_test(test_merge),
-		cmocka_unit_test(test_truncate),
-		cmocka_unit_test(test_remove_before),
-		cmocka_unit_test(test_reservations),
-		cmocka_unit_test(test_total_two_indexes),
-		cmocka_unit_test(test_clear_and_reuse),
-		cmocka_unit_test(test_random_model),
+	    cmocka_unit_test(test_empty),           cmocka_unit_test(test_insert_find),
+	    cmocka_unit_test(test_cut_head_kept),   cmocka_unit_test(test_cut_tail_kept),
+	    cmocka_unit_test(test_cut_split),       cmocka_unit_test(test_cut_full_cover),
+	    cmocka_unit_test(test_cut_many),        cmocka_unit_test(test_merge),
+	    cmocka_unit_test(test_truncate),        cmocka_unit_test(test_remove_before),
+	    cmocka_unit_test(test_reservations),    cmocka_unit_test(test_total_two_indexes),
+	    cmocka_unit_test(test_clear_and_reuse), cmocka_unit_test(test_random_model),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
