@@ -396,8 +396,22 @@ int client_adopt(struct client *c, uint64_t ino, int flags, int *granted)
 
 int client_local_pwrite(struct client *c, int fd, const void *buf, size_t count, off_t off)
 {
+	if (!buf && count)
+		return 0;
+	struct iovec v = {(void *)buf, count};
+	return client_local_pwritev(c, fd, &v, 1, off);
+}
+
+int client_local_pwritev(struct client *c, int fd, const struct iovec *iov, int iovcnt, off_t off)
+{
 	struct client_fd *f = granted_fd(c, fd);
-	if (!f || off < 0 || (!buf && count))
+	size_t count = 0;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len > SIZE_MAX - count || (!iov[i].iov_base && iov[i].iov_len))
+			return 0;
+		count += iov[i].iov_len;
+	}
+	if (!f || off < 0 || iovcnt < 0)
 		return 0;
 	/* The fork() and dead-daemon checks of call(), without a system
 	 * call. */
@@ -405,7 +419,7 @@ int client_local_pwrite(struct client *c, int fd, const void *buf, size_t count,
 		return fail_errno(EIO);
 	/* Linux appends on pwrite() to an O_APPEND descriptor too. */
 	uint64_t at = f->append ? CLOG_AT_END : (uint64_t)off;
-	return client_log_write(c, c->log, &f->g, f->ino, buf, count, at);
+	return client_log_write(c, c->log, &f->g, f->ino, iov, iovcnt, count, at);
 }
 
 int client_close(struct client *c, int fd)

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "cairn.h"
@@ -45,6 +46,9 @@ int client_adopt(struct client *c, uint64_t ino, int flags, int *granted);
  * durably: 1 when done, 0 when the descriptor has no grant (any longer)
  * and the caller must write another way, -1 with errno. */
 int client_local_pwrite(struct client *c, int fd, const void *buf, size_t count, off_t off);
+/* The same for the bytes iov gathers, written as one record: no copy is
+ * made of them first, and nothing is allocated. */
+int client_local_pwritev(struct client *c, int fd, const struct iovec *iov, int iovcnt, off_t off);
 ssize_t client_read(struct client *c, int fd, void *buf, size_t count);
 ssize_t client_write(struct client *c, int fd, const void *buf, size_t count);
 ssize_t client_pread(struct client *c, int fd, void *buf, size_t count, off_t off);

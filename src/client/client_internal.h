@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "client/client.h"
 #include "proto/ctl.h"
@@ -25,11 +26,12 @@ struct client_log;
 struct client_log *client_log_open(int log_fd, int state_fd, const struct ctl_clog *info);
 void client_log_close(struct client_log *l);
 
-/* Writes count bytes at off of inode ino under grant g into the log,
- * durably: 1 when done, 0 when the caller must send the write to the
- * daemon instead (and g may have been dropped), -1 with errno. */
+/* Writes the count bytes that iov gathers at off of inode ino under
+ * grant g into the log as one record, durably: 1 when done, 0 when the
+ * caller must send the write to the daemon instead (and g may have been
+ * dropped), -1 with errno. */
 int client_log_write(struct client *c, struct client_log *l, struct client_grant *g, uint64_t ino,
-                     const void *buf, size_t count, uint64_t off);
+                     const struct iovec *iov, int iovcnt, size_t count, uint64_t off);
 
 /* CTL_CLOG_SYNC: 0 and *out, or -1 with errno. */
 int client_sync(struct client *c, uint64_t seq, uint64_t want, struct ctl_clog_sync *out);

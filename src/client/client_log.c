@@ -152,7 +152,8 @@ static int reclaim_published(struct client_log *l)
  * must go through the daemon (grant gone, no credit, too large), or -1
  * with errno.  The caller fills it after letting go of the lock. */
 static int append(struct client *c, struct client_log *l, struct client_grant *g, uint64_t ino,
-                  const void *buf, size_t count, uint64_t off, uint64_t *seq, struct log_fill *fill)
+                  const struct iovec *iov, int iovcnt, size_t count, uint64_t off, uint64_t *seq,
+                  struct log_fill *fill)
 {
 	if (!live(l, g))
 		return 0;
@@ -162,15 +163,14 @@ static int append(struct client *c, struct client_log *l, struct client_grant *g
 	if (l->credit < cost)
 		return 0; /* the volume is (nearly) full: the daemon says ENOSPC */
 	uint64_t args[LOG_REC_ARGS] = {ino, off, g->epoch};
-	struct iovec iov = {(void *)buf, count};
 	struct log_pos pos;
-	int rc = log_reserve(l->log, CLOG_REC_WRITE, args, &iov, 1, &pos, fill);
+	int rc = log_reserve(l->log, CLOG_REC_WRITE, args, iov, iovcnt, &pos, fill);
 	if (rc == -ENOSPC && reclaim_published(l))
-		rc = log_reserve(l->log, CLOG_REC_WRITE, args, &iov, 1, &pos, fill);
+		rc = log_reserve(l->log, CLOG_REC_WRITE, args, iov, iovcnt, &pos, fill);
 	if (rc == -ENOSPC) {
 		if (sync_locked(c, l, 0, NULL))
 			return -1;
-		rc = log_reserve(l->log, CLOG_REC_WRITE, args, &iov, 1, &pos, fill);
+		rc = log_reserve(l->log, CLOG_REC_WRITE, args, iov, iovcnt, &pos, fill);
 	}
 	if (rc)
 		return 0;
@@ -180,7 +180,7 @@ static int append(struct client *c, struct client_log *l, struct client_grant *g
 }
 
 int client_log_write(struct client *c, struct client_log *l, struct client_grant *g, uint64_t ino,
-                     const void *buf, size_t count, uint64_t off)
+                     const struct iovec *iov, int iovcnt, size_t count, uint64_t off)
 {
 	if (count == 0 || count > log_max_payload(l->log))
 		return 0;
@@ -189,7 +189,7 @@ int client_log_write(struct client *c, struct client_log *l, struct client_grant
 	uint64_t seq = 0;
 	struct log_fill fill = {.pending = 0};
 	pthread_mutex_lock(&l->lock);
-	int rc = append(c, l, g, ino, buf, count, off, &seq, &fill);
+	int rc = append(c, l, g, ino, iov, iovcnt, count, off, &seq, &fill);
 	pthread_mutex_unlock(&l->lock);
 	/* The copy and its checksum run here, beside the client's other
 	 * threads; the commit waits for the records before this one. */

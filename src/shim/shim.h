@@ -8,7 +8,7 @@
  * descriptors (dup, fork, exec, poll, locks, /proc), and every call the
  * shim does not take over goes to the kernel unchanged.  The shim takes
  * over the writes to files the program has open for writing, which go
- * into the client's private log with no system call but two lseeks; the
+ * into the client's private log with no system call but one lseek; the
  * daemon keeps the mount coherent with them (src/libfs/clients.h).
  *
  * shim_files.c owns the table of descriptors the shim writes itself and
@@ -46,6 +46,10 @@ struct shim_file {
 	 * none can bring a page of the file from before the write back into
 	 * the cache after it was dropped. */
 	pthread_rwlock_t io_lock;
+	/* A signal handler closed (or replaced) its descriptor while its
+	 * thread was inside the shim: the file is no longer written natively,
+	 * and leaves the table when that thread leaves the shim. */
+	atomic_int gone;
 };
 
 /* libc's own function of that name, found once (dlsym RTLD_NEXT) and
@@ -93,5 +97,28 @@ void shim_mapping(int fd);
 /* The kernel's position of f's descriptor fd, if a native append left it
  * stale, set to the end of the file. */
 void shim_settle_pos(struct shim_file *f, int fd);
+
+/*
+ * Signal handlers may call the functions the shim wraps, on a thread that
+ * the signal interrupted inside the shim, holding its locks or in the
+ * middle of a request to the daemon.  So the shim counts, per thread, how
+ * deep it is (shim_enter, shim_leave around everything that takes a lock
+ * or talks to the daemon), and a call made while the count is not zero
+ * (shim_busy: a handler's) takes no lock but the table's read lock
+ * (never held by a thread that can be interrupted while it writes the
+ * table: signals are blocked then) and goes to the kernel.  What such a
+ * call must change in the table (a descriptor it closes) is marked at
+ * once and done when the thread leaves the shim.
+ */
+int shim_busy(void);
+void shim_enter(void);
+void shim_leave(void);
+/* A handler's close (dup2 over, fcntl) of fd: the shim stops writing its
+ * file natively now, and forgets fd when the thread leaves the shim. */
+void shim_forget_later(int fd);
+void shim_forget_range_later(unsigned first, unsigned last);
+/* A handler's read or lseek of fd: the kernel's position is set first if
+ * a native append left it behind, taking no lock. */
+void shim_settle_pos_now(int fd);
 
 #endif

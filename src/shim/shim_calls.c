@@ -10,7 +10,7 @@
  *     fclose...): the kernel does the work, the shim keeps its table true;
  *   - the writes: on a file the shim took over, the bytes go into the
  *     client's log, durable on return, at the position the kernel keeps
- *     for the descriptor (read with lseek, moved on after);
+ *     for the descriptor (moved past the bytes by one lseek);
  *   - the reads of those files, which wait for a native write in progress
  *     (it drops the kernel's pages it covers) and set the kernel's
  *     position first if a native append left it behind; lseek too; and
@@ -36,8 +36,23 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-/* Writes gathered from more bytes than this go to the kernel. */
-#define GATHER_MAX (1u << 20)
+/* `normal` inside the shim (shim_enter, shim_leave), or `reentered` when a
+ * signal handler called in while its thread was already inside (shim.h). */
+#define GUARDED(type, reentered, normal)                                                           \
+	({                                                                                         \
+		type r_;                                                                           \
+		if (shim_busy()) {                                                                 \
+			r_ = (reentered);                                                          \
+		} else {                                                                           \
+			shim_enter();                                                              \
+			r_ = (normal);                                                             \
+			int e_ = errno;                                                            \
+			shim_leave();                                                              \
+			errno = e_;                                                                \
+		}                                                                                  \
+		r_;                                                                                \
+	})
+
 /* A write no larger than this fits a record of every client log (their
  * rings take records of 1 MiB): if the log refuses it, the grant went. */
 #define FITS_A_RECORD (512u << 10)
@@ -67,8 +82,10 @@ EXPORT int open(const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
-	shim_before_open(AT_FDCWD, path, flags);
-	return opened(REAL(open, int (*)(const char *, int, ...))(path, flags, mode), flags);
+	int (*real)(const char *, int, ...) = REAL(open, int (*)(const char *, int, ...));
+	return GUARDED(
+	    int, real(path, flags, mode),
+	    (shim_before_open(AT_FDCWD, path, flags), opened(real(path, flags, mode), flags)));
 }
 
 /* On 64-bit Linux the 64 forms are the same calls (O_LARGEFILE is implied). */
@@ -87,9 +104,11 @@ EXPORT int openat(int dirfd, const char *path, int flags, ...)
 	va_start(ap, flags);
 	mode_t mode = mode_arg(flags, ap);
 	va_end(ap);
-	shim_before_open(dirfd, path, flags);
-	return opened(REAL(openat, int (*)(int, const char *, int, ...))(dirfd, path, flags, mode),
-	              flags);
+	int (*real)(int, const char *, int, ...) =
+	    REAL(openat, int (*)(int, const char *, int, ...));
+	return GUARDED(
+	    int, real(dirfd, path, flags, mode),
+	    (shim_before_open(dirfd, path, flags), opened(real(dirfd, path, flags, mode), flags)));
 }
 
 EXPORT int openat64(int dirfd, const char *path, int flags, ...)
@@ -103,9 +122,7 @@ EXPORT int openat64(int dirfd, const char *path, int flags, ...)
 
 EXPORT int creat(const char *path, mode_t mode)
 {
-	int flags = O_CREAT | O_WRONLY | O_TRUNC;
-	shim_before_open(AT_FDCWD, path, flags);
-	return opened(REAL(open, int (*)(const char *, int, ...))(path, flags, mode), flags);
+	return open(path, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 
 EXPORT int creat64(const char *path, mode_t mode)
@@ -116,8 +133,9 @@ EXPORT int creat64(const char *path, mode_t mode)
 /* _FORTIFY_SOURCE's forms: they only check that O_CREAT has its mode. */
 EXPORT int __open_2(const char *path, int flags)
 {
-	shim_before_open(AT_FDCWD, path, flags);
-	return opened(REAL(__open_2, int (*)(const char *, int))(path, flags), flags);
+	int (*real)(const char *, int) = REAL(__open_2, int (*)(const char *, int));
+	return GUARDED(int, real(path, flags),
+	               (shim_before_open(AT_FDCWD, path, flags), opened(real(path, flags), flags)));
 }
 
 EXPORT int __open64_2(const char *path, int flags)
@@ -127,8 +145,10 @@ EXPORT int __open64_2(const char *path, int flags)
 
 EXPORT int __openat_2(int dirfd, const char *path, int flags)
 {
-	shim_before_open(dirfd, path, flags);
-	return opened(REAL(__openat_2, int (*)(int, const char *, int))(dirfd, path, flags), flags);
+	int (*real)(int, const char *, int) = REAL(__openat_2, int (*)(int, const char *, int));
+	return GUARDED(
+	    int, real(dirfd, path, flags),
+	    (shim_before_open(dirfd, path, flags), opened(real(dirfd, path, flags), flags)));
 }
 
 EXPORT int __openat64_2(int dirfd, const char *path, int flags)
@@ -138,40 +158,50 @@ EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 
 /* ---- descriptors copied and ended ----------------------------------------------- */
 
-EXPORT int dup(int fd)
+static int duped(int fd, int r)
 {
-	int r = REAL(dup, int (*)(int))(fd);
 	if (r >= 0)
 		shim_dup(fd, r);
 	return r;
 }
 
+/* A copy a handler makes is the kernel's to write. */
+EXPORT int dup(int fd)
+{
+	int r = REAL(dup, int (*)(int))(fd);
+	return GUARDED(int, r, duped(fd, r));
+}
+
 /* fd2 is forgotten first, so that no thread writes the file it held as
  * the new one (if the call fails, the kernel just writes fd2 from now on). */
+static int forgotten(int fd)
+{
+	if (shim_busy())
+		shim_forget_later(fd);
+	else
+		GUARDED(int, 0, (shim_forget(fd), 0));
+	return fd;
+}
+
 EXPORT int dup2(int fd, int fd2)
 {
 	if (fd != fd2)
-		shim_forget(fd2);
+		forgotten(fd2);
 	int r = REAL(dup2, int (*)(int, int))(fd, fd2);
-	if (r >= 0 && fd != fd2)
-		shim_dup(fd, fd2);
-	return r;
+	return fd == fd2 ? r : GUARDED(int, r, duped(fd, r));
 }
 
 EXPORT int dup3(int fd, int fd2, int flags)
 {
 	if (fd != fd2)
-		shim_forget(fd2);
+		forgotten(fd2);
 	int r = REAL(dup3, int (*)(int, int, int))(fd, fd2, flags);
-	if (r >= 0)
-		shim_dup(fd, fd2);
-	return r;
+	return GUARDED(int, r, duped(fd, r));
 }
 
 /* fcntl's third argument is an int or a pointer: passed on as it came. */
-static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
+static int fcntl_done(int fd, int cmd, void *arg, int r)
 {
-	int r = real(fd, cmd, arg);
 	if (r < 0)
 		return r;
 	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
@@ -182,10 +212,26 @@ static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
 		struct shim_file *f = shim_get(fd);
 		int append = ((int)(intptr_t)arg & O_APPEND) != 0;
 		if (f && f->append != append)
-			shim_forget(fd);
+			shim_give_back(fd, f);
 		shim_put(f);
 	}
 	return r;
+}
+
+/* A handler's F_SETFL gives the descriptor back, whatever it changed. */
+static int fcntl_reentered(int fd, int cmd, int r)
+{
+	if (r >= 0 && cmd == F_SETFL) {
+		shim_settle_pos_now(fd);
+		shim_forget_later(fd);
+	}
+	return r;
+}
+
+static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
+{
+	int r = real(fd, cmd, arg);
+	return GUARDED(int, fcntl_reentered(fd, cmd, r), fcntl_done(fd, cmd, arg, r));
 }
 
 EXPORT int fcntl(int fd, int cmd, ...)
@@ -210,21 +256,29 @@ EXPORT int fcntl64(int fd, int cmd, ...)
  * number could already be another file's, opened on another thread. */
 EXPORT int close(int fd)
 {
-	shim_forget(fd);
+	forgotten(fd);
 	return REAL(close, int (*)(int))(fd);
+}
+
+static void forget_range(unsigned first, unsigned last)
+{
+	if (shim_busy())
+		shim_forget_range_later(first, last);
+	else
+		GUARDED(int, 0, (shim_forget_range(first, last), 0));
 }
 
 EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
 	if (!(flags & CLOSE_RANGE_CLOEXEC) && first <= last)
-		shim_forget_range(first, last);
+		forget_range(first, last);
 	return REAL(close_range, int (*)(unsigned, unsigned, int))(first, last, flags);
 }
 
 EXPORT void closefrom(int lowfd)
 {
 	if (lowfd >= 0)
-		shim_forget_range((unsigned)lowfd, UINT_MAX);
+		forget_range((unsigned)lowfd, UINT_MAX);
 	REAL(closefrom, void (*)(int))(lowfd);
 }
 
@@ -232,21 +286,21 @@ EXPORT void closefrom(int lowfd)
 EXPORT int fclose(FILE *stream)
 {
 	if (stream)
-		shim_forget(fileno(stream));
+		forgotten(fileno(stream));
 	return REAL(fclose, int (*)(FILE *))(stream);
 }
 
 EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
 {
 	if (stream)
-		shim_forget(fileno(stream));
+		forgotten(fileno(stream));
 	return REAL(freopen, FILE * (*)(const char *, const char *, FILE *))(path, mode, stream);
 }
 
 EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
 {
 	if (stream)
-		shim_forget(fileno(stream));
+		forgotten(fileno(stream));
 	return REAL(freopen64, FILE * (*)(const char *, const char *, FILE *))(path, mode, stream);
 }
 
@@ -273,17 +327,19 @@ static void drop_pages(int fd, off_t at, size_t n, int append)
 	posix_fadvise(fd, from, to - from, POSIX_FADV_DONTNEED);
 }
 
-/* Writes n bytes of buf to f natively: at `at`, or (at < 0) at the
- * descriptor's position, which moves on.  n, 0 when the kernel must write
- * them (the grant went), or -1 with errno.  With f->io_lock held alone. */
-static ssize_t native_write_locked(struct shim_file *f, int fd, const void *buf, size_t n, off_t at)
+/* Writes the n bytes iov gathers to f natively: at `at`, or (at < 0) at
+ * the descriptor's position, which moves on.  n, 0 when the kernel must
+ * write them (the grant went), or -1 with errno.  With f->io_lock held
+ * alone. */
+static ssize_t native_write_locked(struct shim_file *f, int fd, const struct iovec *iov, int cnt,
+                                   size_t n, off_t at)
 {
 	if (f->append || at >= 0) {
 		/* pwrite appends too, but leaves the position where the last
 		 * write() put it: settled first, it stays there. */
 		if (f->append && at >= 0)
 			shim_settle_pos(f, fd);
-		int r = client_local_pwrite(f->client, f->cfd, buf, n, f->append ? 0 : at);
+		int r = client_local_pwritev(f->client, f->cfd, iov, cnt, f->append ? 0 : at);
 		if (r == 1) {
 			drop_pages(fd, at, n, f->append);
 			if (f->append && at < 0)
@@ -299,7 +355,7 @@ static ssize_t native_write_locked(struct shim_file *f, int fd, const void *buf,
 	off_t pos = end - (off_t)n;
 	int r = 0;
 	if (end >= 0) {
-		r = client_local_pwrite(f->client, f->cfd, buf, n, pos);
+		r = client_local_pwritev(f->client, f->cfd, iov, cnt, pos);
 		if (r == 1)
 			drop_pages(fd, pos, n, 0);
 		else
@@ -309,48 +365,43 @@ static ssize_t native_write_locked(struct shim_file *f, int fd, const void *buf,
 	return r == 1 ? (ssize_t)n : r;
 }
 
-static ssize_t native_write(struct shim_file *f, int fd, const void *buf, size_t n, off_t at)
+static ssize_t native_write(struct shim_file *f, int fd, const struct iovec *iov, int cnt, size_t n,
+                            off_t at)
 {
 	pthread_rwlock_wrlock(&f->io_lock);
-	ssize_t r = native_write_locked(f, fd, buf, n, at);
+	ssize_t r = native_write_locked(f, fd, iov, cnt, n, at);
 	pthread_rwlock_unlock(&f->io_lock);
 	return r;
 }
 
-/* The shim's write of iov (gathered into one record: atomic, as the
- * kernel's), or *done = 0 when the kernel must make it. */
+/* The shim's write of iov (one record, atomic, as the kernel's), or
+ * *done = 0 when the kernel must make it: always for a signal handler
+ * that interrupted its thread inside the shim. */
 static ssize_t try_native(int fd, const struct iovec *iov, int cnt, off_t at, int *done)
 {
 	*done = 0;
-	struct shim_file *f = cnt > 0 ? shim_get(fd) : NULL;
-	if (!f)
-		return 0;
+	/* What the kernel would refuse, it is left to refuse. */
 	size_t total = 0;
-	int fits = 1;
+	int fits = cnt > 0 && cnt <= IOV_MAX;
 	for (int i = 0; i < cnt && fits; i++) {
-		fits = iov[i].iov_len <= (size_t)SSIZE_MAX - total;
+		fits = iov[i].iov_len <= (size_t)SSIZE_MAX - total &&
+		       (iov[i].iov_base || !iov[i].iov_len);
 		total += fits ? iov[i].iov_len : 0;
 	}
-	const void *buf = cnt == 1 ? iov[0].iov_base : NULL;
-	uint8_t *gathered = NULL;
-	if (fits && cnt > 1 && total > 0 && total <= GATHER_MAX && (gathered = malloc(total))) {
-		size_t off = 0;
-		for (int i = 0; i < cnt; i++) {
-			memcpy(gathered + off, iov[i].iov_base, iov[i].iov_len);
-			off += iov[i].iov_len;
-		}
-		buf = gathered;
-	}
-	ssize_t r = 0;
-	if (fits && buf && total > 0)
-		r = native_write(f, fd, buf, total, at);
-	free(gathered);
-	if (r == 0 && fits && buf && total > 0 && total <= FITS_A_RECORD) {
+	struct shim_file *f = fits && total > 0 && !shim_busy() ? shim_get(fd) : NULL;
+	if (!f)
+		return 0;
+	shim_enter();
+	ssize_t r = native_write(f, fd, iov, cnt, total, at);
+	if (r == 0 && total <= FITS_A_RECORD) {
 		/* The grant went (a write this small fits any client log's
 		 * record): the kernel writes fd from now on. */
 		shim_give_back(fd, f);
 	}
 	shim_put(f);
+	int e = errno;
+	shim_leave();
+	errno = e;
 	*done = r != 0;
 	return r;
 }
@@ -416,13 +467,20 @@ EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, 
 /* ---- reads, and the kernel's position ----------------------------------------- */
 
 /* Before a read at the kernel's position (not positional): the position
- * is set, if a native append left it behind.  A read of a file the shim writes holds its io_lock
- * shared until it is done (read_done lets go of it). */
+ * is set, if a native append left it behind.  A read of a file the shim
+ * writes holds its io_lock shared until it is done (read_done lets go of
+ * it), inside the shim.  A signal handler's read takes no lock. */
 static struct shim_file *read_start(int fd, int positional)
 {
+	if (shim_busy()) {
+		if (!positional)
+			shim_settle_pos_now(fd);
+		return NULL;
+	}
 	struct shim_file *f = shim_get(fd);
 	if (!f)
 		return NULL;
+	shim_enter();
 	pthread_rwlock_rdlock(&f->io_lock);
 	if (!positional)
 		shim_settle_pos(f, fd);
@@ -435,6 +493,7 @@ static void read_done(struct shim_file *f)
 		return;
 	pthread_rwlock_unlock(&f->io_lock);
 	shim_put(f);
+	shim_leave();
 }
 
 EXPORT ssize_t read(int fd, void *buf, size_t n)
@@ -504,12 +563,21 @@ EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off_t off, i
 	return preadv2(fd, iov, cnt, off, flags);
 }
 
-EXPORT off_t lseek(int fd, off_t off, int whence)
+static int settled(int fd)
 {
 	struct shim_file *f = shim_get(fd);
 	if (f)
 		shim_settle_pos(f, fd);
 	shim_put(f);
+	return 0;
+}
+
+EXPORT off_t lseek(int fd, off_t off, int whence)
+{
+	if (shim_busy())
+		shim_settle_pos_now(fd);
+	else
+		GUARDED(int, 0, settled(fd));
 	return real_lseek(fd, off, whence);
 }
 
@@ -520,12 +588,19 @@ EXPORT off_t lseek64(int fd, off_t off, int whence)
 
 /* ---- programs started ------------------------------------------------------------ */
 
+/* A handler's spawn (not async-signal-safe anyway) gives nothing back. */
+static void spawning(void)
+{
+	if (!shim_busy())
+		GUARDED(int, 0, (shim_before_spawn(), 0));
+}
+
 /* fork itself is watched by pthread_atfork (shim_files.c); these start a
  * program without it, sharing the descriptors that do not close on exec. */
 EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                        const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-	shim_before_spawn();
+	spawning();
 	return REAL(posix_spawn, int (*)(pid_t *, const char *, const posix_spawn_file_actions_t *,
 	                                 const posix_spawnattr_t *, char *const[],
 	                                 char *const[]))(pid, path, fa, attr, argv, envp);
@@ -534,7 +609,7 @@ EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_acti
 EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
                         const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
-	shim_before_spawn();
+	spawning();
 	return REAL(posix_spawnp, int (*)(pid_t *, const char *, const posix_spawn_file_actions_t *,
 	                                  const posix_spawnattr_t *, char *const[],
 	                                  char *const[]))(pid, file, fa, attr, argv, envp);
@@ -542,13 +617,13 @@ EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_act
 
 EXPORT int system(const char *command)
 {
-	shim_before_spawn();
+	spawning();
 	return REAL(system, int (*)(const char *))(command);
 }
 
 EXPORT FILE *popen(const char *command, const char *type)
 {
-	shim_before_spawn();
+	spawning();
 	return REAL(popen, FILE * (*)(const char *, const char *))(command, type);
 }
 
@@ -558,8 +633,8 @@ EXPORT FILE *popen(const char *command, const char *type)
  * the file natively first (and the kernel learns its size). */
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	if (fd >= 0 && !(flags & MAP_ANONYMOUS))
-		shim_mapping(fd);
+	if (fd >= 0 && !(flags & MAP_ANONYMOUS) && !shim_busy())
+		GUARDED(int, 0, (shim_mapping(fd), 0));
 	return REAL(mmap, void *(*)(void *, size_t, int, int, int, off_t))(addr, len, prot, flags,
 	                                                                   fd, off);
 }

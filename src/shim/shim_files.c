@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <mntent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,18 @@ static pthread_once_t mounts_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct shim_file *table[SHIM_FDS];
+/* Initial-exec: the variables live in the static TLS block, so reaching
+ * them allocates nothing, even in a signal handler. */
+#define SHIM_TLS __thread __attribute__((tls_model("initial-exec")))
+static SHIM_TLS int depth; /* how deep this thread is in the shim */
+/* What handlers left to do when this thread leaves the shim: fd to forget
+ * (-1: none) and a reference to f to let go of. */
+#define SHIM_LATER 64
+static SHIM_TLS struct later {
+	int fd;
+	struct shim_file *f;
+} laters[SHIM_LATER];
+static SHIM_TLS int nlater;
 static atomic_int in_table; /* descriptors in the table: 0 spares the lock */
 static atomic_int top_fd;   /* no descriptor above it was ever in the table */
 static pthread_rwlock_t table_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -175,6 +188,7 @@ static void forget_after_fork(void)
 	}
 	pthread_rwlock_init(&table_lock, NULL);
 	pthread_mutex_init(&attach_lock, NULL);
+	nlater = 0; /* their files are gone with the table */
 }
 
 /* Calls fn for each file in the table, with a reference held. */
@@ -204,7 +218,12 @@ static void settle_one(int fd, struct shim_file *f, const void *arg)
  * the child inherits the right ones. */
 static void settle_before_fork(void)
 {
+	if (shim_busy())
+		return; /* a handler's fork: it takes no lock (the child may see a
+		           position a native append left behind) */
+	shim_enter();
 	each_file(settle_one, NULL);
+	shim_leave();
 }
 
 /* After it, in the parent: the child shares every descriptor and may read
@@ -215,7 +234,14 @@ static void settle_before_fork(void)
  * over again. */
 static void give_back_after_fork(void)
 {
-	shim_forget_range(0, (unsigned)atomic_load(&top_fd));
+	unsigned top = (unsigned)atomic_load(&top_fd);
+	if (shim_busy()) {
+		shim_forget_range_later(0, top);
+		return;
+	}
+	shim_enter();
+	shim_forget_range(0, top);
+	shim_leave();
 }
 
 static void give_back_if_inherited(int fd, struct shim_file *f, const void *arg)
@@ -244,11 +270,17 @@ struct shim_file *shim_get(int fd)
 {
 	if (fd < 0 || fd >= SHIM_FDS || atomic_load_explicit(&in_table, memory_order_relaxed) == 0)
 		return NULL;
+	/* Counted as in the shim: a handler that interrupts the read lock
+	 * must not ask for the write lock. */
+	shim_enter();
 	pthread_rwlock_rdlock(&table_lock);
 	struct shim_file *f = table[fd];
+	if (f && atomic_load(&f->gone))
+		f = NULL;
 	if (f)
 		atomic_fetch_add(&f->refs, 1);
 	pthread_rwlock_unlock(&table_lock);
+	shim_leave();
 	return f;
 }
 
@@ -266,21 +298,37 @@ void shim_put(struct shim_file *f)
 	errno = saved;
 }
 
-/* Puts f (a reference the caller gives) at fd; what fd held goes. */
-static void table_set(int fd, struct shim_file *f)
+/* Puts f (a reference the caller gives) at fd, if fd holds `expect` (or
+ * anything, for ANY); what fd held goes.  Signals are blocked while the
+ * write lock is held: a handler's call takes the read lock. */
+#define ANY ((struct shim_file *)-1)
+static void table_swap(int fd, struct shim_file *expect, struct shim_file *f)
 {
 	if (fd < 0 || fd >= SHIM_FDS) {
 		shim_put(f);
 		return;
 	}
+	sigset_t all, old_mask;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old_mask);
 	pthread_rwlock_wrlock(&table_lock);
 	struct shim_file *old = table[fd];
-	table[fd] = f;
-	if (f && fd > atomic_load(&top_fd))
-		atomic_store(&top_fd, fd);
-	atomic_fetch_add(&in_table, (f != NULL) - (old != NULL));
+	if (expect != ANY && old != expect) {
+		old = f; /* not there any more: f goes instead */
+	} else {
+		table[fd] = f;
+		if (f && fd > atomic_load(&top_fd))
+			atomic_store(&top_fd, fd);
+		atomic_fetch_add(&in_table, (f != NULL) - (old != NULL));
+	}
 	pthread_rwlock_unlock(&table_lock);
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	shim_put(old);
+}
+
+static void table_set(int fd, struct shim_file *f)
+{
+	table_swap(fd, ANY, f);
 }
 
 void shim_forget(int fd)
@@ -423,4 +471,74 @@ void shim_settle_pos(struct shim_file *f, int fd)
 	    REAL(lseek, off_t(*)(int, off_t, int))(fd, 0, SEEK_END) >= 0)
 		atomic_store(&f->pos_stale, 0);
 	pthread_mutex_unlock(&f->pos_lock);
+}
+
+/* ---- signal handlers ------------------------------------------------------ */
+
+int shim_busy(void)
+{
+	return depth > 0;
+}
+
+void shim_enter(void)
+{
+	depth++;
+}
+
+/* Does what handlers left for this thread, still counted as in the shim
+ * (a handler that runs meanwhile leaves its own work for later). */
+static void run_laters(void)
+{
+	while (nlater > 0) {
+		struct later l = laters[--nlater];
+		if (l.fd >= 0)
+			table_swap(l.fd, l.f, NULL);
+		shim_put(l.f);
+	}
+}
+
+void shim_leave(void)
+{
+	if (depth == 1 && nlater > 0) {
+		int saved = errno;
+		run_laters();
+		errno = saved;
+	}
+	depth--;
+}
+
+/* Keeps the reference to f (and fd to forget) for the thread's leaving;
+ * with no room left, the reference is kept for good (f is marked gone:
+ * only its memory stays). */
+static void later(int fd, struct shim_file *f)
+{
+	if (nlater < SHIM_LATER)
+		laters[nlater++] = (struct later){fd, f};
+}
+
+void shim_forget_later(int fd)
+{
+	struct shim_file *f = shim_get(fd);
+	if (!f)
+		return;
+	atomic_store(&f->gone, 1);
+	later(fd, f);
+}
+
+void shim_forget_range_later(unsigned first, unsigned last)
+{
+	unsigned top = (unsigned)atomic_load(&top_fd);
+	for (unsigned fd = first; fd <= last && fd <= top && atomic_load(&in_table); fd++)
+		shim_forget_later((int)fd);
+}
+
+void shim_settle_pos_now(int fd)
+{
+	struct shim_file *f = shim_get(fd);
+	if (!f)
+		return;
+	if (atomic_load(&f->pos_stale) &&
+	    REAL(lseek, off_t(*)(int, off_t, int))(fd, 0, SEEK_END) >= 0)
+		atomic_store(&f->pos_stale, 0);
+	later(-1, f); /* letting go of the last reference would ask the daemon */
 }

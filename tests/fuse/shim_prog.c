@@ -10,14 +10,18 @@
  *                          writes, positions, dup, O_APPEND, fork, mmap,
  *                          ftruncate, a reader in another process, record
  *                          locks, threads, exec with and without the shim,
- *                          system();
- *                          the
- *                          writes made natively or by the kernel
+ *                          system(), and a signal handler that writes,
+ *                          reads, dups and closes while the thread it
+ *                          interrupts writes natively; the writes made
+ *                          natively or by the kernel
  *   shim_prog ack FILE N   N records of 512 bytes, each acknowledged on
  *                          stdout (4 bytes: its number) once written
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +31,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *where = "";
@@ -347,7 +352,6 @@ static void locks(const char *dir)
 }
 
 /* Threads of one process write files of their own at once. */
-#include <pthread.h>
 struct writer {
 	char path[4200];
 	int ok, err, at; /* what failed: errno, and the write's number */
@@ -444,6 +448,106 @@ static void spawned(const char *dir)
 	MUST(close(shared) == 0 && close(own) == 0);
 }
 
+/* A timer's handler, 10,000 times a second, on the thread that writes
+ * file A natively: it appends its numbered record to file B, reads A,
+ * makes and closes a copy of A's descriptor, asks A's position, and
+ * closes the copy of it the thread keeps making.  The
+ * thread it interrupts may be anywhere in the shim, holding its locks:
+ * nothing may hang, and every write of either must be in its file. */
+#define SIG_REC 64
+#define SIG_WRITES 2000
+#define SIG_HANDLED 500
+#define SIG_WRITE 100
+static int sig_a = -1, sig_b = -1;
+static volatile int sig_spare = -1; /* a copy of A's descriptor the handler closes */
+static volatile sig_atomic_t sig_count, sig_failed;
+
+static void sig_handler(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	uint8_t rec[SIG_REC], got[16];
+	int n = sig_count;
+	memset(rec, 'h', sizeof(rec));
+	memcpy(rec, &n, sizeof(n));
+	if (write(sig_b, rec, sizeof(rec)) != (ssize_t)sizeof(rec))
+		sig_failed = 1;
+	if (pread(sig_a, got, sizeof(got), 0) < 0 || lseek(sig_a, 0, SEEK_CUR) < 0)
+		sig_failed = 2;
+	int d = dup(sig_a);
+	if (d < 0 || close(d) != 0)
+		sig_failed = 3;
+	if (sig_spare >= 0 && close(sig_spare) != 0)
+		sig_failed = 4;
+	sig_spare = -1;
+	sig_count = n + 1;
+	errno = saved;
+}
+
+static void *sig_watchdog(void *arg)
+{
+	(void)arg;
+	sleep(30);
+	fprintf(stderr, "shim_prog: signals: hung (%d signals handled)\n", (int)sig_count);
+	_exit(3);
+}
+
+static void signals(const char *dir)
+{
+	where = "signals";
+	char a[4096], b[4096];
+	sigset_t alrm;
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	pthread_t dog;
+	MUST(pthread_sigmask(SIG_BLOCK, &alrm, NULL) == 0);
+	MUST(pthread_create(&dog, NULL, sig_watchdog, NULL) == 0);
+	MUST(pthread_sigmask(SIG_UNBLOCK, &alrm, NULL) == 0);
+	sig_a = new_file(dir, "signal-a", O_RDWR, a, 90, 0);
+	snprintf(b, sizeof(b), "%s/signal-b", dir);
+	sig_b = open(b, O_CREAT | O_WRONLY | O_APPEND | O_TRUNC, 0644);
+	MUST(sig_b >= 0);
+	struct sigaction sa = {.sa_handler = sig_handler, .sa_flags = SA_RESTART};
+	MUST(sigaction(SIGALRM, &sa, NULL) == 0);
+	struct itimerval every = {{0, 100}, {0, 100}}, off = {{0, 0}, {0, 0}};
+	MUST(setitimer(ITIMER_REAL, &every, NULL) == 0);
+	uint8_t rec[SIG_WRITE];
+	time_t deadline = time(NULL) + 20;
+	for (int i = 0; i < SIG_WRITES || sig_count < SIG_HANDLED; i++) {
+		fill(rec, sizeof(rec), (unsigned)i);
+		struct iovec v[2] = {{rec, 30}, {rec + 30, SIG_WRITE - 30}};
+		if (sig_spare < 0)
+			sig_spare = dup(sig_a);
+		ssize_t w = i % 3 ? write(sig_a, rec, sizeof(rec)) : writev(sig_a, v, 2);
+		MUST(w == (ssize_t)sizeof(rec));
+		if (i % 1024 == 0 && time(NULL) > deadline)
+			fail("only %d signals were handled in 20 s", (int)sig_count);
+	}
+	MUST(setitimer(ITIMER_REAL, &off, NULL) == 0);
+	if (sig_failed)
+		fail("a call in the signal handler failed (step %d)", (int)sig_failed);
+	off_t len = lseek(sig_a, 0, SEEK_CUR);
+	MUST(len > 0 && len % SIG_WRITE == 0);
+	uint8_t *want = malloc((size_t)len);
+	MUST(want != NULL);
+	for (off_t i = 0; i < len / SIG_WRITE; i++)
+		fill(want + i * SIG_WRITE, SIG_WRITE, (unsigned)i);
+	same_as(a, want, (size_t)len);
+	free(want);
+	int handled = sig_count;
+	uint8_t *recs = malloc((size_t)handled * SIG_REC);
+	MUST(recs != NULL);
+	for (int i = 0; i < handled; i++) {
+		memset(recs + i * SIG_REC, 'h', SIG_REC);
+		memcpy(recs + i * SIG_REC, &i, sizeof(i));
+	}
+	same_as(b, recs, (size_t)handled * SIG_REC);
+	free(recs);
+	MUST(close(sig_a) == 0 && close(sig_b) == 0);
+	pthread_cancel(dog);
+	pthread_join(dog, NULL);
+}
+
 static int ack(const char *path, int n)
 {
 	where = "ack";
@@ -471,6 +575,11 @@ int main(int argc, char **argv)
 		threads(argv[2]);
 		exec_inherits(argv[2], argv[0]);
 		spawned(argv[2]);
+		signals(argv[2]);
+		return 0;
+	}
+	if (argc == 3 && !strcmp(argv[1], "signals")) {
+		signals(argv[2]);
 		return 0;
 	}
 	if (argc == 4 && !strcmp(argv[1], "write-fd")) {

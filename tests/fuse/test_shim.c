@@ -3,9 +3,9 @@
  * a real mount and real programs:
  *
  *   1. shim_prog's POSIX checks of writes, positions, dup, O_APPEND,
- *      ftruncate, fork, a reader in another process and a shared mapping
- *      pass under `cairn run` with its writes made natively (no write
- *      system call), and pass the same without the shim (the kernel's
+ *      ftruncate, fork, a reader in another process, a shared mapping and
+ *      a signal handler's calls in the middle of native writes pass under `cairn run` with its
+ * writes made natively (no write system call), and pass the same without the shim (the kernel's
  *      writes through the mount), and with the shim on a directory that is
  *      not cairn's (which it must leave to the kernel);
  *   2. kill -9 of a shimmed program in the middle of a stream of native
