@@ -52,18 +52,22 @@ struct shim_file {
 	atomic_int gone;
 };
 
-/* libc's own function of that name, found once (dlsym RTLD_NEXT) and
- * kept in a variable of the calling site's. */
+/* libc's own function of that name (shim_real), kept in a variable of
+ * the calling site's. */
 #define REAL(name, type)                                                                           \
 	({                                                                                         \
 		static void *_Atomic real_;                                                        \
 		void *fn_ = atomic_load_explicit(&real_, memory_order_relaxed);                    \
 		if (!fn_) {                                                                        \
-			fn_ = dlsym(RTLD_NEXT, #name);                                             \
+			fn_ = shim_real(#name);                                                    \
 			atomic_store_explicit(&real_, fn_, memory_order_relaxed);                  \
 		}                                                                                  \
 		(type) fn_;                                                                        \
 	})
+/* libc's function `name`, found when the library was loaded (dlsym
+ * RTLD_NEXT), so that a signal handler's first call of it does not run
+ * the dynamic linker; dlsym for a name not on the list. */
+void *shim_real(const char *name);
 
 /* The file behind descriptor fd with a reference taken, or NULL when the
  * shim does not write fd itself. */

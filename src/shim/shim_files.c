@@ -542,3 +542,39 @@ void shim_settle_pos_now(int fd)
 		atomic_store(&f->pos_stale, 0);
 	later(-1, f); /* letting go of the last reference would ask the daemon */
 }
+
+/* ---- libc's functions -------------------------------------------------------- */
+
+static struct real_fn {
+	const char *name;
+	void *fn;
+} reals[] = {
+    {.name = "__open_2"},    {.name = "__openat_2"},   {.name = "close"},
+    {.name = "close_range"}, {.name = "closefrom"},    {.name = "dup"},
+    {.name = "dup2"},        {.name = "dup3"},         {.name = "fclose"},
+    {.name = "fcntl"},       {.name = "fcntl64"},      {.name = "freopen"},
+    {.name = "freopen64"},   {.name = "lseek"},        {.name = "mmap"},
+    {.name = "open"},        {.name = "openat"},       {.name = "popen"},
+    {.name = "posix_spawn"}, {.name = "posix_spawnp"}, {.name = "pread"},
+    {.name = "preadv"},      {.name = "preadv2"},      {.name = "pwrite"},
+    {.name = "pwritev"},     {.name = "pwritev2"},     {.name = "read"},
+    {.name = "readv"},       {.name = "system"},       {.name = "write"},
+    {.name = "writev"},
+};
+
+__attribute__((constructor)) static void find_reals(void)
+{
+	for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++)
+		__atomic_store_n(&reals[i].fn, dlsym(RTLD_NEXT, reals[i].name), __ATOMIC_RELEASE);
+}
+
+void *shim_real(const char *name)
+{
+	for (size_t i = 0; i < sizeof(reals) / sizeof(reals[0]); i++) {
+		if (strcmp(reals[i].name, name))
+			continue;
+		void *fn = __atomic_load_n(&reals[i].fn, __ATOMIC_ACQUIRE);
+		return fn ? fn : dlsym(RTLD_NEXT, name);
+	}
+	return dlsym(RTLD_NEXT, name);
+}
