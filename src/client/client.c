@@ -422,6 +422,33 @@ int client_local_pwritev(struct client *c, int fd, const struct iovec *iov, int 
 	return client_log_write(c, c->log, &f->g, f->ino, iov, iovcnt, count, at);
 }
 
+static int resolve_end(struct client *c, struct client_fd *f, int fd);
+
+/* A truncate does not move the position: one that appends left at "the
+ * end" is asked for first (the end it means is the one before). */
+int client_local_ftruncate(struct client *c, int fd, off_t length)
+{
+	struct client_fd *f = granted_fd(c, fd);
+	if (!f || length < 0)
+		return 0;
+	if (forked(c) || c->dead)
+		return fail_errno(EIO);
+	pthread_mutex_lock(&f->lock);
+	int r = resolve_end(c, f, fd);
+	if (r == 0)
+		r = client_log_truncate(c, c->log, &f->g, f->ino, (uint64_t)length);
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
+int client_ftruncate(struct client *c, int fd, off_t length)
+{
+	int r = client_local_ftruncate(c, fd, length);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	return client_fdcall(c, CTL_FTRUNCATE, fd, length, 0, 0);
+}
+
 int client_close(struct client *c, int fd)
 {
 	int rc = (int)request(c, CTL_CLOSE, ARGS(fd), NULL, 0, NULL, 0, NULL, 0);

@@ -49,6 +49,10 @@ int client_local_pwrite(struct client *c, int fd, const void *buf, size_t count,
 /* The same for the bytes iov gathers, written as one record: no copy is
  * made of them first, and nothing is allocated. */
 int client_local_pwritev(struct client *c, int fd, const struct iovec *iov, int iovcnt, off_t off);
+/* ftruncate of a granted descriptor, in the log (1, 0, -1 as client_local_pwrite; a
+ * negative length is the daemon's to refuse). */
+int client_local_ftruncate(struct client *c, int fd, off_t length);
+int client_ftruncate(struct client *c, int fd, off_t length);
 ssize_t client_read(struct client *c, int fd, void *buf, size_t count);
 ssize_t client_write(struct client *c, int fd, const void *buf, size_t count);
 ssize_t client_pread(struct client *c, int fd, void *buf, size_t count, off_t off);

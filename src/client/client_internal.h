@@ -32,6 +32,9 @@ void client_log_close(struct client_log *l);
  * dropped), -1 with errno. */
 int client_log_write(struct client *c, struct client_log *l, struct client_grant *g, uint64_t ino,
                      const struct iovec *iov, int iovcnt, size_t count, uint64_t off);
+/* The same for an ftruncate of inode ino to size. */
+int client_log_truncate(struct client *c, struct client_log *l, struct client_grant *g,
+                        uint64_t ino, uint64_t size);
 
 /* CTL_CLOG_SYNC: 0 and *out, or -1 with errno. */
 int client_sync(struct client *c, uint64_t seq, uint64_t want, struct ctl_clog_sync *out);

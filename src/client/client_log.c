@@ -148,29 +148,39 @@ static int reclaim_published(struct client_log *l)
 	return 1;
 }
 
+/* One record for the log: its type, inode, second argument (the offset
+ * of a write, the size of a truncate) and payload. */
+struct clog_rec {
+	uint32_t type;
+	uint64_t ino, arg;
+	const struct iovec *iov;
+	int iovcnt;
+	size_t count;
+};
+
 /* Reserves the record's place under l->lock: 1 and *seq, or 0 when it
  * must go through the daemon (grant gone, no credit, too large), or -1
  * with errno.  The caller fills it after letting go of the lock. */
-static int append(struct client *c, struct client_log *l, struct client_grant *g, uint64_t ino,
-                  const struct iovec *iov, int iovcnt, size_t count, uint64_t off, uint64_t *seq,
-                  struct log_fill *fill)
+static int append(struct client *c, struct client_log *l, struct client_grant *g,
+                  const struct clog_rec *r, uint64_t *seq, struct log_fill *fill)
 {
 	if (!live(l, g))
 		return 0;
-	uint64_t cost = clog_record_cost(off, count);
+	uint64_t cost = clog_type_cost(r->type, r->arg, r->count);
 	if (l->credit < cost && sync_locked(c, l, 0, NULL))
 		return -1;
 	if (l->credit < cost)
 		return 0; /* the volume is (nearly) full: the daemon says ENOSPC */
-	uint64_t args[LOG_REC_ARGS] = {ino, off, g->epoch};
+	uint64_t args[LOG_REC_ARGS] = {r->ino, r->arg, g->epoch};
 	struct log_pos pos;
-	int rc = log_reserve(l->log, CLOG_REC_WRITE, args, iov, iovcnt, &pos, fill);
+	uint16_t type = (uint16_t)r->type;
+	int rc = log_reserve(l->log, type, args, r->iov, r->iovcnt, &pos, fill);
 	if (rc == -ENOSPC && reclaim_published(l))
-		rc = log_reserve(l->log, CLOG_REC_WRITE, args, iov, iovcnt, &pos, fill);
+		rc = log_reserve(l->log, type, args, r->iov, r->iovcnt, &pos, fill);
 	if (rc == -ENOSPC) {
 		if (sync_locked(c, l, 0, NULL))
 			return -1;
-		rc = log_reserve(l->log, CLOG_REC_WRITE, args, iov, iovcnt, &pos, fill);
+		rc = log_reserve(l->log, type, args, r->iov, r->iovcnt, &pos, fill);
 	}
 	if (rc)
 		return 0;
@@ -179,17 +189,15 @@ static int append(struct client *c, struct client_log *l, struct client_grant *g
 	return 1;
 }
 
-int client_log_write(struct client *c, struct client_log *l, struct client_grant *g, uint64_t ino,
-                     const struct iovec *iov, int iovcnt, size_t count, uint64_t off)
+/* Puts r in the log durably under grant g: 1, 0 when the caller must ask
+ * the daemon instead (and g may have been dropped), -1 with errno. */
+static int put_record(struct client *c, struct client_log *l, struct client_grant *g,
+                      const struct clog_rec *r)
 {
-	if (count == 0 || count > log_max_payload(l->log))
-		return 0;
-	if (off != CLOG_AT_END && (off > CLOG_MAX_END || count > CLOG_MAX_END - off))
-		return 0; /* the daemon says EFBIG */
 	uint64_t seq = 0;
 	struct log_fill fill = {.pending = 0};
 	pthread_mutex_lock(&l->lock);
-	int rc = append(c, l, g, ino, iov, iovcnt, count, off, &seq, &fill);
+	int rc = append(c, l, g, r, &seq, &fill);
 	pthread_mutex_unlock(&l->lock);
 	/* The copy and its checksum run here, beside the client's other
 	 * threads; the commit waits for the records before this one. */
@@ -213,4 +221,24 @@ int client_log_write(struct client *c, struct client_log *l, struct client_grant
 	if (s)
 		return -1;
 	return ingested ? 1 : 0;
+}
+
+int client_log_write(struct client *c, struct client_log *l, struct client_grant *g, uint64_t ino,
+                     const struct iovec *iov, int iovcnt, size_t count, uint64_t off)
+{
+	if (count == 0 || count > log_max_payload(l->log))
+		return 0;
+	if (off != CLOG_AT_END && (off > CLOG_MAX_END || count > CLOG_MAX_END - off))
+		return 0; /* the daemon says EFBIG */
+	struct clog_rec r = {CLOG_REC_WRITE, ino, off, iov, iovcnt, count};
+	return put_record(c, l, g, &r);
+}
+
+int client_log_truncate(struct client *c, struct client_log *l, struct client_grant *g,
+                        uint64_t ino, uint64_t size)
+{
+	if (size > CLOG_MAX_END)
+		return 0; /* the daemon says EFBIG */
+	struct clog_rec r = {CLOG_REC_TRUNCATE, ino, size, NULL, 0, 0};
+	return put_record(c, l, g, &r);
 }

@@ -464,6 +464,21 @@ static int apply_cwrite(struct cairn_fs *fs, const struct log_rec_hdr *h, const 
 	return rc;
 }
 
+static int apply_truncate(struct cairn_fs *fs, const struct log_rec_hdr *h);
+
+/* A client's truncate: OP_TRUNCATE's args, the client record after. */
+static int apply_ctruncate(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *pl)
+{
+	struct op_cwrite cw;
+	if (h->payload_len != sizeof(cw))
+		return -EUCLEAN;
+	memcpy(&cw, pl, sizeof(cw));
+	int rc = apply_truncate(fs, h);
+	if (!rc)
+		clients_note_ingested(fs, cw.slot, cw.log_id, cw.seq, cw.next_off);
+	return rc;
+}
+
 static int shrink(struct cairn_fs *fs, struct iref *r, uint64_t size, uint64_t seq)
 {
 	struct vnode *vn = vnode_find(fs, r->ino);
@@ -672,6 +687,8 @@ int apply_record(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *p
 		return apply_cwrite(fs, h, pl, payload_off);
 	case OP_TRUNCATE:
 		return apply_truncate(fs, h);
+	case OP_CTRUNCATE:
+		return apply_ctruncate(fs, h, pl);
 	case OP_SETATTR:
 		return apply_setattr(fs, h, pl);
 	case OP_RELEASE:

@@ -326,11 +326,18 @@ static void forged(struct clog *c, const char *why, uint64_t seq)
 /* What is wrong with a record under a grant, or NULL. */
 static const char *record_problem(const struct clog *c, const struct log_rec_hdr *h, uint64_t cost)
 {
+	uint64_t off = h->args[1];
+	if (h->type == CLOG_REC_TRUNCATE) {
+		if (h->payload_len != 0)
+			return "a truncate with a payload";
+		if (off > MAX_FILE_SIZE)
+			return "a size past the largest file size";
+		return NULL;
+	}
 	if (h->type != CLOG_REC_WRITE)
-		return "not a write";
+		return "of no type a client may write";
 	if (h->payload_len == 0)
 		return "an empty write";
-	uint64_t off = h->args[1];
 	if (off != CLOG_AT_END && (off > MAX_FILE_SIZE || h->payload_len > MAX_FILE_SIZE - off))
 		return "past the largest file size";
 	if (!c->recovered && cost > c->credit)
@@ -338,24 +345,66 @@ static const char *record_problem(const struct clog *c, const struct log_rec_hdr
 	return NULL;
 }
 
-/* Copies one record into the volume's log as OP_CWRITE and applies it.
- * -EAGAIN: the lock was dropped to digest; look at the record again. */
+/* 0 when the volume's log has room for a copy of `bytes` and the next
+ * checkpoint's journal for what it changes; else a digest is waited for
+ * (-EAGAIN: look at the record again), -ENOSPC after four. */
+static int room_for(struct cairn_fs *fs, uint64_t bytes, int *attempt)
+{
+	uint64_t capj = shared_journal_capacity(&fs->sh);
+	if (log_room(fs->log, bytes) && checkpoint_cost(fs) * 4 < capj * 3)
+		return 0;
+	if (++*attempt > 4)
+		return -ENOSPC;
+	int rc = fs_digest_wait(fs);
+	return rc && rc != -ENOSPC ? rc : -EAGAIN;
+}
+
+/* The client record named in the volume's log beside its copy. */
+static struct op_cwrite copy_of(const struct clog *c, const struct log_rec_hdr *h, uint64_t next)
+{
+	struct op_cwrite cw;
+	memset(&cw, 0, sizeof(cw));
+	memcpy(cw.log_id, c->log_id, 16);
+	cw.seq = h->seq;
+	cw.next_off = next;
+	cw.slot = (uint32_t)c->slot;
+	return cw;
+}
+
+/* Copies a truncate into the volume's log as OP_CTRUNCATE and applies it:
+ * as the engine's ftruncate, it takes no block. */
+static int apply_client_truncate(struct cairn_fs *fs, struct clog *c, const struct log_rec_hdr *h,
+                                 uint64_t next, int *attempt)
+{
+	int rc = room_for(fs, sizeof(struct op_cwrite), attempt);
+	if (rc)
+		return rc;
+	struct op_cwrite cw = copy_of(c, h, next);
+	uint64_t args[3] = {h->args[0], h->args[1], (uint64_t)now_ns()};
+	struct iovec iov = {&cw, sizeof(cw)};
+	uint64_t seq;
+	rc = op_log_apply(fs, OP_CTRUNCATE, args, &iov, 1, &seq);
+	if (!rc)
+		fs->stats.client_records++;
+	return rc;
+}
+
+/* Copies one record into the volume's log as OP_CWRITE (OP_CTRUNCATE)
+ * and applies it.  -EAGAIN: the lock was dropped to digest; look at the
+ * record again. */
 static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct log_rec_hdr *h,
                                const void *data, uint64_t next, uint64_t cost, int *attempt)
 {
 	uint64_t ino = h->args[0], off = h->args[1], len = h->payload_len;
 	if (fs->failed)
 		return -EIO;
-	uint64_t capj = shared_journal_capacity(&fs->sh);
-	if (!log_room(fs->log, len + sizeof(struct op_cwrite)) ||
-	    checkpoint_cost(fs) * 4 >= capj * 3) {
-		if (++*attempt > 4)
-			return -ENOSPC;
-		int rc = fs_digest_wait(fs);
-		return rc && rc != -ENOSPC ? rc : -EAGAIN;
-	}
+	if (h->type == CLOG_REC_TRUNCATE)
+		return apply_client_truncate(fs, c, h, next, attempt);
+	int rc = room_for(fs, len + sizeof(struct op_cwrite), attempt);
+	if (rc)
+		return rc;
 	struct iref r;
-	int rc = inode_get(&fs->sh, ino, &r);
+	rc = inode_get(&fs->sh, ino, &r);
 	if (rc)
 		return rc;
 	if (off == CLOG_AT_END)
@@ -374,12 +423,7 @@ static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct
 		fs->reserved_blocks -= cost;
 	}
 	fs->apply_resv = need;
-	struct op_cwrite cw;
-	memset(&cw, 0, sizeof(cw));
-	memcpy(cw.log_id, c->log_id, 16);
-	cw.seq = h->seq;
-	cw.next_off = next;
-	cw.slot = (uint32_t)c->slot;
+	struct op_cwrite cw = copy_of(c, h, next);
 	uint64_t args[3] = {ino, off, (uint64_t)now_ns()};
 	struct iovec iov[2] = {{&cw, sizeof(cw)}, {(void *)data, len}};
 	uint64_t seq;
@@ -420,7 +464,7 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c)
 			c->skipped[c->nskipped++ % CLOG_SKIPPED] = h.seq;
 		}
 		if (!skip) {
-			uint64_t cost = clog_record_cost(h.args[1], h.payload_len);
+			uint64_t cost = clog_type_cost(h.type, h.args[1], h.payload_len);
 			const char *why = record_problem(c, &h, cost);
 			if (why) {
 				forged(c, why, h.seq);

@@ -849,7 +849,7 @@ int truncate_ino(struct cairn_fs *fs, uint64_t ino, off_t length)
 int cairn_ftruncate(cairn_fs *fs, int fd, off_t length)
 {
 	if (fs && fs->client)
-		return client_fdcall(fs->client, CTL_FTRUNCATE, fd, length, 0, 0);
+		return client_ftruncate(fs->client, fd, length);
 	if (!fs)
 		return fail(-EINVAL);
 	struct open_file *f = fd_get(fs, fd);

@@ -15,25 +15,27 @@
 #include <stdint.h>
 
 enum op_type {
-	OP_MKNOD = 16,   /* create a file, directory, symlink, fifo, socket, device */
-	OP_LINK = 17,    /* add a name for an existing inode */
-	OP_UNLINK = 18,  /* remove a name (file or empty directory) */
-	OP_RENAME = 19,  /* move a name, replacing the target atomically */
-	OP_WRITE = 20,   /* args: ino, offset, time; payload: the bytes */
-	OP_TRUNCATE = 21,/* args: ino, size, time */
-	OP_SETATTR = 22, /* mode, owner, times */
-	OP_RELEASE = 23, /* args: ino: last close of an unlinked inode */
+	OP_MKNOD = 16,       /* create a file, directory, symlink, fifo, socket, device */
+	OP_LINK = 17,        /* add a name for an existing inode */
+	OP_UNLINK = 18,      /* remove a name (file or empty directory) */
+	OP_RENAME = 19,      /* move a name, replacing the target atomically */
+	OP_WRITE = 20,       /* args: ino, offset, time; payload: the bytes */
+	OP_TRUNCATE = 21,    /* args: ino, size, time */
+	OP_SETATTR = 22,     /* mode, owner, times */
+	OP_RELEASE = 23,     /* args: ino: last close of an unlinked inode */
 	OP_SETXATTR = 24,    /* set an extended attribute */
 	OP_REMOVEXATTR = 25, /* remove an extended attribute */
 	OP_PUNCH = 26,       /* args: ino, offset, length; payload: i64 time */
 	OP_FALLOC = 27,      /* args: ino, offset, length; payload: struct op_falloc */
 	OP_CWRITE = 28,      /* OP_WRITE's args; payload: struct op_cwrite, the bytes */
+	OP_CTRUNCATE = 29,   /* OP_TRUNCATE's args; payload: struct op_cwrite */
 };
 
-/* OP_CWRITE: a write a client made in its own log (log/clog_format.h),
- * copied into the volume's log by the daemon.  Applying it also records
- * that the client's log is ingested up to (seq + 1, next_off), so that a
- * recovery applies each client record exactly once. */
+/* OP_CWRITE, OP_CTRUNCATE: a write or a truncate a client made in its
+ * own log (log/clog_format.h), copied into the volume's log by the daemon.
+ * Applying it also records that the client's log is ingested up to
+ * (seq + 1, next_off), so that a recovery applies each client record
+ * exactly once. */
 struct op_cwrite {
 	uint8_t log_id[16]; /* the client log's id */
 	uint64_t seq;       /* the client record's sequence number */
@@ -118,7 +120,7 @@ struct op_falloc {
 #define SETATTR_GID 4u
 #define SETATTR_ATIME 8u
 #define SETATTR_MTIME 16u
-#define SETATTR_CTIME 32u /* nothing but ctime changes */
+#define SETATTR_CTIME 32u      /* nothing but ctime changes */
 #define SETATTR_KEEP_CTIME 64u /* an atime update by a read: ctime_ns is the old ctime */
 
 /* OP_SETATTR payload. */

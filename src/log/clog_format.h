@@ -37,18 +37,20 @@
 #define CLOG_STATE_MAGIC 0x4554415453474c43ull    /* "CLGSTATE" */
 #define CLOG_PROGRESS_MAGIC 0x5347525053474c43ull /* "CLGSPRGS" */
 #define CLOG_VERSION 1u
-#define CLOG_SLOTS 64              /* clients with a log at once */
+#define CLOG_SLOTS 64                           /* clients with a log at once */
 #define CLOG_LOG_SIZE ((4ull << 20) + 4 * 4096) /* a 4 MiB ring: records of 1 MiB */
-#define CLOG_GRANTS 256            /* inodes one client may hold */
+#define CLOG_GRANTS 256                         /* inodes one client may hold */
 #define CLOG_PROGRESS_OFF 4096u
 #define CLOG_HEAD_OFF 4224u
 #define CLOG_GRANTS_OFF 8192u
 #define CLOG_STATE_SIZE (CLOG_GRANTS_OFF + CLOG_GRANTS * 32u)
 
-/* The one record type of a client log.  args: inode, file offset (or
- * CLOG_AT_END), epoch of the grant it is written under; payload: the
- * bytes. */
+/* The record types of a client log, each under a grant of its inode.
+ * CLOG_REC_WRITE: args: inode, file offset (or CLOG_AT_END), epoch of the
+ * grant; payload: the bytes.  CLOG_REC_TRUNCATE: args: inode, the new
+ * size, epoch; no payload (ftruncate of a granted file). */
 #define CLOG_REC_WRITE 40
+#define CLOG_REC_TRUNCATE 41
 /* The largest file size (the engine's MAX_FILE_SIZE): a write past it is
  * sent to the daemon, which answers EFBIG; a record past it is forged. */
 #define CLOG_MAX_END (1ull << 52)
@@ -91,13 +93,19 @@ struct clog_grant {
 	uint64_t pad;
 };
 
-/* The credit, in blocks, one record of len bytes at off spends: the
- * blocks it spans (at the end of the file: the most it may span). */
+/* The credit, in blocks, one write of len bytes at off spends: the
+ * blocks it spans (at the end of the file: the most it may span).  A
+ * truncate spends none: like the engine's, it takes no block. */
 static inline uint64_t clog_record_cost(uint64_t off, uint64_t len)
 {
 	if (off == CLOG_AT_END)
 		off = 4095;
 	return len ? (off + len + 4095) / 4096 - off / 4096 : 0;
+}
+
+static inline uint64_t clog_type_cost(uint32_t type, uint64_t off, uint64_t len)
+{
+	return type == CLOG_REC_WRITE ? clog_record_cost(off, len) : 0;
 }
 
 /* The head word: every record before (seq, off) is durably in the volume

@@ -313,8 +313,8 @@ static off_t real_lseek(int fd, off_t off, int whence)
 
 /* The record is in the log, not in the kernel's pages of the file: those
  * it covers go (for an append, which lands past the end the kernel may
- * know, all of them), so that a read after the write asks the daemon,
- * which ingests the log first. */
+ * know, all of them; n == 0: all from at on), so that a read after the
+ * write asks the daemon, which ingests the log first. */
 static void drop_pages(int fd, off_t at, size_t n, int append)
 {
 	/* The kernel drops only the pages the range covers whole: it is
@@ -323,8 +323,8 @@ static void drop_pages(int fd, off_t at, size_t n, int append)
 	if (!page)
 		page = sysconf(_SC_PAGESIZE) > 0 ? (off_t)sysconf(_SC_PAGESIZE) : 4096;
 	off_t from = append ? 0 : at / page * page;
-	off_t to = append ? 0 : (at + (off_t)n + page - 1) / page * page;
-	posix_fadvise(fd, from, to - from, POSIX_FADV_DONTNEED);
+	off_t to = append || n == 0 ? from : (at + (off_t)n + page - 1) / page * page;
+	posix_fadvise(fd, from, to - from, POSIX_FADV_DONTNEED); /* 0 bytes: to the end */
 }
 
 /* Writes the n bytes iov gathers to f natively: at `at`, or (at < 0) at
@@ -584,6 +584,53 @@ EXPORT off_t lseek(int fd, off_t off, int whence)
 EXPORT off_t lseek64(int fd, off_t off, int whence)
 {
 	return lseek(fd, off, whence);
+}
+
+/* ---- truncation ------------------------------------------------------------- */
+
+/* ftruncate of a file the shim writes: a record in the client's log, as
+ * a write.  The position an O_APPEND write left behind is set first (a
+ * truncate does not move it; set later, it would be the new end).  The
+ * kernel's pages from the new end on go: they may hold bytes that must
+ * read as zeros if the file grows again.  *done = 0: the kernel's. */
+static int native_truncate(int fd, off_t len, int *done)
+{
+	*done = 0;
+	struct shim_file *f = len >= 0 && !shim_busy() ? shim_get(fd) : NULL;
+	if (!f)
+		return 0;
+	shim_enter();
+	pthread_rwlock_wrlock(&f->io_lock);
+	shim_settle_pos(f, fd);
+	int r = client_local_ftruncate(f->client, f->cfd, len);
+	if (r == 1)
+		drop_pages(fd, len, 0, 0);
+	pthread_rwlock_unlock(&f->io_lock);
+	shim_put(f);
+	int e = errno;
+	shim_leave();
+	errno = e;
+	*done = r != 0;
+	return r == 1 ? 0 : -1;
+}
+
+EXPORT int ftruncate(int fd, off_t len)
+{
+	int done;
+	int r = native_truncate(fd, len, &done);
+	if (done)
+		return r;
+	/* The kernel's truncate moves the end too: the position first. */
+	if (shim_busy())
+		shim_settle_pos_now(fd);
+	else
+		GUARDED(int, 0, settled(fd));
+	return REAL(ftruncate, int (*)(int, off_t))(fd, len);
+}
+
+EXPORT int ftruncate64(int fd, off_t len)
+{
+	return ftruncate(fd, len);
 }
 
 /* ---- programs started ------------------------------------------------------------ */

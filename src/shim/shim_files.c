@@ -549,17 +549,14 @@ static struct real_fn {
 	const char *name;
 	void *fn;
 } reals[] = {
-    {.name = "__open_2"},    {.name = "__openat_2"},   {.name = "close"},
-    {.name = "close_range"}, {.name = "closefrom"},    {.name = "dup"},
-    {.name = "dup2"},        {.name = "dup3"},         {.name = "fclose"},
-    {.name = "fcntl"},       {.name = "fcntl64"},      {.name = "freopen"},
-    {.name = "freopen64"},   {.name = "lseek"},        {.name = "mmap"},
-    {.name = "open"},        {.name = "openat"},       {.name = "popen"},
-    {.name = "posix_spawn"}, {.name = "posix_spawnp"}, {.name = "pread"},
-    {.name = "preadv"},      {.name = "preadv2"},      {.name = "pwrite"},
-    {.name = "pwritev"},     {.name = "pwritev2"},     {.name = "read"},
-    {.name = "readv"},       {.name = "system"},       {.name = "write"},
-    {.name = "writev"},
+    {.name = "__open_2"},     {.name = "__openat_2"}, {.name = "close"},    {.name = "close_range"},
+    {.name = "closefrom"},    {.name = "dup"},        {.name = "dup2"},     {.name = "dup3"},
+    {.name = "fclose"},       {.name = "fcntl"},      {.name = "fcntl64"},  {.name = "freopen"},
+    {.name = "freopen64"},    {.name = "ftruncate"},  {.name = "lseek"},    {.name = "mmap"},
+    {.name = "open"},         {.name = "openat"},     {.name = "popen"},    {.name = "posix_spawn"},
+    {.name = "posix_spawnp"}, {.name = "pread"},      {.name = "preadv"},   {.name = "preadv2"},
+    {.name = "pwrite"},       {.name = "pwritev"},    {.name = "pwritev2"}, {.name = "read"},
+    {.name = "readv"},        {.name = "system"},     {.name = "write"},    {.name = "writev"},
 };
 
 __attribute__((constructor)) static void find_reals(void)

@@ -2354,6 +2354,39 @@ static void ck_client_write(struct scen *s, struct ck_client *cc, uint64_t seed,
 		report(s, "clog: %s: client_log_write returned %d, not %d", desc, rc, expect);
 }
 
+static void ck_model_truncate(struct ck_file *f, uint64_t size)
+{
+	if (size > CK_MAX)
+		fail_msg("clog: a truncate past the model's %d bytes", CK_MAX);
+	if (size > f->size)
+		memset(f->data + f->size, 0, size - f->size);
+	else
+		memset(f->data + size, 0, f->size - size);
+	f->size = size;
+}
+
+/* An ftruncate by client cc under its grant; expect as for a write. */
+static void ck_client_truncate(struct scen *s, struct ck_client *cc, uint64_t size, int expect)
+{
+	char desc[96];
+	snprintf(desc, sizeof(desc), "client %d: truncate %s to %" PRIu64, cc->n, cc->f->path,
+	         size);
+	op_start(s, desc);
+	int rc = client_log_truncate((struct client *)cc, cc->l, &cc->g, cc->f->ino, size);
+	if (rc < 0)
+		fail_msg("clog: %s: %s", desc, tv_errname(errno));
+	if (rc == 0) { /* as the client does then */
+		int irc = clients_ingest(s->fs);
+		if (irc)
+			fail_msg("clog: clients_ingest: %s", tv_errname(-irc));
+		TV_OK(cairn_ftruncate(s->fs, cc->f->fd, (off_t)size));
+	}
+	ck_model_truncate(cc->f, size);
+	op_done(s, 1);
+	if (expect >= 0 && rc != expect)
+		report(s, "clog: %s: client_log_truncate returned %d, not %d", desc, rc, expect);
+}
+
 static void ck_ingest(struct scen *s)
 {
 	op_start(s, "clients_ingest");
@@ -2512,6 +2545,7 @@ static void test_clog(void **state)
 	ck_client_write(s, &c1, 3, 5000, 2000, 1); /* over the first */
 	ck_daemon_write(s, f, 4, 2500, 4000);      /* over the third, after it */
 	ck_client_write(s, &c1, 5, 1234, CLOG_AT_END, 1);
+	ck_client_truncate(s, &c1, 7000, 1); /* inside a block, over records */
 	ck_client_write(s, &c1, 6, 777, CLOG_AT_END, 1);
 	/* A checkpoint with records still in the client's log only, then one
 	 * that digests their copies. */
@@ -2519,6 +2553,11 @@ static void test_clog(void **state)
 	ck_ingest(s);
 	DO(s, cairn_digest(s->fs));
 	ck_client_write(s, &c1, 7, 3000, 0, 1);
+	ck_client_truncate(s, &c1, 15000, 1); /* a hole at the end */
+	ck_ingest(s);
+	/* Past the truncate's copy: a recovery that applied the truncate
+	 * again from the client's log would cut it. */
+	ck_daemon_write(s, f, 20, 2000, 16000);
 	ck_daemon_write(s, f, 8, 1000, 1000); /* over the copy of the last */
 	ck_client_write(s, &c1, 9, 2000, 12000, 1);
 	/* Revoked by an open through the mount while the record is made
@@ -2535,6 +2574,7 @@ static void test_clog(void **state)
 	ck_front(s, f, -1);
 	ck_grant(s, &c1, f); /* a new epoch */
 	ck_client_write(s, &c1, 12, 1500, CLOG_AT_END, 1);
+	ck_client_truncate(s, &c1, 4096, 1); /* at a block's end */
 	ck_client_write(s, &c1, 13, 2000, 100, 1);
 
 	/* A second client, with no credit: its first write asks for some,
@@ -2565,8 +2605,9 @@ static void test_clog(void **state)
 			report(s, "clog: the forged record was not refused (\"%s\")", why);
 		client_log_close(c2.l);
 	}
-	/* Left in the client's log at the unmount: the next mount applies it. */
+	/* Left in the client's log at the unmount: the next mount applies them. */
 	ck_client_write(s, &c1, 19, 1200, CLOG_AT_END, 1);
+	ck_client_truncate(s, &c1, 40500, 1);
 	client_log_close(c1.l);
 	DO(s, cairn_close(s->fs, f->fd));
 	DO(s, cairn_close(s->fs, g->fd));

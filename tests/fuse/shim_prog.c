@@ -8,7 +8,8 @@
  *
  *   shim_prog files DIR native|kernel
  *                          writes, positions, dup, O_APPEND, fork, mmap,
- *                          ftruncate, a reader in another process, record
+ *                          ftruncate (shorter over cached pages, longer,
+ *                          positions kept), a reader in another process, record
  *                          locks, threads, exec with and without the shim,
  *                          system(), and a signal handler that writes,
  *                          reads, dups and closes while the thread it
@@ -221,6 +222,42 @@ static int new_file(const char *dir, const char *name, int flags, char *path, un
 	fill(model, len, seed);
 	MUST(write(fd, model, len) == (ssize_t)len);
 	return fd;
+}
+
+/* ftruncate of a file written natively: shorter, cutting a page the
+ * kernel holds, then longer (zeros, not the page's old bytes); the
+ * positions stay where they were, on an O_APPEND descriptor too. */
+static void truncates(const char *dir)
+{
+	where = "truncates";
+	char path[4096];
+	int fd = new_file(dir, "truncated", O_RDWR, path, 60, 3 * 4096);
+	uint8_t b[4096];
+	MUST(pread(fd, b, 4096, 4096) == 4096 && !memcmp(b, model + 4096, 4096));
+	MUST(ftruncate(fd, 5000) == 0);
+	struct stat st;
+	MUST(fstat(fd, &st) == 0 && st.st_size == 5000);
+	MUST(pread(fd, b, 100, 4950) == 50 && !memcmp(b, model + 4950, 50));
+	MUST(ftruncate(fd, 9000) == 0);
+	memset(model + 5000, 0, 4000);
+	MUST(pread(fd, b, 4096, 4096) == 4096 && !memcmp(b, model + 4096, 4096));
+	MUST(lseek(fd, 0, SEEK_CUR) == 3 * 4096);
+	fill(model + 3 * 4096, 100, 61);
+	memset(model + 9000, 0, 3 * 4096 - 9000);
+	MUST(write(fd, model + 3 * 4096, 100) == 100);
+	same_as(path, model, 3 * 4096 + 100);
+
+	int ap = open(path, O_WRONLY | O_APPEND);
+	MUST(ap >= 0);
+	fill(model + 3 * 4096 + 100, 900, 62);
+	MUST(write(ap, model + 3 * 4096 + 100, 900) == 900);
+	MUST(ftruncate(ap, 500) == 0);
+	MUST(lseek(ap, 0, SEEK_CUR) == 3 * 4096 + 1000);
+	fill(model + 500, 200, 63);
+	MUST(write(ap, model + 500, 200) == 200);
+	MUST(lseek(ap, 0, SEEK_CUR) == 700);
+	same_as(path, model, 700);
+	MUST(close(ap) == 0 && close(fd) == 0);
 }
 
 /* Another process opens the file while this one writes it: its open
@@ -448,7 +485,7 @@ static void spawned(const char *dir)
 	MUST(close(shared) == 0 && close(own) == 0);
 }
 
-/* A timer's handler, 10,000 times a second, on the thread that writes
+/* A timer's handler, 4,000 times a second, on the thread that writes
  * file A natively: it appends its numbered record to file B, reads A,
  * makes and closes a copy of A's descriptor, asks A's position, and
  * closes the copy of it the thread keeps making.  The
@@ -456,7 +493,7 @@ static void spawned(const char *dir)
  * nothing may hang, and every write of either must be in its file. */
 #define SIG_REC 64
 #define SIG_WRITES 2000
-#define SIG_HANDLED 500
+#define SIG_HANDLED 1000
 #define SIG_WRITE 100
 static int sig_a = -1, sig_b = -1;
 static volatile int sig_spare = -1; /* a copy of A's descriptor the handler closes */
@@ -509,7 +546,7 @@ static void signals(const char *dir)
 	MUST(sig_b >= 0);
 	struct sigaction sa = {.sa_handler = sig_handler, .sa_flags = SA_RESTART};
 	MUST(sigaction(SIGALRM, &sa, NULL) == 0);
-	struct itimerval every = {{0, 100}, {0, 100}}, off = {{0, 0}, {0, 0}};
+	struct itimerval every = {{0, 250}, {0, 250}}, off = {{0, 0}, {0, 0}};
 	MUST(setitimer(ITIMER_REAL, &every, NULL) == 0);
 	uint8_t rec[SIG_WRITE];
 	time_t deadline = time(NULL) + 20;
@@ -568,6 +605,7 @@ int main(int argc, char **argv)
 		expect_native = !strcmp(argv[3], "native");
 		writes(argv[2]);
 		appends(argv[2]);
+		truncates(argv[2]);
 		reader_elsewhere(argv[2]);
 		forked_writer(argv[2]);
 		mapped(argv[2]);

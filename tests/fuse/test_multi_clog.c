@@ -3,8 +3,8 @@
  * an adversary would, with real processes, the FUSE mount and `cairn
  * serve`:
  *
- *   1. coherence: a client's pwrite, write and O_APPEND write, made while
- *      the daemon is stopped (so they are local), are seen as soon as they
+ *   1. coherence: a client's pwrite, write, O_APPEND write and ftruncate,
+ *      made while the daemon is stopped (so they are local), are seen as soon as they
  *      return through the mount (stat, read) and by another client (pread,
  *      fstat); an open through the mount revokes the grant and the
  *      client's later writes are seen too; a file the mount had open when
@@ -24,7 +24,9 @@
  *      new one recovered gets EIO;
  *   4. a raw client speaking src/proto/ctl.h forges records with valid
  *      checksums: an inode it holds no grant for, an epoch never given, an
- *      offset past the largest file, more blocks than its credit.  Nothing
+ *      offset past the largest file, more blocks than its credit, a
+ *      truncate of another inode, with bytes or past the largest file, a
+ *      record of a type clients do not write.  Nothing
  *      of them is applied, its session ends, the daemon says so, and the
  *      other clients go on;
  *   5. an honest write across the largest file size is EFBIG, not a
@@ -463,6 +465,14 @@ static void model_write(struct model *m, const void *buf, size_t len, size_t off
 		m->size = off + len;
 }
 
+static void model_truncate(struct model *m, size_t size)
+{
+	assert_true(size <= sizeof(m->bytes));
+	if (size > m->size)
+		memset(m->bytes + m->size, 0, size - m->size);
+	m->size = size;
+}
+
 /* The other client sees exactly m, by fstat and pread on a descriptor it
  * holds (bfd). */
 static void client_sees(cairn_fs *b, int bfd, const struct model *m, const char *when)
@@ -547,11 +557,26 @@ static void local_writes(cairn_fs *a, cairn_fs *b)
 		assert_int_equal(cairn_pwrite(a, pf, buf, len, (off_t)off), (ssize_t)len);
 		assert_int_equal(cairn_write(a, sf, buf, len), (ssize_t)len);
 		assert_int_equal(cairn_write(a, af, buf, len), (ssize_t)len);
+		/* A truncate too, cutting a block in the middle. */
+		size_t pcut = (p.size > off + len ? p.size : off + len) * 2 / 3;
+		if (round % 3 == 2)
+			CHECK(cairn_ftruncate(a, pf, (off_t)pcut));
 		daemon_resume();
 		watchdog(60, "test_coherence");
+		/* One that leaves a hole the next append goes after: it asks
+		 * the daemon first for the position the appends left at "the
+		 * end" (a truncate does not move it), so not while stopped. */
+		if (round % 4 == 1) {
+			CHECK(cairn_ftruncate(a, af, (off_t)(ap.size + len + 3000)));
+			assert_int_equal(cairn_lseek(a, af, 0, SEEK_CUR), (off_t)(ap.size + len));
+		}
 		model_write(&p, buf, len, off);
 		model_write(&s, buf, len, s.size);
 		model_write(&ap, buf, len, ap.size);
+		if (round % 3 == 2)
+			model_truncate(&p, pcut);
+		if (round % 4 == 1)
+			model_truncate(&ap, ap.size + 3000);
 		assert_seen(b, bp, &p, 0, round % 2, "after a local pwrite");
 		assert_seen(b, bs, &s, 0, round % 2, "after a local write");
 		assert_seen(b, ba, &ap, 0, round % 2, "after a local O_APPEND write");
@@ -1243,17 +1268,23 @@ static int raw_open_granted(struct raw *r, const char *path, struct ctl_grant *g
 
 /* Appends a record with a valid checksum, durably: -ENOSPC when the ring
  * is full. */
-static int raw_append(struct raw *r, uint64_t ino, uint64_t off, uint64_t epoch, const void *buf,
-                      size_t len)
+static int raw_record(struct raw *r, uint16_t type, uint64_t ino, uint64_t off, uint64_t epoch,
+                      const void *buf, size_t len)
 {
 	uint64_t args[LOG_REC_ARGS] = {ino, off, epoch};
 	struct iovec iov = {(void *)buf, len};
 	struct log_pos pos;
-	int rc = log_append(r->log, CLOG_REC_WRITE, args, &iov, 1, &pos);
+	int rc = log_append(r->log, type, args, &iov, len ? 1 : 0, &pos);
 	if (rc)
 		return rc;
 	assert_int_equal(log_commit(r->log, pos.seq), 0);
 	return 0;
+}
+
+static int raw_append(struct raw *r, uint64_t ino, uint64_t off, uint64_t epoch, const void *buf,
+                      size_t len)
+{
+	return raw_record(r, CLOG_REC_WRITE, ino, off, epoch, buf, len);
 }
 
 /* The session is over: a call gets no answer. */
@@ -1318,9 +1349,16 @@ static void test_forged(void **state)
 	honest_goes_on(honest, hfd, 0);
 	assert_int_equal(client_files(g.logpart), 2);
 	char rec[65536];
-	const char *whys[] = {"an inode its grant does not name", "no such grant", "no such grant",
-	                      "past the largest file size", "past the largest file size"};
-	for (int v = 0; v < 5; v++) {
+	const char *whys[] = {"an inode its grant does not name",
+	                      "no such grant",
+	                      "no such grant",
+	                      "past the largest file size",
+	                      "past the largest file size",
+	                      "an inode its grant does not name",
+	                      "a truncate with a payload",
+	                      "a size past the largest file size",
+	                      "of no type a client may write"};
+	for (int v = 0; v < 9; v++) {
 		struct raw r;
 		raw_start(&r, g.vol);
 		assert_int_equal(client_files(g.logpart), 4);
@@ -1335,6 +1373,7 @@ static void test_forged(void **state)
 		/* Then the forgery, with an honest record after it. */
 		uint64_t ino = gr.ino, off = 4096, epoch = gr.epoch;
 		size_t len = 4096;
+		uint16_t type = CLOG_REC_WRITE;
 		const char *what = "";
 		switch (v) {
 		case 0:
@@ -1353,9 +1392,23 @@ static void test_forged(void **state)
 		case 4:
 			off = 1ull << 62, what = "an offset far past the largest file size";
 			break;
+		case 5:
+			type = CLOG_REC_TRUNCATE, ino = victim, off = 0, len = 0,
+			what = "a truncate of another inode";
+			break;
+		case 6:
+			type = CLOG_REC_TRUNCATE, off = 0, what = "a truncate with bytes";
+			break;
+		case 7:
+			type = CLOG_REC_TRUNCATE, off = MAX_FILE_SIZE + 1, len = 0,
+			what = "a truncate past the largest file size";
+			break;
+		case 8:
+			type = 99, off = 0, what = "a record of no client type";
+			break;
 		}
 		stamp(rec, len, 60 + (uint64_t)v, 1);
-		assert_int_equal(raw_append(&r, ino, off, epoch, rec, len), 0);
+		assert_int_equal(raw_record(&r, type, ino, off, epoch, rec, len), 0);
 		stamp(rec, 4096, 50 + (uint64_t)v, 2);
 		assert_int_equal(raw_append(&r, gr.ino, 8192, gr.epoch, rec, 4096), 0);
 		/* Any request makes the daemon look at every log. */
