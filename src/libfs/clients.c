@@ -345,20 +345,6 @@ static const char *record_problem(const struct clog *c, const struct log_rec_hdr
 	return NULL;
 }
 
-/* 0 when the volume's log has room for a copy of `bytes` and the next
- * checkpoint's journal for what it changes; else a digest is waited for
- * (-EAGAIN: look at the record again), -ENOSPC after four. */
-static int room_for(struct cairn_fs *fs, uint64_t bytes, int *attempt)
-{
-	uint64_t capj = shared_journal_capacity(&fs->sh);
-	if (log_room(fs->log, bytes) && checkpoint_cost(fs) * 4 < capj * 3)
-		return 0;
-	if (++*attempt > 4)
-		return -ENOSPC;
-	int rc = fs_digest_wait(fs);
-	return rc && rc != -ENOSPC ? rc : -EAGAIN;
-}
-
 /* The client record named in the volume's log beside its copy. */
 static struct op_cwrite copy_of(const struct clog *c, const struct log_rec_hdr *h, uint64_t next)
 {
@@ -376,7 +362,9 @@ static struct op_cwrite copy_of(const struct clog *c, const struct log_rec_hdr *
 static int apply_client_truncate(struct cairn_fs *fs, struct clog *c, const struct log_rec_hdr *h,
                                  uint64_t next, int *attempt)
 {
-	int rc = room_for(fs, sizeof(struct op_cwrite), attempt);
+	/* As the engine's truncate: room for the copy, and space for the
+	 * tree changes freeing blocks may make. */
+	int rc = op_begin(fs, sizeof(struct op_cwrite), 0, SPACE_FREES, attempt);
 	if (rc)
 		return rc;
 	struct op_cwrite cw = copy_of(c, h, next);
@@ -400,7 +388,8 @@ static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct
 		return -EIO;
 	if (h->type == CLOG_REC_TRUNCATE)
 		return apply_client_truncate(fs, c, h, next, attempt);
-	int rc = room_for(fs, len + sizeof(struct op_cwrite), attempt);
+	/* Room for the copy; the blocks are the credit's. */
+	int rc = op_begin(fs, len + sizeof(struct op_cwrite), 0, SPACE_NONE, attempt);
 	if (rc)
 		return rc;
 	struct iref r;
@@ -580,9 +569,8 @@ static int ingest_durably(struct cairn_fs *fs, struct clog *c)
  * of the room (at least CLOG_MIN_CREDIT), halving the ask while it does not
  * fit.  A client of a small or nearly full volume still writes locally,
  * asking again sooner. */
-static uint64_t take_credit(struct cairn_fs *fs, uint64_t want)
+static uint64_t credit_fitting(struct cairn_fs *fs, uint64_t want)
 {
-	pthread_rwlock_wrlock(&fs->lock);
 	uint64_t got = 0, share = space_available(fs) / CREDIT_SHARE;
 	if (want > share)
 		want = share > CLOG_MIN_CREDIT ? share : CLOG_MIN_CREDIT;
@@ -590,6 +578,22 @@ static uint64_t take_credit(struct cairn_fs *fs, uint64_t want)
 	     w = w > CLOG_MIN_CREDIT ? w / 2 : 0)
 		if (space_check(fs, SPACE_DATA, w) == 0)
 			got = w;
+	return got;
+}
+
+/* Undigested writes hold a block for each block they touch, however
+ * little of it they write (a hundred small appends into one block hold a
+ * hundred), until a digest stores them: when no credit fits, a digest is
+ * waited for once, as the engine's own writes do (op_begin). */
+static uint64_t take_credit(struct cairn_fs *fs, uint64_t want)
+{
+	pthread_rwlock_wrlock(&fs->lock);
+	uint64_t got = credit_fitting(fs, want);
+	if (!got && !fs->read_only && !fs->failed) {
+		int rc = fs_digest_wait(fs);
+		if (!rc || rc == -ENOSPC)
+			got = credit_fitting(fs, want);
+	}
 	fs->reserved_blocks += got;
 	pthread_rwlock_unlock(&fs->lock);
 	return got;

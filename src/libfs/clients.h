@@ -17,10 +17,10 @@
  *   - Ingest before serve: every request of every client and of the FUSE
  *     mount is served after the records that were durable when it started
  *     are applied, so a read that starts after a write returned sees it.
- *   - Each record is applied once: its OP_CWRITE copy in the volume's log
- *     records its sequence number, checkpoints persist that progress in
- *     the state file before the volume's log is reclaimed, and recovery
- *     applies only the records past it.
+ *   - Each record is applied once: its copy in the volume's log (OP_CWRITE,
+ *     OP_CTRUNCATE) records its sequence number, checkpoints persist that
+ *     progress in the state file before the volume's log is reclaimed,
+ *     and recovery applies only the records past it.
  */
 #ifndef CAIRN_LIBFS_CLIENTS_H
 #define CAIRN_LIBFS_CLIENTS_H

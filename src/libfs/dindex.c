@@ -46,7 +46,7 @@ void dindex_clear(struct dindex *d)
 {
 	struct piece *p, *n;
 	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n)
-	drop(d, p);
+		drop(d, p);
 }
 
 int dindex_empty(const struct dindex *d)
@@ -189,8 +189,7 @@ uint64_t dindex_truncate(struct dindex *d, uint64_t size)
 void dindex_remove_before(struct dindex *d, uint64_t seq)
 {
 	struct piece *p, *n;
-	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n)
-	{
+	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n) {
 		if (p->seq < seq)
 			drop(d, p);
 	}
@@ -209,7 +208,7 @@ uint64_t dindex_take_resv(struct dindex *d)
 {
 	struct piece *p;
 	RB_FOREACH(p, piece_tree, &d->tree)
-	p->resv = 0;
+		p->resv = 0;
 	uint64_t total = d->resv;
 	d->resv = 0;
 	return total;

@@ -69,7 +69,8 @@ struct clog_header {
 };
 
 /* Every record of the client log before (seq, off) is in the volume: in
- * the shared area, or in the volume's log as an OP_CWRITE copy. */
+ * the shared area, or in the volume's log as an OP_CWRITE or OP_CTRUNCATE
+ * copy. */
 struct clog_progress {
 	uint64_t magic; /* CLOG_PROGRESS_MAGIC */
 	uint64_t gen;   /* the higher valid copy is current */
@@ -109,9 +110,9 @@ static inline uint64_t clog_type_cost(uint32_t type, uint64_t off, uint64_t len)
 }
 
 /* The head word: every record before (seq, off) is durably in the volume
- * (its OP_CWRITE copy, or the shared area), so the client may overwrite
- * it.  One 64-bit store, so that the client never reads half of it:
- * seq << 24 | off / 64. */
+ * (its OP_CWRITE or OP_CTRUNCATE copy, or the shared area), so the client
+ * may overwrite it.  One 64-bit store, so that the client never reads
+ * half of it: seq << 24 | off / 64. */
 #define CLOG_HEAD_WORD(seq, off) ((uint64_t)(seq) << 24 | (uint64_t)(off) / 64)
 #define CLOG_HEAD_SEQ(w) ((w) >> 24)
 #define CLOG_HEAD_POS(w) (((w)&0xffffffu) * 64)

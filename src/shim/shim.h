@@ -7,8 +7,9 @@
  * kernel on the FUSE mount: the kernel keeps doing what it does for
  * descriptors (dup, fork, exec, poll, locks, /proc), and every call the
  * shim does not take over goes to the kernel unchanged.  The shim takes
- * over the writes to files the program has open for writing, which go
- * into the client's private log with no system call but one lseek; the
+ * over the writes (and ftruncate) to files the program has open for
+ * writing, which go into the client's private log with no system call
+ * but one lseek; the
  * daemon keeps the mount coherent with them (src/libfs/clients.h).
  *
  * shim_files.c owns the table of descriptors the shim writes itself and
@@ -38,18 +39,15 @@ struct shim_file {
 	/* After a native append, the kernel's file position is not yet the
 	 * end the write moved it to; it is set before the kernel uses it. */
 	atomic_int pos_stale;
-	/* write() reads the kernel's position, writes, and moves it on: one
-	 * thread at a time, so that two writes never take one position. */
+	/* write() moves the kernel's position past its bytes, then writes
+	 * them; settling a stale position takes it too.  One thread at a
+	 * time. */
 	pthread_mutex_t pos_lock;
 	/* A native write holds it alone while it writes and drops the pages
 	 * it covers; the process's reads of the file hold it shared, so that
 	 * none can bring a page of the file from before the write back into
 	 * the cache after it was dropped. */
 	pthread_rwlock_t io_lock;
-	/* A signal handler closed (or replaced) its descriptor while its
-	 * thread was inside the shim: the file is no longer written natively,
-	 * and leaves the table when that thread leaves the shim. */
-	atomic_int gone;
 };
 
 /* libc's own function of that name (shim_real), kept in a variable of
@@ -76,6 +74,9 @@ void shim_put(struct shim_file *f);
 /* The kernel writes fd (of file f) from now on, at the position it should
  * have: set first if a native append left it behind. */
 void shim_give_back(int fd, struct shim_file *f);
+/* The same for every descriptor of f (O_APPEND belongs to the file, not
+ * to one descriptor of it). */
+void shim_give_back_all(struct shim_file *f);
 /* The shim no longer writes fd itself: it closes, a dup2 goes over it,
  * or the kernel writes it from now on. */
 void shim_forget(int fd);
@@ -117,10 +118,13 @@ void shim_settle_pos(struct shim_file *f, int fd);
 int shim_busy(void);
 void shim_enter(void);
 void shim_leave(void);
-/* A handler's close (dup2 over, fcntl) of fd: the shim stops writing its
- * file natively now, and forgets fd when the thread leaves the shim. */
+/* A handler's close (or dup2 over) of fd: the shim stops writing through
+ * fd now, and forgets it when the thread leaves the shim. */
 void shim_forget_later(int fd);
 void shim_forget_range_later(unsigned first, unsigned last);
+/* A handler's F_SETFL of fd: if it changes O_APPEND, every descriptor of
+ * the file is given back so (its position set first). */
+void shim_setfl_later(int fd, int append);
 /* A handler's read or lseek of fd: the kernel's position is set first if
  * a native append left it behind, taking no lock. */
 void shim_settle_pos_now(int fd);

@@ -8,9 +8,10 @@
  * Three kinds of call are here:
  *   - those that make, copy or end descriptors (open, dup, fcntl, close,
  *     fclose...): the kernel does the work, the shim keeps its table true;
- *   - the writes: on a file the shim took over, the bytes go into the
- *     client's log, durable on return, at the position the kernel keeps
- *     for the descriptor (moved past the bytes by one lseek);
+ *   - the writes and ftruncate: on a file the shim took over, a record in
+ *     the client's log, durable on return; a write goes at the position
+ *     the kernel keeps for the descriptor (moved past the bytes by one
+ *     lseek);
  *   - the reads of those files, which wait for a native write in progress
  *     (it drops the kernel's pages it covers) and set the kernel's
  *     position first if a native append left it behind; lseek too; and
@@ -212,26 +213,23 @@ static int fcntl_done(int fd, int cmd, void *arg, int r)
 		struct shim_file *f = shim_get(fd);
 		int append = ((int)(intptr_t)arg & O_APPEND) != 0;
 		if (f && f->append != append)
-			shim_give_back(fd, f);
+			shim_give_back_all(f);
 		shim_put(f);
 	}
 	return r;
 }
 
-/* A handler's F_SETFL gives the descriptor back, whatever it changed. */
-static int fcntl_reentered(int fd, int cmd, int r)
+static int fcntl_reentered(int fd, int cmd, void *arg, int r)
 {
-	if (r >= 0 && cmd == F_SETFL) {
-		shim_settle_pos_now(fd);
-		shim_forget_later(fd);
-	}
+	if (r >= 0 && cmd == F_SETFL)
+		shim_setfl_later(fd, ((int)(intptr_t)arg & O_APPEND) != 0);
 	return r;
 }
 
 static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
 {
 	int r = real(fd, cmd, arg);
-	return GUARDED(int, fcntl_reentered(fd, cmd, r), fcntl_done(fd, cmd, arg, r));
+	return GUARDED(int, fcntl_reentered(fd, cmd, arg, r), fcntl_done(fd, cmd, arg, r));
 }
 
 EXPORT int fcntl(int fd, int cmd, ...)
@@ -328,11 +326,11 @@ static void drop_pages(int fd, off_t at, size_t n, int append)
 }
 
 /* Writes the n bytes iov gathers to f natively: at `at`, or (at < 0) at
- * the descriptor's position, which moves on.  n, 0 when the kernel must
- * write them (the grant went), or -1 with errno.  With f->io_lock held
- * alone. */
+ * the descriptor's position, which moves on.  n; 0 when the kernel must
+ * write them; or -1 with errno.  *refused: the log did not take them.
+ * With f->io_lock held alone. */
 static ssize_t native_write_locked(struct shim_file *f, int fd, const struct iovec *iov, int cnt,
-                                   size_t n, off_t at)
+                                   size_t n, off_t at, int *refused)
 {
 	if (f->append || at >= 0) {
 		/* pwrite appends too, but leaves the position where the last
@@ -345,31 +343,47 @@ static ssize_t native_write_locked(struct shim_file *f, int fd, const struct iov
 			if (f->append && at < 0)
 				atomic_store(&f->pos_stale, 1);
 		}
+		*refused = r == 0;
 		return r == 1 ? (ssize_t)n : r;
 	}
+	if (n > FITS_A_RECORD)
+		return 0; /* may be too large for the log: the kernel's, at its position */
 	/* One lseek both reads the position and moves it past the bytes, as
-	 * the kernel's write() would; if the log does not take them, the
-	 * position goes back for the kernel's write or the error. */
+	 * the kernel's write() would.  The range is this write's from then
+	 * on: if the log does not take the bytes, the kernel writes them
+	 * there (setting the position back could undo another writer's move
+	 * of it, after which the two writes would overlap). */
 	pthread_mutex_lock(&f->pos_lock);
 	off_t end = real_lseek(fd, (off_t)n, SEEK_CUR);
 	off_t pos = end - (off_t)n;
-	int r = 0;
+	ssize_t r = 0;
 	if (end >= 0) {
-		r = client_local_pwritev(f->client, f->cfd, iov, cnt, pos);
-		if (r == 1)
+		int lr = client_local_pwritev(f->client, f->cfd, iov, cnt, pos);
+		*refused = lr == 0;
+		if (lr == 1)
 			drop_pages(fd, pos, n, 0);
-		else
-			real_lseek(fd, pos, SEEK_SET);
+		r = lr == 1   ? (ssize_t)n
+		    : lr == 0 ? REAL(pwritev, ssize_t(*)(int, const struct iovec *, int, off_t))(
+		                    fd, iov, cnt, pos)
+		              : -1;
+		if (r < (ssize_t)n) {
+			/* What was not written gives its part of the range back. */
+			int e = errno;
+			real_lseek(fd, (r > 0 ? r : 0) - (off_t)n, SEEK_CUR);
+			errno = e;
+		}
+		if (r == 0)
+			r = -1, errno = EIO; /* nothing written, and no error said */
 	}
 	pthread_mutex_unlock(&f->pos_lock);
-	return r == 1 ? (ssize_t)n : r;
+	return r;
 }
 
 static ssize_t native_write(struct shim_file *f, int fd, const struct iovec *iov, int cnt, size_t n,
-                            off_t at)
+                            off_t at, int *refused)
 {
 	pthread_rwlock_wrlock(&f->io_lock);
-	ssize_t r = native_write_locked(f, fd, iov, cnt, n, at);
+	ssize_t r = native_write_locked(f, fd, iov, cnt, n, at, refused);
 	pthread_rwlock_unlock(&f->io_lock);
 	return r;
 }
@@ -392,8 +406,9 @@ static ssize_t try_native(int fd, const struct iovec *iov, int cnt, off_t at, in
 	if (!f)
 		return 0;
 	shim_enter();
-	ssize_t r = native_write(f, fd, iov, cnt, total, at);
-	if (r == 0 && total <= FITS_A_RECORD) {
+	int refused = 0;
+	ssize_t r = native_write(f, fd, iov, cnt, total, at, &refused);
+	if (refused && total <= FITS_A_RECORD) {
 		/* The grant went (a write this small fits any client log's
 		 * record): the kernel writes fd from now on. */
 		shim_give_back(fd, f);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -45,21 +46,53 @@ static pthread_once_t mounts_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t attach_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct shim_file *table[SHIM_FDS];
+/* A signal handler closed the descriptor (or changed its file's O_APPEND)
+ * while its thread was inside the shim: the slot is not written natively
+ * any more, and is emptied when the thread leaves the shim.  Cleared
+ * whenever the slot is set. */
+static atomic_uchar gone[SHIM_FDS];
 /* Initial-exec: the variables live in the static TLS block, so reaching
  * them allocates nothing, even in a signal handler. */
 #define SHIM_TLS __thread __attribute__((tls_model("initial-exec")))
 static SHIM_TLS int depth; /* how deep this thread is in the shim */
-/* What handlers left to do when this thread leaves the shim: fd to forget
- * (-1: none) and a reference to f to let go of. */
+/* What handlers left to do when this thread leaves the shim: fd to empty
+ * if it still holds f (-1: none), and a reference to f to let go of.
+ * Pushed and taken with signals blocked. */
 #define SHIM_LATER 64
 static SHIM_TLS struct later {
 	int fd;
 	struct shim_file *f;
 } laters[SHIM_LATER];
 static SHIM_TLS int nlater;
+/* A fork made by a handler that interrupted its thread inside the shim:
+ * the child's shim stands aside (every call goes to the kernel). */
+static int shim_off;
 static atomic_int in_table; /* descriptors in the table: 0 spares the lock */
 static atomic_int top_fd;   /* no descriptor above it was ever in the table */
 static pthread_rwlock_t table_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+static void table_swap(int fd, struct shim_file *expect, struct shim_file *f);
+
+/* A file's memory comes from mmap, not malloc: a signal handler may open
+ * a file while its thread is inside malloc.  Its locks are set up here. */
+static struct shim_file *file_new(void)
+{
+	void *p = mmap(NULL, sizeof(struct shim_file), PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	struct shim_file *f = p;
+	pthread_rwlock_init(&f->io_lock, NULL);
+	pthread_mutex_init(&f->pos_lock, NULL);
+	return f;
+}
+
+static void file_free(struct shim_file *f)
+{
+	pthread_mutex_destroy(&f->pos_lock);
+	pthread_rwlock_destroy(&f->io_lock);
+	munmap(f, sizeof(*f));
+}
 
 /* ---- the mounts ------------------------------------------------------------ */
 
@@ -171,14 +204,21 @@ void shim_before_open(int dirfd, const char *path, int flags)
  * the kernel, which serves them through the daemon. */
 static void forget_after_fork(void)
 {
+	if (depth > 0) {
+		/* The interrupted code resumes in the child holding what it
+		 * held: nothing is freed or reset under it. */
+		shim_off = 1;
+		return;
+	}
 	for (int fd = 0; fd < SHIM_FDS && atomic_load(&in_table); fd++) {
 		struct shim_file *f = table[fd];
 		if (!f)
 			continue;
 		table[fd] = NULL;
+		atomic_store(&gone[fd], 0);
 		atomic_fetch_sub(&in_table, 1);
 		if (atomic_fetch_sub(&f->refs, 1) == 1)
-			free(f);
+			file_free(f);
 	}
 	for (int i = 0; i < nmounts; i++) {
 		if (mounts[i].client)
@@ -205,7 +245,18 @@ static void each_file(void (*fn)(int fd, struct shim_file *f, const void *arg), 
 void shim_give_back(int fd, struct shim_file *f)
 {
 	shim_settle_pos(f, fd);
-	shim_forget(fd);
+	table_swap(fd, f, NULL); /* only if fd still holds f */
+}
+
+static void give_back_if_same(int fd, struct shim_file *f, const void *arg)
+{
+	if (f == arg)
+		shim_give_back(fd, f);
+}
+
+void shim_give_back_all(struct shim_file *f)
+{
+	each_file(give_back_if_same, f);
 }
 
 static void settle_one(int fd, struct shim_file *f, const void *arg)
@@ -274,9 +325,7 @@ struct shim_file *shim_get(int fd)
 	 * must not ask for the write lock. */
 	shim_enter();
 	pthread_rwlock_rdlock(&table_lock);
-	struct shim_file *f = table[fd];
-	if (f && atomic_load(&f->gone))
-		f = NULL;
+	struct shim_file *f = atomic_load(&gone[fd]) ? NULL : table[fd];
 	if (f)
 		atomic_fetch_add(&f->refs, 1);
 	pthread_rwlock_unlock(&table_lock);
@@ -292,9 +341,7 @@ void shim_put(struct shim_file *f)
 	 * what the log holds of it first. */
 	int saved = errno;
 	client_close(f->client, f->cfd);
-	pthread_mutex_destroy(&f->pos_lock);
-	pthread_rwlock_destroy(&f->io_lock);
-	free(f);
+	file_free(f);
 	errno = saved;
 }
 
@@ -317,6 +364,7 @@ static void table_swap(int fd, struct shim_file *expect, struct shim_file *f)
 		old = f; /* not there any more: f goes instead */
 	} else {
 		table[fd] = f;
+		atomic_store(&gone[fd], 0);
 		if (f && fd > atomic_load(&top_fd))
 			atomic_store(&top_fd, fd);
 		atomic_fetch_add(&in_table, (f != NULL) - (old != NULL));
@@ -331,9 +379,11 @@ static void table_set(int fd, struct shim_file *f)
 	table_swap(fd, ANY, f);
 }
 
+/* An empty slot is left alone: nothing sets it while fd is open. */
 void shim_forget(int fd)
 {
-	if (fd >= 0 && fd < SHIM_FDS && atomic_load(&in_table))
+	if (fd >= 0 && fd < SHIM_FDS && atomic_load(&in_table) &&
+	    __atomic_load_n(&table[fd], __ATOMIC_ACQUIRE))
 		table_set(fd, NULL);
 }
 
@@ -414,15 +464,13 @@ void shim_opened(int fd, int flags)
 	 * in its place would close a descriptor of it, which drops the
 	 * process's record locks on it: the kernel keeps this one. */
 	int cfd = c && !fresh && !is_mapped(ino) ? adopt(c, ino, flags) : -1;
-	struct shim_file *f = cfd >= 0 ? calloc(1, sizeof(*f)) : NULL;
+	struct shim_file *f = cfd >= 0 ? file_new() : NULL;
 	if (f) {
 		atomic_init(&f->refs, 1);
 		f->client = c;
 		f->cfd = cfd;
 		f->ino = ino;
-		pthread_rwlock_init(&f->io_lock, NULL);
 		f->append = (flags & O_APPEND) != 0;
-		pthread_mutex_init(&f->pos_lock, NULL);
 		table_set(fd, f);
 	} else {
 		shim_forget(fd);
@@ -477,7 +525,7 @@ void shim_settle_pos(struct shim_file *f, int fd)
 
 int shim_busy(void)
 {
-	return depth > 0;
+	return depth > 0 || shim_off;
 }
 
 void shim_enter(void)
@@ -487,13 +535,30 @@ void shim_enter(void)
 
 /* Does what handlers left for this thread, still counted as in the shim
  * (a handler that runs meanwhile leaves its own work for later). */
+static void block_signals(sigset_t *old)
+{
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
 static void run_laters(void)
 {
 	while (nlater > 0) {
-		struct later l = laters[--nlater];
-		if (l.fd >= 0)
-			table_swap(l.fd, l.f, NULL);
-		shim_put(l.f);
+		/* Taken whole with signals blocked: a handler may push more
+		 * while the batch is done. */
+		struct later batch[SHIM_LATER];
+		sigset_t old;
+		block_signals(&old);
+		int n = nlater;
+		memcpy(batch, laters, (size_t)n * sizeof(batch[0]));
+		nlater = 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		for (int i = 0; i < n; i++) {
+			if (batch[i].fd >= 0)
+				table_swap(batch[i].fd, batch[i].f, NULL);
+			shim_put(batch[i].f);
+		}
 	}
 }
 
@@ -507,29 +572,77 @@ void shim_leave(void)
 	depth--;
 }
 
-/* Keeps the reference to f (and fd to forget) for the thread's leaving;
- * with no room left, the reference is kept for good (f is marked gone:
- * only its memory stays). */
+/* Keeps the reference to f (and fd to empty) for the thread's leaving.
+ * With no room left (64 descriptors closed by handlers in one stay in the
+ * shim) the reference is never let go of: the slot stays marked gone
+ * until it is set again, and the file stays granted to the process. */
 static void later(int fd, struct shim_file *f)
 {
+	sigset_t old;
+	block_signals(&old);
 	if (nlater < SHIM_LATER)
 		laters[nlater++] = (struct later){fd, f};
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Lets go of a reference now unless it is the last (whose letting go
+ * asks the daemon): that one waits for the thread's leaving. */
+static void put_or_later(struct shim_file *f)
+{
+	int r = atomic_load(&f->refs);
+	while (r > 1)
+		if (atomic_compare_exchange_weak(&f->refs, &r, r - 1))
+			return;
+	later(-1, f);
+}
+
+/* Marks slot fd gone (if it holds a file and is not marked yet), keeping
+ * a reference to its file for later; the file, or NULL. */
+static struct shim_file *mark_gone(int fd, const struct shim_file *only)
+{
+	if (fd < 0 || fd >= SHIM_FDS || !atomic_load(&in_table))
+		return NULL;
+	shim_enter();
+	pthread_rwlock_rdlock(&table_lock);
+	struct shim_file *f = table[fd];
+	unsigned char no = 0;
+	if (!f || (only && f != only) || !atomic_compare_exchange_strong(&gone[fd], &no, 1))
+		f = NULL;
+	if (f)
+		atomic_fetch_add(&f->refs, 1);
+	pthread_rwlock_unlock(&table_lock);
+	shim_leave();
+	if (f)
+		later(fd, f);
+	return f;
 }
 
 void shim_forget_later(int fd)
 {
-	struct shim_file *f = shim_get(fd);
-	if (!f)
-		return;
-	atomic_store(&f->gone, 1);
-	later(fd, f);
+	mark_gone(fd, NULL);
 }
 
 void shim_forget_range_later(unsigned first, unsigned last)
 {
 	unsigned top = (unsigned)atomic_load(&top_fd);
 	for (unsigned fd = first; fd <= last && fd <= top && atomic_load(&in_table); fd++)
-		shim_forget_later((int)fd);
+		mark_gone((int)fd, NULL);
+}
+
+void shim_setfl_later(int fd, int append)
+{
+	struct shim_file *f = shim_get(fd);
+	if (!f)
+		return;
+	if (f->append == append) {
+		put_or_later(f);
+		return;
+	}
+	shim_settle_pos_now(fd);
+	unsigned top = (unsigned)atomic_load(&top_fd);
+	for (unsigned d = 0; d <= top; d++)
+		mark_gone((int)d, f);
+	put_or_later(f);
 }
 
 void shim_settle_pos_now(int fd)
@@ -540,7 +653,7 @@ void shim_settle_pos_now(int fd)
 	if (atomic_load(&f->pos_stale) &&
 	    REAL(lseek, off_t(*)(int, off_t, int))(fd, 0, SEEK_END) >= 0)
 		atomic_store(&f->pos_stale, 0);
-	later(-1, f); /* letting go of the last reference would ask the daemon */
+	put_or_later(f);
 }
 
 /* ---- libc's functions -------------------------------------------------------- */

@@ -496,11 +496,37 @@ struct books {
 	uint64_t inserted, released, taken, removed;
 };
 
+/* The red-black rules below node n (whose parent is `parent`): parent
+ * links, a red node's children black, the same number of black nodes on
+ * every path down.  Its black height. */
+static int rb_valid(const struct piece *n, const struct piece *parent, int step)
+{
+	if (!n)
+		return 1;
+	if (RB_PARENT(n, link) != parent)
+		print_error("step %d: piece at %llu has a wrong parent link\n", step,
+		            (unsigned long long)n->off);
+	assert_ptr_equal(RB_PARENT(n, link), parent);
+	const struct piece *l = RB_LEFT(n, link), *r = RB_RIGHT(n, link);
+	if (RB_COLOR(n, link) == RB_RED)
+		assert_true((!l || RB_COLOR(l, link) == RB_BLACK) &&
+		            (!r || RB_COLOR(r, link) == RB_BLACK));
+	int hl = rb_valid(l, n, step), hr = rb_valid(r, n, step);
+	if (hl != hr)
+		print_error("step %d: black heights %d and %d below the piece at %llu\n", step, hl,
+		            hr, (unsigned long long)n->off);
+	assert_int_equal(hl, hr);
+	return hl + (RB_COLOR(n, link) == RB_BLACK);
+}
+
 static void check_model(struct dindex *d, uint64_t total, const struct books *b, int step,
                         int all_lookups)
 {
 	uint64_t prev_end = 0, covered = 0, n = 0, resv = 0;
 	struct piece *max = NULL;
+	const struct piece *root = RB_ROOT(&d->tree);
+	assert_true(!root || RB_COLOR(root, link) == RB_BLACK);
+	rb_valid(root, NULL, step);
 	for (struct piece *p = dindex_min(d); p; p = dindex_next(d, p), n++) {
 		max = p;
 		assert_true(p->len > 0);
