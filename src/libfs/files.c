@@ -728,6 +728,18 @@ ssize_t cairn_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, off_t 
 	return n < 0 ? fail((int)n) : n;
 }
 
+/* icalls.h: the descriptor's O_APPEND follows the kernel's file flags. */
+void ic_set_append(cairn_fs *fs, int fd, int append)
+{
+	struct open_file *f = fd_get(fs, fd);
+	if (!f)
+		return;
+	int want = append ? (f->flags | O_APPEND) : (f->flags & ~O_APPEND);
+	if (f->flags != want)
+		__atomic_store_n(&f->flags, want, __ATOMIC_RELAXED);
+	fd_put(fs, f);
+}
+
 ssize_t cairn_write(cairn_fs *fs, int fd, const void *buf, size_t count)
 {
 	if (fs && fs->client)

@@ -56,6 +56,9 @@ ssize_t ic_readlink(cairn_fs *fs, uint64_t ino, char *buf, size_t size);
 /* Opens an inode; returns a cairn file descriptor for cairn_pread,
  * cairn_pwrite, cairn_fsync, cairn_close. */
 int ic_open(cairn_fs *fs, uint64_t ino, int flags);
+/* The kernel changed the file's O_APPEND (fcntl F_SETFL): the descriptor
+ * writes at the end, or at the offsets it is given, from now on. */
+void ic_set_append(cairn_fs *fs, int fd, int append);
 /* Creates (O_CREAT semantics, O_EXCL honoured) and opens; fd in *fd. */
 int ic_create(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *name,
 	      mode_t mode, int flags, int *fd, struct stat *st);

@@ -209,6 +209,23 @@ static void appends(const char *dir)
 	MUST(pread(fd, b, 50, 1100) == 50 && !memcmp(b, model + 1100, 50));
 	MUST(close(fd) == 0);
 	same_as(path, model, 1150);
+
+	/* O_APPEND belongs to the open file, not to one descriptor: taken
+	 * off through one copy, a write through the other goes at its
+	 * position. */
+	fd = open(path, O_WRONLY | O_APPEND);
+	MUST(fd >= 0);
+	int fd2 = dup(fd);
+	MUST(fd2 >= 0);
+	fill(model + 1150, 50, 22);
+	MUST(write(fd2, model + 1150, 50) == 50);
+	MUST(fcntl(fd, F_SETFL, 0) == 0);
+	MUST(lseek(fd2, 100, SEEK_SET) == 100);
+	fill(model + 100, 30, 23);
+	MUST(write(fd2, model + 100, 30) == 30);
+	MUST(lseek(fd, 0, SEEK_CUR) == 130);
+	MUST(close(fd) == 0 && close(fd2) == 0);
+	same_as(path, model, 1200);
 }
 
 /* A new file DIR/name opened with flags, holding model[0..len) filled

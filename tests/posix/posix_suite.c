@@ -1542,6 +1542,23 @@ T(t_open_append)
 	add_data("f", "abcdefg", 7);
 }
 
+/* O_APPEND belongs to the open file: F_SETFL takes it off (a: through a
+ * copy made by dup) or puts it on, for every later write. */
+T(t_setfl_append)
+{
+	S(put("f", 0644, "abcdef", 6));
+	int fd, fd2;
+	S(fd = open("f", t->b ? O_WRONLY : O_WRONLY | O_APPEND));
+	S(fd2 = dup(fd));
+	E(write(fd2, "g", 1));
+	S(fcntl(t->a ? fd2 : fd, F_SETFL, t->b ? O_APPEND : 0));
+	add("fl=%d", (fcntl(fd, F_GETFL) & O_APPEND) != 0);
+	S(lseek(fd, 1, SEEK_SET));
+	E(write(fd2, "XY", 2));
+	add("pos=%lld", (long long)lseek(fd, 0, SEEK_CUR));
+	add_data("f", t->b ? "gbcdefXY" : "aXYdefg", t->b ? 8 : 7);
+}
+
 T(t_open_wrong_access)
 {
 	S(put("f", 0644, "abc", 3));
@@ -2969,6 +2986,10 @@ static void register_all(void)
 	reg(t_open_user_creat, 1, 0, "open/user-creat-existing-nowrite-dir");
 	reg(t_open_user_creat, 2, 0, "open/user-creat");
 	reg(t_open_append, 0, 0, "open/append");
+	for (int a = 0; a < 2; a++)
+		for (int b = 0; b < 2; b++)
+			reg(t_setfl_append, a, b, "fcntl/setfl-append-%s-%s", a ? "dup" : "same",
+			    b ? "on" : "off");
 	reg(t_open_wrong_access, 1, 0, "open/write-rdonly-fd");
 	reg(t_open_wrong_access, 0, 0, "open/read-wronly-fd");
 	reg(t_open_tmpfile, 0, 0, "open/tmpfile");
