@@ -40,10 +40,16 @@ struct client_fd {
 	/* O_APPEND: every write goes at the end, which only the daemon
 	 * knows; after one, the position is that end until asked. */
 	int append, pos_at_end;
+	int taken;            /* a local descriptor (client_adopt_local) in use */
 	pthread_mutex_t lock; /* the fields above; made once, never reset */
 };
 
 #define CLIENT_FDS 1024 /* the daemon's limit per client */
+/* Descriptors of files the client writes under a grant its process's
+ * opens through the mount hold, numbered after the daemon's: the daemon
+ * knows nothing of them. */
+#define CLIENT_LOCAL_FDS 1024
+#define CLIENT_ALL_FDS (CLIENT_FDS + CLIENT_LOCAL_FDS)
 
 struct client {
 	int sock;
@@ -194,7 +200,7 @@ void client_detach(struct client *c)
 	 * log holds. */
 	close(c->sock);
 	client_log_close(c->log);
-	for (int i = 0; c->fds && i < CLIENT_FDS; i++)
+	for (int i = 0; c->fds && i < CLIENT_ALL_FDS; i++)
 		pthread_mutex_destroy(&c->fds[i].lock);
 	free(c->fds);
 	pthread_mutex_destroy(&c->lock);
@@ -292,8 +298,8 @@ static int start_log(struct client *c)
 	int fds[2], nfds = 0;
 	int ok = call_fds(c, &iov, 1, &rp, &info, sizeof(info), fds, &nfds) == 0;
 	if (ok && !rp.err && rp.len == sizeof(info) && nfds == 2) {
-		c->fds = calloc(CLIENT_FDS, sizeof(*c->fds));
-		for (int i = 0; c->fds && i < CLIENT_FDS; i++)
+		c->fds = calloc(CLIENT_ALL_FDS, sizeof(*c->fds));
+		for (int i = 0; c->fds && i < CLIENT_ALL_FDS; i++)
 			pthread_mutex_init(&c->fds[i].lock, NULL);
 		if (c->fds)
 			c->log = client_log_open(fds[0], fds[1], &info);
@@ -325,7 +331,7 @@ static int log_wanted(void)
 
 static struct client_fd *granted_fd(struct client *c, int fd)
 {
-	if (!c->log || fd < 0 || fd >= CLIENT_FDS)
+	if (!c->log || fd < 0 || fd >= CLIENT_ALL_FDS)
 		return NULL;
 	return __atomic_load_n(&c->fds[fd].local_pos, __ATOMIC_ACQUIRE) ? &c->fds[fd] : NULL;
 }
@@ -380,18 +386,29 @@ int client_own_opens(struct client *c, int on)
 	return (int)request(c, CTL_OWN_OPENS, ARGS(on ? 1 : 0), NULL, 0, NULL, 0, NULL, 0);
 }
 
-int client_adopt(struct client *c, uint64_t ino, int flags, int *granted)
+int client_adopt_local(struct client *c, uint64_t ino, int flags)
 {
-	*granted = 0;
-	if (!c->log)
-		return fail_errno(EOPNOTSUPP);
-	flags &= O_ACCMODE | O_APPEND;
-	struct ctl_grant g = {0};
-	int fd =
-	    (int)request(c, CTL_ADOPT, ARGS((int64_t)ino, flags), NULL, 0, NULL, 0, &g, sizeof(g));
-	note_grant(c, fd, &g, flags);
-	*granted = fd >= 0 && g.epoch != 0 && fd < CLIENT_FDS;
-	return fd;
+	struct client_grant g;
+	if (!c->log || !client_log_find_grant(c->log, ino, &g))
+		return -1;
+	for (int fd = CLIENT_FDS; fd < CLIENT_ALL_FDS; fd++) {
+		struct client_fd *f = &c->fds[fd];
+		pthread_mutex_lock(&f->lock);
+		int mine = !f->taken;
+		if (mine) {
+			f->taken = 1;
+			f->g = g;
+			f->ino = ino;
+			f->pos = 0;
+			f->append = (flags & O_APPEND) != 0;
+			f->pos_at_end = 0;
+			__atomic_store_n(&f->local_pos, 1, __ATOMIC_RELEASE);
+		}
+		pthread_mutex_unlock(&f->lock);
+		if (mine)
+			return fd;
+	}
+	return -1;
 }
 
 int client_local_pwrite(struct client *c, int fd, const void *buf, size_t count, off_t off)
@@ -451,6 +468,15 @@ int client_ftruncate(struct client *c, int fd, off_t length)
 
 int client_close(struct client *c, int fd)
 {
+	if (fd >= CLIENT_FDS && fd < CLIENT_ALL_FDS && c->fds) {
+		/* A local descriptor: the grant is its opens' to let go of. */
+		struct client_fd *f = &c->fds[fd];
+		pthread_mutex_lock(&f->lock);
+		__atomic_store_n(&f->local_pos, 0, __ATOMIC_RELEASE);
+		f->taken = 0;
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	}
 	int rc = (int)request(c, CTL_CLOSE, ARGS(fd), NULL, 0, NULL, 0, NULL, 0);
 	struct client_fd *f = granted_fd(c, fd);
 	if (f && rc == 0) {

@@ -39,9 +39,10 @@ int client_close(struct client *c, int fd);
  * own (on) or no longer (src/libfs/clients.h); starts the private log. */
 int client_own_opens(struct client *c, int on);
 /* A descriptor for inode ino, which the process has open through the
- * mount for writing with flags (O_ACCMODE and O_APPEND count); *granted
- * says whether the client may write it in its log. */
-int client_adopt(struct client *c, uint64_t ino, int flags, int *granted);
+ * mount for writing with flags, under the grant those opens hold (the
+ * daemon gives it at the open: clients_front_open_by), found in the
+ * state file with no message; -1 if there is none. */
+int client_adopt_local(struct client *c, uint64_t ino, int flags);
 /* Writes count bytes at off (at the end for O_APPEND) into the log,
  * durably: 1 when done, 0 when the descriptor has no grant (any longer)
  * and the caller must write another way, -1 with errno. */

@@ -36,6 +36,9 @@ int client_log_write(struct client *c, struct client_log *l, struct client_grant
 int client_log_truncate(struct client *c, struct client_log *l, struct client_grant *g,
                         uint64_t ino, uint64_t size);
 
+/* The live grant of ino in the state file, if any: 1 and *g. */
+int client_log_find_grant(const struct client_log *l, uint64_t ino, struct client_grant *g);
+
 /* CTL_CLOG_SYNC: 0 and *out, or -1 with errno. */
 int client_sync(struct client *c, uint64_t seq, uint64_t want, struct ctl_clog_sync *out);
 

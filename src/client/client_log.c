@@ -107,6 +107,20 @@ static int live(const struct client_log *l, const struct client_grant *g)
 	return __atomic_load_n(&l->grants[i].live, __ATOMIC_ACQUIRE) == g->epoch;
 }
 
+int client_log_find_grant(const struct client_log *l, uint64_t ino, struct client_grant *g)
+{
+	for (uint32_t i = 0; i < CLOG_GRANTS; i++) {
+		/* The daemon sets ino, then epoch, then live, each fenced. */
+		uint64_t live = __atomic_load_n(&l->grants[i].live, __ATOMIC_ACQUIRE);
+		if (live && __atomic_load_n(&l->grants[i].ino, __ATOMIC_RELAXED) == ino &&
+		    __atomic_load_n(&l->grants[i].epoch, __ATOMIC_RELAXED) == live) {
+			*g = (struct client_grant){i, live};
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static void drop_grant(struct client_grant *g)
 {
 	__atomic_store_n(&g->index, CLOG_GRANTS, __ATOMIC_RELAXED);

@@ -385,10 +385,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
  * drops the cached pages the write covers.  Reads through such a
  * descriptor would bypass the page cache too, each one a request: a
  * write-only descriptor cannot read, so it alone pays nothing for it. */
-static void set_open_flags(struct fuse_file_info *fi, int fd, uint64_t owner)
+static void set_open_flags(struct fuse_file_info *fi, int fd, uint64_t owner, int granted)
 {
 	fi->fh = (uint64_t)(uint32_t)fd | owner << 32;
-	fi->keep_cache = 1;
+	/* A grant given by this open: what the kernel keeps of the file may
+	 * not stay (the client's writes will not pass through it). */
+	fi->keep_cache = !granted;
 	fi->noflush = 1; /* flush does nothing: spare the kernel the request */
 	/* An open a client owns (a preloaded program's) keeps the page cache:
 	 * the client drops the pages each of its local writes covers
@@ -409,15 +411,35 @@ static void front_close(fuse_req_t req, uint64_t ino, uint64_t fh)
 	clients_front_close_by(fs_of(req), ino, fh >> 32);
 }
 
-static uint64_t front_open(fuse_req_t req, uint64_t ino, int flags)
+/* Whether a client's process may write ino in its own log: a regular
+ * file whose set-ID bits its writes need not clear (only the daemon
+ * clears them; root's writes clear none). */
+static int grantable(fuse_req_t req, const struct stat *st)
+{
+	return S_ISREG(st->st_mode) &&
+	       (fuse_req_ctx(req)->uid == 0 || !(st->st_mode & (S_ISUID | S_ISGID)));
+}
+
+/* *granted: the opener's client was granted ino by this open. */
+static uint64_t front_open(fuse_req_t req, uint64_t ino, int flags, const struct stat *st,
+                           int *granted)
 {
 	return clients_front_open_by(fs_of(req), ino, (flags & O_ACCMODE) != O_RDONLY,
-	                             (int)fuse_req_ctx(req)->pid);
+	                             (int)fuse_req_ctx(req)->pid, st && grantable(req, st),
+	                             granted);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	uint64_t owner = front_open(req, ino, fi->flags);
+	struct stat st;
+	int granted;
+	uint64_t owner = front_open(req, ino, fi->flags,
+	                            ic_getattr(fs_of(req), ino, &st) ? NULL : &st, &granted);
+	/* Its attributes too (the client's writes change the size): only
+	 * them, which the kernel drops without waiting for this request. */
+	struct cfuse *cf = fuse_req_userdata(req);
+	if (granted && cf->se)
+		fuse_lowlevel_notify_inval_inode(cf->se, ino, -1, 0);
 	/* Only an O_TRUNC open is flagged. */
 	int fd = clear_setid(req, ino, cfuse_request_kills_suidgid());
 	if (fd == 0)
@@ -427,7 +449,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_rc(req, fd);
 		return;
 	}
-	set_open_flags(fi, fd, owner);
+	set_open_flags(fi, fd, owner, granted);
 	/* A reply that fails means the request was interrupted: the kernel
 	 * will send no release for this open, so close it here. */
 	if (fuse_reply_open(req, fi))
@@ -449,10 +471,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		reply_rc(req, rc);
 		return;
 	}
-	uint64_t owner = front_open(req, st.st_ino, fi->flags);
+	int granted;
+	uint64_t owner = front_open(req, st.st_ino, fi->flags, &st, &granted);
 	struct fuse_entry_param e;
-	fill_entry(fs_of(req), &e, &st);
-	set_open_flags(fi, fd, owner);
+	fill_entry(fs_of(req), &e, &st); /* a granted inode's attributes: no timeout */
+	set_open_flags(fi, fd, owner, granted);
 	if (ic_pin(fs_of(req), st.st_ino, 1) < 0) {
 		front_close(req, st.st_ino, fi->fh);
 		reply_rc(req, -ENOENT);

@@ -77,6 +77,7 @@ struct front_open {
 	uint64_t ino;
 	uint64_t owner;
 	int64_t count;
+	uint32_t grant; /* the owner's grant these opens hold: slot + 1, or 0 */
 };
 
 struct clients {
@@ -717,10 +718,10 @@ static void revoke_others(struct cairn_fs *fs, struct clients *cl, struct clog *
 	}
 }
 
-int clog_grant(cairn_fs *fs, struct clog *c, uint64_t ino, uint32_t *index, uint64_t *epoch)
+/* clog_grant with cl->lock held. */
+static int grant_locked(cairn_fs *fs, struct clients *cl, struct clog *c, uint64_t ino,
+                        uint32_t *index, uint64_t *epoch)
 {
-	struct clients *cl = table(fs);
-	pthread_mutex_lock(&cl->lock);
 	int rc = front_count(cl, c, ino) > 0 || c->forged[0] ? -EBUSY : 0;
 	/* One client at a time writes an inode in its log: records of two
 	 * logs would be ingested in the order of their slots, not of their
@@ -758,6 +759,14 @@ int clog_grant(cairn_fs *fs, struct clog *c, uint64_t ino, uint32_t *index, uint
 		*index = (uint32_t)slot;
 		*epoch = c->grants[slot].epoch;
 	}
+	return rc;
+}
+
+int clog_grant(cairn_fs *fs, struct clog *c, uint64_t ino, uint32_t *index, uint64_t *epoch)
+{
+	struct clients *cl = table(fs);
+	pthread_mutex_lock(&cl->lock);
+	int rc = grant_locked(fs, cl, c, ino, index, epoch);
 	pthread_mutex_unlock(&cl->lock);
 	return rc;
 }
@@ -786,13 +795,18 @@ static int revoke_grant(struct cairn_fs *fs, struct clog *c, uint32_t i)
 	return rc;
 }
 
+static void ungrant_locked(cairn_fs *fs, struct clog *c, uint32_t index)
+{
+	if (index < CLOG_GRANTS && c->refs[index] && --c->refs[index] == 0 &&
+	    revoke_grant(fs, c, index) == 0)
+		grant_set(c, index, G_INO, 0);
+}
+
 void clog_ungrant(cairn_fs *fs, struct clog *c, uint32_t index)
 {
 	struct clients *cl = table(fs);
 	pthread_mutex_lock(&cl->lock);
-	if (index < CLOG_GRANTS && c->refs[index] && --c->refs[index] == 0 &&
-	    revoke_grant(fs, c, index) == 0)
-		grant_set(c, index, G_INO, 0);
+	ungrant_locked(fs, c, index);
 	pthread_mutex_unlock(&cl->lock);
 }
 
@@ -813,21 +827,58 @@ static struct front_open *front_entry(struct clients *cl, uint64_t ino, uint64_t
 		cl->fopen = n;
 		cl->capfopen = cap;
 	}
-	cl->fopen[cl->nfopen] = (struct front_open){ino, owner, 0};
+	cl->fopen[cl->nfopen] = (struct front_open){ino, owner, 0, 0};
 	return &cl->fopen[cl->nfopen++];
 }
 
+/* The client whose owner token is owner, with cl->lock held; NULL if it
+ * is gone (its grants went with it). */
+static struct clog *client_owning(struct clients *cl, uint64_t owner)
+{
+	for (int s = 0; s < CLOG_SLOTS && owner; s++)
+		if (cl->slot[s] && cl->slot[s]->owner == owner)
+			return cl->slot[s];
+	return NULL;
+}
+
+/* The last of an owner's opens of ino lets go of the grant they held. */
 static void front_add(cairn_fs *fs, struct clients *cl, uint64_t ino, uint64_t owner,
                       struct clog *keep, int delta)
 {
 	struct front_open *f = front_entry(cl, ino, owner, delta > 0);
 	if (f) {
 		f->count += delta;
-		if (f->count <= 0)
+		if (f->count <= 0) {
+			uint32_t grant = f->grant;
 			*f = cl->fopen[--cl->nfopen];
+			struct clog *c = grant ? client_owning(cl, owner) : NULL;
+			if (c)
+				ungrant_locked(fs, c, grant - 1);
+		}
 	}
 	if (delta > 0)
 		revoke_others(fs, cl, keep, ino);
+}
+
+/* An open for writing of ino by client c's own process: its opens of ino
+ * hold a grant of it (a new one if the last went), which the client finds
+ * in its state file.  Whether a grant was given now. */
+static int grant_to_opens(cairn_fs *fs, struct clients *cl, struct clog *c, uint64_t ino)
+{
+	struct front_open *f = front_entry(cl, ino, c->owner, 0);
+	if (!f)
+		return 0;
+	if (f->grant && c->grants[f->grant - 1].live)
+		return 0;
+	if (f->grant)
+		ungrant_locked(fs, c, f->grant - 1);
+	f->grant = 0;
+	uint32_t index;
+	uint64_t epoch;
+	if (grant_locked(fs, cl, c, ino, &index, &epoch))
+		return 0;
+	f->grant = index + 1;
+	return 1;
 }
 
 void clients_front_open(cairn_fs *fs, uint64_t ino, int delta)
@@ -865,9 +916,11 @@ static struct clog *owner_of(struct clients *cl, int pid)
 	return NULL;
 }
 
-uint64_t clients_front_open_by(cairn_fs *fs, uint64_t ino, int write, int tid)
+uint64_t clients_front_open_by(cairn_fs *fs, uint64_t ino, int write, int tid, int grantable,
+                               int *granted)
 {
 	struct clients *cl = table(fs);
+	*granted = 0;
 	if (!cl)
 		return 0;
 	/* /proc is read only while some client owns its opens, and only for
@@ -884,6 +937,8 @@ uint64_t clients_front_open_by(cairn_fs *fs, uint64_t ino, int write, int tid)
 	struct clog *c = write && atomic_load(&cl->owning) > 0 ? owner_of(cl, pid) : NULL;
 	uint64_t owner = c ? c->owner : 0;
 	front_add(fs, cl, ino, owner, c, 1);
+	if (c && grantable)
+		*granted = grant_to_opens(fs, cl, c, ino);
 	pthread_mutex_unlock(&cl->lock);
 	return owner;
 }
@@ -906,16 +961,6 @@ void clog_own_opens(cairn_fs *fs, struct clog *c, int pid)
 		atomic_fetch_add(&cl->owning, pid ? 1 : -1);
 	c->owner_pid = pid;
 	pthread_mutex_unlock(&cl->lock);
-}
-
-int clog_owns_open(cairn_fs *fs, struct clog *c, uint64_t ino)
-{
-	struct clients *cl = table(fs);
-	pthread_mutex_lock(&cl->lock);
-	struct front_open *f = front_entry(cl, ino, c->owner, 0);
-	int owns = f && f->count > 0;
-	pthread_mutex_unlock(&cl->lock);
-	return owns;
 }
 
 void clients_revoke(cairn_fs *fs, uint64_t ino)

@@ -89,15 +89,17 @@ void clients_front_open(cairn_fs *fs, uint64_t ino, int delta);
  * the mount's opens for writing by its process: such an open does not bar
  * the client's own grant of the inode, only everyone else's.  The pages
  * the kernel keeps of the inode are then the client's to drop after each
- * local write (the shim does).  tid is the thread FUSE names.
+ * local write (the shim does).  tid is the thread FUSE names.  If
+ * grantable (a regular file its writes need not clear set-ID bits of),
+ * the owner's opens of ino hold a grant of it until the last is released,
+ * which the client finds in its state file (no message); *granted says a
+ * new one was given, so the kernel must drop what it keeps of the inode.
  * Returns the owner to pass back at the release (0: an ordinary open). */
-uint64_t clients_front_open_by(cairn_fs *fs, uint64_t ino, int write, int tid);
+uint64_t clients_front_open_by(cairn_fs *fs, uint64_t ino, int write, int tid, int grantable,
+                               int *granted);
 void clients_front_close_by(cairn_fs *fs, uint64_t ino, uint64_t owner);
 /* Client c owns the opens of process pid from now on (0: no longer). */
 void clog_own_opens(cairn_fs *fs, struct clog *c, int pid);
-/* Whether c owns an open of ino through the mount: what a grant by inode
- * (CTL_ADOPT) requires, since the kernel checked that open's permissions. */
-int clog_owns_open(cairn_fs *fs, struct clog *c, uint64_t ino);
 /* Ends every client's local writes of ino (their records applied first):
  * before a change that a local write would not honour, such as set-ID
  * bits a write must clear. */

@@ -35,7 +35,7 @@
 
 #define CTL_SOCKET_NAME "cairn.sock"
 #define CTL_MAGIC 0x4c544e43u /* "CNTL" */
-#define CTL_VERSION 3
+#define CTL_VERSION 4
 
 /* The most file data one request moves; larger reads and writes are split
  * by the client.  The payload may add the strings of two paths and an
@@ -82,15 +82,14 @@ enum ctl_op {
 	CTL_INFO,        /* reply: struct cairn_info */
 	CTL_DIGEST,
 	CTL_MIGRATE,
-	CTL_SCRUB, /* a: CTL_SCRUB_*_CMD; reply: struct ctl_scrub_status; root only */
+	CTL_SCRUB,      /* a: CTL_SCRUB_*_CMD; reply: struct ctl_scrub_status; root only */
 	CTL_CLOG_START, /* reply: struct ctl_clog, with the log's and the state
 	                   file's descriptors (SCM_RIGHTS) */
 	CTL_CLOG_SYNC,  /* a: seq asked about (0: none), credit wanted;
 	                   reply: struct ctl_clog_sync */
 	CTL_OWN_OPENS,  /* a: 1 or 0; the client's process's opens through the
-	                   mount for writing are its own (clients.h) */
-	CTL_ADOPT,      /* a: inode, flags of an open the client owns; ret:
-	                   descriptor; reply: struct ctl_grant (if granted) */
+	                   mount for writing are its own, and hold grants its
+	                   state file shows (clients.h) */
 	CTL_OP_END
 };
 

@@ -311,30 +311,6 @@ static int64_t do_open(struct session *s, const char *path, int flags, mode_t mo
 /* A descriptor, with a grant of local writes, for an inode the client's
  * process opened for writing through the mount (a preloaded program):
  * that open, which the kernel checked, is what entitles it. */
-static int64_t do_adopt(struct session *s, int64_t ino, int64_t flags, uint32_t *outlen)
-{
-	int acc = (int)flags & O_ACCMODE;
-	if (ino <= 0 || (flags & ~(int64_t)(O_ACCMODE | O_APPEND)) || acc == O_RDONLY || acc == 3)
-		return SERVE_END;
-	if (!s->clog || !clog_owns_open(s->fs, s->clog, (uint64_t)ino))
-		return -EPERM;
-	struct stat st;
-	int rc = ic_getattr(s->fs, (uint64_t)ino, &st);
-	if (!rc && !S_ISREG(st.st_mode))
-		rc = -EINVAL;
-	if (!rc)
-		rc = may_access(&s->cred, &st, MAY_WRITE);
-	int vfd = rc ? rc : ic_open(s->fs, (uint64_t)ino, (int)flags);
-	if (vfd < 0)
-		return vfd;
-	int slot = fd_add(s, vfd, (uint64_t)ino, (int)flags);
-	if (slot < 0)
-		cairn_close(s->fs, vfd);
-	else
-		serve_grant(s, slot, CTL_OPEN_GRANT, st.st_mode, outlen);
-	return slot;
-}
-
 static int64_t do_close(struct session *s, int64_t fd)
 {
 	int vfd = fd_of(s, fd);
@@ -904,8 +880,6 @@ static int64_t dispatch(struct session *s, const struct request *rq, uint32_t *o
 	case CTL_CLOG_SYNC:
 	case CTL_OWN_OPENS:
 		return serve_clog(s, rq, outlen);
-	case CTL_ADOPT:
-		return do_adopt(s, a[0], a[1], outlen);
 	case CTL_CLOSE:
 		return do_close(s, a[0]);
 	case CTL_READ:

@@ -34,7 +34,7 @@ struct shim_file {
 	atomic_int refs;
 	struct client *client; /* the mount's */
 	uint64_t ino;
-	int cfd;    /* the client's descriptor (client_adopt) */
+	int cfd;    /* the client's descriptor (client_adopt_local) */
 	int append; /* O_APPEND: writes go at the end */
 	/* After a native append, the kernel's file position is not yet the
 	 * end the write moved it to; it is set before the kernel uses it. */

@@ -435,17 +435,12 @@ static int is_mapped(uint64_t ino)
 	return 0;
 }
 
-/* The client's descriptor for ino with a grant, or -1 (the file is
- * open elsewhere, or the client's table of grants is full). */
+/* The client's descriptor for ino under the grant the open just made
+ * holds, or -1 (the file is open elsewhere, or the client's table of
+ * grants is full).  No message: the daemon gave the grant at the open. */
 static int adopt(struct client *c, uint64_t ino, int flags)
 {
-	int granted;
-	int cfd = client_adopt(c, ino, flags & (O_ACCMODE | O_APPEND), &granted);
-	if (cfd >= 0 && !granted) {
-		client_close(c, cfd);
-		cfd = -1;
-	}
-	return cfd;
+	return client_adopt_local(c, ino, flags & (O_ACCMODE | O_APPEND));
 }
 
 void shim_opened(int fd, int flags)
