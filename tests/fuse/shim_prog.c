@@ -11,6 +11,8 @@
  *                          ftruncate (shorter over cached pages, longer,
  *                          positions kept), a reader in another process, record
  *                          locks, threads, exec with and without the shim,
+ *                          a second process taking a file over after the
+ *                          first closed it,
  *                          system(), and a signal handler that writes,
  *                          reads, dups and closes while the thread it
  *                          interrupts writes natively; the writes made
@@ -498,6 +500,46 @@ static void exec_inherits(const char *dir, const char *self)
 	same_as(path, model, 4107);
 }
 
+/* One process writes a file natively and closes it; another (this
+ * program again, with the shim) opens it for writing: the first one's
+ * grant went with its close, so the second writes natively too. */
+static void reopened(const char *dir, const char *self)
+{
+	where = "reopened";
+	char path[4096];
+	int fd = new_file(dir, "reopened", O_WRONLY, path, 85, 3000);
+	MUST(close(fd) == 0);
+	pid_t p = fork();
+	MUST(p >= 0);
+	if (p == 0) {
+		execl(self, self, "append-native", path, expect_native ? "native" : "kernel",
+		      (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	MUST(waitpid(p, &st, 0) == p);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail("the second writer failed (status %d)", st);
+	memcpy(model + 3000, "second", 6);
+	same_as(path, model, 3006);
+}
+
+/* The second writer of reopened(): an append, made natively if asked. */
+static int append_native(const char *path, int native)
+{
+	where = "append-native";
+	expect_native = native;
+	int fd = open(path, O_WRONLY | O_APPEND);
+	MUST(fd >= 0);
+	long before = write_syscalls();
+	MUST(write(fd, "second", 6) == 6);
+	if (expect_native && write_syscalls() != before)
+		fail("a file another process had written natively and closed was not "
+		     "taken over");
+	MUST(close(fd) == 0);
+	return 0;
+}
+
 /* system() starts a program with the descriptors that do not close on
  * exec: those go back to the kernel; one that closes on exec stays the
  * shim's. */
@@ -657,6 +699,7 @@ int main(int argc, char **argv)
 		locks(argv[2]);
 		threads(argv[2]);
 		exec_inherits(argv[2], argv[0]);
+		reopened(argv[2], argv[0]);
 		spawned(argv[2]);
 		signals(argv[2]);
 		return 0;
@@ -669,6 +712,8 @@ int main(int argc, char **argv)
 		size_t n = strlen(argv[3]);
 		return write(atoi(argv[2]), argv[3], n) == (ssize_t)n ? 0 : 1;
 	}
+	if (argc == 4 && !strcmp(argv[1], "append-native"))
+		return append_native(argv[2], !strcmp(argv[3], "native"));
 	if (argc == 4 && !strcmp(argv[1], "ack"))
 		return ack(argv[2], atoi(argv[3]));
 	fprintf(stderr, "usage: shim_prog files DIR native|kernel | ack FILE N\n");
