@@ -348,6 +348,19 @@ static void want_log(struct client *c)
 	}
 }
 
+/* f writes ino under grant g (epoch 0: none) from its position 0; with
+ * f->lock held. */
+static void set_grant(struct client_fd *f, struct client_grant g, uint64_t ino, int flags)
+{
+	f->g = g;
+	f->ino = ino;
+	f->pos = 0;
+	f->append = (flags & O_APPEND) != 0;
+	f->pos_at_end = 0;
+	/* Last: granted_fd looks at it without the lock. */
+	__atomic_store_n(&f->local_pos, g.epoch != 0, __ATOMIC_RELEASE);
+}
+
 /* Descriptor fd of the daemon's reply comes with grant g (epoch 0: none). */
 static void note_grant(struct client *c, int fd, const struct ctl_grant *g, int flags)
 {
@@ -355,13 +368,7 @@ static void note_grant(struct client *c, int fd, const struct ctl_grant *g, int 
 		return;
 	struct client_fd *f = &c->fds[fd];
 	pthread_mutex_lock(&f->lock);
-	f->g = (struct client_grant){g->index, g->epoch};
-	f->ino = g->ino;
-	f->pos = 0;
-	f->append = (flags & O_APPEND) != 0;
-	f->pos_at_end = 0;
-	/* Last: granted_fd looks at it without the lock. */
-	__atomic_store_n(&f->local_pos, g->epoch != 0, __ATOMIC_RELEASE);
+	set_grant(f, (struct client_grant){g->index, g->epoch}, g->ino, flags);
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -397,12 +404,7 @@ int client_adopt_local(struct client *c, uint64_t ino, int flags)
 		int mine = !f->taken;
 		if (mine) {
 			f->taken = 1;
-			f->g = g;
-			f->ino = ino;
-			f->pos = 0;
-			f->append = (flags & O_APPEND) != 0;
-			f->pos_at_end = 0;
-			__atomic_store_n(&f->local_pos, 1, __ATOMIC_RELEASE);
+			set_grant(f, g, ino, flags);
 		}
 		pthread_mutex_unlock(&f->lock);
 		if (mine)
@@ -413,8 +415,6 @@ int client_adopt_local(struct client *c, uint64_t ino, int flags)
 
 int client_local_pwrite(struct client *c, int fd, const void *buf, size_t count, off_t off)
 {
-	if (!buf && count)
-		return 0;
 	struct iovec v = {(void *)buf, count};
 	return client_local_pwritev(c, fd, &v, 1, off);
 }

@@ -511,12 +511,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		reply_rc(req, rc);
 		return;
 	}
-	/* fcntl(F_SETFL) changes O_APPEND in the kernel only; each write says
-	 * what the file's flags are now. */
-	ic_set_append(fs_of(req), vfd_of(fi), (fi->flags & O_APPEND) != 0);
-	/* In sync mode the write is durable when cairn_pwrite returns, so the
-	 * reply (which lets write() return) must come after it. */
-	ssize_t n = cairn_pwrite(fs_of(req), vfd_of(fi), buf, size, off);
+	/* In sync mode the write is durable when it returns, so the reply
+	 * (which lets write() return) must come after it.  fcntl(F_SETFL)
+	 * changes O_APPEND in the kernel only: each write says what the
+	 * file's flags are now. */
+	ssize_t n = ic_pwrite(fs_of(req), vfd_of(fi), buf, size, off, (fi->flags & O_APPEND) != 0);
 	if (n < 0)
 		reply_rc(req, -errno);
 	else

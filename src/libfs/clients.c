@@ -841,9 +841,10 @@ static struct clog *client_owning(struct clients *cl, uint64_t owner)
 	return NULL;
 }
 
-/* The last of an owner's opens of ino lets go of the grant they held. */
-static void front_add(cairn_fs *fs, struct clients *cl, uint64_t ino, uint64_t owner,
-                      struct clog *keep, int delta)
+/* The last of an owner's opens of ino lets go of the grant they held.
+ * The entry of (ino, owner) if it is still there. */
+static struct front_open *front_add(cairn_fs *fs, struct clients *cl, uint64_t ino, uint64_t owner,
+                                    struct clog *keep, int delta)
 {
 	struct front_open *f = front_entry(cl, ino, owner, delta > 0);
 	if (f) {
@@ -851,6 +852,7 @@ static void front_add(cairn_fs *fs, struct clients *cl, uint64_t ino, uint64_t o
 		if (f->count <= 0) {
 			uint32_t grant = f->grant;
 			*f = cl->fopen[--cl->nfopen];
+			f = NULL;
 			struct clog *c = grant ? client_owning(cl, owner) : NULL;
 			if (c)
 				ungrant_locked(fs, c, grant - 1);
@@ -858,14 +860,15 @@ static void front_add(cairn_fs *fs, struct clients *cl, uint64_t ino, uint64_t o
 	}
 	if (delta > 0)
 		revoke_others(fs, cl, keep, ino);
+	return f;
 }
 
-/* An open for writing of ino by client c's own process: its opens of ino
- * hold a grant of it (a new one if the last went), which the client finds
- * in its state file.  Whether a grant was given now. */
-static int grant_to_opens(cairn_fs *fs, struct clients *cl, struct clog *c, uint64_t ino)
+/* An open for writing of ino by client c's own process (f: their entry):
+ * its opens of ino hold a grant of it (a new one if the last went), which
+ * the client finds in its state file.  Whether a grant was given now. */
+static int grant_to_opens(cairn_fs *fs, struct clients *cl, struct clog *c, struct front_open *f,
+                          uint64_t ino)
 {
-	struct front_open *f = front_entry(cl, ino, c->owner, 0);
 	if (!f)
 		return 0;
 	if (f->grant && c->grants[f->grant - 1].live)
@@ -936,9 +939,9 @@ uint64_t clients_front_open_by(cairn_fs *fs, uint64_t ino, int write, int tid, i
 	pthread_mutex_lock(&cl->lock);
 	struct clog *c = write && atomic_load(&cl->owning) > 0 ? owner_of(cl, pid) : NULL;
 	uint64_t owner = c ? c->owner : 0;
-	front_add(fs, cl, ino, owner, c, 1);
+	struct front_open *f = front_add(fs, cl, ino, owner, c, 1);
 	if (c && grantable)
-		*granted = grant_to_opens(fs, cl, c, ino);
+		*granted = grant_to_opens(fs, cl, c, f, ino);
 	pthread_mutex_unlock(&cl->lock);
 	return owner;
 }

@@ -713,31 +713,33 @@ static ssize_t file_pwrite(struct cairn_fs *fs, struct open_file *f, const void 
 	return do_write(fs, f, buf, count, (uint64_t)off, (f->flags & O_APPEND) != 0, end);
 }
 
-ssize_t cairn_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, off_t off)
+/* pwrite on fd; append >= 0 first sets the descriptor's O_APPEND so. */
+static ssize_t fd_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, off_t off, int append)
 {
-	if (fs && fs->client)
-		return client_pwrite(fs->client, fd, buf, count, off);
 	if (!fs)
 		return fail(-EINVAL);
 	struct open_file *f = fd_get(fs, fd);
 	if (!f)
 		return fail(-EBADF);
+	int want = append ? (f->flags | O_APPEND) : (f->flags & ~O_APPEND);
+	if (append >= 0 && f->flags != want)
+		__atomic_store_n(&f->flags, want, __ATOMIC_RELAXED);
 	uint64_t end;
 	ssize_t n = file_pwrite(fs, f, buf, count, off, &end);
 	fd_put(fs, f);
 	return n < 0 ? fail((int)n) : n;
 }
 
-/* icalls.h: the descriptor's O_APPEND follows the kernel's file flags. */
-void ic_set_append(cairn_fs *fs, int fd, int append)
+ssize_t cairn_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, off_t off)
 {
-	struct open_file *f = fd_get(fs, fd);
-	if (!f)
-		return;
-	int want = append ? (f->flags | O_APPEND) : (f->flags & ~O_APPEND);
-	if (f->flags != want)
-		__atomic_store_n(&f->flags, want, __ATOMIC_RELAXED);
-	fd_put(fs, f);
+	if (fs && fs->client)
+		return client_pwrite(fs->client, fd, buf, count, off);
+	return fd_pwrite(fs, fd, buf, count, off, -1);
+}
+
+ssize_t ic_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, off_t off, int append)
+{
+	return fd_pwrite(fs, fd, buf, count, off, append != 0);
 }
 
 ssize_t cairn_write(cairn_fs *fs, int fd, const void *buf, size_t count)

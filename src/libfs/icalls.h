@@ -56,9 +56,10 @@ ssize_t ic_readlink(cairn_fs *fs, uint64_t ino, char *buf, size_t size);
 /* Opens an inode; returns a cairn file descriptor for cairn_pread,
  * cairn_pwrite, cairn_fsync, cairn_close. */
 int ic_open(cairn_fs *fs, uint64_t ino, int flags);
-/* The kernel changed the file's O_APPEND (fcntl F_SETFL): the descriptor
- * writes at the end, or at the offsets it is given, from now on. */
-void ic_set_append(cairn_fs *fs, int fd, int append);
+/* cairn_pwrite, with the descriptor's O_APPEND set to what the kernel's
+ * file flags say now (fcntl F_SETFL changes them in the kernel alone):
+ * at the end, or at off, from now on. */
+ssize_t ic_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, off_t off, int append);
 /* Creates (O_CREAT semantics, O_EXCL honoured) and opens; fd in *fd. */
 int ic_create(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *name,
 	      mode_t mode, int flags, int *fd, struct stat *st);

@@ -177,11 +177,7 @@ EXPORT int dup(int fd)
  * the new one (if the call fails, the kernel just writes fd2 from now on). */
 static int forgotten(int fd)
 {
-	if (shim_busy())
-		shim_forget_later(fd);
-	else
-		GUARDED(int, 0, (shim_forget(fd), 0));
-	return fd;
+	return GUARDED(int, (shim_forget_later(fd), fd), (shim_forget(fd), fd));
 }
 
 EXPORT int dup2(int fd, int fd2)
@@ -260,10 +256,8 @@ EXPORT int close(int fd)
 
 static void forget_range(unsigned first, unsigned last)
 {
-	if (shim_busy())
-		shim_forget_range_later(first, last);
-	else
-		GUARDED(int, 0, (shim_forget_range(first, last), 0));
+	GUARDED(int, (shim_forget_range_later(first, last), 0),
+	        (shim_forget_range(first, last), 0));
 }
 
 EXPORT int close_range(unsigned first, unsigned last, int flags)
@@ -502,22 +496,23 @@ static struct shim_file *read_start(int fd, int positional)
 	return f;
 }
 
+/* errno is the read's when it returns. */
 static void read_done(struct shim_file *f)
 {
 	if (!f)
 		return;
+	int e = errno;
 	pthread_rwlock_unlock(&f->io_lock);
 	shim_put(f);
 	shim_leave();
+	errno = e;
 }
 
 EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	struct shim_file *f = read_start(fd, 0);
 	ssize_t r = REAL(read, ssize_t(*)(int, void *, size_t))(fd, buf, n);
-	int e = errno;
 	read_done(f);
-	errno = e;
 	return r;
 }
 
@@ -525,9 +520,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
 	struct shim_file *f = read_start(fd, 0);
 	ssize_t r = REAL(readv, ssize_t(*)(int, const struct iovec *, int))(fd, iov, cnt);
-	int e = errno;
 	read_done(f);
-	errno = e;
 	return r;
 }
 
@@ -535,9 +528,7 @@ EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
 	struct shim_file *f = read_start(fd, 1);
 	ssize_t r = REAL(pread, ssize_t(*)(int, void *, size_t, off_t))(fd, buf, n, off);
-	int e = errno;
 	read_done(f);
-	errno = e;
 	return r;
 }
 
@@ -551,9 +542,7 @@ EXPORT ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
 	struct shim_file *f = read_start(fd, 1);
 	ssize_t r =
 	    REAL(preadv, ssize_t(*)(int, const struct iovec *, int, off_t))(fd, iov, cnt, off);
-	int e = errno;
 	read_done(f);
-	errno = e;
 	return r;
 }
 
@@ -567,9 +556,7 @@ EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int 
 	struct shim_file *f = read_start(fd, off != -1);
 	ssize_t r = REAL(preadv2, ssize_t(*)(int, const struct iovec *, int, off_t, int))(
 	    fd, iov, cnt, off, flags);
-	int e = errno;
 	read_done(f);
-	errno = e;
 	return r;
 }
 
@@ -587,12 +574,16 @@ static int settled(int fd)
 	return 0;
 }
 
+/* Before the kernel uses fd's position: set, if a native append left it
+ * behind (a handler's call takes no lock for it). */
+static void settle_first(int fd)
+{
+	GUARDED(int, (shim_settle_pos_now(fd), 0), settled(fd));
+}
+
 EXPORT off_t lseek(int fd, off_t off, int whence)
 {
-	if (shim_busy())
-		shim_settle_pos_now(fd);
-	else
-		GUARDED(int, 0, settled(fd));
+	settle_first(fd);
 	return real_lseek(fd, off, whence);
 }
 
@@ -635,11 +626,7 @@ EXPORT int ftruncate(int fd, off_t len)
 	int r = native_truncate(fd, len, &done);
 	if (done)
 		return r;
-	/* The kernel's truncate moves the end too: the position first. */
-	if (shim_busy())
-		shim_settle_pos_now(fd);
-	else
-		GUARDED(int, 0, settled(fd));
+	settle_first(fd); /* the kernel's truncate moves the end too */
 	return REAL(ftruncate, int (*)(int, off_t))(fd, len);
 }
 
@@ -653,8 +640,7 @@ EXPORT int ftruncate64(int fd, off_t len)
 /* A handler's spawn (not async-signal-safe anyway) gives nothing back. */
 static void spawning(void)
 {
-	if (!shim_busy())
-		GUARDED(int, 0, (shim_before_spawn(), 0));
+	GUARDED(int, 0, (shim_before_spawn(), 0));
 }
 
 /* fork itself is watched by pthread_atfork (shim_files.c); these start a
@@ -695,7 +681,7 @@ EXPORT FILE *popen(const char *command, const char *type)
  * the file natively first (and the kernel learns its size). */
 EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
-	if (fd >= 0 && !(flags & MAP_ANONYMOUS) && !shim_busy())
+	if (fd >= 0 && !(flags & MAP_ANONYMOUS))
 		GUARDED(int, 0, (shim_mapping(fd), 0));
 	return REAL(mmap, void *(*)(void *, size_t, int, int, int, off_t))(addr, len, prot, flags,
 	                                                                   fd, off);
