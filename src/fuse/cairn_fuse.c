@@ -285,6 +285,7 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 	int src = ctl_server_start(cf.fs, vol, geteuid() == 0, event_to_log, &watch, &srv);
 	if (src)
 		report("mount", vol, "cannot listen for client processes: %s", strerror(-src));
+	cf.clients = srv;
 	struct fuse_session *se = src ? NULL : session_start(&cf, vol, mp, o);
 	int rc = 1;
 	if (se) {
@@ -295,7 +296,7 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 		/* The clients' threads tell the session of changes: they end
 		 * before it does. */
 		ctl_server_stop(srv);
-		srv = NULL;
+		srv = cf.clients = NULL;
 		cf.se = NULL;
 		fuse_session_unmount(se);
 		fuse_remove_signal_handlers(se);

@@ -36,6 +36,7 @@ struct cfuse {
 	atomic_bool killpriv_v2;        /* granted: cairn clears set-ID bits */
 	const char *vol;                /* the volume directory, for messages */
 	atomic_bool failure_said;       /* a medium failure was reported */
+	struct ctl_server *clients;     /* the client processes' socket */
 };
 
 /* A request failed with EIO: the first time a medium failure is behind it,

@@ -6,7 +6,9 @@
  * Owns: the translation between FUSE requests and cairn calls: request
  * context to struct icaller, FUSE setattr bits to IC_SET_*, negative errno
  * to fuse_reply_err, directory cookies to FUSE offsets.
- * May call: libfuse3 (replies), src/libfs/icalls.h, include/cairn.h.
+ * May call: libfuse3 (replies), src/libfs/icalls.h, include/cairn.h,
+ * src/libfs/clients.h (grants), src/server/server.h (whether clients are
+ * attached).
  *
  * FUSE inode numbers are cairn inode numbers: both name the root 1
  * (FUSE_ROOT_ID == CAIRN_ROOT_INO), so no table translates them.  Every
@@ -30,6 +32,7 @@
 #include "fuse/fuse_internal.h"
 #include "libfs/clients.h"
 #include "libfs/icalls.h"
+#include "server/server.h"
 
 _Static_assert(FUSE_ROOT_ID == CAIRN_ROOT_INO, "FUSE and cairn must name the root alike");
 
@@ -60,12 +63,26 @@ static double attr_timeout(cairn_fs *fs, uint64_t ino)
 	           : CFUSE_TIMEOUT;
 }
 
-static void fill_entry(cairn_fs *fs, struct fuse_entry_param *e, const struct stat *st)
+/* How long the kernel may keep the attributes an entry brings (a lookup,
+ * a listing, a create): not at all while client processes are attached.
+ * A client's change tells the kernel to drop the inode's attributes, and
+ * the kernel drops any reply older than that for an inode it holds; but
+ * an entry for an inode it does not hold yet becomes one only when the
+ * process that asked runs again, after the reply is sent, and the drop
+ * found nothing to drop: the inode would start with attributes from
+ * before the change.  With no timeout, the next stat asks (a getattr,
+ * which the kernel does protect). */
+static double entry_attr_timeout(struct cfuse *cf, uint64_t ino)
+{
+	return ctl_server_sessions(cf->clients) ? 0.0 : attr_timeout(cf->fs, ino);
+}
+
+static void fill_entry(struct cfuse *cf, struct fuse_entry_param *e, const struct stat *st)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = st->st_ino;
 	e->attr = *st;
-	e->attr_timeout = attr_timeout(fs, st->st_ino);
+	e->attr_timeout = entry_attr_timeout(cf, st->st_ino);
 	e->entry_timeout = CFUSE_TIMEOUT;
 }
 
@@ -80,7 +97,7 @@ static void reply_entry(fuse_req_t req, int rc, const struct stat *st)
 		return;
 	}
 	struct fuse_entry_param e;
-	fill_entry(fs_of(req), &e, st);
+	fill_entry(fuse_req_userdata(req), &e, st);
 	if (fuse_reply_entry(req, &e))
 		ic_unpin(fs_of(req), st->st_ino, 1);
 }
@@ -474,7 +491,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int granted;
 	uint64_t owner = front_open(req, st.st_ino, fi->flags, &st, &granted);
 	struct fuse_entry_param e;
-	fill_entry(fs_of(req), &e, &st); /* a granted inode's attributes: no timeout */
+	fill_entry(fuse_req_userdata(req), &e, &st); /* a granted inode's attributes: no timeout */
 	set_open_flags(fi, fd, owner, granted);
 	if (ic_pin(fs_of(req), st.st_ino, 1) < 0) {
 		front_close(req, st.st_ino, fi->fh);
@@ -611,7 +628,7 @@ static void plus_entry(struct dirbuf *d, const char *name, uint64_t ino, unsigne
 	struct stat st;
 	int dot = !strcmp(name, ".") || !strcmp(name, "..");
 	if (!dot && ic_lookup(d->fs, d->dir, name, &st) == 0 && (uint64_t)st.st_ino == ino) {
-		fill_entry(d->fs, e, &st);
+		fill_entry(fuse_req_userdata(d->req), e, &st);
 		return;
 	}
 	bare_entry(e, ino, type);

@@ -469,6 +469,7 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c)
 			}
 			if (rc)
 				return rc;
+			attempt = 0; /* each record gets its own digests */
 		}
 		c->next_off = next;
 		c->next_seq = h.seq + 1;

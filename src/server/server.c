@@ -491,6 +491,11 @@ int ctl_server_start(cairn_fs *fs, const char *volume_dir, int admit_all,
 	return 0;
 }
 
+int ctl_server_sessions(const struct ctl_server *srv)
+{
+	return srv ? __atomic_load_n(&srv->live, __ATOMIC_RELAXED) : 0;
+}
+
 void ctl_server_stop(struct ctl_server *srv)
 {
 	if (!srv)

@@ -38,6 +38,9 @@ int ctl_server_start(cairn_fs *fs, const char *volume_dir, int admit_all,
                      void (*say)(const char *msg), const struct ctl_watch *watch,
                      struct ctl_server **out);
 
+/* How many client processes are attached (0 for srv NULL). */
+int ctl_server_sessions(const struct ctl_server *srv);
+
 struct ctl_scrub_status;
 /* The volume's online scrub, for a front end with a channel of its own
  * (the FUSE mount's root attribute): cmd is CTL_SCRUB_*_CMD

@@ -11,7 +11,9 @@
  *      the client opened it is written correctly (and not granted); pages
  *      the mount kept of a file are dropped when a client is granted it; a
  *      mount open in the middle of a stream of large local writes, round
- *      after round, loses no acknowledged write;
+ *      after round, loses no acknowledged write; a size the mount reports
+ *      is never older than a local write, while the mount lists the
+ *      directory of the new files written;
  *   2. kill -9 of a client in the middle of a stream of local writes,
  *      while the daemon is stopped, and while it runs: once its session
  *      has ended (its log files gone), every acknowledged write is there,
@@ -80,8 +82,9 @@
 #define VOL_FAST "512M"
 /* The volume test 6 fills. */
 #define SMALL_FAST "128M"
-#define RACE_ROUNDS 80 /* mount opens in the middle of a stream */
-#define RACE_RECS 6    /* writes of LOCAL_MAX in each round */
+#define RACE_ROUNDS 80   /* mount opens in the middle of a stream */
+#define LIST_ROUNDS 3000 /* new files written while the mount lists them */
+#define RACE_RECS 6      /* writes of LOCAL_MAX in each round */
 
 static struct {
 	char root[PATH_MAX], vol[PATH_MAX], small[PATH_MAX], mnt[PATH_MAX];
@@ -714,6 +717,54 @@ static void mount_cached_before(cairn_fs *a)
 	CHECK(cairn_close(a, fd));
 }
 
+/* A listing through the mount racing a client's new files: an entry the
+ * listing brings for an inode the kernel does not hold yet becomes one
+ * only when the lister runs again, possibly after the client was granted
+ * the file and wrote it, so it must not carry attributes the kernel may
+ * keep (src/fuse/fuse_ops.c, entry_attr_timeout).  A child lists the
+ * directory without pause while the client makes files, writes them
+ * and asks the mount for their size. */
+static void mount_listing_race(cairn_fs *a)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", at("/listed"));
+	CHECK(cairn_mkdir(a, "/listed", 0755));
+	pid_t lister = fork();
+	assert_true(lister >= 0);
+	if (lister == 0) {
+		for (;;) {
+			DIR *d = opendir(dir);
+			while (d && readdir(d))
+				;
+			if (d)
+				closedir(d);
+		}
+	}
+	char buf[4096], rel[64];
+	memset(buf, 'l', sizeof(buf));
+	for (int i = 0; i < LIST_ROUNDS; i++) {
+		snprintf(rel, sizeof(rel), "/listed/f%d", i % 8);
+		if (cairn_unlink(a, rel) && errno != ENOENT)
+			fail_msg("unlink %s: %s", rel, strerror(errno));
+		int fd = cairn_open(a, rel, O_CREAT | O_EXCL | O_WRONLY, 0644);
+		CHECK(fd);
+		assert_int_equal(cairn_write(a, fd, buf, 100), 100);
+		CHECK(cairn_close(a, fd));
+		CHECK(fd = cairn_open(a, rel, O_WRONLY));
+		assert_int_equal(cairn_pwrite(a, fd, buf, sizeof(buf), 8192), (ssize_t)sizeof(buf));
+		struct stat st;
+		CHECK(lstat(at(rel), &st));
+		if (st.st_size != 8192 + (off_t)sizeof(buf)) {
+			kill_reap(&lister);
+			fail_msg("round %d: %s: the mount says %lld bytes after the client's write "
+			         "returned, not %zu",
+			         i, rel, (long long)st.st_size, 8192 + sizeof(buf));
+		}
+		CHECK(cairn_close(a, fd));
+	}
+	kill_reap(&lister);
+}
+
 /* The racing writer: round after round, a new file written in pieces of
  * LOCAL_MAX, each acknowledged after it returned; a round starts when the
  * parent says so. */
@@ -832,6 +883,7 @@ static void test_coherence(void **state)
 	mount_open_first(a, b);
 	mount_cached_before(a);
 	mount_open_midstream(b);
+	mount_listing_race(a);
 	CHECK(cairn_unmount(a));
 	CHECK(cairn_unmount(b));
 	await_client_files(g.logpart, 0, 5000, "the clients detached");
