@@ -422,10 +422,13 @@ static int vfd_of(const struct fuse_file_info *fi)
 	return (int)(uint32_t)fi->fh;
 }
 
+/* The grant the open held goes first: its last records are applied while
+ * the file is still open, which an unlinked file needs to still be
+ * there. */
 static void front_close(fuse_req_t req, uint64_t ino, uint64_t fh)
 {
-	cairn_close(fs_of(req), (int)(uint32_t)fh);
 	clients_front_close_by(fs_of(req), ino, fh >> 32);
+	cairn_close(fs_of(req), (int)(uint32_t)fh);
 }
 
 /* Whether a client's process may write ino in its own log: a regular
