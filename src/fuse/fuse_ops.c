@@ -451,10 +451,13 @@ static uint64_t front_open(fuse_req_t req, uint64_t ino, int flags, const struct
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	/* Only an open for writing may bring a grant: only it needs the
+	 * file's type and mode. */
 	struct stat st;
-	int granted;
-	uint64_t owner = front_open(req, ino, fi->flags,
-	                            ic_getattr(fs_of(req), ino, &st) ? NULL : &st, &granted);
+	int granted, write = (fi->flags & O_ACCMODE) != O_RDONLY;
+	uint64_t owner =
+	    front_open(req, ino, fi->flags,
+	               write && ic_getattr(fs_of(req), ino, &st) == 0 ? &st : NULL, &granted);
 	/* Its attributes too (the client's writes change the size): only
 	 * them, which the kernel drops without waiting for this request. */
 	struct cfuse *cf = fuse_req_userdata(req);
