@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -147,6 +148,8 @@ static int forked(const struct client *c)
 static int call_fds(struct client *c, struct iovec *iov, int cnt, struct ctl_rep *rp, void *out,
                     size_t outlen, int *fds, int *nfds);
 
+static int moved_high(int fd);
+
 struct client *client_attach(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -160,7 +163,7 @@ struct client *client_attach(const char *path, char *err, size_t errlen)
 	pthread_mutex_init(&c->pos_lock, NULL);
 	pthread_once(&fork_watch, watch_forks);
 	c->fork_gen = atomic_load(&fork_gen);
-	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	c->sock = moved_high(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
 	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&a, sizeof(a))) {
 		rc = errno == ECONNREFUSED ? ENOENT : errno;
 		snprintf(err, errlen, "%s: %s", a.sun_path,
@@ -206,6 +209,66 @@ void client_detach(struct client *c)
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->pos_lock);
 	free(c);
+}
+
+/* ---- the client's own descriptors ----------------------------------------- */
+
+/* The socket moves only under c->lock (client_vacate_fd), and the log is
+ * set once: both are read here with no lock, as a signal handler may. */
+int client_own_fds(struct client *c, int *fds, int max)
+{
+	int n = 0, sock = __atomic_load_n(&c->sock, __ATOMIC_ACQUIRE);
+	struct client_log *l = __atomic_load_n(&c->log, __ATOMIC_ACQUIRE);
+	int logfd = l ? client_log_fd(l) : -1;
+	if (sock >= 0 && n < max)
+		fds[n++] = sock;
+	if (logfd >= 0 && n < max)
+		fds[n++] = logfd;
+	if (n == 2 && fds[0] > fds[1]) {
+		fds[0] = logfd;
+		fds[1] = sock;
+	}
+	return n;
+}
+
+int client_fd_floor(void)
+{
+	/* The top 64 numbers the process may have (or none below 3). */
+	struct rlimit r;
+	if (getrlimit(RLIMIT_NOFILE, &r) || r.rlim_cur == RLIM_INFINITY || r.rlim_cur > INT_MAX)
+		return 3;
+	return r.rlim_cur > 64 + 3 ? (int)r.rlim_cur - 64 : 3;
+}
+
+/* fd, moved to the lowest free number from client_fd_floor() on; fd
+ * itself if it cannot be. */
+static int moved_high(int fd)
+{
+	int high = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, client_fd_floor()) : -1;
+	if (high < 0)
+		return fd;
+	close(fd);
+	return high;
+}
+
+int client_vacate_fd(struct client *c, int fd)
+{
+	struct client_log *l = __atomic_load_n(&c->log, __ATOMIC_ACQUIRE);
+	if (l && client_log_fd(l) == fd)
+		return client_log_move_fd(l, client_fd_floor());
+	pthread_mutex_lock(&c->lock);
+	int rc = 0;
+	if (c->sock == fd) {
+		int moved = fcntl(fd, F_DUPFD_CLOEXEC, client_fd_floor());
+		if (moved < 0) {
+			rc = -1;
+		} else {
+			__atomic_store_n(&c->sock, moved, __ATOMIC_RELEASE);
+			close(fd);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 /* ---- one request --------------------------------------------------------- */
@@ -301,8 +364,9 @@ static int start_log(struct client *c)
 		c->fds = calloc(CLIENT_ALL_FDS, sizeof(*c->fds));
 		for (int i = 0; c->fds && i < CLIENT_ALL_FDS; i++)
 			pthread_mutex_init(&c->fds[i].lock, NULL);
-		if (c->fds)
-			c->log = client_log_open(fds[0], fds[1], &info);
+		if (c->fds) /* published whole: client_own_fds reads it with no lock */
+			__atomic_store_n(&c->log, client_log_open(fds[0], fds[1], &info),
+			                 __ATOMIC_RELEASE);
 	}
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]); /* the log keeps its own copy, the state its mapping */

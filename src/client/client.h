@@ -38,6 +38,15 @@ int client_close(struct client *c, int fd);
 /* The process's opens for writing through the mount become this client's
  * own (on) or no longer (src/libfs/clients.h); starts the private log. */
 int client_own_opens(struct client *c, int on);
+/* The descriptors the client holds itself (its socket, and its log's file
+ * for the file kind), up to max of them into fds, in ascending order; their
+ * number.  A program that closes descriptors it did not open (closefrom,
+ * close_range) must leave these: without the socket the daemon ends the
+ * session, and a number the program reused would get the client's bytes. */
+int client_own_fds(struct client *c, int *fds, int max);
+/* fd, one of the client's own, moves to another number: the program is
+ * about to reuse this one (dup2 onto it).  0, or -1 with errno. */
+int client_vacate_fd(struct client *c, int fd);
 /* A descriptor for inode ino, which the process has open through the
  * mount for writing with flags, under the grant those opens hold (the
  * daemon gives it at the open: clients_front_open_by), found in the

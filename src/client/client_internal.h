@@ -25,6 +25,13 @@ struct client_log;
  * (the client then writes through the daemon). */
 struct client_log *client_log_open(int log_fd, int state_fd, const struct ctl_clog *info);
 void client_log_close(struct client_log *l);
+/* The log's own descriptor (the file kind), or -1; moving it to the
+ * lowest free number from min on. */
+int client_log_fd(const struct client_log *l);
+int client_log_move_fd(struct client_log *l, int min);
+/* Where the client's own descriptors go: high, out of the way of a
+ * program that expects open() to return the lowest free number. */
+int client_fd_floor(void);
 
 /* Writes the count bytes that iov gathers at off of inode ino under
  * grant g into the log as one record, durably: 1 when done, 0 when the

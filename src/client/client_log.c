@@ -85,6 +85,7 @@ struct client_log *client_log_open(int log_fd, int state_fd, const struct ctl_cl
 	l->head = (const uint64_t *)((const uint8_t *)l->state_map + CLOG_HEAD_OFF);
 	l->credit = info->credit;
 	pthread_mutex_init(&l->lock, NULL);
+	client_log_move_fd(l, client_fd_floor()); /* stays where it is if it cannot */
 	return l;
 }
 
@@ -97,6 +98,17 @@ void client_log_close(struct client_log *l)
 	media_close(l->m);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
+}
+
+int client_log_fd(const struct client_log *l)
+{
+	return media_fd(l->m);
+}
+
+int client_log_move_fd(struct client_log *l, int min)
+{
+	int rc = media_move_fd(l->m, min);
+	return rc ? (errno = -rc, -1) : 0;
 }
 
 static int live(const struct client_log *l, const struct client_grant *g)

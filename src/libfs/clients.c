@@ -666,6 +666,16 @@ void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len)
 	if (c->owner_pid)
 		atomic_fetch_sub(&cl->owning, 1);
 	c->owner_pid = 0;
+	/* The process may outlive its session (it closed the socket, or the
+	 * session was ended for a forged record): every grant stops being
+	 * live before the last ingestion, as in revoke_grant, so that a
+	 * record it writes from now on is one it sees revoked (and asks a
+	 * daemon that is no longer there: EIO), never one left unread in a
+	 * log that is about to go. */
+	for (uint32_t i = 0; i < CLOG_GRANTS; i++)
+		if (c->grants[i].live)
+			grant_set(c, i, G_LIVE, 0);
+	atomic_thread_fence(memory_order_seq_cst);
 	pthread_rwlock_wrlock(&fs->lock);
 	/* The copies must be durable before the log they came from goes. */
 	int rc = ingest_committed(fs, c);

@@ -114,6 +114,16 @@ void media_close(struct media *m)
 	free(m);
 }
 
+int media_move_fd(struct media *m, int min)
+{
+	return m->kind == MEDIA_FILE ? media_file_move_fd(m, min) : 0;
+}
+
+int media_fd(const struct media *m)
+{
+	return m->kind == MEDIA_FILE ? __atomic_load_n(&m->fd, __ATOMIC_ACQUIRE) : -1;
+}
+
 enum media_kind media_kind(const struct media *m)
 {
 	return m->kind;

@@ -35,14 +35,14 @@ struct recorder;
 /* Opens path as a medium of the given kind.  With MEDIA_CREATE the file is
  * created and sized; otherwise size must be 0 (take the file's size) or match.
  * On failure returns -errno and writes a sentence into err. */
-int media_open(struct media **out, enum media_kind kind, const char *path,
-	       uint64_t size, int flags, char *err, size_t errlen);
+int media_open(struct media **out, enum media_kind kind, const char *path, uint64_t size, int flags,
+               char *err, size_t errlen);
 /* Opens, as a medium of the given kind and of the file's size, the file
  * behind a descriptor another process passed (SCM_RIGHTS): a client's own
  * log, which it may not open by name.  name is for messages.  fd stays the
  * caller's. */
-int media_open_given(struct media **out, enum media_kind kind, int fd, const char *name,
-		     char *err, size_t errlen);
+int media_open_given(struct media **out, enum media_kind kind, int fd, const char *name, char *err,
+                     size_t errlen);
 void media_close(struct media *m);
 
 enum media_kind media_kind(const struct media *m);
@@ -52,6 +52,12 @@ const char *media_path(const struct media *m);
 /* Base of the mapping for byte-addressable kinds (pmem, emul), NULL for
  * file.  Readers may load from it directly; writers must use media_write. */
 const void *media_direct(const struct media *m);
+/* The descriptor a medium of the file kind does its I/O on; -1 for the
+ * mapped kinds, which keep none. */
+int media_fd(const struct media *m);
+/* Moves the file kind's descriptor to the lowest free number from min on
+ * (a client keeps its descriptors out of its program's way): 0 or -errno. */
+int media_move_fd(struct media *m, int min);
 
 /* Copies len bytes at off into buf.  Returns 0 or -errno (EIO, EINVAL). */
 int media_read(struct media *m, uint64_t off, void *buf, size_t len);

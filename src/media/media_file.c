@@ -162,6 +162,7 @@ static int file_open(struct media *m, uint64_t size, int flags, char *err, size_
 		}
 	}
 	m->fd = fd;
+	pthread_rwlock_init(&m->fd_lock, NULL);
 	struct media_group *g = &m->group;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->done, NULL);
@@ -175,17 +176,18 @@ static int file_open(struct media *m, uint64_t size, int flags, char *err, size_
 static void file_close(struct media *m)
 {
 	close(m->fd);
+	pthread_rwlock_destroy(&m->fd_lock);
 	pthread_cond_destroy(&m->group.done);
 	pthread_mutex_destroy(&m->group.lock);
 }
 
 /* ---- data path ---- */
 
-static int file_read(struct media *m, uint64_t off, void *buf, size_t len)
+static int pread_all(int fd, uint64_t off, void *buf, size_t len)
 {
 	uint8_t *p = buf;
 	while (len > 0) {
-		ssize_t n = pread(m->fd, p, len, (off_t)off);
+		ssize_t n = pread(fd, p, len, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -197,6 +199,14 @@ static int file_read(struct media *m, uint64_t off, void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+static int file_read(struct media *m, uint64_t off, void *buf, size_t len)
+{
+	pthread_rwlock_rdlock(&m->fd_lock);
+	int rc = pread_all(m->fd, off, buf, len);
+	pthread_rwlock_unlock(&m->fd_lock);
+	return rc;
 }
 
 static int pwrite_all(int fd, uint64_t off, const void *buf, size_t len)
@@ -226,7 +236,9 @@ static void wrote(struct media *m)
 
 static int file_write(struct media *m, uint64_t off, const void *buf, size_t len)
 {
+	pthread_rwlock_rdlock(&m->fd_lock);
 	int rc = pwrite_all(m->fd, off, buf, len);
+	pthread_rwlock_unlock(&m->fd_lock);
 	if (rc == 0)
 		wrote(m);
 	return rc;
@@ -238,7 +250,9 @@ static int file_zero(struct media *m, uint64_t off, size_t len)
 {
 	while (len > 0) {
 		size_t n = len < sizeof(zeros) ? len : sizeof(zeros);
+		pthread_rwlock_rdlock(&m->fd_lock);
 		int rc = pwrite_all(m->fd, off, zeros, n);
+		pthread_rwlock_unlock(&m->fd_lock);
 		if (rc < 0)
 			return rc;
 		off += n;
@@ -253,6 +267,19 @@ static void file_flush(struct media *m, uint64_t off, size_t len)
 	/* The kernel writes dirty pages back on its own; fdatasync waits. */
 }
 
+int media_file_move_fd(struct media *m, int min)
+{
+	pthread_rwlock_wrlock(&m->fd_lock);
+	int fd = fcntl(m->fd, F_DUPFD_CLOEXEC, min);
+	int rc = fd < 0 ? -errno : 0;
+	if (fd >= 0) {
+		close(m->fd);
+		__atomic_store_n(&m->fd, fd, __ATOMIC_RELEASE);
+	}
+	pthread_rwlock_unlock(&m->fd_lock);
+	return rc;
+}
+
 /* ---- group commit ---- */
 
 /* Called with the lock held and no sync in flight: runs one fdatasync for
@@ -264,10 +291,12 @@ static void sync_for_all(struct media *m)
 	g->syncing = true;
 	pthread_mutex_unlock(&g->lock);
 	int rc;
+	pthread_rwlock_rdlock(&m->fd_lock);
 	do
 		rc = fdatasync(m->fd);
 	while (rc < 0 && errno == EINTR);
 	int e = rc < 0 ? errno : 0;
+	pthread_rwlock_unlock(&m->fd_lock);
 	atomic_fetch_add_explicit(&m->syncs, 1, memory_order_relaxed);
 	pthread_mutex_lock(&g->lock);
 	g->syncing = false;

@@ -37,6 +37,8 @@ struct media_ops {
 extern const struct media_ops media_pmem_ops;
 extern const struct media_ops media_emul_ops;
 extern const struct media_ops media_file_ops;
+/* media_move_fd for the file kind. */
+int media_file_move_fd(struct media *m, int min);
 
 /* State of the file kind's group commit (see media_file.c). */
 struct media_group {
@@ -63,6 +65,9 @@ struct media {
 	int is_pmem;
 	/* file */
 	int fd;
+	/* Held shared by every use of fd, alone to move it to another number
+	 * (media_move_fd). */
+	pthread_rwlock_t fd_lock;
 	struct media_group group;
 	_Atomic uint64_t syncs; /* fdatasync calls issued (file only) */
 	/* The last failed write or fence (media_failure) and its number. */
@@ -75,11 +80,11 @@ struct media {
  * a block device when allow_blockdev, checks the size against the caller's,
  * and sets m->size.  Returns the descriptor or -errno with err written.
  * Shared by the file kind and emul (which maps the descriptor). */
-int media_open_fd(struct media *m, uint64_t size, int flags, bool allow_blockdev,
-		  char *err, size_t errlen);
+int media_open_fd(struct media *m, uint64_t size, int flags, bool allow_blockdev, char *err,
+                  size_t errlen);
 
 /* Writes "cairn: <path>: <fmt...>" into err. */
 void media_errf(char *err, size_t errlen, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 #endif

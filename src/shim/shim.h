@@ -95,6 +95,17 @@ void shim_opened(int fd, int flags);
  * descriptors that do not close on exec: those the shim writes go back to
  * the kernel, as after a fork (shim_files.c says why). */
 void shim_before_spawn(void);
+/* The descriptors the shim's clients hold themselves (their sockets, and
+ * the log files of the file kind), ascending, at most max into fds; their
+ * number.  The program never opened them, and closing them would end the
+ * session or hand their number to the program's next file: close,
+ * close_range and closefrom leave them.  Takes no lock (a signal handler
+ * may ask). */
+int shim_own_fds(int *fds, int max);
+#define SHIM_OWN_FDS (2 * 16)
+/* The program is about to reuse fd, one of them (dup2 onto it): it moves
+ * to another number first.  0, or -1 with errno. */
+int shim_vacate_fd(int fd);
 /* fd is about to be mapped: the pages of its inode are the kernel's from
  * now on, so none of the process's descriptors of it is written natively
  * any more, nor will be. */

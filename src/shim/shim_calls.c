@@ -180,8 +180,31 @@ static int forgotten(int fd)
 	return GUARDED(int, (shim_forget_later(fd), fd), (shim_forget(fd), fd));
 }
 
+/* Whether fd is one of the shim's own descriptors (shim_own_fds). */
+static int own_fd(int fd)
+{
+	int fds[SHIM_OWN_FDS], n = shim_own_fds(fds, SHIM_OWN_FDS);
+	for (int i = 0; i < n; i++)
+		if (fds[i] == fd)
+			return 1;
+	return 0;
+}
+
+/* fd2 is about to be the program's: if the shim holds that number, its
+ * descriptor moves first.  A handler that interrupted a thread inside the
+ * shim (which may hold the client's lock) cannot move it: EBUSY, as the
+ * kernel says when dup2 races an open. */
+static int vacated(int fd2)
+{
+	if (!own_fd(fd2))
+		return 0;
+	return GUARDED(int, (errno = EBUSY, -1), shim_vacate_fd(fd2));
+}
+
 EXPORT int dup2(int fd, int fd2)
 {
+	if (fd != fd2 && vacated(fd2))
+		return -1;
 	if (fd != fd2)
 		forgotten(fd2);
 	int r = REAL(dup2, int (*)(int, int))(fd, fd2);
@@ -190,6 +213,8 @@ EXPORT int dup2(int fd, int fd2)
 
 EXPORT int dup3(int fd, int fd2, int flags)
 {
+	if (fd != fd2 && vacated(fd2))
+		return -1;
 	if (fd != fd2)
 		forgotten(fd2);
 	int r = REAL(dup3, int (*)(int, int, int))(fd, fd2, flags);
@@ -250,6 +275,9 @@ EXPORT int fcntl64(int fd, int cmd, ...)
  * number could already be another file's, opened on another thread. */
 EXPORT int close(int fd)
 {
+	/* Not the program's to close: as if it were not open. */
+	if (own_fd(fd))
+		return errno = EBADF, -1;
 	forgotten(fd);
 	return REAL(close, int (*)(int))(fd);
 }
@@ -260,18 +288,58 @@ static void forget_range(unsigned first, unsigned last)
 	        (shim_forget_range(first, last), 0));
 }
 
+/* The kernel's close_range of [first, last] in the pieces between the
+ * shim's own descriptors.  Marking them close-on-exec instead changes
+ * nothing (they are). */
+static int close_range_around(unsigned first, unsigned last, int flags)
+{
+	int (*real)(unsigned, unsigned, int) = REAL(close_range, int (*)(unsigned, unsigned, int));
+	int fds[SHIM_OWN_FDS],
+	    n = flags & CLOSE_RANGE_CLOEXEC ? 0 : shim_own_fds(fds, SHIM_OWN_FDS);
+	unsigned from = first;
+	for (int i = 0; i < n && from <= last; i++) {
+		unsigned own = (unsigned)fds[i];
+		if (own < from || own > last)
+			continue;
+		if (own > from && real(from, own - 1, flags) < 0)
+			return -1;
+		from = own + 1;
+	}
+	return from <= last ? real(from, last, flags) : 0;
+}
+
 EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
 	if (!(flags & CLOSE_RANGE_CLOEXEC) && first <= last)
 		forget_range(first, last);
-	return REAL(close_range, int (*)(unsigned, unsigned, int))(first, last, flags);
+	if (first > last)
+		return REAL(close_range, int (*)(unsigned, unsigned, int))(first, last, flags);
+	return close_range_around(first, last, flags);
 }
 
+/* glibc's closefrom calls the kernel's close_range from inside libc. */
 EXPORT void closefrom(int lowfd)
 {
-	if (lowfd >= 0)
-		forget_range((unsigned)lowfd, UINT_MAX);
-	REAL(closefrom, void (*)(int))(lowfd);
+	if (lowfd < 0) {
+		REAL(closefrom, void (*)(int))(lowfd);
+		return;
+	}
+	forget_range((unsigned)lowfd, UINT_MAX);
+	int e = errno;
+	if (close_range_around((unsigned)lowfd, UINT_MAX, 0) < 0) {
+		/* No close_range (a kernel before 5.9): one at a time, as
+		 * glibc's own fallback does, up to the highest open. */
+		int fds[SHIM_OWN_FDS], n = shim_own_fds(fds, SHIM_OWN_FDS);
+		long top = sysconf(_SC_OPEN_MAX);
+		for (long fd = lowfd; fd < top; fd++) {
+			int own = 0;
+			for (int i = 0; i < n; i++)
+				own |= fds[i] == fd;
+			if (!own)
+				REAL(close, int (*)(int))((int)fd);
+		}
+	}
+	errno = e;
 }
 
 /* stdio closes its descriptor inside libc, where the shim cannot see. */

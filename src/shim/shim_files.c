@@ -151,6 +151,37 @@ static struct client *client_of(struct shim_mount *m, int *fresh)
 	return c;
 }
 
+int shim_own_fds(int *fds, int max)
+{
+	int n = 0;
+	for (int i = 0; i < nmounts && n < max; i++) {
+		if (__atomic_load_n(&mounts[i].state, __ATOMIC_ACQUIRE) != 1)
+			continue;
+		n += client_own_fds(mounts[i].client, fds + n, max - n);
+	}
+	for (int i = 1; i < n; i++) /* a handful: insertion sort */
+		for (int j = i; j > 0 && fds[j - 1] > fds[j]; j--) {
+			int t = fds[j];
+			fds[j] = fds[j - 1];
+			fds[j - 1] = t;
+		}
+	return n;
+}
+
+int shim_vacate_fd(int fd)
+{
+	int rc = 0;
+	for (int i = 0; i < nmounts && !rc; i++) {
+		if (__atomic_load_n(&mounts[i].state, __ATOMIC_ACQUIRE) != 1)
+			continue;
+		int fds[2], n = client_own_fds(mounts[i].client, fds, 2);
+		for (int k = 0; k < n && !rc; k++)
+			if (fds[k] == fd)
+				rc = client_vacate_fd(mounts[i].client, fd);
+	}
+	return rc;
+}
+
 /* Whether path (absolute, as written) is at or under mount point mnt. */
 static int under(const char *path, const char *mnt)
 {

@@ -15,11 +15,14 @@
  *                          first closed it,
  *                          system(), and a signal handler that writes,
  *                          reads, dups and closes while the thread it
- *                          interrupts writes natively; the writes made
- *                          natively or by the kernel
+ *                          interrupts writes natively; a program that
+ *                          closes every descriptor it does not keep
+ *                          (closefrom, close_range, dup2 over them); the
+ *                          writes made natively or by the kernel
  *   shim_prog ack FILE N   N records of 512 bytes, each acknowledged on
  *                          stdout (4 bytes: its number) once written
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -672,6 +675,64 @@ static void signals(const char *dir)
 	pthread_join(dog, NULL);
 }
 
+/* Every descriptor from 3 on that /proc/self/fd shows (the listing's own
+ * among them) made a copy of stderr and closed: dup2 onto numbers the
+ * program never opened, then close. */
+static void dup2_over_all(void)
+{
+	int fds[256], n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	MUST(d != NULL);
+	struct dirent *e;
+	while ((e = readdir(d)) && n < 256)
+		if (e->d_name[0] != '.' && atoi(e->d_name) >= 3)
+			fds[n++] = atoi(e->d_name);
+	closedir(d);
+	for (int i = 0; i < n; i++) {
+		MUST(dup2(2, fds[i]) == fds[i]);
+		MUST(close(fds[i]) == 0);
+	}
+}
+
+/* A program that closes every descriptor it does not keep, as one that
+ * starts a daemon does: closefrom, close_range, or dup2 over and close of
+ * every number open, with a file open for writing each time.  What was
+ * written is all there, and the files made after are still written
+ * natively (the shim's own descriptors stayed), round after round, the
+ * files removed so that their inode numbers come back. */
+static void closes_all(const char *dir)
+{
+	where = "closes-all";
+	char path[4096];
+	for (int round = 0; round < 60; round++) {
+		size_t len = 3000 + (size_t)round * 7;
+		long before = write_syscalls();
+		int fd = new_file(dir, "closed", O_RDWR, path, (unsigned)round, len);
+		fill(model + len, 1000, (unsigned)round + 1000);
+		MUST(pwrite(fd, model + len, 1000, (off_t)len) == 1000);
+		len += 1000;
+		long after = write_syscalls();
+		if (expect_native && after - before > 1)
+			fail("round %d: %ld write system calls for 2 writes: not the native path",
+			     round, after - before);
+		if (round % 3 == 0) {
+			closefrom(3);
+		} else if (round % 3 == 1) {
+			MUST(close_range(3, ~0U, 0) == 0);
+		} else {
+			dup2_over_all();
+		}
+		errno = 0;
+		MUST(fcntl(fd, F_GETFD) < 0 && errno == EBADF); /* closed with the rest */
+		/* The lowest number is free again: none of the shim's is there. */
+		int low = open("/dev/null", O_RDONLY);
+		MUST(low == 3);
+		MUST(close(low) == 0);
+		same_as(path, model, len);
+		MUST(unlink(path) == 0);
+	}
+}
+
 static int ack(const char *path, int n)
 {
 	where = "ack";
@@ -702,6 +763,7 @@ int main(int argc, char **argv)
 		reopened(argv[2], argv[0]);
 		spawned(argv[2]);
 		signals(argv[2]);
+		closes_all(argv[2]); /* last: it closes every descriptor */
 		return 0;
 	}
 	if (argc == 3 && !strcmp(argv[1], "signals")) {

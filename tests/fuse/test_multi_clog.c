@@ -13,7 +13,9 @@
  *      mount open in the middle of a stream of large local writes, round
  *      after round, loses no acknowledged write; a size the mount reports
  *      is never older than a local write, while the mount lists the
- *      directory of the new files written;
+ *      directory of the new files written; a client that closes its own
+ *      connection (close_range) while it holds a grant gets EIO for its
+ *      later local writes, and every one acknowledged is in the file;
  *   2. kill -9 of a client in the middle of a stream of local writes,
  *      while the daemon is stopped, and while it runs: once its session
  *      has ended (its log files gone), every acknowledged write is there,
@@ -717,6 +719,70 @@ static void mount_cached_before(cairn_fs *a)
 	CHECK(cairn_close(a, fd));
 }
 
+/* A client process that closes its own connection to the daemon (every
+ * descriptor from 3 on, as a program starting a daemon does) while it
+ * holds a grant: the daemon ends the session, and from then on a local
+ * write must fail (EIO), never land in a log nobody reads any more.  Every
+ * write that returned is in the file, through the mount. */
+#define LOST_WRITES 20000
+static void session_lost(void)
+{
+	const char *path = "/co-lost";
+	int ack[2];
+	assert_int_equal(pipe(ack), 0);
+	pid_t p = fork();
+	if (p == 0) {
+		close(ack[0]);
+		cairn_fs *c = cairn_attach(g.mnt);
+		int fd = c ? cairn_open(c, path, O_CREAT | O_RDWR | O_TRUNC, 0644) : -1;
+		char buf[512];
+		uint64_t i = 0;
+		stamp(buf, sizeof(buf), 31, i);
+		if (fd < 0 || cairn_pwrite(c, fd, buf, sizeof(buf), 0) != (ssize_t)sizeof(buf))
+			_exit(2);
+		i++;
+		/* The pipe to the parent is kept: the one descriptor moved
+		 * below the range closed. */
+		if (dup2(ack[1], 0) < 0 || close_range(3, ~0U, 0))
+			_exit(3);
+		int e = 0;
+		for (; i < LOST_WRITES && !e; i++) {
+			stamp(buf, sizeof(buf), 31, i);
+			if (cairn_pwrite(c, fd, buf, sizeof(buf), (off_t)(i * 512)) < 0)
+				e = errno;
+			else if (write(0, &i, sizeof(i)) != sizeof(i))
+				_exit(4);
+			if (i % 64 == 0)
+				sleep_ms(1); /* time for the daemon to see the socket go */
+		}
+		_exit(e == EIO ? 0 : 5);
+	}
+	close(ack[1]);
+	uint64_t acked = 0, i;
+	while (read(ack[0], &i, sizeof(i)) == sizeof(i))
+		acked = i + 1;
+	close(ack[0]);
+	int st;
+	assert_int_equal(waitpid(p, &st, 0), p);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("the client that closed its connection: status %d (5: %d local writes "
+		         "after it returned, none failed)",
+		         WIFEXITED(st) ? WEXITSTATUS(st) : -1, LOST_WRITES);
+	assert_true(acked < LOST_WRITES);
+	int kfd = open(at(path), O_RDONLY);
+	CHECK(kfd);
+	char want[512], got[512];
+	for (uint64_t k = 0; k < acked; k++) {
+		stamp(want, sizeof(want), 31, k);
+		if (pread(kfd, got, sizeof(got), (off_t)(k * 512)) != (ssize_t)sizeof(got) ||
+		    memcmp(got, want, sizeof(got)))
+			fail_msg("%s: acknowledged write %llu of %llu is not in the file after the "
+			         "client closed its connection",
+			         path, (unsigned long long)k, (unsigned long long)acked);
+	}
+	close(kfd);
+}
+
 /* A listing through the mount racing a client's new files: an entry the
  * listing brings for an inode the kernel does not hold yet becomes one
  * only when the lister runs again, possibly after the client was granted
@@ -884,6 +950,7 @@ static void test_coherence(void **state)
 	mount_cached_before(a);
 	mount_open_midstream(b);
 	mount_listing_race(a);
+	session_lost();
 	CHECK(cairn_unmount(a));
 	CHECK(cairn_unmount(b));
 	await_client_files(g.logpart, 0, 5000, "the clients detached");
