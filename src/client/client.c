@@ -233,11 +233,14 @@ int client_own_fds(struct client *c, int *fds, int max)
 
 int client_fd_floor(void)
 {
-	/* The top 64 numbers the process may have (or none below 3). */
+	/* The top 64 numbers below the process's limit, or below 1024 when
+	 * the limit is higher: a number far up makes the kernel grow the
+	 * process's descriptor table to it (8 MiB for a limit of a million). */
 	struct rlimit r;
-	if (getrlimit(RLIMIT_NOFILE, &r) || r.rlim_cur == RLIM_INFINITY || r.rlim_cur > INT_MAX)
+	if (getrlimit(RLIMIT_NOFILE, &r))
 		return 3;
-	return r.rlim_cur > 64 + 3 ? (int)r.rlim_cur - 64 : 3;
+	rlim_t top = r.rlim_cur < 1024 ? r.rlim_cur : 1024;
+	return top > 64 + 3 ? (int)top - 64 : 3;
 }
 
 /* fd, moved to the lowest free number from client_fd_floor() on; fd
