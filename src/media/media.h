@@ -55,8 +55,10 @@ const void *media_direct(const struct media *m);
 /* The descriptor a medium of the file kind does its I/O on; -1 for the
  * mapped kinds, which keep none. */
 int media_fd(const struct media *m);
-/* Moves the file kind's descriptor to the lowest free number from min on
- * (a client keeps its descriptors out of its program's way): 0 or -errno. */
+/* Moves the descriptor of a file-kind medium opened with media_open_given
+ * to the lowest free number from min on (a client keeps its descriptors
+ * out of its program's way): 0, or -errno (-EINVAL for any other medium
+ * of the file kind). */
 int media_move_fd(struct media *m, int min);
 
 /* Copies len bytes at off into buf.  Returns 0 or -errno (EIO, EINVAL). */

@@ -183,6 +183,21 @@ static void file_close(struct media *m)
 
 /* ---- data path ---- */
 
+/* Every use of m->fd holds fd_lock shared, so that media_move_fd never
+ * closes a number in use; only a medium whose descriptor another process
+ * gave (a client's log, the one kind that moves) needs it. */
+static void fd_hold(struct media *m)
+{
+	if (m->given_fd >= 0)
+		pthread_rwlock_rdlock(&m->fd_lock);
+}
+
+static void fd_release(struct media *m)
+{
+	if (m->given_fd >= 0)
+		pthread_rwlock_unlock(&m->fd_lock);
+}
+
 static int pread_all(int fd, uint64_t off, void *buf, size_t len)
 {
 	uint8_t *p = buf;
@@ -203,9 +218,9 @@ static int pread_all(int fd, uint64_t off, void *buf, size_t len)
 
 static int file_read(struct media *m, uint64_t off, void *buf, size_t len)
 {
-	pthread_rwlock_rdlock(&m->fd_lock);
+	fd_hold(m);
 	int rc = pread_all(m->fd, off, buf, len);
-	pthread_rwlock_unlock(&m->fd_lock);
+	fd_release(m);
 	return rc;
 }
 
@@ -236,9 +251,9 @@ static void wrote(struct media *m)
 
 static int file_write(struct media *m, uint64_t off, const void *buf, size_t len)
 {
-	pthread_rwlock_rdlock(&m->fd_lock);
+	fd_hold(m);
 	int rc = pwrite_all(m->fd, off, buf, len);
-	pthread_rwlock_unlock(&m->fd_lock);
+	fd_release(m);
 	if (rc == 0)
 		wrote(m);
 	return rc;
@@ -250,9 +265,9 @@ static int file_zero(struct media *m, uint64_t off, size_t len)
 {
 	while (len > 0) {
 		size_t n = len < sizeof(zeros) ? len : sizeof(zeros);
-		pthread_rwlock_rdlock(&m->fd_lock);
+		fd_hold(m);
 		int rc = pwrite_all(m->fd, off, zeros, n);
-		pthread_rwlock_unlock(&m->fd_lock);
+		fd_release(m);
 		if (rc < 0)
 			return rc;
 		off += n;
@@ -269,6 +284,8 @@ static void file_flush(struct media *m, uint64_t off, size_t len)
 
 int media_file_move_fd(struct media *m, int min)
 {
+	if (m->given_fd < 0)
+		return -EINVAL; /* only a descriptor given by another process moves */
 	pthread_rwlock_wrlock(&m->fd_lock);
 	int fd = fcntl(m->fd, F_DUPFD_CLOEXEC, min);
 	int rc = fd < 0 ? -errno : 0;
@@ -291,12 +308,12 @@ static void sync_for_all(struct media *m)
 	g->syncing = true;
 	pthread_mutex_unlock(&g->lock);
 	int rc;
-	pthread_rwlock_rdlock(&m->fd_lock);
+	fd_hold(m);
 	do
 		rc = fdatasync(m->fd);
 	while (rc < 0 && errno == EINTR);
 	int e = rc < 0 ? errno : 0;
-	pthread_rwlock_unlock(&m->fd_lock);
+	fd_release(m);
 	atomic_fetch_add_explicit(&m->syncs, 1, memory_order_relaxed);
 	pthread_mutex_lock(&g->lock);
 	g->syncing = false;

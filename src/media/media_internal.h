@@ -66,7 +66,7 @@ struct media {
 	/* file */
 	int fd;
 	/* Held shared by every use of fd, alone to move it to another number
-	 * (media_move_fd). */
+	 * (media_move_fd); only by a medium opened with media_open_given. */
 	pthread_rwlock_t fd_lock;
 	struct media_group group;
 	_Atomic uint64_t syncs; /* fdatasync calls issued (file only) */

@@ -3,10 +3,13 @@
  *
  * Owns: round trips, reopen and size rules, range errors and group commit
  * for the emul (/dev/shm), pmem (libpmem on a /dev/shm file) and file (/tmp)
- * kinds, and the recorder hooks.  May call: the media layer, the recorder,
- * and media_internal.h for white-box checks of group commit.
+ * kinds, the recorder hooks, and a given descriptor (a client's log)
+ * moved to another number while threads write through it.  May call: the
+ * media layer, the recorder, and media_internal.h for white-box checks of
+ * group commit.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -99,7 +102,7 @@ static void test_roundtrip(void **state)
 	assert_string_equal(media_path(m), f->path);
 
 	static uint8_t a[10000], b[10000];
-	const uint64_t offs[] = { 0, 1, 63, 4095, 12345, SIZE - sizeof(a) };
+	const uint64_t offs[] = {0, 1, 63, 4095, 12345, SIZE - sizeof(a)};
 	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
 		fill(a, sizeof(a), (unsigned)i + 1);
 		assert_int_equal(media_store(m, offs[i], a, sizeof(a)), 0);
@@ -232,7 +235,7 @@ static void test_out_of_range(void **state)
 {
 	struct fixture *f = *state;
 	struct media *m = open_ok(f, 4096, MEDIA_CREATE);
-	uint8_t buf[16] = { 1, 2, 3 };
+	uint8_t buf[16] = {1, 2, 3};
 	assert_int_equal(media_write(m, 4090, buf, 7), -EINVAL);
 	assert_int_equal(media_write(m, 4090, buf, 6), 0);
 	assert_int_equal(media_read(m, 4096, buf, 1), -EINVAL);
@@ -303,7 +306,7 @@ static void test_group_commit(void **state)
 	struct worker w[THREADS];
 	pthread_t t[THREADS];
 	for (int i = 0; i < THREADS; i++) {
-		w[i] = (struct worker){ .m = m, .id = i };
+		w[i] = (struct worker){.m = m, .id = i};
 		assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
 	}
 	uint64_t fences = 0;
@@ -314,7 +317,7 @@ static void test_group_commit(void **state)
 	}
 	uint64_t syncs = media_sync_count(m);
 	print_message("group commit: %llu fences served by %llu fdatasync\n",
-		      (unsigned long long)fences, (unsigned long long)syncs);
+	              (unsigned long long)fences, (unsigned long long)syncs);
 	assert_true(syncs >= 1);
 	assert_true(syncs <= fences);
 	assert_int_equal(synced_gen(m), atomic_load(&m->group.write_gen));
@@ -347,7 +350,7 @@ static void test_fence_waits_for_late_sync(void **state)
 {
 	struct fixture *f = *state;
 	struct media *m = open_ok(f, BLOCK, MEDIA_CREATE);
-	uint8_t b[BLOCK] = { 7 };
+	uint8_t b[BLOCK] = {7};
 	assert_int_equal(media_write(m, 0, b, sizeof(b)), 0);
 	/* Pretend a sync that covers nothing new is in flight. */
 	pthread_mutex_lock(&m->group.lock);
@@ -386,9 +389,9 @@ static void test_recorder_hooks(void **state)
 	fill(a, sizeof(a), 5);
 	assert_int_equal(media_write(m, 64, a, sizeof(a)), 0);
 	assert_int_equal(media_zero(m, 1024, 64), 0);
-	assert_int_equal(media_fence(m), 0);   /* fence 0 */
+	assert_int_equal(media_fence(m), 0); /* fence 0 */
 	media_flush(m, 64, sizeof(a));
-	assert_int_equal(media_fence(m), 0);   /* fence 1 */
+	assert_int_equal(media_fence(m), 0); /* fence 1 */
 	/* Refused calls are not recorded. */
 	uint64_t pos = recorder_position(r);
 	assert_int_equal(media_write(m, 8192, a, 1), -EINVAL);
@@ -422,21 +425,99 @@ static void test_recorder_hooks(void **state)
 }
 
 /* Each kind runs the same tests; the name says which kind failed. */
-#define KIND_TEST(kind, fn) { #kind ": " #fn, fn, setup_##kind, teardown, NULL }
-#define KIND_TESTS(kind)                                                              \
-	KIND_TEST(kind, test_roundtrip), KIND_TEST(kind, test_zero),                  \
-	KIND_TEST(kind, test_create_extends_existing),                                \
-	KIND_TEST(kind, test_size_mismatch), KIND_TEST(kind, test_open_errors),       \
-	KIND_TEST(kind, test_out_of_range), KIND_TEST(kind, test_recorder_hooks)
+/* ---- a given descriptor that moves ---- */
+
+/* A client's log (media_open_given) moves its descriptor when the program
+ * reuses the number (dup2 onto it): writers on other threads never use a
+ * number after it was closed.  Here each move is followed at once by a
+ * dup2 of /dev/null onto the old number, so a write that still used it
+ * would succeed into /dev/null and its block would read back wrong. */
+#define MOVE_BLOCKS 64
+#define MOVE_ROUNDS 300
+
+struct mover {
+	struct media *m;
+	int writer;
+};
+
+static void *move_writer(void *arg)
+{
+	struct mover *mv = arg;
+	uint8_t buf[4096];
+	for (unsigned round = 0; round < MOVE_ROUNDS; round++)
+		for (unsigned b = (unsigned)mv->writer; b < MOVE_BLOCKS; b += 2) {
+			fill(buf, sizeof(buf), round * MOVE_BLOCKS + b);
+			if (media_write(mv->m, (uint64_t)b * sizeof(buf), buf, sizeof(buf)))
+				return (void *)1;
+		}
+	return NULL;
+}
+
+static void test_move_given_fd(void **state)
+{
+	struct fixture *f = *state;
+	struct media *plain = open_ok(f, SIZE, MEDIA_CREATE);
+	assert_int_equal(media_move_fd(plain, 100), -EINVAL); /* opened by path: stays */
+	media_close(plain);
+	int given = open(f->path, O_RDWR);
+	assert_true(given >= 0);
+	struct media *m = NULL;
+	char err[256];
+	assert_int_equal(media_open_given(&m, MEDIA_FILE, given, "given", err, sizeof(err)), 0);
+	close(given); /* the medium keeps a copy of its own */
+	int null = open("/dev/null", O_RDWR);
+	assert_true(null >= 0);
+	struct mover w[2] = {{m, 0}, {m, 1}};
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, move_writer, &w[i]), 0);
+	int moves = 0;
+	for (void *done = NULL; moves < 2000; moves++) {
+		int old = media_fd(m);
+		assert_int_equal(media_move_fd(m, old < 200 ? 200 : 100), 0);
+		assert_int_not_equal(media_fd(m), old);
+		assert_int_equal(dup2(null, old), old); /* the program's file now */
+		if (pthread_tryjoin_np(t[0], &done) == 0) {
+			t[0] = 0;
+			break;
+		}
+	}
+	void *r0 = NULL, *r1 = NULL;
+	if (t[0])
+		pthread_join(t[0], &r0);
+	pthread_join(t[1], &r1);
+	assert_null(r0);
+	assert_null(r1);
+	uint8_t want[4096], got[4096];
+	for (unsigned b = 0; b < MOVE_BLOCKS; b++) {
+		fill(want, sizeof(want), (MOVE_ROUNDS - 1) * MOVE_BLOCKS + b);
+		assert_int_equal(media_read(m, (uint64_t)b * sizeof(got), got, sizeof(got)), 0);
+		if (memcmp(got, want, sizeof(got)))
+			fail_msg("block %u is not its last write after %d moves", b, moves);
+	}
+	media_close(m);
+	close(null);
+}
+
+#define KIND_TEST(kind, fn)                                                                        \
+	{                                                                                          \
+#kind ": " #fn, fn, setup_##kind, teardown, NULL                                   \
+	}
+#define KIND_TESTS(kind)                                                                           \
+	KIND_TEST(kind, test_roundtrip), KIND_TEST(kind, test_zero),                               \
+	    KIND_TEST(kind, test_create_extends_existing), KIND_TEST(kind, test_size_mismatch),    \
+	    KIND_TEST(kind, test_open_errors), KIND_TEST(kind, test_out_of_range),                 \
+	    KIND_TEST(kind, test_recorder_hooks)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		KIND_TESTS(emul),
-		KIND_TESTS(pmem),
-		KIND_TESTS(file),
-		KIND_TEST(file, test_group_commit),
-		KIND_TEST(file, test_fence_waits_for_late_sync),
+	    KIND_TESTS(emul),
+	    KIND_TESTS(pmem),
+	    KIND_TESTS(file),
+	    KIND_TEST(file, test_group_commit),
+	    KIND_TEST(file, test_fence_waits_for_late_sync),
+	    KIND_TEST(file, test_move_given_fd),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
