@@ -224,10 +224,6 @@ int client_own_fds(struct client *c, int *fds, int max)
 		fds[n++] = sock;
 	if (logfd >= 0 && n < max)
 		fds[n++] = logfd;
-	if (n == 2 && fds[0] > fds[1]) {
-		fds[0] = logfd;
-		fds[1] = sock;
-	}
 	return n;
 }
 
@@ -262,13 +258,11 @@ int client_vacate_fd(struct client *c, int fd)
 	pthread_mutex_lock(&c->lock);
 	int rc = 0;
 	if (c->sock == fd) {
-		int moved = fcntl(fd, F_DUPFD_CLOEXEC, client_fd_floor());
-		if (moved < 0) {
+		int moved = moved_high(fd);
+		if (moved == fd)
 			rc = -1;
-		} else {
+		else
 			__atomic_store_n(&c->sock, moved, __ATOMIC_RELEASE);
-			close(fd);
-		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	return rc;

@@ -39,9 +39,8 @@ int client_close(struct client *c, int fd);
  * own (on) or no longer (src/libfs/clients.h); starts the private log. */
 int client_own_opens(struct client *c, int on);
 /* The descriptors the client holds itself (its socket, and its log's file
- * for the file kind), up to max of them into fds, in ascending order; their
- * number.  A program that closes descriptors it did not open (closefrom,
- * close_range) must leave these: without the socket the daemon ends the
+ * for the file kind), up to max of them into fds; their number.  A program that closes descriptors
+ * it did not open (closefrom, close_range) must leave these: without the socket the daemon ends the
  * session, and a number the program reused would get the client's bytes. */
 int client_own_fds(struct client *c, int *fds, int max);
 /* fd, one of the client's own, moves to another number: the program is

@@ -329,15 +329,10 @@ EXPORT void closefrom(int lowfd)
 	if (close_range_around((unsigned)lowfd, UINT_MAX, 0) < 0) {
 		/* No close_range (a kernel before 5.9): one at a time, as
 		 * glibc's own fallback does, up to the highest open. */
-		int fds[SHIM_OWN_FDS], n = shim_own_fds(fds, SHIM_OWN_FDS);
 		long top = sysconf(_SC_OPEN_MAX);
-		for (long fd = lowfd; fd < top; fd++) {
-			int own = 0;
-			for (int i = 0; i < n; i++)
-				own |= fds[i] == fd;
-			if (!own)
+		for (long fd = lowfd; fd < top; fd++)
+			if (!own_fd((int)fd))
 				REAL(close, int (*)(int))((int)fd);
-		}
 	}
 	errno = e;
 }

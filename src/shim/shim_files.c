@@ -171,14 +171,9 @@ int shim_own_fds(int *fds, int max)
 int shim_vacate_fd(int fd)
 {
 	int rc = 0;
-	for (int i = 0; i < nmounts && !rc; i++) {
-		if (__atomic_load_n(&mounts[i].state, __ATOMIC_ACQUIRE) != 1)
-			continue;
-		int fds[2], n = client_own_fds(mounts[i].client, fds, 2);
-		for (int k = 0; k < n && !rc; k++)
-			if (fds[k] == fd)
-				rc = client_vacate_fd(mounts[i].client, fd);
-	}
+	for (int i = 0; i < nmounts && !rc; i++) /* each client moves only its own */
+		if (__atomic_load_n(&mounts[i].state, __ATOMIC_ACQUIRE) == 1)
+			rc = client_vacate_fd(mounts[i].client, fd);
 	return rc;
 }
 
