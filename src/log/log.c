@@ -39,17 +39,14 @@ struct log {
 	int epoch_slot;                /* slot holding the current epoch */
 	_Atomic uint64_t appended_seq; /* last seq appended */
 	_Atomic uint64_t durable_seq;  /* last seq known durable (file media) */
-	_Atomic uint64_t appended_end; /* ring offset after the last appended record */
-	pthread_mutex_t commit_lock;   /* byte-addressable media: one commit_all at a time */
-	uint64_t committed_end;        /* ... and how far it has flushed */
 	uint8_t *staging;              /* file media: one contiguous record per write */
 	size_t staging_size;
-	/* Reserved records not yet counted as appended (log_reserve): for seq
-	 * s, fill_end[s % LOG_FILLS] is the ring offset after it once it is
-	 * filled, 0 before.  appended_seq/end move over the filled prefix. */
+	/* Reserved records not yet counted as appended (log_reserve): record
+	 * s is filled once fill_mark[s % LOG_FILLS] holds s + 1 (a mark left
+	 * by an earlier lap of the array never does).  appended_seq moves
+	 * over the filled prefix, by whichever filler finds it can. */
 	_Atomic uint64_t reserved_seq; /* last seq reserved */
-	pthread_spinlock_t fill_lock;  /* held for a few loads and stores */
-	uint64_t fill_end[LOG_FILLS];
+	_Atomic uint64_t fill_mark[LOG_FILLS];
 	atomic_int broken; /* a fill failed */
 };
 
@@ -326,8 +323,6 @@ int log_open(struct log **out, struct media *m, const uint8_t uuid[16], char *er
 		free(l);
 		return rc;
 	}
-	pthread_mutex_init(&l->commit_lock, NULL);
-	pthread_spin_init(&l->fill_lock, PTHREAD_PROCESS_PRIVATE);
 	if (!media_direct(m)) {
 		l->staging_size = 1 << 20;
 		l->staging = malloc(l->staging_size);
@@ -345,8 +340,6 @@ void log_close(struct log *l)
 {
 	if (!l)
 		return;
-	pthread_mutex_destroy(&l->commit_lock);
-	pthread_spin_destroy(&l->fill_lock);
 	free(l->staging);
 	free(l);
 }
@@ -522,11 +515,11 @@ int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_
 	if (!rc && !ended && l->used < ring_capacity(l))
 		look_ahead(l, min_epoch, &buf, &bufsz);
 	free(buf);
+	for (int i = 0; i < LOG_FILLS; i++)
+		atomic_store(&l->fill_mark[i], 0);
 	atomic_store(&l->appended_seq, l->tail_seq - 1);
 	atomic_store(&l->reserved_seq, l->tail_seq - 1);
 	atomic_store(&l->durable_seq, l->tail_seq - 1);
-	atomic_store(&l->appended_end, l->tail_off);
-	l->committed_end = l->tail_off;
 	if (rc || read_only)
 		return rc;
 	/* Acknowledged records would be dropped: the caller must decide. */
@@ -682,24 +675,19 @@ static void fill_header(struct log *l, struct log_rec_hdr *h, uint16_t type,
 		memcpy(h->args, args, sizeof(h->args));
 }
 
-/* Record seq is written whole and ends at end: the appended prefix grows
- * over it and over the filled records after it. */
-static void filled(struct log *l, uint64_t seq, uint64_t end)
+/* Record seq is written whole: the appended prefix grows over it and over
+ * the filled records after it.  No lock: each filler marks its record, then
+ * moves the prefix while the next record is marked.  Of two fillers of
+ * neighbouring records, each marks before it looks at the other's mark
+ * (sequentially consistent), so at least one sees both and moves the
+ * prefix over both. */
+static void filled(struct log *l, uint64_t seq)
 {
-	pthread_spin_lock(&l->fill_lock);
-	l->fill_end[seq % LOG_FILLS] = end;
-	uint64_t s = atomic_load(&l->appended_seq) + 1, last_end = 0;
-	while (s <= atomic_load(&l->reserved_seq) && l->fill_end[s % LOG_FILLS]) {
-		last_end = l->fill_end[s % LOG_FILLS];
-		l->fill_end[s % LOG_FILLS] = 0;
-		s++;
-	}
-	if (last_end) {
-		/* The end first: a committer reads the seq, then the end. */
-		atomic_store(&l->appended_end, last_end);
-		atomic_store(&l->appended_seq, s - 1);
-	}
-	pthread_spin_unlock(&l->fill_lock);
+	atomic_store(&l->fill_mark[seq % LOG_FILLS], seq + 1);
+	uint64_t a = atomic_load(&l->appended_seq);
+	while (atomic_load(&l->fill_mark[(a + 1) % LOG_FILLS]) == a + 2)
+		if (atomic_compare_exchange_weak(&l->appended_seq, &a, a + 1))
+			a++;
 }
 
 int log_await(struct log *l, uint64_t seq)
@@ -720,13 +708,15 @@ static int write_pad(struct log *l)
 	fill_header(l, &h, LOG_REC_PAD, NULL, (uint32_t)left, 0);
 	h.checksum = record_checksum(l, &h, NULL);
 	int rc = media_store(l->m, l->tail_off, &h, sizeof(h));
+	if (!rc && media_direct(l->m))
+		rc = media_fence(l->m); /* flushed by the store: see flush_own */
 	if (rc)
 		return rc;
 	l->used += left;
 	l->tail_off = LOG_RING_START;
 	l->tail_seq++;
 	atomic_store(&l->reserved_seq, h.seq);
-	filled(l, h.seq, LOG_RING_START);
+	filled(l, h.seq);
 	return 0;
 }
 
@@ -784,17 +774,36 @@ int log_room(const struct log *l, uint64_t payload_len)
 	return l->used + space_needed(l, payload_len) + LOG_ALIGN <= ring_capacity(l);
 }
 
+/*
+ * Byte-addressable media: the thread that fills a record flushes its
+ * lines and fences before it counts the record as filled, so the
+ * appended prefix is also the durable one and a commit has nothing left
+ * to flush.  Threads filling records at once so flush them at once, each
+ * on its own core, where a commit that flushed every record appended
+ * since the last one did it on one thread while the others waited for
+ * it.  A fence orders only its own thread's flushes, which is why each
+ * filler fences its own: a committer that sees the record filled (the
+ * fill lock orders it) sees it durable.
+ */
+static int flush_own(struct log *l, uint64_t off, uint64_t len)
+{
+	media_flush(l->m, off, len);
+	return media_fence(l->m);
+}
+
 /* Writes the reserved record from iov and counts it as filled. */
 static int fill_now(struct log *l, struct log_fill *fill, const struct iovec *iov, int iovcnt)
 {
 	fill->pending = 0;
 	fill->h.checksum = checksum_iov(l, &fill->h, iov, iovcnt);
 	int rc = write_record(l, fill->off, &fill->h, iov, iovcnt);
+	if (!rc && media_direct(l->m))
+		rc = flush_own(l, fill->off, fill->h.len);
 	if (rc) {
 		atomic_store(&l->broken, 1);
 		return rc;
 	}
-	filled(l, fill->h.seq, fill->end);
+	filled(l, fill->h.seq);
 	return 0;
 }
 
@@ -813,7 +822,7 @@ int log_reserve(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
 	/* Keep one line free so a full ring never looks empty. */
 	if (l->used + need + LOG_ALIGN > ring_capacity(l))
 		return -ENOSPC;
-	/* The pad and this record must find free entries in fill_end. */
+	/* The pad and this record must find free marks in fill_mark. */
 	int rc = log_await(l, l->tail_seq + 1 >= LOG_FILLS ? l->tail_seq + 1 - LOG_FILLS : 0);
 	if (!rc && wrap)
 		rc = write_pad(l);
@@ -837,7 +846,6 @@ int log_reserve(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
 		l->tail_off = LOG_RING_START;
 	}
 	l->tail_seq++;
-	fill->end = l->tail_off;
 	fill->pending = 1;
 	atomic_store(&l->reserved_seq, fill->h.seq);
 	/* File media: the staging buffer is the caller's lock's. */
@@ -912,34 +920,16 @@ int log_commit_all(struct log *l)
 	return rc ? rc : commit_appended(l, upto);
 }
 
-/* Byte-addressable media: flushes what was appended since the last
- * commit, on this thread, and fences. */
+/* Byte-addressable media: every record appended is durable already (its
+ * filler flushed and fenced it, flush_own), so a commit only says so. */
 static int commit_appended(struct log *l, uint64_t seq)
 {
-	/* A commit running on another thread may cover seq: wait for it
-	 * instead of sleeping on the mutex behind it. */
-	while (pthread_mutex_trylock(&l->commit_lock) != 0) {
-		if (atomic_load(&l->durable_seq) >= seq)
-			return 0;
-		sched_yield();
-	}
-	if (atomic_load(&l->durable_seq) >= seq) {
-		pthread_mutex_unlock(&l->commit_lock);
-		return 0;
-	}
-	/* The seq first: its record's end was published before it. */
+	(void)seq; /* log_await saw it appended */
 	uint64_t upto = atomic_load(&l->appended_seq);
-	uint64_t end = atomic_load(&l->appended_end);
-	flush_ring(l, l->committed_end, end);
-	int rc = media_fence(l->m);
-	if (!rc) {
-		l->committed_end = end;
-		uint64_t cur = atomic_load(&l->durable_seq);
-		while (cur < upto && !atomic_compare_exchange_weak(&l->durable_seq, &cur, upto))
-			;
-	}
-	pthread_mutex_unlock(&l->commit_lock);
-	return rc;
+	uint64_t cur = atomic_load(&l->durable_seq);
+	while (cur < upto && !atomic_compare_exchange_weak(&l->durable_seq, &cur, upto))
+		;
+	return 0;
 }
 
 void log_reclaim(struct log *l, uint64_t head_off, uint64_t head_seq)

@@ -75,8 +75,8 @@ int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_
  * (grown as needed).  1, or 0 when there is none yet (or it is torn, or
  * of another log).  Changes nothing.
  */
-int log_peek(struct log *l, uint64_t off, uint64_t seq, struct log_rec_hdr *h,
-             const void **payload, uint8_t **buf, size_t *bufsz, uint64_t *next);
+int log_peek(struct log *l, uint64_t off, uint64_t seq, struct log_rec_hdr *h, const void **payload,
+             uint8_t **buf, size_t *bufsz, uint64_t *next);
 /* A cheap first look for log_peek: whether a header with seq is at off. */
 int log_may_hold(struct log *l, uint64_t off, uint64_t seq);
 
@@ -134,7 +134,7 @@ int log_append(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
 #define LOG_FILL_IOV 2
 struct log_fill {
 	struct log_rec_hdr h;
-	uint64_t off, end;
+	uint64_t off;
 	struct iovec iov[LOG_FILL_IOV]; /* more pieces are written at once */
 	int iovcnt;
 	int pending;
