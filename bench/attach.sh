@@ -5,7 +5,7 @@
 #     attach        cairn_write through cairn_attach, the volume served by
 #                   `cairn mount` (so the FUSE mount is up beside it)
 #     fuse          write() on that FUSE mount (sync mode: durable on return)
-#     ext4-ram      write() + fdatasync() on ext4 on a loop device in /dev/shm
+#     ext4-ram      write() + fdatasync() on ext4 on a loop device in RAM
 #     seen          a client's 4 KiB pwrite, then a pread() of it through the
 #                   mount's page cache (the daemon makes the kernel forget
 #                   the stale page): the price of coherence, per pair (the
@@ -30,23 +30,25 @@ rounds=${2:-3}
 bin=build/bench/bench_append
 [ -x "$bin" ] || scripts/build.sh >/dev/null
 work=$(mktemp -d /tmp/cairn-bench.XXXXXX)
-img=/dev/shm/cairn-bench-ext4.img
-vol=/dev/shm/cairn-bench-vol
+# The volume, the ext4 image and the tmpfs contender share one tmpfs of
+# 2 MiB pages (bench/ram.sh says why).
+source bench/ram.sh
+ram=$(ram_dir 8G)
+img=$ram/ext4.img
+vol=$ram/vol
 cleanup() {
 	build/cairn umount "$work/mnt" 2>/dev/null || true
 	umount "$work/ext4" 2>/dev/null || true
-	umount "$work/tmpfs" 2>/dev/null || true
 	[ -n "${loop:-}" ] && losetup -d "$loop" 2>/dev/null || true
-	rm -f "$img"
-	rm -rf "$vol" "$work"
+	ram_release "$ram"
+	rm -rf "$work"
 }
 trap cleanup EXIT
-mkdir -p "$work/ext4" "$work/tmpfs" "$work/mnt"
+mkdir -p "$work/ext4" "$ram/tmpfs" "$work/mnt"
 truncate -s 2G "$img"
 loop=$(losetup -f --show "$img")
 mkfs.ext4 -q -F "$loop"
 mount "$loop" "$work/ext4"
-mount -t tmpfs -o size=2G tmpfs "$work/tmpfs"
 build/cairn mkfs "$vol" --media emul --log-size 256M --fast-size 1G >/dev/null
 
 # P processes of bench_append MODE PATH at once; prints aggregate ops/s.
@@ -77,10 +79,10 @@ for r in $(seq 1 "$rounds"); do
 		echo "round=$r procs-$p attach ops_s=$(parallel "$p" attach "$work/mnt")"
 		echo "round=$r procs-$p fuse ops_s=$(parallel "$p" write "$work/mnt")"
 		echo "round=$r procs-$p ext4-ram ops_s=$(parallel "$p" fdatasync "$work/ext4")"
-		echo "round=$r procs-$p tmpfs ops_s=$(parallel "$p" write "$work/tmpfs")"
+		echo "round=$r procs-$p tmpfs ops_s=$(parallel "$p" write "$ram/tmpfs")"
 	done
 	for t in 1 2 4; do
-		for m in attach:"$work/mnt" fdatasync:"$work/ext4" write:"$work/tmpfs"; do
+		for m in attach:"$work/mnt" fdatasync:"$work/ext4" write:"$ram/tmpfs"; do
 			"$bin" "threads-${m%%:*}" "${m#*:}" "$n" "$t" |
 				sed "s/^threads-\([a-z]*\) threads=\([0-9]*\)/threads-\2 \1/; s/ fdatasync / ext4-ram /; s/ write / tmpfs /; s/^/round=$r /"
 		done

@@ -9,10 +9,11 @@
 #   redis      redis-server with appendfsync always (each SET written and
 #              fdatasync'd before its answer), redis-benchmark -t set, 4
 #              clients, N/5 requests: microseconds per SET (1e6 / rate)
-# Contenders: ext4-ram (ext4 on a loop device in /dev/shm), tmpfs,
+# Contenders: ext4-ram (ext4 on a loop device in RAM), tmpfs,
 # cairn-fuse (the FUSE mount of an emul volume) and cairn-shim (the same
 # programs under `cairn run` on that mount).  Microseconds per operation,
 # the median of ROUNDS rounds with the contenders alternating in each.
+# All of them sit on one tmpfs of 2 MiB pages (bench/ram.sh says why).
 # Usage: bench/buffered.sh [N] [ROUNDS]   (defaults 100000, 5); as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,14 +30,15 @@ fi
 cairn=$PWD/build/cairn
 fill=$PWD/build/bench/bench_leveldb_fill
 
-root=$(mktemp -d /dev/shm/cairn-buffered.XXXXXX)
+source bench/ram.sh
+root=$(ram_dir 16G)
 loop=""
 cleanup() {
 	set +e
 	"$cairn" umount "$root/m/cairn" >/dev/null 2>&1 || umount -l "$root/m/cairn" 2>/dev/null
-	umount "$root/m/ext4-ram" "$root/m/tmpfs" 2>/dev/null
+	umount "$root/m/ext4-ram" 2>/dev/null
 	[ -n "$loop" ] && losetup -d "$loop"
-	rm -rf "$root"
+	ram_release "$root"
 }
 trap cleanup EXIT
 mkdir -p "$root/m/cairn" "$root/m/ext4-ram" "$root/m/tmpfs"
@@ -46,7 +48,6 @@ truncate -s 4G "$root/ext4.img"
 loop=$(losetup -f --show "$root/ext4.img")
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$loop"
 mount "$loop" "$root/m/ext4-ram"
-mount -t tmpfs -o size=4G tmpfs "$root/m/tmpfs"
 
 dir_of() { case $1 in cairn-*) echo "$root/m/cairn/$1" ;; *) echo "$root/m/$1" ;; esac; }
 run_as() { # contender cmd...

@@ -11,9 +11,12 @@ base=${1:?usage: bench/checksums.sh BASELINE [ROUNDS] [SEQ_MIB]}
 rounds=${2:-5}
 seq_mib=${3:-512}
 work=$(mktemp -d /tmp/cairn-sums-bench.XXXXXX)
+source bench/ram.sh
+ram=$(ram_dir 8G)
 cleanup() {
 	git worktree remove --force "$work/base" 2>/dev/null || true
-	rm -rf "$work" /dev/shm/cairn-sums-bench-*
+	ram_release "$ram"
+	rm -rf "$work"
 }
 trap cleanup EXIT
 [ -x build/bench/bench_fs ] || scripts/build.sh >/dev/null
@@ -22,7 +25,7 @@ cmake -S "$work/base" -B "$work/base/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/
 cmake --build "$work/base/build" -j"$(nproc)" --target cairn-cli bench_fs >/dev/null
 
 run() { # name tree
-	local vol=/dev/shm/cairn-sums-bench-$1
+	local vol=$ram/vol-$1
 	rm -rf "$vol"
 	"$2/build/cairn" mkfs "$vol" --media emul --log-size 256M --fast-size 2G >/dev/null
 	"$2/build/bench/bench_fs" --cairn "$vol" micro --n 20000 --meta 100 --seq "$seq_mib" \

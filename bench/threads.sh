@@ -5,6 +5,7 @@
 # the digest that bench/attach.sh's runs of two and four threads (whose
 # data passes the threshold of its 256 MiB log) also pay.
 #   T threads x N appends of 4 KiB, ROUNDS fresh volumes per T; medians.
+# The volume sits on a tmpfs of 2 MiB pages (bench/ram.sh says why).
 # Usage: bench/threads.sh [N] [ROUNDS]   (defaults 20000 appends, 5 rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +13,10 @@ n=${1:-20000}
 rounds=${2:-5}
 bin=build/bench/bench_append
 [ -x "$bin" ] || scripts/build.sh >/dev/null
-vol=/dev/shm/cairn-bench-threads
-trap 'rm -rf "$vol"' EXIT
+source bench/ram.sh
+ram=$(ram_dir 4G)
+vol=$ram/vol
+trap 'ram_release "$ram"' EXIT
 echo "# $(date -u +%F) $(nproc) cores; n=$n appends per thread x $rounds rounds"
 for t in 1 2 4; do
 	for r in $(seq 1 "$rounds"); do

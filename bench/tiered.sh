@@ -16,7 +16,7 @@
 #                 "disk" is a file on the disk
 #   ext4-disk     ext4 on a loop device whose image is on the disk
 #   ext4-dmcache  ext4 on an LVM dm-cache volume in writeback mode: the cache
-#                 a loop device in /dev/shm (F of cache blocks), the origin a
+#                 a loop device in RAM (F of cache blocks), the origin a
 #                 loop device on the disk -- the two-layer cache that Strata
 #                 compared against.  Writeback, because a durable write then
 #                 completes once it is on the RAM cache, as cairn's is once
@@ -33,7 +33,7 @@
 # for a fixed time; the page cache is dropped before every mix phase, so
 # that ext4 starts from its media.  The cairn mount keeps the kernel page
 # cache too (keep_cache, not direct_io), dropped the same way; its emul
-# fast tier lives in /dev/shm, which is not a cache and is not dropped.
+# fast tier lives in RAM (bench/ram.sh), which is not a cache and is not dropped.
 set -euo pipefail
 cairn=${1:?usage: tiered.sh CAIRN_BIN RESULTS_DIR RAW_CSV ROUNDS QUICK}
 results=${2:?}
@@ -71,7 +71,8 @@ is_root=0
 [ "$(id -u)" -eq 0 ] && is_root=1
 
 # ---- set-up and tear-down ----------------------------------------------------------
-shm=$(mktemp -d /dev/shm/cairn-tiered.XXXXXX)
+source "$(dirname "${BASH_SOURCE[0]}")/ram.sh"
+shm=$(ram_dir 16G)
 disk=$(mktemp -d /var/tmp/cairn-tiered.XXXXXX)
 mnt=$disk/mnt
 mkdir -p "$mnt"
@@ -104,7 +105,8 @@ cleanup() {
 	for l in "${loops[@]}"; do
 		losetup -d "$l" 2>/dev/null
 	done
-	rm -rf "$shm" "$disk"
+	ram_release "$shm"
+	rm -rf "$disk"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -188,7 +190,7 @@ if [ "$is_root" = 1 ]; then
 	why=$(dmcache_why)
 	if [ -z "$why" ] && setup_dmcache "$mnt/ext4-dmcache"; then
 		add ext4-dmcache "$mnt/ext4-dmcache" \
-			"ext4 on LVM dm-cache, writeback: cache a loop device in /dev/shm (${fast_mib} MiB of cache blocks; DRAM: survives a process crash, not a power loss) over a loop device on the disk; durable at pwrite+fdatasync (on the cache device)"
+			"ext4 on LVM dm-cache, writeback: cache a loop device in RAM (${fast_mib} MiB of cache blocks; DRAM: survives a process crash, not a power loss) over a loop device on the disk; durable at pwrite+fdatasync (on the cache device)"
 	else
 		note "ext4-dmcache skipped: $why"
 	fi

@@ -1,0 +1,41 @@
+# bench/ram.sh - sourced by the bench scripts: where RAM-backed volumes,
+# ext4 images and tmpfs contenders live.
+#
+# ram_dir SIZE   makes a directory on a tmpfs of its own, mounted with
+#                huge=within_size (files mapped with 2 MiB pages), and
+#                prints it
+# ram_release DIR unmounts and removes it
+#
+# Why not /dev/shm: it maps files with 4 KiB pages, and on a virtual
+# machine whose hypervisor shadows the guest's page tables (this one:
+# docs/PERFORMANCE.md, "Stores to a mapped file") the first store to each
+# 4 KiB page of a mapping costs about 4 us after any change to the
+# process's mappings.  An emul volume is such a mapping, written by user
+# code, so cairn paid that for every 4 KiB of log it wrote, where the
+# kernel's own writes (ext4, tmpfs) never do.  Real persistent memory is
+# mapped with 2 MiB pages (DAX); a tmpfs of huge pages is the closer
+# stand-in.  Every RAM contender sits on the same tmpfs, so none has a
+# medium the others lack.  Without root (no mount) it falls back to
+# /dev/shm and says so.
+
+ram_dir() {
+	local d
+	d=$(mktemp -d /tmp/cairn-ram.XXXXXX)
+	if mount -t tmpfs -o "size=$1,huge=within_size,mode=0755" tmpfs "$d" 2>/dev/null; then
+		echo "$d"
+		return 0
+	fi
+	rmdir "$d"
+	echo "bench: cannot mount a tmpfs of huge pages; using /dev/shm (4 KiB pages)" >&2
+	mktemp -d /dev/shm/cairn-ram.XXXXXX
+}
+
+ram_release() {
+	[ -n "${1:-}" ] && [ -d "$1" ] || return 0
+	if mountpoint -q "$1"; then
+		umount "$1" 2>/dev/null || umount -l "$1"
+		rmdir "$1"
+	else
+		rm -rf "$1"
+	fi
+}
