@@ -252,8 +252,14 @@ int media_fence(struct media *m)
 	int rc = m->ops->fence(m);
 	if (__builtin_expect(rc != 0, 0))
 		return failed(m, rc, "sync failed");
-	if (__builtin_expect(m->rec != NULL, 0))
-		recorder_fence(m->rec, m->part);
+	/* A processor's fence covers its own flushes; a file's sync, every
+	 * write to the file. */
+	if (__builtin_expect(m->rec != NULL, 0)) {
+		if (m->ops->write_implies_flush)
+			recorder_fence(m->rec, m->part);
+		else
+			recorder_fence_own(m->rec, m->part);
+	}
 	return 0;
 }
 

@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,28 @@ struct event {
 	uint32_t len;
 	uint8_t type;
 	uint8_t part;
+	uint8_t thread; /* flush, fence: the recording thread's number (thread_no) */
+	uint8_t own;    /* fence: covers only its thread's flushes */
 };
+
+/*
+ * Threads.  A processor's fence waits only for the flushes that processor
+ * issued, so on byte-addressable media a fence makes durable only the
+ * lines its own thread flushed (recorder_fence_own); a file's fdatasync
+ * covers every thread's writes (recorder_fence).  Threads are numbered in
+ * the order they first record a flush or a fence; past 64 the numbers
+ * repeat, which only lets a fence count for more threads than it should.
+ */
+#define THREAD_BITS 64
+static _Thread_local int thread_no_plus1;
+static atomic_int threads_seen;
+
+static uint8_t thread_no(void)
+{
+	if (thread_no_plus1 == 0)
+		thread_no_plus1 = atomic_fetch_add(&threads_seen, 1) % THREAD_BITS + 1;
+	return (uint8_t)(thread_no_plus1 - 1);
+}
 
 /*
  * Line states in the cursor.  Every state but CLEAN is "uncertain": at a
@@ -61,9 +83,10 @@ struct part {
 	uint8_t *initial;
 	/* cursor */
 	uint8_t *d, *v;
-	uint8_t *state; /* enum line_state per line */
-	uint32_t *upos; /* index in uncertain, or NO_INDEX */
-	uint32_t *slot; /* DIRTY_FLUSHED: snapshot index in snaps */
+	uint8_t *state;  /* enum line_state per line */
+	uint32_t *upos;  /* index in uncertain, or NO_INDEX */
+	uint32_t *slot;  /* DIRTY_FLUSHED: snapshot index in snaps */
+	uint64_t *fmask; /* FLUSHED, DIRTY_FLUSHED: the threads whose fence persists it */
 	struct u32vec uncertain;
 	struct u32vec flushed; /* lines FLUSHED or DIRTY_FLUSHED */
 	uint8_t *snaps;        /* flushed snapshots, emptied at each fence */
@@ -151,11 +174,13 @@ static void free_cursor(struct part *p)
 	free(p->state);
 	free(p->upos);
 	free(p->slot);
+	free(p->fmask);
 	free(p->uncertain.v);
 	free(p->flushed.v);
 	free(p->snaps);
 	p->d = p->v = p->state = p->snaps = NULL;
 	p->upos = p->slot = NULL;
+	p->fmask = NULL;
 	p->uncertain = (struct u32vec){0};
 	p->flushed = (struct u32vec){0};
 	p->nsnaps = p->snapcap = 0;
@@ -261,7 +286,11 @@ static struct event *append(struct recorder *r, enum ev_type type, int part, uin
 		return NULL;
 	}
 	struct event *e = &r->ev[r->nev];
-	*e = (struct event){.off = off, .len = len, .type = (uint8_t)type, .part = (uint8_t)part};
+	*e = (struct event){.off = off,
+	                    .len = len,
+	                    .type = (uint8_t)type,
+	                    .part = (uint8_t)part,
+	                    .thread = type == EV_FLUSH || type == EV_FENCE ? thread_no() : 0};
 	/* Atomic so that recorder_position() may be read without the lock. */
 	__atomic_store_n(&r->nev, r->nev + 1, __ATOMIC_RELEASE);
 	return e;
@@ -319,7 +348,7 @@ void recorder_flush(struct recorder *r, int part, uint64_t off, size_t len)
 	record_range(r, EV_FLUSH, part, off, NULL, len);
 }
 
-void recorder_fence(struct recorder *r, int part)
+static void record_fence(struct recorder *r, int part, int own)
 {
 	pthread_mutex_lock(&r->lock);
 	if (!r->paused && event_ok(r, part, 0, 0)) {
@@ -327,7 +356,9 @@ void recorder_fence(struct recorder *r, int part)
 			fail(r, -ENOMEM);
 		} else {
 			uint64_t pos = r->nev;
-			if (append(r, EV_FENCE, part, 0, 0) != NULL) {
+			struct event *e = append(r, EV_FENCE, part, 0, 0);
+			if (e != NULL) {
+				e->own = (uint8_t)own;
 				r->fences[r->nfences] = pos;
 				__atomic_store_n(&r->nfences, r->nfences + 1, __ATOMIC_RELEASE);
 			}
@@ -338,6 +369,16 @@ void recorder_fence(struct recorder *r, int part)
 	pthread_mutex_unlock(&r->lock);
 	if (hook != NULL)
 		hook(arg, part);
+}
+
+void recorder_fence(struct recorder *r, int part)
+{
+	record_fence(r, part, 0);
+}
+
+void recorder_fence_own(struct recorder *r, int part)
+{
+	record_fence(r, part, 1);
 }
 
 void recorder_set_fence_hook(struct recorder *r, void (*fn)(void *arg, int part), void *arg)
@@ -436,17 +477,26 @@ static void line_written(struct recorder *r, struct part *p, uint32_t line)
 	}
 }
 
-static void line_flushed(struct recorder *r, struct part *p, uint32_t line)
+static void line_flushed(struct recorder *r, struct part *p, uint32_t line, uint64_t thread)
 {
 	switch (p->state[line]) {
 	case DIRTY:
 		p->state[line] = FLUSHED;
+		p->fmask[line] = thread;
 		if (vec_push(&p->flushed, line) < 0)
 			fail(r, -ENOMEM);
 		break;
+	case FLUSHED:
+		/* The same bytes, flushed by one more thread: either's fence. */
+		p->fmask[line] |= thread;
+		break;
 	case DIRTY_FLUSHED:
-		/* Already listed; the newer V is what gets flushed now. */
+		/* Already listed; the newer V is what gets flushed now, and
+		 * only this thread's fence is sure to make it durable.  (The
+		 * older snapshot's flushers lose their claim: a fence of theirs
+		 * then persists less than the processor would, never more.) */
 		p->state[line] = FLUSHED;
+		p->fmask[line] = thread;
 		break;
 	default:
 		break;
@@ -468,13 +518,20 @@ static void apply_flush(struct recorder *r, struct part *p, const struct event *
 {
 	uint64_t first = e->off / LINE, last = (e->off + e->len - 1) / LINE;
 	for (uint64_t l = first; l <= last; l++)
-		line_flushed(r, p, (uint32_t)l);
+		line_flushed(r, p, (uint32_t)l, 1ull << e->thread);
 }
 
-static void apply_fence(struct part *p)
+/* The flushed lines of the threads in mask become durable; the others
+ * stay flushed, waiting for a fence of theirs. */
+static void apply_fence(struct part *p, uint64_t mask)
 {
+	size_t kept = 0;
 	for (size_t i = 0; i < p->flushed.n; i++) {
 		uint32_t line = p->flushed.v[i];
+		if (!(p->fmask[line] & mask)) {
+			p->flushed.v[kept++] = line;
+			continue;
+		}
 		uint64_t off = (uint64_t)line * LINE;
 		size_t n = line_len(p, line);
 		if (p->state[line] == FLUSHED) {
@@ -486,8 +543,9 @@ static void apply_fence(struct part *p)
 			p->state[line] = DIRTY;
 		}
 	}
-	p->flushed.n = 0;
-	p->nsnaps = 0;
+	p->flushed.n = kept;
+	if (kept == 0)
+		p->nsnaps = 0; /* no line left refers to a snapshot */
 }
 
 static void apply(struct recorder *r, const struct event *e)
@@ -502,7 +560,7 @@ static void apply(struct recorder *r, const struct event *e)
 		apply_flush(r, p, e);
 		break;
 	case EV_FENCE:
-		apply_fence(p);
+		apply_fence(p, e->own ? 1ull << e->thread : UINT64_MAX);
 		break;
 	}
 }
@@ -518,7 +576,8 @@ static int reset_part(struct part *p)
 		p->state = malloc(nl);
 		p->upos = malloc(nl * sizeof(uint32_t));
 		p->slot = malloc(nl * sizeof(uint32_t));
-		if (!p->d || !p->v || !p->state || !p->upos || !p->slot) {
+		p->fmask = malloc(nl * sizeof(uint64_t));
+		if (!p->d || !p->v || !p->state || !p->upos || !p->slot || !p->fmask) {
 			free_cursor(p);
 			return -ENOMEM;
 		}

@@ -7,8 +7,11 @@
  *
  * Semantics (persistent memory, per part, at 64-byte cache-line grain):
  * a line written and then flushed becomes durable at the next fence of its
- * part; a line written but not yet durable may or may not reach the media at
- * a crash, each line independently (eviction can persist unflushed lines).
+ * part by the thread that flushed it (recorder_fence_own: a processor's
+ * fence waits for its own flushes only), or at the next fence of any thread
+ * (recorder_fence: a file's fdatasync); a line written but not yet durable
+ * may or may not reach the media at a crash, each line independently
+ * (eviction can persist unflushed lines).
  */
 #ifndef CAIRN_RECORDER_H
 #define CAIRN_RECORDER_H
@@ -45,7 +48,8 @@ int recorder_part_span(struct recorder *r, int part, uint64_t *size, uint64_t *b
 /* Called by the media layer. */
 void recorder_write(struct recorder *r, int part, uint64_t off, const void *data, size_t len);
 void recorder_flush(struct recorder *r, int part, uint64_t off, size_t len);
-void recorder_fence(struct recorder *r, int part);
+void recorder_fence(struct recorder *r, int part);     /* every thread's flushes */
+void recorder_fence_own(struct recorder *r, int part); /* the calling thread's */
 /* A write of len zero bytes, stored without copying zeros into the trace. */
 void recorder_zero(struct recorder *r, int part, uint64_t off, size_t len);
 

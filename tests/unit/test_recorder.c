@@ -3,12 +3,14 @@
  * (src/media/recorder.c).
  *
  * Owns: the line semantics (unflushed and re-written lines are uncertain,
- * flush + fence makes durable), the variants, multiple parts, positions,
+ * flush + fence makes durable; a thread's own fence, only its own
+ * flushes), the variants, multiple parts, positions,
  * and a randomized comparison with a naive reference model that replays
  * from scratch for every crash point, visited in increasing, decreasing
  * and random order.  May call: the recorder only.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -44,16 +46,16 @@ static void write_byte(struct recorder *r, int part, uint64_t off, size_t len, u
 }
 
 /* Asserts that [off, off+len) of the image of (k, v, part) is all b. */
-static void expect(struct recorder *r, uint64_t k, unsigned v, int part, uint64_t off,
-		   size_t len, uint8_t b)
+static void expect(struct recorder *r, uint64_t k, unsigned v, int part, uint64_t off, size_t len,
+                   uint8_t b)
 {
 	static uint8_t img[PART];
 	assert_int_equal(recorder_crash_image(r, k, v, part, img), 0);
 	for (size_t i = 0; i < len; i++)
 		if (img[off + i] != b)
 			fail_msg("k=%llu v=%u part=%d byte %llu: %#x, expected %#x",
-				 (unsigned long long)k, v, part, (unsigned long long)(off + i),
-				 img[off + i], b);
+			         (unsigned long long)k, v, part, (unsigned long long)(off + i),
+			         img[off + i], b);
 }
 
 /* ---- line semantics ---- */
@@ -113,15 +115,68 @@ static void test_flush_of_other_line_not_enough(void **state)
 	recorder_free(r);
 }
 
+/* Another thread's flush, for test_own_fence. */
+struct flusher {
+	struct recorder *r;
+	uint64_t off;
+	size_t len;
+	int fence; /* and its own fence after */
+};
+
+static void *flush_main(void *arg)
+{
+	struct flusher *f = arg;
+	recorder_flush(f->r, 0, f->off, f->len);
+	if (f->fence)
+		recorder_fence_own(f->r, 0);
+	return NULL;
+}
+
+static void on_thread(struct flusher f)
+{
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, flush_main, &f), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+}
+
+/* A processor's fence waits for its own flushes only: a line another
+ * thread flushed stays uncertain across this thread's own fence, until
+ * that thread fences or a fence of every thread's flushes (a file's
+ * sync) comes. */
+static void test_own_fence(void **state)
+{
+	struct recorder *r = new_rec(1, 0);
+	write_byte(r, 0, 0, L, 0x51);                      /* line 0 */
+	write_byte(r, 0, L, L, 0x52);                      /* line 1 */
+	write_byte(r, 0, 2 * L, L, 0x53);                  /* line 2 */
+	recorder_flush(r, 0, 0, L);                        /* line 0: this thread */
+	on_thread((struct flusher){r, L, L, 0});           /* line 1: another, no fence */
+	recorder_fence_own(r, 0);                          /* fence 0 */
+	assert_int_equal(recorder_pending_lines(r, 1), 2); /* lines 1 and 2 */
+	expect(r, 1, 1, 0, 0, L, 0x51);
+	expect(r, 1, 1, 0, L, L, 0);
+	on_thread((struct flusher){r, L, L, 1}); /* line 1 again, and a fence: 1 */
+	assert_int_equal(recorder_pending_lines(r, 2), 1);
+	expect(r, 2, 1, 0, L, L, 0x52);
+	recorder_flush(r, 0, 2 * L, L);
+	on_thread((struct flusher){r, 3 * L, 1, 1}); /* fence 2: not this thread's */
+	assert_int_equal(recorder_pending_lines(r, 3), 1);
+	expect(r, 3, 1, 0, 2 * L, L, 0);
+	recorder_fence(r, 0); /* fence 3: everyone's */
+	assert_int_equal(recorder_pending_lines(r, 4), 0);
+	expect(r, 4, 1, 0, 2 * L, L, 0x53);
+	recorder_free(r);
+}
+
 static void test_write_after_flush_uncertain(void **state)
 {
 	struct recorder *r = new_rec(1, 0);
 	write_byte(r, 0, 0, 8, 0xa1);
 	recorder_flush(r, 0, 0, 8);
-	write_byte(r, 0, 0, 8, 0xb2);   /* same bytes, after the flush */
-	write_byte(r, 0, 8, 8, 0xc3);   /* same line, other bytes */
-	recorder_fence(r, 0);           /* fence 0 */
-	recorder_fence(r, 0);           /* fence 1 */
+	write_byte(r, 0, 0, 8, 0xb2); /* same bytes, after the flush */
+	write_byte(r, 0, 8, 8, 0xc3); /* same line, other bytes */
+	recorder_fence(r, 0);         /* fence 0 */
+	recorder_fence(r, 0);         /* fence 1 */
 	/* The fence made the flushed content durable, the newer stays in doubt. */
 	for (uint64_t k = 1; k <= 2; k++) {
 		assert_int_equal(recorder_pending_lines(r, k), 1);
@@ -133,7 +188,7 @@ static void test_write_after_flush_uncertain(void **state)
 	expect(r, 0, 1, 0, 0, 16, 0);
 	/* Flushing again and fencing settles it. */
 	recorder_flush(r, 0, 0, 16);
-	recorder_fence(r, 0);           /* fence 2 */
+	recorder_fence(r, 0); /* fence 2 */
 	assert_int_equal(recorder_pending_lines(r, 3), 0);
 	expect(r, 3, 1, 0, 0, 8, 0xb2);
 	expect(r, 3, 1, 0, 8, 8, 0xc3);
@@ -244,11 +299,11 @@ static void test_multiple_parts(void **state)
 	write_byte(r, 1, 0, 64, 0x02);
 	recorder_flush(r, 0, 0, 64);
 	recorder_flush(r, 1, 0, 64);
-	recorder_fence(r, 0);           /* fence 0: part 0 only */
+	recorder_fence(r, 0); /* fence 0: part 0 only */
 	write_byte(r, 2, 128, 64, 0x03);
 	recorder_flush(r, 2, 128, 64);
-	recorder_fence(r, 1);           /* fence 1: part 1 only */
-	recorder_fence(r, 2);           /* fence 2 */
+	recorder_fence(r, 1); /* fence 1: part 1 only */
+	recorder_fence(r, 2); /* fence 2 */
 	assert_int_equal(recorder_pending_lines(r, 0), 2);
 	assert_int_equal(recorder_pending_lines(r, 1), 2); /* part 1 and 2 */
 	expect(r, 1, 1, 0, 0, 64, 0x01);
@@ -425,7 +480,7 @@ static uint32_t rnd(uint32_t n)
 
 static struct op random_op(void)
 {
-	struct op o = { .part = (int)rnd(RPARTS) };
+	struct op o = {.part = (int)rnd(RPARTS)};
 	uint32_t c = rnd(10);
 	o.kind = c < 5 ? OP_WRITE : c < 6 ? OP_ZERO : c < 8 ? OP_FLUSH : OP_FENCE;
 	o.off = rnd(RPART);
@@ -542,14 +597,14 @@ static void test_against_model(void **state)
 	}
 	assert_int_equal(recorder_fence_count(r), nfences);
 	assert_true(nfences > 100);
-	for (uint64_t k = 0; k <= nfences; k++)        /* the checker's order */
+	for (uint64_t k = 0; k <= nfences; k++) /* the checker's order */
 		check_point(r, ops, NOPS, k);
-	for (uint64_t k = nfences;; k -= 37) {          /* backwards: resets */
+	for (uint64_t k = nfences;; k -= 37) { /* backwards: resets */
 		check_point(r, ops, NOPS, k);
 		if (k < 37)
 			break;
 	}
-	for (int i = 0; i < 50; i++)                    /* anywhere */
+	for (int i = 0; i < 50; i++) /* anywhere */
 		check_point(r, ops, NOPS, rnd((uint32_t)nfences + 1));
 	static struct model m;
 	model_at(&m, ops, NOPS, UINT64_MAX);
@@ -602,21 +657,22 @@ static void test_incremental_cost(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_unflushed_write_uncertain),
-		cmocka_unit_test(test_flush_fence_durable),
-		cmocka_unit_test(test_flush_of_other_line_not_enough),
-		cmocka_unit_test(test_write_after_flush_uncertain),
-		cmocka_unit_test(test_zero_event),
-		cmocka_unit_test(test_variants),
-		cmocka_unit_test(test_torn),
-		cmocka_unit_test(test_multiple_parts),
-		cmocka_unit_test(test_positions),
-		cmocka_unit_test(test_pause),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_late_part),
-		cmocka_unit_test(test_part_span),
-		cmocka_unit_test(test_against_model),
-		cmocka_unit_test(test_incremental_cost),
+	    cmocka_unit_test(test_unflushed_write_uncertain),
+	    cmocka_unit_test(test_flush_fence_durable),
+	    cmocka_unit_test(test_flush_of_other_line_not_enough),
+	    cmocka_unit_test(test_own_fence),
+	    cmocka_unit_test(test_write_after_flush_uncertain),
+	    cmocka_unit_test(test_zero_event),
+	    cmocka_unit_test(test_variants),
+	    cmocka_unit_test(test_torn),
+	    cmocka_unit_test(test_multiple_parts),
+	    cmocka_unit_test(test_positions),
+	    cmocka_unit_test(test_pause),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_late_part),
+	    cmocka_unit_test(test_part_span),
+	    cmocka_unit_test(test_against_model),
+	    cmocka_unit_test(test_incremental_cost),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
