@@ -782,8 +782,8 @@ int log_room(const struct log *l, uint64_t payload_len)
  * on its own core, where a commit that flushed every record appended
  * since the last one did it on one thread while the others waited for
  * it.  A fence orders only its own thread's flushes, which is why each
- * filler fences its own: a committer that sees the record filled (the
- * fill lock orders it) sees it durable.
+ * filler fences its own: a committer that sees the record appended (the
+ * marks and the prefix are sequentially consistent) sees it durable.
  */
 static int flush_own(struct log *l, uint64_t off, uint64_t len)
 {
