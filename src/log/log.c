@@ -700,6 +700,23 @@ int log_await(struct log *l, uint64_t seq)
 	return 0;
 }
 
+/*
+ * Byte-addressable media: the thread that fills a record flushes its
+ * lines and fences before it counts the record as filled, so the
+ * appended prefix is also the durable one and a commit has nothing left
+ * to flush.  Threads filling records at once so flush them at once, each
+ * on its own core, where a commit that flushed every record appended
+ * since the last one did it on one thread while the others waited for
+ * it.  A fence orders only its own thread's flushes, which is why each
+ * filler fences its own: a committer that sees the record appended (the
+ * marks and the prefix are sequentially consistent) sees it durable.
+ */
+static int flush_own(struct log *l, uint64_t off, uint64_t len)
+{
+	media_flush(l->m, off, len);
+	return media_fence(l->m);
+}
+
 /* Pads the rest of the ring so the next record starts at the beginning. */
 static int write_pad(struct log *l)
 {
@@ -707,9 +724,9 @@ static int write_pad(struct log *l)
 	struct log_rec_hdr h;
 	fill_header(l, &h, LOG_REC_PAD, NULL, (uint32_t)left, 0);
 	h.checksum = record_checksum(l, &h, NULL);
-	int rc = media_store(l->m, l->tail_off, &h, sizeof(h));
+	int rc = media_write(l->m, l->tail_off, &h, sizeof(h));
 	if (!rc && media_direct(l->m))
-		rc = media_fence(l->m); /* flushed by the store: see flush_own */
+		rc = flush_own(l, l->tail_off, sizeof(h));
 	if (rc)
 		return rc;
 	l->used += left;
@@ -772,23 +789,6 @@ static uint64_t space_needed(const struct log *l, uint64_t plen)
 int log_room(const struct log *l, uint64_t payload_len)
 {
 	return l->used + space_needed(l, payload_len) + LOG_ALIGN <= ring_capacity(l);
-}
-
-/*
- * Byte-addressable media: the thread that fills a record flushes its
- * lines and fences before it counts the record as filled, so the
- * appended prefix is also the durable one and a commit has nothing left
- * to flush.  Threads filling records at once so flush them at once, each
- * on its own core, where a commit that flushed every record appended
- * since the last one did it on one thread while the others waited for
- * it.  A fence orders only its own thread's flushes, which is why each
- * filler fences its own: a committer that sees the record appended (the
- * marks and the prefix are sequentially consistent) sees it durable.
- */
-static int flush_own(struct log *l, uint64_t off, uint64_t len)
-{
-	media_flush(l->m, off, len);
-	return media_fence(l->m);
 }
 
 /* Writes the reserved record from iov and counts it as filled. */
@@ -871,12 +871,12 @@ int log_append(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
  * Durability differs by medium.  On a file, fdatasync makes every completed
  * pwrite durable, whoever wrote it, so one thread's sync serves all
  * (group commit).  On persistent memory a fence only waits for the calling
- * core's own cache-line write-backs, so a commit flushes, on its own
- * thread, every line appended since the last commit - other threads'
- * records included - and then fences.  That also keeps the prefix rule: a
- * record is never durable while one before it may still be torn.
+ * core's own cache-line write-backs, so each record's filler flushes and
+ * fences it (flush_own) and a commit waits for the appended prefix.  That
+ * also keeps the prefix rule: a record counts as durable only once every
+ * record before it is.
  */
-static int commit_appended(struct log *l, uint64_t seq);
+static int commit_appended(struct log *l);
 
 int log_commit(struct log *l, uint64_t seq)
 {
@@ -884,7 +884,7 @@ int log_commit(struct log *l, uint64_t seq)
 	if (rc)
 		return rc;
 	if (media_direct(l->m))
-		return commit_appended(l, seq);
+		return commit_appended(l);
 	if (atomic_load(&l->durable_seq) >= seq)
 		return 0;
 	/* Whatever is appended now is covered by this fence. */
@@ -917,14 +917,14 @@ int log_commit_all(struct log *l)
 	if (!media_direct(l->m))
 		return log_commit(l, upto);
 	int rc = log_await(l, upto);
-	return rc ? rc : commit_appended(l, upto);
+	return rc ? rc : commit_appended(l);
 }
 
 /* Byte-addressable media: every record appended is durable already (its
- * filler flushed and fenced it, flush_own), so a commit only says so. */
-static int commit_appended(struct log *l, uint64_t seq)
+ * filler flushed and fenced it, flush_own), so a commit, once log_await
+ * saw its record appended, only says so. */
+static int commit_appended(struct log *l)
 {
-	(void)seq; /* log_await saw it appended */
 	uint64_t upto = atomic_load(&l->appended_seq);
 	uint64_t cur = atomic_load(&l->durable_seq);
 	while (cur < upto && !atomic_compare_exchange_weak(&l->durable_seq, &cur, upto))
