@@ -500,6 +500,15 @@ int client_local_pwritev(struct client *c, int fd, const struct iovec *iov, int 
 	return client_log_write(c, c->log, &f->g, f->ino, iov, iovcnt, count, at);
 }
 
+int client_local_kernel_reads(struct client *c, int fd, uint64_t *count)
+{
+	struct client_fd *f = granted_fd(c, fd);
+	if (!f)
+		return 0;
+	*count = client_log_kernel_reads(c->log, &f->g);
+	return 1;
+}
+
 static int resolve_end(struct client *c, struct client_fd *f, int fd);
 
 /* A truncate does not move the position: one that appends left at "the

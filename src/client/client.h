@@ -58,6 +58,12 @@ int client_local_pwrite(struct client *c, int fd, const void *buf, size_t count,
 /* The same for the bytes iov gathers, written as one record: no copy is
  * made of them first, and nothing is allocated. */
 int client_local_pwritev(struct client *c, int fd, const struct iovec *iov, int iovcnt, off_t off);
+/* After a local write of fd: how many requests that may have left the
+ * kernel holding pages of its file the daemon has served under the
+ * grant (1 and *count; 0 when fd has no grant).  While the count does not
+ * move, the kernel holds no page it did not hold before: a caller that
+ * dropped them all after it last saw this count need not drop any. */
+int client_local_kernel_reads(struct client *c, int fd, uint64_t *count);
 /* ftruncate of a granted descriptor, in the log (1, 0, -1 as client_local_pwrite; a
  * negative length is the daemon's to refuse). */
 int client_local_ftruncate(struct client *c, int fd, off_t length);

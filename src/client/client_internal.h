@@ -43,6 +43,9 @@ int client_log_write(struct client *c, struct client_log *l, struct client_grant
 int client_log_truncate(struct client *c, struct client_log *l, struct client_grant *g,
                         uint64_t ino, uint64_t size);
 
+/* The count of the mount's requests that may have left the kernel
+ * holding pages of g's inode (struct clog_grant, kernel_reads). */
+uint64_t client_log_kernel_reads(const struct client_log *l, const struct client_grant *g);
 /* The live grant of ino in the state file, if any: 1 and *g. */
 int client_log_find_grant(const struct client_log *l, uint64_t ino, struct client_grant *g);
 

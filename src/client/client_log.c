@@ -119,6 +119,12 @@ static int live(const struct client_log *l, const struct client_grant *g)
 	return __atomic_load_n(&l->grants[i].live, __ATOMIC_ACQUIRE) == g->epoch;
 }
 
+uint64_t client_log_kernel_reads(const struct client_log *l, const struct client_grant *g)
+{
+	uint32_t i = __atomic_load_n(&g->index, __ATOMIC_RELAXED);
+	return i < CLOG_GRANTS ? __atomic_load_n(&l->grants[i].kernel_reads, __ATOMIC_ACQUIRE) : 0;
+}
+
 int client_log_find_grant(const struct client_log *l, uint64_t ino, struct client_grant *g)
 {
 	for (uint32_t i = 0; i < CLOG_GRANTS; i++) {

@@ -146,8 +146,15 @@ static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 	if (n > 0)
 		inspect(cf, buf, (size_t)n);
 	/* Ingest before serve: a request the kernel sends after a client's
-	 * local write returned must see it (src/libfs/clients.h). */
+	 * local write returned must see it (src/libfs/clients.h).  A request
+	 * that may leave the kernel holding pages of a granted file is
+	 * counted first: the client then drops them after its next write
+	 * (the only requests that bring pages: no copy_file_range, no
+	 * writeback cache). */
 	if (n > 0 && cf->fs) {
+		const struct fuse_in_header *h = buf;
+		if ((size_t)n >= sizeof(*h) && (h->opcode == FUSE_READ || h->opcode == FUSE_WRITE))
+			clients_kernel_reads(cf->fs, h->nodeid);
 		grant_changes = clients_changes(cf->fs);
 		clients_ingest(cf->fs);
 	}

@@ -179,6 +179,7 @@ static int grant_set(struct clog *c, uint32_t i, size_t field, uint64_t v)
 #define G_INO offsetof(struct clog_grant, ino)
 #define G_EPOCH offsetof(struct clog_grant, epoch)
 #define G_LIVE offsetof(struct clog_grant, live)
+#define G_KERNEL_READS offsetof(struct clog_grant, kernel_reads)
 
 static int write_progress(struct clog *c)
 {
@@ -985,6 +986,28 @@ void clients_revoke(cairn_fs *fs, uint64_t ino)
 	pthread_mutex_lock(&cl->lock);
 	revoke_others(fs, cl, NULL, ino);
 	pthread_mutex_unlock(&cl->lock);
+}
+
+void clients_kernel_reads(cairn_fs *fs, uint64_t ino)
+{
+	struct clients *cl = table(fs);
+	if (!cl || atomic_load(&cl->active) == 0)
+		return;
+	pthread_mutex_lock(&cl->lock);
+	for (int s = 0; s < CLOG_SLOTS; s++)
+		for (uint32_t g = 0; cl->slot[s] && g < CLOG_GRANTS; g++) {
+			struct clog *c = cl->slot[s];
+			if (c->grants[g].ino != ino || !c->grants[g].live)
+				continue;
+			/* Not durable: only a live client reads it. */
+			c->grants[g].kernel_reads++;
+			media_write(c->sm, grant_off(g) + G_KERNEL_READS,
+			            &c->grants[g].kernel_reads, sizeof(uint64_t));
+		}
+	pthread_mutex_unlock(&cl->lock);
+	/* Counted before the caller looks at the client logs (the client
+	 * stores its record, then looks at the count). */
+	atomic_thread_fence(memory_order_seq_cst);
 }
 
 int clients_granted(cairn_fs *fs, uint64_t ino)

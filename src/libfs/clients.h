@@ -104,6 +104,12 @@ void clog_own_opens(cairn_fs *fs, struct clog *c, int pid);
  * before a change that a local write would not honour, such as set-ID
  * bits a write must clear. */
 void clients_revoke(cairn_fs *fs, uint64_t ino);
+/* The FUSE mount is about to serve a request that may leave the kernel
+ * holding pages of ino (a read, or a write through the kernel): counted
+ * in every live grant of ino, before the request's ingestion, so that a
+ * client's local write can tell whether it must drop the kernel's pages
+ * (struct clog_grant, kernel_reads). */
+void clients_kernel_reads(cairn_fs *fs, uint64_t ino);
 /* Whether some client may write ino locally: the FUSE mount then caches
  * no attributes of it. */
 int clients_granted(cairn_fs *fs, uint64_t ino);

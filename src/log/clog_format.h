@@ -86,12 +86,18 @@ struct clog_progress {
  * order epoch 0, ino, epoch (each stored, flushed and fenced), so that a
  * torn change never pairs one grant's epoch with another's inode.  live
  * is what the client looks at before and after each record: the epoch
- * while the grant holds, 0 from the moment its revocation starts. */
+ * while the grant holds, 0 from the moment its revocation starts.
+ * kernel_reads counts the requests of the FUSE mount that may have left
+ * the kernel holding pages of the inode (reads, and writes through the
+ * kernel), each counted before the daemon looks at the client's log to
+ * serve it: a client whose count did not move since it last dropped the
+ * kernel's pages of the file knows the kernel holds none (not durable,
+ * never read by recovery). */
 struct clog_grant {
 	uint64_t ino;   /* 0: free */
 	uint64_t epoch; /* 0: revoked; else unique within the log's life */
 	uint64_t live;  /* epoch, or 0 */
-	uint64_t pad;
+	uint64_t kernel_reads;
 };
 
 /* The credit, in blocks, one write of len bytes at off spends: the

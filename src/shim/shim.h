@@ -48,6 +48,12 @@ struct shim_file {
 	 * none can bring a page of the file from before the write back into
 	 * the cache after it was dropped. */
 	pthread_rwlock_t io_lock;
+	/* The kernel holds no page of the file that it did not hold when
+	 * the daemon's count of requests that bring pages (struct clog_grant,
+	 * kernel_reads) was pages_dropped_at: all were dropped then.  Under
+	 * io_lock held alone. */
+	int pages_dropped;
+	uint64_t pages_dropped_at;
 };
 
 /* libc's own function of that name (shim_real), kept in a variable of

@@ -366,20 +366,24 @@ static off_t real_lseek(int fd, off_t off, int whence)
 	return REAL(lseek, off_t(*)(int, off_t, int))(fd, off, whence);
 }
 
-/* The record is in the log, not in the kernel's pages of the file: those
- * it covers go (for an append, which lands past the end the kernel may
- * know, all of them; n == 0: all from at on), so that a read after the
- * write asks the daemon, which ingests the log first. */
-static void drop_pages(int fd, off_t at, size_t n, int append)
+/* The record is in the log, not in the kernel's pages of the file.  A
+ * page the kernel holds of it (a read brought it, or a write through the
+ * kernel) would answer a later read with what the file held before: so
+ * all of them go whenever the daemon has served such a request since the
+ * last drop (it counts them in the grant, before it looks at the log);
+ * otherwise the kernel holds none, and this costs no system call.  A read
+ * after the drop asks the daemon, which ingests the log first.  With
+ * f->io_lock held alone. */
+static void drop_pages(struct shim_file *f, int fd)
 {
-	/* The kernel drops only the pages the range covers whole: it is
-	 * widened to page boundaries. */
-	static off_t page;
-	if (!page)
-		page = sysconf(_SC_PAGESIZE) > 0 ? (off_t)sysconf(_SC_PAGESIZE) : 4096;
-	off_t from = append ? 0 : at / page * page;
-	off_t to = append || n == 0 ? from : (at + (off_t)n + page - 1) / page * page;
-	posix_fadvise(fd, from, to - from, POSIX_FADV_DONTNEED); /* 0 bytes: to the end */
+	uint64_t n = 0;
+	int counted = client_local_kernel_reads(f->client, f->cfd, &n) == 1;
+	if (counted && f->pages_dropped && n == f->pages_dropped_at)
+		return;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	/* A request counted after n was read is seen by the next write. */
+	f->pages_dropped = counted;
+	f->pages_dropped_at = n;
 }
 
 /* Writes the n bytes iov gathers to f natively: at `at`, or (at < 0) at
@@ -396,7 +400,7 @@ static ssize_t native_write_locked(struct shim_file *f, int fd, const struct iov
 			shim_settle_pos(f, fd);
 		int r = client_local_pwritev(f->client, f->cfd, iov, cnt, f->append ? 0 : at);
 		if (r == 1) {
-			drop_pages(fd, at, n, f->append);
+			drop_pages(f, fd);
 			if (f->append && at < 0)
 				atomic_store(&f->pos_stale, 1);
 		}
@@ -418,7 +422,7 @@ static ssize_t native_write_locked(struct shim_file *f, int fd, const struct iov
 		int lr = client_local_pwritev(f->client, f->cfd, iov, cnt, pos);
 		*refused = lr == 0;
 		if (lr == 1)
-			drop_pages(fd, pos, n, 0);
+			drop_pages(f, fd);
 		r = lr == 1   ? (ssize_t)n
 		    : lr == 0 ? REAL(pwritev, ssize_t(*)(int, const struct iovec *, int, off_t))(
 		                    fd, iov, cnt, pos)
@@ -673,7 +677,7 @@ static int native_truncate(int fd, off_t len, int *done)
 	shim_settle_pos(f, fd);
 	int r = client_local_ftruncate(f->client, f->cfd, len);
 	if (r == 1)
-		drop_pages(fd, len, 0, 0);
+		drop_pages(f, fd);
 	pthread_rwlock_unlock(&f->io_lock);
 	shim_put(f);
 	int e = errno;

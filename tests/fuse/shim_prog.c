@@ -154,6 +154,23 @@ static void writes(const char *dir)
 		fail("%ld write system calls for 69 writes: not the native path", after - before);
 	if (!expect_native && after - before < 69)
 		fail("%ld write system calls for 69 writes: not the kernel's", after - before);
+	/* A write through the kernel (stdio's own, which the shim does not
+	 * see) leaves its page in the kernel's cache; a native write over it
+	 * must not be hidden by it. */
+	FILE *sf = fopen(path, "r+");
+	MUST(sf && fseek(sf, 8192, SEEK_SET) == 0);
+	fill(model + 8192, 4096, 86); /* native, first: the kernel holds no page after it */
+	MUST(pwrite(fd, model + 8192, 4096, 8192) == 4096);
+	fill(model + 8192, 4096, 88);
+	MUST(fwrite(model + 8192, 1, 4096, sf) == 4096 && fflush(sf) == 0);
+	MUST(pread(fd, b, 100, 8192) == 100 && !memcmp(b, model + 8192, 100));
+	before = write_syscalls();
+	fill(model + 8192, 4096, 87);
+	MUST(pwrite(fd, model + 8192, 4096, 8192) == 4096);
+	if (expect_native && write_syscalls() != before)
+		fail("a pwrite after stdio's write was not native");
+	MUST(pread(fd, b, 100, 8192) == 100 && !memcmp(b, model + 8192, 100));
+	MUST(fclose(sf) == 0);
 	/* Another process's open (this one's is through the kernel too) takes
 	 * the file away from the shim: what it reads is all there. */
 	same_as(path, model, len);
