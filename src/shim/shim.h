@@ -9,8 +9,8 @@
  * shim does not take over goes to the kernel unchanged.  The shim takes
  * over the writes (and ftruncate) to files the program has open for
  * writing, which go into the client's private log with no system call
- * but one lseek; the
- * daemon keeps the mount coherent with them (src/libfs/clients.h).
+ * (the shim keeps the descriptor's position, and gives it to the kernel
+ * before the kernel uses it); the daemon keeps the mount coherent with them (src/libfs/clients.h).
  *
  * shim_files.c owns the table of descriptors the shim writes itself and
  * the mounts with their clients; shim_calls.c holds the functions the
@@ -36,12 +36,13 @@ struct shim_file {
 	uint64_t ino;
 	int cfd;    /* the client's descriptor (client_adopt_local) */
 	int append; /* O_APPEND: writes go at the end */
-	/* After a native append, the kernel's file position is not yet the
-	 * end the write moved it to; it is set before the kernel uses it. */
-	atomic_int pos_stale;
-	/* write() moves the kernel's position past its bytes, then writes
-	 * them; settling a stale position takes it too.  One thread at a
-	 * time. */
+	/* The descriptor's position: SHIM_POS_* says whether the kernel's or
+	 * pos is the one that holds.  write() moves pos with no system call;
+	 * the kernel's is set (shim_settle_pos) before the kernel uses it. */
+	atomic_int pos_state;
+	_Atomic int64_t pos;
+	/* write() takes the position and moves it past its bytes, then
+	 * writes them; settling takes it too.  One thread at a time. */
 	pthread_mutex_t pos_lock;
 	/* A native write holds it alone while it writes and drops the pages
 	 * it covers; the process's reads of the file hold it shared, so that
@@ -54,6 +55,15 @@ struct shim_file {
 	 * io_lock held alone. */
 	int pages_dropped;
 	uint64_t pages_dropped_at;
+};
+
+/* Where a descriptor's position is (struct shim_file, pos_state). */
+enum {
+	SHIM_POS_KERNEL, /* the kernel's holds; pos is not known */
+	SHIM_POS_SYNCED, /* the kernel's is pos */
+	SHIM_POS_AHEAD,  /* pos holds; the kernel's is behind */
+	SHIM_POS_END,    /* at the end of the file, after a native append;
+	                    pos is not known */
 };
 
 /* libc's own function of that name (shim_real), kept in a variable of
@@ -116,9 +126,20 @@ int shim_vacate_fd(int fd);
  * now on, so none of the process's descriptors of it is written natively
  * any more, nor will be. */
 void shim_mapping(int fd);
-/* The kernel's position of f's descriptor fd, if a native append left it
- * stale, set to the end of the file. */
+/* The kernel's position of f's descriptor fd set to the one the shim
+ * holds (pos, or the end after a native append), before the kernel uses
+ * it. */
 void shim_settle_pos(struct shim_file *f, int fd);
+/* The kernel moved fd's position (a read, an lseek): it holds from now
+ * on, until a write() learns it again. */
+void shim_pos_moved(int fd);
+/* Before exec: every position the shim holds goes to the kernel, where
+ * the new image finds it. */
+void shim_before_exec(void);
+/* fd is about to be shared with code that uses the kernel's position
+ * behind the shim's back (stdio, another process): every descriptor of
+ * its file goes back to the kernel, its position settled. */
+void shim_give_back_fd(int fd);
 
 /*
  * Signal handlers may call the functions the shim wraps, on a thread that
@@ -142,8 +163,11 @@ void shim_forget_range_later(unsigned first, unsigned last);
 /* A handler's F_SETFL of fd: if it changes O_APPEND, every descriptor of
  * the file is given back so (its position set first). */
 void shim_setfl_later(int fd, int append);
-/* A handler's read or lseek of fd: the kernel's position is set first if
- * a native append left it behind, taking no lock. */
+/* A handler's shim_give_back_fd and shim_before_exec: no lock taken. */
+void shim_give_back_fd_later(int fd);
+void shim_before_exec_later(void);
+/* A handler's read, write or lseek of fd: the kernel's position is set
+ * first to the one the shim holds, taking no lock, and holds after. */
 void shim_settle_pos_now(int fd);
 
 #endif

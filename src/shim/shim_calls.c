@@ -28,6 +28,8 @@
 #include <string.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -157,6 +159,8 @@ EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 	return __openat_2(dirfd, path, flags);
 }
 
+static void settle_first(int fd);
+
 /* ---- descriptors copied and ended ----------------------------------------------- */
 
 static int duped(int fd, int r)
@@ -247,8 +251,17 @@ static int fcntl_reentered(int fd, int cmd, void *arg, int r)
 	return r;
 }
 
+/* A lock's range may start at the position (SEEK_CUR). */
+static int is_lock_cmd(int cmd)
+{
+	return cmd == F_GETLK || cmd == F_SETLK || cmd == F_SETLKW || cmd == F_OFD_GETLK ||
+	       cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW;
+}
+
 static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
 {
+	if (is_lock_cmd(cmd))
+		settle_first(fd);
 	int r = real(fd, cmd, arg);
 	return GUARDED(int, fcntl_reentered(fd, cmd, arg, r), fcntl_done(fd, cmd, arg, r));
 }
@@ -386,6 +399,29 @@ static void drop_pages(struct shim_file *f, int fd)
 	f->pages_dropped_at = n;
 }
 
+/* The descriptor's position for a write() of n bytes, moved past them:
+ * the one the shim holds, or the kernel's, learnt and moved by one lseek
+ * (atomic with the kernel's own writes through another descriptor
+ * sharing it).  -1 with errno.  With pos_lock held. */
+static off_t take_position(struct shim_file *f, int fd, size_t n)
+{
+	int state = atomic_load(&f->pos_state);
+	off_t pos;
+	if (state == SHIM_POS_SYNCED || state == SHIM_POS_AHEAD) {
+		pos = (off_t)atomic_load(&f->pos);
+		state = SHIM_POS_AHEAD;
+	} else {
+		off_t end = real_lseek(fd, (off_t)n, SEEK_CUR);
+		if (end < 0)
+			return -1;
+		pos = end - (off_t)n;
+		state = SHIM_POS_SYNCED;
+	}
+	atomic_store(&f->pos, (int64_t)(pos + (off_t)n));
+	atomic_store(&f->pos_state, state);
+	return pos;
+}
+
 /* Writes the n bytes iov gathers to f natively: at `at`, or (at < 0) at
  * the descriptor's position, which moves on.  n; 0 when the kernel must
  * write them; or -1 with errno.  *refused: the log did not take them.
@@ -402,25 +438,21 @@ static ssize_t native_write_locked(struct shim_file *f, int fd, const struct iov
 		if (r == 1) {
 			drop_pages(f, fd);
 			if (f->append && at < 0)
-				atomic_store(&f->pos_stale, 1);
+				atomic_store(&f->pos_state, SHIM_POS_END);
 		}
 		*refused = r == 0;
 		return r == 1 ? (ssize_t)n : r;
 	}
-	if (n > FITS_A_RECORD)
-		return 0; /* may be too large for the log: the kernel's, at its position */
-	/* One lseek both reads the position and moves it past the bytes, as
-	 * the kernel's write() would.  The range is this write's from then
-	 * on: if the log does not take the bytes, the kernel writes them
-	 * there (setting the position back could undo another writer's move
-	 * of it, after which the two writes would overlap). */
+	/* The range is this write's once taken: if the log does not take
+	 * the bytes (or they may be too large for it), the kernel writes
+	 * them there. */
 	pthread_mutex_lock(&f->pos_lock);
-	off_t end = real_lseek(fd, (off_t)n, SEEK_CUR);
-	off_t pos = end - (off_t)n;
-	ssize_t r = 0;
-	if (end >= 0) {
-		int lr = client_local_pwritev(f->client, f->cfd, iov, cnt, pos);
-		*refused = lr == 0;
+	off_t pos = take_position(f, fd, n);
+	ssize_t r = -1;
+	if (pos >= 0) {
+		int lr =
+		    n <= FITS_A_RECORD ? client_local_pwritev(f->client, f->cfd, iov, cnt, pos) : 0;
+		*refused = lr == 0 && n <= FITS_A_RECORD;
 		if (lr == 1)
 			drop_pages(f, fd);
 		r = lr == 1   ? (ssize_t)n
@@ -428,10 +460,10 @@ static ssize_t native_write_locked(struct shim_file *f, int fd, const struct iov
 		                    fd, iov, cnt, pos)
 		              : -1;
 		if (r < (ssize_t)n) {
-			/* What was not written gives its part of the range back. */
-			int e = errno;
-			real_lseek(fd, (r > 0 ? r : 0) - (off_t)n, SEEK_CUR);
-			errno = e;
+			/* What was not written gives its part of the range back:
+			 * the position ends after what was. */
+			atomic_store(&f->pos, (int64_t)(pos + (r > 0 ? r : 0)));
+			atomic_store(&f->pos_state, SHIM_POS_AHEAD);
 		}
 		if (r == 0)
 			r = -1, errno = EIO; /* nothing written, and no error said */
@@ -463,6 +495,8 @@ static ssize_t try_native(int fd, const struct iovec *iov, int cnt, off_t at, in
 		       (iov[i].iov_base || !iov[i].iov_len);
 		total += fits ? iov[i].iov_len : 0;
 	}
+	if (shim_busy() && at < 0)
+		shim_settle_pos_now(fd); /* the kernel writes at the position */
 	struct shim_file *f = fits && total > 0 && !shim_busy() ? shim_get(fd) : NULL;
 	if (!f)
 		return 0;
@@ -563,12 +597,15 @@ static struct shim_file *read_start(int fd, int positional)
 	return f;
 }
 
-/* errno is the read's when it returns. */
-static void read_done(struct shim_file *f)
+/* errno is the read's when it returns.  A read at the kernel's position
+ * moved it. */
+static void read_done(struct shim_file *f, int positional)
 {
 	if (!f)
 		return;
 	int e = errno;
+	if (!positional)
+		atomic_store(&f->pos_state, SHIM_POS_KERNEL);
 	pthread_rwlock_unlock(&f->io_lock);
 	shim_put(f);
 	shim_leave();
@@ -579,7 +616,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
 	struct shim_file *f = read_start(fd, 0);
 	ssize_t r = REAL(read, ssize_t(*)(int, void *, size_t))(fd, buf, n);
-	read_done(f);
+	read_done(f, 0);
 	return r;
 }
 
@@ -587,7 +624,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
 	struct shim_file *f = read_start(fd, 0);
 	ssize_t r = REAL(readv, ssize_t(*)(int, const struct iovec *, int))(fd, iov, cnt);
-	read_done(f);
+	read_done(f, 0);
 	return r;
 }
 
@@ -595,7 +632,7 @@ EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
 	struct shim_file *f = read_start(fd, 1);
 	ssize_t r = REAL(pread, ssize_t(*)(int, void *, size_t, off_t))(fd, buf, n, off);
-	read_done(f);
+	read_done(f, 1);
 	return r;
 }
 
@@ -609,7 +646,7 @@ EXPORT ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
 	struct shim_file *f = read_start(fd, 1);
 	ssize_t r =
 	    REAL(preadv, ssize_t(*)(int, const struct iovec *, int, off_t))(fd, iov, cnt, off);
-	read_done(f);
+	read_done(f, 1);
 	return r;
 }
 
@@ -623,7 +660,7 @@ EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int 
 	struct shim_file *f = read_start(fd, off != -1);
 	ssize_t r = REAL(preadv2, ssize_t(*)(int, const struct iovec *, int, off_t, int))(
 	    fd, iov, cnt, off, flags);
-	read_done(f);
+	read_done(f, off != -1);
 	return r;
 }
 
@@ -641,17 +678,35 @@ static int settled(int fd)
 	return 0;
 }
 
-/* Before the kernel uses fd's position: set, if a native append left it
- * behind (a handler's call takes no lock for it). */
+/* Before the kernel uses fd's position: set to the one the shim holds (a
+ * handler's call takes no lock for it). */
 static void settle_first(int fd)
 {
 	GUARDED(int, (shim_settle_pos_now(fd), 0), settled(fd));
 }
 
+/* lseek of a descriptor the shim writes: no read or write of it is in
+ * flight meanwhile, so the position it returns is the one that holds. */
+static off_t seek(int fd, off_t off, int whence)
+{
+	struct shim_file *f = shim_get(fd);
+	if (!f)
+		return real_lseek(fd, off, whence);
+	pthread_rwlock_wrlock(&f->io_lock);
+	shim_settle_pos(f, fd);
+	off_t r = real_lseek(fd, off, whence);
+	if (r >= 0)
+		atomic_store(&f->pos, (int64_t)r);
+	atomic_store(&f->pos_state, r >= 0 ? SHIM_POS_SYNCED : SHIM_POS_KERNEL);
+	pthread_rwlock_unlock(&f->io_lock);
+	shim_put(f);
+	return r;
+}
+
 EXPORT off_t lseek(int fd, off_t off, int whence)
 {
-	settle_first(fd);
-	return real_lseek(fd, off, whence);
+	return GUARDED(off_t, (shim_settle_pos_now(fd), real_lseek(fd, off, whence)),
+	               seek(fd, off, whence));
 }
 
 EXPORT off_t lseek64(int fd, off_t off, int whence)
@@ -740,6 +795,228 @@ EXPORT FILE *popen(const char *command, const char *type)
 {
 	spawning();
 	return REAL(popen, FILE * (*)(const char *, const char *))(command, type);
+}
+
+/* exec keeps the descriptors: the positions the shim holds go to the
+ * kernel, where the new image finds them (the session itself ends with
+ * the old image). */
+static void execing(void)
+{
+	GUARDED(int, (shim_before_exec_later(), 0), (shim_before_exec(), 0));
+}
+
+EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	execing();
+	return REAL(execve, int (*)(const char *, char *const[], char *const[]))(path, argv, envp);
+}
+
+EXPORT int execv(const char *path, char *const argv[])
+{
+	execing();
+	return REAL(execv, int (*)(const char *, char *const[]))(path, argv);
+}
+
+EXPORT int execvp(const char *file, char *const argv[])
+{
+	execing();
+	return REAL(execvp, int (*)(const char *, char *const[]))(file, argv);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	execing();
+	return REAL(execvpe, int (*)(const char *, char *const[], char *const[]))(file, argv, envp);
+}
+
+EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	execing();
+	return REAL(fexecve, int (*)(int, char *const[], char *const[]))(fd, argv, envp);
+}
+
+EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+	execing();
+	return REAL(execveat, int (*)(int, const char *, char *const[], char *const[], int))(
+	    dirfd, path, argv, envp, flags);
+}
+
+/* execl's arguments, up to the NULL, as an argv on the caller's stack
+ * (exec is async-signal-safe: no malloc).  Also the pointer after the
+ * NULL, execle's environment. */
+#define EXECL_ARGV(argv, arg0, last, envp)                                                         \
+	va_list ap_;                                                                               \
+	size_t n_ = 1;                                                                             \
+	va_start(ap_, last);                                                                       \
+	while (va_arg(ap_, char *))                                                                \
+		n_++;                                                                              \
+	va_end(ap_);                                                                               \
+	char *argv[n_ + 1];                                                                        \
+	argv[0] = (char *)(arg0);                                                                  \
+	va_start(ap_, last);                                                                       \
+	for (size_t i_ = 1; i_ <= n_; i_++)                                                        \
+		argv[i_] = va_arg(ap_, char *);                                                    \
+	envp = va_arg(ap_, char *const *);                                                         \
+	va_end(ap_)
+
+EXPORT int execl(const char *path, const char *arg, ...)
+{
+	char *const *envp;
+	EXECL_ARGV(argv, arg, arg, envp);
+	(void)envp;
+	return execv(path, argv);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	char *const *envp;
+	EXECL_ARGV(argv, arg, arg, envp);
+	(void)envp;
+	return execvp(file, argv);
+}
+
+EXPORT int execle(const char *path, const char *arg, ...)
+{
+	char *const *envp;
+	EXECL_ARGV(argv, arg, arg, envp);
+	return execve(path, argv, envp);
+}
+
+/* ---- code that uses the kernel's position behind the shim ------------------------ */
+
+/* Every descriptor of fd's file goes back to the kernel, its position
+ * settled: stdio (fdopen, dprintf) and other processes (a descriptor
+ * sent over a socket) write and read at the kernel's position. */
+static void give_back_fd(int fd)
+{
+	GUARDED(int, (shim_give_back_fd_later(fd), 0), (shim_give_back_fd(fd), 0));
+}
+
+EXPORT FILE *fdopen(int fd, const char *mode)
+{
+	give_back_fd(fd);
+	return REAL(fdopen, FILE * (*)(int, const char *))(fd, mode);
+}
+
+EXPORT int vdprintf(int fd, const char *fmt, va_list ap)
+{
+	give_back_fd(fd);
+	return REAL(vdprintf, int (*)(int, const char *, va_list))(fd, fmt, ap);
+}
+
+EXPORT int dprintf(int fd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vdprintf(fd, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* lockf locks from the position on. */
+EXPORT int lockf(int fd, int cmd, off_t len)
+{
+	settle_first(fd);
+	return REAL(lockf, int (*)(int, int, off_t))(fd, cmd, len);
+}
+
+EXPORT int lockf64(int fd, int cmd, off_t len)
+{
+	return lockf(fd, cmd, len);
+}
+
+/* A copy between descriptors in the kernel: a file the shim writes that
+ * it writes into is the kernel's from then on; one it reads at the
+ * position has its position settled first, and moved after. */
+static int size_refreshed(int fd)
+{
+	struct shim_file *f = shim_get(fd);
+	struct stat st;
+	if (f)
+		fstat(fd, &st); /* asks the daemon: a granted file's size has no timeout */
+	shim_put(f);
+	return 0;
+}
+
+/* The kernel's copy reads its pages without asking for the file's size:
+ * the size native writes gave it is fetched first. */
+static void copy_start(int in, int in_at_pos, int out)
+{
+	give_back_fd(out);
+	if (in_at_pos)
+		settle_first(in);
+	GUARDED(int, 0, size_refreshed(in));
+}
+
+static void copy_done(int in, int in_at_pos)
+{
+	if (in_at_pos)
+		GUARDED(int, 0, (shim_pos_moved(in), 0));
+}
+
+EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
+{
+	copy_start(in, !off, out);
+	ssize_t r = REAL(sendfile, ssize_t(*)(int, int, off_t *, size_t))(out, in, off, count);
+	copy_done(in, !off);
+	return r;
+}
+
+EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t count)
+{
+	return sendfile(out, in, off, count);
+}
+
+EXPORT ssize_t splice(int in, loff_t *off_in, int out, loff_t *off_out, size_t len,
+                      unsigned int flags)
+{
+	copy_start(in, !off_in, out);
+	ssize_t r = REAL(splice, ssize_t(*)(int, loff_t *, int, loff_t *, size_t, unsigned int))(
+	    in, off_in, out, off_out, len, flags);
+	copy_done(in, !off_in);
+	return r;
+}
+
+EXPORT ssize_t copy_file_range(int in, loff_t *off_in, int out, loff_t *off_out, size_t len,
+                               unsigned int flags)
+{
+	copy_start(in, !off_in, out);
+	ssize_t r =
+	    REAL(copy_file_range, ssize_t(*)(int, loff_t *, int, loff_t *, size_t, unsigned int))(
+	        in, off_in, out, off_out, len, flags);
+	copy_done(in, !off_in);
+	return r;
+}
+
+/* Descriptors sent to another process share their position with it. */
+static void sending(const struct msghdr *msg)
+{
+	if (!msg)
+		return;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(fd));
+			give_back_fd(fd);
+		}
+	}
+}
+
+EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	sending(msg);
+	return REAL(sendmsg, ssize_t(*)(int, const struct msghdr *, int))(fd, msg, flags);
+}
+
+EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int n, int flags)
+{
+	for (unsigned int i = 0; vec && i < n; i++)
+		sending(&vec[i].msg_hdr);
+	return REAL(sendmmsg, int (*)(int, struct mmsghdr *, unsigned int, int))(fd, vec, n, flags);
 }
 
 /* ---- mappings ------------------------------------------------------------------ */

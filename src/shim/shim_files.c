@@ -291,7 +291,7 @@ static void settle_one(int fd, struct shim_file *f, const void *arg)
 	shim_settle_pos(f, fd);
 }
 
-/* Before a fork: positions a native append left behind are set, so that
+/* Before a fork: the positions the shim holds go to the kernel, so that
  * the child inherits the right ones. */
 static void settle_before_fork(void)
 {
@@ -331,6 +331,9 @@ static void give_back_if_inherited(int fd, struct shim_file *f, const void *arg)
 
 void shim_before_spawn(void)
 {
+	/* A descriptor closed on exec may still be the child's, by a
+	 * file action's dup2: every position is settled. */
+	each_file(settle_one, NULL);
 	each_file(give_back_if_inherited, NULL);
 }
 
@@ -492,6 +495,8 @@ void shim_opened(int fd, int flags)
 		f->cfd = cfd;
 		f->ino = ino;
 		f->append = (flags & O_APPEND) != 0;
+		/* A new open's position is 0, and nobody else has it yet. */
+		atomic_init(&f->pos_state, f->append ? SHIM_POS_KERNEL : SHIM_POS_SYNCED);
 		table_set(fd, f);
 	} else {
 		shim_forget(fd);
@@ -530,16 +535,56 @@ void shim_mapping(int fd)
 	fstat(fd, &st);
 }
 
+/* The kernel's position set to the one f holds; pos_lock held, or none
+ * in a handler's call.  0, or -1 with errno (it stays unsettled). */
+static int settle(struct shim_file *f, int fd)
+{
+	off_t (*real_lseek)(int, off_t, int) = REAL(lseek, off_t(*)(int, off_t, int));
+	int state = atomic_load(&f->pos_state);
+	off_t r = 0;
+	if (state == SHIM_POS_AHEAD)
+		r = real_lseek(fd, (off_t)atomic_load(&f->pos), SEEK_SET);
+	else if (state == SHIM_POS_END)
+		r = real_lseek(fd, 0,
+		               SEEK_END); /* the mount asks the daemon, which ingests first */
+	if (r < 0)
+		return -1;
+	if (state == SHIM_POS_AHEAD || state == SHIM_POS_END) {
+		atomic_store(&f->pos, (int64_t)r);
+		atomic_store(&f->pos_state, SHIM_POS_SYNCED);
+	}
+	return 0;
+}
+
 void shim_settle_pos(struct shim_file *f, int fd)
 {
-	if (!atomic_load(&f->pos_stale))
+	int state = atomic_load(&f->pos_state);
+	if (state != SHIM_POS_AHEAD && state != SHIM_POS_END)
 		return;
 	pthread_mutex_lock(&f->pos_lock);
-	/* The mount asks the daemon for the size, which ingests first. */
-	if (atomic_load(&f->pos_stale) &&
-	    REAL(lseek, off_t(*)(int, off_t, int))(fd, 0, SEEK_END) >= 0)
-		atomic_store(&f->pos_stale, 0);
+	settle(f, fd);
 	pthread_mutex_unlock(&f->pos_lock);
+}
+
+void shim_pos_moved(int fd)
+{
+	struct shim_file *f = shim_get(fd);
+	if (f)
+		atomic_store(&f->pos_state, SHIM_POS_KERNEL);
+	shim_put(f);
+}
+
+void shim_before_exec(void)
+{
+	each_file(settle_one, NULL);
+}
+
+void shim_give_back_fd(int fd)
+{
+	struct shim_file *f = shim_get(fd);
+	if (f)
+		shim_give_back_all(f);
+	shim_put(f);
 }
 
 /* ---- signal handlers ------------------------------------------------------ */
@@ -650,20 +695,43 @@ void shim_forget_range_later(unsigned first, unsigned last)
 		mark_gone((int)fd, NULL);
 }
 
-void shim_setfl_later(int fd, int append)
+/* Every descriptor of f marked given back, after its position is
+ * settled; no lock taken. */
+static void give_back_now(struct shim_file *f, int fd)
 {
-	struct shim_file *f = shim_get(fd);
-	if (!f)
-		return;
-	if (f->append == append) {
-		put_or_later(f);
-		return;
-	}
-	shim_settle_pos_now(fd);
+	settle(f, fd);
 	unsigned top = (unsigned)atomic_load(&top_fd);
 	for (unsigned d = 0; d <= top; d++)
 		mark_gone((int)d, f);
-	put_or_later(f);
+}
+
+void shim_setfl_later(int fd, int append)
+{
+	struct shim_file *f = shim_get(fd);
+	if (f && f->append != append)
+		give_back_now(f, fd);
+	if (f)
+		put_or_later(f);
+}
+
+void shim_give_back_fd_later(int fd)
+{
+	struct shim_file *f = shim_get(fd);
+	if (f) {
+		give_back_now(f, fd);
+		put_or_later(f);
+	}
+}
+
+static void settle_one_now(int fd, struct shim_file *f, const void *arg)
+{
+	(void)arg;
+	settle(f, fd);
+}
+
+void shim_before_exec_later(void)
+{
+	each_file(settle_one_now, NULL);
 }
 
 void shim_settle_pos_now(int fd)
@@ -671,9 +739,8 @@ void shim_settle_pos_now(int fd)
 	struct shim_file *f = shim_get(fd);
 	if (!f)
 		return;
-	if (atomic_load(&f->pos_stale) &&
-	    REAL(lseek, off_t(*)(int, off_t, int))(fd, 0, SEEK_END) >= 0)
-		atomic_store(&f->pos_stale, 0);
+	settle(f, fd);
+	atomic_store(&f->pos_state, SHIM_POS_KERNEL);
 	put_or_later(f);
 }
 
@@ -683,14 +750,52 @@ static struct real_fn {
 	const char *name;
 	void *fn;
 } reals[] = {
-    {.name = "__open_2"},     {.name = "__openat_2"}, {.name = "close"},    {.name = "close_range"},
-    {.name = "closefrom"},    {.name = "dup"},        {.name = "dup2"},     {.name = "dup3"},
-    {.name = "fclose"},       {.name = "fcntl"},      {.name = "fcntl64"},  {.name = "freopen"},
-    {.name = "freopen64"},    {.name = "ftruncate"},  {.name = "lseek"},    {.name = "mmap"},
-    {.name = "open"},         {.name = "openat"},     {.name = "popen"},    {.name = "posix_spawn"},
-    {.name = "posix_spawnp"}, {.name = "pread"},      {.name = "preadv"},   {.name = "preadv2"},
-    {.name = "pwrite"},       {.name = "pwritev"},    {.name = "pwritev2"}, {.name = "read"},
-    {.name = "readv"},        {.name = "system"},     {.name = "write"},    {.name = "writev"},
+    {.name = "__open_2"},
+    {.name = "__openat_2"},
+    {.name = "close"},
+    {.name = "close_range"},
+    {.name = "closefrom"},
+    {.name = "dup"},
+    {.name = "dup2"},
+    {.name = "dup3"},
+    {.name = "fclose"},
+    {.name = "fcntl"},
+    {.name = "fcntl64"},
+    {.name = "freopen"},
+    {.name = "freopen64"},
+    {.name = "ftruncate"},
+    {.name = "lseek"},
+    {.name = "mmap"},
+    {.name = "open"},
+    {.name = "openat"},
+    {.name = "popen"},
+    {.name = "posix_spawn"},
+    {.name = "posix_spawnp"},
+    {.name = "pread"},
+    {.name = "preadv"},
+    {.name = "preadv2"},
+    {.name = "pwrite"},
+    {.name = "pwritev"},
+    {.name = "pwritev2"},
+    {.name = "read"},
+    {.name = "readv"},
+    {.name = "system"},
+    {.name = "write"},
+    {.name = "writev"},
+    {.name = "execve"},
+    {.name = "execv"},
+    {.name = "execvp"},
+    {.name = "execvpe"},
+    {.name = "fexecve"},
+    {.name = "execveat"},
+    {.name = "sendmsg"},
+    {.name = "sendmmsg"},
+    {.name = "sendfile"},
+    {.name = "splice"},
+    {.name = "copy_file_range"},
+    {.name = "lockf"},
+    {.name = "fdopen"},
+    {.name = "vdprintf"},
 };
 
 __attribute__((constructor)) static void find_reals(void)

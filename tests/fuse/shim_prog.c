@@ -12,7 +12,11 @@
  *                          positions kept), a reader in another process, record
  *                          locks, threads, exec with and without the shim,
  *                          a second process taking a file over after the
- *                          first closed it,
+ *                          first closed it, the kernel's own users of a
+ *                          descriptor's position (vfork and exec,
+ *                          posix_spawn's dup2, fdopen, dprintf, lockf, a
+ *                          descriptor sent to another process, sendfile,
+ *                          copy_file_range),
  *                          system(), and a signal handler that writes,
  *                          reads, dups and closes while the thread it
  *                          interrupts writes natively; a program that
@@ -27,6 +31,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -40,11 +47,17 @@
 #include <time.h>
 #include <unistd.h>
 
+extern char **environ;
+
 static const char *where = "";
 static int expect_native; /* the writes must make no write system call */
 
+static volatile pid_t stopped_daemon; /* daemon_stopped's, while stopped */
+
 static void fail(const char *fmt, ...)
 {
+	if (stopped_daemon)
+		kill(stopped_daemon, SIGCONT); /* the test goes on without this program */
 	va_list ap;
 	va_start(ap, fmt);
 	fprintf(stderr, "shim_prog: %s: ", where);
@@ -263,6 +276,17 @@ static int new_file(const char *dir, const char *name, int flags, char *path, un
 	return fd;
 }
 
+/* A call made a request while the daemon was stopped. */
+static void stuck(int sig)
+{
+	(void)sig;
+	kill(stopped_daemon, SIGCONT);
+	static const char msg[] = "shim_prog: a call that must be native waited for the daemon\n";
+	if (write(2, msg, sizeof(msg) - 1) < 0)
+		_exit(3);
+	_exit(3);
+}
+
 /* With the daemon's pid in CAIRN_TEST_DAEMON_PID (test_shim sets it) and
  * native calls expected: stops it (a call that still returns made no
  * request to it; one that does would hang until SIGALRM ends the
@@ -272,7 +296,10 @@ static void daemon_stopped(int stop)
 	const char *pid = getenv("CAIRN_TEST_DAEMON_PID");
 	if (!pid || !expect_native)
 		return;
-	MUST(kill((pid_t)atoi(pid), stop ? SIGSTOP : SIGCONT) == 0);
+	pid_t d = (pid_t)atoi(pid);
+	stopped_daemon = stop ? d : 0;
+	signal(SIGALRM, stop ? stuck : SIG_DFL);
+	MUST(kill(d, stop ? SIGSTOP : SIGCONT) == 0);
 	alarm(stop ? 10 : 0);
 }
 
@@ -518,6 +545,147 @@ static void exec_inherits(const char *dir, const char *self)
 	MUST(lseek(fd, 0, SEEK_CUR) == 4107);
 	MUST(close(fd) == 0);
 	same_as(path, model, 4107);
+}
+
+/* What the kernel's own code does at a descriptor's position - another
+ * program after vfork and exec, or after posix_spawn's dup2 of a
+ * descriptor closed on exec; stdio after fdopen; dprintf; lockf; a
+ * process the descriptor is sent to; sendfile and copy_file_range -
+ * happens where the program's writes left it.  Each file has 4096 bytes
+ * written by write() first. */
+static void position_users(const char *dir, const char *self)
+{
+	where = "position users";
+	char path[4096], fdarg[16];
+	int fd = new_file(dir, "pos-vfork", O_WRONLY, path, 60, 4096);
+	snprintf(fdarg, sizeof(fdarg), "%d", fd);
+	pid_t p = vfork();
+	MUST(p >= 0);
+	if (p == 0) {
+		execl(self, self, "write-fd", fdarg, "vfork", (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	MUST(waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	memcpy(model + 4096, "vfork", 5);
+	same_as(path, model, 4101);
+	MUST(close(fd) == 0);
+
+	fd = new_file(dir, "pos-spawn", O_WRONLY | O_CLOEXEC, path, 61, 4096);
+	posix_spawn_file_actions_t fa;
+	MUST(posix_spawn_file_actions_init(&fa) == 0);
+	MUST(posix_spawn_file_actions_adddup2(&fa, fd, 1) == 0);
+	char *argv[] = {(char *)self, "write-fd", "1", "spawned", NULL};
+	MUST(posix_spawn(&p, self, &fa, NULL, argv, environ) == 0);
+	MUST(waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	posix_spawn_file_actions_destroy(&fa);
+	memcpy(model + 4096, "spawned", 7);
+	same_as(path, model, 4103);
+	MUST(close(fd) == 0);
+
+	fd = new_file(dir, "pos-fdopen", O_WRONLY, path, 62, 4096);
+	FILE *fp = fdopen(dup(fd), "w");
+	MUST(fp && fputs("stdio", fp) >= 0 && fclose(fp) == 0);
+	memcpy(model + 4096, "stdio", 5);
+	same_as(path, model, 4101);
+	MUST(close(fd) == 0);
+	fd = new_file(dir, "pos-dprintf", O_WRONLY, path, 68, 4096);
+	MUST(dprintf(fd, "dprintf") == 7);
+	memcpy(model + 4096, "dprintf", 7);
+	same_as(path, model, 4103);
+	MUST(close(fd) == 0);
+
+	fd = new_file(dir, "pos-lockf", O_RDWR, path, 63, 4096);
+	MUST(lockf(fd, F_LOCK, 10) == 0);
+	p = fork();
+	MUST(p >= 0);
+	if (p == 0) {
+		struct flock at = {
+		    .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 4096, .l_len = 10};
+		struct flock before = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_len = 4096};
+		_exit(fcntl(fd, F_GETLK, &at) == 0 && at.l_type != F_UNLCK &&
+		              fcntl(fd, F_GETLK, &before) == 0 && before.l_type == F_UNLCK
+		          ? 0
+		          : 1);
+	}
+	MUST(waitpid(p, &st, 0) == p && WIFEXITED(st));
+	if (WEXITSTATUS(st) != 0)
+		fail("lockf did not lock from the position write() left");
+	MUST(close(fd) == 0);
+
+	/* A descriptor sent to a child forked before the file was opened. */
+	int sp[2];
+	MUST(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0);
+	p = fork();
+	MUST(p >= 0);
+	if (p == 0) {
+		char c;
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(sizeof(int))];
+		} u;
+		struct iovec v = {&c, 1};
+		struct msghdr m = {.msg_iov = &v,
+		                   .msg_iovlen = 1,
+		                   .msg_control = u.buf,
+		                   .msg_controllen = sizeof(u.buf)};
+		if (recvmsg(sp[1], &m, 0) != 1 || !CMSG_FIRSTHDR(&m))
+			_exit(1);
+		int got;
+		memcpy(&got, CMSG_DATA(CMSG_FIRSTHDR(&m)), sizeof(got));
+		_exit(write(got, "sent", 4) == 4 ? 0 : 2);
+	}
+	fd = new_file(dir, "pos-sent", O_WRONLY, path, 64, 4096);
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec v = {"x", 1};
+	struct msghdr m = {
+	    .msg_iov = &v, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(fd));
+	MUST(sendmsg(sp[0], &m, 0) == 1);
+	MUST(waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	memcpy(model + 4096, "sent", 4);
+	same_as(path, model, 4100);
+	MUST(close(fd) == 0 && close(sp[0]) == 0 && close(sp[1]) == 0);
+
+	/* read() moves the position a write() then starts from. */
+	fd = new_file(dir, "pos-read", O_RDWR, path, 69, 4096);
+	MUST(lseek(fd, 0, SEEK_SET) == 0);
+	uint8_t r[100];
+	MUST(read(fd, r, 100) == 100 && !memcmp(r, model, 100));
+	MUST(write(fd, "read", 4) == 4);
+	memcpy(model + 100, "read", 4);
+	same_as(path, model, 4096);
+	MUST(close(fd) == 0);
+
+	/* sendfile reads at the position write() left, and moves it. */
+	char path2[4096];
+	fd = new_file(dir, "pos-sendfile", O_RDWR, path, 65, 4096);
+	fill(model + 4096, 4096, 66);
+	MUST(pwrite(fd, model + 4096, 4096, 4096) == 4096);
+	int pp[2];
+	MUST(pipe(pp) == 0);
+	MUST(sendfile(pp[1], fd, NULL, 100) == 100);
+	uint8_t b[100];
+	MUST(read(pp[0], b, 100) == 100 && !memcmp(b, model + 4096, 100));
+	memcpy(model + 4196, "after", 5);
+	MUST(write(fd, "after", 5) == 5);
+	same_as(path, model, 8192);
+	MUST(close(pp[0]) == 0 && close(pp[1]) == 0);
+	/* copy_file_range writes at the position of a file write() wrote. */
+	int to = new_file(dir, "pos-copied", O_WRONLY, path2, 67, 4096);
+	loff_t from = 4096;
+	MUST(copy_file_range(fd, &from, to, NULL, 100, 0) == 100);
+	memcpy(model + 4096, b, 100);
+	same_as(path2, model, 4196);
+	MUST(close(fd) == 0 && close(to) == 0);
 }
 
 /* One process writes a file natively and closes it; another (this
@@ -777,6 +945,7 @@ int main(int argc, char **argv)
 		locks(argv[2]);
 		threads(argv[2]);
 		exec_inherits(argv[2], argv[0]);
+		position_users(argv[2], argv[0]);
 		reopened(argv[2], argv[0]);
 		spawned(argv[2]);
 		signals(argv[2]);
