@@ -38,6 +38,14 @@ struct blockbuf {
 	/* Blocks stored into one unwritten extent (run_ext), still to be
 	 * marked written: [run_lblk, run_lblk + run_len). */
 	uint64_t run_lblk, run_len;
+	/* An append digests block after block past the file's last extent:
+	 * the hole the last lookup found, [hole_lblk, hole_end), spares
+	 * a lookup for each block in it (the blocks placed meanwhile lie
+	 * before the next one looked for), and the blocks placed there in
+	 * a row, [new_lblk, new_lblk + new_len) at new_pblk, are mapped
+	 * with one insert.  Both are of the vnode being digested. */
+	uint64_t hole_lblk, hole_end;
+	uint64_t new_lblk, new_pblk, new_len;
 	struct extent run_ext;
 	/* What one call may digest: blocks it may still store, and pieces
 	 * of records before upto only (see digest_ahead). */
@@ -63,11 +71,38 @@ struct blockbuf {
  * and the mismatch is then no damage; the replay's merge is what the block
  * must hold, and it gets a fresh checksum.
  */
+/* The blocks placed in a row are mapped (before any other change to the
+ * file's map, and before the digest of the file ends). */
+static int map_new_blocks(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *bb)
+{
+	uint64_t n = bb->new_len;
+	bb->new_len = 0;
+	return n ? extent_insert(&fs->sh.fx, i, bb->new_lblk, bb->new_pblk, n) : 0;
+}
+
+/* The extent mapping lblk, or the hole it lies in (extent_lookup). */
+static int find_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *bb, uint64_t lblk,
+                      struct extent *e)
+{
+	if (lblk >= bb->hole_lblk && lblk < bb->hole_end) {
+		*e = (struct extent){.lblk = lblk, .len = bb->hole_end - lblk};
+		return 0;
+	}
+	int rc = map_new_blocks(fs, i, bb);
+	int found = rc ? rc : extent_lookup(&fs->sh.fx, i, lblk, e);
+	bb->hole_lblk = bb->hole_end = 0;
+	if (found == 0 && e->len <= UINT64_MAX - lblk) {
+		bb->hole_lblk = lblk;
+		bb->hole_end = lblk + e->len;
+	}
+	return found;
+}
+
 static int load_block(struct cairn_fs *fs, uint64_t ino, struct fs_inode *i, struct blockbuf *bb,
                       uint64_t lblk, int whole, uint64_t seq)
 {
 	struct extent e;
-	int found = extent_lookup(&fs->sh.fx, i, lblk, &e);
+	int found = find_block(fs, i, bb, lblk, &e);
 	if (found < 0)
 		return found;
 	if (found && !shared_blocks_ok(&fs->sh, e.pblk, e.len))
@@ -135,6 +170,9 @@ static int write_zeros(struct cairn_fs *fs, uint64_t pblk, uint64_t n)
  */
 static int mark_run_written(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *bb)
 {
+	int mrc = map_new_blocks(fs, i, bb);
+	if (mrc)
+		return mrc;
 	const struct extent *x = &bb->run_ext;
 	uint64_t lblk = bb->run_lblk, n = bb->run_len;
 	bb->run_len = 0;
@@ -181,10 +219,19 @@ static int store_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf 
 		if (!bb->has_data)
 			return 0; /* only zeros over a hole: it stays a hole */
 		int rc = place_block(fs, *hint, &bb->pblk);
-		if (!rc)
-			rc = extent_insert(&fs->sh.fx, i, bb->lblk, bb->pblk, 1);
 		if (rc)
 			return rc;
+		if (bb->new_len && bb->lblk == bb->new_lblk + bb->new_len &&
+		    bb->pblk == bb->new_pblk + bb->new_len) {
+			bb->new_len++;
+		} else {
+			rc = map_new_blocks(fs, i, bb);
+			if (rc)
+				return rc;
+			bb->new_lblk = bb->lblk;
+			bb->new_pblk = bb->pblk;
+			bb->new_len = 1;
+		}
 	}
 	*hint = bb->pblk + 1;
 	fs->stats.bytes_digested += B;
@@ -280,6 +327,8 @@ static int digest_vnode(struct cairn_fs *fs, struct vnode *vn, struct blockbuf *
 		hint = e.pblk;
 	bb->active = 0;
 	bb->run_len = 0;
+	bb->hole_lblk = bb->hole_end = 0;
+	bb->new_len = 0;
 	for (; p && !rc && bb->budget; p = dindex_next(&vn->data, p)) {
 		if (!to_store(fs, bb, p))
 			continue;
@@ -293,6 +342,11 @@ static int digest_vnode(struct cairn_fs *fs, struct vnode *vn, struct blockbuf *
 		rc = store_block(fs, r.i, bb, &hint);
 	if (!rc && bb->run_len)
 		rc = mark_run_written(fs, r.i, bb);
+	/* Even after a failure: the blocks placed are stored, and the
+	 * pieces in them marked so. */
+	int mrc = map_new_blocks(fs, r.i, bb);
+	if (!rc)
+		rc = mrc;
 	inode_dirty(&fs->sh, &r);
 	inode_put(&fs->sh, &r);
 	return rc;

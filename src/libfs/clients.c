@@ -503,7 +503,8 @@ static void publish_head(struct clog *c)
 }
 
 /* Applies every client's new records; with durably, also makes them
- * durable and tells each client where its log now starts. */
+ * durable and tells each client where its log now starts.  0, 1 when
+ * there were records, or -errno. */
 static int ingest_all(struct cairn_fs *fs, int durably)
 {
 	struct clients *cl = table(fs);
@@ -527,12 +528,13 @@ static int ingest_all(struct cairn_fs *fs, int durably)
 	pthread_mutex_unlock(&cl->lock);
 	if (any && !rc)
 		fs_digest_if_due(fs);
-	return rc;
+	return rc ? rc : any;
 }
 
 int clients_ingest(cairn_fs *fs)
 {
-	return ingest_all(fs, 0);
+	int rc = ingest_all(fs, 0);
+	return rc < 0 ? rc : 0;
 }
 
 int clients_catch_up(cairn_fs *fs)

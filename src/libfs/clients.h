@@ -75,8 +75,8 @@ int clog_sync(cairn_fs *fs, struct clog *c, uint64_t seq, uint64_t want, uint64_
 int clients_ingest(cairn_fs *fs);
 /* The same, then made durable, and each client told where its log now
  * starts (the head word of its state file), so that it can reuse the
- * space without asking: what a thread of the daemon does every
- * millisecond while clients have logs. */
+ * space without asking: what a thread of the daemon does while clients
+ * have logs.  1 when there were records, 0 when none, or -errno. */
 int clients_catch_up(cairn_fs *fs);
 
 /* The FUSE mount opens ino (delta 1) or releases it (-1).  An open

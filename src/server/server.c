@@ -430,17 +430,27 @@ static int listen_on(struct ctl_server *srv, const char *volume_dir)
 }
 
 /* While clients have private logs, their records are copied into the
- * volume's log every millisecond, and each is told how much of its log it
- * may reuse: without this, a client would learn it only by asking, when
- * its log is full.  (Requests do not wait for it: each ingests first.) */
-#define CATCH_UP_NS 1000000
+ * volume's log by this thread, and each client is told how much of its
+ * log it may reuse: without this, a client would learn it only by
+ * asking, when its log is full (and would wait for the copy then).  While
+ * records keep coming it looks again after CATCH_UP_BUSY_NS, so that a
+ * client streaming writes finds its ring freed as it goes (a 4 MiB ring
+ * holds about a millisecond of 4 KiB appends); when a look finds none,
+ * the pause doubles up to CATCH_UP_IDLE_NS.  (Requests do not wait for
+ * it: each ingests first.) */
+#define CATCH_UP_BUSY_NS 100000
+#define CATCH_UP_IDLE_NS 1000000
 
 static void *catch_up_main(void *arg)
 {
 	struct ctl_server *srv = arg;
+	long pause = CATCH_UP_IDLE_NS;
 	while (atomic_load(&srv->catching)) {
-		nanosleep(&(struct timespec){0, CATCH_UP_NS}, NULL);
-		clients_catch_up(srv->fs);
+		nanosleep(&(struct timespec){0, pause}, NULL);
+		if (clients_catch_up(srv->fs) > 0)
+			pause = CATCH_UP_BUSY_NS;
+		else if (pause < CATCH_UP_IDLE_NS)
+			pause = pause * 2 < CATCH_UP_IDLE_NS ? pause * 2 : CATCH_UP_IDLE_NS;
 	}
 	return NULL;
 }
