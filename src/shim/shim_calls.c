@@ -843,43 +843,42 @@ EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const
 }
 
 /* execl's arguments, up to the NULL, as an argv on the caller's stack
- * (exec is async-signal-safe: no malloc).  Also the pointer after the
- * NULL, execle's environment. */
-#define EXECL_ARGV(argv, arg0, last, envp)                                                         \
+ * (exec is async-signal-safe: no malloc); with_env: also the pointer
+ * after the NULL, execle's environment, into envp. */
+#define EXECL_ARGV(argv, arg0, with_env, envp)                                                     \
 	va_list ap_;                                                                               \
 	size_t n_ = 1;                                                                             \
-	va_start(ap_, last);                                                                       \
+	va_start(ap_, arg0);                                                                       \
 	while (va_arg(ap_, char *))                                                                \
 		n_++;                                                                              \
 	va_end(ap_);                                                                               \
 	char *argv[n_ + 1];                                                                        \
 	argv[0] = (char *)(arg0);                                                                  \
-	va_start(ap_, last);                                                                       \
+	va_start(ap_, arg0);                                                                       \
 	for (size_t i_ = 1; i_ <= n_; i_++)                                                        \
 		argv[i_] = va_arg(ap_, char *);                                                    \
-	envp = va_arg(ap_, char *const *);                                                         \
+	if (with_env)                                                                              \
+		envp = va_arg(ap_, char *const *);                                                 \
 	va_end(ap_)
 
 EXPORT int execl(const char *path, const char *arg, ...)
 {
-	char *const *envp;
-	EXECL_ARGV(argv, arg, arg, envp);
-	(void)envp;
+	char *const *envp = NULL;
+	EXECL_ARGV(argv, arg, 0, envp);
 	return execv(path, argv);
 }
 
 EXPORT int execlp(const char *file, const char *arg, ...)
 {
-	char *const *envp;
-	EXECL_ARGV(argv, arg, arg, envp);
-	(void)envp;
+	char *const *envp = NULL;
+	EXECL_ARGV(argv, arg, 0, envp);
 	return execvp(file, argv);
 }
 
 EXPORT int execle(const char *path, const char *arg, ...)
 {
-	char *const *envp;
-	EXECL_ARGV(argv, arg, arg, envp);
+	char *const *envp = NULL;
+	EXECL_ARGV(argv, arg, 1, envp);
 	return execve(path, argv, envp);
 }
 
