@@ -170,11 +170,19 @@ static int duped(int fd, int r)
 	return r;
 }
 
-/* A copy a handler makes is the kernel's to write. */
+/* A copy a handler makes is the kernel's to write, at the position the
+ * shim holds. */
+static int duped_later(int fd, int r)
+{
+	if (r >= 0)
+		shim_settle_pos_now(fd);
+	return r;
+}
+
 EXPORT int dup(int fd)
 {
 	int r = REAL(dup, int (*)(int))(fd);
-	return GUARDED(int, r, duped(fd, r));
+	return GUARDED(int, duped_later(fd, r), duped(fd, r));
 }
 
 /* fd2 is forgotten first, so that no thread writes the file it held as
@@ -212,7 +220,7 @@ EXPORT int dup2(int fd, int fd2)
 	if (fd != fd2)
 		forgotten(fd2);
 	int r = REAL(dup2, int (*)(int, int))(fd, fd2);
-	return fd == fd2 ? r : GUARDED(int, r, duped(fd, r));
+	return fd == fd2 ? r : GUARDED(int, duped_later(fd, r), duped(fd, r));
 }
 
 EXPORT int dup3(int fd, int fd2, int flags)
@@ -222,7 +230,7 @@ EXPORT int dup3(int fd, int fd2, int flags)
 	if (fd != fd2)
 		forgotten(fd2);
 	int r = REAL(dup3, int (*)(int, int, int))(fd, fd2, flags);
-	return GUARDED(int, r, duped(fd, r));
+	return GUARDED(int, duped_later(fd, r), duped(fd, r));
 }
 
 /* fcntl's third argument is an int or a pointer: passed on as it came. */
@@ -248,6 +256,8 @@ static int fcntl_reentered(int fd, int cmd, void *arg, int r)
 {
 	if (r >= 0 && cmd == F_SETFL)
 		shim_setfl_later(fd, ((int)(intptr_t)arg & O_APPEND) != 0);
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+		duped_later(fd, r);
 	return r;
 }
 

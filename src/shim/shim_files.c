@@ -295,9 +295,10 @@ static void settle_one(int fd, struct shim_file *f, const void *arg)
  * the child inherits the right ones. */
 static void settle_before_fork(void)
 {
-	if (shim_busy())
-		return; /* a handler's fork: it takes no lock (the child may see a
-		           position a native append left behind) */
+	if (shim_busy()) {
+		shim_before_exec_later(); /* a handler's fork: no lock taken */
+		return;
+	}
 	shim_enter();
 	each_file(settle_one, NULL);
 	shim_leave();
