@@ -14,7 +14,8 @@
  *                          a second process taking a file over after the
  *                          first closed it, the kernel's own users of a
  *                          descriptor's position (vfork and exec,
- *                          posix_spawn's dup2, fdopen, dprintf, lockf, a
+ *                          posix_spawn's dup2, fdopen, dprintf, lockf,
+ *                          F_SETLK from SEEK_CUR, splice, a
  *                          descriptor sent to another process, sendfile,
  *                          copy_file_range),
  *                          system(), and a signal handler that writes,
@@ -612,6 +613,20 @@ static void position_users(const char *dir, const char *self)
 	if (WEXITSTATUS(st) != 0)
 		fail("lockf did not lock from the position write() left");
 	MUST(close(fd) == 0);
+	fd = new_file(dir, "pos-setlk", O_RDWR, path, 70, 4096);
+	struct flock cur = {.l_type = F_WRLCK, .l_whence = SEEK_CUR, .l_start = 0, .l_len = 10};
+	MUST(fcntl(fd, F_SETLK, &cur) == 0);
+	p = fork();
+	MUST(p >= 0);
+	if (p == 0) {
+		struct flock at = {
+		    .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 4096, .l_len = 10};
+		_exit(fcntl(fd, F_GETLK, &at) == 0 && at.l_type != F_UNLCK ? 0 : 1);
+	}
+	MUST(waitpid(p, &st, 0) == p && WIFEXITED(st));
+	if (WEXITSTATUS(st) != 0)
+		fail("F_SETLK with SEEK_CUR did not lock from the position write() left");
+	MUST(close(fd) == 0);
 
 	/* A descriptor sent to a child forked before the file was opened. */
 	int sp[2];
@@ -673,11 +688,14 @@ static void position_users(const char *dir, const char *self)
 	int pp[2];
 	MUST(pipe(pp) == 0);
 	MUST(sendfile(pp[1], fd, NULL, 100) == 100);
-	uint8_t b[100];
+	uint8_t b[150];
 	MUST(read(pp[0], b, 100) == 100 && !memcmp(b, model + 4096, 100));
 	memcpy(model + 4196, "after", 5);
 	MUST(write(fd, "after", 5) == 5);
 	same_as(path, model, 8192);
+	/* splice likewise, from where that write() left the position. */
+	MUST(splice(fd, NULL, pp[1], NULL, 50, 0) == 50);
+	MUST(read(pp[0], b + 100, 50) == 50 && !memcmp(b + 100, model + 4201, 50));
 	MUST(close(pp[0]) == 0 && close(pp[1]) == 0);
 	/* copy_file_range writes at the position of a file write() wrote. */
 	int to = new_file(dir, "pos-copied", O_WRONLY, path2, 67, 4096);
