@@ -59,18 +59,6 @@ struct blockbuf {
 	uint8_t data[B];
 };
 
-/*
- * A block only partly overwritten is read first, and verified.  When its
- * old bytes fail their checksum the new bytes are merged all the same (the
- * record is durable and must apply), but the block is stored with a
- * checksum that does not match: the damage in the bytes the record did not
- * cover stays visible (EIO to readers) until the block is written whole,
- * instead of being sealed under a fresh checksum.  The exception is a
- * block that a record replayed at mount writes: a digest cut short by the
- * crash may have stored the block and not its checksum, or the reverse,
- * and the mismatch is then no damage; the replay's merge is what the block
- * must hold, and it gets a fresh checksum.
- */
 /* The blocks placed in a row are mapped (before any other change to the
  * file's map, and before the digest of the file ends). */
 static int map_new_blocks(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *bb)
@@ -98,6 +86,18 @@ static int find_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf *
 	return found;
 }
 
+/*
+ * A block only partly overwritten is read first, and verified.  When its
+ * old bytes fail their checksum the new bytes are merged all the same (the
+ * record is durable and must apply), but the block is stored with a
+ * checksum that does not match: the damage in the bytes the record did not
+ * cover stays visible (EIO to readers) until the block is written whole,
+ * instead of being sealed under a fresh checksum.  The exception is a
+ * block that a record replayed at mount writes: a digest cut short by the
+ * crash may have stored the block and not its checksum, or the reverse,
+ * and the mismatch is then no damage; the replay's merge is what the block
+ * must hold, and it gets a fresh checksum.
+ */
 static int load_block(struct cairn_fs *fs, uint64_t ino, struct fs_inode *i, struct blockbuf *bb,
                       uint64_t lblk, int whole, uint64_t seq)
 {

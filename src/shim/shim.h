@@ -10,7 +10,8 @@
  * over the writes (and ftruncate) to files the program has open for
  * writing, which go into the client's private log with no system call
  * (the shim keeps the descriptor's position, and gives it to the kernel
- * before the kernel uses it); the daemon keeps the mount coherent with them (src/libfs/clients.h).
+ * before the kernel uses it); the daemon keeps the mount coherent with
+ * them (src/libfs/clients.h).
  *
  * shim_files.c owns the table of descriptors the shim writes itself and
  * the mounts with their clients; shim_calls.c holds the functions the
@@ -133,9 +134,9 @@ void shim_settle_pos(struct shim_file *f, int fd);
 /* The kernel moved fd's position (a read, an lseek): it holds from now
  * on, until a write() learns it again. */
 void shim_pos_moved(int fd);
-/* Before exec: every position the shim holds goes to the kernel, where
- * the new image finds it. */
-void shim_before_exec(void);
+/* Every position the shim holds goes to the kernel: before fork, spawn
+ * and exec, whose children and new images find them there. */
+void shim_settle_all(void);
 /* fd is about to be shared with code that uses the kernel's position
  * behind the shim's back (stdio, another process): every descriptor of
  * its file goes back to the kernel, its position settled. */
@@ -163,9 +164,9 @@ void shim_forget_range_later(unsigned first, unsigned last);
 /* A handler's F_SETFL of fd: if it changes O_APPEND, every descriptor of
  * the file is given back so (its position set first). */
 void shim_setfl_later(int fd, int append);
-/* A handler's shim_give_back_fd and shim_before_exec: no lock taken. */
+/* A handler's shim_give_back_fd and shim_settle_all: no lock taken. */
 void shim_give_back_fd_later(int fd);
-void shim_before_exec_later(void);
+void shim_settle_all_later(void);
 /* A handler's read, write or lseek of fd: the kernel's position is set
  * first to the one the shim holds, taking no lock, and holds after. */
 void shim_settle_pos_now(int fd);

@@ -696,18 +696,21 @@ static void settle_first(int fd)
 }
 
 /* lseek of a descriptor the shim writes: no read or write of it is in
- * flight meanwhile, so the position it returns is the one that holds. */
+ * flight meanwhile, so the position it returns is the one that holds.
+ * Only SEEK_CUR counts from the position: the others do not read it. */
 static off_t seek(int fd, off_t off, int whence)
 {
 	struct shim_file *f = shim_get(fd);
 	if (!f)
 		return real_lseek(fd, off, whence);
 	pthread_rwlock_wrlock(&f->io_lock);
-	shim_settle_pos(f, fd);
+	if (whence == SEEK_CUR)
+		shim_settle_pos(f, fd);
 	off_t r = real_lseek(fd, off, whence);
-	if (r >= 0)
+	if (r >= 0) { /* a failed lseek moves nothing: the state holds */
 		atomic_store(&f->pos, (int64_t)r);
-	atomic_store(&f->pos_state, r >= 0 ? SHIM_POS_SYNCED : SHIM_POS_KERNEL);
+		atomic_store(&f->pos_state, SHIM_POS_SYNCED);
+	}
 	pthread_rwlock_unlock(&f->io_lock);
 	shim_put(f);
 	return r;
@@ -812,7 +815,7 @@ EXPORT FILE *popen(const char *command, const char *type)
  * the old image). */
 static void execing(void)
 {
-	GUARDED(int, (shim_before_exec_later(), 0), (shim_before_exec(), 0));
+	GUARDED(int, (shim_settle_all_later(), 0), (shim_settle_all(), 0));
 }
 
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])

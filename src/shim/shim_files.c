@@ -296,11 +296,11 @@ static void settle_one(int fd, struct shim_file *f, const void *arg)
 static void settle_before_fork(void)
 {
 	if (shim_busy()) {
-		shim_before_exec_later(); /* a handler's fork: no lock taken */
+		shim_settle_all_later(); /* a handler's fork: no lock taken */
 		return;
 	}
 	shim_enter();
-	each_file(settle_one, NULL);
+	shim_settle_all();
 	shim_leave();
 }
 
@@ -334,7 +334,7 @@ void shim_before_spawn(void)
 {
 	/* A descriptor closed on exec may still be the child's, by a
 	 * file action's dup2: every position is settled. */
-	each_file(settle_one, NULL);
+	shim_settle_all();
 	each_file(give_back_if_inherited, NULL);
 }
 
@@ -545,9 +545,8 @@ static int settle(struct shim_file *f, int fd)
 	off_t r = 0;
 	if (state == SHIM_POS_AHEAD)
 		r = real_lseek(fd, (off_t)atomic_load(&f->pos), SEEK_SET);
-	else if (state == SHIM_POS_END)
-		r = real_lseek(fd, 0,
-		               SEEK_END); /* the mount asks the daemon, which ingests first */
+	else if (state == SHIM_POS_END) /* the mount asks the daemon, which ingests first */
+		r = real_lseek(fd, 0, SEEK_END);
 	if (r < 0)
 		return -1;
 	if (state == SHIM_POS_AHEAD || state == SHIM_POS_END) {
@@ -575,7 +574,7 @@ void shim_pos_moved(int fd)
 	shim_put(f);
 }
 
-void shim_before_exec(void)
+void shim_settle_all(void)
 {
 	each_file(settle_one, NULL);
 }
@@ -730,7 +729,7 @@ static void settle_one_now(int fd, struct shim_file *f, const void *arg)
 	settle(f, fd);
 }
 
-void shim_before_exec_later(void)
+void shim_settle_all_later(void)
 {
 	each_file(settle_one_now, NULL);
 }
