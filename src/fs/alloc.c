@@ -238,6 +238,24 @@ int alloc_take(struct alloc *a, uint64_t unit)
 	return update_one_block(a, unit, 1, true);
 }
 
+/* Holding changes the in-memory copy alone: the bitmap block, which the
+ * next checkpoint writes, never hears of a unit held. */
+int alloc_hold(struct alloc *a, uint64_t unit)
+{
+	if (unit < a->first || unit >= a->nunits)
+		return -EINVAL;
+	if (bit_get(a->bits, unit))
+		return -EEXIST;
+	a->nfree -= bits_apply(a->bits, unit, 1, true);
+	return 0;
+}
+
+void alloc_unhold(struct alloc *a, uint64_t unit)
+{
+	if (unit >= a->first && unit < a->nunits)
+		a->nfree += bits_apply(a->bits, unit, 1, false);
+}
+
 static int qpush(struct qrun **v, size_t *n, size_t *cap, uint64_t start, uint64_t len)
 {
 	if (*n && (*v)[*n - 1].start + (*v)[*n - 1].n == start) {

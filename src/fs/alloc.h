@@ -31,6 +31,12 @@ int alloc_run(struct alloc *a, uint64_t hint, uint64_t want, uint64_t *start, ui
 int alloc_take(struct alloc *a, uint64_t unit);
 
 void alloc_free(struct alloc *a, uint64_t start, uint64_t n);
+
+/* Sets a free unit aside in memory only: nothing hands it out, and no
+ * checkpoint records it used, so a crash frees it.  alloc_unhold gives it
+ * back (before alloc_take takes it for good).  -EEXIST if in use. */
+int alloc_hold(struct alloc *a, uint64_t unit);
+void alloc_unhold(struct alloc *a, uint64_t unit);
 /*
  * Quarantine, for the blocks of a tier.  File data is written in place
  * during a checkpoint, before its journal commits; it must never land in a

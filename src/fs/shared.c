@@ -796,6 +796,20 @@ void inode_release(struct shared *s, uint64_t ino)
 	alloc_free(s->ialloc, ino, 1);
 }
 
+int inode_hold(struct shared *s, uint64_t hint, uint64_t *ino)
+{
+	int rc = inode_pick(s, hint, ino);
+	if (rc)
+		return rc;
+	alloc_free(s->ialloc, *ino, 1);
+	return alloc_hold(s->ialloc, *ino);
+}
+
+void inode_unhold(struct shared *s, uint64_t ino)
+{
+	alloc_unhold(s->ialloc, ino);
+}
+
 int inode_in_use(struct shared *s, uint64_t ino)
 {
 	return ino < s->sb.inode_count && alloc_is_used(s->ialloc, ino);

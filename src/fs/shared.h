@@ -97,6 +97,10 @@ void inode_dirty(struct shared *s, struct iref *r);
 /* Allocates the given inode number (it must be free) / a free one. */
 int inode_take(struct shared *s, uint64_t ino);
 int inode_pick(struct shared *s, uint64_t hint, uint64_t *ino);
+/* An inode number set aside (alloc_hold) for a client to create a file
+ * with; inode_unhold gives it back, as before the create takes it. */
+int inode_hold(struct shared *s, uint64_t hint, uint64_t *ino);
+void inode_unhold(struct shared *s, uint64_t ino);
 void inode_release(struct shared *s, uint64_t ino);
 int inode_in_use(struct shared *s, uint64_t ino);
 

@@ -77,18 +77,22 @@ static double entry_attr_timeout(struct cfuse *cf, uint64_t ino)
 	return ctl_server_sessions(cf->clients) ? 0.0 : attr_timeout(cf->fs, ino);
 }
 
-static void fill_entry(struct cfuse *cf, struct fuse_entry_param *e, const struct stat *st)
+/* The entry of a name in directory parent: kept for the timeout, unless
+ * a client holds the directory's grant and may change its names without
+ * a request (libfs/clients.h, clients_entry_timeout). */
+static void fill_entry(struct cfuse *cf, struct fuse_entry_param *e, uint64_t parent,
+                       const struct stat *st)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = st->st_ino;
 	e->attr = *st;
 	e->attr_timeout = entry_attr_timeout(cf, st->st_ino);
-	e->entry_timeout = CFUSE_TIMEOUT;
+	e->entry_timeout = clients_entry_timeout(cf->fs, parent, CFUSE_TIMEOUT);
 }
 
 /* Pins the inode for the kernel's lookup count before the reply (so a
  * forget can never come first); unpins if the reply did not arrive. */
-static void reply_entry(fuse_req_t req, int rc, const struct stat *st)
+static void reply_entry(fuse_req_t req, uint64_t parent, int rc, const struct stat *st)
 {
 	if (rc == 0)
 		rc = ic_pin(fs_of(req), st->st_ino, 1);
@@ -97,7 +101,7 @@ static void reply_entry(fuse_req_t req, int rc, const struct stat *st)
 		return;
 	}
 	struct fuse_entry_param e;
-	fill_entry(fuse_req_userdata(req), &e, st);
+	fill_entry(fuse_req_userdata(req), &e, parent, st);
 	if (fuse_reply_entry(req, &e))
 		ic_unpin(fs_of(req), st->st_ino, 1);
 }
@@ -226,11 +230,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc == -ENOENT) {
 		/* A negative entry, cached for the timeout: only this process
 		 * creates names, and the kernel forgets it when it does. */
-		struct fuse_entry_param e = {.ino = 0, .entry_timeout = CFUSE_TIMEOUT};
+		struct fuse_entry_param e = {
+		    .ino = 0, .entry_timeout = clients_entry_timeout(fs_of(req), parent, CFUSE_TIMEOUT)};
 		fuse_reply_entry(req, &e);
 		return;
 	}
-	reply_entry(req, rc, &st);
+	reply_entry(req, parent, rc, &st);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -336,7 +341,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct icaller who;
 	struct stat st;
 	creator(req, parent, &who, &mode);
-	reply_entry(req, ic_mknod(fs_of(req), &who, parent, name, mode, rdev, &st), &st);
+	reply_entry(req, parent, ic_mknod(fs_of(req), &who, parent, name, mode, rdev, &st), &st);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -351,13 +356,13 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	struct stat st;
 	mode_t mode = S_IFLNK;
 	creator(req, parent, &who, &mode);
-	reply_entry(req, ic_symlink(fs_of(req), &who, parent, name, link, &st), &st);
+	reply_entry(req, parent, ic_symlink(fs_of(req), &who, parent, name, link, &st), &st);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	struct stat st;
-	reply_entry(req, ic_link(fs_of(req), ino, newparent, newname, &st), &st);
+	reply_entry(req, newparent, ic_link(fs_of(req), ino, newparent, newname, &st), &st);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -497,7 +502,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int granted;
 	uint64_t owner = front_open(req, st.st_ino, fi->flags, &st, &granted);
 	struct fuse_entry_param e;
-	fill_entry(fuse_req_userdata(req), &e, &st); /* a granted inode's attributes: no timeout */
+	fill_entry(fuse_req_userdata(req), &e, parent, &st); /* a granted inode's attributes: no timeout */
 	set_open_flags(fi, fd, owner, granted);
 	if (ic_pin(fs_of(req), st.st_ino, 1) < 0) {
 		front_close(req, st.st_ino, fi->fh);
@@ -634,7 +639,7 @@ static void plus_entry(struct dirbuf *d, const char *name, uint64_t ino, unsigne
 	struct stat st;
 	int dot = !strcmp(name, ".") || !strcmp(name, "..");
 	if (!dot && ic_lookup(d->fs, d->dir, name, &st) == 0 && (uint64_t)st.st_ino == ino) {
-		fill_entry(fuse_req_userdata(d->req), e, &st);
+		fill_entry(fuse_req_userdata(d->req), e, d->dir, &st);
 		return;
 	}
 	bare_entry(e, ino, type);

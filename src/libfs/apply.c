@@ -464,6 +464,23 @@ static int apply_cwrite(struct cairn_fs *fs, const struct log_rec_hdr *h, const 
 	return rc;
 }
 
+/* A client's create or unlink: the engine's record after the client's. */
+static int apply_cname(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl,
+                       uint64_t plo)
+{
+	struct op_cwrite cw;
+	if (h->payload_len <= sizeof(cw))
+		return -EUCLEAN;
+	memcpy(&cw, pl, sizeof(cw));
+	struct log_rec_hdr inner = *h;
+	inner.payload_len -= (uint32_t)sizeof(cw);
+	int rc = h->type == OP_CMKNOD ? apply_mknod(fs, &inner, pl + sizeof(cw), plo + sizeof(cw))
+	                              : apply_unlink(fs, &inner, pl + sizeof(cw));
+	if (!rc)
+		clients_note_ingested(fs, cw.slot, cw.log_id, cw.seq, cw.next_off);
+	return rc;
+}
+
 static int apply_truncate(struct cairn_fs *fs, const struct log_rec_hdr *h);
 
 /* A client's truncate: OP_TRUNCATE's args, the client record after. */
@@ -689,6 +706,9 @@ int apply_record(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *p
 		return apply_truncate(fs, h);
 	case OP_CTRUNCATE:
 		return apply_ctruncate(fs, h, pl);
+	case OP_CMKNOD:
+	case OP_CUNLINK:
+		return apply_cname(fs, h, pl, payload_off);
 	case OP_SETATTR:
 		return apply_setattr(fs, h, pl);
 	case OP_RELEASE:

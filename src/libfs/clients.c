@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "libfs/clients_internal.h"
 #include "libfs/fs_internal.h"
 #include "libfs/oprec.h"
 #include "log/clog_format.h"
@@ -35,61 +36,6 @@
 #include "util/checksum.h"
 
 _Static_assert(CLOG_MAX_END == MAX_FILE_SIZE, "clients know the largest file size");
-
-/* Blocks of credit a client starts with and is topped up to: 64 MiB of
- * new data before it asks again. */
-#define CLOG_CREDIT 16384u
-/* The least credit asked for when the volume has not room for that much. */
-#define CLOG_MIN_CREDIT 16u
-/* Records written as their grant was revoked, remembered until their
- * writers ask (at most one per thread of the client in flight). */
-#define CLOG_SKIPPED 256
-
-struct clog {
-	int slot;
-	uint8_t log_id[16];
-	struct media *lm, *sm; /* the log, the state file */
-	struct log *log;
-	uint64_t next_off, next_seq; /* the first record not yet ingested */
-	uint64_t credit;             /* blocks reserved for the client's records */
-	uint64_t next_epoch;
-	uint64_t progress_gen;
-	uint64_t published;                    /* the head word last written */
-	struct clog_grant grants[CLOG_GRANTS]; /* as the state file holds them */
-	uint32_t refs[CLOG_GRANTS];            /* descriptors using each grant */
-	int sock;                              /* the session's, shut down on forgery */
-	int recovered;                         /* left by a dead daemon */
-	char forged[256];                      /* why the log was refused, or "" */
-	uint64_t skipped[CLOG_SKIPPED];        /* the last records skipped (revoked) */
-	unsigned nskipped;
-	uint8_t *buf;
-	size_t bufsz;
-	/* Opens through the mount that are this client's own (a preloaded
-	 * program's: clients_front_open_by): its owner token, never reused,
-	 * and the process whose opens they are (0: none). */
-	uint64_t owner;
-	int owner_pid;
-};
-
-/* The FUSE mount's opens of one inode by one owner (0: a process that is
- * no client, or a client that did not ask to own its opens). */
-struct front_open {
-	uint64_t ino;
-	uint64_t owner;
-	int64_t count;
-	uint32_t grant; /* the owner's grant these opens hold: slot + 1, or 0 */
-};
-
-struct clients {
-	pthread_mutex_t lock;
-	struct clog *slot[CLOG_SLOTS];
-	atomic_int active;        /* slots in use */
-	_Atomic uint64_t changes; /* see clients_changes */
-	struct front_open *fopen;
-	size_t nfopen, capfopen;
-	uint64_t next_owner; /* the owner token the next client gets */
-	atomic_int owning;   /* clients that own their opens */
-};
 
 /* ---- files --------------------------------------------------------------- */
 
@@ -269,7 +215,7 @@ static int make_files(struct cairn_fs *fs, struct clog *c)
 
 /* ---- the table ------------------------------------------------------------ */
 
-static struct clients *table(struct cairn_fs *fs)
+struct clients *clients_table(struct cairn_fs *fs)
 {
 	return fs->clients;
 }
@@ -297,8 +243,7 @@ static void slot_put(struct clients *cl, int i, struct clog *c)
 
 /* ---- ingestion ------------------------------------------------------------ */
 
-/* The grant a record names: its index, or -1. */
-static int find_grant(const struct clog *c, uint64_t ino, uint64_t epoch)
+int clog_find_grant(const struct clog *c, uint64_t ino, uint64_t epoch)
 {
 	if (!epoch)
 		return -1;
@@ -317,7 +262,7 @@ static int epoch_granted(const struct clog *c, uint64_t epoch)
 	return 0;
 }
 
-static void forged(struct clog *c, const char *why, uint64_t seq)
+void clog_forged(struct clog *c, const char *why, uint64_t seq)
 {
 	snprintf(c->forged, sizeof(c->forged), "client log %d: record %llu refused: %s", c->slot,
 	         (unsigned long long)seq, why);
@@ -336,6 +281,8 @@ static const char *record_problem(const struct clog *c, const struct log_rec_hdr
 			return "a size past the largest file size";
 		return NULL;
 	}
+	if (h->type == CLOG_REC_CREATE || h->type == CLOG_REC_UNLINK)
+		return !c->recovered && cost > c->credit ? "more blocks than its credit" : NULL;
 	if (h->type != CLOG_REC_WRITE)
 		return "of no type a client may write";
 	if (h->payload_len == 0)
@@ -348,15 +295,33 @@ static const char *record_problem(const struct clog *c, const struct log_rec_hdr
 }
 
 /* The client record named in the volume's log beside its copy. */
+void clog_copy_of(const struct clog *c, const struct log_rec_hdr *h, uint64_t next,
+                  struct op_cwrite *cw)
+{
+	memset(cw, 0, sizeof(*cw));
+	memcpy(cw->log_id, c->log_id, 16);
+	cw->seq = h->seq;
+	cw->next_off = next;
+	cw->slot = (uint32_t)c->slot;
+}
+
 static struct op_cwrite copy_of(const struct clog *c, const struct log_rec_hdr *h, uint64_t next)
 {
 	struct op_cwrite cw;
-	memset(&cw, 0, sizeof(cw));
-	memcpy(cw.log_id, c->log_id, 16);
-	cw.seq = h->seq;
-	cw.next_off = next;
-	cw.slot = (uint32_t)c->slot;
+	clog_copy_of(c, h, next, &cw);
 	return cw;
+}
+
+/* Whether ino is a regular file (perhaps unlinked but open): what a
+ * client's write or truncate may change. */
+static int is_regular(struct cairn_fs *fs, uint64_t ino)
+{
+	struct iref r;
+	if (!inode_in_use(&fs->sh, ino) || inode_get(&fs->sh, ino, &r))
+		return 0;
+	int reg = S_ISREG(r.i->mode);
+	inode_put(&fs->sh, &r);
+	return reg;
 }
 
 /* Copies a truncate into the volume's log as OP_CTRUNCATE and applies it:
@@ -369,6 +334,8 @@ static int apply_client_truncate(struct cairn_fs *fs, struct clog *c, const stru
 	int rc = op_begin(fs, sizeof(struct op_cwrite), 0, SPACE_FREES, attempt);
 	if (rc)
 		return rc;
+	if (!is_regular(fs, h->args[0]))
+		return -EBADF;
 	struct op_cwrite cw = copy_of(c, h, next);
 	uint64_t args[3] = {h->args[0], h->args[1], (uint64_t)now_ns()};
 	struct iovec iov = {&cw, sizeof(cw)};
@@ -398,6 +365,10 @@ static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct
 	rc = inode_get(&fs->sh, ino, &r);
 	if (rc)
 		return rc;
+	if (!S_ISREG(r.i->mode)) {
+		inode_put(&fs->sh, &r);
+		return -EBADF; /* a grant of a directory, or of a file not made */
+	}
 	if (off == CLOG_AT_END)
 		off = r.i->size;
 	uint64_t need = 0;
@@ -438,17 +409,17 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c)
 		              &next))
 			return 0;
 		int skip = h.type == LOG_REC_PAD;
-		if (!skip && find_grant(c, h.args[0], h.args[2]) < 0) {
+		if (!skip && clog_find_grant(c, h.args[0], h.args[2]) < 0) {
 			/* Written as its grant was revoked: the client writes it
 			 * again through the daemon.  An epoch never given is
 			 * forged, and so is a granted one with another inode: an
 			 * epoch names one inode for the log's life. */
 			if (!c->recovered && (h.args[2] == 0 || h.args[2] >= c->next_epoch)) {
-				forged(c, "no such grant", h.seq);
+				clog_forged(c, "no such grant", h.seq);
 				return 0;
 			}
 			if (!c->recovered && epoch_granted(c, h.args[2])) {
-				forged(c, "an inode its grant does not name", h.seq);
+				clog_forged(c, "an inode its grant does not name", h.seq);
 				return 0;
 			}
 			skip = 1;
@@ -457,17 +428,21 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c)
 		if (!skip) {
 			uint64_t cost = clog_type_cost(h.type, h.args[1], h.payload_len);
 			const char *why = record_problem(c, &h, cost);
+			int rc = 0;
+			if (!why && (h.type == CLOG_REC_CREATE || h.type == CLOG_REC_UNLINK))
+				why = clog_apply_name(fs, c, &h, data, next, &attempt, &rc);
+			else if (!why)
+				rc = apply_client_record(fs, c, &h, data, next, cost, &attempt);
+			if (rc == -EFBIG)
+				why = "past the largest file size";
+			if (rc == -EBADF)
+				why = "a write of what is no regular file";
 			if (why) {
-				forged(c, why, h.seq);
+				clog_forged(c, why, h.seq);
 				return 0;
 			}
-			int rc = apply_client_record(fs, c, &h, data, next, cost, &attempt);
 			if (rc == -EAGAIN)
 				continue;
-			if (rc == -EFBIG) {
-				forged(c, "past the largest file size", h.seq);
-				return 0;
-			}
 			if (rc)
 				return rc;
 			attempt = 0; /* each record gets its own digests */
@@ -507,7 +482,7 @@ static void publish_head(struct clog *c)
  * there were records, or -errno. */
 static int ingest_all(struct cairn_fs *fs, int durably)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	if (!cl || atomic_load(&cl->active) == 0)
 		return 0;
 	pthread_mutex_lock(&cl->lock);
@@ -553,7 +528,7 @@ static int ingest_committed(struct cairn_fs *fs, struct clog *c)
 
 /* Ingests c and makes what it applied durable, with its progress:
  * before a grant's epoch may go from the state file (see revoke_grant). */
-static int ingest_durably(struct cairn_fs *fs, struct clog *c)
+int clog_ingest_durably(struct cairn_fs *fs, struct clog *c)
 {
 	pthread_rwlock_wrlock(&fs->lock);
 	int rc = ingest_committed(fs, c);
@@ -610,9 +585,10 @@ static int open_for_client(const char *path, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
-int clog_start(cairn_fs *fs, int sock, struct clog **out, struct clog_start *st)
+int clog_start(cairn_fs *fs, int sock, uint32_t uid, uint32_t gid, struct clog **out,
+               struct clog_start *st)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	if (!cl || fs->read_only)
 		return -EROFS;
 	pthread_mutex_lock(&cl->lock);
@@ -627,8 +603,13 @@ int clog_start(cairn_fs *fs, int sock, struct clog **out, struct clog_start *st)
 	if (!rc) {
 		c->slot = slot;
 		c->sock = sock;
+		c->uid = uid;
+		c->gid = gid;
+		c->has_creds = 1;
 		rc = make_files(fs, c);
 	}
+	if (!rc)
+		rc = clog_write_creds(c);
 	st->log_fd = st->state_fd = -1;
 	if (!rc) {
 		char logp[PATH_LEN], statep[PATH_LEN];
@@ -662,7 +643,7 @@ int clog_start(cairn_fs *fs, int sock, struct clog **out, struct clog_start *st)
 
 void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	pthread_mutex_lock(&cl->lock);
 	/* Its opens through the mount outlive it (a child inherits them):
 	 * from now on they are anyone's, and bar every grant of their inode. */
@@ -675,9 +656,12 @@ void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len)
 	 * record it writes from now on is one it sees revoked (and asks a
 	 * daemon that is no longer there: EIO), never one left unread in a
 	 * log that is about to go. */
-	for (uint32_t i = 0; i < CLOG_GRANTS; i++)
+	for (uint32_t i = 0; i < CLOG_GRANTS; i++) {
+		if (c->grants[i].live && c->kind[i] == GRANT_DIR)
+			atomic_fetch_sub(&cl->dir_grants, 1);
 		if (c->grants[i].live)
 			grant_set(c, i, G_LIVE, 0);
+	}
 	atomic_thread_fence(memory_order_seq_cst);
 	pthread_rwlock_wrlock(&fs->lock);
 	/* The copies must be durable before the log they came from goes. */
@@ -694,6 +678,8 @@ void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len)
 		c->recovered = 1;
 	}
 	pthread_rwlock_unlock(&fs->lock);
+	if (!rc)
+		clog_names_end(fs, c);
 	snprintf(why, len, "%s", c->forged);
 	if (rc) {
 		fprintf(stderr,
@@ -722,13 +708,13 @@ static int64_t front_count(struct clients *cl, const struct clog *c, uint64_t in
 static int revoke_grant(struct cairn_fs *fs, struct clog *c, uint32_t i);
 
 /* Revokes every live grant of ino but those of client keep (NULL: all). */
-static void revoke_others(struct cairn_fs *fs, struct clients *cl, struct clog *keep, uint64_t ino)
+void clog_revoke_others(struct cairn_fs *fs, struct clients *cl, struct clog *keep, uint64_t ino)
 {
 	for (int s = 0; s < CLOG_SLOTS; s++) {
 		struct clog *o = cl->slot[s];
 		for (uint32_t g = 0; o && o != keep && g < CLOG_GRANTS; g++)
 			if (o->grants[g].ino == ino && o->grants[g].live)
-				revoke_grant(fs, o, g);
+				clog_revoke(fs, o, g, o->kind[g] == GRANT_DIR);
 	}
 }
 
@@ -742,7 +728,7 @@ static int grant_locked(cairn_fs *fs, struct clients *cl, struct clog *c, uint64
 	 * writes.  The grant moves; the one who had it writes through the
 	 * daemon, which ingests the new holder's log before each write. */
 	if (!rc)
-		revoke_others(fs, cl, c, ino);
+		clog_revoke_others(fs, cl, c, ino);
 	int slot = -1;
 	for (int i = 0; i < CLOG_GRANTS && !rc && slot < 0; i++)
 		if (c->grants[i].ino == ino && c->grants[i].live)
@@ -750,22 +736,13 @@ static int grant_locked(cairn_fs *fs, struct clients *cl, struct clog *c, uint64
 	if (!rc && slot >= 0) {
 		c->refs[slot]++;
 	} else if (!rc) {
-		for (int i = 0; i < CLOG_GRANTS && slot < 0; i++)
-			if (!c->grants[i].ino && !c->refs[i])
-				slot = i;
+		slot = clog_free_grant(c);
 		if (slot < 0)
 			rc = -EBUSY;
-		/* Durable before the client may use it: the inode, then the
-		 * epoch, then (for the client's checks) the live epoch. */
-		uint64_t e = c->next_epoch;
 		if (!rc)
-			rc = grant_set(c, (uint32_t)slot, G_INO, ino);
-		if (!rc)
-			rc = grant_set(c, (uint32_t)slot, G_EPOCH, e);
-		if (!rc)
-			rc = grant_set(c, (uint32_t)slot, G_LIVE, e);
+			rc = clog_grant_write(c, (uint32_t)slot, ino);
 		if (!rc) {
-			c->next_epoch++;
+			c->kind[slot] = GRANT_FILE;
 			c->refs[slot] = 1;
 		}
 	}
@@ -778,7 +755,7 @@ static int grant_locked(cairn_fs *fs, struct clients *cl, struct clog *c, uint64
 
 int clog_grant(cairn_fs *fs, struct clog *c, uint64_t ino, uint32_t *index, uint64_t *epoch)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	pthread_mutex_lock(&cl->lock);
 	int rc = grant_locked(fs, cl, c, ino, index, epoch);
 	pthread_mutex_unlock(&cl->lock);
@@ -802,23 +779,58 @@ static int revoke_grant(struct cairn_fs *fs, struct clog *c, uint32_t i)
 	int rc = grant_set(c, i, G_LIVE, 0);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (!rc)
-		rc = ingest_durably(fs, c);
+		rc = clog_ingest_durably(fs, c);
 	if (!rc)
 		rc = grant_set(c, i, G_EPOCH, 0);
-	atomic_fetch_add(&table(fs)->changes, 1);
+	atomic_fetch_add(&clients_table(fs)->changes, 1);
 	return rc;
 }
 
 static void ungrant_locked(cairn_fs *fs, struct clog *c, uint32_t index)
 {
 	if (index < CLOG_GRANTS && c->refs[index] && --c->refs[index] == 0 &&
-	    revoke_grant(fs, c, index) == 0)
-		grant_set(c, index, G_INO, 0);
+	    c->kind[index] == GRANT_FILE)
+		clog_revoke(fs, c, index, 1);
+}
+
+int clog_revoke(struct cairn_fs *fs, struct clog *c, uint32_t i, int forget)
+{
+	if (c->kind[i] == GRANT_DIR && c->grants[i].live)
+		atomic_fetch_sub(&clients_table(fs)->dir_grants, 1);
+	int rc = revoke_grant(fs, c, i);
+	if (!rc && forget) {
+		rc = grant_set(c, i, G_INO, 0);
+		c->kind[i] = GRANT_FILE;
+	}
+	return rc;
+}
+
+int clog_free_grant(const struct clog *c)
+{
+	for (int i = 0; i < CLOG_GRANTS; i++)
+		if (!c->grants[i].ino && !c->refs[i])
+			return i;
+	return -1;
+}
+
+/* Durable before the client may use it: the inode, then the epoch, then
+ * (for the client's checks) the live epoch. */
+int clog_grant_write(struct clog *c, uint32_t i, uint64_t ino)
+{
+	uint64_t e = c->next_epoch;
+	int rc = grant_set(c, i, G_INO, ino);
+	if (!rc)
+		rc = grant_set(c, i, G_EPOCH, e);
+	if (!rc)
+		rc = grant_set(c, i, G_LIVE, e);
+	if (!rc)
+		c->next_epoch++;
+	return rc;
 }
 
 void clog_ungrant(cairn_fs *fs, struct clog *c, uint32_t index)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	pthread_mutex_lock(&cl->lock);
 	ungrant_locked(fs, c, index);
 	pthread_mutex_unlock(&cl->lock);
@@ -873,7 +885,7 @@ static struct front_open *front_add(cairn_fs *fs, struct clients *cl, uint64_t i
 		}
 	}
 	if (delta > 0)
-		revoke_others(fs, cl, keep, ino);
+		clog_revoke_others(fs, cl, keep, ino);
 	return f;
 }
 
@@ -900,7 +912,7 @@ static int grant_to_opens(cairn_fs *fs, struct clients *cl, struct clog *c, stru
 
 void clients_front_open(cairn_fs *fs, uint64_t ino, int delta)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	if (!cl)
 		return;
 	pthread_mutex_lock(&cl->lock);
@@ -936,7 +948,7 @@ static struct clog *owner_of(struct clients *cl, int pid)
 uint64_t clients_front_open_by(cairn_fs *fs, uint64_t ino, int write, int tid, int grantable,
                                int *granted)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	*granted = 0;
 	if (!cl)
 		return 0;
@@ -962,7 +974,7 @@ uint64_t clients_front_open_by(cairn_fs *fs, uint64_t ino, int write, int tid, i
 
 void clients_front_close_by(cairn_fs *fs, uint64_t ino, uint64_t owner)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	if (!cl)
 		return;
 	pthread_mutex_lock(&cl->lock);
@@ -972,7 +984,7 @@ void clients_front_close_by(cairn_fs *fs, uint64_t ino, uint64_t owner)
 
 void clog_own_opens(cairn_fs *fs, struct clog *c, int pid)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	pthread_mutex_lock(&cl->lock);
 	if (!c->owner_pid != !pid)
 		atomic_fetch_add(&cl->owning, pid ? 1 : -1);
@@ -982,17 +994,17 @@ void clog_own_opens(cairn_fs *fs, struct clog *c, int pid)
 
 void clients_revoke(cairn_fs *fs, uint64_t ino)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	if (!cl || atomic_load(&cl->active) == 0)
 		return;
 	pthread_mutex_lock(&cl->lock);
-	revoke_others(fs, cl, NULL, ino);
+	clog_revoke_others(fs, cl, NULL, ino);
 	pthread_mutex_unlock(&cl->lock);
 }
 
 void clients_kernel_reads(cairn_fs *fs, uint64_t ino)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	if (!cl || atomic_load(&cl->active) == 0)
 		return;
 	pthread_mutex_lock(&cl->lock);
@@ -1014,7 +1026,7 @@ void clients_kernel_reads(cairn_fs *fs, uint64_t ino)
 
 int clients_granted(cairn_fs *fs, uint64_t ino)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	if (!cl || atomic_load(&cl->active) == 0)
 		return 0;
 	pthread_mutex_lock(&cl->lock);
@@ -1028,13 +1040,13 @@ int clients_granted(cairn_fs *fs, uint64_t ino)
 
 uint64_t clients_active(cairn_fs *fs)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	return cl ? (uint64_t)atomic_load(&cl->active) : 0;
 }
 
 uint64_t clients_changes(cairn_fs *fs)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	return cl ? atomic_load(&cl->changes) : 0;
 }
 
@@ -1049,7 +1061,7 @@ static int was_skipped(const struct clog *c, uint64_t seq)
 int clog_sync(cairn_fs *fs, struct clog *c, uint64_t seq, uint64_t want, uint64_t *credit,
               uint64_t *head_off, uint64_t *head_seq, int *ingested)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	pthread_mutex_lock(&cl->lock);
 	pthread_rwlock_wrlock(&fs->lock);
 	/* The client will write over the records it is told are ingested:
@@ -1074,7 +1086,7 @@ int clog_sync(cairn_fs *fs, struct clog *c, uint64_t seq, uint64_t want, uint64_
 void clients_note_ingested(struct cairn_fs *fs, uint32_t slot, const uint8_t log_id[16],
                            uint64_t seq, uint64_t next_off)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	if (!cl || slot >= CLOG_SLOTS || !cl->slot[slot])
 		return;
 	struct clog *c = cl->slot[slot];
@@ -1087,7 +1099,7 @@ void clients_note_ingested(struct cairn_fs *fs, uint32_t slot, const uint8_t log
 
 int clients_persist_progress(struct cairn_fs *fs)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	int rc = 0;
 	for (int i = 0; cl && i < CLOG_SLOTS && !rc; i++)
 		if (cl->slot[i])
@@ -1162,6 +1174,7 @@ static int load_slot(struct cairn_fs *fs, int slot, struct clog **out)
 	}
 	if (!rc && !why) {
 		read_progress(c);
+		clog_read_creds(c);
 		rc = media_read(c->sm, CLOG_GRANTS_OFF, c->grants, sizeof(c->grants));
 	}
 	/* The client may outlive its daemon, and still be writing: revoked
@@ -1192,7 +1205,7 @@ int clients_load(struct cairn_fs *fs, char *err, size_t errlen)
 	(void)err;
 	(void)errlen;
 	int rc = table_init(fs);
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	for (int i = 0; i < CLOG_SLOTS && !rc; i++) {
 		struct clog *c = NULL;
 		rc = load_slot(fs, i, &c);
@@ -1206,7 +1219,7 @@ int clients_load(struct cairn_fs *fs, char *err, size_t errlen)
 
 int clients_recover(struct cairn_fs *fs, char *err, size_t errlen)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	uint64_t applied = 0;
 	for (int i = 0; cl && i < CLOG_SLOTS; i++) {
 		struct clog *c = cl->slot[i];
@@ -1236,7 +1249,7 @@ int clients_recover(struct cairn_fs *fs, char *err, size_t errlen)
 
 void clients_forget_recovered(struct cairn_fs *fs, int remove)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	for (int i = 0; cl && i < CLOG_SLOTS; i++) {
 		struct clog *c = cl->slot[i];
 		if (!c || !c->recovered)
@@ -1250,7 +1263,7 @@ void clients_forget_recovered(struct cairn_fs *fs, int remove)
 
 void clients_destroy(struct cairn_fs *fs)
 {
-	struct clients *cl = table(fs);
+	struct clients *cl = clients_table(fs);
 	if (!cl)
 		return;
 	for (int i = 0; i < CLOG_SLOTS; i++)

@@ -43,8 +43,11 @@ struct clog_start {
 };
 
 /* A new log for the client on socket sock (shut down if the client
- * forges a record).  -EBUSY when every slot is taken, -EROFS, or -errno. */
-int clog_start(cairn_fs *fs, int sock, struct clog **out, struct clog_start *st);
+ * forges a record), whose user and group (the kernel's word) own the
+ * files it creates in its log.  -EBUSY when every slot is taken, -EROFS,
+ * or -errno. */
+int clog_start(cairn_fs *fs, int sock, uint32_t uid, uint32_t gid, struct clog **out,
+               struct clog_start *st);
 
 /* The client is gone: everything valid in its log is ingested, its credit
  * returned, its files removed.  If a record was forged, *why (len bytes)
@@ -120,6 +123,49 @@ int clients_granted(cairn_fs *fs, uint64_t ino);
 uint64_t clients_changes(cairn_fs *fs);
 /* Client logs in use. */
 uint64_t clients_active(cairn_fs *fs);
+
+/* ---- names in a client's log (client_names.c) ---- */
+
+/* Directories one client may hold grants of at once. */
+#define CLOG_DIR_GRANTS 8
+
+/* Grants the client the changes of names in directory dir (which it may
+ * write and search, and which has no sticky bit: the caller checked): it
+ * creates and unlinks there in its log until the grant is revoked.
+ * -EAGAIN while the FUSE mount's kernel may keep entries of dir (see
+ * clients_entry_timeout), -EBUSY when the client holds too many. */
+int clog_grant_dir(cairn_fs *fs, struct clog *c, uint64_t dir, uint32_t *index, uint64_t *epoch);
+/* Takes back the grant of a directory (its names did not fit a reply). */
+void clog_drop_dir(cairn_fs *fs, struct clog *c, uint32_t index);
+/* An inode number set aside for a create in the client's log, with the
+ * grant of local writes the file will have. */
+struct clog_aside {
+	uint64_t ino, epoch;
+	uint32_t index;
+};
+/* Releases the grants done[] of files the client made (it has no
+ * descriptor of them left), sets inode numbers aside until the client
+ * holds a few (near hint), and fills out[] with every one it holds:
+ * their count, or -errno. */
+int clog_set_aside(cairn_fs *fs, struct clog *c, const uint32_t *done, int ndone, uint64_t hint,
+                   struct clog_aside *out, int max);
+/* Whether ino is a file the client made in its log and still holds
+ * (it may then open it by number). */
+int clog_made(cairn_fs *fs, struct clog *c, uint64_t ino);
+/* The timeout the FUSE mount may give an entry of directory dir (want):
+ * 0 while a client holds a grant of dir; otherwise dir is noted as one
+ * whose entries the kernel keeps, which no client is granted until they
+ * expire. */
+double clients_entry_timeout(cairn_fs *fs, uint64_t dir, double want);
+/* Before a name in dir changes other than in the holder's log: the grant
+ * of dir is revoked (its records applied first). */
+void clients_dir_changing(cairn_fs *fs, uint64_t dir);
+/* Before a change that may make a path name another directory (a rename,
+ * an rmdir, an unlink of a symlink) or change who may search or write a
+ * directory: every grant of a directory is revoked. */
+void clients_paths_changing(cairn_fs *fs);
+/* Live grants of directories (0: the calls above have nothing to do). */
+int clients_dir_grants(cairn_fs *fs);
 
 /* ---- the engine's side (mount.c, apply.c, digest.c) ---- */
 struct cairn_fs;

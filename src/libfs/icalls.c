@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "fs/dir.h"
+#include "libfs/clients.h"
 #include "libfs/fs_internal.h"
 #include "libfs/oprec.h"
 
@@ -74,9 +75,29 @@ static void setattr_from(unsigned valid, const struct stat *in, struct op_setatt
 	}
 }
 
+/* A client that holds a directory's grant changes its names without
+ * asking: before anyone else changes a name there, or changes what a path
+ * leads to or who may search or write a directory, the grant is revoked
+ * (libfs/clients.h). */
+static void names_changing(cairn_fs *fs, uint64_t dir)
+{
+	if (clients_dir_grants(fs))
+		clients_dir_changing(fs, dir);
+}
+
+static void paths_changing(cairn_fs *fs)
+{
+	if (clients_dir_grants(fs))
+		clients_paths_changing(fs);
+}
+
 int ic_setattr(cairn_fs *fs, uint64_t ino, unsigned valid, const struct stat *in, struct stat *st)
 {
 	int rc = 0;
+	struct stat before;
+	if ((valid & (IC_SET_MODE | IC_SET_UID | IC_SET_GID)) && clients_dir_grants(fs) &&
+	    stat_ino(fs, ino, &before) == 0 && S_ISDIR(before.st_mode))
+		paths_changing(fs);
 	if (valid & IC_SET_SIZE)
 		rc = truncate_ino(fs, ino, in->st_size);
 	struct op_setattr p;
@@ -109,6 +130,7 @@ int ic_mknod(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *
 	default:
 		return -EINVAL;
 	}
+	names_changing(fs, dir);
 	struct target t = {.dir = dir, .name = name};
 	uint64_t ino = 0;
 	int rc = names_create(fs, &t, who, mode & (S_IFMT | 07777), rdev, NULL, &ino);
@@ -118,6 +140,7 @@ int ic_mknod(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *
 int ic_symlink(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *name,
 	       const char *target, struct stat *st)
 {
+	names_changing(fs, dir);
 	struct target t = {.dir = dir, .name = name};
 	uint64_t ino = 0;
 	int rc = names_create(fs, &t, who, S_IFLNK | 0777, 0, target, &ino);
@@ -126,18 +149,25 @@ int ic_symlink(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char
 
 int ic_link(cairn_fs *fs, uint64_t ino, uint64_t dir, const char *name, struct stat *st)
 {
+	names_changing(fs, dir);
 	struct target from = {.ino = ino}, to = {.dir = dir, .name = name};
 	return created(fs, names_link(fs, &from, &to), ino, st);
 }
 
 int ic_unlink(cairn_fs *fs, uint64_t dir, const char *name)
 {
+	struct stat victim;
+	if (clients_dir_grants(fs) && ic_lookup(fs, dir, name, &victim) == 0 &&
+	    S_ISLNK(victim.st_mode))
+		paths_changing(fs);
+	names_changing(fs, dir);
 	struct target t = {.dir = dir, .name = name};
 	return names_unlink(fs, &t);
 }
 
 int ic_rmdir(cairn_fs *fs, uint64_t dir, const char *name)
 {
+	paths_changing(fs);
 	struct target t = {.dir = dir, .name = name};
 	return names_rmdir(fs, &t);
 }
@@ -145,6 +175,7 @@ int ic_rmdir(cairn_fs *fs, uint64_t dir, const char *name)
 int ic_rename(cairn_fs *fs, uint64_t dir, const char *name, uint64_t newdir, const char *newname,
 	      unsigned flags)
 {
+	paths_changing(fs);
 	struct target from = {.dir = dir, .name = name}, to = {.dir = newdir, .name = newname};
 	return names_rename(fs, &from, &to, flags);
 }
@@ -170,6 +201,7 @@ int ic_open(cairn_fs *fs, uint64_t ino, int flags)
 int ic_create(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *name,
 	      mode_t mode, int flags, int *fd, struct stat *st)
 {
+	names_changing(fs, dir);
 	struct target t = {.dir = dir, .name = name};
 	uint64_t ino = 0;
 	int rc = open_target(fs, &t, who, flags | O_CREAT, mode, &ino);

@@ -29,10 +29,12 @@ enum op_type {
 	OP_FALLOC = 27,      /* args: ino, offset, length; payload: struct op_falloc */
 	OP_CWRITE = 28,      /* OP_WRITE's args; payload: struct op_cwrite, the bytes */
 	OP_CTRUNCATE = 29,   /* OP_TRUNCATE's args; payload: struct op_cwrite */
+	OP_CMKNOD = 30,      /* payload: struct op_cwrite, then OP_MKNOD's */
+	OP_CUNLINK = 31,     /* payload: struct op_cwrite, then OP_UNLINK's */
 };
 
-/* OP_CWRITE, OP_CTRUNCATE: a write or a truncate a client made in its
- * own log (log/clog_format.h), copied into the volume's log by the daemon.
+/* OP_CWRITE, OP_CTRUNCATE, OP_CMKNOD, OP_CUNLINK: a write, a truncate,
+ * a create or an unlink a client made in its own log (log/clog_format.h), copied into the volume's log by the daemon.
  * Applying it also records that the client's log is ingested up to
  * (seq + 1, next_off), so that a recovery applies each client record
  * exactly once. */

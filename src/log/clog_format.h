@@ -21,6 +21,8 @@
  *     offset 4224   the head word: where the client's log now starts, for
  *                   the client to reuse the space before it (not durable:
  *                   recovery never reads it)
+ *     offset 4288   struct clog_creds: the client's user and group, which
+ *                   the files it creates in its log belong to
  *     offset 8192   struct clog_grant[CLOG_GRANTS]: the inodes the client
  *                   may write locally, each with the epoch of its grant
  */
@@ -42,6 +44,7 @@
 #define CLOG_GRANTS 256                         /* inodes one client may hold */
 #define CLOG_PROGRESS_OFF 4096u
 #define CLOG_HEAD_OFF 4224u
+#define CLOG_CREDS_OFF 4288u
 #define CLOG_GRANTS_OFF 8192u
 #define CLOG_STATE_SIZE (CLOG_GRANTS_OFF + CLOG_GRANTS * 32u)
 
@@ -51,6 +54,16 @@
  * size, epoch; no payload (ftruncate of a granted file). */
 #define CLOG_REC_WRITE 40
 #define CLOG_REC_TRUNCATE 41
+/* Names, each under the grant of a directory (docs/ARCHITECTURE.md,
+ * "Names in a client's log").  CLOG_REC_CREATE: args: the directory, the
+ * new inode (one the daemon set aside for the client, with a grant of its
+ * own), the directory grant's epoch; payload: struct clog_create, then
+ * the name.  CLOG_REC_UNLINK: args: the directory, the inode the name
+ * names (a file the client holds a grant of), the epoch; payload: the
+ * name. */
+#define CLOG_REC_CREATE 42
+#define CLOG_REC_UNLINK 43
+#define CLOG_NAME_MAX 255
 /* The largest file size (the engine's MAX_FILE_SIZE): a write past it is
  * sent to the daemon, which answers EFBIG; a record past it is forged. */
 #define CLOG_MAX_END (1ull << 52)
@@ -110,8 +123,29 @@ static inline uint64_t clog_record_cost(uint64_t off, uint64_t len)
 	return len ? (off + len + 4095) / 4096 - off / 4096 : 0;
 }
 
+/* The payload of CLOG_REC_CREATE, before the name: a regular file's
+ * permission bits (no set-group-ID: such a file is made by the daemon). */
+struct clog_create {
+	uint32_t mode;
+	uint32_t pad;
+};
+
+#define CLOG_CREDS_MAGIC 0x5344524353474c43ull /* "CLGSCRDS" */
+/* Written once, when the slot is made, from what the kernel said of the
+ * client's socket (SO_PEERCRED). */
+struct clog_creds {
+	uint64_t magic; /* CLOG_CREDS_MAGIC */
+	uint32_t uid, gid;
+	uint8_t log_id[16];
+	uint64_t checksum; /* XXH3-64 of the bytes before this field */
+	uint64_t pad;
+};
+
+/* A create spends one block: the directory may grow by one. */
 static inline uint64_t clog_type_cost(uint32_t type, uint64_t off, uint64_t len)
 {
+	if (type == CLOG_REC_CREATE)
+		return 1;
 	return type == CLOG_REC_WRITE ? clog_record_cost(off, len) : 0;
 }
 
@@ -127,5 +161,7 @@ _Static_assert(CLOG_LOG_SIZE / 64 < (1u << 24), "a ring offset fits the head wor
 _Static_assert(sizeof(struct clog_header) <= CLOG_PROGRESS_OFF, "header fits its block");
 _Static_assert(sizeof(struct clog_progress) == 64, "progress is one line");
 _Static_assert(sizeof(struct clog_grant) == 32, "grant is 32 bytes");
+_Static_assert(sizeof(struct clog_creds) == 48, "creds fit their line and the next");
+_Static_assert(CLOG_CREDS_OFF + sizeof(struct clog_creds) <= CLOG_GRANTS_OFF, "creds fit");
 
 #endif

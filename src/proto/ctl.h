@@ -35,7 +35,7 @@
 
 #define CTL_SOCKET_NAME "cairn.sock"
 #define CTL_MAGIC 0x4c544e43u /* "CNTL" */
-#define CTL_VERSION 4
+#define CTL_VERSION 5
 
 /* The most file data one request moves; larger reads and writes are split
  * by the client.  The payload may add the strings of two paths and an
@@ -90,6 +90,13 @@ enum ctl_op {
 	CTL_OWN_OPENS,  /* a: 1 or 0; the client's process's opens through the
 	                   mount for writing are its own, and hold grants its
 	                   state file shows (clients.h) */
+	CTL_DIR_GRANT,  /* s: a directory's path; reply: struct ctl_dir_grant,
+	                   then its entries (struct ctl_dentry, each followed by
+	                   its name and padded to 8 bytes) */
+	CTL_SET_ASIDE,  /* a: n; data: n grant indexes of made files the client
+	                   is done with; reply: struct ctl_aside[ret] */
+	CTL_OPEN_INO,   /* a: inode, flags: a file the client made in its log;
+	                   ret: descriptor */
 	CTL_OP_END
 };
 
@@ -109,6 +116,32 @@ struct ctl_grant {
 	uint64_t epoch; /* what each record carries, and live must equal */
 	uint64_t ino;   /* the inode each record names */
 	uint32_t index; /* of the grant in the state file */
+	uint32_t pad;
+};
+
+/* Names in a client's log (src/libfs/clients.h, "names"): the grant of
+ * a directory, and the names it holds when given. */
+struct ctl_dir_grant {
+	uint64_t epoch;
+	uint64_t ino;
+	uint32_t index;
+	uint32_t count; /* entries after this */
+};
+
+struct ctl_dentry {
+	uint64_t ino;
+	uint8_t type; /* DT_* */
+	uint8_t namelen;
+	uint8_t pad[6];
+};
+#define CTL_DENTRY_SIZE(namelen) ((sizeof(struct ctl_dentry) + (namelen) + 7) & ~(size_t)7)
+
+/* An inode number set aside for a create in the client's log, with the
+ * grant the file will be written under. */
+struct ctl_aside {
+	uint64_t ino;
+	uint64_t epoch;
+	uint32_t index;
 	uint32_t pad;
 };
 

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "libfs/clients.h"
+#include "libfs/icalls.h"
+#include "log/clog_format.h"
 #include "server/server_internal.h"
 
 static int64_t clog_start_reply(struct session *s, uint32_t *outlen)
@@ -20,7 +22,7 @@ static int64_t clog_start_reply(struct session *s, uint32_t *outlen)
 	if (s->clog)
 		return SERVE_END; /* one log per session */
 	struct clog_start st;
-	int rc = clog_start(s->fs, s->sock, &s->clog, &st);
+	int rc = clog_start(s->fs, s->sock, s->cred.uid, s->cred.gid, &s->clog, &st);
 	if (rc)
 		return rc;
 	struct ctl_clog *r = (struct ctl_clog *)s->out;
@@ -56,6 +58,98 @@ int64_t serve_clog(struct session *s, const struct request *rq, uint32_t *outlen
 	r->ingested = ingested;
 	*outlen = sizeof(*r);
 	return rc;
+}
+
+/* ---- names ---------------------------------------------------------------- */
+
+struct listing {
+	uint8_t *out;
+	size_t used, cap;
+	uint32_t count;
+	int full;
+};
+
+static int list_entry(void *arg, const char *name, uint64_t ino, unsigned char type, uint64_t next)
+{
+	(void)next;
+	struct listing *l = arg;
+	size_t len = strlen(name);
+	if ((len == 1 && name[0] == '.') || (len == 2 && !strcmp(name, "..")))
+		return 0;
+	size_t need = CTL_DENTRY_SIZE(len);
+	if (l->used + need > l->cap) {
+		l->full = 1;
+		return 1;
+	}
+	struct ctl_dentry e;
+	memset(&e, 0, sizeof(e));
+	e.ino = ino;
+	e.type = type;
+	e.namelen = (uint8_t)len;
+	memset(l->out + l->used, 0, need);
+	memcpy(l->out + l->used, &e, sizeof(e));
+	memcpy(l->out + l->used + sizeof(e), name, len);
+	l->used += need;
+	l->count++;
+	return 0;
+}
+
+/* The grant of a directory the client may write and search, with its
+ * names.  A directory with the sticky bit is not granted (an unlink there
+ * depends on who owns each file), nor one whose names do not fit a reply:
+ * the client then asks the daemon for every change of them. */
+int64_t serve_dir_grant(struct session *s, const struct walked *w, uint32_t *outlen)
+{
+	if (!s->clog)
+		return -EOPNOTSUPP;
+	if (!S_ISDIR(w->st.st_mode))
+		return -ENOTDIR;
+	if (w->st.st_mode & S_ISVTX)
+		return -EBUSY;
+	int rc = may_access(&s->cred, &w->st, MAY_WRITE | MAY_EXEC);
+	if (rc || (rc = session_out(s, CTL_MAX_DATA)))
+		return rc;
+	uint64_t dir = (uint64_t)w->st.st_ino;
+	struct ctl_dir_grant g;
+	memset(&g, 0, sizeof(g));
+	if ((rc = clog_grant_dir(s->fs, s->clog, dir, &g.index, &g.epoch)))
+		return rc;
+	/* Listed after the grant: a change after the listing revokes it. */
+	struct listing l = {s->out + sizeof(g), 0, CTL_MAX_DATA - sizeof(g), 0, 0};
+	rc = ic_readdir(s->fs, dir, 0, list_entry, &l);
+	if (rc || l.full) {
+		clog_drop_dir(s->fs, s->clog, g.index);
+		return rc ? rc : -EBUSY;
+	}
+	g.ino = dir;
+	g.count = l.count;
+	memcpy(s->out, &g, sizeof(g));
+	*outlen = (uint32_t)(sizeof(g) + l.used);
+	/* Its attributes change with each name: the kernel keeps none. */
+	if (s->watch)
+		s->watch->inode(s->watch->arg, dir, -1, 0);
+	return 0;
+}
+
+int64_t serve_set_aside(struct session *s, const struct request *rq, uint32_t *outlen)
+{
+	int64_t n = rq->h->a[0];
+	if (!s->clog)
+		return -EOPNOTSUPP;
+	if (n < 0 || n > CLOG_GRANTS || rq->dlen != (size_t)n * sizeof(uint32_t))
+		return SERVE_END;
+	uint32_t done[CLOG_GRANTS];
+	if (n)
+		memcpy(done, rq->data, rq->dlen);
+	struct clog_aside a[CLOG_GRANTS];
+	int got = clog_set_aside(s->fs, s->clog, done, (int)n, 0, a, CLOG_GRANTS);
+	if (got < 0)
+		return got;
+	struct ctl_aside *r = (struct ctl_aside *)s->out;
+	for (int i = 0; i < got; i++)
+		r[i] = (struct ctl_aside){a[i].ino, a[i].epoch, a[i].index, 0};
+	*outlen = (uint32_t)((size_t)got * sizeof(*r));
+	return got;
 }
 
 void serve_grant(struct session *s, int slot, int64_t want, mode_t mode, uint32_t *outlen)

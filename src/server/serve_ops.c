@@ -308,6 +308,22 @@ static int64_t do_open(struct session *s, const char *path, int flags, mode_t mo
 	return slot;
 }
 
+/* A descriptor of a file the client made in its log: it had one from the
+ * create, which its library now needs the daemon's side of (a read, a
+ * write after its grant went).  The create was the entitlement. */
+static int64_t do_open_ino(struct session *s, int64_t ino, int flags)
+{
+	if (!s->clog || ino <= 0 || !clog_made(s->fs, s->clog, (uint64_t)ino))
+		return -EBADF;
+	int vfd = ic_open(s->fs, (uint64_t)ino, flags & ~(O_CREAT | O_EXCL | O_TRUNC));
+	if (vfd < 0)
+		return vfd;
+	int slot = fd_add(s, vfd, (uint64_t)ino, flags);
+	if (slot < 0)
+		cairn_close(s->fs, vfd);
+	return slot;
+}
+
 /* A descriptor, with a grant of local writes, for an inode the client's
  * process opened for writing through the mount (a preloaded program):
  * that open, which the kernel checked, is what entitles it. */
@@ -832,6 +848,7 @@ static const uint8_t strings_of[CTL_OP_END] = {
     [CTL_LINK] = 2,     [CTL_SYMLINK] = 2,   [CTL_READLINK] = 1,    [CTL_CHMOD] = 1,
     [CTL_CHOWN] = 1,    [CTL_UTIMENS] = 1,   [CTL_STATVFS] = 1,     [CTL_SETXATTR] = 2,
     [CTL_GETXATTR] = 2, [CTL_LISTXATTR] = 1, [CTL_REMOVEXATTR] = 2, [CTL_OPENDIR] = 1,
+    [CTL_DIR_GRANT] = 1,
 };
 
 static int64_t volume_call(struct session *s, int op, uint8_t *out, uint32_t *outlen)
@@ -936,6 +953,15 @@ static int64_t dispatch(struct session *s, const struct request *rq, uint32_t *o
 		return do_closedir(s, a[0]);
 	case CTL_SCRUB:
 		return do_scrub(s, a[0], out, outlen);
+	case CTL_DIR_GRANT: {
+		struct walked w;
+		int rc = walk_pinned(s, p, WALK_FOLLOW, &w);
+		return rc ? rc : serve_dir_grant(s, &w, outlen);
+	}
+	case CTL_SET_ASIDE:
+		return serve_set_aside(s, rq, outlen);
+	case CTL_OPEN_INO:
+		return do_open_ino(s, a[0], (int)a[1]);
 	default:
 		return volume_call(s, op, out, outlen);
 	}

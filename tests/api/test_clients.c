@@ -88,7 +88,7 @@ static void test_kept_log_not_reused(void **state)
 
 	struct clog *c = NULL;
 	struct clog_start st;
-	TV_EQ(clog_start(fs, -1, &c, &st), 0);
+	TV_EQ(clog_start(fs, -1, getuid(), getgid(), &c, &st), 0);
 	int slot = fd_slot(st.log_fd);
 	uint32_t index;
 	uint64_t epoch;
@@ -109,7 +109,7 @@ static void test_kept_log_not_reused(void **state)
 	/* A client that starts now does not take their slot. */
 	struct clog *c2 = NULL;
 	struct clog_start st2;
-	TV_EQ(clog_start(fs, -1, &c2, &st2), 0);
+	TV_EQ(clog_start(fs, -1, getuid(), getgid(), &c2, &st2), 0);
 	if (fd_slot(st2.log_fd) == slot)
 		fail_msg("a new client log took slot %d, whose records wait for the next mount",
 		         slot);
@@ -150,7 +150,7 @@ static void test_largest_record_ingested(void **state)
 	TV_OK(cairn_fstat(fs, fd, &sb));
 	struct clog *c = NULL;
 	struct clog_start st;
-	TV_EQ(clog_start(fs, -1, &c, &st), 0);
+	TV_EQ(clog_start(fs, -1, getuid(), getgid(), &c, &st), 0);
 	uint32_t index;
 	uint64_t epoch;
 	TV_EQ(clog_grant(fs, c, sb.st_ino, &index, &epoch), 0);
@@ -207,7 +207,7 @@ static void rclient_open(struct rclient *r, cairn_fs *fs, uint64_t ino)
 	char err[512] = "";
 	uint32_t index;
 	r->fs = fs;
-	TV_EQ(clog_start(fs, -1, &r->c, &r->st), 0);
+	TV_EQ(clog_start(fs, -1, getuid(), getgid(), &r->c, &r->st), 0);
 	TV_EQ(clog_grant(fs, r->c, ino, &index, &r->epoch), 0);
 	r->credit = r->st.credit;
 	TV_EQ(media_open_given(&r->m, (enum media_kind)r->st.media_kind, r->st.log_fd, "client log",

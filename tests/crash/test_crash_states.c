@@ -2417,7 +2417,7 @@ static void ck_start(struct scen *s, struct ck_client *cc, int n, int no_credit)
 	cc->n = n;
 	op_start(s, "clog_start");
 	struct clog_start st;
-	int rc = clog_start(s->fs, -1, &cc->c, &st);
+	int rc = clog_start(s->fs, -1, getuid(), getgid(), &cc->c, &st);
 	if (rc)
 		fail_msg("clog: clog_start: %s", tv_errname(-rc));
 	cc->slot = ck_fd_slot(st.log_fd);

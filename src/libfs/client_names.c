@@ -1,0 +1,453 @@
+/*
+ * client_names.c - names in a client's log: grants of directories, inode
+ * numbers set aside for a client's creates, and the ingestion of the
+ * creates and unlinks it makes in its log (docs/ARCHITECTURE.md, "Names
+ * in a client's log").
+ *
+ * Owns: nothing of its own: struct clog and struct clients are clients.c's
+ * (clients_internal.h); this file writes the fields of them that are
+ * about names (kind, dirs, creds, cached).
+ * May call: libfs internals (op_begin, op_log_apply, vnodes), the shared
+ * area's inodes and directories, the media layer.
+ *
+ * Locks as in clients.c: clients->lock before fs->lock.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "fs/dir.h"
+#include "libfs/clients_internal.h"
+#include "libfs/fs_internal.h"
+#include "libfs/icalls.h"
+#include "libfs/oprec.h"
+#include "log/log_format.h"
+#include "media/media.h"
+#include "util/checksum.h"
+
+/* Inode numbers a client holds set aside at once. */
+#define CLOG_ASIDE 16
+
+/* ---- credentials ----------------------------------------------------------- */
+
+int clog_write_creds(struct clog *c)
+{
+	struct clog_creds k;
+	memset(&k, 0, sizeof(k));
+	k.magic = CLOG_CREDS_MAGIC;
+	k.uid = c->uid;
+	k.gid = c->gid;
+	memcpy(k.log_id, c->log_id, 16);
+	k.checksum = checksum64(&k, offsetof(struct clog_creds, checksum));
+	int rc = media_store(c->sm, CLOG_CREDS_OFF, &k, sizeof(k));
+	return rc ? rc : media_fence(c->sm);
+}
+
+/* A state file without them (or with damaged ones) makes every create of
+ * its log refused: nobody could say whose the files would be. */
+void clog_read_creds(struct clog *c)
+{
+	struct clog_creds k;
+	c->has_creds = 0;
+	if (media_read(c->sm, CLOG_CREDS_OFF, &k, sizeof(k)) == 0 && k.magic == CLOG_CREDS_MAGIC &&
+	    !memcmp(k.log_id, c->log_id, 16) &&
+	    k.checksum == checksum64(&k, offsetof(struct clog_creds, checksum))) {
+		c->uid = k.uid;
+		c->gid = k.gid;
+		c->has_creds = 1;
+	}
+}
+
+/* ---- what the mount's kernel keeps ------------------------------------------ */
+
+static int64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static int dir_granted(const struct clients *cl, uint64_t dir)
+{
+	for (int s = 0; s < CLOG_SLOTS; s++) {
+		const struct clog *c = cl->slot[s];
+		for (uint32_t g = 0; c && g < CLOG_GRANTS; g++)
+			if (c->kind[g] == GRANT_DIR && c->grants[g].ino == dir && c->grants[g].live)
+				return 1;
+	}
+	return 0;
+}
+
+#define CACHED_PROBES 16
+
+static struct cached_dir *cached_slot(struct clients *cl, uint64_t dir, int64_t now, int make)
+{
+	for (int k = 0; k < CACHED_PROBES; k++) {
+		struct cached_dir *d = &cl->cached[(dir * 0x9e3779b97f4a7c15ull + (uint64_t)k) %
+		                                   CACHED_DIRS];
+		if (d->dir == dir || (make && d->until <= now))
+			return d;
+	}
+	return NULL;
+}
+
+/* Whether the kernel may still hold entries of dir that it got with a
+ * timeout: a local change of a name there would not be seen through the
+ * mount until they expire. */
+static int entries_cached(struct clients *cl, uint64_t dir)
+{
+	int64_t now = mono_ns();
+	if (now < cl->all_cached_until)
+		return 1;
+	struct cached_dir *d = cached_slot(cl, dir, now, 0);
+	return d && d->until > now;
+}
+
+double clients_entry_timeout(cairn_fs *fs, uint64_t dir, double want)
+{
+	struct clients *cl = clients_table(fs);
+	if (!cl || want <= 0)
+		return want;
+	pthread_mutex_lock(&cl->lock);
+	if (atomic_load(&cl->dir_grants) > 0 && dir_granted(cl, dir)) {
+		want = 0;
+	} else {
+		/* A second more than the kernel keeps it: clocks and the
+		 * time the reply takes to arrive. */
+		int64_t now = mono_ns(), until = now + (int64_t)(want * 1e9) + 1000000000;
+		struct cached_dir *d = cached_slot(cl, dir, now, 1);
+		if (d) {
+			d->dir = dir;
+			d->until = until;
+		} else if (until > cl->all_cached_until) {
+			cl->all_cached_until = until;
+		}
+	}
+	pthread_mutex_unlock(&cl->lock);
+	return want;
+}
+
+/* ---- grants of directories -------------------------------------------------- */
+
+int clog_grant_dir(cairn_fs *fs, struct clog *c, uint64_t dir, uint32_t *index, uint64_t *epoch)
+{
+	struct clients *cl = clients_table(fs);
+	pthread_mutex_lock(&cl->lock);
+	int rc = c->forged[0] || !c->has_creds ? -EBUSY : 0;
+	if (!rc && entries_cached(cl, dir))
+		rc = -EAGAIN;
+	int slot = -1, dirs = 0;
+	for (int i = 0; i < CLOG_GRANTS && !rc; i++) {
+		if (c->kind[i] == GRANT_DIR && c->grants[i].live)
+			dirs++;
+		if (c->kind[i] == GRANT_DIR && c->grants[i].ino == dir && c->grants[i].live)
+			slot = i;
+	}
+	if (!rc && slot < 0) {
+		if (dirs >= CLOG_DIR_GRANTS || (slot = clog_free_grant(c)) < 0)
+			rc = -EBUSY;
+		/* One client at a time changes a directory's names. */
+		if (!rc)
+			clog_revoke_others(fs, cl, c, dir);
+		if (!rc)
+			rc = clog_grant_write(c, (uint32_t)slot, dir);
+		if (!rc) {
+			c->kind[slot] = GRANT_DIR;
+			atomic_fetch_add(&cl->dir_grants, 1);
+		}
+	}
+	if (!rc) {
+		*index = (uint32_t)slot;
+		*epoch = c->grants[slot].epoch;
+	}
+	pthread_mutex_unlock(&cl->lock);
+	return rc;
+}
+
+void clog_drop_dir(cairn_fs *fs, struct clog *c, uint32_t index)
+{
+	struct clients *cl = clients_table(fs);
+	pthread_mutex_lock(&cl->lock);
+	if (index < CLOG_GRANTS && c->kind[index] == GRANT_DIR)
+		clog_revoke(fs, c, index, 1);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+/* Every live grant of dir (all: of any directory) is revoked. */
+static void revoke_dirs(cairn_fs *fs, uint64_t dir, int all)
+{
+	struct clients *cl = clients_table(fs);
+	if (!cl || atomic_load(&cl->dir_grants) == 0)
+		return;
+	pthread_mutex_lock(&cl->lock);
+	for (int s = 0; s < CLOG_SLOTS; s++) {
+		struct clog *c = cl->slot[s];
+		for (uint32_t g = 0; c && g < CLOG_GRANTS; g++)
+			if (c->kind[g] == GRANT_DIR && c->grants[g].live &&
+			    (all || c->grants[g].ino == dir))
+				clog_revoke(fs, c, g, 1);
+	}
+	pthread_mutex_unlock(&cl->lock);
+}
+
+void clients_dir_changing(cairn_fs *fs, uint64_t dir)
+{
+	revoke_dirs(fs, dir, 0);
+}
+
+void clients_paths_changing(cairn_fs *fs)
+{
+	revoke_dirs(fs, 0, 1);
+}
+
+int clients_dir_grants(cairn_fs *fs)
+{
+	struct clients *cl = clients_table(fs);
+	return cl ? atomic_load(&cl->dir_grants) : 0;
+}
+
+/* ---- inode numbers set aside ------------------------------------------------ */
+
+/* Ends c's grant i of a file it made (done with it): its last records
+ * are applied first, then the inode is unpinned (an unlinked one goes). */
+static void release_made(cairn_fs *fs, struct clog *c, uint32_t i)
+{
+	uint64_t ino = c->grants[i].ino;
+	if (clog_revoke(fs, c, i, 1) == 0)
+		ic_unpin(fs, ino, 1);
+}
+
+static int set_aside_one(cairn_fs *fs, struct clog *c, uint64_t hint)
+{
+	int slot = clog_free_grant(c);
+	if (slot < 0)
+		return -EBUSY;
+	uint64_t ino;
+	pthread_rwlock_wrlock(&fs->lock);
+	int rc = inode_hold(&fs->sh, hint, &ino);
+	pthread_rwlock_unlock(&fs->lock);
+	if (rc)
+		return rc;
+	rc = clog_grant_write(c, (uint32_t)slot, ino);
+	if (rc) {
+		pthread_rwlock_wrlock(&fs->lock);
+		inode_unhold(&fs->sh, ino);
+		pthread_rwlock_unlock(&fs->lock);
+		return rc;
+	}
+	c->kind[slot] = GRANT_SET_BY;
+	return 0;
+}
+
+int clog_set_aside(cairn_fs *fs, struct clog *c, const uint32_t *done, int ndone, uint64_t hint,
+                   struct clog_aside *out, int max)
+{
+	struct clients *cl = clients_table(fs);
+	pthread_mutex_lock(&cl->lock);
+	for (int k = 0; k < ndone; k++)
+		if (done[k] < CLOG_GRANTS && c->kind[done[k]] == GRANT_MADE && !c->refs[done[k]])
+			release_made(fs, c, done[k]);
+	int have = 0, rc = c->forged[0] ? -EBUSY : 0;
+	for (int i = 0; i < CLOG_GRANTS; i++)
+		have += c->kind[i] == GRANT_SET_BY;
+	for (; !rc && have < CLOG_ASIDE; have++)
+		rc = set_aside_one(fs, c, hint);
+	int n = 0;
+	for (uint32_t i = 0; i < CLOG_GRANTS && n < max; i++)
+		if (c->kind[i] == GRANT_SET_BY)
+			out[n++] = (struct clog_aside){c->grants[i].ino, c->grants[i].epoch, i};
+	pthread_mutex_unlock(&cl->lock);
+	/* Some set aside is as good as all: the client asks again later. */
+	return n > 0 ? n : rc ? rc : -ENOSPC;
+}
+
+int clog_made(cairn_fs *fs, struct clog *c, uint64_t ino)
+{
+	struct clients *cl = clients_table(fs);
+	pthread_mutex_lock(&cl->lock);
+	int made = 0;
+	for (int i = 0; i < CLOG_GRANTS && !made; i++)
+		made = c->kind[i] == GRANT_MADE && c->grants[i].ino == ino;
+	pthread_mutex_unlock(&cl->lock);
+	return made;
+}
+
+void clog_names_end(struct cairn_fs *fs, struct clog *c)
+{
+	for (uint32_t i = 0; i < CLOG_GRANTS; i++) {
+		if (c->kind[i] == GRANT_SET_BY) {
+			pthread_rwlock_wrlock(&fs->lock);
+			inode_unhold(&fs->sh, c->grants[i].ino);
+			pthread_rwlock_unlock(&fs->lock);
+		} else if (c->kind[i] == GRANT_MADE) {
+			ic_unpin(fs, c->grants[i].ino, 1);
+		}
+		c->kind[i] = GRANT_FILE;
+	}
+}
+
+/* ---- ingestion ---------------------------------------------------------------- */
+
+/* The name a record carries after `fixed` bytes of payload, or NULL. */
+static const char *record_name(const struct log_rec_hdr *h, const void *data, size_t fixed,
+                               size_t *len)
+{
+	if (h->payload_len <= fixed || h->payload_len - fixed > CLOG_NAME_MAX)
+		return NULL;
+	const char *name = (const char *)data + fixed;
+	*len = h->payload_len - fixed;
+	if (memchr(name, '/', *len) || memchr(name, 0, *len))
+		return NULL;
+	if ((*len == 1 && name[0] == '.') || (*len == 2 && name[0] == '.' && name[1] == '.'))
+		return NULL;
+	return name;
+}
+
+/* The directory a name record changes, looked up: NULL if all is well. */
+static const char *dir_problem(struct cairn_fs *fs, uint64_t dir, const char *name, size_t len,
+                               uint64_t *ino, uint8_t *type, struct fs_inode *copy)
+{
+	struct iref d;
+	if (!inode_in_use(&fs->sh, dir) || inode_get(&fs->sh, dir, &d))
+		return "a directory that is not there";
+	const char *why = NULL;
+	if (!S_ISDIR(d.i->mode) || d.i->nlink == 0)
+		why = "a directory that is not there";
+	*copy = *d.i;
+	if (!why && dir_lookup(&fs->sh.fx, d.i, name, len, ino, type) != 0)
+		*ino = 0;
+	inode_put(&fs->sh, &d);
+	return why;
+}
+
+/* The grant of ino that c's create may take: one set aside for it (as the
+ * state file holds it, after a crash), or -1. */
+static int aside_grant(const struct clog *c, uint64_t ino)
+{
+	for (int i = 0; i < CLOG_GRANTS; i++)
+		if (c->grants[i].ino == ino && c->grants[i].epoch &&
+		    (c->recovered || c->kind[i] == GRANT_SET_BY))
+			return i;
+	return -1;
+}
+
+static const char *ingest_create(struct cairn_fs *fs, struct clog *c, const struct log_rec_hdr *h,
+                                const void *data, uint64_t next, int *attempt, int *rc)
+{
+	struct clog_create cc;
+	size_t len;
+	const char *name = record_name(h, data, sizeof(cc), &len);
+	if (!name)
+		return "a name no file may have";
+	memcpy(&cc, data, sizeof(cc));
+	if (cc.mode & ~(uint32_t)07777 || cc.mode & S_ISGID)
+		return "a mode a create in a log may not give";
+	if (!c->has_creds)
+		return "a create by a client of unknown credentials";
+	uint64_t dir = h->args[0], ino = h->args[1];
+	int g = aside_grant(c, ino);
+	if (g < 0)
+		return "an inode number not set aside for it";
+	if (c->recovered && inode_in_use(&fs->sh, ino))
+		return "an inode number in use";
+	struct {
+		struct op_cwrite cw;
+		struct op_mknod p;
+		char name[CLOG_NAME_MAX];
+	} rec;
+	if ((*rc = op_begin(fs, sizeof(rec.cw) + sizeof(rec.p) + len, 0, SPACE_NONE, attempt)))
+		return NULL;
+	uint64_t found;
+	uint8_t type;
+	struct fs_inode d;
+	const char *why = dir_problem(fs, dir, name, len, &found, &type, &d);
+	if (!why && found)
+		why = "a name that is there";
+	if (why)
+		return why;
+	clog_copy_of(c, h, next, &rec.cw);
+	memset(&rec.p, 0, sizeof(rec.p));
+	rec.p.parent = dir;
+	rec.p.ino = ino;
+	rec.p.time_ns = now_ns();
+	rec.p.mode = S_IFREG | cc.mode;
+	rec.p.uid = c->uid;
+	rec.p.gid = (d.mode & S_ISGID) ? d.gid : c->gid;
+	rec.p.namelen = (uint16_t)len;
+	memcpy(rec.name, name, len);
+	if (!c->recovered)
+		inode_unhold(&fs->sh, ino); /* the create takes it for good */
+	fs->apply_resv = 0;
+	struct iovec iov = {&rec, sizeof(rec.cw) + sizeof(rec.p) + len};
+	uint64_t seq;
+	*rc = op_log_apply(fs, OP_CMKNOD, NULL, &iov, 1, &seq);
+	if (*rc || c->recovered)
+		return NULL;
+	/* The block the credit held for the directory's growth is free to
+	 * use again; the file stays pinned while the client may write it. */
+	c->credit -= 1;
+	fs->reserved_blocks -= 1;
+	c->kind[g] = GRANT_MADE;
+	struct vnode *vn = vnode_get(fs, ino);
+	if (vn)
+		vn->open_count++;
+	fs->stats.client_records++;
+	return NULL;
+}
+
+static const char *ingest_unlink(struct cairn_fs *fs, struct clog *c, const struct log_rec_hdr *h,
+                                const void *data, uint64_t next, int *attempt, int *rc)
+{
+	size_t len;
+	const char *name = record_name(h, data, 0, &len);
+	if (!name)
+		return "a name no file may have";
+	struct {
+		struct op_cwrite cw;
+		struct op_unlink p;
+		char name[CLOG_NAME_MAX];
+	} rec;
+	if ((*rc = op_begin(fs, sizeof(rec.cw) + sizeof(rec.p) + len, 0, SPACE_NONE, attempt)))
+		return NULL;
+	uint64_t dir = h->args[0], victim = h->args[1], found;
+	uint8_t type;
+	struct fs_inode d;
+	const char *why = dir_problem(fs, dir, name, len, &found, &type, &d);
+	if (!why && found != victim)
+		why = "a name that does not name its inode";
+	if (!why && type == DT_DIR)
+		why = "an unlink of a directory";
+	if (why)
+		return why;
+	clog_copy_of(c, h, next, &rec.cw);
+	memset(&rec.p, 0, sizeof(rec.p));
+	rec.p.parent = dir;
+	rec.p.ino = victim;
+	rec.p.time_ns = now_ns();
+	rec.p.namelen = (uint16_t)len;
+	rec.p.flags = vnode_is_open(fs, victim) ? OPF_ORPHAN : 0;
+	memcpy(rec.name, name, len);
+	struct iovec iov = {&rec, sizeof(rec.cw) + sizeof(rec.p) + len};
+	uint64_t seq;
+	*rc = op_log_apply(fs, OP_CUNLINK, NULL, &iov, 1, &seq);
+	if (!*rc)
+		fs->stats.client_records++;
+	return NULL;
+}
+
+const char *clog_apply_name(struct cairn_fs *fs, struct clog *c, const struct log_rec_hdr *h,
+                            const void *data, uint64_t next, int *attempt, int *rc)
+{
+	*rc = 0;
+	if (fs->failed) {
+		*rc = -EIO;
+		return NULL;
+	}
+	if (h->type == CLOG_REC_CREATE)
+		return ingest_create(fs, c, h, data, next, attempt, rc);
+	return ingest_unlink(fs, c, h, data, next, attempt, rc);
+}
