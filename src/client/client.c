@@ -42,6 +42,9 @@ struct client_fd {
 	 * knows; after one, the position is that end until asked. */
 	int append, pos_at_end;
 	int taken;            /* a local descriptor (client_adopt_local) in use */
+	/* A local descriptor of a file made in the log: the daemon's
+	 * descriptor of it (opened when first needed), or -1. */
+	int made, remote, flags;
 	pthread_mutex_t lock; /* the fields above; made once, never reset */
 };
 
@@ -64,6 +67,7 @@ struct client {
 	int log_state;
 	struct client_fd *fds;    /* CLIENT_FDS of them, once a log exists */
 	pthread_mutex_t pos_lock; /* starting the log */
+	struct client_names *names; /* client_names.c, once a log exists */
 };
 
 static int fail_errno(int e)
@@ -203,6 +207,7 @@ void client_detach(struct client *c)
 	 * log holds. */
 	close(c->sock);
 	client_log_close(c->log);
+	client_names_free(c->names);
 	for (int i = 0; c->fds && i < CLIENT_ALL_FDS; i++)
 		pthread_mutex_destroy(&c->fds[i].lock);
 	free(c->fds);
@@ -344,6 +349,17 @@ static int64_t request(struct client *c, int op, const int64_t a[4], const char 
 
 #define ARGS(...) ((const int64_t[4]){__VA_ARGS__})
 
+int64_t client_request(struct client *c, int op, const int64_t a[4], const char *const *strs,
+                       int nstr, const void *data, size_t dlen, void *out, size_t outlen)
+{
+	return request(c, op, a, strs, nstr, data, dlen, out, outlen);
+}
+
+struct client_log *client_log_of(struct client *c)
+{
+	return c->log;
+}
+
 /* ---- the calls ----------------------------------------------------------- */
 
 /* ---- the private log ------------------------------------------------------ */
@@ -370,6 +386,8 @@ static int start_log(struct client *c)
 	if (!c->log) {
 		free(c->fds);
 		c->fds = NULL;
+	} else {
+		c->names = client_names_new();
 	}
 	c->log_state = c->log ? 1 : -1;
 	return ok ? 0 : fail_errno(EIO);
@@ -433,15 +451,62 @@ static void note_grant(struct client *c, int fd, const struct ctl_grant *g, int 
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* A local descriptor (numbered after the daemon's) writing ino under
+ * grant g; made: a file made in the log.  -1 when all are taken. */
+static int local_fd(struct client *c, uint64_t ino, struct client_grant g, int flags, int made)
+{
+	for (int fd = CLIENT_FDS; fd < CLIENT_ALL_FDS; fd++) {
+		struct client_fd *f = &c->fds[fd];
+		pthread_mutex_lock(&f->lock);
+		int mine = !f->taken;
+		if (mine) {
+			f->taken = 1;
+			f->made = made;
+			f->remote = -1;
+			f->flags = flags & ~(O_CREAT | O_EXCL | O_TRUNC);
+			set_grant(f, g, ino, flags);
+		}
+		pthread_mutex_unlock(&f->lock);
+		if (mine)
+			return fd;
+	}
+	return -1;
+}
+
+/* A create in the log, when the client holds its directory's grant:
+ * the descriptor, -2 when the daemon must do it, or -1 with errno. */
+static int open_made(struct client *c, const char *path, int flags, mode_t mode)
+{
+	uint64_t ino;
+	struct client_grant g;
+	int r = client_names_create(c, c->names, path, flags, mode, &ino, &g);
+	if (r <= 0)
+		return r < 0 ? -1 : -2;
+	int fd = local_fd(c, ino, g, flags, 1);
+	if (fd < 0)
+		client_names_opened(c->names, ino, -1);
+	/* Made, but no descriptor to give: the file stays, as after a
+	 * create whose open then failed. */
+	return fd < 0 ? fail_errno(EMFILE) : fd;
+}
+
 int client_open(struct client *c, const char *path, int flags, mode_t mode)
 {
 	int want = (flags & O_ACCMODE) != O_RDONLY;
 	if (want)
 		want_log(c);
 	want = want && c->log;
+	if (want && (flags & O_CREAT)) {
+		int fd = open_made(c, path, flags, mode);
+		if (fd != -2)
+			return fd;
+	}
 	struct ctl_grant g = {0};
-	int fd = (int)request(c, CTL_OPEN, ARGS(flags, mode, want ? CTL_OPEN_GRANT : 0), &path, 1,
-	                      NULL, 0, &g, sizeof(g));
+	uint64_t dir = (flags & O_CREAT) ? client_names_begin(c, c->names, path) : 0;
+	int fd = (int)request(c, CTL_OPEN, ARGS(flags, mode, want ? CTL_OPEN_GRANT : 0, (int64_t)dir),
+	                      &path, 1, NULL, 0, &g, sizeof(g));
+	if (flags & O_CREAT)
+		client_names_done(c->names, path, fd < 0 ? -1 : 0, 1, g.ino);
 	note_grant(c, fd, &g, flags);
 	return fd;
 }
@@ -459,19 +524,7 @@ int client_adopt_local(struct client *c, uint64_t ino, int flags)
 	struct client_grant g;
 	if (!c->log || !client_log_find_grant(c->log, ino, &g))
 		return -1;
-	for (int fd = CLIENT_FDS; fd < CLIENT_ALL_FDS; fd++) {
-		struct client_fd *f = &c->fds[fd];
-		pthread_mutex_lock(&f->lock);
-		int mine = !f->taken;
-		if (mine) {
-			f->taken = 1;
-			set_grant(f, g, ino, flags);
-		}
-		pthread_mutex_unlock(&f->lock);
-		if (mine)
-			return fd;
-	}
-	return -1;
+	return local_fd(c, ino, g, flags, 0);
 }
 
 int client_local_pwrite(struct client *c, int fd, const void *buf, size_t count, off_t off)
@@ -539,13 +592,20 @@ int client_ftruncate(struct client *c, int fd, off_t length)
 int client_close(struct client *c, int fd)
 {
 	if (fd >= CLIENT_FDS && fd < CLIENT_ALL_FDS && c->fds) {
-		/* A local descriptor: the grant is its opens' to let go of. */
+		/* A local descriptor: the grant is its opens' to let go of, or
+		 * for a file made in the log the client's (client_names.c). */
 		struct client_fd *f = &c->fds[fd];
 		pthread_mutex_lock(&f->lock);
+		int rc = f->taken ? 0 : fail_errno(EBADF);
 		__atomic_store_n(&f->local_pos, 0, __ATOMIC_RELEASE);
-		f->taken = 0;
+		if (f->taken && f->made && f->remote >= 0)
+			request(c, CTL_CLOSE, ARGS(f->remote), NULL, 0, NULL, 0, NULL, 0);
+		if (f->taken && f->made)
+			client_names_opened(c->names, f->ino, -1);
+		f->taken = f->made = 0;
+		f->remote = -1;
 		pthread_mutex_unlock(&f->lock);
-		return 0;
+		return rc;
 	}
 	int rc = (int)request(c, CTL_CLOSE, ARGS(fd), NULL, 0, NULL, 0, NULL, 0);
 	struct client_fd *f = granted_fd(c, fd);
@@ -557,9 +617,36 @@ int client_close(struct client *c, int fd)
 	return rc;
 }
 
+/* The daemon's descriptor behind fd: fd itself, or for a file made in the
+ * log the one opened for it when first needed (CTL_OPEN_INO); -1 with
+ * errno if there is none. */
+static int remote_fd(struct client *c, int fd)
+{
+	if (fd < CLIENT_FDS || fd >= CLIENT_ALL_FDS || !c->fds)
+		return fd;
+	struct client_fd *f = &c->fds[fd];
+	if (!__atomic_load_n(&f->made, __ATOMIC_ACQUIRE))
+		return fd; /* the daemon knows it not: EBADF */
+	int r = __atomic_load_n(&f->remote, __ATOMIC_ACQUIRE);
+	if (r >= 0)
+		return r;
+	pthread_mutex_lock(&c->pos_lock);
+	if (f->remote < 0) {
+		r = (int)request(c, CTL_OPEN_INO, ARGS((int64_t)f->ino, f->flags), NULL, 0, NULL, 0,
+		                 NULL, 0);
+		if (r >= 0)
+			__atomic_store_n(&f->remote, r, __ATOMIC_RELEASE);
+	}
+	r = f->remote;
+	pthread_mutex_unlock(&c->pos_lock);
+	return r;
+}
+
 /* Reads in pieces of at most CTL_MAX_DATA; a short piece is the end. */
 static ssize_t read_pieces(struct client *c, int op, int fd, uint8_t *buf, size_t count, off_t off)
 {
+	if ((fd = remote_fd(c, fd)) < 0)
+		return -1;
 	if (!buf && count)
 		return fail_errno(EFAULT);
 	if (count > SSIZE_MAX)
@@ -585,7 +672,10 @@ static int resolve_end(struct client *c, struct client_fd *f, int fd)
 {
 	if (!f->pos_at_end)
 		return 0;
-	off_t r = (off_t)request(c, CTL_LSEEK, ARGS(fd, 0, SEEK_END), NULL, 0, NULL, 0, NULL, 0);
+	int rfd = remote_fd(c, fd);
+	off_t r = rfd < 0 ? -1
+	                  : (off_t)request(c, CTL_LSEEK, ARGS(rfd, 0, SEEK_END), NULL, 0, NULL, 0,
+	                                   NULL, 0);
 	if (r < 0)
 		return -1;
 	f->pos = (uint64_t)r;
@@ -629,6 +719,8 @@ ssize_t client_pread(struct client *c, int fd, void *buf, size_t count, off_t of
 static ssize_t write_pieces(struct client *c, int op, int fd, const uint8_t *buf, size_t count,
                             off_t off)
 {
+	if ((fd = remote_fd(c, fd)) < 0)
+		return -1;
 	if (!buf && count)
 		return fail_errno(EFAULT);
 	if (count > SSIZE_MAX)
@@ -684,7 +776,10 @@ off_t client_lseek(struct client *c, int fd, off_t off, int whence)
 	} else {
 		/* The end, data and holes are the daemon's to know; it
 		 * ingests the log first. */
-		r = (off_t)request(c, CTL_LSEEK, ARGS(fd, off, whence), NULL, 0, NULL, 0, NULL, 0);
+		int rfd = remote_fd(c, fd);
+		r = rfd < 0 ? -1
+		            : (off_t)request(c, CTL_LSEEK, ARGS(rfd, off, whence), NULL, 0, NULL, 0,
+		                             NULL, 0);
 	}
 	if (r >= 0) {
 		f->pos = (uint64_t)r;
@@ -696,6 +791,8 @@ off_t client_lseek(struct client *c, int fd, off_t off, int whence)
 
 int client_fdcall(struct client *c, int op, int fd, int64_t a1, int64_t a2, int64_t a3)
 {
+	if ((fd = remote_fd(c, fd)) < 0)
+		return -1;
 	return (int)request(c, op, ARGS(fd, a1, a2, a3), NULL, 0, NULL, 0, NULL, 0);
 }
 
@@ -703,6 +800,8 @@ int client_fstat(struct client *c, int fd, struct stat *st)
 {
 	if (!st)
 		return fail_errno(EFAULT);
+	if ((fd = remote_fd(c, fd)) < 0)
+		return -1;
 	return (int)request(c, CTL_FSTAT, ARGS(fd), NULL, 0, NULL, 0, st, sizeof(*st));
 }
 
@@ -714,8 +813,24 @@ int client_stat(struct client *c, const char *path, struct stat *st, int follow)
 	                    sizeof(*st));
 }
 
+/* An unlink in the log when the client made the file and holds its
+ * directory; else the daemon's, which keeps the client's grant of the
+ * directory (the name it held goes from it here). */
+static int unlink_path(struct client *c, const char *path)
+{
+	int r = client_names_unlink(c, c->names, path);
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	uint64_t dir = client_names_begin(c, c->names, path);
+	r = (int)request(c, CTL_UNLINK, ARGS(0, 0, 0, (int64_t)dir), &path, 1, NULL, 0, NULL, 0);
+	client_names_done(c->names, path, r, 0, 0);
+	return r;
+}
+
 int client_path(struct client *c, int op, const char *p1, const char *p2, int64_t a0, int64_t a1)
 {
+	if (op == CTL_UNLINK && c->names)
+		return unlink_path(c, p1);
 	int two = op == CTL_RENAME || op == CTL_LINK || op == CTL_SYMLINK || op == CTL_REMOVEXATTR;
 	const char *strs[2] = {p1, p2};
 	return (int)request(c, op, ARGS(a0, a1), strs, two ? 2 : 1, NULL, 0, NULL, 0);

@@ -111,7 +111,7 @@ int client_log_move_fd(struct client_log *l, int min)
 	return rc ? (errno = -rc, -1) : 0;
 }
 
-static int live(const struct client_log *l, const struct client_grant *g)
+int client_log_live(const struct client_log *l, const struct client_grant *g)
 {
 	uint32_t i = __atomic_load_n(&g->index, __ATOMIC_RELAXED);
 	if (i >= CLOG_GRANTS)
@@ -196,7 +196,7 @@ struct clog_rec {
 static int append(struct client *c, struct client_log *l, struct client_grant *g,
                   const struct clog_rec *r, uint64_t *seq, struct log_fill *fill)
 {
-	if (!live(l, g))
+	if (!client_log_live(l, g))
 		return 0;
 	uint64_t cost = clog_type_cost(r->type, r->arg, r->count);
 	if (l->credit < cost && sync_locked(c, l, 0, NULL))
@@ -235,14 +235,14 @@ static int put_record(struct client *c, struct client_log *l, struct client_gran
 	 * threads; the commit waits for the records before this one. */
 	int frc = log_fill(l->log, &fill);
 	if (rc <= 0) {
-		if (rc == 0 && !live(l, g))
+		if (rc == 0 && !client_log_live(l, g))
 			drop_grant(g); /* revoked: through the daemon from now on */
 		return rc;
 	}
 	if (frc || log_commit(l->log, seq))
 		return errno = EIO, -1;
 	atomic_thread_fence(memory_order_seq_cst);
-	if (live(l, g))
+	if (client_log_live(l, g))
 		return 1;
 	/* Revoked while the record was being written: applied or skipped? */
 	drop_grant(g);
@@ -273,4 +273,21 @@ int client_log_truncate(struct client *c, struct client_log *l, struct client_gr
 		return 0; /* the daemon says EFBIG */
 	struct clog_rec r = {CLOG_REC_TRUNCATE, ino, size, NULL, 0, 0};
 	return put_record(c, l, g, &r);
+}
+
+int client_log_create(struct client *c, struct client_log *l, struct client_grant *dir_grant,
+                      uint64_t dir, uint64_t ino, uint32_t mode, const char *name, size_t len)
+{
+	struct clog_create cc = {mode, 0};
+	struct iovec iov[2] = {{&cc, sizeof(cc)}, {(void *)name, len}};
+	struct clog_rec r = {CLOG_REC_CREATE, dir, ino, iov, 2, sizeof(cc) + len};
+	return put_record(c, l, dir_grant, &r);
+}
+
+int client_log_unlink(struct client *c, struct client_log *l, struct client_grant *dir_grant,
+                      uint64_t dir, uint64_t ino, const char *name, size_t len)
+{
+	struct iovec iov = {(void *)name, len};
+	struct clog_rec r = {CLOG_REC_UNLINK, dir, ino, &iov, 1, len};
+	return put_record(c, l, dir_grant, &r);
 }

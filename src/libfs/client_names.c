@@ -30,7 +30,7 @@
 #include "util/checksum.h"
 
 /* Inode numbers a client holds set aside at once. */
-#define CLOG_ASIDE 16
+#define CLOG_ASIDE 64
 
 /* ---- credentials ----------------------------------------------------------- */
 
@@ -177,7 +177,19 @@ void clog_drop_dir(cairn_fs *fs, struct clog *c, uint32_t index)
 	pthread_mutex_unlock(&cl->lock);
 }
 
-/* Every live grant of dir (all: of any directory) is revoked. */
+/* The client whose request this thread serves, and the directory whose
+ * names it says it keeps up to date itself (clients_acting). */
+static __thread struct clog *acting;
+static __thread uint64_t acting_dir;
+
+void clients_acting(struct clog *c, uint64_t dir)
+{
+	acting = c;
+	acting_dir = dir;
+}
+
+/* Every live grant of dir (all: of any directory) is revoked, but the
+ * acting client's of the directory it named. */
 static void revoke_dirs(cairn_fs *fs, uint64_t dir, int all)
 {
 	struct clients *cl = clients_table(fs);
@@ -188,7 +200,8 @@ static void revoke_dirs(cairn_fs *fs, uint64_t dir, int all)
 		struct clog *c = cl->slot[s];
 		for (uint32_t g = 0; c && g < CLOG_GRANTS; g++)
 			if (c->kind[g] == GRANT_DIR && c->grants[g].live &&
-			    (all || c->grants[g].ino == dir))
+			    (all || c->grants[g].ino == dir) &&
+			    (all || c != acting || dir != acting_dir))
 				clog_revoke(fs, c, g, 1);
 	}
 	pthread_mutex_unlock(&cl->lock);
@@ -212,35 +225,57 @@ int clients_dir_grants(cairn_fs *fs)
 
 /* ---- inode numbers set aside ------------------------------------------------ */
 
-/* Ends c's grant i of a file it made (done with it): its last records
- * are applied first, then the inode is unpinned (an unlinked one goes). */
-static void release_made(cairn_fs *fs, struct clog *c, uint32_t i)
+/* Ends c's grants done[] of files it made (it has no descriptor of them
+ * left): their last records are applied first, then the inodes are
+ * unpinned (an unlinked one goes). */
+static void release_made(cairn_fs *fs, struct clog *c, const uint32_t *done, int ndone)
 {
-	uint64_t ino = c->grants[i].ino;
-	if (clog_revoke(fs, c, i, 1) == 0)
-		ic_unpin(fs, ino, 1);
+	uint32_t idx[CLOG_GRANTS];
+	uint64_t inos[CLOG_GRANTS];
+	int n = 0;
+	for (int k = 0; k < ndone && n < CLOG_GRANTS; k++) {
+		uint32_t i = done[k];
+		if (i < CLOG_GRANTS && c->kind[i] == GRANT_MADE && !c->refs[i]) {
+			c->kind[i] = GRANT_FILE; /* not twice, if named twice */
+			inos[n] = c->grants[i].ino;
+			idx[n++] = i;
+		}
+	}
+	if (n && clog_revoke_many(fs, c, idx, n) == 0)
+		for (int k = 0; k < n; k++)
+			ic_unpin(fs, inos[k], 1);
 }
 
-static int set_aside_one(cairn_fs *fs, struct clog *c, uint64_t hint)
+/* Sets up to want inode numbers aside for c (near hint), each with a
+ * grant: the numbers held in memory first, then the grants written. */
+static int set_aside(cairn_fs *fs, struct clog *c, int want, uint64_t hint)
 {
-	int slot = clog_free_grant(c);
-	if (slot < 0)
-		return -EBUSY;
-	uint64_t ino;
+	uint32_t idx[CLOG_ASIDE];
+	uint64_t inos[CLOG_ASIDE];
+	int n = 0, rc = 0;
 	pthread_rwlock_wrlock(&fs->lock);
-	int rc = inode_hold(&fs->sh, hint, &ino);
-	pthread_rwlock_unlock(&fs->lock);
-	if (rc)
-		return rc;
-	rc = clog_grant_write(c, (uint32_t)slot, ino);
-	if (rc) {
-		pthread_rwlock_wrlock(&fs->lock);
-		inode_unhold(&fs->sh, ino);
-		pthread_rwlock_unlock(&fs->lock);
-		return rc;
+	for (; n < want && !rc; n++) {
+		int slot = -1;
+		for (int i = 0; i < CLOG_GRANTS && slot < 0; i++)
+			if (!c->grants[i].ino && !c->refs[i] && c->kind[i] == GRANT_FILE)
+				slot = i;
+		if (slot < 0 || (rc = inode_hold(&fs->sh, hint, &inos[n])))
+			break;
+		idx[n] = (uint32_t)slot;
+		c->kind[slot] = GRANT_SET_BY; /* taken, for the loop */
+		hint = inos[n] + 1;
 	}
-	c->kind[slot] = GRANT_SET_BY;
-	return 0;
+	pthread_rwlock_unlock(&fs->lock);
+	if (n && clog_grant_many(c, idx, inos, n)) {
+		pthread_rwlock_wrlock(&fs->lock);
+		for (int k = 0; k < n; k++) {
+			inode_unhold(&fs->sh, inos[k]);
+			c->kind[idx[k]] = GRANT_FILE;
+		}
+		pthread_rwlock_unlock(&fs->lock);
+		return -EIO;
+	}
+	return n ? 0 : rc ? rc : -EBUSY;
 }
 
 int clog_set_aside(cairn_fs *fs, struct clog *c, const uint32_t *done, int ndone, uint64_t hint,
@@ -248,14 +283,12 @@ int clog_set_aside(cairn_fs *fs, struct clog *c, const uint32_t *done, int ndone
 {
 	struct clients *cl = clients_table(fs);
 	pthread_mutex_lock(&cl->lock);
-	for (int k = 0; k < ndone; k++)
-		if (done[k] < CLOG_GRANTS && c->kind[done[k]] == GRANT_MADE && !c->refs[done[k]])
-			release_made(fs, c, done[k]);
+	release_made(fs, c, done, ndone);
 	int have = 0, rc = c->forged[0] ? -EBUSY : 0;
 	for (int i = 0; i < CLOG_GRANTS; i++)
 		have += c->kind[i] == GRANT_SET_BY;
-	for (; !rc && have < CLOG_ASIDE; have++)
-		rc = set_aside_one(fs, c, hint);
+	if (!rc && have < CLOG_ASIDE)
+		rc = set_aside(fs, c, CLOG_ASIDE - have, hint);
 	int n = 0;
 	for (uint32_t i = 0; i < CLOG_GRANTS && n < max; i++)
 		if (c->kind[i] == GRANT_SET_BY)

@@ -805,6 +805,71 @@ int clog_revoke(struct cairn_fs *fs, struct clog *c, uint32_t i, int forget)
 	return rc;
 }
 
+/* One field of grant i, stored but not fenced: for changes of many grants
+ * at once, each step fenced once (grants_fence). */
+static int grant_put(struct clog *c, uint32_t i, size_t field, uint64_t v)
+{
+	uint64_t *p = (uint64_t *)((uint8_t *)&c->grants[i] + field);
+	*p = v;
+	return media_store(c->sm, grant_off(i) + field, p, sizeof(v));
+}
+
+static int grants_fence(struct clog *c)
+{
+	int rc = media_fence(c->sm);
+	atomic_thread_fence(memory_order_seq_cst);
+	return rc;
+}
+
+/* revoke_grant and forgetting, for n grants at once: each step (live,
+ * then epoch, then inode) stored for all of them and fenced once. */
+int clog_revoke_many(struct cairn_fs *fs, struct clog *c, const uint32_t *idx, int n)
+{
+	int rc = 0;
+	for (int k = 0; k < n && !rc; k++) {
+		if (c->kind[idx[k]] == GRANT_DIR && c->grants[idx[k]].live)
+			atomic_fetch_sub(&clients_table(fs)->dir_grants, 1);
+		rc = grant_put(c, idx[k], G_LIVE, 0);
+	}
+	if (!rc)
+		rc = grants_fence(c);
+	if (!rc)
+		rc = clog_ingest_durably(fs, c);
+	for (int k = 0; k < n && !rc; k++)
+		rc = grant_put(c, idx[k], G_EPOCH, 0);
+	if (!rc)
+		rc = grants_fence(c);
+	for (int k = 0; k < n && !rc; k++) {
+		rc = grant_put(c, idx[k], G_INO, 0);
+		c->kind[idx[k]] = GRANT_FILE;
+	}
+	if (!rc)
+		rc = grants_fence(c);
+	atomic_fetch_add(&clients_table(fs)->changes, 1);
+	return rc;
+}
+
+/* clog_grant_write for n grants at once (inos[k] into slot idx[k]). */
+int clog_grant_many(struct clog *c, const uint32_t *idx, const uint64_t *inos, int n)
+{
+	int rc = 0;
+	for (int k = 0; k < n && !rc; k++)
+		rc = grant_put(c, idx[k], G_INO, inos[k]);
+	if (!rc)
+		rc = grants_fence(c);
+	for (int k = 0; k < n && !rc; k++)
+		rc = grant_put(c, idx[k], G_EPOCH, c->next_epoch + (uint64_t)k);
+	if (!rc)
+		rc = grants_fence(c);
+	for (int k = 0; k < n && !rc; k++)
+		rc = grant_put(c, idx[k], G_LIVE, c->next_epoch + (uint64_t)k);
+	if (!rc)
+		rc = grants_fence(c);
+	/* Even after a failure: an epoch stored once is never given again. */
+	c->next_epoch += (uint64_t)n;
+	return rc;
+}
+
 int clog_free_grant(const struct clog *c)
 {
 	for (int i = 0; i < CLOG_GRANTS; i++)

@@ -164,6 +164,11 @@ void clients_dir_changing(cairn_fs *fs, uint64_t dir);
  * an rmdir, an unlink of a symlink) or change who may search or write a
  * directory: every grant of a directory is revoked. */
 void clients_paths_changing(cairn_fs *fs);
+/* The calls this thread makes until the next clients_acting are client
+ * c's, which keeps its own copy of directory dir's names up to date: a
+ * change of a name there by c does not revoke c's grant of dir (any
+ * other's, yes).  (NULL, 0): no client's. */
+void clients_acting(struct clog *c, uint64_t dir);
 /* Live grants of directories (0: the calls above have nothing to do). */
 int clients_dir_grants(cairn_fs *fs);
 

@@ -111,6 +111,10 @@ int clog_revoke(struct cairn_fs *fs, struct clog *c, uint32_t i, int forget);
 /* Revokes every live grant of ino but those of client keep (NULL: all),
  * with cl->lock held. */
 void clog_revoke_others(struct cairn_fs *fs, struct clients *cl, struct clog *keep, uint64_t ino);
+/* The same for n grants at once (idx[]), each step fenced once. */
+int clog_revoke_many(struct cairn_fs *fs, struct clog *c, const uint32_t *idx, int n);
+/* clog_grant_write of inos[k] into grant idx[k], for n grants at once. */
+int clog_grant_many(struct clog *c, const uint32_t *idx, const uint64_t *inos, int n);
 /* Refuses c's log from record seq on, saying why. */
 void clog_forged(struct clog *c, const char *why, uint64_t seq);
 /* The OP_C* header of a copy of c's record h, whose next record is at next. */

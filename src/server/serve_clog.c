@@ -128,7 +128,7 @@ int64_t serve_dir_grant(struct session *s, const struct walked *w, uint32_t *out
 	/* Its attributes change with each name: the kernel keeps none. */
 	if (s->watch)
 		s->watch->inode(s->watch->arg, dir, -1, 0);
-	return 0;
+	return *outlen;
 }
 
 int64_t serve_set_aside(struct session *s, const struct request *rq, uint32_t *outlen)

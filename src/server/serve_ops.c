@@ -974,11 +974,17 @@ int64_t serve_request(struct session *s, const struct request *rq, uint32_t *out
 	int rc = clients_ingest(s->fs);
 	if (rc)
 		return rc;
+	/* An unlink or a create may say which granted directory the client
+	 * keeps the names of itself (src/client/client_names.c). */
+	int op = rq->h->op;
+	if (s->clog && (op == CTL_UNLINK || op == CTL_OPEN) && rq->h->a[3] > 0)
+		clients_acting(s->clog, (uint64_t)rq->h->a[3]);
 	int64_t r = PIN_LOST;
 	for (int tries = 0; r == PIN_LOST && tries < PIN_TRIES; tries++) {
 		r = dispatch(s, rq, outlen);
 		unpin_all(s);
 	}
+	clients_acting(NULL, 0);
 	/* A name that another process keeps replacing under the walk. */
 	return r == PIN_LOST ? -EAGAIN : r;
 }
