@@ -73,6 +73,7 @@
 #include "fsck/fsck.h"
 #include "fs/format.h"
 #include "libfs/clients.h"
+#include "libfs/icalls.h"
 #include "log/clog_format.h"
 #include "log/log_format.h"
 #include "media/media.h"
@@ -2106,6 +2107,7 @@ struct ck_file {
 	int exists;
 	int fd;       /* the daemon's descriptor */
 	uint64_t ino; /* what grants and records name */
+	uint32_t grant; /* made in a client's log: the grant of its inode */
 	uint64_t size;
 	uint8_t data[CK_MAX];
 };
@@ -2122,8 +2124,10 @@ struct ck_client {
 	int revoke_in_sync; /* the next round trip is followed by a revocation of f */
 };
 
+#define CK_FILES 5
+
 static struct {
-	struct ck_file file[2];
+	struct ck_file file[CK_FILES];
 	/* The next fence of part arm_part revokes the grants of arm_file. */
 	int arm_part;
 	struct ck_file *arm_file;
@@ -2210,9 +2214,9 @@ static void ck_line(char *buf, size_t len, size_t *n, const char *path, int exis
 static char *ck_oracle(struct scen *s)
 {
 	(void)s;
-	char buf[512];
+	char buf[1024];
 	size_t n = 0;
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < CK_FILES && ck.file[i].path; i++)
 		ck_line(buf, sizeof(buf), &n, ck.file[i].path, ck.file[i].exists, ck.file[i].size,
 		        ck.file[i].data);
 	return strdup(buf);
@@ -2247,9 +2251,9 @@ static char *ck_read(cairn_fs *fs, int i, uint8_t *data, uint64_t *size, char *e
 static char *ck_recovered(cairn_fs *fs)
 {
 	static uint8_t data[CK_MAX];
-	char buf[512], err[256];
+	char buf[1024], err[256];
 	size_t n = 0;
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < CK_FILES && ck.file[i].path; i++) {
 		uint64_t size = 0;
 		char *r = ck_read(fs, i, data, &size, err, sizeof(err));
 		if (r == err && n < sizeof(buf))
@@ -2265,7 +2269,7 @@ static void ck_verify(struct scen *s, const char *after)
 {
 	static uint8_t data[CK_MAX];
 	char err[256];
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < CK_FILES && ck.file[i].path; i++) {
 		struct ck_file *f = &ck.file[i];
 		uint64_t size = 0;
 		char *r = ck_read(s->fs, i, data, &size, err, sizeof(err));
@@ -2665,6 +2669,233 @@ static void test_clog_wrap(void **state)
 	scen_end(s);
 }
 
+/* ---- names in a client's log ------------------------------------------------
+ *
+ * A client that holds the grant of a directory creates and unlinks files
+ * there in its log (CLOG_REC_CREATE, CLOG_REC_UNLINK), and writes the files
+ * it made under the grants that came with their inode numbers.  The claims
+ * checked at every fence: an acknowledged create, write or unlink survives
+ * a crash of the daemon, in the order the client made them, once; the
+ * files it made belong to it; a create skipped (written as the directory's
+ * grant was revoked) or forged is never applied; fsck finds every state
+ * clean (an inode number set aside and not used is free after a crash; a
+ * file made and unlinked while the client still held it is an orphan
+ * until its grant goes).
+ */
+struct ck_names {
+	uint64_t dir;
+	struct client_grant dg; /* the directory's grant */
+	struct clog_aside aside[64];
+	int naside;
+};
+
+static void ck_dir_grant(struct scen *s, struct ck_client *cc, struct ck_names *nm)
+{
+	op_start(s, "clog_grant_dir");
+	uint32_t index = 0;
+	uint64_t epoch = 0;
+	int rc = clog_grant_dir(s->fs, cc->c, nm->dir, &index, &epoch);
+	op_done(s, 1);
+	if (rc)
+		fail_msg("clog: clog_grant_dir: %s", tv_errname(-rc));
+	nm->dg = (struct client_grant){index, epoch};
+}
+
+static void ck_set_aside(struct scen *s, struct ck_client *cc, struct ck_names *nm,
+                         const uint32_t *done, int ndone)
+{
+	op_start(s, "clog_set_aside");
+	int n = clog_set_aside(s->fs, cc->c, done, ndone, 0, nm->aside, 64);
+	op_done(s, 1);
+	if (n <= 0)
+		fail_msg("clog: clog_set_aside: %s", tv_errname(-n));
+	nm->naside = n;
+}
+
+/* The client creates f (a name in nm's directory) in its log, and holds
+ * the grant of its inode from then on (cc->g). */
+static void ck_client_create(struct scen *s, struct ck_client *cc, struct ck_names *nm,
+                             struct ck_file *f, int expect)
+{
+	struct clog_aside a = nm->aside[--nm->naside];
+	const char *name = strrchr(f->path, '/') + 1;
+	op_start(s, f->path);
+	int rc = client_log_create((struct client *)cc, cc->l, &nm->dg, nm->dir, a.ino, 0640, name,
+	                           strlen(name));
+	if (rc == 1) {
+		f->exists = 1;
+		f->size = 0;
+		f->ino = a.ino;
+		f->grant = a.index;
+		cc->g = (struct client_grant){a.index, a.epoch};
+		cc->f = f;
+	}
+	op_done(s, 1);
+	if (rc != expect)
+		report(s, "clog: create of %s returned %d, not %d", f->path, rc, expect);
+	if (rc != 1)
+		nm->naside++;
+}
+
+static void ck_client_unlink(struct scen *s, struct ck_client *cc, struct ck_names *nm,
+                             struct ck_file *f)
+{
+	const char *name = strrchr(f->path, '/') + 1;
+	op_start(s, f->path);
+	int rc = client_log_unlink((struct client *)cc, cc->l, &nm->dg, nm->dir, f->ino, name,
+	                           strlen(name));
+	if (rc == 1)
+		f->exists = 0;
+	op_done(s, 1);
+	if (rc != 1)
+		report(s, "clog: unlink of %s returned %d", f->path, rc);
+}
+
+/* Files the client made belong to it, with the bits it asked for. */
+static void ck_owner(struct scen *s, struct ck_file *f)
+{
+	struct stat st;
+	if (cairn_stat(s->fs, f->path, &st) != 0 || st.st_uid != getuid() ||
+	    st.st_gid != getgid() || (st.st_mode & 07777) != 0640 || !S_ISREG(st.st_mode))
+		report(s, "clog: %s made in the log has not the owner and mode asked", f->path);
+}
+
+/* A record of a name forged in the client's log, with a valid checksum. */
+static void ck_forge_name(struct scen *s, struct ck_client *cc, uint32_t type, uint64_t dir,
+                          uint64_t ino, uint64_t epoch, const char *name, uint32_t mode)
+{
+	char path[PATH_MAX], err[512];
+	part_path(s, clog_recorder_part(cc->slot), path, sizeof(path));
+	op_start(s, "a forged name in client 1's log");
+	struct media *m = NULL;
+	struct log *lg = NULL;
+	int rc = media_open(&m, MEDIA_EMUL, path, 0, 0, err, sizeof(err));
+	if (!rc) {
+		media_set_recorder(m, s->r, clog_recorder_part(cc->slot));
+		rc = log_open(&lg, m, cc->log_id, err, sizeof(err));
+	}
+	if (!rc)
+		rc = log_recover(lg, LOG_RING_START, 1, ck_no_replay, NULL, 1);
+	struct clog_create cr = {mode, 0};
+	uint64_t args[LOG_REC_ARGS] = {dir, ino, epoch};
+	struct iovec iov[2] = {{&cr, sizeof(cr)}, {(void *)name, strlen(name)}};
+	struct log_pos pos;
+	if (!rc)
+		rc = type == CLOG_REC_CREATE ? log_append(lg, type, args, iov, 2, &pos)
+		                             : log_append(lg, type, args, iov + 1, 1, &pos);
+	if (!rc)
+		rc = log_commit(lg, pos.seq);
+	log_close(lg);
+	media_close(m);
+	op_done(s, 1);
+	if (rc)
+		fail_msg("clog: forging a record: %s %s", tv_errname(-rc), err);
+}
+
+static void test_clog_names(void **state)
+{
+	(void)state;
+	struct scen *s = &current;
+	memset(&ck, 0, sizeof(ck));
+	ck.arm_part = -1;
+	struct scen_cfg cfg = {.oracle = ck_oracle, .recovered = ck_recovered, .no_read_only = 1};
+	const char *paths[] = {"/d/a", "/d/b", "/d/c", "/d/e", "/d/x"};
+	for (int i = 0; i < CK_FILES; i++)
+		ck.file[i].path = paths[i];
+	scen_begin_cfg(s, "clognames", &cfg);
+	ck.fs = s->fs;
+	ck.r = s->r;
+	struct ck_file *a = &ck.file[0], *b = &ck.file[1], *c = &ck.file[2], *e = &ck.file[3],
+	               *x = &ck.file[4];
+	static struct ck_client c1;
+	static struct ck_names nm;
+	memset(&c1, 0, sizeof(c1));
+	memset(&nm, 0, sizeof(nm));
+	DO(s, cairn_mkdir(s->fs, "/d", 0755));
+	struct stat st;
+	TV_OK(cairn_stat(s->fs, "/d", &st));
+	nm.dir = st.st_ino;
+
+	/* Both clients start now: a slot made a second time in one
+	 * recording is not recorded. */
+	static struct ck_client c2;
+	memset(&c2, 0, sizeof(c2));
+	ck_start(s, &c1, 1, 0);
+	ck_start(s, &c2, 2, 0);
+	ck_dir_grant(s, &c1, &nm);
+	ck_set_aside(s, &c1, &nm, NULL, 0);
+	ck_client_create(s, &c1, &nm, a, 1);
+	ck_client_write(s, &c1, 1, 3000, 0, 1);
+	ck_client_create(s, &c1, &nm, b, 1);
+	ck_client_write(s, &c1, 2, 5000, 0, 1);
+	ck_client_write(s, &c1, 3, 700, CLOG_AT_END, 1);
+	ck_ingest(s);
+	ck_owner(s, a);
+	/* A checkpoint with a create still in the client's log only. */
+	ck_client_create(s, &c1, &nm, c, 1);
+	DO(s, cairn_digest(s->fs));
+	ck_client_write(s, &c1, 4, 2000, 100, 1);
+	/* Made, written, unlinked while the client holds it: an orphan. */
+	ck_client_unlink(s, &c1, &nm, b);
+	ck_ingest(s);
+	ck_owner(s, c);
+	DO(s, cairn_digest(s->fs));
+	/* Unlinked with its records still in the log, then a name again. */
+	ck_client_unlink(s, &c1, &nm, a);
+	ck_client_create(s, &c1, &nm, e, 1);
+	ck_client_write(s, &c1, 5, 1500, 0, 1);
+	ck_ingest(s);
+	/* The made files the client is done with go back: b's orphan goes. */
+	ck_set_aside(s, &c1, &nm, &b->grant, 1);
+	/* Another process creates in the directory: the client's grant of it
+	 * is revoked (its records applied first), and its next create is
+	 * skipped, to be made by the daemon. */
+	op_start(s, "a create by the daemon in /d");
+	struct icaller who = {getuid(), getgid()};
+	int vfd;
+	x->exists = 1;
+	x->size = 0;
+	int rc = ic_create(s->fs, &who, nm.dir, "x", 0644, O_CREAT | O_EXCL | O_RDWR, &vfd, &st);
+	op_done(s, 1);
+	if (rc)
+		fail_msg("clog: ic_create: %s", tv_errname(-rc));
+	x->ino = st.st_ino;
+	DO(s, cairn_close(s->fs, vfd));
+	ck_client_create(s, &c1, &nm, a, 0);
+	ck_verify(s, "the revocation of the directory");
+	/* The grant again: records of the new epoch, some left in the log at
+	 * the unmount for the next mount to apply. */
+	ck_dir_grant(s, &c1, &nm);
+	ck_client_create(s, &c1, &nm, a, 1);
+	ck_client_write(s, &c1, 6, 4000, 0, 1);
+	ck_ingest(s);
+	/* Forged: a name that is there, and an inode number not set aside.
+	 * Neither is applied, and the log stops at the first. */
+	ck_forge_name(s, &c1, CLOG_REC_CREATE, nm.dir, nm.aside[0].ino, nm.dg.epoch, "e", 0644);
+	ck_ingest(s);
+	{
+		char why[300];
+		op_start(s, "clog_end of client 1");
+		clog_end(s->fs, c1.c, why, sizeof(why));
+		op_done(s, 1);
+		if (!strstr(why, "a name that is there"))
+			report(s, "clog: the forged create was not refused (\"%s\")", why);
+		client_log_close(c1.l);
+	}
+	/* A second client, whose records are left in its log at the unmount:
+	 * the next mount applies them. */
+	ck_dir_grant(s, &c2, &nm);
+	ck_set_aside(s, &c2, &nm, NULL, 0);
+	ck_client_unlink(s, &c2, &nm, e); /* a file another client made */
+	ck_client_create(s, &c2, &nm, b, 1);
+	ck_client_write(s, &c2, 7, 2500, 0, 1);
+	client_log_close(c2.l);
+	recorder_set_fence_hook(s->r, NULL, NULL);
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
 /* Runs last: the CI requirement on the number of states checked. */
 static void test_total(void **state)
 {
@@ -2698,6 +2929,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_digest_ahead, scen_teardown),
 	    cmocka_unit_test_teardown(test_file_digest_ahead, scen_teardown),
 	    cmocka_unit_test_teardown(test_clog, scen_teardown),
+	    cmocka_unit_test_teardown(test_clog_names, scen_teardown),
 	    cmocka_unit_test_teardown(test_clog_wrap, scen_teardown),
 	    cmocka_unit_test(test_total),
 	};
