@@ -348,12 +348,136 @@ static void test_records_of_any_shape(void **state)
 	tv_destroy(tv);
 }
 
+/* ---- names ------------------------------------------------------------ */
+
+/* One name record in a fresh client's log, as a client could forge it:
+ * the daemon must refuse it (why names the reason), apply nothing of it
+ * or of the honest record after it, and leave the volume clean. */
+struct forgery {
+	const char *what;
+	uint32_t type;
+	int dir_kind;      /* 0: the granted directory, 1: a granted file, 2: 0 */
+	int ino_kind;      /* 0: set aside, 1: not set aside, 2: the file /d/f, 3: /d/sub */
+	const char *name;  /* NULL: a '/' in it */
+	uint32_t mode;
+	const char *why;
+};
+
+static void append_record(struct rclient *r, uint32_t type, const uint64_t args[3],
+                          const struct iovec *iov, int n)
+{
+	uint64_t a[LOG_REC_ARGS] = {args[0], args[1], args[2]};
+	struct log_pos pos;
+	TV_EQ(log_append(r->l, (uint16_t)type, a, iov, n, &pos), 0);
+	TV_EQ(log_commit(r->l, pos.seq), 0);
+}
+
+static void forge_one(const struct forgery *fg)
+{
+	struct testvol *tv = tv_create(NULL);
+	assert_non_null(tv);
+	struct cairn_mount_opts mo = {.no_digest_thread = 1};
+	cairn_fs *fs = tv_mount(tv, &mo);
+	assert_non_null(fs);
+	TV_OK(cairn_mkdir(fs, "/d", 0755));
+	TV_OK(cairn_mkdir(fs, "/d/sub", 0755));
+	int fd = TV_OK(cairn_open(fs, "/d/f", O_CREAT | O_RDWR, 0644));
+	struct stat d, f, sub;
+	TV_OK(cairn_stat(fs, "/d", &d));
+	TV_OK(cairn_fstat(fs, fd, &f));
+	TV_OK(cairn_stat(fs, "/d/sub", &sub));
+
+	struct rclient r;
+	rclient_open(&r, fs, f.st_ino); /* a grant of /d/f */
+	uint32_t index;
+	uint64_t dir_epoch;
+	TV_EQ(clog_grant_dir(fs, r.c, d.st_ino, &index, &dir_epoch), 0);
+	struct clog_aside aside[64];
+	int n = clog_set_aside(fs, r.c, NULL, 0, 0, aside, 64);
+	assert_true(n >= 2);
+	/* The forged record, then an honest create after it. */
+	uint64_t dir = fg->dir_kind == 0 ? d.st_ino : fg->dir_kind == 1 ? f.st_ino : 0;
+	uint64_t epoch = fg->dir_kind == 1 ? r.epoch : dir_epoch;
+	uint64_t ino = fg->ino_kind == 0   ? aside[0].ino
+	               : fg->ino_kind == 1 ? aside[0].ino + 100000
+	               : fg->ino_kind == 2 ? f.st_ino
+	                                   : sub.st_ino;
+	struct clog_create cr = {fg->mode, 0};
+	const char *name = fg->name ? fg->name : "a/b";
+	struct iovec iov[2] = {{&cr, sizeof(cr)}, {(void *)name, strlen(name)}};
+	const uint64_t args[3] = {dir, ino, epoch};
+	if (fg->type == CLOG_REC_CREATE)
+		append_record(&r, fg->type, args, iov, 2);
+	else if (fg->type == CLOG_REC_UNLINK)
+		append_record(&r, fg->type, args, iov + 1, 1);
+	else if (fg->dir_kind == 0) /* four bytes into the directory, under its grant */
+		append_record(&r, fg->type, (const uint64_t[3]){d.st_ino, 0, dir_epoch},
+		              &(struct iovec){"abcd", 4}, 1);
+	else /* into the number set aside, under its grant, before any create */
+		append_record(&r, fg->type, (const uint64_t[3]){aside[0].ino, 0, aside[0].epoch},
+		              &(struct iovec){"abcd", 4}, 1);
+	struct clog_create ok = {0644, 0};
+	struct iovec okv[2] = {{&ok, sizeof(ok)}, {"after", 5}};
+	append_record(&r, CLOG_REC_CREATE, (const uint64_t[3]){d.st_ino, aside[1].ino, dir_epoch},
+	              okv, 2);
+
+	TV_EQ(clients_ingest(fs), 0);
+	char why[300];
+	rclient_close(&r, why, sizeof(why));
+	if (!strstr(why, fg->why))
+		fail_msg("%s: refused as \"%s\", not \"%s\"", fg->what, why, fg->why);
+	struct stat st;
+	TV_ERR(cairn_stat(fs, "/d/after", &st), ENOENT);
+	TV_OK(cairn_stat(fs, "/d/f", &st));
+	TV_OK(cairn_stat(fs, "/d/sub", &st));
+	if (fg->name && fg->type == CLOG_REC_CREATE) {
+		char path[300];
+		snprintf(path, sizeof(path), "/d/%s", fg->name);
+		if (strcmp(fg->name, "f") && strcmp(fg->name, "sub") && strcmp(fg->name, ".."))
+			TV_ERR(cairn_stat(fs, path, &st), ENOENT);
+	}
+	TV_OK(cairn_close(fs, fd));
+	TV_OK(tv_unmount(tv));
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
+static void test_forged_names(void **state)
+{
+	(void)state;
+	const struct forgery fgs[] = {
+	    {"a name with a slash", CLOG_REC_CREATE, 0, 0, NULL, 0644, "a name no file may have"},
+	    {"the name \"..\"", CLOG_REC_CREATE, 0, 0, "..", 0644, "a name no file may have"},
+	    {"a name that is there", CLOG_REC_CREATE, 0, 0, "f", 0644, "a name that is there"},
+	    {"a number not set aside", CLOG_REC_CREATE, 0, 1, "x", 0644,
+	     "an inode number not set aside"},
+	    {"the number of a file in use", CLOG_REC_CREATE, 0, 2, "x", 0644,
+	     "an inode number not set aside"},
+	    {"a set-group-ID file", CLOG_REC_CREATE, 0, 0, "x", 02755, "a mode"},
+	    {"a file type in the mode", CLOG_REC_CREATE, 0, 0, "x", S_IFDIR | 0755, "a mode"},
+	    {"a create under a file's grant", CLOG_REC_CREATE, 1, 0, "x", 0644,
+	     "a directory that is not there"},
+	    {"a create in directory 0", CLOG_REC_CREATE, 2, 0, "x", 0644,
+	     "an inode its grant does not name"},
+	    {"an unlink of a directory", CLOG_REC_UNLINK, 0, 3, "sub", 0, "an unlink of a directory"},
+	    {"an unlink of another inode", CLOG_REC_UNLINK, 0, 3, "f", 0, "does not name its inode"},
+	    {"an unlink of no name", CLOG_REC_UNLINK, 0, 2, "nothing", 0,
+	     "does not name its inode"},
+	    {"a write under a directory's grant", CLOG_REC_WRITE, 0, 0, NULL, 0,
+	     "no regular file"},
+	    {"a write of a number set aside", CLOG_REC_WRITE, 1, 0, NULL, 0, "no regular file"},
+	};
+	for (size_t i = 0; i < sizeof(fgs) / sizeof(fgs[0]); i++)
+		forge_one(&fgs[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_kept_log_not_reused),
 	    cmocka_unit_test(test_largest_record_ingested),
 	    cmocka_unit_test(test_records_of_any_shape),
+	    cmocka_unit_test(test_forged_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
