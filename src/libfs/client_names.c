@@ -71,14 +71,29 @@ static int64_t mono_ns(void)
 	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
+void clients_dir_count(struct clients *cl, uint64_t dir, int delta)
+{
+	int n = atomic_load(&cl->dir_grants);
+	if (delta > 0 && n < (int)(sizeof(cl->gdir) / sizeof(cl->gdir[0]))) {
+		cl->gdir[n] = dir;
+		atomic_store(&cl->dir_grants, n + 1);
+		return;
+	}
+	for (int i = 0; i < n && delta < 0; i++)
+		if (cl->gdir[i] == dir) {
+			cl->gdir[i] = cl->gdir[n - 1];
+			atomic_store(&cl->dir_grants, n - 1);
+			return;
+		}
+}
+
+/* Whether a client holds a grant of dir: a look at the few granted. */
 static int dir_granted(const struct clients *cl, uint64_t dir)
 {
-	for (int s = 0; s < CLOG_SLOTS; s++) {
-		const struct clog *c = cl->slot[s];
-		for (uint32_t g = 0; c && g < CLOG_GRANTS; g++)
-			if (c->kind[g] == GRANT_DIR && c->grants[g].ino == dir && c->grants[g].live)
-				return 1;
-	}
+	int n = atomic_load(&cl->dir_grants);
+	for (int i = 0; i < n; i++)
+		if (cl->gdir[i] == dir)
+			return 1;
 	return 0;
 }
 
@@ -157,7 +172,7 @@ int clog_grant_dir(cairn_fs *fs, struct clog *c, uint64_t dir, uint32_t *index, 
 			rc = clog_grant_write(c, (uint32_t)slot, dir);
 		if (!rc) {
 			c->kind[slot] = GRANT_DIR;
-			atomic_fetch_add(&cl->dir_grants, 1);
+			clients_dir_count(cl, dir, 1);
 		}
 	}
 	if (!rc) {

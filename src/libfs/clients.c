@@ -658,7 +658,7 @@ void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len)
 	 * log that is about to go. */
 	for (uint32_t i = 0; i < CLOG_GRANTS; i++) {
 		if (c->grants[i].live && c->kind[i] == GRANT_DIR)
-			atomic_fetch_sub(&cl->dir_grants, 1);
+			clients_dir_count(cl, c->grants[i].ino, -1);
 		if (c->grants[i].live)
 			grant_set(c, i, G_LIVE, 0);
 	}
@@ -796,7 +796,7 @@ static void ungrant_locked(cairn_fs *fs, struct clog *c, uint32_t index)
 int clog_revoke(struct cairn_fs *fs, struct clog *c, uint32_t i, int forget)
 {
 	if (c->kind[i] == GRANT_DIR && c->grants[i].live)
-		atomic_fetch_sub(&clients_table(fs)->dir_grants, 1);
+		clients_dir_count(clients_table(fs), c->grants[i].ino, -1);
 	int rc = revoke_grant(fs, c, i);
 	if (!rc && forget) {
 		rc = grant_set(c, i, G_INO, 0);
@@ -828,7 +828,7 @@ int clog_revoke_many(struct cairn_fs *fs, struct clog *c, const uint32_t *idx, i
 	int rc = 0;
 	for (int k = 0; k < n && !rc; k++) {
 		if (c->kind[idx[k]] == GRANT_DIR && c->grants[idx[k]].live)
-			atomic_fetch_sub(&clients_table(fs)->dir_grants, 1);
+			clients_dir_count(clients_table(fs), c->grants[idx[k]].ino, -1);
 		rc = grant_put(c, idx[k], G_LIVE, 0);
 	}
 	if (!rc)

@@ -92,12 +92,16 @@ struct clients {
 	size_t nfopen, capfopen;
 	uint64_t next_owner; /* the owner token the next client gets */
 	atomic_int owning;   /* clients that own their opens */
-	atomic_int dir_grants;                 /* live grants of directories */
+	atomic_int dir_grants;                 /* live grants of directories: */
+	uint64_t gdir[CLOG_SLOTS * CLOG_DIR_GRANTS]; /* their inodes */
 	struct cached_dir cached[CACHED_DIRS]; /* see clients_entry_timeout */
 	int64_t all_cached_until;              /* the table overflowed: every one */
 };
 
 struct clients *clients_table(struct cairn_fs *fs);
+/* A grant of directory dir was given (delta 1) or ended (-1), with
+ * cl->lock held. */
+void clients_dir_count(struct clients *cl, uint64_t dir, int delta);
 /* The grant a record names (inode and epoch): its index, or -1. */
 int clog_find_grant(const struct clog *c, uint64_t ino, uint64_t epoch);
 /* A free grant slot of c, or -1. */

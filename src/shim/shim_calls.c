@@ -878,6 +878,7 @@ EXPORT int execl(const char *path, const char *arg, ...)
 {
 	char *const *envp = NULL;
 	EXECL_ARGV(argv, arg, 0, envp);
+	(void)envp; /* execl takes no environment */
 	return execv(path, argv);
 }
 
@@ -885,6 +886,7 @@ EXPORT int execlp(const char *file, const char *arg, ...)
 {
 	char *const *envp = NULL;
 	EXECL_ARGV(argv, arg, 0, envp);
+	(void)envp;
 	return execvp(file, argv);
 }
 
