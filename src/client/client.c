@@ -41,7 +41,7 @@ struct client_fd {
 	/* O_APPEND: every write goes at the end, which only the daemon
 	 * knows; after one, the position is that end until asked. */
 	int append, pos_at_end;
-	int taken;            /* a local descriptor (client_adopt_local) in use */
+	int taken; /* a local descriptor (client_adopt_local) in use */
 	/* A local descriptor of a file made in the log: the daemon's
 	 * descriptor of it (opened when first needed), or -1. */
 	int made, remote, flags;
@@ -65,8 +65,8 @@ struct client {
 	 * writing asks for it, or when refused (log_state -1). */
 	struct client_log *log;
 	int log_state;
-	struct client_fd *fds;    /* CLIENT_FDS of them, once a log exists */
-	pthread_mutex_t pos_lock; /* starting the log */
+	struct client_fd *fds;      /* CLIENT_FDS of them, once a log exists */
+	pthread_mutex_t pos_lock;   /* starting the log */
 	struct client_names *names; /* client_names.c, once a log exists */
 };
 
@@ -377,6 +377,9 @@ static int start_log(struct client *c)
 		c->fds = calloc(CLIENT_ALL_FDS, sizeof(*c->fds));
 		for (int i = 0; c->fds && i < CLIENT_ALL_FDS; i++)
 			pthread_mutex_init(&c->fds[i].lock, NULL);
+		/* Before the log: whoever sees the log sees its names. */
+		if (c->fds)
+			c->names = client_names_new();
 		if (c->fds) /* published whole: client_own_fds reads it with no lock */
 			__atomic_store_n(&c->log, client_log_open(fds[0], fds[1], &info),
 			                 __ATOMIC_RELEASE);
@@ -386,8 +389,8 @@ static int start_log(struct client *c)
 	if (!c->log) {
 		free(c->fds);
 		c->fds = NULL;
-	} else {
-		c->names = client_names_new();
+		client_names_free(c->names);
+		c->names = NULL;
 	}
 	c->log_state = c->log ? 1 : -1;
 	return ok ? 0 : fail_errno(EIO);
@@ -502,11 +505,13 @@ int client_open(struct client *c, const char *path, int flags, mode_t mode)
 			return fd;
 	}
 	struct ctl_grant g = {0};
-	uint64_t dir = (flags & O_CREAT) ? client_names_begin(c, c->names, path) : 0;
-	int fd = (int)request(c, CTL_OPEN, ARGS(flags, mode, want ? CTL_OPEN_GRANT : 0, (int64_t)dir),
-	                      &path, 1, NULL, 0, &g, sizeof(g));
-	if (flags & O_CREAT)
-		client_names_done(c->names, path, fd < 0 ? -1 : 0, 1, g.ino);
+	/* Read once: another thread may be starting the log. */
+	struct client_names *n = (flags & O_CREAT) && c->log ? c->names : NULL;
+	uint64_t dir = client_names_begin(c, n, path);
+	int fd =
+	    (int)request(c, CTL_OPEN, ARGS(flags, mode, want ? CTL_OPEN_GRANT : 0, (int64_t)dir),
+	                 &path, 1, NULL, 0, &g, sizeof(g));
+	client_names_done(n, path, fd < 0 ? -1 : 0, 1, g.ino);
 	note_grant(c, fd, &g, flags);
 	return fd;
 }
@@ -596,7 +601,11 @@ int client_close(struct client *c, int fd)
 		 * for a file made in the log the client's (client_names.c). */
 		struct client_fd *f = &c->fds[fd];
 		pthread_mutex_lock(&f->lock);
-		int rc = f->taken ? 0 : fail_errno(EBADF);
+		/* As every call once the daemon is known gone: EIO (the
+		 * descriptor goes all the same). */
+		int rc = !f->taken                           ? fail_errno(EBADF)
+		         : f->made && (c->dead || forked(c)) ? fail_errno(EIO)
+		                                             : 0;
 		__atomic_store_n(&f->local_pos, 0, __ATOMIC_RELEASE);
 		if (f->taken && f->made && f->remote >= 0)
 			request(c, CTL_CLOSE, ARGS(f->remote), NULL, 0, NULL, 0, NULL, 0);
@@ -617,35 +626,38 @@ int client_close(struct client *c, int fd)
 	return rc;
 }
 
-/* The daemon's descriptor behind fd: fd itself, or for a file made in the
- * log the one opened for it when first needed (CTL_OPEN_INO); -1 with
- * errno if there is none. */
-static int remote_fd(struct client *c, int fd)
+/* Turns *fd into the daemon's descriptor behind it: itself, or for a file
+ * made in the log the one opened for it when first needed (CTL_OPEN_INO).
+ * 0, or -1 with errno when that open failed. */
+static int remote_fd(struct client *c, int *fd)
 {
-	if (fd < CLIENT_FDS || fd >= CLIENT_ALL_FDS || !c->fds)
-		return fd;
-	struct client_fd *f = &c->fds[fd];
+	if (*fd < CLIENT_FDS || *fd >= CLIENT_ALL_FDS || !c->fds)
+		return 0;
+	struct client_fd *f = &c->fds[*fd];
 	if (!__atomic_load_n(&f->made, __ATOMIC_ACQUIRE))
-		return fd; /* the daemon knows it not: EBADF */
+		return 0; /* the daemon knows it not: EBADF */
 	int r = __atomic_load_n(&f->remote, __ATOMIC_ACQUIRE);
-	if (r >= 0)
-		return r;
-	pthread_mutex_lock(&c->pos_lock);
-	if (f->remote < 0) {
-		r = (int)request(c, CTL_OPEN_INO, ARGS((int64_t)f->ino, f->flags), NULL, 0, NULL, 0,
-		                 NULL, 0);
-		if (r >= 0)
-			__atomic_store_n(&f->remote, r, __ATOMIC_RELEASE);
+	if (r < 0) {
+		pthread_mutex_lock(&c->pos_lock);
+		if (f->remote < 0) {
+			r = (int)request(c, CTL_OPEN_INO, ARGS((int64_t)f->ino, f->flags), NULL, 0,
+			                 NULL, 0, NULL, 0);
+			if (r >= 0)
+				__atomic_store_n(&f->remote, r, __ATOMIC_RELEASE);
+		}
+		r = f->remote;
+		pthread_mutex_unlock(&c->pos_lock);
 	}
-	r = f->remote;
-	pthread_mutex_unlock(&c->pos_lock);
-	return r;
+	if (r < 0)
+		return -1;
+	*fd = r;
+	return 0;
 }
 
 /* Reads in pieces of at most CTL_MAX_DATA; a short piece is the end. */
 static ssize_t read_pieces(struct client *c, int op, int fd, uint8_t *buf, size_t count, off_t off)
 {
-	if ((fd = remote_fd(c, fd)) < 0)
+	if (remote_fd(c, &fd))
 		return -1;
 	if (!buf && count)
 		return fail_errno(EFAULT);
@@ -672,10 +684,10 @@ static int resolve_end(struct client *c, struct client_fd *f, int fd)
 {
 	if (!f->pos_at_end)
 		return 0;
-	int rfd = remote_fd(c, fd);
-	off_t r = rfd < 0 ? -1
-	                  : (off_t)request(c, CTL_LSEEK, ARGS(rfd, 0, SEEK_END), NULL, 0, NULL, 0,
-	                                   NULL, 0);
+	int rfd = fd;
+	off_t r = remote_fd(c, &rfd) ? -1
+	                             : (off_t)request(c, CTL_LSEEK, ARGS(rfd, 0, SEEK_END), NULL, 0,
+	                                              NULL, 0, NULL, 0);
 	if (r < 0)
 		return -1;
 	f->pos = (uint64_t)r;
@@ -719,7 +731,7 @@ ssize_t client_pread(struct client *c, int fd, void *buf, size_t count, off_t of
 static ssize_t write_pieces(struct client *c, int op, int fd, const uint8_t *buf, size_t count,
                             off_t off)
 {
-	if ((fd = remote_fd(c, fd)) < 0)
+	if (remote_fd(c, &fd))
 		return -1;
 	if (!buf && count)
 		return fail_errno(EFAULT);
@@ -776,10 +788,10 @@ off_t client_lseek(struct client *c, int fd, off_t off, int whence)
 	} else {
 		/* The end, data and holes are the daemon's to know; it
 		 * ingests the log first. */
-		int rfd = remote_fd(c, fd);
-		r = rfd < 0 ? -1
-		            : (off_t)request(c, CTL_LSEEK, ARGS(rfd, off, whence), NULL, 0, NULL, 0,
-		                             NULL, 0);
+		int rfd = fd;
+		r = remote_fd(c, &rfd) ? -1
+		                       : (off_t)request(c, CTL_LSEEK, ARGS(rfd, off, whence), NULL,
+		                                        0, NULL, 0, NULL, 0);
 	}
 	if (r >= 0) {
 		f->pos = (uint64_t)r;
@@ -791,7 +803,7 @@ off_t client_lseek(struct client *c, int fd, off_t off, int whence)
 
 int client_fdcall(struct client *c, int op, int fd, int64_t a1, int64_t a2, int64_t a3)
 {
-	if ((fd = remote_fd(c, fd)) < 0)
+	if (remote_fd(c, &fd))
 		return -1;
 	return (int)request(c, op, ARGS(fd, a1, a2, a3), NULL, 0, NULL, 0, NULL, 0);
 }
@@ -800,7 +812,7 @@ int client_fstat(struct client *c, int fd, struct stat *st)
 {
 	if (!st)
 		return fail_errno(EFAULT);
-	if ((fd = remote_fd(c, fd)) < 0)
+	if (remote_fd(c, &fd))
 		return -1;
 	return (int)request(c, CTL_FSTAT, ARGS(fd), NULL, 0, NULL, 0, st, sizeof(*st));
 }
@@ -816,21 +828,22 @@ int client_stat(struct client *c, const char *path, struct stat *st, int follow)
 /* An unlink in the log when the client made the file and holds its
  * directory; else the daemon's, which keeps the client's grant of the
  * directory (the name it held goes from it here). */
-static int unlink_path(struct client *c, const char *path)
+static int unlink_path(struct client *c, struct client_names *n, const char *path)
 {
-	int r = client_names_unlink(c, c->names, path);
+	int r = client_names_unlink(c, n, path);
 	if (r != 0)
 		return r < 0 ? -1 : 0;
-	uint64_t dir = client_names_begin(c, c->names, path);
+	uint64_t dir = client_names_begin(c, n, path);
 	r = (int)request(c, CTL_UNLINK, ARGS(0, 0, 0, (int64_t)dir), &path, 1, NULL, 0, NULL, 0);
-	client_names_done(c->names, path, r, 0, 0);
+	client_names_done(n, path, r, 0, 0);
 	return r;
 }
 
 int client_path(struct client *c, int op, const char *p1, const char *p2, int64_t a0, int64_t a1)
 {
-	if (op == CTL_UNLINK && c->names)
-		return unlink_path(c, p1);
+	struct client_names *n = c->log ? c->names : NULL;
+	if (op == CTL_UNLINK && n)
+		return unlink_path(c, n, p1);
 	int two = op == CTL_RENAME || op == CTL_LINK || op == CTL_SYMLINK || op == CTL_REMOVEXATTR;
 	const char *strs[2] = {p1, p2};
 	return (int)request(c, op, ARGS(a0, a1), strs, two ? 2 : 1, NULL, 0, NULL, 0);

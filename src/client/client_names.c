@@ -33,7 +33,7 @@
 #define NAMES_REFUSED 16
 
 struct lname {
-	char *name; /* NULL: free; TOMB: removed */
+	char *name;   /* NULL: free; TOMB: removed */
 	uint64_t ino; /* 0: not known (made by the daemon for this client) */
 	uint8_t type;
 };
@@ -294,7 +294,11 @@ static struct ldir *dir_ask(struct client *c, struct client_names *n, const char
 {
 	if (refused_now(n, parent))
 		return NULL;
+	struct client_log *l = client_log_of(c);
 	int k = -1;
+	for (int i = 0; i < NAMES_DIRS; i++)
+		if (n->dirs[i].ino && !client_log_live(l, &n->dirs[i].g))
+			dir_forget(n, i); /* revoked since */
 	for (int i = 0; i < NAMES_DIRS && k < 0; i++)
 		if (!n->dirs[i].ino)
 			k = i;
@@ -311,14 +315,13 @@ static struct ldir *dir_ask(struct client *c, struct client_names *n, const char
 		refuse(n, parent, errno == EAGAIN ? 2000 : 30000);
 	} else if (dir_fill(&n->dirs[k], r, (size_t)rc) == 0) {
 		d = &n->dirs[k];
-		/* Another path to a directory already held: one copy. */
+		/* Another path to a directory known already: the names just
+		 * given are the ones that hold (the daemon applied this
+		 * client's records first); an older copy, maybe of a grant
+		 * since revoked, goes with the paths to it. */
 		for (int i = 0; i < NAMES_DIRS; i++)
-			if (i != k && n->dirs[i].ino == d->ino) {
-				dir_clear(d);
-				d = &n->dirs[i];
-				k = i;
-				break;
-			}
+			if (i != k && n->dirs[i].ino == d->ino)
+				dir_forget(n, i);
 		path_add(n, parent, k);
 	} else {
 		dir_clear(&n->dirs[k]);
@@ -351,9 +354,9 @@ static int take_aside(struct client *c, struct client_names *n, struct ctl_aside
 		for (int i = n->nmade - 1; i >= 0; i--)
 			if (!n->made[i].fds)
 				made_done(n, i);
-		int64_t got = client_request(c, CTL_SET_ASIDE, (const int64_t[4]){n->ndone}, NULL,
-		                             0, n->done, (size_t)n->ndone * sizeof(uint32_t),
-		                             n->aside, sizeof(n->aside));
+		int64_t got =
+		    client_request(c, CTL_SET_ASIDE, (const int64_t[4]){n->ndone}, NULL, 0, n->done,
+		                   (size_t)n->ndone * sizeof(uint32_t), n->aside, sizeof(n->aside));
 		if (got >= 0)
 			n->ndone = 0;
 		n->naside = got > 0 ? (int)got : 0;
@@ -404,7 +407,8 @@ static int create_locked(struct client *c, struct client_names *n, const char *p
 		n->aside[n->naside++] = a; /* not made: still set aside */
 		return r;
 	}
-	add(d, name, len, a.ino, DT_REG);
+	if (add(d, name, len, a.ino, DT_REG))
+		dir_forget(n, (int)(d - n->dirs)); /* asked for anew */
 	struct made *m = &n->made[n->nmade++];
 	*m = (struct made){a.ino, {a.index, a.epoch}, 1};
 	*ino = a.ino;
@@ -417,7 +421,8 @@ int client_names_create(struct client *c, struct client_names *n, const char *pa
 {
 	/* Only a new regular file opened for writing, with bits the daemon
 	 * would give as asked. */
-	if ((flags & O_ACCMODE) == O_RDONLY || (flags & O_DIRECTORY) || (mode & S_ISGID) || !n)
+	if ((flags & O_ACCMODE) == O_RDONLY || (flags & O_DIRECTORY) ||
+	    (mode & (S_ISUID | S_ISGID)) || !n)
 		return 0;
 	pthread_mutex_lock(&n->lock);
 	int r = create_locked(c, n, path, flags, mode, ino, g);
@@ -477,6 +482,12 @@ uint64_t client_names_begin(struct client *c, struct client_names *n, const char
 	struct ldir *d = NULL;
 	if (split(path, parent, sizeof(parent), &name, &len))
 		d = dir_known(c, n, parent);
+	/* A symbolic link (or a name of unknown type) may lead the daemon
+	 * to change another name than this one: not ours to follow, so the
+	 * grant is not kept through it. */
+	struct lname *e = d ? find(d, name, len) : NULL;
+	if (e && e->type != DT_REG)
+		d = NULL;
 	return d ? d->ino : 0;
 }
 
@@ -487,17 +498,19 @@ void client_names_done(struct client_names *n, const char *path, int rc, int exi
 	char parent[PATH_MAX];
 	const char *name;
 	size_t len;
-	for (int i = 0; rc == 0 && i < NAMES_PATHS; i++) {
-		if (!split(path, parent, sizeof(parent), &name, &len))
-			break;
+	int ok = split(path, parent, sizeof(parent), &name, &len);
+	for (int i = 0; ok && i < NAMES_PATHS; i++) {
 		if (!n->paths[i].path || strcmp(n->paths[i].path, parent))
 			continue;
-		struct ldir *d = &n->dirs[n->paths[i].dir];
+		int k = n->paths[i].dir;
+		struct ldir *d = &n->dirs[k];
 		struct lname *e = find(d, name, len);
-		if (e && !exists)
+		/* A failed call may still have changed the name (a create whose
+		 * descriptor could not be given): the copy is asked for anew. */
+		if (rc != 0 || (!e && exists && add(d, name, len, ino, DT_REG)))
+			dir_forget(n, k);
+		else if (e && !exists)
 			drop(e);
-		else if (!e && exists)
-			add(d, name, len, ino, DT_UNKNOWN);
 		break;
 	}
 	pthread_mutex_unlock(&n->lock);

@@ -32,7 +32,7 @@ struct alloc {
 	struct cache *c;
 	uint64_t bstart, bblocks;
 	uint64_t nunits, first;
-	uint64_t *bits;  /* 1 = used; units < first and >= nunits read as used */
+	uint64_t *bits; /* 1 = used; units < first and >= nunits read as used */
 	uint64_t nwords;
 	uint64_t nfree;  /* free units in [first, nunits) */
 	uint64_t cursor; /* next-fit position */
@@ -116,7 +116,8 @@ static int check_geometry(uint64_t bitmap_blocks, uint64_t nunits)
 {
 	if (nunits == 0 || bitmap_blocks == 0)
 		return -EINVAL;
-	if (bitmap_blocks > UINT64_MAX / UNITS_PER_BLOCK || bitmap_blocks * UNITS_PER_BLOCK < nunits)
+	if (bitmap_blocks > UINT64_MAX / UNITS_PER_BLOCK ||
+	    bitmap_blocks * UNITS_PER_BLOCK < nunits)
 		return -EINVAL;
 	return 0;
 }
@@ -139,8 +140,8 @@ static int load_bits(struct alloc *a)
 	return 0;
 }
 
-int alloc_open(struct alloc **out, struct cache *c, uint64_t bitmap_start,
-	       uint64_t bitmap_blocks, uint64_t nunits, uint64_t first_unit)
+int alloc_open(struct alloc **out, struct cache *c, uint64_t bitmap_start, uint64_t bitmap_blocks,
+               uint64_t nunits, uint64_t first_unit)
 {
 	int err = check_geometry(bitmap_blocks, nunits);
 	if (err)
@@ -371,8 +372,8 @@ uint64_t alloc_first(const struct alloc *a)
 	return a->first;
 }
 
-int alloc_format(struct cache *c, uint64_t bitmap_start, uint64_t bitmap_blocks,
-		 uint64_t nunits, uint64_t used_below)
+int alloc_format(struct cache *c, uint64_t bitmap_start, uint64_t bitmap_blocks, uint64_t nunits,
+                 uint64_t used_below)
 {
 	int err = check_geometry(bitmap_blocks, nunits);
 	if (err)

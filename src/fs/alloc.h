@@ -19,8 +19,8 @@ struct alloc;
 
 /* Loads a bitmap of nunits bits that lives in bitmap_blocks blocks starting
  * at block bitmap_start.  Units below first_unit are never handed out. */
-int alloc_open(struct alloc **out, struct cache *c, uint64_t bitmap_start,
-	       uint64_t bitmap_blocks, uint64_t nunits, uint64_t first_unit);
+int alloc_open(struct alloc **out, struct cache *c, uint64_t bitmap_start, uint64_t bitmap_blocks,
+               uint64_t nunits, uint64_t first_unit);
 void alloc_close(struct alloc *a);
 
 /* Allocates a run of at most want free units, preferring one that starts at
@@ -60,7 +60,7 @@ uint64_t alloc_first(const struct alloc *a); /* units below are never handed out
 
 /* mkfs: writes an initial bitmap with units [0, used_below) in use straight
  * into the cache (the caller checkpoints). */
-int alloc_format(struct cache *c, uint64_t bitmap_start, uint64_t bitmap_blocks,
-		 uint64_t nunits, uint64_t used_below);
+int alloc_format(struct cache *c, uint64_t bitmap_start, uint64_t bitmap_blocks, uint64_t nunits,
+                 uint64_t used_below);
 
 #endif

@@ -34,8 +34,8 @@ struct tier {
 	uint64_t first_block;  /* first block that may hold data */
 	uint32_t unit_blocks;  /* allocation alignment suited to the medium */
 	char name[16];
-	int dirty;             /* stored to since its last fence */
-	struct sums sums;      /* a checksum per block (on the fast tier) */
+	int dirty;        /* stored to since its last fence */
+	struct sums sums; /* a checksum per block (on the fast tier) */
 };
 
 /* What mkfs needs to know of each capacity tier. */
@@ -48,8 +48,8 @@ struct tier_spec {
 
 struct shared {
 	struct media *m;
-	struct fs_super sb;         /* a valid copy of the superblock */
-	unsigned super_bad;         /* damaged copy: 1 block 0, 2 the backup */
+	struct fs_super sb; /* a valid copy of the superblock */
+	unsigned super_bad; /* damaged copy: 1 block 0, 2 the backup */
 	char super_why[160];
 	struct fs_checkpoint ckpt; /* the current durable checkpoint */
 	int ckpt_slot;             /* 0 or 1: where ckpt lives */
@@ -65,8 +65,8 @@ struct shared {
  * directory and checkpoint 1 (log head at log_head_off, seq 1), and the
  * header of each of the ncap capacity tiers. */
 int shared_format(struct media *m, const struct tier_spec *cap, unsigned ncap,
-		  const uint8_t uuid[16], uint64_t inodes, uint64_t log_head_off, uint64_t now_ns,
-		  char *err, size_t errlen);
+                  const uint8_t uuid[16], uint64_t inodes, uint64_t log_head_off, uint64_t now_ns,
+                  char *err, size_t errlen);
 
 /* Mount: validates the superblock (a valid copy is enough: then err holds a
  * warning naming the damaged one while 0 is returned) and every capacity tier's header,
@@ -74,7 +74,7 @@ int shared_format(struct media *m, const struct tier_spec *cap, unsigned ncap,
  * done in the cache only), loads the current checkpoint and the allocators.
  * cap[k] is capacity tier k + 1, in the manifest's order. */
 int shared_open(struct shared *s, struct media *m, struct media *const *cap, unsigned ncap,
-		const uint8_t uuid[16], int read_only, char *err, size_t errlen);
+                const uint8_t uuid[16], int read_only, char *err, size_t errlen);
 void shared_close(struct shared *s);
 
 /* Which superblock copy shared_open found damaged (1: block 0, 2: the
@@ -150,7 +150,7 @@ int shared_fence(struct shared *s);
 /* Allocates a run of at most want data blocks on tier t (near hint, a
  * pblk of that tier, if given); *pblk is tier-tagged.  0 or -ENOSPC. */
 int shared_alloc_data(struct shared *s, unsigned t, uint64_t hint, uint64_t want, uint64_t *pblk,
-		      uint64_t *got);
+                      uint64_t *got);
 /* Free data blocks on tier t (quarantined ones not counted). */
 uint64_t shared_tier_free(const struct shared *s, unsigned t);
 /* Data blocks of tier t (the fast tier: all blocks after the metadata). */

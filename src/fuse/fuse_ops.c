@@ -80,6 +80,15 @@ static double entry_attr_timeout(struct cfuse *cf, uint64_t ino)
 /* The entry of a name in directory parent: kept for the timeout, unless
  * a client holds the directory's grant and may change its names without
  * a request (libfs/clients.h, clients_entry_timeout). */
+static double entry_timeout(cairn_fs *fs, uint64_t parent)
+{
+	/* A grant that went while the request was served may have let a
+	 * client's name in after the lookup read the directory. */
+	if (clients_changes(fs) != cfuse_grant_changes_seen())
+		return 0;
+	return clients_entry_timeout(fs, parent, CFUSE_TIMEOUT);
+}
+
 static void fill_entry(struct cfuse *cf, struct fuse_entry_param *e, uint64_t parent,
                        const struct stat *st)
 {
@@ -87,7 +96,7 @@ static void fill_entry(struct cfuse *cf, struct fuse_entry_param *e, uint64_t pa
 	e->ino = st->st_ino;
 	e->attr = *st;
 	e->attr_timeout = entry_attr_timeout(cf, st->st_ino);
-	e->entry_timeout = clients_entry_timeout(cf->fs, parent, CFUSE_TIMEOUT);
+	e->entry_timeout = entry_timeout(cf->fs, parent);
 }
 
 /* Pins the inode for the kernel's lookup count before the reply (so a
@@ -228,10 +237,11 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct stat st;
 	int rc = ic_lookup(fs_of(req), parent, name, &st);
 	if (rc == -ENOENT) {
-		/* A negative entry, cached for the timeout: only this process
-		 * creates names, and the kernel forgets it when it does. */
-		struct fuse_entry_param e = {
-		    .ino = 0, .entry_timeout = clients_entry_timeout(fs_of(req), parent, CFUSE_TIMEOUT)};
+		/* A negative entry, cached for the timeout (none in a directory
+		 * a client holds): the kernel forgets it when this process
+		 * creates the name. */
+		struct fuse_entry_param e = {.ino = 0,
+		                             .entry_timeout = entry_timeout(fs_of(req), parent)};
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -502,7 +512,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int granted;
 	uint64_t owner = front_open(req, st.st_ino, fi->flags, &st, &granted);
 	struct fuse_entry_param e;
-	fill_entry(fuse_req_userdata(req), &e, parent, &st); /* a granted inode's attributes: no timeout */
+	fill_entry(fuse_req_userdata(req), &e, parent,
+	           &st); /* a granted inode's attributes: no timeout */
 	set_open_flags(fi, fd, owner, granted);
 	if (ic_pin(fs_of(req), st.st_ino, 1) < 0) {
 		front_close(req, st.st_ino, fi->fh);

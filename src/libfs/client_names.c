@@ -102,8 +102,8 @@ static int dir_granted(const struct clients *cl, uint64_t dir)
 static struct cached_dir *cached_slot(struct clients *cl, uint64_t dir, int64_t now, int make)
 {
 	for (int k = 0; k < CACHED_PROBES; k++) {
-		struct cached_dir *d = &cl->cached[(dir * 0x9e3779b97f4a7c15ull + (uint64_t)k) %
-		                                   CACHED_DIRS];
+		struct cached_dir *d =
+		    &cl->cached[(dir * 0x9e3779b97f4a7c15ull + (uint64_t)k) % CACHED_DIRS];
 		if (d->dir == dir || (make && d->until <= now))
 			return d;
 	}
@@ -148,12 +148,15 @@ double clients_entry_timeout(cairn_fs *fs, uint64_t dir, double want)
 
 /* ---- grants of directories -------------------------------------------------- */
 
-int clog_grant_dir(cairn_fs *fs, struct clog *c, uint64_t dir, uint32_t *index, uint64_t *epoch)
+int clog_grant_dir(cairn_fs *fs, struct clog *c, uint64_t dir, uint64_t gen, uint32_t *index,
+                   uint64_t *epoch)
 {
 	struct clients *cl = clients_table(fs);
 	pthread_mutex_lock(&cl->lock);
 	int rc = c->forged[0] || !c->has_creds ? -EBUSY : 0;
-	if (!rc && entries_cached(cl, dir))
+	/* A change of names made or begun since the caller's walk: its
+	 * revocation found no grant to end, so none may be given now. */
+	if (!rc && (entries_cached(cl, dir) || cl->changing || cl->names_gen != gen))
 		rc = -EAGAIN;
 	int slot = -1, dirs = 0;
 	for (int i = 0; i < CLOG_GRANTS && !rc; i++) {
@@ -203,33 +206,44 @@ void clients_acting(struct clog *c, uint64_t dir)
 	acting_dir = dir;
 }
 
-/* Every live grant of dir (all: of any directory) is revoked, but the
- * acting client's of the directory it named. */
-static void revoke_dirs(cairn_fs *fs, uint64_t dir, int all)
+void clients_change_begin(cairn_fs *fs, uint64_t dir, int all)
 {
 	struct clients *cl = clients_table(fs);
-	if (!cl || atomic_load(&cl->dir_grants) == 0)
+	if (!cl)
 		return;
 	pthread_mutex_lock(&cl->lock);
-	for (int s = 0; s < CLOG_SLOTS; s++) {
+	cl->changing++;
+	for (int s = 0; s < CLOG_SLOTS && atomic_load(&cl->dir_grants) > 0; s++) {
 		struct clog *c = cl->slot[s];
 		for (uint32_t g = 0; c && g < CLOG_GRANTS; g++)
 			if (c->kind[g] == GRANT_DIR && c->grants[g].live &&
-			    (all || c->grants[g].ino == dir) &&
-			    (all || c != acting || dir != acting_dir))
+			    (all ||
+			     (c->grants[g].ino == dir && (c != acting || dir != acting_dir))))
 				clog_revoke(fs, c, g, 1);
 	}
 	pthread_mutex_unlock(&cl->lock);
 }
 
-void clients_dir_changing(cairn_fs *fs, uint64_t dir)
+void clients_change_end(cairn_fs *fs)
 {
-	revoke_dirs(fs, dir, 0);
+	struct clients *cl = clients_table(fs);
+	if (!cl)
+		return;
+	pthread_mutex_lock(&cl->lock);
+	cl->changing--;
+	cl->names_gen++;
+	pthread_mutex_unlock(&cl->lock);
 }
 
-void clients_paths_changing(cairn_fs *fs)
+uint64_t clients_names_gen(cairn_fs *fs)
 {
-	revoke_dirs(fs, 0, 1);
+	struct clients *cl = clients_table(fs);
+	if (!cl)
+		return 0;
+	pthread_mutex_lock(&cl->lock);
+	uint64_t g = cl->names_gen;
+	pthread_mutex_unlock(&cl->lock);
+	return g;
 }
 
 int clients_dir_grants(cairn_fs *fs)
@@ -383,8 +397,18 @@ static int aside_grant(const struct clog *c, uint64_t ino)
 	return -1;
 }
 
+/* Whether c holds a grant of the file ino it made (after a crash: any
+ * grant the state file still names it in). */
+static int held_grant(const struct clog *c, uint64_t ino)
+{
+	for (int i = 0; i < CLOG_GRANTS; i++)
+		if (c->grants[i].ino == ino && (c->recovered || c->kind[i] == GRANT_MADE))
+			return 1;
+	return 0;
+}
+
 static const char *ingest_create(struct cairn_fs *fs, struct clog *c, const struct log_rec_hdr *h,
-                                const void *data, uint64_t next, int *attempt, int *rc)
+                                 const void *data, uint64_t next, int *attempt, int *rc)
 {
 	struct clog_create cc;
 	size_t len;
@@ -392,7 +416,9 @@ static const char *ingest_create(struct cairn_fs *fs, struct clog *c, const stru
 	if (!name)
 		return "a name no file may have";
 	memcpy(&cc, data, sizeof(cc));
-	if (cc.mode & ~(uint32_t)07777 || cc.mode & S_ISGID)
+	/* Set-ID bits are the daemon's to give: a write by anyone but root
+	 * must clear them, and a local write does not. */
+	if (cc.mode & ~(uint32_t)07777 || cc.mode & S_ISGID || (cc.mode & S_ISUID && c->uid != 0))
 		return "a mode a create in a log may not give";
 	if (!c->has_creds)
 		return "a create by a client of unknown credentials";
@@ -448,7 +474,7 @@ static const char *ingest_create(struct cairn_fs *fs, struct clog *c, const stru
 }
 
 static const char *ingest_unlink(struct cairn_fs *fs, struct clog *c, const struct log_rec_hdr *h,
-                                const void *data, uint64_t next, int *attempt, int *rc)
+                                 const void *data, uint64_t next, int *attempt, int *rc)
 {
 	size_t len;
 	const char *name = record_name(h, data, 0, &len);
@@ -469,6 +495,12 @@ static const char *ingest_unlink(struct cairn_fs *fs, struct clog *c, const stru
 		why = "a name that does not name its inode";
 	if (!why && type == DT_DIR)
 		why = "an unlink of a directory";
+	/* Only a regular file the client made and holds: no symbolic link
+	 * (a step of paths others resolved), nothing whose attributes the
+	 * mount's kernel may keep. */
+	int held = held_grant(c, victim);
+	if (!why && (type != DT_REG || !held))
+		why = "an unlink of a file the client does not hold";
 	if (why)
 		return why;
 	clog_copy_of(c, h, next, &rec.cw);
@@ -477,7 +509,9 @@ static const char *ingest_unlink(struct cairn_fs *fs, struct clog *c, const stru
 	rec.p.ino = victim;
 	rec.p.time_ns = now_ns();
 	rec.p.namelen = (uint16_t)len;
-	rec.p.flags = vnode_is_open(fs, victim) ? OPF_ORPHAN : 0;
+	/* A file the client holds may still be written after its unlink:
+	 * an orphan (after a crash too, when nothing is pinned). */
+	rec.p.flags = vnode_is_open(fs, victim) || held ? OPF_ORPHAN : 0;
 	memcpy(rec.name, name, len);
 	struct iovec iov = {&rec, sizeof(rec.cw) + sizeof(rec.p) + len};
 	uint64_t seq;

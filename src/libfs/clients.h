@@ -130,11 +130,17 @@ uint64_t clients_active(cairn_fs *fs);
 #define CLOG_DIR_GRANTS 8
 
 /* Grants the client the changes of names in directory dir (which it may
- * write and search, and which has no sticky bit: the caller checked): it
- * creates and unlinks there in its log until the grant is revoked.
- * -EAGAIN while the FUSE mount's kernel may keep entries of dir (see
- * clients_entry_timeout), -EBUSY when the client holds too many. */
-int clog_grant_dir(cairn_fs *fs, struct clog *c, uint64_t dir, uint32_t *index, uint64_t *epoch);
+ * write and search, and which has no sticky bit: the caller checked, in a
+ * walk it began when clients_names_gen said gen): it creates and unlinks
+ * there in its log until the grant is revoked.  -EAGAIN while the FUSE
+ * mount's kernel may keep entries of dir (see clients_entry_timeout), or
+ * when a change of names began or was made since gen; -EBUSY when the
+ * client holds too many. */
+int clog_grant_dir(cairn_fs *fs, struct clog *c, uint64_t dir, uint64_t gen, uint32_t *index,
+                   uint64_t *epoch);
+/* How many changes of names were made so far: read before a walk that
+ * leads to clog_grant_dir. */
+uint64_t clients_names_gen(cairn_fs *fs);
 /* Takes back the grant of a directory (its names did not fit a reply). */
 void clog_drop_dir(cairn_fs *fs, struct clog *c, uint32_t index);
 /* An inode number set aside for a create in the client's log, with the
@@ -157,13 +163,14 @@ int clog_made(cairn_fs *fs, struct clog *c, uint64_t ino);
  * whose entries the kernel keeps, which no client is granted until they
  * expire. */
 double clients_entry_timeout(cairn_fs *fs, uint64_t dir, double want);
-/* Before a name in dir changes other than in the holder's log: the grant
- * of dir is revoked (its records applied first). */
-void clients_dir_changing(cairn_fs *fs, uint64_t dir);
-/* Before a change that may make a path name another directory (a rename,
- * an rmdir, an unlink of a symlink) or change who may search or write a
- * directory: every grant of a directory is revoked. */
-void clients_paths_changing(cairn_fs *fs);
+/* Around every change of a name made other than in a client's log:
+ * begin revokes every grant of dir (all: of every directory: a rename, an
+ * rmdir, an unlink of a symbolic link, a change of a directory's mode or
+ * owners, each of which may change what a path leads to or who may write
+ * there), the holders' records applied first, and no grant is given until
+ * end. */
+void clients_change_begin(cairn_fs *fs, uint64_t dir, int all);
+void clients_change_end(cairn_fs *fs);
 /* The calls this thread makes until the next clients_acting are client
  * c's, which keeps its own copy of directory dir's names up to date: a
  * change of a name there by c does not revoke c's grant of dir (any

@@ -22,10 +22,10 @@ struct log_rec_hdr;
 /* What a grant is for, which only the daemon's memory knows: recovery
  * judges each record by its own type. */
 enum grant_kind {
-	GRANT_FILE,    /* a file the client opened for writing */
-	GRANT_SET_BY,  /* an inode number set aside for a create: not made yet */
-	GRANT_MADE,    /* a file the client created in its log (pinned) */
-	GRANT_DIR,     /* a directory whose names the client changes in its log */
+	GRANT_FILE,   /* a file the client opened for writing */
+	GRANT_SET_BY, /* an inode number set aside for a create: not made yet */
+	GRANT_MADE,   /* a file the client created in its log (pinned) */
+	GRANT_DIR,    /* a directory whose names the client changes in its log */
 };
 
 /* Blocks of credit a client starts with and is topped up to: 64 MiB of
@@ -90,10 +90,12 @@ struct clients {
 	_Atomic uint64_t changes; /* see clients_changes */
 	struct front_open *fopen;
 	size_t nfopen, capfopen;
-	uint64_t next_owner; /* the owner token the next client gets */
-	atomic_int owning;   /* clients that own their opens */
-	atomic_int dir_grants;                 /* live grants of directories: */
+	uint64_t next_owner;                         /* the owner token the next client gets */
+	atomic_int owning;                           /* clients that own their opens */
+	atomic_int dir_grants;                       /* live grants of directories: */
 	uint64_t gdir[CLOG_SLOTS * CLOG_DIR_GRANTS]; /* their inodes */
+	int changing;       /* changes of names under way (clients_change_begin) */
+	uint64_t names_gen; /* changes of names made */
 	struct cached_dir cached[CACHED_DIRS]; /* see clients_entry_timeout */
 	int64_t all_cached_until;              /* the table overflowed: every one */
 };

@@ -77,27 +77,16 @@ static void setattr_from(unsigned valid, const struct stat *in, struct op_setatt
 
 /* A client that holds a directory's grant changes its names without
  * asking: before anyone else changes a name there, or changes what a path
- * leads to or who may search or write a directory, the grant is revoked
- * (libfs/clients.h). */
-static void names_changing(cairn_fs *fs, uint64_t dir)
-{
-	if (clients_dir_grants(fs))
-		clients_dir_changing(fs, dir);
-}
-
-static void paths_changing(cairn_fs *fs)
-{
-	if (clients_dir_grants(fs))
-		clients_paths_changing(fs);
-}
-
+ * leads to or who may search or write a directory, the grant is revoked,
+ * and none is given until the change is made (libfs/clients.h). */
 int ic_setattr(cairn_fs *fs, uint64_t ino, unsigned valid, const struct stat *in, struct stat *st)
 {
 	int rc = 0;
 	struct stat before;
-	if ((valid & (IC_SET_MODE | IC_SET_UID | IC_SET_GID)) && clients_dir_grants(fs) &&
-	    stat_ino(fs, ino, &before) == 0 && S_ISDIR(before.st_mode))
-		paths_changing(fs);
+	int dir_perms = (valid & (IC_SET_MODE | IC_SET_UID | IC_SET_GID)) &&
+	                stat_ino(fs, ino, &before) == 0 && S_ISDIR(before.st_mode);
+	if (dir_perms)
+		clients_change_begin(fs, 0, 1);
 	if (valid & IC_SET_SIZE)
 		rc = truncate_ino(fs, ino, in->st_size);
 	struct op_setattr p;
@@ -106,6 +95,8 @@ int ic_setattr(cairn_fs *fs, uint64_t ino, unsigned valid, const struct stat *in
 		p.valid |= SETATTR_CTIME;
 	if (!rc && p.valid)
 		rc = setattr_ino(fs, ino, &p);
+	if (dir_perms)
+		clients_change_end(fs);
 	if (!rc)
 		rc = stat_ino(fs, ino, st);
 	return rc;
@@ -117,7 +108,7 @@ static int created(cairn_fs *fs, int rc, uint64_t ino, struct stat *st)
 }
 
 int ic_mknod(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *name, mode_t mode,
-	     dev_t rdev, struct stat *st)
+             dev_t rdev, struct stat *st)
 {
 	switch (mode & S_IFMT) {
 	case S_IFREG:
@@ -130,54 +121,64 @@ int ic_mknod(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *
 	default:
 		return -EINVAL;
 	}
-	names_changing(fs, dir);
 	struct target t = {.dir = dir, .name = name};
 	uint64_t ino = 0;
+	clients_change_begin(fs, dir, 0);
 	int rc = names_create(fs, &t, who, mode & (S_IFMT | 07777), rdev, NULL, &ino);
+	clients_change_end(fs);
 	return created(fs, rc, ino, st);
 }
 
 int ic_symlink(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *name,
-	       const char *target, struct stat *st)
+               const char *target, struct stat *st)
 {
-	names_changing(fs, dir);
 	struct target t = {.dir = dir, .name = name};
 	uint64_t ino = 0;
+	clients_change_begin(fs, dir, 0);
 	int rc = names_create(fs, &t, who, S_IFLNK | 0777, 0, target, &ino);
+	clients_change_end(fs);
 	return created(fs, rc, ino, st);
 }
 
 int ic_link(cairn_fs *fs, uint64_t ino, uint64_t dir, const char *name, struct stat *st)
 {
-	names_changing(fs, dir);
 	struct target from = {.ino = ino}, to = {.dir = dir, .name = name};
-	return created(fs, names_link(fs, &from, &to), ino, st);
+	clients_change_begin(fs, dir, 0);
+	int rc = names_link(fs, &from, &to);
+	clients_change_end(fs);
+	return created(fs, rc, ino, st);
 }
 
 int ic_unlink(cairn_fs *fs, uint64_t dir, const char *name)
 {
+	/* A symbolic link may be a step of a path a client resolved. */
 	struct stat victim;
-	if (clients_dir_grants(fs) && ic_lookup(fs, dir, name, &victim) == 0 &&
-	    S_ISLNK(victim.st_mode))
-		paths_changing(fs);
-	names_changing(fs, dir);
+	int link = clients_dir_grants(fs) && ic_lookup(fs, dir, name, &victim) == 0 &&
+	           S_ISLNK(victim.st_mode);
 	struct target t = {.dir = dir, .name = name};
-	return names_unlink(fs, &t);
+	clients_change_begin(fs, dir, link);
+	int rc = names_unlink(fs, &t);
+	clients_change_end(fs);
+	return rc;
 }
 
 int ic_rmdir(cairn_fs *fs, uint64_t dir, const char *name)
 {
-	paths_changing(fs);
 	struct target t = {.dir = dir, .name = name};
-	return names_rmdir(fs, &t);
+	clients_change_begin(fs, dir, 1);
+	int rc = names_rmdir(fs, &t);
+	clients_change_end(fs);
+	return rc;
 }
 
 int ic_rename(cairn_fs *fs, uint64_t dir, const char *name, uint64_t newdir, const char *newname,
-	      unsigned flags)
+              unsigned flags)
 {
-	paths_changing(fs);
 	struct target from = {.dir = dir, .name = name}, to = {.dir = newdir, .name = newname};
-	return names_rename(fs, &from, &to, flags);
+	clients_change_begin(fs, dir, 1);
+	int rc = names_rename(fs, &from, &to, flags);
+	clients_change_end(fs);
+	return rc;
 }
 
 ssize_t ic_readlink(cairn_fs *fs, uint64_t ino, char *buf, size_t size)
@@ -198,13 +199,14 @@ int ic_open(cairn_fs *fs, uint64_t ino, int flags)
 	return open_target(fs, &t, NULL, flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW), 0, NULL);
 }
 
-int ic_create(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *name,
-	      mode_t mode, int flags, int *fd, struct stat *st)
+int ic_create(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *name, mode_t mode,
+              int flags, int *fd, struct stat *st)
 {
-	names_changing(fs, dir);
 	struct target t = {.dir = dir, .name = name};
 	uint64_t ino = 0;
+	clients_change_begin(fs, dir, 0);
 	int rc = open_target(fs, &t, who, flags | O_CREAT, mode, &ino);
+	clients_change_end(fs);
 	if (rc < 0)
 		return rc;
 	*fd = rc;
@@ -230,7 +232,7 @@ struct ic_batch {
 };
 
 static void batch_add(struct ic_batch *b, const char *name, size_t len, uint64_t ino,
-		      unsigned char type, uint64_t next)
+                      unsigned char type, uint64_t next)
 {
 	struct ic_entry *e = &b->e[b->n++];
 	memcpy(e->name, name, len);
@@ -241,7 +243,7 @@ static void batch_add(struct ic_batch *b, const char *name, size_t len, uint64_t
 }
 
 static int batch_collect(void *arg, const char *name, size_t len, uint64_t ino, uint8_t type,
-			 uint64_t next)
+                         uint64_t next)
 {
 	struct ic_batch *b = arg;
 	batch_add(b, name, len, ino, type, next);

@@ -34,10 +34,9 @@ enum op_type {
 };
 
 /* OP_CWRITE, OP_CTRUNCATE, OP_CMKNOD, OP_CUNLINK: a write, a truncate,
- * a create or an unlink a client made in its own log (log/clog_format.h), copied into the volume's log by the daemon.
- * Applying it also records that the client's log is ingested up to
- * (seq + 1, next_off), so that a recovery applies each client record
- * exactly once. */
+ * a create or an unlink a client made in its own log (log/clog_format.h), copied into the volume's
+ * log by the daemon. Applying it also records that the client's log is ingested up to (seq + 1,
+ * next_off), so that a recovery applies each client record exactly once. */
 struct op_cwrite {
 	uint8_t log_id[16]; /* the client log's id */
 	uint64_t seq;       /* the client record's sequence number */

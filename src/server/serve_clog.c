@@ -98,7 +98,7 @@ static int list_entry(void *arg, const char *name, uint64_t ino, unsigned char t
  * names.  A directory with the sticky bit is not granted (an unlink there
  * depends on who owns each file), nor one whose names do not fit a reply:
  * the client then asks the daemon for every change of them. */
-int64_t serve_dir_grant(struct session *s, const struct walked *w, uint32_t *outlen)
+int64_t serve_dir_grant(struct session *s, const struct walked *w, uint64_t gen, uint32_t *outlen)
 {
 	if (!s->clog)
 		return -EOPNOTSUPP;
@@ -112,7 +112,7 @@ int64_t serve_dir_grant(struct session *s, const struct walked *w, uint32_t *out
 	uint64_t dir = (uint64_t)w->st.st_ino;
 	struct ctl_dir_grant g;
 	memset(&g, 0, sizeof(g));
-	if ((rc = clog_grant_dir(s->fs, s->clog, dir, &g.index, &g.epoch)))
+	if ((rc = clog_grant_dir(s->fs, s->clog, dir, gen, &g.index, &g.epoch)))
 		return rc;
 	/* Listed after the grant: a change after the listing revokes it. */
 	struct listing l = {s->out + sizeof(g), 0, CTL_MAX_DATA - sizeof(g), 0, 0};

@@ -843,11 +843,11 @@ static int64_t do_closedir(struct session *s, int64_t h)
 
 /* Strings each request carries. */
 static const uint8_t strings_of[CTL_OP_END] = {
-    [CTL_OPEN] = 1,     [CTL_TRUNCATE] = 1,  [CTL_STAT] = 1,        [CTL_LSTAT] = 1,
-    [CTL_UNLINK] = 1,   [CTL_RENAME] = 2,    [CTL_MKDIR] = 1,       [CTL_RMDIR] = 1,
-    [CTL_LINK] = 2,     [CTL_SYMLINK] = 2,   [CTL_READLINK] = 1,    [CTL_CHMOD] = 1,
-    [CTL_CHOWN] = 1,    [CTL_UTIMENS] = 1,   [CTL_STATVFS] = 1,     [CTL_SETXATTR] = 2,
-    [CTL_GETXATTR] = 2, [CTL_LISTXATTR] = 1, [CTL_REMOVEXATTR] = 2, [CTL_OPENDIR] = 1,
+    [CTL_OPEN] = 1,      [CTL_TRUNCATE] = 1,  [CTL_STAT] = 1,        [CTL_LSTAT] = 1,
+    [CTL_UNLINK] = 1,    [CTL_RENAME] = 2,    [CTL_MKDIR] = 1,       [CTL_RMDIR] = 1,
+    [CTL_LINK] = 2,      [CTL_SYMLINK] = 2,   [CTL_READLINK] = 1,    [CTL_CHMOD] = 1,
+    [CTL_CHOWN] = 1,     [CTL_UTIMENS] = 1,   [CTL_STATVFS] = 1,     [CTL_SETXATTR] = 2,
+    [CTL_GETXATTR] = 2,  [CTL_LISTXATTR] = 1, [CTL_REMOVEXATTR] = 2, [CTL_OPENDIR] = 1,
     [CTL_DIR_GRANT] = 1,
 };
 
@@ -955,8 +955,9 @@ static int64_t dispatch(struct session *s, const struct request *rq, uint32_t *o
 		return do_scrub(s, a[0], out, outlen);
 	case CTL_DIR_GRANT: {
 		struct walked w;
+		uint64_t gen = clients_names_gen(s->fs);
 		int rc = walk_pinned(s, p, WALK_FOLLOW, &w);
-		return rc ? rc : serve_dir_grant(s, &w, outlen);
+		return rc ? rc : serve_dir_grant(s, &w, gen, outlen);
 	}
 	case CTL_SET_ASIDE:
 		return serve_set_aside(s, rq, outlen);

@@ -100,8 +100,10 @@ void serve_release(struct session *s);
 
 /* ---- the client's private log (serve_clog.c) ---- */
 struct walked;
-/* CTL_DIR_GRANT of the directory w found (pinned), and CTL_SET_ASIDE. */
-int64_t serve_dir_grant(struct session *s, const struct walked *w, uint32_t *outlen);
+/* CTL_DIR_GRANT of the directory w found (pinned) in a walk begun when
+ * clients_names_gen said gen, and CTL_SET_ASIDE. */
+int64_t serve_dir_grant(struct session *s, const struct walked *w, uint64_t gen,
+                        uint32_t *outlen);
 int64_t serve_set_aside(struct session *s, const struct request *rq, uint32_t *outlen);
 /* CTL_CLOG_START and CTL_CLOG_SYNC. */
 int64_t serve_clog(struct session *s, const struct request *rq, uint32_t *outlen);

@@ -356,9 +356,9 @@ static void test_records_of_any_shape(void **state)
 struct forgery {
 	const char *what;
 	uint32_t type;
-	int dir_kind;      /* 0: the granted directory, 1: a granted file, 2: 0 */
-	int ino_kind;      /* 0: set aside, 1: not set aside, 2: the file /d/f, 3: /d/sub */
-	const char *name;  /* NULL: a '/' in it */
+	int dir_kind;     /* 0: the granted directory, 1: a granted file, 2: 0 */
+	int ino_kind;     /* 0: set aside, 1: not set aside, 2: the file /d/f, 3: /d/sub */
+	const char *name; /* NULL: a '/' in it */
 	uint32_t mode;
 	const char *why;
 };
@@ -391,7 +391,7 @@ static void forge_one(const struct forgery *fg)
 	rclient_open(&r, fs, f.st_ino); /* a grant of /d/f */
 	uint32_t index;
 	uint64_t dir_epoch;
-	TV_EQ(clog_grant_dir(fs, r.c, d.st_ino, &index, &dir_epoch), 0);
+	TV_EQ(clog_grant_dir(fs, r.c, d.st_ino, clients_names_gen(fs), &index, &dir_epoch), 0);
 	struct clog_aside aside[64];
 	int n = clog_set_aside(fs, r.c, NULL, 0, 0, aside, 64);
 	assert_true(n >= 2);
@@ -459,12 +459,15 @@ static void test_forged_names(void **state)
 	     "a directory that is not there"},
 	    {"a create in directory 0", CLOG_REC_CREATE, 2, 0, "x", 0644,
 	     "an inode its grant does not name"},
-	    {"an unlink of a directory", CLOG_REC_UNLINK, 0, 3, "sub", 0, "an unlink of a directory"},
-	    {"an unlink of another inode", CLOG_REC_UNLINK, 0, 3, "f", 0, "does not name its inode"},
+	    {"an unlink of a directory", CLOG_REC_UNLINK, 0, 3, "sub", 0,
+	     "an unlink of a directory"},
+	    {"an unlink of another inode", CLOG_REC_UNLINK, 0, 3, "f", 0,
+	     "does not name its inode"},
 	    {"an unlink of no name", CLOG_REC_UNLINK, 0, 2, "nothing", 0,
 	     "does not name its inode"},
-	    {"a write under a directory's grant", CLOG_REC_WRITE, 0, 0, NULL, 0,
-	     "no regular file"},
+	    {"an unlink of a file the client did not make", CLOG_REC_UNLINK, 0, 2, "f", 0,
+	     "a file the client does not hold"},
+	    {"a write under a directory's grant", CLOG_REC_WRITE, 0, 0, NULL, 0, "no regular file"},
 	    {"a write of a number set aside", CLOG_REC_WRITE, 1, 0, NULL, 0, "no regular file"},
 	};
 	for (size_t i = 0; i < sizeof(fgs) / sizeof(fgs[0]); i++)

@@ -2694,7 +2694,7 @@ static void ck_dir_grant(struct scen *s, struct ck_client *cc, struct ck_names *
 	op_start(s, "clog_grant_dir");
 	uint32_t index = 0;
 	uint64_t epoch = 0;
-	int rc = clog_grant_dir(s->fs, cc->c, nm->dir, &index, &epoch);
+	int rc = clog_grant_dir(s->fs, cc->c, nm->dir, clients_names_gen(s->fs), &index, &epoch);
 	op_done(s, 1);
 	if (rc)
 		fail_msg("clog: clog_grant_dir: %s", tv_errname(-rc));
@@ -2886,9 +2886,14 @@ static void test_clog_names(void **state)
 	 * the next mount applies them. */
 	ck_dir_grant(s, &c2, &nm);
 	ck_set_aside(s, &c2, &nm, NULL, 0);
-	ck_client_unlink(s, &c2, &nm, e); /* a file another client made */
 	ck_client_create(s, &c2, &nm, b, 1);
 	ck_client_write(s, &c2, 7, 2500, 0, 1);
+	ck_client_unlink(s, &c2, &nm, b);
+	/* Written after its unlink, as an open file may be: a recovery must
+	 * keep the file (an orphan) for this record, and apply the rest. */
+	ck_client_write(s, &c2, 9, 300, 100, 1);
+	ck_client_create(s, &c2, &nm, b, 1);
+	ck_client_write(s, &c2, 8, 1200, 0, 1);
 	client_log_close(c2.l);
 	recorder_set_fence_hook(s->r, NULL, NULL);
 	scen_unmount(s);

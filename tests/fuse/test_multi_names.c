@@ -160,8 +160,8 @@ static void check_mount_file(const char *dir, int k, int want, uid_t uid)
 	char buf[128], got[128];
 	size_t len = content(k, buf);
 	if (st.st_uid != uid || (st.st_mode & 07777) != 0640 || (size_t)st.st_size != len)
-		fail_msg("%s/f%d: uid %d mode %o size %lld through the mount", dir, k, (int)st.st_uid,
-		         (unsigned)(st.st_mode & 07777), (long long)st.st_size);
+		fail_msg("%s/f%d: uid %d mode %o size %lld through the mount", dir, k,
+		         (int)st.st_uid, (unsigned)(st.st_mode & 07777), (long long)st.st_size);
 	int fd = open(at("%s/f%d", dir, k), O_RDONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(read(fd, got, sizeof(got)), (ssize_t)len);
@@ -368,7 +368,8 @@ static void test_daemon_killed(void **state)
 		size_t len = content(k, buf);
 		if (fd < 0 || cairn_read(fs, fd, got, sizeof(got)) != (ssize_t)len ||
 		    memcmp(buf, got, len))
-			fail_msg("%s, acknowledged, is not there whole after the daemon died", path);
+			fail_msg("%s, acknowledged, is not there whole after the daemon died",
+			         path);
 		cairn_close(fs, fd);
 	}
 	cairn_unmount(fs);
