@@ -38,17 +38,13 @@ img=$ram/ext4.img
 vol=$ram/vol
 cleanup() {
 	build/cairn umount "$work/mnt" 2>/dev/null || true
-	umount "$work/ext4" 2>/dev/null || true
-	[ -n "${loop:-}" ] && losetup -d "$loop" 2>/dev/null || true
+	ram_ext4_release "$work/ext4"
 	ram_release "$ram"
 	rm -rf "$work"
 }
 trap cleanup EXIT
 mkdir -p "$work/ext4" "$ram/tmpfs" "$work/mnt"
-truncate -s 2G "$img"
-loop=$(losetup -f --show "$img")
-mkfs.ext4 -q -F "$loop"
-mount "$loop" "$work/ext4"
+ram_ext4 "$img" "$work/ext4"
 build/cairn mkfs "$vol" --media emul --log-size 256M --fast-size 1G >/dev/null
 
 # P processes of bench_append MODE PATH at once; prints aggregate ops/s.

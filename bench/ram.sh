@@ -5,6 +5,10 @@
 #                huge=within_size (files mapped with 2 MiB pages), and
 #                prints it
 # ram_release DIR unmounts and removes it
+# ram_ext4 IMG MNT makes a 2 GiB ext4 on a loop device whose image is IMG
+#                (in a ram_dir) and mounts it at MNT; its device goes in
+#                $ram_loop
+# ram_ext4_release MNT unmounts it and frees the loop device
 #
 # Why not /dev/shm: it maps files with 4 KiB pages, and on a virtual
 # machine whose hypervisor shadows the guest's page tables (this one:
@@ -38,4 +42,17 @@ ram_release() {
 	else
 		rm -rf "$1"
 	fi
+}
+
+ram_ext4() {
+	truncate -s 2G "$1"
+	ram_loop=$(losetup -f --show "$1")
+	mkfs.ext4 -q -F "$ram_loop"
+	mount "$ram_loop" "$2"
+}
+
+ram_ext4_release() {
+	umount "$1" 2>/dev/null || true
+	[ -n "${ram_loop:-}" ] && losetup -d "$ram_loop" 2>/dev/null || true
+	ram_loop=
 }

@@ -2105,8 +2105,8 @@ static void test_file_digest_ahead(void **state)
 struct ck_file {
 	const char *path;
 	int exists;
-	int fd;       /* the daemon's descriptor */
-	uint64_t ino; /* what grants and records name */
+	int fd;         /* the daemon's descriptor */
+	uint64_t ino;   /* what grants and records name */
 	uint32_t grant; /* made in a client's log: the grant of its inode */
 	uint64_t size;
 	uint8_t data[CK_MAX];
@@ -2490,14 +2490,14 @@ static int ck_no_replay(void *arg, const struct log_rec_hdr *h, const void *p, u
 /* A forged record in cc's log: an epoch never granted, over bytes of f.
  * Written through a log of its own on the file, after cc's last record
  * (cc writes no more). */
-static void ck_forge(struct scen *s, struct ck_client *cc, struct ck_file *f, uint64_t off,
-                     size_t len)
+/* A record forged in client cc's log, with a valid checksum, as a client
+ * could write it (what says what it is, for the messages). */
+static void ck_forge_record(struct scen *s, struct ck_client *cc, const char *what, uint16_t type,
+                            const uint64_t args[3], const struct iovec *iov, int iovcnt)
 {
-	static uint8_t buf[CK_MAX];
-	tv_fill(buf, len, 666);
 	char path[PATH_MAX], err[512];
 	part_path(s, clog_recorder_part(cc->slot), path, sizeof(path));
-	op_start(s, "a forged record in client 2's log");
+	op_start(s, what);
 	struct media *m = NULL;
 	struct log *lg = NULL;
 	int rc = media_open(&m, MEDIA_EMUL, path, 0, 0, err, sizeof(err));
@@ -2507,11 +2507,10 @@ static void ck_forge(struct scen *s, struct ck_client *cc, struct ck_file *f, ui
 	}
 	if (!rc)
 		rc = log_recover(lg, LOG_RING_START, 1, ck_no_replay, NULL, 1);
-	uint64_t args[LOG_REC_ARGS] = {f->ino, off, 999};
-	struct iovec iov = {buf, len};
+	uint64_t a[LOG_REC_ARGS] = {args[0], args[1], args[2]};
 	struct log_pos pos;
 	if (!rc)
-		rc = log_append(lg, CLOG_REC_WRITE, args, &iov, 1, &pos);
+		rc = log_append(lg, type, a, iov, iovcnt, &pos);
 	if (!rc)
 		rc = log_commit(lg, pos.seq);
 	log_close(lg);
@@ -2519,6 +2518,16 @@ static void ck_forge(struct scen *s, struct ck_client *cc, struct ck_file *f, ui
 	op_done(s, 1);
 	if (rc)
 		fail_msg("clog: forging a record: %s %s", tv_errname(-rc), err);
+}
+
+static void ck_forge(struct scen *s, struct ck_client *cc, struct ck_file *f, uint64_t off,
+                     size_t len)
+{
+	static uint8_t buf[CK_MAX];
+	tv_fill(buf, len, 666);
+	struct iovec iov = {buf, len};
+	ck_forge_record(s, cc, "a forged record in client 2's log", CLOG_REC_WRITE,
+	                (const uint64_t[3]){f->ino, off, 999}, &iov, 1);
 }
 
 static void test_clog(void **state)
@@ -2764,32 +2773,12 @@ static void ck_owner(struct scen *s, struct ck_file *f)
 static void ck_forge_name(struct scen *s, struct ck_client *cc, uint32_t type, uint64_t dir,
                           uint64_t ino, uint64_t epoch, const char *name, uint32_t mode)
 {
-	char path[PATH_MAX], err[512];
-	part_path(s, clog_recorder_part(cc->slot), path, sizeof(path));
-	op_start(s, "a forged name in client 1's log");
-	struct media *m = NULL;
-	struct log *lg = NULL;
-	int rc = media_open(&m, MEDIA_EMUL, path, 0, 0, err, sizeof(err));
-	if (!rc) {
-		media_set_recorder(m, s->r, clog_recorder_part(cc->slot));
-		rc = log_open(&lg, m, cc->log_id, err, sizeof(err));
-	}
-	if (!rc)
-		rc = log_recover(lg, LOG_RING_START, 1, ck_no_replay, NULL, 1);
 	struct clog_create cr = {mode, 0};
-	uint64_t args[LOG_REC_ARGS] = {dir, ino, epoch};
 	struct iovec iov[2] = {{&cr, sizeof(cr)}, {(void *)name, strlen(name)}};
-	struct log_pos pos;
-	if (!rc)
-		rc = type == CLOG_REC_CREATE ? log_append(lg, type, args, iov, 2, &pos)
-		                             : log_append(lg, type, args, iov + 1, 1, &pos);
-	if (!rc)
-		rc = log_commit(lg, pos.seq);
-	log_close(lg);
-	media_close(m);
-	op_done(s, 1);
-	if (rc)
-		fail_msg("clog: forging a record: %s %s", tv_errname(-rc), err);
+	int create = type == CLOG_REC_CREATE;
+	ck_forge_record(s, cc, "a forged name in client 1's log", (uint16_t)type,
+	                (const uint64_t[3]){dir, ino, epoch}, create ? iov : iov + 1,
+	                create ? 2 : 1);
 }
 
 static void test_clog_names(void **state)
