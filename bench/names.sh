@@ -3,6 +3,9 @@
 #   attach    the client API (cairn_attach) on the daemon of `cairn mount`:
 #             creates, writes and unlinks of files it made go into the
 #             client's own log where it holds the directory
+#   attach-daemon  the same with CAIRN_CLIENT_LOG=0: every call a round
+#             trip to the daemon (what attach was before names went into
+#             the log)
 #   fuse      open/write/close and unlink through the same FUSE mount
 #   ext4-ram  the same with fdatasync of the file and fsync of the directory
 #             (what makes them durable) on ext4 on a loop device in RAM
@@ -35,6 +38,7 @@ echo "# $(date -u +%F) $(nproc) cores; n=$n files x $rounds rounds"
 for r in $(seq 1 "$rounds"); do
 	build/cairn mount "$vol" "$work/mnt"
 	"$bin" attach "$work/mnt" "$n" | sed "s/^/round=$r /"
+	CAIRN_CLIENT_LOG=0 "$bin" attach "$work/mnt" "$n" | sed "s/^attach/attach-daemon/; s/^/round=$r /"
 	"$bin" posix "$work/mnt" "$n" | sed "s/^posix/fuse/; s/^/round=$r /"
 	build/cairn umount "$work/mnt"
 	"$bin" fsync "$work/ext4" "$n" | sed "s/^fsync/ext4-ram/; s/^/round=$r /"
