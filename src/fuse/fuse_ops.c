@@ -56,11 +56,14 @@ static void reply_rc(fuse_req_t req, int rc)
  * served: its last records, applied as it went, may be newer than the
  * attributes read (a size the kernel would take for the end of the file
  * until the timeout). */
+static int grant_went(cairn_fs *fs)
+{
+	return clients_changes(fs) != cfuse_grant_changes_seen();
+}
+
 static double attr_timeout(cairn_fs *fs, uint64_t ino)
 {
-	return clients_granted(fs, ino) || clients_changes(fs) != cfuse_grant_changes_seen()
-	           ? 0.0
-	           : CFUSE_TIMEOUT;
+	return clients_granted(fs, ino) || grant_went(fs) ? 0.0 : CFUSE_TIMEOUT;
 }
 
 /* How long the kernel may keep the attributes an entry brings (a lookup,
@@ -84,9 +87,7 @@ static double entry_timeout(cairn_fs *fs, uint64_t parent)
 {
 	/* A grant that went while the request was served may have let a
 	 * client's name in after the lookup read the directory. */
-	if (clients_changes(fs) != cfuse_grant_changes_seen())
-		return 0;
-	return clients_entry_timeout(fs, parent, CFUSE_TIMEOUT);
+	return grant_went(fs) ? 0 : clients_entry_timeout(fs, parent, CFUSE_TIMEOUT);
 }
 
 static void fill_entry(struct cfuse *cf, struct fuse_entry_param *e, uint64_t parent,

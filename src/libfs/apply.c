@@ -448,49 +448,37 @@ static int apply_write(struct cairn_fs *fs, const struct log_rec_hdr *h, uint64_
 	return rc;
 }
 
-/* A client's write, copied from its log: the bytes follow the header. */
-static int apply_cwrite(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *pl,
-                        uint64_t plo)
-{
-	struct op_cwrite cw;
-	if (h->payload_len <= sizeof(cw))
-		return -EUCLEAN;
-	memcpy(&cw, pl, sizeof(cw));
-	struct log_rec_hdr data = *h;
-	data.payload_len -= (uint32_t)sizeof(cw);
-	int rc = apply_write(fs, &data, plo + sizeof(cw));
-	if (!rc)
-		clients_note_ingested(fs, cw.slot, cw.log_id, cw.seq, cw.next_off);
-	return rc;
-}
+static int apply_truncate(struct cairn_fs *fs, const struct log_rec_hdr *h);
 
-/* A client's create or unlink: the engine's record after the client's. */
-static int apply_cname(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl,
-                       uint64_t plo)
+/* A client's write, truncate, create or unlink, copied from its log: the
+ * client record's place (struct op_cwrite), then what the engine's own
+ * record of the call carries.  Applied as that record, and the client's
+ * log is ingested up to the record after it. */
+static int apply_client_copy(struct cairn_fs *fs, const struct log_rec_hdr *h, const uint8_t *pl,
+                             uint64_t plo)
 {
 	struct op_cwrite cw;
-	if (h->payload_len <= sizeof(cw))
+	if (h->payload_len < sizeof(cw))
 		return -EUCLEAN;
 	memcpy(&cw, pl, sizeof(cw));
 	struct log_rec_hdr inner = *h;
 	inner.payload_len -= (uint32_t)sizeof(cw);
-	int rc = h->type == OP_CMKNOD ? apply_mknod(fs, &inner, pl + sizeof(cw), plo + sizeof(cw))
-	                              : apply_unlink(fs, &inner, pl + sizeof(cw));
-	if (!rc)
-		clients_note_ingested(fs, cw.slot, cw.log_id, cw.seq, cw.next_off);
-	return rc;
-}
-
-static int apply_truncate(struct cairn_fs *fs, const struct log_rec_hdr *h);
-
-/* A client's truncate: OP_TRUNCATE's args, the client record after. */
-static int apply_ctruncate(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *pl)
-{
-	struct op_cwrite cw;
-	if (h->payload_len != sizeof(cw))
-		return -EUCLEAN;
-	memcpy(&cw, pl, sizeof(cw));
-	int rc = apply_truncate(fs, h);
+	pl += sizeof(cw);
+	plo += sizeof(cw);
+	int rc;
+	switch (h->type) {
+	case OP_CWRITE:
+		rc = inner.payload_len ? apply_write(fs, &inner, plo) : -EUCLEAN;
+		break;
+	case OP_CTRUNCATE:
+		rc = inner.payload_len ? -EUCLEAN : apply_truncate(fs, &inner);
+		break;
+	case OP_CMKNOD:
+		rc = inner.payload_len ? apply_mknod(fs, &inner, pl, plo) : -EUCLEAN;
+		break;
+	default: /* OP_CUNLINK */
+		rc = inner.payload_len ? apply_unlink(fs, &inner, pl) : -EUCLEAN;
+	}
 	if (!rc)
 		clients_note_ingested(fs, cw.slot, cw.log_id, cw.seq, cw.next_off);
 	return rc;
@@ -701,14 +689,12 @@ int apply_record(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *p
 	case OP_WRITE:
 		return apply_write(fs, h, payload_off);
 	case OP_CWRITE:
-		return apply_cwrite(fs, h, pl, payload_off);
-	case OP_TRUNCATE:
-		return apply_truncate(fs, h);
 	case OP_CTRUNCATE:
-		return apply_ctruncate(fs, h, pl);
 	case OP_CMKNOD:
 	case OP_CUNLINK:
-		return apply_cname(fs, h, pl, payload_off);
+		return apply_client_copy(fs, h, pl, payload_off);
+	case OP_TRUNCATE:
+		return apply_truncate(fs, h);
 	case OP_SETATTR:
 		return apply_setattr(fs, h, pl);
 	case OP_RELEASE:

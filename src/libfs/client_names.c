@@ -128,7 +128,7 @@ double clients_entry_timeout(cairn_fs *fs, uint64_t dir, double want)
 	if (!cl || want <= 0)
 		return want;
 	pthread_mutex_lock(&cl->lock);
-	if (atomic_load(&cl->dir_grants) > 0 && dir_granted(cl, dir)) {
+	if (dir_granted(cl, dir)) {
 		want = 0;
 	} else {
 		/* A second more than the kernel keeps it: clocks and the

@@ -305,13 +305,6 @@ void clog_copy_of(const struct clog *c, const struct log_rec_hdr *h, uint64_t ne
 	cw->slot = (uint32_t)c->slot;
 }
 
-static struct op_cwrite copy_of(const struct clog *c, const struct log_rec_hdr *h, uint64_t next)
-{
-	struct op_cwrite cw;
-	clog_copy_of(c, h, next, &cw);
-	return cw;
-}
-
 /* Whether ino is a regular file (perhaps unlinked but open): what a
  * client's write or truncate may change. */
 static int is_regular(struct cairn_fs *fs, uint64_t ino)
@@ -336,7 +329,8 @@ static int apply_client_truncate(struct cairn_fs *fs, struct clog *c, const stru
 		return rc;
 	if (!is_regular(fs, h->args[0]))
 		return -EBADF;
-	struct op_cwrite cw = copy_of(c, h, next);
+	struct op_cwrite cw;
+	clog_copy_of(c, h, next, &cw);
 	uint64_t args[3] = {h->args[0], h->args[1], (uint64_t)now_ns()};
 	struct iovec iov = {&cw, sizeof(cw)};
 	uint64_t seq;
@@ -385,7 +379,8 @@ static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct
 		fs->reserved_blocks -= cost;
 	}
 	fs->apply_resv = need;
-	struct op_cwrite cw = copy_of(c, h, next);
+	struct op_cwrite cw;
+	clog_copy_of(c, h, next, &cw);
 	uint64_t args[3] = {ino, off, (uint64_t)now_ns()};
 	struct iovec iov[2] = {{&cw, sizeof(cw)}, {(void *)data, len}};
 	uint64_t seq;
@@ -882,15 +877,7 @@ int clog_free_grant(const struct clog *c)
  * (for the client's checks) the live epoch. */
 int clog_grant_write(struct clog *c, uint32_t i, uint64_t ino)
 {
-	uint64_t e = c->next_epoch;
-	int rc = grant_set(c, i, G_INO, ino);
-	if (!rc)
-		rc = grant_set(c, i, G_EPOCH, e);
-	if (!rc)
-		rc = grant_set(c, i, G_LIVE, e);
-	if (!rc)
-		c->next_epoch++;
-	return rc;
+	return clog_grant_many(c, &i, &ino, 1);
 }
 
 void clog_ungrant(cairn_fs *fs, struct clog *c, uint32_t index)
