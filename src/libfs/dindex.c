@@ -1,7 +1,7 @@
 /*
  * dindex.c - per-file index of undigested data (see dindex.h).
  *
- * Owns: struct piece allocations.  May call: libc.
+ * Owns: struct piece allocations, and a pool's spare pieces.  May call: libc.
  *
  * Most writes append: each lands after every piece the file has.  The
  * index keeps its last piece at hand so that an append neither searches
@@ -21,13 +21,50 @@ static int piece_cmp(const struct piece *a, const struct piece *b)
 
 RB_GENERATE_STATIC(piece_tree, piece, link, piece_cmp)
 
-void dindex_init(struct dindex *d, uint64_t *total)
+void dindex_init(struct dindex *d, struct piece_pool *pool)
 {
 	RB_INIT(&d->tree);
 	d->npieces = 0;
 	d->resv = 0;
-	d->total = total;
+	d->pool = pool;
 	d->last = NULL;
+}
+
+/* Spare pieces kept at most: 4 MiB of them, the pieces of a 1 GiB log
+ * of 4 KiB writes. */
+#define SPARE_MAX 65536
+
+static struct piece *piece_alloc(struct dindex *d)
+{
+	struct piece_pool *pool = d->pool;
+	if (!pool || !pool->spare)
+		return malloc(sizeof(struct piece));
+	struct piece *p = pool->spare;
+	pool->spare = RB_RIGHT(p, link);
+	pool->nspare--;
+	return p;
+}
+
+static void piece_free(struct dindex *d, struct piece *p)
+{
+	struct piece_pool *pool = d->pool;
+	if (!pool || pool->nspare >= SPARE_MAX) {
+		free(p);
+		return;
+	}
+	RB_RIGHT(p, link) = pool->spare;
+	pool->spare = p;
+	pool->nspare++;
+}
+
+void piece_pool_drain(struct piece_pool *pool)
+{
+	while (pool->spare) {
+		struct piece *p = pool->spare;
+		pool->spare = RB_RIGHT(p, link);
+		free(p);
+	}
+	pool->nspare = 0;
 }
 
 static void drop(struct dindex *d, struct piece *p)
@@ -36,10 +73,10 @@ static void drop(struct dindex *d, struct piece *p)
 		d->last = RB_PREV(piece_tree, &d->tree, p);
 	RB_REMOVE(piece_tree, &d->tree, p);
 	d->npieces--;
-	if (d->total)
-		(*d->total)--;
+	if (d->pool)
+		d->pool->total--;
 	d->resv -= p->resv;
-	free(p);
+	piece_free(d, p);
 }
 
 void dindex_clear(struct dindex *d)
@@ -77,10 +114,10 @@ struct piece *dindex_first_after(struct dindex *d, uint64_t off)
 	return p;
 }
 
-static struct piece *new_piece(uint64_t off, uint64_t len, uint64_t src, uint64_t seq,
-                               uint64_t resv, uint8_t kind)
+static struct piece *new_piece(struct dindex *d, uint64_t off, uint64_t len, uint64_t src,
+                               uint64_t seq, uint64_t resv, uint8_t kind)
 {
-	struct piece *p = malloc(sizeof(*p));
+	struct piece *p = piece_alloc(d);
 	if (!p)
 		return NULL;
 	p->off = off;
@@ -108,8 +145,8 @@ static void add(struct dindex *d, struct piece *p)
 	if (!d->last || p->off > d->last->off)
 		d->last = p;
 	d->npieces++;
-	if (d->total)
-		(*d->total)++;
+	if (d->pool)
+		d->pool->total++;
 	d->resv += p->resv;
 }
 
@@ -124,7 +161,7 @@ static int cut(struct dindex *d, uint64_t off, uint64_t end, uint64_t *released)
 			/* Split: keep the head in p, add the tail. */
 			uint64_t skip = end - p->off;
 			struct piece *t =
-			    new_piece(end, pend - end, p->kind == PIECE_LOG ? p->src + skip : 0,
+			    new_piece(d, end, pend - end, p->kind == PIECE_LOG ? p->src + skip : 0,
 			              p->seq, 0, p->kind);
 			if (!t)
 				return -ENOMEM;
@@ -157,12 +194,12 @@ int dindex_insert(struct dindex *d, uint64_t off, uint64_t len, uint64_t src, ui
 	*released = 0;
 	if (len == 0)
 		return 0;
-	struct piece *p = new_piece(off, len, src, seq, resv, kind);
+	struct piece *p = new_piece(d, off, len, src, seq, resv, kind);
 	if (!p)
 		return -ENOMEM;
 	int rc = cut(d, off, off + len, released);
 	if (rc) {
-		free(p);
+		piece_free(d, p);
 		return rc;
 	}
 	/* A write that continues the previous one in the log extends it. */
@@ -172,7 +209,7 @@ int dindex_insert(struct dindex *d, uint64_t off, uint64_t len, uint64_t src, ui
 		prev->len += len;
 		prev->resv += resv;
 		d->resv += resv;
-		free(p);
+		piece_free(d, p);
 		return 0;
 	}
 	add(d, p);

@@ -33,15 +33,27 @@ struct piece {
 
 RB_HEAD(piece_tree, piece);
 
+/* The pieces of many indexes (a volume's): their count, and the pieces
+ * freed, kept for the next inserts.  A digest frees as many pieces as the
+ * writes after it make; handed back to malloc, they made the heap shrink
+ * and grow again, a page fault for every 4 KiB of it. */
+struct piece_pool {
+	uint64_t total;
+	struct piece *spare; /* linked through link.rbe_right */
+	uint64_t nspare;
+};
+
 struct dindex {
 	struct piece_tree tree;
 	uint64_t npieces;
-	uint64_t resv;      /* sum of pieces' resv */
-	uint64_t *total;    /* a counter of pieces over many indexes, or NULL */
-	struct piece *last; /* the piece with the highest offset, or NULL */
+	uint64_t resv;           /* sum of pieces' resv */
+	struct piece_pool *pool; /* where pieces come from and go, or NULL */
+	struct piece *last;      /* the piece with the highest offset, or NULL */
 };
 
-void dindex_init(struct dindex *d, uint64_t *total);
+void dindex_init(struct dindex *d, struct piece_pool *pool);
+/* Frees the pool's spare pieces (every index of it cleared or not). */
+void piece_pool_drain(struct piece_pool *pool);
 void dindex_clear(struct dindex *d);
 int dindex_empty(const struct dindex *d);
 

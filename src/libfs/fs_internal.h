@@ -58,8 +58,8 @@ struct fs_stats {
 	 * it) and from below (promoted into it), and that left it */
 	uint64_t tier_in_down[FS_MAX_TIERS + 1], tier_in_up[FS_MAX_TIERS + 1];
 	uint64_t tier_out[FS_MAX_TIERS + 1];
-	uint64_t migrations; /* batches committed */
-	uint64_t migrate_ns; /* time spent copying and switching */
+	uint64_t migrations;  /* batches committed */
+	uint64_t migrate_ns;  /* time spent copying and switching */
 	uint64_t data_errors; /* blocks found not to match their checksums */
 };
 
@@ -69,8 +69,8 @@ struct fs_stats {
 #define PROMOTE_WINDOW 256u
 struct promote_entry {
 	uint64_t ino, lblk, len;
-	uint32_t hits; /* passes over the range: one per reader, not per read */
-	uint64_t last; /* promote_clock at the last read */
+	uint32_t hits;     /* passes over the range: one per reader, not per read */
+	uint64_t last;     /* promote_clock at the last read */
 	uint64_t next_off; /* file byte after the last read: where a scan goes on */
 	uint64_t seen[PROMOTE_WINDOW / 64]; /* blocks read in the current pass */
 };
@@ -93,7 +93,7 @@ struct cairn_fs {
 	/* vnodes: hash table by inode number */
 	struct vnode **vtab;
 	size_t vtab_size, vcount;
-	uint64_t pieces_total; /* undigested pieces over all vnodes */
+	struct piece_pool pieces; /* undigested pieces over all vnodes */
 
 	/* open files: files[fd] is NULL when fd is free.  fd_lock guards the
 	 * array and is innermost: no other lock is taken while it is held. */
@@ -179,12 +179,12 @@ int orphans_release_all(struct cairn_fs *fs);
 /* ---- space (space.c): checked before a record is logged ---- */
 /* What a call may take from the shared area. */
 enum space_class {
-	SPACE_NONE,  /* allocates nothing: chmod, utimens, atime, unlink, rmdir,
-	              * xattr removal, the last close of an unlinked file */
-	SPACE_FREES, /* gives space back but may insert once: rename, truncate,
-	              * hole punching; may use the reserve */
-	SPACE_NAME,  /* adds a name or an xattr (plus `blocks` of data: a symlink) */
-	SPACE_DATA,  /* writes `blocks` new data blocks (0 for an overwrite) */
+	SPACE_NONE,     /* allocates nothing: chmod, utimens, atime, unlink, rmdir,
+	                 * xattr removal, the last close of an unlinked file */
+	SPACE_FREES,    /* gives space back but may insert once: rename, truncate,
+	                 * hole punching; may use the reserve */
+	SPACE_NAME,     /* adds a name or an xattr (plus `blocks` of data: a symlink) */
+	SPACE_DATA,     /* writes `blocks` new data blocks (0 for an overwrite) */
 	SPACE_PREALLOC, /* fallocate: takes `blocks` data blocks and their
 	                 * extent-map nodes when its record is applied */
 };

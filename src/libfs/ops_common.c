@@ -28,8 +28,8 @@ uint64_t checkpoint_cost(struct cairn_fs *fs)
 {
 	/* Files with data are at most the vnodes and at most the pieces
 	 * (vnodes also stand for open or pinned inodes without data). */
-	uint64_t files = fs->vcount < fs->pieces_total ? fs->vcount : fs->pieces_total;
-	return cache_dirty_count(fs->sh.cache) + 4 * files + fs->pieces_total / 64 + 16;
+	uint64_t files = fs->vcount < fs->pieces.total ? fs->vcount : fs->pieces.total;
+	return cache_dirty_count(fs->sh.cache) + 4 * files + fs->pieces.total / 64 + 16;
 }
 
 static int digest_threshold_reached(struct cairn_fs *fs)

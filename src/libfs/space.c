@@ -57,8 +57,8 @@ static uint64_t space_reserve(struct cairn_fs *fs)
  * fragmented). */
 static uint64_t pending_nodes(struct cairn_fs *fs)
 {
-	uint64_t files = fs->vcount < fs->pieces_total ? fs->vcount : fs->pieces_total;
-	return NODES_PER_DATA_WRITE * files + fs->pieces_total / 64 + fs->reserved_blocks / 64;
+	uint64_t files = fs->vcount < fs->pieces.total ? fs->vcount : fs->pieces.total;
+	return NODES_PER_DATA_WRITE * files + fs->pieces.total / 64 + fs->reserved_blocks / 64;
 }
 
 uint64_t tier_data_free(struct cairn_fs *fs, unsigned t)

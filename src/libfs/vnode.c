@@ -58,7 +58,7 @@ struct vnode *vnode_get(struct cairn_fs *fs, uint64_t ino)
 	if (!v)
 		return NULL;
 	v->ino = ino;
-	dindex_init(&v->data, &fs->pieces_total);
+	dindex_init(&v->data, &fs->pieces);
 	size_t s = slot(fs, ino);
 	v->hnext = fs->vtab[s];
 	fs->vtab[s] = v;
@@ -92,6 +92,7 @@ void vnode_destroy_all(struct cairn_fs *fs)
 	free(fs->vtab);
 	fs->vtab = NULL;
 	fs->vtab_size = fs->vcount = 0;
+	piece_pool_drain(&fs->pieces);
 }
 
 int vnode_is_open(struct cairn_fs *fs, uint64_t ino)

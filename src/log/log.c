@@ -765,16 +765,17 @@ static int write_record(struct log *l, uint64_t off, const struct log_rec_hdr *h
 		}
 		return media_write(l->m, off, l->staging, at);
 	}
+	/* Byte-addressable media: each piece is stored and flushed as it is
+	 * copied (media_store), which costs less than copying it all and
+	 * flushing the lines after; the filler then only fences. */
 	int rc = 0;
 	uint64_t at = off + sizeof(*h);
 	for (int i = 0; i < iovcnt && !rc; i++) {
-		rc = media_write(l->m, at, iov[i].iov_base, iov[i].iov_len);
+		rc = media_store(l->m, at, iov[i].iov_base, iov[i].iov_len);
 		at += iov[i].iov_len;
 	}
-	/* No flush here: the commit flushes everything appended before it,
-	 * on its own thread (see log_commit). */
 	if (!rc)
-		rc = media_write(l->m, off, h, sizeof(*h));
+		rc = media_store(l->m, off, h, sizeof(*h));
 	return rc;
 }
 
@@ -798,7 +799,7 @@ static int fill_now(struct log *l, struct log_fill *fill, const struct iovec *io
 	fill->h.checksum = checksum_iov(l, &fill->h, iov, iovcnt);
 	int rc = write_record(l, fill->off, &fill->h, iov, iovcnt);
 	if (!rc && media_direct(l->m))
-		rc = flush_own(l, fill->off, fill->h.len);
+		rc = media_fence(l->m); /* write_record flushed what it wrote */
 	if (rc) {
 		atomic_store(&l->broken, 1);
 		return rc;

@@ -265,10 +265,21 @@ int media_fence(struct media *m)
 
 int media_store(struct media *m, uint64_t off, const void *buf, size_t len)
 {
-	int rc = media_write(m, off, buf, len);
-	if (rc == 0)
-		media_flush(m, off, len);
-	return rc;
+	if (!m->ops->store || len == 0 || !in_range(m, off, len)) {
+		int rc = media_write(m, off, buf, len);
+		if (rc == 0)
+			media_flush(m, off, len);
+		return rc;
+	}
+	int rc = m->ops->store(m, off, buf, len);
+	if (__builtin_expect(rc != 0, 0))
+		return failed(m, rc, "write of %zu bytes at offset %llu failed", len,
+		              (unsigned long long)off);
+	if (__builtin_expect(m->rec != NULL, 0)) {
+		report_write(m, off, buf, len);
+		recorder_flush(m->rec, m->part, off, len);
+	}
+	return 0;
 }
 
 void media_set_recorder(struct media *m, struct recorder *r, int part)

@@ -28,6 +28,9 @@ struct media_ops {
 	int (*write)(struct media *m, uint64_t off, const void *buf, size_t len);
 	int (*zero)(struct media *m, uint64_t off, size_t len);
 	void (*flush)(struct media *m, uint64_t off, size_t len);
+	/* write + flush in one, when the kind has a cheaper way than the
+	 * pair; NULL otherwise. */
+	int (*store)(struct media *m, uint64_t off, const void *buf, size_t len);
 	int (*fence)(struct media *m);
 	/* True when a completed write is already "flushed" in the pmem model
 	 * (file: every pwrite before fdatasync is made durable by it). */

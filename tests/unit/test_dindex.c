@@ -83,9 +83,9 @@ static void expect_found(struct dindex *d, uint64_t off, uint64_t piece_off)
 static void test_empty(void **state)
 {
 	(void)state;
-	uint64_t total = 0;
+	struct piece_pool pool = {0};
 	struct dindex d;
-	dindex_init(&d, &total);
+	dindex_init(&d, &pool);
 	assert_true(dindex_empty(&d));
 	assert_null(dindex_min(&d));
 	assert_null(find(&d, 0));
@@ -97,17 +97,18 @@ static void test_empty(void **state)
 	ins(&d, 10, 0, 5, 1, 3, PIECE_LOG, 0);
 	assert_true(dindex_empty(&d));
 	assert_int_equal(d.resv, 0);
-	assert_int_equal(total, 0);
+	assert_int_equal(pool.total, 0);
 	dindex_clear(&d);
 	assert_true(dindex_empty(&d));
+	piece_pool_drain(&pool); /* its spare pieces */
 }
 
 static void test_insert_find(void **state)
 {
 	(void)state;
-	uint64_t total = 0;
+	struct piece_pool pool = {0};
 	struct dindex d;
-	dindex_init(&d, &total);
+	dindex_init(&d, &pool);
 	ins(&d, 300, 100, 2000, 2, 1, PIECE_LOG, 0);
 	ins(&d, 100, 100, 1000, 1, 2, PIECE_LOG, 0);
 	ins(&d, 0, 50, 0, 3, 0, PIECE_ZERO, 0);
@@ -121,7 +122,7 @@ static void test_insert_find(void **state)
 	    {1ull << 40, 4096, 7000, 5, 1, PIECE_LOG},
 	};
 	expect_pieces(&d, w, 5);
-	assert_int_equal(total, 5);
+	assert_int_equal(pool.total, 5);
 
 	expect_found(&d, 0, 0);
 	expect_found(&d, 49, 0);
@@ -150,9 +151,10 @@ static void test_insert_find(void **state)
 	assert_null(p);
 
 	dindex_clear(&d);
-	assert_int_equal(total, 0);
+	assert_int_equal(pool.total, 0);
 	assert_int_equal(d.npieces, 0);
 	assert_int_equal(d.resv, 0);
+	piece_pool_drain(&pool); /* its spare pieces */
 }
 
 /* ---- overwrites -------------------------------------------------------- */
@@ -202,9 +204,9 @@ static void test_cut_tail_kept(void **state)
 static void test_cut_split(void **state)
 {
 	(void)state;
-	uint64_t total = 0;
+	struct piece_pool pool = {0};
 	struct dindex d;
-	dindex_init(&d, &total);
+	dindex_init(&d, &pool);
 	ins(&d, 100, 100, 1000, 1, 4, PIECE_LOG, 0);
 	ins(&d, 120, 10, 7000, 2, 1, PIECE_LOG, 0);
 	const struct want w[] = {
@@ -213,7 +215,7 @@ static void test_cut_split(void **state)
 	    {130, 70, 1030, 1, 0, PIECE_LOG},
 	};
 	expect_pieces(&d, w, 3);
-	assert_int_equal(total, 3);
+	assert_int_equal(pool.total, 3);
 	/* A ZERO piece split by a write: both halves stay ZERO. */
 	ins(&d, 1000, 100, 0, 3, 2, PIECE_ZERO, 0);
 	ins(&d, 1040, 20, 9000, 4, 0, PIECE_LOG, 0);
@@ -223,7 +225,7 @@ static void test_cut_split(void **state)
 	    {1040, 20, 9000, 4, 0, PIECE_LOG}, {1060, 40, ANY, 3, 0, PIECE_ZERO},
 	};
 	expect_pieces(&d, w2, 6);
-	assert_int_equal(total, 6);
+	assert_int_equal(pool.total, 6);
 	/* A split of a split. */
 	ins(&d, 150, 1, 111, 5, 0, PIECE_LOG, 0);
 	expect_found(&d, 149, 130);
@@ -233,28 +235,30 @@ static void test_cut_split(void **state)
 	assert_int_equal(p->src, 1051);
 	assert_int_equal(p->seq, 1);
 	dindex_clear(&d);
-	assert_int_equal(total, 0);
+	assert_int_equal(pool.total, 0);
+	piece_pool_drain(&pool); /* its spare pieces */
 }
 
 static void test_cut_full_cover(void **state)
 {
 	(void)state;
-	uint64_t total = 0;
+	struct piece_pool pool = {0};
 	struct dindex d;
-	dindex_init(&d, &total);
+	dindex_init(&d, &pool);
 	ins(&d, 100, 100, 1000, 1, 3, PIECE_LOG, 0);
 	ins(&d, 300, 100, 2000, 2, 2, PIECE_LOG, 0);
 	ins(&d, 250, 10, 0, 3, 1, PIECE_ZERO, 0);
 	ins(&d, 50, 400, 9000, 4, 7, PIECE_LOG, 6);
 	const struct want w[] = {{50, 400, 9000, 4, 7, PIECE_LOG}};
 	expect_pieces(&d, w, 1);
-	assert_int_equal(total, 1);
+	assert_int_equal(pool.total, 1);
 	/* Exactly the same range replaces the piece. */
 	ins(&d, 50, 400, 123, 5, 1, PIECE_LOG, 7);
 	const struct want w2[] = {{50, 400, 123, 5, 1, PIECE_LOG}};
 	expect_pieces(&d, w2, 1);
-	assert_int_equal(total, 1);
+	assert_int_equal(pool.total, 1);
 	dindex_clear(&d);
+	piece_pool_drain(&pool); /* its spare pieces */
 }
 
 /* One write across several pieces: head of the first kept, the middle ones
@@ -282,14 +286,14 @@ static void test_cut_many(void **state)
 static void test_merge(void **state)
 {
 	(void)state;
-	uint64_t total = 0;
+	struct piece_pool pool = {0};
 	struct dindex d;
-	dindex_init(&d, &total);
+	dindex_init(&d, &pool);
 	ins(&d, 0, 100, 1000, 1, 1, PIECE_LOG, 0);
 	ins(&d, 100, 50, 1100, 1, 2, PIECE_LOG, 0);
 	const struct want w[] = {{0, 150, 1000, 1, 3, PIECE_LOG}};
 	expect_pieces(&d, w, 1);
-	assert_int_equal(total, 1);
+	assert_int_equal(pool.total, 1);
 	/* Not contiguous in the log, another record, another kind: no merge. */
 	ins(&d, 150, 10, 5000, 1, 0, PIECE_LOG, 0);
 	ins(&d, 160, 10, 5010, 2, 0, PIECE_LOG, 0);
@@ -302,7 +306,7 @@ static void test_merge(void **state)
 	    {170, 20, ANY, 2, 1, PIECE_ZERO},
 	};
 	expect_pieces(&d, w2, 4);
-	assert_int_equal(total, 4);
+	assert_int_equal(pool.total, 4);
 	/* A merge after cutting the old tail: the mapping stays right. */
 	ins(&d, 50, 20, 1050, 1, 0, PIECE_LOG, 0); /* same bytes, same record */
 	struct piece *p = find(&d, 60);
@@ -311,7 +315,8 @@ static void test_merge(void **state)
 	assert_int_equal(p->src + (100 - p->off), 1100);
 	assert_int_equal(p->seq, 1);
 	dindex_clear(&d);
-	assert_int_equal(total, 0);
+	assert_int_equal(pool.total, 0);
+	piece_pool_drain(&pool); /* its spare pieces */
 }
 
 /* ---- truncate, remove_before, reservations, counter, clear ------------- */
@@ -319,9 +324,9 @@ static void test_merge(void **state)
 static void test_truncate(void **state)
 {
 	(void)state;
-	uint64_t total = 0;
+	struct piece_pool pool = {0};
 	struct dindex d;
-	dindex_init(&d, &total);
+	dindex_init(&d, &pool);
 	ins(&d, 0, 100, 1000, 1, 1, PIECE_LOG, 0);
 	ins(&d, 200, 100, 2000, 2, 2, PIECE_LOG, 0);
 	ins(&d, 400, 100, 0, 3, 4, PIECE_ZERO, 0);
@@ -337,7 +342,7 @@ static void test_truncate(void **state)
 	    {400, 50, ANY, 3, 4, PIECE_ZERO},
 	};
 	expect_pieces(&d, w, 3);
-	assert_int_equal(total, 3);
+	assert_int_equal(pool.total, 3);
 	assert_null(find(&d, 450));
 	assert_int_equal(dindex_truncate(&d, 200), 2 + 4); /* at a piece start */
 	expect_pieces(&d, w, 1);
@@ -348,16 +353,17 @@ static void test_truncate(void **state)
 	expect_pieces(&d, w2, 1);
 	assert_int_equal(dindex_truncate(&d, 0), 1);
 	expect_pieces(&d, w, 0);
-	assert_int_equal(total, 0);
+	assert_int_equal(pool.total, 0);
 	dindex_clear(&d);
+	piece_pool_drain(&pool); /* its spare pieces */
 }
 
 static void test_remove_before(void **state)
 {
 	(void)state;
-	uint64_t total = 0;
+	struct piece_pool pool = {0};
 	struct dindex d;
-	dindex_init(&d, &total);
+	dindex_init(&d, &pool);
 	const uint64_t seqs[] = {5, 3, 8, 1, 5, 9, 2, 7, 6, 4};
 	for (uint64_t i = 0; i < 10; i++)
 		ins(&d, i * 10, 10, 100 * i, seqs[i], 0, PIECE_LOG, 0);
@@ -372,14 +378,15 @@ static void test_remove_before(void **state)
 	}
 	assert_int_equal(n, 6); /* 5, 8, 5, 9, 7, 6 */
 	assert_int_equal(d.npieces, 6);
-	assert_int_equal(total, 6);
+	assert_int_equal(pool.total, 6);
 	dindex_remove_before(&d, 9);
 	const struct want w[] = {{50, 10, 500, 9, 0, PIECE_LOG}};
 	expect_pieces(&d, w, 1);
 	dindex_remove_before(&d, UINT64_MAX);
 	expect_pieces(&d, w, 0);
-	assert_int_equal(total, 0);
+	assert_int_equal(pool.total, 0);
 	dindex_clear(&d);
+	piece_pool_drain(&pool); /* its spare pieces */
 }
 
 static void test_reservations(void **state)
@@ -412,58 +419,60 @@ static void test_reservations(void **state)
 static void test_total_two_indexes(void **state)
 {
 	(void)state;
-	uint64_t total = 0;
+	struct piece_pool pool = {0};
 	struct dindex a, b, c;
-	dindex_init(&a, &total);
-	dindex_init(&b, &total);
+	dindex_init(&a, &pool);
+	dindex_init(&b, &pool);
 	dindex_init(&c, NULL); /* not counted */
 	for (uint64_t i = 0; i < 3; i++)
 		ins(&a, i * 100, 50, i, i + 1, 0, PIECE_LOG, 0);
 	for (uint64_t i = 0; i < 2; i++)
 		ins(&b, i * 100, 50, i, i + 1, 0, PIECE_LOG, 0);
 	ins(&c, 0, 10, 0, 1, 0, PIECE_LOG, 0);
-	assert_int_equal(total, 5);
+	assert_int_equal(pool.total, 5);
 	ins(&a, 10, 10, 999, 10, 0, PIECE_LOG, 0); /* split: +2 */
-	assert_int_equal(total, 7);
+	assert_int_equal(pool.total, 7);
 	assert_int_equal(a.npieces, 5);
 	ins(&b, 0, 1000, 999, 10, 0, PIECE_LOG, 0); /* covers both: -2 +1 */
-	assert_int_equal(total, 6);
+	assert_int_equal(pool.total, 6);
 	assert_int_equal(dindex_truncate(&a, 100), 0); /* -2 */
-	assert_int_equal(total, 4);
+	assert_int_equal(pool.total, 4);
 	dindex_remove_before(&b, 11); /* -1 */
-	assert_int_equal(total, 3);
+	assert_int_equal(pool.total, 3);
 	dindex_clear(&c);
-	assert_int_equal(total, 3);
+	assert_int_equal(pool.total, 3);
 	dindex_clear(&a);
-	assert_int_equal(total, 0);
+	assert_int_equal(pool.total, 0);
 	assert_int_equal(b.npieces, 0);
 	dindex_clear(&b);
-	assert_int_equal(total, 0);
+	assert_int_equal(pool.total, 0);
+	piece_pool_drain(&pool); /* its spare pieces */
 }
 
 static void test_clear_and_reuse(void **state)
 {
 	(void)state;
-	uint64_t total = 0;
+	struct piece_pool pool = {0};
 	struct dindex d;
-	dindex_init(&d, &total);
+	dindex_init(&d, &pool);
 	for (uint64_t i = 0; i < 10000; i++)
 		ins(&d, i * 3, 2, i, i + 1, i % 3, PIECE_LOG, 0);
-	assert_int_equal(total, 10000);
+	assert_int_equal(pool.total, 10000);
 	assert_int_equal(d.resv, 9999);
 	dindex_clear(&d);
 	assert_true(dindex_empty(&d));
 	assert_int_equal(d.npieces, 0);
 	assert_int_equal(d.resv, 0);
-	assert_int_equal(total, 0);
+	assert_int_equal(pool.total, 0);
 	assert_null(dindex_min(&d));
 	ins(&d, 5, 5, 5, 5, 5, PIECE_LOG, 0);
 	const struct want w[] = {{5, 5, 5, 5, 5, PIECE_LOG}};
 	expect_pieces(&d, w, 1);
-	assert_int_equal(total, 1);
+	assert_int_equal(pool.total, 1);
 	dindex_clear(&d);
 	dindex_clear(&d); /* twice is harmless */
-	assert_int_equal(total, 0);
+	assert_int_equal(pool.total, 0);
+	piece_pool_drain(&pool); /* its spare pieces */
 }
 
 /* ---- random test against a byte model ------------------------------------ */
@@ -603,9 +612,9 @@ static void check_model(struct dindex *d, uint64_t total, const struct books *b,
 static void test_random_model(void **state)
 {
 	(void)state;
-	uint64_t total = 0;
+	struct piece_pool pool = {0};
 	struct dindex d;
-	dindex_init(&d, &total);
+	dindex_init(&d, &pool);
 	for (int x = 0; x < FSZ; x++)
 		model[x].kind = NONE;
 	struct books b = {0};
@@ -679,13 +688,14 @@ static void test_random_model(void **state)
 			last_seq = s;
 			last_kind = kind;
 		}
-		check_model(&d, total, &b, step, step % 500 == 499);
+		check_model(&d, pool.total, &b, step, step % 500 == 499);
 	}
 	b.released += dindex_truncate(&d, 0);
 	for (int x = 0; x < FSZ; x++)
 		model[x].kind = NONE;
-	check_model(&d, total, &b, steps, 1);
+	check_model(&d, pool.total, &b, steps, 1);
 	dindex_clear(&d);
+	piece_pool_drain(&pool); /* its spare pieces */
 }
 
 int main(void)
