@@ -47,14 +47,22 @@ mkdir -p "$work/ext4" "$ram/tmpfs" "$work/mnt"
 ram_ext4 "$img" "$work/ext4"
 build/cairn mkfs "$vol" --media emul --log-size 256M --fast-size 1G >/dev/null
 
-# P processes of bench_append MODE PATH at once; prints aggregate ops/s.
+# P processes of bench_append MODE PATH at once; prints aggregate ops/s:
+# their timed appends over the span from the first one's first to the
+# last one's last (each reports its window on the shared monotonic clock),
+# so that the processes' start and end (attach or open, and close, unlink
+# and detach) are not counted as appending.
 parallel() {
-	local p=$1 mode=$2 path=$3 t0 t1
-	t0=$(date +%s.%N)
-	for i in $(seq 1 "$p"); do "$bin" "$mode" "$path" "$n" >/dev/null & done
+	local p=$1 mode=$2 path=$3 out
+	out=$(mktemp "$work/parallel.XXXXXX")
+	for i in $(seq 1 "$p"); do "$bin" "$mode" "$path" "$n" >>"$out" & done
 	wait
-	t1=$(date +%s.%N)
-	awk -v p="$p" -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", p * (n + 200) / (b - a) }'
+	awk -v p="$p" -v n="$n" '{ for (i = 1; i <= NF; i++) { split($i, kv, "=")
+	         if (kv[1] == "from_us" && (!a || kv[2] < a)) a = kv[2]
+	         if (kv[1] == "to_us" && kv[2] > b) b = kv[2] } ; k++ }
+	     END { if (k != p || b <= a) { print "failed"; exit 1 }
+	           printf "%.0f", p * n / ((b - a) / 1e6) }' "$out"
+	rm -f "$out"
 }
 
 echo "# $(date -u +%F) $(nproc) cores; n=$n appends x $rounds rounds"

@@ -42,8 +42,10 @@ struct client_log {
 	struct log *log;
 	const struct clog_grant *grants; /* the state file, mapped read-only */
 	const uint64_t *head;            /* its head word */
+	const uint64_t *granted_word;    /* and its credit word */
 	void *state_map;
-	uint64_t credit;
+	uint64_t credit;  /* blocks it may spend */
+	uint64_t granted; /* the credit word `credit` counts */
 };
 
 static int no_replay(void *arg, const struct log_rec_hdr *h, const void *p, uint64_t off)
@@ -83,7 +85,11 @@ struct client_log *client_log_open(int log_fd, int state_fd, const struct ctl_cl
 	}
 	l->grants = (const struct clog_grant *)((const uint8_t *)l->state_map + CLOG_GRANTS_OFF);
 	l->head = (const uint64_t *)((const uint8_t *)l->state_map + CLOG_HEAD_OFF);
+	l->granted_word = (const uint64_t *)((const uint8_t *)l->state_map + CLOG_GRANTED_OFF);
+	/* The credit word now counts the credit the daemon's reply gave, and
+	 * any it added since: taken as spent, which is never too much. */
 	l->credit = info->credit;
+	l->granted = __atomic_load_n(l->granted_word, __ATOMIC_ACQUIRE);
 	pthread_mutex_init(&l->lock, NULL);
 	client_log_move_fd(l, client_fd_floor()); /* stays where it is if it cannot */
 	return l;
@@ -162,6 +168,7 @@ static int sync_locked(struct client *c, struct client_log *l, uint64_t seq, int
 		return -1;
 	log_reclaim(l->log, r.head_off, r.head_seq);
 	l->credit = r.credit;
+	l->granted = r.granted;
 	if (ingested)
 		*ingested = r.ingested != 0;
 	return 0;
@@ -178,6 +185,17 @@ static int reclaim_published(struct client_log *l)
 		return 0;
 	log_reclaim(l->log, off, seq);
 	return 1;
+}
+
+/* Takes the credit the daemon gave since the client last looked (the
+ * credit word, kept up to date as the daemon ingests): no round trip. */
+static void credit_published(struct client_log *l)
+{
+	uint64_t w = __atomic_load_n(l->granted_word, __ATOMIC_ACQUIRE);
+	if (w > l->granted) {
+		l->credit += w - l->granted;
+		l->granted = w;
+	}
 }
 
 /* One record for the log: its type, inode, second argument (the offset
@@ -199,6 +217,8 @@ static int append(struct client *c, struct client_log *l, struct client_grant *g
 	if (!client_log_live(l, g))
 		return 0;
 	uint64_t cost = clog_type_cost(r->type, r->arg, r->count);
+	if (l->credit < cost)
+		credit_published(l);
 	if (l->credit < cost && sync_locked(c, l, 0, NULL))
 		return -1;
 	if (l->credit < cost)

@@ -340,19 +340,98 @@ static int apply_client_truncate(struct cairn_fs *fs, struct clog *c, const stru
 	return rc;
 }
 
+/*
+ * Ingestion in batches (ingest_all).  Under fs->lock a record is checked,
+ * the place of its copy in the volume's log reserved and the copy
+ * applied; the bytes go into the volume's log after the lock is let go
+ * (log_fill), as a writer's do, so that the digest, the mount's requests
+ * and the clients' round trips do not wait for the copies and their
+ * checksums.  Until then nothing relies on them: a commit, a checkpoint
+ * and a reader of the bytes each wait for the fill.
+ *
+ * Each record's payload is first copied out of the client's log, which
+ * the client can still write: checked in one place and copied from
+ * another, the bytes could differ, and a copy whose checksum was taken
+ * over bytes the client then changed would be damage in the volume's log.
+ */
+#define BATCH_RECORDS 16 /* well under the log's LOG_FILLS */
+#define BATCH_BYTES (256u << 10)
+
+struct ingest_batch {
+	int n;       /* records reserved and applied, not filled */
+	size_t used; /* bytes of `bytes` they take */
+	struct op_cwrite cw[BATCH_RECORDS];
+	struct log_fill fill[BATCH_RECORDS];
+	uint8_t bytes[BATCH_BYTES];
+};
+
+/* ingest_locked's result when b is full: fill it, then call again. */
+#define BATCH_FULL 1
+
+static int batch_room(const struct ingest_batch *b, uint64_t len)
+{
+	return b->n < BATCH_RECORDS && b->used + len <= BATCH_BYTES;
+}
+
+/* Copies the batch's records into the volume's log. */
+static int batch_fill(struct cairn_fs *fs, struct ingest_batch *b)
+{
+	int rc = 0;
+	for (int i = 0; b && i < b->n; i++) {
+		int frc = log_fill(fs->log, &b->fill[i]);
+		if (!rc)
+			rc = frc;
+	}
+	if (b)
+		b->n = 0, b->used = 0;
+	fs_note_failure(fs, rc);
+	return rc;
+}
+
+/* Where the record's payload is read from: a copy of the daemon's own
+ * (see above), in b when b is given, or else in c->buf. */
+static const void *own_copy(struct clog *c, struct ingest_batch *b, const void *data, size_t len)
+{
+	if (!len)
+		return data;
+	if (b) {
+		memcpy(b->bytes + b->used, data, len);
+		return b->bytes + b->used;
+	}
+	if (!media_direct(c->lm))
+		return data; /* log_peek read it into c->buf */
+	if (c->bufsz < len) {
+		uint8_t *nb = realloc(c->buf, len);
+		if (!nb)
+			return NULL;
+		c->buf = nb;
+		c->bufsz = len;
+	}
+	memcpy(c->buf, data, len);
+	return c->buf;
+}
+
 /* Copies one record into the volume's log as OP_CWRITE (OP_CTRUNCATE)
- * and applies it.  -EAGAIN: the lock was dropped to digest; look at the
- * record again. */
+ * and applies it; with b, its bytes are copied in by batch_fill.
+ * -EAGAIN: the lock was dropped to digest; look at the record again. */
 static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct log_rec_hdr *h,
-                               const void *data, uint64_t next, uint64_t cost, int *attempt)
+                               const void *data, uint64_t next, uint64_t cost, int *attempt,
+                               struct ingest_batch *b)
 {
 	uint64_t ino = h->args[0], off = h->args[1], len = h->payload_len;
 	if (fs->failed)
 		return -EIO;
 	if (h->type == CLOG_REC_TRUNCATE)
 		return apply_client_truncate(fs, c, h, next, attempt);
+	uint64_t plen = len + sizeof(struct op_cwrite);
+	/* A digest op_begin waits for would wait for the batch's fills. */
+	if (b && b->n && !op_has_room(fs, plen, 0, SPACE_NONE)) {
+		int frc = batch_fill(fs, b);
+		if (frc)
+			return frc;
+	}
 	/* Room for the copy; the blocks are the credit's. */
-	int rc = op_begin(fs, len + sizeof(struct op_cwrite), 0, SPACE_NONE, attempt);
+	int rc = op_begin(fs, plen, 0, SPACE_NONE, attempt);
 	if (rc)
 		return rc;
 	struct iref r;
@@ -379,12 +458,19 @@ static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct
 		fs->reserved_blocks -= cost;
 	}
 	fs->apply_resv = need;
-	struct op_cwrite cw;
-	clog_copy_of(c, h, next, &cw);
+	struct op_cwrite own;
+	struct op_cwrite *cw = b ? &b->cw[b->n] : &own;
+	clog_copy_of(c, h, next, cw);
 	uint64_t args[3] = {ino, off, (uint64_t)now_ns()};
-	struct iovec iov[2] = {{&cw, sizeof(cw)}, {(void *)data, len}};
+	struct iovec iov[2] = {{cw, sizeof(*cw)}, {(void *)data, len}};
 	uint64_t seq;
-	rc = op_log_apply(fs, OP_CWRITE, args, iov, 2, &seq);
+	if (b) {
+		rc = op_log_reserve_apply(fs, OP_CWRITE, args, iov, 2, &seq, &b->fill[b->n]);
+		if (!rc)
+			b->n++, b->used += len;
+	} else {
+		rc = op_log_apply(fs, OP_CWRITE, args, iov, 2, &seq);
+	}
 	if (!rc)
 		fs->stats.client_records++;
 	return rc;
@@ -393,7 +479,7 @@ static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct
 /* Applies c's records from its progress on, with fs->lock held
  * exclusively.  Stops at the first record not there yet; a forged one
  * stops the log for good. */
-static int ingest_locked(struct cairn_fs *fs, struct clog *c)
+static int ingest_locked(struct cairn_fs *fs, struct clog *c, struct ingest_batch *b)
 {
 	int attempt = 0;
 	while (!c->forged[0]) {
@@ -421,13 +507,23 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c)
 			c->skipped[c->nskipped++ % CLOG_SKIPPED] = h.seq;
 		}
 		if (!skip) {
+			/* Writes join the batch while it has room; anything else
+			 * waits until its records are filled. */
+			struct ingest_batch *rb = NULL;
+			if (b && h.type == CLOG_REC_WRITE && batch_room(b, h.payload_len))
+				rb = b;
+			else if (b && b->n)
+				return BATCH_FULL;
+			data = own_copy(c, rb, data, h.payload_len);
+			if (!data)
+				return -ENOMEM;
 			uint64_t cost = clog_type_cost(h.type, h.args[1], h.payload_len);
 			const char *why = record_problem(c, &h, cost);
 			int rc = 0;
 			if (!why && (h.type == CLOG_REC_CREATE || h.type == CLOG_REC_UNLINK))
 				why = clog_apply_name(fs, c, &h, data, next, &attempt, &rc);
 			else if (!why)
-				rc = apply_client_record(fs, c, &h, data, next, cost, &attempt);
+				rc = apply_client_record(fs, c, &h, data, next, cost, &attempt, rb);
 			if (rc == -EFBIG)
 				why = "past the largest file size";
 			if (rc == -EBADF)
@@ -448,12 +544,16 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c)
 	return 0;
 }
 
-static int ingest_all_locked(struct cairn_fs *fs, struct clients *cl)
+static void top_up(struct cairn_fs *fs, struct clog *c);
+
+static int ingest_all_locked(struct cairn_fs *fs, struct clients *cl, struct ingest_batch *b)
 {
 	int rc = 0;
 	for (int i = 0; i < CLOG_SLOTS && !rc; i++)
-		if (cl->slot[i])
-			rc = ingest_locked(fs, cl->slot[i]);
+		if (cl->slot[i]) {
+			rc = ingest_locked(fs, cl->slot[i], b);
+			top_up(fs, cl->slot[i]);
+		}
 	return rc;
 }
 
@@ -472,6 +572,20 @@ static void publish_head(struct clog *c)
 		c->published = w;
 }
 
+/* Makes every copy made so far durable, then tells each client where its
+ * log now starts (*rc gets a failure). */
+static void publish_heads(struct cairn_fs *fs, struct clients *cl, int *rc)
+{
+	int crc = log_commit_all(fs->log);
+	if (crc) {
+		*rc = crc;
+		return;
+	}
+	for (int i = 0; i < CLOG_SLOTS; i++)
+		if (cl->slot[i])
+			publish_head(cl->slot[i]);
+}
+
 /* Applies every client's new records; with durably, also makes them
  * durable and tells each client where its log now starts.  0, 1 when
  * there were records, or -errno. */
@@ -486,14 +600,24 @@ static int ingest_all(struct cairn_fs *fs, int durably)
 		any = cl->slot[i] && has_new(cl->slot[i]);
 	int rc = 0;
 	if (any) {
-		pthread_rwlock_wrlock(&fs->lock);
-		rc = ingest_all_locked(fs, cl);
-		if (!rc && durably)
-			rc = log_commit_all(fs->log);
-		for (int i = 0; i < CLOG_SLOTS && !rc && durably; i++)
-			if (cl->slot[i])
-				publish_head(cl->slot[i]);
-		pthread_rwlock_unlock(&fs->lock);
+		if (!cl->batch)
+			cl->batch = malloc(sizeof(*cl->batch)); /* NULL: no batches */
+		if (cl->batch)
+			cl->batch->n = 0, cl->batch->used = 0;
+		/* On byte-addressable media a commit only waits for the fills:
+		 * each batch's space goes back to its client at once, where a
+		 * client streaming writes used to wait for the whole pass. */
+		int each = log_direct(fs->log, LOG_RING_START) != NULL;
+		do {
+			pthread_rwlock_wrlock(&fs->lock);
+			rc = ingest_all_locked(fs, cl, cl->batch);
+			pthread_rwlock_unlock(&fs->lock);
+			int frc = batch_fill(fs, cl->batch);
+			if (frc)
+				rc = frc;
+			if ((rc == 0 || (rc == BATCH_FULL && each)) && durably)
+				publish_heads(fs, cl, &rc);
+		} while (rc == BATCH_FULL);
 	}
 	pthread_mutex_unlock(&cl->lock);
 	if (any && !rc)
@@ -517,7 +641,7 @@ int clients_catch_up(cairn_fs *fs)
  * being written over). */
 static int ingest_committed(struct cairn_fs *fs, struct clog *c)
 {
-	int rc = ingest_locked(fs, c);
+	int rc = ingest_locked(fs, c, NULL);
 	return rc ? rc : log_commit_all(fs->log);
 }
 
@@ -544,11 +668,18 @@ int clog_ingest_durably(struct cairn_fs *fs, struct clog *c)
  * of the room (at least CLOG_MIN_CREDIT), halving the ask while it does not
  * fit.  A client of a small or nearly full volume still writes locally,
  * asking again sooner. */
-static uint64_t credit_fitting(struct cairn_fs *fs, uint64_t want)
+static uint64_t credit_share(struct cairn_fs *fs, uint64_t want)
 {
-	uint64_t got = 0, share = space_available(fs) / CREDIT_SHARE;
+	uint64_t share = space_available(fs) / CREDIT_SHARE;
 	if (want > share)
 		want = share > CLOG_MIN_CREDIT ? share : CLOG_MIN_CREDIT;
+	return want;
+}
+
+static uint64_t credit_fitting(struct cairn_fs *fs, uint64_t want)
+{
+	uint64_t got = 0;
+	want = credit_share(fs, want);
 	for (uint64_t w = want; w && !got && !fs->read_only && !fs->failed;
 	     w = w > CLOG_MIN_CREDIT ? w / 2 : 0)
 		if (space_check(fs, SPACE_DATA, w) == 0)
@@ -572,6 +703,37 @@ static uint64_t take_credit(struct cairn_fs *fs, uint64_t want)
 	fs->reserved_blocks += got;
 	pthread_rwlock_unlock(&fs->lock);
 	return got;
+}
+
+/*
+ * The credit word (state file, CLOG_GRANTED_OFF): all the credit the
+ * client was given, which it may read at any time.  The client counts
+ * what it spent; what it was given and has not spent it may spend, with
+ * no round trip.  It is at most what the daemon counts as unspent, which
+ * the daemon lowers only by records it ingested: a client that reads the
+ * word never spends what it was not given.  Not durable: credit is the
+ * session's, and a restarted daemon gives none.
+ */
+static void give_credit(struct clog *c, uint64_t got)
+{
+	if (!got)
+		return;
+	c->credit += got;
+	c->granted += got;
+	media_write(c->sm, CLOG_GRANTED_OFF, &c->granted, sizeof(c->granted));
+}
+
+/* Tops up c's credit when ingestion has used half of its share, with
+ * fs->lock held exclusively: a client streaming writes then never asks
+ * for credit.  Never waits for a digest (the client's round trip does). */
+static void top_up(struct cairn_fs *fs, struct clog *c)
+{
+	uint64_t want = credit_share(fs, CLOG_CREDIT);
+	if (c->recovered || c->forged[0] || c->credit >= want / 2)
+		return;
+	uint64_t got = credit_fitting(fs, want - c->credit);
+	fs->reserved_blocks += got;
+	give_credit(c, got);
 }
 
 static int open_for_client(const char *path, int flags)
@@ -623,7 +785,7 @@ int clog_start(cairn_fs *fs, int sock, uint32_t uid, uint32_t gid, struct clog *
 		pthread_mutex_unlock(&cl->lock);
 		return rc;
 	}
-	c->credit = take_credit(fs, CLOG_CREDIT);
+	give_credit(c, take_credit(fs, CLOG_CREDIT));
 	c->owner = ++cl->next_owner;
 	memcpy(st->log_id, c->log_id, 16);
 	st->media_kind = (int)log_kind(fs);
@@ -1111,7 +1273,7 @@ static int was_skipped(const struct clog *c, uint64_t seq)
 }
 
 int clog_sync(cairn_fs *fs, struct clog *c, uint64_t seq, uint64_t want, uint64_t *credit,
-              uint64_t *head_off, uint64_t *head_seq, int *ingested)
+              uint64_t *granted, uint64_t *head_off, uint64_t *head_seq, int *ingested)
 {
 	struct clients *cl = clients_table(fs);
 	pthread_mutex_lock(&cl->lock);
@@ -1125,8 +1287,9 @@ int clog_sync(cairn_fs *fs, struct clog *c, uint64_t seq, uint64_t want, uint64_
 	pthread_rwlock_unlock(&fs->lock);
 	*ingested = seq && seq < c->next_seq && !was_skipped(c, seq);
 	if (!rc && want > c->credit)
-		c->credit += take_credit(fs, want - c->credit);
+		give_credit(c, take_credit(fs, want - c->credit));
 	*credit = c->credit;
+	*granted = c->granted;
 	*head_off = c->next_off;
 	*head_seq = c->next_seq;
 	pthread_mutex_unlock(&cl->lock);
@@ -1278,7 +1441,7 @@ int clients_recover(struct cairn_fs *fs, char *err, size_t errlen)
 		if (!c)
 			continue;
 		uint64_t before = fs->stats.ops_logged;
-		int rc = fs->read_only ? 0 : ingest_locked(fs, c);
+		int rc = fs->read_only ? 0 : ingest_locked(fs, c, NULL);
 		if (rc) {
 			snprintf(err, errlen, "client log %d: cannot apply its records: %s", i,
 			         strerror(-rc));
@@ -1322,6 +1485,7 @@ void clients_destroy(struct cairn_fs *fs)
 		clog_free(cl->slot[i]); /* a session not ended keeps its files */
 	pthread_mutex_destroy(&cl->lock);
 	free(cl->fopen);
+	free(cl->batch);
 	free(cl);
 	fs->clients = NULL;
 }

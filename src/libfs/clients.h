@@ -66,12 +66,13 @@ int clog_grant(cairn_fs *fs, struct clog *c, uint64_t ino, uint32_t *index, uint
 void clog_ungrant(cairn_fs *fs, struct clog *c, uint32_t index);
 
 /* The client's request to catch up: everything is ingested, the credit is
- * topped up towards `want` blocks (if the volume has room), and *head_off,
- * *head_seq say where its log now starts.  *ingested says whether its
+ * topped up towards `want` blocks (if the volume has room), *granted is
+ * the credit word that credit counts, and *head_off, *head_seq say where
+ * its log now starts.  *ingested says whether its
  * record seq was applied (a record written as its grant was revoked may
  * have been skipped: the client then writes through the daemon). */
 int clog_sync(cairn_fs *fs, struct clog *c, uint64_t seq, uint64_t want, uint64_t *credit,
-              uint64_t *head_off, uint64_t *head_seq, int *ingested);
+              uint64_t *granted, uint64_t *head_off, uint64_t *head_seq, int *ingested);
 
 /* Ingest before serve: applies every client's new records.  Cheap when
  * there are none (one header looked at per client log). */

@@ -44,6 +44,7 @@ struct clog {
 	struct log *log;
 	uint64_t next_off, next_seq; /* the first record not yet ingested */
 	uint64_t credit;             /* blocks reserved for the client's records */
+	uint64_t granted;            /* credit given so far: the credit word */
 	uint64_t next_epoch;
 	uint64_t progress_gen;
 	uint64_t published;                    /* the head word last written */
@@ -83,6 +84,8 @@ struct cached_dir {
 	int64_t until;
 };
 
+struct ingest_batch;
+
 struct clients {
 	pthread_mutex_t lock;
 	struct clog *slot[CLOG_SLOTS];
@@ -98,6 +101,7 @@ struct clients {
 	uint64_t names_gen; /* changes of names made */
 	struct cached_dir cached[CACHED_DIRS]; /* see clients_entry_timeout */
 	int64_t all_cached_until;              /* the table overflowed: every one */
+	struct ingest_batch *batch;            /* ingest_all's, under lock */
 };
 
 struct clients *clients_table(struct cairn_fs *fs);

@@ -217,6 +217,8 @@ uint64_t space_available(struct cairn_fs *fs);
 enum space_class;
 int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, enum space_class cls,
              int *attempt);
+/* Whether op_begin would return 0 at once, without waiting for a digest. */
+int op_has_room(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, enum space_class cls);
 /* Appends, applies, and returns the record's seq.  Called with the lock held
  * exclusively, after op_begin and validation. */
 int op_log_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],

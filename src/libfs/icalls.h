@@ -43,14 +43,14 @@ int ic_setattr(cairn_fs *fs, uint64_t ino, unsigned valid, const struct stat *in
 
 /* mode carries the type: S_IFREG, S_IFDIR, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK. */
 int ic_mknod(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *name, mode_t mode,
-	     dev_t rdev, struct stat *st);
+             dev_t rdev, struct stat *st);
 int ic_symlink(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *name,
-	       const char *target, struct stat *st);
+               const char *target, struct stat *st);
 int ic_link(cairn_fs *fs, uint64_t ino, uint64_t dir, const char *name, struct stat *st);
 int ic_unlink(cairn_fs *fs, uint64_t dir, const char *name);
 int ic_rmdir(cairn_fs *fs, uint64_t dir, const char *name);
 int ic_rename(cairn_fs *fs, uint64_t dir, const char *name, uint64_t newdir, const char *newname,
-	      unsigned flags);
+              unsigned flags);
 ssize_t ic_readlink(cairn_fs *fs, uint64_t ino, char *buf, size_t size);
 
 /* Opens an inode; returns a cairn file descriptor for cairn_pread,
@@ -61,8 +61,8 @@ int ic_open(cairn_fs *fs, uint64_t ino, int flags);
  * at the end, or at off, from now on. */
 ssize_t ic_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, off_t off, int append);
 /* Creates (O_CREAT semantics, O_EXCL honoured) and opens; fd in *fd. */
-int ic_create(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *name,
-	      mode_t mode, int flags, int *fd, struct stat *st);
+int ic_create(cairn_fs *fs, const struct icaller *who, uint64_t dir, const char *name, mode_t mode,
+              int flags, int *fd, struct stat *st);
 
 /* References a front end holds on inodes (FUSE lookup counts): while any
  * is held the inode number is not reused, and an inode that loses its last
@@ -73,7 +73,7 @@ void ic_unpin(cairn_fs *fs, uint64_t ino, uint64_t n);
 
 /* Extended attributes (see cairn_setxattr). */
 int ic_setxattr(cairn_fs *fs, uint64_t ino, const char *name, const void *value, size_t size,
-		int flags);
+                int flags);
 ssize_t ic_getxattr(cairn_fs *fs, uint64_t ino, const char *name, void *value, size_t size);
 ssize_t ic_listxattr(cairn_fs *fs, uint64_t ino, char *list, size_t size);
 int ic_removexattr(cairn_fs *fs, uint64_t ino, const char *name);
@@ -81,7 +81,7 @@ int ic_removexattr(cairn_fs *fs, uint64_t ino, const char *name);
 /* Readdir by cookie: 0 starts (".", then "..", then entries); fn gets each
  * entry and the cookie that resumes after it; a non-zero return stops. */
 typedef int (*ic_dir_fn)(void *arg, const char *name, uint64_t ino, unsigned char type,
-			 uint64_t next);
+                         uint64_t next);
 int ic_readdir(cairn_fs *fs, uint64_t dir, uint64_t cookie, ic_dir_fn fn, void *arg);
 
 /* Why changes fail with EIO when a medium failed: the part and the offset

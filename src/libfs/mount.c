@@ -529,8 +529,8 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 	if (rc)
 		return rc;
 	struct replay rp = {.fs = fs};
-	rc = log_recover(fs->log, fs->sh.ckpt.log_head_off, fs->sh.ckpt.log_head_seq,
-	                     replay_one, &rp, fs->read_only);
+	rc = log_recover(fs->log, fs->sh.ckpt.log_head_off, fs->sh.ckpt.log_head_seq, replay_one,
+	                 &rp, fs->read_only);
 	fs->recovered_until = log_tail_seq(fs->log);
 	if (rc && rp.bad_rc) {
 		snprintf(err, el,

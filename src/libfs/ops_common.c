@@ -52,6 +52,18 @@ static void note_digest_due(struct cairn_fs *fs)
 	atomic_compare_exchange_strong(&fs->digest_due, &expect, DIGEST_DUE);
 }
 
+/* Whether the log and the journal have room for the record (see op_begin). */
+static int log_has_room(struct cairn_fs *fs, uint64_t payload_len)
+{
+	uint64_t cap = shared_journal_capacity(&fs->sh);
+	return log_room(fs->log, payload_len) && checkpoint_cost(fs) * 4 < cap * 3;
+}
+
+int op_has_room(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, enum space_class cls)
+{
+	return log_has_room(fs, payload_len) && space_check(fs, cls, blocks) == 0;
+}
+
 int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, enum space_class cls,
              int *attempt)
 {
@@ -59,8 +71,7 @@ int op_begin(struct cairn_fs *fs, uint64_t payload_len, uint64_t blocks, enum sp
 		return -EROFS;
 	if (fs->failed)
 		return -EIO;
-	uint64_t cap = shared_journal_capacity(&fs->sh);
-	int room = log_room(fs->log, payload_len) && checkpoint_cost(fs) * 4 < cap * 3;
+	int room = log_has_room(fs, payload_len);
 	int space = space_check(fs, cls, blocks) == 0;
 	if (room && space)
 		return 0;
@@ -104,7 +115,7 @@ static int apply_logged(struct cairn_fs *fs, uint16_t type, const uint64_t args[
 }
 
 int op_log_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
-		 const struct iovec *iov, int iovcnt, uint64_t *seq)
+                 const struct iovec *iov, int iovcnt, uint64_t *seq)
 {
 	struct log_pos pos;
 	int rc = log_append(fs->log, type, args, iov, iovcnt, &pos);

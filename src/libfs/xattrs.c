@@ -51,7 +51,7 @@ static int xattr_change_locked(struct cairn_fs *fs, const struct target *t, cons
                                uint64_t *seq, int *attempt)
 {
 	int rc = op_begin(fs, sizeof(struct op_xattr) + namelen + size, 0,
-	              value ? SPACE_NAME : SPACE_NONE, attempt);
+	                  value ? SPACE_NAME : SPACE_NONE, attempt);
 	if (rc)
 		return rc;
 	struct lookup lk;

@@ -44,6 +44,7 @@
 #define CLOG_GRANTS 256                         /* inodes one client may hold */
 #define CLOG_PROGRESS_OFF 4096u
 #define CLOG_HEAD_OFF 4224u
+#define CLOG_GRANTED_OFF 4232u /* the credit word */
 #define CLOG_CREDS_OFF 4288u
 #define CLOG_GRANTS_OFF 8192u
 #define CLOG_STATE_SIZE (CLOG_GRANTS_OFF + CLOG_GRANTS * 32u)

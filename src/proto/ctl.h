@@ -35,7 +35,7 @@
 
 #define CTL_SOCKET_NAME "cairn.sock"
 #define CTL_MAGIC 0x4c544e43u /* "CNTL" */
-#define CTL_VERSION 5
+#define CTL_VERSION 6
 
 /* The most file data one request moves; larger reads and writes are split
  * by the client.  The payload may add the strings of two paths and an
@@ -147,6 +147,7 @@ struct ctl_aside {
 
 struct ctl_clog_sync {
 	uint64_t credit;             /* blocks the client may now spend */
+	uint64_t granted;            /* the credit word this credit counts */
 	uint64_t head_off, head_seq; /* the log is ingested up to here */
 	int64_t ingested;            /* the record asked about was applied */
 };

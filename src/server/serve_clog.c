@@ -53,8 +53,8 @@ int64_t serve_clog(struct session *s, const struct request *rq, uint32_t *outlen
 	struct ctl_clog_sync *r = (struct ctl_clog_sync *)s->out;
 	memset(r, 0, sizeof(*r));
 	int ingested = 0;
-	int rc = clog_sync(s->fs, s->clog, (uint64_t)a[0], (uint64_t)a[1], &r->credit, &r->head_off,
-	                   &r->head_seq, &ingested);
+	int rc = clog_sync(s->fs, s->clog, (uint64_t)a[0], (uint64_t)a[1], &r->credit, &r->granted,
+	                   &r->head_off, &r->head_seq, &ingested);
 	r->ingested = ingested;
 	*outlen = sizeof(*r);
 	return rc;

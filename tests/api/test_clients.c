@@ -220,9 +220,9 @@ static void rclient_open(struct rclient *r, cairn_fs *fs, uint64_t ino)
 /* What an honest client does when its credit or its ring runs out. */
 static void rclient_sync(struct rclient *r)
 {
-	uint64_t off, seq;
+	uint64_t off, seq, granted;
 	int ingested;
-	TV_EQ(clog_sync(r->fs, r->c, 0, 16384, &r->credit, &off, &seq, &ingested), 0);
+	TV_EQ(clog_sync(r->fs, r->c, 0, 16384, &r->credit, &granted, &off, &seq, &ingested), 0);
 	if (seq > log_head_seq(r->l))
 		log_reclaim(r->l, off, seq);
 }
@@ -474,6 +474,71 @@ static void test_forged_names(void **state)
 		forge_one(&fgs[i]);
 }
 
+/* Ingestion in batches holds records reserved in the volume's log whose
+ * bytes it copies after letting go of the lock.  When the volume's log
+ * fills in the middle of a batch, the digest it must wait for would wait
+ * for those copies: the batch is copied first.  800 KiB of a client's
+ * 4 KiB records ingested in one go into a 1 MiB log already holding
+ * 600 KiB, with the digest in the caller's thread and then in the digest
+ * thread (a hang is the failure: the alarm ends it). */
+static void batch_meets_full_log(int digest_thread)
+{
+	struct cairn_mkfs_opts o;
+	tv_default_mkfs_opts(&o);
+	o.log_size = 1024 * TV_KiB;
+	o.fast_size = 1024 * TV_MiB; /* a credit (1/256 of it) for every record */
+	struct testvol *tv = tv_create(&o);
+	assert_non_null(tv);
+	/* No digest before the log is all but full: the filler stays. */
+	struct cairn_mount_opts mo = {.no_digest_thread = !digest_thread, .digest_threshold = 95};
+	cairn_fs *fs = tv_mount(tv, &mo);
+	assert_non_null(fs);
+	int fd = TV_OK(cairn_open(fs, "/streamed", O_CREAT | O_RDWR, 0644));
+	struct stat sb;
+	TV_OK(cairn_fstat(fs, fd, &sb));
+	struct rclient r;
+	rclient_open(&r, fs, sb.st_ino);
+	enum { N = 200, B = 4096 };
+	uint8_t *data = malloc((size_t)N * B);
+	assert_non_null(data);
+	tv_fill(data, (size_t)N * B, 20261203);
+	for (int i = 0; i < N; i++) {
+		uint64_t args[LOG_REC_ARGS] = {sb.st_ino, (uint64_t)i * B, r.epoch};
+		struct iovec iov = {data + (size_t)i * B, B};
+		struct log_pos pos;
+		if (r.credit < clog_record_cost((uint64_t)i * B, B))
+			fail_msg("the client's credit ran out at record %d", i);
+		TV_EQ(log_append(r.l, CLOG_REC_WRITE, args, &iov, 1, &pos), 0);
+		TV_EQ(log_commit(r.l, pos.seq), 0);
+		r.credit -= clog_record_cost((uint64_t)i * B, B);
+	}
+	/* The volume's log is more than half full before the copies come. */
+	int filler = TV_OK(cairn_open(fs, "/filler", O_CREAT | O_RDWR, 0644));
+	for (int i = 0; i < 142; i++)
+		TV_EQ(cairn_pwrite(fs, filler, data, B, (off_t)i * B), B);
+	TV_OK(cairn_close(fs, filler));
+	uint64_t waits = fs->stats.log_waits;
+	alarm(120);
+	assert_true(clients_catch_up(fs) > 0);
+	alarm(0);
+	if (fs->stats.log_waits == waits)
+		fail_msg("the volume's log did not fill while the records were ingested");
+	tv_expect_at(fs, fd, 0, data, (size_t)N * B);
+	char why[300];
+	rclient_close(&r, why, sizeof(why));
+	TV_EQ(why[0], 0);
+	TV_OK(cairn_close(fs, fd));
+	free(data);
+	tv_destroy(tv);
+}
+
+static void test_batch_meets_full_log(void **state)
+{
+	(void)state;
+	batch_meets_full_log(0);
+	batch_meets_full_log(1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -481,6 +546,7 @@ int main(void)
 	    cmocka_unit_test(test_largest_record_ingested),
 	    cmocka_unit_test(test_records_of_any_shape),
 	    cmocka_unit_test(test_forged_names),
+	    cmocka_unit_test(test_batch_meets_full_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

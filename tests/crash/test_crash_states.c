@@ -2170,8 +2170,8 @@ int __wrap_client_sync(struct client *cp, uint64_t seq, uint64_t want, struct ct
 	struct ck_client *cc = (struct ck_client *)cp;
 	memset(out, 0, sizeof(*out));
 	int ingested = 0;
-	int rc = clog_sync(ck.fs, cc->c, seq, want, &out->credit, &out->head_off, &out->head_seq,
-	                   &ingested);
+	int rc = clog_sync(ck.fs, cc->c, seq, want, &out->credit, &out->granted, &out->head_off,
+	                   &out->head_seq, &ingested);
 	out->ingested = ingested;
 	if (cc->revoke_in_sync) {
 		/* The mount opens the file while the client is between its
@@ -2391,14 +2391,18 @@ static void ck_client_truncate(struct scen *s, struct ck_client *cc, uint64_t si
 		report(s, "clog: %s: client_log_truncate returned %d, not %d", desc, rc, expect);
 }
 
+/* The daemon's look at the logs between requests (its catch-up thread):
+ * records applied in batches, copied into the volume's log after the
+ * lock is let go, made durable, and each client told where its log now
+ * starts (it may then write over what came before). */
 static void ck_ingest(struct scen *s)
 {
-	op_start(s, "clients_ingest");
-	int rc = clients_ingest(s->fs);
+	op_start(s, "clients_catch_up");
+	int rc = clients_catch_up(s->fs);
 	op_done(s, 1);
-	if (rc)
-		fail_msg("clog: clients_ingest: %s", tv_errname(-rc));
-	ck_verify(s, "clients_ingest");
+	if (rc < 0)
+		fail_msg("clog: clients_catch_up: %s", tv_errname(-rc));
+	ck_verify(s, "clients_catch_up");
 }
 
 static void ck_create(struct scen *s, struct ck_file *f, const char *path)
