@@ -1563,7 +1563,11 @@ static void test_forged(void **state)
 
 	/* More blocks than its credit: records of LOCAL_MAX over the start of
 	 * its own file, its ring reclaimed behind the daemon's back each time
-	 * the daemon has ingested it, never asking for more credit. */
+	 * the daemon has ingested it, never asking for more credit.  Written
+	 * while the daemon is stopped: as it ingests, the daemon tops a
+	 * client's credit up (the credit word), and a look between two records
+	 * could make the one past the first credit one within the credit
+	 * given. */
 	struct raw r;
 	raw_start(&r, g.vol);
 	struct ctl_grant gr;
@@ -1573,17 +1577,21 @@ static void test_forged(void **state)
 		fail_msg("a credit of %llu blocks takes no record of %u bytes",
 		         (unsigned long long)r.info.credit, LOCAL_MAX);
 	static char big[LOCAL_MAX];
+	daemon_pause();
 	for (uint64_t i = 0; i <= fit; i++) {
 		stamp(big, LOCAL_MAX, 70, i);
 		int rc = raw_append(&r, gr.ino, 0, gr.epoch, big, LOCAL_MAX);
 		if (rc == -ENOSPC) {
 			struct stat st;
+			daemon_resume();
 			CHECK(cairn_stat(honest, "/", &st)); /* the daemon ingests */
+			daemon_pause();
 			log_reclaim(r.log, log_tail_off(r.log), log_tail_seq(r.log));
 			rc = raw_append(&r, gr.ino, 0, gr.epoch, big, LOCAL_MAX);
 		}
 		assert_int_equal(rc, 0);
 	}
+	daemon_resume();
 	struct stat st;
 	CHECK(cairn_stat(honest, "/", &st));
 	/* The last record that fit is there, the one past the credit not. */
