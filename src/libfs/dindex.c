@@ -30,41 +30,51 @@ void dindex_init(struct dindex *d, struct piece_pool *pool)
 	d->last = NULL;
 }
 
-/* Spare pieces kept at most: 4 MiB of them, the pieces of a 1 GiB log
- * of 4 KiB writes. */
-#define SPARE_MAX 65536
+#define SLAB_PIECES 1024 /* about 70 KiB */
 
-static struct piece *piece_alloc(struct dindex *d)
-{
-	struct piece_pool *pool = d->pool;
-	if (!pool || !pool->spare)
-		return malloc(sizeof(struct piece));
-	struct piece *p = pool->spare;
-	pool->spare = RB_RIGHT(p, link);
-	pool->nspare--;
-	return p;
-}
+struct piece_slab {
+	struct piece_slab *next;
+	struct piece pieces[SLAB_PIECES];
+};
 
 static void piece_free(struct dindex *d, struct piece *p)
 {
 	struct piece_pool *pool = d->pool;
-	if (!pool || pool->nspare >= SPARE_MAX) {
+	if (!pool) {
 		free(p);
 		return;
 	}
 	RB_RIGHT(p, link) = pool->spare;
 	pool->spare = p;
-	pool->nspare++;
+}
+
+static struct piece *piece_alloc(struct dindex *d)
+{
+	struct piece_pool *pool = d->pool;
+	if (!pool)
+		return malloc(sizeof(struct piece));
+	if (!pool->spare) {
+		struct piece_slab *s = malloc(sizeof(*s));
+		if (!s)
+			return NULL;
+		s->next = pool->slabs;
+		pool->slabs = s;
+		for (int i = SLAB_PIECES - 1; i >= 0; i--)
+			piece_free(d, &s->pieces[i]);
+	}
+	struct piece *p = pool->spare;
+	pool->spare = RB_RIGHT(p, link);
+	return p;
 }
 
 void piece_pool_drain(struct piece_pool *pool)
 {
-	while (pool->spare) {
-		struct piece *p = pool->spare;
-		pool->spare = RB_RIGHT(p, link);
-		free(p);
+	while (pool->slabs) {
+		struct piece_slab *s = pool->slabs;
+		pool->slabs = s->next;
+		free(s);
 	}
-	pool->nspare = 0;
+	pool->spare = NULL;
 }
 
 static void drop(struct dindex *d, struct piece *p)

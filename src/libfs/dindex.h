@@ -33,14 +33,18 @@ struct piece {
 
 RB_HEAD(piece_tree, piece);
 
-/* The pieces of many indexes (a volume's): their count, and the pieces
- * freed, kept for the next inserts.  A digest frees as many pieces as the
- * writes after it make; handed back to malloc, they made the heap shrink
- * and grow again, a page fault for every 4 KiB of it. */
+/* The pieces of many indexes (a volume's): their count, and where they
+ * come from.  Pieces are carved from slabs of many and, once dropped,
+ * kept for the next inserts until the pool is drained (at unmount): one
+ * malloc a piece made the heap of a daemon's thread grow a page at a
+ * time, each with a system call and a page fault, and a digest's frees
+ * made it shrink again.  So the pool holds as many pieces as were ever
+ * undigested at once. */
+struct piece_slab;
 struct piece_pool {
 	uint64_t total;
 	struct piece *spare; /* linked through link.rbe_right */
-	uint64_t nspare;
+	struct piece_slab *slabs;
 };
 
 struct dindex {
@@ -52,7 +56,7 @@ struct dindex {
 };
 
 void dindex_init(struct dindex *d, struct piece_pool *pool);
-/* Frees the pool's spare pieces (every index of it cleared or not). */
+/* Frees the pool's slabs: every index of it must be cleared first. */
 void piece_pool_drain(struct piece_pool *pool);
 void dindex_clear(struct dindex *d);
 int dindex_empty(const struct dindex *d);

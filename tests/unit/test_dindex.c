@@ -100,7 +100,7 @@ static void test_empty(void **state)
 	assert_int_equal(pool.total, 0);
 	dindex_clear(&d);
 	assert_true(dindex_empty(&d));
-	piece_pool_drain(&pool); /* its spare pieces */
+	piece_pool_drain(&pool); /* its slabs */
 }
 
 static void test_insert_find(void **state)
@@ -154,7 +154,7 @@ static void test_insert_find(void **state)
 	assert_int_equal(pool.total, 0);
 	assert_int_equal(d.npieces, 0);
 	assert_int_equal(d.resv, 0);
-	piece_pool_drain(&pool); /* its spare pieces */
+	piece_pool_drain(&pool); /* its slabs */
 }
 
 /* ---- overwrites -------------------------------------------------------- */
@@ -236,7 +236,7 @@ static void test_cut_split(void **state)
 	assert_int_equal(p->seq, 1);
 	dindex_clear(&d);
 	assert_int_equal(pool.total, 0);
-	piece_pool_drain(&pool); /* its spare pieces */
+	piece_pool_drain(&pool); /* its slabs */
 }
 
 static void test_cut_full_cover(void **state)
@@ -258,7 +258,7 @@ static void test_cut_full_cover(void **state)
 	expect_pieces(&d, w2, 1);
 	assert_int_equal(pool.total, 1);
 	dindex_clear(&d);
-	piece_pool_drain(&pool); /* its spare pieces */
+	piece_pool_drain(&pool); /* its slabs */
 }
 
 /* One write across several pieces: head of the first kept, the middle ones
@@ -316,7 +316,7 @@ static void test_merge(void **state)
 	assert_int_equal(p->seq, 1);
 	dindex_clear(&d);
 	assert_int_equal(pool.total, 0);
-	piece_pool_drain(&pool); /* its spare pieces */
+	piece_pool_drain(&pool); /* its slabs */
 }
 
 /* ---- truncate, remove_before, reservations, counter, clear ------------- */
@@ -355,7 +355,7 @@ static void test_truncate(void **state)
 	expect_pieces(&d, w, 0);
 	assert_int_equal(pool.total, 0);
 	dindex_clear(&d);
-	piece_pool_drain(&pool); /* its spare pieces */
+	piece_pool_drain(&pool); /* its slabs */
 }
 
 static void test_remove_before(void **state)
@@ -386,7 +386,7 @@ static void test_remove_before(void **state)
 	expect_pieces(&d, w, 0);
 	assert_int_equal(pool.total, 0);
 	dindex_clear(&d);
-	piece_pool_drain(&pool); /* its spare pieces */
+	piece_pool_drain(&pool); /* its slabs */
 }
 
 static void test_reservations(void **state)
@@ -446,7 +446,7 @@ static void test_total_two_indexes(void **state)
 	assert_int_equal(b.npieces, 0);
 	dindex_clear(&b);
 	assert_int_equal(pool.total, 0);
-	piece_pool_drain(&pool); /* its spare pieces */
+	piece_pool_drain(&pool); /* its slabs */
 }
 
 static void test_clear_and_reuse(void **state)
@@ -472,7 +472,7 @@ static void test_clear_and_reuse(void **state)
 	dindex_clear(&d);
 	dindex_clear(&d); /* twice is harmless */
 	assert_int_equal(pool.total, 0);
-	piece_pool_drain(&pool); /* its spare pieces */
+	piece_pool_drain(&pool); /* its slabs */
 }
 
 /* ---- random test against a byte model ------------------------------------ */
@@ -695,7 +695,7 @@ static void test_random_model(void **state)
 		model[x].kind = NONE;
 	check_model(&d, pool.total, &b, steps, 1);
 	dindex_clear(&d);
-	piece_pool_drain(&pool); /* its spare pieces */
+	piece_pool_drain(&pool); /* its slabs */
 }
 
 int main(void)
