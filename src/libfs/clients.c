@@ -367,6 +367,8 @@ struct ingest_batch {
 
 /* ingest_locked's result when b is full: fill it, then call again. */
 #define BATCH_FULL 1
+/* Batches one look of the catch-up thread takes at most (16 MiB). */
+#define CATCH_UP_BATCHES 64
 
 static int batch_room(const struct ingest_batch *b, uint64_t len)
 {
@@ -466,7 +468,9 @@ static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct
 	uint64_t seq;
 	if (b) {
 		rc = op_log_reserve_apply(fs, OP_CWRITE, args, iov, 2, &seq, &b->fill[b->n]);
-		if (!rc)
+		/* Reserved is filled, applied or not: until it is, no commit
+		 * gets past it. */
+		if (b->fill[b->n].pending)
 			b->n++, b->used += len;
 	} else {
 		rc = op_log_apply(fs, OP_CWRITE, args, iov, 2, &seq);
@@ -546,14 +550,22 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c, struct ingest_batc
 
 static void top_up(struct cairn_fs *fs, struct clog *c);
 
-static int ingest_all_locked(struct cairn_fs *fs, struct clients *cl, struct ingest_batch *b)
+/* One round over the slots from *at.  When a slot fills the batch, the
+ * next round starts at the slot after it (*at), so that a client that
+ * keeps writing does not keep the others waiting. */
+static int ingest_all_locked(struct cairn_fs *fs, struct clients *cl, struct ingest_batch *b,
+                             int *at)
 {
 	int rc = 0;
-	for (int i = 0; i < CLOG_SLOTS && !rc; i++)
-		if (cl->slot[i]) {
-			rc = ingest_locked(fs, cl->slot[i], b);
-			top_up(fs, cl->slot[i]);
-		}
+	for (int k = 0; k < CLOG_SLOTS && !rc; k++) {
+		int i = (*at + k) % CLOG_SLOTS;
+		if (!cl->slot[i])
+			continue;
+		rc = ingest_locked(fs, cl->slot[i], b);
+		top_up(fs, cl->slot[i]);
+		if (rc == BATCH_FULL)
+			*at = (i + 1) % CLOG_SLOTS;
+	}
 	return rc;
 }
 
@@ -608,16 +620,27 @@ static int ingest_all(struct cairn_fs *fs, int durably)
 		 * each batch's space goes back to its client at once, where a
 		 * client streaming writes used to wait for the whole pass. */
 		int each = log_direct(fs->log, LOG_RING_START) != NULL;
-		do {
+		int at = 0;
+		for (int batches = 1;; batches++) {
 			pthread_rwlock_wrlock(&fs->lock);
-			rc = ingest_all_locked(fs, cl, cl->batch);
+			rc = ingest_all_locked(fs, cl, cl->batch, &at);
 			pthread_rwlock_unlock(&fs->lock);
 			int frc = batch_fill(fs, cl->batch);
 			if (frc)
 				rc = frc;
 			if ((rc == 0 || (rc == BATCH_FULL && each)) && durably)
 				publish_heads(fs, cl, &rc);
-		} while (rc == BATCH_FULL);
+			if (rc != BATCH_FULL)
+				break;
+			/* A client given its ring back after each batch could keep
+			 * this pass going for ever, with cl->lock held.  The
+			 * catch-up thread comes back soon; a request's pass gives
+			 * no ring back, and ends when the logs have nothing new. */
+			if (durably && batches == CATCH_UP_BATCHES) {
+				rc = 0;
+				break;
+			}
+		}
 	}
 	pthread_mutex_unlock(&cl->lock);
 	if (any && !rc)
@@ -720,7 +743,10 @@ static void give_credit(struct clog *c, uint64_t got)
 		return;
 	c->credit += got;
 	c->granted += got;
-	media_write(c->sm, CLOG_GRANTED_OFF, &c->granted, sizeof(c->granted));
+	/* A word left behind would make the next one count this twice: no
+	 * more top-ups then (round trips still give credit, with the total). */
+	if (media_write(c->sm, CLOG_GRANTED_OFF, &c->granted, sizeof(c->granted)))
+		c->word_failed = 1;
 }
 
 /* Tops up c's credit when ingestion has used half of its share, with
@@ -729,7 +755,7 @@ static void give_credit(struct clog *c, uint64_t got)
 static void top_up(struct cairn_fs *fs, struct clog *c)
 {
 	uint64_t want = credit_share(fs, CLOG_CREDIT);
-	if (c->recovered || c->forged[0] || c->credit >= want / 2)
+	if (c->recovered || c->forged[0] || c->word_failed || c->credit >= want / 2)
 		return;
 	uint64_t got = credit_fitting(fs, want - c->credit);
 	fs->reserved_blocks += got;

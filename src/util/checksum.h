@@ -10,10 +10,11 @@
 #include <stdint.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
-#if defined(__x86_64__)
+#if defined(__x86_64__) && defined(CAIRN_XXH_DISPATCH)
 /* The same functions, with the vector unit the processor has (AVX2,
  * AVX-512) chosen when first called: libxxhash itself is built for the
- * baseline (SSE2), at a third of the speed on a 4 KiB record. */
+ * baseline (SSE2), at a third of the speed on a 4 KiB record.  Where the
+ * header is missing (CMakeLists.txt looks), the baseline it is. */
 #include <xxh_x86dispatch.h>
 #endif
 
