@@ -29,22 +29,11 @@ n=${1:-20000}
 rounds=${2:-3}
 bin=build/bench/bench_append
 [ -x "$bin" ] || scripts/build.sh >/dev/null
-work=$(mktemp -d /tmp/cairn-bench.XXXXXX)
 # The volume, the ext4 image and the tmpfs contender share one tmpfs of
 # 2 MiB pages (bench/ram.sh says why).
 source bench/ram.sh
-ram=$(ram_dir 8G)
-img=$ram/ext4.img
-vol=$ram/vol
-cleanup() {
-	build/cairn umount "$work/mnt" 2>/dev/null || true
-	ram_ext4_release "$work/ext4"
-	ram_release "$ram"
-	rm -rf "$work"
-}
-trap cleanup EXIT
-mkdir -p "$work/ext4" "$ram/tmpfs" "$work/mnt"
-ram_ext4 "$img" "$work/ext4"
+ram_scratch 8G
+mkdir -p "$ram/tmpfs"
 build/cairn mkfs "$vol" --media emul --log-size 256M --fast-size 1G >/dev/null
 
 # P processes of bench_append MODE PATH at once; prints aggregate ops/s:

@@ -19,20 +19,8 @@ n=${1:-5000}
 rounds=${2:-3}
 bin=build/bench/bench_names
 [ -x "$bin" ] || scripts/build.sh >/dev/null
-work=$(mktemp -d /tmp/cairn-bench.XXXXXX)
 source bench/ram.sh
-ram=$(ram_dir 4G)
-img=$ram/ext4.img
-vol=$ram/vol
-cleanup() {
-	build/cairn umount "$work/mnt" 2>/dev/null || true
-	ram_ext4_release "$work/ext4"
-	ram_release "$ram"
-	rm -rf "$work"
-}
-trap cleanup EXIT
-mkdir -p "$work/ext4" "$work/mnt"
-ram_ext4 "$img" "$work/ext4"
+ram_scratch 4G
 build/cairn mkfs "$vol" --media emul --log-size 256M --fast-size 1G >/dev/null
 echo "# $(date -u +%F) $(nproc) cores; n=$n files x $rounds rounds"
 for r in $(seq 1 "$rounds"); do

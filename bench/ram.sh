@@ -9,6 +9,11 @@
 #                (in a ram_dir) and mounts it at MNT; its device goes in
 #                $ram_loop
 # ram_ext4_release MNT unmounts it and frees the loop device
+# ram_scratch SIZE sets $work (a temporary directory holding mnt/ and
+#                ext4/), $ram (a ram_dir of SIZE) and $vol (where in it the
+#                cairn volume goes), mounts a ram_ext4 of $ram/ext4.img at
+#                $work/ext4, and at exit undoes all of it, a cairn mount at
+#                $work/mnt included
 #
 # Why not /dev/shm: it maps files with 4 KiB pages, and on a virtual
 # machine whose hypervisor shadows the guest's page tables (this one:
@@ -55,4 +60,20 @@ ram_ext4_release() {
 	umount "$1" 2>/dev/null || true
 	[ -n "${ram_loop:-}" ] && losetup -d "$ram_loop" 2>/dev/null || true
 	ram_loop=
+}
+
+ram_scratch() {
+	work=$(mktemp -d /tmp/cairn-bench.XXXXXX)
+	ram=$(ram_dir "$1")
+	vol=$ram/vol
+	trap ram_scratch_release EXIT
+	mkdir -p "$work/ext4" "$work/mnt"
+	ram_ext4 "$ram/ext4.img" "$work/ext4"
+}
+
+ram_scratch_release() {
+	build/cairn umount "$work/mnt" 2>/dev/null || true
+	ram_ext4_release "$work/ext4"
+	ram_release "$ram"
+	rm -rf "$work"
 }

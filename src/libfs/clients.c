@@ -612,10 +612,10 @@ static int ingest_all(struct cairn_fs *fs, int durably)
 		any = cl->slot[i] && has_new(cl->slot[i]);
 	int rc = 0;
 	if (any) {
+		/* Empty between passes: each ends with its batch filled.  NULL
+		 * (no memory): records are copied as they are applied. */
 		if (!cl->batch)
-			cl->batch = malloc(sizeof(*cl->batch)); /* NULL: no batches */
-		if (cl->batch)
-			cl->batch->n = 0, cl->batch->used = 0;
+			cl->batch = calloc(1, sizeof(*cl->batch));
 		/* On byte-addressable media a commit only waits for the fills:
 		 * each batch's space goes back to its client at once, where a
 		 * client streaming writes used to wait for the whole pass. */
