@@ -301,8 +301,9 @@ static int to_store(const struct cairn_fs *fs, const struct blockbuf *bb, const 
 
 static struct piece *first_to_store(struct cairn_fs *fs, struct vnode *vn, struct blockbuf *bb)
 {
-	struct piece *p = bb->resume_ino == vn->ino ? dindex_first_after(&vn->data, bb->resume_off)
-	                                            : dindex_min(&vn->data);
+	struct piece *p = bb->resume_ino == vn->ino
+	                      ? dindex_first_after(&vn->data, bb->resume_off)
+	                      : dindex_first_unstored(&vn->data, fs->digest_gen);
 	while (p && !to_store(fs, bb, p))
 		p = dindex_next(&vn->data, p);
 	return p;

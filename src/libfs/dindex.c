@@ -28,6 +28,8 @@ void dindex_init(struct dindex *d, struct piece_pool *pool)
 	d->resv = 0;
 	d->pool = pool;
 	d->last = NULL;
+	d->clean_gen = 0;
+	d->clean_below = 0;
 }
 
 #define SLAB_PIECES 1024 /* about 70 KiB */
@@ -204,6 +206,8 @@ int dindex_insert(struct dindex *d, uint64_t off, uint64_t len, uint64_t src, ui
 	*released = 0;
 	if (len == 0)
 		return 0;
+	if (off < d->clean_below)
+		d->clean_below = off; /* the new piece is not stored */
 	struct piece *p = new_piece(d, off, len, src, seq, resv, kind);
 	if (!p)
 		return -ENOMEM;
@@ -242,12 +246,39 @@ void dindex_remove_before(struct dindex *d, uint64_t seq)
 	}
 }
 
+struct piece *dindex_first_unstored(struct dindex *d, uint64_t gen)
+{
+	if (d->clean_gen != gen || d->clean_below == 0)
+		return dindex_min(d);
+	return dindex_first_after(d, d->clean_below);
+}
+
+/* When p is the first piece at or past clean_below, the clean prefix
+ * grows over it and over the stored pieces that follow it.  Each piece is
+ * passed over once a generation, unless a write below it lowers the
+ * prefix again. */
+static void grow_clean(struct dindex *d, struct piece *p, uint64_t gen)
+{
+	if (d->clean_gen != gen) {
+		d->clean_gen = gen;
+		d->clean_below = 0;
+	}
+	if (p->off < d->clean_below)
+		return;
+	struct piece *prev = RB_PREV(piece_tree, &d->tree, p);
+	if (prev && prev->off >= d->clean_below)
+		return; /* a piece between may be unstored */
+	for (; p && p->stored == gen; p = RB_NEXT(piece_tree, &d->tree, p))
+		d->clean_below = p->off + p->len;
+}
+
 uint64_t dindex_mark_stored(struct dindex *d, struct piece *p, uint64_t gen)
 {
 	uint64_t r = p->resv;
 	p->stored = gen;
 	p->resv = 0;
 	d->resv -= r;
+	grow_clean(d, p, gen);
 	return r;
 }
 

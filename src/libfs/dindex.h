@@ -53,6 +53,9 @@ struct dindex {
 	uint64_t resv;           /* sum of pieces' resv */
 	struct piece_pool *pool; /* where pieces come from and go, or NULL */
 	struct piece *last;      /* the piece with the highest offset, or NULL */
+	/* Every piece that starts below clean_below was stored by the digest
+	 * of generation clean_gen (dindex_first_unstored). */
+	uint64_t clean_gen, clean_below;
 };
 
 void dindex_init(struct dindex *d, struct piece_pool *pool);
@@ -73,6 +76,11 @@ uint64_t dindex_truncate(struct dindex *d, uint64_t size);
 struct piece *dindex_first_after(struct dindex *d, uint64_t off);
 struct piece *dindex_next(struct dindex *d, struct piece *p);
 struct piece *dindex_min(struct dindex *d);
+
+/* The first piece, in file order, that the digest of generation gen has
+ * not stored, or one before it: where that digest starts looking, so that
+ * each of its passes does not walk again over every piece it stored. */
+struct piece *dindex_first_unstored(struct dindex *d, uint64_t gen);
 
 /* Notes that the digest of generation gen stored p in the shared area
  * (it stays in the index until its checkpoint commits); returns the

@@ -609,6 +609,33 @@ static void check_model(struct dindex *d, uint64_t total, const struct books *b,
 	assert_null(dindex_first_after(d, FSZ + 1000));
 }
 
+/* Where a digest of generation gen starts looking: no piece before it
+ * is still to store. */
+static void check_first_unstored(struct dindex *d, uint64_t gen, int step)
+{
+	struct piece *f = dindex_first_unstored(d, gen);
+	for (struct piece *p = dindex_min(d); p && p != f; p = dindex_next(d, p)) {
+		if (p->stored != gen)
+			print_error("step %d: the piece at %llu is not stored, yet a digest "
+			            "would start after it\n",
+			            step, (unsigned long long)p->off);
+		assert_int_equal(p->stored, gen);
+	}
+}
+
+/* A digest's pass: from where it starts, stores up to k pieces of those
+ * written before upto, as digest_vnode does. */
+static uint64_t store_some(struct dindex *d, uint64_t gen, uint64_t upto, int k)
+{
+	uint64_t taken = 0;
+	for (struct piece *p = dindex_first_unstored(d, gen); p && k > 0; p = dindex_next(d, p))
+		if (p->stored != gen && p->seq < upto) {
+			taken += dindex_mark_stored(d, p, gen);
+			k--;
+		}
+	return taken;
+}
+
 static void test_random_model(void **state)
 {
 	(void)state;
@@ -622,9 +649,16 @@ static void test_random_model(void **state)
 	uint64_t last_off = 0, last_len = 0, last_src = 0, last_seq = 0;
 	uint8_t last_kind = PIECE_LOG;
 	const int steps = 6000;
+	uint64_t gen = 1;
 	for (int step = 0; step < steps; step++) {
 		unsigned op = (unsigned)(rnd() % 100);
-		if (op < 2) {
+		if (op >= 96) {
+			/* A digest pass stores some pieces; now and then a new
+			 * generation (a checkpoint committed, or a failed pass). */
+			if (rnd() % 8 == 0)
+				gen++;
+			b.taken += store_some(&d, gen, seq - rnd() % 4, 1 + (int)(rnd() % 20));
+		} else if (op < 2) {
 			uint64_t size = rnd() % (FSZ + 1);
 			if (rnd() % 4 == 0)
 				size = rnd() % 64;
@@ -689,6 +723,7 @@ static void test_random_model(void **state)
 			last_kind = kind;
 		}
 		check_model(&d, pool.total, &b, step, step % 500 == 499);
+		check_first_unstored(&d, gen, step);
 	}
 	b.released += dindex_truncate(&d, 0);
 	for (int x = 0; x < FSZ; x++)
