@@ -353,13 +353,32 @@ static int apply_client_truncate(struct cairn_fs *fs, struct clog *c, const stru
  * the client can still write: checked in one place and copied from
  * another, the bytes could differ, and a copy whose checksum was taken
  * over bytes the client then changed would be damage in the volume's log.
+ *
+ * Reading a client's record (its checksum, over bytes the client wrote
+ * past the caches) and that copy are most of what a write costs the
+ * daemon, and neither needs fs->lock: under it they held up the digest,
+ * the mount and the other clients' records.  So before each batch takes
+ * the lock, gather_writes reads and copies the writes that will fill it,
+ * with only clients->lock held (no one else moves a client's progress);
+ * under fs->lock, ingest_locked finds them there.
  */
 #define BATCH_RECORDS 16 /* well under the log's LOG_FILLS */
 #define BATCH_BYTES (256u << 10)
 
+/* A record of c's log at (off, seq), read and copied by gather_writes. */
+struct gathered {
+	struct clog *c;
+	uint64_t off, seq, next;
+	struct log_rec_hdr h;
+	const void *data; /* its payload's copy, in the batch's bytes */
+};
+
 struct ingest_batch {
 	int n;       /* records reserved and applied, not filled */
-	size_t used; /* bytes of `bytes` they take */
+	size_t used; /* bytes of `bytes` taken, since the last gather */
+	int ngot;    /* records gathered */
+	int taken;   /* of those, the ones ingest_locked looked at */
+	struct gathered got[BATCH_RECORDS];
 	struct op_cwrite cw[BATCH_RECORDS];
 	struct log_fill fill[BATCH_RECORDS];
 	uint8_t bytes[BATCH_BYTES];
@@ -375,7 +394,9 @@ static int batch_room(const struct ingest_batch *b, uint64_t len)
 	return b->n < BATCH_RECORDS && b->used + len <= BATCH_BYTES;
 }
 
-/* Copies the batch's records into the volume's log. */
+/* Copies the batch's records into the volume's log.  Their bytes, and
+ * those gathered and not yet applied, stay where they are until the next
+ * gather. */
 static int batch_fill(struct cairn_fs *fs, struct ingest_batch *b)
 {
 	int rc = 0;
@@ -385,9 +406,71 @@ static int batch_fill(struct cairn_fs *fs, struct ingest_batch *b)
 			rc = frc;
 	}
 	if (b)
-		b->n = 0, b->used = 0;
+		b->n = 0;
 	fs_note_failure(fs, rc);
 	return rc;
+}
+
+/* Copies len bytes into the batch's bytes (batch_room said they fit). */
+static const void *batch_copy(struct ingest_batch *b, const void *data, size_t len)
+{
+	void *at = b->bytes + b->used;
+	memcpy(at, data, len);
+	b->used += len;
+	return at;
+}
+
+/* Reads and copies, without fs->lock, the writes (and pads) the next
+ * batch will take: round the slots from `at`, as ingest_all_locked goes,
+ * each slot's from its progress on, until the batch is full; a slot's
+ * stop at its first record of another kind, or not there yet.  Called
+ * with b filled (b->n == 0). */
+static void gather_writes(struct clients *cl, struct ingest_batch *b, int at)
+{
+	b->used = 0;
+	b->ngot = b->taken = 0;
+	for (int k = 0; k < CLOG_SLOTS; k++) {
+		struct clog *c = cl->slot[(at + k) % CLOG_SLOTS];
+		if (!c || c->forged[0])
+			continue;
+		uint64_t off = c->next_off, seq = c->next_seq;
+		while (b->ngot < BATCH_RECORDS) {
+			struct gathered *g = &b->got[b->ngot];
+			const void *data;
+			if (!log_peek(c->log, off, seq, &g->h, &data, &c->buf, &c->bufsz, &g->next))
+				break;
+			if (g->h.type != CLOG_REC_WRITE && g->h.type != LOG_REC_PAD)
+				break;
+			if (!batch_room(b, g->h.payload_len))
+				return;
+			g->data = g->h.payload_len ? batch_copy(b, data, g->h.payload_len) : NULL;
+			g->c = c;
+			g->off = off;
+			g->seq = seq;
+			b->ngot++;
+			off = g->next;
+			seq = g->h.seq + 1;
+		}
+	}
+}
+
+/* c's next record: gathered, when it was (*copied), or read now. */
+static int next_record(struct clog *c, struct ingest_batch *b, struct log_rec_hdr *h,
+                       const void **data, uint64_t *next, int *copied)
+{
+	for (int i = b ? b->taken : 0; b && i < b->ngot; i++) {
+		const struct gathered *g = &b->got[i];
+		if (g->c == c && g->off == c->next_off && g->seq == c->next_seq) {
+			*h = g->h;
+			*data = g->data;
+			*next = g->next;
+			*copied = 1;
+			b->taken = i + 1;
+			return 1;
+		}
+	}
+	*copied = 0;
+	return log_peek(c->log, c->next_off, c->next_seq, h, data, &c->buf, &c->bufsz, next);
 }
 
 /* Where the record's payload is read from: a copy of the daemon's own
@@ -396,10 +479,8 @@ static const void *own_copy(struct clog *c, struct ingest_batch *b, const void *
 {
 	if (!len)
 		return data;
-	if (b) {
-		memcpy(b->bytes + b->used, data, len);
-		return b->bytes + b->used;
-	}
+	if (b)
+		return batch_copy(b, data, len);
 	if (!media_direct(c->lm))
 		return data; /* log_peek read it into c->buf */
 	if (c->bufsz < len) {
@@ -471,7 +552,7 @@ static int apply_client_record(struct cairn_fs *fs, struct clog *c, const struct
 		/* Reserved is filled, applied or not: until it is, no commit
 		 * gets past it. */
 		if (b->fill[b->n].pending)
-			b->n++, b->used += len;
+			b->n++;
 	} else {
 		rc = op_log_apply(fs, OP_CWRITE, args, iov, 2, &seq);
 	}
@@ -490,8 +571,8 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c, struct ingest_batc
 		struct log_rec_hdr h;
 		const void *data;
 		uint64_t next;
-		if (!log_peek(c->log, c->next_off, c->next_seq, &h, &data, &c->buf, &c->bufsz,
-		              &next))
+		int copied;
+		if (!next_record(c, b, &h, &data, &next, &copied))
 			return 0;
 		int skip = h.type == LOG_REC_PAD;
 		if (!skip && clog_find_grant(c, h.args[0], h.args[2]) < 0) {
@@ -514,11 +595,13 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c, struct ingest_batc
 			/* Writes join the batch while it has room; anything else
 			 * waits until its records are filled. */
 			struct ingest_batch *rb = NULL;
-			if (b && h.type == CLOG_REC_WRITE && batch_room(b, h.payload_len))
+			if (b && h.type == CLOG_REC_WRITE &&
+			    (copied ? b->n < BATCH_RECORDS : batch_room(b, h.payload_len)))
 				rb = b;
 			else if (b && b->n)
 				return BATCH_FULL;
-			data = own_copy(c, rb, data, h.payload_len);
+			if (!copied)
+				data = own_copy(c, rb, data, h.payload_len);
 			if (!data)
 				return -ENOMEM;
 			uint64_t cost = clog_type_cost(h.type, h.args[1], h.payload_len);
@@ -622,6 +705,8 @@ static int ingest_all(struct cairn_fs *fs, int durably)
 		int each = log_direct(fs->log, LOG_RING_START) != NULL;
 		int at = 0;
 		for (int batches = 1;; batches++) {
+			if (cl->batch)
+				gather_writes(cl, cl->batch, at);
 			pthread_rwlock_wrlock(&fs->lock);
 			rc = ingest_all_locked(fs, cl, cl->batch, &at);
 			pthread_rwlock_unlock(&fs->lock);

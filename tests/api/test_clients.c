@@ -480,8 +480,17 @@ static void test_forged_names(void **state)
  * for those copies: the batch is copied first.  800 KiB of a client's
  * 4 KiB records ingested in one go into a 1 MiB log already holding
  * 600 KiB, with the digest in the caller's thread and then in the digest
- * thread (a hang is the failure: the alarm ends it). */
-static void batch_meets_full_log(int digest_thread)
+ * thread (a hang is the failure: the alarm ends it).  With `varied`, the
+ * records grow from 512 bytes to 7.5 KiB: the bytes of the records
+ * gathered for a batch and not yet applied when it is copied early must
+ * stay as they are while the larger records after them are copied in (a
+ * wrong byte is the failure). */
+static uint64_t record_len(int i, int varied)
+{
+	return varied ? 512 * (uint64_t)(1 + i / 14) : 4096;
+}
+
+static void batch_meets_full_log(int digest_thread, int varied)
 {
 	struct cairn_mkfs_opts o;
 	tv_default_mkfs_opts(&o);
@@ -499,18 +508,21 @@ static void batch_meets_full_log(int digest_thread)
 	struct rclient r;
 	rclient_open(&r, fs, sb.st_ino);
 	enum { N = 200, B = 4096 };
-	uint8_t *data = malloc((size_t)N * B);
+	uint8_t *data = malloc((size_t)N * 2 * B); /* records of at most 2 B */
 	assert_non_null(data);
-	tv_fill(data, (size_t)N * B, 20261203);
+	tv_fill(data, (size_t)N * 2 * B, 20261203);
+	uint64_t at = 0;
 	for (int i = 0; i < N; i++) {
-		uint64_t args[LOG_REC_ARGS] = {sb.st_ino, (uint64_t)i * B, r.epoch};
-		struct iovec iov = {data + (size_t)i * B, B};
+		uint64_t len = record_len(i, varied);
+		uint64_t args[LOG_REC_ARGS] = {sb.st_ino, at, r.epoch};
+		struct iovec iov = {data + at, len};
 		struct log_pos pos;
-		if (r.credit < clog_record_cost((uint64_t)i * B, B))
+		if (r.credit < clog_record_cost(at, len))
 			fail_msg("the client's credit ran out at record %d", i);
 		TV_EQ(log_append(r.l, CLOG_REC_WRITE, args, &iov, 1, &pos), 0);
 		TV_EQ(log_commit(r.l, pos.seq), 0);
-		r.credit -= clog_record_cost((uint64_t)i * B, B);
+		r.credit -= clog_record_cost(at, len);
+		at += len;
 	}
 	/* The volume's log is more than half full before the copies come. */
 	int filler = TV_OK(cairn_open(fs, "/filler", O_CREAT | O_RDWR, 0644));
@@ -523,7 +535,7 @@ static void batch_meets_full_log(int digest_thread)
 	alarm(0);
 	if (fs->stats.log_waits == waits)
 		fail_msg("the volume's log did not fill while the records were ingested");
-	tv_expect_at(fs, fd, 0, data, (size_t)N * B);
+	tv_expect_at(fs, fd, 0, data, at);
 	char why[300];
 	rclient_close(&r, why, sizeof(why));
 	TV_EQ(why[0], 0);
@@ -535,8 +547,10 @@ static void batch_meets_full_log(int digest_thread)
 static void test_batch_meets_full_log(void **state)
 {
 	(void)state;
-	batch_meets_full_log(0);
-	batch_meets_full_log(1);
+	batch_meets_full_log(0, 0);
+	batch_meets_full_log(1, 0);
+	batch_meets_full_log(0, 1);
+	batch_meets_full_log(1, 1);
 }
 
 int main(void)
