@@ -8,13 +8,15 @@
  *   cairn mkfs VOLUME [--log-size SIZE] [--fast-size SIZE] [--inodes N]
  *                     [--media pmem|file|emul] [--log PATH] [--fast PATH]
  *                     [--tier NAME=PATH[:SIZE[:UNIT]]]... [--force]
- *   cairn stat VOLUME|MOUNTPOINT [--json]
+ *   cairn stat VOLUME|MOUNTPOINT [--json|--prometheus] [--watch [S]]  (stat.c)
  *   cairn demo VOLUME
  *   cairn mount VOLUME MOUNTPOINT [--foreground] [--batch MS] [-o OPTS]
  *   cairn umount MOUNTPOINT [--lazy]
  *   cairn fsck VOLUME [--repair]
  *   cairn scrub VOLUME|MOUNTPOINT           (scrub.c)
  *   cairn serve VOLUME [--batch MS]         (serve.c)
+ *   mount.cairn VOLUME MOUNTPOINT [-o OPTS] (mount_helper.c: the same
+ *                                            program, named so by a link)
  *
  * Errors go to stderr as "cairn: CMD: VOLUME: reason"; the exit code is 0 on
  * success, 1 on failure, 2 on a usage error.
@@ -227,162 +229,6 @@ static int cmd_mkfs(int argc, char **argv)
 	return 0;
 }
 
-/* ---- stat ---------------------------------------------------------------- */
-
-/* MiB/s of migration over the time its batches took. */
-static double migrate_rate(const struct cairn_info *in)
-{
-	uint64_t blocks = 0;
-	for (unsigned t = 0; t < in->tier_count; t++)
-		blocks += in->tiers[t].out;
-	return in->migrate_ns ? blocks * in->block_size / 1048576.0 / (in->migrate_ns / 1e9) : 0;
-}
-
-static void print_tiers(const struct cairn_info *in)
-{
-	double mib = 1024.0 * 1024.0;
-	printf("tiers         %-6s %11s %11s %6s %9s %11s %11s %11s\n", "name", "size MiB",
-	       "used MiB", "use", "extents", "in-down MiB", "in-up MiB", "out MiB");
-	for (unsigned t = 0; t < in->tier_count; t++) {
-		const struct cairn_tier_info *ti = &in->tiers[t];
-		uint64_t used = ti->blocks - ti->free_blocks;
-		printf("              %-6s %11.1f %11.1f %5.1f%% %9llu %11.1f %11.1f %11.1f\n",
-		       ti->name, ti->blocks * in->block_size / mib, used * in->block_size / mib,
-		       ti->blocks ? 100.0 * used / ti->blocks : 0.0,
-		       (unsigned long long)ti->extents, ti->in_down * in->block_size / mib,
-		       ti->in_up * in->block_size / mib, ti->out * in->block_size / mib);
-	}
-	printf("migration     watermarks %d%%/%d%% (high/low), promotion %s; %llu batches, "
-	       "%.1f MiB/s while moving\n",
-	       in->high_watermark, in->low_watermark, in->promotion ? "on" : "off",
-	       (unsigned long long)in->migrations, migrate_rate(in));
-}
-
-static void print_human(const char *vol, const struct cairn_info *in)
-{
-	double mib = 1024.0 * 1024.0;
-	uint64_t used = in->fast_blocks - in->fast_free_blocks;
-	printf("volume        %s\n", vol);
-	printf("media         %s%s\n", in->media,
-	       strcmp(in->media, "emul") ? "" : " (DRAM emulating pmem: not power-safe)");
-	printf("mode          %s\n", in->batch_ms ? "batch" : "sync");
-	printf("log           %.1f MiB used of %.1f MiB (%llu undigested records)\n",
-	       in->log_used / mib, in->log_capacity / mib,
-	       (unsigned long long)in->undigested_records);
-	printf("fast tier     %.1f MiB used of %.1f MiB (%.1f%%)\n", used * in->block_size / mib,
-	       in->fast_blocks * in->block_size / mib,
-	       in->fast_blocks ? 100.0 * used / in->fast_blocks : 0.0);
-	printf("inodes        %llu used of %llu (%llu directories)\n",
-	       (unsigned long long)(in->inodes - in->free_inodes), (unsigned long long)in->inodes,
-	       (unsigned long long)in->directories);
-	printf("digest lag    %llu records, %.1f MiB in the log\n",
-	       (unsigned long long)in->undigested_records, in->log_used / mib);
-	printf("operations    %llu digested over the volume's life\n",
-	       (unsigned long long)in->ops_digested);
-	printf("clients       %llu with logs of their own; %llu local writes applied since mount\n",
-	       (unsigned long long)in->client_logs, (unsigned long long)in->client_records);
-	if (in->tier_count > 1)
-		print_tiers(in);
-}
-
-static void print_json_tiers(const struct cairn_info *in);
-
-static void print_json(const char *vol, const struct cairn_info *in)
-{
-	printf("{\"volume\": \"%s\", \"media\": \"%s\", \"mode\": \"%s\", "
-	       "\"block_size\": %llu, \"log_capacity\": %llu, \"log_used\": %llu, "
-	       "\"undigested_records\": %llu, \"fast_blocks\": %llu, \"fast_free_blocks\": %llu, "
-	       "\"inodes\": %llu, \"free_inodes\": %llu, \"directories\": %llu, "
-	       "\"checkpoints\": %llu, \"ops_logged\": %llu, \"ops_digested\": %llu",
-	       vol, in->media, in->batch_ms ? "batch" : "sync", (unsigned long long)in->block_size,
-	       (unsigned long long)in->log_capacity, (unsigned long long)in->log_used,
-	       (unsigned long long)in->undigested_records, (unsigned long long)in->fast_blocks,
-	       (unsigned long long)in->fast_free_blocks, (unsigned long long)in->inodes,
-	       (unsigned long long)in->free_inodes, (unsigned long long)in->directories,
-	       (unsigned long long)in->checkpoints, (unsigned long long)in->ops_logged,
-	       (unsigned long long)in->ops_digested);
-	printf(", \"client_logs\": %llu, \"client_records\": %llu",
-	       (unsigned long long)in->client_logs, (unsigned long long)in->client_records);
-	print_json_tiers(in);
-	printf("}\n");
-}
-
-static void print_json_tiers(const struct cairn_info *in)
-{
-	printf(", \"high_watermark\": %d, \"low_watermark\": %d, \"promotion\": %s, "
-	       "\"migrations\": %llu, \"migrate_mib_per_s\": %.1f, \"tiers\": [",
-	       in->high_watermark, in->low_watermark, in->promotion ? "true" : "false",
-	       (unsigned long long)in->migrations, migrate_rate(in));
-	for (unsigned t = 0; t < in->tier_count; t++) {
-		const struct cairn_tier_info *ti = &in->tiers[t];
-		printf("%s{\"name\": \"%s\", \"blocks\": %llu, \"free_blocks\": %llu, "
-		       "\"extents\": %llu, \"in_down_blocks\": %llu, \"in_up_blocks\": %llu, "
-		       "\"out_blocks\": %llu}",
-		       t ? ", " : "", ti->name, (unsigned long long)ti->blocks,
-		       (unsigned long long)ti->free_blocks, (unsigned long long)ti->extents,
-		       (unsigned long long)ti->in_down, (unsigned long long)ti->in_up,
-		       (unsigned long long)ti->out);
-	}
-	printf("]");
-}
-
-static int cmd_stat(int argc, char **argv)
-{
-	int json = 0;
-	const char *vol = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			json = 1;
-		else if (!strcmp(argv[i], "--help")) {
-			puts("Usage: cairn stat VOLUME|MOUNTPOINT [--json]\nShow the use of the "
-			     "log and the fast tier; a mounted volume is asked through its mount.");
-			return 0;
-		} else if (!vol)
-			vol = argv[i];
-		else
-			return usage_error("unexpected argument '%s'", argv[i]);
-	}
-	if (!vol)
-		return usage_error("%s", "expected a VOLUME");
-	struct cairn_info in;
-	/* A served volume (mounted or `cairn serve`): ask its daemon, as a
-	 * client, which any user it admits may be. */
-	cairn_fs *served = cairn_attach(vol);
-	int rc = served ? cairn_info(served, &in) : -ENOENT;
-	if (served) {
-		cairn_unmount(served);
-		if (rc)
-			return api_error(vol);
-	}
-	/* Else a mounted volume of an older daemon: ask it through its mount.
-	 * Otherwise read the volume itself, read-only: recovery happens in
-	 * memory and the volume is not touched. */
-	if (rc)
-		rc = cairn_fuse_info(vol, &in);
-	/* The daemon answers through a trusted.* attribute, which the kernel
-	 * hides (ENODATA) from all but root. */
-	if (rc == -EPERM || rc == -EACCES || (rc == -ENODATA && geteuid() != 0)) {
-		fprintf(stderr,
-		        "cairn: stat: %s: %s (a mount's state is read through the %s attribute, "
-		        "which only root may read)\n",
-		        vol, strerror(EACCES), CFUSE_INFO_XATTR);
-		return 1;
-	}
-	if (rc != 0) {
-		struct cairn_mount_opts mo = {.read_only = 1, .no_digest_thread = 1};
-		cairn_fs *fs = cairn_mount(vol, &mo);
-		if (!fs)
-			return api_error(vol);
-		cairn_info(fs, &in);
-		cairn_unmount(fs);
-	}
-	if (json)
-		print_json(vol, &in);
-	else
-		print_human(vol, &in);
-	return 0;
-}
-
 /* ---- demo ---------------------------------------------------------------- */
 
 static double now_us(void)
@@ -558,7 +404,7 @@ static int check_mountpoint(const char *mp)
 	return 0;
 }
 
-static int cmd_mount(int argc, char **argv)
+int cmd_mount(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"foreground", no_argument, 0, 'f'},
 	                                         {"batch", required_argument, 0, 'b'},
@@ -731,6 +577,9 @@ static const char main_help[] =
 
 int main(int argc, char **argv)
 {
+	const char *name = strrchr(argv[0], '/');
+	if (!strcmp(name ? name + 1 : argv[0], "mount.cairn"))
+		return cmd_mount_helper(argc, argv);
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		fputs(main_help, stdout);
 		return argc < 2 ? 2 : 0;

@@ -1,8 +1,8 @@
 /*
  * cli.h - what the files of the cairn command share.
  *
- * Owns: nothing.  The commands live in cairn.c, but for scrub (scrub.c),
- * serve (serve.c) and run (run.c).
+ * Owns: nothing.  The commands live in cairn.c, but for stat (stat.c), scrub
+ * (scrub.c), serve (serve.c), run (run.c) and mount.cairn (mount_helper.c).
  */
 #ifndef CAIRN_CLI_H
 #define CAIRN_CLI_H
@@ -14,6 +14,9 @@ int usage_error(const char *fmt, const char *arg);
 /* "cairn: CMD: WHAT: <the API's last error>"; returns 1. */
 int api_error(const char *what);
 
+int cmd_stat(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+int cmd_mount_helper(int argc, char **argv);
 int cmd_scrub(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_run(int argc, char **argv);

@@ -23,8 +23,9 @@ static const char run_help[] =
     "the kernel; every other call goes to the kernel unchanged.  Where no\n"
     "daemon serves a mount, the program runs as without the shim.\n\n"
     "  --mount MOUNTPOINT  take the native path on this cairn mount only\n\n"
-    "The shim is looked for in $CAIRN_PRELOAD, beside the cairn command, and in\n"
-    "../lib/cairn and ../lib from its folder.\n";
+    "The shim is looked for in $CAIRN_PRELOAD, beside the cairn command, in\n"
+    "../lib/cairn and ../lib from its folder, and in the folder it was installed\n"
+    "to (LIBDIR/cairn).\n";
 
 /* Whether path names a cairn mount point. */
 static int is_cairn_mount(const char *path)
@@ -58,10 +59,19 @@ static int find_shim(char *out, size_t len)
 		*slash = '\0';
 	static const char *const where[] = {"", "/../lib/cairn", "/../lib"};
 	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
-		snprintf(out, len, "%s%s/libcairn-preload.so", exe, where[i]);
-		if (access(out, R_OK) == 0)
+		char path[PATH_MAX + 32];
+		snprintf(path, sizeof(path), "%s%s/libcairn-preload.so", exe, where[i]);
+		/* Named without "..": LD_PRELOAD is shown to the program. */
+		if (access(path, R_OK) == 0 && len >= PATH_MAX && realpath(path, out))
 			return 0;
 	}
+#ifdef CAIRN_PRELOAD_DIR
+	/* Installed: the library folder may be a multiarch one
+	 * (/usr/lib/x86_64-linux-gnu/cairn), not ../lib beside bin. */
+	snprintf(out, len, "%s/libcairn-preload.so", CAIRN_PRELOAD_DIR);
+	if (access(out, R_OK) == 0)
+		return 0;
+#endif
 	return -1;
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "cairn.h"
@@ -55,9 +56,11 @@ static int serve_until_signal(const char *vol, int batch_ms)
 		cairn_unmount(fs);
 		return 1;
 	}
+	sd_notify(0, "READY=1");
 	int sig;
 	while (sigwait(&stop, &sig))
 		;
+	sd_notify(0, "STOPPING=1");
 	ctl_server_stop(srv);
 	if (cairn_unmount(fs))
 		return api_error(vol);

@@ -6,7 +6,9 @@
  *
  * Owns: the FUSE session and the daemon.
  * May call: libfuse3, include/cairn.h, fuse_ops.c (through cfuse_ops),
- * src/libfs/icalls.h (what failed), src/server (client processes), libc.
+ * src/libfs/icalls.h (what failed), src/server (client processes), libc,
+ * libsystemd (sd_notify: READY=1 once the mount is up, for a unit of
+ * Type=notify running `cairn mount --foreground`).
  *
  * The volume lock: cairn_mount holds an exclusive flock on the volume
  * directory until cairn_unmount (src/volume), so a second mount of the
@@ -30,6 +32,7 @@
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <syslog.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -290,7 +293,9 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 	int rc = 1;
 	if (se) {
 		detach(ready_fd);
+		sd_notify(0, "READY=1");
 		rc = session_run(se, &cf) ? 1 : 0;
+		sd_notify(0, "STOPPING=1");
 		if (rc)
 			report("mount", mp, "the FUSE session failed");
 		/* The clients' threads tell the session of changes: they end
