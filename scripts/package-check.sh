@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# package-check.sh OUTDIR - the third step of scripts/package.sh, run in a
-# mount namespace of its own: an overlay over / (its upper layer a tmpfs,
-# gone when the namespace goes), chroot into it, install the packages of
-# OUTDIR, run the demo from the installed paths.
+# package-check.sh OUTDIR SCRATCH - the third step of scripts/package.sh,
+# run in a mount namespace of its own: an overlay over / (its upper layer a
+# tmpfs mounted on the empty directory SCRATCH, gone when the namespace
+# goes), chroot into it, install the packages of OUTDIR, run the demo from
+# the installed paths.
 set -euo pipefail
 out=$1
+scratch=$2
 [ "$(id -u)" = 0 ] || { echo "package-check.sh: needs root" >&2; exit 1; }
-scratch=$(mktemp -d /dev/shm/cairn-pkgroot.XXXXXX)
 mount -t tmpfs tmpfs "$scratch"
 mkdir -p "$scratch/upper" "$scratch/work" "$scratch/root"
 mount -t overlay overlay -o "lowerdir=/,upperdir=$scratch/upper,workdir=$scratch/work" \
@@ -23,7 +24,9 @@ cp tests/ops/outside.c "$r/tmp/"
 chroot "$r" /bin/bash -euo pipefail -c '
 	export DEBIAN_FRONTEND=noninteractive
 	# What a user types: apt-get resolves the dependencies.
-	apt-get install -y -qq --no-download /tmp/*.deb >/tmp/apt.log 2>&1 ||
+	cd /tmp
+	apt-get install -y -qq ./cairn_*.deb ./libcairn1_*.deb ./libcairn-dev_*.deb \
+		>/tmp/apt.log 2>&1 ||
 		{ cat /tmp/apt.log; exit 1; }
 	for f in /usr/bin/cairn /usr/sbin/mount.cairn /lib/systemd/system/cairn@.service; do
 		[ -e "$f" ] || { echo "missing: $f"; exit 1; }
@@ -38,6 +41,8 @@ chroot "$r" /bin/bash -euo pipefail -c '
 	[ "$(cat /tmp/mnt/demo/greeting.txt)" = "hello from cairn" ]
 	cairn stat /tmp/mnt
 	cairn demo /tmp/mnt
+	[ "$(cairn run -- sh -c "echo \$LD_PRELOAD")" = \
+		"$(echo /usr/lib/*/cairn/libcairn-preload.so)" ]
 	cairn run --mount /tmp/mnt -- sh -c "echo shimmed >/tmp/mnt/demo/shim.txt"
 	[ "$(cat /tmp/mnt/demo/shim.txt)" = shimmed ]
 	cc -o /tmp/outside /tmp/outside.c $(pkg-config --cflags --libs cairn)

@@ -31,4 +31,8 @@ lintian --fail-on error "$changes" >/dev/null 2>&1 || {
 	exit 1
 }
 echo "== installed in a throw-away root"
-exec unshare -m --propagation private bash scripts/package-check.sh "$out"
+scratch=$(mktemp -d /dev/shm/cairn-pkgroot.XXXXXX)
+rc=0
+unshare -m --propagation private bash scripts/package-check.sh "$out" "$scratch" || rc=$?
+rmdir "$scratch"
+exit "$rc"

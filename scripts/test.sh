@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's second command and what CI runs: every test, in an optimized
 # build and again under AddressSanitizer + UndefinedBehaviorSanitizer (less
-# the tests labelled slow), then
-# the fuzz target for a bounded time.
+# the tests labelled slow), then the Debian packages (scripts/package.sh),
+# then the fuzz target for a bounded time.
 #
 # A test that cannot run here (no root, no /dev/fuse, no loop device for
 # the ext4 oracle, ...) exits 77 and CTest shows it as skipped; this script
@@ -67,6 +67,9 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCAIRN_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	run_ctest build-asan -LE slow
+
+echo "== the Debian packages: built, lintian, installed in a throw-away root"
+scripts/package.sh build-deb
 
 secs=${CAIRN_FUZZ_SECONDS:-60}
 if [ "$secs" -gt 0 ] && [ -x fuzz/run-fuzz.sh ]; then
