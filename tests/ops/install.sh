@@ -57,15 +57,18 @@ flags=()
 # shellcheck disable=SC2046 # pkg-config's words are meant to split
 cc "${flags[@]}" -o "$root/outside" "$here/outside.c" $(pkg-config --cflags --libs cairn) ||
 	fail "cannot build a program with pkg-config --cflags --libs cairn"
-readelf -d "$root/outside" | grep -q 'NEEDED.*\[libcairn.so.1\]' || fail "outside does not need libcairn.so.1"
-LD_LIBRARY_PATH=$L ldd "$root/outside" | grep -q "libcairn.so.1 => $L/" ||
+# (Outputs taken whole before grep -q: an early exit of grep would kill the
+# writer with SIGPIPE, and pipefail would take that for a failure.)
+needed=$(readelf -d "$root/outside")
+grep -q 'NEEDED.*\[libcairn.so.1\]' <<<"$needed" || fail "outside does not need libcairn.so.1"
+grep -q "libcairn.so.1 => $L/" <<<"$(LD_LIBRARY_PATH=$L ldd "$root/outside")" ||
 	fail "outside does not find the installed libcairn.so.1"
 LD_LIBRARY_PATH=$L "$root/outside" "$root/vol-shared" || fail "outside (shared) failed"
 static_libs=$(pkg-config --static --libs cairn | sed 's/-L[^ ]*//g; s/-lcairn\b//')
 # shellcheck disable=SC2086
 cc "${flags[@]}" -o "$root/outside-static" "$here/outside.c" $(pkg-config --cflags cairn) \
 	"$L/libcairn.a" $static_libs || fail "cannot link libcairn.a with pkg-config --static --libs"
-! ldd "$root/outside-static" | grep -q libcairn || fail "outside-static still needs libcairn.so"
+! grep -q libcairn <<<"$(ldd "$root/outside-static")" || fail "outside-static still needs libcairn.so"
 "$root/outside-static" "$root/vol-static" || fail "outside (static) failed"
 
 for m in "$P/share/man/man1/cairn.1" "$P/share/man/man8/mount.cairn.8"; do

@@ -25,7 +25,9 @@ fail() {
 	echo "FAIL [mount_helper]: $*" >&2
 	exit 1
 }
-work=$(mktemp -d /tmp/cairn-mh.XXXXXX)
+# On a tmpfs: emul parts live in the volume directory (not beside it in
+# /dev/shm), so that removing it removes them.
+work=$(mktemp -d /dev/shm/cairn-mh.XXXXXX)
 cleanup() {
 	for m in $(awk -v w="$work" 'index($2, w) == 1 { print $2 }' /proc/self/mounts); do
 		umount "$m" 2>/dev/null || true

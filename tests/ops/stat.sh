@@ -19,7 +19,7 @@ fail() {
 	echo "FAIL [stat]: $*" >&2
 	exit 1
 }
-work=$(mktemp -d /tmp/cairn-stat.XXXXXX)
+work=$(mktemp -d /dev/shm/cairn-stat.XXXXXX) # emul parts inside the volume
 exporter=
 cleanup() {
 	[ -z "$exporter" ] || kill "$exporter" 2>/dev/null || true

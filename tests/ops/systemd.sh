@@ -21,7 +21,7 @@ fail() {
 	echo "FAIL [systemd]: $*" >&2
 	exit 1
 }
-work=$(mktemp -d /tmp/cairn-sd.XXXXXX)
+work=$(mktemp -d /dev/shm/cairn-sd.XXXXXX) # emul parts inside the volume
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -78,7 +78,7 @@ stop_daemon() {
 
 "$cairn" mkfs "$work/vol" --media emul --log-size 16M --fast-size 64M >/dev/null
 notify "$cairn" serve "$work/vol"
-"$cairn" stat "$work/vol" --json | grep -q '"client_logs"' ||
+grep -q '"client_logs"' <<<"$("$cairn" stat "$work/vol" --json)" ||
 	fail "READY=1 came, but a client could not attach"
 "$cairn" demo "$work/vol" >/dev/null || fail "a client's demo failed on the served volume"
 stop_daemon "cairn serve"
