@@ -563,7 +563,7 @@ static const char main_help[] =
     "durable when the call returns.\n\n"
     "Commands:\n"
     "  mkfs VOLUME [OPTIONS]   create a volume\n"
-    "  stat VOLUME|MOUNTPOINT [--json]\n"
+    "  stat VOLUME|MOUNTPOINT [--json|--prometheus] [--watch [S]]\n"
     "                          show the use of the log and the tiers\n"
     "  demo VOLUME             write, rename and read files; time durable appends\n"
     "  mount VOLUME MOUNTPOINT serve a volume through FUSE to every program\n"
