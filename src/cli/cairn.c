@@ -15,6 +15,7 @@
  *   cairn fsck VOLUME [--repair]
  *   cairn scrub VOLUME|MOUNTPOINT           (scrub.c)
  *   cairn serve VOLUME [--batch MS]         (serve.c)
+ *   cairn tune VOLUME|MOUNTPOINT [OPTIONS]  (tune.c)
  *   mount.cairn VOLUME MOUNTPOINT [-o OPTS] (mount_helper.c: the same
  *                                            program, named so by a link)
  *
@@ -571,6 +572,8 @@ static const char main_help[] =
     "  fsck VOLUME [--repair]  check (and repair) an unmounted volume\n"
     "  scrub VOLUME|MOUNTPOINT verify every data block against its checksum\n"
     "  serve VOLUME            serve the volume to client processes, no mount\n"
+    "  tune VOLUME|MOUNTPOINT [OPTIONS]\n"
+    "                          change the watermarks, promotion, batch interval\n"
     "  run [--mount MP] -- PROGRAM [ARGS]\n"
     "                          run a program on the native path (preload shim)\n\n"
     "Run 'cairn COMMAND --help' for the options of a command.\n";
@@ -608,6 +611,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	if (!strcmp(prog_cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(prog_cmd, "tune"))
+		return cmd_tune(argc - 1, argv + 1);
 	fprintf(stderr, "cairn: unknown command '%s'\nTry 'cairn --help'.\n", prog_cmd);
 	return 2;
 }

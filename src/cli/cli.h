@@ -2,7 +2,7 @@
  * cli.h - what the files of the cairn command share.
  *
  * Owns: nothing.  The commands live in cairn.c, but for stat (stat.c), scrub
- * (scrub.c), serve (serve.c), run (run.c) and mount.cairn (mount_helper.c).
+ * (scrub.c), serve (serve.c), run (run.c), tune (tune.c) and mount.cairn (mount_helper.c).
  */
 #ifndef CAIRN_CLI_H
 #define CAIRN_CLI_H
@@ -20,5 +20,6 @@ int cmd_mount_helper(int argc, char **argv);
 int cmd_scrub(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 
 #endif

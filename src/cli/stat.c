@@ -114,7 +114,10 @@ static void print_human(const char *vol, const struct cairn_info *in)
 	printf("volume        %s\n", vol);
 	printf("media         %s%s\n", in->media,
 	       strcmp(in->media, "emul") ? "" : " (DRAM emulating pmem: not power-safe)");
-	printf("mode          %s\n", in->batch_ms ? "batch" : "sync");
+	if (in->batch_ms)
+		printf("mode          batch (durable within %d ms)\n", in->batch_ms);
+	else
+		printf("mode          sync\n");
 	printf("log           %.1f MiB used of %.1f MiB (%llu undigested records)\n",
 	       in->log_used / mib, in->log_capacity / mib,
 	       (unsigned long long)in->undigested_records);

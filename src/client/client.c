@@ -925,6 +925,13 @@ int client_info(struct client *c, struct cairn_info *out)
 	return (int)request(c, CTL_INFO, NULL, NULL, 0, NULL, 0, out, sizeof(*out));
 }
 
+int client_tune(struct client *c, const struct cairn_tuning *t)
+{
+	return (int)request(c, CTL_TUNE,
+	                    ARGS(t->high_watermark, t->low_watermark, t->promotion, t->batch_ms),
+	                    NULL, 0, NULL, 0, NULL, 0);
+}
+
 int client_volume_call(struct client *c, int op)
 {
 	return (int)request(c, op, NULL, NULL, 0, NULL, 0, NULL, 0);

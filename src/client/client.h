@@ -95,5 +95,7 @@ int client_info(struct client *c, struct cairn_info *out);
 int client_scrub(struct client *c, struct cairn_scrub *s);
 /* A request with no arguments beyond its op (sync, digest, migrate). */
 int client_volume_call(struct client *c, int op);
+/* cairn_tune through the daemon (root only). */
+int client_tune(struct client *c, const struct cairn_tuning *t);
 
 #endif

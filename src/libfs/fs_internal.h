@@ -339,6 +339,13 @@ int fs_failure(struct cairn_fs *fs, char *buf, size_t len);
 int for_each_data_file(struct cairn_fs *fs,
                        int (*fn)(void *arg, uint64_t ino, const struct fs_inode *i), void *arg);
 
+/* The sentence cairn_last_error() gives this thread (mount.c). */
+void fs_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* tune.c: watermarks checked (1 <= low < high <= 100); -EINVAL and err. */
+int tuning_check(int high, int low, char *err, size_t el);
+/* digest.c: the batch thread's interval, changed while it runs. */
+void fs_set_batch_interval(struct cairn_fs *fs, int batch_ms);
+
 /* errors as POSIX: set errno, return -1 */
 static inline int fail(int neg_errno)
 {

@@ -34,7 +34,7 @@ const char *cairn_last_error(void)
 	return last_error;
 }
 
-static void set_error(const char *fmt, ...)
+void fs_set_error(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -84,7 +84,7 @@ static int check_no_volume(const char *dir, int force)
 	char path[VOLUME_PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/%s", dir, VOLUME_MANIFEST);
 	if (!force && access(path, F_OK) == 0) {
-		set_error("a cairn volume already exists here (--force replaces it)");
+		fs_set_error("a cairn volume already exists here (--force replaces it)");
 		return -EEXIST;
 	}
 	return 0;
@@ -134,18 +134,18 @@ static int check_tier(const struct cairn_mkfs_opts *o, unsigned k)
 	size_t nl = t->name ? strlen(t->name) : 0;
 	if (nl == 0 || nl > VOLUME_TIER_NAME_MAX || strpbrk(t->name, " \t\n/") || !t->path ||
 	    !t->path[0] || t->unit % 4096 || t->unit / 4096 > UINT32_MAX) {
-		set_error("tier %u: needs a name of 1-%d characters without spaces, a path, and "
-		          "a unit that is a multiple of 4096",
-		          k + 1, VOLUME_TIER_NAME_MAX);
+		fs_set_error("tier %u: needs a name of 1-%d characters without spaces, a path, and "
+		             "a unit that is a multiple of 4096",
+		             k + 1, VOLUME_TIER_NAME_MAX);
 		return -EINVAL;
 	}
 	if (!strcmp(t->name, "log") || !strcmp(t->name, "fast")) {
-		set_error("tier %s: \"log\" and \"fast\" name the volume's own parts", t->name);
+		fs_set_error("tier %s: \"log\" and \"fast\" name the volume's own parts", t->name);
 		return -EINVAL;
 	}
 	for (unsigned j = 0; j < k; j++)
 		if (!strcmp(o->tiers[j].name, t->name)) {
-			set_error("tier %s: named twice", t->name);
+			fs_set_error("tier %s: named twice", t->name);
 			return -EINVAL;
 		}
 	return 0;
@@ -155,27 +155,29 @@ static int check_tier(const struct cairn_mkfs_opts *o, unsigned k)
 static int check_mkfs_opts(const struct cairn_mkfs_opts *o)
 {
 	if ((unsigned)o->media > CAIRN_MEDIA_EMUL) {
-		set_error("media %d: unknown (pmem, file or emul)", (int)o->media);
+		fs_set_error("media %d: unknown (pmem, file or emul)", (int)o->media);
 		return -EINVAL;
 	}
 	if ((o->log_size && o->log_size < 4096) || (o->fast_size && o->fast_size < 4096)) {
-		set_error("%s size %llu bytes: less than one 4 KiB block",
-		          o->log_size && o->log_size < 4096 ? "log" : "fast tier",
-		          (unsigned long long)(o->log_size && o->log_size < 4096 ? o->log_size
-		                                                                 : o->fast_size));
+		fs_set_error("%s size %llu bytes: less than one 4 KiB block",
+		             o->log_size && o->log_size < 4096 ? "log" : "fast tier",
+		             (unsigned long long)(o->log_size && o->log_size < 4096
+		                                      ? o->log_size
+		                                      : o->fast_size));
 		return -EINVAL;
 	}
 	/* Every inode takes FS_INODE_SIZE bytes of the fast tier's table. */
 	uint64_t fast = o->fast_size ? o->fast_size : 1ull << 30;
 	if (o->inodes > fast / FS_INODE_SIZE) {
-		set_error("%llu inodes do not fit in a fast tier of %llu bytes (each takes %u "
-		          "bytes of it)",
-		          (unsigned long long)o->inodes, (unsigned long long)fast, FS_INODE_SIZE);
+		fs_set_error("%llu inodes do not fit in a fast tier of %llu bytes (each takes %u "
+		             "bytes of it)",
+		             (unsigned long long)o->inodes, (unsigned long long)fast,
+		             FS_INODE_SIZE);
 		return -EINVAL;
 	}
 	if (o->ntiers > VOLUME_MAX_TIERS) {
-		set_error("%u capacity tiers: at most %d are supported", o->ntiers,
-		          VOLUME_MAX_TIERS);
+		fs_set_error("%u capacity tiers: at most %d are supported", o->ntiers,
+		             VOLUME_MAX_TIERS);
 		return -EINVAL;
 	}
 	int rc = 0;
@@ -391,20 +393,20 @@ int cairn_mkfs(const char *volume_dir, const struct cairn_mkfs_opts *opts)
 	int made_dir;
 	rc = make_volume_dir(volume_dir, &made_dir);
 	if (rc) {
-		set_error("%s", strerror(-rc));
+		fs_set_error("%s", strerror(-rc));
 		return fail(rc);
 	}
 	char dir[VOLUME_PATH_MAX], err[1024] = "";
 	if (!realpath(volume_dir, dir)) {
 		rc = -errno;
-		set_error("%s", strerror(-rc));
+		fs_set_error("%s", strerror(-rc));
 		return fail(rc);
 	}
 	int lock = volume_lock_dir(dir, 1, err, sizeof(err));
 	if (lock < 0) {
-		set_error("%s", lock == -EBUSY ? "the volume directory is in use (mounted, or "
-		                                 "another mkfs is making it)"
-		                               : err);
+		fs_set_error("%s", lock == -EBUSY ? "the volume directory is in use (mounted, or "
+		                                    "another mkfs is making it)"
+		                                  : err);
 		return fail(lock);
 	}
 	rc = make_volume(dir, o, err, sizeof(err));
@@ -415,7 +417,7 @@ int cairn_mkfs(const char *volume_dir, const struct cairn_mkfs_opts *opts)
 	close(lock);
 	if (rc) {
 		if (err[0] || !last_error[0])
-			set_error("%s", err[0] ? err : strerror(-rc));
+			fs_set_error("%s", err[0] ? err : strerror(-rc));
 		return fail(rc);
 	}
 	return 0;
@@ -494,7 +496,7 @@ static void warn(char *msg)
 	if (!msg[0])
 		return;
 	fprintf(stderr, "cairn: warning: %s\n", msg);
-	set_error("%s", msg);
+	fs_set_error("%s", msg);
 	msg[0] = 0;
 }
 
@@ -590,25 +592,29 @@ static int recover(struct cairn_fs *fs, char *err, size_t el)
 	return rc;
 }
 
-/* Checks the options a mount is given: a known media kind, and the
- * watermarks (filled in with the defaults, 80% and 60%). */
-static int check_mount_opts(struct cairn_mount_opts *o, char *err, size_t el)
+/* Checks the medium a mount is given: a known media kind. */
+static int check_mount_media(const struct cairn_mount_opts *o, char *err, size_t el)
 {
 	if ((unsigned)o->media > CAIRN_MEDIA_EMUL) {
 		snprintf(err, el, "media %d: not a media kind (pmem, file or emul)", (int)o->media);
 		return -EINVAL;
 	}
-	if (!o->high_watermark)
-		o->high_watermark = 80;
-	if (!o->low_watermark)
-		o->low_watermark = 60;
-	int high = o->high_watermark, low = o->low_watermark;
-	if (low < 1 || high > 100 || low >= high) {
-		snprintf(err, el, "watermarks low %d%%, high %d%%: need 1 <= low < high <= 100",
-		         low, high);
-		return -EINVAL;
-	}
 	return 0;
+}
+
+/* The watermarks and promotion of this mount: its own options, else what
+ * `cairn tune` stored in the manifest, else the defaults (80% and 60%,
+ * promotion on); then checked. */
+static int settle_tuning(struct cairn_mount_opts *o, const struct manifest_tuning *t, char *err,
+                         size_t el)
+{
+	if (!o->high_watermark)
+		o->high_watermark = t->high_watermark ? t->high_watermark : 80;
+	if (!o->low_watermark)
+		o->low_watermark = t->low_watermark ? t->low_watermark : 60;
+	if (t->promotion == TUNE_OFF)
+		o->no_promotion = 1;
+	return tuning_check(o->high_watermark, o->low_watermark, err, el);
 }
 
 cairn_fs *cairn_mount(const char *volume_dir, const struct cairn_mount_opts *opts)
@@ -630,16 +636,18 @@ cairn_fs *cairn_mount(const char *volume_dir, const struct cairn_mount_opts *opt
 	char err[1024] = "";
 	/* A medium failure during recovery is said by the refusal itself. */
 	fs->failure_said = 1;
-	int rc = check_mount_opts(&fs->opts, err, sizeof(err));
+	int rc = check_mount_media(&fs->opts, err, sizeof(err));
 	if (!rc)
 		rc = open_parts(fs, volume_dir, err, sizeof(err));
+	if (!rc)
+		rc = settle_tuning(&fs->opts, &fs->vol.mf.tuning, err, sizeof(err));
 	if (!rc)
 		rc = recover(fs, err, sizeof(err));
 	fs->failure_said = 0;
 	if (!rc)
 		rc = digest_start(fs);
 	if (rc) {
-		set_error("%s", err[0] ? err : strerror(-rc));
+		fs_set_error("%s", err[0] ? err : strerror(-rc));
 		digest_stop(fs);
 		destroy_fs(fs);
 		errno = rc == -EUCLEAN ? EUCLEAN : -rc;
@@ -650,9 +658,9 @@ cairn_fs *cairn_mount(const char *volume_dir, const struct cairn_mount_opts *opt
 
 cairn_fs *cairn_attach(const char *path)
 {
-	set_error("%s", "");
+	fs_set_error("%s", "");
 	if (!path) {
-		set_error("no path given");
+		fs_set_error("no path given");
 		errno = EFAULT;
 		return NULL;
 	}
@@ -694,7 +702,7 @@ int cairn_unmount(cairn_fs *fs)
 		rc = log_commit_all(fs->log);
 	/* What failed, by name: the last digest's error is only an errno. */
 	if (rc == -EIO && volume_failure(&fs->vol, failure, sizeof(failure)))
-		set_error("%s", failure);
+		fs_set_error("%s", failure);
 	destroy_fs(fs);
 	return rc ? fail(rc) : 0;
 }
@@ -731,7 +739,7 @@ static int whole_volume(cairn_fs *fs, int (*step)(struct cairn_fs *fs, int locke
 	}
 	char failure[512];
 	if (rc == -EIO && volume_failure(&fs->vol, failure, sizeof(failure)))
-		set_error("%s", failure);
+		fs_set_error("%s", failure);
 	return rc ? fail(rc) : 0;
 }
 

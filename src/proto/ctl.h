@@ -97,6 +97,8 @@ enum ctl_op {
 	                   is done with; reply: struct ctl_aside[ret] */
 	CTL_OPEN_INO,   /* a: inode, flags: a file the client made in its log;
 	                   ret: descriptor */
+	CTL_TUNE,       /* a: high and low watermark, promotion, batch_ms
+	                   (struct cairn_tuning); root only */
 	CTL_OP_END
 };
 

@@ -881,6 +881,18 @@ static int64_t do_scrub(struct session *s, int64_t cmd, uint8_t *out, uint32_t *
 	return rc;
 }
 
+/* Root's alone: the options are the whole volume's. */
+static int64_t do_tune(struct session *s, const int64_t *a)
+{
+	if (s->cred.uid != 0)
+		return -EPERM;
+	for (int i = 0; i < 4; i++)
+		if (a[i] < INT32_MIN || a[i] > INT32_MAX)
+			return -EINVAL;
+	struct cairn_tuning t = {(int)a[0], (int)a[1], (int)a[2], (int)a[3]};
+	return neg(cairn_tune(s->fs, &t));
+}
+
 static int64_t dispatch(struct session *s, const struct request *rq, uint32_t *outlen)
 {
 	uint8_t *out = s->out;
@@ -963,6 +975,8 @@ static int64_t dispatch(struct session *s, const struct request *rq, uint32_t *o
 		return serve_set_aside(s, rq, outlen);
 	case CTL_OPEN_INO:
 		return do_open_ino(s, a[0], (int)a[1]);
+	case CTL_TUNE:
+		return do_tune(s, a);
 	default:
 		return volume_call(s, op, out, outlen);
 	}

@@ -48,6 +48,18 @@ static int media_parse(const char *s, enum media_kind *k)
 	return 0;
 }
 
+/* The option lines: only what `cairn tune` stored, so that a volume never
+ * tuned keeps the manifest every cairn reads. */
+static void write_tuning(FILE *f, const struct manifest_tuning *t)
+{
+	if (t->high_watermark)
+		fprintf(f, "option high_watermark %d\n", t->high_watermark);
+	if (t->low_watermark)
+		fprintf(f, "option low_watermark %d\n", t->low_watermark);
+	if (t->promotion != TUNE_UNSET)
+		fprintf(f, "option promotion %s\n", t->promotion == TUNE_ON ? "on" : "off");
+}
+
 int manifest_write(const char *dir, const struct manifest *mf, char *err, size_t errlen)
 {
 	char tmp[VOLUME_PATH_MAX + 32], final[VOLUME_PATH_MAX + 32];
@@ -78,6 +90,7 @@ int manifest_write(const char *dir, const struct manifest *mf, char *err, size_t
 		fprintf(f, "tier %s %llu %u %s\n", mf->tier_name[k],
 		        (unsigned long long)mf->size[PART_TIER1 + k], mf->tier_unit[k],
 		        mf->path[PART_TIER1 + k]);
+	write_tuning(f, &mf->tuning);
 	int rc = fflush(f) ? -errno : 0;
 	if (!rc && fsync(fileno(f)))
 		rc = -errno;
@@ -131,6 +144,31 @@ static const char *parse_tier(const char *line, struct manifest *mf)
 	return NULL;
 }
 
+/* "option NAME VALUE": a stored default of `cairn tune`. */
+static const char *parse_option(const char *line, struct manifest *mf)
+{
+	char name[32], value[16];
+	int pct;
+	if (sscanf(line, "%*s %31s %15s", name, value) != 2)
+		return "bad option line (expected: option NAME VALUE)";
+	struct manifest_tuning *t = &mf->tuning;
+	if (!strcmp(name, "promotion")) {
+		if (strcmp(value, "on") && strcmp(value, "off"))
+			return "bad option promotion (expected on or off)";
+		t->promotion = value[1] == 'n' ? TUNE_ON : TUNE_OFF;
+		return NULL;
+	}
+	int *field = !strcmp(name, "high_watermark")  ? &t->high_watermark
+	             : !strcmp(name, "low_watermark") ? &t->low_watermark
+	                                              : NULL;
+	if (!field)
+		return "unknown option (expected high_watermark, low_watermark or promotion)";
+	if (sscanf(value, "%d", &pct) != 1 || pct < 1 || pct > 100)
+		return "bad watermark option (expected a percentage, 1-100)";
+	*field = pct;
+	return NULL;
+}
+
 /* Parses one manifest line into mf; returns a description of what is wrong
  * or NULL. */
 static const char *parse_line(char *line, struct manifest *mf, unsigned *seen)
@@ -168,6 +206,8 @@ static const char *parse_line(char *line, struct manifest *mf, unsigned *seen)
 		return "unknown part";
 	} else if (!strcmp(key, "tier")) {
 		return parse_tier(line, mf);
+	} else if (!strcmp(key, "option")) {
+		return parse_option(line, mf);
 	} else {
 		return "unknown key";
 	}

@@ -26,6 +26,14 @@ enum volume_part { PART_LOG = 0, PART_FAST = 1, PART_COUNT = 2, PART_TIER1 = 2 }
 #define VOLUME_MAX_PARTS (PART_COUNT + VOLUME_MAX_TIERS)
 #define VOLUME_TIER_NAME_MAX 15
 
+/* The options `cairn tune` stores (option lines of the manifest): the
+ * defaults of every mount, which a mount's own options override. */
+enum { TUNE_UNSET = 0, TUNE_ON, TUNE_OFF };
+struct manifest_tuning {
+	int high_watermark, low_watermark; /* percent; 0: not stored */
+	int promotion;                     /* TUNE_* */
+};
+
 struct manifest {
 	unsigned format;
 	uint8_t uuid[16];
@@ -35,6 +43,7 @@ struct manifest {
 	uint32_t tier_unit[VOLUME_MAX_TIERS];         /* allocation unit, in 4 KiB blocks */
 	char path[VOLUME_MAX_PARTS][VOLUME_PATH_MAX]; /* absolute */
 	uint64_t size[VOLUME_MAX_PARTS];
+	struct manifest_tuning tuning;
 };
 
 struct volume {
