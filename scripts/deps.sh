@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libpmem-dev libxxhash-dev libbsd-dev uuid-dev libcmocka-dev
       libfuse3-dev fuse3 liburing-dev libsystemd-dev e2fsprogs util-linux
-      systemd debhelper dpkg-dev fakeroot lintian man-db curl
+      systemd debhelper dpkg-dev fakeroot lintian man-db curl strace
       prometheus-node-exporter
       sqlite3 git tar make gcc attr redis-server postgresql postgresql-contrib)
 missing=()
