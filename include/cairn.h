@@ -276,6 +276,14 @@ int cairn_migrate(cairn_fs *fs);
  * (EPERM).  EINVAL: a value out of range (watermarks 1 <= low < high <=
  * 100, batch_ms 1..3600000); EROFS: a read-only mount.  Nothing changes
  * when it fails. */
+/* Beyond POSIX: how far a long operation is.  handler (process-wide;
+ * NULL: none, the default) is called from the thread doing the work with
+ * what it is doing, as a phrase ("zeroing the fast tier's metadata"), and
+ * done and total in that phase's own unit (bytes for zeroing).
+ * cairn_mkfs calls it while it zeroes a large part. */
+void cairn_set_progress_handler(void (*handler)(const char *what, uint64_t done,
+                                                uint64_t total));
+
 struct cairn_tuning {
 	int high_watermark, low_watermark; /* percent of a tier; 0: keep */
 	int promotion;                     /* 1: on, -1: off, 0: keep */

@@ -224,7 +224,10 @@ static int cmd_mkfs(int argc, char **argv)
 	if (optind != argc - 1)
 		return usage_error("%s", "expected one VOLUME directory");
 	const char *vol = argv[optind];
-	if (cairn_mkfs(vol, &o))
+	cli_progress_start();
+	int failed = cairn_mkfs(vol, &o);
+	cli_progress_end();
+	if (failed)
 		return api_error(vol);
 	printf("cairn: created volume %s\n", vol);
 	return 0;

@@ -2,7 +2,8 @@
  * cli.h - what the files of the cairn command share.
  *
  * Owns: nothing.  The commands live in cairn.c, but for stat (stat.c), scrub
- * (scrub.c), serve (serve.c), run (run.c), tune (tune.c) and mount.cairn (mount_helper.c).
+ * (scrub.c), serve (serve.c), run (run.c), tune (tune.c) and mount.cairn
+ * (mount_helper.c); progress.c draws the progress of long ones.
  */
 #ifndef CAIRN_CLI_H
 #define CAIRN_CLI_H
@@ -21,5 +22,10 @@ int cmd_scrub(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
+
+/* Progress of the library's long operations (cairn_set_progress_handler)
+ * drawn on stderr while between the two calls, if it is a terminal. */
+void cli_progress_start(void);
+void cli_progress_end(void);
 
 #endif

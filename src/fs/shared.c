@@ -19,6 +19,7 @@
 
 #include "fs/alloc.h"
 #include "media/media.h"
+#include "util/progress.h"
 #include "util/checksum.h"
 
 #define B FS_BLOCK_SIZE
@@ -113,9 +114,20 @@ static int format_root(struct cache *c, const struct fs_super *sb, uint64_t now_
 	return 0;
 }
 
+/* Zeroed in steps of this many blocks (64 MiB), each told to the progress
+ * handler: the metadata of a large fast tier (its inode table, checksum
+ * and bitmap regions) takes seconds on a disk. */
+#define ZERO_STEP 16384
+
 static int zero_region(struct media *m, uint64_t start, uint64_t blocks)
 {
-	int rc = media_zero(m, start * B, blocks * B);
+	int rc = 0;
+	for (uint64_t done = 0; done < blocks && !rc;) {
+		uint64_t n = blocks - done < ZERO_STEP ? blocks - done : ZERO_STEP;
+		rc = media_zero(m, (start + done) * B, n * B);
+		done += n;
+		progress_note("zeroing the fast tier's metadata", done * B, blocks * B);
+	}
 	if (!rc)
 		media_flush(m, start * B, blocks * B);
 	return rc;

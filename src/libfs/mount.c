@@ -25,6 +25,7 @@
 #include "libfs/clients.h"
 #include "libfs/fs_internal.h"
 #include "log/log_format.h"
+#include "util/progress.h"
 #include "volume/target.h"
 
 static __thread char last_error[1024];
@@ -378,6 +379,11 @@ static int make_volume(const char *dir, const struct cairn_mkfs_opts *o, char *e
 	for (int p = 0; p < VOLUME_MAX_PARTS; p++)
 		target_close(&t[p], rc != 0);
 	return rc;
+}
+
+void cairn_set_progress_handler(void (*handler)(const char *what, uint64_t done, uint64_t total))
+{
+	progress_set_handler(handler);
 }
 
 int cairn_mkfs(const char *volume_dir, const struct cairn_mkfs_opts *opts)

@@ -4,7 +4,8 @@
  *
  * Owns: the descriptor and the group commit of one file medium, and the
  * open/size rules that emul shares (media_open_fd).  May call: the kernel
- * (open, pwrite, pread, fallocate, fdatasync), pthreads.  Called only by
+ * (open, pwrite, pread, fallocate, fdatasync), pthreads, util/progress (the
+ * zeros written over a new part, which take seconds).  Called only by
  * media.c, which has already checked ranges and reports to the recorder.
  *
  * Mapping of the persistent-memory model: a write is a pwrite into the page
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -21,6 +23,7 @@
 #include <unistd.h>
 
 #include "media/media_internal.h"
+#include "util/progress.h"
 
 /* ---- opening and sizing (shared with emul) ---- */
 
@@ -126,6 +129,10 @@ static int zero_fill(int fd, uint64_t from, uint64_t size)
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return 0;
+	/* Gigabytes take seconds: the progress handler hears each 64 MiB. */
+	char what[96];
+	snprintf(what, sizeof(what), "writing zeros over a new part of %llu MiB",
+	         (unsigned long long)((size - from) >> 20));
 	size_t chunk = 1 << 20;
 	char *zeros = calloc(1, chunk);
 	if (!zeros)
@@ -138,6 +145,8 @@ static int zero_fill(int fd, uint64_t from, uint64_t size)
 			rc = -errno;
 		else if (w > 0)
 			off += (uint64_t)w;
+		if (off % (64 << 20) == 0 || off >= size)
+			progress_note(what, off - from, size - from);
 	}
 	free(zeros);
 	if (!rc && fdatasync(fd) < 0)
