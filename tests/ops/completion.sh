@@ -3,13 +3,10 @@
 # a plain bash (no bash-completion package) and asked as bash asks it:
 # commands, each command's options, --media values, directories for
 # volumes, cairn mounts for umount, programs after `cairn run --`.
-set -euo pipefail
+# shellcheck source=tests/ops/lib.sh
+source "$(dirname "$0")/lib.sh"
 script=$(realpath "$1")
 cairn=$(realpath "$2")
-fail() {
-	echo "FAIL [completion]: $*" >&2
-	exit 1
-}
 # shellcheck source=/dev/null
 source "$script"
 [ "$(complete -p cairn)" = "complete -F _cairn cairn" ] || fail "not registered: $(complete -p cairn)"

@@ -9,14 +9,11 @@
 #     again linked with libcairn.a and `pkg-config --static --libs cairn`;
 #   - the man pages render without a warning;
 #   - the installed `cairn run` finds the installed preload shim.
-set -euo pipefail
+# shellcheck source=tests/ops/lib.sh
+source "$(dirname "$0")/lib.sh"
 build=$(realpath "$1")
 sanitized=${2:-0}
 here=$(dirname "$(realpath "$0")")
-fail() {
-	echo "FAIL [install]: $*" >&2
-	exit 1
-}
 root=$(mktemp -d /tmp/cairn-install.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 DESTDIR=$root cmake --install "$build" >"$root/install.log" 2>&1 ||

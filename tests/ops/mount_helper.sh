@@ -12,19 +12,13 @@
 #   - umount(8) ends the daemon, which writes its last checkpoint: the
 #     data is there at the next mount and fsck finds the volume clean;
 #   - a bad option, a missing volume, -f (fake) and -s (sloppy).
-set -euo pipefail
+# shellcheck source=tests/ops/lib.sh
+source "$(dirname "$0")/lib.sh"
 cairn=$(realpath "$1")
-if [ "$(id -u)" != 0 ] || [ ! -c /dev/fuse ]; then
-	echo "SKIP: needs root and /dev/fuse"
-	exit 77
-fi
+need_root_fuse
 if [ "${CAIRN_OPS_IN_NS:-}" != 1 ]; then
 	exec unshare -m --propagation private env CAIRN_OPS_IN_NS=1 bash "$0" "$@"
 fi
-fail() {
-	echo "FAIL [mount_helper]: $*" >&2
-	exit 1
-}
 # On a tmpfs: emul parts live in the volume directory (not beside it in
 # /dev/shm), so that removing it removes them.
 work=$(mktemp -d /dev/shm/cairn-mh.XXXXXX)

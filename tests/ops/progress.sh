@@ -2,12 +2,9 @@
 # progress.sh CAIRN - long commands show progress on a terminal and stay
 # quiet elsewhere: mkfs of a volume whose parts take seconds to write,
 # under script(1) (a terminal) and with stderr in a file; fsck of it too.
-set -euo pipefail
+# shellcheck source=tests/ops/lib.sh
+source "$(dirname "$0")/lib.sh"
 cairn=$(realpath "$1")
-fail() {
-	echo "FAIL [progress]: $*" >&2
-	exit 1
-}
 work=$(mktemp -d /var/tmp/cairn-progress.XXXXXX) # a disk: the file medium
 trap 'rm -rf "$work"' EXIT
 mkfs_args="--media file --log-size 64M --fast-size 1G"

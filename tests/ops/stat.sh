@@ -9,16 +9,10 @@
 #     under script(1)), and a watch of a mounted volume sees the files
 #     made meanwhile; SIGINT ends it with status 0;
 #   - bad combinations are usage errors (2).
-set -euo pipefail
+# shellcheck source=tests/ops/lib.sh
+source "$(dirname "$0")/lib.sh"
 cairn=$(realpath "$1")
-if [ "$(id -u)" != 0 ] || [ ! -c /dev/fuse ]; then
-	echo "SKIP: needs root and /dev/fuse"
-	exit 77
-fi
-fail() {
-	echo "FAIL [stat]: $*" >&2
-	exit 1
-}
+need_root_fuse
 work=$(mktemp -d /dev/shm/cairn-stat.XXXXXX) # emul parts inside the volume
 exporter=
 cleanup() {

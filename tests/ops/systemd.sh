@@ -9,18 +9,12 @@
 #     READY=1 to NOTIFY_SOCKET only once they serve (the test then attaches
 #     at once, or finds the mount up), and STOPPING=1 on SIGTERM, after
 #     which they exit 0 with the volume clean.
-set -euo pipefail
+# shellcheck source=tests/ops/lib.sh
+source "$(dirname "$0")/lib.sh"
 cairn=$(realpath "$1")
 listen=$(realpath "$2")
 unit=$(realpath "$3")
-if [ "$(id -u)" != 0 ] || [ ! -c /dev/fuse ]; then
-	echo "SKIP: needs root and /dev/fuse"
-	exit 77
-fi
-fail() {
-	echo "FAIL [systemd]: $*" >&2
-	exit 1
-}
+need_root_fuse
 work=$(mktemp -d /dev/shm/cairn-sd.XXXXXX) # emul parts inside the volume
 pids=()
 cleanup() {

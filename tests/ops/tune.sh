@@ -12,16 +12,10 @@
 #     write, fsync and rename before the unmount are the manifest's): at
 #     its write and its fsync and at the rename the old options hold, at
 #     the directory's fsync after the rename the new ones.
-set -euo pipefail
+# shellcheck source=tests/ops/lib.sh
+source "$(dirname "$0")/lib.sh"
 cairn=$(realpath "$1")
-if [ "$(id -u)" != 0 ] || [ ! -c /dev/fuse ]; then
-	echo "SKIP: needs root and /dev/fuse"
-	exit 77
-fi
-fail() {
-	echo "FAIL [tune]: $*" >&2
-	exit 1
-}
+need_root_fuse
 work=$(mktemp -d /dev/shm/cairn-tune.XXXXXX) # emul parts inside the volume
 daemon=
 cleanup() {
@@ -35,13 +29,14 @@ mkdir -p "$work/mp"
 vol=$work/vol
 "$cairn" mkfs "$vol" --media emul --log-size 16M --fast-size 64M >/dev/null
 json() { "$cairn" stat "$1" --json; }
-field() { grep -o "\"$1\": [a-z0-9]*" <<<"$2" | sed 's/.*: //'; }
+# HIGH/LOW/PROMOTION of a volume's JSON.
+tuning_of() { echo "$(json_field high_watermark "$1")/$(json_field low_watermark "$1")/$(json_field promotion "$1")"; }
 
 "$cairn" mount "$vol" "$work/mp" --batch 50
 out=$("$cairn" tune "$work/mp" --high-watermark 91 --low-watermark 41 --no-promote --batch 9) ||
 	fail "root's tune of a mounted volume failed: $out"
 s=$(json "$work/mp")
-[ "$(field high_watermark "$s")/$(field low_watermark "$s")/$(field promotion "$s")" = 91/41/false ] ||
+[ "$(tuning_of "$s")" = 91/41/false ] ||
 	fail "the mount did not change: $s"
 grep -q "batch (durable within 9 ms)" <<<"$("$cairn" stat "$work/mp")" || fail "the batch interval did not change"
 
@@ -53,10 +48,10 @@ set -e
 [ "$rc" = 1 ] || fail "a user's tune: exit $rc ($out)"
 grep -q "Operation not permitted" <<<"$out" || fail "a user's tune did not say EPERM: $out"
 s=$(json "$work/mp")
-[ "$(field high_watermark "$s")" = 91 ] || fail "a refused tune changed the volume: $s"
+[ "$(json_field high_watermark "$s")" = 91 ] || fail "a refused tune changed the volume: $s"
 "$cairn" umount "$work/mp"
 s=$(json "$vol")
-[ "$(field high_watermark "$s")/$(field low_watermark "$s")/$(field promotion "$s")" = 91/41/false ] ||
+[ "$(tuning_of "$s")" = 91/41/false ] ||
 	fail "not stored for the next mount: $s"
 grep -q '"mode": "sync"' <<<"$s" || fail "the batch interval was stored: $s"
 
@@ -85,7 +80,7 @@ for round in $(seq 1 12); do
 	daemon=
 	wait "$tuner" || true
 	s=$(json "$vol") || fail "round $round: the volume is refused after kill -9: $s"
-	got="$(field high_watermark "$s")/$(field low_watermark "$s")/$(field promotion "$s")"
+	got="$(tuning_of "$s")"
 	case $got in
 	85/35/true | 95/45/false) tuned=$((tuned + 1)) ;;
 	91/41/false) ;;
@@ -105,7 +100,7 @@ for point in write:1:80/60/true fsync:1:80/60/true rename:1:80/60/true fsync:2:7
 	set -e
 	[ "$rc" = 137 ] || fail "SIGKILL at $call #$when did not kill the tune (exit $rc)"
 	s=$(json "$vol") || fail "SIGKILL at $call #$when: the volume is refused: $s"
-	got="$(field high_watermark "$s")/$(field low_watermark "$s")/$(field promotion "$s")"
+	got="$(tuning_of "$s")"
 	[ "$got" = "$want" ] || fail "SIGKILL at $call #$when: options $got, expected $want"
 	"$cairn" tune "$vol" --high-watermark 80 --low-watermark 60 --promote >/dev/null
 done
