@@ -58,6 +58,9 @@ umount "$work/mp" || fail "umount failed"
 daemon_gone vol || fail "the daemon is still running after umount"
 [ -z "$(mounted "$work/mp")" ] || fail "still mounted after umount"
 "$cairn" fsck "$work/vol" >/dev/null || fail "fsck after umount found problems"
+# The daemon's last checkpoint digested everything: the log is empty.
+s=$("$cairn" stat "$work/vol" --json)
+[ "$(json_field undigested_records "$s")" = 0 ] || fail "records left in the log after umount: $s"
 
 # fstab: its own file, read with mount -T.
 "$cairn" mkfs "$work/vol2" --media emul --log-size 16M --fast-size 64M >/dev/null
@@ -105,4 +108,18 @@ set +e
 rc=$?
 set -e
 [ "$rc" = 1 ] || fail "a missing MOUNTPOINT: exit $rc, not 1"
+# -N: the mount lands in another mount namespace, not in this one.
+unshare -m --propagation private sleep 60 &
+holder=$!
+for _ in $(seq 1 50); do
+	[ "$(readlink /proc/$holder/ns/mnt)" != "$(readlink /proc/self/ns/mnt)" ] && break
+	sleep 0.05
+done
+"$work/sbin/mount.cairn" "$work/vol" "$work/mp" -N "$holder" || fail "mount -N failed"
+awk -v m="$work/mp" '$2 == m && $3 == "fuse.cairn" { f = 1 } END { exit !f }' "/proc/$holder/mounts" ||
+	fail "-N: not mounted in the other namespace"
+[ -z "$(mounted "$work/mp")" ] || fail "-N: mounted in this namespace too"
+nsenter -t "$holder" -m umount "$work/mp" || fail "umount in the other namespace failed"
+daemon_gone vol || fail "the daemon of the -N mount is still running after umount"
+kill "$holder"
 echo "[mount_helper] passed"
