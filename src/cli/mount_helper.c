@@ -28,7 +28,6 @@
  * Exit status as mount(8) documents for helpers: 0 mounted, 1 a usage or
  * permission error, 32 the mount failed.
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
