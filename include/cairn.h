@@ -269,13 +269,22 @@ int cairn_migrate(cairn_fs *fs);
  * while it runs.  The watermarks and promotion take effect at once (a
  * lower high watermark starts migration) and are stored in the volume's
  * manifest as the defaults of its later mounts, whose own options still
- * win; both watermarks are stored whenever either is given.  batch_ms
+ * win (a mount that gives one watermark takes the other's default, not
+ * the stored one; promotion stored off stays off until tuned on again);
+ * both watermarks are stored whenever either is given.  batch_ms
  * changes the interval of a volume mounted in batch mode, for this mount
  * only; a sync-mode volume refuses it (EINVAL): the mode is the mount's.
  * Fields left 0 keep their value.  Through cairn_attach, root alone may
  * (EPERM).  EINVAL: a value out of range (watermarks 1 <= low < high <=
  * 100, batch_ms 1..3600000); EROFS: a read-only mount.  Nothing changes
  * when it fails. */
+struct cairn_tuning {
+	int high_watermark, low_watermark; /* percent of a tier; 0: keep */
+	int promotion;                     /* 1: on, -1: off, 0: keep */
+	int batch_ms;                      /* batch mode's interval; 0: keep */
+};
+int cairn_tune(cairn_fs *fs, const struct cairn_tuning *t);
+
 /* Beyond POSIX: how far a long operation is.  handler (process-wide;
  * NULL: none, the default) is called from the thread doing the work with
  * what it is doing, as a phrase ("zeroing the fast tier's metadata"), and
@@ -283,13 +292,6 @@ int cairn_migrate(cairn_fs *fs);
  * cairn_mkfs calls it while it zeroes a large part. */
 void cairn_set_progress_handler(void (*handler)(const char *what, uint64_t done,
                                                 uint64_t total));
-
-struct cairn_tuning {
-	int high_watermark, low_watermark; /* percent of a tier; 0: keep */
-	int promotion;                     /* 1: on, -1: off, 0: keep */
-	int batch_ms;                      /* batch mode's interval; 0: keep */
-};
-int cairn_tune(cairn_fs *fs, const struct cairn_tuning *t);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,8 @@ cp "$out"/cairn_*.deb "$out"/libcairn1_*.deb "$out"/libcairn-dev_*.deb "$r/tmp/"
 cp tests/ops/outside.c "$r/tmp/"
 chroot "$r" /bin/bash -euo pipefail -c '
 	export DEBIAN_FRONTEND=noninteractive
+	# A failure half way must not leave the daemon serving /tmp/mnt.
+	trap "umount /tmp/mnt 2>/dev/null || true" EXIT
 	# What a user types: apt-get resolves the dependencies.
 	cd /tmp
 	apt-get install -y -qq ./cairn_*.deb ./libcairn1_*.deb ./libcairn-dev_*.deb \

@@ -119,7 +119,7 @@ struct helper_args {
 	int argc;
 	char fuse_opts[4096];
 	int sloppy;
-	int nofail;
+	int nofail; /* seen among the options */
 };
 
 static int add_arg(struct helper_args *h, char *a)
@@ -191,37 +191,51 @@ static int enter_namespace(const char *ns)
 	return 0;
 }
 
-int cmd_mount_helper(int argc, char **argv)
+/* The helper's command line, as mount(8) gives it. */
+struct helper_line {
+	const char *pos[2]; /* VOLUME, MOUNTPOINT */
+	int npos;
+	char opts[4096]; /* every -o, joined by commas */
+	const char *ns;
+	int fake, verbose, sloppy;
+};
+
+/* 0, or MOUNT_EX_USAGE after saying why. */
+static int parse_line(int argc, char **argv, struct helper_line *l)
 {
-	struct helper_args h = {.argc = 0};
-	int fake = 0, verbose = 0, c;
-	char *opts = NULL;
-	const char *ns = NULL;
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(helper_help, stdout);
-		return 0;
-	}
-	/* mount(8) puts VOLUME and MOUNTPOINT first: getopt must not stop
-	 * at them ("+" off, permutation on). */
-	while ((c = getopt(argc, argv, "sfnvN:o:t:")) != -1) {
+	int c;
+	/* mount(8) puts VOLUME and MOUNTPOINT first: "-" hands them over as
+	 * they come (as 1), whatever POSIXLY_CORRECT says, and the options
+	 * after them are still read. */
+	while ((c = getopt(argc, argv, "-sfnvN:o:t:")) != -1) {
 		switch (c) {
+		case 1:
+			if (l->npos < 2)
+				l->pos[l->npos] = optarg;
+			l->npos++;
+			break;
 		case 's':
-			h.sloppy = 1;
+			l->sloppy = 1;
 			break;
 		case 'f':
-			fake = 1;
-			break;
-		case 'n':
+			l->fake = 1;
 			break;
 		case 'v':
-			verbose = 1;
+			l->verbose = 1;
 			break;
 		case 'N':
-			ns = optarg;
+			l->ns = optarg;
 			break;
-		case 'o':
-			opts = optarg;
+		case 'o': /* each -o adds to the list */
+			if (strlen(l->opts) + strlen(optarg) + 2 > sizeof(l->opts)) {
+				fprintf(stderr, "mount.cairn: too many options\n");
+				return MOUNT_EX_USAGE;
+			}
+			if (l->opts[0])
+				strcat(l->opts, ",");
+			strcat(l->opts, optarg);
 			break;
+		case 'n':
 		case 't':
 			break;
 		default:
@@ -229,44 +243,61 @@ int cmd_mount_helper(int argc, char **argv)
 			return MOUNT_EX_USAGE;
 		}
 	}
-	if (optind != argc - 2) {
+	if (l->npos != 2) {
 		fprintf(stderr, "mount.cairn: expected a VOLUME and a MOUNTPOINT\n%s", helper_help);
 		return MOUNT_EX_USAGE;
 	}
-	char *list = strdup(opts ? opts : "");
-	add_arg(&h, "cairn mount");
-	int bad = !list || sort_options(&h, list);
-	if (!bad && h.fuse_opts[0])
-		bad = add_arg(&h, "-o") || add_arg(&h, h.fuse_opts);
+	return 0;
+}
+
+/* The `cairn mount` command line into h; 0, or MOUNT_EX_USAGE. */
+static int build_command(struct helper_line *l, struct helper_args *h, char *list)
+{
+	h->sloppy = l->sloppy;
+	add_arg(h, "cairn mount");
+	int bad = sort_options(h, list);
+	if (!bad && h->fuse_opts[0])
+		bad = add_arg(h, "-o") || add_arg(h, h->fuse_opts);
 	if (!bad)
-		bad = add_arg(&h, argv[optind]) || add_arg(&h, argv[optind + 1]);
+		bad = add_arg(h, (char *)l->pos[0]) || add_arg(h, (char *)l->pos[1]);
 	if (bad) {
 		fprintf(stderr, "mount.cairn: too many options\n");
-		free(list);
 		return MOUNT_EX_USAGE;
 	}
-	if (verbose || fake) {
+	if (l->verbose || l->fake) {
 		fputs("mount.cairn: cairn mount", stderr);
-		for (int i = 1; i < h.argc; i++)
-			fprintf(stderr, " %s", h.argv[i]);
+		for (int i = 1; i < h->argc; i++)
+			fprintf(stderr, " %s", h->argv[i]);
 		fputc('\n', stderr);
 	}
-	int rc = 0;
-	if (ns && enter_namespace(ns))
-		rc = MOUNT_EX_FAIL;
-	if (!rc && h.nofail && access(argv[optind], F_OK) && errno == ENOENT) {
-		if (verbose)
-			fprintf(stderr, "mount.cairn: %s does not exist: nofail, not mounted\n",
-			        argv[optind]);
-		free(list);
+	return 0;
+}
+
+int cmd_mount_helper(int argc, char **argv)
+{
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(helper_help, stdout);
 		return 0;
 	}
-	if (!rc && !fake) {
-		prog_cmd = "mount";
-		optind = 1;
-		rc = cmd_mount(h.argc, h.argv);
-		rc = rc == 0 ? 0 : rc == 2 ? MOUNT_EX_USAGE : MOUNT_EX_FAIL;
+	struct helper_line l = {.npos = 0};
+	struct helper_args h = {.argc = 0};
+	int rc = parse_line(argc, argv, &l);
+	if (rc)
+		return rc;
+	char list[sizeof(l.opts)];
+	memcpy(list, l.opts, sizeof(list));
+	if ((rc = build_command(&l, &h, list)) || l.fake)
+		return rc;
+	if (l.ns && enter_namespace(l.ns))
+		return MOUNT_EX_FAIL;
+	if (h.nofail && access(l.pos[0], F_OK) && errno == ENOENT) {
+		if (l.verbose)
+			fprintf(stderr, "mount.cairn: %s does not exist: nofail, not mounted\n",
+			        l.pos[0]);
+		return 0;
 	}
-	free(list);
-	return rc;
+	prog_cmd = "mount";
+	optind = 0; /* 0: glibc's getopt starts afresh, "-" mode forgotten */
+	rc = cmd_mount(h.argc, h.argv);
+	return rc == 0 ? 0 : rc == 2 ? MOUNT_EX_USAGE : MOUNT_EX_FAIL;
 }

@@ -10,6 +10,7 @@
  * end's cairn_fuse_info (a mount of an older daemon), libc.
  */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stddef.h>
@@ -161,13 +162,14 @@ static void print_json_tiers(const struct cairn_info *in)
 	       (unsigned long long)in->migrations, migrate_rate(in));
 	for (unsigned t = 0; t < in->tier_count; t++) {
 		const struct cairn_tier_info *ti = &in->tiers[t];
-		printf("%s{\"name\": \"%s\", \"blocks\": %llu, \"free_blocks\": %llu, "
+		printf("%s{\"name\": \"", t ? ", " : "");
+		json_string(ti->name);
+		printf("\", \"blocks\": %llu, \"free_blocks\": %llu, "
 		       "\"extents\": %llu, \"in_down_blocks\": %llu, \"in_up_blocks\": %llu, "
 		       "\"out_blocks\": %llu}",
-		       t ? ", " : "", ti->name, (unsigned long long)ti->blocks,
-		       (unsigned long long)ti->free_blocks, (unsigned long long)ti->extents,
-		       (unsigned long long)ti->in_down, (unsigned long long)ti->in_up,
-		       (unsigned long long)ti->out);
+		       (unsigned long long)ti->blocks, (unsigned long long)ti->free_blocks,
+		       (unsigned long long)ti->extents, (unsigned long long)ti->in_down,
+		       (unsigned long long)ti->in_up, (unsigned long long)ti->out);
 	}
 	printf("]");
 }
@@ -256,8 +258,12 @@ static void prom_tier_metric(const struct prom *p, const struct cairn_info *in, 
 	}
 }
 
-static void print_prometheus(const char *vol, const struct cairn_info *in)
+static void print_prometheus(const char *named, const struct cairn_info *in)
 {
+	/* One series per volume, however it was named (relative, by its
+	 * mount point through a link ...): the real path of what was named. */
+	char real[PATH_MAX];
+	const char *vol = realpath(named, real) ? real : named;
 	struct prom p = {vol};
 	double bs = (double)in->block_size;
 	prom_head("cairn_volume_info", "gauge",
@@ -432,6 +438,11 @@ int cmd_stat(int argc, char **argv)
 		                   optind < argc ? "expected one VOLUME" : "expected a VOLUME");
 	if (count && !watching)
 		return usage_error("%s", "--count goes with --watch");
+	/* A textfile collector reads one exposition, whole: a file of many
+	 * would repeat each metric's family. */
+	if (watching && f == STAT_PROMETHEUS)
+		return usage_error("%s", "--watch and --prometheus: write the file again from a "
+		                         "timer instead (one exposition per file)");
 	const char *vol = argv[optind];
 	return watching ? watch(vol, f, every, count) : show_once(vol, f);
 }

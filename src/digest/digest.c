@@ -674,8 +674,8 @@ static void *batch_main(void *arg)
 	pthread_mutex_lock(&fs->dstate_lock);
 	while (!fs->digest_stop) {
 		/* Read each time: cairn_tune may change it (under dstate_lock). */
-		struct timespec period = {fs->opts.batch_ms / 1000,
-		                          (fs->opts.batch_ms % 1000) * 1000000L};
+		int ms = fs_opt_get(&fs->opts.batch_ms);
+		struct timespec period = {ms / 1000, (ms % 1000) * 1000000L};
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += period.tv_sec;
@@ -696,9 +696,9 @@ static void *batch_main(void *arg)
 void fs_set_batch_interval(struct cairn_fs *fs, int batch_ms)
 {
 	pthread_mutex_lock(&fs->dstate_lock);
-	/* Atomic: a writer tests it for 0 (sync mode) without the lock;
-	 * it stays non-zero here. */
-	__atomic_store_n(&fs->opts.batch_ms, batch_ms, __ATOMIC_RELAXED);
+	/* A writer tests it for 0 (sync mode) without the lock; it stays
+	 * non-zero here. */
+	fs_opt_set(&fs->opts.batch_ms, batch_ms);
 	pthread_cond_broadcast(&fs->dstate_cond); /* the batch thread starts a new wait */
 	pthread_mutex_unlock(&fs->dstate_lock);
 }

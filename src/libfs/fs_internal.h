@@ -341,6 +341,17 @@ int for_each_data_file(struct cairn_fs *fs,
 
 /* The sentence cairn_last_error() gives this thread (mount.c). */
 void fs_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The options cairn_tune may change while other threads read them (some
+ * without fs->lock: migration, a capacity read noting heat, a writer
+ * asking for sync mode): stored and loaded atomically. */
+static inline int fs_opt_get(const int *field)
+{
+	return __atomic_load_n(field, __ATOMIC_RELAXED);
+}
+static inline void fs_opt_set(int *field, int v)
+{
+	__atomic_store_n(field, v, __ATOMIC_RELAXED);
+}
 /* tune.c: watermarks checked (1 <= low < high <= 100); -EINVAL and err. */
 int tuning_check(int high, int low, char *err, size_t el);
 /* digest.c: the batch thread's interval, changed while it runs. */

@@ -149,7 +149,7 @@ static int note_window(struct cairn_fs *fs, uint64_t ino, const struct extent *e
 void heat_note_capacity_read(struct cairn_fs *fs, uint64_t ino, const struct extent *e,
                              uint64_t off, uint64_t len)
 {
-	if (fs->opts.no_promotion || fs->read_only || len == 0)
+	if (fs_opt_get(&fs->opts.no_promotion) || fs->read_only || len == 0)
 		return;
 	int ready = 0;
 	pthread_mutex_lock(&fs->promote_lock);

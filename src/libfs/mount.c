@@ -610,14 +610,18 @@ static int check_mount_media(const struct cairn_mount_opts *o, char *err, size_t
 
 /* The watermarks and promotion of this mount: its own options, else what
  * `cairn tune` stored in the manifest, else the defaults (80% and 60%,
- * promotion on); then checked. */
+ * promotion on); then checked.  Promotion stored off has no mount option
+ * to turn it on: `cairn tune --promote` does. */
 static int settle_tuning(struct cairn_mount_opts *o, const struct manifest_tuning *t, char *err,
                          size_t el)
 {
+	/* A pair: a mount that gives one watermark gets the other's default,
+	 * never half of the stored pair, which it was not checked against. */
+	int stored = !o->high_watermark && !o->low_watermark;
 	if (!o->high_watermark)
-		o->high_watermark = t->high_watermark ? t->high_watermark : 80;
+		o->high_watermark = stored && t->high_watermark ? t->high_watermark : 80;
 	if (!o->low_watermark)
-		o->low_watermark = t->low_watermark ? t->low_watermark : 60;
+		o->low_watermark = stored && t->low_watermark ? t->low_watermark : 60;
 	if (t->promotion == TUNE_OFF)
 		o->no_promotion = 1;
 	return tuning_check(o->high_watermark, o->low_watermark, err, el);
@@ -851,9 +855,9 @@ static void fill_tier_info(struct cairn_fs *fs, struct cairn_info *out)
 		ti->in_up = fs->stats.tier_in_up[t];
 		ti->out = fs->stats.tier_out[t];
 	}
-	out->high_watermark = fs->opts.high_watermark;
-	out->low_watermark = fs->opts.low_watermark;
-	out->promotion = !fs->opts.no_promotion;
+	out->high_watermark = fs_opt_get(&fs->opts.high_watermark);
+	out->low_watermark = fs_opt_get(&fs->opts.low_watermark);
+	out->promotion = !fs_opt_get(&fs->opts.no_promotion);
 	out->migrations = fs->stats.migrations;
 	out->migrate_ns = fs->stats.migrate_ns;
 	out->data_errors = __atomic_load_n(&fs->stats.data_errors, __ATOMIC_RELAXED);
@@ -886,7 +890,7 @@ int cairn_info(cairn_fs *fs, struct cairn_info *out)
 	out->log_waits = fs->stats.log_waits;
 	out->client_records = fs->stats.client_records;
 	out->client_logs = clients_active(fs);
-	out->batch_ms = fs->opts.batch_ms;
+	out->batch_ms = fs_opt_get(&fs->opts.batch_ms);
 	static const char *names[] = {"?", "pmem", "file", "emul"};
 	enum media_kind k = media_kind(fs->vol.part[PART_LOG]);
 	snprintf(out->media, sizeof(out->media), "%s", names[k <= 3 ? k : 0]);

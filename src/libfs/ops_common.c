@@ -133,7 +133,7 @@ int op_log_reserve_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args
 int op_finish(struct cairn_fs *fs, uint64_t seq)
 {
 	int rc = 0;
-	if (fs->opts.batch_ms == 0) {
+	if (fs_opt_get(&fs->opts.batch_ms) == 0) {
 		if (fs->before_commit)
 			fs->before_commit(fs);
 		rc = log_commit(fs->log, seq);

@@ -9,8 +9,10 @@
  * client (an attached process asks its daemon).
  *
  * Order: the manifest is written first, with the volume lock held by the
- * mount and fs->lock held exclusively (migration reads the watermarks
- * under it); only when the new manifest is durable do the options change.
+ * mount and fs->lock held exclusively (so that two tunes, and a tune and a
+ * mount's readers of the volume's state, do not interleave); only when the
+ * new manifest is durable do the options change, each stored atomically
+ * (fs_opt_set: migration and heat read them without the lock).
  * The manifest is replaced whole by a rename (manifest_write), so a crash
  * leaves the old options or the new ones, never a manifest a mount
  * refuses.
@@ -66,10 +68,10 @@ static int tune_stored(struct cairn_fs *fs, const struct cairn_tuning *t, char *
 	if (rc)
 		return rc;
 	fs->vol.mf.tuning = mf.tuning;
-	fs->opts.high_watermark = high;
-	fs->opts.low_watermark = low;
+	fs_opt_set(&fs->opts.high_watermark, high);
+	fs_opt_set(&fs->opts.low_watermark, low);
 	if (t->promotion)
-		fs->opts.no_promotion = t->promotion < 0;
+		fs_opt_set(&fs->opts.no_promotion, t->promotion < 0);
 	return 0;
 }
 

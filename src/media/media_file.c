@@ -145,8 +145,16 @@ static int zero_fill(int fd, uint64_t from, uint64_t size)
 			rc = -errno;
 		else if (w > 0)
 			off += (uint64_t)w;
-		if (off % (64 << 20) == 0 || off >= size)
+		/* Written and on its way to the disk: the progress counts what
+		 * is durable, not what sits in the page cache. */
+		if (!rc && ((off - from) % (64 << 20) == 0 || off >= size)) {
+			if (sync_file_range(fd, 0, (off_t)off,
+			                    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+			                        SYNC_FILE_RANGE_WAIT_AFTER) < 0 &&
+			    errno != ESPIPE)
+				rc = -errno;
 			progress_note(what, off - from, size - from);
+		}
 	}
 	free(zeros);
 	if (!rc && fdatasync(fd) < 0)

@@ -86,7 +86,7 @@ int migrate_needed(struct cairn_fs *fs)
 	if (heat_clock_ns() < __atomic_load_n(&fs->migrate_stuck_until, __ATOMIC_RELAXED))
 		return 0;
 	for (unsigned t = 0; t + 1 < fs->sh.ntiers; t++)
-		if (tier_used(fs, t) > mark_blocks(fs, t, fs->opts.high_watermark))
+		if (tier_used(fs, t) > mark_blocks(fs, t, fs_opt_get(&fs->opts.high_watermark)))
 			return 1;
 	return 0;
 }
@@ -240,7 +240,8 @@ static int pick_hot(struct cairn_fs *fs, struct batch *b)
 {
 	struct promote_entry ready[PROMOTE_TABLE];
 	int n = heat_take_ready(fs, ready, PROMOTE_TABLE);
-	uint64_t used = tier_used(fs, 0), high = mark_blocks(fs, 0, fs->opts.high_watermark);
+	uint64_t used = tier_used(fs, 0),
+	         high = mark_blocks(fs, 0, fs_opt_get(&fs->opts.high_watermark));
 	uint64_t room = high > used ? high - used : 0;
 	b->dst_tier = 0;
 	b->hint = 0;
@@ -414,10 +415,11 @@ static int run_batch(struct cairn_fs *fs, enum batch_kind kind, unsigned t, uint
 /* Moves cold data of tier t down until it is below its low watermark. */
 static int demote_tier(struct cairn_fs *fs, unsigned t, int locked)
 {
-	if (tier_used(fs, t) <= mark_blocks(fs, t, fs->opts.high_watermark))
+	if (tier_used(fs, t) <= mark_blocks(fs, t, fs_opt_get(&fs->opts.high_watermark)))
 		return 0;
 	for (;;) {
-		uint64_t used = tier_used(fs, t), low = mark_blocks(fs, t, fs->opts.low_watermark);
+		uint64_t used = tier_used(fs, t),
+		         low = mark_blocks(fs, t, fs_opt_get(&fs->opts.low_watermark));
 		if (used <= low)
 			return 0;
 		uint64_t moved;
@@ -440,7 +442,7 @@ int migrate_run(struct cairn_fs *fs, int locked)
 	for (unsigned t = 0; t + 1 < fs->sh.ntiers && !rc; t++)
 		rc = demote_tier(fs, t, locked);
 	uint64_t moved;
-	if (!rc && !fs->opts.no_promotion)
+	if (!rc && !fs_opt_get(&fs->opts.no_promotion))
 		rc = run_batch(fs, PROMOTE, 0, 0, locked, &moved);
 	return rc == -ENOSPC ? 0 : rc;
 }

@@ -99,11 +99,12 @@ int manifest_write(const char *dir, const struct manifest *mf, char *err, size_t
 	if (!rc && rename(tmp, final))
 		rc = -errno;
 	if (!rc) {
-		int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-		if (dfd >= 0) {
-			fsync(dfd);
+		/* The rename is durable only once the directory is. */
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd))
+			rc = -errno;
+		if (dfd >= 0)
 			close(dfd);
-		}
 	}
 	if (rc) {
 		unlink(tmp);
@@ -148,7 +149,6 @@ static const char *parse_tier(const char *line, struct manifest *mf)
 static const char *parse_option(const char *line, struct manifest *mf)
 {
 	char name[32], value[16];
-	int pct;
 	if (sscanf(line, "%*s %31s %15s", name, value) != 2)
 		return "bad option line (expected: option NAME VALUE)";
 	struct manifest_tuning *t = &mf->tuning;
@@ -163,9 +163,11 @@ static const char *parse_option(const char *line, struct manifest *mf)
 	                                              : NULL;
 	if (!field)
 		return "unknown option (expected high_watermark, low_watermark or promotion)";
-	if (sscanf(value, "%d", &pct) != 1 || pct < 1 || pct > 100)
+	char *end;
+	long pct = strtol(value, &end, 10);
+	if (end == value || *end || pct < 1 || pct > 100)
 		return "bad watermark option (expected a percentage, 1-100)";
-	*field = pct;
+	*field = (int)pct;
 	return NULL;
 }
 

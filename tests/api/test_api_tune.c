@@ -77,6 +77,16 @@ static void test_tune_changes_and_stores(void **state)
 	TV_OK(cairn_tune(fs, &t));
 	TV_OK(tv_unmount(tv));
 
+	/* A mount that gives one watermark pairs it with the other's default,
+	 * not with the stored one (which could make the pair invalid). */
+	struct cairn_mount_opts one = {.high_watermark = 70};
+	fs = tv_mount(tv, &one);
+	assert_non_null(fs);
+	in = info_of(fs);
+	TV_EQ(in.high_watermark, 70);
+	TV_EQ(in.low_watermark, 60);
+	TV_OK(tv_unmount(tv));
+
 	/* A mount's own options win for that mount, and leave the store be. */
 	struct cairn_mount_opts mo = {.high_watermark = 99, .low_watermark = 10};
 	fs = tv_mount(tv, &mo);
@@ -244,7 +254,7 @@ static void test_bad_option_line_refused(void **state)
 	static const char *const lines[] = {
 	    "option high_watermark 0\n", "option high_watermark ninety\n",
 	    "option promotion maybe\n",  "option colour blue\n",
-	    "option high_watermark\n",
+	    "option high_watermark\n",   "option low_watermark 85x\n",
 	};
 	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/cairn.volume", tv->dir);

@@ -27,7 +27,7 @@ grep -q "cairn: created volume" "$work/out" || fail "mkfs said nothing on stdout
 
 script -qec "'$cairn' fsck '$work/tty'" /dev/null >"$work/fsck.out" </dev/null ||
 	fail "fsck on a terminal failed: $(cat "$work/fsck.out")"
-grep -q $'\r' "$work/fsck.out" || fail "fsck drew no progress on a terminal"
+grep -q $'\rfsck: inodes .*%' "$work/fsck.out" || fail "fsck drew no progress on a terminal"
 "$cairn" fsck "$work/file" >/dev/null 2>"$work/err" || fail "fsck failed"
 [ ! -s "$work/err" ] || fail "fsck's progress on stderr that is not a terminal"
 echo "[progress] passed"

@@ -90,7 +90,8 @@ last=$(tail -1 "$work/watched" | grep -o '"free_inodes": [0-9]*' | grep -o '[0-9
 	fail "the watch did not see the 50 new files: free inodes $first then $last"
 "$cairn" umount "$work/mp"
 
-for bad in "--count 2" "--watch 0" "--watch -1" "--json --prometheus" "--watch 0.2 --count 0"; do
+for bad in "--count 2" "--watch 0" "--watch -1" "--json --prometheus" "--watch 0.2 --count 0" \
+	"--prometheus --watch 1"; do
 	rc=0
 	# shellcheck disable=SC2086
 	"$cairn" stat "$vol" $bad >/dev/null 2>&1 || rc=$?

@@ -50,12 +50,13 @@ out=$(systemd-analyze verify --man=no "$mu" 2>&1) || fail "verify of the mount u
 # Type=notify.  notify [DAEMON ARGS...]: runs the daemon with a listener on
 # its NOTIFY_SOCKET; sets $daemon and $heard.
 notify() {
+	local sock=$work/notify.$RANDOM.sock # a new one: an old file would look bound
 	heard=$work/heard.$RANDOM
-	"$listen" "$work/notify.sock" 60 >"$heard" &
+	"$listen" "$sock" 60 >"$heard" &
 	pids+=($!)
 	listener=$!
-	for _ in $(seq 1 50); do [ -S "$work/notify.sock" ] && break; sleep 0.05; done
-	NOTIFY_SOCKET=$work/notify.sock "$@" &
+	for _ in $(seq 1 50); do [ -S "$sock" ] && break; sleep 0.05; done
+	NOTIFY_SOCKET=$sock "$@" &
 	daemon=$!
 	pids+=("$daemon")
 	for _ in $(seq 1 200); do grep -q '^READY=1$' "$heard" && return 0; sleep 0.05; done

@@ -58,9 +58,14 @@ grep -q '"mode": "sync"' <<<"$s" || fail "the batch interval was stored: $s"
 # kill -9 of the daemon among tunes.
 tuned=0
 for round in $(seq 1 12); do
+	# The socket the daemon killed before left: gone, so that the wait
+	# below sees the new daemon's, made once it serves (a probe that
+	# took the volume's lock, or a stat that mounted it, would race it).
+	rm -f "$vol/cairn.sock"
 	"$cairn" serve "$vol" 2>/dev/null &
 	daemon=$!
-	for _ in $(seq 1 100); do [ -S "$vol/cairn.sock" ] && break; sleep 0.02; done
+	for _ in $(seq 1 250); do [ -S "$vol/cairn.sock" ] && break; sleep 0.02; done
+	[ -S "$vol/cairn.sock" ] || fail "round $round: the daemon did not serve"
 	(
 		# Only while the daemon lives: without it, cairn tune would mount
 		# the volume itself.
@@ -75,7 +80,7 @@ for round in $(seq 1 12); do
 	) &
 	tuner=$!
 	sleep "0.$((RANDOM % 4 + 1))"
-	kill -9 "$daemon"
+	kill -9 "$daemon" 2>/dev/null || true
 	wait "$daemon" 2>/dev/null || true
 	daemon=
 	wait "$tuner" || true
