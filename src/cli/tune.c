@@ -98,6 +98,24 @@ static int parse_tune_args(int argc, char **argv, struct cairn_tuning *t, int *a
 	return 0;
 }
 
+/* The watermarks the tune would leave, checked here: through a daemon
+ * the refusal would come back as EINVAL alone, without its reason. */
+static int pair_fits(cairn_fs *fs, const struct cairn_tuning *t, const char *vol)
+{
+	struct cairn_info in;
+	if (!(t->high_watermark || t->low_watermark) || cairn_info(fs, &in))
+		return 1; /* nothing to check, or cairn_tune will say */
+	int high = t->high_watermark ? t->high_watermark : in.high_watermark;
+	int low = t->low_watermark ? t->low_watermark : in.low_watermark;
+	if (low < high)
+		return 1;
+	fprintf(stderr,
+	        "cairn: tune: %s: watermarks low %d%%, high %d%%: the low one must be below the "
+	        "high one\n",
+	        vol, low, high);
+	return 0;
+}
+
 int cmd_tune(int argc, char **argv)
 {
 	struct cairn_tuning t = {0};
@@ -114,6 +132,10 @@ int cmd_tune(int argc, char **argv)
 	}
 	if (!fs)
 		return api_error(vol);
+	if (any && !pair_fits(fs, &t, vol)) {
+		cairn_unmount(fs);
+		return 1;
+	}
 	if (any && cairn_tune(fs, &t)) {
 		int e = errno;
 		if (e == EINVAL && t.batch_ms && !served)
