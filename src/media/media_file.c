@@ -138,6 +138,7 @@ static int zero_fill(int fd, uint64_t from, uint64_t size)
 	if (!zeros)
 		return -ENOMEM;
 	int rc = 0;
+	uint64_t synced = from; /* written and on the disk up to here */
 	for (uint64_t off = from; off < size && !rc;) {
 		size_t n = size - off < chunk ? (size_t)(size - off) : chunk;
 		ssize_t w = pwrite(fd, zeros, n, (off_t)off);
@@ -145,14 +146,14 @@ static int zero_fill(int fd, uint64_t from, uint64_t size)
 			rc = -errno;
 		else if (w > 0)
 			off += (uint64_t)w;
-		/* Written and on its way to the disk: the progress counts what
-		 * is durable, not what sits in the page cache. */
-		if (!rc && ((off - from) % (64 << 20) == 0 || off >= size)) {
-			if (sync_file_range(fd, 0, (off_t)off,
+		/* Each 64 MiB written goes to the disk before it is counted: the
+		 * progress says what is durable, not what sits in the page cache. */
+		if (!rc && (off - synced >= (64u << 20) || off >= size)) {
+			if (sync_file_range(fd, (off_t)synced, (off_t)(off - synced),
 			                    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-			                        SYNC_FILE_RANGE_WAIT_AFTER) < 0 &&
-			    errno != ESPIPE)
+			                        SYNC_FILE_RANGE_WAIT_AFTER) < 0)
 				rc = -errno;
+			synced = off;
 			progress_note(what, off - from, size - from);
 		}
 	}
