@@ -285,6 +285,37 @@ struct cairn_tuning {
 };
 int cairn_tune(cairn_fs *fs, const struct cairn_tuning *t);
 
+/* Beyond POSIX: the capacity tiers of a mounted volume, changed while it
+ * runs.  Through cairn_attach, root alone may (EPERM); a read-only mount
+ * refuses (EROFS).  Each change is crash-safe: after a crash the volume
+ * has the tiers it had before the call or after it, and loses nothing.
+ *
+ * cairn_tier_add: t (as for cairn_mkfs: a file is created when missing;
+ * an existing file that is not empty, or a device holding data, is
+ * refused with EEXIST unless force) becomes the slowest capacity tier.
+ * EEXIST also for a name a tier has; ENOSPC when the volume has had
+ * CAIRN_MAX_TIERS capacity tiers (removed ones count: their numbers are
+ * not used again) or the fast tier has no room for the tier's bitmap and
+ * checksums (about 1/1000 of its size).
+ *
+ * cairn_tier_evacuate: marks tier name draining (nothing new goes there)
+ * and moves up to max_bytes of its data (0: all) to the other tiers,
+ * slower ones first, the fast tier last; *left (if given) gets the bytes
+ * still on it.  It stays draining until cairn_tier_remove removes it or
+ * cairn_tier_keep takes it back (through the daemon, also when the
+ * caller's session ends).  Each batch moved is committed before the next:
+ * a crash keeps what moved, and the tier.  ENOENT: no capacity tier of
+ * that name; ENOSPC: the other tiers have no room for what is left; EIO:
+ * what is left failed its checksums and cannot move (events name it).
+ *
+ * cairn_tier_remove: removes tier name, which must hold no data (EBUSY:
+ * evacuate it first).  Its part is no longer the volume's; the file or
+ * device is left as it is. */
+int cairn_tier_add(cairn_fs *fs, const struct cairn_tier_opts *t, int force);
+int cairn_tier_evacuate(cairn_fs *fs, const char *name, uint64_t max_bytes, uint64_t *left);
+int cairn_tier_keep(cairn_fs *fs, const char *name);
+int cairn_tier_remove(cairn_fs *fs, const char *name);
+
 /* Beyond POSIX: how far a long operation is.  handler (process-wide;
  * NULL: none, the default) is called from the thread doing the work with
  * what it is doing, as a phrase ("zeroing the fast tier's metadata"), and

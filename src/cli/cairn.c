@@ -141,7 +141,7 @@ static const char mkfs_help[] =
 
 /* NAME=PATH[:SIZE[:UNIT]] into t (pointing into arg, which is modified);
  * NULL, or what is wrong with it. */
-static const char *parse_tier(char *arg, struct cairn_tier_opts *t)
+const char *cli_parse_tier(char *arg, struct cairn_tier_opts *t)
 {
 	char *eq = strchr(arg, '=');
 	if (!eq || eq == arg || !eq[1])
@@ -205,9 +205,9 @@ static int cmd_mkfs(int argc, char **argv)
 		case 'T':
 			if (o.ntiers == CAIRN_MAX_TIERS)
 				return usage_error("at most %s capacity tiers", "6");
-			/* parse_tier cuts optarg up: messages show a copy. */
+			/* cli_parse_tier cuts optarg up: messages show a copy. */
 			snprintf(shown, sizeof(shown), "tier '%s': ", optarg);
-			if ((bad = parse_tier(optarg, &o.tiers[o.ntiers++])))
+			if ((bad = cli_parse_tier(optarg, &o.tiers[o.ntiers++])))
 				return usage_error(
 				    "%s", strncat(shown, bad, sizeof(shown) - 1 - strlen(shown)));
 			break;
@@ -577,6 +577,9 @@ static const char main_help[] =
     "  serve VOLUME            serve the volume to client processes, no mount\n"
     "  tune VOLUME|MOUNTPOINT [OPTIONS]\n"
     "                          change the watermarks, promotion, batch interval\n"
+    "  tier add VOLUME|MOUNTPOINT NAME=PATH[:SIZE[:UNIT]]\n"
+    "  tier remove VOLUME|MOUNTPOINT NAME\n"
+    "                          add a capacity tier, or empty one and remove it\n"
     "  run [--mount MP] -- PROGRAM [ARGS]\n"
     "                          run a program on the native path (preload shim)\n\n"
     "Run 'cairn COMMAND --help' for the options of a command.\n";
@@ -616,6 +619,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(prog_cmd, "tune"))
 		return cmd_tune(argc - 1, argv + 1);
+	if (!strcmp(prog_cmd, "tier"))
+		return cmd_tier(argc - 1, argv + 1);
 	fprintf(stderr, "cairn: unknown command '%s'\nTry 'cairn --help'.\n", prog_cmd);
 	return 2;
 }

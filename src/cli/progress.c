@@ -59,3 +59,9 @@ void cli_progress_end(void)
 		fputc('\n', stderr);
 	line.drawn = 0;
 }
+
+void cli_progress_note(const char *what, uint64_t done, uint64_t total)
+{
+	if (isatty(STDERR_FILENO))
+		draw(what, done, total);
+}

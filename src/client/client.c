@@ -932,6 +932,17 @@ int client_tune(struct client *c, const struct cairn_tuning *t)
 	                    NULL, 0, NULL, 0, NULL, 0);
 }
 
+int client_tier(struct client *c, int cmd, const char *name, const char *path, uint64_t n,
+                uint64_t unit, int force, struct ctl_tier_reply *r)
+{
+	const char *strs[2] = {name ? name : "", path ? path : ""};
+	memset(r, 0, sizeof(*r));
+	int64_t rc = request(c, CTL_TIER, ARGS(cmd, (int64_t)n, (int64_t)unit, force), strs, 2,
+	                     NULL, 0, r, sizeof(*r));
+	r->msg[sizeof(r->msg) - 1] = 0;
+	return rc < 0 ? -1 : 0;
+}
+
 int client_volume_call(struct client *c, int op)
 {
 	return (int)request(c, op, NULL, NULL, 0, NULL, 0, NULL, 0);

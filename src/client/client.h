@@ -97,5 +97,10 @@ int client_scrub(struct client *c, struct cairn_scrub *s);
 int client_volume_call(struct client *c, int op);
 /* cairn_tune through the daemon (root only). */
 int client_tune(struct client *c, const struct cairn_tuning *t);
+/* A tier command (CTL_TIER_*_CMD) done by the daemon: 0 with *r its
+ * outcome, or -1 (errno) when it could not be asked. */
+struct ctl_tier_reply;
+int client_tier(struct client *c, int cmd, const char *name, const char *path, uint64_t n,
+                uint64_t unit, int force, struct ctl_tier_reply *r);
 
 #endif

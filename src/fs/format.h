@@ -66,13 +66,26 @@ struct fs_tier_desc {
 	uint64_t bitmap_start;  /* its allocation bitmap, on the fast tier */
 	uint64_t bitmap_blocks;
 	uint32_t unit_blocks;   /* allocation alignment on the medium, in blocks */
-	uint32_t reserved0;
+	uint32_t flags;         /* FS_TIER_ADDED, FS_TIER_RETIRED */
 	uint64_t sums_start;    /* its data checksums, on the fast tier */
 	uint64_t sums_blocks;
 };
 
-/* Block 0, and a copy in the last block.  Written once by mkfs; never
- * changes. */
+/* A tier added to a running volume (cairn tier add): its bitmap and its
+ * checksum table were allocated in the fast tier's data area, where the
+ * descriptor says, instead of the places mkfs lays out. */
+#define FS_TIER_ADDED 1u
+/* A tier removed (cairn tier remove) after its data moved to the others:
+ * nothing refers to it, its part is no longer the volume's, and its number
+ * is never used again (extents name tiers by number).  A retired tier
+ * mkfs laid out keeps its fields, which the layout of the others follows
+ * from; an added one's are zero (its blocks were freed). */
+#define FS_TIER_RETIRED 2u
+#define FS_TIER_FLAGS (FS_TIER_ADDED | FS_TIER_RETIRED)
+
+/* Block 0, and a copy in the last block.  Written by mkfs, and again
+ * through the journal, in the checkpoint that commits the change, when a
+ * capacity tier is added or retired. */
 struct fs_super {
 	uint64_t magic;         /* FS_SUPER_MAGIC */
 	uint32_t version;       /* FS_FORMAT_VERSION */

@@ -51,8 +51,11 @@ static int layout(struct fs_super *sb, uint64_t total_blocks, uint64_t inodes)
 	uint64_t next = sb->bbitmap_start + sb->bbitmap_blocks;
 	if (sb->tier_count > FS_MAX_TIERS)
 		return -EINVAL;
+	/* A tier added later keeps the places it was given (FS_TIER_ADDED). */
 	for (unsigned k = 0; k < sb->tier_count; k++) {
 		struct fs_tier_desc *t = &sb->tiers[k];
+		if (t->flags & FS_TIER_ADDED)
+			continue;
 		t->bitmap_start = next;
 		t->bitmap_blocks = div_up(t->total_blocks, 8 * B);
 		next += t->bitmap_blocks;
@@ -62,6 +65,8 @@ static int layout(struct fs_super *sb, uint64_t total_blocks, uint64_t inodes)
 	next += sb->sums_blocks;
 	for (unsigned k = 0; k < sb->tier_count; k++) {
 		struct fs_tier_desc *t = &sb->tiers[k];
+		if (t->flags & FS_TIER_ADDED)
+			continue;
 		t->sums_start = next;
 		t->sums_blocks = div_up(t->total_blocks, FS_SUMS_PER_BLOCK);
 		next += t->sums_blocks;
@@ -273,6 +278,46 @@ int shared_format(struct media *m, const struct tier_spec *cap, unsigned ncap,
 
 /* ---- mount ------------------------------------------------------------- */
 
+/* Whether [start, start + n) lies in the fast tier's data area. */
+static int in_data_area(const struct fs_super *sb, uint64_t start, uint64_t n)
+{
+	return start >= sb->data_start && start <= sb->total_blocks &&
+	       n <= sb->total_blocks - start;
+}
+
+/* The descriptors layout() does not place: those of tiers added later,
+ * whose regions must lie in the data area and have the sizes their tier
+ * needs (zero once retired), and every unused one all zero. */
+static int added_tiers_ok(const struct fs_super *sb)
+{
+	static const struct fs_tier_desc zero;
+	for (unsigned k = 0; k < FS_MAX_TIERS; k++) {
+		const struct fs_tier_desc *d = &sb->tiers[k];
+		if (k >= sb->tier_count) {
+			if (memcmp(d, &zero, sizeof(zero)))
+				return 0;
+			continue;
+		}
+		if (d->flags & ~FS_TIER_FLAGS)
+			return 0;
+		if (!(d->flags & FS_TIER_ADDED))
+			continue;
+		if (d->flags & FS_TIER_RETIRED) {
+			if (d->bitmap_start || d->bitmap_blocks || d->sums_start || d->sums_blocks)
+				return 0;
+			continue;
+		}
+		if (d->bitmap_blocks != div_up(d->total_blocks, 8 * B) ||
+		    d->sums_blocks != div_up(d->total_blocks, FS_SUMS_PER_BLOCK) ||
+		    !in_data_area(sb, d->bitmap_start, d->bitmap_blocks) ||
+		    !in_data_area(sb, d->sums_start, d->sums_blocks) ||
+		    (d->bitmap_start < d->sums_start + d->sums_blocks &&
+		     d->sums_start < d->bitmap_start + d->bitmap_blocks))
+			return 0;
+	}
+	return 1;
+}
+
 /* What is wrong with one copy of the superblock, or NULL.  The manifest is
  * the third witness: the UUID and the size must be the ones it records. */
 static const char *check_super(const struct fs_super *sb, const uint8_t uuid[16], uint64_t size)
@@ -301,7 +346,7 @@ static const char *check_super(const struct fs_super *sb, const uint8_t uuid[16]
 	    memcmp(&want.inode_count, &sb->inode_count,
 	           offsetof(struct fs_super, created_ns) - offsetof(struct fs_super, inode_count)))
 		return "inconsistent layout fields (offsets 40-119)";
-	if (memcmp(want.tiers, sb->tiers, sizeof(sb->tiers)))
+	if (memcmp(want.tiers, sb->tiers, sizeof(sb->tiers)) || !added_tiers_ok(sb))
 		return "inconsistent capacity tier fields (offsets 136-519)";
 	if (want.sums_start != sb->sums_start || want.sums_blocks != sb->sums_blocks)
 		return "inconsistent data checksum fields (offsets 520-535)";
@@ -503,12 +548,20 @@ static int journal_write_header(struct shared *s, uint64_t n, uint64_t sum,
 	return rc;
 }
 
+/* Whether blk is one of the superblock's two copies: a checkpoint that
+ * adds or retires a tier writes them through the journal. */
+static int super_block(const struct shared *s, uint64_t blk)
+{
+	return blk == 0 || blk == FS_BACKUP_BLOCK(media_size(s->m));
+}
+
 static int write_home(struct shared *s, const struct cache_snapshot *snap)
 {
 	for (size_t i = 0; i < snap->count; i++) {
 		uint64_t blk = snap->blknos[i];
-		if (blk < s->sb.ibitmap_start || blk >= s->sb.total_blocks)
-			return -EUCLEAN; /* never overwrite the superblock, slots or journal */
+		if (!super_block(s, blk) &&
+		    (blk < s->sb.ibitmap_start || blk >= s->sb.total_blocks))
+			return -EUCLEAN; /* never overwrite the slots or the journal */
 		int rc = media_store(s->m, blk * B, snap->images + i * B, B);
 		if (rc)
 			return rc;
@@ -609,6 +662,27 @@ static int journal_load(struct shared *s, struct cache_snapshot *snap, struct fs
 
 /* Completes a checkpoint whose journal committed but whose slot was not
  * written.  Read-only mounts apply it in the cache only. */
+/* A journal that changed the tiers holds the new superblock (both
+ * copies): it becomes the one in use, and the copies on the media will
+ * both be it once the images are home. */
+static int adopt_super(struct shared *s, const struct cache_snapshot *snap, int read_only)
+{
+	int copies = 0;
+	for (size_t i = 0; i < snap->count; i++) {
+		if (!super_block(s, snap->blknos[i]))
+			continue;
+		const struct fs_super *img = (const void *)(snap->images + i * B);
+		if (check_super(img, s->sb.uuid, media_size(s->m)))
+			return -EUCLEAN;
+		if (snap->blknos[i] == 0)
+			s->sb = *img;
+		copies++;
+	}
+	if (copies == 2 && !read_only)
+		s->super_bad = 0;
+	return 0;
+}
+
 static int journal_recover(struct shared *s, int read_only)
 {
 	struct cache_snapshot snap = {0};
@@ -616,6 +690,11 @@ static int journal_recover(struct shared *s, int read_only)
 	int rc = journal_load(s, &snap, &ck);
 	if (rc <= 0)
 		return rc;
+	rc = adopt_super(s, &snap, read_only);
+	if (rc) {
+		cache_snapshot_free(&snap);
+		return rc;
+	}
 	if (read_only) {
 		for (size_t i = 0; i < snap.count; i++) {
 			struct buf *b;
@@ -643,15 +722,64 @@ static int journal_recover(struct shared *s, int read_only)
 	return rc;
 }
 
+/* Opens capacity tier t, which the superblock lists and is not retired. */
+static int open_tier(struct shared *s, unsigned t, struct media *m, char *err, size_t errlen)
+{
+	const struct fs_tier_desc *d = &s->sb.tiers[t - 1];
+	struct tier *x = &s->tier[t];
+	memcpy(x->name, d->name, sizeof(d->name));
+	x->name[sizeof(x->name) - 1] = 0;
+	const char *bad = m ? check_tier(&s->sb, t, m) : "the manifest says it was removed";
+	if (bad) {
+		snprintf(err, errlen, "tier %s part %s: %s", x->name, m ? media_path(m) : "-", bad);
+		return -EUCLEAN;
+	}
+	x->m = m;
+	x->total_blocks = d->total_blocks;
+	x->first_block = 1;
+	x->unit_blocks = d->unit_blocks ? d->unit_blocks : 1;
+	int rc = alloc_open(&x->a, s->cache, d->bitmap_start, d->bitmap_blocks, d->total_blocks, 1);
+	if (!rc)
+		rc = sums_open(&x->sums, s->m, d->sums_start, d->total_blocks);
+	if (rc) {
+		snprintf(err, errlen, "tier %s: cannot load its bitmap and checksums: %s", x->name,
+		         strerror(-rc));
+		return rc;
+	}
+	alloc_set_quarantine(x->a, 1);
+	s->fx.talloc[t] = x->a;
+	return 0;
+}
+
+/* A retired tier keeps its number and name, and nothing else: no part,
+ * no blocks, no allocator. */
+static void mark_retired(struct shared *s, unsigned t)
+{
+	struct tier *x = &s->tier[t];
+	memset(x, 0, sizeof(*x));
+	memcpy(x->name, s->sb.tiers[t - 1].name, sizeof(x->name) - 1);
+	x->retired = 1;
+}
+
+/*
+ * The manifest's tiers against the superblock's.  They agree but for the
+ * two steps a crash may split (src/libfs/tiers.c): a tier added to the
+ * manifest and not yet to the superblock (its last, one more: left to the
+ * caller, s->tier_pending), and a tier retired in the superblock whose
+ * manifest line was not yet rewritten (its part is not used;
+ * s->manifest_stale).  cap[k] is NULL for a tier the manifest says was
+ * removed.
+ */
 static int open_tiers(struct shared *s, struct media *const *cap, unsigned ncap, char *err,
                       size_t errlen)
 {
-	if (ncap != s->sb.tier_count) {
+	if (ncap != s->sb.tier_count && ncap != s->sb.tier_count + 1) {
 		snprintf(err, errlen,
 		         "fast part %s: the superblock lists %u capacity tiers, the manifest %u",
 		         media_path(s->m), s->sb.tier_count, ncap);
 		return -EUCLEAN;
 	}
+	s->tier_pending = ncap > s->sb.tier_count;
 	struct tier *f = &s->tier[0];
 	f->m = s->m;
 	f->a = s->balloc;
@@ -665,35 +793,16 @@ static int open_tiers(struct shared *s, struct media *const *cap, unsigned ncap,
 		         media_path(s->m), strerror(-rc));
 		return rc;
 	}
-	s->ntiers = 1 + ncap;
-	for (unsigned t = 1; t <= ncap; t++) {
-		const struct fs_tier_desc *d = &s->sb.tiers[t - 1];
-		struct tier *x = &s->tier[t];
-		const char *bad = check_tier(&s->sb, t, cap[t - 1]);
-		if (bad) {
-			snprintf(err, errlen, "tier %.16s part %s: %s", d->name,
-			         media_path(cap[t - 1]), bad);
-			return -EUCLEAN;
+	s->ntiers = 1 + s->sb.tier_count;
+	for (unsigned t = 1; t < s->ntiers && !rc; t++) {
+		if (s->sb.tiers[t - 1].flags & FS_TIER_RETIRED) {
+			mark_retired(s, t);
+			s->manifest_stale |= cap[t - 1] != NULL;
+		} else {
+			rc = open_tier(s, t, cap[t - 1], err, errlen);
 		}
-		x->m = cap[t - 1];
-		x->total_blocks = d->total_blocks;
-		x->first_block = 1;
-		x->unit_blocks = d->unit_blocks ? d->unit_blocks : 1;
-		memcpy(x->name, d->name, sizeof(d->name));
-		x->name[sizeof(x->name) - 1] = 0;
-		rc = alloc_open(&x->a, s->cache, d->bitmap_start, d->bitmap_blocks, d->total_blocks,
-		                1);
-		if (!rc)
-			rc = sums_open(&x->sums, s->m, d->sums_start, d->total_blocks);
-		if (rc) {
-			snprintf(err, errlen, "tier %s: cannot load its bitmap and checksums: %s",
-			         x->name, strerror(-rc));
-			return rc;
-		}
-		alloc_set_quarantine(x->a, 1);
-		s->fx.talloc[t] = x->a;
 	}
-	return 0;
+	return rc;
 }
 
 int shared_open(struct shared *s, struct media *m, struct media *const *cap, unsigned ncap,
@@ -833,7 +942,12 @@ int inode_in_use(struct shared *s, uint64_t ino)
 static struct tier *tier_of(const struct shared *s, uint64_t pblk)
 {
 	unsigned t = FS_PBLK_TIER(pblk);
-	return t < s->ntiers ? (struct tier *)&s->tier[t] : NULL;
+	return shared_tier_live(s, t) ? (struct tier *)&s->tier[t] : NULL;
+}
+
+int shared_tier_live(const struct shared *s, unsigned t)
+{
+	return t < s->ntiers && s->tier[t].a != NULL;
 }
 
 int shared_blocks_ok(const struct shared *s, uint64_t pblk, uint64_t n)
@@ -1048,7 +1162,7 @@ int shared_fence(struct shared *s)
 int shared_alloc_data(struct shared *s, unsigned t, uint64_t hint, uint64_t want, uint64_t *pblk,
                       uint64_t *got)
 {
-	if (t >= s->ntiers)
+	if (!shared_tier_live(s, t) || s->tier[t].draining)
 		return -ENOSPC;
 	uint64_t h = FS_PBLK_TIER(hint) == t ? FS_PBLK_BLK(hint) : 0;
 	uint64_t start;
@@ -1060,17 +1174,36 @@ int shared_alloc_data(struct shared *s, unsigned t, uint64_t hint, uint64_t want
 
 uint64_t shared_tier_free(const struct shared *s, unsigned t)
 {
-	return t < s->ntiers ? alloc_free_count(s->tier[t].a) : 0;
+	return shared_tier_live(s, t) ? alloc_free_count(s->tier[t].a) : 0;
 }
 
 uint64_t shared_tier_blocks(const struct shared *s, unsigned t)
 {
-	return t < s->ntiers ? s->tier[t].total_blocks - s->tier[t].first_block : 0;
+	return shared_tier_live(s, t) ? s->tier[t].total_blocks - s->tier[t].first_block : 0;
+}
+
+uint64_t shared_tier_room(const struct shared *s, unsigned t)
+{
+	return shared_tier_live(s, t) && !s->tier[t].draining ? shared_tier_free(s, t) : 0;
+}
+
+void shared_tier_set_draining(struct shared *s, unsigned t, int on)
+{
+	if (t > 0 && shared_tier_live(s, t))
+		s->tier[t].draining = on;
+}
+
+uint64_t shared_tier_used(const struct shared *s, unsigned t)
+{
+	uint64_t total = shared_tier_blocks(s, t), free_blocks = shared_tier_free(s, t);
+	return total > free_blocks ? total - free_blocks : 0;
 }
 
 int shared_seal_frees(struct shared *s)
 {
 	for (unsigned t = 0; t < s->ntiers; t++) {
+		if (!shared_tier_live(s, t))
+			continue;
 		int rc = alloc_seal(s->tier[t].a);
 		if (rc)
 			return rc;
@@ -1081,5 +1214,6 @@ int shared_seal_frees(struct shared *s)
 void shared_release_frees(struct shared *s)
 {
 	for (unsigned t = 0; t < s->ntiers; t++)
-		alloc_release_sealed(s->tier[t].a);
+		if (shared_tier_live(s, t))
+			alloc_release_sealed(s->tier[t].a);
 }

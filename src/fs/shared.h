@@ -36,6 +36,8 @@ struct tier {
 	char name[16];
 	int dirty;        /* stored to since its last fence */
 	struct sums sums; /* a checksum per block (on the fast tier) */
+	int retired;      /* removed (FS_TIER_RETIRED): no part, no blocks */
+	int draining;     /* being emptied for removal: nothing new goes there */
 };
 
 /* What mkfs needs to know of each capacity tier. */
@@ -56,9 +58,13 @@ struct shared {
 	struct cache *cache;
 	struct alloc *balloc; /* blocks of the tier */
 	struct alloc *ialloc; /* inode numbers */
-	unsigned ntiers;      /* tiers in use, the fast tier included */
+	unsigned ntiers;      /* tiers, the fast tier and retired ones included */
 	struct tier tier[FS_MAX_TIERS + 1];
 	struct fsctx fx;
+	/* Left by a crash between the steps of a tier change (open_tiers):
+	 * the manifest's last tier not yet in the superblock, and a tier
+	 * retired whose manifest line still names its part. */
+	int tier_pending, manifest_stale;
 };
 
 /* mkfs: lays out the fast tier m, writes the superblock, bitmaps, the root
@@ -155,6 +161,34 @@ int shared_alloc_data(struct shared *s, unsigned t, uint64_t hint, uint64_t want
 uint64_t shared_tier_free(const struct shared *s, unsigned t);
 /* Data blocks of tier t (the fast tier: all blocks after the metadata). */
 uint64_t shared_tier_blocks(const struct shared *s, unsigned t);
+
+/* Whether tier t holds data: it exists and is not retired. */
+int shared_tier_live(const struct shared *s, unsigned t);
+
+/*
+ * Changing the capacity tiers of an open shared area (shared_tiers.c).
+ * Each changes the superblock in memory and in the cache (both copies),
+ * so that the next checkpoint commits it through the journal with
+ * everything else the change wrote; the caller holds the volume lock and
+ * checkpoints.
+ *
+ * shared_tier_add: m becomes capacity tier ntiers (the next number; at
+ * most FS_MAX_TIERS over the volume's life), of size bytes (0: the whole
+ * medium), with its header written and fenced, its bitmap and checksum
+ * table allocated in the fast tier's data area.
+ * shared_tier_retire: tier t, which holds no data any more, is retired;
+ * its medium is the caller's to close.  -EBUSY if a block is in use.
+ */
+int shared_tier_add(struct shared *s, struct media *m, const char *name, uint32_t unit_blocks,
+                    uint64_t size, char *err, size_t errlen);
+int shared_tier_retire(struct shared *s, unsigned t, char *err, size_t errlen);
+/* Free blocks of tier t that new data may take: none on a tier being
+ * drained.  shared_tier_set_draining marks capacity tier t so (or not):
+ * nothing allocates there while it is. */
+uint64_t shared_tier_room(const struct shared *s, unsigned t);
+void shared_tier_set_draining(struct shared *s, unsigned t, int on);
+/* Blocks of tier t in use (quarantined ones included), its header aside. */
+uint64_t shared_tier_used(const struct shared *s, unsigned t);
 
 /* Checkpoint hooks for the allocators of every tier (see alloc.h). */
 int shared_seal_frees(struct shared *s);

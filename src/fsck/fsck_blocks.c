@@ -36,6 +36,20 @@ static void tier_bitmap(const struct fsck_ctx *c, unsigned t, uint64_t *start, u
 	*blocks = t ? c->sb->tiers[t - 1].bitmap_blocks : c->sb->bbitmap_blocks;
 }
 
+/* A tier added to a running volume keeps its bitmap and checksum table
+ * in the fast tier's data area: blocks in use that no inode owns. */
+static void claim_added_regions(struct fsck_ctx *c)
+{
+	for (unsigned k = 0; k < c->sb->tier_count; k++) {
+		const struct fs_tier_desc *d = &c->sb->tiers[k];
+		if ((d->flags & FS_TIER_ADDED) && !(d->flags & FS_TIER_RETIRED)) {
+			fsck_claim(c, d->bitmap_start, d->bitmap_blocks);
+			fsck_claim(c, d->sums_start, d->sums_blocks);
+		}
+	}
+	c->cur_claimed = 0;
+}
+
 int fsck_load_block_maps(struct fsck_ctx *c)
 {
 	const struct shared *sh = &c->sh;
@@ -48,6 +62,8 @@ int fsck_load_block_maps(struct fsck_ctx *c)
 	if (!c->bbits || !c->claimed)
 		return -ENOMEM;
 	for (unsigned t = 0; t < sh->ntiers; t++) {
+		if (!shared_tier_live(sh, t))
+			continue; /* retired: no blocks */
 		uint64_t start, blocks;
 		tier_bitmap(c, t, &start, &blocks);
 		uint8_t *w = malloc(blocks * FS_BLOCK_SIZE);
@@ -66,6 +82,7 @@ int fsck_load_block_maps(struct fsck_ctx *c)
 		if (rc)
 			return rc;
 	}
+	claim_added_regions(c);
 	return 0;
 }
 

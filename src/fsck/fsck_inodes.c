@@ -287,8 +287,8 @@ static int xattr_rec(void *arg, const void *rec, size_t len)
 	else if (memchr(p + XREC_HDR, 0, namelen))
 		w->why = "its name holds a NUL byte";
 	if (!w->why) {
-		uint64_t base = checksum64_seeded(p + XREC_HDR, namelen, XATTR_HASH_SEED) &
-		                XATTR_KEY_MASK;
+		uint64_t base =
+		    checksum64_seeded(p + XREC_HDR, namelen, XATTR_HASH_SEED) & XATTR_KEY_MASK;
 		if (!base)
 			base = XATTR_BUCKET;
 		if (key < base || key >= base + XATTR_BUCKET)
@@ -313,7 +313,8 @@ static int xattr_records_ok(struct fsck_ctx *c, uint64_t ino, uint64_t root)
 	if (rc == 0 && !w.why)
 		return 1;
 	struct fsck_item *it = fsck_problem(
-	    c, FC_TREE, "inode %llu: xattr tree (root block %llu) is damaged: the record at key %llu: %s",
+	    c, FC_TREE,
+	    "inode %llu: xattr tree (root block %llu) is damaged: the record at key %llu: %s",
 	    (unsigned long long)ino, (unsigned long long)root, (unsigned long long)w.bad_key,
 	    w.why ? w.why : strerror(-rc));
 	it->a = ino;
@@ -347,6 +348,12 @@ static struct fsck_item *extent_outside(struct fsck_ctx *c, unsigned long long i
 		    "tier %u, which the volume does not have (it has %u capacity tiers)",
 		    ino, lb, b, last, t, c->sh.ntiers - 1);
 	const struct tier *x = &c->sh.tier[t];
+	if (x->retired)
+		return fsck_problem(
+		    c, FC_EXTENT_OUTSIDE,
+		    "inode %llu: extent at logical block %llu maps blocks %llu..%llu "
+		    "of tier %s, which was removed from the volume",
+		    ino, lb, b, last, x->name);
 	if (t == 0)
 		return fsck_problem(
 		    c, FC_EXTENT_OUTSIDE,
@@ -424,11 +431,12 @@ static int extent_rec(void *arg, const void *rec, size_t len)
 	const char *why = bad_state(w->in, word);
 	if (len != 24 || why || n == 0 || lblk >= EXTENT_MAX_LBLK || n > EXTENT_MAX_LBLK - lblk ||
 	    pblk == 0 || pblk + n < pblk) {
-		struct fsck_item *it = fsck_problem(
-		    c, FC_EXTENT_BAD,
-		    "inode %llu: extent at logical block %llu is invalid (block %llu, length %llu%s)",
-		    ino, (unsigned long long)lblk, (unsigned long long)pblk, (unsigned long long)n,
-		    why ? why : "");
+		struct fsck_item *it =
+		    fsck_problem(c, FC_EXTENT_BAD,
+		                 "inode %llu: extent at logical block %llu is invalid (block %llu, "
+		                 "length %llu%s)",
+		                 ino, (unsigned long long)lblk, (unsigned long long)pblk,
+		                 (unsigned long long)n, why ? why : "");
 		/* The tree is sound, the record is not: it goes (its blocks,
 		 * if any, are leaks afterwards). */
 		it->fixable = 1;
@@ -455,7 +463,8 @@ static int extent_rec(void *arg, const void *rec, size_t len)
 	}
 	fsck_claim(c, pblk, n);
 	if (!(word & FS_EXTENT_STATE))
-		check_data_sums(c, w->ino, lblk, pblk, n); /* unwritten blocks hold nothing to check */
+		check_data_sums(c, w->ino, lblk, pblk,
+		                n); /* unwritten blocks hold nothing to check */
 	uint64_t eof = (w->in->size + FS_BLOCK_SIZE - 1) / FS_BLOCK_SIZE;
 	/* Unwritten extents past the end are what fallocate's KEEP_SIZE
 	 * leaves: normal, as on ext4. */

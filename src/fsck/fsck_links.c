@@ -41,16 +41,17 @@ void fsck_walk_orphans(struct fsck_ctx *c)
 			snprintf(why, sizeof(why), "is already on the list (a cycle)");
 		else if (c->ii[cur].nlink != 0)
 			snprintf(why, sizeof(why), "still has %u link%s", c->ii[cur].nlink,
-				 c->ii[cur].nlink == 1 ? "" : "s");
+			         c->ii[cur].nlink == 1 ? "" : "s");
 		if (why[0]) {
 			char from[64];
 			if (prev)
-				snprintf(from, sizeof(from), "inode %llu's next link", (unsigned long long)prev);
+				snprintf(from, sizeof(from), "inode %llu's next link",
+				         (unsigned long long)prev);
 			else
 				snprintf(from, sizeof(from), "the checkpoint's head");
-			struct fsck_item *it = fsck_problem(c, FC_ORPHAN_LIST,
-							    "orphan list: %s names inode %llu, which %s",
-							    from, (unsigned long long)cur, why);
+			struct fsck_item *it = fsck_problem(
+			    c, FC_ORPHAN_LIST, "orphan list: %s names inode %llu, which %s", from,
+			    (unsigned long long)cur, why);
 			it->fixable = 1;
 			it->a = prev;
 			return;
@@ -74,12 +75,12 @@ static void check_orphan_flag(struct fsck_ctx *c, uint64_t ino, const struct iin
 	struct fsck_item *it = NULL;
 	if (on_list && !flagged)
 		it = fsck_problem(c, FC_ORPHAN_FLAG,
-				  "inode %llu: on the orphan list but not flagged as an orphan",
-				  (unsigned long long)ino);
+		                  "inode %llu: on the orphan list but not flagged as an orphan",
+		                  (unsigned long long)ino);
 	else if (!on_list && flagged && c->names_complete && x->names > 0)
 		it = fsck_problem(c, FC_ORPHAN_FLAG,
-				  "inode %llu: flagged as an orphan but not on the orphan list",
-				  (unsigned long long)ino);
+		                  "inode %llu: flagged as an orphan but not on the orphan list",
+		                  (unsigned long long)ino);
 	if (it) {
 		it->fixable = 1;
 		it->a = ino;
@@ -91,9 +92,10 @@ static void check_nlink(struct fsck_ctx *c, uint64_t ino, const struct iinfo *x)
 {
 	if (x->flags & II_ON_LIST) {
 		if (x->names)
-			fsck_problem(c, FC_ORPHAN_NAMED,
-				     "inode %llu: on the orphan list but %u directory entries name it",
-				     (unsigned long long)ino, x->names);
+			fsck_problem(
+			    c, FC_ORPHAN_NAMED,
+			    "inode %llu: on the orphan list but %u directory entries name it",
+			    (unsigned long long)ino, x->names);
 		return;
 	}
 	/* Nothing names it: it is unreachable, reported as such; its link
@@ -106,12 +108,14 @@ static void check_nlink(struct fsck_ctx *c, uint64_t ino, const struct iinfo *x)
 		return;
 	struct fsck_item *it;
 	if (dir)
-		it = fsck_problem(c, FC_NLINK, "directory %llu: nlink %u but it has %u subdirectories "
-					       "(2 + %u expected)",
-				  (unsigned long long)ino, x->nlink, x->subdirs, x->subdirs);
+		it = fsck_problem(c, FC_NLINK,
+		                  "directory %llu: nlink %u but it has %u subdirectories "
+		                  "(2 + %u expected)",
+		                  (unsigned long long)ino, x->nlink, x->subdirs, x->subdirs);
 	else
-		it = fsck_problem(c, FC_NLINK, "inode %llu: nlink %u but %u directory %s", (unsigned long long)ino,
-				  x->nlink, x->names, x->names == 1 ? "entry names it" : "entries name it");
+		it = fsck_problem(c, FC_NLINK, "inode %llu: nlink %u but %u directory %s",
+		                  (unsigned long long)ino, x->nlink, x->names,
+		                  x->names == 1 ? "entry names it" : "entries name it");
 	if (want <= UINT32_MAX) {
 		it->fixable = 1;
 		it->a = ino;
@@ -127,8 +131,9 @@ static void check_parent(struct fsck_ctx *c, uint64_t ino, const struct iinfo *x
 	if (!want || x->parent == want)
 		return;
 	struct fsck_item *it = fsck_problem(
-		c, FC_PARENT, "directory %llu: parent field says %llu but it is named in directory %llu",
-		(unsigned long long)ino, (unsigned long long)x->parent, (unsigned long long)want);
+	    c, FC_PARENT,
+	    "directory %llu: parent field says %llu but it is named in directory %llu",
+	    (unsigned long long)ino, (unsigned long long)x->parent, (unsigned long long)want);
 	it->fixable = 1;
 	it->a = ino;
 	it->b = want;
@@ -200,20 +205,21 @@ static void report_unreachable(struct fsck_ctx *c, uint64_t ino, const struct ii
 	int garbage = (x->flags & II_UNKNOWN) && !fsck_known_type(x->mode);
 	/* Only what no entry names is freed: an inode named from an
 	 * unreachable directory stays with that directory. */
-	int frees = x->names == 0 &&
-		    (garbage || ((x->flags & II_TREES_OK) && (empty || lost_orphan)));
-	const char *verdict = garbage && frees ? "its type is unknown (garbage): repair frees it"
-			      : frees && empty ? "it holds nothing: repair frees it"
-			      : frees ? "it has no links (a lost orphan): repair frees it, as recovery would"
-			      : x->names ? "it comes back with the unreachable directory that names it"
-					 : S_ISDIR(x->mode) ? "it holds names: repair links it into /lost+found"
-							    : "it holds data: repair links it into /lost+found";
+	int frees =
+	    x->names == 0 && (garbage || ((x->flags & II_TREES_OK) && (empty || lost_orphan)));
+	const char *verdict =
+	    garbage && frees ? "its type is unknown (garbage): repair frees it"
+	    : frees && empty ? "it holds nothing: repair frees it"
+	    : frees          ? "it has no links (a lost orphan): repair frees it, as recovery would"
+	    : x->names       ? "it comes back with the unreachable directory that names it"
+	    : S_ISDIR(x->mode) ? "it holds names: repair links it into /lost+found"
+	                       : "it holds data: repair links it into /lost+found";
 	struct fsck_item *it = fsck_problem(
-		c, FC_UNREACHABLE,
-		"inode %llu: unreachable from the root and not an orphan (leak): %s, %llu bytes, nlink "
-		"%u, named by %u %s; %s",
-		(unsigned long long)ino, fsck_type_name(x->mode), (unsigned long long)in.size, x->nlink,
-		x->names, x->names == 1 ? "entry" : "entries", verdict);
+	    c, FC_UNREACHABLE,
+	    "inode %llu: unreachable from the root and not an orphan (leak): %s, %llu bytes, nlink "
+	    "%u, named by %u %s; %s",
+	    (unsigned long long)ino, fsck_type_name(x->mode), (unsigned long long)in.size, x->nlink,
+	    x->names, x->names == 1 ? "entry" : "entries", verdict);
 	/* What nothing names but holds something is never destroyed: it is
 	 * given a name instead (the top of a detached subtree brings the
 	 * rest back with it). */
@@ -262,14 +268,16 @@ static void check_unknown(struct fsck_ctx *c)
 		struct fsck_item *it;
 		if (!known)
 			it = fsck_problem(c, FC_MODE, "inode %llu: unknown file type in mode 0%o",
-					  (unsigned long long)ino, x->mode);
+			                  (unsigned long long)ino, x->mode);
 		else if (special)
-			it = fsck_problem(c, FC_SPECIAL_TREE, "inode %llu: %s has a block map (root block %llu)",
-					  (unsigned long long)ino, fsck_type_name(x->mode),
-					  (unsigned long long)x->tree_root);
+			it = fsck_problem(c, FC_SPECIAL_TREE,
+			                  "inode %llu: %s has a block map (root block %llu)",
+			                  (unsigned long long)ino, fsck_type_name(x->mode),
+			                  (unsigned long long)x->tree_root);
 		else
-			it = fsck_problem(c, FC_MODE, "inode %llu: its type (%s) does not match its tree",
-					  (unsigned long long)ino, fsck_type_name(x->mode));
+			it = fsck_problem(c, FC_MODE,
+			                  "inode %llu: its type (%s) does not match its tree",
+			                  (unsigned long long)ino, fsck_type_name(x->mode));
 		if (!known && !x->names && c->names_complete)
 			continue; /* garbage: freed as unreachable */
 		c->claims_complete = 0;
@@ -278,15 +286,17 @@ static void check_unknown(struct fsck_ctx *c)
 		 * a special file with a tree, if they name a type with one). */
 		uint32_t mode = (x->mode & 07777) | DTTOIF(x->dtype);
 		int has_tree = S_ISREG(mode) || S_ISDIR(mode) || S_ISLNK(mode);
-		if (c->names_complete && x->names && !(x->flags & II_DT_MIXED) && fsck_known_type(mode) &&
-		    (mode & S_IFMT) != (x->mode & S_IFMT) && (!special || has_tree)) {
+		if (c->names_complete && x->names && !(x->flags & II_DT_MIXED) &&
+		    fsck_known_type(mode) && (mode & S_IFMT) != (x->mode & S_IFMT) &&
+		    (!special || has_tree)) {
 			it->code = FC_MODE;
 			it->fixable = 1;
 			it->a = ino;
 			it->b = mode;
 			snprintf(it->msg + strlen(it->msg), sizeof(it->msg) - strlen(it->msg),
-				 "; its %u %s it a %s", x->names, x->names == 1 ? "entry makes" : "entries make",
-				 fsck_type_name(mode));
+			         "; its %u %s it a %s", x->names,
+			         x->names == 1 ? "entry makes" : "entries make",
+			         fsck_type_name(mode));
 		}
 	}
 	/* A named inode whose type is in doubt may be a directory whose

@@ -171,6 +171,11 @@ static void note_tiers(struct fsck_ctx *c)
 {
 	for (unsigned t = 1; t < c->sh.ntiers; t++) {
 		const struct tier *x = &c->sh.tier[t];
+		if (x->retired) {
+			fsck_note(c->r, "tier %s: capacity tier %u of %u, removed", x->name, t,
+			          c->sh.ntiers - 1);
+			continue;
+		}
 		uint64_t bytes = media_size(x->m), used = x->total_blocks * FS_BLOCK_SIZE;
 		char extra[96] = "";
 		if (bytes > used)

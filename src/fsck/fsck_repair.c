@@ -72,9 +72,10 @@ int fsck_commit(struct fsck_ctx *c)
 	/* As a digest counts it: the free data blocks of every tier. */
 	ck.free_blocks = count_free(c, sb->bbitmap_start, sb->total_blocks, sb->data_start);
 	for (unsigned k = 0; k < sb->tier_count; k++)
-		ck.free_blocks +=
-		    count_free(c, sb->tiers[k].bitmap_start, sb->tiers[k].total_blocks,
-		               c->sh.tier[k + 1].first_block);
+		if (shared_tier_live(&c->sh, k + 1))
+			ck.free_blocks +=
+			    count_free(c, sb->tiers[k].bitmap_start, sb->tiers[k].total_blocks,
+			               c->sh.tier[k + 1].first_block);
 	ck.free_inodes = count_free(c, sb->ibitmap_start, sb->inode_count, FS_ROOT_INO + 1);
 	struct cache_snapshot snap = {0};
 	int rc = cache_snapshot_dirty(c->sh.cache, &snap);

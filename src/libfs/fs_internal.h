@@ -339,6 +339,17 @@ int fs_failure(struct cairn_fs *fs, char *buf, size_t len);
 int for_each_data_file(struct cairn_fs *fs,
                        int (*fn)(void *arg, uint64_t ino, const struct fs_inode *i), void *arg);
 
+/* mount.c, for mkfs and cairn_tier_add: a capacity tier's name, path and
+ * unit checked (tier k of the command, for messages; -EINVAL); the unit
+ * its name suggests; a path made absolute against the working directory. */
+struct cairn_tier_opts;
+int tier_opts_check(const struct cairn_tier_opts *t, unsigned k);
+uint32_t tier_default_unit(const char *name);
+int path_absolute(char *out, const char *path);
+/* tiers.c: at mount, what a crash left between the steps of a tier
+ * change is finished (shared_open says what). */
+int tiers_settle(struct cairn_fs *fs, char *err, size_t el);
+
 /* The sentence cairn_last_error() gives this thread (mount.c). */
 void fs_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The options cairn_tune may change while other threads read them (some

@@ -108,7 +108,7 @@ static void default_part_path(char *out, const char *dir, enum media_kind kind, 
 		snprintf(out, VOLUME_PATH_MAX, "%s/%s.part", dir, name);
 }
 
-static int absolute(char *out, const char *path)
+int path_absolute(char *out, const char *path)
 {
 	if (path[0] == '/') {
 		snprintf(out, VOLUME_PATH_MAX, "%s", path);
@@ -123,15 +123,14 @@ static int absolute(char *out, const char *path)
 
 /* A tier's allocation unit: what suits the medium its name suggests.  A
  * disk pays a seek per discontiguous run, so runs are kept long there. */
-static uint32_t default_unit_blocks(const char *name)
+uint32_t tier_default_unit(const char *name)
 {
 	return strcmp(name, "hdd") == 0 ? 256 : 1;
 }
 
 /* A capacity tier's name and unit; its name must not be a part's. */
-static int check_tier(const struct cairn_mkfs_opts *o, unsigned k)
+int tier_opts_check(const struct cairn_tier_opts *t, unsigned k)
 {
-	const struct cairn_tier_opts *t = &o->tiers[k];
 	size_t nl = t->name ? strlen(t->name) : 0;
 	if (nl == 0 || nl > VOLUME_TIER_NAME_MAX || strpbrk(t->name, " \t\n/") || !t->path ||
 	    !t->path[0] || t->unit % 4096 || t->unit / 4096 > UINT32_MAX) {
@@ -144,6 +143,16 @@ static int check_tier(const struct cairn_mkfs_opts *o, unsigned k)
 		fs_set_error("tier %s: \"log\" and \"fast\" name the volume's own parts", t->name);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* A capacity tier of mkfs: as any, and named once. */
+static int check_tier(const struct cairn_mkfs_opts *o, unsigned k)
+{
+	const struct cairn_tier_opts *t = &o->tiers[k];
+	int rc = tier_opts_check(t, k);
+	if (rc)
+		return rc;
 	for (unsigned j = 0; j < k; j++)
 		if (!strcmp(o->tiers[j].name, t->name)) {
 			fs_set_error("tier %s: named twice", t->name);
@@ -194,9 +203,9 @@ static int plan_tiers(struct manifest *mf, const struct cairn_mkfs_opts *o)
 		const struct cairn_tier_opts *t = &o->tiers[k];
 		snprintf(mf->tier_name[k], sizeof(mf->tier_name[k]), "%s", t->name);
 		mf->tier_unit[k] =
-		    t->unit ? (uint32_t)(t->unit / 4096) : default_unit_blocks(t->name);
+		    t->unit ? (uint32_t)(t->unit / 4096) : tier_default_unit(t->name);
 		mf->size[PART_TIER1 + k] = t->size / 4096 * 4096;
-		int rc = absolute(mf->path[PART_TIER1 + k], t->path);
+		int rc = path_absolute(mf->path[PART_TIER1 + k], t->path);
 		if (rc)
 			return rc;
 	}
@@ -217,7 +226,7 @@ static int plan_manifest(struct manifest *mf, const char *dir, const struct cair
 	for (int p = 0; p < PART_COUNT; p++) {
 		mf->size[p] = mf->size[p] / 4096 * 4096;
 		if (given[p]) {
-			int rc = absolute(mf->path[p], given[p]);
+			int rc = path_absolute(mf->path[p], given[p]);
 			if (rc)
 				return rc;
 		} else {
@@ -513,7 +522,8 @@ static int open_parts(struct cairn_fs *fs, const char *dir, char *err, size_t el
 		return rc;
 	if (fs->opts.recorder)
 		for (int p = 0; p < manifest_parts(&fs->vol.mf); p++)
-			media_set_recorder(fs->vol.part[p], fs->opts.recorder, p);
+			if (fs->vol.part[p])
+				media_set_recorder(fs->vol.part[p], fs->opts.recorder, p);
 	rc = log_open(&fs->log, fs->vol.part[PART_LOG], fs->vol.mf.uuid, err, el);
 	if (!rc) {
 		warn(err);
@@ -653,6 +663,8 @@ cairn_fs *cairn_mount(const char *volume_dir, const struct cairn_mount_opts *opt
 		rc = settle_tuning(&fs->opts, &fs->vol.mf.tuning, err, sizeof(err));
 	if (!rc)
 		rc = recover(fs, err, sizeof(err));
+	if (!rc)
+		rc = tiers_settle(fs, err, sizeof(err));
 	fs->failure_said = 0;
 	if (!rc)
 		rc = digest_start(fs);
@@ -786,7 +798,8 @@ int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv)
 		uint64_t bfree = 0, blocks = 0, quarantined = 0;
 		for (unsigned t = 0; t < fs->sh.ntiers; t++) {
 			bfree += shared_tier_free(&fs->sh, t);
-			quarantined += alloc_quarantined(fs->sh.tier[t].a);
+			quarantined +=
+			    shared_tier_live(&fs->sh, t) ? alloc_quarantined(fs->sh.tier[t].a) : 0;
 			blocks += shared_tier_blocks(&fs->sh, t);
 		}
 		bfree = bfree + quarantined > fs->reserved_blocks
@@ -849,7 +862,8 @@ static void fill_tier_info(struct cairn_fs *fs, struct cairn_info *out)
 		snprintf(ti->name, sizeof(ti->name), "%s", fs->sh.tier[t].name);
 		ti->blocks = shared_tier_blocks(&fs->sh, t);
 		ti->free_blocks =
-		    shared_tier_free(&fs->sh, t) + alloc_quarantined(fs->sh.tier[t].a);
+		    shared_tier_free(&fs->sh, t) +
+		    (shared_tier_live(&fs->sh, t) ? alloc_quarantined(fs->sh.tier[t].a) : 0);
 		ti->extents = extents[t];
 		ti->in_down = fs->stats.tier_in_down[t];
 		ti->in_up = fs->stats.tier_in_up[t];

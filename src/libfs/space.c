@@ -63,7 +63,7 @@ static uint64_t pending_nodes(struct cairn_fs *fs)
 
 uint64_t tier_data_free(struct cairn_fs *fs, unsigned t)
 {
-	uint64_t f = shared_tier_free(&fs->sh, t);
+	uint64_t f = shared_tier_room(&fs->sh, t);
 	/* On the fast tier, file data may not take the reserve nor the tree
 	 * nodes the next digest may need. */
 	uint64_t keep = t == 0 ? space_reserve(fs) + pending_nodes(fs) : 0;
@@ -77,7 +77,7 @@ static int fits(struct cairn_fs *fs, uint64_t blocks, uint64_t nodes, int use_re
 {
 	uint64_t capacity_free = 0;
 	for (unsigned t = 1; t < fs->sh.ntiers; t++)
-		capacity_free += shared_tier_free(&fs->sh, t);
+		capacity_free += shared_tier_room(&fs->sh, t);
 	uint64_t data = fs->reserved_blocks + blocks;
 	uint64_t data_on_fast = data > capacity_free ? data - capacity_free : 0;
 	uint64_t keep = pending_nodes(fs) + nodes + (use_reserve ? 0 : space_reserve(fs));
@@ -159,7 +159,7 @@ uint64_t space_available(struct cairn_fs *fs)
 {
 	uint64_t room = shared_tier_free(&fs->sh, 0);
 	for (unsigned t = 1; t < fs->sh.ntiers; t++)
-		room += shared_tier_free(&fs->sh, t);
+		room += shared_tier_room(&fs->sh, t);
 	uint64_t taken =
 	    space_reserve(fs) + pending_nodes(fs) + fs->reserved_blocks + 2 * NODES_PER_DATA_WRITE;
 	if (room <= taken)

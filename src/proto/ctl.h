@@ -99,7 +99,23 @@ enum ctl_op {
 	                   ret: descriptor */
 	CTL_TUNE,       /* a: high and low watermark, promotion, batch_ms
 	                   (struct cairn_tuning); root only */
+	CTL_TIER,       /* a: CTL_TIER_*_CMD, size or bytes to move, unit,
+	                   force; s: tier name, part path ("" but to add);
+	                   reply: struct ctl_tier_reply; root only */
 	CTL_OP_END
+};
+
+/* The tier commands (cairn_tier_add, _evacuate, _keep, _remove). */
+enum { CTL_TIER_ADD_CMD = 1, CTL_TIER_EVACUATE_CMD, CTL_TIER_KEEP_CMD, CTL_TIER_REMOVE_CMD };
+
+/* Whatever the command's outcome, with the sentence that says why it
+ * failed (cairn_last_error in the daemon), which an errno alone would
+ * lose: "its 100 MiB do not fit on the other tiers". */
+struct ctl_tier_reply {
+	int32_t err; /* 0 or an errno */
+	uint32_t pad;
+	uint64_t left; /* evacuation: bytes still on the tier */
+	char msg[496];
 };
 
 /* A private log (src/libfs/clients.h): the client writes file data it

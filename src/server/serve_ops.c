@@ -848,7 +848,7 @@ static const uint8_t strings_of[CTL_OP_END] = {
     [CTL_LINK] = 2,      [CTL_SYMLINK] = 2,   [CTL_READLINK] = 1,    [CTL_CHMOD] = 1,
     [CTL_CHOWN] = 1,     [CTL_UTIMENS] = 1,   [CTL_STATVFS] = 1,     [CTL_SETXATTR] = 2,
     [CTL_GETXATTR] = 2,  [CTL_LISTXATTR] = 1, [CTL_REMOVEXATTR] = 2, [CTL_OPENDIR] = 1,
-    [CTL_DIR_GRANT] = 1,
+    [CTL_DIR_GRANT] = 1, [CTL_TIER] = 2,
 };
 
 static int64_t volume_call(struct session *s, int op, uint8_t *out, uint32_t *outlen)
@@ -891,6 +891,63 @@ static int64_t do_tune(struct session *s, const int64_t *a)
 			return -EINVAL;
 	struct cairn_tuning t = {(int)a[0], (int)a[1], (int)a[2], (int)a[3]};
 	return neg(cairn_tune(s->fs, &t));
+}
+
+void serve_tier_draining(struct session *s, const char *name)
+{
+	for (int i = 0; i < s->ndrained; i++)
+		if (!strcmp(s->drained[i], name))
+			return;
+	if (s->ndrained < CAIRN_MAX_TIERS && strlen(name) < sizeof(s->drained[0]))
+		snprintf(s->drained[s->ndrained++], sizeof(s->drained[0]), "%s", name);
+}
+
+void serve_tiers_end(struct session *s)
+{
+	for (int i = 0; i < s->ndrained; i++)
+		cairn_tier_keep(s->fs, s->drained[i]); /* ENOENT: removed meanwhile */
+	s->ndrained = 0;
+}
+
+/* A tier command of root's, its outcome in the reply whatever it is.  A
+ * tier this session drains is taken back when the session ends, unless
+ * removed (serve_tiers_end). */
+static int64_t do_tier(struct session *s, const struct request *rq, uint32_t *outlen)
+{
+	const int64_t *a = rq->h->a;
+	const char *name = rq->str[0], *path = rq->str[1];
+	if (s->cred.uid != 0)
+		return -EPERM;
+	if (a[1] < 0 || a[2] < 0)
+		return -EINVAL;
+	struct ctl_tier_reply *r = (struct ctl_tier_reply *)s->out;
+	memset(r, 0, sizeof(*r));
+	*outlen = sizeof(*r);
+	int rc;
+	switch (a[0]) {
+	case CTL_TIER_ADD_CMD: {
+		struct cairn_tier_opts t = {name, path, (uint64_t)a[1], (uint64_t)a[2]};
+		rc = cairn_tier_add(s->fs, &t, a[3] != 0);
+		break;
+	}
+	case CTL_TIER_EVACUATE_CMD:
+		rc = cairn_tier_evacuate(s->fs, name, (uint64_t)a[1], &r->left);
+		serve_tier_draining(s, name);
+		break;
+	case CTL_TIER_KEEP_CMD:
+		rc = cairn_tier_keep(s->fs, name);
+		break;
+	case CTL_TIER_REMOVE_CMD:
+		rc = cairn_tier_remove(s->fs, name);
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (rc) {
+		r->err = errno;
+		snprintf(r->msg, sizeof(r->msg), "%s", cairn_last_error());
+	}
+	return 0;
 }
 
 static int64_t dispatch(struct session *s, const struct request *rq, uint32_t *outlen)
@@ -977,6 +1034,8 @@ static int64_t dispatch(struct session *s, const struct request *rq, uint32_t *o
 		return do_open_ino(s, a[0], (int)a[1]);
 	case CTL_TUNE:
 		return do_tune(s, a);
+	case CTL_TIER:
+		return do_tier(s, rq, outlen);
 	default:
 		return volume_call(s, op, out, outlen);
 	}

@@ -282,6 +282,7 @@ static void session_end(struct session *s)
 	/* The client's own log first: its records apply to files it held
 	 * open. */
 	serve_clog_end(s, say_line, srv);
+	serve_tiers_end(s);
 	serve_release(s);
 	close(s->sock);
 	free(s->cred.groups);

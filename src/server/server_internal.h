@@ -48,6 +48,11 @@ struct session {
 	 * the first 64 KiB, so a thousand idle clients cost little. */
 	uint8_t *in, *out;
 	size_t incap, outcap;
+	/* Tiers this session drained (cairn_tier_evacuate), taken back when
+	 * it ends: a `cairn tier remove` interrupted leaves its tier as it
+	 * was, taking data again. */
+	char drained[CAIRN_MAX_TIERS][16];
+	int ndrained;
 };
 
 /* The volume's online scrub (scrub_job.c): one per daemon. */
@@ -97,6 +102,9 @@ int64_t serve_request(struct session *s, const struct request *rq, uint32_t *out
 
 /* Closes whatever the session's client left open. */
 void serve_release(struct session *s);
+/* serve_ops.c: the session drains tier `name` / takes back what it drained. */
+void serve_tier_draining(struct session *s, const char *name);
+void serve_tiers_end(struct session *s);
 
 /* ---- the client's private log (serve_clog.c) ---- */
 struct walked;

@@ -59,6 +59,7 @@ struct batch {
 	uint64_t blocks;
 	unsigned dst_tier;
 	uint64_t hint;
+	int evacuate; /* every extent goes, unwritten ones up too */
 };
 
 /* ---- watermarks ---------------------------------------------------------- */
@@ -66,8 +67,23 @@ struct batch {
 /* Blocks of tier t in use (quarantined ones count: they are not free yet). */
 static uint64_t tier_used(struct cairn_fs *fs, unsigned t)
 {
-	uint64_t total = shared_tier_blocks(&fs->sh, t), free_blocks = shared_tier_free(&fs->sh, t);
-	return total > free_blocks ? total - free_blocks : 0;
+	return shared_tier_used(&fs->sh, t);
+}
+
+/* Whether new data may go to tier t: it is there, and not being drained. */
+static int takes_data(struct cairn_fs *fs, unsigned t)
+{
+	return shared_tier_live(&fs->sh, t) && (t == 0 || !fs->sh.tier[t].draining);
+}
+
+/* The tier tier t's cold data goes down to: the next one that takes data
+ * (a removed or draining tier is passed over), or 0 when there is none. */
+static unsigned tier_below(struct cairn_fs *fs, unsigned t)
+{
+	for (unsigned d = t + 1; d < fs->sh.ntiers; d++)
+		if (takes_data(fs, d))
+			return d;
+	return 0;
 }
 
 static uint64_t mark_blocks(struct cairn_fs *fs, unsigned t, int percent)
@@ -86,7 +102,8 @@ int migrate_needed(struct cairn_fs *fs)
 	if (heat_clock_ns() < __atomic_load_n(&fs->migrate_stuck_until, __ATOMIC_RELAXED))
 		return 0;
 	for (unsigned t = 0; t + 1 < fs->sh.ntiers; t++)
-		if (tier_used(fs, t) > mark_blocks(fs, t, fs_opt_get(&fs->opts.high_watermark)))
+		if (takes_data(fs, t) && tier_below(fs, t) &&
+		    tier_used(fs, t) > mark_blocks(fs, t, fs_opt_get(&fs->opts.high_watermark)))
 			return 1;
 	return 0;
 }
@@ -185,7 +202,8 @@ static int pick_extent(void *arg, const struct extent *e)
 	struct pick_ctx *p = arg;
 	if (e->lblk >= p->hi || *p->budget == 0)
 		return 1;
-	if (FS_PBLK_TIER(e->pblk) != p->src_tier || (e->unwritten && p->b->dst_tier < p->src_tier))
+	if (FS_PBLK_TIER(e->pblk) != p->src_tier ||
+	    (e->unwritten && p->b->dst_tier < p->src_tier && !p->b->evacuate))
 		return 0;
 	uint64_t from = e->lblk > p->lo ? e->lblk : p->lo;
 	uint64_t to = e->lblk + e->len < p->hi ? e->lblk + e->len : p->hi;
@@ -219,8 +237,8 @@ static int pick_cold(struct cairn_fs *fs, unsigned t, uint64_t want, struct batc
 	int rc = list_files(fs, &files, &n);
 	if (rc)
 		return rc;
-	b->dst_tier = t + 1;
-	b->hint = FS_PBLK(t + 1, 0);
+	b->dst_tier = tier_below(fs, t);
+	b->hint = FS_PBLK(b->dst_tier, 0);
 	for (size_t k = 0; k < n && want > 0 && rc == 0; k++) {
 		struct iref r;
 		if (inode_get(&fs->sh, files[k].ino, &r))
@@ -232,6 +250,51 @@ static int pick_cold(struct cairn_fs *fs, unsigned t, uint64_t want, struct batc
 	}
 	free(files);
 	return rc < 0 && b->n == 0 ? rc : 0; /* a full batch or tier ends the pick */
+}
+
+/* Where tier t's data goes when it is drained, and how many blocks that
+ * tier takes: the slower tiers first (the data was cold enough to be
+ * down there), then the faster ones, the fast tier last and only what it
+ * has beyond its reserve.  0 blocks: nowhere. */
+static unsigned evacuation_target(struct cairn_fs *fs, unsigned t, uint64_t *room)
+{
+	for (unsigned d = t + 1; d < fs->sh.ntiers; d++)
+		if (takes_data(fs, d) && (*room = shared_tier_room(&fs->sh, d)) > 0)
+			return d;
+	for (unsigned d = t - 1; d > 0; d--)
+		if (takes_data(fs, d) && (*room = shared_tier_room(&fs->sh, d)) > 0)
+			return d;
+	*room = tier_data_free(fs, 0);
+	return 0;
+}
+
+/* Evacuation: any file's extents on tier t, up to `want` blocks. */
+static int pick_all(struct cairn_fs *fs, unsigned t, uint64_t want, struct batch *b)
+{
+	uint64_t room;
+	b->dst_tier = evacuation_target(fs, t, &room);
+	b->evacuate = 1;
+	if (room < want)
+		want = room;
+	if (want == 0)
+		return -ENOSPC;
+	struct cold_file *files;
+	size_t n;
+	int rc = list_files(fs, &files, &n);
+	if (rc)
+		return rc;
+	b->hint = FS_PBLK(b->dst_tier, 0);
+	for (size_t k = 0; k < n && want > 0 && rc == 0; k++) {
+		struct iref r;
+		if (inode_get(&fs->sh, files[k].ino, &r))
+			continue;
+		b->hint = unit_hint(fs, b);
+		struct pick_ctx p = {fs, b, files[k].ino, t, 0, UINT64_MAX, &want};
+		rc = extent_walk(&fs->sh.fx, r.i, 0, pick_extent, &p);
+		inode_put(&fs->sh, &r);
+	}
+	free(files);
+	return rc < 0 && b->n == 0 ? rc : 0;
 }
 
 /* Promotion: ranges read often from capacity tiers, while the fast tier
@@ -363,7 +426,7 @@ static int switch_moves(struct cairn_fs *fs, const struct batch *b, int copy_rc)
 
 /* ---- one batch ------------------------------------------------------------- */
 
-enum batch_kind { DEMOTE, PROMOTE };
+enum batch_kind { DEMOTE, PROMOTE, EVACUATE };
 
 static int64_t mono_ns(void)
 {
@@ -389,7 +452,9 @@ static int run_batch(struct cairn_fs *fs, enum batch_kind kind, unsigned t, uint
 	 * may use the reserve; it must leave the nodes the digest needs. */
 	int rc = space_nodes_fit(fs, MOVE_NODES) ? 0 : -ENOSPC;
 	if (!rc && !fs->failed)
-		rc = kind == DEMOTE ? pick_cold(fs, t, want, b) : pick_hot(fs, b);
+		rc = kind == DEMOTE    ? pick_cold(fs, t, want, b)
+		     : kind == PROMOTE ? pick_hot(fs, b)
+		                       : pick_all(fs, t, want, b);
 	if (!locked)
 		pthread_rwlock_unlock(&fs->lock);
 	int copy_rc = rc ? rc : copy_moves(fs, b);
@@ -415,7 +480,8 @@ static int run_batch(struct cairn_fs *fs, enum batch_kind kind, unsigned t, uint
 /* Moves cold data of tier t down until it is below its low watermark. */
 static int demote_tier(struct cairn_fs *fs, unsigned t, int locked)
 {
-	if (tier_used(fs, t) <= mark_blocks(fs, t, fs_opt_get(&fs->opts.high_watermark)))
+	if (!takes_data(fs, t) || !tier_below(fs, t) ||
+	    tier_used(fs, t) <= mark_blocks(fs, t, fs_opt_get(&fs->opts.high_watermark)))
 		return 0;
 	for (;;) {
 		uint64_t used = tier_used(fs, t),
@@ -445,4 +511,23 @@ int migrate_run(struct cairn_fs *fs, int locked)
 	if (!rc && !fs_opt_get(&fs->opts.no_promotion))
 		rc = run_batch(fs, PROMOTE, 0, 0, locked, &moved);
 	return rc == -ENOSPC ? 0 : rc;
+}
+
+int migrate_evacuate(struct cairn_fs *fs, unsigned t, uint64_t want, uint64_t *moved)
+{
+	*moved = 0;
+	if (fs->read_only)
+		return -EROFS;
+	if (!shared_tier_live(&fs->sh, t) || t == 0)
+		return -EINVAL;
+	while (*moved < want && tier_used(fs, t) > 0) {
+		uint64_t n;
+		int rc = run_batch(fs, EVACUATE, t, want - *moved, 0, &n);
+		if (rc)
+			return rc;
+		if (n == 0)
+			break; /* what is left cannot move (damaged blocks) */
+		*moved += n;
+	}
+	return 0;
 }

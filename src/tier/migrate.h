@@ -10,6 +10,8 @@
 #ifndef CAIRN_TIER_MIGRATE_H
 #define CAIRN_TIER_MIGRATE_H
 
+#include <stdint.h>
+
 struct cairn_fs;
 
 /* Whether some tier is past its high watermark (and migration is not
@@ -21,5 +23,13 @@ int migrate_needed(struct cairn_fs *fs);
  * committed by a checkpoint.  locked: the caller holds the volume lock
  * exclusively (no digest thread), as for fs_checkpoint. */
 int migrate_run(struct cairn_fs *fs, int locked);
+
+/* Evacuation, for the removal of capacity tier t (which the caller marked
+ * draining): batches that move any file's extents off t, to the slower
+ * tiers first, then the faster ones, until `want` blocks moved or none is
+ * left.  *moved: the blocks moved.  -ENOSPC when no other tier has room;
+ * 0 with blocks still on t when those could not move (they failed their
+ * checksums).  The caller holds no lock. */
+int migrate_evacuate(struct cairn_fs *fs, unsigned t, uint64_t want, uint64_t *moved);
 
 #endif

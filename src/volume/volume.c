@@ -87,9 +87,12 @@ int manifest_write(const char *dir, const struct manifest *mf, char *err, size_t
 		fprintf(f, "part %s %llu %s\n", part_names[p], (unsigned long long)mf->size[p],
 		        mf->path[p]);
 	for (unsigned k = 0; k < mf->ntiers; k++)
-		fprintf(f, "tier %s %llu %u %s\n", mf->tier_name[k],
-		        (unsigned long long)mf->size[PART_TIER1 + k], mf->tier_unit[k],
-		        mf->path[PART_TIER1 + k]);
+		if (mf->tier_retired[k])
+			fprintf(f, "retired %s\n", mf->tier_name[k]);
+		else
+			fprintf(f, "tier %s %llu %u %s\n", mf->tier_name[k],
+			        (unsigned long long)mf->size[PART_TIER1 + k], mf->tier_unit[k],
+			        mf->path[PART_TIER1 + k]);
 	write_tuning(f, &mf->tuning);
 	int rc = fflush(f) ? -errno : 0;
 	if (!rc && fsync(fileno(f)))
@@ -142,6 +145,20 @@ static const char *parse_tier(const char *line, struct manifest *mf)
 	mf->tier_unit[k] = unit;
 	mf->size[PART_TIER1 + k] = size;
 	snprintf(mf->path[PART_TIER1 + k], VOLUME_PATH_MAX, "%s", path);
+	return NULL;
+}
+
+/* "retired NAME": a capacity tier removed; it keeps its number. */
+static const char *parse_retired(const char *line, struct manifest *mf)
+{
+	char name[64];
+	if (mf->ntiers >= VOLUME_MAX_TIERS)
+		return "too many tier lines";
+	if (sscanf(line, "%*s %63s", name) != 1 || strlen(name) > VOLUME_TIER_NAME_MAX)
+		return "bad retired line (expected: retired NAME)";
+	unsigned k = mf->ntiers++;
+	snprintf(mf->tier_name[k], sizeof(mf->tier_name[k]), "%s", name);
+	mf->tier_retired[k] = 1;
 	return NULL;
 }
 
@@ -208,6 +225,8 @@ static const char *parse_line(char *line, struct manifest *mf, unsigned *seen)
 		return "unknown part";
 	} else if (!strcmp(key, "tier")) {
 		return parse_tier(line, mf);
+	} else if (!strcmp(key, "retired")) {
+		return parse_retired(line, mf);
 	} else if (!strcmp(key, "option")) {
 		return parse_option(line, mf);
 	} else {
@@ -325,6 +344,8 @@ int volume_open(struct volume *v, const char *dir, enum media_kind media, int ex
 		/* A capacity tier is sized 0 here (take what is there): the fs
 		 * layer refuses one smaller than its superblock says, by name. */
 		int tier = p >= PART_TIER1;
+		if (manifest_part_retired(&v->mf, p))
+			continue;
 		rc = lock_part(v, p, exclusive, err, errlen);
 		if (rc) {
 			volume_close(v);

@@ -41,6 +41,9 @@ struct manifest {
 	unsigned ntiers;       /* capacity tiers: always the file medium */
 	char tier_name[VOLUME_MAX_TIERS][VOLUME_TIER_NAME_MAX + 1];
 	uint32_t tier_unit[VOLUME_MAX_TIERS];         /* allocation unit, in 4 KiB blocks */
+	/* A tier removed (`retired NAME` line): it keeps its number, and has
+	 * no part (path empty, never opened). */
+	uint8_t tier_retired[VOLUME_MAX_TIERS];
 	char path[VOLUME_MAX_PARTS][VOLUME_PATH_MAX]; /* absolute */
 	uint64_t size[VOLUME_MAX_PARTS];
 	struct manifest_tuning tuning;
@@ -74,6 +77,12 @@ int manifest_read(const char *dir, struct manifest *mf, char *err, size_t errlen
  * waiting): the lock a mount holds.  Returns the descriptor, or -EBUSY when
  * another process holds the lock, or -errno; err says which. */
 int volume_lock_dir(const char *dir, int exclusive, char *err, size_t errlen);
+
+/* Whether part p is a removed tier's, which has no file. */
+static inline int manifest_part_retired(const struct manifest *mf, int p)
+{
+	return p >= PART_TIER1 && mf->tier_retired[p - PART_TIER1];
+}
 
 /* Opens every part with the manifest's medium, or `media` if non-zero
  * (capacity tiers always with the file medium), checking that each exists

@@ -1,0 +1,252 @@
+/*
+ * shared_tiers.c - the capacity tiers of an open shared area changed:
+ * a tier added, a tier retired.
+ *
+ * Owns: the superblock's tier descriptors after mkfs, and the header of
+ * an added tier's part.  May call: media, cache, alloc, sums (as shared.c).
+ *
+ * A change is made in memory and in the cache, never straight to the
+ * media: the new superblock goes into the cached blocks of both its copies
+ * (block 0 and the part's last block), the added tier's bitmap into cached
+ * blocks of its own, and the allocations and frees into the fast tier's
+ * bitmap.  The next checkpoint writes all of it through the journal, so
+ * the durable superblock changes with the blocks it points to, at once: a
+ * crash leaves the tiers as they were or as they became, never a
+ * superblock naming blocks the durable bitmap calls free.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/alloc.h"
+#include "fs/shared.h"
+#include "media/media.h"
+#include "util/checksum.h"
+
+#define B FS_BLOCK_SIZE
+
+static uint64_t div_up(uint64_t a, uint64_t b)
+{
+	return (a + b - 1) / b;
+}
+
+/* Puts s->sb, sealed, into the cached blocks of both copies. */
+static int stage_super(struct shared *s)
+{
+	s->sb.checksum = checksum_struct(&s->sb, sizeof(s->sb));
+	uint64_t homes[2] = {0, FS_BACKUP_BLOCK(media_size(s->m))};
+	for (int i = 0; i < 2; i++) {
+		struct buf *b;
+		int rc = cache_get(s->cache, homes[i], &b);
+		if (rc)
+			return rc;
+		memcpy(b->data, &s->sb, sizeof(s->sb));
+		cache_mark_dirty(s->cache, b);
+		cache_put(s->cache, b);
+	}
+	return 0;
+}
+
+/* Runs too short, taken on the way to a whole one: freed again (they go
+ * to quarantine, as any free does, until the checkpoint). */
+struct short_runs {
+	uint64_t start[64], n[64];
+	int count;
+};
+
+static void give_back(struct shared *s, struct short_runs *r)
+{
+	for (int i = 0; i < r->count; i++)
+		alloc_free(s->balloc, r->start[i], r->n[i]);
+	r->count = 0;
+}
+
+/* `want` consecutive blocks of the fast tier's data area into *start.  The
+ * allocator hands out runs of at most what is asked, so shorter ones are
+ * set aside until a whole one turns up or the tier runs out. */
+static int alloc_whole_run(struct shared *s, uint64_t want, uint64_t *start)
+{
+	struct short_runs r = {.count = 0};
+	uint64_t hint = s->sb.data_start;
+	int rc;
+	for (;;) {
+		uint64_t got;
+		rc = alloc_run(s->balloc, hint, want, start, &got);
+		if (rc || got == want)
+			break;
+		if (r.count == 64) {
+			rc = -ENOSPC;
+			alloc_free(s->balloc, *start, got);
+			break;
+		}
+		r.start[r.count] = *start;
+		r.n[r.count++] = got;
+		hint = *start + got;
+	}
+	give_back(s, &r);
+	return rc;
+}
+
+static int fill_header(struct shared *s, unsigned t, struct media *m)
+{
+	struct fs_tier_header *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	const struct fs_tier_desc *d = &s->sb.tiers[t - 1];
+	h->magic = FS_TIER_MAGIC;
+	h->version = FS_FORMAT_VERSION;
+	h->block_size = B;
+	memcpy(h->uuid, s->sb.uuid, 16);
+	h->tier = t;
+	h->unit_blocks = d->unit_blocks;
+	h->total_blocks = d->total_blocks;
+	memcpy(h->name, d->name, sizeof(h->name));
+	h->created_ns = s->sb.created_ns;
+	h->checksum = checksum_struct(h, sizeof(*h));
+	int rc = media_store(m, 0, h, sizeof(*h));
+	free(h);
+	return rc ? rc : media_fence(m);
+}
+
+/* The new tier's regions on the fast tier: a bitmap with its header block
+ * in use, and a checksum table, zeroed in place (entries are written in
+ * place, not through the journal; the blocks are free in the durable
+ * state, so nothing reads them before the checkpoint). */
+static int place_regions(struct shared *s, struct fs_tier_desc *d)
+{
+	d->bitmap_blocks = div_up(d->total_blocks, 8 * B);
+	d->sums_blocks = div_up(d->total_blocks, FS_SUMS_PER_BLOCK);
+	int rc = alloc_whole_run(s, d->bitmap_blocks, &d->bitmap_start);
+	if (rc)
+		return rc;
+	rc = alloc_whole_run(s, d->sums_blocks, &d->sums_start);
+	if (rc) {
+		alloc_free(s->balloc, d->bitmap_start, d->bitmap_blocks);
+		return rc;
+	}
+	rc = alloc_format(s->cache, d->bitmap_start, d->bitmap_blocks, d->total_blocks, 1);
+	if (!rc)
+		rc = media_zero(s->m, d->sums_start * B, d->sums_blocks * B);
+	if (rc) {
+		alloc_free(s->balloc, d->bitmap_start, d->bitmap_blocks);
+		alloc_free(s->balloc, d->sums_start, d->sums_blocks);
+	}
+	return rc;
+}
+
+static int describe_new(struct shared *s, struct fs_tier_desc *d, struct media *m, const char *name,
+                        uint32_t unit_blocks, uint64_t size, char *err, size_t errlen)
+{
+	memset(d, 0, sizeof(*d));
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	uint64_t bytes = size && size < media_size(m) ? size : media_size(m);
+	d->total_blocks = bytes / B;
+	d->unit_blocks = unit_blocks ? unit_blocks : 1;
+	d->flags = FS_TIER_ADDED;
+	if (d->total_blocks < 2 || d->total_blocks > FS_PBLK_MASK) {
+		snprintf(err, errlen, "tier %s part %s: %llu bytes is not a usable size", name,
+		         media_path(m), (unsigned long long)bytes);
+		return -EINVAL;
+	}
+	if (s->sb.tier_count >= FS_MAX_TIERS) {
+		snprintf(err, errlen,
+		         "the volume has had %u capacity tiers (removed ones count: their "
+		         "numbers are not used again); at most %u",
+		         s->sb.tier_count, FS_MAX_TIERS);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+int shared_tier_add(struct shared *s, struct media *m, const char *name, uint32_t unit_blocks,
+                    uint64_t size, char *err, size_t errlen)
+{
+	struct fs_tier_desc d;
+	int rc = describe_new(s, &d, m, name, unit_blocks, size, err, errlen);
+	if (rc)
+		return rc;
+	rc = place_regions(s, &d);
+	if (rc) {
+		snprintf(err, errlen,
+		         "the fast tier has no %llu consecutive free blocks for tier %s's bitmap "
+		         "and checksums",
+		         (unsigned long long)(d.bitmap_blocks > d.sums_blocks ? d.bitmap_blocks
+		                                                              : d.sums_blocks),
+		         name);
+		return rc;
+	}
+	unsigned t = s->sb.tier_count + 1;
+	s->sb.tiers[t - 1] = d;
+	s->sb.tier_count = t;
+	rc = fill_header(s, t, m);
+	struct tier *x = &s->tier[t];
+	memset(x, 0, sizeof(*x));
+	if (!rc)
+		rc =
+		    alloc_open(&x->a, s->cache, d.bitmap_start, d.bitmap_blocks, d.total_blocks, 1);
+	if (!rc)
+		rc = sums_open(&x->sums, s->m, d.sums_start, d.total_blocks);
+	if (!rc)
+		rc = stage_super(s);
+	if (rc) {
+		/* Nothing of it is durable: the cached bitmap blocks are free
+		 * ones, written by no checkpoint that does not free them. */
+		if (x->a)
+			alloc_close(x->a);
+		sums_close(&x->sums);
+		memset(x, 0, sizeof(*x));
+		memset(&s->sb.tiers[t - 1], 0, sizeof(d));
+		s->sb.tier_count = t - 1;
+		for (uint64_t k = 0; k < d.bitmap_blocks; k++)
+			cache_forget(s->cache, d.bitmap_start + k);
+		alloc_free(s->balloc, d.bitmap_start, d.bitmap_blocks);
+		alloc_free(s->balloc, d.sums_start, d.sums_blocks);
+		stage_super(s);
+		snprintf(err, errlen, "tier %s part %s: cannot add it: %s", name, media_path(m),
+		         strerror(-rc));
+		return rc;
+	}
+	x->m = m;
+	x->total_blocks = d.total_blocks;
+	x->first_block = 1;
+	x->unit_blocks = d.unit_blocks;
+	memcpy(x->name, d.name, sizeof(x->name) - 1);
+	alloc_set_quarantine(x->a, 1);
+	s->fx.talloc[t] = x->a;
+	s->ntiers = t + 1;
+	return 0;
+}
+
+int shared_tier_retire(struct shared *s, unsigned t, char *err, size_t errlen)
+{
+	if (t == 0 || !shared_tier_live(s, t))
+		return -EINVAL;
+	struct tier *x = &s->tier[t];
+	if (shared_tier_used(s, t) || alloc_quarantined(x->a)) {
+		snprintf(err, errlen, "tier %s still holds %llu blocks", x->name,
+		         (unsigned long long)(shared_tier_used(s, t) + alloc_quarantined(x->a)));
+		return -EBUSY;
+	}
+	struct fs_tier_desc *d = &s->sb.tiers[t - 1];
+	d->flags |= FS_TIER_RETIRED;
+	if (d->flags & FS_TIER_ADDED) {
+		/* Its regions go back to the fast tier; the bitmap's cached
+		 * blocks must not be written home over whatever takes them. */
+		for (uint64_t k = 0; k < d->bitmap_blocks; k++)
+			cache_forget(s->cache, d->bitmap_start + k);
+		alloc_free(s->balloc, d->bitmap_start, d->bitmap_blocks);
+		alloc_free(s->balloc, d->sums_start, d->sums_blocks);
+		d->bitmap_start = d->bitmap_blocks = d->sums_start = d->sums_blocks = 0;
+	}
+	s->fx.talloc[t] = NULL;
+	alloc_close(x->a);
+	x->a = NULL;
+	sums_close(&x->sums);
+	char name[sizeof(x->name)];
+	memcpy(name, x->name, sizeof(name));
+	memset(x, 0, sizeof(*x));
+	memcpy(x->name, name, sizeof(name));
+	x->retired = 1;
+	return stage_super(s);
+}

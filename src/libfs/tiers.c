@@ -1,0 +1,390 @@
+/*
+ * tiers.c - cairn_tier_add, cairn_tier_evacuate, cairn_tier_keep and
+ * cairn_tier_remove: the capacity tiers of a mounted volume changed while
+ * it runs, and what a crash between their steps leaves, settled at mount.
+ *
+ * Owns: the order of the steps.  May call: the volume layer (manifest,
+ * targets), the shared area (shared_tier_*), migration (evacuation), the
+ * digest (checkpoints), the client (an attached process asks its daemon).
+ *
+ * A tier lives in two places, the manifest (which part is which tier) and
+ * the superblock (the tier's blocks), written one after the other:
+ *
+ *  add:    the part's file made and checked; the manifest gains the
+ *          tier's line (renamed into place, durable); the superblock gains
+ *          the tier in the next checkpoint, made at once.  A crash between
+ *          the two leaves a manifest with one tier more than the
+ *          superblock: the next read-write mount adds it (tiers_settle),
+ *          the same steps again; a read-only one leaves it unused.
+ *  remove: the tier's data moved off (evacuation, batches of migration,
+ *          each committed); the superblock marks the tier retired in a
+ *          checkpoint; the manifest's line becomes `retired NAME`.  A
+ *          crash between the two leaves a tier line for a retired tier:
+ *          the next read-write mount rewrites it, and meanwhile the part
+ *          is not used.
+ *
+ * Every step runs with digest_lock and fs->lock held exclusively, so no
+ * digest, migration or tune interleaves with it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "libfs/fs_internal.h"
+#include "proto/ctl.h"
+#include "tier/migrate.h"
+#include "volume/target.h"
+#include "volume/volume.h"
+
+#define B 4096ull
+#define ERR_LEN (VOLUME_PATH_MAX + 256)
+
+/* Capacity tier `name` that holds data (not removed): its number, or 0. */
+static unsigned tier_named(struct cairn_fs *fs, const char *name)
+{
+	for (unsigned t = 1; name && t < fs->sh.ntiers; t++)
+		if (shared_tier_live(&fs->sh, t) && !strcmp(fs->sh.tier[t].name, name))
+			return t;
+	return 0;
+}
+
+static void lock_all(struct cairn_fs *fs)
+{
+	pthread_mutex_lock(&fs->digest_lock);
+	pthread_rwlock_wrlock(&fs->lock);
+}
+
+static void unlock_all(struct cairn_fs *fs)
+{
+	pthread_rwlock_unlock(&fs->lock);
+	pthread_mutex_unlock(&fs->digest_lock);
+}
+
+/* An attached process's command, done by its daemon: the daemon's
+ * sentence becomes this thread's last error. */
+static int via_daemon(struct cairn_fs *fs, int cmd, const char *name, const char *path, uint64_t n,
+                      uint64_t unit, int force, uint64_t *left)
+{
+	struct ctl_tier_reply r;
+	if (client_tier(fs->client, cmd, name, path, n, unit, force, &r))
+		return -1;
+	if (left)
+		*left = r.left;
+	if (r.err && r.msg[0])
+		fs_set_error("%s", r.msg);
+	return r.err ? fail(-r.err) : 0;
+}
+
+/* ---- add -------------------------------------------------------------------- */
+
+/* Opens the new part as mkfs would (target.h: never a symbolic link, a
+ * file or device holding data only when forced, never a part of a mounted
+ * volume) and sizes it: *size the bytes the tier uses. */
+static int open_part(struct cairn_fs *fs, struct part_target *pt, const struct cairn_tier_opts *t,
+                     int force, struct media **m, uint64_t *size, char *err, size_t el)
+{
+	int rc = target_open(pt, err, el);
+	if (!rc)
+		rc = target_check(pt, fs->vol.dir, force, err, el);
+	if (rc)
+		return rc;
+	uint64_t want = t->size / B * B;
+	uint64_t open_size = pt->device ? 0 : want ? want : pt->size;
+	if (!pt->device && open_size == 0) {
+		snprintf(err, el, "tier %s: %s is empty and no size was given", t->name, pt->path);
+		return -EINVAL;
+	}
+	const char *path = pt->media_path[0] ? pt->media_path : pt->path;
+	rc = media_open(m, MEDIA_FILE, path, open_size,
+	                pt->device ? 0 : MEDIA_CREATE | MEDIA_SPARSE, err, el);
+	if (rc)
+		return rc;
+	uint64_t have = media_size(*m) / B * B;
+	if (want && have < want) {
+		snprintf(err, el, "tier %s: %s holds %llu bytes, less than the %llu asked for",
+		         t->name, pt->path, (unsigned long long)have, (unsigned long long)want);
+		return -ENOSPC;
+	}
+	*size = want ? want : have;
+	return 0;
+}
+
+/* The part is the volume's from now on: the volume keeps the medium, and
+ * the target's descriptor as the part's lock. */
+static void adopt_part(struct cairn_fs *fs, int p, struct media *m, struct part_target *pt)
+{
+	fs->vol.part[p] = m;
+	fs->vol.part_lock[p] = pt->fd;
+	pt->fd = -1;
+	if (fs->opts.recorder)
+		media_set_recorder(m, fs->opts.recorder, p);
+}
+
+/* The superblock's half of an add, and its checkpoint. */
+static int add_to_shared(struct cairn_fs *fs, unsigned k, struct media *m, char *err, size_t el)
+{
+	const struct manifest *mf = &fs->vol.mf;
+	lock_all(fs);
+	int rc = fs->failed ? -EIO
+	                    : shared_tier_add(&fs->sh, m, mf->tier_name[k], mf->tier_unit[k],
+	                                      mf->size[PART_TIER1 + k], err, el);
+	unlock_all(fs);
+	return rc ? rc : fs_checkpoint(fs, 0);
+}
+
+static int check_add(struct cairn_fs *fs, const struct cairn_tier_opts *t, char *err, size_t el)
+{
+	int rc = tier_opts_check(t, fs->vol.mf.ntiers);
+	if (rc)
+		return rc;
+	if (tier_named(fs, t->name)) {
+		snprintf(err, el, "tier %s: the volume has a tier of that name", t->name);
+		return -EEXIST;
+	}
+	if (fs->vol.mf.ntiers >= VOLUME_MAX_TIERS) {
+		snprintf(err, el,
+		         "the volume has had %u capacity tiers (removed ones count: their numbers "
+		         "are not used again); at most %d",
+		         fs->vol.mf.ntiers, VOLUME_MAX_TIERS);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+static int tier_add(struct cairn_fs *fs, const struct cairn_tier_opts *t, int force, char *err,
+                    size_t el)
+{
+	int rc = check_add(fs, t, err, el);
+	if (rc)
+		return rc;
+	struct manifest mf = fs->vol.mf;
+	unsigned k = mf.ntiers;
+	int p = PART_TIER1 + (int)k;
+	rc = path_absolute(mf.path[p], t->path);
+	if (rc)
+		return rc;
+	char what[32];
+	snprintf(what, sizeof(what), "tier %s", t->name);
+	struct part_target pt = {.path = mf.path[p], .what = what, .fd = -1};
+	struct media *m = NULL;
+	rc = open_part(fs, &pt, t, force, &m, &mf.size[p], err, el);
+	snprintf(mf.tier_name[k], sizeof(mf.tier_name[k]), "%s", t->name);
+	mf.tier_unit[k] = t->unit ? (uint32_t)(t->unit / B) : tier_default_unit(t->name);
+	mf.tier_retired[k] = 0;
+	mf.ntiers = k + 1;
+	if (!rc)
+		rc = manifest_write(fs->vol.dir, &mf, err, el);
+	if (rc) {
+		if (m)
+			media_close(m);
+		target_close(&pt, 1);
+		return rc;
+	}
+	fs->vol.mf = mf;
+	adopt_part(fs, p, m, &pt);
+	/* From here the manifest names the tier: if the superblock's half
+	 * fails, the next mount finishes it (tiers_settle). */
+	return add_to_shared(fs, k, m, err, el);
+}
+
+int cairn_tier_add(cairn_fs *fs, const struct cairn_tier_opts *t, int force)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	if (!t)
+		return fail(-EFAULT);
+	if (fs->client) {
+		char abs[VOLUME_PATH_MAX];
+		if (!t->path || path_absolute(abs, t->path))
+			return fail(-EINVAL);
+		return via_daemon(fs, CTL_TIER_ADD_CMD, t->name, abs, t->size, t->unit, force,
+		                  NULL);
+	}
+	if (fs->read_only)
+		return fail(-EROFS);
+	char err[ERR_LEN] = "";
+	int rc = tier_add(fs, t, force, err, sizeof(err));
+	if (rc && err[0])
+		fs_set_error("%s", err);
+	return rc ? fail(rc) : 0;
+}
+
+/* ---- evacuate, keep --------------------------------------------------------- */
+
+/* The room the other tiers have for tier t's data. */
+static uint64_t room_elsewhere(struct cairn_fs *fs, unsigned t)
+{
+	uint64_t room = tier_data_free(fs, 0);
+	for (unsigned d = 1; d < fs->sh.ntiers; d++)
+		if (d != t)
+			room += shared_tier_room(&fs->sh, d);
+	return room;
+}
+
+/* Marks t draining, unless the other tiers could never take what it has:
+ * then nothing changes. */
+static int start_draining(struct cairn_fs *fs, unsigned t, char *err, size_t el)
+{
+	pthread_rwlock_wrlock(&fs->lock);
+	uint64_t used = shared_tier_used(&fs->sh, t), room = room_elsewhere(fs, t);
+	int rc = 0;
+	if (used > room && !fs->sh.tier[t].draining) {
+		snprintf(
+		    err, el,
+		    "tier %s: its %llu MiB of data do not fit on the other tiers (%llu MiB free "
+		    "there)",
+		    fs->sh.tier[t].name, (unsigned long long)(used * B >> 20),
+		    (unsigned long long)(room * B >> 20));
+		rc = -ENOSPC;
+	} else {
+		shared_tier_set_draining(&fs->sh, t, 1);
+	}
+	pthread_rwlock_unlock(&fs->lock);
+	return rc;
+}
+
+static int tier_evacuate(struct cairn_fs *fs, const char *name, uint64_t max_bytes, uint64_t *left,
+                         char *err, size_t el)
+{
+	unsigned t = tier_named(fs, name);
+	if (!t) {
+		snprintf(err, el, "no capacity tier named %s", name ? name : "(null)");
+		return -ENOENT;
+	}
+	int rc = start_draining(fs, t, err, el);
+	uint64_t want = max_bytes ? (max_bytes + B - 1) / B : UINT64_MAX, moved = 0;
+	if (!rc)
+		rc = migrate_evacuate(fs, t, want, &moved);
+	uint64_t still = shared_tier_used(&fs->sh, t);
+	if (left)
+		*left = still * B;
+	if (rc == -ENOSPC && !err[0])
+		snprintf(err, el, "tier %s: the other tiers have no room for its last %llu MiB",
+		         name, (unsigned long long)(still * B >> 20));
+	if (!rc && still && moved < want) {
+		snprintf(err, el,
+		         "tier %s: %llu blocks failed their checksums and cannot move (cairn scrub "
+		         "names their files)",
+		         name, (unsigned long long)still);
+		rc = -EIO;
+	}
+	return rc;
+}
+
+int cairn_tier_evacuate(cairn_fs *fs, const char *name, uint64_t max_bytes, uint64_t *left)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	if (fs->client)
+		return via_daemon(fs, CTL_TIER_EVACUATE_CMD, name, NULL, max_bytes, 0, 0, left);
+	if (fs->read_only)
+		return fail(-EROFS);
+	char err[ERR_LEN] = "";
+	int rc = tier_evacuate(fs, name, max_bytes, left, err, sizeof(err));
+	if (rc && err[0])
+		fs_set_error("%s", err);
+	return rc ? fail(rc) : 0;
+}
+
+int cairn_tier_keep(cairn_fs *fs, const char *name)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	if (fs->client)
+		return via_daemon(fs, CTL_TIER_KEEP_CMD, name, NULL, 0, 0, 0, NULL);
+	pthread_rwlock_wrlock(&fs->lock);
+	unsigned t = tier_named(fs, name);
+	if (t)
+		shared_tier_set_draining(&fs->sh, t, 0);
+	pthread_rwlock_unlock(&fs->lock);
+	if (!t)
+		fs_set_error("no capacity tier named %s", name ? name : "(null)");
+	return t ? 0 : fail(-ENOENT);
+}
+
+/* ---- remove ----------------------------------------------------------------- */
+
+/* The manifest's line for tier t becomes `retired NAME`, and the part
+ * stops being the volume's. */
+static int retire_in_manifest(struct cairn_fs *fs, unsigned t, char *err, size_t el)
+{
+	struct manifest mf = fs->vol.mf;
+	int p = PART_TIER1 + (int)t - 1;
+	mf.tier_retired[t - 1] = 1;
+	mf.path[p][0] = 0;
+	mf.size[p] = 0;
+	mf.tier_unit[t - 1] = 0;
+	int rc = manifest_write(fs->vol.dir, &mf, err, el);
+	if (rc)
+		return rc;
+	fs->vol.mf = mf;
+	if (fs->vol.part[p])
+		media_close(fs->vol.part[p]);
+	fs->vol.part[p] = NULL;
+	if (fs->vol.part_lock[p] >= 0)
+		close(fs->vol.part_lock[p]);
+	fs->vol.part_lock[p] = -1;
+	return 0;
+}
+
+static int tier_remove(struct cairn_fs *fs, const char *name, char *err, size_t el)
+{
+	unsigned t = tier_named(fs, name);
+	if (!t) {
+		snprintf(err, el, "no capacity tier named %s", name ? name : "(null)");
+		return -ENOENT;
+	}
+	/* Blocks freed by the last evacuation are free once a checkpoint
+	 * has made the moves durable. */
+	int rc = fs_checkpoint(fs, 0);
+	if (rc)
+		return rc;
+	lock_all(fs);
+	rc = fs->failed ? -EIO : shared_tier_retire(&fs->sh, t, err, el);
+	unlock_all(fs);
+	if (rc == -EBUSY)
+		snprintf(err + strlen(err), el - strlen(err), ": evacuate it first");
+	if (!rc)
+		rc = fs_checkpoint(fs, 0);
+	/* Retired for good once that checkpoint is durable; a manifest left
+	 * naming its part is rewritten by the next mount. */
+	return rc ? rc : retire_in_manifest(fs, t, err, el);
+}
+
+int cairn_tier_remove(cairn_fs *fs, const char *name)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	if (fs->client)
+		return via_daemon(fs, CTL_TIER_REMOVE_CMD, name, NULL, 0, 0, 0, NULL);
+	if (fs->read_only)
+		return fail(-EROFS);
+	char err[ERR_LEN] = "";
+	int rc = tier_remove(fs, name, err, sizeof(err));
+	if (rc && err[0])
+		fs_set_error("%s", err);
+	return rc ? fail(rc) : 0;
+}
+
+/* ---- at mount --------------------------------------------------------------- */
+
+int tiers_settle(struct cairn_fs *fs, char *err, size_t el)
+{
+	if (fs->read_only)
+		return 0; /* a pending tier stays unused; nothing is written */
+	int rc = 0;
+	if (fs->sh.tier_pending) {
+		unsigned k = fs->vol.mf.ntiers - 1;
+		rc = add_to_shared(fs, k, fs->vol.part[PART_TIER1 + k], err, el);
+		if (!rc)
+			fs->sh.tier_pending = 0;
+	}
+	for (unsigned t = 1; !rc && fs->sh.manifest_stale && t < fs->sh.ntiers; t++)
+		if (fs->sh.tier[t].retired && !fs->vol.mf.tier_retired[t - 1])
+			rc = retire_in_manifest(fs, t, err, el);
+	if (!rc)
+		fs->sh.manifest_stale = 0;
+	return rc;
+}
