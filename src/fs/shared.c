@@ -555,18 +555,30 @@ static int super_block(const struct shared *s, uint64_t blk)
 	return blk == 0 || blk == FS_BACKUP_BLOCK(media_size(s->m));
 }
 
+/* The images home.  The superblock's backup copy goes last, after a
+ * fence of everything else: torn together, the two copies would leave
+ * no valid one to find the journal by. */
 static int write_home(struct shared *s, const struct cache_snapshot *snap)
 {
+	uint64_t backup = FS_BACKUP_BLOCK(media_size(s->m));
+	size_t last = snap->count;
 	for (size_t i = 0; i < snap->count; i++) {
 		uint64_t blk = snap->blknos[i];
 		if (!super_block(s, blk) &&
 		    (blk < s->sb.ibitmap_start || blk >= s->sb.total_blocks))
 			return -EUCLEAN; /* never overwrite the slots or the journal */
+		if (blk == backup) {
+			last = i;
+			continue;
+		}
 		int rc = media_store(s->m, blk * B, snap->images + i * B, B);
 		if (rc)
 			return rc;
 	}
-	return 0;
+	if (last == snap->count)
+		return 0;
+	int rc = media_fence(s->m);
+	return rc ? rc : media_store(s->m, backup * B, snap->images + last * B, B);
 }
 
 int shared_commit(struct shared *s, const struct cache_snapshot *snap, struct fs_checkpoint *ck)

@@ -33,6 +33,7 @@
 
 #include "client/client.h"
 #include "libfs/fs_internal.h"
+#include "media/recorder.h"
 #include "proto/ctl.h"
 #include "tier/migrate.h"
 #include "volume/target.h"
@@ -118,8 +119,11 @@ static void adopt_part(struct cairn_fs *fs, int p, struct media *m, struct part_
 	fs->vol.part[p] = m;
 	fs->vol.part_lock[p] = pt->fd;
 	pt->fd = -1;
-	if (fs->opts.recorder)
-		media_set_recorder(m, fs->opts.recorder, p);
+	/* A recorded mount (the crash-state checker) learns of the new part,
+	 * with what its file holds now. */
+	struct recorder *r = fs->opts.recorder;
+	if (r && recorder_add_part(r, p, media_direct(m), media_size(m)) == 0)
+		media_set_recorder(m, r, p);
 }
 
 /* The superblock's half of an add, and its checkpoint. */
@@ -277,6 +281,8 @@ int cairn_tier_evacuate(cairn_fs *fs, const char *name, uint64_t max_bytes, uint
 {
 	if (!fs)
 		return fail(-EINVAL);
+	if (!name)
+		return fail(-EFAULT);
 	if (fs->client)
 		return via_daemon(fs, CTL_TIER_EVACUATE_CMD, name, NULL, max_bytes, 0, 0, left);
 	if (fs->read_only)
@@ -292,8 +298,12 @@ int cairn_tier_keep(cairn_fs *fs, const char *name)
 {
 	if (!fs)
 		return fail(-EINVAL);
+	if (!name)
+		return fail(-EFAULT);
 	if (fs->client)
 		return via_daemon(fs, CTL_TIER_KEEP_CMD, name, NULL, 0, 0, 0, NULL);
+	if (fs->read_only)
+		return fail(-EROFS);
 	pthread_rwlock_wrlock(&fs->lock);
 	unsigned t = tier_named(fs, name);
 	if (t)
@@ -357,6 +367,8 @@ int cairn_tier_remove(cairn_fs *fs, const char *name)
 {
 	if (!fs)
 		return fail(-EINVAL);
+	if (!name)
+		return fail(-EFAULT);
 	if (fs->client)
 		return via_daemon(fs, CTL_TIER_REMOVE_CMD, name, NULL, 0, 0, 0, NULL);
 	if (fs->read_only)

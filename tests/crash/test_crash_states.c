@@ -259,6 +259,13 @@ struct scen {
 	char *(*oracle)(struct scen *s);
 	char *(*recovered)(cairn_fs *fs);
 	int no_read_only; /* no read-only mount of the crash states */
+	/* The manifests the workload wrote (tier changes): manifest[i] is the
+	 * one a crash at a position >= manifest_at[i] finds; none: the mkfs
+	 * one throughout.  s->mf gathers every part's path over them. */
+	char *manifest[8];
+	size_t manifest_len[8];
+	uint64_t manifest_at[8];
+	int nmanifests;
 	/* results */
 	uint64_t checked, duplicates, used, failures, fscked;
 	uint64_t inflight_old, inflight_new; /* in-flight op recovered as before / after */
@@ -493,6 +500,46 @@ static void scen_unmount(struct scen *s)
 	s->workload_s = now_s() - s->workload_s;
 	if (recorder_error(s->r) != 0)
 		fail_msg("%s: recorder error %d", s->name, recorder_error(s->r));
+}
+
+/* A tier change wrote a new manifest, which a crash at position `at` or
+ * later finds (a crash before it, the one before); the scenario notes
+ * the mkfs one first, at 0.  s->mf keeps the
+ * path of every part any manifest named: a removed tier's file stays. */
+static void note_manifest(struct scen *s, uint64_t at)
+{
+	if (s->nmanifests == 8)
+		fail_msg("%s: more than 7 manifests", s->name);
+	char path[PATH_MAX], err[1024];
+	snprintf(path, sizeof(path), "%s/%s", s->tv->dir, VOLUME_MANIFEST);
+	struct stat st;
+	if (stat(path, &st))
+		fail_msg("%s: %s: %s", s->name, path, strerror(errno));
+	int i = s->nmanifests++;
+	s->manifest_len[i] = (size_t)st.st_size;
+	s->manifest[i] = xrealloc(NULL, s->manifest_len[i]);
+	read_file(path, s->manifest[i], s->manifest_len[i]);
+	s->manifest_at[i] = at;
+	struct manifest mf;
+	if (manifest_read(s->tv->dir, &mf, err, sizeof(err)))
+		fail_msg("%s: %s", s->name, err);
+	for (int p = 0; p < manifest_parts(&mf); p++)
+		if (mf.path[p][0])
+			memcpy(s->mf.path[p], mf.path[p], sizeof(mf.path[p]));
+	if (mf.ntiers > s->mf.ntiers)
+		s->mf.ntiers = mf.ntiers;
+}
+
+/* Puts back the manifest a crash at position pos finds. */
+static void put_manifest(struct scen *s, uint64_t pos)
+{
+	int i = s->nmanifests - 1;
+	while (i > 0 && pos < s->manifest_at[i])
+		i--;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", s->tv->dir, VOLUME_MANIFEST);
+	unlink(path);
+	write_file(path, s->manifest[i], s->manifest_len[i]);
 }
 
 /* ---- checking the crash states -------------------------------------------- */
@@ -849,6 +896,8 @@ static void scen_check(struct scen *s)
 				else
 					unlink(cp->path);
 			}
+			if (s->nmanifests)
+				put_manifest(s, pos);
 			check_state(s, k, &vars[i], acked, started, pending);
 		}
 	}
@@ -879,6 +928,8 @@ static void scen_free(struct scen *s)
 			free(s->state[i]);
 	free(s->state);
 	free(s->ops);
+	for (int i = 0; i < s->nmanifests; i++)
+		free(s->manifest[i]);
 	kio_detach();
 	if (s->tv) {
 		/* Emulated parts live in /dev/shm outside the scratch directory. */
@@ -1266,6 +1317,70 @@ static void test_migration(void **state)
 		    "migration moved too little: ssd in %llu, hdd in %llu, fast up %llu blocks",
 		    (unsigned long long)in.tiers[1].in_down,
 		    (unsigned long long)in.tiers[2].in_down, (unsigned long long)in.tiers[0].in_up);
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
+/* Tier changes on a running volume: a tier holding data evacuated and
+ * removed, a new one added and filled by migration.  Their manifests are
+ * put back with the parts: a crash between the superblock's half of a
+ * change and the manifest's is one of the states (see src/libfs/tiers.c). */
+static void test_tier_changes(void **state)
+{
+	(void)state;
+	struct scen *s = &current;
+	struct cairn_mount_opts mo = {
+	    .no_digest_thread = 1, .high_watermark = 30, .low_watermark = 10};
+	scen_begin_opts(s, "tierops", 1, &mo);
+	note_manifest(s, 0);
+	static unsigned char buf[32 * 1024];
+	char path[64];
+	for (int i = 0; i < 16; i++) {
+		snprintf(path, sizeof(path), "/t%d", i);
+		int fd = DO(s, cairn_open(FS, path, O_CREAT | O_WRONLY, 0644));
+		for (int j = 0; j < 4; j++) {
+			tv_fill(buf, sizeof(buf), (uint64_t)(i * 10 + j));
+			DO(s, tv_write_full(FS, fd, buf, sizeof(buf)));
+		}
+		DO(s, cairn_close(FS, fd));
+	}
+	DO(s, cairn_digest(FS));
+	DO(s, cairn_migrate(FS));
+	struct cairn_info in;
+	TV_OK(cairn_info(FS, &in));
+	if (in.tiers[1].blocks - in.tiers[1].free_blocks == 0)
+		fail_msg("tierops: nothing reached the ssd tier to evacuate");
+	uint64_t left = 1;
+	DO(s, cairn_tier_evacuate(FS, "ssd", 64 * 1024, &left)); /* a first batch */
+	DO(s, cairn_tier_evacuate(FS, "ssd", 0, &left));
+	TV_EQ(left, 0);
+	DO(s, cairn_tier_remove(FS, "ssd"));
+	note_manifest(s, s->ops[s->nops - 1].end);
+	char tier3[PATH_MAX];
+	snprintf(tier3, sizeof(tier3), "%s/new.tier", s->tv->root);
+	struct cairn_tier_opts nt = {"new", tier3, 2 * TV_MiB, 0};
+	DO(s, cairn_tier_add(FS, &nt, 0));
+	note_manifest(s, s->ops[s->nops - 1].start + 1);
+	for (int i = 16; i < 22; i++) {
+		snprintf(path, sizeof(path), "/t%d", i);
+		int fd = DO(s, cairn_open(FS, path, O_CREAT | O_WRONLY, 0644));
+		for (int j = 0; j < 3; j++) {
+			tv_fill(buf, sizeof(buf), (uint64_t)(i * 10 + j));
+			DO(s, tv_write_full(FS, fd, buf, sizeof(buf)));
+		}
+		DO(s, cairn_close(FS, fd));
+	}
+	DO(s, cairn_digest(FS));
+	DO(s, cairn_migrate(FS));
+	DO(s, cairn_unlink(FS, "/t1"));
+	DO(s, cairn_digest(FS));
+	DO(s, cairn_migrate(FS));
+	TV_OK(cairn_info(FS, &in));
+	if (in.tier_count != 4 || in.tiers[1].blocks != 0 || !in.tiers[3].in_down)
+		fail_msg("tierops: %u tiers, ssd %llu blocks, new tier took %llu blocks",
+		         in.tier_count, (unsigned long long)in.tiers[1].blocks,
+		         (unsigned long long)in.tiers[3].in_down);
 	scen_unmount(s);
 	scen_check(s);
 	scen_end(s);
@@ -2916,6 +3031,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_block_reuse, scen_teardown),
 	    cmocka_unit_test_teardown(test_mixed, scen_teardown),
 	    cmocka_unit_test_teardown(test_migration, scen_teardown),
+	    cmocka_unit_test_teardown(test_tier_changes, scen_teardown),
 	    cmocka_unit_test_teardown(test_batch, scen_teardown),
 	    cmocka_unit_test_teardown(test_wrap, scen_teardown),
 	    cmocka_unit_test_teardown(test_file_wrap_fail, scen_teardown),

@@ -1,0 +1,969 @@
+/*
+ * test_api_tier_ops.c - capacity tiers changed while a volume runs:
+ * cairn_tier_add, cairn_tier_evacuate, cairn_tier_keep, cairn_tier_remove.
+ *
+ *   - a tier added to a volume that had none takes the data the fast tier
+ *     cannot hold; every byte survives a remount; the manifest gains its
+ *     `tier` line; fsck finds the volume clean;
+ *   - a tier holding data is evacuated and removed with every byte intact
+ *     (an mkfs tier and an added one); it stays listed with no blocks, its
+ *     manifest line becomes `retired NAME`, and the next tier added gets
+ *     the next number;
+ *   - refusals change nothing: a name a tier has (EEXIST), "fast" and
+ *     "log" (EINVAL), a non-empty file without force (EEXIST, the manifest
+ *     byte for byte), an unknown name (ENOENT), a tier with data (EBUSY),
+ *     an evacuation the other tiers cannot take (ENOSPC, the tier still
+ *     takes data), a read-only mount (EROFS), a seventh tier over the
+ *     volume's life (ENOSPC); NULL arguments as the API says;
+ *   - a crash between the two steps of an add (a superblock without the
+ *     tier under a manifest with it) or of a remove (a manifest still
+ *     naming a retired tier) is finished by the next read-write mount; a
+ *     read-only mount of either state works and writes nothing;
+ *   - a draining tier takes no new data until cairn_tier_keep.
+ */
+#include "testvol.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define FILE_SIZE TV_MiB
+
+/* Digest inline, no promotion, and low watermarks: a fast tier a third
+ * full is demoted to a tenth at the next cairn_migrate. */
+static const struct cairn_mount_opts MO = {
+    .no_digest_thread = 1,
+    .no_promotion = 1,
+    .high_watermark = 30,
+    .low_watermark = 10,
+};
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static struct cairn_info info_of(cairn_fs *fs)
+{
+	struct cairn_info in;
+	TV_OK(cairn_info(fs, &in));
+	return in;
+}
+
+/* Blocks in use on tier t (quarantined ones count as free in cairn_info). */
+static uint64_t used_blocks(const struct cairn_info *in, unsigned t)
+{
+	return in->tiers[t].blocks - in->tiers[t].free_blocks;
+}
+
+static void tier_path(const struct testvol *tv, const char *name, char *out)
+{
+	snprintf(out, PATH_MAX, "%s/%s.tier", tv->root, name);
+}
+
+static struct cairn_tier_opts tier_opts(const char *name, const char *path, uint64_t size)
+{
+	return (struct cairn_tier_opts){.name = name, .path = path, .size = size, .unit = 0};
+}
+
+/* A scratch volume: a fast tier of `fast` bytes and, if ssd is not 0, an
+ * mkfs-made capacity tier "ssd" of ssd bytes. */
+static struct testvol *new_volume(const char *tag, enum cairn_media media, uint64_t fast,
+                                  uint64_t ssd)
+{
+	umask(0);
+	struct testvol *tv = tv_scratch(tag);
+	struct cairn_mkfs_opts o;
+	tv_default_mkfs_opts(&o);
+	o.media = media;
+	o.fast_size = fast;
+	static char ssd_path[PATH_MAX];
+	if (ssd) {
+		tier_path(tv, "ssd", ssd_path);
+		o.ntiers = 1;
+		o.tiers[0] = tier_opts("ssd", ssd_path, ssd);
+	}
+	if (tv_mkfs(tv, &o))
+		fail_msg("mkfs: %s", cairn_last_error());
+	return tv;
+}
+
+/* Whole contents of a file (NUL-terminated), or NULL if it cannot be read;
+ * *len (if given) gets its size. */
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 65536, n = 0;
+	char *buf = malloc(cap + 1);
+	assert_non_null(buf);
+	size_t got;
+	while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+		n += got;
+		if (n == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap + 1);
+			assert_non_null(buf);
+		}
+	}
+	fclose(f);
+	buf[n] = 0;
+	if (len)
+		*len = n;
+	return buf;
+}
+
+static void spit(const char *path, const void *buf, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		fail_msg("cannot write %s: %s", path, strerror(errno));
+	assert_int_equal(fwrite(buf, 1, len, f), len);
+	assert_int_equal(fflush(f), 0);
+	assert_int_equal(fsync(fileno(f)), 0);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	size_t len;
+	char *buf = slurp(from, &len);
+	if (!buf)
+		fail_msg("cannot read %s: %s", from, strerror(errno));
+	spit(to, buf, len);
+	free(buf);
+}
+
+static void manifest_path(const struct testvol *tv, char *out)
+{
+	snprintf(out, PATH_MAX, "%s/cairn.volume", tv->dir);
+}
+
+/* The manifest's text. */
+static char *manifest_of(const struct testvol *tv)
+{
+	char p[PATH_MAX];
+	manifest_path(tv, p);
+	char *s = slurp(p, NULL);
+	if (!s)
+		fail_msg("cannot read %s: %s", p, strerror(errno));
+	return s;
+}
+
+static void expect_manifest_has(const struct testvol *tv, const char *line)
+{
+	char *mf = manifest_of(tv);
+	if (!strstr(mf, line))
+		fail_msg("the manifest has no line '%.*s':\n%s", (int)strlen(line) - 1, line, mf);
+	free(mf);
+}
+
+static void expect_manifest_lacks(const struct testvol *tv, const char *text)
+{
+	char *mf = manifest_of(tv);
+	if (strstr(mf, text))
+		fail_msg("the manifest still has '%s':\n%s", text, mf);
+	free(mf);
+}
+
+/* "tier NAME SIZE UNIT PATH\n" of a tier whose file is at path. */
+static void tier_line(char *out, const char *name, uint64_t size, unsigned unit_blocks,
+                      const char *path)
+{
+	snprintf(out, PATH_MAX + 128, "tier %s %llu %u %s\n", name, (unsigned long long)size,
+	         unit_blocks, path);
+}
+
+static void file_name(char *p, int k)
+{
+	snprintf(p, 32, "/f%03d", k);
+}
+
+static void put_file(cairn_fs *fs, int k)
+{
+	char p[32];
+	unsigned char *buf = malloc(FILE_SIZE);
+	file_name(p, k);
+	tv_fill(buf, FILE_SIZE, 7000 + (uint64_t)k);
+	tv_put(fs, p, buf, FILE_SIZE, 0644);
+	free(buf);
+}
+
+/* Files first .. first+n-1, migrating after every `every` of them and at
+ * the end. */
+static void put_files(cairn_fs *fs, int first, int n, int every)
+{
+	for (int k = first; k < first + n; k++) {
+		put_file(fs, k);
+		if (every && (k - first) % every == every - 1) {
+			TV_OK(cairn_digest(fs));
+			TV_OK(cairn_migrate(fs));
+		}
+	}
+	TV_OK(cairn_digest(fs));
+	TV_OK(cairn_migrate(fs));
+}
+
+/* Files 0 .. n-1 hold what put_file wrote. */
+static void expect_files(cairn_fs *fs, int n)
+{
+	unsigned char *buf = malloc(FILE_SIZE);
+	for (int k = 0; k < n; k++) {
+		char p[32];
+		file_name(p, k);
+		tv_fill(buf, FILE_SIZE, 7000 + (uint64_t)k);
+		tv_expect(fs, p, buf, FILE_SIZE);
+	}
+	free(buf);
+}
+
+/* Unmounts and mounts again with opts: the tree dumps the same and files
+ * 0 .. n-1 are intact. */
+static cairn_fs *remount_same(struct testvol *tv, const struct cairn_mount_opts *opts, int n,
+                              const char *what)
+{
+	char *before = tv_dump(tv->fs, TV_DUMP_ALL);
+	TV_OK(tv_unmount(tv));
+	cairn_fs *fs = tv_mount(tv, opts);
+	assert_non_null(fs);
+	char *after = tv_dump(fs, TV_DUMP_ALL);
+	tv_assert_dump_eq(before, after, what);
+	free(before);
+	free(after);
+	expect_files(fs, n);
+	return fs;
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+/* ---- 1. add ------------------------------------------------------------ */
+
+/* A volume with no capacity tier gets one while mounted; the data the
+ * 16 MiB fast tier cannot hold goes there, and stays across a remount. */
+static void test_add_takes_data(void **state)
+{
+	(void)state;
+	struct testvol *tv = new_volume("tier-add", CAIRN_MEDIA_EMUL, 16 * TV_MiB, 0);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	put_files(fs, 0, 4, 0);
+	struct cairn_info in = info_of(fs);
+	TV_EQ(in.tier_count, 1);
+
+	char ssd[PATH_MAX];
+	tier_path(tv, "ssd", ssd);
+	assert_false(exists(ssd));
+	struct cairn_tier_opts t = tier_opts("ssd", ssd, 64 * TV_MiB);
+	TV_OK(cairn_tier_add(fs, &t, 0));
+	struct stat st;
+	assert_int_equal(stat(ssd, &st), 0);
+	TV_EQ(st.st_size, 64 * TV_MiB);
+	in = info_of(fs);
+	TV_EQ(in.tier_count, 2);
+	assert_string_equal(in.tiers[0].name, "fast");
+	assert_string_equal(in.tiers[1].name, "ssd");
+	assert_true(in.tiers[1].blocks > 64 * TV_MiB / 4096 - 16);
+	assert_true(in.tiers[1].blocks <= 64 * TV_MiB / 4096);
+	TV_EQ(in.tiers[1].free_blocks, in.tiers[1].blocks);
+	TV_EQ(in.tiers[1].extents, 0);
+	char line[PATH_MAX + 128];
+	tier_line(line, "ssd", 64 * TV_MiB, 1, ssd);
+	expect_manifest_has(tv, line);
+
+	/* 24 MiB in all: at least 8 MiB cannot be on the fast tier. */
+	put_files(fs, 4, 20, 4);
+	in = info_of(fs);
+	TV_EQ(in.tier_count, 2);
+	if (in.tiers[1].extents == 0 || used_blocks(&in, 1) * 4096 < 8 * TV_MiB)
+		fail_msg("the added tier holds %llu extents, %llu blocks: expected 8 MiB or more",
+		         (unsigned long long)in.tiers[1].extents,
+		         (unsigned long long)used_blocks(&in, 1));
+	assert_true(in.tiers[1].in_down > 0);
+	expect_files(fs, 24);
+
+	fs = remount_same(tv, NULL, 24, "remount after a tier was added");
+	in = info_of(fs);
+	TV_EQ(in.tier_count, 2);
+	assert_string_equal(in.tiers[1].name, "ssd");
+	assert_true(in.tiers[1].extents > 0);
+	TV_OK(tv_unmount(tv));
+	expect_manifest_has(tv, line);
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
+/* ---- 2. evacuate and remove ---------------------------------------------- */
+
+/* An mkfs tier and an added one, both holding data, evacuated and
+ * removed; the tier added after them gets the next number. */
+static void test_evacuate_and_remove(void **state)
+{
+	(void)state;
+	struct testvol *tv = new_volume("tier-remove", CAIRN_MEDIA_EMUL, 32 * TV_MiB, 32 * TV_MiB);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	char hdd[PATH_MAX], sata[PATH_MAX];
+	tier_path(tv, "hdd", hdd);
+	tier_path(tv, "sata", sata);
+	struct cairn_tier_opts t = tier_opts("hdd", hdd, 64 * TV_MiB);
+	TV_OK(cairn_tier_add(fs, &t, 0));
+	put_files(fs, 0, 32, 4);
+	struct cairn_info in = info_of(fs);
+	TV_EQ(in.tier_count, 3);
+	if (in.tiers[1].extents == 0 || in.tiers[2].extents == 0)
+		fail_msg("ssd holds %llu extents, hdd %llu: both should hold data",
+		         (unsigned long long)in.tiers[1].extents,
+		         (unsigned long long)in.tiers[2].extents);
+
+	/* The mkfs-made tier. */
+	uint64_t left = 12345;
+	TV_OK(cairn_tier_evacuate(fs, "ssd", 0, &left));
+	TV_EQ(left, 0);
+	in = info_of(fs);
+	TV_EQ(in.tiers[1].extents, 0);
+	TV_EQ(used_blocks(&in, 1), 0);
+	assert_true(in.tiers[1].out > 0);
+	expect_files(fs, 32);
+	TV_OK(cairn_tier_remove(fs, "ssd"));
+	in = info_of(fs);
+	TV_EQ(in.tier_count, 3);
+	assert_string_equal(in.tiers[1].name, "ssd");
+	TV_EQ(in.tiers[1].blocks, 0);
+	TV_EQ(in.tiers[1].free_blocks, 0);
+	TV_EQ(in.tiers[1].extents, 0);
+	assert_string_equal(in.tiers[2].name, "hdd");
+	assert_true(in.tiers[2].blocks > 0);
+	expect_manifest_has(tv, "\nretired ssd\n");
+	expect_manifest_lacks(tv, "\ntier ssd ");
+	expect_files(fs, 32);
+	/* The removed tier's name is no tier's any more. */
+	TV_ERR(cairn_tier_remove(fs, "ssd"), ENOENT);
+	TV_ERR(cairn_tier_evacuate(fs, "ssd", 0, NULL), ENOENT);
+	TV_ERR(cairn_tier_keep(fs, "ssd"), ENOENT);
+
+	/* The next tier is number 3, after the removed one. */
+	t = tier_opts("sata", sata, 48 * TV_MiB);
+	TV_OK(cairn_tier_add(fs, &t, 0));
+	in = info_of(fs);
+	TV_EQ(in.tier_count, 4);
+	assert_string_equal(in.tiers[3].name, "sata");
+	TV_EQ(in.tiers[1].blocks, 0);
+
+	/* The added tier, whose data goes to the slower sata first. */
+	TV_OK(cairn_tier_evacuate(fs, "hdd", 0, &left));
+	TV_EQ(left, 0);
+	in = info_of(fs);
+	TV_EQ(in.tiers[2].extents, 0);
+	assert_true(in.tiers[3].extents > 0);
+	TV_OK(cairn_tier_remove(fs, "hdd"));
+	in = info_of(fs);
+	TV_EQ(in.tier_count, 4);
+	assert_string_equal(in.tiers[2].name, "hdd");
+	TV_EQ(in.tiers[2].blocks, 0);
+	TV_EQ(in.tiers[2].extents, 0);
+	expect_files(fs, 32);
+
+	/* New data and migration leave the removed tiers alone. */
+	put_files(fs, 32, 8, 4);
+	in = info_of(fs);
+	TV_EQ(in.tiers[1].extents + in.tiers[2].extents, 0);
+	TV_EQ(in.tiers[1].blocks + in.tiers[2].blocks, 0);
+
+	fs = remount_same(tv, &MO, 40, "remount after two tiers were removed");
+	in = info_of(fs);
+	TV_EQ(in.tier_count, 4);
+	assert_string_equal(in.tiers[1].name, "ssd");
+	assert_string_equal(in.tiers[2].name, "hdd");
+	assert_string_equal(in.tiers[3].name, "sata");
+	TV_EQ(in.tiers[1].blocks + in.tiers[2].blocks, 0);
+	TV_OK(tv_unmount(tv));
+	expect_manifest_has(tv, "\nretired ssd\nretired hdd\ntier sata ");
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
+/* ---- 3. refusals ---------------------------------------------------------- */
+
+static void expect_same_tiers(const struct cairn_info *a, const struct cairn_info *b)
+{
+	TV_EQ(a->tier_count, b->tier_count);
+	for (unsigned t = 0; t < a->tier_count; t++) {
+		assert_string_equal(a->tiers[t].name, b->tiers[t].name);
+		TV_EQ(a->tiers[t].blocks, b->tiers[t].blocks);
+		TV_EQ(a->tiers[t].free_blocks, b->tiers[t].free_blocks);
+		TV_EQ(a->tiers[t].extents, b->tiers[t].extents);
+	}
+}
+
+static void test_add_refusals(void **state)
+{
+	(void)state;
+	struct testvol *tv = new_volume("tier-refuse", CAIRN_MEDIA_EMUL, 16 * TV_MiB, 16 * TV_MiB);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	put_files(fs, 0, 2, 0);
+	char *mf0 = manifest_of(tv);
+	struct cairn_info in0 = info_of(fs);
+	char other[PATH_MAX], used[PATH_MAX];
+	tier_path(tv, "other", other);
+	tier_path(tv, "used", used);
+
+	struct cairn_tier_opts t = tier_opts("ssd", other, 16 * TV_MiB);
+	TV_ERR(cairn_tier_add(fs, &t, 0), EEXIST);
+	TV_ERR(cairn_tier_add(fs, &t, 1), EEXIST); /* force is for files */
+	assert_false(exists(other));
+	t.name = "fast";
+	TV_ERR(cairn_tier_add(fs, &t, 0), EINVAL);
+	t.name = "log";
+	TV_ERR(cairn_tier_add(fs, &t, 1), EINVAL);
+	t.name = "a b";
+	TV_ERR(cairn_tier_add(fs, &t, 0), EINVAL);
+	t.name = "";
+	TV_ERR(cairn_tier_add(fs, &t, 0), EINVAL);
+	t.name = "abcdefghijklmnop"; /* 16 characters */
+	TV_ERR(cairn_tier_add(fs, &t, 0), EINVAL);
+	t = tier_opts("odd", other, 16 * TV_MiB);
+	t.unit = 1000;
+	TV_ERR(cairn_tier_add(fs, &t, 0), EINVAL);
+	assert_false(exists(other));
+
+	/* An existing file with data in it. */
+	unsigned char *junk = malloc(4 * TV_MiB);
+	tv_fill(junk, 4 * TV_MiB, 99);
+	spit(used, junk, 4 * TV_MiB);
+	t = tier_opts("old", used, 0); /* 0: the file's size */
+	TV_ERR(cairn_tier_add(fs, &t, 0), EEXIST);
+	size_t len;
+	char *now = slurp(used, &len);
+	assert_non_null(now);
+	TV_EQ(len, 4 * TV_MiB);
+	assert_memory_equal(now, junk, 4 * TV_MiB);
+	free(now);
+	free(junk);
+
+	/* Nothing of the refusals shows. */
+	char *mf = manifest_of(tv);
+	assert_string_equal(mf0, mf);
+	free(mf);
+	struct cairn_info in = info_of(fs);
+	expect_same_tiers(&in0, &in);
+
+	/* Unknown names. */
+	uint64_t left = 777;
+	TV_ERR(cairn_tier_evacuate(fs, "nosuch", 0, &left), ENOENT);
+	TV_ERR(cairn_tier_remove(fs, "nosuch"), ENOENT);
+	TV_ERR(cairn_tier_keep(fs, "nosuch"), ENOENT);
+	TV_ERR(cairn_tier_evacuate(fs, "fast", 0, NULL), ENOENT);
+	TV_ERR(cairn_tier_remove(fs, "fast"), ENOENT);
+	TV_ERR(cairn_tier_keep(fs, "log"), ENOENT);
+	mf = manifest_of(tv);
+	assert_string_equal(mf0, mf);
+	free(mf);
+	in = info_of(fs);
+	expect_same_tiers(&in0, &in);
+
+	/* Forced, the file becomes the tier. */
+	TV_OK(cairn_tier_add(fs, &t, 1));
+	in = info_of(fs);
+	TV_EQ(in.tier_count, 3);
+	assert_string_equal(in.tiers[2].name, "old");
+	assert_true(in.tiers[2].blocks > 4 * TV_MiB / 4096 - 16);
+	assert_true(in.tiers[2].blocks <= 4 * TV_MiB / 4096);
+	TV_EQ(in.tiers[2].free_blocks, in.tiers[2].blocks);
+	char line[PATH_MAX + 128];
+	tier_line(line, "old", 4 * TV_MiB, 1, used);
+	expect_manifest_has(tv, line);
+	/* And its name is taken now. */
+	t.path = other;
+	TV_ERR(cairn_tier_add(fs, &t, 0), EEXIST);
+	expect_files(fs, 2);
+	TV_OK(tv_unmount(tv));
+	free(mf0);
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
+/* NULL arguments: a NULL handle is EINVAL, a NULL options pointer or
+ * tier name EFAULT (cairn.h: "a NULL path, name, or result pointer is
+ * EFAULT").  Every call is tried; the failures are listed together. */
+static void null_check(char *why, size_t n, const char *call, int r, int e, int want)
+{
+	if (r == -1 && e == want)
+		return;
+	size_t l = strlen(why);
+	snprintf(why + l, n - l, "\n  %s: %d with %s, expected -1 with %s", call, r,
+	         r == -1 ? tv_errname(e) : "no error", tv_errname(want));
+}
+
+#define NULL_CHECK(call, want)                                                                     \
+	do {                                                                                       \
+		errno = 0;                                                                         \
+		int _r = (call);                                                                   \
+		null_check(why, sizeof(why), #call, _r, errno, (want));                            \
+	} while (0)
+
+static void test_null_arguments(void **state)
+{
+	(void)state;
+	struct testvol *tv = new_volume("tier-null", CAIRN_MEDIA_EMUL, 16 * TV_MiB, 16 * TV_MiB);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	char other[PATH_MAX], why[4096] = "";
+	tier_path(tv, "other", other);
+	struct cairn_tier_opts t = tier_opts("hdd", other, 16 * TV_MiB);
+	NULL_CHECK(cairn_tier_add(NULL, &t, 0), EINVAL);
+	NULL_CHECK(cairn_tier_evacuate(NULL, "ssd", 0, NULL), EINVAL);
+	NULL_CHECK(cairn_tier_keep(NULL, "ssd"), EINVAL);
+	NULL_CHECK(cairn_tier_remove(NULL, "ssd"), EINVAL);
+	NULL_CHECK(cairn_tier_add(fs, NULL, 0), EFAULT);
+	NULL_CHECK(cairn_tier_evacuate(fs, NULL, 0, NULL), EFAULT);
+	NULL_CHECK(cairn_tier_keep(fs, NULL), EFAULT);
+	NULL_CHECK(cairn_tier_remove(fs, NULL), EFAULT);
+	assert_false(exists(other));
+	/* A NULL left is allowed ("if given"). */
+	TV_OK(cairn_tier_evacuate(fs, "ssd", 0, NULL));
+	TV_OK(cairn_tier_keep(fs, "ssd"));
+	TV_EQ(info_of(fs).tier_count, 2);
+	TV_OK(tv_unmount(tv));
+	tv_destroy(tv);
+	if (why[0])
+		fail_msg("NULL arguments:%s", why);
+}
+
+/* A tier with data cannot be removed, and the refusal changes nothing: it
+ * still takes data. */
+static void test_remove_busy(void **state)
+{
+	(void)state;
+	struct testvol *tv = new_volume("tier-busy", CAIRN_MEDIA_EMUL, 16 * TV_MiB, 64 * TV_MiB);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	put_files(fs, 0, 12, 4);
+	struct cairn_info in0 = info_of(fs);
+	assert_true(in0.tiers[1].extents > 0);
+	char *mf0 = manifest_of(tv);
+	TV_ERR(cairn_tier_remove(fs, "ssd"), EBUSY);
+	struct cairn_info in = info_of(fs);
+	expect_same_tiers(&in0, &in);
+	char *mf = manifest_of(tv);
+	assert_string_equal(mf0, mf);
+	free(mf);
+	expect_files(fs, 12);
+	/* Not draining: migration still sends data down to it. */
+	put_files(fs, 12, 6, 0);
+	in = info_of(fs);
+	if (in.tiers[1].in_down <= in0.tiers[1].in_down ||
+	    used_blocks(&in, 1) <= used_blocks(&in0, 1))
+		fail_msg("after the refused remove, migration sent nothing to ssd (in_down %llu "
+		         "-> %llu)",
+		         (unsigned long long)in0.tiers[1].in_down,
+		         (unsigned long long)in.tiers[1].in_down);
+	fs = remount_same(tv, &MO, 18, "remount after a refused remove");
+	TV_EQ(info_of(fs).tier_count, 2);
+	TV_OK(tv_unmount(tv));
+	mf = manifest_of(tv);
+	assert_string_equal(mf0, mf);
+	free(mf);
+	free(mf0);
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
+/* The other tiers cannot take the tier's data: ENOSPC, nothing moves, and
+ * the tier is not left draining. */
+static void test_evacuate_no_room(void **state)
+{
+	(void)state;
+	struct testvol *tv = new_volume("tier-noroom", CAIRN_MEDIA_EMUL, 16 * TV_MiB, 64 * TV_MiB);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	put_files(fs, 0, 40, 4); /* 40 MiB: 24 MiB at least on ssd */
+	struct cairn_info in0 = info_of(fs);
+	assert_true(used_blocks(&in0, 1) * 4096 >= 24 * TV_MiB);
+	uint64_t left = 0;
+	TV_ERR(cairn_tier_evacuate(fs, "ssd", 0, &left), ENOSPC);
+	if (left < used_blocks(&in0, 1) * 4096)
+		fail_msg("left %llu bytes; ssd holds %llu", (unsigned long long)left,
+		         (unsigned long long)(used_blocks(&in0, 1) * 4096));
+	struct cairn_info in = info_of(fs);
+	TV_EQ(in.tiers[1].extents, in0.tiers[1].extents);
+	TV_EQ(used_blocks(&in, 1), used_blocks(&in0, 1));
+	TV_EQ(in.tiers[1].out, in0.tiers[1].out);
+	expect_files(fs, 40);
+	/* Still takes data: new files go down to it. */
+	put_files(fs, 40, 6, 0);
+	in = info_of(fs);
+	if (in.tiers[1].in_down <= in0.tiers[1].in_down ||
+	    used_blocks(&in, 1) <= used_blocks(&in0, 1))
+		fail_msg("after the refused evacuation, migration sent nothing to ssd (in_down "
+		         "%llu -> %llu): left draining?",
+		         (unsigned long long)in0.tiers[1].in_down,
+		         (unsigned long long)in.tiers[1].in_down);
+	expect_files(fs, 46);
+	TV_OK(tv_unmount(tv));
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
+static void test_read_only(void **state)
+{
+	(void)state;
+	struct testvol *tv = new_volume("tier-ro", CAIRN_MEDIA_EMUL, 16 * TV_MiB, 16 * TV_MiB);
+	cairn_fs *fs = tv_mount(tv, NULL);
+	assert_non_null(fs);
+	put_files(fs, 0, 2, 0);
+	TV_OK(tv_unmount(tv));
+	char *mf0 = manifest_of(tv);
+	struct cairn_mount_opts ro = {.read_only = 1};
+	fs = tv_mount(tv, &ro);
+	assert_non_null(fs);
+	char other[PATH_MAX];
+	tier_path(tv, "other", other);
+	struct cairn_tier_opts t = tier_opts("hdd", other, 16 * TV_MiB);
+	TV_ERR(cairn_tier_add(fs, &t, 0), EROFS);
+	assert_false(exists(other));
+	TV_ERR(cairn_tier_evacuate(fs, "ssd", 0, NULL), EROFS);
+	TV_ERR(cairn_tier_remove(fs, "ssd"), EROFS);
+	TV_EQ(info_of(fs).tier_count, 2);
+	expect_files(fs, 2);
+	TV_OK(tv_unmount(tv));
+	char *mf = manifest_of(tv);
+	assert_string_equal(mf0, mf);
+	free(mf);
+	free(mf0);
+	fs = tv_mount(tv, NULL);
+	assert_non_null(fs);
+	TV_EQ(info_of(fs).tier_count, 2);
+	TV_OK(tv_unmount(tv));
+	/* cairn.h: "a read-only mount refuses (EROFS)": keep too. */
+	fs = tv_mount(tv, &ro);
+	assert_non_null(fs);
+	errno = 0;
+	int r = cairn_tier_keep(fs, "ssd");
+	int e = errno;
+	TV_OK(tv_unmount(tv));
+	tv_destroy(tv);
+	if (r != -1 || e != EROFS)
+		fail_msg("cairn_tier_keep on a read-only mount: %d with %s, expected -1 with EROFS",
+		         r, r == -1 ? tv_errname(e) : "no error");
+}
+
+/* Six capacity tiers over the volume's life, removed ones included: the
+ * seventh is refused, even with only one of them left. */
+static void test_seventh_tier(void **state)
+{
+	(void)state;
+	struct testvol *tv = new_volume("tier-limit", CAIRN_MEDIA_EMUL, 32 * TV_MiB, 0);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	put_files(fs, 0, 2, 0);
+	char path[8][PATH_MAX], name[8][8];
+	for (int i = 0; i < 8; i++) {
+		snprintf(name[i], sizeof(name[i]), "t%d", i);
+		tier_path(tv, name[i], path[i]);
+	}
+	for (int i = 0; i < 6; i++) {
+		struct cairn_tier_opts t = tier_opts(name[i], path[i], 2 * TV_MiB);
+		TV_OK(cairn_tier_add(fs, &t, 0));
+		struct cairn_info in = info_of(fs);
+		TV_EQ(in.tier_count, i + 2);
+		assert_string_equal(in.tiers[i + 1].name, name[i]);
+		if (i < 4)
+			TV_OK(cairn_tier_remove(fs, name[i]));
+	}
+	char *mf0 = manifest_of(tv);
+	struct cairn_tier_opts t7 = tier_opts(name[6], path[6], 2 * TV_MiB);
+	TV_ERR(cairn_tier_add(fs, &t7, 0), ENOSPC);
+	char *mf = manifest_of(tv);
+	assert_string_equal(mf0, mf);
+	free(mf);
+	TV_EQ(info_of(fs).tier_count, 7);
+	/* One live tier left: still no number free. */
+	TV_OK(cairn_tier_remove(fs, name[5]));
+	free(mf0);
+	mf0 = manifest_of(tv);
+	TV_ERR(cairn_tier_add(fs, &t7, 0), ENOSPC);
+	t7.name = "t0"; /* a removed tier's name does not give its number back */
+	TV_ERR(cairn_tier_add(fs, &t7, 0), ENOSPC);
+	mf = manifest_of(tv);
+	assert_string_equal(mf0, mf);
+	free(mf);
+
+	fs = remount_same(tv, &MO, 2, "remount after six tiers");
+	struct cairn_info in = info_of(fs);
+	TV_EQ(in.tier_count, 7);
+	for (int i = 0; i < 6; i++) {
+		assert_string_equal(in.tiers[i + 1].name, name[i]);
+		TV_EQ(in.tiers[i + 1].blocks, i == 4 ? 2 * TV_MiB / 4096 - 1 : 0);
+	}
+	t7 = tier_opts(name[7], path[7], 2 * TV_MiB);
+	TV_ERR(cairn_tier_add(fs, &t7, 0), ENOSPC);
+	TV_OK(tv_unmount(tv));
+	mf = manifest_of(tv);
+	assert_string_equal(mf0, mf);
+	free(mf);
+	free(mf0);
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
+/* ---- 4. a crash between the steps ---------------------------------------- */
+
+/* The add's manifest is durable, its checkpoint is not: the fast part as
+ * it was before the add, under the new manifest.  fresh_tier: the crash
+ * came before the tier's header was written too (its file all zeros). */
+static void crash_inside_add(int fresh_tier)
+{
+	struct testvol *tv = new_volume("tier-crash-add", CAIRN_MEDIA_FILE, 16 * TV_MiB, 0);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	put_files(fs, 0, 6, 0);
+	char *tree = tv_dump(fs, TV_DUMP_ALL);
+	TV_OK(tv_unmount(tv));
+	char saved[PATH_MAX + 16], ssd[PATH_MAX];
+	snprintf(saved, sizeof(saved), "%s/fast.saved", tv->root);
+	copy_file(tv->fast_part, saved);
+
+	fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	tier_path(tv, "ssd", ssd);
+	struct cairn_tier_opts t = tier_opts("ssd", ssd, 32 * TV_MiB);
+	TV_OK(cairn_tier_add(fs, &t, 0));
+	TV_EQ(info_of(fs).tier_count, 2);
+	TV_OK(tv_unmount(tv));
+	char line[PATH_MAX + 128];
+	tier_line(line, "ssd", 32 * TV_MiB, 1, ssd);
+	expect_manifest_has(tv, line);
+
+	/* The crash state. */
+	copy_file(saved, tv->fast_part);
+	if (fresh_tier) {
+		assert_int_equal(truncate(ssd, 0), 0);
+		assert_int_equal(truncate(ssd, 32 * TV_MiB), 0);
+	}
+	char *mf_crash = manifest_of(tv);
+	size_t fast_len;
+	char *fast_crash = slurp(tv->fast_part, &fast_len);
+	assert_non_null(fast_crash);
+
+	/* Read-only: mounts, reads, writes nothing. */
+	struct cairn_mount_opts ro = {.read_only = 1};
+	fs = tv_mount(tv, &ro);
+	assert_non_null(fs);
+	/* The superblock does not know the tier (the state is the split one),
+	 * and a read-only mount leaves it unused (src/libfs/tiers.c). */
+	TV_EQ(info_of(fs).tier_count, 1);
+	char *now = tv_dump(fs, TV_DUMP_ALL);
+	tv_assert_dump_eq(tree, now, "read-only mount of a half-added tier");
+	free(now);
+	expect_files(fs, 6);
+	TV_OK(tv_unmount(tv));
+	char *mf = manifest_of(tv);
+	assert_string_equal(mf_crash, mf);
+	free(mf);
+	size_t len;
+	char *fast_now = slurp(tv->fast_part, &len);
+	assert_non_null(fast_now);
+	TV_EQ(len, fast_len);
+	if (memcmp(fast_now, fast_crash, len) != 0)
+		fail_msg("a read-only mount wrote the fast part");
+	free(fast_now);
+	free(fast_crash);
+
+	/* Read-write: finishes the add. */
+	fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	struct cairn_info in = info_of(fs);
+	TV_EQ(in.tier_count, 2);
+	assert_string_equal(in.tiers[1].name, "ssd");
+	assert_true(in.tiers[1].blocks > 32 * TV_MiB / 4096 - 16);
+	TV_EQ(in.tiers[1].free_blocks, in.tiers[1].blocks);
+	now = tv_dump(fs, TV_DUMP_ALL);
+	tv_assert_dump_eq(tree, now, "read-write mount of a half-added tier");
+	free(now);
+	free(tree);
+	expect_files(fs, 6);
+	/* The tier works: 24 MiB in all, 8 MiB at least on it. */
+	put_files(fs, 6, 18, 4);
+	in = info_of(fs);
+	assert_true(in.tiers[1].extents > 0);
+	assert_true(used_blocks(&in, 1) * 4096 >= 8 * TV_MiB);
+	fs = remount_same(tv, &MO, 24, "remount after the add was finished");
+	TV_EQ(info_of(fs).tier_count, 2);
+	TV_OK(tv_unmount(tv));
+	mf = manifest_of(tv);
+	assert_string_equal(mf_crash, mf);
+	free(mf);
+	free(mf_crash);
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
+static void test_crash_inside_add(void **state)
+{
+	(void)state;
+	crash_inside_add(0);
+}
+
+static void test_crash_inside_add_fresh_tier(void **state)
+{
+	(void)state;
+	crash_inside_add(1);
+}
+
+/* The remove's checkpoint is durable, its manifest is not: the manifest
+ * still names the retired tier's part. */
+static void test_crash_inside_remove(void **state)
+{
+	(void)state;
+	struct testvol *tv =
+	    new_volume("tier-crash-remove", CAIRN_MEDIA_FILE, 32 * TV_MiB, 32 * TV_MiB);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	put_files(fs, 0, 16, 4);
+	struct cairn_info in = info_of(fs);
+	assert_true(in.tiers[1].extents > 0);
+	uint64_t left = 1;
+	TV_OK(cairn_tier_evacuate(fs, "ssd", 0, &left));
+	TV_EQ(left, 0);
+	char *mf_before = manifest_of(tv);
+	assert_non_null(strstr(mf_before, "\ntier ssd "));
+	TV_OK(cairn_tier_remove(fs, "ssd"));
+	char *tree = tv_dump(fs, TV_DUMP_ALL);
+	TV_OK(tv_unmount(tv));
+	char *mf_after = manifest_of(tv);
+	assert_non_null(strstr(mf_after, "\nretired ssd\n"));
+	assert_null(strstr(mf_after, "\ntier ssd "));
+
+	/* The crash state. */
+	char mpath[PATH_MAX];
+	manifest_path(tv, mpath);
+	spit(mpath, mf_before, strlen(mf_before));
+
+	/* Read-only: mounts, the part unused, the manifest left as it is. */
+	struct cairn_mount_opts ro = {.read_only = 1};
+	fs = tv_mount(tv, &ro);
+	assert_non_null(fs);
+	in = info_of(fs);
+	TV_EQ(in.tier_count, 2);
+	TV_EQ(in.tiers[1].blocks, 0);
+	char *now = tv_dump(fs, TV_DUMP_ALL);
+	tv_assert_dump_eq(tree, now, "read-only mount of a half-removed tier");
+	free(now);
+	expect_files(fs, 16);
+	TV_OK(tv_unmount(tv));
+	char *mf = manifest_of(tv);
+	assert_string_equal(mf_before, mf);
+	free(mf);
+
+	/* Read-write: rewrites the line. */
+	fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	mf = manifest_of(tv);
+	if (strcmp(mf, mf_after) != 0)
+		fail_msg("the manifest after the mount:\n%s\nexpected:\n%s", mf, mf_after);
+	free(mf);
+	in = info_of(fs);
+	TV_EQ(in.tier_count, 2);
+	assert_string_equal(in.tiers[1].name, "ssd");
+	TV_EQ(in.tiers[1].blocks, 0);
+	now = tv_dump(fs, TV_DUMP_ALL);
+	tv_assert_dump_eq(tree, now, "read-write mount of a half-removed tier");
+	free(now);
+	free(tree);
+	expect_files(fs, 16);
+	put_files(fs, 16, 8, 4);
+	in = info_of(fs);
+	TV_EQ(in.tiers[1].extents, 0);
+	TV_EQ(in.tiers[1].blocks, 0);
+	fs = remount_same(tv, &MO, 24, "remount after the remove was finished");
+	TV_OK(tv_unmount(tv));
+	mf = manifest_of(tv);
+	assert_string_equal(mf_after, mf);
+	free(mf);
+	free(mf_before);
+	free(mf_after);
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
+/* ---- 5. draining ---------------------------------------------------------- */
+
+static void test_draining(void **state)
+{
+	(void)state;
+	struct testvol *tv = new_volume("tier-drain", CAIRN_MEDIA_EMUL, 16 * TV_MiB, 0);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	char ssd[PATH_MAX];
+	tier_path(tv, "ssd", ssd);
+	struct cairn_tier_opts t = tier_opts("ssd", ssd, 64 * TV_MiB);
+	TV_OK(cairn_tier_add(fs, &t, 0));
+	put_files(fs, 0, 12, 4);
+	struct cairn_info in0 = info_of(fs);
+	uint64_t on_ssd = used_blocks(&in0, 1) * 4096;
+	if (on_ssd < 4 * TV_MiB)
+		fail_msg("ssd holds %llu bytes: too little to test", (unsigned long long)on_ssd);
+
+	/* One block's worth moved: the tier is draining, most of it left. */
+	uint64_t left = 0;
+	TV_OK(cairn_tier_evacuate(fs, "ssd", 4096, &left));
+	if (left == 0 || left >= on_ssd)
+		fail_msg("evacuating 4096 bytes of %llu left %llu", (unsigned long long)on_ssd,
+		         (unsigned long long)left);
+	struct cairn_info in1 = info_of(fs);
+	assert_true(in1.tiers[1].out > in0.tiers[1].out);
+	expect_files(fs, 12);
+
+	/* New data stays on the fast tier, above its high watermark. */
+	put_files(fs, 12, 6, 2);
+	struct cairn_info in2 = info_of(fs);
+	TV_EQ(in2.tiers[1].in_down, in1.tiers[1].in_down);
+	if (used_blocks(&in2, 1) > used_blocks(&in1, 1))
+		fail_msg("the draining tier went from %llu to %llu blocks in use",
+		         (unsigned long long)used_blocks(&in1, 1),
+		         (unsigned long long)used_blocks(&in2, 1));
+	if (used_blocks(&in2, 0) * 100 <= in2.tiers[0].blocks * 30)
+		fail_msg("the fast tier is only %llu%% full: the test proves nothing",
+		         (unsigned long long)(used_blocks(&in2, 0) * 100 / in2.tiers[0].blocks));
+	TV_OK(cairn_migrate(fs));
+	TV_EQ(info_of(fs).tiers[1].in_down, in1.tiers[1].in_down);
+	expect_files(fs, 18);
+
+	/* Kept: migration sends data to it again. */
+	TV_OK(cairn_tier_keep(fs, "ssd"));
+	TV_OK(cairn_migrate(fs));
+	struct cairn_info in3 = info_of(fs);
+	if (in3.tiers[1].in_down <= in2.tiers[1].in_down ||
+	    used_blocks(&in3, 1) <= used_blocks(&in2, 1))
+		fail_msg("after cairn_tier_keep, migration sent nothing to ssd");
+	assert_true(used_blocks(&in3, 0) * 100 <= in3.tiers[0].blocks * 30);
+	expect_files(fs, 18);
+	fs = remount_same(tv, &MO, 18, "remount after draining and keeping");
+	TV_EQ(info_of(fs).tier_count, 2);
+	TV_OK(tv_unmount(tv));
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_add_takes_data),
+	    cmocka_unit_test(test_evacuate_and_remove),
+	    cmocka_unit_test(test_add_refusals),
+	    cmocka_unit_test(test_null_arguments),
+	    cmocka_unit_test(test_remove_busy),
+	    cmocka_unit_test(test_evacuate_no_room),
+	    cmocka_unit_test(test_read_only),
+	    cmocka_unit_test(test_seventh_tier),
+	    cmocka_unit_test(test_crash_inside_add),
+	    cmocka_unit_test(test_crash_inside_add_fresh_tier),
+	    cmocka_unit_test(test_crash_inside_remove),
+	    cmocka_unit_test(test_draining),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
