@@ -310,11 +310,17 @@ int cairn_tune(cairn_fs *fs, const struct cairn_tuning *t);
  *
  * cairn_tier_remove: removes tier name, which must hold no data (EBUSY:
  * evacuate it first).  Its part is no longer the volume's; the file or
- * device is left as it is. */
+ * device is left as it is.
+ *
+ * cairn_tier_grow: tier name takes size bytes of its part (0: all of it):
+ * a regular file is made that large first, a device must already be
+ * (EINVAL when that is not more than the tier has).  The fast tier does
+ * not grow. */
 int cairn_tier_add(cairn_fs *fs, const struct cairn_tier_opts *t, int force);
 int cairn_tier_evacuate(cairn_fs *fs, const char *name, uint64_t max_bytes, uint64_t *left);
 int cairn_tier_keep(cairn_fs *fs, const char *name);
 int cairn_tier_remove(cairn_fs *fs, const char *name);
+int cairn_tier_grow(cairn_fs *fs, const char *name, uint64_t size);
 
 /* Beyond POSIX: how far a long operation is.  handler (process-wide;
  * NULL: none, the default) is called from the thread doing the work with

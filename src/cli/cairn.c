@@ -63,7 +63,7 @@ int api_error(const char *what)
 }
 
 /* "64M", "1G", "4096" -> bytes; 0 on a malformed size. */
-static uint64_t parse_size(const char *s)
+uint64_t cli_parse_size(const char *s)
 {
 	char *end;
 	errno = 0;
@@ -156,10 +156,10 @@ const char *cli_parse_tier(char *arg, struct cairn_tier_opts *t)
 	char *unit = strchr(colon + 1, ':');
 	if (unit)
 		*unit++ = 0;
-	if (!(t->size = parse_size(colon + 1)))
+	if (!(t->size = cli_parse_size(colon + 1)))
 		return "invalid size (a number of bytes above 0, with K, M, G or T; leave it "
 		       "out to take the size of an existing file or device)";
-	if (unit && !(t->unit = parse_size(unit)))
+	if (unit && !(t->unit = cli_parse_size(unit)))
 		return "invalid unit (a number of bytes, a multiple of 4K)";
 	return NULL;
 }
@@ -180,15 +180,15 @@ static int cmd_mkfs(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
-			if (!(o.log_size = parse_size(optarg)))
+			if (!(o.log_size = cli_parse_size(optarg)))
 				return usage_error("invalid size '%s'", optarg);
 			break;
 		case 'f':
-			if (!(o.fast_size = parse_size(optarg)))
+			if (!(o.fast_size = cli_parse_size(optarg)))
 				return usage_error("invalid size '%s'", optarg);
 			break;
 		case 'i':
-			if (!(o.inodes = parse_size(optarg)))
+			if (!(o.inodes = cli_parse_size(optarg)))
 				return usage_error("invalid inode count '%s'", optarg);
 			break;
 		case 'm':
@@ -579,7 +579,8 @@ static const char main_help[] =
     "                          change the watermarks, promotion, batch interval\n"
     "  tier add VOLUME|MOUNTPOINT NAME=PATH[:SIZE[:UNIT]]\n"
     "  tier remove VOLUME|MOUNTPOINT NAME\n"
-    "                          add a capacity tier, or empty one and remove it\n"
+    "  tier grow VOLUME|MOUNTPOINT NAME SIZE\n"
+    "                          add a capacity tier, empty and remove one, grow one\n"
     "  run [--mount MP] -- PROGRAM [ARGS]\n"
     "                          run a program on the native path (preload shim)\n\n"
     "Run 'cairn COMMAND --help' for the options of a command.\n";

@@ -30,6 +30,8 @@ int cmd_tier(int argc, char **argv);
  * NULL. */
 struct cairn_tier_opts;
 const char *cli_parse_tier(char *arg, struct cairn_tier_opts *t);
+/* "64M", "1G", "4096" -> bytes; 0 on a malformed size. */
+uint64_t cli_parse_size(const char *s);
 
 /* Progress of the library's long operations (cairn_set_progress_handler)
  * drawn on stderr while between the two calls, if it is a terminal. */

@@ -86,6 +86,13 @@ static double migrate_rate(const struct cairn_info *in)
 	return in->migrate_ns ? blocks * in->block_size / 1048576.0 / (in->migrate_ns / 1e9) : 0;
 }
 
+/* A capacity tier removed from the volume: it keeps its number, and has
+ * no blocks (a tier in use has at least one). */
+static int tier_removed(const struct cairn_info *in, unsigned t)
+{
+	return t > 0 && in->tiers[t].blocks == 0;
+}
+
 /* ---- lines for people --------------------------------------------------- */
 
 static void print_tiers(const struct cairn_info *in)
@@ -96,6 +103,10 @@ static void print_tiers(const struct cairn_info *in)
 	for (unsigned t = 0; t < in->tier_count; t++) {
 		const struct cairn_tier_info *ti = &in->tiers[t];
 		uint64_t used = ti->blocks - ti->free_blocks;
+		if (tier_removed(in, t)) {
+			printf("              %-6s removed (cairn tier remove)\n", ti->name);
+			continue;
+		}
 		printf("              %-6s %11.1f %11.1f %5.1f%% %9llu %11.1f %11.1f %11.1f\n",
 		       ti->name, ti->blocks * in->block_size / mib, used * in->block_size / mib,
 		       ti->blocks ? 100.0 * used / ti->blocks : 0.0,
@@ -164,12 +175,13 @@ static void print_json_tiers(const struct cairn_info *in)
 		const struct cairn_tier_info *ti = &in->tiers[t];
 		printf("%s{\"name\": \"", t ? ", " : "");
 		json_string(ti->name);
-		printf("\", \"blocks\": %llu, \"free_blocks\": %llu, "
+		printf("\", \"removed\": %s, \"blocks\": %llu, \"free_blocks\": %llu, "
 		       "\"extents\": %llu, \"in_down_blocks\": %llu, \"in_up_blocks\": %llu, "
 		       "\"out_blocks\": %llu}",
-		       (unsigned long long)ti->blocks, (unsigned long long)ti->free_blocks,
-		       (unsigned long long)ti->extents, (unsigned long long)ti->in_down,
-		       (unsigned long long)ti->in_up, (unsigned long long)ti->out);
+		       tier_removed(in, t) ? "true" : "false", (unsigned long long)ti->blocks,
+		       (unsigned long long)ti->free_blocks, (unsigned long long)ti->extents,
+		       (unsigned long long)ti->in_down, (unsigned long long)ti->in_up,
+		       (unsigned long long)ti->out);
 	}
 	printf("]");
 }
@@ -253,6 +265,8 @@ static void prom_tier_metric(const struct prom *p, const struct cairn_info *in, 
 	prom_head(name, type, help);
 	for (unsigned t = 0; t < in->tier_count; t++) {
 		uint64_t v;
+		if (tier_removed(in, t))
+			continue; /* its series end with it */
 		memcpy(&v, (const char *)&in->tiers[t] + field, sizeof(v));
 		prom_sample(p, name, in->tiers[t].name, (double)v * scale);
 	}

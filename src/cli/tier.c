@@ -26,6 +26,7 @@
 static const char tier_help[] =
     "Usage: cairn tier add VOLUME|MOUNTPOINT NAME=PATH[:SIZE[:UNIT]] [--force]\n"
     "       cairn tier remove VOLUME|MOUNTPOINT NAME\n"
+    "       cairn tier grow VOLUME|MOUNTPOINT NAME SIZE\n"
     "Change the capacity tiers of a volume while it runs.  A served volume\n"
     "(mounted, or 'cairn serve') changes at once (root only); another is mounted\n"
     "for the change.\n\n"
@@ -36,7 +37,9 @@ static const char tier_help[] =
     "remove  moves the tier's data to the other tiers (slower ones first, the fast\n"
     "        tier last), showing its progress, then removes the tier; the file or\n"
     "        device is left as it is.  ^C stops the move and keeps the tier, with\n"
-    "        nothing lost; running it again goes on.\n";
+    "        nothing lost; running it again goes on.\n"
+    "grow    the tier takes SIZE bytes of its file (made that large) or device\n"
+    "        (which must be; 0: all of it).  The fast tier does not grow.\n";
 
 static volatile sig_atomic_t stop;
 
@@ -151,6 +154,20 @@ static int tier_remove(const char *vol, const char *name)
 	return close_volume(fs, vol, rc);
 }
 
+static int tier_grow(const char *vol, const char *name, const char *size_arg)
+{
+	uint64_t size = strcmp(size_arg, "0") ? cli_parse_size(size_arg) : 0;
+	if (!size && strcmp(size_arg, "0"))
+		return usage_error("invalid size '%s'", size_arg);
+	cairn_fs *fs = open_volume(vol);
+	if (!fs)
+		return api_error(vol);
+	int rc = cairn_tier_grow(fs, name, size) ? tier_error(vol) : 0;
+	if (!rc)
+		printf("tier %s of %s grown\n", name, vol);
+	return close_volume(fs, vol, rc);
+}
+
 int cmd_tier(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -167,10 +184,14 @@ int cmd_tier(int argc, char **argv)
 		}
 		force = 1;
 	}
-	if (argc - optind != 3)
-		return usage_error("%s", "expected add VOLUME NAME=PATH[:SIZE[:UNIT]] or remove "
-		                         "VOLUME NAME");
-	const char *verb = argv[optind], *vol = argv[optind + 1];
+	const char *verb = optind < argc ? argv[optind] : "";
+	if (argc - optind != (strcmp(verb, "grow") ? 3 : 4))
+		return usage_error("%s", "expected add VOLUME NAME=PATH[:SIZE[:UNIT]], remove "
+		                         "VOLUME NAME or grow VOLUME NAME SIZE");
+	const char *vol = argv[optind + 1];
+	if (!strcmp(verb, "grow"))
+		return force ? usage_error("%s", "--force is for add")
+		             : tier_grow(vol, argv[optind + 2], argv[optind + 3]);
 	if (!strcmp(verb, "add"))
 		return tier_add(vol, argv[optind + 2], force);
 	if (!strcmp(verb, "remove")) {

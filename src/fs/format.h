@@ -103,7 +103,11 @@ struct fs_super {
 	uint32_t reserved0;
 	struct fs_tier_desc tiers[FS_MAX_TIERS]; /* tiers[k] is tier k + 1 */
 	uint64_t sums_start, sums_blocks; /* the fast tier's data checksums */
-	uint8_t reserved[3552];
+	/* Blocks mkfs laid capacity tier k + 1's regions out for, when they
+	 * were moved (the tier grew, FS_TIER_ADDED): the layout of the others
+	 * still follows from them.  0 otherwise. */
+	uint64_t laid_blocks[FS_MAX_TIERS];
+	uint8_t reserved[3504];
 	uint64_t checksum;      /* XXH3-64 of the bytes before this field */
 };
 

@@ -31,6 +31,15 @@ static uint64_t div_up(uint64_t a, uint64_t b)
 
 /* ---- layout and format ------------------------------------------------- */
 
+/* Blocks of capacity tier k that mkfs laid its regions out for: its size,
+ * unless it was added later (none) or grew (laid_blocks). */
+static uint64_t laid(const struct fs_super *sb, unsigned k)
+{
+	if (sb->laid_blocks[k])
+		return sb->laid_blocks[k];
+	return sb->tiers[k].flags & FS_TIER_ADDED ? 0 : sb->tiers[k].total_blocks;
+}
+
 static int layout(struct fs_super *sb, uint64_t total_blocks, uint64_t inodes)
 {
 	sb->total_blocks = total_blocks;
@@ -51,25 +60,28 @@ static int layout(struct fs_super *sb, uint64_t total_blocks, uint64_t inodes)
 	uint64_t next = sb->bbitmap_start + sb->bbitmap_blocks;
 	if (sb->tier_count > FS_MAX_TIERS)
 		return -EINVAL;
-	/* A tier added later keeps the places it was given (FS_TIER_ADDED). */
+	/* A tier added later keeps the places it was given (FS_TIER_ADDED);
+	 * one that grew keeps the room mkfs laid out for it (laid_blocks). */
 	for (unsigned k = 0; k < sb->tier_count; k++) {
 		struct fs_tier_desc *t = &sb->tiers[k];
-		if (t->flags & FS_TIER_ADDED)
-			continue;
-		t->bitmap_start = next;
-		t->bitmap_blocks = div_up(t->total_blocks, 8 * B);
-		next += t->bitmap_blocks;
+		uint64_t n = laid(sb, k);
+		if (!(t->flags & FS_TIER_ADDED))
+			t->bitmap_start = next;
+		if (!(t->flags & FS_TIER_ADDED))
+			t->bitmap_blocks = div_up(n, 8 * B);
+		next += div_up(n, 8 * B);
 	}
 	sb->sums_start = next;
 	sb->sums_blocks = div_up(total_blocks, FS_SUMS_PER_BLOCK);
 	next += sb->sums_blocks;
 	for (unsigned k = 0; k < sb->tier_count; k++) {
 		struct fs_tier_desc *t = &sb->tiers[k];
-		if (t->flags & FS_TIER_ADDED)
-			continue;
-		t->sums_start = next;
-		t->sums_blocks = div_up(t->total_blocks, FS_SUMS_PER_BLOCK);
-		next += t->sums_blocks;
+		uint64_t n = laid(sb, k);
+		if (!(t->flags & FS_TIER_ADDED))
+			t->sums_start = next;
+		if (!(t->flags & FS_TIER_ADDED))
+			t->sums_blocks = div_up(n, FS_SUMS_PER_BLOCK);
+		next += div_up(n, FS_SUMS_PER_BLOCK);
 	}
 	sb->data_start = next;
 	/* Leave room for at least a few hundred blocks of data and trees. */
@@ -164,7 +176,7 @@ static int format_metadata(struct media *m, const struct fs_super *sb, uint64_t 
 	return rc;
 }
 
-static void tier_header_fill(struct fs_tier_header *h, const struct fs_super *sb, unsigned tier)
+void shared_tier_header_fill(struct fs_tier_header *h, const struct fs_super *sb, unsigned tier)
 {
 	const struct fs_tier_desc *d = &sb->tiers[tier - 1];
 	memset(h, 0, sizeof(*h));
@@ -187,7 +199,7 @@ static int format_tier_headers(const struct fs_super *sb, const struct tier_spec
 		return -ENOMEM;
 	int rc = 0;
 	for (unsigned k = 0; k < sb->tier_count && !rc; k++) {
-		tier_header_fill(h, sb, k + 1);
+		shared_tier_header_fill(h, sb, k + 1);
 		rc = media_store(cap[k].m, 0, h, sizeof(*h));
 		if (!rc)
 			rc = media_fence(cap[k].m);
@@ -294,10 +306,12 @@ static int added_tiers_ok(const struct fs_super *sb)
 	for (unsigned k = 0; k < FS_MAX_TIERS; k++) {
 		const struct fs_tier_desc *d = &sb->tiers[k];
 		if (k >= sb->tier_count) {
-			if (memcmp(d, &zero, sizeof(zero)))
+			if (memcmp(d, &zero, sizeof(zero)) || sb->laid_blocks[k])
 				return 0;
 			continue;
 		}
+		if (sb->laid_blocks[k] && !(d->flags & FS_TIER_ADDED))
+			return 0;
 		if (d->flags & ~FS_TIER_FLAGS)
 			return 0;
 		if (!(d->flags & FS_TIER_ADDED))
@@ -440,7 +454,7 @@ int shared_super_repair(struct shared *s)
 }
 
 /* Checks capacity tier t's header against the superblock; NULL if good. */
-static const char *check_tier(const struct fs_super *sb, unsigned t, struct media *m)
+static const char *check_tier(const struct fs_super *sb, unsigned t, struct media *m, int *stale)
 {
 	static __thread char why[160];
 	const struct fs_tier_desc *d = &sb->tiers[t - 1];
@@ -459,9 +473,14 @@ static const char *check_tier(const struct fs_super *sb, unsigned t, struct medi
 		return "tier header checksum mismatch at offset 0";
 	if (memcmp(h.uuid, sb->uuid, 16))
 		return "UUID at offset 16 belongs to another volume";
-	tier_header_fill(&want, sb, t);
+	shared_tier_header_fill(&want, sb, t);
 	if (h.tier != t)
 		return "tier number at offset 32 differs from the manifest's order";
+	/* A header a grow did not rewrite yet (src/libfs/tiers.c): smaller,
+	 * and the same otherwise.  The caller rewrites it (*stale). */
+	*stale = h.total_blocks < want.total_blocks;
+	if (*stale)
+		h.total_blocks = want.total_blocks;
 	if (memcmp(&h, &want, offsetof(struct fs_tier_header, created_ns)))
 		return "tier header fields (offsets 36-71) differ from the superblock";
 	return NULL;
@@ -741,7 +760,8 @@ static int open_tier(struct shared *s, unsigned t, struct media *m, char *err, s
 	struct tier *x = &s->tier[t];
 	memcpy(x->name, d->name, sizeof(d->name));
 	x->name[sizeof(x->name) - 1] = 0;
-	const char *bad = m ? check_tier(&s->sb, t, m) : "the manifest says it was removed";
+	const char *bad =
+	    m ? check_tier(&s->sb, t, m, &x->header_stale) : "the manifest says it was removed";
 	if (bad) {
 		snprintf(err, errlen, "tier %s part %s: %s", x->name, m ? media_path(m) : "-", bad);
 		return -EUCLEAN;

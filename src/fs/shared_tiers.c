@@ -88,22 +88,30 @@ static int alloc_whole_run(struct shared *s, uint64_t want, uint64_t *start)
 	return rc;
 }
 
-static int fill_header(struct shared *s, unsigned t, struct media *m)
+int shared_tier_header_write(struct shared *s, unsigned t)
 {
-	struct fs_tier_header *h = calloc(1, sizeof(*h));
+	if (!shared_tier_live(s, t) || t == 0)
+		return -EINVAL;
+	struct fs_tier_header *h = malloc(sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	const struct fs_tier_desc *d = &s->sb.tiers[t - 1];
-	h->magic = FS_TIER_MAGIC;
-	h->version = FS_FORMAT_VERSION;
-	h->block_size = B;
-	memcpy(h->uuid, s->sb.uuid, 16);
-	h->tier = t;
-	h->unit_blocks = d->unit_blocks;
-	h->total_blocks = d->total_blocks;
-	memcpy(h->name, d->name, sizeof(h->name));
-	h->created_ns = s->sb.created_ns;
-	h->checksum = checksum_struct(h, sizeof(*h));
+	shared_tier_header_fill(h, &s->sb, t);
+	int rc = media_store(s->tier[t].m, 0, h, sizeof(*h));
+	free(h);
+	if (!rc)
+		rc = media_fence(s->tier[t].m);
+	if (!rc)
+		s->tier[t].header_stale = 0;
+	return rc;
+}
+
+/* The header of a tier being added (not live yet: written straight). */
+static int fill_header(struct shared *s, unsigned t, struct media *m)
+{
+	struct fs_tier_header *h = malloc(sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	shared_tier_header_fill(h, &s->sb, t);
 	int rc = media_store(m, 0, h, sizeof(*h));
 	free(h);
 	return rc ? rc : media_fence(m);
@@ -249,4 +257,167 @@ int shared_tier_retire(struct shared *s, unsigned t, char *err, size_t errlen)
 	memcpy(x->name, name, sizeof(name));
 	x->retired = 1;
 	return stage_super(s);
+}
+
+/* ---- grow ------------------------------------------------------------------ */
+
+/* Sets (or clears) bits [from, to) of the bitmap in the n cached blocks
+ * from `start`, a byte at a time where it can. */
+static int bitmap_range(struct shared *s, uint64_t start, uint64_t from, uint64_t to, int set)
+{
+	const uint64_t per_block = 8 * B;
+	while (from < to) {
+		struct buf *b;
+		uint64_t k = from / per_block, in = from % per_block;
+		uint64_t end = to - k * per_block < per_block ? to - k * per_block : per_block;
+		int rc = cache_get(s->cache, start + k, &b);
+		if (rc)
+			return rc;
+		uint8_t *bits = b->data;
+		for (uint64_t u = in; u < end;) {
+			if (u % 8 == 0 && u + 8 <= end) {
+				uint64_t bytes = (end - u) / 8;
+				memset(bits + u / 8, set ? 0xff : 0, bytes);
+				u += bytes * 8;
+				continue;
+			}
+			if (set)
+				bits[u / 8] |= (uint8_t)(1u << (u % 8));
+			else
+				bits[u / 8] &= (uint8_t) ~(1u << (u % 8));
+			u++;
+		}
+		cache_mark_dirty(s->cache, b);
+		cache_put(s->cache, b);
+		from = k * per_block + end;
+	}
+	return 0;
+}
+
+/* The grown tier's bitmap in its new blocks: the old bits, the blocks the
+ * tier gains free, the bits past its end set (as mkfs pads). */
+static int copy_bitmap(struct shared *s, const struct fs_tier_desc *d,
+                       const struct fs_tier_desc *nd)
+{
+	for (uint64_t k = 0; k < nd->bitmap_blocks; k++) {
+		struct buf *nb, *ob;
+		int rc = cache_get_new(s->cache, nd->bitmap_start + k, &nb);
+		if (rc)
+			return rc;
+		if (k < d->bitmap_blocks &&
+		    (rc = cache_get(s->cache, d->bitmap_start + k, &ob)) == 0) {
+			memcpy(nb->data, ob->data, B);
+			cache_put(s->cache, ob);
+		}
+		cache_put(s->cache, nb);
+		if (rc)
+			return rc;
+	}
+	int rc = bitmap_range(s, nd->bitmap_start, d->total_blocks, nd->total_blocks, 0);
+	return rc ? rc
+	          : bitmap_range(s, nd->bitmap_start, nd->total_blocks, nd->bitmap_blocks * 8 * B,
+	                         1);
+}
+
+/* The checksum table into its new blocks (in place, as entries are
+ * written: the old table stays what the durable superblock names until
+ * the checkpoint, and no data is written meanwhile), zeros after it. */
+static int copy_sums(struct shared *s, struct tier *x, const struct fs_tier_desc *d,
+                     const struct fs_tier_desc *nd)
+{
+	int rc = sums_flush(&x->sums);
+	enum { CHUNK = 256 * B };
+	uint8_t *buf = rc ? NULL : malloc(CHUNK);
+	if (!rc && !buf)
+		rc = -ENOMEM;
+	uint64_t bytes = d->sums_blocks * B;
+	for (uint64_t off = 0; off < bytes && !rc; off += CHUNK) {
+		size_t n = bytes - off < CHUNK ? (size_t)(bytes - off) : CHUNK;
+		rc = media_read(s->m, d->sums_start * B + off, buf, n);
+		if (!rc)
+			rc = media_store(s->m, nd->sums_start * B + off, buf, n);
+	}
+	free(buf);
+	if (!rc)
+		rc = media_zero(s->m, nd->sums_start * B + bytes, (nd->sums_blocks * B) - bytes);
+	return rc;
+}
+
+/* Gives the regions of a tier whose bitmap and table moved back to the
+ * fast tier (or, laid out by mkfs, keeps their room reserved). */
+static void leave_regions(struct shared *s, unsigned t, const struct fs_tier_desc *d)
+{
+	if (!(d->flags & FS_TIER_ADDED)) {
+		s->sb.laid_blocks[t - 1] = d->total_blocks;
+		return;
+	}
+	for (uint64_t k = 0; k < d->bitmap_blocks; k++)
+		cache_forget(s->cache, d->bitmap_start + k);
+	alloc_free(s->balloc, d->bitmap_start, d->bitmap_blocks);
+	alloc_free(s->balloc, d->sums_start, d->sums_blocks);
+}
+
+static int check_grow(struct shared *s, unsigned t, struct media *bigger, uint64_t blocks,
+                      char *err, size_t errlen)
+{
+	struct tier *x = &s->tier[t];
+	const struct fs_tier_desc *d = &s->sb.tiers[t - 1];
+	if (blocks <= d->total_blocks || blocks > FS_PBLK_MASK || media_size(bigger) / B < blocks) {
+		snprintf(err, errlen, "tier %s: %llu blocks is not larger than its %llu", x->name,
+		         (unsigned long long)blocks, (unsigned long long)d->total_blocks);
+		return -EINVAL;
+	}
+	return alloc_quarantined(x->a) ? -EAGAIN : 0;
+}
+
+int shared_tier_grow(struct shared *s, unsigned t, struct media *bigger, uint64_t blocks,
+                     struct media **old, char *err, size_t errlen)
+{
+	if (t == 0 || !shared_tier_live(s, t))
+		return -EINVAL;
+	int rc = check_grow(s, t, bigger, blocks, err, errlen);
+	if (rc)
+		return rc;
+	struct tier *x = &s->tier[t];
+	struct fs_tier_desc d = s->sb.tiers[t - 1], nd = d;
+	nd.total_blocks = blocks;
+	nd.flags |= FS_TIER_ADDED;
+	nd.bitmap_blocks = div_up(blocks, 8 * B);
+	nd.sums_blocks = div_up(blocks, FS_SUMS_PER_BLOCK);
+	rc = alloc_whole_run(s, nd.bitmap_blocks, &nd.bitmap_start);
+	if (!rc && (rc = alloc_whole_run(s, nd.sums_blocks, &nd.sums_start)))
+		alloc_free(s->balloc, nd.bitmap_start, nd.bitmap_blocks);
+	if (rc) {
+		snprintf(err, errlen, "the fast tier has no room for tier %s's larger bitmap",
+		         x->name);
+		return rc;
+	}
+	struct alloc *na = NULL;
+	rc = copy_bitmap(s, &d, &nd);
+	if (!rc)
+		rc = copy_sums(s, x, &d, &nd);
+	if (!rc)
+		rc = alloc_open(&na, s->cache, nd.bitmap_start, nd.bitmap_blocks, blocks, 1);
+	if (rc) {
+		for (uint64_t k = 0; k < nd.bitmap_blocks; k++)
+			cache_forget(s->cache, nd.bitmap_start + k);
+		alloc_free(s->balloc, nd.bitmap_start, nd.bitmap_blocks);
+		alloc_free(s->balloc, nd.sums_start, nd.sums_blocks);
+		snprintf(err, errlen, "tier %s: cannot move its bitmap: %s", x->name,
+		         strerror(-rc));
+		return rc;
+	}
+	leave_regions(s, t, &d);
+	alloc_close(x->a);
+	x->a = na;
+	alloc_set_quarantine(na, 1);
+	s->fx.talloc[t] = na;
+	sums_close(&x->sums);
+	rc = sums_open(&x->sums, s->m, nd.sums_start, blocks);
+	*old = x->m;
+	x->m = bigger;
+	x->total_blocks = blocks;
+	x->header_stale = 1;
+	s->sb.tiers[t - 1] = nd;
+	return rc ? rc : stage_super(s);
 }

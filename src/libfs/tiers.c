@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "client/client.h"
@@ -380,6 +381,115 @@ int cairn_tier_remove(cairn_fs *fs, const char *name)
 	return rc ? fail(rc) : 0;
 }
 
+/* ---- grow ------------------------------------------------------------------- */
+
+/* Tier t's part opened again, larger: a regular file grown to `want`
+ * bytes (0: as large as it is), a device as large as it is. */
+static int open_larger(struct cairn_fs *fs, unsigned t, uint64_t want, struct media **m,
+                       uint64_t *blocks, char *err, size_t el)
+{
+	const char *path = fs->vol.mf.path[PART_TIER1 + t - 1];
+	struct stat st;
+	if (stat(path, &st)) {
+		snprintf(err, el, "tier %s part %s: %s", fs->sh.tier[t].name, path,
+		         strerror(errno));
+		return -errno;
+	}
+	int grow_file = S_ISREG(st.st_mode) && want > (uint64_t)st.st_size;
+	int rc = media_open(m, MEDIA_FILE, path, grow_file ? want : 0,
+	                    grow_file ? MEDIA_CREATE | MEDIA_SPARSE : 0, err, el);
+	if (rc)
+		return rc;
+	uint64_t have = media_size(*m) / B * B;
+	*blocks = (want && want < have ? want : have) / B;
+	if (*blocks <= fs->sh.tier[t].total_blocks) {
+		snprintf(err, el, "tier %s: %llu bytes is not larger than its %llu",
+		         fs->sh.tier[t].name, (unsigned long long)(*blocks * B),
+		         (unsigned long long)(fs->sh.tier[t].total_blocks * B));
+		media_close(*m);
+		*m = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The superblock's half: the tier's regions move, its medium is swapped. */
+static int grow_shared(struct cairn_fs *fs, unsigned t, struct media *m, uint64_t blocks, char *err,
+                       size_t el)
+{
+	struct media *old = NULL;
+	int rc = -EAGAIN;
+	/* Blocks freed since the last checkpoint would be free in the new
+	 * bitmap at once: a checkpoint first releases them. */
+	for (int tries = 0; rc == -EAGAIN && tries < 3; tries++) {
+		rc = fs_checkpoint(fs, 0);
+		if (rc)
+			return rc;
+		lock_all(fs);
+		rc = fs->failed ? -EIO : shared_tier_grow(&fs->sh, t, m, blocks, &old, err, el);
+		if (old) {
+			fs->vol.part[PART_TIER1 + t - 1] = m;
+			if (rc)
+				fs->failed = 1; /* moved half-way: the cached state is not whole */
+		}
+		unlock_all(fs);
+	}
+	if (old)
+		media_close(old);
+	return rc;
+}
+
+static int tier_grow(struct cairn_fs *fs, const char *name, uint64_t size, char *err, size_t el)
+{
+	unsigned t = tier_named(fs, name);
+	if (!t) {
+		snprintf(err, el, "no capacity tier named %s", name);
+		return -ENOENT;
+	}
+	struct media *m = NULL;
+	uint64_t blocks = 0;
+	int rc = open_larger(fs, t, size / B * B, &m, &blocks, err, el);
+	if (rc)
+		return rc;
+	rc = grow_shared(fs, t, m, blocks, err, el);
+	if (rc && fs->vol.part[PART_TIER1 + t - 1] != m)
+		media_close(m);
+	if (!rc)
+		rc = fs_checkpoint(fs, 0);
+	/* Durable now; the header and the manifest say so after it (a mount
+	 * rewrites a header left behind; the manifest's size is a note). */
+	if (!rc) {
+		lock_all(fs);
+		rc = shared_tier_header_write(&fs->sh, t);
+		unlock_all(fs);
+	}
+	if (!rc) {
+		struct manifest mf = fs->vol.mf;
+		mf.size[PART_TIER1 + t - 1] = blocks * B;
+		rc = manifest_write(fs->vol.dir, &mf, err, el);
+		if (!rc)
+			fs->vol.mf = mf;
+	}
+	return rc;
+}
+
+int cairn_tier_grow(cairn_fs *fs, const char *name, uint64_t size)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	if (!name)
+		return fail(-EFAULT);
+	if (fs->client)
+		return via_daemon(fs, CTL_TIER_GROW_CMD, name, NULL, size, 0, 0, NULL);
+	if (fs->read_only)
+		return fail(-EROFS);
+	char err[ERR_LEN] = "";
+	int rc = tier_grow(fs, name, size, err, sizeof(err));
+	if (rc && err[0])
+		fs_set_error("%s", err);
+	return rc ? fail(rc) : 0;
+}
+
 /* ---- at mount --------------------------------------------------------------- */
 
 int tiers_settle(struct cairn_fs *fs, char *err, size_t el)
@@ -393,6 +503,9 @@ int tiers_settle(struct cairn_fs *fs, char *err, size_t el)
 		if (!rc)
 			fs->sh.tier_pending = 0;
 	}
+	for (unsigned t = 1; !rc && t < fs->sh.ntiers; t++)
+		if (shared_tier_live(&fs->sh, t) && fs->sh.tier[t].header_stale)
+			rc = shared_tier_header_write(&fs->sh, t); /* a grow's last step */
 	for (unsigned t = 1; !rc && fs->sh.manifest_stale && t < fs->sh.ntiers; t++)
 		if (fs->sh.tier[t].retired && !fs->vol.mf.tier_retired[t - 1])
 			rc = retire_in_manifest(fs, t, err, el);

@@ -105,8 +105,14 @@ enum ctl_op {
 	CTL_OP_END
 };
 
-/* The tier commands (cairn_tier_add, _evacuate, _keep, _remove). */
-enum { CTL_TIER_ADD_CMD = 1, CTL_TIER_EVACUATE_CMD, CTL_TIER_KEEP_CMD, CTL_TIER_REMOVE_CMD };
+/* The tier commands (cairn_tier_add, _evacuate, _keep, _remove, _grow). */
+enum {
+	CTL_TIER_ADD_CMD = 1,
+	CTL_TIER_EVACUATE_CMD,
+	CTL_TIER_KEEP_CMD,
+	CTL_TIER_REMOVE_CMD,
+	CTL_TIER_GROW_CMD
+};
 
 /* Whatever the command's outcome, with the sentence that says why it
  * failed (cairn_last_error in the daemon), which an errno alone would

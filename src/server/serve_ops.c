@@ -940,6 +940,9 @@ static int64_t do_tier(struct session *s, const struct request *rq, uint32_t *ou
 	case CTL_TIER_REMOVE_CMD:
 		rc = cairn_tier_remove(s->fs, name);
 		break;
+	case CTL_TIER_GROW_CMD:
+		rc = cairn_tier_grow(s->fs, name, (uint64_t)a[1]);
+		break;
 	default:
 		return -EINVAL;
 	}
