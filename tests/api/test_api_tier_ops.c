@@ -949,6 +949,126 @@ static void test_draining(void **state)
 	tv_destroy(tv);
 }
 
+/* ---- 6. grow --------------------------------------------------------------- */
+
+/* An mkfs tier grows (its regions move out of the room mkfs laid out,
+ * which stays reserved), then grows again (the moved regions are freed),
+ * then a tier added later grows: each time the data stays, the new blocks
+ * take data, and the volume checks clean. */
+static void test_grow(void **state)
+{
+	(void)state;
+	struct testvol *tv = new_volume("tier-grow", CAIRN_MEDIA_FILE, 16 * TV_MiB, 8 * TV_MiB);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	put_files(fs, 0, 12, 3);
+	struct cairn_info in = info_of(fs);
+	uint64_t before = in.tiers[1].blocks;
+	assert_true(used_blocks(&in, 1) > before / 2); /* the tier is well used */
+	TV_OK(cairn_tier_grow(fs, "ssd", 24 * TV_MiB));
+	in = info_of(fs);
+	TV_EQ(in.tiers[1].blocks, 24 * TV_MiB / 4096 - 1);
+	char p[PATH_MAX];
+	tier_path(tv, "ssd", p);
+	struct stat st;
+	TV_OK(stat(p, &st));
+	TV_EQ(st.st_size, 24 * TV_MiB);
+	char line[PATH_MAX + 64];
+	tier_line(line, "ssd", 24 * TV_MiB, 1, p);
+	expect_manifest_has(tv, line);
+	put_files(fs, 12, 12, 3);
+	in = info_of(fs);
+	assert_true(used_blocks(&in, 1) > before); /* the new blocks took data */
+	fs = remount_same(tv, &MO, 24, "remount after a grow");
+	TV_OK(cairn_tier_grow(fs, "ssd", 40 * TV_MiB));
+	char other[PATH_MAX];
+	tier_path(tv, "hdd", other);
+	struct cairn_tier_opts t = tier_opts("hdd", other, 8 * TV_MiB);
+	TV_OK(cairn_tier_add(fs, &t, 0));
+	TV_OK(cairn_tier_grow(fs, "hdd", 16 * TV_MiB));
+	TV_EQ(info_of(fs).tiers[2].blocks, 16 * TV_MiB / 4096 - 1);
+	put_files(fs, 24, 16, 4);
+	fs = remount_same(tv, &MO, 40, "remount after more grows");
+	TV_OK(tv_unmount(tv));
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
+static void test_grow_refusals(void **state)
+{
+	(void)state;
+	struct testvol *tv = new_volume("tier-grow-no", CAIRN_MEDIA_FILE, 16 * TV_MiB, 8 * TV_MiB);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	put_files(fs, 0, 4, 2);
+	char *mf = manifest_of(tv);
+	TV_ERR(cairn_tier_grow(fs, "ssd", 8 * TV_MiB), EINVAL); /* not larger */
+	TV_ERR(cairn_tier_grow(fs, "ssd", 4 * TV_MiB), EINVAL); /* smaller */
+	TV_ERR(cairn_tier_grow(fs, "ssd", 0), EINVAL);          /* all of it: as now */
+	TV_ERR(cairn_tier_grow(fs, "nosuch", 64 * TV_MiB), ENOENT);
+	TV_ERR(cairn_tier_grow(fs, "fast", 64 * TV_MiB), ENOENT);
+	TV_ERR(cairn_tier_grow(fs, NULL, 64 * TV_MiB), EFAULT);
+	char *now = manifest_of(tv);
+	assert_string_equal(mf, now);
+	free(now);
+	TV_EQ(info_of(fs).tiers[1].blocks, 8 * TV_MiB / 4096 - 1);
+	TV_OK(tv_unmount(tv));
+	struct cairn_mount_opts ro = {.read_only = 1};
+	fs = tv_mount(tv, &ro);
+	assert_non_null(fs);
+	TV_ERR(cairn_tier_grow(fs, "ssd", 64 * TV_MiB), EROFS);
+	TV_OK(tv_unmount(tv));
+	char p[PATH_MAX];
+	tier_path(tv, "ssd", p);
+	struct stat st;
+	TV_OK(stat(p, &st));
+	TV_EQ(st.st_size, 8 * TV_MiB);
+	free(mf);
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
+/* A crash after the grow's checkpoint and before its header was
+ * rewritten: the header gives the old size.  The volume mounts, the mount
+ * rewrites the header, and nothing is lost. */
+static void test_crash_inside_grow(void **state)
+{
+	(void)state;
+	struct testvol *tv =
+	    new_volume("tier-crash-grow", CAIRN_MEDIA_FILE, 16 * TV_MiB, 8 * TV_MiB);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	put_files(fs, 0, 12, 3);
+	char p[PATH_MAX], saved[PATH_MAX];
+	tier_path(tv, "ssd", p);
+	snprintf(saved, sizeof(saved), "%s/ssd.header", tv->root);
+	size_t len;
+	char *header = slurp(p, &len);
+	assert_non_null(header);
+	spit(saved, header, 4096);
+	free(header);
+	TV_OK(cairn_tier_grow(fs, "ssd", 24 * TV_MiB));
+	put_files(fs, 12, 8, 4);
+	TV_OK(tv_unmount(tv));
+	/* The old header back over the new one. */
+	char *old = slurp(saved, NULL);
+	int fd = open(p, O_WRONLY);
+	assert_true(fd >= 0);
+	TV_EQ(pwrite(fd, old, 4096, 0), 4096);
+	close(fd);
+	fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	TV_EQ(info_of(fs).tiers[1].blocks, 24 * TV_MiB / 4096 - 1);
+	expect_files(fs, 20);
+	TV_OK(tv_unmount(tv));
+	char *now = slurp(p, NULL);
+	assert_true(memcmp(now, old, 4096) != 0); /* rewritten */
+	free(now);
+	free(old);
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -964,6 +1084,9 @@ int main(void)
 	    cmocka_unit_test(test_crash_inside_add_fresh_tier),
 	    cmocka_unit_test(test_crash_inside_remove),
 	    cmocka_unit_test(test_draining),
+	    cmocka_unit_test(test_grow),
+	    cmocka_unit_test(test_grow_refusals),
+	    cmocka_unit_test(test_crash_inside_grow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
