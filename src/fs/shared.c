@@ -454,7 +454,7 @@ int shared_super_repair(struct shared *s)
 }
 
 /* Checks capacity tier t's header against the superblock; NULL if good. */
-static const char *check_tier(const struct fs_super *sb, unsigned t, struct media *m, int *stale)
+static const char *check_tier(const struct fs_super *sb, unsigned t, struct media *m)
 {
 	static __thread char why[160];
 	const struct fs_tier_desc *d = &sb->tiers[t - 1];
@@ -476,10 +476,10 @@ static const char *check_tier(const struct fs_super *sb, unsigned t, struct medi
 	shared_tier_header_fill(&want, sb, t);
 	if (h.tier != t)
 		return "tier number at offset 32 differs from the manifest's order";
-	/* A header a grow did not rewrite yet (src/libfs/tiers.c): smaller,
-	 * and the same otherwise.  The caller rewrites it (*stale). */
-	*stale = h.total_blocks < want.total_blocks;
-	if (*stale)
+	/* The header gives the tier's blocks when it was made; a grow does
+	 * not rewrite it (one block, no copy: a torn rewrite would lose the
+	 * tier), so it may give fewer than the superblock. */
+	if (h.total_blocks < want.total_blocks)
 		h.total_blocks = want.total_blocks;
 	if (memcmp(&h, &want, offsetof(struct fs_tier_header, created_ns)))
 		return "tier header fields (offsets 36-71) differ from the superblock";
@@ -760,8 +760,7 @@ static int open_tier(struct shared *s, unsigned t, struct media *m, char *err, s
 	struct tier *x = &s->tier[t];
 	memcpy(x->name, d->name, sizeof(d->name));
 	x->name[sizeof(x->name) - 1] = 0;
-	const char *bad =
-	    m ? check_tier(&s->sb, t, m, &x->header_stale) : "the manifest says it was removed";
+	const char *bad = m ? check_tier(&s->sb, t, m) : "the manifest says it was removed";
 	if (bad) {
 		snprintf(err, errlen, "tier %s part %s: %s", x->name, m ? media_path(m) : "-", bad);
 		return -EUCLEAN;

@@ -38,7 +38,6 @@ struct tier {
 	struct sums sums; /* a checksum per block (on the fast tier) */
 	int retired;      /* removed (FS_TIER_RETIRED): no part, no blocks */
 	int draining;     /* being emptied for removal: nothing new goes there */
-	int header_stale; /* its header predates a grow: shared_tier_header_write */
 };
 
 /* What mkfs needs to know of each capacity tier. */
@@ -186,13 +185,11 @@ int shared_tier_retire(struct shared *s, unsigned t, char *err, size_t errlen);
 /* shared_tier_grow: tier t's part becomes `bigger` (the same file or
  * device, opened larger; the old medium is returned in *old for the caller
  * to close once nothing uses it), of blocks blocks.  Its bitmap and
- * checksum table move to new regions of the right size.  The caller has
- * made a checkpoint since the tier's last free (no block in quarantine:
- * -EAGAIN otherwise), and after its own checkpoint writes the header
- * (shared_tier_header_write), which a mount finds stale until then. */
+ * checksum table move to new regions of the right size; its header keeps
+ * the size it was made with.  The caller has made a checkpoint since the
+ * tier's last free (no block in quarantine: -EAGAIN otherwise). */
 int shared_tier_grow(struct shared *s, unsigned t, struct media *bigger, uint64_t blocks,
                      struct media **old, char *err, size_t errlen);
-int shared_tier_header_write(struct shared *s, unsigned t);
 /* mkfs and the checks: tier t's header as the superblock says. */
 void shared_tier_header_fill(struct fs_tier_header *h, const struct fs_super *sb, unsigned tier);
 /* Free blocks of tier t that new data may take: none on a tier being

@@ -88,23 +88,6 @@ static int alloc_whole_run(struct shared *s, uint64_t want, uint64_t *start)
 	return rc;
 }
 
-int shared_tier_header_write(struct shared *s, unsigned t)
-{
-	if (!shared_tier_live(s, t) || t == 0)
-		return -EINVAL;
-	struct fs_tier_header *h = malloc(sizeof(*h));
-	if (!h)
-		return -ENOMEM;
-	shared_tier_header_fill(h, &s->sb, t);
-	int rc = media_store(s->tier[t].m, 0, h, sizeof(*h));
-	free(h);
-	if (!rc)
-		rc = media_fence(s->tier[t].m);
-	if (!rc)
-		s->tier[t].header_stale = 0;
-	return rc;
-}
-
 /* The header of a tier being added (not live yet: written straight). */
 static int fill_header(struct shared *s, unsigned t, struct media *m)
 {
@@ -417,7 +400,6 @@ int shared_tier_grow(struct shared *s, unsigned t, struct media *bigger, uint64_
 	*old = x->m;
 	x->m = bigger;
 	x->total_blocks = blocks;
-	x->header_stale = 1;
 	s->sb.tiers[t - 1] = nd;
 	return rc ? rc : stage_super(s);
 }

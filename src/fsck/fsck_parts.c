@@ -181,12 +181,6 @@ static void note_tiers(struct fsck_ctx *c)
 		if (bytes > used)
 			snprintf(extra, sizeof(extra), "; the %llu bytes past them are unused",
 			         (unsigned long long)(bytes - used));
-		if (x->header_stale)
-			fsck_note(
-			    c->r,
-			    "tier %s part %s: the header still gives the size before the tier "
-			    "grew (a grow was cut short): the next mount rewrites it",
-			    x->name, media_path(x->m));
 		fsck_note(c->r,
 		          "tier %s part %s: capacity tier %u of %u, header valid, %llu blocks%s",
 		          x->name, media_path(x->m), t, c->sh.ntiers - 1,

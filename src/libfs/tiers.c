@@ -451,18 +451,16 @@ static int tier_grow(struct cairn_fs *fs, const char *name, uint64_t size, char 
 	int rc = open_larger(fs, t, size / B * B, &m, &blocks, err, el);
 	if (rc)
 		return rc;
+	/* A recorded mount's part was declared with room to grow into. */
+	if (fs->opts.recorder)
+		media_set_recorder(m, fs->opts.recorder, PART_TIER1 + (int)t - 1);
 	rc = grow_shared(fs, t, m, blocks, err, el);
 	if (rc && fs->vol.part[PART_TIER1 + t - 1] != m)
 		media_close(m);
 	if (!rc)
 		rc = fs_checkpoint(fs, 0);
-	/* Durable now; the header and the manifest say so after it (a mount
-	 * rewrites a header left behind; the manifest's size is a note). */
-	if (!rc) {
-		lock_all(fs);
-		rc = shared_tier_header_write(&fs->sh, t);
-		unlock_all(fs);
-	}
+	/* Durable now.  The manifest's size says so after it; a mount does
+	 * not need it (a tier's part may be larger than the manifest says). */
 	if (!rc) {
 		struct manifest mf = fs->vol.mf;
 		mf.size[PART_TIER1 + t - 1] = blocks * B;
@@ -503,9 +501,6 @@ int tiers_settle(struct cairn_fs *fs, char *err, size_t el)
 		if (!rc)
 			fs->sh.tier_pending = 0;
 	}
-	for (unsigned t = 1; !rc && t < fs->sh.ntiers; t++)
-		if (shared_tier_live(&fs->sh, t) && fs->sh.tier[t].header_stale)
-			rc = shared_tier_header_write(&fs->sh, t); /* a grow's last step */
 	for (unsigned t = 1; !rc && fs->sh.manifest_stale && t < fs->sh.ntiers; t++)
 		if (fs->sh.tier[t].retired && !fs->vol.mf.tier_retired[t - 1])
 			rc = retire_in_manifest(fs, t, err, el);

@@ -337,6 +337,9 @@ struct scen_cfg {
 	char *(*oracle)(struct scen *s); /* see struct scen */
 	char *(*recovered)(cairn_fs *fs);
 	int no_read_only;
+	/* Bytes each capacity tier's file gets beyond its size, declared to
+	 * the recorder with it: room for the workload to grow the tier. */
+	uint64_t tier_room;
 };
 
 /* Reads where the journal lies from the fast part's superblock. */
@@ -399,9 +402,12 @@ static void scen_begin_cfg(struct scen *s, const char *name, const struct scen_c
 	if (!s->r)
 		fail_msg("out of memory");
 	for (int p = 0; p < manifest_parts(&s->mf); p++) {
-		void *img = xrealloc(NULL, s->mf.size[p]);
-		read_file(s->mf.path[p], img, s->mf.size[p]);
-		TV_EQ(recorder_add_part(s->r, p, img, s->mf.size[p]), 0);
+		uint64_t size = s->mf.size[p] + (p >= PART_TIER1 ? cfg->tier_room : 0);
+		if (size != s->mf.size[p])
+			TV_OK(truncate(s->mf.path[p], (off_t)size));
+		void *img = xrealloc(NULL, size);
+		read_file(s->mf.path[p], img, size);
+		TV_EQ(recorder_add_part(s->r, p, img, size), 0);
 		if (p == 1)
 			find_journal(s, img);
 		free(img);
@@ -1323,7 +1329,8 @@ static void test_migration(void **state)
 }
 
 /* Tier changes on a running volume: a tier holding data evacuated and
- * removed, a new one added and filled by migration.  Their manifests are
+ * removed, a new one added and filled by migration, one grown into the
+ * room its file has (declared to the recorder from the start).  Their manifests are
  * put back with the parts: a crash between the superblock's half of a
  * change and the manifest's is one of the states (see src/libfs/tiers.c). */
 static void test_tier_changes(void **state)
@@ -1332,7 +1339,8 @@ static void test_tier_changes(void **state)
 	struct scen *s = &current;
 	struct cairn_mount_opts mo = {
 	    .no_digest_thread = 1, .high_watermark = 30, .low_watermark = 10};
-	scen_begin_opts(s, "tierops", 1, &mo);
+	struct scen_cfg cfg = {.tiered = 1, .mount = &mo, .tier_room = 2 * TV_MiB};
+	scen_begin_cfg(s, "tierops", &cfg);
 	note_manifest(s, 0);
 	static unsigned char buf[32 * 1024];
 	char path[64];
@@ -1376,8 +1384,21 @@ static void test_tier_changes(void **state)
 	DO(s, cairn_unlink(FS, "/t1"));
 	DO(s, cairn_digest(FS));
 	DO(s, cairn_migrate(FS));
+	/* hdd takes the room its file has: its bitmap and checksums move. */
+	DO(s, cairn_tier_grow(FS, "hdd", 6 * TV_MiB));
+	note_manifest(s, s->ops[s->nops - 1].end);
+	for (int i = 22; i < 26; i++) {
+		snprintf(path, sizeof(path), "/t%d", i);
+		int fd = DO(s, cairn_open(FS, path, O_CREAT | O_WRONLY, 0644));
+		tv_fill(buf, sizeof(buf), (uint64_t)(i * 10));
+		DO(s, tv_write_full(FS, fd, buf, sizeof(buf)));
+		DO(s, cairn_close(FS, fd));
+	}
+	DO(s, cairn_digest(FS));
+	DO(s, cairn_migrate(FS));
 	TV_OK(cairn_info(FS, &in));
-	if (in.tier_count != 4 || in.tiers[1].blocks != 0 || !in.tiers[3].in_down)
+	if (in.tier_count != 4 || in.tiers[1].blocks != 0 || !in.tiers[3].in_down ||
+	    in.tiers[2].blocks != 6 * TV_MiB / 4096 - 1)
 		fail_msg("tierops: %u tiers, ssd %llu blocks, new tier took %llu blocks",
 		         in.tier_count, (unsigned long long)in.tiers[1].blocks,
 		         (unsigned long long)in.tiers[3].in_down);
