@@ -39,7 +39,8 @@ static const char tier_help[] =
     "        device is left as it is.  ^C stops the move and keeps the tier, with\n"
     "        nothing lost; running it again goes on.\n"
     "grow    the tier takes SIZE bytes of its file (made that large) or device\n"
-    "        (which must be; 0: all of it).  The fast tier does not grow.\n";
+    "        (which must be; 0: all of it).  The fast tier does not grow.\n\n"
+    "  --force  add: take a file or device that holds data (it is overwritten)\n";
 
 static volatile sig_atomic_t stop;
 

@@ -30,7 +30,10 @@ expect() {
 	[ "$got" = "$want" ] || fail "'$*': offered '$got', expected '$want'"
 }
 expect "mkfs mount" cairn m
-expect "--help demo fsck mkfs mount run scrub serve stat tune umount" cairn ""
+expect "--help demo fsck mkfs mount run scrub serve stat tier tune umount" cairn ""
+expect "add grow remove" cairn tier ""
+expect "remove" cairn tier r
+expect "$work/volume-a $work/volume-b" cairn tier add "$work/volume-"
 expect "--media" cairn mkfs --me
 expect "emul file pmem" cairn mkfs --media ""
 expect "emul" cairn mkfs --media e
@@ -43,7 +46,7 @@ expect "" cairn mount --batch ""
 expect "sqlite3" cairn run -- sqlite
 expect "$work/volume-file" cairn run -- ls "$work/volume-f"
 # Every option the command's --help lists is offered, and no other.
-for cmd in mkfs stat mount umount fsck serve run tune; do
+for cmd in mkfs stat mount umount fsck serve run tune tier; do
 	listed=$("$cairn" "$cmd" --help | grep -oE '^ +(-[a-z], )?--[a-z-]+' | grep -oE -- '--[a-z-]+' |
 		sort -u | tr '\n' ' ' | sed 's/ $//')
 	offered=$(ask cairn "$cmd" -- | tr ' ' '\n' | grep -- '^--' | grep -v '^--help$' |
