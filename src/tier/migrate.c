@@ -229,15 +229,15 @@ static uint64_t unit_hint(struct cairn_fs *fs, struct batch *b)
 	return FS_PBLK(b->dst_tier, blk);
 }
 
-/* Demotion: the coldest files' extents on tier t, up to `want` blocks. */
-static int pick_cold(struct cairn_fs *fs, unsigned t, uint64_t want, struct batch *b)
+/* The extents on tier t of every file with data, coldest first, to
+ * b->dst_tier, up to `want` blocks. */
+static int pick_files(struct cairn_fs *fs, unsigned t, uint64_t want, struct batch *b)
 {
 	struct cold_file *files;
 	size_t n;
 	int rc = list_files(fs, &files, &n);
 	if (rc)
 		return rc;
-	b->dst_tier = tier_below(fs, t);
 	b->hint = FS_PBLK(b->dst_tier, 0);
 	for (size_t k = 0; k < n && want > 0 && rc == 0; k++) {
 		struct iref r;
@@ -250,6 +250,13 @@ static int pick_cold(struct cairn_fs *fs, unsigned t, uint64_t want, struct batc
 	}
 	free(files);
 	return rc < 0 && b->n == 0 ? rc : 0; /* a full batch or tier ends the pick */
+}
+
+/* Demotion: the coldest files' extents on tier t, up to `want` blocks. */
+static int pick_cold(struct cairn_fs *fs, unsigned t, uint64_t want, struct batch *b)
+{
+	b->dst_tier = tier_below(fs, t);
+	return pick_files(fs, t, want, b);
 }
 
 /* Where tier t's data goes when it is drained, and how many blocks that
@@ -276,25 +283,7 @@ static int pick_all(struct cairn_fs *fs, unsigned t, uint64_t want, struct batch
 	b->evacuate = 1;
 	if (room < want)
 		want = room;
-	if (want == 0)
-		return -ENOSPC;
-	struct cold_file *files;
-	size_t n;
-	int rc = list_files(fs, &files, &n);
-	if (rc)
-		return rc;
-	b->hint = FS_PBLK(b->dst_tier, 0);
-	for (size_t k = 0; k < n && want > 0 && rc == 0; k++) {
-		struct iref r;
-		if (inode_get(&fs->sh, files[k].ino, &r))
-			continue;
-		b->hint = unit_hint(fs, b);
-		struct pick_ctx p = {fs, b, files[k].ino, t, 0, UINT64_MAX, &want};
-		rc = extent_walk(&fs->sh.fx, r.i, 0, pick_extent, &p);
-		inode_put(&fs->sh, &r);
-	}
-	free(files);
-	return rc < 0 && b->n == 0 ? rc : 0;
+	return want ? pick_files(fs, t, want, b) : -ENOSPC;
 }
 
 /* Promotion: ranges read often from capacity tiers, while the fast tier

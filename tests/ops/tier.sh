@@ -13,22 +13,28 @@
 #      while the first 256 MiB step is under way): exit 3, "cancelled",
 #      the tier keeps its place and its data, new data moves to it again,
 #      and the next removal (under script(1): the progress line) finishes;
-#   4. kill -9 during the removal, of the command itself (an unserved
-#      volume: the command runs the engine) at delays from 0.05 s up, and
-#      of the daemon of a served volume: after each, the manifest says
-#      `tier ssd` or `retired ssd`, the volume mounts (a retired tier's
-#      manifest line rewritten by then), every file reads back the same,
-#      fsck finds it clean; then a removal that completes; then SIGKILL at
-#      each step of the manifest's replacement (strace's fault injection)
-#      in an add and a remove: before the rename the add never happened,
-#      after it the next mount finishes it; a remove killed at any of them
-#      is finished by the next mount;
+#   4. kill -9 during the removal of ssd, of the command itself (an
+#      unserved volume: the command runs the engine) 0.05 to 0.45 s after
+#      its start, and of the daemon of a served volume 0.05 and 0.15 s
+#      after the command attached (the move runs at 1 GiB/s here: longer
+#      delays would find it done): after each, the manifest says `tier ssd`
+#      or `retired ssd`, the volume mounts (a retired tier's manifest line
+#      rewritten by then), every file reads back the same, fsck finds it
+#      clean; ssd is filled again when it runs low, and should a round
+#      find the removal done, the rounds go on removing hdd (a tier cap
+#      added under it); at least 3 kills must land half way; then a
+#      removal that completes; then, on a small volume, SIGKILL at each
+#      step of the manifest's replacement (strace's fault injection) in an
+#      add and in removes: before the rename the add never happened, after
+#      it the next mount finishes it; a remove killed at any of them (the
+#      superblock has the tier retired by then) is finished by the next
+#      mount;
 #   5. refusals that change nothing: removing a tier that is not there, a
 #      tier named fast, a name the volume has, a file holding data unless
 #      --force.
-# Parts 1, 2, 3, 5 and the volume of 4 live in /dev/shm; part 4's hdd is a
-# file under /var/tmp (a disk), so that moving data onto it takes long
-# enough to be killed half way.
+# Parts 1, 2, 3, 5 and the volume of 4 live in /dev/shm; part 4's hdd (and
+# cap) are files under /var/tmp (a disk), so that moving data onto them
+# takes long enough to be killed half way.
 # shellcheck source=tests/ops/lib.sh
 source "$(dirname "$0")/lib.sh"
 cairn=$(realpath "$1")
@@ -126,17 +132,18 @@ settle() {
 }
 
 # wait_handler PID: waits until PID is cairn and catches SIGINT and
-# SIGTERM (the removal's handlers, set once the volume is open); 1 if it
-# ended first.
+# SIGTERM (the removal's handlers, set once the volume is open; bash's
+# child before the exec catches neither); 1 if it ended first.  Builtins
+# only: the removal of a few hundred MiB takes a tenth of a second.
 wait_handler() {
-	local cgt
-	for _ in $(seq 1 1000); do
-		[ -e "/proc/$1" ] || return 1
-		if [ "$(readlink "/proc/$1/exe" 2>/dev/null)" = "$cairn" ]; then
-			cgt=$(awk '/^SigCgt:/ { print $2 }' "/proc/$1/status" 2>/dev/null) || true
-			[ -n "$cgt" ] && (((0x$cgt & 0x4002) == 0x4002)) && return 0
-		fi
-		sleep 0.005
+	local k v comm cgt end=$((SECONDS + 10))
+	while ((SECONDS < end)); do
+		comm='' cgt=''
+		read -r comm <"/proc/$1/comm" 2>/dev/null || return 1
+		while read -r k v; do
+			[ "$k" = SigCgt: ] && cgt=$v
+		done <"/proc/$1/status" 2>/dev/null
+		[ "$comm" = cairn ] && [ -n "$cgt" ] && (((0x$cgt & 0x4002) == 0x4002)) && return 0
 	done
 	return 1
 }
@@ -273,7 +280,7 @@ mp3=$work/mp3
 cancelled=
 for try in 1 2 3; do
 	vol3=$work/vol3.$try
-	mib=$((200 + try * 100)) # more than one 256 MiB step
+	mib=$((150 + try * 150)) # more than one 256 MiB step
 	"$cairn" mkfs "$vol3" --media file --log-size 16M --fast-size 64M \
 		--tier "ssd=$work/ssd3.$try:1G" --tier "hdd=$work/hdd3.$try:1G" >/dev/null
 	"$cairn" tune "$vol3" --high-watermark 50 --low-watermark 40 --no-promote >/dev/null
@@ -289,8 +296,8 @@ for try in 1 2 3; do
 	cli=$!
 	pids+=("$cli")
 	wait_handler "$cli" || fail "cancel try $try: the removal ended before it caught SIGINT: $(cat "$work/out" "$work/err")"
-	sleep 0.02 # its first step under way
-	kill -INT "$cli"
+	sleep 0.01 # its first step under way
+	kill -INT "$cli" 2>/dev/null || true
 	reap "$cli" "the removal after SIGINT"
 	same_sums "$mp3" "$work/sums3" "cancel try $try (exit $rc)"
 	if [ "$rc" = 0 ]; then
@@ -348,6 +355,8 @@ rm -rf "$vol3" "$work"/ssd3.* "$work"/hdd3.*
 echo "[tier] 3. cancel: ok ($((SECONDS - t0)) s)"
 
 # ---- 4. kill -9 ------------------------------------------------------------
+# The tier removed, $victim: ssd; once a round has finished its removal,
+# hdd (a tier cap added under it to take its data).
 vol4=$work/vol4
 mp4=$work/mp4
 "$cairn" mkfs "$vol4" --media file --log-size 16M --fast-size 64M \
@@ -357,56 +366,62 @@ mp4=$work/mp4
 write_files "$mp4" a 40 10
 settle "$mp4" "the first files"
 sums "$mp4" >"$work/sums4"
-ssd_mib=$(tier_used ssd "$(json "$mp4")")
+victim=ssd
+v_live=1
+v_mib=$(tier_used ssd "$(json "$mp4")")
 "$cairn" umount "$mp4"
 refills=0
 
-# check4 WHAT: the volume after a kill: manifest, mount, files, fsck; ssd
-# filled up again if it is there and holds less than 250 MiB.  Sets
-# ssd_live, ssd_seen (MiB on ssd as the kill left it) and ssd_mib (after
-# the refill).
+# check4 WHAT: the volume after a kill: the manifest, a mount, the files,
+# fsck; the victim filled up again (new files: migration takes them to the
+# first tier under the fast one, the victim) when it is there and holds
+# less than 250 MiB.  Sets v_live, v_seen (MiB on the victim as the kill
+# left it) and v_mib (after the refill).
 check4() {
 	local tl rl s removed
-	tl=$(grep -c '^tier ssd ' "$vol4/cairn.volume" || true)
-	rl=$(grep -cx 'retired ssd' "$vol4/cairn.volume" || true)
-	[ "$((tl + rl))" = 1 ] || fail "$1: the manifest says neither tier ssd nor retired ssd: $(cat "$vol4/cairn.volume")"
+	tl=$(grep -c "^tier $victim " "$vol4/cairn.volume" || true)
+	rl=$(grep -cx "retired $victim" "$vol4/cairn.volume" || true)
+	[ "$((tl + rl))" = 1 ] ||
+		fail "$1: the manifest says neither tier $victim nor retired $victim: $(cat "$vol4/cairn.volume")"
 	"$cairn" mount "$vol4" "$mp4" 2>"$work/err" || fail "$1: the volume does not mount: $(cat "$work/err")"
 	s=$(json "$mp4")
-	removed=$(tier_field ssd removed "$s")
+	removed=$(tier_field "$victim" removed "$s")
 	if [ "$removed" = true ]; then
-		grep -qx 'retired ssd' "$vol4/cairn.volume" ||
-			fail "$1: ssd is retired but the mount left the manifest naming it: $(cat "$vol4/cairn.volume")"
-		ssd_live=0
+		grep -qx "retired $victim" "$vol4/cairn.volume" ||
+			fail "$1: $victim is retired but the mount left the manifest naming it: $(cat "$vol4/cairn.volume")"
+		v_live=0
 	else
-		grep -q '^tier ssd ' "$vol4/cairn.volume" || fail "$1: ssd is there, its manifest line is not"
-		ssd_live=1
+		grep -q "^tier $victim " "$vol4/cairn.volume" || fail "$1: $victim is there, its manifest line is not"
+		v_live=1
 	fi
 	same_sums "$mp4" "$work/sums4" "$1"
-	ssd_seen=$(tier_used ssd "$s")
-	ssd_mib=$ssd_seen
-	if [ "$ssd_live" = 1 ] && [ "$ssd_mib" -lt 250 ]; then
+	v_seen=$(tier_used "$victim" "$s")
+	v_mib=$v_seen
+	if [ "$v_live" = 1 ] && [ "$v_mib" -lt 250 ]; then
 		refills=$((refills + 1))
-		write_files "$mp4" "r${refills}_" $(((400 - ssd_mib) / 10 + 2)) 10
+		write_files "$mp4" "r${refills}_" $(((400 - v_mib) / 10 + 2)) 10
 		settle "$mp4" "$1: refill"
 		sums "$mp4" >"$work/sums4"
-		ssd_mib=$(tier_used ssd "$(json "$mp4")")
+		v_mib=$(tier_used "$victim" "$(json "$mp4")")
 	fi
 	"$cairn" umount "$mp4"
 	"$cairn" fsck "$vol4" >"$work/fsck" 2>&1 || fail "$1: fsck: $(cat "$work/fsck")"
 }
 
-midway=0 # kills that left ssd with some, not all, of its data moved
+midway=0 # kills that left the victim with some, not all, of its data moved
 outcomes=
-# round KIND DELAY: one removal killed; KIND daemon or command.
+# round KIND DELAY: one removal killed; KIND daemon (kill -9 of the
+# daemon DELAY after the removal attached) or command (kill -9 of the
+# command, which mounted the volume itself, DELAY after its start).
 round() {
-	local before=$ssd_mib cli daemon what="kill -9 of the $1 after $2 s"
+	local before=$v_mib cli daemon what="kill -9 of the $1 after $2 s (tier remove $victim)"
 	if [ "$1" = daemon ]; then
 		"$cairn" serve "$vol4" 2>>"$work/serve.log" &
 		daemon=$!
 		pids+=("$daemon")
 		for _ in $(seq 1 250); do [ -S "$vol4/cairn.sock" ] && break; sleep 0.02; done
 		[ -S "$vol4/cairn.sock" ] || fail "$what: the daemon did not serve"
-		"$cairn" tier remove "$vol4" ssd >"$work/out" 2>&1 &
+		"$cairn" tier remove "$vol4" "$victim" >"$work/out" 2>&1 &
 		cli=$!
 		pids+=("$cli")
 		# Attached (the handlers come after): it cannot mount the volume itself.
@@ -417,7 +432,7 @@ round() {
 		reap "$cli" "$what: the removal whose daemon died"
 		rm -f "$vol4/cairn.sock"
 	else
-		"$cairn" tier remove "$vol4" ssd >"$work/out" 2>&1 &
+		"$cairn" tier remove "$vol4" "$victim" >"$work/out" 2>&1 &
 		cli=$!
 		pids+=("$cli")
 		sleep "$2"
@@ -426,31 +441,39 @@ round() {
 		wait "$cli" 2>/dev/null || rc=$?
 	fi
 	check4 "$what (exit $rc)"
-	if [ "$ssd_live" = 1 ]; then
-		[ "$ssd_seen" -ge "$before" ] || midway=$((midway + 1))
-		outcomes+=" $1@$2:$before->$ssd_seen"
+	if [ "$v_live" = 1 ]; then
+		[ "$v_seen" -ge "$before" ] || midway=$((midway + 1))
+		outcomes+=" $1@$2:$victim:$before->$v_seen"
 	else
-		outcomes+=" $1@$2:retired"
+		outcomes+=" $1@$2:$victim:retired"
 	fi
 }
-round daemon 0.05
-[ "$ssd_live" = 1 ] && round daemon 0.25
-for d in 0.05 0.1 0.15 0.2 0.3 0.45; do
-	[ "$ssd_live" = 1 ] || break
-	round command "$d"
+for spec in daemon:0.05 daemon:0.15 command:0.05 command:0.1 command:0.15 command:0.2 \
+	command:0.3 command:0.45; do
+	if [ "$v_live" = 0 ]; then
+		[ "$victim" = ssd ] || break
+		out=$("$cairn" tier add "$vol4" "cap=$slow/cap4.part:4G" 2>&1) || fail "tier add cap: $out"
+		victim=hdd
+		check4 "the tier add of cap"
+		[ "$v_live" = 1 ] || fail "hdd is gone"
+	fi
+	round "${spec%:*}" "${spec#*:}"
 done
 echo "[tier] 4. kill -9 rounds:$outcomes ($midway half way, $refills refills)"
-[ "$midway" -ge 3 ] || fail "only $midway kills landed while ssd's data moved: the rounds tested little"
-if [ "$ssd_live" = 1 ]; then
-	out=$("$cairn" tier remove "$vol4" ssd 2>&1) || fail "the last removal failed: $out"
-	grep -qx 'retired ssd' "$vol4/cairn.volume" || fail "the last removal left: $(cat "$vol4/cairn.volume")"
+[ "$midway" -ge 3 ] || fail "only $midway kills landed while the data moved: the rounds tested little"
+if [ "$v_live" = 1 ]; then
+	out=$("$cairn" tier remove "$vol4" "$victim" 2>&1) || fail "the last removal failed: $out"
+	grep -qx "retired $victim" "$vol4/cairn.volume" || fail "the last removal left: $(cat "$vol4/cairn.volume")"
 	check4 "the last removal"
-	[ "$ssd_live" = 0 ] || fail "the last removal left ssd there"
+	[ "$v_live" = 0 ] || fail "the last removal left $victim there"
+	echo "[tier] 4. the last removal (of $victim) finished"
+else
+	echo "[tier] 4. killed removals had finished both ssd and hdd: no last one"
 fi
 
 echo "[tier] 4. kill -9 rounds: ok ($((SECONDS - t0)) s)"
 "$cairn" umount "$mp4" 2>/dev/null || true
-rm -rf "$vol4" "$work/ssd4.part" "$slow/hdd4.part"
+rm -rf "$vol4" "$work/ssd4.part" "$slow/hdd4.part" "$slow/cap4.part"
 
 # SIGKILL at the manifest's replacement (strace's fault injection), on a
 # small volume of its own whose ssd holds data: fsync #1 is the new
@@ -470,9 +493,12 @@ sums "$mp5" >"$work/sums5"
 killed() {
 	local call=$1 when=$2 rc=0
 	shift 2
-	# (In a subshell: its shell, not ours, tells of the kill, to /dev/null.)
-	(strace -f -o /dev/null -e "inject=$call:signal=SIGKILL:when=$when" "$cairn" "$@" >/dev/null) \
-		2>/dev/null || rc=$?
+	# (A subshell that waits: its shell, not ours, tells of the kill, to
+	# /dev/null.)
+	(
+		strace -f -o /dev/null -e "inject=$call:signal=SIGKILL:when=$when" "$cairn" "$@" >/dev/null
+		exit $?
+	) 2>/dev/null || rc=$?
 	[ "$rc" = 137 ] || fail "SIGKILL at $call #$when did not kill cairn $* (exit $rc)"
 }
 # tier_state NAME WHAT: st becomes "live", "removed" or "none", from a
