@@ -270,8 +270,8 @@ static int tier_evacuate(struct cairn_fs *fs, const char *name, uint64_t max_byt
 		         name, (unsigned long long)(still * B >> 20));
 	if (!rc && still && moved < want) {
 		snprintf(err, el,
-		         "tier %s: %llu blocks failed their checksums and cannot move (cairn scrub "
-		         "names their files)",
+		         "tier %s: %llu blocks stay, in extents holding blocks that failed their "
+		         "checksums, which do not move (cairn scrub names their files)",
 		         name, (unsigned long long)still);
 		rc = -EIO;
 	}
