@@ -67,6 +67,12 @@ struct shared {
 	int tier_pending, manifest_stale;
 };
 
+/* The caller settled what open_tiers found (tier_pending, manifest_stale). */
+static inline void shared_tiers_settled(struct shared *s)
+{
+	s->tier_pending = s->manifest_stale = 0;
+}
+
 /* mkfs: lays out the fast tier m, writes the superblock, bitmaps, the root
  * directory and checkpoint 1 (log head at log_head_off, seq 1), and the
  * header of each of the ncap capacity tiers. */

@@ -99,10 +99,17 @@ static int open_part(struct cairn_fs *fs, struct part_target *pt, const struct c
 		return -EINVAL;
 	}
 	const char *path = pt->media_path[0] ? pt->media_path : pt->path;
+	char merr[512] = "";
 	rc = media_open(m, MEDIA_FILE, path, open_size,
-	                pt->device ? 0 : MEDIA_CREATE | MEDIA_SPARSE, err, el);
-	if (rc)
+	                pt->device ? 0 : MEDIA_CREATE | MEDIA_SPARSE, merr, sizeof(merr));
+	if (rc) {
+		/* The media layer names the descriptor's /proc path: name the
+		 * part as the user gave it. */
+		const char *why = strstr(merr, path);
+		why = why ? why + strlen(path) + 2 : merr;
+		snprintf(err, el, "tier %s part %s: %s", t->name, pt->path, why);
 		return rc;
+	}
 	uint64_t have = media_size(*m) / B * B;
 	if (want && have < want) {
 		snprintf(err, el, "tier %s: %s holds %llu bytes, less than the %llu asked for",
@@ -127,8 +134,11 @@ static void adopt_part(struct cairn_fs *fs, int p, struct media *m, struct part_
 		media_set_recorder(m, r, p);
 }
 
-/* The superblock's half of an add, and its checkpoint. */
-static int add_to_shared(struct cairn_fs *fs, unsigned k, struct media *m, char *err, size_t el)
+/* The superblock's half of an add, and its checkpoint.  *refused: the
+ * shared area refused the tier (no room for its bitmap, say), and nothing
+ * of it changed. */
+static int add_to_shared(struct cairn_fs *fs, unsigned k, struct media *m, int *refused, char *err,
+                         size_t el)
 {
 	const struct manifest *mf = &fs->vol.mf;
 	lock_all(fs);
@@ -136,7 +146,30 @@ static int add_to_shared(struct cairn_fs *fs, unsigned k, struct media *m, char 
 	                    : shared_tier_add(&fs->sh, m, mf->tier_name[k], mf->tier_unit[k],
 	                                      mf->size[PART_TIER1 + k], err, el);
 	unlock_all(fs);
+	*refused = rc != 0;
 	return rc ? rc : fs_checkpoint(fs, 0);
+}
+
+/* A tier the shared area refused leaves the manifest (its last line)
+ * again, and its part the volume: as if never added.  Else the next
+ * mount would try the add again, and refuse the volume with it. */
+static int drop_refused(struct cairn_fs *fs, unsigned k)
+{
+	struct manifest mf = fs->vol.mf;
+	int p = PART_TIER1 + (int)k;
+	mf.ntiers = k;
+	mf.path[p][0] = mf.tier_name[k][0] = 0;
+	mf.size[p] = mf.tier_unit[k] = 0;
+	char err[ERR_LEN];
+	int rc = manifest_write(fs->vol.dir, &mf, err, sizeof(err));
+	if (rc)
+		return rc;
+	fs->vol.mf = mf;
+	media_close(fs->vol.part[p]);
+	fs->vol.part[p] = NULL;
+	close(fs->vol.part_lock[p]);
+	fs->vol.part_lock[p] = -1;
+	return 0;
 }
 
 static int check_add(struct cairn_fs *fs, const struct cairn_tier_opts *t, char *err, size_t el)
@@ -190,8 +223,12 @@ static int tier_add(struct cairn_fs *fs, const struct cairn_tier_opts *t, int fo
 	fs->vol.mf = mf;
 	adopt_part(fs, p, m, &pt);
 	/* From here the manifest names the tier: if the superblock's half
-	 * fails, the next mount finishes it (tiers_settle). */
-	return add_to_shared(fs, k, m, err, el);
+	 * fails but for a refusal, the next mount finishes it (tiers_settle). */
+	int refused;
+	rc = add_to_shared(fs, k, m, &refused, err, el);
+	if (rc && refused && drop_refused(fs, k) == 0 && pt.created)
+		unlink(mf.path[p]); /* the file this call made */
+	return rc;
 }
 
 int cairn_tier_add(cairn_fs *fs, const struct cairn_tier_opts *t, int force)
@@ -497,14 +534,23 @@ int tiers_settle(struct cairn_fs *fs, char *err, size_t el)
 	int rc = 0;
 	if (fs->sh.tier_pending) {
 		unsigned k = fs->vol.mf.ntiers - 1;
-		rc = add_to_shared(fs, k, fs->vol.part[PART_TIER1 + k], err, el);
-		if (!rc)
-			fs->sh.tier_pending = 0;
+		int refused;
+		rc = add_to_shared(fs, k, fs->vol.part[PART_TIER1 + k], &refused, err, el);
+		if (rc && refused) {
+			/* The volume mounts without it, and says so. */
+			fprintf(
+			    stderr,
+			    "cairn: warning: tier %s, which a cut-short `cairn tier add` left in "
+			    "the manifest, cannot be added (%s): the manifest no longer names it\n",
+			    fs->vol.mf.tier_name[k], err);
+			err[0] = 0;
+			rc = drop_refused(fs, k);
+		}
 	}
 	for (unsigned t = 1; !rc && fs->sh.manifest_stale && t < fs->sh.ntiers; t++)
 		if (fs->sh.tier[t].retired && !fs->vol.mf.tier_retired[t - 1])
 			rc = retire_in_manifest(fs, t, err, el);
 	if (!rc)
-		fs->sh.manifest_stale = 0;
+		shared_tiers_settled(&fs->sh);
 	return rc;
 }
