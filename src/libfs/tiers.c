@@ -1,7 +1,8 @@
 /*
- * tiers.c - cairn_tier_add, cairn_tier_evacuate, cairn_tier_keep and
- * cairn_tier_remove: the capacity tiers of a mounted volume changed while
- * it runs, and what a crash between their steps leaves, settled at mount.
+ * tiers.c - cairn_tier_add, cairn_tier_evacuate, cairn_tier_keep,
+ * cairn_tier_remove and cairn_tier_grow: the capacity tiers of a mounted
+ * volume changed while it runs, and what a crash between their steps
+ * leaves, settled at mount.
  *
  * Owns: the order of the steps.  May call: the volume layer (manifest,
  * targets), the shared area (shared_tier_*), migration (evacuation), the
@@ -22,7 +23,14 @@
  *          crash between the two leaves a tier line for a retired tier:
  *          the next read-write mount rewrites it, and meanwhile the part
  *          is not used.
+ *  grow:   the superblock gains the tier's new size (and the new places
+ *          of its bitmap and checksums) in a checkpoint; the manifest's
+ *          size, a note no mount needs, follows.  The tier's header keeps
+ *          its first size.
  *
+ * A tier the shared area refuses (no room for its bitmap) leaves the
+ * manifest again, at once or at the mount that meets it: a manifest line
+ * nothing can add would refuse every mount.
  * Every step runs with digest_lock and fs->lock held exclusively, so no
  * digest, migration or tune interleaves with it.
  */
