@@ -176,7 +176,8 @@ static int format_metadata(struct media *m, const struct fs_super *sb, uint64_t 
 	return rc;
 }
 
-void shared_tier_header_fill(struct fs_tier_header *h, const struct fs_super *sb, unsigned tier)
+static void shared_tier_header_fill(struct fs_tier_header *h, const struct fs_super *sb,
+                                    unsigned tier)
 {
 	const struct fs_tier_desc *d = &sb->tiers[tier - 1];
 	memset(h, 0, sizeof(*h));
@@ -192,19 +193,22 @@ void shared_tier_header_fill(struct fs_tier_header *h, const struct fs_super *sb
 	h->checksum = checksum_struct(h, sizeof(*h));
 }
 
-static int format_tier_headers(const struct fs_super *sb, const struct tier_spec *cap)
+int shared_tier_header_write(const struct fs_super *sb, unsigned tier, struct media *m)
 {
 	struct fs_tier_header *h = malloc(sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	int rc = 0;
-	for (unsigned k = 0; k < sb->tier_count && !rc; k++) {
-		shared_tier_header_fill(h, sb, k + 1);
-		rc = media_store(cap[k].m, 0, h, sizeof(*h));
-		if (!rc)
-			rc = media_fence(cap[k].m);
-	}
+	shared_tier_header_fill(h, sb, tier);
+	int rc = media_store(m, 0, h, sizeof(*h));
 	free(h);
+	return rc ? rc : media_fence(m);
+}
+
+static int format_tier_headers(const struct fs_super *sb, const struct tier_spec *cap)
+{
+	int rc = 0;
+	for (unsigned k = 0; k < sb->tier_count && !rc; k++)
+		rc = shared_tier_header_write(sb, k + 1, cap[k].m);
 	return rc;
 }
 

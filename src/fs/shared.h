@@ -196,8 +196,9 @@ int shared_tier_retire(struct shared *s, unsigned t, char *err, size_t errlen);
  * tier's last free (no block in quarantine: -EAGAIN otherwise). */
 int shared_tier_grow(struct shared *s, unsigned t, struct media *bigger, uint64_t blocks,
                      struct media **old, char *err, size_t errlen);
-/* mkfs and the checks: tier t's header as the superblock says. */
-void shared_tier_header_fill(struct fs_tier_header *h, const struct fs_super *sb, unsigned tier);
+/* Writes and fences tier t's header on m, as superblock sb says (mkfs,
+ * and a tier added). */
+int shared_tier_header_write(const struct fs_super *sb, unsigned tier, struct media *m);
 /* Free blocks of tier t that new data may take: none on a tier being
  * drained.  shared_tier_set_draining marks capacity tier t so (or not):
  * nothing allocates there while it is. */

@@ -88,16 +88,26 @@ static int alloc_whole_run(struct shared *s, uint64_t want, uint64_t *start)
 	return rc;
 }
 
-/* The header of a tier being added (not live yet: written straight). */
-static int fill_header(struct shared *s, unsigned t, struct media *m)
+/* Regions on the fast tier for the bitmap and the checksum table of a
+ * tier of d->total_blocks blocks, each a whole run. */
+static int alloc_regions(struct shared *s, struct fs_tier_desc *d)
 {
-	struct fs_tier_header *h = malloc(sizeof(*h));
-	if (!h)
-		return -ENOMEM;
-	shared_tier_header_fill(h, &s->sb, t);
-	int rc = media_store(m, 0, h, sizeof(*h));
-	free(h);
-	return rc ? rc : media_fence(m);
+	d->bitmap_blocks = div_up(d->total_blocks, 8 * B);
+	d->sums_blocks = div_up(d->total_blocks, FS_SUMS_PER_BLOCK);
+	int rc = alloc_whole_run(s, d->bitmap_blocks, &d->bitmap_start);
+	if (!rc && (rc = alloc_whole_run(s, d->sums_blocks, &d->sums_start)))
+		alloc_free(s->balloc, d->bitmap_start, d->bitmap_blocks);
+	return rc;
+}
+
+/* Gives d's regions back to the fast tier.  The bitmap's cached blocks
+ * must not be written home over whatever takes them next. */
+static void free_regions(struct shared *s, const struct fs_tier_desc *d)
+{
+	for (uint64_t k = 0; k < d->bitmap_blocks; k++)
+		cache_forget(s->cache, d->bitmap_start + k);
+	alloc_free(s->balloc, d->bitmap_start, d->bitmap_blocks);
+	alloc_free(s->balloc, d->sums_start, d->sums_blocks);
 }
 
 /* The new tier's regions on the fast tier: a bitmap with its header block
@@ -106,23 +116,14 @@ static int fill_header(struct shared *s, unsigned t, struct media *m)
  * state, so nothing reads them before the checkpoint). */
 static int place_regions(struct shared *s, struct fs_tier_desc *d)
 {
-	d->bitmap_blocks = div_up(d->total_blocks, 8 * B);
-	d->sums_blocks = div_up(d->total_blocks, FS_SUMS_PER_BLOCK);
-	int rc = alloc_whole_run(s, d->bitmap_blocks, &d->bitmap_start);
+	int rc = alloc_regions(s, d);
 	if (rc)
 		return rc;
-	rc = alloc_whole_run(s, d->sums_blocks, &d->sums_start);
-	if (rc) {
-		alloc_free(s->balloc, d->bitmap_start, d->bitmap_blocks);
-		return rc;
-	}
 	rc = alloc_format(s->cache, d->bitmap_start, d->bitmap_blocks, d->total_blocks, 1);
 	if (!rc)
 		rc = media_zero(s->m, d->sums_start * B, d->sums_blocks * B);
-	if (rc) {
-		alloc_free(s->balloc, d->bitmap_start, d->bitmap_blocks);
-		alloc_free(s->balloc, d->sums_start, d->sums_blocks);
-	}
+	if (rc)
+		free_regions(s, d);
 	return rc;
 }
 
@@ -170,7 +171,7 @@ int shared_tier_add(struct shared *s, struct media *m, const char *name, uint32_
 	unsigned t = s->sb.tier_count + 1;
 	s->sb.tiers[t - 1] = d;
 	s->sb.tier_count = t;
-	rc = fill_header(s, t, m);
+	rc = shared_tier_header_write(&s->sb, t, m);
 	struct tier *x = &s->tier[t];
 	memset(x, 0, sizeof(*x));
 	if (!rc)
@@ -189,10 +190,7 @@ int shared_tier_add(struct shared *s, struct media *m, const char *name, uint32_
 		memset(x, 0, sizeof(*x));
 		memset(&s->sb.tiers[t - 1], 0, sizeof(d));
 		s->sb.tier_count = t - 1;
-		for (uint64_t k = 0; k < d.bitmap_blocks; k++)
-			cache_forget(s->cache, d.bitmap_start + k);
-		alloc_free(s->balloc, d.bitmap_start, d.bitmap_blocks);
-		alloc_free(s->balloc, d.sums_start, d.sums_blocks);
+		free_regions(s, &d);
 		stage_super(s);
 		snprintf(err, errlen, "tier %s part %s: cannot add it: %s", name, media_path(m),
 		         strerror(-rc));
@@ -222,12 +220,7 @@ int shared_tier_retire(struct shared *s, unsigned t, char *err, size_t errlen)
 	struct fs_tier_desc *d = &s->sb.tiers[t - 1];
 	d->flags |= FS_TIER_RETIRED;
 	if (d->flags & FS_TIER_ADDED) {
-		/* Its regions go back to the fast tier; the bitmap's cached
-		 * blocks must not be written home over whatever takes them. */
-		for (uint64_t k = 0; k < d->bitmap_blocks; k++)
-			cache_forget(s->cache, d->bitmap_start + k);
-		alloc_free(s->balloc, d->bitmap_start, d->bitmap_blocks);
-		alloc_free(s->balloc, d->sums_start, d->sums_blocks);
+		free_regions(s, d);
 		d->bitmap_start = d->bitmap_blocks = d->sums_start = d->sums_blocks = 0;
 	}
 	s->fx.talloc[t] = NULL;
@@ -330,14 +323,10 @@ static int copy_sums(struct shared *s, struct tier *x, const struct fs_tier_desc
  * fast tier (or, laid out by mkfs, keeps their room reserved). */
 static void leave_regions(struct shared *s, unsigned t, const struct fs_tier_desc *d)
 {
-	if (!(d->flags & FS_TIER_ADDED)) {
+	if (d->flags & FS_TIER_ADDED)
+		free_regions(s, d);
+	else
 		s->sb.laid_blocks[t - 1] = d->total_blocks;
-		return;
-	}
-	for (uint64_t k = 0; k < d->bitmap_blocks; k++)
-		cache_forget(s->cache, d->bitmap_start + k);
-	alloc_free(s->balloc, d->bitmap_start, d->bitmap_blocks);
-	alloc_free(s->balloc, d->sums_start, d->sums_blocks);
 }
 
 static int check_grow(struct shared *s, unsigned t, struct media *bigger, uint64_t blocks,
@@ -365,11 +354,7 @@ int shared_tier_grow(struct shared *s, unsigned t, struct media *bigger, uint64_
 	struct fs_tier_desc d = s->sb.tiers[t - 1], nd = d;
 	nd.total_blocks = blocks;
 	nd.flags |= FS_TIER_ADDED;
-	nd.bitmap_blocks = div_up(blocks, 8 * B);
-	nd.sums_blocks = div_up(blocks, FS_SUMS_PER_BLOCK);
-	rc = alloc_whole_run(s, nd.bitmap_blocks, &nd.bitmap_start);
-	if (!rc && (rc = alloc_whole_run(s, nd.sums_blocks, &nd.sums_start)))
-		alloc_free(s->balloc, nd.bitmap_start, nd.bitmap_blocks);
+	rc = alloc_regions(s, &nd);
 	if (rc) {
 		snprintf(err, errlen, "the fast tier has no room for tier %s's larger bitmap",
 		         x->name);
@@ -382,10 +367,7 @@ int shared_tier_grow(struct shared *s, unsigned t, struct media *bigger, uint64_
 	if (!rc)
 		rc = alloc_open(&na, s->cache, nd.bitmap_start, nd.bitmap_blocks, blocks, 1);
 	if (rc) {
-		for (uint64_t k = 0; k < nd.bitmap_blocks; k++)
-			cache_forget(s->cache, nd.bitmap_start + k);
-		alloc_free(s->balloc, nd.bitmap_start, nd.bitmap_blocks);
-		alloc_free(s->balloc, nd.sums_start, nd.sums_blocks);
+		free_regions(s, &nd);
 		snprintf(err, errlen, "tier %s: cannot move its bitmap: %s", x->name,
 		         strerror(-rc));
 		return rc;

@@ -158,6 +158,17 @@ static int add_to_shared(struct cairn_fs *fs, unsigned k, struct media *m, int *
 	return rc ? rc : fs_checkpoint(fs, 0);
 }
 
+/* Part p is the volume's no more: its medium and its lock closed. */
+static void release_part(struct cairn_fs *fs, int p)
+{
+	if (fs->vol.part[p])
+		media_close(fs->vol.part[p]);
+	fs->vol.part[p] = NULL;
+	if (fs->vol.part_lock[p] >= 0)
+		close(fs->vol.part_lock[p]);
+	fs->vol.part_lock[p] = -1;
+}
+
 /* A tier the shared area refused leaves the manifest (its last line)
  * again, and its part the volume: as if never added.  Else the next
  * mount would try the add again, and refuse the volume with it. */
@@ -173,10 +184,7 @@ static int drop_refused(struct cairn_fs *fs, unsigned k)
 	if (rc)
 		return rc;
 	fs->vol.mf = mf;
-	media_close(fs->vol.part[p]);
-	fs->vol.part[p] = NULL;
-	close(fs->vol.part_lock[p]);
-	fs->vol.part_lock[p] = -1;
+	release_part(fs, p);
 	return 0;
 }
 
@@ -376,12 +384,7 @@ static int retire_in_manifest(struct cairn_fs *fs, unsigned t, char *err, size_t
 	if (rc)
 		return rc;
 	fs->vol.mf = mf;
-	if (fs->vol.part[p])
-		media_close(fs->vol.part[p]);
-	fs->vol.part[p] = NULL;
-	if (fs->vol.part_lock[p] >= 0)
-		close(fs->vol.part_lock[p]);
-	fs->vol.part_lock[p] = -1;
+	release_part(fs, p);
 	return 0;
 }
 
