@@ -48,8 +48,7 @@ struct buf_list {
 };
 
 struct cache {
-	struct media *m;
-	uint64_t nblocks;
+	struct media *m; /* its size bounds the block numbers: it may grow */
 	size_t max_clean;
 	pthread_mutex_t mu;
 	struct buf **tab;
@@ -215,7 +214,6 @@ int cache_create(struct cache **out, struct media *m, size_t max_clean)
 	}
 	c->mask = CACHE_MIN_BUCKETS - 1;
 	c->m = m;
-	c->nblocks = media_size(m) / FS_BLOCK_SIZE;
 	c->max_clean = max_clean ? max_clean : CACHE_DEFAULT_CLEAN;
 	pthread_mutex_init(&c->mu, NULL);
 	*out = c;
@@ -251,7 +249,7 @@ static void ref_found(struct cache *c, struct buf *b)
 
 int cache_get(struct cache *c, uint64_t blkno, struct buf **out)
 {
-	if (blkno >= c->nblocks)
+	if (blkno >= media_size(c->m) / FS_BLOCK_SIZE)
 		return -EINVAL;
 	pthread_mutex_lock(&c->mu);
 	struct buf *b = tab_find(c, blkno);
@@ -297,7 +295,7 @@ int cache_get(struct cache *c, uint64_t blkno, struct buf **out)
 
 int cache_get_new(struct cache *c, uint64_t blkno, struct buf **out)
 {
-	if (blkno >= c->nblocks)
+	if (blkno >= media_size(c->m) / FS_BLOCK_SIZE)
 		return -EINVAL;
 	pthread_mutex_lock(&c->mu);
 	struct buf *b = tab_find(c, blkno);

@@ -85,7 +85,7 @@ struct fs_tier_desc {
 
 /* Block 0, and a copy in the last block.  Written by mkfs, and again
  * through the journal, in the checkpoint that commits the change, when a
- * capacity tier is added or retired. */
+ * capacity tier is added or retired, or a tier grows. */
 struct fs_super {
 	uint64_t magic;         /* FS_SUPER_MAGIC */
 	uint32_t version;       /* FS_FORMAT_VERSION */
@@ -107,7 +107,12 @@ struct fs_super {
 	 * were moved (the tier grew, FS_TIER_ADDED): the layout of the others
 	 * still follows from them.  0 otherwise. */
 	uint64_t laid_blocks[FS_MAX_TIERS];
-	uint8_t reserved[3504];
+	/* The fast tier's total_blocks when mkfs laid it out, once it grew
+	 * (cairn tier grow): the layout follows from it, and the block bitmap
+	 * and checksum table moved into the data area (bbitmap_start,
+	 * sums_start say where).  0 while it has its first size. */
+	uint64_t fast_laid_blocks;
+	uint8_t reserved[3496];
 	uint64_t checksum;      /* XXH3-64 of the bytes before this field */
 };
 
@@ -228,6 +233,7 @@ struct fs_inode {
 _Static_assert(sizeof(struct fs_tier_desc) == 64, "fs_tier_desc is 64 bytes");
 _Static_assert(sizeof(struct fs_super) == FS_BLOCK_SIZE, "fs_super is one block");
 _Static_assert(offsetof(struct fs_super, sums_start) == 520, "fs_super layout");
+_Static_assert(offsetof(struct fs_super, fast_laid_blocks) == 584, "fs_super layout");
 _Static_assert(sizeof(struct fs_tier_header) == FS_BLOCK_SIZE, "fs_tier_header is one block");
 _Static_assert(sizeof(struct fs_checkpoint) == 128, "fs_checkpoint is 128 bytes");
 _Static_assert(sizeof(struct fs_journal_header) == FS_BLOCK_SIZE, "journal header is one block");

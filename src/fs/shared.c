@@ -336,6 +336,18 @@ static int added_tiers_ok(const struct fs_super *sb)
 	return 1;
 }
 
+/* A fast tier that grew: its bitmap and checksum table, of the sizes its
+ * blocks need, in its data area and apart. */
+static int fast_moved_ok(const struct fs_super *sb)
+{
+	return sb->bbitmap_blocks == div_up(sb->total_blocks, 8 * B) &&
+	       sb->sums_blocks == div_up(sb->total_blocks, FS_SUMS_PER_BLOCK) &&
+	       in_data_area(sb, sb->bbitmap_start, sb->bbitmap_blocks) &&
+	       in_data_area(sb, sb->sums_start, sb->sums_blocks) &&
+	       (sb->bbitmap_start >= sb->sums_start + sb->sums_blocks ||
+	        sb->sums_start >= sb->bbitmap_start + sb->bbitmap_blocks);
+}
+
 /* What is wrong with one copy of the superblock, or NULL.  The manifest is
  * the third witness: the UUID and the size must be the ones it records. */
 static const char *check_super(const struct fs_super *sb, const uint8_t uuid[16], uint64_t size)
@@ -356,13 +368,23 @@ static const char *check_super(const struct fs_super *sb, const uint8_t uuid[16]
 		return "unsupported block size (offset 12)";
 	if (memcmp(sb->uuid, uuid, 16))
 		return "UUID (offset 16) belongs to another volume";
-	if (size < 2 * B || sb->total_blocks != FS_BACKUP_BLOCK(size))
+	/* Fewer blocks than the part holds: a grow the next mount finishes
+	 * (the manifest, which gave the size, changed before the superblock). */
+	if (size < 2 * B || sb->total_blocks > FS_BACKUP_BLOCK(size))
 		return "tier size differs from the block count at offset 32";
-	/* The layout follows from the two counts: every field must agree. */
+	uint64_t laid = sb->fast_laid_blocks ? sb->fast_laid_blocks : sb->total_blocks;
+	if (laid > sb->total_blocks || (sb->fast_laid_blocks && !fast_moved_ok(sb)))
+		return "inconsistent fast tier growth fields (offsets 32, 584)";
+	/* The layout follows from the two counts (the first size, for a tier
+	 * that grew, whose bitmap and checksums moved): every field must agree. */
 	struct fs_super want = *sb;
-	if (layout(&want, sb->total_blocks, sb->inode_count) ||
-	    memcmp(&want.inode_count, &sb->inode_count,
-	           offsetof(struct fs_super, created_ns) - offsetof(struct fs_super, inode_count)))
+	int rc = layout(&want, laid, sb->inode_count);
+	if (sb->fast_laid_blocks) {
+		want.bbitmap_start = sb->bbitmap_start, want.bbitmap_blocks = sb->bbitmap_blocks;
+		want.sums_start = sb->sums_start, want.sums_blocks = sb->sums_blocks;
+	}
+	if (rc || memcmp(&want.inode_count, &sb->inode_count,
+	                 offsetof(struct fs_super, created_ns) - offsetof(struct fs_super, inode_count)))
 		return "inconsistent layout fields (offsets 40-119)";
 	if (memcmp(want.tiers, sb->tiers, sizeof(sb->tiers)) || !added_tiers_ok(sb))
 		return "inconsistent capacity tier fields (offsets 136-519)";

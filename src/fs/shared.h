@@ -194,6 +194,22 @@ int shared_tier_retire(struct shared *s, unsigned t, char *err, size_t errlen);
  * checksum table move to new regions of the right size; its header keeps
  * the size it was made with.  The caller has made a checkpoint since the
  * tier's last free (no block in quarantine: -EAGAIN otherwise). */
+/*
+ * The fast tier grows in two steps, with the manifest's size written
+ * between them by the caller:
+ * shared_fast_extend: its part grows in place to `bytes` (media_grow),
+ * and the superblock is copied to the new last block, where a mount that
+ * reads the new size looks for the backup.
+ * shared_fast_grow: the tier takes the blocks its part has (a no-op when
+ * it has them all: shared_fast_pending says whether it has not); its
+ * bitmap and checksum table move to the start of the new blocks, and
+ * the superblock, staged, gains the new size.  The caller has made a
+ * checkpoint since the last free (-EAGAIN otherwise), and makes the one
+ * that commits it.  Inodes do not grow: the inode table stays as made.
+ */
+int shared_fast_extend(struct shared *s, uint64_t bytes, char *err, size_t errlen);
+int shared_fast_grow(struct shared *s, char *err, size_t errlen);
+int shared_fast_pending(const struct shared *s);
 int shared_tier_grow(struct shared *s, unsigned t, struct media *bigger, uint64_t blocks,
                      struct media **old, char *err, size_t errlen);
 /* Writes and fences tier t's header on m, as superblock sb says (mkfs,

@@ -270,18 +270,21 @@ static int bitmap_range(struct shared *s, uint64_t start, uint64_t from, uint64_
 	return 0;
 }
 
-/* The grown tier's bitmap in its new blocks: the old bits, the blocks the
+/* Where a bitmap or checksum table lies, and how many blocks it covers. */
+struct region {
+	uint64_t start, blocks, covers;
+};
+
+/* A grown tier's bitmap in its new blocks: the old bits, the blocks the
  * tier gains free, the bits past its end set (as mkfs pads). */
-static int copy_bitmap(struct shared *s, const struct fs_tier_desc *d,
-                       const struct fs_tier_desc *nd)
+static int copy_bitmap(struct shared *s, struct region from, struct region to)
 {
-	for (uint64_t k = 0; k < nd->bitmap_blocks; k++) {
+	for (uint64_t k = 0; k < to.blocks; k++) {
 		struct buf *nb, *ob;
-		int rc = cache_get_new(s->cache, nd->bitmap_start + k, &nb);
+		int rc = cache_get_new(s->cache, to.start + k, &nb);
 		if (rc)
 			return rc;
-		if (k < d->bitmap_blocks &&
-		    (rc = cache_get(s->cache, d->bitmap_start + k, &ob)) == 0) {
+		if (k < from.blocks && (rc = cache_get(s->cache, from.start + k, &ob)) == 0) {
 			memcpy(nb->data, ob->data, B);
 			cache_put(s->cache, ob);
 		}
@@ -289,34 +292,41 @@ static int copy_bitmap(struct shared *s, const struct fs_tier_desc *d,
 		if (rc)
 			return rc;
 	}
-	int rc = bitmap_range(s, nd->bitmap_start, d->total_blocks, nd->total_blocks, 0);
-	return rc ? rc
-	          : bitmap_range(s, nd->bitmap_start, nd->total_blocks, nd->bitmap_blocks * 8 * B,
-	                         1);
+	int rc = bitmap_range(s, to.start, from.covers, to.covers, 0);
+	return rc ? rc : bitmap_range(s, to.start, to.covers, to.blocks * 8 * B, 1);
 }
 
-/* The checksum table into its new blocks (in place, as entries are
+/* A checksum table into its new blocks (in place, as entries are
  * written: the old table stays what the durable superblock names until
  * the checkpoint, and no data is written meanwhile), zeros after it. */
-static int copy_sums(struct shared *s, struct tier *x, const struct fs_tier_desc *d,
-                     const struct fs_tier_desc *nd)
+static int copy_sums(struct shared *s, struct tier *x, struct region from, struct region to)
 {
 	int rc = sums_flush(&x->sums);
 	enum { CHUNK = 256 * B };
 	uint8_t *buf = rc ? NULL : malloc(CHUNK);
 	if (!rc && !buf)
 		rc = -ENOMEM;
-	uint64_t bytes = d->sums_blocks * B;
+	uint64_t bytes = from.blocks * B;
 	for (uint64_t off = 0; off < bytes && !rc; off += CHUNK) {
 		size_t n = bytes - off < CHUNK ? (size_t)(bytes - off) : CHUNK;
-		rc = media_read(s->m, d->sums_start * B + off, buf, n);
+		rc = media_read(s->m, from.start * B + off, buf, n);
 		if (!rc)
-			rc = media_store(s->m, nd->sums_start * B + off, buf, n);
+			rc = media_store(s->m, to.start * B + off, buf, n);
 	}
 	free(buf);
 	if (!rc)
-		rc = media_zero(s->m, nd->sums_start * B + bytes, (nd->sums_blocks * B) - bytes);
+		rc = media_zero(s->m, to.start * B + bytes, (to.blocks * B) - bytes);
 	return rc;
+}
+
+static struct region bitmap_of(const struct fs_tier_desc *d)
+{
+	return (struct region){d->bitmap_start, d->bitmap_blocks, d->total_blocks};
+}
+
+static struct region table_of(const struct fs_tier_desc *d)
+{
+	return (struct region){d->sums_start, d->sums_blocks, d->total_blocks};
 }
 
 /* Gives the regions of a tier whose bitmap and table moved back to the
@@ -361,9 +371,9 @@ int shared_tier_grow(struct shared *s, unsigned t, struct media *bigger, uint64_
 		return rc;
 	}
 	struct alloc *na = NULL;
-	rc = copy_bitmap(s, &d, &nd);
+	rc = copy_bitmap(s, bitmap_of(&d), bitmap_of(&nd));
 	if (!rc)
-		rc = copy_sums(s, x, &d, &nd);
+		rc = copy_sums(s, x, table_of(&d), table_of(&nd));
 	if (!rc)
 		rc = alloc_open(&na, s->cache, nd.bitmap_start, nd.bitmap_blocks, blocks, 1);
 	if (rc) {
@@ -383,5 +393,104 @@ int shared_tier_grow(struct shared *s, unsigned t, struct media *bigger, uint64_
 	x->m = bigger;
 	x->total_blocks = blocks;
 	s->sb.tiers[t - 1] = nd;
+	return rc ? rc : stage_super(s);
+}
+
+/* ---- the fast tier grows -------------------------------------------------- */
+
+int shared_fast_extend(struct shared *s, uint64_t bytes, char *err, size_t errlen)
+{
+	if (bytes / B <= FS_BACKUP_BLOCK(media_size(s->m)) + 1) {
+		snprintf(err, errlen, "the fast tier: %llu bytes is not larger than its %llu",
+		         (unsigned long long)bytes, (unsigned long long)media_size(s->m));
+		return -EINVAL;
+	}
+	int rc = media_grow(s->m, bytes, err, errlen);
+	if (!rc)
+		rc = media_store(s->m, FS_BACKUP_BLOCK(bytes) * B, &s->sb, sizeof(s->sb));
+	return rc ? rc : media_fence(s->m);
+}
+
+int shared_fast_pending(const struct shared *s)
+{
+	return s->sb.total_blocks < FS_BACKUP_BLOCK(media_size(s->m));
+}
+
+/* The grown fast tier's bitmap and checksum table, laid at its old end
+ * (block total_blocks, where the backup superblock was): beyond every
+ * block the durable state uses, so they are written before the
+ * checkpoint that commits them without overwriting anything it needs. */
+static int fast_regions(const struct shared *s, uint64_t blocks, struct region *bm,
+                        struct region *sums, char *err, size_t errlen)
+{
+	uint64_t at = s->sb.total_blocks;
+	*bm = (struct region){at, div_up(blocks, 8 * B), blocks};
+	*sums = (struct region){at + bm->blocks, div_up(blocks, FS_SUMS_PER_BLOCK), blocks};
+	if (sums->start + sums->blocks < blocks)
+		return 0;
+	snprintf(err, errlen,
+	         "the fast tier: %llu blocks more cannot hold its own larger bitmap and checksums",
+	         (unsigned long long)(blocks - at));
+	return -EINVAL;
+}
+
+/* The fast tier's allocator and checksum table, reopened over the new
+ * regions; the old regions, where an earlier grow had put them in the data
+ * area, freed (to quarantine, like any free, until the checkpoint). */
+static int fast_reopen(struct shared *s, struct region bm, struct region sums)
+{
+	struct alloc *na = NULL;
+	int rc = alloc_open(&na, s->cache, bm.start, bm.blocks, bm.covers, s->sb.data_start);
+	if (rc)
+		return rc;
+	alloc_set_quarantine(na, 1);
+	for (uint64_t k = 0; s->sb.fast_laid_blocks && k < s->sb.bbitmap_blocks; k++)
+		cache_forget(s->cache, s->sb.bbitmap_start + k);
+	if (s->sb.fast_laid_blocks) {
+		alloc_free(na, s->sb.bbitmap_start, s->sb.bbitmap_blocks);
+		alloc_free(na, s->sb.sums_start, s->sb.sums_blocks);
+	}
+	alloc_close(s->balloc);
+	s->balloc = s->fx.balloc = s->tier[0].a = na;
+	struct tier *f = &s->tier[0];
+	sums_close(&f->sums);
+	f->total_blocks = bm.covers;
+	return sums_open(&f->sums, s->m, sums.start, sums.covers);
+}
+
+int shared_fast_grow(struct shared *s, char *err, size_t errlen)
+{
+	uint64_t blocks = FS_BACKUP_BLOCK(media_size(s->m));
+	if (!shared_fast_pending(s))
+		return 0;
+	if (alloc_quarantined(s->balloc))
+		return -EAGAIN;
+	struct region bm, sums;
+	int rc = fast_regions(s, blocks, &bm, &sums, err, errlen);
+	if (rc)
+		return rc;
+	struct fs_super *sb = &s->sb;
+	rc = copy_bitmap(s, (struct region){sb->bbitmap_start, sb->bbitmap_blocks, sb->total_blocks},
+	                 bm);
+	if (!rc)
+		rc = bitmap_range(s, bm.start, bm.start, sums.start + sums.blocks, 1);
+	if (!rc)
+		rc = copy_sums(s, &s->tier[0],
+		               (struct region){sb->sums_start, sb->sums_blocks, sb->total_blocks},
+		               sums);
+	if (rc) {
+		snprintf(err, errlen, "the fast tier: cannot move its bitmap: %s", strerror(-rc));
+		return rc;
+	}
+	/* From here the cached state is the grown tier's. */
+	rc = fast_reopen(s, bm, sums);
+	if (!sb->fast_laid_blocks)
+		sb->fast_laid_blocks = sb->total_blocks;
+	sb->total_blocks = blocks;
+	sb->bbitmap_start = bm.start, sb->bbitmap_blocks = bm.blocks;
+	sb->sums_start = sums.start, sb->sums_blocks = sums.blocks;
+	if (rc)
+		snprintf(err, errlen, "the fast tier: cannot reopen its checksums: %s",
+		         strerror(-rc));
 	return rc ? rc : stage_super(s);
 }

@@ -37,9 +37,14 @@ static void tier_bitmap(const struct fsck_ctx *c, unsigned t, uint64_t *start, u
 }
 
 /* A tier added to a running volume keeps its bitmap and checksum table
- * in the fast tier's data area: blocks in use that no inode owns. */
+ * in the fast tier's data area, and so does the fast tier once it grew:
+ * blocks in use that no inode owns. */
 static void claim_added_regions(struct fsck_ctx *c)
 {
+	if (c->sb->fast_laid_blocks) {
+		fsck_claim(c, c->sb->bbitmap_start, c->sb->bbitmap_blocks);
+		fsck_claim(c, c->sb->sums_start, c->sb->sums_blocks);
+	}
 	for (unsigned k = 0; k < c->sb->tier_count; k++) {
 		const struct fs_tier_desc *d = &c->sb->tiers[k];
 		if ((d->flags & FS_TIER_ADDED) && !(d->flags & FS_TIER_RETIRED)) {

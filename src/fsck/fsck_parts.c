@@ -169,6 +169,16 @@ static void report_ckpt_slots(struct fsck_ctx *c, const struct raw_slots *rs, in
  * grew (a block device made larger) holding blocks the volume never uses. */
 static void note_tiers(struct fsck_ctx *c)
 {
+	if (shared_fast_pending(&c->sh))
+		fsck_note(c->r,
+		          "fast part %s: %llu blocks of its %llu bytes in use: a `cairn tier grow` "
+		          "cut short, which the next read-write mount finishes",
+		          c->vol.mf.path[PART_FAST], (unsigned long long)c->sh.sb.total_blocks,
+		          (unsigned long long)media_size(c->sh.m));
+	else if (c->sh.sb.fast_laid_blocks)
+		fsck_note(c->r, "fast part %s: grown from %llu blocks to %llu",
+		          c->vol.mf.path[PART_FAST], (unsigned long long)c->sh.sb.fast_laid_blocks,
+		          (unsigned long long)c->sh.sb.total_blocks);
 	for (unsigned t = 1; t < c->sh.ntiers; t++) {
 		const struct tier *x = &c->sh.tier[t];
 		if (x->retired) {

@@ -477,6 +477,7 @@ static void init_locks(struct cairn_fs *fs)
 	pthread_rwlock_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->fd_lock, NULL);
 	pthread_mutex_init(&fs->digest_lock, NULL);
+	pthread_mutex_init(&fs->tier_lock, NULL);
 	pthread_mutex_init(&fs->dstate_lock, NULL);
 	pthread_cond_init(&fs->dstate_cond, NULL);
 }
@@ -498,6 +499,7 @@ static void destroy_fs(struct cairn_fs *fs)
 	pthread_rwlock_destroy(&fs->lock);
 	pthread_mutex_destroy(&fs->fd_lock);
 	pthread_mutex_destroy(&fs->digest_lock);
+	pthread_mutex_destroy(&fs->tier_lock);
 	pthread_mutex_destroy(&fs->dstate_lock);
 	pthread_cond_destroy(&fs->dstate_cond);
 	free(fs);

@@ -27,6 +27,13 @@
  *          of its bitmap and checksums) in a checkpoint; the manifest's
  *          size, a note no mount needs, follows.  The tier's header keeps
  *          its first size.
+ *          The fast tier the other way round: its part grows in place
+ *          with a copy of the superblock in its new last block, then the
+ *          manifest records the size (a mount opens that much of the part,
+ *          and looks there for the backup), then the superblock takes the
+ *          blocks in a checkpoint.  A crash before the manifest leaves a
+ *          longer file, unused; after it, a read-write mount finishes the
+ *          grow (tiers_settle).
  *
  * A tier the shared area refuses (no room for its bitmap) leaves the
  * manifest again, at once or at the mount that meets it: a manifest line
@@ -263,7 +270,9 @@ int cairn_tier_add(cairn_fs *fs, const struct cairn_tier_opts *t, int force)
 	if (fs->read_only)
 		return fail(-EROFS);
 	char err[ERR_LEN] = "";
+	pthread_mutex_lock(&fs->tier_lock);
 	int rc = tier_add(fs, t, force, err, sizeof(err));
+	pthread_mutex_unlock(&fs->tier_lock);
 	if (rc && err[0])
 		fs_set_error("%s", err);
 	return rc ? fail(rc) : 0;
@@ -423,7 +432,9 @@ int cairn_tier_remove(cairn_fs *fs, const char *name)
 	if (fs->read_only)
 		return fail(-EROFS);
 	char err[ERR_LEN] = "";
+	pthread_mutex_lock(&fs->tier_lock);
 	int rc = tier_remove(fs, name, err, sizeof(err));
+	pthread_mutex_unlock(&fs->tier_lock);
 	if (rc && err[0])
 		fs_set_error("%s", err);
 	return rc ? fail(rc) : 0;
@@ -487,8 +498,56 @@ static int grow_shared(struct cairn_fs *fs, unsigned t, struct media *m, uint64_
 	return rc;
 }
 
+/* The manifest records the fast part's new size: from here a mount opens
+ * the part whole, and finishes the grow if the superblock lacks it. */
+static int fast_size_in_manifest(struct cairn_fs *fs, char *err, size_t el)
+{
+	struct manifest mf = fs->vol.mf;
+	mf.size[PART_FAST] = media_size(fs->sh.m);
+	int rc = manifest_write(fs->vol.dir, &mf, err, el);
+	if (!rc)
+		fs->vol.mf = mf;
+	return rc;
+}
+
+/* The superblock's half of a fast grow: the tier takes every block its
+ * part has, and a checkpoint commits it. */
+static int fast_take_part(struct cairn_fs *fs, char *err, size_t el)
+{
+	int rc = -EAGAIN;
+	/* As for a capacity tier: no block may wait in quarantine. */
+	for (int tries = 0; rc == -EAGAIN && tries < 3; tries++) {
+		rc = fs_checkpoint(fs, 0);
+		if (rc)
+			return rc;
+		lock_all(fs);
+		rc = fs->failed ? -EIO : shared_fast_grow(&fs->sh, err, el);
+		if (rc && rc != -EAGAIN && shared_fast_pending(&fs->sh) == 0)
+			fs->failed = 1; /* moved half-way: the cached state is not whole */
+		unlock_all(fs);
+	}
+	return rc ? rc : fs_checkpoint(fs, 0);
+}
+
+/* The fast tier: its part grows in place, the manifest records the size,
+ * then the superblock takes the blocks (see shared_fast_extend). */
+static int fast_grow(struct cairn_fs *fs, uint64_t size, char *err, size_t el)
+{
+	int rc = fs_checkpoint(fs, 0);
+	if (rc)
+		return rc;
+	lock_all(fs);
+	rc = fs->failed ? -EIO : shared_fast_extend(&fs->sh, size, err, el);
+	unlock_all(fs);
+	if (!rc)
+		rc = fast_size_in_manifest(fs, err, el);
+	return rc ? rc : fast_take_part(fs, err, el);
+}
+
 static int tier_grow(struct cairn_fs *fs, const char *name, uint64_t size, char *err, size_t el)
 {
+	if (!strcmp(name, "fast"))
+		return fast_grow(fs, size / B * B, err, el);
 	unsigned t = tier_named(fs, name);
 	if (!t) {
 		snprintf(err, el, "no capacity tier named %s", name);
@@ -530,7 +589,9 @@ int cairn_tier_grow(cairn_fs *fs, const char *name, uint64_t size)
 	if (fs->read_only)
 		return fail(-EROFS);
 	char err[ERR_LEN] = "";
+	pthread_mutex_lock(&fs->tier_lock);
 	int rc = tier_grow(fs, name, size, err, sizeof(err));
+	pthread_mutex_unlock(&fs->tier_lock);
 	if (rc && err[0])
 		fs_set_error("%s", err);
 	return rc ? fail(rc) : 0;
@@ -561,6 +622,9 @@ int tiers_settle(struct cairn_fs *fs, char *err, size_t el)
 	for (unsigned t = 1; !rc && fs->sh.manifest_stale && t < fs->sh.ntiers; t++)
 		if (fs->sh.tier[t].retired && !fs->vol.mf.tier_retired[t - 1])
 			rc = retire_in_manifest(fs, t, err, el);
+	/* The manifest has the fast part's new size, the superblock not yet. */
+	if (!rc && shared_fast_pending(&fs->sh))
+		rc = fast_take_part(fs, err, el);
 	if (!rc)
 		shared_tiers_settled(&fs->sh);
 	return rc;

@@ -114,6 +114,20 @@ void media_close(struct media *m)
 	free(m);
 }
 
+int media_grow(struct media *m, uint64_t size, char *err, size_t errlen)
+{
+	if (size <= m->size || size > (uint64_t)SIZE_MAX) {
+		media_errf(err, errlen, m->path, "%llu bytes is not larger than its %llu",
+		           (unsigned long long)size, (unsigned long long)m->size);
+		return -EINVAL;
+	}
+	if (m->given_fd >= 0) {
+		media_errf(err, errlen, m->path, "a medium another process passed cannot grow");
+		return -EINVAL;
+	}
+	return m->ops->grow(m, size, err, errlen);
+}
+
 int media_move_fd(struct media *m, int min)
 {
 	return m->kind == MEDIA_FILE ? media_file_move_fd(m, min) : 0;

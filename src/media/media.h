@@ -31,9 +31,17 @@ struct recorder;
  * zeros over it.  For capacity tiers, whose blocks are always written
  * before they are read, and which may be far too large to fill at mkfs. */
 #define MEDIA_SPARSE 2
+/* The file may be larger than size: the medium is its first size bytes
+ * (the fast tier's file, extended by a grow that a crash cut short). */
+#define MEDIA_PREFIX 4
+/* For the mapped kinds: hold address space after the mapping so that
+ * media_grow can extend it in place (readers keep pointers into it). */
+#define MEDIA_GROWABLE 8
+#define MEDIA_GROW_RESERVE (1ull << 40) /* what MEDIA_GROWABLE holds, beyond the size */
 
 /* Opens path as a medium of the given kind.  With MEDIA_CREATE the file is
- * created and sized; otherwise size must be 0 (take the file's size) or match.
+ * created and sized; otherwise size must be 0 (take the file's size) or
+ * match (or, with MEDIA_PREFIX, not exceed it).
  * On failure returns -errno and writes a sentence into err. */
 int media_open(struct media **out, enum media_kind kind, const char *path, uint64_t size, int flags,
                char *err, size_t errlen);
@@ -44,6 +52,15 @@ int media_open(struct media **out, enum media_kind kind, const char *path, uint6
 int media_open_given(struct media **out, enum media_kind kind, int fd, const char *name, char *err,
                      size_t errlen);
 void media_close(struct media *m);
+
+/* Makes the medium `size` bytes, larger than it is, in place: the file is
+ * extended (its blocks allocated, and for the file kind written with
+ * zeros, as a new part's are) and made durable; a mapping grows at the
+ * same address, so pointers from media_direct stay good.  A device must
+ * already be that large.  A mapped medium grows only when opened with
+ * MEDIA_GROWABLE, by MEDIA_GROW_RESERVE bytes at most.  The new bytes are
+ * readable once this returns.  0, or -errno with err set. */
+int media_grow(struct media *m, uint64_t size, char *err, size_t errlen);
 
 enum media_kind media_kind(const struct media *m);
 uint64_t media_size(const struct media *m);

@@ -77,6 +77,8 @@ static int check_size(struct media *m, int fd, const struct stat *st, uint64_t s
 		media_errf(err, errlen, m->path, "the medium is empty (size 0)");
 		return -EINVAL;
 	}
+	if ((flags & MEDIA_PREFIX) && size != 0 && have > size)
+		have = size;
 	/* A tier smaller (or larger) than the manifest says is not this tier. */
 	if (size != 0 && have != size) {
 		media_errf(err, errlen, m->path, "size %llu does not match the manifest's %llu",
@@ -117,6 +119,27 @@ int media_open_fd(struct media *m, uint64_t size, int flags, bool allow_blockdev
 		return rc;
 	}
 	return fd;
+}
+
+int media_extend_fd(struct media *m, int fd, uint64_t size, char *err, size_t errlen)
+{
+	struct stat st;
+	uint64_t have = 0;
+	int rc = fstat(fd, &st) < 0 ? -errno : device_size(fd, &st, &have);
+	if (!rc && S_ISREG(st.st_mode) && have < size) {
+		rc = size_regular_file(fd, have, size);
+		/* The new length is file metadata: fsync, not fdatasync. */
+		if (!rc && fsync(fd) < 0)
+			rc = -errno;
+	} else if (!rc && have < size) {
+		media_errf(err, errlen, m->path, "the device holds %llu bytes, not %llu",
+		           (unsigned long long)have, (unsigned long long)size);
+		return -ENOSPC;
+	}
+	if (rc)
+		media_errf(err, errlen, m->path, "cannot extend to %llu bytes: %s",
+		           (unsigned long long)size, strerror(-rc));
+	return rc;
 }
 
 /* Writes zeros over the new part [from, size) of a regular file.
@@ -189,6 +212,19 @@ static int file_open(struct media *m, uint64_t size, int flags, char *err, size_
 	g->syncing = false;
 	g->error = 0;
 	return 0;
+}
+
+/* Readers check ranges against m->size: it grows only once the bytes
+ * behind it are there. */
+static int file_grow(struct media *m, uint64_t size, char *err, size_t errlen)
+{
+	int rc = media_extend_fd(m, m->fd, size, err, errlen);
+	if (!rc && (rc = zero_fill(m->fd, m->size, size)) < 0)
+		media_errf(err, errlen, m->path, "cannot write zeros over the new part: %s",
+		           strerror(-rc));
+	if (!rc)
+		__atomic_store_n(&m->size, size, __ATOMIC_RELEASE);
+	return rc;
 }
 
 static void file_close(struct media *m)
@@ -368,6 +404,7 @@ static int file_fence(struct media *m)
 const struct media_ops media_file_ops = {
     .open = file_open,
     .close = file_close,
+    .grow = file_grow,
     .read = file_read,
     .write = file_write,
     .zero = file_zero,

@@ -23,6 +23,8 @@ struct media_ops {
 	 * error sentence itself. */
 	int (*open)(struct media *m, uint64_t size, int flags, char *err, size_t errlen);
 	void (*close)(struct media *m);
+	/* Extends the medium to size (> m->size, checked); sets m->size last. */
+	int (*grow)(struct media *m, uint64_t size, char *err, size_t errlen);
 	/* Range-checked by media.c before the call. */
 	int (*read)(struct media *m, uint64_t off, void *buf, size_t len);
 	int (*write)(struct media *m, uint64_t off, const void *buf, size_t len);
@@ -64,8 +66,10 @@ struct media {
 	int part;
 	/* pmem, emul */
 	uint8_t *base;
-	size_t mapped_len;
+	size_t mapped_len;   /* bytes mapped from the file, page-rounded up */
+	size_t reserved_len; /* address space held from base (MEDIA_GROWABLE), else 0 */
 	int is_pmem;
+	bool by_libpmem; /* mapped by pmem_map_file (device DAX) */
 	/* file */
 	int fd;
 	/* Held shared by every use of fd, alone to move it to another number
@@ -85,6 +89,10 @@ struct media {
  * Shared by the file kind and emul (which maps the descriptor). */
 int media_open_fd(struct media *m, uint64_t size, int flags, bool allow_blockdev, char *err,
                   size_t errlen);
+
+/* Makes the file behind fd at least size bytes (allocated, and durable),
+ * or checks that the device is that large.  0 or -errno with err written. */
+int media_extend_fd(struct media *m, int fd, uint64_t size, char *err, size_t errlen);
 
 /* Writes "cairn: <path>: <fmt...>" into err. */
 void media_errf(char *err, size_t errlen, const char *path, const char *fmt, ...)

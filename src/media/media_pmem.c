@@ -14,6 +14,7 @@
  * close.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libpmem.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -24,29 +25,82 @@
 
 static int emul_open(struct media *m, uint64_t size, int flags, char *err, size_t errlen);
 
+static size_t page_round(uint64_t n)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	return (size_t)((n + page - 1) / page * page);
+}
+
+/* Maps len bytes of fd from off at addr (NULL: anywhere; else over held
+ * address space).  pmem asks for MAP_SYNC first, which only a DAX file
+ * grants: there stores need no msync to be durable, and the flushes
+ * alone decide it; without DAX the mapping is emul's.
+ * MAP_POPULATE: take the page faults now, at mount, rather than one per
+ * 4 KiB on the durable path (they cost more than the store). */
+static void *map_range(struct media *m, void *addr, size_t len, int fd, uint64_t off)
+{
+	int fixed = addr ? MAP_FIXED : 0;
+	int prot = PROT_READ | PROT_WRITE;
+	if (m->kind == MEDIA_PMEM) {
+		void *p = mmap(addr, len, prot, MAP_SHARED_VALIDATE | MAP_SYNC | MAP_POPULATE | fixed,
+		               fd, (off_t)off);
+		if (p != MAP_FAILED) {
+			m->is_pmem = 1;
+			return p;
+		}
+		m->is_pmem = 0;
+	}
+	return mmap(addr, len, prot, MAP_SHARED | MAP_POPULATE | fixed, fd, (off_t)off);
+}
+
+/* Maps the medium's m->size bytes of fd, with MEDIA_GROWABLE inside a
+ * hold of address space (PROT_NONE, nothing committed) that media_grow
+ * maps the file further into: readers keep pointers into the mapping. */
+static int map_file(struct media *m, int fd, int flags, char *err, size_t errlen)
+{
+	size_t len = page_round(m->size);
+	void *hold = NULL;
+	if (flags & MEDIA_GROWABLE) {
+		m->reserved_len = len + (size_t)MEDIA_GROW_RESERVE;
+		hold = mmap(NULL, m->reserved_len, PROT_NONE,
+		            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (hold == MAP_FAILED)
+			hold = NULL, m->reserved_len = 0; /* it maps, but cannot grow */
+	}
+	void *base = map_range(m, hold, len, fd, 0);
+	int e = errno;
+	if (base == MAP_FAILED) {
+		if (hold)
+			munmap(hold, m->reserved_len);
+		media_errf(err, errlen, m->path, "cannot map %llu bytes: %s",
+		           (unsigned long long)m->size, strerror(e));
+		return -e;
+	}
+	m->base = base;
+	m->mapped_len = len;
+	return 0;
+}
+
 static int pmem_open(struct media *m, uint64_t size, int flags, char *err, size_t errlen)
 {
-	/* A given descriptor cannot go through pmem_map_file, which opens by
-	 * name: it is mapped like emul's, and flushed with the same
-	 * instructions. */
-	if (m->given_fd >= 0)
-		return emul_open(m, size, flags, err, errlen);
+	/* A given descriptor, or a file: mapped like emul's (with MAP_SYNC
+	 * where the file is DAX), flushed with libpmem's instructions. */
 	struct stat st;
-	bool exists = stat(m->path, &st) == 0;
-	/* Device DAX cannot be created or resized: map it whole and let the
-	 * size check below decide. */
-	bool create = (flags & MEDIA_CREATE) && !(exists && S_ISCHR(st.st_mode));
+	if (m->given_fd >= 0 || stat(m->path, &st) != 0 || !S_ISCHR(st.st_mode))
+		return emul_open(m, size, flags, err, errlen);
+	/* Device DAX cannot be created or resized: libpmem maps it whole, and
+	 * the size check below decides. */
 	size_t mapped = 0;
 	int is_pmem = 0;
-	void *base = pmem_map_file(m->path, create ? (size_t)size : 0,
-	                           create ? PMEM_FILE_CREATE : 0, 0600, &mapped, &is_pmem);
+	void *base = pmem_map_file(m->path, 0, 0, 0600, &mapped, &is_pmem);
 	if (base == NULL) {
 		int e = errno ? errno : EIO;
 		media_errf(err, errlen, m->path, "cannot map as persistent memory: %s",
 		           pmem_errormsg());
 		return -e;
 	}
-	if (mapped == 0 || (size != 0 && (uint64_t)mapped != size)) {
+	if (mapped == 0 || (size != 0 && (uint64_t)mapped != size &&
+	                    !((flags & MEDIA_PREFIX) && (uint64_t)mapped > size))) {
 		if (mapped == 0)
 			media_errf(err, errlen, m->path, "the medium is empty (size 0)");
 		else
@@ -56,18 +110,22 @@ static int pmem_open(struct media *m, uint64_t size, int flags, char *err, size_
 		pmem_unmap(base, mapped);
 		return -EINVAL;
 	}
-	/* Not real pmem (e.g. a DAX-less file): the brief is to use the cache
-	 * flushes anyway, silently; durability then is emul's. */
+	/* Not real pmem: the brief is to use the cache flushes anyway,
+	 * silently; durability then is emul's. */
 	m->base = base;
 	m->mapped_len = mapped;
-	m->size = mapped;
+	m->size = size ? size : mapped;
 	m->is_pmem = is_pmem;
+	m->by_libpmem = true;
 	return 0;
 }
 
 static void pmem_close(struct media *m)
 {
-	pmem_unmap(m->base, m->mapped_len);
+	if (m->by_libpmem)
+		pmem_unmap(m->base, m->mapped_len);
+	else
+		munmap(m->base, m->reserved_len ? m->reserved_len : m->mapped_len);
 }
 
 static int emul_open(struct media *m, uint64_t size, int flags, char *err, size_t errlen)
@@ -75,25 +133,51 @@ static int emul_open(struct media *m, uint64_t size, int flags, char *err, size_
 	int fd = media_open_fd(m, size, flags, false, err, errlen);
 	if (fd < 0)
 		return fd;
-	/* MAP_POPULATE: take the page faults now, at mount, rather than one
-	 * per 4 KiB on the durable path (they cost more than the store). */
-	void *base =
-	    mmap(NULL, (size_t)m->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-	int e = errno;
+	int rc = map_file(m, fd, flags, err, errlen);
 	close(fd); /* the mapping keeps the file */
-	if (base == MAP_FAILED) {
-		media_errf(err, errlen, m->path, "cannot map %llu bytes: %s",
-		           (unsigned long long)m->size, strerror(e));
-		return -e;
-	}
-	m->base = base;
-	m->mapped_len = (size_t)m->size;
-	return 0;
+	return rc;
 }
 
 static void emul_close(struct media *m)
 {
-	munmap(m->base, m->mapped_len);
+	munmap(m->base, m->reserved_len ? m->reserved_len : m->mapped_len);
+}
+
+/* The file extended, then mapped further at the end of the mapping, into
+ * the held address space; m->size last, once the bytes are there. */
+static int map_grow(struct media *m, uint64_t size, char *err, size_t errlen)
+{
+	size_t len = page_round(size);
+	if (!m->reserved_len || len > m->reserved_len || m->given_fd >= 0) {
+		media_errf(err, errlen, m->path,
+		           "the mapping cannot grow to %llu bytes in place (it grows by %llu "
+		           "bytes at most, while mounted)",
+		           (unsigned long long)size,
+		           (unsigned long long)(m->reserved_len ? MEDIA_GROW_RESERVE : 0));
+		return -EOPNOTSUPP;
+	}
+	int fd = open(m->path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		media_errf(err, errlen, m->path, "cannot open: %s", strerror(e));
+		return -e;
+	}
+	int rc = media_extend_fd(m, fd, size, err, errlen);
+	if (!rc && len > m->mapped_len) {
+		void *p = map_range(m, m->base + m->mapped_len, len - m->mapped_len, fd,
+		                    m->mapped_len);
+		if (p == MAP_FAILED) {
+			rc = -errno;
+			media_errf(err, errlen, m->path, "cannot map %llu bytes more: %s",
+			           (unsigned long long)(len - m->mapped_len), strerror(-rc));
+		} else {
+			m->mapped_len = len;
+		}
+	}
+	close(fd);
+	if (!rc)
+		__atomic_store_n(&m->size, size, __ATOMIC_RELEASE);
+	return rc;
 }
 
 static int map_read(struct media *m, uint64_t off, void *buf, size_t len)
@@ -137,6 +221,7 @@ static int map_fence(struct media *m)
 const struct media_ops media_pmem_ops = {
     .open = pmem_open,
     .close = pmem_close,
+    .grow = map_grow,
     .read = map_read,
     .write = map_write,
     .zero = map_zero,
@@ -149,6 +234,7 @@ const struct media_ops media_pmem_ops = {
 const struct media_ops media_emul_ops = {
     .open = emul_open,
     .close = emul_close,
+    .grow = map_grow,
     .read = map_read,
     .write = map_write,
     .zero = map_zero,

@@ -351,8 +351,11 @@ int volume_open(struct volume *v, const char *dir, enum media_kind media, int ex
 			volume_close(v);
 			return rc;
 		}
+		/* The fast part's file may be longer than the manifest says (a
+		 * grow cut short before the manifest's step); it may grow. */
+		int flags = p == PART_FAST ? MEDIA_PREFIX | MEDIA_GROWABLE : 0;
 		rc = media_open(&v->part[p], tier ? MEDIA_FILE : kind, v->mf.path[p],
-		                tier ? 0 : v->mf.size[p], 0, merr, sizeof(merr));
+		                tier ? 0 : v->mf.size[p], flags, merr, sizeof(merr));
 		if (rc) {
 			snprintf(err, errlen, "%s%s part: %s", tier ? "tier " : "",
 			         volume_part_name(&v->mf, p), media_message(merr));
