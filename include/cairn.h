@@ -314,8 +314,9 @@ int cairn_tune(cairn_fs *fs, const struct cairn_tuning *t);
  *
  * cairn_tier_grow: tier name takes size bytes of its part (0: all of it):
  * a regular file is made that large first, a device must already be
- * (EINVAL when that is not more than the tier has).  The fast tier does
- * not grow. */
+ * (EINVAL when that is not more than the tier has).  "fast" grows the
+ * fast tier: more blocks for data and trees, the same inodes; a mapped
+ * one (pmem, emul) grows by 1 TiB at most per mount (EOPNOTSUPP). */
 int cairn_tier_add(cairn_fs *fs, const struct cairn_tier_opts *t, int force);
 int cairn_tier_evacuate(cairn_fs *fs, const char *name, uint64_t max_bytes, uint64_t *left);
 int cairn_tier_keep(cairn_fs *fs, const char *name);

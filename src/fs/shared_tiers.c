@@ -398,6 +398,9 @@ int shared_tier_grow(struct shared *s, unsigned t, struct media *bigger, uint64_
 
 /* ---- the fast tier grows -------------------------------------------------- */
 
+static int fast_regions(const struct shared *s, uint64_t blocks, struct region *bm,
+                        struct region *sums, char *err, size_t errlen);
+
 int shared_fast_extend(struct shared *s, uint64_t bytes, char *err, size_t errlen)
 {
 	if (bytes / B <= FS_BACKUP_BLOCK(media_size(s->m)) + 1) {
@@ -405,7 +408,11 @@ int shared_fast_extend(struct shared *s, uint64_t bytes, char *err, size_t errle
 		         (unsigned long long)bytes, (unsigned long long)media_size(s->m));
 		return -EINVAL;
 	}
-	int rc = media_grow(s->m, bytes, err, errlen);
+	/* Refused before anything changes: enough blocks for the regions. */
+	struct region bm, sums;
+	int rc = fast_regions(s, FS_BACKUP_BLOCK(bytes), &bm, &sums, err, errlen);
+	if (!rc)
+		rc = media_grow(s->m, bytes, err, errlen);
 	if (!rc)
 		rc = media_store(s->m, FS_BACKUP_BLOCK(bytes) * B, &s->sb, sizeof(s->sb));
 	return rc ? rc : media_fence(s->m);

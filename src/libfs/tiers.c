@@ -533,6 +533,14 @@ static int fast_take_part(struct cairn_fs *fs, char *err, size_t el)
  * then the superblock takes the blocks (see shared_fast_extend). */
 static int fast_grow(struct cairn_fs *fs, uint64_t size, char *err, size_t el)
 {
+	if (!size) { /* all of it: as large as the file or device is now */
+		struct media *whole = NULL;
+		int rc = media_open(&whole, MEDIA_FILE, fs->vol.mf.path[PART_FAST], 0, 0, err, el);
+		if (rc)
+			return rc;
+		size = media_size(whole) / B * B;
+		media_close(whole);
+	}
 	int rc = fs_checkpoint(fs, 0);
 	if (rc)
 		return rc;

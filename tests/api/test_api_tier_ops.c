@@ -23,7 +23,13 @@
  *   - cairn_tier_grow: an mkfs tier grown twice and an added one, with
  *     every byte kept, the new blocks used and the volume clean; refusals;
  *     the header keeps the tier's first size, and one giving more than the
- *     superblock is refused.
+ *     superblock is refused;
+ *   - the fast tier grows ("fast"), on emul and file media, twice: a full
+ *     volume takes data again, every byte stays, the manifest and the
+ *     part have the new size, fsck is clean; refusals change nothing; the
+ *     states a crash between its steps leaves (a longer part under the old
+ *     manifest; the new manifest over the old superblock, block 0 damaged
+ *     or not) mount, read-only as they are, read-write finished.
  */
 #include "fs/format.h"
 #include "util/checksum.h"
@@ -1013,7 +1019,7 @@ static void test_grow_refusals(void **state)
 	TV_ERR(cairn_tier_grow(fs, "ssd", 4 * TV_MiB), EINVAL); /* smaller */
 	TV_ERR(cairn_tier_grow(fs, "ssd", 0), EINVAL);          /* all of it: as now */
 	TV_ERR(cairn_tier_grow(fs, "nosuch", 64 * TV_MiB), ENOENT);
-	TV_ERR(cairn_tier_grow(fs, "fast", 64 * TV_MiB), ENOENT);
+	TV_ERR(cairn_tier_grow(fs, "log", 64 * TV_MiB), ENOENT);
 	TV_ERR(cairn_tier_grow(fs, NULL, 64 * TV_MiB), EFAULT);
 	char *now = manifest_of(tv);
 	assert_string_equal(mf, now);
@@ -1144,6 +1150,276 @@ static void test_add_no_room(void **state)
 	tv_destroy(tv);
 }
 
+/* ---- the fast tier grows --------------------------------------------------- */
+
+/* Writes 1 MiB files from `first` on until the volume says ENOSPC (or
+ * `max` files); returns how many it wrote whole.  The one cut short is
+ * removed. */
+static int fill_until_full(cairn_fs *fs, int first, int max)
+{
+	unsigned char *buf = malloc(FILE_SIZE);
+	int k = first;
+	for (; k < first + max; k++) {
+		char p[32];
+		file_name(p, k);
+		tv_fill(buf, FILE_SIZE, 7000 + (uint64_t)k);
+		int fd = cairn_open(fs, p, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+		if (fd < 0)
+			break;
+		ssize_t n = cairn_write(fs, fd, buf, FILE_SIZE);
+		int e = errno;
+		TV_OK(cairn_close(fs, fd));
+		if (n != (ssize_t)FILE_SIZE) {
+			if (n >= 0 || e != ENOSPC)
+				fail_msg("file %d: wrote %zd bytes: %s", k, n, tv_errname(e));
+			TV_OK(cairn_unlink(fs, p));
+			break;
+		}
+		if (k % 4 == 3)
+			TV_OK(cairn_digest(fs));
+	}
+	free(buf);
+	TV_OK(cairn_digest(fs));
+	return k - first;
+}
+
+static uint64_t file_size_of(const char *path)
+{
+	struct stat st;
+	TV_OK(stat(path, &st));
+	return (uint64_t)st.st_size;
+}
+
+static void fast_part(const struct testvol *tv, char *out)
+{
+	snprintf(out, PATH_MAX, "%s/fast.part", tv->root);
+}
+
+/* The fast tier's data blocks of a volume made with a 16 MiB fast tier. */
+static uint64_t fast_blocks_made;
+
+/* The fast tier is `bytes` long: the data blocks a 16 MiB one had and
+ * every block it gained, the part's file, the manifest's line. */
+static void expect_fast_size(struct testvol *tv, cairn_fs *fs, uint64_t bytes)
+{
+	TV_EQ(info_of(fs).tiers[0].blocks, fast_blocks_made + (bytes - 16 * TV_MiB) / 4096);
+	char p[PATH_MAX], line[PATH_MAX + 64];
+	fast_part(tv, p);
+	TV_EQ(file_size_of(p), bytes);
+	snprintf(line, sizeof(line), "part fast %llu %s\n", (unsigned long long)bytes, p);
+	expect_manifest_has(tv, line);
+}
+
+/* A full fast tier (no capacity tier) grows twice while mounted: each
+ * time the volume takes data again, and every byte stays. */
+static void grow_fast_twice(enum cairn_media media, const char *tag)
+{
+	struct testvol *tv = new_volume(tag, media, 16 * TV_MiB, 0);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	fast_blocks_made = info_of(fs).tiers[0].blocks;
+	int n = fill_until_full(fs, 0, 64);
+	assert_true(n >= 8 && n < 16);
+	TV_OK(cairn_tier_grow(fs, "fast", 40 * TV_MiB));
+	expect_fast_size(tv, fs, 40 * TV_MiB);
+	int more = fill_until_full(fs, n, 64);
+	if (more < 20)
+		fail_msg("the grown fast tier took %d files of 1 MiB more", more);
+	n += more;
+	fs = remount_same(tv, &MO, n, "remount after a fast grow");
+	/* Again: the bitmap and checksums the first grow moved are freed. */
+	TV_OK(cairn_tier_grow(fs, "fast", 72 * TV_MiB));
+	expect_fast_size(tv, fs, 72 * TV_MiB);
+	more = fill_until_full(fs, n, 64);
+	if (more < 28)
+		fail_msg("the fast tier grown again took %d files of 1 MiB more", more);
+	n += more;
+	for (int k = 0; k < n; k += 3) {
+		char p[32];
+		file_name(p, k);
+		TV_OK(cairn_unlink(fs, p));
+	}
+	TV_OK(cairn_digest(fs));
+	char *before = tv_dump(fs, TV_DUMP_ALL);
+	TV_OK(tv_unmount(tv));
+	tv_expect_fsck_clean(tv->dir);
+	fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	char *after = tv_dump(fs, TV_DUMP_ALL);
+	tv_assert_dump_eq(before, after, "remount after the second fast grow");
+	free(before);
+	free(after);
+	TV_OK(tv_unmount(tv));
+	tv_destroy(tv);
+}
+
+static void test_grow_fast_emul(void **state)
+{
+	(void)state;
+	grow_fast_twice(CAIRN_MEDIA_EMUL, "fast-grow-emul");
+}
+
+static void test_grow_fast_file(void **state)
+{
+	(void)state;
+	grow_fast_twice(CAIRN_MEDIA_FILE, "fast-grow-file");
+}
+
+/* With a capacity tier under it, and "0": all the part has (the file made
+ * longer by hand first); migration goes on across the grow. */
+static void test_grow_fast_tiered(void **state)
+{
+	(void)state;
+	struct testvol *tv = new_volume("fast-grow-tiered", CAIRN_MEDIA_EMUL, 16 * TV_MiB, 32 * TV_MiB);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	fast_blocks_made = info_of(fs).tiers[0].blocks;
+	put_files(fs, 0, 16, 4);
+	char p[PATH_MAX];
+	fast_part(tv, p);
+	TV_OK(truncate(p, (off_t)(32 * TV_MiB)));
+	TV_OK(cairn_tier_grow(fs, "fast", 0));
+	expect_fast_size(tv, fs, 32 * TV_MiB);
+	put_files(fs, 16, 16, 4);
+	struct cairn_info in = info_of(fs);
+	assert_true(used_blocks(&in, 1) > 0);
+	fs = remount_same(tv, &MO, 32, "remount after a fast grow over a capacity tier");
+	TV_OK(tv_unmount(tv));
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
+static void test_grow_fast_refusals(void **state)
+{
+	(void)state;
+	struct testvol *tv = new_volume("fast-grow-no", CAIRN_MEDIA_EMUL, 16 * TV_MiB, 0);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	fast_blocks_made = info_of(fs).tiers[0].blocks;
+	put_files(fs, 0, 2, 0);
+	char *mf = manifest_of(tv);
+	TV_ERR(cairn_tier_grow(fs, "fast", 16 * TV_MiB), EINVAL); /* not larger */
+	TV_ERR(cairn_tier_grow(fs, "fast", 8 * TV_MiB), EINVAL);  /* smaller */
+	TV_ERR(cairn_tier_grow(fs, "fast", 16 * TV_MiB + 4095), EINVAL); /* not a block more */
+	TV_ERR(cairn_tier_grow(fs, "fast", 0), EINVAL); /* all of it: as now */
+	/* A block more cannot hold the tier's own larger bitmap. */
+	TV_ERR(cairn_tier_grow(fs, "fast", 16 * TV_MiB + 4096), EINVAL);
+	char *now = manifest_of(tv);
+	assert_string_equal(mf, now);
+	free(now);
+	TV_EQ(info_of(fs).tiers[0].blocks, fast_blocks_made);
+	expect_files(fs, 2);
+	TV_OK(tv_unmount(tv));
+	struct cairn_mount_opts ro = {.read_only = 1};
+	fs = tv_mount(tv, &ro);
+	assert_non_null(fs);
+	TV_ERR(cairn_tier_grow(fs, "fast", 64 * TV_MiB), EROFS);
+	TV_OK(tv_unmount(tv));
+	char p[PATH_MAX];
+	fast_part(tv, p);
+	free(mf);
+	tv_expect_fsck_clean(tv->dir);
+	tv_destroy(tv);
+}
+
+/* The manifest with the fast part's size set to `bytes`. */
+static void set_fast_size_in_manifest(struct testvol *tv, uint64_t bytes)
+{
+	char *mf = manifest_of(tv);
+	char p[PATH_MAX], mpath[PATH_MAX];
+	fast_part(tv, p);
+	char *line = strstr(mf, "part fast ");
+	assert_non_null(line);
+	char *end = strchr(line, '\n');
+	assert_non_null(end);
+	size_t cap = strlen(mf) + PATH_MAX + 64;
+	char *out = malloc(cap);
+	assert_non_null(out);
+	snprintf(out, cap, "%.*spart fast %llu %s%s", (int)(line - mf), mf,
+	         (unsigned long long)bytes, p, end);
+	manifest_path(tv, mpath);
+	spit(mpath, out, strlen(out));
+	free(out);
+	free(mf);
+}
+
+/* Block `blk` of the fast part copied to the part's last block. */
+static void copy_super_to_end(struct testvol *tv, uint64_t blk)
+{
+	char p[PATH_MAX];
+	fast_part(tv, p);
+	int fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	char sb[4096];
+	TV_EQ(pread(fd, sb, sizeof(sb), (off_t)(blk * 4096)), sizeof(sb));
+	off_t end = lseek(fd, 0, SEEK_END);
+	TV_EQ(pwrite(fd, sb, sizeof(sb), end - 4096), sizeof(sb));
+	TV_OK(fsync(fd));
+	close(fd);
+}
+
+/* The states a crash between the steps of a fast grow leaves, made by
+ * hand: the part extended (and the superblock copied to its new end)
+ * under the old manifest, then the new manifest over the old superblock. */
+static void test_crash_inside_fast_grow(void **state)
+{
+	(void)state;
+	struct testvol *tv = new_volume("fast-grow-crash", CAIRN_MEDIA_EMUL, 16 * TV_MiB, 0);
+	cairn_fs *fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	fast_blocks_made = info_of(fs).tiers[0].blocks;
+	put_files(fs, 0, 6, 0);
+	TV_OK(tv_unmount(tv));
+	char p[PATH_MAX];
+	fast_part(tv, p);
+	/* 1. The part longer, the manifest as it was: the tier as it was. */
+	TV_OK(truncate(p, (off_t)(40 * TV_MiB)));
+	copy_super_to_end(tv, 0);
+	char *mf0 = manifest_of(tv);
+	fs = tv_mount(tv, &MO);
+	assert_non_null(fs);
+	TV_EQ(info_of(fs).tiers[0].blocks, fast_blocks_made);
+	expect_files(fs, 6);
+	TV_OK(tv_unmount(tv));
+	char *mf = manifest_of(tv);
+	assert_string_equal(mf0, mf);
+	free(mf);
+	free(mf0);
+	tv_expect_fsck_clean(tv->dir);
+	/* 2. The manifest says 40 MiB, the superblock 16: fsck says what
+	 * was cut short; read-only, the volume is used as it is. */
+	set_fast_size_in_manifest(tv, 40 * TV_MiB);
+	tv_expect_fsck_clean(tv->dir);
+	struct cairn_mount_opts ro = {.read_only = 1};
+	fs = tv_mount(tv, &ro);
+	assert_non_null(fs);
+	TV_EQ(info_of(fs).tiers[0].blocks, fast_blocks_made);
+	expect_files(fs, 6);
+	TV_OK(tv_unmount(tv));
+	/* With block 0 damaged too: the copy at the new end is found. */
+	char *saved = slurp(p, NULL);
+	assert_non_null(saved);
+	int fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	char junk[4096];
+	memset(junk, 0x5a, sizeof(junk));
+	TV_EQ(pwrite(fd, junk, sizeof(junk), 0), sizeof(junk));
+	close(fd);
+	/* Read-write, the grow is finished. */
+	fs = tv_mount(tv, &MO);
+	if (!fs)
+		fail_msg("mount of the cut-short grow with block 0 damaged: %s", cairn_last_error());
+	expect_fast_size(tv, fs, 40 * TV_MiB);
+	expect_files(fs, 6);
+	put_files(fs, 6, 20, 4);
+	fs = remount_same(tv, &MO, 26, "remount after the finished grow");
+	expect_fast_size(tv, fs, 40 * TV_MiB);
+	TV_OK(tv_unmount(tv));
+	tv_expect_fsck_clean(tv->dir);
+	free(saved);
+	tv_destroy(tv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1163,6 +1439,11 @@ int main(void)
 	    cmocka_unit_test(test_grow_refusals),
 	    cmocka_unit_test(test_grow_header),
 	    cmocka_unit_test(test_add_no_room),
+	    cmocka_unit_test(test_grow_fast_emul),
+	    cmocka_unit_test(test_grow_fast_file),
+	    cmocka_unit_test(test_grow_fast_tiered),
+	    cmocka_unit_test(test_grow_fast_refusals),
+	    cmocka_unit_test(test_crash_inside_fast_grow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

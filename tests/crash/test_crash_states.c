@@ -340,6 +340,7 @@ struct scen_cfg {
 	/* Bytes each capacity tier's file gets beyond its size, declared to
 	 * the recorder with it: room for the workload to grow the tier. */
 	uint64_t tier_room;
+	uint64_t fast_room; /* the same for the fast part */
 };
 
 /* Reads where the journal lies from the fast part's superblock. */
@@ -402,7 +403,9 @@ static void scen_begin_cfg(struct scen *s, const char *name, const struct scen_c
 	if (!s->r)
 		fail_msg("out of memory");
 	for (int p = 0; p < manifest_parts(&s->mf); p++) {
-		uint64_t size = s->mf.size[p] + (p >= PART_TIER1 ? cfg->tier_room : 0);
+		uint64_t size = s->mf.size[p] + (p >= PART_TIER1   ? cfg->tier_room
+		                                 : p == PART_FAST ? cfg->fast_room
+		                                                  : 0);
 		if (size != s->mf.size[p])
 			TV_OK(truncate(s->mf.path[p], (off_t)size));
 		void *img = xrealloc(NULL, size);
@@ -1402,6 +1405,59 @@ static void test_tier_changes(void **state)
 		fail_msg("tierops: %u tiers, ssd %llu blocks, new tier took %llu blocks",
 		         in.tier_count, (unsigned long long)in.tiers[1].blocks,
 		         (unsigned long long)in.tiers[3].in_down);
+	scen_unmount(s);
+	scen_check(s);
+	scen_end(s);
+}
+
+/* The fast tier grows twice while full of files being written and
+ * removed: its part is extended in place, its bitmap and checksums move
+ * to the new blocks (and, the second time, their first new places are
+ * freed).  The part's file has the room from the start, declared to the
+ * recorder; the manifest of each grow is put back from the grow's start
+ * on (before its own step, it is a cut-short grow the mount finishes). */
+static void test_fast_grow(void **state)
+{
+	(void)state;
+	struct scen *s = &current;
+	struct cairn_mount_opts mo = {.no_digest_thread = 1};
+	struct scen_cfg cfg = {.mount = &mo, .fast_room = 4 * TV_MiB};
+	scen_begin_cfg(s, "fastgrow", &cfg);
+	note_manifest(s, 0);
+	static unsigned char buf[32 * 1024];
+	char path[64];
+	for (int i = 0; i < 12; i++) {
+		snprintf(path, sizeof(path), "/g%d", i);
+		int fd = DO(s, cairn_open(FS, path, O_CREAT | O_WRONLY, 0644));
+		for (int j = 0; j < 3; j++) {
+			tv_fill(buf, sizeof(buf), (uint64_t)(i * 10 + j));
+			DO(s, tv_write_full(FS, fd, buf, sizeof(buf)));
+		}
+		DO(s, cairn_close(FS, fd));
+		if (i % 4 == 3)
+			DO(s, cairn_digest(FS));
+		if (i == 5) {
+			DO(s, cairn_unlink(FS, "/g1")); /* a free waits in quarantine */
+			DO(s, cairn_tier_grow(FS, "fast", FAST_SIZE + 2 * TV_MiB));
+			note_manifest(s, s->ops[s->nops - 1].start + 1);
+		}
+		if (i == 9) {
+			DO(s, cairn_unlink(FS, "/g2"));
+			DO(s, cairn_digest(FS));
+			DO(s, cairn_tier_grow(FS, "fast", FAST_SIZE + 4 * TV_MiB));
+			note_manifest(s, s->ops[s->nops - 1].start + 1);
+		}
+	}
+	int fd = DO(s, cairn_open(FS, "/g0", O_WRONLY));
+	tv_fill(buf, 8192, 77);
+	DO(s, tv_pwrite_full(FS, fd, buf, 8192, 20000)); /* in place, moved tables */
+	DO(s, cairn_close(FS, fd));
+	DO(s, cairn_digest(FS));
+	struct cairn_info in;
+	TV_OK(cairn_info(FS, &in));
+	if (in.fast_blocks < (FAST_SIZE + 4 * TV_MiB) / 4096 - 512)
+		fail_msg("fastgrow: the fast tier has %llu data blocks",
+		         (unsigned long long)in.fast_blocks);
 	scen_unmount(s);
 	scen_check(s);
 	scen_end(s);
@@ -3053,6 +3109,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_mixed, scen_teardown),
 	    cmocka_unit_test_teardown(test_migration, scen_teardown),
 	    cmocka_unit_test_teardown(test_tier_changes, scen_teardown),
+	    cmocka_unit_test_teardown(test_fast_grow, scen_teardown),
 	    cmocka_unit_test_teardown(test_batch, scen_teardown),
 	    cmocka_unit_test_teardown(test_wrap, scen_teardown),
 	    cmocka_unit_test_teardown(test_file_wrap_fail, scen_teardown),
