@@ -33,7 +33,12 @@
 #      mount;
 #   5. refusals that change nothing: removing a tier that is not there, a
 #      tier named fast, a name the volume has, a file holding data unless
-#      --force.
+#      --force;
+#   6. the fast tier of the small volume grows: SIGKILL at each step of
+#      the manifest's replacement (before the rename the tier is as it
+#      was; after it, with block 0 damaged as well, the next mount finds
+#      the superblock's copy at the part's new end and finishes the
+#      grow); then through the daemon, where user nobody is refused.
 # Parts 1, 2, 3, 5 and the volume of 4 live in /dev/shm; part 4's hdd (and
 # cap) are files under /var/tmp (a disk), so that moving data onto them
 # takes long enough to be killed half way.
@@ -564,4 +569,54 @@ for point in fsync:1:t3 rename:1:ssd fsync:2:t4; do
 		fail "remove of $name killed at $call #$when: the next mount left the manifest: $(cat "$vol5/cairn.volume")"
 done
 echo "[tier] 4. SIGKILL at the manifest's replacement: ok ($((SECONDS - t0)) s)"
+
+# ---- 6. the fast tier grows ----------------------------------------------------
+# fast_mib: the fast part's size in the manifest, in MiB.
+fast_mib() { echo $(($(awk '$1 == "part" && $2 == "fast" {print $3}' "$vol5/cairn.volume") >> 20)); }
+# fast_state WHAT: mounts; fb becomes the fast tier's data blocks; checks
+# the files and fsck.
+fast_state() {
+	"$cairn" mount "$vol5" "$mp5" 2>"$work/err" || fail "$1: the volume does not mount: $(cat "$work/err")"
+	fb=$(json_field fast_blocks "$(json "$mp5")")
+	same_sums "$mp5" "$work/sums5" "$1"
+	"$cairn" umount "$mp5"
+	"$cairn" fsck "$vol5" >"$work/fsck" 2>&1 || fail "$1: fsck: $(cat "$work/fsck")"
+}
+[ "$(fast_mib)" = 64 ] || fail "the small volume's fast part is $(fast_mib) MiB"
+fast_state "before the fast grows"
+fb0=$fb
+# Killed before the manifest is in place (fsync #1 extends the part, #2 is
+# the new manifest's, rename #1 puts it there): the tier as it was, the
+# part longer.
+for point in fsync:2:80 rename:1:96; do
+	IFS=: read -r call when mib <<<"$point"
+	cp "$vol5/cairn.volume" "$work/manifest5"
+	killed "$call" "$when" tier grow "$vol5" fast "${mib}M"
+	cmp -s "$vol5/cairn.volume" "$work/manifest5" || fail "fast grow killed at $call #$when changed the manifest"
+	[ "$(stat -c %s "$vol5/fast.part")" = $((mib << 20)) ] || fail "fast grow killed at $call #$when: the part was not extended"
+	fast_state "fast grow killed at $call #$when"
+	[ "$fb" = "$fb0" ] || fail "fast grow killed at $call #$when: the fast tier has $fb blocks, not $fb0"
+done
+# Killed after (fsync #3, the directory's): the manifest has the size, the
+# superblock not; with block 0 damaged, the copy at the part's new end is
+# the one a mount finds.  The mount finishes the grow.
+killed fsync 3 tier grow "$vol5" fast 112M
+[ "$(fast_mib)" = 112 ] || fail "fast grow killed at fsync #3: the manifest says $(fast_mib) MiB"
+dd if=/dev/zero of="$vol5/fast.part" bs=4096 count=1 conv=notrunc status=none
+fast_state "fast grow killed at fsync #3, block 0 damaged"
+[ "$fb" = $((fb0 + (112 - 64) * 256)) ] || fail "fast grow killed at fsync #3: the next mount left $fb blocks (made with $fb0)"
+# Through the daemon: root grows it, nobody is refused.
+"$cairn" mount "$vol5" "$mp5"
+rc=0
+out=$(as_nobody tier grow "$mp5" fast 160M 2>&1) || rc=$?
+[ "$rc" != 0 ] && grep -q "Operation not permitted" <<<"$out" || fail "user nobody's fast grow: exit $rc: $out"
+[ "$(fast_mib)" = 112 ] || fail "user nobody's fast grow changed the manifest"
+out=$("$cairn" tier grow "$mp5" fast 160M 2>&1) || fail "tier grow fast through the daemon: $out"
+write_files "$mp5" g 40 1
+sums "$mp5" >"$work/sums5"
+fb=$(json_field fast_blocks "$(json "$mp5")")
+[ "$fb" = $((fb0 + (160 - 64) * 256)) ] || fail "after the grow through the daemon, $fb fast blocks"
+"$cairn" umount "$mp5"
+fast_state "after the grow through the daemon"
+echo "[tier] 6. the fast tier grows: ok ($((SECONDS - t0)) s)"
 echo "[tier] passed in $((SECONDS - t0)) s"
