@@ -581,6 +581,7 @@ static const char main_help[] =
     "  tier remove VOLUME|MOUNTPOINT NAME\n"
     "  tier grow VOLUME|MOUNTPOINT NAME SIZE\n"
     "                          add a capacity tier, empty and remove one, grow one\n"
+    "                          (the fast tier too)\n"
     "  run [--mount MP] -- PROGRAM [ARGS]\n"
     "                          run a program on the native path (preload shim)\n\n"
     "Run 'cairn COMMAND --help' for the options of a command.\n";

@@ -27,7 +27,7 @@ static const char tier_help[] =
     "Usage: cairn tier add VOLUME|MOUNTPOINT NAME=PATH[:SIZE[:UNIT]] [--force]\n"
     "       cairn tier remove VOLUME|MOUNTPOINT NAME\n"
     "       cairn tier grow VOLUME|MOUNTPOINT NAME SIZE\n"
-    "Change the capacity tiers of a volume while it runs.  A served volume\n"
+    "Change the tiers of a volume while it runs.  A served volume\n"
     "(mounted, or 'cairn serve') changes at once (root only); another is mounted\n"
     "for the change.\n\n"
     "add     PATH (a file, made if missing, of SIZE bytes, or a block device)\n"
@@ -39,7 +39,8 @@ static const char tier_help[] =
     "        device is left as it is.  ^C stops the move and keeps the tier, with\n"
     "        nothing lost; running it again goes on.\n"
     "grow    the tier takes SIZE bytes of its file (made that large) or device\n"
-    "        (which must be; 0: all of it).  The fast tier does not grow.\n\n"
+    "        (which must be; 0: all of it).  NAME fast grows the fast tier: more\n"
+    "        blocks for data and trees, the same inodes.\n\n"
     "  --force  add: take a file or device that holds data (it is overwritten)\n";
 
 static volatile sig_atomic_t stop;
