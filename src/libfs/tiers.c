@@ -472,29 +472,53 @@ static int open_larger(struct cairn_fs *fs, unsigned t, uint64_t want, struct me
 	return 0;
 }
 
-/* The superblock's half: the tier's regions move, its medium is swapped. */
-static int grow_shared(struct cairn_fs *fs, unsigned t, struct media *m, uint64_t blocks, char *err,
-                       size_t el)
+/* Runs step with every lock held, right after a checkpoint; again, after
+ * another, while it answers -EAGAIN (at most three times): blocks freed
+ * since the last checkpoint would be free at once in a copied bitmap, and
+ * a checkpoint releases them. */
+typedef int (*locked_step)(struct cairn_fs *fs, void *arg, char *err, size_t el);
+
+static int after_checkpoint(struct cairn_fs *fs, locked_step step, void *arg, char *err, size_t el)
 {
-	struct media *old = NULL;
 	int rc = -EAGAIN;
-	/* Blocks freed since the last checkpoint would be free in the new
-	 * bitmap at once: a checkpoint first releases them. */
 	for (int tries = 0; rc == -EAGAIN && tries < 3; tries++) {
 		rc = fs_checkpoint(fs, 0);
 		if (rc)
 			return rc;
 		lock_all(fs);
-		rc = fs->failed ? -EIO : shared_tier_grow(&fs->sh, t, m, blocks, &old, err, el);
-		if (old) {
-			fs->vol.part[PART_TIER1 + t - 1] = m;
-			if (rc)
-				fs->failed = 1; /* moved half-way: the cached state is not whole */
-		}
+		rc = fs->failed ? -EIO : step(fs, arg, err, el);
 		unlock_all(fs);
 	}
-	if (old)
-		media_close(old);
+	return rc;
+}
+
+struct grow_step {
+	unsigned t;
+	struct media *m, *old;
+	uint64_t blocks;
+};
+
+/* A capacity tier's regions move, its medium is swapped. */
+static int tier_grow_step(struct cairn_fs *fs, void *arg, char *err, size_t el)
+{
+	struct grow_step *g = arg;
+	int rc = shared_tier_grow(&fs->sh, g->t, g->m, g->blocks, &g->old, err, el);
+	if (g->old) {
+		fs->vol.part[PART_TIER1 + g->t - 1] = g->m;
+		if (rc)
+			fs->failed = 1; /* moved half-way: the cached state is not whole */
+	}
+	return rc;
+}
+
+/* The superblock's half of a capacity tier's grow. */
+static int grow_shared(struct cairn_fs *fs, unsigned t, struct media *m, uint64_t blocks, char *err,
+                       size_t el)
+{
+	struct grow_step g = {.t = t, .m = m, .blocks = blocks};
+	int rc = after_checkpoint(fs, tier_grow_step, &g, err, el);
+	if (g.old)
+		media_close(g.old);
 	return rc;
 }
 
@@ -510,22 +534,20 @@ static int fast_size_in_manifest(struct cairn_fs *fs, char *err, size_t el)
 	return rc;
 }
 
+static int fast_grow_step(struct cairn_fs *fs, void *arg, char *err, size_t el)
+{
+	(void)arg;
+	int rc = shared_fast_grow(&fs->sh, err, el);
+	if (rc && rc != -EAGAIN && !shared_fast_pending(&fs->sh))
+		fs->failed = 1; /* moved half-way: the cached state is not whole */
+	return rc;
+}
+
 /* The superblock's half of a fast grow: the tier takes every block its
  * part has, and a checkpoint commits it. */
 static int fast_take_part(struct cairn_fs *fs, char *err, size_t el)
 {
-	int rc = -EAGAIN;
-	/* As for a capacity tier: no block may wait in quarantine. */
-	for (int tries = 0; rc == -EAGAIN && tries < 3; tries++) {
-		rc = fs_checkpoint(fs, 0);
-		if (rc)
-			return rc;
-		lock_all(fs);
-		rc = fs->failed ? -EIO : shared_fast_grow(&fs->sh, err, el);
-		if (rc && rc != -EAGAIN && shared_fast_pending(&fs->sh) == 0)
-			fs->failed = 1; /* moved half-way: the cached state is not whole */
-		unlock_all(fs);
-	}
+	int rc = after_checkpoint(fs, fast_grow_step, NULL, err, el);
 	return rc ? rc : fs_checkpoint(fs, 0);
 }
 

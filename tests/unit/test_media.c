@@ -1,7 +1,8 @@
 /*
  * test_media.c - unit tests of the media layer (src/media/media*.c).
  *
- * Owns: round trips, reopen and size rules, range errors and group commit
+ * Owns: round trips, reopen and size rules, growing in place, range
+ * errors and group commit
  * for the emul (/dev/shm), pmem (libpmem on a /dev/shm file) and file (/tmp)
  * kinds, the recorder hooks, and a given descriptor (a client's log)
  * moved to another number while threads write through it.  May call: the
@@ -499,6 +500,85 @@ static void test_move_given_fd(void **state)
 	close(null);
 }
 
+/* ---- growing in place ---- */
+
+/* A medium opened growable takes 3 MiB where it had 1: a mapping stays at
+ * its address (readers keep pointers into it), the old bytes stay, the
+ * new ones are read and written, and a reopen sees it all. */
+static void test_grow(void **state)
+{
+	struct fixture *f = *state;
+	struct media *m = open_ok(f, SIZE, MEDIA_CREATE | MEDIA_GROWABLE);
+	static uint8_t a[8192], b[8192];
+	fill(a, sizeof(a), 5);
+	assert_int_equal(media_store(m, SIZE - sizeof(a), a, sizeof(a)), 0);
+	assert_int_equal(media_fence(m), 0);
+	const uint8_t *before = media_direct(m);
+	char err[256] = "";
+	assert_int_equal(media_grow(m, SIZE, err, sizeof(err)), -EINVAL); /* not larger */
+	int rc = media_grow(m, 3 * SIZE, err, sizeof(err));
+	if (rc)
+		fail_msg("media_grow: %d %s", rc, err);
+	assert_int_equal(media_size(m), 3 * SIZE);
+	assert_ptr_equal(media_direct(m), before);
+	assert_int_equal(media_read(m, SIZE - sizeof(a), b, sizeof(b)), 0);
+	assert_memory_equal(a, b, sizeof(a));
+	assert_int_equal(media_read(m, 2 * SIZE, b, sizeof(b)), 0); /* new bytes: zeros */
+	for (size_t i = 0; i < sizeof(b); i++)
+		assert_int_equal(b[i], 0);
+	fill(a, sizeof(a), 6);
+	assert_int_equal(media_store(m, 3 * SIZE - sizeof(a), a, sizeof(a)), 0);
+	assert_int_equal(media_fence(m), 0);
+	if (before)
+		assert_memory_equal(before + 3 * SIZE - sizeof(a), a, sizeof(a));
+	assert_int_equal(media_read(m, 3 * SIZE - 1, b, 2), -EINVAL); /* past the end */
+	media_close(m);
+	struct stat st;
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_size, 3 * SIZE);
+	m = open_ok(f, 3 * SIZE, 0);
+	assert_int_equal(media_read(m, 3 * SIZE - sizeof(a), b, sizeof(b)), 0);
+	assert_memory_equal(a, b, sizeof(a));
+	media_close(m);
+}
+
+/* Without MEDIA_GROWABLE a mapping has no room to grow into: refused, the
+ * medium unchanged.  The file kind needs none. */
+static void test_grow_not_held(void **state)
+{
+	struct fixture *f = *state;
+	struct media *m = open_ok(f, SIZE, MEDIA_CREATE);
+	char err[256] = "";
+	int rc = media_grow(m, 2 * SIZE, err, sizeof(err));
+	if (f->kind == MEDIA_FILE) {
+		assert_int_equal(rc, 0);
+		assert_int_equal(media_size(m), 2 * SIZE);
+	} else {
+		assert_int_equal(rc, -EOPNOTSUPP);
+		assert_non_null(strstr(err, f->path));
+		assert_int_equal(media_size(m), SIZE);
+	}
+	media_close(m);
+}
+
+/* MEDIA_PREFIX: the first `size` bytes of a longer file; never of a
+ * shorter one. */
+static void test_prefix(void **state)
+{
+	struct fixture *f = *state;
+	struct media *m = open_ok(f, 2 * SIZE, MEDIA_CREATE);
+	media_close(m);
+	m = open_ok(f, SIZE, MEDIA_PREFIX);
+	assert_int_equal(media_size(m), SIZE);
+	media_close(m);
+	struct media *bad = NULL;
+	char err[256] = "";
+	assert_int_equal(media_open(&bad, f->kind, f->path, SIZE, 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(
+	    media_open(&bad, f->kind, f->path, 3 * SIZE, MEDIA_PREFIX, err, sizeof(err)), -EINVAL);
+	assert_null(bad);
+}
+
 #define KIND_TEST(kind, fn)                                                                        \
 	{                                                                                          \
 #kind ": " #fn, fn, setup_##kind, teardown, NULL                                   \
@@ -507,7 +587,8 @@ static void test_move_given_fd(void **state)
 	KIND_TEST(kind, test_roundtrip), KIND_TEST(kind, test_zero),                               \
 	    KIND_TEST(kind, test_create_extends_existing), KIND_TEST(kind, test_size_mismatch),    \
 	    KIND_TEST(kind, test_open_errors), KIND_TEST(kind, test_out_of_range),                 \
-	    KIND_TEST(kind, test_recorder_hooks)
+	    KIND_TEST(kind, test_recorder_hooks), KIND_TEST(kind, test_grow),                      \
+	    KIND_TEST(kind, test_grow_not_held), KIND_TEST(kind, test_prefix)
 
 int main(void)
 {
