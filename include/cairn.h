@@ -316,12 +316,17 @@ int cairn_tune(cairn_fs *fs, const struct cairn_tuning *t);
  * a regular file is made that large first, a device must already be
  * (EINVAL when that is not more than the tier has).  "fast" grows the
  * fast tier: more blocks for data and trees, the same inodes; a mapped
- * one (pmem, emul) grows by 1 TiB at most per mount (EOPNOTSUPP). */
+ * one (pmem, emul) grows by 1 TiB at most per mount (EOPNOTSUPP).
+ *
+ * cairn_tier_draining: *mask gets bit t set for each capacity tier t
+ * (cairn_info's tiers[t]) that cairn_tier_evacuate marked draining and
+ * that is neither removed nor taken back yet.  Any user may ask. */
 int cairn_tier_add(cairn_fs *fs, const struct cairn_tier_opts *t, int force);
 int cairn_tier_evacuate(cairn_fs *fs, const char *name, uint64_t max_bytes, uint64_t *left);
 int cairn_tier_keep(cairn_fs *fs, const char *name);
 int cairn_tier_remove(cairn_fs *fs, const char *name);
 int cairn_tier_grow(cairn_fs *fs, const char *name, uint64_t size);
+int cairn_tier_draining(cairn_fs *fs, uint32_t *mask);
 
 /* Beyond POSIX: how far a long operation is.  handler (process-wide;
  * NULL: none, the default) is called from the thread doing the work with

@@ -40,13 +40,18 @@ enum stat_format { STAT_HUMAN, STAT_JSON, STAT_PROMETHEUS };
 
 /* ---- reading ------------------------------------------------------------ */
 
-/* The volume's state into *in: 0, or 1 after saying why not. */
-static int read_info(const char *vol, struct cairn_info *in)
+/* The volume's state into *in, and into *draining the tiers being
+ * emptied (cairn_tier_draining): 0, or 1 after saying why not. */
+static int read_info(const char *vol, struct cairn_info *in, uint32_t *draining)
 {
+	*draining = 0;
 	/* A served volume (mounted or `cairn serve`): ask its daemon, as a
-	 * client, which any user it admits may be. */
+	 * client, which any user it admits may be.  Only a served volume has
+	 * a tier draining: the mark lasts while its removal runs. */
 	cairn_fs *served = cairn_attach(vol);
 	int rc = served ? cairn_info(served, in) : -ENOENT;
+	if (served && !rc)
+		rc = cairn_tier_draining(served, draining);
 	if (served) {
 		cairn_unmount(served);
 		if (rc)
@@ -95,7 +100,7 @@ static int tier_removed(const struct cairn_info *in, unsigned t)
 
 /* ---- lines for people --------------------------------------------------- */
 
-static void print_tiers(const struct cairn_info *in)
+static void print_tiers(const struct cairn_info *in, uint32_t draining)
 {
 	double mib = 1024.0 * 1024.0;
 	printf("tiers         %-6s %11s %11s %6s %9s %11s %11s %11s\n", "name", "size MiB",
@@ -107,11 +112,12 @@ static void print_tiers(const struct cairn_info *in)
 			printf("              %-6s removed (cairn tier remove)\n", ti->name);
 			continue;
 		}
-		printf("              %-6s %11.1f %11.1f %5.1f%% %9llu %11.1f %11.1f %11.1f\n",
+		printf("              %-6s %11.1f %11.1f %5.1f%% %9llu %11.1f %11.1f %11.1f%s\n",
 		       ti->name, ti->blocks * in->block_size / mib, used * in->block_size / mib,
 		       ti->blocks ? 100.0 * used / ti->blocks : 0.0,
 		       (unsigned long long)ti->extents, ti->in_down * in->block_size / mib,
-		       ti->in_up * in->block_size / mib, ti->out * in->block_size / mib);
+		       ti->in_up * in->block_size / mib, ti->out * in->block_size / mib,
+		       draining >> t & 1 ? "  draining" : "");
 	}
 	printf("migration     watermarks %d%%/%d%% (high/low), promotion %s; %llu batches, "
 	       "%.1f MiB/s while moving\n",
@@ -119,7 +125,7 @@ static void print_tiers(const struct cairn_info *in)
 	       (unsigned long long)in->migrations, migrate_rate(in));
 }
 
-static void print_human(const char *vol, const struct cairn_info *in)
+static void print_human(const char *vol, const struct cairn_info *in, uint32_t draining)
 {
 	double mib = 1024.0 * 1024.0;
 	uint64_t used = in->fast_blocks - in->fast_free_blocks;
@@ -146,7 +152,7 @@ static void print_human(const char *vol, const struct cairn_info *in)
 	printf("clients       %llu with logs of their own; %llu local writes applied since mount\n",
 	       (unsigned long long)in->client_logs, (unsigned long long)in->client_records);
 	if (in->tier_count > 1)
-		print_tiers(in);
+		print_tiers(in, draining);
 }
 
 /* ---- JSON ---------------------------------------------------------------- */
@@ -165,7 +171,7 @@ static void json_string(const char *s)
 	}
 }
 
-static void print_json_tiers(const struct cairn_info *in)
+static void print_json_tiers(const struct cairn_info *in, uint32_t draining)
 {
 	printf(", \"high_watermark\": %d, \"low_watermark\": %d, \"promotion\": %s, "
 	       "\"migrations\": %llu, \"migrate_mib_per_s\": %.1f, \"tiers\": [",
@@ -175,10 +181,11 @@ static void print_json_tiers(const struct cairn_info *in)
 		const struct cairn_tier_info *ti = &in->tiers[t];
 		printf("%s{\"name\": \"", t ? ", " : "");
 		json_string(ti->name);
-		printf("\", \"removed\": %s, \"blocks\": %llu, \"free_blocks\": %llu, "
+		printf("\", \"removed\": %s, \"draining\": %s, \"blocks\": %llu, \"free_blocks\": %llu, "
 		       "\"extents\": %llu, \"in_down_blocks\": %llu, \"in_up_blocks\": %llu, "
 		       "\"out_blocks\": %llu}",
-		       tier_removed(in, t) ? "true" : "false", (unsigned long long)ti->blocks,
+		       tier_removed(in, t) ? "true" : "false", draining >> t & 1 ? "true" : "false",
+		       (unsigned long long)ti->blocks,
 		       (unsigned long long)ti->free_blocks, (unsigned long long)ti->extents,
 		       (unsigned long long)ti->in_down, (unsigned long long)ti->in_up,
 		       (unsigned long long)ti->out);
@@ -186,7 +193,7 @@ static void print_json_tiers(const struct cairn_info *in)
 	printf("]");
 }
 
-static void print_json(const char *vol, const struct cairn_info *in)
+static void print_json(const char *vol, const struct cairn_info *in, uint32_t draining)
 {
 	printf("{\"volume\": \"");
 	json_string(vol);
@@ -204,7 +211,7 @@ static void print_json(const char *vol, const struct cairn_info *in)
 	       (unsigned long long)in->ops_digested);
 	printf(", \"client_logs\": %llu, \"client_records\": %llu",
 	       (unsigned long long)in->client_logs, (unsigned long long)in->client_records);
-	print_json_tiers(in);
+	print_json_tiers(in, draining);
 	printf("}\n");
 }
 
@@ -272,7 +279,7 @@ static void prom_tier_metric(const struct prom *p, const struct cairn_info *in, 
 	}
 }
 
-static void print_prometheus(const char *named, const struct cairn_info *in)
+static void print_prometheus(const char *named, const struct cairn_info *in, uint32_t draining)
 {
 	/* One series per volume, however it was named (relative, by its
 	 * mount point through a link ...): the real path of what was named. */
@@ -337,6 +344,11 @@ static void print_prometheus(const char *named, const struct cairn_info *in)
 	prom_tier_metric(&p, in, "cairn_tier_migrated_out_bytes_total", "counter",
 	                 "Bytes migrated out of the tier since mount.",
 	                 offsetof(struct cairn_tier_info, out), bs);
+	prom_head("cairn_tier_draining", "gauge",
+	          "1 while the tier is being emptied for removal (cairn tier remove).");
+	for (unsigned t = 0; t < in->tier_count; t++)
+		if (!tier_removed(in, t))
+			prom_sample(&p, "cairn_tier_draining", in->tiers[t].name, draining >> t & 1);
 }
 
 /* ---- the command --------------------------------------------------------- */
@@ -352,15 +364,16 @@ static void on_interrupt(int sig)
 static int show_once(const char *vol, enum stat_format f)
 {
 	struct cairn_info in;
-	int rc = read_info(vol, &in);
+	uint32_t draining;
+	int rc = read_info(vol, &in, &draining);
 	if (rc)
 		return rc;
 	if (f == STAT_JSON)
-		print_json(vol, &in);
+		print_json(vol, &in, draining);
 	else if (f == STAT_PROMETHEUS)
-		print_prometheus(vol, &in);
+		print_prometheus(vol, &in, draining);
 	else
-		print_human(vol, &in);
+		print_human(vol, &in, draining);
 	fflush(stdout);
 	return 0;
 }

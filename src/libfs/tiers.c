@@ -1,8 +1,8 @@
 /*
  * tiers.c - cairn_tier_add, cairn_tier_evacuate, cairn_tier_keep,
- * cairn_tier_remove and cairn_tier_grow: the capacity tiers of a mounted
- * volume changed while it runs, and what a crash between their steps
- * leaves, settled at mount.
+ * cairn_tier_draining, cairn_tier_remove and cairn_tier_grow: the tiers
+ * of a mounted volume changed while it runs, and what a crash between
+ * their steps leaves, settled at mount.
  *
  * Owns: the order of the steps.  May call: the volume layer (manifest,
  * targets), the shared area (shared_tier_*), migration (evacuation), the
@@ -375,6 +375,27 @@ int cairn_tier_keep(cairn_fs *fs, const char *name)
 	if (!t)
 		fs_set_error("no capacity tier named %s", name ? name : "(null)");
 	return t ? 0 : fail(-ENOENT);
+}
+
+int cairn_tier_draining(cairn_fs *fs, uint32_t *mask)
+{
+	if (!fs)
+		return fail(-EINVAL);
+	if (!mask)
+		return fail(-EFAULT);
+	if (fs->client) {
+		uint64_t m = 0;
+		int rc = via_daemon(fs, CTL_TIER_DRAINING_CMD, "", NULL, 0, 0, 0, &m);
+		*mask = (uint32_t)m;
+		return rc;
+	}
+	*mask = 0;
+	pthread_rwlock_rdlock(&fs->lock);
+	for (unsigned t = 1; t < fs->sh.ntiers; t++)
+		if (shared_tier_live(&fs->sh, t) && fs->sh.tier[t].draining)
+			*mask |= 1u << t;
+	pthread_rwlock_unlock(&fs->lock);
+	return 0;
 }
 
 /* ---- remove ----------------------------------------------------------------- */

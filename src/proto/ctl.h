@@ -101,17 +101,20 @@ enum ctl_op {
 	                   (struct cairn_tuning); root only */
 	CTL_TIER,       /* a: CTL_TIER_*_CMD, size or bytes to move, unit,
 	                   force; s: tier name, part path ("" but to add);
-	                   reply: struct ctl_tier_reply; root only */
+	                   reply: struct ctl_tier_reply; root only, but
+	                   CTL_TIER_DRAINING_CMD */
 	CTL_OP_END
 };
 
-/* The tier commands (cairn_tier_add, _evacuate, _keep, _remove, _grow). */
+/* The tier commands (cairn_tier_add, _evacuate, _keep, _remove, _grow,
+ * _draining). */
 enum {
 	CTL_TIER_ADD_CMD = 1,
 	CTL_TIER_EVACUATE_CMD,
 	CTL_TIER_KEEP_CMD,
 	CTL_TIER_REMOVE_CMD,
-	CTL_TIER_GROW_CMD
+	CTL_TIER_GROW_CMD,
+	CTL_TIER_DRAINING_CMD /* the mask in `left` */
 };
 
 /* Whatever the command's outcome, with the sentence that says why it
@@ -120,7 +123,7 @@ enum {
 struct ctl_tier_reply {
 	int32_t err; /* 0 or an errno */
 	uint32_t pad;
-	uint64_t left; /* evacuation: bytes still on the tier */
+	uint64_t left; /* evacuation: bytes still on the tier; draining: the mask */
 	char msg[496];
 };
 

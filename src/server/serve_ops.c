@@ -909,14 +909,14 @@ void serve_tiers_end(struct session *s)
 	s->ndrained = 0;
 }
 
-/* A tier command of root's, its outcome in the reply whatever it is.  A
- * tier this session drains is taken back when the session ends, unless
- * removed (serve_tiers_end). */
+/* A tier command of root's (but the question which tiers drain), its
+ * outcome in the reply whatever it is.  A tier this session drains is
+ * taken back when the session ends, unless removed (serve_tiers_end). */
 static int64_t do_tier(struct session *s, const struct request *rq, uint32_t *outlen)
 {
 	const int64_t *a = rq->h->a;
 	const char *name = rq->str[0], *path = rq->str[1];
-	if (s->cred.uid != 0)
+	if (s->cred.uid != 0 && a[0] != CTL_TIER_DRAINING_CMD)
 		return -EPERM;
 	if (a[1] < 0 || a[2] < 0)
 		return -EINVAL;
@@ -943,6 +943,12 @@ static int64_t do_tier(struct session *s, const struct request *rq, uint32_t *ou
 	case CTL_TIER_GROW_CMD:
 		rc = cairn_tier_grow(s->fs, name, (uint64_t)a[1]);
 		break;
+	case CTL_TIER_DRAINING_CMD: {
+		uint32_t mask = 0;
+		rc = cairn_tier_draining(s->fs, &mask);
+		r->left = mask;
+		break;
+	}
 	default:
 		return -EINVAL;
 	}

@@ -19,7 +19,8 @@
  *     tier under a manifest with it) or of a remove (a manifest still
  *     naming a retired tier) is finished by the next read-write mount; a
  *     read-only mount of either state works and writes nothing;
- *   - a draining tier takes no new data until cairn_tier_keep;
+ *   - a draining tier takes no new data until cairn_tier_keep, and
+ *     cairn_tier_draining says which tiers drain;
  *   - cairn_tier_grow: an mkfs tier grown twice and an added one, with
  *     every byte kept, the new blocks used and the volume clean; refusals;
  *     the header keeps the tier's first size, and one giving more than the
@@ -340,7 +341,12 @@ static void test_evacuate_and_remove(void **state)
 	TV_EQ(used_blocks(&in, 1), 0);
 	assert_true(in.tiers[1].out > 0);
 	expect_files(fs, 32);
+	uint32_t mask = 0;
+	TV_OK(cairn_tier_draining(fs, &mask));
+	TV_EQ(mask, 1u << 1);
 	TV_OK(cairn_tier_remove(fs, "ssd"));
+	TV_OK(cairn_tier_draining(fs, &mask));
+	TV_EQ(mask, 0); /* removed: no longer draining */
 	in = info_of(fs);
 	TV_EQ(in.tier_count, 3);
 	assert_string_equal(in.tiers[1].name, "ssd");
@@ -921,9 +927,17 @@ static void test_draining(void **state)
 	if (on_ssd < 4 * TV_MiB)
 		fail_msg("ssd holds %llu bytes: too little to test", (unsigned long long)on_ssd);
 
+	uint32_t mask = 99;
+	TV_OK(cairn_tier_draining(fs, &mask));
+	TV_EQ(mask, 0);
+	TV_ERR(cairn_tier_draining(fs, NULL), EFAULT);
+	TV_ERR(cairn_tier_draining(NULL, &mask), EINVAL);
+
 	/* One block's worth moved: the tier is draining, most of it left. */
 	uint64_t left = 0;
 	TV_OK(cairn_tier_evacuate(fs, "ssd", 4096, &left));
+	TV_OK(cairn_tier_draining(fs, &mask));
+	TV_EQ(mask, 1u << 1);
 	if (left == 0 || left >= on_ssd)
 		fail_msg("evacuating 4096 bytes of %llu left %llu", (unsigned long long)on_ssd,
 		         (unsigned long long)left);
@@ -948,6 +962,8 @@ static void test_draining(void **state)
 
 	/* Kept: migration sends data to it again. */
 	TV_OK(cairn_tier_keep(fs, "ssd"));
+	TV_OK(cairn_tier_draining(fs, &mask));
+	TV_EQ(mask, 0);
 	TV_OK(cairn_migrate(fs));
 	struct cairn_info in3 = info_of(fs);
 	if (in3.tiers[1].in_down <= in2.tiers[1].in_down ||

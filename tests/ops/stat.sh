@@ -61,6 +61,7 @@ got=$(grep '^cairn_log_size_bytes' "$work/scrape")
 awk -v want="$log_size" '{ if ($NF + 0 != want + 0) exit 1 }' <<<"$got" ||
 	fail "cairn_log_size_bytes is '$got', the volume has $log_size"
 grep -q "^cairn_tier_free_bytes{.*tier=\"fast\"" "$work/scrape" || fail "no tier sample"
+grep -q "^cairn_tier_draining{.*tier=\"fast\".*} 0$" "$work/scrape" || fail "no draining sample of 0"
 kill "$exporter"
 exporter=
 

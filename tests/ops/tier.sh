@@ -10,7 +10,8 @@
 #      with no blocks, fsck finds the unmounted volume clean and the next
 #      mount has the same files;
 #   3. SIGINT during the removal (sent once the command has its handler,
-#      while the first 256 MiB step is under way): exit 3, "cancelled",
+#      while the first 256 MiB step is under way, in which cairn stat
+#      --json shows ssd draining): exit 3, "cancelled", no longer draining,
 #      the tier keeps its place and its data, new data moves to it again
 #      (and again after kill -9 of a removal's command: the daemon gives
 #      the tier back when the command's session ends), and the next
@@ -303,6 +304,8 @@ for try in 1 2 3; do
 	cli=$!
 	wait_handler "$cli" || fail "cancel try $try: the removal ended before it caught SIGINT: $(cat "$work/out" "$work/err")"
 	sleep 0.01 # its first step under way
+	during=$(json "$mp3")
+	during_table=$("$cairn" stat "$mp3")
 	kill -INT "$cli" 2>/dev/null || true
 	reap "$cli" "the removal after SIGINT"
 	same_sums "$mp3" "$work/sums3" "cancel try $try (exit $rc)"
@@ -320,6 +323,13 @@ for try in 1 2 3; do
 		fail "cancel changed the manifest: $(diff "$work/manifest3" "$vol3/cairn.volume")"
 	s=$(json "$mp3")
 	[ "$(tier_field ssd removed "$s")" = false ] || fail "cancelled, but ssd is removed: $s"
+	[ "$(tier_field ssd draining "$s")" = false ] || fail "cancelled, but ssd is still draining: $s"
+	# Seen by cairn stat while the first step ran (unless SIGINT came
+	# before it: then nothing moved).
+	[ "$(tier_field ssd draining "$during")" = true ] || grep -q '(0 MiB moved)' "$work/err" ||
+		fail "cairn stat during the removal did not show ssd draining: $during"
+	[ "$(tier_field ssd draining "$during")" = false ] || grep -Eq '^ +ssd .* draining$' <<<"$during_table" ||
+		fail "cairn stat's table during the removal: $during_table"
 	kept=$(tier_used ssd "$s")
 	said=$(grep -o 'and its [0-9]* MiB' "$work/err" | grep -o '[0-9]*')
 	moved=$(grep -o '([0-9]* MiB moved)' "$work/err" | grep -o '[0-9]*')
