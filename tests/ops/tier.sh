@@ -10,8 +10,9 @@
 #      with no blocks, fsck finds the unmounted volume clean and the next
 #      mount has the same files;
 #   3. SIGINT during the removal (sent once the command has its handler,
-#      while the first 256 MiB step is under way, in which cairn stat
-#      --json shows ssd draining): exit 3, "cancelled", no longer draining,
+#      while the first 256 MiB step is under way): exit 3, "cancelled",
+#      no longer draining (cairn stat, which marks ssd draining, in all
+#      three formats, while a removal stopped by SIGSTOP is under way),
 #      the tier keeps its place and its data, new data moves to it again
 #      (and again after kill -9 of a removal's command: the daemon gives
 #      the tier back when the command's session ends), and the next
@@ -304,8 +305,6 @@ for try in 1 2 3; do
 	cli=$!
 	wait_handler "$cli" || fail "cancel try $try: the removal ended before it caught SIGINT: $(cat "$work/out" "$work/err")"
 	sleep 0.01 # its first step under way
-	during=$(json "$mp3")
-	during_table=$("$cairn" stat "$mp3")
 	kill -INT "$cli" 2>/dev/null || true
 	reap "$cli" "the removal after SIGINT"
 	same_sums "$mp3" "$work/sums3" "cancel try $try (exit $rc)"
@@ -324,12 +323,6 @@ for try in 1 2 3; do
 	s=$(json "$mp3")
 	[ "$(tier_field ssd removed "$s")" = false ] || fail "cancelled, but ssd is removed: $s"
 	[ "$(tier_field ssd draining "$s")" = false ] || fail "cancelled, but ssd is still draining: $s"
-	# Seen by cairn stat while the first step ran (unless SIGINT came
-	# before it: then nothing moved).
-	[ "$(tier_field ssd draining "$during")" = true ] || grep -q '(0 MiB moved)' "$work/err" ||
-		fail "cairn stat during the removal did not show ssd draining: $during"
-	[ "$(tier_field ssd draining "$during")" = false ] || grep -Eq '^ +ssd .* draining$' <<<"$during_table" ||
-		fail "cairn stat's table during the removal: $during_table"
 	kept=$(tier_used ssd "$s")
 	said=$(grep -o 'and its [0-9]* MiB' "$work/err" | grep -o '[0-9]*')
 	moved=$(grep -o '([0-9]* MiB moved)' "$work/err" | grep -o '[0-9]*')
@@ -366,7 +359,41 @@ wait_handler "$cli" || fail "the removal to be killed ended first: $(cat "$work/
 kill -9 "$cli" 2>/dev/null || true
 wait "$cli" 2>/dev/null || true
 grep -q "^tier ssd " "$vol3/cairn.volume" || fail "kill -9 of the removal's command removed ssd"
+# The daemon sees the session end once the step under way is done.
+for _ in $(seq 1 200); do
+	s=$(json "$mp3")
+	[ "$(tier_field ssd draining "$s")" = true ] || break
+	sleep 0.05
+done
+[ "$(tier_field ssd draining "$s")" = false ] || fail "kill -9 of the removal's command: ssd stays draining: $s"
 takes_new "after kill -9 of the removal's command" k
+# cairn stat while a removal runs: the command stopped (SIGSTOP) once a
+# step has begun, ssd stays draining, and stat says so; then SIGINT.  ssd
+# holds more than one step's 256 MiB, so that the removal stops short.
+write_files "$mp3" w 30 10
+settle "$mp3" "before the watched removal"
+[ "$(tier_used ssd "$(json "$mp3")")" -gt 256 ] || fail "before the watched removal: $(json "$mp3")"
+"$cairn" tier remove "$mp3" ssd >"$work/out" 2>"$work/err" &
+cli=$!
+wait_handler "$cli" || fail "the removal to be watched ended first: $(cat "$work/out")"
+s=
+for _ in $(seq 1 100); do
+	kill -STOP "$cli" 2>/dev/null || break
+	s=$(json "$mp3")
+	[ "$(tier_field ssd draining "$s")" = true ] && break
+	kill -CONT "$cli"
+	sleep 0.002
+done
+table=$("$cairn" stat "$mp3")
+prom=$("$cairn" stat "$mp3" --prometheus)
+kill -INT "$cli" 2>/dev/null || true
+kill -CONT "$cli" 2>/dev/null || true
+reap "$cli" "the watched removal after SIGINT"
+[ "$(tier_field ssd draining "$s")" = true ] || fail "cairn stat --json during the removal: $s"
+grep -Eq '^ +ssd .* draining$' <<<"$table" || fail "cairn stat's table during the removal: $table"
+grep -q '^cairn_tier_draining{.*tier="ssd"} 1$' <<<"$prom" || fail "--prometheus during the removal: $(grep draining <<<"$prom")"
+[ "$rc" = 3 ] || fail "the watched removal: exit $rc, not 3: $(cat "$work/out" "$work/err")"
+[ "$(tier_field ssd draining "$(json "$mp3")")" = false ] || fail "after the watched removal, ssd is still draining"
 sums "$mp3" >"$work/sums3"
 # Removal again, on a terminal: its progress line, and it finishes.
 script -qec "'$cairn' tier remove '$mp3' ssd" /dev/null >"$work/tty" </dev/null ||
