@@ -181,14 +181,14 @@ static void print_json_tiers(const struct cairn_info *in, uint32_t draining)
 		const struct cairn_tier_info *ti = &in->tiers[t];
 		printf("%s{\"name\": \"", t ? ", " : "");
 		json_string(ti->name);
-		printf("\", \"removed\": %s, \"draining\": %s, \"blocks\": %llu, \"free_blocks\": %llu, "
-		       "\"extents\": %llu, \"in_down_blocks\": %llu, \"in_up_blocks\": %llu, "
+		printf("\", \"removed\": %s, \"draining\": %s, \"blocks\": %llu, "
+		       "\"free_blocks\": %llu, \"extents\": %llu, \"in_down_blocks\": %llu, "
+		       "\"in_up_blocks\": %llu, "
 		       "\"out_blocks\": %llu}",
 		       tier_removed(in, t) ? "true" : "false", draining >> t & 1 ? "true" : "false",
-		       (unsigned long long)ti->blocks,
-		       (unsigned long long)ti->free_blocks, (unsigned long long)ti->extents,
-		       (unsigned long long)ti->in_down, (unsigned long long)ti->in_up,
-		       (unsigned long long)ti->out);
+		       (unsigned long long)ti->blocks, (unsigned long long)ti->free_blocks,
+		       (unsigned long long)ti->extents, (unsigned long long)ti->in_down,
+		       (unsigned long long)ti->in_up, (unsigned long long)ti->out);
 	}
 	printf("]");
 }
@@ -348,7 +348,8 @@ static void print_prometheus(const char *named, const struct cairn_info *in, uin
 	          "1 while the tier is being emptied for removal (cairn tier remove).");
 	for (unsigned t = 0; t < in->tier_count; t++)
 		if (!tier_removed(in, t))
-			prom_sample(&p, "cairn_tier_draining", in->tiers[t].name, draining >> t & 1);
+			prom_sample(&p, "cairn_tier_draining", in->tiers[t].name,
+			            draining >> t & 1);
 }
 
 /* ---- the command --------------------------------------------------------- */

@@ -383,8 +383,9 @@ static const char *check_super(const struct fs_super *sb, const uint8_t uuid[16]
 		want.bbitmap_start = sb->bbitmap_start, want.bbitmap_blocks = sb->bbitmap_blocks;
 		want.sums_start = sb->sums_start, want.sums_blocks = sb->sums_blocks;
 	}
-	if (rc || memcmp(&want.inode_count, &sb->inode_count,
-	                 offsetof(struct fs_super, created_ns) - offsetof(struct fs_super, inode_count)))
+	if (rc ||
+	    memcmp(&want.inode_count, &sb->inode_count,
+	           offsetof(struct fs_super, created_ns) - offsetof(struct fs_super, inode_count)))
 		return "inconsistent layout fields (offsets 40-119)";
 	if (memcmp(want.tiers, sb->tiers, sizeof(sb->tiers)) || !added_tiers_ok(sb))
 		return "inconsistent capacity tier fields (offsets 136-519)";

@@ -477,8 +477,8 @@ int shared_fast_grow(struct shared *s, char *err, size_t errlen)
 	if (rc)
 		return rc;
 	struct fs_super *sb = &s->sb;
-	rc = copy_bitmap(s, (struct region){sb->bbitmap_start, sb->bbitmap_blocks, sb->total_blocks},
-	                 bm);
+	rc = copy_bitmap(
+	    s, (struct region){sb->bbitmap_start, sb->bbitmap_blocks, sb->total_blocks}, bm);
 	if (!rc)
 		rc = bitmap_range(s, bm.start, bm.start, sums.start + sums.blocks, 1);
 	if (!rc)

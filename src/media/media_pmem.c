@@ -42,8 +42,9 @@ static void *map_range(struct media *m, void *addr, size_t len, int fd, uint64_t
 	int fixed = addr ? MAP_FIXED : 0;
 	int prot = PROT_READ | PROT_WRITE;
 	if (m->kind == MEDIA_PMEM) {
-		void *p = mmap(addr, len, prot, MAP_SHARED_VALIDATE | MAP_SYNC | MAP_POPULATE | fixed,
-		               fd, (off_t)off);
+		void *p =
+		    mmap(addr, len, prot, MAP_SHARED_VALIDATE | MAP_SYNC | MAP_POPULATE | fixed, fd,
+		         (off_t)off);
 		if (p != MAP_FAILED) {
 			m->is_pmem = 1;
 			return p;
@@ -164,8 +165,8 @@ static int map_grow(struct media *m, uint64_t size, char *err, size_t errlen)
 	}
 	int rc = media_extend_fd(m, fd, size, err, errlen);
 	if (!rc && len > m->mapped_len) {
-		void *p = map_range(m, m->base + m->mapped_len, len - m->mapped_len, fd,
-		                    m->mapped_len);
+		void *p =
+		    map_range(m, m->base + m->mapped_len, len - m->mapped_len, fd, m->mapped_len);
 		if (p == MAP_FAILED) {
 			rc = -errno;
 			media_errf(err, errlen, m->path, "cannot map %llu bytes more: %s",

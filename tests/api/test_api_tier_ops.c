@@ -1286,7 +1286,8 @@ static void test_grow_fast_file(void **state)
 static void test_grow_fast_tiered(void **state)
 {
 	(void)state;
-	struct testvol *tv = new_volume("fast-grow-tiered", CAIRN_MEDIA_EMUL, 16 * TV_MiB, 32 * TV_MiB);
+	struct testvol *tv =
+	    new_volume("fast-grow-tiered", CAIRN_MEDIA_EMUL, 16 * TV_MiB, 32 * TV_MiB);
 	cairn_fs *fs = tv_mount(tv, &MO);
 	assert_non_null(fs);
 	fast_blocks_made = info_of(fs).tiers[0].blocks;
@@ -1314,10 +1315,10 @@ static void test_grow_fast_refusals(void **state)
 	fast_blocks_made = info_of(fs).tiers[0].blocks;
 	put_files(fs, 0, 2, 0);
 	char *mf = manifest_of(tv);
-	TV_ERR(cairn_tier_grow(fs, "fast", 16 * TV_MiB), EINVAL); /* not larger */
-	TV_ERR(cairn_tier_grow(fs, "fast", 8 * TV_MiB), EINVAL);  /* smaller */
+	TV_ERR(cairn_tier_grow(fs, "fast", 16 * TV_MiB), EINVAL);        /* not larger */
+	TV_ERR(cairn_tier_grow(fs, "fast", 8 * TV_MiB), EINVAL);         /* smaller */
 	TV_ERR(cairn_tier_grow(fs, "fast", 16 * TV_MiB + 4095), EINVAL); /* not a block more */
-	TV_ERR(cairn_tier_grow(fs, "fast", 0), EINVAL); /* all of it: as now */
+	TV_ERR(cairn_tier_grow(fs, "fast", 0), EINVAL);                  /* all of it: as now */
 	/* A block more cannot hold the tier's own larger bitmap. */
 	TV_ERR(cairn_tier_grow(fs, "fast", 16 * TV_MiB + 4096), EINVAL);
 	char *now = manifest_of(tv);
@@ -1424,7 +1425,8 @@ static void test_crash_inside_fast_grow(void **state)
 	/* Read-write, the grow is finished. */
 	fs = tv_mount(tv, &MO);
 	if (!fs)
-		fail_msg("mount of the cut-short grow with block 0 damaged: %s", cairn_last_error());
+		fail_msg("mount of the cut-short grow with block 0 damaged: %s",
+		         cairn_last_error());
 	expect_fast_size(tv, fs, 40 * TV_MiB);
 	expect_files(fs, 6);
 	put_files(fs, 6, 20, 4);

@@ -403,7 +403,7 @@ static void scen_begin_cfg(struct scen *s, const char *name, const struct scen_c
 	if (!s->r)
 		fail_msg("out of memory");
 	for (int p = 0; p < manifest_parts(&s->mf); p++) {
-		uint64_t size = s->mf.size[p] + (p >= PART_TIER1   ? cfg->tier_room
+		uint64_t size = s->mf.size[p] + (p >= PART_TIER1  ? cfg->tier_room
 		                                 : p == PART_FAST ? cfg->fast_room
 		                                                  : 0);
 		if (size != s->mf.size[p])
