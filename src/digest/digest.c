@@ -522,6 +522,12 @@ int fs_failure(struct cairn_fs *fs, char *buf, size_t len)
 int fs_checkpoint(struct cairn_fs *fs, int locked)
 {
 	pthread_mutex_lock(&fs->digest_lock);
+	/* A failed volume's cached state may not be whole: none of it goes
+	 * to the media. */
+	if (__atomic_load_n(&fs->failed, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_unlock(&fs->digest_lock);
+		return -EIO;
+	}
 	fs->digest_gen++;
 	if (!locked) {
 		digest_ahead(fs);

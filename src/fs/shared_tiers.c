@@ -237,37 +237,22 @@ int shared_tier_retire(struct shared *s, unsigned t, char *err, size_t errlen)
 
 /* ---- grow ------------------------------------------------------------------ */
 
-/* Sets (or clears) bits [from, to) of the bitmap in the n cached blocks
- * from `start`, a byte at a time where it can. */
-static int bitmap_range(struct shared *s, uint64_t start, uint64_t from, uint64_t to, int set)
+/* Sets (or clears) bits [from, to) of bits, a byte at a time where it can. */
+static void bits_range(uint8_t *bits, uint64_t from, uint64_t to, int set)
 {
-	const uint64_t per_block = 8 * B;
-	while (from < to) {
-		struct buf *b;
-		uint64_t k = from / per_block, in = from % per_block;
-		uint64_t end = to - k * per_block < per_block ? to - k * per_block : per_block;
-		int rc = cache_get(s->cache, start + k, &b);
-		if (rc)
-			return rc;
-		uint8_t *bits = b->data;
-		for (uint64_t u = in; u < end;) {
-			if (u % 8 == 0 && u + 8 <= end) {
-				uint64_t bytes = (end - u) / 8;
-				memset(bits + u / 8, set ? 0xff : 0, bytes);
-				u += bytes * 8;
-				continue;
-			}
-			if (set)
-				bits[u / 8] |= (uint8_t)(1u << (u % 8));
-			else
-				bits[u / 8] &= (uint8_t) ~(1u << (u % 8));
-			u++;
+	for (uint64_t u = from; u < to;) {
+		if (u % 8 == 0 && u + 8 <= to) {
+			uint64_t bytes = (to - u) / 8;
+			memset(bits + u / 8, set ? 0xff : 0, bytes);
+			u += bytes * 8;
+			continue;
 		}
-		cache_mark_dirty(s->cache, b);
-		cache_put(s->cache, b);
-		from = k * per_block + end;
+		if (set)
+			bits[u / 8] |= (uint8_t)(1u << (u % 8));
+		else
+			bits[u / 8] &= (uint8_t) ~(1u << (u % 8));
+		u++;
 	}
-	return 0;
 }
 
 /* Where a bitmap or checksum table lies, and how many blocks it covers. */
@@ -275,25 +260,41 @@ struct region {
 	uint64_t start, blocks, covers;
 };
 
-/* A grown tier's bitmap in its new blocks: the old bits, the blocks the
- * tier gains free, the bits past its end set (as mkfs pads). */
-static int copy_bitmap(struct shared *s, struct region from, struct region to)
+/*
+ * A grown tier's bitmap into its new blocks: the old bits (as cached: the
+ * allocator's whole state), the blocks the tier gains free but for [used,
+ * used_end), the bits past its end set (as mkfs pads).  Written straight
+ * to the medium and fenced, not through the journal, which the bitmap of
+ * a much larger tier could overflow: no durable state uses these blocks
+ * until the checkpoint that names them, which finds them written.  Any
+ * copy the cache holds of them is dropped.
+ */
+static int copy_bitmap(struct shared *s, struct region from, struct region to, uint64_t used,
+                       uint64_t used_end)
 {
-	for (uint64_t k = 0; k < to.blocks; k++) {
-		struct buf *nb, *ob;
-		int rc = cache_get_new(s->cache, to.start + k, &nb);
-		if (rc)
-			return rc;
-		if (k < from.blocks && (rc = cache_get(s->cache, from.start + k, &ob)) == 0) {
-			memcpy(nb->data, ob->data, B);
-			cache_put(s->cache, ob);
+	uint8_t *bits = calloc(to.blocks, B);
+	if (!bits)
+		return -ENOMEM;
+	int rc = 0;
+	for (uint64_t k = 0; k < from.blocks && !rc; k++) {
+		struct buf *b;
+		rc = cache_get(s->cache, from.start + k, &b);
+		if (!rc) {
+			memcpy(bits + k * B, b->data, B);
+			cache_put(s->cache, b);
 		}
-		cache_put(s->cache, nb);
-		if (rc)
-			return rc;
 	}
-	int rc = bitmap_range(s, to.start, from.covers, to.covers, 0);
-	return rc ? rc : bitmap_range(s, to.start, to.covers, to.blocks * 8 * B, 1);
+	bits_range(bits, from.covers, to.covers, 0);
+	bits_range(bits, used, used_end, 1);
+	bits_range(bits, to.covers, to.blocks * 8 * B, 1);
+	if (!rc)
+		rc = media_store(s->m, to.start * B, bits, to.blocks * B);
+	if (!rc)
+		rc = media_fence(s->m);
+	free(bits);
+	for (uint64_t k = 0; k < to.blocks; k++)
+		cache_forget(s->cache, to.start + k);
+	return rc;
 }
 
 /* A checksum table into its new blocks (in place, as entries are
@@ -371,29 +372,30 @@ int shared_tier_grow(struct shared *s, unsigned t, struct media *bigger, uint64_
 		return rc;
 	}
 	struct alloc *na = NULL;
-	rc = copy_bitmap(s, bitmap_of(&d), bitmap_of(&nd));
+	rc = copy_bitmap(s, bitmap_of(&d), bitmap_of(&nd), 0, 0);
 	if (!rc)
 		rc = copy_sums(s, x, table_of(&d), table_of(&nd));
 	if (!rc)
 		rc = alloc_open(&na, s->cache, nd.bitmap_start, nd.bitmap_blocks, blocks, 1);
+	if (!rc && (rc = sums_move(&x->sums, nd.sums_start, blocks)) != 0)
+		alloc_close(na);
 	if (rc) {
 		free_regions(s, &nd);
 		snprintf(err, errlen, "tier %s: cannot move its bitmap: %s", x->name,
 		         strerror(-rc));
 		return rc;
 	}
+	/* From here nothing fails but the superblock's staging. */
 	leave_regions(s, t, &d);
 	alloc_close(x->a);
 	x->a = na;
 	alloc_set_quarantine(na, 1);
 	s->fx.talloc[t] = na;
-	sums_close(&x->sums);
-	rc = sums_open(&x->sums, s->m, nd.sums_start, blocks);
 	*old = x->m;
 	x->m = bigger;
 	x->total_blocks = blocks;
 	s->sb.tiers[t - 1] = nd;
-	return rc ? rc : stage_super(s);
+	return stage_super(s);
 }
 
 /* ---- the fast tier grows -------------------------------------------------- */
@@ -442,12 +444,15 @@ static int fast_regions(const struct shared *s, uint64_t blocks, struct region *
 }
 
 /* The fast tier's allocator and checksum table, reopened over the new
- * regions; the old regions, where an earlier grow had put them in the data
- * area, freed (to quarantine, like any free, until the checkpoint). */
+ * regions (or, on failure, left as they were); the old regions, where an
+ * earlier grow had put them in the data area, freed (to quarantine, like
+ * any free, until the checkpoint). */
 static int fast_reopen(struct shared *s, struct region bm, struct region sums)
 {
 	struct alloc *na = NULL;
 	int rc = alloc_open(&na, s->cache, bm.start, bm.blocks, bm.covers, s->sb.data_start);
+	if (!rc && (rc = sums_move(&s->tier[0].sums, sums.start, sums.covers)) != 0)
+		alloc_close(na);
 	if (rc)
 		return rc;
 	alloc_set_quarantine(na, 1);
@@ -459,10 +464,8 @@ static int fast_reopen(struct shared *s, struct region bm, struct region sums)
 	}
 	alloc_close(s->balloc);
 	s->balloc = s->fx.balloc = s->tier[0].a = na;
-	struct tier *f = &s->tier[0];
-	sums_close(&f->sums);
-	f->total_blocks = bm.covers;
-	return sums_open(&f->sums, s->m, sums.start, sums.covers);
+	s->tier[0].total_blocks = bm.covers;
+	return 0;
 }
 
 int shared_fast_grow(struct shared *s, char *err, size_t errlen)
@@ -477,27 +480,22 @@ int shared_fast_grow(struct shared *s, char *err, size_t errlen)
 	if (rc)
 		return rc;
 	struct fs_super *sb = &s->sb;
-	rc = copy_bitmap(
-	    s, (struct region){sb->bbitmap_start, sb->bbitmap_blocks, sb->total_blocks}, bm);
+	struct region old_bm = {sb->bbitmap_start, sb->bbitmap_blocks, sb->total_blocks};
+	struct region old_sums = {sb->sums_start, sb->sums_blocks, sb->total_blocks};
+	rc = copy_bitmap(s, old_bm, bm, bm.start, sums.start + sums.blocks);
 	if (!rc)
-		rc = bitmap_range(s, bm.start, bm.start, sums.start + sums.blocks, 1);
+		rc = copy_sums(s, &s->tier[0], old_sums, sums);
 	if (!rc)
-		rc = copy_sums(s, &s->tier[0],
-		               (struct region){sb->sums_start, sb->sums_blocks, sb->total_blocks},
-		               sums);
-	if (rc) {
+		rc = fast_reopen(s, bm, sums);
+	if (rc) { /* nothing changed but blocks no durable state uses */
 		snprintf(err, errlen, "the fast tier: cannot move its bitmap: %s", strerror(-rc));
 		return rc;
 	}
 	/* From here the cached state is the grown tier's. */
-	rc = fast_reopen(s, bm, sums);
 	if (!sb->fast_laid_blocks)
 		sb->fast_laid_blocks = sb->total_blocks;
 	sb->total_blocks = blocks;
 	sb->bbitmap_start = bm.start, sb->bbitmap_blocks = bm.blocks;
 	sb->sums_start = sums.start, sb->sums_blocks = sums.blocks;
-	if (rc)
-		snprintf(err, errlen, "the fast tier: cannot reopen its checksums: %s",
-		         strerror(-rc));
-	return rc ? rc : stage_super(s);
+	return stage_super(s);
 }

@@ -72,6 +72,30 @@ void sums_close(struct sums *t)
 	memset(t, 0, sizeof(*t));
 }
 
+int sums_move(struct sums *t, uint64_t start, uint64_t nblocks)
+{
+	struct sums n;
+	if (nblocks < t->nblocks)
+		return -EINVAL;
+	int rc = sums_open(&n, t->m, start, nblocks);
+	if (rc)
+		return rc;
+	size_t words = (size_t)((t->nblocks + 63) / 64);
+	memcpy(n.verified, t->verified, words * sizeof(uint64_t));
+	memcpy(n.reported, t->reported, words * sizeof(uint64_t));
+	/* The new arrays into t, its old ones into n, which closes them. */
+	uint32_t *copy = t->copy;
+	uint64_t *dirty = t->dirty, *verified = t->verified, *reported = t->reported;
+	pthread_mutex_lock(&t->lock);
+	t->off = n.off, t->nblocks = n.nblocks, t->v = n.v;
+	t->copy = n.copy, t->dirty = n.dirty;
+	t->verified = n.verified, t->reported = n.reported;
+	pthread_mutex_unlock(&t->lock);
+	n.copy = copy, n.dirty = dirty, n.verified = verified, n.reported = reported;
+	sums_close(&n);
+	return 0;
+}
+
 /* In place: one store of the n entries, flushed by media_store. */
 static int set_direct(struct sums *t, uint64_t blk, const uint32_t *vals, uint64_t n)
 {

@@ -46,6 +46,10 @@ uint32_t sums_of(const void *block, uint64_t pblk);
  * Returns 0 or -errno. */
 int sums_open(struct sums *t, struct media *m, uint64_t start, uint64_t nblocks);
 void sums_close(struct sums *t);
+/* The table, copied to block `start` by the caller, used there with
+ * nblocks entries (no fewer than it had), keeping what is known of the
+ * blocks it had.  On failure (-errno) nothing changed. */
+int sums_move(struct sums *t, uint64_t start, uint64_t nblocks);
 
 /* Records the checksums of n blocks just written at tier-tagged pblk
  * (block blk of the tier).  With damaged, the entries are made not to

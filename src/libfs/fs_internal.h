@@ -110,7 +110,8 @@ struct cairn_fs {
 
 	/* digest */
 	pthread_mutex_t digest_lock; /* one checkpoint at a time */
-	pthread_mutex_t tier_lock;   /* one tier change (add, remove, grow) at a time */
+	pthread_mutex_t tier_lock;   /* one tier change (add, remove, grow) or manifest
+	                              * rewrite at a time; taken before the others */
 	pthread_mutex_t dstate_lock;
 	pthread_cond_t dstate_cond;
 	int digest_requested, digest_stop;

@@ -584,14 +584,26 @@ static int fast_grow(struct cairn_fs *fs, uint64_t size, char *err, size_t el)
 		size = media_size(whole) / B * B;
 		media_close(whole);
 	}
+	/* A grow cut short after the manifest's step (at mount, or earlier
+	 * by this one) goes on from there. */
+	if (shared_fast_pending(&fs->sh) && size <= media_size(fs->sh.m))
+		return fs->failed ? -EIO : fast_take_part(fs, err, el);
 	int rc = fs_checkpoint(fs, 0);
 	if (rc)
 		return rc;
-	lock_all(fs);
+	/* The part's extension can take long (zeros written over a file's
+	 * new bytes): the digest waits, as no checkpoint may place the backup
+	 * superblock meanwhile, but reads and writes go on. */
+	uint64_t had = media_size(fs->sh.m);
+	pthread_mutex_lock(&fs->digest_lock);
 	rc = fs->failed ? -EIO : shared_fast_extend(&fs->sh, size, err, el);
-	unlock_all(fs);
+	pthread_mutex_unlock(&fs->digest_lock);
 	if (!rc)
 		rc = fast_size_in_manifest(fs, err, el);
+	/* A part grown under a manifest that does not say so: a checkpoint
+	 * would write the backup superblock where no mount looks for it. */
+	if (rc && media_size(fs->sh.m) != had && fs->vol.mf.size[PART_FAST] == had)
+		fs->failed = 1;
 	return rc ? rc : fast_take_part(fs, err, el);
 }
 

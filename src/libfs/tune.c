@@ -89,9 +89,14 @@ static int fs_tune(struct cairn_fs *fs, const struct cairn_tuning *t, char *err,
 	}
 	int rc = 0;
 	if (t->high_watermark || t->low_watermark || t->promotion) {
+		/* The manifest is rewritten by one change at a time: a tier
+		 * change's rewrite between this one's read and write would be
+		 * lost. */
+		pthread_mutex_lock(&fs->tier_lock);
 		pthread_rwlock_wrlock(&fs->lock);
 		rc = tune_stored(fs, t, err, el);
 		pthread_rwlock_unlock(&fs->lock);
+		pthread_mutex_unlock(&fs->tier_lock);
 	}
 	if (!rc && t->batch_ms)
 		fs_set_batch_interval(fs, t->batch_ms);

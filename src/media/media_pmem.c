@@ -171,6 +171,12 @@ static int map_grow(struct media *m, uint64_t size, char *err, size_t errlen)
 			rc = -errno;
 			media_errf(err, errlen, m->path, "cannot map %llu bytes more: %s",
 			           (unsigned long long)(len - m->mapped_len), strerror(-rc));
+			/* A failed MAP_FIXED may have unmapped part of the hold:
+			 * held again, or this medium grows no more. */
+			if (mmap(m->base + m->mapped_len, len - m->mapped_len, PROT_NONE,
+			         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
+			         0) == MAP_FAILED)
+				m->reserved_len = 0;
 		} else {
 			m->mapped_len = len;
 		}
