@@ -54,19 +54,38 @@ static void *map_range(struct media *m, void *addr, size_t len, int fd, uint64_t
 	return mmap(addr, len, prot, MAP_SHARED | MAP_POPULATE | fixed, fd, (off_t)off);
 }
 
+/* Address space of len bytes, PROT_NONE and nothing committed, starting
+ * on a 2 MiB boundary: a DAX file or a tmpfs of huge pages is mapped with
+ * 2 MiB pages only where the address is so aligned (the kernel aligns a
+ * file mapping it places itself, not one placed over a hold).  NULL if
+ * there is none. */
+static void *hold_space(size_t len)
+{
+	const uintptr_t huge = 2u << 20;
+	uint8_t *p =
+	    mmap(NULL, len + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	uint8_t *a = (uint8_t *)(((uintptr_t)p + huge - 1) & ~(huge - 1));
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	if (p + huge > a)
+		munmap(a + len, (size_t)(p + huge - a));
+	return a;
+}
+
 /* Maps the medium's m->size bytes of fd, with MEDIA_GROWABLE inside a
- * hold of address space (PROT_NONE, nothing committed) that media_grow
- * maps the file further into: readers keep pointers into the mapping. */
+ * hold of address space that media_grow maps the file further into:
+ * readers keep pointers into the mapping. */
 static int map_file(struct media *m, int fd, int flags, char *err, size_t errlen)
 {
 	size_t len = page_round(m->size);
 	void *hold = NULL;
 	if (flags & MEDIA_GROWABLE) {
 		m->reserved_len = len + (size_t)MEDIA_GROW_RESERVE;
-		hold = mmap(NULL, m->reserved_len, PROT_NONE,
-		            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (hold == MAP_FAILED)
-			hold = NULL, m->reserved_len = 0; /* it maps, but cannot grow */
+		hold = hold_space(m->reserved_len);
+		if (!hold)
+			m->reserved_len = 0; /* it maps, but cannot grow */
 	}
 	void *base = map_range(m, hold, len, fd, 0);
 	int e = errno;
