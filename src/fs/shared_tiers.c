@@ -400,8 +400,23 @@ int shared_tier_grow(struct shared *s, unsigned t, struct media *bigger, uint64_
 
 /* ---- the fast tier grows -------------------------------------------------- */
 
+/* The grown fast tier's bitmap and checksum table, laid at its old end
+ * (block total_blocks, where the backup superblock was): beyond every
+ * block the durable state uses, so they are written before the
+ * checkpoint that commits them without overwriting anything it needs. */
 static int fast_regions(const struct shared *s, uint64_t blocks, struct region *bm,
-                        struct region *sums, char *err, size_t errlen);
+                        struct region *sums, char *err, size_t errlen)
+{
+	uint64_t at = s->sb.total_blocks;
+	*bm = (struct region){at, div_up(blocks, 8 * B), blocks};
+	*sums = (struct region){at + bm->blocks, div_up(blocks, FS_SUMS_PER_BLOCK), blocks};
+	if (sums->start + sums->blocks < blocks)
+		return 0;
+	snprintf(err, errlen,
+	         "the fast tier: %llu blocks more cannot hold its own larger bitmap and checksums",
+	         (unsigned long long)(blocks - at));
+	return -EINVAL;
+}
 
 int shared_fast_extend(struct shared *s, uint64_t bytes, char *err, size_t errlen)
 {
@@ -425,24 +440,6 @@ int shared_fast_pending(const struct shared *s)
 	return s->sb.total_blocks < FS_BACKUP_BLOCK(media_size(s->m));
 }
 
-/* The grown fast tier's bitmap and checksum table, laid at its old end
- * (block total_blocks, where the backup superblock was): beyond every
- * block the durable state uses, so they are written before the
- * checkpoint that commits them without overwriting anything it needs. */
-static int fast_regions(const struct shared *s, uint64_t blocks, struct region *bm,
-                        struct region *sums, char *err, size_t errlen)
-{
-	uint64_t at = s->sb.total_blocks;
-	*bm = (struct region){at, div_up(blocks, 8 * B), blocks};
-	*sums = (struct region){at + bm->blocks, div_up(blocks, FS_SUMS_PER_BLOCK), blocks};
-	if (sums->start + sums->blocks < blocks)
-		return 0;
-	snprintf(err, errlen,
-	         "the fast tier: %llu blocks more cannot hold its own larger bitmap and checksums",
-	         (unsigned long long)(blocks - at));
-	return -EINVAL;
-}
-
 /* The fast tier's allocator and checksum table, reopened over the new
  * regions (or, on failure, left as they were); the old regions, where an
  * earlier grow had put them in the data area, freed (to quarantine, like
@@ -456,9 +453,9 @@ static int fast_reopen(struct shared *s, struct region bm, struct region sums)
 	if (rc)
 		return rc;
 	alloc_set_quarantine(na, 1);
-	for (uint64_t k = 0; s->sb.fast_laid_blocks && k < s->sb.bbitmap_blocks; k++)
-		cache_forget(s->cache, s->sb.bbitmap_start + k);
 	if (s->sb.fast_laid_blocks) {
+		for (uint64_t k = 0; k < s->sb.bbitmap_blocks; k++)
+			cache_forget(s->cache, s->sb.bbitmap_start + k);
 		alloc_free(na, s->sb.bbitmap_start, s->sb.bbitmap_blocks);
 		alloc_free(na, s->sb.sums_start, s->sb.sums_blocks);
 	}

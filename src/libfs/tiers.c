@@ -543,12 +543,11 @@ static int grow_shared(struct cairn_fs *fs, unsigned t, struct media *m, uint64_
 	return rc;
 }
 
-/* The manifest records the fast part's new size: from here a mount opens
- * the part whole, and finishes the grow if the superblock lacks it. */
-static int fast_size_in_manifest(struct cairn_fs *fs, char *err, size_t el)
+/* The manifest records part p's new size. */
+static int size_in_manifest(struct cairn_fs *fs, int p, uint64_t bytes, char *err, size_t el)
 {
 	struct manifest mf = fs->vol.mf;
-	mf.size[PART_FAST] = media_size(fs->sh.m);
+	mf.size[p] = bytes;
 	int rc = manifest_write(fs->vol.dir, &mf, err, el);
 	if (!rc)
 		fs->vol.mf = mf;
@@ -598,8 +597,10 @@ static int fast_grow(struct cairn_fs *fs, uint64_t size, char *err, size_t el)
 	pthread_mutex_lock(&fs->digest_lock);
 	rc = fs->failed ? -EIO : shared_fast_extend(&fs->sh, size, err, el);
 	pthread_mutex_unlock(&fs->digest_lock);
+	/* From here a mount opens that much of the part, and finishes the
+	 * grow if the superblock lacks it. */
 	if (!rc)
-		rc = fast_size_in_manifest(fs, err, el);
+		rc = size_in_manifest(fs, PART_FAST, media_size(fs->sh.m), err, el);
 	/* A part grown under a manifest that does not say so: a checkpoint
 	 * would write the backup superblock where no mount looks for it. */
 	if (rc && media_size(fs->sh.m) != had && fs->vol.mf.size[PART_FAST] == had)
@@ -631,14 +632,7 @@ static int tier_grow(struct cairn_fs *fs, const char *name, uint64_t size, char 
 		rc = fs_checkpoint(fs, 0);
 	/* Durable now.  The manifest's size says so after it; a mount does
 	 * not need it (a tier's part may be larger than the manifest says). */
-	if (!rc) {
-		struct manifest mf = fs->vol.mf;
-		mf.size[PART_TIER1 + t - 1] = blocks * B;
-		rc = manifest_write(fs->vol.dir, &mf, err, el);
-		if (!rc)
-			fs->vol.mf = mf;
-	}
-	return rc;
+	return rc ? rc : size_in_manifest(fs, PART_TIER1 + (int)t - 1, blocks * B, err, el);
 }
 
 int cairn_tier_grow(cairn_fs *fs, const char *name, uint64_t size)
