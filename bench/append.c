@@ -34,7 +34,8 @@
  * threads, "<mode> threads=T ops_s=..": the N x T timed appends over the
  * span from the first thread's first to the last one's last.  The file is
  * created fresh, and N appends are timed after 200 untimed warm-up
- * appends.
+ * appends.  With BENCH_WAITS set, threads-cairn and threads-attach also
+ * print the volume's checkpoints and digest waits to stderr.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -369,6 +370,10 @@ static int run_threads(const char *mode, const char *path, int n, int t, size_t 
 			to = w[i].to;
 	}
 	double secs = (to - from) / 1e6;
+	struct cairn_info info;
+	if (fs && getenv("BENCH_WAITS") && cairn_info(fs, &info) == 0)
+		fprintf(stderr, "checkpoints=%llu log_waits=%llu\n",
+		        (unsigned long long)info.checkpoints, (unsigned long long)info.log_waits);
 	if (fs)
 		cairn_unmount(fs);
 	if (failed) {

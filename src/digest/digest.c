@@ -25,6 +25,10 @@
 
 /* ---- step 2: undigested bytes into data blocks -------------------------- */
 
+/* Blocks one pass of the digest ahead stores at most (digest_pass_blocks
+ * is clamped to it). */
+#define PASS_BLOCKS_MAX 1024
+
 /* One block being assembled from the pieces that cover it. */
 struct blockbuf {
 	uint64_t lblk;
@@ -56,6 +60,14 @@ struct blockbuf {
 	 * whole on byte-addressable media: stored from there, not copied
 	 * into data first. */
 	const uint8_t *direct;
+	/* Passes of the digest ahead: new blocks whose bytes are stored
+	 * after the lock is let go (see "Stores after the lock"). */
+	int defer;
+	size_t nlater;
+	struct later_store {
+		uint64_t pblk;
+		const uint8_t *src;
+	} later[PASS_BLOCKS_MAX];
 	uint8_t data[B];
 };
 
@@ -239,6 +251,10 @@ static int store_block(struct cairn_fs *fs, struct fs_inode *i, struct blockbuf 
 		bb->budget--;
 	if (bb->damaged)
 		return shared_data_write_damaged(&fs->sh, bb->pblk, bb->data);
+	if (bb->defer && !bb->mapped && bb->direct && bb->nlater < PASS_BLOCKS_MAX) {
+		bb->later[bb->nlater++] = (struct later_store){bb->pblk, bb->direct};
+		return 0;
+	}
 	return shared_data_write(&fs->sh, bb->pblk, bb->direct ? bb->direct : bb->data, 1);
 }
 
@@ -380,6 +396,8 @@ static int digest_all_data(struct cairn_fs *fs)
 	bb->budget = UINT64_MAX;
 	bb->upto = UINT64_MAX;
 	bb->resume_ino = 0;
+	bb->defer = 0; /* the lock is held to the end: stored at once */
+	bb->nlater = 0;
 	size_t cursor = 0;
 	int rc = digest_some(fs, bb, &cursor);
 	free(bb);
@@ -394,6 +412,39 @@ static int digest_all_data(struct cairn_fs *fs)
 #define AHEAD_ROUNDS 8
 /* Pause between passes, so that a writer waiting for the lock gets it. */
 #define PASS_PAUSE_NS 20000
+
+/*
+ * Stores after the lock.  Most of a pass is the copy of whole blocks from
+ * the log into blocks it has just placed (appends, and writes of whole
+ * blocks).  Those copies need not hold the lock, so a pass only places and
+ * maps such blocks under it and stores their bytes after letting it go,
+ * beside the writers and the ingestion of the clients' logs.  Why nothing
+ * reads such a block before its bytes are there:
+ *  - readers take a file's bytes from its undigested pieces first, and
+ *    from the shared area only where no piece covers them; each deferred
+ *    block is covered whole by one piece, which stays in the index until
+ *    step 5 of a checkpoint, and a truncate or a punch that cuts it covers
+ *    what it cut with a ZERO piece or unmaps the block;
+ *  - a block unmapped meanwhile (truncate, punch, unlink) is quarantined
+ *    until the next checkpoint commits, so nothing else is placed there;
+ *  - the digest, migrations and tier changes run under digest_lock, as
+ *    this pass does, and see the block only after it is stored;
+ *  - the scrub, which reads mapped blocks under the read lock, waits while
+ *    fs->digest_storing says a pass has blocks to store.
+ * Blocks mapped before the pass are stored under the lock as before: a
+ * reader may read their other bytes, and must not find the block and its
+ * checksum disagreeing.
+ */
+static int store_later(struct cairn_fs *fs, struct blockbuf *bb)
+{
+	int rc = 0;
+	for (size_t k = 0; k < bb->nlater && !rc; k++)
+		rc = shared_data_write(&fs->sh, bb->later[k].pblk, bb->later[k].src, 1);
+	bb->nlater = 0;
+	atomic_store(&fs->digest_storing, 0);
+	fs_note_failure(fs, rc);
+	return rc;
+}
 
 /*
  * Steps 1 and 2 (digest.h) cost a copy of every undigested byte, and the
@@ -423,6 +474,8 @@ static void digest_ahead(struct cairn_fs *fs)
 	if (!bb)
 		return;
 	uint64_t per = fs->digest_pass_blocks ? fs->digest_pass_blocks : PASS_BLOCKS;
+	if (per > PASS_BLOCKS_MAX)
+		per = PASS_BLOCKS_MAX;
 	for (int round = 0; round < AHEAD_ROUNDS; round++) {
 		size_t cursor = 0;
 		uint64_t stored = 0;
@@ -434,16 +487,23 @@ static void digest_ahead(struct cairn_fs *fs)
 			if (pass == 0)
 				bb->upto = log_tail_seq(fs->log);
 			bb->budget = per;
+			bb->defer = 1;
+			bb->nlater = 0;
 			if (!rc)
 				rc = digest_some(fs, bb, &cursor);
-			if (rc)
-				fs->digest_gen++;
+			if (bb->nlater)
+				atomic_store(&fs->digest_storing, 1);
 			stored += per - bb->budget;
 			done = cursor >= fs->vtab_size;
 			pthread_rwlock_unlock(&fs->lock);
 			if (fs->between_passes)
 				fs->between_passes(fs);
-			else if (!done)
+			int src = store_later(fs, bb);
+			if (!rc)
+				rc = src;
+			if (rc)
+				fs->digest_gen++; /* step 2 stores every piece again */
+			if (!fs->between_passes && !done)
 				nanosleep(&(struct timespec){0, PASS_PAUSE_NS}, NULL);
 		}
 		if (rc || stored < per)

@@ -118,6 +118,10 @@ struct cairn_fs {
 	uint64_t checkpoint_gen; /* bumped after each checkpoint */
 	uint64_t digest_gen;     /* bumped as each checkpoint starts (piece.stored) */
 	atomic_int digest_due;   /* DIGEST_*: fs_digest_if_due reads it unlocked */
+	/* Set under fs->lock (exclusive) while a pass of the digest ahead has
+	 * mapped new blocks whose bytes it stores after letting the lock go;
+	 * cleared once they are stored (digest.c, "Stores after the lock"). */
+	atomic_int digest_storing;
 	int digest_error;
 	pthread_t digest_thread;
 	int digest_thread_running;

@@ -11,7 +11,8 @@
  * lookups.  It holds the volume's read lock for one chunk of one extent
  * at a time: the digest, which rewrites mapped blocks in place under the
  * write lock, never runs in the middle of a chunk, and writers wait at
- * most one chunk.  Undigested data is still in the log, whose records are
+ * most one chunk.  New blocks the digest stores after letting the lock go
+ * are waited for (read_lock_stored).  Undigested data is still in the log, whose records are
  * verified by their own checksums at every replay; the scrub checks what
  * the digest has stored.  Unwritten (preallocated) extents are skipped.
  */
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "fs/extent.h"
 #include "libfs/fs_internal.h"
@@ -95,6 +97,21 @@ static int scrub_chunk(struct cairn_fs *fs, struct cairn_scrub *s, uint64_t ino,
 	return rc;
 }
 
+/* The read lock, once no pass of the digest has blocks mapped and not yet
+ * stored (digest.c, "Stores after the lock"): their checksums would not
+ * match bytes that are not there yet.  The flag is set under the write
+ * lock, so seen clear under the read lock it stays clear until we let go. */
+static void read_lock_stored(struct cairn_fs *fs)
+{
+	for (;;) {
+		pthread_rwlock_rdlock(&fs->lock);
+		if (!atomic_load(&fs->digest_storing))
+			return;
+		pthread_rwlock_unlock(&fs->lock);
+		nanosleep(&(struct timespec){0, 20000}, NULL);
+	}
+}
+
 static int scrub_file(struct cairn_fs *fs, struct cairn_scrub *s, uint64_t ino)
 {
 	uint32_t gen;
@@ -113,7 +130,7 @@ static int scrub_file(struct cairn_fs *fs, struct cairn_scrub *s, uint64_t ino)
 	for (uint64_t lblk = 0; !rc;) {
 		if (__atomic_load_n(&s->cancel, __ATOMIC_RELAXED))
 			return -ECANCELED;
-		pthread_rwlock_rdlock(&fs->lock);
+		read_lock_stored(fs);
 		rc = scrub_chunk(fs, s, ino, gen, &lblk);
 		pthread_rwlock_unlock(&fs->lock);
 	}

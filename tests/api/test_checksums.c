@@ -18,6 +18,10 @@
 #include "testvol.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -449,6 +453,102 @@ static void test_scrub_clean_and_cancel(void **state)
 	tv_destroy(tv);
 }
 
+/* The digest ahead of a checkpoint maps new blocks under the lock and
+ * stores their bytes after letting it go (digest.c, "Stores after the
+ * lock").  Between a pass and its stores (the test's hook runs there, and
+ * waits a little), a scrub in another thread must not check the mapped
+ * blocks whose bytes are not there yet, and reads must see every file
+ * whole. */
+#define AHEAD_FILES 12
+
+static struct {
+	int passes, storing, bad_reads;
+} ahead_seen;
+static atomic_int scrub_stop;
+static uint64_t scrub_damage, scrubs;
+
+static void ahead_hook(struct cairn_fs *fs)
+{
+	ahead_seen.passes++;
+	if (!atomic_load(&fs->digest_storing))
+		return;
+	ahead_seen.storing++;
+	unsigned char *want = malloc(FSIZE), *got = malloc(FSIZE);
+	for (int k = 0; k < AHEAD_FILES; k++) {
+		char p[32];
+		snprintf(p, sizeof(p), "/a%d", k);
+		tv_fill(want, FSIZE, 500 + (uint64_t)k);
+		int fd = cairn_open(fs, p, O_RDONLY);
+		ssize_t n = fd < 0 ? -1 : cairn_pread(fs, fd, got, FSIZE, 0);
+		if (n != FSIZE || memcmp(want, got, FSIZE) != 0)
+			ahead_seen.bad_reads++;
+		if (fd >= 0)
+			cairn_close(fs, fd);
+	}
+	free(want);
+	free(got);
+	nanosleep(&(struct timespec){0, 2000000}, NULL); /* the scrub's turn */
+}
+
+static void *scrub_loop(void *arg)
+{
+	cairn_fs *fs = arg;
+	while (!atomic_load(&scrub_stop)) {
+		struct cairn_scrub s;
+		memset(&s, 0, sizeof(s));
+		if (cairn_scrub(fs, &s) == 0) {
+			scrub_damage += s.damaged_blocks;
+			scrubs++;
+		}
+	}
+	return NULL;
+}
+
+static void test_scrub_during_digest_stores(void **state)
+{
+	(void)state;
+	struct testvol *tv = volume(CAIRN_MEDIA_EMUL);
+	struct cairn_mount_opts mo = {.digest_threshold = 100}; /* only cairn_digest */
+	cairn_fs *fs = tv_mount(tv, &mo);
+	assert_non_null(fs);
+	assert_true(fs->digest_thread_running);
+	events_reset();
+	for (int k = 0; k < AHEAD_FILES; k++) {
+		char p[32];
+		snprintf(p, sizeof(p), "/a%d", k);
+		put(fs, p, 500 + (uint64_t)k);
+	}
+	memset(&ahead_seen, 0, sizeof(ahead_seen));
+	scrub_damage = scrubs = 0;
+	atomic_store(&scrub_stop, 0);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, scrub_loop, fs), 0);
+	fs->digest_pass_blocks = 8;
+	fs->between_passes = ahead_hook;
+	TV_OK(cairn_digest(fs));
+	fs->between_passes = NULL;
+	fs->digest_pass_blocks = 0;
+	atomic_store(&scrub_stop, 1);
+	pthread_join(t, NULL);
+	/* 12 files of 16 blocks in passes of 8: every pass has stores. */
+	assert_true(ahead_seen.storing >= AHEAD_FILES);
+	assert_true(scrubs > 0);
+	TV_EQ(ahead_seen.bad_reads, 0);
+	TV_EQ(scrub_damage, 0);
+	TV_EQ(events, 0);
+	for (int k = 0; k < AHEAD_FILES; k++) {
+		char p[32];
+		snprintf(p, sizeof(p), "/a%d", k);
+		expect(fs, p, 500 + (uint64_t)k);
+	}
+	struct cairn_scrub s = scrub(fs);
+	TV_EQ(s.damaged_blocks, 0);
+	assert_true(s.bytes_done >= AHEAD_FILES * FSIZE);
+	tv_unmount(tv);
+	TV_EQ(fsck_data_problems(tv), 0);
+	tv_destroy(tv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -459,6 +559,7 @@ int main(void)
 	    cmocka_unit_test(test_capacity_tier),
 	    cmocka_unit_test(test_scrub_rehashes_verified_blocks),
 	    cmocka_unit_test(test_scrub_clean_and_cancel),
+	    cmocka_unit_test(test_scrub_during_digest_stores),
 	};
 	return cmocka_run_group_tests(tests, tv_setup, tv_teardown);
 }
