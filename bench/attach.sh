@@ -28,7 +28,7 @@ cd "$(dirname "$0")/.."
 n=${1:-20000}
 rounds=${2:-3}
 bin=build/bench/bench_append
-[ -x "$bin" ] || scripts/build.sh >/dev/null
+[ -x "$bin" ] && [ -x build/bench/bench_pingpong ] || scripts/build.sh >/dev/null
 # The volume, the ext4 image and the tmpfs contender share one tmpfs of
 # 2 MiB pages (bench/ram.sh says why).
 source bench/ram.sh
@@ -55,6 +55,7 @@ parallel() {
 }
 
 echo "# $(date -u +%F) $(nproc) cores; n=$n appends x $rounds rounds"
+echo "# $(build/bench/bench_pingpong)"
 for r in $(seq 1 "$rounds"); do
 	"$bin" cairn "$vol" "$n" | sed "s/^cairn/native/; s/^/round=$r /"
 	for t in 1 2 4; do

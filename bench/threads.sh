@@ -12,12 +12,13 @@ cd "$(dirname "$0")/.."
 n=${1:-20000}
 rounds=${2:-5}
 bin=build/bench/bench_append
-[ -x "$bin" ] || scripts/build.sh >/dev/null
+[ -x "$bin" ] && [ -x build/bench/bench_pingpong ] || scripts/build.sh >/dev/null
 source bench/ram.sh
 ram=$(ram_dir 4G)
 vol=$ram/vol
 trap 'ram_release "$ram"' EXIT
 echo "# $(date -u +%F) $(nproc) cores; n=$n appends per thread x $rounds rounds"
+echo "# $(build/bench/bench_pingpong)"
 for t in 1 2 4; do
 	for r in $(seq 1 "$rounds"); do
 		rm -rf "$vol"

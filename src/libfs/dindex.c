@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 static int piece_cmp(const struct piece *a, const struct piece *b)
 {
@@ -32,11 +33,22 @@ void dindex_init(struct dindex *d, struct piece_pool *pool)
 	d->clean_below = 0;
 }
 
-#define SLAB_PIECES 1024 /* about 70 KiB */
+/*
+ * Slabs are mapped, not taken from the heap, and their pages populated by
+ * the kernel in one call: a piece is allocated under the volume lock, and
+ * on this kind of virtual machine each first touch of a heap page traps
+ * (several microseconds), which a writer then paid for every ~60 pieces
+ * while the others waited for the lock.  The first slab is small, each
+ * next one twice as large up to SLAB_MAX_BYTES, whose slabs are also
+ * offered to the kernel as huge pages.
+ */
+#define SLAB_MIN_BYTES ((size_t)64 << 10)
+#define SLAB_MAX_BYTES ((size_t)4 << 20)
 
 struct piece_slab {
 	struct piece_slab *next;
-	struct piece pieces[SLAB_PIECES];
+	size_t bytes;
+	struct piece pieces[];
 };
 
 static void piece_free(struct dindex *d, struct piece *p)
@@ -50,23 +62,40 @@ static void piece_free(struct dindex *d, struct piece *p)
 	pool->spare = p;
 }
 
+/* A new slab to carve pieces from; 0, or -1 when none could be mapped. */
+static int slab_add(struct piece_pool *pool)
+{
+	size_t bytes = pool->next_slab ? pool->next_slab : SLAB_MIN_BYTES;
+	struct piece_slab *s =
+	    mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (s == MAP_FAILED)
+		return -1;
+	if (bytes >= SLAB_MAX_BYTES)
+		(void)madvise(s, bytes, MADV_HUGEPAGE);
+	/* Without it (an older kernel) the pages fault in one by one. */
+	(void)madvise(s, bytes, MADV_POPULATE_WRITE);
+	s->bytes = bytes;
+	s->next = pool->slabs;
+	pool->slabs = s;
+	pool->carve = s->pieces;
+	pool->carve_end = s->pieces + (bytes - sizeof(*s)) / sizeof(struct piece);
+	pool->next_slab = bytes < SLAB_MAX_BYTES ? 2 * bytes : SLAB_MAX_BYTES;
+	return 0;
+}
+
 static struct piece *piece_alloc(struct dindex *d)
 {
 	struct piece_pool *pool = d->pool;
 	if (!pool)
 		return malloc(sizeof(struct piece));
-	if (!pool->spare) {
-		struct piece_slab *s = malloc(sizeof(*s));
-		if (!s)
-			return NULL;
-		s->next = pool->slabs;
-		pool->slabs = s;
-		for (int i = SLAB_PIECES - 1; i >= 0; i--)
-			piece_free(d, &s->pieces[i]);
-	}
 	struct piece *p = pool->spare;
-	pool->spare = RB_RIGHT(p, link);
-	return p;
+	if (p) {
+		pool->spare = RB_RIGHT(p, link);
+		return p;
+	}
+	if (pool->carve == pool->carve_end && slab_add(pool))
+		return NULL;
+	return pool->carve++;
 }
 
 void piece_pool_drain(struct piece_pool *pool)
@@ -74,9 +103,10 @@ void piece_pool_drain(struct piece_pool *pool)
 	while (pool->slabs) {
 		struct piece_slab *s = pool->slabs;
 		pool->slabs = s->next;
-		free(s);
+		munmap(s, s->bytes);
 	}
-	pool->spare = NULL;
+	pool->spare = pool->carve = pool->carve_end = NULL;
+	pool->next_slab = 0;
 }
 
 static void drop(struct dindex *d, struct piece *p)

@@ -13,6 +13,7 @@
 #ifndef CAIRN_LIBFS_DINDEX_H
 #define CAIRN_LIBFS_DINDEX_H
 
+#include <stddef.h>
 #include <stdint.h>
 #ifndef __unused
 #define __unused __attribute__((unused)) /* used by the BSD tree macros */
@@ -39,12 +40,14 @@ RB_HEAD(piece_tree, piece);
  * malloc a piece made the heap of a daemon's thread grow a page at a
  * time, each with a system call and a page fault, and a digest's frees
  * made it shrink again.  So the pool holds as many pieces as were ever
- * undigested at once. */
+ * undigested at once (dindex.c says how slabs are made). */
 struct piece_slab;
 struct piece_pool {
 	uint64_t total;
 	struct piece *spare; /* linked through link.rbe_right */
 	struct piece_slab *slabs;
+	struct piece *carve, *carve_end; /* the newest slab's pieces never used */
+	size_t next_slab;                /* bytes of the next slab (0: the first) */
 };
 
 struct dindex {

@@ -45,7 +45,10 @@ static int digest_threshold_reached(struct cairn_fs *fs)
 static void note_digest_due(struct cairn_fs *fs)
 {
 	if (!digest_threshold_reached(fs)) {
-		atomic_store(&fs->digest_due, DIGEST_NOT_DUE);
+		/* Stored only when it changes: a store on every record would
+		 * take the line from every other core that reads it. */
+		if (atomic_load(&fs->digest_due) != DIGEST_NOT_DUE)
+			atomic_store(&fs->digest_due, DIGEST_NOT_DUE);
 		return;
 	}
 	int expect = DIGEST_NOT_DUE;
