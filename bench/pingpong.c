@@ -49,7 +49,8 @@ static double round_trip_ns(void)
 	play(0);
 	pthread_join(t, NULL);
 	clock_gettime(CLOCK_MONOTONIC, &b);
-	return ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)trips;
+	return ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) /
+	       (double)trips;
 }
 
 static int cmp(const void *x, const void *y)
