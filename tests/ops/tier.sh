@@ -352,7 +352,12 @@ takes_new() {
 }
 # The tier takes new data again.
 takes_new "after the cancel" n
-# kill -9 of a removal's command: its daemon gives ssd back as well.
+# kill -9 of a removal's command: its daemon gives ssd back as well.  ssd
+# holds more than one step's 256 MiB: a removal of less is one step and the
+# retirement, which may both be done before the kill lands.
+write_files "$mp3" K 30 10
+settle "$mp3" "before the killed removal"
+[ "$(tier_used ssd "$(json "$mp3")")" -gt 256 ] || fail "before the killed removal: $(json "$mp3")"
 "$cairn" tier remove "$mp3" ssd >"$work/out" 2>&1 &
 cli=$!
 wait_handler "$cli" || fail "the removal to be killed ended first: $(cat "$work/out")"
