@@ -6,9 +6,9 @@
  *
  * Why the benches print it: every writer of a volume touches some lines
  * that the others also write (the volume lock, the log's tail and its fill
- * marks), and on a virtual machine this price varies with where the
- * hypervisor places the virtual cores, by several times between two
- * sessions.  Threads' throughput is read against it (docs/PERFORMANCE.md).
+ * marks), so threads' throughput depends on this price, and on a virtual
+ * machine it depends on where the hypervisor places the virtual cores,
+ * which a run cannot see otherwise (docs/PERFORMANCE.md).
  *
  * Usage: bench_pingpong [ROUND_TRIPS]   (default 500000)
  */
