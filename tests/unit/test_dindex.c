@@ -475,6 +475,53 @@ static void test_clear_and_reuse(void **state)
 	piece_pool_drain(&pool); /* its slabs */
 }
 
+/* Pieces are carved from slabs that grow from 64 KiB to 4 MiB: enough of
+ * them to fill several of the largest, in two indexes of one pool, all
+ * read back; then one index cleared and filled again from the pieces it
+ * gave back, and the pool drained and used again from its first size. */
+static void check_run(struct dindex *d, uint64_t n, uint64_t tag)
+{
+	uint64_t i = 0;
+	for (struct piece *p = dindex_min(d); p; p = dindex_next(d, p), i++) {
+		assert_int_equal(p->off, i * 2);
+		assert_int_equal(p->len, 1);
+		assert_int_equal(p->src, i + tag);
+		assert_int_equal(p->seq, i + 1);
+	}
+	assert_int_equal(i, n);
+}
+
+static void test_many_slabs(void **state)
+{
+	(void)state;
+	enum { N = 150000 }; /* about 24 MiB of pieces in the two indexes */
+	struct piece_pool pool = {0};
+	for (int round = 0; round < 2; round++) {
+		struct dindex a, b;
+		dindex_init(&a, &pool);
+		dindex_init(&b, &pool);
+		for (uint64_t i = 0; i < N; i++) {
+			ins(&a, i * 2, 1, i, i + 1, 0, PIECE_LOG, 0);
+			ins(&b, i * 2, 1, i + 7, i + 1, 0, PIECE_LOG, 0);
+		}
+		assert_int_equal(pool.total, 2 * N);
+		check_run(&a, N, 0);
+		check_run(&b, N, 7);
+		dindex_clear(&a);
+		assert_int_equal(pool.total, N);
+		for (uint64_t i = 0; i < N; i++)
+			ins(&a, i * 2, 1, i + 3, i + 1, 0, PIECE_LOG, 0);
+		check_run(&a, N, 3);
+		check_run(&b, N, 7);
+		dindex_clear(&a);
+		dindex_clear(&b);
+		assert_int_equal(pool.total, 0);
+		piece_pool_drain(&pool);
+		assert_null(pool.slabs);
+		assert_int_equal(pool.next_slab, 0);
+	}
+}
+
 /* ---- random test against a byte model ------------------------------------ */
 
 #define FSZ 65536
@@ -742,7 +789,8 @@ int main(void)
 	    cmocka_unit_test(test_cut_many),        cmocka_unit_test(test_merge),
 	    cmocka_unit_test(test_truncate),        cmocka_unit_test(test_remove_before),
 	    cmocka_unit_test(test_reservations),    cmocka_unit_test(test_total_two_indexes),
-	    cmocka_unit_test(test_clear_and_reuse), cmocka_unit_test(test_random_model),
+	    cmocka_unit_test(test_clear_and_reuse), cmocka_unit_test(test_many_slabs),
+	    cmocka_unit_test(test_random_model),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
