@@ -354,9 +354,14 @@ takes_new() {
 takes_new "after the cancel" n
 # kill -9 of a removal's command: its daemon gives ssd back as well.  ssd
 # holds more than one step's 256 MiB: a removal of less is one step and the
-# retirement, which may both be done before the kill lands.
-write_files "$mp3" K 30 10
-settle "$mp3" "before the killed removal"
+# retirement, which may both be done before the kill lands.  The files
+# written for that go afterwards, so that hdd keeps room for the removals
+# below.
+used=$(tier_used ssd "$(json "$mp3")")
+if [ "$used" -lt 300 ]; then
+	write_files "$mp3" K $(((300 - used) / 10 + 1)) 10
+	settle "$mp3" "before the killed removal"
+fi
 [ "$(tier_used ssd "$(json "$mp3")")" -gt 256 ] || fail "before the killed removal: $(json "$mp3")"
 "$cairn" tier remove "$mp3" ssd >"$work/out" 2>&1 &
 cli=$!
@@ -364,6 +369,7 @@ wait_handler "$cli" || fail "the removal to be killed ended first: $(cat "$work/
 kill -9 "$cli" 2>/dev/null || true
 wait "$cli" 2>/dev/null || true
 grep -q "^tier ssd " "$vol3/cairn.volume" || fail "kill -9 of the removal's command removed ssd"
+rm -f "$mp3"/K*
 # The daemon sees the session end once the step under way is done.
 for _ in $(seq 1 200); do
 	s=$(json "$mp3")
