@@ -74,14 +74,50 @@ static pthread_rwlock_t table_lock = PTHREAD_RWLOCK_INITIALIZER;
 static void table_swap(int fd, struct shim_file *expect, struct shim_file *f);
 
 /* A file's memory comes from mmap, not malloc: a signal handler may open
- * a file while its thread is inside malloc.  Its locks are set up here. */
+ * a file while its thread is inside malloc.  Freed ones wait in spare
+ * slots for the next open: on this kind of machine a munmap costs tens of
+ * microseconds, and a program that opens and closes a file per operation
+ * (a mail server, SQLite's journal) would pay it with every close, and an
+ * mmap with every open.  A slot is taken and filled with one atomic
+ * exchange, so a handler that interrupts either still finds the slots
+ * whole. */
+#define SHIM_SPARE_FILES 32
+static _Atomic(struct shim_file *) spare[SHIM_SPARE_FILES];
+
+static struct shim_file *spare_take(void)
+{
+	for (int i = 0; i < SHIM_SPARE_FILES; i++)
+		if (atomic_load_explicit(&spare[i], memory_order_relaxed)) {
+			struct shim_file *f = atomic_exchange(&spare[i], NULL);
+			if (f)
+				return f;
+		}
+	return NULL;
+}
+
+static int spare_put(struct shim_file *f)
+{
+	for (int i = 0; i < SHIM_SPARE_FILES; i++) {
+		struct shim_file *none = NULL;
+		if (atomic_compare_exchange_strong(&spare[i], &none, f))
+			return 1;
+	}
+	return 0;
+}
+
+/* A zeroed file, its locks set up. */
 static struct shim_file *file_new(void)
 {
-	void *p = mmap(NULL, sizeof(struct shim_file), PROT_READ | PROT_WRITE,
-	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	struct shim_file *f = p;
+	struct shim_file *f = spare_take();
+	if (f) {
+		memset(f, 0, sizeof(*f));
+	} else {
+		void *p = mmap(NULL, sizeof(struct shim_file), PROT_READ | PROT_WRITE,
+		               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return NULL;
+		f = p;
+	}
 	pthread_rwlock_init(&f->io_lock, NULL);
 	pthread_mutex_init(&f->pos_lock, NULL);
 	return f;
@@ -91,7 +127,8 @@ static void file_free(struct shim_file *f)
 {
 	pthread_mutex_destroy(&f->pos_lock);
 	pthread_rwlock_destroy(&f->io_lock);
-	munmap(f, sizeof(*f));
+	if (!spare_put(f))
+		munmap(f, sizeof(*f));
 }
 
 /* ---- the mounts ------------------------------------------------------------ */
