@@ -6,10 +6,11 @@
 # answer).
 # Contenders: ext4-ram (ext4 on a loop device in RAM), tmpfs (fsync does
 # nothing there: the upper bound), cairn-fuse (the FUSE mount of an emul
-# volume) and cairn-shim (the same server under `cairn run` on that
-# mount, a client of the daemon writing natively).  All of them sit on one
-# tmpfs of 2 MiB pages (bench/ram.sh says why); the contenders alternate in
-# each round.  Prints, per contender, the medians over the rounds of the
+# volume, made afresh for each run) and cairn-shim (the same server under
+# `cairn run` on such a mount, a client of the daemon writing natively).
+# All of them sit on one tmpfs of 2 MiB pages (bench/ram.sh says why); the
+# contenders alternate in each round, in the reverse order every other
+# round.  Prints, per contender, the medians over the rounds of the
 # run's transactions per second (pgbench's own, without the connection
 # time), its average latency, and the seconds `pgbench -i` took.
 # Usage: bench/pgbench.sh [SCALE] [CLIENTS] [SECONDS] [ROUNDS]
@@ -52,13 +53,20 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$root/m/cairn" "$root/m/ext4-ram" "$root/m/tmpfs"
-"$cairn" mkfs "$root/vol" --media emul --log-size 512M --fast-size 8G >/dev/null
-"$cairn" mount "$root/vol" "$root/m/cairn"
+# fresh_cairn: a new volume at $root/m/cairn for each cairn run, so that
+# neither contender finds the other's data there (or its digest running).
+fresh_cairn() {
+	mountpoint -q "$root/m/cairn" && "$cairn" umount "$root/m/cairn"
+	rm -rf "$root/vol"
+	"$cairn" mkfs "$root/vol" --media emul --log-size 512M --fast-size 8G >/dev/null
+	"$cairn" mount "$root/vol" "$root/m/cairn"
+	chown postgres: "$root/m/cairn"
+}
 truncate -s 8G "$root/ext4.img"
 loop=$(losetup -f --show "$root/ext4.img")
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$loop"
 mount "$loop" "$root/m/ext4-ram"
-chown postgres: "$root/m/cairn" "$root/m/ext4-ram" "$root/m/tmpfs"
+chown postgres: "$root/m/ext4-ram" "$root/m/tmpfs"
 
 dir_of() { case $1 in cairn-*) echo "$root/m/cairn/$1" ;; *) echo "$root/m/$1" ;; esac; }
 run_as() { # contender cmd...: the shim's contender runs the server under `cairn run`
@@ -70,6 +78,7 @@ run_as() { # contender cmd...: the shim's contender runs the server under `cairn
 # one CONTENDER ROUND: prints "TPS LATENCY_MS INIT_S".
 one() {
 	local c=$1 r=$2 data out t0 t1
+	case $c in cairn-*) fresh_cairn ;; esac
 	data=$(dir_of "$c")/pg.$r
 	mkdir -p "$(dirname "$data")"
 	chown postgres: "$(dirname "$data")"
@@ -93,7 +102,9 @@ contenders=(ext4-ram tmpfs cairn-fuse cairn-shim)
 declare -A got
 echo "# $(date -u +%F) $(nproc) cores, $(uname -r), $("$PGBIN/postgres" --version); scale $scale, $clients clients, ${secs}s, $rounds rounds; commit $(git rev-parse --short HEAD)"
 for r in $(seq 1 "$rounds"); do
-	for c in "${contenders[@]}"; do
+	order=("${contenders[@]}")
+	[ $((r % 2)) = 0 ] && order=($(printf '%s\n' "${contenders[@]}" | tac))
+	for c in "${order[@]}"; do
 		got[$c]+="$(one "$c" "$r"),"
 		echo "# round $r $c: tps latency_ms init_s = $(echo "${got[$c]}" | tr ',' '\n' | grep . | tail -1)"
 	done
