@@ -5,10 +5,13 @@
 # `cairn run` (the shim), counted per FUSE opcode and per system call that
 # sent it, divided by the workload's operations.  A request is a round
 # trip to the daemon (docs/PERFORMANCE.md says what one costs here); this
-# is the list the shim must shorten.
+# is the list the shim must shorten.  Also the mean time from each
+# request's sending to its end, per opcode.
 #   sqlite   bench_fs sqlite, rollback journal (DELETE), synchronous=FULL:
 #            N transactions; per transaction
 #   varmail  bench_fs varmail for N/1000 seconds; per operation
+# A request whose recorded call chain shows no system call is counted as
+# "(no system call in the chain)".
 # Usage: bench/fuse_requests.sh [sqlite|varmail] [N]   (defaults sqlite,
 #        2000); as root, with perf (linux-perf) installed.
 set -euo pipefail
@@ -43,9 +46,10 @@ record() {
 	varmail) args=(varmail --seconds $((n / 1000 > 0 ? n / 1000 : 1))) ;;
 	*) echo "bench/fuse_requests.sh: unknown workload $w (sqlite, varmail)" >&2; exit 2 ;;
 	esac
-	perf record -q -g -e fuse:fuse_request_send -a -o "$root/$how.data" -- \
+	perf record -q -g -e fuse:fuse_request_send -e fuse:fuse_request_end -a -o "$root/$how.data" -- \
 		"${run[@]}" build/bench/bench_fs --dir "$d" "${args[@]}" >"$root/$how.out" 2>/dev/null
-	perf script -i "$root/$how.data" -F trace,ip,sym 2>/dev/null >"$root/$how.txt"
+	perf script -i "$root/$how.data" -F event,trace,ip,sym 2>/dev/null >"$root/$how.txt"
+	perf script -i "$root/$how.data" -F time,event,trace 2>/dev/null >"$root/$how.times"
 	case $w in
 	sqlite) ops=$n ;;
 	varmail) ops=$(awk -F, '$1 == "varmail" && $2 == "ops/s" { r = $3 } END { print r }' "$root/$how.out")
@@ -58,9 +62,10 @@ record() {
 count() {
 	awk -v ops="$2" -v how="$3" '
 		function flush() {
-			if (op != "") { k = op " " (sc == "" ? "(kernel)" : sc); c[k]++; all++ }
+			if (op != "") { k = op " " (sc == "" ? "(no system call in the chain)" : sc); c[k]++; all++ }
 			op = ""; sc = ""
 		}
+		/fuse_request_end/ { flush(); next }
 		/opcode [0-9]+ \(/ { flush(); match($0, /\(FUSE_[A-Z_]+\)/); op = substr($0, RSTART + 6, RLENGTH - 7); next }
 		op != "" && sc == "" && $NF ~ /^(__x64_sys_|__do_sys_|__se_sys_)/ {
 			sc = $NF; sub(/^(__x64_sys_|__do_sys_|__se_sys_)/, "", sc) }
@@ -69,9 +74,21 @@ count() {
 			for (k in c) printf "  %7.2f  %s\n", c[k] / ops, k }' "$1" | { read -r h; echo "$h"; sort -rn; }
 }
 
+# service FILE: the mean time from a request's sending to its end (the
+# daemon's answer reaching the kernel), per opcode; the caller's wake-up
+# after that is not in it.
+service() {
+	awk '{ t = $1; sub(/:$/, "", t); match($0, /req [0-9]+/); r = substr($0, RSTART + 4, RLENGTH - 4) }
+		/fuse_request_send/ { match($0, /\(FUSE_[A-Z_]+\)/); op[r] = substr($0, RSTART + 6, RLENGTH - 7); at[r] = t }
+		/fuse_request_end/ && (r in at) { o = op[r]; sum[o] += (t - at[r]) * 1e6; n[o]++; delete at[r] }
+		END { for (o in n) printf "  %7.1f us  %s (%d)\n", sum[o] / n[o], o, n[o] }' "$1" | sort -rn
+}
+
 echo "# $(date -u +%F) $(nproc) cores, $(uname -r); workload $w, n=$n; commit $(git rev-parse --short HEAD)"
 for how in fuse shim; do
 	ops=$(record "$how")
 	echo "$how: $(grep -E '^(sqlite|varmail)' "$root/$how.out" | head -2 | tr '\n' ' ')"
 	count "$root/$how.txt" "$ops" "$how"
+	echo "$how: mean time from send to end, per opcode (requests)"
+	service "$root/$how.times"
 done
