@@ -3,7 +3,8 @@
  * mapped by libpmem) and emul (a DRAM file, normally in /dev/shm, mapped
  * MAP_SHARED and treated exactly like pmem).
  *
- * Owns: the mapping of one such medium.  May call: libpmem, mmap, and
+ * Owns: the mapping of one such medium.  May call: libpmem (maybe through
+ * dlopen, below), mmap, and
  * media_open_fd (media_file.c) for emul's open and size rules.  Called only
  * by media.c, which has already checked ranges and reports to the recorder.
  *
@@ -22,6 +23,79 @@
 #include <unistd.h>
 
 #include "media/media_internal.h"
+
+/*
+ * libpmem, reached directly or, in the preload shim (CAIRN_PMEM_LAZY),
+ * loaded when the first medium is opened.  libpmem brings libndctl,
+ * libkmod and through them libcrypto into every process that maps it:
+ * about 6 ms more for each program started, measured with the shim
+ * preloaded into 200 runs of /bin/true (docs/PERFORMANCE.md).  Under
+ * `cairn run` every program a script or a make starts pays that, while
+ * most of them never write on a cairn mount; so the shim loads it only
+ * for a process that attaches to a volume.  PMEM(fn) is libpmem's fn.
+ */
+#ifdef CAIRN_PMEM_LAZY
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+
+#define PMEM_LIBRARY "libpmem.so.1" /* the soname of Debian's libpmem1 */
+
+static struct {
+	__typeof__(pmem_map_file) *map_file;
+	__typeof__(pmem_unmap) *unmap;
+	__typeof__(pmem_errormsg) *errormsg;
+	__typeof__(pmem_flush) *flush;
+	__typeof__(pmem_memcpy_nodrain) *memcpy_nodrain;
+	__typeof__(pmem_drain) *drain;
+} pmem_lib;
+static pthread_once_t pmem_once = PTHREAD_ONCE_INIT;
+static char pmem_missing[200]; /* why it could not be loaded, or "" */
+
+/* dlsym's pointer stored into a function pointer, as POSIX's own
+ * example of dlsym does it. */
+static void find(void *lib, const char *name, void *fn)
+{
+	void *p = dlsym(lib, name);
+	if (!p && !pmem_missing[0])
+		snprintf(pmem_missing, sizeof(pmem_missing), "%s has no %s", PMEM_LIBRARY, name);
+	memcpy(fn, &p, sizeof(p));
+}
+
+static void pmem_load(void)
+{
+	void *lib = dlopen(PMEM_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+	if (!lib) {
+		snprintf(pmem_missing, sizeof(pmem_missing), "%s", dlerror());
+		return;
+	}
+	find(lib, "pmem_map_file", &pmem_lib.map_file);
+	find(lib, "pmem_unmap", &pmem_lib.unmap);
+	find(lib, "pmem_errormsg", &pmem_lib.errormsg);
+	find(lib, "pmem_flush", &pmem_lib.flush);
+	find(lib, "pmem_memcpy_nodrain", &pmem_lib.memcpy_nodrain);
+	find(lib, "pmem_drain", &pmem_lib.drain);
+}
+
+/* 0 once libpmem is loaded; else -ELIBACC and err says why.  Every medium
+ * of this file opens through it, before any call of PMEM. */
+static int pmem_ready(struct media *m, char *err, size_t errlen)
+{
+	pthread_once(&pmem_once, pmem_load);
+	if (!pmem_missing[0])
+		return 0;
+	media_errf(err, errlen, m->path, "cannot load libpmem: %s", pmem_missing);
+	return -ELIBACC;
+}
+#define PMEM(fn) (pmem_lib.fn)
+#else
+static int pmem_ready(struct media *m, char *err, size_t errlen)
+{
+	(void)m, (void)err, (void)errlen;
+	return 0;
+}
+#define PMEM(fn) pmem_##fn
+#endif
 
 static int emul_open(struct media *m, uint64_t size, int flags, char *err, size_t errlen);
 
@@ -105,6 +179,9 @@ static int pmem_open(struct media *m, uint64_t size, int flags, char *err, size_
 {
 	/* A given descriptor, or a file: mapped like emul's (with MAP_SYNC
 	 * where the file is DAX), flushed with libpmem's instructions. */
+	int rc = pmem_ready(m, err, errlen);
+	if (rc)
+		return rc;
 	struct stat st;
 	if (m->given_fd >= 0 || stat(m->path, &st) != 0 || !S_ISCHR(st.st_mode))
 		return emul_open(m, size, flags, err, errlen);
@@ -112,11 +189,11 @@ static int pmem_open(struct media *m, uint64_t size, int flags, char *err, size_
 	 * the size check below decides. */
 	size_t mapped = 0;
 	int is_pmem = 0;
-	void *base = pmem_map_file(m->path, 0, 0, 0600, &mapped, &is_pmem);
+	void *base = PMEM(map_file)(m->path, 0, 0, 0600, &mapped, &is_pmem);
 	if (base == NULL) {
 		int e = errno ? errno : EIO;
 		media_errf(err, errlen, m->path, "cannot map as persistent memory: %s",
-		           pmem_errormsg());
+		           PMEM(errormsg)());
 		return -e;
 	}
 	if (mapped == 0 || (size != 0 && (uint64_t)mapped != size &&
@@ -127,7 +204,7 @@ static int pmem_open(struct media *m, uint64_t size, int flags, char *err, size_
 			media_errf(err, errlen, m->path,
 			           "size %llu does not match the manifest's %llu",
 			           (unsigned long long)mapped, (unsigned long long)size);
-		pmem_unmap(base, mapped);
+		PMEM(unmap)(base, mapped);
 		return -EINVAL;
 	}
 	/* Not real pmem: the brief is to use the cache flushes anyway,
@@ -143,17 +220,20 @@ static int pmem_open(struct media *m, uint64_t size, int flags, char *err, size_
 static void pmem_close(struct media *m)
 {
 	if (m->by_libpmem)
-		pmem_unmap(m->base, m->mapped_len);
+		PMEM(unmap)(m->base, m->mapped_len);
 	else
 		munmap(m->base, m->reserved_len ? m->reserved_len : m->mapped_len);
 }
 
 static int emul_open(struct media *m, uint64_t size, int flags, char *err, size_t errlen)
 {
+	int rc = pmem_ready(m, err, errlen);
+	if (rc)
+		return rc;
 	int fd = media_open_fd(m, size, flags, false, err, errlen);
 	if (fd < 0)
 		return fd;
-	int rc = map_file(m, fd, flags, err, errlen);
+	rc = map_file(m, fd, flags, err, errlen);
 	close(fd); /* the mapping keeps the file */
 	return rc;
 }
@@ -226,7 +306,7 @@ static int map_zero(struct media *m, uint64_t off, size_t len)
 
 static void map_flush(struct media *m, uint64_t off, size_t len)
 {
-	pmem_flush(m->base + off, len);
+	PMEM(flush)(m->base + off, len);
 }
 
 /* libpmem's copy streams large ranges past the cache (non-temporal
@@ -234,13 +314,13 @@ static void map_flush(struct media *m, uint64_t off, size_t len)
  * memcpy and a flush of its 64 lines, which first brings them in. */
 static int map_store(struct media *m, uint64_t off, const void *buf, size_t len)
 {
-	pmem_memcpy_nodrain(m->base + off, buf, len);
+	PMEM(memcpy_nodrain)(m->base + off, buf, len);
 	return 0;
 }
 
 static int map_fence(struct media *m)
 {
-	pmem_drain();
+	PMEM(drain)();
 	return 0;
 }
 

@@ -2,8 +2,9 @@
 # million.sh MNT - one directory of 1,000,000 entries on the file system at
 # MNT: created (empty files, by a small C program compiled here), listed
 # with ls -f (the count, and every name exactly once), a random sample of
-# 1000 names stat'ed, a rename of 1000 of them, all removed with find
-# -delete, the directory empty.  Prints the time of each step.
+# 1000 names stat'ed, a rename of 1000 of them, 64 KiB written with dd
+# into one of them and read back, all removed with find -delete, the
+# directory empty.  Prints the time of each step.
 #   MILLION_N  the number of entries (default 1000000)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -100,6 +101,15 @@ done < <(head -1000 "$HELPER/sample")
 n=$(find "$D" -maxdepth 1 -name '*.renamed' | wc -l)
 [ "$n" -eq 1000 ] || die "find lists $n renamed names after 1000 renames"
 note "rename 1000 names, find them: $(since "$t")s"
+
+t=$(now)
+# A name the renames left alone (they took the whole sample).
+f=$D/$(awk -v d="$D/" 'NR == FNR { s[substr($0, length(d) + 1)]; next } !($0 in s) { print; exit }' \
+	"$HELPER/sample" "$HELPER/names")
+head -c 65536 /dev/urandom >"$HELPER/data"
+dd if="$HELPER/data" of="$f" bs=4096 conv=notrunc status=none || die "dd into $f failed"
+cmp "$HELPER/data" "$f" || die "$f does not read back what dd wrote into it"
+note "64 KiB written into one of the $N names and read back: $(since "$t")s"
 
 t=$(now)
 find "$D" -mindepth 1 -delete || die "find $D -mindepth 1 -delete failed"
