@@ -170,13 +170,9 @@ static enum media_kind log_kind(struct cairn_fs *fs)
 /* Makes slot's two files: the log formatted with a fresh id, then the
  * state file.  A crash between them leaves a log without a state file,
  * which the next mount removes. */
-static int make_files(struct cairn_fs *fs, struct clog *c)
+/* The size of a client's log file. */
+static uint64_t log_file_size(struct cairn_fs *fs)
 {
-	char logp[PATH_LEN], statep[PATH_LEN], err[512];
-	slot_paths(fs, c->slot, logp, statep, sizeof(logp));
-	uuid_generate(c->log_id);
-	enum media_kind kind = log_kind(fs);
-	unlink(statep);
 	uint64_t size = fs->opts.clog_size ? fs->opts.clog_size : CLOG_LOG_SIZE;
 	/* Each record must fit in one record of the volume's log with its
 	 * OP_CWRITE header: a client log a block smaller than the volume's
@@ -184,7 +180,19 @@ static int make_files(struct cairn_fs *fs, struct clog *c)
 	uint64_t vsize = media_size(fs->vol.part[PART_LOG]);
 	if (size > vsize - LOG_BLOCK)
 		size = vsize - LOG_BLOCK;
-	int rc = media_open(&c->lm, kind, logp, size, MEDIA_CREATE, err, sizeof(err));
+	return size;
+}
+
+/* The slot's log file may be there already, made ahead and never used
+ * (clients_make_spare): MEDIA_CREATE then takes it as it is. */
+static int make_files(struct cairn_fs *fs, struct clog *c)
+{
+	char logp[PATH_LEN], statep[PATH_LEN], err[512];
+	slot_paths(fs, c->slot, logp, statep, sizeof(logp));
+	uuid_generate(c->log_id);
+	enum media_kind kind = log_kind(fs);
+	unlink(statep);
+	int rc = media_open(&c->lm, kind, logp, log_file_size(fs), MEDIA_CREATE, err, sizeof(err));
 	if (!rc)
 		record_made(fs, c->lm, clog_recorder_part(c->slot));
 	if (!rc)
@@ -228,6 +236,7 @@ static int table_init(struct cairn_fs *fs)
 	if (!cl)
 		return -ENOMEM;
 	pthread_mutex_init(&cl->lock, NULL);
+	cl->spare_slot = -1;
 	fs->clients = cl;
 	return 0;
 }
@@ -853,6 +862,64 @@ static int open_for_client(const char *path, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
+/* A slot nobody uses and no files kept for the next mount hold, with
+ * cl->lock held: the one whose log file was made ahead if it is whole,
+ * else the first other, never one whose file is being made. */
+static int free_slot(struct cairn_fs *fs, struct clients *cl, int skip)
+{
+	for (int i = 0; i < CLOG_SLOTS; i++)
+		if (i != skip && !cl->slot[i] && !files_kept(fs, i))
+			return i;
+	return -1;
+}
+
+static int take_slot(struct cairn_fs *fs, struct clients *cl)
+{
+	int spare = cl->spare_slot;
+	cl->spare_wanted = 1;
+	if (spare >= 0 && cl->spare_ready) {
+		cl->spare_slot = -1;
+		cl->spare_ready = 0;
+		if (!cl->slot[spare] && !files_kept(fs, spare))
+			return spare;
+	}
+	return free_slot(fs, cl, cl->spare_slot);
+}
+
+void clients_make_spare(cairn_fs *fs)
+{
+	struct clients *cl = clients_table(fs);
+	if (!cl || fs->read_only)
+		return;
+	pthread_mutex_lock(&cl->lock);
+	int slot = -1;
+	if (cl->spare_wanted && cl->spare_slot < 0 && (slot = free_slot(fs, cl, -1)) >= 0) {
+		cl->spare_slot = slot;
+		cl->spare_ready = 0;
+	}
+	cl->spare_wanted = 0;
+	pthread_mutex_unlock(&cl->lock);
+	if (slot < 0)
+		return;
+	/* No client sees this file before it is whole: take_slot passes over
+	 * it until then.  A failure (a full medium, say) is retried after the
+	 * next client starts, whose own start then says what is wrong. */
+	char logp[PATH_LEN], statep[PATH_LEN], err[512];
+	slot_paths(fs, slot, logp, statep, sizeof(logp));
+	struct media *m = NULL;
+	int rc =
+	    media_open(&m, log_kind(fs), logp, log_file_size(fs), MEDIA_CREATE, err, sizeof(err));
+	media_close(m);
+	pthread_mutex_lock(&cl->lock);
+	if (rc) {
+		unlink(logp);
+		cl->spare_slot = -1;
+	} else {
+		cl->spare_ready = 1;
+	}
+	pthread_mutex_unlock(&cl->lock);
+}
+
 int clog_start(cairn_fs *fs, int sock, uint32_t uid, uint32_t gid, struct clog **out,
                struct clog_start *st)
 {
@@ -860,10 +927,7 @@ int clog_start(cairn_fs *fs, int sock, uint32_t uid, uint32_t gid, struct clog *
 	if (!cl || fs->read_only)
 		return -EROFS;
 	pthread_mutex_lock(&cl->lock);
-	int slot = -1;
-	for (int i = 0; i < CLOG_SLOTS && slot < 0; i++)
-		if (!cl->slot[i] && !files_kept(fs, i))
-			slot = i;
+	int slot = take_slot(fs, cl);
 	int rc = slot < 0 ? -EBUSY : 0;
 	struct clog *c = NULL;
 	if (!rc && !(c = calloc(1, sizeof(*c))))
@@ -1594,6 +1658,13 @@ void clients_destroy(struct cairn_fs *fs)
 		return;
 	for (int i = 0; i < CLOG_SLOTS; i++)
 		clog_free(cl->slot[i]); /* a session not ended keeps its files */
+	/* A log file made ahead goes (a mount would remove it anyway: a log
+	 * without its state file is a start the crash cut short). */
+	if (cl->spare_slot >= 0 && cl->spare_ready && !cl->slot[cl->spare_slot] && !fs->read_only) {
+		char logp[PATH_LEN], statep[PATH_LEN];
+		slot_paths(fs, cl->spare_slot, logp, statep, sizeof(logp));
+		unlink(logp);
+	}
 	pthread_mutex_destroy(&cl->lock);
 	free(cl->fopen);
 	free(cl->batch);

@@ -103,6 +103,12 @@ struct clients {
 	struct cached_dir cached[CACHED_DIRS]; /* see clients_entry_timeout */
 	int64_t all_cached_until;              /* the table overflowed: every one */
 	struct ingest_batch *batch;            /* ingest_all's, under lock */
+	/* The log file of the next client, made ahead (clients_make_spare):
+	 * its slot (-1: none), whether the file is whole, and whether one is
+	 * wanted (a client took the last). */
+	int spare_slot;
+	int spare_ready;
+	int spare_wanted;
 };
 
 struct clients *clients_table(struct cairn_fs *fs);

@@ -438,7 +438,8 @@ static int listen_on(struct ctl_server *srv, const char *volume_dir)
  * client streaming writes finds its ring freed as it goes (a 4 MiB ring
  * holds about a millisecond of 4 KiB appends); when a look finds none,
  * the pause doubles up to CATCH_UP_IDLE_NS.  (Requests do not wait for
- * it: each ingests first.) */
+ * it: each ingests first.)  After a client started, it also makes the
+ * next client's log file (clients_make_spare). */
 #define CATCH_UP_BUSY_NS 100000
 #define CATCH_UP_IDLE_NS 1000000
 
@@ -448,6 +449,7 @@ static void *catch_up_main(void *arg)
 	long pause = CATCH_UP_IDLE_NS;
 	while (atomic_load(&srv->catching)) {
 		nanosleep(&(struct timespec){0, pause}, NULL);
+		clients_make_spare(srv->fs); /* after a client started */
 		if (clients_catch_up(srv->fs) > 0)
 			pause = CATCH_UP_BUSY_NS;
 		else if (pause < CATCH_UP_IDLE_NS)

@@ -15,7 +15,9 @@
  *      is never older than a local write, while the mount lists the
  *      directory of the new files written; a client that closes its own
  *      connection (close_range) while it holds a grant gets EIO for its
- *      later local writes, and every one acknowledged is in the file;
+ *      later local writes, and every one acknowledged is in the file; the
+ *      next client's log file is made ahead, the next client starts in it,
+ *      and the unmount removes the one left;
  *   2. kill -9 of a client in the middle of a stream of local writes,
  *      while the daemon is stopped, and while it runs: once its session
  *      has ended (its log files gone), every acknowledged write is there,
@@ -149,10 +151,12 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-/* How many files named LOGPART.client* there are. */
-static int client_files(const char *logpart)
+/* How many files named LOGPART.client* there are: of clients if spare is
+ * 0, else of logs made ahead for the next client (a log file without its
+ * state file, clients_make_spare), whose path goes in spare. */
+static int count_files(const char *logpart, char *spare)
 {
-	char dir[PATH_MAX], prefix[PATH_MAX];
+	char dir[PATH_MAX], prefix[PATH_MAX], state[2 * PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s", logpart);
 	char *slash = strrchr(dir, '/');
 	assert_non_null(slash);
@@ -162,10 +166,24 @@ static int client_files(const char *logpart)
 	assert_non_null(d);
 	int n = 0;
 	struct dirent *e;
-	while ((e = readdir(d)))
-		n += !strncmp(e->d_name, prefix, strlen(prefix));
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, prefix, strlen(prefix)))
+			continue;
+		size_t len = strlen(e->d_name);
+		int is_state = len > 6 && !strcmp(e->d_name + len - 6, ".state");
+		snprintf(state, sizeof(state), "%s/%s.state", dir, e->d_name);
+		int made_ahead = !is_state && access(state, F_OK) != 0;
+		if (made_ahead && spare)
+			snprintf(spare, PATH_MAX, "%s/%s", dir, e->d_name);
+		n += made_ahead == (spare != NULL);
+	}
 	closedir(d);
 	return n;
+}
+
+static int client_files(const char *logpart)
+{
+	return count_files(logpart, NULL);
 }
 
 /* Waits up to ms for exactly `want` client log files. */
@@ -947,6 +965,33 @@ static void mount_open_midstream(cairn_fs *b)
 	close(ack[0]);
 }
 
+/* After clients started, the daemon has made one log file ahead, and the
+ * next client to start writes into that file: its state file appears
+ * beside it, and no other log file is made. */
+static void next_log_made_ahead(void)
+{
+	char spare[PATH_MAX], state[PATH_MAX + 8];
+	const char *path = "/made-ahead";
+	int n = 0;
+	for (int t = 0; t < 5000 && (n = count_files(g.logpart, spare)) != 1; t += 10)
+		sleep_ms(10);
+	if (n != 1)
+		fail_msg("%d log files made ahead for the next client, expected 1", n);
+	cairn_fs *c = attach_wait(g.mnt, &g.daemon);
+	int fd = cairn_open(c, path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(cairn_write(c, fd, "made ahead", 10), 10);
+	snprintf(state, sizeof(state), "%s.state", spare);
+	if (access(state, F_OK))
+		fail_msg("the client did not start in the log made ahead (%s): %s", spare,
+		         strerror(errno));
+	assert_int_equal(client_files(g.logpart), 2);
+	CHECK(cairn_close(c, fd));
+	CHECK(cairn_unlink(c, path));
+	CHECK(cairn_unmount(c));
+	await_client_files(g.logpart, 0, 5000, "the client that took the log made ahead detached");
+}
+
 static void test_coherence(void **state)
 {
 	watchdog(60, "test_coherence");
@@ -961,7 +1006,10 @@ static void test_coherence(void **state)
 	CHECK(cairn_unmount(a));
 	CHECK(cairn_unmount(b));
 	await_client_files(g.logpart, 0, 5000, "the clients detached");
+	next_log_made_ahead();
 	mount_down();
+	char spare[PATH_MAX];
+	assert_int_equal(client_files(g.logpart) + count_files(g.logpart, spare), 0);
 	alarm(0);
 	assert_int_equal(run_cairn("fsck", g.vol, NULL), 0);
 }
@@ -1247,15 +1295,23 @@ static void test_daemon_killed(void **state)
 	assert_int_equal(n[2], 10);
 	n[0] = read_acks(ack[0][0], 0, 300, 10000, pid[0]);
 	n[1] = read_acks(ack[1][0], 0, 300, 10000, pid[1]);
+	/* The daemon made the next client's log file ahead when they started:
+	 * it dies with one there. */
+	char spare[PATH_MAX], spare_state[PATH_MAX + 8];
+	assert_int_equal(count_files(g.logpart, spare), 1);
 	assert_int_equal(kill(g.daemon, SIGKILL), 0);
 	int st;
 	assert_int_equal(wait_bounded(g.daemon, &st, 10000), g.daemon);
 	g.daemon = 0;
 	uint64_t at_kill[2] = {n[0], n[1]};
 	/* A new daemon recovers the volume, the client logs included, while
-	 * the writers may still be writing into theirs. */
+	 * the writers may still be writing into theirs.  The log made ahead
+	 * is no client's: it goes (no client has started since). */
 	cairn_fs *fresh;
 	serve_and_attach(g.vol, &g.daemon, &fresh);
+	snprintf(spare_state, sizeof(spare_state), "%s.state", spare);
+	if (access(spare, F_OK) == 0 && access(spare_state, F_OK) != 0)
+		fail_msg("%s, made ahead by the killed daemon, is still there", spare);
 	/* Now the client that slept through it all writes. */
 	assert_int_equal(write(go[1], "g", 1), 1);
 	close(go[1]);
