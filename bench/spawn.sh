@@ -14,6 +14,8 @@
 # another build's libcairn-preload.so.  The volume is emul, mounted on a
 # tmpfs of 2 MiB pages (bench/ram.sh).  Medians of ROUNDS rounds, the
 # contenders alternating in each.
+# CAIRN_BIN names another build's cairn command to make and serve the
+# volume (its daemon); the shim stays this build's.
 # Usage: bench/spawn.sh [N] [ROUNDS] [OLD_SHIM]   (defaults 200, 5); as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +24,7 @@ rounds=${2:-5}
 old=${3:-}
 [ "$(id -u)" -eq 0 ] || { echo "bench/spawn.sh: needs root (FUSE)" >&2; exit 1; }
 [ -x build/cairn ] && [ -e build/libcairn-preload.so ] || scripts/build.sh >/dev/null
-cairn=$PWD/build/cairn
+cairn=${CAIRN_BIN:-$PWD/build/cairn}
 source bench/ram.sh
 ram=$(ram_dir 2G)
 mnt=$ram/mnt
@@ -106,7 +108,7 @@ run() {
 
 contenders=(plain shim)
 [ -n "$old" ] && contenders+=(shim-old)
-echo "# $(date -u +%F) $(nproc) cores; $n processes per run, $rounds rounds; commit $(git rev-parse --short HEAD)"
+echo "# $(date -u +%F) $(nproc) cores; $n processes per run, $rounds rounds; commit $(git rev-parse --short HEAD); daemon $cairn"
 for w in true dd fork; do
 	res=$(for r in $(seq "$rounds"); do
 		for c in "${contenders[@]}"; do
