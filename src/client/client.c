@@ -154,6 +154,27 @@ static int call_fds(struct client *c, struct iovec *iov, int cnt, struct ctl_rep
 
 static int moved_high(int fd);
 
+/* The table of descriptors, zeroed, with their locks ready.  Where a
+ * mutex's static initializer is all zero bytes (glibc's), calloc's zeros
+ * are that initializer already, and its pages stay untouched until used:
+ * initializing the 2048 locks one by one touched 240 KiB at every
+ * client's start, each page a fault here (docs/PERFORMANCE.md, "Starting
+ * programs under the shim"). */
+static int zeros_are_a_mutex(void)
+{
+	static const pthread_mutex_t initial = PTHREAD_MUTEX_INITIALIZER;
+	static const pthread_mutex_t zero;
+	return memcmp(&initial, &zero, sizeof(zero)) == 0;
+}
+
+static struct client_fd *new_fds(void)
+{
+	struct client_fd *fds = calloc(CLIENT_ALL_FDS, sizeof(*fds));
+	for (int i = 0; fds && !zeros_are_a_mutex() && i < CLIENT_ALL_FDS; i++)
+		pthread_mutex_init(&fds[i].lock, NULL);
+	return fds;
+}
+
 struct client *client_attach(const char *path, char *err, size_t errlen)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -208,7 +229,9 @@ void client_detach(struct client *c)
 	close(c->sock);
 	client_log_close(c->log);
 	client_names_free(c->names);
-	for (int i = 0; c->fds && i < CLIENT_ALL_FDS; i++)
+	/* Locks made by the initializer's zeros (new_fds) need no destroying,
+	 * nor the pages of the unused ones touching. */
+	for (int i = 0; c->fds && !zeros_are_a_mutex() && i < CLIENT_ALL_FDS; i++)
 		pthread_mutex_destroy(&c->fds[i].lock);
 	free(c->fds);
 	pthread_mutex_destroy(&c->lock);
@@ -374,9 +397,7 @@ static int start_log(struct client *c)
 	int fds[2], nfds = 0;
 	int ok = call_fds(c, &iov, 1, &rp, &info, sizeof(info), fds, &nfds) == 0;
 	if (ok && !rp.err && rp.len == sizeof(info) && nfds == 2) {
-		c->fds = calloc(CLIENT_ALL_FDS, sizeof(*c->fds));
-		for (int i = 0; c->fds && i < CLIENT_ALL_FDS; i++)
-			pthread_mutex_init(&c->fds[i].lock, NULL);
+		c->fds = new_fds();
 		/* Before the log: whoever sees the log sees its names. */
 		if (c->fds)
 			c->names = client_names_new();
