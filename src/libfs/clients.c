@@ -167,9 +167,6 @@ static enum media_kind log_kind(struct cairn_fs *fs)
 	return media_kind(fs->vol.part[PART_LOG]);
 }
 
-/* Makes slot's two files: the log formatted with a fresh id, then the
- * state file.  A crash between them leaves a log without a state file,
- * which the next mount removes. */
 /* The size of a client's log file. */
 static uint64_t log_file_size(struct cairn_fs *fs)
 {
@@ -183,8 +180,11 @@ static uint64_t log_file_size(struct cairn_fs *fs)
 	return size;
 }
 
-/* The slot's log file may be there already, made ahead and never used
- * (clients_make_spare): MEDIA_CREATE then takes it as it is. */
+/* Makes slot's two files: the log formatted with a fresh id, then the
+ * state file.  A crash between them leaves a log without a state file,
+ * which the next mount removes.  The log's file may be there already,
+ * made ahead and never used (clients_make_spare): MEDIA_CREATE then takes
+ * it as it is. */
 static int make_files(struct cairn_fs *fs, struct clog *c)
 {
 	char logp[PATH_LEN], statep[PATH_LEN], err[512];
@@ -862,9 +862,8 @@ static int open_for_client(const char *path, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
-/* A slot nobody uses and no files kept for the next mount hold, with
- * cl->lock held: the one whose log file was made ahead if it is whole,
- * else the first other, never one whose file is being made. */
+/* The first slot but skip that nobody uses and no files kept for the
+ * next mount hold, or -1.  With cl->lock held. */
 static int free_slot(struct cairn_fs *fs, struct clients *cl, int skip)
 {
 	for (int i = 0; i < CLOG_SLOTS; i++)
@@ -873,6 +872,9 @@ static int free_slot(struct cairn_fs *fs, struct clients *cl, int skip)
 	return -1;
 }
 
+/* The slot of a client starting: the one whose log file was made ahead
+ * if that file is whole, else a free one, never one whose file is still
+ * being made.  Asks for the next file to be made.  With cl->lock held. */
 static int take_slot(struct cairn_fs *fs, struct clients *cl)
 {
 	int spare = cl->spare_slot;
