@@ -878,7 +878,7 @@ static int free_slot(struct cairn_fs *fs, struct clients *cl, int skip)
 static int take_slot(struct cairn_fs *fs, struct clients *cl)
 {
 	int spare = cl->spare_slot;
-	cl->spare_wanted = 1;
+	atomic_store(&cl->spare_wanted, 1);
 	if (spare >= 0 && cl->spare_ready) {
 		cl->spare_slot = -1;
 		cl->spare_ready = 0;
@@ -891,15 +891,15 @@ static int take_slot(struct cairn_fs *fs, struct clients *cl)
 void clients_make_spare(cairn_fs *fs)
 {
 	struct clients *cl = clients_table(fs);
-	if (!cl || fs->read_only)
+	if (!cl || fs->read_only || !atomic_load(&cl->spare_wanted))
 		return;
 	pthread_mutex_lock(&cl->lock);
 	int slot = -1;
-	if (cl->spare_wanted && cl->spare_slot < 0 && (slot = free_slot(fs, cl, -1)) >= 0) {
+	if (cl->spare_slot < 0 && (slot = free_slot(fs, cl, -1)) >= 0) {
 		cl->spare_slot = slot;
 		cl->spare_ready = 0;
 	}
-	cl->spare_wanted = 0;
+	atomic_store(&cl->spare_wanted, 0);
 	pthread_mutex_unlock(&cl->lock);
 	if (slot < 0)
 		return;

@@ -105,10 +105,11 @@ struct clients {
 	struct ingest_batch *batch;            /* ingest_all's, under lock */
 	/* The log file of the next client, made ahead (clients_make_spare):
 	 * its slot (-1: none), whether the file is whole, and whether one is
-	 * wanted (a client took the last). */
+	 * wanted (a client took the last; read without the lock by the
+	 * catch-up thread, which looks every 100 us while clients write). */
 	int spare_slot;
 	int spare_ready;
-	int spare_wanted;
+	atomic_int spare_wanted;
 };
 
 struct clients *clients_table(struct cairn_fs *fs);
