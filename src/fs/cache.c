@@ -348,6 +348,12 @@ void cache_mark_dirty(struct cache *c, struct buf *b)
 	pthread_mutex_unlock(&c->mu);
 }
 
+void cache_keep_dirty(struct cache *c, struct buf *b)
+{
+	if (b->dirty != BUF_DIRTY)
+		cache_mark_dirty(c, b);
+}
+
 void cache_forget(struct cache *c, uint64_t blkno)
 {
 	pthread_mutex_lock(&c->mu);

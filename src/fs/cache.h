@@ -43,6 +43,11 @@ int cache_get_new(struct cache *c, uint64_t blkno, struct buf **out);
 
 void cache_put(struct cache *c, struct buf *b);
 void cache_mark_dirty(struct cache *c, struct buf *b);
+/* cache_mark_dirty for a caller whose own lock excludes
+ * cache_snapshot_dirty, the one move out of the dirty state: a buffer
+ * dirty already is left as it is, without the mutex (whose line every
+ * writer would take in turn). */
+void cache_keep_dirty(struct cache *c, struct buf *b);
 
 /* The block was freed: drop its buffer, dirty or not (it must be unreferenced). */
 void cache_forget(struct cache *c, uint64_t blkno);
@@ -53,8 +58,8 @@ size_t cache_dirty_count(struct cache *c);
  * caller's lock; taking it marks the blocks clean. */
 struct cache_snapshot {
 	size_t count;
-	uint64_t *blknos;  /* ascending */
-	uint8_t *images;   /* count * FS_BLOCK_SIZE bytes */
+	uint64_t *blknos; /* ascending */
+	uint8_t *images;  /* count * FS_BLOCK_SIZE bytes */
 };
 int cache_snapshot_dirty(struct cache *c, struct cache_snapshot *out);
 void cache_snapshot_free(struct cache_snapshot *s);
@@ -80,7 +85,7 @@ struct cache_stats {
 	size_t buffers;      /* in the table */
 	size_t clean_unused; /* on the LRU (evictable) */
 	size_t dirty;
-	size_t inflight;     /* snapshotted, not yet committed */
+	size_t inflight; /* snapshotted, not yet committed */
 	uint64_t hits, misses, evictions;
 };
 void cache_stats(struct cache *c, struct cache_stats *st);

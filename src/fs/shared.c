@@ -957,6 +957,11 @@ void inode_dirty(struct shared *s, struct iref *r)
 	cache_mark_dirty(s->cache, r->b);
 }
 
+void inode_keep_dirty(struct shared *s, struct iref *r)
+{
+	cache_keep_dirty(s->cache, r->b);
+}
+
 int inode_take(struct shared *s, uint64_t ino)
 {
 	if (ino <= FS_ROOT_INO || ino >= s->sb.inode_count)

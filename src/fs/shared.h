@@ -105,6 +105,9 @@ struct iref {
 int inode_get(struct shared *s, uint64_t ino, struct iref *r);
 void inode_put(struct shared *s, struct iref *r);
 void inode_dirty(struct shared *s, struct iref *r);
+/* inode_dirty for a caller holding the volume's lock exclusively, as the
+ * checkpoint does when it takes the dirty buffers (cache_keep_dirty). */
+void inode_keep_dirty(struct shared *s, struct iref *r);
 
 /* Allocates the given inode number (it must be free) / a free one. */
 int inode_take(struct shared *s, uint64_t ino);

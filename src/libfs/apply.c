@@ -430,11 +430,27 @@ static int apply_rename(struct cairn_fs *fs, const struct log_rec_hdr *h, const 
 	return (rc == -ENOENT || rc == -EEXIST) ? -EUCLEAN : rc;
 }
 
+/* The file a write record names: through the inode buffer its vnode
+ * holds while open (*held: not to be put), which every write after the
+ * first of an open file finds, and checked as get_file checks it. */
+static int get_file_of_write(struct cairn_fs *fs, uint64_t ino, struct iref *r, int *held)
+{
+	struct vnode *vn = vnode_find(fs, ino);
+	*held = vn && vn->open_count > 0;
+	if (!*held)
+		return get_file(fs, ino, r);
+	int rc = vnode_inode(fs, vn, r);
+	if (!rc && (r->i->mode & S_IFMT) != S_IFREG)
+		rc = -EUCLEAN; /* a free inode's mode is 0 */
+	return rc;
+}
+
 static int apply_write(struct cairn_fs *fs, const struct log_rec_hdr *h, uint64_t plo)
 {
 	uint64_t ino = h->args[0], off = h->args[1];
 	struct iref r;
-	int rc = get_file(fs, ino, &r);
+	int held;
+	int rc = get_file_of_write(fs, ino, &r, &held);
 	if (rc)
 		return rc;
 	rc = add_piece(fs, ino, off, h->payload_len, plo, h->seq, PIECE_LOG);
@@ -442,9 +458,10 @@ static int apply_write(struct cairn_fs *fs, const struct log_rec_hdr *h, uint64_
 		if (off + h->payload_len > r.i->size)
 			r.i->size = off + h->payload_len;
 		r.i->mtime_ns = r.i->ctime_ns = (int64_t)h->args[2];
-		inode_dirty(&fs->sh, &r);
+		inode_keep_dirty(&fs->sh, &r); /* records are applied under fs->lock */
 	}
-	inode_put(&fs->sh, &r);
+	if (!held)
+		inode_put(&fs->sh, &r);
 	return rc;
 }
 

@@ -450,6 +450,7 @@ static int vnode_unref(struct cairn_fs *fs, struct vnode *vn, int64_t n, uint64_
 	vn->open_count -= n < vn->open_count ? n : vn->open_count;
 	int rc = 0;
 	if (vn->open_count == 0) {
+		vnode_let_go(fs, vn);
 		rc = release_orphan(fs, vn, seq);
 		/* op_begin may have dropped the lock: look the vnode up again. */
 		vnode_maybe_free(fs, vnode_find(fs, ino));
@@ -618,7 +619,7 @@ static ssize_t write_chunk(struct cairn_fs *fs, struct open_file *f, const void 
 	if (count > max)
 		count = max;
 	struct iref r;
-	int rc = inode_get(&fs->sh, f->vn->ino, &r);
+	int rc = vnode_inode(fs, f->vn, &r);
 	if (rc)
 		return rc;
 	if (append)
@@ -628,7 +629,6 @@ static ssize_t write_chunk(struct cairn_fs *fs, struct open_file *f, const void 
 		rc = -EFBIG;
 	if (!rc)
 		rc = data_blocks_needed(fs, r.i, f->vn, *off, count, &need);
-	inode_put(&fs->sh, &r);
 	if (!rc)
 		rc = op_begin(fs, count, need, SPACE_DATA, attempt);
 	if (rc)

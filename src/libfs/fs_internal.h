@@ -34,6 +34,11 @@ struct vnode {
 	int64_t open_count; /* open files, plus references a front end holds */
 	struct dindex data;
 	struct vnode *hnext;
+	/* The inode's cache buffer, held from the first write while the
+	 * vnode is open (vnode_inode): a write then finds its inode without
+	 * the cache's mutex, counters and lists, lines that every other
+	 * writer of the volume stores to as well. */
+	struct iref inode;
 };
 
 /* An open file description.  fs->files[fd] holds one reference and every
@@ -169,6 +174,12 @@ void data_report_damage(struct cairn_fs *fs, uint64_t ino, uint64_t lblk, uint64
 struct vnode *vnode_find(struct cairn_fs *fs, uint64_t ino);
 struct vnode *vnode_get(struct cairn_fs *fs, uint64_t ino); /* creates */
 void vnode_maybe_free(struct cairn_fs *fs, struct vnode *vn);
+/* The inode of an open vnode, through the buffer it holds (taken at the
+ * first call, given back when the vnode is no longer open): 0 and *r, not
+ * to be put, or -errno.  Caller holds fs->lock exclusively. */
+int vnode_inode(struct cairn_fs *fs, struct vnode *vn, struct iref *r);
+/* Gives back the inode's buffer held by vn, if it holds one. */
+void vnode_let_go(struct cairn_fs *fs, struct vnode *vn);
 void vnode_destroy_all(struct cairn_fs *fs);
 int vnode_is_open(struct cairn_fs *fs, uint64_t ino);
 

@@ -2,8 +2,9 @@
  * vnode.c - the in-memory inodes of libfs: a hash table from inode number
  * to the vnode that counts opens and holds the undigested-data index.
  *
- * Owns: struct vnode.  May call: dindex.  Caller holds fs->lock exclusively
- * for changes (vnode_find is safe under the shared lock).
+ * Owns: struct vnode.  May call: dindex, shared (the inode buffer an open
+ * vnode holds).  Caller holds fs->lock exclusively for changes (vnode_find
+ * is safe under the shared lock).
  */
 #include <stdlib.h>
 
@@ -66,8 +67,26 @@ struct vnode *vnode_get(struct cairn_fs *fs, uint64_t ino)
 	return v;
 }
 
+int vnode_inode(struct cairn_fs *fs, struct vnode *vn, struct iref *r)
+{
+	if (!vn->inode.b) {
+		int rc = inode_get(&fs->sh, vn->ino, &vn->inode);
+		if (rc)
+			return rc;
+	}
+	*r = vn->inode;
+	return 0;
+}
+
+void vnode_let_go(struct cairn_fs *fs, struct vnode *vn)
+{
+	inode_put(&fs->sh, &vn->inode);
+}
+
 void vnode_maybe_free(struct cairn_fs *fs, struct vnode *vn)
 {
+	if (vn && vn->open_count <= 0)
+		vnode_let_go(fs, vn);
 	if (!vn || vn->open_count > 0 || !dindex_empty(&vn->data))
 		return;
 	struct vnode **pp = &fs->vtab[slot(fs, vn->ino)];
@@ -85,6 +104,7 @@ void vnode_destroy_all(struct cairn_fs *fs)
 		struct vnode *v = fs->vtab[i], *n;
 		for (; v; v = n) {
 			n = v->hnext;
+			vnode_let_go(fs, v);
 			dindex_clear(&v->data);
 			free(v);
 		}
