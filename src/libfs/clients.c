@@ -862,8 +862,8 @@ static int open_for_client(const char *path, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
-/* The first slot but skip that nobody uses and no files kept for the
- * next mount hold, or -1.  With cl->lock held. */
+/* The first slot other than skip that nobody uses and that holds no
+ * files kept for the next mount, or -1.  With cl->lock held. */
 static int free_slot(struct cairn_fs *fs, struct clients *cl, int skip)
 {
 	for (int i = 0; i < CLOG_SLOTS; i++)

@@ -450,7 +450,6 @@ static int vnode_unref(struct cairn_fs *fs, struct vnode *vn, int64_t n, uint64_
 	vn->open_count -= n < vn->open_count ? n : vn->open_count;
 	int rc = 0;
 	if (vn->open_count == 0) {
-		vnode_let_go(fs, vn);
 		rc = release_orphan(fs, vn, seq);
 		/* op_begin may have dropped the lock: look the vnode up again. */
 		vnode_maybe_free(fs, vnode_find(fs, ino));

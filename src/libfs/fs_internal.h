@@ -175,8 +175,9 @@ struct vnode *vnode_find(struct cairn_fs *fs, uint64_t ino);
 struct vnode *vnode_get(struct cairn_fs *fs, uint64_t ino); /* creates */
 void vnode_maybe_free(struct cairn_fs *fs, struct vnode *vn);
 /* The inode of an open vnode, through the buffer it holds (taken at the
- * first call, given back when the vnode is no longer open): 0 and *r, not
- * to be put, or -errno.  Caller holds fs->lock exclusively. */
+ * first call, given back by vnode_maybe_free once the vnode is no longer
+ * open): 0 and *r, not to be put, or -errno.  Caller holds fs->lock
+ * exclusively. */
 int vnode_inode(struct cairn_fs *fs, struct vnode *vn, struct iref *r);
 /* Gives back the inode's buffer held by vn, if it holds one. */
 void vnode_let_go(struct cairn_fs *fs, struct vnode *vn);
