@@ -482,7 +482,7 @@ static void digest_ahead(struct cairn_fs *fs)
 		bb->resume_ino = 0;
 		int rc = 0, done = 0;
 		for (int pass = 0; !rc && !done; pass++) {
-			pthread_rwlock_wrlock(&fs->lock);
+			fs_lock_exclusive(fs);
 			rc = fs->failed ? -EIO : log_commit_all(fs->log);
 			if (pass == 0)
 				bb->upto = log_tail_seq(fs->log);
@@ -591,7 +591,7 @@ int fs_checkpoint(struct cairn_fs *fs, int locked)
 	fs->digest_gen++;
 	if (!locked) {
 		digest_ahead(fs);
-		pthread_rwlock_wrlock(&fs->lock);
+		fs_lock_exclusive(fs);
 	}
 	uint64_t head_off = log_tail_off(fs->log), head_seq = log_tail_seq(fs->log);
 	int rc = log_commit_all(fs->log);
@@ -615,7 +615,7 @@ int fs_checkpoint(struct cairn_fs *fs, int locked)
 		rc = shared_commit(&fs->sh, &snap, &ck);
 
 	if (!locked)
-		pthread_rwlock_wrlock(&fs->lock);
+		fs_lock_exclusive(fs);
 	if (rc) {
 		cache_snapshot_restore(fs->sh.cache, &snap);
 	} else {
@@ -660,7 +660,7 @@ int fs_digest_wait(struct cairn_fs *fs)
 		pthread_cond_wait(&fs->dstate_cond, &fs->dstate_lock);
 	int rc = fs->digest_error;
 	pthread_mutex_unlock(&fs->dstate_lock);
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	return rc;
 }
 
@@ -672,7 +672,9 @@ int fs_digest_wait(struct cairn_fs *fs)
 static int idle_work(struct cairn_fs *fs)
 {
 	pthread_rwlock_rdlock(&fs->lock);
+	pthread_mutex_lock(&fs->log_lock); /* the tail moves under it too */
 	int work = log_used(fs->log) > 0;
+	pthread_mutex_unlock(&fs->log_lock);
 	pthread_rwlock_unlock(&fs->lock);
 	return work;
 }

@@ -63,7 +63,7 @@ static int setattr_any(struct cairn_fs *fs, uint64_t ino, const char *path, stru
 	if (!fs)
 		return -EINVAL;
 	uint64_t seq = 0;
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	int rc = setattr_locked(fs, ino, path, p, &seq);
 	pthread_rwlock_unlock(&fs->lock);
 	if (!rc && seq)

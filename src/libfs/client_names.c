@@ -282,7 +282,7 @@ static int set_aside(cairn_fs *fs, struct clog *c, int want, uint64_t hint)
 	uint32_t idx[CLOG_ASIDE];
 	uint64_t inos[CLOG_ASIDE];
 	int n = 0, rc = 0;
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	for (; n < want && !rc; n++) {
 		int slot = -1;
 		for (int i = 0; i < CLOG_GRANTS && slot < 0; i++)
@@ -296,7 +296,7 @@ static int set_aside(cairn_fs *fs, struct clog *c, int want, uint64_t hint)
 	}
 	pthread_rwlock_unlock(&fs->lock);
 	if (n && clog_grant_many(c, idx, inos, n)) {
-		pthread_rwlock_wrlock(&fs->lock);
+		fs_lock_exclusive(fs);
 		for (int k = 0; k < n; k++) {
 			inode_unhold(&fs->sh, inos[k]);
 			c->kind[idx[k]] = GRANT_FILE;
@@ -342,7 +342,7 @@ void clog_names_end(struct cairn_fs *fs, struct clog *c)
 {
 	for (uint32_t i = 0; i < CLOG_GRANTS; i++) {
 		if (c->kind[i] == GRANT_SET_BY) {
-			pthread_rwlock_wrlock(&fs->lock);
+			fs_lock_exclusive(fs);
 			inode_unhold(&fs->sh, c->grants[i].ino);
 			pthread_rwlock_unlock(&fs->lock);
 		} else if (c->kind[i] == GRANT_MADE) {

@@ -716,7 +716,7 @@ static int ingest_all(struct cairn_fs *fs, int durably)
 		for (int batches = 1;; batches++) {
 			if (cl->batch)
 				gather_writes(cl, cl->batch, at);
-			pthread_rwlock_wrlock(&fs->lock);
+			fs_lock_exclusive(fs);
 			rc = ingest_all_locked(fs, cl, cl->batch, &at);
 			pthread_rwlock_unlock(&fs->lock);
 			int frc = batch_fill(fs, cl->batch);
@@ -766,7 +766,7 @@ static int ingest_committed(struct cairn_fs *fs, struct clog *c)
  * before a grant's epoch may go from the state file (see revoke_grant). */
 int clog_ingest_durably(struct cairn_fs *fs, struct clog *c)
 {
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	int rc = ingest_committed(fs, c);
 	if (!rc)
 		rc = write_progress(c);
@@ -810,7 +810,7 @@ static uint64_t credit_fitting(struct cairn_fs *fs, uint64_t want)
  * waited for once, as the engine's own writes do (op_begin). */
 static uint64_t take_credit(struct cairn_fs *fs, uint64_t want)
 {
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	uint64_t got = credit_fitting(fs, want);
 	if (!got && !fs->read_only && !fs->failed) {
 		int rc = fs_digest_wait(fs);
@@ -967,7 +967,7 @@ int clog_start(cairn_fs *fs, int sock, uint32_t uid, uint32_t gid, struct clog *
 	memcpy(st->log_id, c->log_id, 16);
 	st->media_kind = (int)log_kind(fs);
 	st->credit = c->credit;
-	pthread_rwlock_wrlock(&fs->lock); /* the checkpoint reads the table */
+	fs_lock_exclusive(fs); /* the checkpoint reads the table */
 	slot_put(cl, slot, c);
 	pthread_rwlock_unlock(&fs->lock);
 	pthread_mutex_unlock(&cl->lock);
@@ -997,7 +997,7 @@ void clog_end(cairn_fs *fs, struct clog *c, char *why, size_t len)
 			grant_set(c, i, G_LIVE, 0);
 	}
 	atomic_thread_fence(memory_order_seq_cst);
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	/* The copies must be durable before the log they came from goes. */
 	int rc = ingest_committed(fs, c);
 	if (!rc) {
@@ -1454,7 +1454,7 @@ int clog_sync(cairn_fs *fs, struct clog *c, uint64_t seq, uint64_t want, uint64_
 {
 	struct clients *cl = clients_table(fs);
 	pthread_mutex_lock(&cl->lock);
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	/* The client will write over the records it is told are ingested:
 	 * their copies (this call's and earlier ingests') must be durable
 	 * first, or a crash would find them nowhere. */

@@ -5,7 +5,8 @@
  * Owns: nothing persistent; the report of a data block that fails its
  * checksum (an event, a counter, EIO to the reader, never the bytes).
  * May call: shared (data blocks), extent, log (payload bytes), dindex.  Caller holds fs->lock
- * (shared is enough).
+ * (shared is enough: the file's vnode lock is then taken here, as writes
+ * beside each other change its index and size under it).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -150,7 +151,8 @@ static int read_piece(struct cairn_fs *fs, const struct piece *p, uint8_t *buf, 
 	return log_read(fs->log, src, buf, len);
 }
 
-ssize_t data_read(struct cairn_fs *fs, uint64_t ino, void *out, size_t count, uint64_t off)
+static ssize_t read_locked(struct cairn_fs *fs, uint64_t ino, struct vnode *vn, void *out,
+                           size_t count, uint64_t off)
 {
 	struct iref r;
 	int rc = inode_get(&fs->sh, ino, &r);
@@ -165,7 +167,6 @@ ssize_t data_read(struct cairn_fs *fs, uint64_t ino, void *out, size_t count, ui
 	heat_touch(fs, ino);
 	uint8_t *buf = out;
 	uint64_t cur = off, end = off + len;
-	struct vnode *vn = vnode_find(fs, ino);
 	struct piece *p = vn ? dindex_first_after(&vn->data, off) : NULL;
 	for (; !rc && p && p->off < end; p = dindex_next(&vn->data, p)) {
 		if (p->off > cur)
@@ -180,6 +181,14 @@ ssize_t data_read(struct cairn_fs *fs, uint64_t ino, void *out, size_t count, ui
 		rc = read_shared(fs, ino, r.i, buf + (cur - off), cur, end - cur);
 	inode_put(&fs->sh, &r);
 	return rc ? rc : (ssize_t)len;
+}
+
+ssize_t data_read(struct cairn_fs *fs, uint64_t ino, void *out, size_t count, uint64_t off)
+{
+	struct vnode *vn = vnode_lock_ino(fs, ino);
+	ssize_t n = read_locked(fs, ino, vn, out, count, off);
+	vnode_unlock(vn);
+	return n;
 }
 
 int data_blocks_needed(struct cairn_fs *fs, struct fs_inode *i, struct vnode *vn, uint64_t off,
@@ -235,14 +244,14 @@ static int is_data_at(struct cairn_fs *fs, const struct fs_inode *i, struct vnod
 	return 0;
 }
 
-int data_seek(struct cairn_fs *fs, uint64_t ino, uint64_t off, int want_data, uint64_t *out)
+static int seek_locked(struct cairn_fs *fs, uint64_t ino, struct vnode *vn, uint64_t off,
+                       int want_data, uint64_t *out)
 {
 	struct iref r;
 	int rc = inode_get(&fs->sh, ino, &r);
 	if (rc)
 		return rc;
 	uint64_t size = r.i->size;
-	struct vnode *vn = vnode_find(fs, ino);
 	uint64_t x = off;
 	while (!rc && x < size) {
 		uint64_t next;
@@ -269,4 +278,12 @@ int data_seek(struct cairn_fs *fs, uint64_t ino, uint64_t off, int want_data, ui
 	}
 	*out = x;
 	return 0;
+}
+
+int data_seek(struct cairn_fs *fs, uint64_t ino, uint64_t off, int want_data, uint64_t *out)
+{
+	struct vnode *vn = vnode_lock_ino(fs, ino);
+	int rc = seek_locked(fs, ino, vn, off, want_data, out);
+	vnode_unlock(vn);
+	return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * dindex.c - per-file index of undigested data (see dindex.h).
  *
- * Owns: struct piece allocations, and a pool's spare pieces.  May call: libc.
+ * Owns: struct piece allocations, a pool's spare pieces and each index's
+ * stash of them.  May call: libc.
  *
  * Most writes append: each lands after every piece the file has.  The
  * index keeps its last piece at hand so that an append neither searches
@@ -31,6 +32,8 @@ void dindex_init(struct dindex *d, struct piece_pool *pool)
 	d->last = NULL;
 	d->clean_gen = 0;
 	d->clean_below = 0;
+	d->stash = NULL;
+	d->nstash = 0;
 }
 
 /*
@@ -50,17 +53,6 @@ struct piece_slab {
 	size_t bytes;
 	struct piece pieces[];
 };
-
-static void piece_free(struct dindex *d, struct piece *p)
-{
-	struct piece_pool *pool = d->pool;
-	if (!pool) {
-		free(p);
-		return;
-	}
-	RB_RIGHT(p, link) = pool->spare;
-	pool->spare = p;
-}
 
 /* A new slab to carve pieces from; 0, or -1 when none could be mapped. */
 static int slab_add(struct piece_pool *pool)
@@ -83,19 +75,81 @@ static int slab_add(struct piece_pool *pool)
 	return 0;
 }
 
-static struct piece *piece_alloc(struct dindex *d)
+/* An index takes STASH_TAKE pieces from the pool at a time and keeps up
+ * to STASH_MAX of those it drops: an append takes one piece, and a digest
+ * drops them in runs. */
+#define STASH_TAKE 8u
+#define STASH_MAX 16u
+
+static void stash_push(struct dindex *d, struct piece *p)
+{
+	RB_RIGHT(p, link) = d->stash;
+	d->stash = p;
+	d->nstash++;
+}
+
+static struct piece *stash_pop(struct dindex *d)
+{
+	struct piece *p = d->stash;
+	d->stash = RB_RIGHT(p, link);
+	d->nstash--;
+	return p;
+}
+
+/* Moves STASH_TAKE pieces from the pool to d's stash; -1 when the pool
+ * has none and no slab could be mapped. */
+static int stash_fill(struct dindex *d)
 {
 	struct piece_pool *pool = d->pool;
-	if (!pool)
-		return malloc(sizeof(struct piece));
-	struct piece *p = pool->spare;
-	if (p) {
-		pool->spare = RB_RIGHT(p, link);
-		return p;
+	int rc = 0;
+	pthread_mutex_lock(&pool->lock);
+	while (d->nstash < STASH_TAKE) {
+		struct piece *p = pool->spare;
+		if (p)
+			pool->spare = RB_RIGHT(p, link);
+		else if (pool->carve < pool->carve_end || !slab_add(pool))
+			p = pool->carve++;
+		else {
+			rc = d->nstash ? 0 : -1;
+			break;
+		}
+		stash_push(d, p);
 	}
-	if (pool->carve == pool->carve_end && slab_add(pool))
+	pthread_mutex_unlock(&pool->lock);
+	return rc;
+}
+
+/* Gives the pool back n pieces of d's stash. */
+static void stash_return(struct dindex *d, unsigned n)
+{
+	struct piece_pool *pool = d->pool;
+	pthread_mutex_lock(&pool->lock);
+	while (n-- > 0 && d->stash) {
+		struct piece *p = stash_pop(d);
+		RB_RIGHT(p, link) = pool->spare;
+		pool->spare = p;
+	}
+	pthread_mutex_unlock(&pool->lock);
+}
+
+static struct piece *piece_alloc(struct dindex *d)
+{
+	if (!d->pool)
+		return malloc(sizeof(struct piece));
+	if (!d->stash && stash_fill(d))
 		return NULL;
-	return pool->carve++;
+	return stash_pop(d);
+}
+
+static void piece_free(struct dindex *d, struct piece *p)
+{
+	if (!d->pool) {
+		free(p);
+		return;
+	}
+	stash_push(d, p);
+	if (d->nstash > STASH_MAX)
+		stash_return(d, STASH_MAX / 2);
 }
 
 void piece_pool_drain(struct piece_pool *pool)
@@ -126,6 +180,8 @@ void dindex_clear(struct dindex *d)
 	struct piece *p, *n;
 	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n)
 		drop(d, p);
+	if (d->pool)
+		stash_return(d, d->nstash);
 }
 
 int dindex_empty(const struct dindex *d)

@@ -4,7 +4,9 @@
  *
  * Owns: the pieces of one file's index (a red-black tree by offset, from
  * libbsd's <sys/tree.h>).
- * May call: libc only.  The caller holds the file-system lock.
+ * May call: libc only.  The caller holds the file-system lock
+ * exclusively, or shared with the file's lock (libfs/files.c, "Writes
+ * beside each other"); the pool has a lock of its own for that.
  *
  * Pieces never overlap: a newer write cuts the older pieces it covers.
  * A ZERO piece stands for bytes that must read as zeros although the shared
@@ -14,6 +16,7 @@
 #define CAIRN_LIBFS_DINDEX_H
 
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #ifndef __unused
 #define __unused __attribute__((unused)) /* used by the BSD tree macros */
@@ -43,7 +46,13 @@ RB_HEAD(piece_tree, piece);
  * undigested at once (dindex.c says how slabs are made). */
 struct piece_slab;
 struct piece_pool {
-	uint64_t total;
+	/* Pieces in the indexes: each file's index changes under its own
+	 * lock while writers of other files change theirs. */
+	_Atomic uint64_t total;
+	/* The lists below.  An index keeps a few pieces of its own (its
+	 * stash) and comes here for more only now and then, so that writers
+	 * of different files seldom meet on this line. */
+	pthread_mutex_t lock;
 	struct piece *spare; /* linked through link.rbe_right */
 	struct piece_slab *slabs;
 	struct piece *carve, *carve_end; /* the newest slab's pieces never used */
@@ -59,11 +68,14 @@ struct dindex {
 	/* Every piece that starts below clean_below was stored by the digest
 	 * of generation clean_gen (dindex_first_unstored). */
 	uint64_t clean_gen, clean_below;
+	struct piece *stash; /* pieces taken from the pool, not in the tree */
+	unsigned nstash;
 };
 
 void dindex_init(struct dindex *d, struct piece_pool *pool);
 /* Frees the pool's slabs: every index of it must be cleared first. */
 void piece_pool_drain(struct piece_pool *pool);
+/* Empties the index and gives its stash back to the pool. */
 void dindex_clear(struct dindex *d);
 int dindex_empty(const struct dindex *d);
 

@@ -118,7 +118,7 @@ static int fd_put(struct cairn_fs *fs, struct open_file *f)
 	if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
 		return 0;
 	uint64_t seq = 0;
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	int rc = vnode_unref(fs, f->vn, 1, &seq);
 	pthread_rwlock_unlock(&fs->lock);
 	if (!rc && seq)
@@ -153,7 +153,7 @@ static void ns_to_ts(int64_t ns, struct timespec *ts)
 	}
 }
 
-int fill_stat(struct cairn_fs *fs, uint64_t ino, struct stat *st)
+static int stat_locked(struct cairn_fs *fs, uint64_t ino, struct vnode *vn, struct stat *st)
 {
 	struct iref r;
 	int rc = inode_get(&fs->sh, ino, &r);
@@ -177,7 +177,6 @@ int fill_stat(struct cairn_fs *fs, uint64_t ino, struct stat *st)
 	st->st_rdev = S_ISCHR(r.i->mode) || S_ISBLK(r.i->mode) ? r.i->rdev : 0;
 	st->st_size = (off_t)r.i->size;
 	st->st_blksize = B;
-	struct vnode *vn = vnode_find(fs, ino);
 	uint64_t blocks = r.i->blocks + (vn ? vn->data.resv : 0);
 	st->st_blocks = (blkcnt_t)(blocks * (B / 512));
 	ns_to_ts(r.i->atime_ns, &st->st_atim);
@@ -185,6 +184,14 @@ int fill_stat(struct cairn_fs *fs, uint64_t ino, struct stat *st)
 	ns_to_ts(r.i->ctime_ns, &st->st_ctim);
 	inode_put(&fs->sh, &r);
 	return 0;
+}
+
+int fill_stat(struct cairn_fs *fs, uint64_t ino, struct stat *st)
+{
+	struct vnode *vn = vnode_lock_ino(fs, ino);
+	int rc = stat_locked(fs, ino, vn, st);
+	vnode_unlock(vn);
+	return rc;
 }
 
 static int stat_path(cairn_fs *fs, const char *path, struct stat *st, int flags)
@@ -382,7 +389,7 @@ int open_target(struct cairn_fs *fs, const struct target *t, const struct icalle
 {
 	uint64_t seq = 0;
 	int attempt = 0, fd;
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	do
 		fd = open_locked(fs, t, owner, flags, mode, ino, &seq, &attempt);
 	while (fd == -EAGAIN);
@@ -459,7 +466,7 @@ static int vnode_unref(struct cairn_fs *fs, struct vnode *vn, int64_t n, uint64_
 
 int ic_pin(cairn_fs *fs, uint64_t ino, uint64_t n)
 {
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	struct vnode *vn = inode_in_use(&fs->sh, ino) ? vnode_get(fs, ino) : NULL;
 	if (vn)
 		vn->open_count += (int64_t)n;
@@ -470,7 +477,7 @@ int ic_pin(cairn_fs *fs, uint64_t ino, uint64_t n)
 void ic_unpin(cairn_fs *fs, uint64_t ino, uint64_t n)
 {
 	uint64_t seq = 0;
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	struct vnode *vn = vnode_find(fs, ino);
 	if (vn)
 		vnode_unref(fs, vn, (int64_t)n, &seq);
@@ -514,7 +521,7 @@ static void touch_atime(struct cairn_fs *fs, uint64_t ino)
 	memset(&p, 0, sizeof(p));
 	uint64_t seq = 0;
 	int attempt = 0;
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	int rc = op_begin(fs, sizeof(p), 0, SPACE_NONE, &attempt);
 	struct iref r;
 	if (!rc && inode_get(&fs->sh, ino, &r) == 0) {
@@ -560,14 +567,18 @@ static ssize_t file_pread(struct cairn_fs *fs, struct open_file *f, void *buf, s
 		return bad;
 	pthread_rwlock_rdlock(&fs->lock);
 	struct iref r;
-	int stale = 0;
+	int stale = 0, isdir = 0;
+	/* The times a write sets, under the file's lock. */
+	pthread_mutex_lock(&f->vn->lock);
 	ssize_t n = inode_get(&fs->sh, f->vn->ino, &r);
 	if (!n) {
-		int isdir = S_ISDIR(r.i->mode);
+		isdir = S_ISDIR(r.i->mode);
 		stale = atime_stale(r.i, now_ns());
 		inode_put(&fs->sh, &r);
-		n = isdir ? -EISDIR : data_read(fs, f->vn->ino, buf, count, (uint64_t)off);
 	}
+	pthread_mutex_unlock(&f->vn->lock);
+	if (!n)
+		n = isdir ? -EISDIR : data_read(fs, f->vn->ino, buf, count, (uint64_t)off);
 	pthread_rwlock_unlock(&fs->lock);
 	if (n >= 0 && stale && !fs->read_only)
 		touch_atime(fs, f->vn->ino);
@@ -655,7 +666,81 @@ static void write_lock(struct cairn_fs *fs)
 			return;
 		cpu_relax();
 	}
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
+}
+
+/*
+ * Writes beside each other.  A write takes the volume lock shared and its
+ * file's lock (vn->lock), so that writers of different files run side by
+ * side: each reserves its record in the log and the blocks it needs under
+ * fs->log_lock, held for that alone, then puts the piece into its file's
+ * index and sets the inode's size and times under the file's lock.  Two
+ * writers of one file take turns on the file's lock, so its records are
+ * applied in the order of their sequence numbers, as recovery replays
+ * them.  Whatever needs the lock exclusively goes the other way
+ * (write_chunk): a log or a shared area without room (a digest must run
+ * first), a log on a file (log_reserve writes each record into a buffer
+ * the lock guards), a read-only or failed volume.  So does every write
+ * while some caller waits for the exclusive lock, which a readers-first
+ * lock would otherwise hand out only when no two writes overlap.
+ */
+static ssize_t write_chunk_beside(struct cairn_fs *fs, struct vnode *vn, const void *buf,
+                                  size_t count, uint64_t *off, int append, uint64_t *seq,
+                                  struct log_fill *fill)
+{
+	size_t max = (size_t)log_max_payload(fs->log);
+	if (count > max)
+		count = max;
+	struct iref r;
+	int rc = vnode_inode(fs, vn, &r);
+	if (rc)
+		return rc;
+	if (append)
+		*off = r.i->size;
+	if (*off + count > MAX_FILE_SIZE)
+		return -EFBIG;
+	uint64_t need = 0;
+	rc = data_blocks_needed(fs, r.i, vn, *off, count, &need);
+	if (rc)
+		return rc;
+	uint64_t args[3] = {vn->ino, *off, (uint64_t)now_ns()};
+	struct iovec iov = {(void *)buf, count};
+	struct log_pos pos;
+	rc = fs_reserve_write_beside(fs, args, &iov, need, &pos, fill);
+	if (rc)
+		return rc;
+	uint64_t released = 0;
+	rc = apply_write_to(fs, vn, &r, &pos, *off, count, (int64_t)args[2], need, &released);
+	if (released) {
+		pthread_mutex_lock(&fs->log_lock);
+		fs->reserved_blocks -= released;
+		pthread_mutex_unlock(&fs->log_lock);
+	}
+	if (rc) {
+		/* Logged but not applied, as in op_log_reserve_apply. */
+		fs->failed = 1;
+		return -EIO;
+	}
+	*seq = pos.seq;
+	return (ssize_t)count;
+}
+
+/* write_chunk_beside, or -EAGAIN when the write must take the lock
+ * exclusively (nothing done then). */
+static ssize_t write_beside(struct cairn_fs *fs, struct open_file *f, const void *buf, size_t count,
+                            uint64_t *off, int append, uint64_t *seq, struct log_fill *fill)
+{
+	if (!log_fills_later(fs->log))
+		return -EAGAIN;
+	ssize_t rc = -EAGAIN;
+	pthread_rwlock_rdlock(&fs->lock);
+	if (!atomic_load(&fs->exclusive_wanted) && !fs->read_only && !fs->failed) {
+		pthread_mutex_lock(&f->vn->lock);
+		rc = write_chunk_beside(fs, f->vn, buf, count, off, append, seq, fill);
+		pthread_mutex_unlock(&f->vn->lock);
+	}
+	pthread_rwlock_unlock(&fs->lock);
+	return rc;
 }
 
 static ssize_t do_write(struct cairn_fs *fs, struct open_file *f, const void *buf, size_t count,
@@ -667,12 +752,16 @@ static ssize_t do_write(struct cairn_fs *fs, struct open_file *f, const void *bu
 		uint64_t seq = 0;
 		int attempt = 0;
 		struct log_fill fill = {.pending = 0};
-		write_lock(fs);
-		do
-			rc = write_chunk(fs, f, (const uint8_t *)buf + done, count - done, &off,
-			                 append, &seq, &attempt, &fill);
-		while (rc == -EAGAIN);
-		pthread_rwlock_unlock(&fs->lock);
+		const uint8_t *from = (const uint8_t *)buf + done;
+		rc = write_beside(fs, f, from, count - done, &off, append, &seq, &fill);
+		if (rc == -EAGAIN) {
+			write_lock(fs);
+			do
+				rc = write_chunk(fs, f, from, count - done, &off, append, &seq,
+				                 &attempt, &fill);
+			while (rc == -EAGAIN);
+			pthread_rwlock_unlock(&fs->lock);
+		}
 		/* The data is copied into the log here, beside other writers. */
 		if (fs->before_fill)
 			fs->before_fill(fs);
@@ -841,7 +930,7 @@ int truncate_ino(struct cairn_fs *fs, uint64_t ino, off_t length)
 		return -EFBIG;
 	uint64_t seq = 0;
 	int attempt = 0, rc;
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	while ((rc = op_begin(fs, 0, 0, SPACE_FREES, &attempt)) == -EAGAIN)
 		;
 	struct stat st;
@@ -934,7 +1023,7 @@ static int punch(struct cairn_fs *fs, uint64_t ino, uint64_t off, uint64_t len)
 {
 	uint64_t seq = 0;
 	int attempt = 0, rc;
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	do
 		rc = punch_locked(fs, ino, off, len, &seq, &attempt);
 	while (rc == -EAGAIN);
@@ -1022,7 +1111,7 @@ static int prealloc_locked(struct cairn_fs *fs, uint64_t ino, int mode, uint64_t
 static int prealloc_fits(struct cairn_fs *fs, uint64_t ino, uint64_t off, uint64_t end)
 {
 	int attempt = 0, rc;
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	do {
 		struct iref r;
 		uint64_t need = 0;
@@ -1044,7 +1133,7 @@ static int preallocate(struct cairn_fs *fs, struct vnode *vn, int mode, uint64_t
 	for (uint64_t pos = off; !rc && pos < end;) {
 		uint64_t seq = 0;
 		int attempt = 0;
-		pthread_rwlock_wrlock(&fs->lock);
+		fs_lock_exclusive(fs);
 		do
 			rc = prealloc_locked(fs, vn->ino, mode, pos, end, &pos, &seq, &attempt);
 		while (rc == -EAGAIN);

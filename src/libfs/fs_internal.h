@@ -32,6 +32,11 @@
 struct vnode {
 	uint64_t ino;
 	int64_t open_count; /* open files, plus references a front end holds */
+	/* The file's lock: a write taken beside others (files.c, "Writes
+	 * beside each other") changes data and the inode's size and times
+	 * under it and the volume lock held shared; whoever reads them under
+	 * the shared lock takes it too. */
+	pthread_mutex_t lock;
 	struct dindex data;
 	struct vnode *hnext;
 	/* The inode's cache buffer, held from the first write while the
@@ -94,6 +99,13 @@ struct cairn_fs {
 	int failed; /* an applied record failed: no more changes */
 
 	pthread_rwlock_t lock;
+	/* Callers waiting for fs->lock held exclusively (fs_lock_exclusive):
+	 * writes that would take it shared step back for them meanwhile. */
+	atomic_int exclusive_wanted;
+	/* With fs->lock held shared, the log's tail (log_reserve),
+	 * reserved_blocks and the count of logged records are changed under
+	 * this (files.c, "Writes beside each other"). */
+	pthread_mutex_t log_lock;
 
 	/* vnodes: hash table by inode number */
 	struct vnode **vtab;
@@ -170,6 +182,11 @@ struct cairn_fs {
 void data_report_damage(struct cairn_fs *fs, uint64_t ino, uint64_t lblk, uint64_t pblk,
                         const char *during);
 
+/* fs->lock held exclusively; writes taken under the shared lock step
+ * back while a caller waits for it (a readers-first lock would otherwise
+ * keep it waiting as long as writes overlap). */
+void fs_lock_exclusive(struct cairn_fs *fs);
+
 /* ---- vnodes (vnode.c) ---- */
 struct vnode *vnode_find(struct cairn_fs *fs, uint64_t ino);
 struct vnode *vnode_get(struct cairn_fs *fs, uint64_t ino); /* creates */
@@ -177,17 +194,30 @@ void vnode_maybe_free(struct cairn_fs *fs, struct vnode *vn);
 /* The inode of an open vnode, through the buffer it holds (taken at the
  * first call, given back by vnode_maybe_free once the vnode is no longer
  * open): 0 and *r, not to be put, or -errno.  Caller holds fs->lock
- * exclusively. */
+ * exclusively, or shared with vn->lock. */
 int vnode_inode(struct cairn_fs *fs, struct vnode *vn, struct iref *r);
 /* Gives back the inode's buffer held by vn, if it holds one. */
 void vnode_let_go(struct cairn_fs *fs, struct vnode *vn);
 void vnode_destroy_all(struct cairn_fs *fs);
+/* For a reader under fs->lock held shared: ino's vnode, if it has one,
+ * with its lock held (writes beside each other change the file's index,
+ * size and times under it), or NULL.  vnode_unlock(NULL) does nothing. */
+struct vnode *vnode_lock_ino(struct cairn_fs *fs, uint64_t ino);
+void vnode_unlock(struct vnode *vn);
 int vnode_is_open(struct cairn_fs *fs, uint64_t ino);
 
 /* ---- apply (apply.c): one record to the in-memory state ---- */
 struct log_rec_hdr;
 int apply_record(struct cairn_fs *fs, const struct log_rec_hdr *h, const void *payload,
                  uint64_t payload_off);
+/* A write's piece (pos: its record's seq and payload) put into vn's index
+ * and the inode's size and times set, r being vn's inode: what applying an
+ * OP_WRITE does once its file is found.  resv: blocks reserved for it;
+ * *released: those of the pieces it replaced.  Caller holds fs->lock
+ * exclusively, or shared with vn->lock. */
+struct log_pos;
+int apply_write_to(struct cairn_fs *fs, struct vnode *vn, struct iref *r, const struct log_pos *pos,
+                   uint64_t off, uint64_t len, int64_t time_ns, uint64_t resv, uint64_t *released);
 /* Frees an inode's blocks and number (nlink 0 and not open). */
 int apply_free_inode(struct cairn_fs *fs, uint64_t ino);
 int orphan_add(struct cairn_fs *fs, struct iref *r);
@@ -247,6 +277,14 @@ int op_log_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
  * its bytes wait for the fill (log_await). */
 int op_log_reserve_apply(struct cairn_fs *fs, uint16_t type, const uint64_t args[3],
                          const struct iovec *iov, int iovcnt, uint64_t *seq, struct log_fill *fill);
+/* The log half of a write taken beside others (files.c, "Writes beside
+ * each other"), with fs->lock held shared: under fs->log_lock, reserves
+ * an OP_WRITE record for iov (one piece) and the blocks it needs in the
+ * shared area, if the log and the shared area have room without a
+ * digest.  0 and *pos, -EAGAIN when they have not (the write then takes
+ * the lock exclusively), or the log's error. */
+int fs_reserve_write_beside(struct cairn_fs *fs, const uint64_t args[3], const struct iovec *iov,
+                            uint64_t blocks, struct log_pos *pos, struct log_fill *fill);
 /* Metadata blocks the next checkpoint will write, estimated from above
  * (it must fit in the journal). */
 uint64_t checkpoint_cost(struct cairn_fs *fs);

@@ -24,6 +24,7 @@
 #include "fs/extent.h"
 #include "libfs/clients.h"
 #include "libfs/fs_internal.h"
+#include "util/spin.h"
 #include "log/log_format.h"
 #include "util/progress.h"
 #include "volume/target.h"
@@ -475,7 +476,9 @@ static int replay_one(void *arg, const struct log_rec_hdr *h, const void *payloa
 static void init_locks(struct cairn_fs *fs)
 {
 	pthread_rwlock_init(&fs->lock, NULL);
-	pthread_mutex_init(&fs->fd_lock, NULL);
+	mutex_init_brief(&fs->log_lock);
+	pthread_mutex_init(&fs->pieces.lock, NULL);
+	mutex_init_brief(&fs->fd_lock);
 	pthread_mutex_init(&fs->digest_lock, NULL);
 	pthread_mutex_init(&fs->tier_lock, NULL);
 	pthread_mutex_init(&fs->dstate_lock, NULL);
@@ -497,6 +500,8 @@ static void destroy_fs(struct cairn_fs *fs)
 	log_close(fs->log);
 	volume_close(&fs->vol);
 	pthread_rwlock_destroy(&fs->lock);
+	pthread_mutex_destroy(&fs->log_lock);
+	pthread_mutex_destroy(&fs->pieces.lock);
 	pthread_mutex_destroy(&fs->fd_lock);
 	pthread_mutex_destroy(&fs->digest_lock);
 	pthread_mutex_destroy(&fs->tier_lock);
@@ -716,7 +721,7 @@ int cairn_unmount(cairn_fs *fs)
 	int rc = 0;
 	char failure[512];
 	if (!fs->read_only && !fs->failed) {
-		pthread_rwlock_wrlock(&fs->lock);
+		fs_lock_exclusive(fs);
 		rc = fs_checkpoint(fs, 1);
 		pthread_rwlock_unlock(&fs->lock);
 	} else if (fs->failed && fs_failure(fs, failure, sizeof(failure))) {
@@ -757,7 +762,7 @@ static int whole_volume(cairn_fs *fs, int (*step)(struct cairn_fs *fs, int locke
 	if (fs->digest_thread_running) {
 		rc = step(fs, 0);
 	} else {
-		pthread_rwlock_wrlock(&fs->lock);
+		fs_lock_exclusive(fs);
 		rc = step(fs, 1);
 		pthread_rwlock_unlock(&fs->lock);
 	}
@@ -804,9 +809,10 @@ int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv)
 			    shared_tier_live(&fs->sh, t) ? alloc_quarantined(fs->sh.tier[t].a) : 0;
 			blocks += shared_tier_blocks(&fs->sh, t);
 		}
-		bfree = bfree + quarantined > fs->reserved_blocks
-		            ? bfree + quarantined - fs->reserved_blocks
-		            : 0;
+		pthread_mutex_lock(&fs->log_lock); /* writes beside each other */
+		uint64_t reserved = fs->reserved_blocks;
+		pthread_mutex_unlock(&fs->log_lock);
+		bfree = bfree + quarantined > reserved ? bfree + quarantined - reserved : 0;
 		sv->f_bsize = sv->f_frsize = FS_BLOCK_SIZE;
 		sv->f_blocks = blocks;
 		/* Free counts the metadata reserve, as ext4's counts its
@@ -889,6 +895,9 @@ int cairn_info(cairn_fs *fs, struct cairn_info *out)
 		return fail(-EFAULT);
 	memset(out, 0, sizeof(*out));
 	pthread_rwlock_rdlock(&fs->lock);
+	/* The log's tail and the counts below move under it too while the
+	 * shared lock is held (files.c, "Writes beside each other"). */
+	pthread_mutex_lock(&fs->log_lock);
 	const struct fs_super *sb = &fs->sh.sb;
 	out->block_size = FS_BLOCK_SIZE;
 	out->log_capacity = log_capacity(fs->log);
@@ -905,6 +914,7 @@ int cairn_info(cairn_fs *fs, struct cairn_info *out)
 	out->ops_digested = fs->sh.ckpt.ops_digested;
 	out->log_waits = fs->stats.log_waits;
 	out->client_records = fs->stats.client_records;
+	pthread_mutex_unlock(&fs->log_lock);
 	out->client_logs = clients_active(fs);
 	out->batch_ms = fs_opt_get(&fs->opts.batch_ms);
 	static const char *names[] = {"?", "pmem", "file", "emul"};

@@ -26,7 +26,7 @@ static int run_change(cairn_fs *fs, change_fn fn, const void *arg)
 		return -EINVAL;
 	uint64_t seq = 0;
 	int attempt = 0, rc;
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	do
 		rc = fn(fs, arg, &seq, &attempt);
 	while (rc == -EAGAIN);

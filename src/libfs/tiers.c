@@ -70,7 +70,7 @@ static unsigned tier_named(struct cairn_fs *fs, const char *name)
 static void lock_all(struct cairn_fs *fs)
 {
 	pthread_mutex_lock(&fs->digest_lock);
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 }
 
 static void unlock_all(struct cairn_fs *fs)
@@ -294,7 +294,7 @@ static uint64_t room_elsewhere(struct cairn_fs *fs, unsigned t)
  * then nothing changes. */
 static int start_draining(struct cairn_fs *fs, unsigned t, char *err, size_t el)
 {
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	uint64_t used = shared_tier_used(&fs->sh, t), room = room_elsewhere(fs, t);
 	int rc = 0;
 	if (used > room && !fs->sh.tier[t].draining) {
@@ -367,7 +367,7 @@ int cairn_tier_keep(cairn_fs *fs, const char *name)
 		return via_daemon(fs, CTL_TIER_KEEP_CMD, name, NULL, 0, 0, 0, NULL);
 	if (fs->read_only)
 		return fail(-EROFS);
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	unsigned t = tier_named(fs, name);
 	if (t)
 		shared_tier_set_draining(&fs->sh, t, 0);

@@ -93,7 +93,7 @@ static int fs_tune(struct cairn_fs *fs, const struct cairn_tuning *t, char *err,
 		 * change's rewrite between this one's read and write would be
 		 * lost. */
 		pthread_mutex_lock(&fs->tier_lock);
-		pthread_rwlock_wrlock(&fs->lock);
+		fs_lock_exclusive(fs);
 		rc = tune_stored(fs, t, err, el);
 		pthread_rwlock_unlock(&fs->lock);
 		pthread_mutex_unlock(&fs->tier_lock);

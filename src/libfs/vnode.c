@@ -59,12 +59,21 @@ struct vnode *vnode_get(struct cairn_fs *fs, uint64_t ino)
 	if (!v)
 		return NULL;
 	v->ino = ino;
+	pthread_mutex_init(&v->lock, NULL);
 	dindex_init(&v->data, &fs->pieces);
 	size_t s = slot(fs, ino);
 	v->hnext = fs->vtab[s];
 	fs->vtab[s] = v;
 	fs->vcount++;
 	return v;
+}
+
+/* Its index's stash goes back to the pool. */
+static void vnode_free(struct vnode *vn)
+{
+	dindex_clear(&vn->data);
+	pthread_mutex_destroy(&vn->lock);
+	free(vn);
 }
 
 int vnode_inode(struct cairn_fs *fs, struct vnode *vn, struct iref *r)
@@ -95,7 +104,7 @@ void vnode_maybe_free(struct cairn_fs *fs, struct vnode *vn)
 	if (*pp)
 		*pp = vn->hnext;
 	fs->vcount--;
-	free(vn);
+	vnode_free(vn);
 }
 
 void vnode_destroy_all(struct cairn_fs *fs)
@@ -105,14 +114,27 @@ void vnode_destroy_all(struct cairn_fs *fs)
 		for (; v; v = n) {
 			n = v->hnext;
 			vnode_let_go(fs, v);
-			dindex_clear(&v->data);
-			free(v);
+			vnode_free(v);
 		}
 	}
 	free(fs->vtab);
 	fs->vtab = NULL;
 	fs->vtab_size = fs->vcount = 0;
 	piece_pool_drain(&fs->pieces);
+}
+
+struct vnode *vnode_lock_ino(struct cairn_fs *fs, uint64_t ino)
+{
+	struct vnode *vn = vnode_find(fs, ino);
+	if (vn)
+		pthread_mutex_lock(&vn->lock);
+	return vn;
+}
+
+void vnode_unlock(struct vnode *vn)
+{
+	if (vn)
+		pthread_mutex_unlock(&vn->lock);
 }
 
 int vnode_is_open(struct cairn_fs *fs, uint64_t ino)

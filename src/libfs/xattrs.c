@@ -105,7 +105,7 @@ static int xattr_change(struct cairn_fs *fs, const struct target *t, const char 
 		return size > 65536 ? -E2BIG : -ENOSPC; /* Linux: too big for this fs */
 	uint64_t seq = 0;
 	int attempt = 0;
-	pthread_rwlock_wrlock(&fs->lock);
+	fs_lock_exclusive(fs);
 	do
 		rc = xattr_change_locked(fs, t, name, namelen, value, size, flags, &seq, &attempt);
 	while (rc == -EAGAIN);

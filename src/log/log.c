@@ -855,6 +855,11 @@ int log_reserve(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
 	return 0;
 }
 
+int log_fills_later(const struct log *l)
+{
+	return l->staging == NULL;
+}
+
 int log_fill(struct log *l, struct log_fill *fill)
 {
 	return fill->pending ? fill_now(l, fill, fill->iov, fill->iovcnt) : 0;

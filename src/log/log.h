@@ -141,6 +141,10 @@ struct log_fill {
 };
 int log_reserve(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
                 const struct iovec *iov, int iovcnt, struct log_pos *out, struct log_fill *fill);
+/* Whether log_reserve leaves the copy of a payload of LOG_FILL_IOV pieces
+ * or fewer to log_fill (byte-addressable media), so that it needs no lock
+ * but the one that orders reservations. */
+int log_fills_later(const struct log *l);
 /* 0, or the media error (every later commit then fails with EIO). */
 int log_fill(struct log *l, struct log_fill *fill);
 /* Returns when the record seq and every one before it are filled (0), or

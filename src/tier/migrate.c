@@ -435,7 +435,7 @@ static int run_batch(struct cairn_fs *fs, enum batch_kind kind, unsigned t, uint
 	int64_t t0 = mono_ns();
 	pthread_mutex_lock(&fs->digest_lock);
 	if (!locked)
-		pthread_rwlock_wrlock(&fs->lock);
+		fs_lock_exclusive(fs);
 	/* Switching extents may split them, and the new extents need tree
 	 * nodes.  Demotion gives the fast tier space back, so like unlink it
 	 * may use the reserve; it must leave the nodes the digest needs. */
@@ -448,7 +448,7 @@ static int run_batch(struct cairn_fs *fs, enum batch_kind kind, unsigned t, uint
 		pthread_rwlock_unlock(&fs->lock);
 	int copy_rc = rc ? rc : copy_moves(fs, b);
 	if (!locked)
-		pthread_rwlock_wrlock(&fs->lock);
+		fs_lock_exclusive(fs);
 	rc = switch_moves(fs, b, copy_rc);
 	if (rc && rc != copy_rc)
 		fs->failed = 1; /* the cached tree is not trustworthy: stop changes */
