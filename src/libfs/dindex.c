@@ -180,7 +180,7 @@ void dindex_clear(struct dindex *d)
 	struct piece *p, *n;
 	RB_FOREACH_SAFE(p, piece_tree, &d->tree, n)
 		drop(d, p);
-	if (d->pool)
+	if (d->pool && d->nstash)
 		stash_return(d, d->nstash);
 }
 

@@ -24,9 +24,9 @@
 #include "fs/extent.h"
 #include "libfs/clients.h"
 #include "libfs/fs_internal.h"
-#include "util/spin.h"
 #include "log/log_format.h"
 #include "util/progress.h"
+#include "util/spin.h"
 #include "volume/target.h"
 
 static __thread char last_error[1024];
