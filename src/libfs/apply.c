@@ -445,22 +445,27 @@ static int get_file_of_write(struct cairn_fs *fs, uint64_t ino, struct iref *r, 
 	return rc;
 }
 
-int apply_write_to(struct cairn_fs *fs, struct vnode *vn, struct iref *r, const struct log_pos *pos,
-                   uint64_t off, uint64_t len, int64_t time_ns, uint64_t resv, uint64_t *released)
+/* The inode's size and times after a write ending at end. */
+static void note_written(struct cairn_fs *fs, struct iref *r, uint64_t end, int64_t time_ns)
 {
-	int rc = dindex_insert(&vn->data, off, len, pos->payload_off, pos->seq, resv, PIECE_LOG,
-	                       released);
-	if (rc)
-		return rc;
-	if (off + len > r->i->size)
-		r->i->size = off + len;
+	if (end > r->i->size)
+		r->i->size = end;
 	r->i->mtime_ns = r->i->ctime_ns = time_ns;
 	/* Safe without the cache's mutex when the buffer is dirty already:
 	 * the checkpoint's snapshot, the only way out of that state, is taken
 	 * under fs->lock held exclusively, and a write holds it at least
 	 * shared. */
 	inode_keep_dirty(&fs->sh, r);
-	return 0;
+}
+
+int apply_write_to(struct cairn_fs *fs, struct vnode *vn, struct iref *r, const struct log_pos *pos,
+                   uint64_t off, uint64_t len, int64_t time_ns, uint64_t resv, uint64_t *released)
+{
+	int rc = dindex_insert(&vn->data, off, len, pos->payload_off, pos->seq, resv, PIECE_LOG,
+	                       released);
+	if (!rc)
+		note_written(fs, r, off + len, time_ns);
+	return rc;
 }
 
 static int apply_write(struct cairn_fs *fs, const struct log_rec_hdr *h, uint64_t plo)
@@ -471,15 +476,9 @@ static int apply_write(struct cairn_fs *fs, const struct log_rec_hdr *h, uint64_
 	int rc = get_file_of_write(fs, ino, &r, &held);
 	if (rc)
 		return rc;
-	struct vnode *vn = vnode_get(fs, ino);
-	uint64_t resv = fs->apply_resv, released = 0;
-	fs->apply_resv = 0;
-	struct log_pos pos = {.seq = h->seq, .payload_off = plo};
-	rc = vn ? apply_write_to(fs, vn, &r, &pos, off, h->payload_len, (int64_t)h->args[2], resv,
-	                         &released)
-	        : -ENOMEM;
+	rc = add_piece(fs, ino, off, h->payload_len, plo, h->seq, PIECE_LOG);
 	if (!rc)
-		fs->reserved_blocks += resv - released;
+		note_written(fs, &r, off + h->payload_len, (int64_t)h->args[2]);
 	if (!held)
 		inode_put(&fs->sh, &r);
 	return rc;

@@ -619,35 +619,47 @@ ssize_t cairn_read(cairn_fs *fs, int fd, void *buf, size_t count)
 
 /* ---- write --------------------------------------------------------------- */
 
+/* What a write settles first, whichever way it takes: how much one
+ * record carries (at most the log's largest payload), where (the end for
+ * O_APPEND), the inode, and the blocks it needs.  The byte count, or
+ * -errno. */
+static ssize_t write_plan(struct cairn_fs *fs, struct vnode *vn, size_t count, uint64_t *off,
+                          int append, struct iref *r, uint64_t *need)
+{
+	size_t max = (size_t)log_max_payload(fs->log);
+	if (count > max)
+		count = max;
+	int rc = vnode_inode(fs, vn, r);
+	if (rc)
+		return rc;
+	if (append)
+		*off = r->i->size;
+	if (*off + count > MAX_FILE_SIZE)
+		return -EFBIG;
+	*need = 0;
+	rc = data_blocks_needed(fs, r->i, vn, *off, count, need);
+	return rc ? rc : (ssize_t)count;
+}
+
 /* Appends one WRITE record of at most the log's largest payload; -EAGAIN
  * means the lock was dropped to digest and the caller retries. */
 static ssize_t write_chunk(struct cairn_fs *fs, struct open_file *f, const void *buf, size_t count,
                            uint64_t *off, int append, uint64_t *seq, int *attempt,
                            struct log_fill *fill)
 {
-	size_t max = (size_t)log_max_payload(fs->log);
-	if (count > max)
-		count = max;
 	struct iref r;
-	int rc = vnode_inode(fs, f->vn, &r);
-	if (rc)
-		return rc;
-	if (append)
-		*off = r.i->size;
-	uint64_t need = 0;
-	if (*off + count > MAX_FILE_SIZE)
-		rc = -EFBIG;
-	if (!rc)
-		rc = data_blocks_needed(fs, r.i, f->vn, *off, count, &need);
-	if (!rc)
-		rc = op_begin(fs, count, need, SPACE_DATA, attempt);
+	uint64_t need;
+	ssize_t n = write_plan(fs, f->vn, count, off, append, &r, &need);
+	if (n < 0)
+		return n;
+	int rc = op_begin(fs, (uint64_t)n, need, SPACE_DATA, attempt);
 	if (rc)
 		return rc;
 	uint64_t args[3] = {f->vn->ino, *off, (uint64_t)now_ns()};
-	struct iovec iov = {(void *)buf, count};
+	struct iovec iov = {(void *)buf, (size_t)n};
 	fs->apply_resv = need;
 	rc = op_log_reserve_apply(fs, OP_WRITE, args, &iov, 1, seq, fill);
-	return rc ? rc : (ssize_t)count;
+	return rc ? rc : n;
 }
 
 /* Tries for the lock this many times before sleeping on it. */
@@ -688,29 +700,19 @@ static ssize_t write_chunk_beside(struct cairn_fs *fs, struct vnode *vn, const v
                                   size_t count, uint64_t *off, int append, uint64_t *seq,
                                   struct log_fill *fill)
 {
-	size_t max = (size_t)log_max_payload(fs->log);
-	if (count > max)
-		count = max;
 	struct iref r;
-	int rc = vnode_inode(fs, vn, &r);
-	if (rc)
-		return rc;
-	if (append)
-		*off = r.i->size;
-	if (*off + count > MAX_FILE_SIZE)
-		return -EFBIG;
-	uint64_t need = 0;
-	rc = data_blocks_needed(fs, r.i, vn, *off, count, &need);
-	if (rc)
-		return rc;
+	uint64_t need;
+	ssize_t n = write_plan(fs, vn, count, off, append, &r, &need);
+	if (n < 0)
+		return n;
 	uint64_t args[3] = {vn->ino, *off, (uint64_t)now_ns()};
-	struct iovec iov = {(void *)buf, count};
+	struct iovec iov = {(void *)buf, (size_t)n};
 	struct log_pos pos;
-	rc = fs_reserve_write_beside(fs, args, &iov, need, &pos, fill);
+	int rc = fs_reserve_write_beside(fs, args, &iov, need, &pos, fill);
 	if (rc)
 		return rc;
 	uint64_t released = 0;
-	rc = apply_write_to(fs, vn, &r, &pos, *off, count, (int64_t)args[2], need, &released);
+	rc = apply_write_to(fs, vn, &r, &pos, *off, (uint64_t)n, (int64_t)args[2], need, &released);
 	if (released) {
 		pthread_mutex_lock(&fs->log_lock);
 		fs->reserved_blocks -= released;
@@ -722,7 +724,7 @@ static ssize_t write_chunk_beside(struct cairn_fs *fs, struct vnode *vn, const v
 		return -EIO;
 	}
 	*seq = pos.seq;
-	return (ssize_t)count;
+	return n;
 }
 
 /* write_chunk_beside, or -EAGAIN when the write must take the lock
@@ -730,7 +732,7 @@ static ssize_t write_chunk_beside(struct cairn_fs *fs, struct vnode *vn, const v
 static ssize_t write_beside(struct cairn_fs *fs, struct open_file *f, const void *buf, size_t count,
                             uint64_t *off, int append, uint64_t *seq, struct log_fill *fill)
 {
-	if (!log_fills_later(fs->log))
+	if (!fs->writes_beside)
 		return -EAGAIN;
 	ssize_t rc = -EAGAIN;
 	pthread_rwlock_rdlock(&fs->lock);

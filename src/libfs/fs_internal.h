@@ -106,6 +106,10 @@ struct cairn_fs {
 	 * reserved_blocks and the count of logged records are changed under
 	 * this (files.c, "Writes beside each other"). */
 	pthread_mutex_t log_lock;
+	/* The log fills records after reserving them (log_fills_later, set
+	 * at mount): writes may run beside each other.  Kept here because the
+	 * log's own fields share lines that every writer stores to. */
+	int writes_beside;
 
 	/* vnodes: hash table by inode number */
 	struct vnode **vtab;

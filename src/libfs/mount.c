@@ -534,6 +534,7 @@ static int open_parts(struct cairn_fs *fs, const char *dir, char *err, size_t el
 	rc = log_open(&fs->log, fs->vol.part[PART_LOG], fs->vol.mf.uuid, err, el);
 	if (!rc) {
 		warn(err);
+		fs->writes_beside = log_fills_later(fs->log);
 		rc = shared_open(&fs->sh, fs->vol.part[PART_FAST], fs->vol.part + PART_TIER1,
 		                 fs->vol.mf.ntiers, fs->vol.mf.uuid, fs->read_only, err, el);
 	}
