@@ -409,13 +409,10 @@ static int batch_room(const struct ingest_batch *b, uint64_t len)
 static int batch_fill(struct cairn_fs *fs, struct ingest_batch *b)
 {
 	int rc = 0;
-	for (int i = 0; b && i < b->n; i++) {
-		int frc = log_fill(fs->log, &b->fill[i]);
-		if (!rc)
-			rc = frc;
-	}
-	if (b)
+	if (b) {
+		rc = log_fill_many(fs->log, b->fill, b->n);
 		b->n = 0;
+	}
 	fs_note_failure(fs, rc);
 	return rc;
 }
