@@ -718,13 +718,21 @@ int cairn_unmount(cairn_fs *fs)
 		free(fs);
 		return 0;
 	}
+	int had_digest_thread = fs->digest_thread_running;
 	digest_stop(fs);
 	int rc = 0;
 	char failure[512];
 	if (!fs->read_only && !fs->failed) {
-		fs_lock_exclusive(fs);
-		rc = fs_checkpoint(fs, 1);
-		pthread_rwlock_unlock(&fs->lock);
+		/* The locks in the order the volume used: the digest thread's
+		 * (its mutex, then the volume lock), or that of writers that
+		 * checkpoint inline under the volume lock. */
+		if (had_digest_thread) {
+			rc = fs_checkpoint(fs, 0);
+		} else {
+			fs_lock_exclusive(fs);
+			rc = fs_checkpoint(fs, 1);
+			pthread_rwlock_unlock(&fs->lock);
+		}
 	} else if (fs->failed && fs_failure(fs, failure, sizeof(failure))) {
 		rc = -EIO; /* a medium stopped the volume: its log is not digested */
 	}
