@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's second command and what CI runs: every test, in an optimized
 # build and again under AddressSanitizer + UndefinedBehaviorSanitizer (less
-# the tests labelled slow), then the Debian packages (scripts/package.sh),
-# then the fuzz target for a bounded time.
+# the tests labelled slow), the threaded ones under ThreadSanitizer, then
+# the Debian packages (scripts/package.sh), then the fuzz target for a
+# bounded time.
 #
 # A test that cannot run here (no root, no /dev/fuse, no loop device for
 # the ext4 oracle, ...) exits 77 and CTest shows it as skipped; this script
@@ -67,6 +68,16 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCAIRN_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	run_ctest build-asan -LE slow
+
+echo "== the threaded tests (ThreadSanitizer)"
+# Only the tests labelled threads (tests/CMakeLists.txt) and what they
+# link: a race or a lock-order cycle is reported, and fails the test, even
+# in a run whose interleaving corrupted nothing.
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAIRN_TSAN=ON -DCAIRN_BENCH=OFF >/dev/null
+mapfile -t threaded < <(ctest --test-dir build-tsan -N -L threads | awk '/Test +#/ { print $3 }')
+[ ${#threaded[@]} -gt 0 ] || { echo "test.sh: FAILED: no test is labelled threads" >&2; exit 1; }
+cmake --build build-tsan -j"$jobs" --target "${threaded[@]}"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest build-tsan -L threads
 
 echo "== the Debian packages: built, lintian, installed in a throw-away root"
 if [ "$(id -u)" = 0 ]; then
