@@ -1,3 +1,8 @@
+/* ntbw.c: non-temporal copies of 4 KiB (libpmem) into a file of /tmp/r (a tmpfs
+ * of 2 MiB pages), 3 laps of 512 MiB, a fence every EVERY records, or, with
+ * TEMPORAL=1, memcpy and a flush of each line.
+ * Build: cc -O2 -o ntbw ntbw.c -lpmem -lpthread
+ * Usage: ntbw THREADS [EVERY] [TEMPORAL] */
 #define _GNU_SOURCE
 #include <libpmem.h>
 #include <pthread.h>

@@ -1,4 +1,8 @@
 #!/usr/bin/env bash
+# perf record (dwarf call graphs) of the daemon while P client processes each
+# append N x 4 KiB (bench_append attach) to a fresh emul volume; LOG sets the
+# log size (default 2G: no digest).  Usage: perfd.sh [N] [P], from the
+# repository, as root; /tmp/r a tmpfs of 2 MiB pages (bench/ram.sh says why).
 set -euo pipefail
 B=${B:-build}; n=${1:-200000}; P=${2:-2}
 vol=/tmp/r/pvol; mnt=/tmp/p/mnt; rm -rf $vol

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# quick: attach processes 1/2 and threads 1/2, ROUNDS rounds, 2G log (no digest)
+# Attach processes 1 and 2, and 2 threads of one client: aggregate appends/s
+# of N x 4 KiB each, ROUNDS rounds, a fresh emul volume with a LOG log each
+# round.  Usage: procs.sh BUILD [N] [ROUNDS] [LOG]; /tmp/r a tmpfs of 2 MiB
+# pages (bench/ram.sh says why).
 set -euo pipefail
 B=${1:-/work/main/build}; n=${2:-40000}; rounds=${3:-3}; log=${4:-2G}
 bin=$B/bench/bench_append

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# two volumes, two daemons, one client each: what parallel ingestion could reach
+# Two volumes, each served by its own daemon, one client appending to each,
+# against one client alone: what writers sharing nothing but the machine
+# reach.  Usage: B=build twovol.sh [N] [ROUNDS]; /tmp/r a tmpfs of 2 MiB pages.
 set -euo pipefail
 B=${B:-build}; n=${1:-40000}; rounds=${2:-3}
 bin=$B/bench/bench_append
