@@ -1860,6 +1860,95 @@ static void test_fill_out_of_order(void **state)
 	part_destroy(&p);
 }
 
+/* A batch filled with one fence (log_fill_many): nothing of it is
+ * appended before the call, so a commit of its last record waits and a
+ * crash then recovers none of it; after the call every record is appended,
+ * durable and whole, a record the reservation had already written (more
+ * pieces than a fill holds) is not written twice, and on a file medium
+ * (where each reservation wrote its record) the call has nothing to do. */
+static void fill_many_on(enum media_kind kind)
+{
+	static struct part p;
+	struct log *l = fresh_log(&p, kind, 256 * KIB);
+	enum { N = 4 };
+	uint8_t data[N][1500];
+	struct iovec iov[N][LOG_FILL_IOV + 1];
+	struct log_fill fills[N];
+	struct log_pos pos[N];
+	uint64_t args[LOG_REC_ARGS] = {0};
+	for (int i = 0; i < N; i++) {
+		fill(data[i], sizeof(data[i]), 10 + (uint64_t)i);
+		/* Record 2 in LOG_FILL_IOV + 1 pieces: written at its reservation. */
+		int pieces = i == 2 ? LOG_FILL_IOV + 1 : 1;
+		size_t each = sizeof(data[i]) / (size_t)pieces;
+		for (int k = 0; k < pieces; k++)
+			iov[i][k] =
+			    (struct iovec){data[i] + k * each,
+			                   k == pieces - 1 ? sizeof(data[i]) - k * each : each};
+		args[0] = (uint64_t)i;
+		assert_int_equal(log_reserve(l, 16, args, iov[i], pieces, &pos[i], &fills[i]), 0);
+	}
+	int direct = kind != MEDIA_FILE;
+	assert_int_equal(fills[2].pending, 0);
+	assert_int_equal(fills[0].pending, direct);
+	struct committer c = {.l = l, .seq = pos[N - 1].seq};
+	pthread_t th;
+	if (direct) {
+		assert_int_equal(pthread_create(&th, NULL, commit_main, &c), 0);
+		usleep(20000);
+		assert_int_equal(__atomic_load_n(&c.done, __ATOMIC_ACQUIRE), 0);
+		/* The crash, here: records 0, 1 and 3 not written. */
+		struct part copy;
+		part_copy(&p, &copy);
+		struct log *lc = open_ok(copy.m, UUID_A);
+		struct recs got = {0};
+		assert_int_equal(recover_into(lc, LOG_RING_START, 1, &got, 0), 0);
+		assert_int_equal(got.n, 0);
+		close_log(lc);
+		recs_free(&got);
+		part_destroy(&copy);
+	}
+	assert_int_equal(log_fill_many(l, fills, N), 0);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(fills[i].pending, 0);
+	if (direct) {
+		assert_int_equal(pthread_join(th, NULL), 0);
+		assert_int_equal(c.rc, 0);
+	} else {
+		assert_int_equal(log_commit(l, pos[N - 1].seq), 0);
+	}
+	/* The crash, now: every record whole. */
+	struct part copy;
+	part_copy(&p, &copy);
+	struct log *lc = open_ok(copy.m, UUID_A);
+	struct recs got = {0};
+	assert_int_equal(recover_into(lc, LOG_RING_START, 1, &got, 0), 0);
+	assert_int_equal(got.n, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(got.v[i].seq, pos[i].seq);
+		assert_int_equal(got.v[i].args[0], (uint64_t)i);
+		assert_int_equal(got.v[i].plen, sizeof(data[i]));
+		assert_memory_equal(got.v[i].payload, data[i], sizeof(data[i]));
+	}
+	close_log(lc);
+	recs_free(&got);
+	part_destroy(&copy);
+	close_log(l);
+	part_destroy(&p);
+}
+
+static void test_fill_many_emul(void **state)
+{
+	(void)state;
+	fill_many_on(MEDIA_EMUL);
+}
+
+static void test_fill_many_file(void **state)
+{
+	(void)state;
+	fill_many_on(MEDIA_FILE);
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -1914,6 +2003,8 @@ int main(void)
 	    cmocka_unit_test_teardown(test_concurrent_fill_emul, teardown),
 	    cmocka_unit_test_teardown(test_concurrent_fill_file, teardown),
 	    cmocka_unit_test_teardown(test_fill_out_of_order, teardown),
+	    cmocka_unit_test_teardown(test_fill_many_emul, teardown),
+	    cmocka_unit_test_teardown(test_fill_many_file, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
