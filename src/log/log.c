@@ -792,12 +792,19 @@ int log_room(const struct log *l, uint64_t payload_len)
 	return l->used + space_needed(l, payload_len) + LOG_ALIGN <= ring_capacity(l);
 }
 
+/* Writes the reserved record from iov (on byte-addressable media, its
+ * lines flushed but not fenced). */
+static int store_fill(struct log *l, struct log_fill *fill, const struct iovec *iov, int iovcnt)
+{
+	fill->h.checksum = checksum_iov(l, &fill->h, iov, iovcnt);
+	return write_record(l, fill->off, &fill->h, iov, iovcnt);
+}
+
 /* Writes the reserved record from iov and counts it as filled. */
 static int fill_now(struct log *l, struct log_fill *fill, const struct iovec *iov, int iovcnt)
 {
 	fill->pending = 0;
-	fill->h.checksum = checksum_iov(l, &fill->h, iov, iovcnt);
-	int rc = write_record(l, fill->off, &fill->h, iov, iovcnt);
+	int rc = store_fill(l, fill, iov, iovcnt);
 	if (!rc && media_direct(l->m))
 		rc = media_fence(l->m); /* write_record flushed what it wrote */
 	if (rc) {
@@ -865,30 +872,22 @@ int log_fill(struct log *l, struct log_fill *fill)
 	return fill->pending ? fill_now(l, fill, fill->iov, fill->iovcnt) : 0;
 }
 
-/* Byte-addressable media: every record is stored and flushed, then one
- * fence serves them all before any is counted as filled.  A record is
- * counted only after the fence, as fill_now counts it, so a commit or a
- * reader that sees it appended sees it durable. */
+/* Every pending record is stored and flushed, then one fence serves them
+ * all before any is counted as filled.  A record is counted only after
+ * the fence, as fill_now counts it, so a commit or a reader that sees it
+ * appended sees it durable.  Only byte-addressable media leave records
+ * pending (log_reserve writes the others at once), and a batch with none
+ * pending costs no fence. */
 int log_fill_many(struct log *l, struct log_fill *fills, int n)
 {
-	if (l->staging || !media_direct(l->m)) {
-		int rc = 0;
-		for (int i = 0; i < n; i++) {
-			int frc = log_fill(l, &fills[i]);
-			if (!rc)
-				rc = frc;
-		}
-		return rc;
-	}
-	int rc = 0;
+	int rc = 0, stored = 0;
 	for (int i = 0; i < n && !rc; i++) {
-		struct log_fill *f = &fills[i];
-		if (!f->pending)
+		if (!fills[i].pending)
 			continue;
-		f->h.checksum = checksum_iov(l, &f->h, f->iov, f->iovcnt);
-		rc = write_record(l, f->off, &f->h, f->iov, f->iovcnt);
+		rc = store_fill(l, &fills[i], fills[i].iov, fills[i].iovcnt);
+		stored = 1;
 	}
-	if (!rc)
+	if (!rc && stored)
 		rc = media_fence(l->m);
 	if (rc) {
 		atomic_store(&l->broken, 1);

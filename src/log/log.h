@@ -147,9 +147,8 @@ int log_reserve(struct log *l, uint16_t type, const uint64_t args[LOG_REC_ARGS],
 int log_fills_later(const struct log *l);
 /* 0, or the media error (every later commit then fails with EIO). */
 int log_fill(struct log *l, struct log_fill *fill);
-/* log_fill of n records at once, with one fence for them all on
- * byte-addressable media; 0 or the first failure (every later commit
- * then fails with EIO). */
+/* log_fill of n records at once, with one fence for them all; 0 or the
+ * first failure (every later commit then fails with EIO). */
 int log_fill_many(struct log *l, struct log_fill *fills, int n);
 /* Returns when the record seq and every one before it are filled (0), or
  * -EIO when a fill failed. */
