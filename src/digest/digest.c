@@ -11,6 +11,7 @@
 #include "tier/migrate.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -410,8 +411,6 @@ static int digest_all_data(struct cairn_fs *fs)
 #define PASS_BLOCKS 256
 /* Rounds at most; a round digests what the log held when it began. */
 #define AHEAD_ROUNDS 8
-/* Pause between passes, so that a writer waiting for the lock gets it. */
-#define PASS_PAUSE_NS 20000
 
 /*
  * Stores after the lock.  Most of a pass is the copy of whole blocks from
@@ -503,8 +502,16 @@ static void digest_ahead(struct cairn_fs *fs)
 				rc = src;
 			if (rc)
 				fs->digest_gen++; /* step 2 stores every piece again */
+			/* A writer waiting for the lock gets it now: writes that
+			 * would take it shared step back while the next pass
+			 * waits for it (fs_lock_exclusive), and queue for it
+			 * beside that pass.  A sleep here (20 us asked, 89 us
+			 * taken on this machine) left the digest idle between
+			 * passes, so that the log filled and writers waited for
+			 * the checkpoint instead (docs/PERFORMANCE.md, "The
+			 * digest's pause between passes"). */
 			if (!fs->between_passes && !done)
-				nanosleep(&(struct timespec){0, PASS_PAUSE_NS}, NULL);
+				sched_yield();
 		}
 		if (rc || stored < per)
 			break;
