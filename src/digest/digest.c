@@ -502,10 +502,10 @@ static void digest_ahead(struct cairn_fs *fs)
 				rc = src;
 			if (rc)
 				fs->digest_gen++; /* step 2 stores every piece again */
-			/* A writer waiting for the lock gets it now: writes that
-			 * would take it shared step back while the next pass
-			 * waits for it (fs_lock_exclusive), and queue for it
-			 * beside that pass.  A sleep here (20 us asked, 89 us
+			/* Writers waiting for the lock queue for it beside the
+			 * next pass (writes that would take it shared step back
+			 * while a pass waits: fs_lock_exclusive), and a yield
+			 * lets one of them run here first.  A sleep here (20 us asked, 89 us
 			 * taken on this machine) left the digest idle between
 			 * passes, so that the log filled and writers waited for
 			 * the checkpoint instead (docs/PERFORMANCE.md, "The
