@@ -523,6 +523,18 @@ static int read_slot(struct media *m, int slot, struct fs_checkpoint *ck)
 	return 0;
 }
 
+/* Makes ck the current checkpoint. */
+static void set_ckpt(struct shared *s, const struct fs_checkpoint *ck)
+{
+	s->ckpt = *ck;
+	__atomic_store_n(&s->ops_digested, ck->ops_digested, __ATOMIC_RELAXED);
+}
+
+uint64_t shared_ops_digested(const struct shared *s)
+{
+	return __atomic_load_n(&s->ops_digested, __ATOMIC_RELAXED);
+}
+
 static int load_checkpoint(struct shared *s, char *err, size_t errlen)
 {
 	struct fs_checkpoint a, b;
@@ -535,7 +547,7 @@ static int load_checkpoint(struct shared *s, char *err, size_t errlen)
 		return -EUCLEAN;
 	}
 	s->ckpt_slot = (okb && (!oka || b.seq > a.seq)) ? 1 : 0;
-	s->ckpt = s->ckpt_slot ? b : a;
+	set_ckpt(s, s->ckpt_slot ? &b : &a);
 	return 0;
 }
 
@@ -650,7 +662,7 @@ int shared_commit(struct shared *s, const struct cache_snapshot *snap, struct fs
 		rc = write_slot(s->m, slot, ck);
 	if (rc)
 		return rc;
-	s->ckpt = *ck;
+	set_ckpt(s, ck);
 	s->ckpt_slot = slot;
 	return 0;
 }
@@ -762,7 +774,7 @@ static int journal_recover(struct shared *s, int read_only)
 				cache_put(s->cache, b);
 			}
 		}
-		s->ckpt = ck;
+		set_ckpt(s, &ck);
 		cache_snapshot_free(&snap);
 		return 0;
 	}
@@ -773,7 +785,7 @@ static int journal_recover(struct shared *s, int read_only)
 	if (!rc)
 		rc = write_slot(s->m, slot, &ck);
 	if (!rc) {
-		s->ckpt = ck;
+		set_ckpt(s, &ck);
 		s->ckpt_slot = slot;
 	}
 	cache_snapshot_free(&snap);

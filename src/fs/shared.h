@@ -54,7 +54,10 @@ struct shared {
 	unsigned super_bad; /* damaged copy: 1 block 0, 2 the backup */
 	char super_why[160];
 	struct fs_checkpoint ckpt; /* the current durable checkpoint */
-	int ckpt_slot;             /* 0 or 1: where ckpt lives */
+	/* Its ops_digested, for readers that hold only fs->lock (a commit
+	 * runs without it): stored and loaded atomically. */
+	uint64_t ops_digested;
+	int ckpt_slot; /* 0 or 1: where ckpt lives */
 	struct cache *cache;
 	struct alloc *balloc; /* blocks of the tier */
 	struct alloc *ialloc; /* inode numbers */
@@ -241,5 +244,8 @@ uint64_t shared_journal_capacity(const struct shared *s);
  * journal will complete it at the next mount).
  */
 int shared_commit(struct shared *s, const struct cache_snapshot *snap, struct fs_checkpoint *ck);
+/* The operations digested as of the current checkpoint, safe to read
+ * while a checkpoint commits. */
+uint64_t shared_ops_digested(const struct shared *s);
 
 #endif

@@ -920,7 +920,7 @@ int cairn_info(cairn_fs *fs, struct cairn_info *out)
 	out->free_inodes = alloc_free_count(fs->sh.ialloc);
 	out->checkpoints = fs->stats.checkpoints;
 	out->ops_logged = fs->stats.ops_logged;
-	out->ops_digested = fs->sh.ckpt.ops_digested;
+	out->ops_digested = shared_ops_digested(&fs->sh);
 	out->log_waits = fs->stats.log_waits;
 	out->client_records = fs->stats.client_records;
 	pthread_mutex_unlock(&fs->log_lock);
