@@ -689,7 +689,8 @@ static void publish_heads(struct cairn_fs *fs, struct clients *cl, int *rc)
 
 /* Applies every client's new records; with durably, also makes them
  * durable and tells each client where its log now starts.  0, 1 when
- * there were records, or -errno. */
+ * there were records, CLIENTS_STREAMING when they filled a batch at
+ * least, or -errno. */
 static int ingest_all(struct cairn_fs *fs, int durably)
 {
 	struct clients *cl = clients_table(fs);
@@ -699,7 +700,7 @@ static int ingest_all(struct cairn_fs *fs, int durably)
 	int any = 0;
 	for (int i = 0; i < CLOG_SLOTS && !any; i++)
 		any = cl->slot[i] && has_new(cl->slot[i]);
-	int rc = 0;
+	int rc = 0, full = 0;
 	if (any) {
 		/* Empty between passes: each ends with its batch filled.  NULL
 		 * (no memory): records are copied as they are applied. */
@@ -723,6 +724,7 @@ static int ingest_all(struct cairn_fs *fs, int durably)
 				publish_heads(fs, cl, &rc);
 			if (rc != BATCH_FULL)
 				break;
+			full = 1;
 			/* A client given its ring back after each batch could keep
 			 * this pass going for ever, with cl->lock held.  The
 			 * catch-up thread comes back soon; a request's pass gives
@@ -736,7 +738,9 @@ static int ingest_all(struct cairn_fs *fs, int durably)
 	pthread_mutex_unlock(&cl->lock);
 	if (any && !rc)
 		fs_digest_if_due(fs);
-	return rc ? rc : any;
+	if (rc)
+		return rc;
+	return full ? CLIENTS_STREAMING : any;
 }
 
 int clients_ingest(cairn_fs *fs)

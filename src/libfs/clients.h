@@ -80,7 +80,10 @@ int clients_ingest(cairn_fs *fs);
 /* The same, then made durable, and each client told where its log now
  * starts (the head word of its state file), so that it can reuse the
  * space without asking: what a thread of the daemon does while clients
- * have logs.  1 when there were records, 0 when none, or -errno. */
+ * have logs.  1 when there were records, CLIENTS_STREAMING when there
+ * were enough to fill a batch (16 writes or 256 KiB) at least, 0 when
+ * none, or -errno. */
+#define CLIENTS_STREAMING 2
 int clients_catch_up(cairn_fs *fs);
 /* Makes the log file of the next client ahead, when a client took the
  * last: a new file costs the daemon 1-10 ms (allocating and mapping 4 MiB),
