@@ -26,7 +26,11 @@
 #      rewritten by then), every file reads back the same, fsck finds it
 #      clean; ssd is filled again when it runs low, and should a round
 #      find the removal done, the rounds go on removing hdd (a tier cap
-#      added under it); at least 3 kills must land half way; then a
+#      added under it); at least 3 kills must land half way (under load,
+#      as in a sanitizer build beside other tests, the command may still
+#      be mounting the volume when those delays end: up to 6 more rounds
+#      then kill it 0.1 to 0.2 s after its move began, its signal
+#      handlers in place, until 3 have); then a
 #      removal that completes; then, on a small volume, SIGKILL at each
 #      step of the manifest's replacement (strace's fault injection) in an
 #      add and in removes: before the rename the add never happened, after
@@ -479,8 +483,9 @@ check4() {
 midway=0 # kills that left the victim with some, not all, of its data moved
 outcomes=
 # round KIND DELAY: one removal killed; KIND daemon (kill -9 of the
-# daemon DELAY after the removal attached) or command (kill -9 of the
-# command, which mounted the volume itself, DELAY after its start).
+# daemon DELAY after the removal attached), command (kill -9 of the
+# command, which mounted the volume itself, DELAY after its start) or
+# moving (the same, DELAY after its move began: its handlers are set).
 round() {
 	local before=$v_mib cli daemon what="kill -9 of the $1 after $2 s (tier remove $victim)"
 	if [ "$1" = daemon ]; then
@@ -500,6 +505,9 @@ round() {
 	else
 		"$cairn" tier remove "$vol4" "$victim" >"$work/out" 2>&1 &
 		cli=$!
+		if [ "$1" = moving ]; then
+			wait_handler "$cli" || true # ended first: the kill finds nothing
+		fi
 		sleep "$2"
 		kill -9 "$cli" 2>/dev/null || true
 		rc=0
@@ -513,16 +521,26 @@ round() {
 		outcomes+=" $1@$2:$victim:retired"
 	fi
 }
-for spec in daemon:0.05 daemon:0.15 command:0.05 command:0.1 command:0.15 command:0.2 \
-	command:0.3 command:0.45; do
-	if [ "$v_live" = 0 ]; then
-		[ "$victim" = ssd ] || break
-		out=$("$cairn" tier add "$vol4" "cap=$slow/cap4.part:4G" 2>&1) || fail "tier add cap: $out"
-		victim=hdd
-		check4 "the tier add of cap"
-		[ "$v_live" = 1 ] || fail "hdd is gone"
-	fi
-	round "${spec%:*}" "${spec#*:}"
+# rounds SPEC...: a round for each KIND:DELAY, on hdd once ssd is
+# retired; none once hdd is too.
+rounds() {
+	local spec
+	for spec in "$@"; do
+		if [ "$v_live" = 0 ]; then
+			[ "$victim" = ssd ] || return 0
+			out=$("$cairn" tier add "$vol4" "cap=$slow/cap4.part:4G" 2>&1) ||
+				fail "tier add cap: $out"
+			victim=hdd
+			check4 "the tier add of cap"
+			[ "$v_live" = 1 ] || fail "hdd is gone"
+		fi
+		round "${spec%:*}" "${spec#*:}"
+	done
+}
+rounds daemon:0.05 daemon:0.15 command:0.05 command:0.1 command:0.15 command:0.2 \
+	command:0.3 command:0.45
+for delay in 0.1 0.15 0.2 0.1 0.15 0.2; do
+	[ "$midway" -ge 3 ] || rounds "moving:$delay"
 done
 echo "[tier] 4. kill -9 rounds:$outcomes ($midway half way, $refills refills)"
 [ "$midway" -ge 3 ] || fail "only $midway kills landed while the data moved: the rounds tested little"
