@@ -166,23 +166,21 @@ wait_handler() {
 # into s, until the look sees ssd draining (the removal's first step under
 # way; PID stays stopped) or PID has ended (s empty).  The command is
 # stopped before each look: a look may wait for a step to end, and a
-# removal of a few hundred MiB takes a tenth of a second here.
+# removal of a few hundred MiB takes a few tenths of a second here.
 stop_draining() {
-	local i idle seen=
+	local i idle
 	[ -p "$work/idle" ] || mkfifo "$work/idle"
 	exec {idle}<>"$work/idle"
 	for ((i = 0; i < 200; i++)); do
 		s=
-		kill -STOP "$1" 2>/dev/null || seen=1
-		[ -n "$seen" ] && break
+		kill -STOP "$1" 2>/dev/null || break # it has ended
 		s=$(json "$mp3")
-		[ "$(tier_field ssd draining "$s")" = true ] && seen=1
-		[ -n "$seen" ] && break
+		[ "$(tier_field ssd draining "$s")" = true ] && break
 		kill -CONT "$1" 2>/dev/null || true
 		read -rt 0.002 -u "$idle" || true # 2 ms, with no process forked
 	done
 	exec {idle}>&-
-	[ -n "$seen" ] || fail "ssd was not seen draining in 200 looks at its removal"
+	((i < 200)) || fail "ssd was not seen draining in 200 looks at its removal"
 }
 
 # reap PID WHAT: rc becomes the exit status of PID, which must end within 20 s.
