@@ -32,27 +32,10 @@ bin=build/bench/bench_append
 # The volume, the ext4 image and the tmpfs contender share one tmpfs of
 # 2 MiB pages (bench/ram.sh says why).
 source bench/ram.sh
+source bench/writers.sh
 ram_scratch 8G
 mkdir -p "$ram/tmpfs"
 build/cairn mkfs "$vol" --media emul --log-size 256M --fast-size 1G >/dev/null
-
-# P processes of bench_append MODE PATH at once; prints aggregate ops/s:
-# their timed appends over the span from the first one's first to the
-# last one's last (each reports its window on the shared monotonic clock),
-# so that the processes' start and end (attach or open, and close, unlink
-# and detach) are not counted as appending.
-parallel() {
-	local p=$1 mode=$2 path=$3 out
-	out=$(mktemp "$work/parallel.XXXXXX")
-	for i in $(seq 1 "$p"); do "$bin" "$mode" "$path" "$n" >>"$out" & done
-	wait
-	awk -v p="$p" -v n="$n" '{ for (i = 1; i <= NF; i++) { split($i, kv, "=")
-	         if (kv[1] == "from_us" && (!a || kv[2] < a)) a = kv[2]
-	         if (kv[1] == "to_us" && kv[2] > b) b = kv[2] } ; k++ }
-	     END { if (k != p || b <= a) { print "failed"; exit 1 }
-	           printf "%.0f", p * n / ((b - a) / 1e6) }' "$out"
-	rm -f "$out"
-}
 
 echo "# $(date -u +%F) $(nproc) cores; n=$n appends x $rounds rounds"
 echo "# $(build/bench/bench_pingpong)"
@@ -70,10 +53,10 @@ for r in $(seq 1 "$rounds"); do
 	"$bin" handoff-holder "$work/mnt" "$n" | sed "s/^/round=$r /"
 	"$bin" fdatasync "$work/ext4" "$n" | sed "s/^fdatasync/ext4-ram/; s/^/round=$r /"
 	for p in 1 2 4; do
-		echo "round=$r procs-$p attach ops_s=$(parallel "$p" attach "$work/mnt")"
-		echo "round=$r procs-$p fuse ops_s=$(parallel "$p" write "$work/mnt")"
-		echo "round=$r procs-$p ext4-ram ops_s=$(parallel "$p" fdatasync "$work/ext4")"
-		echo "round=$r procs-$p tmpfs ops_s=$(parallel "$p" write "$ram/tmpfs")"
+		echo "round=$r procs-$p attach ops_s=$(parallel "$p" attach "$work/mnt" "$n")"
+		echo "round=$r procs-$p fuse ops_s=$(parallel "$p" write "$work/mnt" "$n")"
+		echo "round=$r procs-$p ext4-ram ops_s=$(parallel "$p" fdatasync "$work/ext4" "$n")"
+		echo "round=$r procs-$p tmpfs ops_s=$(parallel "$p" write "$ram/tmpfs" "$n")"
 	done
 	for t in 1 2 4; do
 		for m in attach:"$work/mnt" fdatasync:"$work/ext4" write:"$ram/tmpfs"; do

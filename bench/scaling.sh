@@ -35,23 +35,9 @@ bin=build/bench/bench_append
 # Above this, four writers' data passes the apart regime's threshold.
 [ "$n" -le 30000 ] || { echo "bench/scaling.sh: N must be at most 30000" >&2; exit 2; }
 source bench/ram.sh
+source bench/writers.sh
 ram_scratch 8G
 mkdir -p "$ram/tmpfs"
-
-# P processes of bench_append MODE PATH COUNT at once: aggregate ops/s over
-# the span from the first one's first timed append to the last one's last.
-parallel() {
-	local p=$1 mode=$2 path=$3 count=$4 out
-	out=$(mktemp "$work/parallel.XXXXXX")
-	for i in $(seq 1 "$p"); do "$bin" "$mode" "$path" "$count" >>"$out" & done
-	wait
-	awk -v p="$p" -v n="$count" '{ for (i = 1; i <= NF; i++) { split($i, kv, "=")
-	         if (kv[1] == "from_us" && (!a || kv[2] < a)) a = kv[2]
-	         if (kv[1] == "to_us" && kv[2] > b) b = kv[2] } ; k++ }
-	     END { if (k != p || b <= a) { print "failed"; exit 1 }
-	           printf "%.0f", p * n / ((b - a) / 1e6) }' "$out"
-	rm -f "$out"
-}
 
 ops() { sed -n 's/.*ops_s=\([0-9]*\).*/\1/p'; }
 
