@@ -112,6 +112,19 @@ static int set_copy(struct sums *t, uint64_t blk, const uint32_t *vals, uint64_t
 	return 0;
 }
 
+/* A look before the locked instruction: the bits of a block being written
+ * are clear almost always, and a locked instruction is a full fence, which
+ * waits for the non-temporal stores of the block written before this one
+ * (media_store) to drain; without it they drain while this block is
+ * hashed.  The look races with nothing: the readers that set the bits
+ * exclude the writer of the block (data_store in shared.c). */
+static void clear_bit(uint64_t *words, uint64_t b)
+{
+	uint64_t bit = 1ull << (b % 64);
+	if (__atomic_load_n(&words[b / 64], __ATOMIC_RELAXED) & bit)
+		__atomic_and_fetch(&words[b / 64], ~bit, __ATOMIC_RELAXED);
+}
+
 int sums_set(struct sums *t, uint64_t pblk, uint64_t blk, const void *data, uint64_t n, int damaged)
 {
 	enum { CHUNK = 256 };
@@ -120,10 +133,9 @@ int sums_set(struct sums *t, uint64_t pblk, uint64_t blk, const void *data, uint
 	if (blk + n > t->nblocks || blk + n < blk)
 		return -EUCLEAN;
 	for (uint64_t b = blk; b < blk + n; b++) {
-		__atomic_and_fetch(&t->verified[b / 64], ~(1ull << (b % 64)), __ATOMIC_RELAXED);
+		clear_bit(t->verified, b);
 		if (!damaged)
-			__atomic_and_fetch(&t->reported[b / 64], ~(1ull << (b % 64)),
-			                   __ATOMIC_RELAXED);
+			clear_bit(t->reported, b);
 	}
 	for (uint64_t done = 0; done < n;) {
 		uint64_t k = n - done < CHUNK ? n - done : CHUNK;

@@ -422,6 +422,40 @@ static void test_scrub_rehashes_verified_blocks(void **state)
 	tv_destroy(tv);
 }
 
+/* Writing a block whole ends both what readers knew of it: a block read
+ * (so trusted) and then written is hashed again at its next read, and a
+ * block reported damaged and then healed is reported again when it is
+ * damaged again. */
+static void test_written_block_is_trusted_no_longer(void **state)
+{
+	(void)state;
+	struct testvol *tv = volume(CAIRN_MEDIA_EMUL);
+	struct cairn_mount_opts mo = {.no_digest_thread = 1};
+	cairn_fs *fs = tv_mount(tv, &mo);
+	assert_non_null(fs);
+	unsigned char want[FSIZE];
+	tv_fill(want, FSIZE, 4);
+	put(fs, "/d", 4);
+	TV_OK(cairn_digest(fs));
+	expect(fs, "/d", 4); /* every block read: trusted from now on */
+	pwrite_at(fs, "/d", want + 2 * 4096, 4096, 2 * 4096);
+	TV_OK(cairn_digest(fs));
+	events_reset();
+	flip(tv, fs, block_of(fs, "/d", 2), 17);
+	expect_eio(fs, "/d", 4096, 2 * 4096);
+	TV_EQ(events, 1);
+
+	/* Healed by a whole write, then damaged again (before any read
+	 * trusts it): a new event. */
+	pwrite_at(fs, "/d", want + 2 * 4096, 4096, 2 * 4096);
+	TV_OK(cairn_digest(fs));
+	flip(tv, fs, block_of(fs, "/d", 2), 17);
+	expect_eio(fs, "/d", 4096, 2 * 4096);
+	TV_EQ(events, 2);
+	cairn_set_event_handler(NULL);
+	tv_destroy(tv);
+}
+
 /* A scrub beside writers: every file is visited, nothing is reported on
  * a healthy volume, and cancel stops it with ECANCELED. */
 static void test_scrub_clean_and_cancel(void **state)
@@ -558,6 +592,7 @@ int main(void)
 	    cmocka_unit_test(test_file_medium_remount),
 	    cmocka_unit_test(test_capacity_tier),
 	    cmocka_unit_test(test_scrub_rehashes_verified_blocks),
+	    cmocka_unit_test(test_written_block_is_trusted_no_longer),
 	    cmocka_unit_test(test_scrub_clean_and_cancel),
 	    cmocka_unit_test(test_scrub_during_digest_stores),
 	};
