@@ -51,6 +51,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -544,6 +545,17 @@ static int serve_and_run(cairn_fs *fs, const char *dir, uint64_t seed, uint64_t 
 	_exit(cairn_unmount(fs) ? 5 : 0);
 }
 
+/* A daemon's client is its fork, not ours: killed with it, it is
+ * reparented to this process (a subreaper, see test_proc_crash) and waited
+ * for here.  Until its last descriptor closes it holds the volume's lock,
+ * which it inherited, and its pipe may close before that lock does: a
+ * mount right after the daemon was reaped would find the volume in use. */
+static void reap_orphans(void)
+{
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+}
+
 /* argv: --crash-child DIR SEED START COUNT THRESHOLD PIPEFD */
 static bool tiered(void)
 {
@@ -730,6 +742,7 @@ static void run_round(const char *dir, uint64_t seed, uint64_t start, int thresh
 	close(p[0]);
 	while (waitpid(pid, &out->status, 0) < 0 && errno == EINTR)
 		;
+	reap_orphans();
 	if (client_only) {
 		if (!WIFEXITED(out->status) || WEXITSTATUS(out->status) != 0)
 			fail_msg("the daemon did not stop cleanly after its client was killed "
@@ -784,6 +797,7 @@ static void test_proc_crash(void **state)
 	const uint64_t rounds = env_u64("CAIRN_PROC_CRASH_ROUNDS", 30);
 	const uint64_t seed = env_u64("CAIRN_PROC_CRASH_SEED", 1);
 	print_message("proc-crash: seed %" PRIu64 ", %" PRIu64 " rounds\n", seed, rounds);
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0); /* reap_orphans */
 
 	struct testvol *vol = make_volume("proc-crash");
 	/* The model starts as the new volume: an empty root of the same mode
