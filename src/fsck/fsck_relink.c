@@ -106,6 +106,7 @@ struct salvage {
 	struct fsck_ctx *c;
 	struct salvaged *v;
 	size_t n, cap;
+	int nomem; /* a record was not kept: the rebuild would lose it */
 };
 
 static void salvage_rec(void *arg, const uint8_t *rec, unsigned len)
@@ -122,8 +123,10 @@ static void salvage_rec(void *arg, const uint8_t *rec, unsigned len)
 	if (sv->n == sv->cap) {
 		size_t ncap = sv->cap ? sv->cap * 2 : 64;
 		struct salvaged *nv = realloc(sv->v, ncap * sizeof(*nv));
-		if (!nv)
+		if (!nv) {
+			sv->nomem = 1;
 			return;
+		}
 		sv->v = nv;
 		sv->cap = ncap;
 	}
@@ -152,6 +155,11 @@ int fsck_salvage_dir(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_
 	}
 	struct salvage sv = {.c = c};
 	salvage_walk(c, fsck_dir_ops.magic, r.i->tree_root, salvage_rec, &sv);
+	if (sv.nomem) { /* nothing changed: a rebuild now would drop names */
+		inode_put(&c->sh, &r);
+		free(sv.v);
+		return -ENOMEM;
+	}
 	r.i->tree_root = 0;
 	r.i->entries = 0;
 	size_t kept = 0;
@@ -291,6 +299,7 @@ struct xsalvage {
 	} * v;
 	size_t n, cap;
 	int regular; /* unwritten extents belong to regular files only */
+	int nomem;   /* an extent was not kept: the rebuild would lose it */
 };
 
 /* An extent may come back only if its blocks are all in the data area of
@@ -323,8 +332,10 @@ static void xsalvage_rec(void *arg, const uint8_t *rec, unsigned len)
 	if (sv->n == sv->cap) {
 		size_t ncap = sv->cap ? sv->cap * 2 : 64;
 		struct extent_rec *nv = realloc(sv->v, ncap * sizeof(*nv));
-		if (!nv)
+		if (!nv) {
+			sv->nomem = 1;
 			return;
+		}
 		sv->v = nv;
 		sv->cap = ncap;
 	}
@@ -384,6 +395,12 @@ int fsck_salvage_extents(struct fsck_ctx *c, const struct fsck_item *p, struct f
 		return -ENOMEM;
 	}
 	salvage_walk(c, fsck_extent_ops.magic, r.i->tree_root, xsalvage_rec, &sv);
+	if (sv.nomem) { /* nothing changed: a rebuild now would drop extents */
+		free(seen);
+		free(sv.v);
+		inode_put(&c->sh, &r);
+		return -ENOMEM;
+	}
 	size_t n = drop_overlaps(c, sv.v, sv.n, seen);
 	free(seen);
 	r.i->tree_root = 0;
