@@ -30,12 +30,15 @@
 #include "testvol.h"
 #include "tvsoil.h"
 
+#include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "fs/dir.h"
 #include "fs/format.h"
 #include "fsck/fsck.h"
 #include "log/log_format.h"
@@ -519,9 +522,9 @@ static void test_zeroed_directory_node_keeps_data(void **state)
 	tv_destroy(tv);
 }
 
-/* A directory leaf with one bad slot: the readable names are salvaged
- * into a new tree; the name that was lost comes back in /lost+found. */
-static void test_damaged_directory_leaf_salvaged(void **state)
+/* Directory /s of three files, one slot of its leaf damaged (unmounted);
+ * what fsck then says of it into text. */
+static struct testvol *damaged_directory_leaf(char *text, size_t len)
 {
 	struct testvol *tv = make_volume();
 	TV_OK(cairn_mkdir(tv->fs, "/s", 0755));
@@ -537,9 +540,17 @@ static void test_damaged_directory_leaf_salvaged(void **state)
 	uint16_t bad_len = 5; /* below the smallest record: the slot is refused */
 	put_bytes(&f, in.tree_root * FS_BLOCK_SIZE + 32 + 4 * 1 + 2, &bad_len, 2);
 	fast_close(&f);
-	char text[96];
-	snprintf(text, sizeof(text), "inode %llu: directory tree (root block %llu) is damaged",
+	snprintf(text, len, "inode %llu: directory tree (root block %llu) is damaged",
 	         (unsigned long long)sino, (unsigned long long)in.tree_root);
+	return tv;
+}
+
+/* A directory leaf with one bad slot: the readable names are salvaged
+ * into a new tree; the name that was lost comes back in /lost+found. */
+static void test_damaged_directory_leaf_salvaged(void **state)
+{
+	char text[96];
+	struct testvol *tv = damaged_directory_leaf(text, sizeof(text));
 	expect_found_then_repaired(tv, "tree", text);
 	assert_non_null(tv_mount(tv, NULL));
 	verify(tv->fs, 0);
@@ -556,6 +567,48 @@ static void test_damaged_directory_leaf_salvaged(void **state)
 	TV_OK(cairn_closedir(d));
 	TV_EQ(lost, 1);
 	TV_EQ(tv_stat(tv->fs, "/s").st_nlink, 2);
+	tv_destroy(tv);
+}
+
+/* realloc of this many bytes or more fails while it is set: the salvage's
+ * first growth holds 64 names of DIR_NAME_MAX bytes (17 KiB), what else
+ * fsck grows here stays smaller. */
+static size_t fail_realloc_from;
+
+void *realloc(void *p, size_t n)
+{
+	static void *(*next)(void *, size_t);
+	if (!next)
+		next = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
+	if (fail_realloc_from && n >= fail_realloc_from) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return next(p, n);
+}
+
+/* A salvage that runs out of memory rebuilds nothing: fsck says it could
+ * not repair the tree, and the next run salvages every readable name. */
+static void test_salvage_without_memory_changes_nothing(void **state)
+{
+	char text[96];
+	struct testvol *tv = damaged_directory_leaf(text, sizeof(text));
+	struct fsck_report r;
+	fail_realloc_from = 64 * (DIR_NAME_MAX + 10);
+	run_fsck(tv, 1, &r);
+	fail_realloc_from = 0;
+	int said = 0;
+	for (size_t i = 0; i < r.notes.n; i++)
+		said |=
+		    strstr(r.notes.v[i].msg, "could not repair") && strstr(r.notes.v[i].msg, text);
+	if (!said)
+		fail_msg("no note that the tree could not be repaired");
+	fsck_report_free(&r);
+	expect_found_then_repaired(tv, "tree", text);
+	assert_non_null(tv_mount(tv, NULL));
+	int found = tv_exists(tv->fs, "/s/one") + tv_exists(tv->fs, "/s/two") +
+	            tv_exists(tv->fs, "/s/three");
+	TV_EQ(found, 2);
 	tv_destroy(tv);
 }
 
@@ -1532,6 +1585,7 @@ int main(void)
 	    cmocka_unit_test(test_zeroed_directory_node),
 	    cmocka_unit_test(test_zeroed_directory_node_keeps_data),
 	    cmocka_unit_test(test_damaged_directory_leaf_salvaged),
+	    cmocka_unit_test(test_salvage_without_memory_changes_nothing),
 	    cmocka_unit_test(test_directory_named_twice),
 	    cmocka_unit_test(test_damaged_extent_leaf_salvaged),
 	    cmocka_unit_test(test_damaged_unwritten_leaf_salvaged),
