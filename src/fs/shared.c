@@ -668,7 +668,8 @@ int shared_commit(struct shared *s, const struct cache_snapshot *snap, struct fs
 }
 
 /* Reads a committed journal newer than the current checkpoint into a
- * snapshot.  Returns 1 if there is one, 0 if not, or -errno. */
+ * snapshot.  Returns 1 if there is one, 0 if not, or -errno; the snapshot
+ * holds nothing unless 1 is returned. */
 static int journal_load(struct shared *s, struct cache_snapshot *snap, struct fs_checkpoint *ck)
 {
 	struct fs_journal_header *h = malloc(sizeof(*h));
@@ -704,6 +705,7 @@ static int journal_load(struct shared *s, struct cache_snapshot *snap, struct fs
 	snap->count = n;
 	if (!desc || !snap->images || !snap->blknos) {
 		free(desc);
+		cache_snapshot_free(snap);
 		return -ENOMEM;
 	}
 	uint64_t at = (s->sb.journal_start + 1) * B;
@@ -723,10 +725,10 @@ static int journal_load(struct shared *s, struct cache_snapshot *snap, struct fs
 	if (!rc)
 		memcpy(snap->blknos, desc, n * sizeof(uint64_t));
 	free(desc);
-	if (rc == 1) {
+	if (rc)
 		cache_snapshot_free(snap);
+	if (rc == 1) /* a stale journal: none to recover */
 		return 0;
-	}
 	return rc ? rc : 1;
 }
 
