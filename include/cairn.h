@@ -91,7 +91,12 @@ struct cairn_mount_opts {
 	uint64_t clog_size;      /* internal: bytes of a client's log (tests); 0 = 4 MiB */
 };
 
-/* Volume lifetime. */
+/* Volume lifetime.  A mount holds the volume's locks (another mount or a
+ * mkfs of it gets EBUSY) until cairn_unmount.  A child of fork() must not
+ * use its parent's mount (its threads are not copied; as with SQLite, open
+ * anew in the child, or cairn_attach to a daemon), and keeps none of its
+ * locks: the volume is free once the parent unmounts, whatever its
+ * children do. */
 int cairn_mkfs(const char *volume_dir, const struct cairn_mkfs_opts *opts);
 cairn_fs *cairn_mount(const char *volume_dir, const struct cairn_mount_opts *opts);
 int cairn_unmount(cairn_fs *fs);

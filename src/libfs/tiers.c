@@ -140,7 +140,7 @@ static int open_part(struct cairn_fs *fs, struct part_target *pt, const struct c
 static void adopt_part(struct cairn_fs *fs, int p, struct media *m, struct part_target *pt)
 {
 	fs->vol.part[p] = m;
-	fs->vol.part_lock[p] = pt->fd;
+	volume_adopt_part_lock(&fs->vol, p, pt->fd);
 	pt->fd = -1;
 	/* A recorded mount (the crash-state checker) learns of the new part,
 	 * with what its file holds now. */
@@ -171,9 +171,7 @@ static void release_part(struct cairn_fs *fs, int p)
 	if (fs->vol.part[p])
 		media_close(fs->vol.part[p]);
 	fs->vol.part[p] = NULL;
-	if (fs->vol.part_lock[p] >= 0)
-		close(fs->vol.part_lock[p]);
-	fs->vol.part_lock[p] = -1;
+	volume_release_part_lock(&fs->vol, p);
 }
 
 /* A tier the shared area refused leaves the manifest (its last line)

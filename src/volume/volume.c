@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,16 +295,87 @@ int volume_lock_dir(const char *dir, int exclusive, char *err, size_t errlen)
 	return e == EWOULDBLOCK ? -EBUSY : -e;
 }
 
+/* ---- locks a child of fork must not keep --------------------------------
+ *
+ * A flock belongs to the open file description, which fork shares with the
+ * child.  A child that outlives its parent (a server's worker, a program
+ * that forks and never execs) would keep the volume "in use" for good,
+ * although it cannot use the volume: the mount's threads do not run in it.
+ * So the child closes its copies of every open volume's lock descriptors.
+ * Closing a copy leaves the parent's locks standing (flock's LOCK_UN on a
+ * copy would release them).  Descriptors close on exec anyway. */
+
+#define OPEN_VOLUMES_MAX 64
+static pthread_mutex_t open_volumes_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct volume *open_volumes[OPEN_VOLUMES_MAX];
+static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
+
+static void before_fork(void)
+{
+	pthread_mutex_lock(&open_volumes_lock);
+}
+
+static void after_fork_in_parent(void)
+{
+	pthread_mutex_unlock(&open_volumes_lock);
+}
+
+/* In the child, where only this thread runs: close and forget. */
+static void after_fork_in_child(void)
+{
+	for (int i = 0; i < OPEN_VOLUMES_MAX; i++) {
+		struct volume *v = open_volumes[i];
+		open_volumes[i] = NULL;
+		for (int p = 0; v && p < VOLUME_MAX_PARTS; p++) {
+			if (v->part_lock[p] >= 0)
+				close(v->part_lock[p]);
+			v->part_lock[p] = -1;
+		}
+		if (v && v->lock_fd >= 0)
+			close(v->lock_fd);
+		if (v)
+			v->lock_fd = -1;
+	}
+	pthread_mutex_unlock(&open_volumes_lock);
+}
+
+static void install_fork_handlers(void)
+{
+	pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+}
+
+/* Takes v's directory lock and notes v as holding locks (volume_close
+ * forgets it), with no fork in between.  Beyond OPEN_VOLUMES_MAX volumes
+ * open at once in one process, the rest are not noted, and a child keeps
+ * their locks. */
+static int lock_volume_dir(struct volume *v, int exclusive, char *err, size_t errlen)
+{
+	pthread_once(&fork_handlers_once, install_fork_handlers);
+	pthread_mutex_lock(&open_volumes_lock);
+	v->lock_fd = volume_lock_dir(v->dir, exclusive, err, errlen);
+	for (int i = 0; v->lock_fd >= 0 && i < OPEN_VOLUMES_MAX; i++) {
+		if (!open_volumes[i]) {
+			open_volumes[i] = v;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&open_volumes_lock);
+	return v->lock_fd < 0 ? v->lock_fd : 0;
+}
+
 /* Locks part p's file as the directory is locked, so that mkfs (which
  * locks every file it formats) never takes a part of a mounted volume
  * kept outside its directory.  A file system without flock is no reason
  * to refuse a mount: the directory lock still keeps two mounts apart. */
 static int lock_part(struct volume *v, int p, int exclusive, char *err, size_t errlen)
 {
+	pthread_mutex_lock(&open_volumes_lock); /* no fork in between */
 	v->part_lock[p] = open(v->mf.path[p], O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (v->part_lock[p] < 0 ||
-	    flock(v->part_lock[p], (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0 ||
-	    errno != EWOULDBLOCK)
+	int taken = v->part_lock[p] < 0 ||
+	            flock(v->part_lock[p], (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0 ||
+	            errno != EWOULDBLOCK;
+	pthread_mutex_unlock(&open_volumes_lock);
+	if (taken)
 		return 0;
 	snprintf(err, errlen,
 	         "%s%s part %s: in use by another process (another volume "
@@ -333,8 +405,7 @@ int volume_open(struct volume *v, const char *dir, enum media_kind media, int ex
 	}
 	int rc = manifest_read(v->dir, &v->mf, err, errlen);
 	if (!rc) {
-		v->lock_fd = volume_lock_dir(v->dir, exclusive, err, errlen);
-		rc = v->lock_fd < 0 ? v->lock_fd : 0;
+		rc = lock_volume_dir(v, exclusive, err, errlen);
 	}
 	if (rc)
 		return rc;
@@ -374,13 +445,41 @@ void volume_close(struct volume *v)
 		if (v->part[p])
 			media_close(v->part[p]);
 		v->part[p] = NULL;
-		if (opened && v->part_lock[p] >= 0)
+	}
+	if (!opened)
+		return;
+	/* The locks last, when the parts are closed and others may enter; and
+	 * under the fork handlers' lock, so that no child copies a lock in
+	 * between its leaving the table and its closing. */
+	pthread_mutex_lock(&open_volumes_lock);
+	for (int i = 0; i < OPEN_VOLUMES_MAX; i++)
+		if (open_volumes[i] == v)
+			open_volumes[i] = NULL;
+	for (int p = 0; p < VOLUME_MAX_PARTS; p++) {
+		if (v->part_lock[p] >= 0)
 			close(v->part_lock[p]);
 		v->part_lock[p] = -1;
 	}
-	if (opened && v->lock_fd >= 0)
-		close(v->lock_fd); /* last: the parts are closed when others may enter */
+	if (v->lock_fd >= 0)
+		close(v->lock_fd);
 	v->lock_fd = -1;
+	pthread_mutex_unlock(&open_volumes_lock);
+}
+
+void volume_adopt_part_lock(struct volume *v, int p, int fd)
+{
+	pthread_mutex_lock(&open_volumes_lock);
+	v->part_lock[p] = fd;
+	pthread_mutex_unlock(&open_volumes_lock);
+}
+
+void volume_release_part_lock(struct volume *v, int p)
+{
+	pthread_mutex_lock(&open_volumes_lock);
+	if (v->part_lock[p] >= 0)
+		close(v->part_lock[p]);
+	v->part_lock[p] = -1;
+	pthread_mutex_unlock(&open_volumes_lock);
 }
 
 int volume_failure(struct volume *v, char *buf, size_t len)

@@ -40,7 +40,7 @@ struct manifest {
 	enum media_kind media; /* of the log and the fast tier */
 	unsigned ntiers;       /* capacity tiers: always the file medium */
 	char tier_name[VOLUME_MAX_TIERS][VOLUME_TIER_NAME_MAX + 1];
-	uint32_t tier_unit[VOLUME_MAX_TIERS];         /* allocation unit, in 4 KiB blocks */
+	uint32_t tier_unit[VOLUME_MAX_TIERS]; /* allocation unit, in 4 KiB blocks */
 	/* A tier removed (`retired NAME` line): it keeps its number, and has
 	 * no part (path empty, never opened). */
 	uint8_t tier_retired[VOLUME_MAX_TIERS];
@@ -94,6 +94,12 @@ static inline int manifest_part_retired(const struct manifest *mf, int p)
 int volume_open(struct volume *v, const char *dir, enum media_kind media, int exclusive, char *err,
                 size_t errlen);
 void volume_close(struct volume *v);
+/* A child of fork closes its copies of every open volume's lock
+ * descriptors (the parent's locks stand): a child cannot use its parent's
+ * mount, and must not keep the volume "in use".  So a lock descriptor is
+ * set and closed through these two. */
+void volume_adopt_part_lock(struct volume *v, int p, int fd);
+void volume_release_part_lock(struct volume *v, int p);
 
 /* The latest failure of any part's medium (see media_failure), with the
  * part named: "tier ssd part PATH: write of N bytes at offset X failed:

@@ -11,7 +11,10 @@
  *     volume's own files) was accepted and the volume was unusable;
  *   - two mkfs of one directory at once: one "succeeded" while the other's
  *     cleanup deleted its parts;
- *   - an unknown media kind was silently taken as "file".
+ *   - an unknown media kind was silently taken as "file";
+ *   - a child that a mounting program forked (and that did not exec) kept
+ *     the volume's locks, so the volume stayed "in use" after the program
+ *     unmounted it, for as long as the child lived.
  * Scratch directories are in /dev/shm (CAIRN_TEST_DIR elsewhere).
  */
 #include <errno.h>
@@ -411,6 +414,73 @@ static void test_concurrent_mkfs(void **state)
 	}
 }
 
+/* The status of a child that tries to mount tv: 0 mounted, 1 EBUSY, 2
+ * anything else. */
+static int mount_in_child(struct testvol *tv)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		cairn_fs *fs = cairn_mount(tv->dir, NULL);
+		if (fs)
+			_exit(cairn_unmount(fs) == 0 ? 0 : 2);
+		_exit(errno == EBUSY ? 1 : 2);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+/* Whether someone holds a flock on path (a new open file description's
+ * lock conflicts with any other, in this process too). */
+static int flocked(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	int held = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return held;
+}
+
+/* A child forked by a program that has the volume mounted keeps none of
+ * its locks: the volume (whose parts lie outside its directory, each
+ * locked) is free once the program unmounts it, while the child lives;
+ * and the child's going leaves the program's own locks standing. */
+static void test_forked_child_keeps_no_lock(void **state)
+{
+	(void)state;
+	struct testvol *tv = tv_create(NULL);
+	assert_non_null(tv);
+	assert_non_null(tv_mount(tv, NULL));
+	int gate[2];
+	assert_int_equal(pipe(gate), 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		char c;
+		close(gate[1]);
+		(void)!read(gate[0], &c, 1); /* lives until the test is done */
+		_exit(0);
+	}
+	close(gate[0]);
+	assert_int_equal(mount_in_child(tv), 1); /* still the program's */
+	assert_true(flocked(tv->dir));
+	assert_true(flocked(tv->fast_part));
+	assert_int_equal(tv_unmount(tv), 0);
+	assert_int_equal(mount_in_child(tv), 0);
+	assert_non_null(tv_mount(tv, NULL)); /* and the program's again */
+	assert_int_equal(mount_in_child(tv), 1);
+	close(gate[1]);
+	int st;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_int_equal(mount_in_child(tv), 1);
+	assert_true(flocked(tv->dir));
+	assert_true(flocked(tv->log_part));
+	assert_int_equal(tv_unmount(tv), 0);
+	tv_destroy(tv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -424,6 +494,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_names_and_media),
 	    cmocka_unit_test(test_mkfs_waits_for_no_one),
 	    cmocka_unit_test(test_concurrent_mkfs),
+	    cmocka_unit_test(test_forked_child_keeps_no_lock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
