@@ -48,15 +48,6 @@ struct client_log {
 	uint64_t granted; /* the credit word `credit` counts */
 };
 
-static int no_replay(void *arg, const struct log_rec_hdr *h, const void *p, uint64_t off)
-{
-	(void)arg;
-	(void)h;
-	(void)p;
-	(void)off;
-	return 0;
-}
-
 struct client_log *client_log_open(int log_fd, int state_fd, const struct ctl_clog *info)
 {
 	struct client_log *l = calloc(1, sizeof(*l));
@@ -71,7 +62,7 @@ struct client_log *client_log_open(int log_fd, int state_fd, const struct ctl_cl
 	 * so no epoch is written: the daemon reads the records with the
 	 * epoch it found at their log's making. */
 	if (!rc)
-		rc = log_recover(l->log, LOG_RING_START, 1, no_replay, NULL, 1);
+		rc = log_recover(l->log, LOG_RING_START, 1, log_replay_none, NULL, 1);
 	if (!rc) {
 		l->state_map = mmap(NULL, CLOG_STATE_SIZE, PROT_READ, MAP_SHARED, state_fd, 0);
 		if (l->state_map == MAP_FAILED)

@@ -146,13 +146,17 @@ static int recover_by_mount(const char *volume, struct fsck_report *r)
  * the bitmap (the digest would hand them out again) and a broken orphan
  * list (recovery frees everything on it, linked files included).  Both
  * fixes are valid with records still in the log: a checkpoint with the
- * same log head and a truer shared area. */
+ * same log head and a truer shared area.  And what refuses the mount
+ * itself: records lost past a damaged one, a damaged client log. */
 #define BEFORE_MOUNT                                                                               \
-	((1ull << FC_BLOCK_FREE_USED) | (1ull << FC_ORPHAN_LIST) | (1ull << FC_LOG_LOST))
+	((1ull << FC_BLOCK_FREE_USED) | (1ull << FC_ORPHAN_LIST) | (1ull << FC_LOG_LOST) |         \
+	 (1ull << FC_CLIENT_LOG) | (1ull << FC_CLIENT_LOG_LOST))
 
 static void repair(const char *volume, const struct fsck_opts *o, struct fsck_report *r)
 {
-	int lost = has_code(&r->found, FC_LOG_LOST);
+	/* Each refuses a read-write mount until repaired. */
+	int lost = has_code(&r->found, FC_LOG_LOST) || has_code(&r->found, FC_CLIENT_LOG) ||
+	           has_code(&r->found, FC_CLIENT_LOG_LOST);
 	if (r->undigested_records || r->recovery_pending || has_code(&r->found, FC_EPOCH_SLOT) ||
 	    lost) {
 		if ((has_code(&r->found, FC_BLOCK_FREE_USED) ||

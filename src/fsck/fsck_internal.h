@@ -22,6 +22,7 @@
 #include "fs/format.h"
 #include "fs/shared.h"
 #include "fsck/fsck.h"
+#include "log/clog_format.h"
 #include "log/log.h"
 #include "volume/volume.h"
 
@@ -88,6 +89,13 @@ enum fsck_code {
 	                     * the log is cut at the damage) */
 	FC_DATA_CHECKSUM,   /* a: inode, b: lblk; a data block does not match its
 	                     * checksum (not fixable: the bytes are lost) */
+	FC_CLIENT_LOG,      /* a: slot; a client log a dead daemon left is not
+	                     * whole and may hold writes (a mount refuses the
+	                     * volume read-write; repair removes its files) */
+	FC_CLIENT_LOG_LOST, /* a: slot; a record of a client log a dead daemon
+	                     * left is damaged and acknowledged ones follow it
+	                     * (a mount refuses the volume read-write; repair
+	                     * cuts the log at the damage) */
 	FC_COUNT
 };
 
@@ -120,6 +128,12 @@ struct iinfo {
  * by a second pass over the inodes once duplicates are known to exist. */
 struct dup_owner {
 	uint64_t blk, ino;
+};
+
+/* What the copies of one client log's records in the volume's log say. */
+struct clog_copied {
+	uint8_t log_id[16];
+	uint64_t seq, off; /* the record after the last copy (seq 0: none) */
 };
 
 struct fsck_ctx {
@@ -170,6 +184,9 @@ struct fsck_ctx {
 	 * records (sorted, for bsearch) */
 	uint64_t *written;
 	size_t nwritten, capwritten;
+	/* Per client log slot, the progress its copies in the volume's log
+	 * record (the mount's replay moves the state file's on to it). */
+	struct clog_copied copied[CLOG_SLOTS];
 	uint64_t data_damaged; /* blocks found not to match their checksums */
 	const char *progress_label;
 };

@@ -26,6 +26,7 @@
 
 #include "fsck/fsck_internal.h"
 #include "libfs/oprec.h"
+#include "log/clog_check.h"
 #include "log/clog_format.h"
 #include "log/log_format.h"
 #include "media/media.h"
@@ -266,12 +267,32 @@ struct log_scan {
 	uint64_t n;
 };
 
+/* A client record's copy: the client log's progress it records. */
+static void note_copy(struct fsck_ctx *c, const struct log_rec_hdr *h, const void *payload)
+{
+	if (h->type != OP_CWRITE && h->type != OP_CTRUNCATE && h->type != OP_CMKNOD &&
+	    h->type != OP_CUNLINK)
+		return;
+	if (h->len < sizeof(struct op_cwrite))
+		return;
+	const struct op_cwrite *cw = payload;
+	if (cw->slot >= CLOG_SLOTS)
+		return;
+	struct clog_copied *p = &c->copied[cw->slot];
+	if (memcmp(p->log_id, cw->log_id, 16) || cw->seq + 1 > p->seq) {
+		memcpy(p->log_id, cw->log_id, 16);
+		p->seq = cw->seq + 1;
+		p->off = cw->next_off;
+	}
+}
+
 /* Counts a record, and notes the inode an undigested write names. */
 static int count_record(void *arg, const struct log_rec_hdr *h, const void *payload, uint64_t off)
 {
 	struct log_scan *ls = arg;
 	struct fsck_ctx *c = ls->c;
 	ls->n++;
+	note_copy(c, h, payload);
 	if (h->type != OP_WRITE && h->type != OP_CWRITE)
 		return 0;
 	if (c->nwritten && c->written[c->nwritten - 1] == h->args[0])
@@ -318,19 +339,73 @@ static void report_lost_records(struct fsck_ctx *c)
 	it->c = d.lost;
 }
 
-/* Client logs a daemon left (docs/FORMAT.md, "Client logs"): what they
- * hold is not the shared area's yet, and fsck does not read them. */
-static void note_client_logs(struct fsck_ctx *c, const char *path)
+/* A whole client log: scanned from its progress, as the mount's replay of
+ * the volume's log moves it on (its copies there), for damage that would
+ * drop acknowledged records. */
+static void judge_usable(struct fsck_ctx *c, const char *path, int i, enum media_kind kind,
+                         const struct clog_header *h, uint64_t seq, uint64_t off)
 {
+	if (!memcmp(c->copied[i].log_id, h->log_id, 16) && c->copied[i].seq > seq) {
+		seq = c->copied[i].seq;
+		off = c->copied[i].off;
+	}
+	char why[VOLUME_PATH_MAX + 600];
+	int rc = clog_find_damage(path, i, kind, c->vol.mf.uuid, seq, off, why, sizeof(why));
+	if (rc == 1) {
+		struct fsck_item *it = fsck_problem(
+		    c, FC_CLIENT_LOG_LOST,
+		    "client log %d: %s (a mount refuses it read-write; repair cuts the log at the "
+		    "damage and drops them)",
+		    i, why);
+		it->fixable = 1;
+		it->a = (uint64_t)i;
+		it->b = seq;
+		it->c = off;
+		return;
+	}
+	if (rc < 0)
+		fsck_note(c->r, "client log %d: cannot scan it: %s", i, strerror(-rc));
+	fsck_note(c->r,
+	          "client log %d: left by a daemon that did not end its client's session; the "
+	          "next read-write mount applies what it holds",
+	          i);
+}
+
+/* Client logs a daemon left (docs/FORMAT.md, "Client logs"), judged as a
+ * mount judges them (log/clog_check.h).  What a whole one holds is not
+ * the shared area's yet, and fsck does not read it. */
+static void judge_client_logs(struct fsck_ctx *c, const char *path)
+{
+	enum media_kind kind = media_kind(c->vol.part[PART_LOG]);
 	for (int i = 0; i < CLOG_SLOTS; i++) {
-		char p[VOLUME_PATH_MAX + 32];
-		snprintf(p, sizeof(p), CLOG_STATE_NAME, path, i);
-		if (access(p, F_OK) == 0)
-			fsck_note(
-			    c->r,
-			    "client log %d (%s): left by a daemon that did not end its client's "
-			    "session; the next read-write mount applies what it holds",
-			    i, p);
+		char why[VOLUME_PATH_MAX + 600];
+		struct clog_header h;
+		uint64_t seq, off;
+		switch (clog_check_slot(path, i, kind, c->vol.mf.uuid, &h, &seq, &off, why,
+		                        sizeof(why))) {
+		case CLOG_LEFT_NONE:
+			break;
+		case CLOG_LEFT_USABLE:
+			judge_usable(c, path, i, kind, &h, seq, off);
+			break;
+		case CLOG_LEFT_UNFINISHED:
+			fsck_note(c->r,
+			          "client log %d: %s, and nothing was ever written in it: the next "
+			          "read-write mount removes it",
+			          i, why);
+			break;
+		case CLOG_LEFT_DAMAGED: {
+			struct fsck_item *it = fsck_problem(
+			    c, FC_CLIENT_LOG,
+			    "client log %d: %s; it may hold acknowledged writes (a mount refuses "
+			    "the volume read-write; repair removes the log, and its writes are "
+			    "lost)",
+			    i, why);
+			it->fixable = 1;
+			it->a = (uint64_t)i;
+			break;
+		}
+		}
 	}
 }
 
@@ -371,7 +446,7 @@ void fsck_scan_log(struct fsck_ctx *c)
 		    path, (unsigned long long)n, (unsigned long long)c->sh.ckpt.log_head_seq,
 		    (unsigned long long)(log_tail_seq(c->log) - 1),
 		    (unsigned long long)c->r->log_head_off, (unsigned long long)c->r->log_end_off);
-	note_client_logs(c, path);
+	judge_client_logs(c, path);
 }
 
 void fsck_close(struct fsck_ctx *c)

@@ -19,11 +19,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fs/cache.h"
 #include "fs/extent.h"
 #include "fs/format.h"
 #include "fsck/fsck_internal.h"
+#include "log/clog_check.h"
+#include "log/clog_format.h"
 
 #define UNITS_PER_BLOCK ((uint64_t)FS_BLOCK_SIZE * 8)
 
@@ -383,6 +386,43 @@ static int fix_lost_records(struct fsck_ctx *c, const struct fsck_item *p, struc
 	return rc;
 }
 
+/* A damaged client log goes: the state file first, as a daemon removes
+ * them, so that a log without one is what is left if this is cut short
+ * (a mount removes that). */
+static int fix_client_log(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
+{
+	char statep[VOLUME_PATH_MAX + 32], logp[VOLUME_PATH_MAX + 32];
+	snprintf(statep, sizeof(statep), CLOG_STATE_NAME, c->vol.mf.path[PART_LOG], (int)p->a);
+	snprintf(logp, sizeof(logp), CLOG_LOG_NAME, c->vol.mf.path[PART_LOG], (int)p->a);
+	if (unlink(statep) && errno != ENOENT)
+		return -errno;
+	if (unlink(logp) && errno != ENOENT)
+		return -errno;
+	done_line(done, p, "removed client log %d (%s and its state file); its writes are lost",
+	          (int)p->a, logp);
+	return 0;
+}
+
+static int fix_client_log_lost(struct fsck_ctx *c, const struct fsck_item *p,
+                               struct fsck_list *done)
+{
+	char why[600];
+	int rc = clog_drop_damaged(c->vol.mf.path[PART_LOG], (int)p->a,
+	                           media_kind(c->vol.part[PART_LOG]), c->vol.mf.uuid, p->b, p->c,
+	                           why, sizeof(why));
+	if (rc == 1)
+		rc = 0;
+	if (rc) {
+		fprintf(stderr, "cairn: fsck: client log %d: %s\n", (int)p->a, why);
+		return rc;
+	}
+	done_line(done, p,
+	          "cut client log %d at the damaged record; the records after it are "
+	          "dropped",
+	          (int)p->a);
+	return 0;
+}
+
 int fsck_apply(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *done)
 {
 	int rc = maybe_commit(c);
@@ -435,6 +475,10 @@ int fsck_apply(struct fsck_ctx *c, const struct fsck_item *p, struct fsck_list *
 		return fix_super_copy(c, p, done, shared_super_repair(&c->sh));
 	case FC_LOG_LOST:
 		return fix_lost_records(c, p, done);
+	case FC_CLIENT_LOG:
+		return fix_client_log(c, p, done);
+	case FC_CLIENT_LOG_LOST:
+		return fix_client_log_lost(c, p, done);
 	}
 	return -EOPNOTSUPP; /* e.g. an epoch slot: only a mount rewrites it */
 }

@@ -53,6 +53,8 @@ static const char *const code_names[FC_COUNT] = {
     [FC_LOG_SUPER_COPY] = "log-superblock-copy",
     [FC_FAST_SUPER_COPY] = "fast-superblock-copy",
     [FC_LOG_LOST] = "log-records-lost",
+    [FC_CLIENT_LOG] = "client-log",
+    [FC_CLIENT_LOG_LOST] = "client-log-records-lost",
 };
 
 const char *fsck_code_name(int code)

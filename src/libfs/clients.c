@@ -29,6 +29,7 @@
 #include "libfs/clients_internal.h"
 #include "libfs/fs_internal.h"
 #include "libfs/oprec.h"
+#include "log/clog_check.h"
 #include "log/clog_format.h"
 #include "log/log_format.h"
 #include "media/media.h"
@@ -1500,50 +1501,53 @@ int clients_persist_progress(struct cairn_fs *fs)
 	return rc;
 }
 
-/* The valid progress copy with the higher gen, if any. */
+/* The progress the state file holds (clog_check_slot found it valid). */
 static void read_progress(struct clog *c)
 {
-	for (int k = 0; k < 2; k++) {
-		struct clog_progress p;
-		if (media_read(c->sm, CLOG_PROGRESS_OFF + (uint64_t)k * sizeof(p), &p, sizeof(p)))
-			continue;
-		if (p.magic != CLOG_PROGRESS_MAGIC || memcmp(p.log_id, c->log_id, 16) ||
-		    p.checksum != checksum64(&p, offsetof(struct clog_progress, checksum)))
-			continue;
-		if (p.gen > c->progress_gen) {
-			c->progress_gen = p.gen;
-			c->next_seq = p.seq;
-			c->next_off = p.off;
-		}
+	uint64_t gen = 0, seq = 0, off = 0;
+	if (clog_read_progress(c->sm, c->log_id, &gen, &seq, &off)) {
+		c->progress_gen = gen;
+		c->next_seq = seq;
+		c->next_off = off;
 	}
 }
 
-/* What is wrong with a state file's header, or NULL. */
-static const char *header_problem(struct cairn_fs *fs, const struct clog_header *h, int slot)
-{
-	if (h->magic != CLOG_STATE_MAGIC)
-		return "bad magic number";
-	if (h->checksum != checksum64(h, offsetof(struct clog_header, checksum)))
-		return "checksum mismatch";
-	if (h->version != CLOG_VERSION)
-		return "unsupported version";
-	if (h->slot != (uint32_t)slot)
-		return "made for another slot";
-	if (memcmp(h->volume_uuid, fs->vol.mf.uuid, 16))
-		return "belongs to another volume";
-	return NULL;
-}
-
 /* Opens what a dead daemon left in slot: 1 with *out, 0 when there is
- * nothing (or nothing usable: said on stderr), or -errno. */
-static int load_slot(struct cairn_fs *fs, int slot, struct clog **out)
+ * nothing to apply, or -errno with err saying why.  A slot whose files
+ * are not whole and whose log may hold writes is refused, its files kept:
+ * they go only when `cairn fsck --repair` is asked to drop them. */
+static int load_slot(struct cairn_fs *fs, int slot, struct clog **out, char *err, size_t el)
 {
-	char logp[PATH_LEN], statep[PATH_LEN], err[512] = "";
+	char logp[PATH_LEN], statep[PATH_LEN], why[PATH_LEN + 512];
 	slot_paths(fs, slot, logp, statep, sizeof(logp));
-	if (access(statep, F_OK)) {
+	enum media_kind kind = log_kind(fs);
+	struct clog_header h;
+	uint64_t seq, off; /* read_progress reads them again, with the files kept open */
+	switch (clog_check_slot(fs->vol.mf.path[PART_LOG], slot, kind, fs->vol.mf.uuid, &h, &seq,
+	                        &off, why, sizeof(why))) {
+	case CLOG_LEFT_NONE:
 		if (!fs->read_only)
 			unlink(logp); /* made by a start the crash cut short */
 		return 0;
+	case CLOG_LEFT_UNFINISHED:
+		if (!fs->read_only)
+			remove_files(fs, slot); /* never written: nothing is lost */
+		return 0;
+	case CLOG_LEFT_DAMAGED:
+		if (fs->read_only) {
+			fprintf(stderr,
+			        "cairn: warning: client log %d: %s; a read-only mount does not "
+			        "show its writes\n",
+			        slot, why);
+			return 0;
+		}
+		snprintf(err, el,
+		         "client log %d: %s; it may hold acknowledged writes, so the volume "
+		         "is not mounted (`cairn fsck --repair` drops the log and its writes)",
+		         slot, why);
+		return -EUCLEAN;
+	case CLOG_LEFT_USABLE:
+		break;
 	}
 	struct clog *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -1551,21 +1555,14 @@ static int load_slot(struct cairn_fs *fs, int slot, struct clog **out)
 	c->slot = slot;
 	c->sock = -1;
 	c->recovered = 1;
-	enum media_kind kind = log_kind(fs);
-	struct clog_header h;
-	const char *why = NULL;
-	int rc = media_open(&c->sm, kind, statep, 0, 0, err, sizeof(err));
-	if (!rc && media_size(c->sm) < CLOG_STATE_SIZE)
-		why = "too small";
-	if (!rc && !why && media_read(c->sm, 0, &h, sizeof(h)) == 0)
-		why = header_problem(fs, &h, slot);
-	if (!rc && !why) {
-		memcpy(c->log_id, h.log_id, 16);
-		rc = media_open(&c->lm, kind, logp, 0, 0, err, sizeof(err));
-		if (!rc)
-			rc = log_open(&c->log, c->lm, c->log_id, err, sizeof(err));
-	}
-	if (!rc && !why) {
+	memcpy(c->log_id, h.log_id, 16);
+	why[0] = '\0';
+	int rc = media_open(&c->sm, kind, statep, 0, 0, why, sizeof(why));
+	if (!rc)
+		rc = media_open(&c->lm, kind, logp, 0, 0, why, sizeof(why));
+	if (!rc)
+		rc = log_open(&c->log, c->lm, c->log_id, why, sizeof(why));
+	if (!rc) {
 		read_progress(c);
 		clog_read_creds(c);
 		rc = media_read(c->sm, CLOG_GRANTS_OFF, c->grants, sizeof(c->grants));
@@ -1573,21 +1570,15 @@ static int load_slot(struct cairn_fs *fs, int slot, struct clog **out)
 	/* The client may outlive its daemon, and still be writing: revoked
 	 * before the scan (see revoke_grant), its next write asks the dead
 	 * daemon and fails, and every record it saw granted is found. */
-	for (uint32_t g = 0; !rc && !why && !fs->read_only && g < CLOG_GRANTS; g++)
+	for (uint32_t g = 0; !rc && !fs->read_only && g < CLOG_GRANTS; g++)
 		if (c->grants[g].live)
 			rc = grant_set(c, g, G_LIVE, 0);
 	atomic_thread_fence(memory_order_seq_cst);
-	if (rc || why) {
-		fprintf(stderr,
-		        "cairn: warning: client log %d (%s): %s: its records are not applied\n",
-		        slot, statep,
-		        why      ? why
-		        : err[0] ? err
-		                 : strerror(-rc));
+	if (rc) {
+		snprintf(err, el, "client log %d (%s): %s", slot, statep,
+		         why[0] ? why : strerror(-rc));
 		clog_free(c);
-		if (!fs->read_only)
-			remove_files(fs, slot);
-		return 0;
+		return rc;
 	}
 	*out = c;
 	return 1;
@@ -1595,13 +1586,11 @@ static int load_slot(struct cairn_fs *fs, int slot, struct clog **out)
 
 int clients_load(struct cairn_fs *fs, char *err, size_t errlen)
 {
-	(void)err;
-	(void)errlen;
 	int rc = table_init(fs);
 	struct clients *cl = clients_table(fs);
 	for (int i = 0; i < CLOG_SLOTS && !rc; i++) {
 		struct clog *c = NULL;
-		rc = load_slot(fs, i, &c);
+		rc = load_slot(fs, i, &c, err, errlen);
 		if (rc == 1) {
 			slot_put(cl, i, c);
 			rc = 0;
@@ -1618,8 +1607,29 @@ int clients_recover(struct cairn_fs *fs, char *err, size_t errlen)
 		struct clog *c = cl->slot[i];
 		if (!c)
 			continue;
+		/* Damage past the progress (which replaying the volume's log
+		 * moved on) with acknowledged records after it: applying the log
+		 * would drop them without a word. */
+		char why[700];
+		int rc = clog_scan_damage(c->log, c->next_seq, c->next_off, why, sizeof(why));
+		if (rc < 0) {
+			snprintf(err, errlen, "client log %d: cannot scan it: %s", i,
+			         strerror(-rc));
+			return rc;
+		}
+		if (rc == 1 && !fs->read_only) {
+			snprintf(
+			    err, errlen,
+			    "client log %d: %s: not mounted read-write (a read-only mount shows "
+			    "the volume without them; `cairn fsck --repair` cuts the log there "
+			    "and drops them)",
+			    i, why);
+			return -EUCLEAN;
+		}
+		if (rc == 1)
+			fprintf(stderr, "cairn: warning: client log %d: %s\n", i, why);
 		uint64_t before = fs->stats.ops_logged;
-		int rc = fs->read_only ? 0 : ingest_locked(fs, c, NULL);
+		rc = fs->read_only ? 0 : ingest_locked(fs, c, NULL);
 		if (rc) {
 			snprintf(err, errlen, "client log %d: cannot apply its records: %s", i,
 			         strerror(-rc));

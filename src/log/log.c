@@ -542,6 +542,15 @@ int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_
 	return rc;
 }
 
+int log_replay_none(void *arg, const struct log_rec_hdr *h, const void *payload, uint64_t off)
+{
+	(void)arg;
+	(void)h;
+	(void)payload;
+	(void)off;
+	return 0;
+}
+
 int log_peek(struct log *l, uint64_t off, uint64_t seq, struct log_rec_hdr *h, const void **payload,
              uint8_t **buf, size_t *bufsz, uint64_t *next)
 {

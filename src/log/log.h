@@ -64,6 +64,10 @@ typedef int (*log_replay_fn)(void *arg, const struct log_rec_hdr *h, const void 
 #define LOG_REPLAY_END 1
 int log_recover(struct log *l, uint64_t head_off, uint64_t head_seq, log_replay_fn fn, void *arg,
                 int read_only);
+/* A replay function that applies nothing: for a recovery that only finds
+ * where a log ends (a client's, which its writer then appends to) or
+ * whether it is damaged. */
+int log_replay_none(void *arg, const struct log_rec_hdr *h, const void *payload, uint64_t off);
 
 /*
  * Reading a log that another process appends to (a client's log, read by

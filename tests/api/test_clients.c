@@ -8,7 +8,9 @@
  * daemon trusts nothing in a client's log: records of any shape a client
  * could write, with valid checksums, and raw garbage, are applied only when
  * they are writes under the client's grant, and a forged one ends the log
- * with nothing after it applied, the volume consistent.
+ * with nothing after it applied, the volume consistent; and a kept log
+ * whose files are not whole is never dropped unasked: the mount refuses
+ * the volume, naming it, and only fsck's repair removes it.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fsck/fsck.h"
 #include "libfs/clients.h"
 #include "libfs/fs_internal.h"
 #include "log/clog_format.h"
@@ -24,15 +27,6 @@
 #include "log/log_format.h"
 #include "media/media.h"
 #include "testvol.h"
-
-static int no_replay(void *arg, const struct log_rec_hdr *h, const void *p, uint64_t off)
-{
-	(void)arg;
-	(void)h;
-	(void)p;
-	(void)off;
-	return 0;
-}
 
 /* The slot of a client log from its file's name, "<log part>.client<N>". */
 static int fd_slot(int fd)
@@ -60,7 +54,7 @@ static void client_record(const struct clog_start *st, uint64_t ino, uint64_t ep
 	if (!rc)
 		rc = log_open(&l, m, st->log_id, err, sizeof(err));
 	if (!rc)
-		rc = log_recover(l, LOG_RING_START, 1, no_replay, NULL, 1);
+		rc = log_recover(l, LOG_RING_START, 1, log_replay_none, NULL, 1);
 	uint64_t args[LOG_REC_ARGS] = {ino, 0, epoch};
 	struct iovec iov = {(void *)data, strlen(data)};
 	struct log_pos pos;
@@ -74,34 +68,63 @@ static void client_record(const struct clog_start *st, uint64_t ino, uint64_t ep
 		fail_msg("a client record: %s %s", tv_errname(-rc), err);
 }
 
+/* A mount of tv with /f open and a client log started: kept_log's and
+ * test_kept_log_not_reused's. */
+struct kept {
+	cairn_fs *fs;
+	int fd, slot;
+	struct stat sb;
+	struct clog *c;
+	struct clog_start st;
+};
+
+static void keep_log(struct testvol *tv, struct kept *k)
+{
+	struct cairn_mount_opts mo = {.no_digest_thread = 1};
+	k->fs = tv_mount(tv, &mo);
+	assert_non_null(k->fs);
+	k->fd = TV_OK(cairn_open(k->fs, "/f", O_CREAT | O_RDWR, 0644));
+	TV_OK(cairn_fstat(k->fs, k->fd, &k->sb));
+	k->c = NULL;
+	TV_EQ(clog_start(k->fs, -1, getuid(), getgid(), &k->c, &k->st), 0);
+	k->slot = fd_slot(k->st.log_fd);
+}
+
+/* The grant of /f to k's client: its epoch. */
+static uint64_t grant_f(struct kept *k)
+{
+	uint32_t index;
+	uint64_t epoch;
+	TV_EQ(clog_grant(k->fs, k->c, k->sb.st_ino, &index, &epoch), 0);
+	return epoch;
+}
+
+/* Ends k's client with its ingest failing (a medium stopped the volume,
+ * say): the files stay for the next mount. */
+static void end_kept(struct kept *k)
+{
+	close(k->st.log_fd);
+	close(k->st.state_fd);
+	char why[300];
+	k->fs->failed = 1;
+	clog_end(k->fs, k->c, why, sizeof(why));
+	k->fs->failed = 0;
+}
+
 static void test_kept_log_not_reused(void **state)
 {
 	(void)state;
 	struct testvol *tv = tv_create(NULL);
 	assert_non_null(tv);
 	struct cairn_mount_opts mo = {.no_digest_thread = 1};
-	cairn_fs *fs = tv_mount(tv, &mo);
-	assert_non_null(fs);
-	int fd = TV_OK(cairn_open(fs, "/f", O_CREAT | O_RDWR, 0644));
-	struct stat sb;
-	TV_OK(cairn_fstat(fs, fd, &sb));
-
-	struct clog *c = NULL;
-	struct clog_start st;
-	TV_EQ(clog_start(fs, -1, getuid(), getgid(), &c, &st), 0);
-	int slot = fd_slot(st.log_fd);
-	uint32_t index;
-	uint64_t epoch;
-	TV_EQ(clog_grant(fs, c, sb.st_ino, &index, &epoch), 0);
-	client_record(&st, sb.st_ino, epoch, "kept");
-	close(st.log_fd);
-	close(st.state_fd);
-	/* The ingest fails (a medium stopped the volume, say): the files
-	 * stay for the next mount. */
+	struct kept k;
+	keep_log(tv, &k);
+	cairn_fs *fs = k.fs;
+	int fd = k.fd, slot = k.slot;
+	uint64_t epoch = grant_f(&k);
+	client_record(&k.st, k.sb.st_ino, epoch, "kept");
 	char why[300];
-	fs->failed = 1;
-	clog_end(fs, c, why, sizeof(why));
-	fs->failed = 0;
+	end_kept(&k);
 	char statep[PATH_MAX + 32];
 	snprintf(statep, sizeof(statep), "%s.client%d.state", fs->vol.mf.path[PART_LOG], slot);
 	TV_EQ(access(statep, F_OK), 0);
@@ -128,6 +151,197 @@ static void test_kept_log_not_reused(void **state)
 	assert_memory_equal(buf, "kept", 4);
 	TV_OK(cairn_close(fs, fd));
 	TV_EQ(access(statep, F_OK), -1); /* applied, then removed */
+	tv_destroy(tv);
+}
+
+/* Copies the file at from to to. */
+static void copy_file(const char *from, const char *to)
+{
+	int in = TV_OK(open(from, O_RDONLY));
+	int out = TV_OK(open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		TV_EQ(write(out, buf, (size_t)n), n);
+	TV_EQ(n, 0);
+	close(in);
+	close(out);
+}
+
+/* A client log kept for the next mount (its ingest failed), holding a
+ * write to /f at offset 0 of each of `records` in turn; the volume is
+ * then unmounted.  With no records, a slot as a daemon that died right
+ * after making it leaves it (its files copied while the client held them,
+ * put back after).  Returns the slot; statep and logp get its files. */
+static int kept_logs(struct testvol *tv, const char *const *records, char *statep, char *logp,
+                     size_t len)
+{
+	struct kept k;
+	keep_log(tv, &k);
+	snprintf(statep, len, CLOG_STATE_NAME, k.fs->vol.mf.path[PART_LOG], k.slot);
+	snprintf(logp, len, CLOG_LOG_NAME, k.fs->vol.mf.path[PART_LOG], k.slot);
+	char saved[2][PATH_MAX + 32];
+	snprintf(saved[0], sizeof(saved[0]), "%s/saved.state", tv->root);
+	snprintf(saved[1], sizeof(saved[1]), "%s/saved.log", tv->root);
+	int record = records[0] != NULL;
+	if (record) {
+		uint64_t epoch = grant_f(&k);
+		for (int i = 0; records[i]; i++)
+			client_record(&k.st, k.sb.st_ino, epoch, records[i]);
+	} else {
+		copy_file(statep, saved[0]);
+		copy_file(logp, saved[1]);
+	}
+	end_kept(&k);
+	TV_OK(cairn_close(k.fs, k.fd));
+	TV_OK(tv_unmount(tv));
+	if (!record) {
+		TV_OK(rename(saved[0], statep));
+		TV_OK(rename(saved[1], logp));
+	}
+	TV_EQ(access(statep, F_OK), 0);
+	return k.slot;
+}
+
+static int kept_log(struct testvol *tv, int record, char *statep, char *logp, size_t len)
+{
+	static const char *const one[] = {"kept", NULL}, *const none[] = {NULL};
+	return kept_logs(tv, record ? one : none, statep, logp, len);
+}
+
+static void flip_byte(const char *path, off_t off)
+{
+	int fd = TV_OK(open(path, O_RDWR));
+	uint8_t b;
+	TV_EQ(pread(fd, &b, 1, off), 1);
+	b ^= 0x5a;
+	TV_EQ(pwrite(fd, &b, 1, off), 1);
+	close(fd);
+}
+
+/* A read-write mount fails with EUCLEAN, saying `what` of the slot. */
+static void mount_refused(struct testvol *tv, int slot, const char *what)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "client log %d", slot);
+	errno = 0;
+	cairn_fs *fs = cairn_mount(tv->dir, NULL);
+	if (fs)
+		fail_msg("a volume whose client log is damaged (%s) was mounted", what);
+	assert_int_equal(errno, EUCLEAN);
+	const char *e = cairn_last_error();
+	if (!strstr(e, name) || !strstr(e, what) || !strstr(e, "fsck --repair"))
+		fail_msg("the refusal does not say what is wrong: %s", e);
+}
+
+/* What /f holds, up to 7 bytes. */
+static void assert_f(struct testvol *tv, const char *want)
+{
+	cairn_fs *fs = tv_mount(tv, NULL);
+	assert_non_null(fs);
+	char buf[8] = "";
+	int fd = TV_OK(cairn_open(fs, "/f", O_RDONLY));
+	TV_EQ(cairn_pread(fs, fd, buf, 7, 0), (ssize_t)strlen(want));
+	assert_string_equal(buf, want);
+	TV_OK(cairn_close(fs, fd));
+	TV_OK(tv_unmount(tv));
+}
+
+/* The problems fsck finds, but for client-log ones, fail the test. */
+static int client_log_problems(struct testvol *tv, int repair, int *result)
+{
+	struct fsck_opts o = {.repair = repair};
+	struct fsck_report r;
+	*result = fsck_run(tv->dir, &o, &r);
+	int n = 0;
+	for (size_t k = 0; k < r.found.n; k++) {
+		if (!strncmp(fsck_code_name(r.found.v[k].code), "client-log", 10))
+			n++;
+		else
+			fail_msg("fsck found another problem: %s", r.found.v[k].msg);
+	}
+	fsck_report_free(&r);
+	return n;
+}
+
+/* A kept log whose state file or log is damaged may hold writes its
+ * client was told are durable: a read-write mount refuses the volume and
+ * keeps the files (a read-only one shows the volume without them); fsck
+ * reports it, and its repair alone removes it.  A slot whose state file
+ * was never written and whose log nobody wrote (a start a crash cut
+ * short) goes at the next mount with nothing lost. */
+static void test_damaged_kept_log_refused(void **state)
+{
+	(void)state;
+	struct testvol *tv = tv_create(NULL);
+	assert_non_null(tv);
+	char statep[PATH_MAX + 32], logp[PATH_MAX + 32];
+	int slot = kept_log(tv, 1, statep, logp, sizeof(statep));
+	off_t at = offsetof(struct clog_header, log_size);
+	flip_byte(statep, at);
+	mount_refused(tv, slot, "checksum mismatch");
+	TV_EQ(access(statep, F_OK), 0);
+	TV_EQ(access(logp, F_OK), 0);
+	struct cairn_mount_opts ro = {.read_only = 1};
+	cairn_fs *fs = cairn_mount(tv->dir, &ro);
+	assert_non_null(fs);
+	TV_OK(cairn_unmount(fs));
+	TV_EQ(access(statep, F_OK), 0);
+	flip_byte(statep, at); /* as it was: nothing was lost meanwhile */
+	assert_f(tv, "kept");
+	TV_EQ(access(statep, F_OK), -1);
+
+	/* The state file cut short; the log's superblocks damaged. */
+	for (int k = 0; k < 2; k++) {
+		slot = kept_log(tv, 1, statep, logp, sizeof(statep));
+		struct stat lst;
+		TV_OK(stat(logp, &lst));
+		if (k == 0) {
+			TV_OK(truncate(statep, 100));
+		} else { /* both copies */
+			flip_byte(logp, 0);
+			flip_byte(logp, lst.st_size - LOG_BLOCK);
+		}
+		mount_refused(tv, slot, k == 0 ? "cut short" : "its log");
+		int result;
+		TV_EQ(client_log_problems(tv, 0, &result), 1);
+		TV_EQ(result, FSCK_PROBLEMS);
+		TV_EQ(client_log_problems(tv, 1, &result), 1);
+		TV_EQ(result, FSCK_REPAIRED);
+		TV_EQ(access(statep, F_OK), -1);
+		TV_EQ(access(logp, F_OK), -1);
+		assert_f(tv, "kept"); /* the first write; this one is lost */
+	}
+
+	/* The second of three records damaged after the third was written:
+	 * refused; repair cuts the log there, and the first one applies. */
+	static const char *const three[] = {"one1", "two2", "six6", NULL};
+	slot = kept_logs(tv, three, statep, logp, sizeof(statep));
+	/* Each record here: a 64-byte header and its payload in 64 bytes. */
+	flip_byte(logp, LOG_RING_START + 2 * 64 + 64);
+	mount_refused(tv, slot, "would be lost");
+	int result;
+	TV_EQ(client_log_problems(tv, 0, &result), 1);
+	TV_EQ(result, FSCK_PROBLEMS);
+	TV_EQ(client_log_problems(tv, 1, &result), 1);
+	TV_EQ(result, FSCK_REPAIRED);
+	assert_f(tv, "one1");
+	TV_EQ(access(statep, F_OK), -1);
+	/* Undamaged, all three apply. */
+	slot = kept_logs(tv, three, statep, logp, sizeof(statep));
+	assert_f(tv, "six6");
+
+	/* A start cut short before its header was stored. */
+	slot = kept_log(tv, 0, statep, logp, sizeof(statep));
+	int fd = TV_OK(open(statep, O_WRONLY));
+	static const uint8_t zero[sizeof(struct clog_header)];
+	TV_EQ(pwrite(fd, zero, sizeof(zero), 0), (ssize_t)sizeof(zero));
+	close(fd);
+	TV_EQ(client_log_problems(tv, 0, &result), 0);
+	TV_EQ(result, FSCK_CLEAN);
+	assert_f(tv, "six6");
+	TV_EQ(access(statep, F_OK), -1);
+	TV_EQ(access(logp, F_OK), -1);
 	tv_destroy(tv);
 }
 
@@ -162,7 +376,7 @@ static void test_largest_record_ingested(void **state)
 	                       sizeof(err)),
 	      0);
 	TV_EQ(log_open(&l, m, st.log_id, err, sizeof(err)), 0);
-	TV_EQ(log_recover(l, LOG_RING_START, 1, no_replay, NULL, 1), 0);
+	TV_EQ(log_recover(l, LOG_RING_START, 1, log_replay_none, NULL, 1), 0);
 	size_t len = (size_t)log_max_payload(l);
 	char *buf = malloc(len);
 	assert_non_null(buf);
@@ -214,7 +428,7 @@ static void rclient_open(struct rclient *r, cairn_fs *fs, uint64_t ino)
 	                       err, sizeof(err)),
 	      0);
 	TV_EQ(log_open(&r->l, r->m, r->st.log_id, err, sizeof(err)), 0);
-	TV_EQ(log_recover(r->l, LOG_RING_START, 1, no_replay, NULL, 1), 0);
+	TV_EQ(log_recover(r->l, LOG_RING_START, 1, log_replay_none, NULL, 1), 0);
 }
 
 /* What an honest client does when its credit or its ring runs out. */
@@ -557,6 +771,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_kept_log_not_reused),
+	    cmocka_unit_test(test_damaged_kept_log_refused),
 	    cmocka_unit_test(test_largest_record_ingested),
 	    cmocka_unit_test(test_records_of_any_shape),
 	    cmocka_unit_test(test_forged_names),

@@ -35,7 +35,9 @@
  * each client log and its state file as parts of their own, from their
  * making to their removal, and the checker puts back at each crash point
  * the files that existed then.  Scenarios clog and clogwrap play a client
- * process in this one (see "client logs" below).
+ * process in this one (see "client logs" below).  A crash image that holds
+ * a client log is also checked by fsck before anything mounts it: fsck
+ * must not call damaged what recovery will apply.
  *
  * Most scenarios run one thread with inline digest.  Those that do not:
  * wrap (a writer fills the log ring while a checkpoint commits without the
@@ -654,6 +656,31 @@ static void check_fsck(struct scen *s, const char *where)
 	fsck_report_free(&rep);
 }
 
+/* fsck of a crash image itself, before anything mounts it, when a client
+ * log is there: recovery will apply what a whole client log holds, so
+ * fsck must not call it damaged (log/clog_check.h tells a record a crash
+ * tore from one damaged after it was durable, from where the log's
+ * copies in the volume's log took its progress). */
+static void check_fsck_client_logs(struct scen *s, const char *where)
+{
+	int any = 0;
+	for (int i = 0; i < 4 && !any; i++) {
+		char p[PATH_MAX + 32];
+		snprintf(p, sizeof(p), CLOG_STATE_NAME, s->tv->log_part, i);
+		any = access(p, F_OK) == 0;
+	}
+	if (!any)
+		return;
+	struct fsck_opts fo = {0};
+	struct fsck_report rep;
+	memset(&rep, 0, sizeof(rep));
+	fsck_run(s->tv->dir, &fo, &rep);
+	for (size_t i = 0; i < rep.found.n; i++)
+		if (!strncmp(fsck_code_name(rep.found.v[i].code), "client-log", 10))
+			report(s, "%s: fsck of the crash image: %s", where, rep.found.v[i].msg);
+	fsck_report_free(&rep);
+}
+
 /* fsck every Nth recovered state (and every range variant). */
 static unsigned fsck_every(void)
 {
@@ -708,6 +735,8 @@ static void check_state(struct scen *s, uint64_t k, const struct variant *va, si
 	                          : "",
 	         pending, acked, started);
 	snprintf(crash_context, sizeof(crash_context), "checking %s", where);
+	if (s->checked % fsck_every() == 0)
+		check_fsck_client_logs(s, where);
 	if (s->checked % RO_EVERY == 0 && !s->no_read_only)
 		check_read_only(s, where, acked, started);
 	struct cairn_mount_opts o = {.no_digest_thread = 1};
@@ -2721,15 +2750,6 @@ static void ck_front(struct scen *s, struct ck_file *f, int delta)
 	op_done(s, 1);
 }
 
-static int ck_no_replay(void *arg, const struct log_rec_hdr *h, const void *p, uint64_t off)
-{
-	(void)arg;
-	(void)h;
-	(void)p;
-	(void)off;
-	return 0;
-}
-
 /* A forged record in cc's log: an epoch never granted, over bytes of f.
  * Written through a log of its own on the file, after cc's last record
  * (cc writes no more). */
@@ -2749,7 +2769,7 @@ static void ck_forge_record(struct scen *s, struct ck_client *cc, const char *wh
 		rc = log_open(&lg, m, cc->log_id, err, sizeof(err));
 	}
 	if (!rc)
-		rc = log_recover(lg, LOG_RING_START, 1, ck_no_replay, NULL, 1);
+		rc = log_recover(lg, LOG_RING_START, 1, log_replay_none, NULL, 1);
 	uint64_t a[LOG_REC_ARGS] = {args[0], args[1], args[2]};
 	struct log_pos pos;
 	if (!rc)
