@@ -410,8 +410,6 @@ static int fix_client_log_lost(struct fsck_ctx *c, const struct fsck_item *p,
 	int rc = clog_drop_damaged(c->vol.mf.path[PART_LOG], (int)p->a,
 	                           media_kind(c->vol.part[PART_LOG]), c->vol.mf.uuid, p->b, p->c,
 	                           why, sizeof(why));
-	if (rc == 1)
-		rc = 0;
 	if (rc) {
 		fprintf(stderr, "cairn: fsck: client log %d: %s\n", (int)p->a, why);
 		return rc;

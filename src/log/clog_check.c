@@ -133,8 +133,10 @@ int clog_scan_damage(struct log *l, uint64_t seq, uint64_t off, char *why, size_
 {
 	int rc = log_recover(l, off, seq, log_replay_none, NULL, 1);
 	struct log_damage d;
-	if (rc)
+	if (rc) {
+		snprintf(why, len, "%s", strerror(-rc));
 		return rc;
+	}
 	if (!log_damage(l, &d))
 		return 0;
 	log_damage_describe(l, why, len);
