@@ -1522,9 +1522,8 @@ static int load_slot(struct cairn_fs *fs, int slot, struct clog **out, char *err
 	slot_paths(fs, slot, logp, statep, sizeof(logp));
 	enum media_kind kind = log_kind(fs);
 	struct clog_header h;
-	uint64_t seq, off; /* read_progress reads them again, with the files kept open */
-	switch (clog_check_slot(fs->vol.mf.path[PART_LOG], slot, kind, fs->vol.mf.uuid, &h, &seq,
-	                        &off, why, sizeof(why))) {
+	switch (clog_check_slot(fs->vol.mf.path[PART_LOG], slot, kind, fs->vol.mf.uuid, &h, NULL,
+	                        NULL, why, sizeof(why))) {
 	case CLOG_LEFT_NONE:
 		if (!fs->read_only)
 			unlink(logp); /* made by a start the crash cut short */
@@ -1618,12 +1617,10 @@ int clients_recover(struct cairn_fs *fs, char *err, size_t errlen)
 			return rc;
 		}
 		if (rc == 1 && !fs->read_only) {
-			snprintf(
-			    err, errlen,
-			    "client log %d: %s: not mounted read-write (a read-only mount shows "
-			    "the volume without them; `cairn fsck --repair` cuts the log there "
-			    "and drops them)",
-			    i, why);
+			snprintf(err, errlen,
+			         "client log %d: %s: not mounted read-write (a read-only mount "
+			         "warns; `cairn fsck --repair` cuts the log there and drops them)",
+			         i, why);
 			return -EUCLEAN;
 		}
 		if (rc == 1)

@@ -32,8 +32,10 @@
 
 #define PATH_LEN 4200
 
-const char *clog_header_problem(const struct clog_header *h, int slot,
-                                const uint8_t volume_uuid[16])
+/* What is wrong with a state file's header for slot of the volume with
+ * volume_uuid, or NULL. */
+static const char *header_problem(const struct clog_header *h, int slot,
+                                  const uint8_t volume_uuid[16])
 {
 	static const struct clog_header zero;
 	if (!memcmp(h, &zero, sizeof(zero)))
@@ -109,7 +111,7 @@ static const char *open_slot(struct slot_files *f, enum media_kind kind, int slo
 	int rc = media_read(f->sm, 0, h, sizeof(*h));
 	if (rc)
 		return strerror(-rc);
-	const char *problem = clog_header_problem(h, slot, volume_uuid);
+	const char *problem = header_problem(h, slot, volume_uuid);
 	uint64_t gen;
 	if (!problem && !clog_read_progress(f->sm, h->log_id, &gen, &f->seq, &f->off))
 		problem = "neither copy of its progress is valid";
@@ -172,8 +174,10 @@ enum clog_leftover clog_check_slot(const char *log_part_path, int slot, enum med
 	const char *problem =
 	    open_slot(&f, kind, slot, volume_uuid, header, detail, sizeof(detail));
 	close_slot(&f);
-	*seq = f.seq;
-	*off = f.off;
+	if (seq)
+		*seq = f.seq;
+	if (off)
+		*off = f.off;
 	if (!problem)
 		return CLOG_LEFT_USABLE;
 	snprintf(why, len, "its %s %s: %s", f.in_log ? "log" : "state file",

@@ -29,8 +29,8 @@ enum clog_leftover {
 };
 
 /* Judges slot's files beside the log part at log_part_path, of medium
- * kind.  USABLE fills *header, and *seq and *off with the progress the
- * state file holds; UNFINISHED and DAMAGED say why in why ("its state
+ * kind.  USABLE fills *header, and *seq and *off (when not NULL) with the
+ * progress the state file holds; UNFINISHED and DAMAGED say why in why ("its state
  * file PATH: checksum mismatch", say). */
 enum clog_leftover clog_check_slot(const char *log_part_path, int slot, enum media_kind kind,
                                    const uint8_t volume_uuid[16], struct clog_header *header,
@@ -62,10 +62,5 @@ int clog_read_progress(struct media *m, const uint8_t log_id[16], uint64_t *gen,
 int clog_drop_damaged(const char *log_part_path, int slot, enum media_kind kind,
                       const uint8_t volume_uuid[16], uint64_t seq, uint64_t off, char *why,
                       size_t len);
-
-/* What is wrong with a state file's header for slot of the volume with
- * volume_uuid, or NULL. */
-const char *clog_header_problem(const struct clog_header *h, int slot,
-                                const uint8_t volume_uuid[16]);
 
 #endif
