@@ -587,7 +587,9 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c, struct ingest_batc
 			 * again through the daemon.  An epoch never given is
 			 * forged, and so is a granted one with another inode: an
 			 * epoch names one inode for the log's life. */
-			if (!c->recovered && (h.args[2] == 0 || h.args[2] >= c->next_epoch)) {
+			if (!c->recovered &&
+			    (CLOG_EPOCH_COUNT(h.args[2]) == 0 ||
+			     CLOG_EPOCH_COUNT(h.args[2]) >= c->next_epoch)) {
 				clog_forged(c, "no such grant", h.seq);
 				return 0;
 			}
@@ -1188,17 +1190,21 @@ int clog_revoke_many(struct cairn_fs *fs, struct clog *c, const uint32_t *idx, i
 /* clog_grant_write for n grants at once (inos[k] into slot idx[k]). */
 int clog_grant_many(struct clog *c, const uint32_t *idx, const uint64_t *inos, int n)
 {
+	/* Past the last count, the client writes through the daemon. */
+	if (c->next_epoch + (uint64_t)n - 1 > CLOG_EPOCH_COUNT_MAX)
+		return -EBUSY;
 	int rc = 0;
 	for (int k = 0; k < n && !rc; k++)
 		rc = grant_put(c, idx[k], G_INO, inos[k]);
 	if (!rc)
 		rc = grants_fence(c);
 	for (int k = 0; k < n && !rc; k++)
-		rc = grant_put(c, idx[k], G_EPOCH, c->next_epoch + (uint64_t)k);
+		rc = grant_put(c, idx[k], G_EPOCH,
+		               clog_epoch_seal(c->log_id, inos[k], c->next_epoch + (uint64_t)k));
 	if (!rc)
 		rc = grants_fence(c);
 	for (int k = 0; k < n && !rc; k++)
-		rc = grant_put(c, idx[k], G_LIVE, c->next_epoch + (uint64_t)k);
+		rc = grant_put(c, idx[k], G_LIVE, c->grants[idx[k]].epoch);
 	if (!rc)
 		rc = grants_fence(c);
 	/* Even after a failure: an epoch stored once is never given again. */

@@ -44,12 +44,49 @@ static const char *header_problem(const struct clog_header *h, int slot,
 		return "bad magic number";
 	if (h->checksum != checksum64(h, offsetof(struct clog_header, checksum)))
 		return "checksum mismatch";
-	if (h->version != CLOG_VERSION)
+	if (h->version != CLOG_VERSION && h->version != CLOG_VERSION_UNSEALED)
 		return "unsupported version";
 	if (h->slot != (uint32_t)slot)
 		return "made for another slot";
 	if (memcmp(h->volume_uuid, volume_uuid, 16))
 		return "belongs to another volume";
+	return NULL;
+}
+
+uint64_t clog_epoch_seal(const uint8_t log_id[16], uint64_t ino, uint64_t count)
+{
+	struct clog_seal s;
+	memset(&s, 0, sizeof(s));
+	memcpy(s.log_id, log_id, 16);
+	s.ino = ino;
+	s.count = count;
+	uint64_t seal = checksum64(&s, sizeof(s)) >> CLOG_EPOCH_COUNT_BITS;
+	return seal << CLOG_EPOCH_COUNT_BITS | CLOG_EPOCH_COUNT(count);
+}
+
+int clog_grant_whole(uint32_t version, const uint8_t log_id[16], const struct clog_grant *g)
+{
+	if (version == CLOG_VERSION_UNSEALED || !g->epoch)
+		return 1;
+	return g->ino && g->epoch == clog_epoch_seal(log_id, g->ino, CLOG_EPOCH_COUNT(g->epoch));
+}
+
+/* What is wrong with the grants in the state file m of the log with
+ * header h, in problem (len bytes), or NULL. */
+static const char *grants_problem(struct media *m, const struct clog_header *h, char *problem,
+                                  size_t len)
+{
+	struct clog_grant g[CLOG_GRANTS];
+	int rc = media_read(m, CLOG_GRANTS_OFF, g, sizeof(g));
+	if (rc)
+		return strerror(-rc);
+	for (int i = 0; i < CLOG_GRANTS; i++)
+		if (!clog_grant_whole(h->version, h->log_id, &g[i])) {
+			snprintf(problem, len,
+			         "grant %d (inode %llu, epoch %#llx) does not match its seal", i,
+			         (unsigned long long)g[i].ino, (unsigned long long)g[i].epoch);
+			return problem;
+		}
 	return NULL;
 }
 
@@ -115,6 +152,8 @@ static const char *open_slot(struct slot_files *f, enum media_kind kind, int slo
 	uint64_t gen;
 	if (!problem && !clog_read_progress(f->sm, h->log_id, &gen, &f->seq, &f->off))
 		problem = "neither copy of its progress is valid";
+	if (!problem)
+		problem = grants_problem(f->sm, h, detail, len);
 	if (problem)
 		return problem;
 	f->in_log = 1;

@@ -36,6 +36,14 @@ enum clog_leftover clog_check_slot(const char *log_part_path, int slot, enum med
                                    const uint8_t volume_uuid[16], struct clog_header *header,
                                    uint64_t *seq, uint64_t *off, char *why, size_t len);
 
+/* The sealed epoch of grant count for ino in the log with log_id
+ * (clog_format.h). */
+uint64_t clog_epoch_seal(const uint8_t log_id[16], uint64_t ino, uint64_t count);
+
+/* Whether grant g of a state file of version (header's) is whole: free or
+ * removed, or an inode with an epoch whose seal matches it. */
+int clog_grant_whole(uint32_t version, const uint8_t log_id[16], const struct clog_grant *g);
+
 /* Scans the log l from its record (seq, off) on - its progress, as far as
  * the volume's log holds its copies - as a mount's recovery scans the
  * volume's log: a record a crash tore has nothing acknowledged after it,

@@ -38,7 +38,8 @@
 
 #define CLOG_STATE_MAGIC 0x4554415453474c43ull    /* "CLGSTATE" */
 #define CLOG_PROGRESS_MAGIC 0x5347525053474c43ull /* "CLGSPRGS" */
-#define CLOG_VERSION 1u
+#define CLOG_VERSION 2u          /* 2: grants' epochs are sealed */
+#define CLOG_VERSION_UNSEALED 1u /* still read: epochs are bare counts */
 #define CLOG_SLOTS 64                           /* clients with a log at once */
 #define CLOG_LOG_SIZE ((4ull << 20) + 4 * 4096) /* a 4 MiB ring: records of 1 MiB */
 #define CLOG_GRANTS 256                         /* inodes one client may hold */
@@ -109,9 +110,25 @@ struct clog_progress {
  * never read by recovery). */
 struct clog_grant {
 	uint64_t ino;   /* 0: free */
-	uint64_t epoch; /* 0: revoked; else unique within the log's life */
+	uint64_t epoch; /* 0: revoked; else sealed (below), unique within
+	                 * the log's life */
 	uint64_t live;  /* epoch, or 0 */
 	uint64_t kernel_reads;
+};
+
+/* An epoch (version 2) is a count in its low 40 bits, given in order
+ * from 1, and a seal of the grant in its high 24: the top 24 bits of
+ * XXH3-64 of struct clog_seal.  The epoch word changes in one 8-byte
+ * store and the inode changes only while it is 0, so no crash leaves a
+ * seal that does not match: one that does not is damage, which would
+ * otherwise make recovery skip the grant's records as revoked ones. */
+#define CLOG_EPOCH_COUNT_BITS 40
+#define CLOG_EPOCH_COUNT(e) ((e) & ((1ull << CLOG_EPOCH_COUNT_BITS) - 1))
+#define CLOG_EPOCH_COUNT_MAX ((1ull << CLOG_EPOCH_COUNT_BITS) - 1)
+struct clog_seal {
+	uint8_t log_id[16];
+	uint64_t ino;
+	uint64_t count;
 };
 
 /* The credit, in blocks, one write of len bytes at off spends: the

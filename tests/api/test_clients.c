@@ -22,11 +22,13 @@
 #include "fsck/fsck.h"
 #include "libfs/clients.h"
 #include "libfs/fs_internal.h"
+#include "log/clog_check.h"
 #include "log/clog_format.h"
 #include "log/log.h"
 #include "log/log_format.h"
 #include "media/media.h"
 #include "testvol.h"
+#include "util/checksum.h"
 
 /* The slot of a client log from its file's name, "<log part>.client<N>". */
 static int fd_slot(int fd)
@@ -219,6 +221,36 @@ static void flip_byte(const char *path, off_t off)
 	close(fd);
 }
 
+/* The offset in the state file at statep of its one grant in use. */
+static off_t used_grant(const char *statep)
+{
+	int fd = TV_OK(open(statep, O_RDONLY));
+	struct clog_grant g[CLOG_GRANTS];
+	TV_EQ(pread(fd, g, sizeof(g), CLOG_GRANTS_OFF), (ssize_t)sizeof(g));
+	close(fd);
+	off_t at = -1;
+	for (int i = 0; i < CLOG_GRANTS; i++)
+		if (g[i].ino) {
+			assert_int_equal(at, -1);
+			at = CLOG_GRANTS_OFF + (off_t)i * (off_t)sizeof(g[i]);
+		}
+	assert_true(at >= 0);
+	return at;
+}
+
+/* Makes the state file at statep one of version 1, whose epochs are not
+ * sealed. */
+static void make_version_1(const char *statep)
+{
+	int fd = TV_OK(open(statep, O_RDWR));
+	struct clog_header h;
+	TV_EQ(pread(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	h.version = CLOG_VERSION_UNSEALED;
+	h.checksum = checksum64(&h, offsetof(struct clog_header, checksum));
+	TV_EQ(pwrite(fd, &h, sizeof(h), 0), (ssize_t)sizeof(h));
+	close(fd);
+}
+
 /* A read-write mount fails with EUCLEAN, saying `what` of the slot. */
 static void mount_refused(struct testvol *tv, int slot, const char *what)
 {
@@ -290,6 +322,36 @@ static void test_damaged_kept_log_refused(void **state)
 	flip_byte(statep, at); /* as it was: nothing was lost meanwhile */
 	assert_f(tv, "kept");
 	TV_EQ(access(statep, F_OK), -1);
+
+	/* A grant damaged: its inode, its epoch's count, its seal.  Its
+	 * records would be skipped as ones written after a revocation. */
+	static const off_t grant_bytes[] = {offsetof(struct clog_grant, ino),
+	                                    offsetof(struct clog_grant, epoch),
+	                                    offsetof(struct clog_grant, epoch) + 7};
+	for (int k = 0; k < 3; k++) {
+		slot = kept_log(tv, 1, statep, logp, sizeof(statep));
+		at = used_grant(statep) + grant_bytes[k];
+		flip_byte(statep, at);
+		mount_refused(tv, slot, "does not match its seal");
+		int result;
+		TV_EQ(client_log_problems(tv, 0, &result), 1);
+		TV_EQ(result, FSCK_PROBLEMS);
+		flip_byte(statep, at);
+		assert_f(tv, "kept");
+	}
+	/* A state file of version 1 (made before epochs were sealed) is
+	 * applied as it is: its epochs are bare counts. */
+	slot = kept_log(tv, 1, statep, logp, sizeof(statep));
+	make_version_1(statep);
+	assert_f(tv, "kept");
+	uint8_t id[16] = {1, 2, 3};
+	struct clog_grant bare = {.ino = 7, .epoch = 3};
+	TV_EQ(clog_grant_whole(CLOG_VERSION_UNSEALED, id, &bare), 1);
+	TV_EQ(clog_grant_whole(CLOG_VERSION, id, &bare), 0);
+	bare.epoch = clog_epoch_seal(id, 7, 3);
+	TV_EQ(clog_grant_whole(CLOG_VERSION, id, &bare), 1);
+	bare.ino = 8;
+	TV_EQ(clog_grant_whole(CLOG_VERSION, id, &bare), 0);
 
 	/* The state file cut short; the log's superblocks damaged. */
 	for (int k = 0; k < 2; k++) {
