@@ -587,9 +587,8 @@ static int ingest_locked(struct cairn_fs *fs, struct clog *c, struct ingest_batc
 			 * again through the daemon.  An epoch never given is
 			 * forged, and so is a granted one with another inode: an
 			 * epoch names one inode for the log's life. */
-			if (!c->recovered &&
-			    (CLOG_EPOCH_COUNT(h.args[2]) == 0 ||
-			     CLOG_EPOCH_COUNT(h.args[2]) >= c->next_epoch)) {
+			if (!c->recovered && (CLOG_EPOCH_COUNT(h.args[2]) == 0 ||
+			                      CLOG_EPOCH_COUNT(h.args[2]) >= c->next_epoch)) {
 				clog_forged(c, "no such grant", h.seq);
 				return 0;
 			}

@@ -46,7 +46,7 @@ struct clog {
 	uint64_t credit;             /* blocks reserved for the client's records */
 	uint64_t granted;            /* credit given so far: the credit word */
 	int word_failed;             /* a store of the word failed: no top-ups */
-	uint64_t next_epoch; /* the count of the next grant's epoch (clog_format.h) */
+	uint64_t next_epoch;         /* the count of the next grant's epoch (clog_format.h) */
 	uint64_t progress_gen;
 	uint64_t published;                    /* the head word last written */
 	struct clog_grant grants[CLOG_GRANTS]; /* as the state file holds them */

@@ -430,7 +430,7 @@ int cairn_mkfs(const char *volume_dir, const struct cairn_mkfs_opts *opts)
 	 * last, when the volume is whole (or gone). */
 	if (rc && made_dir)
 		rmdir(dir);
-	close(lock);
+	volume_unlock(lock);
 	if (rc) {
 		if (err[0] || !last_error[0])
 			fs_set_error("%s", err[0] ? err : strerror(-rc));

@@ -38,11 +38,11 @@
 
 #define CLOG_STATE_MAGIC 0x4554415453474c43ull    /* "CLGSTATE" */
 #define CLOG_PROGRESS_MAGIC 0x5347525053474c43ull /* "CLGSPRGS" */
-#define CLOG_VERSION 2u          /* 2: grants' epochs are sealed */
-#define CLOG_VERSION_UNSEALED 1u /* still read: epochs are bare counts */
-#define CLOG_SLOTS 64                           /* clients with a log at once */
-#define CLOG_LOG_SIZE ((4ull << 20) + 4 * 4096) /* a 4 MiB ring: records of 1 MiB */
-#define CLOG_GRANTS 256                         /* inodes one client may hold */
+#define CLOG_VERSION 2u                           /* 2: grants' epochs are sealed */
+#define CLOG_VERSION_UNSEALED 1u                  /* still read: epochs are bare counts */
+#define CLOG_SLOTS 64                             /* clients with a log at once */
+#define CLOG_LOG_SIZE ((4ull << 20) + 4 * 4096)   /* a 4 MiB ring: records of 1 MiB */
+#define CLOG_GRANTS 256                           /* inodes one client may hold */
 #define CLOG_PROGRESS_OFF 4096u
 #define CLOG_HEAD_OFF 4224u
 #define CLOG_GRANTED_OFF 4232u /* the credit word */

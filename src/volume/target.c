@@ -68,7 +68,7 @@ static int in_mounted_volume_dir(const struct part_target *t, const char *voldir
 	char ignored[256];
 	int fd = volume_lock_dir(parent, 1, ignored, sizeof(ignored));
 	if (fd >= 0)
-		close(fd);
+		volume_unlock(fd);
 	return fd == -EBUSY;
 }
 
@@ -129,7 +129,7 @@ static int check_existing(struct part_target *t, const struct stat *st, const ch
  * device exclusively (EBUSY while a file system on it is mounted). */
 static int open_existing(struct part_target *t, char *err, size_t el)
 {
-	t->fd = open(t->path, O_RDWR | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	t->fd = volume_open_lockable(t->path, O_RDWR | O_EXCL | O_NOFOLLOW | O_NONBLOCK, 0);
 	if (t->fd >= 0)
 		return 0;
 	int e = errno;
@@ -152,7 +152,7 @@ static int create_new(struct part_target *t, char *err, size_t el)
 
 int target_open(struct part_target *t, char *err, size_t el)
 {
-	t->fd = open(t->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	t->fd = volume_open_lockable(t->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
 	t->created = t->fd >= 0;
 	if (t->fd < 0 && errno != EEXIST)
 		return refuse(err, el, t, -errno, strerror(errno));
@@ -181,7 +181,7 @@ void target_close(struct part_target *t, int failed)
 		unlink(t->path);
 	else if (failed && t->was_empty && ftruncate(t->fd, 0) == 0)
 		fsync(t->fd); /* as it was: empty */
-	close(t->fd);
+	volume_unlock(t->fd);
 	t->fd = -1;
 }
 

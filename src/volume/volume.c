@@ -277,7 +277,15 @@ int manifest_read(const char *dir, struct manifest *mf, char *err, size_t errlen
 	return 0;
 }
 
+static int lock_dir_noted(const char *dir, int exclusive, char *err, size_t errlen);
+
 int volume_lock_dir(const char *dir, int exclusive, char *err, size_t errlen)
+{
+	return lock_dir_noted(dir, exclusive, err, errlen);
+}
+
+/* volume_lock_dir, with the descriptor not noted (the caller notes it). */
+static int lock_dir(const char *dir, int exclusive, char *err, size_t errlen)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
@@ -309,6 +317,11 @@ int volume_lock_dir(const char *dir, int exclusive, char *err, size_t errlen)
 static pthread_mutex_t open_volumes_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct volume *open_volumes[OPEN_VOLUMES_MAX];
 static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
+/* The descriptors of locks held outside an open volume: mkfs's lock of
+ * the directory it makes, and each file it (or an online tier add)
+ * formats, from its open to its close; each plus 1, 0 for none. */
+#define LOOSE_LOCKS_MAX 64
+static int loose_locks[LOOSE_LOCKS_MAX];
 
 static void before_fork(void)
 {
@@ -336,12 +349,66 @@ static void after_fork_in_child(void)
 		if (v)
 			v->lock_fd = -1;
 	}
+	for (int i = 0; i < LOOSE_LOCKS_MAX; i++) {
+		if (loose_locks[i])
+			close(loose_locks[i] - 1);
+		loose_locks[i] = 0;
+	}
 	pthread_mutex_unlock(&open_volumes_lock);
 }
 
 static void install_fork_handlers(void)
 {
 	pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+}
+
+/* Notes fd as a loose lock, with open_volumes_lock held.  Beyond
+ * LOOSE_LOCKS_MAX at once, a child keeps the rest. */
+static void note_loose(int fd)
+{
+	for (int i = 0; fd >= 0 && i < LOOSE_LOCKS_MAX; i++) {
+		if (!loose_locks[i]) {
+			loose_locks[i] = fd + 1;
+			return;
+		}
+	}
+}
+
+/* Forgets fd as a loose lock, with open_volumes_lock held. */
+static void forget_loose(int fd)
+{
+	for (int i = 0; fd >= 0 && i < LOOSE_LOCKS_MAX; i++)
+		if (loose_locks[i] == fd + 1)
+			loose_locks[i] = 0;
+}
+
+static int lock_dir_noted(const char *dir, int exclusive, char *err, size_t errlen)
+{
+	pthread_once(&fork_handlers_once, install_fork_handlers);
+	pthread_mutex_lock(&open_volumes_lock);
+	int fd = lock_dir(dir, exclusive, err, errlen);
+	note_loose(fd);
+	pthread_mutex_unlock(&open_volumes_lock);
+	return fd;
+}
+
+int volume_open_lockable(const char *path, int flags, mode_t mode)
+{
+	pthread_once(&fork_handlers_once, install_fork_handlers);
+	pthread_mutex_lock(&open_volumes_lock); /* no fork in between */
+	int fd = open(path, flags | O_CLOEXEC, mode);
+	note_loose(fd);
+	pthread_mutex_unlock(&open_volumes_lock);
+	return fd;
+}
+
+void volume_unlock(int fd)
+{
+	pthread_mutex_lock(&open_volumes_lock);
+	forget_loose(fd);
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_unlock(&open_volumes_lock);
 }
 
 /* Takes v's directory lock and notes v as holding locks (volume_close
@@ -352,7 +419,7 @@ static int lock_volume_dir(struct volume *v, int exclusive, char *err, size_t er
 {
 	pthread_once(&fork_handlers_once, install_fork_handlers);
 	pthread_mutex_lock(&open_volumes_lock);
-	v->lock_fd = volume_lock_dir(v->dir, exclusive, err, errlen);
+	v->lock_fd = lock_dir(v->dir, exclusive, err, errlen);
 	for (int i = 0; v->lock_fd >= 0 && i < OPEN_VOLUMES_MAX; i++) {
 		if (!open_volumes[i]) {
 			open_volumes[i] = v;
@@ -469,6 +536,7 @@ void volume_close(struct volume *v)
 void volume_adopt_part_lock(struct volume *v, int p, int fd)
 {
 	pthread_mutex_lock(&open_volumes_lock);
+	forget_loose(fd);
 	v->part_lock[p] = fd;
 	pthread_mutex_unlock(&open_volumes_lock);
 }

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "media/media.h"
 
@@ -75,8 +76,16 @@ int manifest_read(const char *dir, struct manifest *mf, char *err, size_t errlen
 
 /* Opens and flocks the directory dir (exclusively or shared, without
  * waiting): the lock a mount holds.  Returns the descriptor, or -EBUSY when
- * another process holds the lock, or -errno; err says which. */
+ * another process holds the lock, or -errno; err says which.  The
+ * descriptor is closed with volume_unlock. */
 int volume_lock_dir(const char *dir, int exclusive, char *err, size_t errlen);
+
+/* open(2) of a file whose descriptor will hold a flock (a file mkfs or a
+ * tier add formats), closed on exec; closed with volume_unlock, or given
+ * to an open volume with volume_adopt_part_lock.  A child of fork closes
+ * its copies of such descriptors, as of an open volume's (below). */
+int volume_open_lockable(const char *path, int flags, mode_t mode);
+void volume_unlock(int fd);
 
 /* Whether part p is a removed tier's, which has no file. */
 static inline int manifest_part_retired(const struct manifest *mf, int p)

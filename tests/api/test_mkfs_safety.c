@@ -33,6 +33,7 @@
 
 #include "cairn.h"
 #include "testvol.h"
+#include "volume/target.h"
 
 #define OLD_DATA "precious data that mkfs must not touch\n"
 
@@ -443,6 +444,42 @@ static int flocked(const char *path)
 	return held;
 }
 
+/* The write end of the pipe that keeps fork_waiting's child alive. */
+static int waiting_gate = -1;
+
+/* Forks a child that does nothing until end_waiting, and returns once its
+ * fork handlers have run (the parent's fork returns before they do). */
+static pid_t fork_waiting(void)
+{
+	int gate[2], ready[2];
+	assert_int_equal(pipe(gate), 0);
+	assert_int_equal(pipe(ready), 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		char c = 1;
+		close(gate[1]);
+		(void)!write(ready[1], &c, 1);
+		(void)!read(gate[0], &c, 1);
+		_exit(0);
+	}
+	close(gate[0]);
+	close(ready[1]);
+	char c;
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	waiting_gate = gate[1];
+	return child;
+}
+
+static void end_waiting(pid_t child)
+{
+	close(waiting_gate);
+	waiting_gate = -1;
+	int st;
+	assert_int_equal(waitpid(child, &st, 0), child);
+}
+
 /* A child forked by a program that has the volume mounted keeps none of
  * its locks: the volume (whose parts lie outside its directory, each
  * locked) is free once the program unmounts it, while the child lives;
@@ -453,17 +490,7 @@ static void test_forked_child_keeps_no_lock(void **state)
 	struct testvol *tv = tv_create(NULL);
 	assert_non_null(tv);
 	assert_non_null(tv_mount(tv, NULL));
-	int gate[2];
-	assert_int_equal(pipe(gate), 0);
-	pid_t child = fork();
-	assert_true(child >= 0);
-	if (child == 0) {
-		char c;
-		close(gate[1]);
-		(void)!read(gate[0], &c, 1); /* lives until the test is done */
-		_exit(0);
-	}
-	close(gate[0]);
+	pid_t child = fork_waiting();
 	assert_int_equal(mount_in_child(tv), 1); /* still the program's */
 	assert_true(flocked(tv->dir));
 	assert_true(flocked(tv->fast_part));
@@ -471,13 +498,41 @@ static void test_forked_child_keeps_no_lock(void **state)
 	assert_int_equal(mount_in_child(tv), 0);
 	assert_non_null(tv_mount(tv, NULL)); /* and the program's again */
 	assert_int_equal(mount_in_child(tv), 1);
-	close(gate[1]);
-	int st;
-	assert_int_equal(waitpid(child, &st, 0), child);
+	end_waiting(child);
 	assert_int_equal(mount_in_child(tv), 1);
 	assert_true(flocked(tv->dir));
 	assert_true(flocked(tv->log_part));
 	assert_int_equal(tv_unmount(tv), 0);
+	tv_destroy(tv);
+}
+
+/* A child forked while mkfs (or an online tier add) holds the locks of
+ * the directory it makes and of a file it formats keeps neither once
+ * they are let go. */
+static void test_forked_child_keeps_no_mkfs_lock(void **state)
+{
+	(void)state;
+	struct testvol *tv = tv_create(NULL);
+	assert_non_null(tv);
+	char dir[PATH_MAX], part[PATH_MAX + 16], err[512];
+	snprintf(dir, sizeof(dir), "%s/newvol", tv->root);
+	snprintf(part, sizeof(part), "%s/new.part", tv->root);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	int lock = volume_lock_dir(dir, 1, err, sizeof(err));
+	assert_true(lock >= 0);
+	struct part_target t = {.path = part, .what = "tier new", .fd = -1};
+	assert_int_equal(target_open(&t, err, sizeof(err)), 0);
+	assert_int_equal(target_check(&t, dir, 0, err, sizeof(err)), 0);
+	pid_t child = fork_waiting();
+	assert_true(flocked(dir));
+	assert_true(flocked(part));
+	target_close(&t, 0);
+	volume_unlock(lock);
+	assert_false(flocked(dir));
+	assert_false(flocked(part));
+	end_waiting(child);
+	unlink(part);
+	rmdir(dir);
 	tv_destroy(tv);
 }
 
@@ -495,6 +550,7 @@ int main(void)
 	    cmocka_unit_test(test_mkfs_waits_for_no_one),
 	    cmocka_unit_test(test_concurrent_mkfs),
 	    cmocka_unit_test(test_forked_child_keeps_no_lock),
+	    cmocka_unit_test(test_forked_child_keeps_no_mkfs_lock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
