@@ -277,13 +277,6 @@ int manifest_read(const char *dir, struct manifest *mf, char *err, size_t errlen
 	return 0;
 }
 
-static int lock_dir_noted(const char *dir, int exclusive, char *err, size_t errlen);
-
-int volume_lock_dir(const char *dir, int exclusive, char *err, size_t errlen)
-{
-	return lock_dir_noted(dir, exclusive, err, errlen);
-}
-
 /* volume_lock_dir, with the descriptor not noted (the caller notes it). */
 static int lock_dir(const char *dir, int exclusive, char *err, size_t errlen)
 {
@@ -382,7 +375,7 @@ static void forget_loose(int fd)
 			loose_locks[i] = 0;
 }
 
-static int lock_dir_noted(const char *dir, int exclusive, char *err, size_t errlen)
+int volume_lock_dir(const char *dir, int exclusive, char *err, size_t errlen)
 {
 	pthread_once(&fork_handlers_once, install_fork_handlers);
 	pthread_mutex_lock(&open_volumes_lock);
