@@ -92,11 +92,12 @@ struct cairn_mount_opts {
 };
 
 /* Volume lifetime.  A mount holds the volume's locks (another mount or a
- * mkfs of it gets EBUSY) until cairn_unmount.  A child of fork() must not
- * use its parent's mount (its threads are not copied; as with SQLite, open
- * anew in the child, or cairn_attach to a daemon), and keeps none of its
- * locks: the volume is free once the parent unmounts, whatever its
- * children do. */
+ * mkfs of it gets EBUSY) until cairn_unmount.  A child of fork() cannot
+ * use its parent's mount: its threads are not copied, and it shares the
+ * parent's log, so every call on it fails with EIO there (cairn_unmount
+ * too, which leaves it alone; cairn_attach to a daemon instead).  The
+ * child keeps none of the mount's locks: the volume is free once the
+ * parent unmounts, whatever its children do. */
 int cairn_mkfs(const char *volume_dir, const struct cairn_mkfs_opts *opts);
 cairn_fs *cairn_mount(const char *volume_dir, const struct cairn_mount_opts *opts);
 int cairn_unmount(cairn_fs *fs);

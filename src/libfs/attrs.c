@@ -84,6 +84,8 @@ static int setattr_path(cairn_fs *fs, const char *path, struct op_setattr *p)
 
 int cairn_chmod(cairn_fs *fs, const char *path, mode_t mode)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_path(fs->client, CTL_CHMOD, path, NULL, mode, 0);
 	struct op_setattr p;
@@ -95,6 +97,8 @@ int cairn_chmod(cairn_fs *fs, const char *path, mode_t mode)
 
 int cairn_chown(cairn_fs *fs, const char *path, uid_t uid, gid_t gid)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_path(fs->client, CTL_CHOWN, path, NULL,
 		                   uid == (uid_t)-1 ? -1 : (int64_t)uid,
@@ -120,6 +124,8 @@ static int valid_time(const struct timespec *t)
 
 int cairn_utimens(cairn_fs *fs, const char *path, const struct timespec times[2])
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_utimens(fs->client, path, times);
 	struct op_setattr p;

@@ -30,6 +30,10 @@ struct cairn_dir {
 
 cairn_dir *cairn_opendir(cairn_fs *fs, const char *path)
 {
+	if (fs_inherited(fs)) {
+		errno = EIO;
+		return NULL;
+	}
 	if (!fs) {
 		errno = EINVAL;
 		return NULL;
@@ -131,6 +135,10 @@ static int refill(cairn_dir *d)
 
 struct cairn_dirent *cairn_readdir(cairn_dir *d)
 {
+	if (d && fs_inherited(d->fs)) {
+		errno = EIO;
+		return NULL;
+	}
 	if (!d) {
 		errno = EBADF;
 		return NULL;
@@ -152,6 +160,8 @@ struct cairn_dirent *cairn_readdir(cairn_dir *d)
 
 int cairn_closedir(cairn_dir *d)
 {
+	if (d && fs_inherited(d->fs))
+		return fail(-EIO);
 	if (!d)
 		return fail(-EBADF);
 	int rc = d->fs->client ? client_closedir(d->fs->client, (int)d->ino) : 0;

@@ -211,6 +211,8 @@ static int stat_path(cairn_fs *fs, const char *path, struct stat *st, int flags)
 
 int cairn_stat(cairn_fs *fs, const char *path, struct stat *st)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_stat(fs->client, path, st, 1);
 	return stat_path(fs, path, st, LOOKUP_FOLLOW);
@@ -218,6 +220,8 @@ int cairn_stat(cairn_fs *fs, const char *path, struct stat *st)
 
 int cairn_lstat(cairn_fs *fs, const char *path, struct stat *st)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_stat(fs->client, path, st, 0);
 	return stat_path(fs, path, st, 0);
@@ -233,6 +237,8 @@ static int file_stat(struct cairn_fs *fs, struct open_file *f, struct stat *st)
 
 int cairn_fstat(cairn_fs *fs, int fd, struct stat *st)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_fstat(fs->client, fd, st);
 	if (!fs)
@@ -406,6 +412,8 @@ int open_target(struct cairn_fs *fs, const struct target *t, const struct icalle
 
 int cairn_open(cairn_fs *fs, const char *path, int flags, ...)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	mode_t mode = 0;
 	if (flags & O_CREAT) {
 		va_list ap;
@@ -490,6 +498,8 @@ void ic_unpin(cairn_fs *fs, uint64_t ino, uint64_t n)
  * still using it finish. */
 int cairn_close(cairn_fs *fs, int fd)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_close(fs->client, fd);
 	if (!fs)
@@ -587,6 +597,8 @@ static ssize_t file_pread(struct cairn_fs *fs, struct open_file *f, void *buf, s
 
 ssize_t cairn_pread(cairn_fs *fs, int fd, void *buf, size_t count, off_t off)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_pread(fs->client, fd, buf, count, off);
 	if (!fs)
@@ -601,6 +613,8 @@ ssize_t cairn_pread(cairn_fs *fs, int fd, void *buf, size_t count, off_t off)
 
 ssize_t cairn_read(cairn_fs *fs, int fd, void *buf, size_t count)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_read(fs->client, fd, buf, count);
 	if (!fs)
@@ -822,6 +836,8 @@ static ssize_t fd_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, of
 
 ssize_t cairn_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, off_t off)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_pwrite(fs->client, fd, buf, count, off);
 	return fd_pwrite(fs, fd, buf, count, off, -1);
@@ -834,6 +850,8 @@ ssize_t ic_pwrite(cairn_fs *fs, int fd, const void *buf, size_t count, off_t off
 
 ssize_t cairn_write(cairn_fs *fs, int fd, const void *buf, size_t count)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_write(fs->client, fd, buf, count);
 	if (!fs)
@@ -910,6 +928,8 @@ static off_t file_lseek(struct cairn_fs *fs, struct open_file *f, off_t off, int
 
 off_t cairn_lseek(cairn_fs *fs, int fd, off_t off, int whence)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_lseek(fs->client, fd, off, whence);
 	if (!fs)
@@ -952,6 +972,8 @@ int truncate_ino(struct cairn_fs *fs, uint64_t ino, off_t length)
 
 int cairn_ftruncate(cairn_fs *fs, int fd, off_t length)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_ftruncate(fs->client, fd, length);
 	if (!fs)
@@ -967,6 +989,8 @@ int cairn_ftruncate(cairn_fs *fs, int fd, off_t length)
 
 int cairn_truncate(cairn_fs *fs, const char *path, off_t length)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_path(fs->client, CTL_TRUNCATE, path, NULL, length, 0);
 	if (!fs)
@@ -982,6 +1006,8 @@ int cairn_truncate(cairn_fs *fs, const char *path, off_t length)
 
 int cairn_fsync(cairn_fs *fs, int fd)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_fdcall(fs->client, CTL_FSYNC, fd, 0, 0, 0);
 	if (!fs)
@@ -1171,6 +1197,8 @@ static int file_fallocate(struct cairn_fs *fs, struct open_file *f, int mode, of
 
 int cairn_fallocate(cairn_fs *fs, int fd, int mode, off_t off, off_t len)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_fdcall(fs->client, CTL_FALLOCATE, fd, mode, off, len);
 	if (!fs)

@@ -428,6 +428,15 @@ int tuning_check(int high, int low, char *err, size_t el);
 /* digest.c: the batch thread's interval, changed while it runs. */
 void fs_set_batch_interval(struct cairn_fs *fs, int batch_ms);
 
+/* Whether fs is a mount this process inherited through fork: its
+ * parent's, whose threads it lacks and whose log it would write over, so
+ * every call of the API fails with EIO there (a client's handle fails
+ * the same way in src/client). */
+static inline int fs_inherited(const struct cairn_fs *fs)
+{
+	return fs && fs->vol.inherited;
+}
+
 /* errors as POSIX: set errno, return -1 */
 static inline int fail(int neg_errno)
 {

@@ -711,6 +711,8 @@ cairn_fs *cairn_attach(const char *path)
 
 int cairn_unmount(cairn_fs *fs)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (!fs)
 		return fail(-EINVAL);
 	if (fs->client) {
@@ -749,6 +751,8 @@ int cairn_unmount(cairn_fs *fs)
 
 int cairn_sync(cairn_fs *fs)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_volume_call(fs->client, CTL_SYNC);
 	if (!fs)
@@ -783,6 +787,8 @@ static int whole_volume(cairn_fs *fs, int (*step)(struct cairn_fs *fs, int locke
 
 int cairn_digest(cairn_fs *fs)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_volume_call(fs->client, CTL_DIGEST);
 	return whole_volume(fs, fs_checkpoint);
@@ -790,6 +796,8 @@ int cairn_digest(cairn_fs *fs)
 
 int cairn_migrate(cairn_fs *fs)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_volume_call(fs->client, CTL_MIGRATE);
 	return whole_volume(fs, migrate_run);
@@ -797,6 +805,8 @@ int cairn_migrate(cairn_fs *fs)
 
 int cairn_statvfs(cairn_fs *fs, const char *path, struct statvfs *sv)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_statvfs(fs->client, path, sv);
 	if (!fs)
@@ -896,6 +906,8 @@ static void fill_tier_info(struct cairn_fs *fs, struct cairn_info *out)
 
 int cairn_info(cairn_fs *fs, struct cairn_info *out)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_info(fs->client, out);
 	if (!fs)

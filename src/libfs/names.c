@@ -120,6 +120,8 @@ int names_create(struct cairn_fs *fs, const struct target *t, const struct icall
 
 int cairn_mkdir(cairn_fs *fs, const char *path, mode_t mode)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_path(fs->client, CTL_MKDIR, path, NULL, mode, 0);
 	struct target t = {.path = path};
@@ -130,6 +132,8 @@ int cairn_mkdir(cairn_fs *fs, const char *path, mode_t mode)
 
 int cairn_symlink(cairn_fs *fs, const char *target, const char *linkpath)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_path(fs->client, CTL_SYMLINK, target, linkpath, 0, 0);
 	struct target t = {.path = linkpath};
@@ -139,6 +143,8 @@ int cairn_symlink(cairn_fs *fs, const char *target, const char *linkpath)
 
 ssize_t cairn_readlink(cairn_fs *fs, const char *path, char *buf, size_t size)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_readlink(fs->client, path, buf, size);
 	int bad = api_paths(fs, path, buf);
@@ -195,6 +201,8 @@ int names_unlink(struct cairn_fs *fs, const struct target *t)
 
 int cairn_unlink(cairn_fs *fs, const char *path)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_path(fs->client, CTL_UNLINK, path, NULL, 0, 0);
 	struct target t = {.path = path};
@@ -233,6 +241,8 @@ int names_rmdir(struct cairn_fs *fs, const struct target *t)
 
 int cairn_rmdir(cairn_fs *fs, const char *path)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_path(fs->client, CTL_RMDIR, path, NULL, 0, 0);
 	struct target t = {.path = path};
@@ -292,6 +302,8 @@ int names_link(struct cairn_fs *fs, const struct target *from, const struct targ
 
 int cairn_link(cairn_fs *fs, const char *from, const char *to)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_path(fs->client, CTL_LINK, from, to, 0, 0);
 	struct target f = {.path = from}, t = {.path = to};
@@ -408,6 +420,8 @@ int names_rename(struct cairn_fs *fs, const struct target *from, const struct ta
 
 int cairn_rename(cairn_fs *fs, const char *from, const char *to, unsigned flags)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_path(fs->client, CTL_RENAME, from, to, flags, 0);
 	struct target f = {.path = from}, t = {.path = to};

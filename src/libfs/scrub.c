@@ -161,6 +161,8 @@ static void count_files(struct cairn_fs *fs, struct cairn_scrub *s)
 
 int cairn_scrub(cairn_fs *fs, struct cairn_scrub *s)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_scrub(fs->client, s);
 	if (!fs || !s)

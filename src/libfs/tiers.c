@@ -254,6 +254,8 @@ static int tier_add(struct cairn_fs *fs, const struct cairn_tier_opts *t, int fo
 
 int cairn_tier_add(cairn_fs *fs, const struct cairn_tier_opts *t, int force)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (!fs)
 		return fail(-EINVAL);
 	if (!t)
@@ -340,6 +342,8 @@ static int tier_evacuate(struct cairn_fs *fs, const char *name, uint64_t max_byt
 
 int cairn_tier_evacuate(cairn_fs *fs, const char *name, uint64_t max_bytes, uint64_t *left)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (!fs)
 		return fail(-EINVAL);
 	if (!name)
@@ -357,6 +361,8 @@ int cairn_tier_evacuate(cairn_fs *fs, const char *name, uint64_t max_bytes, uint
 
 int cairn_tier_keep(cairn_fs *fs, const char *name)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (!fs)
 		return fail(-EINVAL);
 	if (!name)
@@ -377,6 +383,8 @@ int cairn_tier_keep(cairn_fs *fs, const char *name)
 
 int cairn_tier_draining(cairn_fs *fs, uint32_t *mask)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (!fs)
 		return fail(-EINVAL);
 	if (!mask)
@@ -442,6 +450,8 @@ static int tier_remove(struct cairn_fs *fs, const char *name, char *err, size_t 
 
 int cairn_tier_remove(cairn_fs *fs, const char *name)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (!fs)
 		return fail(-EINVAL);
 	if (!name)
@@ -635,6 +645,8 @@ static int tier_grow(struct cairn_fs *fs, const char *name, uint64_t size, char 
 
 int cairn_tier_grow(cairn_fs *fs, const char *name, uint64_t size)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (!fs)
 		return fail(-EINVAL);
 	if (!name)

@@ -107,6 +107,8 @@ static int fs_tune(struct cairn_fs *fs, const struct cairn_tuning *t, char *err,
 
 int cairn_tune(cairn_fs *fs, const struct cairn_tuning *t)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (!fs)
 		return fail(-EINVAL);
 	if (!t)

@@ -157,6 +157,8 @@ static int api_path(cairn_fs *fs, const char *path)
 int cairn_setxattr(cairn_fs *fs, const char *path, const char *name, const void *value, size_t size,
                    int flags)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_setxattr(fs->client, path, name, value, size, flags);
 	struct target t = {.path = path};
@@ -170,6 +172,8 @@ int cairn_setxattr(cairn_fs *fs, const char *path, const char *name, const void 
 
 ssize_t cairn_getxattr(cairn_fs *fs, const char *path, const char *name, void *value, size_t size)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_getxattr(fs->client, path, name, value, size);
 	struct target t = {.path = path};
@@ -183,6 +187,8 @@ ssize_t cairn_getxattr(cairn_fs *fs, const char *path, const char *name, void *v
 
 ssize_t cairn_listxattr(cairn_fs *fs, const char *path, char *list, size_t size)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_listxattr(fs->client, path, list, size);
 	struct target t = {.path = path};
@@ -194,6 +200,8 @@ ssize_t cairn_listxattr(cairn_fs *fs, const char *path, char *list, size_t size)
 
 int cairn_removexattr(cairn_fs *fs, const char *path, const char *name)
 {
+	if (fs_inherited(fs))
+		return fail(-EIO);
 	if (fs && fs->client)
 		return client_path(fs->client, CTL_REMOVEXATTR, path, name, 0, 0);
 	struct target t = {.path = path};

@@ -1,7 +1,8 @@
 /*
  * volume.c - the manifest and the parts of a volume.
  *
- * Owns: reading and writing cairn.volume; opening the parts.
+ * Owns: reading and writing cairn.volume; opening the parts; the table of
+ * open volumes and locks that a child of fork marks and closes.
  * May call: the media layer, libc.
  */
 #include "volume/volume.h"
@@ -339,8 +340,10 @@ static void after_fork_in_child(void)
 		}
 		if (v && v->lock_fd >= 0)
 			close(v->lock_fd);
-		if (v)
+		if (v) {
 			v->lock_fd = -1;
+			v->inherited = 1;
+		}
 	}
 	for (int i = 0; i < LOOSE_LOCKS_MAX; i++) {
 		if (loose_locks[i])

@@ -56,6 +56,8 @@ struct volume {
 	struct media *part[VOLUME_MAX_PARTS];
 	int lock_fd;                     /* the volume directory, flock'ed while open */
 	int part_lock[VOLUME_MAX_PARTS]; /* each part's file, flock'ed the same way */
+	int inherited;                   /* this copy is a child of fork's: the
+	                                  * volume is its parent's */
 };
 
 /* Parts the manifest lists: PART_COUNT + its capacity tiers. */

@@ -32,6 +32,7 @@
 #include <cmocka.h>
 
 #include "cairn.h"
+#include "fsck/fsck.h"
 #include "testvol.h"
 #include "volume/target.h"
 
@@ -536,6 +537,70 @@ static void test_forked_child_keeps_no_mkfs_lock(void **state)
 	tv_destroy(tv);
 }
 
+/* A child of fork that calls into its parent's mount anyway gets EIO
+ * from every call and writes nothing: the parent's log, which the child
+ * shares, would otherwise take two writers.  The parent's mount works
+ * on, and the volume holds exactly what the parent wrote. */
+static void test_forked_child_cannot_use_mount(void **state)
+{
+	(void)state;
+	struct testvol *tv = tv_create(NULL);
+	assert_non_null(tv);
+	cairn_fs *fs = tv_mount(tv, NULL);
+	assert_non_null(fs);
+	int fd = cairn_open(fs, "/f", O_CREAT | O_RDWR, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(cairn_pwrite(fs, fd, "parent", 6, 0), 6);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(20); /* a call that waits for the parent's threads hangs */
+		int bad = 0;
+		struct stat st;
+		char buf[8];
+#define EIO_FROM(call) (errno = 0, bad |= ((call) != -1 || errno != EIO))
+		EIO_FROM(cairn_pwrite(fs, fd, "child!", 6, 0));
+		EIO_FROM(cairn_open(fs, "/g", O_CREAT | O_RDWR, 0644));
+		EIO_FROM(cairn_mkdir(fs, "/d", 0755));
+		EIO_FROM(cairn_stat(fs, "/f", &st));
+		EIO_FROM(cairn_pread(fs, fd, buf, 6, 0));
+		EIO_FROM(cairn_fsync(fs, fd));
+		EIO_FROM(cairn_sync(fs));
+		EIO_FROM(cairn_close(fs, fd));
+		EIO_FROM(cairn_unmount(fs));
+#undef EIO_FROM
+		errno = 0;
+		bad |= cairn_opendir(fs, "/") != NULL || errno != EIO;
+		_exit(bad);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(cairn_pwrite(fs, fd, "again", 5, 6), 5);
+	assert_int_equal(cairn_close(fs, fd), 0);
+	assert_int_equal(tv_unmount(tv), 0);
+
+	struct fsck_opts o = {.repair = 0};
+	struct fsck_report r;
+	assert_int_equal(fsck_run(tv->dir, &o, &r), FSCK_CLEAN);
+	fsck_report_free(&r);
+	fs = tv_mount(tv, NULL);
+	assert_non_null(fs);
+	char buf[16] = "";
+	fd = cairn_open(fs, "/f", O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(cairn_pread(fs, fd, buf, sizeof(buf) - 1, 0), 11);
+	assert_string_equal(buf, "parentagain");
+	assert_int_equal(cairn_close(fs, fd), 0);
+	struct stat sb;
+	assert_int_equal(cairn_stat(fs, "/g", &sb), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(cairn_stat(fs, "/d", &sb), -1);
+	assert_int_equal(tv_unmount(tv), 0);
+	tv_destroy(tv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -551,6 +616,7 @@ int main(void)
 	    cmocka_unit_test(test_concurrent_mkfs),
 	    cmocka_unit_test(test_forked_child_keeps_no_lock),
 	    cmocka_unit_test(test_forked_child_keeps_no_mkfs_lock),
+	    cmocka_unit_test(test_forked_child_cannot_use_mount),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
