@@ -9,12 +9,10 @@
  * nobody ever wrote, which may go with nothing lost, or with damage, and
  * then the log may hold writes the client was told are durable: those
  * must never be dropped without the user's say.  A log "nobody ever
- * wrote" is one whose first record's header, at the start of its ring, is
- * all zeros: every client's first record goes there, and a log is only
- * ever made anew.  A whole slot is scanned from its progress on as a
- * mount's recovery scans the volume's log, which tells a record a crash
- * tore (nothing after it was acknowledged) from one damaged after it was
- * durable (records written after it say so).
+ * wrote" is one whose whole ring is zero: every client's first record
+ * goes at its start, and a log is only ever made anew.  A whole slot is scanned from its progress
+ * on as a mount's recovery scans the volume's log, which tells a record a crash tore (nothing after
+ * it was acknowledged) from one damaged after it was durable (records written after it say so).
  *
  * Owns: nothing.  May call: the media layer, the log, util/checksum.
  */
@@ -184,19 +182,33 @@ int clog_scan_damage(struct log *l, uint64_t seq, uint64_t off, char *why, size_
 	return 1;
 }
 
+/* Whether the bytes [off, end) of m are all zero: 0 when they cannot be
+ * read. */
+static int all_zero(struct media *m, uint64_t off, uint64_t end)
+{
+	static const uint8_t zero[LOG_BLOCK];
+	uint8_t buf[LOG_BLOCK];
+	for (; off < end; off += sizeof(buf)) {
+		size_t n = end - off < sizeof(buf) ? (size_t)(end - off) : sizeof(buf);
+		if (media_read(m, off, buf, n) || memcmp(buf, zero, n))
+			return 0;
+	}
+	return 1;
+}
+
 /* Whether nobody ever wrote a record into the log at logp (see above):
- * 0 when it cannot be read. */
+ * its whole ring is zero (a client's first record starts it; the ring is
+ * read whole, so that damage zeroing that record's header too is not
+ * taken for it); 0 when it cannot be read. */
 static int never_written(const char *logp, enum media_kind kind)
 {
 	struct media *m = NULL;
 	char ignored[256];
 	if (media_open(&m, kind, logp, 0, 0, ignored, sizeof(ignored)))
 		return 0;
-	static const uint8_t zero[sizeof(struct log_rec_hdr)];
-	uint8_t first[sizeof(zero)];
-	int empty = media_size(m) >= LOG_RING_START + sizeof(first) &&
-	            media_read(m, LOG_RING_START, first, sizeof(first)) == 0 &&
-	            !memcmp(first, zero, sizeof(zero));
+	uint64_t size = media_size(m);
+	int empty =
+	    size >= LOG_RING_START + LOG_BLOCK && all_zero(m, LOG_RING_START, LOG_BACKUP_OFF(size));
 	media_close(m);
 	return empty;
 }

@@ -393,6 +393,26 @@ static void test_damaged_kept_log_refused(void **state)
 	slot = kept_logs(tv, three, statep, logp, sizeof(statep));
 	assert_f(tv, "six6");
 
+	/* A header never written, with the log's first record header zeroed
+	 * too: its payload is still there, so the log was written. */
+	slot = kept_log(tv, 1, statep, logp, sizeof(statep));
+	{
+		static const uint8_t zero_header[sizeof(struct clog_header)];
+		static const uint8_t zero_record[64];
+		int sfd = TV_OK(open(statep, O_WRONLY));
+		TV_EQ(pwrite(sfd, zero_header, sizeof(zero_header), 0),
+		      (ssize_t)sizeof(zero_header));
+		close(sfd);
+		int lfd = TV_OK(open(logp, O_WRONLY));
+		TV_EQ(pwrite(lfd, zero_record, sizeof(zero_record), LOG_RING_START),
+		      (ssize_t)sizeof(zero_record));
+		close(lfd);
+	}
+	mount_refused(tv, slot, "never written");
+	TV_EQ(client_log_problems(tv, 1, &result), 1);
+	TV_EQ(result, FSCK_REPAIRED);
+	assert_f(tv, "six6"); /* "kept" went with the repair */
+
 	/* A start cut short before its header was stored. */
 	slot = kept_log(tv, 0, statep, logp, sizeof(statep));
 	int fd = TV_OK(open(statep, O_WRONLY));
