@@ -395,14 +395,20 @@ static void judge_client_logs(struct fsck_ctx *c, const char *path)
 			          i, why);
 			break;
 		case CLOG_LEFT_DAMAGED: {
+			char ignored[256];
+			int remake = clog_header_rebuild(path, i, kind, c->vol.mf.uuid, 0, ignored,
+			                                 sizeof(ignored)) == 1;
 			struct fsck_item *it = fsck_problem(
 			    c, FC_CLIENT_LOG,
 			    "client log %d: %s; it may hold acknowledged writes (a mount refuses "
-			    "the volume read-write; repair removes the log, and its writes are "
-			    "lost)",
-			    i, why);
+			    "the volume read-write; %s)",
+			    i, why,
+			    remake ? "repair makes the header again from its progress copy, its "
+			             "log and its grants, and nothing is lost"
+			           : "repair removes the log, and its writes are lost");
 			it->fixable = 1;
 			it->a = (uint64_t)i;
+			it->b = (uint64_t)remake;
 			break;
 		}
 		}

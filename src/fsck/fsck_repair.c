@@ -394,6 +394,22 @@ static int fix_client_log(struct fsck_ctx *c, const struct fsck_item *p, struct 
 	char statep[VOLUME_PATH_MAX + 32], logp[VOLUME_PATH_MAX + 32];
 	snprintf(statep, sizeof(statep), CLOG_STATE_NAME, c->vol.mf.path[PART_LOG], (int)p->a);
 	snprintf(logp, sizeof(logp), CLOG_LOG_NAME, c->vol.mf.path[PART_LOG], (int)p->a);
+	if (p->b) {
+		char why[600] = "";
+		int rc = clog_header_rebuild(c->vol.mf.path[PART_LOG], (int)p->a,
+		                             media_kind(c->vol.part[PART_LOG]), c->vol.mf.uuid, 1,
+		                             why, sizeof(why));
+		if (rc < 0) {
+			fprintf(stderr, "cairn: fsck: client log %d: %s\n", (int)p->a, why);
+			return rc;
+		}
+		if (rc == 1) {
+			done_line(done, p,
+			          "made the header of %s again; the next mount applies the log",
+			          statep);
+			return 0;
+		}
+	}
 	if (unlink(statep) && errno != ENOENT)
 		return -errno;
 	if (unlink(logp) && errno != ENOENT)

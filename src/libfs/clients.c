@@ -1545,11 +1545,20 @@ static int load_slot(struct cairn_fs *fs, int slot, struct clog **out, char *err
 			        slot, why);
 			return 0;
 		}
-		snprintf(err, el,
-		         "client log %d: %s; it may hold acknowledged writes, so the volume "
-		         "is not mounted (`cairn fsck --repair` drops the log and its writes)",
-		         slot, why);
-		return -EUCLEAN;
+		{
+			char ignored[256];
+			int remake =
+			    clog_header_rebuild(fs->vol.mf.path[PART_LOG], slot, kind,
+			                        fs->vol.mf.uuid, 0, ignored, sizeof(ignored)) == 1;
+			snprintf(
+			    err, el,
+			    "client log %d: %s; it may hold acknowledged writes, so the volume "
+			    "is not mounted (`cairn fsck --repair` %s)",
+			    slot, why,
+			    remake ? "makes the header again, losing nothing"
+			           : "drops the log and its writes");
+			return -EUCLEAN;
+		}
 	case CLOG_LEFT_USABLE:
 		break;
 	}

@@ -277,3 +277,75 @@ int clog_drop_damaged(const char *log_part_path, int slot, enum media_kind kind,
 	close_slot(&f);
 	return rc;
 }
+
+/* The log id of the valid progress copies of the state file m: 1 when
+ * there is one id (both valid copies name it), 0 when none or two. */
+static int progress_log_id(struct media *m, uint8_t log_id[16])
+{
+	int found = 0;
+	for (int k = 0; k < 2; k++) {
+		struct clog_progress p;
+		if (media_read(m, CLOG_PROGRESS_OFF + (uint64_t)k * sizeof(p), &p, sizeof(p)) ||
+		    p.magic != CLOG_PROGRESS_MAGIC ||
+		    p.checksum != checksum64(&p, offsetof(struct clog_progress, checksum)))
+			continue;
+		if (found && memcmp(log_id, p.log_id, 16))
+			return 0;
+		memcpy(log_id, p.log_id, 16);
+		found = 1;
+	}
+	return found;
+}
+
+/* Whether the header h that header_problem refused is damage rather than
+ * a whole header of another slot or volume, which is not this slot's to
+ * remake. */
+static int header_damaged(const struct clog_header *h)
+{
+	return h->magic != CLOG_STATE_MAGIC ||
+	       h->checksum != checksum64(h, offsetof(struct clog_header, checksum)) ||
+	       (h->version != CLOG_VERSION && h->version != CLOG_VERSION_UNSEALED);
+}
+
+int clog_header_rebuild(const char *log_part_path, int slot, enum media_kind kind,
+                        const uint8_t volume_uuid[16], int write, char *why, size_t len)
+{
+	struct slot_files f;
+	slot_paths(&f, log_part_path, slot);
+	struct clog_header h;
+	struct clog_grant g[CLOG_GRANTS];
+	int ok = 0, rc = 0;
+	struct stat st;
+	if (stat(f.statep, &st) || (uint64_t)st.st_size < CLOG_STATE_SIZE ||
+	    media_open(&f.sm, kind, f.statep, 0, 0, why, len))
+		goto out;
+	if (media_read(f.sm, 0, &h, sizeof(h)) || !header_damaged(&h) ||
+	    !progress_log_id(f.sm, h.log_id) || media_read(f.sm, CLOG_GRANTS_OFF, g, sizeof(g)))
+		goto out;
+	for (int i = 0; i < CLOG_GRANTS; i++)
+		if (!clog_grant_whole(CLOG_VERSION, h.log_id, &g[i]))
+			goto out;
+	if (media_open(&f.lm, kind, f.logp, 0, 0, why, len) ||
+	    log_open(&f.log, f.lm, h.log_id, why, len))
+		goto out;
+	ok = 1;
+	if (!write)
+		goto out;
+	struct clog_header n;
+	memset(&n, 0, sizeof(n));
+	n.magic = CLOG_STATE_MAGIC;
+	n.version = CLOG_VERSION;
+	n.slot = (uint32_t)slot;
+	memcpy(n.volume_uuid, volume_uuid, 16);
+	memcpy(n.log_id, h.log_id, 16);
+	n.log_size = media_size(f.lm);
+	n.checksum = checksum64(&n, offsetof(struct clog_header, checksum));
+	rc = media_store(f.sm, 0, &n, sizeof(n));
+	if (!rc)
+		rc = media_fence(f.sm);
+	if (rc)
+		snprintf(why, len, "%s", strerror(-rc));
+out:
+	close_slot(&f);
+	return rc ? rc : ok;
+}

@@ -71,4 +71,14 @@ int clog_drop_damaged(const char *log_part_path, int slot, enum media_kind kind,
                       const uint8_t volume_uuid[16], uint64_t seq, uint64_t off, char *why,
                       size_t len);
 
+/* Whether the header of slot's state file, damaged, can be made again
+ * from the rest of the slot: a progress copy names the log's id, the log
+ * opens with it, and every grant's epoch matches its seal under it (so
+ * the file is this log's, of version 2); a header that is whole but names
+ * another slot or volume cannot.  1 if it can, 0 if not.  With write, it
+ * is then stored (the volume's UUID, this slot) and made durable: 1, or
+ * -errno with why said in why. */
+int clog_header_rebuild(const char *log_part_path, int slot, enum media_kind kind,
+                        const uint8_t volume_uuid[16], int write, char *why, size_t len);
+
 #endif

@@ -323,6 +323,34 @@ static void test_damaged_kept_log_refused(void **state)
 	assert_f(tv, "kept");
 	TV_EQ(access(statep, F_OK), -1);
 
+	/* The header damaged, the rest whole: repair makes it again from the
+	 * progress copy, the log and the grants, and the write applies. */
+	static const char *const again[] = {"agn1", NULL};
+	slot = kept_logs(tv, again, statep, logp, sizeof(statep));
+	flip_byte(statep, offsetof(struct clog_header, volume_uuid));
+	mount_refused(tv, slot, "checksum mismatch");
+	if (!strstr(cairn_last_error(), "losing nothing"))
+		fail_msg("the refusal does not say repair loses nothing: %s", cairn_last_error());
+	int result;
+	TV_EQ(client_log_problems(tv, 0, &result), 1);
+	TV_EQ(result, FSCK_PROBLEMS);
+	TV_EQ(client_log_problems(tv, 1, &result), 1);
+	TV_EQ(result, FSCK_REPAIRED);
+	assert_f(tv, "agn1");
+	TV_EQ(access(statep, F_OK), -1);
+	/* Not when a grant is damaged too: nothing says the file is this
+	 * log's, and repair removes it. */
+	slot = kept_logs(tv, again, statep, logp, sizeof(statep));
+	flip_byte(statep, offsetof(struct clog_header, volume_uuid));
+	flip_byte(statep, used_grant(statep) + offsetof(struct clog_grant, ino));
+	mount_refused(tv, slot, "checksum mismatch");
+	if (!strstr(cairn_last_error(), "drops the log"))
+		fail_msg("the refusal does not say repair drops the log: %s", cairn_last_error());
+	TV_EQ(client_log_problems(tv, 1, &result), 1);
+	TV_EQ(result, FSCK_REPAIRED);
+	TV_EQ(access(statep, F_OK), -1);
+	assert_f(tv, "agn1");
+
 	/* A grant damaged: its inode, its epoch's count, its seal.  Its
 	 * records would be skipped as ones written after a revocation. */
 	static const off_t grant_bytes[] = {offsetof(struct clog_grant, ino),
@@ -382,7 +410,6 @@ static void test_damaged_kept_log_refused(void **state)
 	/* Each record here: a 64-byte header and its payload in 64 bytes. */
 	flip_byte(logp, LOG_RING_START + 2 * 64 + 64);
 	mount_refused(tv, slot, "would be lost");
-	int result;
 	TV_EQ(client_log_problems(tv, 0, &result), 1);
 	TV_EQ(result, FSCK_PROBLEMS);
 	TV_EQ(client_log_problems(tv, 1, &result), 1);
