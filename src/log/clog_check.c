@@ -10,9 +10,12 @@
  * then the log may hold writes the client was told are durable: those
  * must never be dropped without the user's say.  A log "nobody ever
  * wrote" is one whose whole ring is zero: every client's first record
- * goes at its start, and a log is only ever made anew.  A whole slot is scanned from its progress
- * on as a mount's recovery scans the volume's log, which tells a record a crash tore (nothing after
- * it was acknowledged) from one damaged after it was durable (records written after it say so).
+ * goes at its start, and a log is only ever made anew.  A whole slot is
+ * scanned from its progress on as a mount's recovery scans the volume's
+ * log, which tells a record a crash tore (nothing after it was
+ * acknowledged) from one damaged after it was durable (records written
+ * after it say so).  A state file whose header alone is damaged can be
+ * given its header again from the rest (clog_header_rebuild).
  *
  * Owns: nothing.  May call: the media layer, the log, util/checksum.
  */
