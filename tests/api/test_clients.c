@@ -296,6 +296,25 @@ static int client_log_problems(struct testvol *tv, int repair, int *result)
 	return n;
 }
 
+/* fsck finds the slot's one client-log problem, and with repair mends
+ * it. */
+static void fsck_finds_one(struct testvol *tv, int repair)
+{
+	int result;
+	TV_EQ(client_log_problems(tv, repair, &result), 1);
+	TV_EQ(result, repair ? FSCK_REPAIRED : FSCK_PROBLEMS);
+}
+
+/* fsck reports the slot's problem and repairs it (its recovery mount
+ * applies what is left): the state file is gone, and /f holds want. */
+static void report_and_repair(struct testvol *tv, const char *statep, const char *want)
+{
+	fsck_finds_one(tv, 0);
+	fsck_finds_one(tv, 1);
+	TV_EQ(access(statep, F_OK), -1);
+	assert_f(tv, want);
+}
+
 /* A kept log whose state file or log is damaged may hold writes its
  * client was told are durable: a read-write mount refuses the volume and
  * keeps the files (a read-only one shows the volume without them); fsck
@@ -331,13 +350,7 @@ static void test_damaged_kept_log_refused(void **state)
 	mount_refused(tv, slot, "checksum mismatch");
 	if (!strstr(cairn_last_error(), "losing nothing"))
 		fail_msg("the refusal does not say repair loses nothing: %s", cairn_last_error());
-	int result;
-	TV_EQ(client_log_problems(tv, 0, &result), 1);
-	TV_EQ(result, FSCK_PROBLEMS);
-	TV_EQ(client_log_problems(tv, 1, &result), 1);
-	TV_EQ(result, FSCK_REPAIRED);
-	assert_f(tv, "agn1");
-	TV_EQ(access(statep, F_OK), -1);
+	report_and_repair(tv, statep, "agn1");
 	/* Not when a grant is damaged too: nothing says the file is this
 	 * log's, and repair removes it. */
 	slot = kept_logs(tv, again, statep, logp, sizeof(statep));
@@ -346,10 +359,7 @@ static void test_damaged_kept_log_refused(void **state)
 	mount_refused(tv, slot, "checksum mismatch");
 	if (!strstr(cairn_last_error(), "drops the log"))
 		fail_msg("the refusal does not say repair drops the log: %s", cairn_last_error());
-	TV_EQ(client_log_problems(tv, 1, &result), 1);
-	TV_EQ(result, FSCK_REPAIRED);
-	TV_EQ(access(statep, F_OK), -1);
-	assert_f(tv, "agn1");
+	report_and_repair(tv, statep, "agn1");
 
 	/* A grant damaged: its inode, its epoch's count, its seal.  Its
 	 * records would be skipped as ones written after a revocation. */
@@ -361,9 +371,7 @@ static void test_damaged_kept_log_refused(void **state)
 		at = used_grant(statep) + grant_bytes[k];
 		flip_byte(statep, at);
 		mount_refused(tv, slot, "does not match its seal");
-		int result;
-		TV_EQ(client_log_problems(tv, 0, &result), 1);
-		TV_EQ(result, FSCK_PROBLEMS);
+		fsck_finds_one(tv, 0);
 		flip_byte(statep, at);
 		assert_f(tv, "kept");
 	}
@@ -393,14 +401,8 @@ static void test_damaged_kept_log_refused(void **state)
 			flip_byte(logp, lst.st_size - LOG_BLOCK);
 		}
 		mount_refused(tv, slot, k == 0 ? "cut short" : "its log");
-		int result;
-		TV_EQ(client_log_problems(tv, 0, &result), 1);
-		TV_EQ(result, FSCK_PROBLEMS);
-		TV_EQ(client_log_problems(tv, 1, &result), 1);
-		TV_EQ(result, FSCK_REPAIRED);
-		TV_EQ(access(statep, F_OK), -1);
+		report_and_repair(tv, statep, "kept"); /* the first write; this one is lost */
 		TV_EQ(access(logp, F_OK), -1);
-		assert_f(tv, "kept"); /* the first write; this one is lost */
 	}
 
 	/* The second of three records damaged after the third was written:
@@ -410,12 +412,7 @@ static void test_damaged_kept_log_refused(void **state)
 	/* Each record here: a 64-byte header and its payload in 64 bytes. */
 	flip_byte(logp, LOG_RING_START + 2 * 64 + 64);
 	mount_refused(tv, slot, "would be lost");
-	TV_EQ(client_log_problems(tv, 0, &result), 1);
-	TV_EQ(result, FSCK_PROBLEMS);
-	TV_EQ(client_log_problems(tv, 1, &result), 1);
-	TV_EQ(result, FSCK_REPAIRED);
-	assert_f(tv, "one1");
-	TV_EQ(access(statep, F_OK), -1);
+	report_and_repair(tv, statep, "one1");
 	/* Undamaged, all three apply. */
 	slot = kept_logs(tv, three, statep, logp, sizeof(statep));
 	assert_f(tv, "six6");
@@ -436,9 +433,7 @@ static void test_damaged_kept_log_refused(void **state)
 		close(lfd);
 	}
 	mount_refused(tv, slot, "never written");
-	TV_EQ(client_log_problems(tv, 1, &result), 1);
-	TV_EQ(result, FSCK_REPAIRED);
-	assert_f(tv, "six6"); /* "kept" went with the repair */
+	report_and_repair(tv, statep, "six6"); /* "kept" went with the repair */
 
 	/* A start cut short before its header was stored. */
 	slot = kept_log(tv, 0, statep, logp, sizeof(statep));
@@ -446,6 +441,7 @@ static void test_damaged_kept_log_refused(void **state)
 	static const uint8_t zero[sizeof(struct clog_header)];
 	TV_EQ(pwrite(fd, zero, sizeof(zero), 0), (ssize_t)sizeof(zero));
 	close(fd);
+	int result;
 	TV_EQ(client_log_problems(tv, 0, &result), 0);
 	TV_EQ(result, FSCK_CLEAN);
 	assert_f(tv, "six6");
