@@ -395,9 +395,7 @@ static void judge_client_logs(struct fsck_ctx *c, const char *path)
 			          i, why);
 			break;
 		case CLOG_LEFT_DAMAGED: {
-			char ignored[256];
-			int remake = clog_header_rebuild(path, i, kind, c->vol.mf.uuid, 0, ignored,
-			                                 sizeof(ignored)) == 1;
+			int remake = clog_header_can_rebuild(path, i, kind, c->vol.mf.uuid);
 			struct fsck_item *it = fsck_problem(
 			    c, FC_CLIENT_LOG,
 			    "client log %d: %s; it may hold acknowledged writes (a mount refuses "

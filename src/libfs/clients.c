@@ -1546,10 +1546,8 @@ static int load_slot(struct cairn_fs *fs, int slot, struct clog **out, char *err
 			return 0;
 		}
 		{
-			char ignored[256];
-			int remake =
-			    clog_header_rebuild(fs->vol.mf.path[PART_LOG], slot, kind,
-			                        fs->vol.mf.uuid, 0, ignored, sizeof(ignored)) == 1;
+			int remake = clog_header_can_rebuild(fs->vol.mf.path[PART_LOG], slot, kind,
+			                                     fs->vol.mf.uuid);
 			snprintf(
 			    err, el,
 			    "client log %d: %s; it may hold acknowledged writes, so the volume "

@@ -316,19 +316,16 @@ int clog_header_rebuild(const char *log_part_path, int slot, enum media_kind kin
 	struct slot_files f;
 	slot_paths(&f, log_part_path, slot);
 	struct clog_header h;
-	struct clog_grant g[CLOG_GRANTS];
 	int ok = 0, rc = 0;
 	struct stat st;
 	if (stat(f.statep, &st) || (uint64_t)st.st_size < CLOG_STATE_SIZE ||
 	    media_open(&f.sm, kind, f.statep, 0, 0, why, len))
 		goto out;
 	if (media_read(f.sm, 0, &h, sizeof(h)) || !header_damaged(&h) ||
-	    !progress_log_id(f.sm, h.log_id) || media_read(f.sm, CLOG_GRANTS_OFF, g, sizeof(g)))
+	    !progress_log_id(f.sm, h.log_id))
 		goto out;
-	for (int i = 0; i < CLOG_GRANTS; i++)
-		if (!clog_grant_whole(CLOG_VERSION, h.log_id, &g[i]))
-			goto out;
-	if (media_open(&f.lm, kind, f.logp, 0, 0, why, len) ||
+	h.version = CLOG_VERSION; /* only a version 2 file's grants can say whose it is */
+	if (grants_problem(f.sm, &h, why, len) || media_open(&f.lm, kind, f.logp, 0, 0, why, len) ||
 	    log_open(&f.log, f.lm, h.log_id, why, len))
 		goto out;
 	ok = 1;
@@ -351,4 +348,12 @@ int clog_header_rebuild(const char *log_part_path, int slot, enum media_kind kin
 out:
 	close_slot(&f);
 	return rc ? rc : ok;
+}
+
+int clog_header_can_rebuild(const char *log_part_path, int slot, enum media_kind kind,
+                            const uint8_t volume_uuid[16])
+{
+	char ignored[256];
+	return clog_header_rebuild(log_part_path, slot, kind, volume_uuid, 0, ignored,
+	                           sizeof(ignored)) == 1;
 }

@@ -81,4 +81,8 @@ int clog_drop_damaged(const char *log_part_path, int slot, enum media_kind kind,
 int clog_header_rebuild(const char *log_part_path, int slot, enum media_kind kind,
                         const uint8_t volume_uuid[16], int write, char *why, size_t len);
 
+/* clog_header_rebuild without writing: whether it can. */
+int clog_header_can_rebuild(const char *log_part_path, int slot, enum media_kind kind,
+                            const uint8_t volume_uuid[16]);
+
 #endif
