@@ -10,9 +10,12 @@
 #   sqlite   bench_fs sqlite, rollback journal (DELETE), synchronous=FULL:
 #            N transactions; per transaction
 #   varmail  bench_fs varmail for N/1000 seconds; per operation
+#   postmark postmark (no fsync; stdio), N/2 files and N transactions, the
+#            sizes bench/run uses; per file created, read, appended or
+#            deleted
 # A request whose recorded call chain shows no system call is counted as
 # "(no system call in the chain)".
-# Usage: bench/fuse_requests.sh [sqlite|varmail] [N]   (defaults sqlite,
+# Usage: bench/fuse_requests.sh [sqlite|varmail|postmark] [N]   (defaults sqlite,
 #        2000); as root, with perf (linux-perf) installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +26,8 @@ command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y 
 perf list 2>/dev/null | grep fuse:fuse_request_send >/dev/null ||
 	{ echo "bench/fuse_requests.sh: this kernel has no fuse:fuse_request_send tracepoint" >&2; exit 1; }
 [ -x build/bench/bench_fs ] && [ -x build/libcairn-preload.so ] || scripts/build.sh >/dev/null
+[ "$w" != postmark ] || command -v postmark >/dev/null ||
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postmark >/dev/null
 cairn=$PWD/build/cairn
 source bench/ram.sh
 root=$(ram_dir 8G)
@@ -42,18 +47,23 @@ record() {
 	mkdir -p "$d"
 	[ "$how" = shim ] && run=("$cairn" run --mount "$root/mnt" --)
 	case $w in
-	sqlite) args=(sqlite --journal delete --n "$n") ;;
-	varmail) args=(varmail --seconds $((n / 1000 > 0 ? n / 1000 : 1))) ;;
-	*) echo "bench/fuse_requests.sh: unknown workload $w (sqlite, varmail)" >&2; exit 2 ;;
+	sqlite) args=(build/bench/bench_fs --dir "$d" sqlite --journal delete --n "$n") ;;
+	varmail) args=(build/bench/bench_fs --dir "$d" varmail --seconds $((n / 1000 > 0 ? n / 1000 : 1))) ;;
+	postmark)
+		printf 'set location %s\nset number %s\nset transactions %s\nset size 500 16384\nset seed 42\nrun\nquit\n' \
+			"$d" $((n / 2)) "$n" >"$root/postmark.cfg"
+		args=(postmark "$root/postmark.cfg") ;;
+	*) echo "bench/fuse_requests.sh: unknown workload $w (sqlite, varmail, postmark)" >&2; exit 2 ;;
 	esac
 	perf record -q -g -e fuse:fuse_request_send -e fuse:fuse_request_end -a -o "$root/$how.data" -- \
-		"${run[@]}" build/bench/bench_fs --dir "$d" "${args[@]}" >"$root/$how.out" 2>/dev/null
+		"${run[@]}" "${args[@]}" >"$root/$how.out" 2>/dev/null
 	perf script -i "$root/$how.data" -F event,trace,ip,sym 2>/dev/null >"$root/$how.txt"
 	perf script -i "$root/$how.data" -F time,event,trace 2>/dev/null >"$root/$how.times"
 	case $w in
 	sqlite) ops=$n ;;
 	varmail) ops=$(awk -F, '$1 == "varmail" && $2 == "ops/s" { r = $3 } END { print r }' "$root/$how.out")
 		ops=$(awk -v r="$ops" -v s=$((n / 1000 > 0 ? n / 1000 : 1)) 'BEGIN { printf "%d", r * s }') ;;
+	postmark) ops=$(awk '/^\t[0-9]+ (created|read|appended|deleted) /{ s += $1 } END { print s + 0 }' "$root/$how.out") ;;
 	esac
 	echo "$ops"
 }
@@ -87,7 +97,7 @@ service() {
 echo "# $(date -u +%F) $(nproc) cores, $(uname -r); workload $w, n=$n; commit $(git rev-parse --short HEAD)"
 for how in fuse shim; do
 	ops=$(record "$how")
-	echo "$how: $(grep -E '^(sqlite|varmail)' "$root/$how.out" | head -2 | tr '\n' ' ')"
+	echo "$how: $(grep -E '^(sqlite|varmail)|seconds total' "$root/$how.out" | head -2 | tr '\n' ' ')"
 	count "$root/$how.txt" "$ops" "$how"
 	echo "$how: mean time from send to end, per opcode (requests)"
 	service "$root/$how.times"
