@@ -25,7 +25,8 @@ n=${2:-2000}
 command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
 perf list 2>/dev/null | grep fuse:fuse_request_send >/dev/null ||
 	{ echo "bench/fuse_requests.sh: this kernel has no fuse:fuse_request_send tracepoint" >&2; exit 1; }
-[ -x build/bench/bench_fs ] && [ -x build/libcairn-preload.so ] || scripts/build.sh >/dev/null
+[ -x build/bench/bench_fs ] && [ -x build/bench/bench_wakeup ] && [ -x build/libcairn-preload.so ] ||
+	scripts/build.sh >/dev/null
 [ "$w" != postmark ] || command -v postmark >/dev/null ||
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postmark >/dev/null
 cairn=$PWD/build/cairn
@@ -95,6 +96,8 @@ service() {
 }
 
 echo "# $(date -u +%F) $(nproc) cores, $(uname -r); workload $w, n=$n; commit $(git rev-parse --short HEAD)"
+# The least each request costs its caller here, before the daemon's work.
+echo "# $(build/bench/bench_wakeup)"
 for how in fuse shim; do
 	ops=$(record "$how")
 	echo "$how: $(grep -E '^(sqlite|varmail)|seconds total' "$root/$how.out" | head -2 | tr '\n' ' ')"
