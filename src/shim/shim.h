@@ -15,7 +15,8 @@
  *
  * shim_files.c owns the table of descriptors the shim writes itself and
  * the mounts with their clients; shim_calls.c holds the functions the
- * program calls instead of libc's.  May call: src/client/client.h, libc.
+ * program calls instead of libc's; shim_stdio.c the stdio streams whose
+ * writes it takes over.  May call: src/client/client.h, libc.
  */
 #ifndef CAIRN_SHIM_H
 #define CAIRN_SHIM_H
@@ -25,6 +26,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 struct client;
@@ -104,6 +106,9 @@ void shim_dup(int fd, int fd2);
  * if the path is on a cairn mount whose daemon the process is not a
  * client of yet, it becomes one now, so that the open is its own. */
 void shim_before_open(int dirfd, const char *path, int flags);
+/* Whether path, as written (links not followed), lies on a cairn mount
+ * whose daemon the process is a client of, or may become one. */
+int shim_on_mount(const char *path);
 /* fd was just opened with flags: the shim takes its writes over if it is
  * a regular file on a cairn mount open for writing.  Never fails: a file
  * it cannot take stays the kernel's. */
@@ -142,6 +147,13 @@ void shim_settle_all(void);
  * its file goes back to the kernel, its position settled. */
 void shim_give_back_fd(int fd);
 
+/* Whether f is one of the streams shim_stdio.c made (a cookie stream of a
+ * file the shim writes). */
+int shim_stream_owns(FILE *f);
+/* freopen of such a stream: it takes a descriptor of the new file (of its
+ * own file again if path is NULL), at the old number. */
+FILE *shim_stream_reopen(const char *path, const char *mode, FILE *f);
+
 /*
  * Signal handlers may call the functions the shim wraps, on a thread that
  * the signal interrupted inside the shim, holding its locks or in the
@@ -162,8 +174,9 @@ void shim_leave(void);
 void shim_forget_later(int fd);
 void shim_forget_range_later(unsigned first, unsigned last);
 /* A handler's F_SETFL of fd: if it changes O_APPEND, every descriptor of
- * the file is given back so (its position set first). */
-void shim_setfl_later(int fd, int append);
+ * the file is given back so (its position set first).  1 if it turned
+ * O_APPEND on for a file the shim wrote. */
+int shim_setfl_later(int fd, int append);
 /* A handler's shim_give_back_fd and shim_settle_all: no lock taken. */
 void shim_give_back_fd_later(int fd);
 void shim_settle_all_later(void);

@@ -233,6 +233,19 @@ EXPORT int dup3(int fd, int fd2, int flags)
 	return GUARDED(int, duped_later(fd, r), duped(fd, r));
 }
 
+/* The kernel appends at the end of the file as it last heard of it,
+ * which the shim's native writes left behind: the position it gives the
+ * descriptor after the append would count from there.  A stat makes it
+ * ask (a file the shim wrote has no attribute timeout), and the daemon
+ * applies the client's log before it answers. */
+static void kernel_learns_size(int fd)
+{
+	struct stat st;
+	int e = errno;
+	fstat(fd, &st);
+	errno = e;
+}
+
 /* fcntl's third argument is an int or a pointer: passed on as it came. */
 static int fcntl_done(int fd, int cmd, void *arg, int r)
 {
@@ -245,8 +258,11 @@ static int fcntl_done(int fd, int cmd, void *arg, int r)
 		 * place; the kernel takes the descriptor back. */
 		struct shim_file *f = shim_get(fd);
 		int append = ((int)(intptr_t)arg & O_APPEND) != 0;
-		if (f && f->append != append)
+		if (f && f->append != append) {
 			shim_give_back_all(f);
+			if (append)
+				kernel_learns_size(fd);
+		}
 		shim_put(f);
 	}
 	return r;
@@ -254,8 +270,8 @@ static int fcntl_done(int fd, int cmd, void *arg, int r)
 
 static int fcntl_reentered(int fd, int cmd, void *arg, int r)
 {
-	if (r >= 0 && cmd == F_SETFL)
-		shim_setfl_later(fd, ((int)(intptr_t)arg & O_APPEND) != 0);
+	if (r >= 0 && cmd == F_SETFL && shim_setfl_later(fd, ((int)(intptr_t)arg & O_APPEND) != 0))
+		kernel_learns_size(fd);
 	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
 		duped_later(fd, r);
 	return r;
@@ -360,16 +376,20 @@ EXPORT void closefrom(int lowfd)
 	errno = e;
 }
 
-/* stdio closes its descriptor inside libc, where the shim cannot see. */
+/* libc's streams close their descriptor inside libc, where the shim
+ * cannot see; the shim's own (shim_stdio.c) close it with the shim's
+ * close, after their last buffer went out natively. */
 EXPORT int fclose(FILE *stream)
 {
-	if (stream)
+	if (stream && !shim_stream_owns(stream))
 		forgotten(fileno(stream));
 	return REAL(fclose, int (*)(FILE *))(stream);
 }
 
 EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
 {
+	if (stream && shim_stream_owns(stream))
+		return shim_stream_reopen(path, mode, stream);
 	if (stream)
 		forgotten(fileno(stream));
 	return REAL(freopen, FILE * (*)(const char *, const char *, FILE *))(path, mode, stream);
@@ -377,6 +397,8 @@ EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
 
 EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
 {
+	if (stream && shim_stream_owns(stream))
+		return shim_stream_reopen(path, mode, stream);
 	if (stream)
 		forgotten(fileno(stream));
 	return REAL(freopen64, FILE * (*)(const char *, const char *, FILE *))(path, mode, stream);
@@ -776,6 +798,20 @@ EXPORT int ftruncate64(int fd, off_t len)
 static void spawning(void)
 {
 	GUARDED(int, 0, (shim_before_spawn(), 0));
+}
+
+/* vfork's child shares the parent's memory until it execs or exits, and
+ * runs no fork handlers: the shim's table is the parent's, so the child's
+ * dup2, close and close_range (a shell's redirections, Python's
+ * subprocess) would change what the parent's descriptors write, and the
+ * program it execs would move the kernel's position of files the parent
+ * writes natively without the parent knowing.  So the shim's vfork is a
+ * fork, which POSIX allows (the child of vfork may only exec or _exit):
+ * the handlers settle the positions, and the parent's files go back to
+ * the kernel, as after any fork. */
+EXPORT pid_t vfork(void)
+{
+	return fork();
 }
 
 /* fork itself is watched by pthread_atfork (shim_files.c); these start a

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <mntent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +132,47 @@ static void file_free(struct shim_file *f)
 
 /* ---- the mounts ------------------------------------------------------------ */
 
+/* The kernel's escapes in a mount table's field (\040 for a space, and
+ * so on), undone in place. */
+static void unescape(char *s)
+{
+	char *out = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
+/* One line of /proc/self/mountinfo: its mount point and device, if it is
+ * a cairn mount.  The device comes from the line, not from a stat of the
+ * mount point: a stat would wait for the mount's daemon, and one that is
+ * stopped or stuck would hang every program the shim is preloaded into
+ * at its first open for writing. */
+static int cairn_mount_line(char *line, char **dir, dev_t *dev)
+{
+	unsigned major, minor;
+	char *save = NULL, *f[6];
+	for (int i = 0; i < 6; i++)
+		if (!(f[i] = strtok_r(i ? NULL : line, " ", &save)))
+			return 0;
+	char *sep;
+	while ((sep = strtok_r(NULL, " ", &save)) && strcmp(sep, "-"))
+		; /* the optional fields */
+	char *type = sep ? strtok_r(NULL, " ", &save) : NULL;
+	if (!type || strcmp(type, "fuse.cairn") || sscanf(f[2], "%u:%u", &major, &minor) != 2)
+		return 0;
+	unescape(f[4]);
+	*dir = f[4];
+	*dev = makedev(major, minor);
+	return 1;
+}
+
 /* The cairn mounts, from the mount table: all of them, or only the one
  * CAIRN_SHIM_MOUNT names (what `cairn run --mount` sets). */
 static void find_mounts(void)
@@ -141,21 +181,21 @@ static void find_mounts(void)
 	char want[PATH_MAX] = "";
 	if (only && *only && !realpath(only, want))
 		return;
-	FILE *t = setmntent("/proc/self/mounts", "re");
-	struct mntent m;
-	char buf[4096];
-	while (t && nmounts < SHIM_MOUNTS && getmntent_r(t, &m, buf, sizeof(buf))) {
-		struct stat st;
-		if (strcmp(m.mnt_type, "fuse.cairn") || (want[0] && strcmp(want, m.mnt_dir)))
-			continue;
-		if (strlen(m.mnt_dir) >= PATH_MAX || stat(m.mnt_dir, &st))
+	FILE *t = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+	while (t && nmounts < SHIM_MOUNTS && fgets(line, sizeof(line), t)) {
+		char *dir;
+		dev_t dev;
+		line[strcspn(line, "\n")] = '\0';
+		if (!cairn_mount_line(line, &dir, &dev) || strlen(dir) >= PATH_MAX ||
+		    (want[0] && strcmp(want, dir)))
 			continue;
 		struct shim_mount *sm = &mounts[nmounts++];
-		strcpy(sm->path, m.mnt_dir);
-		sm->dev = st.st_dev;
+		strcpy(sm->path, dir);
+		sm->dev = dev;
 	}
 	if (t)
-		endmntent(t);
+		fclose(t);
 }
 
 static struct shim_mount *mount_of_dev(dev_t dev)
@@ -221,6 +261,30 @@ static int under(const char *path, const char *mnt)
 	return !strncmp(path, mnt, n) && (path[n] == '/' || path[n] == '\0');
 }
 
+/* path (relative to dirfd) made absolute, as written (no link followed),
+ * into full; 0, or -1 if the directory it starts from cannot be named. */
+static int absolute(int dirfd, const char *path, char *full, size_t size)
+{
+	char base[PATH_MAX];
+	if (path[0] == '/') {
+		snprintf(full, size, "%s", path);
+		return 0;
+	}
+	ssize_t n = -1;
+	if (dirfd == AT_FDCWD) {
+		n = getcwd(base, sizeof(base)) ? (ssize_t)strlen(base) : -1;
+	} else {
+		char link[64];
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+		n = readlink(link, base, sizeof(base) - 1);
+	}
+	if (n < 0)
+		return -1;
+	base[n] = '\0';
+	snprintf(full, size, "%s/%s", base, path);
+	return 0;
+}
+
 void shim_before_open(int dirfd, const char *path, int flags)
 {
 	int acc = flags & O_ACCMODE;
@@ -234,31 +298,29 @@ void shim_before_open(int dirfd, const char *path, int flags)
 	if (!todo)
 		return; /* every client attached (or refused): nothing to learn */
 	int saved = errno;
-	char base[PATH_MAX], full[2 * PATH_MAX + 2];
-	if (path[0] == '/') {
-		snprintf(full, sizeof(full), "%s", path);
-	} else {
-		char link[64];
-		ssize_t n = -1;
-		if (dirfd == AT_FDCWD) {
-			n = getcwd(base, sizeof(base)) ? (ssize_t)strlen(base) : -1;
-		} else {
-			snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
-			n = readlink(link, base, sizeof(base) - 1);
+	char full[2 * PATH_MAX + 2];
+	if (absolute(dirfd, path, full, sizeof(full)) == 0)
+		for (int i = 0; i < nmounts; i++) {
+			int fresh;
+			if (mounts[i].state == 0 && under(full, mounts[i].path))
+				client_of(&mounts[i], &fresh);
 		}
-		if (n < 0) {
-			errno = saved;
-			return;
-		}
-		base[n] = '\0';
-		snprintf(full, sizeof(full), "%s/%s", base, path);
-	}
-	for (int i = 0; i < nmounts; i++) {
-		int fresh;
-		if (mounts[i].state == 0 && under(full, mounts[i].path))
-			client_of(&mounts[i], &fresh);
-	}
 	errno = saved;
+}
+
+int shim_on_mount(const char *path)
+{
+	pthread_once(&mounts_once, find_mounts);
+	if (!path || !nmounts)
+		return 0;
+	int saved = errno, on = 0;
+	char full[2 * PATH_MAX + 2];
+	if (absolute(AT_FDCWD, path, full, sizeof(full)) == 0)
+		for (int i = 0; i < nmounts && !on; i++)
+			on = __atomic_load_n(&mounts[i].state, __ATOMIC_ACQUIRE) >= 0 &&
+			     under(full, mounts[i].path);
+	errno = saved;
+	return on;
 }
 
 /* A child of fork() is not the client its parent attached (the socket and
@@ -742,13 +804,15 @@ static void give_back_now(struct shim_file *f, int fd)
 		mark_gone((int)d, f);
 }
 
-void shim_setfl_later(int fd, int append)
+int shim_setfl_later(int fd, int append)
 {
 	struct shim_file *f = shim_get(fd);
+	int turned_on = f && append && !f->append;
 	if (f && f->append != append)
 		give_back_now(f, fd);
 	if (f)
 		put_or_later(f);
+	return turned_on;
 }
 
 void shim_give_back_fd_later(int fd)

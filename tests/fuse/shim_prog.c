@@ -24,13 +24,21 @@
  *                          closes every descriptor it does not keep
  *                          (closefrom, close_range, dup2 over them); the
  *                          writes made natively or by the kernel; libpmem
- *                          not loaded before the first native write
+ *                          not loaded before the first native write;
+ *                          stdio streams fopen makes for writing (their
+ *                          buffers written natively; fileno, ftell,
+ *                          fseek, "a" and "x" and "e", wide output,
+ *                          freopen, a forked child's writes, a read of
+ *                          a write-only stream)
  *   shim_prog ack FILE N   N records of 512 bytes, each acknowledged on
  *                          stdout (4 bytes: its number) once written
+ *   shim_prog ackf FILE N  the same through a stdio stream, each record
+ *                          acknowledged once fflush returned
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -48,6 +56,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 extern char **environ;
 
@@ -263,6 +272,24 @@ static void appends(const char *dir)
 	MUST(lseek(fd, 0, SEEK_CUR) == 130);
 	MUST(close(fd) == 0 && close(fd2) == 0);
 	same_as(path, model, 1200);
+
+	/* Turned on by F_SETFL after native writes made the file longer
+	 * than the kernel last heard: the append goes at the end, and the
+	 * position after it is the end. */
+	fd = open(path, O_RDWR | O_TRUNC);
+	MUST(fd >= 0);
+	fill(model, 10, 24);
+	MUST(write(fd, model, 10) == 10);
+	int fl = fcntl(fd, F_GETFL);
+	MUST(fl >= 0 && fcntl(fd, F_SETFL, fl | O_APPEND) == 0);
+	fill(model + 10, 20, 25);
+	MUST(write(fd, model + 10, 20) == 20);
+	MUST(lseek(fd, 0, SEEK_CUR) == 30);
+	MUST(fcntl(fd, F_SETFL, fl) == 0);
+	fill(model + 30, 5, 26);
+	MUST(write(fd, model + 30, 5) == 5);
+	MUST(close(fd) == 0);
+	same_as(path, model, 35);
 }
 
 /* A new file DIR/name opened with flags, holding model[0..len) filled
@@ -571,6 +598,34 @@ static void position_users(const char *dir, const char *self)
 	MUST(waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	memcpy(model + 4096, "vfork", 5);
 	same_as(path, model, 4101);
+	/* The parent's next write goes after the child's. */
+	MUST(write(fd, "parent", 6) == 6);
+	memcpy(model + 4101, "parent", 6);
+	same_as(path, model, 4107);
+	MUST(close(fd) == 0);
+
+	/* A vfork child that moves the file to its standard output and
+	 * closes the rest, as a shell's redirection and Python's subprocess
+	 * do, changes nothing of the parent's descriptors: its fd 1 stays
+	 * what it was, and the file goes on at the end of the child's
+	 * write. */
+	fd = new_file(dir, "pos-vfork-dup", O_WRONLY, path, 59, 4096);
+	struct stat out_before, out_after;
+	MUST(fstat(1, &out_before) == 0);
+	p = vfork();
+	MUST(p >= 0);
+	if (p == 0) {
+		if (dup2(fd, 1) != 1 || close_range(3, ~0u, 0) != 0)
+			_exit(126);
+		execl(self, self, "write-fd", "1", "child", (char *)NULL);
+		_exit(127);
+	}
+	MUST(waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	MUST(fstat(1, &out_after) == 0);
+	MUST(out_after.st_dev == out_before.st_dev && out_after.st_ino == out_before.st_ino);
+	MUST(write(fd, "parent", 6) == 6);
+	memcpy(model + 4096, "childparent", 11);
+	same_as(path, model, 4107);
 	MUST(close(fd) == 0);
 
 	fd = new_file(dir, "pos-spawn", O_WRONLY | O_CLOEXEC, path, 61, 4096);
@@ -705,6 +760,109 @@ static void position_users(const char *dir, const char *self)
 	memcpy(model + 4096, b, 100);
 	same_as(path2, model, 4196);
 	MUST(close(fd) == 0 && close(to) == 0);
+}
+
+/* A stream of path with mode; fails the test if none. */
+static FILE *stream(const char *path, const char *mode)
+{
+	FILE *f = fopen(path, mode);
+	if (!f)
+		fail("fopen %s \"%s\"", path, mode);
+	return f;
+}
+
+/* Streams fopen makes for writing: what stdio promises of them, with their
+ * buffers written natively under the shim (no write system call). */
+static void streams(const char *dir)
+{
+	where = "streams";
+	char path[4096], path2[4096];
+	snprintf(path, sizeof(path), "%s/stream", dir);
+	snprintf(path2, sizeof(path2), "%s/stream-2", dir);
+	fill(model, 256 << 10, 90);
+	long before = write_syscalls();
+	FILE *f = stream(path, "w");
+	for (size_t off = 0; off < (256u << 10); off += 1000) {
+		size_t n = (256u << 10) - off < 1000 ? (256u << 10) - off : 1000;
+		MUST(fwrite(model + off, 1, n, f) == n);
+	}
+	MUST(fflush(f) == 0);
+	if (expect_native && write_syscalls() != before)
+		fail("a stream's buffers were written by the kernel");
+	same_as(path, model, 256 << 10);
+	/* fileno is the stream's descriptor, and works as one. */
+	struct stat st;
+	MUST(fstat(fileno(f), &st) == 0 && st.st_size == 256 << 10);
+	MUST(fsync(fileno(f)) == 0);
+	MUST(ftell(f) == 256 << 10);
+	MUST(fseek(f, 10, SEEK_SET) == 0);
+	MUST(fprintf(f, "%s", "overwritten") == 11);
+	MUST(ftell(f) == 21);
+	memcpy(model + 10, "overwritten", 11);
+	MUST(fclose(f) == 0);
+	same_as(path, model, 256 << 10);
+
+	/* "a": the stream starts at the end, and writes go to the end even
+	 * after another descriptor of the file wrote there. */
+	f = stream(path, "a");
+	MUST(ftell(f) == 256 << 10);
+	int other = open(path, O_WRONLY | O_APPEND);
+	MUST(other >= 0 && write(other, "other", 5) == 5 && close(other) == 0);
+	memcpy(model + (256 << 10), "otherstream", 11);
+	MUST(fputs("stream", f) >= 0);
+	MUST(fclose(f) == 0);
+	same_as(path, model, (256 << 10) + 11);
+
+	/* "x" and "e" as open's O_EXCL and O_CLOEXEC. */
+	errno = 0;
+	MUST(fopen(path, "wx") == NULL && errno == EEXIST);
+	f = stream(path2, "we");
+	MUST((fcntl(fileno(f), F_GETFD) & FD_CLOEXEC) != 0);
+
+	/* Wide output, in the locale's characters. */
+	MUST(setlocale(LC_CTYPE, "C.UTF-8") != NULL);
+	MUST(fwide(f, 0) == 0);
+	MUST(fwide(f, 1) > 0);
+	MUST(fwprintf(f, L"%ls %d\n", L"\u00e9t\u00e9", 42) == 7);
+	MUST(fputws(L"\u00fc", f) >= 0 && fputwc(L'!', f) == L'!');
+	MUST(fclose(f) == 0);
+	same_as(path2, (const uint8_t *)"\xc3\xa9t\xc3\xa9 42\n\xc3\xbc!", 12);
+	setlocale(LC_CTYPE, "C");
+
+	/* freopen: the stream, at the same descriptor number, now writes
+	 * the other file. */
+	f = stream(path2, "w");
+	int number = fileno(f);
+	MUST(fputs("first", f) >= 0);
+	MUST(freopen(path, "a", f) == f);
+	MUST(fileno(f) == number);
+	MUST(fputs("again", f) >= 0);
+	MUST(fclose(f) == 0);
+	same_as(path2, (const uint8_t *)"first", 5);
+	memcpy(model + (256 << 10) + 11, "again", 5);
+	same_as(path, model, (256 << 10) + 16);
+
+	/* A read of a write-only stream fails as the descriptor's would. */
+	f = stream(path2, "w");
+	char c;
+	errno = 0;
+	MUST(fread(&c, 1, 1, f) == 0 && ferror(f) && errno == EBADF);
+	MUST(fclose(f) == 0);
+
+	/* A forked child writes through the stream it inherited; its
+	 * parent's writes follow. */
+	f = stream(path2, "w");
+	MUST(fputs("parent-", f) >= 0 && fflush(f) == 0);
+	pid_t p = fork();
+	MUST(p >= 0);
+	if (p == 0) {
+		int ok = fputs("child-", f) >= 0 && fflush(f) == 0;
+		_exit(ok ? 0 : 1);
+	}
+	int wst;
+	MUST(waitpid(p, &wst, 0) == p && WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+	MUST(fputs("parent", f) >= 0 && fclose(f) == 0);
+	same_as(path2, (const uint8_t *)"parent-child-parent", 19);
 }
 
 /* One process writes a file natively and closes it; another (this
@@ -951,6 +1109,20 @@ static int ack(const char *path, int n)
 	return 0;
 }
 
+/* ack through a stream: each record acknowledged once fflush returned. */
+static int ackf(const char *path, int n)
+{
+	where = "ackf";
+	FILE *f = stream(path, "w");
+	uint8_t rec[512];
+	for (int i = 0; i < n; i++) {
+		fill(rec, sizeof(rec), (unsigned)i);
+		MUST(fwrite(rec, 1, sizeof(rec), f) == sizeof(rec) && fflush(f) == 0);
+		MUST(write(1, &i, sizeof(i)) == sizeof(i));
+	}
+	return fclose(f) == 0 ? 0 : 1;
+}
+
 /* Whether libpmem is mapped into this process.  The shim loads it only
  * when it attaches to a volume, at the first file opened for writing on a
  * cairn mount: every other program it is preloaded into starts without
@@ -989,6 +1161,7 @@ int main(int argc, char **argv)
 		position_users(argv[2], argv[0]);
 		reopened(argv[2], argv[0]);
 		spawned(argv[2]);
+		streams(argv[2]);
 		signals(argv[2]);
 		closes_all(argv[2]); /* last: it closes every descriptor */
 		return 0;
@@ -1005,6 +1178,8 @@ int main(int argc, char **argv)
 		return append_native(argv[2], !strcmp(argv[3], "native"));
 	if (argc == 4 && !strcmp(argv[1], "ack"))
 		return ack(argv[2], atoi(argv[3]));
-	fprintf(stderr, "usage: shim_prog files DIR native|kernel | ack FILE N\n");
+	if (argc == 4 && !strcmp(argv[1], "ackf"))
+		return ackf(argv[2], atoi(argv[3]));
+	fprintf(stderr, "usage: shim_prog files DIR native|kernel | ack|ackf FILE N\n");
 	return 2;
 }

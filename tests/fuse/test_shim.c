@@ -13,7 +13,8 @@
  *   2. kill -9 of a shimmed program in the middle of a stream of native
  *      writes, at three points: every write it acknowledged is in the file
  *      through the mount, and after the volume is unmounted and mounted
- *      again;
+ *      again; the same for a program that writes through a stdio stream
+ *      and acknowledges each record once fflush returned;
  *   3. `cairn run` refuses a --mount that is not a cairn mount and says
  *      so; a program that does not exist exits 127, as env's.
  * Skipped unless root with /dev/fuse.
@@ -134,9 +135,9 @@ static void check_acked(const char *path, int acked)
 	close(fd);
 }
 
-/* Starts `cairn run -- shim_prog ack path n`; its acknowledgements come
- * on *rd. */
-static pid_t start_acks(const char *path, int *rd)
+/* Starts `cairn run -- shim_prog how path n` (how: ack or ackf); its
+ * acknowledgements come on *rd. */
+static pid_t start_acks(const char *how, const char *path, int *rd)
 {
 	int p[2];
 	assert_int_equal(pipe(p), 0);
@@ -145,7 +146,7 @@ static pid_t start_acks(const char *path, int *rd)
 		dup2(p[1], 1);
 		close(p[0]);
 		close(p[1]);
-		execl(CAIRN_BIN, CAIRN_BIN, "run", "--", SHIM_PROG, "ack", path, "1000000",
+		execl(CAIRN_BIN, CAIRN_BIN, "run", "--", SHIM_PROG, how, path, "1000000",
 		      (char *)NULL);
 		_exit(127);
 	}
@@ -167,16 +168,18 @@ static int read_acks(int rd, int from, int until)
 	return n;
 }
 
-static void test_kill(void **state)
+/* kill -9 of `shim_prog how` at each of the points; every acknowledged
+ * record is in its file, then and after the volume went down and came
+ * back. */
+static void kill_at(const char *how, const int *points, int npoints)
 {
-	(void)state;
-	static const int points[] = {1, 3000, 20000};
-	int acked[3];
-	char path[3][PATH_MAX];
-	for (int k = 0; k < 3; k++) {
-		snprintf(path[k], PATH_MAX, "%s/ack%d", g.mnt, k);
+	int acked[8];
+	char path[8][PATH_MAX];
+	assert_true(npoints <= 8);
+	for (int k = 0; k < npoints; k++) {
+		snprintf(path[k], PATH_MAX, "%s/%s%d", g.mnt, how, k);
 		int rd;
-		pid_t pid = start_acks(path[k], &rd);
+		pid_t pid = start_acks(how, path[k], &rd);
 		int n = read_acks(rd, 0, points[k]);
 		assert_int_equal(n, points[k]);
 		kill(pid, SIGKILL);
@@ -187,14 +190,27 @@ static void test_kill(void **state)
 		acked[k] = n;
 		check_acked(path[k], n);
 	}
-	/* And after the volume went down and came back. */
 	assert_int_equal(run_cairn("umount", g.mnt, NULL), 0);
 	int st;
 	assert_int_equal(wait_bounded(g.daemon, &st, 20000), g.daemon);
 	g.daemon = 0;
 	mount_up();
-	for (int k = 0; k < 3; k++)
+	for (int k = 0; k < npoints; k++)
 		check_acked(path[k], acked[k]);
+}
+
+static void test_kill(void **state)
+{
+	(void)state;
+	static const int points[] = {1, 3000, 20000};
+	kill_at("ack", points, 3);
+}
+
+static void test_kill_stdio(void **state)
+{
+	(void)state;
+	static const int points[] = {1, 5000};
+	kill_at("ackf", points, 2);
 }
 
 static void test_run_refuses(void **state)
@@ -215,6 +231,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_files),
 	    cmocka_unit_test(test_kill),
+	    cmocka_unit_test(test_kill_stdio),
 	    cmocka_unit_test(test_run_refuses),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
