@@ -9,6 +9,9 @@
 #   redis      redis-server with appendfsync always (each SET written and
 #              fdatasync'd before its answer), redis-benchmark -t set, 4
 #              clients, N/5 requests: microseconds per SET (1e6 / rate)
+#   sed-w      GNU sed's w command copying N lines of 75 bytes into a file
+#              it fopen()s: stdio writes its 4 KiB buffer as it fills;
+#              microseconds per line
 # Contenders: ext4-ram (ext4 on a loop device in RAM), tmpfs,
 # cairn-fuse (the FUSE mount of an emul volume) and cairn-shim (the same
 # programs under `cairn run` on that mount).  Microseconds per operation,
@@ -90,13 +93,18 @@ one() {
 	leveldb) run_as "$c" "$fill" "$d" "$n" 0 | sed 's/.*us_per_op=//'; rm -rf "$d"; return ;;
 	leveldb-s) run_as "$c" "$fill" "$d" $((n / 20)) 1 | sed 's/.*us_per_op=//'; rm -rf "$d"; return ;;
 	redis) redis_set "$c" "$d"; rm -rf "$d"; return ;;
+	sed-w) count=$n
+		t0=$EPOCHREALTIME
+		run_as "$c" sed -n "w $d" "$root/lines"
+		t1=$EPOCHREALTIME ;;
 	esac
 	rm -f "$d"
 	awk -v a="$t0" -v b="$t1" -v k="$count" 'BEGIN { printf "%.3f\n", (b - a) * 1e6 / k }'
 }
 
 contenders=(ext4-ram tmpfs cairn-fuse cairn-shim)
-workloads=(${BUFFERED_WORKLOADS:-dd-4k dd-128 leveldb leveldb-s redis})
+workloads=(${BUFFERED_WORKLOADS:-dd-4k dd-128 leveldb leveldb-s redis sed-w})
+seq -f "line %g of a log written through stdio, as a program's report or log is" "$n" >"$root/lines"
 declare -A got m
 echo "# $(date -u +%F) $(nproc) cores, $(uname -r); n=$n, $rounds rounds; commit $(git rev-parse --short HEAD)"
 for r in $(seq 1 "$rounds"); do

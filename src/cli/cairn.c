@@ -623,6 +623,8 @@ int main(int argc, char **argv)
 		return cmd_tune(argc - 1, argv + 1);
 	if (!strcmp(prog_cmd, "tier"))
 		return cmd_tier(argc - 1, argv + 1);
+	if (!strcmp(prog_cmd, "keeper")) /* started by a mount's daemon only */
+		return cairn_fuse_keeper_main(argc - 1, argv + 1);
 	fprintf(stderr, "cairn: unknown command '%s'\nTry 'cairn --help'.\n", prog_cmd);
 	return 2;
 }

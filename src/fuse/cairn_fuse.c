@@ -292,9 +292,11 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 	struct fuse_session *se = src ? NULL : session_start(&cf, vol, mp, o);
 	int rc = 1;
 	if (se) {
+		int keeper = cfuse_keeper_start(mp);
 		detach(ready_fd);
 		sd_notify(0, "READY=1");
 		rc = session_run(se, &cf) ? 1 : 0;
+		cfuse_keeper_stop(keeper);
 		sd_notify(0, "STOPPING=1");
 		if (rc)
 			report("mount", mp, "the FUSE session failed");

@@ -29,6 +29,12 @@ struct cairn_fuse_opts {
  * returns 0 as soon as the mount is up and a daemon serves it. */
 int cairn_fuse_main(const char *volume, const char *mountpoint, const struct cairn_fuse_opts *o);
 
+/* `cairn keeper STAT ABORT MESSAGE`, which cairn_fuse_main starts beside
+ * its daemon (fuse_keeper.c): ends the mount's FUSE connection (writes to
+ * ABORT, says MESSAGE on stderr) if the daemon, whose /proc stat file is
+ * STAT, dies with a thread held in the kernel.  Not for people. */
+int cairn_fuse_keeper_main(int argc, char **argv);
+
 /* Unmounts a cairn FUSE mount and waits until the daemon that served it
  * has unmounted its volume (so that the volume may be mounted again at
  * once).  lazy detaches a busy mount.  Returns 0, or 1 with the reason on

@@ -75,4 +75,11 @@ uint64_t cfuse_grant_changes_seen(void);
 
 extern const struct fuse_lowlevel_ops cfuse_ops;
 
+/* The keeper of the mount at mp (fuse_keeper.c): a child process that
+ * ends the FUSE connection if this daemon dies with a thread held in the
+ * kernel.  Its handle, or -1 (no fusectl, not root: none is kept). */
+int cfuse_keeper_start(const char *mp);
+/* This daemon is done: its keeper goes, ending nothing. */
+void cfuse_keeper_stop(int keeper);
+
 #endif

@@ -20,7 +20,13 @@
  *   5. `cairn mount`: a client attached through the mount point and the
  *      kernel's view of the mount see each other's changes at once,
  *      including names the kernel had looked up before and pages it had
- *      cached; after `cairn umount` the client's calls fail with EIO.
+ *      cached; after `cairn umount` the client's calls fail with EIO;
+ *   6. kill -9 of the mount's daemon while a client and two processes
+ *      through the mount create names in one directory, six rounds:
+ *      every process returns, the daemon's process ends whole, and the
+ *      volume mounts again and is clean (the daemon's thread that tells
+ *      the kernel of a client's name can be held by the kernel, and the
+ *      keeper must end the connection: fuse_keeper.c).
  * Skipped unless root with /dev/fuse.  The scratch directory is in /dev/shm
  * and removed at the end.
  */
@@ -1238,16 +1244,91 @@ static void test_fuse_coherence(void **state)
 	assert_int_equal(run_cairn("fsck", g.vol, NULL), 0);
 }
 
+/* ---- 6. kill -9 of the daemon while names are made ------------------------ */
+
+/* Makes files of 4 KiB named prefix.N, through the client fs or (fs NULL)
+ * through the mount, until a call fails: the daemon's death. */
+static void make_names(cairn_fs *fs, const char *prefix)
+{
+	static char block[4096];
+	char path[PATH_MAX];
+	for (int k = 0;; k++) {
+		snprintf(path, sizeof(path), "%s.%d", prefix, k);
+		int fd = fs ? cairn_open(fs, path, O_CREAT | O_WRONLY, 0644)
+		            : open(path, O_CREAT | O_WRONLY, 0644);
+		if (fd < 0)
+			break;
+		ssize_t n = fs ? cairn_write(fs, fd, block, sizeof(block))
+		               : write(fd, block, sizeof(block));
+		int closed = fs ? cairn_close(fs, fd) : close(fd);
+		if (n != (ssize_t)sizeof(block) || closed)
+			break;
+	}
+	_exit(0);
+}
+
+static pid_t start_maker(int client, const char *prefix)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		alarm(0);
+		cairn_fs *fs = client ? cairn_attach(g.mnt) : NULL;
+		if (client && !fs)
+			_exit(2);
+		make_names(fs, prefix);
+	}
+	return pid;
+}
+
+static void test_daemon_killed_mid_names(void **state)
+{
+	if (g.daemon)
+		daemon_stop(&g.daemon);
+	watchdog(150, "test_daemon_killed_mid_names");
+	for (int round = 0; round < 6; round++) {
+		g.daemon = spawn_cairn(0, "mount", g.vol, g.mnt, "--foreground", NULL);
+		assert_true(g.daemon > 0);
+		wait_for_mount(&g.daemon, g.mnt);
+		if (mkdir(at("/kd"), 0755) && errno != EEXIST)
+			fail_msg("mkdir: %s", strerror(errno));
+		char prefix[3][64];
+		snprintf(prefix[0], sizeof(prefix[0]), "/kd/c%d", round);
+		snprintf(prefix[1], sizeof(prefix[1]), "%s/kd/a%d", g.mnt, round);
+		snprintf(prefix[2], sizeof(prefix[2]), "%s/kd/b%d", g.mnt, round);
+		pid_t makers[3];
+		for (int i = 0; i < 3; i++)
+			makers[i] = start_maker(i == 0, prefix[i]);
+		sleep_ms(700);
+		assert_int_equal(kill(g.daemon, SIGKILL), 0);
+		for (int i = 0; i < 3; i++)
+			child_ok(makers[i], 10000, "a process making names when the daemon died");
+		int st;
+		if (wait_bounded(g.daemon, &st, 10000) != g.daemon)
+			fail_msg("round %d: the killed daemon's process did not end", round);
+		g.daemon = 0;
+		assert_int_equal(umount2(g.mnt, MNT_DETACH), 0);
+	}
+	alarm(0);
+	assert_int_equal(run_cairn("fsck", g.vol, NULL), 0);
+}
+
 int main(int argc, char **argv)
 {
 	fuse_tests_require(argv[0]);
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_no_daemon),          cmocka_unit_test(test_calls),
-	    cmocka_unit_test(test_descriptor_limit),   cmocka_unit_test(test_two_handles),
-	    cmocka_unit_test(test_second_daemon),      cmocka_unit_test(test_threads_share_handle),
-	    cmocka_unit_test(test_fork_shared_handle), cmocka_unit_test(test_batch_mode),
-	    cmocka_unit_test(test_stop_with_clients),  cmocka_unit_test(test_many_processes),
+	    cmocka_unit_test(test_no_daemon),
+	    cmocka_unit_test(test_calls),
+	    cmocka_unit_test(test_descriptor_limit),
+	    cmocka_unit_test(test_two_handles),
+	    cmocka_unit_test(test_second_daemon),
+	    cmocka_unit_test(test_threads_share_handle),
+	    cmocka_unit_test(test_fork_shared_handle),
+	    cmocka_unit_test(test_batch_mode),
+	    cmocka_unit_test(test_stop_with_clients),
+	    cmocka_unit_test(test_many_processes),
 	    cmocka_unit_test(test_fuse_coherence),
+	    cmocka_unit_test(test_daemon_killed_mid_names),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
