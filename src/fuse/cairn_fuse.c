@@ -292,8 +292,11 @@ static int serve(const char *vol, const char *mp, const struct cairn_fuse_opts *
 	struct fuse_session *se = src ? NULL : session_start(&cf, vol, mp, o);
 	int rc = 1;
 	if (se) {
-		int keeper = cfuse_keeper_start(mp);
+		/* After detach: the keeper must not hold the terminal or the
+		 * pipe of the command that mounted (mount(8) reads the
+		 * helper's output to its end). */
 		detach(ready_fd);
+		int keeper = cfuse_keeper_start(mp);
 		sd_notify(0, "READY=1");
 		rc = session_run(se, &cf) ? 1 : 0;
 		cfuse_keeper_stop(keeper);

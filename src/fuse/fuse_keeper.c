@@ -27,7 +27,9 @@
  * The keeper is the cairn program again (`cairn keeper`, which no one
  * else calls), in a session of its own: a signal to the daemon, to its
  * process group, or to the processes whose command line names the mount
- * (`pkill -f "cairn mount VOL"`) does not reach it.
+ * (`pkill -f "cairn mount VOL"`) does not reach it.  It starts once the
+ * daemon has let go of the terminal, so that it never holds the output
+ * of the command that mounted (mount(8) reads its helper's to the end).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +44,7 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/vfs.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "fuse/fuse_internal.h"
@@ -115,8 +118,11 @@ static void keep(int done, const char *stat, const char *abort_file, const char 
 			_exit(0); /* done, or the daemon is gone whole */
 		if (n == 0 && main_thread_dead(stat)) {
 			int fd = open(abort_file, O_WRONLY | O_CLOEXEC);
-			if (fd >= 0 && write(fd, "1", 1) == 1 && write(2, said, strlen(said)) < 0) {
-				/* nobody to tell */
+			if (fd >= 0 && write(fd, "1", 1) == 1) {
+				syslog(LOG_ERR, "%s", said);
+				if (write(2, said, strlen(said)) < 0) {
+					/* nobody to tell */
+				}
 			}
 			_exit(0);
 		}
@@ -124,7 +130,8 @@ static void keep(int done, const char *stat, const char *abort_file, const char 
 }
 
 /* The keeper's descriptors: the pipe's end at 3, the daemon's standard
- * error at 2 (where it says what it did), /dev/null at 0 and 1, and
+ * error at 2 (where it says what it did, besides syslog), /dev/null at 0
+ * and 1, and
  * nothing else of the daemon's (above all no /dev/fuse, which would keep
  * the connection alive as the daemon's does); -1 if that failed. */
 static int keeper_fds(int done)
@@ -172,6 +179,10 @@ int cairn_fuse_keeper_main(int argc, char **argv)
 	if (argc != 4)
 		return 2;
 	signal(SIGPIPE, SIG_IGN); /* a standard error nobody reads any more */
+	/* Said on the daemon's standard error (a terminal in the
+	 * foreground, /dev/null once it detached) and in syslog, where a
+	 * detached daemon's messages go. */
+	openlog("cairn", LOG_PID, LOG_DAEMON);
 	keep(3, argv[1], argv[2], argv[3]);
 	return 0;
 }
