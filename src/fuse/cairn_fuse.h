@@ -31,8 +31,9 @@ int cairn_fuse_main(const char *volume, const char *mountpoint, const struct cai
 
 /* `cairn keeper STAT ABORT MESSAGE`, which cairn_fuse_main starts beside
  * its daemon (fuse_keeper.c): ends the mount's FUSE connection (writes to
- * ABORT, says MESSAGE on stderr) if the daemon, whose /proc stat file is
- * STAT, dies with a thread held in the kernel.  Not for people. */
+ * ABORT, says MESSAGE in syslog and on stderr) if the daemon, whose /proc
+ * stat file is STAT, dies with a thread held in the kernel.  Not for
+ * people. */
 int cairn_fuse_keeper_main(int argc, char **argv);
 
 /* Unmounts a cairn FUSE mount and waits until the daemon that served it

@@ -1,6 +1,7 @@
 /*
- * fuse_keeper.c - the keeper of a mount's FUSE connection: a small child
- * process that ends the connection when the daemon dies without doing so.
+ * fuse_keeper.c - the keeper of a mount's FUSE connection: a small process
+ * the daemon starts (`cairn keeper`) that ends the connection when the
+ * daemon dies without doing so.
  *
  * Owns: the keeper process and the pipe that tells it the daemon is done.
  * May call: libc, Linux's fusectl file system (/sys/fs/fuse/connections).

@@ -424,15 +424,16 @@ EXPORT int fwide(FILE *f, int mode)
 
 /* n wide characters of w as the locale's multibyte characters; 0, or -1
  * with errno (EILSEQ: one has no such character; what came before it is
- * written). */
-static int put_wide(struct shim_stream *s, const wchar_t *w, size_t n, int locked)
+ * written).  caller_locked: the caller holds the stream's lock (the
+ * _unlocked forms), so the bytes go with fwrite_unlocked. */
+static int put_wide(struct shim_stream *s, const wchar_t *w, size_t n, int caller_locked)
 {
 	char buf[512];
 	size_t used = 0, k = 0;
 	s->orientation = 1;
 	for (size_t i = 0; i < n && k != (size_t)-1; i++) {
 		if (used + MB_LEN_MAX > sizeof(buf)) {
-			if ((locked ? fwrite_unlocked : fwrite)(buf, 1, used, s->f) != used)
+			if ((caller_locked ? fwrite_unlocked : fwrite)(buf, 1, used, s->f) != used)
 				return -1;
 			used = 0;
 		}
@@ -440,17 +441,17 @@ static int put_wide(struct shim_stream *s, const wchar_t *w, size_t n, int locke
 		if (k != (size_t)-1)
 			used += k;
 	}
-	if (used && (locked ? fwrite_unlocked : fwrite)(buf, 1, used, s->f) != used)
+	if (used && (caller_locked ? fwrite_unlocked : fwrite)(buf, 1, used, s->f) != used)
 		return -1;
 	return k == (size_t)-1 ? (errno = EILSEQ, -1) : 0;
 }
 
-static wint_t put_wchar(wchar_t c, FILE *f, int locked, wint_t (*real)(wchar_t, FILE *))
+static wint_t put_wchar(wchar_t c, FILE *f, int caller_locked, wint_t (*real)(wchar_t, FILE *))
 {
 	struct shim_stream *s = stream_of(f);
 	if (!s)
 		return real(c, f);
-	return put_wide(s, &c, 1, locked) ? WEOF : (wint_t)c;
+	return put_wide(s, &c, 1, caller_locked) ? WEOF : (wint_t)c;
 }
 
 EXPORT wint_t fputwc(wchar_t c, FILE *f)
