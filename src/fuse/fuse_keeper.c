@@ -42,35 +42,32 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/vfs.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "fuse/fuse_internal.h"
+#include "util/mountinfo.h"
 
 #define FUSECTL "/sys/fs/fuse/connections"
 #define FUSECTL_MAGIC 0x65735543 /* statfs's f_type of a fusectl mount */
 #define KEEPER_LOOK_MS 200       /* how often the keeper looks at the daemon */
 
-/* The device number of the newest mount at mp (as /proc/self/mountinfo
- * spells it, "major:minor"), read without a stat of mp, which would ask
- * this very daemon before it serves; 0 if there is none. */
+/* The device number of the newest cairn mount at mp, from
+ * /proc/self/mountinfo rather than a stat of mp, which would ask this very
+ * daemon before it serves; 0 if there is none. */
 static dev_t mount_dev(const char *mp)
 {
 	FILE *t = fopen("/proc/self/mountinfo", "re");
 	char line[8192];
 	dev_t dev = 0;
 	while (t && fgets(line, sizeof(line), t)) {
-		unsigned major, minor;
-		char dir[PATH_MAX];
-		/* id, parent, major:minor, root, mount point (escaped; the
-		 * mount points cairn mounts on are absolute paths, compared
-		 * as written after realpath). */
-		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &major, &minor, dir) == 3 &&
-		    !strcmp(dir, mp))
-			dev = makedev(major, minor);
+		char *dir;
+		dev_t d;
+		line[strcspn(line, "\n")] = '\0';
+		if (mountinfo_cairn_line(line, &dir, &d) && !strcmp(dir, mp))
+			dev = d;
 	}
 	if (t)
 		fclose(t);

@@ -382,7 +382,7 @@ EXPORT void closefrom(int lowfd)
 EXPORT int fclose(FILE *stream)
 {
 	if (stream && !shim_stream_owns(stream))
-		forgotten(fileno(stream));
+		forgotten(REAL(fileno, int (*)(FILE *))(stream));
 	return REAL(fclose, int (*)(FILE *))(stream);
 }
 
@@ -391,7 +391,7 @@ EXPORT FILE *freopen(const char *path, const char *mode, FILE *stream)
 	if (stream && shim_stream_owns(stream))
 		return shim_stream_reopen(path, mode, stream);
 	if (stream)
-		forgotten(fileno(stream));
+		forgotten(REAL(fileno, int (*)(FILE *))(stream));
 	return REAL(freopen, FILE * (*)(const char *, const char *, FILE *))(path, mode, stream);
 }
 
@@ -400,7 +400,7 @@ EXPORT FILE *freopen64(const char *path, const char *mode, FILE *stream)
 	if (stream && shim_stream_owns(stream))
 		return shim_stream_reopen(path, mode, stream);
 	if (stream)
-		forgotten(fileno(stream));
+		forgotten(REAL(fileno, int (*)(FILE *))(stream));
 	return REAL(freopen64, FILE * (*)(const char *, const char *, FILE *))(path, mode, stream);
 }
 

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "util/mountinfo.h"
 
 /* Descriptors numbered this high or higher stay the kernel's. */
 #define SHIM_FDS 65536
@@ -132,47 +133,6 @@ static void file_free(struct shim_file *f)
 
 /* ---- the mounts ------------------------------------------------------------ */
 
-/* The kernel's escapes in a mount table's field (\040 for a space, and
- * so on), undone in place. */
-static void unescape(char *s)
-{
-	char *out = s;
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*out++ = *s;
-		}
-	}
-	*out = '\0';
-}
-
-/* One line of /proc/self/mountinfo: its mount point and device, if it is
- * a cairn mount.  The device comes from the line, not from a stat of the
- * mount point: a stat would wait for the mount's daemon, and one that is
- * stopped or stuck would hang every program the shim is preloaded into
- * at its first open for writing. */
-static int cairn_mount_line(char *line, char **dir, dev_t *dev)
-{
-	unsigned major, minor;
-	char *save = NULL, *f[6];
-	for (int i = 0; i < 6; i++)
-		if (!(f[i] = strtok_r(i ? NULL : line, " ", &save)))
-			return 0;
-	char *sep;
-	while ((sep = strtok_r(NULL, " ", &save)) && strcmp(sep, "-"))
-		; /* the optional fields */
-	char *type = sep ? strtok_r(NULL, " ", &save) : NULL;
-	if (!type || strcmp(type, "fuse.cairn") || sscanf(f[2], "%u:%u", &major, &minor) != 2)
-		return 0;
-	unescape(f[4]);
-	*dir = f[4];
-	*dev = makedev(major, minor);
-	return 1;
-}
-
 /* The cairn mounts, from the mount table: all of them, or only the one
  * CAIRN_SHIM_MOUNT names (what `cairn run --mount` sets). */
 static void find_mounts(void)
@@ -187,7 +147,11 @@ static void find_mounts(void)
 		char *dir;
 		dev_t dev;
 		line[strcspn(line, "\n")] = '\0';
-		if (!cairn_mount_line(line, &dir, &dev) || strlen(dir) >= PATH_MAX ||
+		/* The device from the line, not a stat of the mount point:
+		 * one whose daemon is stopped or stuck would hang every
+		 * program the shim is preloaded into at its first open for
+		 * writing. */
+		if (!mountinfo_cairn_line(line, &dir, &dev) || strlen(dir) >= PATH_MAX ||
 		    (want[0] && strcmp(want, dir)))
 			continue;
 		struct shim_mount *sm = &mounts[nmounts++];
