@@ -153,6 +153,21 @@ static void ns_to_ts(int64_t ns, struct timespec *ts)
 	}
 }
 
+/* The blocks a file will hold once its undigested writes are stored: the
+ * ones it has, and the reservation of its writes in the log.  That
+ * reservation counts a block for every block each write touches (many
+ * small appends into one block hold many, docs/ARCHITECTURE.md "Space"),
+ * so 4,600 appends of 128 bytes showed 18 MB where the file held 589 KB.
+ * The estimate is held to the file's size in blocks, or to what it has
+ * when it has more (fallocate past the end): new pieces either fill holes,
+ * which the size bounds, or replace blocks it has. */
+static uint64_t blocks_estimate(uint64_t have, uint64_t reserved, uint64_t size)
+{
+	uint64_t span = size / B + (size % B != 0);
+	uint64_t bound = have > span ? have : span;
+	return have + reserved < bound ? have + reserved : bound;
+}
+
 static int stat_locked(struct cairn_fs *fs, uint64_t ino, struct vnode *vn, struct stat *st)
 {
 	struct iref r;
@@ -177,8 +192,8 @@ static int stat_locked(struct cairn_fs *fs, uint64_t ino, struct vnode *vn, stru
 	st->st_rdev = S_ISCHR(r.i->mode) || S_ISBLK(r.i->mode) ? r.i->rdev : 0;
 	st->st_size = (off_t)r.i->size;
 	st->st_blksize = B;
-	uint64_t blocks = r.i->blocks + (vn ? vn->data.resv : 0);
-	st->st_blocks = (blkcnt_t)(blocks * (B / 512));
+	st->st_blocks =
+	    (blkcnt_t)(blocks_estimate(r.i->blocks, vn ? vn->data.resv : 0, r.i->size) * (B / 512));
 	ns_to_ts(r.i->atime_ns, &st->st_atim);
 	ns_to_ts(r.i->mtime_ns, &st->st_mtim);
 	ns_to_ts(r.i->ctime_ns, &st->st_ctim);

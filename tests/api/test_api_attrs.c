@@ -147,6 +147,27 @@ static void test_st_blocks(void **state)
 	if (st.st_blocks < 8 || st.st_blocks > 1024)
 		fail_msg("sparse file (4 KiB of data) has st_blocks %lld", (long long)st.st_blocks);
 	TV_EQ(tv_stat(fs, "/empty").st_blocks, 0);
+	/* Small appends, not yet digested, each hold a block of the shared
+	 * area until the digest stores them; the file reports what it will
+	 * hold, as ext4 does its delayed allocations: 4096 appends of 128
+	 * bytes are 512 KiB, 1024 blocks of 512 bytes (not 4096 * 8). */
+	fd = TV_OK(cairn_open(fs, "/appended", O_CREAT | O_WRONLY | O_APPEND, 0644));
+	for (int i = 0; i < 4096; i++)
+		TV_EQ(cairn_write(fs, fd, data + (i % 256) * 128, 128), 128);
+	TV_OK(cairn_close(fs, fd));
+	st = tv_stat(fs, "/appended");
+	if (st.st_blocks < 1024 || st.st_blocks > 1024 + 8)
+		fail_msg("512 KiB of small appends show st_blocks %lld", (long long)st.st_blocks);
+	/* Rewriting a digested file in place adds nothing. */
+	tv_put(fs, "/dense", data, 64 * 1024, 0644);
+	st = tv_stat(fs, "/dense");
+	if (st.st_blocks < 128 || st.st_blocks > 128 + 8)
+		fail_msg("64 KiB file rewritten shows st_blocks %lld", (long long)st.st_blocks);
+	TV_OK(cairn_digest(fs));
+	st = tv_stat(fs, "/appended");
+	if (st.st_blocks < 1024 || st.st_blocks > 1024 + 8)
+		fail_msg("512 KiB of small appends show st_blocks %lld after digest",
+		         (long long)st.st_blocks);
 	/* Truncating to zero frees the blocks. */
 	TV_OK(cairn_truncate(fs, "/dense", 0));
 	TV_OK(cairn_digest(fs));
@@ -240,7 +261,7 @@ static void test_utimens_explicit_ns(void **state)
 	cairn_fs *fs = TV_FS(state);
 	tv_put_str(fs, "/f", "x");
 	struct timespec t[2] = {{.tv_sec = 1234567890, .tv_nsec = 123456789},
-				{.tv_sec = 1500000000, .tv_nsec = 987654321}};
+	                        {.tv_sec = 1500000000, .tv_nsec = 987654321}};
 	int64_t before = tv_now_ns();
 	TV_OK(cairn_utimens(fs, "/f", t));
 	struct stat st = tv_stat(fs, "/f");
@@ -249,11 +270,11 @@ static void test_utimens_explicit_ns(void **state)
 	/* ctime becomes "now". */
 	if (tv_ts_ns(&st.st_ctim) < before - NS)
 		fail_msg("ctime %lld not updated by utimens (before %lld)",
-			 (long long)tv_ts_ns(&st.st_ctim), (long long)before);
+		         (long long)tv_ts_ns(&st.st_ctim), (long long)before);
 	/* Directories too; and times far in the future. */
 	TV_OK(cairn_mkdir(fs, "/d", 0755));
 	struct timespec u[2] = {{.tv_sec = 4000000000LL, .tv_nsec = 1},
-				{.tv_sec = 1, .tv_nsec = 999999999}};
+	                        {.tv_sec = 1, .tv_nsec = 999999999}};
 	TV_OK(cairn_utimens(fs, "/d", u));
 	st = tv_stat(fs, "/d");
 	TV_EQ(tv_ts_ns(&st.st_atim), 4000000000LL * NS + 1);
@@ -276,7 +297,7 @@ static void test_utimens_now(void **state)
 		int64_t v = tv_ts_ns(i == 0 ? &st.st_atim : &st.st_mtim);
 		if (v < before - NS || v > after + NS)
 			fail_msg("%s %lld not \"now\" [%lld, %lld]", i ? "mtime" : "atime",
-				 (long long)v, (long long)before, (long long)after);
+			         (long long)v, (long long)before, (long long)after);
 	}
 	/* NULL times: both now. */
 	TV_OK(cairn_utimens(fs, "/f", old));
@@ -290,7 +311,8 @@ static void test_utimens_omit(void **state)
 {
 	cairn_fs *fs = TV_FS(state);
 	tv_put_str(fs, "/f", "x");
-	struct timespec set[2] = {{.tv_sec = OLD_SEC, .tv_nsec = 1}, {.tv_sec = OLD_SEC, .tv_nsec = 2}};
+	struct timespec set[2] = {{.tv_sec = OLD_SEC, .tv_nsec = 1},
+	                          {.tv_sec = OLD_SEC, .tv_nsec = 2}};
 	TV_OK(cairn_utimens(fs, "/f", set));
 	/* Only mtime. */
 	struct timespec t[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = 1600000000, .tv_nsec = 5}};
@@ -353,7 +375,7 @@ static void expect_mtime_updated(cairn_fs *fs, const char *path, int64_t before)
 	int64_t m = tv_ts_ns(&st.st_mtim);
 	if (m == OLD_SEC * NS || m < before - NS || m > tv_now_ns() + NS)
 		fail_msg("%s: mtime %lld was not updated to now (op started at %lld)", path,
-			 (long long)m, (long long)before);
+		         (long long)m, (long long)before);
 }
 
 static void expect_mtime_unchanged(cairn_fs *fs, const char *path)
@@ -370,7 +392,7 @@ static void expect_ctime_updated(cairn_fs *fs, const char *path, int64_t old_cti
 	int64_t c = tv_ts_ns(&st.st_ctim);
 	if (c <= old_ctime)
 		fail_msg("%s: ctime %lld not updated (was %lld)", path, (long long)c,
-			 (long long)old_ctime);
+		         (long long)old_ctime);
 }
 
 static void test_write_updates_mtime_ctime(void **state)
@@ -552,7 +574,7 @@ static void test_statvfs_sane(void **state)
 	/* The default test volume has a 64 MiB fast tier. */
 	if (total > 64 * TV_MiB || total < 16 * TV_MiB)
 		fail_msg("f_blocks * f_frsize = %llu, expected about 64 MiB",
-			 (unsigned long long)total);
+		         (unsigned long long)total);
 	assert_true(sv.f_bfree <= sv.f_blocks);
 	assert_true(sv.f_bavail <= sv.f_bfree);
 	assert_true(sv.f_bfree > 0);
@@ -589,10 +611,11 @@ static void test_statvfs_tracks_data_and_inodes(void **state)
 	TV_OK(cairn_statvfs(fs, "/", &b));
 	if (bfree_bytes(&a) < bfree_bytes(&b) + len)
 		fail_msg("f_bfree went from %llu to %llu bytes after writing %zu bytes",
-			 (unsigned long long)bfree_bytes(&a), (unsigned long long)bfree_bytes(&b), len);
+		         (unsigned long long)bfree_bytes(&a), (unsigned long long)bfree_bytes(&b),
+		         len);
 	if (b.f_ffree + 21 > a.f_ffree)
 		fail_msg("f_ffree went from %llu to %llu after creating 21 files",
-			 (unsigned long long)a.f_ffree, (unsigned long long)b.f_ffree);
+		         (unsigned long long)a.f_ffree, (unsigned long long)b.f_ffree);
 	TV_EQ(b.f_blocks, a.f_blocks);
 	TV_EQ(b.f_files, a.f_files);
 	/* Removing them gives the space and inodes back. */
@@ -606,7 +629,8 @@ static void test_statvfs_tracks_data_and_inodes(void **state)
 	TV_OK(cairn_statvfs(fs, "/", &c));
 	if (bfree_bytes(&c) < bfree_bytes(&b) + len)
 		fail_msg("f_bfree went from %llu to %llu bytes after unlinking %zu bytes",
-			 (unsigned long long)bfree_bytes(&b), (unsigned long long)bfree_bytes(&c), len);
+		         (unsigned long long)bfree_bytes(&b), (unsigned long long)bfree_bytes(&c),
+		         len);
 	TV_EQ(c.f_ffree, a.f_ffree);
 	free(data);
 }
@@ -616,31 +640,31 @@ static void test_statvfs_tracks_data_and_inodes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_stat_regular_file_fields),
-		T(test_stat_directory_fields),
-		T(test_lstat_symlink_stat_follows),
-		T(test_fstat_matches_stat),
-		T(test_ino_stable_and_unique),
-		T(test_st_blocks),
-		T(test_chmod_sets_permission_bits),
-		T(test_chmod_follows_symlink),
-		T(test_chown),
-		T(test_chown_clears_setuid),
-		T(test_utimens_explicit_ns),
-		T(test_utimens_now),
-		T(test_utimens_omit),
-		T(test_utimens_errors_and_symlinks),
-		T(test_write_updates_mtime_ctime),
-		T(test_read_does_not_update_mtime),
-		T(test_truncate_updates_mtime_ctime),
-		T(test_create_sets_times_and_updates_parent),
-		T(test_unlink_updates_parent_and_inode_ctime),
-		T(test_mkdir_rmdir_update_parent),
-		T(test_rename_updates_both_parents_and_inode_ctime),
-		T(test_link_and_symlink_update_times),
-		T(test_chmod_chown_update_ctime_only),
-		T(test_statvfs_sane),
-		T(test_statvfs_tracks_data_and_inodes),
+	    T(test_stat_regular_file_fields),
+	    T(test_stat_directory_fields),
+	    T(test_lstat_symlink_stat_follows),
+	    T(test_fstat_matches_stat),
+	    T(test_ino_stable_and_unique),
+	    T(test_st_blocks),
+	    T(test_chmod_sets_permission_bits),
+	    T(test_chmod_follows_symlink),
+	    T(test_chown),
+	    T(test_chown_clears_setuid),
+	    T(test_utimens_explicit_ns),
+	    T(test_utimens_now),
+	    T(test_utimens_omit),
+	    T(test_utimens_errors_and_symlinks),
+	    T(test_write_updates_mtime_ctime),
+	    T(test_read_does_not_update_mtime),
+	    T(test_truncate_updates_mtime_ctime),
+	    T(test_create_sets_times_and_updates_parent),
+	    T(test_unlink_updates_parent_and_inode_ctime),
+	    T(test_mkdir_rmdir_update_parent),
+	    T(test_rename_updates_both_parents_and_inode_ctime),
+	    T(test_link_and_symlink_update_times),
+	    T(test_chmod_chown_update_ctime_only),
+	    T(test_statvfs_sane),
+	    T(test_statvfs_tracks_data_and_inodes),
 	};
 	return cmocka_run_group_tests_name("api_attrs", tests, NULL, NULL);
 }
