@@ -28,6 +28,7 @@
 #include <string.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -513,9 +514,73 @@ static ssize_t native_write(struct shim_file *f, int fd, const struct iovec *iov
 	return r;
 }
 
+/* ---- the file size limit ------------------------------------------------------ */
+
+/* RLIMIT_FSIZE: the kernel's writes and truncates check it (EFBIG and
+ * SIGXFSZ past it, a short write across it); the shim's records would
+ * not.  So while the process has a limit, the shim leaves every write of
+ * its files to the kernel (a shell's `ulimit -f` before a program, which
+ * sets it after it opened its files).  The limit is read at the first
+ * write and again after the process sets one (setrlimit, prlimit on
+ * itself); a limit another process sets with prlimit is not seen. */
+static _Atomic int fsize_known = 0, fsize_limit_set = 0;
+
+static int fsize_limited(void)
+{
+	if (!atomic_load_explicit(&fsize_known, memory_order_acquire)) {
+		struct rlimit rl;
+		int limited = getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+		atomic_store(&fsize_limit_set, limited);
+		atomic_store_explicit(&fsize_known, 1, memory_order_release);
+	}
+	return atomic_load(&fsize_limit_set);
+}
+
+static void fsize_changed(int resource, int r)
+{
+	if (r == 0 && resource == RLIMIT_FSIZE)
+		atomic_store(&fsize_known, 0);
+}
+
+EXPORT int setrlimit(__rlimit_resource_t resource, const struct rlimit *rl)
+{
+	int r = REAL(setrlimit, int (*)(__rlimit_resource_t, const struct rlimit *))(resource, rl);
+	fsize_changed((int)resource, r);
+	return r;
+}
+
+EXPORT int setrlimit64(__rlimit_resource_t resource, const struct rlimit64 *rl)
+{
+	int r =
+	    REAL(setrlimit64, int (*)(__rlimit_resource_t, const struct rlimit64 *))(resource, rl);
+	fsize_changed((int)resource, r);
+	return r;
+}
+
+EXPORT int prlimit(pid_t pid, __rlimit_resource_t resource, const struct rlimit *rl,
+                   struct rlimit *old)
+{
+	int r = REAL(prlimit, int (*)(pid_t, __rlimit_resource_t, const struct rlimit *,
+	                              struct rlimit *))(pid, resource, rl, old);
+	if (rl && (pid == 0 || pid == getpid()))
+		fsize_changed((int)resource, r);
+	return r;
+}
+
+EXPORT int prlimit64(pid_t pid, __rlimit_resource_t resource, const struct rlimit64 *rl,
+                     struct rlimit64 *old)
+{
+	int r = REAL(prlimit64, int (*)(pid_t, __rlimit_resource_t, const struct rlimit64 *,
+	                                struct rlimit64 *))(pid, resource, rl, old);
+	if (rl && (pid == 0 || pid == getpid()))
+		fsize_changed((int)resource, r);
+	return r;
+}
+
 /* The shim's write of iov (one record, atomic, as the kernel's), or
  * *done = 0 when the kernel must make it: always for a signal handler
- * that interrupted its thread inside the shim. */
+ * that interrupted its thread inside the shim, and while the process has
+ * a file size limit (the file then goes back to the kernel for good). */
 static ssize_t try_native(int fd, const struct iovec *iov, int cnt, off_t at, int *done)
 {
 	*done = 0;
@@ -533,6 +598,12 @@ static ssize_t try_native(int fd, const struct iovec *iov, int cnt, off_t at, in
 	if (!f)
 		return 0;
 	shim_enter();
+	if (fsize_limited()) {
+		shim_give_back(fd, f);
+		shim_put(f);
+		shim_leave();
+		return 0;
+	}
 	int refused = 0;
 	ssize_t r = native_write(f, fd, iov, cnt, total, at, &refused);
 	if (refused && total <= FITS_A_RECORD) {
@@ -591,14 +662,50 @@ EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
 	return pwritev(fd, iov, cnt, off);
 }
 
-/* pwritev2 with flags (RWF_*) asks for what the shim does not do. */
+/* Flags of pwritev2 that a native write already honours: it is durable
+ * when it returns. */
+#define RWF_NATIVE (RWF_HIPRI | RWF_DSYNC | RWF_SYNC)
+
+typedef ssize_t (*pwritev2_fn)(int, const struct iovec *, int, off_t, int);
+
+/* pwritev2 with other flags (RWF_APPEND, RWF_NOAPPEND, RWF_NOWAIT...) is
+ * the kernel's, with the native writes of the file held off: at the
+ * position (off -1), which is settled first and the kernel's after; and
+ * where the kernel places an append, at the end it last heard of, which
+ * it is made to ask for first (kernel_learns_size says why).  Before,
+ * `hello` then `world` at the position with RWF_DSYNC left `world`, and
+ * RWF_APPEND wrote over the start of the file. */
+static ssize_t kernel_pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+	pwritev2_fn real = REAL(pwritev2, pwritev2_fn);
+	struct shim_file *f = shim_busy() ? NULL : shim_get(fd);
+	if (!f) {
+		if (shim_busy() && off == -1)
+			shim_settle_pos_now(fd);
+		return real(fd, iov, cnt, off, flags);
+	}
+	shim_enter();
+	pthread_rwlock_wrlock(&f->io_lock);
+	if (off == -1)
+		shim_settle_pos(f, fd);
+	if ((flags & RWF_APPEND) || f->append)
+		kernel_learns_size(fd);
+	ssize_t r = real(fd, iov, cnt, off, flags);
+	int e = errno;
+	if (off == -1)
+		atomic_store(&f->pos_state, SHIM_POS_KERNEL);
+	pthread_rwlock_unlock(&f->io_lock);
+	shim_put(f);
+	shim_leave();
+	errno = e;
+	return r;
+}
+
 EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
 	int done = 0;
-	ssize_t r = flags == 0 && off >= -1 ? try_native(fd, iov, cnt, off, &done) : 0;
-	return done ? r
-	            : REAL(pwritev2, ssize_t(*)(int, const struct iovec *, int, off_t, int))(
-	                  fd, iov, cnt, off, flags);
+	ssize_t r = !(flags & ~RWF_NATIVE) && off >= -1 ? try_native(fd, iov, cnt, off, &done) : 0;
+	return done ? r : kernel_pwritev2(fd, iov, cnt, off, flags);
 }
 
 EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
@@ -763,6 +870,12 @@ static int native_truncate(int fd, off_t len, int *done)
 	if (!f)
 		return 0;
 	shim_enter();
+	if (fsize_limited()) {
+		shim_give_back(fd, f);
+		shim_put(f);
+		shim_leave();
+		return 0;
+	}
 	pthread_rwlock_wrlock(&f->io_lock);
 	shim_settle_pos(f, fd);
 	int r = client_local_ftruncate(f->client, f->cfd, len);
@@ -978,25 +1091,32 @@ EXPORT int lockf64(int fd, int cmd, off_t len)
 
 /* A copy between descriptors in the kernel: a file the shim writes that
  * it writes into is the kernel's from then on; one it reads at the
- * position has its position settled first, and moved after. */
-static int size_refreshed(int fd)
+ * position has its position settled first, and moved after.  The
+ * kernel's copy reads its pages without asking for the file's size, and
+ * appends at the end it last heard of: the size native writes gave the
+ * file is fetched first (a stat asks the daemon: a granted file's
+ * attributes have no timeout), for `in`, and for `out` when it appends. */
+static int size_refreshed(int fd, int if_appending)
 {
 	struct shim_file *f = shim_get(fd);
 	struct stat st;
-	if (f)
-		fstat(fd, &st); /* asks the daemon: a granted file's size has no timeout */
+	if (f && (!if_appending || f->append))
+		fstat(fd, &st);
 	shim_put(f);
 	return 0;
 }
 
-/* The kernel's copy reads its pages without asking for the file's size:
- * the size native writes gave it is fetched first. */
+/* Both sizes are fetched before `out` goes back: a copy within one file
+ * (or between two of its descriptors) gives `in` back with it, after
+ * which the shim no longer knows it wrote `in`; such a copy copied
+ * nothing. */
 static void copy_start(int in, int in_at_pos, int out)
 {
+	GUARDED(int, 0, size_refreshed(in, 0));
+	GUARDED(int, 0, size_refreshed(out, 1));
 	give_back_fd(out);
 	if (in_at_pos)
 		settle_first(in);
-	GUARDED(int, 0, size_refreshed(in));
 }
 
 static void copy_done(int in, int in_at_pos)

@@ -25,7 +25,8 @@
  *     written as bytes (libc's cookie streams are byte streams);
  *   - freopen() gives the stream a descriptor of the new file, at the old
  *     number (libc's fails on a cookie stream).
- * The stream is made readable and writable for libc (fopencookie "r+"):
+ * The stream is made readable and writable for libc (fopencookie "r+",
+ * or "a+" for a stream that appends, so that libc's ftell knows it does):
  * the descriptor's own access mode answers a read of a write-only stream
  * (EBADF, as libc's stream does), and freopen() may give it any mode.
  *
@@ -280,15 +281,18 @@ static void start_position(int fd, int flags)
 }
 
 /* The shim's stream of descriptor fd, or NULL (the descriptor is the
- * caller's still). */
-static FILE *stream_new(int fd)
+ * caller's still).  A stream that appends is one for libc too ("a+"):
+ * its ftell with bytes in the buffer asks where the end is and counts
+ * them from there, as for libc's own streams (with "r+", `fseek` to 0 of
+ * a 10-byte file and `abc` buffered told 3, not 13). */
+static FILE *stream_new(int fd, int flags)
 {
 	pthread_once(&streams_once, streams_init);
 	struct shim_stream *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->fd = fd;
-	s->f = fopencookie(s, "r+", stream_io);
+	s->f = fopencookie(s, (flags & O_APPEND) ? "a+" : "r+", stream_io);
 	if (!s->f) {
 		free(s);
 		return NULL;
@@ -319,7 +323,7 @@ static FILE *fopen_common(const char *path, const char *mode,
 	if (fd < 0)
 		return NULL;
 	start_position(fd, flags);
-	FILE *f = taken_over(fd) ? stream_new(fd) : NULL;
+	FILE *f = taken_over(fd) ? stream_new(fd, flags) : NULL;
 	if (!f)
 		f = REAL(fdopen, FILE * (*)(int, const char *))(fd, mode);
 	if (!f) {

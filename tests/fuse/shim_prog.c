@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -290,6 +291,22 @@ static void appends(const char *dir)
 	MUST(write(fd, model + 30, 5) == 5);
 	MUST(close(fd) == 0);
 	same_as(path, model, 35);
+
+	/* pwritev2's flags: RWF_DSYNC at the position goes on from the last
+	 * write(); RWF_APPEND on a descriptor without O_APPEND appends at the
+	 * end native writes made, and leaves the position alone. */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	MUST(fd >= 0);
+	fill(model, 40, 27);
+	MUST(write(fd, model, 10) == 10);
+	struct iovec v = {model + 10, 10};
+	MUST(pwritev2(fd, &v, 1, -1, RWF_DSYNC) == 10);
+	MUST(write(fd, model + 20, 10) == 10);
+	v.iov_base = model + 30;
+	MUST(pwritev2(fd, &v, 1, 0, RWF_APPEND) == 10);
+	MUST(lseek(fd, 0, SEEK_CUR) == 30);
+	MUST(close(fd) == 0);
+	same_as(path, model, 40);
 }
 
 /* A new file DIR/name opened with flags, holding model[0..len) filled
@@ -760,6 +777,14 @@ static void position_users(const char *dir, const char *self)
 	memcpy(model + 4096, b, 100);
 	same_as(path2, model, 4196);
 	MUST(close(fd) == 0 && close(to) == 0);
+	/* Within one file the shim wrote, the kernel copies what the native
+	 * writes put there (it copied nothing: it did not know the size). */
+	fd = new_file(dir, "pos-copied-within", O_RDWR, path, 68, 100);
+	loff_t at = 0, to_at = 100;
+	MUST(copy_file_range(fd, &at, fd, &to_at, 50, 0) == 50);
+	memcpy(model + 100, model, 50);
+	same_as(path, model, 150);
+	MUST(close(fd) == 0);
 }
 
 /* A stream of path with mode; fails the test if none. */
@@ -810,8 +835,14 @@ static void streams(const char *dir)
 	MUST(other >= 0 && write(other, "other", 5) == 5 && close(other) == 0);
 	memcpy(model + (256 << 10), "otherstream", 11);
 	MUST(fputs("stream", f) >= 0);
+	/* ftell with the bytes still in the buffer counts them from the
+	 * end, wherever fseek put the stream. */
+	MUST(fseek(f, 0, SEEK_SET) == 0);
+	MUST(fputs("abc", f) >= 0);
+	MUST(ftell(f) == (256 << 10) + 14);
+	memcpy(model + (256 << 10) + 11, "abc", 3);
 	MUST(fclose(f) == 0);
-	same_as(path, model, (256 << 10) + 11);
+	same_as(path, model, (256 << 10) + 14);
 
 	/* "x" and "e" as open's O_EXCL and O_CLOEXEC. */
 	errno = 0;
@@ -839,8 +870,8 @@ static void streams(const char *dir)
 	MUST(fputs("again", f) >= 0);
 	MUST(fclose(f) == 0);
 	same_as(path2, (const uint8_t *)"first", 5);
-	memcpy(model + (256 << 10) + 11, "again", 5);
-	same_as(path, model, (256 << 10) + 16);
+	memcpy(model + (256 << 10) + 14, "again", 5);
+	same_as(path, model, (256 << 10) + 19);
 
 	/* A read of a write-only stream fails as the descriptor's would. */
 	f = stream(path2, "w");
@@ -903,6 +934,40 @@ static int append_native(const char *path, int native)
 		     "taken over");
 	MUST(close(fd) == 0);
 	return 0;
+}
+
+/* RLIMIT_FSIZE, set after the file was opened and written natively: a
+ * write across the limit is cut short there, one past it fails with
+ * EFBIG (SIGXFSZ ignored), and so does a truncate past it.  In a child,
+ * whose limit goes with it. */
+static void size_limited(const char *dir)
+{
+	where = "size limited";
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/size-limited", dir);
+	fill(model, 16000, 88);
+	pid_t p = fork();
+	MUST(p >= 0);
+	if (p == 0) {
+		int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+		MUST(fd >= 0 && write(fd, model, 8000) == 8000);
+		signal(SIGXFSZ, SIG_IGN);
+		struct rlimit rl = {10240, 10240};
+		MUST(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+		MUST(write(fd, model + 8000, 8000) == 2240);
+		errno = 0;
+		MUST(write(fd, model, 10) == -1 && errno == EFBIG);
+		errno = 0;
+		MUST(ftruncate(fd, 20000) == -1 && errno == EFBIG);
+		MUST(lseek(fd, 0, SEEK_CUR) == 10240);
+		MUST(close(fd) == 0);
+		_exit(0);
+	}
+	int st;
+	MUST(waitpid(p, &st, 0) == p);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail("the limited writer failed (status %d)", st);
+	same_as(path, model, 10240);
 }
 
 /* system() starts a program with the descriptors that do not close on
@@ -1161,6 +1226,7 @@ int main(int argc, char **argv)
 		position_users(argv[2], argv[0]);
 		reopened(argv[2], argv[0]);
 		spawned(argv[2]);
+		size_limited(argv[2]);
 		streams(argv[2]);
 		signals(argv[2]);
 		closes_all(argv[2]); /* last: it closes every descriptor */
