@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "fs/alloc.h"
 #include "fs/dir.h"
 #include "libfs/clients_internal.h"
 #include "libfs/fs_internal.h"
@@ -275,14 +276,27 @@ static void release_made(cairn_fs *fs, struct clog *c, const uint32_t *done, int
 			ic_unpin(fs, inos[k], 1);
 }
 
-/* Sets up to want inode numbers aside for c (near hint), each with a
- * grant: the numbers held in memory first, then the grants written. */
-static int set_aside(cairn_fs *fs, struct clog *c, int want, uint64_t hint)
+/* How many numbers a client may hold set aside, of `free` still free: at
+ * most 1/256 of them, as its credit of blocks, so that clients that make
+ * few files cannot make the volume full of names for the others (with 64
+ * each, five idle clients held every inode of a volume of 300, and a
+ * create through the mount got ENOSPC).  Below 256 free, none: a create
+ * goes through the daemon. */
+static int aside_share(uint64_t free)
+{
+	return free / 256 < CLOG_ASIDE ? (int)(free / 256) : CLOG_ASIDE;
+}
+
+/* Sets inode numbers aside for c (near hint), each with a grant, until it
+ * holds its share (it holds `have`): the numbers held in memory first,
+ * then the grants written. */
+static int set_aside(cairn_fs *fs, struct clog *c, int have, uint64_t hint)
 {
 	uint32_t idx[CLOG_ASIDE];
 	uint64_t inos[CLOG_ASIDE];
 	int n = 0, rc = 0;
 	fs_lock_exclusive(fs);
+	int want = aside_share(alloc_free_count(fs->sh.ialloc)) - have;
 	for (; n < want && !rc; n++) {
 		int slot = -1;
 		for (int i = 0; i < CLOG_GRANTS && slot < 0; i++)
@@ -317,7 +331,7 @@ int clog_set_aside(cairn_fs *fs, struct clog *c, const uint32_t *done, int ndone
 	for (int i = 0; i < CLOG_GRANTS; i++)
 		have += c->kind[i] == GRANT_SET_BY;
 	if (!rc && have < CLOG_ASIDE)
-		rc = set_aside(fs, c, CLOG_ASIDE - have, hint);
+		rc = set_aside(fs, c, have, hint);
 	int n = 0;
 	for (uint32_t i = 0; i < CLOG_GRANTS && n < max; i++)
 		if (c->kind[i] == GRANT_SET_BY)

@@ -872,6 +872,63 @@ static void test_batch_meets_full_log(void **state)
 	batch_meets_full_log(1, 1);
 }
 
+/* ---- inode numbers set aside --------------------------------------------- */
+
+/* Clients hold at most 1/256 of the free inode numbers each: five clients
+ * that each asked once leave the rest of a volume of 300 inodes to the
+ * others (with 64 each they held all of them, and every create through
+ * the daemon got ENOSPC); on a volume with room, a client gets its 64. */
+static void test_aside_share(void **state)
+{
+	(void)state;
+	struct cairn_mkfs_opts o;
+	tv_default_mkfs_opts(&o);
+	o.inodes = 300;
+	struct testvol *tv = tv_create(&o);
+	assert_non_null(tv);
+	struct cairn_mount_opts mo = {.no_digest_thread = 1};
+	cairn_fs *fs = tv_mount(tv, &mo);
+	assert_non_null(fs);
+	TV_OK(cairn_mkdir(fs, "/d", 0777));
+	struct clog *c[5];
+	struct clog_start st[5];
+	struct clog_aside aside[64];
+	for (int i = 0; i < 5; i++) {
+		c[i] = NULL;
+		TV_EQ(clog_start(fs, -1, getuid(), getgid(), &c[i], &st[i]), 0);
+		int n = clog_set_aside(fs, c[i], NULL, 0, 0, aside, 64);
+		if (n > 1)
+			fail_msg("client %d of a volume of 300 inodes holds %d set aside", i, n);
+	}
+	for (int k = 0; k < 280; k++) {
+		char path[32];
+		snprintf(path, sizeof(path), "/d/f%d", k);
+		TV_OK(cairn_close(fs, TV_OK(cairn_open(fs, path, O_CREAT | O_WRONLY, 0644))));
+	}
+	char why[300];
+	for (int i = 0; i < 5; i++) {
+		close(st[i].log_fd);
+		close(st[i].state_fd);
+		clog_end(fs, c[i], why, sizeof(why));
+	}
+	TV_OK(tv_unmount(tv));
+	tv_destroy(tv);
+
+	o.inodes = 64 * 256 + 64;
+	tv = tv_create(&o);
+	assert_non_null(tv);
+	fs = tv_mount(tv, &mo);
+	assert_non_null(fs);
+	struct clog *big = NULL;
+	struct clog_start bst;
+	TV_EQ(clog_start(fs, -1, getuid(), getgid(), &big, &bst), 0);
+	TV_EQ(clog_set_aside(fs, big, NULL, 0, 0, aside, 64), 64);
+	close(bst.log_fd);
+	close(bst.state_fd);
+	clog_end(fs, big, why, sizeof(why));
+	tv_destroy(tv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -881,6 +938,7 @@ int main(void)
 	    cmocka_unit_test(test_records_of_any_shape),
 	    cmocka_unit_test(test_forged_names),
 	    cmocka_unit_test(test_batch_meets_full_log),
+	    cmocka_unit_test(test_aside_share),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3050,7 +3050,12 @@ static void test_clog_names(void **state)
 	struct scen *s = &current;
 	memset(&ck, 0, sizeof(ck));
 	ck.arm_part = -1;
-	struct scen_cfg cfg = {.oracle = ck_oracle, .recovered = ck_recovered, .no_read_only = 1};
+	/* 2048 inodes: a client holds 1/256 of the free ones set aside, 7
+	 * here, enough for the creates between two requests for more. */
+	struct scen_cfg cfg = {.oracle = ck_oracle,
+	                       .recovered = ck_recovered,
+	                       .no_read_only = 1,
+	                       .fast_size = 2 * FAST_SIZE};
 	const char *paths[] = {"/d/a", "/d/b", "/d/c", "/d/e", "/d/x"};
 	for (int i = 0; i < CK_FILES; i++)
 		ck.file[i].path = paths[i];
