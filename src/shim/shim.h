@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <signal.h>
 #include <sys/types.h>
 
 struct client;
@@ -39,11 +40,12 @@ struct shim_file {
 	uint64_t ino;
 	int cfd;    /* the client's descriptor (client_adopt_local) */
 	int append; /* O_APPEND: writes go at the end */
-	/* The descriptor's position: SHIM_POS_* says whether the kernel's or
-	 * pos is the one that holds.  write() moves pos with no system call;
-	 * the kernel's is set (shim_settle_pos) before the kernel uses it. */
-	atomic_int pos_state;
-	_Atomic int64_t pos;
+	/* The descriptor's position, and whether the kernel's or this one
+	 * holds: one word (shim_pos_word), so that a signal handler's change
+	 * of it between a thread's look and its store is seen.  write() moves
+	 * it with no system call; the kernel's is set (shim_settle_pos)
+	 * before the kernel uses it. */
+	_Atomic uint64_t pos;
 	/* write() takes the position and moves it past its bytes, then
 	 * writes them; settling takes it too.  One thread at a time. */
 	pthread_mutex_t pos_lock;
@@ -60,7 +62,7 @@ struct shim_file {
 	uint64_t pages_dropped_at;
 };
 
-/* Where a descriptor's position is (struct shim_file, pos_state). */
+/* Where a descriptor's position is (struct shim_file, pos). */
 enum {
 	SHIM_POS_KERNEL, /* the kernel's holds; pos is not known */
 	SHIM_POS_SYNCED, /* the kernel's is pos */
@@ -68,6 +70,42 @@ enum {
 	SHIM_POS_END,    /* at the end of the file, after a native append;
 	                    pos is not known */
 };
+
+/*
+ * The word of a position: its SHIM_POS_* state in the two low bits, the
+ * position above them.  A thread that looked at the word changes it with
+ * a compare-and-swap, so that a signal handler that interrupted it and
+ * wrote through the kernel meanwhile (at the kernel's position: its
+ * calls take no lock) is seen, and the thread does not put back a
+ * position from before the handler's write, which the thread's next
+ * write would then cover.  A handler leaves the word KERNEL with other
+ * position bits than before (shim_pos_to_kernel): in a KERNEL word they
+ * only tell one change from the next.  Where the thread makes a system
+ * call between its look and its store (an lseek), signals are blocked
+ * instead (shim_signals_block).
+ */
+static inline uint64_t shim_pos_word(int state, off_t pos)
+{
+	return (uint64_t)pos << 2 | (uint64_t)state;
+}
+
+static inline int shim_pos_state(uint64_t word)
+{
+	return (int)(word & 3);
+}
+
+static inline off_t shim_pos_at(uint64_t word)
+{
+	return (off_t)(word >> 2);
+}
+
+/* The kernel's position holds for f from now on (a read or a handler's
+ * write moved it). */
+void shim_pos_to_kernel(struct shim_file *f);
+/* Every signal blocked for this thread, the mask before in *old; and the
+ * mask put back. */
+void shim_signals_block(sigset_t *old);
+void shim_signals_restore(const sigset_t *old);
 
 /* libc's own function of that name (shim_real), kept in a variable of
  * the calling site's. */

@@ -435,24 +435,39 @@ static void drop_pages(struct shim_file *f, int fd)
 /* The descriptor's position for a write() of n bytes, moved past them:
  * the one the shim holds, or the kernel's, learnt and moved by one lseek
  * (atomic with the kernel's own writes through another descriptor
- * sharing it).  -1 with errno.  With pos_lock held. */
-static off_t take_position(struct shim_file *f, int fd, size_t n)
+ * sharing it).  *taken: the word stored.  -1 with errno.  With pos_lock
+ * held.  A signal handler that writes through the kernel between the
+ * look and the store makes the compare-and-swap fail, and the position
+ * is taken again after its write; around the lseek signals are blocked
+ * (struct shim_file, pos).  Before, a handler's write at the position
+ * that came between them was covered by the thread's next write. */
+static off_t take_position(struct shim_file *f, int fd, size_t n, uint64_t *taken)
 {
-	int state = atomic_load(&f->pos_state);
-	off_t pos;
-	if (state == SHIM_POS_SYNCED || state == SHIM_POS_AHEAD) {
-		pos = (off_t)atomic_load(&f->pos);
-		state = SHIM_POS_AHEAD;
-	} else {
-		off_t end = real_lseek(fd, (off_t)n, SEEK_CUR);
-		if (end < 0)
-			return -1;
-		pos = end - (off_t)n;
-		state = SHIM_POS_SYNCED;
+	for (;;) {
+		uint64_t w = atomic_load(&f->pos);
+		int state = shim_pos_state(w);
+		if (state == SHIM_POS_SYNCED || state == SHIM_POS_AHEAD) {
+			off_t pos = shim_pos_at(w);
+			*taken = shim_pos_word(SHIM_POS_AHEAD, pos + (off_t)n);
+			if (atomic_compare_exchange_strong(&f->pos, &w, *taken))
+				return pos;
+			continue;
+		}
+		sigset_t old;
+		shim_signals_block(&old);
+		off_t end = -1;
+		if (shim_pos_state(atomic_load(&f->pos)) == SHIM_POS_KERNEL) {
+			end = real_lseek(fd, (off_t)n, SEEK_CUR);
+			*taken = shim_pos_word(SHIM_POS_SYNCED, end);
+			if (end >= 0)
+				atomic_store(&f->pos, *taken);
+		}
+		int e = errno;
+		shim_signals_restore(&old);
+		errno = e;
+		if (end >= 0 || shim_pos_state(atomic_load(&f->pos)) == SHIM_POS_KERNEL)
+			return end < 0 ? -1 : end - (off_t)n;
 	}
-	atomic_store(&f->pos, (int64_t)(pos + (off_t)n));
-	atomic_store(&f->pos_state, state);
-	return pos;
 }
 
 /* Writes the n bytes iov gathers to f natively: at `at`, or (at < 0) at
@@ -471,7 +486,7 @@ static ssize_t native_write_locked(struct shim_file *f, int fd, const struct iov
 		if (r == 1) {
 			drop_pages(f, fd);
 			if (f->append && at < 0)
-				atomic_store(&f->pos_state, SHIM_POS_END);
+				atomic_store(&f->pos, shim_pos_word(SHIM_POS_END, 0));
 		}
 		*refused = r == 0;
 		return r == 1 ? (ssize_t)n : r;
@@ -480,7 +495,8 @@ static ssize_t native_write_locked(struct shim_file *f, int fd, const struct iov
 	 * the bytes (or they may be too large for it), the kernel writes
 	 * them there. */
 	pthread_mutex_lock(&f->pos_lock);
-	off_t pos = take_position(f, fd, n);
+	uint64_t taken = 0;
+	off_t pos = take_position(f, fd, n, &taken);
 	ssize_t r = -1;
 	if (pos >= 0) {
 		int lr =
@@ -495,8 +511,8 @@ static ssize_t native_write_locked(struct shim_file *f, int fd, const struct iov
 		if (r < (ssize_t)n) {
 			/* What was not written gives its part of the range back:
 			 * the position ends after what was. */
-			atomic_store(&f->pos, (int64_t)(pos + (r > 0 ? r : 0)));
-			atomic_store(&f->pos_state, SHIM_POS_AHEAD);
+			atomic_compare_exchange_strong(
+			    &f->pos, &taken, shim_pos_word(SHIM_POS_AHEAD, pos + (r > 0 ? r : 0)));
 		}
 		if (r == 0)
 			r = -1, errno = EIO; /* nothing written, and no error said */
@@ -693,7 +709,7 @@ static ssize_t kernel_pwritev2(int fd, const struct iovec *iov, int cnt, off_t o
 	ssize_t r = real(fd, iov, cnt, off, flags);
 	int e = errno;
 	if (off == -1)
-		atomic_store(&f->pos_state, SHIM_POS_KERNEL);
+		shim_pos_to_kernel(f);
 	pthread_rwlock_unlock(&f->io_lock);
 	shim_put(f);
 	shim_leave();
@@ -744,7 +760,7 @@ static void read_done(struct shim_file *f, int positional)
 		return;
 	int e = errno;
 	if (!positional)
-		atomic_store(&f->pos_state, SHIM_POS_KERNEL);
+		shim_pos_to_kernel(f);
 	pthread_rwlock_unlock(&f->io_lock);
 	shim_put(f);
 	shim_leave();
@@ -835,11 +851,16 @@ static off_t seek(int fd, off_t off, int whence)
 	pthread_rwlock_wrlock(&f->io_lock);
 	if (whence == SEEK_CUR)
 		shim_settle_pos(f, fd);
+	/* No handler's write between the lseek and the store: it would be
+	 * at the new position, which the store would then put back. */
+	sigset_t old;
+	shim_signals_block(&old);
 	off_t r = real_lseek(fd, off, whence);
-	if (r >= 0) { /* a failed lseek moves nothing: the state holds */
-		atomic_store(&f->pos, (int64_t)r);
-		atomic_store(&f->pos_state, SHIM_POS_SYNCED);
-	}
+	int e = errno;
+	if (r >= 0) /* a failed lseek moves nothing: the state holds */
+		atomic_store(&f->pos, shim_pos_word(SHIM_POS_SYNCED, r));
+	shim_signals_restore(&old);
+	errno = e;
 	pthread_rwlock_unlock(&f->io_lock);
 	shim_put(f);
 	return r;

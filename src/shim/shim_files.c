@@ -560,7 +560,8 @@ void shim_opened(int fd, int flags)
 		f->ino = ino;
 		f->append = (flags & O_APPEND) != 0;
 		/* A new open's position is 0, and nobody else has it yet. */
-		atomic_init(&f->pos_state, f->append ? SHIM_POS_KERNEL : SHIM_POS_SYNCED);
+		atomic_init(&f->pos,
+		            shim_pos_word(f->append ? SHIM_POS_KERNEL : SHIM_POS_SYNCED, 0));
 		table_set(fd, f);
 	} else {
 		shim_forget(fd);
@@ -599,41 +600,53 @@ void shim_mapping(int fd)
 	fstat(fd, &st);
 }
 
-/* The kernel's position set to the one f holds; pos_lock held, or none
- * in a handler's call.  0, or -1 with errno (it stays unsettled). */
+/* The kernel's position set to the one f holds; pos_lock held with
+ * signals blocked, or none in a handler's call.  0, or -1 with errno (it
+ * stays unsettled). */
 static int settle(struct shim_file *f, int fd)
 {
 	off_t (*real_lseek)(int, off_t, int) = REAL(lseek, off_t(*)(int, off_t, int));
-	int state = atomic_load(&f->pos_state);
-	off_t r = 0;
+	uint64_t w = atomic_load(&f->pos);
+	int state = shim_pos_state(w);
+	off_t r;
 	if (state == SHIM_POS_AHEAD)
-		r = real_lseek(fd, (off_t)atomic_load(&f->pos), SEEK_SET);
+		r = real_lseek(fd, shim_pos_at(w), SEEK_SET);
 	else if (state == SHIM_POS_END) /* the mount asks the daemon, which ingests first */
 		r = real_lseek(fd, 0, SEEK_END);
+	else
+		return 0;
 	if (r < 0)
 		return -1;
-	if (state == SHIM_POS_AHEAD || state == SHIM_POS_END) {
-		atomic_store(&f->pos, (int64_t)r);
-		atomic_store(&f->pos_state, SHIM_POS_SYNCED);
-	}
+	atomic_compare_exchange_strong(&f->pos, &w, shim_pos_word(SHIM_POS_SYNCED, r));
 	return 0;
 }
 
 void shim_settle_pos(struct shim_file *f, int fd)
 {
-	int state = atomic_load(&f->pos_state);
+	int state = shim_pos_state(atomic_load(&f->pos));
 	if (state != SHIM_POS_AHEAD && state != SHIM_POS_END)
 		return;
+	sigset_t old;
+	shim_signals_block(&old);
 	pthread_mutex_lock(&f->pos_lock);
 	settle(f, fd);
 	pthread_mutex_unlock(&f->pos_lock);
+	shim_signals_restore(&old);
+}
+
+void shim_pos_to_kernel(struct shim_file *f)
+{
+	uint64_t w = atomic_load(&f->pos);
+	while (!atomic_compare_exchange_weak(&f->pos, &w,
+	                                     shim_pos_word(SHIM_POS_KERNEL, shim_pos_at(w) + 1)))
+		;
 }
 
 void shim_pos_moved(int fd)
 {
 	struct shim_file *f = shim_get(fd);
 	if (f)
-		atomic_store(&f->pos_state, SHIM_POS_KERNEL);
+		shim_pos_to_kernel(f);
 	shim_put(f);
 }
 
@@ -669,6 +682,16 @@ static void block_signals(sigset_t *old)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+void shim_signals_block(sigset_t *old)
+{
+	block_signals(old);
+}
+
+void shim_signals_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
 static void run_laters(void)
@@ -805,7 +828,7 @@ void shim_settle_pos_now(int fd)
 	if (!f)
 		return;
 	settle(f, fd);
-	atomic_store(&f->pos_state, SHIM_POS_KERNEL);
+	shim_pos_to_kernel(f);
 	put_or_later(f);
 }
 

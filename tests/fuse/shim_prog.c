@@ -1102,6 +1102,98 @@ static void signals(const char *dir)
 	pthread_join(dog, NULL);
 }
 
+/* A handler that writes through the descriptor its thread writes
+ * natively, at the position they share (its write goes to the kernel):
+ * every record of both is in the file once.  The thread also asks the
+ * position and reads, so that its writes learn the position from the
+ * kernel too.  Before, a handler's record written between the thread's
+ * look at the position and its store was covered by the thread's next
+ * write (about 8,000 of 112,000). */
+#define SAME_REC 32
+#define SAME_HANDLED 2000
+static int same_fd = -1;
+static volatile sig_atomic_t same_count, same_failed;
+
+static void same_fd_handler(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	uint8_t rec[SAME_REC];
+	int n = same_count;
+	memset(rec, 'h', sizeof(rec));
+	memcpy(rec + 1, &n, sizeof(n));
+	if (write(same_fd, rec, sizeof(rec)) != SAME_REC)
+		same_failed = 1;
+	same_count = n + 1;
+	errno = saved;
+}
+
+/* Each record of tag (its first byte) and number in the file's
+ * records once, as many as `count`. */
+static void each_once(const uint8_t *recs, size_t n, uint8_t tag, int count)
+{
+	uint8_t *seen = calloc((size_t)count + 1, 1);
+	MUST(seen != NULL);
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *r = recs + i * SAME_REC;
+		int k;
+		memcpy(&k, r + 1, sizeof(k));
+		if (r[0] != tag)
+			continue;
+		if (k < 0 || k >= count || seen[k]++)
+			fail("record %c%d at %zu: not one of those written, or twice", tag, k,
+			     i * SAME_REC);
+	}
+	for (int k = 0; k < count; k++)
+		if (!seen[k])
+			fail("record %c%d of %d is not in the file", tag, k, count);
+	free(seen);
+}
+
+static void signals_one_fd(const char *dir)
+{
+	where = "signals, one descriptor";
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/signal-same", dir);
+	same_fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0644);
+	MUST(same_fd >= 0);
+	struct sigaction sa = {.sa_handler = same_fd_handler, .sa_flags = SA_RESTART};
+	MUST(sigaction(SIGALRM, &sa, NULL) == 0);
+	struct itimerval every = {{0, 100}, {0, 100}}, off = {{0, 0}, {0, 0}};
+	MUST(setitimer(ITIMER_REAL, &every, NULL) == 0);
+	int writes = 0;
+	time_t deadline = time(NULL) + 20;
+	for (int i = 0; i < 20000 || same_count < SAME_HANDLED; i++) {
+		uint8_t rec[SAME_REC];
+		memset(rec, 'm', sizeof(rec));
+		memcpy(rec + 1, &i, sizeof(i));
+		MUST(write(same_fd, rec, sizeof(rec)) == SAME_REC);
+		writes++;
+		if (i % 64 == 0)
+			MUST(lseek(same_fd, 0, SEEK_CUR) >= 0);
+		if (i % 50 == 0)
+			MUST(read(same_fd, rec, 1) >= 0);
+		if (i % 1024 == 0 && time(NULL) > deadline)
+			fail("only %d signals were handled in 20 s", (int)same_count);
+	}
+	MUST(setitimer(ITIMER_REAL, &off, NULL) == 0);
+	int handled = same_count;
+	if (same_failed)
+		fail("a write in the signal handler failed");
+	size_t n = (size_t)writes + (size_t)handled;
+	struct stat st;
+	MUST(fstat(same_fd, &st) == 0);
+	if (st.st_size != (off_t)(n * SAME_REC))
+		fail("%s holds %lld bytes, not %zu (%d writes, %d by the handler)", path,
+		     (long long)st.st_size, n * SAME_REC, writes, handled);
+	uint8_t *recs = malloc(n * SAME_REC);
+	MUST(recs != NULL && pread(same_fd, recs, n * SAME_REC, 0) == (ssize_t)(n * SAME_REC));
+	each_once(recs, n, 'm', writes);
+	each_once(recs, n, 'h', handled);
+	free(recs);
+	MUST(close(same_fd) == 0);
+}
+
 /* Every descriptor from 3 on that /proc/self/fd shows (the listing's own
  * among them) made a copy of stderr and closed: dup2 onto numbers the
  * program never opened, then close. */
@@ -1229,6 +1321,7 @@ int main(int argc, char **argv)
 		size_limited(argv[2]);
 		streams(argv[2]);
 		signals(argv[2]);
+		signals_one_fd(argv[2]);
 		closes_all(argv[2]); /* last: it closes every descriptor */
 		return 0;
 	}
