@@ -80,9 +80,13 @@ enum {
  * position from before the handler's write, which the thread's next
  * write would then cover.  A handler leaves the word KERNEL with other
  * position bits than before (shim_pos_to_kernel): in a KERNEL word they
- * only tell one change from the next.  Where the thread makes a system
- * call between its look and its store (an lseek), signals are blocked
- * instead (shim_signals_block).
+ * only tell one change from the next.  A handler moves the kernel's
+ * position back only when the word holds a position ahead of it (it
+ * settles it before its own call): so an lseek the thread makes counting
+ * from the kernel's position is right whatever the handler did, and one
+ * to a place of its own is made again if the swap failed (lseek, shim_calls.c);
+ * the thread's own settling, which is such a move back, is made with
+ * signals blocked (shim_signals_block).
  */
 static inline uint64_t shim_pos_word(int state, off_t pos)
 {

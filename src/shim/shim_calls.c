@@ -435,12 +435,14 @@ static void drop_pages(struct shim_file *f, int fd)
 /* The descriptor's position for a write() of n bytes, moved past them:
  * the one the shim holds, or the kernel's, learnt and moved by one lseek
  * (atomic with the kernel's own writes through another descriptor
- * sharing it).  *taken: the word stored.  -1 with errno.  With pos_lock
- * held.  A signal handler that writes through the kernel between the
- * look and the store makes the compare-and-swap fail, and the position
- * is taken again after its write; around the lseek signals are blocked
- * (struct shim_file, pos).  Before, a handler's write at the position
- * that came between them was covered by the thread's next write. */
+ * sharing it).  *taken: the word stored, or 0.  -1 with errno.  With
+ * pos_lock held.  A signal handler that writes through the kernel between
+ * the look and the store makes the compare-and-swap fail (struct
+ * shim_file, pos): the shim's position is then taken again, after the
+ * handler's bytes; the kernel's, which the handler's write moved past the
+ * range the lseek took, holds as the handler left it.  Before, a
+ * handler's write that came between them was covered by the thread's
+ * next write. */
 static off_t take_position(struct shim_file *f, int fd, size_t n, uint64_t *taken)
 {
 	for (;;) {
@@ -453,20 +455,13 @@ static off_t take_position(struct shim_file *f, int fd, size_t n, uint64_t *take
 				return pos;
 			continue;
 		}
-		sigset_t old;
-		shim_signals_block(&old);
-		off_t end = -1;
-		if (shim_pos_state(atomic_load(&f->pos)) == SHIM_POS_KERNEL) {
-			end = real_lseek(fd, (off_t)n, SEEK_CUR);
-			*taken = shim_pos_word(SHIM_POS_SYNCED, end);
-			if (end >= 0)
-				atomic_store(&f->pos, *taken);
-		}
-		int e = errno;
-		shim_signals_restore(&old);
-		errno = e;
-		if (end >= 0 || shim_pos_state(atomic_load(&f->pos)) == SHIM_POS_KERNEL)
-			return end < 0 ? -1 : end - (off_t)n;
+		off_t end = real_lseek(fd, (off_t)n, SEEK_CUR);
+		if (end < 0)
+			return -1;
+		*taken = shim_pos_word(SHIM_POS_SYNCED, end);
+		if (!atomic_compare_exchange_strong(&f->pos, &w, *taken))
+			*taken = 0;
+		return end - (off_t)n;
 	}
 }
 
@@ -511,8 +506,11 @@ static ssize_t native_write_locked(struct shim_file *f, int fd, const struct iov
 		if (r < (ssize_t)n) {
 			/* What was not written gives its part of the range back:
 			 * the position ends after what was. */
-			atomic_compare_exchange_strong(
-			    &f->pos, &taken, shim_pos_word(SHIM_POS_AHEAD, pos + (r > 0 ? r : 0)));
+			uint64_t expect = taken;
+			if (taken)
+				atomic_compare_exchange_strong(
+				    &f->pos, &expect,
+				    shim_pos_word(SHIM_POS_AHEAD, pos + (r > 0 ? r : 0)));
 		}
 		if (r == 0)
 			r = -1, errno = EIO; /* nothing written, and no error said */
@@ -851,16 +849,23 @@ static off_t seek(int fd, off_t off, int whence)
 	pthread_rwlock_wrlock(&f->io_lock);
 	if (whence == SEEK_CUR)
 		shim_settle_pos(f, fd);
-	/* No handler's write between the lseek and the store: it would be
-	 * at the new position, which the store would then put back. */
-	sigset_t old;
-	shim_signals_block(&old);
-	off_t r = real_lseek(fd, off, whence);
-	int e = errno;
-	if (r >= 0) /* a failed lseek moves nothing: the state holds */
-		atomic_store(&f->pos, shim_pos_word(SHIM_POS_SYNCED, r));
-	shim_signals_restore(&old);
-	errno = e;
+	/* A failed lseek moves nothing: the state holds.  A signal handler's
+	 * write between the look and the store made the swap fail: with the
+	 * position the shim held, the handler put the kernel's back there
+	 * before it wrote, so an lseek to a place not counted from the
+	 * position is made again (the handler's write came first); one from
+	 * the position was settled, the handler moved nothing back, and the
+	 * kernel's position holds as its write left it. */
+	off_t r;
+	for (;;) {
+		uint64_t w = atomic_load(&f->pos);
+		r = real_lseek(fd, off, whence);
+		if (r < 0 ||
+		    atomic_compare_exchange_strong(&f->pos, &w,
+		                                   shim_pos_word(SHIM_POS_SYNCED, r)) ||
+		    whence == SEEK_CUR)
+			break;
+	}
 	pthread_rwlock_unlock(&f->io_lock);
 	shim_put(f);
 	return r;
