@@ -358,19 +358,31 @@ static int open_existing(struct cairn_fs *fs, struct lookup *lk, int flags, uint
 	return 0;
 }
 
+/* Whether the open names a file that is there.  Opening it makes no name,
+ * and truncating it frees space: so it is not refused for want of room
+ * for a name (on a full fast tier `> file` and `dd of=file` got ENOSPC
+ * where truncate(2) worked; test_full's `open_trunc_when_full`). */
+static int names_existing(struct cairn_fs *fs, const struct target *t, int lflags)
+{
+	struct lookup lk;
+	return target_lookup(fs, t, lflags, &lk) == 0 && lk.ino != 0;
+}
+
 static int open_locked(struct cairn_fs *fs, const struct target *t, const struct icaller *owner,
                        int flags, mode_t mode, uint64_t *ino_out, uint64_t *seq, int *attempt)
 {
 	int rc = 0;
+	int lflags = (flags & O_CREAT) ? LOOKUP_PARENT : 0;
+	if (!(flags & O_NOFOLLOW) && !((flags & O_CREAT) && (flags & O_EXCL)))
+		lflags |= LOOKUP_FOLLOW;
 	if (flags & (O_CREAT | O_TRUNC))
 		rc = op_begin(fs, sizeof(struct op_mknod) + 256, 0, SPACE_NAME, attempt);
+	if (rc == -ENOSPC && names_existing(fs, t, lflags))
+		rc = op_begin(fs, sizeof(struct op_mknod) + 256, 0, SPACE_FREES, attempt);
 	if (rc == -EROFS && !(flags & O_CREAT) && (flags & O_ACCMODE) == O_RDONLY)
 		rc = 0;
 	if (rc)
 		return rc;
-	int lflags = (flags & O_CREAT) ? LOOKUP_PARENT : 0;
-	if (!(flags & O_NOFOLLOW) && !((flags & O_CREAT) && (flags & O_EXCL)))
-		lflags |= LOOKUP_FOLLOW;
 	struct lookup lk;
 	rc = target_lookup(fs, t, lflags, &lk);
 	if (rc)

@@ -94,6 +94,14 @@ static int fill_with_names(cairn_fs *fs, const char *dir, int limit)
 static void free_space_on_full_volume(cairn_fs *fs, const char *dir, int names)
 {
 	char a[256], b[256];
+	/* Opening a file that is there makes no name: O_TRUNC and O_CREAT
+	 * work, and O_EXCL says EEXIST, while a new name is still refused. */
+	snprintf(a, sizeof(a), "%s/new", dir);
+	TV_ERR(cairn_open(fs, a, O_CREAT | O_WRONLY, 0644), ENOSPC);
+	snprintf(a, sizeof(a), "%s/" LONG_NAME "1", dir);
+	TV_ERR(cairn_open(fs, a, O_CREAT | O_EXCL | O_WRONLY, 0644), EEXIST);
+	TV_OK(cairn_close(fs, TV_OK(cairn_open(fs, a, O_WRONLY | O_TRUNC))));
+	TV_OK(cairn_close(fs, TV_OK(cairn_open(fs, a, O_CREAT | O_WRONLY | O_TRUNC, 0644))));
 	snprintf(a, sizeof(a), "%s/" LONG_NAME "0", dir);
 	snprintf(b, sizeof(b), "%s/renamed", dir);
 	TV_OK(cairn_rename(fs, a, b, 0));
