@@ -654,6 +654,18 @@ void fs_digest_kick(struct cairn_fs *fs)
 	pthread_mutex_unlock(&fs->dstate_lock);
 }
 
+int fs_digest_now(struct cairn_fs *fs)
+{
+	if (fs->read_only)
+		return 0;
+	if (fs->digest_thread_running)
+		return fs_checkpoint(fs, 0);
+	fs_lock_exclusive(fs);
+	int rc = fs_checkpoint(fs, 1);
+	pthread_rwlock_unlock(&fs->lock);
+	return rc;
+}
+
 int fs_digest_wait(struct cairn_fs *fs)
 {
 	fs->stats.log_waits++;
