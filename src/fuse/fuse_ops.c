@@ -202,7 +202,15 @@ static int clear_setid(fuse_req_t req, fuse_ino_t ino, bool flagged)
 	if (!clear)
 		return 0;
 	st.st_mode &= ~clear;
-	return ic_setattr(cf->fs, ino, IC_SET_MODE, &st, &st);
+	rc = ic_setattr(cf->fs, ino, IC_SET_MODE, &st, &st);
+	/* After an O_TRUNC open or a fallocate the kernel drops the times
+	 * and the size it keeps, not the mode: `stat -c %a` (the mode
+	 * alone) showed the set-ID bits for a second more.  Only the
+	 * attributes (off -1), which the kernel drops without waiting for
+	 * this request. */
+	if (rc == 0 && cf->se)
+		fuse_lowlevel_notify_inval_inode(cf->se, ino, -1, 0);
+	return rc;
 }
 
 /* ---- names --------------------------------------------------------------- */

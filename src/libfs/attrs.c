@@ -10,11 +10,6 @@
 #include "libfs/fs_internal.h"
 #include "libfs/oprec.h"
 
-static int64_t ts_ns(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
-
 /* Linux drops set-user-ID (and set-group-ID when group-executable) of a
  * non-directory whose owner changes. */
 static void kill_suid(struct cairn_fs *fs, uint64_t ino, struct op_setattr *p)
@@ -53,7 +48,10 @@ static int setattr_locked(struct cairn_fs *fs, uint64_t ino, const char *path, s
 	if (p->valid & (SETATTR_UID | SETATTR_GID))
 		kill_suid(fs, ino, p);
 	p->ino = ino;
-	p->ctime_ns = now_ns();
+	/* A caller that set a time to "now" gives ctime the same now, as
+	 * Linux does (touch left ctime a few microseconds after mtime). */
+	if (!p->ctime_ns)
+		p->ctime_ns = now_ns();
 	struct iovec iov = {p, sizeof(*p)};
 	return op_log_apply(fs, OP_SETATTR, NULL, &iov, 1, seq);
 }
@@ -142,7 +140,8 @@ int cairn_utimens(cairn_fs *fs, const char *path, const struct timespec times[2]
 		if (times[k].tv_nsec == UTIME_OMIT)
 			continue;
 		p.valid |= bit[k];
-		*field[k] = times[k].tv_nsec == UTIME_NOW ? now : ts_ns(&times[k]);
+		*field[k] = times[k].tv_nsec == UTIME_NOW ? now : ts_to_ns(&times[k]);
 	}
+	p.ctime_ns = now;
 	return setattr_path(fs, path, &p);
 }

@@ -295,6 +295,10 @@ uint64_t checkpoint_cost(struct cairn_fs *fs);
 /* After unlocking: wait for durability (sync mode) and maybe start digest. */
 int op_finish(struct cairn_fs *fs, uint64_t seq);
 int64_t now_ns(void);
+/* A time as nanoseconds since the epoch, the inode's unit, held to what
+ * 64 bits of them span (1677 to 2262), as a file system clamps a time it
+ * cannot store: 2300-01-01 came back as 1715 (the product overflowed). */
+int64_t ts_to_ns(const struct timespec *ts);
 
 /* ---- path walk (path.c) ---- */
 struct lookup {

@@ -44,15 +44,11 @@ int ic_getattr(cairn_fs *fs, uint64_t ino, struct stat *st)
 	return stat_ino(fs, ino, st);
 }
 
-static int64_t ts_ns(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
-
 static void setattr_from(unsigned valid, const struct stat *in, struct op_setattr *p)
 {
 	memset(p, 0, sizeof(*p));
 	int64_t now = now_ns();
+	p->ctime_ns = now;
 	if (valid & IC_SET_MODE) {
 		p->valid |= SETATTR_MODE;
 		p->mode = in->st_mode & 07777;
@@ -67,11 +63,11 @@ static void setattr_from(unsigned valid, const struct stat *in, struct op_setatt
 	}
 	if (valid & (IC_SET_ATIME | IC_SET_ATIME_NOW)) {
 		p->valid |= SETATTR_ATIME;
-		p->atime_ns = (valid & IC_SET_ATIME_NOW) ? now : ts_ns(&in->st_atim);
+		p->atime_ns = (valid & IC_SET_ATIME_NOW) ? now : ts_to_ns(&in->st_atim);
 	}
 	if (valid & (IC_SET_MTIME | IC_SET_MTIME_NOW)) {
 		p->valid |= SETATTR_MTIME;
-		p->mtime_ns = (valid & IC_SET_MTIME_NOW) ? now : ts_ns(&in->st_mtim);
+		p->mtime_ns = (valid & IC_SET_MTIME_NOW) ? now : ts_to_ns(&in->st_mtim);
 	}
 }
 

@@ -6,6 +6,7 @@
  * Owns: the begin/append/finish protocol.  May call: log, apply, digest.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -14,11 +15,21 @@
 #include "libfs/oprec.h"
 #include "log/log_format.h"
 
+int64_t ts_to_ns(const struct timespec *ts)
+{
+	const int64_t max_s = INT64_MAX / 1000000000 - 1;
+	if (ts->tv_sec > max_s)
+		return INT64_MAX;
+	if (ts->tv_sec < -max_s)
+		return INT64_MIN;
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
 int64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return ts_to_ns(&ts);
 }
 
 /* Metadata blocks the next checkpoint will write, estimated from above:

@@ -24,8 +24,8 @@ static int check_name(const char *name, size_t *len)
 	static const char *const spaces[] = {"user.", "trusted.", "security.", "system."};
 	for (size_t i = 0; i < sizeof(spaces) / sizeof(spaces[0]); i++) {
 		size_t n = strlen(spaces[i]);
-		if (*len > n && !strncmp(name, spaces[i], n))
-			return 0;
+		if (*len >= n && !strncmp(name, spaces[i], n))
+			return *len > n ? 0 : -EINVAL; /* the prefix alone, as Linux says */
 	}
 	return -EOPNOTSUPP;
 }

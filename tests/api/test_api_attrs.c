@@ -279,6 +279,15 @@ static void test_utimens_explicit_ns(void **state)
 	st = tv_stat(fs, "/d");
 	TV_EQ(tv_ts_ns(&st.st_atim), 4000000000LL * NS + 1);
 	TV_EQ(tv_ts_ns(&st.st_mtim), 1 * NS + 999999999);
+	/* Beyond what nanoseconds in 64 bits span (1677 to 2262): held to
+	 * the nearest end, as ext4 clamps to its own range (2300-01-01 came
+	 * back as 1715, 1600-01-01 as 2184). */
+	struct timespec far[2] = {{.tv_sec = 10413792000LL, .tv_nsec = 0},
+	                          {.tv_sec = -11676096000LL, .tv_nsec = 0}};
+	TV_OK(cairn_utimens(fs, "/f", far));
+	st = tv_stat(fs, "/f");
+	TV_EQ(st.st_atim.tv_sec, INT64_MAX / NS);
+	TV_EQ(st.st_mtim.tv_sec, INT64_MIN / NS - 1);
 }
 
 static void test_utimens_now(void **state)
@@ -305,6 +314,9 @@ static void test_utimens_now(void **state)
 	st = tv_stat(fs, "/f");
 	assert_true(tv_ts_ns(&st.st_atim) >= before - NS);
 	assert_true(tv_ts_ns(&st.st_mtim) >= before - NS);
+	/* One "now" for the times set and the change time, as on Linux. */
+	TV_EQ(tv_ts_ns(&st.st_ctim), tv_ts_ns(&st.st_mtim));
+	TV_EQ(tv_ts_ns(&st.st_atim), tv_ts_ns(&st.st_mtim));
 }
 
 static void test_utimens_omit(void **state)

@@ -50,6 +50,7 @@ static void test_flags_and_errors(void **state)
 	TV_ERR(cairn_setxattr(fs, "/f", "user.a", "2", 1, 4), EINVAL);
 	TV_ERR(cairn_setxattr(fs, "/f", "nonamespace", "2", 1, 0), EOPNOTSUPP);
 	TV_ERR(cairn_setxattr(fs, "/f", "", "2", 1, 0), ERANGE);
+	TV_ERR(cairn_setxattr(fs, "/f", "user.", "2", 1, 0), EINVAL); /* as Linux's VFS */
 	char longname[300];
 	memcpy(longname, "user.", 5);
 	memset(longname + 5, 'n', sizeof(longname) - 6);
@@ -116,10 +117,10 @@ static void test_persist_and_free(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_set_get_list_remove, tv_setup, tv_teardown),
-		cmocka_unit_test_setup_teardown(test_flags_and_errors, tv_setup, tv_teardown),
-		cmocka_unit_test_setup_teardown(test_on_dirs_symlinks_and_ctime, tv_setup, tv_teardown),
-		cmocka_unit_test_setup_teardown(test_persist_and_free, tv_setup, tv_teardown),
+	    cmocka_unit_test_setup_teardown(test_set_get_list_remove, tv_setup, tv_teardown),
+	    cmocka_unit_test_setup_teardown(test_flags_and_errors, tv_setup, tv_teardown),
+	    cmocka_unit_test_setup_teardown(test_on_dirs_symlinks_and_ctime, tv_setup, tv_teardown),
+	    cmocka_unit_test_setup_teardown(test_persist_and_free, tv_setup, tv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
