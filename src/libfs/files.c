@@ -160,7 +160,8 @@ static void ns_to_ts(int64_t ns, struct timespec *ts)
  * so 4,600 appends of 128 bytes showed 18 MB where the file held 589 KB.
  * The estimate is held to the file's size in blocks, or to what it has
  * when it has more (fallocate past the end): new pieces either fill holes,
- * which the size bounds, or replace blocks it has. */
+ * or replace blocks it has.  An estimate: a file with both holes and
+ * blocks set aside past its end may show fewer until the digest. */
 static uint64_t blocks_estimate(uint64_t have, uint64_t reserved, uint64_t size)
 {
 	uint64_t span = size / B + (size % B != 0);

@@ -321,10 +321,10 @@ static int tier_evacuate(struct cairn_fs *fs, const char *name, uint64_t max_byt
 		return -ENOENT;
 	}
 	/* Blocks written again whole since they went bad move like any:
-	 * what the log holds is stored first. */
-	int rc = fs_digest_now(fs);
-	if (!rc)
-		rc = start_draining(fs, t, err, el);
+	 * what the log holds is stored first, if it can be (a tier whose
+	 * medium fails is the one to empty). */
+	(void)fs_digest_now(fs);
+	int rc = start_draining(fs, t, err, el);
 	uint64_t want = max_bytes ? (max_bytes + B - 1) / B : UINT64_MAX, moved = 0;
 	if (!rc)
 		rc = migrate_evacuate(fs, t, want, &moved);

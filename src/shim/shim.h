@@ -82,9 +82,9 @@ enum {
  * position bits than before (shim_pos_to_kernel): in a KERNEL word they
  * only tell one change from the next.  A handler moves the kernel's
  * position back only when the word holds a position ahead of it (it
- * settles it before its own call): so an lseek the thread makes counting
- * from the kernel's position is right whatever the handler did, and one
- * to a place of its own is made again if the swap failed (lseek, shim_calls.c);
+ * settles it before its own call): so when the swap of a thread's lseek
+ * fails, the lseek is made again only if the word it looked at was such
+ * a position and the lseek does not count from it (seek, shim_calls.c);
  * the thread's own settling, which is such a move back, is made with
  * signals blocked (shim_signals_block).
  */
@@ -101,6 +101,19 @@ static inline int shim_pos_state(uint64_t word)
 static inline off_t shim_pos_at(uint64_t word)
 {
 	return (off_t)(word >> 2);
+}
+
+/* The kernel's position r, just learnt by an lseek, as the word that
+ * says it holds: SYNCED, or KERNEL when r does not fit the word (an
+ * lseek may go far past the largest file: stored, 2^62 + 100 would read
+ * as 100, and the next native write would land there).  `was` is the
+ * word looked at before, which a KERNEL word must differ from. */
+#define SHIM_POS_FITS ((off_t)1 << 61)
+static inline uint64_t shim_pos_held(off_t r, uint64_t was)
+{
+	return r < SHIM_POS_FITS
+	           ? shim_pos_word(SHIM_POS_SYNCED, r)
+	           : shim_pos_word(SHIM_POS_KERNEL, (shim_pos_at(was) + 1) & (SHIM_POS_FITS - 1));
 }
 
 /* The kernel's position holds for f from now on (a read or a handler's

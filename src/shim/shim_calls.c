@@ -458,7 +458,7 @@ static off_t take_position(struct shim_file *f, int fd, size_t n, uint64_t *take
 		off_t end = real_lseek(fd, (off_t)n, SEEK_CUR);
 		if (end < 0)
 			return -1;
-		*taken = shim_pos_word(SHIM_POS_SYNCED, end);
+		*taken = shim_pos_held(end, w);
 		if (!atomic_compare_exchange_strong(&f->pos, &w, *taken))
 			*taken = 0;
 		return end - (off_t)n;
@@ -477,11 +477,13 @@ static ssize_t native_write_locked(struct shim_file *f, int fd, const struct iov
 		 * write() put it: settled first, it stays there. */
 		if (f->append && at >= 0)
 			shim_settle_pos(f, fd);
+		uint64_t w = atomic_load(&f->pos); /* a handler's lseek after it holds */
 		int r = client_local_pwritev(f->client, f->cfd, iov, cnt, f->append ? 0 : at);
 		if (r == 1) {
 			drop_pages(f, fd);
 			if (f->append && at < 0)
-				atomic_store(&f->pos, shim_pos_word(SHIM_POS_END, 0));
+				atomic_compare_exchange_strong(&f->pos, &w,
+				                               shim_pos_word(SHIM_POS_END, 0));
 		}
 		*refused = r == 0;
 		return r == 1 ? (ssize_t)n : r;
@@ -507,7 +509,7 @@ static ssize_t native_write_locked(struct shim_file *f, int fd, const struct iov
 			/* What was not written gives its part of the range back:
 			 * the position ends after what was. */
 			uint64_t expect = taken;
-			if (taken)
+			if (taken && pos + (r > 0 ? r : 0) < SHIM_POS_FITS)
 				atomic_compare_exchange_strong(
 				    &f->pos, &expect,
 				    shim_pos_word(SHIM_POS_AHEAD, pos + (r > 0 ? r : 0)));
@@ -537,23 +539,26 @@ static ssize_t native_write(struct shim_file *f, int fd, const struct iovec *iov
  * sets it after it opened its files).  The limit is read at the first
  * write and again after the process sets one (setrlimit, prlimit on
  * itself); a limit another process sets with prlimit is not seen. */
-static _Atomic int fsize_known = 0, fsize_limit_set = 0;
+static _Atomic uint64_t fsize_gen = 1; /* moved by every change */
+static _Atomic uint64_t fsize_seen;    /* gen << 1 | limited, as last read */
 
 static int fsize_limited(void)
 {
-	if (!atomic_load_explicit(&fsize_known, memory_order_acquire)) {
-		struct rlimit rl;
-		int limited = getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
-		atomic_store(&fsize_limit_set, limited);
-		atomic_store_explicit(&fsize_known, 1, memory_order_release);
-	}
-	return atomic_load(&fsize_limit_set);
+	uint64_t gen = atomic_load(&fsize_gen), seen = atomic_load(&fsize_seen);
+	if (seen >> 1 == gen)
+		return (int)(seen & 1);
+	struct rlimit rl;
+	int limited = getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+	/* A change meanwhile moved gen past this one: the next write reads
+	 * the limit again. */
+	atomic_store(&fsize_seen, gen << 1 | (uint64_t)limited);
+	return limited;
 }
 
 static void fsize_changed(int resource, int r)
 {
 	if (r == 0 && resource == RLIMIT_FSIZE)
-		atomic_store(&fsize_known, 0);
+		atomic_fetch_add(&fsize_gen, 1);
 }
 
 EXPORT int setrlimit(__rlimit_resource_t resource, const struct rlimit *rl)
@@ -849,23 +854,28 @@ static off_t seek(int fd, off_t off, int whence)
 	pthread_rwlock_wrlock(&f->io_lock);
 	if (whence == SEEK_CUR)
 		shim_settle_pos(f, fd);
-	/* A failed lseek moves nothing: the state holds.  A signal handler's
-	 * write between the look and the store made the swap fail: with the
-	 * position the shim held, the handler put the kernel's back there
-	 * before it wrote, so an lseek to a place not counted from the
-	 * position is made again (the handler's write came first); one from
-	 * the position was settled, the handler moved nothing back, and the
-	 * kernel's position holds as its write left it. */
+	/* pos_lock too: a settling (before a lock command, a fork) moves the
+	 * kernel's position under it alone.  A failed lseek moves nothing:
+	 * the state holds.  A signal handler's write between the look and
+	 * the store makes the swap fail.  If the word held a position ahead
+	 * of the kernel's, the handler put the kernel's back there before it
+	 * wrote, undoing this lseek if it came after it: an lseek to a place
+	 * not counted from the position is made again (the handler's write
+	 * came first).  Otherwise the handler moved nothing back, its write
+	 * went where this lseek put the position, and the kernel's holds as
+	 * that write left it. */
+	pthread_mutex_lock(&f->pos_lock);
 	off_t r;
 	for (;;) {
 		uint64_t w = atomic_load(&f->pos);
+		int was = shim_pos_state(w);
 		r = real_lseek(fd, off, whence);
-		if (r < 0 ||
-		    atomic_compare_exchange_strong(&f->pos, &w,
-		                                   shim_pos_word(SHIM_POS_SYNCED, r)) ||
-		    whence == SEEK_CUR)
+		if (r < 0 || atomic_compare_exchange_strong(&f->pos, &w, shim_pos_held(r, w)))
+			break;
+		if (whence == SEEK_CUR || (was != SHIM_POS_AHEAD && was != SHIM_POS_END))
 			break;
 	}
+	pthread_mutex_unlock(&f->pos_lock);
 	pthread_rwlock_unlock(&f->io_lock);
 	shim_put(f);
 	return r;

@@ -884,6 +884,10 @@ static struct real_fn {
     {.name = "lockf"},
     {.name = "fdopen"},
     {.name = "vdprintf"},
+    {.name = "setrlimit"},
+    {.name = "setrlimit64"},
+    {.name = "prlimit"},
+    {.name = "prlimit64"},
 };
 
 __attribute__((constructor)) static void find_reals(void)

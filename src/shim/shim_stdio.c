@@ -376,6 +376,12 @@ static int take_number(int fd, int old, int flags)
 	return fd;
 }
 
+/* glibc's flag of a stream that appends (libio's _IO_IS_APPENDING), which
+ * fopencookie sets from its mode once and which libc's ftell and flush
+ * follow: a reopen sets it from the new mode.  Kept from "a", a stream
+ * reopened "r+" told the end from ftell, and its flush wrote there. */
+#define LIBIO_IS_APPENDING 0x1000
+
 FILE *shim_stream_reopen(const char *path, const char *mode, FILE *f)
 {
 	struct shim_stream *s = stream_of(f);
@@ -399,6 +405,10 @@ FILE *shim_stream_reopen(const char *path, const char *mode, FILE *f)
 	if (fd >= 0) {
 		s->fd = take_number(fd, s->fd, flags);
 		start_position(s->fd, flags);
+		if (flags & O_APPEND)
+			f->_flags |= LIBIO_IS_APPENDING;
+		else
+			f->_flags &= ~LIBIO_IS_APPENDING;
 		s->orientation = 0;
 		memset(&s->state, 0, sizeof(s->state));
 		__fpurge(f);
