@@ -60,6 +60,10 @@ struct shim_file {
 	 * io_lock held alone. */
 	int pages_dropped;
 	uint64_t pages_dropped_at;
+	/* Set with io_lock held alone when the file goes back to the kernel
+	 * (shim_give_back, a fork): a write that finds it under the lock is
+	 * the kernel's, at the position settled then. */
+	atomic_int given_back;
 };
 
 /* Where a descriptor's position is (struct shim_file, pos). */

@@ -525,7 +525,8 @@ static ssize_t native_write(struct shim_file *f, int fd, const struct iovec *iov
                             off_t at, int *refused)
 {
 	pthread_rwlock_wrlock(&f->io_lock);
-	ssize_t r = native_write_locked(f, fd, iov, cnt, n, at, refused);
+	ssize_t r =
+	    atomic_load(&f->given_back) ? 0 : native_write_locked(f, fd, iov, cnt, n, at, refused);
 	pthread_rwlock_unlock(&f->io_lock);
 	return r;
 }
@@ -914,7 +915,7 @@ static int native_truncate(int fd, off_t len, int *done)
 	}
 	pthread_rwlock_wrlock(&f->io_lock);
 	shim_settle_pos(f, fd);
-	int r = client_local_ftruncate(f->client, f->cfd, len);
+	int r = atomic_load(&f->given_back) ? 0 : client_local_ftruncate(f->client, f->cfd, len);
 	if (r == 1)
 		drop_pages(f, fd);
 	pthread_rwlock_unlock(&f->io_lock);
