@@ -287,16 +287,16 @@ int shim_on_mount(const char *path)
 	return on;
 }
 
-/* A child of fork() is not the client its parent attached (the socket and
- * the log are the parent's): it forgets them, and attaches anew if it
- * opens a file for writing.  The descriptors it inherited stay open on
- * the kernel, which serves them through the daemon. */
-static void release_fork_held(int given_back);
+static void release_fork_held(int in_parent);
 /* The fork's thread stays counted in the shim from the hold to the
  * release (settle_before_fork), so that a handler that runs in between
  * (it would wait for a lock its own thread holds) goes to the kernel. */
 static int fork_in_shim;
 
+/* A child of fork() is not the client its parent attached (the socket and
+ * the log are the parent's): it forgets them, and attaches anew if it
+ * opens a file for writing.  The descriptors it inherited stay open on
+ * the kernel, which serves them through the daemon. */
 static void forget_after_fork(void)
 {
 	if (fork_in_shim) {
@@ -344,13 +344,6 @@ static void each_file(void (*fn)(int fd, struct shim_file *f, const void *arg), 
 	}
 }
 
-/* A native write in flight ends first, and none starts after: a writer
- * finds the mark under the lock and goes to the kernel, at the position
- * settled here.  Before, another thread's write that came between the
- * settling and the table's change was made at a position the kernel did
- * not have, and the next write, the kernel's, covered it (a dprintf, an
- * mmap or an F_SETFL in one thread while another wrote lost a record
- * now and then). */
 /* The kernel places an append at the end it last heard of, which native
  * writes left behind: a descriptor that appends (now: F_SETFL may have
  * just turned it on) makes it ask, while no write of the file can be in
@@ -366,6 +359,13 @@ static void kernel_size_known(struct shim_file *f, int fd)
 		fstat(fd, &st);
 }
 
+/* A native write in flight ends first, and none starts after: a writer
+ * finds the mark under the lock and goes to the kernel, at the position
+ * settled here.  Before, another thread's write that came between the
+ * settling and the table's change was made at a position the kernel did
+ * not have, and the next write, the kernel's, covered it (a dprintf, an
+ * mmap or an F_SETFL in one thread while another wrote lost a record
+ * now and then). */
 void shim_give_back(int fd, struct shim_file *f)
 {
 	pthread_rwlock_wrlock(&f->io_lock);
@@ -416,15 +416,18 @@ static void hold_for_fork(int fd, struct shim_file *f, const void *arg)
 	kernel_size_known(f, fd);
 }
 
-/* Lets them go: given back in the parent (given_back), as they are in the
- * child, which forgets them. */
-static void release_fork_held(int given_back)
+/* Lets them go: given back and unlocked in the parent.  The child forgets
+ * them: their locks are left as they are (the child's thread has another
+ * id than the one that took them, which an unlock would not recognize),
+ * and their memory is set up anew before it is used again (file_new). */
+static void release_fork_held(int in_parent)
 {
 	for (int i = 0; i < nfork_held; i++) {
 		struct shim_file *f = fork_held[i];
-		if (given_back)
+		if (in_parent) {
 			atomic_store(&f->given_back, 1);
-		pthread_rwlock_unlock(&f->io_lock);
+			pthread_rwlock_unlock(&f->io_lock);
+		}
 		if (atomic_fetch_sub(&f->refs, 1) == 1)
 			file_free(f);
 	}
