@@ -386,7 +386,7 @@ int heat_take_ready(struct cairn_fs *fs, struct promote_entry *out, int max);
 /* ---- digest (digest/digest.h) is called through these ---- */
 int fs_checkpoint(struct cairn_fs *fs, int locked);
 /* A digest of everything in the log now, taking the locks itself (none
- * held): for calls that judge what the shared area holds (scrub, a tier's
+ * held): for calls that judge what the shared area holds (a tier's
  * evacuation), which must not find there blocks that writes still in the
  * log replaced.  0 on a read-only volume. */
 int fs_digest_now(struct cairn_fs *fs);

@@ -12,10 +12,9 @@
  * at a time: the digest, which rewrites mapped blocks in place under the
  * write lock, never runs in the middle of a chunk, and writers wait at
  * most one chunk.  New blocks the digest stores after letting the lock go
- * are waited for (read_lock_stored).  What the log holds when the scrub
- * starts is digested first, so the scrub judges the files as they are;
- * data written later is in the log, whose records are verified by their
- * own checksums at every replay.  Unwritten (preallocated) extents are skipped.
+ * are waited for (read_lock_stored).  Undigested data is still in the log, whose records are
+ * verified by their own checksums at every replay; the scrub checks what
+ * the digest has stored.  Unwritten (preallocated) extents are skipped.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -171,12 +170,6 @@ int cairn_scrub(cairn_fs *fs, struct cairn_scrub *s)
 	int cancel = s->cancel;
 	memset(s, 0, sizeof(*s));
 	s->cancel = cancel;
-	/* A block written again whole since its copy went bad is good: the
-	 * writes in the log are stored first, not read past (the scrub
-	 * listed such a block until the idle digest, 5 s later).  A digest
-	 * that fails (a failing medium, a full volume) stops nothing: the
-	 * scrub is wanted most then. */
-	(void)fs_digest_now(fs);
 	int rc = 0;
 	count_files(fs, s);
 	for (uint64_t ino = FS_ROOT_INO; ino < fs->sh.sb.inode_count && !rc; ino++)
