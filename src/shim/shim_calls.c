@@ -259,11 +259,8 @@ static int fcntl_done(int fd, int cmd, void *arg, int r)
 		 * place; the kernel takes the descriptor back. */
 		struct shim_file *f = shim_get(fd);
 		int append = ((int)(intptr_t)arg & O_APPEND) != 0;
-		if (f && f->append != append) {
-			shim_give_back_all(f);
-			if (append)
-				kernel_learns_size(fd);
-		}
+		if (f && f->append != append)
+			shim_give_back_all(f); /* which has the kernel ask the size */
 		shim_put(f);
 	}
 	return r;
